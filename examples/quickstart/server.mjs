@@ -1,0 +1,28 @@
+// Server quickstart: charge 0.01 AlphaUSD per request on Tempo.
+// Env: MPPKIT_RPC_URL and MPPKIT_CHAIN_ID (a Tempo node), MPPKIT_RECIPIENT (your address),
+// MPP_SECRET (≥ 32 bytes), PORT.
+import http from 'node:http'
+import { Server, toNodeListener } from '@mppkit/core/server'
+import { tempo } from '@mppkit/method-tempo/server'
+
+const server = Server.create({
+  realm: 'localhost',
+  secrets: [process.env.MPP_SECRET ?? 'dev-only-secret-change-me-0123456789abcdef'],
+  methods: [
+    tempo({
+      rpcUrl: process.env.MPPKIT_RPC_URL,
+      chainId: Number(process.env.MPPKIT_CHAIN_ID ?? 4217),
+      currency: '0x20c0000000000000000000000000000000000001', // AlphaUSD (TIP-20, 6 decimals)
+      recipient: process.env.MPPKIT_RECIPIENT,
+    }),
+  ],
+})
+
+const weather = server.protect({ offers: [{ method: 'tempo', request: { amount: '10000' } }] }, () =>
+  Response.json({ city: 'Lisbon', forecast: 'sunny', celsius: 24 }),
+)
+
+const listener = http.createServer(toNodeListener(weather))
+listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${listener.address().port}/weather`)
+})

@@ -1,0 +1,17 @@
+// Pays the charge server twice: once in pull mode (the server broadcasts), once in push mode (we do).
+// Env: MPPKIT_PRIVATE_KEY, MPPKIT_RPC_URL. Usage: node client.mjs <url>
+import { Client, receipt } from '@mppkit/core/client'
+import { tempo } from '@mppkit/method-tempo/client'
+import { privateKeyToAccount } from 'viem/accounts'
+
+const account = privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY)
+const url = process.argv[2] ?? 'http://127.0.0.1:3000/quote'
+for (const mode of ['pull', 'push']) {
+  const client = Client.create({
+    methods: [tempo({ account, rpcUrl: process.env.MPPKIT_RPC_URL, mode })],
+    policy: { maxAmount: 10_000n },
+  })
+  const response = await client.fetch(url)
+  console.log(mode, response.status, await response.json())
+  console.log(mode, 'receipt', receipt(response))
+}

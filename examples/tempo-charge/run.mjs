@@ -1,0 +1,25 @@
+// Runs the example end to end on a local Tempo node (or the one `npm run devnet` started, see
+// ../lib/tempo-node.mjs): node examples/tempo-charge/run.mjs
+import { fileURLToPath } from 'node:url'
+import { runClient, startServer } from '../lib/processes.mjs'
+import { tempoNode } from '../lib/tempo-node.mjs'
+
+const here = (file) => fileURLToPath(new URL(file, import.meta.url))
+const node = await tempoNode()
+const [payer, merchant] = node.info.accounts
+const env = { ...process.env, MPPKIT_RPC_URL: node.info.rpcUrl, MPPKIT_CHAIN_ID: String(node.info.chainId) }
+const server = await startServer(here('./server.mjs'), {
+  ...env,
+  MPPKIT_RECIPIENT: merchant.address,
+  PORT: '0',
+})
+try {
+  const url = server.url
+  process.exitCode = await runClient(here('./client.mjs'), [url], {
+    ...env,
+    MPPKIT_PRIVATE_KEY: payer.privateKey,
+  })
+} finally {
+  server.kill()
+  await node.stop()
+}

@@ -1,0 +1,39 @@
+// Opens a channel, pays three requests with vouchers, reads a metered SSE stream (answering
+// payment-need-voucher events), then closes the channel. Env: MPPKIT_PRIVATE_KEY, MPPKIT_RPC_URL.
+// Usage: node client.mjs <base url>
+import { Client, receipt } from '@mppkit/core/client'
+import { tempo } from '@mppkit/method-tempo/client'
+import { privateKeyToAccount } from 'viem/accounts'
+
+const base = process.argv[2] ?? 'http://127.0.0.1:3000'
+const sessions = tempo.session({
+  account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY),
+  rpcUrl: process.env.MPPKIT_RPC_URL,
+  deposit: 10_000n,
+})
+const client = Client.create({ methods: [sessions], policy: { maxDeposit: 50_000n } })
+
+for (let i = 0; i < 3; i++) {
+  const response = await client.fetch(`${base}/chat`)
+  const { spent, acceptedCumulative } = receipt(response)
+  console.log(response.status, await response.json(), { spent, acceptedCumulative })
+}
+
+const stream = await client.fetch(`${base}/stream`)
+let buffer = ''
+for await (const text of stream.body.pipeThrough(new TextDecoderStream())) {
+  buffer += text
+  for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+    const event = buffer.slice(0, end)
+    buffer = buffer.slice(end + 2)
+    const name = /^event: (.*)$/m.exec(event)?.[1] ?? 'message'
+    const data = /^data: (.*)$/m.exec(event)?.[1]
+    if (name === 'payment-need-voucher')
+      await sessions.voucher(`${base}/stream`, BigInt(JSON.parse(data).requiredCumulative))
+    else console.log(name, data)
+  }
+}
+
+// One channel paid both routes (same payee, token and escrow): close it, the unspent deposit comes back.
+const closed = await sessions.close(`${base}/chat`)
+console.log('closed', closed.status, receipt(closed) ?? (await closed.text()))

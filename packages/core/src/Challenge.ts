@@ -1,0 +1,233 @@
+import { createHmac, type KeyObject } from 'node:crypto'
+import * as Base64url from './Base64url.js'
+import { ConfigurationError, FormatError, ParseError } from './Errors.js'
+import { parseChallenges } from './internal/AuthHeader.js'
+import * as Jcs from './Jcs.js'
+
+/**
+ * A Payment challenge (`WWW-Authenticate: Payment …`), with `request` decoded to its JSON object.
+ * `opaque` is kept as it appears on the wire (base64url of a JCS string map).
+ *
+ * @see draft-httpauth-payment-00 §5.1
+ */
+export type Challenge = {
+  id: string
+  realm: string
+  method: string
+  intent: string
+  request: Record<string, unknown>
+  expires?: string
+  description?: string
+  digest?: string
+  opaque?: string
+  /** Non-default credential header name bound into the id (an extension the conformance vectors use). */
+  header?: string
+}
+
+/** A challenge without its id: what the server binds. */
+export type ChallengeFields = Omit<Challenge, 'id'>
+
+/** RFC 8785/base64url of a challenge request: the form that appears on the wire and in the HMAC. */
+export function encodeRequest(request: Record<string, unknown>): string {
+  return Base64url.encode(Jcs.canonicalize(request))
+}
+
+/**
+ * Decodes a `request` (or `opaque`) parameter: base64url → UTF-8 → a JSON object.
+ *
+ * @example
+ * ```ts
+ * Challenge.decodeRequest('e30') // {}
+ * ```
+ */
+export function decodeRequest(text: string): Record<string, unknown> {
+  let json: unknown
+  try {
+    json = JSON.parse(Base64url.decodeText(text))
+  } catch (cause) {
+    throw new ParseError('request is not base64url JSON', { cause })
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ParseError('request must be a JSON object')
+  return json as Record<string, unknown>
+}
+
+/**
+ * Encodes server correlation data as an `opaque` parameter (JCS of a flat string map, base64url).
+ *
+ * @example
+ * ```ts
+ * Challenge.encodeOpaque({ route: '/api' }) // 'eyJyb3V0ZSI6Ii9hcGkifQ'
+ * ```
+ * @see draft-httpauth-payment-00 §5.1.2: "The value MUST be a JSON object whose values are strings"
+ */
+export function encodeOpaque(map: Record<string, string>): string {
+  for (const value of Object.values(map))
+    if (typeof value !== 'string') throw new FormatError('opaque values must be strings')
+  return encodeRequest(map)
+}
+
+/** Minimum HMAC secret length in bytes. */
+export const minimumSecretBytes = 32
+
+/** Checks that a binding secret is at least 32 bytes; returns it as bytes. */
+export function checkSecret(secret: string | Uint8Array): Uint8Array {
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret
+  if (bytes.byteLength < minimumSecretBytes)
+    throw new ConfigurationError(`challenge secret must be at least ${minimumSecretBytes} bytes`)
+  return bytes
+}
+
+/**
+ * The HMAC input: seven positional slots joined by `|` (realm, method, intent, request, expires,
+ * digest, opaque), with a non-default credential `header` inserted before opaque.
+ *
+ * @see draft-httpauth-payment-00 §5.1.3.1: "The HMAC input is constructed from exactly seven fixed
+ *   positional slots. Required fields supply their string value; optional fields use an empty string"
+ */
+export function bindingInput(fields: ChallengeFields, requestB64?: string): string {
+  const header = fields.header
+  const headerSlot =
+    header !== undefined && header !== '' && header.toLowerCase() !== 'authorization' ? `${header}|` : ''
+  return `${fields.realm}|${fields.method}|${fields.intent}|${requestB64 ?? encodeRequest(fields.request)}|${fields.expires ?? ''}|${fields.digest ?? ''}|${headerSlot}${fields.opaque ?? ''}`
+}
+
+/**
+ * Computes the challenge id: base64url(HMAC-SHA256(secret, bindingInput)).
+ *
+ * @example
+ * ```ts
+ * const id = Challenge.computeId({ realm: 'api', method: 'tempo', intent: 'charge', request: {} }, secret)
+ * ```
+ * @see draft-httpauth-payment-00 §5.1.3.1
+ */
+export function computeId(fields: ChallengeFields, secret: string | Uint8Array, requestB64?: string): string {
+  return computeIdRaw(bindingInput(fields, requestB64), checkSecret(secret))
+}
+
+/** HMAC of a prepared binding input with an already checked secret (hot path of the server). */
+export function computeIdRaw(input: string, secret: Uint8Array | KeyObject): string {
+  return createHmac('sha256', secret).update(input).digest('base64url')
+}
+
+const lowercaseMethod = /^[a-z]+$/
+const intentToken = /^[A-Za-z0-9-]+$/
+
+/** Validates the fields every challenge must have; throws `ParseError`. */
+export function validate(challenge: Partial<Challenge>): asserts challenge is Challenge {
+  // "clients and parsers MUST reject challenges whose `id` is missing or empty" (§5.1.1)
+  if (typeof challenge.id !== 'string' || challenge.id === '')
+    throw new ParseError('challenge id is missing or empty')
+  if (typeof challenge.realm !== 'string') throw new ParseError('challenge realm is missing')
+  // "Method identifiers are case-sensitive and MUST be lowercase." (§6.1)
+  if (typeof challenge.method !== 'string' || !lowercaseMethod.test(challenge.method))
+    throw new ParseError('challenge method must be lowercase ASCII letters')
+  if (typeof challenge.intent !== 'string' || !intentToken.test(challenge.intent))
+    throw new ParseError('challenge intent is missing or invalid')
+  if (typeof challenge.request !== 'object' || challenge.request === null || Array.isArray(challenge.request))
+    throw new ParseError('challenge request is missing')
+  for (const key of ['expires', 'description', 'digest', 'opaque', 'header'] as const)
+    if (challenge[key] !== undefined && typeof challenge[key] !== 'string')
+      throw new ParseError(`challenge ${key} must be a string`)
+}
+
+function fromParams(params: Map<string, string>, duplicates: string[]): Challenge {
+  // Duplicate parameters make the binding ambiguous: reject them.
+  if (duplicates.length > 0) throw new ParseError(`duplicate parameter: ${duplicates[0]}`)
+  const request = params.get('request')
+  if (request === undefined) throw new ParseError('challenge request is missing')
+  const challenge: Partial<Challenge> = {
+    id: params.get('id') as string,
+    realm: params.get('realm') as string,
+    method: params.get('method') as string,
+    intent: params.get('intent') as string,
+    request: decodeRequest(request),
+  }
+  for (const key of ['expires', 'description', 'digest', 'opaque'] as const) {
+    const value = params.get(key)
+    if (value !== undefined) challenge[key] = value
+  }
+  validate(challenge)
+  return challenge
+}
+
+/**
+ * Parses every Payment challenge in one or more `WWW-Authenticate` field values. Other schemes are
+ * skipped; malformed Payment challenges are skipped too (see {@link parse} for a strict single parse).
+ *
+ * @example
+ * ```ts
+ * const challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+ * ```
+ */
+export function parseAll(values: string | readonly string[]): Challenge[] {
+  const out: Challenge[] = []
+  for (const value of typeof values === 'string' ? [values] : values)
+    for (const raw of parseChallenges(value)) {
+      if (raw.scheme.toLowerCase() !== 'payment') continue
+      try {
+        out.push(fromParams(raw.params, raw.duplicates))
+      } catch {
+        // Unusable challenge: a client simply cannot pay it.
+      }
+    }
+  return out
+}
+
+/**
+ * Parses the first Payment challenge of a header value, strictly: throws `ParseError` when there is none
+ * or it is invalid.
+ *
+ * @example
+ * ```ts
+ * Challenge.parse('Payment id="x", realm="api", method="tempo", intent="charge", request="e30"')
+ * ```
+ */
+export function parse(value: string): Challenge {
+  if (typeof value !== 'string') throw new ParseError('header must be a string')
+  const raw = parseChallenges(value).find((c) => c.scheme.toLowerCase() === 'payment')
+  if (raw === undefined) throw new ParseError('no Payment challenge')
+  return fromParams(raw.params, raw.duplicates)
+}
+
+const forbidden = /[\u0000-\u0008\u000a-\u001f\u007f]/
+
+function quote(name: string, value: string): string {
+  // CR/LF (and other controls) would allow header injection: refuse them.
+  if (forbidden.test(value)) throw new FormatError(`${name} contains a control character`)
+  return `${name}="${value.replace(/[\\"]/g, '\\$&')}"`
+}
+
+/**
+ * Formats one challenge as a `WWW-Authenticate` field value.
+ *
+ * @example
+ * ```ts
+ * Challenge.format({ id, realm: 'api', method: 'tempo', intent: 'charge', request: { amount: '1' } })
+ * ```
+ */
+export function format(challenge: Challenge, requestB64?: string): string {
+  try {
+    validate(challenge)
+  } catch (error) {
+    throw new FormatError((error as Error).message)
+  }
+  let out = `Payment ${quote('id', challenge.id)}, ${quote('realm', challenge.realm)}, ${quote('method', challenge.method)}, ${quote('intent', challenge.intent)}, request="${requestB64 ?? encodeRequest(challenge.request)}"`
+  if (challenge.description !== undefined) out += `, ${quote('description', challenge.description)}`
+  if (challenge.digest !== undefined) out += `, ${quote('digest', challenge.digest)}`
+  if (challenge.expires !== undefined) out += `, ${quote('expires', challenge.expires)}`
+  if (challenge.opaque !== undefined) out += `, ${quote('opaque', challenge.opaque)}`
+  return out
+}
+
+/**
+ * Builds a challenge from its fields and binds its id with the secret.
+ *
+ * @example
+ * ```ts
+ * const challenge = Challenge.create({ realm: 'api', method: 'tempo', intent: 'charge', request }, secret)
+ * ```
+ */
+export function create(fields: ChallengeFields, secret: string | Uint8Array): Challenge {
+  return { id: computeId(fields, secret), ...fields }
+}

@@ -1,0 +1,161 @@
+import * as Base64url from './Base64url.js'
+import * as Challenge from './Challenge.js'
+import { FormatError, ParseError } from './Errors.js'
+
+/**
+ * A Payment credential (`Authorization: Payment <base64url JSON>`): the echoed challenge (with `request`
+ * decoded), the method-specific `payload`, and an optional payer `source`.
+ *
+ * @see draft-httpauth-payment-00 §5.2
+ */
+export type Credential = {
+  challenge: Challenge.Challenge
+  payload: Record<string, unknown>
+  source?: string
+}
+
+const scheme = /^[Pp][Aa][Yy][Mm][Ee][Nn][Tt] +([A-Za-z0-9_-]+)\s*$/
+
+/**
+ * Finds the Payment credentials in an `Authorization` field value (several headers are joined by ",").
+ * Returns the raw base64url tokens.
+ *
+ * @example
+ * ```ts
+ * Credential.extract(request.headers.get('authorization')) // ['eyJj…']
+ * ```
+ */
+export function extract(value: string | null | undefined): string[] {
+  if (!value) return []
+  // One credential, no list: the common case, without splitting.
+  if (value.indexOf(',') === -1) {
+    const trimmed = value.trim()
+    return /^payment(\s|$)/i.test(trimmed) ? [trimmed.slice(7).trim()] : []
+  }
+  const out: string[] = []
+  for (const part of value.split(',')) {
+    const trimmed = part.trim()
+    if (/^payment(\s|$)/i.test(trimmed)) out.push(trimmed.slice(7).trim())
+  }
+  return out
+}
+
+/**
+ * Decodes the base64url token of a credential; throws `ParseError` when it is not a valid credential.
+ *
+ * @example
+ * ```ts
+ * const credential = Credential.decode(token)
+ * ```
+ */
+export function decode(token: string): Credential {
+  return decodeWithRequest(token).credential
+}
+
+/**
+ * Like {@link decode}, also returning the echoed `request` exactly as it was on the wire (base64url),
+ * which lets a server check the binding without re-canonicalizing when the client echoed it verbatim.
+ *
+ * @example
+ * ```ts
+ * const { credential, requestB64 } = Credential.decodeWithRequest(token)
+ * ```
+ */
+export function decodeWithRequest(
+  token: string,
+  decodeRequest: (requestB64: string) => Record<string, unknown> = Challenge.decodeRequest,
+): { credential: Credential; requestB64: string } {
+  let json: unknown
+  try {
+    json = JSON.parse(Base64url.decodeText(token))
+  } catch (cause) {
+    throw new ParseError('credential is not base64url JSON', { cause })
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ParseError('credential must be a JSON object')
+  const { challenge, payload, source } = json as Record<string, unknown>
+  if (typeof challenge !== 'object' || challenge === null || Array.isArray(challenge))
+    throw new ParseError('credential challenge is missing')
+  const raw = challenge as Record<string, unknown>
+  const requestB64 = raw.request
+  if (typeof requestB64 !== 'string') throw new ParseError('credential challenge request is missing')
+  const echoedChallenge = {
+    id: raw.id,
+    realm: raw.realm,
+    method: raw.method,
+    intent: raw.intent,
+    request: decodeRequest(requestB64),
+  } as Challenge.Challenge
+  // Optional members are copied only when present, so absent fields stay absent.
+  if (raw.expires !== undefined) echoedChallenge.expires = raw.expires as string
+  if (raw.description !== undefined) echoedChallenge.description = raw.description as string
+  if (raw.digest !== undefined) echoedChallenge.digest = raw.digest as string
+  if (raw.opaque !== undefined) echoedChallenge.opaque = raw.opaque as string
+  if (raw.header !== undefined) echoedChallenge.header = raw.header as string
+  Challenge.validate(echoedChallenge)
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw new ParseError('credential payload must be a JSON object')
+  if (source !== undefined && source !== null && typeof source !== 'string')
+    throw new ParseError('credential source must be a string')
+  const credential: Credential = { challenge: echoedChallenge, payload: payload as Record<string, unknown> }
+  if (typeof source === 'string') credential.source = source
+  return { credential, requestB64 }
+}
+
+/**
+ * Parses an `Authorization: Payment …` field value (exactly one credential).
+ *
+ * @example
+ * ```ts
+ * const credential = Credential.parse('Payment eyJjaGFsbGVuZ2UiOnsi…')
+ * ```
+ */
+export function parse(value: string): Credential {
+  if (typeof value !== 'string') throw new ParseError('header must be a string')
+  const match = scheme.exec(value.trim())
+  if (!match) throw new ParseError('not a Payment credential')
+  return decode(match[1]!)
+}
+
+/**
+ * Serializes a credential to its base64url token (no scheme).
+ *
+ * @example
+ * ```ts
+ * headers.set('authorization', `Payment ${Credential.serialize(credential)}`)
+ * ```
+ */
+export function serialize(credential: Credential): string {
+  const { challenge } = credential
+  try {
+    Challenge.validate(challenge)
+  } catch (error) {
+    throw new FormatError((error as Error).message)
+  }
+  if (typeof credential.payload !== 'object' || credential.payload === null)
+    throw new FormatError('payload must be an object')
+  const echoed: Record<string, unknown> = {
+    id: challenge.id,
+    realm: challenge.realm,
+    method: challenge.method,
+    intent: challenge.intent,
+    request: Challenge.encodeRequest(challenge.request),
+  }
+  for (const key of ['description', 'digest', 'expires', 'opaque', 'header'] as const)
+    if (challenge[key] !== undefined) echoed[key] = challenge[key]
+  const wire: Record<string, unknown> = { challenge: echoed, payload: credential.payload }
+  if (credential.source !== undefined && credential.source !== null) wire.source = credential.source
+  return Base64url.encode(JSON.stringify(wire))
+}
+
+/**
+ * Formats a credential as an `Authorization` field value.
+ *
+ * @example
+ * ```ts
+ * Credential.format({ challenge, payload: { type: 'hash', hash } }) // 'Payment eyJ…'
+ * ```
+ */
+export function format(credential: Credential): string {
+  return `Payment ${serialize(credential)}`
+}

@@ -1,0 +1,257 @@
+/**
+ * The error hierarchy of mppkit: `BaseError` → `PaymentError` (an RFC 9457 problem) → one class per
+ * problem type of the Payment scheme. Errors are recognized by a `Symbol.for` marker, so two copies of
+ * `@mppkit/core` in one process still agree on what a payment error is.
+ *
+ * Messages never contain credentials, preimages, tokens or keys.
+ *
+ * @see draft-httpauth-payment-00 §8 (Error Handling)
+ */
+
+const baseMarker = Symbol.for('mppkit.BaseError')
+const paymentMarker = Symbol.for('mppkit.PaymentError')
+
+/** The canonical base URI for problem types. */
+export const problemBase = 'https://paymentauth.org/problems/'
+
+/**
+ * Root of every error mppkit throws.
+ *
+ * @example
+ * ```ts
+ * if (BaseError.is(error)) console.log(error.code)
+ * ```
+ */
+export class BaseError extends Error {
+  override name = 'BaseError'
+  /** A stable machine-readable code. */
+  readonly code: string
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = options.code ?? 'mppkit'
+    Object.defineProperty(this, baseMarker, { value: true })
+  }
+  /** True for any mppkit error, from any copy of the package. */
+  static is(value: unknown): value is BaseError {
+    return typeof value === 'object' && value !== null && (value as any)[baseMarker] === true
+  }
+}
+
+/** A problem+json body (RFC 9457). */
+export type Problem = {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  [extension: string]: unknown
+}
+
+type PaymentErrorOptions = {
+  detail?: string
+  cause?: unknown
+  /** Seconds after which a retry may succeed; set for transient failures (rail or store unavailable). */
+  retryAfter?: number
+  /** A stable rail-specific reason, e.g. `amount-mismatch`. */
+  reason?: string
+  /** Problem extension members (never secrets). */
+  extensions?: Record<string, unknown>
+}
+
+/**
+ * An error that maps to an RFC 9457 problem and an HTTP status.
+ *
+ * @example
+ * ```ts
+ * throw new PaymentError({ type: 'verification-failed', title: 'Payment Verification Failed', status: 402 })
+ * ```
+ * @see draft-httpauth-payment-00 §8.2
+ */
+export class PaymentError extends BaseError {
+  override name = 'PaymentError'
+  /** Problem type, relative to {@link problemBase} (e.g. `verification-failed`, `session/delta-too-small`). */
+  readonly type: string
+  readonly title: string
+  readonly status: number
+  readonly detail: string | undefined
+  readonly retryAfter: number | undefined
+  readonly reason: string | undefined
+  readonly extensions: Record<string, unknown>
+
+  constructor(problem: { type: string; title: string; status: number } & PaymentErrorOptions) {
+    super(problem.detail ?? problem.title, { code: problem.type, cause: problem.cause })
+    this.type = problem.type
+    this.title = problem.title
+    this.status = problem.status
+    this.detail = problem.detail
+    this.retryAfter = problem.retryAfter
+    this.reason = problem.reason
+    this.extensions = problem.extensions ?? {}
+    Object.defineProperty(this, paymentMarker, { value: true })
+  }
+
+  /** True for any payment error, from any copy of the package. */
+  static override is(value: unknown): value is PaymentError {
+    return typeof value === 'object' && value !== null && (value as any)[paymentMarker] === true
+  }
+
+  /** The absolute problem type URI. */
+  get typeUri(): string {
+    return this.type.startsWith('http') ? this.type : problemBase + this.type
+  }
+
+  /** The RFC 9457 problem body. */
+  toProblem(extra: Record<string, unknown> = {}): Problem {
+    const problem: Problem = { type: this.typeUri, title: this.title, status: this.status }
+    if (this.detail !== undefined) problem.detail = this.detail
+    if (this.reason !== undefined) problem.reason = this.reason
+    return { ...problem, ...this.extensions, ...extra }
+  }
+}
+
+function problemClass(type: string, title: string, status: number, className: string) {
+  const Class = class extends PaymentError {
+    constructor(options: PaymentErrorOptions = {}) {
+      super({ type, title, status, ...options })
+      this.name = className
+    }
+  }
+  Object.defineProperty(Class, 'name', { value: className })
+  return Class
+}
+
+/** `payment-required`: the resource requires payment. @see draft-httpauth-payment-00 §8.2 */
+export class PaymentRequiredError extends problemClass(
+  'payment-required',
+  'Payment Required',
+  402,
+  'PaymentRequiredError',
+) {}
+/** `payment-insufficient`: the amount is too low. */
+export class PaymentInsufficientError extends problemClass(
+  'payment-insufficient',
+  'Payment Insufficient',
+  402,
+  'PaymentInsufficientError',
+) {}
+/** `payment-expired`: the challenge or authorization expired. */
+export class PaymentExpiredError extends problemClass(
+  'payment-expired',
+  'Payment Expired',
+  402,
+  'PaymentExpiredError',
+) {}
+/** `verification-failed`: the proof is invalid. */
+export class VerificationFailedError extends problemClass(
+  'verification-failed',
+  'Payment Verification Failed',
+  402,
+  'VerificationFailedError',
+) {}
+/** `method-unsupported`: the method/intent is not accepted (HTTP 400). */
+export class MethodUnsupportedError extends problemClass(
+  'method-unsupported',
+  'Payment Method Unsupported',
+  400,
+  'MethodUnsupportedError',
+) {}
+/** `malformed-credential`: the credential could not be decoded. */
+export class MalformedCredentialError extends problemClass(
+  'malformed-credential',
+  'Malformed Payment Credential',
+  402,
+  'MalformedCredentialError',
+) {}
+/** `invalid-challenge`: the challenge id is unknown, expired, or already used. */
+export class InvalidChallengeError extends problemClass(
+  'invalid-challenge',
+  'Invalid Payment Challenge',
+  402,
+  'InvalidChallengeError',
+) {}
+
+/**
+ * A rail or store is unavailable: HTTP 503 with `Retry-After`. Nothing was consumed or charged.
+ *
+ * @example
+ * ```ts
+ * throw new ServiceUnavailableError({ detail: 'RPC unreachable', retryAfter: 2 })
+ * ```
+ */
+export class ServiceUnavailableError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({
+      type: 'service-unavailable',
+      title: 'Payment Service Unavailable',
+      status: 503,
+      retryAfter: 1,
+      ...options,
+    })
+    this.name = 'ServiceUnavailableError'
+  }
+}
+
+/** The shared Store could not be reached; maps to 503 + Retry-After. */
+export class StoreUnavailableError extends ServiceUnavailableError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({ detail: 'Payment store unavailable', reason: 'store-unavailable', ...options })
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+/** A request is already being processed under the same Idempotency-Key (HTTP 409, retry later). */
+export class IdempotencyConflictError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({
+      type: 'idempotency-conflict',
+      title: 'Request In Progress',
+      status: 409,
+      retryAfter: 1,
+      ...options,
+    })
+    this.name = 'IdempotencyConflictError'
+  }
+}
+
+/** Several `Authorization: Payment` credentials in one request (HTTP 400). @see draft-httpauth-payment-00 §A */
+export class MultipleCredentialsError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({ type: 'malformed-credential', title: 'Multiple Payment Credentials', status: 400, ...options })
+    this.name = 'MultipleCredentialsError'
+  }
+}
+
+/** A codec could not parse its input (a header, base64url, JSON). `kind` matches the conformance ABI. */
+export class ParseError extends BaseError {
+  override name = 'ParseError'
+  readonly kind: 'parse_error' | 'encoding_error'
+  constructor(message: string, options: { kind?: 'parse_error' | 'encoding_error'; cause?: unknown } = {}) {
+    super(message, { code: options.kind ?? 'parse_error', cause: options.cause })
+    this.kind = options.kind ?? 'parse_error'
+  }
+}
+
+/** A value could not be formatted safely (e.g. CRLF in a header parameter). */
+export class FormatError extends BaseError {
+  override name = 'FormatError'
+  constructor(message: string) {
+    super(message, { code: 'format_error' })
+  }
+}
+
+/** Invalid configuration given by the library user (weak secret, duplicate method, …). */
+export class ConfigurationError extends BaseError {
+  override name = 'ConfigurationError'
+  constructor(message: string) {
+    super(message, { code: 'configuration_error' })
+  }
+}
+
+/** The client's spend policy refused to pay a challenge. Nothing was signed or sent. */
+export class PolicyError extends BaseError {
+  override name = 'PolicyError'
+  readonly reason: string
+  constructor(reason: string, message: string) {
+    super(message, { code: 'policy_refused' })
+    this.reason = reason
+  }
+}

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto'
+import type { Receipt } from './Receipt.js'
+import type { Store } from './Store.js'
+
+/**
+ * The idempotent-response cache, built on the Store contract so it works on every store.
+ *
+ * A record moves `pending` → `serving` (paid, handler running under a lease) → `done` (response
+ * stored), or → `failed` (handler failed; one retry at a time may serve it again, never settle again). The key binds the client's `Idempotency-Key` to the challenge id, so a key alone never
+ * unlocks someone else's response.
+ *
+ * @see draft-httpauth-payment-00 §11.5: "When a client retries a request with the same `Idempotency-Key`
+ *   and a valid Payment credential, the server SHOULD return the same response as the original successful
+ *   request without re-executing the operation."
+ */
+export type IdempotencyRecord =
+  /** Claimed; verification and settlement are running. */
+  | { state: 'pending' }
+  /** Settled; a handler is producing the response until `leaseUntil` (epoch ms). */
+  | { state: 'serving'; receipt: Receipt; leaseUntil: number }
+  /** Settled, but the handler failed: the next retry may serve it (without settling again). */
+  | { state: 'failed'; receipt: Receipt }
+  /** Settled and answered: retries get this response. */
+  | { state: 'done'; receipt: Receipt; response: StoredResponse }
+
+/** A response as stored for replay. */
+export type StoredResponse = { status: number; headers: [string, string][]; body: string }
+
+/** Store key of an idempotency record. */
+export function key(prefix: string, realm: string, idempotencyKey: string, challengeId: string): string {
+  const digest = createHash('sha256')
+    .update(`${realm}\n${idempotencyKey}\n${challengeId}`)
+    .digest('base64url')
+  return `${prefix}idem:${digest}`
+}
+
+/**
+ * Claims a key for a new request: `undefined` when this caller owns it, or the existing record as stored
+ * (the raw string, so a caller can take it over with compare-and-set).
+ *
+ * @example
+ * ```ts
+ * const existing = await IdempotencyCache.claim(store, key, ttlMs)
+ * ```
+ */
+export async function claim(store: Store, key: string, ttlMs: number): Promise<string | undefined> {
+  const pending = JSON.stringify({ state: 'pending' })
+  if (await store.putIfAbsent(key, pending, ttlMs)) return undefined
+  const raw = await store.get(key)
+  // Expired between the two calls: claim again once.
+  if (raw === undefined) return (await store.putIfAbsent(key, pending, ttlMs)) ? undefined : pending
+  return raw
+}
+
+/** Writes a record (after settlement, then after the response). */
+export async function put(
+  store: Store,
+  key: string,
+  record: IdempotencyRecord,
+  ttlMs: number,
+): Promise<void> {
+  await store.set(key, JSON.stringify(record), ttlMs)
+}
+
+/** Buffers a response for storage; returns the stored form and a fresh equivalent response. */
+export async function snapshot(response: Response): Promise<{ stored: StoredResponse; response: Response }> {
+  const body = Buffer.from(await response.arrayBuffer())
+  const headers = [...response.headers]
+  const stored = { status: response.status, headers, body: body.toString('base64') }
+  return { stored, response: restore(stored) }
+}
+
+/** Rebuilds a stored response. */
+export function restore(stored: StoredResponse): Response {
+  const body = stored.status === 204 || stored.status === 304 ? null : Buffer.from(stored.body, 'base64')
+  return new Response(body, { status: stored.status, headers: stored.headers })
+}

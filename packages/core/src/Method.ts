@@ -1,0 +1,169 @@
+import type { Challenge } from './Challenge.js'
+import type { Credential } from './Credential.js'
+import { ConfigurationError } from './Errors.js'
+import type { Receipt } from './Receipt.js'
+import type { Store } from './Store.js'
+
+/**
+ * A schema the core can validate untrusted data with. zod schemas satisfy it as they are; any object
+ * with a compatible `safeParse` (valibot adapters, hand-written guards) works too.
+ */
+export type Schema<output> = {
+  safeParse(value: unknown): { success: true; data: output } | { success: false; error: unknown }
+}
+
+/** The output type of a {@link Schema}. */
+export type Infer<schema> = schema extends Schema<infer output> ? output : never
+
+/**
+ * The data half of a payment method: its registered name, the intent it implements, and the schemas of
+ * the decoded challenge `request` and of the credential `payload` (wire field names as the spec spells
+ * them).
+ */
+export type Definition<request = unknown, payload = unknown> = {
+  readonly name: string
+  readonly intent: string
+  readonly request: Schema<request>
+  readonly payload: Schema<payload>
+}
+
+const nameRule = /^[a-z]+$/
+const intentRule = /^[A-Za-z0-9-]+$/
+
+/**
+ * Declares a payment method (data first; server and client sides are built from it).
+ *
+ * @example
+ * ```ts
+ * const charge = Method.define({ name: 'tempo', intent: 'charge', request: TempoChargeRequest, payload: TempoChargePayload })
+ * ```
+ * @see draft-httpauth-payment-00 §6 (Payment Methods), §10.1 (Payment Method Specifications)
+ */
+export function define<const definition extends Definition<any, any>>(definition: definition): definition {
+  // "payment-method-id = 1*LOWERALPHA" (§6.1); "intent = 1*( ALPHA / DIGIT / "-" )" (§7.1)
+  if (!nameRule.test(definition.name))
+    throw new ConfigurationError(`method name must be lowercase letters: ${definition.name}`)
+  if (!intentRule.test(definition.intent))
+    throw new ConfigurationError(`invalid intent: ${definition.intent}`)
+  return Object.freeze(definition)
+}
+
+/** Method-scoped state: the server Store with keys namespaced by method and intent. */
+export type MethodStore = Store
+
+/** What a server method sees when a challenge is issued. */
+export type PrepareContext<request> = {
+  /** The route's request fields (pinned), already merged with the method defaults. */
+  request: request
+  /** The incoming HTTP request that will receive the 402. */
+  httpRequest: Request
+  realm: string
+  /** The challenge expiry (RFC 3339). */
+  expires: string
+}
+
+/** What a server method sees when verifying and settling. */
+export type VerifyContext<request, payload> = {
+  challenge: Challenge
+  /** The echoed `request`, validated against the method's request schema. */
+  request: request
+  /** The credential payload, validated against the method's payload schema. */
+  payload: payload
+  credential: Credential
+  /** Method-namespaced store, for single-use proofs and session state. */
+  store: MethodStore
+  httpRequest: Request
+}
+
+/** What `settle` returns: the method-specific receipt fields (status/method/timestamp are added). */
+export type Settlement = {
+  /** Method-specific reference: tx hash, invoice hash, PaymentIntent id, channel id… */
+  reference: string
+  externalId?: string
+  /** Extra receipt fields defined by the method specification. */
+  receipt?: Record<string, unknown>
+  /** Data for the route handler (e.g. a session meter); never serialized. */
+  context?: unknown
+  /**
+   * When set, the server answers with this response instead of calling the route handler (e.g. a
+   * session `close` or `topUp` action that buys no resource). Still a 2xx with a receipt.
+   */
+  response?: Response
+}
+
+/**
+ * The server half of a method: `verify` has no side effects (throws a `PaymentError` subclass); `settle`
+ * moves value and is idempotent per challenge id.
+ *
+ * @example
+ * ```ts
+ * const server: Method.Server<typeof charge> = { definition: charge, async verify(ctx) { … }, async settle(ctx) { … } }
+ * ```
+ */
+export type Server<definition extends Definition<any, any> = Definition<any, any>, verified = unknown> = {
+  readonly definition: definition
+  /** Method defaults merged under the route's request (e.g. currency, recipient, chainId). */
+  readonly defaults?: Partial<Infer<definition['request']>>
+  /**
+   * Lets a credential answer a challenge that was already consumed. By default the core consumes every
+   * challenge id exactly once; a method may waive that for payloads whose effect can only happen once
+   * anyway (e.g. a session `close`, which the escrow finalizes once), and then guarantees single use
+   * itself. Clients such as mppx's session manager close on the last challenge they paid.
+   */
+  reusesChallenge?(payload: Infer<definition['payload']>): boolean
+  /** Adds per-challenge fields (memo, nonce, fee-payer data) at issuance. These are not pinned. */
+  prepare?(
+    context: PrepareContext<Infer<definition['request']>>,
+  ): Infer<definition['request']> | Promise<Infer<definition['request']>>
+  verify(
+    context: VerifyContext<Infer<definition['request']>, Infer<definition['payload']>>,
+  ): Promise<verified>
+  settle(
+    context: VerifyContext<Infer<definition['request']>, Infer<definition['payload']>> & {
+      verified: verified
+    },
+  ): Promise<Settlement>
+}
+
+/** What a client method sees when asked to pay. */
+export type PayContext<request> = {
+  challenge: Challenge
+  /** The challenge request, validated against the method's request schema. */
+  request: request
+  /** The URL being paid for. */
+  url: string
+  signal?: AbortSignal
+}
+
+/** A price as the client policy understands it. */
+export type Quote = {
+  /** Amount in base units that this payment moves now (a session: the deposit). */
+  amount: bigint
+  currency: string
+  /** Session deposit, checked against the policy's `maxDeposit`. */
+  deposit?: bigint
+}
+
+/**
+ * The client half of a method: quote the challenge for the spend policy, then create the payload.
+ *
+ * @example
+ * ```ts
+ * const client: Method.Client<typeof charge> = { definition: charge, quote: (r) => …, async createPayload(ctx) { … } }
+ * ```
+ */
+export type Client<definition extends Definition<any, any> = Definition<any, any>> = {
+  readonly definition: definition
+  /** Price of paying this request (defaults to the charge intent's `amount`/`currency` fields). */
+  quote?(request: Infer<definition['request']>): Quote
+  createPayload(
+    context: PayContext<Infer<definition['request']>>,
+  ): Promise<{ payload: Infer<definition['payload']>; source?: string }>
+  /** Called with the receipt of a successful payment (e.g. to track a session's cumulative spend). */
+  onReceipt?(receipt: Receipt, challenge: Challenge): void
+}
+
+/** Registry key of a method. */
+export function key(method: { name: string; intent: string } | { method: string; intent: string }): string {
+  return `${'name' in method ? method.name : method.method}/${method.intent}`
+}

@@ -1,0 +1,138 @@
+/**
+ * A tolerant, linear-time tokenizer for RFC 9110 §11 challenge lists (`WWW-Authenticate`):
+ *
+ *   challenge  = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
+ *   auth-param = token BWS "=" BWS ( token / quoted-string )
+ *
+ * Several challenges may share one field value, separated by commas; a new challenge starts where a
+ * token is followed by whitespace and something that is not "=". Malformed parameters are skipped up
+ * to the next top-level comma, so one bad extension parameter never hides the rest.
+ */
+
+export type RawChallenge = {
+  scheme: string
+  /** Lower-cased parameter names → values; `duplicates` lists names seen twice. */
+  params: Map<string, string>
+  duplicates: string[]
+  token68?: string
+}
+
+const tchar = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/
+const token68char = /[A-Za-z0-9\-._~+/]/
+
+function isWs(c: string | undefined): boolean {
+  return c === ' ' || c === '\t'
+}
+
+/** Splits a field value into raw challenges. Never throws. */
+export function parseChallenges(input: string): RawChallenge[] {
+  const out: RawChallenge[] = []
+  const n = input.length
+  let i = 0
+
+  const skipWs = () => {
+    while (i < n && isWs(input[i])) i++
+  }
+  const readToken = (): string => {
+    const start = i
+    while (i < n && tchar.test(input[i]!)) i++
+    return input.slice(start, i)
+  }
+  // Reads a quoted-string starting at `"`; returns undefined if unterminated (i moves to the end).
+  const readQuoted = (): string | undefined => {
+    i++ // opening quote
+    let value = ''
+    while (i < n) {
+      const c = input[i]!
+      if (c === '\\') {
+        if (i + 1 >= n) {
+          i = n
+          return undefined
+        }
+        value += input[i + 1]
+        i += 2
+        continue
+      }
+      if (c === '"') {
+        i++
+        return value
+      }
+      value += c
+      i++
+    }
+    return undefined
+  }
+  // Skips to the next top-level comma (outside quotes), leaving i on it (or at the end).
+  const skipToComma = () => {
+    while (i < n && input[i] !== ',') {
+      if (input[i] === '"') {
+        i++
+        while (i < n && input[i] !== '"') i += input[i] === '\\' ? 2 : 1
+        if (i < n) i++
+      } else i++
+    }
+  }
+
+  let current: RawChallenge | undefined
+  while (i < n) {
+    skipWs()
+    if (input[i] === ',') {
+      i++
+      continue
+    }
+    if (i >= n) break
+    const name = readToken()
+    if (name === '') {
+      // Junk character: skip the element.
+      skipToComma()
+      continue
+    }
+    const afterName = i
+    skipWs()
+    if (input[i] === '=' && current !== undefined) {
+      // auth-param of the current challenge (unless it is really token68 padding, handled below).
+      i++
+      skipWs()
+      let value: string | undefined
+      if (input[i] === '"') value = readQuoted()
+      else {
+        const t = readToken()
+        value = t === '' ? undefined : t
+      }
+      if (value !== undefined) {
+        const key = name.toLowerCase()
+        if (current.params.has(key)) current.duplicates.push(key)
+        else current.params.set(key, value)
+      }
+      skipWs()
+      if (i < n && input[i] !== ',') skipToComma()
+      continue
+    }
+    // A new challenge: `name` is its scheme.
+    i = afterName
+    current = { scheme: name, params: new Map(), duplicates: [] }
+    out.push(current)
+    if (i >= n) break
+    if (!isWs(input[i])) {
+      skipToComma()
+      continue
+    }
+    skipWs()
+    // token68? (a run of token68 chars, optional '=' padding, then end or comma)
+    const save = i
+    while (i < n && token68char.test(input[i]!)) i++
+    if (i > save) {
+      let j = i
+      while (j < n && input[j] === '=') j++
+      let k = j
+      while (k < n && isWs(input[k])) k++
+      if (k >= n || input[k] === ',') {
+        current.token68 = input.slice(save, j)
+        i = k
+        continue
+      }
+    }
+    i = save
+  }
+  return out
+}

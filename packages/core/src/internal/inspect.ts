@@ -1,0 +1,149 @@
+import * as Challenge from '../Challenge.js'
+import * as Credential from '../Credential.js'
+import { BaseError } from '../Errors.js'
+import * as Expires from '../Expires.js'
+import * as Receipt from '../Receipt.js'
+
+/** What `mppkit inspect` found in a value. */
+export type Inspection =
+  | { kind: 'challenges'; challenges: Challenge.Challenge[] }
+  | { kind: 'credential'; credential: Credential.Credential }
+  | { kind: 'receipt'; receipt: Receipt.Receipt }
+  | { kind: 'unknown'; reason: string }
+
+const sensitive = /preimage|secret|spt|token|signature|private|macaroon/i
+
+/** Replaces sensitive payload values (signatures, preimages, tokens) with a short fingerprint. */
+export function redact(value: unknown, reveal = false): unknown {
+  if (reveal || typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map((v) => redact(v))
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      sensitive.test(k) && typeof v === 'string'
+        ? `<redacted ${v.length} chars; --reveal to show>`
+        : redact(v),
+    ]),
+  )
+}
+
+/**
+ * Decodes a header value of any Payment kind: challenge(s), credential, or receipt.
+ *
+ * @example
+ * ```ts
+ * inspectValue('Payment id="x", realm="api", method="tempo", intent="charge", request="e30"')
+ * ```
+ */
+export function inspectValue(input: string): Inspection {
+  const value = input.trim().replace(/^(www-authenticate|authorization|payment-receipt)\s*:\s*/i, '')
+  if (/^payment\s+[a-z]+\s*=/i.test(value)) {
+    const challenges = Challenge.parseAll(value)
+    if (challenges.length) return { kind: 'challenges', challenges }
+    try {
+      Challenge.parse(value)
+    } catch (error) {
+      return { kind: 'unknown', reason: BaseError.is(error) ? error.message : 'invalid challenge' }
+    }
+  }
+  const token = value.replace(/^payment\s+/i, '')
+  try {
+    return { kind: 'credential', credential: Credential.decode(token) }
+  } catch {}
+  try {
+    return { kind: 'receipt', receipt: Receipt.parse(token) }
+  } catch {}
+  return { kind: 'unknown', reason: 'not a Payment challenge, credential or receipt' }
+}
+
+function describeChallenge(challenge: Challenge.Challenge, now: number): string {
+  const r = challenge.request as Record<string, unknown>
+  const lines = [`  ${challenge.method}/${challenge.intent}  realm=${challenge.realm}`]
+  if (r.amount !== undefined)
+    lines.push(
+      `    amount      ${String(r.amount)} (base units)${r.currency ? ` of ${String(r.currency)}` : ''}`,
+    )
+  if (r.recipient !== undefined) lines.push(`    recipient   ${String(r.recipient)}`)
+  if (challenge.description !== undefined) lines.push(`    description ${challenge.description}`)
+  if (challenge.expires !== undefined) {
+    let when = 'invalid'
+    try {
+      const seconds = Math.round((Expires.parse(challenge.expires) - now) / 1000)
+      when = seconds >= 0 ? `in ${seconds}s` : `expired ${-seconds}s ago`
+    } catch {}
+    lines.push(`    expires     ${challenge.expires} (${when})`)
+  }
+  if (challenge.digest !== undefined) lines.push(`    digest      ${challenge.digest}`)
+  lines.push(`    id          ${challenge.id}`)
+  lines.push(`    request     ${JSON.stringify(challenge.request, null, 2).replace(/\n/g, '\n    ')}`)
+  if (challenge.opaque !== undefined) {
+    try {
+      lines.push(`    opaque      ${JSON.stringify(Challenge.decodeRequest(challenge.opaque))}`)
+    } catch {
+      lines.push(`    opaque      ${challenge.opaque}`)
+    }
+  }
+  return lines.join('\n')
+}
+
+/**
+ * Renders an inspection for people.
+ *
+ * @example
+ * ```ts
+ * console.log(render(inspectValue(header)))
+ * ```
+ */
+export function render(inspection: Inspection, options: { reveal?: boolean; now?: number } = {}): string {
+  const now = options.now ?? Date.now()
+  switch (inspection.kind) {
+    case 'challenges':
+      return [
+        `${inspection.challenges.length} Payment challenge(s):`,
+        ...inspection.challenges.map((c) => describeChallenge(c, now)),
+      ].join('\n')
+    case 'credential': {
+      const { credential } = inspection
+      return [
+        'Payment credential:',
+        describeChallenge(credential.challenge, now),
+        ...(credential.source ? [`  source  ${credential.source}`] : []),
+        `  payload ${JSON.stringify(redact(credential.payload, options.reveal), null, 2).replace(/\n/g, '\n  ')}`,
+      ].join('\n')
+    }
+    case 'receipt':
+      return `Payment receipt:\n  ${JSON.stringify(inspection.receipt, null, 2).replace(/\n/g, '\n  ')}`
+    default:
+      return `Could not decode: ${inspection.reason}`
+  }
+}
+
+/**
+ * Fetches a URL and describes its payment offers (a 402) or its receipt.
+ *
+ * @example
+ * ```ts
+ * console.log(await inspectUrl('https://api.example.com/paid'))
+ * ```
+ */
+export async function inspectUrl(
+  url: string,
+  options: { reveal?: boolean; fetch?: typeof fetch } = {},
+): Promise<{ text: string; ok: boolean }> {
+  const response = await (options.fetch ?? fetch)(url, { headers: { accept: 'application/json, */*' } })
+  const lines = [`${response.status} ${response.statusText} ${url}`]
+  if (response.status === 402) {
+    const challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+    lines.push(render({ kind: 'challenges', challenges }, options))
+    const type = response.headers.get('content-type') ?? ''
+    if (type.includes('json')) {
+      const body = await response.text()
+      lines.push(`problem: ${body}`)
+    }
+    return { text: lines.join('\n'), ok: challenges.length > 0 }
+  }
+  const receipt = response.headers.get('payment-receipt')
+  if (receipt) lines.push(render(inspectValue(receipt), options))
+  else lines.push('No payment required (no 402).')
+  return { text: lines.join('\n'), ok: true }
+}

@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { toFetchRequest, writeResponse } from './node.js'
+import type { Route, Server } from './Server.js'
+
+type ExpressRequest = IncomingMessage & { body?: unknown }
+type ExpressResponse = ServerResponse & { locals?: Record<string, unknown> }
+type Next = (error?: unknown) => void
+
+/**
+ * Express middleware: answers 402 until paid, then calls `next()` with `res.locals.payment` set and the
+ * `Payment-Receipt` header added to 2xx responses. It reads the raw body for the digest check: mount it after a
+ * parser that leaves a Buffer/string in `req.body` (`express.raw`, `express.text`), or before any parser,
+ * in which case `req.body` becomes the raw Buffer.
+ *
+ * Idempotency-Key replays are served from the store; the response written by later handlers is
+ * captured for replay.
+ *
+ * @example
+ * ```ts
+ * app.get('/paid', payment(server, { offers: [{ method: 'tempo', request: { amount: '1000' } }] }), (req, res) => res.json(res.locals.payment.receipt))
+ * ```
+ */
+export function payment(server: Server, route: Route) {
+  return (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
+    void (async () => {
+      let raw =
+        typeof req.body === 'string'
+          ? Buffer.from(req.body)
+          : Buffer.isBuffer(req.body)
+            ? req.body
+            : undefined
+      if (raw === undefined && req.method !== 'GET' && req.method !== 'HEAD' && !req.readableEnded) {
+        // Buffer the body once for the digest, and hand it on as `req.body` (marked parsed for body-parser).
+        const chunks: Buffer[] = []
+        for await (const chunk of req) chunks.push(chunk as Buffer)
+        raw = Buffer.concat(chunks)
+        req.body = raw
+        ;(req as { _body?: boolean })._body = true
+      }
+      const authorization = await server.authorize(toFetchRequest(req, raw), route)
+      if (authorization.status === 'respond') return writeResponse(res, authorization.response)
+      if (authorization.response)
+        return writeResponse(res, await authorization.finalize(authorization.response))
+      res.locals = { ...(res.locals ?? {}), payment: authorization.payment }
+      // Capture what downstream handlers write, then let finalize add the receipt and store it.
+      const chunks: Buffer[] = []
+      const write = res.write.bind(res)
+      const end = res.end.bind(res)
+      const writeHead = res.writeHead.bind(res)
+      let statusOverride: number | undefined
+      res.writeHead = ((status: number, ...rest: unknown[]) => {
+        statusOverride = status
+        const headers = rest.find((r) => typeof r === 'object' && r !== null) as
+          | Record<string, string>
+          | undefined
+        if (headers) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
+        return res
+      }) as typeof res.writeHead
+      // Node's write/end accept (chunk, encoding?, callback?): keep the bytes, ignore the callback.
+      const capture = (chunk: unknown, encoding: unknown) => {
+        if (chunk === undefined || chunk === null || typeof chunk === 'function') return
+        chunks.push(
+          Buffer.isBuffer(chunk)
+            ? chunk
+            : Buffer.from(
+                chunk as string,
+                typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8',
+              ),
+        )
+      }
+      res.write = ((chunk: unknown, ...rest: unknown[]) => {
+        capture(chunk, rest[0])
+        return true
+      }) as typeof res.write
+      res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+        capture(chunk, rest[0])
+        res.write = write
+        res.end = end
+        res.writeHead = writeHead
+        const headers = new Headers()
+        for (const [k, v] of Object.entries(res.getHeaders())) {
+          if (v === undefined) continue
+          if (Array.isArray(v)) for (const item of v) headers.append(k, item)
+          else headers.set(k, String(v))
+          res.removeHeader(k)
+        }
+        const status = statusOverride ?? res.statusCode
+        const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
+        void authorization
+          .finalize(new Response(body, { status, headers }))
+          .then((final) => writeResponse(res, final))
+        return res
+      }) as typeof res.end
+      next()
+    })().catch((error) => next(error))
+  }
+}

@@ -1,0 +1,36 @@
+import type { Route, Server } from './Server.js'
+
+type HonoContext = { req: { raw: Request }; res: Response; set(key: string, value: unknown): void }
+
+/**
+ * Hono middleware: answers 402 until paid, then runs the route with `c.get('payment')` set and adds the
+ * `Payment-Receipt` header to its 2xx response.
+ *
+ * @example
+ * ```ts
+ * app.get('/paid', payment(server, { offers: [{ method: 'tempo', request: { amount: '1000' } }] }), (c) => c.text('ok'))
+ * ```
+ */
+export function payment(server: Server, route: Route) {
+  return async (c: HonoContext, next: () => Promise<void>): Promise<Response | undefined> => {
+    const authorization = await server.authorize(c.req.raw, route)
+    if (authorization.status === 'respond') return authorization.response
+    if (authorization.response) return authorization.finalize(authorization.response)
+    c.set('payment', authorization.payment)
+    try {
+      await next()
+    } catch (error) {
+      c.res = await authorization.fail(error)
+      return c.res
+    }
+    const final = await authorization.finalize(c.res)
+    // Hand Hono a fresh Response: @hono/node-server's lightweight responses may not see in-place header
+    // changes, and Hono copies the previous response's headers onto the new one.
+    // Read the headers before the body: a lightweight response rebuilds itself from its original init
+    // when its body is touched.
+    const headers = new Headers(final.headers)
+    const status = final.status
+    c.res = new Response(final.body, { status, headers })
+    return undefined
+  }
+}

@@ -1,0 +1,89 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
+
+/**
+ * Converts a node:http request to a Fetch `Request` (streams the body; no buffering).
+ *
+ * @example
+ * ```ts
+ * const request = toFetchRequest(req)
+ * ```
+ */
+export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request {
+  const host = req.headers.host ?? 'localhost'
+  const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+  const url = new URL(req.url ?? '/', `${protocol}://${host}`)
+  const headers = new Headers()
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
+  const method = req.method ?? 'GET'
+  const hasBody = method !== 'GET' && method !== 'HEAD'
+  const init: RequestInit & { duplex?: 'half' } = { method, headers }
+  if (hasBody) {
+    if (body) init.body = body as unknown as BodyInit
+    else if (!req.readableEnded) {
+      init.body = Readable.toWeb(req) as unknown as ReadableStream
+      init.duplex = 'half'
+    }
+  }
+  return new Request(url, init)
+}
+
+/**
+ * Writes a Fetch `Response` to a node:http response (streams the body; SSE friendly).
+ *
+ * @example
+ * ```ts
+ * await writeResponse(res, await handler(request))
+ * ```
+ */
+export async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
+  const headers: Record<string, string | string[]> = {}
+  for (const [name, value] of response.headers) {
+    if (name === 'set-cookie') headers[name] = response.headers.getSetCookie()
+    else headers[name] = value
+  }
+  res.writeHead(response.status, response.statusText || undefined, headers)
+  if (!response.body) {
+    res.end()
+    return
+  }
+  const reader = response.body.getReader()
+  const onClose = () => void reader.cancel().catch(() => {})
+  res.once('close', onClose)
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      if (!res.write(value)) await new Promise((resolve) => res.once('drain', resolve))
+    }
+  } catch {
+    // Client went away or the stream failed: nothing more to send.
+  } finally {
+    res.off('close', onClose)
+    res.end()
+  }
+}
+
+/**
+ * Adapts a Fetch handler (such as `server.protect(...)`) to a node:http request listener.
+ *
+ * @example
+ * ```ts
+ * http.createServer(toNodeListener(server.protect(route, handler))).listen(0)
+ * ```
+ */
+export function toNodeListener(handler: (request: Request) => Promise<Response> | Response): RequestListener {
+  return (req, res) => {
+    void (async () => {
+      try {
+        await writeResponse(res, await handler(toFetchRequest(req)))
+      } catch {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/problem+json' })
+          res.end(JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500 }))
+        } else res.destroy()
+      }
+    })()
+  }
+}

@@ -1,0 +1,3 @@
+export { type DescribeMethodOptions, describeMethod, type MethodFixture } from './describeMethod.js'
+export * from './describeStore.js'
+export { createTestRail, noopMethod, type TestRail, testCharge } from './TestMethod.js'

@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { toNodeListener } from '../src/server/node.js'
+import { create as createServer } from '../src/server/Server.js'
+import { createTestRail } from '../src/testing/index.js'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const manifest = JSON.parse(readFileSync(`${root}conformance/adapter.json`, 'utf8'))
+const adapterPath = `${root}${manifest.command[1]}`
+const cliPath = fileURLToPath(new URL('../dist/bin/mppkit.js', import.meta.url))
+const built = existsSync(adapterPath) && existsSync(cliPath)
+if (!built) console.warn('[skip] bin tests: run `npm run build` first (npm test does)')
+
+function callAdapter(request: unknown): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(manifest.command[0], [adapterPath], { cwd: root }, (error, stdout) => {
+      if (error) reject(error)
+      else resolve(JSON.parse(stdout))
+    })
+    child.stdin!.end(JSON.stringify(request))
+  })
+}
+
+describe.skipIf(!built)('conformance adapter executable (conformance/adapter.json)', () => {
+  const fixture = (name: string) =>
+    JSON.parse(readFileSync(new URL(`./fixtures/conformance/${name}.json`, import.meta.url), 'utf8'))
+
+  it('declares the capabilities it implements', () => {
+    expect(manifest.capabilities).toEqual(
+      expect.arrayContaining(['challenge.parse', 'credential.format', 'challenge.id', 'base64url.decode']),
+    )
+  })
+
+  it('passes every challenge-id vector over stdin/stdout', async () => {
+    const scenarios = fixture('challenge-id').scenarios as any[]
+    const results = await Promise.all(
+      scenarios.map((s) => callAdapter({ schema: 1, op: 'challenge.id', input: s.input })),
+    )
+    results.forEach((result, i) => {
+      const s = scenarios[i]
+      if (s.expected) expect(result).toEqual({ ok: true, value: { id: s.expected } })
+      else expect(result).toMatchObject({ ok: false, error: { type: 'generation_error' } })
+    })
+  })
+
+  it('parses www-authenticate and authorization vectors and reports typed errors', async () => {
+    for (const [file, op] of [
+      ['www-authenticate', 'challenge.parse'],
+      ['authorization', 'credential.parse'],
+    ] as const) {
+      const scenarios = (fixture(file).scenarios as any[]).filter(
+        (s) => typeof s.wire === 'string' && s.tests.parse,
+      )
+      const results = await Promise.all(
+        scenarios.map((s) => callAdapter({ schema: 1, op, input: { header: s.wire } })),
+      )
+      results.forEach((result, i) => {
+        const s = scenarios[i]
+        if (s.tests.parse === true) expect(result.ok).toBe(true)
+        else expect(result).toMatchObject({ ok: false, error: { type: s.tests.parse.error_type } })
+      })
+    }
+  })
+
+  it('answers unknown operations with unsupported_operation', async () => {
+    expect(await callAdapter({ schema: 1, op: 'tempo.receipt.verify', input: {} })).toMatchObject({
+      ok: false,
+      error: { type: 'unsupported_operation' },
+    })
+  })
+})
+
+describe.skipIf(!built)('mppkit inspect', () => {
+  let server: http.Server
+  let url: string
+  beforeAll(async () => {
+    const rail = createTestRail()
+    const mpp = createServer({
+      realm: 'cli.test',
+      secrets: ['cli-secret-0123456789abcdefghijklmnopq'],
+      methods: [rail.server()],
+    })
+    server = http.createServer(
+      toNodeListener(
+        mpp.protect(
+          {
+            offers: [
+              {
+                method: 'test',
+                description: 'Weather report',
+                request: { amount: '2500', currency: 'usd', recipient: 'acct_1' },
+              },
+            ],
+          },
+          () => new Response('ok'),
+        ),
+      ),
+    )
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/weather`
+  })
+  afterAll(() => new Promise((resolve) => server.close(resolve)))
+
+  it('fetches a URL and shows its 402 offers', async () => {
+    const { stdout } = await run('node', [cliPath, 'inspect', url])
+    expect(stdout).toContain('402 Payment Required')
+    expect(stdout).toContain('test/charge  realm=cli.test')
+    expect(stdout).toContain('amount      2500 (base units) of usd')
+    expect(stdout).toContain('description Weather report')
+  })
+
+  it('decodes a credential and redacts sensitive payload fields', async () => {
+    const token = Buffer.from(
+      JSON.stringify({
+        challenge: { id: 'x', realm: 'r', method: 'lightning', intent: 'charge', request: 'e30' },
+        payload: { preimage: 'ab'.repeat(32) },
+      }),
+    ).toString('base64url')
+    const { stdout } = await run('node', [cliPath, 'inspect', `Authorization: Payment ${token}`])
+    expect(stdout).toContain('Payment credential:')
+    expect(stdout).toContain('<redacted 64 chars')
+    expect(stdout).not.toContain('ab'.repeat(32))
+  })
+
+  it('exits non-zero on garbage', async () => {
+    await expect(run('node', [cliPath, 'inspect', 'hello'])).rejects.toMatchObject({ code: 1 })
+  })
+})

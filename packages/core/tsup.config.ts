@@ -1,0 +1,25 @@
+import { defineConfig } from 'tsup'
+
+export default defineConfig({
+  entry: {
+    index: 'src/index.ts',
+    'server/index': 'src/server/index.ts',
+    'client/index': 'src/client/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'bin/mppkit': 'src/bin/mppkit.ts',
+    'bin/conformance-adapter': 'src/bin/conformance-adapter.ts',
+  },
+  format: ['esm'],
+  dts: {
+    entry: {
+      index: 'src/index.ts',
+      'server/index': 'src/server/index.ts',
+      'client/index': 'src/client/index.ts',
+      'testing/index': 'src/testing/index.ts',
+    },
+  },
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+  external: ['vitest'],
+})

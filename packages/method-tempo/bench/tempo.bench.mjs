@@ -1,0 +1,144 @@
+// Tempo benchmarks against the reference SDK (mppx@0.11.0), measured in the same run on the same machine:
+// (a) session voucher verification ops/s, (b) charge end-to-end p50 latency on a local anvil node
+// (client signs a pull transaction → server verifies, broadcasts, waits for the receipt → 200).
+import { create as createClient } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import { fundTip20, startTempo, tempoClients } from '@mppkit/devnet'
+import { Mppx as MppxClient, tempo as mppxClientTempo } from 'mppx/client'
+import { Mppx as MppxServer, tempo as mppxServerTempo } from 'mppx/server'
+import { SessionLegacy } from 'mppx/tempo'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { compare, latency } from '../../../scripts/measure.mjs'
+import { chargeClient } from '../dist/client/index.js'
+import { Voucher } from '../dist/index.js'
+import { chargeServer } from '../dist/server/index.js'
+
+async function vouchers() {
+  const account = privateKeyToAccount(generatePrivateKey())
+  const escrow = '0x1234567890abcdef1234567890abcdef12345678'
+  const channelId = `0x${'6d'.repeat(32)}`
+  const chainId = 4217
+  const pool = []
+  for (let i = 1; i <= 400; i++) {
+    const cumulativeAmount = BigInt(i) * 1000n
+    pool.push({
+      channelId,
+      cumulativeAmount,
+      signature: await Voucher.sign(account, { chainId, escrow, channelId, cumulativeAmount }),
+    })
+  }
+  const verifier = Voucher.createVerifier()
+  const prepare = () => pool
+  return compare(
+    {
+      mppkit: async (voucher) => {
+        if (verifier.verify({ chainId, escrow, voucher, signer: account.address }))
+          throw new Error('mppkit rejected a valid voucher')
+      },
+      mppx: async (voucher) => {
+        if (!(await SessionLegacy.Session.Voucher.verifyVoucher(escrow, chainId, voucher, account.address)))
+          throw new Error('mppx rejected a valid voucher')
+      },
+    },
+    { iterations: 400, rounds: 5, prepare: { mppkit: prepare, mppx: prepare } },
+  )
+}
+
+async function chargeLatency() {
+  const devnet = await startTempo({ accounts: 2 })
+  try {
+    const { info } = devnet
+    const recipient = info.accounts[0].address
+    const { publicClient } = tempoClients({ ...info, timeout: 8_000 })
+    const iterations = 15
+    // mppx pays from the expiring nonce lane, which anvil serves once per account: every payment (on
+    // both sides, for fairness) comes from a fresh funded account prepared outside the timed region.
+    const payers = []
+    for (let i = 0; i < iterations * 2; i++) {
+      const privateKey = generatePrivateKey()
+      await fundTip20({
+        rpcUrl: info.rpcUrl,
+        from: info.faucet,
+        token: info.tokens.pathUsd,
+        to: privateKeyToAccount(privateKey).address,
+        amount: 10_000_000n,
+      })
+      payers.push(privateKey)
+    }
+    const secret = 'tempo-bench-secret-0123456789abcdefghijk'
+    const ours = createServer({
+      realm: 'bench.test',
+      secrets: [secret],
+      methods: [
+        chargeServer({
+          rpcUrl: info.rpcUrl,
+          chainId: info.chainId,
+          currency: info.tokens.pathUsd,
+          recipient,
+        }),
+      ],
+    }).protect({ offers: [{ method: 'tempo', request: { amount: '1000' } }] }, () => new Response('ok'))
+    const ourFetch = (input, init) => ours(new Request(input, init))
+    const mppxServer = MppxServer.create({
+      realm: 'bench.test',
+      secretKey: secret,
+      methods: [
+        mppxServerTempo.charge({ recipient, currency: info.tokens.pathUsd, getClient: () => publicClient }),
+      ],
+    })
+    const route = mppxServer['tempo/charge']({ amount: '0.001' })
+    const theirFetch = async (input, init) => {
+      const result = await route(new Request(input, init))
+      return result.status === 402 ? result.challenge : result.withReceipt(new Response('ok'))
+    }
+    const ourClients = payers.slice(0, iterations).map((key) =>
+      createClient({
+        methods: [
+          chargeClient({ account: privateKeyToAccount(key), rpcUrl: info.rpcUrl, chainId: info.chainId }),
+        ],
+        fetch: ourFetch,
+      }),
+    )
+    const theirClients = payers.slice(iterations).map((key) => {
+      const wallet = tempoClients({ ...info, privateKey: key, timeout: 8_000 })
+      return MppxClient.create({
+        polyfill: false,
+        fetch: theirFetch,
+        methods: [
+          mppxClientTempo.charge({
+            account: wallet.account,
+            mode: 'pull',
+            getClient: () => wallet.walletClient,
+          }),
+        ],
+      })
+    })
+    const check = (response) => {
+      if (response.status !== 200) throw new Error(`expected 200, got ${response.status}`)
+    }
+    return await latency(
+      {
+        mppkit: async (i) => check(await ourClients[i].fetch('https://bench.test/paid')),
+        mppx: async (i) => check(await theirClients[i].fetch('https://bench.test/paid')),
+      },
+      { iterations },
+    )
+  } finally {
+    await devnet.stop()
+  }
+}
+
+export async function run() {
+  const verify = await vouchers()
+  const charge = await chargeLatency()
+  return [
+    { name: 'tempo voucher verification', ...verify, target: 3 },
+    {
+      name: 'tempo charge e2e p50 (anvil, pull)',
+      mppkit: charge.mppkit.p50,
+      mppx: charge.mppx.p50,
+      unit: 'ms',
+      target: 1,
+    },
+  ]
+}

@@ -1,0 +1,182 @@
+import { ConfigurationError, type Method } from '@mppkit/core'
+import { PaymentFailedError } from '@mppkit/core/client'
+import { type Account, type Address, encodeFunctionData, type Hex, type LocalAccount } from 'viem'
+import { Abis } from 'viem/tempo'
+import * as Attribution from '../Attribution.js'
+import { type Connection, defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import { expectedTransfers } from '../internal/transfers.js'
+import { charge } from '../Methods.js'
+import * as Proof from '../Proof.js'
+
+/** Options of {@link chargeClient}. */
+export type ChargeClientOptions = Omit<Connection, 'client'> & {
+  /** The paying account (a viem local account: it signs transactions and typed data). */
+  account: LocalAccount
+  /** `rpcUrl` is required to pay non-zero charges. */
+  rpcUrl?: string
+  /** Preferred mode when the challenge allows both (default `pull`). */
+  mode?: 'push' | 'pull'
+  /** Fee token for client-paid fees (default: the chain's, PathUSD). */
+  feeToken?: Address
+  /** Gas limit per transfer call (default 200 000; anvil cannot estimate 0x76 gas). */
+  gasPerTransfer?: bigint
+  /**
+   * Nonce lane: `0n` (default, the protocol lane, nonces assigned in order here) or `'expiring'` (2D
+   * expiring nonces, which fee payers require; always used for sponsored transactions).
+   */
+  nonceKey?: 0n | 'expiring'
+  /** Client identity fingerprinted into the attribution memo. */
+  clientId?: string
+  /** Zero-amount proof typed-data version (default 3, what mppx verifies). */
+  proofVersion?: Proof.Version
+  /** Seconds a signed transaction stays valid (capped by the challenge expiry; default 60). */
+  validFor?: number
+}
+
+/**
+ * Creates the client side of `tempo/charge`: signs a `transferWithMemo` whose memo binds the challenge
+ * (attribution memo, or the server's `methodDetails.memo`), then either sends the signed 0x76
+ * transaction (`pull`, co-signable when the server pays fees) or broadcasts it and sends the hash
+ * (`push`). Zero amounts are paid with an EIP-712 proof.
+ *
+ * @example
+ * ```ts
+ * const client = Client.create({ methods: [tempoClient({ account: privateKeyToAccount(key), rpcUrl })], policy: { maxAmount: 1_000_000n } })
+ * const response = await client.fetch('https://api.example.com/paid')
+ * ```
+ * @see draft-tempo-charge-00 §"Credential Schema"
+ */
+export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+  const { account } = options
+  const wallets = new Map<number, TempoWalletClient>()
+  const walletFor = (chainId: number): TempoWalletClient => {
+    if (!options.rpcUrl)
+      throw new ConfigurationError('tempo client: rpcUrl is required to pay non-zero charges')
+    let wallet = wallets.get(chainId)
+    if (!wallet) {
+      wallet = walletClientFor({
+        rpcUrl: options.rpcUrl,
+        chainId,
+        account,
+        timeout: options.timeout,
+        feeToken: options.feeToken,
+      })
+      wallets.set(chainId, wallet)
+    }
+    return wallet
+  }
+  // Push payments from one client are sent one at a time, so each takes the node's pending nonce.
+  // Pull payments take the pending nonce too: the client cannot know whether the server broadcast an
+  // earlier pull transaction, and reserving nonces locally would leave gaps that stall later ones.
+  let pushQueue: Promise<unknown> = Promise.resolve()
+  const pendingNonce = (wallet: TempoWalletClient) =>
+    wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
+
+  return {
+    definition: charge,
+    async createPayload({ challenge, request }) {
+      const chainId = request.methodDetails?.chainId ?? options.chainId ?? defaultChainId
+      if (options.chainId !== undefined && chainId !== options.chainId)
+        throw new PaymentFailedError(
+          `tempo: the challenge is for chain ${chainId}, this client pays on ${options.chainId}`,
+        )
+      const source = Proof.source({ chainId, address: account.address })
+
+      if (BigInt(request.amount) === 0n) {
+        // "clients MUST use type="proof" when amount is "0""
+        const signature = await account.signTypedData(
+          Proof.typedData({
+            version: options.proofVersion ?? 3,
+            chainId,
+            challengeId: challenge.id,
+            realm: challenge.realm,
+            account: account.address,
+          }) as Parameters<LocalAccount['signTypedData']>[0],
+        )
+        return { payload: { type: 'proof', signature }, source }
+      }
+
+      const supported = request.methodDetails?.supportedModes ?? ['pull', 'push']
+      const sponsored = request.methodDetails?.feePayer === true
+      // "Clients MUST NOT use type="hash" when methodDetails.feePayer is true."
+      const candidates = sponsored ? supported.filter((m) => m === 'pull') : supported
+      const preferred = options.mode ?? 'pull'
+      const mode = candidates.includes(preferred) ? preferred : candidates[0]
+      if (!mode) throw new PaymentFailedError('tempo: the challenge allows no mode this client can use')
+
+      // "When present, the client MUST use `transferWithMemo` instead of `transfer`." Without a server
+      // memo, the attribution memo binds the transfer to this challenge and realm.
+      const memo =
+        (request.methodDetails?.memo as Hex | undefined) ??
+        Attribution.encode({ challengeId: challenge.id, realm: challenge.realm, clientId: options.clientId })
+      const transfers = expectedTransfers(request)
+      const calls = transfers.map((transfer, index) => {
+        const withMemo = index === 0 ? memo : transfer.memo
+        return {
+          to: request.currency as Address,
+          data: withMemo
+            ? encodeFunctionData({
+                abi: Abis.tip20,
+                functionName: 'transferWithMemo',
+                args: [transfer.recipient, transfer.amount, withMemo],
+              })
+            : encodeFunctionData({
+                abi: Abis.tip20,
+                functionName: 'transfer',
+                args: [transfer.recipient, transfer.amount],
+              }),
+        }
+      })
+      const wallet = walletFor(chainId)
+      const nowSeconds = Math.floor(Date.now() / 1000)
+      // "with `validBefore` no later than the challenge `expires` auth-param"
+      const expiry = challenge.expires
+        ? Math.floor(Date.parse(challenge.expires) / 1000)
+        : Number.POSITIVE_INFINITY
+      const validBefore = Math.min(nowSeconds + (options.validFor ?? 60), expiry)
+      // Fee payers require the expiring lane by default (an unsent sponsored transaction cannot be held
+      // back and replayed later); an explicit `nonceKey: 0n` opts out (nodes without expiring nonces).
+      const expiring = options.nonceKey === 'expiring' || (sponsored && options.nonceKey === undefined)
+      const gas = (options.gasPerTransfer ?? 200_000n) * BigInt(calls.length)
+      const sign = async (): Promise<Hex> => {
+        const lane = expiring
+          ? { nonceKey: 'expiring' as const }
+          : { nonceKey: 0n, nonce: await pendingNonce(wallet) }
+        const prepared = await wallet.prepareTransactionRequest({
+          account,
+          calls,
+          gas,
+          validBefore,
+          ...lane,
+          // "If `feePayer` is `true`, the client signs with `fee_payer_signature` set to `0x00` and
+          // `fee_token` empty"; otherwise it "MUST set `fee_token` and pay fees themselves".
+          ...(sponsored ? { feePayer: true } : options.feeToken ? { feeToken: options.feeToken } : {}),
+        } as never)
+        return (await wallet.signTransaction(prepared as never)) as Hex
+      }
+      if (mode === 'pull') {
+        try {
+          return { payload: { type: 'transaction', signature: await sign() }, source }
+        } catch (error) {
+          throw new PaymentFailedError('tempo: could not prepare the payment transaction', { cause: error })
+        }
+      }
+      const sent = pushQueue.then(async () => {
+        const serializedTransaction = await sign()
+        return wallet.sendRawTransactionSync({ serializedTransaction })
+      })
+      pushQueue = sent.catch(() => {})
+      let receipt: { status: string; transactionHash: Hex }
+      try {
+        receipt = await sent
+      } catch (error) {
+        throw new PaymentFailedError('tempo: the payment transaction could not be sent', { cause: error })
+      }
+      if (receipt.status !== 'success')
+        throw new PaymentFailedError(`tempo: the payment transaction ${receipt.transactionHash} reverted`)
+      return { payload: { type: 'hash', hash: receipt.transactionHash }, source }
+    },
+  }
+}
+
+export type { Account }

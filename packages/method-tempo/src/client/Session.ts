@@ -1,0 +1,362 @@
+import { randomBytes } from 'node:crypto'
+import { Challenge, ConfigurationError, Credential, type Method, Receipt } from '@mppkit/core'
+import { PaymentFailedError } from '@mppkit/core/client'
+import {
+  type Address,
+  bytesToHex,
+  encodeFunctionData,
+  erc20Abi,
+  type Hex,
+  type LocalAccount,
+  zeroAddress,
+} from 'viem'
+import * as Channel from '../Channel.js'
+import { escrowAbi } from '../internal/escrow.js'
+import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
+import * as Voucher from '../Voucher.js'
+
+/** Options of {@link sessionClient}. */
+export type SessionClientOptions = {
+  /** The payer: funds channels and signs open/topUp transactions. */
+  account: LocalAccount
+  /** Signs vouchers when set (the channel's `authorizedSigner`); default: the payer. */
+  signer?: LocalAccount
+  rpcUrl: string
+  /** The chain this client pays on (challenges for other chains are refused). */
+  chainId?: number
+  /** Deposit of a new channel (default: the challenge's `suggestedDeposit`, else 100 × `amount`). */
+  deposit?: bigint
+  /** Top-up size when the deposit runs out (default: the deposit). */
+  topUp?: bigint
+  /** Fetch used for voucher/top-up/close side requests (default: global fetch). */
+  fetch?: typeof fetch
+  timeout?: number
+}
+
+/** Client-side state of one channel. */
+export type ChannelState = {
+  channelId: Hex
+  escrow: Address
+  chainId: number
+  deposit: bigint
+  /** Highest cumulative amount signed. */
+  cumulative: bigint
+  /** Spent per the server's last receipt. */
+  spent: bigint
+  url: string
+}
+
+/** The session client method plus the actions a payer takes outside a paid request. */
+export type SessionClient = Method.Client<typeof session> & {
+  /** Channels by `realm|escrow|recipient|currency`. */
+  readonly channels: Map<string, ChannelState>
+  /** Sends a voucher for `cumulativeAmount` (HEAD to the resource), e.g. on `payment-need-voucher`. */
+  voucher(url: string, cumulativeAmount: bigint): Promise<Response>
+  /** Adds `amount` to the channel deposit through the server (HEAD to the resource). */
+  topUp(url: string, amount: bigint): Promise<Response>
+  /** Closes the channel cooperatively with a voucher for the spent amount; the server refunds the rest. */
+  close(url: string): Promise<Response>
+}
+
+const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
+  `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
+
+/**
+ * Creates the client side of `tempo/session` (v1 escrow): the first payment opens a channel (a signed
+ * approve+open the server broadcasts, with a first voucher), later ones send cumulative EIP-712 vouchers,
+ * a deposit that runs out is topped up through the server, and `close()` settles cooperatively.
+ *
+ * @example
+ * ```ts
+ * const sessions = tempo.session({ account, rpcUrl, deposit: 1_000_000n })
+ * const client = Client.create({ methods: [sessions], policy: { maxDeposit: 5_000_000n } })
+ * await client.fetch(url); await sessions.close(url)
+ * ```
+ * @see draft-tempo-session-00
+ */
+export function sessionClient(options: SessionClientOptions): SessionClient {
+  const { account } = options
+  const signer = options.signer ?? account
+  const channels = new Map<string, ChannelState>()
+  const doFetch = options.fetch ?? globalThis.fetch
+  const wallets = new Map<number, TempoWalletClient>()
+  const walletFor = (chainId: number) => {
+    let wallet = wallets.get(chainId)
+    if (!wallet) {
+      wallet = walletClientFor({ rpcUrl: options.rpcUrl, chainId, account, timeout: options.timeout })
+      wallets.set(chainId, wallet)
+    }
+    return wallet
+  }
+  let queue: Promise<unknown> = Promise.resolve()
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = queue.then(fn)
+    queue = next.catch(() => {})
+    return next
+  }
+
+  const signTransaction = async (
+    chainId: number,
+    calls: { to: Address; data: Hex }[],
+    gas: bigint,
+  ): Promise<Hex> => {
+    const wallet = walletFor(chainId)
+    const nonce = await wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
+    const prepared = await wallet.prepareTransactionRequest({ calls, gas, nonceKey: 0n, nonce } as never)
+    return (await wallet.signTransaction(prepared as never)) as Hex
+  }
+
+  const checkChain = (request: TempoSessionRequest) => {
+    const chainId = request.methodDetails.chainId ?? options.chainId ?? defaultChainId
+    if (options.chainId !== undefined && chainId !== options.chainId)
+      throw new PaymentFailedError(
+        `tempo session: challenge for chain ${chainId}, this client pays on ${options.chainId}`,
+      )
+    // "A client MUST NOT answer a challenge using a different session protocol than the one indicated"
+    if ((request.methodDetails.sessionProtocol ?? 'v1') !== 'v1')
+      throw new PaymentFailedError(
+        'tempo session: only v1 (escrow contract) sessions are supported by this client',
+      )
+    return chainId
+  }
+
+  const signVoucher = (state: ChannelState, cumulativeAmount: bigint) =>
+    Voucher.sign(signer, {
+      chainId: state.chainId,
+      escrow: state.escrow,
+      channelId: state.channelId,
+      cumulativeAmount,
+    })
+
+  // A side request (voucher, topUp, close) needs its own challenge: HEAD the resource, answer its 402.
+  // Vouchers go out as HEAD ("clients MAY use `HEAD` for pure voucher top-ups"); topUp and close as GET,
+  // so a refusal keeps its problem body (the server answers them without running the route handler).
+  const action = async (
+    url: string,
+    build: (challenge: Challenge.Challenge, request: TempoSessionRequest) => Promise<TempoSessionPayload>,
+    method: 'HEAD' | 'GET' = 'GET',
+  ) => {
+    const first = await doFetch(url, { method: 'HEAD' })
+    if (first.status !== 402)
+      throw new PaymentFailedError(`tempo session: expected a 402 from HEAD ${url}, got ${first.status}`)
+    const challenge = Challenge.parseAll(first.headers.get('www-authenticate') ?? '').find(
+      (c) => c.method === 'tempo' && c.intent === 'session',
+    )
+    const parsed = challenge && session.request.safeParse(challenge.request)
+    if (!challenge || !parsed?.success)
+      throw new PaymentFailedError('tempo session: no tempo session challenge offered')
+    const payload = await build(challenge, parsed.data)
+    const response = await doFetch(url, {
+      method,
+      headers: { authorization: Credential.format({ challenge, payload }) },
+    })
+    const header = response.headers.get('payment-receipt')
+    if (response.ok && header) {
+      try {
+        client.onReceipt?.(Receipt.parse(header), challenge)
+      } catch {}
+    }
+    return response
+  }
+
+  // The channel a URL paid with: same URL first, else one opened on the same origin.
+  const stateFor = (url: string) => {
+    for (const state of channels.values()) if (state.url === url) return state
+    const origin = new URL(url).origin
+    for (const state of channels.values()) if (new URL(state.url).origin === origin) return state
+    throw new ConfigurationError(`tempo session: no open channel for ${url}`)
+  }
+
+  const topUpVia = async (state: ChannelState, amount: bigint, request: TempoSessionRequest) => {
+    const transaction = await signTransaction(
+      state.chainId,
+      [
+        {
+          to: request.currency as Address,
+          data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [state.escrow, amount] }),
+        },
+        {
+          to: state.escrow,
+          data: encodeFunctionData({
+            abi: escrowAbi,
+            functionName: 'topUp',
+            args: [state.channelId, amount],
+          }),
+        },
+      ],
+      800_000n,
+    )
+    return {
+      action: 'topUp',
+      type: 'transaction',
+      channelId: state.channelId,
+      transaction,
+      additionalDeposit: String(amount),
+    } as const
+  }
+
+  const client: SessionClient = {
+    definition: session,
+    channels,
+    quote(request) {
+      const existing = [...channels.values()].some(
+        (c) => c.escrow.toLowerCase() === request.methodDetails.escrowContract.toLowerCase(),
+      )
+      const price = BigInt(request.amount)
+      const deposit =
+        options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
+      return existing
+        ? { amount: price, currency: request.currency }
+        : { amount: price, currency: request.currency, deposit }
+    },
+    createPayload: ({ challenge, request, url }) =>
+      serialized(async () => {
+        const chainId = checkChain(request)
+        const escrow = request.methodDetails.escrowContract as Address
+        const price = BigInt(request.amount)
+        const key = keyOf(challenge, request)
+        let state = channels.get(key)
+        if (!state) {
+          // New channel: "Client generates a random salt locally, computes `channelId` …, opens the channel
+          // on-chain, and returns the `channelId` in the credential."
+          const deposit =
+            options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
+          const salt = bytesToHex(randomBytes(32))
+          const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
+          const channelId = Channel.computeId({
+            payer: account.address,
+            payee: request.recipient as Address,
+            token: request.currency as Address,
+            salt,
+            authorizedSigner,
+            escrow,
+            chainId,
+          })
+          const transaction = await signTransaction(
+            chainId,
+            [
+              {
+                to: request.currency as Address,
+                data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [escrow, deposit] }),
+              },
+              {
+                to: escrow,
+                data: encodeFunctionData({
+                  abi: escrowAbi,
+                  functionName: 'open',
+                  args: [
+                    request.recipient as Address,
+                    request.currency as Address,
+                    deposit,
+                    salt,
+                    authorizedSigner,
+                  ],
+                }),
+              },
+            ],
+            1_500_000n,
+          )
+          state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url }
+          channels.set(key, state)
+          // The first voucher pays for this request (the server deducts before serving).
+          return {
+            payload: {
+              action: 'open',
+              type: 'transaction',
+              channelId,
+              transaction,
+              ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
+              cumulativeAmount: String(price),
+              signature: await signVoucher(state, price),
+            },
+          }
+        }
+        // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
+        const next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
+        if (next > state.deposit) {
+          // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
+          const amount = options.topUp ?? state.deposit
+          const current = state
+          const response = await action(url, async () => topUpVia(current, amount, request))
+          if (!response.ok) throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
+          state.deposit += amount
+        }
+        state.cumulative = next
+        return {
+          payload: {
+            action: 'voucher',
+            channelId: state.channelId,
+            cumulativeAmount: String(next),
+            signature: await signVoucher(state, next),
+          },
+        }
+      }),
+    onReceipt(receipt: Receipt.Receipt) {
+      const channelId = String(receipt.channelId ?? receipt.reference).toLowerCase()
+      for (const state of channels.values())
+        if (state.channelId.toLowerCase() === channelId && receipt.spent !== undefined)
+          state.spent = BigInt(String(receipt.spent))
+    },
+    voucher: (url, cumulativeAmount) =>
+      serialized(async () => {
+        const state = stateFor(url)
+        if (cumulativeAmount > state.deposit) {
+          const current = state
+          const topUp = await action(url, async (_, request) =>
+            topUpVia(current, options.topUp ?? state.deposit, request),
+          )
+          if (!topUp.ok) return topUp
+          state.deposit += options.topUp ?? state.deposit
+        }
+        if (cumulativeAmount > state.cumulative) state.cumulative = cumulativeAmount
+        return action(
+          url,
+          async () => ({
+            action: 'voucher',
+            channelId: state.channelId,
+            cumulativeAmount: String(cumulativeAmount),
+            signature: await signVoucher(state, cumulativeAmount),
+          }),
+          'HEAD',
+        )
+      }),
+    topUp: (url, amount) =>
+      serialized(async () => {
+        const state = stateFor(url)
+        const response = await action(url, async (_, request) => topUpVia(state, amount, request))
+        if (response.ok) state.deposit += amount
+        return response
+      }),
+    close: (url) =>
+      serialized(async () => {
+        const state = stateFor(url)
+        const closeWith = (amount: bigint) =>
+          action(url, async () => ({
+            action: 'close',
+            channelId: state.channelId,
+            cumulativeAmount: String(amount),
+            signature: await signVoucher(state, amount),
+          }))
+        let response = await closeWith(state.spent)
+        if (response.status === 402) {
+          // The server's spent may be ahead of our last receipt (e.g. the end of a metered stream). It names
+          // the amount; sign it only when it is within what this client already authorized.
+          const body = (await response
+            .clone()
+            .json()
+            .catch(() => ({}))) as { reason?: string; spent?: string }
+          if (
+            body.reason === 'close-amount-mismatch' &&
+            body.spent &&
+            /^\d+$/.test(body.spent) &&
+            BigInt(body.spent) <= state.cumulative
+          )
+            response = await closeWith(BigInt(body.spent))
+        }
+        if (response.ok) for (const [key, value] of channels) if (value === state) channels.delete(key)
+        return response
+      }),
+  }
+  return client
+}

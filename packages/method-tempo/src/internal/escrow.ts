@@ -1,0 +1,16 @@
+import { parseAbi } from 'viem'
+
+/**
+ * The part of the v1 escrow ABI this package calls (draft-tempo-session-00 §"Contract Functions"; the
+ * deployed shape mppx's legacy session uses: `getChannel` returns the struct in storage order).
+ */
+export const escrowAbi = parseAbi([
+  'struct Channel { bool finalized; uint64 closeRequestedAt; address payer; address payee; address token; address authorizedSigner; uint128 deposit; uint128 settled; }',
+  'function open(address payee, address token, uint128 deposit, bytes32 salt, address authorizedSigner) returns (bytes32)',
+  'function settle(bytes32 channelId, uint128 cumulativeAmount, bytes signature)',
+  'function topUp(bytes32 channelId, uint256 additionalDeposit)',
+  'function close(bytes32 channelId, uint128 cumulativeAmount, bytes signature)',
+  'function requestClose(bytes32 channelId)',
+  'function withdraw(bytes32 channelId)',
+  'function getChannel(bytes32 channelId) view returns (Channel)',
+])

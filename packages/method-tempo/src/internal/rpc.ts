@@ -1,0 +1,104 @@
+import { ServiceUnavailableError } from '@mppkit/core'
+import {
+  type Account,
+  type Address,
+  type Chain,
+  createPublicClient,
+  defineChain,
+  HttpRequestError,
+  http,
+  type PublicClient,
+  RpcRequestError,
+  TimeoutError,
+  type Transport,
+} from 'viem'
+import { tempoLocalnet } from 'viem/chains'
+import { createClient, type Client as TempoClient } from 'viem/tempo'
+
+/** Default Tempo mainnet chain id, per the spec's default. */
+export const defaultChainId = 4217
+
+/** A viem chain with Tempo's 0x76 serializers for any chain id and RPC URL. */
+export function tempoChain(parameters: { chainId: number; rpcUrl: string; feeToken?: Address | undefined }) {
+  return defineChain({
+    ...tempoLocalnet,
+    id: parameters.chainId,
+    name: `Tempo (${parameters.chainId})`,
+    rpcUrls: { default: { http: [parameters.rpcUrl] } },
+  }).extend({ feeToken: parameters.feeToken ?? '0x20c0000000000000000000000000000000000000' })
+}
+
+/** Connection options shared by the server and client sides. */
+export type Connection = {
+  /** JSON-RPC URL of a Tempo node. */
+  rpcUrl?: string
+  /** Or a ready viem client (its chain must carry Tempo's serializers, e.g. `viem/chains` `tempo`). */
+  client?: PublicClient<Transport, Chain>
+  /** Chain id (default: the client's chain, else 4217). */
+  chainId?: number
+  /** Per-request timeout in ms (default 10 000). */
+  timeout?: number
+}
+
+export function transport(rpcUrl: string, timeout: number | undefined): Transport {
+  // No retries: a transaction the node dropped would only make a retried send wait longer.
+  return http(rpcUrl, { timeout: timeout ?? 10_000, retryCount: 0 })
+}
+
+export function publicClientFor(connection: Connection, rpcUrl: string, chainId: number): PublicClient {
+  if (connection.client) return connection.client as PublicClient
+  return createPublicClient({
+    chain: tempoChain({ chainId, rpcUrl }),
+    transport: transport(rpcUrl, connection.timeout),
+    pollingInterval: 50,
+  }) as PublicClient
+}
+
+export function walletClientFor(parameters: {
+  rpcUrl: string
+  chainId: number
+  account: Account
+  timeout?: number | undefined
+  feeToken?: Address | undefined
+}): TempoWalletClient {
+  return createClient({
+    account: parameters.account,
+    chain: tempoChain(parameters),
+    transport: transport(parameters.rpcUrl, parameters.timeout),
+    pollingInterval: 50,
+  }) as unknown as TempoWalletClient
+}
+
+/** A viem/tempo wallet client. */
+export type TempoWalletClient = TempoClient<Transport, Chain, Account>
+
+/**
+ * True when an error means "the node could not be reached or did not answer", as opposed to a
+ * definite answer (revert, not found, invalid).
+ */
+export function isUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof HttpRequestError || e instanceof TimeoutError) return true
+    if (
+      e instanceof RpcRequestError &&
+      (e.code === -32603 || e.code === -32000) &&
+      /timeout|unavailable/i.test(e.message)
+    )
+      return true
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|UND_ERR/.test(code))
+      return true
+    if (e instanceof TypeError && /fetch failed/i.test(e.message)) return true
+  }
+  return false
+}
+
+/** Maps an RPC outage to a 503 with Retry-After; other errors pass through. */
+export function unavailable(error: unknown, retryAfter = 2): ServiceUnavailableError {
+  return new ServiceUnavailableError({
+    detail: 'The Tempo RPC node is unavailable; retry the same credential later.',
+    reason: 'rpc-unavailable',
+    retryAfter,
+    cause: error,
+  })
+}

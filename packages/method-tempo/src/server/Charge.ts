@@ -1,0 +1,520 @@
+import {
+  ConfigurationError,
+  type Method,
+  PaymentInsufficientError,
+  type Store,
+  VerificationFailedError,
+} from '@mppkit/core'
+import {
+  type Account,
+  type Address,
+  erc20Abi,
+  fromRlp,
+  type Hex,
+  keccak256,
+  maxUint256,
+  type PublicClient,
+  type TransactionReceipt,
+  TransactionReceiptNotFoundError,
+  verifyTypedData,
+} from 'viem'
+import { getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
+import { Transaction } from 'viem/tempo'
+import { assertPays } from '../internal/diagnose.js'
+import {
+  type Connection,
+  defaultChainId,
+  isUnavailable,
+  publicClientFor,
+  unavailable,
+} from '../internal/rpc.js'
+import { callEffects, expectedTransfers, logEffects, type RawLog } from '../internal/transfers.js'
+import { charge, type TempoChargePayload, type TempoChargeRequest } from '../Methods.js'
+import * as Proof from '../Proof.js'
+
+/**
+ * Limits a fee payer applies before co-signing a client's transaction (it pays the gas, so a client must
+ * not be able to make it pay for anything but this payment).
+ *
+ * @example
+ * ```ts
+ * const policy: SponsorPolicy = { maxGas: 500_000n, maxValidityWindowSeconds: 300 }
+ * ```
+ * @see draft-tempo-charge-00 §"Server-Paid Fees" and the vectors in `tempo-fee-payer-cosign.json`
+ */
+export type SponsorPolicy = {
+  /** Largest gas limit the fee payer signs for (default 2 000 000). */
+  maxGas?: bigint
+  /** Largest `validBefore - now` in seconds (default 900). */
+  maxValidityWindowSeconds?: number
+  /**
+   * Require the expiring nonce lane (`nonceKey = 2^256-1`) so an unsubmitted sponsored transaction
+   * cannot be held back and replayed later (default true). Set false for nodes without expiring nonces.
+   */
+  requireExpiringNonce?: boolean
+}
+
+/** Options of {@link tempo} (the charge server). */
+export type ChargeOptions = Connection & {
+  /** TIP-20 token address (`currency`). */
+  currency: Address
+  /** Address that receives payments (`recipient`). */
+  recipient: Address
+  /**
+   * An account that pays fees for clients: challenges then carry `methodDetails.feePayer: true` and pull
+   * transactions are co-signed (domain 0x78) before broadcast.
+   */
+  feePayer?: Account
+  /** Fee token the fee payer pays in (default: `currency`). */
+  feeToken?: Address
+  /** Policy checked before co-signing. */
+  sponsorPolicy?: SponsorPolicy
+  /** Advertised modes (default both; omitted from the challenge when both, as the spec requires). */
+  supportedModes?: readonly ('pull' | 'push')[]
+  /** A fixed `methodDetails.memo` (then the memo, not the attribution memo, must be used). */
+  memo?: Hex
+  /** `methodDetails.splits`. */
+  splits?: readonly { amount: string; recipient: Address; memo?: Hex }[]
+  /** How long a consumed transaction hash is remembered, in seconds (default 7 days). */
+  replayTtlSeconds?: number
+}
+
+type Verified =
+  | { kind: 'hash'; receipt: TransactionReceipt }
+  | { kind: 'transaction'; serialized: Hex; from: Address; total: bigint }
+  | { kind: 'proof' }
+
+/**
+ * Creates the server side of `tempo/charge`: verifies `hash` (push) credentials against the receipt's
+ * TIP-20 logs, broadcasts `transaction` (pull) credentials (co-signing as fee payer when configured), and
+ * verifies zero-amount `proof` credentials. Each transaction hash is consumed once through the Store; the
+ * receipt `reference` is the transaction hash.
+ *
+ * @example
+ * ```ts
+ * const server = Server.create({ realm, secrets, methods: [tempo({ currency: pathUsd, recipient, rpcUrl })] })
+ * const handler = server.protect({ offers: [{ method: 'tempo', request: { amount: '10000' } }] }, () => new Response('ok'))
+ * ```
+ * @see draft-tempo-charge-00
+ */
+export function chargeServer(options: ChargeOptions): Method.Server<typeof charge, Verified> {
+  if (!options.rpcUrl && !options.client) throw new ConfigurationError('tempo: pass rpcUrl or client')
+  const chainId = options.chainId ?? options.client?.chain?.id ?? defaultChainId
+  const client = publicClientFor(options, options.rpcUrl ?? '', chainId)
+  const replayTtlMs = (options.replayTtlSeconds ?? 7 * 86_400) * 1000
+  const modes = options.supportedModes ?? ['pull', 'push']
+  if (modes.length === 0) throw new ConfigurationError('tempo: supportedModes needs at least one mode')
+  const feePayer = options.feePayer
+
+  const methodDetails: NonNullable<TempoChargeRequest['methodDetails']> = { chainId }
+  if (feePayer) methodDetails.feePayer = true
+  if (options.memo) methodDetails.memo = options.memo
+  if (options.splits) methodDetails.splits = options.splits.map((split) => ({ ...split }))
+  // "Servers MUST omit `supportedModes` only when they support both non-zero modes for the challenge."
+  // A fee payer cannot accept hashes ("Clients MUST NOT use type="hash" when feePayer is true"), so it
+  // advertises pull only.
+  const effectiveModes = feePayer ? modes.filter((m) => m === 'pull') : modes
+  if (effectiveModes.length === 0) throw new ConfigurationError('tempo: a fee payer needs pull mode')
+  if (effectiveModes.length === 1) methodDetails.supportedModes = [...effectiveModes]
+
+  const rpc = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call()
+    } catch (error) {
+      if (isUnavailable(error)) throw unavailable(error)
+      throw error
+    }
+  }
+
+  const claim = async (store: Store, hash: string, challengeId: string): Promise<void> => {
+    const key = `tx:${hash.toLowerCase()}`
+    if (await store.putIfAbsent(key, challengeId, replayTtlMs)) return
+    // The same credential retried after an outage (the core released its challenge) may continue.
+    if ((await store.get(key)) === challengeId) return
+    throw new VerificationFailedError({
+      detail: 'This transaction has already been used for a payment.',
+      reason: 'replayed-transaction',
+    })
+  }
+
+  return {
+    definition: charge,
+    defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
+
+    async verify({ challenge, request, payload, credential }): Promise<Verified> {
+      if (request.methodDetails?.chainId !== undefined && request.methodDetails.chainId !== chainId)
+        throw new VerificationFailedError({
+          detail: 'The challenge names another chain.',
+          reason: 'chain-mismatch',
+        })
+      const zero = BigInt(request.amount) === 0n
+      // "clients MUST use type="proof" when amount is "0", and MUST NOT use type="proof" when amount is non-zero"
+      if (zero !== (payload.type === 'proof'))
+        throw new VerificationFailedError({
+          detail: zero
+            ? 'A zero-amount charge needs a proof credential.'
+            : 'Proof credentials are only for zero amounts.',
+          reason: 'payload-type-mismatch',
+        })
+      const supported = request.methodDetails?.supportedModes
+      if (payload.type === 'proof') {
+        await verifyProof(challenge, payload, credential.source, chainId)
+        return { kind: 'proof' }
+      }
+      if (payload.type === 'hash') {
+        // "If `methodDetails.supportedModes` is present, servers MUST verify it includes `push` before
+        // accepting a hash credential." / "Clients MUST NOT use type="hash" when feePayer is true.
+        // Servers MUST reject such credentials."
+        if ((supported && !supported.includes('push')) || request.methodDetails?.feePayer === true)
+          throw new VerificationFailedError({
+            detail: 'Hash credentials are not accepted for this challenge.',
+            reason: 'mode-unsupported',
+          })
+        const source = credential.source === undefined ? undefined : Proof.parseSource(credential.source)
+        if (credential.source !== undefined && (!source || source.chainId !== chainId))
+          throw new VerificationFailedError({
+            detail: 'The credential source is not a did:pkh on this chain.',
+            reason: 'invalid-source',
+          })
+        let receipt: TransactionReceipt
+        try {
+          receipt = await getTransactionReceipt(client, { hash: payload.hash as Hex })
+        } catch (error) {
+          if (
+            error instanceof TransactionReceiptNotFoundError ||
+            /not (be )?found/i.test(String((error as Error).message))
+          )
+            throw new VerificationFailedError({
+              detail: 'No receipt for this transaction hash.',
+              reason: 'transaction-not-found',
+            })
+          if (isUnavailable(error)) throw unavailable(error)
+          throw error
+        }
+        // "servers MUST fetch the transaction receipt and verify that it indicates successful execution"
+        if (receipt.status !== 'success')
+          throw new VerificationFailedError({
+            detail: 'The transaction reverted.',
+            reason: 'transaction-reverted',
+          })
+        const sender = source?.address ?? receipt.from
+        // "Servers MUST verify that the receipt contains `Transfer` and/or `TransferWithMemo` event logs
+        // emitted by the `currency` token address whose payment effects satisfy the challenge parameters"
+        assertPays({
+          request,
+          expected: expectedTransfers(request),
+          effects: logEffects(receipt.logs as readonly RawLog[]),
+          sender,
+          challenge,
+          subject: 'receipt',
+        })
+        return { kind: 'hash', receipt }
+      }
+      // Pull. "If `methodDetails.supportedModes` is present, verify it includes `pull`"
+      if (supported && !supported.includes('pull'))
+        throw new VerificationFailedError({
+          detail: 'Transaction credentials are not accepted for this challenge.',
+          reason: 'mode-unsupported',
+        })
+      const serialized = payload.signature as Hex
+      const decoded = decodeTransaction(serialized)
+      if (decoded.chainId !== chainId)
+        throw new VerificationFailedError({
+          detail: 'The transaction is for another chain.',
+          reason: 'chain-mismatch',
+        })
+      const sponsored = request.methodDetails?.feePayer === true && feePayer !== undefined
+      if (sponsored) checkSponsorable(decoded, request, challenge, options.sponsorPolicy)
+      const effects = callEffects(decoded.calls)
+      if (!effects)
+        throw new VerificationFailedError({
+          detail: 'The transaction contains unauthorized extra calls (only TIP-20 transfers are accepted).',
+          reason: 'unexpected-call',
+        })
+      // "Verify the transaction contains `transfer` or `transferWithMemo` calls on the `currency` token
+      // address", amount, recipient, memo and splits (§"Transaction Verification" 2–6).
+      const matched = assertPays({
+        request,
+        expected: expectedTransfers(request),
+        effects,
+        challenge,
+        subject: 'transaction',
+      })
+      const total = matched.reduce((sum, e) => sum + e.amount, 0n)
+      const balance = await rpc(() =>
+        client.readContract({
+          address: request.currency as Address,
+          abi: erc20Abi,
+          functionName: 'balanceOf',
+          args: [decoded.from],
+        }),
+      )
+      if (balance < total)
+        throw new PaymentInsufficientError({
+          detail: 'The payer balance does not cover this payment.',
+          reason: 'insufficient-balance',
+        })
+      return { kind: 'transaction', serialized, from: decoded.from, total }
+    },
+
+    async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
+      const externalId = request.externalId
+      const done = (reference: string): Method.Settlement =>
+        externalId === undefined ? { reference } : { reference, externalId }
+      if (verified.kind === 'proof') return done(challenge.id)
+      if (verified.kind === 'hash') {
+        await claim(store, verified.receipt.transactionHash, challenge.id)
+        return done(verified.receipt.transactionHash)
+      }
+      const sponsored = request.methodDetails?.feePayer === true && feePayer !== undefined
+      // "If `feePayer: true`, server adds fee sponsorship (signs with `0x78` domain)"
+      const final = sponsored
+        ? await cosign({
+            serializedTransaction: verified.serialized,
+            feePayer: feePayer!,
+            feeToken: options.feeToken ?? (request.currency as Address),
+          })
+        : verified.serialized
+      const hash = keccak256(final)
+      await claim(store, hash, challenge.id)
+      let receipt: TransactionReceipt
+      try {
+        receipt = await sendRawTransactionSync(client, { serializedTransaction: final })
+      } catch (error) {
+        if (isUnavailable(error)) throw unavailable(error)
+        // Already mined (a retry after a lost answer): the chain executed it once; use its receipt.
+        const existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+        if (!existing) {
+          await store.delete(`tx:${hash.toLowerCase()}`).catch(() => {})
+          throw new VerificationFailedError({
+            detail: 'The node rejected the transaction.',
+            reason: 'transaction-rejected',
+            cause: error,
+          })
+        }
+        receipt = existing
+      }
+      if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
+        await claim(store, receipt.transactionHash, challenge.id)
+      if (receipt.status !== 'success')
+        throw new VerificationFailedError({
+          detail: 'The transaction reverted.',
+          reason: 'transaction-reverted',
+        })
+      assertPays({
+        request,
+        expected: expectedTransfers(request),
+        effects: logEffects(receipt.logs as readonly RawLog[]),
+        sender: verified.from,
+        challenge,
+        subject: 'receipt',
+      })
+      return done(receipt.transactionHash)
+    },
+  }
+}
+
+type DecodedTransaction = {
+  chainId: number
+  from: Address
+  calls: readonly { to?: Address | null; data?: Hex; value?: bigint }[]
+  gas?: bigint
+  nonceKey?: bigint
+  validBefore?: number
+  feeToken?: Address
+  accessList?: readonly unknown[]
+  signature?: unknown
+}
+
+function decodeTransaction(serialized: Hex): DecodedTransaction {
+  // "Deserialize the RLP-encoded transaction from `payload.signature`"
+  const prefix = serialized.slice(0, 4).toLowerCase()
+  if (prefix !== '0x76' && prefix !== '0x78')
+    throw new VerificationFailedError({
+      detail: 'Only Tempo (0x76/0x78) transactions are accepted.',
+      reason: 'invalid-transaction',
+    })
+  let transaction: Record<string, unknown>
+  try {
+    // The envelope must be exactly one RLP list: the deserializer ignores trailing bytes, which would
+    // give one signed transaction many encodings (and hashes), so `keccak256(serialized)` would not be
+    // the hash the node executes (replay key, lost-answer lookup).
+    fromRlp(`0x${serialized.slice(4)}`)
+    transaction = Transaction.deserialize(serialized) as unknown as Record<string, unknown>
+  } catch {
+    throw new VerificationFailedError({
+      detail: 'The transaction could not be decoded.',
+      reason: 'invalid-transaction',
+    })
+  }
+  if (!transaction.signature || typeof transaction.from !== 'string')
+    throw new VerificationFailedError({
+      detail: 'The transaction is not signed by its sender.',
+      reason: 'invalid-transaction',
+    })
+  return transaction as unknown as DecodedTransaction
+}
+
+/**
+ * Sponsor policy: what a fee payer checks before co-signing.
+ *
+ * @see tempo-fee-payer-cosign.json: "Fee-payer sponsor/cosign verification must reject envelopes that
+ *   violate sponsor policy before adding the fee-payer signature."
+ */
+function checkSponsorable(
+  transaction: DecodedTransaction,
+  request: TempoChargeRequest,
+  challenge: { id: string; realm: string; expires?: string | undefined } | undefined,
+  policy: SponsorPolicy = {},
+  nowSeconds = Math.floor(Date.now() / 1000),
+): void {
+  const fail = (detail: string, reason: string): never => {
+    throw new VerificationFailedError({ detail: `Payment verification failed: ${detail}`, reason })
+  }
+  if ((transaction.gas ?? 0n) > (policy.maxGas ?? 2_000_000n))
+    fail('gas limit exceeds sponsor policy', 'sponsor-policy')
+  // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
+  // empty or `0x80` (RLP null)"
+  if (transaction.feeToken) fail('a sponsored transaction must not include fee_token', 'sponsor-policy')
+  if ((policy.requireExpiringNonce ?? true) && transaction.nonceKey !== maxUint256)
+    fail('a sponsored transaction must use expiring nonce key', 'sponsor-policy')
+  if (transaction.validBefore !== undefined || (policy.requireExpiringNonce ?? true)) {
+    const validBefore = transaction.validBefore ?? Number.MAX_SAFE_INTEGER
+    const challengeLimit = challenge?.expires
+      ? Math.floor(Date.parse(challenge.expires) / 1000) + 60
+      : Number.MAX_SAFE_INTEGER
+    if (validBefore > Math.min(nowSeconds + (policy.maxValidityWindowSeconds ?? 900), challengeLimit))
+      fail('validity window exceeds sponsor policy', 'sponsor-policy')
+  }
+  if (transaction.accessList && transaction.accessList.length > 0)
+    fail('access list is not allowed', 'sponsor-policy')
+  // Policy first, then the calls: the fee payer pays gas only for exactly this payment.
+  const effects = callEffects(transaction.calls)
+  const expected = expectedTransfers(request)
+  if (!effects || effects.length !== expected.length) {
+    // A plain transfer is never enough to sponsor: without the challenge memo it could not be verified
+    // after the fee payer already paid the gas.
+    if (effects && effects.length < expected.length) fail('no matching payment call found', 'unexpected-call')
+    fail('the transaction contains unauthorized extra calls', 'unexpected-call')
+  }
+  assertPays({ request, expected, effects: effects!, challenge, subject: 'transaction' })
+}
+
+/**
+ * Checks a client's fee-payer envelope against the sponsor policy and co-signs it as fee payer (domain
+ * 0x78), returning the broadcastable 0x76 transaction. No RPC: usable offline.
+ *
+ * @example
+ * ```ts
+ * const ready = await cosign({ serializedTransaction, feePayer, feeToken: pathUsd, check: { request, challenge } })
+ * ```
+ * @see draft-tempo-charge-00 §"Server-Paid Fees"
+ */
+export async function cosign(parameters: {
+  serializedTransaction: Hex
+  feePayer: Account
+  feeToken: Address
+  /** When given, the sponsor policy is checked first (throws `VerificationFailedError`). */
+  check?: {
+    request: TempoChargeRequest
+    /** The challenge the memo must bind (omit to check the policy and amounts only). */
+    challenge?: { id: string; realm: string; expires?: string | undefined }
+    policy?: SponsorPolicy
+    nowSeconds?: number
+  }
+}): Promise<Hex> {
+  const decoded = decodeTransaction(parameters.serializedTransaction)
+  if (parameters.check)
+    checkSponsorable(
+      decoded,
+      parameters.check.request,
+      parameters.check.challenge,
+      parameters.check.policy,
+      parameters.check.nowSeconds,
+    )
+  if (typeof (parameters.feePayer as { sign?: unknown }).sign !== 'function')
+    throw new ConfigurationError('tempo: the fee payer must be a local account (it signs a hash)')
+  const transaction = Transaction.deserialize(parameters.serializedTransaction) as unknown as Record<
+    string,
+    unknown
+  >
+  return (await Transaction.serialize({
+    ...transaction,
+    feePayer: parameters.feePayer,
+    feeToken: parameters.feeToken,
+  } as never)) as Hex
+}
+
+async function verifyProof(
+  challenge: { id: string; realm: string },
+  payload: Extract<TempoChargePayload, { type: 'proof' }>,
+  source: string | undefined,
+  chainId: number,
+): Promise<void> {
+  // "1. Verify `credential.source` is present and parses as `did:pkh:eip155:<chainId>:<address>`
+  //  2. Verify the chain ID from `source` matches `methodDetails.chainId` from the challenge"
+  const parsed = Proof.parseSource(source)
+  if (!parsed || parsed.chainId !== chainId)
+    throw new VerificationFailedError({
+      detail: 'A proof needs a did:pkh source on this chain.',
+      reason: 'invalid-source',
+    })
+  // "3. Recover the signer … 4. Verify the recovered signer matches the address in `source`"
+  for (const version of Proof.versions) {
+    const valid = await verifyTypedData({
+      address: parsed.address,
+      ...Proof.typedData({
+        version,
+        chainId,
+        challengeId: challenge.id,
+        realm: challenge.realm,
+        account: parsed.address,
+      }),
+      signature: payload.signature as Hex,
+    } as Parameters<typeof verifyTypedData>[0]).catch(() => false)
+    if (valid) return
+  }
+  throw new VerificationFailedError({
+    detail: 'The proof signature does not match its source.',
+    reason: 'invalid-signature',
+  })
+}
+
+/** @internal for conformance fixtures */
+export const internal = { checkSponsorable, decodeTransaction }
+
+export type { PublicClient }
+
+/**
+ * Verifies a transaction receipt (JSON-RPC shape: `status` `"0x1"`/`"success"`, raw `logs`) against a
+ * charge challenge, without RPC: the receipt must show success and TIP-20 transfer effects that pay the
+ * request and carry the challenge-bound memo. Returns the receipt fields of a success.
+ *
+ * @example
+ * ```ts
+ * verifyChargeReceipt({ challenge, request, receipt: await client.request({ method: 'eth_getTransactionReceipt', params: [hash] }) })
+ * ```
+ * @see draft-tempo-charge-00 §"Hash Verification"; conformance operation `tempo.receipt.verify`
+ */
+export function verifyChargeReceipt(parameters: {
+  challenge: { id: string; realm: string }
+  request: unknown
+  receipt: { transactionHash: string; status: string; from?: string; logs: readonly RawLog[] }
+  sender?: string
+}): { status: 'success'; reference: string } {
+  const parsed = charge.request.safeParse(parameters.request)
+  if (!parsed.success)
+    throw new VerificationFailedError({ detail: 'The charge request is invalid.', reason: 'invalid-request' })
+  const { receipt } = parameters
+  if (receipt.status !== '0x1' && receipt.status !== 'success')
+    throw new VerificationFailedError({ detail: 'The transaction reverted.', reason: 'transaction-reverted' })
+  assertPays({
+    request: parsed.data,
+    expected: expectedTransfers(parsed.data),
+    effects: logEffects(receipt.logs),
+    sender: parameters.sender,
+    challenge: parameters.challenge,
+    subject: 'receipt',
+  })
+  return { status: 'success', reference: receipt.transactionHash }
+}

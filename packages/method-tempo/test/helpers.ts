@@ -1,0 +1,43 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+/**
+ * A JSON-RPC proxy in front of a node, to simulate outages: `up` forwards, `down` refuses (connection
+ * reset), `lose-send` forwards transaction submissions but loses the answer (the node got it).
+ */
+export async function rpcProxy(target: string) {
+  let mode: 'up' | 'down' | 'lose-send' = 'up'
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks).toString()
+    if (mode === 'down') {
+      req.socket.destroy()
+      return
+    }
+    const response = await fetch(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    })
+    const text = await response.text()
+    if (mode === 'lose-send' && /eth_sendRawTransaction/.test(body)) {
+      req.socket.destroy()
+      return
+    }
+    res.writeHead(response.status, { 'content-type': 'application/json' })
+    res.end(text)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    set(next: typeof mode) {
+      mode = next
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,268 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
+import { describeStore } from '@mppkit/core/testing'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PostgresStore, postgresPoolOptions } from './PostgresStore.js'
+
+const candidates = process.env.MPPKIT_POSTGRES_URL
+  ? [process.env.MPPKIT_POSTGRES_URL]
+  : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test']
+// A random schema per run, dropped afterwards: parallel runs never share rows.
+const schema = `mppkit_test_${Math.random().toString(36).slice(2, 10)}`
+
+async function probe(): Promise<{ url?: string; reason?: string }> {
+  const failures: string[] = []
+  for (const url of candidates) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.query('SELECT 1')
+      return { url }
+    } catch (error) {
+      failures.push(`${url.replace(/\/\/[^@]*@/, '//…@')}: ${(error as Error).message}`)
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+  return {
+    reason: `PostgreSQL unreachable (${failures.join('; ')}); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or set MPPKIT_POSTGRES_URL`,
+  }
+}
+
+const { url = '', reason } = await probe()
+const pools: pg.Pool[] = []
+/** A small pool per store: the suite opens several stores, and the server is shared with other runs. */
+const pool = (max = 4) => {
+  const created = new pg.Pool({ ...postgresPoolOptions, connectionString: url, max })
+  pools.push(created)
+  return created
+}
+
+describeStore('PostgresStore', () => new PostgresStore({ pool: pool(), schema }), {
+  skip: reason,
+  instances: 3,
+})
+
+/** A TCP port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+describe('PostgresStore (configuration and outage)', () => {
+  it('accepts only plain identifiers for schema and table', () => {
+    expect(
+      () => new PostgresStore({ connectionString: 'postgres://x@127.0.0.1:1/x', schema: 'a"; DROP' }),
+    ).toThrow(ConfigurationError)
+    expect(
+      () => new PostgresStore({ connectionString: 'postgres://x@127.0.0.1:1/x', schema: 'ok', table: 'a.b' }),
+    ).toThrow(ConfigurationError)
+  })
+
+  it('throws StoreUnavailableError quickly when nothing listens, without an unhandled error event', async () => {
+    const port = await closedPort()
+    const store = new PostgresStore({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/test`,
+      schema,
+    })
+    try {
+      await expect(store.migrate()).rejects.toBeInstanceOf(StoreUnavailableError)
+      for (const operation of [
+        () => store.putIfAbsent('a', '1', 1_000),
+        () => store.get('a'),
+        () => store.set('a', '1', 1_000),
+        () => store.delete('a'),
+        () => store.compareAndSet('a', 'x', 'y', 1_000),
+        () => store.increment('a', 1n, { ttlMs: 1_000, max: 5n }),
+        () => store.cleanup(),
+      ]) {
+        const started = Date.now()
+        const error = await operation().catch((caught: unknown) => caught)
+        expect(error).toBeInstanceOf(StoreUnavailableError)
+        expect((error as StoreUnavailableError).status).toBe(503)
+        expect((error as StoreUnavailableError).retryAfter).toBe(1)
+        expect(Date.now() - started).toBeLessThan(3_000)
+      }
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe.skipIf(!!reason)('PostgresStore', () => {
+  let admin: pg.Pool
+
+  beforeAll(() => {
+    admin = new pg.Pool({ ...postgresPoolOptions, connectionString: url, max: 3 })
+    admin.on('error', () => {})
+  })
+
+  afterAll(async () => {
+    await Promise.all(pools.map((created) => created.end()))
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}_fresh" CASCADE`)
+    const left = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname LIKE $1', [`${schema}%`])
+    expect(left.rowCount).toBe(0)
+    await admin.end()
+  })
+
+  const rows = async (where = 'true') =>
+    (await admin.query<{ key: string }>(`SELECT key FROM "${schema}"."store" WHERE ${where}`)).rows.map(
+      (row) => row.key,
+    )
+
+  it('migrate() is idempotent and safe to run from several processes at once; operations migrate lazily', async () => {
+    const fresh = `${schema}_fresh`
+    const stores = Array.from(
+      { length: 5 },
+      () => new PostgresStore({ pool: pool(2), schema: fresh, table: 'kv' }),
+    )
+    // Lazily, on first use, from five stores at once (each has its own pool, like separate processes).
+    expect(
+      await Promise.all(stores.map((store, index) => store.putIfAbsent('k', String(index), 10_000))),
+    ).toEqual(expect.arrayContaining([true, false]))
+    await Promise.all(stores.map((store) => store.migrate()))
+    await stores[0]!.migrate()
+    const columns = await admin.query<{ column_name: string; data_type: string; is_nullable: string }>(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = 'kv' ORDER BY ordinal_position`,
+      [fresh],
+    )
+    expect(columns.rows).toEqual([
+      { column_name: 'key', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'value', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'expires_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+    ])
+    const indexes = await admin.query<{ indexname: string }>(
+      'SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname',
+      [fresh],
+    )
+    expect(indexes.rows.map((row) => row.indexname)).toEqual(['kv_expires_at', 'kv_pkey'])
+    await Promise.all(stores.map((store) => store.close()))
+  })
+
+  it('stores TTLs as expires_at from the database clock', async () => {
+    const store = new PostgresStore({ pool: pool(1), schema })
+    await store.putIfAbsent('layout', 'v', 10_000)
+    const row = await admin.query<{ value: string; ms: number }>(
+      `SELECT value, extract(epoch FROM expires_at - now()) * 1000 AS ms FROM "${schema}"."store" WHERE key = 'layout'`,
+    )
+    expect(row.rows[0]?.value).toBe('v')
+    expect(Number(row.rows[0]?.ms)).toBeGreaterThan(5_000)
+    expect(Number(row.rows[0]?.ms)).toBeLessThanOrEqual(10_000)
+    await store.close()
+  })
+
+  it('cleanup() deletes exactly the expired rows', async () => {
+    const store = new PostgresStore({ pool: pool(1), schema })
+    await store.migrate()
+    await store.cleanup()
+    for (let index = 0; index < 5; index++) await store.set(`cleanup:short:${index}`, '1', 100)
+    await store.set('cleanup:long', '1', 60_000)
+    await sleep(250)
+    expect((await rows(`key LIKE 'cleanup:%'`)).length).toBe(6)
+    expect(await store.cleanup()).toBeGreaterThanOrEqual(5)
+    expect(await rows(`key LIKE 'cleanup:%'`)).toEqual(['cleanup:long'])
+    await store.close()
+  })
+
+  it('cleans up periodically when cleanupIntervalMs is set, and close() stops the timer', async () => {
+    const errors: Error[] = []
+    const store = new PostgresStore({
+      pool: pool(1),
+      schema,
+      cleanupIntervalMs: 100,
+      onError: (e) => errors.push(e),
+    })
+    await store.set('periodic:short', '1', 50)
+    await store.set('periodic:long', '1', 60_000)
+    const deadline = Date.now() + 3_000
+    while ((await rows(`key = 'periodic:short'`)).length > 0 && Date.now() < deadline) await sleep(50)
+    expect(await rows(`key LIKE 'periodic:%'`)).toEqual(['periodic:long'])
+    await store.close()
+    await store.set('periodic:after-close', '1', 1)
+    await sleep(300)
+    // The timer is gone: the expired row stays until someone cleans up.
+    expect(await rows(`key = 'periodic:after-close'`)).toEqual(['periodic:after-close'])
+    expect(errors).toEqual([])
+  })
+
+  it('uses a pool passed in and leaves it open on close', async () => {
+    const own = pool(1)
+    const store = new PostgresStore({ pool: own, schema })
+    expect(await store.putIfAbsent('own-pool', '1', 10_000)).toBe(true)
+    await store.close()
+    expect((await own.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }])
+    expect(own.listenerCount('error')).toBe(0)
+  })
+
+  it('survives pg_terminate_backend of an idle connection: the pool reconnects, the process does not crash', async () => {
+    const errors: Error[] = []
+    const own = pool(1)
+    const store = new PostgresStore({ pool: own, schema, onError: (e) => errors.push(e) })
+    expect(await store.putIfAbsent('terminate:before', '1', 10_000)).toBe(true)
+    const { rows: before } = await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const pid = before[0]!.pid
+    const poolError = once(own, 'error')
+    await admin.query('SELECT pg_terminate_backend($1)', [pid])
+    // pg reports the dead idle connection as a pool 'error' event: handled, not a crash.
+    await poolError
+    expect(errors[0]?.message).toMatch(/terminat/i)
+    expect(await store.putIfAbsent('terminate:after', '1', 10_000)).toBe(true)
+    const { rows: after } = await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    expect(after[0]!.pid).not.toBe(pid)
+    await store.close()
+  })
+
+  it('fails an operation whose backend is terminated mid-statement with StoreUnavailableError, then recovers', async () => {
+    const own = pool(1)
+    const store = new PostgresStore({ pool: own, schema, onError: () => {} })
+    await store.set('inflight', '10', 60_000)
+    const { rows: pids } = await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const pid = pids[0]!.pid
+    // Hold the row lock from another connection so that the increment is blocked inside its statement.
+    const blocker = await admin.connect()
+    try {
+      await blocker.query('BEGIN')
+      await blocker.query(`SELECT 1 FROM "${schema}"."store" WHERE key = 'inflight' FOR UPDATE`)
+      const pending = store.increment('inflight', 1n, { ttlMs: 60_000 }).catch((caught: unknown) => caught)
+      const deadline = Date.now() + 3_000
+      for (;;) {
+        const waiting = await admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`,
+          [pid],
+        )
+        if (waiting.rowCount === 1 || Date.now() > deadline) break
+        await sleep(20)
+      }
+      await admin.query('SELECT pg_terminate_backend($1)', [pid])
+      expect(await pending).toBeInstanceOf(StoreUnavailableError)
+    } finally {
+      await blocker.query('ROLLBACK')
+      blocker.release()
+    }
+    // The terminated statement did not apply, and the next operation runs on a new connection.
+    expect(await store.get('inflight')).toBe('10')
+    expect(await store.increment('inflight', 1n, { ttlMs: 60_000 })).toEqual({ applied: true, value: 11n })
+    await store.close()
+  })
+
+  it('reports a counter holding a non-integer as a typed error, not as an outage', async () => {
+    const store = new PostgresStore({ pool: pool(1), schema })
+    await store.set('text', '1.5', 10_000)
+    const error = await store.increment('text', 1n, { ttlMs: 10_000 }).catch((caught: unknown) => caught)
+    expect(error).not.toBeInstanceOf(StoreUnavailableError)
+    expect((error as { code?: string }).code).toBe('store_invalid_counter')
+    await store.close()
+  })
+})

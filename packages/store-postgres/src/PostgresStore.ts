@@ -1,0 +1,352 @@
+import {
+  BaseError,
+  ConfigurationError,
+  type IncrementOptions,
+  type IncrementResult,
+  type Store,
+  StoreUnavailableError,
+} from '@mppkit/core'
+import pg from 'pg'
+
+/**
+ * The `pg.Pool` options a {@link PostgresStore} uses for the pool it creates from a connection string.
+ * Pass the same options when you hand in your own pool: without `connectionTimeoutMillis`, pg waits
+ * forever for an unreachable server, and a request would hang instead of getting a 503.
+ *
+ * @example
+ * ```ts
+ * const pool = new pg.Pool({ ...postgresPoolOptions, connectionString, max: 20 })
+ * const store = new PostgresStore({ pool, schema: 'mppkit' })
+ * ```
+ */
+export const postgresPoolOptions = {
+  max: 10,
+  connectionTimeoutMillis: 2_000,
+  idleTimeoutMillis: 30_000,
+  query_timeout: 10_000,
+} satisfies pg.PoolConfig
+
+/** Options of {@link PostgresStore}. */
+export type PostgresStoreOptions = {
+  /** A `pg.Pool` to use (the store does not end it). Prefer {@link postgresPoolOptions} for it. */
+  pool?: pg.Pool
+  /** A `postgres://` connection string, used when no pool is given (pg's `PG*` environment variables otherwise). */
+  connectionString?: string
+  /** The schema holding the table, created by {@link PostgresStore.migrate} (e.g. `mppkit`). */
+  schema: string
+  /** The table name (default `store`). */
+  table?: string
+  /** When set, expired rows are deleted every `cleanupIntervalMs` (the timer does not keep the process alive). */
+  cleanupIntervalMs?: number
+  /** Seconds a client should wait before retrying when PostgreSQL is unavailable (default 1). */
+  retryAfter?: number
+  /** Receives pool errors (idle connections lost) and periodic cleanup failures; otherwise swallowed. */
+  onError?: (error: Error) => void
+}
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
+const maxAttempts = 20
+
+/**
+ * A {@link Store} on PostgreSQL: every instance of a payment server sharing one database consumes each
+ * credential exactly once.
+ *
+ * One table `(key text primary key, value text, expires_at timestamptz)`. `putIfAbsent` is
+ * `INSERT … ON CONFLICT (key) DO UPDATE … WHERE expires_at <= now()` (an expired row counts as absent);
+ * `compareAndSet` is one conditional `UPDATE`; `increment` locks the row (`SELECT … FOR UPDATE` inside
+ * the `UPDATE … RETURNING` statement) and does `numeric` arithmetic, so counters have arbitrary
+ * precision. All times come from the database clock, so every server process agrees on expiry.
+ *
+ * `migrate()` creates the schema and table (idempotent, safe to run from many processes at once); it
+ * also runs by itself on first use. `cleanup()` deletes expired rows. When PostgreSQL cannot be reached
+ * or a connection fails during an operation, the operation throws `StoreUnavailableError` (503 +
+ * Retry-After) and the pool opens a fresh connection for the next one.
+ *
+ * @example
+ * ```ts
+ * import { PostgresStore } from '@mppkit/store-postgres'
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL, schema: 'mppkit' })
+ * await store.migrate()
+ * const server = Server.create({ realm, secrets, methods, store })
+ * ```
+ * @see draft-httpauth-payment-00 §11.6 (Concurrent Request Handling)
+ */
+export class PostgresStore implements Store {
+  /** The pool in use. */
+  readonly pool: pg.Pool
+  /** The schema name. */
+  readonly schema: string
+  /** The table name. */
+  readonly table: string
+  readonly #qualified: string
+  readonly #owned: boolean
+  readonly #retryAfter: number
+  readonly #onError: (error: Error) => void
+  readonly #timer: ReturnType<typeof setInterval> | undefined
+  #ready: Promise<void> | undefined
+
+  constructor(options: PostgresStoreOptions) {
+    const table = options.table ?? 'store'
+    // Identifiers are interpolated into SQL (they cannot be bind parameters), so only plain names pass.
+    // 63 bytes is PostgreSQL's identifier limit; the table also names its index (`<table>_expires_at`).
+    if (!identifier.test(options.schema) || options.schema.length > 63)
+      throw new ConfigurationError(
+        'schema must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)',
+      )
+    if (!identifier.test(table) || table.length > 52)
+      throw new ConfigurationError(
+        'table must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 52)',
+      )
+    this.schema = options.schema
+    this.table = table
+    this.#qualified = `"${options.schema}"."${table}"`
+    this.#retryAfter = options.retryAfter ?? 1
+    const onError = options.onError
+    this.#onError = (error) => onError?.(error)
+    if (options.pool) {
+      this.pool = options.pool
+      this.#owned = false
+    } else {
+      this.pool = new pg.Pool({
+        ...postgresPoolOptions,
+        ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
+      })
+      this.#owned = true
+    }
+    // pg emits 'error' on the pool when an idle connection dies (server restart, pg_terminate_backend);
+    // without a listener that would crash the process. The pool drops the connection and opens a new one.
+    this.pool.on('error', this.#onError)
+    if (options.cleanupIntervalMs !== undefined) {
+      if (!(options.cleanupIntervalMs > 0)) throw new ConfigurationError('cleanupIntervalMs must be positive')
+      this.#timer = setInterval(() => {
+        this.cleanup().catch((error: Error) => this.#onError(error))
+      }, options.cleanupIntervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  /**
+   * Creates the schema, the table and its expiry index if they do not exist. Idempotent, and safe to run
+   * from several processes at once (serialized by an advisory lock). Runs by itself before the first
+   * operation; call it at startup to fail early.
+   *
+   * @example
+   * ```ts
+   * await store.migrate()
+   * ```
+   */
+  async migrate(): Promise<void> {
+    const run = this.#migrate()
+    this.#ready = run
+    try {
+      await run
+    } catch (error) {
+      // A failed migration (database down) is retried by the next operation.
+      if (this.#ready === run) this.#ready = undefined
+      throw error
+    }
+  }
+
+  async #migrate(): Promise<void> {
+    const client = await this.#connect()
+    // While checked out the pool's idle listener is detached: a connection lost mid-migration must not
+    // raise an unhandled 'error'.
+    client.on('error', this.#onError)
+    let failed: unknown
+    try {
+      await client.query('BEGIN')
+      // Concurrent `CREATE … IF NOT EXISTS` can still collide on the catalog's unique index; the lock
+      // (released at COMMIT) makes processes migrate one after the other.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:${this.#qualified}`])
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#qualified} (
+          key text PRIMARY KEY,
+          value text NOT NULL,
+          expires_at timestamptz NOT NULL
+        )`,
+      )
+      await client.query(
+        `CREATE INDEX IF NOT EXISTS "${this.table}_expires_at" ON ${this.#qualified} (expires_at)`,
+      )
+      await client.query('COMMIT')
+    } catch (error) {
+      failed = error
+      await client.query('ROLLBACK').catch(() => {})
+      throw this.#unavailable(error)
+    } finally {
+      client.off('error', this.#onError)
+      // A connection that failed is destroyed rather than returned to the pool.
+      client.release(failed instanceof Error ? failed : undefined)
+    }
+  }
+
+  async #connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect()
+    } catch (error) {
+      throw this.#unavailable(error)
+    }
+  }
+
+  /**
+   * Deletes expired rows and returns how many were deleted. Expired rows are already invisible to every
+   * operation; this only reclaims space. Run it periodically (or set `cleanupIntervalMs`).
+   *
+   * @example
+   * ```ts
+   * const deleted = await store.cleanup()
+   * ```
+   */
+  async cleanup(): Promise<number> {
+    const result = await this.#query(`DELETE FROM ${this.#qualified} WHERE expires_at <= now()`, [])
+    return result.rowCount ?? 0
+  }
+
+  async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    // An expired row is overwritten as if absent. Under READ COMMITTED, ON CONFLICT DO UPDATE locks the
+    // conflicting row and re-checks the WHERE on its newest version, so exactly one caller wins.
+    const result = await this.#query(
+      `INSERT INTO ${this.#qualified} AS existing (key, value, expires_at)
+       VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+       WHERE existing.expires_at <= now()`,
+      [key, value, ttl(ttlMs)],
+    )
+    return result.rowCount === 1
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const result = await this.#query<{ value: string }>(
+      `SELECT value FROM ${this.#qualified} WHERE key = $1 AND expires_at > now()`,
+      [key],
+    )
+    return result.rows[0]?.value
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.#query(
+      `INSERT INTO ${this.#qualified} (key, value, expires_at)
+       VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      [key, value, ttl(ttlMs)],
+    )
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#query(`DELETE FROM ${this.#qualified} WHERE key = $1`, [key])
+  }
+
+  async compareAndSet(
+    key: string,
+    expected: string | undefined,
+    next: string,
+    ttlMs: number,
+  ): Promise<boolean> {
+    if (expected === undefined) return this.putIfAbsent(key, next, ttlMs)
+    // A concurrent UPDATE of the same row waits for ours and re-evaluates `value = $2` on the new
+    // version, so only one of several swaps from the same expected value succeeds.
+    const result = await this.#query(
+      `UPDATE ${this.#qualified}
+       SET value = $3, expires_at = now() + $4::bigint * interval '1 millisecond'
+       WHERE key = $1 AND value = $2 AND expires_at > now()`,
+      [key, expected, next, ttl(ttlMs)],
+    )
+    return result.rowCount === 1
+  }
+
+  async increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult> {
+    const ms = ttl(options.ttlMs)
+    const min = options.min?.toString() ?? null
+    const max = options.max?.toString() ?? null
+    const inBounds = (value: bigint) =>
+      (options.min === undefined || value >= options.min) &&
+      (options.max === undefined || value <= options.max)
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      // One statement: lock the row (FOR UPDATE waits for a concurrent writer and then reads its newest
+      // version), compute with `numeric` (arbitrary precision), update only within bounds. An expired row
+      // counts as 0; a live non-integer yields a NULL amount and is reported below.
+      const existing = await this.#query<{ amount: string | null; next: string | null }>(
+        `WITH locked AS (
+           SELECT key,
+             CASE WHEN expires_at <= now() THEN 0::numeric
+                  WHEN value ~ '^-?[0-9]+$' THEN value::numeric END AS amount
+           FROM ${this.#qualified} WHERE key = $1 FOR UPDATE
+         ), updated AS (
+           UPDATE ${this.#qualified} AS target
+           SET value = (locked.amount + $2::numeric)::text,
+               expires_at = now() + $3::bigint * interval '1 millisecond'
+           FROM locked
+           WHERE target.key = locked.key AND locked.amount IS NOT NULL
+             AND ($4::numeric IS NULL OR locked.amount + $2::numeric >= $4::numeric)
+             AND ($5::numeric IS NULL OR locked.amount + $2::numeric <= $5::numeric)
+           RETURNING target.value
+         )
+         SELECT locked.amount::text AS amount, (SELECT value FROM updated) AS next FROM locked`,
+        [key, delta.toString(), ms, min, max],
+      )
+      const row = existing.rows[0]
+      if (row) {
+        if (row.amount === null)
+          throw new BaseError('The counter key holds a value that is not a decimal integer', {
+            code: 'store_invalid_counter',
+          })
+        if (row.next !== null) return { applied: true, value: BigInt(row.next) }
+        return { applied: false, value: BigInt(row.amount) }
+      }
+      // No row: the counter is 0. Nothing is written when 0 + delta is out of bounds.
+      if (!inBounds(delta)) return { applied: false, value: 0n }
+      const inserted = await this.#query(
+        `INSERT INTO ${this.#qualified} (key, value, expires_at)
+         VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+         ON CONFLICT (key) DO NOTHING`,
+        [key, delta.toString(), ms],
+      )
+      if (inserted.rowCount === 1) return { applied: true, value: delta }
+      // Another process created the row in between: take the locking path again.
+    }
+    throw new StoreUnavailableError({
+      detail: 'Counter under heavy contention',
+      retryAfter: this.#retryAfter,
+    })
+  }
+
+  /** Stops the cleanup timer and ends the pool the store created (a pool passed in is left open). */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    if (this.#owned) {
+      await this.pool.end()
+      return
+    }
+    this.pool.off('error', this.#onError)
+  }
+
+  async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<Row>> {
+    if (this.#ready === undefined) this.migrate().catch(() => {})
+    try {
+      await this.#ready
+      return await this.pool.query<Row>(text, values)
+    } catch (error) {
+      throw this.#unavailable(error)
+    }
+  }
+
+  /**
+   * Connection refused or lost, timeouts, `57P01` (terminated by administrator), too many connections…
+   * Whether a statement that failed mid-flight committed is unknown; the server answers 503 and the
+   * client retries (with the same Idempotency-Key, which recovers a settlement whose response was lost).
+   */
+  #unavailable(error: unknown): BaseError {
+    if (BaseError.is(error)) return error
+    return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+  }
+}
+
+/** TTL in whole milliseconds, at least 1. */
+function ttl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs)) throw new ConfigurationError('ttlMs must be a finite number of milliseconds')
+  return Math.max(1, Math.ceil(ttlMs))
+}

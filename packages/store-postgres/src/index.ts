@@ -1,0 +1,1 @@
+export { PostgresStore, type PostgresStoreOptions, postgresPoolOptions } from './PostgresStore.js'

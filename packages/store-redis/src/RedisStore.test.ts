@@ -1,0 +1,248 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { StoreUnavailableError } from '@mppkit/core'
+import { describeStore } from '@mppkit/core/testing'
+import fc from 'fast-check'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RedisStore, redisClientOptions } from './RedisStore.js'
+
+const url = process.env.MPPKIT_REDIS_URL ?? 'redis://127.0.0.1:6379'
+// A random prefix per run: parallel runs and other users of this Redis never see our keys.
+const prefix = `mppkit-test:${Math.random().toString(36).slice(2, 10)}:`
+
+async function probe(): Promise<string | undefined> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 1_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    return undefined
+  } catch (error) {
+    return `Redis unreachable at ${url} (${(error as Error).message}); start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no, or set MPPKIT_REDIS_URL`
+  } finally {
+    client.disconnect()
+  }
+}
+
+const reason = await probe()
+
+describeStore('RedisStore', () => new RedisStore({ url, keyPrefix: prefix }), { skip: reason, instances: 4 })
+
+/** A TCP port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+describe('RedisStore (outage)', () => {
+  it('throws StoreUnavailableError quickly when nothing listens, without an unhandled error event', async () => {
+    const port = await closedPort()
+    const errors: Error[] = []
+    const store = new RedisStore({
+      url: `redis://127.0.0.1:${port}`,
+      keyPrefix: prefix,
+      onError: (e) => errors.push(e),
+    })
+    try {
+      for (const operation of [
+        () => store.putIfAbsent('a', '1', 1_000),
+        () => store.get('a'),
+        () => store.set('a', '1', 1_000),
+        () => store.delete('a'),
+        () => store.compareAndSet('a', 'x', 'y', 1_000),
+        () => store.increment('a', 1n, { ttlMs: 1_000, max: 5n }),
+      ]) {
+        const started = Date.now()
+        const error = await operation().catch((caught: unknown) => caught)
+        expect(error).toBeInstanceOf(StoreUnavailableError)
+        expect((error as StoreUnavailableError).status).toBe(503)
+        expect((error as StoreUnavailableError).retryAfter).toBe(1)
+        expect(Date.now() - started).toBeLessThan(3_000)
+      }
+      expect(errors.length).toBeGreaterThan(0)
+      expect(errors[0]?.message).toMatch(/ECONNREFUSED/)
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe.skipIf(!!reason)('RedisStore', () => {
+  let admin: Redis
+
+  beforeAll(() => {
+    admin = new Redis(url, redisClientOptions)
+    admin.on('error', () => {})
+  })
+
+  afterAll(async () => {
+    // Remove every key this run wrote (the shared suite included).
+    let cursor = '0'
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000)
+      if (keys.length > 0) await admin.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    expect(await admin.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 10_000).then(([, keys]) => keys)).toEqual([])
+    await admin.quit()
+  })
+
+  it('stores keyPrefix + key with a PX TTL on every write', async () => {
+    const store = new RedisStore({ url, keyPrefix: prefix })
+    try {
+      await store.putIfAbsent('layout:consumed', '1', 10_000)
+      await store.increment('layout:counter', 5n, { ttlMs: 20_000 })
+      await store.set('layout:value', 'v', 30_000)
+      await store.compareAndSet('layout:value', 'v', 'w', 40_000)
+      expect(await admin.get(`${prefix}layout:consumed`)).toBe('1')
+      expect(await admin.get(`${prefix}layout:counter`)).toBe('5')
+      expect(await admin.get(`${prefix}layout:value`)).toBe('w')
+      for (const [key, max] of [
+        ['layout:consumed', 10_000],
+        ['layout:counter', 20_000],
+        ['layout:value', 40_000],
+      ] as const) {
+        const pttl = await admin.pttl(prefix + key)
+        expect(pttl).toBeGreaterThan(max - 5_000)
+        expect(pttl).toBeLessThanOrEqual(max)
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reloads its scripts after SCRIPT FLUSH (EVALSHA falls back to EVAL)', async () => {
+    const store = new RedisStore({ url, keyPrefix: prefix })
+    try {
+      expect(await store.increment('flush', 1n, { ttlMs: 10_000 })).toEqual({ applied: true, value: 1n })
+      await admin.script('FLUSH')
+      expect(await store.increment('flush', 1n, { ttlMs: 10_000 })).toEqual({ applied: true, value: 2n })
+      await admin.script('FLUSH')
+      await store.set('flush-cas', 'a', 10_000)
+      expect(await store.compareAndSet('flush-cas', 'a', 'b', 10_000)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('uses a client passed in and leaves it open on close', async () => {
+    const client = new Redis(url, redisClientOptions)
+    const store = new RedisStore({ client, keyPrefix: prefix })
+    expect(await store.putIfAbsent('own-client', '1', 10_000)).toBe(true)
+    await store.close()
+    expect(await client.get(`${prefix}own-client`)).toBe('1')
+    expect(client.listenerCount('error')).toBe(0)
+    await client.quit()
+  })
+
+  it('reconnects after its connection is killed (CLIENT KILL)', async () => {
+    const errors: Error[] = []
+    const store = new RedisStore({ url, keyPrefix: prefix, onError: (e) => errors.push(e) })
+    try {
+      expect(await store.putIfAbsent('kill:before', '1', 10_000)).toBe(true)
+      const id = await store.client.client('ID')
+      const reconnected = once(store.client, 'ready')
+      expect(await admin.client('KILL', 'ID', String(id))).toBe(1)
+      // An operation racing the kill either runs or fails as unavailable, never anything else.
+      const racing = await store.get('kill:before').catch((caught: unknown) => caught)
+      if (racing !== '1') expect(racing).toBeInstanceOf(StoreUnavailableError)
+      await reconnected
+      expect(await store.client.client('ID')).not.toBe(id)
+      expect(await store.putIfAbsent('kill:after', '1', 10_000)).toBe(true)
+      expect(await store.increment('kill:counter', 1n, { ttlMs: 10_000 })).toEqual({
+        applied: true,
+        value: 1n,
+      })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('fails an in-flight operation with StoreUnavailableError when the connection drops, and never resends it', async () => {
+    const store = new RedisStore({ url, keyPrefix: prefix })
+    try {
+      await store.get('warm-up')
+      const id = await store.client.client('ID')
+      // Hold writes on the server so that the put is in flight when its connection is killed.
+      await admin.client('PAUSE', 2_000, 'WRITE')
+      try {
+        const started = Date.now()
+        const pending = store.putIfAbsent('inflight', '1', 10_000).catch((caught: unknown) => caught)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const reconnected = once(store.client, 'ready')
+        await admin.client('KILL', 'ID', String(id))
+        expect(await pending).toBeInstanceOf(StoreUnavailableError)
+        expect(Date.now() - started).toBeLessThan(1_500)
+        await reconnected
+      } finally {
+        await admin.client('UNPAUSE')
+      }
+      // The killed command never ran and was not resent behind our back: the key is still free.
+      expect(await admin.get(`${prefix}inflight`)).toBeNull()
+      expect(await store.putIfAbsent('inflight', '2', 10_000)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('matches bigint arithmetic for any current value, delta and bounds (decimal strings in Lua)', async () => {
+    const store = new RedisStore({ url, keyPrefix: prefix })
+    const integer = fc.oneof(
+      fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }),
+      fc.bigInt({ min: -1000n, max: 1000n }),
+      fc.constantFrom(0n, 2n ** 53n, -(2n ** 53n), 2n ** 64n - 1n, 10n ** 18n),
+    )
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          integer,
+          integer,
+          fc.option(integer, { nil: undefined }),
+          fc.option(integer, { nil: undefined }),
+          async (current, delta, min, max) => {
+            const key = `property:${Math.random().toString(36).slice(2)}`
+            await store.set(key, current.toString(), 10_000)
+            const next = current + delta
+            const applied = (min === undefined || next >= min) && (max === undefined || next <= max)
+            const options = {
+              ttlMs: 10_000,
+              ...(min === undefined ? {} : { min }),
+              ...(max === undefined ? {} : { max }),
+            }
+            expect(await store.increment(key, delta, options)).toEqual({
+              applied,
+              value: applied ? next : current,
+            })
+            expect(await store.get(key)).toBe((applied ? next : current).toString())
+          },
+        ),
+        { numRuns: 300 },
+      )
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reports a counter holding a non-integer as a typed error, not as an outage', async () => {
+    const store = new RedisStore({ url, keyPrefix: prefix })
+    try {
+      await store.set('text', '12a', 10_000)
+      const error = await store.increment('text', 1n, { ttlMs: 10_000 }).catch((caught: unknown) => caught)
+      expect(error).not.toBeInstanceOf(StoreUnavailableError)
+      expect((error as { code?: string }).code).toBe('store_invalid_counter')
+    } finally {
+      await store.close()
+    }
+  })
+})

@@ -1,0 +1,1 @@
+export { RedisStore, type RedisStoreOptions, redisClientOptions } from './RedisStore.js'

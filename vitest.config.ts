@@ -1,0 +1,34 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const src = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
+// Tests run against package sources (aliases below), so a change is tested without a rebuild.
+// Integration tests that need local nodes live in `test/` folders and share the same runner.
+export default defineConfig({
+  resolve: {
+    alias: [
+      {
+        find: /^@mppkit\/core\/(server|client|testing)$/,
+        replacement: src('./packages/core/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@mppkit\/devnet$/, replacement: src('./packages/devnet/src/index.ts') },
+      {
+        find: /^@mppkit\/method-tempo\/(server|client)$/,
+        replacement: src('./packages/method-tempo/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
+      { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
+      { find: /^@mppkit\/store-redis$/, replacement: src('./packages/store-redis/src/index.ts') },
+      { find: /^@mppkit\/store-postgres$/, replacement: src('./packages/store-postgres/src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    reporters: ['default', './scripts/summary-reporter.ts'],
+  },
+})
