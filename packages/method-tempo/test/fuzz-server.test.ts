@@ -215,7 +215,21 @@ describe.skipIf(!!reason)('fuzz: tempo charge and session server on anvil', () =
       otherChallenge: (other.payload as { signature: Hex }).signature,
       // Found by this fuzz: the same signed transaction with bytes after its RLP list was broadcast.
       trailingBytes: `${signed}9e07fe` as Hex,
+      // Found by this fuzz (seed -1259577971): the node took a signature `v` byte of 0xdc for 0x1c.
+      malleableV:
+        `${signed.slice(0, -2)}${(Number.parseInt(signed.slice(-2), 16) | 0xc0).toString(16)}` as Hex,
+      // The EIP-2 mirror of the signature (s → n − s, parity flipped) recovers the same sender.
+      highS: await (async () => {
+        const sig = (decoded.signature as { signature: { r: bigint; s: bigint; yParity: number } }).signature
+        const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+        return (await Transaction.serialize(
+          unsigned as never,
+          { type: 'secp256k1', signature: { r: sig.r, s: n - sig.s, yParity: 1 - sig.yParity } } as never,
+        )) as Hex
+      })(),
     }
+    expect(wrong.malleableV).not.toBe(signed)
+    expect(Transaction.deserialize(wrong.highS).from).toBe(decoded.from)
     expect(wrong.amount).not.toBe(signed)
     expect(wrong.recipient).not.toBe(signed)
     for (const [what, signature] of Object.entries(wrong))

@@ -20,6 +20,7 @@ import {
 } from 'viem'
 import { getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
+import { assertCanonical } from '../internal/canonical.js'
 import { assertPays } from '../internal/diagnose.js'
 import {
   type Connection,
@@ -218,6 +219,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         })
       const serialized = payload.signature as Hex
       const decoded = decodeTransaction(serialized)
+      await assertCanonical(serialized, decoded as unknown as Record<string, unknown>)
       if (decoded.chainId !== chainId)
         throw new VerificationFailedError({
           detail: 'The transaction is for another chain.',

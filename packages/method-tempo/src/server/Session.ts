@@ -20,6 +20,7 @@ import {
 import { getTransactionReceipt, readContract, sendRawTransactionSync } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import * as Channel from '../Channel.js'
+import { assertCanonical } from '../internal/canonical.js'
 import { escrowAbi } from '../internal/escrow.js'
 import {
   type Connection,
@@ -618,6 +619,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       switch (payload.action) {
         case 'open': {
           const { from, call } = decodeCalls(payload.transaction as Hex)
+          await assertCanonical(payload.transaction as Hex)
           if (call.functionName !== 'open')
             throw new VerificationFailedError({
               detail: 'Expected an escrow open call.',
@@ -680,6 +682,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         case 'topUp': {
           const channel = await loadChannel(s, channelId, false)
           const { call } = decodeCalls(payload.transaction as Hex)
+          await assertCanonical(payload.transaction as Hex)
           const [id, additional] = call.args as [Hex, bigint]
           if (
             call.functionName !== 'topUp' ||
