@@ -115,6 +115,28 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
     expect(runs()).toBe(1)
   })
 
+  it('concurrent pull and push payments from one account all settle (random 2D nonce keys)', async () => {
+    const { handler, runs } = setup()
+    const recipient = devnet.info.accounts[0]!.address
+    const payerAddress = devnet.info.accounts[9]!.address
+    const before = await balance(devnet.info.tokens.pathUsd, recipient)
+    const payerBefore = await balance(devnet.info.tokens.pathUsd, payerAddress)
+    const fetchLocal = ((i: RequestInfo, n?: RequestInit) => handler(new Request(i, n))) as typeof fetch
+    const pull = createClient({ methods: [payer(9, { mode: 'pull' })], fetch: fetchLocal })
+    const push = createClient({ methods: [payer(9, { mode: 'push' })], fetch: fetchLocal })
+    const responses = await Promise.all([
+      ...Array.from({ length: 4 }, () => pull.fetch('https://tempo.test/r')),
+      ...Array.from({ length: 2 }, () => push.fetch('https://tempo.test/r')),
+    ])
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200])
+    const references = responses.map((r) => Receipt.parse(r.headers.get('payment-receipt')!).reference)
+    expect(new Set(references).size).toBe(6)
+    expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 6000n)
+    // The payer also paid its own fees in PathUSD, so it lost at least the six payments.
+    expect(await balance(devnet.info.tokens.pathUsd, payerAddress)).toBeLessThanOrEqual(payerBefore - 6000n)
+    expect(runs()).toBe(6)
+  })
+
   it('push: broadcasts itself and sends the hash', async () => {
     const { handler } = setup()
     const client = createClient({

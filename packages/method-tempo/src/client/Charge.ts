@@ -21,10 +21,15 @@ export type ChargeClientOptions = Omit<Connection, 'client'> & {
   /** Gas limit per transfer call (default 200 000; anvil cannot estimate 0x76 gas). */
   gasPerTransfer?: bigint
   /**
-   * Nonce lane: `0n` (default, the protocol lane, nonces assigned in order here) or `'expiring'` (2D
-   * expiring nonces, which fee payers require; always used for sponsored transactions).
+   * Nonce lane:
+   * - `'random'` (default): each payment signs with nonce 0 on a fresh random 2D nonce key, so
+   *   concurrent payments from one account never collide, and a transaction the server never
+   *   broadcasts leaves no gap that would stall later ones;
+   * - `0n`: the protocol lane, taking the node's pending nonce (payments are then sequential);
+   * - `'expiring'`: the expiring-nonce lane, which fee payers require (the default for sponsored
+   *   transactions).
    */
-  nonceKey?: 0n | 'expiring'
+  nonceKey?: 'random' | 0n | 'expiring'
   /** Client identity fingerprinted into the attribution memo. */
   clientId?: string
   /** Zero-amount proof typed-data version (default 3, what mppx verifies). */
@@ -65,9 +70,10 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
     }
     return wallet
   }
-  // Push payments from one client are sent one at a time, so each takes the node's pending nonce.
-  // Pull payments take the pending nonce too: the client cannot know whether the server broadcast an
-  // earlier pull transaction, and reserving nonces locally would leave gaps that stall later ones.
+  // On the protocol lane (`nonceKey: 0n`) push payments from one client are sent one at a time, so each
+  // takes the node's pending nonce; pull payments take the pending nonce too (the client cannot know
+  // whether the server broadcast an earlier pull transaction, and reserving nonces locally would leave
+  // gaps that stall later ones). The default random 2D lane needs neither.
   let pushQueue: Promise<unknown> = Promise.resolve()
   const pendingNonce = (wallet: TempoWalletClient) =>
     wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
@@ -141,7 +147,9 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       const sign = async (): Promise<Hex> => {
         const lane = expiring
           ? { nonceKey: 'expiring' as const }
-          : { nonceKey: 0n, nonce: await pendingNonce(wallet) }
+          : options.nonceKey === 0n
+            ? { nonceKey: 0n, nonce: await pendingNonce(wallet) }
+            : { nonceKey: randomNonceKey(), nonce: 0 }
         const prepared = await wallet.prepareTransactionRequest({
           account,
           calls,
@@ -161,11 +169,10 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
           throw new PaymentFailedError('tempo: could not prepare the payment transaction', { cause: error })
         }
       }
-      const sent = pushQueue.then(async () => {
-        const serializedTransaction = await sign()
-        return wallet.sendRawTransactionSync({ serializedTransaction })
-      })
-      pushQueue = sent.catch(() => {})
+      const send = async () => wallet.sendRawTransactionSync({ serializedTransaction: await sign() })
+      // Only the protocol lane needs one-at-a-time sends.
+      const sent = options.nonceKey === 0n && !expiring ? pushQueue.then(send) : send()
+      if (options.nonceKey === 0n) pushQueue = sent.catch(() => {})
       let receipt: { status: string; transactionHash: Hex }
       try {
         receipt = await sent
@@ -180,3 +187,15 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
 }
 
 export type { Account }
+
+/**
+ * A fresh 2D nonce key: 192 random bits, so keys never collide in practice and stay clear of the
+ * protocol lane (0) and the expiring lane (2^256 − 1).
+ */
+function randomNonceKey(): bigint {
+  const bytes = new Uint8Array(24)
+  globalThis.crypto.getRandomValues(bytes)
+  let key = 0n
+  for (const byte of bytes) key = (key << 8n) | BigInt(byte)
+  return key === 0n ? 1n : key
+}
