@@ -168,6 +168,10 @@ export type Failure = 'malformed-signature' | 'high-s' | 'amount-out-of-range' |
  * public-key recovery; later ones are checked as ECDSA signatures against the cached, precomputed key
  * (several times cheaper), and a cached digest domain makes hashing two keccak calls.
  *
+ * Each cached key holds a precomputed table of about 0.33 MB, so the cache is a least-recently-used
+ * set of `maxSigners` keys (default 256, about 85 MB at most); a signer pushed out is simply
+ * recovered again on its next voucher.
+ *
  * @example
  * ```ts
  * const verifier = Voucher.createVerifier()
@@ -176,7 +180,7 @@ export type Failure = 'malformed-signature' | 'high-s' | 'amount-out-of-range' |
  * @see draft-tempo-session-00 §"Voucher Verification", §"Signature Malleability"
  */
 export function createVerifier(options: { maxSigners?: number } = {}) {
-  const maxSigners = options.maxSigners ?? 10_000
+  const maxSigners = Math.max(0, options.maxSigners ?? 256)
   const keys = new Map<string, InstanceType<typeof Point>>()
 
   const verify = (parameters: {
@@ -200,6 +204,9 @@ export function createVerifier(options: { maxSigners?: number } = {}) {
     const signerKey = parameters.signer.toLowerCase()
     const cached = keys.get(signerKey)
     if (cached) {
+      // Most recently used last: the first key in insertion order is the one to evict.
+      keys.delete(signerKey)
+      keys.set(signerKey, cached)
       // R = z/s·G + r/s·P; valid iff R.x = r and R's y parity is the signature's recovery bit (so the
       // contract's ecrecover yields the same address).
       const w = invert(s)
@@ -221,13 +228,20 @@ export function createVerifier(options: { maxSigners?: number } = {}) {
     const raw = publicKey.toRawBytes(false)
     const address = bytesToHex(keccak_256(raw.subarray(1)).subarray(12))
     if (address !== signerKey) return 'signer-mismatch'
+    if (maxSigners === 0) return undefined
     if (keys.size >= maxSigners) keys.delete(keys.keys().next().value as string)
     // Precomputed multiples make every later verification for this signer cheaper.
     publicKey._setWindowSize(8)
     keys.set(signerKey, publicKey)
     return undefined
   }
-  return { verify }
+  return {
+    verify,
+    /** How many signer keys are cached now (at most `maxSigners`). */
+    get cachedSigners() {
+      return keys.size
+    },
+  }
 }
 
 /** Parses a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature. */

@@ -181,4 +181,40 @@ describe('Channel', () => {
     expect(reasonOf({ amounts: [Channel.maxV2Amount] })).toBeUndefined()
     expect(reasonOf({ amounts: [Channel.maxV2Amount + 1n] })).toBe('amount-out-of-range')
   })
+
+  it('bounds the signer-key cache (LRU) and still verifies signers it pushed out', async () => {
+    const verifier = Voucher.createVerifier({ maxSigners: 2 })
+    const parameters = { chainId: 4217, escrow, channelId }
+    const signers = [0, 1, 2].map(() => privateKeyToAccount(generatePrivateKey()))
+    const voucherOf = async (signer: (typeof signers)[number], amount: bigint) => ({
+      channelId,
+      cumulativeAmount: amount,
+      signature: await Voucher.sign(signer, { ...parameters, cumulativeAmount: amount }),
+    })
+    const check = async (signer: (typeof signers)[number], amount: bigint) =>
+      verifier.verify({ ...parameters, voucher: await voucherOf(signer, amount), signer: signer.address })
+    expect(await check(signers[0]!, 1n)).toBeUndefined()
+    expect(await check(signers[1]!, 1n)).toBeUndefined()
+    expect(await check(signers[0]!, 2n)).toBeUndefined() // signer 0 is now the most recent
+    expect(await check(signers[2]!, 1n)).toBeUndefined() // evicts signer 1
+    expect(verifier.cachedSigners).toBe(2)
+    // Evicted or not, valid vouchers verify and forged ones do not.
+    for (const signer of signers) {
+      expect(await check(signer, 3n)).toBeUndefined()
+      const forged = { ...(await voucherOf(signer, 4n)), cumulativeAmount: 5n }
+      expect(verifier.verify({ ...parameters, voucher: forged, signer: signer.address })).toBe(
+        'signer-mismatch',
+      )
+    }
+    expect(verifier.cachedSigners).toBe(2)
+    const uncached = Voucher.createVerifier({ maxSigners: 0 })
+    expect(
+      uncached.verify({
+        ...parameters,
+        voucher: await voucherOf(signers[0]!, 9n),
+        signer: signers[0]!.address,
+      }),
+    ).toBeUndefined()
+    expect(uncached.cachedSigners).toBe(0)
+  })
 })
