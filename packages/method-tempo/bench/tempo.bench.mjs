@@ -13,7 +13,7 @@ import { chargeClient } from '../dist/client/index.js'
 import { Voucher } from '../dist/index.js'
 import { chargeServer } from '../dist/server/index.js'
 
-async function vouchers() {
+export async function vouchers() {
   const account = privateKeyToAccount(generatePrivateKey())
   const escrow = '0x1234567890abcdef1234567890abcdef12345678'
   const channelId = `0x${'6d'.repeat(32)}`

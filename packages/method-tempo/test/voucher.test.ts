@@ -207,6 +207,28 @@ describe('Channel', () => {
       )
     }
     expect(verifier.cachedSigners).toBe(2)
+    // On the cached (table) path: the wrong recovery bit and a random signer's valid voucher are refused,
+    // and many amounts verify.
+    for (let amount = 10n; amount < 40n; amount++) {
+      const voucher = await voucherOf(signers[2]!, amount)
+      expect(verifier.verify({ ...parameters, voucher, signer: signers[2]!.address })).toBeUndefined()
+      const v = Number.parseInt(voucher.signature.slice(-2), 16)
+      const flipped = `${voucher.signature.slice(0, -2)}${(v === 27 ? 28 : 27).toString(16)}` as Hex
+      expect(
+        verifier.verify({
+          ...parameters,
+          voucher: { ...voucher, signature: flipped },
+          signer: signers[2]!.address,
+        }),
+      ).toBe('signer-mismatch')
+      expect(
+        verifier.verify({
+          ...parameters,
+          voucher: await voucherOf(signers[1]!, amount),
+          signer: signers[2]!.address,
+        }),
+      ).toBe('signer-mismatch')
+    }
     const uncached = Voucher.createVerifier({ maxSigners: 0 })
     expect(
       uncached.verify({
