@@ -12,7 +12,7 @@ import {
   tempoUnavailableReason,
 } from '../../devnet/src/tempo/index.js'
 import { sessionClient } from '../src/client/index.js'
-import { type SessionMeter, sessionServer } from '../src/server/index.js'
+import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import * as Voucher from '../src/Voucher.js'
 
 const reason = tempoUnavailableReason()
@@ -45,7 +45,9 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       args: [channelId],
     }) as Promise<{ deposit: bigint; settled: bigint; finalized: boolean }>
 
-  function setup(options: { unitsPerRequest?: number; sse?: boolean } = {}) {
+  function setup(
+    options: { unitsPerRequest?: number; sse?: boolean; server?: Partial<SessionOptions> } = {},
+  ) {
     const payee = privateKeyToAccount(devnet.info.accounts[0]!.privateKey)
     const method = sessionServer({
       rpcUrl: devnet.info.rpcUrl,
@@ -56,6 +58,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       timeout: 5_000,
       voucherTimeout: 5_000,
       ...(options.unitsPerRequest !== undefined ? { unitsPerRequest: options.unitsPerRequest } : {}),
+      ...options.server,
     })
     const server = createServer({ realm: 'session.test', secrets: [secret], methods: [method] })
     let served = 0
@@ -139,6 +142,48 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
     const chain = await onChain(state!.channelId)
     expect(chain.deposit).toBeGreaterThanOrEqual(5n * price)
     expect(state!.spent).toBe(5n * price)
+  })
+
+  it('fee payer: the server co-signs open and topUp (domain 0x78), so the payer pays no fees', async () => {
+    const sponsor = privateKeyToAccount(devnet.info.accounts[7]!.privateKey)
+    const { fetcher, handler } = setup({ server: { feePayer: sponsor } })
+    const challenge = Challenge.parseAll(
+      (await handler(new Request('https://session.test/r'))).headers.get('www-authenticate')!,
+    )[0]!
+    expect((challenge.request as { methodDetails: { feePayer?: boolean } }).methodDetails.feePayer).toBe(true)
+    const payerAddress = devnet.info.accounts[6]!.address
+    const payerBefore = await balance(payerAddress)
+    const sponsorBefore = await balance(sponsor.address)
+    const { client, sessions } = payerClients(6, fetcher, 2n * price)
+    for (let i = 0; i < 4; i++) {
+      const response = await client.fetch('https://session.test/r')
+      expect(response.status, await response.clone().text()).toBe(200)
+    }
+    const [state] = [...sessions.channels.values()]
+    const chain = await onChain(state!.channelId)
+    expect(chain.deposit).toBeGreaterThan(2n * price) // opened, then topped up
+    // The payer's balance moved by exactly its deposits: the fee payer paid every fee.
+    expect(payerBefore - (await balance(payerAddress))).toBe(chain.deposit)
+    expect(await balance(sponsor.address)).toBeLessThan(sponsorBefore)
+  })
+
+  it('fee payer: a sponsored open outside the sponsor policy is refused before anything is sent', async () => {
+    const sponsor = privateKeyToAccount(devnet.info.accounts[7]!.privateKey)
+    const { fetcher, served } = setup({
+      server: { feePayer: sponsor, sponsorPolicy: { maxGas: 1_000_000n } },
+    })
+    const payerAddress = devnet.info.accounts[5]!.address
+    const payerBefore = await balance(payerAddress)
+    const sponsorBefore = await balance(sponsor.address)
+    const { client, sessions } = payerClients(5, fetcher, 2n * price)
+    const response = await client.fetch('https://session.test/r')
+    expect(response.status).toBe(402)
+    expect(((await response.json()) as { reason?: string }).reason).toBe('sponsor-policy')
+    const [state] = [...sessions.channels.values()]
+    expect((await onChain(state!.channelId)).deposit).toBe(0n)
+    expect(await balance(payerAddress)).toBe(payerBefore)
+    expect(await balance(sponsor.address)).toBe(sponsorBefore)
+    expect(served()).toBe(0)
   })
 
   it('concurrent requests on one voucher never over-spend (bounded increment in the Store)', async () => {

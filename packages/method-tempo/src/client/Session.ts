@@ -100,10 +100,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     chainId: number,
     calls: { to: Address; data: Hex }[],
     gas: bigint,
+    request: TempoSessionRequest,
   ): Promise<Hex> => {
     const wallet = walletFor(chainId)
     const nonce = await wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
-    const prepared = await wallet.prepareTransactionRequest({ calls, gas, nonceKey: 0n, nonce } as never)
+    // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
+    // empty or `0x80` (RLP null)"
+    const sponsored = request.methodDetails.feePayer === true
+    const prepared = await wallet.prepareTransactionRequest({
+      calls,
+      gas,
+      nonceKey: 0n,
+      nonce,
+      ...(sponsored ? { feePayer: true } : {}),
+    } as never)
     return (await wallet.signTransaction(prepared as never)) as Hex
   }
 
@@ -186,6 +196,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         },
       ],
       800_000n,
+      request,
     )
     return {
       action: 'topUp',
@@ -256,6 +267,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
               },
             ],
             1_500_000n,
+            request,
           )
           state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url }
           channels.set(key, state)

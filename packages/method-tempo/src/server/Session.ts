@@ -14,6 +14,7 @@ import {
   type Hex,
   isAddressEqual,
   type LocalAccount,
+  maxUint256,
   type TransactionReceipt,
   zeroAddress,
 } from 'viem'
@@ -32,6 +33,7 @@ import {
 } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
+import { cosign, type SponsorPolicy } from './Charge.js'
 
 /** Options of {@link sessionServer}. */
 export type SessionOptions = Omit<Connection, 'client'> & {
@@ -62,6 +64,18 @@ export type SessionOptions = Omit<Connection, 'client'> & {
   channelStateTtl?: number
   /** TTL of session state in the Store, in seconds (default 30 days). */
   stateTtlSeconds?: number
+  /**
+   * An account that pays the fees of payers' `open` and `topUp` transactions: challenges then carry
+   * `methodDetails.feePayer: true`, and those transactions are co-signed (domain 0x78) before broadcast.
+   */
+  feePayer?: LocalAccount
+  /** Fee token the fee payer pays in (default: `currency`). */
+  feeToken?: Address
+  /**
+   * Checked before co-signing. The expiring-nonce lane is not required by default here (unlike charge):
+   * the server broadcasts a co-signed open/topUp itself, at once, and never hands it out.
+   */
+  sponsorPolicy?: SponsorPolicy
 }
 
 /** What a route handler gets as `payment.context` for a session request. */
@@ -91,6 +105,18 @@ type ChannelState = {
 }
 
 type StoredVoucher = { amount: string; signature: Hex }
+
+type SessionTransaction = {
+  from?: Address
+  chainId?: number
+  calls?: { to?: Address; data?: Hex }[]
+  signature?: unknown
+  gas?: bigint
+  feeToken?: Address
+  nonceKey?: bigint
+  validBefore?: number
+  accessList?: readonly unknown[]
+}
 
 /** What session `verify` hands to `settle`. */
 export type Verified =
@@ -166,6 +192,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
     sessionProtocol: 'v1',
   }
   if (options.minVoucherDelta !== undefined) methodDetails.minVoucherDelta = String(options.minVoucherDelta)
+  // "When a challenge includes `methodDetails.feePayer: true`, the server commits to paying transaction
+  // fees on behalf of the client … `feePayer` affects only the client-originated channel funding
+  // transactions (`open` and `topUp`)."
+  if (options.feePayer) methodDetails.feePayer = true
   const defaults: Partial<TempoSessionRequest> = {
     currency: options.currency,
     recipient: payee.address,
@@ -389,7 +419,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         detail: 'Only Tempo (0x76) transactions are accepted.',
         reason: 'invalid-transaction',
       })
-    let tx: { from?: Address; chainId?: number; calls?: { to?: Address; data?: Hex }[]; signature?: unknown }
+    let tx: SessionTransaction
     try {
       // Exactly one RLP list (the deserializer ignores trailing bytes): one encoding, one hash.
       fromRlp(`0x${serialized.slice(4)}`)
@@ -438,8 +468,47 @@ export function sessionServer(options: SessionOptions): SessionServer {
     }
     if (escrowCalls.length !== 1)
       throw new VerificationFailedError({ detail: 'Expected one escrow call.', reason: 'unexpected-call' })
-    return { from: tx.from, call: escrowCalls[0]! }
+    return { from: tx.from, call: escrowCalls[0]!, tx }
   }
+
+  /** Whether this open/topUp is sponsored: the challenge offered it and this server has a fee payer. */
+  const sponsoredBy = (request: TempoSessionRequest) =>
+    request.methodDetails.feePayer === true && options.feePayer !== undefined
+
+  /**
+   * "Servers MUST validate the transaction matches challenge and channel parameters before adding fee
+   * payer signature" (the calls are checked by `decodeCalls`; this is the fee side).
+   */
+  const checkSponsorable = (tx: SessionTransaction, expires: string | undefined) => {
+    const policy = options.sponsorPolicy ?? {}
+    const fail = (detail: string): never => {
+      throw new VerificationFailedError({ detail: `Sponsor policy: ${detail}`, reason: 'sponsor-policy' })
+    }
+    if ((tx.gas ?? 0n) > (policy.maxGas ?? 2_000_000n)) fail('the gas limit is too high.')
+    // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
+    // empty or `0x80` (RLP null)"
+    if (tx.feeToken) fail('a sponsored transaction must not name a fee token.')
+    if (policy.requireExpiringNonce === true && tx.nonceKey !== maxUint256)
+      fail('a sponsored transaction must use the expiring nonce key.')
+    if (tx.accessList && tx.accessList.length > 0) fail('access lists are not allowed.')
+    if (tx.validBefore !== undefined) {
+      const limit = Math.min(
+        Math.floor(Date.now() / 1000) + (policy.maxValidityWindowSeconds ?? 900),
+        expires ? Math.floor(Date.parse(expires) / 1000) + 60 : Number.MAX_SAFE_INTEGER,
+      )
+      if (tx.validBefore > limit) fail('the validity window is too long.')
+    }
+  }
+
+  /** The transaction to broadcast: co-signed by the fee payer when sponsored, else as the payer sent it. */
+  const finalTransaction = (serialized: Hex, sponsored: boolean) =>
+    sponsored
+      ? cosign({
+          serializedTransaction: serialized,
+          feePayer: options.feePayer!,
+          feeToken: options.feeToken ?? options.currency,
+        })
+      : Promise.resolve(serialized)
 
   const receiptFields = (
     challengeId: string,
@@ -603,7 +672,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
     // A close finalizes the channel on chain once; a second close of the same channel fails there. So a
     // close may answer an already-used challenge (mppx's session manager closes on its last one).
     reusesChallenge: (payload) => payload.action === 'close',
-    async verify({ request, payload, store: s }): Promise<Verified> {
+    async verify({ challenge, request, payload, store: s }): Promise<Verified> {
       store = s
       const details = request.methodDetails
       // "A client MUST NOT answer a challenge using a different session protocol than the one indicated"
@@ -618,8 +687,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
       const channelId = payload.channelId.toLowerCase() as Hex
       switch (payload.action) {
         case 'open': {
-          const { from, call } = decodeCalls(payload.transaction as Hex)
+          const { from, call, tx } = decodeCalls(payload.transaction as Hex)
           await assertCanonical(payload.transaction as Hex)
+          if (sponsoredBy(request)) checkSponsorable(tx, challenge.expires)
           if (call.functionName !== 'open')
             throw new VerificationFailedError({
               detail: 'Expected an escrow open call.',
@@ -681,8 +751,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
         }
         case 'topUp': {
           const channel = await loadChannel(s, channelId, false)
-          const { call } = decodeCalls(payload.transaction as Hex)
+          const { call, tx } = decodeCalls(payload.transaction as Hex)
           await assertCanonical(payload.transaction as Hex)
+          if (sponsoredBy(request)) checkSponsorable(tx, challenge.expires)
           const [id, additional] = call.args as [Hex, bigint]
           if (
             call.functionName !== 'topUp' ||
@@ -757,7 +828,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         case 'open': {
           let channel = await readChain(channelId)
           if (!channel) {
-            const receipt = await broadcast(verified.serialized)
+            const receipt = await broadcast(await finalTransaction(verified.serialized, sponsoredBy(request)))
             if (receipt.status !== 'success')
               throw new VerificationFailedError({
                 detail: 'The open transaction reverted.',
@@ -797,7 +868,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
           return serve(!pureVoucher)
         }
         case 'topUp': {
-          const receipt = await broadcast(verified.serialized)
+          const receipt = await broadcast(await finalTransaction(verified.serialized, sponsoredBy(request)))
           if (receipt.status !== 'success')
             throw new VerificationFailedError({
               detail: 'The topUp transaction reverted.',
