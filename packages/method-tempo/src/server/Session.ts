@@ -60,7 +60,10 @@ export type SessionOptions = Omit<Connection, 'client'> & {
   settleInterval?: number
   /** How long a metered stream waits for a voucher after `payment-need-voucher` (default 60 000 ms). */
   voucherTimeout?: number
-  /** Cached channel state older than this is re-read from the escrow before a voucher raises the balance (default 1000 ms). */
+  /**
+   * Cached channel state older than this is re-read from the escrow before a voucher or close is
+   * accepted (default 1000 ms), so a forced close or withdrawal stops service within this window.
+   */
   channelStateTtl?: number
   /** TTL of session state in the Store, in seconds (default 30 days). */
   stateTtlSeconds?: number
@@ -105,6 +108,8 @@ type ChannelState = {
 }
 
 type StoredVoucher = { amount: string; signature: Hex }
+
+const max = (a: bigint, b: bigint) => (a > b ? a : b)
 
 type SessionTransaction = {
   from?: Address
@@ -524,7 +529,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
     ...extra,
   })
 
-  const meterFor = (s: Store, channelId: Hex, price: bigint, challengeId: string): SessionMeter => {
+  const meterFor = (
+    s: Store,
+    channelId: Hex,
+    price: bigint,
+    challengeId: string,
+    minDelta: bigint,
+  ): SessionMeter => {
     const meter: SessionMeter = {
       channelId,
       async charge(units = 1) {
@@ -569,10 +580,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
                 let result = await deduct(s, channelId, cost)
                 const deadline = Date.now() + (options.voucherTimeout ?? 60_000)
                 while (!result.ok) {
-                  if (Date.now() >= deadline) {
-                    controller.close()
-                    return
-                  }
+                  // No voucher in time: stop metering, but still end with the receipt ("MUST include the
+                  // receipt … in the final message of the stream").
+                  if (Date.now() >= deadline) break
+
                   // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
                   // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
                   const state = await meter.state()
@@ -581,7 +592,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
                       acceptedCumulative: String(result.accepted),
                       channelId,
                       deposit: String(state.deposit),
-                      requiredCumulative: String(result.spent + cost),
+                      // "Minimum cumulative amount the next voucher must authorize": enough for this
+                      // chunk, and at least `minVoucherDelta` above the accepted voucher.
+                      requiredCumulative: String(
+                        max(result.spent + cost, result.accepted + (minDelta > 0n ? minDelta : 0n)),
+                      ),
                     })}\n\n`,
                   )
                   const before = result.accepted
@@ -589,6 +604,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
                     await waitForVoucher(Math.max(1, deadline - Date.now()))
                   result = await deduct(s, channelId, cost)
                 }
+                if (!result.ok) break
                 units += Number(sseOptions.unitsPerChunk ?? 1)
                 send(`data: ${chunk.replace(/\n/g, '\ndata: ')}\n\n`)
               }
@@ -775,9 +791,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
         case 'voucher':
         case 'close': {
           const amount = BigInt(payload.cumulativeAmount)
-          const current = await accepted(s, channelId)
-          // Re-read the escrow when the voucher raises the balance (deposit, pending close request).
-          const channel = await loadChannel(s, channelId, amount > current || payload.action === 'close')
+          // Re-read the escrow when the cached state is older than `channelStateTtl`, whatever the amount:
+          // "Servers MUST reject vouchers on channels with a pending forced close", and a repeated voucher
+          // must not keep serving a channel that was force-closed or withdrawn since it was cached.
+          const channel = await loadChannel(s, channelId, true)
           // "Verify `channel.closeRequestedAt == 0` … Servers MUST reject vouchers on channels with a pending
           // forced close to prevent service delivery that cannot be settled."
           if (payload.action === 'voucher' && channel.closeRequestedAt !== '0')
@@ -814,7 +831,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         return {
           reference: channelId,
           receipt: receiptFields(challenge.id, channelId, state, extra),
-          context: meterFor(s, channelId, price, challenge.id),
+          context: meterFor(s, channelId, price, challenge.id, minDelta),
           ...(response ? { response } : {}),
         }
       }
@@ -853,6 +870,17 @@ export function sessionServer(options: SessionOptions): SessionServer {
               detail: 'The on-chain channel does not match this session.',
               reason: 'channel-mismatch',
             })
+          // "Verify `cumulativeAmount <= channel.deposit`" against the chain, not the open call's calldata:
+          // when the channel already exists the transaction is not broadcast, and its claimed deposit
+          // (the channel id does not cover it) proves nothing.
+          if (verified.amount > BigInt(channel.deposit))
+            throw problem(
+              'amount-exceeds-deposit',
+              'Amount Exceeds Deposit',
+              402,
+              'The voucher exceeds the channel deposit.',
+              { deposit: channel.deposit },
+            )
           // "`voucher.cumulativeAmount >= channel.settled`"
           if (verified.amount < BigInt(channel.settled))
             throw new VerificationFailedError({
