@@ -1,7 +1,10 @@
-import { ConfigurationError, StoreUnavailableError } from './Errors.js'
+import { BaseError, ConfigurationError, StoreUnavailableError } from './Errors.js'
 import type { IncrementOptions, IncrementResult, Store } from './Store.js'
 
 type Entry = { value: string; expiresAt: number }
+
+/** A counter is a decimal integer, as every store reads it (`BigInt` alone also takes '', ' 7 ', '0x10'). */
+const decimalInteger = /^-?[0-9]+$/
 
 /** Options of {@link MemoryStore}. */
 export type MemoryStoreOptions = {
@@ -110,7 +113,7 @@ export class MemoryStore implements Store {
 
   async increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult> {
     const now = this.#now()
-    const current = BigInt(this.#live(key, now)?.value ?? '0')
+    const current = counter(this.#live(key, now)?.value ?? '0')
     const value = current + delta
     if (
       (options.max !== undefined && value > options.max) ||
@@ -124,4 +127,13 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.#entries.clear()
   }
+}
+
+/** Parses a stored counter, with the same error as the Redis and PostgreSQL stores for anything else. */
+function counter(value: string): bigint {
+  if (!decimalInteger.test(value))
+    throw new BaseError('The counter key holds a value that is not a decimal integer', {
+      code: 'store_invalid_counter',
+    })
+  return BigInt(value)
 }

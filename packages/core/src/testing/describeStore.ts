@@ -364,11 +364,50 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
         })
       })
 
-      it('rejects when the key holds a value that is not an integer', async () => {
-        const k = key('inc-text')
-        await store().set(k, 'not a number', longTtl)
-        await expect(store().increment(k, 1n, { ttlMs: longTtl })).rejects.toThrow()
-        expect(await store().get(k)).toBe('not a number')
+      it('rejects with store_invalid_counter when the key holds anything but a decimal integer', async () => {
+        // Each of these parses with JavaScript's BigInt or Number ('' → 0, ' 7 ' → 7, '0x10' → 16…);
+        // a counter is only ever written as a decimal integer, so every store refuses them alike.
+        const values = [
+          'not a number',
+          '',
+          ' 7 ',
+          '7\n',
+          '+7',
+          '0x10',
+          '0b11',
+          '0o7',
+          '1e3',
+          '1.5',
+          '1_000',
+          '--1',
+          '-',
+          '١٢',
+          '７',
+        ]
+        for (const value of values) {
+          const k = key('inc-text')
+          await store().set(k, value, longTtl)
+          const error = await store()
+            .increment(k, 1n, { ttlMs: longTtl })
+            .then(
+              (result) => ({ value, result }),
+              (caught: unknown) => caught,
+            )
+          expect(error, JSON.stringify(value)).toMatchObject({ code: 'store_invalid_counter' })
+          expect(await store().get(k)).toBe(value)
+        }
+      })
+
+      it('reads leading zeros and negative zero as decimal integers', async () => {
+        for (const [value, next] of [
+          ['00042', 43n],
+          ['-0', 1n],
+          ['-007', -6n],
+        ] as const) {
+          const k = key('inc-zeros')
+          await store().set(k, value, longTtl)
+          expect(await store().increment(k, 1n, { ttlMs: longTtl })).toEqual({ applied: true, value: next })
+        }
       })
     })
 
