@@ -137,6 +137,31 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
     expect(runs()).toBe(6)
   })
 
+  for (const mode of ['push', 'pull'] as const)
+    it(`fixed memo, ${mode}: a credential is not accepted again after its hash leaves the replay window`, async () => {
+      const memo = `0x${'ab'.repeat(32)}` as Hex
+      const { challenge, submit, runs } = setup({ server: { memo, replayTtlSeconds: 2 } })
+      const client = payer(mode === 'push' ? 7 : 8, { mode })
+      const recipient = devnet.info.accounts[0]!.address
+      const before = await balance(devnet.info.tokens.pathUsd, recipient)
+      const first = await challenge()
+      const { payload, source } = await client.createPayload({
+        challenge: first,
+        request: first.request as never,
+        url: 'https://tempo.test/r',
+      })
+      expect((await submit(first, payload as never, source)).status).toBe(200)
+      const replay = await submit(await challenge(), payload as never, source)
+      expect(replay.status).toBe(402)
+      // The consumed hash is forgotten after 2 s; the transaction's age still refuses it.
+      await new Promise((resolve) => setTimeout(resolve, 3_500))
+      const late = await submit(await challenge(), payload as never, source)
+      expect(late.status).toBe(402)
+      expect((await problem(late)).reason).toBe('transaction-too-old')
+      expect(runs()).toBe(1)
+      expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 1000n)
+    })
+
   it('push: broadcasts itself and sends the hash', async () => {
     const { handler } = setup()
     const client = createClient({

@@ -18,7 +18,7 @@ import {
   TransactionReceiptNotFoundError,
   verifyTypedData,
 } from 'viem'
-import { getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
+import { getBlock, getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import { assertCanonical } from '../internal/canonical.js'
 import { assertPays } from '../internal/diagnose.js'
@@ -76,7 +76,7 @@ export type ChargeOptions = Connection & {
   memo?: Hex
   /** `methodDetails.splits`. */
   splits?: readonly { amount: string; recipient: Address; memo?: Hex }[]
-  /** How long a consumed transaction hash is remembered, in seconds (default 7 days). */
+  /** How long a consumed transaction hash is remembered, in seconds (default 7 days); transactions mined longer ago are refused. */
   replayTtlSeconds?: number
 }
 
@@ -136,6 +136,20 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       detail: 'This transaction has already been used for a payment.',
       reason: 'replayed-transaction',
     })
+  }
+
+  /**
+   * Consumed hashes are remembered for `replayTtlSeconds`; a transaction mined before that window could
+   * have been consumed and forgotten, so it is refused. (With a challenge-bound memo a replay fails the
+   * memo check anyway; with a fixed `memo` this is what stops it.)
+   */
+  const assertRecent = async (receipt: TransactionReceipt): Promise<void> => {
+    const block = await rpc(() => getBlock(client, { blockNumber: receipt.blockNumber }))
+    if (Number(block.timestamp) * 1000 < Date.now() - replayTtlMs)
+      throw new VerificationFailedError({
+        detail: 'The transaction is older than the replay window.',
+        reason: 'transaction-too-old',
+      })
   }
 
   return {
@@ -198,6 +212,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             detail: 'The transaction reverted.',
             reason: 'transaction-reverted',
           })
+        await assertRecent(receipt)
         const sender = source?.address ?? receipt.from
         // "Servers MUST verify that the receipt contains `Transfer` and/or `TransferWithMemo` event logs
         // emitted by the `currency` token address whose payment effects satisfy the challenge parameters"
@@ -296,6 +311,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         }
         receipt = existing
       }
+      // A lost answer is retried at once; an old transaction re-sent after its hash was forgotten is not
+      // (the node may answer a known transaction with its old receipt, or refuse it as a nonce reuse).
+      await assertRecent(receipt)
       if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
         await claim(store, receipt.transactionHash, challenge.id)
       if (receipt.status !== 'success')
