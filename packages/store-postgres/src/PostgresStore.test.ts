@@ -1,10 +1,12 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
-import { describeStore } from '@mppkit/core/testing'
+import { ConfigurationError, type Store, StoreUnavailableError } from '@mppkit/core'
+import { create as createClient } from '@mppkit/core/client'
+import { create as createPaymentServer } from '@mppkit/core/server'
+import { createTestRail, describeStore } from '@mppkit/core/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PostgresStore, postgresPoolOptions } from './PostgresStore.js'
+import { PostgresStore, PostgresStoreError, postgresPoolOptions } from './PostgresStore.js'
 
 const candidates = process.env.MPPKIT_POSTGRES_URL
   ? [process.env.MPPKIT_POSTGRES_URL]
@@ -263,6 +265,215 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     const error = await store.increment('text', 1n, { ttlMs: 10_000 }).catch((caught: unknown) => caught)
     expect(error).not.toBeInstanceOf(StoreUnavailableError)
     expect((error as { code?: string }).code).toBe('store_invalid_counter')
+    await store.close()
+  })
+})
+
+describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)', () => {
+  // Roles are global to the cluster: a random name per run, dropped afterwards with everything it owns.
+  const role = `${schema}_app`
+  const appSchema = `${schema}_app`
+  const manualSchema = `${schema}_manual`
+  let admin: pg.Pool
+  const rolePools: pg.Pool[] = []
+
+  /** A pool that logs in as the least-privilege role (trust auth), optionally with server settings. */
+  const asRole = (options?: string) => {
+    const address = new URL(url)
+    address.username = role
+    const created = new pg.Pool({
+      ...postgresPoolOptions,
+      connectionString: address.toString(),
+      max: 2,
+      ...(options ? { options } : {}),
+    })
+    rolePools.push(created)
+    return created
+  }
+
+  beforeAll(async () => {
+    admin = new pg.Pool({ ...postgresPoolOptions, connectionString: url, max: 3 })
+    admin.on('error', () => {})
+    await admin.query(`CREATE ROLE "${role}" LOGIN`)
+    // Migrated by the owner: `store` is granted to the app role, `locked` is not.
+    for (const table of ['store', 'locked'])
+      await new PostgresStore({ pool: admin, schema: appSchema, table }).migrate()
+    await admin.query(`GRANT USAGE ON SCHEMA "${appSchema}" TO "${role}"`)
+    await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${appSchema}"."store" TO "${role}"`)
+  })
+
+  afterAll(async () => {
+    await Promise.all(rolePools.map((created) => created.end()))
+    await admin.query(`DROP SCHEMA IF EXISTS "${appSchema}" CASCADE`)
+    await admin.query(`DROP SCHEMA IF EXISTS "${manualSchema}" CASCADE`)
+    await admin.query(`DROP OWNED BY "${role}"`)
+    await admin.query(`DROP ROLE "${role}"`)
+    const left = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+    expect(left.rowCount).toBe(0)
+    await admin.end()
+  })
+
+  it('a role with only USAGE on the schema and DML on the table runs every operation, and migrate() too', async () => {
+    const own = asRole()
+    // The role really cannot run the setup DDL: PostgreSQL checks CREATE before IF NOT EXISTS.
+    await expect(own.query(`CREATE SCHEMA IF NOT EXISTS "${appSchema}"`)).rejects.toMatchObject({
+      code: '42501',
+    })
+    const errors: Error[] = []
+    const store = new PostgresStore({ pool: own, schema: appSchema, onError: (e) => errors.push(e) })
+    expect(await store.putIfAbsent('lp:put', 'a', 10_000)).toBe(true)
+    expect(await store.putIfAbsent('lp:put', 'b', 10_000)).toBe(false)
+    expect(await store.get('lp:put')).toBe('a')
+    await store.set('lp:set', 'x', 10_000)
+    expect(await store.compareAndSet('lp:set', 'x', 'y', 10_000)).toBe(true)
+    expect(await store.increment('lp:count', 2n, { ttlMs: 10_000, max: 5n })).toEqual({
+      applied: true,
+      value: 2n,
+    })
+    await store.delete('lp:put')
+    expect(await store.get('lp:put')).toBeUndefined()
+    expect(await store.cleanup()).toBeGreaterThanOrEqual(0)
+    await store.migrate()
+    expect(errors).toEqual([])
+    await store.close()
+  })
+
+  it('autoMigrate: false runs no DDL: a missing table is a PostgresStoreError (42P01), then migrate() creates it', async () => {
+    const errors: Error[] = []
+    const store = new PostgresStore({
+      pool: admin,
+      schema: manualSchema,
+      autoMigrate: false,
+      onError: (e) => errors.push(e),
+    })
+    for (const operation of [() => store.get('k'), () => store.increment('k', 1n, { ttlMs: 10_000 })]) {
+      const error = await operation().catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(PostgresStoreError)
+      expect(error).toMatchObject({ sqlState: '42P01', status: 500, retryAfter: undefined })
+    }
+    expect(errors).toHaveLength(2)
+    // Even as a superuser, nothing was created behind the operator's back.
+    const schemas = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [manualSchema])
+    expect(schemas.rowCount).toBe(0)
+    await store.migrate()
+    await store.migrate()
+    expect(await store.putIfAbsent('k', 'v', 10_000)).toBe(true)
+    await store.close()
+  })
+
+  it('answers permanent errors (permission denied, NUL) with PostgresStoreError, reported to onError', async () => {
+    const errors: Error[] = []
+    const denied = new PostgresStore({
+      pool: asRole(),
+      schema: appSchema,
+      table: 'locked',
+      onError: (e) => errors.push(e),
+    })
+    // The table exists, so migrate() has nothing to do; every operation on it is refused.
+    await denied.migrate()
+    for (const operation of [
+      () => denied.putIfAbsent('a', '1', 1_000),
+      () => denied.get('a'),
+      () => denied.set('a', '1', 1_000),
+      () => denied.delete('a'),
+      () => denied.compareAndSet('a', 'x', 'y', 1_000),
+      () => denied.increment('a', 1n, { ttlMs: 1_000, max: 5n }),
+      () => denied.cleanup(),
+    ]) {
+      const error = await operation().catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(PostgresStoreError)
+      expect(error).not.toBeInstanceOf(StoreUnavailableError)
+      expect(error).toMatchObject({ sqlState: '42501', status: 500, retryAfter: undefined })
+      // The SQL error (naming the table) stays in `cause`, out of the problem body.
+      expect(((error as PostgresStoreError).cause as Error).message).toMatch(/permission denied/)
+      expect(JSON.stringify((error as PostgresStoreError).toProblem())).not.toMatch(/permission|locked/)
+    }
+    expect(errors).toHaveLength(7)
+    await denied.close()
+
+    const store = new PostgresStore({ pool: asRole(), schema: appSchema })
+    // PostgreSQL text cannot hold NUL: a value a retry cannot store either.
+    const error = await store.set('nul', 'a\u0000b', 1_000).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PostgresStoreError)
+    expect(error).toMatchObject({ sqlState: '22021' })
+    await store.close()
+  })
+
+  it('keeps a lock timeout (55P03) a transient StoreUnavailableError', async () => {
+    const store = new PostgresStore({ pool: asRole('-c lock_timeout=100'), schema: appSchema })
+    await store.set('busy', '1', 60_000)
+    const blocker = await admin.connect()
+    try {
+      await blocker.query('BEGIN')
+      await blocker.query(`SELECT 1 FROM "${appSchema}"."store" WHERE key = 'busy' FOR UPDATE`)
+      const error = await store.increment('busy', 1n, { ttlMs: 60_000 }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect((error as StoreUnavailableError).cause).toMatchObject({ code: '55P03' })
+    } finally {
+      await blocker.query('ROLLBACK')
+      blocker.release()
+    }
+    expect(await store.increment('busy', 1n, { ttlMs: 60_000 })).toEqual({ applied: true, value: 2n })
+    await store.close()
+  })
+
+  /** What a client receives from a real payment server over `store` when it presents a valid credential. */
+  async function paidResponse(store: Store): Promise<{ response: Response; runs: number }> {
+    const rail = createTestRail()
+    const server = createPaymentServer({
+      realm: 'api.test',
+      secrets: ['postgres-store-test-secret-0123456789abcdef'],
+      methods: [rail.server()],
+      store,
+    })
+    let runs = 0
+    const offer = { method: 'test', request: { amount: '1000', currency: 'usd', recipient: 'merchant' } }
+    const handler = server.protect({ offers: [offer] }, () => {
+      runs++
+      return Response.json({ ok: true })
+    })
+    let authorization = ''
+    const client = createClient({
+      methods: [rail.client()],
+      idempotencyKeys: false,
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init)
+        authorization = request.headers.get('authorization') ?? ''
+        return authorization ? new Response(null, { status: 204 }) : handler(request)
+      }) as typeof fetch,
+    })
+    await client.fetch('https://api.test/resource')
+    expect(authorization).toMatch(/^Payment /)
+    const response = await handler(new Request('https://api.test/resource', { headers: { authorization } }))
+    return { response, runs }
+  }
+
+  it('through a payment server: a permanent store error is a 500 problem without Retry-After or internals', async () => {
+    const store = new PostgresStore({ pool: asRole(), schema: appSchema, table: 'locked', onError: () => {} })
+    const { response, runs } = await paidResponse(store)
+    expect(response.status).toBe(500)
+    expect(response.headers.get('content-type')).toBe('application/problem+json')
+    expect(response.headers.get('retry-after')).toBeNull()
+    const text = await response.text()
+    expect(JSON.parse(text)).toMatchObject({
+      type: 'https://paymentauth.org/problems/store-error',
+      status: 500,
+      reason: 'store-error',
+    })
+    expect(text).not.toMatch(/permission|locked|42501|\bat\b.*\(|PostgresStore\.ts/)
+    expect(runs).toBe(0)
+    await store.close()
+  })
+
+  it('through a payment server: an unreachable store is still a 503 with Retry-After', async () => {
+    const store = new PostgresStore({
+      connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/test`,
+      schema: appSchema,
+    })
+    const { response, runs } = await paidResponse(store)
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBe('1')
+    expect(runs).toBe(0)
     await store.close()
   })
 })

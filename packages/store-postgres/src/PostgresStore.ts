@@ -3,6 +3,7 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
+  PaymentError,
   type Store,
   StoreUnavailableError,
 } from '@mppkit/core'
@@ -36,12 +37,76 @@ export type PostgresStoreOptions = {
   schema: string
   /** The table name (default `store`). */
   table?: string
+  /**
+   * Whether the first operation creates the schema and table when the table does not exist yet (default
+   * `true`). A table that exists is used as is, so a least-privilege role (USAGE on the schema and
+   * SELECT, INSERT, UPDATE, DELETE on the table) works either way. With `false` the store never runs
+   * DDL by itself: create the table beforehand with {@link PostgresStore.migrate} as a privileged role.
+   */
+  autoMigrate?: boolean
   /** When set, expired rows are deleted every `cleanupIntervalMs` (the timer does not keep the process alive). */
   cleanupIntervalMs?: number
   /** Seconds a client should wait before retrying when PostgreSQL is unavailable (default 1). */
   retryAfter?: number
-  /** Receives pool errors (idle connections lost) and periodic cleanup failures; otherwise swallowed. */
+  /**
+   * Receives pool errors (idle connections lost), periodic cleanup failures and every
+   * {@link PostgresStoreError} (permission denied, missing table…) with the PostgreSQL error as its
+   * `cause`; otherwise swallowed. Log them: the HTTP client only sees a generic 500.
+   */
   onError?: (error: Error) => void
+}
+
+/**
+ * PostgreSQL refused an operation for a reason a retry does not fix: permission denied (`42501`), the
+ * table does not exist (`42P01`, e.g. with `autoMigrate: false` before `migrate()`), a value it cannot
+ * store (`22021`, a NUL character), a failed login… An HTTP 500 problem without `Retry-After`; the
+ * problem body names no table, role or SQL (those are in `cause` and {@link PostgresStoreError.sqlState}).
+ *
+ * @example
+ * ```ts
+ * if (error instanceof PostgresStoreError && error.sqlState === '42501') grantPrivileges()
+ * ```
+ */
+export class PostgresStoreError extends PaymentError {
+  /** The SQLSTATE PostgreSQL reported (e.g. `42501`). */
+  readonly sqlState: string
+  constructor(options: { sqlState: string; cause?: unknown }) {
+    super({
+      type: 'store-error',
+      title: 'Payment Store Error',
+      status: 500,
+      detail: 'The payment store refused the operation; retrying does not help until it is fixed.',
+      reason: 'store-error',
+      cause: options.cause,
+    })
+    this.name = 'PostgresStoreError'
+    this.sqlState = options.sqlState
+  }
+}
+
+/**
+ * SQLSTATEs after which the same operation can succeed on a retry: classes `08` (connection exception),
+ * `53` (insufficient resources: too many connections, out of memory, disk full), `57` (operator
+ * intervention: terminated by an administrator, shutting down, statement timeout), and
+ * serialization failure, deadlock, lock timeout, idle-session timeouts.
+ */
+const transientClasses = new Set(['08', '53', '57'])
+const transientStates = new Set(['40001', '40P01', '55P03', '25P03'])
+const sqlStatePattern = /^[0-9A-Z]{5}$/
+
+/** The SQLSTATE of an error PostgreSQL reported, or `undefined` for any other error. */
+function sqlStateOf(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined
+  const { code, severity } = error as { code?: unknown; severity?: unknown }
+  // Node's socket errors have codes too (EPIPE is five letters): only server errors carry a severity.
+  if (typeof code !== 'string' || typeof severity !== 'string' || !sqlStatePattern.test(code))
+    return undefined
+  return code
+}
+
+/** Whether an error reported by PostgreSQL can go away on a retry (see {@link transientClasses}). */
+function isTransient(sqlState: string): boolean {
+  return transientClasses.has(sqlState.slice(0, 2)) || transientStates.has(sqlState)
 }
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -57,10 +122,12 @@ const maxAttempts = 20
  * the `UPDATE … RETURNING` statement) and does `numeric` arithmetic, so counters have arbitrary
  * precision. All times come from the database clock, so every server process agrees on expiry.
  *
- * `migrate()` creates the schema and table (idempotent, safe to run from many processes at once); it
- * also runs by itself on first use. `cleanup()` deletes expired rows. When PostgreSQL cannot be reached
- * or a connection fails during an operation, the operation throws `StoreUnavailableError` (503 +
- * Retry-After) and the pool opens a fresh connection for the next one.
+ * `migrate()` creates the schema and table unless the table exists (idempotent, safe to run from many
+ * processes at once); it also runs by itself on first use unless `autoMigrate` is `false`. `cleanup()`
+ * deletes expired rows. When PostgreSQL cannot be reached or a connection fails during an operation, the
+ * operation throws `StoreUnavailableError` (503 + Retry-After) and the pool opens a fresh connection for
+ * the next one; an error a retry cannot fix (permission denied, missing table) throws
+ * {@link PostgresStoreError} (500).
  *
  * @example
  * ```ts
@@ -83,6 +150,7 @@ export class PostgresStore implements Store {
   readonly #retryAfter: number
   readonly #onError: (error: Error) => void
   readonly #timer: ReturnType<typeof setInterval> | undefined
+  readonly #autoMigrate: boolean
   #ready: Promise<void> | undefined
 
   constructor(options: PostgresStoreOptions) {
@@ -101,6 +169,7 @@ export class PostgresStore implements Store {
     this.table = table
     this.#qualified = `"${options.schema}"."${table}"`
     this.#retryAfter = options.retryAfter ?? 1
+    this.#autoMigrate = options.autoMigrate ?? true
     const onError = options.onError
     this.#onError = (error) => onError?.(error)
     if (options.pool) {
@@ -119,16 +188,20 @@ export class PostgresStore implements Store {
     if (options.cleanupIntervalMs !== undefined) {
       if (!(options.cleanupIntervalMs > 0)) throw new ConfigurationError('cleanupIntervalMs must be positive')
       this.#timer = setInterval(() => {
-        this.cleanup().catch((error: Error) => this.#onError(error))
+        this.cleanup().catch((error: Error) => {
+          // A PostgresStoreError was reported when it was raised.
+          if (!(error instanceof PostgresStoreError)) this.#onError(error)
+        })
       }, options.cleanupIntervalMs)
       this.#timer.unref()
     }
   }
 
   /**
-   * Creates the schema, the table and its expiry index if they do not exist. Idempotent, and safe to run
-   * from several processes at once (serialized by an advisory lock). Runs by itself before the first
-   * operation; call it at startup to fail early.
+   * Creates the schema, the table and its expiry index unless the table exists (then nothing is done, so
+   * a role without CREATE privilege can call it). Idempotent, and safe to run from several processes at
+   * once (serialized by an advisory lock). Runs by itself before the first operation unless
+   * `autoMigrate` is `false`; call it at startup to fail early.
    *
    * @example
    * ```ts
@@ -154,6 +227,13 @@ export class PostgresStore implements Store {
     client.on('error', this.#onError)
     let failed: unknown
     try {
+      // PostgreSQL checks the CREATE privilege before it looks at IF NOT EXISTS, so an app role without
+      // it could never run an operation: a table that already exists is used as is, without any DDL.
+      const existing = await client.query<{ present: boolean }>(
+        'SELECT to_regclass($1) IS NOT NULL AS present',
+        [this.#qualified],
+      )
+      if (existing.rows[0]?.present) return
       await client.query('BEGIN')
       // Concurrent `CREATE … IF NOT EXISTS` can still collide on the catalog's unique index; the lock
       // (released at COMMIT) makes processes migrate one after the other.
@@ -173,7 +253,7 @@ export class PostgresStore implements Store {
     } catch (error) {
       failed = error
       await client.query('ROLLBACK').catch(() => {})
-      throw this.#unavailable(error)
+      throw this.#failure(error)
     } finally {
       client.off('error', this.#onError)
       // A connection that failed is destroyed rather than returned to the pool.
@@ -185,7 +265,7 @@ export class PostgresStore implements Store {
     try {
       return await this.pool.connect()
     } catch (error) {
-      throw this.#unavailable(error)
+      throw this.#failure(error)
     }
   }
 
@@ -325,23 +405,31 @@ export class PostgresStore implements Store {
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<Row>> {
-    if (this.#ready === undefined) this.migrate().catch(() => {})
+    if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     try {
       await this.#ready
       return await this.pool.query<Row>(text, values)
     } catch (error) {
-      throw this.#unavailable(error)
+      throw this.#failure(error)
     }
   }
 
   /**
-   * Connection refused or lost, timeouts, `57P01` (terminated by administrator), too many connections…
-   * Whether a statement that failed mid-flight committed is unknown; the server answers 503 and the
-   * client retries (with the same Idempotency-Key, which recovers a settlement whose response was lost).
+   * Maps a failure to what the payment server answers. Connection refused or lost, pool and query
+   * timeouts (errors PostgreSQL did not report) and transient SQLSTATEs ({@link isTransient}) are a
+   * `StoreUnavailableError`, 503 + Retry-After: whether a statement that failed mid-flight committed is
+   * unknown, and the client retries (with the same Idempotency-Key, which recovers a settlement whose
+   * response was lost). Anything else PostgreSQL reports is permanent until someone fixes it, so it is a
+   * {@link PostgresStoreError} (500, no Retry-After), also given to `onError`.
    */
-  #unavailable(error: unknown): BaseError {
+  #failure(error: unknown): BaseError {
     if (BaseError.is(error)) return error
-    return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+    const sqlState = sqlStateOf(error)
+    if (sqlState === undefined || isTransient(sqlState))
+      return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+    const permanent = new PostgresStoreError({ sqlState, cause: error })
+    this.#onError(permanent)
+    return permanent
   }
 }
 

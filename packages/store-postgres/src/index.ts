@@ -1,1 +1,6 @@
-export { PostgresStore, type PostgresStoreOptions, postgresPoolOptions } from './PostgresStore.js'
+export {
+  PostgresStore,
+  PostgresStoreError,
+  type PostgresStoreOptions,
+  postgresPoolOptions,
+} from './PostgresStore.js'
