@@ -14,14 +14,39 @@ import type { Store } from './Store.js'
  *   request without re-executing the operation."
  */
 export type IdempotencyRecord =
-  /** Claimed; verification and settlement are running. */
-  | { state: 'pending' }
-  /** Settled; a handler is producing the response until `leaseUntil` (epoch ms). */
-  | { state: 'serving'; receipt: Receipt; leaseUntil: number }
-  /** Settled, but the handler failed: the next retry may serve it (without settling again). */
-  | { state: 'failed'; receipt: Receipt }
-  /** Settled and answered: retries get this response. */
-  | { state: 'done'; receipt: Receipt; response: StoredResponse }
+  /**
+   * Claimed; verification and settlement are running until `leaseUntil` (epoch ms), after which a
+   * retry may take the key over (the claimant crashed). A record without a lease has expired.
+   */
+  (
+    | { state: 'pending'; leaseUntil?: number }
+    /** Settled; a handler is producing the response until `leaseUntil` (epoch ms). */
+    | { state: 'serving'; receipt: Receipt; leaseUntil: number }
+    /** Settled, but the handler failed: the next retry may serve it (without settling again). */
+    | { state: 'failed'; receipt: Receipt }
+    /** Settled and answered: retries get this response. */
+    | { state: 'done'; receipt: Receipt; response: StoredResponse }
+  ) & {
+    /**
+     * {@link fingerprint} of the request that created the record: only a retry that presents the same
+     * credential and the same body may continue it. Records without one are never continued.
+     */
+    fingerprint?: string
+  }
+
+/**
+ * What an Idempotency-Key retry must repeat exactly: the credential token and the request body.
+ *
+ * @example
+ * ```ts
+ * IdempotencyCache.fingerprint(token, body) // 'q1w2…' (base64url SHA-256)
+ * ```
+ */
+export function fingerprint(token: string, body: Uint8Array | undefined): string {
+  const hash = createHash('sha256').update(token).update('\n')
+  if (body) hash.update(body)
+  return hash.digest('base64url')
+}
 
 /** A response as stored for replay. */
 export type StoredResponse = { status: number; headers: [string, string][]; body: string }
@@ -43,8 +68,13 @@ export function key(prefix: string, realm: string, idempotencyKey: string, chall
  * const existing = await IdempotencyCache.claim(store, key, ttlMs)
  * ```
  */
-export async function claim(store: Store, key: string, ttlMs: number): Promise<string | undefined> {
-  const pending = JSON.stringify({ state: 'pending' })
+export async function claim(
+  store: Store,
+  key: string,
+  ttlMs: number,
+  record: IdempotencyRecord = { state: 'pending' },
+): Promise<string | undefined> {
+  const pending = JSON.stringify(record)
   if (await store.putIfAbsent(key, pending, ttlMs)) return undefined
   const raw = await store.get(key)
   // Expired between the two calls: claim again once.

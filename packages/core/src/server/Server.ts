@@ -165,6 +165,9 @@ function deepFreeze<value>(value: value): value {
   return value
 }
 
+/** The Idempotency-Key record of a paid request: its store key and the request's fingerprint. */
+type IdempotencyBinding = { key: string; fingerprint: string }
+
 type PaidInternals = {
   store: Store
   idempotencyTtlMs: number
@@ -181,7 +184,7 @@ class PaidAuthorization {
   readonly #internals: PaidInternals
   readonly #receipt: Receipt.Receipt
   readonly #receiptHeader: string
-  readonly #idemKey: string | undefined
+  readonly #idem: IdempotencyBinding | undefined
 
   constructor(
     internals: PaidInternals,
@@ -189,14 +192,14 @@ class PaidAuthorization {
     receipt: Receipt.Receipt,
     context: unknown,
     methodResponse: Response | undefined,
-    idemKey: string | undefined,
+    idem: IdempotencyBinding | undefined,
   ) {
     this.#internals = internals
     this.#receipt = receipt
     // Built from checked parts, so it is encoded directly.
     this.#receiptHeader = Base64url.encode(JSON.stringify(receipt))
-    this.#idemKey = idemKey
-    this.idempotent = idemKey !== undefined
+    this.#idem = idem
+    this.idempotent = idem !== undefined
     this.payment = { receipt, credential, challenge: credential.challenge, context }
     this.response = methodResponse
   }
@@ -240,13 +243,14 @@ class PaidAuthorization {
   async finalize(response: Response): Promise<Response> {
     let out = this.decorate(response)
     const { store, idempotencyTtlMs, report } = this.#internals
-    if (this.#idemKey) {
+    const idem = this.#idem
+    if (idem) {
       const { stored, response: replayable } = await IdempotencyCache.snapshot(out)
       out = replayable
       await IdempotencyCache.put(
         store,
-        this.#idemKey,
-        { state: 'done', receipt: this.#receipt, response: stored },
+        idem.key,
+        { state: 'done', receipt: this.#receipt, response: stored, fingerprint: idem.fingerprint },
         idempotencyTtlMs,
       ).catch((cause) => report(cause, 'store'))
     }
@@ -256,11 +260,12 @@ class PaidAuthorization {
   async fail(error: unknown): Promise<Response> {
     const { store, idempotencyTtlMs, report, problem } = this.#internals
     report(error, 'handler')
-    if (this.#idemKey)
+    const idem = this.#idem
+    if (idem)
       await IdempotencyCache.put(
         store,
-        this.#idemKey,
-        { state: 'failed', receipt: this.#receipt },
+        idem.key,
+        { state: 'failed', receipt: this.#receipt, fingerprint: idem.fingerprint },
         idempotencyTtlMs,
       ).catch((cause) => report(cause, 'store'))
     return problem(
@@ -268,7 +273,7 @@ class PaidAuthorization {
         type: 'handler-failed',
         title: 'Resource Delivery Failed',
         status: 500,
-        detail: this.#idemKey
+        detail: idem
           ? 'The payment was settled but the response failed; retry with the same Idempotency-Key and credential.'
           : 'The payment was settled but the response failed.',
       }),
@@ -538,16 +543,45 @@ export function create(options: Options): Server {
 
   const consumedKey = (id: string) => `${prefix}consumed:${id}`
 
+  const keyReused = () =>
+    // Same answer as for the same challenge without the key: it has been used, by another credential.
+    new InvalidChallengeError({
+      detail:
+        'The challenge has already been used; this Idempotency-Key belongs to another credential or body.',
+    })
+
   // Continues a request whose Idempotency-Key already has a record. One resource delivery per payment
   // (§11.6): a response being produced elsewhere is a 409; a failed or abandoned one is taken over by
-  // exactly one retry (compare-and-set), which serves it again without settling again.
+  // exactly one retry (compare-and-set), which serves it again without settling again. Only a retry with
+  // the same credential and body continues a record: "When a client retries a request with the same
+  // `Idempotency-Key` and a valid Payment credential, the server SHOULD return the same response" (§11.5).
+  // Resolves to undefined when the caller owns the key and must verify and settle: `takeOver` claims a
+  // pending record whose lease ran out (a crashed request), otherwise such a record is only reported.
   const resume = async (
-    key: string,
+    idem: IdempotencyBinding,
     raw: string,
     credential: Credential.Credential,
     respond: (error: PaymentError) => Promise<Authorization>,
-  ): Promise<Authorization> => {
-    const record = JSON.parse(raw) as IdempotencyCache.IdempotencyRecord
+    takeOver: boolean,
+  ): Promise<Authorization | undefined> => {
+    let record: IdempotencyCache.IdempotencyRecord
+    try {
+      record = JSON.parse(raw) as IdempotencyCache.IdempotencyRecord
+    } catch {
+      return respond(keyReused())
+    }
+    if (record.fingerprint !== idem.fingerprint) return respond(keyReused())
+    // A pending record's owner is verifying and settling under a lease; past it, that request crashed
+    // (or its store writes failed) before settling, and a retry may take the key over.
+    if (record.state === 'pending' && (record.leaseUntil ?? 0) <= now()) {
+      if (!takeOver) return undefined
+      const next: IdempotencyCache.IdempotencyRecord = {
+        state: 'pending',
+        leaseUntil: now() + leaseMs,
+        fingerprint: idem.fingerprint,
+      }
+      if (await store.compareAndSet(idem.key, raw, JSON.stringify(next), idempotencyTtlMs)) return undefined
+    }
     if (record.state === 'done')
       return { status: 'respond', response: IdempotencyCache.restore(record.response) }
     if (record.state === 'failed' || (record.state === 'serving' && record.leaseUntil <= now())) {
@@ -555,9 +589,10 @@ export function create(options: Options): Server {
         state: 'serving',
         receipt: record.receipt,
         leaseUntil: now() + leaseMs,
+        fingerprint: idem.fingerprint,
       }
-      if (await store.compareAndSet(key, raw, JSON.stringify(next), idempotencyTtlMs))
-        return paid(credential, record.receipt, undefined, undefined, key)
+      if (await store.compareAndSet(idem.key, raw, JSON.stringify(next), idempotencyTtlMs))
+        return paid(credential, record.receipt, undefined, undefined, idem)
     }
     return respond(
       new IdempotencyConflictError({ detail: 'A request with this Idempotency-Key is in progress.' }),
@@ -600,17 +635,43 @@ export function create(options: Options): Server {
     if (echoed.realm !== realm || !verifyBinding(echoed, wireRequest))
       return respond(new InvalidChallengeError({ detail: 'The challenge id does not match its parameters.' }))
 
+    // The body is checked before anything is served, Idempotency-Key replays included: a replay must not
+    // deliver (or re-run the handler on) a body the payment did not bind.
+    const body = request.body === null ? undefined : await readBody(request).catch(() => undefined)
+    if (echoed.digest !== undefined) {
+      if (!Digest.verify(echoed.digest, body ?? new Uint8Array()))
+        return respond(
+          new VerificationFailedError({
+            detail: 'The request body does not match the challenge digest.',
+            reason: 'digest-mismatch',
+          }),
+        )
+    } else if (body !== undefined) {
+      return respond(
+        new VerificationFailedError({
+          detail: 'The challenge does not bind this request body.',
+          reason: 'digest-missing',
+        }),
+      )
+    }
+
     // An Idempotency-Key retry of a request that was already paid is answered before expiry checks:
     // the payment happened, so the client must be able to recover its response.
     const idempotencyHeader = request.headers.get('idempotency-key')
-    const idemKey =
+    const idem: IdempotencyBinding | undefined =
       idempotencyHeader && idempotencyHeader.length <= 255
-        ? IdempotencyCache.key(prefix, realm, idempotencyHeader, echoed.id)
+        ? {
+            key: IdempotencyCache.key(prefix, realm, idempotencyHeader, echoed.id),
+            fingerprint: IdempotencyCache.fingerprint(tokens[0]!, body),
+          }
         : undefined
-    if (idemKey) {
+    if (idem) {
       try {
-        const raw = await store.get(idemKey)
-        if (raw !== undefined) return await resume(idemKey, raw, credential, respond)
+        const raw = await store.get(idem.key)
+        if (raw !== undefined) {
+          const resumed = await resume(idem, raw, credential, respond, false)
+          if (resumed) return resumed
+        }
       } catch (cause) {
         return respond(storeFailure(cause))
       }
@@ -638,24 +699,6 @@ export function create(options: Options): Server {
             new InvalidChallengeError({ detail: `The challenge ${field} does not match this resource.` }),
           )
 
-    const body = request.body === null ? undefined : await readBody(request).catch(() => undefined)
-    if (echoed.digest !== undefined) {
-      if (!Digest.verify(echoed.digest, body ?? new Uint8Array()))
-        return respond(
-          new VerificationFailedError({
-            detail: 'The request body does not match the challenge digest.',
-            reason: 'digest-mismatch',
-          }),
-        )
-    } else if (body !== undefined) {
-      return respond(
-        new VerificationFailedError({
-          detail: 'The challenge does not bind this request body.',
-          reason: 'digest-missing',
-        }),
-      )
-    }
-
     const definition = entry.method.definition
     const parsedRequest = parseRequestCached(entry, wireRequest, echoed.request)
     if (!parsedRequest.success)
@@ -675,17 +718,26 @@ export function create(options: Options): Server {
     const consumeTtl = Math.max(1_000, Expires.parse(echoed.expires) - now() + 60_000)
 
     try {
-      if (idemKey) {
-        const existing = await IdempotencyCache.claim(store, idemKey, idempotencyTtlMs)
-        if (existing !== undefined) return await resume(idemKey, existing, credential, respond)
+      if (idem) {
+        const existing = await IdempotencyCache.claim(store, idem.key, idempotencyTtlMs, {
+          state: 'pending',
+          leaseUntil: now() + leaseMs,
+          fingerprint: idem.fingerprint,
+        })
+        if (existing !== undefined) {
+          const resumed = await resume(idem, existing, credential, respond, true)
+          if (resumed) return resumed
+        }
       }
       // "A credential is consumed exactly once, even when submitted concurrently." (§11.6) A method may
       // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
       if (!reuses && !(await store.putIfAbsent(consumed, '1', consumeTtl))) {
-        if (idemKey) await store.delete(idemKey)
+        if (idem) await store.delete(idem.key)
         return respond(new InvalidChallengeError({ detail: 'The challenge has already been used.' }))
       }
     } catch (cause) {
+      // Nothing was consumed or settled: release the key so a retry is not locked out by a store flake.
+      if (idem) await store.delete(idem.key).catch(() => {})
       return respond(storeFailure(cause))
     }
 
@@ -705,7 +757,7 @@ export function create(options: Options): Server {
       // Nothing was settled (settle is idempotent per challenge, so a retry is safe): release the
       // challenge so the client can retry the same credential after a transient failure.
       if (!reuses) await store.delete(consumed).catch(() => {})
-      if (idemKey) await store.delete(idemKey).catch(() => {})
+      if (idem) await store.delete(idem.key).catch(() => {})
       if (PaymentError.is(cause)) return respond(cause)
       report(cause, 'settle')
       return respond(
@@ -724,12 +776,12 @@ export function create(options: Options): Server {
       reference: settlement.reference,
     }
     if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
-    if (idemKey) {
+    if (idem) {
       try {
         await IdempotencyCache.put(
           store,
-          idemKey,
-          { state: 'serving', receipt, leaseUntil: now() + leaseMs },
+          idem.key,
+          { state: 'serving', receipt, leaseUntil: now() + leaseMs, fingerprint: idem.fingerprint },
           idempotencyTtlMs,
         )
       } catch (cause) {
@@ -737,7 +789,7 @@ export function create(options: Options): Server {
         report(cause, 'store')
       }
     }
-    return paid(credential, receipt, settlement.context, settlement.response, idemKey)
+    return paid(credential, receipt, settlement.context, settlement.response, idem)
   }
 
   const storeFailure = (cause: unknown): PaymentError => {
@@ -757,8 +809,8 @@ export function create(options: Options): Server {
     receipt: Receipt.Receipt,
     context: unknown,
     methodResponse: Response | undefined,
-    idemKey: string | undefined,
-  ): Authorization => new PaidAuthorization(internals, credential, receipt, context, methodResponse, idemKey)
+    idem: IdempotencyBinding | undefined,
+  ): Authorization => new PaidAuthorization(internals, credential, receipt, context, methodResponse, idem)
 
   const protect = (route: Route, handler: Handler) => {
     compile(route)

@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest'
+import * as Challenge from '../src/Challenge.js'
+import * as Credential from '../src/Credential.js'
+import { StoreUnavailableError } from '../src/Errors.js'
+import { MemoryStore } from '../src/MemoryStore.js'
+import type { Store } from '../src/Store.js'
+import { create as createServer, type Handler, type Route } from '../src/server/Server.js'
+import { createTestRail } from '../src/testing/index.js'
+
+// Regression tests for defects found by an audit of the server pipeline.
+
+const secret = 'hardening-test-secret-0123456789abcdefghij'
+const url = 'https://api.test/r'
+const offer = { method: 'test', request: { amount: '100', currency: 'usd', recipient: 'acct' } }
+const base = 'https://paymentauth.org/problems/'
+const problem = async (r: Response) => (await r.json()) as { type: string; status: number; detail?: string }
+
+function setup(
+  options: { handler?: Handler; route?: Route; store?: Store; now?: () => number; lease?: number } = {},
+) {
+  const rail = createTestRail()
+  const server = createServer({
+    realm: 'api.test',
+    secrets: [secret],
+    methods: [rail.server()],
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.lease ? { idempotencyLease: options.lease } : {}),
+  })
+  const route = options.route ?? { offers: [offer] }
+  let runs = 0
+  const handler = server.protect(route, async (request, payment) => {
+    runs++
+    if (options.handler) return options.handler(request, payment)
+    return new Response(`body=${await request.text()}`)
+  })
+  return { rail, server, route, handler, runs: () => runs }
+}
+
+/** The challenges a route issues for a request like `init`. */
+async function challengesFor(handler: (r: Request) => Promise<Response>, init: RequestInit = {}) {
+  const response = await handler(new Request(url, init))
+  expect(response.status).toBe(402)
+  return Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+}
+
+/** A valid Authorization value for a challenge. */
+async function pay(rail: ReturnType<typeof createTestRail>, challenge: Challenge.Challenge) {
+  const { payload, source } = await rail
+    .client()
+    .createPayload({ challenge, request: challenge.request } as any)
+  return Credential.format({ challenge, payload, ...(source !== undefined ? { source } : {}) })
+}
+
+const post = (body: string, headers: Record<string, string>) =>
+  new Request(url, { method: 'POST', body, headers })
+
+describe('Idempotency-Key retries', () => {
+  it('never serves a retry whose body differs from the one the challenge bound', async () => {
+    let fail = true
+    const { rail, handler, runs } = setup({
+      handler: async (request) => {
+        if (fail) {
+          fail = false
+          throw new Error('database down')
+        }
+        return new Response(`served ${await request.text()}`)
+      },
+    })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const authorization = await pay(rail, challenge!)
+    const headers = { authorization, 'idempotency-key': 'k' }
+    expect((await handler(post('a', headers))).status).toBe(500)
+    const evil = await handler(post('EVIL', headers))
+    expect(evil.status).toBe(402)
+    expect(await problem(evil)).toMatchObject({ type: `${base}verification-failed` })
+    expect(runs()).toBe(1)
+    // The real retry still recovers the paid response.
+    const retry = await handler(post('a', headers))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('served a')
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('never replays a stored response to a credential other than the one that paid', async () => {
+    const { rail, handler, runs } = setup()
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const authorization = await pay(rail, challenge!)
+    const first = await handler(post('a', { authorization, 'idempotency-key': 'k' }))
+    expect(first.status).toBe(200)
+    const forged = Credential.format({ challenge: challenge!, payload: { transfer: 'bogus' } })
+    const replay = await handler(post('a', { authorization: forged, 'idempotency-key': 'k' }))
+    expect(replay.status).toBe(402)
+    expect(replay.headers.get('payment-receipt')).toBeNull()
+    expect(await problem(replay)).toMatchObject({ type: `${base}invalid-challenge` })
+    // The paying credential still gets its stored response.
+    const again = await handler(post('a', { authorization, 'idempotency-key': 'k' }))
+    expect(again.status).toBe(200)
+    expect(await again.text()).toBe('body=a')
+    expect(runs()).toBe(1)
+  })
+
+  it('refuses a failed record to a forged credential instead of re-running the handler', async () => {
+    let fail = true
+    const { rail, handler, runs } = setup({
+      handler: () => {
+        if (fail) {
+          fail = false
+          throw new Error('database down')
+        }
+        return new Response('delivered')
+      },
+    })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const authorization = await pay(rail, challenge!)
+    expect((await handler(post('a', { authorization, 'idempotency-key': 'k' }))).status).toBe(500)
+    const forged = Credential.format({ challenge: challenge!, payload: { transfer: 'bogus' } })
+    const stolen = await handler(post('a', { authorization: forged, 'idempotency-key': 'k' }))
+    expect(stolen.status).toBe(402)
+    expect(runs()).toBe(1)
+  })
+})
+
+/** A MemoryStore whose consume (the `consumed:` putIfAbsent) fails `failures` times, and optionally its deletes. */
+function flakyStore(failures: number, options: { failDeletes?: boolean } = {}) {
+  const inner = new MemoryStore()
+  let left = failures
+  const store: Store = {
+    putIfAbsent: async (key, value, ttl) => {
+      if (key.includes('consumed:') && left-- > 0) throw new StoreUnavailableError()
+      return inner.putIfAbsent(key, value, ttl)
+    },
+    get: (key) => inner.get(key),
+    set: (key, value, ttl) => inner.set(key, value, ttl),
+    delete: async (key) => {
+      if (options.failDeletes) throw new StoreUnavailableError()
+      return inner.delete(key)
+    },
+    compareAndSet: (key, expected, value, ttl) => inner.compareAndSet(key, expected, value, ttl),
+    increment: (...args) => inner.increment(...args),
+  }
+  return store
+}
+
+describe('Idempotency-Key after a store failure', () => {
+  it('releases the key when the store fails before anything is consumed', async () => {
+    const { rail, handler, runs } = setup({ store: flakyStore(1) })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+    const flake = await handler(post('a', headers))
+    expect(flake.status).toBe(503)
+    expect(flake.headers.get('retry-after')).toBe('1')
+    const retry = await handler(post('a', headers))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('body=a')
+    expect(rail.settlements()).toBe(1)
+    expect(runs()).toBe(1)
+  })
+
+  it('lets a retry take over a pending key once its lease has run out', async () => {
+    let clock = Date.now()
+    const store = flakyStore(1, { failDeletes: true })
+    const { rail, handler, runs } = setup({ store, now: () => clock, lease: 10 })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+    // The key could not even be released: it stays pending, as after a crash.
+    expect((await handler(post('a', headers))).status).toBe(503)
+    const busy = await handler(post('a', headers))
+    expect(busy.status).toBe(409)
+    expect(await problem(busy)).toMatchObject({ type: `${base}idempotency-conflict` })
+    clock += 11_000
+    const retry = await handler(post('a', headers))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('body=a')
+    expect(rail.settlements()).toBe(1)
+    expect(runs()).toBe(1)
+  })
+})
