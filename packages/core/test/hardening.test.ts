@@ -1,9 +1,16 @@
-import { describe, expect, it } from 'vitest'
+import { once } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { Hono } from 'hono'
+import { afterAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../src/Challenge.js'
 import * as Credential from '../src/Credential.js'
 import { StoreUnavailableError } from '../src/Errors.js'
 import { MemoryStore } from '../src/MemoryStore.js'
 import type { Store } from '../src/Store.js'
+import { payment as expressPayment } from '../src/server/express.js'
+import { payment as honoPayment } from '../src/server/hono.js'
 import { create as createServer, type Handler, type Route } from '../src/server/Server.js'
 import { createTestRail } from '../src/testing/index.js'
 
@@ -174,5 +181,79 @@ describe('Idempotency-Key after a store failure', () => {
     expect(await retry.text()).toBe('body=a')
     expect(rail.settlements()).toBe(1)
     expect(runs()).toBe(1)
+  })
+})
+
+describe('handler failures behind framework adapters', () => {
+  const servers: http.Server[] = []
+  afterAll(() => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))))
+
+  it('Fetch: a 5xx from the handler is retried with the Idempotency-Key, not replayed', async () => {
+    let status = 503
+    const { rail, handler, runs } = setup({ handler: () => new Response(`status ${status}`, { status }) })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+    const failed = await handler(post('a', headers))
+    expect(failed.status).toBe(503)
+    expect(failed.headers.get('payment-receipt')).toBeNull()
+    status = 200
+    const retry = await handler(post('a', headers))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('status 200')
+    expect(retry.headers.get('payment-receipt')).not.toBeNull()
+    expect(runs()).toBe(2)
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('Hono: a throwing route is a failed delivery that a retry recovers', async () => {
+    const { rail, server, route, handler } = setup()
+    let fail = true
+    const app = new Hono()
+    app.onError((_error, c) => c.text('internal error', 500))
+    app.post('/r', honoPayment(server, route) as any, (c) => {
+      if (fail) {
+        fail = false
+        throw new Error('database down')
+      }
+      return c.text('served')
+    })
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+    const failed = await app.fetch(post('a', headers))
+    expect(failed.status).toBe(500)
+    expect(await problem(failed)).toMatchObject({ type: `${base}handler-failed` })
+    const retry = await app.fetch(post('a', headers))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('served')
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('Express: a throwing route is a failed delivery that a retry recovers', async () => {
+    const { rail, server, route, handler } = setup()
+    let fail = true
+    const app = express()
+    app.post('/r', expressPayment(server, route), (_req, res) => {
+      if (fail) {
+        fail = false
+        throw new Error('database down')
+      }
+      res.send('served')
+    })
+    const node = http.createServer(app)
+    servers.push(node)
+    node.listen(0, '127.0.0.1')
+    await once(node, 'listening')
+    const target = `http://127.0.0.1:${(node.address() as AddressInfo).port}/r`
+    const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+    const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+    const send = () => fetch(target, { method: 'POST', body: 'a', headers })
+    const failed = await send()
+    expect(failed.status).toBe(500)
+    await failed.text()
+    const retry = await send()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('served')
+    expect(retry.headers.get('payment-receipt')).not.toBeNull()
+    expect(rail.settlements()).toBe(1)
   })
 })

@@ -244,7 +244,10 @@ class PaidAuthorization {
     let out = this.decorate(response)
     const { store, idempotencyTtlMs, report } = this.#internals
     const idem = this.#idem
-    if (idem) {
+    // A 5xx is a failure to deliver what was paid for, not the answer to replay for 24 h: it is recorded
+    // as failed, so a retry with the same Idempotency-Key runs the handler again (without charging).
+    if (idem && out.status >= 500) await this.#recordFailed()
+    else if (idem) {
       const { stored, response: replayable } = await IdempotencyCache.snapshot(out)
       out = replayable
       await IdempotencyCache.put(
@@ -257,17 +260,26 @@ class PaidAuthorization {
     return out
   }
 
+  /** Records the response as failed: the next retry with the Idempotency-Key may serve it again. */
+  async #recordFailed(): Promise<void> {
+    const idem = this.#idem
+    if (!idem) return
+    const { store, idempotencyTtlMs, report } = this.#internals
+    const record: IdempotencyCache.IdempotencyRecord = {
+      state: 'failed',
+      receipt: this.#receipt,
+      fingerprint: idem.fingerprint,
+    }
+    await IdempotencyCache.put(store, idem.key, record, idempotencyTtlMs).catch((cause) =>
+      report(cause, 'store'),
+    )
+  }
+
   async fail(error: unknown): Promise<Response> {
-    const { store, idempotencyTtlMs, report, problem } = this.#internals
+    const { report, problem } = this.#internals
     report(error, 'handler')
     const idem = this.#idem
-    if (idem)
-      await IdempotencyCache.put(
-        store,
-        idem.key,
-        { state: 'failed', receipt: this.#receipt, fingerprint: idem.fingerprint },
-        idempotencyTtlMs,
-      ).catch((cause) => report(cause, 'store'))
+    await this.#recordFailed()
     return problem(
       new PaymentError({
         type: 'handler-failed',

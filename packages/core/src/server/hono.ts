@@ -1,6 +1,12 @@
 import type { Route, Server } from './Server.js'
 
-type HonoContext = { req: { raw: Request }; res: Response; set(key: string, value: unknown): void }
+type HonoContext = {
+  req: { raw: Request }
+  res: Response
+  /** Set by Hono when a later handler threw (its `onError` response is then in `res`). */
+  error?: unknown
+  set(key: string, value: unknown): void
+}
 
 /**
  * Hono middleware: answers 402 until paid, then runs the route with `c.get('payment')` set and adds the
@@ -21,6 +27,12 @@ export function payment(server: Server, route: Route) {
       await next()
     } catch (error) {
       c.res = await authorization.fail(error)
+      return c.res
+    }
+    // Hono catches a throwing handler itself and answers with its onError response: that is a failure
+    // to deliver what was paid for, not the final answer to store for Idempotency-Key replays.
+    if (c.error !== undefined) {
+      c.res = await authorization.fail(c.error)
       return c.res
     }
     const final = await authorization.finalize(c.res)
