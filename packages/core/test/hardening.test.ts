@@ -257,3 +257,45 @@ describe('handler failures behind framework adapters', () => {
     expect(rail.settlements()).toBe(1)
   })
 })
+
+describe('handler results', () => {
+  for (const [name, result] of [
+    ['Response.error()', () => Response.error()],
+    ['a non-Response value', () => 'not a response' as unknown as Response],
+  ] as const) {
+    it(`treats ${name} as a failed delivery that a retry recovers`, async () => {
+      let bad = true
+      const { rail, handler, runs } = setup({
+        handler: () => {
+          if (bad) {
+            bad = false
+            return result()
+          }
+          return new Response('delivered')
+        },
+      })
+      const [challenge] = await challengesFor(handler, { method: 'POST', body: 'a' })
+      const headers = { authorization: await pay(rail, challenge!), 'idempotency-key': 'k' }
+      const failed = await handler(post('a', headers))
+      expect(failed.status).toBe(500)
+      expect(failed.headers.get('payment-receipt')).toBeNull()
+      expect(await problem(failed)).toMatchObject({ type: `${base}handler-failed` })
+      const retry = await handler(post('a', headers))
+      expect(retry.status).toBe(200)
+      expect(await retry.text()).toBe('delivered')
+      expect(runs()).toBe(2)
+      expect(rail.settlements()).toBe(1)
+    })
+
+    it(`answers ${name} without an Idempotency-Key with a 500 problem, not a crash or a bare 200`, async () => {
+      const { rail, handler } = setup({ handler: result })
+      const [challenge] = await challengesFor(handler)
+      const failed = await handler(
+        new Request(url, { headers: { authorization: await pay(rail, challenge!) } }),
+      )
+      expect(failed.status).toBe(500)
+      expect(failed.headers.get('payment-receipt')).toBeNull()
+      expect(await problem(failed)).toMatchObject({ type: `${base}handler-failed` })
+    })
+  }
+})

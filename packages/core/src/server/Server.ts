@@ -241,6 +241,8 @@ class PaidAuthorization {
   }
 
   async finalize(response: Response): Promise<Response> {
+    if (!isServable(response))
+      return this.fail(new TypeError('the route did not produce a servable Response'))
     let out = this.decorate(response)
     const { store, idempotencyTtlMs, report } = this.#internals
     const idem = this.#idem
@@ -295,6 +297,22 @@ class PaidAuthorization {
 
 // Captured at load: frameworks may replace the global Response later.
 const NativeResponse = globalThis.Response
+
+/**
+ * True for a Response that can be sent with a receipt: a final status (200–599) and headers. Frameworks'
+ * own Response classes qualify, `Response.error()` (status 0) and non-Response values do not.
+ */
+function isServable(value: unknown): value is Response {
+  if (typeof value !== 'object' || value === null) return false
+  const { status, headers } = value as { status?: unknown; headers?: { get?: unknown } }
+  return (
+    typeof status === 'number' &&
+    Number.isInteger(status) &&
+    status >= 200 &&
+    status <= 599 &&
+    typeof headers?.get === 'function'
+  )
+}
 
 let timestampCache = { second: -1, value: '' }
 function timestampAt(nowMs: number): string {
@@ -842,6 +860,10 @@ export function create(options: Options): Server {
       } catch (cause) {
         return authorization.fail(cause)
       }
+      // A network error (`Response.error()`, status 0) or a non-Response cannot carry a receipt: the paid
+      // request failed to deliver, which fail() records for an Idempotency-Key retry.
+      if (!isServable(response))
+        return authorization.fail(new TypeError('the route handler did not return a servable Response'))
       // Without an idempotency record to write, the receipt headers are added synchronously.
       return authorization.idempotent ? authorization.finalize(response) : authorization.decorate(response)
     }
