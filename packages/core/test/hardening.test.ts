@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import express from 'express'
 import { Hono } from 'hono'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -11,6 +11,7 @@ import { MemoryStore } from '../src/MemoryStore.js'
 import type { Store } from '../src/Store.js'
 import { payment as expressPayment } from '../src/server/express.js'
 import { payment as honoPayment } from '../src/server/hono.js'
+import { toNodeListener } from '../src/server/node.js'
 import { create as createServer, type Handler, type Route } from '../src/server/Server.js'
 import { createTestRail } from '../src/testing/index.js'
 
@@ -296,6 +297,42 @@ describe('handler results', () => {
       expect(failed.status).toBe(500)
       expect(failed.headers.get('payment-receipt')).toBeNull()
       expect(await problem(failed)).toMatchObject({ type: `${base}handler-failed` })
+    })
+  }
+})
+
+describe('malformed Host header', () => {
+  const servers: http.Server[] = []
+  afterAll(() => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))))
+
+  /** Sends a raw HTTP/1.1 request (fetch cannot send an invalid Host) and returns the raw answer. */
+  const raw = async (server: http.Server, host: string) => {
+    servers.push(server)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
+    socket.write(`GET /r HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+    let out = ''
+    for await (const chunk of socket) out += chunk
+    return out
+  }
+
+  for (const host of ['a b', '[::']) {
+    it(`node:http answers Host "${host}" with 400 problem+json`, async () => {
+      const { handler } = setup()
+      const out = await raw(http.createServer(toNodeListener(handler)), host)
+      expect(out).toMatch(/^HTTP\/1\.1 400 /)
+      expect(out).toMatch(/content-type: application\/problem\+json/i)
+    })
+
+    it(`Express answers Host "${host}" with 400 problem+json and no stack trace`, async () => {
+      const { server, route } = setup()
+      const app = express()
+      app.get('/r', expressPayment(server, route), (_req, res) => res.send('ok'))
+      const out = await raw(http.createServer(app), host)
+      expect(out).toMatch(/^HTTP\/1\.1 400 /)
+      expect(out).toMatch(/content-type: application\/problem\+json/i)
+      expect(out).not.toMatch(/\bat .*\.(ts|js):\d+/)
     })
   }
 })

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { toFetchRequest, writeResponse } from './node.js'
+import { badRequest, toFetchRequest, writeResponse } from './node.js'
 import type { Route, Server } from './Server.js'
 
 type ExpressRequest = IncomingMessage & { body?: unknown }
@@ -37,7 +37,13 @@ export function payment(server: Server, route: Route) {
         req.body = raw
         ;(req as { _body?: boolean })._body = true
       }
-      const authorization = await server.authorize(toFetchRequest(req, raw), route)
+      let request: Request
+      try {
+        request = toFetchRequest(req, raw)
+      } catch {
+        return writeResponse(res, badRequest())
+      }
+      const authorization = await server.authorize(request, route)
       if (authorization.status === 'respond') return writeResponse(res, authorization.response)
       if (authorization.response)
         return writeResponse(res, await authorization.finalize(authorization.response))

@@ -1,8 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
+import { ParseError } from '../Errors.js'
 
 /**
- * Converts a node:http request to a Fetch `Request` (streams the body; no buffering).
+ * Converts a node:http request to a Fetch `Request` (streams the body; no buffering). Throws
+ * `ParseError` when the Host header and request target do not form a URL (the adapters answer 400).
  *
  * @example
  * ```ts
@@ -12,7 +14,12 @@ import { Readable } from 'node:stream'
 export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request {
   const host = req.headers.host ?? 'localhost'
   const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
-  const url = new URL(req.url ?? '/', `${protocol}://${host}`)
+  let url: URL
+  try {
+    url = new URL(req.url ?? '/', `${protocol}://${host}`)
+  } catch (cause) {
+    throw new ParseError('the Host header or request target is not a valid URL', { cause })
+  }
   const headers = new Headers()
   for (let i = 0; i < req.rawHeaders.length; i += 2)
     headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
@@ -27,6 +34,30 @@ export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request
     }
   }
   return new Request(url, init)
+}
+
+/**
+ * The 400 problem+json answer to a request whose Host header or target is malformed. "A server MUST
+ * respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a Host header
+ * field and to any request message that contains more than one Host header field line or a Host header
+ * field with an invalid field value." (RFC 9112 §3.2)
+ *
+ * @example
+ * ```ts
+ * await writeResponse(res, badRequest())
+ * ```
+ */
+export function badRequest(): Response {
+  const body = {
+    type: 'about:blank',
+    title: 'Bad Request',
+    status: 400,
+    detail: 'The Host header or request target is not a valid URL.',
+  }
+  return new Response(JSON.stringify(body), {
+    status: 400,
+    headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store' },
+  })
 }
 
 /**
@@ -76,8 +107,14 @@ export async function writeResponse(res: ServerResponse, response: Response): Pr
 export function toNodeListener(handler: (request: Request) => Promise<Response> | Response): RequestListener {
   return (req, res) => {
     void (async () => {
+      let request: Request
       try {
-        await writeResponse(res, await handler(toFetchRequest(req)))
+        request = toFetchRequest(req)
+      } catch {
+        return writeResponse(res, badRequest())
+      }
+      try {
+        await writeResponse(res, await handler(request))
       } catch {
         if (!res.headersSent) {
           res.writeHead(500, { 'content-type': 'application/problem+json' })
