@@ -6,7 +6,7 @@ import { Hono } from 'hono'
 import { afterAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../src/Challenge.js'
 import * as Credential from '../src/Credential.js'
-import { StoreUnavailableError } from '../src/Errors.js'
+import { StoreUnavailableError, VerificationFailedError } from '../src/Errors.js'
 import { MemoryStore } from '../src/MemoryStore.js'
 import type { Store } from '../src/Store.js'
 import { payment as expressPayment } from '../src/server/express.js'
@@ -333,6 +333,42 @@ describe('malformed Host header', () => {
       expect(out).toMatch(/^HTTP\/1\.1 400 /)
       expect(out).toMatch(/content-type: application\/problem\+json/i)
       expect(out).not.toMatch(/\bat .*\.(ts|js):\d+/)
+    })
+  }
+})
+
+describe('challenge issuance failures', () => {
+  const failingQuote = () => {
+    throw new VerificationFailedError({ detail: 'quote failed' })
+  }
+
+  it('offers the challenges that could be issued when one offer fails', async () => {
+    const { handler } = setup({
+      route: { offers: [{ method: 'test', request: failingQuote }, offer] },
+    })
+    const response = await handler(new Request(url))
+    expect(response.status).toBe(402)
+    const challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+    expect(challenges).toHaveLength(1)
+    expect(challenges[0]!.request).toMatchObject(offer.request)
+  })
+
+  for (const [name, fail] of [
+    ['a 402 PaymentError', failingQuote],
+    [
+      'an unexpected error',
+      () => {
+        throw new Error('price feed down')
+      },
+    ],
+  ] as const) {
+    it(`never answers a challenge-less 402 when the only offer fails with ${name}`, async () => {
+      const { handler } = setup({ route: { offers: [{ method: 'test', request: fail }] } })
+      const response = await handler(new Request(url))
+      expect(response.status).toBe(503)
+      expect(response.headers.get('www-authenticate')).toBeNull()
+      expect(response.headers.get('retry-after')).toBe('1')
+      expect(response.headers.get('content-type')).toBe('application/problem+json')
     })
   }
 })

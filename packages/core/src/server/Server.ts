@@ -510,16 +510,29 @@ export function create(options: Options): Server {
         error,
         offers.map((entry) => issueTemplated(entry, undefined)),
       )
-    const headers: string[] = []
+    let body: Uint8Array | undefined
     try {
-      const body = offers.length ? await readBody(request) : undefined
-      for (const entry of offers) headers.push(await issue(request, entry, body))
+      body = await readBody(request)
     } catch (cause) {
-      if (PaymentError.is(cause)) return problem(cause)
       report(cause, 'challenge')
       return problem(new ServiceUnavailableError({ detail: 'Could not issue a payment challenge' }))
     }
-    return problem(error, headers)
+    // An offer whose price or preparation fails is left out; the others are still offered.
+    const headers: string[] = []
+    let failure: unknown
+    for (const entry of offers) {
+      try {
+        headers.push(await issue(request, entry, body))
+      } catch (cause) {
+        failure ??= cause
+        if (!PaymentError.is(cause)) report(cause, 'challenge')
+      }
+    }
+    if (headers.length > 0) return problem(error, headers)
+    // "Servers MUST NOT return 402 without including a `WWW-Authenticate` header containing at least one
+    // Payment challenge." (§4.4)
+    if (PaymentError.is(failure) && failure.status !== 402) return problem(failure)
+    return problem(new ServiceUnavailableError({ detail: 'Could not issue a payment challenge' }))
   }
 
   const matches = (input: string, expected: Buffer): boolean => {
