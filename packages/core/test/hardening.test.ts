@@ -372,3 +372,34 @@ describe('challenge issuance failures', () => {
     })
   }
 })
+
+describe('several offers of one method on a route', () => {
+  const eur = { method: 'test', request: { amount: '90', currency: 'eur', recipient: 'acct' } }
+
+  it('accepts a credential for any of them', async () => {
+    const { rail, handler, runs } = setup({ route: { offers: [offer, eur] } })
+    const challenges = await challengesFor(handler)
+    expect(challenges.map((c) => c.request.currency)).toEqual(['usd', 'eur'])
+    for (const challenge of [challenges[1]!, challenges[0]!]) {
+      const response = await handler(
+        new Request(url, { headers: { authorization: await pay(rail, challenge) } }),
+      )
+      expect(response.status).toBe(200)
+    }
+    expect(runs()).toBe(2)
+    expect(rail.settlements()).toBe(2)
+  })
+
+  it('still refuses a credential that matches none of them', async () => {
+    const other = setup({ route: { offers: [{ ...offer, request: { ...offer.request, amount: '1' } }] } })
+    const { handler, runs } = setup({ route: { offers: [offer, eur] } })
+    // Same secret and realm: only the pinned amount tells the routes apart.
+    const [cheap] = await challengesFor(other.handler)
+    const response = await handler(
+      new Request(url, { headers: { authorization: await pay(other.rail, cheap!) } }),
+    )
+    expect(response.status).toBe(402)
+    expect(await problem(response)).toMatchObject({ type: `${base}invalid-challenge` })
+    expect(runs()).toBe(0)
+  })
+})

@@ -584,6 +584,18 @@ export function create(options: Options): Server {
     return result
   }
 
+  // The first pinned field the echoed request does not repeat, or undefined when it matches the offer.
+  const mismatchedField = (
+    entry: CompiledOffer,
+    pinned: Record<string, unknown>,
+    wireRequest: string,
+    echoed: Record<string, unknown>,
+  ): string | undefined => {
+    // An echo of a static offer's own request string is equal by construction.
+    if (wireRequest === entry.template?.requestB64) return undefined
+    return Object.keys(pinned).find((field) => !deepEqual(pinned[field], echoed[field]))
+  }
+
   const consumedKey = (id: string) => `${prefix}consumed:${id}`
 
   const keyReused = () =>
@@ -668,8 +680,11 @@ export function create(options: Options): Server {
     }
     const echoed = credential.challenge
 
-    const entry = offers.find((o) => o.method.definition.name === echoed.method && o.intent === echoed.intent)
-    if (!entry) {
+    // A route may offer one method/intent several times (two currencies, two recipients): each is a candidate.
+    const candidates = offers.filter(
+      (o) => o.method.definition.name === echoed.method && o.intent === echoed.intent,
+    )
+    if (candidates.length === 0) {
       return respond(
         new MethodUnsupportedError({ detail: `${echoed.method}/${echoed.intent} is not accepted here.` }),
       )
@@ -726,21 +741,33 @@ export function create(options: Options): Server {
     if (Expires.isExpired(echoed.expires, now()))
       return respond(new PaymentExpiredError({ detail: 'The challenge has expired.' }))
 
-    // The echoed request must still equal what this route pins now (price changes, cross-route replay).
-    let pinned: Record<string, unknown>
-    try {
-      pinned = entry.staticRequest ?? (await pinnedRequest(entry, request))
-    } catch (cause) {
-      report(cause, 'challenge')
-      return respond(new ServiceUnavailableError({ detail: 'Could not price the request' }))
+    // The echoed request must still equal what one of the route's offers pins now (price changes,
+    // cross-route replay).
+    let entry: CompiledOffer | undefined
+    let mismatch: string | undefined
+    let priceFailed = false
+    for (const candidate of candidates) {
+      let pinned: Record<string, unknown>
+      try {
+        pinned = candidate.staticRequest ?? (await pinnedRequest(candidate, request))
+      } catch (cause) {
+        report(cause, 'challenge')
+        priceFailed = true
+        continue
+      }
+      const field = mismatchedField(candidate, pinned, wireRequest, echoed.request)
+      if (field === undefined) {
+        entry = candidate
+        break
+      }
+      mismatch ??= field
     }
-    // An echo of a static offer's own request string is equal by construction.
-    if (wireRequest !== entry.template?.requestB64)
-      for (const field of Object.keys(pinned))
-        if (!deepEqual(pinned[field], echoed.request[field]))
-          return respond(
-            new InvalidChallengeError({ detail: `The challenge ${field} does not match this resource.` }),
-          )
+    if (entry === undefined) {
+      if (priceFailed) return respond(new ServiceUnavailableError({ detail: 'Could not price the request' }))
+      return respond(
+        new InvalidChallengeError({ detail: `The challenge ${mismatch} does not match this resource.` }),
+      )
+    }
 
     const definition = entry.method.definition
     const parsedRequest = parseRequestCached(entry, wireRequest, echoed.request)
