@@ -2,6 +2,7 @@ import { createHmac, type KeyObject } from 'node:crypto'
 import * as Base64url from './Base64url.js'
 import { ConfigurationError, FormatError, ParseError } from './Errors.js'
 import { parseChallenges } from './internal/AuthHeader.js'
+import { deepEqual } from './internal/deepEqual.js'
 import * as Jcs from './Jcs.js'
 
 /**
@@ -131,6 +132,28 @@ export function validate(challenge: Partial<Challenge>): asserts challenge is Ch
       throw new ParseError(`challenge ${key} must be a string`)
 }
 
+// The `request` parameter of each parsed challenge exactly as it was on the wire (kept off the object,
+// so parsed challenges stay plain data).
+const wireRequests = new WeakMap<Challenge, string>()
+
+/**
+ * The `request` parameter of a challenge from {@link parse}/{@link parseAll} exactly as the server sent
+ * it (base64url), while `challenge.request` still holds what it decodes to; otherwise undefined. The id
+ * binds the server's string, so a credential echoes it verbatim rather than re-encoding the object.
+ * (`opaque` is kept as its wire string on the challenge itself.)
+ *
+ * @example
+ * ```ts
+ * Challenge.wireRequest(Challenge.parse(header)) // 'eyJhbW91bnQiOiIxMDAwIn0'
+ * ```
+ */
+export function wireRequest(challenge: Challenge): string | undefined {
+  const raw = wireRequests.get(challenge)
+  if (raw === undefined) return undefined
+  // The request object may have been changed since parsing: then the wire string no longer describes it.
+  return deepEqual(decodeRequest(raw), challenge.request) ? raw : undefined
+}
+
 function fromParams(params: Map<string, string>, duplicates: string[]): Challenge {
   // Duplicate parameters make the binding ambiguous: reject them.
   if (duplicates.length > 0) throw new ParseError(`duplicate parameter: ${duplicates[0]}`)
@@ -148,6 +171,7 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
     if (value !== undefined) challenge[key] = value
   }
   validate(challenge)
+  wireRequests.set(challenge, request)
   return challenge
 }
 

@@ -139,7 +139,9 @@ export function serialize(credential: Credential): string {
     realm: challenge.realm,
     method: challenge.method,
     intent: challenge.intent,
-    request: Challenge.encodeRequest(challenge.request),
+    // Echo the server's own request string when the challenge was parsed from its header: the id binds
+    // that string, and a server need not accept a re-encoding. Otherwise encode (RFC 8785 JCS).
+    request: Challenge.wireRequest(challenge) ?? Challenge.encodeRequest(challenge.request),
   }
   for (const key of ['description', 'digest', 'expires', 'opaque', 'header'] as const)
     if (challenge[key] !== undefined) echoed[key] = challenge[key]

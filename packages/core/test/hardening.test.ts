@@ -403,3 +403,29 @@ describe('several offers of one method on a route', () => {
     expect(runs()).toBe(0)
   })
 })
+
+describe('credential echo of the challenge request', () => {
+  // A server may send a request that is not in JCS form (key order here): its id binds that string.
+  const raw = Buffer.from('{"recipient":"acct","currency":"usd","amount":"100"}').toString('base64url')
+  const header = `Payment id="abc", realm="api.test", method="test", intent="charge", request="${raw}", expires="2999-01-01T00:00:00Z", opaque="eyJub25jZSI6IngifQ"`
+  const echoed = (authorization: string) =>
+    JSON.parse(Buffer.from(authorization.slice('Payment '.length), 'base64url').toString()).challenge as {
+      request: string
+      opaque: string
+    }
+
+  it('echoes the request string exactly as the server sent it', () => {
+    const challenge = Challenge.parse(header)
+    const wire = echoed(Credential.format({ challenge, payload: { transfer: 't' } }))
+    expect(wire.request).toBe(raw)
+    expect(wire.opaque).toBe('eyJub25jZSI6IngifQ')
+    expect(Challenge.parseAll(header)[0]).toEqual(challenge)
+  })
+
+  it('re-encodes a request that was changed after parsing', () => {
+    const challenge = Challenge.parse(header)
+    challenge.request.amount = '1'
+    const wire = echoed(Credential.format({ challenge, payload: { transfer: 't' } }))
+    expect(wire.request).toBe(Challenge.encodeRequest({ amount: '1', currency: 'usd', recipient: 'acct' }))
+  })
+})
