@@ -94,9 +94,9 @@ export class PaymentError extends BaseError {
     return typeof value === 'object' && value !== null && (value as any)[paymentMarker] === true
   }
 
-  /** The absolute problem type URI. */
+  /** The absolute problem type URI (a type that already has a scheme, such as `about:blank`, is kept). */
   get typeUri(): string {
-    return this.type.startsWith('http') ? this.type : problemBase + this.type
+    return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(this.type) ? this.type : problemBase + this.type
   }
 
   /** The RFC 9457 problem body. */
@@ -212,10 +212,21 @@ export class IdempotencyConflictError extends PaymentError {
   }
 }
 
-/** Several `Authorization: Payment` credentials in one request (HTTP 400). @see draft-httpauth-payment-00 §A */
+/**
+ * Several `Authorization: Payment` credentials in one request: "Servers receiving multiple Payment
+ * credentials in a single request SHOULD reject with 400 (Bad Request)." (draft-httpauth-payment-00 §A)
+ * The spec's `malformed-credential` type is a 402, so this 400 is a plain RFC 9457 `about:blank`
+ * problem (title: the status phrase), with `reason: multiple-credentials`.
+ */
 export class MultipleCredentialsError extends PaymentError {
   constructor(options: PaymentErrorOptions = {}) {
-    super({ type: 'malformed-credential', title: 'Multiple Payment Credentials', status: 400, ...options })
+    super({
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      reason: 'multiple-credentials',
+      ...options,
+    })
     this.name = 'MultipleCredentialsError'
   }
 }

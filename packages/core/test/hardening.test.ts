@@ -429,3 +429,24 @@ describe('credential echo of the challenge request', () => {
     expect(wire.request).toBe(Challenge.encodeRequest({ amount: '1', currency: 'usd', recipient: 'acct' }))
   })
 })
+
+describe('multiple credentials', () => {
+  it('answers 400 with a problem type that is not the 402 malformed-credential', async () => {
+    const { rail, handler, runs } = setup()
+    const [challenge] = await challengesFor(handler)
+    const authorization = await pay(rail, challenge!)
+    const headers = new Headers()
+    headers.append('authorization', authorization)
+    headers.append('authorization', authorization)
+    const response = await handler(new Request(url, { headers }))
+    expect(response.status).toBe(400)
+    expect(response.headers.get('www-authenticate')).toBeNull()
+    expect(await response.json()).toMatchObject({
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      reason: 'multiple-credentials',
+    })
+    expect(runs()).toBe(0)
+  })
+})
