@@ -1,6 +1,6 @@
 import type { Challenge } from './Challenge.js'
 import type { Credential } from './Credential.js'
-import { ConfigurationError } from './Errors.js'
+import { ConfigurationError, type PaymentError } from './Errors.js'
 import type { Receipt } from './Receipt.js'
 import type { Store } from './Store.js'
 
@@ -111,6 +111,13 @@ export type Server<definition extends Definition<any, any> = Definition<any, any
    * itself. Clients such as mppx's session manager close on the last challenge they paid.
    */
   reusesChallenge?(payload: Infer<definition['payload']>): boolean
+  /**
+   * A method-specific problem for a credential whose challenge is unknown (binding failed) or expired,
+   * instead of the core's `invalid-challenge` / `payment-expired` (e.g. tempo session `topUp`, which
+   * its spec answers with `session/challenge-not-found`). Gets the payload as received, not yet
+   * validated; return undefined to keep the core's problem.
+   */
+  challengeProblem?(payload: unknown, kind: 'unknown' | 'expired'): PaymentError | undefined
   /** Adds per-challenge fields (memo, nonce, fee-payer data) at issuance. These are not pinned. */
   prepare?(
     context: PrepareContext<Infer<definition['request']>>,

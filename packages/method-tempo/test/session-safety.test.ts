@@ -213,6 +213,52 @@ describe.skipIf(!!reason)('tempo/session safety on anvil', () => {
     expect(served()).toBe(2)
   })
 
+  it('a topUp on an unknown or expired challenge is session/challenge-not-found (402, fresh challenge)', async () => {
+    const { handler } = setup()
+    const { response, channelId, salt } = await open(handler, 5, 2n * price, price)
+    expect(response.status).toBe(200)
+    const challenge = await challengeOf(handler)
+    const payload = {
+      action: 'topUp',
+      type: 'transaction',
+      channelId,
+      transaction: await openTransaction(5, salt, price),
+      additionalDeposit: String(price),
+    }
+    for (const echoed of [
+      { ...challenge, id: `${challenge.id}x` },
+      { ...challenge, expires: '2020-01-01T00:00:00Z' },
+    ]) {
+      const refused = await handler(
+        new Request('https://session.test/r', {
+          headers: { authorization: Credential.format({ challenge: echoed, payload }) },
+        }),
+      )
+      expect(refused.status).toBe(402)
+      expect(refused.headers.get('www-authenticate')).toMatch(/^Payment /)
+      expect(((await refused.json()) as { type: string }).type).toBe(
+        'https://paymentauth.org/problems/session/challenge-not-found',
+      )
+    }
+    // Other actions keep the core's problems.
+    const voucherOnUnknown = await handler(
+      new Request('https://session.test/r', {
+        headers: {
+          authorization: Credential.format({
+            challenge: { ...challenge, id: `${challenge.id}x` },
+            payload: {
+              action: 'voucher',
+              channelId,
+              cumulativeAmount: String(price),
+              signature: await voucher(5, channelId, price),
+            },
+          }),
+        },
+      }),
+    )
+    expect(((await voucherOnUnknown.json()) as { type: string }).type).toMatch(/problems\/invalid-challenge$/)
+  })
+
   const readEvents = async (response: Response, onNeed?: (need: Record<string, string>) => Promise<void>) => {
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
     const events: { event: string; data: string }[] = []

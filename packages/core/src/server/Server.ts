@@ -689,9 +689,24 @@ export function create(options: Options): Server {
         new MethodUnsupportedError({ detail: `${echoed.method}/${echoed.intent} is not accepted here.` }),
       )
     }
+    // A method may name its own problem for an unknown or expired challenge (see Method.challengeProblem).
+    const methodProblem = (kind: 'unknown' | 'expired') => {
+      for (const candidate of candidates) {
+        try {
+          const found = candidate.method.challengeProblem?.(credential.payload, kind)
+          if (found) return found
+        } catch (cause) {
+          report(cause, 'challenge')
+        }
+      }
+      return undefined
+    }
     // "Servers MUST verify that credentials present an `id` matching the expected binding." (§5.1.3)
     if (echoed.realm !== realm || !verifyBinding(echoed, wireRequest))
-      return respond(new InvalidChallengeError({ detail: 'The challenge id does not match its parameters.' }))
+      return respond(
+        methodProblem('unknown') ??
+          new InvalidChallengeError({ detail: 'The challenge id does not match its parameters.' }),
+      )
 
     // The body is checked before anything is served, Idempotency-Key replays included: a replay must not
     // deliver (or re-run the handler on) a body the payment did not bind.
@@ -737,9 +752,13 @@ export function create(options: Options): Server {
 
     // This server always issues `expires`; an echo without it was not issued for this route.
     if (echoed.expires === undefined)
-      return respond(new InvalidChallengeError({ detail: 'The challenge has no expiry.' }))
+      return respond(
+        methodProblem('unknown') ?? new InvalidChallengeError({ detail: 'The challenge has no expiry.' }),
+      )
     if (Expires.isExpired(echoed.expires, now()))
-      return respond(new PaymentExpiredError({ detail: 'The challenge has expired.' }))
+      return respond(
+        methodProblem('expired') ?? new PaymentExpiredError({ detail: 'The challenge has expired.' }),
+      )
 
     // The echoed request must still equal what one of the route's offers pins now (price changes,
     // cross-route replay).

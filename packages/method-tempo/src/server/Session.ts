@@ -688,6 +688,17 @@ export function sessionServer(options: SessionOptions): SessionServer {
     // A close finalizes the channel on chain once; a second close of the same channel fails there. So a
     // close may answer an already-used challenge (mppx's session manager closes on its last one).
     reusesChallenge: (payload) => payload.action === 'close',
+    // "Servers MUST reject `topUp` actions referencing an unknown or expired challenge `id` with problem
+    // type `challenge-not-found`."
+    challengeProblem: (payload) =>
+      (payload as { action?: unknown } | null)?.action === 'topUp'
+        ? problem(
+            'challenge-not-found',
+            'Challenge Not Found',
+            402,
+            'The topUp references an unknown or expired challenge; retry with a fresh one.',
+          )
+        : undefined,
     async verify({ challenge, request, payload, store: s }): Promise<Verified> {
       store = s
       const details = request.methodDetails
