@@ -4,6 +4,7 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
+  PaymentError,
   type Store,
   StoreUnavailableError,
 } from '@mppkit/core'
@@ -48,8 +49,73 @@ export type RedisStoreOptions = {
   keyPrefix: string
   /** Seconds a client should wait before retrying when Redis is unavailable (default 1). */
   retryAfter?: number
-  /** Receives connection errors of the client (they are otherwise swallowed: operations already throw). */
+  /**
+   * Receives connection errors of the client (they are otherwise swallowed: operations already throw)
+   * and every {@link RedisStoreError} (NOPERM, WRONGTYPE, WRONGPASS…) with the Redis reply as its
+   * `cause`. Log them: the HTTP client only sees a generic 500.
+   */
   onError?: (error: Error) => void
+}
+
+/**
+ * Redis refused an operation for a reason a retry does not fix: an ACL that denies a command or key
+ * (`NOPERM`), a key holding another type (`WRONGTYPE`), an unknown command (`ERR`), a missing or wrong
+ * password (`NOAUTH`, `WRONGPASS`)… An HTTP 500 problem without `Retry-After`; the problem body names no
+ * key, user or command (those are in `cause` and {@link RedisStoreError.replyCode}).
+ *
+ * @example
+ * ```ts
+ * if (error instanceof RedisStoreError && error.replyCode === 'NOPERM') fixAcl()
+ * ```
+ */
+export class RedisStoreError extends PaymentError {
+  /** The error code Redis replied with: the first word of its error reply (e.g. `NOPERM`, `ERR`). */
+  readonly replyCode: string
+  constructor(options: { replyCode: string; cause?: unknown }) {
+    super({
+      type: 'store-error',
+      title: 'Payment Store Error',
+      status: 500,
+      detail: 'The payment store refused the operation; retrying does not help until it is fixed.',
+      reason: 'store-error',
+      cause: options.cause,
+    })
+    this.name = 'RedisStoreError'
+    this.replyCode = options.replyCode
+  }
+}
+
+/**
+ * Error replies after which the same command can succeed on a retry: the dataset is loading, a script
+ * or module is busy, a replica lost its master, a cluster is resharding or down, a read-only replica
+ * (failover in progress), `maxmemory` reached (`OOM`: keys expire and get evicted, so memory frees up
+ * by itself), too few replicas for `min-replicas-to-write`, and a failing RDB save (`MISCONF`).
+ */
+const transientReplies = new Set([
+  'LOADING',
+  'BUSY',
+  'MASTERDOWN',
+  'TRYAGAIN',
+  'CLUSTERDOWN',
+  'READONLY',
+  'OOM',
+  'NOREPLICAS',
+  'MISCONF',
+])
+
+/**
+ * The code of a permanent Redis error reply (see {@link transientReplies}), or `undefined` for a
+ * transient reply and for any error Redis did not send (connection lost or refused, timeouts).
+ */
+function permanentReplyCode(error: unknown): string | undefined {
+  // ioredis raises every error reply as a `ReplyError` (from redis-errors); match the name so that a
+  // client from another copy of ioredis is recognised too.
+  if (!(error instanceof Error) || error.name !== 'ReplyError') return undefined
+  const code = /^[A-Z]+(?=\s|$)/.exec(error.message)?.[0] ?? 'ERR'
+  // Too many connections is an `ERR` reply, yet it goes away when other clients disconnect.
+  if (transientReplies.has(code) || error.message.startsWith('ERR max number of clients reached'))
+    return undefined
+  return code
 }
 
 type Script = { source: string; sha: string }
@@ -67,7 +133,9 @@ const increment = script(incrementScript)
  * `keyPrefix + key` and each script touches one key, so the layout also works on Redis Cluster.
  *
  * When Redis cannot be reached, or the connection drops during an operation, the operation throws
- * `StoreUnavailableError` (the server answers 503 + Retry-After) and the client reconnects by itself.
+ * `StoreUnavailableError` (the server answers 503 + Retry-After) and the client reconnects by itself;
+ * so do error replies a retry can fix (`LOADING`, `BUSY`, `OOM`, `READONLY`…). An error reply a retry
+ * cannot fix (`NOPERM`, `WRONGTYPE`, `WRONGPASS`…) throws {@link RedisStoreError} (500).
  *
  * @example
  * ```ts
@@ -85,6 +153,8 @@ export class RedisStore implements Store {
   readonly #owned: boolean
   readonly #retryAfter: number
   readonly #onError: (error: Error) => void
+  /** The permanent error reply the last connection attempt failed with (a wrong password), if any. */
+  #refusal: Error | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
@@ -100,7 +170,19 @@ export class RedisStore implements Store {
       this.#owned = true
     }
     // An 'error' event must never become an unhandled error; the failing operation reports it instead.
-    this.client.on('error', this.#onError)
+    this.client.on('error', this.#onClientError)
+    this.client.on('ready', this.#onReady)
+  }
+
+  /** Reports a connection error and remembers whether it was a permanent refusal (WRONGPASS…). */
+  readonly #onClientError = (error: Error): void => {
+    this.#refusal = permanentReplyCode(error) === undefined ? undefined : error
+    this.#onError(error)
+  }
+
+  /** A successful login: earlier refusals no longer apply. */
+  readonly #onReady = (): void => {
+    this.#refusal = undefined
   }
 
   async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -153,7 +235,8 @@ export class RedisStore implements Store {
   /** Closes the connection the store opened (a client passed in is left open for its owner). */
   async close(): Promise<void> {
     if (!this.#owned) {
-      this.client.off('error', this.#onError)
+      this.client.off('error', this.#onClientError)
+      this.client.off('ready', this.#onReady)
       return
     }
     try {
@@ -184,11 +267,31 @@ export class RedisStore implements Store {
           code: 'store_invalid_counter',
           cause: error,
         })
-      // Connection refused or dropped, timeouts, and server-side refusals (LOADING, OOM, READONLY…).
-      // Whether a dropped command ran is unknown; the server answers 503 and the client retries (with
-      // the same Idempotency-Key, which recovers a settlement whose response was lost).
-      throw new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+      throw this.#failure(error)
     }
+  }
+
+  /**
+   * Maps a failure to what the payment server answers. Connection refused or dropped, timeouts and
+   * transient error replies ({@link transientReplies}) are a `StoreUnavailableError`, 503 + Retry-After:
+   * whether a dropped command ran is unknown, and the client retries (with the same Idempotency-Key,
+   * which recovers a settlement whose response was lost). Any other error reply is permanent until
+   * someone fixes it, so it is a {@link RedisStoreError} (500, no Retry-After), also given to `onError`.
+   * So is a command that failed while the client cannot connect because Redis refused its login.
+   */
+  #failure(error: unknown): BaseError {
+    let replyCode = permanentReplyCode(error)
+    let cause = error
+    if (replyCode === undefined && this.#refusal && this.client.status !== 'ready') {
+      // Between reconnects the command fails with a bare "connection closed": the refusal is the cause.
+      cause = this.#refusal
+      replyCode = permanentReplyCode(cause)
+    }
+    if (replyCode === undefined)
+      return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+    const permanent = new RedisStoreError({ replyCode, cause })
+    this.#onError(permanent)
+    return permanent
   }
 }
 

@@ -1,1 +1,1 @@
-export { RedisStore, type RedisStoreOptions, redisClientOptions } from './RedisStore.js'
+export { RedisStore, RedisStoreError, type RedisStoreOptions, redisClientOptions } from './RedisStore.js'
