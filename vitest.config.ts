@@ -29,6 +29,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    setupFiles: ['./scripts/fast-check-seed.ts'],
     reporters: ['default', './scripts/summary-reporter.ts'],
   },
 })

@@ -54,6 +54,12 @@ describe('parseForm', () => {
     )
   })
 
+  it('keeps a leading `?` as part of the first field name (a form body is not a query string)', () => {
+    expect({ ...parseForm('?&') }).toEqual({ '?': '' })
+    expect({ ...parseForm('&?') }).toEqual({ '?': '' })
+    expect({ ...parseForm('?a=1&b=2') }).toEqual({ '?a': '1', b: '2' })
+  })
+
   it('appends for `[]` and keeps indexed arrays', () => {
     expect(JSON.parse(JSON.stringify(parseForm('t[]=card&t[]=link&u[0]=a&u[1]=b')))).toEqual({
       t: { 0: 'card', 1: 'link' },

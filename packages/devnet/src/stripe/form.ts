@@ -21,7 +21,9 @@ const segmentPattern = /\[([^\]]*)\]/g
  */
 export function parseForm(body: string): FormObject {
   const root: FormObject = Object.create(null)
-  for (const [rawKey, value] of new URLSearchParams(body)) {
+  // URLSearchParams drops one leading `?` (it parses query strings); a form body has none to drop, so
+  // `?a=1` names the field `?a` as Rack does. (Found by the fuzz test: `?&` and `&?` parsed differently.)
+  for (const [rawKey, value] of new URLSearchParams(body.startsWith('?') ? `&${body}` : body)) {
     const open = rawKey.indexOf('[')
     const head = open === -1 ? rawKey : rawKey.slice(0, open)
     const segments = [head]
