@@ -1,6 +1,13 @@
 import { ConfigurationError, type Method } from '@mppkit/core'
 import { PaymentFailedError } from '@mppkit/core/client'
-import { type Account, type Address, encodeFunctionData, type Hex, type LocalAccount } from 'viem'
+import {
+  type Account,
+  type Address,
+  bytesToBigInt,
+  encodeFunctionData,
+  type Hex,
+  type LocalAccount,
+} from 'viem'
 import { Abis } from 'viem/tempo'
 import * as Attribution from '../Attribution.js'
 import { type Connection, defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
@@ -171,8 +178,9 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       }
       const send = async () => wallet.sendRawTransactionSync({ serializedTransaction: await sign() })
       // Only the protocol lane needs one-at-a-time sends.
-      const sent = options.nonceKey === 0n && !expiring ? pushQueue.then(send) : send()
-      if (options.nonceKey === 0n) pushQueue = sent.catch(() => {})
+      const sequential = options.nonceKey === 0n
+      const sent = sequential ? pushQueue.then(send) : send()
+      if (sequential) pushQueue = sent.catch(() => {})
       let receipt: { status: string; transactionHash: Hex }
       try {
         receipt = await sent
@@ -193,9 +201,6 @@ export type { Account }
  * protocol lane (0) and the expiring lane (2^256 − 1).
  */
 function randomNonceKey(): bigint {
-  const bytes = new Uint8Array(24)
-  globalThis.crypto.getRandomValues(bytes)
-  let key = 0n
-  for (const byte of bytes) key = (key << 8n) | BigInt(byte)
+  const key = bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(24)))
   return key === 0n ? 1n : key
 }

@@ -14,16 +14,8 @@ const notCanonical = (detail: string) =>
  * hash, so one signed payment could otherwise pass the replay check (keyed by hash) more than once
  * where the nonce does not stop it (expiring-nonce lane).
  */
-export async function assertCanonical(serialized: Hex, decoded?: Record<string, unknown>): Promise<void> {
-  let transaction = decoded
-  if (!transaction) {
-    try {
-      transaction = Transaction.deserialize(serialized) as unknown as Record<string, unknown>
-    } catch {
-      throw notCanonical('The transaction could not be decoded.')
-    }
-  }
-  const { from: _from, hash: _hash, signature, ...fields } = transaction
+export async function assertCanonical(serialized: Hex, decoded: Record<string, unknown>): Promise<void> {
+  const { from: _from, hash: _hash, signature, ...fields } = decoded
   // EIP-2: a secp256k1 signature with s above n/2 is the mirror of a valid one (same signer, other bytes).
   const inner = (signature as { signature?: { s?: unknown } } | undefined)?.signature
   if (typeof inner?.s === 'bigint' && inner.s > secp256k1HalfOrder)

@@ -376,6 +376,46 @@ function decodeTransaction(serialized: Hex): DecodedTransaction {
 }
 
 /**
+ * The fee side of a sponsor policy, shared by charge and session fee payers: gas limit, no client fee
+ * token, the nonce lane, the validity window and no access list. `expiringByDefault` is the default of
+ * `policy.requireExpiringNonce`.
+ */
+export function checkSponsorPolicy(
+  transaction: {
+    gas?: bigint | undefined
+    feeToken?: string | undefined
+    nonceKey?: bigint | undefined
+    validBefore?: number | undefined
+    accessList?: readonly unknown[] | undefined
+  },
+  expires: string | undefined,
+  policy: SponsorPolicy,
+  expiringByDefault: boolean,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): void {
+  const fail = (detail: string): never => {
+    throw new VerificationFailedError({
+      detail: `Payment verification failed: ${detail}`,
+      reason: 'sponsor-policy',
+    })
+  }
+  const requireExpiring = policy.requireExpiringNonce ?? expiringByDefault
+  if ((transaction.gas ?? 0n) > (policy.maxGas ?? 2_000_000n)) fail('gas limit exceeds sponsor policy')
+  // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
+  // empty or `0x80` (RLP null)"
+  if (transaction.feeToken) fail('a sponsored transaction must not include fee_token')
+  if (requireExpiring && transaction.nonceKey !== maxUint256)
+    fail('a sponsored transaction must use expiring nonce key')
+  if (transaction.validBefore !== undefined || requireExpiring) {
+    const validBefore = transaction.validBefore ?? Number.MAX_SAFE_INTEGER
+    const challengeLimit = expires ? Math.floor(Date.parse(expires) / 1000) + 60 : Number.MAX_SAFE_INTEGER
+    if (validBefore > Math.min(nowSeconds + (policy.maxValidityWindowSeconds ?? 900), challengeLimit))
+      fail('validity window exceeds sponsor policy')
+  }
+  if (transaction.accessList && transaction.accessList.length > 0) fail('access list is not allowed')
+}
+
+/**
  * Sponsor policy: what a fee payer checks before co-signing.
  *
  * @see tempo-fee-payer-cosign.json: "Fee-payer sponsor/cosign verification must reject envelopes that
@@ -391,23 +431,7 @@ function checkSponsorable(
   const fail = (detail: string, reason: string): never => {
     throw new VerificationFailedError({ detail: `Payment verification failed: ${detail}`, reason })
   }
-  if ((transaction.gas ?? 0n) > (policy.maxGas ?? 2_000_000n))
-    fail('gas limit exceeds sponsor policy', 'sponsor-policy')
-  // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
-  // empty or `0x80` (RLP null)"
-  if (transaction.feeToken) fail('a sponsored transaction must not include fee_token', 'sponsor-policy')
-  if ((policy.requireExpiringNonce ?? true) && transaction.nonceKey !== maxUint256)
-    fail('a sponsored transaction must use expiring nonce key', 'sponsor-policy')
-  if (transaction.validBefore !== undefined || (policy.requireExpiringNonce ?? true)) {
-    const validBefore = transaction.validBefore ?? Number.MAX_SAFE_INTEGER
-    const challengeLimit = challenge?.expires
-      ? Math.floor(Date.parse(challenge.expires) / 1000) + 60
-      : Number.MAX_SAFE_INTEGER
-    if (validBefore > Math.min(nowSeconds + (policy.maxValidityWindowSeconds ?? 900), challengeLimit))
-      fail('validity window exceeds sponsor policy', 'sponsor-policy')
-  }
-  if (transaction.accessList && transaction.accessList.length > 0)
-    fail('access list is not allowed', 'sponsor-policy')
+  checkSponsorPolicy(transaction, challenge?.expires, policy, true, nowSeconds)
   // Policy first, then the calls: the fee payer pays gas only for exactly this payment.
   const effects = callEffects(transaction.calls)
   const expected = expectedTransfers(request)

@@ -14,7 +14,6 @@ import {
   type Hex,
   isAddressEqual,
   type LocalAccount,
-  maxUint256,
   type TransactionReceipt,
   zeroAddress,
 } from 'viem'
@@ -33,7 +32,7 @@ import {
 } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
-import { cosign, type SponsorPolicy } from './Charge.js'
+import { checkSponsorPolicy, cosign, type SponsorPolicy } from './Charge.js'
 
 /** Options of {@link sessionServer}. */
 export type SessionOptions = Omit<Connection, 'client'> & {
@@ -482,28 +481,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
 
   /**
    * "Servers MUST validate the transaction matches challenge and channel parameters before adding fee
-   * payer signature" (the calls are checked by `decodeCalls`; this is the fee side).
+   * payer signature": the calls are checked by `decodeCalls`, this is the fee side. The expiring lane is
+   * not required by default (see `sponsorPolicy`).
    */
-  const checkSponsorable = (tx: SessionTransaction, expires: string | undefined) => {
-    const policy = options.sponsorPolicy ?? {}
-    const fail = (detail: string): never => {
-      throw new VerificationFailedError({ detail: `Sponsor policy: ${detail}`, reason: 'sponsor-policy' })
-    }
-    if ((tx.gas ?? 0n) > (policy.maxGas ?? 2_000_000n)) fail('the gas limit is too high.')
-    // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
-    // empty or `0x80` (RLP null)"
-    if (tx.feeToken) fail('a sponsored transaction must not name a fee token.')
-    if (policy.requireExpiringNonce === true && tx.nonceKey !== maxUint256)
-      fail('a sponsored transaction must use the expiring nonce key.')
-    if (tx.accessList && tx.accessList.length > 0) fail('access lists are not allowed.')
-    if (tx.validBefore !== undefined) {
-      const limit = Math.min(
-        Math.floor(Date.now() / 1000) + (policy.maxValidityWindowSeconds ?? 900),
-        expires ? Math.floor(Date.parse(expires) / 1000) + 60 : Number.MAX_SAFE_INTEGER,
-      )
-      if (tx.validBefore > limit) fail('the validity window is too long.')
-    }
-  }
+  const checkSponsorable = (tx: SessionTransaction, expires: string | undefined) =>
+    checkSponsorPolicy(tx, expires, options.sponsorPolicy ?? {}, false)
 
   /** The transaction to broadcast: co-signed by the fee payer when sponsored, else as the payer sent it. */
   const finalTransaction = (serialized: Hex, sponsored: boolean) =>
@@ -594,9 +576,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
                       deposit: String(state.deposit),
                       // "Minimum cumulative amount the next voucher must authorize": enough for this
                       // chunk, and at least `minVoucherDelta` above the accepted voucher.
-                      requiredCumulative: String(
-                        max(result.spent + cost, result.accepted + (minDelta > 0n ? minDelta : 0n)),
-                      ),
+                      requiredCumulative: String(max(result.spent + cost, result.accepted + minDelta)),
                     })}\n\n`,
                   )
                   const before = result.accepted
@@ -715,7 +695,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       switch (payload.action) {
         case 'open': {
           const { from, call, tx } = decodeCalls(payload.transaction as Hex)
-          await assertCanonical(payload.transaction as Hex)
+          await assertCanonical(payload.transaction as Hex, tx as Record<string, unknown>)
           if (sponsoredBy(request)) checkSponsorable(tx, challenge.expires)
           if (call.functionName !== 'open')
             throw new VerificationFailedError({
@@ -779,7 +759,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         case 'topUp': {
           const channel = await loadChannel(s, channelId, false)
           const { call, tx } = decodeCalls(payload.transaction as Hex)
-          await assertCanonical(payload.transaction as Hex)
+          await assertCanonical(payload.transaction as Hex, tx as Record<string, unknown>)
           if (sponsoredBy(request)) checkSponsorable(tx, challenge.expires)
           const [id, additional] = call.args as [Hex, bigint]
           if (
