@@ -198,6 +198,25 @@ export class StoreUnavailableError extends ServiceUnavailableError {
   }
 }
 
+/**
+ * A store refused an operation for a reason a retry does not fix (permission denied, a key or table of
+ * the wrong shape, a failed login): HTTP 500 without `Retry-After`, and a problem body that names no key,
+ * table or command (those stay in `cause`). Store implementations subclass it with their own details.
+ */
+export class StoreError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({
+      type: 'store-error',
+      title: 'Payment Store Error',
+      status: 500,
+      detail: 'The payment store refused the operation; retrying does not help until it is fixed.',
+      reason: 'store-error',
+      ...options,
+    })
+    this.name = 'StoreError'
+  }
+}
+
 /** A request is already being processed under the same Idempotency-Key (HTTP 409, retry later). */
 export class IdempotencyConflictError extends PaymentError {
   constructor(options: PaymentErrorOptions = {}) {

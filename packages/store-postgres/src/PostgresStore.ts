@@ -3,8 +3,8 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
-  PaymentError,
   type Store,
+  StoreError,
   StoreUnavailableError,
 } from '@mppkit/core'
 import pg from 'pg'
@@ -67,18 +67,11 @@ export type PostgresStoreOptions = {
  * if (error instanceof PostgresStoreError && error.sqlState === '42501') grantPrivileges()
  * ```
  */
-export class PostgresStoreError extends PaymentError {
+export class PostgresStoreError extends StoreError {
   /** The SQLSTATE PostgreSQL reported (e.g. `42501`). */
   readonly sqlState: string
   constructor(options: { sqlState: string; cause?: unknown }) {
-    super({
-      type: 'store-error',
-      title: 'Payment Store Error',
-      status: 500,
-      detail: 'The payment store refused the operation; retrying does not help until it is fixed.',
-      reason: 'store-error',
-      cause: options.cause,
-    })
+    super({ cause: options.cause })
     this.name = 'PostgresStoreError'
     this.sqlState = options.sqlState
   }

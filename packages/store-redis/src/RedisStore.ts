@@ -4,8 +4,8 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
-  PaymentError,
   type Store,
+  StoreError,
   StoreUnavailableError,
 } from '@mppkit/core'
 import { Redis, type RedisOptions } from 'ioredis'
@@ -68,18 +68,11 @@ export type RedisStoreOptions = {
  * if (error instanceof RedisStoreError && error.replyCode === 'NOPERM') fixAcl()
  * ```
  */
-export class RedisStoreError extends PaymentError {
+export class RedisStoreError extends StoreError {
   /** The error code Redis replied with: the first word of its error reply (e.g. `NOPERM`, `ERR`). */
   readonly replyCode: string
   constructor(options: { replyCode: string; cause?: unknown }) {
-    super({
-      type: 'store-error',
-      title: 'Payment Store Error',
-      status: 500,
-      detail: 'The payment store refused the operation; retrying does not help until it is fixed.',
-      reason: 'store-error',
-      cause: options.cause,
-    })
+    super({ cause: options.cause })
     this.name = 'RedisStoreError'
     this.replyCode = options.replyCode
   }
