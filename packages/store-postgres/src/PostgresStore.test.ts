@@ -1,9 +1,7 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { ConfigurationError, type Store, StoreUnavailableError } from '@mppkit/core'
-import { create as createClient } from '@mppkit/core/client'
-import { create as createPaymentServer } from '@mppkit/core/server'
-import { createTestRail, describeStore } from '@mppkit/core/testing'
+import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
+import { describeStore, payThroughServer } from '@mppkit/core/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore, PostgresStoreError, postgresPoolOptions } from './PostgresStore.js'
@@ -417,40 +415,9 @@ describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)'
     await store.close()
   })
 
-  /** What a client receives from a real payment server over `store` when it presents a valid credential. */
-  async function paidResponse(store: Store): Promise<{ response: Response; runs: number }> {
-    const rail = createTestRail()
-    const server = createPaymentServer({
-      realm: 'api.test',
-      secrets: ['postgres-store-test-secret-0123456789abcdef'],
-      methods: [rail.server()],
-      store,
-    })
-    let runs = 0
-    const offer = { method: 'test', request: { amount: '1000', currency: 'usd', recipient: 'merchant' } }
-    const handler = server.protect({ offers: [offer] }, () => {
-      runs++
-      return Response.json({ ok: true })
-    })
-    let authorization = ''
-    const client = createClient({
-      methods: [rail.client()],
-      idempotencyKeys: false,
-      fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
-        const request = new Request(input, init)
-        authorization = request.headers.get('authorization') ?? ''
-        return authorization ? new Response(null, { status: 204 }) : handler(request)
-      }) as typeof fetch,
-    })
-    await client.fetch('https://api.test/resource')
-    expect(authorization).toMatch(/^Payment /)
-    const response = await handler(new Request('https://api.test/resource', { headers: { authorization } }))
-    return { response, runs }
-  }
-
   it('through a payment server: a permanent store error is a 500 problem without Retry-After or internals', async () => {
     const store = new PostgresStore({ pool: asRole(), schema: appSchema, table: 'locked', onError: () => {} })
-    const { response, runs } = await paidResponse(store)
+    const { response, runs } = await payThroughServer(store)
     expect(response.status).toBe(500)
     expect(response.headers.get('content-type')).toBe('application/problem+json')
     expect(response.headers.get('retry-after')).toBeNull()
@@ -470,7 +437,7 @@ describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)'
       connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/test`,
       schema: appSchema,
     })
-    const { response, runs } = await paidResponse(store)
+    const { response, runs } = await payThroughServer(store)
     expect(response.status).toBe(503)
     expect(response.headers.get('retry-after')).toBe('1')
     expect(runs).toBe(0)

@@ -2,37 +2,16 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { type Store, StoreUnavailableError } from '@mppkit/core'
-import { create as createClient } from '@mppkit/core/client'
-import { create as createPaymentServer } from '@mppkit/core/server'
-import { createTestRail } from '@mppkit/core/testing'
+import { payThroughServer } from '@mppkit/core/testing'
 import { RedisStore, RedisStoreError, redisClientOptions } from '@mppkit/store-redis'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { redisUnavailableReason, redisUrl } from './redis.js'
 
 // Permanent error replies (a 500 RedisStoreError) versus outages and transient replies (a 503).
 
-const url = process.env.MPPKIT_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const url = redisUrl
 const prefix = `mppkit-test-errors:${Math.random().toString(36).slice(2, 10)}:`
-
-/** Why the shared Redis cannot be used, or `undefined` when it answers PING. */
-async function probe(target: string): Promise<string | undefined> {
-  const client = new Redis(target, {
-    lazyConnect: true,
-    connectTimeout: 1_000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    await client.ping()
-    return undefined
-  } catch (error) {
-    return `Redis unreachable at ${target} (${(error as Error).message}); start it or set MPPKIT_REDIS_URL`
-  } finally {
-    client.disconnect()
-  }
-}
 
 /** A TCP port the OS just handed out, with nothing listening on it any more. */
 async function freePort(): Promise<number> {
@@ -68,7 +47,7 @@ async function startRedis(): Promise<{ url: string; port: number; process: Child
   return { url: `redis://127.0.0.1:${port}`, port, process: child }
 }
 
-const reason = await probe(url)
+const reason = await redisUnavailableReason()
 const noServer = spawnSync('redis-server', ['--version']).error
   ? 'redis-server is not installed (apt-get install -y redis-server)'
   : undefined
@@ -244,37 +223,6 @@ describe.skipIf(!!noServer)('RedisStore (ACL, auth and memory limits on a throwa
     await store2.close()
   })
 
-  /** What a client receives from a real payment server over `store` when it presents a valid credential. */
-  async function paidResponse(store: Store): Promise<{ response: Response; runs: number }> {
-    const rail = createTestRail()
-    const payments = createPaymentServer({
-      realm: 'api.test',
-      secrets: ['redis-store-test-secret-0123456789abcdef'],
-      methods: [rail.server()],
-      store,
-    })
-    let runs = 0
-    const offer = { method: 'test', request: { amount: '1000', currency: 'usd', recipient: 'merchant' } }
-    const handler = payments.protect({ offers: [offer] }, () => {
-      runs++
-      return Response.json({ ok: true })
-    })
-    let authorization = ''
-    const client = createClient({
-      methods: [rail.client()],
-      idempotencyKeys: false,
-      fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
-        const request = new Request(input, init)
-        authorization = request.headers.get('authorization') ?? ''
-        return authorization ? new Response(null, { status: 204 }) : handler(request)
-      }) as typeof fetch,
-    })
-    await client.fetch('https://api.test/resource')
-    expect(authorization).toMatch(/^Payment /)
-    const response = await handler(new Request('https://api.test/resource', { headers: { authorization } }))
-    return { response, runs }
-  }
-
   it('through a payment server: a permanent store error is a 500 problem without Retry-After or internals', async () => {
     const errors: Error[] = []
     const store = new RedisStore({
@@ -283,7 +231,7 @@ describe.skipIf(!!noServer)('RedisStore (ACL, auth and memory limits on a throwa
       onError: (e) => errors.push(e),
     })
     try {
-      const { response, runs } = await paidResponse(store)
+      const { response, runs } = await payThroughServer(store)
       expect(response.status).toBe(500)
       expect(response.headers.get('content-type')).toBe('application/problem+json')
       expect(response.headers.get('retry-after')).toBeNull()
@@ -304,7 +252,7 @@ describe.skipIf(!!noServer)('RedisStore (ACL, auth and memory limits on a throwa
   it('through a payment server: an unreachable store is still a 503 with Retry-After', async () => {
     const store = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, keyPrefix: open })
     try {
-      const { response, runs } = await paidResponse(store)
+      const { response, runs } = await payThroughServer(store)
       expect(response.status).toBe(503)
       expect(response.headers.get('retry-after')).toBe('1')
       expect(runs).toBe(0)

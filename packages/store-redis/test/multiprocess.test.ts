@@ -2,30 +2,12 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { afterAll } from 'vitest'
 import { describeMultiprocess } from './multiprocess/harness.js'
+import { redisUnavailableReason, redisUrl } from './redis.js'
 
-const url = process.env.MPPKIT_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const url = redisUrl
 const keyPrefix = `mppkit-test-mp:${Math.random().toString(36).slice(2, 10)}:`
 
-async function probe(): Promise<string | undefined> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 1_000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    await client.ping()
-    return undefined
-  } catch (error) {
-    return `Redis unreachable at ${url} (${(error as Error).message}); start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no, or set MPPKIT_REDIS_URL`
-  } finally {
-    client.disconnect()
-  }
-}
-
-const skip = await probe()
+const skip = await redisUnavailableReason()
 const backend = new URL(url)
 
 describeMultiprocess({
