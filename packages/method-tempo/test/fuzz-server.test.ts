@@ -11,7 +11,6 @@ import { Transaction } from 'viem/tempo'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   startTempo,
-  streamChannelEscrowAbi,
   type TempoDevnet,
   tempoClients,
   tempoUnavailableReason,
@@ -19,6 +18,7 @@ import {
 import { chargeClient, sessionClient } from '../src/client/index.js'
 import { charge, session } from '../src/index.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
+import { readChannel } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -59,19 +59,7 @@ describe.skipIf(!!reason)('fuzz: tempo charge and session server on anvil', () =
       functionName: 'balanceOf',
       args: [owner],
     })
-  const onChain = (channelId: Hex) =>
-    tempoClients(devnet.info).publicClient.readContract({
-      address: devnet.info.escrow,
-      abi: streamChannelEscrowAbi,
-      functionName: 'getChannel',
-      args: [channelId],
-    }) as Promise<{
-      payer: Address
-      deposit: bigint
-      settled: bigint
-      finalized: boolean
-      closeRequestedAt: bigint
-    }>
+  const onChain = (channelId: Hex) => readChannel(devnet.info, channelId)
 
   beforeAll(async () => {
     devnet = await startTempo({ accounts: 5 })

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Address, Hex } from 'viem'
+import { streamChannelEscrowAbi, type TempoDevnetInfo, tempoClients } from '../../devnet/src/tempo/index.js'
 
 /**
  * A JSON-RPC proxy in front of a node, to simulate outages: `up` forwards, `down` refuses (connection
@@ -40,4 +42,26 @@ export async function rpcProxy(target: string) {
         server.close(() => resolve())
       }),
   }
+}
+
+/** A v1 escrow channel as the devnet's escrow stores it. */
+export type OnChainChannel = {
+  payer: Address
+  payee: Address
+  token: Address
+  authorizedSigner: Address
+  deposit: bigint
+  settled: bigint
+  closeRequestedAt: bigint
+  finalized: boolean
+}
+
+/** Reads a channel from the devnet's escrow contract. */
+export function readChannel(info: TempoDevnetInfo, channelId: Hex): Promise<OnChainChannel> {
+  return tempoClients(info).publicClient.readContract({
+    address: info.escrow,
+    abi: streamChannelEscrowAbi,
+    functionName: 'getChannel',
+    args: [channelId],
+  }) as Promise<OnChainChannel>
 }

@@ -20,6 +20,7 @@ import { escrowAbi } from '../src/internal/escrow.js'
 import { walletClientFor } from '../src/internal/rpc.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import * as Voucher from '../src/Voucher.js'
+import { readChannel } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -36,13 +37,7 @@ describe.skipIf(!!reason)('tempo/session safety on anvil', () => {
     await devnet?.stop()
   })
 
-  const onChain = (channelId: Hex) =>
-    tempoClients(devnet.info).publicClient.readContract({
-      address: devnet.info.escrow,
-      abi: streamChannelEscrowAbi,
-      functionName: 'getChannel',
-      args: [channelId],
-    }) as Promise<{ deposit: bigint; finalized: boolean; closeRequestedAt: bigint }>
+  const onChain = (channelId: Hex) => readChannel(devnet.info, channelId)
 
   function setup(extra: Partial<SessionOptions> = {}, sse = false) {
     const payee = privateKeyToAccount(devnet.info.accounts[0]!.privateKey)

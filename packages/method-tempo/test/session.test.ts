@@ -6,7 +6,6 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   startTempo,
-  streamChannelEscrowAbi,
   type TempoDevnet,
   tempoClients,
   tempoUnavailableReason,
@@ -14,6 +13,7 @@ import {
 import { sessionClient } from '../src/client/index.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import * as Voucher from '../src/Voucher.js'
+import { readChannel } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -37,13 +37,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       functionName: 'balanceOf',
       args: [owner],
     })
-  const onChain = (channelId: Hex) =>
-    tempoClients(devnet.info).publicClient.readContract({
-      address: devnet.info.escrow,
-      abi: streamChannelEscrowAbi,
-      functionName: 'getChannel',
-      args: [channelId],
-    }) as Promise<{ deposit: bigint; settled: bigint; finalized: boolean }>
+  const onChain = (channelId: Hex) => readChannel(devnet.info, channelId)
 
   function setup(
     options: { unitsPerRequest?: number; sse?: boolean; server?: Partial<SessionOptions> } = {},
