@@ -140,10 +140,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
 
   /**
    * Consumed hashes are remembered for `replayTtlSeconds`; a transaction mined before that window could
-   * have been consumed and forgotten, so it is refused. (With a challenge-bound memo a replay fails the
-   * memo check anyway; with a fixed `memo` this is what stops it.)
+   * have been consumed and forgotten, so it is refused. Only a fixed `memo` needs this (and its block
+   * read): otherwise every transfer carries its own challenge's attribution memo, so an old transaction
+   * fails the memo check of any new challenge anyway.
    */
-  const assertRecent = async (receipt: TransactionReceipt): Promise<void> => {
+  const assertRecent = async (request: TempoChargeRequest, receipt: TransactionReceipt): Promise<void> => {
+    if (request.methodDetails?.memo === undefined) return
     const block = await rpc(() => getBlock(client, { blockNumber: receipt.blockNumber }))
     if (Number(block.timestamp) * 1000 < Date.now() - replayTtlMs)
       throw new VerificationFailedError({
@@ -212,7 +214,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             detail: 'The transaction reverted.',
             reason: 'transaction-reverted',
           })
-        await assertRecent(receipt)
+        await assertRecent(request, receipt)
         const sender = source?.address ?? receipt.from
         // "Servers MUST verify that the receipt contains `Transfer` and/or `TransferWithMemo` event logs
         // emitted by the `currency` token address whose payment effects satisfy the challenge parameters"
@@ -313,7 +315,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       }
       // A lost answer is retried at once; an old transaction re-sent after its hash was forgotten is not
       // (the node may answer a known transaction with its old receipt, or refuse it as a nonce reuse).
-      await assertRecent(receipt)
+      await assertRecent(request, receipt)
       if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
         await claim(store, receipt.transactionHash, challenge.id)
       if (receipt.status !== 'success')
