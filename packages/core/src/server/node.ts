@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { ParseError } from '../Errors.js'
+import { ParseError, PaymentError } from '../Errors.js'
 
 /**
  * Converts a node:http request to a Fetch `Request` (streams the body; no buffering). Throws
@@ -48,12 +48,12 @@ export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request
  * ```
  */
 export function badRequest(): Response {
-  const body = {
+  const body = new PaymentError({
     type: 'about:blank',
     title: 'Bad Request',
     status: 400,
     detail: 'The Host header or request target is not a valid URL.',
-  }
+  }).toProblem()
   return new Response(JSON.stringify(body), {
     status: 400,
     headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store' },
