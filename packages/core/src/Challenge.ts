@@ -1,6 +1,5 @@
-import { createHmac, type KeyObject } from 'node:crypto'
 import * as Base64url from './Base64url.js'
-import { ConfigurationError, FormatError, ParseError } from './Errors.js'
+import { FormatError, ParseError } from './Errors.js'
 import { parseChallenges } from './internal/AuthHeader.js'
 import { deepEqual } from './internal/deepEqual.js'
 import * as Jcs from './Jcs.js'
@@ -68,17 +67,6 @@ export function encodeOpaque(map: Record<string, string>): string {
   return encodeRequest(map)
 }
 
-/** Minimum HMAC secret length in bytes. */
-export const minimumSecretBytes = 32
-
-/** Checks that a binding secret is at least 32 bytes; returns it as bytes. */
-export function checkSecret(secret: string | Uint8Array): Uint8Array {
-  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret
-  if (bytes.byteLength < minimumSecretBytes)
-    throw new ConfigurationError(`challenge secret must be at least ${minimumSecretBytes} bytes`)
-  return bytes
-}
-
 /**
  * The HMAC input: seven positional slots joined by `|` (realm, method, intent, request, expires,
  * digest, opaque), with a non-default credential `header` inserted before opaque.
@@ -91,24 +79,6 @@ export function bindingInput(fields: ChallengeFields, requestB64?: string): stri
   const headerSlot =
     header !== undefined && header !== '' && header.toLowerCase() !== 'authorization' ? `${header}|` : ''
   return `${fields.realm}|${fields.method}|${fields.intent}|${requestB64 ?? encodeRequest(fields.request)}|${fields.expires ?? ''}|${fields.digest ?? ''}|${headerSlot}${fields.opaque ?? ''}`
-}
-
-/**
- * Computes the challenge id: base64url(HMAC-SHA256(secret, bindingInput)).
- *
- * @example
- * ```ts
- * const id = Challenge.computeId({ realm: 'api', method: 'tempo', intent: 'charge', request: {} }, secret)
- * ```
- * @see draft-httpauth-payment-00 §5.1.3.1
- */
-export function computeId(fields: ChallengeFields, secret: string | Uint8Array, requestB64?: string): string {
-  return computeIdRaw(bindingInput(fields, requestB64), checkSecret(secret))
-}
-
-/** HMAC of a prepared binding input with an already checked secret (hot path of the server). */
-export function computeIdRaw(input: string, secret: Uint8Array | KeyObject): string {
-  return createHmac('sha256', secret).update(input).digest('base64url')
 }
 
 const lowercaseMethod = /^[a-z]+$/
@@ -242,16 +212,4 @@ export function format(challenge: Challenge, requestB64?: string): string {
   if (challenge.expires !== undefined) out += `, ${quote('expires', challenge.expires)}`
   if (challenge.opaque !== undefined) out += `, ${quote('opaque', challenge.opaque)}`
   return out
-}
-
-/**
- * Builds a challenge from its fields and binds its id with the secret.
- *
- * @example
- * ```ts
- * const challenge = Challenge.create({ realm: 'api', method: 'tempo', intent: 'charge', request }, secret)
- * ```
- */
-export function create(fields: ChallengeFields, secret: string | Uint8Array): Challenge {
-  return { id: computeId(fields, secret), ...fields }
 }

@@ -1,5 +1,6 @@
 export * as AcceptPayment from './AcceptPayment.js'
 export * as Base64url from './Base64url.js'
+export * as Binding from './Binding.js'
 export * as Challenge from './Challenge.js'
 export * as Credential from './Credential.js'
 export * as Digest from './Digest.js'

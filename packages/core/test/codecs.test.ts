@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import * as AcceptPayment from '../src/AcceptPayment.js'
 import * as Base64url from '../src/Base64url.js'
+import * as Binding from '../src/Binding.js'
 import * as Challenge from '../src/Challenge.js'
 import * as Credential from '../src/Credential.js'
 import * as Digest from '../src/Digest.js'
@@ -20,8 +21,8 @@ const base = {
 
 describe('Challenge.parseAll', () => {
   it('finds several Payment challenges in one header, across headers, among other schemes', () => {
-    const a = Challenge.format(Challenge.create(base, secret))
-    const b = Challenge.format(Challenge.create({ ...base, intent: 'session' }, secret))
+    const a = Challenge.format(Binding.create(base, secret))
+    const b = Challenge.format(Binding.create({ ...base, intent: 'session' }, secret))
     const oneHeader = `Bearer realm="x", error="invalid_token", ${a}, Basic realm="y", ${b}, Negotiate abc==`
     expect(Challenge.parseAll(oneHeader).map((c) => c.intent)).toEqual(['charge', 'session'])
     expect(Challenge.parseAll([`Basic realm="y"`, a, `Bearer xyz`, b]).map((c) => c.intent)).toEqual([
@@ -34,7 +35,7 @@ describe('Challenge.parseAll', () => {
     expect(c).toEqual({ id: 'abc', realm: 'api', method: 'tempo', intent: 'charge', request: {} })
   })
   it('skips unusable Payment challenges instead of failing the whole header', () => {
-    const good = Challenge.format(Challenge.create(base, secret))
+    const good = Challenge.format(Binding.create(base, secret))
     expect(
       Challenge.parseAll(`Payment id="", realm="a", method="tempo", intent="charge", request="e30", ${good}`),
     ).toHaveLength(1)
@@ -66,7 +67,7 @@ describe('Challenge.parse', () => {
 
 describe('Challenge.format', () => {
   it('formats canonical wire strings', () => {
-    const challenge = Challenge.create(
+    const challenge = Binding.create(
       {
         ...base,
         expires: '2030-01-01T00:00:00Z',
@@ -80,27 +81,24 @@ describe('Challenge.format', () => {
     )
   })
   it('binds the id to the seven pipe-joined slots (independent HMAC)', () => {
-    const challenge = Challenge.create(
-      { ...base, expires: '2030-01-01T00:00:00Z', opaque: 'b3BhcXVl' },
-      secret,
-    )
+    const challenge = Binding.create({ ...base, expires: '2030-01-01T00:00:00Z', opaque: 'b3BhcXVl' }, secret)
     const input = `api.example.com|tempo|charge|${Base64url.encode('{"amount":"1000","currency":"usd"}')}|2030-01-01T00:00:00Z||b3BhcXVl`
     expect(challenge.id).toBe(createHmac('sha256', secret).update(input).digest('base64url'))
   })
   it('refuses CR, LF and other control characters (header injection)', () => {
     for (const description of ['a\r\nSet-Cookie: x=1', 'a\nb', 'a\u0000b']) {
-      expect(() => Challenge.format({ ...Challenge.create(base, secret), description })).toThrow(FormatError)
+      expect(() => Challenge.format({ ...Binding.create(base, secret), description })).toThrow(FormatError)
     }
   })
   it('refuses secrets shorter than 32 bytes', () => {
-    expect(() => Challenge.computeId(base, 'x'.repeat(31))).toThrow(ConfigurationError)
-    expect(Challenge.computeId(base, 'x'.repeat(32))).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(() => Binding.computeId(base, 'x'.repeat(31))).toThrow(ConfigurationError)
+    expect(Binding.computeId(base, 'x'.repeat(32))).toMatch(/^[A-Za-z0-9_-]{43}$/)
   })
 })
 
 describe('Credential', () => {
   it('round-trips and formats canonical wire strings', () => {
-    const challenge = Challenge.create({ ...base, expires: '2030-01-01T00:00:00Z' }, secret)
+    const challenge = Binding.create({ ...base, expires: '2030-01-01T00:00:00Z' }, secret)
     const header = Credential.format({
       challenge,
       payload: { type: 'hash', hash: '0xab' },

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import * as Mppx from 'mppx'
 import { describe, expect, it } from 'vitest'
+import * as Binding from '../src/Binding.js'
 import * as Challenge from '../src/Challenge.js'
 import * as Credential from '../src/Credential.js'
 import * as Receipt from '../src/Receipt.js'
@@ -65,7 +66,7 @@ describe('interop with mppx@0.11.0', () => {
     fc.assert(
       fc.property(fields, (f) => {
         const theirs = Mppx.Challenge.from({ secretKey, ...f } as any)
-        expect(Challenge.computeId(ours(f), secretKey)).toBe(theirs.id)
+        expect(Binding.computeId(ours(f), secretKey)).toBe(theirs.id)
         expect(theirs.opaque).toBe(ours(f).opaque)
       }),
       { numRuns: 500 },
@@ -78,7 +79,7 @@ describe('interop with mppx@0.11.0', () => {
         const theirs = Mppx.Challenge.from({ secretKey, ...f } as any)
         const parsedByUs = Challenge.parse(Mppx.Challenge.serialize(theirs))
         expect(parsedByUs).toEqual(normalize(theirs as any))
-        const mine = Challenge.create(ours(f), secretKey)
+        const mine = Binding.create(ours(f), secretKey)
         const parsedByThem = Mppx.Challenge.deserialize(Challenge.format(mine))
         expect(normalize(parsedByThem as any)).toEqual(JSON.parse(JSON.stringify(mine)))
         expect(Mppx.Challenge.verify(parsedByThem, { secretKey })).toBe(true)
@@ -98,7 +99,7 @@ describe('interop with mppx@0.11.0', () => {
           { nil: undefined },
         ),
         (f, p, source) => {
-          const challenge = Challenge.create(ours(f), secretKey)
+          const challenge = Binding.create(ours(f), secretKey)
           const credential: Credential.Credential = { challenge, payload: p as Record<string, unknown> }
           if (source !== undefined) credential.source = source
           const theirs = Mppx.Credential.deserialize(Credential.format(credential))

@@ -5,6 +5,7 @@ import { serve } from '@hono/node-server'
 import express from 'express'
 import { Hono } from 'hono'
 import { afterAll, describe, expect, it } from 'vitest'
+import * as Binding from '../src/Binding.js'
 import * as Challenge from '../src/Challenge.js'
 import * as Credential from '../src/Credential.js'
 import { create as createClient, receipt as receiptOf } from '../src/client/Client.js'
@@ -223,7 +224,7 @@ describe('Server.protect', () => {
     const fresh = Challenge.parse(
       (await rotated(new Request('https://api.test/resource'))).headers.get('www-authenticate')!,
     )
-    expect(fresh.id).toBe(Challenge.computeId(fresh, secret))
+    expect(fresh.id).toBe(Binding.computeId(fresh, secret))
   })
 
   it('binds the request body with an RFC 9530 digest and rejects a different body', async () => {

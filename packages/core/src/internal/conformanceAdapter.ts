@@ -1,4 +1,5 @@
 import * as Base64url from '../Base64url.js'
+import * as Binding from '../Binding.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { BaseError, ParseError } from '../Errors.js'
@@ -84,7 +85,7 @@ function run(op: string, input: any): unknown {
           description?: string
         }
       if (typeof secretKey !== 'string') throw new ParseError('secretKey is required')
-      return { id: Challenge.computeId(fields, secretKey) }
+      return { id: Binding.computeId(fields, secretKey) }
     }
     default:
       return undefined

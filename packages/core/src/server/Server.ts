@@ -1,6 +1,7 @@
 import { createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto'
 import * as AcceptPayment from '../AcceptPayment.js'
 import * as Base64url from '../Base64url.js'
+import * as Binding from '../Binding.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import * as Digest from '../Digest.js'
@@ -340,7 +341,7 @@ export function create(options: Options): Server {
   if (!Array.isArray(options.secrets) || options.secrets.length === 0)
     throw new ConfigurationError('at least one secret is required')
   // KeyObjects make each HMAC cheaper than raw key bytes.
-  const secrets = options.secrets.map((secret) => createSecretKey(Challenge.checkSecret(secret)))
+  const secrets = options.secrets.map((secret) => createSecretKey(Binding.checkSecret(secret)))
   const signingKey = secrets[0]!
   const registry = Registry.from(options.methods)
   const store = options.store ?? new MemoryStore()
@@ -436,7 +437,7 @@ export function create(options: Options): Server {
     // "Servers SHOULD include the `digest` parameter when issuing challenges for requests with bodies." (§5.1.4)
     const digest = body ? Digest.compute(body) : undefined
     const opaque = opaqueFor(entry.offer)
-    const id = Challenge.computeIdRaw(
+    const id = Binding.computeIdRaw(
       `${template.bindingPrefix}${expires}|${digest ?? ''}|${opaque}`,
       signingKey,
     )
@@ -468,7 +469,7 @@ export function create(options: Options): Server {
     if (digest) fields.digest = digest
     if (entry.offer.description !== undefined) fields.description = entry.offer.description
     const requestB64 = Challenge.encodeRequest(fullRequest)
-    const id = Challenge.computeIdRaw(Challenge.bindingInput(fields, requestB64), signingKey)
+    const id = Binding.computeIdRaw(Challenge.bindingInput(fields, requestB64), signingKey)
     return Challenge.format({ id, ...fields }, requestB64)
   }
 
@@ -537,7 +538,7 @@ export function create(options: Options): Server {
 
   const matches = (input: string, expected: Buffer): boolean => {
     for (const secret of secrets) {
-      const candidate = Buffer.from(Challenge.computeIdRaw(input, secret), 'utf8')
+      const candidate = Buffer.from(Binding.computeIdRaw(input, secret), 'utf8')
       if (candidate.byteLength === expected.byteLength && timingSafeEqual(candidate, expected)) return true
     }
     return false

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import * as Binding from '../Binding.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { create as createClient } from '../client/Client.js'
@@ -98,7 +99,7 @@ export function describeMethod(options: DescribeMethodOptions): void {
       const [challenge] = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
       expect(challenge?.method).toBe(fixture.server.definition.name)
       expect(challenge?.intent).toBe(fixture.server.definition.intent)
-      expect(challenge?.id).toBe(Challenge.computeId(challenge!, secret))
+      expect(challenge?.id).toBe(Binding.computeId(challenge!, secret))
     })
 
     it('round-trips a payment and returns a well-formed receipt', async () => {
