@@ -59,7 +59,10 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
     if (done) break
     total += value.byteLength
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {})
+      // Both branches of the clone are cancelled (a tee branch's cancel settles only with the other's),
+      // which stops the source: nothing more is read from the client.
+      void reader.cancel().catch(() => {})
+      void request.body?.cancel().catch(() => {})
       throw tooLarge()
     }
     chunks.push(value)
