@@ -1,5 +1,6 @@
 export * as express from './express.js'
 export * as hono from './hono.js'
+export * as Mcp from './Mcp.js'
 export { toFetchRequest, toNodeListener, writeResponse } from './node.js'
 export type { Authorization, Handler, Offer, Options, Payment, Route } from './Server.js'
 export * as Server from './Server.js'
