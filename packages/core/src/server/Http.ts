@@ -15,11 +15,7 @@ import { type Handler, isServable, type Paid } from './Paid.js'
 import * as Problems from './Problems.js'
 
 /** The outcome of `server.authorize` over HTTP: a response to send, or a paid request to serve. */
-export type Authorization =
-  | { status: 'respond'; response: Response }
-  | (Pick<Paid, 'status' | 'payment' | 'response' | 'idempotent' | 'decorate' | 'finalize' | 'fail'> & {
-      status: 'paid'
-    })
+export type Authorization = { status: 'respond'; response: Response } | Paid
 
 /**
  * The Payment credentials of a request, from every header the route's offers name (`Authorization` by
