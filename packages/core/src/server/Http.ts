@@ -138,22 +138,25 @@ export function transport(dependencies: Dependencies) {
     const compiled = compile(route)
     const tokens = credentials(request.headers, compiled.headers)
     if (tokens.length === 0) return { status: 'respond', response: await challenge(request, route) }
-    const input = await inputOf(request)
+    // Without a body there is nothing to read: no await.
+    const input = request.body === null ? undefined : await inputOf(request)
     if (PaymentError.is(input)) return { status: 'respond', response: Problems.toResponse(input) }
+    const paymentInput: PaymentInput = {
+      route,
+      request,
+      body: input?.body,
+      acceptPayment: request.headers.get('accept-payment'),
+      credential: tokens[0]!,
+      idempotencyKey: request.headers.get('idempotency-key'),
+    }
     // "Servers receiving multiple Payment credentials in a single request SHOULD reject with 400" (§A)
     if (tokens.length > 1)
       return respond(
         compiled,
-        input,
+        paymentInput,
         new MultipleCredentialsError({ detail: 'Send exactly one Payment credential.' }),
       )
-    const outcome = await dependencies.authorize(compiled, {
-      ...input,
-      route,
-      credential: tokens[0]!,
-      idempotencyKey: request.headers.get('idempotency-key'),
-    })
-    return toAuthorization(outcome)
+    return toAuthorization(await dependencies.authorize(compiled, paymentInput))
   }
 
   const protect = (route: Route, handler: Handler) => {
