@@ -21,7 +21,8 @@ const node = http.createServer({ keepAlive: true }, toNodeListener(handler))
 // The echoed challenge as it appears on the wire (request stays base64url).
 function wireChallenge(header) {
   const params = {}
-  for (const m of header.matchAll(/([a-z]+)="((?:[^"\\]|\\.)*)"/g)) params[m[1]] = m[2].replace(/\\(.)/g, '$1')
+  for (const m of header.matchAll(/([a-z]+)="((?:[^"\\]|\\.)*)"/g))
+    params[m[1]] = m[2].replace(/\\(.)/g, '$1')
   return params
 }
 
