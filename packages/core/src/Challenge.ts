@@ -185,15 +185,35 @@ export function parse(value: string): Challenge {
 }
 
 const forbidden = /[\u0000-\u0008\u000a-\u001f\u007f]/
+// With the `u` flag a surrogate class matches only unpaired surrogates (a pair is one code point).
+const loneSurrogate = /[\uD800-\uDFFF]/u
+const needsEscape = /[\\"\u0080-\uffff]/
+const nonAscii = /[\u0080-\uffff]/g
 
+// Header values must be ByteStrings: fetch's `Headers` (and so every `Response`) throws on a code unit
+// above U+00FF, which turned a route whose description holds `€` or `☕` into a 503. RFC 9110 §5.6.4
+// allows `qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text` with `obs-text = %x80-FF`, but
+// obs-text is obsolete, reaches JavaScript as Latin-1 bytes while the text was UTF-8, and is mangled by
+// some intermediaries. So everything above U+007E is written as a `\uXXXX` escape (one per UTF-16 code
+// unit: a surrogate pair becomes two escapes), which keeps the header pure ASCII. This is the escape
+// mppx@0.11.0 writes (it escapes only above U+00FF) and reads back (any `\uXXXX`), so both directions
+// interoperate; raw obs-text from other senders is still read as Latin-1.
 function quote(name: string, value: string): string {
   // CR/LF (and other controls) would allow header injection: refuse them.
   if (forbidden.test(value)) throw new FormatError(`${name} contains a control character`)
-  return `${name}="${value.replace(/[\\"]/g, '\\$&')}"`
+  // A lone surrogate is not Unicode text: it has no UTF-8 form, so the HMAC (over UTF-8) could not
+  // tell it from U+FFFD. Refuse it rather than bind something else than what is displayed.
+  if (loneSurrogate.test(value)) throw new FormatError(`${name} contains an unpaired surrogate`)
+  if (!needsEscape.test(value)) return `${name}="${value}"`
+  const escaped = value
+    .replace(/[\\"]/g, '\\$&')
+    .replace(nonAscii, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return `${name}="${escaped}"`
 }
 
 /**
- * Formats one challenge as a `WWW-Authenticate` field value.
+ * Formats one challenge as a `WWW-Authenticate` field value (pure ASCII: characters above U+007E are
+ * written as `\\uXXXX` escapes). Throws `FormatError` for a control character or an unpaired surrogate.
  *
  * @example
  * ```ts

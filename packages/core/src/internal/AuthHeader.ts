@@ -19,6 +19,7 @@ export type RawChallenge = {
 
 const tchar = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/
 const token68char = /[A-Za-z0-9\-._~+/]/
+const hex4 = /^[0-9A-Fa-f]{4}$/
 
 function isWs(c: string | undefined): boolean {
   return c === ' ' || c === '\t'
@@ -39,25 +40,36 @@ export function parseChallenges(input: string): RawChallenge[] {
     return input.slice(start, i)
   }
   // Reads a quoted-string starting at `"`; returns undefined if unterminated (i moves to the end).
+  // RFC 9110 quoted-pair (`\x` → `x`), plus `\uXXXX` → that UTF-16 code unit: the escape Challenge.format
+  // and mppx write for characters a header cannot carry. (A literal backslash is always written `\\`,
+  // so a `\u` followed by four hex digits is never a quoted-pair of `u` from those writers.)
   const readQuoted = (): string | undefined => {
     i++ // opening quote
     let value = ''
+    let start = i
     while (i < n) {
-      const c = input[i]!
-      if (c === '\\') {
+      const c = input.charCodeAt(i)
+      if (c === 0x5c /* \ */) {
         if (i + 1 >= n) {
           i = n
           return undefined
         }
-        value += input[i + 1]
-        i += 2
+        value += input.slice(start, i)
+        if (input[i + 1] === 'u' && hex4.test(input.slice(i + 2, i + 6))) {
+          value += String.fromCharCode(Number.parseInt(input.slice(i + 2, i + 6), 16))
+          i += 6
+        } else {
+          value += input[i + 1]
+          i += 2
+        }
+        start = i
         continue
       }
-      if (c === '"') {
+      if (c === 0x22 /* " */) {
+        value += input.slice(start, i)
         i++
         return value
       }
-      value += c
       i++
     }
     return undefined
