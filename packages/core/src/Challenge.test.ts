@@ -80,6 +80,22 @@ describe('parse', () => {
   })
 })
 
+describe('parseAll', () => {
+  it('finds nothing in text longer than maxHeaderLength (summed over values), and returns at once', () => {
+    const header = Challenge.format(Binding.create(base, secret))
+    const padding = `Basic realm="${'x'.repeat(Challenge.maxHeaderLength)}"`
+    expect(Challenge.maxHeaderLength).toBe(65536)
+    expect(Challenge.parseAll([header, 'Basic realm="x"'])).toHaveLength(1)
+    expect(Challenge.parseAll([header, padding])).toEqual([])
+    expect(() => Challenge.parse(`${header}, ${padding}`)).toThrowErrorMatchingInlineSnapshot(
+      `[ParseError: header is too long]`,
+    )
+    const started = performance.now()
+    expect(Challenge.parseAll(`Payment ${'a '.repeat(1 << 20)}`)).toEqual([])
+    expect(performance.now() - started).toBeLessThan(100)
+  })
+})
+
 describe('interop with mppx@0.11.0 on non-ASCII text', () => {
   it('parses what mppx writes, mppx parses what we write, and both compute the same id', () => {
     for (const text of samples) {

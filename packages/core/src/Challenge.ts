@@ -146,8 +146,19 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
 }
 
 /**
+ * The longest `WWW-Authenticate` text read, in characters (64 KiB, summed over the field values of one
+ * call): room for eight challenges at the spec's 8 KB each. Past it {@link parseAll} finds no challenge
+ * and {@link parse} throws `ParseError`, so a hostile server cannot make a client parse without bound.
+ *
+ * @see draft-httpauth-payment-00 §9.4: "Servers SHOULD keep challenges under 8KB. Clients MUST be able to
+ *   handle challenges of at least 4KB."
+ */
+export const maxHeaderLength = 65536
+
+/**
  * Parses every Payment challenge in one or more `WWW-Authenticate` field values. Other schemes are
  * skipped; malformed Payment challenges are skipped too (see {@link parse} for a strict single parse).
+ * Values longer than {@link maxHeaderLength} in total yield no challenge. Linear time.
  *
  * @example
  * ```ts
@@ -156,7 +167,11 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
  */
 export function parseAll(values: string | readonly string[]): Challenge[] {
   const out: Challenge[] = []
-  for (const value of typeof values === 'string' ? [values] : values)
+  const list = typeof values === 'string' ? [values] : values
+  let total = 0
+  for (const value of list) total += typeof value === 'string' ? value.length : 0
+  if (total > maxHeaderLength) return out
+  for (const value of list)
     for (const raw of parseChallenges(value)) {
       if (raw.scheme.toLowerCase() !== 'payment') continue
       try {
@@ -179,6 +194,7 @@ export function parseAll(values: string | readonly string[]): Challenge[] {
  */
 export function parse(value: string): Challenge {
   if (typeof value !== 'string') throw new ParseError('header must be a string')
+  if (value.length > maxHeaderLength) throw new ParseError('header is too long')
   const raw = parseChallenges(value).find((c) => c.scheme.toLowerCase() === 'payment')
   if (raw === undefined) throw new ParseError('no Payment challenge')
   return fromParams(raw.params, raw.duplicates)
