@@ -58,8 +58,8 @@ const acceptish = fc.oneof(
     ),
 )
 
-// Timing bound a quadratic parser cannot meet on a megabyte (the old one needed ~3 s for 60 KB),
-// loose enough for a loaded 2-core CI machine.
+// Timing bound a quadratic parser cannot meet on a megabyte (the old one needed ~3 s for 60 KB, so
+// about 15 minutes for 1 MB), loose enough for a loaded 2-core CI machine (a linear scan takes a few ms).
 const megabyte = 1 << 20
 const adversarial = [
   `a/b${' '.repeat(megabyte)}x`,
@@ -115,10 +115,10 @@ describe('parse', () => {
     expect(AcceptPayment.parse(padded, { maxLength: Number.POSITIVE_INFINITY })).toHaveLength(1)
   })
   it('scans a megabyte of adversarial input in linear time', () => {
-    for (const value of adversarial) {
+    for (const [index, value] of adversarial.entries()) {
       const started = performance.now()
       AcceptPayment.parse(value, { maxLength: Number.POSITIVE_INFINITY, maxRanges: Number.POSITIVE_INFINITY })
-      expect(performance.now() - started).toBeLessThan(200)
+      expect([index, performance.now() - started < 1000]).toEqual([index, true])
     }
   })
   it('rejects a 60 KB adversarial header at once (the former parser blocked ~3 s)', () => {
