@@ -33,7 +33,8 @@ export function encodeRequest(request: Record<string, unknown>): string {
 }
 
 /**
- * Decodes a `request` (or `opaque`) parameter: base64url → UTF-8 → a JSON object.
+ * Decodes a `request` (or `opaque`) parameter: base64url → UTF-8 → a JSON object. Throws `ParseError`
+ * when it is not one, or nests deeper than `Jcs.maxDepth` (64) levels.
  *
  * @example
  * ```ts
@@ -41,14 +42,29 @@ export function encodeRequest(request: Record<string, unknown>): string {
  * ```
  */
 export function decodeRequest(text: string): Record<string, unknown> {
-  let json: unknown
+  return decodeObject(text, 'request')
+}
+
+/**
+ * Decodes base64url → UTF-8 → JSON (at most `Jcs.maxDepth` levels deep) → a JSON object, the encoding
+ * of `request`, `opaque`, credentials and receipts; throws `ParseError` naming `what`.
+ *
+ * @example
+ * ```ts
+ * Challenge.decodeObject('eyJhIjoxfQ', 'opaque') // { a: 1 }
+ * ```
+ * @see draft-httpauth-payment-00 §5.1.1
+ */
+export function decodeObject(text: string, what: string): Record<string, unknown> {
+  let decoded: string
   try {
-    json = JSON.parse(Base64url.decodeText(text))
+    decoded = Base64url.decodeText(text)
   } catch (cause) {
-    throw new ParseError('request is not base64url JSON', { cause })
+    throw new ParseError(`${what} is not base64url JSON`, { cause })
   }
+  const json = Jcs.parse(decoded, what)
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new ParseError('request must be a JSON object')
+    throw new ParseError(`${what} must be a JSON object`)
   return json as Record<string, unknown>
 }
 

@@ -4,6 +4,8 @@ import * as Base64url from './Base64url.js'
 import * as Binding from './Binding.js'
 import * as Credential from './Credential.js'
 import { ParseError } from './Errors.js'
+import { create as createServer } from './server/Server.js'
+import { createTestRail } from './testing/index.js'
 
 const secret = 'credential-test-secret-0123456789abcdefg'
 const challenge = Binding.create(
@@ -84,5 +86,38 @@ describe('decode', () => {
     expect(() => Credential.decode(big)).toThrowErrorMatchingInlineSnapshot(
       `[ParseError: credential is too long]`,
     )
+  })
+})
+
+describe('decodeWithRequest', () => {
+  const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`
+  const forge = (request: string, payload: string) =>
+    Base64url.encode(
+      `{"challenge":{"id":"${challenge.id}","realm":"api.example.com","method":"test","intent":"charge","request":"${Base64url.encode(request)}"},"payload":${payload}}`,
+    )
+  it('refuses an echoed request or a payload nested deeper than Jcs.maxDepth with a ParseError', () => {
+    expect(() =>
+      Credential.decodeWithRequest(forge(`{"a":${deep(64)}}`, '{}')),
+    ).toThrowErrorMatchingInlineSnapshot(`[ParseError: request nests deeper than 64 levels]`)
+    expect(() =>
+      Credential.decodeWithRequest(forge('{}', `{"a":${deep(63)}}`)),
+    ).toThrowErrorMatchingInlineSnapshot(`[ParseError: credential nests deeper than 64 levels]`)
+    expect(Credential.decodeWithRequest(forge(`{"a":${deep(63)}}`, `{"a":${deep(62)}}`)).requestB64).toBe(
+      Base64url.encode(`{"a":${deep(63)}}`),
+    )
+  })
+  it('lets a server answer a deeply nested credential with a 402 problem, not a 503 (stack overflow)', async () => {
+    const rail = createTestRail()
+    const server = createServer({ realm: 'api.example.com', secrets: [secret], methods: [rail.server()] })
+    const handler = server.protect(
+      { offers: [{ method: 'test', request: { amount: '1', currency: 'usd', recipient: 'm' } }] },
+      () => new Response('ok'),
+    )
+    for (const depth of [5_000, 50_000]) {
+      const authorization = `Payment ${forge(`{"a":${deep(depth)}}`, '{}')}`
+      const response = await handler(new Request('http://api.example.com/r', { headers: { authorization } }))
+      expect(response.status).toBe(402)
+      expect(response.headers.get('content-type')).toContain('problem+json')
+    }
   })
 })

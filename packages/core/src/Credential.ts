@@ -84,15 +84,8 @@ export function decodeWithRequest(
 ): { credential: Credential; requestB64: string } {
   if (typeof token !== 'string') throw new ParseError('credential must be a string')
   if (token.length > maxHeaderLength) throw new ParseError('credential is too long')
-  let json: unknown
-  try {
-    json = JSON.parse(Base64url.decodeText(token))
-  } catch (cause) {
-    throw new ParseError('credential is not base64url JSON', { cause })
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new ParseError('credential must be a JSON object')
-  const { challenge, payload, source } = json as Record<string, unknown>
+  // The whole credential (so also its payload) nests at most Jcs.maxDepth levels.
+  const { challenge, payload, source } = Challenge.decodeObject(token, 'credential')
   if (typeof challenge !== 'object' || challenge === null || Array.isArray(challenge))
     throw new ParseError('credential challenge is missing')
   const raw = challenge as Record<string, unknown>
