@@ -57,11 +57,11 @@ export type Options = {
   /** Clock (epoch ms), for tests. */
   now?: () => number
   /** Called with unexpected errors (rail or handler failures). Never receives credentials. */
-  onError?: (
-    error: unknown,
-    context: { phase: 'verify' | 'settle' | 'handler' | 'store' | 'challenge' },
-  ) => void
+  onError?: (error: unknown, context: { phase: Phase }) => void
 }
+
+/** Where an unexpected error happened; `background` is a method's own work reported through setup. */
+export type Phase = 'verify' | 'settle' | 'handler' | 'store' | 'challenge' | 'background'
 
 /** One payment option offered on a route. */
 export type Offer = {
@@ -126,6 +126,11 @@ export type Server = {
   authorize(request: Request, route: Route): Promise<Authorization>
   /** A fresh 402 for the route. */
   challenge(request: Request, route: Route, error?: PaymentError): Promise<Response>
+  /**
+   * Aborts the signal every method received in `setup` and awaits every method's `close()` (timers
+   * stopped, settlement batches flushed). Idempotent; errors of a method's close go to onError.
+   */
+  close(): Promise<void>
 }
 
 // Random nonces from a pooled buffer: one syscall per 4096 challenges.
@@ -172,7 +177,7 @@ type IdempotencyBinding = { key: string; fingerprint: string }
 type PaidInternals = {
   store: Store
   idempotencyTtlMs: number
-  report: (error: unknown, phase: 'verify' | 'settle' | 'handler' | 'store' | 'challenge') => void
+  report: (error: unknown, phase: Phase) => void
   problem: (error: PaymentError) => Response
 }
 
@@ -352,7 +357,7 @@ export function create(options: Options): Server {
   const now = options.now ?? Date.now
   const realm = options.realm
   const methodStores = new Map<Method.Server, Store>()
-  const report = (error: unknown, phase: 'verify' | 'settle' | 'handler' | 'store' | 'challenge') => {
+  const report = (error: unknown, phase: Phase) => {
     try {
       options.onError?.(error, { phase })
     } catch {}
@@ -365,6 +370,26 @@ export function create(options: Options): Server {
       methodStores.set(method, scoped)
     }
     return scoped
+  }
+
+  // Lifecycle: every method is set up once, before any request; close() aborts and awaits them.
+  const lifetime = new AbortController()
+  for (const method of registry.entries)
+    method.setup?.({
+      store: storeFor(method),
+      report: (error) => report(error, 'background'),
+      signal: lifetime.signal,
+      realm,
+      now,
+    })
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      lifetime.abort()
+      const results = await Promise.allSettled(registry.entries.map(async (method) => method.close?.()))
+      for (const result of results) if (result.status === 'rejected') report(result.reason, 'background')
+    })()
+    return closing
   }
 
   const compiled = new WeakMap<Route, CompiledOffer[]>()
@@ -691,7 +716,7 @@ export function create(options: Options): Server {
       )
     }
     // A method may name its own problem for an unknown or expired challenge (see Method.challengeProblem).
-    const methodProblem = (kind: 'unknown' | 'expired') => {
+    const methodProblem = (kind: Method.ChallengeProblemKind) => {
       for (const candidate of candidates) {
         try {
           const found = candidate.method.challengeProblem?.(credential.payload, kind)
@@ -798,9 +823,10 @@ export function create(options: Options): Server {
     const parsedPayload = definition.payload.safeParse(credential.payload)
     if (!parsedPayload.success)
       return respond(
-        new MalformedCredentialError({
-          detail: `The ${definition.name}/${definition.intent} payload is invalid.`,
-        }),
+        methodProblem('malformed') ??
+          new MalformedCredentialError({
+            detail: `The ${definition.name}/${definition.intent} payload is invalid.`,
+          }),
       )
 
     const consumed = consumedKey(echoed.id)
@@ -823,7 +849,10 @@ export function create(options: Options): Server {
       // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
       if (!reuses && !(await store.putIfAbsent(consumed, '1', consumeTtl))) {
         if (idem) await store.delete(idem.key)
-        return respond(new InvalidChallengeError({ detail: 'The challenge has already been used.' }))
+        return respond(
+          methodProblem('consumed') ??
+            new InvalidChallengeError({ detail: 'The challenge has already been used.' }),
+        )
       }
     } catch (cause) {
       // Nothing was consumed or settled: release the key so a retry is not locked out by a store flake.
@@ -864,6 +893,8 @@ export function create(options: Options): Server {
       method: definition.name,
       timestamp: timestampAt(now()),
       reference: settlement.reference,
+      // "`challengeId` (REQUIRED): The `id` from the fulfilled challenge." (transport-mcp §Receipt Structure)
+      challengeId: echoed.id,
     }
     if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
     if (idem) {
@@ -929,5 +960,5 @@ export function create(options: Options): Server {
     }
   }
 
-  return { realm, store, protect, authorize, challenge }
+  return { realm, store, protect, authorize, challenge, close }
 }
