@@ -148,6 +148,8 @@ export function tempoSessionKit(
           // An open whose voucher is one unit short opens the channel, then cannot pay the request.
           wrongAmount: { type: 'session/insufficient-balance' },
         },
+        // A topUp the schema refuses is malformed, not the topUp's `challenge-not-found`.
+        malformedPayload: { action: 'topUp', channelId: `0x${'ab'.repeat(32)}` },
         outage: { start: () => proxy.set('down'), stop: () => proxy.set('up') },
         teardown: async () => {
           await proxy.close()

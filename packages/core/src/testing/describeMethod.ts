@@ -16,7 +16,7 @@ export type DescribeMethodOptions = {
   store?: () => Store | Promise<Store>
   /** Parallel submissions in the double-submit test (default 16). */
   concurrency?: number
-  /** Whether receipts must carry the paid challenge's `challengeId` (default `when-present` until the server adds it to every receipt). */
+  /** Whether receipts must carry the paid challenge's `challengeId` (default `strict`). */
   challengeId?: ChallengeIdCheck
   /**
    * Multi-step flows the kit drives through the real server and client, one test each (declared here,
@@ -49,7 +49,7 @@ export function describeMethod(options: DescribeMethodOptions): void {
       state = {
         fixture,
         harness,
-        challengeId: options.challengeId ?? 'when-present',
+        challengeId: options.challengeId ?? 'strict',
         concurrency: options.concurrency ?? 16,
       }
     })

@@ -1,4 +1,4 @@
-import { ConfigurationError, type Method, type Store } from '@mppkit/core'
+import { ConfigurationError, type Method } from '@mppkit/core'
 import type { Address, Hex, LocalAccount } from 'viem'
 import { type Connection, defaultChainId, publicClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
@@ -7,7 +7,7 @@ import { createSessionChain } from './session/Chain.js'
 import { createChannelStore } from './session/ChannelStore.js'
 import { sessionProblem } from './session/problems.js'
 import { createSettle } from './session/Settle.js'
-import { createSettlement } from './session/Settlement.js'
+import { createSettlement, createSettlementSchedule } from './session/Settlement.js'
 import { createVerify, type Verified } from './session/Verify.js'
 
 export type { SessionMeter } from './session/Meter.js'
@@ -34,7 +34,10 @@ export type SessionOptions = Omit<Connection, 'client'> & {
    * when the handler meters itself (SSE per chunk through `payment.context`).
    */
   unitsPerRequest?: number
-  /** Batch-settle consumed vouchers on chain every this many ms (default: only on `settle()`). */
+  /**
+   * Batch-settle consumed vouchers on chain every this many ms, and once more when the server closes
+   * (default: only on `settleChannels()`).
+   */
   settleInterval?: number
   /** How long a metered stream waits for a voucher after `payment-need-voucher` (default 60 000 ms). */
   voucherTimeout?: number
@@ -61,9 +64,16 @@ export type SessionOptions = Omit<Connection, 'client'> & {
 
 /** The session server method plus its settlement controls. */
 export type SessionServer = Method.Server<typeof session, Verified> & {
-  /** Settles every channel's highest fully consumed voucher in one batched transaction (undefined: nothing to settle). */
+  /** Receives each server's store, onError and close signal; starts the settlement timer (`settleInterval`). */
+  setup(context: Method.SetupContext): void
+  /** Stops the settlement timers of the closed server and settles the vouchers it left consumed. */
+  close(): Promise<void>
+  /**
+   * Settles every channel's highest fully consumed voucher in one batched transaction, in the store of
+   * every server the method is set up in (undefined: nothing to settle).
+   */
   settleChannels(): Promise<Hex | undefined>
-  /** Stops the settlement timer. */
+  /** Stops the settlement timers (prefer `server.close()`, which also settles what is pending). */
   stop(): void
 }
 
@@ -131,15 +141,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
   if (options.suggestedDeposit !== undefined) defaults.suggestedDeposit = String(options.suggestedDeposit)
   if (options.unitType !== undefined) defaults.unitType = options.unitType
 
-  let store: Store | undefined
-  const settleBatch = async () => (store ? settlement.settle(store) : undefined)
-  const timer =
-    options.settleInterval !== undefined
-      ? setInterval(() => {
-          settleBatch().catch(() => {})
-        }, options.settleInterval)
-      : undefined
-  timer?.unref?.()
+  // Each server the method is set up in hands over its store; batches run on a timer when
+  // `settleInterval` is set, their errors go to that server's onError, and `close` settles what is left.
+  const schedule = createSettlementSchedule(settlement.settle, options.settleInterval)
 
   return {
     definition: session,
@@ -148,9 +152,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
     // close may answer an already-used challenge (mppx's session manager closes on its last one).
     reusesChallenge: (payload) => payload.action === 'close',
     // "Servers MUST reject `topUp` actions referencing an unknown or expired challenge `id` with problem
-    // type `challenge-not-found`."
-    challengeProblem: (payload) =>
-      (payload as { action?: unknown } | null)?.action === 'topUp'
+    // type `challenge-not-found`." A consumed challenge is no longer known either; a topUp payload that
+    // fails the schema stays `malformed-credential`.
+    challengeProblem: (payload, kind) =>
+      kind !== 'malformed' && (payload as { action?: unknown } | null)?.action === 'topUp'
         ? sessionProblem(
             'challenge-not-found',
             'Challenge Not Found',
@@ -158,15 +163,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
             'The topUp references an unknown or expired challenge; retry with a fresh one.',
           )
         : undefined,
-    verify(context) {
-      store = context.store
-      return verify(context)
+    setup({ store, report, signal }) {
+      schedule.attach({ store, report, signal })
     },
+    close: () => schedule.close(),
+    verify,
     settle,
-    settleChannels: settleBatch,
-    stop() {
-      if (timer) clearInterval(timer)
-    },
+    settleChannels: schedule.settleNow,
+    stop: schedule.stop,
   }
 }
 
