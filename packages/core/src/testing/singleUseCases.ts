@@ -89,8 +89,11 @@ export function singleUseCases(get: () => KitState): void {
     expect(response.headers.get('cache-control')).toContain('private')
   })
 
-  problemCase('replay', 'rejects a replayed credential', async (state) => {
-    const { harness } = state
+  problemCase('replay', 'rejects a replayed credential', async (state, skip) => {
+    const { harness, fixture } = state
+    // Such a rail answers an identical replay with the original response (Method.Server.replaysConsumed).
+    if (fixture.server.replaysConsumed && fixture.problems?.replay === undefined)
+      return skip('the method replays consumed credentials; declare problems.replay to test another replay')
     const { response, authorization } = await harness.pay()
     expect(response.status, await response.clone().text()).toBe(200)
     const before = { runs: harness.handlerRuns(), settles: harness.settles() }
