@@ -6,7 +6,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { sessionClient } from '../src/client/index.js'
-import { type SessionOptions, sessionServer } from '../src/server/index.js'
+import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import { readChannel, rpcProxy } from './helpers.js'
 
 // The server lifecycle on tempo/session: `setup` hands over the store, onError and a close signal;
@@ -40,7 +40,7 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
   let devnet: TempoDevnet
   let proxy: Awaited<ReturnType<typeof rpcProxy>>
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 4 })
+    devnet = await startTempo({ accounts: 5 })
     proxy = await rpcProxy(devnet.info.rpcUrl)
   })
   afterAll(async () => {
@@ -52,7 +52,7 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
     vi.restoreAllMocks()
   })
 
-  function setup(payerIndex: number, server: Partial<SessionOptions>) {
+  function setup(payerIndex: number, server: Partial<SessionOptions>, sse = false) {
     const { info } = devnet
     const method = sessionServer({
       rpcUrl: proxy.url,
@@ -74,7 +74,8 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
     })
     const handler = paymentServer.protect(
       { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
-      () => new Response('served'),
+      (_request, payment) =>
+        sse ? (payment.context as SessionMeter).sse(['one', 'two', 'three']) : new Response('served'),
     )
     const fetcher = ((input: RequestInfo, init?: RequestInit) =>
       handler(new Request(input, init))) as typeof fetch
@@ -86,6 +87,7 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
       fetch: fetcher,
     })
     const client = createClient({ methods: [sessions], fetch: fetcher, policy: { maxDeposit: 100n * price } })
+    const pay = () => client.fetch('https://lifecycle.test/r')
     const use = async (times: number) => {
       for (let i = 0; i < times; i++) {
         const response = await client.fetch('https://lifecycle.test/r')
@@ -93,7 +95,7 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
       }
       return [...sessions.channels.values()][0]!.channelId as Hex
     }
-    return { method, server: paymentServer, storeCalls: counted.calls, errors, use }
+    return { method, server: paymentServer, storeCalls: counted.calls, errors, use, pay }
   }
 
   it('close settles the consumed vouchers left pending, in the store setup handed over', async () => {
@@ -117,6 +119,23 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
     const after = { store: storeCalls(), rpc: proxy.requests(), errors: errors.length }
     await sleep(200)
     expect({ store: storeCalls(), rpc: proxy.requests(), errors: errors.length }).toEqual(after)
+  })
+
+  it('close ends a stream paused for a voucher, with the receipt of what was delivered', async () => {
+    // The open's voucher pays one chunk; the stream then waits (up to a minute) for a voucher that never comes.
+    const { server, pay } = setup(4, { unitsPerRequest: 0, voucherTimeout: 60_000 }, true)
+    const response = await pay()
+    expect(response.status).toBe(200)
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ''
+    while (!text.includes('payment-need-voucher')) text += (await reader.read()).value ?? ''
+    const started = Date.now()
+    await server.close()
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(text.match(/^event: .*$/gm)).toEqual(['event: payment-need-voucher', 'event: payment-receipt'])
+    const receipt = JSON.parse(text.split('event: payment-receipt\ndata: ')[1]!)
+    expect(receipt).toMatchObject({ spent: String(price), units: 1 })
   })
 
   it('a server created and closed leaves no timer or handle behind, per server', async () => {

@@ -66,7 +66,10 @@ export type SessionOptions = Omit<Connection, 'client'> & {
 export type SessionServer = Method.Server<typeof session, Verified> & {
   /** Receives each server's store, onError and close signal; starts the settlement timer (`settleInterval`). */
   setup(context: Method.SetupContext): void
-  /** Stops the settlement timers of the closed server and settles the vouchers it left consumed. */
+  /**
+   * Stops the settlement timers of the closed server and settles the vouchers it left consumed; once no
+   * server is left, paused SSE streams end with their receipt.
+   */
   close(): Promise<void>
   /**
    * Settles every channel's highest fully consumed voucher in one batched transaction, in the store of
@@ -116,10 +119,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
   })
   const common = { chain, channels, escrow: options.escrow, currency: options.currency, payee: payee.address }
   const verify = createVerify({ ...common, chainId })
+  // Set once every server the method was set up in has closed: paused streams then end with their receipt.
+  let closed = false
   const settle = createSettle({
     ...common,
     unitsPerRequest: BigInt(options.unitsPerRequest ?? 1),
     voucherTimeout: options.voucherTimeout ?? 60_000,
+    closed: () => closed,
   })
   const settlement = createSettlement(common)
 
@@ -164,9 +170,16 @@ export function sessionServer(options: SessionOptions): SessionServer {
           )
         : undefined,
     setup({ store, report, signal }) {
+      closed = false
       schedule.attach({ store, report, signal })
     },
-    close: () => schedule.close(),
+    async close() {
+      await schedule.close()
+      if (schedule.attached() === 0) {
+        closed = true
+        channels.wakeAll()
+      }
+    },
     verify,
     settle,
     settleChannels: schedule.settleNow,

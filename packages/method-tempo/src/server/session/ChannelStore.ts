@@ -174,9 +174,15 @@ export function createChannelStore(options: ChannelStoreOptions) {
     }
   }
 
+  /** Wakes every paused stream (e.g. when the server closes). */
+  const wakeAll = () => {
+    for (const set of waiters.values()) for (const wake of set) wake()
+  }
+
   return {
     dirty,
     notify,
+    wakeAll,
     onVoucher,
     saveChannel,
     cachedChannel,

@@ -52,6 +52,8 @@ export type MeterParameters = {
   minDelta: bigint
   /** How long a paused stream waits for a voucher (ms). */
   voucherTimeout: number
+  /** True once every server of the method closed: a paused stream then ends at once, with its receipt. */
+  closed: () => boolean
 }
 
 /**
@@ -60,7 +62,7 @@ export type MeterParameters = {
  *
  * @example
  * ```ts
- * const meter = createMeter({ channels, store, channelId, price: 25n, challengeId, minDelta: 0n, voucherTimeout: 60_000 })
+ * const meter = createMeter({ channels, store, channelId, price: 25n, challengeId, minDelta: 0n, voucherTimeout: 60_000, closed: () => false })
  * return meter.sse(tokens)
  * ```
  * @see draft-tempo-session-00 §12 (Streaming)
@@ -108,7 +110,7 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
               while (!result.ok) {
                 // No voucher in time: stop metering, but still end with the receipt ("MUST include the
                 // receipt … in the final message of the stream").
-                if (Date.now() >= deadline) break
+                if (Date.now() >= deadline || parameters.closed()) break
                 // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
                 // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
                 const state = await meter.state()
@@ -123,7 +125,11 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
                   })}\n\n`,
                 )
                 const before = result.accepted
-                while (Date.now() < deadline && (await channels.accepted(s, channelId)) === before)
+                while (
+                  Date.now() < deadline &&
+                  !parameters.closed() &&
+                  (await channels.accepted(s, channelId)) === before
+                )
                   await waitForVoucher(Math.max(1, deadline - Date.now()))
                 result = await channels.deduct(s, channelId, cost)
               }

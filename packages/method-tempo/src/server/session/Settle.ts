@@ -18,6 +18,8 @@ export type SettleParameters = {
   /** Units charged before the handler runs. */
   unitsPerRequest: bigint
   voucherTimeout: number
+  /** True once every server of the method closed (paused streams end). */
+  closed: () => boolean
 }
 
 type Context = Parameters<Method.Server<typeof session, Verified>['settle']>[0]
@@ -31,7 +33,7 @@ const reverted = (what: string) =>
  *
  * @example
  * ```ts
- * const settle = createSettle({ chain, channels, escrow, currency, payee, unitsPerRequest: 1n, voucherTimeout: 60_000 })
+ * const settle = createSettle({ chain, channels, escrow, currency, payee, unitsPerRequest: 1n, voucherTimeout: 60_000, closed: () => false })
  * const settlement = await settle(context)
  * ```
  * @see draft-tempo-session-00 §8 (Server Verification), §9 (Accounting)
@@ -64,6 +66,7 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
           challengeId: challenge.id,
           minDelta,
           voucherTimeout: parameters.voucherTimeout,
+          closed: parameters.closed,
         }),
         ...(response ? { response } : {}),
       }

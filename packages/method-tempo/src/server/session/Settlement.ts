@@ -132,6 +132,8 @@ export function createSettlementSchedule(
         for (const target of targets) await run([target]).catch((error) => target.report(error))
       await running
     },
+    /** How many servers are attached (set up and not closed). */
+    attached: () => attached.size,
     /** Stops every timer (the servers stay attached for `settleNow`). */
     stop() {
       for (const target of attached) stopTimer(target)
