@@ -174,17 +174,39 @@ export type PayContext<request> = {
   challenge: Challenge
   /** The challenge request, validated against the method's request schema. */
   request: request
-  /** The URL being paid for. */
+  /** What is being paid for: the URL, or the transport's name for it (e.g. an MCP tool). */
   url: string
   signal?: AbortSignal
+  /**
+   * Books a side payment the method makes on its own (e.g. a session top-up or a voucher inside a
+   * stream) against the client's spend policy, atomically. Throws `PolicyError` when the policy refuses
+   * (sign nothing then); returns an undo to call if the side payment is not made after all. The client
+   * always gives it; it is absent only when a method is driven directly (tests, tools).
+   */
+  spend?(quote: Quote): () => void
 }
 
-/** A price as the client policy understands it. */
+/**
+ * A price as the client policy understands it.
+ *
+ * @example
+ * ```ts
+ * const quote: Quote = { amount: 10_000n, currency: '0x20c0…0001', network: 'tempo:4217', decimals: 6 }
+ * ```
+ */
 export type Quote = {
-  /** Amount in base units that this payment moves now (a session: the deposit). */
+  /** Amount in base units that this payment spends now (a session: this request's price). */
   amount: bigint
+  /**
+   * The currency identifier as the method's spec spells it (a token address, a mint, an ISO 4217
+   * code). Compared exactly, except EVM addresses (`0x` + 40 hex), whose checksum case is not identity.
+   */
   currency: string
-  /** Session deposit, checked against the policy's `maxDeposit`. */
+  /** Where the currency lives, e.g. `tempo:4217` (method name and chain id). */
+  network?: string
+  /** Decimals of the currency's base unit (6: 1 000 000 base units are one token). */
+  decimals?: number
+  /** Session deposit (or deposit increase), checked against the policy's `maxDeposit`. */
   deposit?: bigint
 }
 
