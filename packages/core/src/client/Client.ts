@@ -330,7 +330,7 @@ export function create(options: Options): Client {
       } catch {
         // A protocol that cannot read this 402 offers nothing.
       }
-      for (const challenge of found) offers.push({ challenge, protocol })
+      if (Array.isArray(found)) for (const challenge of found) offers.push({ challenge, protocol })
     }
     const payment = await settle(offers, {
       url: original.url,
