@@ -113,6 +113,21 @@ describe('interop with mppx@0.11.0 on non-ASCII text', () => {
   })
 })
 
+describe('a non-default credential header', () => {
+  it('is written, read back and bound into the id as mppx does', () => {
+    const fields = { ...base, header: 'X-Payment' }
+    const theirs = Mppx.Challenge.from({ secretKey: secret, ...fields })
+    const ours = Binding.create(fields, secret)
+    expect(ours.id).toBe(theirs.id)
+    expect(Challenge.parse(Mppx.Challenge.serialize(theirs))).toEqual(ours)
+    expect(Challenge.format(ours)).toContain(', header="X-Payment"')
+    expect(Mppx.Challenge.deserialize(Challenge.format(ours)).header).toBe('X-Payment')
+    expect(Challenge.format(Binding.create({ ...base, header: 'Authorization' }, secret))).not.toContain(
+      'header=',
+    )
+  })
+})
+
 describe('a server route with a non-Latin-1 description', () => {
   it('answers 402 with a parseable challenge (was 503: the header was not a ByteString)', async () => {
     const rail = createTestRail()

@@ -152,7 +152,8 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
     intent: params.get('intent') as string,
     request: decodeRequest(request),
   }
-  for (const key of ['expires', 'description', 'digest', 'opaque'] as const) {
+  // `header` (a non-default credential field name) is bound into the id, so it must survive parsing.
+  for (const key of ['expires', 'description', 'digest', 'opaque', 'header'] as const) {
     const value = params.get(key)
     if (value !== undefined) challenge[key] = value
   }
@@ -262,6 +263,9 @@ export function format(challenge: Challenge, requestB64?: string): string {
   if (challenge.description !== undefined) out += `, ${quote('description', challenge.description)}`
   if (challenge.digest !== undefined) out += `, ${quote('digest', challenge.digest)}`
   if (challenge.expires !== undefined) out += `, ${quote('expires', challenge.expires)}`
+  const header = challenge.header
+  if (header !== undefined && header !== '' && header.toLowerCase() !== 'authorization')
+    out += `, ${quote('header', header)}`
   if (challenge.opaque !== undefined) out += `, ${quote('opaque', challenge.opaque)}`
   return out
 }
