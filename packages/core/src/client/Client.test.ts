@@ -190,7 +190,7 @@ describe('Client.fetch', () => {
       if (!credential)
         return new Response(null, {
           status: 402,
-          headers: { 'www-authenticate': `${Challenge.format(challenge)}, header="${header}"` },
+          headers: { 'www-authenticate': Challenge.format(challenge) },
         })
       // The echo must carry `header` (the id binds it): read it from the wire.
       const echoed = JSON.parse(Base64url.decodeText(credential.slice('Payment '.length))) as {
