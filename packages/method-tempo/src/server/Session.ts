@@ -308,6 +308,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
 
   // Monotonic compare-and-set of the highest voucher. "Servers MUST persist the highest voucher to durable
   // storage before providing the corresponding service."
+  // Hot path: the CAS is first tried against this process's last known value of the key (one round trip
+  // instead of a read and a CAS). A stale value only makes the CAS fail (then the key is read); a refusal
+  // (lower, equal or too small) is only ever decided on a value just read from the store.
+  const lastVoucher = new Map<string, string | undefined>()
+  const remember = (channelId: string, raw: string | undefined) => {
+    if (lastVoucher.size >= 10_000) lastVoucher.delete(lastVoucher.keys().next().value as string)
+    lastVoucher.set(channelId, raw)
+  }
   const accept = async (
     s: Store,
     channelId: Hex,
@@ -315,9 +323,19 @@ export function sessionServer(options: SessionOptions): SessionServer {
     signature: Hex,
     minDelta: bigint,
   ): Promise<bigint> => {
+    const cacheKey = channelId.toLowerCase()
+    let known = lastVoucher.has(cacheKey)
+    let raw = known ? lastVoucher.get(cacheKey) : (await highest(s, channelId)).raw
     for (;;) {
-      const { raw, voucher } = await highest(s, channelId)
+      const voucher = raw ? (JSON.parse(raw) as StoredVoucher) : undefined
       const current = voucher ? BigInt(voucher.amount) : -1n
+      const refused = amount <= current || (current >= 0n && amount - current < minDelta)
+      if (refused && known) {
+        known = false
+        raw = (await highest(s, channelId)).raw
+        remember(cacheKey, raw)
+        continue
+      }
       // "if `cumulativeAmount == highestVoucherAmount`, treat the request as an idempotent retry"
       if (amount === current) return current
       // "Submitting a voucher with lower `cumulativeAmount` than highest accepted MUST be rejected"
@@ -335,9 +353,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
         )
       const next = JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
       if (await s.compareAndSet(key('v', channelId), raw, next, ttlMs)) {
-        notify(channelId.toLowerCase())
+        remember(cacheKey, next)
+        notify(cacheKey)
         return amount
       }
+      known = false
+      raw = (await highest(s, channelId)).raw
+      remember(cacheKey, raw)
     }
   }
 
@@ -354,14 +376,25 @@ export function sessionServer(options: SessionOptions): SessionServer {
     s: Store,
     channelId: Hex,
     cost: bigint,
+    /** The voucher this request just accepted: its amount bounds the first try, and it is the one to settle. */
+    justAccepted?: StoredVoucher,
   ): Promise<{ ok: boolean; spent: bigint; accepted: bigint }> => {
-    const acceptedNow = await accepted(s, channelId)
+    let acceptedNow = justAccepted ? BigInt(justAccepted.amount) : await accepted(s, channelId)
     if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
-    const result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+    let result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+    if (!result.applied && justAccepted) {
+      // A higher voucher may have been accepted since (a concurrent request): bound by the stored one.
+      const fresh = await accepted(s, channelId)
+      if (fresh > acceptedNow) {
+        acceptedNow = fresh
+        justAccepted = undefined
+        result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+      }
+    }
     if (result.applied) {
       dirty.add(channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
-      const { voucher } = await highest(s, channelId)
+      const voucher = justAccepted ?? (await highest(s, channelId)).voucher
       if (voucher && BigInt(voucher.amount) <= result.value)
         await s.set(key('ok', channelId), JSON.stringify(voucher), ttlMs)
     }
@@ -817,8 +850,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
       const done = async (
         extra: Record<string, unknown> = {},
         response?: Response,
+        // The balance a deduction just returned (saves two reads on the per-voucher path).
+        known?: { accepted: bigint; spent: bigint },
       ): Promise<Method.Settlement> => {
-        const state = { accepted: await accepted(s, channelId), spent: await spentOf(s, channelId) }
+        const state = known ?? {
+          accepted: await accepted(s, channelId),
+          spent: await spentOf(s, channelId),
+        }
         return {
           reference: channelId,
           receipt: receiptFields(challenge.id, channelId, state, extra),
@@ -826,11 +864,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
           ...(response ? { response } : {}),
         }
       }
-      const serve = async (charge: boolean) => {
+      const serve = async (charge: boolean, justAccepted?: StoredVoucher) => {
         if (!charge) return done({}, new Response(null, { status: 200 }))
-        const result = await deduct(s, channelId, cost)
+        const result = await deduct(s, channelId, cost, justAccepted)
         if (!result.ok) throw insufficient(channelId, cost, result)
-        return done(cost > 0n ? { units: Number(unitsPerRequest) } : {})
+        return done(cost > 0n ? { units: Number(unitsPerRequest) } : {}, undefined, result)
       }
       switch (verified.action) {
         case 'open': {
@@ -879,12 +917,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
               reason: 'amount-not-increasing',
             })
           await saveChannel(s, channelId, channel)
-          await accept(s, channelId, verified.amount, (payload as { signature: Hex }).signature, 0n)
-          return serve(!pureVoucher)
+          const signature = (payload as { signature: Hex }).signature
+          const acceptedNow = await accept(s, channelId, verified.amount, signature, 0n)
+          return serve(!pureVoucher, { amount: String(acceptedNow), signature })
         }
         case 'voucher': {
-          await accept(s, channelId, verified.amount, (payload as { signature: Hex }).signature, minDelta)
-          return serve(!pureVoucher)
+          const signature = (payload as { signature: Hex }).signature
+          const acceptedNow = await accept(s, channelId, verified.amount, signature, minDelta)
+          return serve(!pureVoucher, { amount: String(acceptedNow), signature })
         }
         case 'topUp': {
           const receipt = await broadcast(await finalTransaction(verified.serialized, sponsoredBy(request)))
