@@ -51,7 +51,16 @@ function startServer(config) {
       resolve({
         port,
         backend,
-        stop: () => new Promise((done) => (child.once('exit', done), child.send('stop'))),
+        cpu: () =>
+          new Promise((done) => {
+            child.once('message', (m) => done(m.cpu))
+            child.send('cpu')
+          }),
+        stop: () =>
+          new Promise((done) => {
+            child.once('exit', done)
+            child.send('stop')
+          }),
       }),
     )
     child.send(config)
@@ -63,9 +72,15 @@ const redisReachable = () =>
     const url = new URL(redisUrl)
     const socket = createConnection({ host: url.hostname, port: Number(url.port || 6379) })
     socket.setTimeout(500)
-    socket.once('connect', () => (socket.destroy(), resolve(true)))
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
     socket.once('error', () => resolve(false))
-    socket.once('timeout', () => (socket.destroy(), resolve(false)))
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
   })
 
 let nativeSign
@@ -129,8 +144,14 @@ async function prepare(agent, port, devnet, channels, count) {
   )
 }
 
-/** Requests/s of `workers` concurrent sequential loops; `auth[w][i]` is worker w's i-th credential. */
-async function throughput(agent, port, path, auth, count) {
+/**
+ * Requests/s of `workers` concurrent sequential loops (`auth[w][i]` is worker w's i-th credential), and
+ * the server's CPU µs per request: under contention from other processes, wall-clock requests/s are
+ * noisy, while CPU per request is what a saturated server core divides by.
+ */
+async function throughput(server, agent, path, auth, count) {
+  const port = server.port
+  const cpuBefore = await server.cpu()
   const start = process.hrtime.bigint()
   await Promise.all(
     Array.from({ length: auth.length }, async (_, w) => {
@@ -140,7 +161,9 @@ async function throughput(agent, port, path, auth, count) {
       }
     }),
   )
-  return (auth.length * count) / (Number(process.hrtime.bigint() - start) / 1e9)
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  const cpu = (await server.cpu()) - cpuBefore
+  return { rate: (auth.length * count) / seconds, cpu: cpu / (auth.length * count) }
 }
 
 const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
@@ -172,18 +195,12 @@ async function measure(devnet, store) {
     const unpaid = []
     const none = Array.from({ length: workers }, () => [])
     // Warm-up, then interleaved rounds (unpaid, paid, unpaid, …): background load hits both alike.
-    await throughput(
-      agent,
-      server.port,
-      '/paid',
-      await prepare(agent, server.port, devnet, channels, 100),
-      100,
-    )
-    await throughput(agent, server.port, '/free', none, 200)
+    await throughput(server, agent, '/paid', await prepare(agent, server.port, devnet, channels, 100), 100)
+    await throughput(server, agent, '/free', none, 200)
     for (let round = 0; round < rounds; round++) {
       const batch = await prepare(agent, server.port, devnet, channels, perRound)
-      unpaid.push(await throughput(agent, server.port, '/free', none, perRound))
-      paid.push(await throughput(agent, server.port, '/paid', batch, perRound))
+      unpaid.push(await throughput(server, agent, '/free', none, perRound))
+      paid.push(await throughput(server, agent, '/paid', batch, perRound))
     }
     // Latency: one request at a time, paid and unpaid alternating.
     const sequential = 600
@@ -201,8 +218,10 @@ async function measure(devnet, store) {
     }
     return {
       backend: server.backend,
-      paid: median(paid),
-      unpaid: median(unpaid),
+      paid: median(paid.map((r) => r.rate)),
+      unpaid: median(unpaid.map((r) => r.rate)),
+      paidCpu: median(paid.map((r) => r.cpu)),
+      unpaidCpu: median(unpaid.map((r) => r.cpu)),
       added: {
         p50: quantile(paidMs, 0.5) - quantile(unpaidMs, 0.5),
         p99: quantile(paidMs, 0.99) - quantile(unpaidMs, 0.99),
@@ -234,6 +253,10 @@ export async function run() {
       results.push({
         name: `tempo session HTTP (${store} store, ${r.backend}, ${workers} connections)`,
         text: `voucher-paid ${fmt(r.paid)} req/s, unpaid ${fmt(r.unpaid)} req/s, ratio ${ratio.toFixed(2)}${target}`,
+      })
+      results.push({
+        name: `tempo session HTTP (${store} store) server CPU per request`,
+        text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)})`,
       })
       results.push({
         name: `tempo session HTTP (${store} store) latency added by a voucher`,
