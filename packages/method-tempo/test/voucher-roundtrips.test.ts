@@ -7,6 +7,9 @@ import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import { PostgresStore } from '../../store-postgres/src/index.js'
+import { RedisStore } from '../../store-redis/src/index.js'
+import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import { sessionClient } from '../src/client/index.js'
 import { sessionServer } from '../src/server/index.js'
 import * as Voucher from '../src/Voucher.js'
@@ -46,10 +49,45 @@ function countingStore(inner: Store, log: string[]): Store {
   }
 }
 
+const postgresUrl = process.env.MPPKIT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const tag = Math.random().toString(36).slice(2, 10)
+
+/** The shared Stores two server instances meet on; Redis and PostgreSQL when they answer. */
+const sharedStores: { name: string; payer: number; open(): Promise<Store & { close?(): Promise<void> }> }[] =
+  [
+    { name: 'MemoryStore', payer: 2, open: async () => new MemoryStore() },
+    {
+      name: 'RedisStore',
+      payer: 3,
+      open: async () => {
+        const why = await redisUnavailableReason()
+        if (why) throw new Error(`[skip] ${why}`)
+        return new RedisStore({ url: redisUrl, keyPrefix: `mppkit-test-voucher:${tag}:` })
+      },
+    },
+    {
+      name: 'PostgresStore',
+      payer: 4,
+      open: async () => {
+        const store = new PostgresStore({
+          connectionString: postgresUrl,
+          schema: `mppkit_test_voucher_${tag}`,
+        })
+        try {
+          await store.migrate()
+        } catch (error) {
+          await store.close()
+          throw new Error(`[skip] PostgreSQL unreachable at ${postgresUrl} (${(error as Error).message})`)
+        }
+        return store
+      },
+    },
+  ]
+
 describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 3 })
+    devnet = await startTempo({ accounts: 5 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -127,11 +165,30 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     }
   })
 
-  it('two server instances on one Store: stale voucher caches never over-spend or refuse a good voucher', async () => {
-    const store = new MemoryStore()
+  it.each(sharedStores)(
+    'two server instances on one $name: stale voucher caches never over-spend or refuse a good voucher',
+    async ({ open, payer }) => {
+      let store: Store & { close?(): Promise<void> }
+      try {
+        store = await open()
+      } catch (error) {
+        console.warn((error as Error).message)
+        return
+      }
+      try {
+        await twoInstances(store, payer)
+      } finally {
+        if (store instanceof PostgresStore)
+          await store.pool.query(`DROP SCHEMA IF EXISTS "${store.schema}" CASCADE`)
+        await store.close?.()
+      }
+    },
+  )
+
+  const twoInstances = async (store: Store, payer: number) => {
     const a = serverOn(store)
     const b = serverOn(store)
-    const pay = await openChannel(a, 2)
+    const pay = await openChannel(a, payer)
     // Alternating instances: each one's cached voucher is stale every other request.
     for (let i = 2n; i <= 7n; i++) {
       const response = await pay(i % 2n ? a : b, i * price)
@@ -160,5 +217,5 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     const last = Receipt.parse(final.headers.get('payment-receipt')!)
     expect(BigInt(String(last.spent))).toBe(BigInt(7 + receipts.length + 1) * price)
     expect(BigInt(String(last.acceptedCumulative))).toBe(40n * price)
-  })
+  }
 })
