@@ -1,4 +1,5 @@
-import { ConfigurationError, ParseError } from '@mppkit/core'
+// `@mppkit/core/client`, not the root entry: the client path (Voucher.sign) is bundled for browsers.
+import { ConfigurationError, ParseError } from '@mppkit/core/client'
 import type { Address, Hex } from 'viem'
 import { compareWord, decodeHex, encodeHex, isZeroWord, writeWord } from './internal/bytes.js'
 import { keccak256 } from './internal/keccak.js'

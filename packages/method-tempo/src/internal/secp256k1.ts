@@ -5,7 +5,6 @@
  * one question, "was this 64-byte `r‖s` with recovery id `recid` over `digest` made by `signer`?", with
  * the same result: the key is recovered with exactly that recovery id, as the escrow's `ecrecover` will.
  */
-import { createRequire } from 'node:module'
 import { secp256k1 } from '@noble/curves/secp256k1'
 import { encodeHex } from './bytes.js'
 import { keccak256 } from './keccak.js'
@@ -28,8 +27,8 @@ export type Binding = {
 export const backendVariable = 'MPPKIT_SECP256K1'
 
 // The binding must agree with noble on a fixed vector before it is trusted (a broken build, an ABI
-// mismatch or another package's shim under the same name is never used).
-const selfTest = (() => {
+// mismatch or another package's shim under the same name is never used). Computed on first load only.
+const selfTest = () => {
   const secret = keccak256(new TextEncoder().encode('mppkit secp256k1 self-test'))
   const digest = keccak256(secret)
   const signature = secp256k1.sign(digest, secret, { lowS: true })
@@ -39,27 +38,36 @@ const selfTest = (() => {
     recid: signature.recovery,
     publicKey: secp256k1.getPublicKey(secret, false),
   }
-})()
+}
+
+// No static `node:` import: this module is reachable from the client entry, which is bundled for
+// browsers. `process.getBuiltinModule` exists from Node 20.16 (older 20.x and browsers get noble).
+type NodeModule = { createRequire(url: string): (id: string) => unknown }
+const requireBinding = (): unknown => {
+  const process = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
+  const nodeModule = process?.getBuiltinModule?.('node:module') as NodeModule | undefined
+  if (!nodeModule) return undefined
+  // `secp256k1/bindings`, not `secp256k1`: the package's main entry silently falls back to elliptic.
+  return nodeModule.createRequire(import.meta.url)('secp256k1/bindings')
+}
 
 /**
  * Loads and self-tests the native binding: undefined when it cannot load (no prebuild for this
- * platform, the optional dependency not installed) or disagrees with noble.
+ * platform, the optional dependency not installed, not Node) or disagrees with noble.
  *
  * @example
  * ```ts
  * loadBinding() // the binding on linux-x64 with secp256k1 installed
  * ```
  */
-export function loadBinding(
-  load: () => unknown = () => createRequire(import.meta.url)('secp256k1/bindings'),
-): Binding | undefined {
+export function loadBinding(load: () => unknown = requireBinding): Binding | undefined {
   try {
-    // `secp256k1/bindings`, not `secp256k1`: the package's main entry silently falls back to elliptic.
     const candidate = load() as Partial<Binding> | undefined
     if (typeof candidate?.ecdsaRecover !== 'function') return undefined
     const binding = candidate as Binding
-    const recovered = binding.ecdsaRecover(selfTest.signature, selfTest.recid, selfTest.digest, false)
-    return equalBytes(recovered, selfTest.publicKey) ? binding : undefined
+    const vector = selfTest()
+    const recovered = binding.ecdsaRecover(vector.signature, vector.recid, vector.digest, false)
+    return equalBytes(recovered, vector.publicKey) ? binding : undefined
   } catch {
     return undefined
   }
