@@ -51,22 +51,36 @@ export function rig(
     client: sdk(node),
     paymentMethod: options.paymentMethod ?? 'pm_card_visa',
   })
-  const client = Client.create({
-    methods: [
-      stripeClient({
-        createToken: async (request) => {
-          const token = await createToken(request)
-          issued.push(typeof token === 'string' ? token : token.id)
-          return token
-        },
-        ...options.client,
-      }),
-    ],
-    ...(options.policy ? { policy: options.policy } : {}),
-    fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
-      handler(new Request(input, init))) as typeof fetch,
+  const clientMethod = stripeClient({
+    createToken: async (request) => {
+      const token = await createToken(request)
+      issued.push(typeof token === 'string' ? token : token.id)
+      return token
+    },
+    ...options.client,
   })
-  return { stripe, method, server, handler, client, issued, runs: () => runs }
+  const clientWith = (fetch: (request: Request) => Promise<Response>) =>
+    Client.create({
+      methods: [clientMethod],
+      ...(options.policy ? { policy: options.policy } : {}),
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+        fetch(new Request(input, init))) as typeof fetch,
+    })
+  const client = clientWith(handler)
+  /** A valid credential for a fresh challenge, built without submitting it. */
+  const credential = async (): Promise<string> => {
+    let authorization = ''
+    await clientWith(async (request) => {
+      const header = request.headers.get('authorization')
+      if (!header) return handler(request)
+      authorization = header
+      return new Response(null, { status: 204 })
+    }).fetch(url)
+    if (authorization === '') throw new Error('no credential was built')
+    return authorization
+  }
+  const submit = (authorization: string) => handler(new Request(url, { headers: { authorization } }))
+  return { stripe, method, server, handler, client, clientWith, credential, submit, issued, runs: () => runs }
 }
 
 /** PaymentIntents whose metadata names the challenge, on the platform account. */
