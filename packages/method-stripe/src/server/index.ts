@@ -22,3 +22,5 @@ export const stripe: {
   (options: ChargeOptions): ChargeServer
   charge(options: ChargeOptions): ChargeServer
 } = Object.assign((options: ChargeOptions) => chargeServer(options), { charge: chargeServer })
+
+export { type HeaderTokensOptions, readHeaderToken, withHeaderTokens } from './HeaderTokens.js'
