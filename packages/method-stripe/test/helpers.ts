@@ -59,7 +59,7 @@ export function rig(
     },
     ...options.client,
   })
-  const clientWith = (fetch: (request: Request) => Promise<Response>) =>
+  const clientWith = (send: (request: Request) => Promise<Response>) =>
     Client.create({
       methods: [clientMethod],
       ...(options.policy ? { policy: options.policy } : {}),
