@@ -64,7 +64,7 @@ export function rig(
       methods: [clientMethod],
       ...(options.policy ? { policy: options.policy } : {}),
       fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
-        fetch(new Request(input, init))) as typeof fetch,
+        send(new Request(input, init))) as typeof fetch,
     })
   const client = clientWith(handler)
   /** A valid credential for a fresh challenge, built without submitting it. */
