@@ -38,7 +38,14 @@ function capture() {
   const out = { stdout: '', stderr: '' }
   return {
     out,
-    io: { stdout: (t: string) => void (out.stdout += t), stderr: (t: string) => void (out.stderr += t) },
+    io: {
+      stdout: (text: string) => {
+        out.stdout += text
+      },
+      stderr: (text: string) => {
+        out.stderr += text
+      },
+    },
   }
 }
 
