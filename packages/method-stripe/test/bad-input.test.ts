@@ -71,23 +71,28 @@ describe('bad input', () => {
     const r = rig(node)
     const authorization = await r.credential()
     const request = Credential.parse(authorization).challenge.request
-    const variants: Record<string, unknown>[] = [
-      { ...request, amount: 1000 },
-      { ...request, amount: '1e3' },
-      { ...request, amount: ['1000'] },
-      { ...request, currency: 'US Dollar' },
-      {
-        ...request,
-        methodDetails: {
-          ...(request.methodDetails as object),
-          metadata: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, 'v'.repeat(500)])),
+    const unbound = 'https://paymentauth.org/problems/invalid-challenge'
+    const variants: [Record<string, unknown>, string][] = [
+      [{ ...request, amount: 1000 }, unbound],
+      [{ ...request, amount: '1e3' }, unbound],
+      [{ ...request, amount: ['1000'] }, unbound],
+      [{ ...request, currency: 'US Dollar' }, unbound],
+      [
+        {
+          ...request,
+          methodDetails: {
+            ...(request.methodDetails as object),
+            metadata: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, 'v'.repeat(500)])),
+          },
         },
-      },
+        // The core refuses a credential this large before decoding it.
+        'https://paymentauth.org/problems/malformed-credential',
+      ],
     ]
-    for (const variant of variants) {
+    for (const [variant, type] of variants) {
       const response = await r.submit(tamper(authorization, { request: variant }))
       expect(response.status).toBe(402)
-      expect((await problem(response)).type).toBe('https://paymentauth.org/problems/invalid-challenge')
+      expect((await problem(response)).type).toBe(type)
     }
   })
 

@@ -83,7 +83,7 @@ describe('pay', () => {
       ),
     ).toBe(1)
     expect(refused.out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: amount 700 exceeds the per-request maximum 100
+      "mppkit pay: amount 700 usd exceeds the per-request maximum 100
       "
     `)
     const missing = capture()
