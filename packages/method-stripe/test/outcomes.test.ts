@@ -1,6 +1,18 @@
 import { Challenge, Credential } from '@mppkit/core'
+import { Server } from '@mppkit/core/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { intentsFor, problem, rig, type StripeDevnet, sdk, startStripe, url } from './helpers.js'
+import { stripe } from '../src/server/index.js'
+import {
+  intentsFor,
+  problem,
+  realm,
+  rig,
+  type StripeDevnet,
+  sdk,
+  secret,
+  startStripe,
+  url,
+} from './helpers.js'
 
 // Every outcome of the issue, each through the real server pipeline and the simulator: declines,
 // requires_action, SPTs that cannot pay, and Stripe outages (5xx, 429, timeouts) that answer 503 with
@@ -75,6 +87,29 @@ describe('card outcomes', () => {
     expect(body.detail).toContain('3-D Secure')
     const [pi] = await intentsFor(r.stripe, Credential.parse(authorization).challenge.id)
     expect(pi?.status).toBe('canceled')
+  })
+})
+
+describe('requires_action cleanup', () => {
+  it("a failed cancel is reported to the server's onError, and the client still gets its 402", async () => {
+    const errors: unknown[] = []
+    const r = rig(node, { paymentMethod: 'pm_card_threeDSecureRequired' })
+    const method = stripe({ client: sdk(node), networkId: node.info.networkId, currency: 'usd' })
+    const server = Server.create({
+      realm,
+      secrets: [secret],
+      methods: [method],
+      onError: (error) => errors.push(error),
+    })
+    const handler = server.protect({ offers: [{ method: 'stripe', request: { amount: '1000' } }] }, () =>
+      Response.json({ ok: true }),
+    )
+    node.injectFault({ kind: 500, path: '/v1/payment_intents/' })
+    const response = await r.clientWith(handler).fetch(url)
+    await expectRefused(response, 'verification-failed', 'requires_action')
+    expect(String((errors[0] as Error)?.message)).toMatch(
+      /^stripe: canceling PaymentIntent pi_\w+ \(requires_action\) failed$/,
+    )
   })
 })
 

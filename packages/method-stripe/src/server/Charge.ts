@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import {
+  BaseError,
   type Challenge,
   ConfigurationError,
   InvalidChallengeError,
@@ -102,6 +103,11 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
   const retryAfter = options.retryAfter ?? 1
   const replayTtlMs = (options.sptReplayTtlSeconds ?? 7 * 86_400) * 1000
   const staticStripeAccount = typeof options.connect === 'object' ? options.connect.stripeAccount : undefined
+  // The onError of every server this method was given to (see Method.SetupContext).
+  const reporters: ((error: unknown) => void)[] = []
+  const report = (error: unknown) => {
+    for (const reporter of reporters) reporter(error)
+  }
 
   const methodDetails: StripeChargeRequest['methodDetails'] = {
     networkId: options.networkId,
@@ -145,6 +151,9 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
 
   return {
     definition: charge,
+    setup({ report }) {
+      reporters.push(report)
+    },
     defaults: {
       ...(currency !== undefined ? { currency } : {}),
       methodDetails,
@@ -211,7 +220,14 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
         }
       if (paymentIntent?.status === 'requires_action') {
         // An agent cannot complete 3-D Secure: the intent is canceled so it does not linger.
-        await client.paymentIntents.cancel(paymentIntent.id, {}, connect.options).catch(() => {})
+        await client.paymentIntents.cancel(paymentIntent.id, {}, connect.options).catch((cause: unknown) =>
+          report(
+            new BaseError(`stripe: canceling PaymentIntent ${paymentIntent.id} (requires_action) failed`, {
+              code: 'stripe_cancel_failed',
+              cause,
+            }),
+          ),
+        )
         throw new VerificationFailedError({
           reason: 'requires_action',
           detail:
