@@ -1,6 +1,9 @@
-import { MemoryStore, Receipt } from '@mppkit/core'
+import { randomUUID } from 'node:crypto'
+import { MemoryStore, Receipt, type Store } from '@mppkit/core'
 import { Server } from '@mppkit/core/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RedisStore } from '../../store-redis/src/index.js'
+import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import { stripe, withHeaderTokens } from '../src/server/index.js'
 import { problem, realm, rig, type StripeDevnet, sdk, secret, startStripe, url } from './helpers.js'
 
@@ -17,17 +20,26 @@ afterAll(async () => {
 
 const route = { offers: [{ method: 'stripe', request: { amount: '1000' } }] }
 
-function gateway(store = new MemoryStore(), stripeClient = sdk(node)) {
+function gateway(store: Store = new MemoryStore(), stripeClient = sdk(node)) {
   const server = Server.create({
     realm,
     secrets: [secret],
     store,
-    methods: [stripe({ client: stripeClient, networkId: node.info.networkId, currency: 'usd' })],
+    // Short TTLs: the Redis case leaves nothing behind for long in a shared Redis.
+    methods: [
+      stripe({
+        client: stripeClient,
+        networkId: node.info.networkId,
+        currency: 'usd',
+        sptReplayTtlSeconds: 600,
+      }),
+    ],
   })
   let runs = 0
   const handler = withHeaderTokens({
     server,
     route,
+    tokenTtlSeconds: 600,
     handler: () => {
       runs++
       return Response.json({ ok: true })
@@ -139,5 +151,36 @@ describe('withHeaderTokens', () => {
     const standard = rig(node)
     const paid = await standard.clientWith(g.handler).fetch(url)
     expect(paid.status, await paid.clone().text()).toBe(200)
+  })
+})
+
+const redisReason = await redisUnavailableReason()
+if (redisReason) console.warn(`[skip] header tokens on Redis: ${redisReason}`)
+
+describe.skipIf(!!redisReason)('withHeaderTokens on Redis (two servers, two connections)', () => {
+  it('a token sent to both servers at once settles once', async () => {
+    const keyPrefix = `mppkit-stripe-test:${randomUUID()}:`
+    const stores = [
+      new RedisStore({ url: redisUrl, keyPrefix }),
+      new RedisStore({ url: redisUrl, keyPrefix }),
+    ]
+    try {
+      const [a, b] = stores.map((store) => gateway(store)) as [
+        ReturnType<typeof gateway>,
+        ReturnType<typeof gateway>,
+      ]
+      const spt = await token()
+      const before = await count()
+      const responses = await Promise.all(
+        [a, b, a, b].map((g) => g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))),
+      )
+      expect(responses.filter((r) => r.status === 200)).toHaveLength(1)
+      expect(a.runs() + b.runs()).toBe(1)
+      expect(await count()).toBe(before + 1)
+      const later = await b.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+      expect((await problem(later)).reason).toBe('spt-already-used')
+    } finally {
+      for (const store of stores) await store.close?.()
+    }
   })
 })
