@@ -223,9 +223,9 @@ describe('injectFault', () => {
   it('timeout after: the SDK times out, the intent exists, the retry replays it', async () => {
     const spt = await grant()
     const before = await count()
-    node.injectFault({ kind: 'timeout', when: 'after', holdMs: 5_000 })
+    node.injectFault({ kind: 'timeout', when: 'after', holdMs: 10_000 })
     const error = await failure(
-      pay(spt, 1000, { idempotencyKey: `k_${spt}` }, client({ timeout: 300, maxNetworkRetries: 0 })),
+      pay(spt, 1000, { idempotencyKey: `k_${spt}` }, client({ timeout: 1_500, maxNetworkRetries: 0 })),
     )
     expect(error.type).toBe('StripeConnectionError')
     expect(await count()).toBe(before + 1)

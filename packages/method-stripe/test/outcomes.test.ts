@@ -193,14 +193,15 @@ describe('Stripe outages: 503 + Retry-After, challenge released, one PaymentInte
     { name: '429 rate limit', fault: { kind: 429, when: 'before' }, created: false },
     {
       name: 'timeout after the PaymentIntent was created',
-      fault: { kind: 'timeout', when: 'after', holdMs: 3000 },
+      fault: { kind: 'timeout', when: 'after', holdMs: 10_000 },
       created: true,
     },
   ] as const
 
   for (const { name, fault, created } of cases) {
     it(name, async () => {
-      const r = rig(node, { stripe: sdk(node, { timeout: 400 }) })
+      // Generous enough for a loaded CI machine; only the timeout case waits for it.
+      const r = rig(node, { stripe: sdk(node, { timeout: 2_000 }) })
       const authorization = await r.credential()
       const challengeId = Credential.parse(authorization).challenge.id
       node.injectFault(fault)
