@@ -129,6 +129,26 @@ describe('withHeaderTokens', () => {
     expect(await count()).toBe(before + 1)
   })
 
+  it('a Store failure after the paid response does not turn it into an error', async () => {
+    const store = new MemoryStore()
+    const failing: Store = {
+      putIfAbsent: (...args) => store.putIfAbsent(...args),
+      get: (key) => store.get(key),
+      delete: (key) => store.delete(key),
+      compareAndSet: (...args) => store.compareAndSet(...args),
+      increment: (...args) => store.increment(...args),
+      set: (key, value, ttlMs) =>
+        value.includes('"state":"settled"')
+          ? Promise.reject(new Error('store down'))
+          : store.set(key, value, ttlMs),
+    }
+    const g = gateway(failing)
+    const response = await g.handler(new Request(url, { headers: { 'x-payment-token': await token() } }))
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    expect(g.runs()).toBe(1)
+  })
+
   it('concurrent uses of one token settle once', async () => {
     const g = gateway()
     const spt = await token()

@@ -145,6 +145,30 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
     return render(new IdempotencyConflictError({ detail: 'This token is being settled by another request.' }))
   }
 
+  // Pays the request with the token through the server's pipeline, then records what happened.
+  const payWithToken = async (key: string, spt: string, request: Request): Promise<Response> => {
+    const challenge = await acquire(key, request)
+    if (challenge instanceof Response) return challenge
+
+    const headers = new Headers(request.headers)
+    headers.delete('x-payment-token')
+    headers.delete('x-payment-protocol')
+    headers.set('authorization', Credential.format({ challenge, payload: { spt } }))
+    const paidRequest = new Request(request, { headers })
+    const response = await paid(paidRequest)
+    if (paidRequests.has(paidRequest)) {
+      const receipt = response.headers.get('payment-receipt')
+      const record: TokenRecord = { state: 'settled', reference: receipt ?? 'unknown' }
+      // Paid and served: a Store failure now must not turn the paid response into an error (the
+      // method's own per-token claim still refuses a second settlement).
+      await store.set(key, JSON.stringify(record), ttlMs).catch(() => {})
+    } else if (response.status === 503) {
+      // Nothing settled for sure: the next try reuses this challenge, so Stripe replays or completes it.
+      await store.set(key, JSON.stringify({ state: 'released', challenge } satisfies TokenRecord), ttlMs)
+    } else await store.delete(key)
+    return withHints(response)
+  }
+
   return async (request) => {
     const spt = readHeaderToken(request)
     if (spt === undefined) return withHints(await paid(request))
@@ -160,31 +184,10 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
       )
     const key = `${prefix}${createHash('sha256').update(spt).digest('base64url')}`
     try {
-      return await settle(key, spt, request)
+      return await payWithToken(key, spt, request)
     } catch (cause) {
       // Store failures before or after settlement: retryable, never a stack trace.
       return render(PaymentError.is(cause) ? cause : new StoreUnavailableError())
     }
-  }
-
-  async function settle(key: string, spt: string, request: Request): Promise<Response> {
-    const challenge = await acquire(key, request)
-    if (challenge instanceof Response) return challenge
-
-    const headers = new Headers(request.headers)
-    headers.delete('x-payment-token')
-    headers.delete('x-payment-protocol')
-    headers.set('authorization', Credential.format({ challenge, payload: { spt } }))
-    const paidRequest = new Request(request, { headers })
-    const response = await paid(paidRequest)
-    if (paidRequests.has(paidRequest)) {
-      const receipt = response.headers.get('payment-receipt')
-      const record: TokenRecord = { state: 'settled', reference: receipt ?? 'unknown' }
-      await store.set(key, JSON.stringify(record), ttlMs)
-    } else if (response.status === 503) {
-      // Nothing settled for sure: the next try reuses this challenge, so Stripe replays or completes it.
-      await store.set(key, JSON.stringify({ state: 'released', challenge } satisfies TokenRecord), ttlMs)
-    } else await store.delete(key)
-    return withHints(response)
   }
 }
