@@ -4,6 +4,16 @@ import { Client, receipt } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { privateKeyToAccount } from 'viem/accounts'
 
+// A failure is one line and a hint, never a stack trace.
+process.on('uncaughtException', (error) => {
+  console.error(`client: ${error.cause?.message ?? error.message}`)
+  console.error('hint: `npm start` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL')
+  process.exit(1)
+})
+if (!/^0x[0-9a-fA-F]{64}$/.test(process.env.MPPKIT_PRIVATE_KEY ?? ''))
+  throw new Error('MPPKIT_PRIVATE_KEY must be a 0x-prefixed 32-byte private key')
+
+const alphaUsd = '0x20c0000000000000000000000000000000000001'
 const client = Client.create({
   methods: [
     tempo({
@@ -11,7 +21,8 @@ const client = Client.create({
       rpcUrl: process.env.MPPKIT_RPC_URL,
     }),
   ],
-  policy: { maxAmount: 100_000n, budget: 1_000_000n }, // base units: at most 0.10 per request, 1.00 in all
+  // Base units of AlphaUSD (6 decimals): at most 0.10 per request, 1.00 in all.
+  policy: { currencies: [alphaUsd], maxAmount: { [alphaUsd]: 100_000n }, budget: { [alphaUsd]: 1_000_000n } },
 })
 
 const response = await client.fetch(process.argv[2] ?? 'http://127.0.0.1:3000/weather')

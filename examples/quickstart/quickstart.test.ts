@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -14,23 +14,8 @@ const built = ['core', 'devnet', 'method-tempo'].every((p) =>
 )
 if (!built) console.warn('[skip] quickstart: run `npm run build` first (npm test does)')
 
-describe.skipIf(!built)('README quickstart (npm start)', () => {
-  it('the README shows the quickstart server and client exactly as they run', () => {
-    const readme = readFileSync(`${root}README.md`, 'utf8')
-    for (const file of ['server.mjs', 'client.mjs'])
-      expect(readme).toContain(readFileSync(here(`./${file}`), 'utf8').trim())
-  })
-
-  it('pays the quickstart server on a local Tempo node and prints the receipt', async () => {
-    const { stdout } = await run(process.execPath, [here('./start.mjs'), '--once'], { timeout: 60_000 })
-    expect(stdout).toMatch(/^200 \{ city: 'Lisbon'/m)
-    expect(stdout).toMatch(/status: 'success'/)
-    expect(stdout).toMatch(/reference: '0x[0-9a-f]{64}'/)
-    // …then the session example on the same node: three vouchers, a metered stream, a cooperative close.
-    expect(stdout).toContain("200 { answer: 42 } { spent: '300', acceptedCumulative: '300' }")
-    expect(stdout).toMatch(/^closed 200/m)
-  }, 90_000)
-
+// The README's own commands and code blocks run in readme.test.ts.
+describe.skipIf(!built)('quickstart examples', () => {
   it('runs against the node `npm run devnet` started (MPPKIT_DEVNET_INFO)', async () => {
     const devnet = spawn(process.execPath, [`${root}packages/devnet/dist/cli.js`, '--rails', 'tempo'], {
       stdio: ['ignore', 'pipe', 'inherit'],

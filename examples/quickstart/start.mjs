@@ -1,16 +1,22 @@
-// `npm start`: runs the quickstart on embedded local nodes. It starts a local Tempo node (anvil
-// --network tempo), the quickstart server, and pays it with the quickstart client, then keeps the
-// server up so you can try `npx mppkit inspect <url>` or the client again. Ctrl-C stops everything.
-// `--once` exits after the first payment (used by the tests).
+// `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
+// node and the quickstart server, pays it with the quickstart client, runs the session example, then
+// keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
+// devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
 import { fileURLToPath } from 'node:url'
+import { onFailure } from '../lib/fail.mjs'
 import { runClient, startServer } from '../lib/processes.mjs'
 import { tempoNode } from '../lib/tempo-node.mjs'
 
+onFailure(
+  'npm start',
+  'run `npm install` first; a fresh clone needs nothing else (see the README quickstart)',
+)
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const onlyOnce = process.argv.includes('--once')
 
 const node = await tempoNode()
-const [payer, merchant] = node.info.accounts
+// The quickstart pays from the first account to the second; the third is yours to paste.
+const [payer, merchant, yours = payer] = node.info.accounts
 const env = {
   ...process.env,
   MPPKIT_RPC_URL: node.info.rpcUrl,
@@ -21,9 +27,8 @@ const env = {
 console.log(`Tempo node: ${node.info.rpcUrl} (chain ${node.info.chainId}; ${node.source})`)
 
 const server = await startServer(here('./server.mjs'), env).catch(async (error) => {
-  console.error(error.message)
   await node.stop()
-  process.exit(1)
+  throw error
 })
 const { url } = server
 console.log(`server: ${url}  (unpaid requests get 402 + WWW-Authenticate: Payment)`)
@@ -55,9 +60,19 @@ const sessionCode = await runClient(
   },
 )
 sessionServer.kill()
-if (onlyOnce || sessionCode !== 0) await stop(sessionCode)
-console.log(`\nPaid. The server stays up at ${url}; pay again with:`)
-console.log(
-  `  MPPKIT_RPC_URL=${node.info.rpcUrl} MPPKIT_PRIVATE_KEY=<a dev key> node examples/quickstart/client.mjs ${url}`,
-)
-console.log('Ctrl-C to stop.')
+if (sessionCode !== 0) await stop(sessionCode)
+
+console.log(`
+Paid. The server stays up at ${url}
+In another terminal, in this folder, paste (a devnet key: test funds on this local node only):
+
+  export MPPKIT_URL=${url} MPPKIT_RPC_URL=${node.info.rpcUrl} MPPKIT_PRIVATE_KEY=${yours.privateKey}
+
+then try:
+
+  npm run -s mppkit -- inspect "$MPPKIT_URL"
+  npm run -s mppkit -- pay "$MPPKIT_URL"
+  node examples/quickstart/client.mjs "$MPPKIT_URL"
+
+Ctrl-C stops the server and the node.`)
+if (onlyOnce) await stop(0)

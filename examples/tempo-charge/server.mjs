@@ -3,6 +3,13 @@
 import http from 'node:http'
 import { Server, toNodeListener } from '@mppkit/core/server'
 import { tempo } from '@mppkit/method-tempo/server'
+import { onFailure, requireEnv } from '../lib/fail.mjs'
+
+onFailure(
+  'tempo-charge server',
+  'run `node examples/tempo-charge/run.mjs`, or set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT',
+)
+requireEnv('MPPKIT_RPC_URL', 'MPPKIT_RECIPIENT')
 
 const server = Server.create({
   realm: 'tempo-charge.example',

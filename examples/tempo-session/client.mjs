@@ -4,14 +4,25 @@
 import { Client, receipt } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { privateKeyToAccount } from 'viem/accounts'
+import { onFailure, requireEnv } from '../lib/fail.mjs'
 
+onFailure(
+  'tempo-session client',
+  'is the server up? `node examples/tempo-session/run.mjs` runs both; set MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL',
+)
+requireEnv('MPPKIT_PRIVATE_KEY', 'MPPKIT_RPC_URL')
+
+const pathUsd = '0x20c0000000000000000000000000000000000000'
 const base = process.argv[2] ?? 'http://127.0.0.1:3000'
 const sessions = tempo.session({
   account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY),
   rpcUrl: process.env.MPPKIT_RPC_URL,
   deposit: 10_000n,
 })
-const client = Client.create({ methods: [sessions], policy: { maxDeposit: 50_000n } })
+const client = Client.create({
+  methods: [sessions],
+  policy: { currencies: [pathUsd], maxDeposit: { [pathUsd]: 50_000n } },
+})
 
 for (let i = 0; i < 3; i++) {
   const response = await client.fetch(`${base}/chat`)

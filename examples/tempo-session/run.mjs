@@ -1,8 +1,14 @@
 // Runs the example end to end on a local Tempo node (or the one `npm run devnet` started, see
 // ../lib/tempo-node.mjs): node examples/tempo-session/run.mjs
 import { fileURLToPath } from 'node:url'
+import { onFailure } from '../lib/fail.mjs'
 import { runClient, startServer } from '../lib/processes.mjs'
 import { tempoNode } from '../lib/tempo-node.mjs'
+
+onFailure(
+  'example',
+  'run `npm run build` first; MPPKIT_DEVNET_INFO must be the JSON line `npm run devnet` printed',
+)
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const node = await tempoNode()

@@ -6,6 +6,13 @@ import { MemoryStore } from '@mppkit/core'
 import { Server, toNodeListener } from '@mppkit/core/server'
 import { tempo } from '@mppkit/method-tempo/server'
 import { privateKeyToAccount } from 'viem/accounts'
+import { onFailure, requireEnv } from '../lib/fail.mjs'
+
+onFailure(
+  'tempo-session server',
+  'run `node examples/tempo-session/run.mjs`, or set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID, MPPKIT_PAYEE_KEY and MPPKIT_ESCROW',
+)
+requireEnv('MPPKIT_RPC_URL', 'MPPKIT_PAYEE_KEY', 'MPPKIT_ESCROW')
 
 const options = {
   rpcUrl: process.env.MPPKIT_RPC_URL,

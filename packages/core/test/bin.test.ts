@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -27,6 +29,43 @@ function callAdapter(request: unknown): Promise<any> {
     child.stdin!.end(JSON.stringify(request))
   })
 }
+
+describe('bin launchers (resolvable right after npm install)', () => {
+  const packages = ['core', 'devnet']
+
+  it('every bin of every package is a committed launcher, never a file under dist/', () => {
+    for (const name of packages) {
+      const manifest = JSON.parse(readFileSync(`${root}packages/${name}/package.json`, 'utf8'))
+      for (const [bin, target] of Object.entries(manifest.bin as Record<string, string>)) {
+        expect(target, `${name} bin ${bin}`).toMatch(/^\.\/bin\//)
+        expect(existsSync(`${root}packages/${name}/${target}`), target).toBe(true)
+        expect(manifest.files).toContain('bin')
+      }
+    }
+  })
+
+  it('npm links `mppkit` in node_modules/.bin to the launcher (so npx never asks the registry)', () => {
+    const link = `${root}node_modules/.bin/mppkit`
+    if (!existsSync(link)) return console.warn('[skip] node_modules/.bin/mppkit: run `npm install`')
+    expect(realpathSync(link)).toBe(realpathSync(`${root}packages/core/bin/mppkit.js`))
+  })
+
+  it('says to build, with exit code 1, when dist/ is not there yet', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mppkit-launcher-'))
+    try {
+      cpSync(`${root}packages/core/bin`, join(dir, 'bin'), { recursive: true })
+      const failure = await run('node', [join(dir, 'bin/mppkit.js'), 'inspect', 'x']).catch((e) => e)
+      expect(failure.code).toBe(1)
+      expect(failure.stderr).toMatchInlineSnapshot(`
+        "mppkit: @mppkit/core is not built yet (no dist/bin/mppkit.js).
+        hint: run \`npm run build\` (or \`npm start\`) at the repository root, then try again.
+        "
+      `)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe.skipIf(!built)('conformance adapter executable (conformance/adapter.json)', () => {
   const fixture = (name: string) =>
@@ -132,5 +171,28 @@ describe.skipIf(!built)('mppkit inspect', () => {
 
   it('exits non-zero on garbage', async () => {
     await expect(run('node', [cliPath, 'inspect', 'hello'])).rejects.toMatchObject({ code: 1 })
+  })
+
+  it('refuses unknown options and commands with exit code 2', async () => {
+    await expect(run('node', [cliPath, 'inspect', url, '--revael'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^mppkit inspect: unknown option --revael\n/),
+    })
+    await expect(run('node', [cliPath, 'pai', url])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^mppkit: unknown command pai\n/),
+    })
+  })
+
+  it('names the cause when the server is down (not `fetch failed`)', async () => {
+    const probe = http.createServer()
+    probe.listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const { port } = probe.address() as AddressInfo
+    await new Promise((resolve) => probe.close(resolve))
+    await expect(run('node', [cliPath, 'inspect', `http://127.0.0.1:${port}/x`])).rejects.toMatchObject({
+      code: 1,
+      stderr: `mppkit inspect: could not fetch http://127.0.0.1:${port}/x: ECONNREFUSED 127.0.0.1:${port}\n`,
+    })
   })
 })

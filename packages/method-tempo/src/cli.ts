@@ -1,80 +1,84 @@
 import { PolicyError, type Receipt } from '@mppkit/core'
-import { create as createClient, type Policy, receipt as receiptOf } from '@mppkit/core/client'
-import type { Hex } from 'viem'
+import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
+import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { readContract } from 'viem/actions'
 import { chargeClient } from './client/Charge.js'
-import { sessionClient } from './client/Session.js'
+import { type SessionClient, sessionClient } from './client/Session.js'
+import { baseUnits, formatUnits, parseArgs, UsageError } from './internal/cliArgs.js'
+import { describeError } from './internal/describeError.js'
+import { publicClientFor } from './internal/rpc.js'
+import { type GuardLimits, guard, tip20Decimals } from './internal/spendGuard.js'
+
+/** Largest payment (and session deposit) paid without `--max-amount` / `--max-deposit`: 1.00 of a TIP-20. */
+export const defaultCap = 1_000_000n
+/** Above this (0.10 of a TIP-20), a person at a terminal is asked first unless `--yes`. */
+export const defaultConfirmAbove = 100_000n
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Tempo (charge or session) and print the body
 
 Options:
   --key <0x…>            payer private key            (env MPPKIT_PRIVATE_KEY)
   --rpc <url>            Tempo JSON-RPC URL            (env MPPKIT_RPC_URL)
-  -X, --method <method>  HTTP method (default GET)
+  -X, --method <method>  HTTP method (default GET, or POST with --data)
   -d, --data <body>      request body
   -H, --header <k: v>    extra request header (repeatable)
   --mode <pull|push>     charge mode (default pull)
-  --max-amount <units>   largest payment in base units (spend policy)
-  --max-deposit <units>  largest session deposit in base units (default 10000000)
+  --max-amount <units>   largest payment, in base units (default ${defaultCap} = ${formatUnits(defaultCap, tip20Decimals)})
+  --max-deposit <units>  largest session deposit and total, in base units (default ${defaultCap})
   --deposit <units>      session deposit in base units
   --keep-open            do not close a session channel after the request
+  -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
-The body goes to stdout; the decoded Payment-Receipt goes to stderr.`
+Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
+asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}. The body goes to stdout; the decoded Payment-Receipt to stderr.
+Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
-type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
+const options = {
+  '--key': { name: 'key', value: true },
+  '--rpc': { name: 'rpc', value: true },
+  '-X': { name: 'method', value: true },
+  '--method': { name: 'method', value: true },
+  '-d': { name: 'data', value: true },
+  '--data': { name: 'data', value: true },
+  '-H': { name: 'header', value: true, repeat: true },
+  '--header': { name: 'header', value: true, repeat: true },
+  '--mode': { name: 'mode', value: true },
+  '--max-amount': { name: 'maxAmount', value: true },
+  '--max-deposit': { name: 'maxDeposit', value: true },
+  '--deposit': { name: 'deposit', value: true },
+  '--keep-open': { name: 'keepOpen', value: false },
+  '-y': { name: 'yes', value: false },
+  '--yes': { name: 'yes', value: false },
+  '-h': { name: 'help', value: false },
+  '--help': { name: 'help', value: false },
+} as const
 
-/**
- * Runs `mppkit pay <url>`: pays a Tempo charge or session challenge with a private key from flags or the
- * environment, prints the response body on stdout and the decoded receipt on stderr. Returns the exit
- * code (0 on a 2xx response).
- *
- * @example
- * ```ts
- * process.exitCode = await pay(['http://localhost:3000/paid', '--rpc', 'http://127.0.0.1:8545'])
- * ```
- * @see draft-tempo-charge-00, draft-tempo-session-00
- */
-export async function pay(
-  argv: string[],
-  io: Io = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
-): Promise<number> {
-  const flags = new Map<string, string>()
-  const headers = new Headers()
-  let url: string | undefined
-  let keepOpen = false
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    const value = () => {
-      const next = argv[++i]
-      if (next === undefined) throw new PolicyError('usage', `${arg} needs a value`)
-      return next
-    }
-    if (arg === '--help' || arg === '-h') {
-      io.stdout(`${usage}\n`)
-      return 0
-    } else if (arg === '--keep-open') keepOpen = true
-    else if (arg === '-H' || arg === '--header') {
-      const header = value()
-      const colon = header.indexOf(':')
-      if (colon > 0) headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
-    } else if (arg === '-X') flags.set('--method', value())
-    else if (arg === '-d') flags.set('--data', value())
-    else if (arg.startsWith('--')) flags.set(arg, value())
-    else url ??= arg
+/** Where `pay` writes, and how it asks a question (`confirm` is absent when nobody can answer). */
+export type Io = {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+  confirm?: ((question: string) => Promise<boolean>) | undefined
+}
+
+async function askOnTerminal(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises')
+  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question}? [y/N] `)).trim())
+  } finally {
+    rl.close()
   }
-  const key = flags.get('--key') ?? process.env.MPPKIT_PRIVATE_KEY
-  const rpcUrl = flags.get('--rpc') ?? process.env.MPPKIT_RPC_URL
-  if (!url || !key || !rpcUrl) {
-    io.stderr(
-      `${!url ? 'missing <url>' : !key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usage}\n`,
-    )
-    return 2
-  }
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
-    io.stderr('the private key must be 32 bytes of hex with a 0x prefix\n')
-    return 2
-  }
-  let chainId: number
+}
+
+const processIo = (): Io => ({
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  confirm: process.stdin.isTTY ? askOnTerminal : undefined,
+})
+
+async function chainIdOf(rpcUrl: string): Promise<number> {
+  let text: string
   try {
     const response = await fetch(rpcUrl, {
       method: 'POST',
@@ -82,48 +86,259 @@ export async function pay(
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
       signal: AbortSignal.timeout(10_000),
     })
-    chainId = Number(((await response.json()) as { result: string }).result)
-  } catch {
-    io.stderr(`could not reach the Tempo RPC at ${rpcUrl}\n`)
+    text = await response.text()
+  } catch (error) {
+    throw new PolicyError('rpc', `could not reach the Tempo RPC at ${rpcUrl}: ${describeError(error)}`)
+  }
+  let result: unknown
+  try {
+    result = (JSON.parse(text) as { result?: unknown }).result
+  } catch {}
+  if (typeof result !== 'string' || !/^0x[0-9a-f]+$/i.test(result))
+    throw new PolicyError(
+      'rpc',
+      `${rpcUrl} is not a Tempo JSON-RPC node: eth_chainId answered ${JSON.stringify(text.slice(0, 120))}`,
+    )
+  return Number(result)
+}
+
+/**
+ * Runs `mppkit pay <url>`: pays a Tempo charge or session challenge with a private key from flags or the
+ * environment, within a per-payment cap (default {@link defaultCap}), prints the response body on stdout
+ * and the decoded receipt on stderr. Metered SSE streams are paid voucher by voucher. Returns the exit
+ * code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await pay(['http://localhost:3000/paid', '--rpc', 'http://127.0.0.1:8545'])
+ * ```
+ * @see draft-tempo-charge-00, draft-tempo-session-00
+ */
+export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
+  let args: ReturnType<typeof parseArgs>
+  let limits: GuardLimits
+  let deposit: bigint | undefined
+  try {
+    args = parseArgs(argv, options)
+    if (args.switches.has('help')) {
+      io.stdout(`${usage}\n`)
+      return 0
+    }
+    if (args.positionals.length > 1)
+      throw new UsageError(`one <url> only, got also ${JSON.stringify(args.positionals[1])}`)
+    const mode = args.values.get('mode')
+    if (mode !== undefined && mode !== 'pull' && mode !== 'push')
+      throw new UsageError(`--mode is pull or push, got "${mode}"`)
+    const maxAmount = baseUnits('--max-amount', args.values.get('maxAmount')) ?? defaultCap
+    const maxDeposit = baseUnits('--max-deposit', args.values.get('maxDeposit')) ?? defaultCap
+    deposit = baseUnits('--deposit', args.values.get('deposit'))
+    if (deposit !== undefined && deposit > maxDeposit)
+      throw new UsageError(`--deposit ${deposit} is above --max-deposit ${maxDeposit}`)
+    limits = {
+      maxAmount,
+      maxDeposit,
+      confirmAbove: args.switches.has('yes') ? maxDeposit + maxAmount : defaultConfirmAbove,
+    }
+    for (const header of args.lists.get('header') ?? [])
+      if (header.indexOf(':') <= 0) throw new UsageError(`-H takes "Name: value", got "${header}"`)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)
+    return 2
+  }
+  const url = args.positionals[0]
+  const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
+  const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
+  if (!url || !key || !rpcUrl) {
+    io.stderr(
+      `mppkit pay: ${!url ? 'missing <url>' : !key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usage}\n`,
+    )
+    return 2
+  }
+  if (!/^https?:\/\//i.test(url)) {
+    io.stderr(`mppkit pay: <url> must be an http(s) URL, got "${url}"\n`)
+    return 2
+  }
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
+    io.stderr('mppkit pay: the private key must be 32 bytes of hex with a 0x prefix\n')
+    return 2
+  }
+  try {
+    return await payUrl({ url, key: key as Hex, rpcUrl, args, limits, deposit, io })
+  } catch (error) {
+    io.stderr(`mppkit pay: ${describeError(error)}\n`)
     return 1
   }
-  const account = privateKeyToAccount(key as Hex)
-  const mode = flags.get('--mode') === 'push' ? 'push' : 'pull'
-  const deposit = flags.get('--deposit')
-  const sessions = sessionClient({
-    account,
-    rpcUrl,
-    chainId,
-    ...(deposit ? { deposit: BigInt(deposit) } : {}),
-  })
-  const policy: Policy = { maxDeposit: BigInt(flags.get('--max-deposit') ?? '10000000') }
-  const maxAmount = flags.get('--max-amount')
-  if (maxAmount) policy.maxAmount = BigInt(maxAmount)
+}
+
+async function payUrl(parameters: {
+  url: string
+  key: Hex
+  rpcUrl: string
+  args: ReturnType<typeof parseArgs>
+  limits: GuardLimits
+  deposit: bigint | undefined
+  io: Io
+}): Promise<number> {
+  const { url, rpcUrl, args, limits, deposit, io } = parameters
+  const chainId = await chainIdOf(rpcUrl)
+  const account = privateKeyToAccount(parameters.key)
+  const mode = args.values.get('mode') === 'push' ? 'push' : 'pull'
+  const sessions = sessionClient({ account, rpcUrl, chainId, ...(deposit ? { deposit } : {}) })
+  const reader = publicClientFor({}, rpcUrl, chainId)
+  const symbols = new Map<string, Promise<string | undefined>>()
+  const hooks = {
+    announce: (line: string) => io.stderr(`mppkit pay: ${line}\n`),
+    confirm: async (line: string) => {
+      if (!io.confirm) return true
+      return io.confirm(`mppkit pay: ${line}`)
+    },
+    symbolOf: (currency: string) => {
+      let symbol = symbols.get(currency.toLowerCase())
+      if (!symbol) {
+        symbol = readContract(reader, { address: currency as Address, abi: erc20Abi, functionName: 'symbol' })
+          .then((s) => (/^[\w.-]{1,16}$/.test(s) ? s : undefined))
+          .catch(() => undefined)
+        symbols.set(currency.toLowerCase(), symbol)
+      }
+      return symbol
+    },
+  }
   const client = createClient({
-    methods: [chargeClient({ account, rpcUrl, chainId, mode }), sessions],
-    policy,
+    methods: [
+      guard(chargeClient({ account, rpcUrl, chainId, mode }), limits, hooks),
+      guard(sessions, limits, hooks),
+    ],
   })
-  const method = flags.get('--method') ?? (flags.has('--data') ? 'POST' : 'GET')
-  const data = flags.get('--data')
+  const headers = new Headers()
+  for (const header of args.lists.get('header') ?? []) {
+    const colon = header.indexOf(':')
+    headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
+  }
+  const data = args.values.get('data')
+  const method = args.values.get('method') ?? (data !== undefined ? 'POST' : 'GET')
   const printReceipt = (label: string, receipt: Receipt.Receipt | undefined) => {
     if (receipt) io.stderr(`${label}: ${JSON.stringify(receipt, null, 2)}\n`)
   }
-  let response: Response
-  try {
-    response = await client.fetch(url, { method, headers, ...(data !== undefined ? { body: data } : {}) })
-  } catch (error) {
-    io.stderr(`mppkit pay: ${(error as Error).message}\n`)
-    return 1
+  const response = await client.fetch(url, { method, headers, ...(data !== undefined ? { body: data } : {}) })
+  let code = response.ok ? 0 : 1
+  if (response.status === 402) {
+    code = 1
+    io.stderr(`mppkit pay: ${url} still asks for payment (402): ${await unpaidReason(response)}\n`)
+  } else if (response.ok && /text\/event-stream/i.test(response.headers.get('content-type') ?? '')) {
+    printReceipt('receipt', receiptOf(response))
+    code = await readMeteredStream(response, url, sessions, limits, io)
+  } else {
+    io.stdout(await response.text())
+    printReceipt('receipt', receiptOf(response))
+    if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${response.statusText}\n`)
   }
-  io.stdout(await response.text())
-  printReceipt('receipt', receiptOf(response))
-  if (!response.ok) io.stderr(`HTTP ${response.status}\n`)
-  if (!keepOpen && sessions.channels.size > 0) {
-    const closed = await sessions.close(url).catch((error: Error) => {
-      io.stderr(`mppkit pay: closing the session failed: ${error.message}\n`)
+  if (!args.switches.has('keepOpen') && sessions.channels.size > 0) {
+    const closed = await sessions.close(url).catch((error: unknown) => {
+      io.stderr(`mppkit pay: closing the session failed: ${describeError(error)}\n`)
       return undefined
     })
-    if (closed) printReceipt('close receipt', receiptOf(closed))
+    if (closed?.ok) printReceipt('close receipt', receiptOf(closed))
+    else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
   }
-  return response.ok ? 0 : 1
+  return code
+}
+
+async function unpaidReason(response: Response): Promise<string> {
+  const body = (await response.json().catch(() => undefined)) as
+    | { detail?: string; title?: string }
+    | undefined
+  if (body?.detail || body?.title) return String(body.detail ?? body.title)
+  return response.headers.get('www-authenticate')
+    ? 'no Tempo challenge this client can pay was offered'
+    : 'the server sent no Payment challenge'
+}
+
+/**
+ * Reads a metered SSE response (draft-tempo-session-00 §"Metered Streaming"): data goes to stdout, each
+ * `payment-need-voucher` is answered with a voucher within `limits.maxDeposit`, and the final
+ * `payment-receipt` event to stderr. Returns 1 when the stream ends before it was paid in full.
+ */
+async function readMeteredStream(
+  response: Response,
+  url: string,
+  sessions: SessionClient,
+  limits: GuardLimits,
+  io: Io,
+): Promise<number> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  let unpaid: string | undefined
+  let receipt = false
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      buffer += value.replace(/\r\n?/g, '\n')
+      for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+        const lines = buffer.slice(0, end).split('\n')
+        buffer = buffer.slice(end + 2)
+        const event =
+          lines
+            .find((l) => l.startsWith('event:'))
+            ?.slice(6)
+            .trim() ?? 'message'
+        const data = lines
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).replace(/^ /, ''))
+          .join('\n')
+        if (event === 'payment-need-voucher') {
+          unpaid = await answerVoucher(data, url, sessions, limits, io)
+          if (unpaid) {
+            await reader.cancel().catch(() => {})
+            break
+          }
+        } else if (event === 'payment-receipt') {
+          receipt = true
+          io.stderr(`stream receipt: ${data}\n`)
+        } else {
+          unpaid = undefined
+          io.stdout(event === 'message' ? `${data}\n` : `event: ${event}\ndata: ${data}\n\n`)
+        }
+      }
+      if (unpaid) break
+    }
+  } catch (error) {
+    unpaid ??= `the stream broke: ${describeError(error)}`
+  }
+  if (!unpaid && !receipt) unpaid = 'the stream ended without its payment-receipt event'
+  if (unpaid) {
+    io.stderr(`mppkit pay: the stream ended unpaid: ${unpaid}\n`)
+    return 1
+  }
+  return 0
+}
+
+async function answerVoucher(
+  data: string,
+  url: string,
+  sessions: SessionClient,
+  limits: GuardLimits,
+  io: Io,
+): Promise<string | undefined> {
+  let required: bigint
+  try {
+    const value = (JSON.parse(data) as { requiredCumulative?: unknown }).requiredCumulative
+    if (typeof value !== 'string' || !/^\d{1,78}$/.test(value)) throw new Error()
+    required = BigInt(value)
+  } catch {
+    return `the server asked for a voucher without a valid requiredCumulative (${data.slice(0, 120)})`
+  }
+  const channel = [...sessions.channels.values()].find((c) => new URL(c.url).origin === new URL(url).origin)
+  if (!channel) return 'the server asked for a voucher, but no session channel is open'
+  // Paying more than the deposit tops it up by the deposit again: both stay within --max-deposit.
+  const committed = required > channel.deposit ? channel.deposit * 2n : channel.deposit
+  if (required > limits.maxDeposit || committed > limits.maxDeposit)
+    return `the next voucher (cumulative ${required} base units) would take the session past --max-deposit ${limits.maxDeposit}`
+  io.stderr(
+    `mppkit pay: voucher for cumulative ${formatUnits(required, tip20Decimals)} (${required} base units)\n`,
+  )
+  const answer = await sessions.voucher(url, required)
+  if (!answer.ok) return `the voucher was refused (HTTP ${answer.status})`
+  return undefined
 }

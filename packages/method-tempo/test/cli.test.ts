@@ -2,54 +2,90 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net'
 import type { Receipt } from '@mppkit/core'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
+import { type Address, createPublicClient, erc20Abi, http as viemHttp } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
-import { pay } from '../src/cli.js'
+import { type Io, pay } from '../src/cli.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
 
+async function closedPort(): Promise<number> {
+  const probe = createHttpServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
+
 describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
   let devnet: TempoDevnet
   let http: HttpServer
   let base: string
+  let payee: Address
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 3 })
+    devnet = await startTempo({ accounts: 8 })
     const { info } = devnet
-    const payee = privateKeyToAccount(info.accounts[0]!.privateKey)
+    const payeeAccount = privateKeyToAccount(info.accounts[0]!.privateKey)
+    payee = payeeAccount.address
+    const charge = chargeServer({
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      currency: info.tokens.pathUsd,
+      recipient: payee,
+    })
+    const sessionOptions = {
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      currency: info.tokens.pathUsd,
+      account: payeeAccount,
+      escrow: info.escrow,
+      voucherTimeout: 20_000,
+    }
+    const secrets = ['tempo-cli-test-secret-0123456789abcdefghij']
     const server = createServer({
       realm: 'cli.test',
-      secrets: ['tempo-cli-test-secret-0123456789abcdefghij'],
-      methods: [
-        chargeServer({
-          rpcUrl: info.rpcUrl,
-          chainId: info.chainId,
-          currency: info.tokens.pathUsd,
-          recipient: payee.address,
-        }),
-        sessionServer({
-          rpcUrl: info.rpcUrl,
-          chainId: info.chainId,
-          currency: info.tokens.pathUsd,
-          account: payee,
-          escrow: info.escrow,
-        }),
-      ],
+      secrets,
+      methods: [charge, sessionServer(sessionOptions)],
     })
-    const charge = server.protect(
-      { offers: [{ method: 'tempo', request: { amount: '1234' } }] },
-      () => new Response('charged body'),
-    )
-    const session = server.protect(
-      { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
-      () => new Response('session body'),
-    )
-    http = createHttpServer(
-      toNodeListener((request: Request) =>
-        new URL(request.url).pathname === '/session' ? session(request) : charge(request),
+    const streamServer = createServer({
+      realm: 'cli.test',
+      secrets,
+      methods: [sessionServer({ ...sessionOptions, unitsPerRequest: 0 })],
+    })
+    const routes: Record<string, (request: Request) => Promise<Response>> = {
+      '/charge': server.protect(
+        { offers: [{ method: 'tempo', request: { amount: '1234' } }] },
+        () => new Response('charged body'),
       ),
+      '/pricey': server.protect(
+        { offers: [{ method: 'tempo', request: { amount: '5000000000' } }] },
+        () => new Response('pricey body'),
+      ),
+      '/medium': server.protect(
+        { offers: [{ method: 'tempo', request: { amount: '500000' } }] },
+        () => new Response('medium body'),
+      ),
+      '/session': server.protect(
+        { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
+        () => new Response('session body'),
+      ),
+      '/stream': streamServer.protect(
+        { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
+        (_request, payment) =>
+          (payment.context as { sse(chunks: string[]): Response }).sse([
+            'one',
+            'two',
+            'three',
+            'four',
+            'five',
+          ]),
+      ),
+    }
+    http = createHttpServer(
+      toNodeListener((request: Request) => routes[new URL(request.url).pathname]!(request)),
     )
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
     base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
@@ -60,50 +96,198 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     await devnet?.stop()
   })
 
-  const run = async (args: string[], env: Record<string, string> = {}) => {
+  const run = async (
+    args: string[],
+    env: Record<string, string> = {},
+    confirm?: (question: string) => Promise<boolean>,
+  ) => {
     let stdout = ''
     let stderr = ''
     const saved = { ...process.env }
     Object.assign(process.env, env)
+    const io: Io = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), confirm }
     try {
-      const code = await pay(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) })
+      const code = await pay(args, io)
       return { code, stdout, stderr }
     } finally {
       process.env = saved
     }
   }
+  const key = (i: number) => devnet.info.accounts[i]!.privateKey
+  const rpc = () => ['--rpc', devnet.info.rpcUrl]
+  const balance = (i: number) =>
+    createPublicClient({ transport: viemHttp(devnet.info.rpcUrl) }).readContract({
+      address: devnet.info.tokens.pathUsd,
+      abi: erc20Abi,
+      functionName: 'balanceOf',
+      args: [devnet.info.accounts[i]!.address],
+    })
 
-  it('pays a charge with flags: body on stdout, decoded receipt on stderr', async () => {
-    const { code, stdout, stderr } = await run([
-      `${base}/charge`,
-      '--key',
-      devnet.info.accounts[1]!.privateKey,
-      '--rpc',
-      devnet.info.rpcUrl,
-    ])
-    expect(code).toBe(0)
+  it('pays a charge with flags: says what it pays, body on stdout, decoded receipt on stderr', async () => {
+    const { code, stdout, stderr } = await run([`${base}/charge`, '--key', key(1), ...rpc()])
+    expect(code, stderr).toBe(0)
     expect(stdout).toBe('charged body')
+    expect(stderr).toContain(
+      `mppkit pay: pay 0.001234 PathUSD (1234 base units) to ${payee} (realm cli.test; currency ${devnet.info.tokens.pathUsd})`,
+    )
     const receipt = JSON.parse(stderr.slice(stderr.indexOf('{'))) as Receipt.Receipt
     expect(receipt).toMatchObject({ method: 'tempo', status: 'success' })
     expect(receipt.reference).toMatch(/^0x[0-9a-f]{64}$/)
   })
 
+  it('refuses a misspelt option with exit 2 before paying anything (--maxamount once paid 5,000)', async () => {
+    const before = await balance(2)
+    const { code, stderr } = await run([`${base}/pricey`, '--maxamount', '100', '--key', key(2), ...rpc()])
+    expect(code).toBe(2)
+    expect(stderr.split('\n')[0]).toMatchInlineSnapshot(
+      `"mppkit pay: unknown option --maxamount (did you mean --max-amount?)"`,
+    )
+    expect(await balance(2)).toBe(before)
+  })
+
+  it('refuses a payment above the default cap, and pays it when the cap is raised explicitly', async () => {
+    const before = await balance(2)
+    const refused = await run([`${base}/pricey`, '--key', key(2), ...rpc()])
+    expect(refused.code).toBe(1)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).toContain(
+      'refusing to pay 5,000 of 0x20c0000000000000000000000000000000000000 (5000000000 base units): above the cap of 1 (1000000 base units); raise it with --max-amount <base units>',
+    )
+    expect(await balance(2)).toBe(before)
+    const paid = await run([
+      `${base}/pricey`,
+      '--max-amount',
+      '5000000000',
+      '--yes',
+      '--key',
+      key(2),
+      ...rpc(),
+    ])
+    expect(paid.code, paid.stderr).toBe(0)
+    expect(paid.stdout).toBe('pricey body')
+    // The payer also paid the gas fee in PathUSD (a few hundred base units).
+    const spent = before - (await balance(2))
+    expect(spent >= 5_000_000_000n && spent < 5_000_010_000n, String(spent)).toBe(true)
+  })
+
+  it('asks at a terminal before paying above 0.10, pays nothing when declined, and --yes skips the question', async () => {
+    const before = await balance(3)
+    const questions: string[] = []
+    const declined = await run([`${base}/medium`, '--key', key(3), ...rpc()], {}, async (question) => {
+      questions.push(question)
+      return false
+    })
+    expect(declined.code).toBe(1)
+    expect(questions).toEqual([
+      `mppkit pay: pay 0.5 PathUSD (500000 base units) to ${payee} (realm cli.test; currency ${devnet.info.tokens.pathUsd})`,
+    ])
+    expect(declined.stderr).toContain('payment declined')
+    expect(await balance(3)).toBe(before)
+    // Below the threshold nothing is asked.
+    const small = await run([`${base}/charge`, '--key', key(3), ...rpc()], {}, async () => {
+      throw new Error('asked below the threshold')
+    })
+    expect(small.code, small.stderr).toBe(0)
+    const yes = await run([`${base}/medium`, '--yes', '--key', key(3), ...rpc()], {}, async () => {
+      throw new Error('asked despite --yes')
+    })
+    expect(yes.code, yes.stderr).toBe(0)
+    expect(yes.stdout).toBe('medium body')
+  })
+
   it('pays a session from env, then closes the channel', async () => {
     const { code, stdout, stderr } = await run([`${base}/session`, '--deposit', '5000'], {
-      MPPKIT_PRIVATE_KEY: devnet.info.accounts[2]!.privateKey,
+      MPPKIT_PRIVATE_KEY: key(4),
       MPPKIT_RPC_URL: devnet.info.rpcUrl,
     })
     expect(code, stderr).toBe(0)
     expect(stdout).toBe('session body')
+    expect(stderr).toContain(
+      'open a tempo session: deposit 0.005 PathUSD into escrow, 0.0001 PathUSD per request',
+    )
     expect(stderr).toContain('"intent": "session"')
     expect(stderr).toContain('close receipt')
     expect(stderr).toMatch(/"txHash": "0x[0-9a-f]{64}"/)
   })
 
-  it('explains missing configuration with exit code 2', async () => {
-    const { code, stderr } = await run([`${base}/charge`], { MPPKIT_PRIVATE_KEY: '', MPPKIT_RPC_URL: '' })
-    expect(code).toBe(2)
-    expect(stderr).toContain('missing --key')
+  it('answers payment-need-voucher mid-stream and gets every chunk of a metered stream', async () => {
+    const started = Date.now()
+    const { code, stdout, stderr } = await run([
+      `${base}/stream`,
+      '--deposit',
+      '300',
+      '--key',
+      key(5),
+      ...rpc(),
+    ])
+    expect(code, stderr).toBe(0)
+    expect(stdout).toBe('one\ntwo\nthree\nfour\nfive\n')
+    expect(stderr).toMatch(/voucher for cumulative/)
+    expect(stderr).toMatch(/stream receipt: .*"spent":"500","units":5/)
+    expect(stderr).toContain('close receipt')
+    expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  it('exits 1 at once when a stream needs more than --max-deposit allows (the stream ends unpaid)', async () => {
+    const started = Date.now()
+    const { code, stdout, stderr } = await run([
+      `${base}/stream`,
+      '--deposit',
+      '200',
+      '--max-deposit',
+      '300',
+      '--key',
+      key(6),
+      ...rpc(),
+    ])
+    expect(code).toBe(1)
+    expect(stdout).toBe('one\ntwo\n')
+    expect(stderr).toContain(
+      'mppkit pay: the stream ended unpaid: the next voucher (cumulative 300 base units)',
+    )
+    expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  it('explains missing configuration and bad options with exit code 2', async () => {
+    const missing = await run([`${base}/charge`], { MPPKIT_PRIVATE_KEY: '', MPPKIT_RPC_URL: '' })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('missing --key')
     expect((await run(['--help'])).code).toBe(0)
+    const lines = async (args: string[]) => {
+      const { code, stderr } = await run(args)
+      return { code, first: stderr.split('\n')[0] }
+    }
+    expect(await lines([`${base}/charge`, '--foo'])).toEqual({
+      code: 2,
+      first: 'mppkit pay: unknown option --foo',
+    })
+    expect(await lines([`${base}/charge`, '--key'])).toEqual({
+      code: 2,
+      first: 'mppkit pay: --key needs a value',
+    })
+    expect(await lines([`${base}/charge`, '--max-amount', '1.5'])).toEqual({
+      code: 2,
+      first: 'mppkit pay: --max-amount takes a whole number of base units (e.g. 1000000), got "1.5"',
+    })
+    expect(await lines([`${base}/charge`, '--mode', 'pulll'])).toEqual({
+      code: 2,
+      first: 'mppkit pay: --mode is pull or push, got "pulll"',
+    })
+  })
+
+  it('names the cause when the server or the RPC is down, or the RPC is not a Tempo node', async () => {
+    const port = await closedPort()
+    const serverDown = await run([`http://127.0.0.1:${port}/x`, '--key', key(1), ...rpc()])
+    expect(serverDown).toMatchObject({ code: 1, stderr: `mppkit pay: ECONNREFUSED 127.0.0.1:${port}\n` })
+    const rpcDown = await run([`${base}/charge`, '--key', key(1), '--rpc', `http://127.0.0.1:${port}`])
+    expect(rpcDown.code).toBe(1)
+    expect(rpcDown.stderr).toBe(
+      `mppkit pay: could not reach the Tempo RPC at http://127.0.0.1:${port}: ECONNREFUSED 127.0.0.1:${port}\n`,
+    )
+    const notTempo = await run([`${base}/charge`, '--key', key(1), '--rpc', `${base}/charge`])
+    expect(notTempo.code).toBe(1)
+    expect(notTempo.stderr).toMatch(
+      /^mppkit pay: http:\/\/127\.0\.0\.1:\d+\/charge is not a Tempo JSON-RPC node: eth_chainId answered "\{/,
+    )
   })
 })

@@ -91,8 +91,33 @@ describe('PostgresStore (configuration and outage)', () => {
         expect(error).toBeInstanceOf(StoreUnavailableError)
         expect((error as StoreUnavailableError).status).toBe(503)
         expect((error as StoreUnavailableError).retryAfter).toBe(1)
+        // The message (for logs) leads with the cause; the problem stays generic.
+        expect((error as Error).message).toBe(`PostgreSQL unreachable at 127.0.0.1:${port}: ECONNREFUSED`)
+        expect((error as StoreUnavailableError).toProblem().detail).toBe('Payment store unavailable')
         expect(Date.now() - started).toBeLessThan(3_000)
       }
+    } finally {
+      await store.close()
+    }
+  })
+
+  it.skipIf(!!reason)('names a database that does not exist in the first line of its error', async () => {
+    const missing = new URL(url)
+    missing.pathname = '/mppkit_no_such_database'
+    const errors: Error[] = []
+    const store = new PostgresStore({
+      connectionString: missing.href,
+      schema,
+      onError: (e) => errors.push(e),
+    })
+    try {
+      const error = await store.get('a').catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(PostgresStoreError)
+      expect((error as Error).message).toMatchInlineSnapshot(
+        `"PostgreSQL: database "mppkit_no_such_database" does not exist (SQLSTATE 3D000)"`,
+      )
+      expect(JSON.stringify((error as PostgresStoreError).toProblem())).not.toMatch(/mppkit_no_such_database/)
+      expect(errors.map((e) => e.message)).toContain((error as Error).message)
     } finally {
       await store.close()
     }

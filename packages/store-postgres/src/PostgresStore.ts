@@ -74,7 +74,36 @@ export class PostgresStoreError extends StoreError {
     super({ cause: options.cause })
     this.name = 'PostgresStoreError'
     this.sqlState = options.sqlState
+    // The message (for logs) leads with PostgreSQL's own words; the problem `detail` stays generic.
+    const reported = firstLine(options.cause)
+    if (reported) this.message = `PostgreSQL: ${reported} (SQLSTATE ${options.sqlState})`
   }
+}
+
+function firstLine(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : undefined
+  return message ? message.split('\n')[0] : undefined
+}
+
+/**
+ * Why PostgreSQL could not be used, for the message of a `StoreUnavailableError` (its problem `detail`
+ * stays generic): `PostgreSQL unreachable at 127.0.0.1:5433: ECONNREFUSED`, or what the server or the
+ * driver said.
+ */
+function unavailableMessage(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 8; depth++) {
+    const { code, address, port, errors } = e as {
+      code?: unknown
+      address?: unknown
+      port?: unknown
+      errors?: unknown
+    }
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code))
+      return `PostgreSQL unreachable${typeof address === 'string' ? ` at ${address}${port ? `:${port}` : ''}` : ''}: ${code}`
+    e = Array.isArray(errors) && errors.length ? errors[0] : (e as { cause?: unknown }).cause
+  }
+  const state = sqlStateOf(error)
+  return `PostgreSQL unavailable: ${firstLine(error) ?? String(error)}${state ? ` (SQLSTATE ${state})` : ''}`
 }
 
 /**
@@ -418,8 +447,11 @@ export class PostgresStore implements Store {
   #failure(error: unknown): BaseError {
     if (BaseError.is(error)) return error
     const sqlState = sqlStateOf(error)
-    if (sqlState === undefined || isTransient(sqlState))
-      return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+    if (sqlState === undefined || isTransient(sqlState)) {
+      const unavailable = new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+      unavailable.message = unavailableMessage(error)
+      return unavailable
+    }
     const permanent = new PostgresStoreError({ sqlState, cause: error })
     this.#onError(permanent)
     return permanent

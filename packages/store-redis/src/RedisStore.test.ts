@@ -68,6 +68,9 @@ describe('RedisStore (outage)', () => {
         expect(error).toBeInstanceOf(StoreUnavailableError)
         expect((error as StoreUnavailableError).status).toBe(503)
         expect((error as StoreUnavailableError).retryAfter).toBe(1)
+        // The message (for logs) leads with the cause; the problem stays generic.
+        expect((error as Error).message).toBe(`Redis unreachable at 127.0.0.1:${port}: ECONNREFUSED`)
+        expect((error as StoreUnavailableError).toProblem().detail).toBe('Payment store unavailable')
         expect(Date.now() - started).toBeLessThan(3_000)
       }
       expect(errors.length).toBeGreaterThan(0)

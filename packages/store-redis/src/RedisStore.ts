@@ -71,11 +71,24 @@ export type RedisStoreOptions = {
 export class RedisStoreError extends StoreError {
   /** The error code Redis replied with: the first word of its error reply (e.g. `NOPERM`, `ERR`). */
   readonly replyCode: string
-  constructor(options: { replyCode: string; cause?: unknown }) {
+  constructor(options: { replyCode: string; cause?: unknown; where?: string }) {
     super({ cause: options.cause })
     this.name = 'RedisStoreError'
     this.replyCode = options.replyCode
+    // The message (for logs) leads with Redis's own reply; the problem `detail` stays generic.
+    const reply = options.cause instanceof Error ? options.cause.message.split('\n')[0] : undefined
+    if (reply)
+      this.message = `Redis${options.where ? ` at ${options.where}` : ''} refused the operation: ${reply}`
   }
+}
+
+/** The system error code (`ECONNREFUSED`, `ETIMEDOUT`…) in an error's cause chain, if any. */
+function systemCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code
+  }
+  return undefined
 }
 
 /**
@@ -148,6 +161,8 @@ export class RedisStore implements Store {
   readonly #onError: (error: Error) => void
   /** The permanent error reply the last connection attempt failed with (a wrong password), if any. */
   #refusal: Error | undefined
+  /** The last connection error (ECONNREFUSED…), the cause behind a later "Connection is closed". */
+  #connectionError: Error | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
@@ -170,12 +185,20 @@ export class RedisStore implements Store {
   /** Reports a connection error and remembers whether it was a permanent refusal (WRONGPASS…). */
   readonly #onClientError = (error: Error): void => {
     this.#refusal = permanentReplyCode(error) === undefined ? undefined : error
+    this.#connectionError = error
     this.#onError(error)
   }
 
   /** A successful login: earlier refusals no longer apply. */
   readonly #onReady = (): void => {
     this.#refusal = undefined
+    this.#connectionError = undefined
+  }
+
+  /** `host:port` (or the socket path) of the Redis server, for messages. */
+  get #where(): string {
+    const { host, port, path } = this.client.options
+    return path ? String(path) : `${host ?? '127.0.0.1'}:${port ?? 6379}`
   }
 
   async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -280,9 +303,19 @@ export class RedisStore implements Store {
       cause = this.#refusal
       replyCode = permanentReplyCode(cause)
     }
-    if (replyCode === undefined)
-      return new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
-    const permanent = new RedisStoreError({ replyCode, cause })
+    if (replyCode === undefined) {
+      const unavailable = new StoreUnavailableError({ cause: error, retryAfter: this.#retryAfter })
+      // The message (for logs) leads with the cause; the problem `detail` stays generic.
+      const code =
+        systemCode(error) ?? (this.client.status !== 'ready' ? systemCode(this.#connectionError) : undefined)
+      const reply =
+        error instanceof Error && error.name === 'ReplyError' ? error.message.split('\n')[0] : undefined
+      unavailable.message = code
+        ? `Redis unreachable at ${this.#where}: ${code}`
+        : `Redis unavailable at ${this.#where}: ${reply ?? (error instanceof Error ? error.message.split('\n')[0] : String(error))}`
+      return unavailable
+    }
+    const permanent = new RedisStoreError({ replyCode, cause, where: this.#where })
     this.#onError(permanent)
     return permanent
   }

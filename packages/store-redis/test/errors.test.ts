@@ -80,6 +80,11 @@ function expectPermanent(error: unknown, replyCode: string, hidden: RegExp): voi
   expect((cause as Error).name).toBe('ReplyError')
   expect((cause as Error).message).toMatch(hidden)
   expect(JSON.stringify((error as RedisStoreError).toProblem())).not.toMatch(hidden)
+  // The message, for logs, leads with what Redis replied.
+  expect((error as Error).message).toMatch(
+    new RegExp(`^Redis at \\S+ refused the operation: ${replyCode}\\b`),
+  )
+  expect((error as Error).message).toMatch(hidden)
 }
 
 describe.skipIf(!!reason)('RedisStore (permanent error replies on the shared Redis)', () => {
@@ -214,6 +219,7 @@ describe.skipIf(!!noServer)('RedisStore (ACL, auth and memory limits on a throwa
       expect(error).toMatchObject({ status: 503, retryAfter: 1 })
       expect((error as StoreUnavailableError).cause).toMatchObject({ name: 'ReplyError' })
       expect(((error as StoreUnavailableError).cause as Error).message).toMatch(/^OOM /)
+      expect((error as Error).message).toMatch(/^Redis unavailable at \S+: OOM /)
     } finally {
       await admin.config('SET', 'maxmemory', '0')
       await store.close()

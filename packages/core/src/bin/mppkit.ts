@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { describeError } from '../internal/describeError.js'
 import { inspectUrl, inspectValue, render } from '../internal/inspect.js'
 
 const usage = `mppkit — Machine Payments Protocol toolkit
@@ -8,54 +9,74 @@ Usage:
                                                    or fetch a URL and show its 402 offers
   mppkit pay <url> [options]                       pay a URL (needs a method package, e.g. @mppkit/method-tempo)
 
-Run 'mppkit pay --help' for payment options.`
+Run 'mppkit pay --help' for payment options. Exit codes: 0 ok, 1 failed, 2 usage error.`
+
+async function inspect(args: string[]): Promise<number> {
+  let reveal = false
+  const parts: string[] = []
+  for (const arg of args) {
+    if (arg === '--reveal') reveal = true
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${usage}\n`)
+      return 0
+    } else if (/^--?[a-z]/i.test(arg)) {
+      process.stderr.write(`mppkit inspect: unknown option ${arg}\n\n${usage}\n`)
+      return 2
+    } else parts.push(arg)
+  }
+  const target = parts.join(' ')
+  if (!target) {
+    process.stderr.write(`mppkit inspect: missing <header value | URL>\n\n${usage}\n`)
+    return 2
+  }
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      const { text, ok } = await inspectUrl(target, { reveal })
+      process.stdout.write(`${text}\n`)
+      return ok ? 0 : 1
+    } catch (error) {
+      process.stderr.write(`mppkit inspect: could not fetch ${target}: ${describeError(error)}\n`)
+      return 1
+    }
+  }
+  const inspection = inspectValue(target)
+  process.stdout.write(`${render(inspection, { reveal })}\n`)
+  return inspection.kind === 'unknown' ? 1 : 0
+}
+
+async function pay(args: string[]): Promise<number> {
+  // Rails live in their own packages; the pay command is provided by the first one installed.
+  const candidates = ['@mppkit/method-tempo/cli']
+  for (const name of candidates) {
+    let module: { pay: (argv: string[]) => Promise<number> }
+    try {
+      module = (await import(name)) as typeof module
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      const missing =
+        (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') &&
+        String((error as Error).message).includes(name.split('/').slice(0, 2).join('/'))
+      if (!missing) throw error
+      continue
+    }
+    return module.pay(args)
+  }
+  process.stderr.write(
+    'mppkit pay: no payment method package is installed\nhint: npm install @mppkit/method-tempo\n',
+  )
+  return 2
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
-  const reveal = rest.includes('--reveal')
-  const args = rest.filter((a) => a !== '--reveal')
-  if (command === 'inspect') {
-    const target = args.join(' ')
-    if (!target) {
-      process.stderr.write(`${usage}\n`)
-      return 2
-    }
-    if (/^https?:\/\//i.test(target)) {
-      try {
-        const { text, ok } = await inspectUrl(target, { reveal })
-        process.stdout.write(`${text}\n`)
-        return ok ? 0 : 1
-      } catch (error) {
-        process.stderr.write(`mppkit: could not fetch ${target}: ${(error as Error).message}\n`)
-        return 1
-      }
-    }
-    const inspection = inspectValue(target)
-    process.stdout.write(`${render(inspection, { reveal })}\n`)
-    return inspection.kind === 'unknown' ? 1 : 0
+  if (command === 'inspect') return inspect(rest)
+  if (command === 'pay') return pay(rest)
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${usage}\n`)
+    return 0
   }
-  if (command === 'pay') {
-    // Rails live in their own packages; the pay command is provided by the first one installed.
-    const candidates = ['@mppkit/method-tempo/cli']
-    for (const name of candidates) {
-      try {
-        const module = (await import(name)) as { pay: (argv: string[]) => Promise<number> }
-        return await module.pay(args)
-      } catch (error) {
-        if (
-          (error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' &&
-          (error as { code?: string }).code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED'
-        )
-          throw error
-      }
-    }
-    process.stderr.write(
-      'mppkit pay: no payment method package is installed (npm install @mppkit/method-tempo)\n',
-    )
-    return 2
-  }
-  process.stdout.write(`${usage}\n`)
-  return command === undefined || command === '--help' || command === 'help' ? 0 : 2
+  process.stderr.write(`mppkit: unknown command ${command}\n\n${usage}\n`)
+  return 2
 }
 
 main(process.argv.slice(2)).then(
@@ -63,7 +84,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (error) => {
-    process.stderr.write(`mppkit: ${(error as Error).message}\n`)
+    process.stderr.write(`mppkit: ${describeError(error)}\n`)
     process.exitCode = 1
   },
 )

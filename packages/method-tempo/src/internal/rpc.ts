@@ -1,4 +1,4 @@
-import { ServiceUnavailableError } from '@mppkit/core'
+import { ServiceUnavailableError } from '@mppkit/core/client'
 import {
   type Account,
   type Address,
@@ -14,6 +14,7 @@ import {
 } from 'viem'
 import { tempoLocalnet } from 'viem/chains'
 import { createClient, type Client as TempoClient } from 'viem/tempo'
+import { describeError } from './describeError.js'
 
 /** Default Tempo mainnet chain id, per the spec's default. */
 export const defaultChainId = 4217
@@ -93,12 +94,31 @@ export function isUnavailable(error: unknown): boolean {
   return false
 }
 
-/** Maps an RPC outage to a 503 with Retry-After; other errors pass through. */
+/** The origin of the RPC URL an error names (never its path or query, where API keys live). */
+function rpcOrigin(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const url = (e as { url?: unknown }).url
+    if (typeof url === 'string')
+      try {
+        return new URL(url).origin
+      } catch {}
+  }
+  return undefined
+}
+
+/**
+ * Maps an RPC outage to a 503 with Retry-After; other errors pass through. Its message, for logs, leads
+ * with the cause (`Tempo RPC unreachable at http://127.0.0.1:8545: ECONNREFUSED 127.0.0.1:8545`); the
+ * problem `detail` the payer sees stays generic.
+ */
 export function unavailable(error: unknown, retryAfter = 2): ServiceUnavailableError {
-  return new ServiceUnavailableError({
+  const problem = new ServiceUnavailableError({
     detail: 'The Tempo RPC node is unavailable; retry the same credential later.',
     reason: 'rpc-unavailable',
     retryAfter,
     cause: error,
   })
+  const origin = rpcOrigin(error)
+  problem.message = `Tempo RPC unreachable${origin ? ` at ${origin}` : ''}: ${describeError(error)}`
+  return problem
 }

@@ -23,6 +23,16 @@ import { Transaction } from 'viem/tempo'
 import { assertCanonical } from '../internal/canonical.js'
 import { assertPays } from '../internal/diagnose.js'
 import {
+  checkAccount,
+  checkAddress,
+  checkAmount,
+  checkBytes32,
+  checkChainId,
+  checkConnection,
+  checkNumber,
+  checkOptionalAddress,
+} from '../internal/options.js'
+import {
   type Connection,
   defaultChainId,
   isUnavailable,
@@ -80,6 +90,34 @@ export type ChargeOptions = Connection & {
   replayTtlSeconds?: number
 }
 
+/**
+ * Throws a `ConfigurationError` naming the first bad field of charge options (addresses, chain id,
+ * amounts, URLs), so a misconfigured server fails at start instead of issuing unpayable challenges.
+ */
+function checkChargeOptions(options: ChargeOptions): void {
+  const scope = 'tempo'
+  if (!options || typeof options !== 'object') throw new ConfigurationError('tempo: options are required')
+  checkConnection(scope, options)
+  checkChainId(scope, options.chainId)
+  checkAddress(scope, 'currency', options.currency, 'a TIP-20 token address')
+  checkAddress(scope, 'recipient', options.recipient, 'the address that receives payments')
+  checkAccount(scope, 'feePayer', options.feePayer, false)
+  checkOptionalAddress(scope, 'feeToken', options.feeToken)
+  checkBytes32(scope, 'memo', options.memo)
+  checkNumber(scope, 'replayTtlSeconds', options.replayTtlSeconds)
+  checkNumber(scope, 'timeout', options.timeout)
+  for (const mode of options.supportedModes ?? [])
+    if (mode !== 'pull' && mode !== 'push')
+      throw new ConfigurationError(
+        `tempo: supportedModes holds pull and/or push, got ${JSON.stringify(mode)}`,
+      )
+  options.splits?.forEach((split, i) => {
+    checkAmount(scope, `splits[${i}].amount`, split?.amount, true)
+    checkAddress(scope, `splits[${i}].recipient`, split?.recipient)
+    checkBytes32(scope, `splits[${i}].memo`, split?.memo)
+  })
+}
+
 type Verified =
   | { kind: 'hash'; receipt: TransactionReceipt }
   | { kind: 'transaction'; serialized: Hex; from: Address; total: bigint }
@@ -99,7 +137,7 @@ type Verified =
  * @see draft-tempo-charge-00
  */
 export function chargeServer(options: ChargeOptions): Method.Server<typeof charge, Verified> {
-  if (!options.rpcUrl && !options.client) throw new ConfigurationError('tempo: pass rpcUrl or client')
+  checkChargeOptions(options)
   const chainId = options.chainId ?? options.client?.chain?.id ?? defaultChainId
   const client = publicClientFor(options, options.rpcUrl ?? '', chainId)
   const replayTtlMs = (options.replayTtlSeconds ?? 7 * 86_400) * 1000

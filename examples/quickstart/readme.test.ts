@@ -1,0 +1,111 @@
+// The README's quickstart, run as written: every shell command and code block of its "Quickstart"
+// section, against the local Tempo node `npm start` starts, so the README cannot drift from what works.
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const built = ['core', 'devnet', 'method-tempo'].every((p) =>
+  existsSync(`${root}packages/${p}/dist/index.js`),
+)
+if (!built) console.warn('[skip] README quickstart: run `npm run build` first (npm test does)')
+
+/** The code blocks of the README's "Quickstart" section, in order. */
+function quickstartBlocks(): { lang: string; body: string }[] {
+  const readme = readFileSync(`${root}README.md`, 'utf8')
+  const start = readme.indexOf('\n## Quickstart\n')
+  const end = readme.indexOf('\n## ', start + 1)
+  const section = readme.slice(start, end === -1 ? undefined : end)
+  return [...section.matchAll(/^```(\w+)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1]!, body: m[2]! }))
+}
+
+describe.skipIf(!built)('README quickstart (every command and code block)', () => {
+  const blocks = quickstartBlocks()
+  const commands = blocks.filter((b) => b.lang === 'sh').flatMap((b) => b.body.trim().split('\n'))
+  let start: ReturnType<typeof spawn> | undefined
+  let printed = ''
+  let paid: Promise<number>
+
+  beforeAll(() => {
+    // `npm start`, exactly as the README says (in its own process group, to stop it with everything it
+    // started). It reuses the devnet of the test run when there is one (MPPKIT_DEVNET_INFO).
+    const began = performance.now()
+    start = spawn('npm', ['start'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+    paid = new Promise((resolve, reject) => {
+      const lines = createInterface({ input: start!.stdout! })
+      lines.on('line', (line) => {
+        printed += `${line}\n`
+        if (line.startsWith('Ctrl-C stops')) resolve(performance.now() - began)
+      })
+      start!.on('exit', (code) =>
+        reject(new Error(`npm start exited (${code}) before it was ready:\n${printed}`)),
+      )
+    })
+    paid.catch(() => {})
+  })
+  afterAll(async () => {
+    if (start?.pid && start.exitCode === null) {
+      const exited = new Promise((resolve) => start!.once('exit', resolve))
+      process.kill(-start.pid, 'SIGINT')
+      await exited
+    }
+  })
+
+  it('has the commands a newcomer types: npm install, npm start, then the pasted ones', () => {
+    expect(commands.slice(0, 2)).toEqual(['npm install', 'npm start'])
+    // No npx of a package that is not published (npx would fetch whatever has that name).
+    expect(commands.filter((c) => /\bnpx\b/.test(c))).toEqual([])
+  })
+
+  it('shows the quickstart server and client exactly as `npm start` runs them', () => {
+    const js = blocks.filter((b) => b.lang === 'js').map((b) => b.body.trim())
+    expect(js).toEqual(
+      ['server.mjs', 'client.mjs'].map((f) => readFileSync(`${root}examples/quickstart/${f}`, 'utf8').trim()),
+    )
+  })
+
+  it('`npm install` has linked the mppkit command the pasted commands use', () => {
+    // `npm install` ran before this suite (it is how the suite got its dependencies): check its effect.
+    expect(existsSync(`${root}node_modules/.bin/mppkit`)).toBe(true)
+  })
+
+  it('`npm start` pays within 60 s and prints the README commands with the real URL and a devnet key', async () => {
+    const elapsed = await paid
+    expect(elapsed).toBeLessThan(60_000)
+    expect(printed).toMatch(/^200 \{ city: 'Lisbon'/m)
+    expect(printed).toMatch(/reference: '0x[0-9a-f]{64}'/)
+    expect(printed).toContain("200 { answer: 42 } { spent: '300', acceptedCumulative: '300' }")
+    expect(printed).toMatch(/^closed 200/m)
+    expect(printed).toMatch(
+      /^ {2}export MPPKIT_URL=http:\/\/127\.0\.0\.1:\d+\/weather MPPKIT_RPC_URL=http:\/\/127\.0\.0\.1:\d+ MPPKIT_PRIVATE_KEY=0x[0-9a-f]{64}$/m,
+    )
+    const suggested = printed
+      .slice(printed.indexOf('then try:'))
+      .split('\n')
+      .filter((line) => line.startsWith('  '))
+      .map((line) => line.trim())
+    expect(suggested).toEqual(commands.slice(2))
+  }, 90_000)
+
+  it('every pasted command works against the running server', async () => {
+    await paid
+    const exported = /^ {2}(export MPPKIT_URL=.*)$/m.exec(printed)![1]!
+    const outputs: Record<string, { stdout: string; stderr: string }> = {}
+    for (const command of commands.slice(2)) {
+      // As a user would: the export line pasted first, then the command, in a shell in the clone.
+      outputs[command] = await run('bash', ['-c', `${exported}\n${command}`], { cwd: root, timeout: 60_000 })
+    }
+    const [inspect, pay, client] = commands.slice(2).map((c) => outputs[c]!)
+    expect(inspect!.stdout).toContain('402 Payment Required')
+    expect(inspect!.stdout).toContain('tempo/charge  realm=localhost')
+    expect(JSON.parse(pay!.stdout)).toEqual({ city: 'Lisbon', forecast: 'sunny', celsius: 24 })
+    expect(pay!.stderr).toMatch(
+      /mppkit pay: pay 0\.01 AlphaUSD \(10000 base units\) to 0x[0-9a-fA-F]{40} \(realm localhost/,
+    )
+    expect(client!.stdout).toMatch(/^200 \{ city: 'Lisbon'/m)
+  }, 120_000)
+})

@@ -1,0 +1,93 @@
+import { ConfigurationError } from '@mppkit/core'
+
+// Option checks of the Tempo server factories: a misconfigured server must fail when it is created,
+// naming the field, instead of issuing challenges nobody can pay (a `recipient` of `0x1234` once did).
+
+const show = (value: unknown): string => {
+  if (value === undefined) return 'nothing'
+  if (typeof value === 'bigint') return `${value}n`
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+const fail = (scope: string, field: string, expected: string, value: unknown): never => {
+  throw new ConfigurationError(`${scope}: ${field} must be ${expected}, got ${show(value)}`)
+}
+
+const isAddress = (value: unknown) => typeof value === 'string' && /^0x[0-9a-fA-F]{40}$/.test(value)
+
+/** Throws a `ConfigurationError` naming `field` unless `value` is a 0x-prefixed 20-byte address. */
+export function checkAddress(scope: string, field: string, value: unknown, what = 'an address'): void {
+  if (!isAddress(value)) fail(scope, field, `${what} (0x followed by 40 hex digits)`, value)
+}
+
+/** Same, for an optional field. */
+export function checkOptionalAddress(scope: string, field: string, value: unknown): void {
+  if (value !== undefined) checkAddress(scope, field, value)
+}
+
+/** A chain id is a positive safe integer (a `Number(process.env.X)` of a typo is NaN). */
+export function checkChainId(scope: string, value: unknown): void {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
+    fail(scope, 'chainId', 'a positive integer (e.g. 4217 for Tempo mainnet)', value)
+}
+
+/** `rpcUrl` is an http(s) or ws(s) URL (or a ready `client` is given). */
+export function checkConnection(scope: string, options: { rpcUrl?: unknown; client?: unknown }): void {
+  if (options.rpcUrl === undefined && options.client !== undefined) return
+  const url = options.rpcUrl
+  if (typeof url !== 'string' || url === '')
+    throw new ConfigurationError(
+      `${scope}: rpcUrl is required (the JSON-RPC URL of a Tempo node), got ${show(url)}`,
+    )
+  let protocol = ''
+  try {
+    protocol = new URL(url).protocol
+  } catch {}
+  if (!/^(https?|wss?):$/.test(protocol)) fail(scope, 'rpcUrl', 'an http(s) URL', url)
+}
+
+/** An optional base-unit amount (a non-negative integer bigint). */
+export function checkAmount(scope: string, field: string, value: unknown, positive = false): void {
+  if (value === undefined) return
+  const ok =
+    (typeof value === 'bigint' && (positive ? value > 0n : value >= 0n)) ||
+    (typeof value === 'string' && (positive ? /^[1-9]\d{0,77}$/ : /^(0|[1-9]\d{0,77})$/).test(value))
+  if (!ok) fail(scope, field, `a ${positive ? 'positive' : 'non-negative'} amount in base units`, value)
+}
+
+/** An optional non-negative finite number (durations, counts). */
+export function checkNumber(scope: string, field: string, value: unknown, integer = false): void {
+  if (value === undefined) return
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < 0 ||
+    (integer && !Number.isInteger(value))
+  )
+    fail(scope, field, `a non-negative ${integer ? 'integer' : 'number'}`, value)
+}
+
+/** An account that can sign (a viem local account). */
+export function checkAccount(scope: string, field: string, value: unknown, required: boolean): void {
+  if (value === undefined && !required) return
+  const account = value as { address?: unknown; signTransaction?: unknown } | undefined
+  if (!account || typeof account !== 'object' || !isAddress(account.address))
+    fail(
+      scope,
+      field,
+      'a viem account (e.g. privateKeyToAccount(key))',
+      value === undefined ? undefined : '…',
+    )
+}
+
+/** An optional 32-byte hex value. */
+export function checkBytes32(scope: string, field: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value)))
+    fail(scope, field, 'a 32-byte hex value (0x followed by 64 hex digits)', value)
+}
