@@ -33,7 +33,8 @@ export function encodeRequest(request: Record<string, unknown>): string {
 }
 
 /**
- * Decodes a `request` (or `opaque`) parameter: base64url → UTF-8 → a JSON object.
+ * Decodes a `request` (or `opaque`) parameter: base64url → UTF-8 → a JSON object. Throws `ParseError`
+ * when it is not one, or nests deeper than `Jcs.maxDepth` (64) levels.
  *
  * @example
  * ```ts
@@ -41,14 +42,29 @@ export function encodeRequest(request: Record<string, unknown>): string {
  * ```
  */
 export function decodeRequest(text: string): Record<string, unknown> {
-  let json: unknown
+  return decodeObject(text, 'request')
+}
+
+/**
+ * Decodes base64url → UTF-8 → JSON (at most `Jcs.maxDepth` levels deep) → a JSON object, the encoding
+ * of `request`, `opaque`, credentials and receipts; throws `ParseError` naming `what`.
+ *
+ * @example
+ * ```ts
+ * Challenge.decodeObject('eyJhIjoxfQ', 'opaque') // { a: 1 }
+ * ```
+ * @see draft-httpauth-payment-00 §5.1.1
+ */
+export function decodeObject(text: string, what: string): Record<string, unknown> {
+  let decoded: string
   try {
-    json = JSON.parse(Base64url.decodeText(text))
+    decoded = Base64url.decodeText(text)
   } catch (cause) {
-    throw new ParseError('request is not base64url JSON', { cause })
+    throw new ParseError(`${what} is not base64url JSON`, { cause })
   }
+  const json = Jcs.parse(decoded, what)
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new ParseError('request must be a JSON object')
+    throw new ParseError(`${what} must be a JSON object`)
   return json as Record<string, unknown>
 }
 
@@ -136,7 +152,8 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
     intent: params.get('intent') as string,
     request: decodeRequest(request),
   }
-  for (const key of ['expires', 'description', 'digest', 'opaque'] as const) {
+  // `header` (a non-default credential field name) is bound into the id, so it must survive parsing.
+  for (const key of ['expires', 'description', 'digest', 'opaque', 'header'] as const) {
     const value = params.get(key)
     if (value !== undefined) challenge[key] = value
   }
@@ -146,8 +163,19 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
 }
 
 /**
+ * The longest `WWW-Authenticate` text read, in characters (64 KiB, summed over the field values of one
+ * call): room for eight challenges at the spec's 8 KB each. Past it {@link parseAll} finds no challenge
+ * and {@link parse} throws `ParseError`, so a hostile server cannot make a client parse without bound.
+ *
+ * @see draft-httpauth-payment-00 §9.4: "Servers SHOULD keep challenges under 8KB. Clients MUST be able to
+ *   handle challenges of at least 4KB."
+ */
+export const maxHeaderLength = 65536
+
+/**
  * Parses every Payment challenge in one or more `WWW-Authenticate` field values. Other schemes are
  * skipped; malformed Payment challenges are skipped too (see {@link parse} for a strict single parse).
+ * Values longer than {@link maxHeaderLength} in total yield no challenge. Linear time.
  *
  * @example
  * ```ts
@@ -156,7 +184,11 @@ function fromParams(params: Map<string, string>, duplicates: string[]): Challeng
  */
 export function parseAll(values: string | readonly string[]): Challenge[] {
   const out: Challenge[] = []
-  for (const value of typeof values === 'string' ? [values] : values)
+  const list = typeof values === 'string' ? [values] : values
+  let total = 0
+  for (const value of list) total += typeof value === 'string' ? value.length : 0
+  if (total > maxHeaderLength) return out
+  for (const value of list)
     for (const raw of parseChallenges(value)) {
       if (raw.scheme.toLowerCase() !== 'payment') continue
       try {
@@ -179,21 +211,42 @@ export function parseAll(values: string | readonly string[]): Challenge[] {
  */
 export function parse(value: string): Challenge {
   if (typeof value !== 'string') throw new ParseError('header must be a string')
+  if (value.length > maxHeaderLength) throw new ParseError('header is too long')
   const raw = parseChallenges(value).find((c) => c.scheme.toLowerCase() === 'payment')
   if (raw === undefined) throw new ParseError('no Payment challenge')
   return fromParams(raw.params, raw.duplicates)
 }
 
 const forbidden = /[\u0000-\u0008\u000a-\u001f\u007f]/
+// With the `u` flag a surrogate class matches only unpaired surrogates (a pair is one code point).
+const loneSurrogate = /[\uD800-\uDFFF]/u
+const needsEscape = /[\\"\u0080-\uffff]/
+const nonAscii = /[\u0080-\uffff]/g
 
+// Header values must be ByteStrings: fetch's `Headers` (and so every `Response`) throws on a code unit
+// above U+00FF, which turned a route whose description holds `€` or `☕` into a 503. RFC 9110 §5.6.4
+// allows `qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text` with `obs-text = %x80-FF`, but
+// obs-text is obsolete, reaches JavaScript as Latin-1 bytes while the text was UTF-8, and is mangled by
+// some intermediaries. So everything above U+007E is written as a `\uXXXX` escape (one per UTF-16 code
+// unit: a surrogate pair becomes two escapes), which keeps the header pure ASCII. This is the escape
+// mppx@0.11.0 writes (it escapes only above U+00FF) and reads back (any `\uXXXX`), so both directions
+// interoperate; raw obs-text from other senders is still read as Latin-1.
 function quote(name: string, value: string): string {
   // CR/LF (and other controls) would allow header injection: refuse them.
   if (forbidden.test(value)) throw new FormatError(`${name} contains a control character`)
-  return `${name}="${value.replace(/[\\"]/g, '\\$&')}"`
+  // A lone surrogate is not Unicode text: it has no UTF-8 form, so the HMAC (over UTF-8) could not
+  // tell it from U+FFFD. Refuse it rather than bind something else than what is displayed.
+  if (loneSurrogate.test(value)) throw new FormatError(`${name} contains an unpaired surrogate`)
+  if (!needsEscape.test(value)) return `${name}="${value}"`
+  const escaped = value
+    .replace(/[\\"]/g, '\\$&')
+    .replace(nonAscii, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return `${name}="${escaped}"`
 }
 
 /**
- * Formats one challenge as a `WWW-Authenticate` field value.
+ * Formats one challenge as a `WWW-Authenticate` field value (pure ASCII: characters above U+007E are
+ * written as `\\uXXXX` escapes). Throws `FormatError` for a control character or an unpaired surrogate.
  *
  * @example
  * ```ts
@@ -210,6 +263,9 @@ export function format(challenge: Challenge, requestB64?: string): string {
   if (challenge.description !== undefined) out += `, ${quote('description', challenge.description)}`
   if (challenge.digest !== undefined) out += `, ${quote('digest', challenge.digest)}`
   if (challenge.expires !== undefined) out += `, ${quote('expires', challenge.expires)}`
+  const header = challenge.header
+  if (header !== undefined && header !== '' && header.toLowerCase() !== 'authorization')
+    out += `, ${quote('header', header)}`
   if (challenge.opaque !== undefined) out += `, ${quote('opaque', challenge.opaque)}`
   return out
 }

@@ -15,28 +15,45 @@ export type Credential = {
 }
 
 const scheme = /^[Pp][Aa][Yy][Mm][Ee][Nn][Tt] +([A-Za-z0-9_-]+)\s*$/
+const paymentPrefix = /^payment(\s|$)/i
+
+/**
+ * The longest `Authorization` text read, in characters (64 KiB), and the longest credential token
+ * decoded. Far above what a credential needs (an echoed challenge of at most 8 KB plus a signed proof)
+ * and above the 16 KiB Node allows for all headers by default, so it only bounds hostile input.
+ *
+ * @see draft-httpauth-payment-00 §9.4: "Servers MUST be able to handle credentials of at least 4KB."
+ */
+export const maxHeaderLength = 65536
 
 /**
  * Finds the Payment credentials in an `Authorization` field value (several headers are joined by ",").
- * Returns the raw base64url tokens.
+ * Returns the raw base64url tokens. Only the first {@link maxHeaderLength} characters are read: a
+ * Payment element cut by that limit comes back as the empty token, which no decoder accepts (a server
+ * answers it as a malformed credential). Linear time.
  *
  * @example
  * ```ts
  * Credential.extract(request.headers.get('authorization')) // ['eyJj…']
  * ```
+ * @see draft-httpauth-payment-00 §5.2
  */
 export function extract(value: string | null | undefined): string[] {
   if (!value) return []
+  const cut = value.length > maxHeaderLength
+  const text = cut ? value.slice(0, maxHeaderLength) : value
   // One credential, no list: the common case, without splitting.
-  if (value.indexOf(',') === -1) {
-    const trimmed = value.trim()
-    return /^payment(\s|$)/i.test(trimmed) ? [trimmed.slice(7).trim()] : []
+  if (text.indexOf(',') === -1) {
+    const trimmed = text.trim()
+    return paymentPrefix.test(trimmed) ? [cut ? '' : trimmed.slice(7).trim()] : []
   }
   const out: string[] = []
-  for (const part of value.split(',')) {
+  const parts = text.split(',')
+  parts.forEach((part, index) => {
     const trimmed = part.trim()
-    if (/^payment(\s|$)/i.test(trimmed)) out.push(trimmed.slice(7).trim())
-  }
+    if (paymentPrefix.test(trimmed))
+      out.push(cut && index === parts.length - 1 ? '' : trimmed.slice(7).trim())
+  })
   return out
 }
 
@@ -65,15 +82,10 @@ export function decodeWithRequest(
   token: string,
   decodeRequest: (requestB64: string) => Record<string, unknown> = Challenge.decodeRequest,
 ): { credential: Credential; requestB64: string } {
-  let json: unknown
-  try {
-    json = JSON.parse(Base64url.decodeText(token))
-  } catch (cause) {
-    throw new ParseError('credential is not base64url JSON', { cause })
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new ParseError('credential must be a JSON object')
-  const { challenge, payload, source } = json as Record<string, unknown>
+  if (typeof token !== 'string') throw new ParseError('credential must be a string')
+  if (token.length > maxHeaderLength) throw new ParseError('credential is too long')
+  // The whole credential (so also its payload) nests at most Jcs.maxDepth levels.
+  const { challenge, payload, source } = Challenge.decodeObject(token, 'credential')
   if (typeof challenge !== 'object' || challenge === null || Array.isArray(challenge))
     throw new ParseError('credential challenge is missing')
   const raw = challenge as Record<string, unknown>
@@ -112,6 +124,7 @@ export function decodeWithRequest(
  */
 export function parse(value: string): Credential {
   if (typeof value !== 'string') throw new ParseError('header must be a string')
+  if (value.length > maxHeaderLength) throw new ParseError('header is too long')
   const match = scheme.exec(value.trim())
   if (!match) throw new ParseError('not a Payment credential')
   return decode(match[1]!)

@@ -260,6 +260,51 @@ export class MultipleCredentialsError extends PaymentError {
   }
 }
 
+/**
+ * A request body larger than the server accepts (`maxBodyBytes`): HTTP 413, an RFC 9457 `about:blank`
+ * problem titled with the status phrase, `reason: body-too-large`. Nothing was read past the limit.
+ *
+ * @example
+ * ```ts
+ * throw new ContentTooLargeError({ detail: 'The request body exceeds 1048576 bytes.' })
+ * ```
+ */
+export class ContentTooLargeError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({
+      type: 'about:blank',
+      title: 'Content Too Large',
+      status: 413,
+      reason: 'body-too-large',
+      ...options,
+    })
+    this.name = 'ContentTooLargeError'
+  }
+}
+
+/**
+ * A retry (same Idempotency-Key, or the credential that consumed the challenge) of a paid request whose
+ * response was streamed: a stream is delivered as it is produced and never stored, so it cannot be
+ * replayed, and the handler is not run again without a new payment. HTTP 410, `response-not-replayable`.
+ *
+ * @example
+ * ```ts
+ * new ResponseNotReplayableError().status // 410
+ * ```
+ */
+export class ResponseNotReplayableError extends PaymentError {
+  constructor(options: PaymentErrorOptions = {}) {
+    super({
+      type: 'response-not-replayable',
+      title: 'Response Not Replayable',
+      status: 410,
+      detail: 'The paid response was streamed and cannot be replayed; pay again for a new response.',
+      ...options,
+    })
+    this.name = 'ResponseNotReplayableError'
+  }
+}
+
 /** A codec could not parse its input (a header, base64url, JSON). `kind` matches the conformance ABI. */
 export class ParseError extends BaseError {
   override name = 'ParseError'

@@ -6,8 +6,9 @@ import type { Store } from './Store.js'
  * The idempotent-response cache, built on the Store contract so it works on every store.
  *
  * A record moves `pending` → `serving` (paid, handler running under a lease) → `done` (response
- * stored), or → `failed` (handler failed; one retry at a time may serve it again, never settle again). The key binds the client's `Idempotency-Key` to the challenge id, so a key alone never
- * unlocks someone else's response.
+ * stored), or → `streamed` (delivered as a stream, never replayed), or → `failed` (handler failed; one
+ * retry at a time may serve it again, never settle again). The key binds the client's `Idempotency-Key`
+ * to the challenge id, so a key alone never unlocks someone else's response.
  *
  * @see draft-httpauth-payment-00 §11.5: "When a client retries a request with the same `Idempotency-Key`
  *   and a valid Payment credential, the server SHOULD return the same response as the original successful
@@ -26,6 +27,8 @@ export type IdempotencyRecord =
     | { state: 'failed'; receipt: Receipt }
     /** Settled and answered: retries get this response. */
     | { state: 'done'; receipt: Receipt; response: StoredResponse }
+    /** Settled and answered with a stream (see {@link isStreamed}): delivered once, never replayed. */
+    | { state: 'streamed'; receipt: Receipt }
   ) & {
     /**
      * {@link fingerprint} of the request that created the record: only a retry that presents the same
@@ -90,6 +93,25 @@ export async function put(
   ttlMs: number,
 ): Promise<void> {
   await store.set(key, JSON.stringify(record), ttlMs)
+}
+
+const streamedTypes = /^\s*(text\/event-stream|application\/x-ndjson)\s*(;|$)/i
+
+/**
+ * True for a response that is delivered as it is produced: its `Content-Type` is `text/event-stream`
+ * (server-sent events) or `application/x-ndjson`. Such a response is never buffered for an
+ * Idempotency-Key record (its first event must reach the client before the stream ends) and is
+ * recorded as `streamed`, which a retry cannot replay. Any other response is buffered and replayable.
+ *
+ * @example
+ * ```ts
+ * IdempotencyCache.isStreamed(new Response(stream, { headers: { 'content-type': 'text/event-stream' } })) // true
+ * ```
+ */
+export function isStreamed(response: Response): boolean {
+  if (response.body === null) return false
+  const type = response.headers.get('content-type')
+  return type !== null && streamedTypes.test(type)
 }
 
 /** Buffers a response for storage; returns the stored form and a fresh equivalent response. */

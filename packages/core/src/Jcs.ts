@@ -1,4 +1,4 @@
-import { FormatError } from './Errors.js'
+import { FormatError, ParseError } from './Errors.js'
 
 /**
  * JSON Canonicalization Scheme (RFC 8785): object members sorted by UTF-16 code units, no whitespace,
@@ -9,7 +9,48 @@ import { FormatError } from './Errors.js'
  */
 
 /**
- * Serializes a JSON value canonically.
+ * The deepest nesting of arrays and objects mppkit reads ({@link parse}) or canonicalizes
+ * ({@link canonicalize}): 64 levels, far more than any payment request or credential uses, and far
+ * less than what exhausts the stack of a recursive walk (a few thousand levels).
+ */
+export const maxDepth = 64
+
+/**
+ * Parses JSON text like `JSON.parse`, but first refuses nesting deeper than {@link maxDepth} with a
+ * `ParseError` (one linear scan, before anything is built), as well as text that is not JSON. `what`
+ * names the value in error messages.
+ *
+ * @example
+ * ```ts
+ * Jcs.parse('{"a":[1]}') // { a: [1] }
+ * Jcs.parse('['.repeat(65) + ']'.repeat(65)) // throws ParseError
+ * ```
+ * @see draft-httpauth-payment-00 §5.1.1 (`request` is JSON [RFC8259]; RFC 8259 §9: "An implementation
+ *   may set limits on the maximum depth of nesting")
+ */
+export function parse(text: string, what = 'JSON'): unknown {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c /* \ */) i++
+      else if (c === 0x22 /* " */) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > maxDepth) throw new ParseError(`${what} nests deeper than ${maxDepth} levels`)
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--
+  }
+  try {
+    return JSON.parse(text)
+  } catch (cause) {
+    throw new ParseError(`${what} is not JSON`, { cause })
+  }
+}
+
+/**
+ * Serializes a JSON value canonically. Throws `FormatError` for what JSON cannot hold (non-finite
+ * numbers, bigint, functions…) and for nesting deeper than {@link maxDepth} (which includes cycles).
  *
  * @example
  * ```ts
@@ -17,6 +58,10 @@ import { FormatError } from './Errors.js'
  * ```
  */
 export function canonicalize(value: unknown): string {
+  return serialize(value, 0)
+}
+
+function serialize(value: unknown, depth: number): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value)
@@ -28,13 +73,14 @@ export function canonicalize(value: unknown): string {
       return value ? 'true' : 'false'
     case 'object': {
       if (value === null) return 'null'
+      if (depth >= maxDepth) throw new FormatError(`JCS: nesting deeper than ${maxDepth} levels`)
+      if (typeof (value as any).toJSON === 'function') return serialize((value as any).toJSON(), depth + 1)
       if (Array.isArray(value)) {
         let out = '['
         for (let i = 0; i < value.length; i++)
-          out += (i ? ',' : '') + canonicalize(value[i] === undefined ? null : value[i])
+          out += (i ? ',' : '') + serialize(value[i] === undefined ? null : value[i], depth + 1)
         return out + ']'
       }
-      if (typeof (value as any).toJSON === 'function') return canonicalize((value as any).toJSON())
       // Default sort compares UTF-16 code units, which is what RFC 8785 §3.2.3 requires.
       const keys = Object.keys(value).sort()
       let out = '{'
@@ -42,7 +88,7 @@ export function canonicalize(value: unknown): string {
       for (const key of keys) {
         const member = (value as Record<string, unknown>)[key]
         if (member === undefined) continue
-        out += (first ? '' : ',') + JSON.stringify(key) + ':' + canonicalize(member)
+        out += (first ? '' : ',') + JSON.stringify(key) + ':' + serialize(member, depth + 1)
         first = false
       }
       return out + '}'

@@ -51,6 +51,32 @@ export function define<const definition extends Definition<any, any>>(definition
 /** Method-scoped state: the server Store with keys namespaced by method and intent. */
 export type MethodStore = Store
 
+/**
+ * What a server method receives once, when a server is created with it (`Server.create` calls
+ * {@link Server.setup} for every method before any request). A method given to several servers is set
+ * up once per server.
+ *
+ * @example
+ * ```ts
+ * const method: Method.Server<typeof charge> = { definition: charge, setup({ signal, report }) { startFlusher(signal, report) }, … }
+ * ```
+ * @see draft-httpauth-payment-00 §11.6 (state shared through the Store)
+ */
+export type SetupContext = {
+  /** The method's scoped store (keys prefixed by method/intent), the same one `verify` receives. */
+  store: MethodStore
+  /** Hands an unexpected background error (a timer, a settlement batch) to the server's onError. */
+  report(error: unknown): void
+  /** Aborted by `server.close()`: stop timers and background loops. */
+  signal: AbortSignal
+  realm: string
+  /** The server clock (epoch ms). */
+  now(): number
+}
+
+/** Which check a credential failed when a method is asked for its own problem (see `challengeProblem`). */
+export type ChallengeProblemKind = 'unknown' | 'expired' | 'consumed' | 'malformed'
+
 /** What a server method sees when a challenge is issued. */
 export type PrepareContext<request> = {
   /** The route's request fields (pinned), already merged with the method defaults. */
@@ -112,12 +138,23 @@ export type Server<definition extends Definition<any, any> = Definition<any, any
    */
   reusesChallenge?(payload: Infer<definition['payload']>): boolean
   /**
-   * A method-specific problem for a credential whose challenge is unknown (binding failed) or expired,
-   * instead of the core's `invalid-challenge` / `payment-expired` (e.g. tempo session `topUp`, which
+   * A method-specific problem for a credential whose challenge is unknown (binding failed), expired,
+   * already consumed, or whose payload fails the method's schema (`malformed`), instead of the core's
+   * `invalid-challenge` / `payment-expired` / `malformed-credential` (e.g. tempo session `topUp`, which
    * its spec answers with `session/challenge-not-found`). Gets the payload as received, not yet
    * validated; return undefined to keep the core's problem.
    */
-  challengeProblem?(payload: unknown, kind: 'unknown' | 'expired'): PaymentError | undefined
+  challengeProblem?(payload: unknown, kind: ChallengeProblemKind): PaymentError | undefined
+  /**
+   * A credential identical (same credential string, same body) to the one that consumed a challenge
+   * gets the original response back instead of a problem (the lightning session spec asks for this).
+   * Streamed responses are never replayed.
+   */
+  readonly replaysConsumed?: boolean
+  /** Called once by `Server.create`, before any request: keep the store, start timers on the signal. */
+  setup?(context: SetupContext): void
+  /** Called by `server.close()`: stop timers, flush settlement batches. Awaited. */
+  close?(): void | Promise<void>
   /** Adds per-challenge fields (memo, nonce, fee-payer data) at issuance. These are not pinned. */
   prepare?(
     context: PrepareContext<Infer<definition['request']>>,
@@ -137,17 +174,39 @@ export type PayContext<request> = {
   challenge: Challenge
   /** The challenge request, validated against the method's request schema. */
   request: request
-  /** The URL being paid for. */
+  /** What is being paid for: the URL, or the transport's name for it (e.g. an MCP tool). */
   url: string
   signal?: AbortSignal
+  /**
+   * Books a side payment the method makes on its own (e.g. a session top-up or a voucher inside a
+   * stream) against the client's spend policy, atomically. Throws `PolicyError` when the policy refuses
+   * (sign nothing then); returns an undo to call if the side payment is not made after all. The client
+   * always gives it; it is absent only when a method is driven directly (tests, tools).
+   */
+  spend?(quote: Quote): () => void
 }
 
-/** A price as the client policy understands it. */
+/**
+ * A price as the client policy understands it.
+ *
+ * @example
+ * ```ts
+ * const quote: Quote = { amount: 10_000n, currency: '0x20c0…0001', network: 'tempo:4217', decimals: 6 }
+ * ```
+ */
 export type Quote = {
-  /** Amount in base units that this payment moves now (a session: the deposit). */
+  /** Amount in base units that this payment spends now (a session: this request's price). */
   amount: bigint
+  /**
+   * The currency identifier as the method's spec spells it (a token address, a mint, an ISO 4217
+   * code). Compared exactly, except EVM addresses (`0x` + 40 hex), whose checksum case is not identity.
+   */
   currency: string
-  /** Session deposit, checked against the policy's `maxDeposit`. */
+  /** Where the currency lives, e.g. `tempo:4217` (method name and chain id). */
+  network?: string
+  /** Decimals of the currency's base unit (6: 1 000 000 base units are one token). */
+  decimals?: number
+  /** Session deposit (or deposit increase), checked against the policy's `maxDeposit`. */
   deposit?: bigint
 }
 

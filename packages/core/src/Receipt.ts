@@ -15,6 +15,8 @@ export type Receipt = {
   /** Method-specific reference (tx hash, invoice id, …). */
   reference: string
   externalId?: string
+  /** The id of the challenge that was paid (servers built with this library always set it). */
+  challengeId?: string
   [field: string]: unknown
 }
 

@@ -28,6 +28,9 @@ const headerChars = fc.constantFrom(
   '="',
   '\\"',
   '\r\n',
+  '\\u2615',
+  '\\ud83d',
+  '☕',
 )
 const headerish = fc.oneof(
   fc.string({ maxLength: 200 }),

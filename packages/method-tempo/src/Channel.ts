@@ -1,4 +1,4 @@
-import { VerificationFailedError } from '@mppkit/core'
+import { VerificationFailedError } from '@mppkit/core/client'
 import { type Address, encodeAbiParameters, type Hex, isAddressEqual, keccak256, zeroAddress } from 'viem'
 import type { ChannelDescriptor } from './Methods.js'
 

@@ -1,4 +1,4 @@
-import { Method } from '@mppkit/core'
+import { Method } from '@mppkit/core/client'
 import { z } from 'zod'
 
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an address')

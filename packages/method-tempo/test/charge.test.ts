@@ -1,7 +1,6 @@
 import { Challenge, Credential, Receipt } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer, type Offer } from '@mppkit/core/server'
-import { describeMethod } from '@mppkit/core/testing'
 import { type Address, encodeFunctionData, erc20Abi, type Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { Abis, Transaction } from 'viem/tempo'
@@ -460,29 +459,4 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
     expect(wrong.status).toBe(402)
     expect((await problem(wrong)).reason).toBe('invalid-signature')
   })
-})
-
-describeMethod({
-  name: 'tempo/charge (anvil, pull)',
-  skip: reason,
-  concurrency: 8,
-  async setup() {
-    const node = await startTempo({ accounts: 3 })
-    const { info } = node
-    return {
-      server: chargeServer({
-        rpcUrl: info.rpcUrl,
-        chainId: info.chainId,
-        currency: info.tokens.pathUsd,
-        recipient: info.accounts[0]!.address,
-      }),
-      client: chargeClient({
-        account: privateKeyToAccount(info.accounts[1]!.privateKey),
-        rpcUrl: info.rpcUrl,
-        chainId: info.chainId,
-      }),
-      offer: { method: 'tempo', request: { amount: '250' } },
-      teardown: () => node.stop(),
-    }
-  },
 })

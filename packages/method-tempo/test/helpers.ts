@@ -9,7 +9,9 @@ import { streamChannelEscrowAbi, type TempoDevnetInfo, tempoClients } from '../.
  */
 export async function rpcProxy(target: string) {
   let mode: 'up' | 'down' | 'lose-send' = 'up'
+  let requests = 0
   const server: Server = createServer(async (req, res) => {
+    requests++
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks).toString()
@@ -33,6 +35,8 @@ export async function rpcProxy(target: string) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** JSON-RPC requests received so far (refused ones included). */
+    requests: () => requests,
     set(next: typeof mode) {
       mode = next
     },

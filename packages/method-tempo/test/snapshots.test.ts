@@ -315,8 +315,10 @@ describe('Proof (zero amount)', () => {
     // Fixed clock: the timestamp is deterministic; the reference is the (nonce-bound) challenge id.
     const receipt = Receipt.parse(response.headers.get('payment-receipt')!)
     expect(receipt.reference).toBe(challenge.id)
-    expect({ ...receipt, reference: '<challenge id>' }).toMatchInlineSnapshot(`
+    expect(receipt.challengeId).toBe(challenge.id)
+    expect({ ...receipt, reference: '<challenge id>', challengeId: '<challenge id>' }).toMatchInlineSnapshot(`
       {
+        "challengeId": "<challenge id>",
         "method": "tempo",
         "reference": "<challenge id>",
         "status": "success",
@@ -391,6 +393,7 @@ describe.skipIf(!!reason)('receipts of live payments on anvil', () => {
     expect(paid.status).toBe(200)
     expect(stable(Receipt.parse(paid.headers.get('payment-receipt')!))).toMatchInlineSnapshot(`
       {
+        "challengeId": "<challengeId>",
         "externalId": "order-42",
         "method": "tempo",
         "reference": "<reference>",

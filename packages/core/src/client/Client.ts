@@ -1,20 +1,22 @@
-import { randomUUID } from 'node:crypto'
 import * as AcceptPayment from '../AcceptPayment.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { BaseError, ConfigurationError, PolicyError } from '../Errors.js'
 import * as Expires from '../Expires.js'
 import type * as Method from '../Method.js'
-import * as Receipt from '../Receipt.js'
+import type * as Receipt from '../Receipt.js'
 import * as Registry from '../Registry.js'
 import { Ledger, type Policy } from './Policy.js'
+import { credentialHeader, mpp, type Protocol } from './Protocol.js'
 
 /** Options of {@link create}. */
 export type Options = {
   /** Methods this client can pay with, in preference order. */
   methods: readonly Method.Client[]
-  /** Spend policy checked before any payload is created. */
+  /** Spend policy checked before any payload is created (validated here: see `Ledger`). */
   policy?: Policy
+  /** Where challenges are read from and credentials sent, in preference order (default `[mpp]`). */
+  protocols?: readonly Protocol[]
   /** Underlying fetch (default: global fetch). */
   fetch?: typeof fetch
   /** Send `Accept-Payment` built from `methods` (default true). */
@@ -30,10 +32,38 @@ export type Options = {
   onReceipt?: (receipt: Receipt.Receipt, challenge: Challenge.Challenge) => void
 }
 
-/** A paying fetch. */
+/** What {@link Client.pay} is told about the payment. */
+export type PayOptions = {
+  /** What is being paid for: the URL, or the transport's name for it (e.g. `mcp://server/tool`). */
+  url: string
+  signal?: AbortSignal
+}
+
+/** A credential ready to send, for the challenge the client chose, booked in the ledger. */
+export type Payment = {
+  challenge: Challenge.Challenge
+  credential: Credential.Credential
+  /** The credential as a Payment-scheme field value, `Payment <base64url>`. */
+  authorization: string
+  /** The HTTP header it goes in: the challenge's `header` parameter, else `Authorization`. */
+  header: string
+  /** The price the ledger booked. */
+  quote: Method.Quote
+  /** Hands back the receipt the transport returned (feeds the method, e.g. a session's spent amount). */
+  receipt(receipt: Receipt.Receipt): void
+}
+
+/** A paying client. */
 export type Client = {
   /** Like `fetch`, paying a 402 once with the best acceptable challenge. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
+  /**
+   * Picks the best challenge it can and may pay and creates its credential, under the same ledger and
+   * policy as `fetch`: the seam for transports other than HTTP (e.g. MCP, whose challenges arrive in a
+   * JSON-RPC error). Throws `PolicyError` when the policy refused every candidate and
+   * `PaymentFailedError` (code `no-payable-challenge`) when no method matches.
+   */
+  pay(challenges: readonly Challenge.Challenge[], options: PayOptions): Promise<Payment>
   /** The policy ledger (spent amounts). */
   readonly ledger: Ledger
 }
@@ -56,15 +86,7 @@ const receipts = new WeakMap<Response, Receipt.Receipt>()
  * ```
  */
 export function receipt(response: Response): Receipt.Receipt | undefined {
-  const known = receipts.get(response)
-  if (known) return known
-  const header = response.headers.get('payment-receipt')
-  if (!header) return undefined
-  try {
-    return Receipt.parse(header)
-  } catch {
-    return undefined
-  }
+  return receipts.get(response) ?? mpp.receipt?.(response)
 }
 
 function secureOrLocal(url: string): boolean {
@@ -79,23 +101,39 @@ function secureOrLocal(url: string): boolean {
   )
 }
 
-function defaultQuote(request: Record<string, unknown>): Method.Quote {
-  const amount = request.amount
-  const currency = request.currency
+function defaultQuote(challenge: Challenge.Challenge): Method.Quote {
+  const { amount, currency, decimals, methodDetails } = challenge.request as Record<string, any>
   if ((typeof amount !== 'string' && typeof amount !== 'number') || typeof currency !== 'string')
     throw new PolicyError('quote', 'challenge has no amount/currency and the method gives no quote')
   if (!/^\d+$/.test(String(amount)))
     throw new PolicyError('quote', 'challenge amount is not a base-unit integer')
-  return { amount: BigInt(amount), currency }
+  const quote: Method.Quote = { amount: BigInt(amount), currency }
+  if (Number.isInteger(decimals) && decimals >= 0 && decimals <= 255) quote.decimals = decimals
+  const chainId = methodDetails?.chainId
+  if (typeof methodDetails?.network === 'string') quote.network = methodDetails.network
+  else if (Number.isInteger(chainId)) quote.network = `${challenge.method}:${chainId}`
+  return quote
 }
 
+// A v4 UUID from getRandomValues (randomUUID needs a secure context in browsers).
+function uuid(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+type Offer = { challenge: Challenge.Challenge; protocol: Protocol }
+
 /**
- * Creates a paying fetch: on a 402 it picks a challenge it can and may pay (method list, spend policy,
- * request schema, expiry), creates the payload, and retries once with `Authorization: Payment`.
+ * Creates a paying client: on a 402 it picks a challenge it can and may pay (method list, spend policy,
+ * request schema, expiry), creates the payload, and retries once with the credential. `pay` does the
+ * same for challenges that arrived over another transport.
  *
  * @example
  * ```ts
- * const client = Client.create({ methods: [tempoClient], policy: { maxAmount: 10_000n, budget: 1_000_000n } })
+ * const client = Client.create({ methods: [tempoClient], policy: { currencies: [usd], maxAmount: 10_000n, budget: 1_000_000n } })
  * const response = await client.fetch('https://api.example.com/paid')
  * ```
  * @see draft-httpauth-payment-00 §4.1
@@ -103,8 +141,10 @@ function defaultQuote(request: Record<string, unknown>): Method.Quote {
 export function create(options: Options): Client {
   const registry = Registry.from(options.methods)
   if (registry.entries.length === 0) throw new ConfigurationError('a client needs at least one method')
+  const protocols = options.protocols ?? [mpp]
+  if (protocols.length === 0) throw new ConfigurationError('a client needs at least one protocol')
   const ledger = new Ledger(options.policy)
-  const baseFetch = options.fetch ?? globalThis.fetch
+  const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const accept = AcceptPayment.format(
     registry.entries.map((m, i) => ({
       method: m.definition.name,
@@ -112,6 +152,99 @@ export function create(options: Options): Client {
       q: Math.max(0.001, Number((1 - i * 0.001).toFixed(3))),
     })),
   )
+
+  // Chooses and pays one offer: undefined when no method matches and the policy refused nothing.
+  const settle = async (offers: readonly Offer[], context: PayOptions): Promise<Payment | undefined> => {
+    const candidates: (Offer & { method: Method.Client; rank: number })[] = []
+    offers.forEach((offer, order) => {
+      try {
+        Challenge.validate(offer.challenge)
+      } catch {
+        return
+      }
+      const method = registry.get(offer.challenge.method, offer.challenge.intent)
+      if (!method) return
+      const rank = registry.entries.indexOf(method) * 1e6 + protocols.indexOf(offer.protocol) * 1e3 + order
+      candidates.push({ ...offer, method, rank })
+    })
+    candidates.sort((a, b) => a.rank - b.rank)
+
+    let refusal: PolicyError | undefined
+    for (const { challenge, method } of candidates) {
+      // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2)
+      if (challenge.expires !== undefined) {
+        const minValidity = (options.policy?.minValiditySeconds ?? 0) * 1000
+        if (Expires.isExpired(challenge.expires, Date.now() + minValidity)) continue
+      }
+      const header = credentialHeader(challenge)
+      if (header === undefined) continue
+      // Never pay a challenge whose request fails the method's schema.
+      const parsed = method.definition.request.safeParse(challenge.request)
+      if (!parsed.success) continue
+      const book = (quote: Method.Quote) =>
+        ledger.reserve({ method: challenge.method, intent: challenge.intent, realm: challenge.realm, quote })
+      let quote: Method.Quote
+      let release: () => void
+      try {
+        quote = method.quote ? method.quote(parsed.data) : defaultQuote(challenge)
+        // Booked synchronously, before any payload exists: concurrent payments never overrun a limit.
+        release = book(quote)
+      } catch (error) {
+        if (error instanceof PolicyError) {
+          refusal ??= error
+          continue
+        }
+        throw error
+      }
+      let created: { payload: unknown; source?: string }
+      try {
+        created = await method.createPayload({
+          challenge,
+          request: parsed.data,
+          url: context.url,
+          ...(context.signal ? { signal: context.signal } : {}),
+          spend: book,
+        })
+      } catch (error) {
+        release()
+        throw error
+      }
+      // The money may have moved once the payload exists: the spend stays booked whatever happens next.
+      const credential: Credential.Credential = {
+        challenge,
+        payload: created.payload as Record<string, unknown>,
+      }
+      if (created.source !== undefined) credential.source = created.source
+      let received = false
+      return {
+        challenge,
+        credential,
+        authorization: Credential.format(credential),
+        header,
+        quote,
+        receipt(decoded) {
+          if (received) return
+          received = true
+          method.onReceipt?.(decoded, challenge)
+          options.onReceipt?.(decoded, challenge)
+        },
+      }
+    }
+    if (refusal) throw refusal
+    return undefined
+  }
+
+  const pay = async (challenges: readonly Challenge.Challenge[], context: PayOptions): Promise<Payment> => {
+    const payment = await settle(
+      challenges.map((challenge) => ({ challenge, protocol: mpp })),
+      context,
+    )
+    if (!payment)
+      throw new PaymentFailedError('none of the challenges names a method this client pays with', {
+        code: 'no-payable-challenge',
+      })
+    return payment
+  }
 
   const paidFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const original = new Request(input, init)
@@ -152,78 +285,37 @@ export function create(options: Options): Client {
         'refusing to pay over unencrypted HTTP to a non-loopback host',
       )
 
-    const challenges = Challenge.parseAll(first.headers.get('www-authenticate') ?? '')
-    const candidates: { challenge: Challenge.Challenge; method: Method.Client; rank: number }[] = []
-    challenges.forEach((challenge, order) => {
-      const method = registry.get(challenge.method, challenge.intent)
-      if (!method) return
-      candidates.push({ challenge, method, rank: registry.entries.indexOf(method) * 1000 + order })
-    })
-    candidates.sort((a, b) => a.rank - b.rank)
-
-    let refusal: PolicyError | undefined
-    for (const { challenge, method } of candidates) {
-      // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2)
-      if (challenge.expires !== undefined) {
-        const minValidity = (options.policy?.minValiditySeconds ?? 0) * 1000
-        if (Expires.isExpired(challenge.expires, Date.now() + minValidity)) continue
-      }
-      // Never pay a challenge whose request fails the method's schema.
-      const parsed = method.definition.request.safeParse(challenge.request)
-      if (!parsed.success) continue
-      let release: () => void
+    const offers: Offer[] = []
+    for (const protocol of protocols) {
+      let found: readonly Challenge.Challenge[] = []
       try {
-        const quote = method.quote ? method.quote(parsed.data) : defaultQuote(challenge.request)
-        release = ledger.reserve({
-          method: challenge.method,
-          intent: challenge.intent,
-          realm: challenge.realm,
-          quote,
-        })
-      } catch (error) {
-        if (error instanceof PolicyError) {
-          refusal ??= error
-          continue
-        }
-        throw error
+        found = await protocol.challenges(first.clone())
+      } catch {
+        // A protocol that cannot read this 402 offers nothing.
       }
-      let created: { payload: unknown; source?: string }
-      try {
-        created = await method.createPayload({
-          challenge,
-          request: parsed.data,
-          url: original.url,
-          ...(original.signal ? { signal: original.signal } : {}),
-        })
-      } catch (error) {
-        release()
-        throw error
-      }
-      const credential: Credential.Credential = {
-        challenge,
-        payload: created.payload as Record<string, unknown>,
-      }
-      if (created.source !== undefined) credential.source = created.source
-      const extra: Record<string, string> = { authorization: Credential.format(credential) }
-      if (
-        options.idempotencyKeys !== false &&
-        !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
-        !original.headers.has('idempotency-key')
-      )
-        extra['idempotency-key'] = randomUUID()
-      // The money may have moved once the payload exists: the spend stays recorded whatever happens next.
-      const response = await baseFetch(build(extra))
-      const decoded = receipt(response)
-      if (decoded && response.ok) {
-        receipts.set(response, decoded)
-        method.onReceipt?.(decoded, challenge)
-        options.onReceipt?.(decoded, challenge)
-      }
-      return response
+      for (const challenge of found) offers.push({ challenge, protocol })
     }
-    if (refusal) throw refusal
-    return first
+    const payment = await settle(offers, {
+      url: original.url,
+      ...(original.signal ? { signal: original.signal } : {}),
+    })
+    if (!payment) return first
+    const protocol = offers.find((o) => o.challenge === payment.challenge)?.protocol ?? mpp
+    const extra = protocol.headers(payment)
+    if (
+      options.idempotencyKeys !== false &&
+      !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
+      !original.headers.has('idempotency-key')
+    )
+      extra['idempotency-key'] = uuid()
+    const response = await baseFetch(build(extra))
+    const decoded = protocol.receipt?.(response)
+    if (decoded && response.ok) {
+      receipts.set(response, decoded)
+      payment.receipt(decoded)
+    }
+    return response
   }
 
-  return { fetch: paidFetch, ledger }
+  return { fetch: paidFetch, pay, ledger }
 }

@@ -1,11 +1,50 @@
-import { PolicyError } from '../Errors.js'
+import { ConfigurationError, PolicyError } from '../Errors.js'
 import type { Quote } from '../Method.js'
+import * as Currency from './Currency.js'
+import * as Value from './Value.js'
 
-/** Limits in base units: one number for every currency, or a map per currency. */
-export type Limit = bigint | number | string | Readonly<Record<string, bigint | number | string>>
+/** An amount in a currency's base units (a non-negative integer). */
+export type Amount = bigint | number | string
+
+/**
+ * A limit in base units: a map keyed by `currency` (any network) or `network:currency`, or one
+ * scalar, which is only meaningful in one currency (see {@link Policy}).
+ */
+export type Limit = Amount | Readonly<Record<string, Amount>>
+
+/**
+ * A budget across every rail, in one unit of account (e.g. USD): the caller prices each quote.
+ *
+ * @example
+ * ```ts
+ * const crossRail: CrossRailBudget = {
+ *   unit: 'USD', budget: 5, maxAmount: 0.5,
+ *   price: (q) => (q.decimals === 6 ? { numerator: q.amount, denominator: 1_000_000n } : undefined),
+ * }
+ * ```
+ */
+export type CrossRailBudget = {
+  /** The unit of account, for messages (e.g. `USD`). */
+  unit: string
+  /** Total the client may spend in `unit`, over all currencies and rails. */
+  budget: Value.Value
+  /** Largest single payment in `unit`. */
+  maxAmount?: Value.Value
+  /**
+   * The price of a quote in `unit`, synchronously (keep rates cached): a number (read as its shortest
+   * decimal, so `0.1` is exactly one tenth), a bigint, or an exact fraction. `undefined`, a throw, a
+   * promise or a negative value refuse the payment (`PolicyError` reason `unpriced`).
+   */
+  price(quote: Quote): Value.Value | undefined
+}
 
 /**
  * A client spend policy, enforced before any payload is created.
+ *
+ * Limits are per currency. A scalar `maxAmount`/`budget`/`maxDeposit` is in the base units of one
+ * currency: the one `currencies: [x]` pins, or, without `currencies`, the first currency (and network)
+ * the client reserves a payment in; every other currency is then refused. A scalar limit with
+ * `currencies` listing more (or fewer) than one currency is a `ConfigurationError`.
  *
  * @see draft-httpauth-payment-00 §11.7: "Clients MUST verify before authorizing payment: 1. Requested
  *   amount is reasonable for the resource 2. Recipient/address is expected 3. Currency/asset is as
@@ -16,82 +55,247 @@ export type Policy = {
   maxAmount?: Limit
   /** Total this client may spend over its lifetime. */
   budget?: Limit
-  /** Largest session deposit. */
+  /** Largest session deposit (or deposit increase) in one payment. */
   maxDeposit?: Limit
   /** Allowed `method` or `method/intent` values. */
   methods?: readonly string[]
-  /** Allowed currencies (compared case-insensitively). */
+  /** Allowed currencies: `currency` (any network) or `network:currency` (see {@link Currency.same}). */
   currencies?: readonly string[]
   /** Allowed realms (exact). */
   realms?: readonly string[]
   /** Refuse challenges expiring sooner than this many seconds (default 0). */
   minValiditySeconds?: number
+  /** One budget across every currency and rail, in a unit the caller prices quotes in. */
+  crossRail?: CrossRailBudget
 }
 
-function limitFor(limit: Limit | undefined, currency: string): bigint | undefined {
+/** What the ledger is asked to book. */
+export type Reservation = { method: string; intent: string; realm: string; quote: Quote }
+
+type Rule = { scalar: bigint } | { entries: readonly (readonly [string, bigint])[] }
+
+const limitNames = ['maxAmount', 'budget', 'maxDeposit'] as const
+
+function amountOf(value: unknown, what: string): bigint {
+  try {
+    if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'string') {
+      const amount = BigInt(value)
+      if (amount >= 0n) return amount
+    }
+  } catch {}
+  throw new ConfigurationError(`${what} must be a non-negative integer in base units`)
+}
+
+function ruleOf(limit: Limit | undefined, name: string): Rule | undefined {
   if (limit === undefined) return undefined
-  if (typeof limit === 'object') {
-    const entry = Object.entries(limit).find(([k]) => k.toLowerCase() === currency.toLowerCase())
-    return entry === undefined ? 0n : BigInt(entry[1])
-  }
-  return BigInt(limit)
+  if (typeof limit !== 'object') return { scalar: amountOf(limit, name) }
+  const seen = new Map<string, string>()
+  const entries = Object.entries(limit).map(([key, value]) => {
+    if (key === '') throw new ConfigurationError(`${name}: a currency key is empty`)
+    const identity = Currency.canonical(key)
+    const twin = seen.get(identity)
+    if (twin !== undefined) throw new ConfigurationError(`${name}: ${twin} and ${key} name the same currency`)
+    seen.set(identity, key)
+    return [key, amountOf(value, `${name}.${key}`)] as const
+  })
+  return { entries }
 }
 
 /**
- * Tracks spend against a policy; `reserve` is atomic within the process (no await between check and
- * update), so concurrent payments never overrun the budget.
+ * Tracks spend against a policy. `reserve` is synchronous (no await between check and update), so
+ * concurrent payments, on any rail, never overrun a limit.
  *
  * @example
  * ```ts
- * const ledger = new Ledger({ budget: 10_000n, maxAmount: 1_000n })
+ * const ledger = new Ledger({ currencies: [usdc], maxAmount: 1_000n, budget: 10_000n })
  * const release = ledger.reserve({ method: 'tempo', intent: 'charge', realm: 'api', quote })
  * ```
+ * @see draft-httpauth-payment-00 §11.7
  */
 export class Ledger {
   readonly policy: Policy
-  readonly #spent = new Map<string, bigint>()
+  readonly #rules: Record<(typeof limitNames)[number], Rule | undefined>
+  readonly #spent = new Map<string, { asset: Currency.Asset; amount: bigint }>()
+  readonly #crossRail: { budget: Value.Rational; maxAmount: Value.Rational | undefined } | undefined
+  #pin: string | undefined
+  #total: Value.Rational = Value.zero
 
+  /** Validates the policy: a malformed or ambiguous one is a `ConfigurationError`. */
   constructor(policy: Policy = {}) {
     this.policy = policy
+    this.#rules = {
+      maxAmount: ruleOf(policy.maxAmount, 'maxAmount'),
+      budget: ruleOf(policy.budget, 'budget'),
+      maxDeposit: ruleOf(policy.maxDeposit, 'maxDeposit'),
+    }
+    const scalars = limitNames.filter((name) => this.#rules[name] && 'scalar' in this.#rules[name])
+    if (scalars.length > 0 && policy.currencies !== undefined) {
+      if (policy.currencies.length !== 1)
+        throw new ConfigurationError(
+          `a scalar ${scalars.join('/')} is in one currency's base units, but currencies lists ${policy.currencies.length}: give a limit per currency ({ [currency]: amount })`,
+        )
+      this.#pin = policy.currencies[0]
+    }
+    if (policy.currencies?.some((c) => typeof c !== 'string' || c === ''))
+      throw new ConfigurationError('currencies must be non-empty strings')
+    const { minValiditySeconds } = policy
+    if (minValiditySeconds !== undefined && !(minValiditySeconds >= 0))
+      throw new ConfigurationError('minValiditySeconds must be a non-negative number')
+    const crossRail = policy.crossRail
+    if (crossRail) {
+      if (typeof crossRail.price !== 'function')
+        throw new ConfigurationError('crossRail.price must be a function')
+      if (typeof crossRail.unit !== 'string' || crossRail.unit === '')
+        throw new ConfigurationError('crossRail.unit must name the unit of account')
+      this.#crossRail = {
+        budget: Value.required(crossRail.budget, 'crossRail.budget'),
+        maxAmount:
+          crossRail.maxAmount === undefined
+            ? undefined
+            : Value.required(crossRail.maxAmount, 'crossRail.maxAmount'),
+      }
+    }
   }
 
-  /** Spent so far in a currency. */
-  spent(currency: string): bigint {
-    return this.#spent.get(currency.toLowerCase()) ?? 0n
+  /**
+   * The currency the scalar limits are in (`network:currency`, or a bare currency): the one
+   * `currencies` pins, else the first one a payment was reserved in; `undefined` before that.
+   */
+  get pinned(): string | undefined {
+    return this.#pin
+  }
+
+  /** Spent so far in a currency (bare: over every network; `network` given: on that network only). */
+  spent(currency: string, network?: string): bigint {
+    return this.#spentUnder(network === undefined ? currency : `${network}:${currency}`)
+  }
+
+  /** Spent so far across every rail, in `policy.crossRail.unit` (zero without a cross-rail budget). */
+  get spentTotal(): Value.Rational {
+    return this.#total
   }
 
   /** Throws `PolicyError` when the policy forbids the payment; otherwise records it and returns an undo. */
-  reserve(input: { method: string; intent: string; realm: string; quote: Quote }): () => void {
-    this.check(input)
-    const currency = input.quote.currency.toLowerCase()
-    this.#spent.set(currency, this.spent(currency) + input.quote.amount)
+  reserve(input: Reservation): () => void {
+    const { price, pin } = this.#evaluate(input)
+    const asset = { currency: input.quote.currency, network: input.quote.network }
+    const bucket = Currency.bucket(asset)
+    const entry = this.#spent.get(bucket) ?? { asset, amount: 0n }
+    entry.amount += input.quote.amount
+    this.#spent.set(bucket, entry)
+    if (price) this.#total = Value.add(this.#total, price)
+    this.#pin ??= pin
     let released = false
     return () => {
       if (released) return
       released = true
-      this.#spent.set(currency, this.spent(currency) - input.quote.amount)
+      entry.amount -= input.quote.amount
+      if (price) this.#total = Value.subtract(this.#total, price)
     }
   }
 
-  /** Throws `PolicyError` when the policy forbids the payment. */
-  check(input: { method: string; intent: string; realm: string; quote: Quote }): void {
+  /** Throws `PolicyError` when the policy forbids the payment (books nothing). */
+  check(input: Reservation): void {
+    this.#evaluate(input)
+  }
+
+  #evaluate(input: Reservation): { price: Value.Rational | undefined; pin: string | undefined } {
     const { policy } = this
     const { method, intent, realm, quote } = input
     if (policy.methods && !policy.methods.some((m) => m === method || m === `${method}/${intent}`))
       throw new PolicyError('method', `method ${method}/${intent} is not allowed by the spend policy`)
     if (policy.realms && !policy.realms.includes(realm))
       throw new PolicyError('realm', `realm ${realm} is not allowed by the spend policy`)
-    if (policy.currencies && !policy.currencies.some((c) => c.toLowerCase() === quote.currency.toLowerCase()))
-      throw new PolicyError('currency', `currency ${quote.currency} is not allowed by the spend policy`)
-    if (quote.amount < 0n) throw new PolicyError('amount', 'negative amount')
-    const max = limitFor(policy.maxAmount, quote.currency)
+    if (typeof quote.amount !== 'bigint' || typeof quote.currency !== 'string')
+      throw new PolicyError('quote', 'the method quoted no base-unit amount and currency')
+    const asset = { currency: quote.currency, network: quote.network }
+    const name = Currency.label(asset)
+    if (policy.currencies && !policy.currencies.some((c) => Currency.match(c, asset) > 0))
+      throw new PolicyError('currency', `currency ${name} is not allowed by the spend policy`)
+    if (quote.amount < 0n || (quote.deposit !== undefined && quote.deposit < 0n))
+      throw new PolicyError('amount', 'negative amount')
+    const usesScalar = limitNames.some((n) => this.#rules[n] && 'scalar' in this.#rules[n])
+    const pin = usesScalar ? (this.#pin ?? name) : undefined
+    if (pin !== undefined && Currency.match(pin, asset) === 0)
+      throw new PolicyError(
+        'currency',
+        `the spend policy's scalar limits are in ${pin}'s base units, not ${name}'s: configure a limit per currency to pay in both`,
+      )
+    const max = this.#limit('maxAmount', asset, pin)
     if (max !== undefined && quote.amount > max)
-      throw new PolicyError('max-amount', `amount ${quote.amount} exceeds the per-request maximum ${max}`)
-    const maxDeposit = limitFor(policy.maxDeposit, quote.currency)
+      throw new PolicyError(
+        'max-amount',
+        `amount ${quote.amount} ${name} exceeds the per-request maximum ${max}`,
+      )
+    const maxDeposit = this.#limit('maxDeposit', asset, pin)
     if (maxDeposit !== undefined && quote.deposit !== undefined && quote.deposit > maxDeposit)
-      throw new PolicyError('max-deposit', `deposit ${quote.deposit} exceeds the maximum ${maxDeposit}`)
-    const budget = limitFor(policy.budget, quote.currency)
-    if (budget !== undefined && this.spent(quote.currency) + quote.amount > budget)
-      throw new PolicyError('budget', `payment of ${quote.amount} would exceed the remaining budget`)
+      throw new PolicyError(
+        'max-deposit',
+        `deposit ${quote.deposit} ${name} exceeds the maximum ${maxDeposit}`,
+      )
+    const budget = this.#rules.budget
+    if (budget) {
+      const keys = 'scalar' in budget ? [[pin as string, budget.scalar] as const] : budget.entries
+      const matching = keys.filter(([key]) => Currency.match(key, asset) > 0)
+      if (matching.length === 0 && quote.amount > 0n)
+        throw new PolicyError('budget', `the spend policy has no budget in ${name}`)
+      for (const [key, limit] of matching)
+        if (this.#spentUnder(key) + quote.amount > limit)
+          throw new PolicyError(
+            'budget',
+            `payment of ${quote.amount} ${name} would exceed the remaining budget`,
+          )
+    }
+    return { price: this.#price(quote), pin }
+  }
+
+  // The tightest limit among the keys naming the asset; a map that names it nowhere allows nothing.
+  #limit(
+    name: 'maxAmount' | 'maxDeposit',
+    asset: Currency.Asset,
+    pin: string | undefined,
+  ): bigint | undefined {
+    const rule = this.#rules[name]
+    if (!rule) return undefined
+    if ('scalar' in rule) return pin === undefined ? undefined : rule.scalar
+    let tightest: bigint | undefined
+    for (const [key, limit] of rule.entries)
+      if (Currency.match(key, asset) > 0 && (tightest === undefined || limit < tightest)) tightest = limit
+    return tightest ?? 0n
+  }
+
+  #spentUnder(key: string): bigint {
+    let total = 0n
+    for (const entry of this.#spent.values()) if (Currency.match(key, entry.asset) > 0) total += entry.amount
+    return total
+  }
+
+  #price(quote: Quote): Value.Rational | undefined {
+    const crossRail = this.#crossRail
+    const config = this.policy.crossRail
+    if (!crossRail || !config) return undefined
+    let answer: unknown
+    try {
+      answer = config.price(Object.freeze({ ...quote }))
+    } catch {
+      answer = undefined
+    }
+    const price = Value.from(answer)
+    if (!price)
+      throw new PolicyError(
+        'unpriced',
+        `no ${config.unit} price for ${quote.amount} ${Currency.label(quote)} (the price function must answer synchronously with a non-negative amount)`,
+      )
+    if (crossRail.maxAmount && Value.greater(price, crossRail.maxAmount))
+      throw new PolicyError(
+        'max-amount',
+        `a payment of ${Value.format(price)} ${config.unit} exceeds the per-request maximum ${Value.format(crossRail.maxAmount)} ${config.unit}`,
+      )
+    if (Value.greater(Value.add(this.#total, price), crossRail.budget))
+      throw new PolicyError(
+        'cross-rail-budget',
+        `a payment of ${Value.format(price)} ${config.unit} would exceed the remaining cross-rail budget`,
+      )
+    return price
   }
 }

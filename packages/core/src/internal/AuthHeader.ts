@@ -17,14 +17,36 @@ export type RawChallenge = {
   token68?: string
 }
 
-const tchar = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/
-const token68char = /[A-Za-z0-9\-._~+/]/
+// Character classes as ASCII lookup tables (one array read per character).
+const table = (chars: string) => {
+  const t = new Uint8Array(128)
+  for (const c of chars) t[c.charCodeAt(0)] = 1
+  return t
+}
+const alnum = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+const tcharTable = table(`!#$%&'*+-.^_\`|~${alnum}`)
+const token68Table = table(`-._~+/${alnum}`)
+const hex4 = /^[0-9A-Fa-f]{4}$/
+// Shared empty values for challenges without parameters (replaced, never written to): a value that is
+// a long run of bare schemes then allocates one object per scheme, not three.
+const noParams: Map<string, string> = new Map()
+const noDuplicates: string[] = []
 
 function isWs(c: string | undefined): boolean {
   return c === ' ' || c === '\t'
 }
+function isTchar(input: string, i: number): boolean {
+  return tcharTable[input.charCodeAt(i)] === 1
+}
+function isToken68char(input: string, i: number): boolean {
+  return token68Table[input.charCodeAt(i)] === 1
+}
 
-/** Splits a field value into raw challenges. Never throws. */
+/**
+ * Splits a field value into raw challenges. Never throws. Linear in the length of the input: every
+ * character is looked at a bounded number of times (the token68 look-ahead rewinds at most once per
+ * challenge, over characters the next step consumes). Callers cap the length (Challenge.maxHeaderLength).
+ */
 export function parseChallenges(input: string): RawChallenge[] {
   const out: RawChallenge[] = []
   const n = input.length
@@ -35,29 +57,40 @@ export function parseChallenges(input: string): RawChallenge[] {
   }
   const readToken = (): string => {
     const start = i
-    while (i < n && tchar.test(input[i]!)) i++
+    while (i < n && isTchar(input, i)) i++
     return input.slice(start, i)
   }
   // Reads a quoted-string starting at `"`; returns undefined if unterminated (i moves to the end).
+  // RFC 9110 quoted-pair (`\x` → `x`), plus `\uXXXX` → that UTF-16 code unit: the escape Challenge.format
+  // and mppx write for characters a header cannot carry. (A literal backslash is always written `\\`,
+  // so a `\u` followed by four hex digits is never a quoted-pair of `u` from those writers.)
   const readQuoted = (): string | undefined => {
     i++ // opening quote
     let value = ''
+    let start = i
     while (i < n) {
-      const c = input[i]!
-      if (c === '\\') {
+      const c = input.charCodeAt(i)
+      if (c === 0x5c /* \ */) {
         if (i + 1 >= n) {
           i = n
           return undefined
         }
-        value += input[i + 1]
-        i += 2
+        value += input.slice(start, i)
+        if (input[i + 1] === 'u' && hex4.test(input.slice(i + 2, i + 6))) {
+          value += String.fromCharCode(Number.parseInt(input.slice(i + 2, i + 6), 16))
+          i += 6
+        } else {
+          value += input[i + 1]
+          i += 2
+        }
+        start = i
         continue
       }
-      if (c === '"') {
+      if (c === 0x22 /* " */) {
+        value += input.slice(start, i)
         i++
         return value
       }
-      value += c
       i++
     }
     return undefined
@@ -101,8 +134,13 @@ export function parseChallenges(input: string): RawChallenge[] {
       }
       if (value !== undefined) {
         const key = name.toLowerCase()
-        if (current.params.has(key)) current.duplicates.push(key)
-        else current.params.set(key, value)
+        if (current.params.has(key)) {
+          if (current.duplicates === noDuplicates) current.duplicates = []
+          current.duplicates.push(key)
+        } else {
+          if (current.params === noParams) current.params = new Map()
+          current.params.set(key, value)
+        }
       }
       skipWs()
       if (i < n && input[i] !== ',') skipToComma()
@@ -110,7 +148,7 @@ export function parseChallenges(input: string): RawChallenge[] {
     }
     // A new challenge: `name` is its scheme.
     i = afterName
-    current = { scheme: name, params: new Map(), duplicates: [] }
+    current = { scheme: name, params: noParams, duplicates: noDuplicates }
     out.push(current)
     if (i >= n) break
     if (!isWs(input[i])) {
@@ -120,7 +158,7 @@ export function parseChallenges(input: string): RawChallenge[] {
     skipWs()
     // token68? (a run of token68 chars, optional '=' padding, then end or comma)
     const save = i
-    while (i < n && token68char.test(input[i]!)) i++
+    while (i < n && isToken68char(input, i)) i++
     if (i > save) {
       let j = i
       while (j < n && input[j] === '=') j++

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
 import { badRequest, toFetchRequest, writeResponse } from './node.js'
 import type { Route, Server } from './Server.js'
 
@@ -99,5 +100,33 @@ export function payment(server: Server, route: Route) {
       }) as typeof res.end
       next()
     })().catch((error) => next(error))
+  }
+}
+
+/**
+ * Express CORS middleware for paid routes called from browsers: answers preflights (204) allowing the
+ * payment request headers and exposes `WWW-Authenticate`, `Payment-Receipt` and the x402 headers on
+ * every answer. Mount it before the payment middleware.
+ *
+ * @example
+ * ```ts
+ * app.use(cors({ origins: ['https://app.example'] }))
+ * ```
+ * @see https://fetch.spec.whatwg.org/#http-cors-protocol
+ */
+export function cors(options: CorsOptions) {
+  checkCorsOptions(options)
+  return (req: IncomingMessage, res: ServerResponse, next: Next): void => {
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(req.headers))
+      if (typeof value === 'string') headers.set(name, value)
+    const decision = corsHeaders(req.method ?? 'GET', headers, options)
+    for (const [name, value] of decision.headers) res.appendHeader(name, value)
+    if (decision.preflight) {
+      res.statusCode = 204
+      res.end()
+      return
+    }
+    next()
   }
 }

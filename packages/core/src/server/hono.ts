@@ -1,3 +1,4 @@
+import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
 import type { Route, Server } from './Server.js'
 
 type HonoContext = {
@@ -43,6 +44,36 @@ export function payment(server: Server, route: Route) {
     const headers = new Headers(final.headers)
     const status = final.status
     c.res = new Response(final.body, { status, headers })
+    return undefined
+  }
+}
+
+/**
+ * Hono CORS middleware for paid routes called from browsers: answers preflights (204) allowing the
+ * payment request headers and exposes `WWW-Authenticate`, `Payment-Receipt` and the x402 headers on
+ * every answer, 402s included. Mount it before the payment middleware.
+ *
+ * @example
+ * ```ts
+ * app.use('*', cors({ origins: ['https://app.example'] }))
+ * ```
+ * @see https://fetch.spec.whatwg.org/#http-cors-protocol
+ */
+export function cors(options: CorsOptions) {
+  checkCorsOptions(options)
+  return async (c: HonoContext, next: () => Promise<void>): Promise<Response | undefined> => {
+    const decision = corsHeaders(c.req.raw.method, c.req.raw.headers, options)
+    if (decision.preflight) return new Response(null, { status: 204, headers: decision.headers })
+    await next()
+    try {
+      for (const [name, value] of decision.headers) c.res.headers.append(name, value)
+    } catch {
+      // Immutable headers (a fetch() response): answer with a copy.
+      const headers = new Headers(c.res.headers)
+      for (const [name, value] of decision.headers) headers.append(name, value)
+      const { status, statusText } = c.res
+      c.res = new Response(c.res.body, { status, statusText, headers })
+    }
     return undefined
   }
 }

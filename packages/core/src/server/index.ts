@@ -1,6 +1,23 @@
+export { type CorsOptions, cors, corsHeaders, paymentRequestHeaders, paymentResponseHeaders } from './Cors.js'
 export * as express from './express.js'
 export * as hono from './hono.js'
+export * as Mcp from './Mcp.js'
 export { toFetchRequest, toNodeListener, writeResponse } from './node.js'
-export type { Authorization, Handler, Offer, Options, Payment, Route } from './Server.js'
+export type {
+  Authorization,
+  ChallengeInput,
+  Handler,
+  IssuedChallenge,
+  Offer,
+  Options,
+  Outcome,
+  Paid,
+  Payment,
+  PaymentInput,
+  Phase,
+  Problem,
+  Replay,
+  Route,
+} from './Server.js'
 export * as Server from './Server.js'
 export { create } from './Server.js'

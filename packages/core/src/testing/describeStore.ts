@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '../Store.js'
+import { storeConcurrencyCases } from './storeConcurrencyCases.js'
+import { storeIncrementCases } from './storeIncrementCases.js'
 
 /** Creates one {@link Store} instance; every instance a factory returns MUST share the same backing data. */
 export type StoreFactory = () => Store | Promise<Store>
@@ -20,8 +22,19 @@ export type DescribeStoreOptions = {
   shortTtlMs?: number
 }
 
-const longTtl = 60_000
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+/** What the Store contract cases share: the store under test, a fresh-key maker, the instance of a concurrent operation. */
+export type StoreSuite = {
+  store: () => Store
+  key: (label: string) => string
+  pick: (index: number) => Store
+  shortTtl: number
+  bigIntegers: boolean
+}
+
+/** TTL of keys that must not expire during a case (ms). */
+export const longTtl = 60_000
+/** Waits `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
  * The one shared contract suite of the {@link Store} interface: every operation, TTL expiry, increment
@@ -230,270 +243,8 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
       })
     })
 
-    describe('increment', () => {
-      it('counts from 0 on an absent key and stores a decimal string', async () => {
-        const k = key('inc')
-        expect(await store().increment(k, 5n, { ttlMs: longTtl })).toEqual({ applied: true, value: 5n })
-        expect(await store().increment(k, -7n, { ttlMs: longTtl })).toEqual({ applied: true, value: -2n })
-        expect(await store().increment(k, 0n, { ttlMs: longTtl })).toEqual({ applied: true, value: -2n })
-        expect(await store().get(k)).toBe('-2')
-        expect(await store().increment(k, 2n, { ttlMs: longTtl })).toEqual({ applied: true, value: 0n })
-        expect(await store().get(k)).toBe('0')
-      })
-
-      it('continues from a value written with set', async () => {
-        const k = key('inc-set')
-        await store().set(k, '40', longTtl)
-        expect(await store().increment(k, 2n, { ttlMs: longTtl })).toEqual({ applied: true, value: 42n })
-      })
-
-      it('applies a result equal to max and refuses one above it, leaving the value unchanged', async () => {
-        const k = key('inc-max')
-        expect(await store().increment(k, 7n, { ttlMs: longTtl, max: 10n })).toEqual({
-          applied: true,
-          value: 7n,
-        })
-        expect(await store().increment(k, 4n, { ttlMs: longTtl, max: 10n })).toEqual({
-          applied: false,
-          value: 7n,
-        })
-        expect(await store().get(k)).toBe('7')
-        expect(await store().increment(k, 3n, { ttlMs: longTtl, max: 10n })).toEqual({
-          applied: true,
-          value: 10n,
-        })
-        expect(await store().increment(k, 1n, { ttlMs: longTtl, max: 10n })).toEqual({
-          applied: false,
-          value: 10n,
-        })
-      })
-
-      it('applies a result equal to min and refuses one below it', async () => {
-        const k = key('inc-min')
-        await store().set(k, '10', longTtl)
-        expect(await store().increment(k, -11n, { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: false,
-          value: 10n,
-        })
-        expect(await store().increment(k, -10n, { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: true,
-          value: 0n,
-        })
-        expect(await store().increment(k, -1n, { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: false,
-          value: 0n,
-        })
-        expect(await store().get(k)).toBe('0')
-      })
-
-      it('checks both bounds together, including negative bounds', async () => {
-        const k = key('inc-both')
-        const bounds = { ttlMs: longTtl, min: -5n, max: 5n }
-        expect(await store().increment(k, -5n, bounds)).toEqual({ applied: true, value: -5n })
-        expect(await store().increment(k, -1n, bounds)).toEqual({ applied: false, value: -5n })
-        expect(await store().increment(k, 11n, bounds)).toEqual({ applied: false, value: -5n })
-        expect(await store().increment(k, 10n, bounds)).toEqual({ applied: true, value: 5n })
-      })
-
-      it('leaves an absent key absent when the first increment is out of bounds', async () => {
-        const k = key('inc-absent')
-        expect(await store().increment(k, 5n, { ttlMs: longTtl, max: 4n })).toEqual({
-          applied: false,
-          value: 0n,
-        })
-        expect(await store().increment(k, -1n, { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: false,
-          value: 0n,
-        })
-        expect(await store().get(k)).toBeUndefined()
-      })
-
-      it('refreshes the TTL when applied and counts from 0 after expiry', async () => {
-        const k = key('inc-ttl')
-        await store().increment(k, 1n, { ttlMs: shortTtl })
-        await store().increment(k, 1n, { ttlMs: longTtl })
-        await sleep(shortTtl * 2)
-        expect(await store().get(k)).toBe('2')
-
-        const e = key('inc-expire')
-        await store().increment(e, 9n, { ttlMs: shortTtl })
-        await sleep(shortTtl * 2)
-        expect(await store().get(e)).toBeUndefined()
-        expect(await store().increment(e, 1n, { ttlMs: longTtl, max: 1n })).toEqual({
-          applied: true,
-          value: 1n,
-        })
-      })
-
-      it.skipIf(!bigIntegers)('is exact beyond 2^53 and beyond 2^64', async () => {
-        const k = key('inc-big')
-        const big = 2n ** 64n + 1n
-        expect(await store().increment(k, big, { ttlMs: longTtl })).toEqual({ applied: true, value: big })
-        expect(await store().increment(k, 1n, { ttlMs: longTtl })).toEqual({ applied: true, value: big + 1n })
-        expect(await store().get(k)).toBe((big + 1n).toString())
-        const huge = 10n ** 40n + 123_456_789n
-        expect(await store().increment(k, -huge, { ttlMs: longTtl })).toEqual({
-          applied: true,
-          value: big + 1n - huge,
-        })
-        // 2^53 + 1 is the first integer a double cannot hold: the bound must still be exact.
-        const edge = key('inc-edge')
-        const max = 2n ** 53n + 1n
-        expect(await store().increment(edge, 2n ** 53n, { ttlMs: longTtl, max })).toEqual({
-          applied: true,
-          value: 2n ** 53n,
-        })
-        expect(await store().increment(edge, 1n, { ttlMs: longTtl, max })).toEqual({
-          applied: true,
-          value: max,
-        })
-        expect(await store().increment(edge, 1n, { ttlMs: longTtl, max })).toEqual({
-          applied: false,
-          value: max,
-        })
-        const wei = 10n ** 30n
-        const balance = key('inc-wei')
-        await store().set(balance, wei.toString(), longTtl)
-        expect(await store().increment(balance, -(wei - 1n), { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: true,
-          value: 1n,
-        })
-        expect(await store().increment(balance, -2n, { ttlMs: longTtl, min: 0n })).toEqual({
-          applied: false,
-          value: 1n,
-        })
-      })
-
-      it('rejects with store_invalid_counter when the key holds anything but a decimal integer', async () => {
-        // Each of these parses with JavaScript's BigInt or Number ('' → 0, ' 7 ' → 7, '0x10' → 16…);
-        // a counter is only ever written as a decimal integer, so every store refuses them alike.
-        const values = [
-          'not a number',
-          '',
-          ' 7 ',
-          '7\n',
-          '+7',
-          '0x10',
-          '0b11',
-          '0o7',
-          '1e3',
-          '1.5',
-          '1_000',
-          '--1',
-          '-',
-          '١٢',
-          '７',
-        ]
-        for (const value of values) {
-          const k = key('inc-text')
-          await store().set(k, value, longTtl)
-          const error = await store()
-            .increment(k, 1n, { ttlMs: longTtl })
-            .then(
-              (result) => ({ value, result }),
-              (caught: unknown) => caught,
-            )
-          expect(error, JSON.stringify(value)).toMatchObject({ code: 'store_invalid_counter' })
-          expect(await store().get(k)).toBe(value)
-        }
-      })
-
-      it('reads leading zeros and negative zero as decimal integers', async () => {
-        for (const [value, next] of [
-          ['00042', 43n],
-          ['-0', 1n],
-          ['-007', -6n],
-        ] as const) {
-          const k = key('inc-zeros')
-          await store().set(k, value, longTtl)
-          expect(await store().increment(k, 1n, { ttlMs: longTtl })).toEqual({ applied: true, value: next })
-        }
-      })
-    })
-
-    describe('concurrency', () => {
-      it('200 concurrent putIfAbsent on one key: exactly one succeeds', async () => {
-        const k = key('race-put')
-        const results = await Promise.all(
-          Array.from({ length: 200 }, (_, index) => pick(index).putIfAbsent(k, String(index), longTtl)),
-        )
-        expect(results.filter(Boolean)).toHaveLength(1)
-        expect(await store().get(k)).toBe(String(results.indexOf(true)))
-      })
-
-      it('200 concurrent putIfAbsent on one expired key: exactly one succeeds', async () => {
-        const k = key('race-put-expired')
-        await store().set(k, 'old', shortTtl)
-        await sleep(shortTtl * 2)
-        const results = await Promise.all(
-          Array.from({ length: 200 }, (_, index) => pick(index).putIfAbsent(k, String(index), longTtl)),
-        )
-        expect(results.filter(Boolean)).toHaveLength(1)
-      })
-
-      it('100 concurrent compareAndSet from one value: exactly one succeeds', async () => {
-        const k = key('race-cas')
-        await store().set(k, 'start', longTtl)
-        const results = await Promise.all(
-          Array.from({ length: 100 }, (_, index) =>
-            pick(index).compareAndSet(k, 'start', String(index), longTtl),
-          ),
-        )
-        expect(results.filter(Boolean)).toHaveLength(1)
-        expect(await store().get(k)).toBe(String(results.indexOf(true)))
-      })
-
-      it('compareAndSet retry loops lose no update', async () => {
-        const k = key('race-cas-loop')
-        const workers = 20
-        const add = async (instance: Store) => {
-          for (;;) {
-            const current = await instance.get(k)
-            const next = String(Number(current ?? '0') + 1)
-            if (await instance.compareAndSet(k, current, next, longTtl)) return
-          }
-        }
-        await Promise.all(Array.from({ length: workers }, (_, index) => add(pick(index))))
-        expect(await store().get(k)).toBe(String(workers))
-      })
-
-      it('500 concurrent bounded increments never exceed max', async () => {
-        const k = key('race-inc-max')
-        const results = await Promise.all(
-          Array.from({ length: 500 }, (_, index) =>
-            pick(index).increment(k, 1n, { ttlMs: longTtl, max: 100n }),
-          ),
-        )
-        const applied = results.filter((result) => result.applied)
-        expect(applied).toHaveLength(100)
-        // Every applied increment observed a distinct value: no two writers shared a read.
-        expect(new Set(applied.map((result) => result.value)).size).toBe(100)
-        for (const result of results) expect(result.value <= 100n).toBe(true)
-        expect(await store().get(k)).toBe('100')
-      })
-
-      it('500 concurrent spends against a balance never go below min', async () => {
-        const k = key('race-inc-min')
-        await store().set(k, '1000', longTtl)
-        const results = await Promise.all(
-          Array.from({ length: 500 }, (_, index) =>
-            pick(index).increment(k, -3n, { ttlMs: longTtl, min: 0n }),
-          ),
-        )
-        expect(results.filter((result) => result.applied)).toHaveLength(333)
-        for (const result of results) expect(result.value >= 0n).toBe(true)
-        expect(await store().get(k)).toBe('1')
-      })
-
-      it('300 concurrent unbounded increments lose no update', async () => {
-        const k = key('race-inc')
-        await Promise.all(
-          Array.from({ length: 300 }, (_, index) =>
-            pick(index).increment(k, index % 2 === 0 ? 3n : -1n, { ttlMs: longTtl }),
-          ),
-        )
-        expect(await store().get(k)).toBe(String(150 * 3 - 150))
-      })
-    })
+    const suite: StoreSuite = { store, key, pick, shortTtl, bigIntegers }
+    storeIncrementCases(suite)
+    storeConcurrencyCases(suite)
   })
 }

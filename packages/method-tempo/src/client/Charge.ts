@@ -1,5 +1,4 @@
-import { ConfigurationError, type Method } from '@mppkit/core'
-import { PaymentFailedError } from '@mppkit/core/client'
+import { ConfigurationError, type Method, PaymentFailedError } from '@mppkit/core/client'
 import {
   type Account,
   type Address,
@@ -87,6 +86,13 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
 
   return {
     definition: charge,
+    // The policy sees the chain the payment moves on and TIP-20's 6 decimals.
+    quote: (request) => ({
+      amount: BigInt(request.amount),
+      currency: request.currency,
+      network: `tempo:${request.methodDetails?.chainId ?? options.chainId ?? defaultChainId}`,
+      decimals: 6,
+    }),
     async createPayload({ challenge, request }) {
       const chainId = request.methodDetails?.chainId ?? options.chainId ?? defaultChainId
       if (options.chainId !== undefined && chainId !== options.chainId)

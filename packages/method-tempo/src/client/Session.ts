@@ -1,6 +1,11 @@
-import { randomBytes } from 'node:crypto'
-import { Challenge, ConfigurationError, Credential, type Method, Receipt } from '@mppkit/core'
-import { PaymentFailedError } from '@mppkit/core/client'
+import {
+  Challenge,
+  ConfigurationError,
+  Credential,
+  type Method,
+  PaymentFailedError,
+  Receipt,
+} from '@mppkit/core/client'
 import {
   type Address,
   bytesToHex,
@@ -59,6 +64,11 @@ export type SessionClient = Method.Client<typeof session> & {
   close(url: string): Promise<Response>
 }
 
+/** TIP-20 amounts are in base units of 6 decimals. */
+const decimals = 6
+
+type Booking = { spend: NonNullable<Method.PayContext<unknown>['spend']>; quote: Method.Quote }
+
 const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
   `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
 
@@ -79,6 +89,28 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const { account } = options
   const signer = options.signer ?? account
   const channels = new Map<string, ChannelState>()
+  // How each channel books side payments (top-ups, vouchers inside a stream) in the paying client's
+  // ledger: the `spend` of the last paid request that used it.
+  const bookings = new WeakMap<ChannelState, Booking>()
+  const quoteFor = (request: TempoSessionRequest, amount: bigint): Method.Quote => ({
+    amount,
+    currency: request.currency,
+    network: `tempo:${request.methodDetails.chainId ?? options.chainId ?? defaultChainId}`,
+    decimals,
+  })
+  // Books a deposit increase (checked against maxDeposit as the channel's new deposit); an undo.
+  const bookDeposit = (state: ChannelState, amount: bigint): (() => void) => {
+    const booking = bookings.get(state)
+    return booking
+      ? booking.spend({ ...booking.quote, amount: 0n, deposit: state.deposit + amount })
+      : () => {}
+  }
+  // Books a voucher's new authorization beyond what the channel already signed.
+  const bookVoucher = (state: ChannelState, cumulativeAmount: bigint): void => {
+    const booking = bookings.get(state)
+    if (booking && cumulativeAmount > state.cumulative)
+      booking.spend({ ...booking.quote, amount: cumulativeAmount - state.cumulative })
+  }
   const doFetch = options.fetch ?? globalThis.fetch
   const wallets = new Map<number, TempoWalletClient>()
   const walletFor = (chainId: number) => {
@@ -217,11 +249,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const price = BigInt(request.amount)
       const deposit =
         options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
-      return existing
-        ? { amount: price, currency: request.currency }
-        : { amount: price, currency: request.currency, deposit }
+      return existing ? quoteFor(request, price) : { ...quoteFor(request, price), deposit }
     },
-    createPayload: ({ challenge, request, url }) =>
+    createPayload: ({ challenge, request, url, spend }) =>
       serialized(async () => {
         const chainId = checkChain(request)
         const escrow = request.methodDetails.escrowContract as Address
@@ -233,7 +263,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // on-chain, and returns the `channelId` in the credential."
           const deposit =
             options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
-          const salt = bytesToHex(randomBytes(32))
+          const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))
           const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
           const channelId = Channel.computeId({
             payer: account.address,
@@ -271,6 +301,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           )
           state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url }
           channels.set(key, state)
+          if (spend) bookings.set(state, { spend, quote: quoteFor(request, 0n) })
           // The first voucher pays for this request (the server deducts before serving).
           return {
             payload: {
@@ -284,14 +315,24 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             },
           }
         }
+        if (spend) bookings.set(state, { spend, quote: quoteFor(request, 0n) })
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
         const next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
         if (next > state.deposit) {
           // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
           const amount = options.topUp ?? state.deposit
           const current = state
-          const response = await action(url, async () => topUpVia(current, amount, request))
-          if (!response.ok) throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
+          const release = bookDeposit(current, amount)
+          const response = await action(url, async () => topUpVia(current, amount, request)).catch(
+            (error) => {
+              release()
+              throw error
+            },
+          )
+          if (!response.ok) {
+            release()
+            throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
+          }
           state.deposit += amount
         }
         state.cumulative = next
@@ -315,12 +356,23 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const state = stateFor(url)
         if (cumulativeAmount > state.deposit) {
           const current = state
-          const topUp = await action(url, async (_, request) =>
-            topUpVia(current, options.topUp ?? state.deposit, request),
+          const amount = options.topUp ?? state.deposit
+          // A top-up inside a stream is a side payment: the client's policy books it first.
+          const release = bookDeposit(current, amount)
+          const topUp = await action(url, async (_, request) => topUpVia(current, amount, request)).catch(
+            (error) => {
+              release()
+              throw error
+            },
           )
-          if (!topUp.ok) return topUp
-          state.deposit += options.topUp ?? state.deposit
+          if (!topUp.ok) {
+            release()
+            return topUp
+          }
+          state.deposit += amount
         }
+        // So is the voucher's new authorization (a signed voucher is spendable once sent).
+        bookVoucher(state, cumulativeAmount)
         if (cumulativeAmount > state.cumulative) state.cumulative = cumulativeAmount
         return action(
           url,
@@ -336,8 +388,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     topUp: (url, amount) =>
       serialized(async () => {
         const state = stateFor(url)
-        const response = await action(url, async (_, request) => topUpVia(state, amount, request))
+        const release = bookDeposit(state, amount)
+        const response = await action(url, async (_, request) => topUpVia(state, amount, request)).catch(
+          (error) => {
+            release()
+            throw error
+          },
+        )
         if (response.ok) state.deposit += amount
+        else release()
         return response
       }),
     close: (url) =>

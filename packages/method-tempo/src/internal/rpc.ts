@@ -1,4 +1,4 @@
-import { ServiceUnavailableError } from '@mppkit/core'
+import { ServiceUnavailableError } from '@mppkit/core/client'
 import {
   type Account,
   type Address,

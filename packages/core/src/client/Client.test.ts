@@ -1,0 +1,260 @@
+import { describe, expect, it } from 'vitest'
+import * as Base64url from '../Base64url.js'
+import * as Challenge from '../Challenge.js'
+import * as Credential from '../Credential.js'
+import { ConfigurationError, PolicyError } from '../Errors.js'
+import type * as Method from '../Method.js'
+import * as Receipt from '../Receipt.js'
+import { create as createServer, type Route } from '../server/Server.js'
+import { createTestRail, testCharge } from '../testing/TestMethod.js'
+import { create, PaymentFailedError } from './Client.js'
+import { mpp, type Protocol } from './Protocol.js'
+
+const secret = 'client-test-secret-0123456789abcdefghij'
+const cents: Route = {
+  offers: [{ method: 'test', request: { amount: '100', currency: 'usd', recipient: 'merchant' } }],
+}
+const sats: Route = {
+  offers: [{ method: 'other', request: { amount: '100000', currency: 'sat', recipient: 'merchant' } }],
+}
+// A second rail: the test rail under another method name, paying in sats.
+const renamed = { ...testCharge, name: 'other' }
+const asOther = <m extends { definition: unknown }>(method: m): m => ({ ...method, definition: renamed })
+
+function setup() {
+  const usd = createTestRail()
+  const sat = createTestRail()
+  const server = createServer({
+    realm: 'api.test',
+    secrets: [secret],
+    methods: [usd.server(), asOther(sat.server()) as never],
+  })
+  const handlers = {
+    '/cents': server.protect(cents, () => new Response('cents')),
+    '/sats': server.protect(sats, () => new Response('sats')),
+  }
+  const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init)
+    return handlers[new URL(request.url).pathname as keyof typeof handlers](request)
+  }) as typeof fetch
+  // Payloads take a while, so concurrent payments interleave between reserve and retry.
+  const slow = (method: Method.Client): Method.Client => ({
+    ...method,
+    createPayload: async (context) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20))
+      return method.createPayload(context)
+    },
+  })
+  const methods = [slow(usd.client()), slow(asOther(sat.client()))]
+  const settlements = () => usd.settlements() + sat.settlements()
+  return { server, fetcher, methods, settlements }
+}
+
+// USD prices: a cent is 1/100, a sat 1/100 000 (a caller's fixed rate).
+const price = (quote: Method.Quote) =>
+  quote.currency === 'usd'
+    ? { numerator: quote.amount, denominator: 100n }
+    : quote.currency === 'sat'
+      ? { numerator: quote.amount, denominator: 100_000n }
+      : undefined
+
+const challengesOf = async (response: Response) =>
+  Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+
+describe('create', () => {
+  it('validates the policy when the client is created', () => {
+    const { methods } = setup()
+    expect(() =>
+      create({ methods, policy: { maxAmount: 100n, currencies: ['usd', 'sat'] } }),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: a scalar maxAmount is in one currency's base units, but currencies lists 2: give a limit per currency ({ [currency]: amount })]`,
+    )
+    expect(() => create({ methods, protocols: [] })).toThrow(ConfigurationError)
+  })
+
+  it('never lets concurrent payments across rails overrun the cross-rail budget', async () => {
+    const { fetcher, methods, settlements } = setup()
+    const client = create({
+      methods,
+      fetch: fetcher,
+      policy: {
+        maxAmount: { usd: 100n, sat: 100_000n },
+        crossRail: { unit: 'USD', budget: 10, price },
+      },
+    })
+    // 60 payments of 1 USD each, half in cents and half in sats, all in flight at once.
+    const outcomes = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        client.fetch(`https://api.test/${i % 2 ? 'sats' : 'cents'}`).then(
+          (r) => r.status,
+          (e) => (e instanceof PolicyError ? e.reason : String(e)),
+        ),
+      ),
+    )
+    expect(outcomes.filter((o) => o === 200)).toHaveLength(10)
+    expect(outcomes.filter((o) => o === 'cross-rail-budget')).toHaveLength(50)
+    expect(settlements()).toBe(10)
+    expect(client.ledger.spentTotal).toEqual({ numerator: 10n, denominator: 1n })
+    expect(client.ledger.spent('usd') * 1_000n + client.ledger.spent('sat')).toBe(10n * 100_000n)
+  })
+})
+
+describe('Client.pay', () => {
+  it('pays challenges from any transport under the same ledger as fetch', async () => {
+    const { fetcher, methods, settlements } = setup()
+    const seen: Receipt.Receipt[] = []
+    const client = create({
+      methods,
+      fetch: fetcher,
+      policy: { budget: { usd: 200n } },
+      onReceipt: (r) => seen.push(r),
+    })
+    expect((await client.fetch('https://api.test/cents')).status).toBe(200)
+    // Challenges as a JSON-RPC error would carry them: plain objects.
+    const first = await fetcher('https://api.test/cents')
+    const challenges = JSON.parse(JSON.stringify(await challengesOf(first)))
+    const payment = await client.pay(challenges, { url: 'mcp://api.test/tools/cents' })
+    expect(payment.header).toBe('Authorization')
+    expect(payment.quote).toEqual({ amount: 100n, currency: 'usd' })
+    expect(Credential.parse(payment.authorization).challenge.id).toBe(challenges[0].id)
+    const paid = await fetcher('https://api.test/cents', {
+      headers: { authorization: payment.authorization },
+    })
+    expect(paid.status).toBe(200)
+    payment.receipt(Receipt.parse(paid.headers.get('payment-receipt')!))
+    payment.receipt(Receipt.parse(paid.headers.get('payment-receipt')!))
+    expect(seen).toHaveLength(2)
+    expect(settlements()).toBe(2)
+    // fetch and pay share the budget: a third payment is refused before any payload exists.
+    const third = JSON.parse(JSON.stringify(await challengesOf(await fetcher('https://api.test/cents'))))
+    await expect(client.pay(third, { url: 'mcp://api.test/tools/cents' })).rejects.toMatchObject({
+      reason: 'budget',
+    })
+    expect(client.ledger.spent('usd')).toBe(200n)
+  })
+
+  it('throws a typed error when no challenge names a method it pays with', async () => {
+    const { methods } = setup()
+    const client = create({ methods })
+    const foreign = { id: 'x', realm: 'r', method: 'stripe', intent: 'charge', request: {} }
+    const error = await client.pay([foreign, { bogus: true } as never], { url: 'mcp://x' }).catch((e) => e)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error.code).toBe('no-payable-challenge')
+  })
+
+  it('books side payments a method makes through context.spend', async () => {
+    const { fetcher } = setup()
+    const rail = createTestRail()
+    const sides: (() => void)[] = []
+    const topping: Method.Client = {
+      ...rail.client(),
+      async createPayload(context) {
+        // e.g. a session top-up of 150 cents the method makes before answering.
+        sides.push(context.spend!({ amount: 150n, currency: 'usd' }))
+        return rail.client().createPayload(context)
+      },
+    }
+    const client = create({ methods: [topping], fetch: fetcher, policy: { budget: { usd: 300n } } })
+    const challenges = await challengesOf(await fetcher('https://api.test/cents'))
+    await client.pay(challenges, { url: 'https://api.test/cents' })
+    expect(client.ledger.spent('usd')).toBe(250n)
+    // 100 + 150 more would pass 300: the side payment is refused, and the request's booking undone.
+    await expect(client.pay(challenges, { url: 'https://api.test/cents' })).rejects.toBeInstanceOf(
+      PolicyError,
+    )
+    expect(client.ledger.spent('usd')).toBe(250n)
+    sides[0]!()
+    expect(client.ledger.spent('usd')).toBe(100n)
+  })
+})
+
+describe('Client.fetch', () => {
+  // A server that names the credential header in its challenge (conformance vector
+  // credential_with_payment_authorization_header).
+  const namingServer = (header: string) => {
+    const rail = createTestRail()
+    const challenge: Challenge.Challenge = {
+      id: 'ch_header',
+      realm: 'api.test',
+      method: 'test',
+      intent: 'charge',
+      request: { amount: '5', currency: 'usd', recipient: 'merchant' },
+      header,
+    }
+    const received: Record<string, string | null>[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const named = /^[A-Za-z-]+$/.test(header) ? request.headers.get(header) : null
+      const credential = named ?? request.headers.get('authorization')
+      received.push({ named, authorization: request.headers.get('authorization') })
+      if (!credential)
+        return new Response(null, {
+          status: 402,
+          headers: { 'www-authenticate': `${Challenge.format(challenge)}, header="${header}"` },
+        })
+      // The echo must carry `header` (the id binds it): read it from the wire.
+      const echoed = JSON.parse(Base64url.decodeText(credential.slice('Payment '.length))) as {
+        challenge: { header?: string }
+        payload: { transfer: string }
+      }
+      const transfer = rail.transfers.get(echoed.payload.transfer)
+      return new Response(JSON.stringify({ header: echoed.challenge.header, amount: transfer?.amount }))
+    }) as typeof fetch
+    return { rail, fetcher, received }
+  }
+
+  it('sends the credential in the header the challenge names', async () => {
+    const { rail, fetcher, received } = namingServer('Payment-Authorization')
+    const client = create({ methods: [rail.client()], fetch: fetcher })
+    const response = await client.fetch('https://api.test/named')
+    expect(await response.json()).toEqual({ header: 'Payment-Authorization', amount: '5' })
+    expect(received[1]).toMatchObject({ authorization: null })
+    expect(received[1]!.named).toMatch(/^Payment /)
+  })
+
+  it('never pays a challenge naming a header that cannot carry a credential', async () => {
+    for (const header of ['Cookie', 'Sec-Payment', 'Host', 'bad header']) {
+      const { rail, fetcher } = namingServer(header)
+      const client = create({ methods: [rail.client()], fetch: fetcher })
+      expect((await client.fetch('https://api.test/named')).status).toBe(402)
+      expect(rail.transfers.size).toBe(0)
+    }
+  })
+
+  it('reads challenges through protocol plugs and sends credentials where they say', async () => {
+    // A plug for an x402-style server: offers in a base64 JSON `PAYMENT-REQUIRED` header, the payment
+    // back in `PAYMENT-SIGNATURE`.
+    const rail = createTestRail()
+    const offer = { id: 'x402-1', realm: 'api.test', method: 'test', intent: 'charge' }
+    const request = { amount: '7', currency: 'usd', recipient: 'merchant' }
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const signature = new Request(input, init).headers.get('payment-signature')
+      if (!signature)
+        return new Response(null, {
+          status: 402,
+          headers: {
+            'payment-required': Base64url.encode(JSON.stringify({ accepts: [{ ...offer, request }] })),
+          },
+        })
+      const { payload } = JSON.parse(Base64url.decodeText(signature)) as { payload: { transfer: string } }
+      const transfer = rail.transfers.get(payload.transfer)
+      return Response.json({ paid: transfer?.amount, binding: transfer?.binding })
+    }) as typeof fetch
+    const plug: Protocol = {
+      name: 'x402-like',
+      challenges: (response) =>
+        (
+          JSON.parse(Base64url.decodeText(response.headers.get('payment-required') ?? 'e30')) as {
+            accepts?: Challenge.Challenge[]
+          }
+        ).accepts ?? [],
+      headers: (payment) => ({
+        'payment-signature': Base64url.encode(JSON.stringify({ payload: payment.credential.payload })),
+      }),
+    }
+    const client = create({ methods: [rail.client()], fetch: fetcher, protocols: [mpp, plug] })
+    const response = await client.fetch('https://api.test/x402')
+    expect(await response.json()).toEqual({ paid: '7', binding: 'x402-1' })
+    expect(client.ledger.spent('usd')).toBe(7n)
+  })
+})

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest'
+import * as Credential from '../Credential.js'
+import { createTestRail } from '../testing/TestMethod.js'
+import * as Mcp from './Mcp.js'
+import { create as createServer, type Route } from './Server.js'
+
+const secret = 'authorize-test-secret-0123456789abcdefghi'
+const route: Route = {
+  offers: [
+    {
+      method: 'test',
+      request: { amount: '100', currency: 'usd', recipient: 'acct' },
+      description: 'API call fee',
+    },
+  ],
+}
+// A JSON-RPC call has no HTTP request of its own: it describes itself to prices and methods.
+const call = () => new Request('https://mcp.test/tools/expensive-api', { method: 'POST' })
+
+function setup() {
+  const rail = createTestRail()
+  const server = createServer({ realm: 'mcp.test', secrets: [secret], methods: [rail.server()] })
+  return { rail, server }
+}
+
+describe('Server.authorizePayment', () => {
+  it('pays a base64url token and returns the paid outcome as data', async () => {
+    const { rail, server } = setup()
+    const { challenges } = await server.issueChallenges({ route, request: call() })
+    const challenge = challenges[0]!.challenge
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const token = Credential.serialize({ challenge, payload })
+    const outcome = await server.authorizePayment({ route, request: call(), credential: token })
+    expect(outcome.status).toBe('paid')
+    if (outcome.status !== 'paid') return
+    expect(outcome.receipt).toMatchObject({ status: 'success', method: 'test', challengeId: challenge.id })
+    expect(outcome.payment.challenge.id).toBe(challenge.id)
+    // The same token again: consumed, refused with fresh challenges as data.
+    const again = await server.authorizePayment({ route, request: call(), credential: token })
+    expect(again.status).toBe('problem')
+    if (again.status !== 'problem') return
+    expect(again.error.type).toBe('invalid-challenge')
+    expect(again.challenges).toHaveLength(1)
+    expect(again.challenges[0]!.challenge.id).not.toBe(challenge.id)
+  })
+
+  it('replays a delivered result to a retry with the same idempotency key', async () => {
+    const { rail, server } = setup()
+    const { challenges } = await server.issueChallenges({ route, request: call() })
+    const challenge = challenges[0]!.challenge
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const input = {
+      route,
+      request: call(),
+      credential: Credential.serialize({ challenge, payload }),
+      idempotencyKey: 'k1',
+    }
+    const paid = await server.authorizePayment(input)
+    if (paid.status !== 'paid') throw new Error(`expected paid, got ${paid.status}`)
+    await paid.delivered({
+      status: 200,
+      headers: [['content-type', 'application/json']],
+      body: Buffer.from('{"ok":1}').toString('base64'),
+    })
+    const retry = await server.authorizePayment(input)
+    expect(retry).toMatchObject({ status: 'replay', receipt: paid.receipt, response: { status: 200 } })
+    expect(rail.settlements()).toBe(1)
+  })
+})
+
+describe('Mcp', () => {
+  it('offers challenges as a -32042 error with request as a JSON object, and pays a _meta credential', async () => {
+    const { rail, server } = setup()
+    // tools/call without a credential.
+    const first = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'expensive-api' } }
+    expect(Mcp.credentialOf(first)).toBeUndefined()
+    const problem = await server.issueChallenges({ route, request: call() })
+    const error = JSON.parse(JSON.stringify(Mcp.toJsonRpcError(problem))) as Mcp.JsonRpcError
+    expect(error.code).toBe(-32042)
+    expect({
+      ...error.data,
+      challenges: error.data.challenges.map((c) => ({
+        ...c,
+        id: '<id>',
+        expires: '<expires>',
+        opaque: '<opaque>',
+      })),
+    }).toMatchInlineSnapshot(`
+        {
+          "challenges": [
+            {
+              "description": "API call fee",
+              "expires": "<expires>",
+              "id": "<id>",
+              "intent": "charge",
+              "method": "test",
+              "opaque": "<opaque>",
+              "realm": "mcp.test",
+              "request": {
+                "amount": "100",
+                "currency": "usd",
+                "recipient": "acct",
+              },
+            },
+          ],
+          "httpStatus": 402,
+          "problem": {
+            "detail": "Payment is required.",
+            "status": 402,
+            "title": "Payment Required",
+            "type": "https://paymentauth.org/problems/payment-required",
+          },
+        }
+      `)
+    // The client echoes the challenge object unchanged (request stays JSON) in params._meta.
+    const challenge = error.data.challenges[0]!
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const second = {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'expensive-api', _meta: { [Mcp.credentialKey]: { challenge, payload } } },
+    }
+    const credential = Mcp.credentialOf(second)!
+    const outcome = await server.authorizePayment({ route, request: call(), credential })
+    if (outcome.status !== 'paid') throw new Error(`expected paid, got ${outcome.status}`)
+    expect(Mcp.receiptMeta(outcome.receipt)[Mcp.receiptKey].challengeId).toBe(challenge.id)
+    // Replayed: -32043 with a fresh challenge and the failure.
+    const replay = await server.authorizePayment({ route, request: call(), credential })
+    if (replay.status !== 'problem') throw new Error('expected a problem')
+    const refused = Mcp.toJsonRpcError(replay)
+    expect(refused.code).toBe(-32043)
+    expect(refused.data.failure).toEqual({ detail: 'The challenge has already been used.' })
+    expect(refused.data.challenges).toHaveLength(1)
+  })
+
+  it('answers a malformed _meta credential with -32602, never a throw', async () => {
+    const { server } = setup()
+    for (const credential of [{ challenge: { id: 'x' }, payload: {} }, { challenge: 'nope' }, 42]) {
+      const outcome = await server.authorizePayment({
+        route,
+        request: call(),
+        credential: credential as never,
+      })
+      if (outcome.status !== 'problem') throw new Error('expected a problem')
+      expect(Mcp.toJsonRpcError(outcome).code).toBe(-32602)
+    }
+  })
+
+  it('reads root-level _meta too (generic JSON-RPC)', () => {
+    const credential = { challenge: {}, payload: {} }
+    expect(
+      Mcp.credentialOf({ jsonrpc: '2.0', params: ['latest'], _meta: { [Mcp.credentialKey]: credential } }),
+    ).toBe(credential)
+  })
+})

@@ -1,0 +1,375 @@
+import * as Challenge from '../Challenge.js'
+import * as Credential from '../Credential.js'
+import * as Digest from '../Digest.js'
+import {
+  InvalidChallengeError,
+  MalformedCredentialError,
+  MethodUnsupportedError,
+  PaymentError,
+  PaymentExpiredError,
+  ServiceUnavailableError,
+  VerificationFailedError,
+} from '../Errors.js'
+import * as Expires from '../Expires.js'
+import type * as IdempotencyCache from '../IdempotencyCache.js'
+import * as Jcs from '../Jcs.js'
+import type * as Method from '../Method.js'
+import type * as Receipt from '../Receipt.js'
+import type { Core } from './Core.js'
+import { type Binding, type Idempotency, type Resumed, storeFailure } from './Idempotency.js'
+import type { ChallengeInput, Problem } from './Issuance.js'
+import { type CompiledOffer, type CompiledRoute, pinnedRequest, type Route } from './Offers.js'
+import { Paid, type PaidInternals } from './Paid.js'
+import type { Verification } from './Verification.js'
+
+/**
+ * One payment attempt as data, whatever the transport: the route, the credential (the base64url token
+ * of an HTTP header, or the parsed object of a JSON-RPC `_meta`), the body or its digest, and the
+ * idempotency key.
+ */
+export type PaymentInput = ChallengeInput & {
+  route: Route
+  credential: string | Credential.Credential
+  /** The client's `Idempotency-Key` (≤ 255 characters; longer keys are ignored). */
+  idempotencyKey?: string | null | undefined
+}
+
+/** A retry answered with the response stored for it (Idempotency-Key, or `replaysConsumed`). */
+export type Replay = {
+  status: 'replay'
+  response: IdempotencyCache.StoredResponse
+  receipt: Receipt.Receipt
+}
+
+/** What {@link PaymentInput} comes to: paid (serve the handler), refused (problem + challenges), or a replay. */
+export type Outcome = Paid | Problem | Replay
+
+/** What the pipeline carries from step to step (like a hono Context). */
+type State = {
+  readonly input: PaymentInput
+  readonly compiled: CompiledRoute
+  /** The credential as sent (the token, or the canonical JSON of a parsed credential): fingerprinted. */
+  token: string
+  credential: Credential.Credential
+  wireRequest: string
+  candidates: CompiledOffer[]
+  binding: Binding | undefined
+  entry: CompiledOffer
+  request: unknown
+  payload: unknown
+}
+
+/** A step returns nothing to continue, a PaymentError to refuse, or the final outcome. */
+type Step = (state: State) => undefined | PaymentError | Outcome | Promise<undefined | PaymentError | Outcome>
+
+/** Dependencies of the pipeline, built once per server. */
+export type Dependencies = {
+  core: Core
+  verification: Verification
+  idempotency: Idempotency
+  refuse: (compiled: CompiledRoute, input: ChallengeInput, error?: PaymentError) => Problem | Promise<Problem>
+}
+
+/**
+ * Returns the transport-neutral payment pipeline of a server: small named steps over a state object,
+ * each returning nothing (go on), a PaymentError (refuse, with fresh challenges for a 402) or the
+ * outcome. Expected failures never throw: they are problems.
+ *
+ * @example
+ * ```ts
+ * const authorize = Authorize.pipeline(dependencies)
+ * const outcome = await authorize(compiled, { route, request, credential: token })
+ * ```
+ * @see draft-httpauth-payment-00 §5.2, §11
+ */
+export function pipeline(dependencies: Dependencies) {
+  const { core, verification, idempotency, refuse } = dependencies
+  const { store, prefix } = core
+  const internals: PaidInternals = { core, idempotency }
+
+  // A method may name its own problem for a challenge it does not recognize (see Method.challengeProblem).
+  const methodProblem = (state: State, kind: Method.ChallengeProblemKind): PaymentError | undefined => {
+    for (const candidate of state.candidates) {
+      try {
+        const found = candidate.method.challengeProblem?.(state.credential.payload, kind)
+        if (found) return found
+      } catch (cause) {
+        core.report(cause, 'challenge')
+      }
+    }
+    return undefined
+  }
+
+  const malformed = () =>
+    new MalformedCredentialError({ detail: 'The Payment credential could not be decoded.' })
+
+  const decode: Step = (state) => {
+    const sent = state.input.credential
+    try {
+      if (typeof sent === 'string') {
+        const decoded = Credential.decodeWithRequest(sent, verification.decodeRequest)
+        state.credential = decoded.credential
+        state.wireRequest = decoded.requestB64
+        state.token = sent
+        return undefined
+      }
+      // A parsed credential (JSON transports) carries `request` as an object: its JCS form is the wire form.
+      if (typeof sent !== 'object' || sent === null) return malformed()
+      Challenge.validate(sent.challenge)
+      if (typeof sent.payload !== 'object' || sent.payload === null || Array.isArray(sent.payload))
+        return malformed()
+      state.credential = sent
+      state.wireRequest = Challenge.encodeRequest(sent.challenge.request)
+      state.token = Jcs.canonicalize(sent)
+      return undefined
+    } catch {
+      // Not decodable, or too deep to decode or canonicalize: a 402, never a 5xx.
+      return malformed()
+    }
+  }
+
+  // A route may offer one method/intent several times (two currencies, two recipients): each is a candidate.
+  const selectCandidates: Step = (state) => {
+    const { method, intent } = state.credential.challenge
+    state.candidates = state.compiled.offers.filter(
+      (offer) => offer.method.definition.name === method && offer.intent === intent,
+    )
+    if (state.candidates.length === 0)
+      return new MethodUnsupportedError({ detail: `${method}/${intent} is not accepted here.` })
+    return undefined
+  }
+
+  // "Servers MUST verify that credentials present an `id` matching the expected binding." (§5.1.3)
+  const checkBinding: Step = (state) => {
+    const echoed = state.credential.challenge
+    if (echoed.realm === core.realm && verification.binds(echoed, state.wireRequest)) return undefined
+    return (
+      methodProblem(state, 'unknown') ??
+      new InvalidChallengeError({ detail: 'The challenge id does not match its parameters.' })
+    )
+  }
+
+  // The body is checked before anything is served, Idempotency-Key replays included: a replay must not
+  // deliver (or re-run the handler on) a body the payment did not bind.
+  const checkBody: Step = (state) => {
+    const { body, digest } = state.input
+    const echoed = state.credential.challenge.digest
+    if (echoed !== undefined) {
+      const matches =
+        body !== undefined || digest === undefined
+          ? Digest.verify(echoed, body ?? new Uint8Array())
+          : echoed === digest
+      if (!matches)
+        return new VerificationFailedError({
+          detail: 'The request body does not match the challenge digest.',
+          reason: 'digest-mismatch',
+        })
+    } else if (body !== undefined || digest !== undefined) {
+      return new VerificationFailedError({
+        detail: 'The challenge does not bind this request body.',
+        reason: 'digest-missing',
+      })
+    }
+    return undefined
+  }
+
+  const continued = (state: State, resumed: Resumed): PaymentError | Outcome | undefined => {
+    if (resumed === undefined) return undefined
+    if (resumed.status === 'replay') return resumed
+    if (resumed.status === 'refuse')
+      return resumed.error.type === 'invalid-challenge'
+        ? (methodProblem(state, 'consumed') ?? resumed.error)
+        : resumed.error
+    return new Paid(internals, state.credential, resumed.receipt, undefined, undefined, state.binding)
+  }
+
+  // A retry of a request that was already paid is answered before expiry checks: the payment happened,
+  // so the client must be able to recover its response.
+  const resumeRetry: Step = async (state) => {
+    const echoed = state.credential.challenge
+    state.binding = idempotency.bind({
+      idempotencyKey: state.input.idempotencyKey ?? undefined,
+      challengeId: echoed.id,
+      token: state.token,
+      body: state.input.body,
+      digest: state.input.digest,
+      replaysConsumed: state.candidates[0]!.method.replaysConsumed === true,
+    })
+    if (!state.binding) return undefined
+    try {
+      return continued(state, await idempotency.lookup(state.binding))
+    } catch (cause) {
+      return storeFailure(core, cause)
+    }
+  }
+
+  const checkExpiry: Step = (state) => {
+    const { expires } = state.credential.challenge
+    // This server always issues `expires`; an echo without it was not issued for this route.
+    if (expires === undefined)
+      return (
+        methodProblem(state, 'unknown') ??
+        new InvalidChallengeError({ detail: 'The challenge has no expiry.' })
+      )
+    if (Expires.isExpired(expires, core.now()))
+      return (
+        methodProblem(state, 'expired') ?? new PaymentExpiredError({ detail: 'The challenge has expired.' })
+      )
+    return undefined
+  }
+
+  // The echoed challenge must still equal what one of the route's offers pins now: request fields
+  // (price changes), opaque (cross-route replay) and credential header.
+  const pinOffer: Step = async (state) => {
+    let mismatch: string | undefined
+    let priceFailed = false
+    for (const candidate of state.candidates) {
+      let pinned: Record<string, unknown>
+      try {
+        pinned = candidate.staticRequest ?? (await pinnedRequest(candidate, state.input.request))
+      } catch (cause) {
+        core.report(cause, 'challenge')
+        priceFailed = true
+        continue
+      }
+      const field = verification.mismatch(candidate, pinned, state.wireRequest, state.credential.challenge)
+      if (field === undefined) {
+        state.entry = candidate
+        return undefined
+      }
+      mismatch ??= field
+    }
+    if (priceFailed) return new ServiceUnavailableError({ detail: 'Could not price the request' })
+    return new InvalidChallengeError({ detail: `The challenge ${mismatch} does not match this resource.` })
+  }
+
+  const parseSchemas: Step = (state) => {
+    const { entry, credential } = state
+    const definition = entry.method.definition
+    const request = verification.parseRequest(entry, state.wireRequest, credential.challenge.request)
+    if (!request.success)
+      return new InvalidChallengeError({ detail: 'The challenge request is invalid for this method.' })
+    let payload: ReturnType<Method.Schema<unknown>['safeParse']>
+    try {
+      payload = definition.payload.safeParse(credential.payload)
+    } catch (error) {
+      payload = { success: false, error }
+    }
+    if (!payload.success)
+      return (
+        methodProblem(state, 'malformed') ??
+        new MalformedCredentialError({
+          detail: `The ${definition.name}/${definition.intent} payload is invalid.`,
+        })
+      )
+    state.request = request.data
+    state.payload = payload.data
+    return undefined
+  }
+
+  const consumedKey = (id: string) => `${prefix}consumed:${id}`
+
+  // "A credential is consumed exactly once, even when submitted concurrently." (§11.6) A method may
+  // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
+  const consume: Step = async (state) => {
+    const echoed = state.credential.challenge
+    const reuses = state.entry.method.reusesChallenge?.(state.payload) === true
+    const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
+    try {
+      if (state.binding) {
+        const outcome = continued(state, await idempotency.claim(state.binding))
+        if (outcome) return outcome
+      }
+      if (!reuses && !(await store.putIfAbsent(consumedKey(echoed.id), '1', ttl))) {
+        if (state.binding) await store.delete(state.binding.key)
+        return (
+          methodProblem(state, 'consumed') ??
+          new InvalidChallengeError({ detail: 'The challenge has already been used.' })
+        )
+      }
+    } catch (cause) {
+      // Nothing was consumed or settled: release the key so a retry is not locked out by a store flake.
+      await idempotency.release(state.binding)
+      return storeFailure(core, cause)
+    }
+    return undefined
+  }
+
+  const settle: Step = async (state) => {
+    const { entry, credential } = state
+    const echoed = credential.challenge
+    const definition = entry.method.definition
+    const reuses = entry.method.reusesChallenge?.(state.payload) === true
+    const context: Method.VerifyContext<any, any> = {
+      challenge: echoed,
+      request: state.request,
+      payload: state.payload,
+      credential,
+      store: core.storeFor(entry.method),
+      httpRequest: state.input.request,
+    }
+    let settlement: Method.Settlement
+    try {
+      const verified = await entry.method.verify(context)
+      settlement = await entry.method.settle(Object.assign(context, { verified }))
+    } catch (cause) {
+      // Nothing was settled (settle is idempotent per challenge, so a retry is safe): release the
+      // challenge so the client can retry the same credential after a transient failure.
+      if (!reuses) await store.delete(consumedKey(echoed.id)).catch(() => {})
+      await idempotency.release(state.binding)
+      if (PaymentError.is(cause)) return cause
+      core.report(cause, 'settle')
+      return new ServiceUnavailableError({
+        detail: `The ${definition.name} rail is unavailable.`,
+        reason: 'rail-unavailable',
+      })
+    }
+    const receipt: Receipt.Receipt = {
+      ...(settlement.receipt ?? {}),
+      status: 'success',
+      method: definition.name,
+      timestamp: timestampAt(core.now()),
+      reference: settlement.reference,
+      // "`challengeId` (REQUIRED): The `id` from the fulfilled challenge." (transport-mcp §Receipt Structure)
+      challengeId: echoed.id,
+    }
+    if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
+    // Paid: a failed write is reported and the response served anyway rather than losing the payment.
+    if (state.binding) await idempotency.record(state.binding, { state: 'serving', receipt })
+    return new Paid(internals, credential, receipt, settlement.context, settlement.response, state.binding)
+  }
+
+  const steps: readonly Step[] = [
+    decode,
+    selectCandidates,
+    checkBinding,
+    checkBody,
+    resumeRetry,
+    checkExpiry,
+    pinOffer,
+    parseSchemas,
+    consume,
+    settle,
+  ]
+
+  return async (compiled: CompiledRoute, input: PaymentInput): Promise<Outcome> => {
+    const state = { input, compiled } as State
+    for (const step of steps) {
+      let result = step(state)
+      // Synchronous steps stay synchronous: no microtask per step.
+      if (result instanceof Promise) result = await result
+      if (result === undefined) continue
+      if (PaymentError.is(result)) return refuse(compiled, input, result)
+      return result as Outcome
+    }
+    // Unreachable: the last step always decides.
+    return refuse(compiled, input, new ServiceUnavailableError())
+  }
+}
+
+let timestampCache = { second: -1, value: '' }
+function timestampAt(nowMs: number): string {
+  const second = Math.floor(nowMs / 1000)
+  if (timestampCache.second !== second) timestampCache = { second, value: Expires.format(second * 1000) }
+  return timestampCache.value
+}

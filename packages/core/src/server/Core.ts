@@ -1,0 +1,108 @@
+import { createSecretKey, type KeyObject } from 'node:crypto'
+import * as Binding from '../Binding.js'
+import { ConfigurationError } from '../Errors.js'
+import * as Expires from '../Expires.js'
+import { prefixStore } from '../internal/prefixStore.js'
+import { MemoryStore } from '../MemoryStore.js'
+import type * as Method from '../Method.js'
+import * as Registry from '../Registry.js'
+import type { Store } from '../Store.js'
+
+/** Where an unexpected error happened; `background` is a method's own work reported through setup. */
+export type Phase = 'verify' | 'settle' | 'handler' | 'store' | 'challenge' | 'background'
+
+/** Options of `Server.create`. */
+export type Options = {
+  /** Protection space; every challenge carries it and every credential must echo it. */
+  realm: string
+  /**
+   * HMAC secrets (≥ 32 bytes each). New challenges are signed with the first; every listed secret
+   * verifies until its challenges expire, which is how rotation works.
+   */
+  secrets: readonly (string | Uint8Array)[]
+  /** The methods this server accepts: an explicit list, duplicates are an error. */
+  methods: readonly Method.Server[]
+  /** Shared state (consumed ids, idempotent responses, sessions). Default: a bounded MemoryStore. */
+  store?: Store
+  /** Challenge lifetime in seconds (default 300). */
+  expiresIn?: number
+  /** Idempotent responses are kept this many seconds (default 86 400). */
+  idempotencyTtl?: number
+  /**
+   * Seconds a paid request may take to produce its response before an Idempotency-Key retry may take
+   * over and serve it again (default 300).
+   */
+  idempotencyLease?: number
+  /** Largest request body read for the digest binding, in bytes (default 1 MiB); larger is a 413. */
+  maxBodyBytes?: number
+  /** Prefix for every Store key (default `mppkit:`). */
+  keyPrefix?: string
+  /** Clock (epoch ms), for tests. */
+  now?: () => number
+  /** Called with unexpected errors (rail or handler failures). Never receives credentials. */
+  onError?: (error: unknown, context: { phase: Phase }) => void
+}
+
+/** What every step of the server shares: configuration, keys, clock and store, built once. */
+export type Core = {
+  readonly realm: string
+  readonly store: Store
+  readonly prefix: string
+  readonly expiresIn: number
+  readonly idempotencyTtlMs: number
+  readonly leaseMs: number
+  readonly maxBodyBytes: number
+  readonly signingKey: KeyObject
+  readonly secrets: readonly KeyObject[]
+  readonly registry: Registry.Registry<Method.Server>
+  now(): number
+  report(error: unknown, phase: Phase): void
+  /** The method's store: the server store with keys prefixed by method and intent. */
+  storeFor(method: Method.Server): Store
+}
+
+/** Default of {@link Options.maxBodyBytes}: 1 MiB. */
+export const defaultMaxBodyBytes = 1 << 20
+
+/** Validates the options and builds the shared core. */
+export function createCore(options: Options): Core {
+  if (typeof options.realm !== 'string' || options.realm === '')
+    throw new ConfigurationError('realm is required')
+  if (!Array.isArray(options.secrets) || options.secrets.length === 0)
+    throw new ConfigurationError('at least one secret is required')
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
+    throw new ConfigurationError('maxBodyBytes must be a non-negative integer')
+  // KeyObjects make each HMAC cheaper than raw key bytes.
+  const secrets = options.secrets.map((secret) => createSecretKey(Binding.checkSecret(secret)))
+  const store = options.store ?? new MemoryStore()
+  const prefix = options.keyPrefix ?? 'mppkit:'
+  const onError = options.onError
+  const methodStores = new Map<Method.Server, Store>()
+  return {
+    realm: options.realm,
+    store,
+    prefix,
+    expiresIn: options.expiresIn ?? Expires.defaultTtlSeconds,
+    idempotencyTtlMs: (options.idempotencyTtl ?? 86_400) * 1000,
+    leaseMs: (options.idempotencyLease ?? 300) * 1000,
+    maxBodyBytes,
+    signingKey: secrets[0]!,
+    secrets,
+    registry: Registry.from(options.methods),
+    now: options.now ?? Date.now,
+    report(error, phase) {
+      try {
+        onError?.(error, { phase })
+      } catch {}
+    },
+    storeFor(method) {
+      let scoped = methodStores.get(method)
+      if (!scoped) {
+        scoped = prefixStore(store, `${prefix}m:${method.definition.name}/${method.definition.intent}:`)
+        methodStores.set(method, scoped)
+      }
+      return scoped
+    },
+  }
+}

@@ -1,0 +1,157 @@
+import * as Challenge from '../Challenge.js'
+import { ConfigurationError, FormatError } from '../Errors.js'
+import type * as Method from '../Method.js'
+import type { Core } from './Core.js'
+
+/** One payment option offered on a route. */
+export type Offer = {
+  method: string
+  /** Default `charge`. */
+  intent?: string
+  /**
+   * Pinned request fields (amount, currency, recipient…), or a function of the HTTP request for dynamic
+   * prices. A credential's echoed request must still equal these fields when it comes back.
+   */
+  request?:
+    | Record<string, unknown>
+    | ((request: Request) => Record<string, unknown> | Promise<Record<string, unknown>>)
+  /** Human-readable purpose (display only, never verified). */
+  description?: string
+  /** Overrides the server's challenge lifetime (seconds). */
+  expiresIn?: number
+  /**
+   * Server correlation data, bound into the id (flat string map) and pinned: a credential must echo
+   * exactly this map (plus the server's nonce), so a challenge of one route never pays another.
+   */
+  opaque?: Record<string, string>
+  /**
+   * The request header that carries the credential (default `Authorization`). Challenges then carry
+   * `header="…"`, bound into the id, and the server reads the credential from that header, which
+   * leaves `Authorization` to the service's own API keys.
+   */
+  header?: string
+}
+
+/** A protected route: what it costs, in one or more methods. */
+export type Route = { offers: readonly Offer[] }
+
+/** An offer resolved against the server's methods, with what can be computed once. */
+export type CompiledOffer = {
+  offer: Offer
+  method: Method.Server
+  intent: string
+  staticRequest: Record<string, unknown> | undefined
+  /** The non-default credential header (as configured), or undefined for `Authorization`. */
+  header: string | undefined
+  /** The opaque map a credential must echo (without the nonce). */
+  opaque: Readonly<Record<string, string>>
+  /** Precomputed wire pieces when the request is static (no dynamic price, no `prepare`). */
+  template?: { bindingPrefix: string; headerTail: string; requestB64: string }
+}
+
+/** A compiled route: its offers and the (lowercase) headers a credential may arrive in. */
+export type CompiledRoute = { offers: readonly CompiledOffer[]; headers: readonly string[] }
+
+const token = /^[A-Za-z0-9-]+$/
+const latin1 = /^[\u0000-\u00ff]*$/
+
+/**
+ * Formats a challenge through the checked codec path. A value the codec cannot encode in a header is a
+ * configuration mistake of the route, reported when the route is created rather than as a 503 later.
+ */
+export function formatChallenge(challenge: Challenge.Challenge, requestB64: string): string {
+  let header: string
+  try {
+    header = Challenge.format(challenge, requestB64)
+  } catch (cause) {
+    if (cause instanceof FormatError)
+      throw new ConfigurationError(`the offer cannot be sent as a challenge: ${cause.message}`)
+    throw cause
+  }
+  // "field-value = *field-content" of visible ASCII and obs-text (RFC 9110 §5.5): Headers refuse more.
+  if (!latin1.test(header))
+    throw new ConfigurationError('the offer cannot be sent as a challenge: a parameter is not Latin-1')
+  // The credential header is bound into the id; the codec may not write the parameter itself yet.
+  if (challenge.header !== undefined && !header.includes(', header="'))
+    header += `, header="${challenge.header}"`
+  return header
+}
+
+function compileOffer(core: Core, offer: Offer): CompiledOffer {
+  const intent = offer.intent ?? 'charge'
+  const method = core.registry.get(offer.method, intent)
+  if (!method) throw new ConfigurationError(`route offers ${offer.method}/${intent}, which is not registered`)
+  let header: string | undefined
+  if (offer.header !== undefined) {
+    if (typeof offer.header !== 'string' || !token.test(offer.header))
+      throw new ConfigurationError('an offer header must be a header name (letters, digits, "-")')
+    // "Authorization" is the default: an explicit one changes neither the challenge nor its id.
+    header = offer.header.toLowerCase() === 'authorization' ? undefined : offer.header
+  }
+  const opaque = offer.opaque ?? {}
+  for (const [key, value] of Object.entries(opaque)) {
+    if (typeof value !== 'string') throw new ConfigurationError('opaque values must be strings')
+    if (key === 'nonce') throw new ConfigurationError('opaque.nonce is reserved for the server')
+  }
+  const staticRequest =
+    typeof offer.request === 'function' ? undefined : { ...(method.defaults ?? {}), ...(offer.request ?? {}) }
+  const fields: Challenge.Challenge = {
+    id: 'x',
+    realm: core.realm,
+    method: method.definition.name,
+    intent,
+    request: staticRequest ?? {},
+  }
+  if (offer.description !== undefined) fields.description = offer.description
+  // Every offer is formatted once here, so an unencodable description fails at route creation.
+  const sample = formatChallenge(fields, Challenge.encodeRequest(fields.request))
+  const entry: CompiledOffer = { offer, method, intent, staticRequest, header, opaque }
+  if (staticRequest && !method.prepare) {
+    const requestB64 = Challenge.encodeRequest(staticRequest)
+    entry.template = {
+      bindingPrefix: `${core.realm}|${method.definition.name}|${intent}|${requestB64}|`,
+      headerTail: sample.slice('Payment id="x"'.length),
+      requestB64,
+    }
+  }
+  return entry
+}
+
+/**
+ * Returns the route compiler of a server: resolves each offer's method once per route object, checks
+ * the offers (unknown method, bad header name, reserved opaque key, unencodable description →
+ * `ConfigurationError`) and precomputes the wire pieces of static offers.
+ *
+ * @example
+ * ```ts
+ * const compile = Offers.compiler(core)
+ * compile({ offers: [{ method: 'tempo', request: { amount: '1000' } }] })
+ * ```
+ * @see draft-httpauth-payment-00 §5.1
+ */
+export function compiler(core: Core): (route: Route) => CompiledRoute {
+  const compiled = new WeakMap<Route, CompiledRoute>()
+  return (route) => {
+    let result = compiled.get(route)
+    if (result) return result
+    if (!route || !Array.isArray(route.offers) || route.offers.length === 0)
+      throw new ConfigurationError('a route needs at least one offer')
+    const offers = route.offers.map((offer) => compileOffer(core, offer))
+    const headers = [...new Set(offers.map((entry) => (entry.header ?? 'authorization').toLowerCase()))]
+    result = { offers, headers }
+    compiled.set(route, result)
+    return result
+  }
+}
+
+/** The request fields an offer pins now: its static fields, or its price function's, over the defaults. */
+export async function pinnedRequest(
+  entry: CompiledOffer,
+  request: Request,
+): Promise<Record<string, unknown>> {
+  if (entry.staticRequest) return entry.staticRequest
+  const dynamic = await (
+    entry.offer.request as (r: Request) => Record<string, unknown> | Promise<Record<string, unknown>>
+  )(request)
+  return { ...(entry.method.defaults ?? {}), ...dynamic }
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest'
+import * as Challenge from '../Challenge.js'
+import * as Credential from '../Credential.js'
+import * as IdempotencyCache from '../IdempotencyCache.js'
+import { createTestRail } from '../testing/TestMethod.js'
+import { create as createServer } from './Server.js'
+
+const secret = 'paid-test-secret-0123456789abcdefghijklmn'
+const url = 'https://api.test/stream'
+const offer = { method: 'test', request: { amount: '100', currency: 'usd', recipient: 'acct' } }
+
+const within = <value>(promise: Promise<value>, ms: number, what: string) =>
+  Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
+  ])
+
+describe('Paid.finalize', () => {
+  it('lets a streamed (SSE) response to an Idempotency-Key POST flow as produced, and never replays it', async () => {
+    const rail = createTestRail()
+    const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let runs = 0
+    const handler = server.protect({ offers: [offer] }, () => {
+      runs++
+      let step = 0
+      const encoder = new TextEncoder()
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          step++
+          if (step === 1) controller.enqueue(encoder.encode('data: first\n\n'))
+          else if (step === 2) {
+            // The rest of the stream waits until the client has seen the first event.
+            await gate
+            controller.enqueue(encoder.encode('data: last\n\n'))
+          } else controller.close()
+        },
+      })
+      return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+    })
+    const unpaid = await handler(new Request(url, { method: 'POST', body: 'q' }))
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    const { payload, source } = await rail
+      .client()
+      .createPayload({ challenge: challenge!, request: challenge!.request as never, url })
+    const authorization = Credential.format({ challenge: challenge!, payload, ...(source ? { source } : {}) })
+    const send = () =>
+      handler(
+        new Request(url, {
+          method: 'POST',
+          body: 'q',
+          headers: { authorization, 'idempotency-key': 'sse-1' },
+        }),
+      )
+    const response = await within(send(), 2_000, 'the paid response')
+    expect(response.status).toBe(200)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    const reader = response.body!.getReader()
+    const first = await within(reader.read(), 2_000, 'the first event')
+    expect(new TextDecoder().decode(first.value)).toBe('data: first\n\n')
+    release()
+    let rest = ''
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += new TextDecoder().decode(chunk.value)
+    expect(rest).toBe('data: last\n\n')
+    // A retry with the key: a clear problem, no second handler run, no second charge.
+    const retry = await send()
+    expect(retry.status).toBe(410)
+    expect(retry.headers.get('payment-receipt')).toBeNull()
+    expect(await retry.json()).toMatchObject({
+      type: 'https://paymentauth.org/problems/response-not-replayable',
+      status: 410,
+    })
+    expect(runs).toBe(1)
+    expect(rail.settlements()).toBe(1)
+  })
+})
+
+describe('IdempotencyCache.isStreamed', () => {
+  it('is true for event streams and NDJSON with a body, false otherwise', () => {
+    const typed = (type: string, body: string | null = 'x') =>
+      new Response(body, { headers: { 'content-type': type } })
+    expect(IdempotencyCache.isStreamed(typed('text/event-stream'))).toBe(true)
+    expect(IdempotencyCache.isStreamed(typed('text/event-stream; charset=utf-8'))).toBe(true)
+    expect(IdempotencyCache.isStreamed(typed('application/x-ndjson'))).toBe(true)
+    expect(IdempotencyCache.isStreamed(typed('application/json'))).toBe(false)
+    expect(IdempotencyCache.isStreamed(typed('text/event-stream', null))).toBe(false)
+    expect(IdempotencyCache.isStreamed(new Response('x'))).toBe(false)
+  })
+})

@@ -1,0 +1,197 @@
+import { type Store, VerificationFailedError } from '@mppkit/core'
+import { type Address, type Hex, isAddressEqual } from 'viem'
+import type { ChannelState } from './Chain.js'
+import { sessionProblem } from './problems.js'
+
+/** The highest accepted voucher of a channel, as stored. */
+export type StoredVoucher = { amount: string; signature: Hex }
+
+/** Accounting state of a channel: the highest accepted cumulative amount and what was spent of it. */
+export type Balance = { ok: boolean; spent: bigint; accepted: bigint }
+
+/** What the channel store needs. */
+export type ChannelStoreOptions = {
+  /** TTL of session state in the Store, in ms. */
+  ttlMs: number
+  /** Cached channel state older than this (ms) is re-read from the escrow when `fresh` is asked for. */
+  stateTtl: number
+  payee: Address
+  currency: Address
+  /** Reads the channel from the escrow (undefined: no such channel). */
+  readChannel(channelId: Hex): Promise<ChannelState | undefined>
+}
+
+/** Per-channel session state in a Store: cached channel, highest voucher, spent counter. */
+export type ChannelStore = ReturnType<typeof createChannelStore>
+
+const key = (kind: string, channelId: string) => `${kind}:${channelId.toLowerCase()}`
+
+/**
+ * Creates the channel store of a `tempo/session` server: the accepted and spent amounts of each channel
+ * live in the given Store and change atomically (compare-and-set of the highest voucher, bounded
+ * increment of the spent counter), so several server processes can share one Store.
+ *
+ * @example
+ * ```ts
+ * const channels = createChannelStore({ ttlMs, stateTtl: 1000, payee, currency, readChannel })
+ * const { ok } = await channels.deduct(store, channelId, 1000n)
+ * ```
+ * @see draft-tempo-session-00 §9 (Accounting)
+ */
+export function createChannelStore(options: ChannelStoreOptions) {
+  const { ttlMs } = options
+  /** Channels with a fully consumed voucher not yet settled on chain. */
+  const dirty = new Set<Hex>()
+  const waiters = new Map<string, Set<() => void>>()
+  const notify = (channelId: string) => {
+    for (const wake of waiters.get(channelId.toLowerCase()) ?? []) wake()
+  }
+
+  const saveChannel = (s: Store, channelId: Hex, state: ChannelState) =>
+    s.set(key('ch', channelId), JSON.stringify(state), ttlMs)
+  const cachedChannel = async (s: Store, channelId: Hex): Promise<ChannelState | undefined> => {
+    const raw = await s.get(key('ch', channelId))
+    return raw ? (JSON.parse(raw) as ChannelState) : undefined
+  }
+
+  const loadChannel = async (s: Store, channelId: Hex, fresh: boolean): Promise<ChannelState> => {
+    let state = await cachedChannel(s, channelId)
+    if (!state || (fresh && Date.now() - state.readAt > options.stateTtl)) {
+      state = await options.readChannel(channelId)
+      if (!state)
+        throw sessionProblem('channel-not-found', 'Channel Not Found', 410, 'No channel with this id exists.')
+      await saveChannel(s, channelId, state)
+    }
+    if (state.finalized)
+      throw sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel has been closed.')
+    if (!isAddressEqual(state.payee, options.payee) || !isAddressEqual(state.token, options.currency))
+      throw new VerificationFailedError({
+        detail: 'The channel pays another payee or token.',
+        reason: 'channel-mismatch',
+      })
+    return state
+  }
+
+  const highest = async (
+    s: Store,
+    channelId: Hex,
+  ): Promise<{ raw: string | undefined; voucher: StoredVoucher | undefined }> => {
+    const raw = await s.get(key('v', channelId))
+    return { raw, voucher: raw ? (JSON.parse(raw) as StoredVoucher) : undefined }
+  }
+
+  // Monotonic compare-and-set of the highest voucher. "Servers MUST persist the highest voucher to durable
+  // storage before providing the corresponding service."
+  const accept = async (
+    s: Store,
+    channelId: Hex,
+    amount: bigint,
+    signature: Hex,
+    minDelta: bigint,
+  ): Promise<bigint> => {
+    for (;;) {
+      const { raw, voucher } = await highest(s, channelId)
+      const current = voucher ? BigInt(voucher.amount) : -1n
+      // "if `cumulativeAmount == highestVoucherAmount`, treat the request as an idempotent retry"
+      if (amount === current) return current
+      // "Submitting a voucher with lower `cumulativeAmount` than highest accepted MUST be rejected"
+      if (amount < current)
+        throw new VerificationFailedError({
+          detail: `The voucher is below the accepted cumulative amount ${current}.`,
+          reason: 'amount-not-increasing',
+        })
+      if (current >= 0n && amount - current < minDelta)
+        throw sessionProblem(
+          'delta-too-small',
+          'Delta Too Small',
+          402,
+          `Vouchers must increase by at least ${minDelta}.`,
+        )
+      const next = JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
+      if (await s.compareAndSet(key('v', channelId), raw, next, ttlMs)) {
+        notify(channelId)
+        return amount
+      }
+    }
+  }
+
+  const accepted = async (s: Store, channelId: Hex) => {
+    const { voucher } = await highest(s, channelId)
+    return voucher ? BigInt(voucher.amount) : 0n
+  }
+  const spentOf = async (s: Store, channelId: Hex) =>
+    (await s.increment(key('spent', channelId), 0n, { ttlMs })).value
+
+  // "MUST persist `spent := spent + cost` to durable storage BEFORE or atomically with delivering the
+  // metered service": a bounded increment, so concurrent requests never spend beyond the accepted voucher.
+  const deduct = async (s: Store, channelId: Hex, cost: bigint): Promise<Balance> => {
+    const acceptedNow = await accepted(s, channelId)
+    if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
+    const result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+    if (result.applied) {
+      dirty.add(channelId)
+      // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
+      const { voucher } = await highest(s, channelId)
+      if (voucher && BigInt(voucher.amount) <= result.value)
+        await s.set(key('ok', channelId), JSON.stringify(voucher), ttlMs)
+    }
+    return { ok: result.applied, spent: result.value, accepted: acceptedNow }
+  }
+
+  /** The highest fully consumed voucher of a channel (what a settlement may capture). */
+  const consumedVoucher = async (s: Store, channelId: Hex): Promise<StoredVoucher | undefined> => {
+    const raw = await s.get(key('ok', channelId))
+    return raw ? (JSON.parse(raw) as StoredVoucher) : undefined
+  }
+
+  const insufficient = (channelId: Hex, cost: bigint, state: { spent: bigint; accepted: bigint }) =>
+    sessionProblem(
+      'insufficient-balance',
+      'Insufficient Balance',
+      402,
+      'The channel balance does not cover this request.',
+      {
+        channelId,
+        // "If `available < cost`: return 402 with Problem Details including `requiredTopUp = cost - available`"
+        requiredTopUp: String(cost - (state.accepted - state.spent)),
+        acceptedCumulative: String(state.accepted),
+        spent: String(state.spent),
+      },
+    )
+
+  /** Calls `wake` whenever a voucher advances on this channel in this process; returns the unsubscribe. */
+  const onVoucher = (channelId: Hex, wake: () => void) => {
+    const id = channelId.toLowerCase()
+    let set = waiters.get(id)
+    if (!set) {
+      set = new Set()
+      waiters.set(id, set)
+    }
+    set.add(wake)
+    return () => {
+      set.delete(wake)
+      if (set.size === 0) waiters.delete(id)
+    }
+  }
+
+  /** Wakes every paused stream (e.g. when the server closes). */
+  const wakeAll = () => {
+    for (const set of waiters.values()) for (const wake of set) wake()
+  }
+
+  return {
+    dirty,
+    notify,
+    wakeAll,
+    onVoucher,
+    saveChannel,
+    cachedChannel,
+    loadChannel,
+    accept,
+    accepted,
+    spentOf,
+    deduct,
+    consumedVoucher,
+    insufficient,
+  }
+}

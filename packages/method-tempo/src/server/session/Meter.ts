@@ -1,0 +1,168 @@
+import type { Store } from '@mppkit/core'
+import type { Hex } from 'viem'
+import type { ChannelStore } from './ChannelStore.js'
+
+/** What a route handler gets as `payment.context` for a session request. */
+export type SessionMeter = {
+  channelId: Hex
+  /** Deducts `units × amount` from the channel balance; false (and nothing deducted) when it is short. */
+  charge(units?: number): Promise<boolean>
+  /** Current accounting state. */
+  state(): Promise<{ acceptedCumulative: bigint; spent: bigint; deposit: bigint }>
+  /**
+   * An SSE response that charges `unitsPerChunk` before each chunk, emits `payment-need-voucher` and
+   * pauses when the balance runs out, and ends with a `payment-receipt` event.
+   */
+  sse(chunks: AsyncIterable<string> | Iterable<string>, options?: { unitsPerChunk?: number }): Response
+}
+
+const max = (a: bigint, b: bigint) => (a > b ? a : b)
+
+/**
+ * The session-specific receipt fields (draft-tempo-session-00 §11 Receipts).
+ *
+ * @example
+ * ```ts
+ * receiptFields(challenge.id, channelId, { accepted: 3000n, spent: 2000n }, { units: 2 })
+ * ```
+ * @see draft-tempo-session-00 §11
+ */
+export const receiptFields = (
+  challengeId: string,
+  channelId: Hex,
+  state: { accepted: bigint; spent: bigint },
+  extra: Record<string, unknown> = {},
+) => ({
+  intent: 'session',
+  challengeId,
+  channelId,
+  acceptedCumulative: String(state.accepted),
+  spent: String(state.spent),
+  ...extra,
+})
+
+/** Parameters of {@link createMeter}. */
+export type MeterParameters = {
+  channels: ChannelStore
+  store: Store
+  channelId: Hex
+  /** Price of one unit (the route's `amount`). */
+  price: bigint
+  challengeId: string
+  minDelta: bigint
+  /** How long a paused stream waits for a voucher (ms). */
+  voucherTimeout: number
+  /** True once every server of the method closed: a paused stream then ends at once, with its receipt. */
+  closed: () => boolean
+}
+
+/**
+ * The meter a route handler uses to charge a session per unit, or to stream SSE chunks that are each paid
+ * before they are sent.
+ *
+ * @example
+ * ```ts
+ * const meter = createMeter({ channels, store, channelId, price: 25n, challengeId, minDelta: 0n, voucherTimeout: 60_000, closed: () => false })
+ * return meter.sse(tokens)
+ * ```
+ * @see draft-tempo-session-00 §12 (Streaming)
+ */
+export function createMeter(parameters: MeterParameters): SessionMeter {
+  const { channels, store: s, channelId, price, challengeId, minDelta } = parameters
+  const waitForVoucher = (timeoutMs: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        clearInterval(poll)
+        unsubscribe()
+        resolve()
+      }
+      // In-process wake-up, plus polling for vouchers accepted by other server processes.
+      const timer = setTimeout(done, timeoutMs)
+      const poll = setInterval(done, 250)
+      const unsubscribe = channels.onVoucher(channelId, done)
+    })
+
+  const meter: SessionMeter = {
+    channelId,
+    async charge(units = 1) {
+      return (await channels.deduct(s, channelId, price * BigInt(units))).ok
+    },
+    async state() {
+      const channel = await channels.cachedChannel(s, channelId)
+      return {
+        acceptedCumulative: await channels.accepted(s, channelId),
+        spent: await channels.spentOf(s, channelId),
+        deposit: BigInt(channel?.deposit ?? '0'),
+      }
+    },
+    sse(chunks, sseOptions = {}) {
+      const cost = price * BigInt(sseOptions.unitsPerChunk ?? 1)
+      const encoder = new TextEncoder()
+      let units = 0
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          const send = (text: string) => controller.enqueue(encoder.encode(text))
+          try {
+            for await (const chunk of chunks as AsyncIterable<string>) {
+              let result = await channels.deduct(s, channelId, cost)
+              const deadline = Date.now() + parameters.voucherTimeout
+              while (!result.ok) {
+                // No voucher in time: stop metering, but still end with the receipt ("MUST include the
+                // receipt … in the final message of the stream").
+                if (Date.now() >= deadline || parameters.closed()) break
+                // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
+                // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
+                const state = await meter.state()
+                send(
+                  `event: payment-need-voucher\ndata: ${JSON.stringify({
+                    acceptedCumulative: String(result.accepted),
+                    channelId,
+                    deposit: String(state.deposit),
+                    // "Minimum cumulative amount the next voucher must authorize": enough for this
+                    // chunk, and at least `minVoucherDelta` above the accepted voucher.
+                    requiredCumulative: String(max(result.spent + cost, result.accepted + minDelta)),
+                  })}\n\n`,
+                )
+                const before = result.accepted
+                while (
+                  Date.now() < deadline &&
+                  !parameters.closed() &&
+                  (await channels.accepted(s, channelId)) === before
+                )
+                  await waitForVoucher(Math.max(1, deadline - Date.now()))
+                result = await channels.deduct(s, channelId, cost)
+              }
+              if (!result.ok) break
+              units += Number(sseOptions.unitsPerChunk ?? 1)
+              send(`data: ${chunk.replace(/\n/g, '\ndata: ')}\n\n`)
+            }
+            // "For SSE responses, the final receipt SHOULD be delivered as an event"
+            const state = await meter.state()
+            send(
+              `event: payment-receipt\ndata: ${JSON.stringify({
+                method: 'tempo',
+                status: 'success',
+                timestamp: new Date().toISOString(),
+                reference: channelId,
+                ...receiptFields(
+                  challengeId,
+                  channelId,
+                  { accepted: state.acceptedCumulative, spent: state.spent },
+                  { units },
+                ),
+              })}\n\n`,
+            )
+            controller.close()
+          } catch (error) {
+            controller.error(error)
+          }
+        },
+      })
+      return new Response(body, {
+        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, private' },
+      })
+    },
+  }
+  return meter
+}

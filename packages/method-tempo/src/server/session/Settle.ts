@@ -1,0 +1,183 @@
+import { type Method, VerificationFailedError } from '@mppkit/core'
+import { type Address, encodeFunctionData, type Hex, isAddressEqual } from 'viem'
+import { escrowAbi } from '../../internal/escrow.js'
+import type { session } from '../../Methods.js'
+import type { SessionChain } from './Chain.js'
+import type { ChannelStore } from './ChannelStore.js'
+import { createMeter, receiptFields } from './Meter.js'
+import { sessionProblem } from './problems.js'
+import type { Verified } from './Verify.js'
+
+/** Parameters of {@link createSettle}. */
+export type SettleParameters = {
+  chain: SessionChain
+  channels: ChannelStore
+  escrow: Address
+  currency: Address
+  payee: Address
+  /** Units charged before the handler runs. */
+  unitsPerRequest: bigint
+  voucherTimeout: number
+  /** True once every server of the method closed (paused streams end). */
+  closed: () => boolean
+}
+
+type Context = Parameters<Method.Server<typeof session, Verified>['settle']>[0]
+
+const reverted = (what: string) =>
+  new VerificationFailedError({ detail: `The ${what} transaction reverted.`, reason: 'transaction-reverted' })
+
+/**
+ * The value-moving half of a session server: broadcasts an `open` or `topUp`, accepts a voucher and
+ * deducts the request's cost before it is served, or closes the channel cooperatively.
+ *
+ * @example
+ * ```ts
+ * const settle = createSettle({ chain, channels, escrow, currency, payee, unitsPerRequest: 1n, voucherTimeout: 60_000, closed: () => false })
+ * const settlement = await settle(context)
+ * ```
+ * @see draft-tempo-session-00 §8 (Server Verification), §9 (Accounting)
+ */
+export function createSettle(parameters: SettleParameters): (context: Context) => Promise<Method.Settlement> {
+  const { chain, channels, unitsPerRequest } = parameters
+  return async ({ challenge, request, payload, store: s, verified, httpRequest }) => {
+    const price = BigInt(request.amount)
+    const cost = price * unitsPerRequest
+    const minDelta = BigInt(request.methodDetails.minVoucherDelta ?? '0')
+    const { channelId } = verified
+    const signature = (payload as { signature: Hex }).signature
+    const pureVoucher = httpRequest.method === 'HEAD'
+    const done = async (
+      extra: Record<string, unknown> = {},
+      response?: Response,
+    ): Promise<Method.Settlement> => {
+      const state = {
+        accepted: await channels.accepted(s, channelId),
+        spent: await channels.spentOf(s, channelId),
+      }
+      return {
+        reference: channelId,
+        receipt: receiptFields(challenge.id, channelId, state, extra),
+        context: createMeter({
+          channels,
+          store: s,
+          channelId,
+          price,
+          challengeId: challenge.id,
+          minDelta,
+          voucherTimeout: parameters.voucherTimeout,
+          closed: parameters.closed,
+        }),
+        ...(response ? { response } : {}),
+      }
+    }
+    const serve = async (charge: boolean) => {
+      if (!charge) return done({}, new Response(null, { status: 200 }))
+      const result = await channels.deduct(s, channelId, cost)
+      if (!result.ok) throw channels.insufficient(channelId, cost, result)
+      return done(cost > 0n ? { units: Number(unitsPerRequest) } : {})
+    }
+    switch (verified.action) {
+      case 'open': {
+        let channel = await chain.readChannel(channelId)
+        if (!channel) {
+          const receipt = await chain.broadcast(
+            await chain.finalTransaction(verified.serialized, chain.sponsoredBy(request)),
+          )
+          if (receipt.status !== 'success') throw reverted('open')
+          channel = await chain.readChannel(channelId)
+        }
+        if (!channel)
+          throw sessionProblem('channel-not-found', 'Channel Not Found', 410, 'The channel was not opened.')
+        // "Channel exists …, `channel.payee` matches server's address, `channel.token` matches
+        // `request.currency`, `channel.deposit - channel.settled >= amount`, not finalized,
+        // `channel.closeRequestedAt == 0`"
+        if (
+          !isAddressEqual(channel.payer, verified.payer) ||
+          !isAddressEqual(channel.payee, parameters.payee) ||
+          !isAddressEqual(channel.token, parameters.currency) ||
+          channel.finalized ||
+          channel.closeRequestedAt !== '0' ||
+          BigInt(channel.deposit) - BigInt(channel.settled) < price
+        )
+          throw new VerificationFailedError({
+            detail: 'The on-chain channel does not match this session.',
+            reason: 'channel-mismatch',
+          })
+        // "Verify `cumulativeAmount <= channel.deposit`" against the chain, not the open call's calldata:
+        // when the channel already exists the transaction is not broadcast, and its claimed deposit
+        // (the channel id does not cover it) proves nothing.
+        if (verified.amount > BigInt(channel.deposit))
+          throw sessionProblem(
+            'amount-exceeds-deposit',
+            'Amount Exceeds Deposit',
+            402,
+            'The voucher exceeds the channel deposit.',
+            { deposit: channel.deposit },
+          )
+        // "`voucher.cumulativeAmount >= channel.settled`"
+        if (verified.amount < BigInt(channel.settled))
+          throw new VerificationFailedError({
+            detail: 'The voucher is below the settled amount.',
+            reason: 'amount-not-increasing',
+          })
+        await channels.saveChannel(s, channelId, channel)
+        await channels.accept(s, channelId, verified.amount, signature, 0n)
+        return serve(!pureVoucher)
+      }
+      case 'voucher': {
+        await channels.accept(s, channelId, verified.amount, signature, minDelta)
+        return serve(!pureVoucher)
+      }
+      case 'topUp': {
+        const receipt = await chain.broadcast(
+          await chain.finalTransaction(verified.serialized, chain.sponsoredBy(request)),
+        )
+        if (receipt.status !== 'success') throw reverted('topUp')
+        const channel = await chain.readChannel(channelId)
+        // "`channel.deposit` increased by `additionalDeposit`"
+        if (
+          !channel ||
+          BigInt(channel.deposit) < BigInt(verified.channel.deposit) + verified.additionalDeposit
+        )
+          throw new VerificationFailedError({
+            detail: 'The deposit did not increase.',
+            reason: 'topup-missing',
+          })
+        await channels.saveChannel(s, channelId, channel)
+        channels.notify(channelId)
+        return done(
+          { txHash: receipt.transactionHash, deposit: channel.deposit },
+          new Response(null, { status: 200 }),
+        )
+      }
+      case 'close': {
+        const spent = await channels.spentOf(s, channelId)
+        const settled = BigInt(verified.channel.settled)
+        // "captureAmount = max(spent, settledOnChain)"; "Servers MUST NOT capture more than the amount
+        // actually consumed by delivered service." A v1 close captures the voucher amount, so the close
+        // voucher must be exactly the capture amount (or at/below the settled amount: nothing new).
+        const capture = spent > settled ? spent : settled
+        if (verified.amount < capture || (verified.amount > capture && verified.amount > settled))
+          throw new VerificationFailedError({
+            detail: `Sign the close voucher for exactly the spent amount ${capture}.`,
+            reason: 'close-amount-mismatch',
+            extensions: { spent: String(capture) },
+          })
+        const data = encodeFunctionData({
+          abi: escrowAbi,
+          functionName: 'close',
+          args: [channelId, verified.amount, signature],
+        })
+        const receipt = await chain.sendAsPayee([{ to: parameters.escrow, data }], 400_000n)
+        if (receipt.status !== 'success') throw reverted('close')
+        const channel = await chain.readChannel(channelId)
+        if (channel) await channels.saveChannel(s, channelId, channel)
+        channels.dirty.delete(channelId)
+        return done({ txHash: receipt.transactionHash }, new Response(null, { status: 200 }))
+      }
+      default:
+        throw new VerificationFailedError({ detail: 'Unknown session action.', reason: 'unknown-action' })
+    }
+  }
+}

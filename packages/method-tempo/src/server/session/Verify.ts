@@ -1,0 +1,207 @@
+import { type Method, VerificationFailedError } from '@mppkit/core'
+import { type Address, type Hex, isAddressEqual, zeroAddress } from 'viem'
+import * as Channel from '../../Channel.js'
+import { assertCanonical } from '../../internal/canonical.js'
+import type { session } from '../../Methods.js'
+import * as Voucher from '../../Voucher.js'
+import type { ChannelState, SessionChain } from './Chain.js'
+import type { ChannelStore } from './ChannelStore.js'
+import { sessionProblem } from './problems.js'
+
+/** What session `verify` hands to `settle`. */
+export type Verified =
+  | {
+      action: 'open'
+      channelId: Hex
+      serialized: Hex
+      payer: Address
+      signer: Address
+      amount: bigint
+      deposit: bigint
+    }
+  | { action: 'voucher'; channelId: Hex; channel: ChannelState; amount: bigint }
+  | { action: 'topUp'; channelId: Hex; serialized: Hex; additionalDeposit: bigint; channel: ChannelState }
+  | { action: 'close'; channelId: Hex; channel: ChannelState; amount: bigint }
+
+/** Parameters of {@link createVerify}. */
+export type VerifyParameters = {
+  chain: SessionChain
+  channels: ChannelStore
+  chainId: number
+  escrow: Address
+  currency: Address
+  payee: Address
+}
+
+type Context = Parameters<Method.Server<typeof session>['verify']>[0]
+
+/**
+ * The side-effect-free half of a session server: decodes and checks an `open`, `topUp`, `voucher` or
+ * `close` credential against the challenge, the escrow and the channel state, without sending anything.
+ *
+ * @example
+ * ```ts
+ * const verify = createVerify({ chain, channels, chainId, escrow, currency, payee })
+ * const verified = await verify(context)
+ * ```
+ * @see draft-tempo-session-00 §8 (Server Verification)
+ */
+export function createVerify(parameters: VerifyParameters): (context: Context) => Promise<Verified> {
+  const { chain, channels, chainId, escrow } = parameters
+  const verifier = Voucher.createVerifier()
+
+  const checkVoucher = (
+    channelId: Hex,
+    channel: Pick<ChannelState, 'signer' | 'deposit'>,
+    amount: bigint,
+    signature: Hex,
+  ) => {
+    const failure = verifier.verify({
+      chainId,
+      escrow,
+      voucher: { channelId, cumulativeAmount: amount, signature },
+      signer: channel.signer,
+    })
+    if (failure === 'signer-mismatch')
+      throw sessionProblem(
+        'signer-mismatch',
+        'Signer Mismatch',
+        402,
+        'The voucher is not signed by the channel signer.',
+      )
+    if (failure)
+      throw sessionProblem(
+        'invalid-signature',
+        'Invalid Signature',
+        402,
+        `The voucher signature is invalid (${failure}).`,
+      )
+    // "Verify `cumulativeAmount <= channel.deposit`"
+    if (amount > BigInt(channel.deposit))
+      throw sessionProblem(
+        'amount-exceeds-deposit',
+        'Amount Exceeds Deposit',
+        402,
+        'The voucher exceeds the channel deposit.',
+        {
+          deposit: channel.deposit,
+        },
+      )
+  }
+
+  return async ({ challenge, request, payload, store: s }) => {
+    const details = request.methodDetails
+    // "A client MUST NOT answer a challenge using a different session protocol than the one indicated"
+    if (
+      (details.sessionProtocol ?? 'v1') !== 'v1' ||
+      !isAddressEqual(details.escrowContract as Address, escrow)
+    )
+      throw new VerificationFailedError({
+        detail: 'Only v1 sessions on this escrow are accepted.',
+        reason: 'protocol-mismatch',
+      })
+    const channelId = payload.channelId.toLowerCase() as Hex
+    switch (payload.action) {
+      case 'open': {
+        const { from, call, tx } = chain.decodeCalls(payload.transaction as Hex)
+        await assertCanonical(payload.transaction as Hex, tx as Record<string, unknown>)
+        if (chain.sponsoredBy(request)) chain.checkSponsorable(tx, challenge.expires)
+        if (call.functionName !== 'open')
+          throw new VerificationFailedError({
+            detail: 'Expected an escrow open call.',
+            reason: 'unexpected-call',
+          })
+        const [callPayee, token, deposit, salt, authorizedSigner] = call.args as [
+          Address,
+          Address,
+          bigint,
+          Hex,
+          Address,
+        ]
+        if (!isAddressEqual(callPayee, parameters.payee) || !isAddressEqual(token, parameters.currency))
+          throw new VerificationFailedError({
+            detail: 'The channel pays another payee or token.',
+            reason: 'channel-mismatch',
+          })
+        // "For v1, the server recovers the `payer` address from the signed transaction and uses it to
+        // compute the `channelId` deterministically"
+        const computed = Channel.computeId({
+          payer: from,
+          payee: callPayee,
+          token,
+          salt,
+          authorizedSigner,
+          escrow,
+          chainId,
+        })
+        if (computed.toLowerCase() !== channelId)
+          throw new VerificationFailedError({
+            detail: 'The channel id does not match the open transaction.',
+            reason: 'channel-id-mismatch',
+          })
+        if (
+          payload.authorizedSigner &&
+          !isAddressEqual(payload.authorizedSigner as Address, authorizedSigner)
+        )
+          throw new VerificationFailedError({
+            detail: 'The authorized signer does not match the transaction.',
+            reason: 'signer-mismatch',
+          })
+        const signer = authorizedSigner === zeroAddress ? from : authorizedSigner
+        const amount = BigInt(payload.cumulativeAmount)
+        checkVoucher(channelId, { signer, deposit: String(deposit) }, amount, payload.signature as Hex)
+        return {
+          action: 'open',
+          channelId,
+          serialized: payload.transaction as Hex,
+          payer: from,
+          signer,
+          amount,
+          deposit,
+        }
+      }
+      case 'topUp': {
+        const channel = await channels.loadChannel(s, channelId, false)
+        const { call, tx } = chain.decodeCalls(payload.transaction as Hex)
+        await assertCanonical(payload.transaction as Hex, tx as Record<string, unknown>)
+        if (chain.sponsoredBy(request)) chain.checkSponsorable(tx, challenge.expires)
+        const [id, additional] = call.args as [Hex, bigint]
+        if (
+          call.functionName !== 'topUp' ||
+          id.toLowerCase() !== channelId ||
+          additional !== BigInt(payload.additionalDeposit)
+        )
+          throw new VerificationFailedError({
+            detail: 'Expected an escrow topUp of additionalDeposit on this channel.',
+            reason: 'unexpected-call',
+          })
+        return {
+          action: 'topUp',
+          channelId,
+          serialized: payload.transaction as Hex,
+          additionalDeposit: additional,
+          channel,
+        }
+      }
+      case 'voucher':
+      case 'close': {
+        const amount = BigInt(payload.cumulativeAmount)
+        // Re-read the escrow when the cached state is older than `channelStateTtl`, whatever the amount:
+        // "Servers MUST reject vouchers on channels with a pending forced close", and a repeated voucher
+        // must not keep serving a channel that was force-closed or withdrawn since it was cached.
+        const channel = await channels.loadChannel(s, channelId, true)
+        // "Verify `channel.closeRequestedAt == 0` … Servers MUST reject vouchers on channels with a pending
+        // forced close to prevent service delivery that cannot be settled."
+        if (payload.action === 'voucher' && channel.closeRequestedAt !== '0')
+          throw sessionProblem(
+            'channel-finalized',
+            'Channel Closing',
+            410,
+            'The payer requested a forced close of this channel.',
+          )
+        checkVoucher(channelId, channel, amount, payload.signature as Hex)
+        return { action: payload.action, channelId, channel, amount }
+      }
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { PolicyError } from '@mppkit/core'
+import { create as createClient, type Policy } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import type { Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import { sessionClient } from '../src/client/index.js'
+import { type SessionMeter, sessionServer } from '../src/server/index.js'
+import { readChannel } from './helpers.js'
+
+const reason = tempoUnavailableReason()
+if (reason) console.warn(`[skip] ${reason}`)
+
+const secret = 'tempo-session-policy-secret-0123456789ab'
+const price = 1_000n
+
+// Side payments a session makes outside a paid request (top-ups and vouchers inside a metered stream)
+// are booked in the paying client's ledger, so the spend policy bounds them too.
+describe.skipIf(!!reason)('tempo/session side payments under the client spend policy', () => {
+  let devnet: TempoDevnet
+  beforeAll(async () => {
+    devnet = await startTempo({ accounts: 4 })
+  })
+  afterAll(async () => {
+    await devnet?.stop()
+  })
+
+  async function streamWith(payer: number, deposit: bigint, policy: (currency: string) => Policy) {
+    const method = sessionServer({
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      currency: devnet.info.tokens.pathUsd,
+      account: privateKeyToAccount(devnet.info.accounts[0]!.privateKey),
+      escrow: devnet.info.escrow,
+      timeout: 5_000,
+      voucherTimeout: 2_000,
+      unitsPerRequest: 0,
+    })
+    const server = createServer({ realm: 'policy.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      {
+        offers: [
+          { method: 'tempo', intent: 'session', request: { amount: String(price), unitType: 'chunk' } },
+        ],
+      },
+      (_request, payment) => (payment.context as SessionMeter).sse(['one', 'two', 'three', 'four', 'five']),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[payer]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit,
+      fetch: fetcher,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: policy(devnet.info.tokens.pathUsd),
+    })
+    const response = await client.fetch('https://policy.test/stream')
+    expect(response.status).toBe(200)
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    const data: string[] = []
+    let buffer = ''
+    let refusal: unknown
+    while (refusal === undefined) {
+      const { value, done } = await reader.read()
+      if (done) break
+      buffer += value
+      for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+        const event = buffer.slice(0, end)
+        buffer = buffer.slice(end + 2)
+        const name = /^event: (.*)$/m.exec(event)?.[1]
+        const payload = /^data: (.*)$/m.exec(event)?.[1] ?? ''
+        if (name === 'payment-need-voucher') {
+          const need = JSON.parse(payload) as { requiredCumulative: string }
+          refusal = await sessions
+            .voucher('https://policy.test/stream', BigInt(need.requiredCumulative))
+            .then(
+              () => undefined,
+              (error: unknown) => error,
+            )
+          if (refusal !== undefined) break
+        } else if (name !== 'payment-receipt') data.push(payload)
+      }
+    }
+    await reader.cancel().catch(() => {})
+    const [state] = [...sessions.channels.values()]
+    return { client, data, refusal, state: state! }
+  }
+
+  it("books a stream's vouchers in the budget and refuses the one that would pass it", async () => {
+    const { client, data, refusal } = await streamWith(1, 10n * price, (currency) => ({
+      budget: { [currency.toUpperCase().replace('0X', '0x')]: 3n * price },
+    }))
+    expect(data).toEqual(['one', 'two', 'three'])
+    expect(refusal).toBeInstanceOf(PolicyError)
+    expect((refusal as PolicyError).reason).toBe('budget')
+    expect(client.ledger.spent(devnet.info.tokens.pathUsd, `tempo:${devnet.info.chainId}`)).toBe(3n * price)
+  })
+
+  it('checks a top-up inside a stream against maxDeposit before signing it', async () => {
+    const { data, refusal, state } = await streamWith(2, 2n * price, (currency) => ({
+      currencies: [currency],
+      maxDeposit: 3n * price,
+    }))
+    expect(data).toEqual(['one', 'two'])
+    expect((refusal as PolicyError).reason).toBe('max-deposit')
+    // Nothing was sent: the channel keeps its opening deposit.
+    expect(state.deposit).toBe(2n * price)
+    expect((await readChannel(devnet.info, state.channelId as Hex)).deposit).toBe(2n * price)
+  })
+})
