@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { describeError } from '../internal/describeError.js'
 import { inspectUrl, inspectValue, render } from '../internal/inspect.js'
+import { payCommand } from '../internal/railCli.js'
 
 const usage = `mppkit — Machine Payments Protocol toolkit
 
 Usage:
   mppkit inspect <header value | URL> [--reveal]   decode a challenge, credential or receipt,
                                                    or fetch a URL and show its 402 offers
-  mppkit pay <url> [options]                       pay a URL (needs a method package, e.g. @mppkit/method-tempo)
+  mppkit pay <url> [--rail <name>] [options]       pay a URL with the first offered method whose package
+                                                   is installed (e.g. @mppkit/method-tempo)
 
 Run 'mppkit pay --help' for payment options. Exit codes: 0 ok, 1 failed, 2 usage error.`
 
@@ -44,33 +46,10 @@ async function inspect(args: string[]): Promise<number> {
   return inspection.kind === 'unknown' ? 1 : 0
 }
 
-async function pay(args: string[]): Promise<number> {
-  // Rails live in their own packages; the pay command is provided by the first one installed.
-  const candidates = ['@mppkit/method-tempo/cli']
-  for (const name of candidates) {
-    let module: { pay: (argv: string[]) => Promise<number> }
-    try {
-      module = (await import(name)) as typeof module
-    } catch (error) {
-      const code = (error as { code?: string }).code
-      const missing =
-        (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') &&
-        String((error as Error).message).includes(name.split('/').slice(0, 2).join('/'))
-      if (!missing) throw error
-      continue
-    }
-    return module.pay(args)
-  }
-  process.stderr.write(
-    'mppkit pay: no payment method package is installed\nhint: npm install @mppkit/method-tempo\n',
-  )
-  return 2
-}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'inspect') return inspect(rest)
-  if (command === 'pay') return pay(rest)
+  if (command === 'pay') return payCommand(rest)
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${usage}\n`)
     return 0
