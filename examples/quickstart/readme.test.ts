@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const built = ['core', 'devnet', 'method-tempo'].every((p) =>
+const built = ['core', 'devnet', 'method-tempo', 'method-stripe'].every((p) =>
   existsSync(`${root}packages/${p}/dist/index.js`),
 )
 if (!built) console.warn('[skip] README quickstart: run `npm run build` first (npm test does)')
@@ -80,6 +80,10 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
     expect(printed).toMatch(/reference: '0x[0-9a-f]{64}'/)
     expect(printed).toContain("200 { answer: 42 } { spent: '300', acceptedCumulative: '300' }")
     expect(printed).toMatch(/^closed 200/m)
+    // The Stripe example on the devnet Stripe simulator: a paid card, then a decline.
+    expect(printed).toMatch(/^200 \{"report":"Q3 revenue up 12%","paymentIntent":"pi_\w+"\}$/m)
+    expect(printed).toMatch(/^402 insufficient_funds - Your card has insufficient funds\.$/m)
+    expect(printed).not.toMatch(/spt_\w{4}/)
     expect(printed).toMatch(
       /^ {2}export MPPKIT_URL=http:\/\/127\.0\.0\.1:\d+\/weather MPPKIT_RPC_URL=http:\/\/127\.0\.0\.1:\d+ MPPKIT_PRIVATE_KEY=0x[0-9a-f]{64}$/m,
     )

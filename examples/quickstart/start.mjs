@@ -1,11 +1,13 @@
 // `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
-// node and the quickstart server, pays it with the quickstart client, runs the session example, then
+// node and the quickstart server, pays it with the quickstart client, runs the session example and the
+// Stripe example (on the devnet Stripe simulator), then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
 // devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
 import { fileURLToPath } from 'node:url'
 import { onFailure } from '../lib/fail.mjs'
 import { runClient, startServer } from '../lib/processes.mjs'
 import { tempoNode } from '../lib/tempo-node.mjs'
+import { stripeNode } from '../stripe-charge/stripe-node.mjs'
 
 onFailure(
   'npm start',
@@ -61,6 +63,34 @@ const sessionCode = await runClient(
 )
 sessionServer.kill()
 if (sessionCode !== 0) await stop(sessionCode)
+
+// Stripe: a card payment with a Shared Payment Token on the devnet Stripe simulator, then a decline.
+console.log('\nStripe charge (examples/stripe-charge):')
+const stripe = await stripeNode()
+const stripeEnv = {
+  ...process.env,
+  STRIPE_SECRET_KEY: stripe.info.secretKey,
+  STRIPE_API_BASE: stripe.info.apiBase,
+  PORT: '0',
+}
+const stripeCode = await startServer(here('../stripe-charge/server.mjs'), {
+  ...stripeEnv,
+  STRIPE_NETWORK_ID: stripe.info.networkId,
+}).then(
+  async (stripeServer) => {
+    try {
+      return await runClient(here('../stripe-charge/client.mjs'), [stripeServer.url], stripeEnv)
+    } finally {
+      stripeServer.kill()
+    }
+  },
+  (error) => {
+    console.error(error.message)
+    return 1
+  },
+)
+await stripe.stop()
+if (stripeCode !== 0) await stop(stripeCode)
 
 console.log(`
 Paid. The server stays up at ${url}
