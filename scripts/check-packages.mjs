@@ -5,7 +5,7 @@
 // - a LICENSE and a README with Install, Try it and Links sections.
 // Usage: node scripts/check-packages.mjs [publint|attw|types|files]…   (prints problems; exit 1 if any)
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -13,19 +13,40 @@ import { promisify } from 'node:util'
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../', import.meta.url))
 
+const manifest = (name) => JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'))
+
+/**
+ * Entries that need @types/node in a package whose other entries run in browsers. In every other package
+ * the kind follows its manifest: all entries are `node` when it declares @types/node as an optional peer
+ * dependency, otherwise `browser` (their declarations must compile without Node's types).
+ */
+const nodeEntries = { core: ['./server', './testing'] }
+
+/** Every non-private package under packages/ (a new package is checked without being listed here). */
+export function packageNames() {
+  return readdirSync(join(root, 'packages'))
+    .filter((name) => existsSync(join(root, 'packages', name, 'package.json')))
+    .filter((name) => !manifest(name).private)
+    .sort()
+}
+
+function entryKinds(name) {
+  const pkg = manifest(name)
+  const entries = Object.keys(pkg.exports ?? { '.': pkg.main }).filter((entry) => entry !== './package.json')
+  const nodeOnly = pkg.peerDependenciesMeta?.['@types/node']?.optional === true
+  return Object.fromEntries(
+    entries.map((entry) => [
+      entry,
+      (nodeEntries[name] ? nodeEntries[name].includes(entry) : nodeOnly) ? 'node' : 'browser',
+    ]),
+  )
+}
+
 /**
  * Published packages and, per entry, whether its declarations must compile without @types/node
  * (`browser`) or may need it (`node`, stated in the README and as an optional peer dependency).
  */
-export const published = {
-  core: { '.': 'browser', './client': 'browser', './server': 'node', './testing': 'node' },
-  'method-tempo': { '.': 'browser', './client': 'browser', './server': 'browser', './cli': 'browser' },
-  devnet: { '.': 'node' },
-  'store-redis': { '.': 'node' },
-  'store-postgres': { '.': 'node' },
-}
-
-const manifest = (name) => JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'))
+export const published = Object.fromEntries(packageNames().map((name) => [name, entryKinds(name)]))
 
 export async function checkPublint(name) {
   const { publint } = await import('publint')
@@ -56,14 +77,18 @@ export async function checkAttw(name) {
   )
 }
 
-/** Compiles `import * as entry from '<package><entry>'` for each entry, in one consumer project. */
-export async function checkTypes(name, entries, needs) {
-  const pkg = manifest(name)
-  const specifiers = [entries]
+/** The import specifiers of `entries` of package `name` (`.` is the package itself). */
+const specifiersOf = (name, entries) =>
+  [entries]
     .flat()
-    .map((entry) => (entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`))
-  const specifier = specifiers.join(', ')
-  const dir = join(root, '.tmp', `types-${name}-${needs}`)
+    .map((entry) => (entry === '.' ? manifest(name).name : `${manifest(name).name}/${entry.slice(2)}`))
+
+/**
+ * Compiles `import * as entry from '<specifier>'` for every specifier, in one consumer project and one tsc
+ * run; `browser` projects have no @types/node (and fail when a declaration pulls it in).
+ */
+async function compileConsumer(specifiers, needs, label) {
+  const dir = join(root, '.tmp', `types-${label}-${needs}-${process.pid}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
@@ -92,6 +117,7 @@ export async function checkTypes(name, entries, needs) {
     }),
   )
   const problems = []
+  let pullsNode = false
   try {
     const { stdout } = await run(join(root, 'node_modules/.bin/tsc'), ['-p', dir, '--listFiles'], {
       cwd: dir,
@@ -101,16 +127,52 @@ export async function checkTypes(name, entries, needs) {
         ...String(error.stdout)
           .split('\n')
           .filter((line) => /error TS/.test(line))
-          .map((line) => `types ${specifier} (${needs}): ${line.replace(root, '')}`),
+          .map((line) => `types ${label} (${needs}): ${line.replace(root, '')}`),
       )
-      return { stdout: '' }
+      return { stdout: String(error.stdout) }
     })
-    if (needs === 'browser' && /[\\/]@types[\\/]node[\\/]/.test(stdout))
-      problems.push(`types ${specifier}: its declarations pull in @types/node`)
+    pullsNode = needs === 'browser' && /[\\/]@types[\\/]node[\\/]/.test(stdout)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+  return { problems, pullsNode }
+}
+
+/** Compiles `import * as entry from '<package><entry>'` for each entry, in one consumer project. */
+export async function checkTypes(name, entries, needs) {
+  const specifiers = specifiersOf(name, entries)
+  const { problems, pullsNode } = await compileConsumer(specifiers, needs, name)
+  if (pullsNode) problems.push(`types ${specifiers.join(', ')}: its declarations pull in @types/node`)
   return problems
+}
+
+/**
+ * Every entry of every published package in two consumer projects (browser entries without @types/node,
+ * Node entries with it), compiled by two tsc runs side by side instead of one per package. A browser
+ * project that pulls in @types/node is compiled again per package to name the culprit.
+ */
+export async function checkAllTypes(packages = published) {
+  const byKind = (needs) =>
+    Object.entries(packages).flatMap(([name, kinds]) => {
+      const entries = Object.keys(kinds).filter((entry) => kinds[entry] === needs)
+      return entries.length ? [[name, entries]] : []
+    })
+  const results = await Promise.all(
+    ['browser', 'node'].map(async (needs) => {
+      const groups = byKind(needs)
+      if (groups.length === 0) return []
+      const specifiers = groups.flatMap(([name, entries]) => specifiersOf(name, entries))
+      const { problems, pullsNode } = await compileConsumer(specifiers, needs, 'all')
+      if (pullsNode)
+        for (const [name, entries] of groups)
+          if ((await compileConsumer(specifiersOf(name, entries), needs, name)).pullsNode)
+            problems.push(
+              `types ${specifiersOf(name, entries).join(', ')}: its declarations pull in @types/node`,
+            )
+      return problems
+    }),
+  )
+  return results.flat()
 }
 
 export function checkFiles(name) {
@@ -136,19 +198,32 @@ export function checkFiles(name) {
   return problems
 }
 
-export async function checkPackages(kinds = ['files', 'publint', 'attw', 'types']) {
-  const problems = []
-  for (const name of Object.keys(published)) {
-    if (kinds.includes('files')) problems.push(...checkFiles(name))
-    if (kinds.includes('publint')) problems.push(...(await checkPublint(name)))
-    if (kinds.includes('attw')) problems.push(...(await checkAttw(name)))
-    if (kinds.includes('types'))
-      for (const needs of ['browser', 'node']) {
-        const entries = Object.keys(published[name]).filter((entry) => published[name][entry] === needs)
-        if (entries.length) problems.push(...(await checkTypes(name, entries, needs)))
-      }
+/** Runs `task` over `items`, `limit` at a time; resolves with the results in the order of `items`. */
+export async function pool(items, limit, task) {
+  const results = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await task(items[index])
+    }
   }
-  return problems
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+/** All checks of `kinds`; publint and attw run a few packages at a time, the type checks alongside. */
+export async function checkPackages(kinds = ['files', 'publint', 'attw', 'types']) {
+  const names = Object.keys(published)
+  const files = kinds.includes('files') ? names.flatMap((name) => checkFiles(name)) : []
+  const [types, perPackage] = await Promise.all([
+    kinds.includes('types') ? checkAllTypes() : [],
+    pool(names, 3, async (name) => [
+      ...(kinds.includes('publint') ? await checkPublint(name) : []),
+      ...(kinds.includes('attw') ? await checkAttw(name) : []),
+    ]),
+  ])
+  return [...files, ...perPackage.flat(), ...types]
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -37,7 +37,10 @@ export function releaseDryRun({ keep = false } = {}) {
   const packages = {}
   try {
     copyRepository(work)
-    const names = readdirSync(join(work, 'packages'))
+    // Every folder of packages/ with a manifest: a package that lands is rehearsed without being listed.
+    const names = readdirSync(join(work, 'packages')).filter((name) =>
+      existsSync(join(work, 'packages', name, 'package.json')),
+    )
     const before = Object.fromEntries(
       names.map((name) => [name, readJson(join(work, 'packages', name, 'package.json')).version]),
     )

@@ -1,5 +1,8 @@
 import { defineConfig } from 'tsup'
 
+// JavaScript only: `tsc -p tsconfig.build.json` writes the declarations next to it (one .d.ts per source
+// file, as tsc checks them), and `npm start` runs tsup alone.
+
 export default defineConfig({
   entry: {
     index: 'src/index.ts',
@@ -8,8 +11,8 @@ export default defineConfig({
     cli: 'src/cli.ts',
   },
   format: ['esm'],
-  dts: true,
-  clean: true,
+  // `npm start` rebuilds the JavaScript alone and keeps the declarations of an earlier full build.
+  clean: process.env.MPPKIT_KEEP_DIST !== '1',
   sourcemap: true,
   target: 'node20',
 })
