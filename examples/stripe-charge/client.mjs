@@ -8,7 +8,13 @@ import Stripe from 'stripe'
 
 const base = process.env.STRIPE_API_BASE ? new URL(process.env.STRIPE_API_BASE) : undefined
 const platform = new Stripe(/** @type {string} */ (process.env.STRIPE_SECRET_KEY), {
-  ...(base ? { host: base.hostname, port: Number(base.port), protocol: base.protocol.slice(0, -1) } : {}),
+  ...(base
+    ? {
+        host: base.hostname,
+        port: Number(base.port),
+        protocol: /** @type {'http' | 'https'} */ (base.protocol.slice(0, -1)),
+      }
+    : {}),
 })
 const url = process.argv[2] ?? 'http://127.0.0.1:3000/report'
 
