@@ -20,6 +20,11 @@ export default defineConfig({
       },
       { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
       { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
+      {
+        find: /^@mppkit\/method-solana\/(server|client)$/,
+        replacement: src('./packages/method-solana/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/method-solana$/, replacement: src('./packages/method-solana/src/index.ts') },
       { find: /^@mppkit\/store-redis$/, replacement: src('./packages/store-redis/src/index.ts') },
       { find: /^@mppkit\/store-postgres$/, replacement: src('./packages/store-postgres/src/index.ts') },
     ],
