@@ -166,7 +166,9 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       getSetComputeUnitPriceInstruction({ microLamports: options.computeUnitPrice ?? 1n }),
     ]
     const memo = (text: string | undefined) => {
-      if (text !== undefined) out.push(getAddMemoInstruction({ memo: text }))
+      // Memo v2 (MemoSq4…), the program `@solana/mpp` servers accept.
+      if (text !== undefined)
+        out.push(getAddMemoInstruction({ memo: text }, { programAddress: address(programs.memo) }))
     }
     const source = tokenProgram
       ? await associatedTokenAddress(String(signer.address), request.currency, tokenProgram)
