@@ -147,11 +147,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     return details
   }
 
+  /** Claims a signature for a challenge: true when fresh, false when this challenge already held it. */
   const claim = async (store: Store, signature: string, challengeId: string, ttl: number) => {
     const key = `sig:${signature}`
-    if (await store.putIfAbsent(key, challengeId, ttl)) return
+    if (await store.putIfAbsent(key, challengeId, ttl)) return true
     // The same credential retried after an outage (the core released its challenge) may continue.
-    if ((await store.get(key)) === challengeId) return
+    if ((await store.get(key)) === challengeId) return false
     throw new VerificationFailedError({
       detail: 'This transaction signature was already used for a payment.',
       reason: 'replayed-signature',
@@ -256,10 +257,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         request.methodDetails?.feePayer === true ? options.feePayer : undefined,
       )
       const signature = firstSignature(wire)
-      await claim(store, signature, challenge.id, replayWindowMs * 2)
+      // A fresh claim means this server never sent the transaction; a claim we already held (the same
+      // credential retried after an outage) may have been sent: then ask the node before sending again.
+      const fresh = await claim(store, signature, challenge.id, replayWindowMs * 2)
       const release = () => store.delete(`sig:${signature}`).catch(() => {})
       const base64 = Buffer.from(wire).toString('base64')
-      const known = await status(signature)
+      const known = fresh ? null : await status(signature)
       if (!known) {
         // "If `feePayer` is `true`, simulate the transaction … MUST reject the credential if simulation fails."
         const simulated = await guard(() =>
@@ -351,6 +354,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     const deadline = Date.now() + confirmTimeout
     const reached = (level: string | null | undefined) =>
       level === 'finalized' || (commitment === 'confirmed' && level === 'confirmed')
+    // Usually the transaction is already there at the commitment: one read, no status polling.
+    const first = await fetchLanded(signature)
+    if (first) return first
     for (let delay = 20; ; delay = Math.min(delay * 2, 400)) {
       const current = await status(signature)
       if (current?.err)
