@@ -125,7 +125,8 @@ async function throughput(mode) {
     const rpc = createSolanaRpc(node.info.rpcUrl)
     let offset = 0
     const prepare = (side) => async (count) => {
-      const txs = await transfers(node, w, count, (offset += count))
+      offset += count
+      const txs = await transfers(node, w, count, offset)
       const credentials = []
       for (const transaction of txs) {
         const challenge = Challenge.parseAll((await fetchers[side](url)).headers.get('www-authenticate'))[0]

@@ -67,7 +67,7 @@ export function decodeTransaction(bytes: Uint8Array): Decoded {
     instructions,
     signatures: Object.entries(transaction.signatures).map(([key, value]) => [
       key,
-      value && value.some((byte) => byte !== 0) ? base58.decode(value) : null,
+      value?.some((byte) => byte !== 0) ? base58.decode(value) : null,
     ]),
     blockhash: String(message.lifetimeToken),
   }
