@@ -16,8 +16,8 @@ describe.skipIf(!built)('examples/solana-charge', () => {
     const { stdout } = await run(process.execPath, [fileURLToPath(new URL('./run.mjs', import.meta.url))], {
       timeout: 60_000,
     })
-    expect(stdout).toMatch(/^pull 200 \{ quote:/m)
-    expect(stdout).toMatch(/^push 200 \{ quote:/m)
+    expect(stdout).toMatch(/^pull 200 \{\s+quote:/m)
+    expect(stdout).toMatch(/^push 200 \{\s+quote:/m)
     expect(stdout.match(/reference: '[1-9A-HJ-NP-Za-km-z]{64,88}'/g)).toHaveLength(2)
   }, 90_000)
 })
