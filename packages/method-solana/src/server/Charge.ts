@@ -192,8 +192,14 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     async prepare({ request }) {
       const details = { ...methodDetails(), ...(request.methodDetails ?? {}) }
       // "Servers SHOULD include this field as a hint to avoid the extra RPC lookup."
-      if (request.currency !== 'sol' && details.tokenProgram === undefined)
-        details.tokenProgram = (await tokenProgramOf({ ...request, methodDetails: details })) as never
+      // A mint that cannot be read or paid exactly leaves the hint out: the challenge is still issued
+      // (a 402 is never a 5xx because of the mint) and verification refuses the payment.
+      if (request.currency !== 'sol' && details.tokenProgram === undefined) {
+        const tokenProgram = await tokenProgramOf({ ...request, methodDetails: details }).catch(
+          () => undefined,
+        )
+        if (tokenProgram) details.tokenProgram = tokenProgram as never
+      }
       if (options.recentBlockhash !== false) {
         // Advisory only ("MUST NOT be assumed to remain valid"); an outage just omits it.
         const latest = await rpc<{ value: { blockhash: string } }>('getLatestBlockhash', [
