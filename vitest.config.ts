@@ -24,6 +24,7 @@ export default defineConfig({
         find: /^@mppkit\/method-solana\/(server|client)$/,
         replacement: src('./packages/method-solana/src/$1/index.ts'),
       },
+      { find: /^@mppkit\/method-solana\/cli$/, replacement: src('./packages/method-solana/src/cli.ts') },
       { find: /^@mppkit\/method-solana$/, replacement: src('./packages/method-solana/src/index.ts') },
       {
         find: /^@mppkit\/method-stripe\/(server|client)$/,

@@ -441,6 +441,11 @@ function simulationProblem(err: unknown): VerificationFailedError {
       detail: 'The transaction blockhash expired.',
       reason: 'blockhash-expired',
     })
+  if (/InsufficientFundsForRent/.test(text))
+    return new VerificationFailedError({
+      detail: 'The transfer would leave an account below the rent-exempt minimum.',
+      reason: 'insufficient-funds-for-rent',
+    })
   if (/InsufficientFunds|insufficient/i.test(text))
     return new VerificationFailedError({
       detail: 'The payer cannot cover this payment.',
