@@ -23,10 +23,15 @@ afterAll(async () => {
 
 const capture = () => {
   const out = { stdout: '', stderr: '' }
-  return {
-    out,
-    io: { stdout: (t: string) => void (out.stdout += t), stderr: (t: string) => void (out.stderr += t) },
+  const io = {
+    stdout: (text: string) => {
+      out.stdout += text
+    },
+    stderr: (text: string) => {
+      out.stderr += text
+    },
   }
+  return { out, io }
 }
 
 describe('pay (mppkit pay for Solana)', () => {

@@ -75,3 +75,46 @@ describe('mintFacts', () => {
     )
   })
 })
+
+describe('decodeTransaction (canonical encoding)', () => {
+  const signedTransfer = async () => {
+    const kit = await import('@solana/kit')
+    const { getTransferSolInstruction } = await import('@solana-program/system')
+    const payer = await kit.generateKeyPairSigner()
+    const message = kit.pipe(
+      kit.createTransactionMessage({ version: 0 }),
+      (m) => kit.setTransactionMessageFeePayerSigner(payer, m),
+      (m) =>
+        kit.setTransactionMessageLifetimeUsingBlockhash(
+          { blockhash: '11111111111111111111111111111111' as never, lastValidBlockHeight: 0n },
+          m,
+        ),
+      (m) =>
+        kit.appendTransactionMessageInstructions(
+          [getTransferSolInstruction({ source: payer, destination: payer.address, amount: 5n })],
+          m,
+        ),
+    )
+    const signed = await kit.signTransactionMessageWithSigners(message)
+    return { payer, bytes: new Uint8Array(kit.getTransactionEncoder().encode(signed)) }
+  }
+
+  it('reads what @solana/kit writes: accounts, instructions, signatures', async () => {
+    const { payer, bytes } = await signedTransfer()
+    const decoded = decodeTransaction(bytes)
+    expect(decoded.accounts[0]).toBe(payer.address)
+    expect(decoded.signatures[0]?.[0]).toBe(payer.address)
+    expect(decoded.signatures[0]?.[1]).toMatch(/^[1-9A-HJ-NP-Za-km-z]{64,88}$/)
+    expect(decoded.instructions).toHaveLength(1)
+    expect(decoded.instructions[0]?.program).toBe(programs.system)
+  })
+
+  it('refuses trailing bytes and a non-minimal length (one transaction, one encoding)', async () => {
+    const { bytes } = await signedTransfer()
+    expect(() => decodeTransaction(Uint8Array.from([...bytes, 0]))).toThrow(/could not be decoded/)
+    // The signature count 1 written as two bytes (0x81 0x00) instead of one.
+    expect(() => decodeTransaction(Uint8Array.from([0x81, 0x00, ...bytes.subarray(1)]))).toThrow(
+      /could not be decoded/,
+    )
+  })
+})

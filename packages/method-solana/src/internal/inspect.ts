@@ -1,15 +1,8 @@
 import { VerificationFailedError } from '@mppkit/core'
-import {
-  address,
-  getAddressEncoder,
-  getBase58Decoder,
-  getCompiledTransactionMessageDecoder,
-  getProgramDerivedAddress,
-  getTransactionDecoder,
-  getTransactionEncoder,
-} from '@solana/kit'
+import { address, getAddressEncoder, getProgramDerivedAddress } from '@solana/kit'
 import type { SolanaChargeRequest } from '../Methods.js'
 import { isMemoProgram, programs } from './programs.js'
+import { readTransaction, toBase58, type WireTransaction } from './wire.js'
 
 /** "does not exceed the 1232-byte transaction size limit" (draft-solana-charge-00 §"Transaction Payload"). */
 export const maxTransactionBytes = 1232
@@ -31,45 +24,36 @@ const fail = (detail: string, reason: string): never => {
 }
 
 /**
- * Decodes a wire transaction (legacy or v0 without lookup tables) and checks it is canonical: the
- * bytes must re-encode to themselves, so one signed transaction has one encoding.
+ * Decodes a wire transaction (legacy or v0 without lookup tables) strictly: minimal lengths and no
+ * trailing byte, so one signed transaction has one encoding (and one signature to consume).
  */
 export function decodeTransaction(bytes: Uint8Array): Decoded {
   if (bytes.length === 0 || bytes.length > maxTransactionBytes)
     fail('The transaction exceeds the 1232-byte size limit.', 'invalid-transaction')
-  let transaction: ReturnType<ReturnType<typeof getTransactionDecoder>['decode']>
-  let message: ReturnType<ReturnType<typeof getCompiledTransactionMessageDecoder>['decode']>
+  let wire: WireTransaction
   try {
-    transaction = getTransactionDecoder().decode(bytes)
-    message = getCompiledTransactionMessageDecoder().decode(transaction.messageBytes)
-    const again = new Uint8Array(getTransactionEncoder().encode(transaction))
-    if (again.length !== bytes.length || again.some((byte, i) => byte !== bytes[i])) throw new Error()
+    wire = readTransaction(bytes)
   } catch {
     return fail('The transaction could not be decoded.', 'invalid-transaction')
   }
-  if (message.version !== 'legacy' && message.version !== 0)
-    return fail('Only legacy and v0 transactions are accepted.', 'invalid-transaction')
-  if ('addressTableLookups' in message && (message.addressTableLookups?.length ?? 0) > 0)
-    fail('Address lookup tables are not accepted.', 'invalid-transaction')
-  const accounts = message.staticAccounts.map(String)
-  const base58 = getBase58Decoder()
-  const instructions = message.instructions.map((instruction) => {
-    const program = accounts[instruction.programAddressIndex]
-    const indices = instruction.accountIndices ?? []
-    if (program === undefined || indices.some((index) => index >= accounts.length))
+  if (wire.lookups > 0) fail('Address lookup tables are not accepted.', 'invalid-transaction')
+  const { accounts } = wire
+  const instructions = wire.instructions.map((instruction) => {
+    const program = accounts[instruction.programIndex]
+    if (program === undefined || instruction.accounts.some((index) => index >= accounts.length))
       fail('An instruction names an account the transaction lacks.', 'invalid-transaction')
-    return { program: program!, accounts: indices, data: new Uint8Array(instruction.data ?? []) }
+    return { program: program!, accounts: instruction.accounts, data: instruction.data }
   })
   return {
     bytes,
     accounts,
-    numSigners: message.header.numSignerAccounts,
+    numSigners: wire.numSigners,
     instructions,
-    signatures: Object.entries(transaction.signatures).map(([key, value]) => [
-      key,
-      value?.some((byte) => byte !== 0) ? base58.decode(value) : null,
+    signatures: wire.signatures.map((signature, i) => [
+      accounts[i]!,
+      signature.some((byte) => byte !== 0) ? toBase58(signature) : null,
     ]),
-    blockhash: String(message.lifetimeToken),
+    blockhash: wire.blockhash,
   }
 }
 

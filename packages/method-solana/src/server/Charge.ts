@@ -1,6 +1,5 @@
 import { ConfigurationError, type Method, type Store, VerificationFailedError } from '@mppkit/core'
 import {
-  getBase58Decoder,
   getTransactionDecoder,
   getTransactionEncoder,
   isAddress,
@@ -402,18 +401,14 @@ async function cosign(bytes: Uint8Array, signer: TransactionPartialSigner | unde
 }
 
 function firstSignature(wire: Uint8Array): string {
-  const transaction = getTransactionDecoder().decode(wire)
-  const first = Object.values(transaction.signatures)[0]
-  if (!first)
+  const signature = decodeTransaction(wire).signatures[0]?.[1]
+  if (!signature)
     throw new VerificationFailedError({
       detail: 'The transaction is unsigned.',
       reason: 'invalid-transaction',
     })
-  return base58(first)
+  return signature
 }
-
-const base58 = (bytes: Uint8Array | Readonly<Uint8Array>) =>
-  String(getBase58Decoder().decode(bytes as Uint8Array))
 
 function decodeBase64(value: string): Uint8Array {
   const bytes = new Uint8Array(Buffer.from(value, 'base64'))
