@@ -102,6 +102,20 @@ describe('solana/charge problems (pull)', () => {
       if (name !== 'wrong mint') expect(node.ledger.transactionCount).toBe(before)
     })
 
+  it('a payer-paid transaction that would fail is refused by preflight; nothing lands', async () => {
+    const served = serve(base())
+    const broke = await signerOf(await createFundedAccount(node)) // SOL for fees, no tokens
+    const count = node.ledger.transactionCount
+    const transaction = await craft(node, broke, [
+      await transferChecked({ from: broke, to: world.recipient.address, mint: world.mint, amount }),
+    ])
+    const body = await problem(
+      await served.submit(await served.challenge(), { type: 'transaction', transaction }),
+    )
+    expect(body.reason).toBe('simulation-failed')
+    expect(node.ledger.transactionCount).toBe(count)
+  })
+
   it('missing externalId memo binding → missing-memo', async () => {
     const served = serve(base(), { method: 'solana', request: { amount: '1000', externalId: 'order-1' } })
     const body = await problem(
@@ -195,6 +209,22 @@ describe('solana/charge fee payer protection', () => {
     expect(body.reason).toBe('fee-payer-at-risk')
     expect(node.ledger.balance(attacker.address)).toBe(0n)
     expect(node.ledger.balance(feePayer.address)).toBe(before)
+  })
+
+  it('a sponsored transaction that would fail is simulated and refused; the fee payer pays nothing', async () => {
+    const served = serve(sponsored())
+    const broke = await generateKeyPairSigner() // holds no tokens: the transfer would fail on chain
+    const transaction = await craft(node, feePayer.address, [
+      await transferChecked({ from: broke, to: world.recipient.address, mint: world.mint, amount }),
+    ])
+    const before = node.ledger.balance(feePayer.address)
+    const count = node.ledger.transactionCount
+    const body = await problem(
+      await served.submit(await served.challenge(), { type: 'transaction', transaction }),
+    )
+    expect(body.reason).toBe('simulation-failed')
+    expect(node.ledger.balance(feePayer.address)).toBe(before)
+    expect(node.ledger.transactionCount).toBe(count)
   })
 
   it('a transaction naming another fee payer → fee-payer-mismatch', async () => {
