@@ -200,7 +200,7 @@ describe('solana/charge fee payer protection', () => {
     // The client cannot sign for the fee payer: the drain relies on the server's co-signature.
     const transaction = await craft(node, feePayer.address, [
       await pay(),
-      { ...drain, accounts: drain.accounts.map((a) => ({ address: a.address, role: a.role })) },
+      { ...drain, accounts: (drain.accounts ?? []).map((a) => ({ address: a.address, role: a.role })) },
     ])
     const before = node.ledger.balance(feePayer.address)
     const body = await problem(
