@@ -19,7 +19,9 @@ describe('startSolana({ commitment })', () => {
     const level = async () =>
       (await rpc.getSignatureStatuses([signature]).send()).value[0]?.confirmationStatus
     const fetchAt = (commitment: 'confirmed' | 'finalized') =>
-      rpc.getTransaction(signature, { commitment, maxSupportedTransactionVersion: 0 }).send()
+      rpc
+        .getTransaction(signature, { commitment, encoding: 'json', maxSupportedTransactionVersion: 0 })
+        .send()
     expect(await level()).toBe('processed')
     expect(await fetchAt('confirmed')).toBeNull()
     node.advanceSlots(2)
