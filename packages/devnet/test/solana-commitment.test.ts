@@ -30,7 +30,8 @@ describe('startSolana({ commitment })', () => {
     expect(await fetchAt('finalized')).toBeNull()
     node.advanceSlots(3)
     expect(await level()).toBe('finalized')
-    expect((await fetchAt('finalized'))?.meta?.err).toBeNull()
+    const finalized = (await fetchAt('finalized')) as { meta: { err: unknown } | null } | null
+    expect(finalized?.meta?.err).toBeNull()
     await expect(rpc.getTransaction(signature, { commitment: 'processed' as never }).send()).rejects.toThrow(
       /commitment below/,
     )
