@@ -32,9 +32,9 @@ describe('startSolana({ commitment })', () => {
     expect(await level()).toBe('finalized')
     const finalized = (await fetchAt('finalized')) as { meta: { err: unknown } | null } | null
     expect(finalized?.meta?.err).toBeNull()
-    await expect(rpc.getTransaction(signature, { commitment: 'processed' as never }).send()).rejects.toThrow(
-      /commitment below/,
-    )
+    await expect(
+      rpc.getTransaction(signature, { commitment: 'processed', encoding: 'json' } as never).send(),
+    ).rejects.toThrow(/commitment below/)
   })
 
   it('a slot clock (slotTimeMs) confirms transactions without further traffic', async () => {
