@@ -227,6 +227,25 @@ describe('solana/charge fee payer protection', () => {
     expect(node.ledger.transactionCount).toBe(count)
   })
 
+  it('a fee payer below minFeePayerLamports is not offered: challenges fall back to client-paid fees', async () => {
+    const poor = await signerOf(await createFundedAccount(node, { lamports: 5_000_000n }))
+    const served = serve({ ...base(), feePayer: poor })
+    const details = (await served.challenge()).request.methodDetails as Record<string, unknown>
+    expect(details.feePayer).toBeUndefined()
+    expect(details.feePayerKey).toBeUndefined()
+    // The client pays its own fees, and the payment goes through.
+    const transaction = await craft(node, world.payer, [await pay()])
+    expect((await served.submit(await served.challenge(), { type: 'transaction', transaction })).status).toBe(
+      200,
+    )
+    expect(node.ledger.balance(poor.address)).toBe(5_000_000n)
+    const rich = serve({ ...base(), feePayer })
+    expect((await rich.challenge()).request.methodDetails).toMatchObject({
+      feePayer: true,
+      feePayerKey: feePayer.address,
+    })
+  })
+
   it('a transaction naming another fee payer → fee-payer-mismatch', async () => {
     const served = serve(sponsored())
     const body = await problem(

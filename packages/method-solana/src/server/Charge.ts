@@ -66,6 +66,11 @@ export type ChargeOptions = {
   maxComputeUnitPrice?: bigint
   /** Put a recent blockhash into each challenge (one RPC call per 402; default true). */
   recentBlockhash?: boolean
+  /**
+   * Below this fee payer balance (lamports, default 10 000 000 = 0.01 SOL) challenges fall back to
+   * client-paid fees (`feePayer` absent). The balance is read at most every 5 s.
+   */
+  minFeePayerLamports?: bigint
   /** fetch used for RPC calls (tests). */
   fetch?: typeof fetch
 }
@@ -137,6 +142,17 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     return facts
   }
 
+  const minFeePayerLamports = options.minFeePayerLamports ?? 10_000_000n
+  let feePayerBalance: { at: number; funded: Promise<boolean> } | undefined
+  const feePayerFunded = (): Promise<boolean> => {
+    if (feePayerBalance && Date.now() - feePayerBalance.at < 5_000) return feePayerBalance.funded
+    const funded = rpc<{ value: number }>('getBalance', [sponsor, { commitment: 'confirmed' }])
+      .then((answer) => BigInt(answer.value) >= minFeePayerLamports)
+      .catch(() => false)
+    feePayerBalance = { at: Date.now(), funded }
+    return funded
+  }
+
   const methodDetails = (): NonNullable<SolanaChargeRequest['methodDetails']> => {
     const details: NonNullable<SolanaChargeRequest['methodDetails']> = { network }
     if (options.currency !== 'sol') details.decimals = options.decimals!
@@ -190,6 +206,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
 
     async prepare({ request }) {
       const details = { ...methodDetails(), ...(request.methodDetails ?? {}) }
+      // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
+      // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
+      if (details.feePayer === true && !(await feePayerFunded())) {
+        delete details.feePayer
+        delete details.feePayerKey
+      }
       // "Servers SHOULD include this field as a hint to avoid the extra RPC lookup."
       // A mint that cannot be read or paid exactly leaves the hint out: the challenge is still issued
       // (a 402 is never a 5xx because of the mint) and verification refuses the payment.
