@@ -1,12 +1,15 @@
 import type { Method } from '@mppkit/core/client'
 import type { charge } from '../Methods.js'
 import { type ChargeClientOptions, chargeClient } from './Charge.js'
+import { type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
+export { type SessionClient, type SessionClientOptions, type SessionState, sessionClient } from './Session.js'
 export { lndWallet, type Wallet } from './Wallet.js'
 
 /**
- * The Lightning client methods: `lightning(options)` pays charges; `lightning.charge` names it explicitly.
+ * The Lightning client methods: `lightning(options)` pays charges; `lightning.charge` names it explicitly and
+ * `lightning.session` keeps sessions (open, bearer, top-up, close).
  *
  * @example
  * ```ts
@@ -17,4 +20,8 @@ export { lndWallet, type Wallet } from './Wallet.js'
 export const lightning: {
   (options: ChargeClientOptions): Method.Client<typeof charge>
   charge(options: ChargeClientOptions): Method.Client<typeof charge>
-} = Object.assign((options: ChargeClientOptions) => chargeClient(options), { charge: chargeClient })
+  session(options: SessionClientOptions): SessionClient
+} = Object.assign((options: ChargeClientOptions) => chargeClient(options), {
+  charge: chargeClient,
+  session: sessionClient,
+})
