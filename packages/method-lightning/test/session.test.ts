@@ -22,14 +22,18 @@ afterAll(async () => {
 })
 
 type Setup = {
-  options?: { [key in keyof SessionOptions]?: SessionOptions[key] | undefined }
+  options?: { [key in Exclude<keyof SessionOptions, 'lnd'>]?: SessionOptions[key] | undefined }
   store?: Store
   amount?: string
   stream?: number
 }
 
 function setup({ options = {}, store = new MemoryStore(), amount = '1', stream }: Setup = {}) {
-  const method = sessionServer({ lnd: lndFor(network.info.nodes.payee), depositSats: 10, ...options })
+  const method = sessionServer({
+    depositSats: 10,
+    ...options,
+    lnd: lndFor(network.info.nodes.payee),
+  } as SessionOptions)
   const server = createServer({ realm, secrets: [secret], methods: [method], store })
   let runs = 0
   const handler = server.protect(
