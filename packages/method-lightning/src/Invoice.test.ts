@@ -1,36 +1,25 @@
-import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodePaymentRequest } from '../../devnet/src/lightning/bolt11.js'
 import * as Invoice from './Invoice.js'
 
-// Invoices encoded by the devnet's independent BOLT 11 encoder (test-only import), signed with a random key.
-const key = randomBytes(32)
-const encode = (fields: {
-  currency?: string
-  amountMsat?: bigint
-  expirySeconds?: number
-  description?: string
-}) =>
-  encodePaymentRequest(
-    {
-      currency: fields.currency ?? 'bcrt',
-      amountMsat: fields.amountMsat,
-      timestamp: 1_800_000_000,
-      paymentHash: Buffer.alloc(32, 0xab),
-      paymentSecret: Buffer.alloc(32, 0xcd),
-      description: fields.description ?? 'coffee',
-      descriptionHash: undefined,
-      expirySeconds: fields.expirySeconds ?? 600,
-      minFinalCltvExpiry: 80,
-      features: [8, 14, 17],
-    },
-    key,
-  )
+// Invoices written by the devnet's independent BOLT 11 encoder (packages/devnet/src/lightning/bolt11.ts)
+// with a fixed key: payment hash ab…ab, secret cd…cd, memo "coffee", timestamp 1 800 000 000, expiry 600 s.
+const fixtures = {
+  regtest:
+    'lnbcrt2500n1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgq4drzz4c9r0r0vp0yf8f3ddfu7cvers2k5zawsznl5tdh4gzmf49hgec4nhk3auhvqe26egylxfnv85smm2md205g6cs60sjh4qq098gpz4hf2j',
+  mainnet:
+    'lnbc10n1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgqfndxcjqpe3xfq7g0gvv4x6j6zm28ecgf3haftavd3jzu4q4wng5szlgt52watugj7uld3sccaffdkvhpddrr9rl59nf69m9dm4f24egq94n6f7',
+  signet:
+    'lntbs10n1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgq96acysw4dyfvs9jcxzrmxe6p5ap2umt3v8qtuqj59tf79mgjznj8kzvjt0yhjaw5m493gdpwg230hpxn4xnxs5y30j53njy6p30glfsqqh0s06',
+  testnet:
+    'lntb10n1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgqxv0u7lmslafkx253nlzp0wekegz2rc0lmhxj63dcegcjjhvgl95jj3044lwx95lysvh7v2kre6u6yjx5hjfgc7dzznl6mlr0gwudwqgqyt895w',
+  amountless:
+    'lnbcrt1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgqjpyygp2ufga0n7erq7qf4dr3yfaca28znpfkcj92xrzzhu7kydhnlfpsf4gp9ly0xqclrgcljrrtfcdk3c6d6hlcckdw67vtcfh2twcptac9ed',
+} as const
 
 describe('decode', () => {
   it('reads the hash, network, amount, times and memo', () => {
-    expect(Invoice.decode(encode({ amountMsat: 250_000n }))).toMatchInlineSnapshot(`
+    expect(Invoice.decode(fixtures.regtest)).toMatchInlineSnapshot(`
       {
         "amountMsat": 250000n,
         "createdAt": 1800000000000,
@@ -44,9 +33,11 @@ describe('decode', () => {
 
   it('names the network of each prefix and reads amountless invoices', () => {
     expect(
-      ['bc', 'bcrt', 'tbs', 'tb'].map((currency) => Invoice.decode(encode({ currency })).network),
+      (['mainnet', 'regtest', 'signet', 'testnet'] as const).map(
+        (name) => Invoice.decode(fixtures[name]).network,
+      ),
     ).toEqual(['mainnet', 'regtest', 'signet', 'testnet'])
-    expect(Invoice.decode(encode({})).amountMsat).toBeUndefined()
+    expect(Invoice.decode(fixtures.amountless).amountMsat).toBeUndefined()
   })
 
   it('throws a ParseError without echoing the input', () => {
@@ -63,7 +54,7 @@ describe('decode', () => {
   })
 
   it('fails with a ParseError (or decodes) on any string, never another error', () => {
-    const valid = encode({ amountMsat: 1_000n })
+    const valid = fixtures.regtest
     fc.assert(
       fc.property(
         fc.oneof(
@@ -94,19 +85,8 @@ describe('decode', () => {
     )
   })
 
-  it('round-trips any amount and expiry the encoder writes', () => {
-    fc.assert(
-      fc.property(
-        fc.bigInt({ min: 1n, max: 2_100_000_000_000_000_000n }),
-        fc.integer({ min: 1, max: 1_000_000 }),
-        (amountMsat, expirySeconds) => {
-          const decoded = Invoice.decode(encode({ amountMsat, expirySeconds }))
-          expect(decoded.amountMsat).toBe(amountMsat)
-          expect(decoded.expiresAt - decoded.createdAt).toBe(expirySeconds * 1000)
-        },
-      ),
-      { numRuns: 50 },
-    )
+  it('accepts upper case, as bech32 allows', () => {
+    expect(Invoice.decode(fixtures.mainnet.toUpperCase()).amountMsat).toBe(1_000n)
   })
 })
 
@@ -114,6 +94,6 @@ describe('tryDecode', () => {
   it('is undefined for what decode refuses', () => {
     expect(Invoice.tryDecode('lnbc')).toBeUndefined()
     expect(Invoice.tryDecode(undefined)).toBeUndefined()
-    expect(Invoice.tryDecode(encode({}))?.network).toBe('regtest')
+    expect(Invoice.tryDecode(fixtures.amountless)?.network).toBe('regtest')
   })
 })
