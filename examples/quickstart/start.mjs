@@ -62,6 +62,14 @@ const sessionCode = await runClient(
 sessionServer.kill()
 if (sessionCode !== 0) await stop(sessionCode)
 
+// Lightning: a charge and an SSE stream billed per chunk with top-ups mid-stream, on LND-compatible nodes
+// (the LND simulator, or the network `npm run devnet` started when MPPKIT_DEVNET_INFO is set).
+for (const example of ['lightning-charge', 'lightning-session']) {
+  console.log(`\nLightning (examples/${example}):`)
+  const code = await runClient(here(`../${example}/run.mjs`), [], env)
+  if (code !== 0) await stop(code)
+}
+
 console.log(`
 Paid. The server stays up at ${url}
 In another terminal, in this folder, paste (a devnet key: test funds on this local node only):
