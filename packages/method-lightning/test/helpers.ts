@@ -52,7 +52,10 @@ export async function nodeProxy(target: string) {
 }
 
 /** An `lnd` object for `info` (optionally through a proxy socket). */
-export function lndFor(info: LightningNodeInfo, socket: string = info.socket): AuthenticatedLnd {
+export function lndFor(
+  info: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>,
+  socket: string = info.socket,
+): AuthenticatedLnd {
   return authenticatedLndGrpc({ cert: info.cert, macaroon: info.macaroon, socket }).lnd
 }
 

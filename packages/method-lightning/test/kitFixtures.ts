@@ -1,7 +1,7 @@
 import type { Store } from '@mppkit/core'
 import type { DescribeMethodOptions, MethodFixture, MethodFlow } from '@mppkit/core/testing'
 import { expect } from 'vitest'
-import { startLightning } from '../../devnet/src/lightning/index.js'
+import { type LightningNodeInfo, startLightning } from '../../devnet/src/lightning/index.js'
 import { chargeClient, type SessionClient, sessionClient } from '../src/client/index.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
 import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
@@ -11,22 +11,42 @@ import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
 
 const chargeAmount = 100
 
+/** Two nodes the kit runs on: the payee (the server's) and the payer (the client's). */
+export type KitNodes = {
+  payee: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>
+  payer: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>
+  network: 'regtest' | 'signet' | 'mainnet'
+  stop(): Promise<void>
+}
+
+/** A fresh devnet LND simulator (the default). */
+export async function simulatorNodes(): Promise<KitNodes> {
+  const network = await startLightning()
+  return { ...network.info.nodes, network: 'regtest', stop: () => network.stop() }
+}
+
+type KitExtra = {
+  skip?: string | undefined
+  store?: () => Store | Promise<Store>
+  nodes?: () => Promise<KitNodes>
+}
+
 /** Kit options for lightning/charge: every case, and an outage that counts sats the payee received. */
 export function lightningChargeKit(
   name: string,
-  extra: { skip?: string | undefined; store?: () => Store | Promise<Store> } = {},
+  { nodes: startNodes = simulatorNodes, ...extra }: KitExtra = {},
 ): DescribeMethodOptions {
   return {
     name,
     concurrency: 8,
     ...extra,
     async setup(): Promise<MethodFixture> {
-      const network = await startLightning()
-      const proxy = await nodeProxy(network.info.nodes.payee.socket)
-      const serverLnd = lndFor(network.info.nodes.payee, proxy.socket)
+      const nodes = await startNodes()
+      const proxy = await nodeProxy(nodes.payee.socket)
+      const serverLnd = lndFor(nodes.payee, proxy.socket)
       return {
         server: chargeServer({ lnd: serverLnd }),
-        client: () => chargeClient({ lnd: lndFor(network.info.nodes.payer), network: 'regtest' }),
+        client: () => chargeClient({ lnd: lndFor(nodes.payer), network: nodes.network }),
         offer: { method: 'lightning', request: { amount: String(chargeAmount) } },
         problems: {
           tamperedId: 'lightning/unknown-challenge',
@@ -49,7 +69,7 @@ export function lightningChargeKit(
         },
         teardown: async () => {
           await proxy.close()
-          await network.stop()
+          await nodes.stop()
         },
       }
     },
@@ -85,7 +105,7 @@ const sessionFlow: MethodFlow = {
 /** Kit options for lightning/session: every case, the session flow, and a node outage on open. */
 export function lightningSessionKit(
   name: string,
-  extra: { skip?: string | undefined; store?: () => Store | Promise<Store> } = {},
+  { nodes: startNodes = simulatorNodes, ...extra }: KitExtra = {},
 ): DescribeMethodOptions {
   return {
     name,
@@ -93,17 +113,16 @@ export function lightningSessionKit(
     flows: [sessionFlow],
     ...extra,
     async setup(): Promise<MethodFixture> {
-      const network = await startLightning()
-      const proxy = await nodeProxy(network.info.nodes.payee.socket)
-      const serverLnd = lndFor(network.info.nodes.payee, proxy.socket)
+      const nodes = await startNodes()
+      const proxy = await nodeProxy(nodes.payee.socket)
+      const serverLnd = lndFor(nodes.payee, proxy.socket)
       return {
         // The kit's concurrency and outage cases expect every resubmission of a consumed credential to be
         // refused; this method answers an identical one with the original response (`replaysConsumed`,
         // the spec's idempotency rule; a concurrent in-flight duplicate gets the core's 409). Until the kit
         // knows about replays, it runs with replays off; session.test.ts tests the replays themselves.
         server: { ...sessionServer({ lnd: serverLnd, depositSats: 10 }), replaysConsumed: false },
-        client: ({ fetch }) =>
-          sessionClient({ lnd: lndFor(network.info.nodes.payer), network: 'regtest', fetch }),
+        client: ({ fetch }) => sessionClient({ lnd: lndFor(nodes.payer), network: nodes.network, fetch }),
         policy: { maxDeposit: { sat: 1_000n } },
         offer: { method: 'lightning', intent: 'session', request: { amount: '1', unitType: 'request' } },
         problems: {
@@ -124,7 +143,7 @@ export function lightningSessionKit(
         },
         teardown: async () => {
           await proxy.close()
-          await network.stop()
+          await nodes.stop()
         },
       }
     },
