@@ -1,6 +1,16 @@
-import { secp256k1 } from '@noble/curves/secp256k1'
-import { keccak_256 } from '@noble/hashes/sha3'
-import { type Address, bytesToHex, type Hex, hexToBytes } from 'viem'
+// `@mppkit/core/client`, not the root entry: the client path (Voucher.sign) is bundled for browsers.
+import { ConfigurationError, ParseError } from '@mppkit/core/client'
+import type { Address, Hex } from 'viem'
+import { compareWord, decodeHex, encodeHex, isZeroWord, writeWord } from './internal/bytes.js'
+import { keccak256 } from './internal/keccak.js'
+import {
+  type Backend,
+  defaultBackend,
+  nativeBinding,
+  nativeCheck,
+  nobleCheck,
+  type SignerCheck,
+} from './internal/secp256k1.js'
 
 /**
  * A session voucher: the payer's EIP-712 authorization of a cumulative amount on one channel.
@@ -18,7 +28,7 @@ export type Protocol = 'v1' | 'v2'
 
 const domainNames: Record<Protocol, string> = { v1: 'Tempo Stream Channel', v2: 'TIP20 Channel Reserve' }
 const encoder = new TextEncoder()
-const hash = (bytes: Uint8Array) => keccak_256(bytes)
+const hash = (bytes: Uint8Array) => keccak256(bytes)
 const typeHashes: Record<Protocol, Uint8Array> = {
   v1: hash(encoder.encode('Voucher(bytes32 channelId,uint128 cumulativeAmount)')),
   v2: hash(encoder.encode('Voucher(bytes32 channelId,uint96 cumulativeAmount)')),
@@ -28,20 +38,10 @@ const domainTypeHash = hash(
 )
 const maxAmount: Record<Protocol, bigint> = { v1: (1n << 128n) - 1n, v2: (1n << 96n) - 1n }
 
-function word(value: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  let v = value
-  for (let i = 31; i >= 0 && v > 0n; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return out
-}
-
 const separators = new Map<string, Uint8Array>()
 
 /**
- * The EIP-712 domain separator of an escrow (cached per escrow, chain and protocol).
+ * The EIP-712 domain separator of an escrow (cached per escrow, chain and protocol; a bounded cache).
  *
  * @example
  * ```ts
@@ -62,9 +62,11 @@ export function domainSeparator(parameters: {
     buffer.set(domainTypeHash, 0)
     buffer.set(hash(encoder.encode(domainNames[protocol])), 32)
     buffer.set(hash(encoder.encode('1')), 64)
-    buffer.set(word(BigInt(parameters.chainId)), 96)
-    buffer.set(hexToBytes(parameters.escrow), 140)
+    writeWord(BigInt(parameters.chainId), buffer, 96)
+    if (!/^0x[0-9a-fA-F]{40}$/.test(parameters.escrow) || !decodeHex(parameters.escrow, 2, buffer, 140))
+      throw new ParseError('Voucher: the escrow is not a 20-byte address.')
     separator = hash(buffer)
+    if (separators.size >= 1024) separators.delete(separators.keys().next().value as string)
     separators.set(key, separator)
   }
   return separator
@@ -87,17 +89,24 @@ export function digest(parameters: {
   protocol?: Protocol
 }): Uint8Array {
   const protocol = parameters.protocol ?? 'v1'
-  const struct = new Uint8Array(96)
-  struct.set(typeHashes[protocol], 0)
-  struct.set(hexToBytes(parameters.channelId), 32)
-  struct.set(word(parameters.cumulativeAmount), 64)
-  const buffer = new Uint8Array(66)
-  buffer[0] = 0x19
-  buffer[1] = 0x01
-  buffer.set(domainSeparator({ chainId: parameters.chainId, escrow: parameters.escrow, protocol }), 2)
-  buffer.set(hash(struct), 34)
-  return hash(buffer)
+  const { channelId, cumulativeAmount } = parameters
+  if (cumulativeAmount < 0n || cumulativeAmount > maxAmount[protocol])
+    throw new ParseError(`Voucher: the amount is outside uint${protocol === 'v1' ? 128 : 96}.`)
+  // structHash = keccak256(typeHash ‖ channelId ‖ uint(cumulativeAmount)), written into reused buffers.
+  structBuffer.set(typeHashes[protocol], 0)
+  if (channelId.length !== 66 || !channelId.startsWith('0x') || !decodeHex(channelId, 2, structBuffer, 32))
+    throw new ParseError('Voucher: the channel id is not 32 bytes of hex.')
+  writeWord(cumulativeAmount, structBuffer, 64)
+  signingBuffer.set(domainSeparator({ chainId: parameters.chainId, escrow: parameters.escrow, protocol }), 2)
+  keccak256(structBuffer, structHash)
+  signingBuffer.set(structHash, 34)
+  return keccak256(signingBuffer)
 }
+const structBuffer = new Uint8Array(96)
+const structHash = new Uint8Array(32)
+const signingBuffer = new Uint8Array(66)
+signingBuffer[0] = 0x19
+signingBuffer[1] = 0x01
 
 /**
  * The voucher's typed data for a viem account's `signTypedData`.
@@ -155,69 +164,70 @@ export async function sign(
   return account.signTypedData(typedData(parameters) as never)
 }
 
-const N = secp256k1.CURVE.n
-const halfN = N >> 1n
-const Point = secp256k1.ProjectivePoint
-const G = Point.BASE
-
-type ProjectivePoint = InstanceType<typeof Point>
-
-/**
- * A fixed-base table for variable-time scalar multiplication: row `i` holds `1..2^(w-1)` times
- * `2^(w·i)·base`, so a product is one addition per signed `w`-bit digit and no doublings. Variable
- * time is fine here: verification handles public data only (a signature, a digest, a public key).
- */
-type Table = readonly (readonly ProjectivePoint[])[]
-const tableWindow = 8
-
-function buildTable(base: ProjectivePoint): Table {
-  const half = 1 << (tableWindow - 1)
-  const rows: ProjectivePoint[][] = []
-  let step = base
-  for (let i = 0; i < Math.ceil(256 / tableWindow) + 1; i++) {
-    const row = [step]
-    for (let j = 1; j < half; j++) row.push(row[j - 1]!.add(step))
-    rows.push(Point.normalizeZ(row))
-    step = row[half - 1]!.double()
-  }
-  return rows
-}
-
-function multiply(table: Table, scalar: bigint): ProjectivePoint {
-  const bits = BigInt(tableWindow)
-  const mask = (1n << bits) - 1n
-  const full = 1 << tableWindow
-  const half = full >> 1
-  let n = scalar
-  let acc = Point.ZERO
-  for (const row of table) {
-    if (n === 0n) break
-    let digit = Number(n & mask)
-    n >>= bits
-    // Signed digits in (−2^(w−1), 2^(w−1)]: a digit above half borrows from the next window.
-    if (digit > half) {
-      digit -= full
-      n += 1n
-    }
-    if (digit > 0) acc = acc.add(row[digit - 1]!)
-    else if (digit < 0) acc = acc.add(row[-digit - 1]!.negate())
-  }
-  return acc
-}
-
-let baseTable: Table | undefined
-
 /** Why {@link verify} refused a voucher. */
-export type Failure = 'malformed-signature' | 'high-s' | 'amount-out-of-range' | 'signer-mismatch'
+export type Failure =
+  | 'malformed-signature'
+  | 'malformed-voucher'
+  | 'high-s'
+  | 'amount-out-of-range'
+  | 'signer-mismatch'
+
+// secp256k1's group order n and ⌊n/2⌋, big-endian.
+const order = new Uint8Array(32)
+decodeHex('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141', 0, order, 0)
+const halfOrder = new Uint8Array(32)
+decodeHex('7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0', 0, halfOrder, 0)
 
 /**
- * A voucher verifier with a cache of signer public keys: the first voucher of a signer is checked by
- * public-key recovery; later ones are checked as ECDSA signatures against the cached, precomputed key
- * (several times cheaper), and a cached digest domain makes hashing two keccak calls.
+ * Splits a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature into `out` (`r‖s`, the
+ * EIP-2098 parity bit cleared) and returns the recovery id and whether `s` is high; undefined unless
+ * `r` and `s` are in `[1, n)` and v is 27/28 or 0/1.
+ */
+function splitSignature(signature: string, out: Uint8Array): { recid: number; high: boolean } | undefined {
+  const length = signature.length
+  if ((length !== 132 && length !== 130) || !signature.startsWith('0x')) return undefined
+  if (!decodeHex(signature.slice(0, 130), 2, out, 0)) return undefined
+  let recid: number
+  if (length === 132) {
+    const high = decodeHex(signature, 130, vByte, 0)
+    const v = vByte[0]!
+    if (!high) return undefined
+    if (v === 27 || v === 28) recid = v - 27
+    else if (v === 0 || v === 1) recid = v
+    else return undefined
+  } else {
+    recid = out[32]! >> 7
+    out[32]! &= 0x7f
+  }
+  if (isZeroWord(out, 0) || compareWord(out, 0, order) >= 0) return undefined
+  if (isZeroWord(out, 32) || compareWord(out, 32, order) >= 0) return undefined
+  return { recid, high: compareWord(out, 32, halfOrder) > 0 }
+}
+const vByte = new Uint8Array(1)
+
+/**
+ * Which ECDSA engine a verifier created now with default options uses: `libsecp256k1` (the optional
+ * native `secp256k1` binding loaded) or `noble` (pure JS: the binding is unavailable, or
+ * `MPPKIT_SECP256K1=js` is set).
  *
- * Each cached key holds a precomputed table of about 0.33 MB, so the cache is a least-recently-used
- * set of `maxSigners` keys (default 256, about 85 MB at most); a signer pushed out is simply
- * recovered again on its next voucher.
+ * @example
+ * ```ts
+ * console.log(`vouchers verified with ${Voucher.verifierBackend()}`)
+ * ```
+ * @see draft-tempo-session-00 §"Voucher Verification"
+ */
+export function verifierBackend(): Backend {
+  return defaultBackend()
+}
+
+/**
+ * A voucher verifier: canonical signatures only (low-s, `r` and `s` in `[1, n)`, v 27/28 or 0/1), the
+ * exact EIP-712 digest of the protocol, and the signer's key recovered with the signature's own
+ * recovery id (as the escrow's `ecrecover` will) and compared with the expected signer from chain state.
+ * Runs on libsecp256k1 when its binding loads, else on pure-JS noble (see {@link verifierBackend}).
+ *
+ * Signer keys are cached in a least-recently-used set of `maxSigners` (default 256); a signer pushed
+ * out is simply recovered again on its next voucher.
  *
  * @example
  * ```ts
@@ -226,10 +236,19 @@ export type Failure = 'malformed-signature' | 'high-s' | 'amount-out-of-range' |
  * ```
  * @see draft-tempo-session-00 §"Voucher Verification", §"Signature Malleability"
  */
-export function createVerifier(options: { maxSigners?: number } = {}) {
+export function createVerifier(options: { maxSigners?: number; backend?: Backend } = {}) {
   const maxSigners = Math.max(0, options.maxSigners ?? 256)
-  // A signer's table (~0.3 MB, ~40 ms to build) is built when its key is used a second time.
-  const keys = new Map<string, { point: ProjectivePoint; table?: Table }>()
+  const backend = options.backend ?? defaultBackend()
+  let checker: SignerCheck
+  if (backend === 'libsecp256k1') {
+    const binding = nativeBinding()
+    if (!binding)
+      throw new ConfigurationError(
+        'Voucher: the libsecp256k1 backend was asked for, but the optional secp256k1 binding cannot load here.',
+      )
+    checker = nativeCheck(binding, maxSigners)
+  } else checker = nobleCheck(maxSigners)
+  const signatureBytes = new Uint8Array(64)
 
   const verify = (parameters: {
     chainId: number
@@ -243,92 +262,44 @@ export function createVerifier(options: { maxSigners?: number } = {}) {
     const protocol = parameters.protocol ?? 'v1'
     if (voucher.cumulativeAmount < 0n || voucher.cumulativeAmount > maxAmount[protocol])
       return 'amount-out-of-range'
-    const parsed = parseSignature(voucher.signature)
-    if (!parsed) return 'malformed-signature'
-    const { r, s, yParity } = parsed
+    const split = splitSignature(voucher.signature, signatureBytes)
+    if (!split) return 'malformed-signature'
     // "Servers MUST reject signatures with `s` values exceeding this threshold"
-    if (s > halfN) return 'high-s'
-    const z = bytesToNumber(digest({ ...parameters, ...voucher, protocol }))
-    const signerKey = parameters.signer.toLowerCase()
-    const cached = keys.get(signerKey)
-    if (cached) {
-      // Most recently used last: the first key in insertion order is the one to evict.
-      keys.delete(signerKey)
-      keys.set(signerKey, cached)
-      // R = z/s·G + r/s·P; valid iff R.x = r and R's y parity is the signature's recovery bit (so the
-      // contract's ecrecover yields the same address).
-      const w = invert(s)
-      cached.table ??= buildTable(cached.point)
-      baseTable ??= buildTable(G)
-      const R = multiply(baseTable, mod(z * w)).add(multiply(cached.table, mod(r * w)))
-      if (R.equals(Point.ZERO)) return 'signer-mismatch'
-      const { x, y } = R.toAffine()
-      return x === r && Number(y & 1n) === yParity ? undefined : 'signer-mismatch'
-    }
-    let publicKey: InstanceType<typeof Point>
+    if (split.high) return 'high-s'
+    let hashed: Uint8Array
     try {
-      publicKey = new secp256k1.Signature(r, s)
-        .addRecoveryBit(yParity)
-        .recoverPublicKey(numberTo32(z)) as never
+      hashed = digest({ ...parameters, ...voucher, protocol })
     } catch {
-      return 'signer-mismatch'
+      return 'malformed-voucher'
     }
-    const raw = publicKey.toRawBytes(false)
-    const address = bytesToHex(keccak_256(raw.subarray(1)).subarray(12))
-    if (address !== signerKey) return 'signer-mismatch'
-    if (maxSigners === 0) return undefined
-    if (keys.size >= maxSigners) keys.delete(keys.keys().next().value as string)
-    keys.set(signerKey, { point: publicKey })
-    return undefined
+    const signer = parameters.signer.toLowerCase()
+    return checker.check(signer, signatureBytes, split.recid, hashed) ? undefined : 'signer-mismatch'
   }
   return {
     verify,
+    /** The ECDSA engine of this verifier. */
+    backend,
     /** How many signer keys are cached now (at most `maxSigners`). */
     get cachedSigners() {
-      return keys.size
+      return checker.size
     },
   }
 }
 
-/** Parses a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature. */
+/**
+ * Parses a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature: undefined unless `r` and
+ * `s` are in `[1, n)` (a high `s` is returned as is; {@link createVerifier} refuses it).
+ *
+ * @example
+ * ```ts
+ * const { r, s, yParity } = Voucher.parseSignature(signature)!
+ * ```
+ * @see draft-tempo-session-00 §"Signature Malleability"
+ */
 export function parseSignature(signature: string): { r: bigint; s: bigint; yParity: number } | undefined {
-  if (!/^0x[0-9a-fA-F]*$/.test(signature)) return undefined
-  const hex = signature.slice(2)
-  if (hex.length !== 130 && hex.length !== 128) return undefined
-  const r = BigInt(`0x${hex.slice(0, 64)}`)
-  let s = BigInt(`0x${hex.slice(64, 128)}`)
-  let yParity: number
-  if (hex.length === 130) {
-    const v = Number.parseInt(hex.slice(128, 130), 16)
-    if (v === 27 || v === 28) yParity = v - 27
-    else if (v === 0 || v === 1) yParity = v
-    else return undefined
-  } else {
-    yParity = Number(s >> 255n)
-    s &= (1n << 255n) - 1n
-  }
-  if (r <= 0n || r >= N || s <= 0n || s >= N) return undefined
-  return { r, s, yParity }
-}
-
-const mod = (a: bigint) => {
-  const result = a % N
-  return result >= 0n ? result : result + N
-}
-function invert(a: bigint): bigint {
-  // Extended Euclid (N is prime).
-  let [low, high] = [mod(a), N]
-  let [lm, hm] = [1n, 0n]
-  while (low > 1n) {
-    const ratio = high / low
-    ;[lm, hm] = [hm - lm * ratio, lm]
-    ;[low, high] = [high - low * ratio, low]
-  }
-  return mod(lm)
-}
-function bytesToNumber(bytes: Uint8Array): bigint {
-  return BigInt(bytesToHex(bytes))
-}
-function numberTo32(value: bigint): Uint8Array {
-  return word(value)
+  const bytes = new Uint8Array(64)
+  const split = splitSignature(signature, bytes)
+  if (!split) return undefined
+  const hex = encodeHex(bytes, 0, 64)
+  return { r: BigInt(`0x${hex.slice(0, 64)}`), s: BigInt(`0x${hex.slice(64)}`), yParity: split.recid }
 }

@@ -20,6 +20,7 @@ import {
 } from '../src/index.js'
 import { callEffects, logEffects } from '../src/internal/transfers.js'
 import { internal } from '../src/server/Charge.js'
+import { backends } from './voucher-backends.js'
 
 const numRuns = 300
 
@@ -111,7 +112,7 @@ describe('Attribution.decode / isBound', () => {
   })
 })
 
-describe('Voucher.parseSignature / createVerifier', () => {
+describe.each(backends)('Voucher.parseSignature / createVerifier on %s', (backend) => {
   const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
   it('returns r, s in [1, n) and a parity bit, or undefined', () => {
     fc.assert(
@@ -130,7 +131,7 @@ describe('Voucher.parseSignature / createVerifier', () => {
   it('verify returns a Failure or undefined for random signatures, amounts and channels', () => {
     const account = privateKeyToAccount(`0x${'11'.repeat(32)}`)
     const escrow = '0x00000000000000000000000000000000000e5c40' as Address
-    const verifier = Voucher.createVerifier()
+    const verifier = Voucher.createVerifier({ backend })
     const failures = new Set(['malformed-signature', 'high-s', 'amount-out-of-range', 'signer-mismatch'])
     fc.assert(
       fc.property(
@@ -164,7 +165,7 @@ describe('Voucher.parseSignature / createVerifier', () => {
       cumulativeAmount: 1_000n,
     }
     const signature = await Voucher.sign(account, parameters)
-    const verifier = Voucher.createVerifier()
+    const verifier = Voucher.createVerifier({ backend })
     const check = (sig: Hex, amount = parameters.cumulativeAmount) =>
       verifier.verify({
         chainId: parameters.chainId,

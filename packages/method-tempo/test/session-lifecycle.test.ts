@@ -128,7 +128,12 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
     expect(response.status).toBe(200)
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
     let text = ''
-    while (!text.includes('payment-need-voucher')) text += (await reader.read()).value ?? ''
+    while (!text.includes('payment-need-voucher')) {
+      const chunk = await reader.read()
+      if (chunk.done) break
+      text += chunk.value
+    }
+    expect(text).toContain('event: payment-need-voucher')
     const started = Date.now()
     await server.close()
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value
@@ -165,6 +170,7 @@ describe.skipIf(!!reason)('tempo/session lifecycle (setup/close)', () => {
     await second.close()
     await second.close()
     expect(live.size).toBe(0)
-    expect(handles()).toBe(baseline)
+    // Other tests' idle sockets may close meanwhile; nothing of this server may stay open.
+    expect(handles()).toBeLessThanOrEqual(baseline)
   })
 })

@@ -113,4 +113,45 @@ describe.skipIf(!!reason)('tempo/session side payments under the client spend po
     expect(state.deposit).toBe(2n * price)
     expect((await readChannel(devnet.info, state.channelId as Hex)).deposit).toBe(2n * price)
   })
+
+  it("checks a top-up inside a paid request against maxDeposit, and undoes that request's booking", async () => {
+    const method = sessionServer({
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      currency: devnet.info.tokens.pathUsd,
+      account: privateKeyToAccount(devnet.info.accounts[0]!.privateKey),
+      escrow: devnet.info.escrow,
+      timeout: 5_000,
+    })
+    const server = createServer({ realm: 'policy.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      {
+        offers: [
+          { method: 'tempo', intent: 'session', request: { amount: String(price), unitType: 'request' } },
+        ],
+      },
+      () => new Response('ok'),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[3]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 2n * price,
+      fetch: fetcher,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: { currencies: [devnet.info.tokens.pathUsd], maxDeposit: 3n * price },
+    })
+    for (let i = 0; i < 2; i++) expect((await client.fetch('https://policy.test/r')).status).toBe(200)
+    const error = await client.fetch('https://policy.test/r').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(PolicyError)
+    expect((error as PolicyError).reason).toBe('max-deposit')
+    expect(client.ledger.spent(devnet.info.tokens.pathUsd)).toBe(2n * price)
+    const [state] = [...sessions.channels.values()]
+    expect((await readChannel(devnet.info, state!.channelId as Hex)).deposit).toBe(2n * price)
+  })
 })

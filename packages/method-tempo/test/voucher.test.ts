@@ -3,20 +3,21 @@ import { bytesToHex, encodeAbiParameters, type Hex, hashTypedData, keccak256, ze
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
 import { Channel, Voucher } from '../src/index.js'
+import { backends } from './voucher-backends.js'
 
 const escrow = '0x1234567890abcdef1234567890abcdef12345678'
 const channelId = `0x${'6d'.repeat(32)}` as Hex
 const account = privateKeyToAccount(generatePrivateKey())
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 
-describe('Voucher', () => {
+describe.each(backends)('Voucher on %s', (backend) => {
   for (const protocol of ['v1', 'v2'] as const) {
     it(`${protocol}: digest equals viem's EIP-712 hash and signatures verify (recovery, then cached key)`, async () => {
       const parameters = { chainId: 4217, escrow, channelId, cumulativeAmount: 250_000n, protocol } as const
       expect(bytesToHex(Voucher.digest(parameters))).toBe(
         hashTypedData(Voucher.typedData(parameters) as never),
       )
-      const verifier = Voucher.createVerifier()
+      const verifier = Voucher.createVerifier({ backend })
       for (const amount of [250_000n, 250_001n, 9_999_999n]) {
         const signature = await Voucher.sign(account, { ...parameters, cumulativeAmount: amount })
         const voucher = { channelId, cumulativeAmount: amount, signature }
@@ -62,7 +63,7 @@ describe('Voucher', () => {
     const parameters = { chainId: 1, escrow, channelId, cumulativeAmount: 5n }
     const signature = await Voucher.sign(account, parameters)
     const parsed = Voucher.parseSignature(signature)!
-    const verifier = Voucher.createVerifier()
+    const verifier = Voucher.createVerifier({ backend })
     const highS =
       `0x${parsed.r.toString(16).padStart(64, '0')}${(N - parsed.s).toString(16).padStart(64, '0')}${(1 - parsed.yParity + 27).toString(16)}` as Hex
     expect(
@@ -96,6 +97,64 @@ describe('Voucher', () => {
         signer: account.address,
       }),
     ).toBe('amount-out-of-range')
+  })
+
+  it('bounds the signer-key cache (LRU) and still verifies signers it pushed out', async () => {
+    const verifier = Voucher.createVerifier({ maxSigners: 2, backend })
+    const parameters = { chainId: 4217, escrow, channelId }
+    const signers = [0, 1, 2].map(() => privateKeyToAccount(generatePrivateKey()))
+    const voucherOf = async (signer: (typeof signers)[number], amount: bigint) => ({
+      channelId,
+      cumulativeAmount: amount,
+      signature: await Voucher.sign(signer, { ...parameters, cumulativeAmount: amount }),
+    })
+    const check = async (signer: (typeof signers)[number], amount: bigint) =>
+      verifier.verify({ ...parameters, voucher: await voucherOf(signer, amount), signer: signer.address })
+    expect(await check(signers[0]!, 1n)).toBeUndefined()
+    expect(await check(signers[1]!, 1n)).toBeUndefined()
+    expect(await check(signers[0]!, 2n)).toBeUndefined() // signer 0 is now the most recent
+    expect(await check(signers[2]!, 1n)).toBeUndefined() // evicts signer 1
+    expect(verifier.cachedSigners).toBe(2)
+    // Evicted or not, valid vouchers verify and forged ones do not.
+    for (const signer of signers) {
+      expect(await check(signer, 3n)).toBeUndefined()
+      const forged = { ...(await voucherOf(signer, 4n)), cumulativeAmount: 5n }
+      expect(verifier.verify({ ...parameters, voucher: forged, signer: signer.address })).toBe(
+        'signer-mismatch',
+      )
+    }
+    expect(verifier.cachedSigners).toBe(2)
+    // On the cached (table) path: the wrong recovery bit and a random signer's valid voucher are refused,
+    // and many amounts verify.
+    for (let amount = 10n; amount < 40n; amount++) {
+      const voucher = await voucherOf(signers[2]!, amount)
+      expect(verifier.verify({ ...parameters, voucher, signer: signers[2]!.address })).toBeUndefined()
+      const v = Number.parseInt(voucher.signature.slice(-2), 16)
+      const flipped = `${voucher.signature.slice(0, -2)}${(v === 27 ? 28 : 27).toString(16)}` as Hex
+      expect(
+        verifier.verify({
+          ...parameters,
+          voucher: { ...voucher, signature: flipped },
+          signer: signers[2]!.address,
+        }),
+      ).toBe('signer-mismatch')
+      expect(
+        verifier.verify({
+          ...parameters,
+          voucher: await voucherOf(signers[1]!, amount),
+          signer: signers[2]!.address,
+        }),
+      ).toBe('signer-mismatch')
+    }
+    const uncached = Voucher.createVerifier({ maxSigners: 0, backend })
+    expect(
+      uncached.verify({
+        ...parameters,
+        voucher: await voucherOf(signers[0]!, 9n),
+        signer: signers[0]!.address,
+      }),
+    ).toBeUndefined()
+    expect(uncached.cachedSigners).toBe(0)
   })
 })
 
@@ -180,63 +239,5 @@ describe('Channel', () => {
     expect(reasonOf({ authorizedSigner: descriptor.payer })).toBe('signer-mismatch')
     expect(reasonOf({ amounts: [Channel.maxV2Amount] })).toBeUndefined()
     expect(reasonOf({ amounts: [Channel.maxV2Amount + 1n] })).toBe('amount-out-of-range')
-  })
-
-  it('bounds the signer-key cache (LRU) and still verifies signers it pushed out', async () => {
-    const verifier = Voucher.createVerifier({ maxSigners: 2 })
-    const parameters = { chainId: 4217, escrow, channelId }
-    const signers = [0, 1, 2].map(() => privateKeyToAccount(generatePrivateKey()))
-    const voucherOf = async (signer: (typeof signers)[number], amount: bigint) => ({
-      channelId,
-      cumulativeAmount: amount,
-      signature: await Voucher.sign(signer, { ...parameters, cumulativeAmount: amount }),
-    })
-    const check = async (signer: (typeof signers)[number], amount: bigint) =>
-      verifier.verify({ ...parameters, voucher: await voucherOf(signer, amount), signer: signer.address })
-    expect(await check(signers[0]!, 1n)).toBeUndefined()
-    expect(await check(signers[1]!, 1n)).toBeUndefined()
-    expect(await check(signers[0]!, 2n)).toBeUndefined() // signer 0 is now the most recent
-    expect(await check(signers[2]!, 1n)).toBeUndefined() // evicts signer 1
-    expect(verifier.cachedSigners).toBe(2)
-    // Evicted or not, valid vouchers verify and forged ones do not.
-    for (const signer of signers) {
-      expect(await check(signer, 3n)).toBeUndefined()
-      const forged = { ...(await voucherOf(signer, 4n)), cumulativeAmount: 5n }
-      expect(verifier.verify({ ...parameters, voucher: forged, signer: signer.address })).toBe(
-        'signer-mismatch',
-      )
-    }
-    expect(verifier.cachedSigners).toBe(2)
-    // On the cached (table) path: the wrong recovery bit and a random signer's valid voucher are refused,
-    // and many amounts verify.
-    for (let amount = 10n; amount < 40n; amount++) {
-      const voucher = await voucherOf(signers[2]!, amount)
-      expect(verifier.verify({ ...parameters, voucher, signer: signers[2]!.address })).toBeUndefined()
-      const v = Number.parseInt(voucher.signature.slice(-2), 16)
-      const flipped = `${voucher.signature.slice(0, -2)}${(v === 27 ? 28 : 27).toString(16)}` as Hex
-      expect(
-        verifier.verify({
-          ...parameters,
-          voucher: { ...voucher, signature: flipped },
-          signer: signers[2]!.address,
-        }),
-      ).toBe('signer-mismatch')
-      expect(
-        verifier.verify({
-          ...parameters,
-          voucher: await voucherOf(signers[1]!, amount),
-          signer: signers[2]!.address,
-        }),
-      ).toBe('signer-mismatch')
-    }
-    const uncached = Voucher.createVerifier({ maxSigners: 0 })
-    expect(
-      uncached.verify({
-        ...parameters,
-        voucher: await voucherOf(signers[0]!, 9n),
-        signer: signers[0]!.address,
-      }),
-    ).toBeUndefined()
-    expect(uncached.cachedSigners).toBe(0)
   })
 })

@@ -9,7 +9,14 @@ import * as Registry from '../Registry.js'
 import { Ledger, type Policy } from './Policy.js'
 import { credentialHeader, mpp, type Protocol } from './Protocol.js'
 
-/** Options of {@link create}. */
+/**
+ * Options of {@link create}.
+ *
+ * @example
+ * ```ts
+ * const options: Options = { methods: [tempo({ account, rpcUrl })], policy: { currencies: [usd], maxAmount: 100n } }
+ * ```
+ */
 export type Options = {
   /** Methods this client can pay with, in preference order. */
   methods: readonly Method.Client[]
@@ -32,14 +39,30 @@ export type Options = {
   onReceipt?: (receipt: Receipt.Receipt, challenge: Challenge.Challenge) => void
 }
 
-/** What {@link Client.pay} is told about the payment. */
+/**
+ * What {@link Client.pay} is told about the payment.
+ *
+ * @example
+ * ```ts
+ * const options: PayOptions = { url: 'mcp://weather.example/tools/forecast' }
+ * ```
+ */
 export type PayOptions = {
   /** What is being paid for: the URL, or the transport's name for it (e.g. `mcp://server/tool`). */
   url: string
   signal?: AbortSignal
 }
 
-/** A credential ready to send, for the challenge the client chose, booked in the ledger. */
+/**
+ * A credential ready to send, for the challenge the client chose, booked in the ledger.
+ *
+ * @example
+ * ```ts
+ * const payment = await client.pay(challenges, { url })
+ * request.headers.set(payment.header, payment.authorization)
+ * ```
+ * @see draft-httpauth-payment-00 §5.2
+ */
 export type Payment = {
   challenge: Challenge.Challenge
   credential: Credential.Credential
@@ -53,7 +76,14 @@ export type Payment = {
   receipt(receipt: Receipt.Receipt): void
 }
 
-/** A paying client. */
+/**
+ * A paying client.
+ *
+ * @example
+ * ```ts
+ * const client: Client = Client.create({ methods })
+ * ```
+ */
 export type Client = {
   /** Like `fetch`, paying a 402 once with the best acceptable challenge. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
@@ -68,7 +98,14 @@ export type Client = {
   readonly ledger: Ledger
 }
 
-/** Client-side failure creating or sending a payment (the rail refused, the server answered oddly). */
+/**
+ * Client-side failure creating or sending a payment (the rail refused, the server answered oddly).
+ *
+ * @example
+ * ```ts
+ * throw new PaymentFailedError('tempo: the payment transaction reverted')
+ * ```
+ */
 export class PaymentFailedError extends BaseError {
   override name = 'PaymentFailedError'
 }
@@ -126,6 +163,13 @@ function uuid(): string {
 
 type Offer = { challenge: Challenge.Challenge; protocol: Protocol }
 
+function hasScalarLimit(policy: Policy | undefined): boolean {
+  if (!policy) return false
+  return [policy.maxAmount, policy.budget, policy.maxDeposit].some(
+    (limit) => limit !== undefined && typeof limit !== 'object',
+  )
+}
+
 /**
  * Creates a paying client: on a 402 it picks a challenge it can and may pay (method list, spend policy,
  * request schema, expiry), creates the payload, and retries once with the credential. `pay` does the
@@ -144,6 +188,14 @@ export function create(options: Options): Client {
   const protocols = options.protocols ?? [mpp]
   if (protocols.length === 0) throw new ConfigurationError('a client needs at least one protocol')
   const ledger = new Ledger(options.policy)
+  // A scalar limit without `currencies` pins itself to the first currency paid. With methods of several
+  // rails (USDC on Tempo, sats on Lightning, cents on Stripe) that first currency is a race, and 1_000_000
+  // could be read as a million sats: refuse to guess.
+  const rails = new Set(registry.entries.map((method) => method.definition.name))
+  if (rails.size > 1 && ledger.pinned === undefined && hasScalarLimit(options.policy))
+    throw new ConfigurationError(
+      `a scalar spend limit is in one currency's base units, but this client pays on ${rails.size} rails (${[...rails].join(', ')}): give limits per currency ({ [currency]: amount }) or pin one with currencies: [currency]`,
+    )
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const accept = AcceptPayment.format(
     registry.entries.map((m, i) => ({
@@ -293,7 +345,7 @@ export function create(options: Options): Client {
       } catch {
         // A protocol that cannot read this 402 offers nothing.
       }
-      for (const challenge of found) offers.push({ challenge, protocol })
+      if (Array.isArray(found)) for (const challenge of found) offers.push({ challenge, protocol })
     }
     const payment = await settle(offers, {
       url: original.url,

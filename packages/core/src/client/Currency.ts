@@ -8,7 +8,14 @@
 
 const evmAddress = /^0x[0-9a-fA-F]{40}$/
 
-/** A currency and, when the quote names it, the network it lives on (e.g. `tempo:4217`). */
+/**
+ * A currency and, when the quote names it, the network it lives on (e.g. `tempo:4217`).
+ *
+ * @example
+ * ```ts
+ * const asset: Asset = { currency: '0x20c0…0001', network: 'tempo:4217' }
+ * ```
+ */
 export type Asset = { currency: string; network?: string | undefined }
 
 /**
@@ -64,7 +71,14 @@ export function label(asset: Asset): string {
   return asset.network === undefined ? asset.currency : `${asset.network}:${asset.currency}`
 }
 
-/** One key per asset for the spend buckets (network-qualified, canonical currency). */
+/**
+ * One key per asset for the spend buckets (network-qualified, canonical currency).
+ *
+ * @example
+ * ```ts
+ * bucket({ currency: '0xAB…', network: 'tempo:4217' }) === bucket({ currency: '0xab…', network: 'tempo:4217' })
+ * ```
+ */
 export function bucket(asset: Asset): string {
   return `${asset.network ?? ''}\u0000${canonical(asset.currency)}`
 }

@@ -3,12 +3,24 @@ import type { Quote } from '../Method.js'
 import * as Currency from './Currency.js'
 import * as Value from './Value.js'
 
-/** An amount in a currency's base units (a non-negative integer). */
+/**
+ * An amount in a currency's base units (a non-negative integer).
+ *
+ * @example
+ * ```ts
+ * const tenCents: Amount = 100_000n // of a 6-decimal stablecoin
+ * ```
+ */
 export type Amount = bigint | number | string
 
 /**
  * A limit in base units: a map keyed by `currency` (any network) or `network:currency`, or one
  * scalar, which is only meaningful in one currency (see {@link Policy}).
+ *
+ * @example
+ * ```ts
+ * const maxAmount: Limit = { 'tempo:4217:0x20c0…0001': 100_000n, usd: 50n }
+ * ```
  */
 export type Limit = Amount | Readonly<Record<string, Amount>>
 
@@ -46,6 +58,10 @@ export type CrossRailBudget = {
  * the client reserves a payment in; every other currency is then refused. A scalar limit with
  * `currencies` listing more (or fewer) than one currency is a `ConfigurationError`.
  *
+ * @example
+ * ```ts
+ * const policy: Policy = { currencies: [usdc], maxAmount: 100_000n, budget: 5_000_000n }
+ * ```
  * @see draft-httpauth-payment-00 §11.7: "Clients MUST verify before authorizing payment: 1. Requested
  *   amount is reasonable for the resource 2. Recipient/address is expected 3. Currency/asset is as
  *   expected 4. Validity window is appropriate"
@@ -69,7 +85,14 @@ export type Policy = {
   crossRail?: CrossRailBudget
 }
 
-/** What the ledger is asked to book. */
+/**
+ * What the ledger is asked to book.
+ *
+ * @example
+ * ```ts
+ * ledger.reserve({ method: 'tempo', intent: 'charge', realm: 'api.example.com', quote })
+ * ```
+ */
 export type Reservation = { method: string; intent: string; realm: string; quote: Quote }
 
 type Rule = { scalar: bigint } | { entries: readonly (readonly [string, bigint])[] }

@@ -1,5 +1,4 @@
 import * as Challenge from '../Challenge.js'
-import { parseChallenges } from '../internal/AuthHeader.js'
 import * as Receipt from '../Receipt.js'
 import type { Payment } from './Client.js'
 
@@ -64,23 +63,7 @@ export function credentialHeader(challenge: Challenge.Challenge): string | undef
  */
 export const mpp: Protocol = {
   name: 'mpp',
-  challenges(response) {
-    const value = response.headers.get('www-authenticate') ?? ''
-    const challenges = Challenge.parseAll(value)
-    // The `header` auth-param names where the credential goes; read it from the raw parameters when
-    // the challenge codec did not carry it (it is bound into the id, so it is echoed as sent).
-    if (challenges.some((c) => c.header === undefined)) {
-      const named = new Map<string | undefined, string | undefined>()
-      for (const raw of parseChallenges(value))
-        if (raw.scheme.toLowerCase() === 'payment' && raw.params.has('header'))
-          named.set(raw.params.get('id'), raw.params.get('header'))
-      for (const challenge of challenges) {
-        const header = named.get(challenge.id)
-        if (challenge.header === undefined && header !== undefined) challenge.header = header
-      }
-    }
-    return challenges
-  },
+  challenges: (response) => Challenge.parseAll(response.headers.get('www-authenticate') ?? ''),
   headers: (payment) => ({ [payment.header]: payment.authorization }),
   receipt(response) {
     const header = response.headers.get('payment-receipt')

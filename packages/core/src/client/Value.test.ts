@@ -24,8 +24,9 @@ describe('Value.from', () => {
       fc.property(fc.double({ min: 0, max: 1e300, noNaN: true }), (n) => {
         const value = Value.from(n)
         expect(value).toBeDefined()
-        // Below 1e-300 the denominator no longer fits a double: compare only where it does.
-        if (n !== 0 && n < 1e-300) return
+        // Below 1e-280 the denominator (10^(digits − exponent)) no longer fits a double: compare only
+        // where it does.
+        if (n !== 0 && n < 1e-280) return
         const back = Number(value!.numerator) / Number(value!.denominator)
         expect(Math.abs(back - n) <= Math.abs(n) * 1e-12).toBe(true)
       }),

@@ -1,12 +1,33 @@
 import { ConfigurationError } from '../Errors.js'
 
-/** An exact fraction, e.g. a price of 1/3 cent: `{ numerator: 1n, denominator: 300n }`. */
+/**
+ * An exact fraction.
+ *
+ * @example
+ * ```ts
+ * const thirdOfACent: Rational = { numerator: 1n, denominator: 300n }
+ * ```
+ */
 export type Rational = { readonly numerator: bigint; readonly denominator: bigint }
 
-/** An amount in the cross-rail unit: a number (read as its shortest decimal), a bigint, or a fraction. */
+/**
+ * An amount in the cross-rail unit: a number (read as its shortest decimal), a bigint, or a fraction.
+ *
+ * @example
+ * ```ts
+ * const prices: Value[] = [0.25, 3n, { numerator: 1n, denominator: 3n }]
+ * ```
+ */
 export type Value = number | bigint | Rational
 
-/** Zero, exactly. */
+/**
+ * Zero, exactly.
+ *
+ * @example
+ * ```ts
+ * Value.greater(price, Value.zero)
+ * ```
+ */
 export const zero: Rational = { numerator: 0n, denominator: 1n }
 
 const decimal = /^(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/
@@ -53,7 +74,14 @@ export function from(value: unknown): Rational | undefined {
   return undefined
 }
 
-/** Like {@link from}, for configuration: an invalid value is a `ConfigurationError`. */
+/**
+ * Like {@link from}, for configuration: an invalid value is a `ConfigurationError`.
+ *
+ * @example
+ * ```ts
+ * required(Number.NaN, 'crossRail.budget') // throws ConfigurationError
+ * ```
+ */
 export function required(value: unknown, what: string): Rational {
   const rational = from(value)
   if (!rational)
@@ -61,17 +89,38 @@ export function required(value: unknown, what: string): Rational {
   return rational
 }
 
-/** a + b. */
+/**
+ * a + b, exactly.
+ *
+ * @example
+ * ```ts
+ * add(from(0.1)!, from(0.2)!) // { numerator: 3n, denominator: 10n }
+ * ```
+ */
 export function add(a: Rational, b: Rational): Rational {
   return reduced(a.numerator * b.denominator + b.numerator * a.denominator, a.denominator * b.denominator)
 }
 
-/** a − b (callers only subtract what they added). */
+/**
+ * a − b, exactly (callers only subtract what they added).
+ *
+ * @example
+ * ```ts
+ * subtract(from(0.3)!, from(0.1)!) // { numerator: 1n, denominator: 5n }
+ * ```
+ */
 export function subtract(a: Rational, b: Rational): Rational {
   return reduced(a.numerator * b.denominator - b.numerator * a.denominator, a.denominator * b.denominator)
 }
 
-/** a > b. */
+/**
+ * a > b.
+ *
+ * @example
+ * ```ts
+ * greater(from(0.3)!, from(0.1)!) // true
+ * ```
+ */
 export function greater(a: Rational, b: Rational): boolean {
   return a.numerator * b.denominator > b.numerator * a.denominator
 }

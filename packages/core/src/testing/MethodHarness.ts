@@ -54,12 +54,17 @@ export async function createHarness(
     },
   })
   const serverStore = store ? await store() : undefined
+  /** Errors the method reported from its own background work (through `setup`'s `report`). */
+  const background: unknown[] = []
   const server = createServer({
     realm: 'conformance.test',
     secrets: [kitSecret],
     methods: [method],
     now: () => clock,
-    onError,
+    onError: (error, context) => {
+      if (context.phase === 'background') background.push(error)
+      onError(error)
+    },
     ...(serverStore ? { store: serverStore } : {}),
   })
   const handler = server.protect({ offers: [fixture.offer] }, async (request, payment) => {
@@ -98,6 +103,7 @@ export async function createHarness(
       }) as typeof fetch,
     })
 
+  let closing: Promise<void> | undefined
   const submit = (authorization: string) => toServer(new Request(kitUrl, { headers: { authorization } }))
 
   return {
@@ -149,9 +155,14 @@ export async function createHarness(
     receipt(response: Response) {
       return Receipt.parse(response.headers.get('payment-receipt') ?? '')
     },
-    async close() {
-      await (server as { close?: () => Promise<void> }).close?.()
-      await (serverStore as { close?: () => Promise<void> } | undefined)?.close?.()
+    background,
+    /** Closes the server (methods' `close` runs: timers stopped, batches flushed), then the injected store; once. */
+    close() {
+      closing ??= (async () => {
+        await server.close()
+        await serverStore?.close?.()
+      })()
+      return closing
     },
   }
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '../Store.js'
 import { flowCases } from './flowCases.js'
 import type { MethodFixture, MethodFlow } from './MethodFixture.js'
@@ -31,7 +31,8 @@ export type DescribeMethodOptions = {
  * The conformance kit every rail runs against a real server and client: a 402 → pay → 200 round trip
  * and its receipt, the failure cases (tampered id, expired, replay, malformed payload, wrong amount; each
  * with the problem the rail declares, else the core's), concurrent double submission of one credential,
- * the fixture's multi-step flows, and a rail outage (503 + Retry-After, challenge released, one charge).
+ * the fixture's multi-step flows, a rail outage (503 + Retry-After, challenge released, one charge), and
+ * a clean `server.close()` (the method's background work stops without reporting an error).
  *
  * @example
  * ```ts
@@ -68,5 +69,11 @@ export function describeMethod(options: DescribeMethodOptions): void {
     singleUseCases(get)
     flowCases(options.flows ?? [], get)
     outageCase(get)
+
+    it('closes the server: the method stops its background work and reported no error from it', async () => {
+      const { harness } = get()
+      await harness.close()
+      expect(harness.background).toEqual([])
+    })
   })
 }

@@ -20,6 +20,7 @@ import { escrowAbi } from '../internal/escrow.js'
 import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
+import { sessionBookings } from './Bookings.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = {
@@ -64,11 +65,6 @@ export type SessionClient = Method.Client<typeof session> & {
   close(url: string): Promise<Response>
 }
 
-/** TIP-20 amounts are in base units of 6 decimals. */
-const decimals = 6
-
-type Booking = { spend: NonNullable<Method.PayContext<unknown>['spend']>; quote: Method.Quote }
-
 const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
   `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
 
@@ -89,29 +85,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const { account } = options
   const signer = options.signer ?? account
   const channels = new Map<string, ChannelState>()
-  // How each channel books side payments (top-ups, vouchers inside a stream) in the paying client's
-  // ledger: the `spend` of the last paid request that used it.
-  const bookings = new WeakMap<ChannelState, Booking>()
-  const quoteFor = (request: TempoSessionRequest, amount: bigint): Method.Quote => ({
-    amount,
-    currency: request.currency,
-    network: `tempo:${request.methodDetails.chainId ?? options.chainId ?? defaultChainId}`,
-    decimals,
-  })
-  // Books a deposit increase (checked against maxDeposit as the channel's new deposit); an undo.
-  const bookDeposit = (state: ChannelState, amount: bigint): (() => void) => {
-    const booking = bookings.get(state)
-    return booking
-      ? booking.spend({ ...booking.quote, amount: 0n, deposit: state.deposit + amount })
-      : () => {}
-  }
-  // Books a voucher's new authorization beyond what the channel already signed.
-  const bookVoucher = (state: ChannelState, cumulativeAmount: bigint): void => {
-    const booking = bookings.get(state)
-    if (booking && cumulativeAmount > state.cumulative)
-      booking.spend({ ...booking.quote, amount: cumulativeAmount - state.cumulative })
-  }
-  const doFetch = options.fetch ?? globalThis.fetch
+  const bookings = sessionBookings(options.chainId)
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const wallets = new Map<number, TempoWalletClient>()
   const walletFor = (chainId: number) => {
     let wallet = wallets.get(chainId)
@@ -249,7 +224,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const price = BigInt(request.amount)
       const deposit =
         options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
-      return existing ? quoteFor(request, price) : { ...quoteFor(request, price), deposit }
+      return existing ? bookings.quoteFor(request, price) : { ...bookings.quoteFor(request, price), deposit }
     },
     createPayload: ({ challenge, request, url, spend }) =>
       serialized(async () => {
@@ -301,7 +276,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           )
           state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url }
           channels.set(key, state)
-          if (spend) bookings.set(state, { spend, quote: quoteFor(request, 0n) })
+          bookings.remember(state, spend, request)
           // The first voucher pays for this request (the server deducts before serving).
           return {
             payload: {
@@ -315,24 +290,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             },
           }
         }
-        if (spend) bookings.set(state, { spend, quote: quoteFor(request, 0n) })
+        bookings.remember(state, spend, request)
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
         const next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
         if (next > state.deposit) {
           // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
           const amount = options.topUp ?? state.deposit
           const current = state
-          const release = bookDeposit(current, amount)
-          const response = await action(url, async () => topUpVia(current, amount, request)).catch(
-            (error) => {
-              release()
-              throw error
-            },
+          const response = await bookings.topUp(current, amount, () =>
+            action(url, async () => topUpVia(current, amount, request)),
           )
-          if (!response.ok) {
-            release()
-            throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
-          }
+          if (!response.ok) throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
           state.deposit += amount
         }
         state.cumulative = next
@@ -358,21 +326,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           const current = state
           const amount = options.topUp ?? state.deposit
           // A top-up inside a stream is a side payment: the client's policy books it first.
-          const release = bookDeposit(current, amount)
-          const topUp = await action(url, async (_, request) => topUpVia(current, amount, request)).catch(
-            (error) => {
-              release()
-              throw error
-            },
+          const topUp = await bookings.topUp(current, amount, () =>
+            action(url, async (_, request) => topUpVia(current, amount, request)),
           )
-          if (!topUp.ok) {
-            release()
-            return topUp
-          }
+          if (!topUp.ok) return topUp
           state.deposit += amount
         }
         // So is the voucher's new authorization (a signed voucher is spendable once sent).
-        bookVoucher(state, cumulativeAmount)
+        bookings.voucher(state, cumulativeAmount)
         if (cumulativeAmount > state.cumulative) state.cumulative = cumulativeAmount
         return action(
           url,
@@ -388,15 +349,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     topUp: (url, amount) =>
       serialized(async () => {
         const state = stateFor(url)
-        const release = bookDeposit(state, amount)
-        const response = await action(url, async (_, request) => topUpVia(state, amount, request)).catch(
-          (error) => {
-            release()
-            throw error
-          },
+        const response = await bookings.topUp(state, amount, () =>
+          action(url, async (_, request) => topUpVia(state, amount, request)),
         )
         if (response.ok) state.deposit += amount
-        else release()
         return response
       }),
     close: (url) =>

@@ -82,6 +82,14 @@ export function createChannelStore(options: ChannelStoreOptions) {
 
   // Monotonic compare-and-set of the highest voucher. "Servers MUST persist the highest voucher to durable
   // storage before providing the corresponding service."
+  // Hot path: the CAS is first tried against this process's last known value of the key (one round trip
+  // instead of a read and a CAS). A stale value only makes the CAS fail (then the key is read); a refusal
+  // (lower, equal or too small) is only ever decided on a value just read from the store.
+  const lastVoucher = new Map<string, string | undefined>()
+  const remember = (channelId: string, raw: string | undefined) => {
+    if (lastVoucher.size >= 10_000) lastVoucher.delete(lastVoucher.keys().next().value as string)
+    lastVoucher.set(channelId, raw)
+  }
   const accept = async (
     s: Store,
     channelId: Hex,
@@ -89,9 +97,19 @@ export function createChannelStore(options: ChannelStoreOptions) {
     signature: Hex,
     minDelta: bigint,
   ): Promise<bigint> => {
+    const cacheKey = channelId.toLowerCase()
+    let known = lastVoucher.has(cacheKey)
+    let raw = known ? lastVoucher.get(cacheKey) : (await highest(s, channelId)).raw
     for (;;) {
-      const { raw, voucher } = await highest(s, channelId)
+      const voucher = raw ? (JSON.parse(raw) as StoredVoucher) : undefined
       const current = voucher ? BigInt(voucher.amount) : -1n
+      const refused = amount <= current || (current >= 0n && amount - current < minDelta)
+      if (refused && known) {
+        known = false
+        raw = (await highest(s, channelId)).raw
+        remember(cacheKey, raw)
+        continue
+      }
       // "if `cumulativeAmount == highestVoucherAmount`, treat the request as an idempotent retry"
       if (amount === current) return current
       // "Submitting a voucher with lower `cumulativeAmount` than highest accepted MUST be rejected"
@@ -109,9 +127,13 @@ export function createChannelStore(options: ChannelStoreOptions) {
         )
       const next = JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
       if (await s.compareAndSet(key('v', channelId), raw, next, ttlMs)) {
+        remember(cacheKey, next)
         notify(channelId)
         return amount
       }
+      known = false
+      raw = (await highest(s, channelId)).raw
+      remember(cacheKey, raw)
     }
   }
 
@@ -124,14 +146,29 @@ export function createChannelStore(options: ChannelStoreOptions) {
 
   // "MUST persist `spent := spent + cost` to durable storage BEFORE or atomically with delivering the
   // metered service": a bounded increment, so concurrent requests never spend beyond the accepted voucher.
-  const deduct = async (s: Store, channelId: Hex, cost: bigint): Promise<Balance> => {
-    const acceptedNow = await accepted(s, channelId)
+  const deduct = async (
+    s: Store,
+    channelId: Hex,
+    cost: bigint,
+    /** The voucher this request just accepted: its amount bounds the first try, and it is the one to settle. */
+    justAccepted?: StoredVoucher,
+  ): Promise<Balance> => {
+    let acceptedNow = justAccepted ? BigInt(justAccepted.amount) : await accepted(s, channelId)
     if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
-    const result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+    let result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+    if (!result.applied && justAccepted) {
+      // A higher voucher may have been accepted since (a concurrent request): bound by the stored one.
+      const fresh = await accepted(s, channelId)
+      if (fresh > acceptedNow) {
+        acceptedNow = fresh
+        justAccepted = undefined
+        result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+      }
+    }
     if (result.applied) {
       dirty.add(channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
-      const { voucher } = await highest(s, channelId)
+      const voucher = justAccepted ?? (await highest(s, channelId)).voucher
       if (voucher && BigInt(voucher.amount) <= result.value)
         await s.set(key('ok', channelId), JSON.stringify(voucher), ttlMs)
     }

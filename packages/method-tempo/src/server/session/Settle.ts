@@ -3,7 +3,7 @@ import { type Address, encodeFunctionData, type Hex, isAddressEqual } from 'viem
 import { escrowAbi } from '../../internal/escrow.js'
 import type { session } from '../../Methods.js'
 import type { SessionChain } from './Chain.js'
-import type { ChannelStore } from './ChannelStore.js'
+import type { ChannelStore, StoredVoucher } from './ChannelStore.js'
 import { createMeter, receiptFields } from './Meter.js'
 import { sessionProblem } from './problems.js'
 import type { Verified } from './Verify.js'
@@ -50,8 +50,10 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
     const done = async (
       extra: Record<string, unknown> = {},
       response?: Response,
+      // The balance a deduction just returned (saves two reads on the per-voucher path).
+      known?: { accepted: bigint; spent: bigint },
     ): Promise<Method.Settlement> => {
-      const state = {
+      const state = known ?? {
         accepted: await channels.accepted(s, channelId),
         spent: await channels.spentOf(s, channelId),
       }
@@ -71,11 +73,11 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         ...(response ? { response } : {}),
       }
     }
-    const serve = async (charge: boolean) => {
+    const serve = async (charge: boolean, justAccepted?: StoredVoucher) => {
       if (!charge) return done({}, new Response(null, { status: 200 }))
-      const result = await channels.deduct(s, channelId, cost)
+      const result = await channels.deduct(s, channelId, cost, justAccepted)
       if (!result.ok) throw channels.insufficient(channelId, cost, result)
-      return done(cost > 0n ? { units: Number(unitsPerRequest) } : {})
+      return done(cost > 0n ? { units: Number(unitsPerRequest) } : {}, undefined, result)
     }
     switch (verified.action) {
       case 'open': {
@@ -122,12 +124,12 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
             reason: 'amount-not-increasing',
           })
         await channels.saveChannel(s, channelId, channel)
-        await channels.accept(s, channelId, verified.amount, signature, 0n)
-        return serve(!pureVoucher)
+        const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, 0n)
+        return serve(!pureVoucher, { amount: String(acceptedNow), signature })
       }
       case 'voucher': {
-        await channels.accept(s, channelId, verified.amount, signature, minDelta)
-        return serve(!pureVoucher)
+        const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, minDelta)
+        return serve(!pureVoucher, { amount: String(acceptedNow), signature })
       }
       case 'topUp': {
         const receipt = await chain.broadcast(

@@ -1,0 +1,270 @@
+// Issue 13's HTTP proof: requests/s of a route paid per request by a tempo/session voucher against the
+// same route unpaid, on node:http over loopback (memory store, then Redis), and the latency a voucher
+// payment adds at p50 and p99. The server runs in its own process (session-server.mjs) on a local anvil
+// with real channels; each load worker pays on its own channel, its vouchers in increasing order (a
+// session's vouchers are cumulative). Challenges and vouchers are fetched and signed before the timed
+// region, as a client with a pipeline of requests would; the timed region is the paid request only.
+import { fork } from 'node:child_process'
+import { Agent, request as httpRequest } from 'node:http'
+import { createRequire } from 'node:module'
+import { createConnection } from 'node:net'
+import { Challenge, Credential } from '@mppkit/core'
+import { create as createClient } from '@mppkit/core/client'
+import { startTempo } from '@mppkit/devnet'
+import { privateKeyToAccount } from 'viem/accounts'
+import { sessionClient } from '../dist/client/index.js'
+import { Voucher } from '../dist/index.js'
+
+const require = createRequire(import.meta.url)
+const workers = 4
+const price = 1n
+const secret = 'tempo-session-http-bench-secret-0123456789'
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+function get(agent, port, path, authorization) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { agent, host: '127.0.0.1', port, path, headers: authorization ? { authorization } : {} },
+      (res) => {
+        const chunks = []
+        res.on('data', (c) => chunks.push(c))
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
+        )
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function startServer(config) {
+  // MPPKIT_BENCH_PROFILE=dir writes the server's CPU profile there (`node --cpu-prof`).
+  const profile = process.env.MPPKIT_BENCH_PROFILE
+  const child = fork(new URL('./session-server.mjs', import.meta.url), {
+    stdio: 'inherit',
+    execArgv: profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [],
+  })
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('message', ({ port, backend }) =>
+      resolve({
+        port,
+        backend,
+        cpu: () =>
+          new Promise((done) => {
+            child.once('message', (m) => done(m.cpu))
+            child.send('cpu')
+          }),
+        stop: () =>
+          new Promise((done) => {
+            child.once('exit', done)
+            child.send('stop')
+          }),
+      }),
+    )
+    child.send(config)
+  })
+}
+
+const redisReachable = () =>
+  new Promise((resolve) => {
+    const url = new URL(redisUrl)
+    const socket = createConnection({ host: url.hostname, port: Number(url.port || 6379) })
+    socket.setTimeout(500)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
+
+let nativeSign
+try {
+  nativeSign = require('secp256k1/bindings')
+} catch {}
+
+/** Signs a voucher: the binding when it loads (preparation speed only), else viem. */
+async function signVoucher(payer, parameters) {
+  if (!nativeSign) return Voucher.sign(payer.account, parameters)
+  const { signature, recid } = nativeSign.ecdsaSign(Voucher.digest(parameters), payer.key)
+  return `0x${Buffer.from(signature).toString('hex')}${(27 + recid).toString(16)}`
+}
+
+/** Opens one channel per payer through the server (the session client's real open). */
+async function openChannels(port, devnet, payers) {
+  const url = `http://127.0.0.1:${port}/paid`
+  const channels = []
+  for (const payer of payers) {
+    const sessions = sessionClient({
+      account: payer.account,
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 100_000_000n,
+    })
+    const client = createClient({ methods: [sessions], policy: { maxDeposit: 100_000_000n } })
+    const response = await client.fetch(url)
+    if (response.status !== 200) throw new Error(`open failed: ${response.status} ${await response.text()}`)
+    const [state] = [...sessions.channels.values()]
+    channels.push({ payer, channelId: state.channelId, cumulative: state.cumulative })
+  }
+  return channels
+}
+
+/** Fresh challenges and signed vouchers for `count` paid requests on each channel (untimed). */
+async function prepare(agent, port, devnet, channels, count) {
+  return Promise.all(
+    channels.map(async (channel) => {
+      const out = []
+      for (let i = 0; i < count; i++) {
+        const { status, headers } = await get(agent, port, '/paid')
+        if (status !== 402) throw new Error(`expected 402, got ${status}`)
+        const challenge = Challenge.parseAll(headers['www-authenticate']).find((c) => c.intent === 'session')
+        channel.cumulative += price
+        const parameters = {
+          chainId: devnet.info.chainId,
+          escrow: devnet.info.escrow,
+          channelId: channel.channelId,
+          cumulativeAmount: channel.cumulative,
+        }
+        const payload = {
+          action: 'voucher',
+          channelId: channel.channelId,
+          cumulativeAmount: String(channel.cumulative),
+          signature: await signVoucher(channel.payer, parameters),
+        }
+        out.push(Credential.format({ challenge, payload }))
+      }
+      return out
+    }),
+  )
+}
+
+/**
+ * Requests/s of `workers` concurrent sequential loops (`auth[w][i]` is worker w's i-th credential), and
+ * the server's CPU µs per request: under contention from other processes, wall-clock requests/s are
+ * noisy, while CPU per request is what a saturated server core divides by.
+ */
+async function throughput(server, agent, path, auth, count) {
+  const port = server.port
+  const cpuBefore = await server.cpu()
+  const start = process.hrtime.bigint()
+  await Promise.all(
+    Array.from({ length: auth.length }, async (_, w) => {
+      for (let i = 0; i < count; i++) {
+        const { status, body } = await get(agent, port, path, auth[w]?.[i])
+        if (status !== 200) throw new Error(`${path}: ${status} ${body}`)
+      }
+    }),
+  )
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  const cpu = (await server.cpu()) - cpuBefore
+  return { rate: (auth.length * count) / seconds, cpu: cpu / (auth.length * count) }
+}
+
+const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
+const quantile = (values, q) =>
+  values.sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * q))]
+
+async function measure(devnet, store) {
+  const payers = [1, 2, 3, 4].slice(0, workers).map((i) => {
+    const { privateKey } = devnet.info.accounts[i]
+    return { account: privateKeyToAccount(privateKey), key: Buffer.from(privateKey.slice(2), 'hex') }
+  })
+  const server = await startServer({
+    store,
+    redisUrl,
+    secret,
+    price: String(price),
+    rpcUrl: devnet.info.rpcUrl,
+    chainId: devnet.info.chainId,
+    currency: devnet.info.tokens.pathUsd,
+    escrow: devnet.info.escrow,
+    payeeKey: devnet.info.accounts[0].privateKey,
+  })
+  const agent = new Agent({ keepAlive: true, maxSockets: workers })
+  try {
+    const channels = await openChannels(server.port, devnet, payers)
+    const perRound = 400
+    const rounds = 5
+    const paid = []
+    const unpaid = []
+    const none = Array.from({ length: workers }, () => [])
+    // Warm-up, then interleaved rounds (unpaid, paid, unpaid, …): background load hits both alike.
+    await throughput(server, agent, '/paid', await prepare(agent, server.port, devnet, channels, 100), 100)
+    await throughput(server, agent, '/free', none, 200)
+    for (let round = 0; round < rounds; round++) {
+      const batch = await prepare(agent, server.port, devnet, channels, perRound)
+      unpaid.push(await throughput(server, agent, '/free', none, perRound))
+      paid.push(await throughput(server, agent, '/paid', batch, perRound))
+    }
+    // Latency: one request at a time, paid and unpaid alternating.
+    const sequential = 600
+    const [credentials] = await prepare(agent, server.port, devnet, channels.slice(0, 1), sequential)
+    const paidMs = []
+    const unpaidMs = []
+    for (let i = 0; i < sequential; i++) {
+      let start = process.hrtime.bigint()
+      await get(agent, server.port, '/free')
+      unpaidMs.push(Number(process.hrtime.bigint() - start) / 1e6)
+      start = process.hrtime.bigint()
+      const { status } = await get(agent, server.port, '/paid', credentials[i])
+      if (status !== 200) throw new Error(`paid: ${status}`)
+      paidMs.push(Number(process.hrtime.bigint() - start) / 1e6)
+    }
+    return {
+      backend: server.backend,
+      paid: median(paid.map((r) => r.rate)),
+      unpaid: median(unpaid.map((r) => r.rate)),
+      paidCpu: median(paid.map((r) => r.cpu)),
+      unpaidCpu: median(unpaid.map((r) => r.cpu)),
+      added: {
+        p50: quantile(paidMs, 0.5) - quantile(unpaidMs, 0.5),
+        p99: quantile(paidMs, 0.99) - quantile(unpaidMs, 0.99),
+        paidP50: quantile(paidMs, 0.5),
+        unpaidP50: quantile(unpaidMs, 0.5),
+      },
+    }
+  } finally {
+    agent.destroy()
+    await server.stop()
+  }
+}
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US')
+
+export async function run() {
+  const devnet = await startTempo({ accounts: workers + 1 })
+  const results = []
+  try {
+    // MPPKIT_BENCH_STORES=redis (comma-separated) measures only those stores.
+    for (const store of (process.env.MPPKIT_BENCH_STORES ?? 'memory,redis').split(',')) {
+      if (store === 'redis' && !(await redisReachable())) {
+        results.push({ name: 'tempo session HTTP (redis)', text: `[skip] Redis unreachable at ${redisUrl}` })
+        continue
+      }
+      const r = await measure(devnet, store)
+      const ratio = r.paid / r.unpaid
+      const target = store === 'memory' ? (ratio >= 0.8 ? '  ✓ target ≥ 0.80' : '  ✗ target ≥ 0.80') : ''
+      results.push({
+        name: `tempo session HTTP (${store} store, ${r.backend}, ${workers} connections)`,
+        text: `voucher-paid ${fmt(r.paid)} req/s, unpaid ${fmt(r.unpaid)} req/s, ratio ${ratio.toFixed(2)}${target}`,
+      })
+      results.push({
+        name: `tempo session HTTP (${store} store) server CPU per request`,
+        text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)})`,
+      })
+      results.push({
+        name: `tempo session HTTP (${store} store) latency added by a voucher`,
+        text: `p50 +${r.added.p50.toFixed(3)} ms, p99 +${r.added.p99.toFixed(3)} ms (sequential; p50 paid ${r.added.paidP50.toFixed(3)} ms vs unpaid ${r.added.unpaidP50.toFixed(3)} ms)`,
+      })
+    }
+  } finally {
+    await devnet.stop()
+  }
+  return results
+}

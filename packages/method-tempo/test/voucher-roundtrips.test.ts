@@ -1,0 +1,221 @@
+// The per-voucher Store traffic of tempo/session (issue 13): which operations a paid voucher request
+// costs, and that the shortcut behind them (a CAS against this process's last known voucher) never
+// over-spends when several server instances (as several processes would) share one Store.
+import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
+import { create as createServer } from '@mppkit/core/server'
+import type { Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import { PostgresStore } from '../../store-postgres/src/index.js'
+import { RedisStore } from '../../store-redis/src/index.js'
+import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
+import { sessionClient } from '../src/client/index.js'
+import { sessionServer } from '../src/server/index.js'
+import * as Voucher from '../src/Voucher.js'
+
+const reason = tempoUnavailableReason()
+if (reason) console.warn(`[skip] ${reason}`)
+
+const secret = 'tempo-roundtrip-test-secret-0123456789ab'
+const price = 1_000n
+
+/** A Store that logs `operation kind` for every method-scoped key it is asked about. */
+function countingStore(inner: Store, log: string[]): Store {
+  const kind = (key: string) => /m:tempo\/session:([a-z]+):/.exec(key)?.[1]
+  const note = (operation: string, key: string) => {
+    const k = kind(key)
+    if (k) log.push(`${operation} ${k}`)
+  }
+  const logged =
+    <A extends unknown[], R>(operation: string, call: (key: string, ...rest: A) => R) =>
+    (key: string, ...rest: A): R => {
+      note(operation, key)
+      return call(key, ...rest)
+    }
+  return {
+    putIfAbsent: logged('putIfAbsent', (key, value: string, ttlMs: number) =>
+      inner.putIfAbsent(key, value, ttlMs),
+    ),
+    get: logged('get', (key) => inner.get(key)),
+    set: logged('set', (key, value: string, ttlMs: number) => inner.set(key, value, ttlMs)),
+    delete: logged('delete', (key) => inner.delete(key)),
+    compareAndSet: logged('compareAndSet', (key, expected: string | undefined, next: string, ttlMs: number) =>
+      inner.compareAndSet(key, expected, next, ttlMs),
+    ),
+    increment: logged('increment', (key, delta: bigint, options: Parameters<Store['increment']>[2]) =>
+      inner.increment(key, delta, options),
+    ),
+  }
+}
+
+const postgresUrl = process.env.MPPKIT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const tag = Math.random().toString(36).slice(2, 10)
+
+/** The shared Stores two server instances meet on; Redis and PostgreSQL when they answer. */
+const sharedStores: { name: string; payer: number; open(): Promise<Store & { close?(): Promise<void> }> }[] =
+  [
+    { name: 'MemoryStore', payer: 2, open: async () => new MemoryStore() },
+    {
+      name: 'RedisStore',
+      payer: 3,
+      open: async () => {
+        const why = await redisUnavailableReason()
+        if (why) throw new Error(`[skip] ${why}`)
+        return new RedisStore({ url: redisUrl, keyPrefix: `mppkit-test-voucher:${tag}:` })
+      },
+    },
+    {
+      name: 'PostgresStore',
+      payer: 4,
+      open: async () => {
+        const store = new PostgresStore({
+          connectionString: postgresUrl,
+          schema: `mppkit_test_voucher_${tag}`,
+        })
+        try {
+          await store.migrate()
+        } catch (error) {
+          await store.close()
+          throw new Error(`[skip] PostgreSQL unreachable at ${postgresUrl} (${(error as Error).message})`)
+        }
+        return store
+      },
+    },
+  ]
+
+describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
+  let devnet: TempoDevnet
+  beforeAll(async () => {
+    devnet = await startTempo({ accounts: 5 })
+  })
+  afterAll(async () => {
+    await devnet?.stop()
+  })
+
+  const serverOn = (store: Store) => {
+    const method = sessionServer({
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      currency: devnet.info.tokens.pathUsd,
+      account: privateKeyToAccount(devnet.info.accounts[0]!.privateKey),
+      escrow: devnet.info.escrow,
+      timeout: 5_000,
+      channelStateTtl: 60_000,
+    })
+    const server = createServer({ realm: 'session.test', secrets: [secret], methods: [method], store })
+    return server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+  }
+
+  /** Opens a channel from payer `index` through `handler`; returns a signer of voucher requests. */
+  const openChannel = async (handler: (request: Request) => Promise<Response>, index: number) => {
+    const payer = privateKeyToAccount(devnet.info.accounts[index]!.privateKey)
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const sessions = sessionClient({
+      account: payer,
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 1_000n * price,
+      fetch: fetcher,
+    })
+    const { create } = await import('@mppkit/core/client')
+    const client = create({ methods: [sessions], fetch: fetcher, policy: { maxDeposit: 1_000n * price } })
+    expect((await client.fetch('https://session.test/r')).status).toBe(200)
+    const [state] = [...sessions.channels.values()]
+    const channelId = state!.channelId as Hex
+    return async (via: (request: Request) => Promise<Response>, cumulativeAmount: bigint) => {
+      const challenge = Challenge.parseAll(
+        (await via(new Request('https://session.test/r'))).headers.get('www-authenticate')!,
+      )[0]!
+      const signature = await Voucher.sign(payer, {
+        chainId: devnet.info.chainId,
+        escrow: devnet.info.escrow,
+        channelId,
+        cumulativeAmount,
+      })
+      const authorization = Credential.format({
+        challenge,
+        payload: { action: 'voucher', channelId, cumulativeAmount: String(cumulativeAmount), signature },
+      })
+      return via(new Request('https://session.test/r', { headers: { authorization } }))
+    }
+  }
+
+  it('a paid voucher costs a channel read, a voucher CAS, a bounded increment and the settle mark', async () => {
+    const log: string[] = []
+    const handler = serverOn(countingStore(new MemoryStore(), log))
+    const pay = await openChannel(handler, 1)
+    for (let i = 2n; i <= 6n; i++) {
+      log.length = 0
+      const response = await pay(handler, i * price)
+      expect(response.status, await response.clone().text()).toBe(200)
+      // Before: get ch, get v, compareAndSet v, get v, increment spent, get v, set ok, get v, increment spent.
+      expect(log).toMatchInlineSnapshot(`
+        [
+          "get ch",
+          "compareAndSet v",
+          "increment spent",
+          "set ok",
+        ]
+      `)
+    }
+  })
+
+  it.each(sharedStores)(
+    'two server instances on one $name: stale voucher caches never over-spend or refuse a good voucher',
+    async ({ open, payer }) => {
+      let store: Store & { close?(): Promise<void> }
+      try {
+        store = await open()
+      } catch (error) {
+        console.warn((error as Error).message)
+        return
+      }
+      try {
+        await twoInstances(store, payer)
+      } finally {
+        if (store instanceof PostgresStore)
+          await store.pool.query(`DROP SCHEMA IF EXISTS "${store.schema}" CASCADE`)
+        await store.close?.()
+      }
+    },
+  )
+
+  const twoInstances = async (store: Store, payer: number) => {
+    const a = serverOn(store)
+    const b = serverOn(store)
+    const pay = await openChannel(a, payer)
+    // Alternating instances: each one's cached voucher is stale every other request.
+    for (let i = 2n; i <= 7n; i++) {
+      const response = await pay(i % 2n ? a : b, i * price)
+      expect(response.status, await response.clone().text()).toBe(200)
+    }
+    // A replayed (equal) voucher on the instance whose cache is stale is an idempotent retry, refused
+    // for its balance, not accepted as new funds; a lower one is refused outright.
+    const replay = await pay(a, 7n * price)
+    expect(replay.status).toBe(402)
+    expect(((await replay.json()) as { type: string }).type).toMatch(/session\/insufficient-balance$/)
+    const lower = await pay(a, 6n * price)
+    expect(lower.status).toBe(402)
+    expect(((await lower.json()) as { reason?: string }).reason).toBe('amount-not-increasing')
+    // Concurrent vouchers 8..19 across both instances: whatever order they land in, spent never exceeds
+    // the accepted amount, and every 200 was paid for by exactly one unit.
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => pay(i % 2 ? a : b, BigInt(8 + i) * price)),
+    )
+    const receipts = responses
+      .filter((r) => r.status === 200)
+      .map((r) => Receipt.parse(r.headers.get('payment-receipt')!))
+    for (const receipt of receipts)
+      expect(BigInt(String(receipt.spent))).toBeLessThanOrEqual(BigInt(String(receipt.acceptedCumulative)))
+    const final = await pay(b, 40n * price)
+    expect(final.status).toBe(200)
+    const last = Receipt.parse(final.headers.get('payment-receipt')!)
+    expect(BigInt(String(last.spent))).toBe(BigInt(7 + receipts.length + 1) * price)
+    expect(BigInt(String(last.acceptedCumulative))).toBe(40n * price)
+  }
+})
