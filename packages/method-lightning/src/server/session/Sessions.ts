@@ -17,8 +17,6 @@ export type SessionRecord = {
 /** Balance of a session in satoshis. */
 export type Balance = { deposit: bigint; available: bigint; spent: bigint }
 
-const unbounded = 10n ** 30n
-
 /**
  * Session state in the method's Store: the record (`session:<id>`, status changed by compare-and-set),
  * the deposit total (`deposit:<id>`), the spendable balance (`available:<id>`, never below zero) and an
@@ -51,7 +49,7 @@ export class Sessions {
     if (!(await this.store.putIfAbsent(`session:${record.paymentHash}`, JSON.stringify(record), ttlMs)))
       return false
     await this.store.increment(`deposit:${record.paymentHash}`, depositSats, { ttlMs })
-    await this.store.increment(`available:${record.paymentHash}`, depositSats, { ttlMs, max: unbounded })
+    await this.store.increment(`available:${record.paymentHash}`, depositSats, { ttlMs })
     await this.touch(record.paymentHash)
     return true
   }
