@@ -23,6 +23,10 @@ export default defineConfig({
         find: /^@mppkit\/method-lightning\/(server|client)$/,
         replacement: src('./packages/method-lightning/src/$1/index.ts'),
       },
+      {
+        find: /^@mppkit\/method-lightning\/cli$/,
+        replacement: src('./packages/method-lightning/src/cli.ts'),
+      },
       { find: /^@mppkit\/method-lightning$/, replacement: src('./packages/method-lightning/src/index.ts') },
       { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
       {
