@@ -262,4 +262,29 @@ describe('sessionServer', () => {
     ).toBe('lightning/invalid-preimage')
     expect(runs()).toBe(1)
   })
+
+  it('keeps the sessions of each server it is given to in that server store', async () => {
+    const method = sessionServer({ lnd: lndFor(network.info.nodes.payee), depositSats: 10 })
+    const route = { offers: [{ method: 'lightning', intent: 'session' as const, request: { amount: '1' } }] }
+    const [a, b] = [new MemoryStore(), new MemoryStore()].map((store) =>
+      createServer({ realm, secrets: [secret], methods: [method], store }).protect(route, () =>
+        Response.json({ ok: true }),
+      ),
+    )
+    const { sessions, client } = newClient(a!)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const challenge = Challenge.parseAll((await b!(new Request(url))).headers.get('www-authenticate')!)[0]!
+    const bearer = await b!(
+      new Request(url, {
+        headers: {
+          authorization: Credential.format({
+            challenge,
+            payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage },
+          }),
+        },
+      }),
+    )
+    expect(await problemType(bearer)).toBe('lightning/session-not-found')
+  })
 })

@@ -88,20 +88,27 @@ export function sessionServer(options: SessionOptions): SessionServer {
         `[mppkit lightning] refund failed: session ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
       ))
 
-  // Per server this method is set up with: its store, clock and signal. Sessions this process saw are
-  // swept for idleness (another process sharing the store sweeps its own; the close is exactly-once).
-  let sessions: Sessions | undefined
-  let now = () => Date.now()
-  let signal = new AbortController().signal
-  const known = new Set<string>()
-  const closers: Array<() => void> = []
-  const sessionsFor = (store: Method.MethodStore) => {
-    sessions ??= new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 })
-    return sessions
+  // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
+  // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
+  // the close is exactly-once either way).
+  type ServerState = { sessions: Sessions; known: Set<string>; now: () => number; signal: AbortSignal }
+  const states = new Map<Method.MethodStore, ServerState>()
+  const stateFor = (store: Method.MethodStore): ServerState => {
+    let state = states.get(store)
+    if (!state) {
+      state = {
+        sessions: new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 }),
+        known: new Set(),
+        now: () => Date.now(),
+        signal: new AbortController().signal,
+      }
+      states.set(store, state)
+    }
+    return state
   }
+  const closers: Array<() => void> = []
 
-  const sweepIdle = async () => {
-    if (!sessions) return
+  const sweep = async ({ sessions, known }: ServerState) => {
     for (const id of [...known]) {
       if (await sessions.active(id)) continue
       known.delete(id)
@@ -109,9 +116,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
       await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
     }
   }
+  const sweepIdle = async () => {
+    for (const state of states.values()) await sweep(state)
+  }
 
   const requireOpen = async (store: Method.MethodStore, sessionId: string, preimage: string | undefined) => {
-    const record = await sessionsFor(store).get(sessionId)
+    const record = await stateFor(store).sessions.get(sessionId)
     if (!record) throw new LightningProblem('session-not-found', 'No session has this id.')
     // "Servers MUST reject any action on a closed session."
     if (record.status !== 'open') throw new LightningProblem('session-closed', 'The session is closed.')
@@ -144,15 +154,15 @@ export function sessionServer(options: SessionOptions): SessionServer {
     return { invoice, sats: invoice.amountMsat / 1000n }
   }
 
-  const meterFor = (sessionId: string, request: LightningSessionRequest): SessionMeter =>
+  const meterFor = (state: ServerState, sessionId: string, request: LightningSessionRequest): SessionMeter =>
     createMeter({
-      sessions: sessions!,
+      sessions: state.sessions,
       sessionId,
       price: BigInt(request.amount),
       prepaid: billPerRequest ? 1 : 0,
       topUpTimeoutMs,
-      signal,
-      now,
+      signal: state.signal,
+      now: state.now,
     })
 
   const json = (body: unknown) =>
@@ -166,12 +176,19 @@ export function sessionServer(options: SessionOptions): SessionServer {
     sweepIdle,
 
     setup(context) {
-      sessionsFor(context.store)
-      now = context.now
-      signal = context.signal
+      const state = stateFor(context.store)
+      state.now = context.now
+      state.signal = context.signal
       const interval = options.idleCheckIntervalMs ?? Math.min(30_000, (idleSeconds * 1000) / 10)
+      let running = false
       const timer = setInterval(() => {
-        sweepIdle().catch((error) => context.report(error))
+        if (running) return
+        running = true
+        sweep(state)
+          .catch((error) => context.report(error))
+          .finally(() => {
+            running = false
+          })
       }, interval)
       timer.unref?.()
       const stop = () => clearInterval(timer)
@@ -200,7 +217,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
     },
 
     async verify({ request, payload, store }): Promise<Verified> {
-      sessionsFor(store)
       const action = payload as LightningSessionPayload
       if (action.action === 'open') {
         const { invoice, sats } = await paidDeposit(request, action.preimage)
@@ -241,7 +257,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
     },
 
     async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
-      const s = sessionsFor(store)
+      const state = stateFor(store)
+      const s = state.sessions
+      const { known } = state
       const { sessionId } = verified
       const price = BigInt(request.amount)
       if (verified.action === 'open') {
@@ -263,7 +281,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
             'insufficient-balance',
             'The session balance does not cover this request.',
           )
-        return { reference: sessionId, context: meterFor(sessionId, request) }
+        return { reference: sessionId, context: meterFor(state, sessionId, request) }
       }
       if (verified.action === 'topUp') {
         // One deposit invoice credits once, whatever the challenge bookkeeping says.
@@ -296,7 +314,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       await s.touch(sessionId)
       if (billPerRequest && !(await s.charge(sessionId, price)))
         throw new LightningProblem('insufficient-balance', 'The session balance does not cover this request.')
-      return { reference: sessionId, context: meterFor(sessionId, request) }
+      return { reference: sessionId, context: meterFor(state, sessionId, request) }
     },
   }
   return method
