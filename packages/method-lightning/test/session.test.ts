@@ -287,4 +287,30 @@ describe('sessionServer', () => {
     )
     expect(await problemType(bearer)).toBe('lightning/session-not-found')
   })
+
+  it('checks the deposit limit for a session on a second server, before paying', async () => {
+    const a = setup().handler
+    const other = createServer({
+      realm: 'other.test',
+      secrets: [secret],
+      methods: [sessionServer({ lnd: lndFor(network.info.nodes.payee), depositSats: 20 })],
+    }).protect({ offers: [{ method: 'lightning', intent: 'session', request: { amount: '1' } }] }, () =>
+      Response.json({ ok: true }),
+    )
+    const route = ((input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      return new URL(request.url).host === 'other.test' ? other(request) : a(request)
+    }) as typeof globalThis.fetch
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: route,
+    })
+    const client = createClient({ methods: [sessions], fetch: route, policy: { maxDeposit: { sat: 15n } } })
+    expect((await client.fetch(url)).status).toBe(200)
+    const before = await payerBalance()
+    await expect(client.fetch('https://other.test/generate')).rejects.toThrow(/deposit/)
+    expect(await payerBalance()).toBe(before)
+    expect(sessions.sessions.size).toBe(1)
+  })
 })

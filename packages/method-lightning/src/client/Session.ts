@@ -160,7 +160,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const price = BigInt(request.amount)
       const state = sessions.get(challenge.realm)
       if (!state) {
-        const { preimage, sats } = await payDeposit(challenge, request)
+        // The quote names the deposit only while this client has no session at all (it does not see the
+        // realm): a second realm's deposit is booked here, before paying.
+        const undo =
+          sessions.size > 0
+            ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
+            : undefined
+        let paid: { preimage: string; sats: bigint }
+        try {
+          paid = await payDeposit(challenge, request)
+        } catch (error) {
+          undo?.()
+          throw error
+        }
+        const { preimage, sats } = paid
         const idle = Number(request.idleTimeout ?? '300')
         const { invoice: returnInvoice } = await wallet.receive({
           expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
@@ -224,8 +237,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             const text = data.join('\n')
             if (name === undefined) {
               if (text === '[DONE]') return
-              const state = sessions.get([...sessions.keys()][0] ?? '')
-              if (state) state.spent += state.price
+              const state = [...sessions.values()].find((s) => s.url === url) ?? stateOf(url).state
+              state.spent += state.price
               yield text
               continue
             }
