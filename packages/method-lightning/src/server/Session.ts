@@ -1,8 +1,8 @@
 import { ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
-import { type AuthenticatedLnd, getInvoice } from 'lightning'
+import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call } from '../internal/node.js'
+import { call, errorName } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, sha256Hex } from './Charge.js'
@@ -287,7 +287,20 @@ export function sessionServer(options: SessionOptions): SessionServer {
         // One deposit invoice credits once, whatever the challenge bookkeeping says.
         if (!(await store.putIfAbsent(`credited:${verified.paymentHash}`, challenge.id, retentionMs)))
           throw new LightningProblem('unknown-challenge', 'This top-up has already been credited.')
-        await s.credit(sessionId, verified.topUpSats)
+        if ((await s.credit(sessionId, verified.topUpSats)) === 'closed') {
+          // Closed between verification and credit: the top-up goes back to the return invoice at once.
+          const record = await s.get(sessionId)
+          if (record)
+            await pay({
+              lnd,
+              request: record.returnInvoice,
+              tokens: Number(verified.topUpSats),
+              max_fee: maxRefundFee(verified.topUpSats),
+            }).catch((error) =>
+              onRefundFailure({ sessionId, refundSats: Number(verified.topUpSats), error: errorName(error) }),
+            )
+          throw new LightningProblem('session-closed', 'The session closed before the top-up was credited.')
+        }
         known.add(sessionId)
         credited.emit(sessionId)
         // "return HTTP 200 with body {"status":"ok"}" / "The server MUST NOT initiate a new stream"

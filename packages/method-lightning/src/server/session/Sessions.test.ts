@@ -54,4 +54,16 @@ describe('Sessions', () => {
     await sessions.touch(id)
     expect(await sessions.active(id)).toBe(true)
   })
+
+  it('does not credit a top-up to a closed session', async () => {
+    const sessions = fresh()
+    await sessions.open(record, 10n)
+    await sessions.close(id)
+    expect(await sessions.credit(id, 5n)).toBe('closed')
+    expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 0n, spent: 10n })
+    const open = fresh()
+    await open.open(record, 10n)
+    expect(await open.credit(id, 5n)).toBe('credited')
+    expect(await open.balance(id)).toEqual({ deposit: 15n, available: 15n, spent: 0n })
+  })
 })

@@ -77,12 +77,23 @@ export class Sessions {
     return result.applied
   }
 
-  /** "TopUp actions MUST atomically increment `session.depositSats`". */
-  async credit(id: string, sats: bigint): Promise<void> {
+  /**
+   * "TopUp actions MUST atomically increment `session.depositSats`". A top-up that lands on a session
+   * closed in the meantime is taken back (when the close's sweep did not already refund it): `closed`
+   * then, and the caller refunds it.
+   */
+  async credit(id: string, sats: bigint): Promise<'credited' | 'closed'> {
     const { ttlMs } = this.options
-    await this.store.increment(`deposit:${id}`, sats, { ttlMs })
+    if ((await this.get(id))?.status !== 'open') return 'closed'
     await this.store.increment(`available:${id}`, sats, { ttlMs })
+    if ((await this.get(id))?.status !== 'open') {
+      // The close swept the balance before or after this credit: before, take it back; after, it was
+      // part of the refund (and the deposit total must count it).
+      if (await this.charge(id, sats)) return 'closed'
+    }
+    await this.store.increment(`deposit:${id}`, sats, { ttlMs })
     await this.touch(id)
+    return 'credited'
   }
 
   async balance(id: string): Promise<Balance> {
