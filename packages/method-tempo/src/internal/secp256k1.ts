@@ -86,7 +86,9 @@ export function nativeBinding(): Binding | undefined {
  * `libsecp256k1` when the binding loads, else `noble`.
  */
 export function defaultBackend(
-  environment: Record<string, string | undefined> = globalThis.process?.env ?? {},
+  environment: Readonly<Record<string, string | undefined>> = (
+    globalThis as { process?: { env?: Record<string, string | undefined> } }
+  ).process?.env ?? {},
 ): Backend {
   const forced = environment[backendVariable]?.toLowerCase()
   if (forced === 'js' || forced === 'noble') return 'noble'
