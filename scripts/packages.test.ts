@@ -56,6 +56,8 @@ describe('LICENSE and README of every package', () => {
           'store-redis': /^true\nfalse\n$/,
           'store-postgres': /^true\nfalse\n$/,
           'method-stripe': /^200 \{ paid: true \} pi_\w+\n$/,
+          'method-lightning': /^200 \{ paid: true \} [0-9a-f]{64}\n$/,
+          'method-solana': /^200 \{ paid: true \} [1-9A-HJ-NP-Za-km-z]{64,88}\n$/,
         }
         // A package that landed without an entry above is still run: it must print something.
         if (!expected[name]) console.warn(`[warn] ${name} README snippet: no expected output listed here`)
