@@ -83,6 +83,31 @@ describe('payCommand', () => {
     expect(out.stderr + out.stdout).not.toMatch(/spt_\w{4}/)
   })
 
+  it('shows what a rail without its own prompt pays, asks first, and pays only on yes or --yes', async () => {
+    const questions: string[] = []
+    const declined = capture()
+    const no = {
+      ...declined.io,
+      confirm: async (question: string) => {
+        questions.push(question)
+        return false
+      },
+    }
+    expect(await payCommand([`${base}/report`, ...stripeFlags()], { io: no })).toBe(1)
+    expect(declined.out.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: stripe/charge asks 50 usd (smallest unit) (realm stripe-charge.example)
+      mppkit pay: not paid
+      "
+    `)
+    expect(declined.out.stdout).toBe('')
+    expect(questions).toEqual(['mppkit pay: pay this'])
+
+    const yes = capture()
+    const never = { ...yes.io, confirm: async () => expect.fail('asked despite --yes') }
+    expect(await payCommand([`${base}/report`, '--yes', ...stripeFlags()], { io: never })).toBe(0)
+    expect(yes.out.stdout).toMatch(/"report":"Q3 revenue up 12%"/)
+  })
+
   it('pays with the first offered method whose CLI is installed, or the one --rail names', async () => {
     const first = capture()
     expect(await payCommand([`${base}/stripe-then-tempo`, ...stripeFlags()], { io: first.io })).toBe(0)

@@ -27,6 +27,32 @@ CLI package is installed (@mppkit/method-<name>), or with --rail <name>. Options
   mppkit pay --rail tempo --help
   mppkit pay --rail stripe --help`
 
+async function askOnTerminal(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises')
+  const rl = createInterface({ input: process.stdin, output: process.stderr })
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question}? [y/N] `)).trim())
+  } finally {
+    rl.close()
+  }
+}
+
+// Header values are the server's: printed without control characters and at a bounded length.
+const printable = (value: unknown) =>
+  String(value)
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+    .slice(0, 100)
+
+/** One line for a challenge: what it asks, in its own units, to whom, for which realm. */
+export function describeOffer(challenge: Challenge.Challenge): string {
+  const { amount, currency, recipient } = challenge.request as Record<string, unknown>
+  return (
+    `${printable(challenge.method)}/${printable(challenge.intent)} asks ${printable(amount ?? '?')}` +
+    `${currency !== undefined ? ` ${printable(currency)}` : ''} (smallest unit)` +
+    `${recipient !== undefined ? ` to ${printable(recipient)}` : ''} (realm ${printable(challenge.realm)})`
+  )
+}
+
 /** Imports `@mppkit/method-<name>/cli` with Node's resolution from this package. */
 export const importRail: RailLoader = async (name) => {
   const specifier = `@mppkit/method-${name}/cli`
@@ -116,7 +142,22 @@ export async function payCommand(
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
   }
-  const run = (cli: RailCli, args: string[]) => (options.io ? cli.pay(args, options.io) : cli.pay(args))
+  const confirm = options.io ? options.io.confirm : process.stdin.isTTY ? askOnTerminal : undefined
+  const run = async (cli: RailCli, args: string[], name?: string) => {
+    // Rails without their own display and prompt (those exporting no `defaultConfirmAbove`) get them here:
+    // what each offer of the chosen method asks is printed, and a terminal is asked unless -y/--yes.
+    if (name !== undefined && !('defaultConfirmAbove' in cli)) {
+      const yes = args.includes('-y') || args.includes('--yes')
+      args = args.filter((arg) => arg !== '-y' && arg !== '--yes')
+      const asked = challenges.filter((challenge) => challenge.method === name).map(describeOffer)
+      for (const line of new Set(asked)) io.stderr(`mppkit pay: ${line}\n`)
+      if (!yes && confirm && asked.length > 0 && !(await confirm('mppkit pay: pay this'))) {
+        io.stderr('mppkit pay: not paid\n')
+        return 1
+      }
+    }
+    return options.io ? cli.pay(args, options.io) : cli.pay(args)
+  }
   const split = splitRail(argv)
   if (typeof split === 'string') {
     io.stderr(`mppkit pay: ${split}\n\n${usage}\n`)
@@ -138,6 +179,7 @@ export async function payCommand(
     return cli ? run(cli, rest) : notInstalled(rail)
   }
   let offered: string[] | undefined
+  let challenges: Challenge.Challenge[] = []
   if (url !== undefined) {
     let response: Response
     try {
@@ -153,12 +195,9 @@ export async function payCommand(
       return response.ok ? 0 : 1
     }
     await response.body?.cancel().catch(() => {})
+    challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
     offered = [
-      ...new Set(
-        Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
-          .map((challenge) => challenge.method)
-          .filter((name) => railName.test(name)),
-      ),
+      ...new Set(challenges.map((challenge) => challenge.method).filter((name) => railName.test(name))),
     ]
   }
   if (rail !== undefined) {
@@ -169,12 +208,12 @@ export async function payCommand(
       return 1
     }
     const cli = await load(rail)
-    return cli ? run(cli, rest) : notInstalled(rail)
+    return cli ? run(cli, rest, rail) : notInstalled(rail)
   }
   // No URL: the first installed rail prints its usage error.
   for (const name of offered ?? knownRails) {
     const cli = await load(name)
-    if (cli) return run(cli, rest)
+    if (cli) return run(cli, rest, offered ? name : undefined)
   }
   if (!offered) {
     io.stderr('mppkit pay: no payment method package is installed\nhint: npm install @mppkit/method-tempo\n')
