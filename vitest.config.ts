@@ -20,6 +20,11 @@ export default defineConfig({
       },
       { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
       { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
+      {
+        find: /^@mppkit\/x402-compat\/(server|client)$/,
+        replacement: src('./packages/x402-compat/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
       { find: /^@mppkit\/store-redis$/, replacement: src('./packages/store-redis/src/index.ts') },
       { find: /^@mppkit\/store-postgres$/, replacement: src('./packages/store-postgres/src/index.ts') },
     ],
