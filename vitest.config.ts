@@ -25,6 +25,12 @@ export default defineConfig({
         replacement: src('./packages/x402-compat/src/$1/index.ts'),
       },
       { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
+      {
+        find: /^@mppkit\/method-stripe\/(server|client)$/,
+        replacement: src('./packages/method-stripe/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/method-stripe\/cli$/, replacement: src('./packages/method-stripe/src/cli.ts') },
+      { find: /^@mppkit\/method-stripe$/, replacement: src('./packages/method-stripe/src/index.ts') },
       { find: /^@mppkit\/store-redis$/, replacement: src('./packages/store-redis/src/index.ts') },
       { find: /^@mppkit\/store-postgres$/, replacement: src('./packages/store-postgres/src/index.ts') },
     ],
