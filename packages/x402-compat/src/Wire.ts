@@ -117,8 +117,6 @@ export function encode(value: unknown): string {
 export const v1Networks: Readonly<Record<string, number>> = {
   base: 8453,
   'base-sepolia': 84532,
-  ethereum: 1,
-  sepolia: 11155111,
   polygon: 137,
   'polygon-amoy': 80002,
   avalanche: 43114,

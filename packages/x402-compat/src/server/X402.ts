@@ -27,6 +27,13 @@ export declare namespace x402 {
   type Options = {
     /** `maxTimeoutSeconds` of every requirement offered (default 300). */
     maxTimeoutSeconds?: number
+    /**
+     * Also take x402 v1 clients: the 402 body carries `x402Version: 1` and `accepts` (as extension
+     * members of the problem object) and an `X-PAYMENT` credential is paid (default false).
+     */
+    v1?: boolean
+    /** More v1 network names → EVM chain ids, beside {@link Wire.v1Networks}. */
+    networks?: Readonly<Record<string, number>>
   }
 }
 
@@ -38,6 +45,14 @@ function problemResponse(error: PaymentError, challenges: readonly { header: str
     headers.set('retry-after', String(Math.max(0, Math.ceil(error.retryAfter))))
   for (const challenge of challenges) headers.append('www-authenticate', challenge.header)
   return new Response(JSON.stringify(error.toProblem()), { status: error.status, headers })
+}
+
+function canonical(value: unknown): string | undefined {
+  try {
+    return Jcs.canonicalize(value)
+  } catch {
+    return undefined
+  }
 }
 
 function withHeaders(response: Response, extra: Record<string, string>): Response {
@@ -82,33 +97,61 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
   const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 300
 
   /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */
-  const requirements = (challenges: readonly Challenge.Challenge[]) =>
+  const v1Names = new Map<number, string>()
+  for (const [name, id] of Object.entries({ ...Wire.v1Networks, ...options.networks }))
+    if (!v1Names.has(id)) v1Names.set(id, name)
+
+  const requirements = (challenges: readonly Challenge.Challenge[], url: string) =>
     challenges.flatMap((challenge) => {
       if (challenge.method !== 'evm' || challenge.intent !== 'charge') return []
       const request = EvmChargeRequest.safeParse(challenge.request)
       if (!request.success) return []
-      return [{ challenge, requirement: requirementOf(request.data, maxTimeoutSeconds) }]
+      const requirement = requirementOf(request.data, maxTimeoutSeconds)
+      const name = v1Names.get(request.data.methodDetails.chainId)
+      const v1 =
+        name === undefined
+          ? undefined
+          : {
+              scheme: 'exact',
+              network: name,
+              maxAmountRequired: requirement.amount,
+              resource: url,
+              description: challenge.description ?? '',
+              mimeType: '',
+              payTo: requirement.payTo,
+              maxTimeoutSeconds,
+              asset: requirement.asset,
+              extra: requirement.extra,
+            }
+      return [{ challenge, requirement, v1 }]
     })
 
   const paymentRequired = (request: Request, challenges: readonly Challenge.Challenge[], error?: string) => {
     const document: Record<string, unknown> = { x402Version: 2 }
     if (error !== undefined) document.error = error
     document.resource = { url: request.url }
-    document.accepts = requirements(challenges).map((entry) => entry.requirement)
+    document.accepts = requirements(challenges, request.url).map((entry) => entry.requirement)
     return Wire.encode(document)
   }
 
-  // Adds PAYMENT-REQUIRED to a 402 that offers challenges.
-  const advertise = (request: Request, response: Response, error?: string) => {
+  // Adds PAYMENT-REQUIRED (and, with v1, the v1 members of the problem body) to a 402 that offers
+  // challenges.
+  const advertise = async (request: Request, response: Response, error?: string) => {
     if (response.status !== 402) return response
     let challenges: Challenge.Challenge[] = []
     try {
       challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
     } catch {}
     if (challenges.length === 0) return response
-    return withHeaders(response, {
-      [Wire.headers.paymentRequired]: paymentRequired(request, challenges, error),
-    })
+    const extra = { [Wire.headers.paymentRequired]: paymentRequired(request, challenges, error) }
+    if (!options.v1) return withHeaders(response, extra)
+    // RFC 9457 problem objects may carry extension members: x402 v1 clients read these two.
+    const accepts = requirements(challenges, request.url).flatMap((entry) => (entry.v1 ? [entry.v1] : []))
+    const problem = JSON.parse(await response.text()) as Record<string, unknown>
+    const body = JSON.stringify({ ...problem, x402Version: 1, error: error ?? problem.detail, accepts })
+    const headers = new Headers(response.headers)
+    for (const [name, value] of Object.entries(extra)) headers.set(name, value)
+    return new Response(body, { status: 402, headers })
   }
 
   const protect = (route: Route, handler: Handler) => {
@@ -117,30 +160,39 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       advertise(request, await server.challenge(request, route, error), error.detail)
 
     return async (request: Request): Promise<Response> => {
-      const signature = request.headers.get(Wire.headers.paymentSignature)
-      if (signature === null) return advertise(request, await mpp(request))
-      // A request carrying an MPP credential and an x402 one is ambiguous: pay neither.
-      if (/^\s*payment\s/i.test(request.headers.get('authorization') ?? ''))
+      const v2 = request.headers.get(Wire.headers.paymentSignature)
+      const v1 = options.v1 ? request.headers.get(Wire.headers.v1Payment) : null
+      if (v2 === null && v1 === null) return advertise(request, await mpp(request))
+      // A request carrying an MPP credential and an x402 one (or two x402 ones) is ambiguous: pay none.
+      if (/^\s*payment\s/i.test(request.headers.get('authorization') ?? '') || (v2 !== null && v1 !== null))
         return refuse(
           request,
           new MultipleCredentialsError({
-            detail: 'Send either a Payment credential or PAYMENT-SIGNATURE, not both.',
+            detail: 'Send exactly one credential: Payment, PAYMENT-SIGNATURE or X-PAYMENT.',
           }),
         )
+      const version = v2 !== null ? 2 : 1
+      const name = version === 2 ? Wire.headers.paymentSignature : Wire.headers.v1Payment
       let document: Record<string, unknown>
       try {
-        document = Wire.decode(signature)
+        document = Wire.decode((v2 ?? v1)!)
       } catch (cause) {
-        const detail = cause instanceof ParseError ? cause.message : 'PAYMENT-SIGNATURE could not be decoded'
-        return refuse(request, new MalformedCredentialError({ detail: `${detail}.` }))
+        const detail = cause instanceof ParseError ? cause.message : 'the header could not be decoded'
+        return refuse(request, new MalformedCredentialError({ detail: `${name}: ${detail}.` }))
       }
       const exact = exactPayload(document)
-      if (document.x402Version !== 2 || typeof exact === 'string')
+      const problem =
+        typeof exact === 'string'
+          ? exact
+          : document.x402Version !== version
+            ? `x402Version is not ${version}`
+            : version === 1 && (document.scheme !== 'exact' || typeof document.network !== 'string')
+              ? 'scheme/network are not exact on an EVM network'
+              : undefined
+      if (problem !== undefined || typeof exact === 'string')
         return refuse(
           request,
-          new MalformedCredentialError({
-            detail: `PAYMENT-SIGNATURE is not an x402 v2 exact payment: ${typeof exact === 'string' ? exact : 'x402Version'}.`,
-          }),
+          new MalformedCredentialError({ detail: `${name} is not an x402 exact payment: ${problem}.` }),
         )
       const resource = document.resource as { url?: unknown } | undefined
       if (resource?.url !== undefined && resource.url !== request.url)
@@ -154,19 +206,25 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         if (bytes.byteLength > 0) body = bytes
       }
       const offered = await server.issueChallenges({ request, body, route })
-      const accepted = document.accepted
-      const canonical = (value: unknown) => {
-        try {
-          return Jcs.canonicalize(value)
-        } catch {
-          return undefined
-        }
-      }
-      const wanted = canonical(accepted)
-      const match = requirements(offered.challenges.map((issued) => issued.challenge)).find(
-        (entry) => wanted !== undefined && canonical(entry.requirement) === wanted,
+      const entries = requirements(
+        offered.challenges.map((issued) => issued.challenge),
+        request.url,
       )
-      // "checked against what the route offers now (deep-equal requirement)".
+      let match: (typeof entries)[number] | undefined
+      if (version === 2) {
+        // "checked against what the route offers now (deep-equal requirement)".
+        const wanted = canonical(document.accepted)
+        match = entries.find((entry) => wanted !== undefined && canonical(entry.requirement) === wanted)
+      } else {
+        // v1 names only scheme and network: the offer on that network paying this recipient and amount.
+        const onNetwork = entries.filter((entry) => entry.v1?.network === document.network)
+        match =
+          onNetwork.find(
+            (entry) =>
+              entry.requirement.amount === exact.authorization.value &&
+              entry.requirement.payTo.toLowerCase() === exact.authorization.to?.toLowerCase(),
+          ) ?? onNetwork[0]
+      }
       if (!match)
         return refuse(
           request,
@@ -177,7 +235,16 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         challenge: match.challenge,
         payload: { type: 'authorization', ...exact.authorization, signature: exact.signature },
       }
-      relayed.set(credential, { requirement: accepted as Record<string, unknown>, document })
+      // A facilitator is given the payment as v2, whatever version the client spoke.
+      relayed.set(
+        credential,
+        version === 2
+          ? { requirement: document.accepted as Record<string, unknown>, document }
+          : {
+              requirement: match.requirement,
+              document: { x402Version: 2, accepted: match.requirement, payload: document.payload },
+            },
+      )
       const outcome = await server.authorizePayment({
         request,
         body,
@@ -186,10 +253,8 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         idempotencyKey: request.headers.get('idempotency-key'),
       })
       if (outcome.status === 'replay') return IdempotencyCache.restore(outcome.response)
-      if (outcome.status === 'problem') {
-        const response = problemResponse(outcome.error, outcome.challenges)
-        return advertise(request, response, outcome.error.detail)
-      }
+      if (outcome.status === 'problem')
+        return advertise(request, problemResponse(outcome.error, outcome.challenges), outcome.error.detail)
       let response: Response
       try {
         response = outcome.response ?? (await handler(request, outcome.payment))
@@ -200,10 +265,11 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       const settled: Wire.SettleResponse = {
         success: true,
         transaction: outcome.payment.receipt.reference,
-        network: match.requirement.network,
+        network: version === 2 ? match.requirement.network : (document.network as string),
         payer: exact.authorization.from!,
       }
-      return withHeaders(paid, { [Wire.headers.paymentResponse]: Wire.encode(settled) })
+      const header = version === 2 ? Wire.headers.paymentResponse : Wire.headers.v1PaymentResponse
+      return withHeaders(paid, { [header]: Wire.encode(settled) })
     }
   }
 
