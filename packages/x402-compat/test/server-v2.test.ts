@@ -175,6 +175,31 @@ describe.skipIf(reason)('x402 (server) with @x402/fetch v2 and MPP clients on on
     expect((await balanceOf(info, payTo)) - before).toBe(1000n)
   })
 
+  it("mppx@0.11.0's evm client pays the same route natively", async () => {
+    const mppxClient = await import('mppx/client').catch(() => undefined)
+    const mppxEvm = await import('mppx/evm/client').catch(() => undefined)
+    if (!mppxClient || !mppxEvm) {
+      console.warn('[skip] mppx@0.11.0 is not installed')
+      return
+    }
+    const { info, handler, payTo, runs } = setup()
+    const before = await balanceOf(info, payTo)
+    const mppx = mppxClient.Mppx.create({
+      methods: [
+        mppxEvm.charge({
+          account: privateKeyToAccount(info.accounts[2]!.privateKey),
+          authorization: { name: info.eip3009.name, version: info.eip3009.version },
+        }),
+      ],
+      polyfill: false,
+      fetch: ((input: RequestInfo, init?: RequestInit) => handler(new Request(input, init))) as typeof fetch,
+    })
+    const response = await mppx.fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(1000n)
+  })
+
   it('refuses a replayed PAYMENT-SIGNATURE and settles 50 concurrent copies once', async () => {
     const { handler, fac, runs } = setup()
     const header = await signed(3, await requirementOf(handler))
