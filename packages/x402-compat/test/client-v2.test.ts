@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { charge, x402 } from '../src/client/index.js'
 import * as Wire from '../src/Wire.js'
-import { balanceOf, facilitator, honoV2Server } from './peers.js'
+import { asFetch, balanceOf, facilitator, honoV2Server } from './peers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -32,7 +32,7 @@ describe.skipIf(reason)('x402 (client) against an @x402/hono v2 server', () => {
         x402({ decimals: { [info.eip3009Token]: 6 }, onSkip: ({ reason }) => skipped.push(reason) }),
       ],
       policy,
-      fetch: server.fetch,
+      fetch: asFetch(server.fetch),
     })
     return { info, fac, payTo, server, client, skipped }
   }
@@ -74,10 +74,10 @@ describe.skipIf(reason)('x402 (client) against an @x402/hono v2 server', () => {
     const client = createClient({
       methods: [charge({ account: privateKeyToAccount(info.accounts[3]!.privateKey) })],
       protocols: [x402()],
-      fetch: async (request) => {
+      fetch: asFetch(async (request) => {
         sent ??= request.headers.get(Wire.headers.paymentSignature) ?? undefined
         return server.fetch(request)
-      },
+      }),
     })
     expect((await client.fetch('http://localhost/paid')).status).toBe(200)
     expect(sent).toBeDefined()

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { charge, x402 } from '../src/client/index.js'
 import * as Wire from '../src/Wire.js'
-import { balanceOf, facilitator } from './peers.js'
+import { asFetch, balanceOf, facilitator } from './peers.js'
 
 const reason = tempoUnavailableReason()
 const mppxServer = await import('mppx/server').catch(() => undefined)
@@ -63,7 +63,7 @@ describe.skipIf(skip)('our client against an mppx@0.11.0 dual-stack (MPP evm + x
         }),
       ],
       protocols: [Protocol.mpp],
-      fetch: handler,
+      fetch: asFetch(handler),
     })
     const response = await client.fetch(url)
     expect(response.status, await response.clone().text()).toBe(200)
@@ -79,7 +79,7 @@ describe.skipIf(skip)('our client against an mppx@0.11.0 dual-stack (MPP evm + x
     const client = createClient({
       methods: [charge({ account: privateKeyToAccount(info.accounts[2]!.privateKey) })],
       protocols: [x402()],
-      fetch: handler,
+      fetch: asFetch(handler),
     })
     const response = await client.fetch(url)
     expect(response.status, await response.clone().text()).toBe(200)

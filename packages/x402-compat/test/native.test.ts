@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { charge as chargeClient } from '../src/client/index.js'
 import { charge } from '../src/server/index.js'
-import { balanceOf, walletOf } from './peers.js'
+import { asFetch, balanceOf, walletOf } from './peers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -51,7 +51,7 @@ describe.skipIf(reason)('charge (server) settling with its own wallet', () => {
     const before = await balanceOf(info, payTo)
     const client = createClient({
       methods: [chargeClient({ account: privateKeyToAccount(info.accounts[1]!.privateKey) })],
-      fetch: handler,
+      fetch: asFetch(handler),
     })
     const response = await client.fetch(url)
     expect(response.status).toBe(200)

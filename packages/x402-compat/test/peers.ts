@@ -105,3 +105,8 @@ export function honoV2Server(
   })
   return { fetch: (request: Request) => app.fetch(request) as Promise<Response>, runs: () => runs }
 }
+
+/** A Fetch handler as a `fetch` (the paying clients call it like the network). */
+export function asFetch(handler: (request: Request) => Promise<Response>): typeof fetch {
+  return ((input: RequestInfo | URL, init?: RequestInit) => handler(new Request(input, init))) as typeof fetch
+}

@@ -13,7 +13,7 @@ import { typedData } from '../src/Authorization.js'
 import { charge as chargeClient } from '../src/client/index.js'
 import { charge, type Facilitator, x402 } from '../src/server/index.js'
 import * as Wire from '../src/Wire.js'
-import { balanceOf, facilitator } from './peers.js'
+import { asFetch, balanceOf, facilitator } from './peers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -166,7 +166,7 @@ describe.skipIf(reason)('x402 (server) with @x402/fetch v2 and MPP clients on on
     const client = createClient({
       methods: [chargeClient({ account: privateKeyToAccount(info.accounts[2]!.privateKey) })],
       protocols: [Protocol.mpp],
-      fetch: handler,
+      fetch: asFetch(handler),
     })
     const response = await client.fetch(url)
     expect(response.status).toBe(200)

@@ -10,7 +10,7 @@ import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devn
 import { charge as chargeClient, x402 as x402Client } from '../src/client/index.js'
 import { charge, x402 } from '../src/server/index.js'
 import * as Wire from '../src/Wire.js'
-import { balanceOf, facilitator, walletOf } from './peers.js'
+import { asFetch, balanceOf, facilitator, walletOf } from './peers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -70,7 +70,7 @@ describe.skipIf(reason)('x402 v1', () => {
     const client = createClient({
       methods: [chargeClient({ account: privateKeyToAccount(info.accounts[1]!.privateKey) })],
       protocols: [Protocol.mpp, x402Client()],
-      fetch: server.fetch,
+      fetch: asFetch(server.fetch),
     })
     const response = await client.fetch(url)
     expect(response.status).toBe(200)
