@@ -292,6 +292,41 @@ describe.skipIf(reason)('x402 (server) with @x402/fetch v2 and MPP clients on on
     }
   })
 
+  it('a price that cannot be computed is a 503 problem for x402 credentials too, never a 500', async () => {
+    const { info, handler } = setup()
+    const header = await signed(5, await requirementOf(handler))
+    const server = createServer({
+      realm: 'localhost',
+      secrets: ['x402-compat-test-secret-0123456789abcdef'],
+      methods: [
+        charge({
+          chainId: info.chainId,
+          currency: info.eip3009Token,
+          recipient: info.accounts[6]!.address,
+          domain: { name: info.eip3009.name, version: info.eip3009.version },
+          facilitator: facilitator(info, 7).client,
+        }),
+      ],
+      onError: () => {},
+    })
+    const broken = x402(server).protect(
+      {
+        offers: [
+          {
+            method: 'evm',
+            request: () => {
+              throw new Error('price feed down')
+            },
+          },
+        ],
+      },
+      () => new Response('never'),
+    )
+    const response = await broken(new Request(url, { headers: { [Wire.headers.paymentSignature]: header } }))
+    expect(response.status).toBe(503)
+    expect(response.headers.get('content-type')).toBe('application/problem+json')
+  })
+
   it('a request with both a Payment credential and PAYMENT-SIGNATURE is a 400', async () => {
     const { handler } = setup()
     const header = await signed(5, await requirementOf(handler))

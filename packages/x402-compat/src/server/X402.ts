@@ -8,6 +8,7 @@ import {
   MultipleCredentialsError,
   ParseError,
   type PaymentError,
+  ServiceUnavailableError,
 } from '@mppkit/core'
 import type { Handler, Route, Server } from '@mppkit/core/server'
 import { EvmChargeRequest } from '../Methods.js'
@@ -147,7 +148,12 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
     if (!options.v1) return withHeaders(response, extra)
     // RFC 9457 problem objects may carry extension members: x402 v1 clients read these two.
     const accepts = requirements(challenges, request.url).flatMap((entry) => (entry.v1 ? [entry.v1] : []))
-    const problem = JSON.parse(await response.text()) as Record<string, unknown>
+    let problem: Record<string, unknown> = {}
+    try {
+      problem = JSON.parse(await response.clone().text()) as Record<string, unknown>
+    } catch {
+      return withHeaders(response, extra)
+    }
     const body = JSON.stringify({ ...problem, x402Version: 1, error: error ?? problem.detail, accepts })
     const headers = new Headers(response.headers)
     for (const [name, value] of Object.entries(extra)) headers.set(name, value)
@@ -159,7 +165,19 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
     const refuse = async (request: Request, error: PaymentError) =>
       advertise(request, await server.challenge(request, route, error), error.detail)
 
+    // Expected failures are problems already; anything left is a 503, never a 500 or a stack trace.
     return async (request: Request): Promise<Response> => {
+      try {
+        return await serve(request)
+      } catch {
+        return problemResponse(
+          new ServiceUnavailableError({ detail: 'The payment could not be processed.' }),
+          [],
+        )
+      }
+    }
+
+    async function serve(request: Request): Promise<Response> {
       const v2 = request.headers.get(Wire.headers.paymentSignature)
       const v1 = options.v1 ? request.headers.get(Wire.headers.v1Payment) : null
       if (v2 === null && v1 === null) return advertise(request, await mpp(request))
@@ -201,6 +219,8 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       // What the route offers now, for this request (its body bound by digest where the route does).
       let body: Uint8Array | undefined
       if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+        // Too large to bind: the core answers 413 before buffering it.
+        if (Number(request.headers.get('content-length') ?? 0) > server.maxBodyBytes) return mpp(request)
         const bytes = new Uint8Array(await request.clone().arrayBuffer())
         if (bytes.byteLength > server.maxBodyBytes) return mpp(request)
         if (bytes.byteLength > 0) body = bytes
