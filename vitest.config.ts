@@ -36,6 +36,11 @@ export default defineConfig({
       { find: /^@mppkit\/method-solana\/cli$/, replacement: src('./packages/method-solana/src/cli.ts') },
       { find: /^@mppkit\/method-solana$/, replacement: src('./packages/method-solana/src/index.ts') },
       {
+        find: /^@mppkit\/x402-compat\/(server|client)$/,
+        replacement: src('./packages/x402-compat/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
+      {
         find: /^@mppkit\/method-stripe\/(server|client)$/,
         replacement: src('./packages/method-stripe/src/$1/index.ts'),
       },
