@@ -20,6 +20,12 @@ export default defineConfig({
       },
       { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
       { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
+      {
+        find: /^@mppkit\/mcp\/(server|client)$/,
+        replacement: src('./packages/mcp/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/mcp$/, replacement: src('./packages/mcp/src/index.ts') },
+      { find: /^@mppkit\/discovery$/, replacement: src('./packages/discovery/src/index.ts') },
       { find: /^@mppkit\/store-redis$/, replacement: src('./packages/store-redis/src/index.ts') },
       { find: /^@mppkit\/store-postgres$/, replacement: src('./packages/store-postgres/src/index.ts') },
     ],

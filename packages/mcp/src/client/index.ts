@@ -1,0 +1,12 @@
+export {
+  challengesOf,
+  credentialKey,
+  McpPaymentError,
+  type Paid,
+  type PaidClient,
+  paymentRequiredCode,
+  receiptKey,
+  receiptOf,
+  verificationFailedCode,
+  wrap,
+} from './PaidClient.js'
