@@ -1,8 +1,13 @@
 // Shared set-up of the MCP tests: a real SDK McpServer behind payments, on the core's test rail.
 
+import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { Client as CoreClient } from '@mppkit/core/client'
 import * as Server from '@mppkit/core/server'
@@ -93,4 +98,32 @@ export async function raw(options: { verifyDelayMs?: number } = {}) {
     clientSide.send({ jsonrpc: '2.0', ...message } as never)
   const payer = CoreClient.create({ methods: [fixture.rail.client()] })
   return { ...fixture, request, notify, payer, replies, transport: clientSide as Transport }
+}
+
+/**
+ * The paid server over the SDK's Streamable HTTP transport on a real node HTTP server (port from the
+ * OS), with a real SDK client over HTTP: one session, as a single agent opens.
+ */
+export async function overHttp(options: { verifyDelayMs?: number } = {}) {
+  const fixture = paidServer(options)
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() })
+  await fixture.mcp.connect(fixture.payments.transport(transport))
+  const http = createServer((request, response) => {
+    transport.handleRequest(request, response).catch(() => {
+      response.statusCode = 500
+      response.end()
+    })
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  const { port } = http.address() as AddressInfo
+  const url = new URL(`http://127.0.0.1:${port}/mcp`)
+  const client = new Client({ name: 'agent', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(url))
+  const payer = CoreClient.create({ methods: [fixture.rail.client()] })
+  const close = async () => {
+    await client.close()
+    await fixture.mcp.close()
+    await new Promise((resolve) => http.close(resolve))
+  }
+  return { ...fixture, client, payer, url, close }
 }

@@ -1,6 +1,6 @@
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import { afterEach, describe, expect, test } from 'vitest'
-import { connected, raw } from '../../test/fixture.js'
+import { connected, overHttp, raw } from '../../test/fixture.js'
 
 const credentialKey = 'org.paymentauth/credential'
 const receiptKey = 'org.paymentauth/receipt'
@@ -286,5 +286,28 @@ describe('create (raw JSON-RPC)', () => {
       params: { name: 'premium', _meta: { [credentialKey]: payment.credential } },
     })
     expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+  })
+})
+
+describe('create (Streamable HTTP)', () => {
+  test('a paid tool call over HTTP: -32042, then a receipt; a replay is refused', async () => {
+    const t = await overHttp()
+    try {
+      const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Lima' } }))
+      expect(error.code).toBe(-32042)
+      const payment = await t.payer.pay((error.data as any).challenges, { url: t.url.href })
+      const params = {
+        name: 'forecast',
+        arguments: { city: 'Lima' },
+        _meta: { [credentialKey]: payment.credential },
+      }
+      const result = await t.client.callTool(params)
+      expect(result.content).toEqual([{ type: 'text', text: 'sunny in Lima' }])
+      expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+      expect((await refusal(t.client.callTool(params))).code).toBe(-32043)
+      expect(t.rail.settlements()).toBe(1)
+    } finally {
+      await t.close()
+    }
   })
 })
