@@ -1,4 +1,4 @@
-// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet) as JavaScript only,
+// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet, @mppkit/mcp) as JavaScript only,
 // and only when their sources are newer than their dist/: a few seconds on a fresh clone, where the full
 // `npm run build` (with type declarations) takes minutes. Prints what it does while it does it.
 import { spawn } from 'node:child_process'
@@ -13,6 +13,7 @@ export const startPackages = {
   core: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/bin/mppkit.js'],
   'method-tempo': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/cli.js'],
   devnet: ['dist/index.js', 'dist/cli.js'],
+  mcp: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
 }
 
 function newestSource(directory) {
