@@ -72,6 +72,28 @@ describe('create', () => {
     expect(() => create({ methods, protocols: [] })).toThrow(ConfigurationError)
   })
 
+  it('refuses a scalar limit without a pinned currency when the methods span several rails', () => {
+    const { methods } = setup()
+    const other: Method.Client = {
+      ...methods[0]!,
+      definition: { ...methods[0]!.definition, name: 'otherrail' },
+    }
+    expect(() =>
+      create({ methods: [methods[0]!, other], policy: { maxAmount: 1_000_000n } }),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: a scalar spend limit is in one currency's base units, but this client pays on 2 rails (test, otherrail): give limits per currency ({ [currency]: amount }) or pin one with currencies: [currency]]`,
+    )
+    // Pinned to one currency, or limits per currency: unambiguous.
+    expect(() =>
+      create({ methods: [methods[0]!, other], policy: { maxAmount: 1_000_000n, currencies: ['usd'] } }),
+    ).not.toThrow()
+    expect(() =>
+      create({ methods: [methods[0]!, other], policy: { maxAmount: { usd: 100n, sat: 1_000n } } }),
+    ).not.toThrow()
+    // One rail: the scalar pins itself to the first currency paid, as before.
+    expect(() => create({ methods: [methods[0]!], policy: { maxAmount: 1_000_000n } })).not.toThrow()
+  })
+
   it('never lets concurrent payments across rails overrun the cross-rail budget', async () => {
     const { fetcher, methods, settlements } = setup()
     const client = create({

@@ -163,6 +163,13 @@ function uuid(): string {
 
 type Offer = { challenge: Challenge.Challenge; protocol: Protocol }
 
+function hasScalarLimit(policy: Policy | undefined): boolean {
+  if (!policy) return false
+  return [policy.maxAmount, policy.budget, policy.maxDeposit].some(
+    (limit) => limit !== undefined && typeof limit !== 'object',
+  )
+}
+
 /**
  * Creates a paying client: on a 402 it picks a challenge it can and may pay (method list, spend policy,
  * request schema, expiry), creates the payload, and retries once with the credential. `pay` does the
@@ -181,6 +188,14 @@ export function create(options: Options): Client {
   const protocols = options.protocols ?? [mpp]
   if (protocols.length === 0) throw new ConfigurationError('a client needs at least one protocol')
   const ledger = new Ledger(options.policy)
+  // A scalar limit without `currencies` pins itself to the first currency paid. With methods of several
+  // rails (USDC on Tempo, sats on Lightning, cents on Stripe) that first currency is a race, and 1_000_000
+  // could be read as a million sats: refuse to guess.
+  const rails = new Set(registry.entries.map((method) => method.definition.name))
+  if (rails.size > 1 && ledger.pinned === undefined && hasScalarLimit(options.policy))
+    throw new ConfigurationError(
+      `a scalar spend limit is in one currency's base units, but this client pays on ${rails.size} rails (${[...rails].join(', ')}): give limits per currency ({ [currency]: amount }) or pin one with currencies: [currency]`,
+    )
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   const accept = AcceptPayment.format(
     registry.entries.map((m, i) => ({

@@ -1,10 +1,12 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { DevnetError } from '../errors.js'
+import type { InjectedFault, StripeFault } from './faults.js'
 import { objectId, randomBase62 } from './ids.js'
 import { StripeSimulator } from './simulator.js'
 
 export { testCards } from './cards.js'
+export type { InjectedFault, StripeFault } from './faults.js'
 export { sptErrorCodes } from './simulator.js'
 
 /**
@@ -32,7 +34,14 @@ export type StripeInfo = {
   secretKey: string
   /** The version rendered when a request has no `Stripe-Version` header. */
   apiVersion: string
+  /**
+   * The platform account's Stripe profile id (`profile_test_…`): the `methodDetails.networkId` a seller
+   * on this account advertises, and the `seller_details[network_business_profile]` agents issue SPTs to.
+   */
+  networkId: string
   accounts: {
+    /** Stripe profile id of every account (platform and connected), keyed by account id. */
+    profiles: Record<string, string>
     /** The account the secret key belongs to. */
     platform: string
     /** Connected accounts usable in the `Stripe-Account` header, `on_behalf_of` and `transfer_data[destination]`. */
@@ -75,6 +84,13 @@ export type StripeDevnet = {
   info: StripeInfo
   /** Moves the simulator clock forward, e.g. past an SPT's `usage_limits[expires_at]`. */
   advanceClock(seconds: number): void
+  /**
+   * Makes matching requests fail with a 5xx, a 429 or a timeout, before or after they execute (also
+   * reachable over HTTP: `POST /_devnet/faults` with the fault as JSON and the secret key as bearer).
+   */
+  injectFault(fault: StripeFault): InjectedFault
+  /** Disarms every injected fault. */
+  clearFaults(): void
   /** Stops the server; safe to call more than once. */
   stop(): Promise<void>
 }
@@ -83,7 +99,9 @@ export type StripeDevnet = {
  * Starts a Stripe-API-compatible HTTP server on 127.0.0.1 (OS-assigned port) that the unmodified
  * `stripe` SDK can talk to: PaymentIntents (create/confirm/capture/cancel/retrieve) paid with test
  * PaymentMethods or Shared Payment Tokens, the SPT test helper, refunds, idempotent replays,
- * `Stripe-Account` scoping, declines and 3DS `requires_action`, with Stripe's error envelopes.
+ * `Stripe-Account` scoping, declines and 3DS `requires_action`, with Stripe's error envelopes; the
+ * agent side of SPTs (`POST /v1/shared_payment/issued_tokens`, granted to the seller whose Stripe profile
+ * is named), PaymentIntent listing, and injected outages ({@link StripeFault}).
  *
  * @example
  * ```ts
@@ -150,9 +168,18 @@ export async function startStripe(options: StartStripeOptions = {}): Promise<Str
       apiBase,
       secretKey,
       apiVersion,
-      accounts: { platform, connected },
+      networkId: simulator.profileOf(platform) as string,
+      accounts: {
+        platform,
+        connected,
+        profiles: Object.fromEntries(
+          [platform, ...connected].map((account) => [account, simulator.profileOf(account) as string]),
+        ),
+      },
     },
     advanceClock: (seconds) => simulator.advanceClock(seconds),
+    injectFault: (fault) => simulator.faults.inject(fault),
+    clearFaults: () => simulator.faults.clear(),
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -10,6 +10,7 @@ import {
   unexpectedState,
   unknownParam,
 } from './errors.js'
+import { FaultTable, faultBody } from './faults.js'
 import { type FormObject, fingerprint, parseForm } from './form.js'
 import { objectId, randomBase62 } from './ids.js'
 
@@ -30,6 +31,8 @@ export const sptErrorCodes = {
   revoked: 'shared_payment_granted_token_revoked',
   amountExceeded: 'shared_payment_granted_token_usage_limit_exceeded',
   currencyMismatch: 'shared_payment_granted_token_currency_mismatch',
+  /** The token was issued to another seller's Stripe profile (`seller_details[network_business_profile]`). */
+  sellerMismatch: 'shared_payment_granted_token_seller_mismatch',
 } as const
 
 type Json = Record<string, unknown>
@@ -47,6 +50,14 @@ type GrantedTokenRecord = {
   card: TestCard
   /** The PaymentIntent the token is bound to (set on first confirmation that did not decline). */
   boundTo: string | null
+}
+
+/** A SharedPaymentIssuedToken: the issuer's view of a token granted to a seller's account. */
+type IssuedTokenRecord = {
+  granted: GrantedTokenRecord
+  paymentMethod: string
+  sellerDetails: { external_id: string | null; network_business_profile: string }
+  setupFutureUsage: string | null
 }
 
 type PaymentMethodRecord = { object: Json & { id: string }; card: TestCard }
@@ -106,7 +117,10 @@ type ChargeObject = Json & {
 
 type Account = {
   id: string
+  /** The account's Stripe profile id (Business Network Profile), what `networkId` names in MPP. */
+  profile: string
   connected: boolean
+  issuedTokens: Map<string, IssuedTokenRecord>
   paymentIntents: Map<string, PaymentIntentRecord>
   charges: Map<string, ChargeObject>
   refunds: Map<string, Json & { id: string; charge: string; payment_intent: string }>
@@ -217,12 +231,21 @@ export class StripeSimulator {
   readonly #accounts = new Map<string, Account>()
   readonly #authentications = new Map<string, { account: string; paymentIntent: string }>()
   readonly #inFlight = new Set<string>()
+  /** The seller account of each issued token, so a token used by another seller is named as such. */
+  readonly #tokenOwners = new Map<string, string>()
+  /** Injected failures (see {@link StripeFault}). */
+  readonly faults = new FaultTable()
   #clockOffsetMs = 0
 
   constructor(options: SimulatorOptions) {
     this.#options = options
     this.#accounts.set(options.platformAccount, newAccount(options.platformAccount, false))
     for (const id of options.connectedAccounts) this.#accounts.set(id, newAccount(id, true))
+  }
+
+  /** The Stripe profile id (`profile_test_…`) of an account of this simulator. */
+  profileOf(accountId: string): string | undefined {
+    return this.#accounts.get(accountId)?.profile
   }
 
   /** Moves the simulator's clock forward (token expiry, idempotency key expiry, `created`). */
@@ -255,7 +278,30 @@ export class StripeSimulator {
         await this.#authenticationPage(req.method ?? 'GET', url, res, requestId)
         return
       }
-      const reply = await this.#api(req, url, body, requestId, headers)
+      if (url.pathname === '/_devnet/faults') {
+        this.#faultControl(req, body, res, headers)
+        return
+      }
+      const fault = this.faults.take(req.method ?? 'GET', url.pathname)
+      if (fault?.when === 'before') {
+        this.#sendFault(res, fault, headers)
+        return
+      }
+      let reply: Reply
+      try {
+        reply = await this.#api(req, url, body, requestId, headers)
+      } catch (error) {
+        // An `after` fault loses the answer whatever it was (the result is already saved).
+        if (fault) {
+          this.#sendFault(res, fault, headers)
+          return
+        }
+        throw error
+      }
+      if (fault) {
+        this.#sendFault(res, fault, headers)
+        return
+      }
       send(res, reply.status, { ...headers, ...(reply.headers ?? {}) }, JSON.stringify(reply.body, null, 2))
     } catch (error) {
       if (error instanceof StripeHttpError) {
@@ -268,6 +314,57 @@ export class StripeSimulator {
       }
       send(res, 500, headers, errorJson(body, requestId))
     }
+  }
+
+  #sendFault(
+    res: ServerResponse,
+    fault: { kind: number | 'timeout'; holdMs: number },
+    headers: Record<string, string>,
+  ): void {
+    if (fault.kind === 'timeout') {
+      // The connection is held open, then dropped: the caller's timeout fires first.
+      const timer = setTimeout(() => res.destroy(), fault.holdMs)
+      timer.unref()
+      res.once('close', () => clearTimeout(timer))
+      return
+    }
+    const { status, body, headers: extra } = faultBody(fault.kind)
+    send(res, status, { ...headers, ...extra }, body)
+  }
+
+  /**
+   * `POST /_devnet/faults` (JSON {@link StripeFault}) arms a fault; `DELETE /_devnet/faults` clears all.
+   * Authenticated with the simulator's secret key, for processes that did not start the simulator.
+   */
+  #faultControl(
+    req: IncomingMessage,
+    body: string,
+    res: ServerResponse,
+    headers: Record<string, string>,
+  ): void {
+    this.#authenticate(req.headers.authorization)
+    if (req.method === 'DELETE') {
+      this.faults.clear()
+      send(res, 200, headers, '{"cleared":true}')
+      return
+    }
+    if (req.method !== 'POST')
+      throw new StripeHttpError(405, { type: 'invalid_request_error', message: 'Use POST or DELETE.' })
+    let fault: unknown
+    try {
+      fault = JSON.parse(body)
+    } catch {
+      throw new StripeHttpError(400, {
+        type: 'invalid_request_error',
+        message: 'The body must be a JSON fault.',
+      })
+    }
+    try {
+      this.faults.inject(fault as Parameters<FaultTable['inject']>[0])
+    } catch (error) {
+      throw new StripeHttpError(400, { type: 'invalid_request_error', message: (error as Error).message })
+    }
+    send(res, 200, headers, '{"injected":true}')
   }
 
   async #api(
@@ -454,6 +551,8 @@ export class StripeSimulator {
         if (action === 'capture' && extra === undefined) return this.#capturePaymentIntent(ctx, id)
         if (action === 'cancel' && extra === undefined) return this.#cancelPaymentIntent(ctx, id)
       }
+      if (method === 'GET' && resource === 'payment_intents' && id === undefined)
+        return this.#listPaymentIntents(ctx)
       if (method === 'GET' && resource === 'payment_intents' && id !== undefined && action === undefined)
         return this.#ok(ctx, this.#renderPaymentIntent(ctx, this.#paymentIntent(ctx.account, id, 'intent')))
       if (method === 'POST' && resource === 'refunds' && id === undefined) return this.#createRefund(ctx)
@@ -476,6 +575,17 @@ export class StripeSimulator {
         extra === undefined
       )
         return this.#ok(ctx, this.#renderToken(this.#grantedToken(ctx.account, action)))
+      if (resource === 'shared_payment' && id === 'issued_tokens') {
+        if (method === 'POST' && action === undefined) return this.#issueToken(ctx)
+        if (method === 'GET' && action !== undefined && extra === undefined)
+          return this.#ok(ctx, this.#renderIssued(this.#issuedToken(ctx.account, action)))
+        if (method === 'POST' && action !== undefined && extra === 'revoke') {
+          checkParams(ctx.params, { expand: '*' })
+          const issued = this.#issuedToken(ctx.account, action)
+          this.#deactivate(issued.granted, 'revoked')
+          return this.#ok(ctx, this.#renderIssued(issued))
+        }
+      }
       if (
         resource === 'test_helpers' &&
         id === 'shared_payment' &&
@@ -528,8 +638,23 @@ export class StripeSimulator {
       setup_future_usage: true,
       expand: '*',
     })
-    const paymentMethod = requiredString(params, 'payment_method')
-    const card = this.#card(ctx.account, paymentMethod, 'payment_method')
+    const card = this.#card(ctx.account, requiredString(params, 'payment_method'), 'payment_method')
+    const agent = params.agent_details
+    const networkProfile =
+      typeof agent === 'object' && typeof agent.network_business_profile === 'string'
+        ? agent.network_business_profile
+        : null
+    const record = this.#grant(ctx.account, card, params, networkProfile)
+    return { status: 200, body: this.#renderToken(record) }
+  }
+
+  /** Creates a granted token in `seller` from the `usage_limits` and `shared_metadata` params. */
+  #grant(
+    seller: Account,
+    card: TestCard,
+    params: FormObject,
+    agentProfile: string | null,
+  ): GrantedTokenRecord {
     const limits = params.usage_limits
     if (limits === undefined || typeof limits !== 'object') throw missingParam('usage_limits')
     const currency = currencyParam(limits, 'currency', 'usage_limits[currency]')
@@ -542,11 +667,6 @@ export class StripeSimulator {
     if (expiresAt !== null && expiresAt <= now)
       throw invalidParam('usage_limits[expires_at]', 'usage_limits[expires_at] must be in the future.')
     const sharedMetadata = metadataParam(params, 'shared_metadata') ?? {}
-    const agent = params.agent_details
-    const networkProfile =
-      typeof agent === 'object' && typeof agent.network_business_profile === 'string'
-        ? agent.network_business_profile
-        : null
     const id = objectId('spt')
     const record: GrantedTokenRecord = {
       card,
@@ -554,7 +674,7 @@ export class StripeSimulator {
       object: {
         id,
         object: 'shared_payment.granted_token',
-        agent_details: { network_business_profile: networkProfile },
+        agent_details: { network_business_profile: agentProfile },
         created: now,
         deactivated_at: null,
         deactivated_reason: null,
@@ -565,18 +685,120 @@ export class StripeSimulator {
         usage_limits: { currency, expires_at: expiresAt, max_amount: maxAmount },
       },
     }
-    ctx.account.grantedTokens.set(id, record)
-    return { status: 200, body: this.#renderToken(record) }
+    seller.grantedTokens.set(id, record)
+    return record
+  }
+
+  /**
+   * `POST /v1/shared_payment/issued_tokens`: the agent's account shares one of its payment methods with
+   * the seller whose Stripe profile is `seller_details[network_business_profile]` (the spec's example
+   * spells it `seller_details[network_id]`; both are accepted). The seller sees it as a granted token.
+   */
+  #issueToken(ctx: Context): Reply {
+    const { params } = ctx
+    checkParams(params, {
+      payment_method: true,
+      usage_limits: { currency: true, max_amount: true, expires_at: true },
+      seller_details: { network_id: true, external_id: true, network_business_profile: true },
+      shared_metadata: '*',
+      setup_future_usage: true,
+      expand: '*',
+    })
+    const paymentMethod = requiredString(params, 'payment_method')
+    const card = this.#card(ctx.account, paymentMethod, 'payment_method')
+    const details = params.seller_details
+    if (details === undefined || typeof details !== 'object') throw missingParam('seller_details')
+    const profile =
+      optionalString(details, 'network_business_profile') ?? optionalString(details, 'network_id')
+    if (profile === undefined) throw missingParam('seller_details[network_business_profile]')
+    const seller = [...this.#accounts.values()].find((account) => account.profile === profile)
+    if (seller === undefined)
+      throw invalidParam(
+        'seller_details[network_business_profile]',
+        `No such network business profile: '${profile}'`,
+        'resource_missing',
+      )
+    const setupFutureUsage = enumParam(params, 'setup_future_usage', ['on_session', 'off_session']) ?? null
+    const granted = this.#grant(seller, card, params, ctx.account.profile)
+    // Issued tokens name their seller: another account using one is told so (test-helper tokens, granted
+    // to the caller itself, stay plain `resource_missing` elsewhere).
+    this.#tokenOwners.set(granted.object.id, seller.id)
+    const issued: IssuedTokenRecord = {
+      granted,
+      paymentMethod,
+      sellerDetails: {
+        external_id: optionalString(details, 'external_id') ?? null,
+        network_business_profile: profile,
+      },
+      setupFutureUsage,
+    }
+    ctx.account.issuedTokens.set(granted.object.id, issued)
+    return { status: 200, body: this.#renderIssued(issued) }
+  }
+
+  #issuedToken(account: Account, id: string): IssuedTokenRecord {
+    const issued = account.issuedTokens.get(id)
+    if (issued === undefined)
+      throw resourceMissing('shared_payment_issued_token', 'shared_payment_issued_token', undefined)
+    return issued
+  }
+
+  #renderIssued(issued: IssuedTokenRecord): Json {
+    const granted = this.#renderToken(issued.granted)
+    return {
+      id: granted.id,
+      object: 'shared_payment.issued_token',
+      created: granted.created,
+      deactivated_at: granted.deactivated_at,
+      deactivated_reason: granted.deactivated_reason,
+      livemode: false,
+      next_action: null,
+      payment_method: issued.paymentMethod,
+      seller_details: clone(issued.sellerDetails),
+      setup_future_usage: issued.setupFutureUsage,
+      shared_metadata: granted.shared_metadata,
+      status: granted.deactivated_reason === null ? 'active' : 'deactivated',
+      usage_details: granted.usage_details,
+      usage_limits: granted.usage_limits,
+    }
+  }
+
+  #deactivate(record: GrantedTokenRecord, reason: 'revoked'): void {
+    this.#refreshToken(record)
+    if (record.object.deactivated_reason === null) {
+      record.object.deactivated_reason = reason
+      record.object.deactivated_at = this.now()
+    }
+  }
+
+  #listPaymentIntents(ctx: Context): Reply {
+    checkParams(ctx.params, { limit: true, expand: '*', starting_after: true, customer: true, created: '*' })
+    const limit = integerParam(ctx.params, 'limit', 'limit') ?? 10
+    if (limit < 1 || limit > 100) throw invalidParam('limit', 'limit must be between 1 and 100.')
+    // Newest first, as Stripe lists.
+    let all = [...ctx.account.paymentIntents.values()].reverse()
+    const after = optionalString(ctx.params, 'starting_after')
+    if (after !== undefined) {
+      const index = all.findIndex((record) => record.object.id === after)
+      if (index === -1) throw resourceMissing('payment_intent', 'starting_after', after)
+      all = all.slice(index + 1)
+    }
+    const page = all.slice(0, limit)
+    return {
+      status: 200,
+      body: {
+        object: 'list',
+        url: '/v1/payment_intents',
+        has_more: all.length > limit,
+        data: page.map((record) => this.#renderPaymentIntent({ ...ctx, params: {} }, record)),
+      },
+    }
   }
 
   #revokeGrantedToken(ctx: Context, id: string): Reply {
     checkParams(ctx.params, { expand: '*' })
     const record = this.#grantedToken(ctx.account, id)
-    this.#refreshToken(record)
-    if (record.object.deactivated_reason === null) {
-      record.object.deactivated_reason = 'revoked'
-      record.object.deactivated_at = this.now()
-    }
+    this.#deactivate(record, 'revoked')
     return { status: 200, body: this.#renderToken(record) }
   }
 
@@ -818,6 +1040,13 @@ export class StripeSimulator {
       source = { paymentMethod }
     } else if (tokenId !== undefined) {
       const token = ctx.account.grantedTokens.get(tokenId)
+      if (token === undefined && this.#tokenOwners.has(tokenId))
+        // A token is granted to one seller's profile; another account cannot pay with it.
+        throw invalidParam(
+          'shared_payment_granted_token',
+          "This shared payment token was granted to another seller's Stripe profile.",
+          sptErrorCodes.sellerMismatch,
+        )
       if (token === undefined)
         throw resourceMissing('shared_payment_granted_token', 'shared_payment_granted_token', undefined)
       this.#checkToken(token, record.object)
@@ -1358,7 +1587,9 @@ export class StripeSimulator {
 function newAccount(id: string, connected: boolean): Account {
   return {
     id,
+    profile: `profile_test_${randomBase62(40)}`,
     connected,
+    issuedTokens: new Map(),
     paymentIntents: new Map(),
     charges: new Map(),
     refunds: new Map(),

@@ -1,0 +1,131 @@
+import { type Challenge, ConfigurationError, type Method, PolicyError } from '@mppkit/core'
+import { PaymentFailedError } from '@mppkit/core/client'
+import { charge, SptId } from '../Methods.js'
+
+/**
+ * What the client asks its platform to allow when it creates an SPT for one challenge: exactly the
+ * challenge's amount, currency and seller network, until the challenge expires.
+ */
+export type TokenRequest = {
+  /** `usage_limits[max_amount]`: the challenge amount, in the smallest currency unit. */
+  amount: number
+  /** `usage_limits[currency]`, lowercase. */
+  currency: string
+  /** The seller's Stripe profile (`seller_details[network_business_profile]`). */
+  networkId: string
+  /** `usage_limits[expires_at]`, Unix seconds: the challenge expiry, capped by `maxValiditySeconds`. */
+  expiresAt: number
+  paymentMethodTypes: readonly string[]
+  metadata?: Record<string, string>
+  externalId?: string
+  challenge: Challenge.Challenge
+  signal?: AbortSignal
+}
+
+/**
+ * A created token: its id, and when the platform returns them, the limits it granted (checked against
+ * the {@link TokenRequest} before the token is sent).
+ */
+export type IssuedToken = {
+  id: string
+  usage_limits?: { currency?: string; max_amount?: number; expires_at?: number | null }
+  seller_details?: { network_business_profile?: string | null }
+}
+
+/** Creates an SPT for a challenge (the agent's platform holds the payment method and the Stripe key). */
+export type CreateToken = (request: TokenRequest) => Promise<string | IssuedToken>
+
+/** Options of {@link chargeClient}. */
+export type ChargeClientOptions = {
+  /** Creates the SPT; `issuedTokens({ client, paymentMethod })` is a ready one. */
+  createToken: CreateToken
+  /** The payment method type the platform pays with; challenges that do not list it are skipped (default `card`). */
+  paymentMethodType?: string
+  /** Client reference sent as the payload `externalId` when the challenge binds none. */
+  externalId?: string
+  /** Longest token validity asked for, in seconds (default 3600). */
+  maxValiditySeconds?: number
+}
+
+/**
+ * Creates the client side of `stripe/charge`: after the spend policy accepts the challenge, asks the
+ * platform for an SPT limited to exactly the challenge's amount, currency, seller network and expiry,
+ * checks what was granted, and sends it.
+ *
+ * @example
+ * ```ts
+ * import { stripe, issuedTokens } from '@mppkit/method-stripe/client'
+ * const client = Client.create({ methods: [stripe({ createToken: issuedTokens({ client: platformStripe, paymentMethod: 'pm_…' }) })], policy: { maxAmount: { usd: 5_000n } } })
+ * ```
+ * @see draft-stripe-charge-00 §"Credential Schema", §"Amount Verification"
+ */
+export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+  if (typeof options.createToken !== 'function')
+    throw new ConfigurationError('stripe client: createToken is required')
+  const paymentMethodType = options.paymentMethodType ?? 'card'
+  const maxValidity = options.maxValiditySeconds ?? 3600
+
+  return {
+    definition: charge,
+
+    // The core checks the spend policy with this quote before createPayload runs, so "Spend policy
+    // applies before any token is created".
+    quote(request) {
+      if (!request.methodDetails.paymentMethodTypes.includes(paymentMethodType))
+        throw new PolicyError(
+          'payment-method-type',
+          `the challenge does not accept ${paymentMethodType} (it lists ${request.methodDetails.paymentMethodTypes.join(', ')})`,
+        )
+      return { amount: BigInt(request.amount), currency: request.currency.toLowerCase() }
+    },
+
+    async createPayload({ challenge, request, signal }) {
+      // "Clients MUST verify the payment amount in the challenge matches their expectation before
+      // creating an SPT": the policy did (quote); the token is limited to exactly that amount.
+      const now = Math.floor(Date.now() / 1000)
+      const challengeExpiry =
+        challenge.expires === undefined ? undefined : Math.floor(Date.parse(challenge.expires) / 1000)
+      const asked: TokenRequest = {
+        amount: Number(request.amount),
+        currency: request.currency.toLowerCase(),
+        networkId: request.methodDetails.networkId,
+        expiresAt: Math.min(challengeExpiry ?? now + maxValidity, now + maxValidity),
+        paymentMethodTypes: request.methodDetails.paymentMethodTypes,
+        challenge,
+        ...(request.methodDetails.metadata ? { metadata: request.methodDetails.metadata } : {}),
+        ...(request.externalId !== undefined ? { externalId: request.externalId } : {}),
+        ...(signal ? { signal } : {}),
+      }
+      const created = await options.createToken(asked)
+      const token = typeof created === 'string' ? { id: created } : created
+      if (!SptId.safeParse(token?.id).success)
+        throw new PaymentFailedError('stripe client: createToken did not return an SPT id (spt_…)')
+      // "The client never sends an SPT for a challenge whose amount, currency or network differs from
+      // what it asked Stripe to allow."
+      const mismatch = grantedMismatch(token, asked)
+      if (mismatch)
+        throw new PaymentFailedError(
+          `stripe client: the created token's ${mismatch} differs from the challenge; it was not sent`,
+        )
+      // A challenge-bound externalId is echoed (the server refuses a credential that drops or changes it).
+      const externalId = request.externalId ?? options.externalId
+      return { payload: { spt: token.id, ...(externalId !== undefined ? { externalId } : {}) } }
+    },
+  }
+}
+
+/** The first limit of a created token that differs from what was asked, or undefined. */
+function grantedMismatch(token: IssuedToken, asked: TokenRequest): string | undefined {
+  const limits = token.usage_limits
+  if (limits?.currency !== undefined && limits.currency.toLowerCase() !== asked.currency)
+    return 'usage_limits[currency]'
+  if (limits?.max_amount !== undefined && limits.max_amount !== asked.amount)
+    return 'usage_limits[max_amount]'
+  // A token without an expiry, or outliving the challenge, grants more than was asked.
+  if (limits?.expires_at !== undefined && (limits.expires_at === null || limits.expires_at > asked.expiresAt))
+    return 'usage_limits[expires_at]'
+  const network = token.seller_details?.network_business_profile
+  if (network !== undefined && network !== null && network !== asked.networkId)
+    return 'seller_details[network_business_profile]'
+  return undefined
+}

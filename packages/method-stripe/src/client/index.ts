@@ -1,0 +1,27 @@
+import type { Method } from '@mppkit/core'
+import type { charge } from '../Methods.js'
+import { type ChargeClientOptions, chargeClient } from './Charge.js'
+
+export {
+  type ChargeClientOptions,
+  type CreateToken,
+  chargeClient,
+  type IssuedToken,
+  type TokenRequest,
+} from './Charge.js'
+export { type IssuedTokensOptions, issuedTokens, type StripeRawClient } from './IssuedTokens.js'
+
+/**
+ * The Stripe client method: `stripe(options)` pays charges with SPTs (`stripe.charge` names it
+ * explicitly).
+ *
+ * @example
+ * ```ts
+ * const client = Client.create({ methods: [stripe({ createToken: issuedTokens({ client, paymentMethod }) })] })
+ * ```
+ * @see draft-stripe-charge-00
+ */
+export const stripe: {
+  (options: ChargeClientOptions): Method.Client<typeof charge>
+  charge(options: ChargeClientOptions): Method.Client<typeof charge>
+} = Object.assign((options: ChargeClientOptions) => chargeClient(options), { charge: chargeClient })

@@ -1,0 +1,2 @@
+export * as Connect from './Connect.js'
+export { charge, SptId, StripeChargePayload, StripeChargeRequest } from './Methods.js'

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto'
+import {
+  BaseError,
+  type Challenge,
+  ConfigurationError,
+  InvalidChallengeError,
+  type Method,
+  type Receipt,
+  VerificationFailedError,
+} from '@mppkit/core'
+import * as Connect from '../Connect.js'
+import { fromStripeError, sptProblem } from '../internal/stripeErrors.js'
+import { charge, type StripeChargeRequest } from '../Methods.js'
+
+/**
+ * The part of a `stripe` SDK client this rail calls (`new Stripe(key, { host, port, protocol })` fits;
+ * typed structurally so any SDK version's client can be injected).
+ */
+export type StripeClient = {
+  paymentIntents: {
+    create(params: any, options?: any): Promise<any>
+    cancel(id: string, params?: any, options?: any): Promise<any>
+  }
+  refunds: { create(params: any, options?: any): Promise<any> }
+  rawRequest(method: string, path: string, params?: any, options?: any): Promise<any>
+}
+
+/** What a `connect` function sees: the paid challenge and its request (never the client's payload). */
+export type ConnectContext = { challenge: Challenge.Challenge; request: StripeChargeRequest }
+
+/** Options of {@link chargeServer}. */
+export type ChargeOptions = {
+  /** The seller's Stripe client (secret key, API version, timeouts and retries are configured on it). */
+  client: StripeClient
+  /** The seller's Stripe profile id, advertised as `methodDetails.networkId`. */
+  networkId: string
+  /** `methodDetails.paymentMethodTypes` (default `['card']`). */
+  paymentMethodTypes?: readonly string[]
+  /** Default currency of offers (ISO code, sent lowercase). */
+  currency?: string
+  /** `methodDetails.metadata` advertised on every challenge and copied onto the PaymentIntent. */
+  metadata?: Record<string, string>
+  /**
+   * Stripe Connect settlement parameters, from server configuration only: a fixed value, or a function
+   * of the challenge (e.g. a `transferGroup` from the order id). Never read from the client.
+   */
+  connect?:
+    | Connect.Settlement
+    | ((context: ConnectContext) => Connect.Settlement | Promise<Connect.Settlement>)
+  /** Connected accounts this server may route to (`stripeAccount`, `onBehalfOf`, `transferData.destination`). */
+  connectedAccounts?: readonly string[]
+  /**
+   * Retrieve the granted token before creating the PaymentIntent (the spec's optional step 5) and answer
+   * expired, over-limit, wrong-currency or used tokens without creating one (default false).
+   */
+  precheck?: boolean
+  /** `Retry-After` seconds of a 503 when Stripe is unavailable (default 1). */
+  retryAfter?: number
+  /** How long a spent SPT is remembered in the Store, in seconds (default 7 days). */
+  sptReplayTtlSeconds?: number
+}
+
+/** What verification hands to settlement. */
+type Verified = { connect: Connect.Settlement | undefined }
+
+/** The server method, with a refund helper bound to its Stripe client. */
+export type ChargeServer = Method.Server<typeof charge, Verified> & {
+  /**
+   * Refunds a paid receipt (all of it, or `amount` in the smallest currency unit) on the account it was
+   * paid on. Resolves to Stripe's Refund object.
+   */
+  refund(receipt: Receipt.Receipt, amount?: number): Promise<{ id: string; amount: number; status: string }>
+}
+
+/**
+ * Creates the server side of `stripe/charge`: issues challenges with the seller's `networkId`, then
+ * settles a credential's SPT with a confirmed PaymentIntent (idempotent per challenge and token). Only a
+ * `succeeded` PaymentIntent pays; its id is the receipt reference.
+ *
+ * @example
+ * ```ts
+ * import Stripe from 'stripe'
+ * import { stripe } from '@mppkit/method-stripe/server'
+ * const server = Server.create({ realm, secrets, methods: [stripe({ client: new Stripe(key), networkId: 'profile_…', currency: 'usd' })] })
+ * ```
+ * @see draft-stripe-charge-00 §"Verification Procedure", §"Settlement Procedure"
+ */
+export function chargeServer(options: ChargeOptions): ChargeServer {
+  const client = options.client
+  if (!client || typeof client.paymentIntents?.create !== 'function')
+    throw new ConfigurationError('stripe: pass a Stripe client as `client`')
+  if (typeof options.networkId !== 'string' || options.networkId === '')
+    throw new ConfigurationError('stripe: networkId (the seller Stripe profile id) is required')
+  const currency = options.currency?.toLowerCase()
+  if (currency !== undefined && !/^[a-z]{3}$/.test(currency))
+    throw new ConfigurationError('stripe: currency must be a three-letter ISO code')
+  const paymentMethodTypes = [...(options.paymentMethodTypes ?? ['card'])]
+  if (paymentMethodTypes.length === 0)
+    throw new ConfigurationError('stripe: paymentMethodTypes needs at least one type')
+  const authorizedAccounts = [...(options.connectedAccounts ?? [])]
+  if (options.connect !== undefined && typeof options.connect !== 'function')
+    Connect.assertConfiguration(options.connect, authorizedAccounts)
+  const retryAfter = options.retryAfter ?? 1
+  const replayTtlMs = (options.sptReplayTtlSeconds ?? 7 * 86_400) * 1000
+  const staticStripeAccount = typeof options.connect === 'object' ? options.connect.stripeAccount : undefined
+  // The onError of every server this method was given to (see Method.SetupContext).
+  const reporters: ((error: unknown) => void)[] = []
+  const report = (error: unknown) => {
+    for (const reporter of reporters) reporter(error)
+  }
+
+  const methodDetails: StripeChargeRequest['methodDetails'] = {
+    networkId: options.networkId,
+    paymentMethodTypes,
+    ...(options.metadata ? { metadata: { ...options.metadata } } : {}),
+  }
+
+  const stripeCall = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call()
+    } catch (error) {
+      throw fromStripeError(error, retryAfter) ?? error
+    }
+  }
+
+  /** Spec step 5 (optional pre-check): the granted token's state and limits, read without side effects. */
+  const precheck = async (spt: string, request: StripeChargeRequest, stripeAccount: string | undefined) => {
+    const token = await stripeCall(() =>
+      client.rawRequest(
+        'GET',
+        `/v1/shared_payment/granted_tokens/${spt}`,
+        undefined,
+        stripeAccount ? { stripeAccount } : {},
+      ),
+    )
+    const reason = token?.deactivated_reason
+    const limits = token?.usage_limits ?? {}
+    if (
+      reason === 'expired' ||
+      (typeof limits.expires_at === 'number' && limits.expires_at * 1000 <= Date.now())
+    )
+      throw sptProblem('spt-expired')
+    if (reason === 'revoked') throw sptProblem('spt-revoked')
+    if (reason !== null && reason !== undefined) throw sptProblem('spt-already-used')
+    if (typeof limits.currency === 'string' && limits.currency !== request.currency.toLowerCase())
+      throw sptProblem('spt-currency-mismatch')
+    const captured = Number(token?.usage_details?.amount_captured?.value ?? 0)
+    if (typeof limits.max_amount === 'number' && limits.max_amount - captured < Number(request.amount))
+      throw sptProblem('spt-amount-exceeded')
+  }
+
+  return {
+    definition: charge,
+    setup({ report }) {
+      reporters.push(report)
+    },
+    defaults: {
+      ...(currency !== undefined ? { currency } : {}),
+      methodDetails,
+    } as Partial<StripeChargeRequest>,
+
+    async verify({ challenge, request, payload }): Promise<Verified> {
+      // Steps 1–2 (challenge id and expiry) ran in the core before this: "Servers MUST complete challenge
+      // ID validation and expiry checks (steps 1-2) before processing credential material (steps 3-5)."
+      // The conformance vector stripe-external-id-binding: a request-bound externalId must be echoed by
+      // the payload, so attribution can be neither forged nor stripped.
+      if (request.externalId !== undefined && payload.externalId !== request.externalId)
+        throw new InvalidChallengeError({
+          detail: 'The credential externalId does not match the challenge externalId.',
+          reason: 'external-id-mismatch',
+        })
+      // "Servers MUST NOT accept Connect settlement parameters from clients": they come from options.
+      let connect: Connect.Settlement | undefined
+      if (typeof options.connect === 'function') connect = await options.connect({ challenge, request })
+      else connect = options.connect
+      if (connect !== undefined)
+        Connect.assertSettlement(connect, { amount: Number(request.amount), authorizedAccounts })
+      if (options.precheck) await precheck(payload.spt, request, connect?.stripeAccount)
+      return { connect }
+    },
+
+    async settle({ challenge, request, payload, store, verified }) {
+      // "Verify the SPT has not been previously used (replay protection)": a token is bound to the first
+      // challenge that settles it; only a retry of that challenge (after an outage) may send it again.
+      const sptKey = `spt:${createHash('sha256').update(payload.spt).digest('base64url')}`
+      if (
+        !(await store.putIfAbsent(sptKey, challenge.id, replayTtlMs)) &&
+        (await store.get(sptKey)) !== challenge.id
+      )
+        throw sptProblem('spt-already-used')
+
+      const connect = Connect.toStripe(verified.connect)
+      const details = request.methodDetails
+      const params = {
+        amount: Number(request.amount),
+        currency: request.currency.toLowerCase(),
+        shared_payment_granted_token: payload.spt,
+        confirm: true,
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        metadata: { ...(details.metadata ?? {}), challenge_id: challenge.id },
+        ...(request.description !== undefined ? { description: request.description } : {}),
+        ...connect.params,
+      }
+      // "Servers SHOULD include an idempotency key derived from the challenge ID and SPT": a retry of the
+      // same credential after an outage is answered by Stripe's replay (`Idempotent-Replayed: true`) with
+      // the same PaymentIntent. That replay is success, not a replay attack: the core consumes each
+      // challenge id once, so only the one request holding the challenge can get here.
+      const paymentIntent = await stripeCall(() =>
+        client.paymentIntents.create(params, {
+          idempotencyKey: `${challenge.id}_${payload.spt}`,
+          ...connect.options,
+        }),
+      )
+      // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
+      if (paymentIntent?.status === 'succeeded' && typeof paymentIntent.id === 'string')
+        return {
+          reference: paymentIntent.id,
+          // The receipt's externalId is the server-bound one, never the payload's.
+          ...(request.externalId !== undefined ? { externalId: request.externalId } : {}),
+        }
+      if (paymentIntent?.status === 'requires_action') {
+        // An agent cannot complete 3-D Secure: the intent is canceled so it does not linger.
+        await client.paymentIntents.cancel(paymentIntent.id, {}, connect.options).catch((cause: unknown) =>
+          report(
+            new BaseError(`stripe: canceling PaymentIntent ${paymentIntent.id} (requires_action) failed`, {
+              code: 'stripe_cancel_failed',
+              cause,
+            }),
+          ),
+        )
+        throw new VerificationFailedError({
+          reason: 'requires_action',
+          detail:
+            'The payment method requires customer authentication (3-D Secure), which this flow cannot complete; pay with a token whose payment method does not require it.',
+        })
+      }
+      // "If the PaymentIntent fails or requires additional action, server returns 402 with a new challenge"
+      throw new VerificationFailedError({
+        reason: `payment-intent-${String(paymentIntent?.status ?? 'unknown')}`,
+        detail: `The PaymentIntent did not succeed (status ${String(paymentIntent?.status ?? 'unknown')}).`,
+      })
+    },
+
+    async refund(receipt, amount) {
+      if (receipt.method !== 'stripe' || !/^pi_[A-Za-z0-9_]+$/.test(receipt.reference))
+        throw new ConfigurationError('stripe refund: the receipt is not a Stripe charge receipt')
+      if (amount !== undefined && (!Number.isSafeInteger(amount) || amount < 1))
+        throw new ConfigurationError('stripe refund: amount must be a positive integer')
+      return stripeCall(() =>
+        client.refunds.create(
+          { payment_intent: receipt.reference, ...(amount !== undefined ? { amount } : {}) },
+          // No fixed idempotency key: two equal partial refunds are two refunds (the SDK keys its own retries).
+          staticStripeAccount ? { stripeAccount: staticStripeAccount } : {},
+        ),
+      )
+    },
+  }
+}
