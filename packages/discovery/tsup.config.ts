@@ -4,7 +4,7 @@ import { defineConfig } from 'tsup'
 // file, as tsc checks them), and `npm start` runs tsup alone.
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  entry: { index: 'src/index.ts', cli: 'src/cli.ts' },
   format: ['esm'],
   clean: true,
   sourcemap: true,
