@@ -23,7 +23,7 @@ export const published = {
   devnet: { '.': 'node' },
   'store-redis': { '.': 'node' },
   'store-postgres': { '.': 'node' },
-  mcp: { '.': 'node', './server': 'node', './client': 'node' },
+  mcp: { '.': 'node+dom', './server': 'node+dom', './client': 'node+dom' },
   discovery: { '.': 'node' },
 }
 
@@ -78,8 +78,9 @@ export async function checkTypes(name, entry, needs) {
         target: 'ES2022',
         module: 'NodeNext',
         moduleResolution: 'NodeNext',
-        // A browser app has the DOM library and no Node types; a Node app has @types/node.
-        lib: needs === 'browser' ? ['ES2023', 'DOM', 'DOM.Iterable'] : ['ES2023'],
+        // A browser app has the DOM library and no Node types; a Node app has @types/node (and the DOM
+        // library too for `node+dom`: @modelcontextprotocol/sdk's own declarations use DOM fetch types).
+        lib: needs === 'node' ? ['ES2023'] : ['ES2023', 'DOM', 'DOM.Iterable'],
         types: needs === 'browser' ? [] : ['node'],
         skipLibCheck: false,
         noEmit: true,
@@ -121,7 +122,7 @@ export function checkFiles(name) {
   for (const section of ['## Install', '## Try it', '## Links'])
     if (readme && !readme.includes(`\n${section}\n`)) problems.push(`${pkg.name}: README has no "${section}"`)
   if (readme && !readme.includes(`npm install`)) problems.push(`${pkg.name}: README shows no npm install`)
-  const needsNode = Object.values(published[name]).includes('node')
+  const needsNode = Object.values(published[name]).some((needs) => needs.startsWith('node'))
   if (
     needsNode &&
     !(pkg.peerDependencies?.['@types/node'] && pkg.peerDependenciesMeta?.['@types/node']?.optional)
