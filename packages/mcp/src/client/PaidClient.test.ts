@@ -1,9 +1,11 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import { Client as CoreClient, PaymentFailedError, PolicyError } from '@mppkit/core/client'
 import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
-import { connected, overHttp } from '../../test/fixture.js'
-import { challengesOf, McpPaymentError, receiptOf, wrap } from './PaidClient.js'
+import { connected, overHttp, paidServer } from '../../test/fixture.js'
+import { capabilities, challengesOf, McpPaymentError, receiptOf, wrap } from './PaidClient.js'
 
 describe('wrap', () => {
   test('pays a -32042 with the core client and returns the result with its receipt', async () => {
@@ -136,5 +138,20 @@ describe('receiptOf', () => {
       receiptOf({ _meta: { 'org.paymentauth/receipt': { ...receipt, status: 'failed' } } }),
     ).toBeUndefined()
     fc.assert(fc.property(fc.anything(), (value) => void receiptOf(value)))
+  })
+})
+
+describe('capabilities', () => {
+  test('the client advertises the methods it pays with in the InitializeRequest', async () => {
+    const fixture = paidServer()
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    const advertised = capabilities([fixture.rail.client(), fixture.rail.client()])
+    const client = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: advertised })
+    await client.connect(clientSide)
+    expect(fixture.mcp.server.getClientCapabilities()?.experimental).toEqual({
+      payment: { methods: { test: { intents: ['charge'] } } },
+    })
+    await client.close()
   })
 })

@@ -81,6 +81,28 @@ export type PaidClient<client extends McpClient = McpClient> = {
   ): Promise<Paid<Awaited<ReturnType<client['getPrompt']>>>>
 }
 
+/**
+ * The client capabilities that advertise payment support in the `InitializeRequest`: "Clients SHOULD
+ * advertise" `capabilities.experimental.payment` with the methods and intents they pay with.
+ *
+ * @example
+ * ```ts
+ * const mcp = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: capabilities([tempo({ account })]) })
+ * ```
+ * @see draft-payment-transport-mcp-00 §MCP Capability Advertisement
+ */
+export function capabilities(methods: readonly { definition: { name: string; intent: string } }[]): {
+  experimental: { payment: { methods: Record<string, { intents: string[] }> } }
+} {
+  const byName: Record<string, { intents: string[] }> = {}
+  for (const { definition } of methods) {
+    const entry = byName[definition.name] ?? { intents: [] }
+    byName[definition.name] = entry
+    if (!entry.intents.includes(definition.intent)) entry.intents.push(definition.intent)
+  }
+  return { experimental: { payment: { methods: byName } } }
+}
+
 /** The challenges of a `-32042`/`-32043` error, validated; [] when it is not a payment error. */
 export function challengesOf(error: unknown): Challenge.Challenge[] {
   if (!(error instanceof McpError)) return []

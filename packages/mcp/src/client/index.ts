@@ -1,4 +1,5 @@
 export {
+  capabilities,
   challengesOf,
   credentialKey,
   McpPaymentError,

@@ -1,6 +1,14 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { Client as CoreClient } from '@mppkit/core/client'
+import * as Server from '@mppkit/core/server'
+import { createTestRail } from '@mppkit/core/testing'
 import { afterEach, describe, expect, test } from 'vitest'
-import { connected, overHttp, raw } from '../../test/fixture.js'
+import { z } from 'zod'
+import { connected, overHttp, price, raw, secret } from '../../test/fixture.js'
+import { create } from './Payments.js'
 
 const credentialKey = 'org.paymentauth/credential'
 const receiptKey = 'org.paymentauth/receipt'
@@ -309,5 +317,56 @@ describe('create (Streamable HTTP)', () => {
     } finally {
       await t.close()
     }
+  })
+})
+
+describe('create (dynamic prices)', () => {
+  test('a price function reads the call (name and arguments) from the request body', async () => {
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const payments = create({
+      server,
+      tools: {
+        forecast: [
+          {
+            method: 'test',
+            request: async (request: Request) => {
+              const { arguments: args } = (await request.json()) as { arguments: { days: number } }
+              return { ...price, amount: String(100 * args.days) }
+            },
+          },
+        ],
+      },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', { inputSchema: { days: z.number() } }, async ({ days }) => ({
+      content: [{ type: 'text', text: `${days} days` }],
+    }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await mcp.connect(payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const error = await refusal(client.callTool({ name: 'forecast', arguments: { days: 7 } }))
+    expect((error.data as any).challenges[0].request.amount).toBe('700')
+    const payer = CoreClient.create({ methods: [rail.client()] })
+    const payment = await payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/forecast' })
+    const result = await client.callTool({
+      name: 'forecast',
+      arguments: { days: 7 },
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect(result.content).toEqual([{ type: 'text', text: '7 days' }])
+    expect(rail.settlements()).toBe(1)
+    // A replay is priced twice (the echo is checked, then a fresh challenge issued): both read the call.
+    const replay = await refusal(
+      client.callTool({
+        name: 'forecast',
+        arguments: { days: 7 },
+        _meta: { [credentialKey]: payment.credential },
+      }),
+    )
+    expect(replay.code).toBe(-32043)
+    expect((replay.data as any).challenges[0].request.amount).toBe('700')
+    await client.close()
   })
 })

@@ -86,14 +86,14 @@ export function create(options: Options): Payments {
   const challengeInput = (gate: Gate, message: Message, headers: unknown) => {
     const { _meta, ...params } = message.params ?? {}
     // Throws on arguments too deep to serialize: the caller answers -32602.
-    const init: RequestInit = { method: 'POST', body: JSON.stringify(params) }
+    const init: RequestInit & { body: string } = { method: 'POST', body: JSON.stringify(params) }
     if (isObject(headers)) {
       const copy = new Headers()
       for (const [key, value] of Object.entries(headers)) if (typeof value === 'string') copy.set(key, value)
       copy.set('content-type', 'application/json')
       init.headers = copy
     }
-    const request = new Request(`mcp://${name}/${gate.method}/${encodeURIComponent(gate.target)}`, init)
+    const request = new CallRequest(`mcp://${name}/${gate.method}/${encodeURIComponent(gate.target)}`, init)
     const digest =
       bindArguments && gate.method !== 'resources/read' ? argumentsDigest(params.arguments) : undefined
     return { route: gate.route, request, digest }
@@ -116,6 +116,25 @@ export function create(options: Options): Payments {
     transport(inner) {
       return new PaidTransport(inner, paywall, authorize, capability, options.onDroppedNotification)
     },
+  }
+}
+
+/**
+ * The synthesized request a dynamic price receives: its JSON body (`{ name, arguments }` or `{ uri }`)
+ * can be read any number of times, since one call may be priced more than once (verification, then a
+ * fresh challenge).
+ */
+class CallRequest extends Request {
+  readonly #body: string
+  constructor(url: string, init: RequestInit & { body: string }) {
+    super(url, init)
+    this.#body = init.body
+  }
+  override text(): Promise<string> {
+    return Promise.resolve(this.#body)
+  }
+  override json(): Promise<any> {
+    return Promise.resolve(JSON.parse(this.#body))
   }
 }
 
