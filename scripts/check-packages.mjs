@@ -23,7 +23,7 @@ export const published = {
   devnet: { '.': 'node' },
   'store-redis': { '.': 'node' },
   'store-postgres': { '.': 'node' },
-  mcp: { '.': 'node+dom', './server': 'node+dom', './client': 'node+dom' },
+  mcp: { '.': 'node', './server': 'node', './client': 'node' },
   discovery: { '.': 'node' },
 }
 
@@ -58,17 +58,22 @@ export async function checkAttw(name) {
   )
 }
 
-/** Compiles `import * as entry from '<package><entry>'` in a consumer project; returns its problems. */
-export async function checkTypes(name, entry, needs) {
+/** Compiles `import * as entry from '<package><entry>'` for each entry, in one consumer project. */
+export async function checkTypes(name, entries, needs) {
   const pkg = manifest(name)
-  const specifier = entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`
-  const dir = join(root, '.tmp', `types-${name}-${entry.replace(/\W/g, '') || 'main'}`)
+  const specifiers = [entries]
+    .flat()
+    .map((entry) => (entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`))
+  const specifier = specifiers.join(', ')
+  const dir = join(root, '.tmp', `types-${name}-${needs}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
   writeFileSync(
     join(dir, 'index.ts'),
-    `import * as entry from '${specifier}'\nexport type Entry = typeof entry\n`,
+    specifiers
+      .map((spec, i) => `import * as entry${i} from '${spec}'\nexport type Entry${i} = typeof entry${i}\n`)
+      .join(''),
   )
   writeFileSync(
     join(dir, 'tsconfig.json'),
@@ -78,9 +83,9 @@ export async function checkTypes(name, entry, needs) {
         target: 'ES2022',
         module: 'NodeNext',
         moduleResolution: 'NodeNext',
-        // A browser app has the DOM library and no Node types; a Node app has @types/node (and the DOM
-        // library too for `node+dom`: @modelcontextprotocol/sdk's own declarations use DOM fetch types).
-        lib: needs === 'node' ? ['ES2023'] : ['ES2023', 'DOM', 'DOM.Iterable'],
+        // A browser app has no Node types; a Node app has @types/node. Both keep TypeScript's default DOM
+        // library (Solana's kit types, under @mppkit/devnet, name WebCrypto's CryptoKey).
+        lib: ['ES2023', 'DOM', 'DOM.Iterable'],
         types: needs === 'browser' ? [] : ['node'],
         skipLibCheck: false,
         noEmit: true,
@@ -122,7 +127,7 @@ export function checkFiles(name) {
   for (const section of ['## Install', '## Try it', '## Links'])
     if (readme && !readme.includes(`\n${section}\n`)) problems.push(`${pkg.name}: README has no "${section}"`)
   if (readme && !readme.includes(`npm install`)) problems.push(`${pkg.name}: README shows no npm install`)
-  const needsNode = Object.values(published[name]).some((needs) => needs.startsWith('node'))
+  const needsNode = Object.values(published[name]).includes('node')
   if (
     needsNode &&
     !(pkg.peerDependencies?.['@types/node'] && pkg.peerDependenciesMeta?.['@types/node']?.optional)
@@ -140,8 +145,10 @@ export async function checkPackages(kinds = ['files', 'publint', 'attw', 'types'
     if (kinds.includes('publint')) problems.push(...(await checkPublint(name)))
     if (kinds.includes('attw')) problems.push(...(await checkAttw(name)))
     if (kinds.includes('types'))
-      for (const [entry, needs] of Object.entries(published[name]))
-        problems.push(...(await checkTypes(name, entry, needs)))
+      for (const needs of ['browser', 'node']) {
+        const entries = Object.keys(published[name]).filter((entry) => published[name][entry] === needs)
+        if (entries.length) problems.push(...(await checkTypes(name, entries, needs)))
+      }
   }
   return problems
 }
