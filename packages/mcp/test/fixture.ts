@@ -19,7 +19,7 @@ export const secret = 'mcp-test-secret-0123456789abcdef0123456789'
 export const price = { amount: '1000', currency: 'usd', recipient: 'acct_merchant' }
 
 /** A paid MCP server: tool `forecast` and `premium` paid, `echo` free, one paid resource and prompt. */
-export function paidServer(options: { verifyDelayMs?: number } = {}) {
+export function paidServer(options: { verifyDelayMs?: number; failWith?: () => Error | undefined } = {}) {
   const rail = createTestRail()
   const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server(options)] })
   const payments = Payments.create({

@@ -85,6 +85,23 @@ describe('wrap', () => {
     }
   })
 
+  test('a rail outage on the paid retry is an McpPaymentError payment-unavailable (-32603)', async () => {
+    const fixture = paidServer({ failWith: () => new Error('rail down') })
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const payer = CoreClient.create({ methods: [fixture.rail.client()] })
+    const error = await wrap(client, { client: payer })
+      .callTool({ name: 'premium' })
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(McpPaymentError)
+    expect((error as McpPaymentError).code).toBe('payment-unavailable')
+    expect((error as McpPaymentError).jsonRpcCode).toBe(-32603)
+    expect(fixture.calls).toEqual([])
+    await client.close()
+  })
+
   test('the spend policy applies: a price over maxAmount is a PolicyError, nothing is paid', async () => {
     const t = await connected()
     try {

@@ -185,12 +185,21 @@ export function wrap<client extends McpClient>(
     try {
       result = await call(retried)
     } catch (error) {
+      // A -32603 carrying a payment problem is the server's "Internal payment error" (rail or store down).
+      const paymentProblem =
+        error instanceof McpError &&
+        error.code === -32603 &&
+        typeof (error.data as { problem?: unknown } | undefined)?.problem === 'object'
       if (
         error instanceof McpError &&
-        [paymentRequiredCode, verificationFailedCode, -32602].includes(error.code)
+        ([paymentRequiredCode, verificationFailedCode, -32602].includes(error.code) || paymentProblem)
       )
         throw new McpPaymentError(`the server refused the payment: ${error.message}`, {
-          code: error.code === -32602 ? 'credential-refused' : 'verification-failed',
+          code: paymentProblem
+            ? 'payment-unavailable'
+            : error.code === -32602
+              ? 'credential-refused'
+              : 'verification-failed',
           jsonRpcCode: error.code,
           failure: failureOf(error),
           challenge: payment.challenge,
