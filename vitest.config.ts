@@ -41,6 +41,12 @@ export default defineConfig({
       },
       { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
       {
+        find: /^@mppkit\/mcp\/(server|client)$/,
+        replacement: src('./packages/mcp/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/mcp$/, replacement: src('./packages/mcp/src/index.ts') },
+      { find: /^@mppkit\/discovery$/, replacement: src('./packages/discovery/src/index.ts') },
+      {
         find: /^@mppkit\/method-stripe\/(server|client)$/,
         replacement: src('./packages/method-stripe/src/$1/index.ts'),
       },

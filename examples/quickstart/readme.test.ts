@@ -80,6 +80,8 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
     expect(printed).toMatch(/reference: '0x[0-9a-f]{64}'/)
     expect(printed).toContain("200 { answer: 42 } { spent: '300', acceptedCumulative: '300' }")
     expect(printed).toMatch(/^closed 200/m)
+    // The paid MCP tool (examples/mcp-paid-tool): paid over MCP, receipt in the result's _meta.
+    expect(printed).toMatch(/^forecast Paris: sunny, 21 °C \(paid in 0x[0-9a-f]{64}\)$/m)
     expect(printed).toMatch(
       /^ {2}export MPPKIT_URL=http:\/\/127\.0\.0\.1:\d+\/weather MPPKIT_RPC_URL=http:\/\/127\.0\.0\.1:\d+ MPPKIT_PRIVATE_KEY=0x[0-9a-f]{64}$/m,
     )
