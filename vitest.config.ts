@@ -36,6 +36,17 @@ export default defineConfig({
       { find: /^@mppkit\/method-solana\/cli$/, replacement: src('./packages/method-solana/src/cli.ts') },
       { find: /^@mppkit\/method-solana$/, replacement: src('./packages/method-solana/src/index.ts') },
       {
+        find: /^@mppkit\/x402-compat\/(server|client)$/,
+        replacement: src('./packages/x402-compat/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
+      {
+        find: /^@mppkit\/mcp\/(server|client)$/,
+        replacement: src('./packages/mcp/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/mcp$/, replacement: src('./packages/mcp/src/index.ts') },
+      { find: /^@mppkit\/discovery$/, replacement: src('./packages/discovery/src/index.ts') },
+      {
         find: /^@mppkit\/method-stripe\/(server|client)$/,
         replacement: src('./packages/method-stripe/src/$1/index.ts'),
       },

@@ -119,6 +119,16 @@ for (const { example, code, output } of lightning) {
   if (code !== 0) await stop(code)
 }
 
+// Paid MCP tools: an agent pays a tool call over MCP with the same client and policy (examples/mcp-paid-tool).
+console.log('\nPaid MCP tool (examples/mcp-paid-tool):')
+const mcpServer = await startServer(here('../mcp-paid-tool/server.mjs'), env)
+const mcpCode = await runClient(here('../mcp-paid-tool/agent.mjs'), [mcpServer.url], {
+  ...env,
+  MPPKIT_PRIVATE_KEY: payer.privateKey,
+})
+mcpServer.kill()
+if (mcpCode !== 0) await stop(mcpCode)
+
 console.log(`
 Paid. The server stays up at ${url}
 In another terminal, in this folder, paste (a devnet key: test funds on this local node only):
