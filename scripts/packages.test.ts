@@ -60,7 +60,7 @@ describe('LICENSE and README of every package', () => {
           'method-solana': /^200 \{ paid: true \} [1-9A-HJ-NP-Za-km-z]{64,88}\n$/,
           'x402-compat': /^200 \{ paid: true \} 0x[0-9a-f]{64}\n$/,
           mcp: /^sunny success 100n\n$/,
-          discovery: /^max-age=300\ntrue \[\n? *\{ intent: 'charge', method: 'tempo', amount: '1000'/,
+          discovery: /^max-age=300\ntrue \[\s*\{\s*intent: 'charge',\s*method: 'tempo',\s*amount: '1000'/,
         }
         // A package that landed without an entry above is still run: it must print something.
         if (!expected[name]) console.warn(`[warn] ${name} README snippet: no expected output listed here`)
