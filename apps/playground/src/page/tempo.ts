@@ -153,9 +153,11 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       const state = channel()
       const response = await sessions!.close(url)
       const receipt = receiptOf(response)
-      const refund = state ? state.deposit - state.spent : 0n
+      // The close receipt's `spent` is final (the client's view can lag one chunk behind).
+      const spent = BigInt(String((receipt as { spent?: unknown } | undefined)?.spent ?? state?.spent ?? 0n))
+      const refund = state ? state.deposit - spent : 0n
       out.step('close', `Close: ${response.status}`, h('pre', {}, pretty(receipt ?? (await response.text()))))
-      setStatus(status, response.ok ? `Closed: spent ${display(state?.spent ?? 0n, t.decimals)}, refunded ${display(refund, t.decimals)} ${t.symbol}` : `Close failed: ${response.status}`, response.ok ? 'ok' : 'bad')
+      setStatus(status, response.ok ? `Closed: spent ${display(spent, t.decimals)}, refunded ${display(refund, t.decimals)} ${t.symbol}` : `Close failed: ${response.status}`, response.ok ? 'ok' : 'bad')
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
       sessions = undefined
     } catch (error) {
