@@ -85,7 +85,17 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       if (mode === 'pull') expect(credential).toMatch(/redacted \d+ chars/)
       await page.click('#tempo-charge-receipt button.record')
       await page.waitForFunction(() => /"status": "success"/.test(document.querySelector('#tempo-charge-receipt pre:last-child')?.textContent ?? ''))
+      // The devnet's record of the transaction: the transfer of the price to the payee.
+      const record = JSON.parse((await page.textContent('#tempo-charge-receipt pre:last-child'))!)
+      expect(record.transfers).toContainEqual({
+        token: tempo().tokens.pathUsd.toLowerCase(),
+        from: tempo().accounts[tempoRoles.chargePayer]!.address.toLowerCase(),
+        to: payee().toLowerCase(),
+        amount: '1000',
+      })
       await shot(`tempo-charge-${mode}`)
+      // The README's screenshot (apps/playground/screenshot.png is a copy, made smaller).
+      if (mode === 'pull') await page.screenshot({ path: join(outputDirectory, 'readme.png'), clip: { x: 0, y: 0, width: 1100, height: 900 } })
     }
     expect(references[0]).not.toBe(references[1])
   }, 60_000)

@@ -22,6 +22,9 @@ export type Playground = { server: http.Server; url: string; close(): Promise<vo
 
 type FullTempo = Extract<DevnetTempoInfo, { escrow: string }>
 
+/** keccak256('Transfer(address,address,uint256)') */
+const transferTopic = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
+
 const json = (value: unknown, status = 200) =>
   new Response(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2), {
     status,
@@ -131,7 +134,16 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
           to: transaction.to,
           nonce: transaction.nonce,
           gasUsed: receipt.gasUsed,
-          logs: receipt.logs.map((log) => ({ address: log.address, topics: log.topics, data: log.data })),
+          // ERC-20/TIP-20 Transfer events, decoded: what moved where.
+          transfers: receipt.logs
+            .filter((log) => log.topics[0] === transferTopic && log.topics.length === 3)
+            .map((log) => ({
+              token: log.address,
+              from: `0x${log.topics[1]!.slice(26)}`,
+              to: `0x${log.topics[2]!.slice(26)}`,
+              amount: BigInt(log.data),
+            })),
+          logs: receipt.logs.length,
         })
       }
       const stripeRecord = /^\/api\/record\/stripe\/(pi_[A-Za-z0-9_]+)$/.exec(path)
