@@ -95,7 +95,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       })
       await shot(`tempo-charge-${mode}`)
       // The README's screenshot (apps/playground/screenshot.png is a copy, made smaller).
-      if (mode === 'pull') await page.screenshot({ path: join(outputDirectory, 'readme.png'), clip: { x: 0, y: 0, width: 1100, height: 900 } })
+      if (mode === 'pull') await page.screenshot({ path: join(outputDirectory, 'readme.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 900 } })
     }
     expect(references[0]).not.toBe(references[1])
   }, 60_000)
