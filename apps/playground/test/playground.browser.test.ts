@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type RunningDevnet, startDevnet, tempoClients } from '@mppkit/devnet'
 import type { Page } from 'playwright-core'
@@ -27,8 +28,11 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     ])
     devnet = started
     console.log(`[playground] page.js ${size.bytes} bytes, ${size.gzipped} bytes gzipped`)
-    const { readFileSync } = await import('node:fs')
-    playground = await startPlayground({ devnet: devnet.info, page: readFileSync(join(dist, 'page.js')), chunkDelayMs: 20 })
+    playground = await startPlayground({
+      devnet: devnet.info,
+      page: readFileSync(join(dist, 'page.js'), 'utf8'),
+      chunkDelayMs: 20,
+    })
     browser = await launch()
     page = await browser.context.newPage()
     page.on('pageerror', (error) => errors.push(String(error)))
@@ -47,7 +51,8 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     await devnet?.stop()
   })
 
-  const tempo = () => devnet.info.tempo as Extract<NonNullable<RunningDevnet['info']['tempo']>, { escrow: string }>
+  const tempo = () =>
+    devnet.info.tempo as Extract<NonNullable<RunningDevnet['info']['tempo']>, { escrow: string }>
   const balance = (owner: Hex) =>
     tempoClients(tempo()).publicClient.readContract({
       address: tempo().tokens.pathUsd,
@@ -56,7 +61,8 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       args: [owner],
     })
   const payee = () => tempo().accounts[tempoRoles.payee]!.address
-  const shot = (name: string) => page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
+  const shot = (name: string) =>
+    page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
   const statusOf = (id: string, pattern: RegExp) =>
     page.waitForFunction(
       ([selector, source]) => new RegExp(source!).test(document.querySelector(selector!)?.textContent ?? ''),
@@ -84,7 +90,11 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       expect(credential).toContain('"method": "tempo"')
       if (mode === 'pull') expect(credential).toMatch(/redacted \d+ chars/)
       await page.click('#tempo-charge-receipt button.record')
-      await page.waitForFunction(() => /"status": "success"/.test(document.querySelector('#tempo-charge-receipt pre:last-child')?.textContent ?? ''))
+      await page.waitForFunction(() =>
+        /"status": "success"/.test(
+          document.querySelector('#tempo-charge-receipt pre:last-child')?.textContent ?? '',
+        ),
+      )
       // The devnet's record of the transaction: the transfer of the price to the payee.
       const record = JSON.parse((await page.textContent('#tempo-charge-receipt pre:last-child'))!)
       expect(record.transfers).toContainEqual({
@@ -95,7 +105,12 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       })
       await shot(`tempo-charge-${mode}`)
       // The README's screenshot (apps/playground/screenshot.png is a copy, made smaller).
-      if (mode === 'pull') await page.screenshot({ path: join(outputDirectory, 'readme.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 900 } })
+      if (mode === 'pull')
+        await page.screenshot({
+          path: join(outputDirectory, 'readme.png'),
+          fullPage: true,
+          clip: { x: 0, y: 0, width: 1100, height: 900 },
+        })
     }
     expect(references[0]).not.toBe(references[1])
   }, 60_000)
@@ -136,10 +151,15 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
   }, 60_000)
 
   it('pays Stripe with a test card, shows a decline and a card that needs authentication', async () => {
-    const info = devnet.info.stripe as Extract<NonNullable<RunningDevnet['info']['stripe']>, { networkId: string }>
+    const info = devnet.info.stripe as Extract<
+      NonNullable<RunningDevnet['info']['stripe']>,
+      { networkId: string }
+    >
     const stripe = new Stripe(info.secretKey, { host: info.host, port: info.port, protocol: info.protocol })
     const succeeded = async () =>
-      (await stripe.paymentIntents.list({ limit: 100 })).data.filter((intent) => intent.status === 'succeeded')
+      (await stripe.paymentIntents.list({ limit: 100 })).data.filter(
+        (intent) => intent.status === 'succeeded',
+      )
     await page.click('#tab-stripe')
     const before = (await succeeded()).length
     await page.selectOption('#stripe-card', 'pm_card_visa')
@@ -169,7 +189,9 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
   }, 60_000)
 
   it('decodes a real WWW-Authenticate header and a URL in the inspector', async () => {
-    const header = (await fetch(new URL('/api/demo/tempo/charge', playground.url))).headers.get('www-authenticate')!
+    const header = (await fetch(new URL('/api/demo/tempo/charge', playground.url))).headers.get(
+      'www-authenticate',
+    )!
     await page.click('#tab-inspector')
     await page.fill('#inspect-input', header)
     await page.click('#inspect-run')

@@ -14,7 +14,10 @@ describe('npm run playground', () => {
   })
 
   it('serves the page within 10 s of the build finishing, and Ctrl-C stops the devnet with it', async () => {
-    const build = spawn(process.execPath, ['build.mjs', '--quiet'], { cwd: app, stdio: ['ignore', 'pipe', 'inherit'] })
+    const build = spawn(process.execPath, ['build.mjs', '--quiet'], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     build.stdout!.on('data', (chunk) => process.stdout.write(chunk))
     const [code] = await once(build, 'exit')
     expect(code).toBe(0)
@@ -26,7 +29,9 @@ describe('npm run playground', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     const lines = createInterface({ input: child.stdout! })
-    const [line] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => [''])])) as [string]
+    const [line] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => [''])])) as [
+      string,
+    ]
     const url = /^playground: (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line)?.[1]
     expect(url, `first line: ${line}`).toBeDefined()
     const page = await fetch(url!)
@@ -40,7 +45,9 @@ describe('npm run playground', () => {
     expect(seconds).toBeLessThan(10)
 
     // The devnet's anvil answers while the playground runs, and is gone once Ctrl-C stopped it.
-    const { tempo } = (await (await fetch(new URL('/api/config', url))).json()) as { tempo: { rpcUrl: string } }
+    const { tempo } = (await (await fetch(new URL('/api/config', url))).json()) as {
+      tempo: { rpcUrl: string }
+    }
     const blockNumber = () =>
       fetch(tempo.rpcUrl, {
         method: 'POST',

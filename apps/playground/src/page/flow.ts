@@ -35,12 +35,23 @@ export function recordingFetch(log: Exchange[]): typeof fetch {
 export type Units = { decimals: number; symbol: string }
 
 /** The offers of a 402, one row each: method, intent, amount in display units, expiry, binding. */
-export function offersTable(challenges: readonly Challenge.Challenge[], units: (c: Challenge.Challenge) => Units) {
+export function offersTable(
+  challenges: readonly Challenge.Challenge[],
+  units: (c: Challenge.Challenge) => Units,
+) {
   const now = Date.now()
   return h(
     'table',
     {},
-    h('tr', {}, h('th', {}, 'method/intent'), h('th', {}, 'amount'), h('th', {}, 'expires'), h('th', {}, 'binding (id)'), h('th', {}, 'request')),
+    h(
+      'tr',
+      {},
+      h('th', {}, 'method/intent'),
+      h('th', {}, 'amount'),
+      h('th', {}, 'expires'),
+      h('th', {}, 'binding (id)'),
+      h('th', {}, 'request'),
+    ),
     ...challenges.map((challenge) => {
       const request = challenge.request as Record<string, unknown>
       const unit = units(challenge)
@@ -51,7 +62,13 @@ export function offersTable(challenges: readonly Challenge.Challenge[], units: (
         'tr',
         { class: 'offer' },
         h('td', {}, `${challenge.method}/${challenge.intent}`),
-        h('td', {}, request.amount === undefined ? '—' : `${display(String(request.amount), unit.decimals)} ${unit.symbol}${request.unitType ? ` per ${String(request.unitType)}` : ''}`),
+        h(
+          'td',
+          {},
+          request.amount === undefined
+            ? '—'
+            : `${display(String(request.amount), unit.decimals)} ${unit.symbol}${request.unitType ? ` per ${String(request.unitType)}` : ''}`,
+        ),
         h('td', {}, expires),
         h('td', {}, h('code', {}, challenge.id)),
         h('td', {}, h('pre', {}, pretty(request))),
@@ -74,7 +91,12 @@ export function maskedCredential(authorization: string): unknown {
   if (inspection.kind !== 'credential') return { undecodable: inspection.kind }
   const { credential } = inspection
   return {
-    challenge: { id: credential.challenge.id, method: credential.challenge.method, intent: credential.challenge.intent, realm: credential.challenge.realm },
+    challenge: {
+      id: credential.challenge.id,
+      method: credential.challenge.method,
+      intent: credential.challenge.intent,
+      realm: credential.challenge.realm,
+    },
     ...(credential.source ? { source: credential.source } : {}),
     payload: redact(credential.payload),
   }
@@ -109,11 +131,20 @@ export async function showPayment(
 ): Promise<unknown> {
   const unpaid = log.find((exchange) => exchange.status === 402 && !exchange.authorization) ?? log[0]
   if (unpaid) {
-    out.step('unpaid', `1. Unpaid request: ${unpaid.method} ${new URL(unpaid.url).pathname} → ${unpaid.status}`, h('pre', {}, `WWW-Authenticate: ${unpaid.headers.get('www-authenticate') ?? '(none)'}`))
+    out.step(
+      'unpaid',
+      `1. Unpaid request: ${unpaid.method} ${new URL(unpaid.url).pathname} → ${unpaid.status}`,
+      h('pre', {}, `WWW-Authenticate: ${unpaid.headers.get('www-authenticate') ?? '(none)'}`),
+    )
     out.step('offers', '2. The 402: every offer decoded', offersTable(offersOf(unpaid), units))
   }
   const paid = [...log].reverse().find((exchange) => exchange.authorization)
-  if (paid?.authorization) out.step('credential', '3. Credential (Authorization: Payment, decoded, secrets masked)', h('pre', {}, pretty(maskedCredential(paid.authorization))))
+  if (paid?.authorization)
+    out.step(
+      'credential',
+      '3. Credential (Authorization: Payment, decoded, secrets masked)',
+      h('pre', {}, pretty(maskedCredential(paid.authorization))),
+    )
   const body = await response.text()
   out.step('response', `4. Paid response: ${response.status}`, h('pre', {}, body))
   const receipt = receiptOf(response)
@@ -125,7 +156,18 @@ export async function showPayment(
       '5. Receipt (Payment-Receipt, decoded)',
       h('pre', {}, pretty(receipt)),
       reference
-        ? h('button', { type: 'button', class: 'record', onclick: async () => { recordBox.textContent = 'loading the devnet record…'; recordBox.textContent = pretty(await record(reference)) } }, `Devnet record of ${reference.slice(0, 18)}…`)
+        ? h(
+            'button',
+            {
+              type: 'button',
+              class: 'record',
+              onclick: async () => {
+                recordBox.textContent = 'loading the devnet record…'
+                recordBox.textContent = pretty(await record(reference))
+              },
+            },
+            `Devnet record of ${reference.slice(0, 18)}…`,
+          )
         : '',
       recordBox,
     )

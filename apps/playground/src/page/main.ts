@@ -1,9 +1,9 @@
 // The playground page: one view per rail and intent, plus the inspector.
 import { Client } from '@mppkit/core/client'
 import { inspectUrl, inspectValue, render } from '../../../../packages/core/src/internal/inspect.js'
-import { tempoViews } from './tempo.js'
-import { stripeView } from './stripe.js'
 import { h } from './dom.js'
+import { stripeView } from './stripe.js'
+import { tempoViews } from './tempo.js'
 
 export type Config = {
   rails: { tempo: boolean; stripe: boolean }
@@ -27,22 +27,38 @@ export type View = { id: string; title: string; element: HTMLElement }
 export const getJson = async (path: string) => (await fetch(path)).json() as Promise<any>
 
 function inspectorView(): View {
-  const input = h('textarea', { id: 'inspect-input', 'aria-label': 'A WWW-Authenticate, Authorization or Payment-Receipt value, or a URL', placeholder: 'Paste a WWW-Authenticate, Authorization or Payment-Receipt value, or a URL' })
+  const input = h('textarea', {
+    id: 'inspect-input',
+    'aria-label': 'A WWW-Authenticate, Authorization or Payment-Receipt value, or a URL',
+    placeholder: 'Paste a WWW-Authenticate, Authorization or Payment-Receipt value, or a URL',
+  })
   const output = h('pre', { id: 'inspect-output', 'aria-live': 'polite' })
   const run = async () => {
     const value = input.value.trim()
     if (/^https?:\/\//i.test(value)) {
       output.textContent = 'fetching…'
-      const { text } = await inspectUrl(value).catch((error: Error) => ({ text: `fetch failed: ${error.message}` }))
+      const { text } = await inspectUrl(value).catch((error: Error) => ({
+        text: `fetch failed: ${error.message}`,
+      }))
       output.textContent = text
     } else output.textContent = render(inspectValue(value))
   }
   const element = h(
     'section',
     { id: 'view-inspector' },
-    h('p', {}, 'Decodes a header value with the same code as ', h('code', {}, 'mppkit inspect'), ' (secrets masked), or fetches a URL and decodes its 402 or receipt.'),
+    h(
+      'p',
+      {},
+      'Decodes a header value with the same code as ',
+      h('code', {}, 'mppkit inspect'),
+      ' (secrets masked), or fetches a URL and decodes its 402 or receipt.',
+    ),
     input,
-    h('div', { class: 'controls' }, h('button', { type: 'button', id: 'inspect-run', onclick: run }, 'Inspect')),
+    h(
+      'div',
+      { class: 'controls' },
+      h('button', { type: 'button', id: 'inspect-run', onclick: run }, 'Inspect'),
+    ),
     output,
   )
   return { id: 'inspector', title: 'Inspector', element }
@@ -50,19 +66,28 @@ function inspectorView(): View {
 
 async function main() {
   const config = (await getJson('/api/config')) as Config
-  const views: View[] = [...(config.tempo ? tempoViews(config) : []), ...(config.stripe ? stripeView(config) : []), inspectorView()]
+  const views: View[] = [
+    ...(config.tempo ? tempoViews(config) : []),
+    ...(config.stripe ? stripeView(config) : []),
+    inspectorView(),
+  ]
   const tabs = document.getElementById('tabs')!
   const container = document.getElementById('views')!
   container.replaceChildren()
   const select = (id: string) => {
     for (const view of views) view.element.hidden = view.id !== id
-    for (const tab of tabs.querySelectorAll('button')) tab.setAttribute('aria-selected', String(tab.dataset.view === id))
+    for (const tab of tabs.querySelectorAll('button'))
+      tab.setAttribute('aria-selected', String(tab.dataset.view === id))
     if (location.hash !== `#${id}`) history.replaceState(null, '', `#${id}`)
   }
   for (const view of views) {
     view.element.setAttribute('role', 'tabpanel')
     container.append(view.element)
-    const tab = h('button', { type: 'button', role: 'tab', id: `tab-${view.id}`, onclick: () => select(view.id) }, view.title)
+    const tab = h(
+      'button',
+      { type: 'button', role: 'tab', id: `tab-${view.id}`, onclick: () => select(view.id) },
+      view.title,
+    )
     tab.dataset.view = view.id
     tabs.append(tab)
   }

@@ -25,9 +25,20 @@ export type PaymentViewOptions = {
 
 export function balanceBox(label: string, before: Balances | undefined, after: Balances | undefined) {
   const rows = Object.keys(after ?? before ?? {}).map((key) =>
-    h('tr', {}, h('th', {}, key), h('td', { class: 'before' }, before?.[key] ?? '…'), h('td', { class: 'after' }, after?.[key] ?? '…')),
+    h(
+      'tr',
+      {},
+      h('th', {}, key),
+      h('td', { class: 'before' }, before?.[key] ?? '…'),
+      h('td', { class: 'after' }, after?.[key] ?? '…'),
+    ),
   )
-  return h('div', {}, h('strong', {}, label), h('table', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'before'), h('th', {}, 'after')), ...rows))
+  return h(
+    'div',
+    {},
+    h('strong', {}, label),
+    h('table', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'before'), h('th', {}, 'after')), ...rows),
+  )
 }
 
 export function paymentView(options: PaymentViewOptions): View {
@@ -76,8 +87,14 @@ export function paymentView(options: PaymentViewOptions): View {
       if (response.ok && receipt) setStatus(status, `Paid: ${response.status} in ${ms} ms`, 'ok')
       else {
         const problem = log.at(-1)?.body
-        const reason = problem ? (JSON.parse(problem) as { reason?: string; detail?: string; title?: string }) : undefined
-        setStatus(status, `Not paid: ${response.status}${reason ? ` ${reason.reason ?? reason.title ?? ''}: ${reason.detail ?? ''}` : ''}`, 'bad')
+        const reason = problem
+          ? (JSON.parse(problem) as { reason?: string; detail?: string; title?: string })
+          : undefined
+        setStatus(
+          status,
+          `Not paid: ${response.status}${reason ? ` ${reason.reason ?? reason.title ?? ''}: ${reason.detail ?? ''}` : ''}`,
+          'bad',
+        )
       }
       const ledger = client!.ledger as unknown as { spent(currency: string): bigint }
       spent.textContent = display(ledger.spent(options.currency), options.units.decimals)
@@ -88,7 +105,22 @@ export function paymentView(options: PaymentViewOptions): View {
       pay.disabled = false
     }
   })
-  const apply = h('button', { type: 'button', id: `${id}-apply`, onclick: () => { try { newClient(); setStatus(status, 'Policy applied (a new client: spent resets to 0).') } catch (error) { setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad') } } }, 'Apply policy')
+  const apply = h(
+    'button',
+    {
+      type: 'button',
+      id: `${id}-apply`,
+      onclick: () => {
+        try {
+          newClient()
+          setStatus(status, 'Policy applied (a new client: spent resets to 0).')
+        } catch (error) {
+          setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
+        }
+      },
+    },
+    'Apply policy',
+  )
   const element = h(
     'section',
     { id: `view-${id}` },

@@ -8,12 +8,22 @@ import { paymentView } from './payment.js'
 
 export function stripeView(config: Config): View[] {
   const s = config.stripe!
-  const card = h('select', { id: 'stripe-card' }, ...Object.entries(s.cards).map(([id, label]) => h('option', { value: id }, label)))
+  const card = h(
+    'select',
+    { id: 'stripe-card' },
+    ...Object.entries(s.cards).map(([id, label]) => h('option', { value: id }, label)),
+  )
   const createToken = async (request: TokenRequest) => {
     const response = await fetch('/api/stripe/token', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ paymentMethod: card.value, amount: request.amount, currency: request.currency, networkId: request.networkId, expiresAt: request.expiresAt }),
+      body: JSON.stringify({
+        paymentMethod: card.value,
+        amount: request.amount,
+        currency: request.currency,
+        networkId: request.networkId,
+        expiresAt: request.expiresAt,
+      }),
     })
     if (!response.ok) throw new Error(`issuing an SPT failed: ${response.status}`)
     return response.json()
@@ -29,8 +39,16 @@ export function stripeView(config: Config): View[] {
     currency: 'usd',
     methods: () => [stripe({ createToken })],
     balances: async () => {
-      const b = (await getJson('/api/balances')).stripe as { received: number; succeeded: number; notSucceeded: number }
-      return { 'payee received (USD)': display(String(b.received), 2), 'succeeded PaymentIntents': String(b.succeeded), 'other PaymentIntents': String(b.notSucceeded) }
+      const b = (await getJson('/api/balances')).stripe as {
+        received: number
+        succeeded: number
+        notSucceeded: number
+      }
+      return {
+        'payee received (USD)': display(String(b.received), 2),
+        'succeeded PaymentIntents': String(b.succeeded),
+        'other PaymentIntents': String(b.notSucceeded),
+      }
     },
     record: (reference) => getJson(`/api/record/stripe/${reference}`),
   })

@@ -22,7 +22,12 @@ export function tempoViews(config: Config): View[] {
     }
   }
   const record = (reference: string) => getJson(`/api/record/tempo/${reference}`)
-  const mode = h('select', { id: 'tempo-charge-mode' }, h('option', { value: 'pull' }, 'pull (server broadcasts)'), h('option', { value: 'push' }, 'push (page broadcasts)'))
+  const mode = h(
+    'select',
+    { id: 'tempo-charge-mode' },
+    h('option', { value: 'pull' }, 'pull (server broadcasts)'),
+    h('option', { value: 'push' }, 'push (page broadcasts)'),
+  )
   const charge = paymentView({
     id: 'tempo-charge',
     title: 'Tempo charge',
@@ -44,7 +49,9 @@ export function tempoViews(config: Config): View[] {
     record,
   })
   // The client is built on the first payment after a mode change (its method holds the mode).
-  mode.addEventListener('change', () => (charge.element.querySelector('#tempo-charge-apply') as HTMLButtonElement).click())
+  mode.addEventListener('change', () =>
+    (charge.element.querySelector('#tempo-charge-apply') as HTMLButtonElement).click(),
+  )
   return [charge, sessionView(config, balances)]
 }
 
@@ -53,7 +60,11 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
   // Absolute: the session client keys channels and sends vouchers by URL.
   const url = new URL('/api/demo/tempo/session', location.href).href
   const price = BigInt(config.prices.tempoChunk)
-  const deposit = h('input', { id: 'tempo-session-deposit', inputmode: 'decimal', value: display(price * 5n, t.decimals) })
+  const deposit = h('input', {
+    id: 'tempo-session-deposit',
+    inputmode: 'decimal',
+    value: display(price * 5n, t.decimals),
+  })
   const maxDeposit = h('input', { id: 'tempo-session-max-deposit', inputmode: 'decimal', value: '0.01' })
   const status = h('p', { class: 'status', id: 'tempo-session-status', role: 'status' })
   const meterBar = h('span', {})
@@ -73,8 +84,16 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
     meterBar.style.width = `${Number((state.cumulative * 100n) / (state.deposit || 1n))}%`
     meterText.textContent = `channel ${state.channelId.slice(0, 10)}…  deposit ${display(state.deposit, t.decimals)}  vouchers signed ${display(state.cumulative, t.decimals)}  spent ${display(state.spent, t.decimals)} ${t.symbol}  top-ups ${topUps}`
   }
-  const open = h('button', { type: 'button', id: 'tempo-session-stream-button' }, 'Stream (open or reuse the channel)')
-  const close = h('button', { type: 'button', id: 'tempo-session-close', disabled: true }, 'Close the channel (refund)')
+  const open = h(
+    'button',
+    { type: 'button', id: 'tempo-session-stream-button' },
+    'Stream (open or reuse the channel)',
+  )
+  const close = h(
+    'button',
+    { type: 'button', id: 'tempo-session-close', disabled: true },
+    'Close the channel (refund)',
+  )
   open.addEventListener('click', async () => {
     open.disabled = true
     out.clear()
@@ -92,7 +111,10 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
         })
         client = Client.create({
           methods: [sessions],
-          policy: { currencies: [t.currency], maxDeposit: { [t.currency]: baseUnits(maxDeposit.value, t.decimals) } },
+          policy: {
+            currencies: [t.currency],
+            maxDeposit: { [t.currency]: baseUnits(maxDeposit.value, t.decimals) },
+          },
           fetch,
         })
         topUps = 0
@@ -105,14 +127,28 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
         response = await client!.fetch(url)
       } catch (error) {
         const name = (error as Error).name
-        setStatus(status, `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`, 'bad')
+        setStatus(
+          status,
+          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
+          'bad',
+        )
         sessions = undefined
         return
       }
       const unpaid = log.find((exchange) => exchange.status === 402)
-      if (unpaid) out.step('offers', `402 offers of ${new URL(url).pathname}`, offersTable(offersOf(unpaid), () => ({ decimals: t.decimals, symbol: `${t.symbol}` })))
+      if (unpaid)
+        out.step(
+          'offers',
+          `402 offers of ${new URL(url).pathname}`,
+          offersTable(offersOf(unpaid), () => ({ decimals: t.decimals, symbol: `${t.symbol}` })),
+        )
       const paid = log.find((exchange) => exchange.authorization)
-      if (paid?.authorization) out.step('credential', 'Credential (open or voucher, decoded, secrets masked)', h('pre', {}, pretty(maskedCredential(paid.authorization))))
+      if (paid?.authorization)
+        out.step(
+          'credential',
+          'Credential (open or voucher, decoded, secrets masked)',
+          h('pre', {}, pretty(maskedCredential(paid.authorization))),
+        )
       showMeter()
       if (!response.ok || !response.body) {
         setStatus(status, `Not paid: ${response.status} ${await response.text()}`, 'bad')
@@ -120,8 +156,11 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       }
       let buffer = ''
       let last: unknown
-      for await (const text of response.body.pipeThrough(new TextDecoderStream())) {
-        buffer += text
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        buffer += value
         for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
           const event = buffer.slice(0, end)
           buffer = buffer.slice(end + 2)
@@ -138,7 +177,11 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       }
       const receipt = last ?? receiptOf(response)
       if (receipt) out.step('receipt', 'Stream receipt (decoded)', h('pre', {}, pretty(receipt)))
-      setStatus(status, `Streamed: ${stream.textContent.trim().split(/\s+/).length} chunks paid, ${topUps} top-up(s)`, 'ok')
+      setStatus(
+        status,
+        `Streamed: ${stream.textContent.trim().split(/\s+/).length} chunks paid, ${topUps} top-up(s)`,
+        'ok',
+      )
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
       close.disabled = false
     } catch (error) {
@@ -157,7 +200,13 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       const spent = BigInt(String((receipt as { spent?: unknown } | undefined)?.spent ?? state?.spent ?? 0n))
       const refund = state ? state.deposit - spent : 0n
       out.step('close', `Close: ${response.status}`, h('pre', {}, pretty(receipt ?? (await response.text()))))
-      setStatus(status, response.ok ? `Closed: spent ${display(spent, t.decimals)}, refunded ${display(refund, t.decimals)} ${t.symbol}` : `Close failed: ${response.status}`, response.ok ? 'ok' : 'bad')
+      setStatus(
+        status,
+        response.ok
+          ? `Closed: spent ${display(spent, t.decimals)}, refunded ${display(refund, t.decimals)} ${t.symbol}`
+          : `Close failed: ${response.status}`,
+        response.ok ? 'ok' : 'bad',
+      )
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
       sessions = undefined
     } catch (error) {
@@ -168,8 +217,19 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
   const element = h(
     'section',
     { id: 'view-tempo-session' },
-    h('p', {}, `GET ${new URL(url).pathname} streams words over SSE at ${display(price, t.decimals)} ${t.symbol} per chunk, paid with vouchers on a channel in the escrow; a small deposit runs out mid-stream and is topped up.`),
-    h('div', { class: 'controls' }, h('label', {}, `Deposit (${t.symbol})`, deposit), h('label', {}, `Policy: max deposit (${t.symbol})`, maxDeposit), open, close),
+    h(
+      'p',
+      {},
+      `GET ${new URL(url).pathname} streams words over SSE at ${display(price, t.decimals)} ${t.symbol} per chunk, paid with vouchers on a channel in the escrow; a small deposit runs out mid-stream and is topped up.`,
+    ),
+    h(
+      'div',
+      { class: 'controls' },
+      h('label', {}, `Deposit (${t.symbol})`, deposit),
+      h('label', {}, `Policy: max deposit (${t.symbol})`, maxDeposit),
+      open,
+      close,
+    ),
     status,
     h('div', { class: 'meter', 'aria-hidden': 'true' }, meterBar),
     meterText,

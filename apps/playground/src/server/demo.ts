@@ -4,7 +4,7 @@ import { Server } from '@mppkit/core/server'
 import type { DevnetStripeInfo, DevnetTempoInfo } from '@mppkit/devnet'
 import { stripe } from '@mppkit/method-stripe/server'
 import { tempo } from '@mppkit/method-tempo/server'
-import Stripe from 'stripe'
+import type Stripe from 'stripe'
 import { privateKeyToAccount } from 'viem/accounts'
 
 /** Prices, in base units: 0.001 PathUSD per charge, 0.0001 per streamed chunk, $0.50 per Stripe charge. */
@@ -93,7 +93,9 @@ export function createDemo(options: {
     routes.set(
       '/api/demo/stripe/charge',
       server.protect(
-        { offers: [{ method: 'stripe', request: { amount: prices.stripeCharge }, description: 'one report' }] },
+        {
+          offers: [{ method: 'stripe', request: { amount: prices.stripeCharge }, description: 'one report' }],
+        },
         (_request, payment) =>
           Response.json({ report: 'Q3 revenue up 12%', paymentIntent: payment.receipt.reference }),
       ),

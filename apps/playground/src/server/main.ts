@@ -9,7 +9,7 @@ import { startPlayground } from './playground.js'
 export const playgroundRails: DevnetRail[] = ['tempo', 'stripe']
 
 const started = performance.now()
-const page = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)))
+const page = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)), 'utf8')
 const devnet = await startDevnet({ rails: playgroundRails, tempo: { accounts: 4 } })
 let playground: Awaited<ReturnType<typeof startPlayground>>
 try {

@@ -12,7 +12,7 @@ import { html } from './html.js'
 export type PlaygroundOptions = {
   devnet: DevnetInfo
   /** The page bundle (dist/page.js). */
-  page: Uint8Array | string
+  page: string
   /** HMAC secret of the demo challenges (default: a random one). */
   secret?: string
   chunkDelayMs?: number
@@ -26,10 +26,13 @@ type FullTempo = Extract<DevnetTempoInfo, { escrow: string }>
 const transferTopic = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
 
 const json = (value: unknown, status = 200) =>
-  new Response(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2), {
-    status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-  })
+  new Response(
+    JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    {
+      status,
+      headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    },
+  )
 
 const problem = (status: number, title: string) =>
   new Response(JSON.stringify({ type: 'about:blank', title, status }), {
@@ -39,9 +42,9 @@ const problem = (status: number, title: string) =>
 
 /** The handler of every playground route, as a fetch-style function. */
 export function playgroundHandler(options: PlaygroundOptions): (request: Request) => Promise<Response> {
-  const tempo = options.devnet.tempo && 'escrow' in options.devnet.tempo ? (options.devnet.tempo as FullTempo) : undefined
-  const stripeInfo =
-    options.devnet.stripe?.source === 'embedded' ? options.devnet.stripe : undefined
+  const tempo =
+    options.devnet.tempo && 'escrow' in options.devnet.tempo ? (options.devnet.tempo as FullTempo) : undefined
+  const stripeInfo = options.devnet.stripe?.source === 'embedded' ? options.devnet.stripe : undefined
   const stripeClient = stripeInfo
     ? new Stripe(stripeInfo.secretKey, {
         host: stripeInfo.host,
@@ -58,7 +61,12 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
   })
   const publicClient = tempo ? tempoClients(tempo).publicClient : undefined
   const tokenBalance = (owner: Hex) =>
-    publicClient!.readContract({ address: tempo!.tokens.pathUsd, abi: erc20Abi, functionName: 'balanceOf', args: [owner] })
+    publicClient!.readContract({
+      address: tempo!.tokens.pathUsd,
+      abi: erc20Abi,
+      functionName: 'balanceOf',
+      args: [owner],
+    })
 
   // Only devnet keys reach the page: the Tempo payers' keys (test funds on a local anvil).
   const config = {
