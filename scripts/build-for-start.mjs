@@ -1,6 +1,7 @@
-// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet) as JavaScript only,
-// and only when their sources are newer than their dist/: a few seconds on a fresh clone, where the full
-// `npm run build` (with type declarations) takes minutes. Prints what it does while it does it.
+// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet) with tsup alone
+// (JavaScript, no type declarations), and only when their sources are newer than their dist/: a few
+// seconds on a fresh clone, where the full `npm run build` (with type declarations) takes minutes.
+// Prints what it does while it does it.
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -41,7 +42,6 @@ function tsup(directory) {
   return new Promise((resolve, reject) => {
     const child = spawn(join(root, 'node_modules/.bin/tsup'), [], {
       cwd: directory,
-      env: { ...process.env, MPPKIT_BUILD: 'js' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''

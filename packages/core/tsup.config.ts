@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
-// MPPKIT_BUILD=js skips type declarations (seconds instead of minutes): `npm start` builds that way.
-const declarations = process.env.MPPKIT_BUILD !== 'js'
+// JavaScript only: `tsc -p tsconfig.build.json` writes the declarations next to it (one .d.ts per source
+// file, as tsc checks them), and `npm start` runs tsup alone.
 
 export default defineConfig({
   entry: {
@@ -13,14 +13,6 @@ export default defineConfig({
     'bin/conformance-adapter': 'src/bin/conformance-adapter.ts',
   },
   format: ['esm'],
-  dts: declarations && {
-    entry: {
-      index: 'src/index.ts',
-      'server/index': 'src/server/index.ts',
-      'client/index': 'src/client/index.ts',
-      'testing/index': 'src/testing/index.ts',
-    },
-  },
   clean: true,
   sourcemap: true,
   target: 'node20',

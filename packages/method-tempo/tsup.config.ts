@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
-// MPPKIT_BUILD=js skips type declarations (seconds instead of minutes): `npm start` builds that way.
-const declarations = process.env.MPPKIT_BUILD !== 'js'
+// JavaScript only: `tsc -p tsconfig.build.json` writes the declarations next to it (one .d.ts per source
+// file, as tsc checks them), and `npm start` runs tsup alone.
 
 export default defineConfig({
   entry: {
@@ -11,7 +11,6 @@ export default defineConfig({
     cli: 'src/cli.ts',
   },
   format: ['esm'],
-  dts: declarations,
   clean: true,
   sourcemap: true,
   target: 'node20',

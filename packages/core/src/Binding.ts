@@ -36,9 +36,17 @@ export function computeId(fields: ChallengeFields, secret: string | Uint8Array, 
   return computeIdRaw(bindingInput(fields, requestB64), checkSecret(secret))
 }
 
+/**
+ * A `node:crypto` `KeyObject` holding a secret, typed by shape so that these declarations need no
+ * `@types/node`.
+ */
+export type SecretKeyObject = { readonly type: string; readonly symmetricKeySize?: number | undefined }
+
 /** HMAC of a prepared binding input with an already checked secret (hot path of the server). */
-export function computeIdRaw(input: string, secret: Uint8Array | KeyObject): string {
-  return createHmac('sha256', secret).update(input).digest('base64url')
+export function computeIdRaw(input: string, secret: Uint8Array | SecretKeyObject): string {
+  return createHmac('sha256', secret as Uint8Array | KeyObject)
+    .update(input)
+    .digest('base64url')
 }
 
 /**

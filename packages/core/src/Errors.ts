@@ -108,7 +108,17 @@ export class PaymentError extends BaseError {
   }
 }
 
-function problemClass(type: string, title: string, status: number, className: string) {
+/**
+ * What {@link problemClass} returns, spelled out: an inferred type would copy `ErrorConstructor`'s
+ * statics, which @types/node augments (`NodeJS.CallSite`), into the declarations.
+ */
+type ProblemClass = {
+  new (options?: PaymentErrorOptions): PaymentError
+  readonly prototype: PaymentError
+  is(value: unknown): value is PaymentError
+}
+
+function problemClass(type: string, title: string, status: number, className: string): ProblemClass {
   const Class = class extends PaymentError {
     constructor(options: PaymentErrorOptions = {}) {
       super({ type, title, status, ...options })

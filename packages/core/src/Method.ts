@@ -155,6 +155,8 @@ export type Server<definition extends Definition<any, any> = Definition<any, any
   setup?(context: SetupContext): void
   /** Called by `server.close()`: stop timers, flush settlement batches. Awaited. */
   close?(): void | Promise<void>
+  /** Readiness: throws when the rail cannot be used (RPC unreachable). Called by `server.check()`. */
+  check?(): void | Promise<void>
   /** Adds per-challenge fields (memo, nonce, fee-payer data) at issuance. These are not pinned. */
   prepare?(
     context: PrepareContext<Infer<definition['request']>>,

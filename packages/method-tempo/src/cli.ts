@@ -1,4 +1,4 @@
-import { PolicyError, type Receipt } from '@mppkit/core'
+import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
 import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -204,12 +204,6 @@ async function payUrl(parameters: {
       return symbol
     },
   }
-  const client = createClient({
-    methods: [
-      guard(chargeClient({ account, rpcUrl, chainId, mode }), limits, hooks),
-      guard(sessions, limits, hooks),
-    ],
-  })
   const headers = new Headers()
   for (const header of args.lists.get('header') ?? []) {
     const colon = header.indexOf(':')
@@ -217,10 +211,42 @@ async function payUrl(parameters: {
   }
   const data = args.values.get('data')
   const method = args.values.get('method') ?? (data !== undefined ? 'POST' : 'GET')
+  const init = { method, headers, ...(data !== undefined ? { body: data } : {}) }
   const printReceipt = (label: string, receipt: Receipt.Receipt | undefined) => {
     if (receipt) io.stderr(`${label}: ${JSON.stringify(receipt, null, 2)}\n`)
   }
-  const response = await client.fetch(url, { method, headers, ...(data !== undefined ? { body: data } : {}) })
+  // An unpaid look first: a free resource is just printed, and a 402 names the currencies that the
+  // client's spend policy then limits per currency (the caps below), besides the guard on each payment.
+  const probe = await fetch(url, init)
+  if (probe.status !== 402) {
+    io.stdout(await probe.text())
+    if (!probe.ok) io.stderr(`mppkit pay: HTTP ${probe.status} ${probe.statusText}\n`)
+    return probe.ok ? 0 : 1
+  }
+  await probe.body?.cancel()
+  const currencies = [
+    ...new Set(
+      Challenge.parseAll(probe.headers.get('www-authenticate') ?? '')
+        .filter((c) => c.method === 'tempo')
+        .map((c) => (c.request as { currency?: unknown }).currency)
+        .filter((c): c is string => typeof c === 'string' && /^0x[0-9a-fA-F]{40}$/.test(c)),
+    ),
+  ]
+  const perCurrency = (amount: bigint) => Object.fromEntries(currencies.map((c) => [c, amount]))
+  const total = limits.maxAmount > limits.maxDeposit ? limits.maxAmount : limits.maxDeposit
+  const client = createClient({
+    methods: [
+      guard(chargeClient({ account, rpcUrl, chainId, mode }), limits, hooks),
+      guard(sessions, limits, hooks),
+    ],
+    policy: {
+      currencies,
+      maxAmount: perCurrency(limits.maxAmount),
+      maxDeposit: perCurrency(limits.maxDeposit),
+      budget: perCurrency(total),
+    },
+  })
+  const response = await client.fetch(url, init)
   let code = response.ok ? 0 : 1
   if (response.status === 402) {
     code = 1

@@ -185,22 +185,24 @@ export function pipeline(dependencies: Dependencies) {
 
   // A retry of a request that was already paid is answered before expiry checks: the payment happened,
   // so the client must be able to recover its response.
-  const resumeRetry: Step = async (state) => {
-    const echoed = state.credential.challenge
+  const resumeRetry: Step = (state) => {
+    const replaysConsumed = state.candidates[0]!.method.replaysConsumed === true
+    const { idempotencyKey } = state.input
+    if (!idempotencyKey && !replaysConsumed) return undefined
     state.binding = idempotency.bind({
-      idempotencyKey: state.input.idempotencyKey ?? undefined,
-      challengeId: echoed.id,
+      idempotencyKey: idempotencyKey ?? undefined,
+      challengeId: state.credential.challenge.id,
       token: state.token,
       body: state.input.body,
       digest: state.input.digest,
-      replaysConsumed: state.candidates[0]!.method.replaysConsumed === true,
+      replaysConsumed,
     })
-    if (!state.binding) return undefined
-    try {
-      return continued(state, await idempotency.lookup(state.binding))
-    } catch (cause) {
-      return storeFailure(core, cause)
-    }
+    const binding = state.binding
+    if (!binding) return undefined
+    return idempotency.lookup(binding).then(
+      (resumed) => continued(state, resumed),
+      (cause) => storeFailure(core, cause),
+    )
   }
 
   const checkExpiry: Step = (state) => {
@@ -220,7 +222,26 @@ export function pipeline(dependencies: Dependencies) {
 
   // The echoed challenge must still equal what one of the route's offers pins now: request fields
   // (price changes), opaque (cross-route replay) and credential header.
-  const pinOffer: Step = async (state) => {
+  const pinOffer: Step = (state) => {
+    // Static offers (the usual case) are compared without a promise.
+    const [only] = state.candidates
+    if (state.candidates.length === 1 && only!.staticRequest) {
+      const field = verification.mismatch(
+        only!,
+        only!.staticRequest,
+        state.wireRequest,
+        state.credential.challenge,
+      )
+      if (field === undefined) {
+        state.entry = only!
+        return undefined
+      }
+      return new InvalidChallengeError({ detail: `The challenge ${field} does not match this resource.` })
+    }
+    return pinDynamic(state)
+  }
+
+  const pinDynamic = async (state: State): Promise<PaymentError | undefined> => {
     let mismatch: string | undefined
     let priceFailed = false
     for (const candidate of state.candidates) {

@@ -7,6 +7,8 @@ import { MemoryStore } from '../MemoryStore.js'
 import type * as Method from '../Method.js'
 import * as Registry from '../Registry.js'
 import type { Store } from '../Store.js'
+import type { Logger } from './Logger.js'
+import * as Log from './Logger.js'
 
 /** Where an unexpected error happened; `background` is a method's own work reported through setup. */
 export type Phase = 'verify' | 'settle' | 'handler' | 'store' | 'challenge' | 'background'
@@ -41,6 +43,12 @@ export type Options = {
   now?: () => number
   /** Called with unexpected errors (rail or handler failures). Never receives credentials. */
   onError?: (error: unknown, context: { phase: Phase }) => void
+  /**
+   * Where unexpected errors are logged, one concise line per distinct failure, repeats held back for a
+   * minute (default: stderr; `false`: nothing). Lines carry the phase and the error's name and first
+   * message line, never a credential.
+   */
+  logger?: Logger
 }
 
 /** What every step of the server shares: configuration, keys, clock and store, built once. */
@@ -78,6 +86,8 @@ export function createCore(options: Options): Core {
   const store = options.store ?? new MemoryStore()
   const prefix = options.keyPrefix ?? 'mppkit:'
   const onError = options.onError
+  const now = options.now ?? Date.now
+  const log = Log.create(options.logger, now)
   const methodStores = new Map<Method.Server, Store>()
   return {
     realm: options.realm,
@@ -90,8 +100,9 @@ export function createCore(options: Options): Core {
     signingKey: secrets[0]!,
     secrets,
     registry: Registry.from(options.methods),
-    now: options.now ?? Date.now,
+    now,
     report(error, phase) {
+      log(error, phase)
       try {
         onError?.(error, { phase })
       } catch {}

@@ -15,11 +15,7 @@ import { type Handler, isServable, type Paid } from './Paid.js'
 import * as Problems from './Problems.js'
 
 /** The outcome of `server.authorize` over HTTP: a response to send, or a paid request to serve. */
-export type Authorization =
-  | { status: 'respond'; response: Response }
-  | (Pick<Paid, 'status' | 'payment' | 'response' | 'idempotent' | 'decorate' | 'finalize' | 'fail'> & {
-      status: 'paid'
-    })
+export type Authorization = { status: 'respond'; response: Response } | Paid
 
 /**
  * The Payment credentials of a request, from every header the route's offers name (`Authorization` by
@@ -142,22 +138,25 @@ export function transport(dependencies: Dependencies) {
     const compiled = compile(route)
     const tokens = credentials(request.headers, compiled.headers)
     if (tokens.length === 0) return { status: 'respond', response: await challenge(request, route) }
-    const input = await inputOf(request)
+    // Without a body there is nothing to read: no await.
+    const input = request.body === null ? undefined : await inputOf(request)
     if (PaymentError.is(input)) return { status: 'respond', response: Problems.toResponse(input) }
+    const paymentInput: PaymentInput = {
+      route,
+      request,
+      body: input?.body,
+      acceptPayment: request.headers.get('accept-payment'),
+      credential: tokens[0]!,
+      idempotencyKey: request.headers.get('idempotency-key'),
+    }
     // "Servers receiving multiple Payment credentials in a single request SHOULD reject with 400" (§A)
     if (tokens.length > 1)
       return respond(
         compiled,
-        input,
+        paymentInput,
         new MultipleCredentialsError({ detail: 'Send exactly one Payment credential.' }),
       )
-    const outcome = await dependencies.authorize(compiled, {
-      ...input,
-      route,
-      credential: tokens[0]!,
-      idempotencyKey: request.headers.get('idempotency-key'),
-    })
-    return toAuthorization(outcome)
+    return toAuthorization(await dependencies.authorize(compiled, paymentInput))
   }
 
   const protect = (route: Route, handler: Handler) => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as Binding from '../Binding.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
+import { create as createClient } from '../client/Client.js'
 import { ConfigurationError } from '../Errors.js'
 import { MemoryStore } from '../MemoryStore.js'
 import { createTestRail } from '../testing/TestMethod.js'
@@ -60,6 +61,19 @@ describe('Offer.header', () => {
     )
     expect(paid.status).toBe(200)
     expect(await paid.text()).toBe('ok Bearer sk_live_key')
+    expect(runs()).toBe(1)
+  })
+
+  it("is paid by this library's client, which sends the credential in the named header", async () => {
+    const { rail, handler, runs } = setup({ method: 'test', request, header: 'Payment-Authorization' })
+    const client = createClient({
+      methods: [rail.client()],
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) =>
+        handler(new Request(input, init))) as typeof fetch,
+    })
+    const response = await client.fetch(url, { headers: { authorization: 'Bearer sk_live_key' } })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('ok Bearer sk_live_key')
     expect(runs()).toBe(1)
   })
 

@@ -1,5 +1,6 @@
 import * as Challenge from '../Challenge.js'
 import { ConfigurationError, FormatError } from '../Errors.js'
+import * as Jcs from '../Jcs.js'
 import type * as Method from '../Method.js'
 import type { Core } from './Core.js'
 
@@ -45,6 +46,8 @@ export type CompiledOffer = {
   header: string | undefined
   /** The opaque map a credential must echo (without the nonce). */
   opaque: Readonly<Record<string, string>>
+  /** The JCS text of that map with an empty nonce: what an echoed opaque must decode to, nonce aside. */
+  opaqueTemplate: string
   /** Precomputed wire pieces when the request is static (no dynamic price, no `prepare`). */
   template?: { bindingPrefix: string; headerTail: string; requestB64: string }
 }
@@ -105,7 +108,8 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
   if (offer.description !== undefined) fields.description = offer.description
   // Every offer is formatted once here, so an unencodable description fails at route creation.
   const sample = formatChallenge(fields, Challenge.encodeRequest(fields.request))
-  const entry: CompiledOffer = { offer, method, intent, staticRequest, header, opaque }
+  const opaqueTemplate = Jcs.canonicalize({ ...opaque, nonce: '' })
+  const entry: CompiledOffer = { offer, method, intent, staticRequest, header, opaque, opaqueTemplate }
   if (staticRequest && !method.prepare) {
     const requestB64 = Challenge.encodeRequest(staticRequest)
     entry.template = {

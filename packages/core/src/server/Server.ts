@@ -2,6 +2,7 @@ import type { PaymentError } from '../Errors.js'
 import type { Store } from '../Store.js'
 import * as Authorize from './Authorize.js'
 import { createCore, type Options } from './Core.js'
+import * as Health from './Health.js'
 import * as Http from './Http.js'
 import * as Idempotency from './Idempotency.js'
 import * as Issuance from './Issuance.js'
@@ -12,6 +13,7 @@ import * as Verification from './Verification.js'
 
 export type { Outcome, PaymentInput, Replay } from './Authorize.js'
 export type { Options, Phase } from './Core.js'
+export type { Health } from './Health.js'
 export type { Authorization } from './Http.js'
 export type { ChallengeInput, IssuedChallenge, Problem } from './Issuance.js'
 export type { Offer, Route } from './Offers.js'
@@ -45,6 +47,11 @@ export type Server = {
    * stopped, settlement batches flushed). Idempotent; errors of a method's close go to onError.
    */
   close(): Promise<void>
+  /**
+   * Readiness probe: a put/get/delete round trip through the store and each method's optional
+   * `check()`; `ok` is false when any failed. Never throws.
+   */
+  check(): Promise<Health.Health>
 }
 
 /**
@@ -79,5 +86,6 @@ export function create(options: Options): Server {
     authorizePayment: (input) => authorize(compile(input.route), input),
     issueChallenges: async (input, error) => refuse(compile(input.route), input, error),
     close,
+    check: () => Health.check(core),
   }
 }

@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ContentTooLargeError } from '../Errors.js'
+import * as IdempotencyCache from '../IdempotencyCache.js'
 import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
 import { badRequest, toFetchRequest, writeResponse } from './node.js'
+import type { Paid } from './Paid.js'
+import * as Problems from './Problems.js'
 import type { Route, Server } from './Server.js'
 
 type ExpressRequest = IncomingMessage & { body?: unknown }
@@ -9,12 +13,14 @@ type Next = (error?: unknown) => void
 
 /**
  * Express middleware: answers 402 until paid, then calls `next()` with `res.locals.payment` set and the
- * `Payment-Receipt` header added to 2xx responses. It reads the raw body for the digest check: mount it after a
- * parser that leaves a Buffer/string in `req.body` (`express.raw`, `express.text`), or before any parser,
- * in which case `req.body` becomes the raw Buffer.
+ * `Payment-Receipt` header added to 2xx responses. It reads the raw body for the digest check (at most
+ * the server's `maxBodyBytes`, else a 413): mount it after a parser that leaves a Buffer/string in
+ * `req.body` (`express.raw`, `express.text`), or before any parser, in which case `req.body` becomes
+ * the raw Buffer.
  *
- * Idempotency-Key replays are served from the store; the response written by later handlers is
- * captured for replay.
+ * What later handlers write is captured, receipt-stamped and stored for Idempotency-Key replays; a
+ * `text/event-stream` (or NDJSON) response instead flows to the client as written, recorded as not
+ * replayable.
  *
  * @example
  * ```ts
@@ -33,7 +39,19 @@ export function payment(server: Server, route: Route) {
       if (raw === undefined && req.method !== 'GET' && req.method !== 'HEAD' && !req.readableEnded) {
         // Buffer the body once for the digest, and hand it on as `req.body` (marked parsed for body-parser).
         const chunks: Buffer[] = []
-        for await (const chunk of req) chunks.push(chunk as Buffer)
+        let total = 0
+        for await (const chunk of req) {
+          total += (chunk as Buffer).byteLength
+          if (total > server.maxBodyBytes) {
+            const error = new ContentTooLargeError({
+              detail: `The request body exceeds ${server.maxBodyBytes} bytes.`,
+            })
+            // Stop reading: the rest of the upload is discarded, never buffered.
+            req.resume()
+            return writeResponse(res, Problems.toResponse(error))
+          }
+          chunks.push(chunk as Buffer)
+        }
         raw = Buffer.concat(chunks)
         req.body = raw
         ;(req as { _body?: boolean })._body = true
@@ -49,58 +67,95 @@ export function payment(server: Server, route: Route) {
       if (authorization.response)
         return writeResponse(res, await authorization.finalize(authorization.response))
       res.locals = { ...(res.locals ?? {}), payment: authorization.payment }
-      // Capture what downstream handlers write, then let finalize add the receipt and store it.
-      const chunks: Buffer[] = []
-      const write = res.write.bind(res)
-      const end = res.end.bind(res)
-      const writeHead = res.writeHead.bind(res)
-      let statusOverride: number | undefined
-      res.writeHead = ((status: number, ...rest: unknown[]) => {
-        statusOverride = status
-        const headers = rest.find((r) => typeof r === 'object' && r !== null) as
-          | Record<string, string>
-          | undefined
-        if (headers) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
-        return res
-      }) as typeof res.writeHead
-      // Node's write/end accept (chunk, encoding?, callback?): keep the bytes, ignore the callback.
-      const capture = (chunk: unknown, encoding: unknown) => {
-        if (chunk === undefined || chunk === null || typeof chunk === 'function') return
-        chunks.push(
-          Buffer.isBuffer(chunk)
-            ? chunk
-            : Buffer.from(
-                chunk as string,
-                typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8',
-              ),
-        )
-      }
-      res.write = ((chunk: unknown, ...rest: unknown[]) => {
-        capture(chunk, rest[0])
-        return true
-      }) as typeof res.write
-      res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-        capture(chunk, rest[0])
-        res.write = write
-        res.end = end
-        res.writeHead = writeHead
-        const headers = new Headers()
-        for (const [k, v] of Object.entries(res.getHeaders())) {
-          if (v === undefined) continue
-          if (Array.isArray(v)) for (const item of v) headers.append(k, item)
-          else headers.set(k, String(v))
-          res.removeHeader(k)
-        }
-        const status = statusOverride ?? res.statusCode
-        const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
-        void authorization
-          .finalize(new Response(body, { status, headers }))
-          .then((final) => writeResponse(res, final))
-        return res
-      }) as typeof res.end
+      capture(res, authorization)
       next()
     })().catch((error) => next(error))
   }
+}
+
+/** The headers set on `res` so far, removed from it (they are written again with the receipt). */
+function takeHeaders(res: ServerResponse): Headers {
+  const headers = new Headers()
+  for (const [k, v] of Object.entries(res.getHeaders())) {
+    if (v === undefined) continue
+    if (Array.isArray(v)) for (const item of v) headers.append(k, item)
+    else headers.set(k, String(v))
+    res.removeHeader(k)
+  }
+  return headers
+}
+
+/**
+ * Captures what downstream handlers write, then lets finalize add the receipt and store it. A streamed
+ * content type switches to pass-through at the first write or flush.
+ */
+function capture(res: ExpressResponse, authorization: Paid): void {
+  const chunks: Buffer[] = []
+  const write = res.write.bind(res)
+  const end = res.end.bind(res)
+  const writeHead = res.writeHead.bind(res)
+  const flushHeaders = res.flushHeaders.bind(res)
+  let statusOverride: number | undefined
+  const restore = () => {
+    res.write = write
+    res.end = end
+    res.writeHead = writeHead
+    res.flushHeaders = flushHeaders
+  }
+  // A stream is receipt-stamped and recorded now, then written through as it is produced.
+  const streamed = () => {
+    const type = res.getHeader('content-type')
+    if (typeof type !== 'string') return false
+    const status = statusOverride ?? res.statusCode
+    const probe = new Response('', { status, headers: { 'content-type': type } })
+    if (!IdempotencyCache.isStreamed(probe)) return false
+    restore()
+    const decorated = authorization.decorate(new Response(null, { status, headers: takeHeaders(res) }))
+    res.statusCode = status
+    for (const [name, value] of decorated.headers) res.setHeader(name, value)
+    void (status >= 500
+      ? authorization.failed(new Error(`streamed ${status}`))
+      : authorization.delivered('streamed'))
+    for (const chunk of chunks.splice(0)) write(chunk)
+    return true
+  }
+  res.writeHead = ((status: number, ...rest: unknown[]) => {
+    statusOverride = status
+    const headers = rest.find((r) => typeof r === 'object' && r !== null) as
+      | Record<string, string>
+      | undefined
+    if (headers) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
+    return res
+  }) as typeof res.writeHead
+  res.flushHeaders = () => {
+    if (streamed()) res.flushHeaders()
+  }
+  // Node's write/end accept (chunk, encoding?, callback?): keep the bytes, ignore the callback.
+  const keep = (chunk: unknown, encoding: unknown) => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return
+    chunks.push(
+      Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk as string, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'),
+    )
+  }
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (streamed()) return (res.write as (...args: unknown[]) => boolean)(chunk, ...rest)
+    keep(chunk, rest[0])
+    return true
+  }) as typeof res.write
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (streamed()) return (res.end as (...args: unknown[]) => ServerResponse)(chunk, ...rest)
+    keep(chunk, rest[0])
+    restore()
+    const headers = takeHeaders(res)
+    const status = statusOverride ?? res.statusCode
+    const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
+    void authorization
+      .finalize(new Response(body, { status, headers }))
+      .then((final) => writeResponse(res, final))
+    return res
+  }) as typeof res.end
 }
 
 /**

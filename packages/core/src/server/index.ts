@@ -1,12 +1,14 @@
 export { type CorsOptions, cors, corsHeaders, paymentRequestHeaders, paymentResponseHeaders } from './Cors.js'
 export * as express from './express.js'
 export * as hono from './hono.js'
+export type { Logger } from './Logger.js'
 export * as Mcp from './Mcp.js'
 export { toFetchRequest, toNodeListener, writeResponse } from './node.js'
 export type {
   Authorization,
   ChallengeInput,
   Handler,
+  Health,
   IssuedChallenge,
   Offer,
   Options,

@@ -1,0 +1,105 @@
+import { once } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { afterAll, describe, expect, it } from 'vitest'
+import * as Challenge from '../Challenge.js'
+import * as Credential from '../Credential.js'
+import { createTestRail } from '../testing/TestMethod.js'
+import { payment } from './express.js'
+import { create as createServer, type Route } from './Server.js'
+
+const route: Route = {
+  offers: [{ method: 'test', request: { amount: '1', currency: 'usd', recipient: 'a' } }],
+}
+const servers: http.Server[] = []
+afterAll(() =>
+  Promise.all(
+    servers.map((s) => {
+      s.closeAllConnections()
+      return new Promise((resolve) => s.close(resolve))
+    }),
+  ),
+)
+
+async function listen(app: express.Express) {
+  const node = http.createServer(app)
+  servers.push(node)
+  node.listen(0, '127.0.0.1')
+  await once(node, 'listening')
+  return `http://127.0.0.1:${(node.address() as AddressInfo).port}/r`
+}
+
+async function authorizationFor(rail: ReturnType<typeof createTestRail>, url: string, init: RequestInit) {
+  const unpaid = await fetch(url, init)
+  const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+  const { payload } = await rail
+    .client()
+    .createPayload({ challenge: challenge!, request: challenge!.request as never, url })
+  return Credential.format({ challenge: challenge!, payload })
+}
+
+describe('payment (Express)', () => {
+  it('streams an SSE response as written, with a receipt, and never replays it', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+    })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let runs = 0
+    const app = express()
+    app.post('/r', payment(server, route), async (_req, res) => {
+      runs++
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.flushHeaders()
+      res.write('data: first\n\n')
+      await gate
+      res.end('data: last\n\n')
+    })
+    const url = await listen(app)
+    const authorization = await authorizationFor(rail, url, { method: 'POST', body: 'q' })
+    const send = () =>
+      fetch(url, { method: 'POST', body: 'q', headers: { authorization, 'idempotency-key': 's' } })
+    const response = await send()
+    expect(response.status).toBe(200)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    const reader = response.body!.getReader()
+    const first = await Promise.race([
+      reader.read(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no first event')), 2_000)),
+    ])
+    expect(new TextDecoder().decode(first.value)).toBe('data: first\n\n')
+    release()
+    let rest = ''
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += new TextDecoder().decode(chunk.value)
+    expect(rest).toBe('data: last\n\n')
+    const retry = await send()
+    expect(retry.status).toBe(410)
+    expect(runs).toBe(1)
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it("answers a body over the server's maxBodyBytes with 413", async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+      maxBodyBytes: 1024,
+    })
+    const app = express()
+    app.post('/r', payment(server, route), (_req, res) => {
+      res.send('ok')
+    })
+    const url = await listen(app)
+    const response = await fetch(url, { method: 'POST', body: new Uint8Array(64 * 1024) })
+    expect(response.status).toBe(413)
+    expect(await response.json()).toMatchObject({ status: 413, reason: 'body-too-large' })
+  })
+})
