@@ -20,12 +20,13 @@ export const pretty = (value: unknown) =>
   JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2)
 
 /** Base units → display units (`1000`, 6 → `0.001`). */
-export function display(amount: string | bigint, decimals: number): string {
+export function display(amount: string | bigint, decimals: number, minDecimals = 0): string {
   const value = BigInt(amount)
   const negative = value < 0n
   const digits = (negative ? -value : value).toString().padStart(decimals + 1, '0')
   const whole = digits.slice(0, digits.length - decimals)
-  const fraction = digits.slice(digits.length - decimals).replace(/0+$/, '')
+  const all = digits.slice(digits.length - decimals)
+  const fraction = all.replace(/0+$/, '').padEnd(Math.min(minDecimals, decimals), '0')
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`
 }
 

@@ -32,7 +32,7 @@ export function recordingFetch(log: Exchange[]): typeof fetch {
   }
 }
 
-export type Units = { decimals: number; symbol: string }
+export type Units = { decimals: number; symbol: string; minDecimals?: number }
 
 /** The offers of a 402, one row each: method, intent, amount in display units, expiry, binding. */
 export function offersTable(
@@ -67,7 +67,7 @@ export function offersTable(
           {},
           request.amount === undefined
             ? '—'
-            : `${display(String(request.amount), unit.decimals)} ${unit.symbol}${request.unitType ? ` per ${String(request.unitType)}` : ''}`,
+            : `${display(String(request.amount), unit.decimals, unit.minDecimals)} ${unit.symbol}${request.unitType ? ` per ${String(request.unitType)}` : ''}`,
         ),
         h('td', {}, expires),
         h('td', {}, h('code', {}, challenge.id)),
@@ -146,7 +146,11 @@ export async function showPayment(
       h('pre', {}, pretty(maskedCredential(paid.authorization))),
     )
   const body = await response.text()
-  out.step('response', `4. Paid response: ${response.status}`, h('pre', {}, body))
+  out.step(
+    'response',
+    `4. ${response.ok ? 'Paid response' : 'The payment was refused'}: ${response.status}`,
+    h('pre', {}, body),
+  )
   const receipt = receiptOf(response)
   if (receipt) {
     const recordBox = h('pre', {})

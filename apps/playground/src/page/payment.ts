@@ -96,8 +96,11 @@ export function paymentView(options: PaymentViewOptions): View {
           'bad',
         )
       }
-      const ledger = client!.ledger as unknown as { spent(currency: string): bigint }
-      spent.textContent = display(ledger.spent(options.currency), options.units.decimals)
+      spent.textContent = display(
+        client!.ledger.spent(options.currency),
+        options.units.decimals,
+        options.units.minDecimals,
+      )
       balances.replaceChildren(balanceBox('Balances', before, await options.balances()))
     } catch (error) {
       setStatus(status, `Failed: ${(error as Error).message}`, 'bad')

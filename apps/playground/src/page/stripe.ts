@@ -31,9 +31,9 @@ export function stripeView(config: Config): View[] {
   const view = paymentView({
     id: 'stripe',
     title: 'Stripe charge',
-    intro: `GET /api/demo/stripe/charge costs $${display(config.prices.stripeCharge, 2)}, paid with a Shared Payment Token issued from a test card on the devnet's Stripe simulator.`,
+    intro: `GET /api/demo/stripe/charge costs $${display(config.prices.stripeCharge, 2, 2)}, paid with a Shared Payment Token issued from a test card on the devnet's Stripe simulator.`,
     url: '/api/demo/stripe/charge',
-    units: { decimals: 2, symbol: 'USD' },
+    units: { decimals: 2, symbol: 'USD', minDecimals: 2 },
     policy: { maxAmount: '1.00', budget: '5.00' },
     controls: [h('label', {}, 'Test card', card)],
     currency: 'usd',
@@ -45,7 +45,7 @@ export function stripeView(config: Config): View[] {
         notSucceeded: number
       }
       return {
-        'payee received (USD)': display(String(b.received), 2),
+        'payee received (USD)': display(String(b.received), 2, 2),
         'succeeded PaymentIntents': String(b.succeeded),
         'other PaymentIntents': String(b.notSucceeded),
       }
