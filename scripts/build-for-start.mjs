@@ -42,6 +42,8 @@ function tsup(directory) {
   return new Promise((resolve, reject) => {
     const child = spawn(join(root, 'node_modules/.bin/tsup'), [], {
       cwd: directory,
+      // Keep the type declarations a full `npm run build` wrote (tsup would clean dist/ first).
+      env: { ...process.env, MPPKIT_KEEP_DIST: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''

@@ -56,17 +56,22 @@ export async function checkAttw(name) {
   )
 }
 
-/** Compiles `import * as entry from '<package><entry>'` in a consumer project; returns its problems. */
-export async function checkTypes(name, entry, needs) {
+/** Compiles `import * as entry from '<package><entry>'` for each entry, in one consumer project. */
+export async function checkTypes(name, entries, needs) {
   const pkg = manifest(name)
-  const specifier = entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`
-  const dir = join(root, '.tmp', `types-${name}-${entry.replace(/\W/g, '') || 'main'}`)
+  const specifiers = [entries]
+    .flat()
+    .map((entry) => (entry === '.' ? pkg.name : `${pkg.name}/${entry.slice(2)}`))
+  const specifier = specifiers.join(', ')
+  const dir = join(root, '.tmp', `types-${name}-${needs}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
   writeFileSync(
     join(dir, 'index.ts'),
-    `import * as entry from '${specifier}'\nexport type Entry = typeof entry\n`,
+    specifiers
+      .map((spec, i) => `import * as entry${i} from '${spec}'\nexport type Entry${i} = typeof entry${i}\n`)
+      .join(''),
   )
   writeFileSync(
     join(dir, 'tsconfig.json'),
@@ -76,8 +81,9 @@ export async function checkTypes(name, entry, needs) {
         target: 'ES2022',
         module: 'NodeNext',
         moduleResolution: 'NodeNext',
-        // A browser app has the DOM library and no Node types; a Node app has @types/node.
-        lib: needs === 'browser' ? ['ES2023', 'DOM', 'DOM.Iterable'] : ['ES2023'],
+        // A browser app has no Node types; a Node app has @types/node. Both keep TypeScript's default DOM
+        // library (Solana's kit types, under @mppkit/devnet, name WebCrypto's CryptoKey).
+        lib: ['ES2023', 'DOM', 'DOM.Iterable'],
         types: needs === 'browser' ? [] : ['node'],
         skipLibCheck: false,
         noEmit: true,
@@ -137,8 +143,10 @@ export async function checkPackages(kinds = ['files', 'publint', 'attw', 'types'
     if (kinds.includes('publint')) problems.push(...(await checkPublint(name)))
     if (kinds.includes('attw')) problems.push(...(await checkAttw(name)))
     if (kinds.includes('types'))
-      for (const [entry, needs] of Object.entries(published[name]))
-        problems.push(...(await checkTypes(name, entry, needs)))
+      for (const needs of ['browser', 'node']) {
+        const entries = Object.keys(published[name]).filter((entry) => published[name][entry] === needs)
+        if (entries.length) problems.push(...(await checkTypes(name, entries, needs)))
+      }
   }
   return problems
 }

@@ -13,7 +13,8 @@ export default defineConfig({
     'bin/conformance-adapter': 'src/bin/conformance-adapter.ts',
   },
   format: ['esm'],
-  clean: true,
+  // `npm start` rebuilds the JavaScript alone and keeps the declarations of an earlier full build.
+  clean: process.env.MPPKIT_KEEP_DIST !== '1',
   sourcemap: true,
   target: 'node20',
   external: ['vitest'],

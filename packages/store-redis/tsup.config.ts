@@ -6,7 +6,8 @@ import { defineConfig } from 'tsup'
 export default defineConfig({
   entry: { index: 'src/index.ts' },
   format: ['esm'],
-  clean: true,
+  // `npm start` rebuilds the JavaScript alone and keeps the declarations of an earlier full build.
+  clean: process.env.MPPKIT_KEEP_DIST !== '1',
   sourcemap: true,
   target: 'node20',
 })

@@ -105,9 +105,9 @@ describe.each(backends)('Voucher.createVerifier on %s', (backend) => {
           })
           // The reference: viem's recovery of the typed data, and the spec's low-s rule.
           const recovered = await recoverTypedDataAddress({
-            ...(Voucher.typedData({ ...parameters, cumulativeAmount }) as never),
+            ...(Voucher.typedData({ ...parameters, cumulativeAmount }) as object),
             signature: form === 'compact' ? `0x${word(r)}${word(s)}${(27 + parity).toString(16)}` : signature,
-          })
+          } as never)
           const expected =
             form === 'high-s' ? 'high-s' : recovered === account.address ? undefined : 'signer-mismatch'
           expect(result).toBe(expected)

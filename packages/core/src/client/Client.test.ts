@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
-import { ConfigurationError, PolicyError } from '../Errors.js'
+import { ConfigurationError, PolicyError, ServiceUnavailableError } from '../Errors.js'
 import type * as Method from '../Method.js'
 import * as Receipt from '../Receipt.js'
 import { create as createServer, type Route } from '../server/Server.js'
@@ -278,5 +278,60 @@ describe('Client.fetch', () => {
     const response = await client.fetch('https://api.test/x402')
     expect(await response.json()).toEqual({ paid: '7', binding: 'x402-1' })
     expect(client.ledger.spent('usd')).toBe(7n)
+  })
+})
+
+describe('Client.fetch retries', () => {
+  // A rail that is down for the first `outages` settlement attempts: the server answers 503 +
+  // Retry-After, releases the challenge and settles nothing.
+  const flaky = (outages: number, retryAfter = 0) => {
+    const rail = createTestRail()
+    let attempts = 0
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [
+        rail.server({
+          failWith: () =>
+            ++attempts <= outages
+              ? new ServiceUnavailableError({ detail: 'rail down', retryAfter })
+              : undefined,
+        }),
+      ],
+    })
+    const handler = server.protect(cents, () => new Response('cents'))
+    const sent: (string | null)[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      sent.push(request.headers.get('authorization'))
+      return handler(request)
+    }) as typeof fetch
+    return { rail, fetcher, sent, attempts: () => attempts }
+  }
+
+  it('sends the same credential again after a 503 + Retry-After, and it is charged once', async () => {
+    const { rail, fetcher, sent } = flaky(2)
+    const client = create({ methods: [rail.client()], fetch: fetcher })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('cents')
+    // One unpaid request, then one credential sent three times.
+    expect(sent).toHaveLength(4)
+    expect(new Set(sent.slice(1)).size).toBe(1)
+    expect(rail.settlements()).toBe(1)
+    expect(client.ledger.spent('usd')).toBe(100n)
+  })
+
+  it('gives up after `retries`, and never waits longer than maxRetryDelay', async () => {
+    const down = flaky(10)
+    const client = create({ methods: [down.rail.client()], fetch: down.fetcher, retries: 1 })
+    expect((await client.fetch('https://api.test/cents')).status).toBe(503)
+    expect(down.sent).toHaveLength(3)
+    const slow = flaky(1, 60)
+    const patient = create({ methods: [slow.rail.client()], fetch: slow.fetcher })
+    expect((await patient.fetch('https://api.test/cents')).status).toBe(503)
+    expect(slow.sent).toHaveLength(2)
+    expect(slow.rail.settlements()).toBe(0)
+    expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(`[ConfigurationError: retries must be a non-negative integer]`)
   })
 })

@@ -37,6 +37,16 @@ export type Options = {
   allowInsecureTransport?: boolean
   /** Called after each successful payment. */
   onReceipt?: (receipt: Receipt.Receipt, challenge: Challenge.Challenge) => void
+  /**
+   * When the paid retry is answered 503 with `Retry-After` (the rail was unavailable: the server
+   * released the challenge and settled nothing), send the same credential again this many times
+   * (default 2), waiting what `Retry-After` asks up to `maxRetryDelay` seconds. The same credential is
+   * never charged twice: the server consumes a challenge once, and rails settle idempotently per
+   * challenge (Stripe replays the PaymentIntent).
+   */
+  retries?: number
+  /** Longest `Retry-After` (seconds) worth waiting for before a retry (default 5). */
+  maxRetryDelay?: number
 }
 
 /**
@@ -163,6 +173,36 @@ function uuid(): string {
 
 type Offer = { challenge: Challenge.Challenge; protocol: Protocol }
 
+// Seconds to wait before resending after a 503, or undefined when the server gave no usable
+// Retry-After or asks for longer than the caller is willing to wait (an HTTP date counts from now).
+function retryDelay(header: string | null, max: number): number | undefined {
+  if (header === null) return undefined
+  const trimmed = header.trim()
+  let seconds: number
+  if (/^\d{1,9}$/.test(trimmed)) seconds = Number(trimmed)
+  else {
+    const at = Date.parse(trimmed)
+    if (Number.isNaN(at)) return undefined
+    seconds = Math.max(0, (at - Date.now()) / 1000)
+  }
+  return seconds <= max ? seconds : undefined
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
 function hasScalarLimit(policy: Policy | undefined): boolean {
   if (!policy) return false
   return [policy.maxAmount, policy.budget, policy.maxDeposit].some(
@@ -188,6 +228,12 @@ export function create(options: Options): Client {
   const protocols = options.protocols ?? [mpp]
   if (protocols.length === 0) throw new ConfigurationError('a client needs at least one protocol')
   const ledger = new Ledger(options.policy)
+  const retries = options.retries ?? 2
+  const maxRetryDelay = options.maxRetryDelay ?? 5
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new ConfigurationError('retries must be a non-negative integer')
+  if (!Number.isFinite(maxRetryDelay) || maxRetryDelay < 0)
+    throw new ConfigurationError('maxRetryDelay must be a non-negative number of seconds')
   // A scalar limit without `currencies` pins itself to the first currency paid. With methods of several
   // rails (USDC on Tempo, sats on Lightning, cents on Stripe) that first currency is a race, and 1_000_000
   // could be read as a million sats: refuse to guess.
@@ -360,7 +406,16 @@ export function create(options: Options): Client {
       !original.headers.has('idempotency-key')
     )
       extra['idempotency-key'] = uuid()
-    const response = await baseFetch(build(extra))
+    let response = await baseFetch(build(extra))
+    // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
+    // (draft-httpauth-payment-00 §11.6): the same credential may be sent again.
+    for (let attempt = 0; attempt < retries && response.status === 503; attempt++) {
+      const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
+      if (delay === undefined) break
+      await response.body?.cancel().catch(() => {})
+      await sleep(delay * 1000, original.signal)
+      response = await baseFetch(build(extra))
+    }
     const decoded = protocol.receipt?.(response)
     if (decoded && response.ok) {
       receipts.set(response, decoded)
