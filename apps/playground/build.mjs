@@ -41,15 +41,16 @@ function tsup(name) {
   return new Promise((resolve, reject) => {
     const child = spawn(join(root, 'node_modules/.bin/tsup'), [], {
       cwd: directory,
-      env: { ...process.env, MPPKIT_BUILD: 'js' },
+      env: { ...process.env, MPPKIT_BUILD: 'js', MPPKIT_KEEP_DIST: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
     child.stdout.on('data', (chunk) => (output += chunk))
     child.stderr.on('data', (chunk) => (output += chunk))
     child.on('error', reject)
-    // The server needs JavaScript only: method-stripe's tsup also writes declarations, which fail while
-    // core's dist/ holds no .d.ts (core's come from tsc); fresh JavaScript is enough here.
+    // The server needs JavaScript only (MPPKIT_KEEP_DIST keeps the declarations of an earlier full
+    // build). method-stripe's tsup also writes declarations, which fail while core's dist/ holds no
+    // .d.ts (core's come from tsc): fresh JavaScript is enough here.
     child.on('exit', (code) =>
       code === 0 || isFresh(name)
         ? resolve()
