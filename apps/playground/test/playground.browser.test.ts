@@ -19,15 +19,18 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
   let browser: Awaited<ReturnType<typeof launch>>
   let page: Page
   const errors: string[] = []
+  let size: { bytes: number; gzipped: number }
+  let transferred: { encoding: string | undefined; bytes: number }
 
   beforeAll(async () => {
     const dist = join(outputDirectory, 'dist')
-    const [started, size] = await Promise.all([
+    const [started, built] = await Promise.all([
       startDevnet({ rails: ['tempo', 'stripe'], tempo: { accounts: 4 } }),
       buildPage(dist) as Promise<{ bytes: number; gzipped: number }>,
     ])
     devnet = started
-    console.log(`[playground] page.js ${size.bytes} bytes, ${size.gzipped} bytes gzipped`)
+    size = built
+    console.log(`[playground] page.js ${built.bytes} bytes, ${built.gzipped} bytes gzipped`)
     playground = await startPlayground({
       devnet: devnet.info,
       page: readFileSync(join(dist, 'page.js'), 'utf8'),
@@ -40,8 +43,13 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     page.on('console', (message) => {
       if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
     })
+    const bundle = page.waitForResponse((response) => response.url().endsWith('/page.js'))
     await page.goto(playground.url)
     await page.waitForSelector('body[data-ready="true"]')
+    const served = await bundle
+    const sizes = await served.request().sizes()
+    transferred = { encoding: (await served.allHeaders())['content-encoding'], bytes: sizes.responseBodySize }
+    console.log(`[playground] page.js transferred: ${transferred.bytes} bytes (${transferred.encoding})`)
     console.log(`[playground] screenshots: ${outputDirectory}`)
   }, 120_000)
 
@@ -111,7 +119,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
         await page.screenshot({
           path: join(outputDirectory, 'readme.png'),
           fullPage: true,
-          clip: { x: 0, y: 0, width: 1100, height: 900 },
+          clip: { x: 0, y: 0, width: 1100, height: 620 },
         })
     }
     expect(references[0]).not.toBe(references[1])
@@ -209,6 +217,27 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     expect(await page.textContent('#inspect-output')).toContain('stripe/charge  realm=playground.stripe')
     await shot('inspector')
   }, 30_000)
+
+  it('is keyboard accessible: arrow keys move between views, Enter pays', async () => {
+    await page.click('#tab-tempo-charge')
+    await page.keyboard.press('ArrowRight')
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('tab-tempo-session')
+    expect(await page.isVisible('#view-tempo-session')).toBe(true)
+    await page.keyboard.press('ArrowLeft')
+    expect(await page.isVisible('#view-tempo-charge')).toBe(true)
+    const before = await balance(payee())
+    await page.focus('#tempo-charge-pay')
+    await page.keyboard.press('Enter')
+    await statusOf('tempo-charge', /Paid: 200|Failed|Not paid|Refused/)
+    expect(await page.textContent('#tempo-charge-status')).toMatch(/^Paid: 200/)
+    expect((await balance(payee())) - before).toBe(1000n)
+  }, 30_000)
+
+  it('sends the page compressed, under 300 KB transferred', () => {
+    expect(['br', 'gzip']).toContain(transferred.encoding)
+    expect(transferred.bytes).toBeLessThan(size.bytes / 3)
+    expect(transferred.bytes).toBeLessThan(300_000)
+  })
 
   it('logged no errors on the console', () => {
     expect(errors).toEqual([])

@@ -89,8 +89,30 @@ async function main() {
       view.title,
     )
     tab.dataset.view = view.id
+    tab.setAttribute('aria-controls', view.element.id)
+    view.element.setAttribute('aria-labelledby', tab.id)
     tabs.append(tab)
   }
+  // Keyboard: arrow keys, Home and End move between tabs (WAI-ARIA tabs pattern); Tab reaches the panel.
+  tabs.addEventListener('keydown', (event) => {
+    const buttons = [...tabs.querySelectorAll('button')]
+    const current = buttons.indexOf(document.activeElement as HTMLButtonElement)
+    if (current === -1) return
+    const next =
+      event.key === 'ArrowRight'
+        ? (current + 1) % buttons.length
+        : event.key === 'ArrowLeft'
+          ? (current - 1 + buttons.length) % buttons.length
+          : event.key === 'Home'
+            ? 0
+            : event.key === 'End'
+              ? buttons.length - 1
+              : -1
+    if (next === -1) return
+    event.preventDefault()
+    buttons[next]!.focus()
+    buttons[next]!.click()
+  })
   select(views.some((view) => `#${view.id}` === location.hash) ? location.hash.slice(1) : views[0]!.id)
   document.body.dataset.ready = 'true'
 }

@@ -2,6 +2,7 @@
 // JSON views of the devnet (config with devnet keys, balances, a rail's record of a payment).
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { brotliCompressSync, gzipSync } from 'node:zlib'
 import { toNodeListener } from '@mppkit/core/server'
 import { type DevnetInfo, type DevnetTempoInfo, tempoClients } from '@mppkit/devnet'
 import Stripe from 'stripe'
@@ -68,6 +69,18 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
       args: [owner],
     })
 
+  const encoded = new Map<'br' | 'gzip', Uint8Array<ArrayBuffer>>()
+  const compressed = (encoding: 'br' | 'gzip') => {
+    let body = encoded.get(encoding)
+    if (!body) {
+      body = new Uint8Array(
+        encoding === 'br' ? brotliCompressSync(options.page) : gzipSync(options.page, { level: 9 }),
+      )
+      encoded.set(encoding, body)
+    }
+    return body
+  }
+
   // Only devnet keys reach the page: the Tempo payers' keys (test funds on a local anvil).
   const config = {
     rails: { tempo: !!tempo, stripe: !!stripeInfo },
@@ -99,10 +112,19 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
     try {
       if (path === '/' && request.method === 'GET')
         return new Response(html, { headers: { 'content-type': 'text/html; charset=utf-8' } })
-      if (path === '/page.js')
-        return new Response(options.page, {
-          headers: { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' },
+      if (path === '/page.js') {
+        // Compressed once, brotli when accepted (Chromium accepts it from http://127.0.0.1, a secure context).
+        const accepted = request.headers.get('accept-encoding') ?? ''
+        const encoding = /\bbr\b/.test(accepted) ? 'br' : /\bgzip\b/.test(accepted) ? 'gzip' : undefined
+        return new Response(encoding ? compressed(encoding) : options.page, {
+          headers: {
+            'content-type': 'text/javascript; charset=utf-8',
+            'cache-control': 'no-cache',
+            vary: 'accept-encoding',
+            ...(encoding ? { 'content-encoding': encoding } : {}),
+          },
         })
+      }
       if (path === '/favicon.ico') return new Response(null, { status: 204 })
       if (path === '/api/config') return json(config)
       if (path === '/api/balances') {
