@@ -125,7 +125,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     expect(references[0]).not.toBe(references[1])
   }, 60_000)
 
-  it('refuses a Tempo charge above the per-request cap, and the node moves nothing', async () => {
+  it('refuses a Tempo charge above the per-request cap or past the budget, and the node moves nothing for it', async () => {
     await page.fill('#tempo-charge-max', '0.0001')
     await page.click('#tempo-charge-apply')
     const before = await balance(payee())
@@ -134,7 +134,19 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     expect(await page.textContent('#tempo-charge-status')).toMatch(/^Refused by policy: /)
     await shot('tempo-charge-refused')
     expect(await balance(payee())).toBe(before)
+    // A budget of 1.5 payments: the first is paid, the next is refused.
     await page.fill('#tempo-charge-max', '0.01')
+    await page.fill('#tempo-charge-budget', '0.0015')
+    await page.click('#tempo-charge-apply')
+    await page.click('#tempo-charge-pay')
+    await statusOf('tempo-charge', /Refused|Paid|Failed|Not paid/)
+    expect(await page.textContent('#tempo-charge-status')).toMatch(/^Paid: 200/)
+    expect(await page.textContent('#tempo-charge-spent')).toBe('0.001')
+    await page.click('#tempo-charge-pay')
+    await statusOf('tempo-charge', /Refused|Failed|Not paid/)
+    expect(await page.textContent('#tempo-charge-status')).toMatch(/^Refused by policy: /)
+    expect((await balance(payee())) - before).toBe(1000n)
+    await page.fill('#tempo-charge-budget', '0.1')
     await page.click('#tempo-charge-apply')
   }, 30_000)
 
@@ -184,6 +196,14 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     expect(after.length).toBe(before + 1)
     expect(after.map((intent) => intent.id)).toContain(receipt.reference)
     expect(after.find((intent) => intent.id === receipt.reference)!.amount_received).toBe(50)
+    await page.click('#stripe-receipt button.record')
+    await page.waitForFunction(() =>
+      /"status": "succeeded"/.test(
+        document.querySelector('#stripe-receipt pre:last-child')?.textContent ?? '',
+      ),
+    )
+    const intent = JSON.parse((await page.textContent('#stripe-receipt pre:last-child'))!)
+    expect(intent).toMatchObject({ id: receipt.reference, amount: 50, currency: 'usd', status: 'succeeded' })
     await shot('stripe-paid')
 
     await page.selectOption('#stripe-card', 'pm_card_chargeDeclinedInsufficientFunds')
