@@ -42,10 +42,10 @@ export function offersTable(
   const now = Date.now()
   return h(
     'table',
-    {},
+    { class: 'offers' },
     h(
       'tr',
-      {},
+      { class: 'head' },
       h('th', {}, 'method/intent'),
       h('th', {}, 'amount'),
       h('th', {}, 'expires'),
@@ -61,17 +61,17 @@ export function offersTable(
       return h(
         'tr',
         { class: 'offer' },
-        h('td', {}, `${challenge.method}/${challenge.intent}`),
+        h('td', { 'data-label': 'method/intent' }, `${challenge.method}/${challenge.intent}`),
         h(
           'td',
-          {},
+          { 'data-label': 'amount' },
           request.amount === undefined
             ? '—'
             : `${display(String(request.amount), unit.decimals, unit.minDecimals)} ${unit.symbol}${request.unitType ? ` per ${String(request.unitType)}` : ''}`,
         ),
-        h('td', {}, expires),
-        h('td', {}, h('code', {}, challenge.id)),
-        h('td', {}, h('pre', {}, pretty(request))),
+        h('td', { 'data-label': 'expires' }, expires),
+        h('td', { 'data-label': 'binding (id)' }, h('code', {}, challenge.id)),
+        h('td', { 'data-label': 'request' }, h('pre', {}, pretty(request))),
       )
     }),
   )

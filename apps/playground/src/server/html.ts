@@ -38,6 +38,12 @@ td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--bg);
 .stream { min-height: 3em; }
 textarea { width: 100%; min-height: 7em; }
 [hidden] { display: none !important; }
+@media (max-width: 600px) {
+  table.offers, table.offers tr, table.offers td { display: block; }
+  table.offers tr.head { display: none; }
+  table.offers td::before { content: attr(data-label) ": "; font-weight: 600; }
+  table.offers td pre { margin-top: 2px; }
+}
 </style>
 </head>
 <body>
