@@ -1,3 +1,4 @@
+// @ts-check
 // Examples report a failure as one line and a hint, never a stack trace.
 
 /** The one-line cause of an error: the system error behind `fetch failed`, else the first line. */

@@ -1,3 +1,4 @@
+// @ts-check
 // Example servers print "listening on <url>" as their first line; clients exit with their status.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'

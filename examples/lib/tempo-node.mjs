@@ -1,3 +1,4 @@
+// @ts-check
 // The Tempo node an example runs on: the one `npm run devnet` started, when its JSON line is given in
 // MPPKIT_DEVNET_INFO, otherwise a fresh embedded anvil --network tempo (stopped by `stop()`).
 //

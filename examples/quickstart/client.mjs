@@ -1,3 +1,4 @@
+// @ts-check
 // Client quickstart: pay for a resource, within a spend policy, and read the receipt.
 // Env: MPPKIT_PRIVATE_KEY (a funded Tempo account), MPPKIT_RPC_URL. Usage: node client.mjs <url>
 import { Client, receipt } from '@mppkit/core/client'
@@ -6,7 +7,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 
 // A failure is one line and a hint, never a stack trace.
 process.on('uncaughtException', (error) => {
-  console.error(`client: ${error.cause?.message ?? error.message}`)
+  console.error(`client: ${/** @type {Error | undefined} */ (error.cause)?.message ?? error.message}`)
   console.error('hint: `npm start` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL')
   process.exit(1)
 })
@@ -17,8 +18,8 @@ const alphaUsd = '0x20c0000000000000000000000000000000000001'
 const client = Client.create({
   methods: [
     tempo({
-      account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY),
-      rpcUrl: process.env.MPPKIT_RPC_URL,
+      account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PRIVATE_KEY)),
+      rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
     }),
   ],
   // Base units of AlphaUSD (6 decimals): at most 0.10 per request, 1.00 in all.

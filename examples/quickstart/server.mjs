@@ -1,3 +1,4 @@
+// @ts-check
 // Server quickstart: charge 0.01 AlphaUSD per request on Tempo.
 // Env: MPPKIT_RPC_URL and MPPKIT_CHAIN_ID (a Tempo node), MPPKIT_RECIPIENT (your address),
 // MPP_SECRET (≥ 32 bytes), PORT. `npm start` sets them for you.
@@ -7,7 +8,7 @@ import { tempo } from '@mppkit/method-tempo/server'
 
 // A bad setting is one line and a hint, never a stack trace.
 process.on('uncaughtException', (error) => {
-  console.error(`server: ${error.cause?.message ?? error.message}`)
+  console.error(`server: ${/** @type {Error | undefined} */ (error.cause)?.message ?? error.message}`)
   console.error('hint: set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT (`npm start` does it)')
   process.exit(1)
 })
@@ -17,10 +18,10 @@ const server = Server.create({
   secrets: [process.env.MPP_SECRET ?? 'dev-only-secret-change-me-0123456789abcdef'],
   methods: [
     tempo({
-      rpcUrl: process.env.MPPKIT_RPC_URL,
+      rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
       chainId: Number(process.env.MPPKIT_CHAIN_ID ?? 4217),
       currency: '0x20c0000000000000000000000000000000000001', // AlphaUSD (TIP-20, 6 decimals)
-      recipient: process.env.MPPKIT_RECIPIENT,
+      recipient: /** @type {`0x${string}`} */ (process.env.MPPKIT_RECIPIENT),
     }),
   ],
 })
@@ -31,5 +32,7 @@ const weather = server.protect({ offers: [{ method: 'tempo', request: { amount: 
 
 const listener = http.createServer(toNodeListener(weather))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/weather`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/weather`,
+  )
 })

@@ -1,3 +1,4 @@
+// @ts-check
 // `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
 // node and the quickstart server, pays it with the quickstart client, runs the session example, then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
@@ -16,7 +17,8 @@ const onlyOnce = process.argv.includes('--once')
 
 const node = await tempoNode()
 // The quickstart pays from the first account to the second; the third is yours to paste.
-const [payer, merchant, yours = payer] = node.info.accounts
+/** @typedef {Awaited<ReturnType<typeof tempoNode>>['info']['accounts'][number] & {}} Account */
+const [payer, merchant, yours = payer] = /** @type {[Account, Account, Account?]} */ (node.info.accounts)
 const env = {
   ...process.env,
   MPPKIT_RPC_URL: node.info.rpcUrl,
@@ -49,7 +51,7 @@ console.log('\nTempo session (examples/tempo-session):')
 const sessionServer = await startServer(here('../tempo-session/server.mjs'), {
   ...env,
   MPPKIT_PAYEE_KEY: merchant.privateKey,
-  MPPKIT_ESCROW: node.info.escrow,
+  MPPKIT_ESCROW: /** @type {{ escrow?: string }} */ (node.info).escrow,
 })
 const sessionCode = await runClient(
   here('../tempo-session/client.mjs'),

@@ -1,3 +1,4 @@
+// @ts-check
 // Runs the example end to end on the Stripe simulator (or the one `npm run devnet` started, see
 // ./stripe-node.mjs): node examples/stripe-charge/run.mjs
 import { fileURLToPath } from 'node:url'

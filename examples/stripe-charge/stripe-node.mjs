@@ -1,3 +1,4 @@
+// @ts-check
 // The Stripe simulator an example runs on: the one `npm run devnet` started, when its JSON line is given
 // in MPPKIT_DEVNET_INFO, otherwise a fresh embedded simulator (stopped by `stop()`).
 //

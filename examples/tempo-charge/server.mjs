@@ -1,3 +1,4 @@
+// @ts-check
 // A paid endpoint on Tempo: 0.001 PathUSD per request, pull (signed transaction) or push (tx hash).
 // Env: MPPKIT_RPC_URL, MPPKIT_CHAIN_ID, MPPKIT_RECIPIENT, MPP_SECRET (≥ 32 bytes), PORT.
 import http from 'node:http'
@@ -16,10 +17,10 @@ const server = Server.create({
   secrets: [process.env.MPP_SECRET ?? 'dev-only-secret-change-me-0123456789abcdef'],
   methods: [
     tempo({
-      rpcUrl: process.env.MPPKIT_RPC_URL,
+      rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
       chainId: Number(process.env.MPPKIT_CHAIN_ID ?? 4217),
       currency: '0x20c0000000000000000000000000000000000000', // PathUSD
-      recipient: process.env.MPPKIT_RECIPIENT,
+      recipient: /** @type {`0x${string}`} */ (process.env.MPPKIT_RECIPIENT),
     }),
   ],
 })
@@ -30,5 +31,7 @@ const quote = server.protect({ offers: [{ method: 'tempo', request: { amount: '1
 
 const listener = http.createServer(toNodeListener(quote))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/quote`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/quote`,
+  )
 })

@@ -1,3 +1,4 @@
+// @ts-check
 // Opens a channel, pays three requests with vouchers, reads a metered SSE stream (answering
 // payment-need-voucher events), then closes the channel. Env: MPPKIT_PRIVATE_KEY, MPPKIT_RPC_URL.
 // Usage: node client.mjs <base url>
@@ -15,8 +16,8 @@ requireEnv('MPPKIT_PRIVATE_KEY', 'MPPKIT_RPC_URL')
 const pathUsd = '0x20c0000000000000000000000000000000000000'
 const base = process.argv[2] ?? 'http://127.0.0.1:3000'
 const sessions = tempo.session({
-  account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY),
-  rpcUrl: process.env.MPPKIT_RPC_URL,
+  account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PRIVATE_KEY)),
+  rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
   deposit: 10_000n,
 })
 const client = Client.create({
@@ -26,13 +27,15 @@ const client = Client.create({
 
 for (let i = 0; i < 3; i++) {
   const response = await client.fetch(`${base}/chat`)
-  const { spent, acceptedCumulative } = receipt(response)
+  const { spent, acceptedCumulative } = /** @type {Record<string, unknown>} */ (receipt(response))
   console.log(response.status, await response.json(), { spent, acceptedCumulative })
 }
 
 const stream = await client.fetch(`${base}/stream`)
 let buffer = ''
-for await (const text of stream.body.pipeThrough(new TextDecoderStream())) {
+for await (const text of /** @type {AsyncIterable<string>} */ (
+  /** @type {unknown} */ (/** @type {ReadableStream} */ (stream.body).pipeThrough(new TextDecoderStream()))
+)) {
   buffer += text
   for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
     const event = buffer.slice(0, end)
@@ -40,7 +43,10 @@ for await (const text of stream.body.pipeThrough(new TextDecoderStream())) {
     const name = /^event: (.*)$/m.exec(event)?.[1] ?? 'message'
     const data = /^data: (.*)$/m.exec(event)?.[1]
     if (name === 'payment-need-voucher')
-      await sessions.voucher(`${base}/stream`, BigInt(JSON.parse(data).requiredCumulative))
+      await sessions.voucher(
+        `${base}/stream`,
+        BigInt(JSON.parse(/** @type {string} */ (data)).requiredCumulative),
+      )
     else console.log(name, data)
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Runs the example end to end on a local Tempo node (or the one `npm run devnet` started, see
 // ../lib/tempo-node.mjs): node examples/tempo-session/run.mjs
 import { fileURLToPath } from 'node:url'
@@ -12,12 +13,13 @@ onFailure(
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const node = await tempoNode()
-const [payer, payee] = node.info.accounts
+/** @typedef {Awaited<ReturnType<typeof tempoNode>>['info']['accounts'][number] & {}} Account */
+const [payer, payee] = /** @type {[Account, Account]} */ (node.info.accounts)
 const env = { ...process.env, MPPKIT_RPC_URL: node.info.rpcUrl, MPPKIT_CHAIN_ID: String(node.info.chainId) }
 const server = await startServer(here('./server.mjs'), {
   ...env,
   MPPKIT_PAYEE_KEY: payee.privateKey,
-  MPPKIT_ESCROW: node.info.escrow,
+  MPPKIT_ESCROW: /** @type {{ escrow?: string }} */ (node.info).escrow,
   PORT: '0',
 })
 try {

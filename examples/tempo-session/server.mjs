@@ -1,3 +1,4 @@
+// @ts-check
 // A metered endpoint on Tempo sessions (v1 escrow): 100 base units per request on /chat and per chunk on
 // /stream (SSE). Env: MPPKIT_RPC_URL, MPPKIT_CHAIN_ID, MPPKIT_PAYEE_KEY (the payee's key: it settles and
 // closes channels), MPPKIT_ESCROW, MPP_SECRET, PORT.
@@ -15,11 +16,11 @@ onFailure(
 requireEnv('MPPKIT_RPC_URL', 'MPPKIT_PAYEE_KEY', 'MPPKIT_ESCROW')
 
 const options = {
-  rpcUrl: process.env.MPPKIT_RPC_URL,
+  rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
   chainId: Number(process.env.MPPKIT_CHAIN_ID ?? 4217),
-  currency: '0x20c0000000000000000000000000000000000000', // PathUSD
-  account: privateKeyToAccount(process.env.MPPKIT_PAYEE_KEY),
-  escrow: process.env.MPPKIT_ESCROW,
+  currency: /** @type {`0x${string}`} */ ('0x20c0000000000000000000000000000000000000'), // PathUSD
+  account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PAYEE_KEY)),
+  escrow: /** @type {`0x${string}`} */ (process.env.MPPKIT_ESCROW),
   settleInterval: 10_000, // batch-settle consumed vouchers every 10 s
 }
 const perRequest = tempo.session(options)
@@ -35,7 +36,14 @@ const chat = Server.create({ realm: 'tempo-session.example', secrets, store, met
 )
 const stream = Server.create({ realm: 'tempo-session.example', secrets, store, methods: [perChunk] }).protect(
   { offers: [offer] },
-  (_request, payment) => payment.context.sse(['Hello', 'from', 'a', 'metered', 'stream']),
+  (_request, payment) =>
+    /** @type {{ sse(chunks: string[]): Response }} */ (payment.context).sse([
+      'Hello',
+      'from',
+      'a',
+      'metered',
+      'stream',
+    ]),
 )
 
 const listener = http.createServer(
@@ -44,5 +52,7 @@ const listener = http.createServer(
   ),
 )
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/chat`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/chat`,
+  )
 })

@@ -281,7 +281,7 @@ describe('containers provider (live)', () => {
     const devnet = await startDevnet({ rails: ['tempo', 'stripe'], env: { MPPKIT_DEVNET: 'containers' } })
     try {
       expect(devnet.providers).toEqual({ tempo: 'containers', stripe: 'containers' })
-      expect(await tempoRpc(devnet.info.tempo!.rpcUrl, 'eth_chainId')).toMatch(/^0x/)
+      expect(await tempoRpc(devnet.info.tempo!.rpcUrl, 'eth_chainId', [])).toMatch(/^0x/)
       const response = await fetch(`${devnet.info.stripe!.apiBase}/v1/customers`, {
         headers: { authorization: `Bearer ${devnet.info.stripe!.secretKey}` },
       })

@@ -68,7 +68,11 @@ async function touchEveryNode(info: DevnetInfo) {
   const [chainId, health, intent, wallet] = await Promise.all([
     tempo.getChainId(),
     solana.getHealth().send(),
-    stripe.paymentIntents.create({ amount: 100, currency: 'usd', payment_method_types: ['card'] }),
+    stripe.paymentIntents.create({
+      amount: 100,
+      currency: 'usd',
+      ...({ payment_method_types: ['card'] } as object),
+    }),
     getWalletInfo({ lnd }),
   ])
   return { chainId, health, intent, wallet }

@@ -254,7 +254,7 @@ describe('injectFault', () => {
       body: JSON.stringify({ kind: 503, path: '/v1/account', method: 'GET' }),
     })
     expect(armed.status).toBe(200)
-    expect((await failure(stripe.accounts.retrieve())).statusCode).toBe(503)
-    expect((await stripe.accounts.retrieve()).id).toBe(node.info.accounts.platform)
+    expect((await failure(stripe.accounts.retrieve(null))).statusCode).toBe(503)
+    expect((await stripe.accounts.retrieve(null)).id).toBe(node.info.accounts.platform)
   })
 })

@@ -84,7 +84,7 @@ describe('expand', () => {
       amount: 1000,
       currency: 'usd',
       confirm: true,
-      payment_method_types: ['card'],
+      ...({ payment_method_types: ['card'] } as object),
       payment_method: 'pm_card_visa',
       expand: ['latest_charge'],
     })

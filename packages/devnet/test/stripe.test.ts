@@ -69,7 +69,7 @@ describe('startStripe', () => {
   })
 
   it('answers every response with a Request-Id and echoes the Stripe-Version', async () => {
-    const account = await stripe.accounts.retrieve()
+    const account = await stripe.accounts.retrieve(null)
     expect(account.id).toBe(node.info.accounts.platform)
     expect(account.lastResponse.requestId).toMatch(/^req_/)
     expect(account.lastResponse.apiVersion).toBe(stripe.getApiField('version'))
@@ -317,7 +317,7 @@ describe('test PaymentMethods', () => {
     const created = await stripe.paymentIntents.create({
       amount: 1500,
       currency: 'usd',
-      payment_method_types: ['card'],
+      ...({ payment_method_types: ['card'] } as object),
     })
     expect(created.status).toBe('requires_payment_method')
     const confirmed = await stripe.paymentIntents.confirm(created.id, { payment_method: 'pm_card_visa' })
@@ -496,7 +496,7 @@ describe('refunds', () => {
       amount: 1000,
       currency: 'usd',
       confirm: true,
-      payment_method_types: ['card'],
+      ...({ payment_method_types: ['card'] } as object),
       payment_method: 'pm_card_visa',
     })
     const large = await failure(stripe.refunds.create({ payment_intent: pi.id, amount: 1001 }))
@@ -532,7 +532,7 @@ describe('Stripe-Account', () => {
       amount: 3000,
       currency: 'usd',
       confirm: true,
-      payment_method_types: ['card'],
+      ...({ payment_method_types: ['card'] } as object),
       payment_method: 'pm_card_visa',
       application_fee_amount: 300,
       transfer_data: { destination },

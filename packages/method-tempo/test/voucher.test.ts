@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { Channel, Voucher } from '../src/index.js'
 import { backends } from './voucher-backends.js'
 
-const escrow = '0x1234567890abcdef1234567890abcdef12345678' as `0x${string}`
+const escrow: Hex = '0x1234567890abcdef1234567890abcdef12345678'
 const channelId = `0x${'6d'.repeat(32)}` as Hex
 const account = privateKeyToAccount(generatePrivateKey())
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
