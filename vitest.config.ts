@@ -19,7 +19,33 @@ export default defineConfig({
         replacement: src('./packages/method-tempo/src/$1/index.ts'),
       },
       { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
+      {
+        find: /^@mppkit\/method-lightning\/(server|client)$/,
+        replacement: src('./packages/method-lightning/src/$1/index.ts'),
+      },
+      {
+        find: /^@mppkit\/method-lightning\/cli$/,
+        replacement: src('./packages/method-lightning/src/cli.ts'),
+      },
+      { find: /^@mppkit\/method-lightning$/, replacement: src('./packages/method-lightning/src/index.ts') },
       { find: /^@mppkit\/method-tempo$/, replacement: src('./packages/method-tempo/src/index.ts') },
+      {
+        find: /^@mppkit\/method-solana\/(server|client)$/,
+        replacement: src('./packages/method-solana/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/method-solana\/cli$/, replacement: src('./packages/method-solana/src/cli.ts') },
+      { find: /^@mppkit\/method-solana$/, replacement: src('./packages/method-solana/src/index.ts') },
+      {
+        find: /^@mppkit\/x402-compat\/(server|client)$/,
+        replacement: src('./packages/x402-compat/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/x402-compat$/, replacement: src('./packages/x402-compat/src/index.ts') },
+      {
+        find: /^@mppkit\/mcp\/(server|client)$/,
+        replacement: src('./packages/mcp/src/$1/index.ts'),
+      },
+      { find: /^@mppkit\/mcp$/, replacement: src('./packages/mcp/src/index.ts') },
+      { find: /^@mppkit\/discovery$/, replacement: src('./packages/discovery/src/index.ts') },
       {
         find: /^@mppkit\/method-stripe\/(server|client)$/,
         replacement: src('./packages/method-stripe/src/$1/index.ts'),

@@ -1,4 +1,5 @@
-// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet) with tsup alone
+// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet,
+// @mppkit/method-lightning, @mppkit/mcp) with tsup alone
 // (JavaScript, no type declarations), and only when their sources are newer than their dist/: a few
 // seconds on a fresh clone, where the full `npm run build` (with type declarations) takes minutes.
 // Prints what it does while it does it.
@@ -14,6 +15,8 @@ export const startPackages = {
   core: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/bin/mppkit.js'],
   'method-tempo': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/cli.js'],
   devnet: ['dist/index.js', 'dist/cli.js'],
+  'method-lightning': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
+  mcp: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
 }
 
 function newestSource(directory) {

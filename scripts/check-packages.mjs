@@ -23,6 +23,8 @@ export const published = {
   devnet: { '.': 'node' },
   'store-redis': { '.': 'node' },
   'store-postgres': { '.': 'node' },
+  mcp: { '.': 'node', './server': 'node', './client': 'node' },
+  discovery: { '.': 'node' },
 }
 
 const manifest = (name) => JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'))

@@ -29,6 +29,7 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
   let start: ReturnType<typeof spawn> | undefined
   let printed = ''
   let paid: Promise<number>
+  let firstPayment: number | undefined
 
   beforeAll(() => {
     // `npm start`, exactly as the README says (in its own process group, to stop it with everything it
@@ -39,6 +40,10 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
       const lines = createInterface({ input: start!.stdout! })
       lines.on('line', (line) => {
         printed += `${line}\n`
+        // The issue's bar: a fresh `npm start` reaches its first payment in under 60 s (the later demos,
+        // one per rail, follow it).
+        if (firstPayment === undefined && /^200 \{ city: 'Lisbon'/.test(line))
+          firstPayment = performance.now() - began
         if (line.startsWith('Ctrl-C stops')) resolve(performance.now() - began)
       })
       start!.on('exit', (code) =>
@@ -75,11 +80,16 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
 
   it('`npm start` pays within 60 s and prints the README commands with the real URL and a devnet key', async () => {
     const elapsed = await paid
-    expect(elapsed).toBeLessThan(60_000)
+    console.log(
+      `[readme] npm start: first payment after ${Math.round(firstPayment ?? -1)} ms, ready after ${Math.round(elapsed)} ms`,
+    )
+    expect(firstPayment).toBeLessThan(60_000)
     expect(printed).toMatch(/^200 \{ city: 'Lisbon'/m)
     expect(printed).toMatch(/reference: '0x[0-9a-f]{64}'/)
     expect(printed).toContain("200 { answer: 42 } { spent: '300', acceptedCumulative: '300' }")
     expect(printed).toMatch(/^closed 200/m)
+    // The paid MCP tool (examples/mcp-paid-tool): paid over MCP, receipt in the result's _meta.
+    expect(printed).toMatch(/^forecast Paris: sunny, 21 °C \(paid in 0x[0-9a-f]{64}\)$/m)
     expect(printed).toMatch(
       /^ {2}export MPPKIT_URL=http:\/\/127\.0\.0\.1:\d+\/weather MPPKIT_RPC_URL=http:\/\/127\.0\.0\.1:\d+ MPPKIT_PRIVATE_KEY=0x[0-9a-f]{64}$/m,
     )
@@ -89,7 +99,7 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
       .filter((line) => line.startsWith('  '))
       .map((line) => line.trim())
     expect(suggested).toEqual(commands.slice(2))
-  }, 90_000)
+  }, 240_000)
 
   it('every pasted command works against the running server', async () => {
     await paid

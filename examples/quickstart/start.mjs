@@ -3,6 +3,7 @@
 // node and the quickstart server, pays it with the quickstart client, runs the session example, then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
 // devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { onFailure } from '../lib/fail.mjs'
 import { runClient, startServer } from '../lib/processes.mjs'
@@ -63,6 +64,40 @@ const sessionCode = await runClient(
 )
 sessionServer.kill()
 if (sessionCode !== 0) await stop(sessionCode)
+
+// Lightning: a charge and an SSE stream billed per chunk with top-ups mid-stream, on LND-compatible nodes
+// (the LND simulator, or the network `npm run devnet` started when MPPKIT_DEVNET_INFO is set). Both run
+// at once; their output is printed in order once each is done.
+const lightning = await Promise.all(
+  ['lightning-charge', 'lightning-session'].map(
+    (example) =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [here(`../${example}/run.mjs`)], {
+          // The `lightning` client's gRPC channel warns about TLS to an IP address: not news here.
+          env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --no-deprecation`.trim() },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+        let output = ''
+        child.stdout.on('data', (chunk) => (output += chunk))
+        child.stderr.on('data', (chunk) => (output += chunk))
+        child.on('exit', (code) => resolve({ example, code: code ?? 1, output }))
+      }),
+  ),
+)
+for (const { example, code, output } of lightning) {
+  console.log(`\nLightning (examples/${example}):\n${output.trimEnd()}`)
+  if (code !== 0) await stop(code)
+}
+
+// Paid MCP tools: an agent pays a tool call over MCP with the same client and policy (examples/mcp-paid-tool).
+console.log('\nPaid MCP tool (examples/mcp-paid-tool):')
+const mcpServer = await startServer(here('../mcp-paid-tool/server.mjs'), env)
+const mcpCode = await runClient(here('../mcp-paid-tool/agent.mjs'), [mcpServer.url], {
+  ...env,
+  MPPKIT_PRIVATE_KEY: payer.privateKey,
+})
+mcpServer.kill()
+if (mcpCode !== 0) await stop(mcpCode)
 
 console.log(`
 Paid. The server stays up at ${url}

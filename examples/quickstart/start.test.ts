@@ -13,7 +13,7 @@ const { buildForStart, isFresh, startPackages } = await import(
 )
 
 describe('buildForStart', () => {
-  it('builds core, method-tempo and devnet from a clone without dist/ in well under 60 s, then nothing', async () => {
+  it('builds core, method-tempo, devnet, method-lightning and mcp from a clone without dist/ in well under 60 s, then nothing', async () => {
     const clone = mkdtempSync(join(tmpdir(), 'mppkit-start-'))
     try {
       cpSync(join(root, 'tsconfig.base.json'), join(clone, 'tsconfig.base.json'))
@@ -29,10 +29,12 @@ describe('buildForStart', () => {
       const started = performance.now()
       const builtNames = await buildForStart({ base: clone, log: (line: string) => lines.push(line) })
       const seconds = (performance.now() - started) / 1000
-      expect(builtNames).toEqual(['core', 'method-tempo', 'devnet'])
+      expect(builtNames).toEqual(['core', 'method-tempo', 'devnet', 'method-lightning', 'mcp'])
       expect(seconds).toBeLessThan(30)
       // It says what it does while it does it.
-      expect(lines[0]).toMatch(/^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet/)
+      expect(lines[0]).toMatch(
+        /^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet, @mppkit\/method-lightning, @mppkit\/mcp/,
+      )
       for (const [name, files] of Object.entries(startPackages as Record<string, string[]>))
         for (const file of files) expect(existsSync(join(clone, 'packages', name, file)), file).toBe(true)
       // Fresh now: a second start builds nothing; a changed source rebuilds that package only.

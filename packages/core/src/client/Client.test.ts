@@ -332,6 +332,8 @@ describe('Client.fetch retries', () => {
     expect((await patient.fetch('https://api.test/cents')).status).toBe(503)
     expect(slow.sent).toHaveLength(2)
     expect(slow.rail.settlements()).toBe(0)
-    expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(`[ConfigurationError: retries must be a non-negative integer]`)
+    expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: retries must be a non-negative integer]`,
+    )
   })
 })

@@ -99,6 +99,15 @@ const maxComputeUnits = 1_400_000n
 
 const transactionDecoder = getTransactionDecoder()
 
+/** A commitment level, lowest first. */
+export type Commitment = 'processed' | 'confirmed' | 'finalized'
+
+/** True when `level` is at least `wanted`. */
+export function reaches(level: Commitment, wanted: Commitment): boolean {
+  const rank = { processed: 0, confirmed: 1, finalized: 2 }
+  return rank[level] >= rank[wanted]
+}
+
 /**
  * One LiteSVM instance with the bookkeeping a validator adds around it: slots and block height, a
  * window of recent blockhashes, fees, the transaction status store, balances before and after.
@@ -205,6 +214,29 @@ export class Ledger extends EventEmitter<{
       this.emit('slot', this.slot)
     }
     this.stampClock()
+  }
+
+  /**
+   * Slots a transaction needs after its own before it counts as `confirmed` and as `finalized`
+   * (0 and 0: every transaction is final at once, as before commitment levels existed).
+   */
+  readonly commitmentDepth = { confirmed: 0n, finalized: 0n }
+
+  /**
+   * The commitment a recorded transaction has reached: `processed` in its own slot, `confirmed` and
+   * `finalized` once the ledger is {@link commitmentDepth} slots further.
+   *
+   * @example
+   * ```ts
+   * ledger.commitmentOf(record) // 'processed' | 'confirmed' | 'finalized'
+   * ```
+   */
+  commitmentOf(record: { slot: bigint }): Commitment {
+    // The slot after a transaction's own is produced as soon as it lands (see `process`).
+    const after = this.slot - record.slot - 1n
+    if (after >= this.commitmentDepth.finalized) return 'finalized'
+    if (after >= this.commitmentDepth.confirmed) return 'confirmed'
+    return 'processed'
   }
 
   /** The lamports of an account (0 when absent). */

@@ -22,7 +22,7 @@ export {
 } from './helpers.js'
 export type { SolanaKeypair } from './keys.js'
 export type { RecordedTransaction } from './Ledger.js'
-export { Ledger, SolanaRpcError } from './Ledger.js'
+export { type Commitment, Ledger, SolanaRpcError } from './Ledger.js'
 export { programs as solanaPrograms } from './programs.js'
 
 /** Options of {@link startSolana}. */
@@ -35,6 +35,14 @@ export type StartSolanaOptions = {
   payerLamports?: bigint
   /** A 64-byte secret key for the payer (solana-keygen format); default a fresh random keypair. */
   payerSecretKey?: Uint8Array | readonly number[]
+  /**
+   * Commitment levels over slots: a transaction is `processed` in its slot, `confirmed` after
+   * `confirmed` more slots and `finalized` after `finalized` more (a validator needs about 1 and 32).
+   * Default `{ confirmed: 0, finalized: 0 }`: final at once.
+   */
+  commitment?: { confirmed?: number; finalized?: number }
+  /** Produce a slot every `slotTimeMs` ms even without transactions (default: only when one lands). */
+  slotTimeMs?: number
 }
 
 /** The JSON-serializable description of a running Solana node. */
@@ -93,7 +101,8 @@ function readBody(request: IncomingMessage): Promise<string> {
  * Starts a local Solana node: a JSON-RPC 2.0 server (and PubSub websocket) over one LiteSVM
  * instance with the real SPL Token, Token-2022, Associated Token Account and Memo programs, so
  * unmodified `@solana/kit` clients (`createSolanaRpc`, `createSolanaRpcSubscriptions`,
- * `sendAndConfirmTransactionFactory`) work against it. Every transaction is final in its own slot.
+ * `sendAndConfirmTransactionFactory`) work against it. By default every transaction is final in
+ * its own slot; `commitment` and `slotTimeMs` make it go processed → confirmed → finalized over slots.
  *
  * @example
  * ```ts
@@ -112,6 +121,14 @@ export async function startSolana(options: StartSolanaOptions = {}): Promise<Sol
   ledger.setLamports(payer.address, options.payerLamports ?? 1_000_000_000_000_000n)
   ledger.setLamports(faucet.address, 10_000_000_000_000_000_000n)
   ledger.identity = faucet.address
+  const confirmed = BigInt(options.commitment?.confirmed ?? 0)
+  const finalized = BigInt(options.commitment?.finalized ?? Number(confirmed))
+  if (confirmed < 0n || finalized < confirmed)
+    throw new DevnetError('commitment depths must satisfy 0 <= confirmed <= finalized', {
+      code: 'solana_invalid_commitment',
+    })
+  ledger.commitmentDepth.confirmed = confirmed
+  ledger.commitmentDepth.finalized = finalized
   const handle: SolanaNodeHandle = { ledger, payer, faucet }
   const handlers = createHandlers(ledger, (recipient, lamports) =>
     airdropHelper(handle, { address: recipient, lamports }),
@@ -204,6 +221,11 @@ export async function startSolana(options: StartSolanaOptions = {}): Promise<Sol
       computeBudget: programs.computeBudget,
     },
   }
+  const clock =
+    options.slotTimeMs !== undefined && options.slotTimeMs > 0
+      ? setInterval(() => ledger.advanceSlots(1), options.slotTimeMs)
+      : undefined
+  clock?.unref()
   let stopped: Promise<void> | undefined
   return {
     ...handle,
@@ -211,6 +233,7 @@ export async function startSolana(options: StartSolanaOptions = {}): Promise<Sol
     advanceSlots: (count = 1) => ledger.advanceSlots(count),
     stop: () => {
       stopped ??= (async () => {
+        if (clock) clearInterval(clock)
         await pubsub.close()
         await new Promise<void>((resolve) => {
           server.close(() => resolve())

@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { isAddress } from '@solana/kit'
-import { type Ledger, type RecordedTransaction, SolanaRpcError } from './Ledger.js'
+import { type Commitment, type Ledger, type RecordedTransaction, reaches, SolanaRpcError } from './Ledger.js'
 import {
   isTokenProgram,
   parseInstruction,
@@ -102,12 +102,13 @@ export function createHandlers(
   function signatureStatus(signature: unknown) {
     const record = typeof signature === 'string' ? ledger.history.get(signature) : undefined
     if (!record) return null
+    const level = ledger.commitmentOf(record)
     return {
       slot: record.slot,
-      confirmations: null,
+      // "confirmations: null if rooted (finalized)", else the slots built on top of it.
+      confirmations: level === 'finalized' ? null : Number(ledger.slot - record.slot - 1n),
       err: record.err,
-      // Every slot of this node is final as soon as it is produced.
-      confirmationStatus: 'finalized',
+      confirmationStatus: level,
       status: record.err === null ? { Ok: null } : { Err: record.err },
     }
   }
@@ -230,7 +231,10 @@ export function createHandlers(
       if (typeof signature !== 'string') throw invalidParams('Invalid param: expected a signature')
       const options = typeof params[1] === 'string' ? { encoding: params[1] } : config(params, 1)
       const record = ledger.history.get(signature)
-      if (!record) return null
+      // Agave: getTransaction defaults to `finalized` and refuses `processed`.
+      const wanted = (options.commitment ?? 'finalized') as Commitment
+      if (wanted === 'processed') throw invalidParams('Method does not support commitment below `confirmed`')
+      if (!record || !reaches(ledger.commitmentOf(record), wanted)) return null
       const maxVersion = options.maxSupportedTransactionVersion
       if (record.transaction.message.version === 0 && (maxVersion === undefined || maxVersion === null))
         throw new SolanaRpcError(
@@ -258,7 +262,7 @@ export function createHandlers(
           err: record.err,
           memo: memoOf(record),
           blockTime: record.blockTime,
-          confirmationStatus: 'finalized',
+          confirmationStatus: ledger.commitmentOf(record),
         })
         if (found.length >= limit) break
       }

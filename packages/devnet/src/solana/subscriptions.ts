@@ -1,7 +1,7 @@
 import type { Server } from 'node:http'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { stringify } from './json.js'
-import type { Ledger, RecordedTransaction } from './Ledger.js'
+import { type Commitment, type Ledger, type RecordedTransaction, reaches } from './Ledger.js'
 
 /**
  * The PubSub websocket of the Solana node: `signatureSubscribe` and `slotSubscribe` (what
@@ -18,7 +18,7 @@ export function attachSubscriptions(server: Server, ledger: Ledger): { close(): 
   const wss = new WebSocketServer({ server })
   let nextId = 0
   type Subscription =
-    | { kind: 'signature'; socket: WebSocket; signature: string }
+    | { kind: 'signature'; socket: WebSocket; signature: string; commitment: Commitment }
     | { kind: 'slot'; socket: WebSocket }
   const subscriptions = new Map<number, Subscription>()
 
@@ -35,12 +35,18 @@ export function attachSubscriptions(server: Server, ledger: Ledger): { close(): 
     })
   }
 
-  const onTransaction = (record: RecordedTransaction) => {
-    for (const [id, subscription] of subscriptions)
-      if (subscription.kind === 'signature' && subscription.signature === record.signature)
+  // A signature subscription fires once its transaction reaches the subscription's commitment.
+  const check = () => {
+    for (const [id, subscription] of subscriptions) {
+      if (subscription.kind !== 'signature') continue
+      const record = ledger.history.get(subscription.signature)
+      if (record && reaches(ledger.commitmentOf(record), subscription.commitment))
         notifySignature(id, subscription.socket, record)
+    }
   }
+  const onTransaction = (_record: RecordedTransaction) => check()
   const onSlot = (slot: bigint) => {
+    check()
     for (const [id, subscription] of subscriptions)
       if (subscription.kind === 'slot')
         send(subscription.socket, {
@@ -72,11 +78,18 @@ export function attachSubscriptions(server: Server, ledger: Ledger): { close(): 
             return
           }
           const subscriptionId = nextId++
-          subscriptions.set(subscriptionId, { kind: 'signature', socket, signature })
+          const options = params[1] as { commitment?: unknown } | undefined
+          const commitment = (
+            ['processed', 'confirmed', 'finalized'].includes(options?.commitment as string)
+              ? options?.commitment
+              : 'finalized'
+          ) as Commitment
+          subscriptions.set(subscriptionId, { kind: 'signature', socket, signature, commitment })
           reply(subscriptionId)
-          // Agave answers at once for a signature already in its status cache.
+          // Agave answers at once for a signature already in its status cache at that commitment.
           const record = ledger.history.get(signature)
-          if (record) notifySignature(subscriptionId, socket, record)
+          if (record && reaches(ledger.commitmentOf(record), commitment))
+            notifySignature(subscriptionId, socket, record)
           return
         }
         case 'slotSubscribe': {

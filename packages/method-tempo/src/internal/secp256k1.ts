@@ -85,7 +85,11 @@ export function nativeBinding(): Binding | undefined {
  * The engine a verifier gets by default: `noble` when `MPPKIT_SECP256K1` is `js` or `noble`, else
  * `libsecp256k1` when the binding loads, else `noble`.
  */
-export function defaultBackend(environment = globalThis.process?.env ?? {}): Backend {
+export function defaultBackend(
+  environment: Readonly<Record<string, string | undefined>> = (
+    globalThis as { process?: { env?: Record<string, string | undefined> } }
+  ).process?.env ?? {},
+): Backend {
   const forced = environment[backendVariable]?.toLowerCase()
   if (forced === 'js' || forced === 'noble') return 'noble'
   return nativeBinding() ? 'libsecp256k1' : 'noble'

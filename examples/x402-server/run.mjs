@@ -1,0 +1,38 @@
+// Runs the dual-stack example end to end on a local node (or the one `npm run devnet` started, see
+// ../lib/tempo-node.mjs): node examples/x402-server/run.mjs
+import { fileURLToPath } from 'node:url'
+import { onFailure } from '../lib/fail.mjs'
+import { runClient, startServer } from '../lib/processes.mjs'
+import { tempoNode } from '../lib/tempo-node.mjs'
+
+onFailure(
+  'example',
+  'run `npm run build` first; MPPKIT_DEVNET_INFO must be the JSON line `npm run devnet` printed',
+)
+
+const here = (file) => fileURLToPath(new URL(file, import.meta.url))
+const node = await tempoNode()
+const [payer, merchant, gas] = node.info.accounts
+const env = {
+  ...process.env,
+  MPPKIT_RPC_URL: node.info.rpcUrl,
+  MPPKIT_CHAIN_ID: String(node.info.chainId),
+  MPPKIT_TOKEN: node.info.eip3009Token,
+  MPPKIT_TOKEN_NAME: node.info.eip3009.name,
+  MPPKIT_TOKEN_VERSION: node.info.eip3009.version,
+}
+const server = await startServer(here('./server.mjs'), {
+  ...env,
+  MPPKIT_RECIPIENT: merchant.address,
+  MPPKIT_GAS_KEY: gas.privateKey,
+  PORT: '0',
+})
+try {
+  process.exitCode = await runClient(here('./clients.mjs'), [server.url], {
+    ...env,
+    MPPKIT_PRIVATE_KEY: payer.privateKey,
+  })
+} finally {
+  server.kill()
+  await node.stop()
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'tsup'
+
+// JavaScript only: `tsc -p tsconfig.build.json` writes the declarations next to it (one .d.ts per source
+// file, as tsc checks them), and `npm start` runs tsup alone.
+
+export default defineConfig({
+  entry: { index: 'src/index.ts', cli: 'src/cli.ts' },
+  format: ['esm'],
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+})

@@ -1,0 +1,13 @@
+export {
+  capabilities,
+  challengesOf,
+  credentialKey,
+  McpPaymentError,
+  type Paid,
+  type PaidClient,
+  paymentRequiredCode,
+  receiptKey,
+  receiptOf,
+  verificationFailedCode,
+  wrap,
+} from './PaidClient.js'

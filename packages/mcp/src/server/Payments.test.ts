@@ -1,0 +1,372 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { Client as CoreClient } from '@mppkit/core/client'
+import * as Server from '@mppkit/core/server'
+import { createTestRail } from '@mppkit/core/testing'
+import { afterEach, describe, expect, test } from 'vitest'
+import { z } from 'zod'
+import { connected, overHttp, price, raw, secret } from '../../test/fixture.js'
+import { create } from './Payments.js'
+
+const credentialKey = 'org.paymentauth/credential'
+const receiptKey = 'org.paymentauth/receipt'
+
+async function refusal(promise: Promise<unknown>): Promise<McpError> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof McpError) return error
+    throw error
+  }
+  throw new Error('expected an McpError')
+}
+
+describe('create', () => {
+  let close: (() => Promise<void>) | undefined
+  afterEach(async () => {
+    await close?.()
+    close = undefined
+  })
+
+  test('an unpaid tool call gets -32042 with the challenges, request as a JSON object', async () => {
+    const t = await connected()
+    close = t.close
+    const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Paris' } }))
+    expect(error.code).toBe(-32042)
+    const data = error.data as any
+    expect(data.httpStatus).toBe(402)
+    expect(data.challenges).toHaveLength(1)
+    const [challenge] = data.challenges
+    // "Servers MUST NOT base64url-encode the request when using JSON-RPC transport."
+    expect(challenge.request).toEqual({ amount: '1000', currency: 'usd', recipient: 'acct_merchant' })
+    expect(Object.keys(challenge).sort()).toMatchInlineSnapshot(`
+      [
+        "description",
+        "digest",
+        "expires",
+        "id",
+        "intent",
+        "method",
+        "opaque",
+        "realm",
+        "request",
+      ]
+    `)
+    expect(data.problem.type).toBe('https://paymentauth.org/problems/payment-required')
+    expect(t.calls).toEqual([])
+  })
+
+  test('a credential in params._meta is settled and the result carries the receipt', async () => {
+    const t = await connected()
+    close = t.close
+    const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Paris' } }))
+    const payment = await t.payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/forecast' })
+    const result = await t.client.callTool({
+      name: 'forecast',
+      arguments: { city: 'Paris' },
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect(result.content).toEqual([{ type: 'text', text: 'sunny in Paris' }])
+    const receipt = (result._meta as any)[receiptKey]
+    expect(receipt).toMatchObject({
+      status: 'success',
+      method: 'test',
+      challengeId: payment.challenge.id,
+      reference: payment.credential.payload.transfer,
+    })
+    expect(t.rail.settlements()).toBe(1)
+    // The handler learns the receipt, never the credential.
+    const meta = t.calls[0]!.meta as Record<string, unknown>
+    expect(meta[credentialKey]).toBeUndefined()
+    expect(meta[receiptKey]).toEqual(receipt)
+  })
+
+  test('a replayed credential is refused with -32043 and a fresh challenge', async () => {
+    const t = await connected()
+    close = t.close
+    const error = await refusal(t.client.callTool({ name: 'premium' }))
+    const payment = await t.payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/premium' })
+    const params = { name: 'premium', _meta: { [credentialKey]: payment.credential } }
+    await t.client.callTool(params)
+    const replay = await refusal(t.client.callTool(params))
+    expect(replay.code).toBe(-32043)
+    const data = replay.data as any
+    expect(data.challenges).toHaveLength(1)
+    expect(data.challenges[0].id).not.toBe(payment.challenge.id)
+    expect(data.problem.type).toBe('https://paymentauth.org/problems/invalid-challenge')
+    expect(t.rail.settlements()).toBe(1)
+    expect(t.calls).toHaveLength(1)
+  })
+
+  test("tool A's challenge never pays for tool B", async () => {
+    const t = await connected()
+    close = t.close
+    // Same price on both sides, so only the operation binding can tell them apart.
+    const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Paris' } }))
+    const payment = await t.payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/forecast' })
+    const other = await refusal(
+      t.client.callTool({
+        name: 'alerts',
+        arguments: { city: 'Paris' },
+        _meta: { [credentialKey]: payment.credential },
+      }),
+    )
+    expect(other.code).toBe(-32043)
+    expect((other.data as any).problem.detail).toMatchInlineSnapshot(
+      `"The challenge opaque does not match this resource."`,
+    )
+    expect((other.data as any).challenges[0].opaque).not.toBe(payment.challenge.opaque)
+    expect(t.rail.settlements()).toBe(0)
+    expect(t.calls).toEqual([])
+  })
+
+  test('a challenge paid for some arguments does not pay for others', async () => {
+    const t = await connected()
+    close = t.close
+    const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Paris' } }))
+    const payment = await t.payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/forecast' })
+    const other = await refusal(
+      t.client.callTool({
+        name: 'forecast',
+        arguments: { city: 'Oslo' },
+        _meta: { [credentialKey]: payment.credential },
+      }),
+    )
+    expect(other.code).toBe(-32043)
+    expect((other.data as any).failure.reason).toBe('digest-mismatch')
+    expect(t.calls).toEqual([])
+  })
+
+  test('two concurrent submissions of one credential settle once', async () => {
+    const t = await connected({ verifyDelayMs: 30 })
+    close = t.close
+    const error = await refusal(t.client.callTool({ name: 'premium' }))
+    const payment = await t.payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/premium' })
+    const params = { name: 'premium', _meta: { [credentialKey]: payment.credential } }
+    const outcomes = await Promise.allSettled([t.client.callTool(params), t.client.callTool(params)])
+    const fulfilled = outcomes.filter((o) => o.status === 'fulfilled')
+    const rejected = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[]
+    expect(fulfilled).toHaveLength(1)
+    expect(rejected).toHaveLength(1)
+    expect((rejected[0]!.reason as McpError).code).toBe(-32043)
+    expect(t.rail.settlements()).toBe(1)
+    expect(t.calls).toHaveLength(1)
+  })
+
+  test('paid resources and prompts', async () => {
+    const t = await connected()
+    close = t.close
+    const unpaid = await refusal(t.client.readResource({ uri: 'data://premium/market' }))
+    expect(unpaid.code).toBe(-32042)
+    const payment = await t.payer.pay((unpaid.data as any).challenges, { url: 'mcp://weather/resource' })
+    const resource = await t.client.readResource({
+      uri: 'data://premium/market',
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect(resource.contents[0]).toMatchObject({ text: 'market data' })
+    expect((resource._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+
+    const prompt = await refusal(t.client.getPrompt({ name: 'expert' }))
+    expect(prompt.code).toBe(-32042)
+    const paid = await t.payer.pay((prompt.data as any).challenges, { url: 'mcp://weather/prompt' })
+    const got = await t.client.getPrompt({ name: 'expert', _meta: { [credentialKey]: paid.credential } })
+    expect((got._meta as any)[receiptKey].challengeId).toBe(paid.challenge.id)
+  })
+
+  test('free tools ignore a credential and carry no receipt', async () => {
+    const t = await connected()
+    close = t.close
+    const result = await t.client.callTool({
+      name: 'echo',
+      arguments: { text: 'hi' },
+      _meta: { [credentialKey]: 'anything' },
+    })
+    expect(result.content).toEqual([{ type: 'text', text: 'hi' }])
+    // "Servers MUST NOT return receipts for unpaid requests."
+    expect((result._meta as any)?.[receiptKey]).toBeUndefined()
+  })
+
+  test('the payment capability is advertised in InitializeResult', async () => {
+    const t = await connected()
+    close = t.close
+    expect(t.client.getServerCapabilities()?.experimental).toMatchInlineSnapshot(`
+      {
+        "payment": {
+          "methods": {
+            "test": {
+              "intents": [
+                "charge",
+              ],
+            },
+          },
+        },
+      }
+    `)
+    expect(t.payments.capability.methods).toEqual({ test: { intents: ['charge'] } })
+  })
+})
+
+describe('create (raw JSON-RPC)', () => {
+  test('a credential in root-level _meta is accepted too', async () => {
+    const t = await raw()
+    const first = await t.request({ method: 'tools/call', params: { name: 'premium' } })
+    expect(first.error.code).toBe(-32042)
+    const payment = await t.payer.pay(first.error.data.challenges, { url: 'mcp://weather/tools/premium' })
+    const paid = await t.request({
+      method: 'tools/call',
+      params: { name: 'premium' },
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(t.rail.settlements()).toBe(1)
+  })
+
+  test('malformed credentials get -32602 and the server keeps serving', async () => {
+    const t = await raw()
+    const first = await t.request({ method: 'tools/call', params: { name: 'premium' } })
+    const challenge = first.error.data.challenges[0]
+    const { id: _id, ...withoutId } = challenge
+    let deep: unknown = {}
+    for (let i = 0; i < 20_000; i++) deep = { a: deep }
+    const bad: unknown[] = [
+      'a string',
+      42,
+      null,
+      [],
+      { challenge },
+      { challenge, payload: [] },
+      { challenge: withoutId, payload: { transfer: 'x' } },
+      { challenge: { ...challenge, request: 'not an object' }, payload: { transfer: 'x' } },
+      { challenge, payload: deep },
+    ]
+    const deepArguments = await t.request({
+      method: 'tools/call',
+      params: { name: 'forecast', arguments: deep },
+    })
+    expect(deepArguments.error.code).toBe(-32602)
+    const codes: number[] = []
+    for (const credential of bad) {
+      const reply = await t.request({
+        method: 'tools/call',
+        params: { name: 'premium', _meta: { [credentialKey]: credential } },
+      })
+      codes.push(reply.error?.code)
+      expect(JSON.stringify(reply)).not.toContain('at ')
+    }
+    // "Use `-32602` for credential structure errors." (§Error Code Mapping): never a crash.
+    expect(codes).toMatchInlineSnapshot(`
+      [
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+        -32602,
+      ]
+    `)
+    const again = await t.request({
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'ok' } },
+    })
+    expect(again.result.content[0].text).toBe('ok')
+    expect(t.calls.map((c) => c.tool)).toEqual(['echo'])
+  })
+
+  test('paid operations sent as notifications are dropped', async () => {
+    const t = await raw()
+    const first = await t.request({ method: 'tools/call', params: { name: 'premium' } })
+    const payment = await t.payer.pay(first.error.data.challenges, { url: 'mcp://weather/tools/premium' })
+    await t.notify({
+      method: 'tools/call',
+      params: { name: 'premium', _meta: { [credentialKey]: payment.credential } },
+    })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(t.calls).toEqual([])
+    expect(t.rail.settlements()).toBe(0)
+    // The credential was not consumed: the request form still pays.
+    const paid = await t.request({
+      method: 'tools/call',
+      params: { name: 'premium', _meta: { [credentialKey]: payment.credential } },
+    })
+    expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+  })
+})
+
+describe('create (Streamable HTTP)', () => {
+  test('a paid tool call over HTTP: -32042, then a receipt; a replay is refused', async () => {
+    const t = await overHttp()
+    try {
+      const error = await refusal(t.client.callTool({ name: 'forecast', arguments: { city: 'Lima' } }))
+      expect(error.code).toBe(-32042)
+      const payment = await t.payer.pay((error.data as any).challenges, { url: t.url.href })
+      const params = {
+        name: 'forecast',
+        arguments: { city: 'Lima' },
+        _meta: { [credentialKey]: payment.credential },
+      }
+      const result = await t.client.callTool(params)
+      expect(result.content).toEqual([{ type: 'text', text: 'sunny in Lima' }])
+      expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+      expect((await refusal(t.client.callTool(params))).code).toBe(-32043)
+      expect(t.rail.settlements()).toBe(1)
+    } finally {
+      await t.close()
+    }
+  })
+})
+
+describe('create (dynamic prices)', () => {
+  test('a price function reads the call (name and arguments) from the request body', async () => {
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const payments = create({
+      server,
+      tools: {
+        forecast: [
+          {
+            method: 'test',
+            request: async (request: Request) => {
+              const { arguments: args } = (await request.json()) as { arguments: { days: number } }
+              return { ...price, amount: String(100 * args.days) }
+            },
+          },
+        ],
+      },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', { inputSchema: { days: z.number() } }, async ({ days }) => ({
+      content: [{ type: 'text', text: `${days} days` }],
+    }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await mcp.connect(payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const error = await refusal(client.callTool({ name: 'forecast', arguments: { days: 7 } }))
+    expect((error.data as any).challenges[0].request.amount).toBe('700')
+    const payer = CoreClient.create({ methods: [rail.client()] })
+    const payment = await payer.pay((error.data as any).challenges, { url: 'mcp://weather/tools/forecast' })
+    const result = await client.callTool({
+      name: 'forecast',
+      arguments: { days: 7 },
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect(result.content).toEqual([{ type: 'text', text: '7 days' }])
+    expect(rail.settlements()).toBe(1)
+    // A replay is priced twice (the echo is checked, then a fresh challenge issued): both read the call.
+    const replay = await refusal(
+      client.callTool({
+        name: 'forecast',
+        arguments: { days: 7 },
+        _meta: { [credentialKey]: payment.credential },
+      }),
+    )
+    expect(replay.code).toBe(-32043)
+    expect((replay.data as any).challenges[0].request.amount).toBe('700')
+    await client.close()
+  })
+})

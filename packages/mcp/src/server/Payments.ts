@@ -1,0 +1,319 @@
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import { Jcs, PaymentError, type Receipt } from '@mppkit/core'
+import { Mcp, type Outcome, type Problem, type Server } from '@mppkit/core/server'
+import { argumentsDigest, compile, type Gate, type Paywall, type Prices } from './Paywall.js'
+
+/**
+ * Options of {@link create}.
+ *
+ * @example
+ * ```ts
+ * const options: Options = { server, tools: { forecast: [{ method: 'tempo', request: { amount: '1000' } }] } }
+ * ```
+ */
+export type Options = Prices & {
+  /** The mppkit server whose pipeline, secrets and Store verify and settle (the same as for HTTP). */
+  server: Server.Server
+  /** Name used in the synthesized request URL (`mcp://<name>/tools/call/<tool>`), default `mcp`. */
+  name?: string
+  /** Bind each tool call's arguments into its challenge (default true). */
+  bindArguments?: boolean
+  /** Called for a paid operation sent as a notification, which is dropped. */
+  onDroppedNotification?: (method: string, target: string) => void
+}
+
+/**
+ * The `experimental.payment` capability object: "Each method object MUST contain an `intents` array".
+ *
+ * @example
+ * ```ts
+ * const capability: PaymentCapability = { methods: { tempo: { intents: ['charge'] } } }
+ * ```
+ * @see draft-payment-transport-mcp-00 §Capability Advertisement
+ */
+export type PaymentCapability = { methods: Record<string, { intents: string[] }> }
+
+/**
+ * Payments for an MCP server: wraps the server's transport so paid tools, resources and prompts answer
+ * `-32042` until paid, and carry `org.paymentauth/receipt` once paid.
+ *
+ * @example
+ * ```ts
+ * await mcpServer.connect(payments.transport(new StdioServerTransport()))
+ * ```
+ */
+export type Payments = {
+  /** Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result. */
+  transport(inner: Transport): Transport
+  /** The capability advertised in `InitializeResult.capabilities.experimental.payment`. */
+  readonly capability: PaymentCapability
+}
+
+type Json = Record<string, unknown>
+type Message = Json & { id?: string | number; method?: string; params?: Json; _meta?: Json }
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** A copy of the request without the credential: handlers never see it, and the SDK's strict request
+ * schema refuses a root-level `_meta`. The receipt is put where the handler finds it (`extra._meta`). */
+function forwarded(message: Message, receipt: Receipt.Receipt): Message {
+  const { _meta: _root, ...rest } = message
+  const params: Json = { ...(isObject(message.params) ? message.params : {}) }
+  const meta: Json = { ...(isObject(params._meta) ? params._meta : {}) }
+  delete meta[Mcp.credentialKey]
+  meta[Mcp.receiptKey] = receipt
+  params._meta = meta
+  return { ...rest, params }
+}
+
+/**
+ * Creates MCP payments over an mppkit server: one core pipeline and Store for HTTP and MCP alike.
+ *
+ * @example
+ * ```ts
+ * const payments = Payments.create({ server, tools: { forecast: [{ method: 'tempo', request: { amount: '1000' } }] } })
+ * await mcpServer.connect(payments.transport(transport))
+ * ```
+ * @see draft-payment-transport-mcp-00
+ */
+export function create(options: Options): Payments {
+  const paywall: Paywall = compile(options)
+  const capability: PaymentCapability = { methods: paywall.methods }
+  const name = encodeURIComponent(options.name ?? 'mcp')
+  const bindArguments = options.bindArguments !== false
+
+  const challengeInput = (gate: Gate, message: Message, headers: unknown) => {
+    const { _meta, ...params } = message.params ?? {}
+    // Throws on arguments too deep to serialize: the caller answers -32602.
+    const init: RequestInit & { body: string } = { method: 'POST', body: JSON.stringify(params) }
+    if (isObject(headers)) {
+      const copy = new Headers()
+      for (const [key, value] of Object.entries(headers)) if (typeof value === 'string') copy.set(key, value)
+      copy.set('content-type', 'application/json')
+      init.headers = copy
+    }
+    const request = new CallRequest(`mcp://${name}/${gate.method}/${encodeURIComponent(gate.target)}`, init)
+    const digest =
+      bindArguments && gate.method !== 'resources/read' ? argumentsDigest(params.arguments) : undefined
+    return { route: gate.route, request, digest }
+  }
+
+  const authorize: Authorize = async (gate, message, headers) => {
+    let input: ReturnType<typeof challengeInput>
+    try {
+      input = challengeInput(gate, message, headers)
+    } catch {
+      return invalidParams
+    }
+    const credential = Mcp.credentialOf(message)
+    if (credential === undefined) return options.server.issueChallenges(input)
+    return options.server.authorizePayment({ ...input, credential })
+  }
+
+  return {
+    capability,
+    transport(inner) {
+      return new PaidTransport(inner, paywall, authorize, capability, options.onDroppedNotification)
+    },
+  }
+}
+
+/**
+ * The synthesized request a dynamic price receives: its JSON body (`{ name, arguments }` or `{ uri }`)
+ * can be read any number of times, since one call may be priced more than once (verification, then a
+ * fresh challenge).
+ */
+class CallRequest extends Request {
+  readonly #body: string
+  constructor(url: string, init: RequestInit & { body: string }) {
+    super(url, init)
+    this.#body = init.body
+  }
+  override text(): Promise<string> {
+    return Promise.resolve(this.#body)
+  }
+  override json(): Promise<any> {
+    return Promise.resolve(JSON.parse(this.#body))
+  }
+}
+
+/** Arguments that cannot be serialized (too deep): "Invalid params", never a crash. */
+const invalidParams: Problem = {
+  status: 'problem',
+  error: new PaymentError({
+    type: 'malformed-credential',
+    title: 'Invalid params',
+    status: 400,
+    detail: 'The request parameters could not be read.',
+  }),
+  challenges: [],
+}
+
+type Authorize = (gate: Gate, message: Message, headers: unknown) => Promise<Outcome>
+
+/**
+ * A transport between the MCP server and its real transport: every request is seen before the SDK
+ * parses it, and every response before it is sent.
+ */
+class PaidTransport implements Transport {
+  readonly #inner: Transport
+  readonly #paywall: Paywall
+  readonly #authorize: Authorize
+  readonly #capability: PaymentCapability
+  readonly #onDropped: ((method: string, target: string) => void) | undefined
+  /** Paid requests in flight, by JSON-RPC id: their outcome gets the response. */
+  readonly #paid = new Map<string | number, Extract<Outcome, { status: 'paid' }>>()
+  #initializeId: string | number | undefined
+  onmessage?: Transport['onmessage']
+
+  constructor(
+    inner: Transport,
+    paywall: Paywall,
+    authorize: Authorize,
+    capability: PaymentCapability,
+    onDropped: ((method: string, target: string) => void) | undefined,
+  ) {
+    this.#inner = inner
+    this.#paywall = paywall
+    this.#authorize = authorize
+    this.#capability = capability
+    this.#onDropped = onDropped
+    inner.onmessage = (message, extra) => this.#receive(message as unknown as Message, extra)
+    if (inner.setProtocolVersion)
+      this.setProtocolVersion = (version: string) => inner.setProtocolVersion?.(version)
+  }
+
+  setProtocolVersion?: (version: string) => void
+
+  get sessionId(): string | undefined {
+    return this.#inner.sessionId
+  }
+  get onclose() {
+    return this.#inner.onclose
+  }
+  set onclose(handler) {
+    this.#inner.onclose = handler
+  }
+  get onerror() {
+    return this.#inner.onerror
+  }
+  set onerror(handler) {
+    this.#inner.onerror = handler
+  }
+
+  start(): Promise<void> {
+    return this.#inner.start()
+  }
+  close(): Promise<void> {
+    return this.#inner.close()
+  }
+
+  #deliver(message: Message, extra: Parameters<NonNullable<Transport['onmessage']>>[1]) {
+    this.onmessage?.(message as never, extra)
+  }
+
+  #receive(message: Message, extra: Parameters<NonNullable<Transport['onmessage']>>[1]): void {
+    if (!isObject(message) || typeof message.method !== 'string') {
+      this.#deliver(message, extra)
+      return
+    }
+    if (message.method === 'initialize' && message.id !== undefined) this.#initializeId = message.id
+    const gate = this.#paywall.gateOf(message.method, message.params)
+    if (!gate) {
+      this.#deliver(message, extra)
+      return
+    }
+    // "Servers MUST NOT process payment-gated operations invoked as notifications. Servers SHOULD
+    // silently drop such notifications" (§Notifications)
+    if (message.id === undefined || message.id === null) {
+      this.#onDropped?.(gate.method, gate.target)
+      return
+    }
+    const id = message.id
+    this.#authorize(gate, message, extra?.requestInfo?.headers).then(
+      (outcome) => {
+        if (outcome.status === 'paid') {
+          this.#paid.set(id, outcome)
+          return this.#deliver(forwarded(message, outcome.receipt), extra)
+        }
+        if (outcome.status === 'replay') return this.#replay(id, outcome)
+        return this.#reply(id, Mcp.toJsonRpcError(outcome))
+      },
+      () => this.#reply(id, { code: Mcp.codes.internalError, message: 'Internal error' }),
+    )
+  }
+
+  #reply(id: string | number, error: Json): void {
+    this.#inner
+      .send({ jsonrpc: '2.0', id, error } as never, { relatedRequestId: id })
+      .catch((cause) => this.#inner.onerror?.(cause instanceof Error ? cause : new Error(String(cause))))
+  }
+
+  #replay(id: string | number, outcome: Extract<Outcome, { status: 'replay' }>): void {
+    let parsed: unknown
+    try {
+      parsed = Jcs.parse(outcome.response.body)
+    } catch {}
+    if (!isObject(parsed)) {
+      this.#reply(id, { code: Mcp.codes.internalError, message: 'Internal error' })
+      return
+    }
+    const result = parsed
+    const meta = isObject(result._meta) ? result._meta : {}
+    this.#inner
+      .send(
+        {
+          jsonrpc: '2.0',
+          id,
+          result: { ...result, _meta: { ...meta, ...Mcp.receiptMeta(outcome.receipt) } },
+        } as never,
+        {
+          relatedRequestId: id,
+        },
+      )
+      .catch(() => {})
+  }
+
+  async send(message: Parameters<Transport['send']>[0], options?: Parameters<Transport['send']>[1]) {
+    const response = message as unknown as Message & { result?: unknown; error?: unknown }
+    const id = response.id
+    if (id !== undefined && id !== null && response.method === undefined) {
+      if (id === this.#initializeId && isObject(response.result)) {
+        this.#initializeId = undefined
+        message = withCapability(response, this.#capability) as never
+      }
+      const paid = this.#paid.get(id)
+      if (paid) {
+        this.#paid.delete(id)
+        if (isObject(response.result)) {
+          const meta = isObject(response.result._meta) ? response.result._meta : {}
+          // "Servers MUST return `org.paymentauth/receipt` on every successful response to a paid
+          // request." (§Successful Payment Response)
+          const result = { ...response.result, _meta: { ...meta, ...Mcp.receiptMeta(paid.receipt) } }
+          message = { ...response, result } as never
+          paid.delivered({ status: 200, headers: [], body: JSON.stringify(response.result) }).catch(() => {})
+        } else {
+          // Settled but not delivered: an error response carries no receipt; the failure is recorded.
+          paid.failed(response.error).catch(() => {})
+        }
+      }
+    }
+    return this.#inner.send(message, options)
+  }
+}
+
+/** "servers SHOULD advertise payment support in the `InitializeResult`" (§MCP Capability Advertisement). */
+function withCapability(response: Message & { result?: unknown }, capability: PaymentCapability): Message {
+  const result = response.result as Json
+  const capabilities = isObject(result.capabilities) ? result.capabilities : {}
+  const experimental = isObject(capabilities.experimental) ? capabilities.experimental : {}
+  if (experimental.payment !== undefined || Object.keys(capability.methods).length === 0) return response
+  return {
+    ...response,
+    result: {
+      ...result,
+      capabilities: { ...capabilities, experimental: { ...experimental, payment: capability } },
+    },
+  }
+}

@@ -1,0 +1,104 @@
+import { ConfigurationError, Digest, Jcs } from '@mppkit/core'
+import type { Offer, Route } from '@mppkit/core/server'
+
+/** The MCP operations that may require payment, and the parameter naming their target. */
+export const coveredMethods = {
+  'tools/call': 'name',
+  'resources/read': 'uri',
+  'prompts/get': 'name',
+} as const
+
+/** A covered MCP method: `tools/call`, `resources/read` or `prompts/get`. */
+export type CoveredMethod = keyof typeof coveredMethods
+
+/** What a paid target costs: a route, or its offers. */
+export type Price = Route | readonly Offer[]
+
+/**
+ * Which tools, resources and prompts are paid, by tool name, resource URI and prompt name.
+ *
+ * @example
+ * ```ts
+ * const prices: Prices = { tools: { forecast: [{ method: 'tempo', request: { amount: '1000' } }] } }
+ * ```
+ */
+export type Prices = {
+  tools?: Record<string, Price>
+  resources?: Record<string, Price>
+  prompts?: Record<string, Price>
+}
+
+/** One paid target: the route handed to the core (offers pinned to this target). */
+export type Gate = { method: CoveredMethod; target: string; route: Route }
+
+/** The compiled price list: finds the gate of a JSON-RPC request, if it is paid. */
+export type Paywall = {
+  gateOf(method: unknown, params: unknown): Gate | undefined
+  /** Every method/intent any gate offers, for capability advertisement. */
+  readonly methods: Record<string, { intents: string[] }>
+}
+
+/**
+ * Compiles a price list: every offer gets `opaque.mcp` naming its operation and target, which the
+ * challenge id binds, so that "a challenge issued for one operation" is never "used for another"
+ * (draft-payment-transport-mcp-00 §Challenge Binding).
+ *
+ * @example
+ * ```ts
+ * const paywall = Paywall.compile({ tools: { forecast: [{ method: 'test', request }] } })
+ * paywall.gateOf('tools/call', { name: 'forecast' })
+ * ```
+ * @see draft-payment-transport-mcp-00 §MCP Covered Operations
+ */
+export function compile(prices: Prices): Paywall {
+  const gates = new Map<string, Gate>()
+  const methods: Record<string, { intents: string[] }> = {}
+  const sections: [CoveredMethod, Record<string, Price> | undefined][] = [
+    ['tools/call', prices.tools],
+    ['resources/read', prices.resources],
+    ['prompts/get', prices.prompts],
+  ]
+  for (const [method, section] of sections) {
+    for (const [target, price] of Object.entries(section ?? {})) {
+      const offers = Array.isArray(price) ? (price as readonly Offer[]) : (price as Route).offers
+      if (!Array.isArray(offers) || offers.length === 0)
+        throw new ConfigurationError(`${method} ${target} needs at least one offer`)
+      const route: Route = {
+        offers: offers.map((offer) => {
+          if (offer.opaque?.mcp !== undefined) throw new ConfigurationError('opaque.mcp is reserved')
+          return { ...offer, opaque: { ...offer.opaque, mcp: `${method} ${target}` } }
+        }),
+      }
+      for (const offer of offers) {
+        const intent = offer.intent ?? 'charge'
+        const entry = methods[offer.method] ?? { intents: [] }
+        methods[offer.method] = entry
+        if (!entry.intents.includes(intent)) entry.intents.push(intent)
+      }
+      gates.set(`${method}\n${target}`, { method, target, route })
+    }
+  }
+  return {
+    methods,
+    gateOf(method, params) {
+      if (typeof method !== 'string' || !(method in coveredMethods)) return undefined
+      if (typeof params !== 'object' || params === null) return undefined
+      const target = (params as Record<string, unknown>)[coveredMethods[method as CoveredMethod]]
+      if (typeof target !== 'string') return undefined
+      return gates.get(`${method}\n${target}`)
+    },
+  }
+}
+
+/**
+ * The digest a paid tool call binds: the JCS form of its arguments, so a challenge paid for one set of
+ * arguments (one price) does not pay for another.
+ *
+ * @example
+ * ```ts
+ * argumentsDigest({ city: 'Paris' }) // 'sha-256=:…:'
+ * ```
+ */
+export function argumentsDigest(args: unknown): string {
+  return Digest.compute(new TextEncoder().encode(Jcs.canonicalize(args ?? {})))
+}

@@ -1,0 +1,70 @@
+import { ConfigurationError, type Method } from '@mppkit/core/client'
+import type { AuthenticatedLnd } from 'lightning'
+import { charge, type LightningNetwork } from '../Methods.js'
+import { checkInvoice, lndWallet, payInvoice, type Wallet } from './Wallet.js'
+
+/** Options of {@link chargeClient}. */
+export type ChargeClientOptions = ({ lnd: AuthenticatedLnd } | { wallet: Wallet }) & {
+  /** The network this client pays on (default `mainnet`); invoices of other networks are refused. */
+  network?: LightningNetwork
+  /** Routing fee limit per payment in satoshis (default: 1% of the amount, at least 10 sat). */
+  maxFeeSats?: number | ((amountSats: bigint) => number)
+  /** The clock (epoch ms), for invoice expiry checks. */
+  now?: () => number
+}
+
+/** The wallet of client options (an LND object or a {@link Wallet}). */
+export function walletOf(options: { lnd: AuthenticatedLnd } | { wallet: Wallet }): Wallet {
+  if (options && 'wallet' in options && options.wallet) return options.wallet
+  if (options && 'lnd' in options && options.lnd) return lndWallet(options.lnd)
+  throw new ConfigurationError('lightning: give the client an `lnd` (authenticatedLndGrpc) or a `wallet`')
+}
+
+/** The fee limit of client options for an amount. */
+export function feeLimit(option: ChargeClientOptions['maxFeeSats'], sats: bigint): number {
+  if (typeof option === 'function') return option(sats)
+  if (typeof option === 'number') return option
+  return Math.max(10, Math.ceil(Number(sats) / 100))
+}
+
+/**
+ * Creates the client side of `lightning/charge`: decodes and checks the invoice (network, amount,
+ * expiry, convenience fields), pays it with `SendPaymentV2` under a fee limit, and sends the preimage.
+ *
+ * @example
+ * ```ts
+ * const client = Client.create({ methods: [chargeClient({ lnd, network: 'regtest' })], policy: { maxAmount: { sat: 1_000n } } })
+ * const response = await client.fetch('https://api.example.com/paid')
+ * ```
+ * @see draft-lightning-charge-00 §"Credential Schema"
+ */
+export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+  const wallet = walletOf(options)
+  const network = options.network ?? 'mainnet'
+  const now = options.now ?? Date.now
+  return {
+    definition: charge,
+    quote: (request) => ({
+      amount: BigInt(request.amount),
+      currency: request.currency,
+      network: `lightning:${network}`,
+      decimals: 0,
+    }),
+    async createPayload({ challenge, request }) {
+      const sats = BigInt(request.amount)
+      const details = request.methodDetails
+      const invoice = checkInvoice(details?.invoice, {
+        network,
+        sats,
+        paymentHash: details?.paymentHash,
+        networkField: details?.network,
+        expires: challenge.expires,
+        now: now(),
+      })
+      const preimage = await payInvoice(wallet, details!.invoice, invoice.paymentHash, {
+        maxFeeSats: feeLimit(options.maxFeeSats, sats),
+      })
+      return { payload: { preimage } }
+    },
+  }
+}

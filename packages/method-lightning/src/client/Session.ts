@@ -1,0 +1,265 @@
+import { Challenge, Credential, type Method, PaymentFailedError } from '@mppkit/core/client'
+import { type LightningSessionRequest, session } from '../Methods.js'
+import { type ChargeClientOptions, feeLimit, walletOf } from './Charge.js'
+import { checkInvoice, payInvoice } from './Wallet.js'
+
+/** Options of {@link sessionClient}. */
+export type SessionClientOptions = ChargeClientOptions & {
+  /** The fetch for side requests (top-ups, closes); default `globalThis.fetch`. */
+  fetch?: typeof fetch
+  /**
+   * Expiry of the return invoice in seconds (default: the larger of 30 days and twice the server's
+   * advertised idle timeout, as the spec recommends).
+   */
+  returnInvoiceExpirySeconds?: number
+  /** Top up before a request the balance (as this client counts it) cannot pay (default true). */
+  autoTopUp?: boolean
+}
+
+/** What the client keeps of an open session (per realm). */
+export type SessionState = {
+  sessionId: string
+  /** The deposit preimage: a bearer secret, never logged. */
+  preimage: string
+  /** Total deposited, satoshis. */
+  deposit: bigint
+  /** Spent as this client counts it (per request; streams may spend more). */
+  spent: bigint
+  price: bigint
+  /** The resource URL side requests (top-up, close) go to. */
+  url: string
+}
+
+/** The session client method with its session controls. */
+export type SessionClient = Method.Client<typeof session> & {
+  /** Open sessions by realm. */
+  readonly sessions: Map<string, SessionState>
+  /** Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response. */
+  topUp(url: string): Promise<Response>
+  /** Closes the session of `url`'s server (refund to the return invoice); the close response. */
+  close(url: string): Promise<Response>
+  /**
+   * Reads an SSE response of a session stream: yields data chunks, tops up on `payment-need-topup`
+   * (the connection stays open and resumes), stops at `[DONE]`; `onEvent` sees every named event.
+   */
+  stream(
+    response: Response,
+    url: string,
+    onEvent?: (event: string, data: unknown) => void,
+  ): AsyncGenerator<string, void, void>
+}
+
+type Spend = NonNullable<Method.PayContext<unknown>['spend']>
+
+/**
+ * Creates the client side of `lightning/session`: the first challenge of a realm opens a session (pays
+ * the deposit invoice after checking it, sends the preimage and an amountless return invoice); later
+ * requests are `bearer` actions; `topUp(url)` and `close(url)` are side requests; `stream()` follows a
+ * stream billed per chunk through its top-ups. The spend policy's deposit limit applies to deposits and
+ * top-ups, its budget to each request's price.
+ *
+ * @example
+ * ```ts
+ * const sessions = sessionClient({ lnd, network: 'regtest' })
+ * const client = Client.create({ methods: [sessions], policy: { maxDeposit: { sat: 10_000n } } })
+ * await client.fetch(url); await sessions.close(url)
+ * ```
+ * @see draft-lightning-session-00
+ */
+export function sessionClient(options: SessionClientOptions): SessionClient {
+  const wallet = walletOf(options)
+  const network = options.network ?? 'mainnet'
+  const now = options.now ?? Date.now
+  const sideFetch = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args)
+  const sessions = new Map<string, SessionState>()
+  const spends = new Map<string, Spend>()
+  const quoteFor = (request: LightningSessionRequest, amount: bigint): Method.Quote => ({
+    amount,
+    currency: request.currency,
+    network: `lightning:${network}`,
+    decimals: 0,
+  })
+
+  /** Checks and pays the challenge's deposit invoice, returning the preimage and the sats paid. */
+  const payDeposit = async (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
+    const invoice = checkInvoice(request.depositInvoice, {
+      network,
+      sats: BigInt(request.depositAmount ?? '0'),
+      paymentHash: request.paymentHash,
+      networkField: network,
+      expires: challenge.expires,
+      now: now(),
+    })
+    if (request.paymentHash === undefined)
+      throw new PaymentFailedError('lightning: the session challenge has no paymentHash')
+    const sats = invoice.amountMsat! / 1000n
+    const preimage = await payInvoice(wallet, request.depositInvoice!, invoice.paymentHash, {
+      maxFeeSats: feeLimit(options.maxFeeSats, sats),
+    })
+    return { preimage, sats }
+  }
+
+  /** A fresh session challenge of `url` (an unauthenticated request answered 402). */
+  const challengeOf = async (url: string) => {
+    const response = await sideFetch(url)
+    const challenge = Challenge.parseAll(response.headers.get('www-authenticate') ?? '').find(
+      (c) => c.method === 'lightning' && c.intent === 'session',
+    )
+    if (response.status !== 402 || !challenge)
+      throw new PaymentFailedError(
+        `lightning: ${url} answered ${response.status} without a session challenge`,
+      )
+    const parsed = session.request.safeParse(challenge.request)
+    if (!parsed.success) throw new PaymentFailedError('lightning: the session challenge is invalid')
+    return { challenge, request: parsed.data }
+  }
+
+  const send = (url: string, challenge: Challenge.Challenge, payload: Record<string, unknown>) =>
+    sideFetch(url, { headers: { authorization: Credential.format({ challenge, payload } as never) } })
+
+  const stateOf = (url: string) => {
+    for (const [realm, state] of sessions)
+      if (state.url === url || new URL(state.url).origin === new URL(url).origin) return { realm, state }
+    throw new PaymentFailedError('lightning: no open session for this server')
+  }
+
+  const topUp = async (url: string): Promise<Response> => {
+    const { realm, state } = stateOf(url)
+    const { challenge, request } = await challengeOf(url)
+    const sats = BigInt(request.depositAmount ?? '0')
+    // The policy's deposit limit applies to the session's deposit total; nothing is paid when it refuses.
+    const undo = spends.get(realm)?.({ ...quoteFor(request, 0n), deposit: state.deposit + sats })
+    let paid: { preimage: string; sats: bigint }
+    try {
+      paid = await payDeposit(challenge, request)
+    } catch (error) {
+      undo?.()
+      throw error
+    }
+    const response = await send(url, challenge, {
+      action: 'topUp',
+      sessionId: state.sessionId,
+      topUpPreimage: paid.preimage,
+    })
+    if (response.ok) state.deposit += paid.sats
+    return response
+  }
+
+  const client: SessionClient = {
+    definition: session,
+    sessions,
+    quote(request) {
+      const price = BigInt(request.amount)
+      const open = [...sessions.values()].length > 0
+      return open
+        ? quoteFor(request, price)
+        : { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
+    },
+    async createPayload({ challenge, request, url, spend }) {
+      if (spend) spends.set(challenge.realm, spend)
+      const price = BigInt(request.amount)
+      const state = sessions.get(challenge.realm)
+      if (!state) {
+        // The quote names the deposit only while this client has no session at all (it does not see the
+        // realm): a second realm's deposit is booked here, before paying.
+        const undo =
+          sessions.size > 0
+            ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
+            : undefined
+        let paid: { preimage: string; sats: bigint }
+        try {
+          paid = await payDeposit(challenge, request)
+        } catch (error) {
+          undo?.()
+          throw error
+        }
+        const { preimage, sats } = paid
+        const idle = Number(request.idleTimeout ?? '300')
+        const { invoice: returnInvoice } = await wallet.receive({
+          expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
+          description: 'mppkit session refund',
+        })
+        sessions.set(challenge.realm, {
+          sessionId: request.paymentHash!,
+          preimage,
+          deposit: sats,
+          spent: price,
+          price,
+          url,
+        })
+        return { payload: { action: 'open', preimage, returnInvoice } }
+      }
+      if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
+        const response = await topUp(url)
+        if (!response.ok)
+          throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
+      }
+      state.spent += price
+      return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
+    },
+    topUp,
+    async close(url) {
+      const { realm, state } = stateOf(url)
+      const { challenge } = await challengeOf(url)
+      const response = await send(url, challenge, {
+        action: 'close',
+        sessionId: state.sessionId,
+        preimage: state.preimage,
+      })
+      // "Clients MUST NOT submit further actions on a closed session."
+      if (response.ok || response.status === 402) {
+        sessions.delete(realm)
+        spends.delete(realm)
+      }
+      return response
+    },
+    async *stream(response, url, onEvent) {
+      if (!response.body) return
+      const decoder = new TextDecoder()
+      let buffer = ''
+      const reader = response.body.getReader()
+      try {
+        for (;;) {
+          const { done, value } = await reader.read()
+          if (done) return
+          buffer += decoder.decode(value, { stream: true })
+          let end = buffer.indexOf('\n\n')
+          while (end >= 0) {
+            const block = buffer.slice(0, end)
+            buffer = buffer.slice(end + 2)
+            end = buffer.indexOf('\n\n')
+            let name: string | undefined
+            const data: string[] = []
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event: ')) name = line.slice(7)
+              else if (line.startsWith('data: ')) data.push(line.slice(6))
+            }
+            const text = data.join('\n')
+            if (name === undefined) {
+              if (text === '[DONE]') return
+              const state = [...sessions.values()].find((s) => s.url === url) ?? stateOf(url).state
+              state.spent += state.price
+              yield text
+              continue
+            }
+            let parsed: unknown = text
+            try {
+              parsed = JSON.parse(text)
+            } catch {}
+            onEvent?.(name, parsed)
+            // "Continue holding the original SSE response reader open … Submit an unauthenticated request
+            // to the same resource URI … Retry the request with a topUp credential" (§"Client Top-Up Flow")
+            if (name === 'payment-need-topup') {
+              const topped = await topUp(url)
+              if (!topped.ok)
+                throw new PaymentFailedError(`lightning: the top-up was refused (${topped.status})`)
+            }
+          }
+        }
+      } finally {
+        reader.releaseLock()
+      }
+    },
+  }
+  return client
+}

@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto'
+import { PaymentFailedError } from '@mppkit/core/client'
+import { type AuthenticatedLnd, createInvoice, pay } from 'lightning'
+import * as Invoice from '../Invoice.js'
+import type { LightningNetwork } from '../Methods.js'
+
+/** What a lightning client needs from its node, with an implementation on LND ({@link lndWallet}). */
+export type Wallet = {
+  /** Pays `invoice` (with `sats` for an amountless one) under a fee limit; resolves with the preimage (hex). */
+  pay(invoice: string, options: { maxFeeSats: number; sats?: bigint }): Promise<{ preimage: string }>
+  /** Creates an amountless invoice for refunds, expiring in `expirySeconds`. */
+  receive(options: { expirySeconds: number; description?: string }): Promise<{ invoice: string }>
+}
+
+/**
+ * A {@link Wallet} on an LND node through the `lightning` package: `SendPaymentV2` with `max_fee`, and
+ * `AddInvoice` for return invoices.
+ *
+ * @example
+ * ```ts
+ * const wallet = lndWallet(authenticatedLndGrpc({ cert, macaroon, socket }).lnd)
+ * ```
+ * @see draft-lightning-charge-00 §"Intent: charge"
+ */
+export function lndWallet(lnd: AuthenticatedLnd): Wallet {
+  return {
+    async pay(invoice, { maxFeeSats, sats }) {
+      const paid = await pay({
+        lnd,
+        request: invoice,
+        max_fee: maxFeeSats,
+        ...(sats !== undefined ? { tokens: Number(sats) } : {}),
+      })
+      return { preimage: paid.secret }
+    },
+    async receive({ expirySeconds, description }) {
+      const created = await createInvoice({
+        lnd,
+        expires_at: new Date(Date.now() + expirySeconds * 1000).toISOString(),
+        ...(description !== undefined ? { description } : {}),
+      })
+      return { invoice: created.request }
+    },
+  }
+}
+
+/**
+ * Decodes and checks an invoice before paying it: its network, its amount, that it has not expired, and
+ * that the convenience fields match it. "Clients MUST decode and verify the invoice independently
+ * before paying, and MUST reject challenges where the convenience fields do not match the invoice."
+ * (draft-lightning-charge-00 §"Method Details")
+ */
+export function checkInvoice(
+  text: string | undefined,
+  expected: {
+    network: LightningNetwork
+    sats: bigint
+    paymentHash?: string | undefined
+    /** The challenge's `network` convenience field ("Defaults to "mainnet" if omitted"). */
+    networkField?: LightningNetwork | undefined
+    expires?: string | undefined
+    now: number
+  },
+): Invoice.Invoice {
+  const invoice = Invoice.tryDecode(text)
+  if (!invoice) throw new PaymentFailedError('lightning: the challenge carries no valid BOLT11 invoice')
+  // "Clients SHOULD reject invoices whose network does not match their configured network."
+  if (invoice.network !== expected.network)
+    throw new PaymentFailedError(
+      `lightning: the invoice is for ${invoice.network}, this client pays on ${expected.network}`,
+    )
+  if ((expected.networkField ?? 'mainnet') !== invoice.network)
+    throw new PaymentFailedError('lightning: the challenge network does not match its invoice')
+  if (expected.paymentHash !== undefined && expected.paymentHash !== invoice.paymentHash)
+    throw new PaymentFailedError('lightning: the challenge paymentHash does not match its invoice')
+  if (invoice.amountMsat !== expected.sats * 1000n)
+    throw new PaymentFailedError('lightning: the invoice amount does not match the challenge')
+  // "Clients SHOULD use the earlier of the two values when deciding whether to attempt payment."
+  const challengeEnd = expected.expires ? Date.parse(expected.expires) : Number.POSITIVE_INFINITY
+  if (Math.min(invoice.expiresAt, challengeEnd) <= expected.now)
+    throw new PaymentFailedError('lightning: the invoice has expired')
+  return invoice
+}
+
+/** Pays through `wallet` and checks the preimage against the hash (never echoing either in errors). */
+export async function payInvoice(
+  wallet: Wallet,
+  invoice: string,
+  paymentHash: string,
+  options: { maxFeeSats: number; sats?: bigint },
+): Promise<string> {
+  let preimage: string
+  try {
+    ;({ preimage } = await wallet.pay(invoice, options))
+  } catch (cause) {
+    const name = Array.isArray(cause) && typeof cause[1] === 'string' ? `: ${cause[1]}` : ''
+    throw new PaymentFailedError(`lightning: the payment failed${name}`, { cause })
+  }
+  if (
+    typeof preimage !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(preimage) ||
+    createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex') !== paymentHash
+  )
+    throw new PaymentFailedError('lightning: the node returned a preimage that does not match the invoice')
+  return preimage
+}

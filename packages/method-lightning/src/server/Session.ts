@@ -1,0 +1,334 @@
+import { ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
+import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
+import * as Invoice from '../Invoice.js'
+import { issueInvoice } from '../internal/issue.js'
+import { call, errorName } from '../internal/node.js'
+import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
+import { LightningProblem } from '../Problems.js'
+import { challengeProblemFor, sha256Hex } from './Charge.js'
+import { createMeter, credited, type SessionMeter } from './session/Meter.js'
+import { type CloseOutcome, closeAndRefund, type RefundFailure } from './session/Refund.js'
+import { Sessions } from './session/Sessions.js'
+
+/** Options of {@link sessionServer}. */
+export type SessionOptions = {
+  /** The payee's node (invoices, lookups, and refund payments: an admin macaroon). */
+  lnd: AuthenticatedLnd
+  /** Deposit in satoshis (default `amount × 20`, the spec's recommendation). */
+  depositSats?: bigint | number
+  /** Seconds without a bearer or topUp action before the server closes and refunds (default 300). */
+  idleTimeoutSeconds?: number
+  /** How often the idle sweeper runs, in ms (default: a tenth of the idle timeout, at most 30 s). */
+  idleCheckIntervalMs?: number
+  /** How long a paused stream waits for a top-up, in ms (default 60 000, as the spec recommends). */
+  topUpTimeoutMs?: number
+  /** Routing fee limit of a refund in satoshis (default 1% of it, at least 10). */
+  maxRefundFeeSats?: number | ((refundSats: bigint) => number)
+  /** Bill `amount` when a request is served (open, bearer) before the handler runs (default true). */
+  billPerRequest?: boolean
+  /** How long closed sessions are retained, in seconds (default 30 days): "Closed sessions MUST be retained". */
+  retentionSeconds?: number
+  /** Failed refunds (default: `console.warn`); never given a preimage or an invoice. */
+  onRefundFailure?: (failure: RefundFailure) => void
+}
+
+type Verified =
+  | { action: 'open'; sessionId: string; depositSats: bigint; returnInvoice: string }
+  | { action: 'bearer'; sessionId: string }
+  | { action: 'topUp'; sessionId: string; topUpSats: bigint; paymentHash: string }
+  | { action: 'close'; sessionId: string }
+
+/** The session server method, with its meter type. */
+export type SessionServer = Method.Server<typeof session, Verified> & {
+  /** Closes idle sessions now (what the background job does on its interval). */
+  sweepIdle(): Promise<void>
+}
+
+export type { SessionMeter }
+
+/**
+ * Creates the server side of `lightning/session`: a deposit invoice per challenge; `open` registers the
+ * session with its return invoice; `bearer` serves requests against the balance (billed per request
+ * and per streamed chunk through the meter in `payment.context`); `topUp` credits a new deposit;
+ * `close` — and the idle timeout, a background job on the server lifecycle — closes once and refunds
+ * `deposit - spent` to the return invoice. A consumed challenge presented again gets the original
+ * response (`replaysConsumed`).
+ *
+ * @example
+ * ```ts
+ * const server = Server.create({ realm, secrets, store, methods: [sessionServer({ lnd, idleTimeoutSeconds: 300 })] })
+ * const handler = server.protect({ offers: [{ method: 'lightning', intent: 'session', request: { amount: '2' } }] },
+ *   (_request, payment) => (payment.context as SessionMeter).sse(tokens))
+ * ```
+ * @see draft-lightning-session-00
+ */
+export function sessionServer(options: SessionOptions): SessionServer {
+  if (!options || typeof options !== 'object' || !options.lnd || typeof options.lnd !== 'object')
+    throw new ConfigurationError(
+      'lightning session: options.lnd (an authenticated LND gRPC object) is required',
+    )
+  const { lnd } = options
+  const idleSeconds = options.idleTimeoutSeconds ?? 300
+  if (!(idleSeconds > 0))
+    throw new ConfigurationError('lightning session: idleTimeoutSeconds must be positive')
+  const depositOption = options.depositSats === undefined ? undefined : BigInt(options.depositSats)
+  if (depositOption !== undefined && depositOption <= 0n)
+    throw new ConfigurationError('lightning session: depositSats must be positive')
+  const retentionMs = (options.retentionSeconds ?? 30 * 86_400) * 1000
+  const topUpTimeoutMs = options.topUpTimeoutMs ?? 60_000
+  const billPerRequest = options.billPerRequest ?? true
+  const maxRefundFee = (sats: bigint) =>
+    typeof options.maxRefundFeeSats === 'function'
+      ? options.maxRefundFeeSats(sats)
+      : (options.maxRefundFeeSats ?? Math.max(10, Math.ceil(Number(sats) / 100)))
+  const onRefundFailure =
+    options.onRefundFailure ??
+    ((failure: RefundFailure) =>
+      console.warn(
+        `[mppkit lightning] refund failed: session ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
+      ))
+
+  // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
+  // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
+  // the close is exactly-once either way).
+  type ServerState = { sessions: Sessions; known: Set<string>; now: () => number; signal: AbortSignal }
+  const states = new Map<Method.MethodStore, ServerState>()
+  const stateFor = (store: Method.MethodStore): ServerState => {
+    let state = states.get(store)
+    if (!state) {
+      state = {
+        sessions: new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 }),
+        known: new Set(),
+        now: () => Date.now(),
+        signal: new AbortController().signal,
+      }
+      states.set(store, state)
+    }
+    return state
+  }
+  const closers: Array<() => void> = []
+
+  const sweep = async ({ sessions, known }: ServerState) => {
+    for (const id of [...known]) {
+      if (await sessions.active(id)) continue
+      known.delete(id)
+      // "When a server closes a session without a client close action, it MUST follow the same refund procedure"
+      await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
+    }
+  }
+  const sweepIdle = async () => {
+    for (const state of states.values()) await sweep(state)
+  }
+
+  const requireOpen = async (store: Method.MethodStore, sessionId: string, preimage: string | undefined) => {
+    const record = await stateFor(store).sessions.get(sessionId)
+    if (!record) throw new LightningProblem('session-not-found', 'No session has this id.')
+    // "Servers MUST reject any action on a closed session."
+    if (record.status !== 'open') throw new LightningProblem('session-closed', 'The session is closed.')
+    // "Servers MUST verify SHA-256(preimage) == paymentHash for all open, bearer, and close actions."
+    if (preimage !== undefined && sha256Hex(preimage) !== record.paymentHash)
+      throw new LightningProblem('invalid-preimage', 'SHA-256 of the preimage does not match the session.')
+    return record
+  }
+
+  /** The deposit invoice of the challenge, checked against its `paymentHash` and the paid preimage. */
+  const paidDeposit = async (request: LightningSessionRequest, preimage: string) => {
+    const invoice = Invoice.tryDecode(request.depositInvoice)
+    if (!invoice || request.paymentHash !== invoice.paymentHash || invoice.amountMsat === undefined)
+      throw new LightningProblem('unknown-challenge', 'The challenge carries no deposit invoice issued here.')
+    // "SHA-256(topUpPreimage) MUST equal challenge.request.paymentHash" / open step 4
+    if (sha256Hex(preimage) !== invoice.paymentHash)
+      throw new LightningProblem(
+        'invalid-preimage',
+        'SHA-256 of the preimage does not match the payment hash.',
+      )
+    const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash })).catch((error) => {
+      if (Array.isArray(error)) return undefined
+      throw error
+    })
+    if (!record?.is_confirmed || BigInt(record.received_mtokens) < invoice.amountMsat)
+      throw new VerificationFailedError({
+        detail: 'The node has not received this deposit.',
+        reason: 'invoice-not-settled',
+      })
+    return { invoice, sats: invoice.amountMsat / 1000n }
+  }
+
+  const meterFor = (state: ServerState, sessionId: string, request: LightningSessionRequest): SessionMeter =>
+    createMeter({
+      sessions: state.sessions,
+      sessionId,
+      price: BigInt(request.amount),
+      prepaid: billPerRequest ? 1 : 0,
+      topUpTimeoutMs,
+      signal: state.signal,
+      now: state.now,
+    })
+
+  const json = (body: unknown) =>
+    new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } })
+
+  const method: SessionServer = {
+    definition: session,
+    defaults: { currency: 'sat' },
+    replaysConsumed: true,
+    challengeProblem: challengeProblemFor('challenge-expired'),
+    sweepIdle,
+
+    setup(context) {
+      const state = stateFor(context.store)
+      state.now = context.now
+      state.signal = context.signal
+      const interval = options.idleCheckIntervalMs ?? Math.min(30_000, (idleSeconds * 1000) / 10)
+      let running = false
+      const timer = setInterval(() => {
+        if (running) return
+        running = true
+        sweep(state)
+          .catch((error) => context.report(error))
+          .finally(() => {
+            running = false
+          })
+      }, interval)
+      timer.unref?.()
+      const stop = () => clearInterval(timer)
+      context.signal.addEventListener('abort', stop, { once: true })
+      closers.push(stop)
+    },
+
+    close() {
+      for (const stop of closers.splice(0)) stop()
+    },
+
+    async prepare({ request, expires }): Promise<LightningSessionRequest> {
+      const price = BigInt(request.amount)
+      // "depositSats = configured_depositAmount ?? (amount * 20)"; "The deposit MUST be at least 1 unit of service"
+      let deposit = depositOption ?? price * 20n
+      if (deposit < price) deposit = price
+      // "Servers MUST generate a fresh BOLT11 invoice for every unauthenticated request."
+      const issued = await issueInvoice(lnd, { sats: deposit, description: request.description, expires })
+      return {
+        ...request,
+        depositInvoice: issued.request,
+        paymentHash: issued.paymentHash,
+        depositAmount: String(deposit),
+        idleTimeout: String(idleSeconds),
+      }
+    },
+
+    async verify({ request, payload, store }): Promise<Verified> {
+      const action = payload as LightningSessionPayload
+      if (action.action === 'open') {
+        const { invoice, sats } = await paidDeposit(request, action.preimage)
+        // "Verify depositSats >= amount (at least one unit of service)"
+        if (sats < BigInt(request.amount))
+          throw new LightningProblem('insufficient-balance', 'The deposit does not cover one unit.')
+        // "Verify the returnInvoice is a valid BOLT11 invoice on the same network as the deposit invoice …
+        // Invoices encoding a non-zero amount MUST be rejected"
+        const returnInvoice = Invoice.tryDecode(action.returnInvoice)
+        if (
+          !returnInvoice ||
+          returnInvoice.network !== invoice.network ||
+          (returnInvoice.amountMsat ?? 0n) !== 0n
+        )
+          throw new LightningProblem(
+            'invalid-return-invoice',
+            'The return invoice must be a BOLT11 invoice without an amount on the deposit network.',
+          )
+        return {
+          action: 'open',
+          sessionId: invoice.paymentHash,
+          depositSats: sats,
+          returnInvoice: action.returnInvoice,
+        }
+      }
+      if (action.action === 'topUp') {
+        await requireOpen(store, action.sessionId, undefined)
+        const { invoice, sats } = await paidDeposit(request, action.topUpPreimage)
+        return {
+          action: 'topUp',
+          sessionId: action.sessionId,
+          topUpSats: sats,
+          paymentHash: invoice.paymentHash,
+        }
+      }
+      await requireOpen(store, action.sessionId, action.preimage)
+      return { action: action.action, sessionId: action.sessionId }
+    },
+
+    async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
+      const state = stateFor(store)
+      const s = state.sessions
+      const { known } = state
+      const { sessionId } = verified
+      const price = BigInt(request.amount)
+      if (verified.action === 'open') {
+        // "Store session state: {paymentHash, depositSats, spent: 0, returnInvoice, status: "open"}"
+        const opened = await s.open(
+          {
+            paymentHash: sessionId,
+            returnInvoice: verified.returnInvoice,
+            status: 'open',
+            openedBy: challenge.id,
+          },
+          verified.depositSats,
+        )
+        if (!opened && (await s.get(sessionId))?.openedBy !== challenge.id)
+          throw new LightningProblem('unknown-challenge', 'This deposit has already opened a session.')
+        known.add(sessionId)
+        if (billPerRequest && !(await s.charge(sessionId, price)))
+          throw new LightningProblem(
+            'insufficient-balance',
+            'The session balance does not cover this request.',
+          )
+        return { reference: sessionId, context: meterFor(state, sessionId, request) }
+      }
+      if (verified.action === 'topUp') {
+        // One deposit invoice credits once, whatever the challenge bookkeeping says.
+        if (!(await store.putIfAbsent(`credited:${verified.paymentHash}`, challenge.id, retentionMs)))
+          throw new LightningProblem('unknown-challenge', 'This top-up has already been credited.')
+        if ((await s.credit(sessionId, verified.topUpSats)) === 'closed') {
+          // Closed between verification and credit: the top-up goes back to the return invoice at once.
+          const record = await s.get(sessionId)
+          if (record)
+            await pay({
+              lnd,
+              request: record.returnInvoice,
+              tokens: Number(verified.topUpSats),
+              max_fee: maxRefundFee(verified.topUpSats),
+            }).catch((error) =>
+              onRefundFailure({ sessionId, refundSats: Number(verified.topUpSats), error: errorName(error) }),
+            )
+          throw new LightningProblem('session-closed', 'The session closed before the top-up was credited.')
+        }
+        known.add(sessionId)
+        credited.emit(sessionId)
+        // "return HTTP 200 with body {"status":"ok"}" / "The server MUST NOT initiate a new stream"
+        return { reference: sessionId, response: json({ status: 'ok' }) }
+      }
+      if (verified.action === 'close') {
+        const outcome: CloseOutcome | undefined = await closeAndRefund({
+          sessions: s,
+          lnd,
+          sessionId,
+          maxFeeSats: maxRefundFee,
+          onRefundFailure,
+        })
+        if (!outcome) throw new LightningProblem('session-closed', 'The session is closed.')
+        known.delete(sessionId)
+        return {
+          reference: sessionId,
+          receipt: { refundSats: outcome.refundSats, refundStatus: outcome.refundStatus },
+          response: json(outcome),
+        }
+      }
+      // Bearer: "The server verifies SHA-256(preimage) == session.paymentHash and that the session is open."
+      known.add(sessionId)
+      await s.touch(sessionId)
+      if (billPerRequest && !(await s.charge(sessionId, price)))
+        throw new LightningProblem('insufficient-balance', 'The session balance does not cover this request.')
+      return { reference: sessionId, context: meterFor(state, sessionId, request) }
+    },
+  }
+  return method
+}

@@ -1,0 +1,160 @@
+import { EventEmitter } from 'node:events'
+import type { Sessions } from './Sessions.js'
+
+/** What a route handler gets as `payment.context` for a lightning session request. */
+export type SessionMeter = {
+  /** The session id (payment hash of the deposit invoice). */
+  sessionId: string
+  /** Price of one unit in satoshis (the challenge's `amount`). */
+  price: bigint
+  /** Deducts `units × price` from the session balance; false (nothing deducted) when it is short. */
+  charge(units?: number): Promise<boolean>
+  /** The session's deposit, spendable balance and spent total in satoshis. */
+  balance(): Promise<{ deposit: bigint; available: bigint; spent: bigint }>
+  /**
+   * An SSE response billing `price` per chunk: when the balance runs out it emits
+   * `payment-need-topup`, holds the connection and resumes after a top-up (or emits `session-timeout`
+   * and ends), and ends with a `payment-receipt` event before `data: [DONE]`.
+   */
+  sse(chunks: AsyncIterable<string> | Iterable<string>): Response
+}
+
+/** Wakes paused streams of this process when a top-up credits their session. */
+export const credited = new EventEmitter().setMaxListeners(0)
+
+/** Parameters of {@link createMeter}. */
+export type MeterParameters = {
+  sessions: Sessions
+  sessionId: string
+  price: bigint
+  /** Units the request already paid for (per-request billing prepays the first chunk). */
+  prepaid: number
+  /** How long a paused stream waits for a top-up (ms). */
+  topUpTimeoutMs: number
+  /** Aborted when the server closes: paused streams end. */
+  signal: AbortSignal
+  now: () => number
+}
+
+const encoder = new TextEncoder()
+const event = (name: string | undefined, data: string) =>
+  encoder.encode(
+    `${name ? `event: ${name}\n` : ''}${data
+      .split('\n')
+      .map((line) => `data: ${line}`)
+      .join('\n')}\n\n`,
+  )
+
+/**
+ * The meter of one session request: per-unit charges and an SSE stream billed per chunk.
+ *
+ * @example
+ * ```ts
+ * return (payment.context as SessionMeter).sse(tokens)
+ * ```
+ * @see draft-lightning-session-00 §"Streaming and Per-Chunk Billing"
+ */
+export function createMeter(parameters: MeterParameters): SessionMeter {
+  const { sessions, sessionId, price, topUpTimeoutMs, signal } = parameters
+  let prepaid = parameters.prepaid
+
+  const charge = async (units = 1) => {
+    const ok = await sessions.charge(sessionId, price * BigInt(units))
+    if (ok) await sessions.touch(sessionId)
+    return ok
+  }
+
+  /** Waits until the session can pay one more unit (a top-up), or the timeout: true when it can. */
+  const waitForTopUp = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      let settled = false
+      const finish = (value: boolean) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        clearInterval(poll)
+        credited.off(sessionId, check)
+        signal.removeEventListener('abort', aborted)
+        resolve(value)
+      }
+      const check = () => {
+        sessions.balance(sessionId).then(
+          ({ available }) => {
+            if (available >= price) finish(true)
+          },
+          () => {},
+        )
+      }
+      const aborted = () => finish(false)
+      // In-process wake-up, plus polling for top-ups credited by other server processes.
+      credited.on(sessionId, check)
+      const poll = setInterval(check, 250)
+      const timer = setTimeout(() => finish(false), topUpTimeoutMs)
+      signal.addEventListener('abort', aborted)
+      check()
+    })
+
+  const sse = (chunks: AsyncIterable<string> | Iterable<string>): Response => {
+    let units = 0
+    let spent = 0n
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        try {
+          for await (const chunk of chunks as AsyncIterable<string>) {
+            if (prepaid > 0) prepaid--
+            else {
+              while (!(await charge())) {
+                const { spent: balanceSpent } = await sessions.balance(sessionId)
+                const need = JSON.stringify({
+                  sessionId,
+                  balanceSpent: Number(balanceSpent),
+                  balanceRequired: Number(price),
+                })
+                // "Stop delivering additional metered content immediately; emit a payment-need-topup SSE
+                // event on the existing connection; hold the connection open and pause delivery"
+                controller.enqueue(event('payment-need-topup', need))
+                const record = await sessions.get(sessionId)
+                if (record?.status !== 'open' || !(await waitForTopUp())) {
+                  // "When the timeout fires, the server MUST close the SSE connection." (after session-timeout)
+                  controller.enqueue(event('session-timeout', need))
+                  controller.close()
+                  return
+                }
+              }
+            }
+            units++
+            spent += price
+            controller.enqueue(event(undefined, chunk))
+          }
+          // "The payment-receipt event MUST be emitted before the [DONE] sentinel."
+          const receipt = {
+            method: 'lightning',
+            reference: sessionId,
+            status: 'success',
+            timestamp: new Date(Math.floor(parameters.now() / 1000) * 1000)
+              .toISOString()
+              .replace('.000Z', 'Z'),
+            spent: Number(spent),
+            units,
+          }
+          controller.enqueue(event('payment-receipt', JSON.stringify(receipt)))
+          controller.enqueue(event(undefined, '[DONE]'))
+          controller.close()
+        } catch (error) {
+          controller.error(error)
+        }
+      },
+    })
+    return new Response(stream, {
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+    })
+  }
+
+  return {
+    sessionId,
+    price,
+    charge,
+    balance: () => sessions.balance(sessionId),
+    sse,
+  }
+}

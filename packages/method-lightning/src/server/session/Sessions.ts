@@ -1,0 +1,153 @@
+import type { Store } from '@mppkit/core'
+
+/** A session record as stored (the counters live in their own keys). */
+export type SessionRecord = {
+  /** SHA-256 of the deposit preimage: the session id. */
+  paymentHash: string
+  /** Where the unspent balance is refunded on close. */
+  returnInvoice: string
+  status: 'open' | 'closed'
+  /** The challenge that opened it. */
+  openedBy: string
+  /** Set once closed: the refund outcome. */
+  refundSats?: string
+  refundStatus?: 'succeeded' | 'failed' | 'skipped' | 'pending'
+}
+
+/** Balance of a session in satoshis. */
+export type Balance = { deposit: bigint; available: bigint; spent: bigint }
+
+/**
+ * Session state in the method's Store: the record (`session:<id>`, status changed by compare-and-set),
+ * the deposit total (`deposit:<id>`), the spendable balance (`available:<id>`, never below zero) and an
+ * activity key (`active:<id>`) whose TTL is the idle timeout. Every balance change is one atomic Store
+ * increment, so several server processes sharing a Store never overdraw a session.
+ *
+ * "Servers MUST persist session state in a durable store keyed by sessionId." / "Servers MUST serialize
+ * all balance updates to prevent race conditions." (draft-lightning-session-00 §"Session State")
+ *
+ * @example
+ * ```ts
+ * const sessions = new Sessions(store, { ttlMs: 30 * 86_400_000, idleMs: 300_000 })
+ * await sessions.charge(sessionId, 2n)
+ * ```
+ */
+export class Sessions {
+  constructor(
+    readonly store: Store,
+    readonly options: { ttlMs: number; idleMs: number },
+  ) {}
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.store.get(`session:${id}`)
+    return raw === undefined ? undefined : (JSON.parse(raw) as SessionRecord)
+  }
+
+  /** Creates an open session with its deposit; false when the id exists already. */
+  async open(record: SessionRecord, depositSats: bigint): Promise<boolean> {
+    const { ttlMs } = this.options
+    if (!(await this.store.putIfAbsent(`session:${record.paymentHash}`, JSON.stringify(record), ttlMs)))
+      return false
+    await this.store.increment(`deposit:${record.paymentHash}`, depositSats, { ttlMs })
+    await this.store.increment(`available:${record.paymentHash}`, depositSats, { ttlMs })
+    await this.touch(record.paymentHash)
+    return true
+  }
+
+  /** Marks the session active now (the idle timeout restarts). */
+  touch(id: string): Promise<void> {
+    return this.store.set(`active:${id}`, '1', this.options.idleMs)
+  }
+
+  /** Whether the session saw an action within the idle timeout. */
+  async active(id: string): Promise<boolean> {
+    return (await this.store.get(`active:${id}`)) !== undefined
+  }
+
+  /**
+   * Deducts `sats` from the spendable balance atomically; false (nothing deducted) when it is short.
+   * "The streaming layer MUST atomically deduct `amount` sats from the available balance for each chunk
+   * delivered, to prevent concurrent chunk deliveries from overdrawing the session balance."
+   */
+  async charge(id: string, sats: bigint): Promise<boolean> {
+    const result = await this.store.increment(`available:${id}`, -sats, {
+      ttlMs: this.options.ttlMs,
+      min: 0n,
+    })
+    return result.applied
+  }
+
+  /**
+   * "TopUp actions MUST atomically increment `session.depositSats`". A top-up that lands on a session
+   * closed in the meantime is taken back (when the close's sweep did not already refund it): `closed`
+   * then, and the caller refunds it.
+   */
+  async credit(id: string, sats: bigint): Promise<'credited' | 'closed'> {
+    const { ttlMs } = this.options
+    if ((await this.get(id))?.status !== 'open') return 'closed'
+    await this.store.increment(`available:${id}`, sats, { ttlMs })
+    if ((await this.get(id))?.status !== 'open') {
+      // The close swept the balance before or after this credit: before, take it back; after, it was
+      // part of the refund (and the deposit total must count it).
+      if (await this.charge(id, sats)) return 'closed'
+    }
+    await this.store.increment(`deposit:${id}`, sats, { ttlMs })
+    await this.touch(id)
+    return 'credited'
+  }
+
+  async balance(id: string): Promise<Balance> {
+    const [deposit, available] = await Promise.all([
+      this.store.get(`deposit:${id}`),
+      this.store.get(`available:${id}`),
+    ])
+    const d = BigInt(deposit ?? '0')
+    const a = BigInt(available ?? '0')
+    return { deposit: d, available: a, spent: d - a }
+  }
+
+  /**
+   * Closes an open session: the status flips to closed by compare-and-set (exactly one caller wins, in
+   * any number of processes), then the spendable balance is swept to zero, which is the refund. Returns
+   * undefined when the session was not open.
+   *
+   * "Mark session.status = "closed" atomically before attempting the refund, to prevent concurrent
+   * bearer actions from spending against a session that is being closed." (§"Server-Initiated Close")
+   */
+  async close(id: string): Promise<{ record: SessionRecord; refundSats: bigint } | undefined> {
+    for (;;) {
+      const raw = await this.store.get(`session:${id}`)
+      if (raw === undefined) return undefined
+      const record = JSON.parse(raw) as SessionRecord
+      if (record.status !== 'open') return undefined
+      const closed: SessionRecord = { ...record, status: 'closed', refundStatus: 'pending' }
+      if (!(await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(closed), this.options.ttlMs)))
+        continue
+      // A charge racing the close either landed before the sweep (spent) or finds nothing left.
+      let refundSats = 0n
+      for (;;) {
+        const { available } = await this.balance(id)
+        if (available <= 0n) break
+        const taken = await this.store.increment(`available:${id}`, -available, {
+          ttlMs: this.options.ttlMs,
+          min: 0n,
+        })
+        if (taken.applied) refundSats += available
+      }
+      await this.store.delete(`active:${id}`)
+      return { record: closed, refundSats }
+    }
+  }
+
+  /** Records the refund outcome on the closed record. */
+  async recordRefund(
+    id: string,
+    refundSats: bigint,
+    status: 'succeeded' | 'failed' | 'skipped',
+  ): Promise<void> {
+    const record = await this.get(id)
+    if (!record) return
+    const next: SessionRecord = { ...record, refundSats: String(refundSats), refundStatus: status }
+    await this.store.set(`session:${id}`, JSON.stringify(next), this.options.ttlMs)
+  }
+}

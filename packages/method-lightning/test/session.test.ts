@@ -1,0 +1,316 @@
+import { randomBytes } from 'node:crypto'
+import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
+import { create as createClient } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import { createInvoice, getChannelBalance } from 'lightning'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
+import { lndWallet, sessionClient } from '../src/client/index.js'
+import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
+import { lndFor } from './helpers.js'
+
+const realm = 'lightning.test'
+const secret = 'lightning-session-test-secret-0123456789'
+const url = 'https://lightning.test/generate'
+
+let network: Lightning
+beforeAll(async () => {
+  network = await startLightning()
+})
+afterAll(async () => {
+  await network?.stop()
+})
+
+type Setup = {
+  options?: { [key in Exclude<keyof SessionOptions, 'lnd'>]?: SessionOptions[key] | undefined }
+  store?: Store
+  amount?: string
+  stream?: number
+}
+
+function setup({ options = {}, store = new MemoryStore(), amount = '1', stream }: Setup = {}) {
+  const method = sessionServer({
+    depositSats: 10,
+    ...options,
+    lnd: lndFor(network.info.nodes.payee),
+  } as SessionOptions)
+  const server = createServer({ realm, secrets: [secret], methods: [method], store })
+  let runs = 0
+  const handler = server.protect(
+    { offers: [{ method: 'lightning', intent: 'session', request: { amount } }] },
+    (_request, payment) => {
+      runs++
+      const meter = payment.context as SessionMeter
+      if (stream !== undefined) return meter.sse(Array.from({ length: stream }, (_, i) => `chunk ${i}`))
+      return Response.json({ ok: true })
+    },
+  )
+  const challenge = async () => {
+    const response = await handler(new Request(url))
+    expect(response.status).toBe(402)
+    return Challenge.parseAll(response.headers.get('www-authenticate')!)[0]!
+  }
+  const submit = (c: Challenge.Challenge, payload: unknown) =>
+    handler(
+      new Request(url, { headers: { authorization: Credential.format({ challenge: c, payload } as never) } }),
+    )
+  return { server, method, handler, challenge, submit, runs: () => runs }
+}
+
+const newClient = (handler: (r: Request) => Promise<Response>, extra: Record<string, unknown> = {}) => {
+  const fetch = ((input: RequestInfo | URL, init?: RequestInit) =>
+    handler(new Request(input, init))) as typeof globalThis.fetch
+  const sessions = sessionClient({
+    lnd: lndFor(network.info.nodes.payer),
+    network: 'regtest',
+    fetch,
+    ...extra,
+  })
+  return { sessions, client: createClient({ methods: [sessions], fetch }) }
+}
+
+const problemType = async (response: Response) => {
+  expect(response.status).toBe(402)
+  expect(response.headers.get('www-authenticate')).toMatch(/method="lightning"/)
+  return ((await response.json()) as { type: string }).type.replace('https://paymentauth.org/problems/', '')
+}
+
+const payerBalance = async () =>
+  (await getChannelBalance({ lnd: lndFor(network.info.nodes.payer) })).channel_balance
+
+describe('sessionServer', () => {
+  it('opens, serves bearer requests against the balance, closes once and refunds deposit - spent', async () => {
+    const { handler, runs } = setup()
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    const opened = await client.fetch(url)
+    expect(opened.status).toBe(200)
+    const sessionId = Receipt.parse(opened.headers.get('payment-receipt')!).reference
+    expect(sessionId).toMatch(/^[0-9a-f]{64}$/)
+    for (let i = 0; i < 3; i++) {
+      const response = await client.fetch(url)
+      expect(response.status).toBe(200)
+      expect(Receipt.parse(response.headers.get('payment-receipt')!).reference).toBe(sessionId)
+    }
+    expect(runs()).toBe(4)
+    const closed = await sessions.close(url)
+    expect(closed.status).toBe(200)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 6, refundStatus: 'succeeded' })
+    expect(Receipt.parse(closed.headers.get('payment-receipt')!)).toMatchObject({
+      reference: sessionId,
+      refundSats: 6,
+      refundStatus: 'succeeded',
+    })
+    // Paid 10, got 6 back: the 4 served requests cost 4 sat.
+    expect(await payerBalance()).toBe(before - 4)
+    expect(runs()).toBe(4)
+  })
+
+  it('advertises the deposit, idle timeout and a fresh deposit invoice per challenge', async () => {
+    const { challenge } = setup({ amount: '2', options: { depositSats: undefined, idleTimeoutSeconds: 300 } })
+    const [a, b] = [await challenge(), await challenge()]
+    expect(a.request).toMatchObject({ amount: '2', currency: 'sat', depositAmount: '40', idleTimeout: '300' })
+    expect(a.request.paymentHash).not.toBe(b.request.paymentHash)
+  })
+
+  it('bills a stream per chunk, asks for a top-up when the balance runs out, and resumes after it', async () => {
+    const { handler } = setup({ stream: 25 })
+    const { sessions, client } = newClient(handler)
+    const events: Array<[string, unknown]> = []
+    const response = await client.fetch(url)
+    expect(response.status).toBe(200)
+    const chunks: string[] = []
+    for await (const chunk of sessions.stream(response, url, (name, data) => events.push([name, data])))
+      chunks.push(chunk)
+    expect(chunks).toEqual(Array.from({ length: 25 }, (_, i) => `chunk ${i}`))
+    const needs = events.filter(([name]) => name === 'payment-need-topup')
+    expect(needs).toHaveLength(2)
+    expect(needs[0]![1]).toMatchObject({ balanceSpent: 10, balanceRequired: 1 })
+    expect(events.at(-1)).toEqual([
+      'payment-receipt',
+      expect.objectContaining({ method: 'lightning', status: 'success', spent: 25, units: 25 }),
+    ])
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 5, refundStatus: 'succeeded' })
+  })
+
+  it('ends a held stream with session-timeout when no top-up comes', async () => {
+    const { handler } = setup({ stream: 20, options: { topUpTimeoutMs: 300 } })
+    const { client } = newClient(handler)
+    const text = await (await client.fetch(url)).text()
+    expect(text.match(/^data: chunk/gm)).toHaveLength(10)
+    expect(text).toContain('event: payment-need-topup')
+    expect(text.trimEnd().split('\n\n').at(-1)).toMatch(
+      /^event: session-timeout\ndata: \{"sessionId":"[0-9a-f]{64}","balanceSpent":10,"balanceRequired":1\}$/,
+    )
+  })
+
+  it('closes an idle session from the server with a refund, and never reopens it', async () => {
+    const { handler, server, submit, challenge } = setup({
+      options: { idleTimeoutSeconds: 1, idleCheckIntervalMs: 100 },
+    })
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    // Refunded 9 of the 10 sat deposit.
+    expect(await payerBalance()).toBe(before - 1)
+    const bearer = await submit(await challenge(), {
+      action: 'bearer',
+      sessionId: state.sessionId,
+      preimage: state.preimage,
+    })
+    expect(await problemType(bearer)).toBe('lightning/session-closed')
+    await server.close()
+  })
+
+  it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {
+    const failures: unknown[] = []
+    const { handler, submit, challenge } = setup({ options: { onRefundFailure: (f) => failures.push(f) } })
+    const wallet = lndWallet(lndFor(network.info.nodes.payer))
+    // A return invoice that expires at once.
+    const { sessions, client } = newClient(handler, {
+      wallet: { pay: wallet.pay, receive: () => wallet.receive({ expirySeconds: 1 }) },
+    })
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 9, refundStatus: 'failed' })
+    expect(failures).toEqual([{ sessionId: state.sessionId, refundSats: 9, error: expect.any(String) }])
+    expect(JSON.stringify(failures)).not.toContain(state.preimage)
+    const again = await submit(await challenge(), {
+      action: 'close',
+      sessionId: state.sessionId,
+      preimage: state.preimage,
+    })
+    expect(await problemType(again)).toBe('lightning/session-closed')
+  })
+
+  it('answers a consumed close or topUp presented again with the original response, acting once', async () => {
+    const { handler, challenge, submit } = setup()
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    // A top-up credential, sent twice.
+    const c = await challenge()
+    const payer = lndFor(network.info.nodes.payer)
+    const { preimage: topUpPreimage } = await lndWallet(payer).pay(c.request.depositInvoice as string, {
+      maxFeeSats: 10,
+    })
+    const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+    const first = await submit(c, topUp)
+    const second = await submit(c, topUp)
+    expect([first.status, second.status]).toEqual([200, 200])
+    expect([await first.json(), await second.json()]).toEqual([{ status: 'ok' }, { status: 'ok' }])
+    // Close twice with one credential: one refund (10 + 10 - 1 spent).
+    const before = await payerBalance()
+    const close = await challenge()
+    const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+    const [a, b] = [await submit(close, payload), await submit(close, payload)]
+    expect(await a.json()).toEqual({ status: 'closed', refundSats: 19, refundStatus: 'succeeded' })
+    expect(await b.json()).toEqual({ status: 'closed', refundSats: 19, refundStatus: 'succeeded' })
+    expect(await payerBalance()).toBe(before + 19)
+  })
+
+  it('answers bad credentials with the spec problems and a fresh challenge, never a 500', async () => {
+    const { handler, challenge, submit, runs } = setup()
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const other = randomBytes(32).toString('hex')
+    expect(
+      await problemType(
+        await submit(await challenge(), { action: 'bearer', sessionId: state.sessionId, preimage: other }),
+      ),
+    ).toBe('lightning/invalid-preimage')
+    expect(
+      await problemType(
+        await submit(await challenge(), { action: 'bearer', sessionId: other, preimage: other }),
+      ),
+    ).toBe('lightning/session-not-found')
+    expect(
+      await problemType(
+        await submit(await challenge(), { action: 'bearer', sessionId: 'xyz', preimage: other }),
+      ),
+    ).toBe('lightning/malformed-credential')
+    expect(await problemType(await submit(await challenge(), { action: 'refund' }))).toBe(
+      'lightning/malformed-credential',
+    )
+    // An open whose return invoice carries an amount, and one whose preimage is not the deposit's.
+    const c = await challenge()
+    const payer = lndFor(network.info.nodes.payer)
+    const { preimage } = await lndWallet(payer).pay(c.request.depositInvoice as string, { maxFeeSats: 10 })
+    const withAmount = (await createInvoice({ lnd: payer, tokens: 5 })).request
+    expect(await problemType(await submit(c, { action: 'open', preimage, returnInvoice: withAmount }))).toBe(
+      'lightning/invalid-return-invoice',
+    )
+    const amountless = (await createInvoice({ lnd: payer })).request
+    expect(
+      await problemType(await submit(c, { action: 'open', preimage: other, returnInvoice: amountless })),
+    ).toBe('lightning/invalid-preimage')
+    // A topUp whose preimage is an old deposit's.
+    expect(
+      await problemType(
+        await submit(await challenge(), {
+          action: 'topUp',
+          sessionId: state.sessionId,
+          topUpPreimage: state.preimage,
+        }),
+      ),
+    ).toBe('lightning/invalid-preimage')
+    expect(runs()).toBe(1)
+  })
+
+  it('keeps the sessions of each server it is given to in that server store', async () => {
+    const method = sessionServer({ lnd: lndFor(network.info.nodes.payee), depositSats: 10 })
+    const route = { offers: [{ method: 'lightning', intent: 'session' as const, request: { amount: '1' } }] }
+    const [a, b] = [new MemoryStore(), new MemoryStore()].map((store) =>
+      createServer({ realm, secrets: [secret], methods: [method], store }).protect(route, () =>
+        Response.json({ ok: true }),
+      ),
+    )
+    const { sessions, client } = newClient(a!)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const challenge = Challenge.parseAll((await b!(new Request(url))).headers.get('www-authenticate')!)[0]!
+    const bearer = await b!(
+      new Request(url, {
+        headers: {
+          authorization: Credential.format({
+            challenge,
+            payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage },
+          }),
+        },
+      }),
+    )
+    expect(await problemType(bearer)).toBe('lightning/session-not-found')
+  })
+
+  it('checks the deposit limit for a session on a second server, before paying', async () => {
+    const a = setup().handler
+    const other = createServer({
+      realm: 'other.test',
+      secrets: [secret],
+      methods: [sessionServer({ lnd: lndFor(network.info.nodes.payee), depositSats: 20 })],
+    }).protect({ offers: [{ method: 'lightning', intent: 'session', request: { amount: '1' } }] }, () =>
+      Response.json({ ok: true }),
+    )
+    const route = ((input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      return new URL(request.url).host === 'other.test' ? other(request) : a(request)
+    }) as typeof globalThis.fetch
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: route,
+    })
+    const client = createClient({ methods: [sessions], fetch: route, policy: { maxDeposit: { sat: 15n } } })
+    expect((await client.fetch(url)).status).toBe(200)
+    const before = await payerBalance()
+    await expect(client.fetch('https://other.test/generate')).rejects.toThrow(/deposit/)
+    expect(await payerBalance()).toBe(before)
+    expect(sessions.sessions.size).toBe(1)
+  })
+})

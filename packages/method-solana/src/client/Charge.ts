@@ -1,0 +1,252 @@
+import { type Method, PaymentFailedError } from '@mppkit/core/client'
+import {
+  AccountRole,
+  address,
+  appendTransactionMessageInstructions,
+  type Blockhash,
+  createTransactionMessage,
+  getBase64EncodedWireTransaction,
+  type Instruction,
+  partiallySignTransactionMessageWithSigners,
+  pipe,
+  setTransactionMessageFeePayer,
+  setTransactionMessageFeePayerSigner,
+  setTransactionMessageLifetimeUsingBlockhash,
+  signTransactionMessageWithSigners,
+  type TransactionSigner,
+} from '@solana/kit'
+import {
+  getSetComputeUnitLimitInstruction,
+  getSetComputeUnitPriceInstruction,
+} from '@solana-program/compute-budget'
+import { getAddMemoInstruction } from '@solana-program/memo'
+import { getTransferSolInstruction } from '@solana-program/system'
+import { getTransferCheckedInstruction } from '@solana-program/token'
+import { associatedTokenAddress, expectedLegs } from '../internal/inspect.js'
+import { programs } from '../internal/programs.js'
+import { createRpc, type Rpc } from '../internal/rpc.js'
+import { charge, normalizeNetwork, type SolanaChargeRequest } from '../Methods.js'
+
+/** Options of {@link chargeClient}. */
+export type ChargeClientOptions = {
+  /** The paying key: a `@solana/kit` signer (e.g. `await generateKeyPairSigner()`). */
+  signer: TransactionSigner
+  /** JSON-RPC URL (blockhash and mint lookups; push mode sends through it). */
+  rpcUrl: string
+  /** The cluster this client pays on ("Clients MUST reject challenges whose network does not match"). */
+  network?: 'mainnet' | 'devnet' | 'localnet'
+  /** `pull` (default): the server broadcasts; `push`: this client sends and presents the signature. */
+  mode?: 'pull' | 'push'
+  /** Accept only these payees (recipient and every split recipient), when given. */
+  recipients?: readonly string[]
+  /** Accept fee sponsorship only from these fee payer keys, when given. */
+  feePayerKeys?: readonly string[]
+  /** Compute-unit limit set on the transaction (default 200 000). */
+  computeUnitLimit?: number
+  /** Priority fee in micro-lamports per compute unit (default 1). */
+  computeUnitPrice?: bigint
+  /** Per-RPC-call timeout in ms (default 10 000). */
+  timeout?: number
+  /** How long push mode waits for `confirmed`, in ms (default 30 000). */
+  confirmTimeout?: number
+}
+
+/**
+ * Creates the client side of `solana/charge`: checks the challenge (network, payees, fee payer, mint
+ * program) against its options, builds one transfer per leg (TransferChecked for a mint, a System
+ * transfer for SOL) plus the memos and split ATA creations the spec asks for, signs with the kit
+ * signer, and either hands the signed transaction to the server (`pull`) or sends it, waits for
+ * `confirmed` and presents the signature (`push`).
+ *
+ * @example
+ * ```ts
+ * const client = Client.create({ methods: [chargeClient({ signer, rpcUrl, network: 'localnet' })], policy: { maxAmount: 1_000_000n } })
+ * ```
+ * @see draft-solana-charge-00 §"Client Transaction Construction", §"Client-Side Verification"
+ */
+export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+  const rpc: Rpc = createRpc(options.rpcUrl, options.timeout ?? 10_000)
+  const refuse = (message: string): never => {
+    throw new PaymentFailedError(`solana: ${message}`)
+  }
+  return {
+    definition: charge,
+    quote: (request) => ({
+      amount: BigInt(request.amount),
+      currency: request.currency,
+      network: `solana:${normalizeNetwork(request.methodDetails?.network)}`,
+      decimals: request.currency === 'sol' ? 9 : (request.methodDetails?.decimals ?? 0),
+    }),
+    async createPayload({ request }) {
+      const details = request.methodDetails ?? {}
+      const network = normalizeNetwork(details.network)
+      if (options.network !== undefined && network !== options.network)
+        refuse(`the challenge is for ${network}, this client pays on ${options.network}`)
+      if (details.confidential === true) refuse('confidential charges are not supported')
+      const payees = [request.recipient, ...(details.splits ?? []).map((split) => split.recipient)]
+      // "`recipient` is the expected party"; "`splits` … contain expected recipients"
+      if (options.recipients && payees.some((payee) => !options.recipients!.includes(payee)))
+        refuse('the challenge pays an unexpected recipient')
+      const sponsored = details.feePayer === true
+      // "`feePayerKey`, if present, is the expected server"
+      if (sponsored && options.feePayerKeys && !options.feePayerKeys.includes(details.feePayerKey!))
+        refuse('the challenge names an unexpected fee payer')
+      const mode = options.mode ?? 'pull'
+      // "Clients MUST use type="transaction" credentials" when feePayer is true.
+      if (sponsored && mode === 'push') refuse('push mode cannot be used with a fee-sponsored challenge')
+      const tokenProgram = request.currency === 'sol' ? undefined : await tokenProgramFor(request)
+      const instructions = await buildInstructions(request, tokenProgram, sponsored)
+      const blockhash =
+        details.recentBlockhash ??
+        (
+          await call(() =>
+            rpc<{ value: { blockhash: string } }>('getLatestBlockhash', [{ commitment: 'confirmed' }]),
+          )
+        ).value.blockhash
+      const message = pipe(
+        createTransactionMessage({ version: 0 }),
+        (draft) =>
+          sponsored
+            ? setTransactionMessageFeePayer(address(details.feePayerKey!), draft)
+            : setTransactionMessageFeePayerSigner(options.signer, draft),
+        (draft) =>
+          setTransactionMessageLifetimeUsingBlockhash(
+            { blockhash: blockhash as Blockhash, lastValidBlockHeight: 0n },
+            draft,
+          ),
+        (draft) => appendTransactionMessageInstructions(instructions, draft),
+      )
+      // "When `feePayer` is `true` … the client signs only as transfer authority"
+      const signed = sponsored
+        ? await partiallySignTransactionMessageWithSigners(message)
+        : await signTransactionMessageWithSigners(message)
+      const wire = getBase64EncodedWireTransaction(signed)
+      const source = String(options.signer.address)
+      if (mode === 'pull') return { payload: { type: 'transaction', transaction: wire }, source }
+      const signature = await call(() =>
+        rpc<string>('sendTransaction', [wire, { encoding: 'base64', preflightCommitment: 'confirmed' }]),
+      )
+      await confirmed(signature)
+      return { payload: { type: 'signature', signature }, source }
+    },
+  }
+
+  async function call<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } catch (error) {
+      throw new PaymentFailedError('solana: the RPC node refused or did not answer', { cause: error })
+    }
+  }
+
+  async function tokenProgramFor(request: SolanaChargeRequest): Promise<string> {
+    const named = request.methodDetails?.tokenProgram
+    if (named) return named
+    // "clients MUST determine the correct token program by fetching the mint account … If that lookup
+    // fails, returns an unexpected owner, or cannot be verified, clients MUST reject the challenge"
+    const answer = await call(() =>
+      rpc<{ value: { owner: string } | null }>('getAccountInfo', [request.currency, { encoding: 'base64' }]),
+    )
+    const owner = answer?.value?.owner
+    if (owner !== programs.token && owner !== programs.token2022) refuse('the currency is not a token mint')
+    return owner!
+  }
+
+  async function buildInstructions(
+    request: SolanaChargeRequest,
+    tokenProgram: string | undefined,
+    sponsored: boolean,
+  ): Promise<Instruction[]> {
+    const { signer } = options
+    const details = request.methodDetails ?? {}
+    const legs = await expectedLegs(request, tokenProgram)
+    const splits = details.splits ?? []
+    const out: Instruction[] = [
+      getSetComputeUnitLimitInstruction({ units: options.computeUnitLimit ?? 200_000 }),
+      getSetComputeUnitPriceInstruction({ microLamports: options.computeUnitPrice ?? 1n }),
+    ]
+    const memo = (text: string | undefined) => {
+      // Memo v2 (MemoSq4…), the program `@solana/mpp` servers accept.
+      if (text !== undefined)
+        out.push(getAddMemoInstruction({ memo: text }, { programAddress: address(programs.memo) }))
+    }
+    const source = tokenProgram
+      ? await associatedTokenAddress(String(signer.address), request.currency, tokenProgram)
+      : undefined
+    for (const [index, leg] of legs.entries()) {
+      const split = index === 0 ? undefined : splits[index - 1]
+      // "the client MUST include an idempotent ATA creation instruction for each split recipient whose
+      // split entry sets `ataCreationRequired` to `true`" (never the top-level recipient).
+      if (tokenProgram && split?.ataCreationRequired === true)
+        out.push(
+          createAtaIdempotent(sponsored ? details.feePayerKey! : null, leg, request.currency, tokenProgram),
+        )
+      if (tokenProgram)
+        out.push(
+          getTransferCheckedInstruction(
+            {
+              source: address(source!),
+              mint: address(request.currency),
+              destination: address(leg.destination),
+              authority: signer,
+              amount: leg.amount,
+              decimals: details.decimals!,
+            },
+            { programAddress: address(tokenProgram) },
+          ),
+        )
+      else
+        out.push(
+          getTransferSolInstruction({
+            source: signer,
+            destination: address(leg.destination),
+            amount: leg.amount,
+          }),
+        )
+      // "When present, clients SHOULD include this value [externalId] as a Memo Program instruction"
+      memo(index === 0 ? request.externalId : split?.memo)
+    }
+    return out
+  }
+
+  function createAtaIdempotent(
+    payer: string | null,
+    leg: { recipient: string; destination: string },
+    mint: string,
+    tokenProgram: string,
+  ): Instruction {
+    const payerMeta = payer
+      ? { address: address(payer), role: AccountRole.WRITABLE_SIGNER }
+      : { address: options.signer.address, role: AccountRole.WRITABLE_SIGNER, signer: options.signer }
+    return {
+      programAddress: address(programs.associatedToken),
+      accounts: [
+        payerMeta as never,
+        { address: address(leg.destination), role: AccountRole.WRITABLE },
+        { address: address(leg.recipient), role: AccountRole.READONLY },
+        { address: address(mint), role: AccountRole.READONLY },
+        { address: address(programs.system), role: AccountRole.READONLY },
+        { address: address(tokenProgram), role: AccountRole.READONLY },
+      ],
+      data: new Uint8Array([1]),
+    }
+  }
+
+  async function confirmed(signature: string): Promise<void> {
+    // "clients MUST wait for at least the `confirmed` commitment level before presenting the credential"
+    const deadline = Date.now() + (options.confirmTimeout ?? 30_000)
+    for (let delay = 25; Date.now() < deadline; delay = Math.min(delay * 2, 400)) {
+      const answer = await call(() =>
+        rpc<{ value: ({ err: unknown; confirmationStatus: string | null } | null)[] }>(
+          'getSignatureStatuses',
+          [[signature]],
+        ),
+      )
+      const status = answer.value[0]
+      if (status?.err) refuse(`the payment transaction ${signature} failed`)
+      if (status?.confirmationStatus === 'confirmed' || status?.confirmationStatus === 'finalized') return
+      await new Promise((resolve) => setTimeout(resolve, delay))
+    }
+    refuse(`the payment transaction ${signature} was not confirmed in time`)
+  }
+}

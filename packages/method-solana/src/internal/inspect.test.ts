@@ -1,0 +1,120 @@
+import { VerificationFailedError } from '@mppkit/core'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { decodeTransaction } from './inspect.js'
+import { mintFacts } from './mint.js'
+import { programs } from './programs.js'
+
+describe('decodeTransaction', () => {
+  it('refuses oversize and garbage bytes with a typed problem', () => {
+    expect(() => decodeTransaction(new Uint8Array(1233))).toThrowErrorMatchingInlineSnapshot(
+      `[VerificationFailedError: The transaction exceeds the 1232-byte size limit.]`,
+    )
+    expect(() => decodeTransaction(new Uint8Array([1, 2, 3]))).toThrowErrorMatchingInlineSnapshot(
+      `[VerificationFailedError: The transaction could not be decoded.]`,
+    )
+  })
+
+  it('only ever throws VerificationFailedError on untrusted bytes (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 1400 }), (bytes) => {
+        try {
+          decodeTransaction(bytes)
+        } catch (error) {
+          expect(error).toBeInstanceOf(VerificationFailedError)
+        }
+      }),
+    )
+  })
+})
+
+describe('mintFacts', () => {
+  const mint = (extension?: { type: number; value: Uint8Array }) => {
+    const base = new Uint8Array(extension ? 166 : 82)
+    base[44] = 6 // decimals
+    base[45] = 1 // initialized
+    if (!extension) return base
+    base[165] = 1 // account type: mint
+    const tlv = new Uint8Array(4 + extension.value.length)
+    new DataView(tlv.buffer).setUint16(0, extension.type, true)
+    new DataView(tlv.buffer).setUint16(2, extension.value.length, true)
+    tlv.set(extension.value, 4)
+    const out = new Uint8Array(base.length + tlv.length)
+    out.set(base)
+    out.set(tlv, base.length)
+    return out
+  }
+  it('reads decimals and the token program', () => {
+    expect(mintFacts(programs.token, mint())).toEqual({ tokenProgram: programs.token, decimals: 6 })
+  })
+  it('refuses a Token-2022 mint with a non-zero transfer fee, accepts a zero one', () => {
+    const fee = new Uint8Array(108)
+    new DataView(fee.buffer).setUint16(106, 50, true)
+    expect(() =>
+      mintFacts(programs.token2022, mint({ type: 1, value: fee })),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[VerificationFailedError: The mint has a transfer fee; its transfers cannot be verified exactly.]`,
+    )
+    expect(mintFacts(programs.token2022, mint({ type: 1, value: new Uint8Array(108) })).decimals).toBe(6)
+  })
+  it('refuses non-transferable mints and accounts of other programs', () => {
+    expect(() => mintFacts(programs.token2022, mint({ type: 9, value: new Uint8Array(0) }))).toThrow(
+      /non-transferable/,
+    )
+    expect(() => mintFacts(programs.system, mint())).toThrow(/not a mint/)
+  })
+  it('only ever throws VerificationFailedError on untrusted account data (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (data) => {
+        try {
+          mintFacts(programs.token2022, data)
+        } catch (error) {
+          expect(error).toBeInstanceOf(VerificationFailedError)
+        }
+      }),
+    )
+  })
+})
+
+describe('decodeTransaction (canonical encoding)', () => {
+  const signedTransfer = async () => {
+    const kit = await import('@solana/kit')
+    const { getTransferSolInstruction } = await import('@solana-program/system')
+    const payer = await kit.generateKeyPairSigner()
+    const message = kit.pipe(
+      kit.createTransactionMessage({ version: 0 }),
+      (m) => kit.setTransactionMessageFeePayerSigner(payer, m),
+      (m) =>
+        kit.setTransactionMessageLifetimeUsingBlockhash(
+          { blockhash: '11111111111111111111111111111111' as never, lastValidBlockHeight: 0n },
+          m,
+        ),
+      (m) =>
+        kit.appendTransactionMessageInstructions(
+          [getTransferSolInstruction({ source: payer, destination: payer.address, amount: 5n })],
+          m,
+        ),
+    )
+    const signed = await kit.signTransactionMessageWithSigners(message)
+    return { payer, bytes: new Uint8Array(kit.getTransactionEncoder().encode(signed)) }
+  }
+
+  it('reads what @solana/kit writes: accounts, instructions, signatures', async () => {
+    const { payer, bytes } = await signedTransfer()
+    const decoded = decodeTransaction(bytes)
+    expect(decoded.accounts[0]).toBe(payer.address)
+    expect(decoded.signatures[0]?.[0]).toBe(payer.address)
+    expect(decoded.signatures[0]?.[1]).toMatch(/^[1-9A-HJ-NP-Za-km-z]{64,88}$/)
+    expect(decoded.instructions).toHaveLength(1)
+    expect(decoded.instructions[0]?.program).toBe(programs.system)
+  })
+
+  it('refuses trailing bytes and a non-minimal length (one transaction, one encoding)', async () => {
+    const { bytes } = await signedTransfer()
+    expect(() => decodeTransaction(Uint8Array.from([...bytes, 0]))).toThrow(/could not be decoded/)
+    // The signature count 1 written as two bytes (0x81 0x00) instead of one.
+    expect(() => decodeTransaction(Uint8Array.from([0x81, 0x00, ...bytes.subarray(1)]))).toThrow(
+      /could not be decoded/,
+    )
+  })
+})

@@ -1,0 +1,486 @@
+import { ConfigurationError, type Method, type Store, VerificationFailedError } from '@mppkit/core'
+import {
+  getTransactionDecoder,
+  getTransactionEncoder,
+  isAddress,
+  type TransactionPartialSigner,
+} from '@solana/kit'
+import {
+  assertMemo,
+  type Decoded,
+  decodeTransaction,
+  inspectPayment,
+  type Limits,
+  memoTexts,
+} from '../internal/inspect.js'
+import { assertLanded, type LandedTransaction } from '../internal/landed.js'
+import { readMint } from '../internal/mint.js'
+import {
+  createRpc,
+  guard,
+  type Rpc,
+  RpcAnswerError,
+  RpcUnavailableError,
+  unavailable,
+} from '../internal/rpc.js'
+import { charge, normalizeNetwork, type SolanaChargeRequest } from '../Methods.js'
+
+/** A split the server asks for. @see draft-solana-charge-00 §"Method Details", `splits` */
+export type SplitOption = { recipient: string; amount: string; memo?: string; ataCreationRequired?: boolean }
+
+/** Options of {@link chargeServer}. */
+export type ChargeOptions = {
+  /** JSON-RPC URL of a Solana node the server trusts ("Servers SHOULD use trusted RPC providers"). */
+  rpcUrl: string
+  /** `methodDetails.network` (default `mainnet`). */
+  network?: 'mainnet' | 'devnet' | 'localnet'
+  /** `sol` or a base58 mint address (compared exactly). */
+  currency: string
+  /** Decimals of the mint (required for a mint; checked against the mint account). */
+  decimals?: number
+  /** Token program of the mint (default: read from the mint account once). */
+  tokenProgram?: string
+  /** Owner of the receiving account (for a mint: the owner of the ATA, which must exist). */
+  recipient: string
+  /**
+   * A signer that pays transaction fees for clients (`feePayer: true`). It co-signs pull transactions
+   * only after every instruction was checked; see the README on fee sponsorship risks.
+   */
+  feePayer?: TransactionPartialSigner
+  /** `methodDetails.splits` (at most 8). */
+  splits?: readonly SplitOption[]
+  /** Commitment a payment must reach before the receipt (default `confirmed`; spec minimum). */
+  commitment?: 'confirmed' | 'finalized'
+  /**
+   * Push signatures are remembered this long (seconds, default 3600); a transaction whose block time is
+   * older is refused, so a forgotten signature cannot be presented again.
+   */
+  replayWindowSeconds?: number
+  /** Per-RPC-call timeout in ms (default 10 000). */
+  timeout?: number
+  /** How long settlement waits for the commitment, in ms (default 30 000; then 503, retry). */
+  confirmTimeout?: number
+  /** Largest compute-unit limit a pull transaction may set (default 400 000). */
+  maxComputeUnitLimit?: number
+  /** Largest priority fee (micro-lamports per CU) a sponsored transaction may set (default 1 000 000). */
+  maxComputeUnitPrice?: bigint
+  /** Put a recent blockhash into each challenge (one RPC call per 402; default true). */
+  recentBlockhash?: boolean
+  /**
+   * Below this fee payer balance (lamports, default 10 000 000 = 0.01 SOL) challenges fall back to
+   * client-paid fees (`feePayer` absent). The balance is read at most every 5 s.
+   */
+  minFeePayerLamports?: bigint
+  /** fetch used for RPC calls (tests). */
+  fetch?: typeof fetch
+}
+
+type Verified =
+  | { kind: 'transaction'; decoded: Decoded }
+  | { kind: 'signature'; signature: string; blockTime: number | null }
+
+function checkOptions(options: ChargeOptions): void {
+  const bad = (field: string, what: string): never => {
+    throw new ConfigurationError(`solana: ${field} must be ${what}`)
+  }
+  if (!options || typeof options !== 'object') throw new ConfigurationError('solana: options are required')
+  if (typeof options.rpcUrl !== 'string' || !/^https?:\/\//.test(options.rpcUrl))
+    bad('rpcUrl', 'an http(s) URL')
+  if (options.currency !== 'sol' && !isAddress(options.currency)) bad('currency', '"sol" or a base58 mint')
+  if (!isAddress(options.recipient)) bad('recipient', 'a base58 public key')
+  const mint = options.currency !== 'sol'
+  if (mint && !(Number.isInteger(options.decimals) && options.decimals! >= 0 && options.decimals! <= 9))
+    bad('decimals', 'an integer from 0 to 9 for a mint')
+  if (!mint && (options.decimals !== undefined || options.tokenProgram !== undefined))
+    bad('decimals and tokenProgram', 'absent for sol')
+  if (options.network !== undefined && !['mainnet', 'devnet', 'localnet'].includes(options.network))
+    bad('network', 'mainnet, devnet or localnet')
+  if (options.feePayer && typeof options.feePayer.signTransactions !== 'function')
+    bad('feePayer', 'a @solana/kit TransactionPartialSigner (e.g. a KeyPairSigner)')
+  if ((options.splits?.length ?? 0) > 8) bad('splits', 'at most 8 entries')
+  options.splits?.forEach((split, i) => {
+    if (!isAddress(split?.recipient)) bad(`splits[${i}].recipient`, 'a base58 public key')
+    if (!/^[1-9]\d{0,19}$/.test(split?.amount ?? '')) bad(`splits[${i}].amount`, 'a positive integer string')
+    if (split.ataCreationRequired && !mint) bad(`splits[${i}].ataCreationRequired`, 'used with a mint only')
+  })
+}
+
+/**
+ * Creates the server side of `solana/charge`: pull credentials (a signed transaction) are checked
+ * instruction by instruction, co-signed when the server pays fees, simulated, sent and awaited at the
+ * configured commitment; push credentials (a signature) are fetched and checked on chain. Every
+ * signature is consumed once through the Store; the receipt `reference` is the transaction signature.
+ *
+ * @example
+ * ```ts
+ * const server = Server.create({ realm, secrets, methods: [chargeServer({ rpcUrl, network: 'localnet', currency: mint, decimals: 6, recipient })] })
+ * ```
+ * @see draft-solana-charge-00
+ */
+export function chargeServer(options: ChargeOptions): Method.Server<typeof charge, Verified> {
+  checkOptions(options)
+  const rpc: Rpc = createRpc(options.rpcUrl, options.timeout ?? 10_000, options.fetch)
+  const network = options.network ?? 'mainnet'
+  const commitment = options.commitment ?? 'confirmed'
+  const replayWindowMs = (options.replayWindowSeconds ?? 3600) * 1000
+  const confirmTimeout = options.confirmTimeout ?? 30_000
+  const sponsor = options.feePayer ? String(options.feePayer.address) : undefined
+  const limits: Limits = {
+    maxComputeUnitLimit: options.maxComputeUnitLimit ?? 400_000,
+    maxComputeUnitPrice: options.maxComputeUnitPrice ?? 1_000_000n,
+  }
+  const mintCache = new Map<
+    string,
+    { at: number; facts: Promise<{ tokenProgram: string; decimals: number }> }
+  >()
+  const mintFacts = (mint: string) => {
+    const cached = mintCache.get(mint)
+    if (cached && Date.now() - cached.at < 60_000) return cached.facts
+    const facts = guard(() => readMint(rpc, mint))
+    mintCache.set(mint, { at: Date.now(), facts })
+    facts.catch(() => mintCache.delete(mint))
+    return facts
+  }
+
+  const minFeePayerLamports = options.minFeePayerLamports ?? 10_000_000n
+  let feePayerBalance: { at: number; funded: Promise<boolean> } | undefined
+  const feePayerFunded = (): Promise<boolean> => {
+    if (feePayerBalance && Date.now() - feePayerBalance.at < 5_000) return feePayerBalance.funded
+    const funded = rpc<{ value: number }>('getBalance', [sponsor, { commitment: 'confirmed' }])
+      .then((answer) => BigInt(answer.value) >= minFeePayerLamports)
+      .catch(() => false)
+    feePayerBalance = { at: Date.now(), funded }
+    return funded
+  }
+
+  const methodDetails = (): NonNullable<SolanaChargeRequest['methodDetails']> => {
+    const details: NonNullable<SolanaChargeRequest['methodDetails']> = { network }
+    if (options.currency !== 'sol') details.decimals = options.decimals!
+    if (options.tokenProgram) details.tokenProgram = options.tokenProgram as never
+    if (sponsor) Object.assign(details, { feePayer: true, feePayerKey: sponsor })
+    if (options.splits?.length) details.splits = options.splits.map((split) => ({ ...split })) as never
+    return details
+  }
+
+  /** Claims a signature for a challenge: true when fresh, false when this challenge already held it. */
+  const claim = async (store: Store, signature: string, challengeId: string, ttl: number) => {
+    const key = `sig:${signature}`
+    if (await store.putIfAbsent(key, challengeId, ttl)) return true
+    // The same credential retried after an outage (the core released its challenge) may continue.
+    if ((await store.get(key)) === challengeId) return false
+    throw new VerificationFailedError({
+      detail: 'This transaction signature was already used for a payment.',
+      reason: 'replayed-signature',
+    })
+  }
+
+  /** Fetches a landed transaction at the configured commitment (null: not found or not yet there). */
+  const fetchLanded = (signature: string) =>
+    guard(() =>
+      rpc<LandedTransaction | null>('getTransaction', [
+        signature,
+        { encoding: 'base64', commitment, maxSupportedTransactionVersion: 0 },
+      ]),
+    )
+
+  const tokenProgramOf = async (request: SolanaChargeRequest) => {
+    if (request.currency === 'sol') return undefined
+    const facts = await mintFacts(request.currency)
+    const named = request.methodDetails?.tokenProgram
+    if (named !== undefined && named !== facts.tokenProgram)
+      throw new VerificationFailedError({
+        detail: 'The mint is not owned by the named token program.',
+        reason: 'token-program-mismatch',
+      })
+    if (facts.decimals !== request.methodDetails?.decimals)
+      throw new VerificationFailedError({
+        detail: 'The mint has other decimals.',
+        reason: 'decimals-mismatch',
+      })
+    return facts.tokenProgram
+  }
+
+  return {
+    definition: charge,
+    defaults: { currency: options.currency, recipient: options.recipient },
+
+    async prepare({ request }) {
+      const details = { ...methodDetails(), ...(request.methodDetails ?? {}) }
+      // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
+      // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
+      if (details.feePayer === true && !(await feePayerFunded())) {
+        delete details.feePayer
+        delete details.feePayerKey
+      }
+      // "Servers SHOULD include this field as a hint to avoid the extra RPC lookup."
+      // A mint that cannot be read or paid exactly leaves the hint out: the challenge is still issued
+      // (a 402 is never a 5xx because of the mint) and verification refuses the payment.
+      if (request.currency !== 'sol' && details.tokenProgram === undefined) {
+        const tokenProgram = await tokenProgramOf({ ...request, methodDetails: details }).catch(
+          () => undefined,
+        )
+        if (tokenProgram) details.tokenProgram = tokenProgram as never
+      }
+      if (options.recentBlockhash !== false) {
+        // Advisory only ("MUST NOT be assumed to remain valid"); an outage just omits it.
+        const latest = await rpc<{ value: { blockhash: string } }>('getLatestBlockhash', [
+          { commitment },
+        ]).catch(() => undefined)
+        if (latest?.value?.blockhash) details.recentBlockhash = latest.value.blockhash
+      }
+      return { ...request, methodDetails: details }
+    },
+
+    async verify({ request, payload }): Promise<Verified> {
+      const details = request.methodDetails ?? {}
+      if (normalizeNetwork(details.network) !== network)
+        throw new VerificationFailedError({
+          detail: 'The challenge names another network.',
+          reason: 'network-mismatch',
+        })
+      // "Confidential charges MUST use type="bundle"": this server cannot verify them (no ZK ElGamal
+      // proof program on its test network), so it issues none and accepts none.
+      if (payload.type === 'bundle' || details.confidential === true)
+        throw new VerificationFailedError({
+          detail: 'Confidential (bundle) charges are not supported by this server.',
+          reason: 'confidential-unsupported',
+        })
+      if (details.feePayer === true && details.feePayerKey !== sponsor)
+        throw new VerificationFailedError({
+          detail: 'The challenge names another fee payer.',
+          reason: 'fee-payer-mismatch',
+        })
+      const tokenProgram = await tokenProgramOf(request)
+      if (payload.type === 'signature') {
+        // "Servers MUST reject type="signature" credentials when the challenge specifies feePayer: true."
+        if (details.feePayer === true)
+          throw new VerificationFailedError({
+            detail: 'A fee-sponsored challenge takes a signed transaction, not a signature.',
+            reason: 'mode-unsupported',
+          })
+        return verifySignature(payload.signature, request, tokenProgram)
+      }
+      const bytes = decodeBase64(payload.transaction)
+      const decoded = decodeTransaction(bytes)
+      await inspectPayment(decoded, request, {
+        tokenProgram,
+        sponsor: details.feePayer ? sponsor : undefined,
+        limits,
+      })
+      assertMemo(memoTexts(decoded), request)
+      return { kind: 'transaction', decoded }
+    },
+
+    async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
+      const done = (reference: string): Method.Settlement =>
+        request.externalId === undefined ? { reference } : { reference, externalId: request.externalId }
+      if (verified.kind === 'signature') {
+        // "The check-and-consume operation MUST be atomic": putIfAbsent on the signature.
+        await claim(store, verified.signature, challenge.id, replayWindowMs * 2)
+        return done(verified.signature)
+      }
+      const wire = await cosign(
+        verified.decoded.bytes,
+        request.methodDetails?.feePayer === true ? options.feePayer : undefined,
+      )
+      const signature = firstSignature(wire)
+      // A fresh claim means this server never sent the transaction; a claim we already held (the same
+      // credential retried after an outage) may have been sent: then ask the node before sending again.
+      const fresh = await claim(store, signature, challenge.id, replayWindowMs * 2)
+      const release = () => store.delete(`sig:${signature}`).catch(() => {})
+      const base64 = Buffer.from(wire).toString('base64')
+      const known = fresh ? null : await status(signature)
+      if (!known) {
+        const sponsored = request.methodDetails?.feePayer === true
+        // "If `feePayer` is `true`, simulate the transaction using the `simulateTransaction` RPC method.
+        // The server MUST reject the credential if simulation fails." Otherwise the node's preflight
+        // (sendTransaction without skipPreflight) is the simulation the spec recommends: one call fewer.
+        if (sponsored) {
+          const simulated = await guard(() =>
+            rpc<{ value: { err: unknown } }>('simulateTransaction', [
+              base64,
+              { encoding: 'base64', commitment: 'confirmed' },
+            ]),
+          ).catch(async (error) => {
+            if (error instanceof RpcAnswerError) {
+              await release()
+              throw rejected(error)
+            }
+            throw error
+          })
+          if (simulated.value.err !== null) {
+            await release()
+            throw simulationProblem(simulated.value.err)
+          }
+        }
+        try {
+          await guard(() =>
+            rpc('sendTransaction', [
+              base64,
+              { encoding: 'base64', skipPreflight: sponsored, preflightCommitment: 'confirmed' },
+            ]),
+          )
+        } catch (error) {
+          if (!(error instanceof RpcAnswerError)) throw error
+          if (!(await status(signature))) {
+            await release()
+            const err = (error.data as { err?: unknown } | undefined)?.err
+            throw err !== undefined && err !== null ? simulationProblem(err) : rejected(error)
+          }
+        }
+      }
+      const landed = await waitFor(signature, verified.decoded.blockhash, release)
+      // "Fetch the confirmed transaction … and verify the transfer details still match"
+      assertLanded(landed, decodeTransaction(wire), request)
+      return done(signature)
+    },
+  }
+
+  async function verifySignature(
+    signature: string,
+    request: SolanaChargeRequest,
+    tokenProgram: string | undefined,
+  ): Promise<Verified> {
+    // "Fetch the transaction … with … the `confirmed` commitment level" (or finalized when configured).
+    const landed = await fetchLanded(signature)
+    if (!landed)
+      throw new VerificationFailedError({
+        detail: `The transaction is not found or not yet ${commitment}.`,
+        reason: 'transaction-not-found',
+      })
+    if (landed.meta?.err !== null && landed.meta?.err !== undefined)
+      throw new VerificationFailedError({
+        detail: 'The transaction failed on chain.',
+        reason: 'transaction-failed',
+      })
+    if (
+      landed.blockTime === null ||
+      landed.blockTime === undefined ||
+      landed.blockTime * 1000 < Date.now() - replayWindowMs
+    )
+      throw new VerificationFailedError({
+        detail: 'The transaction is older than the replay window.',
+        reason: 'transaction-too-old',
+      })
+    const decoded = decodeTransaction(decodeBase64(landed.transaction[0]))
+    if (decoded.signatures[0]?.[1] !== signature)
+      throw new VerificationFailedError({
+        detail: 'The node returned another transaction.',
+        reason: 'transaction-not-found',
+      })
+    await inspectPayment(decoded, request, { tokenProgram, sponsor: undefined, limits, strict: false })
+    assertMemo(memoTexts(decoded), request)
+    assertLanded(landed, decoded, request)
+    return { kind: 'signature', signature, blockTime: landed.blockTime }
+  }
+
+  async function status(signature: string) {
+    const answer = await guard(() =>
+      rpc<{ value: ({ err: unknown; confirmationStatus: string | null } | null)[] }>('getSignatureStatuses', [
+        [signature],
+        { searchTransactionHistory: true },
+      ]),
+    )
+    return answer.value[0] ?? null
+  }
+
+  async function waitFor(
+    signature: string,
+    blockhash: string,
+    release: () => Promise<void>,
+  ): Promise<LandedTransaction> {
+    const deadline = Date.now() + confirmTimeout
+    const reached = (level: string | null | undefined) =>
+      level === 'finalized' || (commitment === 'confirmed' && level === 'confirmed')
+    // Usually the transaction is already there at the commitment: one read, no status polling.
+    const first = await fetchLanded(signature)
+    if (first) return first
+    for (let delay = 20; ; delay = Math.min(delay * 2, 400)) {
+      const current = await status(signature)
+      if (current?.err)
+        throw new VerificationFailedError({
+          detail: 'The transaction failed on chain.',
+          reason: 'transaction-failed',
+        })
+      if (current && reached(current.confirmationStatus)) {
+        const landed = await fetchLanded(signature)
+        if (landed) return landed
+      }
+      if (!current) {
+        const valid = await guard(() =>
+          rpc<{ value: boolean }>('isBlockhashValid', [blockhash, { commitment: 'processed' }]),
+        )
+        if (!valid.value) {
+          await release()
+          throw new VerificationFailedError({
+            detail: 'The transaction blockhash expired.',
+            reason: 'blockhash-expired',
+          })
+        }
+      }
+      if (Date.now() > deadline) throw unavailable(new RpcUnavailableError(`not ${commitment} in time`), 2)
+      await new Promise((resolve) => setTimeout(resolve, delay))
+    }
+  }
+}
+
+async function cosign(bytes: Uint8Array, signer: TransactionPartialSigner | undefined): Promise<Uint8Array> {
+  if (!signer) return bytes
+  const transaction = getTransactionDecoder().decode(bytes)
+  // "add the server's fee payer signature using the `feePayerKey` and re-serialize"
+  const [signatures] = await signer.signTransactions([transaction as never])
+  const signed = { ...transaction, signatures: { ...transaction.signatures, ...signatures } }
+  return new Uint8Array(getTransactionEncoder().encode(signed as never))
+}
+
+function firstSignature(wire: Uint8Array): string {
+  const signature = decodeTransaction(wire).signatures[0]?.[1]
+  if (!signature)
+    throw new VerificationFailedError({
+      detail: 'The transaction is unsigned.',
+      reason: 'invalid-transaction',
+    })
+  return signature
+}
+
+function decodeBase64(value: string): Uint8Array {
+  const bytes = new Uint8Array(Buffer.from(value, 'base64'))
+  // Only canonical base64 is accepted (one credential, one encoding).
+  if (Buffer.from(bytes).toString('base64').replace(/=+$/, '') !== value.replace(/=+$/, ''))
+    throw new VerificationFailedError({
+      detail: 'The transaction is not canonical base64.',
+      reason: 'invalid-transaction',
+    })
+  return bytes
+}
+
+function rejected(error: RpcAnswerError): VerificationFailedError {
+  return new VerificationFailedError({
+    detail: 'The node rejected the transaction.',
+    reason: 'transaction-rejected',
+    cause: error,
+  })
+}
+
+function simulationProblem(err: unknown): VerificationFailedError {
+  const text = JSON.stringify(err)
+  if (/BlockhashNotFound/.test(text))
+    return new VerificationFailedError({
+      detail: 'The transaction blockhash expired.',
+      reason: 'blockhash-expired',
+    })
+  if (/InsufficientFundsForRent/.test(text))
+    return new VerificationFailedError({
+      detail: 'The transfer would leave an account below the rent-exempt minimum.',
+      reason: 'insufficient-funds-for-rent',
+    })
+  if (/InsufficientFunds|insufficient/i.test(text))
+    return new VerificationFailedError({
+      detail: 'The payer cannot cover this payment.',
+      reason: 'insufficient-balance',
+    })
+  return new VerificationFailedError({
+    detail: `The transaction would fail: ${text.slice(0, 120)}.`,
+    reason: 'simulation-failed',
+  })
+}

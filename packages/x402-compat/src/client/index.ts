@@ -1,0 +1,2 @@
+export { charge } from './Charge.js'
+export { x402 } from './X402.js'

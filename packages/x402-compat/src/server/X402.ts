@@ -1,0 +1,297 @@
+import {
+  Challenge,
+  type Credential,
+  IdempotencyCache,
+  InvalidChallengeError,
+  Jcs,
+  MalformedCredentialError,
+  MultipleCredentialsError,
+  ParseError,
+  type PaymentError,
+  ServiceUnavailableError,
+} from '@mppkit/core'
+import type { Handler, Route, Server } from '@mppkit/core/server'
+import { EvmChargeRequest } from '../Methods.js'
+import * as Wire from '../Wire.js'
+import { requirementOf } from './Charge.js'
+import { relayed } from './Relayed.js'
+
+/**
+ * Options of {@link x402}.
+ *
+ * @example
+ * ```ts
+ * const options: x402.Options = { maxTimeoutSeconds: 120 }
+ * ```
+ */
+export declare namespace x402 {
+  type Options = {
+    /** `maxTimeoutSeconds` of every requirement offered (default 300). */
+    maxTimeoutSeconds?: number
+    /**
+     * Also take x402 v1 clients: the 402 body carries `x402Version: 1` and `accepts` (as extension
+     * members of the problem object) and an `X-PAYMENT` credential is paid (default false).
+     */
+    v1?: boolean
+    /** More v1 network names → EVM chain ids, beside {@link Wire.v1Networks}. */
+    networks?: Readonly<Record<string, number>>
+  }
+}
+
+const addressRule = /^0x[0-9a-fA-F]{40}$/
+
+function problemResponse(error: PaymentError, challenges: readonly { header: string }[]): Response {
+  const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
+  if (error.retryAfter !== undefined)
+    headers.set('retry-after', String(Math.max(0, Math.ceil(error.retryAfter))))
+  for (const challenge of challenges) headers.append('www-authenticate', challenge.header)
+  return new Response(JSON.stringify(error.toProblem()), { status: error.status, headers })
+}
+
+function canonical(value: unknown): string | undefined {
+  try {
+    return Jcs.canonicalize(value)
+  } catch {
+    return undefined
+  }
+}
+
+function withHeaders(response: Response, extra: Record<string, string>): Response {
+  const headers = new Headers(response.headers)
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value)
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
+}
+
+/** The x402 v2 exact-EVM payload of a `PAYMENT-SIGNATURE` document, or the reason it is not one. */
+function exactPayload(
+  document: Record<string, unknown>,
+): { signature: string; authorization: Record<string, string> } | string {
+  const payload = document.payload as Record<string, unknown> | undefined
+  if (typeof payload !== 'object' || payload === null) return 'payload is missing'
+  const { signature, authorization } = payload as {
+    signature?: unknown
+    authorization?: Record<string, unknown>
+  }
+  if (typeof signature !== 'string' || typeof authorization !== 'object' || authorization === null)
+    return 'payload is not an exact EVM authorization'
+  for (const field of ['from', 'to', 'value', 'validAfter', 'validBefore', 'nonce'])
+    if (typeof authorization[field] !== 'string') return `authorization.${field} is missing`
+  if (!addressRule.test(authorization.from as string)) return 'authorization.from is not an address'
+  return { signature, authorization: authorization as Record<string, string> }
+}
+
+/**
+ * Serves one route to MPP and x402 clients alike: the 402 carries `WWW-Authenticate: Payment` and
+ * `PAYMENT-REQUIRED` (one `exact` requirement per `evm` offer); a `PAYMENT-SIGNATURE` is matched to
+ * what the route offers now, then paid through the same server pipeline (binding, digest, Store,
+ * settlement, receipt) as an MPP credential; the response carries `Payment-Receipt` and `PAYMENT-RESPONSE`.
+ *
+ * @example
+ * ```ts
+ * import { charge, x402 } from '@mppkit/x402-compat/server'
+ * const server = Server.create({ realm, secrets, methods: [charge({ chainId, currency, recipient, domain, facilitator })] })
+ * const handler = x402(server).protect({ offers: [{ method: 'evm', request: { amount: '1000' } }] }, () => new Response('ok'))
+ * ```
+ * @see draft-evm-charge-00 §"Authorization Verification"
+ */
+export function x402(server: Server.Server, options: x402.Options = {}) {
+  const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 300
+
+  /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */
+  const v1Names = new Map<number, string>()
+  for (const [name, id] of Object.entries({ ...Wire.v1Networks, ...options.networks }))
+    if (!v1Names.has(id)) v1Names.set(id, name)
+
+  const requirements = (challenges: readonly Challenge.Challenge[], url: string) =>
+    challenges.flatMap((challenge) => {
+      if (challenge.method !== 'evm' || challenge.intent !== 'charge') return []
+      const request = EvmChargeRequest.safeParse(challenge.request)
+      if (!request.success) return []
+      const requirement = requirementOf(request.data, maxTimeoutSeconds)
+      const name = v1Names.get(request.data.methodDetails.chainId)
+      const v1 =
+        name === undefined
+          ? undefined
+          : {
+              scheme: 'exact',
+              network: name,
+              maxAmountRequired: requirement.amount,
+              resource: url,
+              description: challenge.description ?? '',
+              mimeType: '',
+              payTo: requirement.payTo,
+              maxTimeoutSeconds,
+              asset: requirement.asset,
+              extra: requirement.extra,
+            }
+      return [{ challenge, requirement, v1 }]
+    })
+
+  const paymentRequired = (request: Request, challenges: readonly Challenge.Challenge[], error?: string) => {
+    const document: Record<string, unknown> = { x402Version: 2 }
+    if (error !== undefined) document.error = error
+    document.resource = { url: request.url }
+    document.accepts = requirements(challenges, request.url).map((entry) => entry.requirement)
+    return Wire.encode(document)
+  }
+
+  // Adds PAYMENT-REQUIRED (and, with v1, the v1 members of the problem body) to a 402 that offers
+  // challenges.
+  const advertise = async (request: Request, response: Response, error?: string) => {
+    if (response.status !== 402) return response
+    let challenges: Challenge.Challenge[] = []
+    try {
+      challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
+    } catch {}
+    if (challenges.length === 0) return response
+    const extra = { [Wire.headers.paymentRequired]: paymentRequired(request, challenges, error) }
+    if (!options.v1) return withHeaders(response, extra)
+    // RFC 9457 problem objects may carry extension members: x402 v1 clients read these two.
+    const accepts = requirements(challenges, request.url).flatMap((entry) => (entry.v1 ? [entry.v1] : []))
+    let problem: Record<string, unknown> = {}
+    try {
+      problem = JSON.parse(await response.clone().text()) as Record<string, unknown>
+    } catch {
+      return withHeaders(response, extra)
+    }
+    const body = JSON.stringify({ ...problem, x402Version: 1, error: error ?? problem.detail, accepts })
+    const headers = new Headers(response.headers)
+    for (const [name, value] of Object.entries(extra)) headers.set(name, value)
+    return new Response(body, { status: 402, headers })
+  }
+
+  const protect = (route: Route, handler: Handler) => {
+    const mpp = server.protect(route, handler)
+    const refuse = async (request: Request, error: PaymentError) =>
+      advertise(request, await server.challenge(request, route, error), error.detail)
+
+    // Expected failures are problems already; anything left is a 503, never a 500 or a stack trace.
+    return async (request: Request): Promise<Response> => {
+      try {
+        return await serve(request)
+      } catch {
+        return problemResponse(
+          new ServiceUnavailableError({ detail: 'The payment could not be processed.' }),
+          [],
+        )
+      }
+    }
+
+    async function serve(request: Request): Promise<Response> {
+      const v2 = request.headers.get(Wire.headers.paymentSignature)
+      const v1 = options.v1 ? request.headers.get(Wire.headers.v1Payment) : null
+      if (v2 === null && v1 === null) return advertise(request, await mpp(request))
+      // A request carrying an MPP credential and an x402 one (or two x402 ones) is ambiguous: pay none.
+      if (/^\s*payment\s/i.test(request.headers.get('authorization') ?? '') || (v2 !== null && v1 !== null))
+        return refuse(
+          request,
+          new MultipleCredentialsError({
+            detail: 'Send exactly one credential: Payment, PAYMENT-SIGNATURE or X-PAYMENT.',
+          }),
+        )
+      const version = v2 !== null ? 2 : 1
+      const name = version === 2 ? Wire.headers.paymentSignature : Wire.headers.v1Payment
+      let document: Record<string, unknown>
+      try {
+        document = Wire.decode((v2 ?? v1)!)
+      } catch (cause) {
+        const detail = cause instanceof ParseError ? cause.message : 'the header could not be decoded'
+        return refuse(request, new MalformedCredentialError({ detail: `${name}: ${detail}.` }))
+      }
+      const exact = exactPayload(document)
+      const problem =
+        typeof exact === 'string'
+          ? exact
+          : document.x402Version !== version
+            ? `x402Version is not ${version}`
+            : version === 1 && (document.scheme !== 'exact' || typeof document.network !== 'string')
+              ? 'scheme/network are not exact on an EVM network'
+              : undefined
+      if (problem !== undefined || typeof exact === 'string')
+        return refuse(
+          request,
+          new MalformedCredentialError({ detail: `${name} is not an x402 exact payment: ${problem}.` }),
+        )
+      const resource = document.resource as { url?: unknown } | undefined
+      if (resource?.url !== undefined && resource.url !== request.url)
+        return refuse(request, new InvalidChallengeError({ detail: 'The payment names another resource.' }))
+
+      // What the route offers now, for this request (its body bound by digest where the route does).
+      let body: Uint8Array | undefined
+      if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+        // Too large to bind: the core answers 413 before buffering it.
+        if (Number(request.headers.get('content-length') ?? 0) > server.maxBodyBytes) return mpp(request)
+        const bytes = new Uint8Array(await request.clone().arrayBuffer())
+        if (bytes.byteLength > server.maxBodyBytes) return mpp(request)
+        if (bytes.byteLength > 0) body = bytes
+      }
+      const offered = await server.issueChallenges({ request, body, route })
+      const entries = requirements(
+        offered.challenges.map((issued) => issued.challenge),
+        request.url,
+      )
+      let match: (typeof entries)[number] | undefined
+      if (version === 2) {
+        // "checked against what the route offers now (deep-equal requirement)".
+        const wanted = canonical(document.accepted)
+        match = entries.find((entry) => wanted !== undefined && canonical(entry.requirement) === wanted)
+      } else {
+        // v1 names only scheme and network: the offer on that network paying this recipient and amount.
+        const onNetwork = entries.filter((entry) => entry.v1?.network === document.network)
+        match =
+          onNetwork.find(
+            (entry) =>
+              entry.requirement.amount === exact.authorization.value &&
+              entry.requirement.payTo.toLowerCase() === exact.authorization.to?.toLowerCase(),
+          ) ?? onNetwork[0]
+      }
+      if (!match)
+        return refuse(
+          request,
+          new InvalidChallengeError({ detail: 'The accepted requirement is not offered here now.' }),
+        )
+
+      const credential: Credential.Credential = {
+        challenge: match.challenge,
+        payload: { type: 'authorization', ...exact.authorization, signature: exact.signature },
+      }
+      // A facilitator is given the payment as v2, whatever version the client spoke.
+      relayed.set(
+        credential,
+        version === 2
+          ? { requirement: document.accepted as Record<string, unknown>, document }
+          : {
+              requirement: match.requirement,
+              document: { x402Version: 2, accepted: match.requirement, payload: document.payload },
+            },
+      )
+      const outcome = await server.authorizePayment({
+        request,
+        body,
+        route,
+        credential,
+        idempotencyKey: request.headers.get('idempotency-key'),
+      })
+      if (outcome.status === 'replay') return IdempotencyCache.restore(outcome.response)
+      if (outcome.status === 'problem')
+        return advertise(request, problemResponse(outcome.error, outcome.challenges), outcome.error.detail)
+      let response: Response
+      try {
+        response = outcome.response ?? (await handler(request, outcome.payment))
+      } catch (cause) {
+        return outcome.fail(cause)
+      }
+      const paid = outcome.idempotent ? await outcome.finalize(response) : outcome.decorate(response)
+      const settled: Wire.SettleResponse = {
+        success: true,
+        transaction: outcome.payment.receipt.reference,
+        network: version === 2 ? match.requirement.network : (document.network as string),
+        payer: exact.authorization.from!,
+      }
+      const header = version === 2 ? Wire.headers.paymentResponse : Wire.headers.v1PaymentResponse
+      return withHeaders(paid, { [header]: Wire.encode(settled) })
+    }
+  }
+
+  return { protect }
+}
