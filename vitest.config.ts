@@ -61,6 +61,8 @@ export default defineConfig({
       'packages/*/src/**/*.test.ts',
       'packages/*/test/**/*.test.ts',
       'examples/**/*.test.ts',
+      'apps/*/src/**/*.test.ts',
+      'apps/*/test/**/*.test.ts',
       'scripts/**/*.test.ts',
     ],
     testTimeout: 30_000,

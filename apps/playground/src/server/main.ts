@@ -1,0 +1,36 @@
+// `npm run playground`: starts the devnet (the rails the playground has pages for), the playground's
+// server and its paid demo API, and prints the URL. PORT overrides the free port. Ctrl-C stops all.
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { type DevnetRail, startDevnet } from '@mppkit/devnet'
+import { startPlayground } from './playground.js'
+
+/** The rails the playground has pages for. */
+export const playgroundRails: DevnetRail[] = ['tempo', 'stripe']
+
+const started = performance.now()
+const page = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)), 'utf8')
+const devnet = await startDevnet({ rails: playgroundRails, tempo: { accounts: 4 } })
+let playground: Awaited<ReturnType<typeof startPlayground>>
+try {
+  playground = await startPlayground({ devnet: devnet.info, page, port: Number(process.env.PORT ?? 0) })
+} catch (error) {
+  await devnet.stop()
+  console.error(`playground: ${error instanceof Error ? error.message : String(error)}`)
+  process.exit(1)
+}
+console.log(`playground: ${playground.url}`)
+console.log(
+  `[playground] devnet (${playgroundRails.join(', ')}) and server up in ${Math.round(performance.now() - started)} ms; Ctrl-C stops everything`,
+)
+
+let stopping = false
+const stop = async () => {
+  if (stopping) return
+  stopping = true
+  await playground.close()
+  await devnet.stop()
+  process.exit(0)
+}
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)

@@ -1,0 +1,230 @@
+// The playground's HTTP server (node:http, no framework): the page, its bundle, the paid demo API and
+// JSON views of the devnet (config with devnet keys, balances, a rail's record of a payment).
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { brotliCompressSync, gzipSync } from 'node:zlib'
+import { toNodeListener } from '@mppkit/core/server'
+import { type DevnetInfo, type DevnetTempoInfo, tempoClients } from '@mppkit/devnet'
+import Stripe from 'stripe'
+import { erc20Abi, type Hex } from 'viem'
+import { createDemo, prices, tempoRoles } from './demo.js'
+import { html } from './html.js'
+
+export type PlaygroundOptions = {
+  devnet: DevnetInfo
+  /** The page bundle (dist/page.js). */
+  page: string
+  /** HMAC secret of the demo challenges (default: a random one). */
+  secret?: string
+  chunkDelayMs?: number
+}
+
+export type Playground = { server: http.Server; url: string; close(): Promise<void> }
+
+type FullTempo = Extract<DevnetTempoInfo, { escrow: string }>
+
+/** keccak256('Transfer(address,address,uint256)') */
+const transferTopic = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
+
+const json = (value: unknown, status = 200) =>
+  new Response(
+    JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    {
+      status,
+      headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    },
+  )
+
+const problem = (status: number, title: string) =>
+  new Response(JSON.stringify({ type: 'about:blank', title, status }), {
+    status,
+    headers: { 'content-type': 'application/problem+json' },
+  })
+
+/** The handler of every playground route, as a fetch-style function. */
+export function playgroundHandler(options: PlaygroundOptions): (request: Request) => Promise<Response> {
+  const tempo =
+    options.devnet.tempo && 'escrow' in options.devnet.tempo ? (options.devnet.tempo as FullTempo) : undefined
+  const stripeInfo = options.devnet.stripe?.source === 'embedded' ? options.devnet.stripe : undefined
+  const stripeClient = stripeInfo
+    ? new Stripe(stripeInfo.secretKey, {
+        host: stripeInfo.host,
+        port: stripeInfo.port,
+        protocol: stripeInfo.protocol,
+        timeout: 10_000,
+      })
+    : undefined
+  const demo = createDemo({
+    tempo,
+    stripe: stripeInfo && stripeClient ? { info: stripeInfo, client: stripeClient } : undefined,
+    secret: options.secret ?? crypto.randomUUID() + crypto.randomUUID(),
+    ...(options.chunkDelayMs === undefined ? {} : { chunkDelayMs: options.chunkDelayMs }),
+  })
+  const publicClient = tempo ? tempoClients(tempo).publicClient : undefined
+  const tokenBalance = (owner: Hex) =>
+    publicClient!.readContract({
+      address: tempo!.tokens.pathUsd,
+      abi: erc20Abi,
+      functionName: 'balanceOf',
+      args: [owner],
+    })
+
+  const encoded = new Map<'br' | 'gzip', Uint8Array<ArrayBuffer>>()
+  const compressed = (encoding: 'br' | 'gzip') => {
+    let body = encoded.get(encoding)
+    if (!body) {
+      body = new Uint8Array(
+        encoding === 'br' ? brotliCompressSync(options.page) : gzipSync(options.page, { level: 9 }),
+      )
+      encoded.set(encoding, body)
+    }
+    return body
+  }
+
+  // Only devnet keys reach the page: the Tempo payers' keys (test funds on a local anvil).
+  const config = {
+    rails: { tempo: !!tempo, stripe: !!stripeInfo },
+    prices,
+    tempo: tempo && {
+      rpcUrl: tempo.rpcUrl,
+      chainId: tempo.chainId,
+      currency: tempo.tokens.pathUsd,
+      decimals: 6,
+      symbol: 'PathUSD',
+      escrow: tempo.escrow,
+      payee: tempo.accounts[tempoRoles.payee]!.address,
+      chargePayer: tempo.accounts[tempoRoles.chargePayer],
+      sessionPayer: tempo.accounts[tempoRoles.sessionPayer],
+    },
+    stripe: stripeInfo && {
+      networkId: stripeInfo.networkId,
+      cards: {
+        pm_card_visa: 'Visa 4242: succeeds',
+        pm_card_chargeDeclinedInsufficientFunds: 'Visa 9995: declined (insufficient funds)',
+        pm_card_threeDSecure2Required: 'Visa 3220: requires authentication (3-D Secure)',
+      },
+    },
+  }
+
+  return async (request) => {
+    const url = new URL(request.url)
+    const path = url.pathname
+    try {
+      if (path === '/' && request.method === 'GET')
+        return new Response(html, { headers: { 'content-type': 'text/html; charset=utf-8' } })
+      if (path === '/page.js') {
+        // Compressed once, brotli when accepted (Chromium accepts it from http://127.0.0.1, a secure context).
+        const accepted = request.headers.get('accept-encoding') ?? ''
+        const encoding = /\bbr\b/.test(accepted) ? 'br' : /\bgzip\b/.test(accepted) ? 'gzip' : undefined
+        return new Response(encoding ? compressed(encoding) : options.page, {
+          headers: {
+            'content-type': 'text/javascript; charset=utf-8',
+            'cache-control': 'no-cache',
+            vary: 'accept-encoding',
+            ...(encoding ? { 'content-encoding': encoding } : {}),
+          },
+        })
+      }
+      if (path === '/favicon.ico') return new Response(null, { status: 204 })
+      if (path === '/api/config') return json(config)
+      if (path === '/api/balances') {
+        const out: Record<string, unknown> = {}
+        if (tempo) {
+          const [payee, chargePayer, sessionPayer, escrow] = await Promise.all([
+            tokenBalance(config.tempo!.payee),
+            tokenBalance(config.tempo!.chargePayer!.address),
+            tokenBalance(config.tempo!.sessionPayer!.address),
+            tokenBalance(tempo.escrow),
+          ])
+          out.tempo = { payee, chargePayer, sessionPayer, escrow }
+        }
+        if (stripeClient) {
+          const intents = await stripeClient.paymentIntents.list({ limit: 100 })
+          const succeeded = intents.data.filter((intent) => intent.status === 'succeeded')
+          out.stripe = {
+            received: succeeded.reduce((sum, intent) => sum + intent.amount_received, 0),
+            succeeded: succeeded.length,
+            notSucceeded: intents.data.length - succeeded.length,
+          }
+        }
+        return json(out)
+      }
+      const tempoRecord = /^\/api\/record\/tempo\/(0x[0-9a-fA-F]{64})$/.exec(path)
+      if (tempoRecord && publicClient) {
+        const hash = tempoRecord[1] as Hex
+        const [transaction, receipt] = await Promise.all([
+          publicClient.getTransaction({ hash }),
+          publicClient.getTransactionReceipt({ hash }),
+        ])
+        return json({
+          hash,
+          status: receipt.status,
+          blockNumber: receipt.blockNumber,
+          from: transaction.from,
+          to: transaction.to,
+          nonce: transaction.nonce,
+          gasUsed: receipt.gasUsed,
+          // ERC-20/TIP-20 Transfer events, decoded: what moved where.
+          transfers: receipt.logs
+            .filter((log) => log.topics[0] === transferTopic && log.topics.length === 3)
+            .map((log) => ({
+              token: log.address,
+              from: `0x${log.topics[1]!.slice(26)}`,
+              to: `0x${log.topics[2]!.slice(26)}`,
+              amount: BigInt(log.data),
+            })),
+          logs: receipt.logs.length,
+        })
+      }
+      const stripeRecord = /^\/api\/record\/stripe\/(pi_[A-Za-z0-9_]+)$/.exec(path)
+      if (stripeRecord && stripeClient) {
+        const intent = await stripeClient.paymentIntents.retrieve(stripeRecord[1]!)
+        return json(intent)
+      }
+      // The agent platform's side of Stripe: issue an SPT from a saved test card, limited to the
+      // challenge. The platform's secret key stays here; the page sends only the test card's id.
+      if (path === '/api/stripe/token' && request.method === 'POST' && stripeClient) {
+        const body = (await request.json()) as {
+          paymentMethod: string
+          amount: number
+          currency: string
+          networkId: string
+          expiresAt: number
+        }
+        if (!(body.paymentMethod in config.stripe!.cards)) return problem(400, 'unknown test card')
+        const token = await stripeClient.rawRequest('POST', '/v1/shared_payment/issued_tokens', {
+          payment_method: body.paymentMethod,
+          usage_limits: { currency: body.currency, max_amount: body.amount, expires_at: body.expiresAt },
+          seller_details: { network_business_profile: body.networkId },
+        })
+        return json(token)
+      }
+      const paid = demo.route(path)
+      if (paid) return await paid(request)
+      return problem(404, 'not found')
+    } catch (error) {
+      // A devnet call failed: a one-line problem, never a stack trace.
+      const message = error instanceof Error ? error.message.split('\n')[0] : 'unexpected error'
+      return problem(502, `devnet: ${message}`)
+    }
+  }
+}
+
+/** Starts the playground's HTTP server on `port` (0: a free one) of 127.0.0.1. */
+export async function startPlayground(options: PlaygroundOptions & { port?: number }): Promise<Playground> {
+  const server = http.createServer(toNodeListener(playgroundHandler(options)))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, '127.0.0.1', resolve)
+  })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  return {
+    server,
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
