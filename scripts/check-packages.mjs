@@ -20,7 +20,11 @@ const manifest = (name) => JSON.parse(readFileSync(join(root, 'packages', name, 
  * the kind follows its manifest: all entries are `node` when it declares @types/node as an optional peer
  * dependency, otherwise `browser` (their declarations must compile without Node's types).
  */
-const nodeEntries = { core: ['./server', './testing'], 'method-stripe': ['./server'] }
+const nodeEntries = {
+  core: ['./server', './testing'],
+  'method-stripe': ['./server'],
+  'x402-compat': ['./server'],
+}
 
 /** Every non-private package under packages/ (a new package is checked without being listed here). */
 export function packageNames() {
