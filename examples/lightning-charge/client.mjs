@@ -13,12 +13,20 @@ onFailure(
 requireEnv('MPPKIT_PAYER_LND_SOCKET', 'MPPKIT_PAYER_LND_MACAROON')
 
 const { lnd } = authenticatedLndGrpc({
-  socket: process.env.MPPKIT_PAYER_LND_SOCKET,
-  cert: process.env.MPPKIT_PAYER_LND_CERT,
-  macaroon: process.env.MPPKIT_PAYER_LND_MACAROON,
+  socket: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_SOCKET),
+  cert: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_CERT),
+  macaroon: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_MACAROON),
 })
 const client = Client.create({
-  methods: [lightning({ lnd, network: process.env.MPPKIT_LIGHTNING_NETWORK ?? 'regtest', maxFeeSats: 10 })],
+  methods: [
+    lightning({
+      lnd,
+      network: /** @type {'regtest' | 'mainnet' | 'signet'} */ (
+        process.env.MPPKIT_LIGHTNING_NETWORK ?? 'regtest'
+      ),
+      maxFeeSats: 10,
+    }),
+  ],
   policy: { currencies: ['sat'], maxAmount: { sat: 1_000n } },
 })
 const url = process.argv[2] ?? 'http://127.0.0.1:3000/weather'

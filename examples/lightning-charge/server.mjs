@@ -14,9 +14,9 @@ onFailure(
 requireEnv('MPPKIT_LND_SOCKET', 'MPPKIT_LND_MACAROON')
 
 const { lnd } = authenticatedLndGrpc({
-  socket: process.env.MPPKIT_LND_SOCKET,
-  cert: process.env.MPPKIT_LND_CERT,
-  macaroon: process.env.MPPKIT_LND_MACAROON,
+  socket: /** @type {string} */ (process.env.MPPKIT_LND_SOCKET),
+  cert: /** @type {string} */ (process.env.MPPKIT_LND_CERT),
+  macaroon: /** @type {string} */ (process.env.MPPKIT_LND_MACAROON),
 })
 const server = Server.create({
   realm: 'lightning-charge.example',
@@ -31,5 +31,7 @@ const weather = server.protect(
 
 const listener = http.createServer(toNodeListener(weather))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/weather`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/weather`,
+  )
 })

@@ -14,13 +14,15 @@ onFailure(
 requireEnv('MPPKIT_PAYER_LND_SOCKET', 'MPPKIT_PAYER_LND_MACAROON')
 
 const { lnd } = authenticatedLndGrpc({
-  socket: process.env.MPPKIT_PAYER_LND_SOCKET,
-  cert: process.env.MPPKIT_PAYER_LND_CERT,
-  macaroon: process.env.MPPKIT_PAYER_LND_MACAROON,
+  socket: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_SOCKET),
+  cert: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_CERT),
+  macaroon: /** @type {string} */ (process.env.MPPKIT_PAYER_LND_MACAROON),
 })
 const sessions = lightning.session({
   lnd,
-  network: process.env.MPPKIT_LIGHTNING_NETWORK ?? 'regtest',
+  network: /** @type {'regtest' | 'mainnet' | 'signet'} */ (
+    process.env.MPPKIT_LIGHTNING_NETWORK ?? 'regtest'
+  ),
   maxFeeSats: 10,
 })
 // The deposit limit applies to the session's deposits and top-ups together.
@@ -35,8 +37,11 @@ console.log('open', response.status, 'session', receipt(response)?.reference)
 const words = []
 for await (const chunk of sessions.stream(response, url, (event, data) => {
   if (event === 'payment-need-topup')
-    console.log(`  [top-up: spent ${data.balanceSpent} sat, paying a new deposit]`)
-  if (event === 'payment-receipt') console.log(`  [stream receipt: ${data.units} chunks, ${data.spent} sat]`)
+    console.log(`  [top-up: spent ${/** @type {any} */ (data).balanceSpent} sat, paying a new deposit]`)
+  if (event === 'payment-receipt')
+    console.log(
+      `  [stream receipt: ${/** @type {any} */ (data).units} chunks, ${/** @type {any} */ (data).spent} sat]`,
+    )
 }))
   words.push(chunk)
 console.log('stream', words.join(' '))

@@ -15,9 +15,9 @@ onFailure(
 requireEnv('MPPKIT_LND_SOCKET', 'MPPKIT_LND_MACAROON')
 
 const { lnd } = authenticatedLndGrpc({
-  socket: process.env.MPPKIT_LND_SOCKET,
-  cert: process.env.MPPKIT_LND_CERT,
-  macaroon: process.env.MPPKIT_LND_MACAROON,
+  socket: /** @type {string} */ (process.env.MPPKIT_LND_SOCKET),
+  cert: /** @type {string} */ (process.env.MPPKIT_LND_CERT),
+  macaroon: /** @type {string} */ (process.env.MPPKIT_LND_MACAROON),
 })
 const server = Server.create({
   realm: 'lightning-session.example',
@@ -29,12 +29,15 @@ const words =
   'Lightning sessions bill every chunk of this stream against a prepaid deposit and top up as it runs dry'
 const generate = server.protect(
   { offers: [{ method: 'lightning', intent: 'session', request: { amount: '1', unitType: 'chunk' } }] },
-  (_request, payment) => payment.context.sse(words.split(' ').concat(['.', '.', '.', '.', '.', '.', '.'])),
+  (_request, payment) =>
+    /** @type {any} */ (payment.context).sse(words.split(' ').concat(['.', '.', '.', '.', '.', '.', '.'])),
 )
 
 const listener = http.createServer(toNodeListener(generate))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/generate`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/generate`,
+  )
 })
 process.once('SIGTERM', async () => {
   await server.close()

@@ -25,15 +25,15 @@ console.log('payment capability', JSON.stringify(mcp.getServerCapabilities()?.ex
 const payer = Payer.create({
   methods: [
     tempo({
-      account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY),
-      rpcUrl: process.env.MPPKIT_RPC_URL,
+      account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PRIVATE_KEY)),
+      rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
     }),
   ],
   policy: { currencies: [pathUsd], maxAmount: { [pathUsd]: 10_000n } }, // base units
 })
 const paid = McpClient.wrap(mcp, { client: payer })
-console.log('ping', (await paid.callTool({ name: 'ping' })).content[0].text)
-const result = await paid.callTool({ name: 'forecast' })
+console.log('ping', /** @type {any} */ (await paid.callTool({ name: 'ping' })).content[0].text)
+const result = /** @type {any} */ (await paid.callTool({ name: 'forecast' }))
 console.log('forecast', result.content[0].text)
 console.log('receipt', result.receipt)
 await mcp.close()

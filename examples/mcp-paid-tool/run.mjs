@@ -12,7 +12,10 @@ onFailure(
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const node = await tempoNode()
-const [payer, merchant] = node.info.accounts
+const [payer, merchant] =
+  /** @type {[(typeof node.info.accounts)[number], (typeof node.info.accounts)[number]]} */ (
+    node.info.accounts
+  )
 const env = { ...process.env, MPPKIT_RPC_URL: node.info.rpcUrl, MPPKIT_CHAIN_ID: String(node.info.chainId) }
 const server = await startServer(here('./server.mjs'), {
   ...env,

@@ -21,10 +21,10 @@ const server = Server.create({
   secrets: [process.env.MPP_SECRET ?? 'dev-only-secret-change-me-0123456789abcdef'],
   methods: [
     tempo({
-      rpcUrl: process.env.MPPKIT_RPC_URL,
+      rpcUrl: /** @type {string} */ (process.env.MPPKIT_RPC_URL),
       chainId: Number(process.env.MPPKIT_CHAIN_ID ?? 4217),
       currency: '0x20c0000000000000000000000000000000000000', // PathUSD
-      recipient: process.env.MPPKIT_RECIPIENT,
+      recipient: /** @type {`0x${string}`} */ (process.env.MPPKIT_RECIPIENT),
     }),
   ],
 })
@@ -40,7 +40,9 @@ function mcpServer() {
   const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
   mcp.registerTool('forecast', { description: 'Tomorrow in Paris (paid)' }, async (extra) => {
     // The handler runs only once paid; the receipt is in extra._meta (the credential never is).
-    const receipt = extra._meta?.['org.paymentauth/receipt']
+    const receipt = /** @type {{ reference?: string } | undefined} */ (
+      extra._meta?.['org.paymentauth/receipt']
+    )
     return { content: [{ type: 'text', text: `Paris: sunny, 21 °C (paid in ${receipt?.reference})` }] }
   })
   mcp.registerTool('ping', { description: 'Free' }, async () => ({
@@ -56,7 +58,9 @@ const listener = http.createServer(async (request, response) => {
   if (!transport) {
     transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (session) => sessions.set(session, transport),
+      onsessioninitialized: /** @type {(session: string) => void} */ (
+        (session) => sessions.set(session, transport)
+      ),
     })
     transport.onclose = () => sessions.delete(transport.sessionId)
     await mcpServer().connect(payments.transport(transport))
@@ -64,5 +68,7 @@ const listener = http.createServer(async (request, response) => {
   await transport.handleRequest(request, response)
 })
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/mcp`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/mcp`,
+  )
 })

@@ -104,7 +104,11 @@ const lightning = await Promise.all(
       new Promise((resolve) => {
         const child = spawn(process.execPath, [here(`../${example}/run.mjs`)], {
           // The `lightning` client's gRPC channel warns about TLS to an IP address: not news here.
-          env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --no-deprecation`.trim() },
+          env: {
+            ...env,
+            NODE_OPTIONS:
+              `${/** @type {NodeJS.ProcessEnv} */ (env).NODE_OPTIONS ?? ''} --no-deprecation`.trim(),
+          },
           stdio: ['ignore', 'pipe', 'pipe'],
         })
         let output = ''

@@ -6,15 +6,17 @@ import { solana } from '@mppkit/method-solana/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
 
 const url = process.argv[2] ?? 'http://127.0.0.1:3000/quote'
-const signer = await createKeyPairSignerFromBytes(new Uint8Array(JSON.parse(process.env.PAYER_SECRET_KEY)))
+const signer = await createKeyPairSignerFromBytes(
+  new Uint8Array(JSON.parse(/** @type {string} */ (process.env.PAYER_SECRET_KEY))),
+)
 
-for (const mode of ['pull', 'push']) {
+for (const mode of /** @type {('pull' | 'push')[]} */ (['pull', 'push'])) {
   const client = Client.create({
     methods: [
       solana({
         signer,
-        rpcUrl: process.env.SOLANA_RPC_URL,
-        network: process.env.SOLANA_NETWORK ?? 'localnet',
+        rpcUrl: /** @type {string} */ (process.env.SOLANA_RPC_URL),
+        network: /** @type {'mainnet' | 'devnet' | 'localnet'} */ (process.env.SOLANA_NETWORK ?? 'localnet'),
         mode,
       }),
     ],

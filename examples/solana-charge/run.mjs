@@ -14,7 +14,9 @@ const server = await startServer(here('./server.mjs'), { ...env, RECIPIENT: reci
 try {
   process.exitCode = await runClient(here('./client.mjs'), [server.url], {
     ...env,
-    PAYER_SECRET_KEY: JSON.stringify(node.info.payer.secretKey),
+    PAYER_SECRET_KEY: JSON.stringify(
+      /** @type {NonNullable<typeof node.info.payer>} */ (node.info.payer).secretKey,
+    ),
   })
 } finally {
   server.kill()

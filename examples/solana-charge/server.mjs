@@ -9,10 +9,10 @@ const server = Server.create({
   secrets: [process.env.MPP_SECRET ?? 'dev-only-secret-change-me-0123456789abcdef'],
   methods: [
     solana({
-      rpcUrl: process.env.SOLANA_RPC_URL,
-      network: process.env.SOLANA_NETWORK ?? 'localnet',
+      rpcUrl: /** @type {string} */ (process.env.SOLANA_RPC_URL),
+      network: /** @type {'mainnet' | 'devnet' | 'localnet'} */ (process.env.SOLANA_NETWORK ?? 'localnet'),
       currency: 'sol',
-      recipient: process.env.RECIPIENT,
+      recipient: /** @type {string} */ (process.env.RECIPIENT),
     }),
   ],
 })
@@ -24,5 +24,7 @@ const quote = server.protect(
 
 const listener = http.createServer(toNodeListener(quote))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/quote`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/quote`,
+  )
 })

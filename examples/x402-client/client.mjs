@@ -10,12 +10,16 @@ import { onFailure, requireEnv } from '../lib/fail.mjs'
 onFailure('x402-client', 'is the server up? `node examples/x402-client/run.mjs` runs both')
 requireEnv('MPPKIT_PRIVATE_KEY', 'MPPKIT_TOKEN')
 
-const token = process.env.MPPKIT_TOKEN
+const token = /** @type {string} */ (process.env.MPPKIT_TOKEN)
 const client = Client.create({
-  methods: [charge({ account: privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY) })],
+  methods: [
+    charge({ account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PRIVATE_KEY)) }),
+  ],
   protocols: [
     Protocol.mpp,
-    x402({ decimals: { [token]: 6 }, onSkip: ({ reason }) => console.log('skipped offer:', reason) }),
+    /** @type {any} */ (
+      x402({ decimals: { [token]: 6 }, onSkip: ({ reason }) => console.log('skipped offer:', reason) })
+    ),
   ],
   policy: { currencies: [token], maxAmount: { [token]: 10_000n }, budget: { [token]: 100_000n } },
 })

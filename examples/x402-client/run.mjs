@@ -12,14 +12,19 @@ onFailure(
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const node = await tempoNode()
-const [payer, merchant, gas] = node.info.accounts
+const [payer, merchant, gas] =
+  /** @type {[(typeof node.info.accounts)[number], (typeof node.info.accounts)[number], (typeof node.info.accounts)[number]]} */ (
+    node.info.accounts
+  )
 const env = {
   ...process.env,
   MPPKIT_RPC_URL: node.info.rpcUrl,
   MPPKIT_CHAIN_ID: String(node.info.chainId),
-  MPPKIT_TOKEN: node.info.eip3009Token,
-  MPPKIT_TOKEN_NAME: node.info.eip3009.name,
-  MPPKIT_TOKEN_VERSION: node.info.eip3009.version,
+  MPPKIT_TOKEN: /** @type {Extract<typeof node.info, { eip3009Token: unknown }>} */ (node.info).eip3009Token,
+  MPPKIT_TOKEN_NAME: /** @type {Extract<typeof node.info, { eip3009Token: unknown }>} */ (node.info).eip3009
+    .name,
+  MPPKIT_TOKEN_VERSION: /** @type {Extract<typeof node.info, { eip3009Token: unknown }>} */ (node.info)
+    .eip3009.version,
 }
 const server = await startServer(here('./server.mjs'), {
   ...env,

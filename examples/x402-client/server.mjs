@@ -20,27 +20,27 @@ onFailure(
 )
 requireEnv('MPPKIT_RPC_URL', 'MPPKIT_CHAIN_ID', 'MPPKIT_TOKEN', 'MPPKIT_RECIPIENT', 'MPPKIT_GAS_KEY')
 
-const network = `eip155:${process.env.MPPKIT_CHAIN_ID}`
+const network = /** @type {`${string}:${string}`} */ (`eip155:${process.env.MPPKIT_CHAIN_ID}`)
 const chain = defineChain({
   id: Number(process.env.MPPKIT_CHAIN_ID),
   name: 'devnet',
   nativeCurrency: { name: 'ETH', symbol: 'ETH', decimals: 18 },
-  rpcUrls: { default: { http: [process.env.MPPKIT_RPC_URL] } },
+  rpcUrls: { default: { http: [/** @type {string} */ (process.env.MPPKIT_RPC_URL)] } },
 })
 const wallet = createWalletClient({
-  account: privateKeyToAccount(process.env.MPPKIT_GAS_KEY),
+  account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_GAS_KEY)),
   chain,
   transport: http(process.env.MPPKIT_RPC_URL, { timeout: 10_000 }),
 }).extend(publicActions)
 
 const facilitator = registerExactEvmScheme(new x402Facilitator(), {
-  signer: toFacilitatorEvmSigner(wallet),
+  signer: toFacilitatorEvmSigner(/** @type {any} */ (wallet)),
   networks: network,
 })
 const resourceServer = new x402ResourceServer({
   verify: (payload, requirements) => facilitator.verify(payload, requirements),
   settle: (payload, requirements) => facilitator.settle(payload, requirements),
-  getSupported: async () => facilitator.getSupported(),
+  getSupported: async () => /** @type {any} */ (facilitator.getSupported()),
 }).register(network, new ExactEvmScheme())
 
 const app = new Hono()
@@ -51,10 +51,10 @@ app.use(
         accepts: {
           scheme: 'exact',
           network,
-          payTo: process.env.MPPKIT_RECIPIENT,
+          payTo: /** @type {string} */ (process.env.MPPKIT_RECIPIENT),
           price: {
             amount: '2500',
-            asset: process.env.MPPKIT_TOKEN,
+            asset: /** @type {string} */ (process.env.MPPKIT_TOKEN),
             extra: {
               name: process.env.MPPKIT_TOKEN_NAME ?? 'USD Coin',
               version: process.env.MPPKIT_TOKEN_VERSION ?? '2',

@@ -13,9 +13,9 @@ onFailure('x402-server clients', 'is the server up? `node examples/x402-server/r
 requireEnv('MPPKIT_PRIVATE_KEY', 'MPPKIT_CHAIN_ID', 'MPPKIT_TOKEN')
 
 const url = process.argv[2] ?? 'http://127.0.0.1:3000/quote'
-const account = privateKeyToAccount(process.env.MPPKIT_PRIVATE_KEY)
-const network = `eip155:${process.env.MPPKIT_CHAIN_ID}`
-const token = process.env.MPPKIT_TOKEN
+const account = privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_PRIVATE_KEY))
+const network = /** @type {`${string}:${string}`} */ (`eip155:${process.env.MPPKIT_CHAIN_ID}`)
+const token = /** @type {string} */ (process.env.MPPKIT_TOKEN)
 
 // x402's clients pay only assets they know unless told otherwise: allow the local token, capped.
 const x402Fetch = wrapFetchWithPayment(
@@ -27,7 +27,10 @@ const x402Fetch = wrapFetchWithPayment(
 )
 const paidByX402 = await x402Fetch(url)
 console.log('x402', paidByX402.status, await paidByX402.json())
-console.log('x402 PAYMENT-RESPONSE', decodePaymentResponseHeader(paidByX402.headers.get('payment-response')))
+console.log(
+  'x402 PAYMENT-RESPONSE',
+  decodePaymentResponseHeader(/** @type {string} */ (paidByX402.headers.get('payment-response'))),
+)
 
 const mpp = Client.create({
   methods: [charge({ account })],

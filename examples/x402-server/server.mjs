@@ -21,10 +21,10 @@ const chain = defineChain({
   id: chainId,
   name: 'devnet',
   nativeCurrency: { name: 'ETH', symbol: 'ETH', decimals: 18 },
-  rpcUrls: { default: { http: [process.env.MPPKIT_RPC_URL] } },
+  rpcUrls: { default: { http: [/** @type {string} */ (process.env.MPPKIT_RPC_URL)] } },
 })
 const wallet = createWalletClient({
-  account: privateKeyToAccount(process.env.MPPKIT_GAS_KEY),
+  account: privateKeyToAccount(/** @type {`0x${string}`} */ (process.env.MPPKIT_GAS_KEY)),
   chain,
   transport: rpc(process.env.MPPKIT_RPC_URL, { timeout: 10_000 }),
 }).extend(publicActions)
@@ -35,8 +35,8 @@ const server = Server.create({
   methods: [
     charge({
       chainId,
-      currency: process.env.MPPKIT_TOKEN,
-      recipient: process.env.MPPKIT_RECIPIENT,
+      currency: /** @type {`0x${string}`} */ (process.env.MPPKIT_TOKEN),
+      recipient: /** @type {`0x${string}`} */ (process.env.MPPKIT_RECIPIENT),
       domain: {
         name: process.env.MPPKIT_TOKEN_NAME ?? 'USD Coin',
         version: process.env.MPPKIT_TOKEN_VERSION ?? '2',
@@ -54,5 +54,7 @@ const quote = x402(server, { v1: true }).protect(
 
 const listener = http.createServer(toNodeListener(quote))
 listener.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${listener.address().port}/quote`)
+  console.log(
+    `listening on http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (listener.address()).port}/quote`,
+  )
 })
