@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { StoreError } from '../Errors.js'
 import type { Core } from './Core.js'
 import { describe } from './Logger.js'
 
@@ -27,7 +28,7 @@ export async function check(core: Core): Promise<Health> {
     await core.store.set(key, value, 10_000)
     const read = await core.store.get(key)
     await core.store.delete(key)
-    if (read !== value) throw new Error('the store did not return what was written')
+    if (read !== value) throw new StoreError({ detail: 'The store did not return what was written.' })
   }
   const methods = core.registry.entries.filter((method) => method.check !== undefined)
   const [store, ...results] = await Promise.allSettled([

@@ -1,4 +1,4 @@
-import { ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
+import { BaseError, ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
 import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
@@ -28,7 +28,10 @@ export type SessionOptions = {
   billPerRequest?: boolean
   /** How long closed sessions are retained, in seconds (default 30 days): "Closed sessions MUST be retained". */
   retentionSeconds?: number
-  /** Failed refunds (default: `console.warn`); never given a preimage or an invoice. */
+  /**
+   * Failed refunds (default: reported to the server's `onError`/`logger`); never given a preimage or an
+   * invoice.
+   */
   onRefundFailure?: (failure: RefundFailure) => void
 }
 
@@ -81,12 +84,17 @@ export function sessionServer(options: SessionOptions): SessionServer {
     typeof options.maxRefundFeeSats === 'function'
       ? options.maxRefundFeeSats(sats)
       : (options.maxRefundFeeSats ?? Math.max(10, Math.ceil(Number(sats) / 100)))
+  // The servers this method is set up with report through their onError/logger (the user's choice).
+  const reporters = new Set<(error: unknown) => void>()
   const onRefundFailure =
     options.onRefundFailure ??
-    ((failure: RefundFailure) =>
-      console.warn(
-        `[mppkit lightning] refund failed: session ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
-      ))
+    ((failure: RefundFailure) => {
+      const error = new BaseError(
+        `lightning refund failed: session ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
+        { code: 'lightning-refund-failed' },
+      )
+      for (const report of reporters) report(error)
+    })
 
   // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
   // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
@@ -176,6 +184,8 @@ export function sessionServer(options: SessionOptions): SessionServer {
     sweepIdle,
 
     setup(context) {
+      reporters.add(context.report)
+      context.signal.addEventListener('abort', () => reporters.delete(context.report), { once: true })
       const state = stateFor(context.store)
       state.now = context.now
       state.signal = context.signal
