@@ -90,7 +90,7 @@ export function singleUseCases(get: () => KitState): void {
     expect(response.headers.get('cache-control')).toContain('private')
   })
 
-  problemCase('replay', 'rejects a replayed credential (a replaysConsumed method: answers the original)', async (state) => {
+  problemCase('replay', 'rejects a replayed credential, or replays its response', async (state) => {
     const { harness, fixture } = state
     const { response, authorization } = await harness.pay()
     expect(response.status, await response.clone().text()).toBe(200)
