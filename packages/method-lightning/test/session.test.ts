@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { createInvoice, getChannelBalance } from 'lightning'
+import { createInvoice, getChannelBalance, getInvoices } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
@@ -111,6 +111,51 @@ describe('sessionServer', () => {
     const [a, b] = [await challenge(), await challenge()]
     expect(a.request).toMatchObject({ amount: '2', currency: 'sat', depositAmount: '40', idleTimeout: '300' })
     expect(a.request.paymentHash).not.toBe(b.request.paymentHash)
+  })
+
+  it('issues bearer and close challenges without a deposit invoice, and open/topUp ones with one', async () => {
+    const { handler, submit, challenge } = setup({ amount: '5' })
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const payeeInvoices = async () =>
+      (await getInvoices({ lnd: lndFor(network.info.nodes.payee), limit: 1000 })).invoices.length
+    const issued = await payeeInvoices()
+    // A close presented on the consumed open challenge: refused, with a close challenge ("MUST be absent
+    // for bearer and close challenges"), and the node issued no invoice for it.
+    const close = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+    const refused = await submit(state.challenge!, close)
+    expect(await problemType(refused)).toBe('lightning/unknown-challenge')
+    const fresh = Challenge.parseAll(refused.headers.get('www-authenticate')!)[0]!
+    expect(fresh.request).not.toHaveProperty('depositInvoice')
+    expect(fresh.request).not.toHaveProperty('depositAmount')
+    // "paymentHash: REQUIRED": the session's.
+    expect(fresh.request).toMatchObject({ amount: '5', currency: 'sat', paymentHash: state.sessionId })
+    expect(await payeeInvoices()).toBe(issued)
+    // It cannot open a session (no invoice was paid), nor serve another session.
+    const amountless = (await createInvoice({ lnd: lndFor(network.info.nodes.payer) })).request
+    const other = randomBytes(32).toString('hex')
+    expect(
+      await problemType(await submit(fresh, { action: 'open', preimage: other, returnInvoice: amountless })),
+    ).toBe('lightning/unknown-challenge')
+    expect(
+      await problemType(await submit(fresh, { action: 'bearer', sessionId: other, preimage: other })),
+    ).toBe('lightning/unknown-challenge')
+    // A bearer the balance covers (10 deposited, 5 spent) is served on it.
+    const bearer = { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage }
+    expect((await submit(fresh, bearer)).status).toBe(200)
+    // The balance is spent: the refusal of a bearer now needs a top-up, so its challenge has an invoice.
+    const short = await submit(fresh, { ...bearer, note: 'again' })
+    expect(await problemType(short)).toBe('lightning/unknown-challenge')
+    const topUp = Challenge.parseAll(short.headers.get('www-authenticate')!)[0]!
+    expect(topUp.request).toMatchObject({ depositAmount: '10', depositInvoice: expect.any(String) })
+    // An unauthenticated request always gets a fresh invoice ("for every unauthenticated request").
+    expect((await challenge()).request).toHaveProperty('depositInvoice')
+    // The client closes through a close challenge: no invoice is issued for the close.
+    const before = await payeeInvoices()
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
+    expect(await payeeInvoices()).toBe(before)
   })
 
   it('bills a stream per chunk, asks for a top-up when the balance runs out, and resumes after it', async () => {

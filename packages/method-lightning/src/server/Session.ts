@@ -1,4 +1,4 @@
-import { BaseError, ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
+import { BaseError, ConfigurationError, Credential, type Method, VerificationFailedError } from '@mppkit/core'
 import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
@@ -99,7 +99,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
   // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
   // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
   // the close is exactly-once either way).
-  type ServerState = { sessions: Sessions; known: Set<string>; now: () => number; signal: AbortSignal }
+  type ServerState = {
+    sessions: Sessions
+    known: Set<string>
+    now: () => number
+    signal: AbortSignal
+    realm?: string
+  }
   const states = new Map<Method.MethodStore, ServerState>()
   const stateFor = (store: Method.MethodStore): ServerState => {
     let state = states.get(store)
@@ -162,6 +168,37 @@ export function sessionServer(options: SessionOptions): SessionServer {
     return { invoice, sats: invoice.amountMsat / 1000n }
   }
 
+  /**
+   * The open session a request's own `bearer` or `close` credential proves (preimage checked), when that
+   * action can go on without a payment: a bearer request the balance still covers, or a close. The fresh
+   * challenge of a refusal of such a request is a bearer/close challenge.
+   */
+  const sessionActing = async (httpRequest: Request, realm: string, price: bigint) => {
+    let payload: Record<string, unknown>
+    try {
+      const header = httpRequest.headers.get('authorization')
+      if (!header) return undefined
+      const credential = Credential.parse(header)
+      if (credential.challenge.method !== 'lightning' || credential.challenge.intent !== 'session')
+        return undefined
+      payload = credential.payload
+    } catch {
+      return undefined
+    }
+    const parsed = session.payload.safeParse(payload)
+    if (!parsed.success || (parsed.data.action !== 'bearer' && parsed.data.action !== 'close'))
+      return undefined
+    const { sessionId, preimage } = parsed.data
+    if (sha256Hex(preimage) !== sessionId) return undefined
+    for (const state of states.values()) {
+      if (state.realm !== realm) continue
+      if ((await state.sessions.get(sessionId))?.status !== 'open') continue
+      if (parsed.data.action === 'close' || (await state.sessions.balance(sessionId)).available >= price)
+        return sessionId
+    }
+    return undefined
+  }
+
   const meterFor = (state: ServerState, sessionId: string, request: LightningSessionRequest): SessionMeter =>
     createMeter({
       sessions: state.sessions,
@@ -189,6 +226,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       const state = stateFor(context.store)
       state.now = context.now
       state.signal = context.signal
+      state.realm = context.realm
       const interval = options.idleCheckIntervalMs ?? Math.min(30_000, (idleSeconds * 1000) / 10)
       let running = false
       const timer = setInterval(() => {
@@ -210,8 +248,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
       for (const stop of closers.splice(0)) stop()
     },
 
-    async prepare({ request, expires }): Promise<LightningSessionRequest> {
+    async prepare({ request, expires, httpRequest, realm }): Promise<LightningSessionRequest> {
       const price = BigInt(request.amount)
+      // "depositInvoice: CONDITIONAL. … REQUIRED for open and topUp challenges; MUST be absent for bearer
+      // and close challenges, where no payment is required." A request that carries its own bearer or
+      // close credential (refused: expired, consumed…) gets a challenge for that action: no invoice, and
+      // the session's id as its `paymentHash` ("paymentHash: REQUIRED").
+      const acting = await sessionActing(httpRequest, realm, price)
+      if (acting !== undefined) return { ...request, paymentHash: acting, idleTimeout: String(idleSeconds) }
       // "depositSats = configured_depositAmount ?? (amount * 20)"; "The deposit MUST be at least 1 unit of service"
       let deposit = depositOption ?? price * 20n
       if (deposit < price) deposit = price
@@ -262,6 +306,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
           paymentHash: invoice.paymentHash,
         }
       }
+      // A bearer/close challenge (no deposit invoice) was issued for one session only.
+      if (request.depositInvoice === undefined && request.paymentHash !== action.sessionId)
+        throw new LightningProblem('unknown-challenge', 'This challenge was issued for another session.')
       await requireOpen(store, action.sessionId, action.preimage)
       return { action: action.action, sessionId: action.sessionId }
     },
