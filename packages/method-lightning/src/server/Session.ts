@@ -97,11 +97,8 @@ export function sessionServer(options: SessionOptions): SessionServer {
     })
 
   // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
-  // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
-  // the close is exactly-once either way).
   type ServerState = {
     sessions: Sessions
-    known: Set<string>
     now: () => number
     signal: AbortSignal
     realm?: string
@@ -112,7 +109,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
     if (!state) {
       state = {
         sessions: new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 }),
-        known: new Set(),
         now: () => Date.now(),
         signal: new AbortController().signal,
       }
@@ -122,13 +118,20 @@ export function sessionServer(options: SessionOptions): SessionServer {
   }
   const closers: Array<() => void> = []
 
-  const sweep = async ({ sessions, known }: ServerState) => {
-    for (const id of [...known]) {
-      if (await sessions.active(id)) continue
-      known.delete(id)
-      // "When a server closes a session without a client close action, it MUST follow the same refund procedure"
+  // The idle sweep walks the Store's index of open sessions, so it finds the sessions of every server
+  // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
+  // session's status, so exactly one refund is attempted whichever processes race for it.
+  const sweep = async ({ sessions }: ServerState) => {
+    await sessions.index.sweep(async (id) => {
+      const record = await sessions.get(id)
+      if (record?.status !== 'open') return 'drop'
+      if (await sessions.active(id)) return 'keep'
+      // "When a server closes a session without a client close action, it MUST follow the same refund
+      // procedure": "Mark session.status = "closed" atomically before attempting the refund"; "a single
+      // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
       await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
-    }
+      return 'drop'
+    })
   }
   const sweepIdle = async () => {
     for (const state of states.values()) await sweep(state)
@@ -316,7 +319,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
     async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
       const state = stateFor(store)
       const s = state.sessions
-      const { known } = state
       const { sessionId } = verified
       const price = BigInt(request.amount)
       if (verified.action === 'open') {
@@ -332,7 +334,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
         )
         if (!opened && (await s.get(sessionId))?.openedBy !== challenge.id)
           throw new LightningProblem('unknown-challenge', 'This deposit has already opened a session.')
-        known.add(sessionId)
         if (billPerRequest && !(await s.charge(sessionId, price)))
           throw new LightningProblem(
             'insufficient-balance',
@@ -358,7 +359,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
             )
           throw new LightningProblem('session-closed', 'The session closed before the top-up was credited.')
         }
-        known.add(sessionId)
         credited.emit(sessionId)
         // "return HTTP 200 with body {"status":"ok"}" / "The server MUST NOT initiate a new stream"
         return { reference: sessionId, response: json({ status: 'ok' }) }
@@ -372,7 +372,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
           onRefundFailure,
         })
         if (!outcome) throw new LightningProblem('session-closed', 'The session is closed.')
-        known.delete(sessionId)
         return {
           reference: sessionId,
           receipt: { refundSats: outcome.refundSats, refundStatus: outcome.refundStatus },
@@ -380,7 +379,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
         }
       }
       // Bearer: "The server verifies SHA-256(preimage) == session.paymentHash and that the session is open."
-      known.add(sessionId)
       await s.touch(sessionId)
       if (billPerRequest && !(await s.charge(sessionId, price)))
         throw new LightningProblem('insufficient-balance', 'The session balance does not cover this request.')
