@@ -7,18 +7,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
-import { lndFor } from './helpers.js'
+import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
 
 const realm = 'lightning.test'
 const secret = 'lightning-session-test-secret-0123456789'
 const url = 'https://lightning.test/generate'
 
 let network: Lightning
+const proxies: Array<Awaited<ReturnType<typeof nodeProxy>>> = []
 beforeAll(async () => {
   network = await startLightning()
 })
 afterAll(async () => {
   await network?.stop()
+  // After the nodes: a proxy closed under a finished payment's open stream makes `lightning` throw.
+  for (const proxy of proxies) await proxy.close()
 })
 
 type Setup = {
@@ -26,15 +29,32 @@ type Setup = {
   store?: Store
   amount?: string
   stream?: number
+  /** The payee node's socket the server uses (e.g. through a proxy the test turns off). */
+  socket?: string
+  /** What the server's onError receives. */
+  errors?: unknown[]
 }
 
-function setup({ options = {}, store = new MemoryStore(), amount = '1', stream }: Setup = {}) {
+function setup({
+  options = {},
+  store = new MemoryStore(),
+  amount = '1',
+  stream,
+  socket,
+  errors,
+}: Setup = {}) {
   const method = sessionServer({
     depositSats: 10,
     ...options,
-    lnd: lndFor(network.info.nodes.payee),
+    lnd: lndFor(network.info.nodes.payee, socket),
   } as SessionOptions)
-  const server = createServer({ realm, secrets: [secret], methods: [method], store })
+  const server = createServer({
+    realm,
+    secrets: [secret],
+    methods: [method],
+    store,
+    ...(errors ? { onError: (error: unknown) => errors.push(error) } : {}),
+  })
   let runs = 0
   const handler = server.protect(
     { offers: [{ method: 'lightning', intent: 'session', request: { amount } }] },
@@ -210,6 +230,71 @@ describe('sessionServer', () => {
     await server.close()
   })
 
+  it('reports a failed refund to the server onError by default, without preimage or invoice', async () => {
+    const errors: unknown[] = []
+    const { handler, server } = setup({ errors })
+    const wallet = lndWallet(lndFor(network.info.nodes.payer))
+    let returnInvoice = ''
+    const { sessions, client } = newClient(handler, {
+      wallet: {
+        pay: wallet.pay,
+        receive: async () => {
+          const received = await wallet.receive({ expirySeconds: 1 })
+          returnInvoice = received.invoice
+          return received
+        },
+      },
+    })
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(await (await sessions.close(url)).json()).toMatchObject({ refundStatus: 'failed', refundSats: 9 })
+    expect(errors).toHaveLength(1)
+    const logged = `${(errors[0] as Error).message} ${JSON.stringify(errors[0])}`
+    expect(logged).toContain(state.sessionId)
+    expect(logged).toContain('9 sat')
+    expect(logged).not.toContain(state.preimage)
+    expect(logged).not.toContain(returnInvoice)
+    await server.close()
+  })
+
+  it('answers a top-up while LND is down with 503 + Retry-After, consumes nothing, and credits a retry once', async () => {
+    const proxy = await nodeProxy(network.info.nodes.payee.socket)
+    proxies.push(proxy)
+    const { handler, challenge, submit } = setup({ socket: proxy.socket })
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const c = await challenge()
+    const { preimage: topUpPreimage } = await lndWallet(lndFor(network.info.nodes.payer)).pay(
+      c.request.depositInvoice as string,
+      { maxFeeSats: 10 },
+    )
+    const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+    proxy.down()
+    let down: Response
+    try {
+      down = await submit(c, topUp)
+    } finally {
+      proxy.up()
+    }
+    expect(down.status).toBe(503)
+    expect(down.headers.get('retry-after')).toMatch(/^\d+$/)
+    expect(down.headers.get('payment-receipt')).toBeNull()
+    expect(JSON.stringify(await down.json())).not.toContain(topUpPreimage)
+    await waitUntilReachable(lndFor(network.info.nodes.payee, proxy.socket))
+    const up = await submit(c, topUp)
+    expect(up.status).toBe(200)
+    expect(await up.json()).toEqual({ status: 'ok' })
+    // 10 + 10 deposited, 1 spent: credited once, whatever the retries.
+    expect(await (await submit(c, topUp)).json()).toEqual({ status: 'ok' })
+    expect(await (await sessions.close(url)).json()).toEqual({
+      status: 'closed',
+      refundSats: 19,
+      refundStatus: 'succeeded',
+    })
+  })
+
   it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {
     const failures: unknown[] = []
     const { handler, submit, challenge } = setup({ options: { onRefundFailure: (f) => failures.push(f) } })
@@ -283,6 +368,23 @@ describe('sessionServer', () => {
     expect(await problemType(await submit(await challenge(), { action: 'refund' }))).toBe(
       'lightning/malformed-credential',
     )
+    // Preimages of the wrong length, case or encoding.
+    for (const preimage of [
+      state.preimage.slice(2),
+      `${state.preimage}00`,
+      state.preimage.toUpperCase(),
+      Buffer.from(state.preimage, 'hex').toString('base64'),
+    ])
+      expect(
+        await problemType(
+          await submit(await challenge(), { action: 'bearer', sessionId: state.sessionId, preimage }),
+        ),
+      ).toBe('lightning/malformed-credential')
+    expect(
+      await problemType(
+        await submit(await challenge(), { action: 'topUp', sessionId: state.sessionId, topUpPreimage: 7 }),
+      ),
+    ).toBe('lightning/malformed-credential')
     // An open whose return invoice carries an amount, and one whose preimage is not the deposit's.
     const c = await challenge()
     const payer = lndFor(network.info.nodes.payer)
@@ -291,7 +393,18 @@ describe('sessionServer', () => {
     expect(await problemType(await submit(c, { action: 'open', preimage, returnInvoice: withAmount }))).toBe(
       'lightning/invalid-return-invoice',
     )
+    // Return invoices that are not BOLT11: bech32-looking garbage, a wrong checksum.
     const amountless = (await createInvoice({ lnd: payer })).request
+    for (const returnInvoice of [
+      `lnbcrt1${'q'.repeat(60)}`,
+      `${amountless.slice(0, -6)}${amountless.slice(-6) === 'qqqqqq' ? 'pppppp' : 'qqqqqq'}`,
+    ])
+      expect(await problemType(await submit(c, { action: 'open', preimage, returnInvoice }))).toBe(
+        'lightning/invalid-return-invoice',
+      )
+    expect(
+      await problemType(await submit(c, { action: 'open', preimage, returnInvoice: 'not an invoice' })),
+    ).toBe('lightning/malformed-credential')
     expect(
       await problemType(await submit(c, { action: 'open', preimage: other, returnInvoice: amountless })),
     ).toBe('lightning/invalid-preimage')
