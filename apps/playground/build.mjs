@@ -1,10 +1,11 @@
 // Builds the playground: the workspace packages its server imports (JavaScript only, and only when
-// their sources are newer than dist/), the server (dist/server.mjs) and the page (dist/page.js, a
-// browser bundle of the rails' browser-safe clients, built from their sources).
-// `node build.mjs` prints what it builds; `--quiet` prints only the page size.
+// their sources are newer than dist/), the server (dist/server.mjs) and the page (dist/page.js and
+// dist/chunks/: browser bundles of the rails' browser-safe clients, built from their sources, one
+// lazily loaded chunk per view). `node build.mjs` prints what it builds; `--quiet` prints only the
+// page sizes (the whole app and the first load, gzipped).
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import * as esbuild from 'esbuild'
@@ -20,6 +21,8 @@ const serverPackages = {
   'method-tempo': ['dist/index.js', 'dist/server/index.js'],
   'method-stripe': ['dist/index.js', 'dist/server/index.js'],
   devnet: ['dist/index.js'],
+  'method-solana': ['dist/index.js', 'dist/server/index.js'],
+  'x402-compat': ['dist/index.js', 'dist/server/index.js'],
 }
 
 function newest(path) {
@@ -73,23 +76,112 @@ const sources = {
   },
 }
 
-/** Bundles the page for the browser; returns its size, raw and gzipped. */
+// Namespace re-exports (`export * as Abis from './Abis.js'` in viem/tempo, `z` and `locales` in zod)
+// defeat tree shaking when imported by name: `import { z } from 'zod'` keeps every zod locale and the
+// JSON Schema converters, `import { Abis } from 'viem/tempo'` every Tempo ABI. In the page's sources
+// such imports become `import * as z from '<the module>'`, whose unused exports esbuild drops.
+const barrels = {
+  zod: join(root, 'node_modules/zod/v4/classic/external.js'),
+  'viem/tempo': join(root, 'node_modules/viem/_esm/tempo/index.js'),
+}
+const namespaceTables = new Map()
+function namespacesOf(specifier) {
+  let table = namespaceTables.get(specifier)
+  if (!table) {
+    const file = barrels[specifier]
+    table = specifier === 'zod' ? { z: file } : {}
+    for (const [, name, target] of readFileSync(file, 'utf8').matchAll(/export \* as (\w+) from ['"]([^'"]+)['"]/g))
+      table[name] = join(dirname(file), target)
+    namespaceTables.set(specifier, table)
+  }
+  return table
+}
+// Names the page takes from a file of its own instead (see the file's comment).
+const substitutes = { 'viem/tempo': { createClient: join(app, 'src/page/viem-tempo-client.ts') } }
+const narrowImports = {
+  name: 'mppkit-narrow-imports',
+  setup(build) {
+    build.onLoad({ filter: /(packages\/[^/]+\/src|apps\/playground\/src\/page)\/.*\.ts$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8').replace(
+        /import\s*\{([^}]*)\}\s*from\s*'(zod|viem\/tempo)'/g,
+        (_all, names, specifier) => {
+          const table = namespacesOf(specifier)
+          const kept = []
+          const namespaces = []
+          for (const name of names.split(',').map((part) => part.trim()).filter(Boolean)) {
+            const [imported, local] = name.split(/\s+as\s+/)
+            const substitute = substitutes[specifier]?.[imported]
+            if (!name.startsWith('type ') && substitute)
+              namespaces.push(`import { ${imported} as ${local ?? imported} } from ${JSON.stringify(substitute)}`)
+            else if (!name.startsWith('type ') && table[imported])
+              namespaces.push(`import * as ${local ?? imported} from ${JSON.stringify(table[imported])}`)
+            else kept.push(name)
+          }
+          if (kept.length) namespaces.push(`import { ${kept.join(', ')} } from '${specifier}'`)
+          return namespaces.join(';\n')
+        },
+      )
+      return { contents: text, loader: 'ts' }
+    })
+  },
+}
+
+const gzipped = (bytes) => gzipSync(bytes, { level: 9 }).length
+
+/**
+ * Bundles the page for the browser: `page.js` (the shell, the inspector, the spend policy) and one
+ * lazily loaded chunk per view plus their shared chunks under `chunks/` (esbuild code splitting).
+ * Returns the sizes, raw and gzipped: the whole app (every file) and the first page load (page.js and
+ * the chunks it imports statically, i.e. before any view opens).
+ */
 export async function buildPage(outdir = join(app, 'dist')) {
   const result = await esbuild.build({
-    entryPoints: [join(app, 'src/page/main.ts')],
+    entryPoints: { page: join(app, 'src/page/main.ts') },
+    outdir,
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
+    splitting: true,
     platform: 'browser',
     format: 'esm',
     target: 'es2022',
     minify: true,
+    define: { 'process.env.NODE_ENV': '"production"' },
+    metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [sources],
+    plugins: [sources, narrowImports],
   })
-  const code = result.outputFiles[0].contents
-  mkdirSync(outdir, { recursive: true })
-  writeFileSync(join(outdir, 'page.js'), code)
-  return { bytes: code.length, gzipped: gzipSync(code).length }
+  rmSync(join(outdir, 'chunks'), { recursive: true, force: true })
+  mkdirSync(join(outdir, 'chunks'), { recursive: true })
+  const files = {}
+  for (const file of result.outputFiles) {
+    const name = relative(outdir, file.path).split(sep).join('/')
+    writeFileSync(file.path, file.contents)
+    files[name] = { bytes: file.contents.length, gzipped: gzipped(file.contents) }
+  }
+  // The first load: page.js and what it imports statically (dynamic imports wait for a view).
+  const outputs = result.metafile.outputs
+  const key = (name) => Object.keys(outputs).find((path) => relative(outdir, resolve(root, path)).split(sep).join('/') === name)
+  const first = new Set()
+  const visit = (name) => {
+    if (first.has(name)) return
+    first.add(name)
+    for (const imported of outputs[key(name)].imports)
+      if (imported.kind === 'import-statement') visit(relative(outdir, resolve(root, imported.path)).split(sep).join('/'))
+  }
+  visit('page.js')
+  const sum = (names) =>
+    names.reduce(
+      (total, name) => ({ bytes: total.bytes + files[name].bytes, gzipped: total.gzipped + files[name].gzipped }),
+      { bytes: 0, gzipped: 0 },
+    )
+  return { files, ...sum(Object.keys(files)), firstLoad: sum([...first]) }
+}
+
+/** The build's size line: the whole app and the first page load, gzipped. */
+export function sizeLine(size) {
+  const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KB`
+  return `[playground] page: whole app ${kb(size.gzipped)} gzipped (${kb(size.bytes)} raw, ${Object.keys(size.files).length} files); first load ${kb(size.firstLoad.gzipped)} gzipped`
 }
 
 export async function buildServer(outdir = join(app, 'dist')) {
@@ -118,11 +210,7 @@ export async function buildPlayground() {
   await Promise.all([
     packages,
     buildServer(),
-    buildPage().then((size) =>
-      console.log(
-        `[playground] page.js ${(size.bytes / 1024).toFixed(0)} KB, ${(size.gzipped / 1024).toFixed(0)} KB gzipped`,
-      ),
-    ),
+    buildPage().then((size) => console.log(sizeLine(size))),
   ])
   log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type RunningDevnet, startDevnet, tempoClients } from '@mppkit/devnet'
 import type { Page } from 'playwright-core'
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // @ts-expect-error: build.mjs is plain JavaScript
 import { buildPage } from '../build.mjs'
 import { tempoRoles } from '../src/server/demo.js'
+import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
 import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
 
@@ -33,7 +33,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     console.log(`[playground] page.js ${built.bytes} bytes, ${built.gzipped} bytes gzipped`)
     playground = await startPlayground({
       devnet: devnet.info,
-      page: readFileSync(join(dist, 'page.js'), 'utf8'),
+      page: readPage(dist),
       chunkDelayMs: 20,
     })
     browser = await launch()
