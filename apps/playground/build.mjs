@@ -5,7 +5,7 @@
 // page sizes (the whole app and the first load, gzipped).
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join, relative, resolve, sep } from 'node:path'
+import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import * as esbuild from 'esbuild'
@@ -131,14 +131,16 @@ const gzipped = (bytes) => gzipSync(bytes, { level: 9 }).length
 /**
  * Bundles the page for the browser: `page.js` (the shell, the inspector, the spend policy) and one
  * lazily loaded chunk per view plus their shared chunks under `chunks/` (esbuild code splitting).
- * Returns the sizes, raw and gzipped: the whole app (every file) and the first page load (page.js and
- * the chunks it imports statically, i.e. before any view opens).
+ * Returns the sizes, raw and gzipped: the whole app (every file), the first page load (page.js and
+ * the chunks it imports statically, i.e. before any view opens) and what each view adds when it opens.
  */
 export async function buildPage(outdir = join(app, 'dist')) {
   const result = await esbuild.build({
     entryPoints: { page: join(app, 'src/page/main.ts') },
     outdir,
     chunkNames: 'chunks/[name]-[hash]',
+    // Metafile paths are relative to this.
+    absWorkingDir: root,
     bundle: true,
     splitting: true,
     platform: 'browser',
@@ -159,29 +161,38 @@ export async function buildPage(outdir = join(app, 'dist')) {
     writeFileSync(file.path, file.contents)
     files[name] = { bytes: file.contents.length, gzipped: gzipped(file.contents) }
   }
-  // The first load: page.js and what it imports statically (dynamic imports wait for a view).
+  // The first load: page.js and what it imports statically (dynamic imports wait for a view). Each
+  // view: the chunks its dynamic import brings beyond those.
   const outputs = result.metafile.outputs
-  const key = (name) => Object.keys(outputs).find((path) => relative(outdir, resolve(root, path)).split(sep).join('/') === name)
-  const first = new Set()
-  const visit = (name) => {
-    if (first.has(name)) return
-    first.add(name)
-    for (const imported of outputs[key(name)].imports)
-      if (imported.kind === 'import-statement') visit(relative(outdir, resolve(root, imported.path)).split(sep).join('/'))
+  const nameOf = (path) => relative(outdir, resolve(root, path)).split(sep).join('/')
+  const byName = Object.fromEntries(Object.entries(outputs).map(([path, output]) => [nameOf(path), output]))
+  const closure = (name, seen = new Set()) => {
+    if (seen.has(name)) return seen
+    seen.add(name)
+    for (const imported of byName[name].imports)
+      if (imported.kind === 'import-statement') closure(nameOf(imported.path), seen)
+    return seen
   }
-  visit('page.js')
   const sum = (names) =>
-    names.reduce(
+    [...names].reduce(
       (total, name) => ({ bytes: total.bytes + files[name].bytes, gzipped: total.gzipped + files[name].gzipped }),
       { bytes: 0, gzipped: 0 },
     )
-  return { files, ...sum(Object.keys(files)), firstLoad: sum([...first]) }
+  const shell = closure('page.js')
+  const views = {}
+  for (const [name, output] of Object.entries(byName))
+    if (output.entryPoint?.startsWith('apps/playground/src/page/') && name !== 'page.js') {
+      const view = basename(output.entryPoint, '.ts')
+      views[view] = sum([...closure(name)].filter((chunk) => !shell.has(chunk)))
+    }
+  return { files, ...sum(Object.keys(files)), firstLoad: sum(shell), views }
 }
 
 /** The build's size line: the whole app and the first page load, gzipped. */
 export function sizeLine(size) {
   const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KB`
-  return `[playground] page: whole app ${kb(size.gzipped)} gzipped (${kb(size.bytes)} raw, ${Object.keys(size.files).length} files); first load ${kb(size.firstLoad.gzipped)} gzipped`
+  const views = Object.entries(size.views).map(([view, { gzipped }]) => `${view} +${kb(gzipped)}`)
+  return `[playground] page: whole app ${kb(size.gzipped)} gzipped (${kb(size.bytes)} raw, ${Object.keys(size.files).length} files); first load ${kb(size.firstLoad.gzipped)} gzipped, then per view opened: ${views.join(', ')}`
 }
 
 export async function buildServer(outdir = join(app, 'dist')) {
