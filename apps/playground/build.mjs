@@ -90,7 +90,9 @@ function namespacesOf(specifier) {
   if (!table) {
     const file = barrels[specifier]
     table = specifier === 'zod' ? { z: file } : {}
-    for (const [, name, target] of readFileSync(file, 'utf8').matchAll(/export \* as (\w+) from ['"]([^'"]+)['"]/g))
+    for (const [, name, target] of readFileSync(file, 'utf8').matchAll(
+      /export \* as (\w+) from ['"]([^'"]+)['"]/g,
+    ))
       table[name] = join(dirname(file), target)
     namespaceTables.set(specifier, table)
   }
@@ -108,11 +110,16 @@ const narrowImports = {
           const table = namespacesOf(specifier)
           const kept = []
           const namespaces = []
-          for (const name of names.split(',').map((part) => part.trim()).filter(Boolean)) {
+          for (const name of names
+            .split(',')
+            .map((part) => part.trim())
+            .filter(Boolean)) {
             const [imported, local] = name.split(/\s+as\s+/)
             const substitute = substitutes[specifier]?.[imported]
             if (!name.startsWith('type ') && substitute)
-              namespaces.push(`import { ${imported} as ${local ?? imported} } from ${JSON.stringify(substitute)}`)
+              namespaces.push(
+                `import { ${imported} as ${local ?? imported} } from ${JSON.stringify(substitute)}`,
+              )
             else if (!name.startsWith('type ') && table[imported])
               namespaces.push(`import * as ${local ?? imported} from ${JSON.stringify(table[imported])}`)
             else kept.push(name)
@@ -175,7 +182,10 @@ export async function buildPage(outdir = join(app, 'dist')) {
   }
   const sum = (names) =>
     [...names].reduce(
-      (total, name) => ({ bytes: total.bytes + files[name].bytes, gzipped: total.gzipped + files[name].gzipped }),
+      (total, name) => ({
+        bytes: total.bytes + files[name].bytes,
+        gzipped: total.gzipped + files[name].gzipped,
+      }),
       { bytes: 0, gzipped: 0 },
     )
   const shell = closure('page.js')
@@ -218,11 +228,7 @@ export async function buildPlayground() {
   const packages = stale.includes('core')
     ? tsup('core').then(() => Promise.all(stale.filter((name) => name !== 'core').map((name) => tsup(name))))
     : Promise.all(stale.map((name) => tsup(name)))
-  await Promise.all([
-    packages,
-    buildServer(),
-    buildPage().then((size) => console.log(sizeLine(size))),
-  ])
+  await Promise.all([packages, buildServer(), buildPage().then((size) => console.log(sizeLine(size)))])
   log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 

@@ -262,7 +262,9 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
   it('sends every script compressed, under 300 KB transferred for all the views opened', async () => {
     const sent = await Promise.all(scripts)
     const bytes = sent.reduce((sum, script) => sum + script.bytes, 0)
-    console.log(`[playground] scripts transferred after opening every view: ${bytes} bytes in ${sent.length} files`)
+    console.log(
+      `[playground] scripts transferred after opening every view: ${bytes} bytes in ${sent.length} files`,
+    )
     expect(sent.length).toBeGreaterThan(1)
     for (const script of sent) expect(['br', 'gzip'], script.url).toContain(script.encoding)
     expect(bytes).toBeLessThan(size.bytes / 3)

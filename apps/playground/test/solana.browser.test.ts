@@ -20,7 +20,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
   const errors: string[] = []
 
   beforeAll(async () => {
-    const dist = join(outputDirectory, 'dist-solana')
+    const dist = join(outputDirectory, 'dist', 'solana')
     const [started] = await Promise.all([startDevnet({ rails: ['solana'] }), buildPage(dist)])
     devnet = started
     playground = await startPlayground({ devnet: devnet.info, page: readPage(dist) })
@@ -53,16 +53,17 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
   const lamports = async (owner: string) =>
     BigInt((await rpc<{ value: number }>('getBalance', [owner, { commitment: 'confirmed' }])).value)
   const tokens = async (owner: string) => {
-    const { value } = await rpc<{ value: { account: { data: { parsed: { info: { tokenAmount: { amount: string } } } } } }[] }>(
-      'getTokenAccountsByOwner',
-      [owner, { mint: config.token.mint }, { encoding: 'jsonParsed' }],
-    )
+    const { value } = await rpc<{
+      value: { account: { data: { parsed: { info: { tokenAmount: { amount: string } } } } } }[]
+    }>('getTokenAccountsByOwner', [owner, { mint: config.token.mint }, { encoding: 'jsonParsed' }])
     return BigInt(value[0]!.account.data.parsed.info.tokenAmount.amount)
   }
-  const shot = (name: string) => page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
+  const shot = (name: string) =>
+    page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
   const settled = () =>
     page.waitForFunction(
-      () => /^(Paid|Failed|Not paid|Refused)/.test(document.querySelector('#solana-status')?.textContent ?? ''),
+      () =>
+        /^(Paid|Failed|Not paid|Refused)/.test(document.querySelector('#solana-status')?.textContent ?? ''),
       undefined,
       { timeout: 30_000 },
     )
@@ -74,7 +75,9 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
   const receipt = async () => JSON.parse((await page.textContent('#solana-receipt pre'))!)
   const record = async () => {
     await page.click('#solana-receipt button.record')
-    await page.waitForFunction(() => /"status"/.test(document.querySelector('#solana-receipt pre.record')?.textContent ?? ''))
+    await page.waitForFunction(() =>
+      /"status"/.test(document.querySelector('#solana-receipt pre.record')?.textContent ?? ''),
+    )
     return JSON.parse((await page.textContent('#solana-receipt pre.record'))!)
   }
 
@@ -100,7 +103,12 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
         // The transaction the page signed: a System transfer of the price to the payee.
         const transaction = JSON.parse((await page.textContent('#solana-transaction pre'))!)
         expect(transaction.instructions).toContainEqual(
-          expect.objectContaining({ program: 'System', instruction: 'Transfer', to: config.payee, lamports: '1000000' }),
+          expect.objectContaining({
+            program: 'System',
+            instruction: 'Transfer',
+            to: config.payee,
+            lamports: '1000000',
+          }),
         )
         expect(transaction.signatures[0].signature).toMatch(/masked/)
         expect(credential).toMatch(/base64 wire transaction/)
@@ -129,7 +137,12 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
     expect(await page.textContent('#solana-offers')).toContain(`0.01 ${config.token.symbol}`)
     const transaction = JSON.parse((await page.textContent('#solana-transaction pre'))!)
     expect(transaction.instructions).toContainEqual(
-      expect.objectContaining({ instruction: 'TransferChecked', mint: config.token.mint, amount: '10000', decimals: 6 }),
+      expect.objectContaining({
+        instruction: 'TransferChecked',
+        mint: config.token.mint,
+        amount: '10000',
+        decimals: 6,
+      }),
     )
     const landed = await record()
     expect(landed.tokenChanges).toContainEqual(

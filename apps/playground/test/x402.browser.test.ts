@@ -23,7 +23,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the x402 views in Chromium', () =>
   const errors: string[] = []
 
   beforeAll(async () => {
-    const dist = join(outputDirectory, 'dist-x402')
+    const dist = join(outputDirectory, 'dist', 'x402')
     const [started] = await Promise.all([
       startDevnet({ rails: ['tempo'], tempo: { accounts: 8 } }),
       buildPage(dist),
@@ -58,17 +58,20 @@ describe.skipIf(!!chromiumUnavailableReason)('the x402 views in Chromium', () =>
     })
   const receiptOf = (hash: `0x${string}`) =>
     tempoClients(tempo()).publicClient.getTransactionReceipt({ hash })
-  const shot = (name: string) => page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
+  const shot = (name: string) =>
+    page.screenshot({ path: join(outputDirectory, `${name}.png`), fullPage: true })
   const pay = async (id: string) => {
     await page.click(`#${id}-pay`)
     await page.waitForFunction(
-      (selector) => /^(Paid|Failed|Not paid|Refused)/.test(document.querySelector(selector)?.textContent ?? ''),
+      (selector) =>
+        /^(Paid|Failed|Not paid|Refused)/.test(document.querySelector(selector)?.textContent ?? ''),
       `#${id}-status`,
       { timeout: 30_000 },
     )
     return (await page.textContent(`#${id}-status`))!
   }
-  const settlementOf = async (id: string) => JSON.parse((await page.textContent(`#${id}-receipt pre.settlement`))!)
+  const settlementOf = async (id: string) =>
+    JSON.parse((await page.textContent(`#${id}-receipt pre.settlement`))!)
 
   it('the mppkit client pays an @x402/hono service twice: two settlements on anvil, the payee gains the price each time', async () => {
     await page.click('#tab-x402-service')
@@ -89,7 +92,10 @@ describe.skipIf(!!chromiumUnavailableReason)('the x402 views in Chromium', () =>
       // The payment header, decoded, its signature masked.
       const payment = JSON.parse((await page.textContent('#x402-service-credential pre'))!)
       expect(payment.payload.signature).toMatch(/masked/)
-      expect(payment.payload.authorization).toMatchObject({ from: config.servicePayer.address, value: '2000' })
+      expect(payment.payload.authorization).toMatchObject({
+        from: config.servicePayer.address,
+        value: '2000',
+      })
       const settlement = await settlementOf('x402-service')
       expect(settlement).toMatchObject({ success: true, network: `eip155:${config.chainId}` })
       expect((await receiptOf(settlement.transaction)).status).toBe('success')
@@ -169,7 +175,9 @@ describe.skipIf(!!chromiumUnavailableReason)('the x402 views in Chromium', () =>
     await page.focus('#x402-service-pay')
     await page.keyboard.press('Enter')
     await page.waitForFunction(() =>
-      /^(Paid|Failed|Not paid|Refused)/.test(document.querySelector('#x402-service-status')?.textContent ?? ''),
+      /^(Paid|Failed|Not paid|Refused)/.test(
+        document.querySelector('#x402-service-status')?.textContent ?? '',
+      ),
     )
     expect(await page.textContent('#x402-service-status')).toMatch(/^Paid: 200/)
     expect((await balance(config.payee)) - before).toBe(2000n)

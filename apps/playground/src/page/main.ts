@@ -29,7 +29,10 @@ export type View = { id: string; title: string; element: HTMLElement }
 export type LazyView = { id: string; title: string; load(): Promise<View> }
 
 /** Tabs whose views come from one lazily imported module (loaded once, on the first tab opened). */
-export function lazyViews(tabs: readonly [id: string, title: string][], load: () => Promise<View[]>): LazyView[] {
+export function lazyViews(
+  tabs: readonly [id: string, title: string][],
+  load: () => Promise<View[]>,
+): LazyView[] {
   let loaded: Promise<View[]> | undefined
   return tabs.map(([id, title]) => ({
     id,
@@ -129,7 +132,8 @@ async function main() {
       done = view.load().then(
         ({ element }) => {
           const placeholder = panels.get(view.id)!
-          for (const name of ['role', 'aria-labelledby']) element.setAttribute(name, placeholder.getAttribute(name)!)
+          for (const name of ['role', 'aria-labelledby'])
+            element.setAttribute(name, placeholder.getAttribute(name)!)
           element.hidden = placeholder.hidden
           placeholder.replaceWith(element)
           panels.set(view.id, element)
@@ -151,7 +155,8 @@ async function main() {
     return open(views.find((view) => view.id === id)!)
   }
   for (const view of views) {
-    const panel = 'element' in view ? view.element : h('section', { id: `view-${view.id}` }, h('p', {}, 'Loading…'))
+    const panel =
+      'element' in view ? view.element : h('section', { id: `view-${view.id}` }, h('p', {}, 'Loading…'))
     panels.set(view.id, panel)
     panel.setAttribute('role', 'tabpanel')
     container.append(panel)

@@ -40,7 +40,8 @@ export function describeInstruction(program: string, accounts: readonly string[]
     }
   if (program === programs.associatedToken)
     return { ...base, instruction: data[0] === 1 ? 'CreateIdempotent' : 'Create', account: accounts[1] }
-  if (names[program]?.startsWith('Memo')) return { ...base, instruction: 'Memo', text: new TextDecoder().decode(data) }
+  if (names[program]?.startsWith('Memo'))
+    return { ...base, instruction: 'Memo', text: new TextDecoder().decode(data) }
   return { ...base, dataBytes: data.length }
 }
 
@@ -102,7 +103,9 @@ export function summarizeRecord(record: unknown) {
   const tokens = (meta?.postTokenBalances ?? []).flatMap((post) => {
     const pre = meta?.preTokenBalances?.find((entry) => entry.accountIndex === post.accountIndex)
     const change = BigInt(post.uiTokenAmount.amount) - BigInt(pre?.uiTokenAmount.amount ?? '0')
-    return change === 0n ? [] : [{ account: keys[post.accountIndex], owner: post.owner, amount: change.toString() }]
+    return change === 0n
+      ? []
+      : [{ account: keys[post.accountIndex], owner: post.owner, amount: change.toString() }]
   })
   return {
     signature: transaction.signatures[0],
@@ -112,7 +115,11 @@ export function summarizeRecord(record: unknown) {
     fee: meta?.fee,
     instructions: transaction.message.instructions.map((instruction) =>
       typeof instruction.parsed === 'object'
-        ? { program: instruction.program ?? instruction.programId, type: instruction.parsed.type, ...instruction.parsed.info }
+        ? {
+            program: instruction.program ?? instruction.programId,
+            type: instruction.parsed.type,
+            ...instruction.parsed.info,
+          }
         : typeof instruction.parsed === 'string'
           ? { program: instruction.program ?? instruction.programId, memo: instruction.parsed }
           : { program: names[instruction.programId] ?? instruction.programId },

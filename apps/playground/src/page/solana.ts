@@ -29,7 +29,11 @@ export function solanaViews(config: Config): View[] {
     'select',
     { id: 'solana-currency' },
     h('option', { value: 'sol' }, `SOL (${display(s.prices.sol, 9)} SOL)`),
-    h('option', { value: 'token' }, `${s.token.symbol}, an SPL token (${display(s.prices.token, s.token.decimals)})`),
+    h(
+      'option',
+      { value: 'token' },
+      `${s.token.symbol}, an SPL token (${display(s.prices.token, s.token.decimals)})`,
+    ),
   )
   const mode = h(
     'select',
@@ -190,11 +194,17 @@ async function showSolanaPayment(
   const credential = paid?.authorization
     ? (maskedCredential(paid.authorization) as { payload?: Record<string, unknown> })
     : undefined
-  const wire = credential?.payload?.type === 'transaction' ? String(credential.payload.transaction) : undefined
+  const wire =
+    credential?.payload?.type === 'transaction' ? String(credential.payload.transaction) : undefined
   if (wire) {
     // Pull: the signed transaction travels in the credential; decoded here (signatures masked).
-    out.step('transaction', '3. The transaction (signed in this page, decoded)', h('pre', {}, pretty(decodeWire(wire))))
-    credential!.payload!.transaction = `<base64 wire transaction, ${wire.length} chars: decoded in step 3, signatures masked>`
+    out.step(
+      'transaction',
+      '3. The transaction (signed in this page, decoded)',
+      h('pre', {}, pretty(decodeWire(wire))),
+    )
+    credential!.payload!.transaction =
+      `<base64 wire transaction, ${wire.length} chars: decoded in step 3, signatures masked>`
   } else if (credential)
     out.step(
       'transaction',

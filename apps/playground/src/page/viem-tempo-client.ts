@@ -13,6 +13,8 @@ import {
 } from 'viem'
 
 /** `viem/tempo`'s createClient minus the Tempo action decorator; chain and transport are required. */
-export function createClient(parameters: ClientConfig<Transport, Chain> & { chain: Chain; transport: Transport }) {
+export function createClient(
+  parameters: ClientConfig<Transport, Chain> & { chain: Chain; transport: Transport },
+) {
   return createViemClient(parameters).extend(publicActions).extend(walletActions)
 }

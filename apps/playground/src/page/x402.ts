@@ -136,7 +136,13 @@ function recordButton(hash: string) {
   return [button, box] as const
 }
 
-async function showExchanges(out: Steps, log: readonly Exchange[], response: Response, x: X402PageConfig, mpp: boolean) {
+async function showExchanges(
+  out: Steps,
+  log: readonly Exchange[],
+  response: Response,
+  x: X402PageConfig,
+  mpp: boolean,
+) {
   const unpaid = log.find((exchange) => exchange.status === 402)
   if (unpaid) {
     const required = unpaid.headers.get(Wire.headers.paymentRequired)
@@ -180,7 +186,8 @@ async function showExchanges(out: Steps, log: readonly Exchange[], response: Res
   const receipt = receiptOf(response)
   if (settled || receipt) {
     const settlement = settled ? (Wire.decode(settled) as { transaction?: string }) : undefined
-    const hash = settlement?.transaction ?? String((receipt as { reference?: unknown } | undefined)?.reference ?? '')
+    const hash =
+      settlement?.transaction ?? String((receipt as { reference?: unknown } | undefined)?.reference ?? '')
     out.step(
       'receipt',
       '5. Settlement (PAYMENT-RESPONSE) and receipt, decoded',
@@ -217,7 +224,10 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
       log.length = 0
       client ??= Client.create({
         methods: [charge({ account: privateKeyToAccount(x.servicePayer.privateKey), chainIds: [x.chainId] })],
-        protocols: [Protocol.mpp, x402({ decimals: { [`eip155:${x.chainId}:${x.token.address}`]: x.token.decimals } })],
+        protocols: [
+          Protocol.mpp,
+          x402({ decimals: { [`eip155:${x.chainId}:${x.token.address}`]: x.token.decimals } }),
+        ],
         policy: {
           currencies: [x.token.address],
           maxAmount: { [x.token.address]: baseUnits(maxAmount.value, x.token.decimals) },
@@ -233,7 +243,11 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
         response = await client.fetch(x.routes.service)
       } catch (error) {
         const name = (error as Error).name
-        setStatus(status, `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`, 'bad')
+        setStatus(
+          status,
+          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
+          'bad',
+        )
         return
       }
       const ms = Math.round(performance.now() - started)
@@ -275,7 +289,10 @@ function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View 
       const network = `eip155:${x.chainId}` as const
       const client = x402Client.fromConfig({
         schemes: [
-          { network, client: new ExactEvmScheme(toClientEvmSigner(privateKeyToAccount(x.clientPayer.privateKey))) },
+          {
+            network,
+            client: new ExactEvmScheme(toClientEvmSigner(privateKeyToAccount(x.clientPayer.privateKey))),
+          },
         ],
         spendControls: {
           allowedAssets: [

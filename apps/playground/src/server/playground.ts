@@ -140,7 +140,9 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
       if (path === '/api/config')
         return json({
           ...config,
-          ...Object.fromEntries(await Promise.all(rails.map(async (rail) => [rail.name, await rail.config()]))),
+          ...Object.fromEntries(
+            await Promise.all(rails.map(async (rail) => [rail.name, await rail.config()])),
+          ),
         })
       if (path === '/api/balances') {
         const out: Record<string, unknown> = {}

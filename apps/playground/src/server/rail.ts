@@ -11,7 +11,10 @@ export type PlaygroundRail = {
 }
 
 export const jsonResponse = (value: unknown, status = 200) =>
-  new Response(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2), {
-    status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-  })
+  new Response(
+    JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    {
+      status,
+      headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    },
+  )

@@ -54,7 +54,12 @@ export type SolanaDemo = {
 }
 
 /** The JSON-RPC methods the page's client may call through the proxy. */
-const pageMethods = new Set(['getLatestBlockhash', 'getAccountInfo', 'sendTransaction', 'getSignatureStatuses'])
+const pageMethods = new Set([
+  'getLatestBlockhash',
+  'getAccountInfo',
+  'sendTransaction',
+  'getSignatureStatuses',
+])
 
 type EmbeddedSolana = Extract<DevnetSolanaInfo, { lamportsPerSignature: number }>
 
@@ -248,7 +253,11 @@ export function solanaRail(devnet: DevnetInfo, secrets: string[]): PlaygroundRai
     name: 'solana',
     config: async () => (await ready()).config,
     async handle(request, path) {
-      if (!path.startsWith('/api/demo/solana/') && !path.startsWith('/api/solana/') && !path.startsWith('/api/record/solana/'))
+      if (
+        !path.startsWith('/api/demo/solana/') &&
+        !path.startsWith('/api/solana/') &&
+        !path.startsWith('/api/record/solana/')
+      )
         return undefined
       const solana = await ready()
       if (path === '/api/solana/rpc' && request.method === 'POST') return solana.rpc(request)

@@ -122,7 +122,11 @@ export function createX402Demo(options: { tempo: FullTempo; secrets: string[] })
     ],
   })
   const dual = x402(server, { maxTimeoutSeconds: 120 }).protect(
-    { offers: [{ method: 'evm', request: { amount: x402Price }, description: 'a haiku from an mppkit route' }] },
+    {
+      offers: [
+        { method: 'evm', request: { amount: x402Price }, description: 'a haiku from an mppkit route' },
+      ],
+    },
     (_request, payment) =>
       Response.json({
         haiku: 'four hundred and two / a price asked, a price paid / the page turns to green',
