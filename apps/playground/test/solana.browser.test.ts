@@ -112,7 +112,13 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
         )
         expect(transaction.signatures[0].signature).toMatch(/masked/)
         expect(credential).toMatch(/base64 wire transaction/)
-      } else expect(credential).toMatch(/redacted \d+ chars/)
+      } else {
+        expect(credential).toMatch(/redacted \d+ chars/)
+        const instructions = JSON.parse((await page.textContent('#solana-transaction pre'))!)
+        expect(instructions).toContainEqual(
+          expect.objectContaining({ type: 'transfer', lamports: 1_000_000 }),
+        )
+      }
       // The devnet's record of the same transaction.
       const landed = await record()
       expect(landed).toMatchObject({ signature: paid.reference, status: 'success' })

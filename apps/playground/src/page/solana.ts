@@ -205,12 +205,19 @@ async function showSolanaPayment(
     )
     credential!.payload!.transaction =
       `<base64 wire transaction, ${wire.length} chars: decoded in step 3, signatures masked>`
-  } else if (credential)
-    out.step(
+  } else if (credential) {
+    // Push: the page broadcast the transaction; its instructions are read back from the devnet.
+    const item = out.step(
       'transaction',
-      '3. The transaction (sent by this page; the devnet record below shows it)',
-      h('pre', {}, 'push mode: the page broadcast the transaction and presents its signature'),
+      '3. The transaction (sent by this page; instructions as the devnet recorded them)',
+      h('pre', {}, 'loading…'),
     )
+    const signature = String((receiptOf(response) as { reference?: unknown } | undefined)?.reference ?? '')
+    const landed = signature
+      ? (summarizeRecord(await getJson(`/api/record/solana/${signature}`)) as { instructions?: unknown })
+      : undefined
+    item.querySelector('pre')!.textContent = pretty(landed?.instructions ?? 'no signature to look up')
+  }
   if (credential)
     out.step(
       'credential',
