@@ -124,12 +124,33 @@ const narrowImports = {
               namespaces.push(`import * as ${local ?? imported} from ${JSON.stringify(table[imported])}`)
             else kept.push(name)
           }
-          if (kept.length) namespaces.push(`import { ${kept.join(', ')} } from '${specifier}'`)
+          // Type-only leftovers become `import type` (an `import { type X }` would still load the module).
+          if (kept.length && kept.every((name) => name.startsWith('type ')))
+            namespaces.push(
+              `import type { ${kept.map((name) => name.slice(5)).join(', ')} } from '${specifier}'`,
+            )
+          else if (kept.length) namespaces.push(`import { ${kept.join(', ')} } from '${specifier}'`)
           return namespaces.join(';\n')
         },
       )
       return { contents: text, loader: 'ts' }
     })
+  },
+}
+
+// viem's Tempo ABI module ends with `export const all = [...core, ...earn, …]`: top-level spreads that
+// esbuild must keep (a spread may run an iterator), and with them every ABI (~180 KB) though the page
+// uses `tip20` alone. Wrapped in pure calls, the unused ones are dropped; the values are unchanged.
+const pureAbiSpreads = {
+  name: 'mppkit-pure-abi-spreads',
+  setup(build) {
+    build.onLoad({ filter: /viem\/_esm\/tempo\/Abis\.js$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace(
+        /export const (\w+) = (\[(?:\s*\.\.\.\w+,?)+\s*\]);/g,
+        'export const $1 = /* @__PURE__ */ (() => $2)();',
+      ),
+      loader: 'js',
+    }))
   },
 }
 
@@ -158,10 +179,12 @@ export async function buildPage(outdir = join(app, 'dist')) {
     metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [sources, narrowImports],
+    plugins: [sources, narrowImports, pureAbiSpreads],
   })
   rmSync(join(outdir, 'chunks'), { recursive: true, force: true })
   mkdirSync(join(outdir, 'chunks'), { recursive: true })
+  // What each chunk holds, for esbuild's bundle analyzer (https://esbuild.github.io/analyze/).
+  writeFileSync(join(outdir, 'page-meta.json'), JSON.stringify(result.metafile))
   const files = {}
   for (const file of result.outputFiles) {
     const name = relative(outdir, file.path).split(sep).join('/')

@@ -31,7 +31,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     ])
     devnet = started
     size = built
-    console.log(`[playground] page.js ${built.bytes} bytes, ${built.gzipped} bytes gzipped`)
+    console.log(`[playground] page, whole app: ${built.bytes} bytes, ${built.gzipped} bytes gzipped`)
     playground = await startPlayground({
       devnet: devnet.info,
       page: readPage(dist),
