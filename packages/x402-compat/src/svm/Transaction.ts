@@ -4,7 +4,7 @@
  */
 
 /** The message bytes of a wire transaction (after the compact-u16 signature count and the signatures), or undefined. */
-export function messageBytes(base64: string): Uint8Array<ArrayBuffer> | undefined {
+export function messageBytes(base64: string): Uint8Array | undefined {
   let bytes: Uint8Array
   try {
     bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
