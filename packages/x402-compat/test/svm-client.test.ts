@@ -160,7 +160,9 @@ describe('x402 (client) pays an @x402/hono v2 server with exact on Solana', () =
       'network solana-localnet is not a known Solana network',
     ])
     // The caller's own table makes a v1 name usable.
-    const mapped = await x402({ svm: { rpcUrl: node.info.rpcUrl, networks: { 'solana-localnet': network } } }).challenges(
+    const mapped = await x402({
+      svm: { rpcUrl: node.info.rpcUrl, networks: { 'solana-localnet': network } },
+    }).challenges(
       new Response(JSON.stringify({ x402Version: 1, accepts: [offer.accepts[1]] }), {
         status: 402,
         headers: { 'content-type': 'application/json' },
@@ -170,7 +172,11 @@ describe('x402 (client) pays an @x402/hono v2 server with exact on Solana', () =
     expect(mapped[0]).toMatchObject({
       method: 'solana',
       intent: 'charge',
-      request: { amount: '1000', currency: w.mint, methodDetails: { caip2: network, decimals: 6, feePayer: true } },
+      request: {
+        amount: '1000',
+        currency: w.mint,
+        methodDetails: { caip2: network, decimals: 6, feePayer: true },
+      },
     })
   })
 })

@@ -5,10 +5,10 @@ import { createKeyPairSignerFromBytes, type KeyPairSigner } from '@solana/kit'
 import { x402Facilitator } from '@x402/core/facilitator'
 import type { FacilitatorClient } from '@x402/core/server'
 import { x402ResourceServer } from '@x402/core/server'
+import { paymentMiddleware } from '@x402/hono'
 import { SOLANA_DEVNET_CAIP2, toFacilitatorSvmSigner } from '@x402/svm'
 import { registerExactSvmScheme } from '@x402/svm/exact/facilitator'
 import { ExactSvmScheme as ExactSvmServerScheme } from '@x402/svm/exact/server'
-import { paymentMiddleware } from '@x402/hono'
 import { Hono } from 'hono'
 import {
   createFundedAccount,
