@@ -1,15 +1,20 @@
 import { Challenge, MemoryStore, type Store } from '@mppkit/core'
 import { create as createServer } from '@mppkit/core/server'
+import { RedisStore } from '@mppkit/store-redis'
 import { x402Client } from '@x402/core/client'
 import { wrapFetchWithPayment } from '@x402/fetch'
 import { ExactSvmScheme } from '@x402/svm/exact/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPaymentHeader } from 'x402/client'
 import { createMint, mintTo, type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
+import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import type { Facilitator } from '../src/server/index.js'
 import { svm, x402 } from '../src/server/index.js'
 import * as Wire from '../src/Wire.js'
 import { network, svmFacilitator, tokenBalance, world } from './svm-peers.js'
+
+const redisReason = await redisUnavailableReason()
+if (redisReason) console.warn(`[skip] x402 svm on Redis: ${redisReason}`)
 
 // x402 clients pay our dual-stack route with x402 `exact` on Solana: `@x402/fetch` (v2, `@x402/svm`'s
 // client) and `x402@1.2.0` (v1), settled by the in-process @x402/svm facilitator on the LiteSVM RPC.
@@ -24,18 +29,23 @@ afterAll(async () => {
 const url = 'http://localhost/paid'
 
 async function setup(
-  options: { facilitator?: (real: Facilitator) => Facilitator; store?: Store; timeout?: number } = {},
+  options: {
+    facilitator?: (real: Facilitator) => Facilitator
+    stores?: [Store, Store]
+    timeout?: number
+  } = {},
 ) {
   const w = await world(node)
   const fac = await svmFacilitator(node)
-  const store = options.store ?? new MemoryStore()
+  const shared = new MemoryStore()
+  const stores = options.stores ?? [shared, shared]
   let runs = 0
   // Two servers sharing one Store stand for two processes behind one load balancer.
-  const instance = () => {
+  const instance = (index: 0 | 1) => {
     const server = createServer({
       realm: 'localhost',
       secrets: ['x402-compat-svm-test-secret-0123456789abcdef'],
-      store,
+      store: stores[index],
       methods: [
         svm({
           network,
@@ -56,8 +66,8 @@ async function setup(
       },
     )
   }
-  const handler = instance()
-  return { w, fac, handler, other: instance(), runs: () => runs }
+  const handler = instance(0)
+  return { w, fac, handler, other: instance(1), runs: () => runs }
 }
 
 /** The `@x402/fetch` v2 client of `signer`, allowed to pay `mint`, recording what it sends. */
@@ -213,6 +223,47 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     expect(fac.counts.settle).toBe(1)
     expect(fac.counts.settled).toBe(1)
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+  })
+
+  it.skipIf(!!redisReason)(
+    '50 concurrent copies over two instances, each with its own Redis connection: one settlement',
+    async () => {
+      const keyPrefix = `x402svm-test:${Date.now()}:${Math.random().toString(36).slice(2)}:`
+      const stores: [RedisStore, RedisStore] = [
+        new RedisStore({ url: redisUrl, keyPrefix }),
+        new RedisStore({ url: redisUrl, keyPrefix }),
+      ]
+      try {
+        const { w, fac, handler, other, runs } = await setup({ stores })
+        const header = await signed(w.payer as never, await requirementOf(handler))
+        const responses = await Promise.all(
+          Array.from({ length: 50 }, (_, index) =>
+            paying(index % 2 === 0 ? handler : other, { [Wire.headers.paymentSignature]: header }),
+          ),
+        )
+        const statuses = responses.map((response) => response.status)
+        expect(statuses.filter((status) => status === 200)).toHaveLength(1)
+        expect(statuses.filter((status) => status >= 500)).toEqual([])
+        expect(runs()).toBe(1)
+        expect(fac.counts.settle).toBe(1)
+        expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+      } finally {
+        for (const store of stores) store.client.disconnect()
+      }
+    },
+  )
+
+  it('an expired transaction (its blockhash too old) is refused and settles nothing', async () => {
+    const { w, fac, handler, runs } = await setup()
+    const header = await signed(w.payer as never, await requirementOf(handler))
+    // Blockhashes expire after 150 slots.
+    node.advanceSlots(160)
+    const response = await paying(handler, { [Wire.headers.paymentSignature]: header })
+    expect(response.status).toBe(402)
+    expect((await problemOf(response)).detail).toMatch(/facilitator refused/)
+    expect(runs()).toBe(0)
+    expect(fac.counts.settled).toBe(0)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(0n)
   })
 
   it('facilitator down or slow: 503 with Retry-After, nothing consumed (the same payment then succeeds)', async () => {
