@@ -1,4 +1,5 @@
 import { Challenge, MemoryStore, type Store } from '@mppkit/core'
+import { create as createClient, Protocol, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { RedisStore } from '@mppkit/store-redis'
 import { x402Client } from '@x402/core/client'
@@ -7,7 +8,9 @@ import { ExactSvmScheme } from '@x402/svm/exact/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPaymentHeader } from 'x402/client'
 import { createMint, mintTo, type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
+import { chargeClient as methodSolanaClient } from '../../method-solana/src/client/index.js'
 import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
+import { svm as svmClient, x402 as x402Plug } from '../src/client/index.js'
 import type { Facilitator } from '../src/server/index.js'
 import { svm, x402 } from '../src/server/index.js'
 import * as Wire from '../src/Wire.js'
@@ -324,6 +327,48 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
         await problemOf(response)
       }
     expect(runs()).toBe(0)
+  })
+
+  it('our client pays the route natively (Authorization: Payment) and through x402 (PAYMENT-SIGNATURE)', async () => {
+    const { w, fac, handler, runs } = await setup()
+    const sent: string[] = []
+    const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      if (request.headers.get('authorization')) sent.push('mpp')
+      if (request.headers.get(Wire.headers.paymentSignature)) sent.push('x402')
+      return handler(request)
+    }) as typeof globalThis.fetch
+    const method = svmClient({ signer: w.payer, rpcUrl: node.info.rpcUrl, feePayers: [fac.feePayer] })
+    const native = createClient({ methods: [method], fetch })
+    const viaX402 = createClient({
+      methods: [method],
+      protocols: [x402Plug({ svm: { rpcUrl: node.info.rpcUrl } })],
+      fetch,
+    })
+    for (const client of [native, viaX402]) {
+      const response = await client.fetch(url)
+      expect(response.status).toBe(200)
+      expect(receipt(response)).toMatchObject({ status: 'success', method: 'solana' })
+    }
+    expect(sent).toEqual(['mpp', 'x402'])
+    expect(runs()).toBe(2)
+    expect(fac.counts.settled).toBe(2)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(2000n)
+  })
+
+  it("@mppkit/method-solana's client (pull mode, same kit signer) pays the route natively through the facilitator", async () => {
+    const { w, fac, handler, runs } = await setup()
+    const client = createClient({
+      methods: [methodSolanaClient({ signer: w.payer, rpcUrl: node.info.rpcUrl, network: 'devnet' })],
+      protocols: [Protocol.mpp],
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) =>
+        handler(new Request(input, init))) as typeof globalThis.fetch,
+    })
+    const response = await client.fetch(url)
+    if (response.status !== 200) expect(await response.text()).toBe('a 200')
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
   })
 
   it('x402@1.2.0 (v1) pays with X-PAYMENT on solana-devnet', async () => {
