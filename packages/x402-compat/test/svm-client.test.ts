@@ -1,10 +1,13 @@
 import { create as createClient, Protocol, receipt } from '@mppkit/core/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
+import { settle, verify } from 'x402/facilitator'
+import { decodePayment } from 'x402/schemes'
+import { settleResponseHeader } from 'x402/types'
+import { createFundedAccount, type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
 import { svm, x402 } from '../src/client/index.js'
 import * as Wire from '../src/Wire.js'
 import { asFetch } from './peers.js'
-import { honoSvmServer, network, svmFacilitator, tokenBalance, world } from './svm-peers.js'
+import { honoSvmServer, network, signerOf, svmFacilitator, tokenBalance, world } from './svm-peers.js'
 
 // Our client pays an @x402/hono v2 server selling for x402 `exact` on Solana, settled by the in-process
 // @x402/svm facilitator on the devnet's LiteSVM RPC (standing in for Solana devnet, whose CAIP-2 id it uses).
@@ -178,5 +181,52 @@ describe('x402 (client) pays an @x402/hono v2 server with exact on Solana', () =
         methodDetails: { caip2: network, decimals: 6, feePayer: true },
       },
     })
+  })
+})
+
+describe('x402 (client) pays an x402@1.2.0 v1 server with exact on solana-devnet', () => {
+  it('pays: X-PAYMENT with three instructions (no memo), settled by x402@1.2.0, X-PAYMENT-RESPONSE is the receipt', async () => {
+    const w = await world(node)
+    const feePayer = await signerOf(await createFundedAccount(node))
+    const config = { svmConfig: { rpcUrl: node.info.rpcUrl } }
+    const requirement = {
+      scheme: 'exact' as const,
+      network: 'solana-devnet' as const,
+      maxAmountRequired: '1000',
+      resource: 'http://localhost/paid',
+      description: 'a paid thing',
+      mimeType: 'text/plain',
+      payTo: w.recipient.address,
+      maxTimeoutSeconds: 120,
+      asset: w.mint,
+      extra: { feePayer: feePayer.address },
+    }
+    let runs = 0
+    // An x402 v1 server built from x402@1.2.0's own pieces: its 402 body, decodePayment, verify, settle.
+    const server = async (request: Request) => {
+      const header = request.headers.get('x-payment')
+      const required = (error: string) =>
+        Response.json({ x402Version: 1, error, accepts: [requirement] }, { status: 402 })
+      if (!header) return required('X-PAYMENT header is required')
+      const payment = decodePayment(header)
+      const verified = await verify(feePayer as never, payment, requirement, config)
+      if (!verified.isValid) return required(verified.invalidReason ?? 'invalid')
+      const settled = await settle(feePayer as never, payment, requirement, config)
+      if (!settled.success) return required(settled.errorReason ?? 'settle failed')
+      runs++
+      return new Response('paid content', {
+        headers: { 'X-PAYMENT-RESPONSE': settleResponseHeader(settled) },
+      })
+    }
+    const client = createClient({
+      methods: [svm({ signer: w.payer, rpcUrl: node.info.rpcUrl })],
+      protocols: [x402({ svm: { rpcUrl: node.info.rpcUrl } })],
+      fetch: asFetch(server),
+    })
+    const response = await client.fetch('http://localhost/paid')
+    if (response.status !== 200) expect(await response.text()).toBe('a 200')
+    expect(runs).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+    expect(receipt(response)).toMatchObject({ status: 'success', method: 'solana', network: 'solana-devnet' })
   })
 })

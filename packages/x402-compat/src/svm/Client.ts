@@ -152,8 +152,8 @@ export function svm(options: svm.Options): Method.Client<typeof svmCharge> {
             new Uint8Array([details.decimals]),
           ),
         },
-        { programAddress: kit.address(memoProgram), data: memo },
       ]
+      if (memo.length > 0) instructions.push({ programAddress: kit.address(memoProgram), data: memo })
       const blockhash = details.recentBlockhash ?? (await latestBlockhash())
       const message = kit.pipe(
         kit.createTransactionMessage({ version: 0 }),

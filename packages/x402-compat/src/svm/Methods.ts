@@ -39,6 +39,8 @@ export const SvmChargeRequest = z.looseObject({
       .regex(/^[1-9A-HJ-NP-Za-km-z]{32,44}$/)
       .optional(),
     caip2: z.string().optional(),
+    // x402's `extra.memo`: the one Memo instruction's text; `''` means none (v1 facilitators accept three
+    // instructions only); absent: a random memo, so no two payments share bytes.
     memo: z.string().optional(),
   }),
 })

@@ -67,6 +67,8 @@ export async function svmRequest(
     feePayerKey: extra.feePayer,
   }
   if (typeof extra.memo === 'string' && extra.memo !== '') methodDetails.memo = extra.memo
+  // x402 v1 facilitators (x402@1.2.0) accept exactly three instructions: no memo unless the offer asks one.
+  else if (version === 1) methodDetails.memo = ''
   if (typeof extra.recentBlockhash === 'string' && keyRule.test(extra.recentBlockhash))
     methodDetails.recentBlockhash = extra.recentBlockhash
   return { amount, currency: asset, recipient: payTo, methodDetails }

@@ -14,7 +14,7 @@ import { solanaCaip2Of, v1NameOf } from './Networks.js'
 export function svmRequirementOf(request: SvmChargeRequest, maxTimeoutSeconds: number) {
   const details = request.methodDetails
   const extra: Record<string, unknown> = { feePayer: details.feePayerKey }
-  if (details.memo !== undefined) extra.memo = details.memo
+  if (details.memo !== undefined && details.memo !== '') extra.memo = details.memo
   return {
     scheme: 'exact',
     network: details.caip2 ?? '',
