@@ -4,6 +4,7 @@ import { settle, verify } from 'x402/facilitator'
 import { decodePayment } from 'x402/schemes'
 import { settleResponseHeader } from 'x402/types'
 import { createFundedAccount, type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
+import { chargeClient as methodSolanaClient } from '../../method-solana/src/client/index.js'
 import { svm, x402 } from '../src/client/index.js'
 import * as Wire from '../src/Wire.js'
 import { asFetch } from './peers.js'
@@ -67,6 +68,26 @@ describe('x402 (client) pays an @x402/hono v2 server with exact on Solana', () =
     const document = Wire.decode(sent[0]!)
     expect(document).toMatchObject({ x402Version: 2, accepted: { network, asset: w.mint } })
     expect(Object.keys(document.payload as object)).toEqual(['transaction'])
+  })
+
+  it("@mppkit/method-solana's client (its kit signer, pull mode) pays the same x402 offer through the plug", async () => {
+    const w = await world(node)
+    const fac = await svmFacilitator(node)
+    const server = honoSvmServer({
+      facilitator: fac.client,
+      payTo: w.recipient.address,
+      mint: w.mint,
+      amount: '1000',
+    })
+    const client = createClient({
+      methods: [methodSolanaClient({ signer: w.payer, rpcUrl: node.info.rpcUrl, network: 'devnet' })],
+      protocols: [x402({ svm: { rpcUrl: node.info.rpcUrl } })],
+      fetch: asFetch(server.fetch),
+    })
+    const response = await client.fetch('http://localhost/paid')
+    expect(response.status).toBe(200)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
   })
 
   it('pays twice with two distinct transactions (a random memo each time)', async () => {

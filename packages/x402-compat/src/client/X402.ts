@@ -1,5 +1,6 @@
 import type { Challenge, Protocol, Receipt } from '@mppkit/core/client'
 import type { EvmChargeRequest } from '../Methods.js'
+import { isSolanaNetwork } from '../svm/Networks.js'
 import type { SvmOfferOptions } from '../svm/Offer.js'
 import { svmChallenge } from '../svm/Plug.js'
 import * as Wire from '../Wire.js'
@@ -254,7 +255,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       if (settled.success !== true || typeof settled.transaction !== 'string') return undefined
       const receipt: Receipt.Receipt = {
         status: 'success',
-        method: /^solana(?:$|[:-])/.test(String(settled.network)) ? 'solana' : 'evm',
+        method: isSolanaNetwork(settled.network) ? 'solana' : 'evm',
         timestamp: new Date(now()).toISOString(),
         reference: settled.transaction,
       }
