@@ -1,3 +1,5 @@
 export * as Authorization from './Authorization.js'
 export { AuthorizationPayload, Eip712Domain, EvmChargeRequest, evmCharge } from './Methods.js'
+export { SvmChargeRequest, SvmTransactionPayload, svmCharge } from './svm/Methods.js'
+export { solanaNetworks, v1SolanaNetworks } from './svm/Networks.js'
 export * as Wire from './Wire.js'

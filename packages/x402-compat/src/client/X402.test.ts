@@ -82,7 +82,7 @@ describe('x402', () => {
     expect(skipped).toMatchInlineSnapshot(`
       [
         "scheme upto is not supported",
-        "network solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp is not a known EVM network",
+        "asset is not a Solana mint address",
         "extra.name/extra.version (the EIP-712 domain) are missing",
         "amount is not a base-unit integer string",
         "maxTimeoutSeconds must be an integer of at least 6",
