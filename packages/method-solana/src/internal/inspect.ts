@@ -62,25 +62,36 @@ const readU64 = (data: Uint8Array, offset: number) =>
 const readU32 = (data: Uint8Array, offset: number) =>
   new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(offset, true)
 
+// Derivations are pure (same owner, mint and program: same address) and cost two base58 decodes, a
+// SHA-256 per bump and curve checks, so they are remembered; the map is bounded by clearing it.
+const ataCache = new Map<string, Promise<string>>()
+const ataCacheLimit = 4096
+
 /**
- * The associated token account of an owner for a mint under a token program.
+ * The associated token account of an owner for a mint under a token program (memoized).
  *
  * @example
  * ```ts
  * const ata = await associatedTokenAddress(owner, mint, programs.token)
  * ```
  */
-export async function associatedTokenAddress(owner: string, mint: string, tokenProgram: string) {
+export function associatedTokenAddress(owner: string, mint: string, tokenProgram: string): Promise<string> {
+  const key = `${owner}:${mint}:${tokenProgram}`
+  const cached = ataCache.get(key)
+  if (cached) return cached
   const encode = getAddressEncoder()
-  const [ata] = await getProgramDerivedAddress({
+  const derived = getProgramDerivedAddress({
     programAddress: address(programs.associatedToken),
     seeds: [
       encode.encode(address(owner)),
       encode.encode(address(tokenProgram)),
       encode.encode(address(mint)),
     ],
-  })
-  return String(ata)
+  }).then(([ata]) => String(ata))
+  if (ataCache.size >= ataCacheLimit) ataCache.clear()
+  ataCache.set(key, derived)
+  derived.catch(() => ataCache.delete(key))
+  return derived
 }
 
 /** One payment leg the transaction must carry. @see draft-solana-charge-00 §"Native SOL Verification" */
