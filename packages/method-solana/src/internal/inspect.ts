@@ -126,8 +126,16 @@ export async function expectedLegs(request: SolanaChargeRequest, tokenProgram: s
 /** Limits on what a payment transaction may ask of the server (compute, priority fee). */
 export type Limits = { maxComputeUnitLimit: number; maxComputeUnitPrice: bigint }
 
-/** What the inspection found: the payer (transfer authority) and the transaction's first signature. */
-export type Inspection = { authority: string; feePayer: string; signature: string | null }
+/**
+ * What the inspection found: the payer (transfer authority), the transaction's first signature, and
+ * the token accounts it pays without creating them (they must already exist).
+ */
+export type Inspection = {
+  authority: string
+  feePayer: string
+  signature: string | null
+  uncreatedDestinations: string[]
+}
 
 /**
  * Checks every instruction of a payment transaction against the challenge before anything is signed:
@@ -304,7 +312,10 @@ export async function inspectPayment(
     if (value === null && !(sponsored && signer === feePayer))
       fail('The transaction is not fully signed.', 'invalid-transaction')
   }
-  return { authority, feePayer, signature: decoded.signatures[0]?.[1] ?? null }
+  const uncreatedDestinations = sol
+    ? []
+    : legs.filter((leg) => !created.has(leg.recipient)).map((leg) => leg.destination)
+  return { authority, feePayer, signature: decoded.signatures[0]?.[1] ?? null, uncreatedDestinations }
 }
 
 /** Checks the memo binding: an `externalId` must ride in a memo with exactly its text. */
