@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto'
 const marker = `\u0000${randomBytes(12).toString('hex')}:`
 const markerPattern = new RegExp(`"\\\\u0000${marker.slice(1)}(-?\\d+)"`, 'g')
 
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER)
+
 const replacer = (_key: string, value: unknown) => {
   if (typeof value !== 'bigint') return value
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
-    ? Number(value)
-    : `${marker}${value}`
+  return value <= maxSafe && value >= -maxSafe ? Number(value) : `${marker}${value}`
 }
 
 /**

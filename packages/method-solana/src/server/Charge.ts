@@ -229,6 +229,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
 
     async prepare({ request }) {
       const details = { ...methodDetails(), ...(request.methodDetails ?? {}) }
+      // Confidential charges (type="bundle") need the ZK ElGamal proof program: never issued here.
+      if (details.confidential === true)
+        throw new ConfigurationError('solana: confidential (bundle) charges are not supported by this server')
       // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
       // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
       if (details.feePayer === true && !(await feePayerFunded())) {
