@@ -95,6 +95,20 @@ describe('recipient token accounts', () => {
     expect(await tokenBalance(node, world.mint, split)).toBe(100n)
   })
 
+  it('a split ATA created after its transfer → unexpected-instruction, nothing sent', async () => {
+    const split = (await generateKeyPairSigner()).address
+    const served = serve({ ...base(), splits: [{ recipient: split, amount: '100' }] })
+    const transaction = await craft(node, world.payer, [
+      await pay(world.recipient.address, 900n),
+      await pay(split, 100n),
+      await createAta(split),
+    ])
+    const before = node.ledger.transactionCount
+    const response = await served.submit(await served.challenge(), { type: 'transaction', transaction })
+    expect(await response.json()).toMatchObject({ reason: 'unexpected-instruction' })
+    expect(node.ledger.transactionCount).toBe(before)
+  })
+
   it('a top-level recipient without a token account gets no challenge (reported to the operator)', async () => {
     const stranger = (await generateKeyPairSigner()).address
     const errors: unknown[] = []

@@ -240,6 +240,10 @@ export async function inspectPayment(
       )
       if (!allowed && soft('The ATA creation is not authorized by the challenge.', 'unexpected-instruction'))
         continue
+      // "The client MUST include an ATA creation instruction for that split recipient before the split
+      // transfer."
+      if (legs.some((leg, i) => matched[i] && leg.recipient === owner))
+        soft('The ATA creation comes after the transfer it sets up.', 'unexpected-instruction')
       created.add(owner)
       continue
     }
