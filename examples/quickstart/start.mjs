@@ -1,7 +1,7 @@
 // @ts-check
 // `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
 // node and the quickstart server, pays it with the quickstart client, runs the session example, the
-// Stripe example (on the devnet Stripe simulator) and the Lightning examples, then
+// Stripe example (on the devnet Stripe simulator), the Lightning examples and the Solana example, then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
 // devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
 import { spawn } from 'node:child_process'
@@ -122,6 +122,14 @@ for (const { example, code, output } of lightning) {
   console.log(`\nLightning (examples/${example}):\n${output.trimEnd()}`)
   if (code !== 0) await stop(code)
 }
+
+// Solana: a SOL charge in pull and push mode on the devnet SVM (embedded, or the `npm run devnet` one).
+console.log('\nSolana charge (examples/solana-charge):')
+const solanaCode = await new Promise((resolve) => {
+  const child = spawn(process.execPath, [here('../solana-charge/run.mjs')], { env, stdio: 'inherit' })
+  child.on('exit', (code) => resolve(code ?? 1))
+})
+if (solanaCode !== 0) await stop(solanaCode)
 
 // Paid MCP tools: an agent pays a tool call over MCP with the same client and policy (examples/mcp-paid-tool).
 console.log('\nPaid MCP tool (examples/mcp-paid-tool):')

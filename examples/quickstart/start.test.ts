@@ -13,7 +13,7 @@ const { buildForStart, isFresh, startPackages } = await import(
 )
 
 describe('buildForStart', () => {
-  it('builds core, method-tempo, devnet, method-stripe, method-lightning and mcp from a clone without dist/ in well under 60 s, then nothing', async () => {
+  it('builds core, method-tempo, devnet, method-stripe, method-lightning, method-solana and mcp from a clone without dist/ in well under 60 s, then nothing', async () => {
     const clone = mkdtempSync(join(tmpdir(), 'mppkit-start-'))
     try {
       cpSync(join(root, 'tsconfig.base.json'), join(clone, 'tsconfig.base.json'))
@@ -35,12 +35,13 @@ describe('buildForStart', () => {
         'devnet',
         'method-stripe',
         'method-lightning',
+        'method-solana',
         'mcp',
       ])
       expect(seconds).toBeLessThan(30)
       // It says what it does while it does it.
       expect(lines[0]).toMatch(
-        /^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet, @mppkit\/method-stripe, @mppkit\/method-lightning, @mppkit\/mcp/,
+        /^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet, @mppkit\/method-stripe, @mppkit\/method-lightning, @mppkit\/method-solana, @mppkit\/mcp/,
       )
       for (const [name, files] of Object.entries(startPackages as Record<string, string[]>))
         for (const file of files) expect(existsSync(join(clone, 'packages', name, file)), file).toBe(true)
