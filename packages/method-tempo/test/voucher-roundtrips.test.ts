@@ -218,6 +218,15 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     await inner.set(chKey, JSON.stringify({ ...state, readAt: state.readAt + 1 }), 60_000)
     expect((await pay(a, 3n * price)).status).toBe(200)
     expect(await inner.get(spentKey)).toBe(String(BigInt(spentBefore!) + price))
+    // A voucher beyond the deposit this instance last saw, within a deposit another instance stored since
+    // (a top-up it broadcast), is served at once: refusals are decided on the stored state.
+    const topped = { ...state, readAt: state.readAt + 2, deposit: String(2_000n * price) }
+    await inner.set(chKey, JSON.stringify(topped), 60_000)
+    expect((await pay(a, 1_500n * price)).status).toBe(200)
+    // And one beyond that deposit is refused.
+    const beyond = await pay(a, 2_001n * price)
+    expect(beyond.status).toBe(402)
+    expect(((await beyond.json()) as { type: string }).type).toMatch(/session\/amount-exceeds-deposit$/)
   })
 
   it('on Redis a paid voucher is ONE round trip of the session method (plus the challenge consumption of core)', async () => {

@@ -95,7 +95,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
       raw = JSON.stringify(state)
       await s.set(key('ch', channelId), raw, ttlMs)
     }
-    if (cached) rememberChannel(id, raw!, state)
+    if (s.atomic) rememberChannel(id, raw!, state)
     checkChannel(state)
     return { state, raw: raw! }
   }

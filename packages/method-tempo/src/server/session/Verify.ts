@@ -243,7 +243,11 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
         // On a store with `atomic`, a voucher may use this process's copy of the stored state: settle
         // accepts it only in the same atomic operation that checks the store still holds that state.
         const cached = payload.action === 'voucher' && s.atomic !== undefined
-        const { state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, cached)
+        let { state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, cached)
+        // A refusal is never decided on this process's copy alone: another process may have stored a
+        // top-up (or a cleared state) since; read the store before refusing.
+        if (cached && (channel.closeRequestedAt !== '0' || amount > BigInt(channel.deposit)))
+          ({ state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, false))
         if (payload.action === 'voucher') checkNotClosing(channel)
         checkVoucher(channelId, channel, amount, payload.signature as Hex)
         if (!cached) return { action: payload.action, channelId, channel, amount }
