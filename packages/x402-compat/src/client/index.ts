@@ -1,2 +1,2 @@
-export { charge } from './Charge.js'
+export { charge, type Wallet } from './Charge.js'
 export { x402 } from './X402.js'
