@@ -67,7 +67,7 @@ describe.skipIf(!startBuilt)('start.mjs --once', () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
       [fileURLToPath(new URL('./start.mjs', import.meta.url)), '--once'],
-      { timeout: 280_000, maxBuffer: 16 * 1024 * 1024 },
+      { timeout: 420_000, maxBuffer: 16 * 1024 * 1024 },
     )
     const x402 = stdout.slice(stdout.indexOf('\nx402: '))
     expect(x402).toMatch(/^x402 service 200 \{ weather: 'sunny'/m)
@@ -75,5 +75,5 @@ describe.skipIf(!startBuilt)('start.mjs --once', () => {
     expect(x402).toMatch(/^mpp 200 \{ quote: /m)
     expect(x402.match(/0x[0-9a-f]{64}/g)?.length).toBeGreaterThanOrEqual(3)
     expect(stdout).toMatch(/Paid\. The server stays up/)
-  }, 300_000)
+  }, 450_000)
 })
