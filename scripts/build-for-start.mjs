@@ -1,5 +1,6 @@
 // Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet,
-// @mppkit/method-stripe, @mppkit/method-lightning, @mppkit/method-solana, @mppkit/mcp) with tsup alone
+// @mppkit/method-stripe, @mppkit/method-lightning, @mppkit/method-solana, @mppkit/mcp, @mppkit/x402-compat)
+// with tsup alone
 // (JavaScript, no type declarations), and only when their sources are newer than their dist/: a few
 // seconds on a fresh clone, where the full `npm run build` (with type declarations) takes minutes.
 // Prints what it does while it does it.
@@ -19,6 +20,7 @@ export const startPackages = {
   'method-lightning': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
   'method-solana': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
   mcp: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
+  'x402-compat': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
 }
 
 function newestSource(directory) {

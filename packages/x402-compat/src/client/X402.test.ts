@@ -196,6 +196,20 @@ describe('x402', () => {
     ])
   })
 
+  it('offers nothing for a 402 whose v1 body is not JSON, and reads no receipt from a garbled X-PAYMENT-RESPONSE', async () => {
+    const plug = x402({ now })
+    for (const body of ['{"x402Version":1,', '<html>402</html>', ''])
+      expect(
+        await plug.challenges(
+          new Response(body, { status: 402, headers: { 'content-type': 'application/json' } }),
+        ),
+      ).toEqual([])
+    for (const value of ['%%', btoa('{"success":true'), Wire.encode([1])])
+      expect(
+        plug.receipt!(new Response('', { headers: { [Wire.headers.v1PaymentResponse]: value } })),
+      ).toBeUndefined()
+  })
+
   it('offers nothing, and never throws anything but a parse error, for arbitrary PAYMENT-REQUIRED values (fuzz)', async () => {
     const plug = x402({ now })
     await fc.assert(

@@ -211,7 +211,8 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       if (!versions.includes(1)) return []
       const type = response.headers.get('content-type') ?? ''
       if (!/json/i.test(type) && type !== '') return []
-      const body = (await response.json()) as Record<string, unknown> | null
+      // A 402 whose body is not JSON carries no v1 offers (never a SyntaxError out of the client).
+      const body = (await response.json().catch(() => null)) as Record<string, unknown> | null
       if (body?.x402Version !== 1 || !Array.isArray(body.accepts)) return []
       const first = body.accepts[0] as Record<string, unknown> | undefined
       return offers(1, body.accepts, { realm: realmOf(first?.resource, response.url) }, {})

@@ -1,3 +1,3 @@
 export { svm } from '../svm/Client.js'
-export { charge } from './Charge.js'
+export { charge, type Wallet } from './Charge.js'
 export { x402 } from './X402.js'

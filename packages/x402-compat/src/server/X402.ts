@@ -110,6 +110,10 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       if (challenge.method !== 'evm' || challenge.intent !== 'charge') return []
       const request = EvmChargeRequest.safeParse(challenge.request)
       if (!request.success) return []
+      // x402 `exact` on EVM is an EIP-3009 authorization: only offers that accept one map to x402.
+      // Splits have no x402 form (and need permit2), so such offers are MPP-only.
+      const { credentialTypes, eip712, splits } = request.data.methodDetails
+      if (!eip712 || !(credentialTypes ?? []).includes('authorization') || splits?.length) return []
       const requirement = requirementOf(request.data, maxTimeoutSeconds)
       const name = v1Names.get(request.data.methodDetails.chainId)
       const v1 =
