@@ -117,9 +117,10 @@ export async function runCommand(io: Io, usage: string, body: () => Promise<numb
 function unpaidReason(text: string): string {
   let reason = 'no challenge this client can pay was offered'
   try {
-    const body = JSON.parse(text) as { detail?: unknown; title?: unknown }
+    const body = JSON.parse(text) as { detail?: unknown; title?: unknown; reason?: unknown }
     const said = body.detail ?? body.title
     if (typeof said === 'string' && said) reason = said
+    if (typeof body.reason === 'string' && body.reason) reason += ` (${body.reason})`
   } catch {}
   return reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 300)
 }
