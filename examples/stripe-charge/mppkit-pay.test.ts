@@ -111,10 +111,21 @@ describe('payCommand', () => {
 
   it('a rail CLI without its own guard gets the display and the question from mppkit pay', async () => {
     const ran: string[][] = []
-    const bare = { pay: async (argv: string[]) => (ran.push(argv), 0) }
+    const bare = {
+      pay: async (argv: string[]) => {
+        ran.push(argv)
+        return 0
+      },
+    }
     const questions: string[] = []
     const declined = capture()
-    const no = { ...declined.io, confirm: async (q: string) => (questions.push(q), false) }
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
     const load = async (name: string) => (name === 'stripe' ? bare : undefined)
     expect(await payCommand([`${base}/report`], { io: no, load })).toBe(1)
     expect(declined.out.stderr).toMatchInlineSnapshot(`

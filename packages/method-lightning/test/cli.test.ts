@@ -101,7 +101,13 @@ describe('pay', () => {
     `)
     const questions: string[] = []
     const declined = capture()
-    const no = { ...declined.io, confirm: async (q: string) => (questions.push(q), false) }
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
     expect(await pay([`${base}/big`, ...node(), '--max-amount', '20000'], no)).toBe(1)
     expect(questions).toEqual([
       'mppkit pay: lightning/charge: pay 20,000 sat (20000 base units) (realm cli.test)',

@@ -127,7 +127,13 @@ describe('pay (mppkit pay for Solana)', () => {
       `)
       const questions: string[] = []
       const declined = capture()
-      const no = { ...declined.io, confirm: async (q: string) => (questions.push(q), false) }
+      const no = {
+        ...declined.io,
+        confirm: async (q: string) => {
+          questions.push(q)
+          return false
+        },
+      }
       expect(await pay([url, ...flags, '--max-amount', '20000000'], no)).toBe(1)
       expect(questions).toEqual([
         `mppkit pay: solana/charge: pay 0.02 SOL (20000000 base units) to ${recipient} (realm solana.test)`,

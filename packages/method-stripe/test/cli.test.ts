@@ -80,7 +80,13 @@ describe('pay', () => {
   it('asks at a terminal above 0.10 and pays only on yes; --yes does not ask', async () => {
     const questions: string[] = []
     const declined = capture()
-    const no = { ...declined.io, confirm: async (q: string) => (questions.push(q), false) }
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
     expect(await pay([`${base}/paid`, ...visa(), '--max-amount', '700'], no)).toBe(1)
     expect(questions).toEqual([`mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`])
     expect(declined.out.stdout).toBe('')
