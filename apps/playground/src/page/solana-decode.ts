@@ -72,7 +72,7 @@ type ParsedInstruction = {
   parsed?: { type?: string; info?: Record<string, unknown> } | string
   data?: string
 }
-type Record = {
+type LandedRecord = {
   slot: number
   blockTime: number | null
   meta: {
@@ -92,7 +92,7 @@ type Record = {
 /** The devnet's `getTransaction` (jsonParsed) answer, summarized: status, fee, parsed instructions, what moved. */
 export function summarizeRecord(record: unknown) {
   if (!record) return { found: false }
-  const { slot, blockTime, meta, transaction } = record as Record
+  const { slot, blockTime, meta, transaction } = record as LandedRecord
   const keys = transaction.message.accountKeys.map((key) => (typeof key === 'string' ? key : key.pubkey))
   const lamports = meta
     ? keys.flatMap((key, index) => {

@@ -138,7 +138,7 @@ function recordButton(hash: string) {
 
 async function showExchanges(
   out: Steps,
-  log: readonly Exchange[],
+  log: readonly X402Exchange[],
   response: Response,
   x: X402PageConfig,
   mpp: boolean,
