@@ -20,6 +20,8 @@ const serverPackages = {
   'method-tempo': ['dist/index.js', 'dist/server/index.js'],
   'method-stripe': ['dist/index.js', 'dist/server/index.js'],
   devnet: ['dist/index.js'],
+  'method-lightning': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
+  mcp: ['dist/index.js'],
 }
 
 function newest(path) {

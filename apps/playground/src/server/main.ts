@@ -1,12 +1,12 @@
-// `npm run playground`: starts the devnet (the rails the playground has pages for), the playground's
-// server and its paid demo API, and prints the URL. PORT overrides the free port. Ctrl-C stops all.
+// `npm start` and `npm run playground`: start the devnet (the rails the playground has pages for), the
+// playground's server and its paid demo API, and print the URL. PORT overrides the free port. Ctrl-C stops all.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type DevnetRail, startDevnet } from '@mppkit/devnet'
 import { startPlayground } from './playground.js'
 
 /** The rails the playground has pages for. */
-export const playgroundRails: DevnetRail[] = ['tempo', 'stripe']
+export const playgroundRails: DevnetRail[] = ['tempo', 'stripe', 'lightning']
 
 const started = performance.now()
 const page = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)), 'utf8')

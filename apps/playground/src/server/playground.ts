@@ -9,6 +9,8 @@ import Stripe from 'stripe'
 import { erc20Abi, type Hex } from 'viem'
 import { createDemo, prices, tempoRoles } from './demo.js'
 import { html } from './html.js'
+import { lightningPlayground } from './lightning.js'
+import { mcpPlayground } from './mcp.js'
 
 export type PlaygroundOptions = {
   devnet: DevnetInfo
@@ -41,8 +43,10 @@ const problem = (status: number, title: string) =>
     headers: { 'content-type': 'application/problem+json' },
   })
 
-/** The handler of every playground route, as a fetch-style function. */
-export function playgroundHandler(options: PlaygroundOptions): (request: Request) => Promise<Response> {
+/** The handler of every playground route, as a fetch-style function; `close` stops its timers. */
+export function playgroundHandler(
+  options: PlaygroundOptions,
+): ((request: Request) => Promise<Response>) & { close(): Promise<void> } {
   const tempo =
     options.devnet.tempo && 'escrow' in options.devnet.tempo ? (options.devnet.tempo as FullTempo) : undefined
   const stripeInfo = options.devnet.stripe?.source === 'embedded' ? options.devnet.stripe : undefined
@@ -54,10 +58,16 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
         timeout: 10_000,
       })
     : undefined
+  const secret = options.secret ?? crypto.randomUUID() + crypto.randomUUID()
+  const lightning = lightningPlayground(options.devnet.lightning, {
+    secret,
+    ...(options.chunkDelayMs === undefined ? {} : { chunkDelayMs: options.chunkDelayMs }),
+  })
+  const mcp = mcpPlayground(tempo, { secret })
   const demo = createDemo({
     tempo,
     stripe: stripeInfo && stripeClient ? { info: stripeInfo, client: stripeClient } : undefined,
-    secret: options.secret ?? crypto.randomUUID() + crypto.randomUUID(),
+    secret,
     ...(options.chunkDelayMs === undefined ? {} : { chunkDelayMs: options.chunkDelayMs }),
   })
   const publicClient = tempo ? tempoClients(tempo).publicClient : undefined
@@ -83,7 +93,7 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
 
   // Only devnet keys reach the page: the Tempo payers' keys (test funds on a local anvil).
   const config = {
-    rails: { tempo: !!tempo, stripe: !!stripeInfo },
+    rails: { tempo: !!tempo, stripe: !!stripeInfo, lightning: !!lightning, mcp: !!mcp },
     prices,
     tempo: tempo && {
       rpcUrl: tempo.rpcUrl,
@@ -104,9 +114,11 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
         pm_card_threeDSecure2Required: 'Visa 3220: requires authentication (3-D Secure)',
       },
     },
+    lightning: lightning?.config,
+    mcp: mcp?.config,
   }
 
-  return async (request) => {
+  const handler = async (request: Request): Promise<Response> => {
     const url = new URL(request.url)
     const path = url.pathname
     try {
@@ -147,6 +159,7 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
             notSucceeded: intents.data.length - succeeded.length,
           }
         }
+        if (lightning) out.lightning = await lightning.balances()
         return json(out)
       }
       const tempoRecord = /^\/api\/record\/tempo\/(0x[0-9a-fA-F]{64})$/.exec(path)
@@ -199,7 +212,7 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
         })
         return json(token)
       }
-      const paid = demo.route(path)
+      const paid = demo.route(path) ?? lightning?.route(path) ?? mcp?.route(path)
       if (paid) return await paid(request)
       return problem(404, 'not found')
     } catch (error) {
@@ -208,11 +221,18 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
       return problem(502, `devnet: ${message}`)
     }
   }
+  return Object.assign(handler, {
+    close: async () => {
+      lightning?.close()
+      await mcp?.close()
+    },
+  })
 }
 
 /** Starts the playground's HTTP server on `port` (0: a free one) of 127.0.0.1. */
 export async function startPlayground(options: PlaygroundOptions & { port?: number }): Promise<Playground> {
-  const server = http.createServer(toNodeListener(playgroundHandler(options)))
+  const handler = playgroundHandler(options)
+  const server = http.createServer(toNodeListener(handler))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, '127.0.0.1', resolve)
@@ -225,6 +245,7 @@ export async function startPlayground(options: PlaygroundOptions & { port?: numb
       new Promise<void>((resolve) => {
         server.closeAllConnections()
         server.close(() => resolve())
+        void handler.close()
       }),
   }
 }
