@@ -2,6 +2,8 @@
 import { Client } from '@mppkit/core/client'
 import { inspectUrl, inspectValue, render } from '../../../../packages/core/src/internal/inspect.js'
 import { h } from './dom.js'
+import { lightningViews } from './lightning.js'
+import { mcpViews } from './mcp.js'
 import { stripeView } from './stripe.js'
 import { tempoViews } from './tempo.js'
 
@@ -69,6 +71,8 @@ async function main() {
   const views: View[] = [
     ...(config.tempo ? tempoViews(config) : []),
     ...(config.stripe ? stripeView(config) : []),
+    ...lightningViews(config),
+    ...mcpViews(config),
     inspectorView(),
   ]
   const tabs = document.getElementById('tabs')!

@@ -159,7 +159,6 @@ export function lightningPlayground(
             id: decoded.id,
             description: decoded.description,
             expires_at: decoded.expires_at,
-            network: decoded.network,
           },
         })
         const started = performance.now()
