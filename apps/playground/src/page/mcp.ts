@@ -155,7 +155,7 @@ export function mcpViews(config: Config): View[] {
       }
       out.step(
         'credential',
-        `4. Payment signed in the page; the credential goes in params._meta["${credentialKey}"] (secrets masked)`,
+        `4. Payment signed in the page; the credential goes in the request's _meta under ${credentialKey} (secrets masked)`,
         h(
           'pre',
           {},
@@ -193,7 +193,7 @@ export function mcpViews(config: Config): View[] {
       const recordBox = h('pre', {})
       out.step(
         'receipt',
-        `6. Receipt, from result._meta["${receiptKey}"]`,
+        `6. Receipt, from the result's _meta under ${receiptKey}`,
         h('pre', {}, pretty(receipt)),
         receipt?.reference
           ? h(
