@@ -1,7 +1,7 @@
 // Builds the playground: the workspace packages its server imports (JavaScript only, and only when
 // their sources are newer than dist/), the server (dist/server.mjs) and the page (dist/page.js, a
 // browser bundle of the rails' browser-safe clients, built from their sources).
-// `node build.mjs` prints what it builds; `--quiet` prints only the page size.
+// `node build.mjs` prints what it builds; `--quiet` prints only the page size and the time it took.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -126,7 +126,7 @@ export async function buildPlayground() {
       ),
     ),
   ])
-  log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  console.log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -65,8 +65,8 @@ describe.skipIf(!linux)('npm start', () => {
     const url = await new Promise<string>((resolve, reject) => {
       lines.on('line', (line) => {
         printed += `${line}\n`
-        // build.mjs --quiet prints the page size as its last line: the build is done.
-        if (/^\[playground\] page\.js /.test(line)) builtAt = performance.now()
+        // build.mjs --quiet ends with "built in …": the build is done.
+        if (/^\[playground\] built in /.test(line)) builtAt = performance.now()
         const match = /^playground: (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line)
         if (match) resolve(match[1]!)
       })
