@@ -12,6 +12,7 @@ export default defineConfig({
         find: /^@mppkit\/core\/(server|client|testing)$/,
         replacement: src('./packages/core/src/$1/index.ts'),
       },
+      { find: /^@mppkit\/core\/cli$/, replacement: src('./packages/core/src/cli/index.ts') },
       { find: /^@mppkit\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@mppkit\/devnet$/, replacement: src('./packages/devnet/src/index.ts') },
       {

@@ -1,6 +1,7 @@
 // Builds what `npm start` (the playground's server) and `npm run demo` (the terminal demo) import
 // (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet, @mppkit/method-stripe, @mppkit/method-lightning,
-// @mppkit/mcp, and the `mppkit` bin and CLIs the pasted commands run) with tsup alone
+// @mppkit/method-solana, @mppkit/mcp, @mppkit/x402-compat, and the `mppkit` bin and CLIs the pasted
+// commands run) with tsup alone
 // (JavaScript, no type declarations), and only when their sources are newer than their dist/: a few
 // seconds on a fresh clone, where the full `npm run build` (with type declarations) takes minutes.
 // Prints what it does while it does it.
@@ -18,7 +19,9 @@ export const startPackages = {
   devnet: ['dist/index.js', 'dist/cli.js'],
   'method-stripe': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/cli.js'],
   'method-lightning': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
+  'method-solana': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
   mcp: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
+  'x402-compat': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
 }
 
 function newestSource(directory) {

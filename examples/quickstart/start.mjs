@@ -1,7 +1,8 @@
 // @ts-check
 // `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
 // node and the quickstart server, pays it with the quickstart client, runs the session example, the
-// Stripe example (on the devnet Stripe simulator) and the Lightning examples, then
+// Stripe example (on the devnet Stripe simulator), the Lightning examples, the Solana example, the paid
+// MCP tool and the x402 examples (an mppkit agent paying an x402 service; x402 and MPP clients on one route), then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
 // devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
 import { spawn } from 'node:child_process'
@@ -123,6 +124,14 @@ for (const { example, code, output } of lightning) {
   if (code !== 0) await stop(code)
 }
 
+// Solana: a SOL charge in pull and push mode on the devnet SVM (embedded, or the `npm run devnet` one).
+console.log('\nSolana charge (examples/solana-charge):')
+const solanaCode = await new Promise((resolve) => {
+  const child = spawn(process.execPath, [here('../solana-charge/run.mjs')], { env, stdio: 'inherit' })
+  child.on('exit', (code) => resolve(code ?? 1))
+})
+if (solanaCode !== 0) await stop(solanaCode)
+
 // Paid MCP tools: an agent pays a tool call over MCP with the same client and policy (examples/mcp-paid-tool).
 console.log('\nPaid MCP tool (examples/mcp-paid-tool):')
 const mcpServer = await startServer(here('../mcp-paid-tool/server.mjs'), env)
@@ -132,6 +141,32 @@ const mcpCode = await runClient(here('../mcp-paid-tool/agent.mjs'), [mcpServer.u
 })
 mcpServer.kill()
 if (mcpCode !== 0) await stop(mcpCode)
+
+// x402: an mppkit agent pays a plain x402 v2 service (@x402/hono), then the x402 reference client and an
+// mppkit client pay one dual-stack route, both on the EIP-3009 token the node deployed.
+const x402Info = /** @type {{ eip3009Token?: string, eip3009?: { name: string, version: string } }} */ (
+  node.info
+)
+const x402Env = {
+  ...env,
+  MPPKIT_TOKEN: x402Info.eip3009Token,
+  MPPKIT_TOKEN_NAME: x402Info.eip3009?.name,
+  MPPKIT_TOKEN_VERSION: x402Info.eip3009?.version,
+  MPPKIT_GAS_KEY: merchant.privateKey,
+}
+for (const [title, example, client] of [
+  ['an mppkit agent pays an x402 service', 'x402-client', 'client.mjs'],
+  ['x402 and MPP clients pay one dual-stack route', 'x402-server', 'clients.mjs'],
+]) {
+  console.log(`\nx402: ${title} (examples/${example}):`)
+  const x402Server = await startServer(here(`../${example}/server.mjs`), x402Env)
+  const x402Code = await runClient(here(`../${example}/${client}`), [x402Server.url], {
+    ...x402Env,
+    MPPKIT_PRIVATE_KEY: payer.privateKey,
+  })
+  x402Server.kill()
+  if (x402Code !== 0) await stop(x402Code)
+}
 
 console.log(`
 Paid. The server stays up at ${url}

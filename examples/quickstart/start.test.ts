@@ -14,7 +14,7 @@ const { buildForStart, isFresh, startPackages } = await import(
 )
 
 describe('buildForStart', () => {
-  it('builds core, method-tempo, devnet, method-stripe, method-lightning and mcp from a clone without dist/ in well under 60 s, then nothing', async () => {
+  it('builds core, method-tempo, devnet, method-stripe, method-lightning, method-solana, mcp and x402-compat from a clone without dist/ in well under 60 s, then nothing', async () => {
     const clone = mkdtempSync(join(tmpdir(), 'mppkit-start-'))
     try {
       cpSync(join(root, 'tsconfig.base.json'), join(clone, 'tsconfig.base.json'))
@@ -36,12 +36,14 @@ describe('buildForStart', () => {
         'devnet',
         'method-stripe',
         'method-lightning',
+        'method-solana',
         'mcp',
+        'x402-compat',
       ])
       expect(seconds).toBeLessThan(30)
       // It says what it does while it does it.
       expect(lines[0]).toMatch(
-        /^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet, @mppkit\/method-stripe, @mppkit\/method-lightning, @mppkit\/mcp/,
+        /^\[start\] building @mppkit\/core, @mppkit\/method-tempo, @mppkit\/devnet, @mppkit\/method-stripe, @mppkit\/method-lightning, @mppkit\/method-solana, @mppkit\/mcp, @mppkit\/x402-compat/,
       )
       for (const [name, files] of Object.entries(startPackages as Record<string, string[]>))
         for (const file of files) expect(existsSync(join(clone, 'packages', name, file)), file).toBe(true)
@@ -54,4 +56,26 @@ describe('buildForStart', () => {
       rmSync(clone, { recursive: true, force: true })
     }
   }, 120_000)
+})
+
+// The terminal demo end to end (`start.mjs --once`): every rail's example runs, the x402 ones last.
+const startBuilt = Object.keys(startPackages as Record<string, string[]>).every((name) => isFresh(name, root))
+if (!startBuilt) console.warn('[skip] start.mjs --once: run `node scripts/build-for-start.mjs` first')
+
+describe.skipIf(!startBuilt)('start.mjs --once', () => {
+  it('pays every demo and ends with the x402 examples: an mppkit agent pays @x402/hono, @x402/fetch and MPP pay one route', async () => {
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [fileURLToPath(new URL('./start.mjs', import.meta.url)), '--once'],
+      { timeout: 420_000, maxBuffer: 16 * 1024 * 1024 },
+    )
+    const x402 = stdout.slice(stdout.indexOf('\nx402: '))
+    expect(x402).toMatch(/^x402 service 200 \{ weather: 'sunny'/m)
+    expect(x402).toMatch(/^x402 200 \{ quote: /m)
+    expect(x402).toMatch(/^mpp 200 \{ quote: /m)
+    expect(x402.match(/0x[0-9a-f]{64}/g)?.length).toBeGreaterThanOrEqual(3)
+    expect(stdout).toMatch(/Paid\. The server stays up/)
+  }, 450_000)
 })

@@ -83,7 +83,7 @@ describe('payCommand', () => {
     expect(out.stderr + out.stdout).not.toMatch(/spt_\w{4}/)
   })
 
-  it('shows what a rail without its own prompt pays, asks first, and pays only on yes or --yes', async () => {
+  it('the Stripe rail shows what it pays, asks first at a terminal, and pays only on yes or --yes', async () => {
     const questions: string[] = []
     const declined = capture()
     const no = {
@@ -95,17 +95,49 @@ describe('payCommand', () => {
     }
     expect(await payCommand([`${base}/report`, ...stripeFlags()], { io: no })).toBe(1)
     expect(declined.out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: stripe/charge asks 50 usd (smallest unit) (realm stripe-charge.example)
-      mppkit pay: not paid
+      "mppkit pay: payment declined
       "
     `)
     expect(declined.out.stdout).toBe('')
-    expect(questions).toEqual(['mppkit pay: pay this'])
+    expect(questions).toEqual([
+      'mppkit pay: stripe/charge: pay 0.5 USD (50 base units) (realm stripe-charge.example)',
+    ])
 
     const yes = capture()
     const never = { ...yes.io, confirm: async () => expect.fail('asked despite --yes') }
     expect(await payCommand([`${base}/report`, '--yes', ...stripeFlags()], { io: never })).toBe(0)
     expect(yes.out.stdout).toMatch(/"report":"Q3 revenue up 12%"/)
+  })
+
+  it('a rail CLI without its own guard gets the display and the question from mppkit pay', async () => {
+    const ran: string[][] = []
+    const bare = {
+      pay: async (argv: string[]) => {
+        ran.push(argv)
+        return 0
+      },
+    }
+    const questions: string[] = []
+    const declined = capture()
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
+    const load = async (name: string) => (name === 'stripe' ? bare : undefined)
+    expect(await payCommand([`${base}/report`], { io: no, load })).toBe(1)
+    expect(declined.out.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: stripe/charge asks 50 usd (smallest unit) (realm stripe-charge.example)
+      mppkit pay: not paid
+      "
+    `)
+    expect(questions).toEqual(['mppkit pay: pay this'])
+    expect(ran).toEqual([])
+    const yes = capture()
+    expect(await payCommand([`${base}/report`, '-y'], { io: yes.io, load })).toBe(0)
+    expect(ran).toEqual([[`${base}/report`]])
   })
 
   it('pays with the first offered method whose CLI is installed, or the one --rail names', async () => {

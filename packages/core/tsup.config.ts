@@ -9,6 +9,7 @@ export default defineConfig({
     'server/index': 'src/server/index.ts',
     'client/index': 'src/client/index.ts',
     'testing/index': 'src/testing/index.ts',
+    'cli/index': 'src/cli/index.ts',
     'bin/mppkit': 'src/bin/mppkit.ts',
     'bin/conformance-adapter': 'src/bin/conformance-adapter.ts',
   },

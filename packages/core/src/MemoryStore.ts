@@ -1,5 +1,6 @@
+import { runAtomicSteps } from './AtomicSteps.js'
 import { BaseError, ConfigurationError, StoreUnavailableError } from './Errors.js'
-import type { IncrementOptions, IncrementResult, Store } from './Store.js'
+import type { AtomicResult, AtomicStep, IncrementOptions, IncrementResult, Store } from './Store.js'
 
 type Entry = { value: string; expiresAt: number }
 
@@ -122,6 +123,21 @@ export class MemoryStore implements Store {
       return { applied: false, value: current }
     this.#write(key, value.toString(), options.ttlMs, now)
     return { applied: true, value }
+  }
+
+  /** Runs the steps synchronously, so nothing interleaves (see {@link Store.atomic}). */
+  async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    const now = this.#now()
+    const { result, writes } = runAtomicSteps(steps, { read: (key) => this.#live(key, now)?.value })
+    // All or none of the writes: check the room for new keys before the first one.
+    const added = writes.filter((w) => !this.#entries.has(w.key)).length
+    if (added > 0 && this.#entries.size + added > this.maxEntries) {
+      this.sweep(now)
+      if (this.#entries.size + added > this.maxEntries)
+        throw new StoreUnavailableError({ detail: 'Memory store is full', retryAfter: 1 })
+    }
+    for (const w of writes) this.#write(w.key, w.value, w.ttlMs, now)
+    return result
   }
 
   async close(): Promise<void> {

@@ -36,6 +36,14 @@ export interface Store {
    * operation (or the unchanged current value). Counters are arbitrary-precision decimal integers.
    */
   increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult>
+  /**
+   * Optional capability: runs `steps` in order as ONE atomic operation (no other operation on these keys
+   * interleaves), stopping at the first `check`, `compareAndSet` or `increment` that does not apply; the
+   * steps before it stay applied. Lets a hot path that would take several calls take one round trip.
+   * Callers MUST keep a path for stores without it (the same steps as separate calls, with their own
+   * retry logic); `MemoryStore`, `RedisStore` and `PostgresStore` implement it.
+   */
+  atomic?(steps: readonly AtomicStep[]): Promise<AtomicResult>
   /** Releases connections. */
   close?(): Promise<void>
 }
@@ -52,3 +60,30 @@ export type IncrementOptions = {
 
 /** Result of {@link Store.increment}. */
 export type IncrementResult = { applied: boolean; value: bigint }
+
+/**
+ * One step of {@link Store.atomic}. Each mirrors a single-key operation of the Store:
+ * - `check`: applies when the key's value equals `equals` (`undefined` = absent); writes nothing.
+ * - `compareAndSet`: as {@link Store.compareAndSet}.
+ * - `increment`: as {@link Store.increment} (bounds included).
+ * - `setIfAtLeast`: stores `value` when the counter at `counter` is at least `atLeast` (absent = 0);
+ *   never stops the batch (`applied` says whether it wrote).
+ */
+export type AtomicStep =
+  | { op: 'check'; key: string; equals: string | undefined }
+  | { op: 'compareAndSet'; key: string; expected: string | undefined; next: string; ttlMs: number }
+  | { op: 'increment'; key: string; delta: bigint; ttlMs: number; min?: bigint; max?: bigint }
+  | { op: 'setIfAtLeast'; key: string; value: string; ttlMs: number; counter: string; atLeast: bigint }
+
+/**
+ * What one step of {@link Store.atomic} did: `value` is the key's value after the step (a `check` or a
+ * failed `compareAndSet` reports the current value, read atomically with the rest of the batch; an
+ * `increment` reports its counter as `IncrementResult.value` does).
+ */
+export type AtomicStepResult =
+  | { op: 'check' | 'compareAndSet'; applied: boolean; value: string | undefined }
+  | { op: 'increment'; applied: boolean; value: bigint }
+  | { op: 'setIfAtLeast'; applied: boolean }
+
+/** Result of {@link Store.atomic}: one entry per step that ran; `completed` is false when a step stopped the batch (the last entry). */
+export type AtomicResult = { completed: boolean; results: AtomicStepResult[] }

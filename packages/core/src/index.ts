@@ -1,4 +1,5 @@
 export * as AcceptPayment from './AcceptPayment.js'
+export { type AtomicView, runAtomicSteps } from './AtomicSteps.js'
 export * as Base64url from './Base64url.js'
 export * as Binding from './Binding.js'
 export * as Challenge from './Challenge.js'
@@ -12,4 +13,11 @@ export { MemoryStore, type MemoryStoreOptions } from './MemoryStore.js'
 export * as Method from './Method.js'
 export * as Receipt from './Receipt.js'
 export * as Registry from './Registry.js'
-export type { IncrementOptions, IncrementResult, Store } from './Store.js'
+export type {
+  AtomicResult,
+  AtomicStep,
+  AtomicStepResult,
+  IncrementOptions,
+  IncrementResult,
+  Store,
+} from './Store.js'

@@ -93,6 +93,10 @@ export async function inspect(origin: string, options: InspectOptions = {}): Pro
   return { ...validate(document), url }
 }
 
+// Strings of a fetched document are the server's: printed without control or bidi characters, bounded.
+const printable = (value: string) =>
+  value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?').slice(0, 200)
+
 /**
  * Formats an inspection for a terminal: validity, problems, then one line per paid operation and offer.
  *
@@ -103,17 +107,19 @@ export async function inspect(origin: string, options: InspectOptions = {}): Pro
  */
 export function formatInspection(inspection: Inspection): string {
   const lines = [`${inspection.url}: ${inspection.valid ? 'valid' : 'INVALID'} discovery document`]
-  for (const problem of inspection.problems) lines.push(`  problem ${problem.path}: ${problem.message}`)
-  for (const warning of inspection.warnings) lines.push(`  warning ${warning.path}: ${warning.message}`)
+  for (const problem of inspection.problems)
+    lines.push(`  problem ${printable(problem.path)}: ${problem.message}`)
+  for (const warning of inspection.warnings)
+    lines.push(`  warning ${printable(warning.path)}: ${warning.message}`)
   for (const operation of inspection.operations) {
-    lines.push(`${operation.method} ${operation.path}`)
+    lines.push(`${operation.method} ${printable(operation.path)}`)
     for (const offer of operation.offers) {
       const price =
         offer.amount === null
           ? 'dynamic price'
-          : `${offer.amount}${offer.currency ? ` ${offer.currency}` : ''}`
+          : `${offer.amount}${offer.currency ? ` ${printable(offer.currency)}` : ''}`
       lines.push(
-        `  ${offer.method}/${offer.intent}: ${price}${offer.description ? ` (${offer.description})` : ''}`,
+        `  ${printable(offer.method)}/${offer.intent}: ${price}${offer.description ? ` (${printable(offer.description)})` : ''}`,
       )
     }
   }

@@ -1,25 +1,15 @@
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { spawn } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
+import { type Installation, installAlone, missingBuild } from '../../../scripts/install-alone.js'
 
-// Each package installs alone: `npm pack` core, mcp and discovery, install the tarballs in a fresh folder
-// outside the workspace, check that no chain library came along, and run a paid MCP tool call and a
-// discovery document there.
+// Each package installs alone (scripts/install-alone.ts packs the workspace packages and installs the
+// tarballs in a fresh folder outside the workspace): core + mcp + discovery pay a tool and validate a
+// document with no chain library; core + discovery alone (no MCP SDK) serve a discovery document that
+// the installed `mppkit inspect <origin>` reads through @mppkit/discovery.
 
-const run = promisify(execFile)
-const packages = fileURLToPath(new URL('../../', import.meta.url))
-const built = ['core', 'mcp', 'discovery'].every((name) =>
-  existsSync(join(packages, name, 'dist', 'index.js')),
-)
-const reason = built
-  ? undefined
-  : 'dist/ of @mppkit/core, mcp or discovery is missing: run `npm run build` first'
-if (reason) console.warn(`[skip] install-alone: ${reason}`)
+const reason = missingBuild(['core', 'mcp', 'discovery'])
 
 const script = `
 import { Method } from '@mppkit/core'
@@ -50,52 +40,69 @@ console.log(JSON.stringify({ text: result.content[0].text, receipt: result.recei
 await agent.close()
 `
 
-let folder: string
-beforeAll(async () => {
-  if (!reason) folder = await mkdtemp(join(tmpdir(), 'mppkit-mcp-alone-'))
+const serveScript = `
+import { createServer } from 'node:http'
+import * as Discovery from '@mppkit/discovery'
+const discovery = Discovery.create({
+  info: { title: 'Alone', version: '1.0.0' },
+  operations: [{ path: '/forecast', route: { offers: [{ method: 'iou', request: { amount: '100', currency: 'usd' } }] } }],
 })
+const middleware = Discovery.node(discovery)
+const server = createServer((req, res) => middleware(req, res, () => res.writeHead(404).end()))
+server.listen(0, '127.0.0.1', () => console.log(server.address().port))
+process.stdin.on('end', () => server.close()).resume()
+`
+
+const installations: Installation[] = []
 afterAll(async () => {
-  if (folder) await rm(folder, { recursive: true, force: true })
+  for (const installation of installations) await installation.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs core, mcp and discovery, installs them without a chain library, pays a tool', {
     timeout: 240_000,
   }, async () => {
-    const tarballs: Record<string, string> = {}
-    for (const name of ['core', 'mcp', 'discovery']) {
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packages, name),
-      })
-      tarballs[name] = join(folder, stdout.trim().split('\n').pop() as string)
-    }
-    await writeFile(
-      join(folder, 'package.json'),
-      JSON.stringify({
-        name: 'alone',
-        private: true,
-        type: 'module',
-        dependencies: {
-          '@mppkit/core': `file:${tarballs.core}`,
-          '@mppkit/mcp': `file:${tarballs.mcp}`,
-          '@mppkit/discovery': `file:${tarballs.discovery}`,
-        },
-      }),
-    )
-    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], {
-      cwd: folder,
-      timeout: 200_000,
-    })
-    const installed = await readdir(join(folder, 'node_modules'))
-    expect(installed).toContain('@modelcontextprotocol')
+    const alone = await installAlone(['core', 'mcp', 'discovery'])
+    installations.push(alone)
+    expect(alone.modules).toContain('@modelcontextprotocol')
     for (const forbidden of ['viem', '@solana', 'lightning', 'stripe', 'mppx'])
-      expect(installed).not.toContain(forbidden)
-    await writeFile(join(folder, 'pay.mjs'), script)
-    const { stdout } = await run('node', ['pay.mjs'], { cwd: folder, timeout: 60_000 })
-    expect(JSON.parse(stdout.trim().split('\n').pop() as string)).toEqual({
-      text: 'sunny',
-      receipt: 'n1',
-      valid: true,
-    })
+      expect(alone.modules).not.toContain(forbidden)
+    expect(JSON.parse(await alone.run(script))).toEqual({ text: 'sunny', receipt: 'n1', valid: true })
+  })
+
+  it('discovery installs with core alone, and the installed `mppkit inspect <origin>` uses it', {
+    timeout: 240_000,
+  }, async () => {
+    const alone = await installAlone(['core', 'discovery'])
+    installations.push(alone)
+    for (const absent of [
+      '@modelcontextprotocol',
+      'viem',
+      '@solana',
+      'lightning',
+      'stripe',
+      'mppx',
+      'express',
+      'hono',
+    ])
+      expect(alone.modules).not.toContain(absent)
+    await writeFile(join(alone.folder, 'serve.mjs'), serveScript)
+    const server = spawn('node', ['serve.mjs'], { cwd: alone.folder, stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const port = await new Promise<string>((resolve, reject) => {
+        server.stdout.once('data', (chunk) => resolve(String(chunk).trim()))
+        server.once('exit', (code) => reject(new Error(`the server exited (${code})`)))
+      })
+      const origin = `http://127.0.0.1:${port}`
+      const run = await alone.bin('mppkit', ['inspect', origin])
+      expect(run.stderr).toBe('')
+      expect(run.code).toBe(0)
+      expect(run.stdout.replace(origin, 'ORIGIN')).toBe(
+        'ORIGIN/openapi.json: valid discovery document\nGET /forecast\n  iou/charge: 100 usd\n',
+      )
+    } finally {
+      server.stdin.end()
+      server.kill()
+    }
   })
 })

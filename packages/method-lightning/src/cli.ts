@@ -1,8 +1,36 @@
-import { PolicyError } from '@mppkit/core'
-import { create as createClient, type Policy, receipt as receiptOf } from '@mppkit/core/client'
+import type { Method } from '@mppkit/core'
+import {
+  type Defaults,
+  guard,
+  type Io,
+  parseCommand,
+  printResponse,
+  processIo,
+  runCommand,
+  UsageError,
+} from '@mppkit/core/cli'
+import { create as createClient } from '@mppkit/core/client'
 import { authenticatedLndGrpc } from 'lightning'
 import { chargeClient } from './client/Charge.js'
 import type { LightningNetwork } from './Methods.js'
+
+/**
+ * Defaults of `mppkit pay` for Lightning: at most 10,000 sat per payment unless `--max-amount` (routing
+ * fees are bounded apart, by `--max-fee`), and a question at a terminal above 1,000 sat. Any other
+ * currency than `sat` has no default and is refused until `--max-amount` names a cap.
+ */
+export const defaults: Defaults = {
+  cap: (quote: Method.Quote) => (quote.currency === 'sat' ? 10_000n : undefined),
+  confirmAbove: (quote: Method.Quote) => (quote.currency === 'sat' ? 1_000n : 0n),
+}
+
+const options = {
+  '--lnd-socket': { name: 'lndSocket', value: true },
+  '--lnd-cert': { name: 'lndCert', value: true },
+  '--lnd-macaroon': { name: 'lndMacaroon', value: true },
+  '--network': { name: 'network', value: true },
+  '--max-fee': { name: 'maxFee', value: true },
+} as const
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Lightning (a BOLT11 charge) and print the body
 
@@ -11,21 +39,24 @@ Options:
   --lnd-cert <base64>        its tls.cert, base64                 (env MPPKIT_PAYER_LND_CERT)
   --lnd-macaroon <hex>       a macaroon that may pay, hex         (env MPPKIT_PAYER_LND_MACAROON)
   --network <name>           mainnet, regtest or signet (default mainnet; env MPPKIT_LIGHTNING_NETWORK)
-  --max-amount <sat>         largest payment in satoshis (spend policy; default 10000)
+  --max-amount <sat>         largest payment in satoshis (default 10000)
   --max-fee <sat>            routing fee limit in satoshis (default 1% of the amount, at least 10)
-  -X, --method <method>      HTTP method (default GET)
+  -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
+  -y, --yes                  do not ask before paying more than 1000 sat
 
 Pays lightning/charge challenges only (a session needs a close: use @mppkit/method-lightning/client).
-The body goes to stdout; the decoded Payment-Receipt goes to stderr.`
-
-type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
+Before paying it prints what it pays on stderr; at a terminal it asks first above 1000 sat.
+The body goes to stdout; the decoded Payment-Receipt to stderr.
+Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
  * Runs `mppkit pay <url>` for Lightning: decodes and checks the challenge's invoice, pays it from the
- * payer's LND under a fee limit, prints the body on stdout and the decoded receipt on stderr. Returns the
- * exit code (0 on a 2xx response). Never prints a preimage or macaroon.
+ * payer's LND within a per-payment cap (default 10,000 sat) and a fee limit, shows what it pays (and asks
+ * at a terminal above 1,000 sat unless `--yes`), prints the body on stdout and the decoded receipt on
+ * stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
+ * Never prints a preimage or macaroon.
  *
  * @example
  * ```ts
@@ -33,104 +64,41 @@ type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
  * ```
  * @see draft-lightning-charge-00
  */
-export async function pay(
-  argv: string[],
-  io: Io = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
-): Promise<number> {
-  const flags = new Map<string, string>()
-  const headers = new Headers()
-  let url: string | undefined
-  try {
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i] as string
-      const value = () => {
-        const next = argv[++i]
-        if (next === undefined) throw new PolicyError('usage', `${arg} needs a value`)
-        return next
-      }
-      if (arg === '--help' || arg === '-h') {
-        io.stdout(`${usage}\n`)
-        return 0
-      }
-      if (arg === '-H' || arg === '--header') {
-        const header = value()
-        const colon = header.indexOf(':')
-        if (colon > 0) headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
-      } else if (arg === '-X') flags.set('--method', value())
-      else if (arg === '-d') flags.set('--data', value())
-      else if (arg.startsWith('--')) flags.set(arg, value())
-      else url ??= arg
+export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
+  return runCommand(io, usage, async () => {
+    const command = parseCommand(argv, options, defaults)
+    if (!command) {
+      io.stdout(`${usage}\n`)
+      return 0
     }
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n\n${usage}\n`)
-    return 2
-  }
-  const socket = flags.get('--lnd-socket') ?? process.env.MPPKIT_PAYER_LND_SOCKET
-  const cert = flags.get('--lnd-cert') ?? process.env.MPPKIT_PAYER_LND_CERT
-  const macaroon = flags.get('--lnd-macaroon') ?? process.env.MPPKIT_PAYER_LND_MACAROON
-  const network = flags.get('--network') ?? process.env.MPPKIT_LIGHTNING_NETWORK ?? 'mainnet'
-  const missing = !url
-    ? 'missing <url>'
-    : !socket
-      ? 'missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET'
-      : !macaroon
-        ? 'missing --lnd-macaroon or MPPKIT_PAYER_LND_MACAROON'
-        : !['mainnet', 'regtest', 'signet'].includes(network)
-          ? '--network must be mainnet, regtest or signet'
-          : undefined
-  if (missing) {
-    io.stderr(`${missing}\n\n${usage}\n`)
-    return 2
-  }
-  const numeric = (flag: string, fallback: bigint | undefined) => {
-    const raw = flags.get(flag)
-    if (raw === undefined) return fallback
-    if (!/^\d{1,15}$/.test(raw))
-      throw new PolicyError('usage', `${flag} must be an integer number of satoshis`)
-    return BigInt(raw)
-  }
-  let maxAmount: bigint | undefined
-  let maxFee: bigint | undefined
-  try {
-    maxAmount = numeric('--max-amount', 10_000n)
-    maxFee = numeric('--max-fee', undefined)
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n`)
-    return 2
-  }
-  const { lnd } = authenticatedLndGrpc({
-    socket: socket as string,
-    macaroon: macaroon as string,
-    ...(cert ? { cert } : {}),
-  })
-  const policy: Policy = { currencies: ['sat'], maxAmount: { sat: maxAmount as bigint } }
-  const client = createClient({
-    methods: [
-      chargeClient({
-        lnd,
-        network: network as LightningNetwork,
-        ...(maxFee !== undefined ? { maxFeeSats: Number(maxFee) } : {}),
-      }),
-    ],
-    policy,
-  })
-  const method = flags.get('--method') ?? (flags.has('--data') ? 'POST' : 'GET')
-  const data = flags.get('--data')
-  let response: Response
-  try {
-    response = await client.fetch(url as string, {
-      method,
-      headers,
-      ...(data !== undefined ? { body: data } : {}),
+    const { args } = command
+    const socket = args.values.get('lndSocket') ?? process.env.MPPKIT_PAYER_LND_SOCKET
+    const cert = args.values.get('lndCert') ?? process.env.MPPKIT_PAYER_LND_CERT
+    const macaroon = args.values.get('lndMacaroon') ?? process.env.MPPKIT_PAYER_LND_MACAROON
+    const network = args.values.get('network') ?? process.env.MPPKIT_LIGHTNING_NETWORK ?? 'mainnet'
+    if (!socket) throw new UsageError('missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET')
+    if (!macaroon) throw new UsageError('missing --lnd-macaroon or MPPKIT_PAYER_LND_MACAROON')
+    if (network !== 'mainnet' && network !== 'regtest' && network !== 'signet')
+      throw new UsageError('--network must be mainnet, regtest or signet')
+    const rawFee = args.values.get('maxFee')
+    if (rawFee !== undefined && !/^\d{1,15}$/.test(rawFee))
+      throw new UsageError('--max-fee must be an integer number of satoshis')
+    const { lnd } = authenticatedLndGrpc({ socket, macaroon, ...(cert ? { cert } : {}) })
+    const method = chargeClient({
+      lnd,
+      network: network as LightningNetwork,
+      ...(rawFee !== undefined ? { maxFeeSats: Number(rawFee) } : {}),
     })
-  } catch (error) {
+    const client = createClient({
+      methods: [
+        guard(method, command.limits, {
+          announce: (line) => io.stderr(`mppkit pay: ${line}\n`),
+          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}`)),
+          units: (quote) => (quote.currency === 'sat' ? { decimals: 0, symbol: 'sat' } : undefined),
+        }),
+      ],
+    })
     // Messages of this package never carry a preimage (they name the failure only).
-    io.stderr(`mppkit pay: ${(error as Error).message}\n`)
-    return 1
-  }
-  io.stdout(await response.text())
-  const receipt = receiptOf(response)
-  if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
-  if (!response.ok) io.stderr(`HTTP ${response.status}\n`)
-  return response.ok ? 0 : 1
+    return printResponse(await client.fetch(command.url, command.init), io)
+  })
 }

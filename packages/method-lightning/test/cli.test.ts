@@ -20,12 +20,14 @@ beforeAll(async () => {
     secrets: ['lightning-cli-test-secret-0123456789abcdef'],
     methods: [chargeServer({ lnd: lndFor(network.info.nodes.payee) })],
   })
-  const handler = server.protect(
-    { offers: [{ method: 'lightning', request: { amount: '250' } }] },
-    async (request) =>
-      new Response(`paid ${request.method} ${request.method === 'POST' ? await request.text() : ''}`.trim()),
+  const body = async (request: Request) =>
+    new Response(`paid ${request.method} ${request.method === 'POST' ? await request.text() : ''}`.trim())
+  const small = server.protect({ offers: [{ method: 'lightning', request: { amount: '250' } }] }, body)
+  // Above the CLI's default cap of 10,000 sat.
+  const big = server.protect({ offers: [{ method: 'lightning', request: { amount: '20000' } }] }, body)
+  http = createHttpServer(
+    toNodeListener((request) => (new URL(request.url).pathname === '/big' ? big(request) : small(request))),
   )
-  http = createHttpServer(toNodeListener(handler))
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
 })
@@ -68,19 +70,55 @@ describe('pay', () => {
     const wrong = capture()
     expect(await pay([`${base}/weather`, ...node().slice(0, -2), '--network', 'mainnet'], wrong.io)).toBe(1)
     expect(wrong.out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: lightning: the invoice is for regtest, this client pays on mainnet
+      "mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test)
+      mppkit pay: lightning: the invoice is for regtest, this client pays on mainnet
       "
     `)
     const usage = capture()
     expect(await pay([`${base}/weather`], usage.io)).toBe(2)
     expect(usage.out.stderr.split('\n')[0]).toMatchInlineSnapshot(
-      `"missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET"`,
+      `"mppkit pay: missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET"`,
     )
     const amount = capture()
     expect(await pay([`${base}/weather`, ...node(), '--max-amount', '1e3'], amount.io)).toBe(2)
-    expect(amount.out.stderr).toMatchInlineSnapshot(`
-      "--max-amount must be an integer number of satoshis
+    expect(amount.out.stderr.split('\n')[0]).toMatchInlineSnapshot(
+      `"mppkit pay: --max-amount takes a whole number of base units (e.g. 1000000), got "1e3""`,
+    )
+    const typo = capture()
+    expect(await pay([`${base}/weather`, ...node(), '--max-fees', '5'], typo.io)).toBe(2)
+    expect(typo.out.stderr.split('\n')[0]).toMatchInlineSnapshot(
+      `"mppkit pay: unknown option --max-fees (did you mean --max-fee?)"`,
+    )
+  })
+
+  it('refuses above the default cap of 10,000 sat, and asks above 1,000 sat unless --yes', async () => {
+    const capped = capture()
+    expect(await pay([`${base}/big`, ...node()], capped.io)).toBe(1)
+    expect(capped.out.stdout).toBe('')
+    expect(capped.out.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: refusing to pay 20000 base units of sat: above the cap of 10000 base units; raise it with --max-amount <base units>
       "
     `)
+    const questions: string[] = []
+    const declined = capture()
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
+    expect(await pay([`${base}/big`, ...node(), '--max-amount', '20000'], no)).toBe(1)
+    expect(questions).toEqual([
+      'mppkit pay: lightning/charge: pay 20,000 sat (20000 base units) (realm cli.test)',
+    ])
+    expect(declined.out.stdout).toBe('')
+    // Below the question's threshold nobody is asked; the line says what was paid.
+    const small = capture()
+    const never = { ...small.io, confirm: async () => expect.fail('asked below 1,000 sat') }
+    expect(await pay([`${base}/weather`, ...node()], never)).toBe(0)
+    expect(small.out.stderr.split('\n')[0]).toBe(
+      'mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test)',
+    )
   })
 })

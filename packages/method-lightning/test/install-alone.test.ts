@@ -1,26 +1,13 @@
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Installation, installAlone, missingBuild } from '../../../scripts/install-alone.js'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 
 // The package installs alone: `npm pack` core and method-lightning, install the two tarballs in a fresh
-// folder outside the workspace, check that no chain library or Stripe came along, and pay a charge there
-// against the LND simulator (started here, its nodes passed in the environment).
+// folder outside the workspace (scripts/install-alone.ts), check that no chain library or Stripe came
+// along, pay a charge there against the LND simulator (started here, its nodes passed in the
+// environment), and run the installed `mppkit pay` reaching this rail's CLI through @mppkit/core/cli.
 
-const run = promisify(execFile)
-const packages = fileURLToPath(new URL('../../', import.meta.url))
-const built = ['core', 'method-lightning'].every((name) =>
-  existsSync(join(packages, name, 'dist', 'index.js')),
-)
-const reason = built
-  ? undefined
-  : 'dist/ of @mppkit/core or @mppkit/method-lightning is missing: run `npx turbo run build --filter=@mppkit/method-lightning...` (npm test builds first)'
-if (reason) console.warn(`[skip] install-alone: ${reason}`)
+const reason = missingBuild(['core', 'method-lightning'])
 
 const script = `
 import { Receipt } from '@mppkit/core'
@@ -48,56 +35,36 @@ process.exit(0)
 `
 
 let network: Lightning
-let folder: string
+let alone: Installation | undefined
 beforeAll(async () => {
   if (reason) return
   network = await startLightning()
-  folder = await mkdtemp(join(tmpdir(), 'mppkit-lightning-alone-'))
 })
 afterAll(async () => {
   await network?.stop()
-  if (folder) await rm(folder, { recursive: true, force: true })
+  await alone?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem, stripe or @solana/*, and pays against the simulator', {
     timeout: 240_000,
   }, async () => {
-    const tarballs: string[] = []
-    for (const name of ['core', 'method-lightning']) {
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packages, name),
-      })
-      tarballs.push(join(folder, stdout.trim().split('\n').pop() as string))
-    }
-    await writeFile(
-      join(folder, 'package.json'),
-      JSON.stringify({
-        name: 'alone',
-        private: true,
-        type: 'module',
-        dependencies: {
-          '@mppkit/core': `file:${tarballs[0]}`,
-          '@mppkit/method-lightning': `file:${tarballs[1]}`,
-        },
-      }),
-    )
-    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], {
-      cwd: folder,
-      timeout: 200_000,
-    })
-    const installed = await readdir(join(folder, 'node_modules'))
-    expect(installed).toContain('lightning')
-    for (const forbidden of ['viem', 'stripe', '@solana', 'ox']) expect(installed).not.toContain(forbidden)
+    alone = await installAlone(['core', 'method-lightning'])
+    expect(alone.modules).toContain('lightning')
+    for (const forbidden of ['viem', 'stripe', '@solana', 'ox'])
+      expect(alone.modules).not.toContain(forbidden)
 
-    await writeFile(join(folder, 'pay.mjs'), script)
-    const { stdout } = await run('node', ['pay.mjs'], {
-      cwd: folder,
-      env: { ...process.env, LIGHTNING_DEVNET: JSON.stringify(network.info.nodes) },
-      timeout: 60_000,
-    })
-    const result = JSON.parse(stdout.trim().split('\n').pop() as string)
+    const last = await alone.run(script, { LIGHTNING_DEVNET: JSON.stringify(network.info.nodes) })
+    const result = JSON.parse(last)
     expect(result).toMatchObject({ status: 200, body: { ok: true } })
     expect(result.reference).toMatch(/^[0-9a-f]{64}$/)
+
+    // The installed core bin finds this rail's CLI, which shares @mppkit/core/cli's rules.
+    const help = await alone.bin('mppkit', ['pay', '--rail', 'lightning', '--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/--max-amount <\w+> +largest payment/)
+    const typo = await alone.bin('mppkit', ['pay', '--rail', 'lightning', '--max-fees', '1'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr.split('\n')[0]).toBe('mppkit pay: unknown option --max-fees (did you mean --max-fee?)')
   })
 })

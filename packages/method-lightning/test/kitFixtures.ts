@@ -117,17 +117,14 @@ export function lightningSessionKit(
       const proxy = await nodeProxy(nodes.payee.socket)
       const serverLnd = lndFor(nodes.payee, proxy.socket)
       return {
-        // The kit's concurrency and outage cases expect every resubmission of a consumed credential to be
-        // refused; this method answers an identical one with the original response (`replaysConsumed`,
-        // the spec's idempotency rule; a concurrent in-flight duplicate gets the core's 409). Until the kit
-        // knows about replays, it runs with replays off; session.test.ts tests the replays themselves.
-        server: { ...sessionServer({ lnd: serverLnd, depositSats: 10 }), replaysConsumed: false },
+        // As configured for production: `replaysConsumed` on (the spec's idempotency rule), so the kit's
+        // replay, concurrency and outage cases expect an identical resubmission to get the original response.
+        server: sessionServer({ lnd: serverLnd, depositSats: 10 }),
         client: ({ fetch }) => sessionClient({ lnd: lndFor(nodes.payer), network: nodes.network, fetch }),
         policy: { maxDeposit: { sat: 1_000n } },
         offer: { method: 'lightning', intent: 'session', request: { amount: '1', unitType: 'request' } },
         problems: {
           tamperedId: 'lightning/unknown-challenge',
-          replay: 'lightning/unknown-challenge',
           expired: 'lightning/challenge-expired',
           malformed: 'lightning/malformed-credential',
           // The deposit invoice fixes what is paid; the echoed challenge is HMAC-bound.

@@ -2,23 +2,26 @@ import { randomBytes } from 'node:crypto'
 import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { createInvoice, getChannelBalance } from 'lightning'
+import { createInvoice, getChannelBalance, getInvoices } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
-import { lndFor } from './helpers.js'
+import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
 
 const realm = 'lightning.test'
 const secret = 'lightning-session-test-secret-0123456789'
 const url = 'https://lightning.test/generate'
 
 let network: Lightning
+const proxies: Array<Awaited<ReturnType<typeof nodeProxy>>> = []
 beforeAll(async () => {
   network = await startLightning()
 })
 afterAll(async () => {
   await network?.stop()
+  // After the nodes: a proxy closed under a finished payment's open stream makes `lightning` throw.
+  for (const proxy of proxies) await proxy.close()
 })
 
 type Setup = {
@@ -26,15 +29,32 @@ type Setup = {
   store?: Store
   amount?: string
   stream?: number
+  /** The payee node's socket the server uses (e.g. through a proxy the test turns off). */
+  socket?: string
+  /** What the server's onError receives. */
+  errors?: unknown[]
 }
 
-function setup({ options = {}, store = new MemoryStore(), amount = '1', stream }: Setup = {}) {
+function setup({
+  options = {},
+  store = new MemoryStore(),
+  amount = '1',
+  stream,
+  socket,
+  errors,
+}: Setup = {}) {
   const method = sessionServer({
     depositSats: 10,
     ...options,
-    lnd: lndFor(network.info.nodes.payee),
+    lnd: lndFor(network.info.nodes.payee, socket),
   } as SessionOptions)
-  const server = createServer({ realm, secrets: [secret], methods: [method], store })
+  const server = createServer({
+    realm,
+    secrets: [secret],
+    methods: [method],
+    store,
+    ...(errors ? { onError: (error: unknown) => errors.push(error) } : {}),
+  })
   let runs = 0
   const handler = server.protect(
     { offers: [{ method: 'lightning', intent: 'session', request: { amount } }] },
@@ -113,6 +133,51 @@ describe('sessionServer', () => {
     expect(a.request.paymentHash).not.toBe(b.request.paymentHash)
   })
 
+  it('issues bearer and close challenges without a deposit invoice, and open/topUp ones with one', async () => {
+    const { handler, submit, challenge } = setup({ amount: '5' })
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const payeeInvoices = async () =>
+      (await getInvoices({ lnd: lndFor(network.info.nodes.payee), limit: 1000 })).invoices.length
+    const issued = await payeeInvoices()
+    // A close presented on the consumed open challenge: refused, with a close challenge ("MUST be absent
+    // for bearer and close challenges"), and the node issued no invoice for it.
+    const close = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+    const refused = await submit(state.challenge!, close)
+    expect(await problemType(refused)).toBe('lightning/unknown-challenge')
+    const fresh = Challenge.parseAll(refused.headers.get('www-authenticate')!)[0]!
+    expect(fresh.request).not.toHaveProperty('depositInvoice')
+    expect(fresh.request).not.toHaveProperty('depositAmount')
+    // "paymentHash: REQUIRED": the session's.
+    expect(fresh.request).toMatchObject({ amount: '5', currency: 'sat', paymentHash: state.sessionId })
+    expect(await payeeInvoices()).toBe(issued)
+    // It cannot open a session (no invoice was paid), nor serve another session.
+    const amountless = (await createInvoice({ lnd: lndFor(network.info.nodes.payer) })).request
+    const other = randomBytes(32).toString('hex')
+    expect(
+      await problemType(await submit(fresh, { action: 'open', preimage: other, returnInvoice: amountless })),
+    ).toBe('lightning/unknown-challenge')
+    expect(
+      await problemType(await submit(fresh, { action: 'bearer', sessionId: other, preimage: other })),
+    ).toBe('lightning/unknown-challenge')
+    // A bearer the balance covers (10 deposited, 5 spent) is served on it.
+    const bearer = { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage }
+    expect((await submit(fresh, bearer)).status).toBe(200)
+    // The balance is spent: the refusal of a bearer now needs a top-up, so its challenge has an invoice.
+    const short = await submit(fresh, { ...bearer, note: 'again' })
+    expect(await problemType(short)).toBe('lightning/unknown-challenge')
+    const topUp = Challenge.parseAll(short.headers.get('www-authenticate')!)[0]!
+    expect(topUp.request).toMatchObject({ depositAmount: '10', depositInvoice: expect.any(String) })
+    // An unauthenticated request always gets a fresh invoice ("for every unauthenticated request").
+    expect((await challenge()).request).toHaveProperty('depositInvoice')
+    // The client closes through a close challenge: no invoice is issued for the close.
+    const before = await payeeInvoices()
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
+    expect(await payeeInvoices()).toBe(before)
+  })
+
   it('bills a stream per chunk, asks for a top-up when the balance runs out, and resumes after it', async () => {
     const { handler } = setup({ stream: 25 })
     const { sessions, client } = newClient(handler)
@@ -163,6 +228,71 @@ describe('sessionServer', () => {
     })
     expect(await problemType(bearer)).toBe('lightning/session-closed')
     await server.close()
+  })
+
+  it('reports a failed refund to the server onError by default, without preimage or invoice', async () => {
+    const errors: unknown[] = []
+    const { handler, server } = setup({ errors })
+    const wallet = lndWallet(lndFor(network.info.nodes.payer))
+    let returnInvoice = ''
+    const { sessions, client } = newClient(handler, {
+      wallet: {
+        pay: wallet.pay,
+        receive: async () => {
+          const received = await wallet.receive({ expirySeconds: 1 })
+          returnInvoice = received.invoice
+          return received
+        },
+      },
+    })
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(await (await sessions.close(url)).json()).toMatchObject({ refundStatus: 'failed', refundSats: 9 })
+    expect(errors).toHaveLength(1)
+    const logged = `${(errors[0] as Error).message} ${JSON.stringify(errors[0])}`
+    expect(logged).toContain(state.sessionId)
+    expect(logged).toContain('9 sat')
+    expect(logged).not.toContain(state.preimage)
+    expect(logged).not.toContain(returnInvoice)
+    await server.close()
+  })
+
+  it('answers a top-up while LND is down with 503 + Retry-After, consumes nothing, and credits a retry once', async () => {
+    const proxy = await nodeProxy(network.info.nodes.payee.socket)
+    proxies.push(proxy)
+    const { handler, challenge, submit } = setup({ socket: proxy.socket })
+    const { sessions, client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const c = await challenge()
+    const { preimage: topUpPreimage } = await lndWallet(lndFor(network.info.nodes.payer)).pay(
+      c.request.depositInvoice as string,
+      { maxFeeSats: 10 },
+    )
+    const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+    proxy.down()
+    let down: Response
+    try {
+      down = await submit(c, topUp)
+    } finally {
+      proxy.up()
+    }
+    expect(down.status).toBe(503)
+    expect(down.headers.get('retry-after')).toMatch(/^\d+$/)
+    expect(down.headers.get('payment-receipt')).toBeNull()
+    expect(JSON.stringify(await down.json())).not.toContain(topUpPreimage)
+    await waitUntilReachable(lndFor(network.info.nodes.payee, proxy.socket))
+    const up = await submit(c, topUp)
+    expect(up.status).toBe(200)
+    expect(await up.json()).toEqual({ status: 'ok' })
+    // 10 + 10 deposited, 1 spent: credited once, whatever the retries.
+    expect(await (await submit(c, topUp)).json()).toEqual({ status: 'ok' })
+    expect(await (await sessions.close(url)).json()).toEqual({
+      status: 'closed',
+      refundSats: 19,
+      refundStatus: 'succeeded',
+    })
   })
 
   it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {
@@ -238,6 +368,23 @@ describe('sessionServer', () => {
     expect(await problemType(await submit(await challenge(), { action: 'refund' }))).toBe(
       'lightning/malformed-credential',
     )
+    // Preimages of the wrong length, case or encoding.
+    for (const preimage of [
+      state.preimage.slice(2),
+      `${state.preimage}00`,
+      state.preimage.toUpperCase(),
+      Buffer.from(state.preimage, 'hex').toString('base64'),
+    ])
+      expect(
+        await problemType(
+          await submit(await challenge(), { action: 'bearer', sessionId: state.sessionId, preimage }),
+        ),
+      ).toBe('lightning/malformed-credential')
+    expect(
+      await problemType(
+        await submit(await challenge(), { action: 'topUp', sessionId: state.sessionId, topUpPreimage: 7 }),
+      ),
+    ).toBe('lightning/malformed-credential')
     // An open whose return invoice carries an amount, and one whose preimage is not the deposit's.
     const c = await challenge()
     const payer = lndFor(network.info.nodes.payer)
@@ -246,7 +393,18 @@ describe('sessionServer', () => {
     expect(await problemType(await submit(c, { action: 'open', preimage, returnInvoice: withAmount }))).toBe(
       'lightning/invalid-return-invoice',
     )
+    // Return invoices that are not BOLT11: bech32-looking garbage, a wrong checksum.
     const amountless = (await createInvoice({ lnd: payer })).request
+    for (const returnInvoice of [
+      `lnbcrt1${'q'.repeat(60)}`,
+      `${amountless.slice(0, -6)}${amountless.slice(-6) === 'qqqqqq' ? 'pppppp' : 'qqqqqq'}`,
+    ])
+      expect(await problemType(await submit(c, { action: 'open', preimage, returnInvoice }))).toBe(
+        'lightning/invalid-return-invoice',
+      )
+    expect(
+      await problemType(await submit(c, { action: 'open', preimage, returnInvoice: 'not an invoice' })),
+    ).toBe('lightning/malformed-credential')
     expect(
       await problemType(await submit(c, { action: 'open', preimage: other, returnInvoice: amountless })),
     ).toBe('lightning/invalid-preimage')

@@ -2,6 +2,13 @@
 // in the same run on the same devnet SVM: (a) credential verification throughput of the server (a fresh
 // 402 challenge, then the credential: pull = check, send and confirm a pre-signed transaction; push =
 // fetch and check a landed one), (b) end-to-end p50 of a pull payment (client signs → server settles → 200).
+// Fairness: both servers talk to the same node URL at `confirmed` commitment (theirs is fixed at it),
+// keep consumed signatures in memory, take the same pre-signed transactions (built outside the timed
+// region) and run in this one process with the node, so node work counts for both alike.
+// (c) where the time goes: each side's RPC calls per verification (through a timing proxy, untimed
+// otherwise) and the process CPU per verification (ours, theirs and the node's share together).
+
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { Challenge, Credential } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
@@ -46,17 +53,18 @@ async function world(node) {
   return { mint: String(mint), payer, recipient: recipient.address }
 }
 
-function servers(node, w) {
+function servers(node, w, rpcUrl = node.info.rpcUrl) {
   const ours = createServer({
     realm,
     secrets: [secret],
     methods: [
       chargeServer({
-        rpcUrl: node.info.rpcUrl,
+        rpcUrl,
         network: 'localnet',
         currency: w.mint,
         decimals: 6,
         recipient: w.recipient,
+        commitment: 'confirmed',
       }),
     ],
   }).protect({ offers: [{ method: 'solana', request: { amount: '1000' } }] }, () => new Response('ok'))
@@ -69,7 +77,7 @@ function servers(node, w) {
         currency: w.mint,
         decimals: 6,
         network: 'localnet',
-        rpcUrl: node.info.rpcUrl,
+        rpcUrl,
       }),
     ],
   })
@@ -117,6 +125,48 @@ async function transfers(node, w, count, offset) {
   return out
 }
 
+/** A JSON-RPC proxy that records, per call, the method and how long the node took to answer. */
+async function timingProxy(target) {
+  const upstream = new URL(target)
+  const agent = new Agent({ keepAlive: true })
+  const calls = []
+  const server = createHttpServer((req, res) => {
+    const chunks = []
+    req.on('data', (chunk) => chunks.push(chunk))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      const start = process.hrtime.bigint()
+      const forward = httpRequest(
+        upstream,
+        {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (answer) => {
+          const parts = []
+          answer.on('data', (part) => parts.push(part))
+          answer.on('end', () => {
+            calls.push({
+              method: JSON.parse(body).method,
+              ms: Number(process.hrtime.bigint() - start) / 1e6,
+            })
+            res.writeHead(answer.statusCode, { 'content-type': 'application/json' })
+            res.end(Buffer.concat(parts))
+          })
+        },
+      )
+      forward.end(body)
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    calls,
+    close: () => new Promise((resolve) => server.close(resolve)).finally(() => agent.destroy()),
+  }
+}
+
 async function throughput(mode) {
   const node = await startSolana()
   try {
@@ -124,32 +174,83 @@ async function throughput(mode) {
     const fetchers = servers(node, w)
     const rpc = createSolanaRpc(node.info.rpcUrl)
     let offset = 0
-    const prepare = (side) => async (count) => {
-      offset += count
-      const txs = await transfers(node, w, count, offset)
-      const credentials = []
-      for (const transaction of txs) {
-        const challenge = Challenge.parseAll((await fetchers[side](url)).headers.get('www-authenticate'))[0]
-        let payload = { type: 'transaction', transaction }
-        if (mode === 'push') {
-          const signature = await rpc.sendTransaction(transaction, { encoding: 'base64' }).send()
-          payload = { type: 'signature', signature }
+    const prepare =
+      (side, via = fetchers) =>
+      async (count) => {
+        offset += count
+        const txs = await transfers(node, w, count, offset)
+        const credentials = []
+        for (const transaction of txs) {
+          const challenge = Challenge.parseAll((await via[side](url)).headers.get('www-authenticate'))[0]
+          let payload = { type: 'transaction', transaction }
+          if (mode === 'push') {
+            const signature = await rpc.sendTransaction(transaction, { encoding: 'base64' }).send()
+            payload = { type: 'signature', signature }
+          }
+          credentials.push(Credential.format({ challenge, payload }))
         }
-        credentials.push(Credential.format({ challenge, payload }))
+        return credentials
       }
-      return credentials
-    }
-    const submit = (side) => async (authorization) => {
-      const response = await fetchers[side](url, { headers: { authorization } })
-      if (response.status !== 200)
-        throw new Error(`${side}: expected 200, got ${response.status} ${await response.text()}`)
-    }
-    return await compare(
+    // Process CPU per verification (user + system, all threads: the server and the node's share).
+    const cpu = { mppkit: { ms: 0, n: 0 }, mppx: { ms: 0, n: 0 } }
+    const submit =
+      (side, via = fetchers) =>
+      async (authorization) => {
+        const before = process.cpuUsage()
+        const response = await via[side](url, { headers: { authorization } })
+        if (response.status !== 200)
+          throw new Error(`${side}: expected 200, got ${response.status} ${await response.text()}`)
+        const used = process.cpuUsage(before)
+        cpu[side].ms += (used.user + used.system) / 1000
+        cpu[side].n += 1
+      }
+    const ops = await compare(
       { mppkit: submit('mppkit'), mppx: submit('mppx') },
       { iterations: 40, rounds: 3, prepare: { mppkit: prepare('mppkit'), mppx: prepare('mppx') } },
     )
+    const cpuPer = { mppkit: cpu.mppkit.ms / cpu.mppkit.n, mppx: cpu.mppx.ms / cpu.mppx.n }
+    // Where the time goes: the same verifications through a timing proxy (not part of the ops/s).
+    const proxy = await timingProxy(node.info.rpcUrl)
+    const proxied = servers(node, w, proxy.url)
+    const calls = {}
+    const samples = 20
+    const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
+    for (const side of ['mppkit', 'mppx']) {
+      const credentials = await prepare(side, proxied)(samples)
+      const perVerification = []
+      const methods = []
+      for (const credential of credentials) {
+        proxy.calls.length = 0
+        await submit(side, proxied)(credential)
+        perVerification.push(proxy.calls.reduce((sum, call) => sum + call.ms, 0))
+        methods.push(...proxy.calls.map((call) => call.method))
+      }
+      const counts = new Map()
+      for (const method of methods) counts.set(method, (counts.get(method) ?? 0) + 1)
+      calls[side] = {
+        list: [...counts].map(([method, n]) => `${method}×${(n / samples).toFixed(1).replace(/\.0$/, '')}`),
+        // Median over the verifications: one slow call on a shared machine does not make the figure.
+        ms: median(perVerification),
+        cpu: cpuPer[side],
+        wall: 1000 / ops[side],
+      }
+    }
+    await proxy.close()
+    return { ...ops, calls }
   } finally {
     await node.stop()
+  }
+}
+
+function breakdown(mode, result) {
+  const side = (name) => {
+    const c = result.calls[name]
+    return `${name} ${c.wall.toFixed(2)} ms/verification (CPU ${c.cpu.toFixed(2)} ms), RPC ${c.list.join(' + ')} = ${c.ms.toFixed(2)} ms at the node (median)`
+  }
+  const cpuRatio = result.calls.mppx.cpu / result.calls.mppkit.cpu
+  return {
+    name: `solana ${mode}: where the time goes`,
+    text: `${side('mppkit')}; ${side('mppx')}; CPU per verification ${cpuRatio.toFixed(2)}× less`,
   }
 }
 
@@ -185,7 +286,9 @@ export async function run() {
   const e2e = await endToEnd()
   return [
     { name: 'solana charge verification (pull)', mppkit: pull.mppkit, mppx: pull.mppx, target: 3 },
+    breakdown('pull', pull),
     { name: 'solana charge verification (push)', mppkit: push.mppkit, mppx: push.mppx, target: 3 },
+    breakdown('push', push),
     {
       name: 'solana charge e2e p50 (devnet SVM, pull)',
       mppkit: e2e.mppkit.p50,

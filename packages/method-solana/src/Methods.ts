@@ -1,13 +1,13 @@
 import { Method } from '@mppkit/core/client'
-import { isAddress } from '@solana/kit'
 import { z } from 'zod'
 import { tokenProgramIds } from './internal/programs.js'
+import { isBase58Address } from './internal/wire.js'
 
 const maxU64 = 18_446_744_073_709_551_615n
 const utf8Length = (value: string) => new TextEncoder().encode(value).length
 
 /** A base58 public key (32 bytes). */
-export const Address = z.string().refine((value): boolean => isAddress(value), 'a base58 public key')
+export const Address = z.string().refine((value): boolean => isBase58Address(value), 'a base58 public key')
 
 // "The value MUST be a positive integer that fits in a 64-bit unsigned integer"
 // (draft-solana-charge-00 §"Shared Fields", `amount`).

@@ -1,8 +1,55 @@
 import { readFile } from 'node:fs/promises'
-import { PolicyError } from '@mppkit/core'
-import { create as createClient, type Policy, receipt as receiptOf } from '@mppkit/core/client'
+import type { Method } from '@mppkit/core'
+import {
+  type Defaults,
+  guard,
+  type Io,
+  parseCommand,
+  printResponse,
+  processIo,
+  runCommand,
+  type Units,
+  UsageError,
+} from '@mppkit/core/cli'
+import { create as createClient } from '@mppkit/core/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
 import { chargeClient } from './client/Charge.js'
+
+/** SOL has 9 decimals (lamports); a mint's come from the challenge (`methodDetails.decimals`). */
+const units: Units = (quote) =>
+  quote.currency === 'sol'
+    ? { decimals: 9, symbol: 'SOL' }
+    : quote.decimals !== undefined
+      ? { decimals: quote.decimals, symbol: `of mint ${quote.currency}` }
+      : undefined
+
+/**
+ * Defaults of `mppkit pay` for Solana: at most 0.01 SOL (10,000,000 lamports) or 1.00 of an SPL token
+ * per payment unless `--max-amount`, and a question at a terminal above 0.001 SOL or 0.10 of a token. A
+ * mint without decimals in its challenge has no default: it is refused until `--max-amount` names a cap.
+ * (The decimals are the mint's: the transfer instruction is checked against them on chain.)
+ */
+export const defaults: Defaults = {
+  cap: (quote: Method.Quote) =>
+    quote.currency === 'sol'
+      ? 10_000_000n
+      : quote.decimals !== undefined
+        ? 10n ** BigInt(quote.decimals)
+        : undefined,
+  confirmAbove: (quote: Method.Quote) =>
+    quote.currency === 'sol'
+      ? 1_000_000n
+      : quote.decimals !== undefined && quote.decimals > 0
+        ? 10n ** BigInt(quote.decimals - 1)
+        : 0n,
+}
+
+const options = {
+  '--keypair': { name: 'keypair', value: true },
+  '--rpc-url': { name: 'rpcUrl', value: true },
+  '--network': { name: 'network', value: true },
+  '--mode': { name: 'mode', value: true },
+} as const
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Solana (SOL or an SPL token) and print the body
 
@@ -11,18 +58,22 @@ Options:
   --rpc-url <url>            Solana JSON-RPC URL                        (env SOLANA_RPC_URL)
   --network <name>           mainnet | devnet | localnet (challenges for another network are refused)
   --mode <pull|push>         pull (default): the server broadcasts; push: this client does
-  -X, --method <method>      HTTP method (default GET)
+  -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
-  --max-amount <units>       largest payment in base units (lamports or token base units)
+  --max-amount <units>       largest payment in base units (default 0.01 SOL = 10000000 lamports,
+                             or 1.00 of an SPL token)
+  -y, --yes                  do not ask before paying more than 0.001 SOL or 0.10 of a token
 
-The body goes to stdout; the decoded Payment-Receipt goes to stderr.`
-
-type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
+Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
+asks first above the threshold. The body goes to stdout; the decoded Payment-Receipt to stderr.
+Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
- * Runs `mppkit pay <url>` for Solana: loads a solana-keygen keypair, pays the charge (pull by default),
- * prints the body on stdout and the decoded receipt on stderr. Returns the exit code (0 on a 2xx).
+ * Runs `mppkit pay <url>` for Solana: loads a solana-keygen keypair, pays the charge (pull by default)
+ * within a per-payment cap (default 0.01 SOL or 1.00 of a token), shows what it pays (and asks at a
+ * terminal above the threshold unless `--yes`), prints the body on stdout and the decoded receipt on
+ * stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
  *
  * @example
  * ```ts
@@ -30,99 +81,42 @@ type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
  * ```
  * @see draft-solana-charge-00
  */
-export async function pay(
-  argv: string[],
-  io: Io = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
-): Promise<number> {
-  const flags = new Map<string, string>()
-  const headers = new Headers()
-  let url: string | undefined
-  try {
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i] as string
-      const value = () => {
-        const next = argv[++i]
-        if (next === undefined) throw new PolicyError('usage', `${arg} needs a value`)
-        return next
-      }
-      if (arg === '--help' || arg === '-h') {
-        io.stdout(`${usage}\n`)
-        return 0
-      }
-      if (arg === '-H' || arg === '--header') {
-        const header = value()
-        const colon = header.indexOf(':')
-        if (colon > 0) headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
-      } else if (arg === '-X') flags.set('--method', value())
-      else if (arg === '-d') flags.set('--data', value())
-      else if (arg.startsWith('--')) flags.set(arg, value())
-      else url ??= arg
+export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
+  return runCommand(io, usage, async () => {
+    const command = parseCommand(argv, options, defaults)
+    if (!command) {
+      io.stdout(`${usage}\n`)
+      return 0
     }
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n\n${usage}\n`)
-    return 2
-  }
-  const keypairFile = flags.get('--keypair') ?? process.env.SOLANA_KEYPAIR
-  const rpcUrl = flags.get('--rpc-url') ?? process.env.SOLANA_RPC_URL
-  const network = flags.get('--network')
-  const mode = flags.get('--mode') ?? 'pull'
-  const maxAmount = flags.get('--max-amount')
-  const problem = !url
-    ? 'missing <url>'
-    : !keypairFile
-      ? 'missing --keypair or SOLANA_KEYPAIR'
-      : !rpcUrl || !/^https?:\/\//.test(rpcUrl)
-        ? 'missing --rpc-url or SOLANA_RPC_URL (an http(s) URL)'
-        : network !== undefined && !['mainnet', 'devnet', 'localnet'].includes(network)
-          ? '--network must be mainnet, devnet or localnet'
-          : mode !== 'pull' && mode !== 'push'
-            ? '--mode must be pull or push'
-            : maxAmount !== undefined && !/^\d+$/.test(maxAmount)
-              ? '--max-amount must be an integer in base units'
-              : undefined
-  if (problem) {
-    io.stderr(`${problem}\n\n${usage}\n`)
-    return 2
-  }
-  let signer: Awaited<ReturnType<typeof createKeyPairSignerFromBytes>>
-  try {
-    const bytes = JSON.parse(await readFile(keypairFile as string, 'utf8')) as unknown
-    if (!Array.isArray(bytes) || bytes.length !== 64) throw new Error()
-    signer = await createKeyPairSignerFromBytes(Uint8Array.from(bytes as number[]))
-  } catch {
-    // Never echo the file's content: it is a private key.
-    io.stderr('--keypair must be a solana-keygen JSON file of 64 numbers\n')
-    return 2
-  }
-  const policy: Policy = {}
-  if (maxAmount) policy.maxAmount = BigInt(maxAmount)
-  const client = createClient({
-    methods: [
-      chargeClient({
-        signer,
-        rpcUrl: rpcUrl as string,
-        mode: mode as 'pull' | 'push',
-        ...(network ? { network: network as 'mainnet' | 'devnet' | 'localnet' } : {}),
-      }),
-    ],
-    policy,
-  })
-  const method = flags.get('--method') ?? (flags.has('--data') ? 'POST' : 'GET')
-  const data = flags.get('--data')
-  let response: Response
-  try {
-    response = await client.fetch(url as string, {
-      method,
-      headers,
-      ...(data !== undefined ? { body: data } : {}),
+    const { args } = command
+    const keypairFile = args.values.get('keypair') ?? process.env.SOLANA_KEYPAIR
+    const rpcUrl = args.values.get('rpcUrl') ?? process.env.SOLANA_RPC_URL
+    const network = args.values.get('network')
+    const mode = args.values.get('mode') ?? 'pull'
+    if (!keypairFile) throw new UsageError('missing --keypair or SOLANA_KEYPAIR')
+    if (!rpcUrl || !/^https?:\/\//.test(rpcUrl))
+      throw new UsageError('missing --rpc-url or SOLANA_RPC_URL (an http(s) URL)')
+    if (network !== undefined && network !== 'mainnet' && network !== 'devnet' && network !== 'localnet')
+      throw new UsageError('--network must be mainnet, devnet or localnet')
+    if (mode !== 'pull' && mode !== 'push') throw new UsageError('--mode must be pull or push')
+    let signer: Awaited<ReturnType<typeof createKeyPairSignerFromBytes>>
+    try {
+      const bytes = JSON.parse(await readFile(keypairFile, 'utf8')) as unknown
+      if (!Array.isArray(bytes) || bytes.length !== 64) throw new Error()
+      signer = await createKeyPairSignerFromBytes(Uint8Array.from(bytes as number[]))
+    } catch {
+      // Never echo the file's content: it is a private key.
+      throw new UsageError('--keypair must be a solana-keygen JSON file of 64 numbers')
+    }
+    const client = createClient({
+      methods: [
+        guard(chargeClient({ signer, rpcUrl, mode, ...(network ? { network } : {}) }), command.limits, {
+          announce: (line) => io.stderr(`mppkit pay: ${line}\n`),
+          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}`)),
+          units,
+        }),
+      ],
     })
-  } catch (error) {
-    io.stderr(`mppkit pay: ${(error as Error).message}\n`)
-    return 1
-  }
-  io.stdout(await response.text())
-  const receipt = receiptOf(response)
-  if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
-  if (!response.ok) io.stderr(`HTTP ${response.status}\n`)
-  return response.ok ? 0 : 1
+    return printResponse(await client.fetch(command.url, command.init), io)
+  })
 }

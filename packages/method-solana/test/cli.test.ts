@@ -78,7 +78,8 @@ describe('pay (mppkit pay for Solana)', () => {
       const { out, io } = capture()
       const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/r`
       expect(await pay([url, '--keypair', file, '--rpc-url', node.info.rpcUrl], io)).toBe(1)
-      expect(JSON.parse(out.stdout).reason).toBe('insufficient-funds-for-rent')
+      expect(out.stdout).toBe('')
+      expect(out.stderr).toMatch(/still asks for payment \(402\): .*\(insufficient-funds-for-rent\)/)
     } finally {
       http.closeAllConnections()
       await new Promise((resolve) => http.close(resolve))
@@ -90,12 +91,63 @@ describe('pay (mppkit pay for Solana)', () => {
     await writeFile(file, '"secret-looking-content"')
     const { out, io } = capture()
     expect(await pay(['http://x/r', '--keypair', file, '--rpc-url', 'http://127.0.0.1:1'], io)).toBe(2)
-    expect(out.stderr).toMatchInlineSnapshot(`
-      "--keypair must be a solana-keygen JSON file of 64 numbers
-      "
-    `)
+    expect(out.stderr.split('\n')[0]).toMatchInlineSnapshot(
+      `"mppkit pay: --keypair must be a solana-keygen JSON file of 64 numbers"`,
+    )
+    expect(out.stderr).not.toContain('secret-looking-content')
     const second = capture()
     expect(await pay(['http://x/r', '--keypair', file], second.io)).toBe(2)
-    expect(second.out.stderr).toMatch(/^missing --rpc-url/)
+    expect(second.out.stderr).toMatch(/^mppkit pay: missing --rpc-url/)
+    const typo = capture()
+    expect(await pay(['http://x/r', '--keypair', file, '--rpcurl', 'http://127.0.0.1:1'], typo.io)).toBe(2)
+    expect(typo.out.stderr.split('\n')[0]).toMatchInlineSnapshot(
+      `"mppkit pay: unknown option --rpcurl (did you mean --rpc-url?)"`,
+    )
+  })
+
+  it('refuses above the default cap of 0.01 SOL, asks above 0.001 SOL, pays with --max-amount --yes', async () => {
+    const payer = await createFundedAccount(node)
+    const file = join(folder, 'cap.json')
+    await writeFile(file, JSON.stringify(payer.secretKey))
+    const recipient = (await generateKeyPairSigner()).address
+    const served = serve(
+      { rpcUrl: node.info.rpcUrl, network: 'localnet', currency: 'sol', recipient },
+      { method: 'solana', request: { amount: '20000000' } },
+    )
+    const http = createServer(toNodeListener(served.handler))
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/r`
+      const flags = ['--keypair', file, '--rpc-url', node.info.rpcUrl]
+      const capped = capture()
+      expect(await pay([url, ...flags], capped.io)).toBe(1)
+      expect(capped.out.stderr).toMatchInlineSnapshot(`
+        "mppkit pay: refusing to pay 20000000 base units of sol: above the cap of 10000000 base units; raise it with --max-amount <base units>
+        "
+      `)
+      const questions: string[] = []
+      const declined = capture()
+      const no = {
+        ...declined.io,
+        confirm: async (q: string) => {
+          questions.push(q)
+          return false
+        },
+      }
+      expect(await pay([url, ...flags, '--max-amount', '20000000'], no)).toBe(1)
+      expect(questions).toEqual([
+        `mppkit pay: solana/charge: pay 0.02 SOL (20000000 base units) to ${recipient} (realm solana.test)`,
+      ])
+      expect(node.ledger.balance(recipient)).toBe(0n)
+      expect(served.runs()).toBe(0)
+      const paid = capture()
+      const never = { ...paid.io, confirm: async () => expect.fail('asked despite --yes') }
+      expect(await pay([url, ...flags, '--max-amount', '20000000', '--yes'], never)).toBe(0)
+      expect(paid.out.stdout).toBe('paid content')
+      expect(node.ledger.balance(recipient)).toBe(20_000_000n)
+    } finally {
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    }
   })
 })

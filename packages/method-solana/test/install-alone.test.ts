@@ -1,24 +1,13 @@
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Installation, installAlone, missingBuild } from '../../../scripts/install-alone.js'
 import { type SolanaNode, startSolana } from './helpers.js'
 
 // The package installs alone: `npm pack` core and method-solana, install the two tarballs in a fresh
-// folder outside the workspace, check that no viem, stripe or lightning came along, and pay a SOL
-// charge there (pull, then push) against a devnet node started here.
+// folder outside the workspace (scripts/install-alone.ts), check that no viem, stripe or lightning came
+// along, pay a SOL charge there (pull, then push) against a devnet node started here, and run the
+// installed `mppkit pay` reaching this rail's CLI through @mppkit/core/cli.
 
-const run = promisify(execFile)
-const packages = fileURLToPath(new URL('../../', import.meta.url))
-const built = ['core', 'method-solana'].every((name) => existsSync(join(packages, name, 'dist', 'index.js')))
-const reason = built
-  ? undefined
-  : 'dist/ of @mppkit/core or @mppkit/method-solana is missing: run `npx turbo run build --filter=@mppkit/method-solana...` (npm test builds first)'
-if (reason) console.warn(`[skip] install-alone: ${reason}`)
+const reason = missingBuild(['core', 'method-solana'])
 
 const script = `
 import { Receipt } from '@mppkit/core'
@@ -52,57 +41,36 @@ console.log(JSON.stringify({ out, balance: balance.result.value }))
 `
 
 let node: SolanaNode
-let folder: string
+let alone: Installation | undefined
 beforeAll(async () => {
   if (reason) return
   node = await startSolana()
-  folder = await mkdtemp(join(tmpdir(), 'mppkit-solana-alone-'))
 })
 afterAll(async () => {
   await node?.stop()
-  if (folder) await rm(folder, { recursive: true, force: true })
+  await alone?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem/stripe/lightning, and pays a SOL charge', {
     timeout: 240_000,
   }, async () => {
-    const tarballs: string[] = []
-    for (const name of ['core', 'method-solana']) {
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packages, name),
-      })
-      tarballs.push(join(folder, stdout.trim().split('\n').pop() as string))
-    }
-    await writeFile(
-      join(folder, 'package.json'),
-      JSON.stringify({
-        name: 'alone',
-        private: true,
-        type: 'module',
-        dependencies: {
-          '@mppkit/core': `file:${tarballs[0]}`,
-          '@mppkit/method-solana': `file:${tarballs[1]}`,
-        },
-      }),
-    )
-    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], {
-      cwd: folder,
-      timeout: 200_000,
-    })
-    const installed = await readdir(join(folder, 'node_modules'))
-    expect(installed).toContain('@solana')
+    alone = await installAlone(['core', 'method-solana'])
+    expect(alone.modules).toContain('@solana')
     for (const forbidden of ['viem', 'stripe', 'lightning', 'ln-service', 'ox', 'mppx'])
-      expect(installed).not.toContain(forbidden)
+      expect(alone.modules).not.toContain(forbidden)
 
-    await writeFile(join(folder, 'pay.mjs'), script)
-    const { stdout } = await run('node', ['pay.mjs'], {
-      cwd: folder,
-      env: { ...process.env, SOLANA_DEVNET: JSON.stringify(node.info) },
-      timeout: 60_000,
-    })
-    const result = JSON.parse(stdout.trim().split('\n').pop() as string)
+    const last = await alone.run(script, { SOLANA_DEVNET: JSON.stringify(node.info) })
+    const result = JSON.parse(last)
     expect(result.out.map((o: { status: number }) => o.status)).toEqual([200, 200])
     expect(result.balance).toBe(10_000_000)
+
+    // The installed core bin finds this rail's CLI, which shares @mppkit/core/cli's rules.
+    const help = await alone.bin('mppkit', ['pay', '--rail', 'solana', '--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/--max-amount <\w+> +largest payment/)
+    const typo = await alone.bin('mppkit', ['pay', '--rail', 'solana', '--rpcurl', '1'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr.split('\n')[0]).toBe('mppkit pay: unknown option --rpcurl (did you mean --rpc-url?)')
   })
 })

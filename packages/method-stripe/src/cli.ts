@@ -1,29 +1,81 @@
-import { PolicyError } from '@mppkit/core'
-import { create as createClient, type Policy, receipt as receiptOf } from '@mppkit/core/client'
+import type { Method } from '@mppkit/core'
+import {
+  type Defaults,
+  guard,
+  type Io,
+  parseCommand,
+  printResponse,
+  processIo,
+  runCommand,
+  type Units,
+  UsageError,
+} from '@mppkit/core/cli'
+import { create as createClient } from '@mppkit/core/client'
 import Stripe from 'stripe'
 import { chargeClient } from './client/Charge.js'
 import { issuedTokens } from './client/IssuedTokens.js'
 
+// ISO 4217 minor units of the currencies Stripe charges without (or with three) decimals.
+const zeroDecimal = new Set('bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '))
+const threeDecimal = new Set('bhd jod kwd omr tnd'.split(' '))
+
+/** Decimals of an ISO 4217 currency code as Stripe counts them; `undefined` for anything else. */
+function decimalsOf(currency: string): number | undefined {
+  const code = currency.toLowerCase()
+  if (!/^[a-z]{3}$/.test(code)) return undefined
+  return zeroDecimal.has(code) ? 0 : threeDecimal.has(code) ? 3 : 2
+}
+
+const units: Units = (quote) => {
+  const decimals = decimalsOf(quote.currency)
+  return decimals === undefined ? undefined : { decimals, symbol: quote.currency.toUpperCase() }
+}
+
+/**
+ * Defaults of `mppkit pay` for Stripe: at most 1.00 of the charged currency per payment (100 cents, 1 yen,
+ * 1.000 dinar) unless `--max-amount`, and a question at a terminal above 0.10. A currency that is not an
+ * ISO 4217 code has no default: it is refused until `--max-amount` names a cap.
+ */
+export const defaults: Defaults = {
+  cap: (quote: Method.Quote) => {
+    const decimals = decimalsOf(quote.currency)
+    return decimals === undefined ? undefined : 10n ** BigInt(decimals)
+  },
+  confirmAbove: (quote: Method.Quote) => {
+    const decimals = decimalsOf(quote.currency)
+    return decimals === undefined ? 0n : decimals === 0 ? 0n : 10n ** BigInt(decimals - 1)
+  },
+}
+
+const options = {
+  '--stripe-key': { name: 'stripeKey', value: true },
+  '--payment-method': { name: 'paymentMethod', value: true },
+  '--api-base': { name: 'apiBase', value: true },
+  '--api-version': { name: 'apiVersion', value: true },
+} as const
+
 const usage = `mppkit pay <url> [options]     pay for a URL with Stripe (a Shared Payment Token) and print the body
 
 Options:
-  --stripe-key <sk_…>        the agent platform's Stripe secret key  (env STRIPE_SECRET_KEY)
-  --payment-method <pm_…>    the saved PaymentMethod to share         (env STRIPE_PAYMENT_METHOD)
+  --stripe-key <sk_…>        the agent platform's Stripe secret key    (env STRIPE_SECRET_KEY)
+  --payment-method <pm_…>    the saved PaymentMethod to share           (env STRIPE_PAYMENT_METHOD)
   --api-base <url>           Stripe API base, e.g. the devnet simulator (env STRIPE_API_BASE)
   --api-version <version>    Stripe-Version for the token call (SPTs need a .preview version on Stripe)
-  -X, --method <method>      HTTP method (default GET)
+  -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
-  --max-amount <units>       largest payment in the smallest currency unit (spend policy)
+  --max-amount <units>       largest payment in the currency's smallest unit (default 1.00: 100 cents)
+  -y, --yes                  do not ask before paying more than 0.10
 
-The body goes to stdout; the decoded Payment-Receipt goes to stderr.`
-
-type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
+Before paying it prints what it pays (amount, currency, realm) on stderr; at a terminal it asks first
+above 0.10. The body goes to stdout; the decoded Payment-Receipt to stderr.
+Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
  * Runs `mppkit pay <url>` for Stripe: issues an SPT limited to the challenge from the platform's saved
- * PaymentMethod, pays, prints the body on stdout and the decoded receipt on stderr. Returns the exit code
- * (0 on a 2xx response).
+ * PaymentMethod, within a per-payment cap (default 1.00 of the currency), shows what it pays (and asks at
+ * a terminal above 0.10 unless `--yes`), prints the body on stdout and the decoded receipt on stderr.
+ * Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
  *
  * @example
  * ```ts
@@ -31,107 +83,48 @@ type Io = { stdout: (text: string) => void; stderr: (text: string) => void }
  * ```
  * @see draft-stripe-charge-00
  */
-export async function pay(
-  argv: string[],
-  io: Io = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
-): Promise<number> {
-  const flags = new Map<string, string>()
-  const headers = new Headers()
-  let url: string | undefined
-  try {
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i] as string
-      const value = () => {
-        const next = argv[++i]
-        if (next === undefined) throw new PolicyError('usage', `${arg} needs a value`)
-        return next
-      }
-      if (arg === '--help' || arg === '-h') {
-        io.stdout(`${usage}\n`)
-        return 0
-      }
-      if (arg === '-H' || arg === '--header') {
-        const header = value()
-        const colon = header.indexOf(':')
-        if (colon > 0) headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
-      } else if (arg === '-X') flags.set('--method', value())
-      else if (arg === '-d') flags.set('--data', value())
-      else if (arg.startsWith('--')) flags.set(arg, value())
-      else url ??= arg
+export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
+  return runCommand(io, usage, async () => {
+    const command = parseCommand(argv, options, defaults)
+    if (!command) {
+      io.stdout(`${usage}\n`)
+      return 0
     }
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n\n${usage}\n`)
-    return 2
-  }
-  const key = flags.get('--stripe-key') ?? process.env.STRIPE_SECRET_KEY
-  const paymentMethod = flags.get('--payment-method') ?? process.env.STRIPE_PAYMENT_METHOD
-  const missing = !url
-    ? 'missing <url>'
-    : !key
-      ? 'missing --stripe-key or STRIPE_SECRET_KEY'
-      : !paymentMethod
-        ? 'missing --payment-method or STRIPE_PAYMENT_METHOD'
-        : undefined
-  if (missing) {
-    io.stderr(`${missing}\n\n${usage}\n`)
-    return 2
-  }
-  const apiBase = flags.get('--api-base') ?? process.env.STRIPE_API_BASE
-  let base: URL | undefined
-  try {
-    base = apiBase ? new URL(apiBase) : undefined
-  } catch {
-    io.stderr('--api-base must be a URL\n')
-    return 2
-  }
-  const stripe = new Stripe(key as string, {
-    ...(base
-      ? {
-          host: base.hostname,
-          port: Number(base.port || (base.protocol === 'https:' ? 443 : 80)),
-          protocol: base.protocol === 'https:' ? 'https' : 'http',
-        }
-      : {}),
-  })
-  const apiVersion = flags.get('--api-version')
-  const policy: Policy = {}
-  const maxAmount = flags.get('--max-amount')
-  if (maxAmount) {
-    if (!/^\d+$/.test(maxAmount)) {
-      io.stderr('--max-amount must be an integer in the smallest currency unit\n')
-      return 2
+    const { args } = command
+    const key = args.values.get('stripeKey') ?? process.env.STRIPE_SECRET_KEY
+    const paymentMethod = args.values.get('paymentMethod') ?? process.env.STRIPE_PAYMENT_METHOD
+    if (!key) throw new UsageError('missing --stripe-key or STRIPE_SECRET_KEY')
+    if (!paymentMethod) throw new UsageError('missing --payment-method or STRIPE_PAYMENT_METHOD')
+    const apiBase = args.values.get('apiBase') ?? process.env.STRIPE_API_BASE
+    let base: URL | undefined
+    try {
+      base = apiBase ? new URL(apiBase) : undefined
+    } catch {
+      throw new UsageError('--api-base must be a URL')
     }
-    policy.maxAmount = BigInt(maxAmount)
-  }
-  const client = createClient({
-    methods: [
-      chargeClient({
-        createToken: issuedTokens({
-          client: stripe,
-          paymentMethod: paymentMethod as string,
-          ...(apiVersion ? { apiVersion } : {}),
-        }),
-      }),
-    ],
-    policy,
-  })
-  const method = flags.get('--method') ?? (flags.has('--data') ? 'POST' : 'GET')
-  const data = flags.get('--data')
-  let response: Response
-  try {
-    response = await client.fetch(url as string, {
-      method,
-      headers,
-      ...(data !== undefined ? { body: data } : {}),
+    const stripe = new Stripe(key, {
+      ...(base
+        ? {
+            host: base.hostname,
+            port: Number(base.port || (base.protocol === 'https:' ? 443 : 80)),
+            protocol: base.protocol === 'https:' ? 'https' : 'http',
+          }
+        : {}),
     })
-  } catch (error) {
+    const apiVersion = args.values.get('apiVersion')
+    const method = chargeClient({
+      createToken: issuedTokens({ client: stripe, paymentMethod, ...(apiVersion ? { apiVersion } : {}) }),
+    })
+    const client = createClient({
+      methods: [
+        guard(method, command.limits, {
+          announce: (line) => io.stderr(`mppkit pay: ${line}\n`),
+          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}`)),
+          units,
+        }),
+      ],
+    })
     // Messages of this package and Stripe's never carry the token.
-    io.stderr(`mppkit pay: ${(error as Error).message}\n`)
-    return 1
-  }
-  io.stdout(await response.text())
-  const receipt = receiptOf(response)
-  if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
-  if (!response.ok) io.stderr(`HTTP ${response.status}\n`)
-  return response.ok ? 0 : 1
+    return printResponse(await client.fetch(command.url, command.init), io)
+  })
 }

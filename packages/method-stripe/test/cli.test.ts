@@ -51,48 +51,94 @@ function capture() {
 
 describe('pay', () => {
   const stripeFlags = () => ['--stripe-key', node.info.secretKey, '--api-base', node.info.apiBase]
+  const visa = () => [...stripeFlags(), '--payment-method', 'pm_card_visa']
 
-  it('pays with an issued SPT, prints the body and the receipt', async () => {
+  it('pays with an issued SPT within --max-amount, shows what it pays, prints the body and the receipt', async () => {
     const { out, io } = capture()
-    const code = await pay(
-      [`${base}/paid`, ...stripeFlags(), '--payment-method', 'pm_card_visa', '-d', 'hi'],
-      io,
-    )
-    expect(out.stderr).toMatch(/receipt: \{/)
-    expect(code).toBe(0)
+    const code = await pay([`${base}/paid`, ...visa(), '--max-amount', '700', '-d', 'hi'], io)
+    expect(code, out.stderr).toBe(0)
     expect(out.stdout).toBe('paid POST hi')
+    expect(out.stderr.split('\n')[0]).toBe(
+      `mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`,
+    )
     expect(out.stderr).toMatch(/"reference": "pi_\w+"/)
     expect(out.stderr + out.stdout).not.toMatch(/spt_\w{4}/)
   })
 
-  it('exits 1 with the problem on a decline, 1 on a policy refusal, 2 on missing flags', async () => {
+  it('refuses above the default cap of 1.00 (100 cents) without creating a token', async () => {
+    const before = (await sdk(node).paymentIntents.list({ limit: 100 })).data.length
+    const { out, io } = capture()
+    expect(await pay([`${base}/paid`, ...visa()], io)).toBe(1)
+    expect(out.stdout).toBe('')
+    expect(out.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: refusing to pay 700 base units of usd: above the cap of 100 base units; raise it with --max-amount <base units>
+      "
+    `)
+    expect((await sdk(node).paymentIntents.list({ limit: 100 })).data.length).toBe(before)
+  })
+
+  it('asks at a terminal above 0.10 and pays only on yes; --yes does not ask', async () => {
+    const questions: string[] = []
+    const declined = capture()
+    const no = {
+      ...declined.io,
+      confirm: async (q: string) => {
+        questions.push(q)
+        return false
+      },
+    }
+    expect(await pay([`${base}/paid`, ...visa(), '--max-amount', '700'], no)).toBe(1)
+    expect(questions).toEqual([`mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`])
+    expect(declined.out.stdout).toBe('')
+    expect(declined.out.stderr).toContain('payment declined')
+    const yes = capture()
+    const never = { ...yes.io, confirm: async () => expect.fail('asked despite --yes') }
+    expect(await pay([`${base}/paid`, ...visa(), '--max-amount=700', '--yes'], never)).toBe(0)
+    expect(yes.out.stdout).toBe('paid GET')
+  })
+
+  it('unknown options and bad values are usage errors (exit 2), before any request', async () => {
+    const typo = capture()
+    expect(await pay([`${base}/paid`, ...visa(), '--maxamount', '700'], typo.io)).toBe(2)
+    expect(typo.out.stderr.split('\n')[0]).toBe(
+      'mppkit pay: unknown option --maxamount (did you mean --max-amount?)',
+    )
+    const bad = capture()
+    expect(await pay([`${base}/paid`, ...visa(), '--max-amount', '7.00'], bad.io)).toBe(2)
+    expect(bad.out.stderr.split('\n')[0]).toBe(
+      'mppkit pay: --max-amount takes a whole number of base units (e.g. 1000000), got "7.00"',
+    )
+    const help = capture()
+    expect(await pay(['--help'], help.io)).toBe(0)
+    expect(help.out.stdout).toMatch(/--max-amount <units> +largest payment/)
+  })
+
+  it('exits 1 with the problem on a decline, 2 on missing flags', async () => {
     const declined = capture()
     expect(
       await pay(
-        [`${base}/paid`, ...stripeFlags(), '--payment-method', 'pm_card_chargeDeclined'],
+        [
+          `${base}/paid`,
+          ...stripeFlags(),
+          '--payment-method',
+          'pm_card_chargeDeclined',
+          '--max-amount',
+          '700',
+        ],
         declined.io,
       ),
     ).toBe(1)
-    expect(declined.out.stdout).toContain('"reason":"generic_decline"')
-    expect(declined.out.stderr).toContain('HTTP 402')
-    const refused = capture()
-    expect(
-      await pay(
-        [`${base}/paid`, ...stripeFlags(), '--payment-method', 'pm_card_visa', '--max-amount', '100'],
-        refused.io,
-      ),
-    ).toBe(1)
-    expect(refused.out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: amount 700 usd exceeds the per-request maximum 100
-      "
-    `)
+    expect(declined.out.stdout).toBe('')
+    expect(declined.out.stderr).toMatch(/still asks for payment \(402\): .*\(generic_decline\)/)
     const missing = capture()
     const saved = { key: process.env.STRIPE_SECRET_KEY, method: process.env.STRIPE_PAYMENT_METHOD }
     delete process.env.STRIPE_SECRET_KEY
     delete process.env.STRIPE_PAYMENT_METHOD
     try {
       expect(await pay([`${base}/paid`, '--stripe-key', 'sk_test_x'], missing.io)).toBe(2)
-      expect(missing.out.stderr.split('\n')[0]).toBe('missing --payment-method or STRIPE_PAYMENT_METHOD')
+      expect(missing.out.stderr.split('\n')[0]).toBe(
+        'mppkit pay: missing --payment-method or STRIPE_PAYMENT_METHOD',
+      )
     } finally {
       if (saved.key !== undefined) process.env.STRIPE_SECRET_KEY = saved.key
       if (saved.method !== undefined) process.env.STRIPE_PAYMENT_METHOD = saved.method

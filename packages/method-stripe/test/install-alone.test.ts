@@ -1,24 +1,13 @@
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Installation, installAlone, missingBuild } from '../../../scripts/install-alone.js'
 import { type StripeDevnet, startStripe } from './helpers.js'
 
 // The package installs alone: `npm pack` core and method-stripe, install the two tarballs in a fresh
-// folder outside the workspace, check that no chain library came along, and run a paid server and client
-// there against the simulator (started here, its address passed in the environment).
+// folder outside the workspace (scripts/install-alone.ts), check that no chain library came along, run a
+// paid server and client there against the simulator (started here, its address passed in the
+// environment), and the installed `mppkit pay` reaching this rail's CLI through @mppkit/core/cli.
 
-const run = promisify(execFile)
-const packages = fileURLToPath(new URL('../../', import.meta.url))
-const built = ['core', 'method-stripe'].every((name) => existsSync(join(packages, name, 'dist', 'index.js')))
-const reason = built
-  ? undefined
-  : 'dist/ of @mppkit/core or @mppkit/method-stripe is missing: run `npx turbo run build --filter=@mppkit/method-stripe...` (npm test builds first)'
-if (reason) console.warn(`[skip] install-alone: ${reason}`)
+const reason = missingBuild(['core', 'method-stripe'])
 
 const script = `
 import { Receipt } from '@mppkit/core'
@@ -47,57 +36,38 @@ console.log(JSON.stringify({ status: response.status, body: await response.json(
 `
 
 let node: StripeDevnet
-let folder: string
+let alone: Installation | undefined
 beforeAll(async () => {
   if (reason) return
   node = await startStripe()
-  folder = await mkdtemp(join(tmpdir(), 'mppkit-stripe-alone-'))
 })
 afterAll(async () => {
   await node?.stop()
-  if (folder) await rm(folder, { recursive: true, force: true })
+  await alone?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem/@solana/lightning, and pays against the simulator', {
     timeout: 240_000,
   }, async () => {
-    const tarballs: string[] = []
-    for (const name of ['core', 'method-stripe']) {
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packages, name),
-      })
-      tarballs.push(join(folder, stdout.trim().split('\n').pop() as string))
-    }
-    await writeFile(
-      join(folder, 'package.json'),
-      JSON.stringify({
-        name: 'alone',
-        private: true,
-        type: 'module',
-        dependencies: {
-          '@mppkit/core': `file:${tarballs[0]}`,
-          '@mppkit/method-stripe': `file:${tarballs[1]}`,
-        },
-      }),
-    )
-    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], {
-      cwd: folder,
-      timeout: 200_000,
-    })
-    const installed = await readdir(join(folder, 'node_modules'))
-    expect(installed).toContain('stripe')
+    alone = await installAlone(['core', 'method-stripe'])
+    expect(alone.modules).toContain('stripe')
     for (const forbidden of ['viem', '@solana', 'lightning', 'ln-service', 'ox'])
-      expect(installed).not.toContain(forbidden)
+      expect(alone.modules).not.toContain(forbidden)
 
-    await writeFile(join(folder, 'pay.mjs'), script)
-    const { stdout } = await run('node', ['pay.mjs'], {
-      cwd: folder,
-      env: { ...process.env, STRIPE_DEVNET: JSON.stringify(node.info) },
-      timeout: 60_000,
-    })
-    const result = JSON.parse(stdout.trim().split('\n').pop() as string)
+    const last = await alone.run(script, { STRIPE_DEVNET: JSON.stringify(node.info) })
+    const result = JSON.parse(last)
     expect(result).toMatchObject({ status: 200, body: { ok: true }, pi: 'succeeded', amount: 1500 })
     expect(result.reference).toMatch(/^pi_/)
+
+    // The installed core bin finds this rail's CLI, which shares @mppkit/core/cli's rules.
+    const help = await alone.bin('mppkit', ['pay', '--rail', 'stripe', '--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/--max-amount <\w+> +largest payment/)
+    const typo = await alone.bin('mppkit', ['pay', '--rail', 'stripe', '--max-amout', '1'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr.split('\n')[0]).toBe(
+      'mppkit pay: unknown option --max-amout (did you mean --max-amount?)',
+    )
   })
 })

@@ -8,6 +8,7 @@ import { fork } from 'node:child_process'
 import { Agent, request as httpRequest } from 'node:http'
 import { createRequire } from 'node:module'
 import { createConnection } from 'node:net'
+import { availableParallelism, loadavg } from 'node:os'
 import { Challenge, Credential } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { startTempo } from '@mppkit/devnet'
@@ -247,12 +248,14 @@ export async function run() {
         results.push({ name: 'tempo session HTTP (redis)', text: `[skip] Redis unreachable at ${redisUrl}` })
         continue
       }
+      const loadBefore = loadavg()[0]
       const r = await measure(devnet, store)
+      const load = `load average ${loadBefore.toFixed(1)} → ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores`
       const ratio = r.paid / r.unpaid
       const target = store === 'memory' ? (ratio >= 0.8 ? '  ✓ target ≥ 0.80' : '  ✗ target ≥ 0.80') : ''
       results.push({
         name: `tempo session HTTP (${store} store, ${r.backend}, ${workers} connections)`,
-        text: `voucher-paid ${fmt(r.paid)} req/s, unpaid ${fmt(r.unpaid)} req/s, ratio ${ratio.toFixed(2)}${target}`,
+        text: `voucher-paid ${fmt(r.paid)} req/s, unpaid ${fmt(r.unpaid)} req/s, ratio ${ratio.toFixed(2)}${target} (${load})`,
       })
       results.push({
         name: `tempo session HTTP (${store} store) server CPU per request`,

@@ -1,6 +1,7 @@
 // Tempo benchmarks against the reference SDK (mppx@0.11.0), measured in the same run on the same machine:
 // (a) session voucher verification ops/s, (b) charge end-to-end p50 latency on a local anvil node
 // (client signs a pull transaction → server verifies, broadcasts, waits for the receipt → 200).
+import { availableParallelism, loadavg } from 'node:os'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { fundTip20, startTempo, tempoClients } from '@mppkit/devnet'
@@ -129,7 +130,10 @@ async function chargeLatency() {
 }
 
 export async function run() {
+  // The machine is shared: the load average next to the figures says how busy it was during the run.
+  const loadBefore = loadavg()[0]
   const verify = await vouchers()
+  const loadAfter = loadavg()[0]
   const charge = await chargeLatency()
   const fmt = (n) => Math.round(n).toLocaleString('en-US')
   return [
@@ -152,6 +156,10 @@ export async function run() {
             text: '[skip] the secp256k1 binding cannot load here',
           },
         ]),
+    {
+      name: 'tempo voucher verification: machine load',
+      text: `load average ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)} on ${availableParallelism()} cores (ops/s fall as load rises)`,
+    },
     {
       name: 'tempo voucher verification (noble fallback)',
       mppkit: verify.noble,

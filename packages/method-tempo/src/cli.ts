@@ -1,4 +1,5 @@
 import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
+import { describeError } from '@mppkit/core/cli'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
 import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -6,7 +7,6 @@ import { readContract } from 'viem/actions'
 import { chargeClient } from './client/Charge.js'
 import { type SessionClient, sessionClient } from './client/Session.js'
 import { baseUnits, formatUnits, parseArgs, UsageError } from './internal/cliArgs.js'
-import { describeError } from './internal/describeError.js'
 import { publicClientFor } from './internal/rpc.js'
 import { type GuardLimits, guard, tip20Decimals } from './internal/spendGuard.js'
 

@@ -1,14 +1,15 @@
 // The per-voucher Store traffic of tempo/session (issue 13): which operations a paid voucher request
 // costs, and that the shortcut behind them (a CAS against this process's last known voucher) never
 // over-spends when several server instances (as several processes would) share one Store.
-import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
+import { type AtomicStep, Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
 import { create as createServer } from '@mppkit/core/server'
+import { Redis } from 'ioredis'
 import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { PostgresStore } from '../../store-postgres/src/index.js'
-import { RedisStore } from '../../store-redis/src/index.js'
+import { RedisStore, redisClientOptions } from '../../store-redis/src/index.js'
 import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import { sessionClient } from '../src/client/index.js'
 import { sessionServer } from '../src/server/index.js'
@@ -21,7 +22,7 @@ const secret = 'tempo-roundtrip-test-secret-0123456789ab'
 const price = 1_000n
 
 /** A Store that logs `operation kind` for every method-scoped key it is asked about. */
-function countingStore(inner: Store, log: string[]): Store {
+function countingStore(inner: Store, log: string[], withAtomic = true, keys?: Set<string>): Store {
   const kind = (key: string) => /m:tempo\/session:([a-z]+):/.exec(key)?.[1]
   const note = (operation: string, key: string) => {
     const k = kind(key)
@@ -46,7 +47,28 @@ function countingStore(inner: Store, log: string[]): Store {
     increment: logged('increment', (key, delta: bigint, options: Parameters<Store['increment']>[2]) =>
       inner.increment(key, delta, options),
     ),
+    ...(inner.atomic && withAtomic
+      ? {
+          atomic: (steps: readonly AtomicStep[]) => {
+            for (const step of steps) keys?.add(step.key)
+            log.push(`atomic ${steps.map((step) => `${step.op} ${kind(step.key)}`).join(', ')}`)
+            return inner.atomic!(steps)
+          },
+        }
+      : {}),
   }
+}
+
+/** Counts the commands an ioredis client sends (each is one round trip: nothing here is pipelined). */
+function countCommands(client: Redis): string[] {
+  const sent: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: unknown) => {
+    const consumed = command.args.some((a) => String(a).includes(':consumed:'))
+    sent.push(consumed ? `${command.name} consumed` : command.name)
+    return send(command, stream as never)
+  }) as Redis['sendCommand']
+  return sent
 }
 
 const postgresUrl = process.env.MPPKIT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -87,7 +109,7 @@ const sharedStores: { name: string; payer: number; open(): Promise<Store & { clo
 describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 5 })
+    devnet = await startTempo({ accounts: 7 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -145,7 +167,7 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     }
   }
 
-  it('a paid voucher costs a channel read, a voucher CAS, a bounded increment and the settle mark', async () => {
+  it('a paid voucher costs ONE atomic store operation (channel check, voucher CAS, bounded increment, settle mark)', async () => {
     const log: string[] = []
     const handler = serverOn(countingStore(new MemoryStore(), log))
     const pay = await openChannel(handler, 1)
@@ -153,15 +175,85 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
       log.length = 0
       const response = await pay(handler, i * price)
       expect(response.status, await response.clone().text()).toBe(200)
-      // Before: get ch, get v, compareAndSet v, get v, increment spent, get v, set ok, get v, increment spent.
-      expect(log).toMatchInlineSnapshot(`
-        [
-          "get ch",
-          "compareAndSet v",
-          "increment spent",
-          "set ok",
-        ]
-      `)
+      // Before issue 13: get ch, compareAndSet v, increment spent, set ok (4 operations).
+      expect(log).toEqual(['atomic check ch, compareAndSet v, increment spent, setIfAtLeast ok'])
+    }
+    // An idempotent retry (equal amount, fresh challenge) checks the voucher instead of writing it.
+    log.length = 0
+    const retry = await pay(handler, 6n * price)
+    expect(retry.status).toBe(402)
+    expect(log).toEqual(['atomic check ch, check v, increment spent, setIfAtLeast ok'])
+  })
+
+  it('a store without atomic() takes the multi-call path: a channel read, a voucher CAS, a bounded increment and the settle mark', async () => {
+    const log: string[] = []
+    const handler = serverOn(countingStore(new MemoryStore(), log, false))
+    const pay = await openChannel(handler, 5)
+    for (let i = 2n; i <= 4n; i++) {
+      log.length = 0
+      const response = await pay(handler, i * price)
+      expect(response.status, await response.clone().text()).toBe(200)
+      expect(log).toEqual(['get ch', 'compareAndSet v', 'increment spent', 'set ok'])
+    }
+  })
+
+  it('a voucher checked against a cached channel state is refused once another instance stored a newer one (forced close requested)', async () => {
+    const inner = new MemoryStore()
+    const keys = new Set<string>()
+    const store = countingStore(inner, [], true, keys)
+    const a = serverOn(store)
+    const pay = await openChannel(a, 5)
+    expect((await pay(a, 2n * price)).status).toBe(200)
+    const chKey = [...keys].find((k) => k.includes(':ch:'))!
+    const spentKey = [...keys].find((k) => k.includes(':spent:'))!
+    // What another server process stores after re-reading the escrow: the payer requested a forced close.
+    const state = JSON.parse((await inner.get(chKey))!) as { closeRequestedAt: string; readAt: number }
+    await inner.set(chKey, JSON.stringify({ ...state, closeRequestedAt: '1700000000' }), 60_000)
+    const spentBefore = await inner.get(spentKey)
+    const refused = await pay(a, 3n * price)
+    expect(refused.status).toBe(410)
+    expect(((await refused.json()) as { type: string }).type).toMatch(/session\/channel-finalized$/)
+    expect(await inner.get(spentKey)).toBe(spentBefore)
+    // A top-up stored by another process is picked up the same way: the voucher is re-checked and served.
+    await inner.set(chKey, JSON.stringify({ ...state, readAt: state.readAt + 1 }), 60_000)
+    expect((await pay(a, 3n * price)).status).toBe(200)
+    expect(await inner.get(spentKey)).toBe(String(BigInt(spentBefore!) + price))
+    // A voucher beyond the deposit this instance last saw, within a deposit another instance stored since
+    // (a top-up it broadcast), is served at once: refusals are decided on the stored state.
+    const topped = { ...state, readAt: state.readAt + 2, deposit: String(2_000n * price) }
+    await inner.set(chKey, JSON.stringify(topped), 60_000)
+    expect((await pay(a, 1_500n * price)).status).toBe(200)
+    // And one beyond that deposit is refused.
+    const beyond = await pay(a, 2_001n * price)
+    expect(beyond.status).toBe(402)
+    expect(((await beyond.json()) as { type: string }).type).toMatch(/session\/amount-exceeds-deposit$/)
+  })
+
+  it('on Redis a paid voucher is ONE round trip of the session method (plus the challenge consumption of core)', async () => {
+    const why = await redisUnavailableReason()
+    if (why) {
+      console.warn(`[skip] ${why}`)
+      return
+    }
+    const client = new Redis(redisUrl, redisClientOptions)
+    const store = new RedisStore({ client, keyPrefix: `mppkit-test-rtt:${tag}:` })
+    try {
+      const handler = serverOn(store)
+      const pay = await openChannel(handler, 6)
+      await pay(handler, 2n * price) // loads the script into Redis' cache (EVALSHA, then EVAL once)
+      const sent = countCommands(client)
+      for (let i = 3n; i <= 8n; i++) {
+        sent.length = 0
+        const response = await pay(handler, i * price)
+        expect(response.status, await response.clone().text()).toBe(200)
+        // The unpaid request that fetched the challenge sent nothing; the paid one: core's SET NX of the
+        // challenge id (exactly-once consumption) and the session's one script.
+        expect(sent).toEqual(['set consumed', 'evalsha'])
+      }
+      const receipt = Receipt.parse((await pay(handler, 9n * price)).headers.get('payment-receipt')!)
+      expect(receipt.spent).toBe(String(9n * price))
+    } finally {
+      await client.quit()
     }
   })
 

@@ -1,8 +1,11 @@
 import {
+  type AtomicResult,
+  type AtomicStep,
   BaseError,
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
+  runAtomicSteps,
   type Store,
   StoreError,
   StoreUnavailableError,
@@ -411,6 +414,67 @@ export class PostgresStore implements Store {
       detail: 'Counter under heavy contention',
       retryAfter: this.#retryAfter,
     })
+  }
+
+  /**
+   * Runs the steps in one transaction (see {@link Store.atomic}): every key of the batch gets a row (an
+   * absent one an already-expired placeholder, which every operation reads as absent), all rows are
+   * locked in key order (`SELECT … FOR UPDATE`), the steps are evaluated on the locked values, and the
+   * writes are applied before `COMMIT`. Nothing else can change these keys meanwhile, and locking in one
+   * order keeps concurrent batches from deadlocking.
+   */
+  async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    const keys = [
+      ...new Set(
+        steps.flatMap((step) => (step.op === 'setIfAtLeast' ? [step.key, step.counter] : [step.key])),
+      ),
+    ].sort()
+    for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
+    if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
+    let client: pg.PoolClient
+    try {
+      await this.#ready
+      client = await this.pool.connect()
+    } catch (error) {
+      throw this.#failure(error)
+    }
+    client.on('error', this.#onError)
+    let broken: Error | undefined
+    try {
+      await client.query('BEGIN')
+      await client.query(
+        `INSERT INTO ${this.#qualified} (key, value, expires_at)
+         SELECT key, '', '-infinity' FROM unnest($1::text[]) AS key ORDER BY key
+         ON CONFLICT (key) DO NOTHING`,
+        [keys],
+      )
+      const locked = await client.query<{ key: string; value: string; live: boolean }>(
+        `SELECT key, value, expires_at > now() AS live FROM ${this.#qualified}
+         WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+        [keys],
+      )
+      const live = new Map<string, string>()
+      for (const row of locked.rows) if (row.live) live.set(row.key, row.value)
+      const { result, writes } = runAtomicSteps(steps, { read: (key) => live.get(key) })
+      if (writes.length > 0)
+        await client.query(
+          `UPDATE ${this.#qualified} AS target
+           SET value = w.value, expires_at = now() + w.ms * interval '1 millisecond'
+           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(key, value, ms)
+           WHERE target.key = w.key`,
+          [writes.map((w) => w.key), writes.map((w) => w.value), writes.map((w) => ttl(w.ttlMs))],
+        )
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      // A store error (a non-integer counter) leaves the connection usable; anything else drops it.
+      if (!BaseError.is(error)) broken = error instanceof Error ? error : new Error(String(error))
+      await client.query('ROLLBACK').catch(() => {})
+      throw this.#failure(error)
+    } finally {
+      client.off('error', this.#onError)
+      client.release(broken)
+    }
   }
 
   /** Stops the cleanup timer and ends the pool the store created (a pool passed in is left open). */

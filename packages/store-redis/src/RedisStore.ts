@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto'
 import {
+  type AtomicResult,
+  type AtomicStep,
+  type AtomicStepResult,
   BaseError,
   ConfigurationError,
   type IncrementOptions,
@@ -9,7 +12,7 @@ import {
   StoreUnavailableError,
 } from '@mppkit/core'
 import { Redis, type RedisOptions } from 'ioredis'
-import { compareAndSetScript, incrementScript, notIntegerMarker } from './scripts.js'
+import { atomicScript, compareAndSetScript, incrementScript, notIntegerMarker } from './scripts.js'
 
 /**
  * The ioredis options a {@link RedisStore} uses for the client it creates from a URL. Pass the same
@@ -128,6 +131,7 @@ type Script = { source: string; sha: string }
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') })
 const compareAndSet = script(compareAndSetScript)
 const increment = script(incrementScript)
+const atomicBatch = script(atomicScript)
 
 /**
  * A {@link Store} on Redis: every instance of a payment server sharing one Redis consumes each
@@ -248,6 +252,83 @@ export class RedisStore implements Store {
     })
   }
 
+  /**
+   * Runs the steps in one Lua script: one round trip, atomic on the server (see {@link Store.atomic}).
+   * The keys of one batch are passed as the script's KEYS; on Redis Cluster they must share a hash slot.
+   */
+  async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    const keys: string[] = []
+    const slots = new Map<string, number>()
+    const slot = (key: string) => {
+      let index = slots.get(key)
+      if (index === undefined) {
+        keys.push(this.keyPrefix + key)
+        index = keys.length
+        slots.set(key, index)
+      }
+      return index
+    }
+    const args: (string | number)[] = [steps.length]
+    for (const step of steps) {
+      switch (step.op) {
+        case 'check':
+          args.push('k', slot(step.key), step.equals === undefined ? '0' : '1', step.equals ?? '', '', '')
+          break
+        case 'compareAndSet':
+          args.push(
+            'c',
+            slot(step.key),
+            step.expected === undefined ? '0' : '1',
+            step.expected ?? '',
+            step.next,
+            ttl(step.ttlMs),
+          )
+          break
+        case 'increment':
+          args.push(
+            'i',
+            slot(step.key),
+            step.delta.toString(),
+            ttl(step.ttlMs),
+            step.min?.toString() ?? '',
+            step.max?.toString() ?? '',
+          )
+          break
+        case 'setIfAtLeast':
+          args.push(
+            's',
+            slot(step.key),
+            step.value,
+            ttl(step.ttlMs),
+            slot(step.counter),
+            step.atLeast.toString(),
+          )
+          break
+        default:
+          throw new ConfigurationError('Unknown atomic step')
+      }
+    }
+    return this.#run(async () => {
+      const reply = await this.#evalKeys(atomicBatch, keys, args)
+      if (!Array.isArray(reply) || reply.length % 4 !== 1 || (reply.length - 1) / 4 > steps.length)
+        throw new StoreUnavailableError({
+          detail: 'Unexpected reply from Redis',
+          retryAfter: this.#retryAfter,
+        })
+      const results: AtomicStepResult[] = []
+      for (let index = 0; index * 4 + 1 < reply.length; index++) {
+        const step = steps[index]!
+        const applied = reply[index * 4 + 1] === 1
+        const present = reply[index * 4 + 2] === 1
+        const value = reply[index * 4 + 3] as string
+        if (step.op === 'increment') results.push({ op: 'increment', applied, value: BigInt(value) })
+        else if (step.op === 'setIfAtLeast') results.push({ op: 'setIfAtLeast', applied })
+        else results.push({ op: step.op, applied, value: present ? value : undefined })
+      }
+      return { completed: reply[0] === 1, results }
+    })
+  }
+
   /** Closes the connection the store opened (a client passed in is left open for its owner). */
   async close(): Promise<void> {
     if (!this.#owned) {
@@ -262,13 +343,17 @@ export class RedisStore implements Store {
     }
   }
 
-  async #eval(script: Script, key: string, args: (string | number)[]): Promise<unknown> {
+  #eval(script: Script, key: string, args: (string | number)[]): Promise<unknown> {
+    return this.#evalKeys(script, [key], args)
+  }
+
+  async #evalKeys(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
-      return await this.client.evalsha(script.sha, 1, key, ...args)
+      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args)
     } catch (error) {
       // The script cache is empty after a restart or SCRIPT FLUSH: send the source once, Redis caches it.
       if (error instanceof Error && error.message.startsWith('NOSCRIPT'))
-        return await this.client.eval(script.source, 1, key, ...args)
+        return await this.client.eval(script.source, keys.length, ...keys, ...args)
       throw error
     }
   }

@@ -85,3 +85,19 @@ export function sameAddress(a: string, b: string): boolean {
 export function pkh(chainId: number, address: Address): string {
   return `did:pkh:eip155:${chainId}:${getAddress(address)}`
 }
+
+/**
+ * The payer address a `did:pkh` source names on a chain, or undefined when it names another chain or
+ * is not a `did:pkh:eip155` identifier.
+ *
+ * @example
+ * ```ts
+ * payerOf('did:pkh:eip155:8453:0xAb…', 8453) // '0xAb…'
+ * ```
+ * @see draft-evm-charge-00 §"Credential Structure"
+ */
+export function payerOf(source: string | undefined, chainId: number): Address | undefined {
+  const match = /^did:pkh:eip155:([1-9]\d{0,15}):(0x[0-9a-fA-F]{40})$/.exec(source ?? '')
+  if (!match || Number(match[1]) !== chainId) return undefined
+  return getAddress(match[2] as Address)
+}

@@ -7,6 +7,21 @@ const hex = z.string().regex(/^0x(?:[0-9a-fA-F]{2})+$/, 'a hex string')
 // "Amount in base units (stringified integer)" (draft-evm-charge-00 §"Shared Fields").
 const amount = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'a base-unit integer string')
 const timestamp = z.string().regex(/^(0|[1-9]\d{0,19})$/, 'a unix timestamp string')
+const uint256 = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'a uint256 integer string')
+
+/**
+ * The credential types of draft-evm-charge-00, in the spec's order of preference.
+ *
+ * @example
+ * ```ts
+ * CredentialType.parse('permit2')
+ * ```
+ * @see draft-evm-charge-00 §"Credential Type Negotiation"
+ */
+export const CredentialType = z.enum(['permit2', 'authorization', 'transaction', 'hash'])
+
+/** One of `permit2`, `authorization`, `transaction`, `hash`. */
+export type CredentialType = z.infer<typeof CredentialType>
 
 /**
  * The EIP-712 domain name and version of an EIP-3009 token. Not a field of draft-evm-charge-00 (which
@@ -34,15 +49,15 @@ export const EvmChargeRequest = z.looseObject({
     // "Clients MUST reject challenges whose `chainId` does not match a chain they support."
     chainId: z.number().int().positive(),
     permit2Address: address.optional(),
-    credentialTypes: z
-      .array(z.enum(['permit2', 'authorization', 'transaction', 'hash']))
-      .min(1)
-      .optional(),
+    credentialTypes: z.array(CredentialType).min(1).optional(),
     decimals: z.number().int().min(0).max(255).optional(),
     splits: z
       .array(z.looseObject({ recipient: address, amount, memo: z.string().max(256).optional() }))
       .optional(),
     eip712: Eip712Domain.optional(),
+    // mppkit extension: Permit2 binds a signature to `msg.sender` (the spender), which the spec's
+    // request does not name; a server offering `permit2` publishes the address that will submit it.
+    spender: address.optional(),
   }),
 })
 
@@ -73,8 +88,87 @@ export const AuthorizationPayload = z.object({
 export type AuthorizationPayload = z.infer<typeof AuthorizationPayload>
 
 /**
- * The `evm` charge method: one-time ERC-20 transfers on any EVM chain. This package implements the
- * `authorization` (EIP-3009) credential type; `permit2`, `transaction` and `hash` are not implemented.
+ * A Permit2 credential payload (`type="permit2"`): a `PermitWitnessTransferFrom` (or batch) signature
+ * whose witness binds the challenge.
+ *
+ * @example
+ * ```ts
+ * Permit2Payload.parse({ type: 'permit2', permit: { permitted: [{ token, amount: '1000' }], nonce: '1', deadline }, transferDetails: [{ to, requestedAmount: '1000' }], witness: { challengeHash }, signature })
+ * ```
+ * @see draft-evm-charge-00 §"Permit2 Payload (type="permit2")"
+ */
+export const Permit2Payload = z.object({
+  type: z.literal('permit2'),
+  permit: z.object({
+    // "The `permitted` array MUST always be an array, even for single transfers (length 1)."
+    permitted: z
+      .array(z.object({ token: address, amount }))
+      .min(1)
+      .max(11),
+    nonce: uint256,
+    deadline: timestamp,
+  }),
+  transferDetails: z
+    .array(z.object({ to: address, requestedAmount: amount }))
+    .min(1)
+    .max(11),
+  witness: z.object({ challengeHash: bytes32, externalId: z.string().optional() }),
+  signature: hex,
+})
+
+/** A Permit2 credential payload. */
+export type Permit2Payload = z.infer<typeof Permit2Payload>
+
+/**
+ * A client-signed transaction the server broadcasts (`type="transaction"`).
+ *
+ * @example
+ * ```ts
+ * TransactionPayload.parse({ type: 'transaction', signature: '0x02f8…' })
+ * ```
+ * @see draft-evm-charge-00 §"Transaction Payload (type="transaction")"
+ */
+export const TransactionPayload = z.object({ type: z.literal('transaction'), signature: hex })
+
+/** A signed-transaction credential payload. */
+export type TransactionPayload = z.infer<typeof TransactionPayload>
+
+/**
+ * The hash of a transfer the client broadcast itself (`type="hash"`).
+ *
+ * @example
+ * ```ts
+ * HashPayload.parse({ type: 'hash', hash: '0x1a2b…' })
+ * ```
+ * @see draft-evm-charge-00 §"Hash Payload (type="hash")"
+ */
+export const HashPayload = z.object({ type: z.literal('hash'), hash: bytes32 })
+
+/** A transaction-hash credential payload. */
+export type HashPayload = z.infer<typeof HashPayload>
+
+/**
+ * Any `evm` charge credential payload, told apart by `type`.
+ *
+ * @example
+ * ```ts
+ * EvmChargePayload.parse(payload).type // 'permit2' | 'authorization' | 'transaction' | 'hash'
+ * ```
+ * @see draft-evm-charge-00 §"Verification Procedure" step 2
+ */
+export const EvmChargePayload = z.discriminatedUnion('type', [
+  Permit2Payload,
+  AuthorizationPayload,
+  TransactionPayload,
+  HashPayload,
+])
+
+/** Any `evm` charge credential payload. */
+export type EvmChargePayload = z.infer<typeof EvmChargePayload>
+
+/**
+ * The `evm` charge method: one-time ERC-20 transfers on any EVM chain, with the four credential types
+ * of the spec (`permit2`, `authorization`, `transaction`, `hash`).
  *
  * @example
  * ```ts
@@ -87,5 +181,5 @@ export const evmCharge = Method.define({
   name: 'evm',
   intent: 'charge',
   request: EvmChargeRequest,
-  payload: AuthorizationPayload,
+  payload: EvmChargePayload,
 })

@@ -131,4 +131,48 @@ describe.skipIf(reason)('x402 v1', () => {
     )
     expect(both.status).toBe(400)
   })
+
+  it('malformed X-PAYMENT values (base64, JSON, shape) are 402 problems with both 402 faces, never a 500', async () => {
+    const info = devnet.info
+    const server = createServer({
+      realm: 'localhost',
+      secrets: ['x402-compat-test-secret-0123456789abcdef'],
+      methods: [
+        charge({
+          chainId: info.chainId,
+          currency: info.eip3009Token,
+          recipient: info.accounts[3]!.address,
+          domain: { name: info.eip3009.name, version: info.eip3009.version },
+          facilitator: facilitator(info, 5).client,
+        }),
+      ],
+    })
+    let runs = 0
+    const handler = x402(server, { v1: true }).protect(
+      { offers: [{ method: 'evm', request: { amount: '2000' } }] },
+      () => {
+        runs++
+        return new Response('paid content')
+      },
+    )
+    const values = [
+      '%%%',
+      '!!!!',
+      btoa('{"x402Version":1'),
+      btoa('\xff\xfe'),
+      Wire.encode([1]),
+      Wire.encode('text'),
+      Wire.encode({ x402Version: 1 }),
+      Wire.encode({ x402Version: 2, scheme: 'exact', network: 'base-sepolia', payload: {} }),
+      Wire.encode({ x402Version: 1, scheme: 'exact', network: 'base-sepolia', payload: { signature: 1 } }),
+    ]
+    for (const value of values) {
+      const response = await handler(new Request(url, { headers: { 'X-PAYMENT': value } }))
+      expect(response.status, value).toBe(402)
+      expect(response.headers.get('content-type')).toBe('application/problem+json')
+      expect(response.headers.get('payment-required')).toBeTruthy()
+      expect((await response.json()).x402Version).toBe(1)
+    }
+    expect(runs).toBe(0)
+  })
 })

@@ -367,7 +367,7 @@ function sessionView(config: LightningConfig): View {
 
 /** The Lightning views, when the devnet has a payer node. */
 export function lightningViews(config: Config): View[] {
-  const lightning = (config as Config & { lightning?: LightningConfig }).lightning
+  const lightning = config.lightning
   if (!lightning) return []
   return [chargeView(lightning), sessionView(lightning)]
 }

@@ -1,11 +1,11 @@
 // The playground page: one view per rail and intent, plus the inspector.
 import { Client } from '@mppkit/core/client'
 import { inspectUrl, inspectValue, render } from '../../../../packages/core/src/internal/inspect.js'
+import type { SolanaPageConfig } from '../server/solana.js'
+import type { X402PageConfig } from '../server/x402.js'
 import { h } from './dom.js'
-import { lightningViews } from './lightning.js'
-import { mcpViews } from './mcp.js'
-import { stripeView } from './stripe.js'
-import { tempoViews } from './tempo.js'
+import type { LightningConfig } from './lightning.js'
+import type { McpConfig } from './mcp.js'
 
 export type Config = {
   rails: { tempo: boolean; stripe: boolean }
@@ -22,9 +22,33 @@ export type Config = {
     sessionPayer: { address: string; privateKey: `0x${string}` }
   }
   stripe?: { networkId: string; cards: Record<string, string> }
+  solana?: SolanaPageConfig
+  x402?: X402PageConfig
+  lightning?: LightningConfig
+  mcp?: McpConfig
 }
 
 export type View = { id: string; title: string; element: HTMLElement }
+/** A view whose code is a separate chunk, loaded when its tab first opens. */
+export type LazyView = { id: string; title: string; load(): Promise<View> }
+
+/** Tabs whose views come from one lazily imported module (loaded once, on the first tab opened). */
+export function lazyViews(
+  tabs: readonly [id: string, title: string][],
+  load: () => Promise<View[]>,
+): LazyView[] {
+  let loaded: Promise<View[]> | undefined
+  return tabs.map(([id, title]) => ({
+    id,
+    title,
+    load: async () => {
+      loaded ??= load()
+      const view = (await loaded).find((candidate) => candidate.id === id)
+      if (!view) throw new Error(`the ${title} view did not load`)
+      return view
+    },
+  }))
+}
 
 export const getJson = async (path: string) => (await fetch(path)).json() as Promise<any>
 
@@ -68,33 +92,100 @@ function inspectorView(): View {
 
 async function main() {
   const config = (await getJson('/api/config')) as Config
-  const views: View[] = [
-    ...(config.tempo ? tempoViews(config) : []),
-    ...(config.stripe ? stripeView(config) : []),
-    ...lightningViews(config),
-    ...mcpViews(config),
+  // One chunk per rail: a view's code (and its rail's client) loads when its tab first opens.
+  const views: (View | LazyView)[] = [
+    ...(config.tempo
+      ? lazyViews(
+          [
+            ['tempo-charge', 'Tempo charge'],
+            ['tempo-session', 'Tempo session'],
+          ],
+          () => import('./tempo.js').then((module) => module.tempoViews(config)),
+        )
+      : []),
+    ...(config.stripe
+      ? lazyViews([['stripe', 'Stripe charge']], () =>
+          import('./stripe.js').then((module) => module.stripeView(config)),
+        )
+      : []),
+    ...(config.solana
+      ? lazyViews([['solana', 'Solana charge']], () =>
+          import('./solana.js').then((module) => module.solanaViews(config)),
+        )
+      : []),
+    ...(config.x402
+      ? lazyViews(
+          [
+            ['x402-service', 'x402 service'],
+            ['x402-client', 'x402 client'],
+          ],
+          () => import('./x402.js').then((module) => module.x402Views(config)),
+        )
+      : []),
+    ...(config.lightning
+      ? lazyViews(
+          [
+            ['lightning-charge', 'Lightning charge'],
+            ['lightning-session', 'Lightning session'],
+          ],
+          () => import('./lightning.js').then((module) => module.lightningViews(config)),
+        )
+      : []),
+    ...(config.mcp && config.tempo
+      ? lazyViews([['mcp', 'Paid MCP tool']], () =>
+          import('./mcp.js').then((module) => module.mcpViews(config)),
+        )
+      : []),
     inspectorView(),
   ]
   const tabs = document.getElementById('tabs')!
   const container = document.getElementById('views')!
   container.replaceChildren()
+  const panels = new Map<string, HTMLElement>()
+  const loading = new Map<string, Promise<void>>()
+  const open = (view: View | LazyView): Promise<void> => {
+    if ('element' in view) return Promise.resolve()
+    let done = loading.get(view.id)
+    if (!done) {
+      done = view.load().then(
+        ({ element }) => {
+          const placeholder = panels.get(view.id)!
+          for (const name of ['role', 'aria-labelledby'])
+            element.setAttribute(name, placeholder.getAttribute(name)!)
+          element.hidden = placeholder.hidden
+          placeholder.replaceWith(element)
+          panels.set(view.id, element)
+        },
+        (error: Error) => {
+          panels.get(view.id)!.textContent = `This view could not load: ${error.message}`
+          loading.delete(view.id)
+        },
+      )
+      loading.set(view.id, done)
+    }
+    return done
+  }
   const select = (id: string) => {
-    for (const view of views) view.element.hidden = view.id !== id
+    for (const [key, panel] of panels) panel.hidden = key !== id
     for (const tab of tabs.querySelectorAll('button'))
       tab.setAttribute('aria-selected', String(tab.dataset.view === id))
     if (location.hash !== `#${id}`) history.replaceState(null, '', `#${id}`)
+    return open(views.find((view) => view.id === id)!)
   }
   for (const view of views) {
-    view.element.setAttribute('role', 'tabpanel')
-    container.append(view.element)
+    const panel =
+      'element' in view ? view.element : h('section', { id: `view-${view.id}` }, h('p', {}, 'Loading…'))
+    panels.set(view.id, panel)
+    panel.setAttribute('role', 'tabpanel')
+    container.append(panel)
     const tab = h(
       'button',
-      { type: 'button', role: 'tab', id: `tab-${view.id}`, onclick: () => select(view.id) },
+      { type: 'button', role: 'tab', id: `tab-${view.id}`, onclick: () => void select(view.id) },
       view.title,
     )
     tab.dataset.view = view.id
-    tab.setAttribute('aria-controls', view.element.id)
-    view.element.setAttribute('aria-labelledby', tab.id)
+    tab.setAttribute('aria-controls', panel.id)
+    panel.setAttribute('aria-labelledby', tab.id)
     tabs.append(tab)
   }
   // Keyboard: arrow keys, Home and End move between tabs (WAI-ARIA tabs pattern); Tab reaches the panel.
@@ -117,7 +208,7 @@ async function main() {
     buttons[next]!.focus()
     buttons[next]!.click()
   })
-  select(views.some((view) => `#${view.id}` === location.hash) ? location.hash.slice(1) : views[0]!.id)
+  await select(views.some((view) => `#${view.id}` === location.hash) ? location.hash.slice(1) : views[0]!.id)
   document.body.dataset.ready = 'true'
 }
 

@@ -40,7 +40,7 @@ function challengesOf(answer: JsonRpcAnswer): Challenge.Challenge[] {
 }
 
 export function mcpViews(config: Config): View[] {
-  const mcp = (config as Config & { mcp?: McpConfig }).mcp
+  const mcp = config.mcp
   const t = config.tempo
   if (!mcp || !t) return []
   const id = 'mcp'

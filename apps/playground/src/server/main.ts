@@ -1,16 +1,16 @@
 // `npm start` and `npm run playground`: start the devnet (the rails the playground has pages for), the
 // playground's server and its paid demo API, and print the URL. PORT overrides the free port. Ctrl-C stops all.
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type DevnetRail, startDevnet } from '@mppkit/devnet'
+import { readPage } from './page.js'
 import { startPlayground } from './playground.js'
 
 /** The rails the playground has pages for. */
-export const playgroundRails: DevnetRail[] = ['tempo', 'stripe', 'lightning']
+export const playgroundRails: DevnetRail[] = ['tempo', 'stripe', 'solana', 'lightning']
 
 const started = performance.now()
-const page = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)), 'utf8')
-const devnet = await startDevnet({ rails: playgroundRails, tempo: { accounts: 4 } })
+const page = readPage(fileURLToPath(new URL('./', import.meta.url)))
+const devnet = await startDevnet({ rails: playgroundRails, tempo: { accounts: 8 } })
 let playground: Awaited<ReturnType<typeof startPlayground>>
 try {
   playground = await startPlayground({ devnet: devnet.info, page, port: Number(process.env.PORT ?? 0) })

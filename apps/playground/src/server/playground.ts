@@ -11,11 +11,14 @@ import { createDemo, prices, tempoRoles } from './demo.js'
 import { html } from './html.js'
 import { lightningPlayground } from './lightning.js'
 import { mcpPlayground } from './mcp.js'
+import type { PlaygroundRail } from './rail.js'
+import { solanaRail } from './solana.js'
+import { x402Rail } from './x402.js'
 
 export type PlaygroundOptions = {
   devnet: DevnetInfo
-  /** The page bundle (dist/page.js). */
-  page: string
+  /** The page: its files by path (page.js, chunks/…; see readPage), or page.js alone. */
+  page: string | Readonly<Record<string, string>>
   /** HMAC secret of the demo challenges (default: a random one). */
   secret?: string
   chunkDelayMs?: number
@@ -64,6 +67,21 @@ export function playgroundHandler(
     ...(options.chunkDelayMs === undefined ? {} : { chunkDelayMs: options.chunkDelayMs }),
   })
   const mcp = mcpPlayground(tempo, { secret })
+  // Rails with their own module (setup, routes, config entry).
+  const rails = [
+    solanaRail(options.devnet, [secret]),
+    x402Rail(options.devnet, [secret]),
+    lightning && {
+      name: 'lightning',
+      config: async () => lightning.config,
+      handle: async (request: Request, path: string) => lightning.route(path)?.(request),
+    },
+    mcp && {
+      name: 'mcp',
+      config: async () => mcp.config,
+      handle: async (request: Request, path: string) => mcp.route(path)?.(request),
+    },
+  ].filter((rail): rail is PlaygroundRail => rail !== undefined)
   const demo = createDemo({
     tempo,
     stripe: stripeInfo && stripeClient ? { info: stripeInfo, client: stripeClient } : undefined,
@@ -79,21 +97,23 @@ export function playgroundHandler(
       args: [owner],
     })
 
-  const encoded = new Map<'br' | 'gzip', Uint8Array<ArrayBuffer>>()
-  const compressed = (encoding: 'br' | 'gzip') => {
-    let body = encoded.get(encoding)
+  // The page's files, each compressed once per encoding.
+  const files: Readonly<Record<string, string>> =
+    typeof options.page === 'string' ? { 'page.js': options.page } : options.page
+  const encoded = new Map<string, Uint8Array<ArrayBuffer>>()
+  const compressed = (file: string, encoding: 'br' | 'gzip') => {
+    let body = encoded.get(`${encoding} ${file}`)
     if (!body) {
-      body = new Uint8Array(
-        encoding === 'br' ? brotliCompressSync(options.page) : gzipSync(options.page, { level: 9 }),
-      )
-      encoded.set(encoding, body)
+      const text = files[file]!
+      body = new Uint8Array(encoding === 'br' ? brotliCompressSync(text) : gzipSync(text, { level: 9 }))
+      encoded.set(`${encoding} ${file}`, body)
     }
     return body
   }
 
   // Only devnet keys reach the page: the Tempo payers' keys (test funds on a local anvil).
   const config = {
-    rails: { tempo: !!tempo, stripe: !!stripeInfo, lightning: !!lightning, mcp: !!mcp },
+    rails: { tempo: !!tempo, stripe: !!stripeInfo },
     prices,
     tempo: tempo && {
       rpcUrl: tempo.rpcUrl,
@@ -114,8 +134,6 @@ export function playgroundHandler(
         pm_card_threeDSecure2Required: 'Visa 3220: requires authentication (3-D Secure)',
       },
     },
-    lightning: lightning?.config,
-    mcp: mcp?.config,
   }
 
   const handler = async (request: Request): Promise<Response> => {
@@ -124,11 +142,12 @@ export function playgroundHandler(
     try {
       if (path === '/' && request.method === 'GET')
         return new Response(html, { headers: { 'content-type': 'text/html; charset=utf-8' } })
-      if (path === '/page.js') {
+      const file = path.slice(1)
+      if (Object.hasOwn(files, file) && request.method === 'GET') {
         // Compressed once, brotli when accepted (Chromium accepts it from http://127.0.0.1, a secure context).
         const accepted = request.headers.get('accept-encoding') ?? ''
         const encoding = /\bbr\b/.test(accepted) ? 'br' : /\bgzip\b/.test(accepted) ? 'gzip' : undefined
-        return new Response(encoding ? compressed(encoding) : options.page, {
+        return new Response(encoding ? compressed(file, encoding) : files[file], {
           headers: {
             'content-type': 'text/javascript; charset=utf-8',
             'cache-control': 'no-cache',
@@ -138,7 +157,13 @@ export function playgroundHandler(
         })
       }
       if (path === '/favicon.ico') return new Response(null, { status: 204 })
-      if (path === '/api/config') return json(config)
+      if (path === '/api/config')
+        return json({
+          ...config,
+          ...Object.fromEntries(
+            await Promise.all(rails.map(async (rail) => [rail.name, await rail.config()])),
+          ),
+        })
       if (path === '/api/balances') {
         const out: Record<string, unknown> = {}
         if (tempo) {
@@ -212,8 +237,12 @@ export function playgroundHandler(
         })
         return json(token)
       }
-      const paid = demo.route(path) ?? lightning?.route(path) ?? mcp?.route(path)
+      const paid = demo.route(path)
       if (paid) return await paid(request)
+      for (const rail of rails) {
+        const answer = await rail.handle(request, path)
+        if (answer) return answer
+      }
       return problem(404, 'not found')
     } catch (error) {
       // A devnet call failed: a one-line problem, never a stack trace.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { describeError } from '../internal/describeError.js'
-import { inspectUrl, inspectValue, render } from '../internal/inspect.js'
+import { inspectOrigin, inspectUrl, inspectValue, isOrigin, render } from '../internal/inspect.js'
 import { payCommand } from '../internal/railCli.js'
 
 const usage = `mppkit — Machine Payments Protocol toolkit
@@ -8,6 +8,9 @@ const usage = `mppkit — Machine Payments Protocol toolkit
 Usage:
   mppkit inspect <header value | URL> [--reveal]   decode a challenge, credential or receipt,
                                                    or fetch a URL and show its 402 offers
+  mppkit inspect <origin>                          read the origin's discovery document (/openapi.json),
+                                                   validate it and list every paid operation and offer
+                                                   (needs @mppkit/discovery)
   mppkit pay <url> [--rail <name>] [options]       pay a URL with the first offered method whose package
                                                    is installed (e.g. @mppkit/method-tempo)
 
@@ -30,6 +33,17 @@ async function inspect(args: string[]): Promise<number> {
   if (!target) {
     process.stderr.write(`mppkit inspect: missing <header value | URL>\n\n${usage}\n`)
     return 2
+  }
+  if (/^https?:\/\//i.test(target) && isOrigin(target)) {
+    try {
+      const { stdout, stderr, code } = await inspectOrigin(target, { reveal })
+      process.stderr.write(stderr)
+      if (stdout) process.stdout.write(`${stdout}\n`)
+      return code
+    } catch (error) {
+      process.stderr.write(`mppkit inspect: could not inspect ${target}: ${describeError(error)}\n`)
+      return 1
+    }
   }
   if (/^https?:\/\//i.test(target)) {
     try {

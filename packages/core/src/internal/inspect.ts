@@ -129,7 +129,7 @@ export function render(inspection: Inspection, options: { reveal?: boolean; now?
 export async function inspectUrl(
   url: string,
   options: { reveal?: boolean; fetch?: typeof fetch } = {},
-): Promise<{ text: string; ok: boolean }> {
+): Promise<{ text: string; ok: boolean; status: number }> {
   const response = await (options.fetch ?? fetch)(url, { headers: { accept: 'application/json, */*' } })
   const lines = [`${response.status} ${response.statusText} ${url}`]
   if (response.status === 402) {
@@ -140,10 +140,115 @@ export async function inspectUrl(
       const body = await response.text()
       lines.push(`problem: ${body}`)
     }
-    return { text: lines.join('\n'), ok: challenges.length > 0 }
+    return { text: lines.join('\n'), ok: challenges.length > 0, status: 402 }
   }
   const receipt = response.headers.get('payment-receipt')
   if (receipt) lines.push(render(inspectValue(receipt), options))
   else lines.push('No payment required (no 402).')
-  return { text: lines.join('\n'), ok: true }
+  return { text: lines.join('\n'), ok: true, status: response.status }
+}
+
+/** What `mppkit inspect <origin>` uses of `@mppkit/discovery` (loaded only when installed). */
+export type DiscoveryModule = {
+  inspect(origin: string): Promise<{ valid: boolean; url: string }>
+  formatInspection(inspection: never): string
+}
+
+/** Loads `@mppkit/discovery`; resolves undefined when that package is not installed. */
+export type DiscoveryLoader = () => Promise<DiscoveryModule | undefined>
+
+/** Imports `@mppkit/discovery` with Node's resolution from this package (core never depends on it). */
+export const importDiscovery: DiscoveryLoader = async () => {
+  const specifier = '@mppkit/discovery'
+  let module: Partial<DiscoveryModule>
+  try {
+    module = (await import(specifier)) as Partial<DiscoveryModule>
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    if (
+      (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') &&
+      String((error as Error).message).includes(specifier)
+    )
+      return undefined
+    throw error
+  }
+  if (typeof module.inspect !== 'function' || typeof module.formatInspection !== 'function')
+    throw new BaseError('the installed @mppkit/discovery has no inspect(); update it', {
+      code: 'discovery-outdated',
+    })
+  return module as DiscoveryModule
+}
+
+/**
+ * True for a URL naming a whole service (`https://api.example` or `https://api.example/`): `mppkit
+ * inspect` reads its discovery document instead of one resource's 402.
+ *
+ * @example
+ * ```ts
+ * isOrigin('https://api.example') // true; isOrigin('https://api.example/weather') // false
+ * ```
+ */
+export function isOrigin(url: string): boolean {
+  try {
+    const parsed = new URL(url)
+    return parsed.pathname === '/' && parsed.search === '' && parsed.hash === ''
+  } catch {
+    return false
+  }
+}
+
+/** Why a discovery document could not be used: `missing` (404, fall back to the 402) or a message. */
+type Unreadable = { missing: boolean; message: string }
+
+function unreadable(error: unknown): Unreadable | undefined {
+  // The DiscoveryError of whichever copy of @mppkit/discovery is installed (compared by name and code).
+  if (!BaseError.is(error) || error.name !== 'DiscoveryError') return undefined
+  return {
+    missing: error.code === 'http-status' && / answered 404$/.test(error.message),
+    message: error.message,
+  }
+}
+
+/**
+ * `mppkit inspect <origin>`: fetches the origin's discovery document with `@mppkit/discovery` (when
+ * installed), validates it and lists every paid operation with its offers. Without the package, or
+ * without a document (404), it says so and shows what the origin itself answers: exit code 0 only when
+ * that is a 402 with offers.
+ * A document that cannot be read (too large, not JSON, unreachable) is one clear line, exit code 1.
+ *
+ * @example
+ * ```ts
+ * const { stdout, stderr, code } = await inspectOrigin('https://api.example')
+ * ```
+ * @see draft-payment-discovery-00 §OpenAPI Discovery
+ */
+export async function inspectOrigin(
+  origin: string,
+  options: { reveal?: boolean; load?: DiscoveryLoader; fetch?: typeof fetch } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  const discovery = await (options.load ?? importDiscovery)()
+  let stderr = ''
+  if (discovery) {
+    try {
+      const inspection = await discovery.inspect(origin)
+      return {
+        stdout: discovery.formatInspection(inspection as never),
+        stderr,
+        code: inspection.valid ? 0 : 1,
+      }
+    } catch (error) {
+      const why = unreadable(error)
+      if (!why) throw error
+      if (!why.missing) return { stdout: '', stderr: `mppkit inspect: ${why.message}\n`, code: 1 }
+      stderr = `mppkit inspect: no discovery document (${why.message}); showing what ${origin} answers\n`
+    }
+  } else {
+    stderr =
+      'mppkit inspect: listing the paid operations of an origin needs @mppkit/discovery, which is not ' +
+      'installed (or not built)\nhint: npm install @mppkit/discovery\n' +
+      `mppkit inspect: showing what ${origin} answers instead\n`
+  }
+  // The origin's own 402 (with offers) is an answer; anything else is not the list that was asked for.
+  const { text, ok, status } = await inspectUrl(origin, options)
+  return { stdout: text, stderr, code: ok && status === 402 ? 0 : 1 }
 }

@@ -9,5 +9,18 @@ export function prefixStore(store: Store, prefix: string): Store {
     delete: (key) => store.delete(prefix + key),
     compareAndSet: (key, expected, next, ttlMs) => store.compareAndSet(prefix + key, expected, next, ttlMs),
     increment: (key, delta, options) => store.increment(prefix + key, delta, options),
+    // The optional capability is forwarded only when the store has it (callers test for it).
+    ...(store.atomic
+      ? {
+          atomic: (steps) =>
+            store.atomic!(
+              steps.map((step) =>
+                step.op === 'setIfAtLeast'
+                  ? { ...step, key: prefix + step.key, counter: prefix + step.counter }
+                  : { ...step, key: prefix + step.key },
+              ),
+            ),
+        }
+      : {}),
   }
 }

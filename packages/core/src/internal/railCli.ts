@@ -144,9 +144,10 @@ export async function payCommand(
   }
   const confirm = options.io ? options.io.confirm : process.stdin.isTTY ? askOnTerminal : undefined
   const run = async (cli: RailCli, args: string[], name?: string) => {
-    // Rails without their own display and prompt (those exporting no `defaultConfirmAbove`) get them here:
-    // what each offer of the chosen method asks is printed, and a terminal is asked unless -y/--yes.
-    if (name !== undefined && !('defaultConfirmAbove' in cli)) {
+    // The rails of this repository show what they pay and ask themselves (`@mppkit/core/cli`'s guard; they
+    // export `defaults`, Tempo `defaultConfirmAbove`). A rail CLI without them gets both here: what each
+    // offer of the chosen method asks is printed, and a terminal is asked unless -y/--yes.
+    if (name !== undefined && !('defaults' in cli) && !('defaultConfirmAbove' in cli)) {
       const yes = args.includes('-y') || args.includes('--yes')
       args = args.filter((arg) => arg !== '-y' && arg !== '--yes')
       const asked = challenges.filter((challenge) => challenge.method === name).map(describeOffer)

@@ -53,6 +53,38 @@ describeMethod({
   ],
 })
 
+// The kit on a test rail that answers a consumed credential presented again with the original response
+// (`replaysConsumed`, as the lightning session spec asks): replay, concurrency and outage cases expect
+// that stored response instead of a refusal.
+let replayRail: TestRail
+let replayDown = false
+describeMethod({
+  name: 'test/charge (replaysConsumed, outage)',
+  setup: async () => {
+    replayRail = createTestRail()
+    return {
+      server: {
+        ...replayRail.server({
+          failWith: () => (replayDown ? new BaseError('rail down', { code: 'test-rail-down' }) : undefined),
+        }),
+        replaysConsumed: true,
+      },
+      client: () => replayRail.client(),
+      offer,
+      problems: { wrongAmount: { type: 'verification-failed', reason: 'amount-mismatch' } },
+      outage: {
+        start: () => {
+          replayDown = true
+        },
+        stop: () => {
+          replayDown = false
+        },
+        settlements: () => replayRail.settlements(),
+      },
+    }
+  },
+})
+
 describe('expectedProblem', () => {
   it('falls back to the core default, takes a bare type, and turns a case off with false', () => {
     expect(expectedProblem(undefined, 'expired')).toEqual(defaultProblems.expired)

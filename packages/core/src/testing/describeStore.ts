@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '../Store.js'
+import { storeAtomicCases } from './storeAtomicCases.js'
 import { storeConcurrencyCases } from './storeConcurrencyCases.js'
 import { storeIncrementCases } from './storeIncrementCases.js'
 
@@ -246,5 +247,6 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
     const suite: StoreSuite = { store, key, pick, shortTtl, bigIntegers }
     storeIncrementCases(suite)
     storeConcurrencyCases(suite)
+    storeAtomicCases(suite)
   })
 }

@@ -188,6 +188,15 @@ describe('create', () => {
     expect((result._meta as any)?.[receiptKey]).toBeUndefined()
   })
 
+  test('a session offer is refused at creation, naming why (MCP has no call for top-up or close)', () => {
+    const server = Server.create({ realm: 'r', secrets: [secret], methods: [createTestRail().server()] })
+    expect(() =>
+      create({ server, tools: { chat: [{ method: 'tempo', intent: 'session', request: { amount: '1' } }] } }),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: tools/call chat: the session intent is not sold over MCP (no MCP call carries a session's top-up or close); offer a charge here, and sessions on HTTP routes]`,
+    )
+  })
+
   test('the payment capability is advertised in InitializeResult', async () => {
     const t = await connected()
     close = t.close

@@ -71,6 +71,16 @@ export function compile(prices: Prices): Paywall {
       }
       for (const offer of offers) {
         const intent = offer.intent ?? 'charge'
+        // draft-payment-transport-mcp-00 carries any intent's challenge and credential, but a session also
+        // needs its management requests (top-up, close, metered vouchers), which draft-tempo-session-00
+        // sends to "the same resource URI" over HTTP and which MCP has no call for: a channel opened here
+        // could be paid from, never topped up or closed cooperatively (the deposit stays locked until the
+        // escrow's forced close). Refused rather than half-supported.
+        if (intent === 'session')
+          throw new ConfigurationError(
+            `${method} ${target}: the session intent is not sold over MCP (no MCP call carries a session's ` +
+              'top-up or close); offer a charge here, and sessions on HTTP routes',
+          )
         const entry = methods[offer.method] ?? { intents: [] }
         methods[offer.method] = entry
         if (!entry.intents.includes(intent)) entry.intents.push(intent)

@@ -28,6 +28,8 @@ export type SessionState = {
   price: bigint
   /** The resource URL side requests (top-up, close) go to. */
   url: string
+  /** The last challenge this session answered (a close presents itself on it to get a close challenge). */
+  challenge?: Challenge.Challenge
 }
 
 /** The session client method with its session controls. */
@@ -99,19 +101,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return { preimage, sats }
   }
 
-  /** A fresh session challenge of `url` (an unauthenticated request answered 402). */
-  const challengeOf = async (url: string) => {
-    const response = await sideFetch(url)
+  /** The session challenge of a 402, if it has a valid one. */
+  const sessionChallengeIn = (response: Response) => {
+    if (response.status !== 402) return undefined
     const challenge = Challenge.parseAll(response.headers.get('www-authenticate') ?? '').find(
       (c) => c.method === 'lightning' && c.intent === 'session',
     )
-    if (response.status !== 402 || !challenge)
+    const parsed = challenge && session.request.safeParse(challenge.request)
+    return parsed?.success ? { challenge: challenge!, request: parsed.data } : undefined
+  }
+
+  /** A fresh session challenge of `url` (an unauthenticated request answered 402). */
+  const challengeOf = async (url: string) => {
+    const response = await sideFetch(url)
+    const found = sessionChallengeIn(response)
+    if (!found)
       throw new PaymentFailedError(
-        `lightning: ${url} answered ${response.status} without a session challenge`,
+        `lightning: ${url} answered ${response.status} without a valid session challenge`,
       )
-    const parsed = session.request.safeParse(challenge.request)
-    if (!parsed.success) throw new PaymentFailedError('lightning: the session challenge is invalid')
-    return { challenge, request: parsed.data }
+    return found
   }
 
   const send = (url: string, challenge: Challenge.Challenge, payload: Record<string, unknown>) =>
@@ -141,7 +149,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       sessionId: state.sessionId,
       topUpPreimage: paid.preimage,
     })
-    if (response.ok) state.deposit += paid.sats
+    if (response.ok) {
+      state.deposit += paid.sats
+      state.challenge = challenge
+    }
     return response
   }
 
@@ -186,26 +197,49 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           spent: price,
           price,
           url,
+          challenge,
         })
         return { payload: { action: 'open', preimage, returnInvoice } }
       }
+      // A bearer challenge (no deposit invoice) names the session it was issued for.
+      if (request.depositInvoice === undefined && request.paymentHash !== state.sessionId)
+        throw new PaymentFailedError('lightning: the challenge was issued for another session')
       if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
         const response = await topUp(url)
         if (!response.ok)
           throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
       }
       state.spent += price
+      state.challenge = challenge
       return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
     },
     topUp,
     async close(url) {
       const { realm, state } = stateOf(url)
-      const { challenge } = await challengeOf(url)
-      const response = await send(url, challenge, {
-        action: 'close',
-        sessionId: state.sessionId,
-        preimage: state.preimage,
-      })
+      const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+      let response: Response | undefined
+      // A close needs no payment, so no deposit invoice: presented on the session's last challenge
+      // (consumed, still unexpired: "Clients MUST NOT submit credentials for expired challenges"), it is
+      // refused with a fresh close challenge, which carries none. Otherwise an unauthenticated request.
+      const last = state.challenge
+      let challenge: Challenge.Challenge | undefined
+      if (last && (last.expires === undefined || Date.parse(last.expires) > now() + 5_000)) {
+        const refused = await send(url, last, payload)
+        const type = (
+          (await refused
+            .clone()
+            .json()
+            .catch(() => ({}))) as { type?: unknown }
+        ).type
+        // Closed or unknown already (an idle close): that is the answer; else the fresh challenge.
+        if (refused.ok || (typeof type === 'string' && /\/session-(closed|not-found)$/.test(type)))
+          response = refused
+        else challenge = sessionChallengeIn(refused)?.challenge
+      }
+      if (!response) {
+        challenge ??= (await challengeOf(url)).challenge
+        response = await send(url, challenge, payload)
+      }
       // "Clients MUST NOT submit further actions on a closed session."
       if (response.ok || response.status === 402) {
         sessions.delete(realm)

@@ -1,4 +1,4 @@
-import { BaseError, ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
+import { BaseError, ConfigurationError, Credential, type Method, VerificationFailedError } from '@mppkit/core'
 import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
@@ -97,16 +97,18 @@ export function sessionServer(options: SessionOptions): SessionServer {
     })
 
   // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
-  // Sessions this process saw are swept for idleness (another process sharing the store sweeps its own;
-  // the close is exactly-once either way).
-  type ServerState = { sessions: Sessions; known: Set<string>; now: () => number; signal: AbortSignal }
+  type ServerState = {
+    sessions: Sessions
+    now: () => number
+    signal: AbortSignal
+    realm?: string
+  }
   const states = new Map<Method.MethodStore, ServerState>()
   const stateFor = (store: Method.MethodStore): ServerState => {
     let state = states.get(store)
     if (!state) {
       state = {
         sessions: new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 }),
-        known: new Set(),
         now: () => Date.now(),
         signal: new AbortController().signal,
       }
@@ -116,13 +118,20 @@ export function sessionServer(options: SessionOptions): SessionServer {
   }
   const closers: Array<() => void> = []
 
-  const sweep = async ({ sessions, known }: ServerState) => {
-    for (const id of [...known]) {
-      if (await sessions.active(id)) continue
-      known.delete(id)
-      // "When a server closes a session without a client close action, it MUST follow the same refund procedure"
+  // The idle sweep walks the Store's index of open sessions, so it finds the sessions of every server
+  // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
+  // session's status, so exactly one refund is attempted whichever processes race for it.
+  const sweep = async ({ sessions }: ServerState) => {
+    await sessions.index.sweep(async (id) => {
+      const record = await sessions.get(id)
+      if (record?.status !== 'open') return 'drop'
+      if (await sessions.active(id)) return 'keep'
+      // "When a server closes a session without a client close action, it MUST follow the same refund
+      // procedure": "Mark session.status = "closed" atomically before attempting the refund"; "a single
+      // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
       await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
-    }
+      return 'drop'
+    })
   }
   const sweepIdle = async () => {
     for (const state of states.values()) await sweep(state)
@@ -162,6 +171,37 @@ export function sessionServer(options: SessionOptions): SessionServer {
     return { invoice, sats: invoice.amountMsat / 1000n }
   }
 
+  /**
+   * The open session a request's own `bearer` or `close` credential proves (preimage checked), when that
+   * action can go on without a payment: a bearer request the balance still covers, or a close. The fresh
+   * challenge of a refusal of such a request is a bearer/close challenge.
+   */
+  const sessionActing = async (httpRequest: Request, realm: string, price: bigint) => {
+    let payload: Record<string, unknown>
+    try {
+      const header = httpRequest.headers.get('authorization')
+      if (!header) return undefined
+      const credential = Credential.parse(header)
+      if (credential.challenge.method !== 'lightning' || credential.challenge.intent !== 'session')
+        return undefined
+      payload = credential.payload
+    } catch {
+      return undefined
+    }
+    const parsed = session.payload.safeParse(payload)
+    if (!parsed.success || (parsed.data.action !== 'bearer' && parsed.data.action !== 'close'))
+      return undefined
+    const { sessionId, preimage } = parsed.data
+    if (sha256Hex(preimage) !== sessionId) return undefined
+    for (const state of states.values()) {
+      if (state.realm !== realm) continue
+      if ((await state.sessions.get(sessionId))?.status !== 'open') continue
+      if (parsed.data.action === 'close' || (await state.sessions.balance(sessionId)).available >= price)
+        return sessionId
+    }
+    return undefined
+  }
+
   const meterFor = (state: ServerState, sessionId: string, request: LightningSessionRequest): SessionMeter =>
     createMeter({
       sessions: state.sessions,
@@ -189,6 +229,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       const state = stateFor(context.store)
       state.now = context.now
       state.signal = context.signal
+      state.realm = context.realm
       const interval = options.idleCheckIntervalMs ?? Math.min(30_000, (idleSeconds * 1000) / 10)
       let running = false
       const timer = setInterval(() => {
@@ -210,8 +251,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
       for (const stop of closers.splice(0)) stop()
     },
 
-    async prepare({ request, expires }): Promise<LightningSessionRequest> {
+    async prepare({ request, expires, httpRequest, realm }): Promise<LightningSessionRequest> {
       const price = BigInt(request.amount)
+      // "depositInvoice: CONDITIONAL. … REQUIRED for open and topUp challenges; MUST be absent for bearer
+      // and close challenges, where no payment is required." A request that carries its own bearer or
+      // close credential (refused: expired, consumed…) gets a challenge for that action: no invoice, and
+      // the session's id as its `paymentHash` ("paymentHash: REQUIRED").
+      const acting = await sessionActing(httpRequest, realm, price)
+      if (acting !== undefined) return { ...request, paymentHash: acting, idleTimeout: String(idleSeconds) }
       // "depositSats = configured_depositAmount ?? (amount * 20)"; "The deposit MUST be at least 1 unit of service"
       let deposit = depositOption ?? price * 20n
       if (deposit < price) deposit = price
@@ -262,6 +309,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
           paymentHash: invoice.paymentHash,
         }
       }
+      // A bearer/close challenge (no deposit invoice) was issued for one session only.
+      if (request.depositInvoice === undefined && request.paymentHash !== action.sessionId)
+        throw new LightningProblem('unknown-challenge', 'This challenge was issued for another session.')
       await requireOpen(store, action.sessionId, action.preimage)
       return { action: action.action, sessionId: action.sessionId }
     },
@@ -269,7 +319,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
     async settle({ challenge, request, store, verified }): Promise<Method.Settlement> {
       const state = stateFor(store)
       const s = state.sessions
-      const { known } = state
       const { sessionId } = verified
       const price = BigInt(request.amount)
       if (verified.action === 'open') {
@@ -285,7 +334,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
         )
         if (!opened && (await s.get(sessionId))?.openedBy !== challenge.id)
           throw new LightningProblem('unknown-challenge', 'This deposit has already opened a session.')
-        known.add(sessionId)
         if (billPerRequest && !(await s.charge(sessionId, price)))
           throw new LightningProblem(
             'insufficient-balance',
@@ -311,7 +359,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
             )
           throw new LightningProblem('session-closed', 'The session closed before the top-up was credited.')
         }
-        known.add(sessionId)
         credited.emit(sessionId)
         // "return HTTP 200 with body {"status":"ok"}" / "The server MUST NOT initiate a new stream"
         return { reference: sessionId, response: json({ status: 'ok' }) }
@@ -325,7 +372,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
           onRefundFailure,
         })
         if (!outcome) throw new LightningProblem('session-closed', 'The session is closed.')
-        known.delete(sessionId)
         return {
           reference: sessionId,
           receipt: { refundSats: outcome.refundSats, refundStatus: outcome.refundStatus },
@@ -333,7 +379,6 @@ export function sessionServer(options: SessionOptions): SessionServer {
         }
       }
       // Bearer: "The server verifies SHA-256(preimage) == session.paymentHash and that the session is open."
-      known.add(sessionId)
       await s.touch(sessionId)
       if (billPerRequest && !(await s.charge(sessionId, price)))
         throw new LightningProblem('insufficient-balance', 'The session balance does not cover this request.')

@@ -62,25 +62,36 @@ const readU64 = (data: Uint8Array, offset: number) =>
 const readU32 = (data: Uint8Array, offset: number) =>
   new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(offset, true)
 
+// Derivations are pure (same owner, mint and program: same address) and cost two base58 decodes, a
+// SHA-256 per bump and curve checks, so they are remembered; the map is bounded by clearing it.
+const ataCache = new Map<string, Promise<string>>()
+const ataCacheLimit = 4096
+
 /**
- * The associated token account of an owner for a mint under a token program.
+ * The associated token account of an owner for a mint under a token program (memoized).
  *
  * @example
  * ```ts
  * const ata = await associatedTokenAddress(owner, mint, programs.token)
  * ```
  */
-export async function associatedTokenAddress(owner: string, mint: string, tokenProgram: string) {
+export function associatedTokenAddress(owner: string, mint: string, tokenProgram: string): Promise<string> {
+  const key = `${owner}:${mint}:${tokenProgram}`
+  const cached = ataCache.get(key)
+  if (cached) return cached
   const encode = getAddressEncoder()
-  const [ata] = await getProgramDerivedAddress({
+  const derived = getProgramDerivedAddress({
     programAddress: address(programs.associatedToken),
     seeds: [
       encode.encode(address(owner)),
       encode.encode(address(tokenProgram)),
       encode.encode(address(mint)),
     ],
-  })
-  return String(ata)
+  }).then(([ata]) => String(ata))
+  if (ataCache.size >= ataCacheLimit) ataCache.clear()
+  ataCache.set(key, derived)
+  derived.catch(() => ataCache.delete(key))
+  return derived
 }
 
 /** One payment leg the transaction must carry. @see draft-solana-charge-00 §"Native SOL Verification" */
@@ -115,8 +126,16 @@ export async function expectedLegs(request: SolanaChargeRequest, tokenProgram: s
 /** Limits on what a payment transaction may ask of the server (compute, priority fee). */
 export type Limits = { maxComputeUnitLimit: number; maxComputeUnitPrice: bigint }
 
-/** What the inspection found: the payer (transfer authority) and the transaction's first signature. */
-export type Inspection = { authority: string; feePayer: string; signature: string | null }
+/**
+ * What the inspection found: the payer (transfer authority), the transaction's first signature, and
+ * the token accounts it pays without creating them (they must already exist).
+ */
+export type Inspection = {
+  authority: string
+  feePayer: string
+  signature: string | null
+  uncreatedDestinations: string[]
+}
 
 /**
  * Checks every instruction of a payment transaction against the challenge before anything is signed:
@@ -221,6 +240,10 @@ export async function inspectPayment(
       )
       if (!allowed && soft('The ATA creation is not authorized by the challenge.', 'unexpected-instruction'))
         continue
+      // "The client MUST include an ATA creation instruction for that split recipient before the split
+      // transfer."
+      if (legs.some((leg, i) => matched[i] && leg.recipient === owner))
+        soft('The ATA creation comes after the transfer it sets up.', 'unexpected-instruction')
       created.add(owner)
       continue
     }
@@ -293,7 +316,10 @@ export async function inspectPayment(
     if (value === null && !(sponsored && signer === feePayer))
       fail('The transaction is not fully signed.', 'invalid-transaction')
   }
-  return { authority, feePayer, signature: decoded.signatures[0]?.[1] ?? null }
+  const uncreatedDestinations = sol
+    ? []
+    : legs.filter((leg) => !created.has(leg.recipient)).map((leg) => leg.destination)
+  return { authority, feePayer, signature: decoded.signatures[0]?.[1] ?? null, uncreatedDestinations }
 }
 
 /** Checks the memo binding: an `externalId` must ride in a memo with exactly its text. */

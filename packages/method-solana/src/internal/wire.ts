@@ -28,6 +28,42 @@ export function toBase58(bytes: Uint8Array): string {
   return out
 }
 
+const digitOf = new Int8Array(128).fill(-1)
+for (let i = 0; i < alphabet.length; i++) digitOf[alphabet.charCodeAt(i)] = i
+
+/** Bytes of a base58 string (Bitcoin alphabet), or undefined for a character outside it. */
+export function fromBase58(text: string): Uint8Array | undefined {
+  let zeros = 0
+  while (zeros < text.length && text.charCodeAt(zeros) === 49) zeros++
+  const bytes: number[] = []
+  for (let i = zeros; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    let carry = code < 128 ? digitOf[code]! : -1
+    if (carry < 0) return undefined
+    for (let j = 0; j < bytes.length; j++) {
+      carry += bytes[j]! * 58
+      bytes[j] = carry & 0xff
+      carry >>= 8
+    }
+    while (carry > 0) {
+      bytes.push(carry & 0xff)
+      carry >>= 8
+    }
+  }
+  const out = new Uint8Array(zeros + bytes.length)
+  for (let i = 0; i < bytes.length; i++) out[out.length - 1 - i] = bytes[i]!
+  return out
+}
+
+/**
+ * Whether a string is a base58 public key: 32 to 44 characters decoding to exactly 32 bytes (what
+ * `@solana/kit`'s `isAddress` accepts, without its bigint arithmetic).
+ */
+export function isBase58Address(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length < 32 || value.length > 44) return false
+  return fromBase58(value)?.length === 32
+}
+
 /** What {@link readTransaction} returns; `undefined` fields never occur (a bad input throws). */
 export type WireTransaction = {
   version: 'legacy' | 0

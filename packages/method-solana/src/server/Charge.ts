@@ -7,6 +7,7 @@ import {
 } from '@solana/kit'
 import {
   assertMemo,
+  associatedTokenAddress,
   type Decoded,
   decodeTransaction,
   inspectPayment,
@@ -153,6 +154,28 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     return funded
   }
 
+  // Token accounts seen to exist (address → when). Only existence is remembered, and only for a minute:
+  // an account closed meanwhile makes the node's preflight or simulation refuse the transaction.
+  const existing = new Map<string, number>()
+  /** The token accounts of `addresses` that do not exist (or are not accounts of `tokenProgram`). */
+  const missingTokenAccounts = async (addresses: readonly string[], tokenProgram: string) => {
+    const now = Date.now()
+    const unknown = [...new Set(addresses)].filter((key) => !((existing.get(key) ?? 0) > now - 60_000))
+    if (unknown.length === 0) return []
+    const answer = await guard(() =>
+      rpc<{ value: ({ owner: string } | null)[] }>('getMultipleAccounts', [
+        unknown,
+        { encoding: 'base64', commitment: 'confirmed', dataSlice: { offset: 0, length: 0 } },
+      ]),
+    )
+    if (existing.size > 4096) existing.clear()
+    return unknown.filter((key, i) => {
+      const found = answer.value?.[i]?.owner === tokenProgram
+      if (found) existing.set(key, now)
+      return !found
+    })
+  }
+
   const methodDetails = (): NonNullable<SolanaChargeRequest['methodDetails']> => {
     const details: NonNullable<SolanaChargeRequest['methodDetails']> = { network }
     if (options.currency !== 'sol') details.decimals = options.decimals!
@@ -206,6 +229,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
 
     async prepare({ request }) {
       const details = { ...methodDetails(), ...(request.methodDetails ?? {}) }
+      // Confidential charges (type="bundle") need the ZK ElGamal proof program: never issued here.
+      if (details.confidential === true)
+        throw new ConfigurationError('solana: confidential (bundle) charges are not supported by this server')
       // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
       // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
       if (details.feePayer === true && !(await feePayerFunded())) {
@@ -220,6 +246,17 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           () => undefined,
         )
         if (tokenProgram) details.tokenProgram = tokenProgram as never
+      }
+      // "Servers SHOULD verify the top-level recipient's ATA exists before issuing a challenge" and
+      // "MUST NOT issue a challenge that requires creating it": a missing one leaves this offer out (an
+      // operator error, reported); an unreadable one does not block the challenge (verification checks).
+      if (request.currency !== 'sol' && details.tokenProgram !== undefined) {
+        const ata = await associatedTokenAddress(request.recipient, request.currency, details.tokenProgram)
+        const missing = await missingTokenAccounts([ata], details.tokenProgram).catch(() => [])
+        if (missing.length > 0)
+          throw new ConfigurationError(
+            `solana: the recipient's token account ${ata} (owner ${request.recipient}) does not exist; create it before charging in this mint`,
+          )
       }
       if (options.recentBlockhash !== false) {
         // Advisory only ("MUST NOT be assumed to remain valid"); an outage just omits it.
@@ -262,12 +299,25 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       }
       const bytes = decodeBase64(payload.transaction)
       const decoded = decodeTransaction(bytes)
-      await inspectPayment(decoded, request, {
+      const inspection = await inspectPayment(decoded, request, {
         tokenProgram,
         sponsor: details.feePayer ? sponsor : undefined,
         limits,
       })
       assertMemo(memoTexts(decoded), request)
+      // A transfer to a token account that does not exist fails on chain; the transaction may create
+      // only split ATAs the spec allows, so any other paid account must exist before broadcasting.
+      if (tokenProgram !== undefined && inspection.uncreatedDestinations.length > 0) {
+        const missing = await missingTokenAccounts(inspection.uncreatedDestinations, tokenProgram)
+        if (missing.length > 0)
+          throw new VerificationFailedError({
+            detail:
+              missing[0] === (await associatedTokenAddress(request.recipient, request.currency, tokenProgram))
+                ? "The recipient's token account does not exist (the spec does not let a payment create it)."
+                : "A split recipient's token account does not exist and the transaction does not create it.",
+            reason: 'recipient-account-missing',
+          })
+      }
       return { kind: 'transaction', decoded }
     },
 

@@ -1,3 +1,4 @@
+import { describeError } from '@mppkit/core/cli'
 import { ServiceUnavailableError } from '@mppkit/core/client'
 import {
   type Account,
@@ -14,7 +15,6 @@ import {
 } from 'viem'
 import { tempoLocalnet } from 'viem/chains'
 import { createClient, type Client as TempoClient } from 'viem/tempo'
-import { describeError } from './describeError.js'
 
 /** Default Tempo mainnet chain id, per the spec's default. */
 export const defaultChainId = 4217

@@ -1,7 +1,24 @@
 import { type Method, PaymentFailedError } from '@mppkit/core/client'
-import type { Account, Address } from 'viem'
+import { type Account, type Address, encodeFunctionData, erc20Abi, type Hex, toHex } from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
-import { type EvmChargeRequest, evmCharge } from '../Methods.js'
+import { type CredentialType, type EvmChargeRequest, evmCharge } from '../Methods.js'
+import * as Permit2 from '../Permit2.js'
+
+/**
+ * A viem wallet client with public actions and an account, for the credential types that touch the
+ * chain from the client (`transaction`: sign a transfer the server broadcasts; `hash`: broadcast it).
+ */
+export type Wallet = {
+  account: Account | undefined
+  chain?: { id: number } | undefined
+  prepareTransactionRequest(args: any): Promise<any>
+  signTransaction(args: any): Promise<Hex>
+  sendRawTransaction(args: { serializedTransaction: Hex }): Promise<Hex>
+  waitForTransactionReceipt(args: {
+    hash: Hex
+    timeout?: number
+  }): Promise<{ status: 'success' | 'reverted' }>
+}
 
 /**
  * Options of {@link charge}.
@@ -26,19 +43,36 @@ export declare namespace charge {
     validitySeconds?: number
     /** Clock (epoch ms; default `Date.now`). */
     now?: () => number
+    /**
+     * Credential types this client may use, in its order of preference among those a challenge lists
+     * (default: every type it can sign with what it was given: `authorization` and `permit2` with the
+     * account, `transaction` and `hash` with a `wallet`). The challenge's own order decides first
+     * ("Clients SHOULD use the first type in the list that they support").
+     */
+    credentialTypes?: readonly CredentialType[]
+    /** For `transaction` and `hash`: a wallet client (with public actions) on the challenge's chain. */
+    wallet?: Wallet
+    /** Milliseconds to wait for the receipt of a `hash` payment the client broadcast (default 30 000). */
+    confirmTimeout?: number
   }
 }
 
+/** A refusal to pay, with a stable code. */
+const fail = (message: string, code: string) => new PaymentFailedError(`evm: ${message}`, { code })
+
 /**
- * The client half of the `evm` charge: signs an EIP-3009 `transferWithAuthorization` whose nonce is
- * the challenge hash, for the exact amount and recipient the challenge asks.
+ * The client half of the `evm` charge: picks the first credential type of the challenge it can use and
+ * signs it for exactly the amount, token and recipient asked: an EIP-3009 authorization whose nonce is
+ * the challenge hash, a Permit2 witness transfer bound to the challenge, a signed ERC-20 `transfer`
+ * (the server broadcasts it), or a `transfer` it broadcasts itself (`hash`). Permit2 needs a prior ERC-20
+ * approval of the Permit2 contract, which this client never makes on its own.
  *
  * @example
  * ```ts
  * import { charge } from '@mppkit/x402-compat/client'
  * const client = Client.create({ methods: [charge({ account })] })
  * ```
- * @see draft-evm-charge-00 §"Authorization Payload (type="authorization")"
+ * @see draft-evm-charge-00 §"Credential Types", §"Amount Verification"
  */
 export function charge(options: charge.Options): Method.Client<typeof evmCharge> {
   const { account } = options
@@ -49,6 +83,42 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
     )
     return configured?.[1] ?? request.methodDetails.eip712
   }
+  const able: readonly CredentialType[] =
+    options.credentialTypes ??
+    (options.wallet ? ['permit2', 'authorization', 'transaction', 'hash'] : ['permit2', 'authorization'])
+  const deadlineOf = (challenge: { expires?: string | undefined }) =>
+    challenge.expires
+      ? Math.floor(Date.parse(challenge.expires) / 1000)
+      : Math.floor(now() / 1000) + (options.validitySeconds ?? 300)
+  const walletFor = (chainId: number) => {
+    const { wallet } = options
+    if (!wallet?.account)
+      throw fail('transaction and hash credentials need a wallet with an account', 'account')
+    if (wallet.chain && wallet.chain.id !== chainId)
+      throw fail(
+        `the wallet is on chain ${wallet.chain.id}, the challenge on ${chainId}`,
+        'unsupported-chain',
+      )
+    return wallet
+  }
+  const transfer = async (request: EvmChargeRequest) => {
+    const wallet = walletFor(request.methodDetails.chainId)
+    const prepared = await wallet.prepareTransactionRequest({
+      account: wallet.account,
+      to: request.currency,
+      data: encodeFunctionData({
+        abi: erc20Abi,
+        functionName: 'transfer',
+        args: [request.recipient as Address, BigInt(request.amount)],
+      }),
+      type: 'eip1559',
+      chain: wallet.chain ?? null,
+      chainId: request.methodDetails.chainId,
+    })
+    // "The client MUST sign a fully valid transaction including gas parameters"
+    return wallet.signTransaction({ ...prepared, account: wallet.account })
+  }
+
   return {
     definition: evmCharge,
     quote(request) {
@@ -61,34 +131,103 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
       return quote
     },
     async createPayload({ challenge, request }) {
-      const { chainId, credentialTypes, splits } = request.methodDetails
+      const { chainId, splits } = request.methodDetails
+      // "Clients MUST reject challenges whose chainId does not match a chain they support."
       if (options.chainIds && !options.chainIds.includes(chainId))
-        throw new PaymentFailedError(`evm: chain ${chainId} is not one this client pays on`, {
-          code: 'unsupported-chain',
+        throw fail(`chain ${chainId} is not one this client pays on`, 'unsupported-chain')
+      // "If omitted, servers MUST accept "transaction" and SHOULD accept "hash"."
+      const offered = request.methodDetails.credentialTypes ?? ['transaction', 'hash']
+      const hasSplits = (splits?.length ?? 0) > 0
+      if (hasSplits) {
+        // "The sum of splits[].amount MUST be strictly less than amount. Clients MUST reject any request
+        // that violates this constraint."
+        const shares = splits!.reduce((sum, split) => sum + BigInt(split.amount), 0n)
+        if (shares >= BigInt(request.amount))
+          throw fail('the splits add up to the whole amount or more', 'invalid-splits')
+      }
+      const usable = (type: CredentialType) => {
+        if (!able.includes(type)) return false
+        // Splits REQUIRE type="permit2".
+        if (hasSplits && type !== 'permit2') return false
+        if (type === 'authorization') return domainOf(request) !== undefined
+        if (type === 'permit2') return request.methodDetails.spender !== undefined
+        return options.wallet?.account !== undefined
+      }
+      // "Clients SHOULD use the first type in the list that they support."
+      const type = offered.find(usable)
+      if (!type) {
+        const reason =
+          offered.includes('authorization') && !domainOf(request)
+            ? `no EIP-712 domain known for token ${request.currency}`
+            : `none of the offered credential types (${offered.join(', ')}) is usable by this client`
+        throw fail(
+          reason,
+          offered.includes('authorization') && !domainOf(request)
+            ? 'unknown-domain'
+            : 'unsupported-credential-type',
+        )
+      }
+      const source = pkh(
+        chainId,
+        (type === 'transaction' || type === 'hash' ? options.wallet!.account! : account).address,
+      )
+
+      if (type === 'transaction') {
+        return { payload: { type, signature: await transfer(request) }, source }
+      }
+      if (type === 'hash') {
+        const wallet = walletFor(chainId)
+        const hash = await wallet.sendRawTransaction({ serializedTransaction: await transfer(request) })
+        const receipt = await wallet.waitForTransactionReceipt({
+          hash,
+          timeout: options.confirmTimeout ?? 30_000,
         })
-      // "Servers MUST NOT advertise "authorization" … unless the currency token is known to implement
-      // EIP-3009": without it listed, an authorization would be refused.
-      if (!credentialTypes?.includes('authorization'))
-        throw new PaymentFailedError('evm: the challenge does not accept authorization credentials', {
-          code: 'unsupported-credential-type',
+        if (receipt.status !== 'success') throw fail('the transfer reverted', 'transfer-reverted')
+        return { payload: { type, hash }, source }
+      }
+      if (type === 'permit2') {
+        if (typeof (account as { sign?: unknown }).sign !== 'function')
+          throw fail('permit2 needs an account that signs a digest (a local account)', 'account')
+        const total = BigInt(request.amount)
+        const shares = (splits ?? []).reduce((sum, split) => sum + BigInt(split.amount), 0n)
+        // "Clients MUST emit transfers in array order": the primary transfer, then each split.
+        const transfers = [
+          { to: request.recipient, amount: String(total - shares) },
+          ...(splits ?? []).map((split) => ({ to: split.recipient, amount: split.amount })),
+        ]
+        const permit = {
+          permitted: transfers.map((entry) => ({ token: request.currency, amount: entry.amount })),
+          // Permit2 nonces are unordered (a bitmap): a random 256-bit nonce never collides in practice.
+          nonce: BigInt(toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))).toString(),
+          deadline: String(deadlineOf(challenge)),
+        }
+        const witness = { challengeHash: challengeHash(challenge), externalId: request.externalId ?? '' }
+        const hash = Permit2.digest({
+          chainId,
+          permit2: (request.methodDetails.permit2Address ?? Permit2.permit2Address) as Address,
+          spender: request.methodDetails.spender as Address,
+          permit,
+          witness,
         })
-      // "Servers MUST reject type="authorization" credentials when the challenge includes splits."
-      if (splits && splits.length > 0)
-        throw new PaymentFailedError('evm: splits need permit2, which this client does not implement', {
-          code: 'unsupported-credential-type',
+        const signature = await (account as unknown as { sign(args: { hash: Hex }): Promise<Hex> }).sign({
+          hash,
         })
-      const domain = domainOf(request)
-      if (!domain)
-        throw new PaymentFailedError(`evm: no EIP-712 domain known for token ${request.currency}`, {
-          code: 'unknown-domain',
-        })
+        return {
+          payload: {
+            type,
+            permit,
+            transferDetails: transfers.map((entry) => ({ to: entry.to, requestedAmount: entry.amount })),
+            witness,
+            signature,
+          },
+          source,
+        }
+      }
+      const domain = domainOf(request)!
       if (typeof account.signTypedData !== 'function')
-        throw new PaymentFailedError('evm: the account cannot sign typed data', { code: 'account' })
-      const nowSeconds = Math.floor(now() / 1000)
+        throw fail('the account cannot sign typed data', 'account')
       // "validBefore SHOULD correspond to the challenge expires timestamp."
-      const validBefore = challenge.expires
-        ? Math.floor(Date.parse(challenge.expires) / 1000)
-        : nowSeconds + (options.validitySeconds ?? 300)
+      const validBefore = deadlineOf(challenge)
       // validAfter 0: a payer clock ahead of the chain's can never make the authorization not yet valid.
       const authorization = {
         from: account.address as Address,

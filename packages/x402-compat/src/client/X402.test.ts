@@ -82,7 +82,7 @@ describe('x402', () => {
     expect(skipped).toMatchInlineSnapshot(`
       [
         "scheme upto is not supported",
-        "network solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp is not a known EVM network",
+        "asset is not a Solana mint address",
         "extra.name/extra.version (the EIP-712 domain) are missing",
         "amount is not a base-unit integer string",
         "maxTimeoutSeconds must be an integer of at least 6",
@@ -194,6 +194,20 @@ describe('x402', () => {
       undefined,
       undefined,
     ])
+  })
+
+  it('offers nothing for a 402 whose v1 body is not JSON, and reads no receipt from a garbled X-PAYMENT-RESPONSE', async () => {
+    const plug = x402({ now })
+    for (const body of ['{"x402Version":1,', '<html>402</html>', ''])
+      expect(
+        await plug.challenges(
+          new Response(body, { status: 402, headers: { 'content-type': 'application/json' } }),
+        ),
+      ).toEqual([])
+    for (const value of ['%%', btoa('{"success":true'), Wire.encode([1])])
+      expect(
+        plug.receipt!(new Response('', { headers: { [Wire.headers.v1PaymentResponse]: value } })),
+      ).toBeUndefined()
   })
 
   it('offers nothing, and never throws anything but a parse error, for arbitrary PAYMENT-REQUIRED values (fuzz)', async () => {

@@ -1,5 +1,8 @@
 import type { Challenge, Protocol, Receipt } from '@mppkit/core/client'
 import type { EvmChargeRequest } from '../Methods.js'
+import { isSolanaNetwork } from '../svm/Networks.js'
+import type { SvmOfferOptions } from '../svm/Offer.js'
+import { svmChallenge } from '../svm/Plug.js'
 import * as Wire from '../Wire.js'
 
 /**
@@ -28,6 +31,11 @@ export declare namespace x402 {
     onSkip?: (skip: { version: 1 | 2; requirement: unknown; reason: string }) => void
     /** Clock (epoch ms; default `Date.now`). */
     now?: () => number
+    /**
+     * x402 `exact` on Solana: more networks, and the RPC to read mint decimals from (beside `decimals`,
+     * keyed `solana:<ref>:<mint>` or `<mint>`). Offers become `solana` charges, paid by `svm({ signer })`.
+     */
+    svm?: Omit<SvmOfferOptions, 'decimals'>
   }
 }
 
@@ -143,7 +151,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
     return challenge
   }
 
-  const offers = (
+  const offers = async (
     version: 1 | 2,
     accepts: unknown[],
     context: { realm: string; description?: string | undefined },
@@ -151,7 +159,21 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
   ) => {
     const found: Challenge.Challenge[] = []
     for (const entry of accepts) {
-      const mapped = map(version, entry, context)
+      const description =
+        version === 1 ? (entry as { description?: unknown } | null)?.description : context.description
+      const solana = await svmChallenge(
+        version,
+        entry,
+        {
+          ...context,
+          description,
+          id: `x402v${version}-${randomId()}`,
+          minValiditySeconds: minValidity,
+          now: now(),
+        },
+        { ...options.svm, decimals: options.decimals ?? {} },
+      )
+      const mapped = solana ?? map(version, entry, context)
       if (typeof mapped === 'string') {
         options.onSkip?.({ version, requirement: entry, reason: mapped })
         continue
@@ -189,7 +211,8 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       if (!versions.includes(1)) return []
       const type = response.headers.get('content-type') ?? ''
       if (!/json/i.test(type) && type !== '') return []
-      const body = (await response.json()) as Record<string, unknown> | null
+      // A 402 whose body is not JSON carries no v1 offers (never a SyntaxError out of the client).
+      const body = (await response.json().catch(() => null)) as Record<string, unknown> | null
       if (body?.x402Version !== 1 || !Array.isArray(body.accepts)) return []
       const first = body.accepts[0] as Record<string, unknown> | undefined
       return offers(1, body.accepts, { realm: realmOf(first?.resource, response.url) }, {})
@@ -202,7 +225,11 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
         type: _type,
         ...authorization
       } = payment.credential.payload as Record<string, unknown>
-      const exact = { signature, authorization }
+      // x402 `exact` on Solana carries the partially signed transaction alone.
+      const exact =
+        payment.challenge.method === 'solana'
+          ? { transaction: authorization.transaction }
+          : { signature, authorization }
       if (origin.version === 1) {
         const { scheme, network } = origin.requirement
         return { [Wire.headers.v1Payment]: Wire.encode({ x402Version: 1, scheme, network, payload: exact }) }
@@ -229,7 +256,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       if (settled.success !== true || typeof settled.transaction !== 'string') return undefined
       const receipt: Receipt.Receipt = {
         status: 'success',
-        method: 'evm',
+        method: isSolanaNetwork(settled.network) ? 'solana' : 'evm',
         timestamp: new Date(now()).toISOString(),
         reference: settled.transaction,
       }

@@ -7,8 +7,19 @@ import {
 } from '@mppkit/core'
 import { type Address, encodeFunctionData, type Hex, parseSignature, verifyTypedData } from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
-import { type AuthorizationPayload, type EvmChargeRequest, evmCharge } from '../Methods.js'
+import {
+  type AuthorizationPayload,
+  type CredentialType,
+  type EvmChargeRequest,
+  evmCharge,
+} from '../Methods.js'
+import { permit2Address } from '../Permit2.js'
+import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
+import { once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
+import { settleHash, settleTransaction, verifyTransaction } from './Transaction.js'
+
+export type { Reader, Wallet } from './Shared.js'
 
 /** The x402 facilitator calls the `evm` method needs (an `@x402/core` `FacilitatorClient` fits). */
 export type Facilitator = {
@@ -22,16 +33,6 @@ export type Facilitator = {
   ): Promise<{ success: boolean; transaction: string; errorReason?: string; errorMessage?: string }>
 }
 
-/** A viem wallet client with public actions, whose account pays gas for settlement. */
-export type Wallet = {
-  account: { address: Address } | undefined
-  sendTransaction(args: any): Promise<Hex>
-  waitForTransactionReceipt(args: {
-    hash: Hex
-    timeout?: number
-  }): Promise<{ status: 'success' | 'reverted' }>
-}
-
 /**
  * Options of {@link charge}.
  *
@@ -43,35 +44,35 @@ export type Wallet = {
 export declare namespace charge {
   type Options = {
     chainId: number
-    /** The EIP-3009 token. */
+    /** The ERC-20 token (an EIP-3009 token when `authorization` is offered). */
     currency: Address
     recipient: Address
-    /** The token's EIP-712 domain name and version. */
-    domain: { name: string; version: string }
+    /**
+     * The credential types offered, in order of preference (default `['authorization']`). `authorization`
+     * needs `domain` and a `facilitator` or `wallet`; `permit2` needs `wallet` (its account is the
+     * Permit2 spender and pays gas); `transaction` and `hash` need `client` (or a `wallet` with public
+     * actions).
+     */
+    credentialTypes?: readonly CredentialType[]
+    /** The token's EIP-712 domain name and version (EIP-3009 `authorization` only). */
+    domain?: { name: string; version: string }
     /** The token's decimals, advertised to clients for their spend policy. */
     decimals?: number
     /** Settles through an x402 facilitator (in-process or `HTTPFacilitatorClient`)… */
     facilitator?: Facilitator
-    /** …or broadcasts `transferWithAuthorization` itself, paying gas from this wallet. */
+    /** …or broadcasts `transferWithAuthorization` itself, paying gas from this wallet (also submits `permit2`). */
     wallet?: Wallet
+    /** Chain reads and raw broadcasts for `permit2`, `transaction` and `hash` (default: `wallet`). */
+    client?: Reader
+    /** The Permit2 contract (default the canonical `0x000000000022D473030F116dDEE9F6B43aC78BA3`). */
+    permit2Address?: Address
+    /** Oldest block age, in seconds, a `hash` credential may point at (default 3 600). */
+    hashMaxAgeSeconds?: number
     /** Milliseconds a facilitator or the chain may take before the request is a 503 (default 15 000). */
     timeout?: number
     /** Seconds of validity an authorization must have left when it arrives (default 6). */
     minValiditySeconds?: number
   }
-}
-
-function withTimeout<value>(promise: Promise<value>, ms: number): Promise<value> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })),
-        ms,
-      )
-    }),
-  ]).finally(() => clearTimeout(timer))
 }
 
 /** The x402 requirement an `evm` charge request corresponds to (what x402 clients sign against). */
@@ -89,39 +90,84 @@ export function requirementOf(request: EvmChargeRequest, maxTimeoutSeconds: numb
 }
 
 /**
- * The server half of the `evm` charge (`type="authorization"`): checks the EIP-3009 authorization
- * against the challenge (recipient, amount, time window, signature), claims (from, nonce) once in the
- * Store, then settles through an x402 facilitator or its own wallet.
+ * The server half of the `evm` charge, for the four credential types of draft-evm-charge-00:
+ * `authorization` (EIP-3009, settled by an x402 facilitator or the server's wallet), `permit2` (the
+ * server submits `permitWitnessTransferFrom`), `transaction` (the server broadcasts the client's signed
+ * transfer) and `hash` (the server checks the receipt of the client's own transfer). Each credential's
+ * replay token is claimed in the Store before it settles, so it settles at most once across processes.
  *
  * @example
  * ```ts
  * import { charge } from '@mppkit/x402-compat/server'
  * Server.create({ realm, secrets, methods: [charge({ chainId, currency, recipient, domain, facilitator })] })
  * ```
- * @see draft-evm-charge-00 §"Authorization Verification", §"Authorization Settlement"
+ * @see draft-evm-charge-00 §"Verification Procedure", §"Settlement Procedure"
  */
 export function charge(options: charge.Options): Method.Server<typeof evmCharge> {
-  if (!options.facilitator && !options.wallet)
-    throw new ConfigurationError('evm charge: give a facilitator or a wallet to settle with')
+  const types = [...(options.credentialTypes ?? ['authorization'])]
   const timeout = options.timeout ?? 15_000
   const minValidity = options.minValiditySeconds ?? 6
+  const reader = options.client ?? (options.wallet as unknown as Reader | undefined)
+  const permit2 = options.permit2Address ?? permit2Address
+  const now = () => Date.now()
+  const hashMaxAgeSeconds = options.hashMaxAgeSeconds ?? 3_600
+  const missing = (what: string) => new ConfigurationError(`evm charge: ${what}`)
+  if (types.length === 0 || new Set(types).size !== types.length)
+    throw missing('credentialTypes must list each offered type once')
+  if (types.includes('authorization')) {
+    // "Servers MUST only include "authorization" when the currency token is known to implement EIP-3009":
+    // configuring its EIP-712 domain is how a server says it knows.
+    if (!options.domain) throw missing('authorization needs the token’s EIP-712 domain (domain)')
+    if (!options.facilitator && !options.wallet)
+      throw missing('give a facilitator or a wallet to settle with')
+  }
+  if (types.includes('permit2') && !options.wallet?.account)
+    throw missing('permit2 needs a wallet with an account (the Permit2 spender, paying gas)')
+  if (types.some((type) => type !== 'authorization') && typeof reader?.getTransactionReceipt !== 'function')
+    throw missing(
+      'permit2, transaction and hash need a client (a viem public client) or a wallet with public actions',
+    )
+
   const methodDetails: EvmChargeRequest['methodDetails'] = {
     chainId: options.chainId,
-    credentialTypes: ['authorization'],
-    eip712: options.domain,
+    // "Servers that support Permit2 SHOULD include "permit2" as the first entry to indicate preference."
+    credentialTypes: types,
+  }
+  if (options.domain) methodDetails.eip712 = options.domain
+  if (types.includes('permit2')) {
+    // permitWitnessTransferFrom checks the signature against msg.sender: clients must sign for our wallet.
+    methodDetails.permit2Address = permit2
+    methodDetails.spender = options.wallet!.account!.address
   }
   if (options.decimals !== undefined) methodDetails.decimals = options.decimals
+  const chain = () => ({ reader: reader!, timeout, now, hashMaxAgeSeconds })
+  const permit2Context = () => ({
+    reader: reader!,
+    wallet: options.wallet!,
+    permit2,
+    timeout,
+    minValidity,
+    now,
+  })
 
   return {
     definition: evmCharge,
     defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
     async verify({ challenge, request, payload, credential }) {
-      const refuse = (detail: string, reason: string) => new VerificationFailedError({ detail, reason })
       const { chainId } = request.methodDetails
       if (chainId !== options.chainId || !sameAddress(request.currency, options.currency))
         throw refuse('The challenge names another chain or token.', 'wrong-asset')
-      // "Servers MUST reject type="authorization" credentials when the challenge includes splits."
-      if (request.methodDetails.splits?.length) throw refuse('Splits need a permit2 credential.', 'splits')
+      // "If omitted, servers MUST accept "transaction" and SHOULD accept "hash"."
+      const accepted = request.methodDetails.credentialTypes ?? ['transaction', 'hash']
+      if (!accepted.includes(payload.type) || !types.includes(payload.type))
+        throw refuse(`This challenge does not accept ${payload.type} credentials.`, 'credential-type')
+      // "If the challenge includes splits and payload.type is not "permit2", reject the request."
+      if (request.methodDetails.splits?.length && payload.type !== 'permit2')
+        throw refuse('Splits need a permit2 credential.', 'splits')
+      if (payload.type === 'permit2')
+        return verifyPermit2(permit2Context(), { challenge, request, payload, source: credential.source })
+      if (payload.type === 'transaction') return verifyTransaction(request, payload, credential.source)
+      if (payload.type === 'hash') return undefined
       // "`to` MUST match the challenge `recipient`." "`value` MUST match the challenge `amount`."
       if (!sameAddress(payload.to, request.recipient))
         throw refuse('The authorization pays another recipient.', 'wrong-recipient')
@@ -131,10 +177,10 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
       // from x402, whose clients pick random nonces; those were matched to the route by the adapter.
       if (!relayed.has(credential) && payload.nonce.toLowerCase() !== challengeHash(challenge).toLowerCase())
         throw refuse('The authorization nonce is not the challenge hash.', 'nonce-mismatch')
-      const now = Math.floor(Date.now() / 1000)
-      if (BigInt(payload.validAfter) > BigInt(now))
+      const nowSeconds = Math.floor(now() / 1000)
+      if (BigInt(payload.validAfter) > BigInt(nowSeconds))
         throw refuse('The authorization is not valid yet.', 'not-yet-valid')
-      if (BigInt(payload.validBefore) < BigInt(now + minValidity))
+      if (BigInt(payload.validBefore) < BigInt(nowSeconds + minValidity))
         throw refuse('The authorization has expired.', 'authorization-expired')
       if (credential.source !== undefined && credential.source !== pkh(chainId, payload.from as Address))
         throw refuse('The credential source is not the payer.', 'source-mismatch')
@@ -142,37 +188,49 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
       try {
         valid = await verifyTypedData({
           address: payload.from as Address,
-          ...typedData({ ...options.domain, chainId, token: request.currency }, payload),
+          ...typedData({ ...options.domain!, chainId, token: request.currency }, payload),
           signature: payload.signature as Hex,
         })
       } catch {}
       if (!valid) throw refuse('The authorization signature is invalid.', 'invalid-signature')
       return undefined
     },
-    async settle({ request, payload, credential, store }) {
+    async settle({ request, payload, credential, store, verified }) {
+      const network = `eip155:${request.methodDetails.chainId}`
+      const settled = (reference: string, payer?: string) => {
+        // Receipt fields of the spec: `reference` (the transaction hash) and `chainId`; mppkit adds
+        // `network` and `payer` (as x402's settlement response names them).
+        const receipt: Record<string, unknown> = { chainId: request.methodDetails.chainId, network }
+        if (payer !== undefined) receipt.payer = payer
+        const settlement: Method.Settlement = { reference, receipt }
+        if (request.externalId !== undefined) settlement.externalId = request.externalId
+        return settlement
+      }
+      if (payload.type === 'permit2') {
+        const owner = verified as Address
+        return settled(await settlePermit2(permit2Context(), { store, request, payload, owner }), owner)
+      }
+      if (payload.type === 'transaction') {
+        const signer = verified as Address
+        return settled(await settleTransaction(chain(), { store, request, payload, signer }), signer)
+      }
+      if (payload.type === 'hash')
+        return settled(await settleHash(chain(), { store, request, payload, source: credential.source }))
       // "the same authorization settles at most once": claimed in the Store before any settlement, so
       // concurrent copies (or other processes) are refused while the first settles.
       const key = `auth:${payload.from.toLowerCase()}:${payload.nonce.toLowerCase()}`
-      const ttl = Math.max(60_000, (Number(payload.validBefore) - Math.floor(Date.now() / 1000) + 60) * 1000)
-      if (!(await store.putIfAbsent(key, 'settling', ttl)))
-        throw new VerificationFailedError({
-          detail: 'This authorization was already used.',
-          reason: 'authorization-used',
-        })
-      try {
-        const reference = options.facilitator
-          ? await settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
-          : await settleWithWallet(options.wallet!, request, payload, timeout)
-        await store.set(key, reference, ttl).catch(() => {})
-        return {
-          reference,
-          receipt: { network: `eip155:${request.methodDetails.chainId}`, payer: payload.from },
-        }
-      } catch (cause) {
-        // Nothing settled: release the claim so the payer may retry.
-        await store.delete(key).catch(() => {})
-        throw cause
-      }
+      const ttl = Math.max(60_000, (Number(payload.validBefore) - Math.floor(now() / 1000) + 60) * 1000)
+      const reference = await once(
+        store,
+        key,
+        ttl,
+        () =>
+          options.facilitator
+            ? settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
+            : settleWithWallet(options.wallet!, request, payload, timeout),
+        { detail: 'This authorization was already used.', reason: 'authorization-used' },
+      )
+      return settled(reference, payload.from)
     },
   }
 }

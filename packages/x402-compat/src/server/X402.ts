@@ -12,6 +12,7 @@ import {
 } from '@mppkit/core'
 import type { Handler, Route, Server } from '@mppkit/core/server'
 import { EvmChargeRequest } from '../Methods.js'
+import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
 import { requirementOf } from './Charge.js'
 import { relayed } from './Relayed.js'
@@ -104,9 +105,15 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
 
   const requirements = (challenges: readonly Challenge.Challenge[], url: string) =>
     challenges.flatMap((challenge) => {
+      if (challenge.method === 'solana' && challenge.intent === 'charge')
+        return svmEntries(challenge, url, maxTimeoutSeconds)
       if (challenge.method !== 'evm' || challenge.intent !== 'charge') return []
       const request = EvmChargeRequest.safeParse(challenge.request)
       if (!request.success) return []
+      // x402 `exact` on EVM is an EIP-3009 authorization: only offers that accept one map to x402.
+      // Splits have no x402 form (and need permit2), so such offers are MPP-only.
+      const { credentialTypes, eip712, splits } = request.data.methodDetails
+      if (!eip712 || !(credentialTypes ?? []).includes('authorization') || splits?.length) return []
       const requirement = requirementOf(request.data, maxTimeoutSeconds)
       const name = v1Names.get(request.data.methodDetails.chainId)
       const v1 =
@@ -198,14 +205,19 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         const detail = cause instanceof ParseError ? cause.message : 'the header could not be decoded'
         return refuse(request, new MalformedCredentialError({ detail: `${name}: ${detail}.` }))
       }
-      const exact = exactPayload(document)
+      // x402 `exact` on Solana: the payload is the partially signed transaction alone.
+      const transaction = svmTransactionOf(document)
+      const exact =
+        transaction !== undefined
+          ? { signature: '', authorization: {} as Record<string, string> }
+          : exactPayload(document)
       const problem =
         typeof exact === 'string'
           ? exact
           : document.x402Version !== version
             ? `x402Version is not ${version}`
             : version === 1 && (document.scheme !== 'exact' || typeof document.network !== 'string')
-              ? 'scheme/network are not exact on an EVM network'
+              ? 'scheme/network are not exact on a known network'
               : undefined
       if (problem !== undefined || typeof exact === 'string')
         return refuse(
@@ -253,7 +265,10 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
 
       const credential: Credential.Credential = {
         challenge: match.challenge,
-        payload: { type: 'authorization', ...exact.authorization, signature: exact.signature },
+        payload:
+          transaction !== undefined
+            ? { type: 'transaction', transaction }
+            : { type: 'authorization', ...exact.authorization, signature: exact.signature },
       }
       // A facilitator is given the payment as v2, whatever version the client spoke.
       relayed.set(
@@ -286,7 +301,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         success: true,
         transaction: outcome.payment.receipt.reference,
         network: version === 2 ? match.requirement.network : (document.network as string),
-        payer: exact.authorization.from!,
+        payer: (outcome.payment.receipt.payer as string | undefined) ?? exact.authorization.from!,
       }
       const header = version === 2 ? Wire.headers.paymentResponse : Wire.headers.v1PaymentResponse
       return withHeaders(paid, { [header]: Wire.encode(settled) })

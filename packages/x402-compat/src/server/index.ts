@@ -1,2 +1,3 @@
-export { charge, type Facilitator, requirementOf, type Wallet } from './Charge.js'
+export { svm } from '../svm/Server.js'
+export { charge, type Facilitator, type Reader, requirementOf, type Wallet } from './Charge.js'
 export { x402 } from './X402.js'

@@ -1,4 +1,5 @@
 import type { Store } from '@mppkit/core'
+import { IdleIndex } from './IdleIndex.js'
 
 /** A session record as stored (the counters live in their own keys). */
 export type SessionRecord = {
@@ -33,10 +34,15 @@ export type Balance = { deposit: bigint; available: bigint; spent: bigint }
  * ```
  */
 export class Sessions {
+  /** Every open session, findable by any process sharing the Store (the idle sweep walks it). */
+  readonly index: IdleIndex
+
   constructor(
     readonly store: Store,
     readonly options: { ttlMs: number; idleMs: number },
-  ) {}
+  ) {
+    this.index = new IdleIndex(store, { ttlMs: options.ttlMs })
+  }
 
   async get(id: string): Promise<SessionRecord | undefined> {
     const raw = await this.store.get(`session:${id}`)
@@ -51,6 +57,7 @@ export class Sessions {
     await this.store.increment(`deposit:${record.paymentHash}`, depositSats, { ttlMs })
     await this.store.increment(`available:${record.paymentHash}`, depositSats, { ttlMs })
     await this.touch(record.paymentHash)
+    await this.index.add(record.paymentHash)
     return true
   }
 

@@ -1,4 +1,4 @@
-import { type Store, VerificationFailedError } from '@mppkit/core'
+import { type AtomicStep, type Store, StoreUnavailableError, VerificationFailedError } from '@mppkit/core'
 import { type Address, type Hex, isAddressEqual } from 'viem'
 import type { ChannelState } from './Chain.js'
 import { sessionProblem } from './problems.js'
@@ -47,21 +47,64 @@ export function createChannelStore(options: ChannelStoreOptions) {
     for (const wake of waiters.get(channelId.toLowerCase()) ?? []) wake()
   }
 
-  const saveChannel = (s: Store, channelId: Hex, state: ChannelState) =>
-    s.set(key('ch', channelId), JSON.stringify(state), ttlMs)
+  // This process's last known stored channel state (raw, as in the store, and parsed), for the
+  // per-voucher path on stores with `atomic`: the raw value is checked in the same atomic operation that
+  // accepts the voucher, so a channel changed meanwhile by another process (closed, topped up, re-read)
+  // is never acted upon; the voucher is re-checked against the new state instead.
+  const lastChannel = new Map<string, { raw: string; state: ChannelState }>()
+  const rememberChannel = (channelId: string, raw: string, state: ChannelState) => {
+    if (lastChannel.size >= 10_000 && !lastChannel.has(channelId))
+      lastChannel.delete(lastChannel.keys().next().value as string)
+    lastChannel.set(channelId, { raw, state })
+  }
+
+  const saveChannel = async (s: Store, channelId: Hex, state: ChannelState) => {
+    const raw = JSON.stringify(state)
+    await s.set(key('ch', channelId), raw, ttlMs)
+    if (s.atomic) rememberChannel(channelId.toLowerCase(), raw, state)
+  }
   const cachedChannel = async (s: Store, channelId: Hex): Promise<ChannelState | undefined> => {
     const raw = await s.get(key('ch', channelId))
     return raw ? (JSON.parse(raw) as ChannelState) : undefined
   }
 
-  const loadChannel = async (s: Store, channelId: Hex, fresh: boolean): Promise<ChannelState> => {
-    let state = await cachedChannel(s, channelId)
-    if (!state || (fresh && Date.now() - state.readAt > options.stateTtl)) {
+  const stale = (state: ChannelState) => Date.now() - state.readAt > options.stateTtl
+
+  /**
+   * The channel's state and its raw stored value: from this process's cache when `cached` (and it is
+   * not older than `stateTtl` when `fresh`), else from the store, else from the escrow (then stored).
+   */
+  const loadChannelRaw = async (
+    s: Store,
+    channelId: Hex,
+    fresh: boolean,
+    cached: boolean,
+  ): Promise<{ state: ChannelState; raw: string }> => {
+    const id = channelId.toLowerCase()
+    const known = cached ? lastChannel.get(id) : undefined
+    let raw = known?.raw
+    let state = known?.state
+    if (!state || (fresh && stale(state))) {
+      raw = await s.get(key('ch', channelId))
+      state = raw ? (JSON.parse(raw) as ChannelState) : undefined
+    }
+    if (!state || (fresh && stale(state))) {
       state = await options.readChannel(channelId)
       if (!state)
         throw sessionProblem('channel-not-found', 'Channel Not Found', 410, 'No channel with this id exists.')
-      await saveChannel(s, channelId, state)
+      raw = JSON.stringify(state)
+      await s.set(key('ch', channelId), raw, ttlMs)
     }
+    if (s.atomic) rememberChannel(id, raw!, state)
+    checkChannel(state)
+    return { state, raw: raw! }
+  }
+
+  const loadChannel = async (s: Store, channelId: Hex, fresh: boolean): Promise<ChannelState> =>
+    (await loadChannelRaw(s, channelId, fresh, false)).state
+
+  /** What every use of a channel requires: open, and paying this server's payee in its currency. */
+  const checkChannel = (state: ChannelState) => {
     if (state.finalized)
       throw sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel has been closed.')
     if (!isAddressEqual(state.payee, options.payee) || !isAddressEqual(state.token, options.currency))
@@ -69,7 +112,6 @@ export function createChannelStore(options: ChannelStoreOptions) {
         detail: 'The channel pays another payee or token.',
         reason: 'channel-mismatch',
       })
-    return state
   }
 
   const highest = async (
@@ -135,6 +177,119 @@ export function createChannelStore(options: ChannelStoreOptions) {
       raw = (await highest(s, channelId)).raw
       remember(cacheKey, raw)
     }
+  }
+
+  /**
+   * The per-voucher hot path on a store with `atomic`: in ONE store operation, checks that the channel
+   * state the voucher was verified against is still the stored one, advances the highest voucher
+   * (compare-and-set against this process's last known value, or a check of it for an idempotent retry),
+   * deducts `cost` bounded by the voucher amount, and marks the voucher consumed once spent reaches it.
+   * A conflict (another process moved the channel or the voucher) returns the current value within the
+   * same operation: the voucher is re-checked against it and the operation retried. Refusals (lower,
+   * equal-but-short, too small a delta) are decided only on values read from the store.
+   */
+  const acceptAndDeduct = async (
+    s: Store & Required<Pick<Store, 'atomic'>>,
+    channelId: Hex,
+    voucher: {
+      /** The raw stored channel state the voucher was verified against. */
+      channelRaw: string
+      amount: bigint
+      signature: Hex
+      minDelta: bigint
+      cost: bigint
+      /** Throws when the channel state no longer allows this voucher (re-run of the verification checks). */
+      recheck: (state: ChannelState) => void
+    },
+  ): Promise<Balance> => {
+    const { amount, signature, minDelta, cost } = voucher
+    const id = channelId.toLowerCase()
+    const chKey = key('ch', channelId)
+    const vKey = key('v', channelId)
+    const spentKey = key('spent', channelId)
+    let channelRaw = voucher.channelRaw
+    let known = lastVoucher.has(id)
+    let raw = known ? lastVoucher.get(id) : (await highest(s, channelId)).raw
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const stored = raw ? (JSON.parse(raw) as StoredVoucher) : undefined
+      const current = stored ? BigInt(stored.amount) : -1n
+      const refused = amount < current || (amount > current && current >= 0n && amount - current < minDelta)
+      if (refused && known) {
+        known = false
+        raw = (await highest(s, channelId)).raw
+        remember(id, raw)
+        continue
+      }
+      // "Submitting a voucher with lower `cumulativeAmount` than highest accepted MUST be rejected"
+      if (amount < current)
+        throw new VerificationFailedError({
+          detail: `The voucher is below the accepted cumulative amount ${current}.`,
+          reason: 'amount-not-increasing',
+        })
+      if (amount > current && current >= 0n && amount - current < minDelta)
+        throw sessionProblem(
+          'delta-too-small',
+          'Delta Too Small',
+          402,
+          `Vouchers must increase by at least ${minDelta}.`,
+        )
+      // "if `cumulativeAmount == highestVoucherAmount`, treat the request as an idempotent retry"
+      const advances = amount > current
+      const next = advances
+        ? JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
+        : (raw as string)
+      const steps: AtomicStep[] = [
+        { op: 'check', key: chKey, equals: channelRaw },
+        advances
+          ? { op: 'compareAndSet', key: vKey, expected: raw, next, ttlMs }
+          : { op: 'check', key: vKey, equals: raw },
+        // "MUST persist `spent := spent + cost` … BEFORE or atomically with delivering the metered service",
+        // bounded by the voucher just checked or written, so spent never exceeds the accepted amount.
+        { op: 'increment', key: spentKey, delta: cost, ttlMs, max: amount },
+        // The voucher is fully consumed: it may now be settled without capturing unserved funds.
+        {
+          op: 'setIfAtLeast',
+          key: key('ok', channelId),
+          value: next,
+          ttlMs,
+          counter: spentKey,
+          atLeast: amount,
+        },
+      ]
+      const { results } = await s.atomic(steps)
+      const [channelStep, voucherStep, spentStep] = results as unknown as [
+        { applied: boolean; value: string | undefined },
+        { applied: boolean; value: string | undefined },
+        { applied: boolean; value: bigint } | undefined,
+      ]
+      if (!channelStep.applied) {
+        // The stored channel changed (or expired): re-check the voucher against what is stored now.
+        const now = channelStep.value ? (JSON.parse(channelStep.value) as ChannelState) : undefined
+        const reloaded =
+          now && !stale(now)
+            ? { state: now, raw: channelStep.value! }
+            : await loadChannelRaw(s, channelId, true, false)
+        checkChannel(reloaded.state)
+        voucher.recheck(reloaded.state)
+        rememberChannel(id, reloaded.raw, reloaded.state)
+        channelRaw = reloaded.raw
+        continue
+      }
+      if (!voucherStep.applied) {
+        // Another request moved the voucher: decide again on the value read in the same operation.
+        known = false
+        raw = voucherStep.value
+        remember(id, raw)
+        continue
+      }
+      if (advances) {
+        remember(id, next)
+        notify(channelId)
+      }
+      if (spentStep!.applied) dirty.add(channelId)
+      return { ok: spentStep!.applied, spent: spentStep!.value, accepted: amount }
+    }
+    throw new StoreUnavailableError({ detail: 'The channel is under heavy contention.', retryAfter: 1 })
   }
 
   const accepted = async (s: Store, channelId: Hex) => {
@@ -224,7 +379,9 @@ export function createChannelStore(options: ChannelStoreOptions) {
     saveChannel,
     cachedChannel,
     loadChannel,
+    loadChannelRaw,
     accept,
+    acceptAndDeduct,
     accepted,
     spentOf,
     deduct,

@@ -6,7 +6,7 @@ import type { SessionChain } from './Chain.js'
 import type { ChannelStore, StoredVoucher } from './ChannelStore.js'
 import { createMeter, receiptFields } from './Meter.js'
 import { sessionProblem } from './problems.js'
-import type { Verified } from './Verify.js'
+import { recheckVoucher, type Verified } from './Verify.js'
 
 /** Parameters of {@link createSettle}. */
 export type SettleParameters = {
@@ -128,6 +128,26 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         return serve(!pureVoucher, { amount: String(acceptedNow), signature })
       }
       case 'voucher': {
+        // One store operation per voucher on a store with `atomic` (ChannelStore.acceptAndDeduct).
+        if (s.atomic && verified.channelRaw !== undefined && !pureVoucher && cost > 0n) {
+          const result = await channels.acceptAndDeduct(
+            s as typeof s & Required<Pick<typeof s, 'atomic'>>,
+            channelId,
+            {
+              channelRaw: verified.channelRaw,
+              amount: verified.amount,
+              signature,
+              minDelta,
+              cost,
+              recheck: (channel) => recheckVoucher(verified, channel),
+            },
+          )
+          if (!result.ok) throw channels.insufficient(channelId, cost, result)
+          return done({ units: Number(unitsPerRequest) }, undefined, result)
+        }
+        // Verified against this process's copy of the channel: check it against the stored state first.
+        if (verified.channelRaw !== undefined)
+          recheckVoucher(verified, (await channels.loadChannelRaw(s, channelId, true, false)).state)
         const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, minDelta)
         return serve(!pureVoucher, { amount: String(acceptedNow), signature })
       }

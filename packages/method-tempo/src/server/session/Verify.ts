@@ -19,7 +19,17 @@ export type Verified =
       amount: bigint
       deposit: bigint
     }
-  | { action: 'voucher'; channelId: Hex; channel: ChannelState; amount: bigint }
+  | {
+      action: 'voucher'
+      channelId: Hex
+      channel: ChannelState
+      amount: bigint
+      /**
+       * The raw stored channel state the voucher was checked against, on a store with `atomic`: settle
+       * accepts the voucher only while the store still holds exactly this state.
+       */
+      channelRaw?: string
+    }
   | { action: 'topUp'; channelId: Hex; serialized: Hex; additionalDeposit: bigint; channel: ChannelState }
   | { action: 'close'; channelId: Hex; channel: ChannelState; amount: bigint }
 
@@ -34,6 +44,57 @@ export type VerifyParameters = {
 }
 
 type Context = Parameters<Method.Server<typeof session>['verify']>[0]
+
+/**
+ * "Verify `channel.closeRequestedAt == 0` … Servers MUST reject vouchers on channels with a pending
+ * forced close to prevent service delivery that cannot be settled."
+ */
+function checkNotClosing(channel: Pick<ChannelState, 'closeRequestedAt'>): void {
+  if (channel.closeRequestedAt !== '0')
+    throw sessionProblem(
+      'channel-finalized',
+      'Channel Closing',
+      410,
+      'The payer requested a forced close of this channel.',
+    )
+}
+
+/** "Verify `cumulativeAmount <= channel.deposit`" */
+function checkDeposit(channel: Pick<ChannelState, 'deposit'>, amount: bigint): void {
+  if (amount > BigInt(channel.deposit))
+    throw sessionProblem(
+      'amount-exceeds-deposit',
+      'Amount Exceeds Deposit',
+      402,
+      'The voucher exceeds the channel deposit.',
+      { deposit: channel.deposit },
+    )
+}
+
+/**
+ * Re-runs a verified voucher's checks against a newer state of its channel (settle found the stored
+ * state changed since verify): the same signer (the signature was recovered against it), no pending
+ * forced close, the amount within the deposit.
+ *
+ * @example
+ * ```ts
+ * recheckVoucher(verified, channelNow)
+ * ```
+ */
+export function recheckVoucher(
+  verified: { channel: Pick<ChannelState, 'signer'>; amount: bigint },
+  channel: ChannelState,
+): void {
+  if (!isAddressEqual(channel.signer, verified.channel.signer))
+    throw sessionProblem(
+      'signer-mismatch',
+      'Signer Mismatch',
+      402,
+      'The voucher is not signed by the channel signer.',
+    )
+  checkNotClosing(channel)
+  checkDeposit(channel, verified.amount)
+}
 
 /**
  * The side-effect-free half of a session server: decodes and checks an `open`, `topUp`, `voucher` or
@@ -76,17 +137,7 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
         402,
         `The voucher signature is invalid (${failure}).`,
       )
-    // "Verify `cumulativeAmount <= channel.deposit`"
-    if (amount > BigInt(channel.deposit))
-      throw sessionProblem(
-        'amount-exceeds-deposit',
-        'Amount Exceeds Deposit',
-        402,
-        'The voucher exceeds the channel deposit.',
-        {
-          deposit: channel.deposit,
-        },
-      )
+    checkDeposit(channel, amount)
   }
 
   return async ({ challenge, request, payload, store: s }) => {
@@ -189,18 +240,18 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
         // Re-read the escrow when the cached state is older than `channelStateTtl`, whatever the amount:
         // "Servers MUST reject vouchers on channels with a pending forced close", and a repeated voucher
         // must not keep serving a channel that was force-closed or withdrawn since it was cached.
-        const channel = await channels.loadChannel(s, channelId, true)
-        // "Verify `channel.closeRequestedAt == 0` … Servers MUST reject vouchers on channels with a pending
-        // forced close to prevent service delivery that cannot be settled."
-        if (payload.action === 'voucher' && channel.closeRequestedAt !== '0')
-          throw sessionProblem(
-            'channel-finalized',
-            'Channel Closing',
-            410,
-            'The payer requested a forced close of this channel.',
-          )
+        // On a store with `atomic`, a voucher may use this process's copy of the stored state: settle
+        // accepts it only in the same atomic operation that checks the store still holds that state.
+        const cached = payload.action === 'voucher' && s.atomic !== undefined
+        let { state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, cached)
+        // A refusal is never decided on this process's copy alone: another process may have stored a
+        // top-up (or a cleared state) since; read the store before refusing.
+        if (cached && (channel.closeRequestedAt !== '0' || amount > BigInt(channel.deposit)))
+          ({ state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, false))
+        if (payload.action === 'voucher') checkNotClosing(channel)
         checkVoucher(channelId, channel, amount, payload.signature as Hex)
-        return { action: payload.action, channelId, channel, amount }
+        if (!cached) return { action: payload.action, channelId, channel, amount }
+        return { action: 'voucher', channelId, channel, amount, channelRaw: raw }
       }
     }
   }

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { baseUnits, formatUnits, parseArgs, suggest, UsageError } from './cliArgs.js'
+import { baseUnits, formatUnits, parseArgs, suggest, UsageError } from './args.js'
 
 const spec = {
   '--max-amount': { name: 'maxAmount', value: true },

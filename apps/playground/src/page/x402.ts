@@ -1,0 +1,329 @@
+// x402 views, on anvil's EIP-3009 token, signed in the page with devnet keys:
+// - "x402 service": an @x402/hono v2 route paid by the mppkit client through @mppkit/x402-compat's
+//   client plug (`x402()` reads PAYMENT-REQUIRED, `charge()` signs the EIP-3009 authorization);
+// - "x402 client": @x402/fetch (x402's own client) paying an mppkit route made dual-stack by
+//   @mppkit/x402-compat's server `x402()`.
+import { type Challenge, Client, Protocol, receipt as receiptOf } from '@mppkit/core/client'
+import { Wire } from '@mppkit/x402-compat'
+import { charge, x402 } from '@mppkit/x402-compat/client'
+import { x402Client } from '@x402/core/client'
+import { toClientEvmSigner } from '@x402/evm'
+import { ExactEvmScheme } from '@x402/evm/exact/client'
+import { wrapFetchWithPayment } from '@x402/fetch'
+import { privateKeyToAccount } from 'viem/accounts'
+import type { X402PageConfig } from '../server/x402.js'
+import { baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { type Exchange, offersOf, offersTable, recordingFetch, type Steps, steps } from './flow.js'
+import { type Config, getJson, type View } from './main.js'
+import { type Balances, balanceBox } from './payment.js'
+
+export function x402Views(config: Config): View[] {
+  const x = config.x402!
+  const balances = async (): Promise<Balances> => {
+    const b = (await getJson('/api/x402/balances')) as Record<string, string>
+    const units = (amount: string) => `${display(amount, x.token.decimals)} ${x.token.symbol}`
+    return {
+      'payer of the service view (page)': units(b.servicePayer!),
+      'payer of the client view (page)': units(b.clientPayer!),
+      payee: units(b.payee!),
+      'facilitator settlements': String(b.settlements),
+    }
+  }
+  return [serviceView(x, balances), clientView(x, balances)]
+}
+
+/** The common frame of an x402 view: policy inputs, Pay, status, balances, steps. */
+function frame(id: string, intro: string, x: X402PageConfig, pay: (parts: Parts) => Promise<void>) {
+  const maxAmount = h('input', { id: `${id}-max`, inputmode: 'decimal', value: '0.01' })
+  const budget = h('input', { id: `${id}-budget`, inputmode: 'decimal', value: '0.1' })
+  const status = h('p', { class: 'status', id: `${id}-status`, role: 'status' })
+  const balanceArea = h('div', { class: 'balances', id: `${id}-balances` })
+  const out = steps(id)
+  const button = h('button', { type: 'button', id: `${id}-pay` }, 'Pay')
+  const parts: Parts = { maxAmount, budget, status, balanceArea, out, x }
+  button.addEventListener('click', async () => {
+    button.disabled = true
+    out.clear()
+    setStatus(status, 'Paying…')
+    try {
+      await pay(parts)
+    } catch (error) {
+      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+    } finally {
+      button.disabled = false
+    }
+  })
+  return {
+    parts,
+    element: (...policy: HTMLElement[]) =>
+      h(
+        'section',
+        { id: `view-${id}` },
+        h('p', {}, intro),
+        h(
+          'fieldset',
+          { class: 'controls' },
+          h('legend', {}, `Spend policy (${x.token.symbol})`),
+          h('label', {}, 'Max per request', maxAmount),
+          ...policy,
+        ),
+        h('div', { class: 'controls' }, button),
+        status,
+        balanceArea,
+        out.list,
+      ),
+  }
+}
+
+type Parts = {
+  maxAmount: HTMLInputElement
+  budget: HTMLInputElement
+  status: HTMLElement
+  balanceArea: HTMLElement
+  out: Steps
+  x: X402PageConfig
+}
+
+/** An x402 payment header (PAYMENT-SIGNATURE), decoded, its signature masked. */
+function maskedPayment(header: string) {
+  const payment = Wire.decode(header) as { payload?: { signature?: string } }
+  if (payment.payload?.signature)
+    payment.payload.signature = `${payment.payload.signature.slice(0, 6)}…(masked, ${payment.payload.signature.length} chars)`
+  return payment
+}
+
+/** The offers of an x402 PAYMENT-REQUIRED header, one row each. */
+function requirementsTable(header: string, x: X402PageConfig) {
+  const required = Wire.decode(header) as { accepts?: Record<string, unknown>[] }
+  return h(
+    'table',
+    { class: 'offers' },
+    h(
+      'tr',
+      { class: 'head' },
+      h('th', {}, 'scheme/network'),
+      h('th', {}, 'amount'),
+      h('th', {}, 'valid for'),
+      h('th', {}, 'requirement'),
+    ),
+    ...(required.accepts ?? []).map((accept) =>
+      h(
+        'tr',
+        { class: 'offer' },
+        h('td', { 'data-label': 'scheme/network' }, `${accept.scheme}/${accept.network}`),
+        h(
+          'td',
+          { 'data-label': 'amount' },
+          String(accept.asset).toLowerCase() === x.token.address.toLowerCase()
+            ? `${display(String(accept.amount), x.token.decimals)} ${x.token.symbol}`
+            : `${accept.amount} (base units of ${accept.asset})`,
+        ),
+        h('td', { 'data-label': 'valid for' }, `${accept.maxTimeoutSeconds} s`),
+        h('td', { 'data-label': 'requirement' }, h('pre', {}, pretty(accept))),
+      ),
+    ),
+  )
+}
+
+/** The settlement's record on the devnet (the EIP-3009 transfer, from the playground's Tempo record). */
+function recordButton(hash: string) {
+  const box = h('pre', { class: 'record' })
+  const button = h('button', { type: 'button', class: 'record' }, `Devnet record of ${hash.slice(0, 14)}…`)
+  button.addEventListener('click', async () => {
+    box.textContent = 'loading the devnet record…'
+    box.textContent = pretty(await getJson(`/api/record/tempo/${hash}`))
+  })
+  return [button, box] as const
+}
+
+async function showExchanges(
+  out: Steps,
+  log: readonly X402Exchange[],
+  response: Response,
+  x: X402PageConfig,
+  mpp: boolean,
+) {
+  const unpaid = log.find((exchange) => exchange.status === 402)
+  if (unpaid) {
+    const required = unpaid.headers.get(Wire.headers.paymentRequired)
+    const challenge = unpaid.headers.get('www-authenticate')
+    out.step(
+      'unpaid',
+      `1. Unpaid request: ${unpaid.method} ${new URL(unpaid.url).pathname} → ${unpaid.status}`,
+      h(
+        'pre',
+        {},
+        `PAYMENT-REQUIRED: ${required ? `${required.slice(0, 60)}…` : '(none)'}\nWWW-Authenticate: ${challenge ?? '(none: not an MPP server)'}`,
+      ),
+    )
+    out.step(
+      'offers',
+      '2. The 402: every offer decoded',
+      required ? h('p', {}, 'x402 (PAYMENT-REQUIRED):') : '',
+      required ? requirementsTable(required, x) : '',
+      challenge && mpp ? h('p', {}, 'MPP (WWW-Authenticate):') : '',
+      challenge && mpp
+        ? offersTable(offersOf(unpaid), (_c: Challenge.Challenge) => ({
+            decimals: x.token.decimals,
+            symbol: x.token.symbol,
+          }))
+        : '',
+    )
+  }
+  const paid = [...log].reverse().find((exchange) => exchange.payment)
+  if (paid?.payment)
+    out.step(
+      'credential',
+      '3. The payment (PAYMENT-SIGNATURE: an EIP-3009 authorization signed in this page, decoded, signature masked)',
+      h('pre', {}, pretty(maskedPayment(paid.payment))),
+    )
+  out.step(
+    'response',
+    `4. ${response.ok ? 'Paid response' : 'The payment was refused'}: ${response.status}`,
+    h('pre', {}, await response.text()),
+  )
+  const settled = response.headers.get(Wire.headers.paymentResponse)
+  const receipt = receiptOf(response)
+  if (settled || receipt) {
+    const settlement = settled ? (Wire.decode(settled) as { transaction?: string }) : undefined
+    const hash =
+      settlement?.transaction ?? String((receipt as { reference?: unknown } | undefined)?.reference ?? '')
+    out.step(
+      'receipt',
+      '5. Settlement (PAYMENT-RESPONSE) and receipt, decoded',
+      h('pre', { class: 'settlement' }, pretty(settlement ?? '(no PAYMENT-RESPONSE)')),
+      h('pre', { class: 'receipt' }, pretty(receipt ?? '(no receipt)')),
+      ...(hash ? recordButton(hash) : []),
+    )
+  }
+  return receipt
+}
+
+/** Records exchanges with the x402 payment header each request sent. */
+type X402Exchange = Exchange & { payment?: string | null }
+function recording(log: X402Exchange[]): typeof fetch {
+  const inner = recordingFetch(log)
+  return async (input, init) => {
+    const request = new Request(input, init)
+    const payment = request.headers.get(Wire.headers.paymentSignature)
+    const response = await inner(request)
+    log.at(-1)!.payment = payment
+    return response
+  }
+}
+
+function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View {
+  const log: X402Exchange[] = []
+  let client: Client.Client | undefined
+  const spent = h('span', { id: 'x402-service-spent' }, '0')
+  const { parts, element } = frame(
+    'x402-service',
+    `GET ${x.routes.service} is an x402 service (@x402/hono v2 with an in-process facilitator) selling for ${display(x.price, x.token.decimals)} ${x.token.symbol} (anvil's EIP-3009 token). The mppkit client in this page pays it through @mppkit/x402-compat's client plug, from a devnet key (${x.servicePayer.address.slice(0, 10)}…).`,
+    x,
+    async ({ maxAmount, budget, status, balanceArea, out }) => {
+      log.length = 0
+      client ??= Client.create({
+        methods: [charge({ account: privateKeyToAccount(x.servicePayer.privateKey), chainIds: [x.chainId] })],
+        protocols: [
+          Protocol.mpp,
+          x402({ decimals: { [`eip155:${x.chainId}:${x.token.address}`]: x.token.decimals } }),
+        ],
+        policy: {
+          currencies: [x.token.address],
+          maxAmount: { [x.token.address]: baseUnits(maxAmount.value, x.token.decimals) },
+          budget: { [x.token.address]: baseUnits(budget.value, x.token.decimals) },
+        },
+        fetch: recording(log),
+      })
+      const before = await balances()
+      balanceArea.replaceChildren(balanceBox('Balances', before, undefined))
+      const started = performance.now()
+      let response: Response
+      try {
+        response = await client.fetch(x.routes.service)
+      } catch (error) {
+        const name = (error as Error).name
+        setStatus(
+          status,
+          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
+          'bad',
+        )
+        return
+      }
+      const ms = Math.round(performance.now() - started)
+      await showExchanges(out, log, response, x, false)
+      setStatus(
+        status,
+        response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,
+        response.ok ? 'ok' : 'bad',
+      )
+      spent.textContent = display(client.ledger.spent(x.token.address), x.token.decimals)
+      balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
+    },
+  )
+  const apply = h('button', { type: 'button', id: 'x402-service-apply' }, 'Apply policy')
+  apply.addEventListener('click', () => {
+    client = undefined
+    spent.textContent = '0'
+    setStatus(parts.status, 'Policy applied (a new client: spent resets to 0).')
+  })
+  return {
+    id: 'x402-service',
+    title: 'x402 service',
+    element: element(
+      h('label', {}, 'Budget', parts.budget),
+      apply,
+      h('span', {}, 'Spent: ', spent, ` ${x.token.symbol}`),
+    ),
+  }
+}
+
+function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View {
+  const log: X402Exchange[] = []
+  const { element } = frame(
+    'x402-client',
+    `GET ${x.routes.dual} is an mppkit route made dual-stack by @mppkit/x402-compat (WWW-Authenticate: Payment and PAYMENT-REQUIRED for one price, ${display(x.price, x.token.decimals)} ${x.token.symbol}). x402's own client, @x402/fetch, pays it from this page with a devnet key (${x.clientPayer.address.slice(0, 10)}…); its spend control is the max per request.`,
+    x,
+    async ({ maxAmount, status, balanceArea, out }) => {
+      log.length = 0
+      const network = `eip155:${x.chainId}` as const
+      const client = x402Client.fromConfig({
+        schemes: [
+          {
+            network,
+            client: new ExactEvmScheme(toClientEvmSigner(privateKeyToAccount(x.clientPayer.privateKey))),
+          },
+        ],
+        spendControls: {
+          allowedAssets: [
+            {
+              network,
+              asset: x.token.address,
+              maxAmountPerPayment: String(baseUnits(maxAmount.value, x.token.decimals)),
+            },
+          ],
+        },
+      })
+      const pay = wrapFetchWithPayment(recording(log), client)
+      const before = await balances()
+      balanceArea.replaceChildren(balanceBox('Balances', before, undefined))
+      const started = performance.now()
+      let response: Response
+      try {
+        response = await pay(x.routes.dual)
+      } catch (error) {
+        setStatus(status, `Refused by @x402/fetch: ${(error as Error).message}`, 'bad')
+        return
+      }
+      const ms = Math.round(performance.now() - started)
+      await showExchanges(out, log, response, x, true)
+      setStatus(
+        status,
+        response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,
+        response.ok ? 'ok' : 'bad',
+      )
+      balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
+    },
+  )
+  return { id: 'x402-client', title: 'x402 client', element: element() }
+}

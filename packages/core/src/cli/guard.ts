@@ -1,0 +1,122 @@
+import { PolicyError } from '../Errors.js'
+import type * as Method from '../Method.js'
+import { formatUnits } from './args.js'
+
+/**
+ * Caps of a paying CLI, per quote (all in base units of the quote's currency). `undefined` means "no cap
+ * is known for this currency": the payment is refused until the person gives one (`--max-amount`),
+ * rather than guessed.
+ */
+export type Limits = {
+  /** Largest single payment (a charge, or a session's price per request). */
+  maxAmount(quote: Method.Quote): bigint | undefined
+  /** Largest session deposit. */
+  maxDeposit(quote: Method.Quote): bigint | undefined
+  /** Above this, a person at a terminal is asked first; `undefined`: never ask (`--yes`). */
+  confirmAbove(quote: Method.Quote): bigint | undefined
+}
+
+/** How a rail names amounts for people: decimals and a symbol, when it knows them for a currency. */
+export type Units = (quote: Method.Quote) => { decimals: number; symbol: string } | undefined
+
+/** Where the guard speaks: a line before each payment, and a question when one is due. */
+export type GuardHooks = {
+  announce(line: string): void
+  /** Absent when nobody can answer (not a terminal): the payment goes ahead within the caps. */
+  confirm?: ((line: string) => Promise<boolean>) | undefined
+  units?: Units | undefined
+}
+
+// Values of a 402 are the server's: printed without control characters and at a bounded length.
+const printable = (value: unknown) =>
+  String(value)
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?')
+    .slice(0, 100)
+
+function amountText(amount: bigint, quote: Method.Quote, units: Units | undefined): string {
+  const named = units?.(quote)
+  return named
+    ? `${formatUnits(amount, named.decimals)} ${printable(named.symbol)} (${amount} base units)`
+    : `${amount} base units of ${printable(quote.currency)}`
+}
+
+/**
+ * One line saying what a payment moves, to whom, for which realm.
+ *
+ * @example
+ * ```ts
+ * describePayment({ method: 'stripe', intent: 'charge', realm: 'api.example', recipient: undefined }, { amount: 50n, currency: 'usd' })
+ * // 'stripe/charge: pay 50 base units of usd (realm api.example)'
+ * ```
+ */
+export function describePayment(
+  offer: { method: string; intent: string; realm: string; recipient?: unknown },
+  quote: Method.Quote,
+  units?: Units,
+): string {
+  const to = offer.recipient !== undefined ? ` to ${printable(offer.recipient)}` : ''
+  const what =
+    quote.deposit !== undefined
+      ? `deposit ${amountText(quote.deposit, quote, units)} and pay ${amountText(quote.amount, quote, units)} per request`
+      : `pay ${amountText(quote.amount, quote, units)}`
+  return `${printable(offer.method)}/${printable(offer.intent)}: ${what}${to} (realm ${printable(offer.realm)})`
+}
+
+function check(what: string, amount: bigint, max: bigint | undefined, flag: string, quote: Method.Quote) {
+  if (max === undefined)
+    throw new PolicyError(
+      'max-amount',
+      `refusing to ${what} ${amount} base units of ${printable(quote.currency)}: no default cap for this currency; ` +
+        `give one with ${flag} <base units>`,
+    )
+  if (amount > max)
+    throw new PolicyError(
+      'max-amount',
+      `refusing to ${what} ${amount} base units of ${printable(quote.currency)}: above the cap of ${max} base units; ` +
+        `raise it with ${flag} <base units>`,
+    )
+}
+
+/**
+ * Wraps a client method so that every payment is checked against the CLI's caps before anything is
+ * signed or sent, announced on stderr, and (above `confirmAbove`) confirmed by the person at the
+ * terminal. Refusals are `PolicyError`s, which the core client treats as "do not pay this challenge".
+ *
+ * @example
+ * ```ts
+ * const method = guard(chargeClient(options), limits, { announce: (l) => io.stderr(`${l}\n`), confirm: io.confirm })
+ * ```
+ */
+export function guard<method extends Method.Client>(
+  method: method,
+  limits: Limits,
+  hooks: GuardHooks,
+): Method.Client {
+  const quoteOf = (request: Record<string, unknown>): Method.Quote =>
+    method.quote
+      ? method.quote(request as never)
+      : { amount: BigInt(String(request.amount)), currency: String(request.currency) }
+  const checked = (request: Record<string, unknown>) => {
+    const quote = quoteOf(request)
+    check('pay', quote.amount, limits.maxAmount(quote), '--max-amount', quote)
+    if (quote.deposit !== undefined)
+      check('deposit', quote.deposit, limits.maxDeposit(quote), '--max-deposit', quote)
+    return quote
+  }
+  return {
+    definition: method.definition,
+    quote: (request: Record<string, unknown>) => checked(request),
+    async createPayload(context) {
+      const request = context.request as Record<string, unknown>
+      const quote = checked(request)
+      const line = describePayment({ ...context.challenge, recipient: request.recipient }, quote, hooks.units)
+      const moved = quote.deposit ?? quote.amount
+      const above = limits.confirmAbove(quote)
+      if (above !== undefined && moved > above && hooks.confirm && !(await hooks.confirm(line)))
+        throw new PolicyError('declined', 'payment declined')
+      hooks.announce(line)
+      return method.createPayload(context as never)
+    },
+    ...(method.onReceipt ? { onReceipt: method.onReceipt.bind(method) } : {}),
+  }
+}

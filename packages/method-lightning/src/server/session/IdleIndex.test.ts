@@ -1,0 +1,73 @@
+import { MemoryStore } from '@mppkit/core'
+import { describe, expect, it } from 'vitest'
+import { IdleIndex } from './IdleIndex.js'
+
+const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `s${from + i}`)
+
+/** Sweeps once, recording the visits; `open` decides which sessions stay indexed. */
+async function sweep(index: IdleIndex, open: Set<string>) {
+  const visited: string[] = []
+  const swept = await index.sweep(async (id) => {
+    visited.push(id)
+    return open.has(id) ? 'keep' : 'drop'
+  })
+  return { swept, visited: visited.sort() }
+}
+
+describe('IdleIndex', () => {
+  it('finds every session added through any instance on the same store, and forgets dropped ones', async () => {
+    const store = new MemoryStore()
+    const [a, b] = [new IdleIndex(store, { ttlMs: 60_000 }), new IdleIndex(store, { ttlMs: 60_000 })]
+    for (const id of ids(5)) await a!.add(id)
+    for (const id of ids(5, 5)) await b!.add(id)
+    const open = new Set(['s1', 's7'])
+    expect(await sweep(b!, open)).toEqual({ swept: true, visited: ids(10).sort() })
+    expect((await sweep(a!, open)).visited).toEqual(['s1', 's7'])
+  })
+
+  it('moves sparse kept sessions to the end, so a sweep reads about the open sessions only', async () => {
+    const store = new MemoryStore()
+    const index = new IdleIndex(store, { ttlMs: 60_000 })
+    for (const id of ids(200)) await index.add(id)
+    const open = new Set(['s0'])
+    await sweep(index, open)
+    const reads: string[] = []
+    const get = store.get.bind(store)
+    store.get = (key: string) => {
+      if (key.startsWith('idle:slot:')) reads.push(key)
+      return get(key)
+    }
+    expect((await sweep(index, open)).visited).toEqual(['s0'])
+    expect(reads.length).toBeLessThan(5)
+  })
+
+  it('lets one sweep run at a time among processes', async () => {
+    const store = new MemoryStore()
+    const [a, b] = [new IdleIndex(store, { ttlMs: 60_000 }), new IdleIndex(store, { ttlMs: 60_000 })]
+    await a!.add('s0')
+    let release!: () => void
+    const held = a!.sweep(async () => {
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+      return 'keep'
+    })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(await b!.sweep(async () => 'drop')).toBe(false)
+    release()
+    expect(await held).toBe(true)
+    expect((await sweep(b!, new Set(['s0']))).visited).toEqual(['s0'])
+  })
+
+  it('does not lose a session whose slot was allocated but not yet written when a sweep passed', async () => {
+    const store = new MemoryStore()
+    const index = new IdleIndex(store, { ttlMs: 60_000 })
+    await index.add('s0')
+    // An open in progress in another process: its slot is allocated, its name not written yet.
+    const { value: slot } = await store.increment('idle:next', 1n, { ttlMs: 60_000 })
+    expect((await sweep(index, new Set())).visited).toEqual(['s0'])
+    await store.set(`idle:slot:${slot}`, 's1', 60_000)
+    await store.set('idle:at:s1', String(slot), 60_000)
+    expect((await sweep(index, new Set())).visited).toEqual(['s1'])
+  })
+})

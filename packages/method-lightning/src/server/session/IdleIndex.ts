@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto'
+import type { Store } from '@mppkit/core'
+
+/** What the sweep decides for one indexed session: keep it indexed, or drop it (closed, or closed now). */
+export type Verdict = 'keep' | 'drop'
+
+// How many slots a sweep reads at once.
+const batch = 32
+
+/**
+ * An index of open sessions kept in the Store itself, so that any server process sharing the Store can
+ * find every session, including those opened by other processes (the Store has no key listing).
+ *
+ * Each session gets a numbered slot: `idle:next` is a counter (one atomic increment per open),
+ * `idle:slot:<n>` names the session and `idle:at:<id>` the session's current slot (so a stale slot is
+ * recognized). A sweep walks the slots from `idle:low` to the last allocated one under a lease
+ * (`idle:lock`, one sweeper at a time among the processes; an expired lease only lets two sweeps
+ * overlap, which the callers' compare-and-set close makes harmless), drops the slots of closed sessions,
+ * and, when the slots it keeps are sparse, moves them to the end so the next sweep starts further on.
+ * A sweep's work is therefore about the number of open sessions, not of all sessions ever opened.
+ * A slot allocated but not yet written (an open in progress) is not skipped for good: the next sweep
+ * starts at or before it, unless it was already allocated when the previous sweep began (its writer
+ * then died; `idle:low` holds `<low>:<last slot the previous sweep saw>`).
+ *
+ * @example
+ * ```ts
+ * const index = new IdleIndex(store, { ttlMs: 30 * 86_400_000 })
+ * await index.add(sessionId)
+ * await index.sweep(async (id) => ((await isOpen(id)) ? 'keep' : 'drop'))
+ * ```
+ */
+export class IdleIndex {
+  constructor(
+    readonly store: Store,
+    readonly options: { ttlMs: number; leaseMs?: number },
+  ) {}
+
+  /** Indexes a session (once, when it opens). */
+  async add(id: string): Promise<void> {
+    const { ttlMs } = this.options
+    const { value: slot } = await this.store.increment('idle:next', 1n, { ttlMs })
+    await this.store.set(`idle:slot:${slot}`, id, ttlMs)
+    await this.store.set(`idle:at:${id}`, String(slot), ttlMs)
+  }
+
+  /**
+   * Visits every indexed session once (unless another process holds the sweep lease: then nothing, and
+   * false). `visit` decides whether the session stays indexed.
+   */
+  async sweep(visit: (id: string) => Promise<Verdict>): Promise<boolean> {
+    const { store } = this
+    const { ttlMs } = this.options
+    const token = randomBytes(9).toString('base64url')
+    const leaseMs = this.options.leaseMs ?? 60_000
+    // The lease is free when absent (expired) or released (`free`: the Store has no delete-if-equal).
+    const acquired =
+      (await store.putIfAbsent('idle:lock', token, leaseMs)) ||
+      (await store.compareAndSet('idle:lock', 'free', token, leaseMs))
+    if (!acquired) return false
+    try {
+      const lowRaw = await store.get('idle:low')
+      // A zero increment reads the counter and refreshes its TTL with `idle:low`'s (they expire together).
+      const end = (await store.increment('idle:next', 0n, { ttlMs })).value
+      const [lowText = '1', seenText = '0'] = (lowRaw ?? '').split(':')
+      let low = /^\d+$/.test(lowText) ? BigInt(lowText) : 1n
+      const seen = /^\d+$/.test(seenText) ? BigInt(seenText) : 0n
+      if (low > end + 1n) low = 1n
+      const kept: Array<{ slot: bigint; id: string }> = []
+      let pending = end + 1n
+      for (let start = low; start <= end; start += BigInt(batch)) {
+        const slots: bigint[] = []
+        for (let slot = start; slot <= end && slot < start + BigInt(batch); slot++) slots.push(slot)
+        await Promise.all(
+          slots.map(async (slot) => {
+            const id = await store.get(`idle:slot:${slot}`)
+            if (id === undefined) {
+              if (slot > seen && slot < pending) pending = slot
+              return
+            }
+            if ((await store.get(`idle:at:${id}`)) !== String(slot)) {
+              await store.delete(`idle:slot:${slot}`)
+              return
+            }
+            if ((await visit(id)) === 'keep') {
+              kept.push({ slot, id })
+              return
+            }
+            await store.delete(`idle:at:${id}`)
+            await store.delete(`idle:slot:${slot}`)
+          }),
+        )
+      }
+      kept.sort((a, b) => (a.slot < b.slot ? -1 : 1))
+      let nextLow = kept[0]?.slot ?? end + 1n
+      // Sparse: move the kept sessions behind the last slot, so the next sweep starts at `end + 1`.
+      if (kept.length > 0 && end + 1n - nextLow > BigInt(2 * kept.length + batch)) {
+        for (const { slot, id } of kept) await this.#move(id, slot)
+        nextLow = end + 1n
+      }
+      if (pending < nextLow) nextLow = pending
+      await store.compareAndSet('idle:low', lowRaw, `${nextLow}:${end}`, ttlMs)
+      return true
+    } finally {
+      // Releases the lease if it is still this sweep's.
+      await store.compareAndSet('idle:lock', token, 'free', leaseMs).catch(() => false)
+    }
+  }
+
+  /** Gives a session a new slot at the end; the old slot goes (unless another sweep moved it first). */
+  async #move(id: string, from: bigint): Promise<void> {
+    const { ttlMs } = this.options
+    const { value: slot } = await this.store.increment('idle:next', 1n, { ttlMs })
+    await this.store.set(`idle:slot:${slot}`, id, ttlMs)
+    if (await this.store.compareAndSet(`idle:at:${id}`, String(from), String(slot), ttlMs))
+      await this.store.delete(`idle:slot:${from}`)
+    else await this.store.delete(`idle:slot:${slot}`)
+  }
+}

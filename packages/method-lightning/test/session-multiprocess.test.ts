@@ -1,0 +1,243 @@
+import { randomBytes } from 'node:crypto'
+import { Challenge, Credential } from '@mppkit/core'
+import { create as createClient } from '@mppkit/core/client'
+import { getChannelBalance, getInvoices } from 'lightning'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
+import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
+import { sessionClient } from '../src/client/index.js'
+import { lndFor } from './helpers.js'
+import type { ChildConfig } from './multiprocess/child.js'
+import { bundle, ServerProcess } from './multiprocess/processes.js'
+
+// Real server processes (child processes, each with its own store connection and its own idle sweeper)
+// sharing one Redis or PostgreSQL store and the devnet LND simulator: what several server processes
+// behind a load balancer see.
+
+const postgresCandidates = process.env.MPPKIT_POSTGRES_URL
+  ? [process.env.MPPKIT_POSTGRES_URL]
+  : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test']
+
+async function postgres(): Promise<{ url?: string; reason?: string }> {
+  const failures: string[] = []
+  for (const url of postgresCandidates) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.query('SELECT 1')
+      return { url }
+    } catch (error) {
+      failures.push(`${url.replace(/\/\/[^@]*@/, '//…@')}: ${(error as Error).message}`)
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+  return { reason: `PostgreSQL unreachable (${failures.join('; ')}); set MPPKIT_POSTGRES_URL` }
+}
+
+const schema = `mppkit_test_ln_${randomBytes(4).toString('hex')}`
+const redisReason = await redisUnavailableReason()
+const pgProbe = await postgres()
+const stores: Array<{ name: string; reason: string | undefined; store: () => ChildConfig['store'] }> = [
+  {
+    name: 'Redis',
+    reason: redisReason,
+    store: () => ({
+      kind: 'redis',
+      url: redisUrl,
+      keyPrefix: `mppkit-test:lightning-mp:${randomBytes(4).toString('hex')}:`,
+    }),
+  },
+  {
+    name: 'PostgreSQL',
+    reason: pgProbe.reason,
+    // One schema for the file; each test's servers get their own table prefix through fresh keys.
+    store: () => ({ kind: 'postgres', connectionString: pgProbe.url!, schema }),
+  },
+]
+for (const { name, reason } of stores)
+  if (reason) console.warn(`[skip] lightning session, two processes on ${name}: ${reason}`)
+
+let network: Lightning | undefined
+let script = ''
+const started: ServerProcess[] = []
+beforeAll(async () => {
+  if (stores.every((s) => s.reason)) return
+  ;[network, script] = await Promise.all([startLightning(), bundle()])
+}, 60_000)
+afterAll(async () => {
+  await Promise.all(started.map((p) => p.stop()))
+  await network?.stop()
+  if (!pgProbe.reason) {
+    const admin = new pg.Client({ connectionString: pgProbe.url })
+    await admin.connect()
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await admin.end()
+  }
+})
+
+/** Two server processes on one fresh store namespace. */
+async function pair(store: ChildConfig['store'], options: Partial<ChildConfig> = {}) {
+  const config: ChildConfig = {
+    secret: 'lightning-multiprocess-secret-0123456789',
+    store,
+    node: network!.info.nodes.payee,
+    depositSats: 50,
+    idleTimeoutSeconds: 300,
+    idleCheckIntervalMs: 1_000,
+    ...options,
+  }
+  const processes = [new ServerProcess(script, config), new ServerProcess(script, config)]
+  started.push(...processes)
+  return Promise.all(processes.map((p) => p.ready()))
+}
+
+const payer = () => lndFor(network!.info.nodes.payer)
+const payerBalance = async () => (await getChannelBalance({ lnd: payer() })).channel_balance
+
+/** A session client paying with the payer node, whose side requests go to `url`'s process. */
+function newClient() {
+  const sessions = sessionClient({ lnd: payer(), network: 'regtest' })
+  return { sessions, client: createClient({ methods: [sessions] }) }
+}
+
+/** Waits until `check` holds (polling), or throws after `timeoutMs`. */
+async function until(check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** What each process reported to its logs. */
+const reported = (processes: ServerProcess[], kind: string) =>
+  processes.flatMap((p) => p.events.filter((e) => e.event === kind))
+
+describe.each(stores)('sessionServer in two processes on $name', ({ reason, store }) => {
+  it.skipIf(!!reason)(
+    'never spends more than the deposit under 200 concurrent bearer requests on both processes',
+    async () => {
+      const [a, b] = await pair(store())
+      const { sessions, client } = newClient()
+      expect((await client.fetch(a!.url())).status).toBe(200)
+      const state = [...sessions.sessions.values()][0]!
+      const servers = [a!, b!]
+      const challenges = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const response = await fetch(servers[i % 2]!.url())
+          return Challenge.parseAll(response.headers.get('www-authenticate')!)[0]!
+        }),
+      )
+      const bearer = { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage }
+      const responses = await Promise.all(
+        challenges.map((challenge, i) =>
+          fetch(servers[(i + 1) % 2]!.url(), {
+            headers: { authorization: Credential.format({ challenge, payload: bearer }) },
+          }),
+        ),
+      )
+      const statuses = responses.map((r) => r.status)
+      const bodies = await Promise.all(responses.map((r) => r.json() as Promise<{ type?: string }>))
+      const problem = 'https://paymentauth.org/problems/'
+      // Each one is served, refused for the balance, or (a PostgreSQL pool overloaded by 200 requests at
+      // once) refused with 503 before anything was consumed; never another answer.
+      const kinds = bodies.map((body, i) =>
+        statuses[i] === 200
+          ? 'served'
+          : statuses[i] === 402 && body.type === `${problem}lightning/insufficient-balance`
+            ? 'short'
+            : statuses[i] === 503 && body.type === `${problem}service-unavailable`
+              ? 'unavailable'
+              : JSON.stringify(body),
+      )
+      expect(kinds.filter((k) => !['served', 'short', 'unavailable'].includes(k))).toEqual([])
+      let served = kinds.filter((k) => k === 'served').length
+      // 50 sat deposited, 1 spent by the open: at most 49 bearer requests are served, across both.
+      expect(served).toBeLessThanOrEqual(49)
+      // And no sat is lost: requests one at a time serve what is left, exactly up to the deposit.
+      for (let i = 0; ; i++) {
+        const server = servers[i % 2]!
+        const challenge = Challenge.parseAll((await fetch(server.url())).headers.get('www-authenticate')!)[0]!
+        const response = await fetch(server.url(), {
+          headers: { authorization: Credential.format({ challenge, payload: bearer }) },
+        })
+        if (response.status === 503) continue
+        if (response.status !== 200) {
+          expect(((await response.json()) as { type: string }).type).toBe(
+            `${problem}lightning/insufficient-balance`,
+          )
+          break
+        }
+        served++
+        expect(served).toBeLessThanOrEqual(49)
+      }
+      expect(served).toBe(49)
+      console.info(
+        `[lightning multiprocess] ${kinds.filter((k) => k === 'served').length} of 200 concurrent bearer requests served at once, ${kinds.filter((k) => k === 'unavailable').length} answered 503`,
+      )
+      const closed = await sessions.close(a!.url())
+      expect(await closed.json()).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
+      expect(reported([a!, b!], 'error').filter((e) => !/store/i.test(e.message ?? ''))).toEqual([])
+    },
+    300_000,
+  )
+
+  it.skipIf(!!reason)(
+    'closes an idle session once, with exactly one refund, while both processes sweep',
+    async () => {
+      const processes = await pair(store(), { idleTimeoutSeconds: 3, idleCheckIntervalMs: 200 })
+      const [a, b] = processes
+      const { sessions, client } = newClient()
+      const before = await payerBalance()
+      expect((await client.fetch(a!.url())).status).toBe(200)
+      expect((await client.fetch(b!.url())).status).toBe(200)
+      const state = [...sessions.sessions.values()][0]!
+      // Deposit 50, spent 2: the refund is 48.
+      await until(async () => (await payerBalance()) === before - 2, 30_000)
+      // Both sweepers keep running: still one refund, no second attempt (it would fail and be logged).
+      await new Promise((resolve) => setTimeout(resolve, 1_500))
+      expect(await payerBalance()).toBe(before - 2)
+      expect(reported(processes, 'refund-failed')).toEqual([])
+      expect(reported(processes, 'error')).toEqual([])
+      const returnInvoices = (await getInvoices({ lnd: payer(), limit: 1000 })).invoices.filter(
+        (invoice) => invoice.description === 'mppkit session refund' && invoice.is_confirmed,
+      )
+      expect(returnInvoices.map((invoice) => invoice.received)).toContain(48)
+      // Never reopened: a bearer action on either process is refused as closed.
+      for (const server of processes) {
+        const challenge = Challenge.parseAll((await fetch(server.url())).headers.get('www-authenticate')!)[0]!
+        const refused = await fetch(server.url(), {
+          headers: {
+            authorization: Credential.format({
+              challenge,
+              payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage },
+            }),
+          },
+        })
+        expect(((await refused.json()) as { type: string }).type).toBe(
+          'https://paymentauth.org/problems/lightning/session-closed',
+        )
+      }
+    },
+    120_000,
+  )
+
+  it.skipIf(!!reason)(
+    'closes the idle session of a process that stopped, from a process that never saw it',
+    async () => {
+      const [a, b] = await pair(store(), { idleTimeoutSeconds: 3, idleCheckIntervalMs: 200 })
+      const { client } = newClient()
+      const before = await payerBalance()
+      expect((await client.fetch(a!.url())).status).toBe(200)
+      await a!.stop()
+      // Only b sweeps now, and only the Store tells it about the session: deposit 50, spent 1.
+      await until(async () => (await payerBalance()) === before - 1, 30_000)
+      expect(reported([b!], 'refund-failed')).toEqual([])
+      expect(reported([b!], 'error')).toEqual([])
+    },
+    120_000,
+  )
+})

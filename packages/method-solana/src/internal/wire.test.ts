@@ -1,0 +1,33 @@
+import { getBase58Decoder, isAddress } from '@solana/kit'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { fromBase58, isBase58Address, toBase58 } from './wire.js'
+
+describe('base58', () => {
+  it('round-trips bytes and agrees with @solana/kit (property)', () => {
+    const kit = getBase58Decoder()
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const text = toBase58(bytes)
+        expect(text).toBe(kit.decode(bytes))
+        expect(fromBase58(text)).toEqual(bytes)
+      }),
+    )
+  })
+
+  it('isBase58Address accepts exactly what isAddress accepts (property)', () => {
+    const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0OIl+/'
+    const near = fc
+      .array(fc.constantFrom(...alphabet), { minLength: 28, maxLength: 48 })
+      .map((chars) => chars.join(''))
+    const keys = fc.uint8Array({ minLength: 32, maxLength: 32 }).map(toBase58)
+    fc.assert(
+      fc.property(fc.oneof(near, keys, fc.string()), (value) => {
+        expect(isBase58Address(value)).toBe(isAddress(value))
+      }),
+      { numRuns: 2000 },
+    )
+    expect(isBase58Address('11111111111111111111111111111111')).toBe(true)
+    expect(isBase58Address(42)).toBe(false)
+  })
+})

@@ -1,0 +1,93 @@
+import type { Store as MethodStore } from '@mppkit/core'
+import { PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
+import type { Address, Hex } from 'viem'
+
+/** A viem wallet client with public actions, whose account pays gas for settlement. */
+export type Wallet = {
+  account: { address: Address } | undefined
+  sendTransaction(args: any): Promise<Hex>
+  waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<{
+    status: 'success' | 'reverted'
+    logs?: readonly { address: Address; topics: readonly Hex[]; data: Hex }[]
+  }>
+}
+
+/** The chain reads (and raw broadcast) the `permit2`, `transaction` and `hash` types need: a viem public client fits. */
+export type Reader = {
+  readContract(args: any): Promise<any>
+  simulateContract?(args: any): Promise<any>
+  sendRawTransaction(args: { serializedTransaction: Hex }): Promise<Hex>
+  getTransaction(args: { hash: Hex }): Promise<any>
+  getTransactionReceipt(args: { hash: Hex }): Promise<any>
+  waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<any>
+  getBlock(args: { blockNumber: bigint }): Promise<{ timestamp: bigint }>
+}
+
+/** A `verification-failed` problem with a stable reason. */
+export const refuse = (detail: string, reason: string) => new VerificationFailedError({ detail, reason })
+
+/** Whether an error is the RPC being unreachable or slow (then 503), rather than the chain refusing. */
+export function isTransportError(error: unknown): boolean {
+  for (let cause = error as any, depth = 0; cause && depth < 8; cause = cause.cause, depth++) {
+    const name = String(cause.name ?? '')
+    if (/HttpRequestError|TimeoutError|WebSocketRequestError|SocketClosedError/.test(name)) return true
+    if (cause.code === 'ECONNREFUSED' || cause.code === 'ECONNRESET' || cause.code === 'ETIMEDOUT')
+      return true
+  }
+  return false
+}
+
+/** A chain call whose failure to answer is a 503 (nothing consumed), and any other failure as given. */
+export async function onChain<value>(
+  promise: Promise<value>,
+  ms: number,
+  otherwise?: (error: unknown) => PaymentError,
+): Promise<value> {
+  try {
+    return await withTimeout(promise, ms)
+  } catch (cause) {
+    if (PaymentError.is(cause)) throw cause
+    if (otherwise && !isTransportError(cause)) throw otherwise(cause)
+    throw new ServiceUnavailableError({ detail: 'The chain is unavailable.', retryAfter: 1, cause })
+  }
+}
+
+/** Races a promise against a timer that rejects with a 503. */
+export function withTimeout<value>(promise: Promise<value>, ms: number): Promise<value> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })),
+        ms,
+      )
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Claims a replay token in the Store, runs the settlement, records its reference, and releases the
+ * claim when nothing settled (so the payer may retry). A token already claimed is refused.
+ *
+ * @see draft-evm-charge-00 §"Replay Protection": "Before accepting a credential, the server MUST check
+ * whether its replay token has already been consumed. After successful verification, the server MUST
+ * atomically mark it as consumed."
+ */
+export async function once(
+  store: MethodStore,
+  key: string,
+  ttlMs: number,
+  settle: () => Promise<string>,
+  used: { detail: string; reason: string },
+): Promise<string> {
+  if (!(await store.putIfAbsent(key, 'settling', ttlMs))) throw refuse(used.detail, used.reason)
+  try {
+    const reference = await settle()
+    await store.set(key, reference, ttlMs).catch(() => {})
+    return reference
+  } catch (cause) {
+    await store.delete(key).catch(() => {})
+    throw cause
+  }
+}

@@ -1,0 +1,170 @@
+import {
+  ConfigurationError,
+  type Method,
+  PaymentError,
+  ServiceUnavailableError,
+  VerificationFailedError,
+} from '@mppkit/core'
+import type { Facilitator } from '../server/Charge.js'
+import { relayed } from '../server/Relayed.js'
+import { type SvmChargeRequest, svmCharge } from './Methods.js'
+import { clusterOf, solanaCaip2Of } from './Networks.js'
+import { svmRequirementOf } from './Requirement.js'
+import { messageKey } from './Transaction.js'
+
+/**
+ * Options of {@link svm}.
+ *
+ * @example
+ * ```ts
+ * const options: svm.Options = { network: solanaNetworks.devnet, currency: mint, decimals: 6, recipient, feePayer, facilitator }
+ * ```
+ */
+export declare namespace svm {
+  type Options = {
+    /** The x402 network: a Solana CAIP-2 id (`solanaNetworks.devnet`) or a v1 name (`solana-devnet`). */
+    network: string
+    /** The SPL Token or Token-2022 mint. */
+    currency: string
+    /** The mint's decimals, advertised to clients for their spend policy. */
+    decimals: number
+    /** The payee (owner of the associated token account that receives). */
+    recipient: string
+    /** The facilitator's fee payer key (the `extra.feePayer` of its `getSupported()` kinds). */
+    feePayer: string
+    /** Verifies and settles (an in-process `@x402/core` facilitator with `@x402/svm`, or `HTTPFacilitatorClient`). */
+    facilitator: Facilitator
+    /** Milliseconds the facilitator may take before the request is a 503 (default 15 000). */
+    timeout?: number
+    /** `maxTimeoutSeconds` of the requirement handed to the facilitator for MPP credentials (default 300). */
+    maxTimeoutSeconds?: number
+  }
+}
+
+function withTimeout<value>(promise: Promise<value>, ms: number): Promise<value> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })),
+        ms,
+      )
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * The server half of a `solana` charge settled through an x402 facilitator (`exact` on Solana): the
+ * payer's partially signed transaction is claimed once in the Store (by its message hash, so copies and
+ * other processes are refused while the first settles), then verified and settled by the facilitator,
+ * which adds its fee payer signature and broadcasts it. Offered to x402 clients by `x402(server)`.
+ *
+ * @example
+ * ```ts
+ * import { svm, x402 } from '@mppkit/x402-compat/server'
+ * const server = Server.create({ realm, secrets, methods: [svm({ network, currency: mint, decimals: 6, recipient, feePayer, facilitator })] })
+ * const handler = x402(server).protect({ offers: [{ method: 'solana', request: { amount: '1000' } }] }, () => new Response('ok'))
+ * ```
+ * @see draft-solana-charge-00 §"Fee Sponsorship"
+ */
+export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
+  const caip2 = solanaCaip2Of(options.network)
+  if (caip2 === undefined)
+    throw new ConfigurationError(`solana charge: ${options.network} is not a known Solana network`)
+  const timeout = options.timeout ?? 15_000
+  const methodDetails: SvmChargeRequest['methodDetails'] = {
+    network: clusterOf(caip2),
+    caip2,
+    decimals: options.decimals,
+    feePayer: true,
+    feePayerKey: options.feePayer,
+  }
+  return {
+    definition: svmCharge,
+    defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
+    async verify({ request }) {
+      const details = request.methodDetails
+      if (request.currency !== options.currency || details.caip2 !== caip2)
+        throw new VerificationFailedError({
+          detail: 'The challenge names another mint or network.',
+          reason: 'wrong-asset',
+        })
+      if (details.feePayerKey !== options.feePayer)
+        throw new VerificationFailedError({
+          detail: 'The challenge names another fee payer.',
+          reason: 'wrong-fee-payer',
+        })
+      // The transfer itself (amount, mint, recipient ATA, layout, signatures) is checked by the facilitator.
+      return undefined
+    },
+    async settle({ request, payload, credential, store }) {
+      const hash = await messageKey(payload.transaction)
+      if (hash === undefined)
+        throw new VerificationFailedError({
+          detail: 'The transaction could not be decoded.',
+          reason: 'malformed-transaction',
+        })
+      // "settles at most once": claimed in the Store before the facilitator sees it.
+      const key = `svm:${hash}`
+      const ttl = 10 * 60_000
+      if (!(await store.putIfAbsent(key, 'settling', ttl)))
+        throw new VerificationFailedError({
+          detail: 'This transaction was already used.',
+          reason: 'transaction-used',
+        })
+      try {
+        const original = relayed.get(credential)
+        const requirement =
+          original?.requirement ?? svmRequirementOf(request, options.maxTimeoutSeconds ?? 300)
+        const document = original?.document ?? {
+          x402Version: 2,
+          accepted: requirement,
+          payload: { transaction: payload.transaction },
+        }
+        const settled = await settle(options.facilitator, document, requirement, timeout)
+        await store.set(key, settled.transaction, ttl).catch(() => {})
+        const receipt: Record<string, unknown> = { network: caip2 }
+        if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
+        return { reference: settled.transaction, receipt }
+      } catch (cause) {
+        // Nothing settled: release the claim so the payer may retry.
+        await store.delete(key).catch(() => {})
+        throw cause
+      }
+    },
+  }
+}
+
+async function settle(
+  facilitator: Facilitator,
+  document: Record<string, unknown>,
+  requirement: Record<string, unknown>,
+  timeout: number,
+): Promise<{ transaction: string; payer?: string }> {
+  const unavailable = (cause: unknown) =>
+    new ServiceUnavailableError({ detail: 'The x402 facilitator is unavailable.', retryAfter: 1, cause })
+  let verified: Awaited<ReturnType<Facilitator['verify']>>
+  try {
+    verified = await withTimeout(facilitator.verify(document, requirement), timeout)
+  } catch (cause) {
+    throw PaymentError.is(cause) ? cause : unavailable(cause)
+  }
+  if (!verified.isValid)
+    throw new VerificationFailedError({
+      detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
+      reason: verified.invalidReason ?? 'facilitator-refused',
+    })
+  let settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }
+  try {
+    settled = await withTimeout(facilitator.settle(document, requirement), timeout)
+  } catch (cause) {
+    throw PaymentError.is(cause) ? cause : unavailable(cause)
+  }
+  if (!settled.success)
+    throw new VerificationFailedError({
+      detail: `The facilitator could not settle the payment: ${settled.errorReason ?? 'failed'}.`,
+      reason: settled.errorReason ?? 'settlement-failed',
+    })
+  return settled
+}

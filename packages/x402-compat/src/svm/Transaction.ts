@@ -1,0 +1,42 @@
+/**
+ * Wire-level reading of a base64 Solana transaction (no `@solana/*` needed): the signature count, the
+ * message bytes, and a replay key.
+ */
+
+/** The message bytes of a wire transaction (after the compact-u16 signature count and the signatures), or undefined. */
+export function messageBytes(base64: string): Uint8Array | undefined {
+  let bytes: Uint8Array
+  try {
+    bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+  } catch {
+    return undefined
+  }
+  // compact-u16: 7 bits per byte, at most 3 bytes.
+  let count = 0
+  let offset = 0
+  for (let shift = 0; offset < 3; shift += 7) {
+    const byte = bytes[offset++]
+    if (byte === undefined) return undefined
+    count |= (byte & 0x7f) << shift
+    if ((byte & 0x80) === 0) break
+  }
+  const start = offset + count * 64
+  if (count === 0 || start >= bytes.length) return undefined
+  return bytes.subarray(start)
+}
+
+/**
+ * The replay key of a transaction: SHA-256 of its message, hex. The payer's signature covers the message,
+ * so two copies of one payment (whatever the fee payer slot holds) share a key.
+ *
+ * @example
+ * ```ts
+ * await messageKey(payload.transaction) // 'a3f1…'
+ * ```
+ */
+export async function messageKey(base64: string): Promise<string | undefined> {
+  const message = messageBytes(base64)
+  if (!message) return undefined
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(message)))
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+}

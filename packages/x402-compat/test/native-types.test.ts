@@ -1,0 +1,418 @@
+// The `permit2`, `transaction` and `hash` credential types of draft-evm-charge-00 on anvil
+// (`--network tempo` predeploys Permit2 at its canonical address), paid by our client, refused when
+// tampered, replayed or expired, and settled once under concurrent copies.
+import { Challenge, Credential } from '@mppkit/core'
+import { create as createClient, receipt } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import { encodeFunctionData, erc20Abi, type Hex, maxUint256 } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import { charge as chargeClient } from '../src/client/index.js'
+import type { CredentialType } from '../src/Methods.js'
+import * as Permit2 from '../src/Permit2.js'
+import { charge } from '../src/server/index.js'
+import { asFetch, balanceOf, walletOf } from './peers.js'
+
+const reason = tempoUnavailableReason()
+if (reason) console.warn(`[skip] ${reason}`)
+
+let devnet: TempoDevnet
+let permit2Reason: string | undefined
+beforeAll(async () => {
+  if (reason) return
+  devnet = await startTempo({ accounts: 8 })
+  const code = await walletOf(devnet.info, 0).getCode({ address: Permit2.permit2Address })
+  if (!code || code === '0x') {
+    permit2Reason = 'Permit2 is not deployed at its canonical address on this node'
+    console.warn(`[skip] ${permit2Reason}`)
+    return
+  }
+  // Payers 1–3 approve Permit2 once (the spec's "one-time ERC-20 approve() to the Permit2 contract").
+  for (const index of [1, 2, 3]) {
+    const wallet = walletOf(devnet.info, index)
+    const hash = await wallet.writeContract({
+      address: devnet.info.eip3009Token,
+      abi: erc20Abi,
+      functionName: 'approve',
+      args: [Permit2.permit2Address, maxUint256],
+      gas: 100_000n,
+    })
+    await wallet.waitForTransactionReceipt({ hash })
+  }
+})
+afterAll(async () => {
+  await devnet?.stop()
+})
+
+const url = 'http://localhost/paid'
+
+function setup(types: CredentialType[], request: Record<string, unknown> = { amount: '900' }) {
+  const info = devnet.info
+  const payTo = info.accounts[6]!.address
+  const server = createServer({
+    realm: 'localhost',
+    secrets: ['x402-compat-test-secret-0123456789abcdef'],
+    methods: [
+      charge({
+        chainId: info.chainId,
+        currency: info.eip3009Token,
+        recipient: payTo,
+        credentialTypes: types,
+        wallet: walletOf(info, 7),
+        decimals: 6,
+      }),
+    ],
+  })
+  let runs = 0
+  const handler = server.protect({ offers: [{ method: 'evm', request: request as never }] }, () => {
+    runs++
+    return new Response('paid content')
+  })
+  const client = (index: number, credentialTypes?: CredentialType[]) =>
+    createClient({
+      methods: [
+        chargeClient({
+          account: privateKeyToAccount(info.accounts[index]!.privateKey),
+          wallet: walletOf(info, index),
+          ...(credentialTypes ? { credentialTypes } : {}),
+        }),
+      ],
+      fetch: asFetch(handler),
+    })
+  return { info, payTo, handler, client, runs: () => runs }
+}
+
+/** The challenge of an unpaid request, and a payload for it from dev account `index`. */
+async function challengeOf(handler: (request: Request) => Promise<Response>) {
+  const response = await handler(new Request(url))
+  return Challenge.parseAll(response.headers.get('www-authenticate')!)[0]!
+}
+
+const send = (
+  handler: (request: Request) => Promise<Response>,
+  challenge: Challenge.Challenge,
+  payload: unknown,
+  source?: string,
+) =>
+  handler(
+    new Request(url, {
+      headers: {
+        authorization: Credential.format({
+          challenge,
+          payload: payload as never,
+          ...(source ? { source } : {}),
+        }),
+      },
+    }),
+  )
+
+describe.skipIf(reason)('evm charge, type="permit2"', () => {
+  it('advertises permit2 first with the Permit2 address and spender; our client pays it; the server pays gas', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const { info, payTo, handler, client, runs } = setup(['permit2'])
+    const challenge = await challengeOf(handler)
+    expect((challenge.request as any).methodDetails).toMatchObject({
+      chainId: info.chainId,
+      credentialTypes: ['permit2'],
+      permit2Address: Permit2.permit2Address,
+      spender: info.accounts[7]!.address,
+    })
+    // Our digest is the one Permit2 checks: its DOMAIN_SEPARATOR on this chain equals ours.
+    const onChain = await walletOf(info, 0).readContract({
+      address: Permit2.permit2Address,
+      abi: [
+        {
+          type: 'function',
+          name: 'DOMAIN_SEPARATOR',
+          stateMutability: 'view',
+          inputs: [],
+          outputs: [{ type: 'bytes32' }],
+        },
+      ] as const,
+      functionName: 'DOMAIN_SEPARATOR',
+    })
+    expect(onChain).toBe(Permit2.domainSeparator(info.chainId))
+    const payer = info.accounts[1]!.address
+    const [beforePayTo, beforePayer] = [await balanceOf(info, payTo), await balanceOf(info, payer)]
+    const gasBefore = await walletOf(info, 0).getBalance({ address: payer })
+    const response = await client(1).fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - beforePayTo).toBe(900n)
+    expect(beforePayer - (await balanceOf(info, payer))).toBe(900n)
+    // The payer signed only; the server's wallet submitted (and paid gas).
+    expect(await walletOf(info, 0).getBalance({ address: payer })).toBe(gasBefore)
+    expect(receipt(response)).toMatchObject({ method: 'evm', chainId: info.chainId, payer })
+    expect(receipt(response)?.reference).toMatch(/^0x[0-9a-f]{64}$/)
+  })
+
+  it('pays splits atomically in one batch transfer, in array order', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const info = devnet.info
+    const platform = info.accounts[5]!.address
+    const { payTo, client, runs } = setup(['permit2'], {
+      amount: '1000',
+      // A route's methodDetails replace the method's defaults whole: name the Permit2 fields too.
+      methodDetails: {
+        chainId: info.chainId,
+        credentialTypes: ['permit2'],
+        permit2Address: Permit2.permit2Address,
+        spender: info.accounts[7]!.address,
+        splits: [{ recipient: platform, amount: '150', memo: 'platform fee' }],
+      },
+    })
+    const [beforePayTo, beforePlatform] = [await balanceOf(info, payTo), await balanceOf(info, platform)]
+    const response = await client(2).fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - beforePayTo).toBe(850n)
+    expect((await balanceOf(info, platform)) - beforePlatform).toBe(150n)
+  })
+
+  it('refuses tampering, another challenge, a missing source, an expired deadline; 20 concurrent copies settle once', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const { info, payTo, handler, runs } = setup(['permit2'])
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[3]!.privateKey) })
+    const challenge = await challengeOf(handler)
+    const request = challenge.request as never
+    const good = await method.createPayload({ challenge, request, url })
+    const other = await method.createPayload({ challenge: { ...challenge, id: 'another' }, request, url })
+    const payload = good.payload as any
+    const tampered = {
+      amount: {
+        ...payload,
+        transferDetails: [{ ...payload.transferDetails[0], requestedAmount: '899' }],
+      },
+      recipient: {
+        ...payload,
+        transferDetails: [{ ...payload.transferDetails[0], to: info.accounts[4]!.address }],
+      },
+      // Same amounts, signed for more: the signature no longer matches what is submitted.
+      permitted: {
+        ...payload,
+        permit: { ...payload.permit, permitted: [{ ...payload.permit.permitted[0], amount: '5000' }] },
+      },
+      nonce: { ...payload, permit: { ...payload.permit, nonce: '7' } },
+    }
+    const reasons: Record<string, unknown> = {}
+    for (const [name, body] of Object.entries(tampered))
+      reasons[name] = (await (await send(handler, challenge, body, good.source)).json()).reason
+    // Each failure consumed a fresh challenge: take a new one for the next.
+    reasons.otherChallenge = (
+      await (await send(handler, await challengeOf(handler), other.payload, good.source)).json()
+    ).reason
+    const unsourced = await challengeOf(handler)
+    const bare = await method.createPayload({ challenge: unsourced, request, url })
+    reasons.noSource = (await (await send(handler, unsourced, bare.payload)).json()).reason
+    expect(reasons).toMatchInlineSnapshot(`
+      {
+        "amount": "wrong-amount",
+        "noSource": "source-missing",
+        "nonce": "invalid-signature",
+        "otherChallenge": "witness-mismatch",
+        "permitted": "invalid-signature",
+        "recipient": "wrong-recipient",
+      }
+    `)
+    // An expired deadline.
+    const stale = await challengeOf(handler)
+    const expired = await chargeClient({
+      account: privateKeyToAccount(info.accounts[3]!.privateKey),
+      now: () => Date.now() - 3_600_000,
+    }).createPayload({ challenge: { ...stale, expires: undefined as never }, request, url })
+    expect((await (await send(handler, stale, expired.payload, expired.source)).json()).reason).toBe(
+      'permit-expired',
+    )
+    expect(runs()).toBe(0)
+
+    // 20 copies of one credential (the same challenge): one settles, the rest are refused.
+    const fresh = await challengeOf(handler)
+    const paid = await method.createPayload({ challenge: fresh, request, url })
+    const before = await balanceOf(info, payTo)
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => send(handler, fresh, paid.payload, paid.source)),
+    )
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(1)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    // The same permit against a new challenge: the witness binds it to the first.
+    const again = await send(handler, await challengeOf(handler), paid.payload, paid.source)
+    expect(again.status).toBe(402)
+    expect(runs()).toBe(1)
+  })
+})
+
+describe.skipIf(reason)('evm charge, type="transaction"', () => {
+  it('our client signs a transfer, the server broadcasts it (the client pays gas)', async () => {
+    const { info, payTo, client, runs } = setup(['transaction'])
+    const payer = info.accounts[4]!.address
+    const before = await balanceOf(info, payTo)
+    const response = await client(4).fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    expect(receipt(response)).toMatchObject({ method: 'evm', chainId: info.chainId, payer })
+    // The payer's own transaction (it pays the gas), broadcast by the server.
+    const sent = await walletOf(info, 0).getTransaction({ hash: receipt(response)!.reference as Hex })
+    expect(sent.from.toLowerCase()).toBe(payer.toLowerCase())
+    expect(sent.to?.toLowerCase()).toBe(info.eip3009Token.toLowerCase())
+  })
+
+  it('refuses another amount, recipient, token or chain, a non-transfer call; copies settle once', async () => {
+    const { info, payTo, handler, runs } = setup(['transaction'])
+    const wallet = walletOf(info, 4)
+    const sign = async (change: { to?: Hex; amount?: bigint; token?: Hex; chainId?: number; data?: Hex }) => {
+      const request = await wallet.prepareTransactionRequest({
+        to: change.token ?? info.eip3009Token,
+        data:
+          change.data ??
+          encodeFunctionData({
+            abi: erc20Abi,
+            functionName: 'transfer',
+            args: [change.to ?? payTo, change.amount ?? 900n],
+          }),
+        type: 'eip1559',
+        gas: 100_000n,
+      })
+      // Signed by the account itself, so a wrong chain id is signed as given.
+      const { account: _account, ...fields } = request as Record<string, unknown>
+      return privateKeyToAccount(info.accounts[4]!.privateKey).signTransaction({
+        ...fields,
+        chainId: change.chainId ?? info.chainId,
+      } as never)
+    }
+    const cases = {
+      amount: await sign({ amount: 899n }),
+      recipient: await sign({ to: info.accounts[5]!.address }),
+      token: await sign({ token: info.tokens.pathUsd }),
+      chain: await sign({ chainId: 1 }),
+      call: await sign({
+        data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [payTo, 900n] }),
+      }),
+      garbage: '0x02deadbeef' as Hex,
+    }
+    const reasons: Record<string, unknown> = {}
+    for (const [name, signature] of Object.entries(cases))
+      reasons[name] = (
+        await (await send(handler, await challengeOf(handler), { type: 'transaction', signature })).json()
+      ).reason
+    expect(reasons).toMatchInlineSnapshot(`
+      {
+        "amount": "wrong-amount",
+        "call": "wrong-call",
+        "chain": "wrong-chain",
+        "garbage": "malformed-transaction",
+        "recipient": "wrong-recipient",
+        "token": "wrong-asset",
+      }
+    `)
+    // One signed transfer, sent with 10 concurrent copies and then against a new challenge.
+    const signature = await sign({})
+    const challenge = await challengeOf(handler)
+    const before = await balanceOf(info, payTo)
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => send(handler, challenge, { type: 'transaction', signature })),
+    )
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(1)
+    const again = await send(handler, await challengeOf(handler), { type: 'transaction', signature })
+    expect((await again.json()).reason).toBe('transaction-used')
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+  })
+})
+
+describe.skipIf(reason)('evm charge, type="hash"', () => {
+  it('our client broadcasts the transfer and presents its hash; the hash pays once', async () => {
+    const { info, payTo, handler, runs } = setup(['hash'])
+    const before = await balanceOf(info, payTo)
+    let sent: string | undefined
+    const spy = createClient({
+      methods: [
+        chargeClient({
+          account: privateKeyToAccount(info.accounts[5]!.privateKey),
+          wallet: walletOf(info, 5),
+        }),
+      ],
+      fetch: asFetch(async (request) => {
+        sent ??= request.headers.get('authorization') ?? undefined
+        return handler(request)
+      }),
+    })
+    const response = await spy.fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    expect(runs()).toBe(1)
+    // The hash against a new challenge: already consumed.
+    const { payload } = Credential.parse(sent!)
+    const again = await send(handler, await challengeOf(handler), payload)
+    expect((await again.json()).reason).toBe('transaction-used')
+    expect(runs()).toBe(1)
+  })
+
+  it('refuses a hash of a transfer to someone else, for less, an unknown hash, and a payer other than the source', async () => {
+    const { info, payTo, handler, runs } = setup(['hash'])
+    const wallet = walletOf(info, 5)
+    const transfer = async (to: Hex, amount: bigint) => {
+      const hash = await wallet.writeContract({
+        address: info.eip3009Token,
+        abi: erc20Abi,
+        functionName: 'transfer',
+        args: [to, amount],
+        gas: 100_000n,
+      })
+      await wallet.waitForTransactionReceipt({ hash })
+      return hash
+    }
+    const cases = {
+      recipient: { hash: await transfer(info.accounts[3]!.address, 900n) },
+      amount: { hash: await transfer(payTo, 899n) },
+      unknown: { hash: `0x${'ab'.repeat(32)}` },
+      source: {
+        hash: await transfer(payTo, 900n),
+        source: `did:pkh:eip155:${info.chainId}:${info.accounts[2]!.address}`,
+      },
+    }
+    const reasons: Record<string, unknown> = {}
+    for (const [name, { hash, ...rest }] of Object.entries(cases))
+      reasons[name] = (
+        await (
+          await send(handler, await challengeOf(handler), { type: 'hash', hash }, (rest as any).source)
+        ).json()
+      ).reason
+    expect(reasons).toMatchInlineSnapshot(`
+      {
+        "amount": "transfer-mismatch",
+        "recipient": "transfer-mismatch",
+        "source": "transfer-mismatch",
+        "unknown": "transaction-not-found",
+      }
+    `)
+    expect(runs()).toBe(0)
+  })
+})
+
+describe.skipIf(reason)('evm charge, negotiation', () => {
+  it('refuses a credential type the challenge does not list, and splits without permit2', async () => {
+    const { info, handler, runs } = setup(['transaction', 'hash'])
+    const challenge = await challengeOf(handler)
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[1]!.privateKey) })
+    // An authorization-only client cannot pay a transaction/hash challenge: it refuses before signing.
+    await expect(
+      method.createPayload({ challenge, request: challenge.request as never, url }),
+    ).rejects.toThrow(/none of the offered credential types \(transaction, hash\)/)
+    const response = await send(handler, challenge, {
+      type: 'permit2',
+      permit: {
+        permitted: [{ token: info.eip3009Token, amount: '900' }],
+        nonce: '1',
+        deadline: '9999999999',
+      },
+      transferDetails: [{ to: info.accounts[6]!.address, requestedAmount: '900' }],
+      witness: { challengeHash: `0x${'00'.repeat(32)}` },
+      signature: `0x${'11'.repeat(65)}`,
+    })
+    expect((await response.json()).reason).toBe('credential-type')
+    expect(runs()).toBe(0)
+  })
+})
