@@ -2,7 +2,7 @@
 // their sources are newer than dist/), the server (dist/server.mjs) and the page (dist/page.js and
 // dist/chunks/: browser bundles of the rails' browser-safe clients, built from their sources, one
 // lazily loaded chunk per view). `node build.mjs` prints what it builds; `--quiet` prints only the
-// page sizes (the whole app and the first load, gzipped).
+// page sizes (the whole app and the first load, gzipped) and the time it took.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path'
@@ -256,7 +256,7 @@ export async function buildPlayground() {
     ? tsup('core').then(() => Promise.all(stale.filter((name) => name !== 'core').map((name) => tsup(name))))
     : Promise.all(stale.map((name) => tsup(name)))
   await Promise.all([packages, buildServer(), buildPage().then((size) => console.log(sizeLine(size)))])
-  log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  console.log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,7 +1,6 @@
 // The Lightning views in Chromium, on the devnet's LND simulator: a person clicks, the playground's
 // server pays from the payer node, and the nodes (read here through the unmodified `lightning` client)
 // say the money moved.
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type RunningDevnet, startDevnet } from '@mppkit/devnet'
 import { type AuthenticatedLnd, authenticatedLndGrpc, getChannelBalance, getPayment } from 'lightning'
@@ -9,6 +8,7 @@ import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // @ts-expect-error: build.mjs is plain JavaScript
 import { buildPage } from '../build.mjs'
+import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
 import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
 
@@ -37,7 +37,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Lightning views in Chromium', 
     payee = authenticatedLndGrpc(nodes.payee).lnd
     playground = await startPlayground({
       devnet: devnet.info,
-      page: readFileSync(join(dist, 'page.js'), 'utf8'),
+      page: readPage(dist),
       chunkDelayMs: 40,
     })
     browser = await launch()

@@ -1,7 +1,6 @@
 // The paid MCP tool view in Chromium: the page calls an @mppkit/mcp server over Streamable HTTP, sees
 // -32042 with its challenges, pays on the devnet's Tempo node from the page, and gets the receipt in
 // the result's _meta; the node says the payee gained the price once per call.
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type RunningDevnet, startDevnet, tempoClients } from '@mppkit/devnet'
 import type { Page } from 'playwright-core'
@@ -10,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // @ts-expect-error: build.mjs is plain JavaScript
 import { buildPage } from '../build.mjs'
 import { tempoRoles } from '../src/server/demo.js'
+import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
 import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
 
@@ -32,7 +32,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the paid MCP tool view in Chromium
     devnet = started
     playground = await startPlayground({
       devnet: devnet.info,
-      page: readFileSync(join(dist, 'page.js'), 'utf8'),
+      page: readPage(dist),
     })
     browser = await launch()
     page = await browser.context.newPage()
