@@ -78,6 +78,21 @@ const sources = {
   },
 }
 
+// @mppkit/x402-compat loads @solana/kit with a dynamic import (only to pay an x402 Solana offer), which
+// keeps every export of the kit in the bundle. The page's x402 views pay on EVM only, so in the page that
+// import stays unresolved: paying an x402 Solana offer there fails with x402-compat's "install
+// @solana/kit" PaymentFailedError. The Solana view imports the kit statically, tree-shaken.
+const noX402Kit = {
+  name: 'mppkit-no-x402-kit',
+  setup(build) {
+    build.onResolve({ filter: /^@solana\/kit$/ }, (args) =>
+      args.kind === 'dynamic-import' && /x402-compat[\\/]src[\\/]svm[\\/]Kit\.ts$/.test(args.importer)
+        ? { path: args.path, external: true }
+        : undefined,
+    )
+  },
+}
+
 // Namespace re-exports (`export * as Abis from './Abis.js'` in viem/tempo, `z` and `locales` in zod)
 // defeat tree shaking when imported by name: `import { z } from 'zod'` keeps every zod locale and the
 // JSON Schema converters, `import { Abis } from 'viem/tempo'` every Tempo ABI. In the page's sources
@@ -183,7 +198,7 @@ export async function buildPage(outdir = join(app, 'dist')) {
     metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [sources, narrowImports, pureAbiSpreads],
+    plugins: [sources, noX402Kit, narrowImports, pureAbiSpreads],
   })
   rmSync(join(outdir, 'chunks'), { recursive: true, force: true })
   mkdirSync(join(outdir, 'chunks'), { recursive: true })
