@@ -25,7 +25,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Lightning views in Chromium', 
   const errors: string[] = []
 
   beforeAll(async () => {
-    const dist = join(outputDirectory, 'dist-lightning')
+    const dist = join(outputDirectory, 'dist', 'lightning')
     const [started] = await Promise.all([startDevnet({ rails: ['lightning'] }), buildPage(dist)])
     devnet = started
     const nodes = (

@@ -24,7 +24,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the paid MCP tool view in Chromium
   const errors: string[] = []
 
   beforeAll(async () => {
-    const dist = join(outputDirectory, 'dist-mcp')
+    const dist = join(outputDirectory, 'dist', 'mcp')
     const [started] = await Promise.all([
       startDevnet({ rails: ['tempo'], tempo: { accounts: 4 } }),
       buildPage(dist),
