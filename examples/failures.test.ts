@@ -41,7 +41,7 @@ describe.skipIf(!built)('example failures', () => {
     expect(missing).toMatchObject({ code: 1, stdout: '' })
     expect(missing.stderr).toMatchInlineSnapshot(`
       "server: tempo: rpcUrl is required (the JSON-RPC URL of a Tempo node), got nothing
-      hint: set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT (\`npm start\` does it)
+      hint: set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT (\`npm run demo\` does it)
       "
     `)
     const chain = await run('quickstart/server.mjs', {
@@ -71,7 +71,7 @@ describe.skipIf(!built)('example failures', () => {
     expect(noKey.code).toBe(1)
     expect(noKey.stderr).toMatchInlineSnapshot(`
       "client: MPPKIT_PRIVATE_KEY must be a 0x-prefixed 32-byte private key
-      hint: \`npm start\` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL
+      hint: \`npm run demo\` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL
       "
     `)
     const port = await closedPort()

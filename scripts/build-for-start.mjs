@@ -1,6 +1,7 @@
-// Builds what `npm start` runs (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet,
-// @mppkit/method-stripe, @mppkit/method-lightning, @mppkit/method-solana, @mppkit/mcp, @mppkit/x402-compat)
-// with tsup alone
+// Builds what `npm start` (the playground's server) and `npm run demo` (the terminal demo) import
+// (@mppkit/core, @mppkit/method-tempo, @mppkit/devnet, @mppkit/method-stripe, @mppkit/method-lightning,
+// @mppkit/method-solana, @mppkit/mcp, @mppkit/x402-compat, and the `mppkit` bin and CLIs the pasted
+// commands run) with tsup alone
 // (JavaScript, no type declarations), and only when their sources are newer than their dist/: a few
 // seconds on a fresh clone, where the full `npm run build` (with type declarations) takes minutes.
 // Prints what it does while it does it.
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 
-/** The packages `npm start` imports, and the built files it needs from each. */
+/** The packages `npm start` and `npm run demo` import, and the built files they need from each. */
 export const startPackages = {
   core: ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/bin/mppkit.js'],
   'method-tempo': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js', 'dist/cli.js'],

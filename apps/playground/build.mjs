@@ -2,7 +2,7 @@
 // their sources are newer than dist/), the server (dist/server.mjs) and the page (dist/page.js and
 // dist/chunks/: browser bundles of the rails' browser-safe clients, built from their sources, one
 // lazily loaded chunk per view). `node build.mjs` prints what it builds; `--quiet` prints only the
-// page sizes (the whole app and the first load, gzipped).
+// page sizes (the whole app and the first load, gzipped) and the time it took.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path'
@@ -21,7 +21,9 @@ const serverPackages = {
   'method-tempo': ['dist/index.js', 'dist/server/index.js'],
   'method-stripe': ['dist/index.js', 'dist/server/index.js'],
   devnet: ['dist/index.js'],
+  'method-lightning': ['dist/index.js', 'dist/server/index.js', 'dist/client/index.js'],
   'method-solana': ['dist/index.js', 'dist/server/index.js'],
+  mcp: ['dist/index.js'],
   'x402-compat': ['dist/index.js', 'dist/server/index.js'],
 }
 
@@ -73,6 +75,21 @@ const sources = {
       const entry = pkg === 'core' && !sub ? 'client' : sub
       return { path: join(root, 'packages', pkg, 'src', entry ? `${entry}/index.ts` : 'index.ts') }
     })
+  },
+}
+
+// @mppkit/x402-compat loads @solana/kit with a dynamic import (only to pay an x402 Solana offer), which
+// keeps every export of the kit in the bundle. The page's x402 views pay on EVM only, so in the page that
+// import stays unresolved: paying an x402 Solana offer there fails with x402-compat's "install
+// @solana/kit" PaymentFailedError. The Solana view imports the kit statically, tree-shaken.
+const noX402Kit = {
+  name: 'mppkit-no-x402-kit',
+  setup(build) {
+    build.onResolve({ filter: /^@solana\/kit$/ }, (args) =>
+      args.kind === 'dynamic-import' && /x402-compat[\\/]src[\\/]svm[\\/]Kit\.ts$/.test(args.importer)
+        ? { path: args.path, external: true }
+        : undefined,
+    )
   },
 }
 
@@ -176,10 +193,12 @@ export async function buildPage(outdir = join(app, 'dist')) {
     target: 'es2022',
     minify: true,
     define: { 'process.env.NODE_ENV': '"production"' },
+    // @mppkit/method-solana's RPC loads node:http(s) lazily, on Node only (the page uses fetch).
+    external: ['node:http', 'node:https'],
     metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [sources, narrowImports, pureAbiSpreads],
+    plugins: [sources, noX402Kit, narrowImports, pureAbiSpreads],
   })
   rmSync(join(outdir, 'chunks'), { recursive: true, force: true })
   mkdirSync(join(outdir, 'chunks'), { recursive: true })
@@ -252,7 +271,7 @@ export async function buildPlayground() {
     ? tsup('core').then(() => Promise.all(stale.filter((name) => name !== 'core').map((name) => tsup(name))))
     : Promise.all(stale.map((name) => tsup(name)))
   await Promise.all([packages, buildServer(), buildPage().then((size) => console.log(sizeLine(size)))])
-  log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  console.log(`[playground] built in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

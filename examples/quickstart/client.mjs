@@ -8,7 +8,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 // A failure is one line and a hint, never a stack trace.
 process.on('uncaughtException', (error) => {
   console.error(`client: ${/** @type {Error | undefined} */ (error.cause)?.message ?? error.message}`)
-  console.error('hint: `npm start` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL')
+  console.error('hint: `npm run demo` prints the server URL, a dev MPPKIT_PRIVATE_KEY and MPPKIT_RPC_URL')
   process.exit(1)
 })
 if (!/^0x[0-9a-fA-F]{64}$/.test(process.env.MPPKIT_PRIVATE_KEY ?? ''))

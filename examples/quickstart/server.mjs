@@ -1,7 +1,7 @@
 // @ts-check
 // Server quickstart: charge 0.01 AlphaUSD per request on Tempo.
 // Env: MPPKIT_RPC_URL and MPPKIT_CHAIN_ID (a Tempo node), MPPKIT_RECIPIENT (your address),
-// MPP_SECRET (≥ 32 bytes), PORT. `npm start` sets them for you.
+// MPP_SECRET (≥ 32 bytes), PORT. `npm run demo` sets them for you.
 import http from 'node:http'
 import { Server, toNodeListener } from '@mppkit/core/server'
 import { tempo } from '@mppkit/method-tempo/server'
@@ -9,7 +9,7 @@ import { tempo } from '@mppkit/method-tempo/server'
 // A bad setting is one line and a hint, never a stack trace.
 process.on('uncaughtException', (error) => {
   console.error(`server: ${/** @type {Error | undefined} */ (error.cause)?.message ?? error.message}`)
-  console.error('hint: set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT (`npm start` does it)')
+  console.error('hint: set MPPKIT_RPC_URL, MPPKIT_CHAIN_ID and MPPKIT_RECIPIENT (`npm run demo` does it)')
   process.exit(1)
 })
 

@@ -4,6 +4,8 @@ import { inspectUrl, inspectValue, render } from '../../../../packages/core/src/
 import type { SolanaPageConfig } from '../server/solana.js'
 import type { X402PageConfig } from '../server/x402.js'
 import { h } from './dom.js'
+import type { LightningConfig } from './lightning.js'
+import type { McpConfig } from './mcp.js'
 
 export type Config = {
   rails: { tempo: boolean; stripe: boolean }
@@ -22,6 +24,8 @@ export type Config = {
   stripe?: { networkId: string; cards: Record<string, string> }
   solana?: SolanaPageConfig
   x402?: X402PageConfig
+  lightning?: LightningConfig
+  mcp?: McpConfig
 }
 
 export type View = { id: string; title: string; element: HTMLElement }
@@ -116,6 +120,20 @@ async function main() {
             ['x402-client', 'x402 client'],
           ],
           () => import('./x402.js').then((module) => module.x402Views(config)),
+        )
+      : []),
+    ...(config.lightning
+      ? lazyViews(
+          [
+            ['lightning-charge', 'Lightning charge'],
+            ['lightning-session', 'Lightning session'],
+          ],
+          () => import('./lightning.js').then((module) => module.lightningViews(config)),
+        )
+      : []),
+    ...(config.mcp && config.tempo
+      ? lazyViews([['mcp', 'Paid MCP tool']], () =>
+          import('./mcp.js').then((module) => module.mcpViews(config)),
         )
       : []),
     inspectorView(),

@@ -1,12 +1,12 @@
-// `npm run playground`: starts the devnet (the rails the playground has pages for), the playground's
-// server and its paid demo API, and prints the URL. PORT overrides the free port. Ctrl-C stops all.
+// `npm start` and `npm run playground`: start the devnet (the rails the playground has pages for), the
+// playground's server and its paid demo API, and print the URL. PORT overrides the free port. Ctrl-C stops all.
 import { fileURLToPath } from 'node:url'
 import { type DevnetRail, startDevnet } from '@mppkit/devnet'
 import { readPage } from './page.js'
 import { startPlayground } from './playground.js'
 
 /** The rails the playground has pages for. */
-export const playgroundRails: DevnetRail[] = ['tempo', 'stripe', 'solana']
+export const playgroundRails: DevnetRail[] = ['tempo', 'stripe', 'solana', 'lightning']
 
 const started = performance.now()
 const page = readPage(fileURLToPath(new URL('./', import.meta.url)))

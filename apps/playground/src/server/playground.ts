@@ -9,6 +9,8 @@ import Stripe from 'stripe'
 import { erc20Abi, type Hex } from 'viem'
 import { createDemo, prices, tempoRoles } from './demo.js'
 import { html } from './html.js'
+import { lightningPlayground } from './lightning.js'
+import { mcpPlayground } from './mcp.js'
 import type { PlaygroundRail } from './rail.js'
 import { solanaRail } from './solana.js'
 import { x402Rail } from './x402.js'
@@ -44,8 +46,10 @@ const problem = (status: number, title: string) =>
     headers: { 'content-type': 'application/problem+json' },
   })
 
-/** The handler of every playground route, as a fetch-style function. */
-export function playgroundHandler(options: PlaygroundOptions): (request: Request) => Promise<Response> {
+/** The handler of every playground route, as a fetch-style function; `close` stops its timers. */
+export function playgroundHandler(
+  options: PlaygroundOptions,
+): ((request: Request) => Promise<Response>) & { close(): Promise<void> } {
   const tempo =
     options.devnet.tempo && 'escrow' in options.devnet.tempo ? (options.devnet.tempo as FullTempo) : undefined
   const stripeInfo = options.devnet.stripe?.source === 'embedded' ? options.devnet.stripe : undefined
@@ -58,10 +62,26 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
       })
     : undefined
   const secret = options.secret ?? crypto.randomUUID() + crypto.randomUUID()
+  const lightning = lightningPlayground(options.devnet.lightning, {
+    secret,
+    ...(options.chunkDelayMs === undefined ? {} : { chunkDelayMs: options.chunkDelayMs }),
+  })
+  const mcp = mcpPlayground(tempo, { secret })
   // Rails with their own module (setup, routes, config entry).
-  const rails = [solanaRail(options.devnet, [secret]), x402Rail(options.devnet, [secret])].filter(
-    (rail): rail is PlaygroundRail => rail !== undefined,
-  )
+  const rails = [
+    solanaRail(options.devnet, [secret]),
+    x402Rail(options.devnet, [secret]),
+    lightning && {
+      name: 'lightning',
+      config: async () => lightning.config,
+      handle: async (request: Request, path: string) => lightning.route(path)?.(request),
+    },
+    mcp && {
+      name: 'mcp',
+      config: async () => mcp.config,
+      handle: async (request: Request, path: string) => mcp.route(path)?.(request),
+    },
+  ].filter((rail): rail is PlaygroundRail => rail !== undefined)
   const demo = createDemo({
     tempo,
     stripe: stripeInfo && stripeClient ? { info: stripeInfo, client: stripeClient } : undefined,
@@ -116,7 +136,7 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
     },
   }
 
-  return async (request) => {
+  const handler = async (request: Request): Promise<Response> => {
     const url = new URL(request.url)
     const path = url.pathname
     try {
@@ -164,6 +184,7 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
             notSucceeded: intents.data.length - succeeded.length,
           }
         }
+        if (lightning) out.lightning = await lightning.balances()
         return json(out)
       }
       const tempoRecord = /^\/api\/record\/tempo\/(0x[0-9a-fA-F]{64})$/.exec(path)
@@ -229,11 +250,18 @@ export function playgroundHandler(options: PlaygroundOptions): (request: Request
       return problem(502, `devnet: ${message}`)
     }
   }
+  return Object.assign(handler, {
+    close: async () => {
+      lightning?.close()
+      await mcp?.close()
+    },
+  })
 }
 
 /** Starts the playground's HTTP server on `port` (0: a free one) of 127.0.0.1. */
 export async function startPlayground(options: PlaygroundOptions & { port?: number }): Promise<Playground> {
-  const server = http.createServer(toNodeListener(playgroundHandler(options)))
+  const handler = playgroundHandler(options)
+  const server = http.createServer(toNodeListener(handler))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, '127.0.0.1', resolve)
@@ -246,6 +274,7 @@ export async function startPlayground(options: PlaygroundOptions & { port?: numb
       new Promise<void>((resolve) => {
         server.closeAllConnections()
         server.close(() => resolve())
+        void handler.close()
       }),
   }
 }
