@@ -13,12 +13,18 @@ import { mintMetadata } from './Mint.js'
  * ```
  */
 export declare namespace svm {
+  /**
+   * A `@solana/kit` `TransactionSigner`, declared by the one member read here so that these declarations
+   * never load @solana/kit's types (an optional peer, whose RPC transport types pull in Node's): the
+   * client entry stays usable from browser projects without @types/node.
+   */
+  type Signer = { readonly address: string }
   type Options = {
     /**
      * The paying key: a `@solana/kit` signer, the same object `@mppkit/method-solana`'s `solana({ signer })`
      * takes (e.g. `await createKeyPairSignerFromBytes(secret)`).
      */
-    signer: TransactionSigner
+    signer: svm.Signer
     /** JSON-RPC URL of the cluster (recent blockhash and mint lookups). */
     rpcUrl: string
     /** CAIP-2 ids this client pays on (default: any the challenge names). */
@@ -142,7 +148,7 @@ export function svm(options: svm.Options): Method.Client<typeof svmCharge> {
             {
               address: options.signer.address,
               role: kit.AccountRole.READONLY_SIGNER,
-              signer: options.signer,
+              signer: options.signer as TransactionSigner,
             } as never,
           ],
           // TransferChecked (12): amount u64, decimals u8.
