@@ -45,12 +45,13 @@ describe('parseChallenges', () => {
     expect(Object.fromEntries(c!.params)).toEqual({ a: 'x"y\\z', b: '€é🚀', c: 'u26', d: 'tok' })
   })
   it('parses a megabyte of adversarial input in linear time', () => {
-    // Growth, not a wall-clock bound (the machine may be busy): 8x the input must cost well under the
-    // 64x a quadratic tokenizer needs. A small floor keeps timer resolution out of the ratio.
+    // Growth, not a wall-clock bound (the machine may be busy): 16x the input must cost well under the
+    // 256x a quadratic tokenizer needs (linear shapes measure 2-25x here, string building and GC
+    // included). A small floor keeps timer resolution out of the ratio.
     for (const [name, shape] of Object.entries(adversarial)) {
-      const small = Math.max(fastest(shape(megabyte / 8)), 0.5)
+      const small = Math.max(fastest(shape(megabyte / 16)), 0.5)
       const large = fastest(shape(megabyte))
-      expect([name, large / small < 24]).toEqual([name, true])
+      expect([name, large / small < 80]).toEqual([name, true])
     }
   })
   it('never throws, and each parameter value appears in the input once unescaped (property)', () => {
