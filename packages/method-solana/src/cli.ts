@@ -99,15 +99,15 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     if (network !== undefined && network !== 'mainnet' && network !== 'devnet' && network !== 'localnet')
       throw new UsageError('--network must be mainnet, devnet or localnet')
     if (mode !== 'pull' && mode !== 'push') throw new UsageError('--mode must be pull or push')
-    let signer: Awaited<ReturnType<typeof createKeyPairSignerFromBytes>>
-    try {
-      const bytes = JSON.parse(await readFile(keypairFile, 'utf8')) as unknown
-      if (!Array.isArray(bytes) || bytes.length !== 64) throw new Error()
-      signer = await createKeyPairSignerFromBytes(Uint8Array.from(bytes as number[]))
-    } catch {
-      // Never echo the file's content: it is a private key.
-      throw new UsageError('--keypair must be a solana-keygen JSON file of 64 numbers')
-    }
+    // Never echo the file's content: it is a private key.
+    const badKeypair = () => new UsageError('--keypair must be a solana-keygen JSON file of 64 numbers')
+    const bytes = await readFile(keypairFile, 'utf8')
+      .then((text) => JSON.parse(text) as unknown)
+      .catch(() => undefined)
+    if (!Array.isArray(bytes) || bytes.length !== 64) throw badKeypair()
+    const signer = await createKeyPairSignerFromBytes(Uint8Array.from(bytes as number[])).catch(() => {
+      throw badKeypair()
+    })
     const client = createClient({
       methods: [
         guard(chargeClient({ signer, rpcUrl, mode, ...(network ? { network } : {}) }), command.limits, {

@@ -16,7 +16,7 @@ import {
 import { permit2Address } from '../Permit2.js'
 import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
-import { once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
+import { facilitate, once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
 import { settleHash, settleTransaction, verifyTransaction } from './Transaction.js'
 
 export type { Reader, Wallet } from './Shared.js'
@@ -250,31 +250,7 @@ async function settleWithFacilitator(
     accepted: requirement,
     payload: { signature, authorization },
   }
-  const unavailable = (cause: unknown) =>
-    new ServiceUnavailableError({ detail: 'The x402 facilitator is unavailable.', retryAfter: 1, cause })
-  let verified: Awaited<ReturnType<Facilitator['verify']>>
-  try {
-    verified = await withTimeout(facilitator.verify(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
-  }
-  if (!verified.isValid)
-    throw new VerificationFailedError({
-      detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
-      reason: verified.invalidReason ?? 'facilitator-refused',
-    })
-  let settled: Awaited<ReturnType<Facilitator['settle']>>
-  try {
-    settled = await withTimeout(facilitator.settle(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
-  }
-  if (!settled.success)
-    throw new VerificationFailedError({
-      detail: `The facilitator could not settle the payment: ${settled.errorReason ?? 'failed'}.`,
-      reason: settled.errorReason ?? 'settlement-failed',
-    })
-  return settled.transaction
+  return (await facilitate(facilitator, document, requirement, timeout)).transaction
 }
 
 const transferWithAuthorizationAbi = [

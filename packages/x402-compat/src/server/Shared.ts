@@ -1,6 +1,7 @@
 import type { Store as MethodStore } from '@mppkit/core'
 import { PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import type { Address, Hex } from 'viem'
+import type { Facilitator } from './Charge.js'
 
 /** A viem wallet client with public actions, whose account pays gas for settlement. */
 export type Wallet = {
@@ -90,4 +91,42 @@ export async function once(
     await store.delete(key).catch(() => {})
     throw cause
   }
+}
+
+/**
+ * Verifies then settles one x402 payment through a facilitator, each call under `timeout`: a refusal is a
+ * 402 carrying the facilitator's reason, an unreachable or slow facilitator a 503 + Retry-After (nothing
+ * consumed). Returns the facilitator's settle response (`transaction`, and `payer` when it gives one).
+ */
+export async function facilitate(
+  facilitator: Facilitator,
+  document: Record<string, unknown>,
+  requirement: Record<string, unknown>,
+  timeout: number,
+): Promise<Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }> {
+  const unavailable = (cause: unknown) =>
+    new ServiceUnavailableError({ detail: 'The x402 facilitator is unavailable.', retryAfter: 1, cause })
+  let verified: Awaited<ReturnType<Facilitator['verify']>>
+  try {
+    verified = await withTimeout(facilitator.verify(document, requirement), timeout)
+  } catch (cause) {
+    throw PaymentError.is(cause) ? cause : unavailable(cause)
+  }
+  if (!verified.isValid)
+    throw new VerificationFailedError({
+      detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
+      reason: verified.invalidReason ?? 'facilitator-refused',
+    })
+  let settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }
+  try {
+    settled = await withTimeout(facilitator.settle(document, requirement), timeout)
+  } catch (cause) {
+    throw PaymentError.is(cause) ? cause : unavailable(cause)
+  }
+  if (!settled.success)
+    throw new VerificationFailedError({
+      detail: `The facilitator could not settle the payment: ${settled.errorReason ?? 'failed'}.`,
+      reason: settled.errorReason ?? 'settlement-failed',
+    })
+  return settled
 }

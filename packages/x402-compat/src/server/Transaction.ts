@@ -53,15 +53,15 @@ export async function verifyTransaction(
   if (!transaction.data?.toLowerCase().startsWith('0xa9059cbb'))
     throw refuse('The transaction is not an ERC-20 transfer.', 'wrong-call')
   // 5. "Decode the calldata and verify recipient and amount match the challenge request"
-  let to: Address
-  let value: bigint
+  let decoded: ReturnType<typeof decodeFunctionData<typeof erc20Abi>>
   try {
-    const decoded = decodeFunctionData({ abi: erc20Abi, data: transaction.data })
-    if (decoded.functionName !== 'transfer') throw new Error('not transfer')
-    ;[to, value] = decoded.args as [Address, bigint]
+    decoded = decodeFunctionData({ abi: erc20Abi, data: transaction.data })
   } catch {
     throw refuse('The transfer calldata does not decode.', 'wrong-call')
   }
+  if (decoded.functionName !== 'transfer')
+    throw refuse('The transfer calldata does not decode.', 'wrong-call')
+  const [to, value] = decoded.args as [Address, bigint]
   if (!sameAddress(to, request.recipient))
     throw refuse('The transfer pays another recipient.', 'wrong-recipient')
   if (value !== BigInt(request.amount)) throw refuse('The transfer moves another amount.', 'wrong-amount')

@@ -1,12 +1,7 @@
-import {
-  ConfigurationError,
-  type Method,
-  PaymentError,
-  ServiceUnavailableError,
-  VerificationFailedError,
-} from '@mppkit/core'
+import { ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
 import type { Facilitator } from '../server/Charge.js'
 import { relayed } from '../server/Relayed.js'
+import { facilitate } from '../server/Shared.js'
 import { type SvmChargeRequest, svmCharge } from './Methods.js'
 import { clusterOf, solanaCaip2Of } from './Networks.js'
 import { svmRequirementOf } from './Requirement.js'
@@ -39,19 +34,6 @@ export declare namespace svm {
     /** `maxTimeoutSeconds` of the requirement handed to the facilitator for MPP credentials (default 300). */
     maxTimeoutSeconds?: number
   }
-}
-
-function withTimeout<value>(promise: Promise<value>, ms: number): Promise<value> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })),
-        ms,
-      )
-    }),
-  ]).finally(() => clearTimeout(timer))
 }
 
 /**
@@ -122,7 +104,7 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
           accepted: requirement,
           payload: { transaction: payload.transaction },
         }
-        const settled = await settle(options.facilitator, document, requirement, timeout)
+        const settled = await facilitate(options.facilitator, document, requirement, timeout)
         await store.set(key, settled.transaction, ttl).catch(() => {})
         const receipt: Record<string, unknown> = { network: caip2 }
         if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
@@ -134,37 +116,4 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
       }
     },
   }
-}
-
-async function settle(
-  facilitator: Facilitator,
-  document: Record<string, unknown>,
-  requirement: Record<string, unknown>,
-  timeout: number,
-): Promise<{ transaction: string; payer?: string }> {
-  const unavailable = (cause: unknown) =>
-    new ServiceUnavailableError({ detail: 'The x402 facilitator is unavailable.', retryAfter: 1, cause })
-  let verified: Awaited<ReturnType<Facilitator['verify']>>
-  try {
-    verified = await withTimeout(facilitator.verify(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
-  }
-  if (!verified.isValid)
-    throw new VerificationFailedError({
-      detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
-      reason: verified.invalidReason ?? 'facilitator-refused',
-    })
-  let settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }
-  try {
-    settled = await withTimeout(facilitator.settle(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
-  }
-  if (!settled.success)
-    throw new VerificationFailedError({
-      detail: `The facilitator could not settle the payment: ${settled.errorReason ?? 'failed'}.`,
-      reason: settled.errorReason ?? 'settlement-failed',
-    })
-  return settled
 }
