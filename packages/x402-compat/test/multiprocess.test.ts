@@ -4,14 +4,14 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { Redis } from 'ioredis'
 import { type Hex, toHex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleChild } from '../../../scripts/bundle-child.js'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import { typedData } from '../src/Authorization.js'
@@ -21,44 +21,11 @@ import { balanceOf } from './peers.js'
 const reason = tempoUnavailableReason() ?? (await redisUnavailableReason())
 if (reason) console.warn(`[skip] ${reason}`)
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const sources: Record<string, string> = {
-  '@mppkit/core': 'packages/core/src/index.ts',
-  '@mppkit/core/server': 'packages/core/src/server/index.ts',
-  '@mppkit/core/client': 'packages/core/src/client/index.ts',
-  '@mppkit/store-redis': 'packages/store-redis/src/index.ts',
-}
 const keyPrefix = `mppkit-test-x402mp:${randomBytes(5).toString('hex')}:`
 
 /** Bundles the server process (TypeScript sources of core, the store and this package) into one file. */
-async function bundle(): Promise<string> {
-  // Inside the repo's node_modules so that the external packages (viem, ioredis, @x402/*) resolve.
-  const directory = `${root}node_modules/.cache/mppkit-x402-multiprocess`
-  mkdirSync(directory, { recursive: true })
-  const outfile = `${directory}/server-${randomBytes(6).toString('hex')}.mjs`
-  await build({
-    entryPoints: [fileURLToPath(new URL('./multiprocess/child.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'silent',
-    plugins: [
-      {
-        name: 'mppkit-sources',
-        setup(builder) {
-          builder.onResolve({ filter: /^[^./]/ }, (args) => {
-            const source = sources[args.path]
-            if (source) return { path: root + source }
-            if (args.path.startsWith('/')) return undefined
-            return { external: true }
-          })
-        },
-      },
-    ],
-  })
-  return outfile
+function bundle(): Promise<string> {
+  return bundleChild(fileURLToPath(new URL('./multiprocess/child.ts', import.meta.url)))
 }
 
 let devnet: TempoDevnet

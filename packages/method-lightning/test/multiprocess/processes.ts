@@ -1,55 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
+import { bundleChild } from '../../../../scripts/bundle-child.js'
 import type { ChildConfig } from './child.js'
-
-const root = fileURLToPath(new URL('../../../../', import.meta.url))
-// The mppkit packages the server process uses, bundled from their sources (as the tests run them).
-const sources: Record<string, string> = {
-  '@mppkit/core': 'packages/core/src/index.ts',
-  '@mppkit/core/server': 'packages/core/src/server/index.ts',
-  '@mppkit/core/client': 'packages/core/src/client/index.ts',
-  '@mppkit/store-redis': 'packages/store-redis/src/index.ts',
-  '@mppkit/store-postgres': 'packages/store-postgres/src/index.ts',
-}
 
 let bundled: Promise<string> | undefined
 
 /** Bundles `child.ts` (core, the stores and this method from their sources) into one ESM file, once. */
 export function bundle(): Promise<string> {
-  bundled ??= (async () => {
-    // Inside the repo's node_modules so the external packages (lightning, ioredis, pg, zod) resolve.
-    const directory = `${root}node_modules/.cache/mppkit-lightning-multiprocess`
-    mkdirSync(directory, { recursive: true })
-    const outfile = `${directory}/server-${randomBytes(6).toString('hex')}.mjs`
-    await build({
-      entryPoints: [fileURLToPath(new URL('./child.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile,
-      logLevel: 'silent',
-      plugins: [
-        {
-          name: 'mppkit-sources',
-          setup(builder) {
-            builder.onResolve({ filter: /^[^./]/ }, (args) => {
-              const source = sources[args.path]
-              if (source) return { path: root + source }
-              if (args.path.startsWith('/')) return undefined
-              return { external: true }
-            })
-          },
-        },
-      ],
-    })
-    return outfile
-  })()
+  bundled ??= bundleChild(fileURLToPath(new URL('./child.ts', import.meta.url)))
   return bundled
 }
 

@@ -1,14 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { createConnection, createServer, type Server as NetServer, type Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Challenge, Credential } from '@mppkit/core'
-import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleChild } from '../../../../scripts/bundle-child.js'
 import { proof, sessionProof } from './method.js'
 
 /**
@@ -33,48 +33,12 @@ export type MultiprocessOptions = {
   storeConfig: (proxyPort: number) => unknown
 }
 
-const root = fileURLToPath(new URL('../../../../', import.meta.url))
-const sources: Record<string, string> = {
-  '@mppkit/core': 'packages/core/src/index.ts',
-  '@mppkit/core/server': 'packages/core/src/server/index.ts',
-  '@mppkit/store-redis': 'packages/store-redis/src/index.ts',
-  '@mppkit/store-postgres': 'packages/store-postgres/src/index.ts',
-}
-
 /** Bundles the server process (TypeScript sources of core and the store) into one ESM file. */
-async function bundle(storeModule: string): Promise<string> {
-  // Inside the repo's node_modules so that the external packages (ioredis, pg, zod) resolve.
-  const directory = `${root}node_modules/.cache/mppkit-multiprocess`
-  mkdirSync(directory, { recursive: true })
-  const outfile = `${directory}/server-${randomBytes(6).toString('hex')}.mjs`
+function bundle(storeModule: string): Promise<string> {
   const child = fileURLToPath(new URL('./child.ts', import.meta.url))
-  await build({
-    stdin: {
-      contents: `import { createStore } from ${JSON.stringify(storeModule)}\nimport { main } from ${JSON.stringify(child)}\nawait main(createStore)\n`,
-      resolveDir: root,
-      loader: 'ts',
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'silent',
-    plugins: [
-      {
-        name: 'mppkit-sources',
-        setup(builder) {
-          builder.onResolve({ filter: /^[^./]/ }, (args) => {
-            const source = sources[args.path]
-            if (source) return { path: root + source }
-            if (args.path.startsWith('/')) return undefined
-            return { external: true }
-          })
-        },
-      },
-    ],
+  return bundleChild({
+    contents: `import { createStore } from ${JSON.stringify(storeModule)}\nimport { main } from ${JSON.stringify(child)}\nawait main(createStore)\n`,
   })
-  return outfile
 }
 
 /** A TCP proxy in front of the database for one server process; the test can cut it. */
