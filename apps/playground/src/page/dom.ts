@@ -43,3 +43,31 @@ export function setStatus(element: HTMLElement, text: string, tone: 'ok' | 'bad'
   element.textContent = text
   element.className = `status ${tone}`
 }
+
+/**
+ * The "Apply policy" button of a view: `renew` builds a new paying client from the policy inputs (so
+ * spent starts again at 0); the status line says it worked, or why the policy is refused.
+ */
+export function applyPolicyButton(
+  id: string,
+  status: HTMLElement,
+  renew: () => unknown,
+  applied: () => string = () => 'Policy applied (a new client: spent resets to 0).',
+): HTMLButtonElement {
+  return h(
+    'button',
+    {
+      type: 'button',
+      id,
+      onclick: async () => {
+        try {
+          await renew()
+          setStatus(status, applied())
+        } catch (error) {
+          setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
+        }
+      },
+    },
+    'Apply policy',
+  )
+}

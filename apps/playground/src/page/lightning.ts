@@ -4,7 +4,7 @@
 // arrive. The server masks the preimage; no macaroon reaches the page.
 import type { Challenge } from '@mppkit/core/client'
 import { inspectValue } from '../../../../packages/core/src/internal/inspect.js'
-import { h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, h, pretty, setStatus } from './dom.js'
 import { offersTable, type Steps, steps } from './flow.js'
 import type { Config, View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -171,20 +171,11 @@ function chargeView(config: LightningConfig): View {
       pay.disabled = false
     }
   })
-  const apply = h(
-    'button',
-    {
-      type: 'button',
-      id: `${id}-apply`,
-      onclick: () => {
-        // A new agent on the server: the policy applies from its first payment; spent resets to 0.
-        agent = crypto.randomUUID()
-        spent.textContent = '0'
-        setStatus(status, 'Policy applied (a new client: spent resets to 0).')
-      },
-    },
-    'Apply policy',
-  )
+  // A new agent on the server: the policy applies from its first payment; spent resets to 0.
+  const apply = applyPolicyButton(`${id}-apply`, status, () => {
+    agent = crypto.randomUUID()
+    spent.textContent = '0'
+  })
   const element = h(
     'section',
     { id: `view-${id}` },

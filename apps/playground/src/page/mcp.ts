@@ -7,7 +7,7 @@ import { Challenge, Client, type Policy } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { privateKeyToAccount } from 'viem/accounts'
 import { redact } from '../../../../packages/core/src/internal/inspect.js'
-import { baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
 import { offersTable, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -226,22 +226,7 @@ export function mcpViews(config: Config): View[] {
       call.disabled = false
     }
   })
-  const apply = h(
-    'button',
-    {
-      type: 'button',
-      id: `${id}-apply`,
-      onclick: () => {
-        try {
-          newPayer()
-          setStatus(status, 'Policy applied (a new client: spent resets to 0).')
-        } catch (error) {
-          setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
-        }
-      },
-    },
-    'Apply policy',
-  )
+  const apply = applyPolicyButton(`${id}-apply`, status, newPayer)
   const element = h(
     'section',
     { id: `view-${id}` },

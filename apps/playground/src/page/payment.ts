@@ -1,7 +1,7 @@
 // A payment view: rail controls, an editable spend policy, a Pay button, balances before/after and
 // the payment's steps. Rails plug in how they build a client and read balances.
 import { type Challenge, Client, type Policy } from '@mppkit/core/client'
-import { baseUnits, display, h, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, h, setStatus } from './dom.js'
 import { type Exchange, recordingFetch, showPayment, steps, type Units } from './flow.js'
 import type { View } from './main.js'
 
@@ -108,22 +108,7 @@ export function paymentView(options: PaymentViewOptions): View {
       pay.disabled = false
     }
   })
-  const apply = h(
-    'button',
-    {
-      type: 'button',
-      id: `${id}-apply`,
-      onclick: () => {
-        try {
-          newClient()
-          setStatus(status, 'Policy applied (a new client: spent resets to 0).')
-        } catch (error) {
-          setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
-        }
-      },
-    },
-    'Apply policy',
-  )
+  const apply = applyPolicyButton(`${id}-apply`, status, newClient)
   const element = h(
     'section',
     { id: `view-${id}` },

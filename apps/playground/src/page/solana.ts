@@ -5,7 +5,7 @@ import { type Challenge, Client, type Policy, receipt as receiptOf } from '@mppk
 import { solana } from '@mppkit/method-solana/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
 import type { SolanaPageConfig } from '../server/solana.js'
-import { baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
 import { type Exchange, maskedCredential, offersOf, offersTable, recordingFetch, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -83,15 +83,12 @@ export function solanaViews(config: Config): View[] {
     })
     spent.textContent = '0'
   }
-  const apply = h('button', { type: 'button', id: 'solana-apply' }, 'Apply policy')
-  apply.addEventListener('click', async () => {
-    try {
-      await newClient()
-      setStatus(status, `Policy applied (a new client for ${selected().symbol}: spent resets to 0).`)
-    } catch (error) {
-      setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
-    }
-  })
+  const apply = applyPolicyButton(
+    'solana-apply',
+    status,
+    newClient,
+    () => `Policy applied (a new client for ${selected().symbol}: spent resets to 0).`,
+  )
   // The client pays one currency in one mode: a change builds a new one (policy limits in its units).
   const reset = () => {
     client = undefined

@@ -12,7 +12,7 @@ import { ExactEvmScheme } from '@x402/evm/exact/client'
 import { wrapFetchWithPayment } from '@x402/fetch'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { X402PageConfig } from '../server/x402.js'
-import { baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
 import { type Exchange, offersOf, offersTable, recordingFetch, type Steps, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -261,11 +261,9 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
     },
   )
-  const apply = h('button', { type: 'button', id: 'x402-service-apply' }, 'Apply policy')
-  apply.addEventListener('click', () => {
+  const apply = applyPolicyButton('x402-service-apply', parts.status, () => {
     client = undefined
     spent.textContent = '0'
-    setStatus(parts.status, 'Policy applied (a new client: spent resets to 0).')
   })
   return {
     id: 'x402-service',
