@@ -42,3 +42,16 @@ export async function launch() {
     },
   }
 }
+
+/**
+ * A new page that records what a person would call an error into `errors`: uncaught exceptions and
+ * console errors (Chromium logs every 402 as a failed resource load: those are expected, not errors).
+ */
+export async function watchedPage(browser: Awaited<ReturnType<typeof launch>>, errors: string[]) {
+  const page = await browser.context.newPage()
+  page.on('pageerror', (error) => errors.push(String(error)))
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
+  })
+  return page
+}

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildPage } from '../build.mjs'
 import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
-import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
+import { chromiumUnavailableReason, launch, outputDirectory, watchedPage } from './chromium.js'
 
 if (chromiumUnavailableReason)
   console.warn(`[skip] Lightning views in Chromium: ${chromiumUnavailableReason}`)
@@ -41,11 +41,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Lightning views in Chromium', 
       chunkDelayMs: 40,
     })
     browser = await launch()
-    page = await browser.context.newPage()
-    page.on('pageerror', (error) => errors.push(String(error)))
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
-    })
+    page = await watchedPage(browser, errors)
     await page.goto(playground.url, { timeout: 90_000 })
     await page.waitForSelector('body[data-ready="true"]')
     console.log(`[playground] screenshots: ${outputDirectory}`)

@@ -11,7 +11,7 @@ import { buildPage } from '../build.mjs'
 import { tempoRoles } from '../src/server/demo.js'
 import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
-import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
+import { chromiumUnavailableReason, launch, outputDirectory, watchedPage } from './chromium.js'
 
 if (chromiumUnavailableReason)
   console.warn(`[skip] paid MCP tool view in Chromium: ${chromiumUnavailableReason}`)
@@ -35,11 +35,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the paid MCP tool view in Chromium
       page: readPage(dist),
     })
     browser = await launch()
-    page = await browser.context.newPage()
-    page.on('pageerror', (error) => errors.push(String(error)))
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
-    })
+    page = await watchedPage(browser, errors)
     await page.goto(`${playground.url}#mcp`, { timeout: 90_000 })
     await page.waitForSelector('body[data-ready="true"]')
     console.log(`[playground] screenshots: ${outputDirectory}`)

@@ -9,7 +9,7 @@ import { buildPage } from '../build.mjs'
 import { tempoRoles } from '../src/server/demo.js'
 import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
-import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
+import { chromiumUnavailableReason, launch, outputDirectory, watchedPage } from './chromium.js'
 
 if (chromiumUnavailableReason) console.warn(`[skip] playground in Chromium: ${chromiumUnavailableReason}`)
 
@@ -38,12 +38,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
       chunkDelayMs: 20,
     })
     browser = await launch()
-    page = await browser.context.newPage()
-    page.on('pageerror', (error) => errors.push(String(error)))
-    // Chromium logs every 402 as a failed resource load; anything else on the console is an error.
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
-    })
+    page = await watchedPage(browser, errors)
     page.on('response', (response) => {
       if (response.url().endsWith('.js'))
         scripts.push(

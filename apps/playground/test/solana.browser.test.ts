@@ -7,7 +7,7 @@ import { buildPage } from '../build.mjs'
 import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
 import type { SolanaPageConfig } from '../src/server/solana.js'
-import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
+import { chromiumUnavailableReason, launch, outputDirectory, watchedPage } from './chromium.js'
 
 if (chromiumUnavailableReason) console.warn(`[skip] Solana view in Chromium: ${chromiumUnavailableReason}`)
 
@@ -25,11 +25,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Solana charge view in Chromium
     devnet = started
     playground = await startPlayground({ devnet: devnet.info, page: readPage(dist) })
     browser = await launch()
-    page = await browser.context.newPage()
-    page.on('pageerror', (error) => errors.push(String(error)))
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
-    })
+    page = await watchedPage(browser, errors)
     await page.goto(`${playground.url}#solana`)
     await page.waitForSelector('body[data-ready="true"]')
     config = (await (await fetch(new URL('/api/config', playground.url))).json()).solana

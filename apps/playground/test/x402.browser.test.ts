@@ -8,7 +8,7 @@ import { buildPage } from '../build.mjs'
 import { readPage } from '../src/server/page.js'
 import { type Playground, startPlayground } from '../src/server/playground.js'
 import type { X402PageConfig } from '../src/server/x402.js'
-import { chromiumUnavailableReason, launch, outputDirectory } from './chromium.js'
+import { chromiumUnavailableReason, launch, outputDirectory, watchedPage } from './chromium.js'
 
 if (chromiumUnavailableReason) console.warn(`[skip] x402 views in Chromium: ${chromiumUnavailableReason}`)
 
@@ -31,11 +31,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the x402 views in Chromium', () =>
     devnet = started
     playground = await startPlayground({ devnet: devnet.info, page: readPage(dist) })
     browser = await launch()
-    page = await browser.context.newPage()
-    page.on('pageerror', (error) => errors.push(String(error)))
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 402/.test(message.text())) errors.push(message.text())
-    })
+    page = await watchedPage(browser, errors)
     await page.goto(`${playground.url}#x402-service`)
     await page.waitForSelector('body[data-ready="true"]')
     config = (await (await fetch(new URL('/api/config', playground.url))).json()).x402
