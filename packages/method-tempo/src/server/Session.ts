@@ -156,7 +156,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
     defaults,
     // A close finalizes the channel on chain once; a second close of the same channel fails there. So a
     // close may answer an already-used challenge (mppx's session manager closes on its last one).
-    reusesChallenge: (payload) => payload.action === 'close',
+    // A voucher is single-use by itself: "a voucher can only ever advance the channel state forward --
+    // it cannot be 'replayed' to extract additional funds" (§Cross-Session Replay Prevention), and
+    // "Resubmitting a voucher with the same `cumulativeAmount` as the highest accepted MUST return 200
+    // OK" (§Idempotency). Each request is charged from `acceptedCumulative - spent` in the channel's one
+    // atomic store operation, so the challenge of a session may carry many vouchers and a voucher costs
+    // no second store round trip for the challenge id. `open` and `topUp` keep single-use challenges.
+    reusesChallenge: (payload) => payload.action === 'close' || payload.action === 'voucher',
     // "Servers MUST reject `topUp` actions referencing an unknown or expired challenge `id` with problem
     // type `challenge-not-found`." A consumed challenge is no longer known either; a topUp payload that
     // fails the schema stays `malformed-credential`.
