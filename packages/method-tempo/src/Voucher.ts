@@ -229,6 +229,14 @@ export function verifierBackend(): Backend {
  * Signer keys are cached in a least-recently-used set of `maxSigners` (default 256); a signer pushed
  * out is simply recovered again on its next voucher.
  *
+ * The last voucher found valid on each channel is remembered (at most `maxChannels`, default 4,096,
+ * least recently used first out): the same voucher presented again (same chain, escrow, channel,
+ * amount, signature string and expected signer) is valid without a second ECDSA recovery. The result
+ * of a check is a pure function of those inputs, so nothing is weakened; a session client that
+ * pre-authorizes several requests resends its voucher, and the spec's idempotent resubmissions
+ * ("Resubmitting a voucher with the same `cumulativeAmount` … MUST return 200 OK") cost a string
+ * comparison instead of a signature recovery.
+ *
  * @example
  * ```ts
  * const verifier = Voucher.createVerifier()
@@ -236,8 +244,13 @@ export function verifierBackend(): Backend {
  * ```
  * @see draft-tempo-session-00 §"Voucher Verification", §"Signature Malleability"
  */
-export function createVerifier(options: { maxSigners?: number; backend?: Backend } = {}) {
+export function createVerifier(
+  options: { maxSigners?: number; maxChannels?: number; backend?: Backend } = {},
+) {
   const maxSigners = Math.max(0, options.maxSigners ?? 256)
+  const maxChannels = Math.max(0, options.maxChannels ?? 4_096)
+  /** channel id → the key of the last voucher found valid on it (see the doc above). */
+  const lastValid = new Map<string, string>()
   const backend = options.backend ?? defaultBackend()
   let checker: SignerCheck
   if (backend === 'libsecp256k1') {
@@ -262,6 +275,10 @@ export function createVerifier(options: { maxSigners?: number; backend?: Backend
     const protocol = parameters.protocol ?? 'v1'
     if (voucher.cumulativeAmount < 0n || voucher.cumulativeAmount > maxAmount[protocol])
       return 'amount-out-of-range'
+    const signer = parameters.signer.toLowerCase()
+    const channel = voucher.channelId.toLowerCase()
+    const key = `${parameters.chainId}|${parameters.escrow.toLowerCase()}|${protocol}|${voucher.cumulativeAmount}|${voucher.signature}|${signer}`
+    if (lastValid.get(channel) === key) return undefined
     const split = splitSignature(voucher.signature, signatureBytes)
     if (!split) return 'malformed-signature'
     // "Servers MUST reject signatures with `s` values exceeding this threshold"
@@ -272,8 +289,13 @@ export function createVerifier(options: { maxSigners?: number; backend?: Backend
     } catch {
       return 'malformed-voucher'
     }
-    const signer = parameters.signer.toLowerCase()
-    return checker.check(signer, signatureBytes, split.recid, hashed) ? undefined : 'signer-mismatch'
+    if (!checker.check(signer, signatureBytes, split.recid, hashed)) return 'signer-mismatch'
+    if (maxChannels > 0) {
+      lastValid.delete(channel)
+      if (lastValid.size >= maxChannels) lastValid.delete(lastValid.keys().next().value!)
+      lastValid.set(channel, key)
+    }
+    return undefined
   }
   return {
     verify,
@@ -282,6 +304,10 @@ export function createVerifier(options: { maxSigners?: number; backend?: Backend
     /** How many signer keys are cached now (at most `maxSigners`). */
     get cachedSigners() {
       return checker.size
+    },
+    /** How many channels' last valid voucher is remembered now (at most `maxChannels`). */
+    get cachedVouchers() {
+      return lastValid.size
     },
   }
 }

@@ -99,6 +99,39 @@ describe.each(backends)('Voucher on %s', (backend) => {
     ).toBe('amount-out-of-range')
   })
 
+  it('remembers the last valid voucher per channel: the same voucher again is valid, nothing else is', async () => {
+    const verifier = Voucher.createVerifier({ maxChannels: 2, backend })
+    const signer = privateKeyToAccount(generatePrivateKey())
+    const other = privateKeyToAccount(generatePrivateKey())
+    const channels = [1, 2, 3].map((i) => `0x${String(i).repeat(64)}` as Hex)
+    const voucherOn = async (id: Hex, amount: bigint) => ({
+      channelId: id,
+      cumulativeAmount: amount,
+      signature: await Voucher.sign(signer, { chainId: 4217, escrow, channelId: id, cumulativeAmount: amount }),
+    })
+    const check = (voucher: Voucher.Voucher, expected = signer.address, chainId = 4217) =>
+      verifier.verify({ chainId, escrow, voucher, signer: expected })
+    const voucher = await voucherOn(channels[0]!, 7n)
+    expect(check(voucher)).toBeUndefined()
+    expect(verifier.cachedVouchers).toBe(1)
+    // Resent as is: valid (a session client's pre-authorized voucher, an idempotent resubmission).
+    expect(check(voucher)).toBeUndefined()
+    // Anything that differs goes through the full check and fails as it always did.
+    expect(check(voucher, other.address)).toBe('signer-mismatch')
+    expect(check({ ...voucher, cumulativeAmount: 8n })).toBe('signer-mismatch')
+    expect(check(voucher, signer.address, 1)).toBe('signer-mismatch')
+    expect(check({ ...voucher, channelId: channels[1]! })).toBe('signer-mismatch')
+    const v = Number.parseInt(voucher.signature.slice(-2), 16)
+    const flipped = `${voucher.signature.slice(0, -2)}${(v === 27 ? 28 : 27).toString(16)}` as Hex
+    expect(check({ ...voucher, signature: flipped })).toBe('signer-mismatch')
+    // A failed check does not replace the remembered voucher, and the bound holds (LRU by channel).
+    expect(check(voucher)).toBeUndefined()
+    for (const id of channels) expect(check(await voucherOn(id, 9n))).toBeUndefined()
+    expect(verifier.cachedVouchers).toBe(2)
+    // The evicted channel's voucher is recovered again, still valid.
+    expect(check(await voucherOn(channels[0]!, 9n))).toBeUndefined()
+  })
+
   it('bounds the signer-key cache (LRU) and still verifies signers it pushed out', async () => {
     const verifier = Voucher.createVerifier({ maxSigners: 2, backend })
     const parameters = { chainId: 4217, escrow, channelId }

@@ -72,6 +72,89 @@ describe('Server.authorizePayment', () => {
   })
 })
 
+describe('reusable credentials (Method.reusesChallenge)', () => {
+  // A method whose credentials may be presented again (a session's vouchers): verify and settle run on
+  // every presentation; decoding and the binding check of a resent token are remembered.
+  function reusable() {
+    const rail = createTestRail()
+    const base = rail.server()
+    let clock = Date.parse('2026-01-01T00:00:00Z')
+    const calls = { verify: 0, settle: 0 }
+    const method = {
+      ...base,
+      reusesChallenge: () => true,
+      async verify(context: Parameters<typeof base.verify>[0]) {
+        calls.verify++
+        return base.verify(context)
+      },
+      async settle() {
+        calls.settle++
+        return { reference: `r${calls.settle}` }
+      },
+    }
+    const server = createServer({ realm: 'mcp.test', secrets: [secret], methods: [method], now: () => clock })
+    const advance = (ms: number) => {
+      clock += ms
+    }
+    return { rail, server, calls, advance }
+  }
+
+  it('a resent token still runs verify, settle, expiry and offer checks on every presentation', async () => {
+    const { rail, server, calls, advance } = reusable()
+    const { challenges } = await server.issueChallenges({ route, request: call() })
+    const challenge = challenges[0]!.challenge
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const token = Credential.serialize({ challenge, payload })
+    for (let i = 1; i <= 3; i++) {
+      const outcome = await server.authorizePayment({ route, request: call(), credential: token })
+      expect(outcome.status).toBe('paid')
+      expect(calls).toEqual({ verify: i, settle: i })
+    }
+    // Another route (another price): the remembered token is pinned to its offer, so it is refused.
+    const dearer: Route = {
+      offers: [{ ...route.offers[0]!, request: { ...route.offers[0]!.request, amount: '200' } }],
+    }
+    const elsewhere = await server.authorizePayment({ route: dearer, request: call(), credential: token })
+    expect(elsewhere.status).toBe('problem')
+    if (elsewhere.status === 'problem') expect(elsewhere.error.type).toBe('invalid-challenge')
+    // A token differing in one payload byte is not the remembered one: it is decoded and checked anew.
+    const tampered = Credential.serialize({ challenge, payload: { ...payload, transfer: 'tx_unknown' } })
+    const refused = await server.authorizePayment({ route, request: call(), credential: tampered })
+    expect(refused.status).toBe('problem')
+    if (refused.status === 'problem') expect(refused.error.type).toBe('verification-failed')
+    // Past the challenge's expiry the remembered token is refused like any other.
+    advance(24 * 3_600_000)
+    const expired = await server.authorizePayment({ route, request: call(), credential: token })
+    expect(expired.status).toBe('problem')
+    if (expired.status === 'problem') expect(expired.error.type).toBe('payment-expired')
+    expect(calls).toEqual({ verify: 4, settle: 3 })
+  })
+
+  it('a token whose id does not bind its challenge is refused every time, never remembered', async () => {
+    const { rail, server, calls } = reusable()
+    const { challenges } = await server.issueChallenges({ route, request: call() })
+    const challenge = challenges[0]!.challenge
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const forged = Credential.serialize({
+      challenge: {
+        ...challenge,
+        id: `${challenge.id.slice(0, -1)}${challenge.id.endsWith('A') ? 'B' : 'A'}`,
+      },
+      payload,
+    })
+    for (let i = 0; i < 2; i++) {
+      const outcome = await server.authorizePayment({ route, request: call(), credential: forged })
+      expect(outcome.status).toBe('problem')
+      if (outcome.status === 'problem') expect(outcome.error.type).toBe('invalid-challenge')
+    }
+    expect(calls).toEqual({ verify: 0, settle: 0 })
+  })
+})
+
 describe('Mcp', () => {
   it('offers challenges as a -32042 error with request as a JSON object, and pays a _meta credential', async () => {
     const { rail, server } = setup()

@@ -20,7 +20,7 @@ import { type Binding, type Idempotency, type Resumed, storeFailure } from './Id
 import type { ChallengeInput, Problem } from './Issuance.js'
 import { type CompiledOffer, type CompiledRoute, pinnedRequest, type Route } from './Offers.js'
 import { Paid, type PaidInternals } from './Paid.js'
-import type { Verification } from './Verification.js'
+import { ByteBoundedCache, deepFreeze, type Verification } from './Verification.js'
 
 /**
  * One payment attempt as data, whatever the transport: the route, the credential (the base64url token
@@ -57,7 +57,21 @@ type State = {
   entry: CompiledOffer
   request: unknown
   payload: unknown
+  /** The memo of this exact token when it was presented and settled before (see `resent`). */
+  resent: Resent | undefined
 }
+
+/** What a reusable credential decoded to the first time it settled (frozen: shared by later requests). */
+type Resent = {
+  credential: Credential.Credential
+  wireRequest: string
+  entry: CompiledOffer
+  request: unknown
+  payload: unknown
+}
+
+/** Bytes of tokens the memo of reusable credentials holds (past it, the memo starts over). */
+const resentBudgetBytes = 1024 * 1024
 
 /** A step returns nothing to continue, a PaymentError to refuse, or the final outcome. */
 type Step = (state: State) => undefined | PaymentError | Outcome | Promise<undefined | PaymentError | Outcome>
@@ -103,10 +117,25 @@ export function pipeline(dependencies: Dependencies) {
   const malformed = () =>
     new MalformedCredentialError({ detail: 'The Payment credential could not be decoded.' })
 
+  // A credential a method lets be presented again (reusesChallenge: a session's vouchers, which a
+  // client pre-authorizing requests resends) is decoded, bound and schema-checked once: those are pure
+  // functions of the token string and this server's secrets and offers. Only a token that passed every
+  // step and settled is remembered; expiry, body digest, offer pinning, the method's verify and settle
+  // still run on every request.
+  const resent = new ByteBoundedCache<Resent>(resentBudgetBytes)
+
   const decode: Step = (state) => {
     const sent = state.input.credential
     try {
       if (typeof sent === 'string') {
+        const known = resent.get(sent)
+        if (known !== undefined) {
+          state.resent = known
+          state.credential = known.credential
+          state.wireRequest = known.wireRequest
+          state.token = sent
+          return undefined
+        }
         const decoded = Credential.decodeWithRequest(sent, verification.decodeRequest)
         state.credential = decoded.credential
         state.wireRequest = decoded.requestB64
@@ -142,6 +171,7 @@ export function pipeline(dependencies: Dependencies) {
   // "Servers MUST verify that credentials present an `id` matching the expected binding." (§5.1.3)
   const checkBinding: Step = (state) => {
     const echoed = state.credential.challenge
+    if (state.resent) return undefined
     if (echoed.realm === core.realm && verification.binds(echoed, state.wireRequest)) return undefined
     return (
       methodProblem(state, 'unknown') ??
@@ -266,6 +296,11 @@ export function pipeline(dependencies: Dependencies) {
 
   const parseSchemas: Step = (state) => {
     const { entry, credential } = state
+    if (state.resent?.entry === entry) {
+      state.request = state.resent.request
+      state.payload = state.resent.payload
+      return undefined
+    }
     const definition = entry.method.definition
     const request = verification.parseRequest(entry, state.wireRequest, credential.challenge.request)
     if (!request.success)
@@ -355,6 +390,14 @@ export function pipeline(dependencies: Dependencies) {
       challengeId: echoed.id,
     }
     if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
+    if (reuses && state.resent === undefined && typeof state.input.credential === 'string')
+      resent.set(state.input.credential, {
+        credential: deepFreeze(credential),
+        wireRequest: state.wireRequest,
+        entry,
+        request: state.request,
+        payload: deepFreeze(state.payload),
+      })
     // Paid: a failed write is reported and the response served anyway rather than losing the payment.
     if (state.binding) await idempotency.record(state.binding, { state: 'serving', receipt })
     return new Paid(internals, credential, receipt, settlement.context, settlement.response, state.binding)

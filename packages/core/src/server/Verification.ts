@@ -12,7 +12,8 @@ export const cacheBudgetBytes = 256 * 1024
 /** A request string longer than this is decoded every time, never cached. */
 export const cacheEntryMaxBytes = 8 * 1024
 
-function deepFreeze<value>(value: value): value {
+/** Freezes a decoded value and everything in it, so that a memoized result cannot be altered. */
+export function deepFreeze<value>(value: value): value {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const member of Object.values(value)) deepFreeze(member)
@@ -24,15 +25,19 @@ function deepFreeze<value>(value: value): value {
  * A map bounded by the total length of its keys (request strings): past the budget it starts over.
  * Bounding by count alone let a few huge echoed requests pin megabytes.
  */
-class ByteBoundedCache<value> {
+export class ByteBoundedCache<value> {
   #map = new Map<string, value>()
   #bytes = 0
+  readonly #budget: number
+  constructor(budget = cacheBudgetBytes) {
+    this.#budget = budget
+  }
   get(key: string): value | undefined {
     return this.#map.get(key)
   }
   set(key: string, value: value): void {
     if (key.length > cacheEntryMaxBytes) return
-    if (this.#bytes + key.length > cacheBudgetBytes) {
+    if (this.#bytes + key.length > this.#budget) {
       this.#map.clear()
       this.#bytes = 0
     }

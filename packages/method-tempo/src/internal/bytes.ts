@@ -81,3 +81,17 @@ export function isZeroWord(a: Uint8Array, offset: number): boolean {
   for (let i = 0; i < 32; i++) if (a[offset + i] !== 0) return false
   return true
 }
+
+/**
+ * Whether two hex addresses name the same account: a case-insensitive comparison (EIP-55 checksums
+ * are case only). For the per-voucher checks, where viem's `isAddressEqual` re-validates both strings
+ * (and throws on a malformed one) on every call; a malformed string here simply names no account.
+ *
+ * @example
+ * ```ts
+ * sameAddress('0xAbC…', '0xabc…') // true
+ * ```
+ */
+export function sameAddress(a: string, b: string): boolean {
+  return a.length === b.length && a.toLowerCase() === b.toLowerCase()
+}

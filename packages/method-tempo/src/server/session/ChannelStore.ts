@@ -1,5 +1,6 @@
 import { type AtomicStep, type Store, StoreUnavailableError, VerificationFailedError } from '@mppkit/core'
-import { type Address, type Hex, isAddressEqual } from 'viem'
+import type { Address, Hex } from 'viem'
+import { sameAddress } from '../../internal/bytes.js'
 import type { ChannelState } from './Chain.js'
 import { sessionProblem } from './problems.js'
 
@@ -107,7 +108,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
   const checkChannel = (state: ChannelState) => {
     if (state.finalized)
       throw sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel has been closed.')
-    if (!isAddressEqual(state.payee, options.payee) || !isAddressEqual(state.token, options.currency))
+    if (!sameAddress(state.payee, options.payee) || !sameAddress(state.token, options.currency))
       throw new VerificationFailedError({
         detail: 'The channel pays another payee or token.',
         reason: 'channel-mismatch',

@@ -1,6 +1,7 @@
 import { type Method, VerificationFailedError } from '@mppkit/core'
 import { type Address, type Hex, isAddressEqual, zeroAddress } from 'viem'
 import * as Channel from '../../Channel.js'
+import { sameAddress } from '../../internal/bytes.js'
 import { assertCanonical } from '../../internal/canonical.js'
 import type { session } from '../../Methods.js'
 import * as Voucher from '../../Voucher.js'
@@ -85,7 +86,7 @@ export function recheckVoucher(
   verified: { channel: Pick<ChannelState, 'signer'>; amount: bigint },
   channel: ChannelState,
 ): void {
-  if (!isAddressEqual(channel.signer, verified.channel.signer))
+  if (!sameAddress(channel.signer, verified.channel.signer))
     throw sessionProblem(
       'signer-mismatch',
       'Signer Mismatch',
@@ -143,10 +144,7 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
   return async ({ challenge, request, payload, store: s }) => {
     const details = request.methodDetails
     // "A client MUST NOT answer a challenge using a different session protocol than the one indicated"
-    if (
-      (details.sessionProtocol ?? 'v1') !== 'v1' ||
-      !isAddressEqual(details.escrowContract as Address, escrow)
-    )
+    if ((details.sessionProtocol ?? 'v1') !== 'v1' || !sameAddress(details.escrowContract, escrow))
       throw new VerificationFailedError({
         detail: 'Only v1 sessions on this escrow are accepted.',
         reason: 'protocol-mismatch',
