@@ -180,6 +180,68 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
     expect(served()).toBe(0)
   })
 
+  it('voucherAhead: one voucher pays several requests, never more than k - 1 prices ahead, and close captures only what was served', async () => {
+    const { fetcher, served } = setup()
+    const sent: { cumulativeAmount: string; signature: string }[] = []
+    const watching = ((input: RequestInfo, init?: RequestInit) => {
+      const authorization =
+        new Headers(init?.headers).get('authorization') ??
+        (input instanceof Request ? input.headers.get('authorization') : null)
+      if (authorization) {
+        const { payload } = Credential.parse(authorization) as {
+          payload: { action: string; cumulativeAmount: string; signature: string }
+        }
+        if (payload.action === 'voucher') sent.push(payload)
+      }
+      return fetcher(input, init)
+    }) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[1]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 20n * price,
+      voucherAhead: 5,
+      fetch: watching,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: watching,
+      policy: { maxDeposit: 100n * price },
+    })
+    const receipts: Receipt.Receipt[] = []
+    for (let i = 0; i < 12; i++) {
+      const response = await client.fetch('https://session.test/r')
+      expect(response.status, await response.clone().text()).toBe(200)
+      receipts.push(Receipt.parse(response.headers.get('payment-receipt')!))
+    }
+    expect(served()).toBe(12)
+    // Request 1 opens with a voucher for itself; 2–6, 7–11 and 12– each start a voucher for 5 requests.
+    expect(receipts.map((r) => r.spent)).toEqual(Array.from({ length: 12 }, (_, i) => String((i + 1) * 1000)))
+    expect(receipts.map((r) => r.acceptedCumulative)).toEqual([
+      '1000',
+      ...Array(5).fill('6000'),
+      ...Array(5).fill('11000'),
+      '16000',
+    ])
+    expect(new Set(sent.map((v) => v.signature)).size).toBe(3)
+    for (const r of receipts)
+      expect(BigInt(r.acceptedCumulative as string) - BigInt(r.spent as string)).toBeLessThanOrEqual(
+        4n * price,
+      )
+    const channelId = receipts[0]!.reference as Hex
+    const closed = await sessions.close('https://session.test/r')
+    expect(closed.status).toBe(200)
+    // The server captures what it served (12 requests), not the 16 authorized.
+    expect(await onChain(channelId)).toMatchObject({ finalized: true, settled: 12n * price })
+    expect(() =>
+      sessionClient({
+        account: privateKeyToAccount(devnet.info.accounts[1]!.privateKey),
+        rpcUrl: devnet.info.rpcUrl,
+        voucherAhead: 0,
+      }),
+    ).toThrow(/voucherAhead/)
+  })
+
   it('concurrent requests on one voucher never over-spend (bounded increment in the Store)', async () => {
     const { handler, fetcher, served } = setup()
     const { client, sessions } = payerClients(3, fetcher)

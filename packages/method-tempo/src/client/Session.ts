@@ -35,6 +35,15 @@ export type SessionClientOptions = {
   deposit?: bigint
   /** Top-up size when the deposit runs out (default: the deposit). */
   topUp?: bigint
+  /**
+   * Requests each new voucher pays for (default 1: a new voucher per request). With k > 1 a voucher
+   * authorizes k requests at the challenge's price, and the next k - 1 requests resend it ("Resubmitting
+   * a voucher with the same `cumulativeAmount` as the highest accepted MUST return 200 OK"): one
+   * signature per k requests on both sides, and at most k - 1 prices authorized ahead of service (the
+   * server captures only what it served). The spec asks servers to take about 10 new vouchers per second
+   * per session at most, so a session paying faster pre-authorizes.
+   */
+  voucherAhead?: number
   /** Fetch used for voucher/top-up/close side requests (default: global fetch). */
   fetch?: typeof fetch
   timeout?: number
@@ -51,6 +60,10 @@ export type ChannelState = {
   /** Spent per the server's last receipt. */
   spent: bigint
   url: string
+  /** With `voucherAhead`: what the server will have charged for the requests this client paid so far. */
+  charged?: bigint
+  /** With `voucherAhead`: the last voucher signed (resent while it covers the next request). */
+  last?: { cumulative: bigint; signature: Hex }
 }
 
 /** The session client method plus the actions a payer takes outside a paid request. */
@@ -84,6 +97,10 @@ const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
 export function sessionClient(options: SessionClientOptions): SessionClient {
   const { account } = options
   const signer = options.signer ?? account
+  const voucherAhead = options.voucherAhead ?? 1
+  if (!Number.isSafeInteger(voucherAhead) || voucherAhead < 1)
+    throw new ConfigurationError('tempo session: voucherAhead must be a whole number of requests, at least 1')
+  const ahead = BigInt(voucherAhead)
   const channels = new Map<string, ChannelState>()
   const bookings = sessionBookings(options.chainId)
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
@@ -292,7 +309,32 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         }
         bookings.remember(state, spend, request)
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
-        const next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
+        let next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
+        let charged: bigint | undefined
+        if (ahead > 1n) {
+          // What the server will have charged once this request is served (its receipts may lag).
+          const paid = state.charged ?? state.spent
+          charged = (paid > state.spent ? paid : state.spent) + price
+          if (
+            state.last !== undefined &&
+            state.last.cumulative === state.cumulative &&
+            charged <= state.cumulative
+          ) {
+            state.charged = charged
+            return {
+              payload: {
+                action: 'voucher',
+                channelId: state.channelId,
+                cumulativeAmount: String(state.last.cumulative),
+                signature: state.last.signature,
+              },
+            }
+          }
+          // A new voucher for this request and the next `ahead - 1`, within the deposit when it still
+          // covers this request (else the top-up below makes room).
+          next = charged + price * (ahead - 1n)
+          if (next > state.deposit && charged <= state.deposit) next = state.deposit
+        }
         if (next > state.deposit) {
           // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
           const amount = options.topUp ?? state.deposit
@@ -304,12 +346,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           state.deposit += amount
         }
         state.cumulative = next
+        const signature = await signVoucher(state, next)
+        if (charged !== undefined) {
+          state.charged = charged
+          state.last = { cumulative: next, signature }
+        }
         return {
           payload: {
             action: 'voucher',
             channelId: state.channelId,
             cumulativeAmount: String(next),
-            signature: await signVoucher(state, next),
+            signature,
           },
         }
       }),
