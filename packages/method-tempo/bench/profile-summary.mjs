@@ -1,18 +1,14 @@
-// Summarizes a `node --cpu-prof` profile of session-server.mjs (MPPKIT_BENCH_PROFILE=dir) into the
-// per-step breakdown of a paid request: self time per step, as a share of all sampled time.
-//   node packages/method-tempo/bench/profile-summary.mjs <file.cpuprofile> [top]
+// Summarizes the server CPU profiles of session-http.bench.mjs (MPPKIT_BENCH_PROFILE=dir writes round
+// 2's unpaid and paid requests to separate files) into the per-step breakdown of a request: self time
+// per step in µs per request (each profiled round is 400 requests on each of 4 connections).
+//   node packages/method-tempo/bench/profile-summary.mjs <paid.cpuprofile> [unpaid.cpuprofile] [top]
+// With two files, the third column is what a paid request costs more than an unpaid one, per step.
 import { readFileSync } from 'node:fs'
 
-const [file, top = '25'] = process.argv.slice(2)
-const profile = JSON.parse(readFileSync(file, 'utf8'))
-const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-const self = new Map()
-const deltas = profile.timeDeltas
-for (let i = 0; i < profile.samples.length; i++) {
-  const id = profile.samples[i]
-  self.set(id, (self.get(id) ?? 0) + (deltas[i] ?? 0))
-}
-const total = [...self.values()].reduce((a, b) => a + b, 0)
+const args = process.argv.slice(2)
+const files = args.filter((a) => a.endsWith('.cpuprofile'))
+const top = Number(args.find((a) => /^\d+$/.test(a)) ?? 25)
+const requests = 1600
 
 // First match wins: the function name or its script URL.
 const steps = [
@@ -26,6 +22,7 @@ const steps = [
   ['hex / BigInt / address', /hex|Hex|BigInt|Address|checksum/i],
   ['zod / schemas', /zod|safeParse|_parse|schema/i],
   ['store', /Store|store/],
+  ['syscalls (writev, read)', /^(writev|writeUtf8String|writeBuffer|readv?)$/],
   [
     'node:http / streams / net',
     /node:(_http|http|net|stream|internal\/streams|internal\/http)|_http_|Socket|stream/,
@@ -35,24 +32,43 @@ const steps = [
   ['tempo session method', /method-tempo/],
   ['(program) / native', /^\(program\)$/],
 ]
-const totals = new Map()
-const functions = new Map()
-for (const [id, time] of self) {
-  const node = byId.get(id)
-  const { functionName, url } = node.callFrame
-  const label = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules|packages)\//, '$1/')}`
-  functions.set(label, (functions.get(label) ?? 0) + time)
-  let step = 'other'
-  for (const [name, pattern] of steps)
-    if (pattern.test(functionName) || pattern.test(url)) {
-      step = name
-      break
-    }
-  totals.set(step, (totals.get(step) ?? 0) + time)
+
+function summarize(file) {
+  const profile = JSON.parse(readFileSync(file, 'utf8'))
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const self = new Map()
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  }
+  const totals = new Map()
+  const functions = new Map()
+  for (const [id, time] of self) {
+    const { functionName, url } = byId.get(id).callFrame
+    const label = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules|packages)\//, '$1/')}`
+    functions.set(label, (functions.get(label) ?? 0) + time)
+    let step = 'other'
+    for (const [name, pattern] of steps)
+      if (pattern.test(functionName) || pattern.test(url)) {
+        step = name
+        break
+      }
+    totals.set(step, (totals.get(step) ?? 0) + time)
+  }
+  return { totals, functions }
 }
-const pct = (t) => `${((100 * t) / total).toFixed(1).padStart(5)}%`
-console.log(`total sampled ${(total / 1e6).toFixed(2)} s`)
-for (const [name, time] of [...totals].sort((a, b) => b[1] - a[1])) console.log(`${pct(time)}  ${name}`)
-console.log('\ntop functions (self time):')
-for (const [name, time] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, Number(top)))
-  console.log(`${pct(time)}  ${name}`)
+
+const [paid, unpaid] = files.map(summarize)
+const perRequest = (t) => (t / requests).toFixed(1).padStart(7)
+const busy = (s) => [...s.totals].filter(([n]) => n !== 'idle').reduce((a, [, t]) => a + t, 0)
+console.log(`µs per request${unpaid ? '      paid   unpaid     more' : ''}`)
+const names = [...new Set([...paid.totals.keys(), ...(unpaid?.totals.keys() ?? [])])]
+const rows = names.map((name) => [name, paid.totals.get(name) ?? 0, unpaid?.totals.get(name) ?? 0])
+for (const [name, p, u] of rows.sort((a, b) => b[1] - b[2] - (a[1] - a[2])))
+  console.log(`${name.padEnd(36)} ${perRequest(p)}${unpaid ? ` ${perRequest(u)} ${perRequest(p - u)}` : ''}`)
+console.log(
+  `${'busy (all but idle)'.padEnd(36)} ${perRequest(busy(paid))}${unpaid ? ` ${perRequest(busy(unpaid))} ${perRequest(busy(paid) - busy(unpaid))}` : ''}`,
+)
+console.log('\ntop functions of the paid requests (self time, µs per request):')
+for (const [name, time] of [...paid.functions].sort((a, b) => b[1] - a[1]).slice(0, top))
+  console.log(`${perRequest(time)}  ${name}`)

@@ -43,18 +43,18 @@ function get(agent, port, path, authorization) {
 }
 
 function startServer(config) {
-  // MPPKIT_BENCH_PROFILE=dir writes the server's CPU profile there (`node --cpu-prof`).
-  const profile = process.env.MPPKIT_BENCH_PROFILE
-  const child = fork(new URL('./session-server.mjs', import.meta.url), {
-    stdio: 'inherit',
-    execArgv: profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [],
-  })
+  const child = fork(new URL('./session-server.mjs', import.meta.url), { stdio: 'inherit' })
   return new Promise((resolve, reject) => {
     child.once('error', reject)
     child.once('message', ({ port, backend }) =>
       resolve({
         port,
         backend,
+        profile: (message) =>
+          new Promise((done) => {
+            child.once('message', done)
+            child.send(message)
+          }),
         cpu: () =>
           new Promise((done) => {
             child.once('message', (m) => done(m.cpu))
@@ -217,10 +217,20 @@ async function measure(devnet, store, ahead) {
       100,
     )
     await throughput(server, agent, '/free', none, 200)
+    // MPPKIT_BENCH_PROFILE=dir: the server's CPU profile of round 2's unpaid and paid requests, each in
+    // its own file (<dir>/{unpaid,paid}-<store>-<k>.cpuprofile; read with bench/profile-summary.mjs).
+    const profileDir = process.env.MPPKIT_BENCH_PROFILE
+    const profiled = async (round, name, run) => {
+      if (!profileDir || round !== 2) return run()
+      await server.profile({ profile: 'start' })
+      const result = await run()
+      await server.profile({ profile: 'stop', file: `${profileDir}/${name}-${store}-${ahead}.cpuprofile` })
+      return result
+    }
     for (let round = 0; round < rounds; round++) {
       const batch = await prepare(agent, server.port, devnet, channels, perRound, ahead)
-      unpaid.push(await throughput(server, agent, '/free', none, perRound))
-      paid.push(await throughput(server, agent, '/paid', batch, perRound))
+      unpaid.push(await profiled(round, 'unpaid', () => throughput(server, agent, '/free', none, perRound)))
+      paid.push(await profiled(round, 'paid', () => throughput(server, agent, '/paid', batch, perRound)))
     }
     // Latency: one request at a time, paid and unpaid alternating.
     const sequential = 600

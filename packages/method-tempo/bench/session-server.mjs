@@ -1,7 +1,9 @@
 // The server side of session-http.bench.mjs, in its own process so that the load generator does not
 // share its event loop: one route paid by tempo/session vouchers and the same handler unpaid, on
 // node:http. Configured by the parent over IPC; answers `{ port }` once listening.
+import { writeFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
+import { Session } from 'node:inspector/promises'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
 import { privateKeyToAccount } from 'viem/accounts'
 import { Voucher } from '../dist/index.js'
@@ -40,11 +42,28 @@ process.once('message', async (config) => {
   http.listen(0, '127.0.0.1', () => {
     process.send({ port: http.address().port, backend: Voucher.verifierBackend() })
   })
+  let inspector
   process.on('message', async (message) => {
     // The server's own CPU time (µs), so the parent can divide it by the requests it sent.
     if (message === 'cpu') {
       const { user, system } = process.cpuUsage()
       process.send({ cpu: user + system })
+    }
+    // `{ profile: 'start' }` / `{ profile: 'stop', file }`: a CPU profile of just the requests between.
+    if (message?.profile === 'start') {
+      inspector ??= new Session()
+      inspector.connect()
+      await inspector.post('Profiler.enable')
+      // 50 µs between samples (the default is 1 ms): a request costs ~100 µs.
+      await inspector.post('Profiler.setSamplingInterval', { interval: 50 })
+      await inspector.post('Profiler.start')
+      process.send({ profiling: true })
+    }
+    if (message?.profile === 'stop') {
+      const { profile } = await inspector.post('Profiler.stop')
+      inspector.disconnect()
+      writeFileSync(message.file, JSON.stringify(profile))
+      process.send({ profiling: false })
     }
     if (message === 'stop') {
       http.closeAllConnections?.()
