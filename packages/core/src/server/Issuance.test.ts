@@ -38,9 +38,7 @@ describe('Issuance.issuer', () => {
       },
       () => new Response('ok'),
     )
-    const started = performance.now()
     const response = await handler(new Request('https://api.test/r'))
-    const elapsed = performance.now() - started
     expect(response.status).toBe(402)
     const challenges = Challenge.parseAll(response.headers.get('www-authenticate')!)
     // Both offers, in route order, each with what its prepare added.
@@ -48,8 +46,8 @@ describe('Issuance.issuer', () => {
       ['charge', 'invoice'],
       ['session', 'blockhash'],
     ])
+    // Both prepares were in flight at once (a wall-clock bound would only add flakiness under load).
     expect(most).toBe(2)
-    expect(elapsed).toBeLessThan(290)
   })
 
   it('returns the challenges as data through issueChallenges, request as a JSON object', async () => {
