@@ -1,4 +1,4 @@
-import { BaseError } from './Errors.js'
+import { BaseError, InvalidCounterError } from './Errors.js'
 import type { AtomicResult, AtomicStep, AtomicStepResult } from './Store.js'
 
 /** How a store shows its data to {@link runAtomicSteps}: the live value of a key (`undefined` = absent or expired). */
@@ -12,10 +12,7 @@ const decimalInteger = /^-?[0-9]+$/
 
 function counter(value: string | undefined): bigint {
   if (value === undefined) return 0n
-  if (!decimalInteger.test(value))
-    throw new BaseError('The counter key holds a value that is not a decimal integer', {
-      code: 'store_invalid_counter',
-    })
+  if (!decimalInteger.test(value)) throw new InvalidCounterError()
   return BigInt(value)
 }
 

@@ -227,6 +227,19 @@ export class StoreError extends PaymentError {
   }
 }
 
+/**
+ * A counter key holds something other than a decimal integer (written by something else, or corrupted):
+ * a {@link StoreError} (HTTP 500, no `Retry-After`: a retry cannot fix the value), with the stable code
+ * `store_invalid_counter`. Every store throws it for the same values.
+ */
+export class InvalidCounterError extends StoreError {
+  override readonly code: string = 'store_invalid_counter'
+  constructor(options: { cause?: unknown } = {}) {
+    super({ detail: 'The payment store holds a counter that is not a decimal integer.', ...options })
+    this.name = 'InvalidCounterError'
+  }
+}
+
 /** A request is already being processed under the same Idempotency-Key (HTTP 409, retry later). */
 export class IdempotencyConflictError extends PaymentError {
   constructor(options: PaymentErrorOptions = {}) {

@@ -1,5 +1,5 @@
 import { runAtomicSteps } from './AtomicSteps.js'
-import { BaseError, ConfigurationError, StoreUnavailableError } from './Errors.js'
+import { ConfigurationError, InvalidCounterError, StoreUnavailableError } from './Errors.js'
 import type { AtomicResult, AtomicStep, IncrementOptions, IncrementResult, Store } from './Store.js'
 
 type Entry = { value: string; expiresAt: number }
@@ -147,9 +147,6 @@ export class MemoryStore implements Store {
 
 /** Parses a stored counter, with the same error as the Redis and PostgreSQL stores for anything else. */
 function counter(value: string): bigint {
-  if (!decimalInteger.test(value))
-    throw new BaseError('The counter key holds a value that is not a decimal integer', {
-      code: 'store_invalid_counter',
-    })
+  if (!decimalInteger.test(value)) throw new InvalidCounterError()
   return BigInt(value)
 }

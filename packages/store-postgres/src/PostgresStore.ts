@@ -5,6 +5,7 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
+  InvalidCounterError,
   runAtomicSteps,
   type Store,
   StoreError,
@@ -392,10 +393,7 @@ export class PostgresStore implements Store {
       )
       const row = existing.rows[0]
       if (row) {
-        if (row.amount === null)
-          throw new BaseError('The counter key holds a value that is not a decimal integer', {
-            code: 'store_invalid_counter',
-          })
+        if (row.amount === null) throw new InvalidCounterError()
         if (row.next !== null) return { applied: true, value: BigInt(row.next) }
         return { applied: false, value: BigInt(row.amount) }
       }

@@ -7,6 +7,7 @@ import {
   ConfigurationError,
   type IncrementOptions,
   type IncrementResult,
+  InvalidCounterError,
   type Store,
   StoreError,
   StoreUnavailableError,
@@ -364,10 +365,7 @@ export class RedisStore implements Store {
     } catch (error) {
       if (BaseError.is(error)) throw error
       if (error instanceof Error && error.message.includes(notIntegerMarker))
-        throw new BaseError('The counter key holds a value that is not a decimal integer', {
-          code: 'store_invalid_counter',
-          cause: error,
-        })
+        throw new InvalidCounterError({ cause: error })
       throw this.#failure(error)
     }
   }

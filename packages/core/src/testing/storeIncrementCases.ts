@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { PaymentError } from '../Errors.js'
 import { longTtl, type StoreSuite, sleep } from './describeStore.js'
 
 /**
@@ -176,7 +177,11 @@ export function storeIncrementCases(suite: StoreSuite): void {
             (result) => ({ value, result }),
             (caught: unknown) => caught,
           )
-        expect(error, JSON.stringify(value)).toMatchObject({ code: 'store_invalid_counter' })
+        // A 500 store-error problem (a retry cannot fix the value), never a 503 that invites retries.
+        expect(error, JSON.stringify(value)).toMatchObject({ code: 'store_invalid_counter', status: 500 })
+        expect(PaymentError.is(error) && error.toProblem()).toMatchObject({
+          type: expect.stringMatching(/store-error$/),
+        })
         expect(await store().get(k)).toBe(value)
       }
     })
