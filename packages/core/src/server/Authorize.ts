@@ -255,6 +255,11 @@ export function pipeline(dependencies: Dependencies) {
   const pinOffer: Step = (state) => {
     // Static offers (the usual case) are compared without a promise.
     const [only] = state.candidates
+    // A remembered token matched this very offer before: the comparison is a pure function of the two.
+    if (state.candidates.length === 1 && only!.staticRequest && state.resent?.entry === only) {
+      state.entry = only!
+      return undefined
+    }
     if (state.candidates.length === 1 && only!.staticRequest) {
       const field = verification.mismatch(
         only!,
