@@ -188,7 +188,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
         new Headers(init?.headers).get('authorization') ??
         (input instanceof Request ? input.headers.get('authorization') : null)
       if (authorization) {
-        const { payload } = Credential.parse(authorization) as {
+        const { payload } = Credential.parse(authorization) as unknown as {
           payload: { action: string; cumulativeAmount: string; signature: string }
         }
         if (payload.action === 'voucher') sent.push(payload)

@@ -107,7 +107,12 @@ describe.each(backends)('Voucher on %s', (backend) => {
     const voucherOn = async (id: Hex, amount: bigint) => ({
       channelId: id,
       cumulativeAmount: amount,
-      signature: await Voucher.sign(signer, { chainId: 4217, escrow, channelId: id, cumulativeAmount: amount }),
+      signature: await Voucher.sign(signer, {
+        chainId: 4217,
+        escrow,
+        channelId: id,
+        cumulativeAmount: amount,
+      }),
     })
     const check = (voucher: Voucher.Voucher, expected = signer.address, chainId = 4217) =>
       verifier.verify({ chainId, escrow, voucher, signer: expected })
