@@ -330,9 +330,10 @@ export function assertMemo(memos: readonly string[], request: SolanaChargeReques
 
 /** The UTF-8 texts of a decoded transaction's memo instructions. */
 export function memoTexts(decoded: Decoded): string[] {
-  const text = new TextDecoder('utf-8', { fatal: false })
-  return decoded.instructions.filter((i) => isMemoProgram(i.program)).map((i) => text.decode(i.data))
+  return decoded.instructions.filter((i) => isMemoProgram(i.program)).map((i) => utf8.decode(i.data))
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: false })
 
 function mismatchReason(legs: readonly Leg[], destination: string): string {
   return legs.some((leg) => leg.destination === destination) ? 'amount-mismatch' : 'recipient-mismatch'

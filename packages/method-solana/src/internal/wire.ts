@@ -1,31 +1,55 @@
 /**
  * A strict reader of Solana wire transactions (legacy and v0): compact-u16 lengths must be minimal and
  * the bytes must be consumed exactly, so one signed transaction has exactly one accepted encoding.
- * Addresses and signatures come out base58 (a byte-wise encoder, much faster than a bigint one).
+ * Addresses and signatures come out base58 (a limb-wise encoder, much faster than a bigint one).
  */
 
 const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+// Limbs of five base-58 digits (58^5 < 2^30) fed 16 bits at a time: every product stays below 2^53,
+// exact in a double, with about a tenth of the steps of a digit-by-digit loop.
+const limbBase = 58 ** 5
 
 /** Base58 of bytes (Bitcoin alphabet), leading zero bytes as '1'. */
 export function toBase58(bytes: Uint8Array): string {
   let zeros = 0
   while (zeros < bytes.length && bytes[zeros] === 0) zeros++
-  const digits: number[] = []
-  for (let i = zeros; i < bytes.length; i++) {
-    let carry = bytes[i]!
-    for (let j = 0; j < digits.length; j++) {
-      carry += digits[j]! << 8
-      digits[j] = carry % 58
-      carry = (carry / 58) | 0
+  // Little-endian limbs of base 58^5; an odd first byte goes in alone.
+  const limbs: number[] = []
+  for (let i = zeros; i < bytes.length; ) {
+    let carry: number
+    let scale: number
+    if ((bytes.length - i) % 2 === 1) {
+      carry = bytes[i]!
+      scale = 256
+      i += 1
+    } else {
+      carry = bytes[i]! * 256 + bytes[i + 1]!
+      scale = 65536
+      i += 2
+    }
+    for (let j = 0; j < limbs.length; j++) {
+      const value = limbs[j]! * scale + carry
+      carry = Math.floor(value / limbBase)
+      limbs[j] = value - carry * limbBase
     }
     while (carry > 0) {
-      digits.push(carry % 58)
-      carry = (carry / 58) | 0
+      const next = Math.floor(carry / limbBase)
+      limbs.push(carry - next * limbBase)
+      carry = next
     }
   }
-  let out = '1'.repeat(zeros)
-  for (let i = digits.length - 1; i >= 0; i--) out += alphabet[digits[i]!]
-  return out
+  let out = ''
+  for (let j = 0; j < limbs.length; j++) {
+    let value = limbs[j]!
+    const top = j === limbs.length - 1
+    for (let k = 0; k < 5 && (!top || value > 0); k++) {
+      const next = Math.floor(value / 58)
+      out = alphabet[value - next * 58] + out
+      value = next
+    }
+  }
+  return '1'.repeat(zeros) + out
 }
 
 const digitOf = new Int8Array(128).fill(-1)
