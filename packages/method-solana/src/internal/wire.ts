@@ -55,27 +55,41 @@ export function toBase58(bytes: Uint8Array): string {
 const digitOf = new Int8Array(128).fill(-1)
 for (let i = 0; i < alphabet.length; i++) digitOf[alphabet.charCodeAt(i)] = i
 
+const chunkScale = [1, 58, 58 ** 2, 58 ** 3, 58 ** 4, limbBase]
+
 /** Bytes of a base58 string (Bitcoin alphabet), or undefined for a character outside it. */
 export function fromBase58(text: string): Uint8Array | undefined {
   let zeros = 0
   while (zeros < text.length && text.charCodeAt(zeros) === 49) zeros++
-  const bytes: number[] = []
-  for (let i = zeros; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    let carry = code < 128 ? digitOf[code]! : -1
-    if (carry < 0) return undefined
-    for (let j = 0; j < bytes.length; j++) {
-      carry += bytes[j]! * 58
-      bytes[j] = carry & 0xff
-      carry >>= 8
+  // Little-endian 16-bit limbs, fed five digits at a time (fewer for the first chunk).
+  const limbs: number[] = []
+  for (let i = zeros; i < text.length; ) {
+    const size = (text.length - i) % 5 || 5
+    let carry = 0
+    for (const end = i + size; i < end; i++) {
+      const code = text.charCodeAt(i)
+      const digit = code < 128 ? digitOf[code]! : -1
+      if (digit < 0) return undefined
+      carry = carry * 58 + digit
+    }
+    const scale = chunkScale[size]!
+    for (let j = 0; j < limbs.length; j++) {
+      const value = limbs[j]! * scale + carry
+      carry = Math.floor(value / 65536)
+      limbs[j] = value - carry * 65536
     }
     while (carry > 0) {
-      bytes.push(carry & 0xff)
-      carry >>= 8
+      limbs.push(carry % 65536)
+      carry = Math.floor(carry / 65536)
     }
   }
-  const out = new Uint8Array(zeros + bytes.length)
-  for (let i = 0; i < bytes.length; i++) out[out.length - 1 - i] = bytes[i]!
+  const top = limbs.length > 0 && limbs[limbs.length - 1]! < 256 ? 1 : 0
+  const out = new Uint8Array(zeros + limbs.length * 2 - top)
+  let at = out.length
+  for (const limb of limbs) {
+    out[--at] = limb & 0xff
+    if (at > zeros) out[--at] = limb >> 8
+  }
   return out
 }
 
