@@ -1,5 +1,6 @@
 import {
   appendTransactionMessageInstructions,
+  type Blockhash,
   compileTransaction,
   createKeyPairSignerFromBytes,
   createTransactionMessage,
@@ -35,7 +36,13 @@ const message = (source: KeyPairSigner) =>
   pipe(
     createTransactionMessage({ version: 0 }),
     (m) => setTransactionMessageFeePayerSigner(payer, m),
-    (m) => setTransactionMessageLifetimeUsingBlockhash(node.ledger.latestBlockhash(), m),
+    (m) => {
+      const { blockhash, lastValidBlockHeight } = node.ledger.latestBlockhash()
+      return setTransactionMessageLifetimeUsingBlockhash(
+        { blockhash: blockhash as Blockhash, lastValidBlockHeight },
+        m,
+      )
+    },
     (m) => appendTransactionMessageInstructions([systemTransfer(source, other.address, 1_000_000n)], m),
   )
 
