@@ -1,6 +1,17 @@
 import { EventEmitter } from 'node:events'
-import { address, getTransactionDecoder, type Transaction, lamports as toLamports } from '@solana/kit'
-import { FailedTransactionMetadata, LiteSVM, type TransactionMetadata } from 'litesvm'
+import {
+  address,
+  getAddressEncoder,
+  getTransactionDecoder,
+  type Transaction,
+  lamports as toLamports,
+} from '@solana/kit'
+import {
+  FailedTransactionMetadata,
+  LiteSVM,
+  SimulatedTransactionInfo,
+  type TransactionMetadata,
+} from 'litesvm'
 import { DevnetError } from '../errors.js'
 import {
   isTokenProgram,
@@ -15,7 +26,13 @@ import {
   type TransactionErrorJson,
   toTransactionErrorJson,
 } from './transactionError.js'
-import { type CompiledInstruction, decodeTransaction, toBase58, type WireTransaction } from './wire.js'
+import {
+  type CompiledInstruction,
+  decodeTransaction,
+  fromBase58,
+  toBase58,
+  type WireTransaction,
+} from './wire.js'
 
 /**
  * A JSON-RPC error the node answers with (code and data as Agave sends them).
@@ -98,6 +115,73 @@ const builtinComputeUnits = 3_000n
 const maxComputeUnits = 1_400_000n
 
 const transactionDecoder = getTransactionDecoder()
+const addressEncoder = getAddressEncoder()
+
+/**
+ * The native instance inside litesvm's `LiteSVM` wrapper (litesvm 1.5). The wrapper takes addresses and
+ * transactions as @solana/kit values and converts them with kit's bigint base58 codecs on every call;
+ * the node already holds the bytes, so its hot paths (accounts, balances, sending) call the native
+ * methods with them directly. The results are the ones the wrapper would return.
+ */
+type NativeSvm = {
+  getAccount(pubkey: Uint8Array): {
+    executable(): boolean
+    lamports(): bigint
+    data(): Uint8Array
+    owner(): Uint8Array
+  } | null
+  getBalance(pubkey: Uint8Array): bigint | null
+  getSigverify(): boolean
+  sendLegacyTransaction(bytes: Uint8Array): TransactionMetadata | FailedTransactionMetadata
+  sendVersionedTransaction(bytes: Uint8Array): TransactionMetadata | FailedTransactionMetadata
+  simulateLegacyTransaction(bytes: Uint8Array): unknown
+  simulateVersionedTransaction(bytes: Uint8Array): unknown
+}
+
+function nativeOf(svm: LiteSVM): NativeSvm {
+  const inner = (svm as unknown as { inner?: Record<string, unknown> }).inner
+  const methods = [
+    'getAccount',
+    'getBalance',
+    'getSigverify',
+    'sendLegacyTransaction',
+    'sendVersionedTransaction',
+    'simulateLegacyTransaction',
+    'simulateVersionedTransaction',
+  ]
+  if (!inner || methods.some((name) => typeof inner[name] !== 'function'))
+    throw new DevnetError('this litesvm version has no native instance the node can use', {
+      code: 'devnet_start_failed',
+    })
+  return inner as unknown as NativeSvm
+}
+
+/** The 32 bytes of an address; anything else is refused by kit's `address` exactly as before. */
+function addressBytes(value: string): Uint8Array {
+  if (typeof value === 'string' && value.length >= 32 && value.length <= 44) {
+    try {
+      const bytes = fromBase58(value)
+      if (bytes.length === 32) return bytes
+    } catch {
+      // not base58: kit's error below
+    }
+  }
+  return new Uint8Array(addressEncoder.encode(address(value)))
+}
+
+/**
+ * Whether re-encoding a transaction through kit's codecs (what litesvm's wrapper does) gives back its
+ * own bytes, so they can go to the native instance as they are: a one-byte signature count, distinct
+ * signer keys, one per signature (kit keys signatures by address) and, when signatures are verified, none left empty
+ * (kit's wrapper refuses those with its own error).
+ */
+function passesAsIs(transaction: WireTransaction, sigverify: boolean): boolean {
+  const count = transaction.signatures.length
+  if (count === 0 || transaction.bytes[0] !== count || count >= 0x80) return false
+  const signers = transaction.message.staticAccountKeys.slice(0, count)
+  if (signers.length !== count || new Set(signers).size !== count) return false
+  return !sigverify || transaction.signatureBytes.every((signature) => signature.some((byte) => byte !== 0))
+}
 
 /** A commitment level, lowest first. */
 export type Commitment = 'processed' | 'confirmed' | 'finalized'
@@ -124,6 +208,7 @@ export class Ledger extends EventEmitter<{
   transaction: [record: RecordedTransaction]
 }> {
   readonly svm: LiteSVM
+  private readonly native: NativeSvm
   readonly lamportsPerSignature: bigint
   slot: bigint
   transactionCount = 0n
@@ -140,6 +225,7 @@ export class Ledger extends EventEmitter<{
     // The node checks blockhash age itself (a window of 150 blocks like a validator); litesvm alone
     // accepts only its latest blockhash, which would fail any client racing another transaction.
     this.svm = new LiteSVM().withBlockhashCheck(false).withSigverify(true)
+    this.native = nativeOf(this.svm)
     // Start at litesvm's own clock slot: warping backwards makes its preloaded programs (deployed at
     // that slot) unusable ("InvalidProgramForExecution").
     this.slot = this.svm.getClock().slot
@@ -241,20 +327,20 @@ export class Ledger extends EventEmitter<{
 
   /** The lamports of an account (0 when absent). */
   balance(account: string): bigint {
-    return this.svm.getBalance(address(account)) ?? 0n
+    return this.native.getBalance(addressBytes(account)) ?? 0n
   }
 
   /** An account as stored, or undefined. */
   account(
     account: string,
   ): { lamports: bigint; data: Uint8Array; owner: string; executable: boolean } | undefined {
-    const value = this.svm.getAccount(address(account))
-    if (!value.exists) return undefined
+    const value = this.native.getAccount(addressBytes(account))
+    if (value === null) return undefined
     return {
-      lamports: BigInt(value.lamports),
-      data: new Uint8Array(value.data),
-      owner: value.programAddress,
-      executable: value.executable,
+      lamports: BigInt(value.lamports()),
+      data: new Uint8Array(value.data()),
+      owner: toBase58(value.owner()),
+      executable: value.executable(),
     }
   }
 
@@ -320,13 +406,15 @@ export class Ledger extends EventEmitter<{
   private snapshot(keys: string[]): { balances: bigint[]; tokenBalances: TokenBalance[] } {
     const balances: bigint[] = []
     const tokenBalances: TokenBalance[] = []
+    const decimalsOf = new Map<string, number | undefined>()
     keys.forEach((key, accountIndex) => {
       const value = this.account(key)
       balances.push(value?.lamports ?? 0n)
       if (!value || !isTokenProgram(value.owner)) return
       const state = readTokenAccount(value.owner, value.data)
       if (!state) return
-      const decimals = this.mintDecimals(state.mint)
+      if (!decimalsOf.has(state.mint)) decimalsOf.set(state.mint, this.mintDecimals(state.mint))
+      const decimals = decimalsOf.get(state.mint)
       if (decimals === undefined) return
       tokenBalances.push({
         accountIndex,
@@ -421,6 +509,28 @@ export class Ledger extends EventEmitter<{
     return transactionDecoder.decode(transaction.bytes) as Transaction
   }
 
+  /** litesvm's `sendTransaction`, given the wire bytes when kit would re-encode them unchanged. */
+  private send(transaction: WireTransaction): TransactionMetadata | FailedTransactionMetadata {
+    if (!passesAsIs(transaction, this.native.getSigverify()))
+      return this.svm.sendTransaction(this.toKitTransaction(transaction))
+    return transaction.message.version === 'legacy'
+      ? this.native.sendLegacyTransaction(transaction.bytes)
+      : this.native.sendVersionedTransaction(transaction.bytes)
+  }
+
+  /** litesvm's `simulateTransaction`, given the wire bytes when kit would re-encode them unchanged. */
+  private simulateWire(transaction: WireTransaction): SimulatedTransactionInfo | FailedTransactionMetadata {
+    if (!passesAsIs(transaction, this.native.getSigverify()))
+      return this.svm.simulateTransaction(this.toKitTransaction(transaction))
+    const inner =
+      transaction.message.version === 'legacy'
+        ? this.native.simulateLegacyTransaction(transaction.bytes)
+        : this.native.simulateVersionedTransaction(transaction.bytes)
+    return inner instanceof FailedTransactionMetadata
+      ? inner
+      : new SimulatedTransactionInfo(inner as ConstructorParameters<typeof SimulatedTransactionInfo>[0])
+  }
+
   /**
    * Executes a signed wire transaction and records it; a transaction that fails to execute still
    * lands (fee charged, `err` set) when `skipPreflight` is true, as on a cluster.
@@ -444,9 +554,8 @@ export class Ledger extends EventEmitter<{
     if (this.history.has(signature)) throw this.preflightError('AlreadyProcessed', [], 0n)
     const { keys, writable, readonly } = this.resolveAccountKeys(transaction)
     if (this.blockhashFailure(transaction, keys)) throw this.preflightError('BlockhashNotFound', [], 0n)
-    const kitTransaction = this.toKitTransaction(transaction)
     if (!options.skipPreflight) {
-      const simulated = this.svm.simulateTransaction(kitTransaction)
+      const simulated = this.simulateWire(transaction)
       if (simulated instanceof FailedTransactionMetadata) {
         const meta = simulated.meta()
         throw this.preflightError(
@@ -458,7 +567,7 @@ export class Ledger extends EventEmitter<{
     }
     const pre = this.snapshot(keys)
     const fee = this.fee(transaction, keys)
-    const result = this.svm.sendTransaction(kitTransaction)
+    const result = this.send(transaction)
     let err: TransactionErrorJson | null = null
     let metadata: TransactionMetadata
     if (result instanceof FailedTransactionMetadata) {
@@ -515,7 +624,7 @@ export class Ledger extends EventEmitter<{
       return { ...base, err: 'BlockhashNotFound', logs: [], unitsConsumed: 0n }
     if (options.sigVerify !== true) this.svm.withSigverify(false)
     try {
-      const result = this.svm.simulateTransaction(this.toKitTransaction(transaction))
+      const result = this.simulateWire(transaction)
       if (result instanceof FailedTransactionMetadata) {
         const meta = result.meta()
         return {

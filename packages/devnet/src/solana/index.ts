@@ -169,7 +169,8 @@ export async function startSolana(options: StartSolanaOptions = {}): Promise<Sol
 
   async function onRequest(request: IncomingMessage, response: ServerResponse) {
     const reply = (status: number, body: string, type = 'application/json') => {
-      response.writeHead(status, { 'content-type': type })
+      // A Content-Length, as Agave's RPC sends: one write, and no chunked framing for clients to undo.
+      response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
       response.end(body)
     }
     if (request.method === 'GET' && request.url === '/health') return reply(200, 'ok', 'text/plain')

@@ -7,15 +7,11 @@ const markerPattern = new RegExp(`"\\\\u0000${marker.slice(1)}(-?\\d+)"`, 'g')
 
 const maxSafe = BigInt(Number.MAX_SAFE_INTEGER)
 
-const replacer = (_key: string, value: unknown) => {
-  if (typeof value !== 'bigint') return value
-  return value <= maxSafe && value >= -maxSafe ? Number(value) : `${marker}${value}`
-}
-
 /**
  * JSON text with bigints written as plain numbers: the Solana RPC sends u64 values (lamports,
  * `rentEpoch` = 2^64 − 1) as JSON numbers, and `@solana/kit` parses large ones back into bigints.
- * (`JSON.stringify` with a replacer: several times faster than a recursive writer on RPC answers.)
+ * Bigints are swapped out first (copying only the objects and arrays that hold one), so that
+ * `JSON.stringify` runs without a replacer, on its fast path.
  *
  * @example
  * ```ts
@@ -23,6 +19,42 @@ const replacer = (_key: string, value: unknown) => {
  * ```
  */
 export function stringify(value: unknown): string {
-  const text = JSON.stringify(value, replacer) ?? 'null'
-  return text.includes(marker.slice(1)) ? text.replace(markerPattern, '$1') : text
+  const state = { marked: false }
+  const text = JSON.stringify(withoutBigints(value, '', state)) ?? 'null'
+  return state.marked ? text.replace(markerPattern, '$1') : text
+}
+
+/** `value` with every bigint replaced as `JSON.stringify` would see it (copy on write). */
+function withoutBigints(value: unknown, key: string, state: { marked: boolean }): unknown {
+  if (typeof value === 'bigint') {
+    if (value <= maxSafe && value >= -maxSafe) return Number(value)
+    state.marked = true
+    return `${marker}${value}`
+  }
+  if (value === null || typeof value !== 'object') return value
+  const toJSON = (value as { toJSON?: unknown }).toJSON
+  if (typeof toJSON === 'function') return withoutBigints(toJSON.call(value, key), key, state)
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined
+    for (let index = 0; index < value.length; index++) {
+      const item: unknown = value[index]
+      const next = withoutBigints(item, String(index), state)
+      if (next !== item) {
+        copy ??= value.slice()
+        copy[index] = next
+      }
+    }
+    return copy ?? value
+  }
+  let copy: Record<string, unknown> | undefined
+  for (const name of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[name]
+    const next = withoutBigints(item, name, state)
+    if (next !== item) {
+      copy ??= { ...(value as Record<string, unknown>) }
+      // defineProperty: an own key named __proto__ stays a key.
+      Object.defineProperty(copy, name, { value: next, enumerable: true, writable: true, configurable: true })
+    }
+  }
+  return copy ?? value
 }

@@ -1,5 +1,4 @@
 import { Buffer } from 'node:buffer'
-import { isAddress } from '@solana/kit'
 import { type Commitment, type Ledger, type RecordedTransaction, reaches, SolanaRpcError } from './Ledger.js'
 import {
   isTokenProgram,
@@ -14,6 +13,7 @@ import {
   type CompiledInstruction,
   decodeMessage,
   fromBase58,
+  isBase58Address,
   isWritable,
   toBase58,
   type WireTransaction,
@@ -42,7 +42,7 @@ function config(params: unknown[], index: number): Record<string, unknown> {
 
 function addressParam(params: unknown[], index: number): string {
   const value = params[index]
-  if (typeof value !== 'string' || !isAddress(value)) throw invalidParams('Invalid param: Invalid')
+  if (!isBase58Address(value)) throw invalidParams('Invalid param: Invalid')
   return value
 }
 

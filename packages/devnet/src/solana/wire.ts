@@ -1,4 +1,3 @@
-import { getBase58Decoder, getBase58Encoder } from '@solana/kit'
 import { DevnetError } from '../errors.js'
 
 /**
@@ -43,27 +42,128 @@ export type WireTransaction = {
   bytes: Uint8Array
 }
 
-const base58Decoder = getBase58Decoder()
-const base58Encoder = getBase58Encoder()
+const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+const digitOf = new Int8Array(128).fill(-1)
+for (let index = 0; index < alphabet.length; index++) digitOf[alphabet.charCodeAt(index)] = index
+// Both directions work on limbs of five base-58 digits (58^5 < 2^30) against 16-bit limbs, so every
+// product stays below 2^53 and exact in a double: several times fewer steps than digit by digit, and
+// no bigint (the node converts every key of every transaction and account it touches).
+const limbBase = 58 ** 5
+const chunkScale = [1, 58, 58 ** 2, 58 ** 3, 58 ** 4, limbBase]
 
 /**
- * Bytes → base58 text.
+ * Bytes → base58 text (Bitcoin alphabet; each leading zero byte is a '1').
  *
  * @example
  * ```ts
  * toBase58(new Uint8Array(32)) // '11111111111111111111111111111111'
  * ```
  */
-export const toBase58 = (bytes: Uint8Array): string => base58Decoder.decode(bytes)
+export function toBase58(bytes: Uint8Array): string {
+  let zeros = 0
+  while (zeros < bytes.length && bytes[zeros] === 0) zeros++
+  // Little-endian limbs of base 58^5, fed 16 bits at a time (8 for an odd first byte).
+  const limbs: number[] = []
+  for (let index = zeros; index < bytes.length; ) {
+    let carry: number
+    let scale: number
+    if ((bytes.length - index) % 2 === 1) {
+      carry = bytes[index]!
+      scale = 256
+      index += 1
+    } else {
+      carry = bytes[index]! * 256 + bytes[index + 1]!
+      scale = 65536
+      index += 2
+    }
+    for (let limb = 0; limb < limbs.length; limb++) {
+      const value = limbs[limb]! * scale + carry
+      carry = Math.floor(value / limbBase)
+      limbs[limb] = value - carry * limbBase
+    }
+    while (carry > 0) {
+      const next = Math.floor(carry / limbBase)
+      limbs.push(carry - next * limbBase)
+      carry = next
+    }
+  }
+  let text = ''
+  for (let limb = 0; limb < limbs.length; limb++) {
+    let value = limbs[limb]!
+    const top = limb === limbs.length - 1
+    for (let digit = 0; digit < 5 && (!top || value > 0); digit++) {
+      const next = Math.floor(value / 58)
+      text = alphabet[value - next * 58] + text
+      value = next
+    }
+  }
+  return '1'.repeat(zeros) + text
+}
+
 /**
- * Base58 text → bytes.
+ * Base58 text → bytes (Bitcoin alphabet; each leading '1' is a zero byte). Throws on a character
+ * outside the alphabet.
  *
  * @example
  * ```ts
  * fromBase58('11111111111111111111111111111111') // 32 zero bytes
  * ```
  */
-export const fromBase58 = (text: string): Uint8Array => new Uint8Array(base58Encoder.encode(text))
+export function fromBase58(text: string): Uint8Array {
+  let zeros = 0
+  while (zeros < text.length && text.charCodeAt(zeros) === 49) zeros++
+  // Little-endian 16-bit limbs, fed five digits at a time (fewer for the first chunk).
+  const limbs: number[] = []
+  for (let index = zeros; index < text.length; ) {
+    const size = (text.length - index) % 5 || 5
+    let carry = 0
+    for (const end = index + size; index < end; index++) {
+      const code = text.charCodeAt(index)
+      const digit = code < 128 ? digitOf[code]! : -1
+      if (digit < 0)
+        throw new DevnetError(`invalid base58 character ${JSON.stringify(text[index])}`, {
+          code: 'solana_invalid_base58',
+        })
+      carry = carry * 58 + digit
+    }
+    const scale = chunkScale[size]!
+    for (let limb = 0; limb < limbs.length; limb++) {
+      const value = limbs[limb]! * scale + carry
+      carry = Math.floor(value / 65536)
+      limbs[limb] = value - carry * 65536
+    }
+    while (carry > 0) {
+      limbs.push(carry % 65536)
+      carry = Math.floor(carry / 65536)
+    }
+  }
+  const top = limbs.length > 0 && limbs[limbs.length - 1]! < 256 ? 1 : 0
+  const out = new Uint8Array(zeros + limbs.length * 2 - top)
+  let at = out.length
+  for (let limb = 0; limb < limbs.length; limb++) {
+    out[--at] = limbs[limb]! & 0xff
+    if (at > zeros) out[--at] = limbs[limb]! >> 8
+  }
+  return out
+}
+
+/**
+ * Whether a value is a base58 address: 32 to 44 characters that decode to exactly 32 bytes (what
+ * @solana/kit's `isAddress` accepts, without its bigint arithmetic).
+ *
+ * @example
+ * ```ts
+ * isBase58Address('11111111111111111111111111111111') // true
+ * ```
+ */
+export function isBase58Address(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length < 32 || value.length > 44) return false
+  try {
+    return fromBase58(value).length === 32
+  } catch {
+    return false
+  }
+}
 
 class Reader {
   offset = 0

@@ -1,7 +1,7 @@
 import { VerificationFailedError } from '@mppkit/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeTransaction } from './inspect.js'
+import { decodeBase64, decodeTransaction } from './inspect.js'
 import { mintFacts } from './mint.js'
 import { programs } from './programs.js'
 
@@ -116,5 +116,49 @@ describe('decodeTransaction (canonical encoding)', () => {
     expect(() => decodeTransaction(Uint8Array.from([0x81, 0x00, ...bytes.subarray(1)]))).toThrow(
       /could not be decoded/,
     )
+  })
+})
+
+describe('decodeBase64', () => {
+  // The check the server made before (re-encode, compare without trailing '='), as the reference.
+  const reference = (value: string) => {
+    const bytes = new Uint8Array(Buffer.from(value, 'base64'))
+    return Buffer.from(bytes).toString('base64').replace(/=+$/, '') === value.replace(/=+$/, '')
+      ? bytes
+      : undefined
+  }
+  const outcome = (value: string) => {
+    try {
+      return decodeBase64(value)
+    } catch (error) {
+      expect(error).toBeInstanceOf(VerificationFailedError)
+      return undefined
+    }
+  }
+
+  it('accepts and refuses exactly what the re-encoding comparison did (property)', () => {
+    const canonical = fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes).toString('base64'))
+    const padding = fc.constantFrom('', '=', '==', '===')
+    const mangled = fc
+      .tuple(canonical, fc.nat(), fc.constantFrom(...'AQgw+/=Z9'), padding)
+      .map(([text, at, char, pad]) => {
+        const stripped = text.replace(/=+$/, '')
+        const index = stripped.length === 0 ? 0 : at % stripped.length
+        return `${stripped.slice(0, index)}${char}${stripped.slice(index + 1)}${pad}`
+      })
+    const repadded = fc.tuple(canonical, padding).map(([text, pad]) => text.replace(/=+$/, '') + pad)
+    fc.assert(
+      fc.property(fc.oneof(canonical, repadded, mangled), (value) => {
+        expect(outcome(value)).toEqual(reference(value))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('refuses a last digit with stray low bits', () => {
+    expect(() => decodeBase64('QR==')).toThrowErrorMatchingInlineSnapshot(
+      `[VerificationFailedError: The transaction is not canonical base64.]`,
+    )
+    expect(decodeBase64('QQ')).toEqual(new Uint8Array([65]))
   })
 })

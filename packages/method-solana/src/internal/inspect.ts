@@ -94,6 +94,35 @@ export function associatedTokenAddress(owner: string, mint: string, tokenProgram
   return derived
 }
 
+/**
+ * The bytes of a base64 transaction, refused unless the text is their canonical encoding (trailing
+ * '=' aside), so one signed transaction has one accepted spelling.
+ *
+ * @example
+ * ```ts
+ * const decoded = decodeTransaction(decodeBase64(payload.transaction))
+ * ```
+ */
+export function decodeBase64(value: string): Uint8Array {
+  const decoded = Buffer.from(value, 'base64')
+  // Only canonical base64 is accepted (one credential, one encoding): re-encoding the bytes gives the
+  // text back, trailing '=' aside.
+  const again = decoded.toString('base64')
+  if (again.slice(0, unpadded(again)) !== value.slice(0, unpadded(value)))
+    throw new VerificationFailedError({
+      detail: 'The transaction is not canonical base64.',
+      reason: 'invalid-transaction',
+    })
+  return new Uint8Array(decoded)
+}
+
+/** The length of `text` without its trailing '=' characters. */
+function unpadded(text: string): number {
+  let end = text.length
+  while (end > 0 && text.charCodeAt(end - 1) === 61) end--
+  return end
+}
+
 /** One payment leg the transaction must carry. @see draft-solana-charge-00 §"Native SOL Verification" */
 export type Leg = { recipient: string; amount: bigint; destination: string; ataCreationRequired: boolean }
 
@@ -330,9 +359,10 @@ export function assertMemo(memos: readonly string[], request: SolanaChargeReques
 
 /** The UTF-8 texts of a decoded transaction's memo instructions. */
 export function memoTexts(decoded: Decoded): string[] {
-  const text = new TextDecoder('utf-8', { fatal: false })
-  return decoded.instructions.filter((i) => isMemoProgram(i.program)).map((i) => text.decode(i.data))
+  return decoded.instructions.filter((i) => isMemoProgram(i.program)).map((i) => utf8.decode(i.data))
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: false })
 
 function mismatchReason(legs: readonly Leg[], destination: string): string {
   return legs.some((leg) => leg.destination === destination) ? 'amount-mismatch' : 'recipient-mismatch'

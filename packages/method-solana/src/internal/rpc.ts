@@ -85,24 +85,34 @@ const maxAnswerBytes = 16 * 1024 * 1024
 
 function nodePost(url: string): Post {
   const target = new URL(url)
-  // Loaded on first use, so bundles for other runtimes never see node:http.
-  let transport: Promise<{ request: typeof import('node:http').request; agent: import('node:http').Agent }>
+  type Transport = {
+    request: typeof import('node:http').request
+    agent: import('node:http').Agent
+    /** The URL as request options, converted once (node:http would convert it on every call). */
+    options: import('node:http').RequestOptions
+  }
+  // Loaded on first use, so bundles for other runtimes never see node:http; then used synchronously.
+  let loading: Promise<Transport> | undefined
+  let transport: Transport | undefined
   const load = () => {
-    transport ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then(
-      (module) => ({
+    loading ??= Promise.all([
+      target.protocol === 'https:' ? import('node:https') : import('node:http'),
+      import('node:url'),
+    ]).then(([module, { urlToHttpOptions }]) => {
+      transport = {
         request: module.request as typeof import('node:http').request,
         agent: new module.Agent({ keepAlive: true }),
-      }),
-    )
-    return transport
+        options: { ...urlToHttpOptions(target), method: 'POST' },
+      }
+      return transport
+    })
+    return loading
   }
-  const once = async (body: string, timeout: number) => {
-    const { request, agent } = await load()
-    return new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
+  const send = ({ request, agent, options }: Transport, body: string, timeout: number) =>
+    new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
       const call = request(
-        target,
         {
-          method: 'POST',
+          ...options,
           agent,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
@@ -118,7 +128,7 @@ function nodePost(url: string): Post {
             clearTimeout(timer)
             resolve({
               status: response.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString('utf8'),
+              text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'),
               reused: call.reusedSocket,
             })
           })
@@ -136,7 +146,8 @@ function nodePost(url: string): Post {
       call.on('error', fail)
       call.end(body)
     })
-  }
+  const once = (body: string, timeout: number) =>
+    transport ? send(transport, body, timeout) : load().then((loaded) => send(loaded, body, timeout))
   return async (body, timeout) => {
     try {
       return await once(body, timeout)

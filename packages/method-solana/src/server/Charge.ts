@@ -9,6 +9,7 @@ import {
   assertMemo,
   associatedTokenAddress,
   type Decoded,
+  decodeBase64,
   decodeTransaction,
   inspectPayment,
   type Limits,
@@ -491,17 +492,6 @@ function firstSignature(wire: Uint8Array): string {
       reason: 'invalid-transaction',
     })
   return signature
-}
-
-function decodeBase64(value: string): Uint8Array {
-  const bytes = new Uint8Array(Buffer.from(value, 'base64'))
-  // Only canonical base64 is accepted (one credential, one encoding).
-  if (Buffer.from(bytes).toString('base64').replace(/=+$/, '') !== value.replace(/=+$/, ''))
-    throw new VerificationFailedError({
-      detail: 'The transaction is not canonical base64.',
-      reason: 'invalid-transaction',
-    })
-  return bytes
 }
 
 function rejected(error: RpcAnswerError): VerificationFailedError {
