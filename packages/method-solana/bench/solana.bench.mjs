@@ -206,7 +206,7 @@ async function throughput(mode) {
       }
     const ops = await compare(
       { mppkit: submit('mppkit'), mppx: submit('mppx') },
-      { iterations: 40, rounds: 3, prepare: { mppkit: prepare('mppkit'), mppx: prepare('mppx') } },
+      { iterations: 100, rounds: 5, prepare: { mppkit: prepare('mppkit'), mppx: prepare('mppx') } },
     )
     const cpuPer = { mppkit: cpu.mppkit.ms / cpu.mppkit.n, mppx: cpu.mppx.ms / cpu.mppx.n }
     // Where the time goes: the same verifications through a timing proxy (not part of the ops/s).
