@@ -95,14 +95,22 @@ function nodePost(url: string): Post {
   let loading: Promise<Transport> | undefined
   let transport: Transport | undefined
   const load = () => {
-    loading ??= Promise.all([
-      target.protocol === 'https:' ? import('node:https') : import('node:http'),
-      import('node:url'),
-    ]).then(([module, { urlToHttpOptions }]) => {
+    loading ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => {
       transport = {
         request: module.request as typeof import('node:http').request,
         agent: new module.Agent({ keepAlive: true }),
-        options: { ...urlToHttpOptions(target), method: 'POST' },
+        // What node:url's urlToHttpOptions gives (no import of it: only node:http(s) are left out of
+        // browser bundles); an IPv6 host loses its brackets.
+        options: {
+          protocol: target.protocol,
+          hostname: target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname,
+          ...(target.port ? { port: Number(target.port) } : {}),
+          path: `${target.pathname}${target.search}`,
+          ...(target.username || target.password
+            ? { auth: `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}` }
+            : {}),
+          method: 'POST',
+        },
       }
       return transport
     })
