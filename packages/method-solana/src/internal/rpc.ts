@@ -85,42 +85,24 @@ const maxAnswerBytes = 16 * 1024 * 1024
 
 function nodePost(url: string): Post {
   const target = new URL(url)
-  type Transport = {
-    request: typeof import('node:http').request
-    agent: import('node:http').Agent
-    /** The URL as request options, converted once (node:http would convert it on every call). */
-    options: import('node:http').RequestOptions
-  }
-  // Loaded on first use, so bundles for other runtimes never see node:http; then used synchronously.
-  let loading: Promise<Transport> | undefined
-  let transport: Transport | undefined
+  // Loaded on first use, so bundles for other runtimes never see node:http.
+  let transport: Promise<{ request: typeof import('node:http').request; agent: import('node:http').Agent }>
   const load = () => {
-    loading ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => {
-      transport = {
+    transport ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then(
+      (module) => ({
         request: module.request as typeof import('node:http').request,
         agent: new module.Agent({ keepAlive: true }),
-        // What node:url's urlToHttpOptions gives (no import of it: only node:http(s) are left out of
-        // browser bundles); an IPv6 host loses its brackets.
-        options: {
-          protocol: target.protocol,
-          hostname: target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname,
-          ...(target.port ? { port: Number(target.port) } : {}),
-          path: `${target.pathname}${target.search}`,
-          ...(target.username || target.password
-            ? { auth: `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}` }
-            : {}),
-          method: 'POST',
-        },
-      }
-      return transport
-    })
-    return loading
+      }),
+    )
+    return transport
   }
-  const send = ({ request, agent, options }: Transport, body: string, timeout: number) =>
-    new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
+  const once = async (body: string, timeout: number) => {
+    const { request, agent } = await load()
+    return new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
       const call = request(
+        target,
         {
-          ...options,
+          method: 'POST',
           agent,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
@@ -136,7 +118,7 @@ function nodePost(url: string): Post {
             clearTimeout(timer)
             resolve({
               status: response.statusCode ?? 0,
-              text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'),
+              text: Buffer.concat(chunks).toString('utf8'),
               reused: call.reusedSocket,
             })
           })
@@ -154,8 +136,7 @@ function nodePost(url: string): Post {
       call.on('error', fail)
       call.end(body)
     })
-  const once = (body: string, timeout: number) =>
-    transport ? send(transport, body, timeout) : load().then((loaded) => send(loaded, body, timeout))
+  }
   return async (body, timeout) => {
     try {
       return await once(body, timeout)

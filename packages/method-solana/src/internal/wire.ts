@@ -1,95 +1,57 @@
 /**
  * A strict reader of Solana wire transactions (legacy and v0): compact-u16 lengths must be minimal and
  * the bytes must be consumed exactly, so one signed transaction has exactly one accepted encoding.
- * Addresses and signatures come out base58 (a limb-wise encoder, much faster than a bigint one).
+ * Addresses and signatures come out base58 (a byte-wise encoder, much faster than a bigint one).
  */
 
 const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-
-// Limbs of five base-58 digits (58^5 < 2^30) fed 16 bits at a time: every product stays below 2^53,
-// exact in a double, with about a tenth of the steps of a digit-by-digit loop.
-const limbBase = 58 ** 5
 
 /** Base58 of bytes (Bitcoin alphabet), leading zero bytes as '1'. */
 export function toBase58(bytes: Uint8Array): string {
   let zeros = 0
   while (zeros < bytes.length && bytes[zeros] === 0) zeros++
-  // Little-endian limbs of base 58^5; an odd first byte goes in alone.
-  const limbs: number[] = []
-  for (let i = zeros; i < bytes.length; ) {
-    let carry: number
-    let scale: number
-    if ((bytes.length - i) % 2 === 1) {
-      carry = bytes[i]!
-      scale = 256
-      i += 1
-    } else {
-      carry = bytes[i]! * 256 + bytes[i + 1]!
-      scale = 65536
-      i += 2
-    }
-    for (let j = 0; j < limbs.length; j++) {
-      const value = limbs[j]! * scale + carry
-      carry = Math.floor(value / limbBase)
-      limbs[j] = value - carry * limbBase
+  const digits: number[] = []
+  for (let i = zeros; i < bytes.length; i++) {
+    let carry = bytes[i]!
+    for (let j = 0; j < digits.length; j++) {
+      carry += digits[j]! << 8
+      digits[j] = carry % 58
+      carry = (carry / 58) | 0
     }
     while (carry > 0) {
-      const next = Math.floor(carry / limbBase)
-      limbs.push(carry - next * limbBase)
-      carry = next
+      digits.push(carry % 58)
+      carry = (carry / 58) | 0
     }
   }
-  let out = ''
-  for (let j = 0; j < limbs.length; j++) {
-    let value = limbs[j]!
-    const top = j === limbs.length - 1
-    for (let k = 0; k < 5 && (!top || value > 0); k++) {
-      const next = Math.floor(value / 58)
-      out = alphabet[value - next * 58] + out
-      value = next
-    }
-  }
-  return '1'.repeat(zeros) + out
+  let out = '1'.repeat(zeros)
+  for (let i = digits.length - 1; i >= 0; i--) out += alphabet[digits[i]!]
+  return out
 }
 
 const digitOf = new Int8Array(128).fill(-1)
 for (let i = 0; i < alphabet.length; i++) digitOf[alphabet.charCodeAt(i)] = i
 
-const chunkScale = [1, 58, 58 ** 2, 58 ** 3, 58 ** 4, limbBase]
-
 /** Bytes of a base58 string (Bitcoin alphabet), or undefined for a character outside it. */
 export function fromBase58(text: string): Uint8Array | undefined {
   let zeros = 0
   while (zeros < text.length && text.charCodeAt(zeros) === 49) zeros++
-  // Little-endian 16-bit limbs, fed five digits at a time (fewer for the first chunk).
-  const limbs: number[] = []
-  for (let i = zeros; i < text.length; ) {
-    const size = (text.length - i) % 5 || 5
-    let carry = 0
-    for (const end = i + size; i < end; i++) {
-      const code = text.charCodeAt(i)
-      const digit = code < 128 ? digitOf[code]! : -1
-      if (digit < 0) return undefined
-      carry = carry * 58 + digit
-    }
-    const scale = chunkScale[size]!
-    for (let j = 0; j < limbs.length; j++) {
-      const value = limbs[j]! * scale + carry
-      carry = Math.floor(value / 65536)
-      limbs[j] = value - carry * 65536
+  const bytes: number[] = []
+  for (let i = zeros; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    let carry = code < 128 ? digitOf[code]! : -1
+    if (carry < 0) return undefined
+    for (let j = 0; j < bytes.length; j++) {
+      carry += bytes[j]! * 58
+      bytes[j] = carry & 0xff
+      carry >>= 8
     }
     while (carry > 0) {
-      limbs.push(carry % 65536)
-      carry = Math.floor(carry / 65536)
+      bytes.push(carry & 0xff)
+      carry >>= 8
     }
   }
-  const top = limbs.length > 0 && limbs[limbs.length - 1]! < 256 ? 1 : 0
-  const out = new Uint8Array(zeros + limbs.length * 2 - top)
-  let at = out.length
-  for (const limb of limbs) {
-    out[--at] = limb & 0xff
-    if (at > zeros) out[--at] = limb >> 8
-  }
+  const out = new Uint8Array(zeros + bytes.length)
+  for (let i = 0; i < bytes.length; i++) out[out.length - 1 - i] = bytes[i]!
   return out
 }
 
