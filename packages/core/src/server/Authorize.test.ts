@@ -23,14 +23,20 @@ function setup() {
   return { rail, server }
 }
 
+/** A challenge of `route` from `server` and the test rail's payload answering it. */
+async function paying(rail: ReturnType<typeof createTestRail>, server: ReturnType<typeof createServer>) {
+  const { challenges } = await server.issueChallenges({ route, request: call() })
+  const challenge = challenges[0]!.challenge
+  const { payload } = await rail
+    .client()
+    .createPayload({ challenge, request: challenge.request as never, url: '' })
+  return { challenge, payload }
+}
+
 describe('Server.authorizePayment', () => {
   it('pays a base64url token and returns the paid outcome as data', async () => {
     const { rail, server } = setup()
-    const { challenges } = await server.issueChallenges({ route, request: call() })
-    const challenge = challenges[0]!.challenge
-    const { payload } = await rail
-      .client()
-      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const { challenge, payload } = await paying(rail, server)
     const token = Credential.serialize({ challenge, payload })
     const outcome = await server.authorizePayment({ route, request: call(), credential: token })
     expect(outcome.status).toBe('paid')
@@ -48,11 +54,7 @@ describe('Server.authorizePayment', () => {
 
   it('replays a delivered result to a retry with the same idempotency key', async () => {
     const { rail, server } = setup()
-    const { challenges } = await server.issueChallenges({ route, request: call() })
-    const challenge = challenges[0]!.challenge
-    const { payload } = await rail
-      .client()
-      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const { challenge, payload } = await paying(rail, server)
     const input = {
       route,
       request: call(),
@@ -101,11 +103,7 @@ describe('reusable credentials (Method.reusesChallenge)', () => {
 
   it('a resent token still runs verify, settle, expiry and offer checks on every presentation', async () => {
     const { rail, server, calls, advance } = reusable()
-    const { challenges } = await server.issueChallenges({ route, request: call() })
-    const challenge = challenges[0]!.challenge
-    const { payload } = await rail
-      .client()
-      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const { challenge, payload } = await paying(rail, server)
     const token = Credential.serialize({ challenge, payload })
     for (let i = 1; i <= 3; i++) {
       const outcome = await server.authorizePayment({ route, request: call(), credential: token })
@@ -134,11 +132,7 @@ describe('reusable credentials (Method.reusesChallenge)', () => {
 
   it('a token whose id does not bind its challenge is refused every time, never remembered', async () => {
     const { rail, server, calls } = reusable()
-    const { challenges } = await server.issueChallenges({ route, request: call() })
-    const challenge = challenges[0]!.challenge
-    const { payload } = await rail
-      .client()
-      .createPayload({ challenge, request: challenge.request as never, url: '' })
+    const { challenge, payload } = await paying(rail, server)
     const forged = Credential.serialize({
       challenge: {
         ...challenge,
