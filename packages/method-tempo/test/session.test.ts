@@ -76,13 +76,19 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
     return { method, handler, fetcher, served: () => served, payee }
   }
 
-  const payerClients = (index: number, fetcher: typeof fetch, deposit = 10n * price) => {
+  const payerClients = (
+    index: number,
+    fetcher: typeof fetch,
+    deposit = 10n * price,
+    voucherAhead?: number,
+  ) => {
     const sessions = sessionClient({
       account: privateKeyToAccount(devnet.info.accounts[index]!.privateKey),
       rpcUrl: devnet.info.rpcUrl,
       chainId: devnet.info.chainId,
       deposit,
       fetch: fetcher,
+      ...(voucherAhead === undefined ? {} : { voucherAhead }),
     })
     return {
       sessions,
@@ -195,19 +201,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       }
       return fetcher(input, init)
     }) as typeof fetch
-    const sessions = sessionClient({
-      account: privateKeyToAccount(devnet.info.accounts[1]!.privateKey),
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 20n * price,
-      voucherAhead: 5,
-      fetch: watching,
-    })
-    const client = createClient({
-      methods: [sessions],
-      fetch: watching,
-      policy: { maxDeposit: 100n * price },
-    })
+    const { sessions, client } = payerClients(1, watching, 20n * price, 5)
     const receipts: Receipt.Receipt[] = []
     for (let i = 0; i < 12; i++) {
       const response = await client.fetch('https://session.test/r')
