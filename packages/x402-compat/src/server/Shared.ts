@@ -104,25 +104,28 @@ export async function facilitate(
   requirement: Record<string, unknown>,
   timeout: number,
 ): Promise<Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }> {
-  const unavailable = (cause: unknown) =>
-    new ServiceUnavailableError({ detail: 'The x402 facilitator is unavailable.', retryAfter: 1, cause })
-  let verified: Awaited<ReturnType<Facilitator['verify']>>
-  try {
-    verified = await withTimeout(facilitator.verify(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
+  // A call that throws anything but a refusal, or takes longer than `timeout`, is an outage.
+  const call = async <result>(pending: Promise<result>): Promise<result> => {
+    try {
+      return await withTimeout(pending, timeout)
+    } catch (cause) {
+      if (PaymentError.is(cause)) throw cause
+      throw new ServiceUnavailableError({
+        detail: 'The x402 facilitator is unavailable.',
+        retryAfter: 1,
+        cause,
+      })
+    }
   }
+  const verified = await call(facilitator.verify(document, requirement))
   if (!verified.isValid)
     throw new VerificationFailedError({
       detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
       reason: verified.invalidReason ?? 'facilitator-refused',
     })
-  let settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }
-  try {
-    settled = await withTimeout(facilitator.settle(document, requirement), timeout)
-  } catch (cause) {
-    throw PaymentError.is(cause) ? cause : unavailable(cause)
-  }
+  const settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string } = await call(
+    facilitator.settle(document, requirement),
+  )
   if (!settled.success)
     throw new VerificationFailedError({
       detail: `The facilitator could not settle the payment: ${settled.errorReason ?? 'failed'}.`,
