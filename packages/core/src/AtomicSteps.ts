@@ -10,7 +10,11 @@ export type AtomicWrite = { key: string; value: string; ttlMs: number }
 /** A counter is a decimal integer, as every store reads it (`BigInt` alone also takes '', ' 7 ', '0x10'). */
 const decimalInteger = /^-?[0-9]+$/
 
-function counter(value: string | undefined): bigint {
+/**
+ * Parses a stored counter (absent: 0), with the same error as the Redis and PostgreSQL stores for
+ * anything but a decimal integer.
+ */
+export function counter(value: string | undefined): bigint {
   if (value === undefined) return 0n
   if (!decimalInteger.test(value)) throw new InvalidCounterError()
   return BigInt(value)

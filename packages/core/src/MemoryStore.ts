@@ -1,11 +1,8 @@
-import { runAtomicSteps } from './AtomicSteps.js'
-import { ConfigurationError, InvalidCounterError, StoreUnavailableError } from './Errors.js'
+import { counter, runAtomicSteps } from './AtomicSteps.js'
+import { ConfigurationError, StoreUnavailableError } from './Errors.js'
 import type { AtomicResult, AtomicStep, IncrementOptions, IncrementResult, Store } from './Store.js'
 
 type Entry = { value: string; expiresAt: number }
-
-/** A counter is a decimal integer, as every store reads it (`BigInt` alone also takes '', ' 7 ', '0x10'). */
-const decimalInteger = /^-?[0-9]+$/
 
 /** Options of {@link MemoryStore}. */
 export type MemoryStoreOptions = {
@@ -114,7 +111,7 @@ export class MemoryStore implements Store {
 
   async increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult> {
     const now = this.#now()
-    const current = counter(this.#live(key, now)?.value ?? '0')
+    const current = counter(this.#live(key, now)?.value)
     const value = current + delta
     if (
       (options.max !== undefined && value > options.max) ||
@@ -143,10 +140,4 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.#entries.clear()
   }
-}
-
-/** Parses a stored counter, with the same error as the Redis and PostgreSQL stores for anything else. */
-function counter(value: string): bigint {
-  if (!decimalInteger.test(value)) throw new InvalidCounterError()
-  return BigInt(value)
 }
