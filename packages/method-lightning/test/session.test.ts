@@ -230,6 +230,37 @@ describe('sessionServer', () => {
     await server.close()
   })
 
+  it('closing the server waits for the idle sweep in flight, which frees its lease for the other processes', async () => {
+    let sweeping!: () => void
+    const inSweep = new Promise<void>((resolve) => {
+      sweeping = resolve
+    })
+    const lockKeys = new Set<string>()
+    // A Store slow to read the index, so that the server closes while a sweep holds the lease.
+    class SlowIndexStore extends MemoryStore {
+      override async get(key: string) {
+        if (key.includes('idle:slot:')) {
+          sweeping()
+          await new Promise((resolve) => setTimeout(resolve, 300))
+        }
+        return super.get(key)
+      }
+      override async putIfAbsent(key: string, value: string, ttlMs: number) {
+        if (key.includes('idle:lock')) lockKeys.add(key)
+        return super.putIfAbsent(key, value, ttlMs)
+      }
+    }
+    const store = new SlowIndexStore()
+    const { handler, server } = setup({ store, options: { idleTimeoutSeconds: 60, idleCheckIntervalMs: 50 } })
+    const { client } = newClient(handler)
+    expect((await client.fetch(url)).status).toBe(200)
+    await inSweep
+    await server.close()
+    // Released by the time close resolves (a process exits right after): not held until the lease expires.
+    expect(lockKeys.size).toBe(1)
+    expect(await store.get([...lockKeys][0]!)).toBe('free')
+  })
+
   it('reports a failed refund to the server onError by default, without preimage or invoice', async () => {
     const errors: unknown[] = []
     const { handler, server } = setup({ errors })

@@ -116,12 +116,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
     }
     return state
   }
-  const closers: Array<() => void> = []
+  const closers: Array<() => Promise<void>> = []
 
   // The idle sweep walks the Store's index of open sessions, so it finds the sessions of every server
   // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
   // session's status, so exactly one refund is attempted whichever processes race for it.
-  const sweep = async ({ sessions }: ServerState) => {
+  const sweep = async ({ sessions }: ServerState, signal?: AbortSignal) => {
     await sessions.index.sweep(async (id) => {
       const record = await sessions.get(id)
       if (record?.status !== 'open') return 'drop'
@@ -131,7 +131,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
       await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
       return 'drop'
-    })
+    }, signal)
   }
   const sweepIdle = async () => {
     for (const state of states.values()) await sweep(state)
@@ -231,24 +231,29 @@ export function sessionServer(options: SessionOptions): SessionServer {
       state.signal = context.signal
       state.realm = context.realm
       const interval = options.idleCheckIntervalMs ?? Math.min(30_000, (idleSeconds * 1000) / 10)
-      let running = false
+      // The sweep in flight, if any: closing waits for it (it stops after its current batch), so that the
+      // Store is still open when it releases its lease. A process that closed its Store under a running
+      // sweep would leave the lease held, and every other process unable to sweep, until it expired.
+      let running: Promise<void> | undefined
       const timer = setInterval(() => {
         if (running) return
-        running = true
-        sweep(state)
+        running = sweep(state, context.signal)
           .catch((error) => context.report(error))
           .finally(() => {
-            running = false
+            running = undefined
           })
       }, interval)
       timer.unref?.()
-      const stop = () => clearInterval(timer)
-      context.signal.addEventListener('abort', stop, { once: true })
+      const stop = async () => {
+        clearInterval(timer)
+        await running
+      }
+      context.signal.addEventListener('abort', () => void stop(), { once: true })
       closers.push(stop)
     },
 
-    close() {
-      for (const stop of closers.splice(0)) stop()
+    async close() {
+      await Promise.all(closers.splice(0).map((stop) => stop()))
     },
 
     async prepare({ request, expires, httpRequest, realm }): Promise<LightningSessionRequest> {

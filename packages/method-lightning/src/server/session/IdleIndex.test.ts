@@ -70,4 +70,25 @@ describe('IdleIndex', () => {
     await store.set('idle:at:s1', String(slot), 60_000)
     expect((await sweep(index, new Set())).visited).toEqual(['s1'])
   })
+
+  it('stops an aborted sweep after its batch and frees the lease; the next sweep, anywhere, visits the rest', async () => {
+    const store = new MemoryStore()
+    const [a, b] = [new IdleIndex(store, { ttlMs: 60_000 }), new IdleIndex(store, { ttlMs: 60_000 })]
+    for (const id of ids(100)) await a!.add(id)
+    const closing = new AbortController()
+    const first: string[] = []
+    expect(
+      await a!.sweep(async (id) => {
+        first.push(id)
+        closing.abort()
+        return 'drop'
+      }, closing.signal),
+    ).toBe(true)
+    // One batch of 32 visited (and dropped); the lease is free at once, not after its 60 s.
+    expect(first).toHaveLength(32)
+    expect(await store.get('idle:lock')).toBe('free')
+    const { swept, visited } = await sweep(b!, new Set())
+    expect(swept).toBe(true)
+    expect(visited).toEqual(ids(100).filter((id) => !first.includes(id)).sort())
+  })
 })

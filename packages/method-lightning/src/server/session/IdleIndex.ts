@@ -45,9 +45,12 @@ export class IdleIndex {
 
   /**
    * Visits every indexed session once (unless another process holds the sweep lease: then nothing, and
-   * false). `visit` decides whether the session stays indexed.
+   * false). `visit` decides whether the session stays indexed. When `signal` aborts (the server is
+   * closing), the sweep stops after the batch in progress, leaves `idle:low` where it was (the next sweep,
+   * in any process, visits what this one did not) and releases the lease, so that a closing process never
+   * keeps the others from sweeping until the lease expires.
    */
-  async sweep(visit: (id: string) => Promise<Verdict>): Promise<boolean> {
+  async sweep(visit: (id: string) => Promise<Verdict>, signal?: AbortSignal): Promise<boolean> {
     const { store } = this
     const { ttlMs } = this.options
     const token = randomBytes(9).toString('base64url')
@@ -68,6 +71,7 @@ export class IdleIndex {
       const kept: Array<{ slot: bigint; id: string }> = []
       let pending = end + 1n
       for (let start = low; start <= end; start += BigInt(batch)) {
+        if (signal?.aborted) return true
         const slots: bigint[] = []
         for (let slot = start; slot <= end && slot < start + BigInt(batch); slot++) slots.push(slot)
         await Promise.all(
