@@ -89,6 +89,10 @@ describe('IdleIndex', () => {
     expect(await store.get('idle:lock')).toBe('free')
     const { swept, visited } = await sweep(b!, new Set())
     expect(swept).toBe(true)
-    expect(visited).toEqual(ids(100).filter((id) => !first.includes(id)).sort())
+    expect(visited).toEqual(
+      ids(100)
+        .filter((id) => !first.includes(id))
+        .sort(),
+    )
   })
 })
