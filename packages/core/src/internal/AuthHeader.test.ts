@@ -47,11 +47,13 @@ describe('parseChallenges', () => {
   it('parses a megabyte of adversarial input in linear time', () => {
     // Growth, not a wall-clock bound (the machine may be busy): 16x the input must cost well under the
     // 256x a quadratic tokenizer needs (linear shapes measure 2-25x here, string building and GC
-    // included). A small floor keeps timer resolution out of the ratio.
+    // included). A small floor keeps timer resolution out of the ratio. A busy machine can still
+    // disturb all runs of one size, so a shape gets three tries: a quadratic tokenizer fails every one.
     for (const [name, shape] of Object.entries(adversarial)) {
-      const small = Math.max(fastest(shape(megabyte / 16)), 0.5)
-      const large = fastest(shape(megabyte))
-      expect([name, large / small < 80]).toEqual([name, true])
+      const growth = () => fastest(shape(megabyte)) / Math.max(fastest(shape(megabyte / 16)), 0.5)
+      let ratios = [growth()]
+      while (ratios.length < 3 && ratios.at(-1)! >= 80) ratios = [...ratios, growth()]
+      expect([name, ratios.map(Math.round), ratios.at(-1)! < 80]).toEqual([name, expect.any(Array), true])
     }
   })
   it('never throws, and each parameter value appears in the input once unescaped (property)', () => {
