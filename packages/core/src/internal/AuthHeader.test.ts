@@ -11,6 +11,7 @@ const adversarial: Record<string, (size: number) => string> = {
   padding: (n) => `Payment a${'='.repeat(n)}x`,
   params: (n) => `Payment ${'a=1 '.repeat(n / 4)}`,
   escapes: (n) => `Payment a="${'\\"'.repeat(n / 2)}`,
+  closedEscapes: (n) => `Payment a="${'\\"'.repeat(n / 2 - 1)}"`,
   unicodeEscapes: (n) => `Payment a="${'\\u2615'.repeat(Math.floor(n / 6))}"`,
   commas: (n) => `Payment ${', '.repeat(n / 2)}`,
   lists: (n) => 'Payment a=b, '.repeat(Math.floor(n / 13)),
@@ -45,15 +46,12 @@ describe('parseChallenges', () => {
     expect(Object.fromEntries(c!.params)).toEqual({ a: 'x"y\\z', b: '€é🚀', c: 'u26', d: 'tok' })
   })
   it('parses a megabyte of adversarial input in linear time', () => {
-    // Growth, not a wall-clock bound (the machine may be busy): 16x the input must cost well under the
-    // 256x a quadratic tokenizer needs (linear shapes measure 2-25x here, string building and GC
-    // included). A small floor keeps timer resolution out of the ratio. A busy machine can still
-    // disturb all runs of one size, so a shape gets three tries: a quadratic tokenizer fails every one.
+    // A megabyte takes 10-200 ms on every shape here; a tokenizer that rescans (quadratic) needs ~10^11
+    // steps on it, minutes. A wall-clock bound that far from both holds on a busy machine, where the
+    // growth between two sizes did not: the garbage collector's share grows with the heap under load.
     for (const [name, shape] of Object.entries(adversarial)) {
-      const growth = () => fastest(shape(megabyte)) / Math.max(fastest(shape(megabyte / 16)), 0.5)
-      let ratios = [growth()]
-      while (ratios.length < 3 && ratios.at(-1)! >= 80) ratios = [...ratios, growth()]
-      expect([name, ratios.map(Math.round), ratios.at(-1)! < 80]).toEqual([name, expect.any(Array), true])
+      const ms = fastest(shape(megabyte))
+      expect([name, ms < 1500, Math.round(ms)]).toEqual([name, true, expect.any(Number)])
     }
   })
   it('never throws, and each parameter value appears in the input once unescaped (property)', () => {

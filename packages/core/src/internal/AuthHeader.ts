@@ -26,7 +26,24 @@ const table = (chars: string) => {
 const alnum = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 const tcharTable = table(`!#$%&'*+-.^_\`|~${alnum}`)
 const token68Table = table(`-._~+/${alnum}`)
-const hex4 = /^[0-9A-Fa-f]{4}$/
+/** The value of the four hex digits at `at`, or -1. */
+function hex4At(input: string, at: number): number {
+  let value = 0
+  for (let j = at; j < at + 4; j++) {
+    const c = input.charCodeAt(j)
+    const digit =
+      c >= 0x30 && c <= 0x39
+        ? c - 0x30
+        : c >= 0x41 && c <= 0x46
+          ? c - 0x37
+          : c >= 0x61 && c <= 0x66
+            ? c - 0x57
+            : -1
+    if (digit < 0) return -1
+    value = value * 16 + digit
+  }
+  return value
+}
 // Shared empty values for challenges without parameters (replaced, never written to): a value that is
 // a long run of bare schemes then allocates one object per scheme, not three.
 const noParams: Map<string, string> = new Map()
@@ -66,34 +83,49 @@ export function parseChallenges(input: string): RawChallenge[] {
   // so a `\u` followed by four hex digits is never a quoted-pair of `u` from those writers.)
   const readQuoted = (): string | undefined => {
     i++ // opening quote
-    let value = ''
-    let start = i
+    // Find the closing quote first (a quoted-pair is two characters; `\uXXXX`'s hex digits are neither
+    // a quote nor a backslash): an unterminated value is refused without building anything.
+    const start = i
+    let escaped = false
     while (i < n) {
       const c = input.charCodeAt(i)
+      if (c === 0x22 /* " */) break
       if (c === 0x5c /* \ */) {
-        if (i + 1 >= n) {
-          i = n
-          return undefined
-        }
-        value += input.slice(start, i)
-        if (input[i + 1] === 'u' && hex4.test(input.slice(i + 2, i + 6))) {
-          value += String.fromCharCode(Number.parseInt(input.slice(i + 2, i + 6), 16))
-          i += 6
-        } else {
-          value += input[i + 1]
-          i += 2
-        }
-        start = i
+        escaped = true
+        i += 2
+      } else i++
+    }
+    if (i >= n) {
+      i = n
+      return undefined
+    }
+    const end = i
+    i++ // closing quote
+    if (!escaped) return input.slice(start, end)
+    // One code unit per character or escape, into one buffer (no string per escape: a megabyte of
+    // escapes stays linear, without garbage for the collector). Lone surrogates stay as written.
+    const units = new Uint16Array(end - start)
+    let k = 0
+    for (let j = start; j < end; ) {
+      const c = input.charCodeAt(j)
+      if (c !== 0x5c /* \ */) {
+        units[k++] = c
+        j++
         continue
       }
-      if (c === 0x22 /* " */) {
-        value += input.slice(start, i)
-        i++
-        return value
+      const unit = input.charCodeAt(j + 1) === 0x75 /* u */ && j + 6 <= end ? hex4At(input, j + 2) : -1
+      if (unit >= 0) {
+        units[k++] = unit
+        j += 6
+      } else {
+        units[k++] = input.charCodeAt(j + 1)
+        j += 2
       }
-      i++
     }
-    return undefined
+    let value = ''
+    for (let from = 0; from < k; from += 8192)
+      value += String.fromCharCode(...units.subarray(from, Math.min(k, from + 8192)))
+    return value
   }
   // Skips to the next top-level comma (outside quotes), leaving i on it (or at the end).
   const skipToComma = () => {
