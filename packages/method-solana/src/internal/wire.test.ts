@@ -10,7 +10,7 @@ describe('base58', () => {
       // Runs of leading zero bytes now and then (each is a leading '1').
       fc.property(
         fc
-          .tuple(fc.nat({ max: 3 }), fc.uint8Array({ maxLength: 64 }))
+          .tuple(fc.nat({ max: 3 }), fc.uint8Array({ maxLength: 80 }))
           .map(([zeros, rest]) => new Uint8Array([...new Uint8Array(zeros), ...rest])),
         (bytes) => {
           const text = toBase58(bytes)
@@ -18,6 +18,19 @@ describe('base58', () => {
           expect(fromBase58(text)).toEqual(bytes)
         },
       ),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('encodes a range of a buffer as its own bytes (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(), fc.nat(), (bytes, a, b) => {
+        const [start, end] = [a % (bytes.length + 1), b % (bytes.length + 1)].sort((x, y) => x - y) as [
+          number,
+          number,
+        ]
+        expect(toBase58(bytes, start, end)).toBe(toBase58(bytes.slice(start, end)))
+      }),
       { numRuns: 2000 },
     )
   })
