@@ -1,7 +1,7 @@
 import { getBase58Decoder, isAddress } from '@solana/kit'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { fromBase58, isBase58Address, toBase58 } from './wire.js'
+import { fromBase58, isBase58Address, keyToBase58, toBase58 } from './wire.js'
 
 describe('base58', () => {
   it('round-trips bytes and agrees with @solana/kit (property)', () => {
@@ -31,6 +31,25 @@ describe('base58', () => {
         ]
         expect(toBase58(bytes, start, end)).toBe(toBase58(bytes.slice(start, end)))
       }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('remembered keys come out as their own bytes, also after the buffer changed (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 48 }),
+        fc.nat(),
+        fc.nat(255),
+        (bytes, at, flip) => {
+          const start = at % (bytes.length - 31)
+          const expected = toBase58(bytes.slice(start, start + 32))
+          expect(keyToBase58(bytes, start)).toBe(expected)
+          expect(keyToBase58(bytes, start)).toBe(expected)
+          bytes[start + (flip % 32)] ^= flip || 1
+          expect(keyToBase58(bytes, start)).toBe(toBase58(bytes.slice(start, start + 32)))
+        },
+      ),
       { numRuns: 2000 },
     )
   })

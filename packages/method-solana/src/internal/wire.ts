@@ -49,6 +49,27 @@ export function toBase58(bytes: Uint8Array, start = 0, end = bytes.length): stri
   return out
 }
 
+// Keys repeat from one transaction to the next (programs, mints, recipients, payers): their base58 is
+// remembered, found by a hash of the 32 bytes and then compared byte for byte.
+const keyCache = new Map<number, { bytes: Uint8Array; text: string }>()
+const keyCacheLimit = 4096
+
+/** Base58 of the 32-byte key at `start` of `bytes` (remembered). */
+export function keyToBase58(bytes: Uint8Array, start: number): string {
+  let hash = 0x811c9dc5
+  for (let i = start; i < start + 32; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193)
+  const known = keyCache.get(hash)
+  if (known !== undefined) {
+    let same = true
+    for (let i = 0; i < 32 && same; i++) same = known.bytes[i] === bytes[start + i]
+    if (same) return known.text
+  }
+  const text = toBase58(bytes, start, start + 32)
+  if (keyCache.size >= keyCacheLimit) keyCache.clear()
+  keyCache.set(hash, { bytes: bytes.slice(start, start + 32), text })
+  return text
+}
+
 function leadingOnes(text: string): number {
   let count = 0
   while (count < text.length && text.charCodeAt(count) === 49) count++
@@ -145,7 +166,7 @@ export function readTransaction(bytes: Uint8Array): WireTransaction {
   const key = () => {
     need(32)
     offset += 32
-    return toBase58(bytes, offset - 32, offset)
+    return keyToBase58(bytes, offset - 32)
   }
   const signatureCount = compact()
   const signatures: Uint8Array[] = []
