@@ -63,6 +63,7 @@ describe('base58', () => {
     fc.assert(
       fc.property(fc.oneof(near, keys, fc.string()), (value) => {
         expect(isBase58Address(value)).toBe(isAddress(value))
+        expect(isBase58Address(value)).toBe(isAddress(value)) // remembered when valid
       }),
       { numRuns: 2000 },
     )

@@ -103,13 +103,20 @@ export function fromBase58(text: string): Uint8Array | undefined {
   return out
 }
 
+// Schemas check the same mints and recipients on every request: valid addresses are remembered.
+const validAddresses = new Set<string>()
+
 /**
  * Whether a string is a base58 public key: 32 to 44 characters decoding to exactly 32 bytes (what
  * `@solana/kit`'s `isAddress` accepts, without its bigint arithmetic).
  */
 export function isBase58Address(value: unknown): value is string {
   if (typeof value !== 'string' || value.length < 32 || value.length > 44) return false
-  return fromBase58(value)?.length === 32
+  if (validAddresses.has(value)) return true
+  if (fromBase58(value)?.length !== 32) return false
+  if (validAddresses.size >= keyCacheLimit) validAddresses.clear()
+  validAddresses.add(value)
+  return true
 }
 
 /** What {@link readTransaction} returns; `undefined` fields never occur (a bad input throws). */
