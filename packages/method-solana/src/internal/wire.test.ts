@@ -46,7 +46,8 @@ describe('base58', () => {
           const expected = toBase58(bytes.slice(start, start + 32))
           expect(keyToBase58(bytes, start)).toBe(expected)
           expect(keyToBase58(bytes, start)).toBe(expected)
-          bytes[start + (flip % 32)] ^= flip || 1
+          const changed = start + (flip % 32)
+          bytes[changed] = bytes[changed]! ^ (flip || 1)
           expect(keyToBase58(bytes, start)).toBe(toBase58(bytes.slice(start, start + 32)))
         },
       ),
