@@ -1,7 +1,9 @@
 import { VerificationFailedError } from '@mppkit/core'
+import { generateKeyPairSigner } from '@solana/kit'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeBase64, decodeTransaction } from './inspect.js'
+import type { SolanaChargeRequest } from '../Methods.js'
+import { associatedTokenAddress, decodeBase64, decodeTransaction, expectedLegs } from './inspect.js'
 import { mintFacts } from './mint.js'
 import { programs } from './programs.js'
 
@@ -160,5 +162,30 @@ describe('decodeBase64', () => {
       `[VerificationFailedError: The transaction is not canonical base64.]`,
     )
     expect(decodeBase64('QQ')).toEqual(new Uint8Array([65]))
+  })
+})
+
+describe('expectedLegs', () => {
+  it('gives the same legs with and without a promise once the ATAs were derived', async () => {
+    // Fresh keys: nothing about them is remembered yet.
+    const [mint, recipient, split] = await Promise.all(
+      [0, 1, 2].map(async () => String((await generateKeyPairSigner()).address)),
+    )
+    const request = {
+      amount: '1000',
+      currency: mint!,
+      recipient: recipient!,
+      methodDetails: { decimals: 6, splits: [{ recipient: split!, amount: '100' }] },
+    } as SolanaChargeRequest
+    const first = expectedLegs(request, programs.token)
+    expect(first).toBeInstanceOf(Promise)
+    const derived = await first
+    const again = expectedLegs(request, programs.token)
+    expect(Array.isArray(again)).toBe(true)
+    expect(again).toEqual(derived)
+    expect(derived.map((leg) => [leg.amount, leg.destination])).toEqual([
+      [900n, await associatedTokenAddress(recipient!, mint!, programs.token)],
+      [100n, await associatedTokenAddress(split!, mint!, programs.token)],
+    ])
   })
 })

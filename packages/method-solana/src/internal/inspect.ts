@@ -65,6 +65,8 @@ const readU32 = (data: Uint8Array, offset: number) =>
 // Derivations are pure (same owner, mint and program: same address) and cost two base58 decodes, a
 // SHA-256 per bump and curve checks, so they are remembered; the map is bounded by clearing it.
 const ataCache = new Map<string, Promise<string>>()
+/** Derivations that completed, read without a promise (same bound). */
+const ataKnown = new Map<string, string>()
 const ataCacheLimit = 4096
 
 /**
@@ -87,7 +89,11 @@ export function associatedTokenAddress(owner: string, mint: string, tokenProgram
       encode.encode(address(tokenProgram)),
       encode.encode(address(mint)),
     ],
-  }).then(([ata]) => String(ata))
+  }).then(([ata]) => {
+    if (ataKnown.size >= ataCacheLimit) ataKnown.clear()
+    ataKnown.set(key, String(ata))
+    return String(ata)
+  })
   if (ataCache.size >= ataCacheLimit) ataCache.clear()
   ataCache.set(key, derived)
   derived.catch(() => ataCache.delete(key))
@@ -126,8 +132,14 @@ function unpadded(text: string): number {
 /** One payment leg the transaction must carry. @see draft-solana-charge-00 §"Native SOL Verification" */
 export type Leg = { recipient: string; amount: bigint; destination: string; ataCreationRequired: boolean }
 
-/** The legs of a request: the primary remainder first, then each split (never aggregated). */
-export async function expectedLegs(request: SolanaChargeRequest, tokenProgram: string | undefined) {
+/**
+ * The legs of a request: the primary remainder first, then each split (never aggregated). Without a
+ * promise when every destination ATA was derived before (the usual case: the same recipients).
+ */
+export function expectedLegs(
+  request: SolanaChargeRequest,
+  tokenProgram: string | undefined,
+): Leg[] | Promise<Leg[]> {
   const splits = request.methodDetails?.splits ?? []
   // "Compute the primary payment amount as the top-level `amount` minus the sum of all `splits`"
   const primary = BigInt(request.amount) - splits.reduce((sum, split) => sum + BigInt(split.amount), 0n)
@@ -140,6 +152,11 @@ export async function expectedLegs(request: SolanaChargeRequest, tokenProgram: s
     })),
   ]
   const sol = request.currency === 'sol'
+  const known = entries.map((entry) =>
+    sol ? entry.recipient : ataKnown.get(`${entry.recipient}:${request.currency}:${tokenProgram}`),
+  )
+  if (known.every((destination) => destination !== undefined))
+    return entries.map((entry, i) => ({ ...entry, destination: known[i]! }))
   return Promise.all(
     entries.map(
       async (entry): Promise<Leg> => ({
@@ -212,7 +229,8 @@ export async function inspectPayment(
   if (!sponsored && details.feePayer === true)
     fail('The challenge is fee-sponsored but this server pays no fees.', 'fee-payer-mismatch')
   if (strict && decoded.numSigners > 2) fail('The transaction asks for extra signers.', 'unexpected-signer')
-  const legs = await expectedLegs(request, options.tokenProgram)
+  const expected = expectedLegs(request, options.tokenProgram)
+  const legs = Array.isArray(expected) ? expected : await expected
   const matched = new Array<boolean>(legs.length).fill(false)
   const authorities = new Set<string>()
   const created = new Set<string>()

@@ -85,19 +85,22 @@ const maxAnswerBytes = 16 * 1024 * 1024
 
 function nodePost(url: string): Post {
   const target = new URL(url)
-  // Loaded on first use, so bundles for other runtimes never see node:http.
-  let transport: Promise<{ request: typeof import('node:http').request; agent: import('node:http').Agent }>
+  // Loaded on first use, so bundles for other runtimes never see node:http; then used without an await.
+  type Transport = { request: typeof import('node:http').request; agent: import('node:http').Agent }
+  let loaded: Transport | undefined
+  let loading: Promise<Transport> | undefined
   const load = () => {
-    transport ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then(
-      (module) => ({
+    loading ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => {
+      loaded = {
         request: module.request as typeof import('node:http').request,
         agent: new module.Agent({ keepAlive: true }),
-      }),
-    )
-    return transport
+      }
+      return loaded
+    })
+    return loading
   }
   const once = async (body: string, timeout: number) => {
-    const { request, agent } = await load()
+    const { request, agent } = loaded ?? (await load())
     return new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
       const call = request(
         target,
@@ -118,7 +121,7 @@ function nodePost(url: string): Post {
             clearTimeout(timer)
             resolve({
               status: response.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString('utf8'),
+              text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'),
               reused: call.reusedSocket,
             })
           })

@@ -198,7 +198,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     })
   }
 
-  /** Fetches a landed transaction at the configured commitment (null: not found or not yet there). */
+  /**
+   * Fetches a landed transaction at the configured commitment (null: not found or not yet there).
+   * The spec fetches it "with `jsonParsed` encoding"; `base64` carries the same transaction and the
+   * same meta (status, token balances), is the smallest answer for the node to build, and the wire
+   * bytes are decoded here by the strict reader that checks pull transactions.
+   */
   const fetchLanded = (signature: string) =>
     guard(() =>
       rpc<LandedTransaction | null>('getTransaction', [
