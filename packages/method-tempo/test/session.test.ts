@@ -38,6 +38,16 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       args: [owner],
     })
   const onChain = (channelId: Hex) => readChannel(devnet.info, channelId)
+  /** The receipts of `count` requests the client pays one after another (each must be served). */
+  const paidReceipts = async (client: { fetch: typeof fetch }, count: number) => {
+    const receipts: Receipt.Receipt[] = []
+    for (let i = 0; i < count; i++) {
+      const response = await client.fetch('https://session.test/r')
+      expect(response.status, await response.clone().text()).toBe(200)
+      receipts.push(Receipt.parse(response.headers.get('payment-receipt')!))
+    }
+    return receipts
+  }
 
   function setup(
     options: { unitsPerRequest?: number; sse?: boolean; server?: Partial<SessionOptions> } = {},
@@ -102,12 +112,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
     const { sessions, client } = payerClients(1, fetcher)
     const payeeBefore = await balance(payee.address)
     const payerBefore = await balance(payerAddress)
-    const receipts: Receipt.Receipt[] = []
-    for (let i = 0; i < 3; i++) {
-      const response = await client.fetch('https://session.test/r')
-      expect(response.status, await response.clone().text()).toBe(200)
-      receipts.push(Receipt.parse(response.headers.get('payment-receipt')!))
-    }
+    const receipts = await paidReceipts(client, 3)
     expect(served()).toBe(3)
     const channelId = receipts[0]!.reference as Hex
     expect(receipts.map((r) => r.spent)).toEqual(['1000', '2000', '3000'])
@@ -202,12 +207,7 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
       return fetcher(input, init)
     }) as typeof fetch
     const { sessions, client } = payerClients(1, watching, 20n * price, 5)
-    const receipts: Receipt.Receipt[] = []
-    for (let i = 0; i < 12; i++) {
-      const response = await client.fetch('https://session.test/r')
-      expect(response.status, await response.clone().text()).toBe(200)
-      receipts.push(Receipt.parse(response.headers.get('payment-receipt')!))
-    }
+    const receipts = await paidReceipts(client, 12)
     expect(served()).toBe(12)
     // Request 1 opens with a voucher for itself; 2–6, 7–11 and 12– each start a voucher for 5 requests.
     expect(receipts.map((r) => r.spent)).toEqual(Array.from({ length: 12 }, (_, i) => String((i + 1) * 1000)))
