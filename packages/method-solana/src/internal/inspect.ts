@@ -63,11 +63,17 @@ const readU32 = (data: Uint8Array, offset: number) =>
   new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(offset, true)
 
 // Derivations are pure (same owner, mint and program: same address) and cost two base58 decodes, a
-// SHA-256 per bump and curve checks, so they are remembered; the map is bounded by clearing it.
-const ataCache = new Map<string, Promise<string>>()
-/** Derivations that completed, read without a promise (same bound). */
-const ataKnown = new Map<string, string>()
+// SHA-256 per bump and curve checks, so they are remembered (the derivation in flight, then its
+// address); the map is bounded by clearing it.
+const ataCache = new Map<string, string | Promise<string>>()
 const ataCacheLimit = 4096
+const ataKey = (owner: string, mint: string, tokenProgram: string) => `${owner}:${mint}:${tokenProgram}`
+
+/** The associated token account when its derivation already completed, without a promise. */
+function knownTokenAddress(owner: string, mint: string, tokenProgram: string): string | undefined {
+  const cached = ataCache.get(ataKey(owner, mint, tokenProgram))
+  return typeof cached === 'string' ? cached : undefined
+}
 
 /**
  * The associated token account of an owner for a mint under a token program (memoized).
@@ -78,9 +84,9 @@ const ataCacheLimit = 4096
  * ```
  */
 export function associatedTokenAddress(owner: string, mint: string, tokenProgram: string): Promise<string> {
-  const key = `${owner}:${mint}:${tokenProgram}`
+  const key = ataKey(owner, mint, tokenProgram)
   const cached = ataCache.get(key)
-  if (cached) return cached
+  if (cached !== undefined) return typeof cached === 'string' ? Promise.resolve(cached) : cached
   const encode = getAddressEncoder()
   const derived = getProgramDerivedAddress({
     programAddress: address(programs.associatedToken),
@@ -90,9 +96,9 @@ export function associatedTokenAddress(owner: string, mint: string, tokenProgram
       encode.encode(address(mint)),
     ],
   }).then(([ata]) => {
-    if (ataKnown.size >= ataCacheLimit) ataKnown.clear()
-    ataKnown.set(key, String(ata))
-    return String(ata)
+    const text = String(ata)
+    if (ataCache.get(key) === derived) ataCache.set(key, text)
+    return text
   })
   if (ataCache.size >= ataCacheLimit) ataCache.clear()
   ataCache.set(key, derived)
@@ -153,7 +159,7 @@ export function expectedLegs(
   ]
   const sol = request.currency === 'sol'
   const known = entries.map((entry) =>
-    sol ? entry.recipient : ataKnown.get(`${entry.recipient}:${request.currency}:${tokenProgram}`),
+    sol ? entry.recipient : knownTokenAddress(entry.recipient, request.currency, tokenProgram!),
   )
   if (known.every((destination) => destination !== undefined))
     return entries.map((entry, i) => ({ ...entry, destination: known[i]! }))
