@@ -193,8 +193,8 @@ export async function buildPage(outdir = join(app, 'dist')) {
     target: 'es2022',
     minify: true,
     define: { 'process.env.NODE_ENV': '"production"' },
-    // @mppkit/method-solana's RPC loads node:http(s) lazily, on Node only (the page uses fetch).
-    external: ['node:http', 'node:https'],
+    // @mppkit/method-solana's RPC loads node:net and node:tls lazily, on Node only (the page uses fetch).
+    external: ['node:net', 'node:tls'],
     metafile: true,
     write: false,
     logLevel: 'silent',

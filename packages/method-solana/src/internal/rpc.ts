@@ -1,4 +1,5 @@
 import { ServiceUnavailableError } from '@mppkit/core/client'
+import { http1Post, type Post } from './http1.js'
 
 /** A JSON-RPC error answer of the node (a definite answer, not an outage). */
 export class RpcAnswerError extends Error {
@@ -20,13 +21,11 @@ export class RpcUnavailableError extends Error {
 /** A minimal Solana JSON-RPC caller: one POST per call, a timeout, outages told apart from answers. */
 export type Rpc = <T = unknown>(method: string, params: unknown[]) => Promise<T>
 
-/** One HTTP POST of a JSON body: the status and the body text, or a thrown transport failure. */
-type Post = (body: string, timeout: number) => Promise<{ status: number; text: string }>
-
 /**
- * Creates a JSON-RPC caller for a Solana node URL. Without `fetchImpl`, on Node it posts through
- * `node:http(s)` with a keep-alive agent (about a millisecond less per call than `fetch`, which matters
- * when a verification is two or three calls); elsewhere, or with `fetchImpl`, it uses `fetch`.
+ * Creates a JSON-RPC caller for a Solana node URL. Without `fetchImpl`, on Node it posts through a
+ * keep-alive HTTP/1.1 client on `node:net`/`node:tls` (`http1Post`: about 0.5 ms less per call
+ * than `fetch` and 0.1 ms less than `node:http`, which matters when a verification waits on one call);
+ * elsewhere, or with `fetchImpl`, it uses `fetch`.
  *
  * @example
  * ```ts
@@ -85,73 +84,17 @@ const maxAnswerBytes = 16 * 1024 * 1024
 
 function nodePost(url: string): Post {
   const target = new URL(url)
-  // Loaded on first use, so bundles for other runtimes never see node:http; then used without an await.
-  type Transport = { request: typeof import('node:http').request; agent: import('node:http').Agent }
-  let loaded: Transport | undefined
-  let loading: Promise<Transport> | undefined
+  // Loaded on first use, so bundles for other runtimes never see node:net; then used without an await.
+  let loaded: Post | undefined
+  let loading: Promise<Post> | undefined
   const load = () => {
-    loading ??= (target.protocol === 'https:' ? import('node:https') : import('node:http')).then((module) => {
-      loaded = {
-        request: module.request as typeof import('node:http').request,
-        agent: new module.Agent({ keepAlive: true }),
-      }
+    loading ??= Promise.all([import('node:net'), import('node:tls')]).then(([net, tls]) => {
+      loaded = http1Post(target, { net, tls }, { maxAnswerBytes })
       return loaded
     })
     return loading
   }
-  const once = async (body: string, timeout: number) => {
-    const { request, agent } = loaded ?? (await load())
-    return new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
-      const call = request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (response) => {
-          const chunks: Buffer[] = []
-          let size = 0
-          response.on('data', (chunk: Buffer) => {
-            size += chunk.length
-            if (size > maxAnswerBytes) call.destroy(new Error('answer too large'))
-            else chunks.push(chunk)
-          })
-          response.on('end', () => {
-            clearTimeout(timer)
-            resolve({
-              status: response.statusCode ?? 0,
-              text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'),
-              reused: call.reusedSocket,
-            })
-          })
-          response.on('error', fail)
-        },
-      )
-      const fail = (error: Error) => {
-        clearTimeout(timer)
-        reject(Object.assign(error, { reused: call.reusedSocket }))
-      }
-      const timer = setTimeout(
-        () => call.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })),
-        timeout,
-      )
-      call.on('error', fail)
-      call.end(body)
-    })
-  }
-  return async (body, timeout) => {
-    try {
-      return await once(body, timeout)
-    } catch (error) {
-      // A kept-alive socket the node closed while idle fails on reuse before any answer: send once
-      // more on a fresh socket (Node's documented pattern). Every call here is safe to repeat: reads,
-      // and sendTransaction of the same signed bytes, which cannot land twice.
-      const { reused, code } = error as { reused?: boolean; code?: string }
-      if (reused && code === 'ECONNRESET') return once(body, timeout)
-      throw error
-    }
-  }
+  return (body, timeout) => (loaded ? loaded(body, timeout) : load().then((post) => post(body, timeout)))
 }
 
 function describe(error: unknown): string {
