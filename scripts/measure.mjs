@@ -1,12 +1,17 @@
 // Throughput of several implementations measured in the same run. Rounds alternate between the sides
 // (A, B, A, B, …) so that background load hits both alike; each side reports its median round.
 // `prepare(n)` builds per-iteration inputs outside the timed region (e.g. fresh credentials).
-export async function compare(sides, { iterations = 2000, rounds = 7, prepare } = {}) {
+// `warmup` untimed calls per side come first (default: a quarter of a round).
+export async function compare(sides, { iterations = 2000, rounds = 7, prepare, warmup } = {}) {
   const names = Object.keys(sides)
   const samples = Object.fromEntries(names.map((name) => [name, []]))
   for (const name of names) {
-    const warm = prepare ? await prepare[name](Math.ceil(iterations / 4)) : undefined
-    for (let i = 0; i < Math.ceil(iterations / 4); i++) await sides[name](warm?.[i])
+    // Prepared in batches of at most a round (prepared inputs may expire, as Solana blockhashes do).
+    for (let left = warmup ?? Math.ceil(iterations / 4); left > 0; left -= iterations) {
+      const count = Math.min(left, iterations)
+      const warm = prepare ? await prepare[name](count) : undefined
+      for (let i = 0; i < count; i++) await sides[name](warm?.[i])
+    }
   }
   for (let round = 0; round < rounds; round++) {
     for (const name of names) {
