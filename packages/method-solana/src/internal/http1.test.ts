@@ -119,6 +119,19 @@ describe('http1Post', () => {
     expect(stats.connections).toBe(4)
   })
 
+  it('keeps at most maxIdle connections for reuse', async () => {
+    const { stats, url } = await httpServer((_request, response, body) => {
+      setTimeout(() => response.end(body), 5)
+    })
+    const post = http1Post(url, modules, { ...options, maxIdle: 3 })
+    const burst = () => Promise.all(Array.from({ length: 5 }, (_, i) => post(`${i}`, 1000)))
+    expect((await burst()).map((a) => a.text)).toEqual(['0', '1', '2', '3', '4'])
+    expect(stats.connections).toBe(5)
+    // Three of the five were kept: the next burst reuses them and opens two.
+    await burst()
+    expect(stats.connections).toBe(7)
+  })
+
   it('reads a chunked answer (node:http without Content-Length)', async () => {
     const { url } = await httpServer((_request, response) => {
       response.write('{"a":')
