@@ -39,9 +39,9 @@ const maxHeadBytes = 64 * 1024
  * more than the bytes themselves (measured against a local node); a payment verification that waits on
  * one `getTransaction` spends most of its own time there. This client writes the request in one write
  * and parses the answer in place: `Content-Length`, `chunked` or close-delimited bodies (RFC 9112 §6.3),
- * `1xx` interim answers skipped, `Connection: close` and the `Keep-Alive: timeout` hint honoured. A kept-alive connection that the node
- * closed while idle fails on reuse before any answer byte: that call is sent once more on a new
- * connection (every JSON-RPC call made here is safe to repeat).
+ * `1xx` interim answers skipped, `Connection: close` and the `Keep-Alive: timeout` hint honoured. A
+ * kept-alive connection that the node closed while idle fails on reuse before any answer byte: that
+ * call is sent once more on a new connection (every JSON-RPC call made here is safe to repeat).
  *
  * @example
  * ```ts
@@ -111,16 +111,13 @@ export function http1Post(url: URL, modules: SocketModules, options: Http1Option
       return await once(reused, request, timeout)
     } catch (error) {
       // Closed while idle (nothing of an answer arrived): send once more on a new connection.
-      if ((error as { silent?: boolean }).silent) return once(open(), request, timeout)
+      if (error instanceof Http1Error && error.silent) return once(open(), request, timeout)
       throw error
     }
   }
 }
 
-type Done = (
-  error: (Error & { silent?: boolean }) | undefined,
-  answer?: { status: number; text: string },
-) => void
+type Done = (error: Http1Error | undefined, answer?: { status: number; text: string }) => void
 
 /** One connection: at most one call in flight, its answer parsed as bytes arrive. */
 class Connection {
@@ -139,7 +136,8 @@ class Connection {
   #body: Buffer[] = []
   #bodyBytes = 0
   #headDone = false
-  // chunked decoding: bytes left in the current chunk (-1: expecting a size line; -2: trailers).
+  // Chunked decoding: bytes left in the current chunk, or -1 (a size line next), -2 (trailer lines
+  // until the empty one), -3 (the CRLF after a chunk's data).
   #chunkLeft = -1
 
   constructor(
@@ -173,14 +171,14 @@ class Connection {
     this.socket.destroy()
   }
 
-  #fail(error: Error & { silent?: boolean }): void {
+  #fail(error: Http1Error): void {
     const done = this.#done
     this.destroy()
     if (!done) return
     this.#done = undefined
     clearTimeout(this.#timer)
     // A reused connection that closed before any byte of the answer: the caller may send again.
-    if (!this.#received && error instanceof Http1Error && error.code !== 'TIMEOUT') error.silent = true
+    if (!this.#received && error.code !== 'TIMEOUT') error.silent = true
     done(error)
   }
 
