@@ -128,7 +128,8 @@ export function pipeline(dependencies: Dependencies) {
     const sent = state.input.credential
     try {
       if (typeof sent === 'string') {
-        const known = resent.get(sent)
+        // Only a route whose methods reuse credentials can hold one (a lookup hashes the whole token).
+        const known = state.compiled.reusable ? resent.get(sent) : undefined
         if (known !== undefined) {
           state.resent = known
           state.credential = known.credential

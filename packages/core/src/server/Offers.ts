@@ -53,7 +53,12 @@ export type CompiledOffer = {
 }
 
 /** A compiled route: its offers and the (lowercase) headers a credential may arrive in. */
-export type CompiledRoute = { offers: readonly CompiledOffer[]; headers: readonly string[] }
+export type CompiledRoute = {
+  offers: readonly CompiledOffer[]
+  headers: readonly string[]
+  /** True when an offer's method may let a credential be presented again (`reusesChallenge`). */
+  reusable: boolean
+}
 
 const token = /^[A-Za-z0-9-]+$/
 const latin1 = /^[\u0000-\u00ff]*$/
@@ -142,7 +147,8 @@ export function compiler(core: Core): (route: Route) => CompiledRoute {
       throw new ConfigurationError('a route needs at least one offer')
     const offers = route.offers.map((offer) => compileOffer(core, offer))
     const headers = [...new Set(offers.map((entry) => (entry.header ?? 'authorization').toLowerCase()))]
-    result = { offers, headers }
+    const reusable = offers.some((entry) => typeof entry.method.reusesChallenge === 'function')
+    result = { offers, headers, reusable }
     compiled.set(route, result)
     return result
   }
