@@ -31,6 +31,13 @@ describe('parse', () => {
     const text = JSON.stringify({ s: `\\"${'['.repeat(1000)}"\\`, t: ['{'.repeat(100)] })
     expect(Jcs.parse(text)).toEqual(JSON.parse(text))
   })
+  it('reads shallow text with many brackets (more than maxDepth in all, siblings)', () => {
+    const text = JSON.stringify([Array.from({ length: 100 }, () => ({ a: [1] })), '{'.repeat(10)])
+    expect(Jcs.parse(text)).toEqual(JSON.parse(text))
+    // 64 levels after 100 shallow siblings: the full scan runs and accepts; one more level refused.
+    expect(Jcs.parse(`[${'{},'.repeat(100)}${nested(63)}]`)).toHaveLength(101)
+    expect(() => Jcs.parse(`[${'{},'.repeat(100)}${nested(64)}]`)).toThrowError(ParseError)
+  })
   it('refuses what is not JSON with a ParseError', () => {
     expect(() => Jcs.parse('{"a":', 'credential')).toThrowErrorMatchingInlineSnapshot(
       `[ParseError: credential is not JSON]`,

@@ -29,6 +29,28 @@ export const maxDepth = 64
  *   may set limits on the maximum depth of nesting")
  */
 export function parse(text: string, what = 'JSON'): unknown {
+  if (openers(text) > maxDepth) checkDepth(text, what)
+  try {
+    return JSON.parse(text)
+  } catch (cause) {
+    throw new ParseError(`${what} is not JSON`, { cause })
+  }
+}
+
+/**
+ * How many `[` and `{` the text holds, counting no further than one past {@link maxDepth} (native
+ * `indexOf` hops: a credential has a handful). Nesting can be no deeper than this count, so the
+ * character-by-character scan runs only for text that could nest too deep.
+ */
+function openers(text: string): number {
+  let count = 0
+  for (let i = text.indexOf('{'); i !== -1 && count <= maxDepth; i = text.indexOf('{', i + 1)) count++
+  for (let i = text.indexOf('['); i !== -1 && count <= maxDepth; i = text.indexOf('[', i + 1)) count++
+  return count
+}
+
+/** Throws `ParseError` when arrays and objects nest deeper than {@link maxDepth} (strings skipped). */
+function checkDepth(text: string, what: string): void {
   let depth = 0
   let inString = false
   for (let i = 0; i < text.length; i++) {
@@ -40,11 +62,6 @@ export function parse(text: string, what = 'JSON'): unknown {
     else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
       if (++depth > maxDepth) throw new ParseError(`${what} nests deeper than ${maxDepth} levels`)
     } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--
-  }
-  try {
-    return JSON.parse(text)
-  } catch (cause) {
-    throw new ParseError(`${what} is not JSON`, { cause })
   }
 }
 
