@@ -6,6 +6,18 @@ import { isBase58Address } from './internal/wire.js'
 const maxU64 = 18_446_744_073_709_551_615n
 const utf8Length = (value: string) => new TextEncoder().encode(value).length
 
+// Patterns and limits, each spelled once: the zod schemas and the acceptance check below use the same.
+const u64Pattern = /^[1-9]\d{0,19}$/
+const blockhashPattern = /^[1-9A-HJ-NP-Za-km-z]{32,44}$/
+const signaturePattern = /^[1-9A-HJ-NP-Za-km-z]{64,88}$/
+const base64Pattern = /^[A-Za-z0-9+/]+={0,2}$/
+const maxMemoBytes = 566
+const maxDescription = 256
+const maxDecimals = 9
+const maxSplits = 8
+// "max 1232 bytes decoded": 1232 bytes are at most 1644 base64 characters.
+const maxTransactionChars = 1644
+
 /** A base58 public key (32 bytes). */
 export const Address = z.string().refine((value): boolean => isBase58Address(value), 'a base58 public key')
 
@@ -13,10 +25,12 @@ export const Address = z.string().refine((value): boolean => isBase58Address(val
 // (draft-solana-charge-00 §"Shared Fields", `amount`).
 const positiveU64 = z
   .string()
-  .regex(/^[1-9]\d{0,19}$/, 'a positive base-unit integer string')
+  .regex(u64Pattern, 'a positive base-unit integer string')
   .refine((value) => BigInt(value) <= maxU64, 'at most 2^64 - 1')
 
-const memoText = z.string().refine((value) => utf8Length(value) <= 566, 'at most 566 bytes (Memo limit)')
+const memoText = z
+  .string()
+  .refine((value) => utf8Length(value) <= maxMemoBytes, 'at most 566 bytes (Memo limit)')
 
 /** A payment split. @see draft-solana-charge-00 §"Method Details", `splits` */
 export const Split = z.looseObject({
@@ -42,15 +56,12 @@ export function normalizeNetwork(network: string | undefined): 'mainnet' | 'devn
 
 const MethodDetails = z.looseObject({
   network: Network.optional(),
-  decimals: z.number().int().min(0).max(9).optional(),
+  decimals: z.number().int().min(0).max(maxDecimals).optional(),
   tokenProgram: z.enum(tokenProgramIds).optional(),
   feePayer: z.boolean().optional(),
   feePayerKey: Address.optional(),
-  splits: z.array(Split).max(8).optional(),
-  recentBlockhash: z
-    .string()
-    .regex(/^[1-9A-HJ-NP-Za-km-z]{32,44}$/, 'a base58 blockhash')
-    .optional(),
+  splits: z.array(Split).max(maxSplits).optional(),
+  recentBlockhash: z.string().regex(blockhashPattern, 'a base58 blockhash').optional(),
   confidential: z.boolean().optional(),
   auditorElgamalPubkey: z.string().optional(),
   recipientElgamalPubkey: z.string().optional(),
@@ -74,7 +85,7 @@ export const SolanaChargeRequest = z
     currency: z.union([z.literal('sol'), Address]),
     recipient: Address,
     // "MUST NOT exceed 256 characters."
-    description: z.string().max(256).optional(),
+    description: z.string().max(maxDescription).optional(),
     // "MUST NOT exceed 566 bytes (Solana Memo Program limit)."
     externalId: memoText.optional(),
     methodDetails: MethodDetails.optional(),
@@ -132,11 +143,7 @@ function crossFieldIssues(request: CrossFields): string[] {
 /** The parsed charge request. */
 export type SolanaChargeRequest = z.infer<typeof SolanaChargeRequest>
 
-// "max 1232 bytes decoded": 1232 bytes are at most 1644 base64 characters.
-const base64Transaction = z
-  .string()
-  .max(1644)
-  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64')
+const base64Transaction = z.string().max(maxTransactionChars).regex(base64Pattern, 'base64')
 
 /**
  * The credential payload: `transaction` (pull, the signed transaction), `signature` (push, the
@@ -152,7 +159,7 @@ export const SolanaChargePayload = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('transaction'), transaction: base64Transaction }),
   z.looseObject({
     type: z.literal('signature'),
-    signature: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{64,88}$/, 'a base58 signature'),
+    signature: z.string().regex(signaturePattern, 'a base58 signature'),
   }),
   z.looseObject({ type: z.literal('bundle'), transactions: z.array(base64Transaction).min(1).max(16) }),
 ])
@@ -168,15 +175,11 @@ export type SolanaChargePayload = z.infer<typeof SolanaChargePayload>
 // decides and explains.
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
-const u64Pattern = /^[1-9]\d{0,19}$/
 const isU64 = (value: unknown) =>
   typeof value === 'string' && u64Pattern.test(value) && (value.length < 20 || BigInt(value) <= maxU64)
-const isMemo = (value: unknown) => typeof value === 'string' && utf8Length(value) <= 566
+const isMemo = (value: unknown) => typeof value === 'string' && utf8Length(value) <= maxMemoBytes
 const networks: readonly unknown[] = Network.options
 const programIds: readonly unknown[] = tokenProgramIds
-const blockhashPattern = /^[1-9A-HJ-NP-Za-km-z]{32,44}$/
-const signaturePattern = /^[1-9A-HJ-NP-Za-km-z]{64,88}$/
-const base64Pattern = /^[A-Za-z0-9+/]+={0,2}$/
 
 function isSplit(value: unknown): boolean {
   return (
@@ -195,11 +198,15 @@ function isDetails(value: unknown): boolean {
   return (
     (network === undefined || networks.includes(network)) &&
     (decimals === undefined ||
-      (typeof decimals === 'number' && Number.isInteger(decimals) && decimals >= 0 && decimals <= 9)) &&
+      (typeof decimals === 'number' &&
+        Number.isInteger(decimals) &&
+        decimals >= 0 &&
+        decimals <= maxDecimals)) &&
     (tokenProgram === undefined || programIds.includes(tokenProgram)) &&
     (feePayer === undefined || typeof feePayer === 'boolean') &&
     (feePayerKey === undefined || isBase58Address(feePayerKey)) &&
-    (splits === undefined || (Array.isArray(splits) && splits.length <= 8 && splits.every(isSplit))) &&
+    (splits === undefined ||
+      (Array.isArray(splits) && splits.length <= maxSplits && splits.every(isSplit))) &&
     (recentBlockhash === undefined ||
       (typeof recentBlockhash === 'string' && blockhashPattern.test(recentBlockhash))) &&
     (value.confidential === undefined || typeof value.confidential === 'boolean') &&
@@ -223,7 +230,7 @@ export function acceptsRequest(value: unknown): value is SolanaChargeRequest {
     (value.currency === 'sol' || isBase58Address(value.currency)) &&
     isBase58Address(value.recipient) &&
     (value.description === undefined ||
-      (typeof value.description === 'string' && value.description.length <= 256)) &&
+      (typeof value.description === 'string' && value.description.length <= maxDescription)) &&
     (value.externalId === undefined || isMemo(value.externalId)) &&
     isDetails(value.methodDetails) &&
     crossFieldIssues(value as CrossFields).length === 0
@@ -246,7 +253,7 @@ export function acceptsPayload(value: unknown): value is SolanaChargePayload {
   return (
     value.type === 'transaction' &&
     typeof value.transaction === 'string' &&
-    value.transaction.length <= 1644 &&
+    value.transaction.length <= maxTransactionChars &&
     base64Pattern.test(value.transaction)
   )
 }
