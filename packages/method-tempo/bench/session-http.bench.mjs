@@ -207,6 +207,8 @@ async function measure(devnet, store, ahead) {
     const rounds = 5
     const paid = []
     const unpaid = []
+    // MPPKIT_BENCH_CONTROLS=1: also the control routes of session-server.mjs, on the same credentials.
+    const controls = process.env.MPPKIT_BENCH_CONTROLS ? { headers: [], floor: [] } : undefined
     const none = Array.from({ length: workers }, () => [])
     // Warm-up, then interleaved rounds (unpaid, paid, unpaid, …): background load hits both alike.
     await throughput(
@@ -231,6 +233,8 @@ async function measure(devnet, store, ahead) {
       const batch = await prepare(agent, server.port, devnet, channels, perRound, ahead)
       unpaid.push(await profiled(round, 'unpaid', () => throughput(server, agent, '/free', none, perRound)))
       paid.push(await profiled(round, 'paid', () => throughput(server, agent, '/paid', batch, perRound)))
+      for (const name of Object.keys(controls ?? {}))
+        controls[name].push(await throughput(server, agent, `/control/${name}`, batch, perRound))
     }
     // Latency: one request at a time, paid and unpaid alternating.
     const sequential = 600
@@ -252,6 +256,10 @@ async function measure(devnet, store, ahead) {
       unpaid: median(unpaid.map((r) => r.rate)),
       paidCpu: median(paid.map((r) => r.cpu)),
       unpaidCpu: median(unpaid.map((r) => r.cpu)),
+      controlCpu: controls && {
+        headers: median(controls.headers.map((r) => r.cpu)),
+        floor: median(controls.floor.map((r) => r.cpu)),
+      },
       added: {
         p50: quantile(paidMs, 0.5) - quantile(unpaidMs, 0.5),
         p99: quantile(paidMs, 0.99) - quantile(unpaidMs, 0.99),
@@ -302,6 +310,11 @@ export async function run() {
           name: `tempo session HTTP (${store} store, ${how}) server CPU per request`,
           text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)})`,
         })
+        if (r.controlCpu)
+          results.push({
+            name: `tempo session HTTP (${store} store, ${how}) control routes, server CPU per request`,
+            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)})`,
+          })
         results.push({
           name: `tempo session HTTP (${store} store, ${how}) latency added by a voucher payment`,
           text: `p50 ${signed(r.added.p50)} ms (paid ${r.added.paidP50.toFixed(3)} vs unpaid ${r.added.unpaidP50.toFixed(3)}), p99 ${signed(r.added.p99)} ms (paid ${r.added.paidP99.toFixed(3)} vs unpaid ${r.added.unpaidP99.toFixed(3)}); sequential requests, one connection`,

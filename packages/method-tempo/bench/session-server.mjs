@@ -35,9 +35,12 @@ process.once('message', async (config) => {
     { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(config.price) } }] },
     handler,
   )
-  const listener = toNodeListener((request) =>
-    new URL(request.url).pathname === '/paid' ? paid(request) : handler(request),
-  )
+  const controls = controlRoutes(handler)
+  const listener = toNodeListener((request) => {
+    const path = new URL(request.url).pathname
+    if (path === '/paid') return paid(request)
+    return (controls[path] ?? handler)(request)
+  })
   const http = createHttpServer({ keepAliveTimeout: 60_000 }, listener)
   http.listen(0, '127.0.0.1', () => {
     process.send({ port: http.address().port, backend: Voucher.verifierBackend() })
@@ -74,3 +77,50 @@ process.once('message', async (config) => {
     }
   })
 })
+
+/**
+ * Control routes (MPPKIT_BENCH_CONTROLS=1 in the bench), not payments: `/control/headers` takes the
+ * same Authorization header and answers with a receipt-sized Payment-Receipt and Cache-Control, doing no
+ * payment work (what the bytes of a paid request cost); `/control/floor` does only the least a paid
+ * request must (look the header up, check an expiry, decrement a balance, write a receipt) with no
+ * binding, offer pinning, store or checks, so it bounds what any paid path can reach on this route.
+ */
+function controlRoutes(handler) {
+  const receiptSized = 'x'.repeat(488)
+  const withReceipt = (header) => {
+    const response = handler()
+    response.headers.set('payment-receipt', header)
+    response.headers.set('cache-control', 'private')
+    return response
+  }
+  const seen = new Map()
+  return {
+    '/control/headers': (request) => {
+      request.headers.get('authorization')
+      return withReceipt(receiptSized)
+    },
+    '/control/floor': (request) => {
+      const token = request.headers.get('authorization')
+      let entry = seen.get(token)
+      if (!entry) {
+        if (seen.size > 10_000) seen.clear()
+        entry = { channel: `c${seen.size}`, expires: Date.now() + 60_000, accepted: 10n ** 9n, spent: 0n }
+        seen.set(token, entry)
+      }
+      if (entry.expires < Date.now()) return new Response(null, { status: 402 })
+      entry.spent += 1n
+      const receipt = {
+        intent: 'session',
+        channelId: entry.channel,
+        acceptedCumulative: String(entry.accepted),
+        spent: String(entry.spent),
+        units: 1,
+        status: 'success',
+        method: 'tempo',
+        timestamp: new Date().toISOString(),
+        reference: entry.channel,
+      }
+      return withReceipt(Buffer.from(JSON.stringify(receipt)).toString('base64url'))
+    },
+  }
+}
