@@ -2,7 +2,9 @@
 // (A, B, A, B, …) so that background load hits both alike; each side reports its median round.
 // `prepare(n)` builds per-iteration inputs outside the timed region (e.g. fresh credentials).
 // `warmup` untimed calls per side come first (default: a quarter of a round).
-export async function compare(sides, { iterations = 2000, rounds = 7, prepare, warmup } = {}) {
+// `around` (optional): `start(name)` just before and `end(name, iterations)` just after each timed round,
+// outside its clock (e.g. to read the process CPU time over the round without a call per iteration).
+export async function compare(sides, { iterations = 2000, rounds = 7, prepare, warmup, around } = {}) {
   const names = Object.keys(sides)
   const samples = Object.fromEntries(names.map((name) => [name, []]))
   for (const name of names) {
@@ -16,9 +18,11 @@ export async function compare(sides, { iterations = 2000, rounds = 7, prepare, w
   for (let round = 0; round < rounds; round++) {
     for (const name of names) {
       const batch = prepare ? await prepare[name](iterations) : undefined
+      around?.start(name)
       const start = process.hrtime.bigint()
       for (let i = 0; i < iterations; i++) await sides[name](batch?.[i])
       samples[name].push(iterations / (Number(process.hrtime.bigint() - start) / 1e9))
+      around?.end(name, iterations)
     }
   }
   return Object.fromEntries(
