@@ -79,15 +79,15 @@ const sources = {
 }
 
 // @mppkit/x402-compat loads @solana/kit with a dynamic import (only to pay an x402 Solana offer), which
-// keeps every export of the kit in the bundle. The page's x402 views pay on EVM only, so in the page that
-// import stays unresolved: paying an x402 Solana offer there fails with x402-compat's "install
-// @solana/kit" PaymentFailedError. The Solana view imports the kit statically, tree-shaken.
-const noX402Kit = {
-  name: 'mppkit-no-x402-kit',
+// would keep every export of the kit in the bundle. In the page that import resolves to
+// src/page/x402-kit.ts, which re-exports only what x402-compat's Solana payer uses (tree-shaken, and
+// shared with the Solana views' chunks).
+const x402Kit = {
+  name: 'mppkit-x402-kit',
   setup(build) {
     build.onResolve({ filter: /^@solana\/kit$/ }, (args) =>
       args.kind === 'dynamic-import' && /x402-compat[\\/]src[\\/]svm[\\/]Kit\.ts$/.test(args.importer)
-        ? { path: args.path, external: true }
+        ? { path: join(app, 'src/page/x402-kit.ts') }
         : undefined,
     )
   },
@@ -198,7 +198,7 @@ export async function buildPage(outdir = join(app, 'dist')) {
     metafile: true,
     write: false,
     logLevel: 'silent',
-    plugins: [sources, noX402Kit, narrowImports, pureAbiSpreads],
+    plugins: [sources, x402Kit, narrowImports, pureAbiSpreads],
   })
   rmSync(join(outdir, 'chunks'), { recursive: true, force: true })
   mkdirSync(join(outdir, 'chunks'), { recursive: true })

@@ -35,6 +35,22 @@ describe('the playground server: Solana and x402 rails', () => {
     const tempo = devnet.info.tempo as { accounts: { address: string; privateKey: string }[] }
     expect(text).not.toContain(tempo.accounts[5]!.privateKey)
     expect(config.x402.facilitator).toBe(tempo.accounts[5]!.address)
+    // x402 on Solana: the page gets its two payers' devnet keys and the fee payer's address only.
+    expect(config.x402Solana.servicePayer.secretKey).toHaveLength(64)
+    expect(config.x402Solana.clientPayer.secretKey).toHaveLength(64)
+    expect(config.x402Solana.rpcUrl).toBe('/api/x402-solana/rpc')
+    expect(config.x402Solana.facilitator).toMatch(/^[1-9A-HJ-NP-Za-km-z]{32,44}$/)
+    expect(Object.keys(config.x402Solana).sort()).toEqual([
+      'clientPayer',
+      'facilitator',
+      'network',
+      'payee',
+      'price',
+      'routes',
+      'rpcUrl',
+      'servicePayer',
+      'token',
+    ])
   })
 
   it('the RPC proxy forwards the calls of a paying client and refuses the others', async () => {
@@ -46,6 +62,13 @@ describe('the playground server: Solana and x402 rails', () => {
     expect((await airdrop.json()).error.message).toBe('not available to the page')
     const garbage = await get('/api/solana/rpc', { method: 'POST', body: 'not json' })
     expect(garbage.status).toBe(400)
+    // The x402-on-Solana views' proxy allows the same calls.
+    const x402Airdrop = await get('/api/x402-solana/rpc', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'requestAirdrop', params: [] }),
+    })
+    expect(x402Airdrop.status).toBe(400)
   })
 
   it('answers bad credentials with a problem, not a 500', async () => {
@@ -62,6 +85,14 @@ describe('the playground server: Solana and x402 rails', () => {
     expect(service.status).toBeGreaterThanOrEqual(400)
     expect(service.status).toBeLessThan(500)
     expect(await service.text()).not.toMatch(/at .*\.(ts|js):\d+/)
+    for (const path of ['/api/demo/x402-solana/dual', '/api/demo/x402-solana/service']) {
+      const answer = await get(path, { headers: { 'payment-signature': 'bm90LWpzb24' } })
+      expect(answer.status, path).toBeGreaterThanOrEqual(400)
+      expect(answer.status, path).toBeLessThan(500)
+      expect(await answer.text(), path).not.toMatch(/at .*\.(ts|js):\d+/)
+    }
+    const record = await get('/api/x402-solana/record/not-a-signature')
+    expect(record.status).toBe(404)
   })
 
   it('quotes each demo route in a 402 with its price', async () => {
@@ -76,5 +107,17 @@ describe('the playground server: Solana and x402 rails', () => {
     expect(dual.status).toBe(402)
     expect(dual.headers.get('www-authenticate')).toMatch(/method="evm"/)
     expect(dual.headers.get('payment-required')).toBeTruthy()
+    const solanaService = await get('/api/demo/x402-solana/service')
+    expect(solanaService.status).toBe(402)
+    const solanaRequired = JSON.parse(atob(solanaService.headers.get('payment-required')!))
+    expect(solanaRequired.accepts[0]).toMatchObject({
+      scheme: 'exact',
+      amount: '2000',
+      network: expect.stringMatching(/^solana:/),
+    })
+    const solanaDual = await get('/api/demo/x402-solana/dual')
+    expect(solanaDual.status).toBe(402)
+    expect(solanaDual.headers.get('www-authenticate')).toMatch(/method="solana", intent="charge"/)
+    expect(solanaDual.headers.get('payment-required')).toBeTruthy()
   })
 })

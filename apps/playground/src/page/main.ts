@@ -3,6 +3,7 @@ import { Client } from '@mppkit/core/client'
 import { inspectUrl, inspectValue, render } from '../../../../packages/core/src/internal/inspect.js'
 import type { SolanaPageConfig } from '../server/solana.js'
 import type { X402PageConfig } from '../server/x402.js'
+import type { X402SolanaPageConfig } from '../server/x402-solana.js'
 import { h } from './dom.js'
 import type { LightningConfig } from './lightning.js'
 import type { McpConfig } from './mcp.js'
@@ -24,6 +25,7 @@ export type Config = {
   stripe?: { networkId: string; cards: Record<string, string> }
   solana?: SolanaPageConfig
   x402?: X402PageConfig
+  x402Solana?: X402SolanaPageConfig
   lightning?: LightningConfig
   mcp?: McpConfig
 }
@@ -120,6 +122,15 @@ async function main() {
             ['x402-client', 'x402 client'],
           ],
           () => import('./x402.js').then((module) => module.x402Views(config)),
+        )
+      : []),
+    ...(config.x402Solana
+      ? lazyViews(
+          [
+            ['x402-solana-service', 'x402 service (Solana)'],
+            ['x402-solana-client', 'x402 client (Solana)'],
+          ],
+          () => import('./x402-solana.js').then((module) => module.x402SolanaViews(config)),
         )
       : []),
     ...(config.lightning

@@ -32,15 +32,31 @@ export function x402Views(config: Config): View[] {
   return [serviceView(x, balances), clientView(x, balances)]
 }
 
+/** How an x402 view shows amounts of its asset, its payment header and its settlement's record. */
+export type X402Display = {
+  token: { address: string; decimals: number; symbol: string }
+  /** The title of the payment step (what PAYMENT-SIGNATURE carries on this network). */
+  paymentTitle: string
+  /** Where the page reads the devnet's record of a settlement. */
+  recordUrl(reference: string): string
+}
+
+const evmDisplay = (x: X402PageConfig): X402Display => ({
+  token: x.token,
+  paymentTitle:
+    '3. The payment (PAYMENT-SIGNATURE: an EIP-3009 authorization signed in this page, decoded, signature masked)',
+  recordUrl: (hash) => `/api/record/tempo/${hash}`,
+})
+
 /** The common frame of an x402 view: policy inputs, Pay, status, balances, steps. */
-function frame(id: string, intro: string, x: X402PageConfig, pay: (parts: Parts) => Promise<void>) {
+export function frame(id: string, intro: string, symbol: string, pay: (parts: Parts) => Promise<void>) {
   const maxAmount = h('input', { id: `${id}-max`, inputmode: 'decimal', value: '0.01' })
   const budget = h('input', { id: `${id}-budget`, inputmode: 'decimal', value: '0.1' })
   const status = h('p', { class: 'status', id: `${id}-status`, role: 'status' })
   const balanceArea = h('div', { class: 'balances', id: `${id}-balances` })
   const out = steps(id)
   const button = h('button', { type: 'button', id: `${id}-pay` }, 'Pay')
-  const parts: Parts = { maxAmount, budget, status, balanceArea, out, x }
+  const parts: Parts = { maxAmount, budget, status, balanceArea, out }
   button.addEventListener('click', async () => {
     button.disabled = true
     out.clear()
@@ -63,7 +79,7 @@ function frame(id: string, intro: string, x: X402PageConfig, pay: (parts: Parts)
         h(
           'fieldset',
           { class: 'controls' },
-          h('legend', {}, `Spend policy (${x.token.symbol})`),
+          h('legend', {}, `Spend policy (${symbol})`),
           h('label', {}, 'Max per request', maxAmount),
           ...policy,
         ),
@@ -75,25 +91,29 @@ function frame(id: string, intro: string, x: X402PageConfig, pay: (parts: Parts)
   }
 }
 
-type Parts = {
+export type Parts = {
   maxAmount: HTMLInputElement
   budget: HTMLInputElement
   status: HTMLElement
   balanceArea: HTMLElement
   out: Steps
-  x: X402PageConfig
 }
 
-/** An x402 payment header (PAYMENT-SIGNATURE), decoded, its signature masked. */
+/**
+ * An x402 payment header (PAYMENT-SIGNATURE), decoded: an EVM signature masked, a Solana transaction
+ * (partially signed, its signature included) shortened.
+ */
 function maskedPayment(header: string) {
-  const payment = Wire.decode(header) as { payload?: { signature?: string } }
+  const payment = Wire.decode(header) as { payload?: { signature?: string; transaction?: string } }
   if (payment.payload?.signature)
     payment.payload.signature = `${payment.payload.signature.slice(0, 6)}…(masked, ${payment.payload.signature.length} chars)`
+  if (payment.payload?.transaction)
+    payment.payload.transaction = `${payment.payload.transaction.slice(0, 12)}…(a partially signed transaction, ${payment.payload.transaction.length} base64 chars, masked)`
   return payment
 }
 
 /** The offers of an x402 PAYMENT-REQUIRED header, one row each. */
-function requirementsTable(header: string, x: X402PageConfig) {
+function requirementsTable(header: string, token: X402Display['token']) {
   const required = Wire.decode(header) as { accepts?: Record<string, unknown>[] }
   return h(
     'table',
@@ -114,8 +134,8 @@ function requirementsTable(header: string, x: X402PageConfig) {
         h(
           'td',
           { 'data-label': 'amount' },
-          String(accept.asset).toLowerCase() === x.token.address.toLowerCase()
-            ? `${display(String(accept.amount), x.token.decimals)} ${x.token.symbol}`
+          String(accept.asset).toLowerCase() === token.address.toLowerCase()
+            ? `${display(String(accept.amount), token.decimals)} ${token.symbol}`
             : `${accept.amount} (base units of ${accept.asset})`,
         ),
         h('td', { 'data-label': 'valid for' }, `${accept.maxTimeoutSeconds} s`),
@@ -125,24 +145,25 @@ function requirementsTable(header: string, x: X402PageConfig) {
   )
 }
 
-/** The settlement's record on the devnet (the EIP-3009 transfer, from the playground's Tempo record). */
-function recordButton(hash: string) {
+/** The settlement's record on the devnet (read from `url`). */
+function recordButton(hash: string, url: string) {
   const box = h('pre', { class: 'record' })
   const button = h('button', { type: 'button', class: 'record' }, `Devnet record of ${hash.slice(0, 14)}…`)
   button.addEventListener('click', async () => {
     box.textContent = 'loading the devnet record…'
-    box.textContent = pretty(await getJson(`/api/record/tempo/${hash}`))
+    box.textContent = pretty(await getJson(url))
   })
   return [button, box] as const
 }
 
-async function showExchanges(
+export async function showExchanges(
   out: Steps,
   log: readonly X402Exchange[],
   response: Response,
-  x: X402PageConfig,
+  shown: X402Display,
   mpp: boolean,
 ) {
+  const { token } = shown
   const unpaid = log.find((exchange) => exchange.status === 402)
   if (unpaid) {
     const required = unpaid.headers.get(Wire.headers.paymentRequired)
@@ -160,23 +181,19 @@ async function showExchanges(
       'offers',
       '2. The 402: every offer decoded',
       required ? h('p', {}, 'x402 (PAYMENT-REQUIRED):') : '',
-      required ? requirementsTable(required, x) : '',
+      required ? requirementsTable(required, token) : '',
       challenge && mpp ? h('p', {}, 'MPP (WWW-Authenticate):') : '',
       challenge && mpp
         ? offersTable(offersOf(unpaid), (_c: Challenge.Challenge) => ({
-            decimals: x.token.decimals,
-            symbol: x.token.symbol,
+            decimals: token.decimals,
+            symbol: token.symbol,
           }))
         : '',
     )
   }
   const paid = [...log].reverse().find((exchange) => exchange.payment)
   if (paid?.payment)
-    out.step(
-      'credential',
-      '3. The payment (PAYMENT-SIGNATURE: an EIP-3009 authorization signed in this page, decoded, signature masked)',
-      h('pre', {}, pretty(maskedPayment(paid.payment))),
-    )
+    out.step('credential', shown.paymentTitle, h('pre', {}, pretty(maskedPayment(paid.payment))))
   out.step(
     'response',
     `4. ${response.ok ? 'Paid response' : 'The payment was refused'}: ${response.status}`,
@@ -193,15 +210,15 @@ async function showExchanges(
       '5. Settlement (PAYMENT-RESPONSE) and receipt, decoded',
       h('pre', { class: 'settlement' }, pretty(settlement ?? '(no PAYMENT-RESPONSE)')),
       h('pre', { class: 'receipt' }, pretty(receipt ?? '(no receipt)')),
-      ...(hash ? recordButton(hash) : []),
+      ...(hash ? recordButton(hash, shown.recordUrl(hash)) : []),
     )
   }
   return receipt
 }
 
 /** Records exchanges with the x402 payment header each request sent. */
-type X402Exchange = Exchange & { payment?: string | null }
-function recording(log: X402Exchange[]): typeof fetch {
+export type X402Exchange = Exchange & { payment?: string | null }
+export function recording(log: X402Exchange[]): typeof fetch {
   const inner = recordingFetch(log)
   return async (input, init) => {
     const request = new Request(input, init)
@@ -219,7 +236,7 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
   const { parts, element } = frame(
     'x402-service',
     `GET ${x.routes.service} is an x402 service (@x402/hono v2 with an in-process facilitator) selling for ${display(x.price, x.token.decimals)} ${x.token.symbol} (anvil's EIP-3009 token). The mppkit client in this page pays it through @mppkit/x402-compat's client plug, from a devnet key (${x.servicePayer.address.slice(0, 10)}…).`,
-    x,
+    x.token.symbol,
     async ({ maxAmount, budget, status, balanceArea, out }) => {
       log.length = 0
       client ??= Client.create({
@@ -251,7 +268,7 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
         return
       }
       const ms = Math.round(performance.now() - started)
-      await showExchanges(out, log, response, x, false)
+      await showExchanges(out, log, response, evmDisplay(x), false)
       setStatus(
         status,
         response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,
@@ -281,7 +298,7 @@ function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View 
   const { element } = frame(
     'x402-client',
     `GET ${x.routes.dual} is an mppkit route made dual-stack by @mppkit/x402-compat (WWW-Authenticate: Payment and PAYMENT-REQUIRED for one price, ${display(x.price, x.token.decimals)} ${x.token.symbol}). x402's own client, @x402/fetch, pays it from this page with a devnet key (${x.clientPayer.address.slice(0, 10)}…); its spend control is the max per request.`,
-    x,
+    x.token.symbol,
     async ({ maxAmount, status, balanceArea, out }) => {
       log.length = 0
       const network = `eip155:${x.chainId}` as const
@@ -314,7 +331,7 @@ function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View 
         return
       }
       const ms = Math.round(performance.now() - started)
-      await showExchanges(out, log, response, x, true)
+      await showExchanges(out, log, response, evmDisplay(x), true)
       setStatus(
         status,
         response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,

@@ -23,7 +23,8 @@ button:disabled { opacity: .6; cursor: wait; }
 .controls { display: flex; flex-wrap: wrap; gap: 10px 16px; align-items: end; margin: 12px 0; }
 .controls label { display: flex; flex-direction: column; font-size: 13px; color: var(--muted); gap: 2px; }
 .controls input { width: 9em; }
-.status { font-weight: 600; margin: 8px 0; min-height: 1.4em; }
+.status { font-weight: 600; margin: 8px 0; min-height: 1.4em; overflow-wrap: anywhere; }
+section > p { overflow-wrap: anywhere; }
 .status.ok { color: var(--ok); } .status.bad { color: var(--bad); }
 ol.steps { list-style: none; padding: 0; margin: 0; display: grid; gap: 10px; }
 ol.steps > li { background: var(--panel); border-radius: 8px; padding: 10px 12px; min-width: 0; }

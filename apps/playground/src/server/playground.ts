@@ -14,6 +14,7 @@ import { mcpPlayground } from './mcp.js'
 import type { PlaygroundRail } from './rail.js'
 import { solanaRail } from './solana.js'
 import { x402Rail } from './x402.js'
+import { x402SolanaRail } from './x402-solana.js'
 
 export type PlaygroundOptions = {
   devnet: DevnetInfo
@@ -71,6 +72,7 @@ export function playgroundHandler(
   const rails = [
     solanaRail(options.devnet, [secret]),
     x402Rail(options.devnet, [secret]),
+    x402SolanaRail(options.devnet, [secret]),
     lightning && {
       name: 'lightning',
       config: async () => lightning.config,

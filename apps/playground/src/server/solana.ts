@@ -61,9 +61,10 @@ const pageMethods = new Set([
   'getSignatureStatuses',
 ])
 
-type EmbeddedSolana = Extract<DevnetSolanaInfo, { lamportsPerSignature: number }>
+export type EmbeddedSolana = Extract<DevnetSolanaInfo, { lamportsPerSignature: number }>
 
-async function call<T>(rpcUrl: string, method: string, params: unknown[]): Promise<T> {
+/** One JSON-RPC call to the devnet node (the playground's own setup and reads). */
+export async function call<T>(rpcUrl: string, method: string, params: unknown[]): Promise<T> {
   const response = await fetch(rpcUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -75,7 +76,8 @@ async function call<T>(rpcUrl: string, method: string, params: unknown[]): Promi
   return answer.result as T
 }
 
-async function send(rpcUrl: string, feePayer: TransactionSigner, instructions: Instruction[]) {
+/** Signs `instructions` with `feePayer` on a fresh blockhash and sends them (the playground's setup). */
+export async function send(rpcUrl: string, feePayer: TransactionSigner, instructions: Instruction[]) {
   const { value } = await call<{ value: { blockhash: string; lastValidBlockHeight: number } }>(
     rpcUrl,
     'getLatestBlockhash',
@@ -212,25 +214,28 @@ export async function createSolanaDemo(options: {
         signature,
         { encoding: 'jsonParsed', commitment: 'confirmed', maxSupportedTransactionVersion: 0 },
       ]),
-    async rpc(request) {
-      const body = (await request.json().catch(() => undefined)) as { method?: unknown } | undefined
-      if (!body || typeof body.method !== 'string' || !pageMethods.has(body.method))
-        return Response.json(
-          { jsonrpc: '2.0', id: null, error: { code: -32601, message: 'not available to the page' } },
-          { status: 400 },
-        )
-      const answer = await fetch(rpcUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      })
-      return new Response(await answer.text(), {
-        status: answer.status,
-        headers: { 'content-type': 'application/json' },
-      })
-    },
+    rpc: (request) => proxyRpc(rpcUrl, request),
   }
+}
+
+/** Forwards a page's JSON-RPC call to the devnet node: only the calls a paying client makes. */
+export async function proxyRpc(rpcUrl: string, request: Request): Promise<Response> {
+  const body = (await request.json().catch(() => undefined)) as { method?: unknown } | undefined
+  if (!body || typeof body.method !== 'string' || !pageMethods.has(body.method))
+    return Response.json(
+      { jsonrpc: '2.0', id: null, error: { code: -32601, message: 'not available to the page' } },
+      { status: 400 },
+    )
+  const answer = await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
+  return new Response(await answer.text(), {
+    status: answer.status,
+    headers: { 'content-type': 'application/json' },
+  })
 }
 
 /**
