@@ -19,17 +19,53 @@ import { type Balances, balanceBox } from './payment.js'
 
 export function x402Views(config: Config): View[] {
   const x = config.x402!
-  const balances = async (): Promise<Balances> => {
-    const b = (await getJson('/api/x402/balances')) as Record<string, string>
-    const units = (amount: string) => `${display(amount, x.token.decimals)} ${x.token.symbol}`
-    return {
-      'payer of the service view (page)': units(b.servicePayer!),
-      'payer of the client view (page)': units(b.clientPayer!),
-      payee: units(b.payee!),
-      'facilitator settlements': String(b.settlements),
-    }
+  const balances = () => x402Balances('/api/x402/balances', x.token)
+  const shown = evmDisplay(x)
+  const network = `eip155:${x.chainId}` as const
+  return [
+    serviceView({
+      id: 'x402-service',
+      title: 'x402 service',
+      intro: `GET ${x.routes.service} is an x402 service (@x402/hono v2 with an in-process facilitator) selling for ${display(x.price, x.token.decimals)} ${x.token.symbol} (anvil's EIP-3009 token). The mppkit client in this page pays it through @mppkit/x402-compat's client plug, from a devnet key (${x.servicePayer.address.slice(0, 10)}…).`,
+      route: x.routes.service,
+      shown,
+      balances,
+      payer: async () => ({
+        methods: [charge({ account: privateKeyToAccount(x.servicePayer.privateKey), chainIds: [x.chainId] })],
+        protocols: [
+          Protocol.mpp,
+          x402({ decimals: { [`eip155:${x.chainId}:${x.token.address}`]: x.token.decimals } }),
+        ],
+      }),
+    }),
+    clientView({
+      id: 'x402-client',
+      title: 'x402 client',
+      intro: `GET ${x.routes.dual} is an mppkit route made dual-stack by @mppkit/x402-compat (WWW-Authenticate: Payment and PAYMENT-REQUIRED for one price, ${display(x.price, x.token.decimals)} ${x.token.symbol}). x402's own client, @x402/fetch, pays it from this page with a devnet key (${x.clientPayer.address.slice(0, 10)}…); its spend control is the max per request.`,
+      route: x.routes.dual,
+      shown,
+      balances,
+      scheme: async () => ({
+        network,
+        client: new ExactEvmScheme(toClientEvmSigner(privateKeyToAccount(x.clientPayer.privateKey))),
+      }),
+    }),
+  ]
+}
+
+/** The balances of an x402 demo (both page payers, the payee, the facilitator's settlements). */
+export async function x402Balances(
+  path: string,
+  token: { decimals: number; symbol: string },
+): Promise<Balances> {
+  const b = (await getJson(path)) as Record<string, string>
+  const units = (amount: string) => `${display(amount, token.decimals)} ${token.symbol}`
+  return {
+    'payer of the service view (page)': units(b.servicePayer!),
+    'payer of the client view (page)': units(b.clientPayer!),
+    payee: units(b.payee!),
+    'facilitator settlements': String(b.settlements),
   }
-  return [serviceView(x, balances), clientView(x, balances)]
 }
 
 /** How an x402 view shows amounts of its asset, its payment header and its settlement's record. */
@@ -49,7 +85,7 @@ const evmDisplay = (x: X402PageConfig): X402Display => ({
 })
 
 /** The common frame of an x402 view: policy inputs, Pay, status, balances, steps. */
-export function frame(id: string, intro: string, symbol: string, pay: (parts: Parts) => Promise<void>) {
+function frame(id: string, intro: string, symbol: string, pay: (parts: Parts) => Promise<void>) {
   const maxAmount = h('input', { id: `${id}-max`, inputmode: 'decimal', value: '0.01' })
   const budget = h('input', { id: `${id}-budget`, inputmode: 'decimal', value: '0.1' })
   const status = h('p', { class: 'status', id: `${id}-status`, role: 'status' })
@@ -91,7 +127,7 @@ export function frame(id: string, intro: string, symbol: string, pay: (parts: Pa
   }
 }
 
-export type Parts = {
+type Parts = {
   maxAmount: HTMLInputElement
   budget: HTMLInputElement
   status: HTMLElement
@@ -156,7 +192,7 @@ function recordButton(hash: string, url: string) {
   return [button, box] as const
 }
 
-export async function showExchanges(
+async function showExchanges(
   out: Steps,
   log: readonly X402Exchange[],
   response: Response,
@@ -217,8 +253,8 @@ export async function showExchanges(
 }
 
 /** Records exchanges with the x402 payment header each request sent. */
-export type X402Exchange = Exchange & { payment?: string | null }
-export function recording(log: X402Exchange[]): typeof fetch {
+type X402Exchange = Exchange & { payment?: string | null }
+function recording(log: X402Exchange[]): typeof fetch {
   const inner = recordingFetch(log)
   return async (input, init) => {
     const request = new Request(input, init)
@@ -229,26 +265,40 @@ export function recording(log: X402Exchange[]): typeof fetch {
   }
 }
 
-function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View {
+/** What an x402 view shows and where it pays (the network-specific parts come from its module). */
+export type X402ViewOptions = {
+  id: string
+  title: string
+  intro: string
+  route: string
+  shown: X402Display
+  balances: () => Promise<Balances>
+}
+
+/** The methods and protocols of the mppkit client that pays an x402 service. */
+type Payer = Pick<Parameters<typeof Client.create>[0], 'methods' | 'protocols'>
+/** One network scheme of an `@x402/fetch` client. */
+type Scheme = Parameters<typeof x402Client.fromConfig>[0]['schemes'][number]
+
+/** An x402 service paid by the mppkit client through @mppkit/x402-compat's client plug. */
+export function serviceView(options: X402ViewOptions & { payer: () => Promise<Payer> }): View {
+  const { id, shown, balances } = options
+  const { token } = shown
   const log: X402Exchange[] = []
   let client: Client.Client | undefined
-  const spent = h('span', { id: 'x402-service-spent' }, '0')
+  const spent = h('span', { id: `${id}-spent` }, '0')
   const { parts, element } = frame(
-    'x402-service',
-    `GET ${x.routes.service} is an x402 service (@x402/hono v2 with an in-process facilitator) selling for ${display(x.price, x.token.decimals)} ${x.token.symbol} (anvil's EIP-3009 token). The mppkit client in this page pays it through @mppkit/x402-compat's client plug, from a devnet key (${x.servicePayer.address.slice(0, 10)}…).`,
-    x.token.symbol,
+    id,
+    options.intro,
+    token.symbol,
     async ({ maxAmount, budget, status, balanceArea, out }) => {
       log.length = 0
       client ??= Client.create({
-        methods: [charge({ account: privateKeyToAccount(x.servicePayer.privateKey), chainIds: [x.chainId] })],
-        protocols: [
-          Protocol.mpp,
-          x402({ decimals: { [`eip155:${x.chainId}:${x.token.address}`]: x.token.decimals } }),
-        ],
+        ...(await options.payer()),
         policy: {
-          currencies: [x.token.address],
-          maxAmount: { [x.token.address]: baseUnits(maxAmount.value, x.token.decimals) },
-          budget: { [x.token.address]: baseUnits(budget.value, x.token.decimals) },
+          currencies: [token.address],
+          maxAmount: { [token.address]: baseUnits(maxAmount.value, token.decimals) },
+          budget: { [token.address]: baseUnits(budget.value, token.decimals) },
         },
         fetch: recording(log),
       })
@@ -257,7 +307,7 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
       const started = performance.now()
       let response: Response
       try {
-        response = await client.fetch(x.routes.service)
+        response = await client.fetch(options.route)
       } catch (error) {
         const name = (error as Error).name
         setStatus(
@@ -268,53 +318,51 @@ function serviceView(x: X402PageConfig, balances: () => Promise<Balances>): View
         return
       }
       const ms = Math.round(performance.now() - started)
-      await showExchanges(out, log, response, evmDisplay(x), false)
+      await showExchanges(out, log, response, shown, false)
       setStatus(
         status,
         response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,
         response.ok ? 'ok' : 'bad',
       )
-      spent.textContent = display(client.ledger.spent(x.token.address), x.token.decimals)
+      spent.textContent = display(client.ledger.spent(token.address), token.decimals)
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
     },
   )
-  const apply = applyPolicyButton('x402-service-apply', parts.status, () => {
+  const apply = applyPolicyButton(`${id}-apply`, parts.status, () => {
     client = undefined
     spent.textContent = '0'
   })
   return {
-    id: 'x402-service',
-    title: 'x402 service',
+    id,
+    title: options.title,
     element: element(
       h('label', {}, 'Budget', parts.budget),
       apply,
-      h('span', {}, 'Spent: ', spent, ` ${x.token.symbol}`),
+      h('span', {}, 'Spent: ', spent, ` ${token.symbol}`),
     ),
   }
 }
 
-function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View {
+/** An mppkit route made dual-stack, paid by x402's own client (@x402/fetch); its cap is the max per request. */
+export function clientView(options: X402ViewOptions & { scheme: () => Promise<Scheme> }): View {
+  const { id, shown, balances } = options
+  const { token } = shown
   const log: X402Exchange[] = []
   const { element } = frame(
-    'x402-client',
-    `GET ${x.routes.dual} is an mppkit route made dual-stack by @mppkit/x402-compat (WWW-Authenticate: Payment and PAYMENT-REQUIRED for one price, ${display(x.price, x.token.decimals)} ${x.token.symbol}). x402's own client, @x402/fetch, pays it from this page with a devnet key (${x.clientPayer.address.slice(0, 10)}…); its spend control is the max per request.`,
-    x.token.symbol,
+    id,
+    options.intro,
+    token.symbol,
     async ({ maxAmount, status, balanceArea, out }) => {
       log.length = 0
-      const network = `eip155:${x.chainId}` as const
+      const scheme = await options.scheme()
       const client = x402Client.fromConfig({
-        schemes: [
-          {
-            network,
-            client: new ExactEvmScheme(toClientEvmSigner(privateKeyToAccount(x.clientPayer.privateKey))),
-          },
-        ],
+        schemes: [scheme],
         spendControls: {
           allowedAssets: [
             {
-              network,
-              asset: x.token.address,
-              maxAmountPerPayment: String(baseUnits(maxAmount.value, x.token.decimals)),
+              network: scheme.network,
+              asset: token.address,
+              maxAmountPerPayment: String(baseUnits(maxAmount.value, token.decimals)),
             },
           ],
         },
@@ -325,13 +373,13 @@ function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View 
       const started = performance.now()
       let response: Response
       try {
-        response = await pay(x.routes.dual)
+        response = await pay(options.route)
       } catch (error) {
         setStatus(status, `Refused by @x402/fetch: ${(error as Error).message}`, 'bad')
         return
       }
       const ms = Math.round(performance.now() - started)
-      await showExchanges(out, log, response, evmDisplay(x), true)
+      await showExchanges(out, log, response, shown, true)
       setStatus(
         status,
         response.ok ? `Paid: ${response.status} in ${ms} ms` : `Not paid: ${response.status}`,
@@ -340,5 +388,5 @@ function clientView(x: X402PageConfig, balances: () => Promise<Balances>): View 
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
     },
   )
-  return { id: 'x402-client', title: 'x402 client', element: element() }
+  return { id, title: options.title, element: element() }
 }

@@ -26,7 +26,7 @@ import {
   TOKEN_PROGRAM_ADDRESS,
 } from '@solana-program/token'
 import { x402Facilitator } from '@x402/core/facilitator'
-import { type FacilitatorClient, x402ResourceServer } from '@x402/core/server'
+import { x402ResourceServer } from '@x402/core/server'
 import { paymentMiddleware } from '@x402/hono'
 import { SOLANA_DEVNET_CAIP2, toFacilitatorSvmSigner } from '@x402/svm'
 import { registerExactSvmScheme } from '@x402/svm/exact/facilitator'
@@ -34,6 +34,7 @@ import { ExactSvmScheme } from '@x402/svm/exact/server'
 import { Hono } from 'hono'
 import { jsonResponse, type PlaygroundRail } from './rail.js'
 import { call, type EmbeddedSolana, proxyRpc, send } from './solana.js'
+import { countingFacilitator } from './x402.js'
 
 /** Price of each x402 Solana demo route: 0.002 of the 6-decimal SPL token. */
 export const x402SolanaPrice = '2000'
@@ -144,16 +145,7 @@ export async function createX402SolanaDemo(options: {
     signer: toFacilitatorSvmSigner(feePayer as never, { defaultRpcUrl: rpcUrl }),
     networks: network,
   })
-  let settlements = 0
-  const facilitatorClient: FacilitatorClient = {
-    verify: (payload, requirements) => facilitator.verify(payload, requirements),
-    settle: async (payload, requirements) => {
-      const settled = await facilitator.settle(payload, requirements)
-      if (settled.success) settlements++
-      return settled
-    },
-    getSupported: async () => facilitator.getSupported() as never,
-  }
+  const { client: facilitatorClient, settlements } = countingFacilitator(facilitator)
   const token = { address: String(mint.address), decimals, symbol: 'xUSD' }
 
   // (a) An x402 service: @x402/hono v2 middleware in front of a Hono route.
@@ -241,7 +233,7 @@ export async function createX402SolanaDemo(options: {
         payee: payeeBalance,
         servicePayer: servicePayerBalance,
         clientPayer: clientPayerBalance,
-        settlements,
+        settlements: settlements(),
       }
     },
     record: (signature) =>

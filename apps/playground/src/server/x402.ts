@@ -67,16 +67,7 @@ export function createX402Demo(options: { tempo: FullTempo; secrets: string[] })
   // The facilitator runs in this process; settlements are counted so the page shows each one.
   const facilitator = new x402Facilitator()
   registerExactEvmScheme(facilitator, { signer: toFacilitatorEvmSigner(wallet as never), networks: network })
-  let settlements = 0
-  const client: FacilitatorClient = {
-    verify: (payload, requirements) => facilitator.verify(payload, requirements),
-    settle: async (payload, requirements) => {
-      const settled = await facilitator.settle(payload, requirements)
-      if (settled.success) settlements++
-      return settled
-    },
-    getSupported: async () => facilitator.getSupported() as never,
-  }
+  const { client, settlements } = countingFacilitator(facilitator)
   const payee = info.accounts[x402Roles.payee]!.address
   const token = { address: info.eip3009Token, ...info.eip3009 }
 
@@ -165,10 +156,25 @@ export function createX402Demo(options: { tempo: FullTempo; secrets: string[] })
         payee: String(payeeBalance),
         servicePayer: String(servicePayerBalance),
         clientPayer: String(clientPayerBalance),
-        settlements,
+        settlements: settlements(),
       }
     },
   }
+}
+
+/** An in-process facilitator as a FacilitatorClient that counts its successful settlements (shown on the page). */
+export function countingFacilitator(facilitator: x402Facilitator) {
+  let settled = 0
+  const client: FacilitatorClient = {
+    verify: (payload, requirements) => facilitator.verify(payload, requirements),
+    settle: async (payload, requirements) => {
+      const result = await facilitator.settle(payload, requirements)
+      if (result.success) settled++
+      return result
+    },
+    getSupported: async () => facilitator.getSupported() as never,
+  }
+  return { client, settlements: () => settled }
 }
 
 /**
