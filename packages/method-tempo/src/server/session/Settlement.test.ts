@@ -31,9 +31,11 @@ describe('createSettlementSchedule', () => {
     schedule.attach({ store, report: (e) => reported.push(e), signal: lifetime.signal })
     await sleep(60)
     expect(calls.length).toBeGreaterThanOrEqual(2)
-    expect(reported.length).toBe(calls.length)
     lifetime.abort()
     await schedule.close()
+    // Read after close: a timer batch can be mid-flight at any instant before it (called, not yet
+    // failed), and close resolves only once no batch is running, each failure reported.
+    expect(reported.length).toBe(calls.length)
     const settled = calls.length
     await sleep(60)
     expect(calls.length).toBe(settled)
