@@ -53,8 +53,14 @@ const stores: Array<{ name: string; reason: string | undefined; store: () => Chi
   {
     name: 'PostgreSQL',
     reason: pgProbe.reason,
-    // One schema for the file; each test's servers get their own table prefix through fresh keys.
-    store: () => ({ kind: 'postgres', connectionString: pgProbe.url!, schema }),
+    // One schema for the file; each test's servers get their own table (as each gets its own Redis
+    // prefix), so the idle sweepers of an earlier test's processes never walk this test's sessions.
+    store: () => ({
+      kind: 'postgres',
+      connectionString: pgProbe.url!,
+      schema,
+      table: `store_${randomBytes(4).toString('hex')}`,
+    }),
   },
 ]
 for (const { name, reason } of stores)
@@ -103,11 +109,14 @@ function newClient() {
   return { sessions, client: createClient({ methods: [sessions] }) }
 }
 
-/** Waits until `check` holds (polling), or throws after `timeoutMs`. */
-async function until(check: () => Promise<boolean>, timeoutMs: number) {
+/** Waits until `check` holds (polling), or throws after `timeoutMs` with what `processes` reported. */
+async function until(check: () => Promise<boolean>, timeoutMs: number, processes: ServerProcess[] = []) {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`)
+    if (Date.now() > deadline) {
+      const seen = processes.map((p, i) => `process ${i}: ${JSON.stringify(p.events)} ${p.stderr}`)
+      throw new Error(`not reached within ${timeoutMs} ms\n${seen.join('\n')}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -196,7 +205,7 @@ describe.each(stores)('sessionServer in two processes on $name', ({ reason, stor
       expect((await client.fetch(b!.url())).status).toBe(200)
       const state = [...sessions.sessions.values()][0]!
       // Deposit 50, spent 2: the refund is 48.
-      await until(async () => (await payerBalance()) === before - 2, 30_000)
+      await until(async () => (await payerBalance()) === before - 2, 30_000, processes)
       // Both sweepers keep running: still one refund, no second attempt (it would fail and be logged).
       await new Promise((resolve) => setTimeout(resolve, 1_500))
       expect(await payerBalance()).toBe(before - 2)
@@ -234,7 +243,7 @@ describe.each(stores)('sessionServer in two processes on $name', ({ reason, stor
       expect((await client.fetch(a!.url())).status).toBe(200)
       await a!.stop()
       // Only b sweeps now, and only the Store tells it about the session: deposit 50, spent 1.
-      await until(async () => (await payerBalance()) === before - 1, 30_000)
+      await until(async () => (await payerBalance()) === before - 1, 30_000, [b!])
       expect(reported([b!], 'refund-failed')).toEqual([])
       expect(reported([b!], 'error')).toEqual([])
     },

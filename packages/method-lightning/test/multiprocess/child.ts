@@ -11,7 +11,7 @@ export type ChildConfig = {
   secret: string
   store:
     | { kind: 'redis'; url: string; keyPrefix: string }
-    | { kind: 'postgres'; connectionString: string; schema: string }
+    | { kind: 'postgres'; connectionString: string; schema: string; table: string }
   /** The payee node (the server's), as the devnet simulator serves it. */
   node: { socket: string; cert: string; macaroon: string }
   depositSats: number
@@ -32,7 +32,11 @@ async function main(): Promise<void> {
   const store =
     config.store.kind === 'redis'
       ? new RedisStore({ url: config.store.url, keyPrefix: config.store.keyPrefix })
-      : new PostgresStore({ connectionString: config.store.connectionString, schema: config.store.schema })
+      : new PostgresStore({
+          connectionString: config.store.connectionString,
+          schema: config.store.schema,
+          table: config.store.table,
+        })
   const { lnd } = authenticatedLndGrpc(config.node)
   const server = Server.create({
     realm: 'lightning.test',

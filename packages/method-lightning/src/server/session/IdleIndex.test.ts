@@ -71,6 +71,31 @@ describe('IdleIndex', () => {
     expect((await sweep(index, new Set())).visited).toEqual(['s1'])
   })
 
+  it('does not lose a session whose open is between its two index writes when another process sweeps', async () => {
+    const store = new MemoryStore()
+    const [opener, sweeper] = [
+      new IdleIndex(store, { ttlMs: 60_000 }),
+      new IdleIndex(store, { ttlMs: 60_000 }),
+    ]
+    // Hold the opener's second write until a sweep has run (a slow store round trip in another process).
+    let writes = 0
+    let held!: () => void
+    const set = store.set.bind(store)
+    store.set = async (...args: Parameters<typeof set>) => {
+      if (args[0].startsWith('idle:') && ++writes === 2)
+        await new Promise<void>((resolve) => (held = resolve))
+      return set(...args)
+    }
+    const adding = opener!.add('s0')
+    while (!held) await new Promise((resolve) => setTimeout(resolve, 1))
+    expect((await sweep(sweeper!, new Set(['s0']))).swept).toBe(true)
+    held()
+    await adding
+    // Found by the next sweep of any process, and kept while open.
+    expect((await sweep(sweeper!, new Set(['s0']))).visited).toEqual(['s0'])
+    expect((await sweep(opener!, new Set())).visited).toEqual(['s0'])
+  })
+
   it('stops an aborted sweep after its batch and frees the lease; the next sweep, anywhere, visits the rest', async () => {
     const store = new MemoryStore()
     const [a, b] = [new IdleIndex(store, { ttlMs: 60_000 }), new IdleIndex(store, { ttlMs: 60_000 })]

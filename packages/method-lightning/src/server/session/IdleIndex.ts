@@ -39,8 +39,11 @@ export class IdleIndex {
   async add(id: string): Promise<void> {
     const { ttlMs } = this.options
     const { value: slot } = await this.store.increment('idle:next', 1n, { ttlMs })
-    await this.store.set(`idle:slot:${slot}`, id, ttlMs)
+    // The session's slot first, then the slot's name: a sweep in another process that reads the name
+    // between the two writes must find the session pointing at it, or it drops the slot as stale and the
+    // session is never swept. A slot with no name yet is kept for the next sweep (see `sweep`).
     await this.store.set(`idle:at:${id}`, String(slot), ttlMs)
+    await this.store.set(`idle:slot:${slot}`, id, ttlMs)
   }
 
   /**
