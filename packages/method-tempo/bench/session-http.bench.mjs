@@ -55,6 +55,11 @@ function startServer(config) {
             child.once('message', done)
             child.send(message)
           }),
+        inProcess: (paid, rounds) =>
+          new Promise((done, fail) => {
+            child.once('message', (m) => (m.inProcess ? done(m.inProcess) : fail(new Error('in-process'))))
+            child.send({ inProcess: { paid, rounds } })
+          }),
         cpu: () =>
           new Promise((done) => {
             child.once('message', (m) => done(m.cpu))
@@ -208,7 +213,7 @@ async function measure(devnet, store, ahead) {
     const paid = []
     const unpaid = []
     // MPPKIT_BENCH_CONTROLS=1: also the control routes of session-server.mjs, on the same credentials.
-    const controls = process.env.MPPKIT_BENCH_CONTROLS ? { headers: [], floor: [] } : undefined
+    const controls = process.env.MPPKIT_BENCH_CONTROLS ? { headers: [], floor: [], busy: [] } : undefined
     const none = Array.from({ length: workers }, () => [])
     // Warm-up, then interleaved rounds (unpaid, paid, unpaid, …): background load hits both alike.
     await throughput(
@@ -236,6 +241,9 @@ async function measure(devnet, store, ahead) {
       for (const name of Object.keys(controls ?? {}))
         controls[name].push(await throughput(server, agent, `/control/${name}`, batch, perRound))
     }
+    // The payment's own work: the same route called in the server process with Fetch Requests, no HTTP.
+    const [direct] = await prepare(agent, server.port, devnet, channels.slice(0, 1), 5 * 2000, ahead)
+    const inProcess = await server.inProcess(direct, 5)
     // Latency: one request at a time, paid and unpaid alternating.
     const sequential = 600
     const [credentials] = await prepare(agent, server.port, devnet, channels.slice(0, 1), sequential, ahead)
@@ -259,7 +267,9 @@ async function measure(devnet, store, ahead) {
       controlCpu: controls && {
         headers: median(controls.headers.map((r) => r.cpu)),
         floor: median(controls.floor.map((r) => r.cpu)),
+        busy: median(controls.busy.map((r) => r.cpu)),
       },
+      inProcess: { paid: median(inProcess.paid), unpaid: median(inProcess.unpaid) },
       added: {
         p50: quantile(paidMs, 0.5) - quantile(unpaidMs, 0.5),
         p99: quantile(paidMs, 0.99) - quantile(unpaidMs, 0.99),
@@ -310,10 +320,14 @@ export async function run() {
           name: `tempo session HTTP (${store} store, ${how}) server CPU per request`,
           text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)})`,
         })
+        results.push({
+          name: `tempo session (${store} store, ${how}) the payment's own work, in-process`,
+          text: `+${r.inProcess.paid - r.inProcess.unpaid < 10 ? (r.inProcess.paid - r.inProcess.unpaid).toFixed(1) : fmt(r.inProcess.paid - r.inProcess.unpaid)} µs per request (the route called with Fetch Requests in the server process, no socket: paid ${r.inProcess.paid.toFixed(1)} µs, unpaid ${r.inProcess.unpaid.toFixed(1)} µs)`,
+        })
         if (r.controlCpu)
           results.push({
             name: `tempo session HTTP (${store} store, ${how}) control routes, server CPU per request`,
-            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)})`,
+            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)}); no payment but 20 µs of busy CPU ${fmt(r.controlCpu.busy)} µs (+${fmt(r.controlCpu.busy - r.unpaidCpu)} µs, ${(r.unpaidCpu / r.controlCpu.busy).toFixed(2)})`,
           })
         results.push({
           name: `tempo session HTTP (${store} store, ${how}) latency added by a voucher payment`,

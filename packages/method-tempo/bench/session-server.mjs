@@ -68,6 +68,33 @@ process.once('message', async (config) => {
       writeFileSync(message.file, JSON.stringify(profile))
       process.send({ profiling: false })
     }
+    // `{ inProcess: { paid: [authorization…], rounds } }`: the paid route and the same handler unpaid
+    // called directly with Fetch Requests (no socket, no node:http), interleaved rounds; answers the
+    // median µs per call of each, i.e. what the payment itself costs per request on this process.
+    if (message?.inProcess) {
+      const url = `http://127.0.0.1:${http.address().port}/paid`
+      const timed = async (route, authorizations) => {
+        const start = process.hrtime.bigint()
+        for (const authorization of authorizations) {
+          const headers = { host: '127.0.0.1', accept: '*/*' }
+          if (authorization) headers.authorization = authorization
+          const response = await route(new Request(url, { headers }))
+          if (response.status !== 200) throw new Error(`in-process: ${response.status}`)
+          await response.arrayBuffer()
+        }
+        return Number(process.hrtime.bigint() - start) / 1e3 / authorizations.length
+      }
+      const { paid: credentials, rounds } = message.inProcess
+      const size = Math.floor(credentials.length / rounds)
+      const results = { paid: [], unpaid: [] }
+      for (let round = 0; round < rounds; round++) {
+        const batch = credentials.slice(round * size, (round + 1) * size)
+        const unpaid = batch.map(() => undefined)
+        results.unpaid.push(await timed(handler, unpaid))
+        results.paid.push(await timed(paid, batch))
+      }
+      process.send({ inProcess: results })
+    }
     if (message === 'stop') {
       http.closeAllConnections?.()
       http.close()
@@ -83,7 +110,8 @@ process.once('message', async (config) => {
  * same Authorization header and answers with a receipt-sized Payment-Receipt and Cache-Control, doing no
  * payment work (what the bytes of a paid request cost); `/control/floor` does only the least a paid
  * request must (look the header up, check an expiry, decrement a balance, write a receipt) with no
- * binding, offer pinning, store or checks, so it bounds what any paid path can reach on this route.
+ * binding, offer pinning, store or checks, so it bounds what any paid path can reach on this route;
+ * `/control/busy` spins 20 µs of CPU before the handler (what a fixed amount of route work costs here).
  */
 function controlRoutes(handler) {
   const receiptSized = 'x'.repeat(488)
@@ -95,6 +123,13 @@ function controlRoutes(handler) {
   }
   const seen = new Map()
   return {
+    // Not a payment: 20 µs of busy CPU, then the handler. What 20 µs of route work costs in server CPU
+    // per request here (on a shared 2-core machine, more than 20: see the bench's note).
+    '/control/busy': () => {
+      const start = process.hrtime.bigint()
+      while (process.hrtime.bigint() - start < 20_000n) {}
+      return handler()
+    },
     '/control/headers': (request) => {
       request.headers.get('authorization')
       return withReceipt(receiptSized)
