@@ -1,10 +1,10 @@
 // The `permit2`, `transaction` and `hash` credential types of draft-evm-charge-00 on anvil
 // (`--network tempo` predeploys Permit2 at its canonical address), paid by our client, refused when
 // tampered, replayed or expired, and settled once under concurrent copies.
-import { Challenge, Credential } from '@mppkit/core'
+import { Challenge, Credential, MemoryStore, type Store } from '@mppkit/core'
 import { create as createClient, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { encodeFunctionData, erc20Abi, type Hex, maxUint256 } from 'viem'
+import { encodeFunctionData, erc20Abi, type Hex, keccak256, maxUint256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
@@ -47,12 +47,17 @@ afterAll(async () => {
 
 const url = 'http://localhost/paid'
 
-function setup(types: CredentialType[], request: Record<string, unknown> = { amount: '900' }) {
+function setup(
+  types: CredentialType[],
+  request: Record<string, unknown> = { amount: '900' },
+  options: { hashMaxAgeSeconds?: number; store?: Store } = {},
+) {
   const info = devnet.info
   const payTo = info.accounts[6]!.address
   const server = createServer({
     realm: 'localhost',
     secrets: ['x402-compat-test-secret-0123456789abcdef'],
+    ...(options.store ? { store: options.store } : {}),
     methods: [
       charge({
         chainId: info.chainId,
@@ -61,6 +66,7 @@ function setup(types: CredentialType[], request: Record<string, unknown> = { amo
         credentialTypes: types,
         wallet: walletOf(info, 7),
         decimals: 6,
+        ...(options.hashMaxAgeSeconds ? { hashMaxAgeSeconds: options.hashMaxAgeSeconds } : {}),
       }),
     ],
   })
@@ -389,6 +395,77 @@ describe.skipIf(reason)('evm charge, type="hash"', () => {
       }
     `)
     expect(runs()).toBe(0)
+  })
+})
+
+describe.skipIf(reason)('evm charge, one transaction presented as both types', () => {
+  /** A transfer signed by dev account 4 (not broadcast), and its hash. */
+  async function signed(info: TempoDevnet['info'], payTo: Hex) {
+    const wallet = walletOf(info, 4)
+    const request = await wallet.prepareTransactionRequest({
+      to: info.eip3009Token,
+      data: encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [payTo, 900n] }),
+      type: 'eip1559',
+      gas: 100_000n,
+    })
+    const { account: _account, ...fields } = request as Record<string, unknown>
+    const signature = await privateKeyToAccount(info.accounts[4]!.privateKey).signTransaction(fields as never)
+    return { signature, hash: keccak256(signature) }
+  }
+
+  it('pays once: the hash of a transaction the server broadcast is refused as used, and the other way round', async () => {
+    const { info, payTo, handler, runs } = setup(['transaction', 'hash'])
+    const before = await balanceOf(info, payTo)
+    // Presented as a transaction (the server broadcasts it), then by its hash.
+    const first = await signed(info, payTo)
+    const paid = await send(handler, await challengeOf(handler), {
+      type: 'transaction',
+      signature: first.signature,
+    })
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    const byHash = await send(handler, await challengeOf(handler), { type: 'hash', hash: first.hash })
+    expect(byHash.status).toBe(402)
+    expect((await byHash.json()).reason).toBe('transaction-used')
+    // Broadcast by the payer and presented by its hash, then as the signed transaction.
+    const second = await signed(info, payTo)
+    await walletOf(info, 0).sendRawTransaction({ serializedTransaction: second.signature })
+    await walletOf(info, 0).waitForTransactionReceipt({ hash: second.hash })
+    const paidByHash = await send(handler, await challengeOf(handler), { type: 'hash', hash: second.hash })
+    expect(paidByHash.status, await paidByHash.clone().text()).toBe(200)
+    const asTransaction = await send(handler, await challengeOf(handler), {
+      type: 'transaction',
+      signature: second.signature,
+    })
+    expect(asTransaction.status).toBe(402)
+    expect((await asTransaction.json()).reason).toBe('transaction-used')
+    expect(runs()).toBe(2)
+    expect((await balanceOf(info, payTo)) - before).toBe(1800n)
+  })
+
+  it('refuses a transaction presented again after its claim expired: it is older than hashMaxAgeSeconds', async () => {
+    // The claim lasts hashMaxAgeSeconds + 1 min; deleting it stands in for that wait.
+    const store = new MemoryStore()
+    const claims: string[] = []
+    const putIfAbsent = store.putIfAbsent.bind(store)
+    store.putIfAbsent = (...args: Parameters<typeof putIfAbsent>) => {
+      if (args[0].includes('tx:')) claims.push(args[0])
+      return putIfAbsent(...args)
+    }
+    const { info, payTo, handler, runs } = setup(
+      ['transaction'],
+      { amount: '900' },
+      { hashMaxAgeSeconds: 1, store },
+    )
+    const { signature } = await signed(info, payTo)
+    const paid = await send(handler, await challengeOf(handler), { type: 'transaction', signature })
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    expect(claims).toHaveLength(1)
+    await new Promise((resolve) => setTimeout(resolve, 2_100))
+    await store.delete(claims[0]!)
+    const again = await send(handler, await challengeOf(handler), { type: 'transaction', signature })
+    expect(again.status).toBe(402)
+    expect((await again.json()).reason).toBe('transaction-too-old')
+    expect(runs()).toBe(1)
   })
 })
 

@@ -84,7 +84,7 @@ export function settleTransaction(
   const hash = keccak256(serializedTransaction)
   return once(
     input.store,
-    `tx:${hash}`,
+    replayKey(hash),
     context.hashMaxAgeSeconds * 1000 + 60_000,
     async () => {
       // 6. "Broadcast the transaction via eth_sendRawTransaction"
@@ -93,9 +93,12 @@ export function settleTransaction(
           refuse('The chain refused the transaction (nonce, gas or balance).', 'transaction-rejected'),
         )
       } catch (error) {
-        // Already broadcast (by the payer, or by an attempt that timed out): go on with its receipt.
+        // Already broadcast (by the payer, or by an attempt that timed out): go on with its receipt, as
+        // a `hash` credential would, block age included: its claim in the Store lasts only
+        // `hashMaxAgeSeconds` (+ 1 min), so an older transaction presented again must not pay again.
         const known = await context.reader.getTransaction({ hash }).catch(() => undefined)
         if (!known) throw error
+        return confirm(context, input.request, hash, input.signer, { fresh: true })
       }
       return confirm(context, input.request, hash, input.signer)
     },
@@ -103,12 +106,31 @@ export function settleTransaction(
   )
 }
 
-/** Waits for a transaction's receipt and checks it paid the request (status and `Transfer` log). */
+/**
+ * The Store key that consumes a transaction, whichever credential type presents it: a `transaction`
+ * (its signed bytes, whose keccak256 is its hash) and a `hash` naming the same transaction are one
+ * payment. "Before accepting a credential, the server MUST check whether its replay token has already
+ * been consumed." (draft-evm-charge-00 §"Replay Protection")
+ */
+const replayKey = (hash: Hex) => `tx:${hash.toLowerCase()}`
+
+/** Refuses a receipt in a block older than `hashMaxAgeSeconds` (its replay claim may have expired). */
+async function checkAge(context: ChainContext, blockNumber: bigint): Promise<void> {
+  const block = await onChain(context.reader.getBlock({ blockNumber }), context.timeout)
+  if (Number(block.timestamp) < Math.floor(context.now() / 1000) - context.hashMaxAgeSeconds)
+    throw refuse('The transaction is too old to pay this challenge.', 'transaction-too-old')
+}
+
+/**
+ * Waits for a transaction's receipt and checks it paid the request (status and `Transfer` log; with
+ * `fresh`, a block no older than `hashMaxAgeSeconds`).
+ */
 async function confirm(
   context: ChainContext,
   request: EvmChargeRequest,
   hash: Hex,
   payer: Address | undefined,
+  options: { fresh?: boolean } = {},
 ): Promise<string> {
   // 7–8. "Wait for confirmation and fetch the transaction receipt"; "Verify the receipt status is 0x1"
   const receipt = await onChain(
@@ -116,6 +138,7 @@ async function confirm(
     context.timeout,
   )
   if (receipt.status !== 'success') throw refuse('The transfer reverted.', 'transfer-reverted')
+  if (options.fresh) await checkAge(context, receipt.blockNumber)
   // 9. "Verify the receipt contains a Transfer event log matching the challenge parameters"
   const expected = {
     token: request.currency,
@@ -147,7 +170,7 @@ export function settleHash(
   // 1. "Verify payload.hash has not been previously consumed"; 5. "Mark the hash as consumed"
   return once(
     input.store,
-    `hash:${hash}`,
+    replayKey(hash),
     context.hashMaxAgeSeconds * 1000 + 60_000,
     async () => {
       // 2. "Fetch the transaction receipt via eth_getTransactionReceipt" (waiting if it is still pending).
@@ -155,12 +178,7 @@ export function settleHash(
         refuse('No confirmed transaction has this hash.', 'transaction-not-found'),
       )
       if (receipt.status !== 'success') throw refuse('The transfer reverted.', 'transfer-reverted')
-      const block = await onChain(
-        context.reader.getBlock({ blockNumber: receipt.blockNumber }),
-        context.timeout,
-      )
-      if (Number(block.timestamp) < Math.floor(context.now() / 1000) - context.hashMaxAgeSeconds)
-        throw refuse('The transaction is too old to pay this challenge.', 'transaction-too-old')
+      await checkAge(context, receipt.blockNumber)
       // 3–4. status 0x1 and a Transfer log of currency to recipient for amount.
       return confirmed(receipt, input.request, hash, payer)
     },
