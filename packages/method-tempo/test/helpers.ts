@@ -5,11 +5,16 @@ import { streamChannelEscrowAbi, type TempoDevnetInfo, tempoClients } from '../.
 
 /**
  * A JSON-RPC proxy in front of a node, to simulate outages: `up` forwards, `down` refuses (connection
- * reset), `lose-send` forwards transaction submissions but loses the answer (the node got it).
+ * reset), `lose-send` forwards transaction submissions but loses the answer (the node got it),
+ * `hold-send` keeps transaction submissions until `release()` (`held()` resolves once one waits).
  */
 export async function rpcProxy(target: string) {
-  let mode: 'up' | 'down' | 'lose-send' = 'up'
+  let mode: 'up' | 'down' | 'lose-send' | 'hold-send' = 'up'
   let requests = 0
+  let release: (() => void) | undefined
+  let released = Promise.resolve()
+  let onHeld: (() => void) | undefined
+  let heldNow = false
   const server: Server = createServer(async (req, res) => {
     requests++
     const chunks: Buffer[] = []
@@ -18,6 +23,11 @@ export async function rpcProxy(target: string) {
     if (mode === 'down') {
       req.socket.destroy()
       return
+    }
+    if (mode === 'hold-send' && /eth_sendRawTransaction/.test(body)) {
+      heldNow = true
+      onHeld?.()
+      await released
     }
     const response = await fetch(target, {
       method: 'POST',
@@ -38,7 +48,25 @@ export async function rpcProxy(target: string) {
     /** JSON-RPC requests received so far (refused ones included). */
     requests: () => requests,
     set(next: typeof mode) {
+      if (next === 'hold-send') {
+        heldNow = false
+        released = new Promise<void>((resolve) => {
+          release = resolve
+        })
+      }
       mode = next
+    },
+    /** Resolves once a transaction submission is held (`hold-send`). */
+    held: () =>
+      heldNow
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            onHeld = resolve
+          }),
+    /** Lets the held submissions through (and later ones: the mode goes back to `up`). */
+    release() {
+      mode = 'up'
+      release?.()
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -20,7 +20,7 @@ import { escrowAbi } from '../src/internal/escrow.js'
 import { walletClientFor } from '../src/internal/rpc.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import * as Voucher from '../src/Voucher.js'
-import { readChannel } from './helpers.js'
+import { readChannel, rpcProxy } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -206,6 +206,121 @@ describe.skipIf(!!reason)('tempo/session safety on anvil', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect((await again()).status).toBe(410)
     expect(served()).toBe(2)
+  })
+
+  it('nothing is served while a cooperative close is on its way: the capture covers every request served', async () => {
+    const proxy = await rpcProxy(devnet.info.rpcUrl)
+    try {
+      const { handler, served } = setup({ rpcUrl: proxy.url })
+      const authorized = 20n * price
+      const { response, channelId } = await open(handler, 3, authorized, authorized)
+      expect(response.status, await response.clone().text()).toBe(200)
+      const signature = await voucher(3, channelId, authorized)
+      const request = () =>
+        send(handler, { action: 'voucher', channelId, cumulativeAmount: String(authorized), signature })
+      expect((await request()).status).toBe(200)
+      // The close reads spent (2 requests) and sends its transaction: held at the node's door.
+      proxy.set('hold-send')
+      const closing = send(handler, {
+        action: 'close',
+        channelId,
+        cumulativeAmount: String(2n * price),
+        signature: await voucher(3, channelId, 2n * price),
+      })
+      await proxy.held()
+      const during = await Promise.all([request(), request(), request()])
+      for (const refused of during) {
+        expect(refused.status).toBe(410)
+        expect(((await refused.json()) as { type: string }).type).toMatch(/session\/channel-finalized$/)
+      }
+      // A second close while the first is on its way is refused too (one close transaction).
+      const second = await send(handler, {
+        action: 'close',
+        channelId,
+        cumulativeAmount: String(2n * price),
+        signature: await voucher(3, channelId, 2n * price),
+      })
+      expect(second.status).toBe(410)
+      proxy.release()
+      const closed = await closing
+      expect(closed.status, await closed.clone().text()).toBe(200)
+      expect(served()).toBe(2)
+      const channel = await onChain(channelId)
+      expect(channel.finalized).toBe(true)
+      expect((await request()).status).toBe(410)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('a close refused or without an answer: the channel serves again, or holds until a retried close', async () => {
+    const proxy = await rpcProxy(devnet.info.rpcUrl)
+    try {
+      const { handler, served } = setup({ rpcUrl: proxy.url, timeout: 1_500 })
+      const authorized = 20n * price
+      const { response, channelId } = await open(handler, 4, authorized, authorized)
+      expect(response.status, await response.clone().text()).toBe(200)
+      const signature = await voucher(4, channelId, authorized)
+      const request = () =>
+        send(handler, { action: 'voucher', channelId, cumulativeAmount: String(authorized), signature })
+      // A close signed for less than was spent: refused, and the mark goes with it.
+      const short = await send(handler, {
+        action: 'close',
+        channelId,
+        cumulativeAmount: String(0n),
+        signature: await voucher(4, channelId, 0n),
+      })
+      expect(short.status).toBe(402)
+      expect((await request()).status).toBe(200)
+      const close = async () =>
+        send(handler, {
+          action: 'close',
+          channelId,
+          cumulativeAmount: String(2n * price),
+          signature: await voucher(4, channelId, 2n * price),
+        })
+      // The node is unreachable for the close: 503 and nothing captured, but the close may have reached
+      // it, so nothing is spent on the channel until a close is retried.
+      proxy.set('down')
+      expect((await close()).status).toBe(503)
+      proxy.set('up')
+      expect((await request()).status).toBe(410)
+      const closed = await close()
+      expect(closed.status, await closed.clone().text()).toBe(200)
+      expect(served()).toBe(2)
+      expect((await onChain(channelId)).finalized).toBe(true)
+      expect((await onChain(channelId)).settled).toBe(2n * price)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('a close whose answer is lost after the node took it: nothing more is served, the capture stands', async () => {
+    const proxy = await rpcProxy(devnet.info.rpcUrl)
+    try {
+      const { handler, served } = setup({ rpcUrl: proxy.url, timeout: 1_500 })
+      const authorized = 20n * price
+      const { response, channelId } = await open(handler, 5, authorized, authorized)
+      expect(response.status, await response.clone().text()).toBe(200)
+      const signature = await voucher(5, channelId, authorized)
+      const request = () =>
+        send(handler, { action: 'voucher', channelId, cumulativeAmount: String(authorized), signature })
+      proxy.set('lose-send')
+      const lost = await send(handler, {
+        action: 'close',
+        channelId,
+        cumulativeAmount: String(price),
+        signature: await voucher(5, channelId, price),
+      })
+      expect(lost.status).toBe(503)
+      proxy.set('up')
+      expect((await onChain(channelId)).finalized).toBe(true)
+      expect((await request()).status).toBe(410)
+      expect(served()).toBe(1)
+      expect((await onChain(channelId)).settled).toBe(price)
+    } finally {
+      await proxy.close()
+    }
   })
 
   it('a topUp on an unknown or expired challenge is session/challenge-not-found (402, fresh challenge)', async () => {

@@ -168,7 +168,7 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     return Object.assign(pay, { channelId })
   }
 
-  it('a paid voucher costs ONE atomic store operation (channel check, voucher CAS, bounded increment, settle mark)', async () => {
+  it('a paid voucher costs ONE atomic store operation (no close under way, channel check, voucher CAS, bounded increment, settle mark)', async () => {
     const log: string[] = []
     const handler = serverOn(countingStore(new MemoryStore(), log))
     const pay = await openChannel(handler, 1)
@@ -177,13 +177,15 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
       const response = await pay(handler, i * price)
       expect(response.status, await response.clone().text()).toBe(200)
       // Before issue 13: get ch, compareAndSet v, increment spent, set ok (4 operations).
-      expect(log).toEqual(['atomic check ch, compareAndSet v, increment spent, setIfAtLeast ok'])
+      expect(log).toEqual([
+        'atomic check closing, check ch, compareAndSet v, increment spent, setIfAtLeast ok',
+      ])
     }
     // An idempotent retry (equal amount, fresh challenge) checks the voucher instead of writing it.
     log.length = 0
     const retry = await pay(handler, 6n * price)
     expect(retry.status).toBe(402)
-    expect(log).toEqual(['atomic check ch, check v, increment spent, setIfAtLeast ok'])
+    expect(log).toEqual(['atomic check closing, check ch, check v, increment spent, setIfAtLeast ok'])
   })
 
   it('one challenge carries a session of vouchers; a replayed voucher credential spends only balance it authorized', async () => {
@@ -230,7 +232,7 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
     expect(await inner.get(spentKey())).toBe(String(6n * price))
   })
 
-  it('a store without atomic() takes the multi-call path: a channel read, a voucher CAS, a bounded increment and the settle mark', async () => {
+  it('a store without atomic() takes the multi-call path: a channel read, a voucher CAS, the close mark, a bounded increment and the settle mark', async () => {
     const log: string[] = []
     const handler = serverOn(countingStore(new MemoryStore(), log, false))
     const pay = await openChannel(handler, 5)
@@ -238,7 +240,7 @@ describe.skipIf(!!reason)('tempo/session Store round trips per voucher', () => {
       log.length = 0
       const response = await pay(handler, i * price)
       expect(response.status, await response.clone().text()).toBe(200)
-      expect(log).toEqual(['get ch', 'compareAndSet v', 'increment spent', 'set ok'])
+      expect(log).toEqual(['get ch', 'compareAndSet v', 'get closing', 'increment spent', 'set ok'])
     }
   })
 

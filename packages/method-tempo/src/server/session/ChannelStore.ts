@@ -7,8 +7,17 @@ import { sessionProblem } from './problems.js'
 /** The highest accepted voucher of a channel, as stored. */
 export type StoredVoucher = { amount: string; signature: Hex }
 
-/** Accounting state of a channel: the highest accepted cumulative amount and what was spent of it. */
-export type Balance = { ok: boolean; spent: bigint; accepted: bigint }
+/**
+ * Accounting state of a channel: the highest accepted cumulative amount and what was spent of it;
+ * `closing` when nothing was deducted because a cooperative close of the channel is in progress.
+ */
+export type Balance = { ok: boolean; spent: bigint; accepted: bigint; closing?: boolean }
+
+/**
+ * How long a channel stays marked as closing when the process closing it never finishes (it crashed):
+ * past this, the channel serves again and the close may be retried.
+ */
+const closingTtlMs = 5 * 60_000
 
 /** What the channel store needs. */
 export type ChannelStoreOptions = {
@@ -113,6 +122,56 @@ export function createChannelStore(options: ChannelStoreOptions) {
         detail: 'The channel pays another payee or token.',
         reason: 'channel-mismatch',
       })
+  }
+
+  /**
+   * The answer to a voucher or metered request while the channel is being closed: what it spends from
+   * then on would not be in the amount the close captures.
+   */
+  const closingProblem = () =>
+    sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel is being closed.')
+
+  /**
+   * Marks the channel as closing before the close reads what was spent: from then on no request spends
+   * on it (every deduction checks the mark in the same store operation as its increment, on a store
+   * with `atomic`), so the captured amount covers everything served. False when a close is already in
+   * progress. "Servers MUST NOT capture more than the amount actually consumed by delivered service";
+   * and nothing served may be left out of the capture either. A close whose transaction may have been
+   * sent without an answer (`uncertainClose`) can be retried: it takes the mark over.
+   */
+  const beginClose = async (s: Store, channelId: Hex) =>
+    (await s.putIfAbsent(key('closing', channelId), 'closing', closingTtlMs)) ||
+    (await s.compareAndSet(key('closing', channelId), 'uncertain', 'closing', closingTtlMs))
+  /** Lifts the mark of a close that failed before its transaction was sent, or reverted: the channel serves again. */
+  const abortClose = (s: Store, channelId: Hex) => s.delete(key('closing', channelId))
+  /**
+   * Keeps the mark of a close whose transaction may have reached the node (its answer was lost): the
+   * channel may be closed on chain, so nothing is spent on it; a retried close takes the mark over.
+   */
+  const uncertainClose = (s: Store, channelId: Hex) =>
+    s.set(key('closing', channelId), 'uncertain', closingTtlMs)
+
+  /** A bounded increment of the spent counter, unless the channel is being closed (`closing`). */
+  const spend = async (
+    s: Store,
+    channelId: Hex,
+    cost: bigint,
+    max: bigint,
+  ): Promise<{ applied: boolean; value: bigint; closing?: boolean }> => {
+    const spentKey = key('spent', channelId)
+    const closingKey = key('closing', channelId)
+    if (!s.atomic) {
+      // Without `atomic` the mark is read just before the increment: a deduction racing the close's
+      // read of `spent` by less than a round trip may still be left out of the capture.
+      if ((await s.get(closingKey)) !== undefined) return { applied: false, value: 0n, closing: true }
+      return s.increment(spentKey, cost, { ttlMs, max })
+    }
+    const { results } = await s.atomic([
+      { op: 'check', key: closingKey, equals: undefined },
+      { op: 'increment', key: spentKey, delta: cost, ttlMs, max },
+    ])
+    if (!results[0]!.applied) return { applied: false, value: 0n, closing: true }
+    return results[1] as { applied: boolean; value: bigint }
   }
 
   const highest = async (
@@ -240,6 +299,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
         ? JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
         : (raw as string)
       const steps: AtomicStep[] = [
+        { op: 'check', key: key('closing', channelId), equals: undefined },
         { op: 'check', key: chKey, equals: channelRaw },
         advances
           ? { op: 'compareAndSet', key: vKey, expected: raw, next, ttlMs }
@@ -258,17 +318,19 @@ export function createChannelStore(options: ChannelStoreOptions) {
         },
       ]
       const { results } = await s.atomic(steps)
-      const [channelStep, voucherStep, spentStep] = results as unknown as [
-        { applied: boolean; value: string | undefined },
-        { applied: boolean; value: string | undefined },
+      const [closingStep, channelStep, voucherStep, spentStep] = results as unknown as [
+        { applied: boolean },
+        { applied: boolean; value: string | undefined } | undefined,
+        { applied: boolean; value: string | undefined } | undefined,
         { applied: boolean; value: bigint } | undefined,
       ]
-      if (!channelStep.applied) {
+      if (!closingStep.applied) throw closingProblem()
+      if (!channelStep!.applied) {
         // The stored channel changed (or expired): re-check the voucher against what is stored now.
-        const now = channelStep.value ? (JSON.parse(channelStep.value) as ChannelState) : undefined
+        const now = channelStep!.value ? (JSON.parse(channelStep!.value) as ChannelState) : undefined
         const reloaded =
           now && !stale(now)
-            ? { state: now, raw: channelStep.value! }
+            ? { state: now, raw: channelStep!.value! }
             : await loadChannelRaw(s, channelId, true, false)
         checkChannel(reloaded.state)
         voucher.recheck(reloaded.state)
@@ -276,10 +338,10 @@ export function createChannelStore(options: ChannelStoreOptions) {
         channelRaw = reloaded.raw
         continue
       }
-      if (!voucherStep.applied) {
+      if (!voucherStep!.applied) {
         // Another request moved the voucher: decide again on the value read in the same operation.
         known = false
-        raw = voucherStep.value
+        raw = voucherStep!.value
         remember(id, raw)
         continue
       }
@@ -311,16 +373,17 @@ export function createChannelStore(options: ChannelStoreOptions) {
   ): Promise<Balance> => {
     let acceptedNow = justAccepted ? BigInt(justAccepted.amount) : await accepted(s, channelId)
     if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
-    let result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
-    if (!result.applied && justAccepted) {
+    let result = await spend(s, channelId, cost, acceptedNow)
+    if (!result.applied && !result.closing && justAccepted) {
       // A higher voucher may have been accepted since (a concurrent request): bound by the stored one.
       const fresh = await accepted(s, channelId)
       if (fresh > acceptedNow) {
         acceptedNow = fresh
         justAccepted = undefined
-        result = await s.increment(key('spent', channelId), cost, { ttlMs, max: acceptedNow })
+        result = await spend(s, channelId, cost, acceptedNow)
       }
     }
+    if (result.closing) return { ok: false, spent: 0n, accepted: acceptedNow, closing: true }
     if (result.applied) {
       dirty.add(channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
@@ -383,6 +446,10 @@ export function createChannelStore(options: ChannelStoreOptions) {
     loadChannelRaw,
     accept,
     acceptAndDeduct,
+    beginClose,
+    abortClose,
+    uncertainClose,
+    closingProblem,
     accepted,
     spentOf,
     deduct,

@@ -110,7 +110,8 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
               while (!result.ok) {
                 // No voucher in time: stop metering, but still end with the receipt ("MUST include the
                 // receipt … in the final message of the stream").
-                if (Date.now() >= deadline || parameters.closed()) break
+                // A channel being closed takes no more spending: end now (no voucher can reopen it).
+                if (result.closing || Date.now() >= deadline || parameters.closed()) break
                 // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
                 // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
                 const state = await meter.state()

@@ -76,8 +76,45 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
     const serve = async (charge: boolean, justAccepted?: StoredVoucher) => {
       if (!charge) return done({}, new Response(null, { status: 200 }))
       const result = await channels.deduct(s, channelId, cost, justAccepted)
+      if (result.closing) throw channels.closingProblem()
       if (!result.ok) throw channels.insufficient(channelId, cost, result)
       return done(cost > 0n ? { units: Number(unitsPerRequest) } : {}, undefined, result)
+    }
+    // A cooperative close, once the channel is marked as closing.
+    const closeChannel = async (
+      verified: Extract<Verified, { action: 'close' }>,
+      progress: { sent: boolean },
+    ) => {
+      const spent = await channels.spentOf(s, channelId)
+      const settled = BigInt(verified.channel.settled)
+      // "captureAmount = max(spent, settledOnChain)"; "Servers MUST NOT capture more than the amount
+      // actually consumed by delivered service." A v1 close captures the voucher amount, so the close
+      // voucher must be exactly the capture amount (or at/below the settled amount: nothing new).
+      const capture = spent > settled ? spent : settled
+      if (verified.amount < capture || (verified.amount > capture && verified.amount > settled))
+        throw new VerificationFailedError({
+          detail: `Sign the close voucher for exactly the spent amount ${capture}.`,
+          reason: 'close-amount-mismatch',
+          extensions: { spent: String(capture) },
+        })
+      const data = encodeFunctionData({
+        abi: escrowAbi,
+        functionName: 'close',
+        args: [channelId, verified.amount, signature],
+      })
+      let receipt: Awaited<ReturnType<typeof chain.sendAsPayee>>
+      try {
+        receipt = await chain.sendAsPayee([{ to: parameters.escrow, data }], 400_000n)
+      } catch (error) {
+        // No answer: the transaction may still have reached the node and close the channel.
+        progress.sent = true
+        throw error
+      }
+      if (receipt.status !== 'success') throw reverted('close')
+      const channel = await chain.readChannel(channelId)
+      if (channel) await channels.saveChannel(s, channelId, channel)
+      channels.dirty.delete(channelId)
+      return done({ txHash: receipt.transactionHash }, new Response(null, { status: 200 }))
     }
     switch (verified.action) {
       case 'open': {
@@ -174,29 +211,16 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         )
       }
       case 'close': {
-        const spent = await channels.spentOf(s, channelId)
-        const settled = BigInt(verified.channel.settled)
-        // "captureAmount = max(spent, settledOnChain)"; "Servers MUST NOT capture more than the amount
-        // actually consumed by delivered service." A v1 close captures the voucher amount, so the close
-        // voucher must be exactly the capture amount (or at/below the settled amount: nothing new).
-        const capture = spent > settled ? spent : settled
-        if (verified.amount < capture || (verified.amount > capture && verified.amount > settled))
-          throw new VerificationFailedError({
-            detail: `Sign the close voucher for exactly the spent amount ${capture}.`,
-            reason: 'close-amount-mismatch',
-            extensions: { spent: String(capture) },
-          })
-        const data = encodeFunctionData({
-          abi: escrowAbi,
-          functionName: 'close',
-          args: [channelId, verified.amount, signature],
-        })
-        const receipt = await chain.sendAsPayee([{ to: parameters.escrow, data }], 400_000n)
-        if (receipt.status !== 'success') throw reverted('close')
-        const channel = await chain.readChannel(channelId)
-        if (channel) await channels.saveChannel(s, channelId, channel)
-        channels.dirty.delete(channelId)
-        return done({ txHash: receipt.transactionHash }, new Response(null, { status: 200 }))
+        // Marked first, read second: a request spending after the read would be served uncaptured.
+        if (!(await channels.beginClose(s, channelId))) throw channels.closingProblem()
+        const progress = { sent: false }
+        try {
+          return await closeChannel(verified, progress)
+        } catch (error) {
+          const lift = progress.sent ? channels.uncertainClose : channels.abortClose
+          await lift(s, channelId).catch(() => {})
+          throw error
+        }
       }
       default:
         throw new VerificationFailedError({ detail: 'Unknown session action.', reason: 'unknown-action' })
