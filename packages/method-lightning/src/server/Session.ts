@@ -337,8 +337,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
           },
           verified.depositSats,
         )
-        if (!opened && (await s.get(sessionId))?.openedBy !== challenge.id)
-          throw new LightningProblem('unknown-challenge', 'This deposit has already opened a session.')
+        if (!opened) {
+          if ((await s.get(sessionId))?.openedBy !== challenge.id)
+            throw new LightningProblem('unknown-challenge', 'This deposit has already opened a session.')
+          // The same open again (it failed after writing the session): finish what it may have skipped.
+          await s.reopened(sessionId)
+        }
         if (billPerRequest && !(await s.charge(sessionId, price)))
           throw new LightningProblem(
             'insufficient-balance',

@@ -1,4 +1,4 @@
-import { MemoryStore } from '@mppkit/core'
+import { MemoryStore, StoreUnavailableError } from '@mppkit/core'
 import { describe, expect, it } from 'vitest'
 import { Sessions } from './Sessions.js'
 
@@ -13,6 +13,46 @@ describe('Sessions', () => {
     expect(await sessions.open({ ...record, openedBy: 'c2' }, 10n)).toBe(false)
     expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 10n, spent: 0n })
     expect((await sessions.get(id))?.openedBy).toBe('c1')
+  })
+
+  it('an open that failed after writing the session is finished by its retry: whole deposit, idle timer, index', async () => {
+    const store = new MemoryStore()
+    const sessions = new Sessions(store, { ttlMs: 60_000, idleMs: 60_000 })
+    // The Store fails once, right after the session and its balance were written (the idle timer).
+    const set = store.set.bind(store)
+    let failures = 1
+    store.set = async (...args: Parameters<typeof set>) => {
+      if (args[0].startsWith('active:') && failures-- > 0)
+        throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
+      return set(...args)
+    }
+    await expect(sessions.open(record, 50n)).rejects.toThrow(StoreUnavailableError)
+    // The retry (same challenge) finds the session and finishes the open; the deposit counts once.
+    expect(await sessions.open(record, 50n)).toBe(false)
+    await sessions.reopened(id)
+    expect(await sessions.balance(id)).toEqual({ deposit: 50n, available: 50n, spent: 0n })
+    expect(await sessions.active(id)).toBe(true)
+    const visited: string[] = []
+    await sessions.index.sweep(async (found) => {
+      visited.push(found)
+      return 'keep'
+    })
+    expect(visited).toEqual([id])
+  })
+
+  it('writes a session and its balance in one store operation where the store has atomic()', async () => {
+    const store = new MemoryStore()
+    const increments: string[] = []
+    const increment = store.increment.bind(store)
+    store.increment = (...args: Parameters<typeof increment>) => {
+      increments.push(args[0])
+      return increment(...args)
+    }
+    const sessions = new Sessions(store, { ttlMs: 60_000, idleMs: 60_000 })
+    expect(await sessions.open(record, 10n)).toBe(true)
+    // Only the index's slot counter is a separate increment; deposit and balance went with the record.
+    expect(increments.filter((key) => !key.startsWith('idle:'))).toEqual([])
+    expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 10n, spent: 0n })
   })
 
   it('never overdraws under concurrent charges, and credits top-ups', async () => {

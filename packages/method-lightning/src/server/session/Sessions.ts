@@ -49,16 +49,45 @@ export class Sessions {
     return raw === undefined ? undefined : (JSON.parse(raw) as SessionRecord)
   }
 
-  /** Creates an open session with its deposit; false when the id exists already. */
+  /**
+   * Creates an open session with its deposit; false when the id exists already. On a store with
+   * `atomic` the record and its balance are written in one operation, so a Store failure part-way never
+   * leaves a session without the deposit it was opened with (a retry of the same open finds it whole:
+   * see {@link Sessions.reopened}).
+   */
   async open(record: SessionRecord, depositSats: bigint): Promise<boolean> {
     const { ttlMs } = this.options
-    if (!(await this.store.putIfAbsent(`session:${record.paymentHash}`, JSON.stringify(record), ttlMs)))
-      return false
-    await this.store.increment(`deposit:${record.paymentHash}`, depositSats, { ttlMs })
-    await this.store.increment(`available:${record.paymentHash}`, depositSats, { ttlMs })
-    await this.touch(record.paymentHash)
-    await this.index.add(record.paymentHash)
+    const id = record.paymentHash
+    if (this.store.atomic) {
+      const { completed } = await this.store.atomic([
+        {
+          op: 'compareAndSet',
+          key: `session:${id}`,
+          expected: undefined,
+          next: JSON.stringify(record),
+          ttlMs,
+        },
+        { op: 'increment', key: `deposit:${id}`, delta: depositSats, ttlMs },
+        { op: 'increment', key: `available:${id}`, delta: depositSats, ttlMs },
+      ])
+      if (!completed) return false
+    } else {
+      if (!(await this.store.putIfAbsent(`session:${id}`, JSON.stringify(record), ttlMs))) return false
+      await this.store.increment(`deposit:${id}`, depositSats, { ttlMs })
+      await this.store.increment(`available:${id}`, depositSats, { ttlMs })
+    }
+    await this.reopened(id)
     return true
+  }
+
+  /**
+   * What an open does after its record and balance exist (the idle timer and the index): run again
+   * when the same open is retried after a failure, since it may have stopped before them (an index
+   * entry added twice leaves a stale slot, which the sweep drops).
+   */
+  async reopened(id: string): Promise<void> {
+    await this.touch(id)
+    await this.index.add(id)
   }
 
   /** Marks the session active now (the idle timeout restarts). */
