@@ -12,8 +12,9 @@ import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devn
 import { typedData } from '../src/Authorization.js'
 import { charge as chargeClient } from '../src/client/index.js'
 import { charge, type Facilitator, x402 } from '../src/server/index.js'
+import type { Reader } from '../src/server/Shared.js'
 import * as Wire from '../src/Wire.js'
-import { asFetch, balanceOf, facilitator } from './peers.js'
+import { asFetch, balanceOf, facilitator, walletOf } from './peers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -28,7 +29,7 @@ afterAll(async () => {
 
 const url = 'http://localhost/paid'
 
-function setup(options: { facilitator?: Facilitator; timeout?: number } = {}) {
+function setup(options: { facilitator?: Facilitator; timeout?: number; client?: Reader } = {}) {
   const info = devnet.info
   const fac = facilitator(info, 7)
   const payTo = info.accounts[6]!.address
@@ -40,6 +41,7 @@ function setup(options: { facilitator?: Facilitator; timeout?: number } = {}) {
     decimals: info.eip3009.decimals,
     facilitator: options.facilitator ?? fac.client,
     ...(options.timeout ? { timeout: options.timeout } : {}),
+    ...(options.client ? { client: options.client } : {}),
   })
   const server = createServer({
     realm: 'localhost',
@@ -271,6 +273,30 @@ describe.skipIf(reason)('x402 (server) with @x402/fetch v2 and MPP clients on on
       new Request(url, { headers: { [Wire.headers.paymentSignature]: header } }),
     )
     expect(paid.status).toBe(200)
+  })
+
+  it('a settlement whose answer is lost after the transfer landed is found on chain: served once, then refused', async () => {
+    const fac = facilitator(devnet.info, 7)
+    // The facilitator settles for real, then the connection drops before its answer arrives.
+    const losing: Facilitator = {
+      verify: (document, requirement) => fac.client.verify(document as never, requirement as never),
+      settle: async (document, requirement) => {
+        await fac.client.settle(document as never, requirement as never)
+        throw new Error('socket hang up')
+      },
+    }
+    const { info, handler, payTo, runs } = setup({ facilitator: losing, client: walletOf(devnet.info, 0) })
+    const before = await balanceOf(info, payTo)
+    const header = await signed(5, await requirementOf(handler))
+    const send = () => handler(new Request(url, { headers: { [Wire.headers.paymentSignature]: header } }))
+    const paid = await send()
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    expect(fac.counts.settle).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(1000n)
+    const again = await send()
+    expect(again.status).toBe(402)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(1000n)
   })
 
   it('malformed PAYMENT-SIGNATURE values are problems, never a 500', async () => {

@@ -5,7 +5,14 @@ import {
   ServiceUnavailableError,
   VerificationFailedError,
 } from '@mppkit/core'
-import { type Address, encodeFunctionData, type Hex, parseSignature, verifyTypedData } from 'viem'
+import {
+  type Address,
+  encodeFunctionData,
+  type Hex,
+  parseAbiItem,
+  parseSignature,
+  verifyTypedData,
+} from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
 import {
   type AuthorizationPayload,
@@ -14,9 +21,10 @@ import {
   evmCharge,
 } from '../Methods.js'
 import { permit2Address } from '../Permit2.js'
+import { hasTransfers } from '../Transfer.js'
 import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
-import { facilitate, once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
+import { facilitate, onChain, once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
 import { settleHash, settleTransaction, verifyTransaction } from './Transaction.js'
 
 export type { Reader, Wallet } from './Shared.js'
@@ -62,7 +70,11 @@ export declare namespace charge {
     facilitator?: Facilitator
     /** …or broadcasts `transferWithAuthorization` itself, paying gas from this wallet (also submits `permit2`). */
     wallet?: Wallet
-    /** Chain reads and raw broadcasts for `permit2`, `transaction` and `hash` (default: `wallet`). */
+    /**
+     * Chain reads and raw broadcasts for `permit2`, `transaction` and `hash` (default: `wallet`). With
+     * `authorization`, also how a settlement whose answer was lost (a facilitator or node timing out
+     * after the transfer landed) is found on chain, so its payer is served once instead of refused.
+     */
     client?: Reader
     /** The Permit2 contract (default the canonical `0x000000000022D473030F116dDEE9F6B43aC78BA3`). */
     permit2Address?: Address
@@ -224,15 +236,69 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         store,
         key,
         ttl,
-        () =>
-          options.facilitator
-            ? settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
-            : settleWithWallet(options.wallet!, request, payload, timeout),
+        async () => {
+          try {
+            return options.facilitator
+              ? await settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
+              : await settleWithWallet(options.wallet!, request, payload, timeout)
+          } catch (error) {
+            // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
+            // whose claim was released): the authorization is then used on chain and any new attempt is
+            // refused. Serve the payer once if the chain shows this authorization paid this request.
+            const landed = await landedAuthorization(reader, request, payload, timeout).catch(() => undefined)
+            if (landed) return landed
+            throw error
+          }
+        },
         { detail: 'This authorization was already used.', reason: 'authorization-used' },
       )
       return settled(reference, payload.from)
     },
   }
+}
+
+const authorizationUsed = parseAbiItem(
+  'event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)',
+)
+
+/** Blocks looked back for an authorization's transfer (~2.7 h at one block per second). */
+const lookbackBlocks = 10_000n
+
+/**
+ * The transaction that used this EIP-3009 authorization, when the chain shows one (its
+ * `AuthorizationUsed` event) that succeeded with a `Transfer` of the amount from the payer to the
+ * recipient; undefined otherwise (not landed, cancelled, or no `reader` with `getLogs`).
+ */
+async function landedAuthorization(
+  reader: Reader | undefined,
+  request: EvmChargeRequest,
+  payload: AuthorizationPayload,
+  timeout: number,
+): Promise<string | undefined> {
+  if (!reader?.getLogs || !reader.getBlockNumber) return undefined
+  const latest = await onChain(reader.getBlockNumber(), timeout)
+  const logs = await onChain(
+    reader.getLogs({
+      address: request.currency,
+      event: authorizationUsed,
+      args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
+      fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
+      toBlock: latest,
+    }),
+    timeout,
+  )
+  const expected = {
+    token: request.currency,
+    to: request.recipient,
+    value: BigInt(request.amount),
+    from: payload.from as Address,
+  }
+  for (const { transactionHash } of logs) {
+    if (!transactionHash) continue
+    const receipt = await onChain(reader.getTransactionReceipt({ hash: transactionHash }), timeout)
+    if (receipt?.status === 'success' && hasTransfers(receipt.logs ?? [], [expected])) return transactionHash
+  }
+  return undefined
 }
 
 async function settleWithFacilitator(

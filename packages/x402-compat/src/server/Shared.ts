@@ -22,6 +22,9 @@ export type Reader = {
   getTransactionReceipt(args: { hash: Hex }): Promise<any>
   waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<any>
   getBlock(args: { blockNumber: bigint }): Promise<{ timestamp: bigint }>
+  /** With these two, an `authorization` whose settlement answer was lost is looked up on chain. */
+  getBlockNumber?(): Promise<bigint>
+  getLogs?(args: any): Promise<readonly { transactionHash: Hex | null }[]>
 }
 
 /** A `verification-failed` problem with a stable reason. */
