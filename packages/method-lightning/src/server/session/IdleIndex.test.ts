@@ -59,6 +59,28 @@ describe('IdleIndex', () => {
     expect((await sweep(b!, new Set(['s0']))).visited).toEqual(['s0'])
   })
 
+  it('renews its lease batch by batch: a sweep longer than the lease still keeps the others out', async () => {
+    let now = 1_000_000
+    const store = new MemoryStore({ now: () => now })
+    const options = { ttlMs: 3_600_000, leaseMs: 80 }
+    const [a, b] = [new IdleIndex(store, options), new IdleIndex(store, options)]
+    for (const id of ids(96)) await a!.add(id)
+    // Three batches of 32; each batch takes 60 ms of the clock, so the sweep lasts over twice the lease.
+    // Mid-batch, another process tries to sweep.
+    let visits = 0
+    const others: boolean[] = []
+    const swept = await a!.sweep(async () => {
+      if (visits++ % 32 === 0) {
+        now += 60
+        others.push(await b!.sweep(async () => 'keep'))
+      }
+      return 'keep'
+    })
+    expect(swept).toBe(true)
+    expect(visits).toBe(96)
+    expect(others).toEqual([false, false, false])
+  })
+
   it('does not lose a session whose slot was allocated but not yet written when a sweep passed', async () => {
     const store = new MemoryStore()
     const index = new IdleIndex(store, { ttlMs: 60_000 })

@@ -14,8 +14,9 @@ const batch = 32
  * Each session gets a numbered slot: `idle:next` is a counter (one atomic increment per open),
  * `idle:slot:<n>` names the session and `idle:at:<id>` the session's current slot (so a stale slot is
  * recognized). A sweep walks the slots from `idle:low` to the last allocated one under a lease
- * (`idle:lock`, one sweeper at a time among the processes; an expired lease only lets two sweeps
- * overlap, which the callers' compare-and-set close makes harmless), drops the slots of closed sessions,
+ * (`idle:lock`, one sweeper at a time among the processes, renewed before each batch; a lease that
+ * expires anyway, under one batch slower than the lease, only lets two sweeps overlap, which the
+ * callers' compare-and-set close makes harmless), drops the slots of closed sessions,
  * and, when the slots it keeps are sparse, moves them to the end so the next sweep starts further on.
  * A sweep's work is therefore about the number of open sessions, not of all sessions ever opened.
  * A slot allocated but not yet written (an open in progress) is not skipped for good: the next sweep
@@ -75,6 +76,9 @@ export class IdleIndex {
       let pending = end + 1n
       for (let start = low; start <= end; start += BigInt(batch)) {
         if (signal?.aborted) return true
+        // The lease is renewed before each batch (visits may pay refunds, which take time), so two
+        // sweeps overlap only when one batch outlasts the whole lease; a sweep that lost its lease stops.
+        if (start !== low && !(await store.compareAndSet('idle:lock', token, token, leaseMs))) return true
         const slots: bigint[] = []
         for (let slot = start; slot <= end && slot < start + BigInt(batch); slot++) slots.push(slot)
         await Promise.all(
