@@ -387,11 +387,27 @@ export function createChannelStore(options: ChannelStoreOptions) {
     if (result.applied) {
       dirty.add(channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
-      const voucher = justAccepted ?? (await highest(s, channelId)).voucher
-      if (voucher && BigInt(voucher.amount) <= result.value)
-        await s.set(key('ok', channelId), JSON.stringify(voucher), ttlMs)
+      // Best effort, after the deduction: a failure here must not fail a request already paid (its retry
+      // would pay again), and a later deduction or the close captures what this one could not mark.
+      try {
+        const voucher = justAccepted ?? (await highest(s, channelId)).voucher
+        if (voucher && BigInt(voucher.amount) <= result.value) await markConsumed(s, channelId, voucher)
+      } catch {}
     }
     return { ok: result.applied, spent: result.value, accepted: acceptedNow }
+  }
+
+  /**
+   * Advances the settle mark to `voucher` unless it already holds a voucher at least as high: two
+   * deductions finishing out of order never move it back to a lower voucher.
+   */
+  const markConsumed = async (s: Store, channelId: Hex, voucher: StoredVoucher) => {
+    const next = JSON.stringify(voucher)
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const raw = await s.get(key('ok', channelId))
+      if (raw && BigInt((JSON.parse(raw) as StoredVoucher).amount) >= BigInt(voucher.amount)) return
+      if (await s.compareAndSet(key('ok', channelId), raw, next, ttlMs)) return
+    }
   }
 
   /** The highest fully consumed voucher of a channel (what a settlement may capture). */
