@@ -1,4 +1,4 @@
-import { PolicyError } from '@mppkit/core'
+import { Credential, PolicyError } from '@mppkit/core'
 import { create as createClient, type Policy } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import type { Hex } from 'viem'
@@ -20,7 +20,7 @@ const price = 1_000n
 describe.skipIf(!!reason)('tempo/session side payments under the client spend policy', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 4 })
+    devnet = await startTempo({ accounts: 6 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -112,6 +112,102 @@ describe.skipIf(!!reason)('tempo/session side payments under the client spend po
     // Nothing was sent: the channel keeps its opening deposit.
     expect(state.deposit).toBe(2n * price)
     expect((await readChannel(devnet.info, state.channelId as Hex)).deposit).toBe(2n * price)
+  })
+
+  /** A session route on `realm` whose challenges suggest `suggestedDeposit`; the client's fetch reaches it by host. */
+  function sessionRoute(realm: string, suggestedDeposit?: bigint) {
+    const method = sessionServer({
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      currency: devnet.info.tokens.pathUsd,
+      account: privateKeyToAccount(devnet.info.accounts[0]!.privateKey),
+      escrow: devnet.info.escrow,
+      timeout: 5_000,
+      ...(suggestedDeposit !== undefined ? { suggestedDeposit } : {}),
+    })
+    const server = createServer({ realm, secrets: [secret], methods: [method] })
+    return server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+  }
+
+  it('checks maxDeposit for a new channel even when a channel with another server uses the same escrow', async () => {
+    const routes: Record<string, (request: Request) => Promise<Response>> = {
+      'a.test': sessionRoute('a.test', 5n * price),
+      'b.test': sessionRoute('b.test', 1_000n * price),
+    }
+    const fetcher = ((input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      return routes[new URL(request.url).hostname]!(request)
+    }) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[4]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      fetch: fetcher,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: { currencies: [devnet.info.tokens.pathUsd], maxDeposit: 10n * price },
+    })
+    expect((await client.fetch('https://a.test/r')).status).toBe(200)
+    // Server b, on the same escrow, suggests a deposit of 1,000 prices: refused before anything is signed.
+    const error = await client.fetch('https://b.test/r').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(PolicyError)
+    expect((error as PolicyError).reason).toBe('max-deposit')
+    expect(sessions.channels.size).toBe(1)
+  })
+
+  it('ignores a receipt claiming more spent than the vouchers signed: the close stays within them', async () => {
+    const route = sessionRoute('receipts.test')
+    const sent: string[] = []
+    const fetcher = ((input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const authorization = request.headers.get('authorization')
+      if (authorization) sent.push(authorization)
+      return route(request)
+    }) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[5]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 10n * price,
+      fetch: fetcher,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    expect((await client.fetch('https://receipts.test/r')).status).toBe(200)
+    const [state] = [...sessions.channels.values()]
+    expect(state!.spent).toBe(price)
+    // A lying server's receipt: 1,000 prices spent, on a channel whose vouchers authorize one.
+    const lie = { method: 'tempo', status: 'success', timestamp: new Date().toISOString() }
+    sessions.onReceipt?.(
+      {
+        ...lie,
+        reference: state!.channelId,
+        channelId: state!.channelId,
+        spent: String(1_000n * price),
+      } as never,
+      undefined as never,
+    )
+    sessions.onReceipt?.(
+      {
+        ...lie,
+        reference: state!.channelId,
+        channelId: state!.channelId,
+        spent: '1e9',
+      } as never,
+      undefined as never,
+    )
+    expect(state!.spent).toBe(price)
+    sent.length = 0
+    expect((await sessions.close('https://receipts.test/r')).status).toBe(200)
+    const closes = sent.map(
+      (header) => Credential.parse(header).payload as { action: string; cumulativeAmount: string },
+    )
+    expect(closes.map((c) => [c.action, c.cumulativeAmount])).toEqual([['close', String(price)]])
+    expect((await readChannel(devnet.info, state!.channelId as Hex)).settled).toBe(price)
   })
 
   it("checks a top-up inside a paid request against maxDeposit, and undoes that request's booking", async () => {

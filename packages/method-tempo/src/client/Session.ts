@@ -255,6 +255,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // on-chain, and returns the `channelId` in the credential."
           const deposit =
             options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
+          // The policy's maxDeposit, checked before anything is signed: the quote leaves the deposit out
+          // when some channel on this escrow exists (it has no realm to tell whose), yet this one is new.
+          spend?.({ ...bookings.quoteFor(request, 0n), deposit })
           const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))
           const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
           const channelId = Channel.computeId({
@@ -362,9 +365,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }),
     onReceipt(receipt: Receipt.Receipt) {
       const channelId = String(receipt.channelId ?? receipt.reference).toLowerCase()
+      const spent = String(receipt.spent ?? '')
+      // The server's word on what it spent, believed only within what this client signed: a receipt
+      // claiming more (or not a base-unit integer) is ignored, so neither the next voucher nor the close
+      // voucher is ever signed above what was authorized.
+      if (!/^\d{1,78}$/.test(spent)) return
       for (const state of channels.values())
-        if (state.channelId.toLowerCase() === channelId && receipt.spent !== undefined)
-          state.spent = BigInt(String(receipt.spent))
+        if (state.channelId.toLowerCase() === channelId && BigInt(spent) <= state.cumulative)
+          state.spent = BigInt(spent)
     },
     voucher: (url, cumulativeAmount) =>
       serialized(async () => {
@@ -412,7 +420,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             cumulativeAmount: String(amount),
             signature: await signVoucher(state, amount),
           }))
-        let response = await closeWith(state.spent)
+        let response = await closeWith(state.spent > state.cumulative ? state.cumulative : state.spent)
         if (response.status === 402) {
           // The server's spent may be ahead of our last receipt (e.g. the end of a metered stream). It names
           // the amount; sign it only when it is within what this client already authorized.
