@@ -326,6 +326,63 @@ describe('sessionServer', () => {
     })
   })
 
+  it('the client: a wallet that cannot create the return invoice pays no deposit', async () => {
+    const { handler } = setup()
+    const wallet = lndWallet(lndFor(network.info.nodes.payer))
+    const payOnly = {
+      pay: wallet.pay,
+      receive: async () => {
+        throw new Error('permission denied (invoices:write)')
+      },
+    }
+    const fetch = ((input: RequestInfo | URL, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof globalThis.fetch
+    const sessions = sessionClient({ wallet: payOnly, network: 'regtest', fetch })
+    const client = createClient({ methods: [sessions], fetch })
+    const before = await payerBalance()
+    for (let i = 0; i < 2; i++) await expect(client.fetch(url)).rejects.toThrow(/permission denied/)
+    expect(await payerBalance()).toBe(before)
+    expect(sessions.sessions.size).toBe(0)
+  })
+
+  it('the client: a paid top-up answered 503 is sent again, never paid twice, also on the next top-up', async () => {
+    const { handler } = setup()
+    // The server is unavailable for top-up credentials `failures` times (before they reach it).
+    let failures = 0
+    const gated = async (request: Request) => {
+      const authorization = request.headers.get('authorization')
+      const action = authorization
+        ? (Credential.parse(authorization).payload as { action?: string }).action
+        : undefined
+      if (action === 'topUp' && failures > 0) {
+        failures--
+        return new Response(JSON.stringify({ type: 'about:blank', status: 503 }), {
+          status: 503,
+          headers: { 'retry-after': '0', 'content-type': 'application/problem+json' },
+        })
+      }
+      return handler(request)
+    }
+    const { sessions, client } = newClient(gated)
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const before = await payerBalance()
+    // Unavailable twice, then through: one invoice paid, credited once.
+    failures = 2
+    expect((await sessions.topUp(url)).status).toBe(200)
+    expect(state.deposit).toBe(20n)
+    expect(before - (await payerBalance())).toBe(10)
+    // Unavailable on every attempt: the top-up stays pending; the next top-up sends it, paying nothing.
+    failures = 3
+    expect((await sessions.topUp(url)).status).toBe(503)
+    expect(state.pendingTopUp?.sats).toBe(10n)
+    expect(before - (await payerBalance())).toBe(20)
+    expect((await sessions.topUp(url)).status).toBe(200)
+    expect(state.pendingTopUp).toBeUndefined()
+    expect(state.deposit).toBe(30n)
+    expect(before - (await payerBalance())).toBe(20)
+  })
+
   it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {
     const failures: unknown[] = []
     const { handler, submit, challenge } = setup({ options: { onRefundFailure: (f) => failures.push(f) } })

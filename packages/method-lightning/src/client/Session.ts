@@ -30,13 +30,24 @@ export type SessionState = {
   url: string
   /** The last challenge this session answered (a close presents itself on it to get a close challenge). */
   challenge?: Challenge.Challenge
+  /**
+   * A top-up paid whose credit the server has not confirmed (it answered 503, or not at all): sent again
+   * before any new deposit invoice is paid. Its preimage is a secret, never logged.
+   */
+  pendingTopUp?: { challenge: Challenge.Challenge; preimage: string; sats: bigint }
 }
+
+/** Attempts at sending a paid top-up while the server answers 503 (then it stays pending). */
+const topUpAttempts = 3
 
 /** The session client method with its session controls. */
 export type SessionClient = Method.Client<typeof session> & {
   /** Open sessions by realm. */
   readonly sessions: Map<string, SessionState>
-  /** Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response. */
+  /**
+   * Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response.
+   * A top-up paid earlier and still pending (the server answered 503) is sent again instead.
+   */
   topUp(url: string): Promise<Response>
   /** Closes the session of `url`'s server (refund to the return invoice); the close response. */
   close(url: string): Promise<Response>
@@ -131,8 +142,38 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     throw new PaymentFailedError('lightning: no open session for this server')
   }
 
+  /**
+   * Sends a paid top-up, again while the server answers 503 (honouring Retry-After, at most 2 s): the
+   * invoice is paid, so its credential is what must get through, never a second payment. Credited or
+   * refused for good, it is no longer pending; still unavailable (or unreachable), it stays pending.
+   */
+  const sendTopUp = async (
+    url: string,
+    state: SessionState,
+    pending: NonNullable<SessionState['pendingTopUp']>,
+  ): Promise<Response> => {
+    state.pendingTopUp = pending
+    const payload = { action: 'topUp', sessionId: state.sessionId, topUpPreimage: pending.preimage }
+    let response = await send(url, pending.challenge, payload)
+    for (let attempt = 1; response.status === 503 && attempt < topUpAttempts; attempt++) {
+      const seconds = Number(response.headers.get('retry-after'))
+      const wait = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 2) * 1000 : 250
+      await new Promise((resolve) => setTimeout(resolve, wait))
+      response = await send(url, pending.challenge, payload)
+    }
+    if (response.status === 503) return response
+    delete state.pendingTopUp
+    if (response.ok) {
+      state.deposit += pending.sats
+      state.challenge = pending.challenge
+    }
+    return response
+  }
+
   const topUp = async (url: string): Promise<Response> => {
     const { realm, state } = stateOf(url)
+    // A top-up already paid but not yet credited goes first, instead of paying another invoice.
+    if (state.pendingTopUp) return sendTopUp(url, state, state.pendingTopUp)
     const { challenge, request } = await challengeOf(url)
     const sats = BigInt(request.depositAmount ?? '0')
     // The policy's deposit limit applies to the session's deposit total; nothing is paid when it refuses.
@@ -144,16 +185,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       undo?.()
       throw error
     }
-    const response = await send(url, challenge, {
-      action: 'topUp',
-      sessionId: state.sessionId,
-      topUpPreimage: paid.preimage,
-    })
-    if (response.ok) {
-      state.deposit += paid.sats
-      state.challenge = challenge
-    }
-    return response
+    return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
   }
 
   const client: SessionClient = {
@@ -178,18 +210,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
             : undefined
         let paid: { preimage: string; sats: bigint }
+        let returnInvoice: string
         try {
+          // The return invoice first: a wallet that cannot create it (a pay-only macaroon) fails here,
+          // before the deposit is paid, not after (the deposit would be lost and paid again on retry).
+          const idle = Number(request.idleTimeout ?? '300')
+          ;({ invoice: returnInvoice } = await wallet.receive({
+            expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
+            description: 'mppkit session refund',
+          }))
           paid = await payDeposit(challenge, request)
         } catch (error) {
           undo?.()
           throw error
         }
         const { preimage, sats } = paid
-        const idle = Number(request.idleTimeout ?? '300')
-        const { invoice: returnInvoice } = await wallet.receive({
-          expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
-          description: 'mppkit session refund',
-        })
         sessions.set(challenge.realm, {
           sessionId: request.paymentHash!,
           preimage,
