@@ -167,6 +167,16 @@ describe.skipIf(!built)('mppkit inspect', () => {
     expect(stdout).toContain('Payment credential:')
     expect(stdout).toContain('<redacted 64 chars')
     expect(stdout).not.toContain('ab'.repeat(32))
+    // A signed transaction (Solana pull, Tempo open) is spendable by whoever holds it: redacted too.
+    const pull = Buffer.from(
+      JSON.stringify({
+        challenge: { id: 'x', realm: 'r', method: 'solana', intent: 'charge', request: 'e30' },
+        payload: { type: 'transaction', transaction: 'Q'.repeat(300) },
+      }),
+    ).toString('base64url')
+    const shown = (await run('node', [cliPath, 'inspect', `Authorization: Payment ${pull}`])).stdout
+    expect(shown).toContain('<redacted 300 chars')
+    expect(shown).not.toContain('Q'.repeat(300))
   })
 
   it('exits non-zero on garbage', async () => {

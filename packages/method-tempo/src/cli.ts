@@ -77,6 +77,15 @@ const processIo = (): Io => ({
   confirm: process.stdin.isTTY ? askOnTerminal : undefined,
 })
 
+/** An RPC URL as errors show it: its origin only (hosted RPC URLs carry API keys in the path or query). */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return 'the RPC URL'
+  }
+}
+
 async function chainIdOf(rpcUrl: string): Promise<number> {
   let text: string
   try {
@@ -88,7 +97,10 @@ async function chainIdOf(rpcUrl: string): Promise<number> {
     })
     text = await response.text()
   } catch (error) {
-    throw new PolicyError('rpc', `could not reach the Tempo RPC at ${rpcUrl}: ${describeError(error)}`)
+    throw new PolicyError(
+      'rpc',
+      `could not reach the Tempo RPC at ${originOf(rpcUrl)}: ${describeError(error)}`,
+    )
   }
   let result: unknown
   try {
@@ -97,7 +109,7 @@ async function chainIdOf(rpcUrl: string): Promise<number> {
   if (typeof result !== 'string' || !/^0x[0-9a-f]+$/i.test(result))
     throw new PolicyError(
       'rpc',
-      `${rpcUrl} is not a Tempo JSON-RPC node: eth_chainId answered ${JSON.stringify(text.slice(0, 120))}`,
+      `${originOf(rpcUrl)} is not a Tempo JSON-RPC node: eth_chainId answered ${JSON.stringify(text.slice(0, 120))}`,
     )
   return Number(result)
 }
@@ -139,8 +151,10 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
       maxDeposit,
       confirmAbove: args.switches.has('yes') ? maxDeposit + maxAmount : defaultConfirmAbove,
     }
+    // The value is never echoed: it is often a credential (`Authorization: Bearer …`).
     for (const header of args.lists.get('header') ?? [])
-      if (header.indexOf(':') <= 0) throw new UsageError(`-H takes "Name: value", got "${header}"`)
+      if (header.indexOf(':') <= 0)
+        throw new UsageError('-H takes "Name: value" (a value without ":" was given; not shown)')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)

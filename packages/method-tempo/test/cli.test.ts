@@ -279,15 +279,37 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     const port = await closedPort()
     const serverDown = await run([`http://127.0.0.1:${port}/x`, '--key', key(1), ...rpc()])
     expect(serverDown).toMatchObject({ code: 1, stderr: `mppkit pay: ECONNREFUSED 127.0.0.1:${port}\n` })
-    const rpcDown = await run([`${base}/charge`, '--key', key(1), '--rpc', `http://127.0.0.1:${port}`])
+    // A hosted RPC URL carries its API key in the path or query: errors name the origin only.
+    const rpcDown = await run([
+      `${base}/charge`,
+      '--key',
+      key(1),
+      '--rpc',
+      `http://127.0.0.1:${port}/v2/api-key-0123?token=secret-4567`,
+    ])
     expect(rpcDown.code).toBe(1)
     expect(rpcDown.stderr).toBe(
       `mppkit pay: could not reach the Tempo RPC at http://127.0.0.1:${port}: ECONNREFUSED 127.0.0.1:${port}\n`,
     )
-    const notTempo = await run([`${base}/charge`, '--key', key(1), '--rpc', `${base}/charge`])
+    const notTempo = await run([`${base}/charge`, '--key', key(1), '--rpc', `${base}/charge?key=secret-4567`])
     expect(notTempo.code).toBe(1)
     expect(notTempo.stderr).toMatch(
-      /^mppkit pay: http:\/\/127\.0\.0\.1:\d+\/charge is not a Tempo JSON-RPC node: eth_chainId answered "\{/,
+      /^mppkit pay: http:\/\/127\.0\.0\.1:\d+ is not a Tempo JSON-RPC node: eth_chainId answered "\{/,
     )
+    expect(notTempo.stderr).not.toContain('secret-4567')
+  })
+
+  it('never echoes a -H value (often a credential) in its usage errors', async () => {
+    const typo = await run([
+      `${base}/charge`,
+      '--key',
+      key(1),
+      ...rpc(),
+      '-H',
+      'Authorization Bearer sk_live_0123',
+    ])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toMatch(/-H takes "Name: value"/)
+    expect(typo.stderr).not.toContain('sk_live_0123')
   })
 })

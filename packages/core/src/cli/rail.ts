@@ -70,11 +70,13 @@ export function parseCommand(
   const headers = new Headers()
   for (const header of args.lists.get('header') ?? []) {
     const colon = header.indexOf(':')
-    if (colon <= 0) throw new UsageError(`-H takes "Name: value", got ${JSON.stringify(header.slice(0, 64))}`)
+    // The value is never echoed: it is often a credential (`Authorization: Bearer …`).
+    if (colon <= 0) throw new UsageError('-H takes "Name: value" (a value without ":" was given; not shown)')
+    const name = header.slice(0, colon).trim()
     try {
-      headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim())
+      headers.append(name, header.slice(colon + 1).trim())
     } catch {
-      throw new UsageError(`-H ${JSON.stringify(header.slice(0, 64))} is not a valid header`)
+      throw new UsageError(`-H ${JSON.stringify(name.slice(0, 64))}: the name or value is not a valid header`)
     }
   }
   const data = args.values.get('data')

@@ -11,7 +11,8 @@ export type Inspection =
   | { kind: 'receipt'; receipt: Receipt.Receipt }
   | { kind: 'unknown'; reason: string }
 
-const sensitive = /preimage|secret|spt|token|signature|private|macaroon/i
+// `transaction`: a signed transaction (Solana pull, Tempo open/topUp) is spendable by whoever holds it.
+const sensitive = /preimage|secret|spt|token|signature|private|macaroon|transaction/i
 
 /** Replaces sensitive payload values (signatures, preimages, tokens) with a short fingerprint. */
 export function redact(value: unknown, reveal = false): unknown {

@@ -420,6 +420,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             cumulativeAmount: String(amount),
             signature: await signVoucher(state, amount),
           }))
+        // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min does not take
         let response = await closeWith(state.spent > state.cumulative ? state.cumulative : state.spent)
         if (response.status === 402) {
           // The server's spent may be ahead of our last receipt (e.g. the end of a metered stream). It names
