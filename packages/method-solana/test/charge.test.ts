@@ -104,6 +104,47 @@ describe('solana/charge on the devnet SVM', () => {
     expect(lamports(feePayer.address)).toBeLessThan(sponsorLamports)
   })
 
+  it('payer-paid fees with split token accounts to create: the rent is bounded by maxAccountRentLamports', async () => {
+    const world = await tokenWorld(node)
+    const split = { amount: '50', ataCreationRequired: true }
+    const server = {
+      currency: world.mint,
+      decimals: 6,
+      recipient: world.recipient.address,
+      splits: [
+        { ...split, recipient: (await generateKeyPairSigner()).address },
+        { ...split, recipient: (await generateKeyPairSigner()).address },
+      ],
+    }
+    // A limit below two accounts' rent: refused before anything is signed; nothing moves.
+    const served = serve(
+      { rpcUrl: node.info.rpcUrl, network: 'localnet', ...server },
+      { method: 'solana', request: { amount: '1000' } },
+    )
+    const strict = createClient({
+      methods: [
+        chargeClient({
+          rpcUrl: node.info.rpcUrl,
+          network: 'localnet',
+          signer: world.payer,
+          maxAccountRentLamports: 3_000_000n,
+        }),
+      ],
+      fetch: served.fetch,
+    })
+    const before = lamports(world.payer.address)
+    await expect(strict.fetch('https://solana.test/r')).rejects.toThrow(
+      /fund 2 token account\(s\).*maxAccountRentLamports/,
+    )
+    expect(lamports(world.payer.address)).toBe(before)
+    expect(served.runs()).toBe(0)
+    // The default (0.01 SOL) covers them: paid, the payer funding both accounts.
+    await pay(server, { signer: world.payer })
+    for (const { recipient } of server.splits)
+      expect(await tokenBalance(node, world.mint, recipient)).toBe(50n)
+    expect(before - lamports(world.payer.address)).toBeGreaterThan(2n * 2_000_000n)
+  })
+
   it('SOL splits, payer-paid fees: each leg is its own transfer', async () => {
     const payer = await signerOf(await createFundedAccount(node))
     const recipient = (await generateKeyPairSigner()).address

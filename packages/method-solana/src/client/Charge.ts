@@ -49,7 +49,24 @@ export type ChargeClientOptions = {
   timeout?: number
   /** How long push mode waits for `confirmed`, in ms (default 30 000). */
   confirmTimeout?: number
+  /**
+   * Lamports this client may spend, beyond the payment, on rent for split recipients' token accounts
+   * that a challenge it pays the fees of asks it to create (`ataCreationRequired`; the server closes
+   * them and takes the rent back). Default 10 000 000 (0.01 SOL, about four accounts); `0n` refuses
+   * every such challenge. Accounts that already exist cost nothing and are not counted.
+   */
+  maxAccountRentLamports?: bigint
 }
+
+/** Default of {@link ChargeClientOptions.maxAccountRentLamports}: 0.01 SOL. */
+const defaultMaxAccountRent = 10_000_000n
+
+/**
+ * Bytes of a token account the rent bound is computed for: a Token account is 165; a Token-2022 one
+ * has extensions that depend on its mint, so the bound takes a generous size (it may refuse, never
+ * underestimate).
+ */
+const tokenAccountBytes = (tokenProgram: string) => (tokenProgram === programs.token ? 165 : 400)
 
 /**
  * Creates the client side of `solana/charge`: checks the challenge (network, payees, fee payer, mint
@@ -95,6 +112,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       // "Clients MUST use type="transaction" credentials" when feePayer is true.
       if (sponsored && mode === 'push') refuse('push mode cannot be used with a fee-sponsored challenge')
       const tokenProgram = request.currency === 'sol' ? undefined : await tokenProgramFor(request)
+      if (tokenProgram && !sponsored) await checkAccountRent(request, tokenProgram)
       const instructions = await buildInstructions(request, tokenProgram, sponsored)
       const blockhash =
         details.recentBlockhash ??
@@ -207,6 +225,32 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       memo(index === 0 ? request.externalId : split?.memo)
     }
     return out
+  }
+
+  /**
+   * Refuses a challenge whose split token accounts this client would fund (it pays the fees: "clients
+   * … MUST include one for each split whose entry sets `ataCreationRequired: true`") for more rent than
+   * `maxAccountRentLamports`: rent is SOL the spend policy, which sees the token amount, never counts.
+   */
+  async function checkAccountRent(request: SolanaChargeRequest, tokenProgram: string): Promise<void> {
+    const marked = (request.methodDetails?.splits ?? []).filter((split) => split.ataCreationRequired === true)
+    if (marked.length === 0) return
+    const destinations = await Promise.all(
+      marked.map((split) => associatedTokenAddress(split.recipient, request.currency, tokenProgram)),
+    )
+    const { value: accounts } = await call(() =>
+      rpc<{ value: (unknown | null)[] }>('getMultipleAccounts', [destinations, { encoding: 'base64' }]),
+    )
+    const missing = accounts.filter((account) => account === null).length
+    if (missing === 0) return
+    const perAccount = BigInt(
+      await call(() => rpc<number>('getMinimumBalanceForRentExemption', [tokenAccountBytes(tokenProgram)])),
+    )
+    const limit = options.maxAccountRentLamports ?? defaultMaxAccountRent
+    if (perAccount * BigInt(missing) > limit)
+      refuse(
+        `the challenge asks this client to fund ${missing} token account(s) for split recipients, up to ${perAccount * BigInt(missing)} lamports of rent, above its limit of ${limit} (maxAccountRentLamports)`,
+      )
   }
 
   function createAtaIdempotent(
