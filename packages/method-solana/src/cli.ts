@@ -15,29 +15,31 @@ import { create as createClient } from '@mppkit/core/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
 import { chargeClient } from './client/Charge.js'
 
+/** The wrapped SOL mint: SOL as an SPL token, capped as SOL is (not as "1.00 of a token"). */
+const wrappedSol = 'So11111111111111111111111111111111111111112'
+const isSol = (quote: Method.Quote) => quote.currency === 'sol' || quote.currency === wrappedSol
+
 /** SOL has 9 decimals (lamports); a mint's come from the challenge (`methodDetails.decimals`). */
 const units: Units = (quote) =>
   quote.currency === 'sol'
     ? { decimals: 9, symbol: 'SOL' }
-    : quote.decimals !== undefined
-      ? { decimals: quote.decimals, symbol: `of mint ${quote.currency}` }
-      : undefined
+    : quote.currency === wrappedSol
+      ? { decimals: 9, symbol: 'wrapped SOL' }
+      : quote.decimals !== undefined
+        ? { decimals: quote.decimals, symbol: `of mint ${quote.currency}` }
+        : undefined
 
 /**
- * Defaults of `mppkit pay` for Solana: at most 0.01 SOL (10,000,000 lamports) or 1.00 of an SPL token
+ * Defaults of `mppkit pay` for Solana: at most 0.01 SOL (10,000,000 lamports; wrapped SOL too) or 1.00 of an SPL token
  * per payment unless `--max-amount`, and a question at a terminal above 0.001 SOL or 0.10 of a token. A
  * mint without decimals in its challenge has no default: it is refused until `--max-amount` names a cap.
  * (The decimals are the mint's: the transfer instruction is checked against them on chain.)
  */
 export const defaults: Defaults = {
   cap: (quote: Method.Quote) =>
-    quote.currency === 'sol'
-      ? 10_000_000n
-      : quote.decimals !== undefined
-        ? 10n ** BigInt(quote.decimals)
-        : undefined,
+    isSol(quote) ? 10_000_000n : quote.decimals !== undefined ? 10n ** BigInt(quote.decimals) : undefined,
   confirmAbove: (quote: Method.Quote) =>
-    quote.currency === 'sol'
+    isSol(quote)
       ? 1_000_000n
       : quote.decimals !== undefined && quote.decimals > 0
         ? 10n ** BigInt(quote.decimals - 1)

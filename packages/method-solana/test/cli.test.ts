@@ -7,7 +7,7 @@ import { toNodeListener } from '@mppkit/core/server'
 import { generateKeyPairSigner } from '@solana/kit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFundedAccount } from '../../devnet/src/solana/index.js'
-import { pay } from '../src/cli.js'
+import { defaults, pay } from '../src/cli.js'
 import { type SolanaNode, serve, startSolana } from './helpers.js'
 
 let node: SolanaNode
@@ -35,6 +35,13 @@ const capture = () => {
 }
 
 describe('pay (mppkit pay for Solana)', () => {
+  it('caps wrapped SOL as SOL (0.01 SOL, a question above 0.001), not as 1.00 of a token', () => {
+    const wrapped = { amount: 0n, currency: 'So11111111111111111111111111111111111111112', decimals: 9 }
+    expect([defaults.cap(wrapped), defaults.confirmAbove(wrapped)]).toEqual([10_000_000n, 1_000_000n])
+    const token = { amount: 0n, currency: '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU', decimals: 6 }
+    expect([defaults.cap(token), defaults.confirmAbove(token)]).toEqual([1_000_000n, 100_000n])
+  })
+
   it('pays a SOL charge over HTTP with a keygen file and prints body and receipt', async () => {
     const payer = await createFundedAccount(node)
     const file = join(folder, 'id.json')
