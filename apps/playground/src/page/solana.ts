@@ -4,6 +4,7 @@
 import { type Challenge, Client, type Policy, receipt as receiptOf } from '@mppkit/core/client'
 import { solana } from '@mppkit/method-solana/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
+import { inspectValue } from '../../../../packages/core/src/internal/inspect.js'
 import type { SolanaPageConfig } from '../server/solana.js'
 import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
 import { type Exchange, maskedCredential, offersOf, offersTable, recordingFetch, steps } from './flow.js'
@@ -191,8 +192,12 @@ async function showSolanaPayment(
   const credential = paid?.authorization
     ? (maskedCredential(paid.authorization) as { payload?: Record<string, unknown> })
     : undefined
-  const wire =
-    credential?.payload?.type === 'transaction' ? String(credential.payload.transaction) : undefined
+  // The wire transaction comes from the credential as sent (the masked copy redacts it: a signed
+  // transaction is spendable by whoever holds it); the page shows it decoded, signatures masked.
+  const sent = paid?.authorization ? inspectValue(paid.authorization) : undefined
+  const sentPayload =
+    sent?.kind === 'credential' ? (sent.credential.payload as Record<string, unknown>) : undefined
+  const wire = sentPayload?.type === 'transaction' ? String(sentPayload.transaction) : undefined
   if (wire) {
     // Pull: the signed transaction travels in the credential; decoded here (signatures masked).
     out.step(
