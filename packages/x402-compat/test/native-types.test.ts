@@ -11,7 +11,7 @@ import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devn
 import { charge as chargeClient } from '../src/client/index.js'
 import type { CredentialType } from '../src/Methods.js'
 import * as Permit2 from '../src/Permit2.js'
-import { charge } from '../src/server/index.js'
+import { charge, type Reader, type Wallet } from '../src/server/index.js'
 import { asFetch, balanceOf, walletOf } from './peers.js'
 
 const reason = tempoUnavailableReason()
@@ -50,7 +50,7 @@ const url = 'http://localhost/paid'
 function setup(
   types: CredentialType[],
   request: Record<string, unknown> = { amount: '900' },
-  options: { hashMaxAgeSeconds?: number; store?: Store } = {},
+  options: { hashMaxAgeSeconds?: number; store?: Store; wallet?: Wallet; client?: Reader } = {},
 ) {
   const info = devnet.info
   const payTo = info.accounts[6]!.address
@@ -64,7 +64,8 @@ function setup(
         currency: info.eip3009Token,
         recipient: payTo,
         credentialTypes: types,
-        wallet: walletOf(info, 7),
+        wallet: options.wallet ?? walletOf(info, 7),
+        ...(options.client ? { client: options.client } : {}),
         decimals: 6,
         ...(options.hashMaxAgeSeconds ? { hashMaxAgeSeconds: options.hashMaxAgeSeconds } : {}),
       }),
@@ -246,6 +247,112 @@ describe.skipIf(reason)('evm charge, type="permit2"', () => {
     const again = await send(handler, await challengeOf(handler), paid.payload, paid.source)
     expect(again.status).toBe(402)
     expect(runs()).toBe(1)
+  })
+
+  /** The server's wallet, whose transactions land but whose answers are lost (a dropped connection). */
+  const losingWallet = () => {
+    const real = walletOf(devnet.info, 7)
+    let sent = 0
+    const wallet = {
+      ...real,
+      // The transaction is mined, then the connection drops before its hash comes back.
+      sendTransaction: async (args: never) => {
+        const hash = await real.sendTransaction(args)
+        await real.waitForTransactionReceipt({ hash })
+        sent++
+        throw new Error('socket hang up')
+      },
+    }
+    return { wallet: wallet as unknown as Wallet, sent: () => sent }
+  }
+
+  it('a submission whose answer is lost after it landed is found on chain: served once, then refused', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const losing = losingWallet()
+    const { info, payTo, handler, runs } = setup(['permit2'], { amount: '900' }, { wallet: losing.wallet })
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[1]!.privateKey) })
+    const challenge = await challengeOf(handler)
+    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
+    const before = await balanceOf(info, payTo)
+    const first = await send(handler, challenge, paid.payload, paid.source)
+    expect(first.status, await first.clone().text()).toBe(200)
+    expect(losing.sent()).toBe(1)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    // The reference is the transaction that carried this permit.
+    const reference = receipt(first)!.reference as Hex
+    const sent = await walletOf(info, 0).getTransaction({ hash: reference })
+    expect(sent.to?.toLowerCase()).toBe(Permit2.permit2Address.toLowerCase())
+    // Presented again: refused, nothing submitted, nothing moved.
+    const again = await send(handler, challenge, paid.payload, paid.source)
+    expect(again.status).toBe(402)
+    // (The core refuses the consumed challenge before the method sees it; a new challenge is refused by the witness.)
+    expect(((await again.json()) as { type?: string }).type).toMatch(/invalid-challenge$/)
+    expect(losing.sent()).toBe(1)
+    expect(runs()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+  })
+
+  it('when the lookup cannot run either, the 503 is followed by a retry that finds the landed permit', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const losing = losingWallet()
+    const base = walletOf(devnet.info, 0)
+    let logsDown = true
+    const client = {
+      ...base,
+      getLogs: (args: never) =>
+        logsDown
+          ? Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))
+          : base.getLogs(args),
+    } as unknown as Reader
+    const { info, payTo, handler, runs } = setup(
+      ['permit2'],
+      { amount: '900' },
+      { wallet: losing.wallet, client },
+    )
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[2]!.privateKey) })
+    const challenge = await challengeOf(handler)
+    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
+    const before = await balanceOf(info, payTo)
+    const first = await send(handler, challenge, paid.payload, paid.source)
+    expect(first.status).toBe(503)
+    expect(first.headers.get('retry-after')).toBe('1')
+    expect(runs()).toBe(0)
+    // The permit did land: the payer has paid, and a new submission would revert on its used nonce.
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    logsDown = false
+    const retry = await send(handler, challenge, paid.payload, paid.source)
+    expect(retry.status, await retry.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    // The retry submitted nothing new (the simulation reverted on the used nonce) and nothing moved.
+    expect(losing.sent()).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    const third = await send(handler, challenge, paid.payload, paid.source)
+    expect(third.status).toBe(402)
+    expect(runs()).toBe(1)
+  })
+
+  it('a permit that never landed is not served by the lookup: the submission failure is the answer', async (context) => {
+    if (permit2Reason) return context.skip(permit2Reason)
+    const real = walletOf(devnet.info, 7)
+    let attempts = 0
+    const failing = {
+      ...real,
+      sendTransaction: async () => {
+        attempts++
+        throw new Error('socket hang up')
+      },
+    } as unknown as Wallet
+    const { info, payTo, handler, runs } = setup(['permit2'], { amount: '900' }, { wallet: failing })
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[3]!.privateKey) })
+    const challenge = await challengeOf(handler)
+    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
+    const before = await balanceOf(info, payTo)
+    const first = await send(handler, challenge, paid.payload, paid.source)
+    expect(first.status).toBe(503)
+    expect(attempts).toBe(1)
+    expect(runs()).toBe(0)
+    expect(await balanceOf(info, payTo)).toBe(before)
   })
 })
 

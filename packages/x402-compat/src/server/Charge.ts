@@ -276,14 +276,15 @@ async function landedAuthorization(
   timeout: number,
 ): Promise<string | undefined> {
   if (!reader?.getLogs || !reader.getBlockNumber) return undefined
-  const latest = await onChain(reader.getBlockNumber(), timeout)
+  // Uncached (viem keeps a block number for seconds), and searched to the node's latest block.
+  const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
   const logs = await onChain(
     reader.getLogs({
       address: request.currency,
       event: authorizationUsed,
       args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
       fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
-      toBlock: latest,
+      toBlock: 'latest',
     }),
     timeout,
   )

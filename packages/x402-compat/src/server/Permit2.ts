@@ -1,5 +1,5 @@
 import type { Challenge } from '@mppkit/core'
-import { type Address, encodeFunctionData, erc20Abi, type Hex, recoverAddress } from 'viem'
+import { type Address, encodeFunctionData, erc20Abi, type Hex, parseAbiItem, recoverAddress } from 'viem'
 import { challengeHash, payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, Permit2Payload } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
@@ -110,7 +110,9 @@ export async function verifyPermit2(
 
 /**
  * Submits a verified Permit2 credential once (replay token: owner and Permit2 nonce), after an
- * `eth_call` simulation, and checks the receipt's `Transfer` logs.
+ * `eth_call` simulation, and checks the receipt's `Transfer` logs. When a submission fails, including
+ * one whose answer was lost after it landed (then a new attempt reverts on the used nonce), the chain
+ * is searched for this very permit before the failure is answered (see landedPermit2).
  *
  * @see draft-evm-charge-00 §"Permit2 Verification" steps 11–14
  */
@@ -132,46 +134,111 @@ export function settlePermit2(
     60_000,
     (Number(payload.permit.deadline) - Math.floor(context.now() / 1000) + 60) * 1000,
   )
+  const data = encodeFunctionData(call as never)
+  // 14. "Verify Transfer event logs match all expected transfers"
+  const transfers = payload.transferDetails.map((detail) => ({
+    token: request.currency,
+    to: detail.to,
+    value: BigInt(detail.requestedAmount),
+    from: owner,
+  }))
   return once(
     input.store,
     key,
     ttl,
     async () => {
-      const account = context.wallet.account!
-      // "Servers SHOULD simulate the transaction via eth_call before submitting": a permit that would
-      // revert (nonce used, allowance gone) is refused without spending gas.
-      if (context.reader.simulateContract)
-        await onChain(
-          context.reader.simulateContract({ account, address: context.permit2, ...call }),
-          context.timeout,
-          () =>
-            refuse(
-              'The permit would revert on chain (nonce used, allowance or balance too low).',
-              'permit-reverts',
-            ),
+      try {
+        return await submit(context, data, call, transfers)
+      } catch (error) {
+        // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
+        // whose claim was released): the nonce is then used on chain and any new submission reverts.
+        // Serve the payer once if the chain holds this very permit, submitted and successful.
+        const landed = await landedPermit2(context, data, request.currency as Address, transfers).catch(
+          () => undefined,
         )
-      const data = encodeFunctionData(call as never)
-      const hash = await onChain(
-        context.wallet.sendTransaction({ account, to: context.permit2, data, gas: 400_000n }),
-        context.timeout,
-      )
-      const receipt = await onChain(
-        context.wallet.waitForTransactionReceipt({ hash, timeout: context.timeout }),
-        context.timeout,
-      )
-      // 13. "Verify the transaction receipt indicates success"
-      if (receipt.status !== 'success') throw refuse('The permit transfer reverted.', 'transfer-reverted')
-      // 14. "Verify Transfer event logs match all expected transfers"
-      const transfers = payload.transferDetails.map((detail) => ({
-        token: request.currency,
-        to: detail.to,
-        value: BigInt(detail.requestedAmount),
-        from: owner,
-      }))
-      if (!hasTransfers(receipt.logs ?? [], transfers))
-        throw refuse('The receipt lacks the expected Transfer logs.', 'transfer-mismatch')
-      return hash
+        if (landed) return landed
+        throw error
+      }
     },
     { detail: 'This permit was already used.', reason: 'permit-used' },
   )
+}
+
+/** Simulates, submits and checks one Permit2 transfer; returns its transaction hash. */
+async function submit(
+  context: Permit2Context,
+  data: Hex,
+  call: ReturnType<typeof Permit2.call>,
+  transfers: { token: string; to: string; value: bigint; from: Address }[],
+): Promise<string> {
+  const account = context.wallet.account!
+  // "Servers SHOULD simulate the transaction via eth_call before submitting": a permit that would
+  // revert (nonce used, allowance gone) is refused without spending gas.
+  if (context.reader.simulateContract)
+    await onChain(
+      context.reader.simulateContract({ account, address: context.permit2, ...call }),
+      context.timeout,
+      () =>
+        refuse(
+          'The permit would revert on chain (nonce used, allowance or balance too low).',
+          'permit-reverts',
+        ),
+    )
+  const hash = await onChain(
+    context.wallet.sendTransaction({ account, to: context.permit2, data, gas: 400_000n }),
+    context.timeout,
+  )
+  const receipt = await onChain(
+    context.wallet.waitForTransactionReceipt({ hash, timeout: context.timeout }),
+    context.timeout,
+  )
+  // 13. "Verify the transaction receipt indicates success"
+  if (receipt.status !== 'success') throw refuse('The permit transfer reverted.', 'transfer-reverted')
+  if (!hasTransfers(receipt.logs ?? [], transfers))
+    throw refuse('The receipt lacks the expected Transfer logs.', 'transfer-mismatch')
+  return hash
+}
+
+const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)')
+
+/** Blocks looked back for a permit's transfer (~2.7 h at one block per second). */
+const lookbackBlocks = 10_000n
+
+/**
+ * The transaction that carried this very permit (a call to Permit2 whose input is byte for byte the
+ * one this credential makes: the payer's signature over this challenge's witness) and succeeded with
+ * every expected `Transfer`; undefined when the chain shows none (or the reader cannot search logs).
+ * Candidates are the token's `Transfer` logs from the payer to the primary recipient.
+ */
+async function landedPermit2(
+  context: Permit2Context,
+  data: Hex,
+  currency: Address,
+  transfers: { token: string; to: string; value: bigint; from: Address }[],
+): Promise<string | undefined> {
+  const { reader, timeout } = context
+  if (!reader.getLogs || !reader.getBlockNumber) return undefined
+  // Uncached (viem keeps a block number for seconds), and searched to the node's latest block.
+  const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
+  const logs = await onChain(
+    reader.getLogs({
+      address: currency,
+      event: transferEvent,
+      args: { from: transfers[0]!.from, to: transfers[0]!.to as Address },
+      fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
+      toBlock: 'latest',
+    }),
+    timeout,
+  )
+  const seen = new Set<string>()
+  for (const { transactionHash } of logs) {
+    if (!transactionHash || seen.has(transactionHash)) continue
+    seen.add(transactionHash)
+    const transaction = await onChain(reader.getTransaction({ hash: transactionHash }), timeout)
+    if (!transaction?.to || !sameAddress(transaction.to, context.permit2)) continue
+    if (String(transaction.input).toLowerCase() !== data.toLowerCase()) continue
+    const receipt = await onChain(reader.getTransactionReceipt({ hash: transactionHash }), timeout)
+    if (receipt?.status === 'success' && hasTransfers(receipt.logs ?? [], transfers)) return transactionHash
+  }
+  return undefined
 }

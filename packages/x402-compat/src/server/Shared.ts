@@ -23,7 +23,7 @@ export type Reader = {
   waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<any>
   getBlock(args: { blockNumber: bigint }): Promise<{ timestamp: bigint }>
   /** With these two, an `authorization` whose settlement answer was lost is looked up on chain. */
-  getBlockNumber?(): Promise<bigint>
+  getBlockNumber?(args?: { cacheTime?: number }): Promise<bigint>
   getLogs?(args: any): Promise<readonly { transactionHash: Hex | null }[]>
 }
 
