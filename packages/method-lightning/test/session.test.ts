@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Challenge, Credential, MemoryStore, Receipt, type Store } from '@mppkit/core'
+import { Challenge, Credential, MemoryStore, Receipt, type Store, StoreUnavailableError } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { createInvoice, getChannelBalance, getInvoices } from 'lightning'
@@ -33,6 +33,8 @@ type Setup = {
   socket?: string
   /** What the server's onError receives. */
   errors?: unknown[]
+  /** The server's clock. */
+  now?: () => number
 }
 
 function setup({
@@ -42,6 +44,7 @@ function setup({
   stream,
   socket,
   errors,
+  now,
 }: Setup = {}) {
   const method = sessionServer({
     depositSats: 10,
@@ -54,6 +57,7 @@ function setup({
     methods: [method],
     store,
     ...(errors ? { onError: (error: unknown) => errors.push(error) } : {}),
+    ...(now ? { now } : {}),
   })
   let runs = 0
   const handler = server.protect(
@@ -381,6 +385,147 @@ describe('sessionServer', () => {
     expect(state.pendingTopUp).toBeUndefined()
     expect(state.deposit).toBe(30n)
     expect(before - (await payerBalance())).toBe(20)
+  })
+
+  describe('a close whose process stopped part-way is finished by the idle sweep, refunding once', () => {
+    /**
+     * A MemoryStore on which the process "stops" at one write: the write `stopsAt` picks (by key and
+     * value) throws, either before it lands (`before`) or after (`after`: applied, answer lost). What
+     * the stopped process would have done next never happens; the Store keeps what it wrote so far.
+     */
+    const stoppingStore = (stopsAt: (key: string, next: string) => boolean, when: 'before' | 'after') => {
+      const store = new MemoryStore() as MemoryStore & { written: Set<string> }
+      store.written = new Set()
+      let armed = true
+      const stop = () => {
+        armed = false
+        throw new StoreUnavailableError({ detail: 'the process stopped', retryAfter: 1 })
+      }
+      const compareAndSet = store.compareAndSet.bind(store)
+      store.compareAndSet = async (key, expected, next, ttlMs) => {
+        store.written.add(key)
+        if (!armed || !stopsAt(key, next)) return compareAndSet(key, expected, next, ttlMs)
+        if (when === 'after') await compareAndSet(key, expected, next, ttlMs)
+        return stop()
+      }
+      const set = store.set.bind(store)
+      store.set = async (key, value, ttlMs) => {
+        store.written.add(key)
+        if (!armed || !stopsAt(key, value)) return set(key, value, ttlMs)
+        if (when === 'after') await set(key, value, ttlMs)
+        return stop()
+      }
+      return store
+    }
+    const recovering = { idleTimeoutSeconds: 60, idleCheckIntervalMs: 50 }
+    // The server's clock: moved past `refundRecoverySeconds` (600 by default) once the stopped state is checked.
+    let offset = 0
+    const now = () => Date.now() + offset
+
+    /** Opens a session (10 sat deposit, 1 spent), closes it on `store` and returns what is needed after. */
+    const openAndClose = async (store: Store, failures: unknown[]) => {
+      offset = 0
+      const { handler, server } = setup({
+        store,
+        options: { ...recovering, onRefundFailure: (f) => failures.push(f) },
+        errors: [],
+        now,
+      })
+      const { sessions, client } = newClient(handler)
+      const before = await payerBalance()
+      expect((await client.fetch(url)).status).toBe(200)
+      const state = [...sessions.sessions.values()][0]!
+      const closed = await sessions.close(url)
+      return { server, before, closed, sessionId: state.sessionId }
+    }
+
+    const record = async (store: Store & { written: Set<string> }, sessionId: string) => {
+      for (const key of store.written)
+        if (key.endsWith(`session:${sessionId}`)) return JSON.parse((await store.get(key))!)
+      return undefined
+    }
+
+    const waitFor = async (condition: () => Promise<boolean>, ms = 5_000) => {
+      const deadline = Date.now() + ms
+      while (!(await condition())) {
+        if (Date.now() > deadline) throw new Error('timed out')
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+
+    it('stopped after closing, before the refund was claimed: swept, claimed and paid once', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"attempting"'),
+        'before',
+      )
+      const failures: unknown[] = []
+      const { server, before, closed, sessionId } = await openAndClose(store, failures)
+      expect(closed.status).toBe(503)
+      // Closed, refund pending: nothing refunded yet.
+      expect(await record(store, sessionId)).toMatchObject({ status: 'closed', refundStatus: 'pending' })
+      expect(await payerBalance()).toBe(before - 10)
+      offset = 601_000
+      await waitFor(async () => (await record(store, sessionId))?.refundStatus === 'succeeded')
+      expect(await record(store, sessionId)).toMatchObject({ refundSats: '9', refundStatus: 'succeeded' })
+      expect(await payerBalance()).toBe(before - 1)
+      // And never again.
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      expect(await payerBalance()).toBe(before - 1)
+      expect(failures).toEqual([])
+      await server.close()
+    })
+
+    it('stopped right after claiming it, before paying: the node never saw a payment, so it is paid now, once', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"attempting"'),
+        'after',
+      )
+      const failures: unknown[] = []
+      const { server, before, closed, sessionId } = await openAndClose(store, failures)
+      expect(closed.status).toBe(503)
+      expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'attempting', refundSats: '9' })
+      expect(await payerBalance()).toBe(before - 10)
+      offset = 601_000
+      await waitFor(async () => (await record(store, sessionId))?.refundStatus === 'succeeded')
+      expect(await payerBalance()).toBe(before - 1)
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      expect(await payerBalance()).toBe(before - 1)
+      expect(failures).toEqual([])
+      await server.close()
+    })
+
+    it('stopped after paying, before recording it: the node shows the payment, so nothing is paid again', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"succeeded"'),
+        'before',
+      )
+      const failures: unknown[] = []
+      const { server, before, closed, sessionId } = await openAndClose(store, failures)
+      expect(closed.status).toBe(503)
+      // The refund left (the payer has it) but the record still says attempting.
+      expect(await payerBalance()).toBe(before - 1)
+      expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'attempting', refundSats: '9' })
+      offset = 601_000
+      await waitFor(async () => (await record(store, sessionId))?.refundStatus === 'succeeded')
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      expect(await payerBalance()).toBe(before - 1)
+      expect(failures).toEqual([])
+      await server.close()
+    })
+
+    it('a recent close is left to the process closing it (refundRecoverySeconds)', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"attempting"'),
+        'before',
+      )
+      const { server, before, closed, sessionId } = await openAndClose(store, [])
+      expect(closed.status).toBe(503)
+      offset = 599_000
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'pending' })
+      expect(await payerBalance()).toBe(before - 10)
+      await server.close()
+    })
   })
 
   it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {

@@ -7,7 +7,7 @@ import { type LightningSessionPayload, type LightningSessionRequest, session } f
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, sha256Hex } from './Charge.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
-import { type CloseOutcome, closeAndRefund, type RefundFailure } from './session/Refund.js'
+import { type CloseOutcome, closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
 import { Sessions } from './session/Sessions.js'
 
 /** Options of {@link sessionServer}. */
@@ -33,6 +33,11 @@ export type SessionOptions = {
    * invoice.
    */
   onRefundFailure?: (failure: RefundFailure) => void
+  /**
+   * Seconds after a close whose refund is still unrecorded (its process stopped between closing and
+   * recording the refund) before the idle sweep finishes it (default 600): longer than any close takes.
+   */
+  refundRecoverySeconds?: number
 }
 
 type Verified =
@@ -78,6 +83,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
   if (depositOption !== undefined && depositOption <= 0n)
     throw new ConfigurationError('lightning session: depositSats must be positive')
   const retentionMs = (options.retentionSeconds ?? 30 * 86_400) * 1000
+  const refundRecoveryMs = (options.refundRecoverySeconds ?? 600) * 1000
+  if (!(refundRecoveryMs > 0))
+    throw new ConfigurationError('lightning session: refundRecoverySeconds must be positive')
   const topUpTimeoutMs = options.topUpTimeoutMs ?? 60_000
   const billPerRequest = options.billPerRequest ?? true
   const maxRefundFee = (sats: bigint) =>
@@ -121,15 +129,29 @@ export function sessionServer(options: SessionOptions): SessionServer {
   // The idle sweep walks the Store's index of open sessions, so it finds the sessions of every server
   // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
   // session's status, so exactly one refund is attempted whichever processes race for it.
-  const sweep = async ({ sessions }: ServerState, signal?: AbortSignal) => {
+  const sweep = async ({ sessions, now }: ServerState, signal?: AbortSignal) => {
+    const refunder = { sessions, lnd, maxFeeSats: maxRefundFee, onRefundFailure }
     await sessions.index.sweep(async (id) => {
       const record = await sessions.get(id)
-      if (record?.status !== 'open') return 'drop'
+      if (record === undefined) return 'drop'
+      if (record.status !== 'open') {
+        // A close whose refund was never recorded (its process stopped part-way) stays indexed until it
+        // is: after `refundRecoverySeconds`, the sweep finishes it (see recoverRefund).
+        if (record.refundStatus !== 'pending' && record.refundStatus !== 'attempting') return 'drop'
+        if (now() - (record.closedAt ?? 0) < refundRecoveryMs) return 'keep'
+        try {
+          return (await recoverRefund(refunder, id, record)) === 'done' ? 'drop' : 'keep'
+        } catch (error) {
+          // The node or the Store failed: the next sweep tries again.
+          for (const report of reporters) report(error)
+          return 'keep'
+        }
+      }
       if (await sessions.active(id)) return 'keep'
       // "When a server closes a session without a client close action, it MUST follow the same refund
       // procedure": "Mark session.status = "closed" atomically before attempting the refund"; "a single
       // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
-      await closeAndRefund({ sessions, lnd, sessionId: id, maxFeeSats: maxRefundFee, onRefundFailure })
+      await closeAndRefund({ ...refunder, sessionId: id, now: now() })
       return 'drop'
     }, signal)
   }
@@ -379,6 +401,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
           sessionId,
           maxFeeSats: maxRefundFee,
           onRefundFailure,
+          now: state.now(),
         })
         if (!outcome) throw new LightningProblem('session-closed', 'The session is closed.')
         return {

@@ -69,12 +69,19 @@ describe('Sessions', () => {
     const sessions = fresh()
     await sessions.open(record, 10n)
     await sessions.charge(id, 4n)
-    const closes = await Promise.all(Array.from({ length: 10 }, () => sessions.close(id)))
+    const closes = await Promise.all(Array.from({ length: 10 }, () => sessions.close(id, 1_000)))
     const winners = closes.filter((c) => c !== undefined)
     expect(winners).toHaveLength(1)
-    expect(winners[0]!.refundSats).toBe(6n)
+    expect(winners[0]).toMatchObject({ status: 'closed', refundStatus: 'pending', closedAt: 1_000 })
     expect(await sessions.charge(id, 1n)).toBe(false)
     expect((await sessions.get(id))?.status).toBe('closed')
+    // One of any number of claimers fixes the refund (the swept balance) and pays it.
+    const claims = await Promise.all(Array.from({ length: 10 }, () => sessions.claimRefund(id)))
+    const claimed = claims.filter((c) => c !== undefined)
+    expect(claimed).toHaveLength(1)
+    expect(claimed[0]!.refundSats).toBe(6n)
+    expect(claimed[0]!.record).toMatchObject({ refundStatus: 'attempting', refundSats: '6' })
+    expect(await sessions.claimRefund(id)).toBeUndefined()
     await sessions.recordRefund(id, 6n, 'failed')
     expect(await sessions.get(id)).toMatchObject({
       status: 'closed',
@@ -82,6 +89,38 @@ describe('Sessions', () => {
       refundStatus: 'failed',
     })
     expect(await sessions.close(id)).toBeUndefined()
+  })
+
+  it('a close stopped part-way (a Store failure mid-sweep) loses nothing: sweeping again completes the refund total', async () => {
+    const store = new MemoryStore()
+    const sessions = new Sessions(store, { ttlMs: 60_000, idleMs: 60_000 })
+    await sessions.open(record, 10n)
+    await sessions.charge(id, 3n)
+    // The Store fails at the first move of the balance to the refund total (the process "stops" there).
+    const atomic = store.atomic.bind(store)
+    let failures = 1
+    store.atomic = async (...args: Parameters<typeof atomic>) => {
+      if (failures-- > 0) throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
+      return atomic(...args)
+    }
+    await expect(sessions.close(id)).rejects.toThrow(StoreUnavailableError)
+    expect(await sessions.get(id)).toMatchObject({ status: 'closed', refundStatus: 'pending' })
+    expect(await sessions.close(id)).toBeUndefined()
+    // What a recovery does: sweep again, then claim.
+    await sessions.sweepBalance(id)
+    expect(await sessions.claimRefund(id)).toMatchObject({ refundSats: 7n })
+    expect(await sessions.balance(id)).toMatchObject({ available: 0n })
+  })
+
+  it('the balance moves to the refund total in one operation each time: concurrent sweeps never count it twice', async () => {
+    const sessions = fresh()
+    await sessions.open(record, 100n)
+    await sessions.charge(id, 1n)
+    await sessions.close(id)
+    // A late credit (a top-up racing the close) and concurrent sweeps: the total is exactly what was there.
+    await sessions.store.increment(`available:${id}`, 40n, { ttlMs: 60_000 })
+    await Promise.all(Array.from({ length: 8 }, () => sessions.sweepBalance(id)))
+    expect(await sessions.claimRefund(id)).toMatchObject({ refundSats: 139n })
   })
 
   it('tracks activity with the idle timeout as TTL', async () => {

@@ -10,9 +10,16 @@ export type SessionRecord = {
   status: 'open' | 'closed'
   /** The challenge that opened it. */
   openedBy: string
-  /** Set once closed: the refund outcome. */
+  /** When it closed (epoch ms): a refund still `pending` or `attempting` long after is recovered. */
+  closedAt?: number
+  /** Set once the refund is claimed: its amount. */
   refundSats?: string
-  refundStatus?: 'succeeded' | 'failed' | 'skipped' | 'pending'
+  /**
+   * `pending` from the close until one process claims the refund (`attempting`, the amount fixed), then
+   * its outcome. A record left `pending` or `attempting` by a process that stopped is found by the idle
+   * sweep (see `recoverRefund`).
+   */
+  refundStatus?: 'succeeded' | 'failed' | 'skipped' | 'pending' | 'attempting'
 }
 
 /** Balance of a session in satoshis. */
@@ -144,34 +151,67 @@ export class Sessions {
 
   /**
    * Closes an open session: the status flips to closed by compare-and-set (exactly one caller wins, in
-   * any number of processes), then the spendable balance is swept to zero, which is the refund. Returns
-   * undefined when the session was not open.
+   * any number of processes), then the spendable balance is moved to the session's refund total
+   * (`refund:<id>`), which {@link Sessions.claimRefund} fixes and the caller pays. Returns undefined
+   * when the session was not open.
    *
    * "Mark session.status = "closed" atomically before attempting the refund, to prevent concurrent
    * bearer actions from spending against a session that is being closed." (§"Server-Initiated Close")
    */
-  async close(id: string): Promise<{ record: SessionRecord; refundSats: bigint } | undefined> {
+  async close(id: string, now: number = Date.now()): Promise<SessionRecord | undefined> {
     for (;;) {
       const raw = await this.store.get(`session:${id}`)
       if (raw === undefined) return undefined
       const record = JSON.parse(raw) as SessionRecord
       if (record.status !== 'open') return undefined
-      const closed: SessionRecord = { ...record, status: 'closed', refundStatus: 'pending' }
+      const closed: SessionRecord = { ...record, status: 'closed', refundStatus: 'pending', closedAt: now }
       if (!(await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(closed), this.options.ttlMs)))
         continue
-      // A charge racing the close either landed before the sweep (spent) or finds nothing left.
-      let refundSats = 0n
-      for (;;) {
-        const { available } = await this.balance(id)
-        if (available <= 0n) break
-        const taken = await this.store.increment(`available:${id}`, -available, {
-          ttlMs: this.options.ttlMs,
-          min: 0n,
-        })
-        if (taken.applied) refundSats += available
-      }
+      await this.sweepBalance(id)
       await this.store.delete(`active:${id}`)
-      return { record: closed, refundSats }
+      return closed
+    }
+  }
+
+  /**
+   * Moves what is left of a closed session's spendable balance to its refund total. A charge racing the
+   * close either landed before (spent) or finds nothing left. On a Store with `atomic`, each move takes
+   * from the balance and adds to the total in one operation, so a process stopping part-way loses
+   * nothing and the sweep can be run again; without it, a stop between the two steps loses that amount
+   * from the refund.
+   */
+  async sweepBalance(id: string): Promise<void> {
+    const { ttlMs } = this.options
+    for (;;) {
+      const { available } = await this.balance(id)
+      if (available <= 0n) return
+      if (this.store.atomic) {
+        await this.store.atomic([
+          { op: 'increment', key: `available:${id}`, delta: -available, ttlMs, min: 0n },
+          { op: 'increment', key: `refund:${id}`, delta: available, ttlMs },
+        ])
+        continue
+      }
+      const taken = await this.store.increment(`available:${id}`, -available, { ttlMs, min: 0n })
+      if (taken.applied) await this.store.increment(`refund:${id}`, available, { ttlMs })
+    }
+  }
+
+  /**
+   * Claims the refund of a closed session whose refund is `pending`: its amount (the refund total) is
+   * fixed and the status becomes `attempting` by compare-and-set, so exactly one claimer pays it.
+   * Undefined when it was not pending (claimed already, or not closed).
+   */
+  async claimRefund(id: string): Promise<{ record: SessionRecord; refundSats: bigint } | undefined> {
+    for (;;) {
+      const raw = await this.store.get(`session:${id}`)
+      if (raw === undefined) return undefined
+      const record = JSON.parse(raw) as SessionRecord
+      if (record.status !== 'closed' || record.refundStatus !== 'pending') return undefined
+      const refundSats = BigInt((await this.store.get(`refund:${id}`)) ?? '0')
+      const claimed: SessionRecord = { ...record, refundStatus: 'attempting', refundSats: String(refundSats) }
+      if (await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(claimed), this.options.ttlMs))
+        return { record: claimed, refundSats }
     }
   }
 
