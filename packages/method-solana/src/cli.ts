@@ -30,14 +30,33 @@ const units: Units = (quote) =>
         : undefined
 
 /**
- * Defaults of `mppkit pay` for Solana: at most 0.01 SOL (10,000,000 lamports; wrapped SOL too) or 1.00 of an SPL token
- * per payment unless `--max-amount`, and a question at a terminal above 0.001 SOL or 0.10 of a token. A
- * mint without decimals in its challenge has no default: it is refused until `--max-amount` names a cap.
- * (The decimals are the mint's: the transfer instruction is checked against them on chain.)
+ * US-dollar stablecoin mints whose unit is worth about a dollar, so that "1.00" is a safe default cap:
+ * USDC (mainnet and Circle's devnet mint), USDT (mainnet), PYUSD (mainnet and devnet). Any other mint's
+ * unit may be worth anything (a wrapped bitcoin's is): it has no default cap.
+ */
+const dollarMints = new Set([
+  'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+  '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU',
+  'Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB',
+  '2b1kV6DkPAnxd5ixfnxCpjxmKwqjjaYmCZfHsFu24GXo',
+  'CXk2AMBfi3TwaEL2468s6zP8xq9NxTXjp9gjMgzeUynM',
+])
+
+/**
+ * Defaults of `mppkit pay` for Solana: at most 0.01 SOL (10,000,000 lamports; wrapped SOL too) or 1.00
+ * of a US-dollar stablecoin (USDC, USDT, PYUSD) per payment unless `--max-amount`, and a question at a
+ * terminal above 0.001 SOL or 0.10 of a token. Any other mint, and a mint without decimals in its
+ * challenge, has no default: it is refused until `--max-amount` names a cap (the CLI refuses rather than
+ * guess what a unit of an unknown token is worth). (The decimals are the mint's: the transfer
+ * instruction is checked against them on chain.)
  */
 export const defaults: Defaults = {
   cap: (quote: Method.Quote) =>
-    isSol(quote) ? 10_000_000n : quote.decimals !== undefined ? 10n ** BigInt(quote.decimals) : undefined,
+    isSol(quote)
+      ? 10_000_000n
+      : quote.decimals !== undefined && dollarMints.has(quote.currency)
+        ? 10n ** BigInt(quote.decimals)
+        : undefined,
   confirmAbove: (quote: Method.Quote) =>
     isSol(quote)
       ? 1_000_000n
@@ -64,7 +83,7 @@ Options:
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
   --max-amount <units>       largest payment in base units (default 0.01 SOL = 10000000 lamports,
-                             or 1.00 of an SPL token)
+                             or 1.00 of USDC, USDT or PYUSD; required for any other mint)
   -y, --yes                  do not ask before paying more than 0.001 SOL or 0.10 of a token
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
@@ -73,7 +92,7 @@ Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
  * Runs `mppkit pay <url>` for Solana: loads a solana-keygen keypair, pays the charge (pull by default)
- * within a per-payment cap (default 0.01 SOL or 1.00 of a token), shows what it pays (and asks at a
+ * within a per-payment cap (default 0.01 SOL or 1.00 of a dollar stablecoin), shows what it pays (and asks at a
  * terminal above the threshold unless `--yes`), prints the body on stdout and the decoded receipt on
  * stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
  *

@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import { toNodeListener } from '@mppkit/core/server'
 import { generateKeyPairSigner } from '@solana/kit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createFundedAccount } from '../../devnet/src/solana/index.js'
+import { createFundedAccount, createMint, mintTo } from '../../devnet/src/solana/index.js'
 import { defaults, pay } from '../src/cli.js'
-import { type SolanaNode, serve, startSolana } from './helpers.js'
+import { type SolanaNode, serve, startSolana, tokenBalance } from './helpers.js'
 
 let node: SolanaNode
 let folder: string
@@ -40,6 +40,61 @@ describe('pay (mppkit pay for Solana)', () => {
     expect([defaults.cap(wrapped), defaults.confirmAbove(wrapped)]).toEqual([10_000_000n, 1_000_000n])
     const token = { amount: 0n, currency: '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU', decimals: 6 }
     expect([defaults.cap(token), defaults.confirmAbove(token)]).toEqual([1_000_000n, 100_000n])
+  })
+
+  it('caps 1.00 of a dollar stablecoin by default, and no other mint (a unit of an unknown token may be worth anything)', () => {
+    const usdc = { amount: 0n, currency: 'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v', decimals: 6 }
+    expect(defaults.cap(usdc)).toBe(1_000_000n)
+    // Wrapped bitcoin (8 decimals): "1.00" would be one bitcoin.
+    const wrappedBitcoin = {
+      amount: 0n,
+      currency: '3NZ9JMVBmGAqocybic2c7LQCJScmgsAZ6vQqTDzcqmJh',
+      decimals: 8,
+    }
+    expect(defaults.cap(wrappedBitcoin)).toBeUndefined()
+    expect(
+      defaults.cap({ amount: 0n, currency: 'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v' }),
+    ).toBeUndefined()
+  })
+
+  it('refuses an SPL charge of an unknown mint until --max-amount names a cap, then pays it', async () => {
+    const payer = await createFundedAccount(node)
+    const recipient = await createFundedAccount(node)
+    const { mint } = await createMint(node, { decimals: 6, program: 'token' })
+    await mintTo(node, { mint, owner: payer.address, amount: 5_000_000n })
+    await mintTo(node, { mint, owner: recipient.address, amount: 0n })
+    const file = join(folder, 'spl.json')
+    await writeFile(file, JSON.stringify(payer.secretKey))
+    const served = serve(
+      {
+        rpcUrl: node.info.rpcUrl,
+        network: 'localnet',
+        currency: String(mint),
+        decimals: 6,
+        recipient: recipient.address,
+      },
+      { method: 'solana', request: { amount: '250000' } },
+    )
+    const http = createServer(toNodeListener(served.handler))
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/r`
+      const flags = ['--keypair', file, '--rpc-url', node.info.rpcUrl, '--yes']
+      const refused = capture()
+      expect(await pay([url, ...flags], refused.io)).toBe(1)
+      expect(refused.out.stderr).toMatch(
+        /^mppkit pay: refusing to pay 250000 base units of .*: no default cap for this currency/,
+      )
+      expect(served.runs()).toBe(0)
+      expect(await tokenBalance(node, String(mint), recipient.address)).toBe(0n)
+      const paid = capture()
+      expect(await pay([url, ...flags, '--max-amount', '250000'], paid.io)).toBe(0)
+      expect(paid.out.stdout).toBe('paid content')
+      expect(await tokenBalance(node, String(mint), recipient.address)).toBe(250_000n)
+    } finally {
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    }
   })
 
   it('pays a SOL charge over HTTP with a keygen file and prints body and receipt', async () => {
