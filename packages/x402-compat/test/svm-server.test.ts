@@ -36,6 +36,7 @@ async function setup(
     facilitator?: (real: Facilitator) => Facilitator
     stores?: [Store, Store]
     timeout?: number
+    rpcUrl?: string
   } = {},
 ) {
   const w = await world(node)
@@ -58,6 +59,7 @@ async function setup(
           feePayer: fac.feePayer,
           facilitator: options.facilitator ? options.facilitator(fac.client) : fac.client,
           ...(options.timeout ? { timeout: options.timeout } : {}),
+          ...(options.rpcUrl ? { rpcUrl: options.rpcUrl } : {}),
         }),
       ],
     })
@@ -295,6 +297,58 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     expect(response.status).toBe(200)
     expect(runs()).toBe(1)
     expect(fac.counts.settled).toBe(1)
+  })
+
+  it('a settlement whose answer is lost after the transaction landed is found on chain (rpcUrl): served once, then refused', async () => {
+    const { w, fac, handler, runs } = await setup({
+      rpcUrl: node.info.rpcUrl,
+      facilitator: (real) => ({
+        verify: (payload, requirements) => real.verify(payload, requirements),
+        // The facilitator broadcasts and confirms, then the connection drops before its answer.
+        settle: async (payload, requirements) => {
+          await real.settle(payload, requirements)
+          throw new TypeError('fetch failed')
+        },
+      }),
+    })
+    const header = await signed(w.payer as never, await requirementOf(handler))
+    const response = await paying(handler, { [Wire.headers.paymentSignature]: header })
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+    // The reference is the landed transaction's signature.
+    const reference = receipt(response)!.reference
+    expect(node.ledger.history.get(reference)?.err).toBeNull()
+    const again = await paying(handler, { [Wire.headers.paymentSignature]: header })
+    expect(again.status).toBe(402)
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+  })
+
+  it('a settlement that fails before anything landed is not served by the lookup (another landed payment of the payer does not match)', async () => {
+    let failing = false
+    const { w, fac, handler, runs } = await setup({
+      rpcUrl: node.info.rpcUrl,
+      facilitator: (real) => ({
+        verify: (payload, requirements) => real.verify(payload, requirements),
+        settle: async (payload, requirements) => {
+          if (failing) throw new TypeError('fetch failed')
+          return real.settle(payload, requirements)
+        },
+      }),
+    })
+    // A first payment lands: the payer's latest transaction is a successful payment of the same amount.
+    const first = await signed(w.payer as never, await requirementOf(handler))
+    expect((await paying(handler, { [Wire.headers.paymentSignature]: first })).status).toBe(200)
+    failing = true
+    const second = await signed(w.payer as never, await requirementOf(handler))
+    const response = await paying(handler, { [Wire.headers.paymentSignature]: second })
+    expect(response.status).toBe(503)
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
   })
 
   it('malformed PAYMENT-SIGNATURE and X-PAYMENT values are problems, never a 500', async () => {

@@ -2,6 +2,7 @@ import { ConfigurationError, type Method, VerificationFailedError } from '@mppki
 import type { Facilitator } from '../server/Charge.js'
 import { relayed } from '../server/Relayed.js'
 import { facilitate } from '../server/Shared.js'
+import { landedTransaction } from './Landed.js'
 import { type SvmChargeRequest, svmCharge } from './Methods.js'
 import { clusterOf, solanaCaip2Of } from './Networks.js'
 import { svmRequirementOf } from './Requirement.js'
@@ -33,6 +34,12 @@ export declare namespace svm {
     timeout?: number
     /** `maxTimeoutSeconds` of the requirement handed to the facilitator for MPP credentials (default 300). */
     maxTimeoutSeconds?: number
+    /**
+     * A Solana JSON-RPC URL of the network. With it, a settlement that fails (including one whose answer
+     * was lost after the facilitator broadcast the transaction, which a retry cannot settle again) is
+     * looked up on chain first: this very transaction, confirmed and successful, serves its payer once.
+     */
+    rpcUrl?: string
   }
 }
 
@@ -110,6 +117,15 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
         if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
         return { reference: settled.transaction, receipt }
       } catch (cause) {
+        // The transaction may have landed without the facilitator's answer reaching us (now, or on an
+        // earlier attempt whose claim was released, so the facilitator refuses it as already used).
+        const landed = options.rpcUrl
+          ? await landedTransaction(options.rpcUrl, payload.transaction, timeout).catch(() => undefined)
+          : undefined
+        if (landed) {
+          await store.set(key, landed, ttl).catch(() => {})
+          return { reference: landed, receipt: { network: caip2 } }
+        }
         // Nothing settled: release the claim so the payer may retry.
         await store.delete(key).catch(() => {})
         throw cause
