@@ -182,6 +182,8 @@ export async function createX402SolanaDemo(options: {
         recipient: payee.address,
         feePayer: feePayer.address,
         facilitator: facilitatorClient,
+        // A settlement whose answer is lost is looked up on chain before the payer is answered.
+        rpcUrl,
       }),
     ],
   })
