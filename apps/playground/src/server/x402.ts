@@ -109,6 +109,8 @@ export function createX402Demo(options: { tempo: FullTempo; secrets: string[] })
         domain: { name: token.name, version: token.version },
         decimals: token.decimals,
         facilitator: client,
+        // A chain reader: a settlement whose answer is lost is looked up on chain before the payer is answered.
+        client: wallet,
       }),
     ],
   })
