@@ -13,6 +13,7 @@ import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.j
 import { svm as svmClient, x402 as x402Plug } from '../src/client/index.js'
 import type { Facilitator } from '../src/server/index.js'
 import { svm, x402 } from '../src/server/index.js'
+import { landedTransaction } from '../src/svm/Landed.js'
 import * as Wire from '../src/Wire.js'
 import { network, svmFacilitator, tokenBalance, world } from './svm-peers.js'
 
@@ -37,6 +38,8 @@ async function setup(
     stores?: [Store, Store]
     timeout?: number
     rpcUrl?: string
+    /** The second instance's price (default the same 1000). */
+    otherAmount?: string
   } = {},
 ) {
   const w = await world(node)
@@ -64,7 +67,11 @@ async function setup(
       ],
     })
     return x402(server, { maxTimeoutSeconds: 120, v1: true }).protect(
-      { offers: [{ method: 'solana', request: { amount: '1000' } }] },
+      {
+        offers: [
+          { method: 'solana', request: { amount: index === 1 ? (options.otherAmount ?? '1000') : '1000' } },
+        ],
+      },
       () => {
         runs++
         return new Response('paid content')
@@ -320,8 +327,37 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     // The reference is the landed transaction's signature.
     const reference = receipt(response)!.reference
     expect(node.ledger.history.get(reference)?.err).toBeNull()
+    // Found by its message; not once its block is older than the lookup's window (5 minutes).
+    const transaction = (Wire.decode(header) as { payload: { transaction: string } }).payload.transaction
+    expect(await landedTransaction(node.info.rpcUrl, transaction, 5_000)).toBe(reference)
+    const later = () => Date.now() + 301_000
+    expect(await landedTransaction(node.info.rpcUrl, transaction, 5_000, 300, later)).toBeUndefined()
     const again = await paying(handler, { [Wire.headers.paymentSignature]: header })
     expect(again.status).toBe(402)
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+  })
+
+  it('the lookup serves only a transaction the facilitator verified for this requirement: a landed payment of another price is refused', async () => {
+    const { w, fac, handler, other, runs } = await setup({
+      rpcUrl: node.info.rpcUrl,
+      stores: [new MemoryStore(), new MemoryStore()],
+      otherAmount: '2000',
+    })
+    const header = await signed(w.payer as never, await requirementOf(handler))
+    expect((await paying(handler, { [Wire.headers.paymentSignature]: header })).status).toBe(200)
+    // The landed 1000 transaction, presented as paying the 2000 route: the facilitator refuses it (wrong
+    // amount), and the chain holding it, successful, must not make the lookup serve it.
+    const landed = Wire.decode(header) as { payload: Record<string, unknown> }
+    const crafted = Wire.encode({
+      x402Version: 2,
+      resource: { url },
+      accepted: await requirementOf(other),
+      payload: landed.payload,
+    })
+    const response = await paying(other, { [Wire.headers.paymentSignature]: crafted })
+    expect(response.status).toBe(402)
     expect(runs()).toBe(1)
     expect(fac.counts.settled).toBe(1)
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)

@@ -106,6 +106,8 @@ export async function facilitate(
   document: Record<string, unknown>,
   requirement: Record<string, unknown>,
   timeout: number,
+  /** Runs once the facilitator has verified the payment, before it is asked to settle. */
+  onVerified?: () => Promise<void>,
 ): Promise<Awaited<ReturnType<Facilitator['settle']>> & { payer?: string }> {
   // A call that throws anything but a refusal, or takes longer than `timeout`, is an outage.
   const call = async <result>(pending: Promise<result>): Promise<result> => {
@@ -126,6 +128,7 @@ export async function facilitate(
       detail: `The facilitator refused the payment: ${verified.invalidReason ?? 'invalid'}.`,
       reason: verified.invalidReason ?? 'facilitator-refused',
     })
+  await onVerified?.()
   const settled: Awaited<ReturnType<Facilitator['settle']>> & { payer?: string } = await call(
     facilitator.settle(document, requirement),
   )

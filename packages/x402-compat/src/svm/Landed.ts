@@ -55,7 +55,8 @@ const recentLimit = 25
 /**
  * The signature of a confirmed, successful transaction whose message is byte for byte the one the payer
  * signed (so it is this very payment, whoever added the fee payer's signature), among the payer's
- * latest transactions; undefined when there is none (not landed, failed, or the RPC cannot tell).
+ * latest transactions and at most `maxAgeSeconds` old; undefined when there is none (not landed, failed,
+ * too old, or the RPC cannot tell). The caller decides whether this transaction may be served at all.
  *
  * @example
  * ```ts
@@ -66,6 +67,9 @@ export async function landedTransaction(
   rpcUrl: string,
   transaction: string,
   timeout: number,
+  /** Only a transaction whose block is at most this old (seconds, by its block time) is taken. */
+  maxAgeSeconds = 300,
+  now: () => number = Date.now,
 ): Promise<string | undefined> {
   const message = messageBytes(transaction)
   const payer = message && payerOfMessage(message)
@@ -84,9 +88,12 @@ export async function landedTransaction(
   const recent = (await call('getSignaturesForAddress', [
     payer,
     { limit: recentLimit, commitment: 'confirmed' },
-  ])) as { signature?: unknown; err?: unknown }[] | null
+  ])) as { signature?: unknown; err?: unknown; blockTime?: unknown }[] | null
+  const oldest = Math.floor(now() / 1000) - maxAgeSeconds
   for (const entry of recent ?? []) {
     if (typeof entry?.signature !== 'string' || entry.err !== null) continue
+    // Older than the replay claim and the verification note could still say: never served from here.
+    if (typeof entry.blockTime !== 'number' || entry.blockTime < oldest) continue
     const found = await call('getTransaction', [
       entry.signature,
       { encoding: 'base64', commitment: 'confirmed', maxSupportedTransactionVersion: 0 },

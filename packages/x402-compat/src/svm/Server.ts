@@ -1,4 +1,4 @@
-import { ConfigurationError, type Method, VerificationFailedError } from '@mppkit/core'
+import { ConfigurationError, Jcs, type Method, VerificationFailedError } from '@mppkit/core'
 import type { Facilitator } from '../server/Charge.js'
 import { relayed } from '../server/Relayed.js'
 import { facilitate } from '../server/Shared.js'
@@ -96,7 +96,27 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
         })
       // "settles at most once": claimed in the Store before the facilitator sees it.
       const key = `svm:${hash}`
+      const verifiedKey = `svm:verified:${hash}`
       const ttl = 10 * 60_000
+      // A settlement whose answer was lost: this transaction, verified by the facilitator for this very
+      // requirement (on this attempt or an earlier one), confirmed and successful on chain.
+      const lostSettlement = async (
+        rpcUrl: string,
+        chargeRequest: SvmChargeRequest,
+        presented: Parameters<typeof relayed.get>[0],
+        transaction: string,
+      ): Promise<string | undefined> => {
+        try {
+          const noted = await store.get(verifiedKey)
+          const original = relayed.get(presented)
+          const requirement =
+            original?.requirement ?? svmRequirementOf(chargeRequest, options.maxTimeoutSeconds ?? 300)
+          if (noted === undefined || noted !== Jcs.canonicalize(requirement)) return undefined
+          return await landedTransaction(rpcUrl, transaction, timeout)
+        } catch {
+          return undefined
+        }
+      }
       if (!(await store.putIfAbsent(key, 'settling', ttl)))
         throw new VerificationFailedError({
           detail: 'This transaction was already used.',
@@ -111,7 +131,14 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
           accepted: requirement,
           payload: { transaction: payload.transaction },
         }
-        const settled = await facilitate(options.facilitator, document, requirement, timeout)
+        // Once the facilitator has checked this transaction against the requirement (amount, mint,
+        // recipient, signatures), and before it may broadcast it, the Store notes that it did: only a
+        // transaction noted so, for the same requirement, is ever looked up on chain below. The note
+        // expires before the replay claim taken after a settlement, so it never outlives it.
+        const verifiedFor = Jcs.canonicalize(requirement)
+        const settled = await facilitate(options.facilitator, document, requirement, timeout, () =>
+          store.set(verifiedKey, verifiedFor, ttl),
+        )
         await store.set(key, settled.transaction, ttl).catch(() => {})
         const receipt: Record<string, unknown> = { network: caip2 }
         if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
@@ -120,7 +147,7 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
         // The transaction may have landed without the facilitator's answer reaching us (now, or on an
         // earlier attempt whose claim was released, so the facilitator refuses it as already used).
         const landed = options.rpcUrl
-          ? await landedTransaction(options.rpcUrl, payload.transaction, timeout).catch(() => undefined)
+          ? await lostSettlement(options.rpcUrl, request, credential, payload.transaction)
           : undefined
         if (landed) {
           await store.set(key, landed, ttl).catch(() => {})
