@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Challenge, Credential, MemoryStore, Receipt, type Store, StoreUnavailableError } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { createInvoice, getChannelBalance, getInvoices } from 'lightning'
+import { createInvoice, getChannelBalance, getInvoices, pay } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
@@ -510,6 +510,70 @@ describe('sessionServer', () => {
       await new Promise((resolve) => setTimeout(resolve, 400))
       expect(await payerBalance()).toBe(before - 1)
       expect(failures).toEqual([])
+      await server.close()
+    })
+
+    it('a session the idle sweep finds idle, but a client closes first and stops part-way, stays findable and is refunded once', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"attempting"'),
+        'before',
+      )
+      // The client's close runs right after the sweep has read the session as open and seen it idle.
+      let race: (() => Promise<void>) | undefined
+      const get = store.get.bind(store)
+      store.get = async (key) => {
+        const value = await get(key)
+        if (key.includes('active:') && value === undefined && race) {
+          const run = race
+          race = undefined
+          await run()
+        }
+        return value
+      }
+      offset = 0
+      const failures: unknown[] = []
+      const { handler, server } = setup({
+        store,
+        options: { idleTimeoutSeconds: 1, idleCheckIntervalMs: 50, onRefundFailure: (f) => failures.push(f) },
+        errors: [],
+        now,
+      })
+      const { sessions, client } = newClient(handler)
+      const before = await payerBalance()
+      expect((await client.fetch(url)).status).toBe(200)
+      const { sessionId } = [...sessions.sessions.values()][0]!
+      let clientClose: number | undefined
+      race = async () => {
+        clientClose = (await sessions.close(url)).status
+      }
+      await waitFor(async () => clientClose !== undefined)
+      expect(clientClose).toBe(503)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'pending' })
+      expect(await payerBalance()).toBe(before - 10)
+      offset = 601_000
+      await waitFor(async () => (await record(store, sessionId))?.refundStatus === 'succeeded')
+      expect(await payerBalance()).toBe(before - 1)
+      expect(failures).toEqual([])
+      await server.close()
+    })
+
+    it('a claimed refund whose return invoice was paid another amount (a top-up given back) is recorded failed and reported, not succeeded', async () => {
+      const store = stoppingStore(
+        (key, next) => key.includes('session:') && next.includes('"attempting"'),
+        'after',
+      )
+      const failures: unknown[] = []
+      const { server, before, closed, sessionId } = await openAndClose(store, failures)
+      expect(closed.status).toBe(503)
+      const { returnInvoice } = await record(store, sessionId)
+      // The server gives a 3 sat top-up back to the return invoice before the refund went out.
+      await pay({ lnd: lndFor(network.info.nodes.payee), request: returnInvoice, tokens: 3 })
+      expect(await payerBalance()).toBe(before - 7)
+      offset = 601_000
+      await waitFor(async () => (await record(store, sessionId))?.refundStatus === 'failed')
+      expect(failures).toEqual([{ sessionId, refundSats: 9, error: 'ReturnInvoicePaidAnotherAmount' }])
+      expect(await payerBalance()).toBe(before - 7)
       await server.close()
     })
 

@@ -152,7 +152,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
       // procedure": "Mark session.status = "closed" atomically before attempting the refund"; "a single
       // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
       await closeAndRefund({ ...refunder, sessionId: id, now: now() })
-      return 'drop'
+      // Kept while its refund is unrecorded (this close lost the race to another closer that has not
+      // finished, or stopped): the entry is how a later sweep finds it.
+      const after = await sessions.get(id)
+      return after?.refundStatus === 'pending' || after?.refundStatus === 'attempting' ? 'keep' : 'drop'
     }, signal)
   }
   const sweepIdle = async () => {

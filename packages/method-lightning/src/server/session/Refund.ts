@@ -106,10 +106,16 @@ export async function recoverRefund(
       if (errorName(error) !== 'SentPaymentNotFound') throw error
     }
     if (known?.is_pending) return 'later'
-    if (known?.is_confirmed) refundStatus = 'succeeded'
-    else if (known?.is_failed) {
+    if (known?.is_confirmed && known.payment?.tokens === Number(refundSats)) refundStatus = 'succeeded'
+    else if (known?.is_confirmed || known?.is_failed) {
+      // Failed, or the return invoice was paid another amount (a top-up given back after the close):
+      // the refund itself did not go out, and that invoice cannot be paid again.
       refundStatus = 'failed'
-      refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error: 'RefundPaymentFailed' })
+      refunder.onRefundFailure({
+        sessionId,
+        refundSats: Number(refundSats),
+        error: known.is_failed ? 'RefundPaymentFailed' : 'ReturnInvoicePaidAnotherAmount',
+      })
     } else refundStatus = await payRefund(refunder, sessionId, record, refundSats)
   }
   await refunder.sessions.recordRefund(sessionId, refundSats, refundStatus)

@@ -88,6 +88,9 @@ describe('Sessions', () => {
       refundSats: '6',
       refundStatus: 'failed',
     })
+    // An outcome, once recorded, is not overwritten (an overlapping recovery's answer is dropped).
+    await sessions.recordRefund(id, 6n, 'succeeded')
+    expect(await sessions.get(id)).toMatchObject({ refundStatus: 'failed' })
     expect(await sessions.close(id)).toBeUndefined()
   })
 

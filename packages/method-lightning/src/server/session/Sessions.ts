@@ -215,15 +215,23 @@ export class Sessions {
     }
   }
 
-  /** Records the refund outcome on the closed record. */
+  /**
+   * Records the refund outcome on a claimed (`attempting`) record, by compare-and-set: an outcome
+   * recorded already (by an overlapping recovery) is never overwritten.
+   */
   async recordRefund(
     id: string,
     refundSats: bigint,
     status: 'succeeded' | 'failed' | 'skipped',
   ): Promise<void> {
-    const record = await this.get(id)
-    if (!record) return
-    const next: SessionRecord = { ...record, refundSats: String(refundSats), refundStatus: status }
-    await this.store.set(`session:${id}`, JSON.stringify(next), this.options.ttlMs)
+    for (;;) {
+      const raw = await this.store.get(`session:${id}`)
+      if (raw === undefined) return
+      const record = JSON.parse(raw) as SessionRecord
+      if (record.refundStatus !== 'attempting') return
+      const next: SessionRecord = { ...record, refundSats: String(refundSats), refundStatus: status }
+      if (await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(next), this.options.ttlMs))
+        return
+    }
   }
 }
