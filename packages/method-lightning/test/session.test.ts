@@ -513,6 +513,31 @@ describe('sessionServer', () => {
       await server.close()
     })
 
+    it('stopped after paying with a routing fee, before recording it: the refund without its fee is what the node shows, so succeeded', async () => {
+      const saved = network
+      network = await startLightning({ routingFee: { baseMsat: 2_000, ratePpm: 0 } })
+      try {
+        const store = stoppingStore(
+          (key, next) => key.includes('session:') && next.includes('"succeeded"'),
+          'before',
+        )
+        const failures: unknown[] = []
+        const { server, before, closed, sessionId } = await openAndClose(store, failures)
+        expect(closed.status).toBe(503)
+        expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'attempting', refundSats: '9' })
+        offset = 601_000
+        await waitFor(async () => (await record(store, sessionId))?.refundStatus !== 'attempting')
+        expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'succeeded', refundSats: '9' })
+        expect(failures).toEqual([])
+        // The payer paid a 10 sat deposit (plus its own 2 sat fee) and got 9 back: one refund only.
+        expect(await payerBalance()).toBe(before - 3)
+        await server.close()
+      } finally {
+        await network.stop()
+        network = saved
+      }
+    })
+
     it('a session the idle sweep finds idle, but a client closes first and stops part-way, stays findable and is refunded once', async () => {
       const store = stoppingStore(
         (key, next) => key.includes('session:') && next.includes('"attempting"'),

@@ -106,7 +106,11 @@ export async function recoverRefund(
       if (errorName(error) !== 'SentPaymentNotFound') throw error
     }
     if (known?.is_pending) return 'later'
-    if (known?.is_confirmed && known.payment?.tokens === Number(refundSats)) refundStatus = 'succeeded'
+    // The amount that reached the return invoice, without routing fees (`tokens` counts them).
+    const delivered = known?.payment
+      ? BigInt(known.payment.mtokens) - BigInt(known.payment.fee_mtokens)
+      : undefined
+    if (known?.is_confirmed && delivered === refundSats * 1000n) refundStatus = 'succeeded'
     else if (known?.is_confirmed || known?.is_failed) {
       // Failed, or the return invoice was paid another amount (a top-up given back after the close):
       // the refund itself did not go out, and that invoice cannot be paid again.
