@@ -1,4 +1,4 @@
-import { Challenge, MemoryStore, type Store } from '@mppkit/core'
+import { Challenge, MemoryStore, type Store, StoreUnavailableError } from '@mppkit/core'
 import { create as createClient, Protocol, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { RedisStore } from '@mppkit/store-redis'
@@ -336,6 +336,57 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     expect(again.status).toBe(402)
     expect(runs()).toBe(1)
     expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+  })
+
+  it('a claim left by an attempt that stopped (answer lost, lookup and release failed) is taken over once stale: the retry is served once', async () => {
+    // The Store fails twice, as a process stopping would: the lookup's read of the verification note, and
+    // the release of the claim. The claim stays `settling`.
+    const store = new MemoryStore()
+    let failNoteRead = true
+    let failRelease = true
+    const get = store.get.bind(store)
+    store.get = async (key) => {
+      if (key.includes('svm:verified:') && failNoteRead) {
+        failNoteRead = false
+        throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
+      }
+      return get(key)
+    }
+    const compareAndSet = store.compareAndSet.bind(store)
+    store.compareAndSet = async (key, expected, next, ttlMs) => {
+      if (next === 'released' && failRelease) {
+        failRelease = false
+        throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
+      }
+      return compareAndSet(key, expected, next, ttlMs)
+    }
+    const { w, handler, runs } = await setup({
+      rpcUrl: node.info.rpcUrl,
+      stores: [store, store],
+      timeout: 300,
+      facilitator: (real) => ({
+        verify: (payload, requirements) => real.verify(payload, requirements),
+        settle: async (payload, requirements) => {
+          await real.settle(payload, requirements).catch(() => undefined)
+          throw new TypeError('fetch failed')
+        },
+      }),
+    })
+    const header = await signed(w.payer as never, await requirementOf(handler))
+    const send = () => paying(handler, { [Wire.headers.paymentSignature]: header })
+    expect((await send()).status).toBe(503)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+    // At once: the claim is fresh, so the retry is refused (the first attempt might still be running).
+    expect((await send()).status).toBe(402)
+    expect(runs()).toBe(0)
+    // Once stale (4 × timeout + 1 s): taken over; the landed payment is found and served, once.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    const served = await send()
+    expect(served.status, await served.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+    expect((await send()).status).toBe(402)
+    expect(runs()).toBe(1)
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
   })
 

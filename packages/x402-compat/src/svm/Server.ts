@@ -62,6 +62,8 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
   if (caip2 === undefined)
     throw new ConfigurationError(`solana charge: ${options.network} is not a known Solana network`)
   const timeout = options.timeout ?? 15_000
+  // Longer than one attempt can take: the facilitator's verify and settle, and the lookup's calls.
+  const staleClaimMs = 4 * timeout + 1_000
   const methodDetails: SvmChargeRequest['methodDetails'] = {
     network: clusterOf(caip2),
     caip2,
@@ -117,11 +119,32 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
           return undefined
         }
       }
-      if (!(await store.putIfAbsent(key, 'settling', ttl)))
+      // The claim names when it was taken: one still `settling` long after any attempt could take (its
+      // process stopped before releasing it) is taken over, so that a lost answer can still be looked up
+      // while the verification note lives, instead of every retry being refused until the claim expires.
+      const claim = `settling:${Date.now()}`
+      let claimed = await store.putIfAbsent(key, claim, ttl)
+      if (!claimed) {
+        const current = await store.get(key)
+        if (current === undefined) claimed = await store.putIfAbsent(key, claim, ttl)
+        else {
+          // `released`: an attempt that settled nothing let go (its value expires at once).
+          const since =
+            current === 'released'
+              ? 0
+              : current.startsWith('settling:')
+                ? Number(current.slice('settling:'.length))
+                : Number.NaN
+          if (Date.now() - since > staleClaimMs) claimed = await store.compareAndSet(key, current, claim, ttl)
+        }
+      }
+      if (!claimed)
         throw new VerificationFailedError({
           detail: 'This transaction was already used.',
           reason: 'transaction-used',
         })
+      let reference: string
+      const receipt: Record<string, unknown> = { network: caip2 }
       try {
         const original = relayed.get(credential)
         const requirement =
@@ -139,24 +162,30 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
         const settled = await facilitate(options.facilitator, document, requirement, timeout, () =>
           store.set(verifiedKey, verifiedFor, ttl),
         )
-        await store.set(key, settled.transaction, ttl).catch(() => {})
-        const receipt: Record<string, unknown> = { network: caip2 }
+        reference = settled.transaction
         if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
-        return { reference: settled.transaction, receipt }
       } catch (cause) {
         // The transaction may have landed without the facilitator's answer reaching us (now, or on an
         // earlier attempt whose claim was released, so the facilitator refuses it as already used).
         const landed = options.rpcUrl
           ? await lostSettlement(options.rpcUrl, request, credential, payload.transaction)
           : undefined
-        if (landed) {
-          await store.set(key, landed, ttl).catch(() => {})
-          return { reference: landed, receipt: { network: caip2 } }
+        if (!landed) {
+          // Nothing settled: release this attempt's claim (not one taken over since) so the payer may retry.
+          await store.compareAndSet(key, claim, 'released', 1).catch(() => {})
+          throw cause
         }
-        // Nothing settled: release the claim so the payer may retry.
-        await store.delete(key).catch(() => {})
-        throw cause
+        reference = landed
       }
+      // Served only while this attempt holds the claim: one that outlived `staleClaimMs` and was taken
+      // over leaves the payment to the attempt that took it (which finds it on chain), so it is served once.
+      // A Store failure here serves anyway rather than lose a settled payment.
+      if (!(await store.compareAndSet(key, claim, reference, ttl).catch(() => true)))
+        throw new VerificationFailedError({
+          detail: 'This transaction was already used.',
+          reason: 'transaction-used',
+        })
+      return { reference, receipt }
     },
   }
 }
