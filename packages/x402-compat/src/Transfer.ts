@@ -1,7 +1,8 @@
 import { type Address, type Hex, parseEventLogs } from 'viem'
 import { sameAddress } from './Authorization.js'
 
-const transferEvent = [
+/** The ERC-20 `Transfer` event ABI. */
+export const transferEvent = [
   {
     type: 'event',
     name: 'Transfer',

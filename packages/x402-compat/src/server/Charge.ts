@@ -24,7 +24,16 @@ import { permit2Address } from '../Permit2.js'
 import { hasTransfers } from '../Transfer.js'
 import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
-import { facilitate, onChain, once, type Reader, refuse, type Wallet, withTimeout } from './Shared.js'
+import {
+  facilitate,
+  onChain,
+  once,
+  type Reader,
+  recentLogs,
+  refuse,
+  type Wallet,
+  withTimeout,
+} from './Shared.js'
 import { settleHash, settleTransaction, verifyTransaction } from './Transaction.js'
 
 export type { Reader, Wallet } from './Shared.js'
@@ -261,9 +270,6 @@ const authorizationUsed = parseAbiItem(
   'event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)',
 )
 
-/** Blocks looked back for an authorization's transfer (~2.7 h at one block per second). */
-const lookbackBlocks = 10_000n
-
 /**
  * The transaction that used this EIP-3009 authorization, when the chain shows one (its
  * `AuthorizationUsed` event) that succeeded with a `Transfer` of the amount from the payer to the
@@ -275,26 +281,19 @@ async function landedAuthorization(
   payload: AuthorizationPayload,
   timeout: number,
 ): Promise<string | undefined> {
-  if (!reader?.getLogs || !reader.getBlockNumber) return undefined
-  // Uncached (viem keeps a block number for seconds), and searched to the node's latest block.
-  const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
-  const logs = await onChain(
-    reader.getLogs({
-      address: request.currency,
-      event: authorizationUsed,
-      args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
-      fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
-      toBlock: 'latest',
-    }),
-    timeout,
-  )
+  if (!reader) return undefined
+  const hashes = await recentLogs(reader, timeout, {
+    address: request.currency,
+    event: authorizationUsed,
+    args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
+  })
   const expected = {
     token: request.currency,
     to: request.recipient,
     value: BigInt(request.amount),
     from: payload.from as Address,
   }
-  for (const { transactionHash } of logs) {
+  for (const transactionHash of hashes ?? []) {
     if (!transactionHash) continue
     const receipt = await onChain(reader.getTransactionReceipt({ hash: transactionHash }), timeout)
     if (receipt?.status === 'success' && hasTransfers(receipt.logs ?? [], [expected])) return transactionHash

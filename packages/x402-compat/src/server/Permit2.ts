@@ -1,10 +1,10 @@
 import type { Challenge } from '@mppkit/core'
-import { type Address, encodeFunctionData, erc20Abi, type Hex, parseAbiItem, recoverAddress } from 'viem'
+import { type Address, encodeFunctionData, erc20Abi, type Hex, recoverAddress } from 'viem'
 import { challengeHash, payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, Permit2Payload } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
-import { hasTransfers } from '../Transfer.js'
-import { onChain, once, type Reader, refuse, type Wallet } from './Shared.js'
+import { hasTransfers, transferEvent } from '../Transfer.js'
+import { onChain, once, type Reader, recentLogs, refuse, type Wallet } from './Shared.js'
 
 /** What the Permit2 checks need from the method's configuration. */
 export type Permit2Context = {
@@ -199,11 +199,6 @@ async function submit(
   return hash
 }
 
-const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)')
-
-/** Blocks looked back for a permit's transfer (~2.7 h at one block per second). */
-const lookbackBlocks = 10_000n
-
 /**
  * The transaction that carried this very permit (a call to Permit2 whose input is byte for byte the
  * one this credential makes: the payer's signature over this challenge's witness) and succeeded with
@@ -217,21 +212,13 @@ async function landedPermit2(
   transfers: { token: string; to: string; value: bigint; from: Address }[],
 ): Promise<string | undefined> {
   const { reader, timeout } = context
-  if (!reader.getLogs || !reader.getBlockNumber) return undefined
-  // Uncached (viem keeps a block number for seconds), and searched to the node's latest block.
-  const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
-  const logs = await onChain(
-    reader.getLogs({
-      address: currency,
-      event: transferEvent,
-      args: { from: transfers[0]!.from, to: transfers[0]!.to as Address },
-      fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
-      toBlock: 'latest',
-    }),
-    timeout,
-  )
+  const hashes = await recentLogs(reader, timeout, {
+    address: currency,
+    event: transferEvent[0],
+    args: { from: transfers[0]!.from, to: transfers[0]!.to as Address },
+  })
   const seen = new Set<string>()
-  for (const { transactionHash } of logs) {
+  for (const transactionHash of hashes ?? []) {
     if (!transactionHash || seen.has(transactionHash)) continue
     seen.add(transactionHash)
     const transaction = await onChain(reader.getTransaction({ hash: transactionHash }), timeout)

@@ -27,6 +27,32 @@ export type Reader = {
   getLogs?(args: any): Promise<readonly { transactionHash: Hex | null }[]>
 }
 
+/** Blocks looked back for a settlement whose answer was lost (~2.7 h at one block per second). */
+const lookbackBlocks = 10_000n
+
+/**
+ * The transaction hashes of the logs matching `filter` (viem's `getLogs` arguments: address, event, args)
+ * over the last {@link lookbackBlocks} blocks, to the node's latest; undefined when the reader cannot
+ * search logs. The block number is read uncached (viem keeps one for seconds).
+ */
+export async function recentLogs(
+  reader: Reader,
+  timeout: number,
+  filter: Record<string, unknown>,
+): Promise<(Hex | null)[] | undefined> {
+  if (!reader.getLogs || !reader.getBlockNumber) return undefined
+  const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
+  const logs = await onChain(
+    reader.getLogs({
+      ...filter,
+      fromBlock: latest > lookbackBlocks ? latest - lookbackBlocks : 0n,
+      toBlock: 'latest',
+    }),
+    timeout,
+  )
+  return logs.map((log) => log.transactionHash)
+}
+
 /** A `verification-failed` problem with a stable reason. */
 export const refuse = (detail: string, reason: string) => new VerificationFailedError({ detail, reason })
 

@@ -2,7 +2,7 @@
  * Finding on chain a transaction whose settlement answer was lost: the facilitator broadcast it, then
  * timed out or dropped the connection before answering. Plain JSON-RPC over fetch (no `@solana/*`).
  */
-import { messageBytes } from './Transaction.js'
+import { compactU16, messageBytes } from './Transaction.js'
 
 const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 
@@ -29,17 +29,12 @@ export function base58(bytes: Uint8Array): string {
  */
 export function payerOfMessage(message: Uint8Array): string | undefined {
   // A versioned message starts with 0x80 | version; a legacy one with its header.
-  let offset = (message[0] ?? 0) & 0x80 ? 1 : 0
-  const required = message[offset]
+  const header = (message[0] ?? 0) & 0x80 ? 1 : 0
+  const required = message[header]
   if (required === undefined || required === 0) return undefined
-  offset += 3
-  let count = 0
-  for (let shift = 0; shift < 21; shift += 7) {
-    const byte = message[offset++]
-    if (byte === undefined) return undefined
-    count |= (byte & 0x7f) << shift
-    if ((byte & 0x80) === 0) break
-  }
+  const read = compactU16(message, header + 3)
+  if (!read) return undefined
+  const [count, offset] = read
   const index = required >= 2 ? 1 : 0
   if (index >= count) return undefined
   const start = offset + index * 32

@@ -100,25 +100,6 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
       const key = `svm:${hash}`
       const verifiedKey = `svm:verified:${hash}`
       const ttl = 10 * 60_000
-      // A settlement whose answer was lost: this transaction, verified by the facilitator for this very
-      // requirement (on this attempt or an earlier one), confirmed and successful on chain.
-      const lostSettlement = async (
-        rpcUrl: string,
-        chargeRequest: SvmChargeRequest,
-        presented: Parameters<typeof relayed.get>[0],
-        transaction: string,
-      ): Promise<string | undefined> => {
-        try {
-          const noted = await store.get(verifiedKey)
-          const original = relayed.get(presented)
-          const requirement =
-            original?.requirement ?? svmRequirementOf(chargeRequest, options.maxTimeoutSeconds ?? 300)
-          if (noted === undefined || noted !== Jcs.canonicalize(requirement)) return undefined
-          return await landedTransaction(rpcUrl, transaction, timeout)
-        } catch {
-          return undefined
-        }
-      }
       // The claim names when it was taken: one still `settling` long after any attempt could take (its
       // process stopped before releasing it) is taken over, so that a lost answer can still be looked up
       // while the verification note lives, instead of every retry being refused until the claim expires.
@@ -138,27 +119,27 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
           if (Date.now() - since > staleClaimMs) claimed = await store.compareAndSet(key, current, claim, ttl)
         }
       }
-      if (!claimed)
-        throw new VerificationFailedError({
+      const used = () =>
+        new VerificationFailedError({
           detail: 'This transaction was already used.',
           reason: 'transaction-used',
         })
+      if (!claimed) throw used()
       let reference: string
       const receipt: Record<string, unknown> = { network: caip2 }
+      const original = relayed.get(credential)
+      const requirement = original?.requirement ?? svmRequirementOf(request, options.maxTimeoutSeconds ?? 300)
+      // Once the facilitator has checked this transaction against the requirement (amount, mint,
+      // recipient, signatures), and before it may broadcast it, the Store notes that it did: only a
+      // transaction noted so, for the same requirement, is ever looked up on chain below. The note
+      // expires before the replay claim taken after a settlement, so it never outlives it.
+      const verifiedFor = Jcs.canonicalize(requirement)
       try {
-        const original = relayed.get(credential)
-        const requirement =
-          original?.requirement ?? svmRequirementOf(request, options.maxTimeoutSeconds ?? 300)
         const document = original?.document ?? {
           x402Version: 2,
           accepted: requirement,
           payload: { transaction: payload.transaction },
         }
-        // Once the facilitator has checked this transaction against the requirement (amount, mint,
-        // recipient, signatures), and before it may broadcast it, the Store notes that it did: only a
-        // transaction noted so, for the same requirement, is ever looked up on chain below. The note
-        // expires before the replay claim taken after a settlement, so it never outlives it.
-        const verifiedFor = Jcs.canonicalize(requirement)
         const settled = await facilitate(options.facilitator, document, requirement, timeout, () =>
           store.set(verifiedKey, verifiedFor, ttl),
         )
@@ -167,9 +148,18 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
       } catch (cause) {
         // The transaction may have landed without the facilitator's answer reaching us (now, or on an
         // earlier attempt whose claim was released, so the facilitator refuses it as already used).
-        const landed = options.rpcUrl
-          ? await lostSettlement(options.rpcUrl, request, credential, payload.transaction)
-          : undefined
+        // Looked up only for a transaction the facilitator verified for this very requirement (on this
+        // attempt or an earlier one): confirmed and successful on chain.
+        let landed: string | undefined
+        if (options.rpcUrl)
+          landed = await store
+            .get(verifiedKey)
+            .then((noted) =>
+              noted === verifiedFor
+                ? landedTransaction(options.rpcUrl!, payload.transaction, timeout)
+                : undefined,
+            )
+            .catch(() => undefined)
         if (!landed) {
           // Nothing settled: release this attempt's claim (not one taken over since) so the payer may retry.
           await store.compareAndSet(key, claim, 'released', 1).catch(() => {})
@@ -180,11 +170,7 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
       // Served only while this attempt holds the claim: one that outlived `staleClaimMs` and was taken
       // over leaves the payment to the attempt that took it (which finds it on chain), so it is served once.
       // A Store failure here serves anyway rather than lose a settled payment.
-      if (!(await store.compareAndSet(key, claim, reference, ttl).catch(() => true)))
-        throw new VerificationFailedError({
-          detail: 'This transaction was already used.',
-          reason: 'transaction-used',
-        })
+      if (!(await store.compareAndSet(key, claim, reference, ttl).catch(() => true))) throw used()
       return { reference, receipt }
     },
   }

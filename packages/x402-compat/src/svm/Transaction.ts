@@ -11,18 +11,27 @@ export function messageBytes(base64: string): Uint8Array | undefined {
   } catch {
     return undefined
   }
-  // compact-u16: 7 bits per byte, at most 3 bytes.
-  let count = 0
-  let offset = 0
-  for (let shift = 0; offset < 3; shift += 7) {
-    const byte = bytes[offset++]
-    if (byte === undefined) return undefined
-    count |= (byte & 0x7f) << shift
-    if ((byte & 0x80) === 0) break
-  }
+  const read = compactU16(bytes, 0)
+  if (!read) return undefined
+  const [count, offset] = read
   const start = offset + count * 64
   if (count === 0 || start >= bytes.length) return undefined
   return bytes.subarray(start)
+}
+
+/**
+ * Reads a compact-u16 (7 bits per byte, at most 3 bytes) at `offset`: the value and the offset after it,
+ * or undefined when the bytes end first.
+ */
+export function compactU16(bytes: Uint8Array, offset: number): [value: number, next: number] | undefined {
+  let value = 0
+  for (let index = 0; index < 3; index++) {
+    const byte = bytes[offset + index]
+    if (byte === undefined) return undefined
+    value |= (byte & 0x7f) << (7 * index)
+    if ((byte & 0x80) === 0) return [value, offset + index + 1]
+  }
+  return [value, offset + 3]
 }
 
 /**
