@@ -159,18 +159,15 @@ export class Sessions {
    * bearer actions from spending against a session that is being closed." (§"Server-Initiated Close")
    */
   async close(id: string, now: number = Date.now()): Promise<SessionRecord | undefined> {
-    for (;;) {
-      const raw = await this.store.get(`session:${id}`)
-      if (raw === undefined) return undefined
-      const record = JSON.parse(raw) as SessionRecord
-      if (record.status !== 'open') return undefined
-      const closed: SessionRecord = { ...record, status: 'closed', refundStatus: 'pending', closedAt: now }
-      if (!(await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(closed), this.options.ttlMs)))
-        continue
-      await this.sweepBalance(id)
-      await this.store.delete(`active:${id}`)
-      return closed
-    }
+    const closed = await this.#transition(id, (record) =>
+      record.status === 'open'
+        ? { ...record, status: 'closed', refundStatus: 'pending', closedAt: now }
+        : undefined,
+    )
+    if (!closed) return undefined
+    await this.sweepBalance(id)
+    await this.store.delete(`active:${id}`)
+    return closed
   }
 
   /**
@@ -203,16 +200,13 @@ export class Sessions {
    * Undefined when it was not pending (claimed already, or not closed).
    */
   async claimRefund(id: string): Promise<{ record: SessionRecord; refundSats: bigint } | undefined> {
-    for (;;) {
-      const raw = await this.store.get(`session:${id}`)
-      if (raw === undefined) return undefined
-      const record = JSON.parse(raw) as SessionRecord
-      if (record.status !== 'closed' || record.refundStatus !== 'pending') return undefined
-      const refundSats = BigInt((await this.store.get(`refund:${id}`)) ?? '0')
-      const claimed: SessionRecord = { ...record, refundStatus: 'attempting', refundSats: String(refundSats) }
-      if (await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(claimed), this.options.ttlMs))
-        return { record: claimed, refundSats }
-    }
+    let refundSats = 0n
+    const record = await this.#transition(id, async (current) => {
+      if (current.status !== 'closed' || current.refundStatus !== 'pending') return undefined
+      refundSats = BigInt((await this.store.get(`refund:${id}`)) ?? '0')
+      return { ...current, refundStatus: 'attempting', refundSats: String(refundSats) }
+    })
+    return record && { record, refundSats }
   }
 
   /**
@@ -224,14 +218,29 @@ export class Sessions {
     refundSats: bigint,
     status: 'succeeded' | 'failed' | 'skipped',
   ): Promise<void> {
+    await this.#transition(id, (record) =>
+      record.refundStatus === 'attempting'
+        ? { ...record, refundSats: String(refundSats), refundStatus: status }
+        : undefined,
+    )
+  }
+
+  /**
+   * Changes the session record by compare-and-set, read again and retried when another writer changed it
+   * in between: `next` gives the new record, or undefined to leave it (then undefined, as for no record).
+   */
+  async #transition(
+    id: string,
+    next: (record: SessionRecord) => SessionRecord | undefined | Promise<SessionRecord | undefined>,
+  ): Promise<SessionRecord | undefined> {
+    const key = `session:${id}`
     for (;;) {
-      const raw = await this.store.get(`session:${id}`)
-      if (raw === undefined) return
-      const record = JSON.parse(raw) as SessionRecord
-      if (record.refundStatus !== 'attempting') return
-      const next: SessionRecord = { ...record, refundSats: String(refundSats), refundStatus: status }
-      if (await this.store.compareAndSet(`session:${id}`, raw, JSON.stringify(next), this.options.ttlMs))
-        return
+      const raw = await this.store.get(key)
+      if (raw === undefined) return undefined
+      const changed = await next(JSON.parse(raw) as SessionRecord)
+      if (changed === undefined) return undefined
+      if (await this.store.compareAndSet(key, raw, JSON.stringify(changed), this.options.ttlMs))
+        return changed
     }
   }
 }
