@@ -389,11 +389,13 @@ describe('sessionServer', () => {
 
   describe('a close whose process stopped part-way is finished by the idle sweep, refunding once', () => {
     /**
-     * A MemoryStore on which the process "stops" at one write: the write `stopsAt` picks (by key and
-     * value) throws, either before it lands (`before`) or after (`after`: applied, answer lost). What
-     * the stopped process would have done next never happens; the Store keeps what it wrote so far.
+     * A MemoryStore on which the process "stops" at one write: the first session record written with
+     * refund status `status` throws, either before it lands (`before`) or after (`after`: applied,
+     * answer lost). What the stopped process would have done next never happens; the Store keeps what it
+     * wrote so far.
      */
-    const stoppingStore = (stopsAt: (key: string, next: string) => boolean, when: 'before' | 'after') => {
+    const stoppingStore = (status: 'attempting' | 'succeeded', when: 'before' | 'after') => {
+      const stopsAt = (key: string, next: string) => key.includes('session:') && next.includes(`"${status}"`)
       const store = new MemoryStore() as MemoryStore & { written: Set<string> }
       store.written = new Set()
       let armed = true
@@ -454,10 +456,7 @@ describe('sessionServer', () => {
     }
 
     it('stopped after closing, before the refund was claimed: swept, claimed and paid once', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"attempting"'),
-        'before',
-      )
+      const store = stoppingStore('attempting', 'before')
       const failures: unknown[] = []
       const { server, before, closed, sessionId } = await openAndClose(store, failures)
       expect(closed.status).toBe(503)
@@ -476,10 +475,7 @@ describe('sessionServer', () => {
     })
 
     it('stopped right after claiming it, before paying: the node never saw a payment, so it is paid now, once', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"attempting"'),
-        'after',
-      )
+      const store = stoppingStore('attempting', 'after')
       const failures: unknown[] = []
       const { server, before, closed, sessionId } = await openAndClose(store, failures)
       expect(closed.status).toBe(503)
@@ -495,10 +491,7 @@ describe('sessionServer', () => {
     })
 
     it('stopped after paying, before recording it: the node shows the payment, so nothing is paid again', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"succeeded"'),
-        'before',
-      )
+      const store = stoppingStore('succeeded', 'before')
       const failures: unknown[] = []
       const { server, before, closed, sessionId } = await openAndClose(store, failures)
       expect(closed.status).toBe(503)
@@ -517,10 +510,7 @@ describe('sessionServer', () => {
       const saved = network
       network = await startLightning({ routingFee: { baseMsat: 2_000, ratePpm: 0 } })
       try {
-        const store = stoppingStore(
-          (key, next) => key.includes('session:') && next.includes('"succeeded"'),
-          'before',
-        )
+        const store = stoppingStore('succeeded', 'before')
         const failures: unknown[] = []
         const { server, before, closed, sessionId } = await openAndClose(store, failures)
         expect(closed.status).toBe(503)
@@ -539,10 +529,7 @@ describe('sessionServer', () => {
     })
 
     it('a session the idle sweep finds idle, but a client closes first and stops part-way, stays findable and is refunded once', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"attempting"'),
-        'before',
-      )
+      const store = stoppingStore('attempting', 'before')
       // The client's close runs right after the sweep has read the session as open and seen it idle.
       let race: (() => Promise<void>) | undefined
       const get = store.get.bind(store)
@@ -584,10 +571,7 @@ describe('sessionServer', () => {
     })
 
     it('a claimed refund whose return invoice was paid another amount (a top-up given back) is recorded failed and reported, not succeeded', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"attempting"'),
-        'after',
-      )
+      const store = stoppingStore('attempting', 'after')
       const failures: unknown[] = []
       const { server, before, closed, sessionId } = await openAndClose(store, failures)
       expect(closed.status).toBe(503)
@@ -603,10 +587,7 @@ describe('sessionServer', () => {
     })
 
     it('a recent close is left to the process closing it (refundRecoverySeconds)', async () => {
-      const store = stoppingStore(
-        (key, next) => key.includes('session:') && next.includes('"attempting"'),
-        'before',
-      )
+      const store = stoppingStore('attempting', 'before')
       const { server, before, closed, sessionId } = await openAndClose(store, [])
       expect(closed.status).toBe(503)
       offset = 599_000

@@ -266,15 +266,26 @@ describe.skipIf(reason)('evm charge, type="permit2"', () => {
     return { wallet: wallet as unknown as Wallet, sent: () => sent }
   }
 
+  /** A permit from dev account `index` for a fresh challenge of `handler`, and the recipient's balance now. */
+  const permitFor = async (
+    handler: (request: Request) => Promise<Response>,
+    info: typeof devnet.info,
+    payTo: Hex,
+    index: number,
+  ) => {
+    const method = chargeClient({ account: privateKeyToAccount(info.accounts[index]!.privateKey) })
+    const challenge = await challengeOf(handler)
+    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
+    const before = await balanceOf(info, payTo)
+    return { before, present: () => send(handler, challenge, paid.payload, paid.source) }
+  }
+
   it('a submission whose answer is lost after it landed is found on chain: served once, then refused', async (context) => {
     if (permit2Reason) return context.skip(permit2Reason)
     const losing = losingWallet()
     const { info, payTo, handler, runs } = setup(['permit2'], { amount: '900' }, { wallet: losing.wallet })
-    const method = chargeClient({ account: privateKeyToAccount(info.accounts[1]!.privateKey) })
-    const challenge = await challengeOf(handler)
-    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
-    const before = await balanceOf(info, payTo)
-    const first = await send(handler, challenge, paid.payload, paid.source)
+    const { before, present } = await permitFor(handler, info, payTo, 1)
+    const first = await present()
     expect(first.status, await first.clone().text()).toBe(200)
     expect(losing.sent()).toBe(1)
     expect(runs()).toBe(1)
@@ -284,7 +295,7 @@ describe.skipIf(reason)('evm charge, type="permit2"', () => {
     const sent = await walletOf(info, 0).getTransaction({ hash: reference })
     expect(sent.to?.toLowerCase()).toBe(Permit2.permit2Address.toLowerCase())
     // Presented again: refused, nothing submitted, nothing moved.
-    const again = await send(handler, challenge, paid.payload, paid.source)
+    const again = await present()
     expect(again.status).toBe(402)
     // (The core refuses the consumed challenge before the method sees it; a new challenge is refused by the witness.)
     expect(((await again.json()) as { type?: string }).type).toMatch(/invalid-challenge$/)
@@ -310,24 +321,21 @@ describe.skipIf(reason)('evm charge, type="permit2"', () => {
       { amount: '900' },
       { wallet: losing.wallet, client },
     )
-    const method = chargeClient({ account: privateKeyToAccount(info.accounts[2]!.privateKey) })
-    const challenge = await challengeOf(handler)
-    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
-    const before = await balanceOf(info, payTo)
-    const first = await send(handler, challenge, paid.payload, paid.source)
+    const { before, present } = await permitFor(handler, info, payTo, 2)
+    const first = await present()
     expect(first.status).toBe(503)
     expect(first.headers.get('retry-after')).toBe('1')
     expect(runs()).toBe(0)
     // The permit did land: the payer has paid, and a new submission would revert on its used nonce.
     expect((await balanceOf(info, payTo)) - before).toBe(900n)
     logsDown = false
-    const retry = await send(handler, challenge, paid.payload, paid.source)
+    const retry = await present()
     expect(retry.status, await retry.clone().text()).toBe(200)
     expect(runs()).toBe(1)
     // The retry submitted nothing new (the simulation reverted on the used nonce) and nothing moved.
     expect(losing.sent()).toBe(1)
     expect((await balanceOf(info, payTo)) - before).toBe(900n)
-    const third = await send(handler, challenge, paid.payload, paid.source)
+    const third = await present()
     expect(third.status).toBe(402)
     expect(runs()).toBe(1)
   })
@@ -344,11 +352,8 @@ describe.skipIf(reason)('evm charge, type="permit2"', () => {
       },
     } as unknown as Wallet
     const { info, payTo, handler, runs } = setup(['permit2'], { amount: '900' }, { wallet: failing })
-    const method = chargeClient({ account: privateKeyToAccount(info.accounts[3]!.privateKey) })
-    const challenge = await challengeOf(handler)
-    const paid = await method.createPayload({ challenge, request: challenge.request as never, url })
-    const before = await balanceOf(info, payTo)
-    const first = await send(handler, challenge, paid.payload, paid.source)
+    const { before, present } = await permitFor(handler, info, payTo, 3)
+    const first = await present()
     expect(first.status).toBe(503)
     expect(attempts).toBe(1)
     expect(runs()).toBe(0)

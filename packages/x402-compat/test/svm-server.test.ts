@@ -119,6 +119,15 @@ async function signed(
 const paying = (handler: (request: Request) => Promise<Response>, headers: Record<string, string>) =>
   handler(new Request(url, { headers }))
 
+/** A facilitator that settles for real (broadcast and confirmed), then drops the connection before answering. */
+const losingAnswers = (real: Facilitator): Facilitator => ({
+  verify: (payload, requirements) => real.verify(payload, requirements),
+  settle: async (payload, requirements) => {
+    await real.settle(payload, requirements).catch(() => undefined)
+    throw new TypeError('fetch failed')
+  },
+})
+
 async function problemOf(response: Response) {
   expect(response.headers.get('content-type')).toMatch(/application\/problem\+json/)
   return (await response.json()) as { type: string; detail?: string; status: number }
@@ -309,14 +318,7 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
   it('a settlement whose answer is lost after the transaction landed is found on chain (rpcUrl): served once, then refused', async () => {
     const { w, fac, handler, runs } = await setup({
       rpcUrl: node.info.rpcUrl,
-      facilitator: (real) => ({
-        verify: (payload, requirements) => real.verify(payload, requirements),
-        // The facilitator broadcasts and confirms, then the connection drops before its answer.
-        settle: async (payload, requirements) => {
-          await real.settle(payload, requirements)
-          throw new TypeError('fetch failed')
-        },
-      }),
+      facilitator: losingAnswers,
     })
     const header = await signed(w.payer as never, await requirementOf(handler))
     const response = await paying(handler, { [Wire.headers.paymentSignature]: header })
@@ -365,13 +367,7 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
       rpcUrl: node.info.rpcUrl,
       stores: [store, store],
       timeout: 300,
-      facilitator: (real) => ({
-        verify: (payload, requirements) => real.verify(payload, requirements),
-        settle: async (payload, requirements) => {
-          await real.settle(payload, requirements).catch(() => undefined)
-          throw new TypeError('fetch failed')
-        },
-      }),
+      facilitator: losingAnswers,
     })
     const header = await signed(w.payer as never, await requirementOf(handler))
     const send = () => paying(handler, { [Wire.headers.paymentSignature]: header })
