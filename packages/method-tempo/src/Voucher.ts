@@ -234,8 +234,8 @@ export function verifierBackend(): Backend {
  * amount, signature string and expected signer) is valid without a second ECDSA recovery. The result
  * of a check is a pure function of those inputs, so nothing is weakened; a session client that
  * pre-authorizes several requests resends its voucher, and the spec's idempotent resubmissions
- * ("Resubmitting a voucher with the same `cumulativeAmount` … MUST return 200 OK") cost a string
- * comparison instead of a signature recovery.
+ * ("Resubmitting a voucher with the same `cumulativeAmount` … MUST return 200 OK") cost a few
+ * comparisons instead of a signature recovery.
  *
  * @example
  * ```ts
@@ -250,7 +250,10 @@ export function createVerifier(
   const maxSigners = Math.max(0, options.maxSigners ?? 256)
   const maxChannels = Math.max(0, options.maxChannels ?? 4_096)
   /** channel id → the key of the last voucher found valid on it (see the doc above). */
-  const lastValid = new Map<string, string>()
+  const lastValid = new Map<
+    string,
+    { chainId: number; escrow: string; protocol: Protocol; amount: bigint; signature: string; signer: string }
+  >()
   const backend = options.backend ?? defaultBackend()
   let checker: SignerCheck
   if (backend === 'libsecp256k1') {
@@ -277,15 +280,32 @@ export function createVerifier(
       return 'amount-out-of-range'
     const signer = parameters.signer.toLowerCase()
     const channel = voucher.channelId.toLowerCase()
-    const key = `${parameters.chainId}|${parameters.escrow.toLowerCase()}|${protocol}|${voucher.cumulativeAmount}|${voucher.signature}|${signer}`
-    if (lastValid.get(channel) === key) return undefined
+    const escrow = parameters.escrow.toLowerCase()
+    const last = lastValid.get(channel)
+    if (
+      last !== undefined &&
+      last.amount === voucher.cumulativeAmount &&
+      last.signature === voucher.signature &&
+      last.signer === signer &&
+      last.escrow === escrow &&
+      last.chainId === parameters.chainId &&
+      last.protocol === protocol
+    )
+      return undefined
     const split = splitSignature(voucher.signature, signatureBytes)
     if (!split) return 'malformed-signature'
     // "Servers MUST reject signatures with `s` values exceeding this threshold"
     if (split.high) return 'high-s'
     let hashed: Uint8Array
     try {
-      hashed = digest({ ...parameters, ...voucher, protocol })
+      // Named fields, no object spread (V8's slow path on Node 20).
+      hashed = digest({
+        chainId: parameters.chainId,
+        escrow: parameters.escrow,
+        channelId: voucher.channelId,
+        cumulativeAmount: voucher.cumulativeAmount,
+        protocol,
+      })
     } catch {
       return 'malformed-voucher'
     }
@@ -293,7 +313,14 @@ export function createVerifier(
     if (maxChannels > 0) {
       lastValid.delete(channel)
       if (lastValid.size >= maxChannels) lastValid.delete(lastValid.keys().next().value!)
-      lastValid.set(channel, key)
+      lastValid.set(channel, {
+        chainId: parameters.chainId,
+        escrow,
+        protocol,
+        amount: voucher.cumulativeAmount,
+        signature: voucher.signature,
+        signer,
+      })
     }
     return undefined
   }

@@ -52,6 +52,71 @@ describe('Server.authorizePayment', () => {
     expect(again.challenges[0]!.challenge.id).not.toBe(challenge.id)
   })
 
+  it("builds the receipt from the method's fields, then the server's, whatever the fields are named", async () => {
+    const rail = createTestRail()
+    const method = rail.server()
+    // A method's receipt fields as parsed from JSON: an own `__proto__` member among them.
+    const fields = JSON.parse('{"units":2,"__proto__":{"polluted":true},"challengeId":"from-method"}')
+    const server = createServer({
+      realm: 'mcp.test',
+      secrets: [secret],
+      methods: [
+        { ...method, settle: async (context) => ({ ...(await method.settle(context)), receipt: fields }) },
+      ],
+    })
+    const { challenge, payload } = await paying(rail, server)
+    const outcome = await server.authorizePayment({
+      route,
+      request: call(),
+      credential: Credential.serialize({ challenge, payload }),
+    })
+    expect(outcome.status).toBe('paid')
+    if (outcome.status !== 'paid') return
+    const receipt = outcome.receipt
+    // The field stays a field: nothing reaches the receipt's prototype.
+    expect(Object.getPrototypeOf(receipt)).toBe(Object.prototype)
+    expect((receipt as { polluted?: unknown }).polluted).toBeUndefined()
+    expect(Object.hasOwn(receipt, '__proto__')).toBe(true)
+    // The method's fields first (in their order), then the server's; challengeId is the server's value.
+    expect(Object.keys(receipt)).toEqual([
+      'units',
+      '__proto__',
+      'challengeId',
+      'status',
+      'method',
+      'timestamp',
+      'reference',
+    ])
+    expect(receipt).toMatchObject({ units: 2, status: 'success', method: 'test', challengeId: challenge.id })
+    // Without such a field (the usual case) the fields and their order are the same.
+    const plain = createServer({
+      realm: 'mcp.test',
+      secrets: [secret],
+      methods: [
+        {
+          ...method,
+          settle: async (context) => ({ ...(await method.settle(context)), receipt: { units: 3 } }),
+        },
+      ],
+    })
+    const second = await paying(rail, plain)
+    const paid = await plain.authorizePayment({
+      route,
+      request: call(),
+      credential: Credential.serialize(second),
+    })
+    if (paid.status !== 'paid') throw new Error(`expected paid, got ${paid.status}`)
+    expect(Object.keys(paid.receipt)).toEqual([
+      'units',
+      'status',
+      'method',
+      'timestamp',
+      'reference',
+      'challengeId',
+    ])
+    expect(Object.getPrototypeOf(paid.receipt)).toBe(Object.prototype)
+  })
+
   it('replays a delivered result to a retry with the same idempotency key', async () => {
     const { rail, server } = setup()
     const { challenge, payload } = await paying(rail, server)

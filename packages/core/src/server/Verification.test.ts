@@ -10,6 +10,28 @@ const core = createCore({
   methods: [createTestRail().server()],
 })
 
+describe('ByteBoundedCache', () => {
+  it('files long keys by their tail but only ever answers for the exact key', () => {
+    const cache = new Verification.ByteBoundedCache<string>()
+    const tail = 'T'.repeat(100)
+    const a = `a${tail}`
+    const b = `b${tail}`
+    cache.set(a, 'for a')
+    expect(cache.get(a)).toBe('for a')
+    // Same last 64 characters, another key: a miss, never a's value.
+    expect(cache.get(b)).toBeUndefined()
+    // A key equal to a but built anew (another string instance, as each request's header is) hits.
+    expect(cache.get(['a', tail].join(''))).toBe('for a')
+    cache.set(b, 'for b')
+    expect(cache.get(b)).toBe('for b')
+    expect(cache.get(a)).toBeUndefined()
+    // Short keys are filed whole.
+    cache.set('short', 'x')
+    expect(cache.get('short')).toBe('x')
+    expect(cache.get('shorT')).toBeUndefined()
+  })
+})
+
 describe('Verification.create', () => {
   it('bounds the decoded-request cache by bytes, not by count', () => {
     const verification = Verification.create(core)

@@ -21,19 +21,29 @@ export function deepFreeze<value>(value: value): value {
   return value
 }
 
+/** Keys longer than this are looked up by their last {@link fingerprintLength} characters first. */
+const fingerprintFrom = 96
+const fingerprintLength = 64
+
 /**
  * A map bounded by the total length of its keys (request strings): past the budget it starts over.
  * Bounding by count alone let a few huge echoed requests pin megabytes.
+ *
+ * A long key (a ~1 KB credential token) is filed under its last 64 characters and then compared in full:
+ * a lookup hashes 64 characters instead of the whole token, which a header value received anew for
+ * every request would otherwise cost each time. Two keys sharing a tail only replace each other (a
+ * miss, never a wrong hit).
  */
 export class ByteBoundedCache<value> {
-  #map = new Map<string, value>()
+  #map = new Map<string, { key: string; value: value }>()
   #bytes = 0
   readonly #budget: number
   constructor(budget = cacheBudgetBytes) {
     this.#budget = budget
   }
   get(key: string): value | undefined {
-    return this.#map.get(key)
+    const entry = this.#map.get(key.length > fingerprintFrom ? key.slice(-fingerprintLength) : key)
+    return entry !== undefined && entry.key === key ? entry.value : undefined
   }
   set(key: string, value: value): void {
     if (key.length > cacheEntryMaxBytes) return
@@ -41,7 +51,7 @@ export class ByteBoundedCache<value> {
       this.#map.clear()
       this.#bytes = 0
     }
-    this.#map.set(key, value)
+    this.#map.set(key.length > fingerprintFrom ? key.slice(-fingerprintLength) : key, { key, value })
     this.#bytes += key.length
   }
   get bytes(): number {

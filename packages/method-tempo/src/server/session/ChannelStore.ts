@@ -34,7 +34,26 @@ export type ChannelStoreOptions = {
 /** Per-channel session state in a Store: cached channel, highest voucher, spent counter. */
 export type ChannelStore = ReturnType<typeof createChannelStore>
 
-const key = (kind: string, channelId: string) => `${kind}:${channelId.toLowerCase()}`
+type KeyKind = 'ch' | 'v' | 'spent' | 'ok' | 'closing'
+const keyKinds: readonly KeyKind[] = ['ch', 'v', 'spent', 'ok', 'closing']
+/** Channels whose key names are remembered (past it, the memo starts over). */
+const keyMemoSize = 10_000
+const keyMemo = new Map<string, Record<KeyKind, string>>()
+/**
+ * The store key of one kind of a channel's state. The names of a channel's keys are built once and
+ * reused: the store then gets the same strings on every request, whose hashes the engine keeps.
+ */
+const key = (kind: KeyKind, channelId: string): string => {
+  let names = keyMemo.get(channelId)
+  if (names === undefined) {
+    const id = channelId.toLowerCase()
+    names = {} as Record<KeyKind, string>
+    for (const k of keyKinds) names[k] = `${k}:${id}`
+    if (keyMemo.size >= keyMemoSize) keyMemo.clear()
+    keyMemo.set(channelId, names)
+  }
+  return names[kind]
+}
 
 /**
  * Creates the channel store of a `tempo/session` server: the accepted and spent amounts of each channel
