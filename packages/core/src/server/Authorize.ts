@@ -333,7 +333,12 @@ export function pipeline(dependencies: Dependencies) {
 
   // "A credential is consumed exactly once, even when submitted concurrently." (§11.6) A method may
   // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
-  const consume: Step = async (state) => {
+  const consume: Step = (state) => {
+    // Nothing to claim or consume (a reusable payload without an Idempotency-Key): no promise.
+    if (!state.binding && state.entry.method.reusesChallenge?.(state.payload) === true) return undefined
+    return consumeAsync(state)
+  }
+  const consumeAsync = async (state: State): Promise<undefined | PaymentError | Outcome> => {
     const echoed = state.credential.challenge
     const reuses = state.entry.method.reusesChallenge?.(state.payload) === true
     const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)

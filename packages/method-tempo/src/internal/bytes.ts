@@ -93,5 +93,6 @@ export function isZeroWord(a: Uint8Array, offset: number): boolean {
  * ```
  */
 export function sameAddress(a: string, b: string): boolean {
-  return a.length === b.length && a.toLowerCase() === b.toLowerCase()
+  // Equal strings (the usual case: the same checksummed address from the same source) need no lowering.
+  return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase())
 }

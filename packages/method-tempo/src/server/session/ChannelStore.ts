@@ -207,6 +207,19 @@ export function createChannelStore(options: ChannelStoreOptions) {
   // instead of a read and a CAS). A stale value only makes the CAS fail (then the key is read); a refusal
   // (lower, equal or too small) is only ever decided on a value just read from the store.
   const lastVoucher = new Map<string, string | undefined>()
+  // The amount of a stored voucher value, parsed once per value and channel (a pure function of the raw
+  // string: the next request on the channel usually sees the same value again).
+  const parsedAmounts = new Map<string, { raw: string; amount: bigint }>()
+  const amountOf = (id: string, raw: string | undefined): bigint => {
+    if (!raw) return -1n
+    const hit = parsedAmounts.get(id)
+    if (hit !== undefined && hit.raw === raw) return hit.amount
+    const amount = BigInt((JSON.parse(raw) as StoredVoucher).amount)
+    if (parsedAmounts.size >= 10_000 && hit === undefined)
+      parsedAmounts.delete(parsedAmounts.keys().next().value as string)
+    parsedAmounts.set(id, { raw, amount })
+    return amount
+  }
   const remember = (channelId: string, raw: string | undefined) => {
     if (lastVoucher.size >= 10_000) lastVoucher.delete(lastVoucher.keys().next().value as string)
     lastVoucher.set(channelId, raw)
@@ -290,8 +303,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
     let known = lastVoucher.has(id)
     let raw = known ? lastVoucher.get(id) : (await highest(s, channelId)).raw
     for (let attempt = 0; attempt < 64; attempt++) {
-      const stored = raw ? (JSON.parse(raw) as StoredVoucher) : undefined
-      const current = stored ? BigInt(stored.amount) : -1n
+      const current = amountOf(id, raw)
       const refused = amount < current || (amount > current && current >= 0n && amount - current < minDelta)
       if (refused && known) {
         known = false
