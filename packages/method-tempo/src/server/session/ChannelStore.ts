@@ -124,7 +124,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
       raw = JSON.stringify(state)
       await s.set(key('ch', channelId), raw, ttlMs)
     }
-    if (s.atomic) rememberChannel(id, raw!, state)
+    // This process's copy is refreshed only when something else was read (the hot path re-uses it as is).
+    if (s.atomic && (known === undefined || known.state !== state)) rememberChannel(id, raw!, state)
     checkChannel(state)
     return { state, raw: raw! }
   }
