@@ -22,9 +22,11 @@ describe('ByteBoundedCache', () => {
     expect(cache.get(b)).toBeUndefined()
     // A key equal to a but built anew (another string instance, as each request's header is) hits.
     expect(cache.get(['a', tail].join(''))).toBe('for a')
+    // Both kept: keys sharing a tail (two prices of one recipient) do not push each other out.
     cache.set(b, 'for b')
     expect(cache.get(b)).toBe('for b')
-    expect(cache.get(a)).toBeUndefined()
+    expect(cache.get(a)).toBe('for a')
+    expect(cache.get(`c${tail}`)).toBeUndefined()
     // Short keys are filed whole.
     cache.set('short', 'x')
     expect(cache.get('short')).toBe('x')

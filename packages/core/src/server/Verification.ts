@@ -30,29 +30,40 @@ const fingerprintLength = 64
  * Bounding by count alone let a few huge echoed requests pin megabytes.
  *
  * A long key (a ~1 KB credential token) is filed under its last 64 characters and then compared in full:
- * a lookup hashes 64 characters instead of the whole token, which a header value received anew for
- * every request would otherwise cost each time. Two keys sharing a tail only replace each other (a
- * miss, never a wrong hit).
+ * a hit hashes 64 characters instead of the whole key, which a header value received anew for every
+ * request would otherwise cost each time. A key whose tail is already taken by another key (request
+ * strings of one recipient share theirs) is filed whole beside it, so neither pushes the other out.
  */
 export class ByteBoundedCache<value> {
-  #map = new Map<string, { key: string; value: value }>()
+  #byTail = new Map<string, { key: string; value: value }>()
+  #whole = new Map<string, value>()
   #bytes = 0
   readonly #budget: number
   constructor(budget = cacheBudgetBytes) {
     this.#budget = budget
   }
   get(key: string): value | undefined {
-    const entry = this.#map.get(key.length > fingerprintFrom ? key.slice(-fingerprintLength) : key)
-    return entry !== undefined && entry.key === key ? entry.value : undefined
+    if (key.length <= fingerprintFrom) return this.#whole.get(key)
+    const entry = this.#byTail.get(key.slice(-fingerprintLength))
+    if (entry === undefined) return undefined
+    return entry.key === key ? entry.value : this.#whole.get(key)
   }
   set(key: string, value: value): void {
     if (key.length > cacheEntryMaxBytes) return
     if (this.#bytes + key.length > this.#budget) {
-      this.#map.clear()
+      this.#byTail.clear()
+      this.#whole.clear()
       this.#bytes = 0
     }
-    this.#map.set(key.length > fingerprintFrom ? key.slice(-fingerprintLength) : key, { key, value })
     this.#bytes += key.length
+    if (key.length <= fingerprintFrom) {
+      this.#whole.set(key, value)
+      return
+    }
+    const tail = key.slice(-fingerprintLength)
+    const entry = this.#byTail.get(tail)
+    if (entry === undefined || entry.key === key) this.#byTail.set(tail, { key, value })
+    else this.#whole.set(key, value)
   }
   get bytes(): number {
     return this.#bytes

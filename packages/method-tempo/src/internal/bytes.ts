@@ -94,5 +94,5 @@ export function isZeroWord(a: Uint8Array, offset: number): boolean {
  */
 export function sameAddress(a: string, b: string): boolean {
   // Equal strings (the usual case: the same checksummed address from the same source) need no lowering.
-  return a === b || (a.length === b.length && a.toLowerCase() === b.toLowerCase())
+  return (a === b && typeof a === 'string') || (a.length === b.length && a.toLowerCase() === b.toLowerCase())
 }

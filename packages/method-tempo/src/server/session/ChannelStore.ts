@@ -215,7 +215,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
     if (!raw) return -1n
     const hit = parsedAmounts.get(id)
     if (hit !== undefined && hit.raw === raw) return hit.amount
-    const amount = BigInt((JSON.parse(raw) as StoredVoucher).amount)
+    const stored = JSON.parse(raw) as StoredVoucher | null
+    const amount = stored ? BigInt(stored.amount) : -1n
     if (parsedAmounts.size >= 10_000 && hit === undefined)
       parsedAmounts.delete(parsedAmounts.keys().next().value as string)
     parsedAmounts.set(id, { raw, amount })
