@@ -269,7 +269,11 @@ async function measure(devnet, store, ahead) {
         floor: median(controls.floor.map((r) => r.cpu)),
         busy: median(controls.busy.map((r) => r.cpu)),
       },
-      inProcess: { paid: median(inProcess.paid), unpaid: median(inProcess.unpaid) },
+      inProcess: {
+        paid: median(inProcess.paid),
+        unpaid: median(inProcess.unpaid),
+        floor: median(inProcess.floor),
+      },
       added: {
         p50: quantile(paidMs, 0.5) - quantile(unpaidMs, 0.5),
         p99: quantile(paidMs, 0.99) - quantile(unpaidMs, 0.99),
@@ -322,7 +326,7 @@ export async function run() {
         })
         results.push({
           name: `tempo session (${store} store, ${how}) the payment's own work, in-process`,
-          text: `+${r.inProcess.paid - r.inProcess.unpaid < 10 ? (r.inProcess.paid - r.inProcess.unpaid).toFixed(1) : fmt(r.inProcess.paid - r.inProcess.unpaid)} µs per request (the route called with Fetch Requests in the server process, no socket: paid ${r.inProcess.paid.toFixed(1)} µs, unpaid ${r.inProcess.unpaid.toFixed(1)} µs)`,
+          text: `+${r.inProcess.paid - r.inProcess.unpaid < 10 ? (r.inProcess.paid - r.inProcess.unpaid).toFixed(1) : fmt(r.inProcess.paid - r.inProcess.unpaid)} µs per request (the route called with Fetch Requests in the server process, no socket: paid ${r.inProcess.paid.toFixed(1)} µs, unpaid ${r.inProcess.unpaid.toFixed(1)} µs; the no-checks floor route ${r.inProcess.floor.toFixed(1)} µs, +${(r.inProcess.floor - r.inProcess.unpaid).toFixed(1)})`,
         })
         if (r.controlCpu)
           results.push({

@@ -68,9 +68,10 @@ process.once('message', async (config) => {
       writeFileSync(message.file, JSON.stringify(profile))
       process.send({ profiling: false })
     }
-    // `{ inProcess: { paid: [authorization…], rounds } }`: the paid route and the same handler unpaid
-    // called directly with Fetch Requests (no socket, no node:http), interleaved rounds; answers the
-    // median µs per call of each, i.e. what the payment itself costs per request on this process.
+    // `{ inProcess: { paid: [authorization…], rounds } }`: the paid route, the same handler unpaid and
+    // the no-checks floor route called directly with Fetch Requests (no socket, no node:http),
+    // interleaved rounds; answers the median µs per call of each, i.e. what the payment itself costs
+    // per request on this process.
     if (message?.inProcess) {
       const url = `http://127.0.0.1:${http.address().port}/paid`
       const timed = async (route, authorizations) => {
@@ -86,11 +87,14 @@ process.once('message', async (config) => {
       }
       const { paid: credentials, rounds } = message.inProcess
       const size = Math.floor(credentials.length / rounds)
-      const results = { paid: [], unpaid: [] }
+      const results = { paid: [], unpaid: [], floor: [] }
       for (let round = 0; round < rounds; round++) {
         const batch = credentials.slice(round * size, (round + 1) * size)
         const unpaid = batch.map(() => undefined)
         results.unpaid.push(await timed(handler, unpaid))
+        // The no-checks floor control route (below) on the same credentials: what reading the credential
+        // and writing a receipt cost here, with no payment checks.
+        results.floor.push(await timed(controls['/control/floor'], batch))
         results.paid.push(await timed(paid, batch))
       }
       process.send({ inProcess: results })
