@@ -269,6 +269,8 @@ async function measure(devnet, store, ahead) {
         floor: median(controls.floor.map((r) => r.cpu)),
         busy: median(controls.busy.map((r) => r.cpu)),
       },
+      // The floor route's requests/s: the best any paid path can do on this route and machine.
+      floorRate: controls && median(controls.floor.map((r) => r.rate)),
       inProcess: {
         paid: median(inProcess.paid),
         unpaid: median(inProcess.unpaid),
@@ -331,7 +333,7 @@ export async function run() {
         if (r.controlCpu)
           results.push({
             name: `tempo session HTTP (${store} store, ${how}) control routes, server CPU per request`,
-            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)}); no payment but 20 µs of busy CPU ${fmt(r.controlCpu.busy)} µs (+${fmt(r.controlCpu.busy - r.unpaidCpu)} µs, ${(r.unpaidCpu / r.controlCpu.busy).toFixed(2)})`,
+            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)}; ${fmt(r.floorRate)} req/s, ${(r.floorRate / r.unpaid).toFixed(2)} of unpaid); no payment but 20 µs of busy CPU ${fmt(r.controlCpu.busy)} µs (+${fmt(r.controlCpu.busy - r.unpaidCpu)} µs, ${(r.unpaidCpu / r.controlCpu.busy).toFixed(2)})`,
           })
         results.push({
           name: `tempo session HTTP (${store} store, ${how}) latency added by a voucher payment`,
