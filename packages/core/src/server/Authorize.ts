@@ -59,6 +59,8 @@ type State = {
   payload: unknown
   /** The memo of this exact token when it was presented and settled before (see `resent`). */
   resent: Resent | undefined
+  /** Whether the method lets this payload be presented again (asked once, in `consume`). */
+  reuses: boolean
 }
 
 /** What a reusable credential decoded to the first time it settled (frozen: shared by later requests). */
@@ -335,12 +337,13 @@ export function pipeline(dependencies: Dependencies) {
   // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
   const consume: Step = (state) => {
     // Nothing to claim or consume (a reusable payload without an Idempotency-Key): no promise.
-    if (!state.binding && state.entry.method.reusesChallenge?.(state.payload) === true) return undefined
+    state.reuses = state.entry.method.reusesChallenge?.(state.payload) === true
+    if (!state.binding && state.reuses) return undefined
     return consumeAsync(state)
   }
   const consumeAsync = async (state: State): Promise<undefined | PaymentError | Outcome> => {
     const echoed = state.credential.challenge
-    const reuses = state.entry.method.reusesChallenge?.(state.payload) === true
+    const reuses = state.reuses
     const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
     try {
       if (state.binding) {
@@ -366,7 +369,7 @@ export function pipeline(dependencies: Dependencies) {
     const { entry, credential } = state
     const echoed = credential.challenge
     const definition = entry.method.definition
-    const reuses = entry.method.reusesChallenge?.(state.payload) === true
+    const reuses = state.reuses
     const context: Method.VerifyContext<any, any> = {
       challenge: echoed,
       request: state.request,
