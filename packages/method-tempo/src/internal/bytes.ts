@@ -94,5 +94,6 @@ export function isZeroWord(a: Uint8Array, offset: number): boolean {
  */
 export function sameAddress(a: string, b: string): boolean {
   // Equal strings (the usual case: the same checksummed address from the same source) need no lowering.
+  // Only strings: two missing values still fail (as `.length` on them always did), never compare equal.
   return (a === b && typeof a === 'string') || (a.length === b.length && a.toLowerCase() === b.toLowerCase())
 }
