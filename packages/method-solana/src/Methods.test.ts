@@ -93,9 +93,16 @@ describe('SolanaChargeRequest', () => {
 })
 
 describe('SolanaChargePayload', () => {
+  // base58 of 64 bytes of 0x01: a well-formed ed25519 signature
+  const signature = '2AXDGYSE4f2sz7tvMMzyHvUfcoJmxudvdhBcmiUSo6ijwfYmfZYsKRxboQMPh3R4kUhXRVdtSXFXMheka4Rc4P2'
   it('parses the three credential types and refuses others', () => {
     expect(SolanaChargePayload.safeParse({ type: 'transaction', transaction: 'AQID' }).success).toBe(true)
-    expect(SolanaChargePayload.safeParse({ type: 'signature', signature: '5'.repeat(88) }).success).toBe(true)
+    expect(SolanaChargePayload.safeParse({ type: 'signature', signature }).success).toBe(true)
+    // Base58 of the right length that is not 64 bytes (65 and 47 bytes): a node would refuse it as malformed.
+    for (const wrongSize of ['z'.repeat(88), '2'.repeat(64)]) {
+      expect(SolanaChargePayload.safeParse({ type: 'signature', signature: wrongSize }).success).toBe(false)
+      expect(acceptsPayload({ type: 'signature', signature: wrongSize })).toBe(false)
+    }
     expect(SolanaChargePayload.safeParse({ type: 'bundle', transactions: ['AQID'] }).success).toBe(true)
     expect(SolanaChargePayload.safeParse({ type: 'signature', signature: '0'.repeat(88) }).success).toBe(
       false,

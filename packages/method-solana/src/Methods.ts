@@ -1,7 +1,7 @@
 import { Method } from '@mppkit/core/client'
 import { z } from 'zod'
 import { tokenProgramIds } from './internal/programs.js'
-import { isBase58Address } from './internal/wire.js'
+import { fromBase58, isBase58Address } from './internal/wire.js'
 
 const maxU64 = 18_446_744_073_709_551_615n
 const utf8Length = (value: string) => new TextEncoder().encode(value).length
@@ -10,6 +10,8 @@ const utf8Length = (value: string) => new TextEncoder().encode(value).length
 const u64Pattern = /^[1-9]\d{0,19}$/
 const blockhashPattern = /^[1-9A-HJ-NP-Za-km-z]{32,44}$/
 const signaturePattern = /^[1-9A-HJ-NP-Za-km-z]{64,88}$/
+/** A base58 ed25519 signature: 64 bytes (a base58 string of the right length may decode to fewer or more). */
+const isSignature = (value: string) => signaturePattern.test(value) && fromBase58(value)?.length === 64
 const base64Pattern = /^[A-Za-z0-9+/]+={0,2}$/
 const maxMemoBytes = 566
 const maxDescription = 256
@@ -159,7 +161,7 @@ export const SolanaChargePayload = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('transaction'), transaction: base64Transaction }),
   z.looseObject({
     type: z.literal('signature'),
-    signature: z.string().regex(signaturePattern, 'a base58 signature'),
+    signature: z.string().refine(isSignature, 'a base58 signature (64 bytes)'),
   }),
   z.looseObject({ type: z.literal('bundle'), transactions: z.array(base64Transaction).min(1).max(16) }),
 ])
@@ -248,8 +250,7 @@ export function acceptsRequest(value: unknown): value is SolanaChargeRequest {
  */
 export function acceptsPayload(value: unknown): value is SolanaChargePayload {
   if (!isRecord(value)) return false
-  if (value.type === 'signature')
-    return typeof value.signature === 'string' && signaturePattern.test(value.signature)
+  if (value.type === 'signature') return typeof value.signature === 'string' && isSignature(value.signature)
   return (
     value.type === 'transaction' &&
     typeof value.transaction === 'string' &&

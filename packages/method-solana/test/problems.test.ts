@@ -151,6 +151,23 @@ describe('solana/charge problems (pull)', () => {
     expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
   })
 
+  it('a landed pull transaction presented again after its signature key expired → transaction-too-old; paid once', async () => {
+    // The signature's key lives twice the replay window (2 s here); the landed transaction is public.
+    const served = serve({ ...base(), replayWindowSeconds: 1 })
+    const before = await tokenBalance(node, world.mint, world.recipient.address)
+    const transaction = await craft(node, world.payer, [await pay()])
+    expect((await served.submit(await served.challenge(), { type: 'transaction', transaction })).status).toBe(
+      200,
+    )
+    await new Promise((resolve) => setTimeout(resolve, 2300))
+    const body = await problem(
+      await served.submit(await served.challenge(), { type: 'transaction', transaction }),
+    )
+    expect(body.reason).toBe('transaction-too-old')
+    expect(served.runs()).toBe(1)
+    expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
+  })
+
   it('concurrent double submit of one credential: one settlement', async () => {
     const served = serve(base())
     const before = await tokenBalance(node, world.mint, world.recipient.address)
@@ -260,7 +277,7 @@ describe('solana/charge fee payer protection', () => {
   it('push credential for a fee-sponsored challenge → mode-unsupported', async () => {
     const served = serve(sponsored())
     const body = await problem(
-      await served.submit(await served.challenge(), { type: 'signature', signature: '1'.repeat(88) }),
+      await served.submit(await served.challenge(), { type: 'signature', signature: '1'.repeat(64) }),
     )
     expect(body.reason).toBe('mode-unsupported')
   })
@@ -295,7 +312,7 @@ describe('solana/charge problems (push)', () => {
   it('an unknown signature → transaction-not-found', async () => {
     const served = serve(base())
     const body = await problem(
-      await served.submit(await served.challenge(), { type: 'signature', signature: '2'.repeat(87) }),
+      await served.submit(await served.challenge(), { type: 'signature', signature: '5'.repeat(88) }),
     )
     expect(body.reason).toBe('transaction-not-found')
   })
@@ -363,6 +380,17 @@ describe('solana/charge bad input → a problem, never a 500', () => {
       expect(response.status).toBe(402)
       expect(response.headers.get('content-type')).toMatch(/problem\+json/)
     })
+
+  it('a base58 signature that is not 64 bytes → malformed-credential, before any node is asked', async () => {
+    // Agave answers such a signature with -32602 "Invalid param: WrongSize"; it must never become a 503.
+    for (const signature of ['z'.repeat(88), '2'.repeat(64)]) {
+      const served = serve(base())
+      const body = await problem(
+        await served.submit(await served.challenge(), { type: 'signature', signature }),
+      )
+      expect(body.type).toMatch(/malformed-credential$/)
+    }
+  })
 
   it('bundle is refused clearly', async () => {
     const served = serve(base())

@@ -346,6 +346,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       const release = () => store.delete(`sig:${signature}`).catch(() => {})
       const base64 = Buffer.from(wire).toString('base64')
       const known = fresh ? null : await status(signature)
+      // Landed before this server sent it although the claim is fresh: someone else broadcast it,
+      // perhaps long ago (landed transactions are public). Its key may have expired with the window.
+      let landedElsewhere = false
       if (!known) {
         const sponsored = request.methodDetails?.feePayer === true
         // "If `feePayer` is `true`, simulate the transaction using the `simulateTransaction` RPC method.
@@ -383,9 +386,15 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             const err = (error.data as { err?: unknown } | undefined)?.err
             throw err !== undefined && err !== null ? simulationProblem(err) : rejected(error)
           }
+          landedElsewhere = fresh
         }
       }
       const landed = await waitFor(signature, verified.decoded.blockhash, release)
+      // "A signature that has been consumed MUST NOT be accepted again, even if presented with a
+      // different challenge ID." (§Replay Protection) The signature's key lives twice the replay window;
+      // a transaction someone else landed is taken only within that window, as a pushed one is, so an
+      // old payment whose key has expired cannot be presented again. The key stays claimed.
+      if (landedElsewhere) assertRecent(landed.blockTime)
       // "Fetch the confirmed transaction … and verify the transfer details still match"
       assertLanded(landed, decodeTransaction(wire), request)
       return done(signature)
@@ -409,15 +418,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         detail: 'The transaction failed on chain.',
         reason: 'transaction-failed',
       })
-    if (
-      landed.blockTime === null ||
-      landed.blockTime === undefined ||
-      landed.blockTime * 1000 < Date.now() - replayWindowMs
-    )
-      throw new VerificationFailedError({
-        detail: 'The transaction is older than the replay window.',
-        reason: 'transaction-too-old',
-      })
+    assertRecent(landed.blockTime)
     const decoded = decodeTransaction(decodeBase64(landed.transaction[0]))
     if (decoded.signatures[0]?.[1] !== signature)
       throw new VerificationFailedError({
@@ -428,6 +429,15 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     assertMemo(memoTexts(decoded), request)
     assertLanded(landed, decoded, request)
     return { kind: 'signature', signature, blockTime: landed.blockTime }
+  }
+
+  /** A landed transaction is accepted only within the replay window (its signature's key outlives it). */
+  function assertRecent(blockTime: number | null | undefined) {
+    if (blockTime === null || blockTime === undefined || blockTime * 1000 < Date.now() - replayWindowMs)
+      throw new VerificationFailedError({
+        detail: 'The transaction is older than the replay window.',
+        reason: 'transaction-too-old',
+      })
   }
 
   async function status(signature: string) {
