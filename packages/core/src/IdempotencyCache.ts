@@ -122,8 +122,25 @@ export async function snapshot(response: Response): Promise<{ stored: StoredResp
   return { stored, response: restore(stored) }
 }
 
+// The Response constructor throws when given a body, even an empty one, with one of these statuses.
+const nullBodyStatuses = new Set([101, 103, 204, 205, 304])
+
+/**
+ * True for a status whose response has no body (101, 103, 204, 205, 304): a Response rebuilt from
+ * stored or captured parts must then be given a null body.
+ *
+ * @example
+ * ```ts
+ * IdempotencyCache.isNullBodyStatus(205) // true
+ * ```
+ * @see https://fetch.spec.whatwg.org/#null-body-status
+ */
+export function isNullBodyStatus(status: number): boolean {
+  return nullBodyStatuses.has(status)
+}
+
 /** Rebuilds a stored response. */
 export function restore(stored: StoredResponse): Response {
-  const body = stored.status === 204 || stored.status === 304 ? null : Buffer.from(stored.body, 'base64')
+  const body = isNullBodyStatus(stored.status) ? null : Buffer.from(stored.body, 'base64')
   return new Response(body, { status: stored.status, headers: stored.headers })
 }

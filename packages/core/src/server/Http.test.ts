@@ -111,6 +111,30 @@ describe('Options.maxBodyBytes', () => {
   })
 })
 
+describe('protect with an Idempotency-Key', () => {
+  it('serves a paid 205 (a bodiless status) once, with a receipt, and replays it', async () => {
+    const { rail, server } = setup()
+    let runs = 0
+    const handler = server.protect({ offers: [offer] }, () => {
+      runs++
+      return new Response(null, { status: 205 })
+    })
+    const authorization = await authorizationFor(rail, handler, { method: 'POST', body: 'q' })
+    const send = () =>
+      handler(
+        new Request(url, { method: 'POST', body: 'q', headers: { authorization, 'idempotency-key': 'k' } }),
+      )
+    const response = await send()
+    expect(response.status).toBe(205)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    const retry = await send()
+    expect(retry.status).toBe(205)
+    expect(retry.headers.get('payment-receipt')).toBe(response.headers.get('payment-receipt'))
+    expect(runs).toBe(1)
+    expect(rail.settlements()).toBe(1)
+  })
+})
+
 describe('readBody', () => {
   it('reads a clone (the handler can still read the body) and treats an empty body as none', async () => {
     const request = new Request(url, { method: 'POST', body: 'hello' })

@@ -85,6 +85,65 @@ describe('payment (Express)', () => {
     expect(rail.settlements()).toBe(1)
   })
 
+  for (const [name, answer] of [
+    ['res.status(205).end()', (res: express.Response) => res.status(205).end()],
+    ['res.sendStatus(205)', (res: express.Response) => res.sendStatus(205)],
+    ['a 204 with a Content-Type', (res: express.Response) => res.type('json').status(204).end()],
+  ] as const) {
+    it(`serves a bodiless paid answer (${name}) once, with a receipt, and replays it`, async () => {
+      const rail = createTestRail()
+      const server = createServer({
+        realm: 'api.test',
+        secrets: ['express-test-secret-0123456789abcdefghijk'],
+        methods: [rail.server()],
+      })
+      let runs = 0
+      const app = express()
+      app.post('/r', payment(server, route), (_req, res) => {
+        runs++
+        answer(res)
+      })
+      const url = await listen(app)
+      const authorization = await authorizationFor(rail, url, { method: 'POST', body: 'q' })
+      const send = () =>
+        fetch(url, { method: 'POST', body: 'q', headers: { authorization, 'idempotency-key': 'b' } })
+      const response = await send()
+      const status = name.includes('204') ? 204 : 205
+      expect(response.status).toBe(status)
+      expect(response.headers.get('payment-receipt')).not.toBeNull()
+      expect(await response.text()).toBe('')
+      const retry = await send()
+      expect(retry.status).toBe(status)
+      expect(retry.headers.get('payment-receipt')).toBe(response.headers.get('payment-receipt'))
+      expect(runs).toBe(1)
+      expect(rail.settlements()).toBe(1)
+    })
+  }
+
+  it('keeps every Set-Cookie of a streamed response', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+    })
+    const app = express()
+    app.post('/r', payment(server, route), (_req, res) => {
+      res.cookie('a', '1')
+      res.cookie('b', '2')
+      res.setHeader('content-type', 'text/event-stream')
+      res.write('data: x\n\n')
+      res.end()
+    })
+    const url = await listen(app)
+    const authorization = await authorizationFor(rail, url, { method: 'POST', body: 'q' })
+    const response = await fetch(url, { method: 'POST', body: 'q', headers: { authorization } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    expect(response.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/'])
+    expect(await response.text()).toBe('data: x\n\n')
+  })
+
   it("answers a body over the server's maxBodyBytes with 413", async () => {
     const rail = createTestRail()
     const server = createServer({

@@ -107,12 +107,18 @@ function capture(res: ExpressResponse, authorization: Paid): void {
     const type = res.getHeader('content-type')
     if (typeof type !== 'string') return false
     const status = statusOverride ?? res.statusCode
-    const probe = new Response('', { status, headers: { 'content-type': type } })
+    // A bodiless status is never a stream, and the Response constructor refuses it any body; the probe
+    // only tests the content type, so it keeps the default status.
+    if (IdempotencyCache.isNullBodyStatus(status)) return false
+    const probe = new Response('', { headers: { 'content-type': type } })
     if (!IdempotencyCache.isStreamed(probe)) return false
     restore()
     const decorated = authorization.decorate(new Response(null, { status, headers: takeHeaders(res) }))
     res.statusCode = status
-    for (const [name, value] of decorated.headers) res.setHeader(name, value)
+    // Headers iterate each Set-Cookie separately: setHeader would keep only the last one.
+    for (const [name, value] of decorated.headers) if (name !== 'set-cookie') res.setHeader(name, value)
+    const cookies = decorated.headers.getSetCookie()
+    if (cookies.length > 0) res.setHeader('set-cookie', cookies)
     void (status >= 500
       ? authorization.failed(new Error(`streamed ${status}`))
       : authorization.delivered('streamed'))
@@ -150,7 +156,7 @@ function capture(res: ExpressResponse, authorization: Paid): void {
     restore()
     const headers = takeHeaders(res)
     const status = statusOverride ?? res.statusCode
-    const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
+    const body = IdempotencyCache.isNullBodyStatus(status) ? null : Buffer.concat(chunks)
     void authorization
       .finalize(new Response(body, { status, headers }))
       .then((final) => writeResponse(res, final))

@@ -12,7 +12,8 @@ import { ParseError, PaymentError } from '../Errors.js'
  * ```
  */
 export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request {
-  const host = req.headers.host ?? 'localhost'
+  // HTTP/2 requests (node:http2's compatibility API) carry the host as `:authority`, usually without Host.
+  const host = req.headers.host ?? authorityOf(req) ?? 'localhost'
   const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
   let url: URL
   try {
@@ -21,8 +22,12 @@ export function toFetchRequest(req: IncomingMessage, body?: Uint8Array): Request
     throw new ParseError('the Host header or request target is not a valid URL', { cause })
   }
   const headers = new Headers()
-  for (let i = 0; i < req.rawHeaders.length; i += 2)
-    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!
+    // HTTP/2 pseudo-headers (`:method`, `:path`…) are not valid field names: Headers would throw.
+    if (name.charCodeAt(0) === 58 /* : */) continue
+    headers.append(name, req.rawHeaders[i + 1]!)
+  }
   const method = req.method ?? 'GET'
   const hasBody = method !== 'GET' && method !== 'HEAD'
   const init: RequestInit & { duplex?: 'half' } = { method, headers }
@@ -96,8 +101,14 @@ export async function writeResponse(res: ServerResponse, response: Response): Pr
   }
 }
 
+function authorityOf(req: IncomingMessage): string | undefined {
+  const authority = req.headers[':authority']
+  return typeof authority === 'string' ? authority : undefined
+}
+
 /**
- * Adapts a Fetch handler (such as `server.protect(...)`) to a node:http request listener.
+ * Adapts a Fetch handler (such as `server.protect(...)`) to a node:http request listener (node:http2's
+ * compatibility API accepts it too).
  *
  * @example
  * ```ts
