@@ -72,7 +72,9 @@ export function parse(value: string): number {
   return ms
 }
 
-let last = { value: '', ms: 0 }
+// Starts as a value no argument can equal: a string here ('' say) would be returned for that string
+// before it was ever checked.
+let last: { value: string | symbol; ms: number } = { value: Symbol('nothing parsed yet'), ms: Number.NaN }
 
 /**
  * True when the timestamp is in the past (or invalid).

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
+import * as Receipt from '../Receipt.js'
 import { createTestRail } from '../testing/TestMethod.js'
 import * as Mcp from './Mcp.js'
 import { create as createServer, type Route } from './Server.js'
@@ -115,6 +117,61 @@ describe('Server.authorizePayment', () => {
       'challengeId',
     ])
     expect(Object.getPrototypeOf(paid.receipt)).toBe(Object.prototype)
+  })
+
+  it("serves a settled payment whose method's receipt fields cannot be serialized, never a 503", async () => {
+    const rail = createTestRail()
+    const method = rail.server()
+    const getter = {
+      get units(): never {
+        throw new Error('unreadable')
+      },
+    }
+    for (const fields of [{ amount: 100n }, getter] as Record<string, unknown>[]) {
+      const errors: [string, unknown][] = []
+      const server = createServer({
+        realm: 'mcp.test',
+        secrets: [secret],
+        methods: [
+          { ...method, settle: async (context) => ({ ...(await method.settle(context)), receipt: fields }) },
+        ],
+        logger: false,
+        onError: (error, { phase }) => errors.push([phase, error]),
+      })
+      let runs = 0
+      const handler = server.protect(route, () => {
+        runs++
+        return new Response('paid content')
+      })
+      const unpaid = await handler(call())
+      const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+      const { payload } = await rail
+        .client()
+        .createPayload({ challenge: challenge!, request: challenge!.request as never, url: '' })
+      const headers = {
+        authorization: Credential.format({ challenge: challenge!, payload }),
+        'idempotency-key': 'k',
+      }
+      const settled = rail.settlements()
+      const paid = await handler(new Request(call(), { headers }))
+      expect(paid.status).toBe(200)
+      expect(await paid.text()).toBe('paid content')
+      // The server's own fields only, reported as the method's (settle) failure.
+      expect(Object.keys(Receipt.parse(paid.headers.get('payment-receipt')!)).sort()).toEqual([
+        'challengeId',
+        'method',
+        'reference',
+        'status',
+        'timestamp',
+      ])
+      expect(errors.map(([phase]) => phase)).toEqual(['settle'])
+      // The record was written: a retry with the key replays the response without settling again.
+      const retry = await handler(new Request(call(), { headers }))
+      expect(retry.status).toBe(200)
+      expect(retry.headers.get('payment-receipt')).toBe(paid.headers.get('payment-receipt'))
+      expect(runs).toBe(1)
+      expect(rail.settlements()).toBe(settled + 1)
+    }
   })
 
   it('replays a delivered result to a retry with the same idempotency key', async () => {
@@ -300,5 +357,131 @@ describe('Mcp', () => {
     expect(
       Mcp.credentialOf({ jsonrpc: '2.0', params: ['latest'], _meta: { [Mcp.credentialKey]: credential } }),
     ).toBe(credential)
+  })
+})
+
+describe('retries are pinned to the route like any request', () => {
+  const resource = 'https://api.test/r'
+  const cheapRequest = { amount: '1', currency: 'usd', recipient: 'acct' }
+
+  /** A server over the test rail; `now` is a clock a test may move. */
+  function retrying(options: { replaysConsumed?: boolean } = {}) {
+    const rail = createTestRail()
+    let clock = Date.parse('2026-01-01T00:00:00Z')
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [{ ...rail.server(), replaysConsumed: options.replaysConsumed === true }],
+      now: () => clock,
+      logger: false,
+    })
+    const advance = (ms: number) => {
+      clock += ms
+    }
+    return { rail, server, advance }
+  }
+
+  /** A handler whose first `failures` runs throw (a 500 after settlement), counting its runs. */
+  function flaky(server: ReturnType<typeof createServer>, route: Route, failures: number, name: string) {
+    let runs = 0
+    const handler = server.protect(route, (request) => {
+      runs++
+      if (runs <= failures) throw new Error('transient')
+      return new Response(`${name} ${new URL(request.url).pathname}`)
+    })
+    return { handler, runs: () => runs }
+  }
+
+  async function credentialFor(rail: ReturnType<typeof createTestRail>, unpaid: Response) {
+    expect(unpaid.status).toBe(402)
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge: challenge!, request: challenge!.request as never, url: resource })
+    return Credential.format({ challenge: challenge!, payload })
+  }
+
+  const expectInvalidChallenge = async (response: Response) => {
+    expect(response.status).toBe(402)
+    expect(response.headers.get('payment-receipt')).toBeNull()
+    expect(response.headers.get('www-authenticate')).toMatch(/^Payment /)
+    expect(await response.json()).toMatchObject({
+      type: 'https://paymentauth.org/problems/invalid-challenge',
+    })
+  }
+
+  for (const [name, premiumOffer] of [
+    ['opaque', { method: 'test', request: cheapRequest, opaque: { route: 'premium' } }],
+    ['price', { method: 'test', request: { ...cheapRequest, amount: '100000' }, opaque: { route: 'cheap' } }],
+  ] as const)
+    it(`refuses an Idempotency-Key retry on a route of another ${name}, and still serves it on its own`, async () => {
+      const { rail, server, advance } = retrying()
+      const cheap = flaky(
+        server,
+        { offers: [{ method: 'test', request: cheapRequest, opaque: { route: 'cheap' } }] },
+        1,
+        'cheap',
+      )
+      const premium = flaky(server, { offers: [premiumOffer] }, 0, 'premium')
+      const authorization = await credentialFor(rail, await cheap.handler(new Request(resource)))
+      const headers = { authorization, 'idempotency-key': 'k' }
+      // Paid on the cheap route, whose handler fails: the record is kept for a retry.
+      expect((await cheap.handler(new Request(resource, { headers }))).status).toBe(500)
+      await expectInvalidChallenge(await premium.handler(new Request(resource, { headers })))
+      expect(premium.runs()).toBe(0)
+      // The paying client still recovers its response on the route it paid, even past the expiry.
+      advance(3_600_000)
+      const retry = await cheap.handler(new Request(resource, { headers }))
+      expect(retry.status).toBe(200)
+      expect(await retry.text()).toBe('cheap /r')
+      expect(retry.headers.get('payment-receipt')).not.toBeNull()
+      // Delivered now: the stored response is not replayed on the other route either.
+      await expectInvalidChallenge(await premium.handler(new Request(resource, { headers })))
+      expect(premium.runs()).toBe(0)
+      expect(rail.settlements()).toBe(1)
+    })
+
+  it('refuses an Idempotency-Key retry at a path whose dynamic price differs, and serves it at its own', async () => {
+    const { rail, server } = retrying()
+    const price = (request: Request) => ({
+      ...cheapRequest,
+      amount: new URL(request.url).pathname === '/gold' ? '100000' : '1',
+    })
+    const priced = flaky(server, { offers: [{ method: 'test', request: price }] }, 1, 'served')
+    const authorization = await credentialFor(rail, await priced.handler(new Request('https://api.test/tin')))
+    const headers = { authorization, 'idempotency-key': 'k' }
+    expect((await priced.handler(new Request('https://api.test/tin', { headers }))).status).toBe(500)
+    await expectInvalidChallenge(await priced.handler(new Request('https://api.test/gold', { headers })))
+    expect(priced.runs()).toBe(1)
+    const retry = await priced.handler(new Request('https://api.test/tin', { headers }))
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('served /tin')
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('never replays a replaysConsumed record on another route', async () => {
+    const { rail, server } = retrying({ replaysConsumed: true })
+    const cheap = flaky(
+      server,
+      { offers: [{ method: 'test', request: cheapRequest, opaque: { route: 'cheap' } }] },
+      0,
+      'cheap',
+    )
+    const premium = flaky(
+      server,
+      { offers: [{ method: 'test', request: cheapRequest, opaque: { route: 'premium' } }] },
+      0,
+      'premium',
+    )
+    const authorization = await credentialFor(rail, await cheap.handler(new Request(resource)))
+    const first = await cheap.handler(new Request(resource, { headers: { authorization } }))
+    expect(await first.text()).toBe('cheap /r')
+    await expectInvalidChallenge(await premium.handler(new Request(resource, { headers: { authorization } })))
+    expect(premium.runs()).toBe(0)
+    // Its own route still replays it.
+    const again = await cheap.handler(new Request(resource, { headers: { authorization } }))
+    expect(await again.text()).toBe('cheap /r')
+    expect(cheap.runs()).toBe(1)
+    expect(rail.settlements()).toBe(1)
   })
 })

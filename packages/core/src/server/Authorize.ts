@@ -1,3 +1,4 @@
+import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import * as Digest from '../Digest.js'
@@ -217,9 +218,11 @@ export function pipeline(dependencies: Dependencies) {
   }
 
   // A retry of a request that was already paid is answered before expiry checks: the payment happened,
-  // so the client must be able to recover its response.
+  // so the client must be able to recover its response. It runs after pinOffer: a record is keyed by
+  // the Idempotency-Key (or the challenge id) and fingerprinted by credential and body only, so without
+  // the pin a credential paid on a cheap route could be served (or replayed) on a dearer one.
   const resumeRetry: Step = (state) => {
-    const replaysConsumed = state.candidates[0]!.method.replaysConsumed === true
+    const replaysConsumed = state.entry.method.replaysConsumed === true
     const { idempotencyKey } = state.input
     if (!idempotencyKey && !replaysConsumed) return undefined
     state.binding = idempotency.bind({
@@ -254,7 +257,10 @@ export function pipeline(dependencies: Dependencies) {
   }
 
   // The echoed challenge must still equal what one of the route's offers pins now: request fields
-  // (price changes), opaque (cross-route replay) and credential header.
+  // (price changes), opaque (cross-route replay) and credential header. "Servers MUST verify that
+  // credentials present an `id` matching the expected binding." (§5.1.3): the binding expected here is
+  // this route's, for fresh requests and retries alike, since "Servers MUST NOT perform side effects
+  // […] for requests that have not been paid." (§11.5)
   const pinOffer: Step = (state) => {
     // Static offers (the usual case) are compared without a promise.
     const [only] = state.candidates
@@ -394,20 +400,21 @@ export function pipeline(dependencies: Dependencies) {
         reason: 'rail-unavailable',
       })
     }
-    // Copied with Object.assign, then completed field by field: an object spread here takes V8's slow
-    // path (~3 µs per receipt on Node 20, more than the rest of a session voucher's own work). A
-    // `__proto__` field, which assign would take as the prototype, is copied by a spread instead.
-    const fields = settlement.receipt
-    const receipt = (
-      fields && Object.hasOwn(fields, '__proto__') ? { ...fields } : Object.assign({}, fields)
-    ) as Receipt.Receipt
-    receipt.status = 'success'
-    receipt.method = definition.name
-    receipt.timestamp = timestampAt(core.now())
-    receipt.reference = settlement.reference
-    // "`challengeId` (REQUIRED): The `id` from the fulfilled challenge." (transport-mcp §Receipt Structure)
-    receipt.challengeId = echoed.id
-    if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
+    // Settled from here on: nothing may turn this request into a 503 ("nothing was charged", and a retry
+    // is then refused as already used). A method's receipt fields that cannot be copied or serialized
+    // (a bigint, a cycle, a throwing getter or toJSON) are a method bug, reported as such; the client
+    // gets a receipt of the server's own fields and the response it paid for.
+    const timestamp = timestampAt(core.now())
+    let receipt: Receipt.Receipt
+    let receiptHeader: string
+    try {
+      receipt = receiptOf(settlement, definition.name, timestamp, echoed.id)
+      receiptHeader = Base64url.encode(JSON.stringify(receipt))
+    } catch (cause) {
+      core.report(cause, 'settle')
+      receipt = coreReceiptOf(settlement, definition.name, timestamp, echoed.id)
+      receiptHeader = Base64url.encode(JSON.stringify(receipt))
+    }
     if (reuses && state.resent === undefined && typeof state.input.credential === 'string')
       resent.set(state.input.credential, {
         credential: deepFreeze(credential),
@@ -418,7 +425,15 @@ export function pipeline(dependencies: Dependencies) {
       })
     // Paid: a failed write is reported and the response served anyway rather than losing the payment.
     if (state.binding) await idempotency.record(state.binding, { state: 'serving', receipt })
-    return new Paid(internals, credential, receipt, settlement.context, settlement.response, state.binding)
+    return new Paid(
+      internals,
+      credential,
+      receipt,
+      settlement.context,
+      settlement.response,
+      state.binding,
+      receiptHeader,
+    )
   }
 
   const steps: readonly Step[] = [
@@ -426,9 +441,10 @@ export function pipeline(dependencies: Dependencies) {
     selectCandidates,
     checkBinding,
     checkBody,
+    // Before any stored record is served or replayed: a retry is pinned to this route like any request.
+    pinOffer,
     resumeRetry,
     checkExpiry,
-    pinOffer,
     parseSchemas,
     consume,
     settle,
@@ -446,6 +462,62 @@ export function pipeline(dependencies: Dependencies) {
     }
     // Unreachable: the last step always decides.
     return refuse(compiled, input, new ServiceUnavailableError())
+  }
+}
+
+/** The receipt of a settlement: the method's fields first (in their order), then the server's. */
+function receiptOf(
+  settlement: Method.Settlement,
+  method: string,
+  timestamp: string,
+  challengeId: string,
+): Receipt.Receipt {
+  // Copied with Object.assign, then completed field by field: an object spread here takes V8's slow
+  // path (~3 µs per receipt on Node 20, more than the rest of a session voucher's own work). A
+  // `__proto__` field, which assign would take as the prototype, is copied by a spread instead.
+  const fields = settlement.receipt
+  const receipt = (
+    fields && Object.hasOwn(fields, '__proto__') ? { ...fields } : Object.assign({}, fields)
+  ) as Receipt.Receipt
+  receipt.status = 'success'
+  receipt.method = method
+  receipt.timestamp = timestamp
+  receipt.reference = settlement.reference
+  // "`challengeId` (REQUIRED): The `id` from the fulfilled challenge." (transport-mcp §Receipt Structure)
+  receipt.challengeId = challengeId
+  if (settlement.externalId !== undefined) receipt.externalId = settlement.externalId
+  return receipt
+}
+
+/**
+ * The receipt of the server's own fields only, every one a string (so it always serializes): what is
+ * sent when the method's receipt fields cannot be.
+ */
+function coreReceiptOf(
+  settlement: Method.Settlement,
+  method: string,
+  timestamp: string,
+  challengeId: string,
+): Receipt.Receipt {
+  // "`reference` | string | Method-specific reference" (§5.3): a method's non-string is coerced.
+  const receipt: Receipt.Receipt = {
+    status: 'success',
+    method,
+    timestamp,
+    reference: text(settlement.reference),
+    challengeId,
+  }
+  if (settlement.externalId !== undefined) receipt.externalId = text(settlement.externalId)
+  return receipt
+}
+
+/** A string as it is, anything else as String() makes it ('' when even that throws). */
+function text(value: unknown): string {
+  if (typeof value === 'string') return value
+  try {
+    return String(value)
+  } catch {
+    return ''
   }
 }
 

@@ -72,6 +72,33 @@ export type Core = {
 /** Default of {@link Options.maxBodyBytes}: 1 MiB. */
 export const defaultMaxBodyBytes = 1 << 20
 
+/**
+ * The longest lifetime or retention any option may ask for, in seconds (about 31 years): far past any
+ * real one, and it keeps every `expires` a four-digit-year RFC 3339 date and every TTL a safe integer
+ * of milliseconds.
+ */
+export const maxSeconds = 1e9
+
+/**
+ * Checks a duration option in seconds: a number above 0, from `min` to {@link maxSeconds} (so finite).
+ * A string (an environment variable passed as is) would be concatenated into `expires`, a negative or
+ * NaN lifetime issues challenges that are already expired or cannot be formatted, and a NaN TTL never
+ * expires: each is refused when the server is created rather than failing request after request.
+ *
+ * @example
+ * ```ts
+ * checkSeconds('expiresIn', options.expiresIn, 1) // throws ConfigurationError for '300'
+ * ```
+ */
+export function checkSeconds(name: string, value: unknown, min: number): void {
+  if (typeof value === 'number' && value > 0 && value >= min && value <= maxSeconds) return
+  const got = typeof value === 'number' ? String(value) : `a ${typeof value}`
+  const from = min > 0 ? `at least ${min}` : 'more than 0'
+  throw new ConfigurationError(
+    `${name} must be a number of seconds, ${from} and at most ${maxSeconds} (got ${got})`,
+  )
+}
+
 /** Validates the options and builds the shared core. */
 export function createCore(options: Options): Core {
   if (typeof options.realm !== 'string' || options.realm === '')
@@ -81,6 +108,13 @@ export function createCore(options: Options): Core {
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
     throw new ConfigurationError('maxBodyBytes must be a non-negative integer')
+  const expiresIn = options.expiresIn ?? Expires.defaultTtlSeconds
+  // `expires` has whole seconds: a lifetime under one second issues challenges already expired.
+  checkSeconds('expiresIn', expiresIn, 1)
+  const idempotencyTtl = options.idempotencyTtl ?? 86_400
+  checkSeconds('idempotencyTtl', idempotencyTtl, 0)
+  const idempotencyLease = options.idempotencyLease ?? 300
+  checkSeconds('idempotencyLease', idempotencyLease, 0)
   // KeyObjects make each HMAC cheaper than raw key bytes.
   const secrets = options.secrets.map((secret) => createSecretKey(Binding.checkSecret(secret)))
   const store = options.store ?? new MemoryStore()
@@ -93,9 +127,9 @@ export function createCore(options: Options): Core {
     realm: options.realm,
     store,
     prefix,
-    expiresIn: options.expiresIn ?? Expires.defaultTtlSeconds,
-    idempotencyTtlMs: (options.idempotencyTtl ?? 86_400) * 1000,
-    leaseMs: (options.idempotencyLease ?? 300) * 1000,
+    expiresIn,
+    idempotencyTtlMs: idempotencyTtl * 1000,
+    leaseMs: idempotencyLease * 1000,
     maxBodyBytes,
     signingKey: secrets[0]!,
     secrets,

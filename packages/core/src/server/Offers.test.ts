@@ -4,6 +4,7 @@ import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { create as createClient } from '../client/Client.js'
 import { ConfigurationError } from '../Errors.js'
+import * as Expires from '../Expires.js'
 import { MemoryStore } from '../MemoryStore.js'
 import { createTestRail } from '../testing/TestMethod.js'
 import { create as createServer, type Offer } from './Server.js'
@@ -153,6 +154,30 @@ describe('Offer.opaque', () => {
         () => new Response(),
       ),
     ).toThrowErrorMatchingInlineSnapshot(`[ConfigurationError: opaque.nonce is reserved for the server]`)
+  })
+})
+
+describe('Offer.expiresIn', () => {
+  it('fails at route creation with a ConfigurationError unless it is a positive number of seconds', async () => {
+    const { server } = setup({ method: 'test', request })
+    for (const expiresIn of ['300', Number.NaN, -5, 0])
+      expect(
+        () =>
+          server.protect(
+            { offers: [{ method: 'test', request, expiresIn: expiresIn as number }] },
+            () => new Response(),
+          ),
+        String(expiresIn),
+      ).toThrow(ConfigurationError)
+    // A valid one sets the lifetime of the challenges of its route.
+    const handler = server.protect(
+      { offers: [{ method: 'test', request, expiresIn: 60 }] },
+      () => new Response(),
+    )
+    const [challenge] = await challengesOf(await handler(new Request(url)))
+    const lifetime = Expires.parse(challenge!.expires!) - Date.now()
+    expect(lifetime).toBeGreaterThan(58_000)
+    expect(lifetime).toBeLessThanOrEqual(60_000)
   })
 })
 

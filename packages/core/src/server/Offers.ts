@@ -2,7 +2,7 @@ import * as Challenge from '../Challenge.js'
 import { ConfigurationError, FormatError } from '../Errors.js'
 import * as Jcs from '../Jcs.js'
 import type * as Method from '../Method.js'
-import type { Core } from './Core.js'
+import { type Core, checkSeconds } from './Core.js'
 
 /** One payment option offered on a route. */
 export type Offer = {
@@ -96,6 +96,8 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
     // "Authorization" is the default: an explicit one changes neither the challenge nor its id.
     header = offer.header.toLowerCase() === 'authorization' ? undefined : offer.header
   }
+  // The same check as the server's `expiresIn`: a string or NaN here would fail every 402 of the route.
+  if (offer.expiresIn !== undefined) checkSeconds('an offer expiresIn', offer.expiresIn, 1)
   const opaque = offer.opaque ?? {}
   for (const [key, value] of Object.entries(opaque)) {
     if (typeof value !== 'string') throw new ConfigurationError('opaque values must be strings')
@@ -128,8 +130,8 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
 
 /**
  * Returns the route compiler of a server: resolves each offer's method once per route object, checks
- * the offers (unknown method, bad header name, reserved opaque key, unencodable description →
- * `ConfigurationError`) and precomputes the wire pieces of static offers.
+ * the offers (unknown method, bad header name, reserved opaque key, unencodable description, bad
+ * `expiresIn` → `ConfigurationError`) and precomputes the wire pieces of static offers.
  *
  * @example
  * ```ts

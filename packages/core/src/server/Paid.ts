@@ -78,10 +78,12 @@ export class Paid {
     context: unknown,
     methodResponse: Response | undefined,
     binding: Binding | undefined,
+    /** The receipt's field value, when the caller serialized it already (a settlement checks it can be). */
+    receiptHeader?: string,
   ) {
     this.#internals = internals
-    // Built from checked parts, so it is encoded directly.
-    this.#receiptHeader = Base64url.encode(JSON.stringify(receipt))
+    // Built from checked parts (or read back from a JSON record), so it is encoded directly.
+    this.#receiptHeader = receiptHeader ?? Base64url.encode(JSON.stringify(receipt))
     this.#binding = binding
     this.idempotent = binding !== undefined
     this.payment = { receipt, credential, challenge: credential.challenge, context }
