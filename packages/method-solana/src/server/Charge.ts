@@ -432,7 +432,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
   }
 
   /** A landed transaction is accepted only within the replay window (its signature's key outlives it). */
-  function assertRecent(blockTime: number | null | undefined) {
+  function assertRecent(blockTime: number | null | undefined): asserts blockTime is number {
     if (blockTime === null || blockTime === undefined || blockTime * 1000 < Date.now() - replayWindowMs)
       throw new VerificationFailedError({
         detail: 'The transaction is older than the replay window.',
