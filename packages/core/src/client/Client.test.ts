@@ -1,4 +1,11 @@
-import { describe, expect, it } from 'vitest'
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -7,7 +14,7 @@ import type * as Method from '../Method.js'
 import * as Receipt from '../Receipt.js'
 import { create as createServer, type Route } from '../server/Server.js'
 import { createTestRail, testCharge } from '../testing/TestMethod.js'
-import { create, PaymentFailedError } from './Client.js'
+import { create, mayHaveSettled, PaymentFailedError } from './Client.js'
 import { mpp, type Protocol } from './Protocol.js'
 
 const secret = 'client-test-secret-0123456789abcdefghij'
@@ -335,5 +342,188 @@ describe('Client.fetch retries', () => {
     expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: retries must be a non-negative integer]`,
     )
+  })
+})
+
+describe('a payment that may have settled', () => {
+  // A rail that fails after the money may have moved (push mode: broadcast, then no confirmation in
+  // time) on its first payment, and before anything was sent on the second.
+  const unconfirmed = (rail: Method.Client, settled: boolean[]) => {
+    let calls = 0
+    const method: Method.Client = {
+      ...rail,
+      async createPayload(context) {
+        const maybe = settled[calls++]
+        if (maybe === undefined) return rail.createPayload(context)
+        throw new PaymentFailedError('test: the transfer was sent but not confirmed in time', {
+          mayHaveSettled: maybe,
+        })
+      },
+    }
+    return { method, calls: () => calls }
+  }
+
+  it('stays booked, so the budget refuses paying again', async () => {
+    const { fetcher, methods } = setup()
+    const { method, calls } = unconfirmed(methods[0]!, [true])
+    const client = create({ methods: [method], fetch: fetcher, policy: { budget: { usd: 100n } } })
+    const error = await client.fetch('https://api.test/cents').catch((e) => e)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error.mayHaveSettled).toBe(true)
+    expect(mayHaveSettled(error)).toBe(true)
+    expect(client.ledger.spent('usd')).toBe(100n)
+    // The retry is refused by the policy before the rail is asked to pay again.
+    await expect(client.fetch('https://api.test/cents')).rejects.toMatchObject({ reason: 'budget' })
+    expect(calls()).toBe(1)
+    // Through `pay` (other transports) too.
+    const challenges = await challengesOf(await fetcher('https://api.test/cents'))
+    await expect(client.pay(challenges, { url: 'mcp://api.test/cents' })).rejects.toMatchObject({
+      reason: 'budget',
+    })
+    expect(calls()).toBe(1)
+  })
+
+  it('is released when the rail failed before anything was sent', async () => {
+    const { fetcher, methods } = setup()
+    const { method, calls } = unconfirmed(methods[0]!, [false])
+    const client = create({ methods: [method], fetch: fetcher, policy: { budget: { usd: 100n } } })
+    const error = await client.fetch('https://api.test/cents').catch((e) => e)
+    expect(mayHaveSettled(error)).toBe(false)
+    expect(client.ledger.spent('usd')).toBe(0n)
+    expect((await client.fetch('https://api.test/cents')).status).toBe(200)
+    expect(calls()).toBe(2)
+    expect(client.ledger.spent('usd')).toBe(100n)
+  })
+})
+
+describe('Client.fetch redirects after payment', () => {
+  const servers: Server[] = []
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+  const listen = async (handler: (req: IncomingMessage, res: ServerResponse, body: string) => void) => {
+    const server = createHttpServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+      handler(req, res, Buffer.concat(chunks).toString())
+    })
+    servers.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+  const forged = Receipt.format({
+    status: 'success',
+    method: 'test',
+    timestamp: new Date().toISOString(),
+    reference: 'forged',
+  })
+
+  /**
+   * An API that asks for payment (the credential in `header`, when given) and answers the paid request
+   * with `status` to `location`; `seen` records what each origin received.
+   */
+  const world = async (options: { header?: string; status?: number; method?: string }) => {
+    const seen: {
+      origin: string
+      path: string
+      method: string
+      credential: string | undefined
+      body: string
+    }[] = []
+    const credentialOf = (req: IncomingMessage) => {
+      const value = req.headers[(options.header ?? 'authorization').toLowerCase()]
+      return typeof value === 'string' ? value : undefined
+    }
+    const other = await listen((req, res, body) => {
+      seen.push({ origin: 'other', path: req.url!, method: req.method!, credential: credentialOf(req), body })
+      res.writeHead(200, { 'payment-receipt': forged })
+      res.end('other origin')
+    })
+    const api = await listen((req, res, body) => {
+      const credential = credentialOf(req)
+      seen.push({ origin: 'api', path: req.url!, method: req.method!, credential, body })
+      if (req.url === '/old') {
+        res.writeHead(302, { location: '/paid/same' })
+        return res.end()
+      }
+      if (req.url === '/final') {
+        res.writeHead(credential ? 200 : 402, credential ? { 'payment-receipt': forged } : {})
+        return res.end('final')
+      }
+      if (!credential) {
+        const challenge: Challenge.Challenge = {
+          id: `ch_${seen.length}`,
+          realm: 'api.test',
+          method: 'test',
+          intent: 'charge',
+          request: { amount: '5', currency: 'usd', recipient: 'merchant' },
+          ...(options.header ? { header: options.header } : {}),
+        }
+        res.writeHead(402, { 'www-authenticate': Challenge.format(challenge) })
+        return res.end()
+      }
+      const target = req.url === '/paid/same' ? '/final' : `${other}/collect`
+      res.writeHead(options.status ?? 307, { location: target })
+      res.end()
+    })
+    const rail = createTestRail()
+    const receipts: Receipt.Receipt[] = []
+    const client = create({ methods: [rail.client()], onReceipt: (r) => receipts.push(r) })
+    return { api, other, seen, client, receipts, rail }
+  }
+
+  for (const header of [undefined, 'Payment-Credential'])
+    it(`never sends the credential (${header ?? 'Authorization'}) to another origin, nor takes its receipt`, async () => {
+      const { api, other, seen, client, receipts, rail } = await world(header ? { header } : {})
+      const response = await client.fetch(`${api}/paid/elsewhere`)
+      // The redirect is handed back unfollowed: the caller sees where the server pointed.
+      expect(response.status).toBe(307)
+      expect(response.headers.get('location')).toBe(`${other}/collect`)
+      expect(seen.filter((s) => s.origin === 'other')).toEqual([])
+      expect(receipts).toEqual([])
+      expect(rail.transfers.size).toBe(1)
+      expect(client.ledger.spent('usd')).toBe(5n)
+    })
+
+  it('follows a redirect within the origin with the credential, and takes that receipt', async () => {
+    const { api, seen, client, receipts } = await world({ header: 'Payment-Credential', status: 308 })
+    const response = await client.fetch(`${api}/paid/same`, { method: 'PUT', body: 'payload' })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('final')
+    const final = seen.at(-1)!
+    expect(final).toMatchObject({ origin: 'api', path: '/final', method: 'PUT', body: 'payload' })
+    expect(final.credential).toBe(seen.at(-2)!.credential)
+    expect(final.credential).toMatch(/^Payment /)
+    expect(receipts.map((r) => r.reference)).toEqual(['forged'])
+  })
+
+  it('turns a paid POST answered 303 into a GET without body, as fetch does', async () => {
+    const { api, seen, client } = await world({ status: 303 })
+    const response = await client.fetch(`${api}/paid/same`, {
+      method: 'POST',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json' },
+    })
+    expect(response.status).toBe(200)
+    expect(seen.at(-1)).toMatchObject({ path: '/final', method: 'GET', body: '' })
+    expect(seen.at(-1)!.credential).toMatch(/^Payment /)
+  })
+
+  it('pays a 402 reached through a redirect within the origin, and follows it again when paid', async () => {
+    // A moved path (a trailing slash, a renamed route) answers before authentication, paid or not.
+    const { api, seen, client, receipts } = await world({})
+    const response = await client.fetch(`${api}/old`)
+    expect(response.status).toBe(200)
+    expect(seen.map((s) => [s.path, s.credential !== undefined])).toEqual([
+      ['/old', false],
+      ['/paid/same', false],
+      ['/old', true],
+      ['/paid/same', true],
+      ['/final', true],
+    ])
+    expect(receipts).toHaveLength(1)
   })
 })

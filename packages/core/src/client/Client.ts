@@ -118,6 +118,30 @@ export type Client = {
  */
 export class PaymentFailedError extends BaseError {
   override name = 'PaymentFailedError'
+  /**
+   * True when the failure came after the rail may already have moved money (a transaction broadcast but
+   * not confirmed, a Lightning payment whose outcome the node did not report): the client keeps such a
+   * payment booked against its spend policy, so retrying cannot pay past a limit. False when nothing
+   * was sent.
+   */
+  readonly mayHaveSettled: boolean
+  constructor(message: string, options: { code?: string; cause?: unknown; mayHaveSettled?: boolean } = {}) {
+    super(message, options)
+    this.mayHaveSettled = options.mayHaveSettled === true
+  }
+}
+
+/**
+ * True when `error` says the payment may have settled (see {@link PaymentFailedError.mayHaveSettled}),
+ * from any copy of `@mppkit/core`.
+ *
+ * @example
+ * ```ts
+ * try { await client.fetch(url) } catch (error) { if (mayHaveSettled(error)) reconcile(url) }
+ * ```
+ */
+export function mayHaveSettled(error: unknown): boolean {
+  return BaseError.is(error) && (error as { mayHaveSettled?: unknown }).mayHaveSettled === true
 }
 
 const receipts = new WeakMap<Response, Receipt.Receipt>()
@@ -172,6 +196,36 @@ function uuid(): string {
 }
 
 type Offer = { challenge: Challenge.Challenge; protocol: Protocol }
+
+const redirectStatuses = new Set([301, 302, 303, 307, 308])
+// fetch's own limit (WHATWG Fetch §4.4, HTTP-redirect fetch).
+const maxRedirects = 20
+// Headers describing a body, dropped with it when a redirect turns the request into a GET.
+const bodyHeaders = ['content-encoding', 'content-language', 'content-location', 'content-type']
+
+// The request a same-origin redirect leads to, as fetch builds it: 303 (and 301/302 after a POST)
+// becomes a GET without body; 307/308 send the same method and body again (`body`: the bytes kept, as
+// the request sent has used its own).
+function redirected(
+  request: Request,
+  location: URL,
+  status: number,
+  body: Uint8Array<ArrayBuffer> | undefined,
+): Request {
+  const toGet =
+    (status === 303 && request.method !== 'GET' && request.method !== 'HEAD') ||
+    ((status === 301 || status === 302) && request.method === 'POST')
+  const headers = new Headers(request.headers)
+  if (toGet) for (const name of bodyHeaders) headers.delete(name)
+  const init: RequestInit = {
+    method: toGet ? 'GET' : request.method,
+    headers,
+    redirect: request.redirect,
+    signal: request.signal,
+  }
+  if (!toGet && request.body !== null && body) init.body = body
+  return new Request(location, init)
+}
 
 // Seconds to wait before resending after a 503, or undefined when the server gave no usable
 // Retry-After or asks for longer than the caller is willing to wait (an HTTP date counts from now).
@@ -304,7 +358,10 @@ export function create(options: Options): Client {
           spend: book,
         })
       } catch (error) {
-        release()
+        // Released only when the rail failed before anything was sent. A rail that may already have moved
+        // money (broadcast, then no confirmation in time) says so, and the booking stays: releasing it
+        // would let a retry pay again past the budget.
+        if (!mayHaveSettled(error)) release()
         throw error
       }
       // The money may have moved once the payload exists: the spend stays booked whatever happens next.
@@ -348,17 +405,44 @@ export function create(options: Options): Client {
     const original = new Request(input, init)
     // Keep the body so the paid retry sends the same bytes (the challenge digest binds them).
     const body = original.body ? new Uint8Array(await original.arrayBuffer()) : undefined
-    const build = (extra: Record<string, string>) => {
+    const build = (extra: Record<string, string>, redirect: RequestRedirect = original.redirect) => {
       const headers = new Headers(original.headers)
       for (const [k, v] of Object.entries(extra)) headers.set(k, v)
       const requestInit: RequestInit = {
         method: original.method,
         headers,
-        redirect: original.redirect,
+        redirect,
         signal: original.signal,
       }
       if (body) requestInit.body = body
       return new Request(original.url, requestInit)
+    }
+    const origin = new URL(original.url).origin
+    // The paid request carries the credential, possibly in a header the challenge named: fetch drops only
+    // `Authorization` on a cross-origin redirect, so it must never follow one itself. Redirects within
+    // the origin are followed here, with the credential (that origin issued the challenge and already
+    // holds it; it consumes the challenge once, so a re-sent credential is never charged again, and a
+    // path redirected before authentication, such as a trailing slash, still gets paid). A redirect to
+    // another origin is handed back unfollowed: the caller decides whether to go there, without it.
+    const sendPaid = async (extra: Record<string, string>): Promise<Response> => {
+      // `manual` and `error` already never send the credential on: fetch returns or throws.
+      if (original.redirect !== 'follow') return baseFetch(build(extra))
+      let request = build(extra, 'manual')
+      for (let hops = 0; ; hops++) {
+        const response = await baseFetch(request)
+        const location = redirectStatuses.has(response.status) ? response.headers.get('location') : null
+        // A browser's manual redirect is opaque (status 0, no Location): it is handed back as is.
+        if (location === null || hops >= maxRedirects) return response
+        let next: URL
+        try {
+          next = new URL(location, request.url)
+        } catch {
+          return response
+        }
+        if (next.origin !== origin) return response
+        await response.body?.cancel().catch(() => {})
+        request = redirected(request, next, response.status, body)
+      }
     }
     const first = await baseFetch(
       build(
@@ -406,7 +490,7 @@ export function create(options: Options): Client {
       !original.headers.has('idempotency-key')
     )
       extra['idempotency-key'] = uuid()
-    let response = await baseFetch(build(extra))
+    let response = await sendPaid(extra)
     // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
     // (draft-httpauth-payment-00 §11.6): the same credential may be sent again.
     for (let attempt = 0; attempt < retries && response.status === 503; attempt++) {
@@ -414,10 +498,12 @@ export function create(options: Options): Client {
       if (delay === undefined) break
       await response.body?.cancel().catch(() => {})
       await sleep(delay * 1000, original.signal)
-      response = await baseFetch(build(extra))
+      response = await sendPaid(extra)
     }
     const decoded = protocol.receipt?.(response)
-    if (decoded && response.ok) {
+    // A receipt counts only from the origin that was paid (an injected fetch may still have followed a
+    // redirect elsewhere).
+    if (decoded && response.ok && (!response.url || new URL(response.url).origin === origin)) {
       receipts.set(response, decoded)
       payment.receipt(decoded)
     }

@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto'
-import { PaymentFailedError } from '@mppkit/core/client'
+import { BaseError, PaymentFailedError } from '@mppkit/core/client'
 import { type AuthenticatedLnd, createInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import type { LightningNetwork } from '../Methods.js'
 
 /** What a lightning client needs from its node, with an implementation on LND ({@link lndWallet}). */
 export type Wallet = {
-  /** Pays `invoice` (with `sats` for an amountless one) under a fee limit; resolves with the preimage (hex). */
+  /**
+   * Pays `invoice` (with `sats` for an amountless one) under a fee limit; resolves with the preimage (hex).
+   * A wallet that knows nothing was paid rejects with a `PaymentFailedError` (from `@mppkit/core/client`);
+   * any other rejection is taken to mean the payment may have gone through, and the client keeps it
+   * booked against its spend policy.
+   */
   pay(invoice: string, options: { maxFeeSats: number; sats?: bigint }): Promise<{ preimage: string }>
   /** Creates an amountless invoice for refunds, expiring in `expirySeconds`. */
   receive(options: { expirySeconds: number; description?: string }): Promise<{ invoice: string }>
@@ -82,7 +87,38 @@ export function checkInvoice(
   return invoice
 }
 
-/** Pays through `wallet` and checks the preimage against the hash (never echoing either in errors). */
+/**
+ * Failures `lightning`'s `pay` reports once LND finished the payment as failed: LND marks a payment
+ * failed only after every HTLC of it resolved, so nothing was paid.
+ */
+const failedPayments = new Set([
+  'PaymentExecutionCanceled',
+  'InsufficientBalanceToAttemptPayment',
+  'PaymentRejectedByDestination',
+  'PaymentAttemptsTimedOut',
+  'PaymentPathfindingFailedToFindPossibleRoute',
+  'FailedToFindPayableRouteToDestination',
+])
+
+/**
+ * True when a rejected `wallet.pay` certainly paid nothing: LND finished the payment as failed, the
+ * `lightning` package refused its arguments before sending (a 4xx, an unsupported invoice feature), or
+ * the wallet said so with a typed mppkit error not marked `mayHaveSettled`. A lost connection or an
+ * unexpected stream error comes while HTLCs may be in flight: the outcome is unknown.
+ */
+function nothingPaid(cause: unknown): boolean {
+  if (Array.isArray(cause)) {
+    const [status, name] = cause as [unknown, unknown]
+    if (typeof status === 'number' && status >= 400 && status < 500) return true
+    return name === 'UnsupportedPaymentFeatureInPayRequest' || failedPayments.has(name as string)
+  }
+  return BaseError.is(cause) && (cause as { mayHaveSettled?: unknown }).mayHaveSettled !== true
+}
+
+/**
+ * Pays through `wallet` and checks the preimage against the hash (never echoing either in errors). A
+ * failure after the payment may have gone out is a `PaymentFailedError` with `mayHaveSettled`.
+ */
 export async function payInvoice(
   wallet: Wallet,
   invoice: string,
@@ -94,13 +130,19 @@ export async function payInvoice(
     ;({ preimage } = await wallet.pay(invoice, options))
   } catch (cause) {
     const name = Array.isArray(cause) && typeof cause[1] === 'string' ? `: ${cause[1]}` : ''
-    throw new PaymentFailedError(`lightning: the payment failed${name}`, { cause })
+    throw new PaymentFailedError(`lightning: the payment failed${name}`, {
+      cause,
+      mayHaveSettled: !nothingPaid(cause),
+    })
   }
+  // The node reports the invoice paid: whatever is wrong with the preimage, the money may have moved.
   if (
     typeof preimage !== 'string' ||
     !/^[0-9a-f]{64}$/.test(preimage) ||
     createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex') !== paymentHash
   )
-    throw new PaymentFailedError('lightning: the node returned a preimage that does not match the invoice')
+    throw new PaymentFailedError('lightning: the node returned a preimage that does not match the invoice', {
+      mayHaveSettled: true,
+    })
   return preimage
 }

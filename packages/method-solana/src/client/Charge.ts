@@ -24,7 +24,7 @@ import { getTransferSolInstruction } from '@solana-program/system'
 import { getTransferCheckedInstruction } from '@solana-program/token'
 import { associatedTokenAddress, expectedLegs } from '../internal/inspect.js'
 import { programs } from '../internal/programs.js'
-import { createRpc, type Rpc } from '../internal/rpc.js'
+import { createRpc, type Rpc, RpcAnswerError } from '../internal/rpc.js'
 import { charge, normalizeNetwork, type SolanaChargeRequest } from '../Methods.js'
 
 /** Options of {@link chargeClient}. */
@@ -83,8 +83,9 @@ const tokenAccountBytes = (tokenProgram: string) => (tokenProgram === programs.t
  */
 export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
   const rpc: Rpc = createRpc(options.rpcUrl, options.timeout ?? 10_000)
-  const refuse = (message: string): never => {
-    throw new PaymentFailedError(`solana: ${message}`)
+  // `mayHaveSettled`: the transaction was sent, so the transfer may land; the client keeps it booked.
+  const refuse = (message: string, mayHaveSettled = false): never => {
+    throw new PaymentFailedError(`solana: ${message}`, { mayHaveSettled })
   }
   return {
     definition: charge,
@@ -141,9 +142,23 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       const wire = getBase64EncodedWireTransaction(signed)
       const source = String(options.signer.address)
       if (mode === 'pull') return { payload: { type: 'transaction', transaction: wire }, source }
-      const signature = await call(() =>
-        rpc<string>('sendTransaction', [wire, { encoding: 'base64', preflightCommitment: 'confirmed' }]),
-      )
+      let signature: string
+      try {
+        signature = await rpc<string>('sendTransaction', [
+          wire,
+          { encoding: 'base64', preflightCommitment: 'confirmed' },
+        ])
+      } catch (error) {
+        // A refusal (preflight failed, malformed) sent nothing; a timeout or an unreadable answer may
+        // come after the node took the transaction and forwarded it.
+        const refused = error instanceof RpcAnswerError
+        throw new PaymentFailedError(
+          refused
+            ? 'solana: the RPC node refused the payment transaction'
+            : 'solana: the RPC node did not answer; the payment transaction may have been sent',
+          { cause: error, mayHaveSettled: !refused },
+        )
+      }
       await confirmed(signature)
       return { payload: { type: 'signature', signature }, source }
     },
@@ -279,18 +294,23 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
   async function confirmed(signature: string): Promise<void> {
     // "clients MUST wait for at least the `confirmed` commitment level before presenting the credential"
     const deadline = Date.now() + (options.confirmTimeout ?? 30_000)
+    // Every failure from here on, but a transaction the chain ran and failed (no transfer), comes after
+    // the transaction was sent: it may still land.
     for (let delay = 25; Date.now() < deadline; delay = Math.min(delay * 2, 400)) {
-      const answer = await call(() =>
-        rpc<{ value: ({ err: unknown; confirmationStatus: string | null } | null)[] }>(
-          'getSignatureStatuses',
-          [[signature]],
-        ),
-      )
-      const status = answer.value[0]
+      let answer: { value: ({ err: unknown; confirmationStatus: string | null } | null)[] }
+      try {
+        answer = await rpc('getSignatureStatuses', [[signature]])
+      } catch (error) {
+        throw new PaymentFailedError(
+          `solana: the payment transaction ${signature} was sent, but the RPC node did not tell whether it landed`,
+          { cause: error, mayHaveSettled: true },
+        )
+      }
+      const status = answer?.value?.[0]
       if (status?.err) refuse(`the payment transaction ${signature} failed`)
       if (status?.confirmationStatus === 'confirmed' || status?.confirmationStatus === 'finalized') return
       await new Promise((resolve) => setTimeout(resolve, delay))
     }
-    refuse(`the payment transaction ${signature} was not confirmed in time`)
+    refuse(`the payment transaction ${signature} was not confirmed in time`, true)
   }
 }

@@ -182,7 +182,12 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
           throw new PaymentFailedError('tempo: could not prepare the payment transaction', { cause: error })
         }
       }
-      const send = async () => wallet.sendRawTransactionSync({ serializedTransaction: await sign() })
+      let handedOver = false
+      const send = async () => {
+        const serializedTransaction = await sign()
+        handedOver = true
+        return wallet.sendRawTransactionSync({ serializedTransaction })
+      }
       // Only the protocol lane needs one-at-a-time sends.
       const sequential = options.nonceKey === 0n
       const sent = sequential ? pushQueue.then(send) : send()
@@ -191,7 +196,15 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       try {
         receipt = await sent
       } catch (error) {
-        throw new PaymentFailedError('tempo: the payment transaction could not be sent', { cause: error })
+        // Once the signed transaction went to the node, a timeout or a lost answer says nothing about
+        // whether it gets mined (the node may have taken it first), and nodes' error answers do not
+        // reliably tell a refusal from a receipt wait that timed out: the payment may have settled.
+        throw new PaymentFailedError(
+          handedOver
+            ? 'tempo: the payment transaction was sent, but the node did not confirm it'
+            : 'tempo: the payment transaction could not be sent',
+          { cause: error, mayHaveSettled: handedOver },
+        )
       }
       if (receipt.status !== 'success')
         throw new PaymentFailedError(`tempo: the payment transaction ${receipt.transactionHash} reverted`)

@@ -1,0 +1,90 @@
+import { Challenge, create, PaymentFailedError, PolicyError } from '@mppkit/core/client'
+import { describe, expect, it } from 'vitest'
+import { chargeClient } from './Charge.js'
+import type { Wallet } from './Wallet.js'
+
+// A regtest invoice of 250 sat from the devnet's BOLT 11 encoder (see Invoice.test.ts): payment hash
+// ab…ab, created at 1 800 000 000 s, expiring 600 s later.
+const invoice =
+  'lnbcrt2500n1p45n5sqpp54w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w46h2at4w4ssp5ehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxumnwdehxsdq2vdhkven9v5xqzjccqzzs9qyysgq4drzz4c9r0r0vp0yf8f3ddfu7cvers2k5zawsznl5tdh4gzmf49hgec4nhk3auhvqe26egylxfnv85smm2md205g6cs60sjh4qq098gpz4hf2j'
+const now = () => 1_800_000_000_000
+const challenge: Challenge.Challenge = {
+  id: 'ch_ln',
+  realm: 'ln.test',
+  method: 'lightning',
+  intent: 'charge',
+  request: { amount: '250', currency: 'sat', methodDetails: { invoice, network: 'regtest' } },
+}
+const api = (async () =>
+  new Response(null, {
+    status: 402,
+    headers: { 'www-authenticate': Challenge.format(challenge) },
+  })) as typeof fetch
+
+/** A wallet whose payments all fail with `failure`; counts its attempts. */
+function failing(failure: () => unknown) {
+  let attempts = 0
+  const wallet: Wallet = {
+    pay: async () => {
+      attempts++
+      throw failure()
+    },
+    receive: async () => ({ invoice }),
+  }
+  return { wallet, attempts: () => attempts }
+}
+
+const clientOf = (wallet: Wallet) =>
+  create({
+    methods: [chargeClient({ wallet, network: 'regtest', now })],
+    policy: { budget: { sat: 250n } },
+    fetch: api,
+  })
+
+describe('lightning/charge client, a payment whose outcome is unknown', () => {
+  const unknown: [string, () => unknown][] = [
+    // The gRPC stream broke while HTLCs may be in flight.
+    ['a lost connection', () => [503, 'UnexpectedPaymentError', { err: new Error('14 UNAVAILABLE') }]],
+    ['a wallet error', () => new Error('socket hang up')],
+    ['a wallet marking it', () => new PaymentFailedError('pending', { mayHaveSettled: true })],
+  ]
+  for (const [what, failure] of unknown)
+    it(`stays booked after ${what}: the retry is refused before paying again`, async () => {
+      const { wallet, attempts } = failing(failure)
+      const client = clientOf(wallet)
+      const error = await client.fetch('https://ln.test/r').catch((e) => e)
+      expect(error).toBeInstanceOf(PaymentFailedError)
+      expect(error.mayHaveSettled).toBe(true)
+      expect(client.ledger.spent('sat')).toBe(250n)
+      await expect(client.fetch('https://ln.test/r')).rejects.toBeInstanceOf(PolicyError)
+      expect(attempts()).toBe(1)
+    })
+
+  it('stays booked when the node reports it paid with a preimage that does not match', async () => {
+    const wallet: Wallet = {
+      pay: async () => ({ preimage: '00'.repeat(32) }),
+      receive: async () => ({ invoice }),
+    }
+    const client = clientOf(wallet)
+    const error = await client.fetch('https://ln.test/r').catch((e) => e)
+    expect(error.mayHaveSettled).toBe(true)
+    expect(error.message).not.toContain('00'.repeat(32))
+    expect(client.ledger.spent('sat')).toBe(250n)
+  })
+
+  const failed: [string, () => unknown][] = [
+    ['no route', () => [503, 'PaymentPathfindingFailedToFindPossibleRoute']],
+    ['a refusal before sending', () => [400, 'ExpectedPaymentRequestToPayViaPaymentRequest']],
+    ['a wallet saying nothing was paid', () => new PaymentFailedError('insufficient balance')],
+  ]
+  for (const [what, failure] of failed)
+    it(`is released after ${what}: nothing was paid`, async () => {
+      const { wallet, attempts } = failing(failure)
+      const client = clientOf(wallet)
+      const error = await client.fetch('https://ln.test/r').catch((e) => e)
+      expect(error.mayHaveSettled).toBe(false)
+      expect(client.ledger.spent('sat')).toBe(0n)
+      await expect(client.fetch('https://ln.test/r')).rejects.toBeInstanceOf(PaymentFailedError)
+      expect(attempts()).toBe(2)
+    })
+})
