@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Challenge, Credential, MemoryStore, Receipt, type Store, StoreUnavailableError } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { createInvoice, getChannelBalance, getInvoices, pay } from 'lightning'
+import { type AuthenticatedLnd, createInvoice, getChannelBalance, getInvoices, pay } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
@@ -31,6 +31,8 @@ type Setup = {
   stream?: number
   /** The payee node's socket the server uses (e.g. through a proxy the test turns off). */
   socket?: string
+  /** The server's node connection (default: the payee's, on `socket`). */
+  lnd?: AuthenticatedLnd
   /** What the server's onError receives. */
   errors?: unknown[]
   /** The server's clock. */
@@ -43,13 +45,14 @@ function setup({
   amount = '1',
   stream,
   socket,
+  lnd = lndFor(network.info.nodes.payee, socket),
   errors,
   now,
 }: Setup = {}) {
   const method = sessionServer({
     depositSats: 10,
     ...options,
-    lnd: lndFor(network.info.nodes.payee, socket),
+    lnd,
   } as SessionOptions)
   const server = createServer({
     realm,
@@ -773,5 +776,262 @@ describe('sessionServer', () => {
     await expect(client.fetch('https://other.test/generate')).rejects.toThrow(/deposit/)
     expect(await payerBalance()).toBe(before)
     expect(sessions.sessions.size).toBe(1)
+  })
+  /** A MemoryStore whose next balance credit (an open's or a top-up's) fails, as a Store outage would. */
+  const failingCreditStore = () => {
+    const store = new MemoryStore() as MemoryStore & { failNextCredit: () => void }
+    let armed = false
+    const credits = (key: string, delta: bigint) => armed && key.includes('available:') && delta > 0n
+    const fail = (): never => {
+      armed = false
+      throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
+    }
+    const increment = store.increment.bind(store)
+    store.increment = async (key, delta, options) =>
+      credits(key, delta) ? fail() : increment(key, delta, options)
+    const atomic = store.atomic.bind(store)
+    store.atomic = async (steps) =>
+      steps.some((step) => step.op === 'increment' && credits(step.key, step.delta)) ? fail() : atomic(steps)
+    store.failNextCredit = () => {
+      armed = true
+    }
+    return store
+  }
+
+  describe('a top-up whose session closes between its verification and its settlement', () => {
+    /**
+     * Holds the server node's lookup of one invoice (a slow node): a top-up verified on an open session
+     * waits there, past the open check, until `release`, so that a close runs in between.
+     */
+    const holdLookup = (lnd: AuthenticatedLnd) => {
+      let held: string | undefined
+      let reached!: () => void
+      let release!: () => void
+      const atHold = new Promise<void>((resolve) => {
+        reached = resolve
+      })
+      const released = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const lookup = lnd.default.lookupInvoice.bind(lnd.default)
+      lnd.default.lookupInvoice = (args: { r_hash: Buffer }, callback: unknown) => {
+        if (held === undefined || Buffer.from(args.r_hash).toString('hex') !== held)
+          return lookup(args, callback)
+        held = undefined
+        reached()
+        void released.then(() => lookup(args, callback))
+      }
+      return {
+        hold: (paymentHash: string) => {
+          held = paymentHash
+        },
+        atHold,
+        release,
+      }
+    }
+
+    /**
+     * A MemoryStore that runs `onClose` right after a close marks the session closed, before that close
+     * sweeps and claims the refund.
+     */
+    const pausingStore = () => {
+      const store = new MemoryStore() as MemoryStore & { onClose?: (() => Promise<void>) | undefined }
+      const compareAndSet = store.compareAndSet.bind(store)
+      store.compareAndSet = async (key, expected, next, ttlMs) => {
+        const swapped = await compareAndSet(key, expected, next, ttlMs)
+        const run = store.onClose
+        if (swapped && run && key.includes('session:') && next.includes('"refundStatus":"pending"')) {
+          store.onClose = undefined
+          await run()
+        }
+        return swapped
+      }
+      return store
+    }
+
+    /**
+     * Opens a session (deposit 10, one request at `amount`), pays a top-up invoice and sends its topUp,
+     * which passes the open check; then the session is closed, and the top-up settles after the whole
+     * close or (`duringClose`) after the close marked the session closed, before its refund is claimed.
+     */
+    const race = async ({ amount, duringClose = false }: { amount: string; duringClose?: boolean }) => {
+      const lnd = lndFor(network.info.nodes.payee)
+      const held = holdLookup(lnd)
+      const store = pausingStore()
+      const failures: unknown[] = []
+      const t = setup({ amount, lnd, store, options: { onRefundFailure: (f) => failures.push(f) } })
+      const { sessions, client } = newClient(t.handler)
+      const before = await payerBalance()
+      expect((await client.fetch(url)).status).toBe(200)
+      const state = [...sessions.sessions.values()][0]!
+      const c = await t.challenge()
+      const payer = lndFor(network.info.nodes.payer)
+      const { preimage: topUpPreimage } = await lndWallet(payer).pay(c.request.depositInvoice as string, {
+        maxFeeSats: 10,
+      })
+      const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+      held.hold(c.request.paymentHash as string)
+      const answer = t.submit(c, topUp)
+      await held.atHold
+      if (duringClose)
+        store.onClose = async () => {
+          held.release()
+          await answer
+        }
+      const closed = await t.submit(await t.challenge(), {
+        action: 'close',
+        sessionId: state.sessionId,
+        preimage: state.preimage,
+      })
+      held.release()
+      const refused = await answer
+      // The top-up's deposit presented as an open on its own challenge (the core gives a challenge back
+      // when its settle throws).
+      const reuse = async () =>
+        t.submit(c, {
+          action: 'open',
+          preimage: topUpPreimage,
+          returnInvoice: (await createInvoice({ lnd: payer })).request,
+        })
+      return { ...t, before, state, c, topUp, topUpPreimage, closed, refused, reuse, failures }
+    }
+    const sessionClosed = 'https://paymentauth.org/problems/lightning/session-closed'
+
+    it('the close refunded nothing: refused, paid back to the return invoice once, and its deposit never opens a session', async () => {
+      const r = await race({ amount: '10' })
+      expect(await r.closed.json()).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
+      expect(r.refused.status).toBe(402)
+      const body = await r.refused.json()
+      expect(body).toMatchObject({ type: sessionClosed, refundSats: 10, refundStatus: 'succeeded' })
+      expect(JSON.stringify(body)).not.toContain(r.topUpPreimage)
+      // Paid the 10 sat deposit (spent on the one request) and the 10 sat top-up, which came back.
+      expect(r.before - (await payerBalance())).toBe(10)
+      // The same credential again is answered the same, paying nothing back twice.
+      const again = await r.submit(r.c, r.topUp)
+      expect(again.status).toBe(402)
+      expect(await again.json()).toEqual(body)
+      expect(await problemType(await r.reuse())).toBe('lightning/unknown-challenge')
+      expect(r.runs()).toBe(1)
+      expect(r.before - (await payerBalance())).toBe(10)
+      expect(r.failures).toEqual([])
+    })
+
+    it('the close paid its return invoice: refused, reported and recorded as not refunded, and its deposit never opens a session', async () => {
+      const r = await race({ amount: '1' })
+      expect(await r.closed.json()).toEqual({ status: 'closed', refundSats: 9, refundStatus: 'succeeded' })
+      const body = await r.refused.json()
+      expect(body).toMatchObject({ type: sessionClosed, refundSats: 10, refundStatus: 'failed' })
+      // A BOLT11 invoice is paid once: the top-up cannot go back through it, so the operator is told.
+      expect(r.failures).toEqual([
+        {
+          sessionId: r.state.sessionId,
+          refundSats: 10,
+          error: 'ReturnInvoiceUsed',
+          topUpPaymentHash: r.c.request.paymentHash,
+        },
+      ])
+      expect(JSON.stringify([body, r.failures])).not.toContain(r.topUpPreimage)
+      // Paid 10 + 10, got the 9 unspent back; the top-up is held for the operator, never used again.
+      expect(r.before - (await payerBalance())).toBe(11)
+      expect(await (await r.submit(r.c, r.topUp)).json()).toEqual(body)
+      expect(r.failures).toHaveLength(1)
+      expect(await problemType(await r.reuse())).toBe('lightning/unknown-challenge')
+      expect(r.runs()).toBe(1)
+      expect(r.before - (await payerBalance())).toBe(11)
+    })
+
+    it('the close had not claimed its refund yet: refused, and the one refund payment carries the top-up', async () => {
+      const r = await race({ amount: '1', duringClose: true })
+      const body = await r.refused.json()
+      expect(body).toMatchObject({ type: sessionClosed, refundSats: 10, refundStatus: 'pending' })
+      // 9 unspent + the 10 sat top-up, in the close's refund.
+      expect(await r.closed.json()).toEqual({ status: 'closed', refundSats: 19, refundStatus: 'succeeded' })
+      expect(r.before - (await payerBalance())).toBe(1)
+      expect(await problemType(await r.reuse())).toBe('lightning/unknown-challenge')
+      expect(r.runs()).toBe(1)
+      expect(r.before - (await payerBalance())).toBe(1)
+      expect(r.failures).toEqual([])
+    })
+  })
+
+  it('a Store failure part-way through a top-up or an open leaves its deposit to that action: the other cannot use it, a retry settles it once', async () => {
+    const store = failingCreditStore()
+    const { handler, challenge, submit, runs } = setup({ store })
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const payer = lndFor(network.info.nodes.payer)
+    const returnInvoice = (await createInvoice({ lnd: payer })).request
+    // A top-up whose credit fails: its deposit cannot open a session; its retry credits it, once.
+    const c = await challenge()
+    const { preimage: topUpPreimage } = await lndWallet(payer).pay(c.request.depositInvoice as string, {
+      maxFeeSats: 10,
+    })
+    const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+    store.failNextCredit()
+    expect((await submit(c, topUp)).status).toBe(503)
+    expect(
+      await problemType(await submit(c, { action: 'open', preimage: topUpPreimage, returnInvoice })),
+    ).toBe('lightning/unknown-challenge')
+    const credited = await submit(c, topUp)
+    expect(credited.status).toBe(200)
+    expect(await credited.json()).toEqual({ status: 'ok' })
+    // An open whose session write fails: its deposit cannot top up a session; its retry opens it.
+    const o = await challenge()
+    const { preimage } = await lndWallet(payer).pay(o.request.depositInvoice as string, { maxFeeSats: 10 })
+    const open = { action: 'open', preimage, returnInvoice }
+    store.failNextCredit()
+    expect((await submit(o, open)).status).toBe(503)
+    expect(
+      await problemType(
+        await submit(o, { action: 'topUp', sessionId: state.sessionId, topUpPreimage: preimage }),
+      ),
+    ).toBe('lightning/unknown-challenge')
+    expect((await submit(o, open)).status).toBe(200)
+    // The first session: 10 + 10 deposited, 1 spent.
+    expect(await (await sessions.close(url)).json()).toEqual({
+      status: 'closed',
+      refundSats: 19,
+      refundStatus: 'succeeded',
+    })
+    expect(runs()).toBe(2)
+    // Paid 10 + 10 + 10, got 19 back; the second session holds its 10 (1 spent).
+    expect(before - (await payerBalance())).toBe(11)
+  })
+
+  it('a top-up cut short by a Store failure, whose session then closes, is given back by its retry', async () => {
+    const store = failingCreditStore()
+    const { handler, challenge, submit, runs } = setup({ store, amount: '10' })
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const state = [...sessions.sessions.values()][0]!
+    const payer = lndFor(network.info.nodes.payer)
+    const c = await challenge()
+    const { preimage: topUpPreimage } = await lndWallet(payer).pay(c.request.depositInvoice as string, {
+      maxFeeSats: 10,
+    })
+    const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+    store.failNextCredit()
+    expect((await submit(c, topUp)).status).toBe(503)
+    expect(await (await sessions.close(url)).json()).toEqual({
+      status: 'closed',
+      refundSats: 0,
+      refundStatus: 'skipped',
+    })
+    const retried = await submit(c, topUp)
+    expect(await retried.json()).toMatchObject({
+      type: 'https://paymentauth.org/problems/lightning/session-closed',
+      refundSats: 10,
+      refundStatus: 'succeeded',
+    })
+    // Paid the 10 sat deposit (spent) and the 10 sat top-up, which came back.
+    expect(before - (await payerBalance())).toBe(10)
+    const returnInvoice = (await createInvoice({ lnd: payer })).request
+    expect(
+      await problemType(await submit(c, { action: 'open', preimage: topUpPreimage, returnInvoice })),
+    ).toBe('lightning/unknown-challenge')
+    expect(runs()).toBe(1)
   })
 })

@@ -1,11 +1,12 @@
 import { BaseError, ConfigurationError, Credential, type Method, VerificationFailedError } from '@mppkit/core'
-import { type AuthenticatedLnd, getInvoice, pay } from 'lightning'
+import { type AuthenticatedLnd, getInvoice } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call, errorName } from '../internal/node.js'
+import { call } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, sha256Hex } from './Charge.js'
+import { type DepositClaim, Deposits, refusal, type TopUpRefusal } from './session/Deposits.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
 import { type CloseOutcome, closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
 import { Sessions } from './session/Sessions.js'
@@ -30,7 +31,9 @@ export type SessionOptions = {
   retentionSeconds?: number
   /**
    * Failed refunds (default: reported to the server's `onError`/`logger`); never given a preimage or an
-   * invoice.
+   * invoice. Also a top-up that reached a session closed in the meantime and could not be given back
+   * (its return invoice already paid by the close): `topUpPaymentHash` set, and the refusal recorded in
+   * the method's Store under `funds:<topUpPaymentHash>` for the operator to refund.
    */
   onRefundFailure?: (failure: RefundFailure) => void
   /**
@@ -97,8 +100,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
   const onRefundFailure =
     options.onRefundFailure ??
     ((failure: RefundFailure) => {
+      const what = failure.topUpPaymentHash ? `top-up ${failure.topUpPaymentHash} of session` : 'session'
       const error = new BaseError(
-        `lightning refund failed: session ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
+        `lightning refund failed: ${what} ${failure.sessionId}, ${failure.refundSats} sat (${failure.error})`,
         { code: 'lightning-refund-failed' },
       )
       for (const report of reporters) report(error)
@@ -107,6 +111,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
   // Per server this method is set up with (one scoped store each): its sessions, clock and signal.
   type ServerState = {
     sessions: Sessions
+    deposits: Deposits
     now: () => number
     signal: AbortSignal
     realm?: string
@@ -115,8 +120,15 @@ export function sessionServer(options: SessionOptions): SessionServer {
   const stateFor = (store: Method.MethodStore): ServerState => {
     let state = states.get(store)
     if (!state) {
+      const sessions = new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 })
       state = {
-        sessions: new Sessions(store, { ttlMs: retentionMs, idleMs: idleSeconds * 1000 }),
+        sessions,
+        deposits: new Deposits(sessions, {
+          ttlMs: retentionMs,
+          lnd,
+          maxFeeSats: maxRefundFee,
+          onRefundFailure,
+        }),
         now: () => Date.now(),
         signal: new AbortController().signal,
       }
@@ -171,6 +183,47 @@ export function sessionServer(options: SessionOptions): SessionServer {
     if (preimage !== undefined && sha256Hex(preimage) !== record.paymentHash)
       throw new LightningProblem('invalid-preimage', 'SHA-256 of the preimage does not match the session.')
     return record
+  }
+
+  /** The problem of a top-up refused because its session closed first, saying what became of its satoshis. */
+  const topUpRefused = ({ refundSats, refundStatus }: TopUpRefusal) =>
+    new LightningProblem(
+      'session-closed',
+      `The session closed before the top-up was credited; ${
+        refundStatus === 'pending'
+          ? 'it is refunded with the session balance.'
+          : refundStatus === 'succeeded'
+            ? 'it was refunded to the return invoice.'
+            : 'it could not be refunded to the return invoice; the server recorded it for a refund.'
+      }`,
+      { refundSats, refundStatus },
+    )
+
+  /**
+   * Whether a top-up credential may go on although its session is closed: its own earlier attempt
+   * claimed the deposit and stopped before crediting it, so settling again gives it back. One that was
+   * refused already is answered as it was then ("MUST NOT result in double-crediting or
+   * double-refunding"). Anything else is refused as any action on a closed session.
+   */
+  const resumesClosedTopUp = async (
+    store: Method.MethodStore,
+    challengeId: string,
+    action: Extract<LightningSessionPayload, { action: 'topUp' }>,
+    request: LightningSessionRequest,
+  ) => {
+    const { sessions, deposits } = stateFor(store)
+    if (request.paymentHash === undefined || (await sessions.get(action.sessionId))?.status !== 'closed')
+      return false
+    const claim = await deposits.get(request.paymentHash)
+    if (
+      claim?.action !== 'topUp' ||
+      claim.challengeId !== challengeId ||
+      claim.sessionId !== action.sessionId ||
+      sha256Hex(action.topUpPreimage) !== request.paymentHash
+    )
+      return false
+    if (claim.state === 'refused') throw topUpRefused(refusal(claim))
+    return claim.state === 'claimed'
   }
 
   /** The deposit invoice of the challenge, checked against its `paymentHash` and the paid preimage. */
@@ -303,7 +356,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       }
     },
 
-    async verify({ request, payload, store }): Promise<Verified> {
+    async verify({ challenge, request, payload, store }): Promise<Verified> {
       const action = payload as LightningSessionPayload
       if (action.action === 'open') {
         const { invoice, sats } = await paidDeposit(request, action.preimage)
@@ -330,7 +383,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
         }
       }
       if (action.action === 'topUp') {
-        await requireOpen(store, action.sessionId, undefined)
+        if (!(await resumesClosedTopUp(store, challenge.id, action, request))) {
+          // Step 4 of the TopUp verification: "Verify session.status == "open""
+          await requireOpen(store, action.sessionId, undefined)
+        }
         const { invoice, sats } = await paidDeposit(request, action.topUpPreimage)
         return {
           action: 'topUp',
@@ -352,6 +408,18 @@ export function sessionServer(options: SessionOptions): SessionServer {
       const { sessionId } = verified
       const price = BigInt(request.amount)
       if (verified.action === 'open') {
+        // "Servers MUST NOT allow session IDs to be guessed or reused across sessions." The deposit is
+        // claimed for this open before the session is written: a deposit paid for a top-up (credited, or
+        // refunded because its session closed) never opens a session, even when the core gave its
+        // challenge back after a failed settle; nor does this one ever top up another.
+        const claim: DepositClaim = {
+          action: 'open',
+          challengeId: challenge.id,
+          sessionId,
+          sats: String(verified.depositSats),
+        }
+        if (!(await state.deposits.claim(sessionId, claim)))
+          throw new LightningProblem('unknown-challenge', 'This deposit has already been used.')
         // "Store session state: {paymentHash, depositSats, spent: 0, returnInvoice, status: "open"}"
         const opened = await s.open(
           {
@@ -376,23 +444,31 @@ export function sessionServer(options: SessionOptions): SessionServer {
         return { reference: sessionId, context: meterFor(state, sessionId, request) }
       }
       if (verified.action === 'topUp') {
-        // One deposit invoice credits once, whatever the challenge bookkeeping says.
-        if (!(await store.putIfAbsent(`credited:${verified.paymentHash}`, challenge.id, retentionMs)))
-          throw new LightningProblem('unknown-challenge', 'This top-up has already been credited.')
-        if ((await s.credit(sessionId, verified.topUpSats)) === 'closed') {
-          // Closed between verification and credit: the top-up goes back to the return invoice at once.
-          const record = await s.get(sessionId)
-          if (record)
-            await pay({
-              lnd,
-              request: record.returnInvoice,
-              tokens: Number(verified.topUpSats),
-              max_fee: maxRefundFee(verified.topUpSats),
-            }).catch((error) =>
-              onRefundFailure({ sessionId, refundSats: Number(verified.topUpSats), error: errorName(error) }),
-            )
-          throw new LightningProblem('session-closed', 'The session closed before the top-up was credited.')
+        const { paymentHash, topUpSats } = verified
+        // "This ensures each top-up invoice can only be used once.": the deposit is claimed for this top-up
+        // of this session (one claim shared with open) before anything is credited or refunded.
+        const claimed = await state.deposits.claim(paymentHash, {
+          action: 'topUp',
+          challengeId: challenge.id,
+          sessionId,
+          sats: String(topUpSats),
+          state: 'claimed',
+        })
+        if (!claimed) throw new LightningProblem('unknown-challenge', 'This deposit has already been used.')
+        const outcome = await state.deposits.topUp(paymentHash, claimed)
+        if (outcome.status === 'interrupted') {
+          // An earlier attempt stopped where it cannot be told whether the credit or refund happened.
+          const error = new BaseError(
+            `lightning top-up interrupted: top-up ${paymentHash} of session ${sessionId}, ${topUpSats} sat, not settled again`,
+            { code: 'lightning-topup-interrupted' },
+          )
+          for (const report of reporters) report(error)
+          throw new LightningProblem('unknown-challenge', 'This top-up was already settled in part.')
         }
+        // The session closed between verification and credit: "Servers MUST reject any action on a
+        // closed session." The claim keeps the deposit spent and records the refund, so neither a retry
+        // nor another action can run it again.
+        if (outcome.status === 'refused') throw topUpRefused(outcome)
         credited.emit(sessionId)
         // "return HTTP 200 with body {"status":"ok"}" / "The server MUST NOT initiate a new stream"
         return { reference: sessionId, response: json({ status: 'ok' }) }

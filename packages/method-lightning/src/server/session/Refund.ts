@@ -11,7 +11,16 @@ export type CloseOutcome = {
 }
 
 /** A line for the audit log of failed refunds (never a preimage or an invoice). */
-export type RefundFailure = { sessionId: string; refundSats: number; error: string }
+export type RefundFailure = {
+  sessionId: string
+  refundSats: number
+  error: string
+  /**
+   * Set when what failed to go back is a top-up that reached the session after it closed: its deposit's
+   * payment hash (its claim, `funds:<paymentHash>` in the method's Store, records it as not refunded).
+   */
+  topUpPaymentHash?: string
+}
 
 /** What paying a refund needs. */
 export type Refunder = {

@@ -137,6 +137,46 @@ describe('Sessions', () => {
     expect(await sessions.active(id)).toBe(true)
   })
 
+  it('a top-up reaching a closed session before its refund is claimed is paid with the refund, once; after the claim, not', async () => {
+    const sessions = fresh()
+    await sessions.open(record, 10n)
+    await sessions.charge(id, 4n)
+    await sessions.close(id)
+    const topUp = 'cd'.repeat(32)
+    expect(await sessions.refundWithClose(id, topUp, 7n)).toBe(true)
+    // The same top-up again (a retry) is carried once.
+    expect(await sessions.refundWithClose(id, topUp, 7n)).toBe(true)
+    const claimed = await sessions.claimRefund(id)
+    expect(claimed?.refundSats).toBe(13n)
+    expect(claimed?.record).toMatchObject({ refundStatus: 'attempting', refundSats: '13' })
+    // Claimed: the refund is fixed, so a later top-up is not carried (nor counted) any more.
+    expect(await sessions.refundWithClose(id, 'ef'.repeat(32), 5n)).toBe(false)
+    expect(await sessions.refundWithClose(id, topUp, 7n)).toBe(true)
+    expect((await sessions.get(id))?.refundSats).toBe('13')
+    // An open session's refund is not pending: nothing is carried.
+    const open = fresh()
+    await open.open(record, 10n)
+    expect(await open.refundWithClose(id, topUp, 7n)).toBe(false)
+  })
+
+  it('credits a top-up in one store operation with its claim, only on an open session', async () => {
+    const sessions = fresh()
+    await sessions.open(record, 10n)
+    const claim = { key: 'funds:x', expected: 'claimed', next: 'credited' }
+    await sessions.store.set('funds:x', 'claimed', 60_000)
+    expect(await sessions.creditWith(id, 5n, claim)).toBe('credited')
+    expect(await sessions.store.get('funds:x')).toBe('credited')
+    expect(await sessions.balance(id)).toEqual({ deposit: 15n, available: 15n, spent: 0n })
+    // The claim moved on (another request): nothing credited.
+    expect(await sessions.creditWith(id, 5n, claim)).toBe('claimed')
+    expect(await sessions.balance(id)).toEqual({ deposit: 15n, available: 15n, spent: 0n })
+    await sessions.store.set('funds:x', 'claimed', 60_000)
+    await sessions.close(id)
+    expect(await sessions.creditWith(id, 5n, claim)).toBe('closed')
+    expect(await sessions.store.get('funds:x')).toBe('claimed')
+    expect(await sessions.claimRefund(id)).toMatchObject({ refundSats: 15n })
+  })
+
   it('does not credit a top-up to a closed session', async () => {
     const sessions = fresh()
     await sessions.open(record, 10n)

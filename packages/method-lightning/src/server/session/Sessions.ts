@@ -1,4 +1,4 @@
-import type { Store } from '@mppkit/core'
+import { ConfigurationError, type Store } from '@mppkit/core'
 import { IdleIndex } from './IdleIndex.js'
 
 /** A session record as stored (the counters live in their own keys). */
@@ -20,6 +20,11 @@ export type SessionRecord = {
    * sweep (see `recoverRefund`).
    */
   refundStatus?: 'succeeded' | 'failed' | 'skipped' | 'pending' | 'attempting'
+  /**
+   * Top-ups that reached the session after it closed, while its refund was still `pending`: payment hash
+   * to satoshis. They are paid back with the refund (see {@link Sessions.refundWithClose}).
+   */
+  topUpsAfterClose?: Record<string, string>
 }
 
 /** Balance of a session in satoshis. */
@@ -139,6 +144,59 @@ export class Sessions {
     return 'credited'
   }
 
+  /**
+   * {@link Sessions.credit} as ONE Store operation (stores with `atomic` only), together with `claim`, a
+   * compare-and-set of the caller's (the deposit claim moving to credited): the top-up lands whole on a
+   * session that is open at that instant, with its claim, or nothing does. `closed` when the session is
+   * not open; `claimed` when the claim was not `claim.expected` (another request moved it on).
+   */
+  async creditWith(
+    id: string,
+    sats: bigint,
+    claim: { key: string; expected: string; next: string },
+  ): Promise<'credited' | 'closed' | 'claimed'> {
+    const { ttlMs } = this.options
+    const atomic = this.store.atomic?.bind(this.store)
+    if (!atomic) throw new ConfigurationError('lightning session: creditWith needs a store with atomic()')
+    for (;;) {
+      const raw = await this.store.get(`session:${id}`)
+      if (raw === undefined || (JSON.parse(raw) as SessionRecord).status !== 'open') return 'closed'
+      // The open record itself is checked: a close changes it by compare-and-set, so the close and this
+      // credit are ordered (a credit before it is in the balance the close sweeps into the refund).
+      const { completed, results } = await atomic([
+        { op: 'check', key: `session:${id}`, equals: raw },
+        { op: 'compareAndSet', key: claim.key, expected: claim.expected, next: claim.next, ttlMs },
+        { op: 'increment', key: `available:${id}`, delta: sats, ttlMs },
+        { op: 'increment', key: `deposit:${id}`, delta: sats, ttlMs },
+      ])
+      if (completed) break
+      if (results.length > 1) return 'claimed'
+      // The record changed between the read and the batch (it closed): read it again.
+    }
+    await this.touch(id)
+    return 'credited'
+  }
+
+  /**
+   * Adds a top-up that reached the session after it closed to the close's refund, while that refund is
+   * still `pending` (not yet claimed): the one refund payment then carries it too, instead of a second
+   * payment to a return invoice that can be paid only once. True when the refund carries it (added now,
+   * or by an earlier call for the same payment hash); false when the refund was already claimed.
+   */
+  async refundWithClose(id: string, paymentHash: string, sats: bigint): Promise<boolean> {
+    let carried = false
+    await this.#transition(id, (record) => {
+      if (record.topUpsAfterClose?.[paymentHash] !== undefined) {
+        carried = true
+        return undefined
+      }
+      if (record.status !== 'closed' || record.refundStatus !== 'pending') return undefined
+      carried = true
+      return { ...record, topUpsAfterClose: { ...record.topUpsAfterClose, [paymentHash]: String(sats) } }
+    })
+    return carried
+  }
+
   async balance(id: string): Promise<Balance> {
     const [deposit, available] = await Promise.all([
       this.store.get(`deposit:${id}`),
@@ -195,8 +253,9 @@ export class Sessions {
   }
 
   /**
-   * Claims the refund of a closed session whose refund is `pending`: its amount (the refund total) is
-   * fixed and the status becomes `attempting` by compare-and-set, so exactly one claimer pays it.
+   * Claims the refund of a closed session whose refund is `pending`: its amount (the refund total, plus
+   * any top-ups that reached the closed session, see {@link Sessions.refundWithClose}) is fixed and the
+   * status becomes `attempting` by compare-and-set, so exactly one claimer pays it.
    * Undefined when it was not pending (claimed already, or not closed).
    */
   async claimRefund(id: string): Promise<{ record: SessionRecord; refundSats: bigint } | undefined> {
@@ -204,6 +263,9 @@ export class Sessions {
     const record = await this.#transition(id, async (current) => {
       if (current.status !== 'closed' || current.refundStatus !== 'pending') return undefined
       refundSats = BigInt((await this.store.get(`refund:${id}`)) ?? '0')
+      // Top-ups added by refundWithClose change the record, so one added after this read fails the
+      // compare-and-set below and is counted on the next pass.
+      for (const sats of Object.values(current.topUpsAfterClose ?? {})) refundSats += BigInt(sats)
       return { ...current, refundStatus: 'attempting', refundSats: String(refundSats) }
     })
     return record && { record, refundSats }

@@ -1,0 +1,213 @@
+import { type AuthenticatedLnd, pay } from 'lightning'
+import { errorName } from '../../internal/node.js'
+import type { RefundFailure } from './Refund.js'
+import type { Sessions } from './Sessions.js'
+
+/**
+ * What the deposit paid under one payment hash went to, stored under `funds:<paymentHash>`. It is
+ * written once, by the first `open` or `topUp` that settles with that deposit, before any balance
+ * changes, so money paid to one invoice funds one action only, whatever happens to the challenge
+ * around it (a credential the core gives back after a failed settle, a retry, another action).
+ */
+export type DepositClaim = {
+  action: 'open' | 'topUp'
+  /** The challenge whose credential claimed it: only a retry of that credential goes on from it. */
+  challengeId: string
+  sessionId: string
+  sats: string
+  /**
+   * Top-ups only. `claimed`: nothing moved yet (a retry goes on from here); `credited`; `refused`: the
+   * session closed first, and `refundStatus` says what became of the satoshis. `crediting` and
+   * `refunding` mark a step that a failure may have cut short without telling whether it took effect
+   * (a credit on a Store without `atomic`, a refund payment): a retry never runs it again.
+   */
+  state?: 'claimed' | 'crediting' | 'credited' | 'refunding' | 'refused'
+  /**
+   * `pending`: added to the close's refund, not yet paid; `succeeded`: paid to the return invoice;
+   * `failed`: not paid back (reported through `onRefundFailure`; this record is what it is refunded from).
+   */
+  refundStatus?: 'pending' | 'succeeded' | 'failed'
+}
+
+/** A top-up whose session closed before the credit: what became of its satoshis (see {@link DepositClaim.refundStatus}). */
+export type TopUpRefusal = {
+  status: 'refused'
+  refundSats: number
+  refundStatus: 'pending' | 'succeeded' | 'failed'
+}
+
+/** What became of a top-up. */
+export type TopUpOutcome =
+  | { status: 'credited' }
+  | TopUpRefusal
+  /** Cut short earlier at a step that cannot be told done or not (or settled by another request): left as it is. */
+  | { status: 'interrupted' }
+
+/** A claim as stored (`raw`, what a compare-and-set expects) and parsed. */
+export type Claimed = { raw: string; claim: DepositClaim }
+
+/**
+ * The deposit claims of one Store, and the top-up credit built on them: claimed, then credited once or,
+ * when the session closed in the meantime, refused and given back.
+ *
+ * "Retrying a credential after a network failure MUST NOT result in double-crediting or
+ * double-refunding." (draft-lightning-session-00 §"Idempotency"); "This ensures each top-up invoice can
+ * only be used once." (§"TopUp Action"); "Servers MUST NOT allow session IDs to be guessed or reused
+ * across sessions." (§"Session Isolation")
+ *
+ * @example
+ * ```ts
+ * const claimed = await deposits.claim(hash, { action: 'topUp', challengeId, sessionId, sats: '10', state: 'claimed' })
+ * if (claimed) await deposits.topUp(hash, claimed)
+ * ```
+ */
+export class Deposits {
+  constructor(
+    readonly sessions: Sessions,
+    readonly options: {
+      ttlMs: number
+      lnd: AuthenticatedLnd
+      maxFeeSats: (sats: bigint) => number
+      onRefundFailure: (failure: RefundFailure) => void
+    },
+  ) {}
+
+  async get(paymentHash: string): Promise<DepositClaim | undefined> {
+    const raw = await this.sessions.store.get(key(paymentHash))
+    return raw === undefined ? undefined : (JSON.parse(raw) as DepositClaim)
+  }
+
+  /**
+   * Claims the deposit of `paymentHash` for `claim`, before anything is credited. Returns the claim to
+   * go on from: this one, or the one an earlier attempt of the same credential (same action, challenge
+   * and session) made before it failed part-way. Undefined when anything else claimed the deposit: an
+   * open, a top-up of another session, or another challenge.
+   */
+  async claim(paymentHash: string, claim: DepositClaim): Promise<Claimed | undefined> {
+    const { store } = this.sessions
+    const raw = JSON.stringify(claim)
+    if (await store.putIfAbsent(key(paymentHash), raw, this.options.ttlMs)) return { raw, claim }
+    const current = await store.get(key(paymentHash))
+    if (current === undefined) return undefined
+    const found = JSON.parse(current) as DepositClaim
+    const same =
+      found.action === claim.action &&
+      found.challengeId === claim.challengeId &&
+      found.sessionId === claim.sessionId
+    return same ? { raw: current, claim: found } : undefined
+  }
+
+  /**
+   * Credits a claimed top-up to its session once. "TopUp actions MUST atomically increment
+   * `session.depositSats`": on a Store with `atomic`, the credit and the claim's move to `credited` are
+   * one operation, so a retry after any failure knows whether it happened. When the session closed first
+   * ("Servers MUST reject any action on a closed session"), the top-up is refused and given back.
+   */
+  async topUp(paymentHash: string, claimed: Claimed): Promise<TopUpOutcome> {
+    const { claim } = claimed
+    if (claim.state === 'credited') return { status: 'credited' }
+    if (claim.state === 'refused') return refusal(claim)
+    if (claim.state !== 'claimed') return { status: 'interrupted' }
+    const { store } = this.sessions
+    const { ttlMs } = this.options
+    const sats = BigInt(claim.sats)
+    const credited = JSON.stringify({ ...claim, state: 'credited' })
+    let raw = claimed.raw
+    let result: 'credited' | 'closed' | 'claimed'
+    if (store.atomic) {
+      result = await this.sessions.creditWith(claim.sessionId, sats, {
+        key: key(paymentHash),
+        expected: raw,
+        next: credited,
+      })
+    } else {
+      // Without `atomic` the credit takes several operations: the claim says `crediting` first, so a
+      // retry after a failure part-way (which cannot tell whether the credit landed) never credits again.
+      const crediting = JSON.stringify({ ...claim, state: 'crediting' })
+      if (!(await store.compareAndSet(key(paymentHash), raw, crediting, ttlMs)))
+        return { status: 'interrupted' }
+      raw = crediting
+      result = await this.sessions.credit(claim.sessionId, sats)
+      if (result === 'credited') await store.compareAndSet(key(paymentHash), raw, credited, ttlMs)
+    }
+    if (result === 'claimed') return { status: 'interrupted' }
+    if (result === 'credited') return { status: 'credited' }
+    return this.#refuse(paymentHash, claim, raw)
+  }
+
+  /**
+   * Gives back a top-up whose session closed before it was credited. The spec's only way back to the
+   * client is the session's return invoice, and a BOLT11 invoice is paid once:
+   * - while the close's refund is unclaimed, the top-up is added to it (one payment carries both);
+   * - else, when the close refunded nothing (so never paid that invoice), it is paid to the return
+   *   invoice (the first such top-up only);
+   * - else the invoice is spent (by the close's refund, or by another such top-up): the top-up is
+   *   reported through `onRefundFailure` (`ReturnInvoiceUsed`) and kept in its claim
+   *   (`refundStatus: 'failed'`), where the operator finds what to refund. So is one whose payment fails.
+   *
+   * `returned:<sessionId>` names the one top-up that may pay the return invoice.
+   */
+  async #refuse(paymentHash: string, claim: DepositClaim, raw: string): Promise<TopUpOutcome> {
+    const { store } = this.sessions
+    const { ttlMs } = this.options
+    const { sessionId } = claim
+    const sats = BigInt(claim.sats)
+    const failed = (error: string) => {
+      this.options.onRefundFailure({
+        sessionId,
+        refundSats: Number(sats),
+        error,
+        topUpPaymentHash: paymentHash,
+      })
+      return 'failed' as const
+    }
+    let refundStatus: 'pending' | 'succeeded' | 'failed'
+    if (await this.sessions.refundWithClose(sessionId, paymentHash, sats)) refundStatus = 'pending'
+    else {
+      const record = await this.sessions.get(sessionId)
+      const unpaid =
+        record?.refundSats === '0' &&
+        (record.refundStatus === 'skipped' || record.refundStatus === 'attempting')
+      const returned = `returned:${sessionId}`
+      if (
+        record &&
+        unpaid &&
+        ((await store.putIfAbsent(returned, paymentHash, ttlMs)) ||
+          (await store.get(returned)) === paymentHash)
+      ) {
+        // Marked before paying: a retry after a failure from here on cannot tell whether the payment
+        // left, so it never pays again.
+        const refunding = JSON.stringify({ ...claim, state: 'refunding' })
+        if (!(await store.compareAndSet(key(paymentHash), raw, refunding, ttlMs)))
+          return { status: 'interrupted' }
+        raw = refunding
+        try {
+          await pay({
+            lnd: this.options.lnd,
+            request: record.returnInvoice,
+            tokens: Number(sats),
+            max_fee: this.options.maxFeeSats(sats),
+          })
+          refundStatus = 'succeeded'
+        } catch (error) {
+          refundStatus = failed(errorName(error))
+        }
+      } else refundStatus = failed(record ? 'ReturnInvoiceUsed' : 'SessionNotFound')
+    }
+    // Recorded: a retry of the same credential is answered from here.
+    const refused: DepositClaim = { ...claim, state: 'refused', refundStatus }
+    await store.compareAndSet(key(paymentHash), raw, JSON.stringify(refused), ttlMs)
+    return refusal(refused)
+  }
+}
+
+const key = (paymentHash: string) => `funds:${paymentHash}`
+
+/** The outcome a refused top-up's claim records. */
+export function refusal(claim: DepositClaim): TopUpRefusal {
+  return {
+    status: 'refused',
+    refundSats: Number(claim.sats),
+    refundStatus: claim.refundStatus ?? 'failed',
+  }
+}
