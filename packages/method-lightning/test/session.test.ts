@@ -593,7 +593,7 @@ describe('sessionServer', () => {
       const store = stoppingStore('attempting', 'before')
       const { server, before, closed, sessionId } = await openAndClose(store, [])
       expect(closed.status).toBe(503)
-      offset = 599_000
+      offset = 590_000
       await new Promise((resolve) => setTimeout(resolve, 500))
       expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'pending' })
       expect(await payerBalance()).toBe(before - 10)
