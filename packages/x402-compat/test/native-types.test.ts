@@ -2,7 +2,7 @@
 // (`--network tempo` predeploys Permit2 at its canonical address), paid by our client, refused when
 // tampered, replayed or expired, and settled once under concurrent copies.
 import { Challenge, Credential, MemoryStore, type Store } from '@mppkit/core'
-import { create as createClient, receipt } from '@mppkit/core/client'
+import { create as createClient, PaymentFailedError, PolicyError, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { encodeFunctionData, erc20Abi, type Hex, keccak256, maxUint256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -466,6 +466,39 @@ describe.skipIf(reason)('evm charge, type="hash"', () => {
     const again = await send(handler, await challengeOf(handler), payload)
     expect((await again.json()).reason).toBe('transaction-used')
     expect(runs()).toBe(1)
+  })
+
+  it('a transfer sent but not confirmed in time stays booked: the retry is refused by the budget, one transfer', async () => {
+    const { info, payTo, handler, runs } = setup(['hash'])
+    const before = await balanceOf(info, payTo)
+    const real = walletOf(info, 5)
+    let broadcasts = 0
+    // The node takes the transfer (it is mined); the wait for its receipt times out.
+    const wallet = Object.assign(Object.create(real), {
+      sendRawTransaction: async (args: { serializedTransaction: Hex }) => {
+        broadcasts++
+        const hash = await real.sendRawTransaction(args)
+        await real.waitForTransactionReceipt({ hash })
+        return hash
+      },
+      waitForTransactionReceipt: async () => {
+        throw new Error('timed out while waiting for the receipt')
+      },
+    })
+    const client = createClient({
+      methods: [chargeClient({ account: privateKeyToAccount(info.accounts[5]!.privateKey), wallet })],
+      policy: { budget: { [info.eip3009Token]: 900n } },
+      fetch: asFetch(handler),
+    })
+    const failed = await client.fetch(url).catch((error: unknown) => error)
+    expect(failed).toBeInstanceOf(PaymentFailedError)
+    expect((failed as PaymentFailedError).mayHaveSettled).toBe(true)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    // The money moved: a second attempt must not pay again.
+    expect(await client.fetch(url).catch((error: unknown) => error)).toBeInstanceOf(PolicyError)
+    expect(broadcasts).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(900n)
+    expect(runs()).toBe(0)
   })
 
   it('refuses a hash of a transfer to someone else, for less, an unknown hash, and a payer other than the source', async () => {

@@ -177,11 +177,25 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
       }
       if (type === 'hash') {
         const wallet = walletFor(chainId)
-        const hash = await wallet.sendRawTransaction({ serializedTransaction: await transfer(request) })
-        const receipt = await wallet.waitForTransactionReceipt({
-          hash,
-          timeout: options.confirmTimeout ?? 30_000,
-        })
+        const serializedTransaction = await transfer(request)
+        let receipt: Awaited<ReturnType<typeof wallet.waitForTransactionReceipt>>
+        let hash: Hex
+        try {
+          hash = await wallet.sendRawTransaction({ serializedTransaction })
+          receipt = await wallet.waitForTransactionReceipt({
+            hash,
+            timeout: options.confirmTimeout ?? 30_000,
+          })
+        } catch (cause) {
+          // Once the signed transfer went to the node, a lost answer or a receipt wait that timed out says
+          // nothing about whether it is mined: the client keeps the payment booked (mayHaveSettled), so
+          // a retry cannot pay past the spend policy.
+          throw new PaymentFailedError('evm: the transfer was sent, but the node did not confirm it', {
+            code: 'unconfirmed',
+            cause,
+            mayHaveSettled: true,
+          })
+        }
         if (receipt.status !== 'success') throw fail('the transfer reverted', 'transfer-reverted')
         return { payload: { type, hash }, source }
       }
