@@ -3,6 +3,7 @@ import {
   type Defaults,
   guard,
   type Io,
+  type OptionSpec,
   parseCommand,
   printResponse,
   processIo,
@@ -24,13 +25,17 @@ export const defaults: Defaults = {
   confirmAbove: (quote: Method.Quote) => (quote.currency === 'sat' ? 1_000n : 0n),
 }
 
-const options = {
+/**
+ * The options of `mppkit pay` for Lightning besides `@mppkit/core/cli`'s `commonOptions`: `mppkit pay` reads
+ * the URL to probe with them, so that a flag's value is never taken for the URL.
+ */
+export const options = {
   '--lnd-socket': { name: 'lndSocket', value: true },
   '--lnd-cert': { name: 'lndCert', value: true },
   '--lnd-macaroon': { name: 'lndMacaroon', value: true },
   '--network': { name: 'network', value: true },
   '--max-fee': { name: 'maxFee', value: true },
-} as const
+} as const satisfies OptionSpec
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Lightning (a BOLT11 charge) and print the body
 

@@ -4,6 +4,7 @@ import {
   type Defaults,
   guard,
   type Io,
+  type OptionSpec,
   parseCommand,
   printResponse,
   processIo,
@@ -65,12 +66,16 @@ export const defaults: Defaults = {
         : 0n,
 }
 
-const options = {
+/**
+ * The options of `mppkit pay` for Solana besides `@mppkit/core/cli`'s `commonOptions`: `mppkit pay` reads
+ * the URL to probe with them, so that a flag's value is never taken for the URL.
+ */
+export const options = {
   '--keypair': { name: 'keypair', value: true },
   '--rpc-url': { name: 'rpcUrl', value: true },
   '--network': { name: 'network', value: true },
   '--mode': { name: 'mode', value: true },
-} as const
+} as const satisfies OptionSpec
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Solana (SOL or an SPL token) and print the body
 

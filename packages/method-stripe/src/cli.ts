@@ -3,6 +3,7 @@ import {
   type Defaults,
   guard,
   type Io,
+  type OptionSpec,
   parseCommand,
   printResponse,
   processIo,
@@ -47,12 +48,16 @@ export const defaults: Defaults = {
   },
 }
 
-const options = {
+/**
+ * The options of `mppkit pay` for Stripe besides `@mppkit/core/cli`'s `commonOptions`: `mppkit pay` reads
+ * the URL to probe with them, so that a flag's value is never taken for the URL.
+ */
+export const options = {
   '--stripe-key': { name: 'stripeKey', value: true },
   '--payment-method': { name: 'paymentMethod', value: true },
   '--api-base': { name: 'apiBase', value: true },
   '--api-version': { name: 'apiVersion', value: true },
-} as const
+} as const satisfies OptionSpec
 
 const usage = `mppkit pay <url> [options]     pay for a URL with Stripe (a Shared Payment Token) and print the body
 

@@ -1,12 +1,12 @@
 import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
-import { describeError } from '@mppkit/core/cli'
+import { commandUrl, describeError, printable } from '@mppkit/core/cli'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
 import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { readContract } from 'viem/actions'
 import { chargeClient } from './client/Charge.js'
 import { type SessionClient, sessionClient } from './client/Session.js'
-import { baseUnits, formatUnits, parseArgs, UsageError } from './internal/cliArgs.js'
+import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
 import { publicClientFor } from './internal/rpc.js'
 import { type GuardLimits, guard, tip20Decimals } from './internal/spendGuard.js'
 
@@ -34,7 +34,11 @@ Before paying it prints what it pays (amount, currency, recipient, realm) on std
 asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}. The body goes to stdout; the decoded Payment-Receipt to stderr.
 Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
-const options = {
+/**
+ * The options of `mppkit pay` for Tempo: `mppkit pay` reads the URL to probe with them, so that a flag's
+ * value (`--rpc <url>`) is never taken for the URL.
+ */
+export const options = {
   '--key': { name: 'key', value: true },
   '--rpc': { name: 'rpc', value: true },
   '-X': { name: 'method', value: true },
@@ -52,7 +56,7 @@ const options = {
   '--yes': { name: 'yes', value: false },
   '-h': { name: 'help', value: false },
   '--help': { name: 'help', value: false },
-} as const
+} as const satisfies OptionSpec
 
 /** Where `pay` writes, and how it asks a question (`confirm` is absent when nobody can answer). */
 export type Io = {
@@ -128,6 +132,7 @@ async function chainIdOf(rpcUrl: string): Promise<number> {
  */
 export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
   let args: ReturnType<typeof parseArgs>
+  let url: string
   let limits: GuardLimits
   let deposit: bigint | undefined
   try {
@@ -136,8 +141,8 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
       io.stdout(`${usage}\n`)
       return 0
     }
-    if (args.positionals.length > 1)
-      throw new UsageError(`one <url> only, got also ${JSON.stringify(args.positionals[1])}`)
+    // Never echoes a positional: a key given without --key would be printed back.
+    url = commandUrl(args.positionals)
     const mode = args.values.get('mode')
     if (mode !== undefined && mode !== 'pull' && mode !== 'push')
       throw new UsageError(`--mode is pull or push, got "${mode}"`)
@@ -160,17 +165,12 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)
     return 2
   }
-  const url = args.positionals[0]
   const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
   const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
-  if (!url || !key || !rpcUrl) {
+  if (!key || !rpcUrl) {
     io.stderr(
-      `mppkit pay: ${!url ? 'missing <url>' : !key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usage}\n`,
+      `mppkit pay: ${!key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usage}\n`,
     )
-    return 2
-  }
-  if (!/^https?:\/\//i.test(url)) {
-    io.stderr(`mppkit pay: <url> must be an http(s) URL, got "${url}"\n`)
     return 2
   }
   if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
@@ -180,7 +180,8 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
   try {
     return await payUrl({ url, key: key as Hex, rpcUrl, args, limits, deposit, io })
   } catch (error) {
-    io.stderr(`mppkit pay: ${describeError(error)}\n`)
+    // An error's message may carry a server's or an RPC's words.
+    io.stderr(`mppkit pay: ${printable(describeError(error), 1000)}\n`)
     return 1
   }
 }
@@ -234,7 +235,7 @@ async function payUrl(parameters: {
   const probe = await fetch(url, init)
   if (probe.status !== 402) {
     io.stdout(await probe.text())
-    if (!probe.ok) io.stderr(`mppkit pay: HTTP ${probe.status} ${probe.statusText}\n`)
+    if (!probe.ok) io.stderr(`mppkit pay: HTTP ${probe.status} ${printable(probe.statusText)}\n`)
     return probe.ok ? 0 : 1
   }
   await probe.body?.cancel()
@@ -271,11 +272,11 @@ async function payUrl(parameters: {
   } else {
     io.stdout(await response.text())
     printReceipt('receipt', receiptOf(response))
-    if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${response.statusText}\n`)
+    if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${printable(response.statusText)}\n`)
   }
   if (!args.switches.has('keepOpen') && sessions.channels.size > 0) {
     const closed = await sessions.close(url).catch((error: unknown) => {
-      io.stderr(`mppkit pay: closing the session failed: ${describeError(error)}\n`)
+      io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
       return undefined
     })
     if (closed?.ok) printReceipt('close receipt', receiptOf(closed))
@@ -284,11 +285,12 @@ async function payUrl(parameters: {
   return code
 }
 
+// The server's words, bounded and without control characters (they could rewrite the terminal's line).
 async function unpaidReason(response: Response): Promise<string> {
   const body = (await response.json().catch(() => undefined)) as
     | { detail?: string; title?: string }
     | undefined
-  if (body?.detail || body?.title) return String(body.detail ?? body.title)
+  if (body?.detail || body?.title) return printable(body.detail ?? body.title, 300)
   return response.headers.get('www-authenticate')
     ? 'no Tempo challenge this client can pay was offered'
     : 'the server sent no Payment challenge'
@@ -335,7 +337,7 @@ async function readMeteredStream(
           }
         } else if (event === 'payment-receipt') {
           receipt = true
-          io.stderr(`stream receipt: ${data}\n`)
+          io.stderr(`stream receipt: ${printable(data, 2000)}\n`)
         } else {
           unpaid = undefined
           io.stdout(event === 'message' ? `${data}\n` : `event: ${event}\ndata: ${data}\n\n`)
@@ -348,7 +350,8 @@ async function readMeteredStream(
   }
   if (!unpaid && !receipt) unpaid = 'the stream ended without its payment-receipt event'
   if (unpaid) {
-    io.stderr(`mppkit pay: the stream ended unpaid: ${unpaid}\n`)
+    // It may quote the server (a voucher request it could not read, a broken stream's error).
+    io.stderr(`mppkit pay: the stream ended unpaid: ${printable(unpaid, 1000)}\n`)
     return 1
   }
   return 0

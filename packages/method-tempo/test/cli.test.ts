@@ -1,12 +1,15 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Receipt } from '@mppkit/core'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
 import { type Address, createPublicClient, erc20Abi, http as viemHttp } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { commonOptions } from '../../core/src/cli/rail.js'
+import { railOptions } from '../../core/src/internal/railCli.js'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
-import { type Io, pay } from '../src/cli.js'
+import { type Io, options, pay } from '../src/cli.js'
+import { describeIntent } from '../src/internal/spendGuard.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
 
 const reason = tempoUnavailableReason()
@@ -311,5 +314,131 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     expect(typo.code).toBe(2)
     expect(typo.stderr).toMatch(/-H takes "Name: value"/)
     expect(typo.stderr).not.toContain('sk_live_0123')
+  })
+})
+
+// Without a node: a server whose 402 and problem details are hostile, and an RPC that answers eth_chainId
+// only (enough to reach the question asked before paying).
+describe('mppkit pay (tempo): what reaches the terminal', () => {
+  const controls = /[\u0000-\u001f\u007f-\u009f]/
+  const key = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318'
+  const servers: HttpServer[] = []
+  let api: string
+  let rpc: string
+  const listen = async (handler: RequestListener) => {
+    const server = createHttpServer(handler)
+    servers.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+  beforeAll(async () => {
+    // `\\u000d` in the header decodes to a CR: the realm would rewrite the line the person confirms.
+    const fake =
+      '\\u000d\\u001b[2Kmppkit pay: pay 0.001 USDC (1000 base units) to 0x...dEaD (realm api.example)'
+    const request = Buffer.from(
+      JSON.stringify({
+        amount: '900000',
+        currency: '0x20c0000000000000000000000000000000000000',
+        recipient: '0x000000000000000000000000000000000000dEaD',
+        methodDetails: { chainId: 4217 },
+      }),
+    ).toString('base64url')
+    api = await listen((request_, response) => {
+      if (request_.url === '/spoof') {
+        response.writeHead(402, {
+          'www-authenticate': `Payment id="c1", realm="api${fake}", method="tempo", intent="charge", request="${request}"`,
+        })
+        response.end('{}')
+        return
+      }
+      // Nothing Tempo can pay, and a detail that would rewrite the line.
+      response.writeHead(402, {
+        'content-type': 'application/problem+json',
+        'www-authenticate': 'Payment id="c2", realm="r", method="other", intent="charge", request="e30"',
+      })
+      response.end(JSON.stringify({ detail: 'pay\r\u001b[2Kmppkit pay: paid, receipt 0xabc' }))
+    })
+    rpc = await listen((request_, response) => {
+      let body = ''
+      request_.on('data', (chunk) => (body += chunk))
+      request_.on('end', () => {
+        const { id, method } = JSON.parse(body) as { id: number; method: string }
+        response.setHeader('content-type', 'application/json')
+        response.end(
+          JSON.stringify(
+            method === 'eth_chainId'
+              ? { jsonrpc: '2.0', id, result: '0x1079' }
+              : { jsonrpc: '2.0', id, error: { code: -32000, message: 'no' } },
+          ),
+        )
+      })
+    })
+  })
+  afterAll(async () => {
+    for (const server of servers) {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+  const run = async (args: string[], confirm?: (question: string) => Promise<boolean>) => {
+    let stdout = ''
+    let stderr = ''
+    const io: Io = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), confirm }
+    return { code: await pay(args, io), stdout, stderr }
+  }
+
+  it("prints the server's realm without control characters in the line a person confirms", async () => {
+    const asked: string[] = []
+    const result = await run([`${api}/spoof`, '--rpc', rpc, '--key', key], async (question) => {
+      asked.push(question)
+      return false
+    })
+    expect(result.code).toBe(1)
+    expect(asked).toHaveLength(1)
+    expect(asked[0]).not.toMatch(controls)
+    expect(asked[0]).toBe(
+      'mppkit pay: pay 0.9 0x20c0000000000000000000000000000000000000 (900000 base units) to ' +
+        '0x000000000000000000000000000000000000dEaD (realm api??[2Kmppkit pay: pay 0.001 USDC (1000 base ' +
+        'units) to 0x...dEaD (realm api.example); currency 0x20c0000000000000000000000000000000000000)',
+    )
+    expect(result.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
+  })
+
+  it("prints a 402's problem detail without control characters", async () => {
+    const result = await run([`${api}/unpayable`, '--rpc', rpc, '--key', key])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(
+      `mppkit pay: ${api}/unpayable still asks for payment (402): pay??[2Kmppkit pay: paid, receipt 0xabc\n`,
+    )
+  })
+
+  it('describes an intent without the control characters of its realm, recipient, currency or symbol', () => {
+    const line = describeIntent(
+      { kind: 'charge', realm: 'a\rb', recipient: 'c\u001bd', currency: 'e\u009bf', amount: 1n },
+      'g\u202eh',
+    )
+    expect(line).toBe('pay 0.000001 g?h (1 base units) to c?d (realm a?b; currency e?f)')
+  })
+
+  it('never echoes a key given without --key', async () => {
+    for (const args of [
+      [`${api}/spoof`, '--yes', key],
+      [key],
+      [`${api}/spoof`, 'sk_live_0123456789abcdef'],
+    ]) {
+      const result = await run([...args, '--rpc', rpc])
+      expect(result.code, args.join(' ')).toBe(2)
+      expect(result.stderr).not.toContain(key.slice(2, 20))
+      expect(result.stderr).not.toContain('sk_live')
+    }
+  })
+
+  it('mppkit pay knows which of its options take a value, so that the value of --rpc is never probed as <url>', () => {
+    for (const [flag, option] of Object.entries(options)) {
+      const known = Object.hasOwn(commonOptions, flag)
+        ? commonOptions[flag as keyof typeof commonOptions]
+        : railOptions[flag as keyof typeof railOptions]
+      expect(known?.value, flag).toBe(option.value)
+    }
   })
 })

@@ -27,11 +27,21 @@ export type GuardHooks = {
   units?: Units | undefined
 }
 
-// Values of a 402 are the server's: printed without control characters and at a bounded length.
-const printable = (value: unknown) =>
-  String(value)
+/**
+ * A value of the server's (a 402's realm, a problem's detail, a status text) as a CLI may print it: control
+ * characters (CR, ESC, C1) and bidirectional overrides become `?` and the length is bounded, so that a
+ * server can neither rewrite the line a person confirms nor flood the terminal.
+ *
+ * @example
+ * ```ts
+ * printable('api\r\u001b[2Kpay 0.01 USDC') // 'api??[2Kpay 0.01 USDC'
+ * ```
+ */
+export function printable(value: unknown, max = 100): string {
+  return String(value)
     .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?')
-    .slice(0, 100)
+    .slice(0, max)
+}
 
 function amountText(amount: bigint, quote: Method.Quote, units: Units | undefined): string {
   const named = units?.(quote)

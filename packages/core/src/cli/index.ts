@@ -13,10 +13,11 @@ export {
   suggest,
   UsageError,
 } from './args.js'
-export { describePayment, type GuardHooks, guard, type Limits, type Units } from './guard.js'
+export { describePayment, type GuardHooks, guard, type Limits, printable, type Units } from './guard.js'
 export { askOnTerminal, type Io, processIo } from './io.js'
 export {
   type Command,
+  commandUrl,
   commonOptions,
   type Defaults,
   depositOptions,

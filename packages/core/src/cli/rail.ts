@@ -2,7 +2,7 @@ import { receipt as receiptOf } from '../client/Client.js'
 import { describeError } from '../internal/describeError.js'
 import type * as Method from '../Method.js'
 import { baseUnits, type OptionSpec, type Parsed, parseArgs, UsageError } from './args.js'
-import type { Limits } from './guard.js'
+import { type Limits, printable } from './guard.js'
 import type { Io } from './io.js'
 
 /** Options every paying rail CLI takes: the request (`-X`, `-d`, `-H`), the caps, `--yes` and `--help`. */
@@ -41,6 +41,39 @@ export type Command = {
 }
 
 /**
+ * The `<url>` of a paying command line, its only positional. Otherwise a `UsageError` that shows no
+ * positional's value, only how many there were and their lengths: a key given without its flag
+ * (`mppkit pay <url> 0x4c08…`, `sk_live_…`) must not be printed back to the terminal or a CI log.
+ *
+ * @example
+ * ```ts
+ * commandUrl(['https://api.example/paid']) // 'https://api.example/paid'
+ * ```
+ */
+export function commandUrl(positionals: readonly string[]): string {
+  const [url, ...extra] = positionals
+  if (extra.length > 0) {
+    const lengths = extra.map((arg) => arg.length).join(', ')
+    throw new UsageError(
+      extra.length === 1
+        ? `one <url> only, got 1 more argument (${lengths} characters; not shown, in case it is a secret)`
+        : `one <url> only, got ${extra.length} more arguments (${lengths} characters; not shown, in case they are secrets)`,
+    )
+  }
+  if (url === undefined) throw new UsageError('missing <url>')
+  if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) {
+    // A scheme is safe to name (`ftp://…`); the rest may be a secret given in place of the URL.
+    const scheme = /^([a-z][a-z0-9+.-]{0,15}):\/\//i.exec(url)?.[1]
+    throw new UsageError(
+      scheme !== undefined && !/^https?$/i.test(scheme)
+        ? `<url> must be an http(s) URL, not a ${scheme}:// URL`
+        : `<url> must be an http(s) URL; the ${url.length} characters given are not one (not shown, in case they are a secret)`,
+    )
+  }
+  return url
+}
+
+/**
  * Parses a rail CLI's command line: the rail's `options` plus {@link commonOptions}. Unknown options, a
  * second URL, a non-http(s) URL, a malformed `-H` or a cap that is not base units are a `UsageError`
  * (exit 2); `--help` resolves `undefined`. The caps are the flags' values or the rail's defaults, and
@@ -58,12 +91,7 @@ export function parseCommand(
 ): Command | undefined {
   const args = parseArgs(argv, { ...options, ...commonOptions })
   if (args.switches.has('help')) return undefined
-  const [url, extra] = args.positionals
-  if (extra !== undefined)
-    throw new UsageError(`one <url> only, got also ${JSON.stringify(extra.slice(0, 64))}`)
-  if (url === undefined) throw new UsageError('missing <url>')
-  if (!/^https?:\/\//i.test(url) || !URL.canParse(url))
-    throw new UsageError(`<url> must be an http(s) URL, got ${JSON.stringify(url.slice(0, 64))}`)
+  const url = commandUrl(args.positionals)
   const maxAmount = baseUnits('--max-amount', args.values.get('maxAmount'))
   const maxDeposit = baseUnits('--max-deposit', args.values.get('maxDeposit'))
   const yes = args.switches.has('yes')
@@ -110,7 +138,8 @@ export async function runCommand(io: Io, usage: string, body: () => Promise<numb
       io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)
       return 2
     }
-    io.stderr(`mppkit pay: ${describeError(error)}\n`)
+    // An error's message may carry a server's words (a problem detail, an RPC's answer).
+    io.stderr(`mppkit pay: ${printable(describeError(error), 1000)}\n`)
     return 1
   }
 }
@@ -124,7 +153,7 @@ function unpaidReason(text: string): string {
     if (typeof said === 'string' && said) reason = said
     if (typeof body.reason === 'string' && body.reason) reason += ` (${body.reason})`
   } catch {}
-  return reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 300)
+  return printable(reason, 300)
 }
 
 /**
@@ -145,6 +174,6 @@ export async function printResponse(response: Response, io: Io): Promise<number>
   io.stdout(text)
   const receipt = receiptOf(response)
   if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
-  if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${response.statusText}\n`)
+  if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${printable(response.statusText)}\n`)
   return response.ok ? 0 : 1
 }

@@ -1,4 +1,7 @@
 import * as Challenge from '../Challenge.js'
+import { type OptionSpec, parseArgs, UsageError } from '../cli/args.js'
+import { printable } from '../cli/guard.js'
+import { type Command, commonOptions, parseCommand } from '../cli/rail.js'
 import { describeError } from './describeError.js'
 
 /** Where `mppkit pay` writes; `confirm` is passed on to rails that ask before paying. */
@@ -8,8 +11,14 @@ export type PayIo = {
   confirm?: ((question: string) => Promise<boolean>) | undefined
 }
 
-/** What a rail package exports as `@mppkit/method-<name>/cli`. */
-export type RailCli = { pay: (argv: string[], io?: PayIo) => Promise<number> }
+/**
+ * What a rail package exports as `@mppkit/method-<name>/cli`: `pay`, and `options`, its option spec, with
+ * which `mppkit pay --rail <name>` reads the URL and request exactly as the rail will.
+ */
+export type RailCli = {
+  pay: (argv: string[], io?: PayIo) => Promise<number>
+  options?: OptionSpec | undefined
+}
 
 /** Loads `@mppkit/method-<name>/cli`; resolves undefined when that package is not installed. */
 export type RailLoader = (name: string) => Promise<RailCli | undefined>
@@ -36,12 +45,6 @@ async function askOnTerminal(question: string): Promise<boolean> {
     rl.close()
   }
 }
-
-// Header values are the server's: printed without control characters and at a bounded length.
-const printable = (value: unknown) =>
-  String(value)
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
-    .slice(0, 100)
 
 /** One line for a challenge: what it asks, in its own units, to whom, for which realm. */
 export function describeOffer(challenge: Challenge.Challenge): string {
@@ -84,41 +87,92 @@ function splitRail(argv: string[]): { rail: string | undefined; rest: string[] }
   return { rail, rest }
 }
 
-// The request the probe repeats: the flags every rail CLI shares (-X, -d, -H). Values of other flags
-// are never URLs, so the first http(s) argument is the URL.
-function probeRequest(argv: string[]): { url: string | undefined; init: RequestInit } {
-  let url: string | undefined
-  let method: string | undefined
-  let body: string | undefined
-  const headers = new Headers()
+/**
+ * The options of this repository's rail CLIs besides {@link commonOptions} (each rail's tests check that
+ * its `options` are here). Before a 402 names the rail, `mppkit pay` must still know which flags take a
+ * value: the value of `--rpc <url>` is not the URL to probe.
+ */
+export const railOptions = {
+  // tempo
+  '--key': { name: 'key', value: true },
+  '--rpc': { name: 'rpc', value: true },
+  '--mode': { name: 'mode', value: true },
+  '--max-deposit': { name: 'maxDeposit', value: true },
+  '--deposit': { name: 'deposit', value: true },
+  '--keep-open': { name: 'keepOpen', value: false },
+  // stripe
+  '--stripe-key': { name: 'stripeKey', value: true },
+  '--payment-method': { name: 'paymentMethod', value: true },
+  '--api-base': { name: 'apiBase', value: true },
+  '--api-version': { name: 'apiVersion', value: true },
+  // solana (and --mode)
+  '--keypair': { name: 'keypair', value: true },
+  '--rpc-url': { name: 'rpcUrl', value: true },
+  '--network': { name: 'network', value: true },
+  // lightning (and --network)
+  '--lnd-socket': { name: 'lndSocket', value: true },
+  '--lnd-cert': { name: 'lndCert', value: true },
+  '--lnd-macaroon': { name: 'lndMacaroon', value: true },
+  '--max-fee': { name: 'maxFee', value: true },
+} as const satisfies OptionSpec
+
+// Only the URL and the request are read here; the rail applies its own caps.
+const noDefaults = { cap: () => undefined, confirmAbove: () => undefined }
+
+/** Which argument is the URL cannot be told: `mppkit pay` says so itself, whichever rail is chosen. */
+class Ambiguous extends UsageError {}
+
+// The arguments `spec` can read. A flag it does not know may or may not take a value, so the argument after
+// it is left out; when that argument would be the URL (no positional before it), which one is the URL
+// cannot be told.
+function knownArguments(argv: readonly string[], spec: OptionSpec): string[] {
+  const kept: string[] = []
+  let unsure: string | undefined
+  let positional = false
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string
-    const next = argv[i + 1]
-    if ((arg === '-X' || arg === '--method') && next !== undefined) {
-      method = next
-      i++
-    } else if ((arg === '-d' || arg === '--data') && next !== undefined) {
-      body = next
-      i++
-    } else if ((arg === '-H' || arg === '--header') && next !== undefined) {
-      const colon = next.indexOf(':')
-      if (colon > 0) {
-        try {
-          headers.append(next.slice(0, colon).trim(), next.slice(colon + 1).trim())
-        } catch {}
+    const arg = argv[i]!
+    const unknown = unsure
+    unsure = undefined
+    if (arg === '--' || arg === '-' || !arg.startsWith('-')) {
+      if (unknown !== undefined && (arg === '--' || !positional))
+        throw new Ambiguous(
+          `cannot tell whether ${printable(unknown, 64)} takes a value or the argument after it is <url>: ` +
+            `write ${printable(unknown, 64)}=<value>, or give <url> before it`,
+        )
+      if (unknown !== undefined) continue
+      if (arg === '--') {
+        kept.push(...argv.slice(i))
+        break
       }
-      i++
-    } else if (url === undefined && /^https?:\/\//i.test(arg)) url = arg
+      kept.push(arg)
+      positional = true
+      continue
+    }
+    const equals = arg.startsWith('--') ? arg.indexOf('=') : -1
+    const flag = equals === -1 ? arg : arg.slice(0, equals)
+    const option = Object.hasOwn(spec, flag) ? spec[flag] : undefined
+    if (!option) {
+      if (equals === -1) unsure = arg
+      continue
+    }
+    kept.push(arg)
+    if (option.value && equals === -1 && i + 1 < argv.length) kept.push(argv[++i]!)
   }
-  return {
-    url,
-    init: {
-      method: method ?? (body !== undefined ? 'POST' : 'GET'),
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      signal: AbortSignal.timeout(15_000),
-    },
-  }
+  return kept
+}
+
+/**
+ * The request the probe sends, which must be the one the rail pays: the URL and -X/-d/-H (in every
+ * spelling, `--header=…` too) read by the rails' own parser, not guessed (the first http(s) argument once
+ * was the value of `--rpc <url>`, which then received the probe and the user's -H headers). With `strict`,
+ * `options` are the rail's own and an unknown option is a usage error, the rail's to report. `undefined`
+ * when there is no URL.
+ */
+function probeCommand(argv: readonly string[], options: OptionSpec, strict: boolean): Command | undefined {
+  const spec = { ...options, ...commonOptions }
+  const known = strict ? argv : knownArguments(argv, spec)
+  if (parseArgs(known, spec).positionals.length === 0) return undefined
+  return parseCommand(known, options, noDefaults)
 }
 
 /**
@@ -173,26 +227,39 @@ export async function payCommand(
     io.stdout(`${usage}\n`)
     return 0
   }
-  const { url, init } = probeRequest(rest)
-  // Without a URL the rail reports the usage error itself.
-  if (rail !== undefined && (url === undefined || rest.includes('--help') || rest.includes('-h'))) {
-    const cli = await load(rail)
-    return cli ? run(cli, rest) : notInstalled(rail)
-  }
   let offered: string[] | undefined
   let challenges: Challenge.Challenge[] = []
-  if (url !== undefined) {
+  const chosen = rail !== undefined ? await load(rail) : undefined
+  if (rail !== undefined && !chosen) return notInstalled(rail)
+  if (chosen && (rest.includes('--help') || rest.includes('-h'))) return run(chosen, rest)
+  let command: Command | undefined
+  try {
+    // A rail chosen with --rail that exports its options reads the command line exactly as it will pay;
+    // otherwise the options of this repository's rails tell which flags take a value.
+    command = chosen?.options
+      ? probeCommand(rest, chosen.options, true)
+      : probeCommand(rest, railOptions, false)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    if (chosen?.options && !(error instanceof Ambiguous)) return run(chosen, rest)
+    io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)
+    return 2
+  }
+  const url = command?.url
+  // Without a URL the rail reports the usage error itself.
+  if (chosen && !command) return run(chosen, rest)
+  if (command) {
     let response: Response
     try {
-      response = await fetch(url, init)
+      response = await fetch(command.url, { ...command.init, signal: AbortSignal.timeout(15_000) })
     } catch (error) {
-      io.stderr(`mppkit pay: could not fetch ${url}: ${describeError(error)}\n`)
+      io.stderr(`mppkit pay: could not fetch ${url}: ${printable(describeError(error), 1000)}\n`)
       return 1
     }
     if (response.status !== 402) {
       // Nothing to pay: the body is what was asked for.
       io.stdout(await response.text())
-      if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${response.statusText}\n`)
+      if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${printable(response.statusText)}\n`)
       return response.ok ? 0 : 1
     }
     await response.body?.cancel().catch(() => {})
@@ -208,8 +275,7 @@ export async function payCommand(
       )
       return 1
     }
-    const cli = await load(rail)
-    return cli ? run(cli, rest, rail) : notInstalled(rail)
+    return run(chosen!, rest, rail)
   }
   // No URL: the first installed rail prints its usage error.
   for (const name of offered ?? knownRails) {

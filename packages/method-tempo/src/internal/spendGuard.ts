@@ -1,4 +1,5 @@
 import { type Method, PolicyError } from '@mppkit/core'
+import { printable } from '@mppkit/core/cli'
 
 type Quote = Method.Quote
 
@@ -29,10 +30,16 @@ export type GuardLimits = {
   confirmAbove: bigint
 }
 
-/** One line describing a payment: amount in display units, currency, recipient, realm. */
+/**
+ * One line describing a payment: amount in display units, currency, recipient, realm. All but the amounts
+ * are the server's (the symbol the token contract's): printed without control characters, which could
+ * rewrite the line a person confirms (`\r`, `ESC[2K`).
+ */
 export function describeIntent(intent: Intent, symbol: string | undefined): string {
-  const units = (amount: bigint) => `${formatUnits(amount, tip20Decimals)} ${symbol ?? intent.currency}`
-  const where = `to ${intent.recipient} (realm ${intent.realm}; currency ${intent.currency})`
+  const currency = printable(intent.currency)
+  const units = (amount: bigint) =>
+    `${formatUnits(amount, tip20Decimals)} ${symbol !== undefined ? printable(symbol) : currency}`
+  const where = `to ${printable(intent.recipient)} (realm ${printable(intent.realm)}; currency ${currency})`
   if (intent.kind === 'session')
     return intent.deposit !== undefined
       ? `open a tempo session: deposit ${units(intent.deposit)} into escrow, ${units(intent.amount)} per request, paid ${where}`
@@ -71,7 +78,7 @@ export function guard<method extends Method.Client>(
         if (amount > max)
           throw new PolicyError(
             'max-amount',
-            `refusing to ${what} ${formatUnits(amount, tip20Decimals)} of ${quote.currency} (${amount} base units): ` +
+            `refusing to ${what} ${formatUnits(amount, tip20Decimals)} of ${printable(quote.currency)} (${amount} base units): ` +
               `above the cap of ${formatUnits(max, tip20Decimals)} (${max} base units); raise it with ${flag} <base units>`,
           )
       }
