@@ -8,6 +8,7 @@ export * as Receipt from '../Receipt.js'
 export * as Client from './Client.js'
 export {
   create,
+  mayHaveSettled,
   type Options,
   type Payment,
   PaymentFailedError,
