@@ -1,6 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
+import { PaymentFailedError } from '../client/Client.js'
 import { describeError } from './describeError.js'
 
 describe('describeError', () => {
@@ -14,6 +15,16 @@ describe('describeError', () => {
     expect(describeError(new Error('could not pay', { cause: error }))).toBe(
       `could not pay (ECONNREFUSED 127.0.0.1:${port})`,
     )
+  })
+
+  it('says when a failed payment may have gone through', () => {
+    const sent = new PaymentFailedError('solana: the payment transaction was not confirmed in time', {
+      mayHaveSettled: true,
+    })
+    expect(describeError(sent)).toBe(
+      'solana: the payment transaction was not confirmed in time; the payment may have gone through: check before paying again',
+    )
+    expect(describeError(new PaymentFailedError('no route'))).toBe('no route')
   })
 
   it('keeps the first line of other messages', () => {

@@ -38,6 +38,15 @@ function systemCause(error: unknown, depth = 0): string | undefined {
  * ```
  */
 export function describeError(error: unknown): string {
+  const line = describeCause(error)
+  // A rail that may already have moved money says so (PaymentFailedError.mayHaveSettled): the person
+  // reading this must check before paying again.
+  return error && typeof error === 'object' && (error as { mayHaveSettled?: unknown }).mayHaveSettled === true
+    ? `${line}; the payment may have gone through: check before paying again`
+    : line
+}
+
+function describeCause(error: unknown): string {
   const cause = systemCause(error)
   const message =
     error && typeof error === 'object' && typeof (error as Errorish).message === 'string'
