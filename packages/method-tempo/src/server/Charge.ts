@@ -63,6 +63,51 @@ export type SponsorPolicy = {
    * cannot be held back and replayed later (default true). Set false for nodes without expiring nonces.
    */
   requireExpiringNonce?: boolean
+  /**
+   * Largest `maxFeePerGas` the fee payer signs for, in attodollars per gas (default 100 gwei = 1e11:
+   * 5x Tempo's fixed 20 gwei base fee; an honest viem client signs about 1.2x base + priority).
+   */
+  maxFeePerGas?: bigint
+  /**
+   * Largest `maxPriorityFeePerGas` (the tip above the base fee the fee payer pays on every gas unit;
+   * default 10 gwei, 50 gwei on the Moderato testnet 42431, which regularly needs more, as in mppx).
+   */
+  maxPriorityFeePerGas?: bigint
+  /** Largest `gas × maxFeePerGas` in attodollars (unset: bounded by `maxGas × maxFeePerGas`). */
+  maxTotalFee?: bigint
+  /**
+   * Co-sign transactions that carry a `keyAuthorization` (access-key provisioning, which viem attaches to
+   * an access key's first transaction) and so make the fee payer pay for it (default false).
+   */
+  allowKeyAuthorization?: boolean
+}
+
+const gwei = 1_000_000_000n
+/** Tempo Moderato (testnet) chain id: its priority fees run higher (see `maxPriorityFeePerGas`). */
+const moderatoChainId = 42431
+
+/**
+ * Throws a `ConfigurationError` naming the first bad `sponsorPolicy` field, so a fee payer never runs
+ * with a cap that is not a bigint (a `maxFeePerGas: 1e11` number would not cap anything reliably).
+ */
+export function checkSponsorPolicyOptions(scope: string, policy: SponsorPolicy | undefined): void {
+  if (policy === undefined) return
+  if (!policy || typeof policy !== 'object')
+    throw new ConfigurationError(`${scope}: sponsorPolicy must be an object, got ${String(policy)}`)
+  for (const field of ['maxGas', 'maxFeePerGas', 'maxPriorityFeePerGas', 'maxTotalFee'] as const) {
+    const value = policy[field]
+    if (value !== undefined && typeof value !== 'bigint')
+      throw new ConfigurationError(
+        `${scope}: sponsorPolicy.${field} must be a bigint (e.g. 100_000_000_000n), got ${String(value)}`,
+      )
+    checkAmount(scope, `sponsorPolicy.${field}`, value)
+  }
+  checkNumber(scope, 'sponsorPolicy.maxValidityWindowSeconds', policy.maxValidityWindowSeconds)
+  for (const field of ['requireExpiringNonce', 'allowKeyAuthorization'] as const)
+    if (policy[field] !== undefined && typeof policy[field] !== 'boolean')
+      throw new ConfigurationError(
+        `${scope}: sponsorPolicy.${field} must be a boolean, got ${String(policy[field])}`,
+      )
 }
 
 /** Options of {@link tempo} (the charge server). */
@@ -105,6 +150,7 @@ function checkChargeOptions(options: ChargeOptions): void {
   checkOptionalAddress(scope, 'feeToken', options.feeToken)
   checkBytes32(scope, 'memo', options.memo)
   checkNumber(scope, 'replayTtlSeconds', options.replayTtlSeconds)
+  checkSponsorPolicyOptions(scope, options.sponsorPolicy)
   checkNumber(scope, 'timeout', options.timeout)
   for (const mode of options.supportedModes ?? [])
     if (mode !== 'pull' && mode !== 'push')
@@ -379,10 +425,15 @@ type DecodedTransaction = {
   from: Address
   calls: readonly { to?: Address | null; data?: Hex; value?: bigint }[]
   gas?: bigint
+  maxFeePerGas?: bigint
+  maxPriorityFeePerGas?: bigint
   nonceKey?: bigint
   validBefore?: number
+  validAfter?: number
   feeToken?: Address
   accessList?: readonly unknown[]
+  authorizationList?: readonly unknown[]
+  keyAuthorization?: unknown
   signature?: unknown
 }
 
@@ -416,31 +467,49 @@ function decodeTransaction(serialized: Hex): DecodedTransaction {
 }
 
 /**
- * The fee side of a sponsor policy, shared by charge and session fee payers: gas limit, no client fee
- * token, the nonce lane, the validity window and no access list. `expiringByDefault` is the default of
- * `policy.requireExpiringNonce`.
+ * The fee side of a sponsor policy, shared by charge and session fee payers: gas limit, fee caps
+ * (`maxFeePerGas`, `maxPriorityFeePerGas`, `gas × maxFeePerGas`), no client fee token, the nonce lane,
+ * the validity window, and no access list, 7702 authorization list, key authorization or future
+ * `validAfter`. `expiringByDefault` is the default of `policy.requireExpiringNonce`. Synchronous and
+ * without RPC (the caps are absolute, not read from the chain): Tempo's base fee is fixed by the protocol.
  */
 export function checkSponsorPolicy(
   transaction: {
+    chainId?: number | undefined
     gas?: bigint | undefined
+    maxFeePerGas?: bigint | undefined
+    maxPriorityFeePerGas?: bigint | undefined
     feeToken?: string | undefined
     nonceKey?: bigint | undefined
     validBefore?: number | undefined
+    validAfter?: number | undefined
     accessList?: readonly unknown[] | undefined
+    authorizationList?: readonly unknown[] | undefined
+    keyAuthorization?: unknown
   },
   expires: string | undefined,
   policy: SponsorPolicy,
   expiringByDefault: boolean,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): void {
-  const fail = (detail: string): never => {
-    throw new VerificationFailedError({
-      detail: `Payment verification failed: ${detail}`,
-      reason: 'sponsor-policy',
-    })
+  const fail = (detail: string, reason = 'sponsor-policy'): never => {
+    throw new VerificationFailedError({ detail: `Payment verification failed: ${detail}`, reason })
   }
   const requireExpiring = policy.requireExpiringNonce ?? expiringByDefault
-  if ((transaction.gas ?? 0n) > (policy.maxGas ?? 2_000_000n)) fail('gas limit exceeds sponsor policy')
+  const gas = transaction.gas ?? 0n
+  if (gas > (policy.maxGas ?? 2_000_000n)) fail('gas limit exceeds sponsor policy')
+  // "Servers acting as fee payers accept financial risk" (§"Server-Paid Fees"): the fee payer pays
+  // gas used × min(maxFeePerGas, base fee + maxPriorityFeePerGas) at the client's chosen prices, so both
+  // are capped (without caps one 0.001 USD charge made the sponsor pay 550 pathUSD).
+  const maxFeePerGas = transaction.maxFeePerGas ?? 0n
+  if (maxFeePerGas > (policy.maxFeePerGas ?? 100n * gwei))
+    fail('maxFeePerGas exceeds sponsor policy', 'sponsor-fee-too-high')
+  const maxPriority =
+    policy.maxPriorityFeePerGas ?? (transaction.chainId === moderatoChainId ? 50n : 10n) * gwei
+  if ((transaction.maxPriorityFeePerGas ?? 0n) > maxPriority)
+    fail('maxPriorityFeePerGas exceeds sponsor policy', 'sponsor-fee-too-high')
+  if (policy.maxTotalFee !== undefined && gas * maxFeePerGas > policy.maxTotalFee)
+    fail('total fee (gas × maxFeePerGas) exceeds sponsor policy', 'sponsor-fee-too-high')
   // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
   // empty or `0x80` (RLP null)"
   if (transaction.feeToken) fail('a sponsored transaction must not include fee_token')
@@ -452,7 +521,17 @@ export function checkSponsorPolicy(
     if (validBefore > Math.min(nowSeconds + (policy.maxValidityWindowSeconds ?? 900), challengeLimit))
       fail('validity window exceeds sponsor policy')
   }
+  // The fee payer broadcasts at once: a transaction held back until later would execute (and be paid
+  // for) after its payment was refused. A past `validAfter` is allowed (mppx sets a random one on topUp).
+  if (transaction.validAfter !== undefined && transaction.validAfter > nowSeconds)
+    fail('a sponsored transaction must be valid now (validAfter is in the future)')
   if (transaction.accessList && transaction.accessList.length > 0) fail('access list is not allowed')
+  // The fee payer pays for this payment only, not for delegating the payer's account (EIP-7702) or
+  // provisioning its access keys.
+  if (transaction.authorizationList && transaction.authorizationList.length > 0)
+    fail('authorization list is not allowed')
+  if (transaction.keyAuthorization != null && policy.allowKeyAuthorization !== true)
+    fail('key authorization is not allowed')
 }
 
 /**
