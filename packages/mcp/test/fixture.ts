@@ -104,12 +104,23 @@ export async function raw(options: { verifyDelayMs?: number } = {}) {
  * The paid server over the SDK's Streamable HTTP transport on a real node HTTP server (port from the
  * OS), with a real SDK client over HTTP: one session, as a single agent opens.
  */
-export async function overHttp(options: { verifyDelayMs?: number } = {}) {
+export async function overHttp(options: { verifyDelayMs?: number; liftMeta?: boolean } = {}) {
   const fixture = paidServer(options)
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() })
   await fixture.mcp.connect(fixture.payments.transport(transport))
   const http = createServer((request, response) => {
-    transport.handleRequest(request, response).catch(() => {
+    const handle = async () => {
+      if (!options.liftMeta || request.method !== 'POST') return transport.handleRequest(request, response)
+      // What an application does to accept a root-level `_meta`: parse the body, lift, hand it over.
+      const chunks: Buffer[] = []
+      for await (const chunk of request) chunks.push(chunk as Buffer)
+      let body: unknown
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      } catch {}
+      return transport.handleRequest(request, response, Payments.liftMeta(body))
+    }
+    handle().catch(() => {
       response.statusCode = 500
       response.end()
     })

@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import { Client as CoreClient } from '@mppkit/core/client'
 import * as Server from '@mppkit/core/server'
@@ -232,6 +232,135 @@ describe('create (raw JSON-RPC)', () => {
     expect(t.rail.settlements()).toBe(1)
   })
 
+  test('a paid resource is not read for free under another spelling of its URI', async () => {
+    const t = await raw()
+    for (const uri of [
+      'DATA://premium/market',
+      'Data://premium/market',
+      'data://premium/./market',
+      'data://premium/x/../market',
+    ]) {
+      const reply = await t.request({ method: 'resources/read', params: { uri } })
+      expect([uri, reply.error?.code]).toEqual([uri, -32042])
+    }
+    // The challenge names the resource the SDK serves, and pays for it under either spelling.
+    const first = await t.request({ method: 'resources/read', params: { uri: 'DATA://premium/./market' } })
+    const payment = await t.payer.pay(first.error.data.challenges, { url: 'mcp://weather/resource' })
+    const paid = await t.request({
+      method: 'resources/read',
+      params: { uri: 'data://premium/market', _meta: { [credentialKey]: payment.credential } },
+    })
+    expect(paid.result.contents[0].text).toBe('market data')
+    expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(t.rail.settlements()).toBe(1)
+  })
+
+  test('priced URIs served by a resource template, and priced templates, are gated as the SDK matches them', async () => {
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const offers = [{ method: 'test', request: price }]
+    const payments = create({
+      server,
+      resources: {
+        'https://api.example.com/items/42': offers,
+        'data://vault/{id}': offers,
+      },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    const read = async (uri: URL) => ({ contents: [{ uri: uri.href, text: `read ${uri.href}` }] })
+    mcp.registerResource(
+      'items',
+      new ResourceTemplate('https://api.example.com/items/{id}', { list: undefined }),
+      {},
+      read,
+    )
+    mcp.registerResource('vault', new ResourceTemplate('data://vault/{id}', { list: undefined }), {}, read)
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await mcp.connect(payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    for (const uri of [
+      'https://api.example.com/items/42',
+      'https://API.EXAMPLE.COM/items/42',
+      'https://api.example.com:443/items/42',
+      'HTTPS://api.example.com/items/x/../42',
+      'data://vault/1',
+      'DATA://vault/./2',
+    ])
+      expect([uri, (await refusal(client.readResource({ uri }))).code]).toEqual([uri, -32042])
+    // Unpriced URIs of the same template stay free.
+    expect((await client.readResource({ uri: 'https://api.example.com/items/7' })).contents[0]).toMatchObject(
+      {
+        text: 'read https://api.example.com/items/7',
+      },
+    )
+    // A challenge for one URI of a priced template does not pay for another.
+    const unpaid = await refusal(client.readResource({ uri: 'data://vault/1' }))
+    const payment = await CoreClient.create({ methods: [rail.client()] }).pay(
+      (unpaid.data as any).challenges,
+      {
+        url: 'mcp://mcp/resource',
+      },
+    )
+    const other = await refusal(
+      client.readResource({ uri: 'data://vault/2', _meta: { [credentialKey]: payment.credential } }),
+    )
+    expect(other.code).toBe(-32043)
+    const paid = await client.readResource({
+      uri: 'data://vault/1',
+      _meta: { [credentialKey]: payment.credential },
+    })
+    expect((paid._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(rail.settlements()).toBe(1)
+    await client.close()
+  })
+
+  test('a dynamic resource price reads the URI the SDK serves, not the spelling sent', async () => {
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const seen: string[] = []
+    const request = async (request: Request) => {
+      seen.push(((await request.json()) as { uri: string }).uri)
+      return price
+    }
+    const payments = create({ server, resources: { 'data://premium/market': [{ method: 'test', request }] } })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerResource('market', 'data://premium/market', {}, async (uri) => ({
+      contents: [{ uri: uri.href, text: 'market data' }],
+    }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await mcp.connect(payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    expect((await refusal(client.readResource({ uri: 'DATA://premium/x/../market' }))).code).toBe(-32042)
+    expect(seen).toEqual(['data://premium/market'])
+    await client.close()
+  })
+
+  test('a credential in root-level _meta of a free request is ignored: answered, never in an error', async () => {
+    const t = await raw()
+    const errors: Error[] = []
+    t.mcp.server.onerror = (error) => errors.push(error)
+    const credential = { challenge: { id: 'x' }, payload: { signature: 'secret-signature' } }
+    const echo = await t.request({
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'hi' } },
+      _meta: { [credentialKey]: credential, progressToken: 7 },
+    })
+    expect(echo.result.content).toEqual([{ type: 'text', text: 'hi' }])
+    const list = await t.request({ method: 'tools/list', _meta: { [credentialKey]: credential } })
+    expect(list.result.tools.map((tool: { name: string }) => tool.name)).toContain('echo')
+    const nested = await t.request({
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'ho' }, _meta: { [credentialKey]: credential } },
+    })
+    expect(nested.result.content).toEqual([{ type: 'text', text: 'ho' }])
+    expect(errors).toEqual([])
+    // Other root `_meta` members reach the handler where MCP puts them; the credential never does.
+    expect(t.calls.map((call) => call.meta)).toEqual([{ progressToken: 7 }, {}])
+    expect(t.rail.settlements()).toBe(0)
+  })
+
   test('malformed credentials get -32602 and the server keeps serving', async () => {
     const t = await raw()
     const first = await t.request({ method: 'tools/call', params: { name: 'premium' } })
@@ -322,6 +451,41 @@ describe('create (Streamable HTTP)', () => {
       expect(result.content).toEqual([{ type: 'text', text: 'sunny in Lima' }])
       expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
       expect((await refusal(t.client.callTool(params))).code).toBe(-32043)
+      expect(t.rail.settlements()).toBe(1)
+    } finally {
+      await t.close()
+    }
+  })
+  test('a credential in root-level _meta over HTTP, once the body is lifted with liftMeta', async () => {
+    const t = await overHttp({ liftMeta: true })
+    try {
+      const sessionId = (t.client as any)._transport.sessionId
+      const post = async (body: unknown) => {
+        const response = await fetch(t.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-session-id': sessionId,
+            'mcp-protocol-version': '2025-06-18',
+          },
+          body: JSON.stringify(body),
+        })
+        const data = (await response.text()).split('\n').find((line) => line.startsWith('data:'))
+        return { status: response.status, reply: data && JSON.parse(data.slice(5)) }
+      }
+      const first = await post({ jsonrpc: '2.0', id: 101, method: 'tools/call', params: { name: 'premium' } })
+      expect(first.reply.error.code).toBe(-32042)
+      const payment = await t.payer.pay(first.reply.error.data.challenges, { url: t.url.href })
+      const paid = await post({
+        jsonrpc: '2.0',
+        id: 102,
+        method: 'tools/call',
+        params: { name: 'premium' },
+        _meta: { [credentialKey]: payment.credential },
+      })
+      expect(paid.status).toBe(200)
+      expect(paid.reply.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
       expect(t.rail.settlements()).toBe(1)
     } finally {
       await t.close()

@@ -55,16 +55,54 @@ type Message = Json & { id?: string | number; method?: string; params?: Json; _m
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-/** A copy of the request without the credential: handlers never see it, and the SDK's strict request
- * schema refuses a root-level `_meta`. The receipt is put where the handler finds it (`extra._meta`). */
-function forwarded(message: Message, receipt: Receipt.Receipt): Message {
-  const { _meta: _root, ...rest } = message
-  const params: Json = { ...(isObject(message.params) ? message.params : {}) }
-  const meta: Json = { ...(isObject(params._meta) ? params._meta : {}) }
+/**
+ * A JSON-RPC message with its root-level `_meta` moved where MCP reads it: into `params._meta` of a
+ * request or notification (creating `params`), into `result._meta` of a result; dropped otherwise (MCP
+ * has no other place for it). "Servers MUST check both locations for `_meta` and MUST NOT require
+ * clients to use a specific placement" (§Metadata Placement), but the SDK's message schema is strict and
+ * refuses a root `_meta`. Where both carry a key, the root's wins, as `Mcp.credentialOf` reads it first.
+ * A batch (array) is lifted message by message; anything else is returned as is.
+ *
+ * The SDK's Streamable HTTP transport validates a body before the payments transport sees it: hand it
+ * the lifted body (`transport.handleRequest(req, res, liftMeta(req.body))`) to accept root `_meta` there.
+ *
+ * @example
+ * ```ts
+ * liftMeta({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' }, _meta: { a: 1 } })
+ * // { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', _meta: { a: 1 } } }
+ * ```
+ * @see draft-payment-transport-mcp-00 §Metadata Placement
+ */
+export function liftMeta<T>(message: T): T {
+  if (Array.isArray(message)) return message.map((item) => liftMeta(item)) as T
+  if (!isObject(message) || !('_meta' in message)) return message
+  const { _meta: root, ...rest } = message as Json
+  const member = typeof rest.method === 'string' ? 'params' : 'result' in rest ? 'result' : undefined
+  if (member === undefined || !isObject(root)) return rest as T
+  const target: unknown = rest[member]
+  if (target !== undefined && !isObject(target)) return rest as T
+  const nested = isObject(target?._meta) ? target._meta : {}
+  return { ...rest, [member]: { ...target, _meta: { ...nested, ...root } } } as T
+}
+
+/** A copy of the request without the credential in either `_meta`: handlers never see it ("Servers MUST
+ * ignore `org.paymentauth/credential` on methods that do not require payment", and "MUST NOT log full
+ * credential payloads", §Metadata Placement, §Credential Confidentiality), and the SDK's strict request
+ * schema refuses a root-level `_meta`. A paid request's receipt is put where the handler finds it
+ * (`extra._meta`). */
+function forwarded(message: Message, receipt?: Receipt.Receipt): Message {
+  const lifted = liftMeta(message)
+  if (!isObject(lifted.params) || !isObject(lifted.params._meta)) {
+    if (receipt === undefined) return lifted
+    return {
+      ...lifted,
+      params: { ...(isObject(lifted.params) ? lifted.params : {}), _meta: Mcp.receiptMeta(receipt) },
+    }
+  }
+  const meta: Json = { ...lifted.params._meta }
   delete meta[Mcp.credentialKey]
-  meta[Mcp.receiptKey] = receipt
-  params._meta = meta
-  return { ...rest, params }
+  if (receipt !== undefined) meta[Mcp.receiptKey] = receipt
+  return { ...lifted, params: { ...lifted.params, _meta: meta } }
 }
 
 /**
@@ -85,6 +123,8 @@ export function create(options: Options): Payments {
 
   const challengeInput = (gate: Gate, message: Message, headers: unknown) => {
     const { _meta, ...params } = message.params ?? {}
+    // A price reads the resource the SDK serves (the gate's normalized URI), not the client's spelling.
+    if (gate.method === 'resources/read') params.uri = gate.target
     // Throws on arguments too deep to serialize: the caller answers -32602.
     const init: RequestInit & { body: string } = { method: 'POST', body: JSON.stringify(params) }
     if (isObject(headers)) {
@@ -215,13 +255,16 @@ class PaidTransport implements Transport {
 
   #receive(message: Message, extra: Parameters<NonNullable<Transport['onmessage']>>[1]): void {
     if (!isObject(message) || typeof message.method !== 'string') {
-      this.#deliver(message, extra)
+      this.#deliver(liftMeta(message), extra)
       return
     }
     if (message.method === 'initialize' && message.id !== undefined) this.#initializeId = message.id
     const gate = this.#paywall.gateOf(message.method, message.params)
     if (!gate) {
-      this.#deliver(message, extra)
+      // "Servers MUST ignore `org.paymentauth/credential` on methods that do not require payment"
+      // (§Metadata Placement): removed from both placements, so that a free request is answered (the
+      // SDK refuses a root `_meta`) and its credential never reaches a handler or an error text.
+      this.#deliver(forwarded(message), extra)
       return
     }
     // "Servers MUST NOT process payment-gated operations invoked as notifications. Servers SHOULD

@@ -1,3 +1,4 @@
+import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js'
 import { ConfigurationError, Digest, Jcs } from '@mppkit/core'
 import type { Offer, Route } from '@mppkit/core/server'
 
@@ -15,7 +16,9 @@ export type CoveredMethod = keyof typeof coveredMethods
 export type Price = Route | readonly Offer[]
 
 /**
- * Which tools, resources and prompts are paid, by tool name, resource URI and prompt name.
+ * Which tools, resources and prompts are paid, by tool name, resource URI and prompt name. A resource
+ * key may be a URI template (`data://items/{id}`): every URI it matches is paid, each challenge bound to
+ * the URI read.
  *
  * @example
  * ```ts
@@ -52,6 +55,8 @@ export type Paywall = {
  */
 export function compile(prices: Prices): Paywall {
   const gates = new Map<string, Gate>()
+  /** Priced resource templates, in the price list's order: each matching URI gets its own gate. */
+  const templates: { template: UriTemplate; offers: readonly Offer[] }[] = []
   const methods: Record<string, { intents: string[] }> = {}
   const sections: [CoveredMethod, Record<string, Price> | undefined][] = [
     ['tools/call', prices.tools],
@@ -59,17 +64,12 @@ export function compile(prices: Prices): Paywall {
     ['prompts/get', prices.prompts],
   ]
   for (const [method, section] of sections) {
-    for (const [target, price] of Object.entries(section ?? {})) {
+    for (const [key, price] of Object.entries(section ?? {})) {
       const offers = Array.isArray(price) ? (price as readonly Offer[]) : (price as Route).offers
       if (!Array.isArray(offers) || offers.length === 0)
-        throw new ConfigurationError(`${method} ${target} needs at least one offer`)
-      const route: Route = {
-        offers: offers.map((offer) => {
-          if (offer.opaque?.mcp !== undefined) throw new ConfigurationError('opaque.mcp is reserved')
-          return { ...offer, opaque: { ...offer.opaque, mcp: `${method} ${target}` } }
-        }),
-      }
+        throw new ConfigurationError(`${method} ${key} needs at least one offer`)
       for (const offer of offers) {
+        if (offer.opaque?.mcp !== undefined) throw new ConfigurationError('opaque.mcp is reserved')
         const intent = offer.intent ?? 'charge'
         // draft-payment-transport-mcp-00 carries any intent's challenge and credential, but a session also
         // needs its management requests (top-up, close, metered vouchers), which draft-tempo-session-00
@@ -78,14 +78,29 @@ export function compile(prices: Prices): Paywall {
         // escrow's forced close). Refused rather than half-supported.
         if (intent === 'session')
           throw new ConfigurationError(
-            `${method} ${target}: the session intent is not sold over MCP (no MCP call carries a session's ` +
+            `${method} ${key}: the session intent is not sold over MCP (no MCP call carries a session's ` +
               'top-up or close); offer a charge here, and sessions on HTTP routes',
           )
         const entry = methods[offer.method] ?? { intents: [] }
         methods[offer.method] = entry
         if (!entry.intents.includes(intent)) entry.intents.push(intent)
       }
-      gates.set(`${method}\n${target}`, { method, target, route })
+      if (method === 'resources/read' && UriTemplate.isTemplate(key)) {
+        let template: UriTemplate
+        try {
+          template = new UriTemplate(key)
+        } catch {
+          throw new ConfigurationError(`${method} ${key} is not a valid URI template`)
+        }
+        templates.push({ template, offers })
+        continue
+      }
+      // Resources are priced by the URI the SDK serves, which it looks up normalized: two spellings of
+      // one priced URI would otherwise be two prices.
+      const target = method === 'resources/read' ? normalizedUri(key) : key
+      if (gates.has(`${method}\n${target}`))
+        throw new ConfigurationError(`${method} ${key} is priced twice (as ${target})`)
+      gates.set(`${method}\n${target}`, gateFor(method, target, offers))
     }
   }
   return {
@@ -95,9 +110,53 @@ export function compile(prices: Prices): Paywall {
       if (typeof params !== 'object' || params === null) return undefined
       const target = (params as Record<string, unknown>)[coveredMethods[method as CoveredMethod]]
       if (typeof target !== 'string') return undefined
-      return gates.get(`${method}\n${target}`)
+      if (method !== 'resources/read') return gates.get(`${method}\n${target}`)
+      // The SDK's `resources/read` reads `new URL(uri)`: its exact resources by `uri.toString()`, then its
+      // templates matched against that string. The paywall looks the URI up the same way, so that every
+      // spelling the SDK resolves to a priced resource (`DATA://…`, `./`, `../`, `:443`, host case) is
+      // gated. A URI matching a priced template is gated even if a free resource of the server has it:
+      // fail closed.
+      const uri = normalizedUri(target)
+      const exact = gates.get(`${method}\n${uri}`)
+      if (exact) return exact
+      for (const { template, offers } of templates) {
+        let matched: unknown
+        try {
+          matched = template.match(uri)
+        } catch {
+          // Too long to match: the SDK's own match refuses it too, priced or not.
+          return gateFor(method, uri, offers)
+        }
+        if (matched) return gateFor(method, uri, offers)
+      }
+      return undefined
     },
   }
+}
+
+/**
+ * A resource URI as the SDK's `resources/read` resolves it (`new URL(uri)`, serialized), or the string
+ * as is when it is not a URL (the SDK serves nothing for it).
+ *
+ * @example
+ * ```ts
+ * normalizedUri('DATA://premium/x/../market') // 'data://premium/market'
+ * ```
+ */
+export function normalizedUri(uri: string): string {
+  try {
+    return new URL(uri).href
+  } catch {
+    return uri
+  }
+}
+
+/** The gate of one target: its offers pinned to the operation and target (`opaque.mcp`). */
+function gateFor(method: CoveredMethod, target: string, offers: readonly Offer[]): Gate {
+  const route: Route = {
+    offers: offers.map((offer) => ({ ...offer, opaque: { ...offer.opaque, mcp: `${method} ${target}` } })),
+  }
+  return { method, target, route }
 }
 
 /**

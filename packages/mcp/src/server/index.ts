@@ -1,10 +1,12 @@
-export { create, type Options, type PaymentCapability, type Payments } from './Payments.js'
+export { create, liftMeta, type Options, type PaymentCapability, type Payments } from './Payments.js'
 export {
   argumentsDigest,
   compile,
   coveredMethods,
   type Gate,
+  normalizedUri,
   type Paywall,
   type Price,
   type Prices,
 } from './Paywall.js'
+export { liftMetaLines } from './Stdio.js'
