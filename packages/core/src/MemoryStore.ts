@@ -59,6 +59,7 @@ export class MemoryStore implements Store {
   }
 
   #write(key: string, value: string, ttlMs: number, now: number, existing = this.#entries.has(key)): void {
+    const ms = ttl(ttlMs)
     if (!existing && this.#entries.size >= this.maxEntries) {
       this.sweep(now)
       if (this.#entries.size >= this.maxEntries)
@@ -68,7 +69,7 @@ export class MemoryStore implements Store {
     }
     // Delete first so the Map keeps keys in write order (oldest first), which keeps sweeps cheap.
     if (existing) this.#entries.delete(key)
-    this.#entries.set(key, { value, expiresAt: now + Math.max(1, ttlMs) })
+    this.#entries.set(key, { value, expiresAt: now + ms })
   }
 
   /** Removes every expired key. Runs by itself when the store fills up. */
@@ -125,6 +126,8 @@ export class MemoryStore implements Store {
   /** Runs the steps synchronously, so nothing interleaves (see {@link Store.atomic}). */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
     const now = this.#now()
+    // Like the networked stores, a bad TTL refuses the whole batch before anything is written.
+    for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
     const { result, writes } = runAtomicSteps(steps, { read: (key) => this.#live(key, now)?.value })
     // All or none of the writes: check the room for new keys before the first one.
     const added = writes.filter((w) => !this.#entries.has(w.key)).length
@@ -140,4 +143,16 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.#entries.clear()
   }
+}
+
+/**
+ * Longest TTL kept, in milliseconds (100 years), the same as the Redis and PostgreSQL stores: longer TTLs
+ * are clamped down to it (for a replay-protection key 100 years is as good as forever).
+ */
+const maxTtlMs = 100 * 365 * 86_400_000
+
+/** TTL in milliseconds, at least 1 and at most {@link maxTtlMs}; NaN and infinities are refused. */
+function ttl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs)) throw new ConfigurationError('ttlMs must be a finite number of milliseconds')
+  return Math.min(maxTtlMs, Math.max(1, ttlMs))
 }

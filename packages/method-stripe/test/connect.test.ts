@@ -1,6 +1,6 @@
-import { Challenge, Receipt } from '@mppkit/core'
+import { Challenge, PaymentError, Receipt } from '@mppkit/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { stripe } from '../src/server/index.js'
+import { StripeRefundError, stripe } from '../src/server/index.js'
 import { problem, rig, type StripeDevnet, sdk, startStripe, url } from './helpers.js'
 
 // Stripe Connect settlement parameters come from server configuration only, are validated as the spec's
@@ -61,6 +61,42 @@ describe('stripe charge with Connect', () => {
     expect(pi).toMatchObject({ status: 'succeeded', on_behalf_of: connected, application_fee_amount: 30 })
     // The refund helper refunds on the same account.
     expect((await r.method.refund(receipt)).amount).toBe(1000)
+  })
+
+  it('refunds a direct charge routed by a connect function on the account it names', async () => {
+    const r = rig(node, {
+      server: {
+        networkId: node.info.accounts.profiles[connected] as string,
+        connectedAccounts: [connected],
+        connect: () => ({ stripeAccount: connected }),
+      },
+    })
+    const response = await r.client.fetch(url)
+    expect(response.status, await response.clone().text()).toBe(200)
+    const receipt = Receipt.parse(response.headers.get('payment-receipt')!)
+    // The account of each payment is the function's choice: the refund cannot guess it.
+    await expect(r.method.refund(receipt)).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: stripe refund: with a connect function, pass options.stripeAccount (the connected account the receipt was paid on, or null for the platform)]`,
+    )
+    await expect(
+      r.method.refund(receipt, undefined, { stripeAccount: 'acct_unknown' }),
+    ).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: stripe refund: stripeAccount is not one of the server's connectedAccounts]`,
+    )
+    // On the platform the PaymentIntent does not exist: a typed refund failure, not a 402 payment problem.
+    const missing = await r.method
+      .refund(receipt, undefined, { stripeAccount: null })
+      .catch((error: unknown) => error)
+    expect(missing).toBeInstanceOf(StripeRefundError)
+    expect(PaymentError.is(missing)).toBe(false)
+    expect(missing).toMatchObject({
+      code: 'stripe_refund_failed',
+      statusCode: 404,
+      stripeCode: 'resource_missing',
+    })
+    expect((await r.method.refund(receipt, 400, { stripeAccount: connected })).amount).toBe(400)
+    const pi = await r.stripe.paymentIntents.retrieve(receipt.reference, {}, { stripeAccount: connected })
+    expect(pi.status).toBe('succeeded')
   })
 
   it('refuses configurations that break a MUST', () => {

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
 import { describeStore, payThroughServer } from '@mppkit/core/testing'
 import pg from 'pg'
@@ -280,6 +280,59 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     expect(await store.get('inflight')).toBe('10')
     expect(await store.increment('inflight', 1n, { ttlMs: 60_000 })).toEqual({ applied: true, value: 11n })
     await store.close()
+  })
+
+  it('answers an atomic batch stalled by the network after one query timeout, not two', async () => {
+    // A TCP relay to PostgreSQL that can stop forwarding (a network partition, not a refused port).
+    const { port: target } = new URL(url)
+    let paused = false
+    const sockets = new Set<Socket>()
+    const relay = createServer((inbound) => {
+      const outbound = connect(Number(target || 5432), '127.0.0.1')
+      for (const socket of [inbound, outbound]) {
+        sockets.add(socket)
+        socket.on('error', () => {})
+        socket.on('close', () => {
+          inbound.destroy()
+          outbound.destroy()
+        })
+      }
+      inbound.on('data', (data) => paused || outbound.write(data))
+      outbound.on('data', (data) => paused || inbound.write(data))
+    })
+    relay.listen(0, '127.0.0.1')
+    await once(relay, 'listening')
+    const relayed = new URL(url)
+    relayed.host = `127.0.0.1:${(relay.address() as { port: number }).port}`
+    const timeout = 400
+    const relayPool = new pg.Pool({
+      ...postgresPoolOptions,
+      connectionString: relayed.href,
+      max: 1,
+      query_timeout: timeout,
+    })
+    relayPool.on('error', () => {})
+    const store = new PostgresStore({ pool: relayPool, schema })
+    try {
+      await store.get('warm')
+      paused = true
+      const started = Date.now()
+      const error = await store
+        .atomic([{ op: 'increment', key: 'stalled', delta: 1n, ttlMs: 60_000 }])
+        .catch((caught: unknown) => caught)
+      const elapsed = Date.now() - started
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      // Without it a ROLLBACK on the stalled connection waits for a second query timeout.
+      expect(elapsed).toBeLessThan(timeout * 1.75)
+      // The stalled connection was destroyed, not returned to the pool.
+      expect(relayPool.totalCount).toBe(0)
+    } finally {
+      paused = false
+      await store.close()
+      await relayPool.end().catch(() => {})
+      for (const socket of sockets) socket.destroy()
+      relay.close()
+    }
   })
 
   it('reports a counter holding a non-integer as a typed error, not as an outage', async () => {

@@ -130,6 +130,11 @@ function sqlStateOf(error: unknown): string | undefined {
   return code
 }
 
+/** Whether a failure came from the connection (timeout, socket) rather than from PostgreSQL's reply. */
+function connectionLost(error: unknown): boolean {
+  return !BaseError.is(error) && sqlStateOf(error) === undefined
+}
+
 /** Whether an error reported by PostgreSQL can go away on a retry (see {@link transientClasses}). */
 function isTransient(sqlState: string): boolean {
   return transientClasses.has(sqlState.slice(0, 2)) || transientStates.has(sqlState)
@@ -467,7 +472,10 @@ export class PostgresStore implements Store {
     } catch (error) {
       // A store error (a non-integer counter) leaves the connection usable; anything else drops it.
       if (!BaseError.is(error)) broken = error instanceof Error ? error : new Error(String(error))
-      await client.query('ROLLBACK').catch(() => {})
+      // A failure PostgreSQL did not report (a query timeout, a lost or stalled connection) leaves the
+      // connection dead or wedged: a ROLLBACK on it would only stall for another query timeout before the
+      // 503. The connection is destroyed instead, and the server rolls the transaction back when it goes.
+      if (!connectionLost(error)) await client.query('ROLLBACK').catch(() => {})
       throw this.#failure(error)
     } finally {
       client.off('error', this.#onError)
@@ -520,8 +528,16 @@ export class PostgresStore implements Store {
   }
 }
 
-/** TTL in whole milliseconds, at least 1. */
+/**
+ * Longest TTL a store keeps, in milliseconds (100 years). Longer TTLs are clamped down to it rather than
+ * refused: every store represents it (a PostgreSQL interval, a Redis `PX`, a JavaScript timestamp), and
+ * for a replay-protection key 100 years is as good as forever, whereas a TTL the backend cannot represent
+ * would make every such write fail.
+ */
+const maxTtlMs = 100 * 365 * 86_400_000
+
+/** TTL in whole milliseconds, at least 1 and at most {@link maxTtlMs}. */
 function ttl(ttlMs: number): number {
   if (!Number.isFinite(ttlMs)) throw new ConfigurationError('ttlMs must be a finite number of milliseconds')
-  return Math.max(1, Math.ceil(ttlMs))
+  return Math.min(maxTtlMs, Math.max(1, Math.ceil(ttlMs)))
 }

@@ -404,8 +404,16 @@ export class RedisStore implements Store {
   }
 }
 
-/** Redis `PX` takes a positive integer number of milliseconds. */
+/**
+ * Longest TTL a store keeps, in milliseconds (100 years). Longer TTLs are clamped down to it rather than
+ * refused: every store represents it (a PostgreSQL interval, a Redis `PX`, a JavaScript timestamp), and
+ * for a replay-protection key 100 years is as good as forever, whereas a TTL the backend cannot represent
+ * would make every such write fail.
+ */
+const maxTtlMs = 100 * 365 * 86_400_000
+
+/** Redis `PX` takes a positive integer number of milliseconds (at most {@link maxTtlMs}). */
 function ttl(ttlMs: number): number {
   if (!Number.isFinite(ttlMs)) throw new ConfigurationError('ttlMs must be a finite number of milliseconds')
-  return Math.max(1, Math.ceil(ttlMs))
+  return Math.min(maxTtlMs, Math.max(1, Math.ceil(ttlMs)))
 }

@@ -244,6 +244,52 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
       })
     })
 
+    describe('TTL bounds', () => {
+      const invalid = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]
+      // Beyond what PostgreSQL intervals (~1e16 ms) and Redis `PX` (~1e19 ms) represent.
+      const huge = [1e16, 1e19, 1e21, Number.MAX_VALUE]
+
+      it('refuses a NaN or infinite TTL with a ConfigurationError and writes nothing', async () => {
+        for (const ttlMs of invalid) {
+          const k = key('ttl-invalid')
+          const refused = { name: 'ConfigurationError' }
+          await expect(store().putIfAbsent(k, 'v', ttlMs)).rejects.toMatchObject(refused)
+          await expect(store().set(k, 'v', ttlMs)).rejects.toMatchObject(refused)
+          await expect(store().compareAndSet(k, undefined, 'v', ttlMs)).rejects.toMatchObject(refused)
+          await expect(store().increment(k, 1n, { ttlMs })).rejects.toMatchObject(refused)
+          // atomic() is optional in the Store contract.
+          if (store().atomic)
+            await expect(
+              store().atomic!([
+                { op: 'increment', key: k, delta: 1n, ttlMs: longTtl },
+                { op: 'compareAndSet', key: `${k}:b`, expected: undefined, next: 'v', ttlMs },
+              ]),
+            ).rejects.toMatchObject(refused)
+          expect(await store().get(k)).toBeUndefined()
+          expect(await store().get(`${k}:b`)).toBeUndefined()
+        }
+      })
+
+      it('keeps a key written with a TTL too large for the backend instead of failing', async () => {
+        for (const ttlMs of huge) {
+          const k = key('ttl-huge')
+          expect(await store().putIfAbsent(k, 'v', ttlMs)).toBe(true)
+          expect(await store().putIfAbsent(k, 'w', longTtl)).toBe(false)
+          expect(await store().get(k)).toBe('v')
+          await store().set(k, 'x', ttlMs)
+          expect(await store().compareAndSet(k, 'x', 'y', ttlMs)).toBe(true)
+          expect(await store().get(k)).toBe('y')
+          const n = key('ttl-huge-counter')
+          expect(await store().increment(n, 2n, { ttlMs })).toEqual({ applied: true, value: 2n })
+          expect(await store().increment(n, 1n, { ttlMs, max: 10n })).toEqual({ applied: true, value: 3n })
+          if (store().atomic) {
+            await store().atomic!([{ op: 'increment', key: n, delta: 1n, ttlMs }])
+            expect(await store().get(n)).toBe('4')
+          }
+        }
+      })
+    })
+
     const suite: StoreSuite = { store, key, pick, shortTtl, bigIntegers }
     storeIncrementCases(suite)
     storeConcurrencyCases(suite)

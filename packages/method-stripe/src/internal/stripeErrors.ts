@@ -1,4 +1,4 @@
-import { type PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
+import { BaseError, type PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 
 /** The fields of a `stripe` SDK error this rail reads (duck-typed, so any SDK copy or version works). */
 type StripeErrorLike = {
@@ -9,6 +9,7 @@ type StripeErrorLike = {
   param?: unknown
   message?: unknown
   headers?: Record<string, unknown>
+  requestId?: unknown
 }
 
 /**
@@ -143,4 +144,53 @@ export function fromStripeError(error: unknown, retryAfter: number): PaymentErro
     reason: code ?? 'stripe-invalid-request',
     detail: message ?? 'Stripe refused the payment.',
   })
+}
+
+/** What identifies a `stripe` SDK error, without the rest of it. */
+export type StripeErrorSummary = {
+  type?: string
+  code?: string
+  statusCode?: number
+  requestId?: string
+}
+
+/**
+ * The identifying fields of a `stripe` SDK error (`type`, `code`, `statusCode`, `requestId`) and nothing
+ * else: the SDK copies `raw.payment_intent` onto its errors, which can carry the SPT
+ * (`shared_payment_granted_token`), and "Never put a credential, preimage, SPT or private key in an error
+ * message or a log line."
+ */
+export function stripeErrorSummary(error: unknown): StripeErrorSummary {
+  if (typeof error !== 'object' || error === null) return {}
+  const e = error as StripeErrorLike
+  return {
+    ...(typeof e.type === 'string' ? { type: e.type } : {}),
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    ...(typeof e.statusCode === 'number' ? { statusCode: e.statusCode } : {}),
+    ...(typeof e.requestId === 'string' ? { requestId: e.requestId } : {}),
+  }
+}
+
+/**
+ * A refund Stripe refused or could not be reached for (code `stripe_refund_failed`). A seller-side
+ * failure, not a payment problem: `statusCode` and `stripeCode` say why (e.g. 404 `resource_missing`
+ * when the PaymentIntent is on another account), and `cause` holds only {@link stripeErrorSummary}.
+ */
+export class StripeRefundError extends BaseError {
+  override name = 'StripeRefundError'
+  /** Stripe's HTTP status, when Stripe answered. */
+  readonly statusCode: number | undefined
+  /** Stripe's error code (e.g. `resource_missing`, `charge_already_refunded`), when it gave one. */
+  readonly stripeCode: string | undefined
+
+  constructor(paymentIntent: string, error: unknown) {
+    const summary = stripeErrorSummary(error)
+    const message = (error as StripeErrorLike | null)?.message
+    super(
+      `stripe refund of ${paymentIntent} failed${summary.statusCode ? ` (${summary.statusCode}${summary.code ? ` ${summary.code}` : ''})` : ''}${typeof message === 'string' && summary.type ? `: ${redact(message)}` : ''}`,
+      { code: 'stripe_refund_failed', cause: summary },
+    )
+    this.statusCode = summary.statusCode
+    this.stripeCode = summary.code
+  }
 }

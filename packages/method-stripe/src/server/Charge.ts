@@ -9,7 +9,12 @@ import {
   VerificationFailedError,
 } from '@mppkit/core'
 import * as Connect from '../Connect.js'
-import { fromStripeError, sptProblem } from '../internal/stripeErrors.js'
+import {
+  fromStripeError,
+  StripeRefundError,
+  sptProblem,
+  stripeErrorSummary,
+} from '../internal/stripeErrors.js'
 import { charge, type StripeChargeRequest } from '../Methods.js'
 
 /**
@@ -19,6 +24,7 @@ import { charge, type StripeChargeRequest } from '../Methods.js'
 export type StripeClient = {
   paymentIntents: {
     create(params: any, options?: any): Promise<any>
+    retrieve(id: string, params?: any, options?: any): Promise<any>
     cancel(id: string, params?: any, options?: any): Promise<any>
   }
   refunds: { create(params: any, options?: any): Promise<any> }
@@ -67,9 +73,24 @@ type Verified = { connect: Connect.Settlement | undefined }
 export type ChargeServer = Method.Server<typeof charge, Verified> & {
   /**
    * Refunds a paid receipt (all of it, or `amount` in the smallest currency unit) on the account it was
-   * paid on. Resolves to Stripe's Refund object.
+   * paid on. Resolves to Stripe's Refund object; a refund Stripe refuses or cannot be reached for rejects
+   * with a {@link StripeRefundError}.
+   *
+   * With a fixed `connect`, the refund goes to its `stripeAccount`. With a `connect` function the account
+   * of each payment is not known here: pass `options.stripeAccount` (the connected account of a direct
+   * charge, one of `connectedAccounts`, or `null` for a charge made on the platform account).
    */
-  refund(receipt: Receipt.Receipt, amount?: number): Promise<{ id: string; amount: number; status: string }>
+  refund(
+    receipt: Receipt.Receipt,
+    amount?: number,
+    options?: RefundOptions,
+  ): Promise<{ id: string; amount: number; status: string }>
+}
+
+/** Options of {@link ChargeServer.refund}. */
+export type RefundOptions = {
+  /** Account the receipt was paid on: a connected account (`Stripe-Account`), or `null` for the platform. */
+  stripeAccount?: string | null
 }
 
 /**
@@ -101,7 +122,10 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
   if (options.connect !== undefined && typeof options.connect !== 'function')
     Connect.assertConfiguration(options.connect, authorizedAccounts)
   const retryAfter = options.retryAfter ?? 1
-  const replayTtlMs = (options.sptReplayTtlSeconds ?? 7 * 86_400) * 1000
+  const replayTtlSeconds = options.sptReplayTtlSeconds ?? 7 * 86_400
+  if (typeof replayTtlSeconds !== 'number' || !Number.isFinite(replayTtlSeconds) || replayTtlSeconds <= 0)
+    throw new ConfigurationError('stripe: sptReplayTtlSeconds must be a positive finite number of seconds')
+  const replayTtlMs = replayTtlSeconds * 1000
   const staticStripeAccount = typeof options.connect === 'object' ? options.connect.stripeAccount : undefined
   // The onError of every server this method was given to (see Method.SetupContext).
   const reporters: ((error: unknown) => void)[] = []
@@ -159,7 +183,7 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       methodDetails,
     } as Partial<StripeChargeRequest>,
 
-    async verify({ challenge, request, payload }): Promise<Verified> {
+    async verify({ challenge, request, payload, store }): Promise<Verified> {
       // Steps 1–2 (challenge id and expiry) ran in the core before this: "Servers MUST complete challenge
       // ID validation and expiry checks (steps 1-2) before processing credential material (steps 3-5)."
       // The conformance vector stripe-external-id-binding: a request-bound externalId must be echoed by
@@ -175,14 +199,17 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       else connect = options.connect
       if (connect !== undefined)
         Connect.assertSettlement(connect, { amount: Number(request.amount), authorizedAccounts })
-      if (options.precheck) await precheck(payload.spt, request, connect?.stripeAccount)
+      // The token of an intent left processing by this credential is spent already: its retry skips the
+      // pre-check, and settlement reads the intent.
+      if (options.precheck && (await store.get(intentKeyOf(payload.spt, challenge.id))) === undefined)
+        await precheck(payload.spt, request, connect?.stripeAccount)
       return { connect }
     },
 
     async settle({ challenge, request, payload, store, verified }) {
       // "Verify the SPT has not been previously used (replay protection)": a token is bound to the first
       // challenge that settles it; only a retry of that challenge (after an outage) may send it again.
-      const sptKey = `spt:${createHash('sha256').update(payload.spt).digest('base64url')}`
+      const sptKey = sptKeyOf(payload.spt)
       if (
         !(await store.putIfAbsent(sptKey, challenge.id, replayTtlMs)) &&
         (await store.get(sptKey)) !== challenge.id
@@ -190,6 +217,23 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
         throw sptProblem('spt-already-used')
 
       const connect = Connect.toStripe(verified.connect)
+      const receipt = {
+        // The receipt's externalId is the server-bound one, never the payload's.
+        ...(request.externalId !== undefined ? { externalId: request.externalId } : {}),
+      }
+      // A PaymentIntent this credential left `processing` on an earlier try (see below): its state is read
+      // by id, since a create with the same idempotency key would only replay the first answer.
+      const intentKey = intentKeyOf(payload.spt, challenge.id)
+      const pendingId = await store.get(intentKey)
+      if (pendingId !== undefined) {
+        const pending = await stripeCall(() => client.paymentIntents.retrieve(pendingId, {}, connect.options))
+        // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
+        if (pending?.status === 'succeeded' && pending.id === pendingId)
+          return { reference: pendingId, ...receipt }
+        if (isPending(pending?.status)) throw stillProcessing(pending.status)
+        throw notSucceeded(pending?.status)
+      }
+
       const details = request.methodDetails
       const params = {
         amount: Number(request.amount),
@@ -213,18 +257,27 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       )
       // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
       if (paymentIntent?.status === 'succeeded' && typeof paymentIntent.id === 'string')
-        return {
-          reference: paymentIntent.id,
-          // The receipt's externalId is the server-bound one, never the payload's.
-          ...(request.externalId !== undefined ? { externalId: request.externalId } : {}),
-        }
+        return { reference: paymentIntent.id, ...receipt }
+      if (isPending(paymentIntent?.status) && typeof paymentIntent.id === 'string') {
+        // An asynchronous payment method: the intent may still succeed, and the token is spent on it. Its
+        // id is remembered, so that a retry of this credential reads its outcome instead of paying again.
+        await store.set(intentKey, paymentIntent.id, replayTtlMs)
+        report(
+          new BaseError(
+            `stripe: PaymentIntent ${paymentIntent.id} is ${paymentIntent.status}; the client was asked to retry the same credential`,
+            { code: 'stripe_payment_intent_pending' },
+          ),
+        )
+        throw stillProcessing(paymentIntent.status)
+      }
       if (paymentIntent?.status === 'requires_action') {
         // An agent cannot complete 3-D Secure: the intent is canceled so it does not linger.
         await client.paymentIntents.cancel(paymentIntent.id, {}, connect.options).catch((cause: unknown) =>
           report(
             new BaseError(`stripe: canceling PaymentIntent ${paymentIntent.id} (requires_action) failed`, {
               code: 'stripe_cancel_failed',
-              cause,
+              // Only what identifies the failure: an SDK error carries the raw PaymentIntent and its SPT.
+              cause: stripeErrorSummary(cause),
             }),
           ),
         )
@@ -234,25 +287,75 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
             'The payment method requires customer authentication (3-D Secure), which this flow cannot complete; pay with a token whose payment method does not require it.',
         })
       }
-      // "If the PaymentIntent fails or requires additional action, server returns 402 with a new challenge"
-      throw new VerificationFailedError({
-        reason: `payment-intent-${String(paymentIntent?.status ?? 'unknown')}`,
-        detail: `The PaymentIntent did not succeed (status ${String(paymentIntent?.status ?? 'unknown')}).`,
-      })
+      throw notSucceeded(paymentIntent?.status)
     },
 
-    async refund(receipt, amount) {
+    async refund(receipt, amount, refundOptions = {}) {
       if (receipt.method !== 'stripe' || !/^pi_[A-Za-z0-9_]+$/.test(receipt.reference))
         throw new ConfigurationError('stripe refund: the receipt is not a Stripe charge receipt')
       if (amount !== undefined && (!Number.isSafeInteger(amount) || amount < 1))
         throw new ConfigurationError('stripe refund: amount must be a positive integer')
-      return stripeCall(() =>
-        client.refunds.create(
+      let stripeAccount: string | undefined
+      if (refundOptions.stripeAccount === undefined) {
+        // A `connect` function may route each payment to another account: refunding on the platform
+        // would miss a direct charge on a connected account.
+        if (typeof options.connect === 'function')
+          throw new ConfigurationError(
+            'stripe refund: with a connect function, pass options.stripeAccount (the connected account the receipt was paid on, or null for the platform)',
+          )
+        stripeAccount = staticStripeAccount
+      } else if (refundOptions.stripeAccount !== null) {
+        if (!authorizedAccounts.includes(refundOptions.stripeAccount))
+          throw new ConfigurationError(
+            "stripe refund: stripeAccount is not one of the server's connectedAccounts",
+          )
+        stripeAccount = refundOptions.stripeAccount
+      }
+      try {
+        return await client.refunds.create(
           { payment_intent: receipt.reference, ...(amount !== undefined ? { amount } : {}) },
           // No fixed idempotency key: two equal partial refunds are two refunds (the SDK keys its own retries).
-          staticStripeAccount ? { stripeAccount: staticStripeAccount } : {},
-        ),
-      )
+          stripeAccount ? { stripeAccount } : {},
+        )
+      } catch (error) {
+        // Not a payment problem of a client: the seller's refund failed, and says why.
+        throw new StripeRefundError(receipt.reference, error)
+      }
     },
   }
+}
+
+/** Store key binding a spent SPT (by hash, never the token itself) to the challenge that settles it. */
+function sptKeyOf(spt: string): string {
+  return `spt:${createHash('sha256').update(spt).digest('base64url')}`
+}
+
+/** Store key of the PaymentIntent a credential (SPT and challenge) left processing. */
+function intentKeyOf(spt: string, challengeId: string): string {
+  return `${sptKeyOf(spt)}:intent:${challengeId}`
+}
+
+/** `Retry-After` seconds of a 402 for a PaymentIntent that has not settled yet. */
+const processingRetryAfter = 5
+
+/** Statuses of a PaymentIntent that may still succeed without the client. */
+function isPending(status: unknown): boolean {
+  return status === 'processing' || status === 'requires_capture'
+}
+
+/** A 402 that asks the client to retry the same credential later (the intent has not settled yet). */
+function stillProcessing(status: string): VerificationFailedError {
+  return new VerificationFailedError({
+    reason: 'payment-intent-processing',
+    detail: `The PaymentIntent is ${status}; retry the same credential later.`,
+    retryAfter: processingRetryAfter,
+  })
+}
+
+/** "If the PaymentIntent fails or requires additional action, server returns 402 with a new challenge" */
+function notSucceeded(status: unknown): VerificationFailedError {
+  return new VerificationFailedError({
+    reason: `payment-intent-${String(status ?? 'unknown')}`,
+    detail: `The PaymentIntent did not succeed (status ${String(status ?? 'unknown')}).`,
+  })
 }

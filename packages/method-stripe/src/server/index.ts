@@ -5,6 +5,7 @@ export {
   type ChargeServer,
   type ConnectContext,
   chargeServer,
+  type RefundOptions,
   type StripeClient,
 } from './Charge.js'
 
@@ -23,4 +24,5 @@ export const stripe: {
   charge(options: ChargeOptions): ChargeServer
 } = Object.assign((options: ChargeOptions) => chargeServer(options), { charge: chargeServer })
 
+export { type StripeErrorSummary, StripeRefundError } from '../internal/stripeErrors.js'
 export { type HeaderTokensOptions, readHeaderToken, withHeaderTokens } from './HeaderTokens.js'
