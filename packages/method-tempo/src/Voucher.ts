@@ -179,9 +179,9 @@ const halfOrder = new Uint8Array(32)
 decodeHex('7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0', 0, halfOrder, 0)
 
 /**
- * Splits a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature into `out` (`r‖s`, the
- * EIP-2098 parity bit cleared) and returns the recovery id and whether `s` is high; undefined unless
- * `r` and `s` are in `[1, n)` and v is 27/28 or 0/1.
+ * Splits a 65-byte `r‖s‖v` (v 27/28) or 64-byte EIP-2098 signature into `out` (`r‖s`, the EIP-2098
+ * parity bit cleared) and returns the recovery id and whether `s` is high; undefined unless `r` and `s`
+ * are in `[1, n)` and v is 27 or 28.
  */
 function splitSignature(signature: string, out: Uint8Array): { recid: number; high: boolean } | undefined {
   const length = signature.length
@@ -192,8 +192,10 @@ function splitSignature(signature: string, out: Uint8Array): { recid: number; hi
     const high = decodeHex(signature, 130, vByte, 0)
     const v = vByte[0]!
     if (!high) return undefined
+    // "Accepted signature formats: 65-byte `(r, s, v)` format where `v` is 27 or 28; 64-byte EIP-2098
+    // compact format." A v of 0/1 recovers off chain, but the escrow's ecrecover refuses it: a voucher
+    // served on it could never be settled (and would revert every settlement batch it is in).
     if (v === 27 || v === 28) recid = v - 27
-    else if (v === 0 || v === 1) recid = v
     else return undefined
   } else {
     recid = out[32]! >> 7
@@ -221,7 +223,7 @@ export function verifierBackend(): Backend {
 }
 
 /**
- * A voucher verifier: canonical signatures only (low-s, `r` and `s` in `[1, n)`, v 27/28 or 0/1), the
+ * A voucher verifier: canonical signatures only (low-s, `r` and `s` in `[1, n)`, v 27/28), the
  * exact EIP-712 digest of the protocol, and the signer's key recovered with the signature's own
  * recovery id (as the escrow's `ecrecover` will) and compared with the expected signer from chain state.
  * Runs on libsecp256k1 when its binding loads, else on pure-JS noble (see {@link verifierBackend}).
@@ -340,7 +342,7 @@ export function createVerifier(
 }
 
 /**
- * Parses a 65-byte `r‖s‖v` (v 27/28 or 0/1) or 64-byte EIP-2098 signature: undefined unless `r` and
+ * Parses a 65-byte `r‖s‖v` (v 27/28) or 64-byte EIP-2098 signature: undefined unless `r` and
  * `s` are in `[1, n)` (a high `s` is returned as is; {@link createVerifier} refuses it).
  *
  * @example

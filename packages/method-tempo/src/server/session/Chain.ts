@@ -12,7 +12,7 @@ import {
   type TransactionReceipt,
   zeroAddress,
 } from 'viem'
-import { getTransactionReceipt, readContract, sendRawTransactionSync } from 'viem/actions'
+import { call, getTransactionReceipt, readContract, sendRawTransactionSync } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import { escrowAbi } from '../../internal/escrow.js'
 import { isUnavailable, unavailable, walletClientFor } from '../../internal/rpc.js'
@@ -136,6 +136,20 @@ export function createSessionChain(options: ChainOptions) {
     return sent
   }
 
+  /**
+   * Whether one payee call would succeed now (an `eth_call` from the payee): false when it reverts. An
+   * unreachable node is a 503, never a false (a channel is not given up on for a node outage).
+   */
+  const simulateAsPayee = async (payeeCall: PayeeCall): Promise<boolean> => {
+    try {
+      await call(client, { account: options.payee.address, to: payeeCall.to, data: payeeCall.data })
+      return true
+    } catch (error) {
+      if (isUnavailable(error)) throw unavailable(error)
+      return false
+    }
+  }
+
   const broadcast = async (serialized: Hex): Promise<TransactionReceipt> => {
     try {
       return await sendRawTransactionSync(client, { serializedTransaction: serialized })
@@ -237,6 +251,7 @@ export function createSessionChain(options: ChainOptions) {
   return {
     readChannel,
     sendAsPayee,
+    simulateAsPayee,
     broadcast,
     decodeCalls,
     sponsoredBy,

@@ -171,27 +171,58 @@ export function createChannelStore(options: ChannelStoreOptions) {
   const uncertainClose = (s: Store, channelId: Hex) =>
     s.set(key('closing', channelId), 'uncertain', closingTtlMs)
 
-  /** A bounded increment of the spent counter, unless the channel is being closed (`closing`). */
+  /**
+   * Raises the spent counter to at least `floor` (the channel's on-chain `settled`): what is settled
+   * was served, whether or not this store still remembers it. Runs only when a deduction found the
+   * counter below it (state expired or lost, or settled by another deployment), never per voucher.
+   */
+  const raiseSpent = async (s: Store, channelId: Hex, floor: bigint) => {
+    const spentKey = key('spent', channelId)
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const { value } = await s.increment(spentKey, 0n, { ttlMs })
+      if (value >= floor) return
+      // Bounded by `floor`: a concurrent deduction in between makes this one miss, and it is read again.
+      if ((await s.increment(spentKey, floor - value, { ttlMs, max: floor })).applied) return
+    }
+    throw new StoreUnavailableError({ detail: 'The channel is under heavy contention.', retryAfter: 1 })
+  }
+
+  /**
+   * A bounded increment of the spent counter, unless the channel is being closed (`closing`). With a
+   * `floor` (the on-chain `settled`), a counter below it is raised to it first: "captureAmount =
+   * max(spent, settledOnChain)", so a settled amount the store forgot is never served a second time.
+   * The floor is the increment's `min` (no extra store operation while the counter is at or above it).
+   */
   const spend = async (
     s: Store,
     channelId: Hex,
     cost: bigint,
     max: bigint,
+    floor = 0n,
   ): Promise<{ applied: boolean; value: bigint; closing?: boolean }> => {
     const spentKey = key('spent', channelId)
     const closingKey = key('closing', channelId)
-    if (!s.atomic) {
-      // Without `atomic` the mark is read just before the increment: a deduction racing the close's
-      // read of `spent` by less than a round trip may still be left out of the capture.
-      if ((await s.get(closingKey)) !== undefined) return { applied: false, value: 0n, closing: true }
-      return s.increment(spentKey, cost, { ttlMs, max })
+    const min = floor > 0n ? floor + cost : undefined
+    for (let attempt = 0; ; attempt++) {
+      let result: { applied: boolean; value: bigint }
+      if (!s.atomic) {
+        // Without `atomic` the mark is read just before the increment: a deduction racing the close's
+        // read of `spent` by less than a round trip may still be left out of the capture.
+        if ((await s.get(closingKey)) !== undefined) return { applied: false, value: 0n, closing: true }
+        result = await s.increment(spentKey, cost, min === undefined ? { ttlMs, max } : { ttlMs, max, min })
+      } else {
+        const { results } = await s.atomic([
+          { op: 'check', key: closingKey, equals: undefined },
+          min === undefined
+            ? { op: 'increment', key: spentKey, delta: cost, ttlMs, max }
+            : { op: 'increment', key: spentKey, delta: cost, ttlMs, max, min },
+        ])
+        if (!results[0]!.applied) return { applied: false, value: 0n, closing: true }
+        result = results[1] as { applied: boolean; value: bigint }
+      }
+      if (result.applied || result.value >= floor || attempt > 0) return result
+      await raiseSpent(s, channelId, floor)
     }
-    const { results } = await s.atomic([
-      { op: 'check', key: closingKey, equals: undefined },
-      { op: 'increment', key: spentKey, delta: cost, ttlMs, max },
-    ])
-    if (!results[0]!.applied) return { applied: false, value: 0n, closing: true }
-    return results[1] as { applied: boolean; value: bigint }
   }
 
   const highest = async (
@@ -292,11 +323,15 @@ export function createChannelStore(options: ChannelStoreOptions) {
       signature: Hex
       minDelta: bigint
       cost: bigint
+      /** The on-chain `settled` of the channel state the voucher was verified against (the spent floor). */
+      settled: bigint
       /** Throws when the channel state no longer allows this voucher (re-run of the verification checks). */
       recheck: (state: ChannelState) => void
     },
   ): Promise<Balance> => {
     const { amount, signature, minDelta, cost } = voucher
+    let settled = voucher.settled
+    let raised = false
     const id = channelId.toLowerCase()
     const chKey = key('ch', channelId)
     const vKey = key('v', channelId)
@@ -338,8 +373,13 @@ export function createChannelStore(options: ChannelStoreOptions) {
           ? { op: 'compareAndSet', key: vKey, expected: raw, next, ttlMs }
           : { op: 'check', key: vKey, equals: raw },
         // "MUST persist `spent := spent + cost` … BEFORE or atomically with delivering the metered service",
-        // bounded by the voucher just checked or written, so spent never exceeds the accepted amount.
-        { op: 'increment', key: spentKey, delta: cost, ttlMs, max: amount },
+        // bounded by the voucher just checked or written, so spent never exceeds the accepted amount;
+        // and from at least the settled amount ("captureAmount = max(spent, settledOnChain)"): a counter
+        // below it (the store forgot the channel) stops here and is raised first, so what is already
+        // settled is never served again. A bound on the same step: no extra store operation.
+        settled > 0n
+          ? { op: 'increment', key: spentKey, delta: cost, ttlMs, max: amount, min: settled + cost }
+          : { op: 'increment', key: spentKey, delta: cost, ttlMs, max: amount },
         // The voucher is fully consumed: it may now be settled without capturing unserved funds.
         {
           op: 'setIfAtLeast',
@@ -369,6 +409,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
         voucher.recheck(reloaded.state)
         rememberChannel(id, reloaded.raw, reloaded.state)
         channelRaw = reloaded.raw
+        settled = BigInt(reloaded.state.settled)
         continue
       }
       if (!voucherStep!.applied) {
@@ -381,6 +422,14 @@ export function createChannelStore(options: ChannelStoreOptions) {
       if (advances) {
         remember(id, next)
         notify(channelId)
+      }
+      if (!spentStep!.applied && spentStep!.value < settled && !raised) {
+        // The voucher step stayed applied: the retry sees it as the stored voucher (an idempotent check).
+        raised = true
+        raw = next
+        known = true
+        await raiseSpent(s, channelId, settled)
+        continue
       }
       if (spentStep!.applied) dirty.add(channelId)
       return { ok: spentStep!.applied, spent: spentStep!.value, accepted: amount }
@@ -403,17 +452,19 @@ export function createChannelStore(options: ChannelStoreOptions) {
     cost: bigint,
     /** The voucher this request just accepted: its amount bounds the first try, and it is the one to settle. */
     justAccepted?: StoredVoucher,
+    /** The channel's on-chain `settled`: spent is counted from at least it (see `spend`). */
+    settled = 0n,
   ): Promise<Balance> => {
     let acceptedNow = justAccepted ? BigInt(justAccepted.amount) : await accepted(s, channelId)
     if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
-    let result = await spend(s, channelId, cost, acceptedNow)
+    let result = await spend(s, channelId, cost, acceptedNow, settled)
     if (!result.applied && !result.closing && justAccepted) {
       // A higher voucher may have been accepted since (a concurrent request): bound by the stored one.
       const fresh = await accepted(s, channelId)
       if (fresh > acceptedNow) {
         acceptedNow = fresh
         justAccepted = undefined
-        result = await spend(s, channelId, cost, acceptedNow)
+        result = await spend(s, channelId, cost, acceptedNow, settled)
       }
     }
     if (result.closing) return { ok: false, spent: 0n, accepted: acceptedNow, closing: true }

@@ -73,9 +73,10 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         ...(response ? { response } : {}),
       }
     }
-    const serve = async (charge: boolean, justAccepted?: StoredVoucher) => {
+    // `settled`: the channel's on-chain settled amount, the floor of `spent` (ChannelStore.spend).
+    const serve = async (charge: boolean, justAccepted: StoredVoucher, settled: string) => {
       if (!charge) return done({}, new Response(null, { status: 200 }))
-      const result = await channels.deduct(s, channelId, cost, justAccepted)
+      const result = await channels.deduct(s, channelId, cost, justAccepted, BigInt(settled))
       if (result.closing) throw channels.closingProblem()
       if (!result.ok) throw channels.insufficient(channelId, cost, result)
       return done(cost > 0n ? { units: Number(unitsPerRequest) } : {}, undefined, result)
@@ -162,7 +163,7 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
           })
         await channels.saveChannel(s, channelId, channel)
         const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, 0n)
-        return serve(!pureVoucher, { amount: String(acceptedNow), signature })
+        return serve(!pureVoucher, { amount: String(acceptedNow), signature }, channel.settled)
       }
       case 'voucher': {
         // One store operation per voucher on a store with `atomic` (ChannelStore.acceptAndDeduct).
@@ -176,6 +177,7 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
               signature,
               minDelta,
               cost,
+              settled: BigInt(verified.channel.settled),
               recheck: (channel) => recheckVoucher(verified, channel),
             },
           )
@@ -183,10 +185,13 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
           return done({ units: Number(unitsPerRequest) }, undefined, result)
         }
         // Verified against this process's copy of the channel: check it against the stored state first.
-        if (verified.channelRaw !== undefined)
-          recheckVoucher(verified, (await channels.loadChannelRaw(s, channelId, true, false)).state)
+        let { channel } = verified
+        if (verified.channelRaw !== undefined) {
+          channel = (await channels.loadChannelRaw(s, channelId, true, false)).state
+          recheckVoucher(verified, channel)
+        }
         const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, minDelta)
-        return serve(!pureVoucher, { amount: String(acceptedNow), signature })
+        return serve(!pureVoucher, { amount: String(acceptedNow), signature }, channel.settled)
       }
       case 'topUp': {
         const receipt = await chain.broadcast(

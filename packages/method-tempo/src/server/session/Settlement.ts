@@ -1,4 +1,4 @@
-import type { Store } from '@mppkit/core'
+import { type Store, VerificationFailedError } from '@mppkit/core'
 import { type Address, encodeFunctionData, type Hex } from 'viem'
 import { escrowAbi } from '../../internal/escrow.js'
 import type { PayeeCall, SessionChain } from './Chain.js'
@@ -6,7 +6,7 @@ import type { ChannelStore } from './ChannelStore.js'
 
 /** Parameters of {@link createSettlement}. */
 export type SettlementParameters = {
-  chain: Pick<SessionChain, 'readChannel' | 'sendAsPayee'>
+  chain: Pick<SessionChain, 'readChannel' | 'sendAsPayee' | 'simulateAsPayee'>
   channels: ChannelStore
   escrow: Address
 }
@@ -14,23 +14,33 @@ export type SettlementParameters = {
 /**
  * Batched settlement of a session server: every channel whose highest voucher is fully consumed is
  * settled in one Tempo transaction ("Server-scheduled settlement batches vouchers"), never capturing
- * more than was served.
+ * more than was served. A batch is atomic, so when it reverts each of its calls is simulated on its own:
+ * the channels whose settle reverts by itself are dropped (reported as `settle-reverted`) and the
+ * others sent again, so one unsettleable channel never keeps every other channel unsettled.
  *
  * @example
  * ```ts
  * const settlement = createSettlement({ chain, channels, escrow })
- * const hash = await settlement.settle(store)
+ * const hash = await settlement.settle(store, (error) => log(error))
  * ```
  * @see draft-tempo-session-00 §13 (Settlement)
  */
 export function createSettlement(parameters: SettlementParameters) {
   const { chain, channels } = parameters
-  /** Settles the consumed vouchers of the dirty channels recorded in `s` (undefined: nothing to settle). */
-  const settle = async (s: Store): Promise<Hex | undefined> => {
+  type Entry = { channelId: Hex; amount: bigint; call: PayeeCall }
+  const send = (batch: readonly Entry[]) =>
+    chain.sendAsPayee(
+      batch.map((entry) => entry.call),
+      150_000n * BigInt(batch.length) + 100_000n,
+    )
+  /**
+   * Settles the consumed vouchers of the dirty channels recorded in `s` (undefined: nothing to settle);
+   * the hash of the last batch sent. Channels dropped because their settle reverts go to `report`.
+   */
+  const settle = async (s: Store, report?: (error: unknown) => void): Promise<Hex | undefined> => {
     const { dirty } = channels
     if (dirty.size === 0) return undefined
-    const calls: PayeeCall[] = []
-    const batch: { channelId: Hex; amount: bigint }[] = []
+    let batch: Entry[] = []
     for (const channelId of [...dirty]) {
       const voucher = await channels.consumedVoucher(s, channelId)
       const channel = await channels.cachedChannel(s, channelId)
@@ -39,18 +49,45 @@ export function createSettlement(parameters: SettlementParameters) {
         dirty.delete(channelId)
         continue
       }
-      calls.push({
-        to: parameters.escrow,
-        data: encodeFunctionData({
-          abi: escrowAbi,
-          functionName: 'settle',
-          args: [channelId, BigInt(voucher.amount), voucher.signature],
-        }),
+      const amount = BigInt(voucher.amount)
+      batch.push({
+        channelId,
+        amount,
+        call: {
+          to: parameters.escrow,
+          data: encodeFunctionData({
+            abi: escrowAbi,
+            functionName: 'settle',
+            args: [channelId, amount, voucher.signature],
+          }),
+        },
       })
-      batch.push({ channelId, amount: BigInt(voucher.amount) })
     }
-    if (calls.length === 0) return undefined
-    const receipt = await chain.sendAsPayee(calls, 150_000n * BigInt(calls.length) + 100_000n)
+    if (batch.length === 0) return undefined
+    let receipt = await send(batch)
+    if (receipt.status !== 'success') {
+      // The whole batch reverted for at least one call: keep the calls that succeed on their own.
+      const settleable: Entry[] = []
+      for (const entry of batch) {
+        if (await chain.simulateAsPayee(entry.call)) {
+          settleable.push(entry)
+          continue
+        }
+        // Not retried with every batch (it would revert each of them): a later deduction on the channel
+        // marks it dirty again, and a close still captures what it owes.
+        dirty.delete(entry.channelId)
+        report?.(
+          new VerificationFailedError({
+            detail: `The escrow refuses to settle channel ${entry.channelId}; it was left out of the batch.`,
+            reason: 'settle-reverted',
+            extensions: { channelId: entry.channelId, amount: String(entry.amount) },
+          }),
+        )
+      }
+      if (settleable.length === 0 || settleable.length === batch.length) return receipt.transactionHash
+      batch = settleable
+      receipt = await send(batch)
+    }
     if (receipt.status !== 'success') return receipt.transactionHash
     for (const { channelId, amount } of batch) {
       const channel = await chain.readChannel(channelId)
@@ -83,7 +120,7 @@ export type SettlementTarget = {
  * @see draft-tempo-session-00 §13 (Settlement)
  */
 export function createSettlementSchedule(
-  settle: (store: Store) => Promise<Hex | undefined>,
+  settle: (store: Store, report?: (error: unknown) => void) => Promise<Hex | undefined>,
   interval: number | undefined,
 ) {
   type Attached = SettlementTarget & { timer?: ReturnType<typeof setInterval> }
@@ -92,7 +129,7 @@ export function createSettlementSchedule(
   const run = (targets: readonly Attached[]): Promise<Hex | undefined> => {
     const next = running.then(async () => {
       let hash: Hex | undefined
-      for (const target of targets) hash = (await settle(target.store)) ?? hash
+      for (const target of targets) hash = (await settle(target.store, target.report)) ?? hash
       return hash
     })
     running = next.catch(() => {})

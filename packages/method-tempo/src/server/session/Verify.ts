@@ -73,9 +73,23 @@ function checkDeposit(channel: Pick<ChannelState, 'deposit'>, amount: bigint): v
 }
 
 /**
+ * "`voucher.cumulativeAmount >= channel.settled` (at or above current settlement)": a voucher below
+ * the settled amount authorizes nothing the escrow would pay. Decided on a cached state too: `settled`
+ * only grows on chain, so a cached copy never refuses a voucher the chain would accept.
+ */
+function checkSettled(channel: Pick<ChannelState, 'settled'>, amount: bigint): void {
+  if (amount < BigInt(channel.settled))
+    throw new VerificationFailedError({
+      detail: 'The voucher is below the settled amount.',
+      reason: 'amount-not-increasing',
+      extensions: { settled: channel.settled },
+    })
+}
+
+/**
  * Re-runs a verified voucher's checks against a newer state of its channel (settle found the stored
  * state changed since verify): the same signer (the signature was recovered against it), no pending
- * forced close, the amount within the deposit.
+ * forced close, the amount within the deposit and not below the settled amount.
  *
  * @example
  * ```ts
@@ -95,6 +109,7 @@ export function recheckVoucher(
     )
   checkNotClosing(channel)
   checkDeposit(channel, verified.amount)
+  checkSettled(channel, verified.amount)
 }
 
 /**
@@ -248,6 +263,7 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
           ({ state: channel, raw } = await channels.loadChannelRaw(s, channelId, true, false))
         if (payload.action === 'voucher') checkNotClosing(channel)
         checkVoucher(channelId, channel, amount, payload.signature as Hex)
+        checkSettled(channel, amount)
         if (!cached) return { action: payload.action, channelId, channel, amount }
         return { action: 'voucher', channelId, channel, amount, channelRaw: raw }
       }
