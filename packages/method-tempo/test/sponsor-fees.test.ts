@@ -13,7 +13,7 @@ import {
 import { Attribution } from '../src/index.js'
 import { walletClientFor } from '../src/internal/rpc.js'
 import { checkSponsorPolicy } from '../src/server/Charge.js'
-import { chargeServer, cosign, type SponsorPolicy } from '../src/server/index.js'
+import { chargeServer, cosign, type SponsorPolicy, sessionServer } from '../src/server/index.js'
 
 // A fee payer co-signs the client's gas price: without caps a 0.001 USD sponsored charge with
 // maxFeePerGas = maxPriorityFeePerGas = 1e16 made the sponsor pay 550 pathUSD.
@@ -152,6 +152,17 @@ describe('sponsor policy: fee caps', () => {
         ConfigurationError,
       )
     expect(() => chargeServer({ ...base, sponsorPolicy: { maxFeePerGas: 50n * gwei } })).not.toThrow()
+    // The session server takes the same policy for its sponsored open and topUp.
+    const session = {
+      rpcUrl: base.rpcUrl,
+      currency: pathUsd as Address,
+      account: feePayer,
+      escrow: recipient as Address,
+    }
+    expect(() => sessionServer(session)).not.toThrow()
+    expect(() => sessionServer({ ...session, sponsorPolicy: { maxTotalFee: '1' } } as never)).toThrow(
+      ConfigurationError,
+    )
   })
 })
 

@@ -2,7 +2,7 @@ import { ConfigurationError, type Method } from '@mppkit/core'
 import type { Address, Hex, LocalAccount } from 'viem'
 import { type Connection, defaultChainId, publicClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
-import type { SponsorPolicy } from './Charge.js'
+import { checkSponsorPolicyOptions, type SponsorPolicy } from './Charge.js'
 import { createSessionChain } from './session/Chain.js'
 import { createChannelStore } from './session/ChannelStore.js'
 import { sessionProblem } from './session/problems.js'
@@ -96,6 +96,7 @@ export type SessionServer = Method.Server<typeof session, Verified> & {
  */
 export function sessionServer(options: SessionOptions): SessionServer {
   if (!options.rpcUrl) throw new ConfigurationError('tempo session: rpcUrl is required')
+  checkSponsorPolicyOptions('tempo session', options.sponsorPolicy)
   const chainId = options.chainId ?? defaultChainId
   const payee = options.account
   const chain = createSessionChain({
