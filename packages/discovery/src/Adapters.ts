@@ -2,9 +2,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { writeResponse } from '@mppkit/core/server'
 import type { Discovery } from './Discovery.js'
 
-const host = (req: IncomingMessage) => {
-  const value = req.headers.host
-  return typeof value === 'string' && /^[A-Za-z0-9.:[\]-]+$/.test(value) ? value : 'localhost'
+/**
+ * The Fetch request discovery sees, or undefined when the request target is no URL path. Discovery
+ * reads only the pathname, so the host is a constant: a client's Host header (`a:b`, `[`) never
+ * reaches URL parsing, where it would throw inside the listener (a process exit on bare node:http).
+ */
+const requestOf = (req: IncomingMessage, method: string): Request | undefined => {
+  try {
+    return new Request(`http://localhost${req.url ?? '/'}`, { method })
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -21,7 +29,8 @@ export function node(discovery: Discovery) {
   return (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
     const method = req.method ?? 'GET'
     if (method === 'GET' || method === 'HEAD') {
-      const response = discovery.handle(new Request(`http://${host(req)}${req.url ?? '/'}`, { method }))
+      const request = requestOf(req, method)
+      const response = request && discovery.handle(request)
       if (response) {
         writeResponse(res, response).catch(next)
         return

@@ -1,5 +1,6 @@
 export { type CorsOptions, cors, corsHeaders, paymentRequestHeaders, paymentResponseHeaders } from './Cors.js'
 export * as express from './express.js'
+export { readBody } from './Http.js'
 export * as hono from './hono.js'
 export type { Logger } from './Logger.js'
 export * as Mcp from './Mcp.js'

@@ -26,6 +26,7 @@ import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
 import {
   facilitate,
+  latestValidity,
   onChain,
   once,
   type Reader,
@@ -93,6 +94,12 @@ export declare namespace charge {
     timeout?: number
     /** Seconds of validity an authorization must have left when it arrives (default 6). */
     minValiditySeconds?: number
+    /**
+     * Longest validity, in seconds from now, an authorization (`validBefore`) or permit (`deadline`)
+     * may have, beyond the challenge's `expires` (default 3 600): each is claimed in the Store until it
+     * lapses, so a longer one is refused.
+     */
+    maxValiditySeconds?: number
   }
 }
 
@@ -128,6 +135,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
   const types = [...(options.credentialTypes ?? ['authorization'])]
   const timeout = options.timeout ?? 15_000
   const minValidity = options.minValiditySeconds ?? 6
+  const maxValidity = options.maxValiditySeconds ?? 3_600
   const reader = options.client ?? (options.wallet as unknown as Reader | undefined)
   const permit2 = options.permit2Address ?? permit2Address
   const now = () => Date.now()
@@ -135,6 +143,9 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
   const missing = (what: string) => new ConfigurationError(`evm charge: ${what}`)
   if (types.length === 0 || new Set(types).size !== types.length)
     throw missing('credentialTypes must list each offered type once')
+  // Every Store claim lives at most this long (in ms): a Store (Redis) refuses TTLs past a safe integer.
+  if (!Number.isSafeInteger(maxValidity) || maxValidity < 0 || maxValidity > 31_536_000)
+    throw missing('maxValiditySeconds must be an integer from 0 to 31 536 000 (a year)')
   if (types.includes('authorization')) {
     // "Servers MUST only include "authorization" when the currency token is known to implement EIP-3009":
     // configuring its EIP-712 domain is how a server says it knows.
@@ -168,6 +179,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     permit2,
     timeout,
     minValidity,
+    maxValidity,
     now,
   })
 
@@ -199,10 +211,14 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
       if (!relayed.has(credential) && payload.nonce.toLowerCase() !== challengeHash(challenge).toLowerCase())
         throw refuse('The authorization nonce is not the challenge hash.', 'nonce-mismatch')
       const nowSeconds = Math.floor(now() / 1000)
-      if (BigInt(payload.validAfter) > BigInt(nowSeconds))
+      // EIP-3009: `require(now > validAfter, "authorization is not yet valid")`.
+      if (BigInt(payload.validAfter) >= BigInt(nowSeconds))
         throw refuse('The authorization is not valid yet.', 'not-yet-valid')
       if (BigInt(payload.validBefore) < BigInt(nowSeconds + minValidity))
         throw refuse('The authorization has expired.', 'authorization-expired')
+      // Its replay claim lives until validBefore: a far-future one is refused, not claimed for ever.
+      if (BigInt(payload.validBefore) > latestValidity(challenge, nowSeconds, maxValidity))
+        throw refuse('The authorization is valid too far into the future.', 'validity-too-long')
       if (credential.source !== undefined && credential.source !== pkh(chainId, payload.from as Address))
         throw refuse('The credential source is not the payer.', 'source-mismatch')
       let valid = false

@@ -4,7 +4,7 @@ import { challengeHash, payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, Permit2Payload } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
 import { hasTransfers, transferEvent } from '../Transfer.js'
-import { onChain, once, type Reader, recentLogs, refuse, type Wallet } from './Shared.js'
+import { latestValidity, onChain, once, type Reader, recentLogs, refuse, type Wallet } from './Shared.js'
 
 /** What the Permit2 checks need from the method's configuration. */
 export type Permit2Context = {
@@ -13,6 +13,8 @@ export type Permit2Context = {
   permit2: Address
   timeout: number
   minValidity: number
+  /** Longest validity, in seconds from now, a permit may have beyond the challenge's `expires`. */
+  maxValidity: number
   now: () => number
 }
 
@@ -73,8 +75,12 @@ export async function verifyPermit2(
       throw refuse('The permitted amount is below the transfer.', 'wrong-amount')
   }
   // 2. "The deadline has not passed" (with the margin the settlement needs).
-  if (BigInt(payload.permit.deadline) < BigInt(Math.floor(context.now() / 1000) + context.minValidity))
+  const nowSeconds = Math.floor(context.now() / 1000)
+  if (BigInt(payload.permit.deadline) < BigInt(nowSeconds + context.minValidity))
     throw refuse('The permit deadline has passed.', 'permit-expired')
+  // Its replay claim lives until the deadline: a far-future one is refused, not claimed for ever.
+  if (BigInt(payload.permit.deadline) > latestValidity(challenge, nowSeconds, context.maxValidity))
+    throw refuse('The permit deadline is too far in the future.', 'validity-too-long')
   // 1. "The EIP-712 signature is valid and recovers to the source address"
   const owner = payerOf(input.source, chainId)
   if (!owner) throw refuse('A permit2 credential needs a did:pkh source on this chain.', 'source-missing')

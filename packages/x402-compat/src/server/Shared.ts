@@ -1,4 +1,4 @@
-import type { Store as MethodStore } from '@mppkit/core'
+import type { Challenge, Store as MethodStore } from '@mppkit/core'
 import { PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import type { Address, Hex } from 'viem'
 import type { Facilitator } from './Charge.js'
@@ -55,6 +55,23 @@ export async function recentLogs(
 
 /** A `verification-failed` problem with a stable reason. */
 export const refuse = (detail: string, reason: string) => new VerificationFailedError({ detail, reason })
+
+/**
+ * The latest end of validity (Unix seconds) an authorization or permit may name: the challenge's
+ * `expires` or `maxSeconds` from now, whichever is later. Its replay claim in the Store must live until
+ * then (once the claim lapses, a replayed copy of a landed transfer would be found on chain and served
+ * again), so the claim cannot be shortened below it; a longer validity is refused instead, which keeps
+ * every claim's TTL bounded by the server's own configuration (a Redis Store refuses huge TTLs).
+ */
+export function latestValidity(
+  challenge: Challenge.Challenge,
+  nowSeconds: number,
+  maxSeconds: number,
+): bigint {
+  const expires = challenge.expires === undefined ? Number.NaN : Date.parse(challenge.expires)
+  const limit = nowSeconds + maxSeconds
+  return BigInt(Number.isFinite(expires) ? Math.max(limit, Math.ceil(expires / 1000)) : limit)
+}
 
 /** Whether an error is the RPC being unreachable or slow (then 503), rather than the chain refusing. */
 export function isTransportError(error: unknown): boolean {

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto'
 import {
   Challenge,
+  ContentTooLargeError,
   type Credential,
   IdempotencyCache,
   InvalidChallengeError,
@@ -10,7 +12,7 @@ import {
   type PaymentError,
   ServiceUnavailableError,
 } from '@mppkit/core'
-import type { Handler, Route, Server } from '@mppkit/core/server'
+import { type Handler, type Route, readBody, type Server } from '@mppkit/core/server'
 import { EvmChargeRequest } from '../Methods.js'
 import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
@@ -40,6 +42,8 @@ export declare namespace x402 {
 }
 
 const addressRule = /^0x[0-9a-fA-F]{40}$/
+/** How long the challenge of an x402 payment is kept for Idempotency-Key retries (the core's default record TTL). */
+const paidChallengeTtlMs = 86_400_000
 
 function problemResponse(error: PaymentError, challenges: readonly { header: string }[]): Response {
   const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
@@ -167,6 +171,23 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
     return new Response(body, { status: 402, headers })
   }
 
+  /** Store key of the challenge an x402 payment (its signed payload) was paid under. */
+  const paidChallengeKey = (payload: unknown): string | undefined => {
+    const text = canonical(payload)
+    if (text === undefined) return undefined
+    return `x402:paid-challenge:${createHash('sha256').update(`${server.realm}\n${text}`).digest('base64url')}`
+  }
+  const paidChallenge = async (key: string): Promise<Challenge.Challenge | undefined> => {
+    const stored = await server.store.get(key).catch(() => undefined)
+    if (stored === undefined) return undefined
+    try {
+      const challenge = JSON.parse(stored) as Challenge.Challenge
+      return typeof challenge?.id === 'string' && typeof challenge.method === 'string' ? challenge : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   const protect = (route: Route, handler: Handler) => {
     const mpp = server.protect(route, handler)
     const refuse = async (request: Request, error: PaymentError) =>
@@ -229,13 +250,14 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         return refuse(request, new InvalidChallengeError({ detail: 'The payment names another resource.' }))
 
       // What the route offers now, for this request (its body bound by digest where the route does).
+      // Read with the core's bounded reader: past maxBodyBytes it stops reading from the client (a
+      // declared or streamed excess alike) and the request is a 413, never buffered whole.
       let body: Uint8Array | undefined
-      if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
-        // Too large to bind: the core answers 413 before buffering it.
-        if (Number(request.headers.get('content-length') ?? 0) > server.maxBodyBytes) return mpp(request)
-        const bytes = new Uint8Array(await request.clone().arrayBuffer())
-        if (bytes.byteLength > server.maxBodyBytes) return mpp(request)
-        if (bytes.byteLength > 0) body = bytes
+      try {
+        body = await readBody(request, server.maxBodyBytes)
+      } catch (cause) {
+        if (cause instanceof ContentTooLargeError) return problemResponse(cause, [])
+        throw cause
       }
       const offered = await server.issueChallenges({ request, body, route })
       const entries = requirements(
@@ -263,8 +285,18 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
           new InvalidChallengeError({ detail: 'The accepted requirement is not offered here now.' }),
         )
 
+      // An x402 client signs no challenge, so each request gets a fresh one, and the core keys
+      // Idempotency-Key records on (key, challenge id): a retry (same key, same PAYMENT-SIGNATURE) is
+      // given back the challenge its payment was made under, so it finds its record (§11.5: "the server
+      // SHOULD return the same response as the original successful request").
+      const idempotencyKey = request.headers.get('idempotency-key')
+      const paidUnder = idempotencyKey ? paidChallengeKey(document.payload) : undefined
+      const earlier = paidUnder === undefined ? undefined : await paidChallenge(paidUnder)
       const credential: Credential.Credential = {
-        challenge: match.challenge,
+        challenge:
+          earlier?.method === match.challenge.method && earlier.intent === match.challenge.intent
+            ? earlier
+            : match.challenge,
         payload:
           transaction !== undefined
             ? { type: 'transaction', transaction }
@@ -285,11 +317,17 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         body,
         route,
         credential,
-        idempotencyKey: request.headers.get('idempotency-key'),
+        idempotencyKey,
       })
       if (outcome.status === 'replay') return IdempotencyCache.restore(outcome.response)
       if (outcome.status === 'problem')
         return advertise(request, problemResponse(outcome.error, outcome.challenges), outcome.error.detail)
+      // Best effort: without it a retry is refused as a used authorization, as before; the payment is
+      // settled already, so a Store failure here must not turn into a 503.
+      if (paidUnder !== undefined && earlier === undefined)
+        await server.store
+          .set(paidUnder, JSON.stringify(credential.challenge), paidChallengeTtlMs)
+          .catch(() => {})
       let response: Response
       try {
         response = outcome.response ?? (await handler(request, outcome.payment))
