@@ -86,6 +86,22 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const sideFetch = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args)
   const sessions = new Map<string, SessionState>()
   const spends = new Map<string, Spend>()
+  // One chain per realm: an open, a top-up or a close waits for the one before it, so each sees the
+  // session (and its deposit) the previous left, never a stale balance or a second open of the realm.
+  const queues = new Map<string, Promise<unknown>>()
+  const serialized = <T>(realm: string, fn: () => Promise<T>): Promise<T> => {
+    const next = (queues.get(realm) ?? Promise.resolve()).then(fn)
+    const tail = next.then(
+      () => {},
+      () => {},
+    )
+    queues.set(realm, tail)
+    // The last in the chain removes it, so a realm no longer used leaves nothing behind.
+    void tail.then(() => {
+      if (queues.get(realm) === tail) queues.delete(realm)
+    })
+    return next
+  }
   const quoteFor = (request: LightningSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
@@ -170,7 +186,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return response
   }
 
-  const topUp = async (url: string): Promise<Response> => {
+  /** A top-up, inside its realm's chain. */
+  const topUpNow = async (url: string): Promise<Response> => {
     const { realm, state } = stateOf(url)
     // A top-up already paid but not yet credited goes first, instead of paying another invoice.
     if (state.pendingTopUp) return sendTopUp(url, state, state.pendingTopUp)
@@ -188,6 +205,49 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
   }
 
+  const topUp = async (url: string): Promise<Response> => serialized(stateOf(url).realm, () => topUpNow(url))
+
+  /** Whether a close's answer says the session is closed (or unknown to the server) for good. */
+  const closedBy = async (response: Response) => {
+    if (response.ok) return true
+    const type = (
+      (await response
+        .clone()
+        .json()
+        .catch(() => ({}))) as { type?: unknown }
+    ).type
+    return typeof type === 'string' && /\/session-(closed|not-found)$/.test(type)
+  }
+
+  /** A close, inside its realm's chain. */
+  const closeNow = async (url: string): Promise<Response> => {
+    const { realm, state } = stateOf(url)
+    const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+    let response: Response | undefined
+    // A close needs no payment, so no deposit invoice: presented on the session's last challenge
+    // (consumed, still unexpired: "Clients MUST NOT submit credentials for expired challenges"), it is
+    // refused with a fresh close challenge, which carries none. Otherwise an unauthenticated request.
+    const last = state.challenge
+    let challenge: Challenge.Challenge | undefined
+    if (last && (last.expires === undefined || Date.parse(last.expires) > now() + 5_000)) {
+      const refused = await send(url, last, payload)
+      // Closed or unknown already (an idle close): that is the answer; else the fresh challenge.
+      if (await closedBy(refused)) response = refused
+      else challenge = sessionChallengeIn(refused)?.challenge
+    }
+    if (!response) {
+      challenge ??= (await challengeOf(url)).challenge
+      response = await send(url, challenge, payload)
+    }
+    // "Clients MUST NOT submit further actions on a closed session." Any other refusal (a 402 on a
+    // stale or unknown challenge) leaves the session open, and its preimage kept for another close.
+    if (await closedBy(response)) {
+      sessions.delete(realm)
+      spends.delete(realm)
+    }
+    return response
+  }
+
   const client: SessionClient = {
     definition: session,
     sessions,
@@ -198,90 +258,59 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         ? quoteFor(request, price)
         : { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
     },
-    async createPayload({ challenge, request, url, spend }) {
-      if (spend) spends.set(challenge.realm, spend)
-      const price = BigInt(request.amount)
-      const state = sessions.get(challenge.realm)
-      if (!state) {
-        // The quote names the deposit only while this client has no session at all (it does not see the
-        // realm): a second realm's deposit is booked here, before paying.
-        const undo =
-          sessions.size > 0
-            ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
-            : undefined
-        let paid: { preimage: string; sats: bigint }
-        let returnInvoice: string
-        try {
-          // The return invoice first: a wallet that cannot create it (a pay-only macaroon) fails here,
-          // before the deposit is paid, not after (the deposit would be lost and paid again on retry).
-          const idle = Number(request.idleTimeout ?? '300')
-          ;({ invoice: returnInvoice } = await wallet.receive({
-            expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
-            description: 'mppkit session refund',
-          }))
-          paid = await payDeposit(challenge, request)
-        } catch (error) {
-          undo?.()
-          throw error
+    createPayload: ({ challenge, request, url, spend }) =>
+      serialized(challenge.realm, async () => {
+        if (spend) spends.set(challenge.realm, spend)
+        const price = BigInt(request.amount)
+        const state = sessions.get(challenge.realm)
+        if (!state) {
+          // The quote names the deposit only while this client has no session at all (it does not see the
+          // realm): a second realm's deposit is booked here, before paying.
+          const undo =
+            sessions.size > 0
+              ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
+              : undefined
+          let paid: { preimage: string; sats: bigint }
+          let returnInvoice: string
+          try {
+            // The return invoice first: a wallet that cannot create it (a pay-only macaroon) fails here,
+            // before the deposit is paid, not after (the deposit would be lost and paid again on retry).
+            const idle = Number(request.idleTimeout ?? '300')
+            ;({ invoice: returnInvoice } = await wallet.receive({
+              expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
+              description: 'mppkit session refund',
+            }))
+            paid = await payDeposit(challenge, request)
+          } catch (error) {
+            undo?.()
+            throw error
+          }
+          const { preimage, sats } = paid
+          sessions.set(challenge.realm, {
+            sessionId: request.paymentHash!,
+            preimage,
+            deposit: sats,
+            spent: price,
+            price,
+            url,
+            challenge,
+          })
+          return { payload: { action: 'open', preimage, returnInvoice } }
         }
-        const { preimage, sats } = paid
-        sessions.set(challenge.realm, {
-          sessionId: request.paymentHash!,
-          preimage,
-          deposit: sats,
-          spent: price,
-          price,
-          url,
-          challenge,
-        })
-        return { payload: { action: 'open', preimage, returnInvoice } }
-      }
-      // A bearer challenge (no deposit invoice) names the session it was issued for.
-      if (request.depositInvoice === undefined && request.paymentHash !== state.sessionId)
-        throw new PaymentFailedError('lightning: the challenge was issued for another session')
-      if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
-        const response = await topUp(url)
-        if (!response.ok)
-          throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
-      }
-      state.spent += price
-      state.challenge = challenge
-      return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
-    },
+        // A bearer challenge (no deposit invoice) names the session it was issued for.
+        if (request.depositInvoice === undefined && request.paymentHash !== state.sessionId)
+          throw new PaymentFailedError('lightning: the challenge was issued for another session')
+        if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
+          const response = await topUpNow(url)
+          if (!response.ok)
+            throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
+        }
+        state.spent += price
+        state.challenge = challenge
+        return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
+      }),
     topUp,
-    async close(url) {
-      const { realm, state } = stateOf(url)
-      const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
-      let response: Response | undefined
-      // A close needs no payment, so no deposit invoice: presented on the session's last challenge
-      // (consumed, still unexpired: "Clients MUST NOT submit credentials for expired challenges"), it is
-      // refused with a fresh close challenge, which carries none. Otherwise an unauthenticated request.
-      const last = state.challenge
-      let challenge: Challenge.Challenge | undefined
-      if (last && (last.expires === undefined || Date.parse(last.expires) > now() + 5_000)) {
-        const refused = await send(url, last, payload)
-        const type = (
-          (await refused
-            .clone()
-            .json()
-            .catch(() => ({}))) as { type?: unknown }
-        ).type
-        // Closed or unknown already (an idle close): that is the answer; else the fresh challenge.
-        if (refused.ok || (typeof type === 'string' && /\/session-(closed|not-found)$/.test(type)))
-          response = refused
-        else challenge = sessionChallengeIn(refused)?.challenge
-      }
-      if (!response) {
-        challenge ??= (await challengeOf(url)).challenge
-        response = await send(url, challenge, payload)
-      }
-      // "Clients MUST NOT submit further actions on a closed session."
-      if (response.ok || response.status === 402) {
-        sessions.delete(realm)
-        spends.delete(realm)
-      }
-      return response
-    },
+    close: async (url) => serialized(stateOf(url).realm, () => closeNow(url)),
     async *stream(response, url, onEvent) {
       if (!response.body) return
       const decoder = new TextDecoder()

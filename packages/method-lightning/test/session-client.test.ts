@@ -1,0 +1,135 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { Challenge, Credential, create, PaymentFailedError } from '@mppkit/core/client'
+import { describe, expect, it } from 'vitest'
+import { encodePaymentRequest } from '../../devnet/src/lightning/bolt11.js'
+import { sessionClient } from '../src/client/index.js'
+import type { Wallet } from '../src/client/Wallet.js'
+
+const key = randomBytes(32)
+const url = 'https://lightning.test/r'
+const notFound = 'https://paymentauth.org/problems/challenge-not-found'
+
+/** A real regtest BOLT 11 invoice of `sats` and its preimage. */
+function invoice(sats: bigint) {
+  const preimage = randomBytes(32)
+  const paymentHash = createHash('sha256').update(preimage).digest()
+  const text = encodePaymentRequest(
+    {
+      currency: 'bcrt',
+      amountMsat: sats * 1000n,
+      timestamp: Math.floor(Date.now() / 1000),
+      paymentHash,
+      paymentSecret: randomBytes(32),
+      description: 'deposit',
+      descriptionHash: undefined,
+      expirySeconds: 3600,
+      minFinalCltvExpiry: 18,
+      features: [],
+    },
+    key,
+  )
+  return { text, preimage: preimage.toString('hex'), hash: paymentHash.toString('hex') }
+}
+
+/**
+ * A mock wallet (each payment takes a little while, so concurrent requests overlap) and a mock server
+ * that issues a fresh deposit invoice per challenge and accepts every credential, unless `refuseClose`.
+ */
+function setup(price: bigint, depositSats: bigint) {
+  const preimages = new Map<string, string>()
+  const paid: bigint[] = []
+  const opens: string[] = []
+  const t = { refuseClose: false }
+  const wallet: Wallet = {
+    async pay(text) {
+      const preimage = preimages.get(text)
+      if (preimage === undefined) throw new PaymentFailedError('unknown invoice')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      paid.push(depositSats)
+      return { preimage }
+    },
+    receive: async () => ({ invoice: invoice(0n).text }),
+  }
+  const challenge = () => {
+    const deposit = invoice(depositSats)
+    preimages.set(deposit.text, deposit.preimage)
+    return Challenge.format({
+      id: randomBytes(8).toString('hex'),
+      realm: 'lightning.test',
+      method: 'lightning',
+      intent: 'session',
+      request: {
+        amount: String(price),
+        currency: 'sat',
+        depositInvoice: deposit.text,
+        paymentHash: deposit.hash,
+        depositAmount: String(depositSats),
+        network: 'regtest',
+      },
+    })
+  }
+  const server = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const auth = new Request(input, init).headers.get('authorization')
+    if (!auth) return new Response('{}', { status: 402, headers: { 'www-authenticate': challenge() } })
+    const credential = Credential.parse(auth)
+    const payload = credential.payload as { action: string }
+    if (payload.action === 'close' && t.refuseClose)
+      return Response.json({ type: notFound }, { status: 402, headers: { 'www-authenticate': challenge() } })
+    if (payload.action === 'open') opens.push(credential.challenge.request.paymentHash as string)
+    return Response.json({ status: 'ok' })
+  }) as typeof fetch
+  return { wallet, server, paid, opens, t }
+}
+
+function clientOf(s: ReturnType<typeof setup>, maxDeposit: bigint) {
+  const method = sessionClient({ wallet: s.wallet, network: 'regtest', fetch: s.server })
+  const client = create({
+    methods: [method],
+    fetch: s.server,
+    policy: { maxDeposit: { sat: maxDeposit }, budget: { sat: 100_000n } },
+  })
+  return { method, client }
+}
+
+describe('sessionClient under concurrent requests', () => {
+  it('concurrent auto top-ups never pay deposits past the policy maxDeposit', async () => {
+    const s = setup(200n, 300n)
+    const { method, client } = clientOf(s, 600n)
+    expect((await client.fetch(url)).status).toBe(200)
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => client.fetch(url)))
+    const sum = s.paid.reduce((a, b) => a + b, 0n)
+    expect(sum).toBeLessThanOrEqual(600n)
+    expect(s.paid).toEqual([300n, 300n])
+    const state = [...method.sessions.values()][0]!
+    expect(state.deposit).toBe(600n)
+    // 600 sat pays 3 requests of 200: the first and two more; the others are refused before paying.
+    expect(results.filter((r) => r.status === 'fulfilled' && r.value.status === 200)).toHaveLength(2)
+  })
+
+  it('concurrent first requests open one session, pay one deposit and track it', async () => {
+    const s = setup(10n, 300n)
+    const { method, client } = clientOf(s, 300n)
+    const results = await Promise.all([1, 2, 3].map(() => client.fetch(url)))
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200])
+    expect(s.paid).toEqual([300n])
+    expect(s.opens).toHaveLength(1)
+    expect(method.sessions.size).toBe(1)
+    const state = [...method.sessions.values()][0]!
+    expect(state.sessionId).toBe(s.opens[0])
+    expect(state.spent).toBe(30n)
+  })
+
+  it('keeps the session and its preimage when a close is refused with a 402 that does not close it', async () => {
+    const s = setup(10n, 300n)
+    const { method, client } = clientOf(s, 300n)
+    expect((await client.fetch(url)).status).toBe(200)
+    const { sessionId, preimage } = [...method.sessions.values()][0]!
+    s.t.refuseClose = true
+    expect((await method.close(url)).status).toBe(402)
+    expect(method.sessions.size).toBe(1)
+    expect([...method.sessions.values()][0]).toMatchObject({ sessionId, preimage })
+    s.t.refuseClose = false
+    expect((await method.close(url)).status).toBe(200)
+    expect(method.sessions.size).toBe(0)
+  })
+})
