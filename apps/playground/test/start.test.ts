@@ -4,6 +4,7 @@
 // every process it started.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import http from 'node:http'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -87,6 +88,30 @@ describe.skipIf(!linux)('npm start', () => {
       tempo: { rpcUrl: string }
     }
 
+    // Only this server's own Host and origin are served: not a forged Host (DNS rebinding would read the
+    // devnet keys in /api/config), not a cross-site POST (a form would make the agents pay).
+    const status = (path: string, headers: Record<string, string>, method = 'GET') =>
+      new Promise<number>((resolve, reject) => {
+        const request = http.request(new URL(path, url), { method, headers }, (response) => {
+          response.resume()
+          resolve(response.statusCode!)
+        })
+        request.once('error', reject)
+        request.end(method === 'POST' ? '{}' : undefined)
+      })
+    const port = new URL(url).port
+    expect(await status('/api/config', {})).toBe(200)
+    expect(await status('/api/config', { host: `localhost:${port}` })).toBe(200)
+    expect(await status('/api/config', { host: 'attacker.example' })).toBe(403)
+    expect(await status('/api/config', { host: `127.0.0.1:${Number(port) + 1}` })).toBe(403)
+    expect(
+      await status(
+        '/api/lightning/charge',
+        { origin: 'https://evil.example', 'content-type': 'text/plain' },
+        'POST',
+      ),
+    ).toBe(403)
+
     const tree = descendants(child.pid!)
     // npm, its shell, the playground's node, and the devnet's anvil at least.
     expect(tree.length, `processes under npm start: ${tree}`).toBeGreaterThanOrEqual(2)
@@ -105,5 +130,33 @@ describe.skipIf(!linux)('npm start', () => {
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber', params: [] }),
       }),
     ).rejects.toThrow()
+  }, 240_000)
+
+  it('SIGTERM to npm alone (a process manager, an IDE stop button) leaves no process behind', async () => {
+    child = spawn('npm', ['start'], {
+      cwd: root,
+      detached: true,
+      env: { ...process.env, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const lines = createInterface({ input: child.stdout! })
+    let printed = ''
+    await new Promise<void>((resolve, reject) => {
+      lines.on('line', (line) => {
+        printed += `${line}\n`
+        if (/^playground: http:\/\/127\.0\.0\.1:\d+\/$/.test(line)) resolve()
+      })
+      child!.once('exit', (code) => reject(new Error(`npm start exited (${code}):\n${printed}`)))
+    })
+    const tree = descendants(child.pid!)
+    expect(tree.length, `processes under npm start: ${tree}`).toBeGreaterThanOrEqual(2)
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', resolve))
+    // Only npm gets the signal: the script's last step must be the server itself (exec), or the shell
+    // between them exits and leaves the server and its nodes running.
+    process.kill(child.pid!, 'SIGTERM')
+    await exited
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && tree.some(alive)) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(tree.filter(alive)).toEqual([])
   }, 240_000)
 })

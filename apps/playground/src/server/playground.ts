@@ -219,7 +219,16 @@ export function playgroundHandler(
       const stripeRecord = /^\/api\/record\/stripe\/(pi_[A-Za-z0-9_]+)$/.exec(path)
       if (stripeRecord && stripeClient) {
         const intent = await stripeClient.paymentIntents.retrieve(stripeRecord[1]!)
-        return json(intent)
+        // The record as the devnet keeps it, with its secrets masked as in the credential step.
+        const {
+          client_secret: _secret,
+          shared_payment_granted_token: token,
+          ...rest
+        } = intent as unknown as Record<string, unknown>
+        return json({
+          ...rest,
+          ...(typeof token === 'string' ? { shared_payment_granted_token: `${token.slice(0, 8)}…` } : {}),
+        })
       }
       // The agent platform's side of Stripe: issue an SPT from a saved test card, limited to the
       // challenge. The platform's secret key stays here; the page sends only the test card's id.
@@ -263,12 +272,38 @@ export function playgroundHandler(
 /** Starts the playground's HTTP server on `port` (0: a free one) of 127.0.0.1. */
 export async function startPlayground(options: PlaygroundOptions & { port?: number }): Promise<Playground> {
   const handler = playgroundHandler(options)
-  const server = http.createServer(toNodeListener(handler))
+  const listener = toNodeListener(handler)
+  // Only this machine's pages may drive the playground: its agents pay from devnet accounts and reach
+  // back to the Host they were called on, and /api/config holds the devnet keys. A Host other than this
+  // server's own (DNS rebinding, a forged Host pointing the agents elsewhere) or a request from another
+  // origin (a cross-site form POST) is refused before any handler runs.
+  let own = new Set<string>()
+  const server = http.createServer((req, res) => {
+    const origin = req.headers.origin
+    if (
+      !own.has(req.headers.host ?? '') ||
+      (origin !== undefined && !own.has(origin.replace(/^http:\/\//, '')))
+    ) {
+      res.writeHead(403, { 'content-type': 'application/problem+json' })
+      res.end(
+        JSON.stringify({
+          type: 'about:blank',
+          title: 'Forbidden',
+          status: 403,
+          detail: 'not this playground',
+        }),
+      )
+      return
+    }
+    listener(req, res)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, '127.0.0.1', resolve)
   })
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  const { port } = server.address() as AddressInfo
+  own = new Set([`127.0.0.1:${port}`, `localhost:${port}`])
+  const url = `http://127.0.0.1:${port}/`
   return {
     server,
     url,

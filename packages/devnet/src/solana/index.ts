@@ -145,7 +145,8 @@ export async function startSolana(options: StartSolanaOptions = {}): Promise<Sol
       typeof request.method !== 'string'
     )
       return { jsonrpc: '2.0', id, error: { code: -32600, message: 'Invalid request' } }
-    const handler = handlers[request.method]
+    // Own methods only: `constructor` or `__proto__` are not RPC methods.
+    const handler = Object.hasOwn(handlers, request.method) ? handlers[request.method] : undefined
     if (!handler) return { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } }
     const params = Array.isArray(request.params) ? request.params : []
     try {
