@@ -90,14 +90,14 @@ describe.skipIf(!linux)('npm start', () => {
 
     // Only this server's own Host and origin are served: not a forged Host (DNS rebinding would read the
     // devnet keys in /api/config), not a cross-site POST (a form would make the agents pay).
-    const status = (path: string, headers: Record<string, string>, method = 'GET') =>
+    const status = (path: string, headers: Record<string, string>, method = 'GET', body = '{}') =>
       new Promise<number>((resolve, reject) => {
         const request = http.request(new URL(path, url), { method, headers }, (response) => {
           response.resume()
           resolve(response.statusCode!)
         })
         request.once('error', reject)
-        request.end(method === 'POST' ? '{}' : undefined)
+        request.end(method === 'POST' ? body : undefined)
       })
     const port = new URL(url).port
     expect(await status('/api/config', {})).toBe(200)
@@ -111,6 +111,12 @@ describe.skipIf(!linux)('npm start', () => {
         'POST',
       ),
     ).toBe(403)
+
+    // The page's own API answers bad input with a 400, not the devnet's error as a 502.
+    for (const body of ['null', '{', '{"paymentMethod":"pm_card_visa"}'])
+      expect(await status('/api/stripe/token', { 'content-type': 'application/json' }, 'POST', body)).toBe(
+        400,
+      )
 
     const tree = descendants(child.pid!)
     // npm, its shell, the playground's node, and the devnet's anvil at least.

@@ -233,14 +233,25 @@ export function playgroundHandler(
       // The agent platform's side of Stripe: issue an SPT from a saved test card, limited to the
       // challenge. The platform's secret key stays here; the page sends only the test card's id.
       if (path === '/api/stripe/token' && request.method === 'POST' && stripeClient) {
-        const body = (await request.json()) as {
-          paymentMethod: string
-          amount: number
-          currency: string
-          networkId: string
-          expiresAt: number
-        }
-        if (!(body.paymentMethod in config.stripe!.cards)) return problem(400, 'unknown test card')
+        const body = (await request.json().catch(() => null)) as {
+          paymentMethod: unknown
+          amount: unknown
+          currency: unknown
+          networkId: unknown
+          expiresAt: unknown
+        } | null
+        // The page's own request: anything else is a 400, never the devnet's error as a 502.
+        if (
+          body === null ||
+          typeof body !== 'object' ||
+          typeof body.paymentMethod !== 'string' ||
+          !Number.isSafeInteger(body.amount) ||
+          typeof body.currency !== 'string' ||
+          typeof body.networkId !== 'string' ||
+          !Number.isSafeInteger(body.expiresAt)
+        )
+          return problem(400, 'expected { paymentMethod, amount, currency, networkId, expiresAt }')
+        if (!Object.hasOwn(config.stripe!.cards, body.paymentMethod)) return problem(400, 'unknown test card')
         const token = await stripeClient.rawRequest('POST', '/v1/shared_payment/issued_tokens', {
           payment_method: body.paymentMethod,
           usage_limits: { currency: body.currency, max_amount: body.amount, expires_at: body.expiresAt },
