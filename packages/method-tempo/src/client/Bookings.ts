@@ -1,4 +1,4 @@
-import type { Method } from '@mppkit/core/client'
+import { type Method, mayHaveSettled } from '@mppkit/core/client'
 import { defaultChainId } from '../internal/rpc.js'
 import type { TempoSessionRequest } from '../Methods.js'
 
@@ -39,7 +39,8 @@ export function sessionBookings(chainId: number | undefined) {
     },
     /**
      * Runs a top-up of `amount` once the policy allows the channel's new deposit (`maxDeposit`); the
-     * booking is undone when the top-up throws or is refused. Throws `PolicyError` before `run`.
+     * booking is undone when the top-up is refused or throws before it was sent, and kept when the
+     * error says it may have settled (`mayHaveSettled`). Throws `PolicyError` before `run`.
      */
     async topUp(channel: Channel, amount: bigint, run: () => Promise<Response>): Promise<Response> {
       const booking = bookings.get(channel)
@@ -50,7 +51,7 @@ export function sessionBookings(chainId: number | undefined) {
       try {
         response = await run()
       } catch (error) {
-        release()
+        if (!mayHaveSettled(error)) release()
         throw error
       }
       if (!response.ok) release()

@@ -3,6 +3,7 @@ import {
   ConfigurationError,
   Credential,
   type Method,
+  mayHaveSettled,
   PaymentFailedError,
   Receipt,
 } from '@mppkit/core/client'
@@ -15,6 +16,7 @@ import {
   type LocalAccount,
   zeroAddress,
 } from 'viem'
+import { readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
 import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
@@ -64,6 +66,10 @@ export type ChannelState = {
   charged?: bigint
   /** With `voucherAhead`: the last voucher signed (resent while it covers the next request). */
   last?: { cumulative: bigint; signature: Hex }
+  /** A top-up was sent but its answer lost: `deposit` is re-read on-chain before the next top-up. */
+  topUpUnconfirmed?: boolean
+  /** A new channel no receipt confirmed yet: checked on-chain before it is paid on again. */
+  opening?: boolean
 }
 
 /** The session client method plus the actions a payer takes outside a paid request. */
@@ -171,7 +177,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     build: (challenge: Challenge.Challenge, request: TempoSessionRequest) => Promise<TempoSessionPayload>,
     method: 'HEAD' | 'GET' = 'GET',
   ) => {
-    const first = await doFetch(url, { method: 'HEAD' })
+    const first = await doFetch(url, { method: 'HEAD' }).catch((cause: unknown) => {
+      throw new PaymentFailedError(`tempo session: HEAD ${url} failed`, { cause })
+    })
     if (first.status !== 402)
       throw new PaymentFailedError(`tempo session: expected a 402 from HEAD ${url}, got ${first.status}`)
     const challenge = Challenge.parseAll(first.headers.get('www-authenticate') ?? '').find(
@@ -181,9 +189,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (!challenge || !parsed?.success)
       throw new PaymentFailedError('tempo session: no tempo session challenge offered')
     const payload = await build(challenge, parsed.data)
+    // Sent, no answer: the server may have acted on it (broadcast a top-up, accepted a voucher).
     const response = await doFetch(url, {
       method,
       headers: { authorization: Credential.format({ challenge, payload }) },
+    }).catch((cause: unknown) => {
+      throw new PaymentFailedError(`tempo session: no answer to the ${payload.action} sent to ${url}`, {
+        cause,
+        mayHaveSettled: true,
+      })
     })
     const header = response.headers.get('payment-receipt')
     if (response.ok && header) {
@@ -231,6 +245,58 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     } as const
   }
 
+  // After a top-up whose answer was lost, the channel's deposit is whatever the chain says.
+  const refreshDeposit = async (state: ChannelState) => {
+    if (!state.topUpUnconfirmed) return
+    let onChain: { deposit: bigint }
+    try {
+      onChain = await readContract(walletFor(state.chainId), {
+        address: state.escrow,
+        abi: escrowAbi,
+        functionName: 'getChannel',
+        args: [state.channelId],
+      })
+    } catch (cause) {
+      throw new PaymentFailedError('tempo session: could not read the channel deposit on-chain', { cause })
+    }
+    if (onChain.deposit > state.deposit) state.deposit = onChain.deposit
+    state.topUpUnconfirmed = false
+  }
+
+  // Whether a channel whose open no receipt confirmed is on-chain (else its open never reached the chain).
+  const openedOnChain = async (state: ChannelState) => {
+    let onChain: { payer: Address }
+    try {
+      onChain = await readContract(walletFor(state.chainId), {
+        address: state.escrow,
+        abi: escrowAbi,
+        functionName: 'getChannel',
+        args: [state.channelId],
+      })
+    } catch (cause) {
+      throw new PaymentFailedError('tempo session: could not read the channel on-chain', { cause })
+    }
+    return onChain.payer !== zeroAddress
+  }
+
+  // A top-up booked in the policy first; one that may have settled stays booked and marks the deposit
+  // unknown, so it is not simply sent again past `maxDeposit`.
+  const topUpChannel = async (
+    state: ChannelState,
+    amount: bigint,
+    url: string,
+    request?: TempoSessionRequest,
+  ) => {
+    try {
+      return await bookings.topUp(state, amount, () =>
+        action(url, async (_, offered) => topUpVia(state, amount, request ?? offered)),
+      )
+    } catch (error) {
+      if (mayHaveSettled(error)) state.topUpUnconfirmed = true
+      throw error
+    }
+  }
+
   const client: SessionClient = {
     definition: session,
     channels,
@@ -250,6 +316,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const price = BigInt(request.amount)
         const key = keyOf(challenge, request)
         let state = channels.get(key)
+        if (state?.opening) {
+          // The open was signed but never confirmed: an open that never reached the chain leaves a channel
+          // no voucher can pay on, so it is dropped and a new one opened.
+          if (await openedOnChain(state)) state.opening = false
+          else {
+            channels.delete(key)
+            state = undefined
+          }
+        }
         if (!state) {
           // New channel: "Client generates a random salt locally, computes `channelId` …, opens the channel
           // on-chain, and returns the `channelId` in the credential."
@@ -294,7 +369,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             1_500_000n,
             request,
           )
-          state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url }
+          state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url, opening: true }
           channels.set(key, state)
           bookings.remember(state, spend, request)
           // The first voucher pays for this request (the server deducts before serving).
@@ -317,12 +392,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (ahead > 1n) {
           // What the server will have charged once this request is served (its receipts may lag).
           const paid = state.charged ?? state.spent
+          // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
           charged = (paid > state.spent ? paid : state.spent) + price
-          if (
-            state.last !== undefined &&
-            state.last.cumulative === state.cumulative &&
-            charged <= state.cumulative
-          ) {
+          if (charged <= state.cumulative) {
+            // What was already signed covers this request: resend it (re-signed when the last voucher sent
+            // is not the highest signed, e.g. after `voucher()`), never a lower cumulative.
+            if (state.last?.cumulative !== state.cumulative)
+              state.last = {
+                cumulative: state.cumulative,
+                signature: await signVoucher(state, state.cumulative),
+              }
             state.charged = charged
             return {
               payload: {
@@ -338,13 +417,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           next = charged + price * (ahead - 1n)
           if (next > state.deposit && charged <= state.deposit) next = state.deposit
         }
+        if (next > state.deposit) await refreshDeposit(state)
         if (next > state.deposit) {
           // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
           const amount = options.topUp ?? state.deposit
-          const current = state
-          const response = await bookings.topUp(current, amount, () =>
-            action(url, async () => topUpVia(current, amount, request)),
-          )
+          const response = await topUpChannel(state, amount, url, request)
           if (!response.ok) throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
           state.deposit += amount
         }
@@ -369,34 +446,41 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       // The server's word on what it spent, believed only within what this client signed: a receipt
       // claiming more (or not a base-unit integer) is ignored, so neither the next voucher nor the close
       // voucher is ever signed above what was authorized.
-      if (!/^\d{1,78}$/.test(spent)) return
-      for (const state of channels.values())
-        if (state.channelId.toLowerCase() === channelId && BigInt(spent) <= state.cumulative)
-          state.spent = BigInt(spent)
+      for (const state of channels.values()) {
+        if (state.channelId.toLowerCase() !== channelId) continue
+        // A receipt for the channel: the server has it (its open went through).
+        state.opening = false
+        if (/^\d{1,78}$/.test(spent) && BigInt(spent) <= state.cumulative) state.spent = BigInt(spent)
+      }
     },
     voucher: (url, cumulativeAmount) =>
       serialized(async () => {
         const state = stateFor(url)
+        if (cumulativeAmount > state.deposit) await refreshDeposit(state)
         if (cumulativeAmount > state.deposit) {
-          const current = state
           const amount = options.topUp ?? state.deposit
           // A top-up inside a stream is a side payment: the client's policy books it first.
-          const topUp = await bookings.topUp(current, amount, () =>
-            action(url, async (_, request) => topUpVia(current, amount, request)),
-          )
+          const topUp = await topUpChannel(state, amount, url)
           if (!topUp.ok) return topUp
           state.deposit += amount
         }
         // So is the voucher's new authorization (a signed voucher is spendable once sent).
         bookings.voucher(state, cumulativeAmount)
+        const signature = await signVoucher(state, cumulativeAmount)
         if (cumulativeAmount > state.cumulative) state.cumulative = cumulativeAmount
+        // With `voucherAhead`, the next requests resend this voucher while it covers them (what the server
+        // charges per request is unchanged: `charged` stays).
+        if (ahead > 1n && cumulativeAmount === state.cumulative) {
+          state.last = { cumulative: cumulativeAmount, signature }
+          state.charged ??= state.spent
+        }
         return action(
           url,
           async () => ({
             action: 'voucher',
             channelId: state.channelId,
             cumulativeAmount: String(cumulativeAmount),
-            signature: await signVoucher(state, cumulativeAmount),
+            signature,
           }),
           'HEAD',
         )
@@ -404,9 +488,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     topUp: (url, amount) =>
       serialized(async () => {
         const state = stateFor(url)
-        const response = await bookings.topUp(state, amount, () =>
-          action(url, async (_, request) => topUpVia(state, amount, request)),
-        )
+        await refreshDeposit(state)
+        const response = await topUpChannel(state, amount, url)
         if (response.ok) state.deposit += amount
         return response
       }),
