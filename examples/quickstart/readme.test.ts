@@ -68,7 +68,7 @@ describe.skipIf(!built)('README quickstart (every command and code block)', () =
     // `npm run demo` is the terminal demo, unchanged.
     const scripts = JSON.parse(readFileSync(`${root}package.json`, 'utf8')).scripts as Record<string, string>
     expect(scripts.start).toMatch(
-      /apps\/playground\/build\.mjs.*&& node apps\/playground\/dist\/server\.mjs$/,
+      /apps\/playground\/build\.mjs.*&& exec node apps\/playground\/dist\/server\.mjs$/,
     )
     expect(scripts.demo).toMatch(/&& node examples\/quickstart\/start\.mjs$/)
     // No npx of a package that is not published (npx would fetch whatever has that name).
