@@ -55,6 +55,14 @@ type PaymentErrorOptions = {
   reason?: string
   /** Problem extension members (never secrets). */
   extensions?: Record<string, unknown>
+  /**
+   * Set by a method whose `settle` fails after it moved value or spent the credential's proof, or may
+   * have (a transfer broadcast and then not confirmed, a payment received for the wrong amount): the
+   * server then keeps the challenge consumed instead of releasing it, so the same credential is never
+   * verified or settled again, and the error never carries `Retry-After` (a retry cannot succeed).
+   * Default false: the challenge is released and the same credential may be retried.
+   */
+  consumed?: boolean
 }
 
 /**
@@ -76,6 +84,11 @@ export class PaymentError extends BaseError {
   readonly retryAfter: number | undefined
   readonly reason: string | undefined
   readonly extensions: Record<string, unknown>
+  /**
+   * True when the failure consumed the challenge: value moved, or may have, before the method refused
+   * (see {@link PaymentErrorOptions.consumed}). Never serialized into the problem.
+   */
+  readonly consumed: boolean
 
   constructor(problem: { type: string; title: string; status: number } & PaymentErrorOptions) {
     super(problem.detail ?? problem.title, { code: problem.type, cause: problem.cause })
@@ -83,7 +96,10 @@ export class PaymentError extends BaseError {
     this.title = problem.title
     this.status = problem.status
     this.detail = problem.detail
-    this.retryAfter = problem.retryAfter
+    this.consumed = problem.consumed === true
+    // "Servers SHOULD use the `Retry-After` HTTP header […] to indicate when clients may retry" (§8.3):
+    // never, with a consumed challenge. Clients resend the same credential after a 503 + Retry-After.
+    this.retryAfter = this.consumed ? undefined : problem.retryAfter
     this.reason = problem.reason
     this.extensions = problem.extensions ?? {}
     Object.defineProperty(this, paymentMarker, { value: true })
@@ -180,7 +196,9 @@ export class InvalidChallengeError extends problemClass(
 ) {}
 
 /**
- * A rail or store is unavailable: HTTP 503 with `Retry-After`. Nothing was consumed or charged.
+ * A rail or store is unavailable: HTTP 503 with `Retry-After`. Nothing was consumed or charged, unless
+ * the method says otherwise with `consumed: true` (the rail went away after a transfer was sent): then
+ * the challenge stays consumed and there is no `Retry-After`.
  *
  * @example
  * ```ts

@@ -119,7 +119,8 @@ export type Settlement = {
 
 /**
  * The server half of a method: `verify` has no side effects (throws a `PaymentError` subclass); `settle`
- * moves value and is idempotent per challenge id.
+ * moves value and is idempotent per challenge id. When `settle` throws, the core releases the challenge
+ * so the same credential can be retried, unless the error says `consumed: true` (see {@link Server.settle}).
  *
  * @example
  * ```ts
@@ -164,6 +165,21 @@ export type Server<definition extends Definition<any, any> = Definition<any, any
   verify(
     context: VerifyContext<Infer<definition['request']>, Infer<definition['payload']>>,
   ): Promise<verified>
+  /**
+   * Moves value; idempotent per challenge id. A failure before any value moved throws a `PaymentError`
+   * (a 503 `ServiceUnavailableError` for an outage) and the core releases the challenge, so the same
+   * credential may be retried. A failure after value moved, or may have (broadcast and unconfirmed,
+   * received for the wrong amount), throws one with `consumed: true`: the challenge stays consumed, a
+   * retry is refused as used (`invalid-challenge`, or the method's `consumed` problem), no
+   * `Retry-After` is sent, and the error is reported to `onError` (phase `settle`) for reconciliation.
+   *
+   * @example
+   * ```ts
+   * import { VerificationFailedError } from '@mppkit/core'
+   * throw new VerificationFailedError({ detail: 'The transfer landed for the wrong amount.', consumed: true })
+   * ```
+   * @see draft-httpauth-payment-00 §Replay Protection
+   */
   settle(
     context: VerifyContext<Infer<definition['request']>, Infer<definition['payload']>> & {
       verified: verified

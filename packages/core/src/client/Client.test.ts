@@ -329,6 +329,41 @@ describe('Client.fetch retries', () => {
     expect(client.ledger.spent('usd')).toBe(100n)
   })
 
+  it('does not resend a credential whose 503 consumed the challenge (no Retry-After)', async () => {
+    // The rail sent the transfer, then could not confirm it: the method marks the failure consumed.
+    const rail = createTestRail()
+    const base = rail.server()
+    let settles = 0
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [
+        {
+          ...base,
+          async settle() {
+            settles++
+            throw new ServiceUnavailableError({ detail: 'sent, then the RPC went away', consumed: true })
+          },
+        },
+      ],
+      logger: false,
+    })
+    const handler = server.protect(cents, () => new Response('cents'))
+    const sent: (string | null)[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      sent.push(request.headers.get('authorization'))
+      return handler(request)
+    }) as typeof fetch
+    const client = create({ methods: [rail.client()], fetch: fetcher })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBeNull()
+    // One unpaid request, one paid one: never resent into an `invalid-challenge`.
+    expect(sent).toHaveLength(2)
+    expect(settles).toBe(1)
+  })
+
   it('gives up after `retries`, and never waits longer than maxRetryDelay', async () => {
     const down = flaky(10)
     const client = create({ methods: [down.rail.client()], fetch: down.fetcher, retries: 1 })

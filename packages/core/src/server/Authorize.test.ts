@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
+import {
+  InvalidChallengeError,
+  type PaymentError,
+  ServiceUnavailableError,
+  VerificationFailedError,
+} from '../Errors.js'
+import type * as Method from '../Method.js'
 import * as Receipt from '../Receipt.js'
-import { createTestRail } from '../testing/TestMethod.js'
+import { createTestRail, type testCharge } from '../testing/TestMethod.js'
 import * as Mcp from './Mcp.js'
 import { create as createServer, type Route } from './Server.js'
 
@@ -483,5 +490,178 @@ describe('retries are pinned to the route like any request', () => {
     expect(await again.text()).toBe('cheap /r')
     expect(cheap.runs()).toBe(1)
     expect(rail.settlements()).toBe(1)
+  })
+})
+
+describe('settle failures that consumed the challenge (PaymentError.consumed)', () => {
+  const resource = 'https://api.test/r'
+
+  /**
+   * A server over a rail that does not guard its own proof: every `settle` call moves money (counted),
+   * and the first one then refuses with `error()`.
+   */
+  function payingThenRefusing(
+    error: () => PaymentError,
+    options: { replaysConsumed?: boolean; challengeProblem?: Method.Server['challengeProblem'] } = {},
+  ) {
+    const rail = createTestRail()
+    const base = rail.server()
+    let charges = 0
+    let failures = 1
+    const method: Method.Server<typeof testCharge> = {
+      ...base,
+      replaysConsumed: options.replaysConsumed === true,
+      async settle({ payload }) {
+        charges++
+        if (failures-- > 0) throw error()
+        return { reference: payload.transfer }
+      },
+    }
+    if (options.challengeProblem) method.challengeProblem = options.challengeProblem
+    const errors: [string, unknown][] = []
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [method],
+      logger: false,
+      onError: (cause, { phase }) => errors.push([phase, cause]),
+    })
+    let runs = 0
+    const handler = server.protect(route, async () => {
+      runs++
+      return new Response('paid content')
+    })
+    const credential = async (init: RequestInit = {}) => {
+      const unpaid = await handler(new Request(resource, init))
+      const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+      const { payload } = await rail
+        .client()
+        .createPayload({ challenge: challenge!, request: challenge!.request as never, url: resource })
+      return { challenge: challenge!, payload }
+    }
+    return { server, handler, credential, errors, charges: () => charges, runs: () => runs }
+  }
+
+  const wrongAmount = (consumed: boolean) => () =>
+    new VerificationFailedError({
+      detail: 'The transfer landed for the wrong amount.',
+      reason: 'amount-mismatch',
+      consumed,
+    })
+
+  const problemOf = async (response: Response) => ({
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    receipt: response.headers.get('payment-receipt'),
+    fresh: response.headers.get('www-authenticate')?.startsWith('Payment ') === true,
+    body: (await response.json()) as { type: string; detail?: string },
+  })
+
+  it('keeps the challenge consumed: the same credential is refused as used, never settled again', async () => {
+    const { handler, credential, errors, charges, runs } = payingThenRefusing(wrongAmount(true))
+    const authorization = Credential.format(await credential())
+    const send = () => handler(new Request(resource, { headers: { authorization } }))
+    const refused = await problemOf(await send())
+    expect(refused).toMatchObject({ status: 402, retryAfter: null, receipt: null, fresh: true })
+    expect(refused.body.type).toBe('https://paymentauth.org/problems/verification-failed')
+    // Money moved: the operator is told, once, as a settle failure.
+    expect(errors.map(([phase, cause]) => [phase, (cause as Error).message])).toEqual([
+      ['settle', 'The transfer landed for the wrong amount.'],
+    ])
+    for (let i = 0; i < 2; i++) {
+      const again = await problemOf(await send())
+      expect(again).toMatchObject({ status: 402, receipt: null, fresh: true })
+      expect(again.body).toMatchObject({
+        type: 'https://paymentauth.org/problems/invalid-challenge',
+        detail: 'The challenge has already been used.',
+      })
+    }
+    expect(charges()).toBe(1)
+    expect(runs()).toBe(0)
+    expect(errors).toHaveLength(1)
+  })
+
+  it('releases the challenge when the error is not marked: the same credential settles on retry', async () => {
+    const { handler, credential, errors, charges, runs } = payingThenRefusing(wrongAmount(false))
+    const authorization = Credential.format(await credential())
+    const send = () => handler(new Request(resource, { headers: { authorization } }))
+    const refused = await problemOf(await send())
+    expect(refused.body.type).toBe('https://paymentauth.org/problems/verification-failed')
+    const retry = await send()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('paid content')
+    expect(charges()).toBe(2)
+    expect(runs()).toBe(1)
+    // An expected refusal, not reported.
+    expect(errors).toEqual([])
+  })
+
+  it('answers an Idempotency-Key retry as used too: the key is released (no 409), nothing settles again', async () => {
+    const { handler, credential, errors, charges, runs } = payingThenRefusing(wrongAmount(true))
+    const authorization = Credential.format(await credential({ method: 'POST', body: 'order' }))
+    const send = () =>
+      handler(
+        new Request(resource, {
+          method: 'POST',
+          body: 'order',
+          headers: { authorization, 'idempotency-key': 'order-1' },
+        }),
+      )
+    const refused = await problemOf(await send())
+    expect(refused.body).toMatchObject({
+      type: 'https://paymentauth.org/problems/verification-failed',
+      reason: 'amount-mismatch',
+    })
+    expect(errors).toHaveLength(1)
+    for (let i = 0; i < 2; i++) {
+      const again = await problemOf(await send())
+      expect(again).toMatchObject({ status: 402, receipt: null })
+      expect(again.body).toMatchObject({
+        type: 'https://paymentauth.org/problems/invalid-challenge',
+        detail: 'The challenge has already been used.',
+      })
+    }
+    expect(charges()).toBe(1)
+    expect(runs()).toBe(0)
+  })
+
+  it("answers a replaysConsumed method's retry with its own consumed problem, as data", async () => {
+    const kinds: string[] = []
+    const { server, credential, charges } = payingThenRefusing(wrongAmount(true), {
+      replaysConsumed: true,
+      challengeProblem: (_payload, kind) => {
+        kinds.push(kind)
+        return kind === 'consumed'
+          ? new InvalidChallengeError({ detail: 'This payment was already taken.', reason: 'test-used' })
+          : undefined
+      },
+    })
+    const token = Credential.serialize(await credential())
+    const input = { route, request: new Request(resource), credential: token }
+    const first = await server.authorizePayment(input)
+    if (first.status !== 'problem') throw new Error(`expected a problem, got ${first.status}`)
+    expect(first.error.type).toBe('verification-failed')
+    expect(first.error.consumed).toBe(true)
+    const again = await server.authorizePayment(input)
+    if (again.status !== 'problem') throw new Error(`expected a problem, got ${again.status}`)
+    expect(again.error).toMatchObject({ type: 'invalid-challenge', reason: 'test-used' })
+    expect(again.challenges).toHaveLength(1)
+    expect(kinds).toEqual(['consumed'])
+    expect(charges()).toBe(1)
+  })
+
+  it('answers a consumed outage 503 without Retry-After, and refuses the same credential as used', async () => {
+    const { handler, credential, errors, charges } = payingThenRefusing(
+      () => new ServiceUnavailableError({ detail: 'Sent, then the RPC went away.', consumed: true }),
+    )
+    const authorization = Credential.format(await credential())
+    const send = () => handler(new Request(resource, { headers: { authorization } }))
+    const down = await problemOf(await send())
+    expect(down).toMatchObject({ status: 503, retryAfter: null, receipt: null })
+    expect(down.body.type).toBe('https://paymentauth.org/problems/service-unavailable')
+    const again = await problemOf(await send())
+    expect(again.body.type).toBe('https://paymentauth.org/problems/invalid-challenge')
+    expect(charges()).toBe(1)
+    expect(errors.map(([phase]) => phase)).toEqual(['settle'])
   })
 })

@@ -389,11 +389,23 @@ export function pipeline(dependencies: Dependencies) {
       const verified = await entry.method.verify(context)
       settlement = await entry.method.settle(Object.assign(context, { verified }))
     } catch (cause) {
-      // Nothing was settled (settle is idempotent per challenge, so a retry is safe): release the
-      // challenge so the client can retry the same credential after a transient failure.
-      if (!reuses) await store.delete(consumedKey(echoed.id)).catch(() => {})
+      // A method that failed after value moved, or may have, marks its error `consumed`: "A payment
+      // proof MUST be usable exactly once; subsequent attempts to use the same proof MUST be rejected"
+      // (§Replay Protection), so the challenge stays consumed and the same credential is refused as
+      // used (`invalid-challenge`, or the method's `consumed` problem). It is reported, for the operator
+      // to reconcile. Otherwise nothing was settled (settle is idempotent per challenge, so a retry is
+      // safe): release the challenge so the client can retry the same credential after a transient
+      // failure.
+      const consumed = PaymentError.is(cause) && cause.consumed === true
+      if (!reuses && !consumed) await store.delete(consumedKey(echoed.id)).catch(() => {})
+      // The key's record is released either way: no receipt was recorded, so there is nothing to replay
+      // or serve, and a retry with the key gets the answer a retry without it gets (the released
+      // challenge settles; a consumed one is refused as used) rather than a 409 until the lease ends.
       await idempotency.release(state.binding)
-      if (PaymentError.is(cause)) return cause
+      if (PaymentError.is(cause)) {
+        if (consumed) core.report(cause, 'settle')
+        return cause
+      }
       core.report(cause, 'settle')
       return new ServiceUnavailableError({
         detail: `The ${definition.name} rail is unavailable.`,

@@ -148,7 +148,11 @@ export function create(core: Core) {
     )
   }
 
-  /** Releases a key nothing was consumed or settled for, so a retry is not locked out. */
+  /**
+   * Releases a key no payment was recorded under (nothing settled, or a settlement that failed and
+   * consumed its challenge), so a retry is not locked out: it gets the answer a retry without the key
+   * gets.
+   */
   const release = (binding: Binding | undefined): Promise<void> =>
     binding ? store.delete(binding.key).catch(() => {}) : Promise.resolve()
 
