@@ -1,7 +1,7 @@
 // Limits of the x402 server adapter and the evm charge method that need no chain: a request body is
 // read no further than maxBodyBytes, and an authorization or permit valid far into the future is
 // refused rather than claimed in the Store for ever; an Idempotency-Key retry gets its paid response
-// back. A fake facilitator settles.
+// back, with the x402 settlement header of the first answer. A fake facilitator settles.
 import type { Challenge, Store } from '@mppkit/core'
 import { create as createServer } from '@mppkit/core/server'
 import { type Hex, toHex } from 'viem'
@@ -22,7 +22,12 @@ const account = privateKeyToAccount(generatePrivateKey())
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 
 function setup(
-  options: { maxBodyBytes?: number; store?: Store; serve?: () => Response | Promise<Response> } = {},
+  options: {
+    maxBodyBytes?: number
+    store?: Store
+    serve?: () => Response | Promise<Response>
+    v1?: boolean
+  } = {},
 ) {
   const counts = { settle: 0, runs: 0 }
   const facilitator = {
@@ -40,10 +45,13 @@ function setup(
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.store ? { store: options.store } : {}),
   })
-  const handler = x402(server).protect({ offers: [{ method: 'evm', request: { amount: '1000' } }] }, () => {
-    counts.runs++
-    return options.serve ? options.serve() : new Response('paid content')
-  })
+  const handler = x402(server, { v1: options.v1 ?? false }).protect(
+    { offers: [{ method: 'evm', request: { amount: '1000' } }] },
+    () => {
+      counts.runs++
+      return options.serve ? options.serve() : new Response('paid content')
+    },
+  )
   return { handler, counts }
 }
 
@@ -226,10 +234,70 @@ describe('x402: Idempotency-Key retries', () => {
     expect(retry.status).toBe(200)
     expect(await retry.text()).toBe('paid content')
     expect(retry.headers.get('payment-receipt')).toBe(first.headers.get('payment-receipt'))
+    // The replay carries the settlement the first answer carried, and no v1 header beside it.
+    expect(first.headers.get(Wire.headers.paymentResponse)).toBeTruthy()
+    expect(retry.headers.get(Wire.headers.paymentResponse)).toBe(
+      first.headers.get(Wire.headers.paymentResponse),
+    )
+    expect(retry.headers.get(Wire.headers.v1PaymentResponse)).toBeNull()
     expect(counts).toEqual({ settle: 1, runs: 1 })
     // Another key is another request: the authorization is used.
     const other = await send(handler, header, 'order-2')
     expect(other.status).toBe(402)
+    expect(counts).toEqual({ settle: 1, runs: 1 })
+  })
+
+  it('a v1 retry (same key and X-PAYMENT) gets X-PAYMENT-RESPONSE again, as the first answer had it', async () => {
+    const { handler, counts } = setup({ v1: true })
+    const requirement = await requirementOf(handler)
+    const document = Wire.decode(await paymentSignature(requirement))
+    const header = Wire.encode({
+      x402Version: 1,
+      scheme: 'exact',
+      network: 'base-sepolia',
+      payload: document.payload,
+    })
+    const sendV1 = () =>
+      handler(
+        new Request(url, { headers: { [Wire.headers.v1Payment]: header, 'idempotency-key': 'order-v1' } }),
+      )
+    const first = await sendV1()
+    expect(first.status).toBe(200)
+    const retry = await sendV1()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('paid content')
+    const settled = first.headers.get(Wire.headers.v1PaymentResponse)
+    expect(Wire.decode(settled!)).toMatchObject({
+      success: true,
+      network: 'base-sepolia',
+      payer: account.address,
+    })
+    expect(retry.headers.get(Wire.headers.v1PaymentResponse)).toBe(settled)
+    expect(retry.headers.get(Wire.headers.paymentResponse)).toBeNull()
+    expect(counts).toEqual({ settle: 1, runs: 1 })
+  })
+
+  it('a replay speaks the dialect of the retry: a v2 payment retried as v1 gets X-PAYMENT-RESPONSE', async () => {
+    const { handler, counts } = setup({ v1: true })
+    const header = await paymentSignature(await requirementOf(handler))
+    const first = await send(handler, header, 'order-both')
+    expect(first.status).toBe(200)
+    const v2 = Wire.decode(first.headers.get(Wire.headers.paymentResponse)!)
+    const asV1 = Wire.encode({
+      x402Version: 1,
+      scheme: 'exact',
+      network: 'base-sepolia',
+      payload: Wire.decode(header).payload,
+    })
+    const retry = await handler(
+      new Request(url, { headers: { [Wire.headers.v1Payment]: asV1, 'idempotency-key': 'order-both' } }),
+    )
+    expect(retry.status).toBe(200)
+    expect(retry.headers.get(Wire.headers.paymentResponse)).toBeNull()
+    expect(Wire.decode(retry.headers.get(Wire.headers.v1PaymentResponse)!)).toEqual({
+      ...v2,
+      network: 'base-sepolia',
+    })
     expect(counts).toEqual({ settle: 1, runs: 1 })
   })
 

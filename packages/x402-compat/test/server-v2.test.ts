@@ -1,6 +1,6 @@
 import { create as createClient, Protocol } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { x402Client } from '@x402/core/client'
+import { x402Client, x402HTTPClient } from '@x402/core/client'
 import { HTTPFacilitatorClient } from '@x402/core/server'
 import { toClientEvmSigner } from '@x402/evm'
 import { ExactEvmScheme } from '@x402/evm/exact/client'
@@ -160,6 +160,39 @@ describe.skipIf(reason)('x402 (server) with @x402/fetch v2 and MPP clients on on
       payer: info.accounts[1]!.address,
     })
     expect(settled.transaction).toMatch(/^0x[0-9a-f]{64}$/)
+  })
+
+  it('an Idempotency-Key retry of an @x402/fetch payment is served again with the same PAYMENT-RESPONSE, settled once', async () => {
+    const { info, handler, payTo, fac, runs } = setup()
+    const before = await balanceOf(info, payTo)
+    const { fetch, sent } = x402Fetch(handler, 1)
+    const init = { headers: { 'idempotency-key': 'order-x402-fetch' } }
+    const first = await fetch(url, init)
+    expect(first.status).toBe(200)
+    expect(sent).toHaveLength(1)
+    // The answer was lost: the client sends its paid request again (same key, same PAYMENT-SIGNATURE);
+    // @x402/fetch passes a non-402 answer through as it is.
+    const retry = await fetch(url, {
+      headers: { ...init.headers, [Wire.headers.paymentSignature]: sent[0]! },
+    })
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('paid content')
+    const reader = new x402HTTPClient(x402Client.fromConfig({ schemes: [] }))
+    const settledFirst = reader.getPaymentSettleResponse((name) => first.headers.get(name))
+    const settledAgain = reader.getPaymentSettleResponse((name) => retry.headers.get(name))
+    expect(settledAgain).toEqual(settledFirst)
+    expect(settledAgain).toMatchObject({
+      success: true,
+      network: `eip155:${info.chainId}`,
+      payer: info.accounts[1]!.address,
+    })
+    expect(retry.headers.get(Wire.headers.paymentResponse)).toBe(
+      first.headers.get(Wire.headers.paymentResponse),
+    )
+    expect(retry.headers.get('payment-receipt')).toBe(first.headers.get('payment-receipt'))
+    expect(runs()).toBe(1)
+    expect(fac.counts.settle).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(1000n)
   })
 
   it('an MPP client pays the same route natively (nonce = challenge hash)', async () => {

@@ -196,6 +196,25 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
   })
 
+  it('an Idempotency-Key retry on another instance sharing the Store gets the same PAYMENT-RESPONSE, settled once', async () => {
+    const { w, fac, handler, other, runs } = await setup()
+    const { fetch, sent } = x402Fetch(handler, w.payer as never, w.mint)
+    const first = await fetch(url, { headers: { 'idempotency-key': 'order-svm' } })
+    expect(first.status).toBe(200)
+    const retry = await paying(other, {
+      [Wire.headers.paymentSignature]: sent[0]!,
+      'idempotency-key': 'order-svm',
+    })
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('paid content')
+    const settled = first.headers.get(Wire.headers.paymentResponse)
+    expect(Wire.decode(settled!)).toMatchObject({ success: true, network, payer: w.payer.address })
+    expect(retry.headers.get(Wire.headers.paymentResponse)).toBe(settled)
+    expect(runs()).toBe(1)
+    expect(fac.counts.settled).toBe(1)
+    expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
+  })
+
   it('refuses tampered amount, recipient and mint (the facilitator reason in the problem detail)', async () => {
     const { w, fac, handler, runs } = await setup()
     const requirement = await requirementOf(handler)

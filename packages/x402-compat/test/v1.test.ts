@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPaymentHeader } from 'x402/client'
 import { settle, verify } from 'x402/facilitator'
 import { decodePayment } from 'x402/schemes'
+import { decodeXPaymentResponse } from 'x402/shared'
 import { settleResponseHeader } from 'x402/types'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { charge as chargeClient, x402 as x402Client } from '../src/client/index.js'
@@ -130,6 +131,54 @@ describe.skipIf(reason)('x402 v1', () => {
       new Request(url, { headers: { 'X-PAYMENT': header, 'PAYMENT-SIGNATURE': header } }),
     )
     expect(both.status).toBe(400)
+  })
+
+  it('an Idempotency-Key retry of an x402@1.2.0 payment gets the same X-PAYMENT-RESPONSE, settled once', async () => {
+    const info = devnet.info
+    const payTo = info.accounts[3]!.address
+    const fac = facilitator(info, 5)
+    const server = createServer({
+      realm: 'localhost',
+      secrets: ['x402-compat-test-secret-0123456789abcdef'],
+      methods: [
+        charge({
+          chainId: info.chainId,
+          currency: info.eip3009Token,
+          recipient: payTo,
+          domain: { name: info.eip3009.name, version: info.eip3009.version },
+          facilitator: fac.client,
+        }),
+      ],
+    })
+    let runs = 0
+    const handler = x402(server, { v1: true, maxTimeoutSeconds: 120 }).protect(
+      { offers: [{ method: 'evm', request: { amount: '2000' } }] },
+      () => {
+        runs++
+        return new Response('paid content')
+      },
+    )
+    const body = await (await handler(new Request(url))).json()
+    const before = await balanceOf(info, payTo)
+    const header = await createPaymentHeader(walletOf(info, 2) as never, 1, body.accepts[0])
+    const send = () =>
+      handler(new Request(url, { headers: { 'X-PAYMENT': header, 'Idempotency-Key': 'order-v1' } }))
+    const first = await send()
+    expect(first.status).toBe(200)
+    const retry = await send()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('paid content')
+    const settled = decodeXPaymentResponse(first.headers.get('x-payment-response')!)
+    expect(settled).toMatchObject({
+      success: true,
+      network: 'base-sepolia',
+      payer: info.accounts[2]!.address,
+    })
+    expect(decodeXPaymentResponse(retry.headers.get('x-payment-response')!)).toEqual(settled)
+    expect(retry.headers.get('payment-response')).toBeNull()
+    expect(runs).toBe(1)
+    expect(fac.counts.settle).toBe(1)
+    expect((await balanceOf(info, payTo)) - before).toBe(2000n)
   })
 
   it('malformed X-PAYMENT values (base64, JSON, shape) are 402 problems with both 402 faces, never a 500', async () => {

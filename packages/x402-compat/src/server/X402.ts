@@ -10,6 +10,7 @@ import {
   MultipleCredentialsError,
   ParseError,
   type PaymentError,
+  type Receipt,
   ServiceUnavailableError,
 } from '@mppkit/core'
 import { type Handler, type Route, readBody, type Server } from '@mppkit/core/server'
@@ -67,6 +68,27 @@ function withHeaders(response: Response, extra: Record<string, string>): Respons
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
 }
 
+/**
+ * The x402 settlement header of a paid request: `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1),
+ * as the request spoke. Built from the receipt alone, so a replay (whose receipt is the stored one)
+ * carries what the first answer carried, without settling again.
+ */
+function settlementHeader(
+  version: 1 | 2,
+  network: string,
+  receipt: Receipt.Receipt,
+  from: string | undefined,
+): Record<string, string> {
+  const settled: Wire.SettleResponse = {
+    success: true,
+    transaction: receipt.reference,
+    network,
+    payer: (receipt.payer as string | undefined) ?? from!,
+  }
+  const header = version === 2 ? Wire.headers.paymentResponse : Wire.headers.v1PaymentResponse
+  return { [header]: Wire.encode(settled) }
+}
+
 /** The x402 v2 exact-EVM payload of a `PAYMENT-SIGNATURE` document, or the reason it is not one. */
 function exactPayload(
   document: Record<string, unknown>,
@@ -89,7 +111,8 @@ function exactPayload(
  * Serves one route to MPP and x402 clients alike: the 402 carries `WWW-Authenticate: Payment` and
  * `PAYMENT-REQUIRED` (one `exact` requirement per `evm` offer); a `PAYMENT-SIGNATURE` is matched to
  * what the route offers now, then paid through the same server pipeline (binding, digest, Store,
- * settlement, receipt) as an MPP credential; the response carries `Payment-Receipt` and `PAYMENT-RESPONSE`.
+ * settlement, receipt) as an MPP credential; the response carries `Payment-Receipt` and `PAYMENT-RESPONSE`
+ * (`X-PAYMENT-RESPONSE` for v1), and so does its replay to an `Idempotency-Key` retry.
  *
  * @example
  * ```ts
@@ -319,7 +342,14 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         credential,
         idempotencyKey,
       })
-      if (outcome.status === 'replay') return IdempotencyCache.restore(outcome.response)
+      const network = version === 2 ? match.requirement.network : (document.network as string)
+      const settlement = (receipt: Receipt.Receipt) =>
+        settlementHeader(version, network, receipt, exact.authorization.from)
+      // The stored response is what the handler answered, with Payment-Receipt: the x402 settlement
+      // header is added again, from the stored receipt, so an x402 client reads its settlement on the
+      // replay too (§11.5: "the same response as the original successful request").
+      if (outcome.status === 'replay')
+        return withHeaders(IdempotencyCache.restore(outcome.response), settlement(outcome.receipt))
       if (outcome.status === 'problem')
         return advertise(request, problemResponse(outcome.error, outcome.challenges), outcome.error.detail)
       // Best effort: without it a retry is refused as a used authorization, as before; the payment is
@@ -335,14 +365,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         return outcome.fail(cause)
       }
       const paid = outcome.idempotent ? await outcome.finalize(response) : outcome.decorate(response)
-      const settled: Wire.SettleResponse = {
-        success: true,
-        transaction: outcome.payment.receipt.reference,
-        network: version === 2 ? match.requirement.network : (document.network as string),
-        payer: (outcome.payment.receipt.payer as string | undefined) ?? exact.authorization.from!,
-      }
-      const header = version === 2 ? Wire.headers.paymentResponse : Wire.headers.v1PaymentResponse
-      return withHeaders(paid, { [header]: Wire.encode(settled) })
+      return withHeaders(paid, settlement(outcome.payment.receipt))
     }
   }
 
