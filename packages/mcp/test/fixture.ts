@@ -29,6 +29,8 @@ export function paidServer(options: { verifyDelayMs?: number; failWith?: () => E
       forecast: [{ method: 'test', request: price, description: 'One forecast' }],
       alerts: [{ method: 'test', request: price, description: 'One forecast' }],
       premium: [{ method: 'test', request: { ...price, amount: '5000' } }],
+      hold: [{ method: 'test', request: price }],
+      report: [{ method: 'test', request: price }],
     },
     resources: { 'data://premium/market': [{ method: 'test', request: price }] },
     prompts: { expert: [{ method: 'test', request: price }] },
@@ -51,6 +53,27 @@ export function paidServer(options: { verifyDelayMs?: number; failWith?: () => E
     calls.push({ tool: 'premium', meta: extra._meta })
     return { content: [{ type: 'text', text: 'premium' }] }
   })
+  // A paid tool whose calls wait until released: a paid call kept in flight. It answers with its text and
+  // the challenge id of the receipt it was handed.
+  const held: { requestId: unknown; signal: AbortSignal; release: () => void }[] = []
+  mcp.registerTool('hold', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
+    calls.push({ tool: 'hold', meta: extra._meta })
+    await new Promise<void>((release) =>
+      held.push({ requestId: extra.requestId, signal: extra.signal, release }),
+    )
+    const receipt = (extra._meta as Record<string, { challengeId?: string }>)['org.paymentauth/receipt']
+    return { content: [{ type: 'text', text: `${text} ${receipt?.challengeId}` }] }
+  })
+  // A paid tool that reports progress to the client before answering.
+  mcp.registerTool('report', {}, async (extra) => {
+    const progressToken = extra._meta?.progressToken
+    if (progressToken !== undefined)
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken, progress: 1, total: 1 },
+      })
+    return { content: [{ type: 'text', text: 'reported' }] }
+  })
   mcp.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
     calls.push({ tool: 'echo', meta: extra._meta })
     return { content: [{ type: 'text', text }] }
@@ -61,14 +84,14 @@ export function paidServer(options: { verifyDelayMs?: number; failWith?: () => E
   mcp.registerPrompt('expert', { description: 'Paid prompt' }, async () => ({
     messages: [{ role: 'user', content: { type: 'text', text: 'be an expert' } }],
   }))
-  return { rail, server, payments, mcp, calls }
+  return { rail, server, payments, mcp, calls, held }
 }
 
 /** The server connected to a real SDK client over the SDK's in-memory transport. */
 export async function connected(options: { verifyDelayMs?: number } = {}) {
   const fixture = paidServer(options)
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-  await fixture.mcp.connect(fixture.payments.transport(serverSide))
+  await fixture.payments.connect(fixture.mcp, serverSide)
   const client = new Client({ name: 'agent', version: '1.0.0' })
   await client.connect(clientSide)
   const payer = CoreClient.create({ methods: [fixture.rail.client()] })
@@ -81,11 +104,16 @@ export async function raw(options: { verifyDelayMs?: number } = {}) {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
   const replies = new Map<unknown, any>()
   const waiters = new Map<unknown, (reply: any) => void>()
+  /** Every message the server sent, in order (ids may repeat). */
+  const received: any[] = []
+  const watchers = new Set<() => void>()
   clientSide.onmessage = (message: any) => {
+    received.push(message)
     replies.set(message.id, message)
     waiters.get(message.id)?.(message)
+    for (const watch of watchers) watch()
   }
-  await fixture.mcp.connect(fixture.payments.transport(serverSide))
+  await fixture.payments.connect(fixture.mcp, serverSide)
   await clientSide.start()
   let next = 1
   const request = (message: Record<string, unknown>): Promise<any> => {
@@ -96,8 +124,37 @@ export async function raw(options: { verifyDelayMs?: number } = {}) {
   }
   const notify = (message: Record<string, unknown>) =>
     clientSide.send({ jsonrpc: '2.0', ...message } as never)
+  /** Sends a message as is (its own id, reused or not). */
+  const send = (message: Record<string, unknown>) => clientSide.send({ jsonrpc: '2.0', ...message } as never)
+  /** Resolves once `count` messages the server sent match. */
+  const until = (match: (message: any) => boolean, count = 1): Promise<any[]> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watchers.delete(watch)
+        reject(new Error(`fewer than ${count} matching messages: ${JSON.stringify(received)}`))
+      }, 2_000)
+      const watch = () => {
+        const found = received.filter(match)
+        if (found.length < count) return
+        watchers.delete(watch)
+        clearTimeout(timer)
+        resolve(found)
+      }
+      watchers.add(watch)
+      watch()
+    })
   const payer = CoreClient.create({ methods: [fixture.rail.client()] })
-  return { ...fixture, request, notify, payer, replies, transport: clientSide as Transport }
+  return {
+    ...fixture,
+    request,
+    notify,
+    send,
+    until,
+    payer,
+    replies,
+    received,
+    transport: clientSide as Transport,
+  }
 }
 
 /**
@@ -107,7 +164,7 @@ export async function raw(options: { verifyDelayMs?: number } = {}) {
 export async function overHttp(options: { verifyDelayMs?: number; liftMeta?: boolean } = {}) {
   const fixture = paidServer(options)
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() })
-  await fixture.mcp.connect(fixture.payments.transport(transport))
+  await fixture.payments.connect(fixture.mcp, transport)
   const http = createServer((request, response) => {
     const handle = async () => {
       if (!options.liftMeta || request.method !== 'POST') return transport.handleRequest(request, response)

@@ -88,7 +88,7 @@ describe('wrap', () => {
   test('a rail outage on the paid retry is an McpPaymentError payment-unavailable (-32603)', async () => {
     const fixture = paidServer({ failWith: () => new Error('rail down') })
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    await fixture.payments.connect(fixture.mcp, serverSide)
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     const payer = CoreClient.create({ methods: [fixture.rail.client()] })
@@ -162,7 +162,7 @@ describe('capabilities', () => {
   test('the client advertises the methods it pays with in the InitializeRequest', async () => {
     const fixture = paidServer()
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    await fixture.payments.connect(fixture.mcp, serverSide)
     const advertised = capabilities([fixture.rail.client(), fixture.rail.client()])
     const client = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: advertised })
     await client.connect(clientSide)

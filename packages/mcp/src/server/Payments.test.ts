@@ -7,7 +7,7 @@ import * as Server from '@mppkit/core/server'
 import { createTestRail } from '@mppkit/core/testing'
 import { afterEach, describe, expect, test } from 'vitest'
 import { z } from 'zod'
-import { connected, overHttp, price, raw, secret } from '../../test/fixture.js'
+import { connected, overHttp, paidServer, price, raw, secret } from '../../test/fixture.js'
 import { create } from './Payments.js'
 
 const credentialKey = 'org.paymentauth/credential'
@@ -541,5 +541,347 @@ describe('create (dynamic prices)', () => {
     expect(replay.code).toBe(-32043)
     expect((replay.data as any).challenges[0].request.amount).toBe('700')
     await client.close()
+  })
+})
+
+describe('create (calls the SDK would refuse)', () => {
+  test('a paid tool the SDK refuses (disabled, removed, arguments its schema refuses) is never settled', async () => {
+    const t = await raw()
+    const params = { name: 'forecast', arguments: { city: 'Paris' } }
+    const first = await t.request({ method: 'tools/call', params })
+    const payment = await t.payer.pay(first.error.data.challenges, { url: 'mcp://weather/tools/forecast' })
+    const paid = { ...params, _meta: { [credentialKey]: payment.credential } }
+    const tool = (t.mcp as any)._registeredTools.forecast
+    tool.disable()
+    const disabled = await t.request({ method: 'tools/call', params: paid })
+    // What the SDK answers for any disabled tool: an `isError` result, here without a receipt.
+    expect(disabled).toMatchInlineSnapshot(`
+      {
+        "id": 2,
+        "jsonrpc": "2.0",
+        "result": {
+          "content": [
+            {
+              "text": "MCP error -32602: Tool forecast disabled",
+              "type": "text",
+            },
+          ],
+          "isError": true,
+        },
+      }
+    `)
+    // The SDK's own answer for a free tool in the same state.
+    ;(t.mcp as any)._registeredTools.echo.disable()
+    const free = await t.request({ method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } })
+    expect(free.result).toEqual({
+      ...disabled.result,
+      content: [{ type: 'text', text: 'MCP error -32602: Tool echo disabled' }],
+    })
+    tool.remove()
+    const removed = await t.request({ method: 'tools/call', params: paid })
+    expect(removed.result.content[0].text).toBe('MCP error -32602: Tool forecast not found')
+    // Unpaid, the same call is refused the same way: no challenge to pay for a call that cannot run.
+    const unpaid = await t.request({ method: 'tools/call', params })
+    expect([unpaid.error, unpaid.result?.isError]).toEqual([undefined, true])
+    expect(t.rail.settlements()).toBe(0)
+    // The credential was not consumed: once the tool runs again, it pays for it.
+    t.mcp.registerTool('forecast', { inputSchema: { city: z.string() } }, async ({ city }) => ({
+      content: [{ type: 'text', text: `cloudy in ${city}` }],
+    }))
+    const served = await t.request({ method: 'tools/call', params: paid })
+    expect(served.result.content[0].text).toBe('cloudy in Paris')
+    expect(served.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(t.rail.settlements()).toBe(1)
+  })
+
+  test('arguments the tool schema refuses: no challenge, and an unbound credential is not settled', async () => {
+    const t = await raw()
+    const invalid = await t.request({
+      method: 'tools/call',
+      params: { name: 'forecast', arguments: { city: 7 } },
+    })
+    expect(invalid.error).toBeUndefined()
+    expect(invalid.result.isError).toBe(true)
+    expect(invalid.result.content[0].text).toMatch(/^MCP error -32602: Input validation error/)
+    // With `bindArguments: false` a challenge pays for any arguments: refused ones are not charged.
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const payments = create({
+      server,
+      bindArguments: false,
+      tools: { forecast: [{ method: 'test', request: price }] },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', { inputSchema: { city: z.string() } }, async ({ city }) => ({
+      content: [{ type: 'text', text: `sunny in ${city}` }],
+    }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await payments.connect(mcp, serverSide)
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const error = await refusal(client.callTool({ name: 'forecast', arguments: { city: 'Oslo' } }))
+    const payment = await CoreClient.create({ methods: [rail.client()] }).pay(
+      (error.data as any).challenges,
+      {
+        url: 'mcp://mcp/tools/forecast',
+      },
+    )
+    const meta = { [credentialKey]: payment.credential }
+    const refused = await client.callTool({ name: 'forecast', arguments: { city: 7 }, _meta: meta })
+    expect(refused.isError).toBe(true)
+    expect(refused._meta).toBeUndefined()
+    expect(rail.settlements()).toBe(0)
+    const served = await client.callTool({ name: 'forecast', arguments: { city: 'Oslo' }, _meta: meta })
+    expect(served.content).toEqual([{ type: 'text', text: 'sunny in Oslo' }])
+    expect(rail.settlements()).toBe(1)
+    await client.close()
+  })
+
+  test('paid prompts and resources the SDK refuses get its JSON-RPC error and are never settled', async () => {
+    const t = await raw()
+    const challenged = await t.request({ method: 'prompts/get', params: { name: 'expert' } })
+    const prompt = await t.payer.pay(challenged.error.data.challenges, { url: 'mcp://weather/prompt' })
+    const market = await t.request({ method: 'resources/read', params: { uri: 'data://premium/market' } })
+    const resource = await t.payer.pay(market.error.data.challenges, { url: 'mcp://weather/resource' })
+    const expert = (t.mcp as any)._registeredPrompts.expert
+    const data = (t.mcp as any)._registeredResources['data://premium/market']
+    expert.disable()
+    data.disable()
+    const prompted = await t.request({
+      method: 'prompts/get',
+      params: { name: 'expert', _meta: { [credentialKey]: prompt.credential } },
+    })
+    const read = await t.request({
+      method: 'resources/read',
+      params: { uri: 'DATA://premium/market', _meta: { [credentialKey]: resource.credential } },
+    })
+    expect([prompted.error, read.error]).toMatchInlineSnapshot(`
+      [
+        {
+          "code": -32602,
+          "message": "MCP error -32602: Prompt expert disabled",
+        },
+        {
+          "code": -32602,
+          "message": "MCP error -32602: Resource data://premium/market disabled",
+        },
+      ]
+    `)
+    expect(t.rail.settlements()).toBe(0)
+    expert.enable()
+    data.enable()
+    const served = await t.request({
+      method: 'prompts/get',
+      params: { name: 'expert', _meta: { [credentialKey]: prompt.credential } },
+    })
+    expect(served.result._meta[receiptKey].challengeId).toBe(prompt.challenge.id)
+    expect(t.rail.settlements()).toBe(1)
+  })
+
+  test('prompt arguments, template URIs and methods the SDK has no handler for are refused before payment', async () => {
+    const rail = createTestRail()
+    const server = Server.create({ realm: 'mcp.example', secrets: [secret], methods: [rail.server()] })
+    const offers = [{ method: 'test', request: price }]
+    const payments = create({
+      server,
+      prompts: { brief: offers },
+      resources: { 'data://vault/{id}': offers },
+      tools: { forecast: offers },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerPrompt('brief', { argsSchema: { topic: z.string() } }, async ({ topic }) => ({
+      messages: [{ role: 'user', content: { type: 'text', text: topic } }],
+    }))
+    const vault = mcp.registerResource(
+      'vault',
+      new ResourceTemplate('data://vault/{id}', { list: undefined }),
+      {},
+      async (uri) => ({ contents: [{ uri: uri.href, text: 'gold' }] }),
+    )
+    mcp.registerTool('forecast', {}, async () => ({ content: [{ type: 'text', text: 'sunny' }] }))
+    const connect = async (target: McpServer) => {
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+      await payments.connect(target, serverSide)
+      const client = new Client({ name: 'agent', version: '1.0.0' })
+      await client.connect(clientSide)
+      return client
+    }
+    const client = await connect(mcp)
+    const payer = CoreClient.create({ methods: [rail.client()] })
+    const pay = async (promise: Promise<unknown>) => {
+      const challenges = ((await refusal(promise)).data as any).challenges
+      return { [credentialKey]: (await payer.pay(challenges, { url: 'mcp://mcp/x' })).credential }
+    }
+    const read = await pay(client.readResource({ uri: 'data://vault/1' }))
+    const call = await pay(client.callTool({ name: 'forecast' }))
+    vault.remove()
+    // The same payments over a server that has no tools: the SDK has no tools/call handler.
+    const bare = await connect(new McpServer({ name: 'bare', version: '1.0.0' }))
+    const refused = async (promise: Promise<unknown>) => {
+      const error = await refusal(promise)
+      return { code: error.code, message: error.message }
+    }
+    expect([
+      await refused(client.getPrompt({ name: 'brief', arguments: {} })),
+      await refused(client.readResource({ uri: 'data://vault/1', _meta: read })),
+      await refused(bare.callTool({ name: 'forecast', _meta: call })),
+    ]).toMatchInlineSnapshot(`
+      [
+        {
+          "code": -32602,
+          "message": "MCP error -32602: MCP error -32602: Invalid arguments for prompt brief: Invalid input: expected string, received undefined at topic",
+        },
+        {
+          "code": -32602,
+          "message": "MCP error -32602: MCP error -32602: Resource data://vault/1 not found",
+        },
+        {
+          "code": -32601,
+          "message": "MCP error -32601: Method not found",
+        },
+      ]
+    `)
+    expect(rail.settlements()).toBe(0)
+    await client.close()
+    await bare.close()
+  })
+
+  test('a paid call over a transport wrapped without the McpServer is not checked (settled first)', async () => {
+    const fixture = paidServer()
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const error = await refusal(client.callTool({ name: 'premium' }))
+    const payment = await CoreClient.create({ methods: [fixture.rail.client()] }).pay(
+      (error.data as any).challenges,
+      { url: 'mcp://weather/tools/premium' },
+    )
+    ;(fixture.mcp as any)._registeredTools.premium.disable()
+    const result = await client.callTool({ name: 'premium', _meta: { [credentialKey]: payment.credential } })
+    // The documented gap of `payments.transport(t)` alone: the SDK's refusal carries the receipt of a
+    // settled payment.
+    expect(result.isError).toBe(true)
+    expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(fixture.rail.settlements()).toBe(1)
+    await client.close()
+  })
+
+  test('transport(t, mcp) refuses something that is not an McpServer of this SDK', () => {
+    const server = Server.create({ realm: 'r', secrets: [secret], methods: [createTestRail().server()] })
+    const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
+    const [, serverSide] = InMemoryTransport.createLinkedPair()
+    expect(() => payments.transport(serverSide, {} as McpServer)).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run)]`,
+    )
+  })
+})
+
+describe('create (request ids)', () => {
+  const paidCall = async (t: Awaited<ReturnType<typeof raw>>, text: string) => {
+    const params = { name: 'hold', arguments: { text } }
+    const first = await t.request({ method: 'tools/call', params })
+    const payment = await t.payer.pay(first.error.data.challenges, { url: 'mcp://weather/tools/hold' })
+    return { params: { ...params, _meta: { [credentialKey]: payment.credential } }, payment }
+  }
+  const held = async (t: Awaited<ReturnType<typeof raw>>, count: number) => {
+    while (t.held.length < count) await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+
+  test('a client reusing a paid call’s id mid-call cannot take its receipt', async () => {
+    const t = await raw()
+    const { params, payment } = await paidCall(t, 'paid')
+    await t.send({ id: 'x', method: 'tools/call', params })
+    await held(t, 1)
+    // The same id, for a free call, while the paid call runs.
+    await t.send({ id: 'x', method: 'tools/call', params: { name: 'echo', arguments: { text: 'free' } } })
+    const [free] = await t.until((message) => message.id === 'x')
+    expect(free.result).toEqual({ content: [{ type: 'text', text: 'free' }] })
+    t.held[0]!.release()
+    const [, paid] = await t.until((message) => message.id === 'x', 2)
+    expect(paid.result.content[0].text).toBe(`paid ${payment.challenge.id}`)
+    expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(t.rail.settlements()).toBe(1)
+  })
+
+  test('two paid calls under one id each get their own receipt', async () => {
+    const t = await raw()
+    const a = await paidCall(t, 'a')
+    const b = await paidCall(t, 'b')
+    await t.send({ id: 9, method: 'tools/call', params: a.params })
+    await held(t, 1)
+    await t.send({ id: 9, method: 'tools/call', params: b.params })
+    await held(t, 2)
+    t.held[0]!.release()
+    await t.until((message) => message.id === 9)
+    t.held[1]!.release()
+    const replies = await t.until((message) => message.id === 9, 2)
+    expect(
+      replies.map((reply) => [reply.result.content[0].text, reply.result._meta[receiptKey].challengeId]),
+    ).toEqual([
+      [`a ${a.payment.challenge.id}`, a.payment.challenge.id],
+      [`b ${b.payment.challenge.id}`, b.payment.challenge.id],
+    ])
+    expect(t.rail.settlements()).toBe(2)
+    // The ids the SDK ran them under never reach the client.
+    expect(t.received.filter((message) => String(message.id).startsWith('org.paymentauth/'))).toEqual([])
+  })
+
+  test('the id a paid call runs under is refused to a peer that sends it', async () => {
+    const t = await raw()
+    const { params, payment } = await paidCall(t, 'paid')
+    await t.send({ id: 5, method: 'tools/call', params })
+    await held(t, 1)
+    const inner = t.held[0]!.requestId
+    expect(inner).not.toBe(5)
+    await t.send({ id: inner, method: 'tools/call', params: { name: 'echo', arguments: { text: 'guess' } } })
+    const [refused] = await t.until((message) => message.id === inner)
+    expect(refused.error).toMatchInlineSnapshot(`
+      {
+        "code": -32600,
+        "message": "Invalid Request: request id in use",
+      }
+    `)
+    t.held[0]!.release()
+    const [paid] = await t.until((message) => message.id === 5)
+    expect(paid.result._meta[receiptKey].challengeId).toBe(payment.challenge.id)
+  })
+
+  test('a cancellation names the client’s id and reaches the paid call', async () => {
+    const t = await raw()
+    const { params } = await paidCall(t, 'paid')
+    await t.send({ id: 'c', method: 'tools/call', params })
+    await held(t, 1)
+    await t.notify({
+      method: 'notifications/cancelled',
+      params: { requestId: 'c', reason: 'changed my mind' },
+    })
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(t.held[0]!.signal.aborted).toBe(true)
+    // "The sender of the cancellation notification SHOULD ignore any response" (MCP): the SDK sends none.
+    t.held[0]!.release()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(t.received.filter((message) => message.id === 'c' || message.id === t.held[0]!.requestId)).toEqual(
+      [],
+    )
+  })
+
+  test('progress of a paid call over Streamable HTTP reaches the client’s request', async () => {
+    const t = await overHttp()
+    try {
+      const error = await refusal(t.client.callTool({ name: 'report' }))
+      const payment = await t.payer.pay((error.data as any).challenges, { url: t.url.href })
+      const progress: unknown[] = []
+      const result = await t.client.callTool(
+        { name: 'report', _meta: { [credentialKey]: payment.credential } },
+        undefined,
+        { onprogress: (update) => progress.push(update) },
+      )
+      expect(result.content).toEqual([{ type: 'text', text: 'reported' }])
+      expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+      expect(progress).toEqual([{ progress: 1, total: 1 }])
+    } finally {
+      await t.close()
+    }
   })
 })

@@ -1,7 +1,9 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { Jcs, PaymentError, type Receipt } from '@mppkit/core'
 import { Mcp, type Outcome, type Problem, type Server } from '@mppkit/core/server'
 import { argumentsDigest, compile, type Gate, type Paywall, type Prices } from './Paywall.js'
+import * as Targets from './Targets.js'
 
 /**
  * Options of {@link create}.
@@ -39,12 +41,22 @@ export type PaymentCapability = { methods: Record<string, { intents: string[] }>
  *
  * @example
  * ```ts
- * await mcpServer.connect(payments.transport(new StdioServerTransport()))
+ * await payments.connect(mcpServer, new StdioServerTransport())
  * ```
  */
 export type Payments = {
-  /** Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result. */
-  transport(inner: Transport): Transport
+  /**
+   * Connects an `McpServer` through {@link Payments.transport} with the server's handle: a paid call the
+   * SDK would refuse (unknown or disabled target, arguments its schema refuses) gets that refusal, and
+   * is neither challenged nor settled.
+   */
+  connect(mcp: McpServer, inner: Transport): Promise<void>
+  /**
+   * Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result.
+   * Give the `McpServer` connected to it (as {@link Payments.connect} does), or a call the SDK then
+   * refuses is settled first: MCP carries no Idempotency-Key, so that payment is lost.
+   */
+  transport(inner: Transport, mcp?: McpServer): Transport
   /** The capability advertised in `InitializeResult.capabilities.experimental.payment`. */
   readonly capability: PaymentCapability
 }
@@ -111,7 +123,7 @@ function forwarded(message: Message, receipt?: Receipt.Receipt): Message {
  * @example
  * ```ts
  * const payments = Payments.create({ server, tools: { forecast: [{ method: 'tempo', request: { amount: '1000' } }] } })
- * await mcpServer.connect(payments.transport(transport))
+ * await payments.connect(mcpServer, transport)
  * ```
  * @see draft-payment-transport-mcp-00
  */
@@ -139,24 +151,35 @@ export function create(options: Options): Payments {
     return { route: gate.route, request, digest }
   }
 
-  const authorize: Authorize = async (gate, message, headers) => {
+  const authorize: Authorize = async (gate, message, headers, targets) => {
     let input: ReturnType<typeof challengeInput>
     try {
       input = challengeInput(gate, message, headers)
     } catch {
       return invalidParams
     }
+    // Checked before a challenge is issued (a push payment moves money as its credential is made) and
+    // before a credential is settled: "After successful payment verification and settlement, servers MUST
+    // include a receipt" (§Successful Payment Response), and a call the SDK refuses has no result to
+    // carry one, nor any Idempotency-Key to get the payment back with.
+    const refusal = await targets?.refusal(forwarded(message) as Targets.Call)
+    if (refusal) return { status: 'refused', refusal }
     const credential = Mcp.credentialOf(message)
     if (credential === undefined) return options.server.issueChallenges(input)
     return options.server.authorizePayment({ ...input, credential })
   }
 
-  return {
+  const payments: Payments = {
     capability,
-    transport(inner) {
-      return new PaidTransport(inner, paywall, authorize, capability, options.onDroppedNotification)
+    transport(inner, mcp) {
+      const targets = mcp === undefined ? undefined : Targets.of(mcp)
+      return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
+    },
+    async connect(mcp, inner) {
+      await mcp.connect(payments.transport(inner, mcp))
     },
   }
+  return payments
 }
 
 /**
@@ -190,20 +213,42 @@ const invalidParams: Problem = {
   challenges: [],
 }
 
-type Authorize = (gate: Gate, message: Message, headers: unknown) => Promise<Outcome>
+/** A call the SDK would refuse: answered with that refusal, never challenged or settled. */
+type Refused = { status: 'refused'; refusal: Targets.Refusal }
+
+type Authorize = (
+  gate: Gate,
+  message: Message,
+  headers: unknown,
+  targets: Targets.Targets | undefined,
+) => Promise<Outcome | Refused>
+
+type Paid = Extract<Outcome, { status: 'paid' }>
+
+/**
+ * A paid request handed to the SDK: its own JSON-RPC id, the paid outcome that gets its response.
+ * The SDK sees it under a fresh id (see {@link PaidTransport}).
+ */
+type InFlight = { id: string | number; paid: Paid }
 
 /**
  * A transport between the MCP server and its real transport: every request is seen before the SDK
  * parses it, and every response before it is sent.
+ *
+ * A paid request reaches the SDK under a fresh JSON-RPC id, unique to it, and its response is sent
+ * under the client's id again: a client reusing an id while a paid call runs (or two peers of one
+ * multiplexed transport sending the same id) can neither take that call's receipt nor settle its
+ * outcome with another response. The paid handler's `extra.requestId` is that fresh id.
  */
 class PaidTransport implements Transport {
   readonly #inner: Transport
   readonly #paywall: Paywall
   readonly #authorize: Authorize
+  readonly #targets: Targets.Targets | undefined
   readonly #capability: PaymentCapability
   readonly #onDropped: ((method: string, target: string) => void) | undefined
-  /** Paid requests in flight, by JSON-RPC id: their outcome gets the response. */
-  readonly #paid = new Map<string | number, Extract<Outcome, { status: 'paid' }>>()
+  /** Paid requests in flight, by the id the SDK sees them under (never a client's). */
+  readonly #paid = new Map<string, InFlight>()
   #initializeId: string | number | undefined
   onmessage?: Transport['onmessage']
 
@@ -211,12 +256,14 @@ class PaidTransport implements Transport {
     inner: Transport,
     paywall: Paywall,
     authorize: Authorize,
+    targets: Targets.Targets | undefined,
     capability: PaymentCapability,
     onDropped: ((method: string, target: string) => void) | undefined,
   ) {
     this.#inner = inner
     this.#paywall = paywall
     this.#authorize = authorize
+    this.#targets = targets
     this.#capability = capability
     this.#onDropped = onDropped
     inner.onmessage = (message, extra) => this.#receive(message as unknown as Message, extra)
@@ -258,6 +305,17 @@ class PaidTransport implements Transport {
       this.#deliver(liftMeta(message), extra)
       return
     }
+    if (message.id !== undefined && message.id !== null && this.#paid.has(message.id as string)) {
+      // The id a paid call runs under, sent back by a peer that learned it: refused, so that nothing but
+      // that call's own response is taken for it. "The request ID MUST NOT have been previously used by
+      // the requestor within the same session" (MCP, Requests).
+      this.#reply(message.id, { code: invalidRequest, message: 'Invalid Request: request id in use' })
+      return
+    }
+    if (message.method === 'notifications/cancelled') {
+      this.#cancel(message, extra)
+      return
+    }
     if (message.method === 'initialize' && message.id !== undefined) this.#initializeId = message.id
     const gate = this.#paywall.gateOf(message.method, message.params)
     if (!gate) {
@@ -274,12 +332,14 @@ class PaidTransport implements Transport {
       return
     }
     const id = message.id
-    this.#authorize(gate, message, extra?.requestInfo?.headers).then(
+    this.#authorize(gate, message, extra?.requestInfo?.headers, this.#targets).then(
       (outcome) => {
         if (outcome.status === 'paid') {
-          this.#paid.set(id, outcome)
-          return this.#deliver(forwarded(message, outcome.receipt), extra)
+          const key = `${inFlightPrefix}${globalThis.crypto.randomUUID()}`
+          this.#paid.set(key, { id, paid: outcome })
+          return this.#deliver({ ...forwarded(message, outcome.receipt), id: key }, extra)
         }
+        if (outcome.status === 'refused') return this.#answer(id, outcome.refusal)
         if (outcome.status === 'replay') return this.#replay(id, outcome)
         return this.#reply(id, Mcp.toJsonRpcError(outcome))
       },
@@ -287,10 +347,36 @@ class PaidTransport implements Transport {
     )
   }
 
-  #reply(id: string | number, error: Json): void {
+  /**
+   * A cancellation reaches the request the client named and every paid call it sent under that id (the
+   * SDK knows them by their own ids). The SDK answers a cancelled call with nothing, so its entry goes:
+   * the payment stays settled, as one whose client went away over HTTP.
+   */
+  #cancel(message: Message, extra: Parameters<NonNullable<Transport['onmessage']>>[1]): void {
+    const forward = forwarded(message)
+    this.#deliver(forward, extra)
+    const requestId = isObject(message.params) ? message.params.requestId : undefined
+    if (requestId === undefined || requestId === null) return
+    for (const [key, call] of this.#paid) {
+      if (call.id !== requestId) continue
+      this.#paid.delete(key)
+      this.#deliver({ ...forward, params: { ...forward.params, requestId: key } }, extra)
+    }
+  }
+
+  #send(id: string | number, body: Json): void {
     this.#inner
-      .send({ jsonrpc: '2.0', id, error } as never, { relatedRequestId: id })
+      .send({ jsonrpc: '2.0', id, ...body } as never, { relatedRequestId: id })
       .catch((cause) => this.#inner.onerror?.(cause instanceof Error ? cause : new Error(String(cause))))
+  }
+
+  #reply(id: string | number, error: Json): void {
+    this.#send(id, { error })
+  }
+
+  /** The SDK's own refusal of a call it would not run: no challenge, no settlement, no receipt. */
+  #answer(id: string | number, refusal: Targets.Refusal): void {
+    this.#send(id, refusal)
   }
 
   #replay(id: string | number, outcome: Extract<Outcome, { status: 'replay' }>): void {
@@ -319,6 +405,11 @@ class PaidTransport implements Transport {
   }
 
   async send(message: Parameters<Transport['send']>[0], options?: Parameters<Transport['send']>[1]) {
+    // Anything the SDK sends about a paid call (progress, a request to the client, its response) is
+    // about the client's id.
+    const related = options?.relatedRequestId
+    const relatedCall = typeof related === 'string' ? this.#paid.get(related) : undefined
+    if (options && relatedCall) options = { ...options, relatedRequestId: relatedCall.id }
     const response = message as unknown as Message & { result?: unknown; error?: unknown }
     const id = response.id
     if (id !== undefined && id !== null && response.method === undefined) {
@@ -326,18 +417,20 @@ class PaidTransport implements Transport {
         this.#initializeId = undefined
         message = withCapability(response, this.#capability) as never
       }
-      const paid = this.#paid.get(id)
-      if (paid) {
-        this.#paid.delete(id)
+      const call = typeof id === 'string' ? this.#paid.get(id) : undefined
+      if (call) {
+        this.#paid.delete(id as string)
+        const { paid } = call
         if (isObject(response.result)) {
           const meta = isObject(response.result._meta) ? response.result._meta : {}
           // "Servers MUST return `org.paymentauth/receipt` on every successful response to a paid
           // request." (§Successful Payment Response)
           const result = { ...response.result, _meta: { ...meta, ...Mcp.receiptMeta(paid.receipt) } }
-          message = { ...response, result } as never
+          message = { ...response, id: call.id, result } as never
           paid.delivered({ status: 200, headers: [], body: JSON.stringify(response.result) }).catch(() => {})
         } else {
           // Settled but not delivered: an error response carries no receipt; the failure is recorded.
+          message = { ...response, id: call.id } as never
           paid.failed(response.error).catch(() => {})
         }
       }
@@ -345,6 +438,12 @@ class PaidTransport implements Transport {
     return this.#inner.send(message, options)
   }
 }
+
+/** JSON-RPC "Invalid Request". */
+const invalidRequest = -32600
+
+/** The ids paid calls run under in the SDK: this prefix and a random UUID (122 bits: never guessed). */
+const inFlightPrefix = 'org.paymentauth/paid/'
 
 /** "servers SHOULD advertise payment support in the `InitializeResult`" (§MCP Capability Advertisement). */
 function withCapability(response: Message & { result?: unknown }, capability: PaymentCapability): Message {

@@ -12,7 +12,7 @@ test('over stdio, a credential in root-level _meta pays once stdin is read throu
   const t = paidServer()
   const stdin = new PassThrough()
   const stdout = new PassThrough()
-  await t.mcp.connect(t.payments.transport(new StdioServerTransport(liftMetaLines(stdin), stdout)))
+  await t.payments.connect(t.mcp, new StdioServerTransport(liftMetaLines(stdin), stdout))
   const replies = new Map<number, any>()
   let buffer = ''
   stdout.on('data', (chunk: Buffer) => {

@@ -14,7 +14,7 @@ const maxLine = 10 * 1024 * 1024
  *
  * @example
  * ```ts
- * await mcp.connect(payments.transport(new StdioServerTransport(liftMetaLines(process.stdin))))
+ * await payments.connect(mcp, new StdioServerTransport(liftMetaLines(process.stdin)))
  * ```
  */
 export function liftMetaLines(input: Readable): Readable {
