@@ -189,4 +189,39 @@ describe('solana/charge on the devnet SVM', () => {
     expect(receipt.externalId).toBe('order-42')
     expect(node.ledger.history.get(receipt.reference)?.logMessages.join('\n')).toMatch(/order-42/)
   })
+
+  it('a client without a configured network pays only challenges for the cluster its RPC node serves', async () => {
+    // "Clients MUST reject challenges whose network does not match their configured cluster": a server
+    // naming devnet must not be paid from a client whose node is another cluster (here a local one),
+    // where a devnet allowance of the spend policy would otherwise let real funds through.
+    const payer = await signerOf(await createFundedAccount(node))
+    const recipient = (await generateKeyPairSigner()).address
+    const served = serve(
+      { rpcUrl: node.info.rpcUrl, network: 'devnet', currency: 'sol', recipient },
+      { method: 'solana', request: { amount: '2000000' } },
+    )
+    const paying = createClient({
+      methods: [chargeClient({ rpcUrl: node.info.rpcUrl, signer: payer })],
+      policy: { maxAmount: { 'solana:devnet:sol': 10n ** 12n } },
+      fetch: served.fetch,
+    })
+    const before = lamports(payer.address)
+    await expect(paying.fetch('https://solana.test/r')).rejects.toThrow(
+      /the challenge is for devnet, this client pays on localnet/,
+    )
+    expect(lamports(payer.address)).toBe(before)
+    expect(lamports(recipient)).toBe(0n)
+    expect(served.runs()).toBe(0)
+    // A challenge for its own cluster (unknown genesis: a local node) is paid.
+    const local = serve(
+      { rpcUrl: node.info.rpcUrl, network: 'localnet', currency: 'sol', recipient },
+      { method: 'solana', request: { amount: '2000000' } },
+    )
+    const client = createClient({
+      methods: [chargeClient({ rpcUrl: node.info.rpcUrl, signer: payer })],
+      fetch: local.fetch,
+    })
+    expect((await client.fetch('https://solana.test/r')).status).toBe(200)
+    expect(lamports(recipient)).toBe(2_000_000n)
+  })
 })

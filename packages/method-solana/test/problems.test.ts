@@ -1,4 +1,9 @@
 import { createSolanaRpc, generateKeyPairSigner, type KeyPairSigner } from '@solana/kit'
+import {
+  getSetComputeUnitLimitInstruction,
+  getSetComputeUnitPriceInstruction,
+} from '@solana-program/compute-budget'
+import { getAddMemoInstruction } from '@solana-program/memo'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFundedAccount, createMint, mintTo } from '../../devnet/src/solana/index.js'
 import { craft, transferChecked, transferSol } from './craft.js'
@@ -182,6 +187,31 @@ describe('solana/charge problems (pull)', () => {
     expect(served.runs()).toBe(1)
   })
 
+  it('a transaction that lands as its blockhash expires is not refused as expired (a lagging node)', async () => {
+    // The server reads status, then blockhash validity, perhaps from different nodes behind one URL: a
+    // node not yet aware of the transaction, then one past its blockhash. Refusing then (and releasing
+    // the signature) would answer 402 for a payment that landed, and the client would pay again.
+    let lag = true
+    const lagging = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const body = JSON.parse(String(init?.body)) as { id: number; method: string; params: unknown[] }
+      const answer = (result: unknown) => Response.json({ jsonrpc: '2.0', id: body.id, result })
+      if (lag && body.method === 'getTransaction') return answer(null)
+      if (lag && body.method === 'getSignatureStatuses') {
+        lag = false
+        return answer({ context: { slot: 1 }, value: [null] })
+      }
+      if (body.method === 'isBlockhashValid') return answer({ context: { slot: 1 }, value: false })
+      return fetch(input, init)
+    }) as typeof fetch
+    const served = serve({ ...base(), fetch: lagging, recentBlockhash: false })
+    const before = await tokenBalance(node, world.mint, world.recipient.address)
+    const transaction = await craft(node, world.payer, [await pay()])
+    const response = await served.submit(await served.challenge(), { type: 'transaction', transaction })
+    expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
+    expect(response.status).toBe(200)
+    expect(served.runs()).toBe(1)
+  })
+
   it('RPC down → 503 + Retry-After; the same credential succeeds after, one transfer', async () => {
     const proxy = await rpcProxy(node.info.rpcUrl)
     try {
@@ -242,6 +272,67 @@ describe('solana/charge fee payer protection', () => {
     expect(body.reason).toBe('simulation-failed')
     expect(node.ledger.balance(feePayer.address)).toBe(before)
     expect(node.ledger.transactionCount).toBe(count)
+  })
+
+  it('a priority fee without a compute-unit limit → compute-budget; the runtime default limit cannot exceed maxComputeUnitLimit', async () => {
+    // Without SetComputeUnitLimit the runtime reserves 200 000 CU per instruction (here 600 000), and
+    // the fee payer pays the priority fee on all of it: above the server's 400 000 CU policy.
+    const served = serve(sponsored())
+    const transaction = await craft(node, feePayer.address, [
+      getSetComputeUnitPriceInstruction({ microLamports: 1_000_000n }),
+      await pay(),
+      getAddMemoInstruction({ memo: 'a' }),
+      getAddMemoInstruction({ memo: 'b' }),
+    ])
+    const before = node.ledger.balance(feePayer.address)
+    const count = node.ledger.transactionCount
+    const body = await problem(
+      await served.submit(await served.challenge(), { type: 'transaction', transaction }),
+    )
+    expect(body.reason).toBe('compute-budget')
+    expect(node.ledger.balance(feePayer.address)).toBe(before)
+    expect(node.ledger.transactionCount).toBe(count)
+    // With an explicit limit within the policy, the same payment is co-signed.
+    const limited = await craft(node, feePayer.address, [
+      getSetComputeUnitLimitInstruction({ units: 400_000 }),
+      getSetComputeUnitPriceInstruction({ microLamports: 1_000_000n }),
+      await pay(),
+      getAddMemoInstruction({ memo: 'a' }),
+      getAddMemoInstruction({ memo: 'b' }),
+    ])
+    expect(
+      (await served.submit(await served.challenge(), { type: 'transaction', transaction: limited })).status,
+    ).toBe(200)
+  })
+
+  it('a sponsored transaction whose payer signature is invalid is refused at simulation, not awaited', async () => {
+    // A cluster's RPC forwards a skipPreflight transaction without checking its signatures, and the
+    // leader drops it: the server would wait for a transaction that never lands, then answer 503. The
+    // node here behaves so for every skipPreflight send.
+    const forwarded: string[] = []
+    const dropping = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const body = JSON.parse(String(init?.body)) as { id: number; method: string; params: unknown[] }
+      if (
+        body.method === 'sendTransaction' &&
+        (body.params[1] as { skipPreflight?: boolean }).skipPreflight
+      ) {
+        forwarded.push(String(body.params[0]))
+        return Response.json({ jsonrpc: '2.0', id: body.id, result: '1'.repeat(64) })
+      }
+      return fetch(input, init)
+    }) as typeof fetch
+    const served = serve({ ...sponsored(), fetch: dropping, confirmTimeout: 1_500 })
+    const signed = Buffer.from(await craft(node, feePayer.address, [await pay()]), 'base64')
+    // Signatures: [fee payer slot (empty), payer]; flip a byte of the payer's.
+    signed[1 + 64 + 10]! ^= 0xff
+    const transaction = signed.toString('base64')
+    const started = Date.now()
+    const body = await problem(
+      await served.submit(await served.challenge(), { type: 'transaction', transaction }),
+    )
+    expect(body.reason).toBe('invalid-signature')
+    expect(forwarded).toEqual([])
+    expect(Date.now() - started).toBeLessThan(1_500)
   })
 
   it('a fee payer below minFeePayerLamports is not offered: challenges fall back to client-paid fees', async () => {

@@ -1,11 +1,16 @@
+import { create as createClient } from '@mppkit/core/client'
+import { create as createServerCore } from '@mppkit/core/server'
 import { AccountRole, address, generateKeyPairSigner, getAddressEncoder, type Instruction } from '@solana/kit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFundedAccount, mintTo, solanaPrograms, submit } from '../../devnet/src/solana/index.js'
+import { chargeClient } from '../src/client/index.js'
+import { chargeServer } from '../src/server/index.js'
 import { craft, transferChecked } from './craft.js'
-import { type SolanaNode, serve, signerOf, startSolana, tokenBalance } from './helpers.js'
+import { realm, type SolanaNode, secret, serve, signerOf, startSolana, tokenBalance } from './helpers.js'
 
 // A real Token-2022 mint with the TransferFeeConfig extension (1% fee) on the devnet SVM: the recipient
-// would receive less than the transfer amount, so the server refuses the mint before anything is sent.
+// would receive less than the transfer amount, so the server refuses the mint before anything is sent:
+// it issues no challenge for it, and refuses a credential if the fee appeared after the challenge.
 let node: SolanaNode
 beforeAll(async () => {
   node = await startSolana()
@@ -59,31 +64,85 @@ async function transferFeeMint(bps: number) {
   return String(mint.address)
 }
 
+/** TransferFeeExtension (26) / SetTransferFee (5), signed by the fee authority (the node payer). */
+async function setTransferFee(mint: string, bps: number) {
+  const payer = node.payer
+  await submit(node, payer, [
+    {
+      programAddress: address(solanaPrograms.token2022),
+      accounts: [
+        { address: address(mint), role: AccountRole.WRITABLE },
+        { address: payer.address, role: AccountRole.READONLY_SIGNER, signer: payer } as never,
+      ],
+      data: concat(new Uint8Array([26, 5]), u16(bps), u64(1_000_000n)),
+    },
+  ])
+}
+
 describe('Token-2022 mints with a transfer fee', () => {
-  it('a non-zero transfer fee → unsupported-mint, nothing sent', async () => {
+  it('a non-zero transfer fee → no challenge (reported to the operator); a push client pays nothing', async () => {
+    // A challenge for a mint the server refuses at verification would be paid by a push client (it sends
+    // before presenting the signature), then refused: the server issues none.
     const mint = await transferFeeMint(100)
     const payer = await signerOf(await createFundedAccount(node))
     const recipient = await generateKeyPairSigner()
     await mintTo(node, { mint, owner: payer.address, amount: 1_000_000n })
     await mintTo(node, { mint, owner: recipient.address, amount: 0n })
-    const served = serve({
+    for (const tokenProgram of [undefined, solanaPrograms.token2022]) {
+      const errors: unknown[] = []
+      const server = createServerCore({
+        realm,
+        secrets: [secret],
+        methods: [
+          chargeServer({
+            rpcUrl: node.info.rpcUrl,
+            network: 'localnet',
+            currency: mint,
+            decimals: 6,
+            ...(tokenProgram ? { tokenProgram } : {}),
+            recipient: recipient.address,
+          }),
+        ],
+        onError: (error) => errors.push(error),
+      })
+      const handler = server.protect(
+        { offers: [{ method: 'solana', request: { amount: '1000' } }] },
+        () => new Response('paid content'),
+      )
+      const client = createClient({
+        methods: [
+          chargeClient({ signer: payer, rpcUrl: node.info.rpcUrl, network: 'localnet', mode: 'push' }),
+        ],
+        fetch: ((input: RequestInfo, init?: RequestInit) =>
+          handler(new Request(input, init))) as typeof fetch,
+      })
+      const response = await client.fetch('https://solana.test/r')
+      expect(response.status).toBe(503)
+      expect(response.headers.get('www-authenticate') ?? '').not.toMatch(/Payment /)
+      expect(String(errors[0])).toMatch(/transfer fee/)
+      expect(await tokenBalance(node, mint, recipient.address)).toBe(0n)
+      expect(await tokenBalance(node, mint, payer.address)).toBe(1_000_000n)
+    }
+  })
+
+  it('a fee set after the challenge was issued → unsupported-mint at verification (503 over HTTP), nothing sent', async () => {
+    const mint = await transferFeeMint(0)
+    const payer = await signerOf(await createFundedAccount(node))
+    const recipient = await generateKeyPairSigner()
+    await mintTo(node, { mint, owner: payer.address, amount: 1_000_000n })
+    await mintTo(node, { mint, owner: recipient.address, amount: 0n })
+    const options = {
       rpcUrl: node.info.rpcUrl,
-      network: 'localnet',
-      currency: mint,
-      decimals: 6,
-      recipient: recipient.address,
-    })
-    // The 402 itself cannot be issued with a token program read from this mint.
-    const response = await served.handler(new Request('https://solana.test/r'))
-    expect(response.status).toBe(402)
-    const served2 = serve({
-      rpcUrl: node.info.rpcUrl,
-      network: 'localnet',
+      network: 'localnet' as const,
       currency: mint,
       decimals: 6,
       tokenProgram: solanaPrograms.token2022,
       recipient: recipient.address,
-    })
+    }
+    const challenge = await serve(options).challenge()
+    await setTransferFee(mint, 100)
+    // Another instance (no cached mint) verifies the credential.
+    const served = serve(options)
     const transaction = await craft(node, payer, [
       await transferChecked({
         from: payer,
@@ -93,9 +152,14 @@ describe('Token-2022 mints with a transfer fee', () => {
         program: solanaPrograms.token2022,
       }),
     ])
-    const refused = await served2.submit(await served2.challenge(), { type: 'transaction', transaction })
-    expect(refused.status).toBe(402)
-    expect(((await refused.json()) as { reason: string }).reason).toBe('unsupported-mint')
+    const payload = { type: 'transaction', transaction }
+    await expect(
+      served.method.verify({ challenge, request: challenge.request, payload } as never),
+    ).rejects.toMatchObject({ reason: 'unsupported-mint' })
+    // Over HTTP the refusal is a 503: no fresh challenge can be issued for this mint any more.
+    const refused = await served.submit(challenge, payload)
+    expect(refused.status).toBe(503)
     expect(await tokenBalance(node, mint, recipient.address)).toBe(0n)
+    expect(await tokenBalance(node, mint, payer.address)).toBe(1_000_000n)
   })
 })

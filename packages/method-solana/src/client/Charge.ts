@@ -33,7 +33,11 @@ export type ChargeClientOptions = {
   signer: TransactionSigner
   /** JSON-RPC URL (blockhash and mint lookups; push mode sends through it). */
   rpcUrl: string
-  /** The cluster this client pays on ("Clients MUST reject challenges whose network does not match"). */
+  /**
+   * The cluster this client pays on ("Clients MUST reject challenges whose network does not match").
+   * Default: the cluster of the RPC node, told by its genesis hash (mainnet, devnet, testnet; any other
+   * is `localnet`), read once.
+   */
   network?: 'mainnet' | 'devnet' | 'localnet'
   /** `pull` (default): the server broadcasts; `push`: this client sends and presents the signature. */
   mode?: 'pull' | 'push'
@@ -56,6 +60,13 @@ export type ChargeClientOptions = {
    * every such challenge. Accounts that already exist cost nothing and are not counted.
    */
   maxAccountRentLamports?: bigint
+}
+
+/** Genesis hashes of the public clusters (`getGenesisHash`); any other node is a local one. */
+const clusters: Record<string, string> = {
+  '5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d': 'mainnet',
+  EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG: 'devnet',
+  '4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY': 'testnet',
 }
 
 /** Default of {@link ChargeClientOptions.maxAccountRentLamports}: 0.01 SOL. */
@@ -87,6 +98,20 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
   const refuse = (message: string, mayHaveSettled = false): never => {
     throw new PaymentFailedError(`solana: ${message}`, { mayHaveSettled })
   }
+  // The configured cluster, or the node's: a challenge naming another network is never paid, so a
+  // spend policy keyed by network (`solana:devnet:…`) cannot be spent on another cluster's funds.
+  let cluster: Promise<string> | undefined
+  const ownNetwork = (): Promise<string> => {
+    if (options.network !== undefined) return Promise.resolve(options.network)
+    cluster ??= call(() => rpc<string>('getGenesisHash', [])).then(
+      (hash) => clusters[hash] ?? 'localnet',
+      (error) => {
+        cluster = undefined
+        throw error
+      },
+    )
+    return cluster
+  }
   return {
     definition: charge,
     quote: (request) => ({
@@ -98,8 +123,8 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
     async createPayload({ request }) {
       const details = request.methodDetails ?? {}
       const network = normalizeNetwork(details.network)
-      if (options.network !== undefined && network !== options.network)
-        refuse(`the challenge is for ${network}, this client pays on ${options.network}`)
+      const own = await ownNetwork()
+      if (network !== own) refuse(`the challenge is for ${network}, this client pays on ${own}`)
       if (details.confidential === true) refuse('confidential charges are not supported')
       const payees = [request.recipient, ...(details.splits ?? []).map((split) => split.recipient)]
       // "`recipient` is the expected party"; "`splits` … contain expected recipients"

@@ -362,6 +362,19 @@ export async function inspectPayment(
     fail('The server fee payer cannot fund the payment.', 'fee-payer-at-risk')
   if (computeLimit !== undefined && computeLimit > options.limits.maxComputeUnitLimit)
     fail('The compute-unit limit exceeds the server policy.', 'compute-budget')
+  // The fee payer pays the priority fee on the limit the runtime applies, which without a
+  // SetComputeUnitLimit is its default (counted here as the older, larger rule: 200 000 CU per
+  // instruction, 3 000 per compute-budget one, at most 1 400 000), so omitting the limit cannot buy more
+  // than the policy allows. "Clients SHOULD set a compute unit limit and priority fee."
+  if (sponsored && computePrice > 0n && computeLimit === undefined) {
+    const budget = instructions.filter((instruction) => instruction.program === programs.computeBudget).length
+    const implied = Math.min((instructions.length - budget) * 200_000 + budget * 3_000, 1_400_000)
+    if (implied > options.limits.maxComputeUnitLimit)
+      fail(
+        'The priority fee applies to the default compute-unit limit, which exceeds the server policy; set a compute-unit limit.',
+        'compute-budget',
+      )
+  }
   if (sponsored && computePrice > options.limits.maxComputeUnitPrice)
     fail('The priority fee exceeds the server policy.', 'compute-budget')
   // Every signature but the sponsor's must be present; the sponsor's slot must be empty or ours.

@@ -245,12 +245,16 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         delete details.feePayerKey
       }
       // "Servers SHOULD include this field as a hint to avoid the extra RPC lookup."
-      // A mint that cannot be read or paid exactly leaves the hint out: the challenge is still issued
-      // (a 402 is never a 5xx because of the mint) and verification refuses the payment.
-      if (request.currency !== 'sol' && details.tokenProgram === undefined) {
-        const tokenProgram = await tokenProgramOf({ ...request, methodDetails: details }).catch(
-          () => undefined,
-        )
+      // A mint this server would refuse at verification (not a mint, other decimals or token program, a
+      // transfer fee or hook…) gets no challenge: a push client sends its payment before presenting it,
+      // so a challenge issued for such a mint would be paid and then refused. An operator error, reported.
+      // A mint that cannot be read now (an outage) leaves the hint out; verification reads it again.
+      if (request.currency !== 'sol') {
+        const tokenProgram = await tokenProgramOf({ ...request, methodDetails: details }).catch((error) => {
+          if (error instanceof VerificationFailedError)
+            throw new ConfigurationError(`solana: cannot charge in mint ${request.currency}: ${error.detail}`)
+          return undefined
+        })
         if (tokenProgram) details.tokenProgram = tokenProgram as never
       }
       // "Servers SHOULD verify the top-level recipient's ATA exists before issuing a challenge" and
@@ -354,11 +358,14 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         // "If `feePayer` is `true`, simulate the transaction using the `simulateTransaction` RPC method.
         // The server MUST reject the credential if simulation fails." Otherwise the node's preflight
         // (sendTransaction without skipPreflight) is the simulation the spec recommends: one call fewer.
+        // The sponsored send skips preflight, where the node would check the signatures: a transaction
+        // with a bad payer signature would be forwarded, dropped by the leader and awaited in vain, so
+        // the simulation checks them (`sigVerify`).
         if (sponsored) {
           const simulated = await guard(() =>
             rpc<{ value: { err: unknown } }>('simulateTransaction', [
               base64,
-              { encoding: 'base64', commitment: 'confirmed' },
+              { encoding: 'base64', commitment: 'confirmed', sigVerify: true },
             ]),
           ).catch(async (error) => {
             if (error instanceof RpcAnswerError) {
@@ -476,7 +483,9 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         const valid = await guard(() =>
           rpc<{ value: boolean }>('isBlockhashValid', [blockhash, { commitment: 'processed' }]),
         )
-        if (!valid.value) {
+        // An expired blockhash means the transaction can no longer land, unless it already did and the
+        // status came from a node that was behind: asked again before the signature is released.
+        if (!valid.value && !(await status(signature))) {
           await release()
           throw new VerificationFailedError({
             detail: 'The transaction blockhash expired.',
@@ -519,6 +528,11 @@ function rejected(error: RpcAnswerError): VerificationFailedError {
 
 function simulationProblem(err: unknown): VerificationFailedError {
   const text = JSON.stringify(err)
+  if (/SignatureFailure/.test(text))
+    return new VerificationFailedError({
+      detail: 'A transaction signature is invalid.',
+      reason: 'invalid-signature',
+    })
   if (/BlockhashNotFound/.test(text))
     return new VerificationFailedError({
       detail: 'The transaction blockhash expired.',
