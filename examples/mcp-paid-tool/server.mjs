@@ -63,7 +63,8 @@ const listener = http.createServer(async (request, response) => {
       ),
     })
     transport.onclose = () => sessions.delete(transport.sessionId)
-    await mcpServer().connect(payments.transport(transport))
+    // connect (not transport alone): a call the SDK would refuse is neither challenged nor charged.
+    await payments.connect(mcpServer(), transport)
   }
   await transport.handleRequest(request, response)
 })

@@ -87,7 +87,7 @@ export function mcpPlayground(
       created.onclose = () => {
         if (created.sessionId) sessions.delete(created.sessionId)
       }
-      await mcpServer().connect(payments.transport(created))
+      await payments.connect(mcpServer(), created)
       transport = created
     }
     return transport.handleRequest(request)
