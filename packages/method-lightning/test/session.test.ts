@@ -1,8 +1,17 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Challenge, Credential, MemoryStore, Receipt, type Store, StoreUnavailableError } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { type AuthenticatedLnd, createInvoice, getChannelBalance, getInvoices, pay } from 'lightning'
+import {
+  type AuthenticatedLnd,
+  createHodlInvoice,
+  createInvoice,
+  getChannelBalance,
+  getInvoice,
+  getInvoices,
+  pay,
+  settleHodlInvoice,
+} from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
@@ -599,6 +608,79 @@ describe('sessionServer', () => {
       expect(await payerBalance()).toBe(before - 10)
       await server.close()
     })
+  })
+
+  it('a refund whose outcome is unknown (the node connection dropped while it was in flight) is not reported failed: the sweep records what the node did, once', async () => {
+    const proxy = await nodeProxy(network.info.nodes.payee.socket)
+    proxies.push(proxy)
+    const store = new MemoryStore()
+    const failures: unknown[] = []
+    let offset = 0
+    const { handler, server } = setup({
+      store,
+      socket: proxy.socket,
+      options: { idleTimeoutSeconds: 60, idleCheckIntervalMs: 50, onRefundFailure: (f) => failures.push(f) },
+      errors: [],
+      now: () => Date.now() + offset,
+    })
+    // The return invoice is a hold invoice of the payer: the refund stays in flight until it settles it.
+    const payerLnd = lndFor(network.info.nodes.payer)
+    const secret = randomBytes(32).toString('hex')
+    const id = createHash('sha256').update(Buffer.from(secret, 'hex')).digest('hex')
+    const wallet = lndWallet(payerLnd)
+    const receive = async () => ({
+      invoice: (
+        await createHodlInvoice({
+          lnd: payerLnd,
+          id,
+          expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+        })
+      ).request,
+    })
+    const { sessions, client } = newClient(handler, { wallet: { pay: wallet.pay, receive } })
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const { sessionId } = [...sessions.sessions.values()][0]!
+    const closing = sessions.close(url)
+    await expect
+      .poll(async () => (await getInvoice({ lnd: payerLnd, id })).is_held, { timeout: 5_000 })
+      .toBe(true)
+    proxy.down()
+    const closed = await closing
+    // The refund goes through after all.
+    await settleHodlInvoice({ lnd: payerLnd, secret })
+    expect(await payerBalance()).toBe(before - 1)
+    // Not answered nor reported as failed: an operator told so would refund a second time.
+    expect(closed.status).toBe(503)
+    expect(failures).toEqual([])
+    const record = async () =>
+      JSON.parse((await store.get(`mppkit:m:lightning/session:session:${sessionId}`))!) as Record<
+        string,
+        unknown
+      >
+    expect(await record()).toMatchObject({ status: 'closed', refundStatus: 'attempting', refundSats: '9' })
+    // The idle sweep asks the node once the close is old enough: paid, so recorded succeeded, never paid again.
+    proxy.up()
+    await waitUntilReachable(lndFor(network.info.nodes.payee, proxy.socket))
+    offset = 601_000
+    await expect.poll(async () => (await record()).refundStatus, { timeout: 5_000 }).toBe('succeeded')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await payerBalance()).toBe(before - 1)
+    expect(failures).toEqual([])
+    await server.close()
+  })
+
+  it('never pays a refund without a fee limit: a maxRefundFeeSats that gives no whole number of satoshis is refused', async () => {
+    const errors: unknown[] = []
+    // `lightning`'s pay without `max_fee` lets LND spend up to Number.MAX_SAFE_INTEGER sat on fees.
+    const { handler } = setup({ options: { maxRefundFeeSats: (() => undefined) as never }, errors })
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const closed = await sessions.close(url)
+    expect(closed.status).toBe(503)
+    expect(await payerBalance()).toBe(before - 10)
+    expect(String(errors.at(-1))).toMatch(/maxRefundFeeSats must give a whole number of satoshis/)
   })
 
   it('keeps a session closed when its return invoice cannot be paid, and logs without secrets', async () => {

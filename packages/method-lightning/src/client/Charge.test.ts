@@ -88,3 +88,54 @@ describe('lightning/charge client, a payment whose outcome is unknown', () => {
       expect(attempts()).toBe(2)
     })
 })
+
+describe('lightning/charge client, the routing fee limit', () => {
+  /** A client whose wallet records the fee limit it is asked to pay under (and pays nothing). */
+  const recording = (maxFeeSats: unknown) => {
+    const limits: unknown[] = []
+    const wallet: Wallet = {
+      pay: async (_invoice, options) => {
+        limits.push(options.maxFeeSats)
+        throw new PaymentFailedError('recorded')
+      },
+      receive: async () => ({ invoice }),
+    }
+    const client = create({
+      methods: [chargeClient({ wallet, network: 'regtest', now, maxFeeSats: maxFeeSats as never })],
+      policy: { budget: { sat: 250n } },
+      fetch: api,
+    })
+    return { client, limits }
+  }
+
+  it('pays under the default (1% of the amount, at least 10 sat) or the configured limit', async () => {
+    for (const [option, expected] of [
+      [undefined, 10],
+      [3, 3],
+      [(sats: bigint) => Number(sats) / 50, 5],
+    ] as const) {
+      const { client, limits } = recording(option)
+      await expect(client.fetch('https://ln.test/r')).rejects.toBeInstanceOf(PaymentFailedError)
+      expect(limits).toEqual([expected])
+    }
+  })
+
+  // `lightning`'s pay without a fee limit lets LND spend up to Number.MAX_SAFE_INTEGER sat on fees.
+  it('refuses a limit that is not a whole number of satoshis, 0 or more, before paying', async () => {
+    for (const option of [
+      () => undefined,
+      (sats: bigint) => sats / 100n,
+      -1,
+      1.5,
+      Number.NaN,
+      () => Infinity,
+    ]) {
+      const { client, limits } = recording(option)
+      await expect(client.fetch('https://ln.test/r')).rejects.toThrowErrorMatchingInlineSnapshot(
+        `[ConfigurationError: lightning: maxFeeSats must give a whole number of satoshis, 0 or more]`,
+      )
+      expect(limits).toEqual([])
+      expect(client.ledger.spent('sat')).toBe(0n)
+    }
+  })
+})

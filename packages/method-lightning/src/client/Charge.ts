@@ -1,5 +1,6 @@
 import { ConfigurationError, type Method } from '@mppkit/core/client'
 import type { AuthenticatedLnd } from 'lightning'
+import { checkedFee } from '../internal/node.js'
 import { charge, type LightningNetwork } from '../Methods.js'
 import { checkInvoice, lndWallet, payInvoice, type Wallet } from './Wallet.js'
 
@@ -20,11 +21,19 @@ export function walletOf(options: { lnd: AuthenticatedLnd } | { wallet: Wallet }
   throw new ConfigurationError('lightning: give the client an `lnd` (authenticatedLndGrpc) or a `wallet`')
 }
 
-/** The fee limit of client options for an amount. */
+/**
+ * The fee limit of client options for an amount. Throws `ConfigurationError` (before anything is paid)
+ * unless it is a whole number of satoshis, 0 or more: `lightning`'s `pay` without a usable `max_fee`
+ * lets the node spend up to `Number.MAX_SAFE_INTEGER` satoshis on routing fees.
+ */
 export function feeLimit(option: ChargeClientOptions['maxFeeSats'], sats: bigint): number {
-  if (typeof option === 'function') return option(sats)
-  if (typeof option === 'number') return option
-  return Math.max(10, Math.ceil(Number(sats) / 100))
+  const limit: unknown =
+    typeof option === 'function'
+      ? option(sats)
+      : option === undefined
+        ? Math.max(10, Math.ceil(Number(sats) / 100))
+        : option
+  return checkedFee(limit, 'lightning: maxFeeSats')
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ServiceUnavailableError } from '@mppkit/core/client'
+import { ConfigurationError, ServiceUnavailableError } from '@mppkit/core/client'
 
 /**
  * True for a rejection of the `lightning` package that means the node could not be reached (its
@@ -34,4 +34,49 @@ export async function call<T>(run: () => Promise<T>): Promise<T> {
 export function errorName(error: unknown): string {
   if (Array.isArray(error) && typeof error[1] === 'string') return error[1]
   return error instanceof Error ? error.name : 'unknown error'
+}
+
+/**
+ * Texts of LND's refusals of `SendPaymentV2` made before any HTLC leaves (the `lightning` package reports
+ * them as `[503, 'UnexpectedPaymentError', { err }]`, the same as a dropped connection).
+ */
+const refusedBeforeSending =
+  /invoice expired|invoice is already paid|payment is in transition|amount must|not for current active network|self-payments not allowed/i
+
+/**
+ * Failures `lightning`'s `pay` reports once LND finished the payment as failed: LND marks a payment
+ * failed only after every HTLC of it resolved, so nothing was paid.
+ */
+const finishedFailed = new Set([
+  'PaymentExecutionCanceled',
+  'InsufficientBalanceToAttemptPayment',
+  'PaymentRejectedByDestination',
+  'PaymentAttemptsTimedOut',
+  'PaymentPathfindingFailedToFindPossibleRoute',
+  'FailedToFindPayableRouteToDestination',
+])
+
+/**
+ * True when a rejection of `lightning`'s `pay` certainly paid nothing: refused before sending (a 4xx,
+ * an unsupported feature, one of LND's refusals), or finished as failed by LND. Anything else (a lost
+ * connection, a stream error while HTLCs may be in flight) leaves the outcome unknown: the node knows.
+ */
+export function paidNothing(error: unknown): boolean {
+  if (!Array.isArray(error)) return false
+  const [status, name, details] = error as [unknown, unknown, { err?: { details?: unknown } } | undefined]
+  if (typeof status === 'number' && status >= 400 && status < 500) return true
+  if (name === 'UnsupportedPaymentFeatureInPayRequest' || finishedFailed.has(name as string)) return true
+  const text = details?.err?.details
+  return name === 'UnexpectedPaymentError' && typeof text === 'string' && refusedBeforeSending.test(text)
+}
+
+/**
+ * A routing fee limit as `max_fee` takes it: a whole number of satoshis, 0 or more. Anything else throws
+ * `ConfigurationError` (`what` names the option): `lightning`'s `pay` without a usable limit lets the node
+ * spend up to `Number.MAX_SAFE_INTEGER` satoshis on fees.
+ */
+export function checkedFee(limit: unknown, what: string): number {
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)
+    throw new ConfigurationError(`${what} must give a whole number of satoshis, 0 or more`)
+  return limit
 }

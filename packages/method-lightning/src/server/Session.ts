@@ -1,14 +1,21 @@
-import { BaseError, ConfigurationError, Credential, type Method, VerificationFailedError } from '@mppkit/core'
+import {
+  BaseError,
+  ConfigurationError,
+  Credential,
+  type Method,
+  ServiceUnavailableError,
+  VerificationFailedError,
+} from '@mppkit/core'
 import { type AuthenticatedLnd, getInvoice } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call } from '../internal/node.js'
+import { call, checkedFee } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, sha256Hex } from './Charge.js'
 import { type DepositClaim, Deposits, refusal, type TopUpRefusal } from './session/Deposits.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
-import { type CloseOutcome, closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
+import { closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
 import { Sessions } from './session/Sessions.js'
 
 /** Options of {@link sessionServer}. */
@@ -91,10 +98,14 @@ export function sessionServer(options: SessionOptions): SessionServer {
     throw new ConfigurationError('lightning session: refundRecoverySeconds must be positive')
   const topUpTimeoutMs = options.topUpTimeoutMs ?? 60_000
   const billPerRequest = options.billPerRequest ?? true
+  // Checked on every use: `lightning`'s pay without a usable `max_fee` lets the node spend any fee.
   const maxRefundFee = (sats: bigint) =>
-    typeof options.maxRefundFeeSats === 'function'
-      ? options.maxRefundFeeSats(sats)
-      : (options.maxRefundFeeSats ?? Math.max(10, Math.ceil(Number(sats) / 100)))
+    checkedFee(
+      typeof options.maxRefundFeeSats === 'function'
+        ? options.maxRefundFeeSats(sats)
+        : (options.maxRefundFeeSats ?? Math.max(10, Math.ceil(Number(sats) / 100))),
+      'lightning session: maxRefundFeeSats',
+    )
   // The servers this method is set up with report through their onError/logger (the user's choice).
   const reporters = new Set<(error: unknown) => void>()
   const onRefundFailure =
@@ -474,7 +485,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         return { reference: sessionId, response: json({ status: 'ok' }) }
       }
       if (verified.action === 'close') {
-        const outcome: CloseOutcome | undefined = await closeAndRefund({
+        const outcome = await closeAndRefund({
           sessions: s,
           lnd,
           sessionId,
@@ -483,6 +494,15 @@ export function sessionServer(options: SessionOptions): SessionServer {
           now: state.now(),
         })
         if (!outcome) throw new LightningProblem('session-closed', 'The session is closed.')
+        // The refund left but its outcome is not known yet: never answered `failed` (it may arrive). The
+        // session stays closed; the idle sweep records what the node did.
+        if (outcome.refundStatus === 'unknown')
+          throw new ServiceUnavailableError({
+            detail:
+              'The session is closed; the outcome of its refund payment is not known yet and is recorded once the Lightning node reports it.',
+            reason: 'refund-in-flight',
+            consumed: true,
+          })
         return {
           reference: sessionId,
           receipt: { refundSats: outcome.refundSats, refundStatus: outcome.refundStatus },

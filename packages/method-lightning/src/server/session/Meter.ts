@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { ConfigurationError } from '@mppkit/core'
 import type { Sessions } from './Sessions.js'
 
 /** What a route handler gets as `payment.context` for a lightning session request. */
@@ -7,7 +8,10 @@ export type SessionMeter = {
   sessionId: string
   /** Price of one unit in satoshis (the challenge's `amount`). */
   price: bigint
-  /** Deducts `units × price` from the session balance; false (nothing deducted) when it is short. */
+  /**
+   * Deducts `units × price` from the session balance; false (nothing deducted) when it is short. Throws
+   * `ConfigurationError` for a negative or fractional number of units.
+   */
   charge(units?: number): Promise<boolean>
   /** The session's deposit, spendable balance and spent total in satoshis. */
   balance(): Promise<{ deposit: bigint; available: bigint; spent: bigint }>
@@ -59,6 +63,13 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
   let prepaid = parameters.prepaid
 
   const charge = async (units = 1) => {
+    // A negative amount would be a credit: the close refunds the balance, so it would pay out satoshis
+    // nobody deposited. (A fraction of a unit has no price in whole satoshis.)
+    if (!Number.isSafeInteger(units) || units < 0)
+      throw new ConfigurationError(
+        'lightning session: charge(units) takes a whole number of units, 0 or more',
+      )
+    if (units === 0) return true
     const ok = await sessions.charge(sessionId, price * BigInt(units))
     if (ok) await sessions.touch(sessionId)
     return ok

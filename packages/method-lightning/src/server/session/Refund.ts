@@ -1,6 +1,6 @@
 import { type AuthenticatedLnd, type GetPaymentResult, getPayment, pay } from 'lightning'
 import * as Invoice from '../../Invoice.js'
-import { errorName } from '../../internal/node.js'
+import { errorName, paidNothing } from '../../internal/node.js'
 import type { SessionRecord, Sessions } from './Sessions.js'
 
 /** What a close returns: the spec's close body. */
@@ -9,6 +9,13 @@ export type CloseOutcome = {
   refundSats: number
   refundStatus: 'succeeded' | 'failed' | 'skipped'
 }
+
+/**
+ * A close whose refund payment has an unknown outcome (the connection to the node dropped while it was in
+ * flight, and the node could not say yet): the refund stays `attempting`, never reported as failed, and
+ * the idle sweep records what the node did (see {@link recoverRefund}).
+ */
+export type RefundInFlight = { status: 'closed'; refundSats: number; refundStatus: 'unknown' }
 
 /** A line for the audit log of failed refunds (never a preimage or an invoice). */
 export type RefundFailure = {
@@ -42,41 +49,93 @@ export type Refunder = {
  */
 export async function closeAndRefund(
   refunder: Refunder & { sessionId: string; now?: number },
-): Promise<CloseOutcome | undefined> {
+): Promise<CloseOutcome | RefundInFlight | undefined> {
   const closed = await refunder.sessions.close(refunder.sessionId, refunder.now)
   if (!closed) return undefined
   return refundOnce(refunder, refunder.sessionId)
 }
 
-/** Claims a pending refund, pays it once (nothing when zero), records the outcome. */
-async function refundOnce(refunder: Refunder, sessionId: string): Promise<CloseOutcome | undefined> {
+/** Claims a pending refund, pays it once (nothing when zero), records the outcome (once known). */
+async function refundOnce(
+  refunder: Refunder,
+  sessionId: string,
+): Promise<CloseOutcome | RefundInFlight | undefined> {
   const claimed = await refunder.sessions.claimRefund(sessionId)
   // Claimed by another process (a recovery that found this close stalled): it pays and records.
   if (!claimed) return undefined
   const { record, refundSats } = claimed
   const refundStatus = refundSats > 0n ? await payRefund(refunder, sessionId, record, refundSats) : 'skipped'
-  await refunder.sessions.recordRefund(sessionId, refundSats, refundStatus)
+  // Unknown: left `attempting` for the sweep, which asks the node (a failure recorded now could be
+  // refunded a second time by the operator it is reported to, the first having arrived after all).
+  if (refundStatus !== 'unknown') await refunder.sessions.recordRefund(sessionId, refundSats, refundStatus)
   return { status: 'closed', refundSats: Number(refundSats), refundStatus }
 }
 
+/**
+ * What the node did with payments to the return invoice: `succeeded` (the refund reached it),
+ * `pending` (in flight), `none` (never sent), or the failure to record. Throws when the node cannot be
+ * asked.
+ */
+async function refundAtNode(
+  refunder: Refunder,
+  record: SessionRecord,
+  refundSats: bigint,
+): Promise<'succeeded' | 'pending' | 'none' | { failed: string }> {
+  const paymentHash = Invoice.tryDecode(record.returnInvoice)?.paymentHash
+  if (!paymentHash) return 'none'
+  let known: GetPaymentResult
+  try {
+    known = await getPayment({ lnd: refunder.lnd, id: paymentHash })
+  } catch (error) {
+    // Not found: this node never started the payment. Anything else (the node down): ask again later.
+    if (errorName(error) === 'SentPaymentNotFound') return 'none'
+    throw error
+  }
+  if (known.is_pending) return 'pending'
+  // The amount that reached the return invoice, without routing fees (`tokens` counts them).
+  const delivered = known.payment
+    ? BigInt(known.payment.mtokens) - BigInt(known.payment.fee_mtokens)
+    : undefined
+  if (known.is_confirmed && delivered === refundSats * 1000n) return 'succeeded'
+  // Failed, or the return invoice was paid another amount (a top-up given back after the close): the
+  // refund itself did not go out, and that invoice cannot be paid again.
+  if (known.is_confirmed) return { failed: 'ReturnInvoicePaidAnotherAmount' }
+  if (known.is_failed) return { failed: 'RefundPaymentFailed' }
+  return 'none'
+}
+
+/**
+ * The single refund attempt: `unknown` when the payment may be in flight or done and the node cannot
+ * tell yet (a connection dropped while HTLCs were out); only a payment that certainly failed is
+ * reported as failed.
+ */
 async function payRefund(
   refunder: Refunder,
   sessionId: string,
   record: SessionRecord,
   refundSats: bigint,
-): Promise<'succeeded' | 'failed'> {
+): Promise<'succeeded' | 'failed' | 'unknown'> {
+  const failed = (error: string) => {
+    // "The server SHOULD log the failed refund attempt including the sessionId and refundSats"
+    refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error })
+    return 'failed' as const
+  }
+  // Outside the attempt: a fee limit that cannot be used (a configuration error) pays nothing.
+  const maxFee = refunder.maxFeeSats(refundSats)
   try {
     await pay({
       lnd: refunder.lnd,
       request: record.returnInvoice,
       tokens: Number(refundSats),
-      max_fee: refunder.maxFeeSats(refundSats),
+      max_fee: maxFee,
     })
     return 'succeeded'
   } catch (error) {
-    // "The server SHOULD log the failed refund attempt including the sessionId and refundSats"
-    refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error: errorName(error) })
-    return 'failed'
+    if (paidNothing(error)) return failed(errorName(error))
+    const seen = await refundAtNode(refunder, record, refundSats).catch(() => 'pending' as const)
+    if (seen === 'succeeded') return 'succeeded'
+    if (typeof seen === 'object') return failed(seen.failed)
+    return 'unknown'
   }
 }
 
@@ -106,30 +165,17 @@ export async function recoverRefund(
   const refundSats = BigInt(record.refundSats ?? '0')
   let refundStatus: 'succeeded' | 'failed' | 'skipped' = 'skipped'
   if (refundSats > 0n) {
-    const paymentHash = Invoice.tryDecode(record.returnInvoice)?.paymentHash
-    let known: GetPaymentResult | undefined
-    try {
-      if (paymentHash) known = await getPayment({ lnd: refunder.lnd, id: paymentHash })
-    } catch (error) {
-      // Not found: this node never started the payment. Anything else (the node down): try again later.
-      if (errorName(error) !== 'SentPaymentNotFound') throw error
-    }
-    if (known?.is_pending) return 'later'
-    // The amount that reached the return invoice, without routing fees (`tokens` counts them).
-    const delivered = known?.payment
-      ? BigInt(known.payment.mtokens) - BigInt(known.payment.fee_mtokens)
-      : undefined
-    if (known?.is_confirmed && delivered === refundSats * 1000n) refundStatus = 'succeeded'
-    else if (known?.is_confirmed || known?.is_failed) {
-      // Failed, or the return invoice was paid another amount (a top-up given back after the close):
-      // the refund itself did not go out, and that invoice cannot be paid again.
+    const seen = await refundAtNode(refunder, record, refundSats)
+    if (seen === 'pending') return 'later'
+    if (seen === 'succeeded') refundStatus = 'succeeded'
+    else if (typeof seen === 'object') {
       refundStatus = 'failed'
-      refunder.onRefundFailure({
-        sessionId,
-        refundSats: Number(refundSats),
-        error: known.is_failed ? 'RefundPaymentFailed' : 'ReturnInvoicePaidAnotherAmount',
-      })
-    } else refundStatus = await payRefund(refunder, sessionId, record, refundSats)
+      refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error: seen.failed })
+    } else {
+      const paid = await payRefund(refunder, sessionId, record, refundSats)
+      if (paid === 'unknown') return 'later'
+      refundStatus = paid
+    }
   }
   await refunder.sessions.recordRefund(sessionId, refundSats, refundStatus)
   return 'done'
