@@ -167,6 +167,63 @@ describe.skipIf(!!reason)('tempo/session safety on anvil', () => {
     expect((await onChain(channelId)).deposit).toBe(2n * price)
   })
 
+  it('a re-sent open of a channel topped up since is held to the on-chain deposit, not its own', async () => {
+    const { handler, served } = setup()
+    const salt = bytesToHex(randomBytes(32))
+    const channelId = channelOf(1, salt)
+    const transaction = await openTransaction(1, salt, 2n * price)
+    const openWith = async (amount: bigint) =>
+      send(handler, {
+        action: 'open',
+        type: 'transaction',
+        channelId,
+        transaction,
+        cumulativeAmount: String(amount),
+        signature: await voucher(1, channelId, amount),
+      })
+    expect((await openWith(price)).status).toBe(200)
+    // Topped up to 5 prices on chain.
+    const account = privateKeyToAccount(devnet.info.accounts[1]!.privateKey)
+    const wallet = walletClientFor({ rpcUrl: devnet.info.rpcUrl, chainId: devnet.info.chainId, account })
+    const additional = 3n * price
+    const prepared = await wallet.prepareTransactionRequest({
+      calls: [
+        {
+          to: devnet.info.tokens.pathUsd,
+          data: encodeFunctionData({
+            abi: erc20Abi,
+            functionName: 'approve',
+            args: [devnet.info.escrow, additional],
+          }),
+        },
+        {
+          to: devnet.info.escrow,
+          data: encodeFunctionData({ abi: escrowAbi, functionName: 'topUp', args: [channelId, additional] }),
+        },
+      ],
+      gas: 800_000n,
+      nonceKey: 0n,
+      nonce: await wallet.getTransactionCount({ address: account.address, blockTag: 'pending' }),
+    } as never)
+    const topUp = await send(handler, {
+      action: 'topUp',
+      type: 'transaction',
+      channelId,
+      transaction: (await wallet.signTransaction(prepared as never)) as Hex,
+      additionalDeposit: String(additional),
+    })
+    expect(topUp.status, await topUp.clone().text()).toBe(200)
+    // The same open presented again (a client showing the channel to a server that lost it): a voucher
+    // above the open call's 2 prices but within the chain's 5 is served, one above 5 is not.
+    const again = await openWith(4n * price)
+    expect(again.status, await again.clone().text()).toBe(200)
+    const beyond = await openWith(6n * price)
+    expect(beyond.status).toBe(402)
+    expect(((await beyond.json()) as { type: string }).type).toMatch(/session\/amount-exceeds-deposit$/)
+    expect(served()).toBe(2)
+    expect((await onChain(channelId)).deposit).toBe(5n * price)
+  })
+
   it('vouchers stop being served once the payer requests a forced close, and after withdrawal', async () => {
     const { handler, served } = setup({ channelStateTtl: 200 })
     const authorized = 10n * price

@@ -39,8 +39,9 @@ export function sessionBookings(chainId: number | undefined) {
     },
     /**
      * Runs a top-up of `amount` once the policy allows the channel's new deposit (`maxDeposit`); the
-     * booking is undone when the top-up is refused or throws before it was sent, and kept when the
-     * error says it may have settled (`mayHaveSettled`). Throws `PolicyError` before `run`.
+     * booking is undone when the top-up is refused (4xx) or throws before it was sent, and kept when the
+     * error says it may have settled (`mayHaveSettled`) or the server failed (5xx: it may have broadcast
+     * the transaction). Throws `PolicyError` before `run`.
      */
     async topUp(channel: Channel, amount: bigint, run: () => Promise<Response>): Promise<Response> {
       const booking = bookings.get(channel)
@@ -54,7 +55,7 @@ export function sessionBookings(chainId: number | undefined) {
         if (!mayHaveSettled(error)) release()
         throw error
       }
-      if (!response.ok) release()
+      if (!response.ok && response.status < 500) release()
       return response
     },
     /** Books what a voucher for `cumulativeAmount` authorizes beyond the channel's last one. */

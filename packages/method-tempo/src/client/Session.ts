@@ -16,7 +16,7 @@ import {
   type LocalAccount,
   zeroAddress,
 } from 'viem'
-import { readContract } from 'viem/actions'
+import { getBlockNumber, getTransactionCount, readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
 import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
@@ -66,10 +66,27 @@ export type ChannelState = {
   charged?: bigint
   /** With `voucherAhead`: the last voucher signed (resent while it covers the next request). */
   last?: { cumulative: bigint; signature: Hex }
-  /** A top-up was sent but its answer lost: `deposit` is re-read on-chain before the next top-up. */
-  topUpUnconfirmed?: boolean
+  /**
+   * The channel's own signed open transaction and its nonce: the channel is presented with it again
+   * (an `open` the server finds on chain and does not broadcast) to a server that no longer knows it,
+   * and it is sent again, not replaced by a new channel, while it may still be mined.
+   */
+  open: { transaction: Hex; nonce: number; authorizedSigner?: Address }
+  /**
+   * A top-up sent whose outcome is unknown (its answer lost, or a 5xx): until the chain shows its nonce
+   * used, the same signed transaction is sent again, never a new one signed (one nonce: at most one of
+   * them is ever mined).
+   */
+  topUpPending?: { transaction: Hex; nonce: number; amount: bigint }
   /** A new channel no receipt confirmed yet: checked on-chain before it is paid on again. */
   opening?: boolean
+  /**
+   * The last payment or side request on the channel got no receipt (refused, e.g. a 410, or its answer
+   * lost): the channel is read on chain before the next payment, at most once a second.
+   */
+  unanswered?: boolean
+  /** When (ms) the channel was last read on chain for `opening` / `unanswered`. */
+  checkedAt?: number
 }
 
 /** The session client method plus the actions a payer takes outside a paid request. */
@@ -83,6 +100,13 @@ export type SessionClient = Method.Client<typeof session> & {
   /** Closes the channel cooperatively with a voucher for the spent amount; the server refunds the rest. */
   close(url: string): Promise<Response>
 }
+
+/**
+ * How often (ms) a channel whose payments get no receipt is read on chain: a payment refused (410) or
+ * lost is followed by a check, while payments running concurrently (not answered yet) cost at most one
+ * read a second.
+ */
+const recheckInterval = 1_000
 
 const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
   `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
@@ -131,7 +155,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     calls: { to: Address; data: Hex }[],
     gas: bigint,
     request: TempoSessionRequest,
-  ): Promise<Hex> => {
+  ): Promise<{ transaction: Hex; nonce: number }> => {
     const wallet = walletFor(chainId)
     const nonce = await wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
     // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
@@ -144,7 +168,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       nonce,
       ...(sponsored ? { feePayer: true } : {}),
     } as never)
-    return (await wallet.signTransaction(prepared as never)) as Hex
+    return { transaction: (await wallet.signTransaction(prepared as never)) as Hex, nonce }
   }
 
   const checkChain = (request: TempoSessionRequest) => {
@@ -216,8 +240,75 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     throw new ConfigurationError(`tempo session: no open channel for ${url}`)
   }
 
-  const topUpVia = async (state: ChannelState, amount: bigint, request: TempoSessionRequest) => {
-    const transaction = await signTransaction(
+  // A side request refused, or without an answer: the channel is read on chain before the next payment.
+  const unanswered = (state: ChannelState) => {
+    state.unanswered = true
+    delete state.checkedAt
+  }
+
+  /**
+   * The channel as the chain has it, and how many protocol nonces the payer has used, both at one block:
+   * a transaction whose nonce is not used yet may still be mined; once it is used, it never will be. A
+   * top-up whose nonce is used is settled (mined, or replaced): the deposit is then the chain's.
+   */
+  const readChain = async (state: ChannelState) => {
+    const wallet = walletFor(state.chainId)
+    let read: {
+      channel: { payer: Address; deposit: bigint; finalized: boolean; closeRequestedAt: bigint }
+      used: number
+    }
+    try {
+      const blockNumber = await getBlockNumber(wallet, { cacheTime: 0 })
+      const [channel, used] = await Promise.all([
+        readContract(wallet, {
+          address: state.escrow,
+          abi: escrowAbi,
+          functionName: 'getChannel',
+          args: [state.channelId],
+          blockNumber,
+        }),
+        getTransactionCount(wallet, { address: account.address, blockNumber }),
+      ])
+      read = { channel, used }
+    } catch (cause) {
+      throw new PaymentFailedError('tempo session: could not read the channel on-chain', { cause })
+    }
+    if (read.channel.deposit > state.deposit) state.deposit = read.channel.deposit
+    if (state.topUpPending && read.used > state.topUpPending.nonce) delete state.topUpPending
+    return read
+  }
+
+  /**
+   * Where a channel that no receipt vouches for stands on chain: `open` (open, no close requested: it
+   * may be presented again), `pending` (its open is not mined and may still be: that same open is sent
+   * again, never a second channel opened beside it) or `gone` (finalized, closing, or its open can never
+   * be mined any more: dropped). "410 Gone: Channel finalized or not found"
+   */
+  const standing = async (state: ChannelState): Promise<'open' | 'pending' | 'gone'> => {
+    const { channel, used } = await readChain(state)
+    state.checkedAt = Date.now()
+    if (channel.payer === zeroAddress) return used > state.open.nonce ? 'gone' : 'pending'
+    if (channel.finalized || channel.closeRequestedAt !== 0n) return 'gone'
+    state.opening = false
+    return 'open'
+  }
+
+  const needsCheck = (state: ChannelState) =>
+    state.opening === true ||
+    (state.unanswered === true &&
+      (state.checkedAt === undefined || Date.now() - state.checkedAt >= recheckInterval))
+
+  const topUpPayload = (state: ChannelState, transaction: Hex, amount: bigint) =>
+    ({
+      action: 'topUp',
+      type: 'transaction',
+      channelId: state.channelId,
+      transaction,
+      additionalDeposit: String(amount),
+    }) as const
+
+  const signTopUp = (state: ChannelState, amount: bigint, request: TempoSessionRequest) =>
+    signTransaction(
       state.chainId,
       [
         {
@@ -236,64 +327,88 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       800_000n,
       request,
     )
-    return {
-      action: 'topUp',
-      type: 'transaction',
-      channelId: state.channelId,
-      transaction,
-      additionalDeposit: String(amount),
-    } as const
-  }
 
-  // After a top-up whose answer was lost, the channel's deposit is whatever the chain says.
-  const refreshDeposit = async (state: ChannelState) => {
-    if (!state.topUpUnconfirmed) return
-    let onChain: { deposit: bigint }
-    try {
-      onChain = await readContract(walletFor(state.chainId), {
-        address: state.escrow,
-        abi: escrowAbi,
-        functionName: 'getChannel',
-        args: [state.channelId],
-      })
-    } catch (cause) {
-      throw new PaymentFailedError('tempo session: could not read the channel deposit on-chain', { cause })
+  /**
+   * Settles a top-up whose outcome is unknown before any other: found on chain, or, while its nonce is
+   * unused (not mined yet, or never broadcast), the very same signed transaction sent again through the
+   * server. Nothing is signed or booked again: the original booking stands for it. Returns the answer
+   * to that re-send when it leaves the top-up still pending (a refusal); undefined once it is settled.
+   */
+  const settleTopUp = async (state: ChannelState, url: string): Promise<Response | undefined> => {
+    const pending = state.topUpPending
+    if (!pending) return undefined
+    const { channel } = await readChain(state)
+    if (!state.topUpPending) return undefined
+    // Without an answer this time either, it stays pending (the error says it may have settled).
+    const response = await action(url, async () => topUpPayload(state, pending.transaction, pending.amount))
+    if (response.ok) {
+      const deposit = channel.deposit + pending.amount
+      if (deposit > state.deposit) state.deposit = deposit
+      delete state.topUpPending
+      return undefined
     }
-    if (onChain.deposit > state.deposit) state.deposit = onChain.deposit
-    state.topUpUnconfirmed = false
+    // Refused (e.g. the node already holds it, or mined it since): the chain decides.
+    await readChain(state)
+    return state.topUpPending ? response : undefined
   }
 
-  // Whether a channel whose open no receipt confirmed is on-chain (else its open never reached the chain).
-  const openedOnChain = async (state: ChannelState) => {
-    let onChain: { payer: Address }
-    try {
-      onChain = await readContract(walletFor(state.chainId), {
-        address: state.escrow,
-        abi: escrowAbi,
-        functionName: 'getChannel',
-        args: [state.channelId],
-      })
-    } catch (cause) {
-      throw new PaymentFailedError('tempo session: could not read the channel on-chain', { cause })
-    }
-    return onChain.payer !== zeroAddress
-  }
+  const pendingError = (response: Response) =>
+    new PaymentFailedError(
+      `tempo session: an earlier top-up of this channel is not mined yet (sent again: ${response.status}); nothing new was signed`,
+    )
 
-  // A top-up booked in the policy first; one that may have settled stays booked and marks the deposit
-  // unknown, so it is not simply sent again past `maxDeposit`.
+  /**
+   * A new top-up, booked in the policy first. One whose outcome is unknown (no answer, or a 5xx) stays
+   * booked and pending: its transaction may still be mined, so it is settled (found on chain, or sent
+   * again as is) before another is signed, and never simply sent again past `maxDeposit`.
+   */
   const topUpChannel = async (
     state: ChannelState,
     amount: bigint,
     url: string,
     request?: TempoSessionRequest,
   ) => {
+    let signed: { transaction: Hex; nonce: number } | undefined
+    let response: Response
     try {
-      return await bookings.topUp(state, amount, () =>
-        action(url, async (_, offered) => topUpVia(state, amount, request ?? offered)),
+      response = await bookings.topUp(state, amount, () =>
+        action(url, async (_, offered) => {
+          signed = await signTopUp(state, amount, request ?? offered)
+          return topUpPayload(state, signed.transaction, amount)
+        }),
       )
     } catch (error) {
-      if (mayHaveSettled(error)) state.topUpUnconfirmed = true
+      if (mayHaveSettled(error) && signed) state.topUpPending = { ...signed, amount }
       throw error
+    }
+    if (response.status >= 500 && signed) state.topUpPending = { ...signed, amount }
+    if (!response.ok) unanswered(state)
+    return response
+  }
+
+  const openPayload = async (state: ChannelState, cumulativeAmount: bigint, signature?: Hex) =>
+    ({
+      action: 'open',
+      type: 'transaction',
+      channelId: state.channelId,
+      transaction: state.open.transaction,
+      ...(state.open.authorizedSigner ? { authorizedSigner: state.open.authorizedSigner } : {}),
+      cumulativeAmount: String(cumulativeAmount),
+      signature: signature ?? (await signVoucher(state, cumulativeAmount)),
+    }) as const
+
+  // The payload of a payment on a known channel: a voucher, or the channel presented again (`open`).
+  // Until a receipt says otherwise, it is one the server may have refused.
+  const payWith = async (state: ChannelState, present: boolean, cumulativeAmount: bigint, signature: Hex) => {
+    state.unanswered = true
+    if (present) return { payload: await openPayload(state, cumulativeAmount, signature) }
+    return {
+      payload: {
+        action: 'voucher',
+        channelId: state.channelId,
+        cumulativeAmount: String(cumulativeAmount),
+        signature,
+      } as const,
     }
   }
 
@@ -316,13 +431,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const price = BigInt(request.amount)
         const key = keyOf(challenge, request)
         let state = channels.get(key)
-        if (state?.opening) {
-          // The open was signed but never confirmed: an open that never reached the chain leaves a channel
-          // no voucher can pay on, so it is dropped and a new one opened.
-          if (await openedOnChain(state)) state.opening = false
-          else {
+        // Presented again as `open` (its own open transaction, which the server finds on chain and does
+        // not broadcast: "Query the escrow contract to verify channel state … Initialize server-side
+        // channel state"), for a server that lost it (a restart, a TTL) and answers 410.
+        let present = false
+        if (state && needsCheck(state)) {
+          // No receipt vouches for the channel: an open never confirmed, or a payment refused or lost.
+          const now = await standing(state)
+          if (now === 'gone') {
             channels.delete(key)
             state = undefined
+          } else {
+            present = true
+            // `pending`: its open may still be mined (held in the node's pool, or never broadcast): the
+            // same open again, one nonce, so never a second channel beside it; still unconfirmed.
+            if (now === 'pending') state.opening = true
           }
         }
         if (!state) {
@@ -344,7 +467,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             escrow,
             chainId,
           })
-          const transaction = await signTransaction(
+          const { transaction, nonce } = await signTransaction(
             chainId,
             [
               {
@@ -369,21 +492,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             1_500_000n,
             request,
           )
-          state = { channelId, escrow, chainId, deposit, cumulative: price, spent: 0n, url, opening: true }
+          state = {
+            channelId,
+            escrow,
+            chainId,
+            deposit,
+            cumulative: price,
+            spent: 0n,
+            url,
+            open: {
+              transaction,
+              nonce,
+              ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
+            },
+            opening: true,
+          }
           channels.set(key, state)
           bookings.remember(state, spend, request)
           // The first voucher pays for this request (the server deducts before serving).
-          return {
-            payload: {
-              action: 'open',
-              type: 'transaction',
-              channelId,
-              transaction,
-              ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
-              cumulativeAmount: String(price),
-              signature: await signVoucher(state, price),
-            },
-          }
+          return { payload: await openPayload(state, price) }
         }
         bookings.remember(state, spend, request)
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
@@ -403,21 +530,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
                 signature: await signVoucher(state, state.cumulative),
               }
             state.charged = charged
-            return {
-              payload: {
-                action: 'voucher',
-                channelId: state.channelId,
-                cumulativeAmount: String(state.last.cumulative),
-                signature: state.last.signature,
-              },
-            }
+            return payWith(state, present, state.last.cumulative, state.last.signature)
           }
           // A new voucher for this request and the next `ahead - 1`, within the deposit when it still
           // covers this request (else the top-up below makes room).
           next = charged + price * (ahead - 1n)
           if (next > state.deposit && charged <= state.deposit) next = state.deposit
         }
-        if (next > state.deposit) await refreshDeposit(state)
+        // An open not mined yet has no deposit to top up: it pays with the voucher already signed.
+        if (next > state.deposit && state.opening) next = state.cumulative
+        if (next > state.deposit) {
+          // A top-up whose outcome is unknown is settled first, never signed anew.
+          const refused = await settleTopUp(state, url)
+          if (refused) throw pendingError(refused)
+        }
         if (next > state.deposit) {
           // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
           const amount = options.topUp ?? state.deposit
@@ -431,14 +557,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           state.charged = charged
           state.last = { cumulative: next, signature }
         }
-        return {
-          payload: {
-            action: 'voucher',
-            channelId: state.channelId,
-            cumulativeAmount: String(next),
-            signature,
-          },
-        }
+        return payWith(state, present, next, signature)
       }),
     onReceipt(receipt: Receipt.Receipt) {
       const channelId = String(receipt.channelId ?? receipt.reference).toLowerCase()
@@ -450,13 +569,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (state.channelId.toLowerCase() !== channelId) continue
         // A receipt for the channel: the server has it (its open went through).
         state.opening = false
+        state.unanswered = false
+        delete state.checkedAt
         if (/^\d{1,78}$/.test(spent) && BigInt(spent) <= state.cumulative) state.spent = BigInt(spent)
       }
     },
     voucher: (url, cumulativeAmount) =>
       serialized(async () => {
         const state = stateFor(url)
-        if (cumulativeAmount > state.deposit) await refreshDeposit(state)
+        if (cumulativeAmount > state.deposit) {
+          const refused = await settleTopUp(state, url)
+          if (refused) return refused
+        }
         if (cumulativeAmount > state.deposit) {
           const amount = options.topUp ?? state.deposit
           // A top-up inside a stream is a side payment: the client's policy books it first.
@@ -474,7 +598,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           state.last = { cumulative: cumulativeAmount, signature }
           state.charged ??= state.spent
         }
-        return action(
+        const response = await action(
           url,
           async () => ({
             action: 'voucher',
@@ -483,12 +607,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             signature,
           }),
           'HEAD',
-        )
+        ).catch((error: unknown) => {
+          unanswered(state)
+          throw error
+        })
+        if (!response.ok) unanswered(state)
+        return response
       }),
     topUp: (url, amount) =>
       serialized(async () => {
         const state = stateFor(url)
-        await refreshDeposit(state)
+        // A top-up whose outcome is unknown is settled first (found on chain, or sent again as is while
+        // it is not mined, never signed anew); then `amount` is added as asked.
+        const refused = await settleTopUp(state, url)
+        if (refused) return refused
         const response = await topUpChannel(state, amount, url)
         if (response.ok) state.deposit += amount
         return response
@@ -502,7 +634,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             channelId: state.channelId,
             cumulativeAmount: String(amount),
             signature: await signVoucher(state, amount),
-          }))
+          })).catch((error: unknown) => {
+            // The close may have gone through: the chain decides before the next payment.
+            unanswered(state)
+            throw error
+          })
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min does not take
         let response = await closeWith(state.spent > state.cumulative ? state.cumulative : state.spent)
         if (response.status === 402) {
@@ -520,7 +656,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           )
             response = await closeWith(BigInt(body.spent))
         }
-        if (response.ok) for (const [key, value] of channels) if (value === state) channels.delete(key)
+        if (!response.ok) unanswered(state)
+        else for (const [key, value] of channels) if (value === state) channels.delete(key)
         return response
       }),
   }

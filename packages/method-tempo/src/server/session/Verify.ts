@@ -127,17 +127,12 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
   const { chain, channels, chainId, escrow } = parameters
   const verifier = Voucher.createVerifier()
 
-  const checkVoucher = (
-    channelId: Hex,
-    channel: Pick<ChannelState, 'signer' | 'deposit'>,
-    amount: bigint,
-    signature: Hex,
-  ) => {
+  const checkSignature = (channelId: Hex, signer: Address, amount: bigint, signature: Hex) => {
     const failure = verifier.verify({
       chainId,
       escrow,
       voucher: { channelId, cumulativeAmount: amount, signature },
-      signer: channel.signer,
+      signer,
     })
     if (failure === 'signer-mismatch')
       throw sessionProblem(
@@ -153,6 +148,14 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
         402,
         `The voucher signature is invalid (${failure}).`,
       )
+  }
+  const checkVoucher = (
+    channelId: Hex,
+    channel: Pick<ChannelState, 'signer' | 'deposit'>,
+    amount: bigint,
+    signature: Hex,
+  ) => {
+    checkSignature(channelId, channel.signer, amount, signature)
     checkDeposit(channel, amount)
   }
 
@@ -213,7 +216,12 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
           })
         const signer = authorizedSigner === zeroAddress ? from : authorizedSigner
         const amount = BigInt(payload.cumulativeAmount)
-        checkVoucher(channelId, { signer, deposit: String(deposit) }, amount, payload.signature as Hex)
+        checkSignature(channelId, signer, amount, payload.signature as Hex)
+        // "Verify `cumulativeAmount <= channel.deposit`": a channel not open yet will hold the open call's
+        // deposit; one already open (its open sent again by a client presenting the channel to a server
+        // that lost it, topped up since) holds what the chain says. Settle checks the chain again.
+        if (amount > deposit)
+          checkDeposit((await chain.readChannel(channelId)) ?? { deposit: String(deposit) }, amount)
         return {
           action: 'open',
           channelId,
