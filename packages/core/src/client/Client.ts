@@ -3,11 +3,15 @@ import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { BaseError, ConfigurationError, PolicyError } from '../Errors.js'
 import * as Expires from '../Expires.js'
+import { mayHaveSettled } from '../internal/settled.js'
 import type * as Method from '../Method.js'
 import type * as Receipt from '../Receipt.js'
 import * as Registry from '../Registry.js'
 import { Ledger, type Policy } from './Policy.js'
 import { credentialHeader, mpp, type Protocol } from './Protocol.js'
+
+/** True when a payment error says money may have moved (a booking to keep, a retry to refuse). */
+export { mayHaveSettled }
 
 /**
  * Options of {@link create}.
@@ -129,19 +133,6 @@ export class PaymentFailedError extends BaseError {
     super(message, options)
     this.mayHaveSettled = options.mayHaveSettled === true
   }
-}
-
-/**
- * True when `error` says the payment may have settled (see {@link PaymentFailedError.mayHaveSettled}),
- * from any copy of `@mppkit/core`.
- *
- * @example
- * ```ts
- * try { await client.fetch(url) } catch (error) { if (mayHaveSettled(error)) reconcile(url) }
- * ```
- */
-export function mayHaveSettled(error: unknown): boolean {
-  return BaseError.is(error) && (error as { mayHaveSettled?: unknown }).mayHaveSettled === true
 }
 
 const receipts = new WeakMap<Response, Receipt.Receipt>()

@@ -1,3 +1,5 @@
+import { mayHaveSettled } from './settled.js'
+
 type Errorish = {
   message?: unknown
   code?: unknown
@@ -41,7 +43,7 @@ export function describeError(error: unknown): string {
   const line = describeCause(error)
   // A rail that may already have moved money says so (PaymentFailedError.mayHaveSettled): the person
   // reading this must check before paying again.
-  return error && typeof error === 'object' && (error as { mayHaveSettled?: unknown }).mayHaveSettled === true
+  return mayHaveSettled(error)
     ? `${line}; the payment may have gone through: check before paying again`
     : line
 }

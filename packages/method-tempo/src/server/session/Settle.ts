@@ -6,7 +6,7 @@ import type { SessionChain } from './Chain.js'
 import type { ChannelStore, StoredVoucher } from './ChannelStore.js'
 import { createMeter, receiptFields } from './Meter.js'
 import { sessionProblem } from './problems.js'
-import { recheckVoucher, type Verified } from './Verify.js'
+import { checkSettled, recheckVoucher, type Verified } from './Verify.js'
 
 /** Parameters of {@link createSettle}. */
 export type SettleParameters = {
@@ -156,11 +156,7 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
             { deposit: channel.deposit },
           )
         // "`voucher.cumulativeAmount >= channel.settled`"
-        if (verified.amount < BigInt(channel.settled))
-          throw new VerificationFailedError({
-            detail: 'The voucher is below the settled amount.',
-            reason: 'amount-not-increasing',
-          })
+        checkSettled(channel, verified.amount)
         await channels.saveChannel(s, channelId, channel)
         const acceptedNow = await channels.accept(s, channelId, verified.amount, signature, 0n)
         return serve(!pureVoucher, { amount: String(acceptedNow), signature }, channel.settled)

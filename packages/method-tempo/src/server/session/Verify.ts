@@ -77,7 +77,7 @@ function checkDeposit(channel: Pick<ChannelState, 'deposit'>, amount: bigint): v
  * the settled amount authorizes nothing the escrow would pay. Decided on a cached state too: `settled`
  * only grows on chain, so a cached copy never refuses a voucher the chain would accept.
  */
-function checkSettled(channel: Pick<ChannelState, 'settled'>, amount: bigint): void {
+export function checkSettled(channel: Pick<ChannelState, 'settled'>, amount: bigint): void {
   if (amount < BigInt(channel.settled))
     throw new VerificationFailedError({
       detail: 'The voucher is below the settled amount.',
