@@ -27,6 +27,16 @@ function decimalsOf(currency: string): number | undefined {
   return zeroDecimal.has(code) ? 0 : threeDecimal.has(code) ? 3 : 2
 }
 
+/** Whether a URL hostname names this machine (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`). */
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    hostname === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  )
+}
+
 const units: Units = (quote) => {
   const decimals = decimalsOf(quote.currency)
   return decimals === undefined ? undefined : { decimals, symbol: quote.currency.toUpperCase() }
@@ -64,7 +74,7 @@ const usage = `mppkit pay <url> [options]     pay for a URL with Stripe (a Share
 Options:
   --stripe-key <sk_…>        the agent platform's Stripe secret key    (env STRIPE_SECRET_KEY)
   --payment-method <pm_…>    the saved PaymentMethod to share           (env STRIPE_PAYMENT_METHOD)
-  --api-base <url>           Stripe API base, e.g. the devnet simulator (env STRIPE_API_BASE)
+  --api-base <url>           Stripe API base: https: (http: on loopback or with sk_test_) (env STRIPE_API_BASE)
   --api-version <version>    Stripe-Version for the token call (SPTs need a .preview version on Stripe)
   -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
@@ -107,6 +117,20 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     } catch {
       throw new UsageError('--api-base must be a URL')
     }
+    // "All communication MUST use TLS 1.2 or higher" (draft-stripe-charge-00 §HTTPS Requirement), and
+    // every call to the API base carries the platform's secret key (`Authorization: Bearer sk_…`): a
+    // live key never travels in cleartext beyond this machine. Plain http: is for a simulator: on
+    // loopback, or with a test-mode key (stripe-mock in a container on another host).
+    if (
+      base &&
+      !(
+        base.protocol === 'https:' ||
+        (base.protocol === 'http:' && (isLoopback(base.hostname) || /^[sr]k_test_/.test(key)))
+      )
+    )
+      throw new UsageError(
+        '--api-base must be an https: URL (http: only on loopback or with a test-mode key): it receives the Stripe secret key',
+      )
     const stripe = new Stripe(key, {
       ...(base
         ? {

@@ -108,6 +108,22 @@ describe('pay', () => {
     expect(bad.out.stderr.split('\n')[0]).toBe(
       'mppkit pay: --max-amount takes a whole number of base units (e.g. 1000000), got "7.00"',
     )
+    // The platform's secret key goes to the API base: a live key never in cleartext beyond this machine.
+    const live = 'sk_live_51Habcdefghijklmnopqrstuvwxyz0123456789'
+    for (const [key, apiBase] of [
+      [live, 'http://stripe.invalid'],
+      [live, 'http://192.0.2.1:12111'],
+      [node.info.secretKey, 'ftp://stripe.invalid'],
+      [node.info.secretKey, 'stripe.invalid:443'],
+    ] as const) {
+      const insecure = capture()
+      const flags = ['--stripe-key', key, '--payment-method', 'pm_card_visa', '--yes', '--api-base', apiBase]
+      expect(await pay([`${base}/paid`, ...flags], insecure.io), apiBase).toBe(2)
+      expect(insecure.out.stderr.split('\n')[0]).toBe(
+        'mppkit pay: --api-base must be an https: URL (http: only on loopback or with a test-mode key): it receives the Stripe secret key',
+      )
+      expect(insecure.out.stderr).not.toContain(live.slice(0, 12))
+    }
     const help = capture()
     expect(await pay(['--help'], help.io)).toBe(0)
     expect(help.out.stdout).toMatch(/--max-amount <units> +largest payment/)

@@ -92,6 +92,22 @@ describe('withHeaderTokens', () => {
     expect(g.runs()).toBe(1)
   })
 
+  it('settles on a route whose offer binds an externalId, and the receipt carries it', async () => {
+    const server = Server.create({
+      realm,
+      secrets: [secret],
+      methods: [stripe({ client: sdk(node), networkId: node.info.networkId, currency: 'usd' })],
+    })
+    const handler = withHeaderTokens({
+      server,
+      route: { offers: [{ method: 'stripe', request: { amount: '1000', externalId: 'order_42' } }] },
+      handler: () => Response.json({ ok: true }),
+    })
+    const response = await handler(new Request(url, { headers: { 'x-payment-token': await token() } }))
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(Receipt.parse(response.headers.get('payment-receipt')!).externalId).toBe('order_42')
+  })
+
   it('Bearer spt_ needs X-Payment-Protocol: MPP/1.0', async () => {
     const g = gateway()
     const spt = await token()

@@ -3,7 +3,7 @@ import { Client } from '@mppkit/core/client'
 import { Server } from '@mppkit/core/server'
 import { describe, expect, it } from 'vitest'
 import { stripe as stripeClient } from '../src/client/index.js'
-import { type ChargeOptions, type StripeClient, stripe } from '../src/server/index.js'
+import { type ChargeOptions, type StripeClient, stripe, withHeaderTokens } from '../src/server/index.js'
 import { problem, realm, secret, url } from './helpers.js'
 
 // PaymentIntents that do not settle at once (an asynchronous payment method answers `processing`). The
@@ -138,6 +138,45 @@ describe('stripe charge with a PaymentIntent left processing', () => {
     expect((await problem(refused)).reason).toBe('payment-intent-canceled')
     expect(refused.headers.get('retry-after')).toBeNull()
     expect(r.served()).toBe(0)
+  })
+})
+
+describe('withHeaderTokens and a PaymentIntent left processing', () => {
+  it('a retry with the same header token reads the intent, and serves once it has succeeded', async () => {
+    const fake = fakeStripe()
+    const server = Server.create({
+      realm,
+      secrets: [secret],
+      methods: [stripe({ client: fake.client, networkId: 'profile_fake', currency: 'usd' })],
+      onError: () => {},
+    })
+    let served = 0
+    const handler = withHeaderTokens({
+      server,
+      route: { offers: [{ method: 'stripe', request: { amount: '1000' } }] },
+      handler: () => {
+        served++
+        return Response.json({ paid: true })
+      },
+    })
+    const send = () => handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+    const first = await send()
+    expect(first.status).toBe(402)
+    expect((await problem(first)).reason).toBe('payment-intent-processing')
+    expect(first.headers.get('retry-after')).toBe('5')
+
+    // The token was spent on pi_fake1: the retry must read that intent, not mint a challenge the
+    // token is refused on (the payment would succeed and never be served).
+    fake.intents.get('pi_fake1')!.status = 'succeeded'
+    const paid = await send()
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    expect(Receipt.parse(paid.headers.get('payment-receipt')!).reference).toBe('pi_fake1')
+    expect(served).toBe(1)
+    expect(fake.calls).toEqual(['create', 'retrieve pi_fake1'])
+
+    const again = await send()
+    expect((await problem(again)).reason).toBe('spt-already-used')
+    expect(served).toBe(1)
   })
 })
 

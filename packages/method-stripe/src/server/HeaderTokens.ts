@@ -153,7 +153,11 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
     const headers = new Headers(request.headers)
     headers.delete('x-payment-token')
     headers.delete('x-payment-protocol')
-    headers.set('authorization', Credential.format({ challenge, payload: { spt } }))
+    // A challenge-bound externalId is echoed, as a Payment client does: the method refuses a credential
+    // that drops it (conformance vector stripe-external-id-binding).
+    const { externalId } = challenge.request as { externalId?: unknown }
+    const payload = { spt, ...(typeof externalId === 'string' ? { externalId } : {}) }
+    headers.set('authorization', Credential.format({ challenge, payload }))
     const paidRequest = new Request(request, { headers })
     const response = await paid(paidRequest)
     if (paidRequests.has(paidRequest)) {
@@ -162,8 +166,12 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
       // Paid and served: a Store failure now must not turn the paid response into an error (the
       // method's own per-token claim still refuses a second settlement).
       await store.set(key, JSON.stringify(record), ttlMs).catch(() => {})
-    } else if (response.status === 503) {
-      // Nothing settled for sure: the next try reuses this challenge, so Stripe replays or completes it.
+    } else if (response.status === 503 || response.headers.has('retry-after')) {
+      // Not settled yet, and a retry of the same credential may complete it: an outage (503), or a
+      // PaymentIntent left `processing` (402 `payment-intent-processing` + Retry-After) that spent the
+      // token. The next try reuses this challenge, so Stripe replays the create or the method reads the
+      // pending intent; a fresh challenge would be refused (the token is bound to this one) and a
+      // payment that succeeds later would never be served.
       await store.set(key, JSON.stringify({ state: 'released', challenge } satisfies TokenRecord), ttlMs)
     } else await store.delete(key)
     return withHints(response)
