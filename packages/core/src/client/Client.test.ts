@@ -9,7 +9,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
-import { ConfigurationError, PolicyError, ServiceUnavailableError } from '../Errors.js'
+import {
+  ConfigurationError,
+  PolicyError,
+  ServiceUnavailableError,
+  VerificationFailedError,
+} from '../Errors.js'
 import type * as Method from '../Method.js'
 import * as Receipt from '../Receipt.js'
 import { create as createServer, type Route } from '../server/Server.js'
@@ -362,6 +367,43 @@ describe('Client.fetch retries', () => {
     // One unpaid request, one paid one: never resent into an `invalid-challenge`.
     expect(sent).toHaveLength(2)
     expect(settles).toBe(1)
+  })
+
+  it('sends the same credential again after a 402 + Retry-After (a payment not finished yet), never a second payment', async () => {
+    // The rail took the payment but has not finished it (a PaymentIntent `processing`): 402 + Retry-After
+    // with a fresh challenge; the same credential, sent again, is then served.
+    const { rail, fetcher, sent } = (() => {
+      const rail = createTestRail()
+      let attempts = 0
+      const server = createServer({
+        realm: 'api.test',
+        secrets: [secret],
+        methods: [
+          rail.server({
+            failWith: () =>
+              ++attempts <= 1
+                ? new VerificationFailedError({ detail: 'still processing', retryAfter: 0 })
+                : undefined,
+          }),
+        ],
+      })
+      const handler = server.protect(cents, () => new Response('cents'))
+      const sent: (string | null)[] = []
+      const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init)
+        sent.push(request.headers.get('authorization'))
+        return handler(request)
+      }) as typeof fetch
+      return { rail, fetcher, sent }
+    })()
+    const client = create({ methods: [rail.client()], fetch: fetcher })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(200)
+    // One unpaid request, then one credential sent twice: the fresh challenge of the 402 is not paid.
+    expect(sent).toHaveLength(3)
+    expect(sent[1]).toBe(sent[2])
+    expect(rail.settlements()).toBe(1)
+    expect(client.ledger.spent('usd')).toBe(100n)
   })
 
   it('gives up after `retries`, and never waits longer than maxRetryDelay', async () => {

@@ -43,7 +43,9 @@ export type Options = {
   onReceipt?: (receipt: Receipt.Receipt, challenge: Challenge.Challenge) => void
   /**
    * When the paid retry is answered 503 with `Retry-After` (the rail was unavailable: the server
-   * released the challenge and settled nothing), send the same credential again this many times
+   * released the challenge and settled nothing), or 402 with `Retry-After` (the rail has not finished
+   * the payment yet, e.g. a Stripe PaymentIntent still `processing`), send the same credential again
+   * this many times
    * (default 2), waiting what `Retry-After` asks up to `maxRetryDelay` seconds. The same credential is
    * never charged twice: the server consumes a challenge once, and rails settle idempotently per
    * challenge (Stripe replays the PaymentIntent).
@@ -483,8 +485,16 @@ export function create(options: Options): Client {
       extra['idempotency-key'] = uuid()
     let response = await sendPaid(extra)
     // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
-    // (draft-httpauth-payment-00 §11.6): the same credential may be sent again.
-    for (let attempt = 0; attempt < retries && response.status === 503; attempt++) {
+    // (draft-httpauth-payment-00 §11.6): the same credential may be sent again. So does a 402 + Retry-After
+    // ("Servers SHOULD use the `Retry-After` HTTP header to indicate when clients may retry", with a 402
+    // as the spec's example): a payment the rail has not finished (a Stripe PaymentIntent `processing`).
+    // Paying the fresh challenge instead would pay twice once the first payment completes; the same
+    // credential is never charged twice (a server consumes a challenge once).
+    for (
+      let attempt = 0;
+      attempt < retries && (response.status === 503 || response.status === 402);
+      attempt++
+    ) {
       const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
       if (delay === undefined) break
       await response.body?.cancel().catch(() => {})
