@@ -81,8 +81,13 @@ function setup(price: bigint, depositSats: bigint) {
   return { wallet, server, paid, opens, t }
 }
 
-function clientOf(s: ReturnType<typeof setup>, maxDeposit: bigint) {
-  const method = sessionClient({ wallet: s.wallet, network: 'regtest', fetch: s.server })
+function clientOf(s: ReturnType<typeof setup>, maxDeposit: bigint, now?: () => number) {
+  const method = sessionClient({
+    wallet: s.wallet,
+    network: 'regtest',
+    fetch: s.server,
+    ...(now ? { now } : {}),
+  })
   const client = create({
     methods: [method],
     fetch: s.server,
@@ -131,5 +136,60 @@ describe('sessionClient under concurrent requests', () => {
     s.t.refuseClose = false
     expect((await method.close(url)).status).toBe(200)
     expect(method.sessions.size).toBe(0)
+  })
+
+  it('pays no deposit or top-up whose invoice expires within the safety margin (default 30 s), and creates no return invoice for it', async () => {
+    const s = setup(10n, 300n)
+    let receives = 0
+    const receive = s.wallet.receive
+    s.wallet.receive = (options) => {
+      receives++
+      return receive(options)
+    }
+    // The mock server's invoices expire 3600 s after they are issued.
+    let offset = 3_600_000 - 20_000
+    const { method, client } = clientOf(s, 600n, () => Date.now() + offset)
+    await expect(client.fetch(url)).rejects.toThrow(/expires too soon/)
+    expect([s.paid, receives, method.sessions.size]).toEqual([[], 0, 0])
+    expect(client.ledger.spent('sat')).toBe(0n)
+    offset = 0
+    expect((await client.fetch(url)).status).toBe(200)
+    offset = 3_600_000 - 20_000
+    await expect(method.topUp(url)).rejects.toThrow(/expires too soon/)
+    expect(s.paid).toEqual([300n])
+    offset = 0
+    expect((await method.topUp(url)).status).toBe(200)
+    expect(s.paid).toEqual([300n, 300n])
+  })
+
+  it('books a deposit once, as its quote decided, when sessions open or close between the quote and the payment', async () => {
+    const s = setup(10n, 300n)
+    const { method, client } = clientOf(s, 300n)
+    /** A fresh challenge of the mock server, for another realm. */
+    const otherRealm = async () => {
+      const c = Challenge.parseAll((await s.server(url)).headers.get('www-authenticate')!)[0]!
+      return { ...c, realm: 'other.test' }
+    }
+    const booked: unknown[] = []
+    const spend = (quote: unknown) => {
+      booked.push(quote)
+      return () => {}
+    }
+    // Quoted while a session is open (no deposit in the quote); that session closes before the payment:
+    // the deposit is still booked (checked against maxDeposit) before it is paid.
+    expect((await client.fetch(url)).status).toBe(200)
+    const first = await otherRealm()
+    expect(method.quote!(first.request as never).deposit).toBeUndefined()
+    expect((await method.close(url)).status).toBe(200)
+    await method.createPayload({ challenge: first, request: first.request as never, url, spend })
+    expect(booked).toEqual([expect.objectContaining({ deposit: 300n })])
+    // Quoted with the deposit (no session then); a session opens before the payment: not booked twice.
+    await method.close(url)
+    booked.length = 0
+    const second = await otherRealm()
+    expect(method.quote!(second.request as never).deposit).toBe(300n)
+    expect((await client.fetch(url)).status).toBe(200)
+    await method.createPayload({ challenge: second, request: second.request as never, url, spend })
+    expect(booked).toEqual([])
   })
 })

@@ -670,6 +670,33 @@ describe('sessionServer', () => {
     await server.close()
   })
 
+  it('keeps a session active longer than the retention: its keys are refreshed, and its close refunds it', async () => {
+    const store = new MemoryStore()
+    const { handler, server } = setup({
+      store,
+      options: { retentionSeconds: 1, idleTimeoutSeconds: 60, idleCheckIntervalMs: 50 },
+    })
+    const { sessions, client } = newClient(handler)
+    const before = await payerBalance()
+    expect((await client.fetch(url)).status).toBe(200)
+    const { sessionId } = [...sessions.sessions.values()][0]!
+    // Active for three times the retention.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect((await client.fetch(url)).status).toBe(200)
+    }
+    // The record, the balance and the idle sweep's index entry all outlived the retention.
+    const key = (name: string) => `mppkit:m:lightning/session:${name}`
+    expect(await store.get(key(`session:${sessionId}`))).toBeDefined()
+    expect(await store.get(key(`deposit:${sessionId}`))).toBe('10')
+    const slot = await store.get(key(`idle:at:${sessionId}`))
+    expect(await store.get(key(`idle:slot:${slot}`))).toBe(sessionId)
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toEqual({ status: 'closed', refundSats: 3, refundStatus: 'succeeded' })
+    expect(before - (await payerBalance())).toBe(7)
+    await server.close()
+  })
+
   it('never pays a refund without a fee limit: a maxRefundFeeSats that gives no whole number of satoshis is refused', async () => {
     const errors: unknown[] = []
     // `lightning`'s pay without `max_fee` lets LND spend up to Number.MAX_SAFE_INTEGER sat on fees.
@@ -1033,6 +1060,104 @@ describe('sessionServer', () => {
       expect(r.runs()).toBe(1)
       expect(r.before - (await payerBalance())).toBe(1)
       expect(r.failures).toEqual([])
+    })
+
+    it('the close refunded nothing and the top-up given back has an unknown outcome (the node connection dropped while it was in flight): answered pending, never reported failed, the sweep records what the node did, once', async () => {
+      const proxy = await nodeProxy(network.info.nodes.payee.socket)
+      proxies.push(proxy)
+      const lnd = lndFor(network.info.nodes.payee, proxy.socket)
+      const held = holdLookup(lnd)
+      const store = new MemoryStore()
+      const failures: unknown[] = []
+      const errors: unknown[] = []
+      let offset = 0
+      const t = setup({
+        amount: '10',
+        lnd,
+        store,
+        options: {
+          idleTimeoutSeconds: 60,
+          idleCheckIntervalMs: 50,
+          onRefundFailure: (f) => failures.push(f),
+        },
+        errors,
+        now: () => Date.now() + offset,
+      })
+      // The return invoice is a hold invoice of the payer: the top-up given back stays in flight until it
+      // settles it.
+      const payer = lndFor(network.info.nodes.payer)
+      const secret = randomBytes(32).toString('hex')
+      const id = createHash('sha256').update(Buffer.from(secret, 'hex')).digest('hex')
+      const wallet = lndWallet(payer)
+      const receive = async () => ({
+        invoice: (
+          await createHodlInvoice({
+            lnd: payer,
+            id,
+            expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+          })
+        ).request,
+      })
+      const { sessions, client } = newClient(t.handler, { wallet: { pay: wallet.pay, receive } })
+      const before = await payerBalance()
+      expect((await client.fetch(url)).status).toBe(200)
+      const state = [...sessions.sessions.values()][0]!
+      const c = await t.challenge()
+      const { preimage: topUpPreimage } = await wallet.pay(c.request.depositInvoice as string, {
+        maxFeeSats: 10,
+      })
+      const topUp = { action: 'topUp', sessionId: state.sessionId, topUpPreimage }
+      held.hold(c.request.paymentHash as string)
+      const answer = t.submit(c, topUp)
+      await held.atHold
+      const closed = await t.submit(await t.challenge(), {
+        action: 'close',
+        sessionId: state.sessionId,
+        preimage: state.preimage,
+      })
+      expect(await closed.json()).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
+      held.release()
+      // The top-up goes back to the return invoice: held there, then the server's node connection drops.
+      await expect
+        .poll(async () => (await getInvoice({ lnd: payer, id })).is_held, { timeout: 5_000 })
+        .toBe(true)
+      proxy.down()
+      // (Answered 503: the refusal's fresh challenge needs an invoice from the node, unreachable.)
+      expect((await answer).status).toBe(503)
+      // It arrives after all.
+      await settleHodlInvoice({ lnd: payer, secret })
+      expect(before - (await payerBalance())).toBe(10)
+      // Not reported as failed: an operator told so would refund it a second time.
+      expect(failures).toEqual([])
+      const claim = async () =>
+        JSON.parse(
+          (await store.get(`mppkit:m:lightning/session:funds:${c.request.paymentHash as string}`))!,
+        ) as Record<string, unknown>
+      expect(await claim()).toMatchObject({ state: 'refunding' })
+      proxy.up()
+      await waitUntilReachable(lnd)
+      // Nor answered as failed: the same credential again is told the refund is pending.
+      expect(await (await t.submit(c, topUp)).json()).toMatchObject({
+        type: 'https://paymentauth.org/problems/lightning/session-closed',
+        refundSats: 10,
+        refundStatus: 'pending',
+      })
+      // The idle sweep asks the node once the attempt is old enough: paid, so recorded succeeded, never
+      // paid again.
+      offset = 601_000
+      await expect.poll(async () => (await claim()).refundStatus, { timeout: 5_000 }).toBe('succeeded')
+      expect(await claim()).toMatchObject({ state: 'refused' })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(before - (await payerBalance())).toBe(10)
+      expect(failures).toEqual([])
+      expect(errors).toEqual([])
+      // The same credential again (its challenge still unexpired) is answered from the record.
+      offset = 0
+      expect(await (await t.submit(c, topUp)).json()).toMatchObject({
+        refundSats: 10,
+        refundStatus: 'succeeded',
+      })
+      await t.server.close()
     })
   })
 

@@ -139,3 +139,48 @@ describe('lightning/charge client, the routing fee limit', () => {
     }
   })
 })
+
+describe('lightning/charge client, an invoice about to expire', () => {
+  /** A client at `at` (epoch ms) whose wallet counts its payments (and pays nothing). */
+  const at = (at: number, minValiditySeconds?: number) => {
+    const { wallet, attempts } = failing(() => new PaymentFailedError('recorded'))
+    const client = create({
+      methods: [
+        chargeClient({
+          wallet,
+          network: 'regtest',
+          now: () => at,
+          ...(minValiditySeconds !== undefined ? { minValiditySeconds } : {}),
+        }),
+      ],
+      policy: { budget: { sat: 250n } },
+      fetch: api,
+    })
+    return { client, attempts }
+  }
+  // The invoice expires at 1 800 000 600 s.
+  const expiry = 1_800_000_600_000
+
+  it('is refused before paying, its booking released, within the default 30 s margin', async () => {
+    const { client, attempts } = at(expiry - 29_000)
+    await expect(client.fetch('https://ln.test/r')).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[PaymentFailedError: lightning: the invoice expires too soon to pay and present in time (minValiditySeconds)]`,
+    )
+    expect(attempts()).toBe(0)
+    expect(client.ledger.spent('sat')).toBe(0n)
+  })
+
+  it('is paid outside the margin, which is configurable', async () => {
+    for (const [now, margin] of [
+      [expiry - 31_000, undefined],
+      [expiry - 10_000, 5],
+    ] as const) {
+      const { client, attempts } = at(now, margin)
+      await expect(client.fetch('https://ln.test/r')).rejects.toThrow(/the payment failed/)
+      expect(attempts()).toBe(1)
+    }
+    expect(() => chargeClient({ wallet: failing(() => 0).wallet, minValiditySeconds: -1 })).toThrow(
+      /minValiditySeconds must be a number of seconds, 0 or more/,
+    )
+  })
+})

@@ -12,6 +12,25 @@ export type ChargeClientOptions = ({ lnd: AuthenticatedLnd } | { wallet: Wallet 
   maxFeeSats?: number | ((amountSats: bigint) => number)
   /** The clock (epoch ms), for invoice expiry checks. */
   now?: () => number
+  /**
+   * Refuse, before paying, an invoice or challenge expiring within this many seconds (default 30:
+   * the 25 s the `lightning` package gives a payment to find its route, plus time to send the
+   * credential). A payment landing after the expiry is lost: the server refuses its credential. Applies
+   * to every payment of the client, session top-ups included (which the core's policy
+   * `minValiditySeconds` does not see, and which checks the challenge only, not its invoice).
+   */
+  minValiditySeconds?: number
+}
+
+/** Default of {@link ChargeClientOptions.minValiditySeconds}. */
+const defaultMinValiditySeconds = 30
+
+/** The safety margin of client options in ms; throws `ConfigurationError` unless 0 or more seconds. */
+export function minValidityMs(options: Pick<ChargeClientOptions, 'minValiditySeconds'>): number {
+  const seconds = options.minValiditySeconds ?? defaultMinValiditySeconds
+  if (typeof seconds !== 'number' || !(seconds >= 0) || !Number.isFinite(seconds))
+    throw new ConfigurationError('lightning: minValiditySeconds must be a number of seconds, 0 or more')
+  return seconds * 1000
 }
 
 /** The wallet of client options (an LND object or a {@link Wallet}). */
@@ -38,7 +57,7 @@ export function feeLimit(option: ChargeClientOptions['maxFeeSats'], sats: bigint
 
 /**
  * Creates the client side of `lightning/charge`: decodes and checks the invoice (network, amount,
- * expiry, convenience fields), pays it with `SendPaymentV2` under a fee limit, and sends the preimage.
+ * expiry with a safety margin, convenience fields), pays it with `SendPaymentV2` under a fee limit, and sends the preimage.
  *
  * @example
  * ```ts
@@ -51,6 +70,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
   const wallet = walletOf(options)
   const network = options.network ?? 'mainnet'
   const now = options.now ?? Date.now
+  const margin = minValidityMs(options)
   return {
     definition: charge,
     quote: (request) => ({
@@ -69,6 +89,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
         networkField: details?.network,
         expires: challenge.expires,
         now: now(),
+        minValidityMs: margin,
       })
       const preimage = await payInvoice(wallet, details!.invoice, invoice.paymentHash, {
         maxFeeSats: feeLimit(options.maxFeeSats, sats),

@@ -1,6 +1,6 @@
 import { Challenge, Credential, type Method, PaymentFailedError } from '@mppkit/core/client'
 import { type LightningSessionRequest, session } from '../Methods.js'
-import { type ChargeClientOptions, feeLimit, walletOf } from './Charge.js'
+import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
@@ -83,6 +83,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const wallet = walletOf(options)
   const network = options.network ?? 'mainnet'
   const now = options.now ?? Date.now
+  const margin = minValidityMs(options)
   const sideFetch = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args)
   const sessions = new Map<string, SessionState>()
   const spends = new Map<string, Spend>()
@@ -102,6 +103,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     })
     return next
   }
+  // Whether each request's quote named the deposit (the core gives quote and createPayload the same
+  // request object): createPayload books the deposit exactly when the quote did not, whatever sessions
+  // opened or closed in between (deciding twice from the number of sessions could skip it altogether).
+  const quotedDeposit = new WeakMap<LightningSessionRequest, boolean>()
   const quoteFor = (request: LightningSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
@@ -109,8 +114,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     decimals: 0,
   })
 
-  /** Checks and pays the challenge's deposit invoice, returning the preimage and the sats paid. */
-  const payDeposit = async (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
+  /** Checks the challenge's deposit invoice (network, amount, hash, expiry with the safety margin). */
+  const checkDeposit = (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
     const invoice = checkInvoice(request.depositInvoice, {
       network,
       sats: BigInt(request.depositAmount ?? '0'),
@@ -118,9 +123,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       networkField: network,
       expires: challenge.expires,
       now: now(),
+      minValidityMs: margin,
     })
     if (request.paymentHash === undefined)
       throw new PaymentFailedError('lightning: the session challenge has no paymentHash')
+    return invoice
+  }
+
+  /** Checks and pays the challenge's deposit invoice, returning the preimage and the sats paid. */
+  const payDeposit = async (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
+    const invoice = checkDeposit(challenge, request)
     const sats = invoice.amountMsat! / 1000n
     const preimage = await payInvoice(wallet, request.depositInvoice!, invoice.paymentHash, {
       maxFeeSats: feeLimit(options.maxFeeSats, sats),
@@ -253,10 +265,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     sessions,
     quote(request) {
       const price = BigInt(request.amount)
-      const open = [...sessions.values()].length > 0
-      return open
-        ? quoteFor(request, price)
-        : { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
+      const withDeposit = sessions.size === 0
+      quotedDeposit.set(request, withDeposit)
+      return withDeposit
+        ? { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
+        : quoteFor(request, price)
     },
     createPayload: ({ challenge, request, url, spend }) =>
       serialized(challenge.realm, async () => {
@@ -265,14 +278,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const state = sessions.get(challenge.realm)
         if (!state) {
           // The quote names the deposit only while this client has no session at all (it does not see the
-          // realm): a second realm's deposit is booked here, before paying.
+          // realm): any other deposit (a second realm's; one not quoted) is booked here, before paying.
           const undo =
-            sessions.size > 0
-              ? spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
-              : undefined
+            quotedDeposit.get(request) === true
+              ? undefined
+              : spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
           let paid: { preimage: string; sats: bigint }
           let returnInvoice: string
           try {
+            // Nothing created for a deposit that will not be paid (one expiring too soon, say).
+            checkDeposit(challenge, request)
             // The return invoice first: a wallet that cannot create it (a pay-only macaroon) fails here,
             // before the deposit is paid, not after (the deposit would be lost and paid again on retry).
             const idle = Number(request.idleTimeout ?? '300')

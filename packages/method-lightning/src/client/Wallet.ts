@@ -65,6 +65,8 @@ export function checkInvoice(
     networkField?: LightningNetwork | undefined
     expires?: string | undefined
     now: number
+    /** Refuse an invoice or challenge ending within this many ms (see `minValiditySeconds`). */
+    minValidityMs?: number
   },
 ): Invoice.Invoice {
   const invoice = Invoice.tryDecode(text)
@@ -82,8 +84,14 @@ export function checkInvoice(
     throw new PaymentFailedError('lightning: the invoice amount does not match the challenge')
   // "Clients SHOULD use the earlier of the two values when deciding whether to attempt payment."
   const challengeEnd = expected.expires ? Date.parse(expected.expires) : Number.POSITIVE_INFINITY
-  if (Math.min(invoice.expiresAt, challengeEnd) <= expected.now)
-    throw new PaymentFailedError('lightning: the invoice has expired')
+  const end = Math.min(invoice.expiresAt, challengeEnd)
+  if (end <= expected.now) throw new PaymentFailedError('lightning: the invoice has expired')
+  // Paid that close to the end, the credential reaches the server after it, which must refuse it
+  // ("Servers MUST reject credentials for expired challenges"): the payment would be lost.
+  if (end <= expected.now + (expected.minValidityMs ?? 0))
+    throw new PaymentFailedError(
+      'lightning: the invoice expires too soon to pay and present in time (minValiditySeconds)',
+    )
   return invoice
 }
 

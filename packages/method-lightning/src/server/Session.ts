@@ -16,7 +16,7 @@ import { challengeProblemFor, sha256Hex } from './Charge.js'
 import { type DepositClaim, Deposits, refusal, type TopUpRefusal } from './session/Deposits.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
 import { closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
-import { Sessions } from './session/Sessions.js'
+import { type SessionRecord, Sessions } from './session/Sessions.js'
 
 /** Options of {@link sessionServer}. */
 export type SessionOptions = {
@@ -34,7 +34,10 @@ export type SessionOptions = {
   maxRefundFeeSats?: number | ((refundSats: bigint) => number)
   /** Bill `amount` when a request is served (open, bearer) before the handler runs (default true). */
   billPerRequest?: boolean
-  /** How long closed sessions are retained, in seconds (default 30 days): "Closed sessions MUST be retained". */
+  /**
+   * How long sessions are retained, in seconds (default 30 days): "Closed sessions MUST be retained". An
+   * open session's keys are refreshed while it is kept open (by the idle sweep, once per half of it).
+   */
   retentionSeconds?: number
   /**
    * Failed refunds (default: reported to the server's `onError`/`logger`); never given a preimage or an
@@ -139,6 +142,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
           lnd,
           maxFeeSats: maxRefundFee,
           onRefundFailure,
+          recoveryMs: refundRecoveryMs,
         }),
         now: () => Date.now(),
         signal: new AbortController().signal,
@@ -152,25 +156,36 @@ export function sessionServer(options: SessionOptions): SessionServer {
   // The idle sweep walks the Store's index of open sessions, so it finds the sessions of every server
   // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
   // session's status, so exactly one refund is attempted whichever processes race for it.
-  const sweep = async ({ sessions, now }: ServerState, signal?: AbortSignal) => {
+  const sweep = async ({ sessions, deposits, now }: ServerState, signal?: AbortSignal) => {
     const refunder = { sessions, lnd, maxFeeSats: maxRefundFee, onRefundFailure }
+    /** A close whose refund was never recorded (its process stopped part-way): after `refundRecoverySeconds`. */
+    const recoverClose = async (id: string, record: SessionRecord) => {
+      if (record.refundStatus !== 'pending' && record.refundStatus !== 'attempting') return 'done'
+      if (now() - (record.closedAt ?? 0) < refundRecoveryMs) return 'later'
+      return recoverRefund(refunder, id, record)
+    }
     await sessions.index.sweep(async (id) => {
       const record = await sessions.get(id)
       if (record === undefined) return 'drop'
       if (record.status !== 'open') {
-        // A close whose refund was never recorded (its process stopped part-way) stays indexed until it
-        // is: after `refundRecoverySeconds`, the sweep finishes it (see recoverRefund).
-        if (record.refundStatus !== 'pending' && record.refundStatus !== 'attempting') return 'drop'
-        if (now() - (record.closedAt ?? 0) < refundRecoveryMs) return 'keep'
+        // A closed session stays indexed until its refund, and any top-up given back after it (see
+        // Deposits.recoverReturn), is recorded: the sweep finishes what an unknown outcome or a stopped
+        // process left.
         try {
-          return (await recoverRefund(refunder, id, record)) === 'done' ? 'drop' : 'keep'
+          const refund = await recoverClose(id, record)
+          const topUp = await deposits.recoverReturn(id, record, now())
+          return refund === 'done' && topUp === 'done' ? 'drop' : 'keep'
         } catch (error) {
           // The node or the Store failed: the next sweep tries again.
           for (const report of reporters) report(error)
           return 'keep'
         }
       }
-      if (await sessions.active(id)) return 'keep'
+      if (await sessions.active(id)) {
+        // Kept open by its activity: its keys outlive the retention (refreshed once per half of it).
+        await sessions.renew(id, record, now())
+        return 'keep'
+      }
       // "When a server closes a session without a client close action, it MUST follow the same refund
       // procedure": "Mark session.status = "closed" atomically before attempting the refund"; "a single
       // best-effort attempt is sufficient"; "the server MUST NOT reopen the session".
@@ -202,7 +217,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
       'session-closed',
       `The session closed before the top-up was credited; ${
         refundStatus === 'pending'
-          ? 'it is refunded with the session balance.'
+          ? 'its refund to the return invoice is pending (recorded once the Lightning node reports it).'
           : refundStatus === 'succeeded'
             ? 'it was refunded to the return invoice.'
             : 'it could not be refunded to the return invoice; the server recorded it for a refund.'
@@ -234,6 +249,8 @@ export function sessionServer(options: SessionOptions): SessionServer {
     )
       return false
     if (claim.state === 'refused') throw topUpRefused(refusal(claim))
+    // Given back to the return invoice, its outcome not recorded yet (the idle sweep records it).
+    if (claim.state === 'refunding') throw topUpRefused({ ...refusal(claim), refundStatus: 'pending' })
     return claim.state === 'claimed'
   }
 
@@ -438,6 +455,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
             returnInvoice: verified.returnInvoice,
             status: 'open',
             openedBy: challenge.id,
+            renewedAt: state.now(),
           },
           verified.depositSats,
         )
@@ -466,7 +484,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
           state: 'claimed',
         })
         if (!claimed) throw new LightningProblem('unknown-challenge', 'This deposit has already been used.')
-        const outcome = await state.deposits.topUp(paymentHash, claimed)
+        const outcome = await state.deposits.topUp(paymentHash, claimed, state.now())
         if (outcome.status === 'interrupted') {
           // An earlier attempt stopped where it cannot be told whether the credit or refund happened.
           const error = new BaseError(

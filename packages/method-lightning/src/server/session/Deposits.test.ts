@@ -20,6 +20,7 @@ const depositsOn = (store: Store) => {
     lnd: {} as AuthenticatedLnd,
     maxFeeSats: () => 10,
     onRefundFailure: (failure) => failures.push(failure),
+    recoveryMs: 60_000,
   })
   return { sessions, deposits, failures }
 }

@@ -1,7 +1,7 @@
-import { type AuthenticatedLnd, pay } from 'lightning'
+import type { AuthenticatedLnd } from 'lightning'
 import { errorName } from '../../internal/node.js'
-import type { RefundFailure } from './Refund.js'
-import type { Sessions } from './Sessions.js'
+import { paymentAtNode, payReturnInvoice, type RefundFailure } from './Refund.js'
+import type { SessionRecord, Sessions } from './Sessions.js'
 
 /**
  * What the deposit paid under one payment hash went to, stored under `funds:<paymentHash>`. It is
@@ -22,6 +22,8 @@ export type DepositClaim = {
    * (a credit on a Store without `atomic`, a refund payment): a retry never runs it again.
    */
   state?: 'claimed' | 'crediting' | 'credited' | 'refunding' | 'refused'
+  /** When it became `refunding` (epoch ms): the idle sweep finishes a refund left so for long (see {@link Deposits.recoverReturn}). */
+  refundingAt?: number
   /**
    * `pending`: added to the close's refund, not yet paid; `succeeded`: paid to the return invoice;
    * `failed`: not paid back (reported through `onRefundFailure`; this record is what it is refunded from).
@@ -29,7 +31,11 @@ export type DepositClaim = {
   refundStatus?: 'pending' | 'succeeded' | 'failed'
 }
 
-/** A top-up whose session closed before the credit: what became of its satoshis (see {@link DepositClaim.refundStatus}). */
+/**
+ * A top-up whose session closed before the credit: what became of its satoshis (see
+ * {@link DepositClaim.refundStatus}; `pending` also while its own payment to the return invoice has an
+ * unknown outcome, recorded once the node reports it).
+ */
 export type TopUpRefusal = {
   status: 'refused'
   refundSats: number
@@ -69,6 +75,8 @@ export class Deposits {
       lnd: AuthenticatedLnd
       maxFeeSats: (sats: bigint) => number
       onRefundFailure: (failure: RefundFailure) => void
+      /** How long a `refunding` claim is left to the process paying it before the sweep finishes it (ms). */
+      recoveryMs: number
     },
   ) {}
 
@@ -103,7 +111,7 @@ export class Deposits {
    * one operation, so a retry after any failure knows whether it happened. When the session closed first
    * ("Servers MUST reject any action on a closed session"), the top-up is refused and given back.
    */
-  async topUp(paymentHash: string, claimed: Claimed): Promise<TopUpOutcome> {
+  async topUp(paymentHash: string, claimed: Claimed, now: number = Date.now()): Promise<TopUpOutcome> {
     const { claim } = claimed
     if (claim.state === 'credited') return { status: 'credited' }
     if (claim.state === 'refused') return refusal(claim)
@@ -132,7 +140,7 @@ export class Deposits {
     }
     if (result === 'claimed') return { status: 'interrupted' }
     if (result === 'credited') return { status: 'credited' }
-    return this.#refuse(paymentHash, claim, raw)
+    return this.#refuse(paymentHash, claim, raw, now)
   }
 
   /**
@@ -143,11 +151,15 @@ export class Deposits {
    *   invoice (the first such top-up only);
    * - else the invoice is spent (by the close's refund, or by another such top-up): the top-up is
    *   reported through `onRefundFailure` (`ReturnInvoiceUsed`) and kept in its claim
-   *   (`refundStatus: 'failed'`), where the operator finds what to refund. So is one whose payment fails.
+   *   (`refundStatus: 'failed'`), where the operator finds what to refund. So is one whose payment
+   *   certainly failed; one whose outcome is unknown (the node connection dropped while it was in
+   *   flight) is never reported failed (the operator would refund it a second time, the first having
+   *   arrived after all): it stays `refunding`, answered `pending`, and the idle sweep records what the
+   *   node did (see {@link Deposits.recoverReturn}).
    *
    * `returned:<sessionId>` names the one top-up that may pay the return invoice.
    */
-  async #refuse(paymentHash: string, claim: DepositClaim, raw: string): Promise<TopUpOutcome> {
+  async #refuse(paymentHash: string, claim: DepositClaim, raw: string, now: number): Promise<TopUpOutcome> {
     const { store } = this.sessions
     const { ttlMs } = this.options
     const { sessionId } = claim
@@ -175,29 +187,83 @@ export class Deposits {
         ((await store.putIfAbsent(returned, paymentHash, ttlMs)) ||
           (await store.get(returned)) === paymentHash)
       ) {
+        // Indexed again (the sweep may have dropped the closed session): the sweep finds this refund if
+        // its outcome stays unknown or this process stops before recording it.
+        await this.sessions.index.add(sessionId)
         // Marked before paying: a retry after a failure from here on cannot tell whether the payment
         // left, so it never pays again.
-        const refunding = JSON.stringify({ ...claim, state: 'refunding' })
+        const refunding = JSON.stringify({ ...claim, state: 'refunding', refundingAt: now })
         if (!(await store.compareAndSet(key(paymentHash), raw, refunding, ttlMs)))
           return { status: 'interrupted' }
         raw = refunding
+        let paid: Awaited<ReturnType<typeof payReturnInvoice>>
         try {
-          await pay({
-            lnd: this.options.lnd,
-            request: record.returnInvoice,
-            tokens: Number(sats),
-            max_fee: this.options.maxFeeSats(sats),
+          paid = await payReturnInvoice(this.options.lnd, {
+            invoice: record.returnInvoice,
+            sats,
+            maxFeeSats: this.options.maxFeeSats(sats),
           })
-          refundStatus = 'succeeded'
         } catch (error) {
-          refundStatus = failed(errorName(error))
+          // A fee limit that cannot be used (a configuration error): nothing was paid.
+          paid = { failed: errorName(error) }
         }
+        if (paid === 'unknown')
+          return { status: 'refused', refundSats: Number(sats), refundStatus: 'pending' }
+        refundStatus = paid === 'succeeded' ? 'succeeded' : failed(paid.failed)
       } else refundStatus = failed(record ? 'ReturnInvoiceUsed' : 'SessionNotFound')
     }
     // Recorded: a retry of the same credential is answered from here.
     const refused: DepositClaim = { ...claim, state: 'refused', refundStatus }
     await store.compareAndSet(key(paymentHash), raw, JSON.stringify(refused), ttlMs)
     return refusal(refused)
+  }
+
+  /**
+   * Finishes the top-up of `sessionId` given back to its return invoice (see `#refuse`) whose outcome
+   * was unknown, or whose process stopped before recording it: `done` once recorded (or when there is
+   * none), `later` while it is recent (`recoveryMs`: left to the process paying it) or still in flight.
+   * The node knows: a payment that reached the return invoice is recorded `succeeded`, one that failed
+   * `failed` (and reported); none at all means the single attempt never left, so it is made now (the
+   * node's control tower refuses a second payment to a hash it paid or is paying). The outcome is
+   * recorded by compare-and-set, so it is reported once.
+   */
+  async recoverReturn(sessionId: string, record: SessionRecord, now: number): Promise<'done' | 'later'> {
+    const { store } = this.sessions
+    const { lnd, ttlMs } = this.options
+    const paymentHash = await store.get(`returned:${sessionId}`)
+    if (paymentHash === undefined) return 'done'
+    const raw = await store.get(key(paymentHash))
+    if (raw === undefined) return 'done'
+    const claim = JSON.parse(raw) as DepositClaim
+    if (claim.state !== 'refunding') return 'done'
+    if (now - (claim.refundingAt ?? 0) < this.options.recoveryMs) return 'later'
+    const sats = BigInt(claim.sats)
+    const seen = await paymentAtNode(lnd, record.returnInvoice, sats)
+    if (seen === 'pending') return 'later'
+    // None at all: the single attempt never left (its process stopped before paying), so it is made now.
+    const outcome =
+      seen === 'none'
+        ? await payReturnInvoice(lnd, {
+            invoice: record.returnInvoice,
+            sats,
+            maxFeeSats: this.options.maxFeeSats(sats),
+          })
+        : seen
+    if (outcome === 'unknown') return 'later'
+    const refused: DepositClaim = {
+      ...claim,
+      state: 'refused',
+      refundStatus: outcome === 'succeeded' ? 'succeeded' : 'failed',
+    }
+    const recorded = await store.compareAndSet(key(paymentHash), raw, JSON.stringify(refused), ttlMs)
+    if (recorded && typeof outcome === 'object')
+      this.options.onRefundFailure({
+        sessionId,
+        refundSats: Number(sats),
+        error: outcome.failed,
+        topUpPaymentHash: paymentHash,
+      })
+    return 'done'
   }
 }
 

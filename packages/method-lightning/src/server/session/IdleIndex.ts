@@ -48,6 +48,21 @@ export class IdleIndex {
   }
 
   /**
+   * Refreshes the TTL of a session's entry (its slot number and the slot's name); indexes it again
+   * when the entry is gone or moved in between (a slot added twice is dropped as stale by the sweep).
+   */
+  async renew(id: string): Promise<void> {
+    const { ttlMs } = this.options
+    const slot = await this.store.get(`idle:at:${id}`)
+    if (
+      slot === undefined ||
+      !(await this.store.compareAndSet(`idle:at:${id}`, slot, slot, ttlMs)) ||
+      !(await this.store.compareAndSet(`idle:slot:${slot}`, id, id, ttlMs))
+    )
+      await this.add(id)
+  }
+
+  /**
    * Visits every indexed session once (unless another process holds the sweep lease: then nothing, and
    * false). `visit` decides whether the session stays indexed. When `signal` aborts (the server is
    * closing), the sweep stops after the batch in progress, leaves `idle:low` where it was (the next sweep,

@@ -72,20 +72,21 @@ async function refundOnce(
 }
 
 /**
- * What the node did with payments to the return invoice: `succeeded` (the refund reached it),
- * `pending` (in flight), `none` (never sent), or the failure to record. Throws when the node cannot be
- * asked.
+ * What the node did with payments to `invoice` (a return invoice) of `sats`: `succeeded` (that amount
+ * reached it), `pending` (in flight), `none` (never sent), or the failure to record. Throws when the
+ * node cannot be asked. The one lookup behind every refund whose outcome was unknown: a close's refund
+ * and a top-up given back after the close.
  */
-async function refundAtNode(
-  refunder: Refunder,
-  record: SessionRecord,
-  refundSats: bigint,
+export async function paymentAtNode(
+  lnd: AuthenticatedLnd,
+  invoice: string,
+  sats: bigint,
 ): Promise<'succeeded' | 'pending' | 'none' | { failed: string }> {
-  const paymentHash = Invoice.tryDecode(record.returnInvoice)?.paymentHash
+  const paymentHash = Invoice.tryDecode(invoice)?.paymentHash
   if (!paymentHash) return 'none'
   let known: GetPaymentResult
   try {
-    known = await getPayment({ lnd: refunder.lnd, id: paymentHash })
+    known = await getPayment({ lnd, id: paymentHash })
   } catch (error) {
     // Not found: this node never started the payment. Anything else (the node down): ask again later.
     if (errorName(error) === 'SentPaymentNotFound') return 'none'
@@ -96,18 +97,38 @@ async function refundAtNode(
   const delivered = known.payment
     ? BigInt(known.payment.mtokens) - BigInt(known.payment.fee_mtokens)
     : undefined
-  if (known.is_confirmed && delivered === refundSats * 1000n) return 'succeeded'
-  // Failed, or the return invoice was paid another amount (a top-up given back after the close): the
-  // refund itself did not go out, and that invoice cannot be paid again.
+  if (known.is_confirmed && delivered === sats * 1000n) return 'succeeded'
+  // Failed, or the return invoice was paid another amount (a top-up given back after the close, or the
+  // close's refund): this payment did not go out, and that invoice cannot be paid again.
   if (known.is_confirmed) return { failed: 'ReturnInvoicePaidAnotherAmount' }
   if (known.is_failed) return { failed: 'RefundPaymentFailed' }
   return 'none'
 }
 
 /**
- * The single refund attempt: `unknown` when the payment may be in flight or done and the node cannot
- * tell yet (a connection dropped while HTLCs were out); only a payment that certainly failed is
- * reported as failed.
+ * One best-effort payment of `sats` to a return invoice: `unknown` when it may be in flight or done and
+ * the node cannot tell yet (a connection dropped while HTLCs were out); a failure only when it certainly
+ * paid nothing (see `paidNothing`) or the node says it failed.
+ */
+export async function payReturnInvoice(
+  lnd: AuthenticatedLnd,
+  payment: { invoice: string; sats: bigint; maxFeeSats: number },
+): Promise<'succeeded' | 'unknown' | { failed: string }> {
+  const { invoice, sats } = payment
+  try {
+    await pay({ lnd, request: invoice, tokens: Number(sats), max_fee: payment.maxFeeSats })
+    return 'succeeded'
+  } catch (error) {
+    if (paidNothing(error)) return { failed: errorName(error) }
+    const seen = await paymentAtNode(lnd, invoice, sats).catch(() => 'pending' as const)
+    if (seen === 'succeeded' || typeof seen === 'object') return seen
+    return 'unknown'
+  }
+}
+
+/**
+ * The single refund attempt of a close: `unknown` when the payment may be in flight or done and the
+ * node cannot tell yet; only a payment that certainly failed is reported as failed.
  */
 async function payRefund(
   refunder: Refunder,
@@ -115,28 +136,17 @@ async function payRefund(
   record: SessionRecord,
   refundSats: bigint,
 ): Promise<'succeeded' | 'failed' | 'unknown'> {
-  const failed = (error: string) => {
-    // "The server SHOULD log the failed refund attempt including the sessionId and refundSats"
-    refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error })
-    return 'failed' as const
-  }
   // Outside the attempt: a fee limit that cannot be used (a configuration error) pays nothing.
-  const maxFee = refunder.maxFeeSats(refundSats)
-  try {
-    await pay({
-      lnd: refunder.lnd,
-      request: record.returnInvoice,
-      tokens: Number(refundSats),
-      max_fee: maxFee,
-    })
-    return 'succeeded'
-  } catch (error) {
-    if (paidNothing(error)) return failed(errorName(error))
-    const seen = await refundAtNode(refunder, record, refundSats).catch(() => 'pending' as const)
-    if (seen === 'succeeded') return 'succeeded'
-    if (typeof seen === 'object') return failed(seen.failed)
-    return 'unknown'
-  }
+  const maxFeeSats = refunder.maxFeeSats(refundSats)
+  const paid = await payReturnInvoice(refunder.lnd, {
+    invoice: record.returnInvoice,
+    sats: refundSats,
+    maxFeeSats,
+  })
+  if (typeof paid !== 'object') return paid
+  // "The server SHOULD log the failed refund attempt including the sessionId and refundSats"
+  refunder.onRefundFailure({ sessionId, refundSats: Number(refundSats), error: paid.failed })
+  return 'failed'
 }
 
 /**
@@ -165,7 +175,7 @@ export async function recoverRefund(
   const refundSats = BigInt(record.refundSats ?? '0')
   let refundStatus: 'succeeded' | 'failed' | 'skipped' = 'skipped'
   if (refundSats > 0n) {
-    const seen = await refundAtNode(refunder, record, refundSats)
+    const seen = await paymentAtNode(refunder.lnd, record.returnInvoice, refundSats)
     if (seen === 'pending') return 'later'
     if (seen === 'succeeded') refundStatus = 'succeeded'
     else if (typeof seen === 'object') {

@@ -10,6 +10,11 @@ export type SessionRecord = {
   status: 'open' | 'closed'
   /** The challenge that opened it. */
   openedBy: string
+  /**
+   * When the retention TTL of the session's keys was last refreshed (epoch ms; see
+   * {@link Sessions.renew}): a session open longer than the retention keeps its record.
+   */
+  renewedAt?: number
   /** When it closed (epoch ms): a refund still `pending` or `attempting` long after is recovered. */
   closedAt?: number
   /** Set once the refund is claimed: its amount. */
@@ -105,6 +110,28 @@ export class Sessions {
   /** Marks the session active now (the idle timeout restarts). */
   touch(id: string): Promise<void> {
     return this.store.set(`active:${id}`, '1', this.options.idleMs)
+  }
+
+  /**
+   * Refreshes the retention TTL of an open session's keys (its record, balance counters and index entry)
+   * once half of it has passed since the last refresh, so that a session kept open longer than the
+   * retention (by its activity) keeps its record, stays findable by the idle sweep and is refunded on
+   * close. `record` is the one just read: a refresh that is not due costs no Store operation. The idle
+   * sweep calls it for every open session it keeps, so bearer requests pay nothing for it.
+   */
+  async renew(id: string, record: SessionRecord, now: number): Promise<void> {
+    const { ttlMs } = this.options
+    const due = (r: SessionRecord) => r.status === 'open' && now - (r.renewedAt ?? 0) >= ttlMs / 2
+    if (!due(record)) return
+    // The record by compare-and-set (its TTL set again with it); a writer in between is read again.
+    const renewed = await this.#transition(id, (current) =>
+      due(current) ? { ...current, renewedAt: now } : undefined,
+    )
+    if (!renewed) return
+    // A zero increment refreshes a counter's TTL without changing it.
+    await this.store.increment(`deposit:${id}`, 0n, { ttlMs })
+    await this.store.increment(`available:${id}`, 0n, { ttlMs })
+    await this.index.renew(id)
   }
 
   /** Whether the session saw an action within the idle timeout. */
