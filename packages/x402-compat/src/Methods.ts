@@ -4,10 +4,21 @@ import { z } from 'zod'
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an address')
 const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'a bytes32 hex value')
 const hex = z.string().regex(/^0x(?:[0-9a-fA-F]{2})+$/, 'a hex string')
+// Every integer field is a Solidity uint256: a larger one (78 digits reach past 2^256 - 1) is a malformed
+// credential, never a 503 from an ABI encoder that cannot encode it.
+const maxUint256 = 2n ** 256n - 1n
+// (Zod runs a refinement after a failed regex too: only digits reach BigInt.)
+const fitsUint256 = (value: string) => /^\d{1,78}$/.test(value) && BigInt(value) <= maxUint256
 // "Amount in base units (stringified integer)" (draft-evm-charge-00 §"Shared Fields").
-const amount = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'a base-unit integer string')
+const amount = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,77})$/, 'a base-unit integer string')
+  .refine(fitsUint256, 'a uint256 integer string')
 const timestamp = z.string().regex(/^(0|[1-9]\d{0,19})$/, 'a unix timestamp string')
-const uint256 = z.string().regex(/^(0|[1-9]\d{0,77})$/, 'a uint256 integer string')
+const uint256 = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,77})$/, 'a uint256 integer string')
+  .refine(fitsUint256, 'a uint256 integer string')
 
 /**
  * The credential types of draft-evm-charge-00, in the spec's order of preference.

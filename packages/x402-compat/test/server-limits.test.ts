@@ -2,12 +2,13 @@
 // read no further than maxBodyBytes, and an authorization or permit valid far into the future is
 // refused rather than claimed in the Store for ever; an Idempotency-Key retry gets its paid response
 // back, with the x402 settlement header of the first answer. A fake facilitator settles.
-import type { Challenge, Store } from '@mppkit/core'
+import { type Challenge, Challenge as CoreChallenge, Credential, type Store } from '@mppkit/core'
 import { create as createServer } from '@mppkit/core/server'
-import { type Hex, toHex } from 'viem'
+import { encodeAbiParameters, type Hex, keccak256, pad, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
 import { challengeHash, typedData } from '../src/Authorization.js'
+import { charge as chargeClient } from '../src/client/index.js'
 import type { EvmChargeRequest, Permit2Payload } from '../src/Methods.js'
 import { charge, x402 } from '../src/server/index.js'
 import { verifyPermit2 } from '../src/server/Permit2.js'
@@ -320,5 +321,148 @@ describe('x402: Idempotency-Key retries', () => {
     expect(retry.status).toBe(200)
     expect(await retry.text()).toBe('ok')
     expect(counts).toEqual({ settle: 1, runs: 2 })
+  })
+})
+
+describe('evm charge: an authorization the server’s own wallet settles', () => {
+  const transferTopic = keccak256(toHex('Transfer(address,address,uint256)'))
+  const word = (address: string) => pad(address as Hex, { size: 32 })
+
+  /** A server settling from a wallet whose receipts `answer` makes, and an authorization for it. */
+  async function setupWallet(answer: (hash: Hex) => Record<string, unknown>) {
+    const sent: Hex[] = []
+    const wallet = {
+      account: { address: '0x3333333333333333333333333333333333333333' as const },
+      sendTransaction: async () => {
+        const hash = toHex(crypto.getRandomValues(new Uint8Array(32)))
+        sent.push(hash)
+        return hash
+      },
+      waitForTransactionReceipt: async ({ hash }: { hash: Hex }) => answer(hash) as never,
+    }
+    const server = createServer({
+      realm: 'localhost',
+      secrets: ['x402-compat-test-secret-0123456789abcdef'],
+      methods: [charge({ chainId, currency: token, recipient: payTo, domain, wallet })],
+      onError: () => {},
+    })
+    let runs = 0
+    const handler = server.protect({ offers: [{ method: 'evm', request: { amount: '1000' } }] }, () => {
+      runs++
+      return new Response('paid content')
+    })
+    const unpaid = await handler(new Request(url))
+    const challenge = CoreChallenge.parseAll(unpaid.headers.get('www-authenticate')!)[0]!
+    const paid = await chargeClient({ account }).createPayload({
+      challenge,
+      request: challenge.request as never,
+      url,
+    })
+    const response = await handler(
+      new Request(url, { headers: { authorization: Credential.format({ challenge, ...paid }) } }),
+    )
+    return { response, sent, runs: () => runs }
+  }
+  const transfer = (value: bigint) => ({
+    address: token,
+    topics: [transferTopic, word(account.address), word(payTo)],
+    data: encodeAbiParameters([{ type: 'uint256' }], [value]),
+  })
+
+  it('serves a receipt of this very transaction holding the Transfer', async () => {
+    const { response, runs } = await setupWallet((hash) => ({
+      status: 'success',
+      transactionHash: hash,
+      logs: [transfer(1000n)],
+    }))
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(runs()).toBe(1)
+  })
+
+  it('refuses the receipt of a replacement (viem answers a replaced transaction with it)', async () => {
+    const { response, runs } = await setupWallet(() => ({
+      status: 'success',
+      transactionHash: toHex(crypto.getRandomValues(new Uint8Array(32))),
+      logs: [transfer(1000n)],
+    }))
+    expect(response.status).toBe(402)
+    expect((await response.json()).reason).toBe('transaction-replaced')
+    expect(runs()).toBe(0)
+  })
+
+  it('refuses a successful receipt without the expected Transfer (step 10)', async () => {
+    const { response, runs } = await setupWallet((hash) => ({
+      status: 'success',
+      transactionHash: hash,
+      logs: [transfer(999n)],
+    }))
+    expect(response.status).toBe(402)
+    expect((await response.json()).reason).toBe('transfer-mismatch')
+    expect(runs()).toBe(0)
+  })
+})
+
+describe('evm charge: a permit2 payload with integers past uint256', () => {
+  it('is a 402 (malformed), never a 503 from the encoder', async () => {
+    const spender = privateKeyToAccount(generatePrivateKey())
+    const chainFree = {
+      account: spender,
+      sendTransaction: async () => '0x' as Hex,
+      waitForTransactionReceipt: async () => ({ status: 'success' as const }),
+      readContract: async () => 10n ** 30n,
+      getTransactionReceipt: async () => undefined,
+    }
+    const server = createServer({
+      realm: 'localhost',
+      secrets: ['x402-compat-test-secret-0123456789abcdef'],
+      methods: [
+        charge({
+          chainId,
+          currency: token,
+          recipient: payTo,
+          credentialTypes: ['permit2'],
+          wallet: chainFree as never,
+        }),
+      ],
+      onError: () => {},
+    })
+    const handler = server.protect(
+      { offers: [{ method: 'evm', request: { amount: '1000' } }] },
+      () => new Response('paid content'),
+    )
+    const statuses: Record<string, number> = {}
+    const big = (2n ** 256n).toString()
+    for (const [name, change] of Object.entries({
+      nonce: { nonce: big },
+      permitted: { permitted: [{ token, amount: big }] },
+    })) {
+      const unpaid = await handler(new Request(url))
+      const challenge = CoreChallenge.parseAll(unpaid.headers.get('www-authenticate')!)[0]!
+      const payload = {
+        type: 'permit2',
+        permit: {
+          permitted: [{ token, amount: '1000' }],
+          nonce: '1',
+          deadline: String(nowSeconds() + 120),
+          ...change,
+        },
+        transferDetails: [{ to: payTo, requestedAmount: '1000' }],
+        witness: { challengeHash: challengeHash(challenge) },
+        signature: `0x${'11'.repeat(65)}`,
+      }
+      const response = await handler(
+        new Request(url, {
+          headers: {
+            authorization: Credential.format({
+              challenge,
+              payload: payload as never,
+              source: `did:pkh:eip155:${chainId}:${account.address}`,
+            }),
+          },
+        }),
+      )
+      statuses[name] = response.status
+    }
+    expect(statuses).toEqual({ nonce: 402, permitted: 402 })
   })
 })

@@ -1,4 +1,4 @@
-import { type Method, PaymentFailedError } from '@mppkit/core/client'
+import { type Method, PaymentFailedError, PolicyError } from '@mppkit/core/client'
 import { type Account, type Address, encodeFunctionData, erc20Abi, type Hex, toHex } from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
 import { type CredentialType, type EvmChargeRequest, evmCharge } from '../Methods.js'
@@ -54,7 +54,30 @@ export declare namespace charge {
     wallet?: Wallet
     /** Milliseconds to wait for the receipt of a `hash` payment the client broadcast (default 30 000). */
     confirmTimeout?: number
+    /**
+     * Decimals of tokens, keyed `eip155:<chainId>:<address>` or `<address>`, for decimal-aware spend
+     * policies (a cross-rail budget). These are what the quote carries; a challenge naming other
+     * `decimals` for such a token is refused (`PolicyError` reason `decimals`): on EVM no chain check
+     * confirms a server's `decimals`, and more of them make an amount look smaller.
+     */
+    decimals?: Readonly<Record<string, number>>
   }
+}
+
+/** The configured decimals of `token` on `chainId` (a chain-scoped key first), if any. */
+function configuredDecimals(
+  table: Readonly<Record<string, number>>,
+  chainId: number,
+  token: string,
+): number | undefined {
+  let bare: number | undefined
+  for (const [key, value] of Object.entries(table)) {
+    const [, id, address] = /^(?:eip155:(\d+):)?(0x[0-9a-fA-F]{40})$/.exec(key) ?? []
+    if (!address || !sameAddress(address, token)) continue
+    if (id === undefined) bare = value
+    else if (Number(id) === chainId) return value
+  }
+  return bare
 }
 
 /** A refusal to pay, with a stable code. */
@@ -127,7 +150,15 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         currency: request.currency,
         network: `eip155:${request.methodDetails.chainId}`,
       }
-      if (request.methodDetails.decimals !== undefined) quote.decimals = request.methodDetails.decimals
+      const { chainId, decimals: advertised } = request.methodDetails
+      const known = configuredDecimals(options.decimals ?? {}, chainId, request.currency)
+      if (known !== undefined && advertised !== undefined && advertised !== known)
+        throw new PolicyError(
+          'decimals',
+          `evm: the challenge names ${advertised} decimals for ${request.currency}, this client knows ${known}`,
+        )
+      const decimals = known ?? advertised
+      if (decimals !== undefined) quote.decimals = decimals
       return quote
     },
     async createPayload({ challenge, request }) {

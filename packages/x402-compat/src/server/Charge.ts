@@ -30,6 +30,7 @@ import {
   onChain,
   once,
   type Reader,
+  receiptOf,
   recentLogs,
   refuse,
   type Wallet,
@@ -265,7 +266,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
           try {
             return options.facilitator
               ? await settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
-              : await settleWithWallet(options.wallet!, request, payload, timeout)
+              : await settleWithWallet(options.wallet!, reader, request, payload, timeout)
           } catch (error) {
             // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
             // whose claim was released): the authorization is then used on chain and any new attempt is
@@ -355,16 +356,24 @@ const transferWithAuthorizationAbi = [
   },
 ] as const
 
+/**
+ * Submits `transferWithAuthorization` from the server's wallet (it pays gas): simulated first, so an
+ * authorization that would revert (no balance, nonce used, a signature the token refuses) costs the
+ * server no gas; then the receipt must be this very transaction's and hold the expected `Transfer`.
+ *
+ * @see draft-evm-charge-00 §"Authorization Verification" steps 7–10
+ */
 async function settleWithWallet(
   wallet: Wallet,
+  reader: Reader | undefined,
   request: EvmChargeRequest,
   payload: AuthorizationPayload,
   timeout: number,
 ): Promise<string> {
   const { r, s, v, yParity } = parseSignature(payload.signature as Hex)
-  const data = encodeFunctionData({
+  const call = {
     abi: transferWithAuthorizationAbi,
-    functionName: 'transferWithAuthorization',
+    functionName: 'transferWithAuthorization' as const,
     args: [
       payload.from as Address,
       payload.to as Address,
@@ -375,21 +384,49 @@ async function settleWithWallet(
       Number(v ?? BigInt(yParity + 27)),
       r,
       s,
-    ],
-  })
+    ] as const,
+  }
+  // 7. "The signer has sufficient token balance"; "Servers SHOULD simulate the transaction via eth_call
+  // before submitting to detect failures without spending gas." The simulation answers for the balance,
+  // the nonce, the validity window and the signature as the token itself checks them.
+  if (reader?.simulateContract)
+    await onChain(
+      reader.simulateContract({ account: wallet.account, address: request.currency, ...call }),
+      timeout,
+      () =>
+        refuse(
+          'The authorization would revert on chain (balance too low, nonce used or signature refused).',
+          'authorization-reverts',
+        ),
+    )
   let hash: Hex
   try {
     hash = await withTimeout(
-      wallet.sendTransaction({ account: wallet.account, to: request.currency, data, gas: 300_000n }),
+      wallet.sendTransaction({
+        account: wallet.account,
+        to: request.currency,
+        data: encodeFunctionData(call),
+        gas: 300_000n,
+      }),
       timeout,
     )
   } catch (cause) {
     if (PaymentError.is(cause)) throw cause
     throw new ServiceUnavailableError({ detail: 'The chain is unavailable.', retryAfter: 1, cause })
   }
-  const receipt = await withTimeout(wallet.waitForTransactionReceipt({ hash, timeout }), timeout)
+  // 9. "Verify the transaction receipt indicates success" (of this very transaction, not a replacement).
+  const receipt = await receiptOf(wallet, hash, timeout)
   // "Servers MUST NOT return a receipt for a reverted transaction."
   if (receipt.status !== 'success')
     throw new VerificationFailedError({ detail: 'The transfer reverted.', reason: 'transfer-reverted' })
+  // 10. "Verify the Transfer event log matches the expected parameters"
+  const expected = {
+    token: request.currency,
+    to: request.recipient,
+    value: BigInt(request.amount),
+    from: payload.from,
+  }
+  if (!hasTransfers(receipt.logs ?? [], [expected]))
+    throw refuse('The receipt lacks the expected Transfer log.', 'transfer-mismatch')
   return hash
 }

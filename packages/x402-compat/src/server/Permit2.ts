@@ -4,7 +4,16 @@ import { challengeHash, payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, Permit2Payload } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
 import { hasTransfers, transferEvent } from '../Transfer.js'
-import { latestValidity, onChain, once, type Reader, recentLogs, refuse, type Wallet } from './Shared.js'
+import {
+  latestValidity,
+  onChain,
+  once,
+  type Reader,
+  receiptOf,
+  recentLogs,
+  refuse,
+  type Wallet,
+} from './Shared.js'
 
 /** What the Permit2 checks need from the method's configuration. */
 export type Permit2Context = {
@@ -34,7 +43,8 @@ function expectedTransfers(request: EvmChargeRequest): { to: string; amount: big
 
 /**
  * Checks a Permit2 credential before anything is submitted (draft-evm-charge-00 §"Permit2
- * Verification", steps 1–10); returns the owner (the signer named by `source`).
+ * Verification", steps 1, 2 and 5–10; 3–4 are read by the settlement); returns the owner (the signer
+ * named by `source`).
  */
 export async function verifyPermit2(
   context: Permit2Context,
@@ -97,11 +107,20 @@ export async function verifyPermit2(
   } catch {}
   if (!signer || !sameAddress(signer, owner))
     throw refuse('The permit signature is invalid or not the source’s.', 'invalid-signature')
-  // 3–4. "sufficient token balance" and "sufficient Permit2 allowance" for the total.
-  const total = BigInt(request.amount)
+  // 3–4. (balance and allowance) are read in the settlement, before submitting: see {@link funded}.
+  return owner
+}
+
+/**
+ * 3–4. "The signer has sufficient token balance for the total amount (primary + all splits)" and "The
+ * signer has sufficient Permit2 allowance". Read inside the settlement's claim, not in `verify`: a
+ * permit that already landed (its answer lost) used that balance and allowance up, and its payer must
+ * still reach the lookup that serves it (see landedPermit2) rather than be refused as unfunded.
+ */
+async function funded(context: Permit2Context, currency: Address, owner: Address, total: bigint) {
   const read = (functionName: 'balanceOf' | 'allowance', args: readonly Address[]) =>
     onChain(
-      context.reader.readContract({ address: request.currency, abi: erc20Abi, functionName, args }),
+      context.reader.readContract({ address: currency, abi: erc20Abi, functionName, args }),
       context.timeout,
     ) as Promise<bigint>
   const [balance, allowance] = await Promise.all([
@@ -111,7 +130,6 @@ export async function verifyPermit2(
   if (balance < total) throw refuse('The payer’s balance is too low.', 'insufficient-balance')
   if (allowance < total)
     throw refuse('The payer has not approved Permit2 for this amount.', 'insufficient-allowance')
-  return owner
 }
 
 /**
@@ -154,6 +172,7 @@ export function settlePermit2(
     ttl,
     async () => {
       try {
+        await funded(context, request.currency as Address, owner, BigInt(request.amount))
         return await submit(context, data, call, transfers)
       } catch (error) {
         // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
@@ -194,10 +213,7 @@ async function submit(
     context.wallet.sendTransaction({ account, to: context.permit2, data, gas: 400_000n }),
     context.timeout,
   )
-  const receipt = await onChain(
-    context.wallet.waitForTransactionReceipt({ hash, timeout: context.timeout }),
-    context.timeout,
-  )
+  const receipt = await receiptOf(context.wallet, hash, context.timeout)
   // 13. "Verify the transaction receipt indicates success"
   if (receipt.status !== 'success') throw refuse('The permit transfer reverted.', 'transfer-reverted')
   if (!hasTransfers(receipt.logs ?? [], transfers))

@@ -9,6 +9,7 @@ export type Wallet = {
   sendTransaction(args: any): Promise<Hex>
   waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<{
     status: 'success' | 'reverted'
+    transactionHash?: Hex
     logs?: readonly { address: Address; topics: readonly Hex[]; data: Hex }[]
   }>
 }
@@ -51,6 +52,31 @@ export async function recentLogs(
     timeout,
   )
   return logs.map((log) => log.transactionHash)
+}
+
+/**
+ * Waits (under `timeout`) for the receipt of the very transaction `hash` names. viem's
+ * `waitForTransactionReceipt` answers for a transaction replaced in the pool (same sender and nonce:
+ * repriced, cancelled or another call) with the replacement's receipt; that receipt is not this
+ * credential's payment, and the replacement, unclaimed, could pay for another challenge by its own
+ * hash: it is refused (`transaction-replaced`). A wait that does not answer is a 503.
+ *
+ * @see draft-evm-charge-00 §"Transaction Verification" step 7: "Wait for confirmation and fetch the
+ * transaction receipt"; §"Replay Protection": "The transaction hash (derived after broadcast) serves as
+ * the replay token."
+ */
+export async function receiptOf<receipt extends { transactionHash?: Hex }>(
+  waiter: { waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<receipt> },
+  hash: Hex,
+  timeout: number,
+): Promise<receipt> {
+  const receipt = await onChain(waiter.waitForTransactionReceipt({ hash, timeout }), timeout)
+  if (
+    typeof receipt?.transactionHash !== 'string' ||
+    receipt.transactionHash.toLowerCase() !== hash.toLowerCase()
+  )
+    throw refuse('The transaction was replaced before it was mined.', 'transaction-replaced')
+  return receipt
 }
 
 /** A `verification-failed` problem with a stable reason. */

@@ -11,7 +11,7 @@ import {
 import { payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, HashPayload, TransactionPayload } from '../Methods.js'
 import { hasTransfers } from '../Transfer.js'
-import { onChain, once, type Reader, refuse } from './Shared.js'
+import { onChain, once, type Reader, receiptOf, refuse } from './Shared.js'
 
 /** What the `transaction` and `hash` checks need from the method's configuration. */
 export type ChainContext = {
@@ -133,10 +133,7 @@ async function confirm(
   options: { fresh?: boolean } = {},
 ): Promise<string> {
   // 7–8. "Wait for confirmation and fetch the transaction receipt"; "Verify the receipt status is 0x1"
-  const receipt = await onChain(
-    context.reader.waitForTransactionReceipt({ hash, timeout: context.timeout }),
-    context.timeout,
-  )
+  const receipt = await receiptOf(context.reader, hash, context.timeout)
   if (receipt.status !== 'success') throw refuse('The transfer reverted.', 'transfer-reverted')
   if (options.fresh) await checkAge(context, receipt.blockNumber)
   // 9. "Verify the receipt contains a Transfer event log matching the challenge parameters"
@@ -187,16 +184,23 @@ export function settleHash(
 }
 
 function confirmed(
-  receipt: { logs?: readonly never[] },
+  receipt: { from?: string; logs?: readonly never[] },
   request: EvmChargeRequest,
   hash: Hex,
   payer: Address | undefined,
 ): string {
+  // The client "signs and broadcasts a standard ERC-20 transfer transaction" and "pays gas" (§"Hash
+  // Payload"): the Transfer must be from the transaction's sender. A transfer someone else submitted (this
+  // server's own permit2 or authorization settlement, a facilitator's) paid for another credential: its
+  // hash, claimed under no `tx:` key, would otherwise pay again for whoever presents it first.
+  const sender = typeof receipt.from === 'string' ? receipt.from : undefined
+  if (!sender || (payer !== undefined && !sameAddress(payer, sender)))
+    throw refuse('The receipt has no Transfer matching the challenge.', 'transfer-mismatch')
   const expected = {
     token: request.currency,
     to: request.recipient,
     value: BigInt(request.amount),
-    from: payer,
+    from: sender,
   }
   if (!hasTransfers(receipt.logs ?? [], [expected]))
     throw refuse('The receipt has no Transfer matching the challenge.', 'transfer-mismatch')
