@@ -85,3 +85,53 @@ describe('node adapter: Host headers that are no URL authority', () => {
     }
   })
 })
+
+describe('adapters: the service keeps its own responses and stays up', () => {
+  test("Hono: the app's own Link header is kept beside the discovery one", async () => {
+    const { Hono } = await import('hono')
+    const { hono } = await import('./Adapters.js')
+    const app = new Hono()
+    app.use(hono(discovery) as never)
+    app.get('/set', (c) => {
+      c.header('link', '</style.css>; rel=preload')
+      return c.text('a')
+    })
+    app.get('/own', () => new Response('b', { headers: { link: '</s.css>; rel=preload' } }))
+    for (const path of ['/set', '/own']) {
+      const link = (await app.request(path)).headers.get('link') ?? ''
+      expect(link, path).toMatch(/rel=preload/)
+      expect(link, path).toContain('</openapi.json>; rel="mpp-endpoint"')
+    }
+  })
+
+  test('node:http: a document that cannot be generated goes to next(error), the listener stays up', async () => {
+    const route = { offers: [{ method: 'test', request: { amount: '1000' } as Record<string, unknown> }] }
+    const changing = create({ info: { title: 'API', version: '1' }, operations: [{ path: '/a', route }] })
+    // The route changed after startup to a price discovery cannot publish.
+    route.offers[0]!.request.amount = '1.5'
+    const middleware = node(changing)
+    const thrown: unknown[] = []
+    const server = createServer((req, res) => {
+      try {
+        middleware(req, res, (error) => {
+          res.statusCode = error ? 500 : 200
+          res.end(error ? 'next(error)' : 'app')
+        })
+      } catch (error) {
+        thrown.push(error)
+        res.statusCode = 500
+        res.end('thrown')
+      }
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as AddressInfo
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/openapi.json`)
+      expect(await response.text()).toBe('next(error)')
+      expect(thrown).toEqual([])
+    } finally {
+      server.close()
+    }
+  })
+})

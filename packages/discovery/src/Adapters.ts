@@ -30,7 +30,15 @@ export function node(discovery: Discovery) {
     const method = req.method ?? 'GET'
     if (method === 'GET' || method === 'HEAD') {
       const request = requestOf(req, method)
-      const response = request && discovery.handle(request)
+      let response: Response | undefined
+      try {
+        response = request && discovery.handle(request)
+      } catch (error) {
+        // A document that cannot be generated (a route changed to a price it cannot publish): the app's
+        // error handler answers, instead of a throw in the listener (a process exit on bare node:http).
+        next(error)
+        return
+      }
       if (response) {
         writeResponse(res, response).catch(next)
         return
@@ -42,7 +50,10 @@ export function node(discovery: Discovery) {
 }
 
 /** The Hono context members the middleware uses (structural, so hono stays a peer of the app). */
-type HonoContext = { req: { raw: Request }; header(name: string, value: string): void }
+type HonoContext = {
+  req: { raw: Request }
+  header(name: string, value: string, options?: { append?: boolean }): void
+}
 
 /**
  * Hono middleware: serves the discovery documents, and adds the `Link` header to every other response.
@@ -57,7 +68,8 @@ export function hono(discovery: Discovery) {
     const response = discovery.handle(c.req.raw)
     if (response) return response
     await next()
-    c.header('link', discovery.link)
+    // Appended: the app's own Link header (preloads, pagination) stays.
+    c.header('link', discovery.link, { append: true })
     return undefined
   }
 }

@@ -123,7 +123,6 @@ describe('create', () => {
               },
               {
                 "amount": null,
-                "currency": "usd",
                 "intent": "charge",
                 "method": "test",
               },
@@ -234,5 +233,140 @@ describe('adapters', () => {
     expect((await handler(new Request('http://x/openapi.json'))).headers.get('cache-control')).toBe(
       'max-age=300',
     )
+  })
+})
+
+describe('create: what discovery advertises is what the server asks for', () => {
+  // Every offer of every paid operation, compared with the challenges the real @mppkit/core server
+  // issues on that route: "If discovery indicates payment offer details that differ from the 402
+  // challenge, including method, intent, amount, or currency, the 402 challenge takes precedence" —
+  // a difference misleads the agents that choose a service from its discovery document.
+  const session = { ...rail.server(), definition: { ...rail.server().definition, intent: 'session' } }
+  const methods = [
+    { ...rail.server(), defaults: { currency: 'usd', recipient: 'acct_1', amount: '3' } },
+    { ...session, defaults: { currency: 'usd', recipient: 'acct_1' } },
+  ]
+  const routes: Record<string, Server.Route> = {
+    '/fixed': {
+      offers: [{ method: 'test', request: { amount: '1000', currency: 'eur' }, description: 'x' }],
+    },
+    // No request: the method's defaults alone (amount included) are the price.
+    '/defaults': { offers: [{ method: 'test' }] },
+    // A price function that names its own currency: the default currency is not what it asks for.
+    '/dynamic': { offers: [{ method: 'test', request: () => ({ amount: '9', currency: 'jpy' }) }] },
+    '/both': {
+      offers: [
+        { method: 'test', intent: 'session', request: { amount: '25' } },
+        { method: 'test', request: { amount: '750' } },
+      ],
+    },
+  }
+
+  test('every offer agrees with the 402 challenges of the route', async () => {
+    const { Server: Core } = await import('@mppkit/core/server')
+    const { Challenge } = await import('@mppkit/core')
+    const server = Core.create({
+      realm: 'api.test',
+      secrets: ['discovery-secret-0123456789abcdefghij'],
+      methods,
+    })
+    const discovery = create({
+      info: { title: 'API', version: '1' },
+      operations: Object.entries(routes).map(([path, route]) => ({ path, route })),
+      methods,
+    })
+    for (const endpoint of discovery.manifest().endpoints) {
+      const handler = server.protect(routes[endpoint.path]!, () => new Response('ok'))
+      const response = await handler(new Request(`https://api.test${endpoint.path}`))
+      expect(response.status).toBe(402)
+      const challenges = Challenge.parseAll(response.headers.get('www-authenticate')!)
+      expect(challenges.length, endpoint.path).toBe(endpoint.offers.length)
+      endpoint.offers.forEach((offer, i) => {
+        const challenge = challenges[i]!
+        const request = challenge.request as Record<string, unknown>
+        const advertised = { method: offer.method, intent: offer.intent, description: offer.description }
+        expect(advertised, endpoint.path).toEqual({
+          method: challenge.method,
+          intent: challenge.intent,
+          description: challenge.description,
+        })
+        // A fixed price is the challenge's; a dynamic one is null, and claims no currency it may not use.
+        if (offer.amount !== null) expect(offer.amount, endpoint.path).toBe(request.amount)
+        if (offer.currency !== undefined) expect(offer.currency, endpoint.path).toBe(request.currency)
+      })
+    }
+    expect(discovery.manifest().endpoints.map((e) => e.offers.map((o) => o.amount))).toEqual([
+      ['1000'],
+      ['3'],
+      [null],
+      ['25', '750'],
+    ])
+  })
+})
+
+describe('create: operations as OpenAPI requires them', () => {
+  const paid: Server.Route = { offers: [{ method: 'test', request: { amount: '5' } }] }
+
+  test('path parameters (`:id` or `{id}`) are one templated path with its parameters declared', async () => {
+    const discovery = create({
+      info: { title: 'API', version: '1' },
+      operations: [
+        { path: '/users/:id/posts/{post}', route: paid },
+        { path: '/users/:id/posts/{post}', method: 'DELETE' },
+      ],
+    })
+    const document = discovery.openapi() as any
+    expect(Object.keys(document.paths)).toEqual(['/users/{id}/posts/{post}'])
+    // "Each template expression in the path MUST correspond to a path parameter" (OpenAPI 3.1 §4.8.2)
+    expect(document.paths['/users/{id}/posts/{post}'].get.parameters).toEqual([
+      { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+      { name: 'post', in: 'path', required: true, schema: { type: 'string' } },
+    ])
+    expect(document.paths['/users/{id}/posts/{post}'].delete.parameters).toHaveLength(2)
+    expect(discovery.manifest().endpoints.map((e) => e.path)).toEqual(['/users/{id}/posts/{post}'])
+    const validator = new Validator()
+    expect((await validator.validate(document)).valid).toBe(true)
+    expect(validate(document).valid).toBe(true)
+  })
+
+  test('an operation OpenAPI cannot describe is a ConfigurationError at create, not a broken document', () => {
+    const make = (operation: Operation) => () =>
+      create({ info: { title: 'API', version: '1' }, operations: [operation] })
+    expect(make({ path: 'weather', route: paid })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: discovery: the path "weather" must start with "/" (a URL path: segments, ":name" or "{name}" parameters)]`,
+    )
+    expect(make({ path: '/weather?city=paris', route: paid })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: discovery: the path "/weather?city=paris" must start with "/" (a URL path: segments, ":name" or "{name}" parameters)]`,
+    )
+    expect(make({ path: '/files/*', route: paid })).toThrow(/the path "\/files\/\*"/)
+    expect(make({ path: '/a/:id/:id', route: paid })).toThrow(/parameter "id" twice/)
+    expect(make({ path: '/weather', method: 'all', route: paid })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: discovery: GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH or TRACE, not "all" (/weather)]`,
+    )
+    expect(() =>
+      create({
+        info: { title: 'API', version: '1' },
+        operations: [
+          { path: '/users/:id', route: paid },
+          { path: '/users/{id}', method: 'GET' },
+        ],
+      }),
+    ).toThrowErrorMatchingInlineSnapshot(`[ConfigurationError: discovery: GET /users/{id} is listed twice]`)
+  })
+
+  test('a fixed amount is published only in base units, as the spec and the 402 spell it', () => {
+    // "When non-null, the value MUST be a string of ASCII digits … Leading zeros MUST NOT be used"
+    for (const amount of ['01', '1.5', '', ' 5', 1000, 1e21, -1])
+      expect(
+        () =>
+          create({
+            info: { title: 'API', version: '1' },
+            operations: [{ path: '/a', route: { offers: [{ method: 'test', request: { amount } }] } }],
+          }),
+        String(amount),
+      ).toThrow(/base units/)
+    const route: Server.Route = { offers: [{ method: 'test', request: { amount: '0' } }] }
+    const discovery = create({ info: { title: 'API', version: '1' }, operations: [{ path: '/a', route }] })
+    expect(discovery.manifest().endpoints[0]!.offers[0]!.amount).toBe('0')
   })
 })

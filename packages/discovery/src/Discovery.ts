@@ -1,4 +1,4 @@
-import { type DiscoveredOffer, type Options, offersOf, openapi } from './Document.js'
+import { type DiscoveredOffer, type Options, offersOf, openapi, operationsOf } from './Document.js'
 
 /** Where each declaration is served. */
 export const paths = {
@@ -47,10 +47,12 @@ export type Manifest = {
  * @see draft-payment-discovery-00
  */
 export function create(options: Options): Discovery {
+  // An operation or offer the documents cannot describe is a ConfigurationError now, at startup.
+  openapi(options)
   const manifest = (): Manifest => {
     const methods: Manifest['methods'] = {}
     const endpoints: Manifest['endpoints'] = []
-    for (const operation of options.operations) {
+    for (const { operation, path, verb } of operationsOf(options)) {
       if (!operation.route) continue
       const offers = offersOf(operation.route, options.methods)
       for (const offer of offers) {
@@ -58,7 +60,7 @@ export function create(options: Options): Discovery {
         methods[offer.method] = entry
         if (!entry.intents.includes(offer.intent)) entry.intents.push(offer.intent)
       }
-      endpoints.push({ method: (operation.method ?? 'get').toUpperCase(), path: operation.path, offers })
+      endpoints.push({ method: verb.toUpperCase(), path, offers })
     }
     return { version: 1, name: options.info.title, openapi: paths.openapi, methods, endpoints }
   }

@@ -112,3 +112,35 @@ describe('validate', () => {
     )
   })
 })
+
+describe('validate: what the spec forbids and what it allows', () => {
+  const withDocs = (homepage: string) =>
+    validate({ ...specExample, 'x-service-info': { docs: { homepage } } }).problems.map((p) => p.path)
+
+  test('"All URI values MUST conform to RFC 3986": what WHATWG URL parsing repairs is refused', () => {
+    for (const uri of [
+      'https://api.example.com/docs page',
+      'https:\\\\api.example.com\\docs',
+      'https://api.example.com/<docs>',
+      'https://api.example.com/d%zzocs',
+      'https://api.example.com/\u00e9',
+      'docs',
+    ])
+      expect(withDocs(uri), uri).toEqual(['$.x-service-info.docs.homepage'])
+    for (const uri of [
+      'https://api.example.com/docs?lang=en#top',
+      'https://api.example.com/%C3%A9',
+      'urn:isbn:0451450523',
+      'mailto:docs@api.example.com',
+    ])
+      expect(withDocs(uri), uri).toEqual([])
+  })
+
+  test('a path that does not start with "/" is no OpenAPI path', () => {
+    const document = structuredClone(specExample) as any
+    document.paths['v1/chat'] = document.paths['/v1/chat/completions']
+    expect(validate(document).problems).toEqual([
+      { path: '$.paths["v1/chat"]', message: 'a path must start with "/"' },
+    ])
+  })
+})

@@ -29,6 +29,13 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const amountPattern = /^(0|[1-9][0-9]*)$/
+
+// RFC 3986 §3: `scheme ":" hier-part [ "?" query ] [ "#" fragment ]`, in unreserved, reserved and
+// percent-encoded characters only. WHATWG URL parsing alone accepts (and repairs) spaces, backslashes,
+// non-ASCII and stray `%`.
+const uriCharacters = /^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/
+const isUri = (value: unknown): boolean =>
+  typeof value === 'string' && uriCharacters.test(value) && URL.canParse(value)
 const offerKeys = new Set(['intent', 'method', 'amount', 'currency', 'description'])
 
 function checkOffer(offer: unknown, at: string, problems: Finding[]): DiscoveredOffer | undefined {
@@ -97,7 +104,7 @@ function checkServiceInfo(info: unknown, problems: Finding[]): void {
     if (!isObject(docs)) problems.push({ path: `${at}.docs`, message: 'must be an object' })
     else
       for (const key of ['apiReference', 'homepage', 'llms'])
-        if (key in docs && (typeof docs[key] !== 'string' || !URL.canParse(docs[key] as string)))
+        if (key in docs && !isUri(docs[key]))
           problems.push({ path: `${at}.docs.${key}`, message: 'must be a URI' })
   }
 }
@@ -150,6 +157,9 @@ export function validate(document: unknown): Report {
   }
   let operationCount = 0
   for (const [path, item] of entries) {
+    // OpenAPI 3.1 §4.8.8.1: "The field name MUST begin with a forward slash (`/`)."
+    if (!path.startsWith('/'))
+      problems.push({ path: `$.paths[${JSON.stringify(path)}]`, message: 'a path must start with "/"' })
     if (!isObject(item)) {
       problems.push({ path: `$.paths[${JSON.stringify(path)}]`, message: 'must be an object' })
       continue

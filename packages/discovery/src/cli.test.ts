@@ -51,3 +51,23 @@ describe('main', () => {
     `)
   })
 })
+
+describe('main: hostile origins', () => {
+  test('credentials in the origin are neither sent nor printed; a cross-origin redirect is one line', async () => {
+    const { lines, io } = capture()
+    const sent: string[] = []
+    const spy: typeof fetch = async (input) => {
+      sent.push(String(input))
+      return new Response(null, { status: 302, headers: { location: 'http://169.254.169.254/latest' } })
+    }
+    expect(await main(['inspect', 'https://admin:s3cret@api.example'], io, { fetch: spy })).toBe(2)
+    expect(await main(['inspect', 'https://api.example'], io, { fetch: spy })).toBe(2)
+    expect(sent).toEqual(['https://api.example/openapi.json'])
+    expect(lines).toMatchInlineSnapshot(`
+      [
+        "! mppkit-discovery: the origin URL carries credentials; inspect sends none",
+        "! mppkit-discovery: https://api.example/openapi.json redirects to another origin (not followed)",
+      ]
+    `)
+  })
+})
