@@ -179,6 +179,32 @@ describe.skipIf(!built)('mppkit inspect', () => {
     expect(shown).not.toContain('Q'.repeat(300))
   })
 
+  it('refuses a URL carrying credentials, sends nothing and never prints the password', async () => {
+    let requests = 0
+    const probe = http.createServer((_, res) => {
+      requests++
+      res.end()
+    })
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const { port } = probe.address() as AddressInfo
+    try {
+      for (const target of [
+        `http://agent:hunter2secret@127.0.0.1:${port}`,
+        `http://agent:hunter2secret@127.0.0.1:${port}/x`,
+      ]) {
+        const failure = await run('node', [cliPath, 'inspect', target]).catch((e) => e)
+        expect(failure.code, target).toBe(2)
+        expect(failure.stderr).toBe(
+          'mppkit inspect: a URL with credentials (user:password@) is refused; nothing was sent\n',
+        )
+        expect(`${failure.stdout}${failure.stderr}`).not.toContain('hunter2')
+      }
+      expect(requests).toBe(0)
+    } finally {
+      probe.close()
+    }
+  })
+
   it('exits non-zero on garbage', async () => {
     await expect(run('node', [cliPath, 'inspect', 'hello'])).rejects.toMatchObject({ code: 1 })
   })

@@ -34,6 +34,14 @@ async function inspect(args: string[]): Promise<number> {
     process.stderr.write(`mppkit inspect: missing <header value | URL>\n\n${usage}\n`)
     return 2
   }
+  // A URL carrying credentials (`https://user:secret@host`) is refused before anything is sent or
+  // printed: the error lines below echo the target.
+  if (/^https?:\/\//i.test(target) && hasCredentials(target)) {
+    process.stderr.write(
+      'mppkit inspect: a URL with credentials (user:password@) is refused; nothing was sent\n',
+    )
+    return 2
+  }
   if (/^https?:\/\//i.test(target) && isOrigin(target)) {
     try {
       const { stdout, stderr, code } = await inspectOrigin(target, { reveal })
@@ -81,3 +89,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1
   },
 )
+
+/** True when a URL names a user or password (`https://user:secret@host`). */
+function hasCredentials(url: string): boolean {
+  try {
+    const parsed = new URL(url)
+    return parsed.username !== '' || parsed.password !== ''
+  } catch {
+    return false
+  }
+}
