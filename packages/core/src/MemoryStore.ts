@@ -35,6 +35,7 @@ export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>()
   readonly #now: () => number
   #nextSweep = 0
+  #closed = false
 
   constructor(options: MemoryStoreOptions = {}) {
     this.maxEntries = options.maxEntries ?? 250_000
@@ -49,6 +50,7 @@ export class MemoryStore implements Store {
   }
 
   #live(key: string, now = this.#now()): Entry | undefined {
+    this.#open()
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= now) {
@@ -59,6 +61,7 @@ export class MemoryStore implements Store {
   }
 
   #write(key: string, value: string, ttlMs: number, now: number, existing = this.#entries.has(key)): void {
+    this.#open()
     const ms = ttl(ttlMs)
     if (!existing && this.#entries.size >= this.maxEntries) {
       this.sweep(now)
@@ -95,6 +98,7 @@ export class MemoryStore implements Store {
   }
 
   async delete(key: string): Promise<void> {
+    this.#open()
     this.#entries.delete(key)
   }
 
@@ -125,6 +129,7 @@ export class MemoryStore implements Store {
 
   /** Runs the steps synchronously, so nothing interleaves (see {@link Store.atomic}). */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    this.#open()
     const now = this.#now()
     // Like the networked stores, a bad TTL refuses the whole batch before anything is written.
     for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
@@ -140,8 +145,19 @@ export class MemoryStore implements Store {
     return result
   }
 
+  /**
+   * Drops every key. Afterwards every operation rejects with `StoreUnavailableError` (a 503), as the
+   * networked stores do once their connection is closed: a closed store that answered as an empty one
+   * would accept every consumed credential again. Calling it again does nothing.
+   */
   async close(): Promise<void> {
+    this.#closed = true
     this.#entries.clear()
+  }
+
+  /** Throws once the store is closed. */
+  #open(): void {
+    if (this.#closed) throw new StoreUnavailableError({ detail: 'Memory store is closed', retryAfter: 1 })
   }
 }
 

@@ -215,7 +215,9 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     while ((await rows(`key = 'periodic:short'`)).length > 0 && Date.now() < deadline) await sleep(50)
     expect(await rows(`key LIKE 'periodic:%'`)).toEqual(['periodic:long'])
     await store.close()
-    await store.set('periodic:after-close', '1', 1)
+    await admin.query(
+      `INSERT INTO "${schema}"."store" (key, value, expires_at) VALUES ('periodic:after-close', '1', now())`,
+    )
     await sleep(300)
     // The timer is gone: the expired row stays until someone cleans up.
     expect(await rows(`key = 'periodic:after-close'`)).toEqual(['periodic:after-close'])
@@ -335,6 +337,59 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     }
   })
 
+  it('never loses an atomic write to a row deleted while the batch waits for its lock (delete, cleanup)', async () => {
+    const own = pool(1)
+    const store = new PostgresStore({ pool: own, schema })
+    const { rows: pids } = await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const pid = pids[0]!.pid
+    // A consumed marker and a session's spent counter, live, then expired (what cleanup() deletes).
+    for (const ttlMs of [60_000, 1]) {
+      const [marker, spent] = [`race-delete:marker:${ttlMs}`, `race-delete:spent:${ttlMs}`]
+      await store.set(marker, 'old', ttlMs)
+      await store.set(spent, '5', ttlMs)
+      await sleep(5)
+      // Another connection holds the rows and deletes them while the batch waits (a concurrent
+      // delete(), or cleanup() of the expired rows), committing once the batch is blocked on them.
+      const blocker = await admin.connect()
+      try {
+        await blocker.query('BEGIN')
+        await blocker.query(`SELECT 1 FROM "${schema}"."store" WHERE key = ANY($1) FOR UPDATE`, [
+          [marker, spent],
+        ])
+        const pending = store.atomic([
+          { op: 'compareAndSet', key: marker, expected: undefined, next: 'new', ttlMs: 60_000 },
+          { op: 'increment', key: spent, delta: 1n, ttlMs: 60_000 },
+        ])
+        const deadline = Date.now() + 3_000
+        for (;;) {
+          const waiting = await admin.query(
+            `SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`,
+            [pid],
+          )
+          if (waiting.rowCount === 1 || Date.now() > deadline) break
+          await sleep(10)
+        }
+        await blocker.query(`DELETE FROM "${schema}"."store" WHERE key = ANY($1)`, [[marker, spent]])
+        await blocker.query('COMMIT')
+        const result = await pending
+        // The batch ran after the delete: it saw both keys absent, and what it reports is what is stored.
+        expect(result).toEqual({
+          completed: true,
+          results: [
+            { op: 'compareAndSet', applied: true, value: 'new' },
+            { op: 'increment', applied: true, value: 1n },
+          ],
+        })
+        expect(await store.get(marker)).toBe('new')
+        expect(await store.get(spent)).toBe('1')
+      } finally {
+        await blocker.query('ROLLBACK').catch(() => {})
+        blocker.release()
+      }
+    }
+    await store.close()
+  })
+
   it('reports a counter holding a non-integer as a typed error, not as an outage', async () => {
     const store = new PostgresStore({ pool: pool(1), schema })
     await store.set('text', '1.5', 10_000)
@@ -406,6 +461,12 @@ describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)'
       applied: true,
       value: 2n,
     })
+    expect(
+      await store.atomic([
+        { op: 'check', key: 'lp:absent', equals: undefined },
+        { op: 'increment', key: 'lp:count', delta: 1n, ttlMs: 10_000, max: 5n },
+      ]),
+    ).toMatchObject({ completed: true })
     await store.delete('lp:put')
     expect(await store.get('lp:put')).toBeUndefined()
     expect(await store.cleanup()).toBeGreaterThanOrEqual(0)

@@ -183,6 +183,7 @@ export class PostgresStore implements Store {
   readonly #timer: ReturnType<typeof setInterval> | undefined
   readonly #autoMigrate: boolean
   #ready: Promise<void> | undefined
+  #closing: Promise<void> | undefined
 
   constructor(options: PostgresStoreOptions) {
     const table = options.table ?? 'store'
@@ -252,6 +253,7 @@ export class PostgresStore implements Store {
   }
 
   async #migrate(): Promise<void> {
+    this.#open()
     const client = await this.#connect()
     // While checked out the pool's idle listener is detached: a connection lost mid-migration must not
     // raise an unhandled 'error'.
@@ -433,6 +435,7 @@ export class PostgresStore implements Store {
       ),
     ].sort()
     for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
+    this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     let client: pg.PoolClient
     try {
@@ -445,10 +448,14 @@ export class PostgresStore implements Store {
     let broken: Error | undefined
     try {
       await client.query('BEGIN')
+      // One statement creates or locks every row: `DO UPDATE … WHERE false` updates nothing but locks the
+      // existing row, and retries as an insert when that row is deleted meanwhile. (With `DO NOTHING` and
+      // a separate `SELECT … FOR UPDATE`, a row deleted in between by `delete()` or `cleanup()` was
+      // skipped by the lock, and the batch's write to it silently went nowhere.)
       await client.query(
-        `INSERT INTO ${this.#qualified} (key, value, expires_at)
+        `INSERT INTO ${this.#qualified} AS existing (key, value, expires_at)
          SELECT key, '', '-infinity' FROM unnest($1::text[]) AS key ORDER BY key
-         ON CONFLICT (key) DO NOTHING`,
+         ON CONFLICT (key) DO UPDATE SET expires_at = existing.expires_at WHERE false`,
         [keys],
       )
       const locked = await client.query<{ key: string; value: string; live: boolean }>(
@@ -456,17 +463,22 @@ export class PostgresStore implements Store {
          WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
         [keys],
       )
+      // Cannot happen once every row is locked above; if it ever did, a 503 beats a lost write.
+      if (locked.rows.length !== keys.length) throw this.#lockLost()
       const live = new Map<string, string>()
       for (const row of locked.rows) if (row.live) live.set(row.key, row.value)
       const { result, writes } = runAtomicSteps(steps, { read: (key) => live.get(key) })
-      if (writes.length > 0)
-        await client.query(
+      if (writes.length > 0) {
+        const written = await client.query(
           `UPDATE ${this.#qualified} AS target
            SET value = w.value, expires_at = now() + w.ms * interval '1 millisecond'
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(key, value, ms)
            WHERE target.key = w.key`,
           [writes.map((w) => w.key), writes.map((w) => w.value), writes.map((w) => ttl(w.ttlMs))],
         )
+        // Never report a write that did not happen: roll back and answer 503 instead.
+        if (written.rowCount !== writes.length) throw this.#lockLost()
+      }
       await client.query('COMMIT')
       return result
     } catch (error) {
@@ -483,8 +495,24 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Stops the cleanup timer and ends the pool the store created (a pool passed in is left open). */
-  async close(): Promise<void> {
+  /** A batch that lost one of its rows: rolled back and answered 503 (nothing it reported was written). */
+  #lockLost(): StoreUnavailableError {
+    return new StoreUnavailableError({
+      detail: 'Payment store row changed during an atomic batch',
+      retryAfter: this.#retryAfter,
+    })
+  }
+
+  /**
+   * Stops the cleanup timer and ends the pool the store created (a pool passed in is left open). Afterwards
+   * every operation rejects with `StoreUnavailableError`; calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     if (this.#owned) {
       await this.pool.end()
@@ -493,10 +521,17 @@ export class PostgresStore implements Store {
     this.pool.off('error', this.#onError)
   }
 
+  /** Throws once {@link PostgresStore.close} was called. */
+  #open(): void {
+    if (this.#closing)
+      throw new StoreUnavailableError({ detail: 'Payment store closed', retryAfter: this.#retryAfter })
+  }
+
   async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<Row>> {
+    this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     try {
       await this.#ready

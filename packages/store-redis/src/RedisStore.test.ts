@@ -139,12 +139,18 @@ describe.skipIf(!!reason)('RedisStore', () => {
     }
   })
 
-  it('uses a client passed in and leaves it open on close', async () => {
+  it('uses a client passed in and leaves it open on close; the closed store answers nothing', async () => {
     const client = new Redis(url, redisClientOptions)
     const store = new RedisStore({ client, keyPrefix: prefix })
     expect(await store.putIfAbsent('own-client', '1', 10_000)).toBe(true)
     await store.close()
+    await store.close()
     expect(await client.get(`${prefix}own-client`)).toBe('1')
+    // The client still works for its owner, but the store, closed, never answers as if it were open.
+    await expect(store.putIfAbsent('own-client:after', '1', 10_000)).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    )
+    expect(await client.get(`${prefix}own-client:after`)).toBeNull()
     expect(client.listenerCount('error')).toBe(0)
     await client.quit()
   })

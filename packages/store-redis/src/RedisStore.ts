@@ -95,6 +95,28 @@ function systemCode(error: unknown): string | undefined {
   return undefined
 }
 
+/** Commands whose arguments carry credentials (`AUTH [user] password`, `HELLO … AUTH user password`). */
+const credentialCommands = new Set(['auth', 'hello'])
+
+/**
+ * Removes the credentials ioredis attaches to the reply error of a refused login: it sets
+ * `error.command = { name: 'auth', args: [user, password] }` on every error reply, and a logger that
+ * prints an error with its cause (pino, `util.inspect`) would print the password. Returns `error`.
+ */
+function redacted<T>(error: T): T {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const command = (e as { command?: unknown }).command as { name?: unknown; args?: unknown } | undefined
+    if (
+      command &&
+      typeof command.name === 'string' &&
+      credentialCommands.has(command.name.toLowerCase()) &&
+      Array.isArray(command.args)
+    )
+      (e as { command: unknown }).command = { name: command.name, args: command.args.map(() => '[redacted]') }
+  }
+  return error
+}
+
 /**
  * Error replies after which the same command can succeed on a retry: the dataset is loading, a script
  * or module is busy, a replica lost its master, a cluster is resharding or down, a read-only replica
@@ -168,6 +190,7 @@ export class RedisStore implements Store {
   #refusal: Error | undefined
   /** The last connection error (ECONNREFUSED…), the cause behind a later "Connection is closed". */
   #connectionError: Error | undefined
+  #closing: Promise<void> | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
@@ -189,6 +212,7 @@ export class RedisStore implements Store {
 
   /** Reports a connection error and remembers whether it was a permanent refusal (WRONGPASS…). */
   readonly #onClientError = (error: Error): void => {
+    redacted(error)
     this.#refusal = permanentReplyCode(error) === undefined ? undefined : error
     this.#connectionError = error
     this.#onError(error)
@@ -330,8 +354,16 @@ export class RedisStore implements Store {
     })
   }
 
-  /** Closes the connection the store opened (a client passed in is left open for its owner). */
-  async close(): Promise<void> {
+  /**
+   * Closes the connection the store opened (a client passed in is left open for its owner). Afterwards
+   * every operation rejects with `StoreUnavailableError`; calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     if (!this.#owned) {
       this.client.off('error', this.#onClientError)
       this.client.off('ready', this.#onReady)
@@ -360,6 +392,8 @@ export class RedisStore implements Store {
   }
 
   async #run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#closing)
+      throw new StoreUnavailableError({ detail: 'Payment store closed', retryAfter: this.#retryAfter })
     try {
       return await operation()
     } catch (error) {
@@ -379,6 +413,7 @@ export class RedisStore implements Store {
    * So is a command that failed while the client cannot connect because Redis refused its login.
    */
   #failure(error: unknown): BaseError {
+    redacted(error)
     let replyCode = permanentReplyCode(error)
     let cause = error
     if (replyCode === undefined && this.#refusal && this.client.status !== 'ready') {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { inspect } from 'node:util'
 import { type Store, StoreUnavailableError } from '@mppkit/core'
 import { payThroughServer } from '@mppkit/core/testing'
 import { RedisStore, RedisStoreError, redisClientOptions } from '@mppkit/store-redis'
@@ -205,6 +206,35 @@ describe.skipIf(!!noServer)('RedisStore (ACL, auth and memory limits on a throwa
         while (store.client.status === 'reconnecting') await new Promise((resolve) => setTimeout(resolve, 5))
       }
       expect(errors.some((error) => error instanceof RedisStoreError)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('never carries the password of a refused login in an error, its cause or onError', async () => {
+    const password = 'pw-that-must-not-leak'
+    const errors: Error[] = []
+    const store = new RedisStore({
+      url: as('app', password),
+      keyPrefix: open,
+      onError: (e) => errors.push(e),
+    })
+    try {
+      const thrown: unknown[] = []
+      for (let attempt = 0; attempt < 2; attempt++) {
+        thrown.push(await failure(() => store.get('k')))
+        while (store.client.status !== 'reconnecting') await new Promise((resolve) => setTimeout(resolve, 5))
+        thrown.push(await failure(() => store.get('k')))
+        while (store.client.status === 'reconnecting') await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      for (const error of thrown) expectPermanent(error, 'WRONGPASS', /invalid username-password/)
+      expect(errors.length).toBeGreaterThan(0)
+      // ioredis attaches the failed AUTH command (user and password) to its reply error; a logger that
+      // prints an error with its cause (pino, util.inspect, console.error) would print the password.
+      for (const error of [...thrown, ...errors]) {
+        expect(inspect(error, { depth: 10 })).not.toContain(password)
+        expect(inspect((error as Error).cause, { depth: 10, showHidden: true })).not.toContain(password)
+      }
     } finally {
       await store.close()
     }

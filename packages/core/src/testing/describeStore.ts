@@ -270,6 +270,29 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
         }
       })
 
+      it('takes a TTL of 0, negative or fractional as the shortest one (about 1 ms) on every write, never as no expiry', async () => {
+        for (const ttlMs of [0, -1, -1e9, 0.4, 1.5]) {
+          const [put, value, cas, counter] = [
+            key('ttl-0'),
+            key('ttl-0-set'),
+            key('ttl-0-cas'),
+            key('ttl-0-n'),
+          ]
+          expect(await store().putIfAbsent(put, 'v', ttlMs)).toBe(true)
+          await store().set(value, 'v', ttlMs)
+          expect(await store().compareAndSet(cas, undefined, 'v', ttlMs)).toBe(true)
+          expect(await store().increment(counter, 1n, { ttlMs })).toEqual({ applied: true, value: 1n })
+          await sleep(50)
+          for (const k of [put, value, cas, counter])
+            expect(await store().get(k), `${k} ${ttlMs}`).toBeUndefined()
+          expect(await store().putIfAbsent(put, 'again', longTtl)).toBe(true)
+          expect(await store().increment(counter, 1n, { ttlMs: longTtl })).toEqual({
+            applied: true,
+            value: 1n,
+          })
+        }
+      })
+
       it('keeps a key written with a TTL too large for the backend instead of failing', async () => {
         for (const ttlMs of huge) {
           const k = key('ttl-huge')
@@ -287,6 +310,31 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
             expect(await store().get(n)).toBe('4')
           }
         }
+      })
+    })
+
+    describe('close', () => {
+      it('can be called twice; afterwards every operation rejects with StoreUnavailableError, none succeeds', async () => {
+        // An instance of its own: the shared ones stay open for the other cases.
+        const closing = await factory()
+        const k = key('closed')
+        expect(await closing.putIfAbsent(k, 'consumed', longTtl)).toBe(true)
+        await closing.close?.()
+        await expect(closing.close?.()).resolves.toBeUndefined()
+        // A closed store that answered as an empty one would accept a consumed credential again.
+        const unavailable = { name: 'StoreUnavailableError', status: 503 }
+        for (const operation of [
+          () => closing.putIfAbsent(k, 'replayed', longTtl),
+          () => closing.get(k),
+          () => closing.set(k, 'v', longTtl),
+          () => closing.delete(k),
+          () => closing.compareAndSet(k, undefined, 'v', longTtl),
+          () => closing.increment(key('closed-counter'), 1n, { ttlMs: longTtl }),
+          ...(closing.atomic ? [() => closing.atomic!([{ op: 'check', key: k, equals: undefined }])] : []),
+        ])
+          await expect(operation()).rejects.toMatchObject(unavailable)
+        // The shared backend (if any) kept the key; closing one instance changes nothing for the others.
+        if (stores.length > 1) expect(await store().get(k)).toBe('consumed')
       })
     })
 
