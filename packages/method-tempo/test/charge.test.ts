@@ -139,7 +139,10 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
   for (const mode of ['push', 'pull'] as const)
     it(`fixed memo, ${mode}: a credential is not accepted again after its hash leaves the replay window`, async () => {
       const memo = `0x${'ab'.repeat(32)}` as Hex
-      const { challenge, submit, runs } = setup({ server: { memo, replayTtlSeconds: 2 } })
+      // Push with a fixed memo is opt-in (see charge-safety.test.ts).
+      const { challenge, submit, runs } = setup({
+        server: { memo, replayTtlSeconds: 2, supportedModes: ['pull', 'push'] },
+      })
       const client = payer(mode === 'push' ? 7 : 8, { mode })
       const recipient = devnet.info.accounts[0]!.address
       const before = await balance(devnet.info.tokens.pathUsd, recipient)
@@ -254,7 +257,7 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
 
   it('rejects a hash already consumed, even when its memo would bind (fixed server memo)', async () => {
     const memo = `0x${'ab'.repeat(32)}` as Hex
-    const { challenge, submit, runs } = setup({ server: { memo } })
+    const { challenge, submit, runs } = setup({ server: { memo, supportedModes: ['pull', 'push'] } })
     const client = payer(2, { mode: 'push' })
     const first = await challenge()
     expect(first.request.methodDetails).toMatchObject({ memo })

@@ -5,6 +5,7 @@ import {
   bytesToBigInt,
   encodeFunctionData,
   type Hex,
+  keccak256,
   type LocalAccount,
 } from 'viem'
 import { Abis } from 'viem/tempo'
@@ -183,8 +184,10 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
         }
       }
       let handedOver = false
+      let sentHash: Hex | undefined
       const send = async () => {
         const serializedTransaction = await sign()
+        sentHash = keccak256(serializedTransaction)
         handedOver = true
         return wallet.sendRawTransactionSync({ serializedTransaction })
       }
@@ -206,6 +209,13 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
           { cause: error, mayHaveSettled: handedOver },
         )
       }
+      // A receipt of another transaction (a replacement, or an RPC answering wrongly) says nothing about
+      // the one sent, which the node may still execute: never present its hash as this payment.
+      if (receipt.transactionHash?.toLowerCase() !== sentHash?.toLowerCase())
+        throw new PaymentFailedError(
+          `tempo: the node answered the payment transaction ${sentHash} with the receipt of ${receipt.transactionHash}`,
+          { mayHaveSettled: true },
+        )
       if (receipt.status !== 'success')
         throw new PaymentFailedError(`tempo: the payment transaction ${receipt.transactionHash} reverted`)
       return { payload: { type: 'hash', hash: receipt.transactionHash }, source }

@@ -125,9 +125,16 @@ export type ChargeOptions = Connection & {
   feeToken?: Address
   /** Policy checked before co-signing. */
   sponsorPolicy?: SponsorPolicy
-  /** Advertised modes (default both; omitted from the challenge when both, as the spec requires). */
+  /**
+   * Advertised modes (default both, pull only with a fixed `memo`; omitted from the challenge when both,
+   * as the spec requires).
+   */
   supportedModes?: readonly ('pull' | 'push')[]
-  /** A fixed `methodDetails.memo` (then the memo, not the attribution memo, must be used). */
+  /**
+   * A fixed `methodDetails.memo` (then the memo, not the attribution memo, must be used). Such a memo
+   * does not bind a transfer to its challenge, so push (`hash`) credentials, whose mined hash anyone can
+   * submit first, are refused unless `supportedModes` names `push` (also for an offer's own memo).
+   */
   memo?: Hex
   /** `methodDetails.splits`. */
   splits?: readonly { amount: string; recipient: Address; memo?: Hex }[]
@@ -187,7 +194,11 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
   const chainId = options.chainId ?? options.client?.chain?.id ?? defaultChainId
   const client = publicClientFor(options, options.rpcUrl ?? '', chainId)
   const replayTtlMs = (options.replayTtlSeconds ?? 7 * 86_400) * 1000
-  const modes = options.supportedModes ?? ['pull', 'push']
+  // A fixed memo does not name the challenge a transfer pays, and a hash credential's `source` is not
+  // signed: any onlooker could claim a mined payment's hash before its payer does (who then paid for
+  // nothing). So with a fixed memo, push is offered and accepted only when `supportedModes` names it.
+  const pushOptedIn = options.supportedModes?.includes('push') === true
+  const modes = options.supportedModes ?? (options.memo !== undefined ? ['pull'] : ['pull', 'push'])
   if (modes.length === 0) throw new ConfigurationError('tempo: supportedModes needs at least one mode')
   const feePayer = options.feePayer
 
@@ -271,6 +282,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             detail: 'Hash credentials are not accepted for this challenge.',
             reason: 'mode-unsupported',
           })
+        // An offer's own fixed memo too (it replaces the defaults' `methodDetails`, modes included).
+        if (request.methodDetails?.memo !== undefined && !pushOptedIn)
+          throw new VerificationFailedError({
+            detail: 'Hash credentials are not accepted with a fixed memo: send the signed transaction.',
+            reason: 'mode-unsupported',
+          })
         const source = credential.source === undefined ? undefined : Proof.parseSource(credential.source)
         if (credential.source !== undefined && (!source || source.chainId !== chainId))
           throw new VerificationFailedError({
@@ -292,6 +309,8 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           if (isUnavailable(error)) throw unavailable(error)
           throw error
         }
+        // The receipt of the transaction named, not of another one (a replacement) an RPC answers with.
+        assertSameTransaction(receipt, payload.hash)
         // "servers MUST fetch the transaction receipt and verify that it indicates successful execution"
         if (receipt.status !== 'success')
           throw new VerificationFailedError({
@@ -397,11 +416,13 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         }
         receipt = existing
       }
+      // Only the transaction sent pays: a receipt of another one (a node or proxy answering with a
+      // replacement's receipt) says nothing about it. Its hash stays claimed, so only this challenge may
+      // retry it.
+      assertSameTransaction(receipt, hash)
       // A lost answer is retried at once; an old transaction re-sent after its hash was forgotten is not
       // (the node may answer a known transaction with its old receipt, or refuse it as a nonce reuse).
       await assertRecent(request, receipt)
-      if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
-        await claim(store, receipt.transactionHash, challenge.id)
       if (receipt.status !== 'success')
         throw new VerificationFailedError({
           detail: 'The transaction reverted.',
@@ -418,6 +439,22 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       return done(receipt.transactionHash)
     },
   }
+}
+
+/**
+ * Throws a `VerificationFailedError` (`receipt-mismatch`) unless the receipt is the one of `hash`: a
+ * receipt of another transaction (a replacement, as viem's `waitForTransactionReceipt` or a proxy may
+ * return) never pays, and its hash was never claimed for this challenge.
+ */
+function assertSameTransaction(receipt: TransactionReceipt, hash: string): void {
+  if (
+    typeof receipt.transactionHash !== 'string' ||
+    receipt.transactionHash.toLowerCase() !== hash.toLowerCase()
+  )
+    throw new VerificationFailedError({
+      detail: 'The receipt is not the one of the payment transaction.',
+      reason: 'receipt-mismatch',
+    })
 }
 
 type DecodedTransaction = {
