@@ -28,6 +28,12 @@ describe('extract', () => {
       fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/).map((t) => ({ payment: true, text: `pAyMeNt  ${t}`, t })),
       fc.stringMatching(/^[A-Za-z0-9+/=]{0,40}$/).map((t) => ({ payment: false, text: `Bearer ${t}`, t })),
       fc.stringMatching(/^[a-z]{1,8}$/).map((t) => ({ payment: false, text: `Payments ${t}`, t })),
+      // Another scheme's auth-params: a comma inside a quoted-string (with `\"` escapes) separates nothing.
+      fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/).map((t) => ({
+        payment: false,
+        text: `Digest realm="a, Payment ${t}", nonce="\\", Payment ${t}"`,
+        t,
+      })),
     )
     fc.assert(
       fc.property(
@@ -40,6 +46,13 @@ describe('extract', () => {
       ),
       { numRuns: 1000 },
     )
+  })
+  it('does not split a quoted-string of another scheme', () => {
+    expect(Credential.extract(`Digest username="a, Payment x", Payment ${token}`)).toEqual([token])
+    expect(Credential.extract(`Digest realm="a \\", Payment x", Payment ${token}`)).toEqual([token])
+    expect(Credential.extract(`Basic abc, Digest realm="x,y", qop="auth, Payment z"`)).toEqual([])
+    // An unterminated quote runs to the end of the value.
+    expect(Credential.extract(`Payment ${token}, Digest realm="x, Payment y`)).toEqual([token])
   })
   it('reads only the first maxHeaderLength characters: a cut Payment element is the empty token', () => {
     const long = `Payment ${token}, Bearer ${'x'.repeat(Credential.maxHeaderLength)}`

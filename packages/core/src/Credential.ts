@@ -28,7 +28,7 @@ export const maxHeaderLength = 65536
 
 /**
  * Finds the Payment credentials in an `Authorization` field value (several headers are joined by ",").
- * Returns the raw base64url tokens. Only the first {@link maxHeaderLength} characters are read: a
+ * Returns the raw base64url tokens; a comma inside another scheme's quoted-string separates nothing. Only the first {@link maxHeaderLength} characters are read: a
  * Payment element cut by that limit comes back as the empty token, which no decoder accepts (a server
  * answers it as a malformed credential). Linear time.
  *
@@ -48,13 +48,38 @@ export function extract(value: string | null | undefined): string[] {
     return paymentPrefix.test(trimmed) ? [cut ? '' : trimmed.slice(7).trim()] : []
   }
   const out: string[] = []
-  const parts = text.split(',')
+  const parts = text.indexOf('"') === -1 ? text.split(',') : splitOutsideQuotes(text)
   parts.forEach((part, index) => {
     const trimmed = part.trim()
     if (paymentPrefix.test(trimmed))
       out.push(cut && index === parts.length - 1 ? '' : trimmed.slice(7).trim())
   })
   return out
+}
+
+/**
+ * Splits a field value at the commas outside quoted-strings: another scheme's auth-param
+ * (`Digest realm="a, Payment x"`) is one element, not a Payment credential (RFC 9110 §11.6.2:
+ * `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, with `quoted-string` values in which
+ * `\` escapes the next character). An unterminated quote runs to the end. Linear time.
+ */
+function splitOutsideQuotes(text: string): string[] {
+  const parts: string[] = []
+  let start = 0
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i)
+    if (quoted) {
+      if (char === 92 /* \ */) i++
+      else if (char === 34 /* " */) quoted = false
+    } else if (char === 34) quoted = true
+    else if (char === 44 /* , */) {
+      parts.push(text.slice(start, i))
+      start = i + 1
+    }
+  }
+  parts.push(text.slice(start))
+  return parts
 }
 
 /**

@@ -151,6 +151,12 @@ describe('credentials', () => {
     expect(credentials(headers, ['authorization'])).toEqual([])
     expect(credentials(headers, ['authorization', 'payment-authorization'])).toEqual(['abc'])
   })
+  it("finds one credential beside another scheme's quoted auth-params (two Authorization fields)", () => {
+    const headers = new Headers()
+    headers.append('authorization', 'Digest username="a, Payment x", qop="auth"')
+    headers.append('authorization', 'Payment abc')
+    expect(credentials(headers, ['authorization'])).toEqual(['abc'])
+  })
 })
 
 describe('deeply nested credentials', () => {

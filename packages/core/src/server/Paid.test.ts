@@ -79,6 +79,45 @@ describe('Paid.finalize', () => {
   })
 })
 
+describe('Paid.decorate', () => {
+  // "Responses containing `Payment-Receipt` headers MUST include `Cache-Control: private`" (§12.9): a
+  // `private` that names fields (RFC 9111 §5.2.2.7) lets a shared cache store the rest of the paid
+  // response, which it would then serve to clients that never paid.
+  it.each([
+    [undefined, 'private'],
+    ['public, max-age=600', 'private'],
+    ['public, max-age=600, private="set-cookie"', 'private'],
+    ['private=set-cookie', 'private'],
+    ['max-age=60, x-private-note', 'private'],
+    ['public, x-no-store-hint', 'private'],
+    ['private', 'private'],
+    ['PRIVATE, max-age=60', 'PRIVATE, max-age=60'],
+    ['max-age=60, private', 'max-age=60, private'],
+    ['no-store', 'no-store'],
+    ['no-cache, no-store, must-revalidate', 'no-cache, no-store, must-revalidate'],
+    ['x-note="a, private", public', 'private'],
+    ['x-note="a \\" b", private', 'x-note="a \\" b", private'],
+  ])('a paid 2xx with Cache-Control %j is sent with %j', async (sent, expected) => {
+    const rail = createTestRail()
+    const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
+    const handler = server.protect({ offers: [offer] }, () =>
+      sent === undefined
+        ? new Response('paid')
+        : new Response('paid', { headers: { 'cache-control': sent } }),
+    )
+    const unpaid = await handler(new Request(url))
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge: challenge!, request: challenge!.request as never, url })
+    const authorization = Credential.format({ challenge: challenge!, payload })
+    const response = await handler(new Request(url, { headers: { authorization } }))
+    expect(response.status).toBe(200)
+    expect(response.headers.get('payment-receipt')).not.toBeNull()
+    expect(response.headers.get('cache-control')).toBe(expected)
+  })
+})
+
 describe('IdempotencyCache.isStreamed', () => {
   it('is true for event streams and NDJSON with a body, false otherwise', () => {
     const typed = (type: string, body: string | null = 'x') =>

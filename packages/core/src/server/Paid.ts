@@ -150,7 +150,7 @@ export class Paid {
     if (success) {
       // "Responses containing `Payment-Receipt` headers MUST include `Cache-Control: private`" (§12.9)
       const cacheControl = headers.get('cache-control')
-      if (cacheControl === null || !/private|no-store/i.test(cacheControl))
+      if (cacheControl === null || !keepsFromSharedCaches(cacheControl))
         headers.set('cache-control', 'private')
     }
     if (!inPlace) {
@@ -196,4 +196,42 @@ export class Paid {
       }),
     )
   }
+}
+
+/**
+ * True when a `Cache-Control` value keeps the whole response out of shared caches: a `no-store`, or a
+ * `private` without field names. "The qualified form of the private response directive, with an
+ * argument that lists one or more field names, indicates that only the listed header fields are limited
+ * to a single user: a shared cache MUST NOT store the listed header fields if they are present in the
+ * original response but MAY store the remainder of the response message" (RFC 9111 §5.2.2.7), so
+ * `private="set-cookie"` would let a shared cache serve the paid content to clients that never paid.
+ * Directives are compared whole (`x-private-note` is not `private`), and a comma inside a quoted
+ * argument does not start a directive. Linear time.
+ */
+function keepsFromSharedCaches(cacheControl: string): boolean {
+  const length = cacheControl.length
+  let i = 0
+  while (i < length) {
+    // One directive: `name [= token / quoted-string]`, up to the next comma outside quotes.
+    const start = i
+    while (i < length && cacheControl[i] !== ',' && cacheControl[i] !== '=') i++
+    const name = cacheControl.slice(start, i).trim().toLowerCase()
+    let argument = false
+    if (cacheControl[i] === '=') {
+      argument = true
+      i++
+      let quoted = false
+      for (; i < length; i++) {
+        const char = cacheControl[i]
+        if (quoted) {
+          if (char === '\\') i++
+          else if (char === '"') quoted = false
+        } else if (char === '"') quoted = true
+        else if (char === ',') break
+      }
+    }
+    if (name === 'no-store' || (name === 'private' && !argument)) return true
+    i++
+  }
+  return false
 }

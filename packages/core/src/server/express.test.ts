@@ -144,6 +144,102 @@ describe('payment (Express)', () => {
     expect(await response.text()).toBe('data: x\n\n')
   })
 
+  for (const [name, answer] of [
+    [
+      'res.json() then res.end()',
+      (res: express.Response) => {
+        res.json({ paid: true })
+        res.end()
+      },
+    ],
+    [
+      'res.end() then res.write()',
+      (res: express.Response) => {
+        res.type('json').end('{"paid":true}')
+        res.write('late')
+      },
+    ],
+    [
+      'res.send() then res.setHeader() and res.flushHeaders()',
+      (res: express.Response) => {
+        res.json({ paid: true })
+        res.setHeader('cache-control', 'public, max-age=600')
+        res.setHeader('x-late', '1')
+        res.flushHeaders()
+      },
+    ],
+  ] as const) {
+    it(`delivers the paid response with its receipt when the route writes after ending (${name})`, async () => {
+      const unhandled: unknown[] = []
+      const onUnhandled = (reason: unknown) => unhandled.push(reason)
+      process.on('unhandledRejection', onUnhandled)
+      try {
+        const rail = createTestRail()
+        const server = createServer({
+          realm: 'api.test',
+          secrets: ['express-test-secret-0123456789abcdefghijk'],
+          methods: [rail.server()],
+        })
+        let runs = 0
+        const app = express()
+        app.post('/r', payment(server, route), (_req, res) => {
+          runs++
+          answer(res)
+        })
+        const url = await listen(app)
+        const authorization = await authorizationFor(rail, url, { method: 'POST', body: 'q' })
+        const send = () =>
+          fetch(url, { method: 'POST', body: 'q', headers: { authorization, 'idempotency-key': 'twice' } })
+        const response = await send()
+        expect(response.status).toBe(200)
+        expect(response.headers.get('payment-receipt')).not.toBeNull()
+        expect(response.headers.get('cache-control')).toBe('private')
+        // What the route set after ending its answer is not part of it (nor of its replay).
+        expect(response.headers.get('x-late')).toBeNull()
+        expect(await response.json()).toEqual({ paid: true })
+        const retry = await send()
+        expect(retry.status).toBe(200)
+        expect(await retry.json()).toEqual({ paid: true })
+        expect(runs).toBe(1)
+        expect(rail.settlements()).toBe(1)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        // ERR_HTTP_HEADERS_SENT from the late call would otherwise be an unhandled rejection (a crash).
+        expect(unhandled).toEqual([])
+      } finally {
+        process.off('unhandledRejection', onUnhandled)
+      }
+    })
+  }
+
+  it('answers a paid route that ends with a status no Response can carry as a failed delivery, recoverable by key', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+      logger: false,
+    })
+    let runs = 0
+    const app = express()
+    app.post('/r', payment(server, route), (_req, res) => {
+      runs++
+      if (runs === 1) res.status(600).send('odd')
+      else res.send('ok')
+    })
+    const url = await listen(app)
+    const authorization = await authorizationFor(rail, url, { method: 'POST', body: 'q' })
+    const send = () =>
+      fetch(url, { method: 'POST', body: 'q', headers: { authorization, 'idempotency-key': 'odd' } })
+    const failed = await send()
+    expect(failed.status).toBe(500)
+    expect(failed.headers.get('payment-receipt')).toBeNull()
+    expect(await failed.json()).toMatchObject({ type: 'https://paymentauth.org/problems/handler-failed' })
+    const retry = await send()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('ok')
+    expect(rail.settlements()).toBe(1)
+  })
+
   it("answers a body over the server's maxBodyBytes with 413", async () => {
     const rail = createTestRail()
     const server = createServer({
@@ -160,5 +256,19 @@ describe('payment (Express)', () => {
     const response = await fetch(url, { method: 'POST', body: new Uint8Array(64 * 1024) })
     expect(response.status).toBe(413)
     expect(await response.json()).toMatchObject({ status: 413, reason: 'body-too-large' })
+  })
+
+  it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [createTestRail().server()],
+    })
+    expect(() => payment(server, { offers: [{ method: 'nope' }] })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: route offers nope/charge, which is not registered]`,
+    )
+    expect(() => payment(server, { offers: [] })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: a route needs at least one offer]`,
+    )
   })
 })

@@ -28,6 +28,9 @@ type Next = (error?: unknown) => void
  * ```
  */
 export function payment(server: Server, route: Route) {
+  // The route is checked now, as `server.protect` checks it (ConfigurationError), rather than failing
+  // every request with a 500 that Express renders with its stack trace.
+  server.protect(route, unreachable)
   return (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
     void (async () => {
       let raw =
@@ -73,6 +76,9 @@ export function payment(server: Server, route: Route) {
   }
 }
 
+/** The handler of the `protect` call that only checks a route: never called. */
+const unreachable = () => new Response(null, { status: 500 })
+
 /** The headers set on `res` so far, removed from it (they are written again with the receipt). */
 function takeHeaders(res: ServerResponse): Headers {
   const headers = new Headers()
@@ -96,6 +102,11 @@ function capture(res: ExpressResponse, authorization: Paid): void {
   const writeHead = res.writeHead.bind(res)
   const flushHeaders = res.flushHeaders.bind(res)
   let statusOverride: number | undefined
+  // Set when the route ends its answer: that answer is final. Calls after it (a second `end`, a late
+  // `write`, `setHeader` + `flushHeaders`) must neither reach the socket before the receipt-stamped
+  // response does (the client would get a bare 200 without receipt or content, and the write of the
+  // paid response would then throw ERR_HTTP_HEADERS_SENT as an unhandled rejection) nor change it.
+  let ended = false
   const restore = () => {
     res.write = write
     res.end = end
@@ -126,6 +137,7 @@ function capture(res: ExpressResponse, authorization: Paid): void {
     return true
   }
   res.writeHead = ((status: number, ...rest: unknown[]) => {
+    if (ended) return res
     statusOverride = status
     const headers = rest.find((r) => typeof r === 'object' && r !== null) as
       | Record<string, string>
@@ -134,7 +146,7 @@ function capture(res: ExpressResponse, authorization: Paid): void {
     return res
   }) as typeof res.writeHead
   res.flushHeaders = () => {
-    if (streamed()) res.flushHeaders()
+    if (!ended && streamed()) res.flushHeaders()
   }
   // Node's write/end accept (chunk, encoding?, callback?): keep the bytes, ignore the callback.
   const keep = (chunk: unknown, encoding: unknown) => {
@@ -146,20 +158,32 @@ function capture(res: ExpressResponse, authorization: Paid): void {
     )
   }
   res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (ended) return true
     if (streamed()) return (res.write as (...args: unknown[]) => boolean)(chunk, ...rest)
     keep(chunk, rest[0])
     return true
   }) as typeof res.write
   res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (ended) return res
     if (streamed()) return (res.end as (...args: unknown[]) => ServerResponse)(chunk, ...rest)
     keep(chunk, rest[0])
-    restore()
+    ended = true
     const headers = takeHeaders(res)
     const status = statusOverride ?? res.statusCode
     const body = IdempotencyCache.isNullBodyStatus(status) ? null : Buffer.concat(chunks)
-    void authorization
-      .finalize(new Response(body, { status, headers }))
-      .then((final) => writeResponse(res, final))
+    void (async () => {
+      let answer: Response | undefined
+      try {
+        answer = new Response(body, { status, headers })
+      } catch {
+        // A status no Response can carry (an interim 1xx, above 599): finalize records it as failed.
+      }
+      const final = await authorization.finalize(answer as Response)
+      restore()
+      // Headers the route set after ending its answer are not part of it.
+      for (const name of res.getHeaderNames()) res.removeHeader(name)
+      await writeResponse(res, final)
+    })().catch(() => res.destroy())
     return res
   }) as typeof res.end
 }

@@ -70,4 +70,58 @@ describe('payment (Hono)', () => {
     expect(runs).toBe(1)
     expect(rail.settlements()).toBe(1)
   })
+
+  it('binds and checks the body that a middleware before it read (a validator), never a 503', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
+      methods: [rail.server()],
+    })
+    const app = new Hono()
+    app.post(
+      '/r',
+      async (c, next) => {
+        await c.req.json()
+        await next()
+      },
+      payment(server, route) as never,
+      async (c) => c.text(`paid ${(await c.req.json()).n}`),
+    )
+    const url = await listen(app)
+    const json = (n: number) => ({
+      method: 'POST',
+      body: JSON.stringify({ n }),
+      headers: { 'content-type': 'application/json' },
+    })
+    const unpaid = await fetch(url, json(1))
+    expect(unpaid.status).toBe(402)
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    expect(challenge!.digest).toMatch(/^sha-256=:/)
+    const authorization = await authorizationFor(rail, url, json(1))
+    // "When verifying a credential with a `digest` parameter, servers MUST: […] Reject the credential
+    // if the digests do not match" (§5.1.4)
+    const other = await fetch(url, { ...json(2), headers: { ...json(2).headers, authorization } })
+    expect(other.status).toBe(402)
+    expect(await other.json()).toMatchObject({ reason: 'digest-mismatch' })
+    const paid = await fetch(url, { ...json(1), headers: { ...json(1).headers, authorization } })
+    expect(paid.status).toBe(200)
+    expect(paid.headers.get('payment-receipt')).not.toBeNull()
+    expect(await paid.text()).toBe('paid 1')
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
+      methods: [createTestRail().server()],
+    })
+    expect(() => payment(server, { offers: [{ method: 'nope' }] })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: route offers nope/charge, which is not registered]`,
+    )
+    expect(() => payment(server, { offers: [] })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: a route needs at least one offer]`,
+    )
+  })
 })

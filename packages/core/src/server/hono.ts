@@ -2,12 +2,16 @@ import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
 import type { Route, Server } from './Server.js'
 
 type HonoContext = {
-  req: { raw: Request }
+  /** `arrayBuffer()` reads the body through Hono's cache, which still has it once `raw` is spent. */
+  req: { raw: Request; arrayBuffer?: () => Promise<ArrayBuffer> }
   res: Response
   /** Set by Hono when a later handler threw (its `onError` response is then in `res`). */
   error?: unknown
   set(key: string, value: unknown): void
 }
+
+/** The handler of the `protect` call that only checks a route: never called. */
+const unreachable = () => new Response(null, { status: 500 })
 
 /**
  * Hono middleware: answers 402 until paid, then runs the route with `c.get('payment')` set and adds the
@@ -19,8 +23,11 @@ type HonoContext = {
  * ```
  */
 export function payment(server: Server, route: Route) {
+  // The route is checked now, as `server.protect` checks it (ConfigurationError), rather than failing
+  // every request with a 500.
+  server.protect(route, unreachable)
   return async (c: HonoContext, next: () => Promise<void>): Promise<Response | undefined> => {
-    const authorization = await server.authorize(c.req.raw, route)
+    const authorization = await server.authorize(await readable(c.req), route)
     if (authorization.status === 'respond') return authorization.response
     if (authorization.response) return authorization.finalize(authorization.response)
     c.set('payment', authorization.payment)
@@ -45,6 +52,24 @@ export function payment(server: Server, route: Route) {
     const status = final.status
     c.res = new Response(final.body, { status, headers })
     return undefined
+  }
+}
+
+/**
+ * The request to authorize. When a middleware before this one read the body (a validator's
+ * `c.req.json()`), the raw request's stream is spent and could not be read for the digest binding
+ * (every request, paid or not, was a 503): its bytes come from Hono's body cache instead, as Hono hands
+ * them to the route (the text as read; a body only cached as parsed JSON is its re-serialization, the
+ * same bytes for the same body, so the challenge's digest and the paid request's still agree).
+ */
+async function readable(req: HonoContext['req']): Promise<Request> {
+  const raw = req.raw
+  if (!raw.bodyUsed || typeof req.arrayBuffer !== 'function') return raw
+  try {
+    return new Request(raw, { body: await req.arrayBuffer() })
+  } catch {
+    // Unreadable even from the cache: the server answers it as a body it could not read.
+    return raw
   }
 }
 
