@@ -27,10 +27,17 @@ export type GuardHooks = {
   units?: Units | undefined
 }
 
+// Control characters (C0, DEL, C1), line and paragraph separators, bidirectional marks, overrides and
+// isolates (LRM, RLM, ALM, U+202A–U+202E, U+2066–U+2069), and the invisible ones (soft hyphen, zero-width
+// space/joiners, word joiner and invisible operators, Mongolian vowel separator, BOM): each could rewrite
+// or disguise the line a person confirms (`acct_\u200bgood` looks like `acct_good`).
+const hidden = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
+
 /**
  * A value of the server's (a 402's realm, a problem's detail, a status text) as a CLI may print it: control
- * characters (CR, ESC, C1) and bidirectional overrides become `?` and the length is bounded, so that a
- * server can neither rewrite the line a person confirms nor flood the terminal.
+ * characters (CR, ESC, C1), bidirectional overrides and invisible characters become `?` and the length is
+ * bounded (a cut value ends with `…`), so that a server can neither rewrite or disguise the line a person
+ * confirms nor flood the terminal.
  *
  * @example
  * ```ts
@@ -38,9 +45,9 @@ export type GuardHooks = {
  * ```
  */
 export function printable(value: unknown, max = 100): string {
-  return String(value)
-    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?')
-    .slice(0, max)
+  const shown = String(value).replace(hidden, '?')
+  // A cut value is marked: `acct_good` + padding + `evil` must not read as `acct_good`.
+  return shown.length > max ? `${shown.slice(0, max)}…` : shown
 }
 
 function amountText(amount: bigint, quote: Method.Quote, units: Units | undefined): string {

@@ -45,6 +45,10 @@ describe('commandUrl', () => {
       `[UsageError: <url> must be an http(s) URL; the 47 characters given are not one (not shown, in case they are a secret)]`,
     )
     expect(() => commandUrl([])).toThrowErrorMatchingInlineSnapshot(`[UsageError: missing <url>]`)
+    for (const url of ['https://agent:hunter2@api.example/paid', 'http://hunter2@127.0.0.1:3000/']) {
+      expect(() => commandUrl([url])).toThrowError(/credentials/)
+      expect(() => commandUrl([url])).not.toThrowError(/hunter2/)
+    }
   })
 })
 

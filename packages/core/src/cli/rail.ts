@@ -43,7 +43,8 @@ export type Command = {
 /**
  * The `<url>` of a paying command line, its only positional. Otherwise a `UsageError` that shows no
  * positional's value, only how many there were and their lengths: a key given without its flag
- * (`mppkit pay <url> 0x4c08…`, `sk_live_…`) must not be printed back to the terminal or a CI log.
+ * (`mppkit pay <url> 0x4c08…`, `sk_live_…`) must not be printed back to the terminal or a CI log. A URL
+ * with credentials (`user:password@`) is refused the same way.
  *
  * @example
  * ```ts
@@ -70,6 +71,11 @@ export function commandUrl(positionals: readonly string[]): string {
         : `<url> must be an http(s) URL; the ${url.length} characters given are not one (not shown, in case they are a secret)`,
     )
   }
+  // `https://user:password@host`: fetch refuses it with an error that quotes the whole URL, and every line
+  // naming the URL would print the password. Refused before anything is sent, never shown.
+  const parsed = new URL(url)
+  if (parsed.username !== '' || parsed.password !== '')
+    throw new UsageError('<url> must not carry credentials (user:password@); not shown')
   return url
 }
 

@@ -155,4 +155,19 @@ describe('mppkit pay', () => {
     expect(seen).toEqual([])
     expect(paid).toEqual([])
   })
+
+  it('refuses a URL carrying credentials (user:password@): nothing fetched or paid, the password never printed', async () => {
+    const { cli, paid } = fakeRail(tempo, false)
+    const withCredentials = api.replace('http://', 'http://agent:hunter2secret@')
+    for (const argv of [[`${withCredentials}/paid`], ['--rail', 'tempo', `${withCredentials}/paid`]]) {
+      const result = await run(argv, cli)
+      expect(result.code, argv.join(' ')).toBe(2)
+      expect(result.stderr.split('\n')[0]).toBe(
+        'mppkit pay: <url> must not carry credentials (user:password@); not shown',
+      )
+      expect(`${result.stdout}${result.stderr}`).not.toContain('hunter2')
+    }
+    expect(seen).toEqual([])
+    expect(paid).toEqual([])
+  })
 })

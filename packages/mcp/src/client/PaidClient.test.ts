@@ -1,10 +1,18 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
-import { Client as CoreClient, PaymentFailedError, PolicyError } from '@mppkit/core/client'
+import { Challenge, Jcs } from '@mppkit/core'
+import {
+  BaseError,
+  Client as CoreClient,
+  mayHaveSettled,
+  PaymentFailedError,
+  PolicyError,
+} from '@mppkit/core/client'
 import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import { connected, overHttp, paidServer } from '../../test/fixture.js'
+import { challenge, hostile, paidResult, price } from '../../test/hostile.js'
 import { capabilities, challengesOf, McpPaymentError, receiptOf, wrap } from './PaidClient.js'
 
 describe('wrap', () => {
@@ -170,5 +178,190 @@ describe('capabilities', () => {
       payment: { methods: { test: { intents: ['charge'] } } },
     })
     await client.close()
+  })
+})
+
+describe('wrap, against a hostile or broken server', () => {
+  const opaqueFor = (mcp: string) => Challenge.encodeOpaque({ mcp })
+  const digestOf = async (args: unknown) =>
+    `sha-256=:${Buffer.from(
+      await crypto.subtle.digest('SHA-256', new TextEncoder().encode(Jcs.canonicalize(args ?? {}))),
+    ).toString('base64')}:`
+
+  test('never pays a challenge bound to another tool: a typed refusal, nothing paid', async () => {
+    const t = await hostile((_, params) =>
+      params._meta?.['org.paymentauth/credential']
+        ? paidResult(params)
+        : { challenges: [challenge({ opaque: opaqueFor('tools/call premium') })] },
+    )
+    try {
+      const error = await wrap(t.client, { client: t.payer })
+        .callTool({ name: 'forecast', arguments: { city: 'Rome' } })
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(McpPaymentError)
+      expect((error as McpPaymentError).code).toBe('challenge-mismatch')
+      expect((error as McpPaymentError).message).toMatchInlineSnapshot(
+        `"every challenge the server sent is bound to another call than tools/call forecast: nothing was paid"`,
+      )
+      expect(t.rail.transfers.size).toBe(0)
+      expect(t.payer.ledger.spent('usd')).toBe(0n)
+      expect(t.calls).toHaveLength(1)
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('never pays a challenge bound to other arguments, or another resource; pays the one bound to the call', async () => {
+    const bound = { opaque: opaqueFor('tools/call forecast'), digest: await digestOf({ city: 'Paris' }) }
+    const t = await hostile((method, params) => {
+      if (params._meta?.['org.paymentauth/credential']) return paidResult(params)
+      if (method === 'resources/read')
+        return { challenges: [challenge({ opaque: opaqueFor('resources/read data://premium/other') })] }
+      // The second tool call is offered two challenges: the wrong one first.
+      return { challenges: [challenge(bound), challenge({ ...bound, digest: digestOfRome })] }
+    })
+    const digestOfRome = await digestOf({ city: 'Rome' })
+    try {
+      const paid = wrap(t.client, { client: t.payer })
+      const wrongArguments = await paid
+        .callTool({ name: 'forecast', arguments: { city: 'Lima' } })
+        .catch((e: unknown) => e)
+      expect((wrongArguments as McpPaymentError).code).toBe('challenge-mismatch')
+      const wrongResource = await paid.readResource({ uri: 'data://premium/market' }).catch((e: unknown) => e)
+      expect((wrongResource as McpPaymentError).code).toBe('challenge-mismatch')
+      expect(t.rail.transfers.size).toBe(0)
+      // The call the second challenge is bound to is paid with that one, never with the first.
+      const result = await paid.callTool({ name: 'forecast', arguments: { city: 'Rome' } })
+      expect(result.receipt?.status).toBe('success')
+      expect(t.rail.transfers.size).toBe(1)
+      const sent = t.calls.at(-1)!.params._meta!['org.paymentauth/credential'] as any
+      expect(sent.challenge.digest).toBe(digestOfRome)
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('a resource challenge bound to another spelling of the URI read is paid', async () => {
+    const t = await hostile((_, params) =>
+      params._meta?.['org.paymentauth/credential']
+        ? paidResult(params, { contents: [] })
+        : { challenges: [challenge({ opaque: opaqueFor('resources/read data://premium/market') })] },
+    )
+    try {
+      const result = await wrap(t.client, { client: t.payer }).readResource({
+        uri: 'DATA://premium/x/../market',
+      })
+      expect(result.receipt?.status).toBe('success')
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('a challenge that cannot be encoded (nested past the JCS limit) is refused before paying, never a crash after', async () => {
+    let deep: Record<string, unknown> = {}
+    for (let i = 0; i < 80; i++) deep = { deep }
+    const t = await hostile((_, params) =>
+      params._meta?.['org.paymentauth/credential']
+        ? paidResult(params)
+        : { challenges: [challenge({ request: { ...price, extra: deep } })] },
+    )
+    try {
+      const error = await wrap(t.client, { client: t.payer })
+        .callTool({ name: 'premium' })
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(McpPaymentError)
+      expect((error as McpPaymentError).code).toBe('no-challenge')
+      expect(t.rail.transfers.size).toBe(0)
+      expect(t.payer.ledger.spent('usd')).toBe(0n)
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('huge challenges (past 64 KiB in all) are refused with a typed error, nothing paid', async () => {
+    for (const challenges of [
+      [challenge({ description: 'x'.repeat(70_000) })],
+      Array.from({ length: 2_000 }, () => challenge()),
+    ]) {
+      const t = await hostile((_, params) =>
+        params._meta?.['org.paymentauth/credential'] ? paidResult(params) : { challenges },
+      )
+      try {
+        const error = await wrap(t.client, { client: t.payer })
+          .callTool({ name: 'premium' })
+          .catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(McpPaymentError)
+        expect((error as McpPaymentError).code).toBe('challenge-too-large')
+        expect(t.rail.transfers.size).toBe(0)
+      } finally {
+        await t.close()
+      }
+    }
+  })
+
+  test('an expired or malformed challenge is a typed refusal, nothing paid', async () => {
+    for (const challenges of [
+      [challenge({ expires: '2000-01-01T00:00:00Z' })],
+      [challenge({ request: { ...price, amount: '-5' } }), { id: '', realm: 1 }, 'junk', null],
+    ]) {
+      const t = await hostile((_, params) =>
+        params._meta?.['org.paymentauth/credential'] ? paidResult(params) : { challenges },
+      )
+      try {
+        const error = await wrap(t.client, { client: t.payer })
+          .callTool({ name: 'premium' })
+          .catch((e: unknown) => e)
+        expect(BaseError.is(error), String(error)).toBe(true)
+        expect(t.rail.transfers.size).toBe(0)
+      } finally {
+        await t.close()
+      }
+    }
+  })
+
+  test('a server that asks again after payment (forever) is paid once: a typed error, one transfer', async () => {
+    const t = await hostile(() => ({ challenges: [challenge()] }))
+    try {
+      const error = await wrap(t.client, { client: t.payer })
+        .callTool({ name: 'premium' })
+        .catch((e: unknown) => e)
+      expect((error as McpPaymentError).code).toBe('verification-failed')
+      expect((error as McpPaymentError).jsonRpcCode).toBe(-32042)
+      expect(t.rail.transfers.size).toBe(1)
+      expect(t.calls).toHaveLength(2)
+      // The credential is never part of what the error shows.
+      const sent = JSON.stringify(t.calls[1]!.params._meta!['org.paymentauth/credential'])
+      const transfer = [...t.rail.transfers.keys()][0]!
+      expect(sent).toContain(transfer)
+      expect(`${(error as Error).message} ${JSON.stringify(error)}`).not.toContain(transfer)
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('a paid retry that never answers is an McpPaymentError that says the payment may have gone through', async () => {
+    const t = await hostile((_, params) =>
+      params._meta?.['org.paymentauth/credential']
+        ? new Promise<never>(() => {})
+        : { challenges: [challenge()] },
+    )
+    try {
+      const error = await wrap(t.client, { client: t.payer })
+        .callTool({ name: 'premium' }, { timeout: 200 })
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(McpPaymentError)
+      const typed = error as McpPaymentError
+      expect(typed.code).toBe('outcome-unknown')
+      expect(mayHaveSettled(typed)).toBe(true)
+      expect(typed.challenge?.id).toBeTypeOf('string')
+      expect(typed.message).toMatchInlineSnapshot(
+        `"the paid call failed after the payment was made (MCP error -32001: Request timed out); the payment may have gone through: check before paying again"`,
+      )
+      // Booked: a retry by the caller is held to the policy as if it had settled.
+      expect(t.payer.ledger.spent('usd')).toBe(1000n)
+      expect(t.rail.transfers.size).toBe(1)
+    } finally {
+      await t.close()
+    }
   })
 })

@@ -3,6 +3,7 @@ export {
   challengesOf,
   credentialKey,
   McpPaymentError,
+  maxChallengesLength,
   type Paid,
   type PaidClient,
   paymentRequiredCode,

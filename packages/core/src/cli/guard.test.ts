@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest'
+import { create as createClient } from '../client/Client.js'
+import { create as createServer } from '../server/Server.js'
+import { createTestRail } from '../testing/index.js'
+import { describePayment, guard, printable } from './guard.js'
+
+describe('printable', () => {
+  it('shows invisible and direction-changing characters, which could make a recipient look like another', () => {
+    expect(printable('acct_\u200bmerchant\u200e\u200f\u061c\ufeff\u00ad\u2060\u180e')).toBe(
+      'acct_?merchant???????',
+    )
+  })
+
+  it('marks what it cuts off, so a shortened value never passes for the whole one', () => {
+    expect(printable('a'.repeat(10), 10)).toBe('aaaaaaaaaa')
+    expect(printable(`acct_good${' '.repeat(95)}evil`, 20)).toBe('acct_good           …')
+  })
+})
+
+describe('guard', () => {
+  it('asks with the amount, recipient and realm the payment moves, escaped', async () => {
+    const rail = createTestRail()
+    const asked: string[] = []
+    const method = guard(
+      rail.client(),
+      { maxAmount: () => 5_000n, maxDeposit: () => 5_000n, confirmAbove: () => 0n },
+      {
+        announce: () => {},
+        confirm: async (line) => {
+          asked.push(line)
+          return false
+        },
+      },
+    )
+    const request = { amount: '1000', currency: 'usd', recipient: 'acct_\u202eliam\u200b' }
+    const challenge = { id: 'x', realm: 'api\u001b[2K.example', method: 'test', intent: 'charge', request }
+    await expect(
+      method.createPayload({ challenge, request, url: 'https://api.example/' } as never),
+    ).rejects.toMatchObject({ reason: 'declined' })
+    expect(asked).toEqual([
+      describePayment({ ...challenge, recipient: request.recipient }, { amount: 1000n, currency: 'usd' }),
+    ])
+    expect(asked[0]).toMatchInlineSnapshot(
+      `"test/charge: pay 1000 base units of usd to acct_?liam? (realm api?[2K.example)"`,
+    )
+    expect(rail.transfers.size).toBe(0)
+  })
+
+  it('of several offers, pays one the caps allow, and announces the one it pays', async () => {
+    for (const amounts of [
+      ['5000', '500'],
+      ['500', '5000'],
+    ]) {
+      const rail = createTestRail()
+      const server = createServer({
+        realm: 'api.example',
+        secrets: ['guard-test-secret-0123456789abcdefghij'],
+        methods: [rail.server()],
+      })
+      const handler = server.protect(
+        {
+          offers: amounts.map((amount) => ({
+            method: 'test',
+            request: { amount, currency: 'usd', recipient: 'acct_1' },
+          })),
+        },
+        () => new Response('ok'),
+      )
+      const announced: string[] = []
+      const client = createClient({
+        fetch: async (input, init) => handler(new Request(input, init)),
+        methods: [
+          guard(
+            rail.client(),
+            { maxAmount: () => 1_000n, maxDeposit: () => 1_000n, confirmAbove: () => undefined },
+            { announce: (line) => announced.push(line) },
+          ),
+        ],
+      })
+      const response = await client.fetch('https://api.example/paid')
+      expect(response.status, amounts.join()).toBe(200)
+      expect(announced).toEqual(['test/charge: pay 500 base units of usd to acct_1 (realm api.example)'])
+      expect([...rail.transfers.values()].map((t) => t.amount)).toEqual(['500'])
+    }
+  })
+})
