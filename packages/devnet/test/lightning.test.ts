@@ -215,6 +215,67 @@ describe('invoices and payments', () => {
     expect(differing[2]?.err?.details).toMatch(/amount must not be specified/)
   })
 
+  it('refuses an amount for a fixed-amount invoice even when it equals the invoice amount, as LND does', async () => {
+    // router_backend.go: `if reqAmt != 0 { "amount must not be specified when paying a non-zero amount invoice" }`.
+    const fixed = await createInvoice({ lnd: payee, tokens: 60 })
+    const balance = await getChannelBalance({ lnd: payer })
+    const equal = await rejection(pay({ lnd: payer, request: fixed.request, tokens: 60 }))
+    expect(equal[2]?.err).toMatchObject({
+      code: 2,
+      details: 'amount must not be specified when paying a non-zero amount invoice',
+    })
+    expect((await getChannelBalance({ lnd: payer })).channel_balance).toBe(balance.channel_balance)
+    expect((await getInvoice({ lnd: payee, id: fixed.id })).is_confirmed).toBe(false)
+  })
+
+  it('applies lnrpc.UnmarshallAmt to sat/msat pairs: both set or negative is an error', async () => {
+    // createHodlInvoice sends `value` and `value_msat` when given both tokens and mtokens.
+    const both = await rejection(
+      createHodlInvoice({
+        lnd: payee,
+        id: sha256(randomBytes(32).toString('hex')),
+        tokens: 5,
+        mtokens: '5000',
+      }),
+    )
+    expect(both[2]?.err?.details).toBe('sat and msat arguments are mutually exclusive')
+
+    // SendPaymentV2 through the client's own router stub: fee_limit_sat and fee_limit_msat together.
+    const invoice = await createInvoice({ lnd: payee, tokens: 20 })
+    const sendRaw = (request: Record<string, unknown>) =>
+      new Promise<{ code?: number; details?: string }>((resolve) => {
+        const stream = payer.router.sendPaymentV2({
+          payment_request: invoice.request,
+          timeout_seconds: 5,
+          ...request,
+        })
+        stream.on('data', () => resolve({}))
+        stream.on('error', (error: { code?: number; details?: string }) => resolve(error))
+      })
+    expect(await sendRaw({ fee_limit_sat: 1, fee_limit_msat: 1_000 })).toMatchObject({
+      code: 2,
+      details: 'sat and msat arguments are mutually exclusive',
+    })
+    expect(await sendRaw({ fee_limit_sat: -1 })).toMatchObject({
+      code: 2,
+      details: 'amount cannot be negative',
+    })
+    expect((await getInvoice({ lnd: payee, id: invoice.id })).is_confirmed).toBe(false)
+  })
+
+  it('refuses an invoice expiry above one year, as LND does', async () => {
+    const error = await rejection(
+      createInvoice({
+        lnd: payee,
+        tokens: 1,
+        expires_at: new Date(Date.now() + 400 * 86_400_000).toISOString(),
+      }),
+    )
+    expect(error[2]?.err?.details).toMatch(
+      /^expiry of \d+ seconds greater than max expiry of 31536000 seconds$/,
+    )
+  })
+
   it('fails a payment larger than the channel balance without moving funds', async () => {
     const before = await getChannelBalance({ lnd: payer })
     const invoice = await createInvoice({ lnd: payee, tokens: before.channel_balance + 1 })

@@ -372,6 +372,59 @@ describe('request validation', () => {
     expect(small.code).toBe('amount_too_small')
   })
 
+  it('rejects a currency Stripe does not support, for intents and SPT usage limits', async () => {
+    // Stripe: 400 "Invalid currency: xyz. Stripe currently supports these currencies: usd, aed, …" on `currency`.
+    const intent = await failure(stripe.paymentIntents.create({ amount: 1000, currency: 'xyz' }))
+    expect(intent).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError)
+    expect(intent.statusCode).toBe(400)
+    expect(intent.param).toBe('currency')
+    expect(intent.message).toMatch(
+      /^Invalid currency: xyz\. Stripe currently supports these currencies: usd, /,
+    )
+    // Not a currency at all (a crypto ticker, a Lightning unit) is refused the same way.
+    for (const currency of ['usdc', 'sat'])
+      expect((await failure(stripe.paymentIntents.create({ amount: 1000, currency }))).param).toBe('currency')
+    const token = await failure(
+      grantToken({ payment_method: 'pm_card_visa', usage_limits: { currency: 'xyz', max_amount: 1000 } }),
+    )
+    expect(token.param).toBe('usage_limits[currency]')
+    // Upper case is the same ISO code.
+    await expect(stripe.paymentIntents.create({ amount: 100, currency: 'JPY' })).resolves.toMatchObject({
+      currency: 'jpy',
+      amount: 100,
+    })
+  })
+
+  it('takes zero-decimal amounts as whole units and ISK only in multiples of 100', async () => {
+    // JPY is zero-decimal: 50 is ¥50, Stripe's minimum; 49 is below it.
+    expect((await failure(stripe.paymentIntents.create({ amount: 49, currency: 'jpy' }))).code).toBe(
+      'amount_too_small',
+    )
+    await expect(stripe.paymentIntents.create({ amount: 50, currency: 'jpy' })).resolves.toMatchObject({
+      amount: 50,
+    })
+    // ISK stays two-decimal in the API but must be whole krónur.
+    const fractional = await failure(stripe.paymentIntents.create({ amount: 10_050, currency: 'isk' }))
+    expect(fractional).toMatchObject({
+      statusCode: 400,
+      code: 'invalid_charge_amount_no_decimal_compatible',
+      param: 'amount',
+    })
+    const paid = await stripe.paymentIntents.create({
+      amount: 10_000,
+      currency: 'isk',
+      confirm: true,
+      payment_method: 'pm_card_visa',
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+    })
+    expect(paid.status).toBe('succeeded')
+    const refund = await failure(stripe.refunds.create({ payment_intent: paid.id, amount: 150 }))
+    expect(refund.code).toBe('invalid_charge_amount_no_decimal_compatible')
+    await expect(stripe.refunds.create({ payment_intent: paid.id, amount: 200 })).resolves.toMatchObject({
+      amount: 200,
+    })
+  })
+
   it('answers resource_missing 404 for an unknown intent', async () => {
     const error = await failure(stripe.paymentIntents.retrieve('pi_missing'))
     expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError)

@@ -187,6 +187,8 @@ export const invoiceFeatures = [8, 14, 17, 25]
 const defaultCltvExpiry = 80
 /** LND: "If the expiry is not set, a default of 86400 seconds (24 hours) is used." */
 const defaultExpirySeconds = 86_400
+/** LND's largest invoice expiry: one year. */
+const maxExpirySeconds = 365 * 86_400
 /** setTimeout's limit; invoices expiring later are expired lazily when read. */
 const maxTimer = 2_147_483_647
 
@@ -268,6 +270,13 @@ export class SimulatedNode {
     if (this.invoices.has(key)) {
       // The text `lightning`'s createInvoice matches to answer 409 InvoiceWithGivenHashAlreadyExists.
       throw new LightningRpcError(grpcCode.unknown, 'invoice with payment hash already exists')
+    }
+    // LND (invoicesrpc.AddInvoice): "we'll reject an invoice with an expiry greater than 1 year".
+    if (parameters.expirySeconds !== undefined && parameters.expirySeconds > maxExpirySeconds) {
+      throw new LightningRpcError(
+        grpcCode.unknown,
+        `expiry of ${parameters.expirySeconds} seconds greater than max expiry of ${maxExpirySeconds} seconds`,
+      )
     }
     const creationDate = nowSeconds()
     const expirySeconds =
@@ -506,7 +515,8 @@ export class SimulatedNode {
       }
       amountMsat = parameters.amountMsat
     } else {
-      if (parameters.amountMsat !== 0n && parameters.amountMsat !== request.amountMsat) {
+      // LND refuses any amount here, even one equal to the invoice's.
+      if (parameters.amountMsat !== 0n) {
         throw new LightningRpcError(
           grpcCode.unknown,
           'amount must not be specified when paying a non-zero amount invoice',

@@ -97,6 +97,18 @@ const toBigInt = (value: unknown) => {
   }
 }
 const bytes = (value: unknown) => (Buffer.isBuffer(value) ? value : Buffer.alloc(0))
+/**
+ * LND's `lnrpc.UnmarshallAmt` for a sat/msat field pair: setting both is an error (even when they
+ * agree), and so is a negative amount.
+ */
+const unmarshallAmt = (sat: unknown, msat: unknown): bigint => {
+  const sats = toBigInt(sat)
+  const msats = toBigInt(msat)
+  if (sats !== 0n && msats !== 0n)
+    throw new LightningRpcError(grpcCode.unknown, 'sat and msat arguments are mutually exclusive')
+  if (sats < 0n || msats < 0n) throw new LightningRpcError(grpcCode.unknown, 'amount cannot be negative')
+  return sats !== 0n ? sats * 1000n : msats
+}
 
 /** `lnrpc.Invoice` for a stored invoice. */
 const invoiceMessage = (invoice: InvoiceRecord) => ({
@@ -306,14 +318,10 @@ const implementations = (
       pending_open_remote_balance: amount(0n),
     })),
     AddInvoice: unary('AddInvoice', (request) => {
-      const value = toBigInt(request.value)
-      const valueMsat = toBigInt(request.value_msat)
-      // LND: "value and value_msat are mutually exclusive".
-      if (value !== 0n && valueMsat !== 0n)
-        throw new LightningRpcError(grpcCode.unknown, 'value and value_msat are mutually exclusive')
+      const valueMsat = unmarshallAmt(request.value, request.value_msat)
       const preimage = bytes(request.r_preimage)
       const invoice = node.addInvoice({
-        valueMsat: valueMsat !== 0n ? valueMsat : value * 1000n,
+        valueMsat,
         memo: String(request.memo ?? ''),
         preimage: preimage.length > 0 ? preimage : undefined,
         descriptionHash: bytes(request.description_hash),
@@ -389,12 +397,9 @@ const implementations = (
     AddHoldInvoice: unary('AddHoldInvoice', (request) => {
       const hash = bytes(request.hash)
       if (hash.length !== 32) throw new LightningRpcError(grpcCode.unknown, 'invalid hash: must be 32 bytes')
-      const value = toBigInt(request.value)
-      const valueMsat = toBigInt(request.value_msat)
-      if (value !== 0n && valueMsat !== 0n)
-        throw new LightningRpcError(grpcCode.unknown, 'value and value_msat are mutually exclusive')
+      const valueMsat = unmarshallAmt(request.value, request.value_msat)
       const invoice = node.addInvoice({
-        valueMsat: valueMsat !== 0n ? valueMsat : value * 1000n,
+        valueMsat,
         memo: String(request.memo ?? ''),
         hash,
         descriptionHash: bytes(request.description_hash),
@@ -451,12 +456,9 @@ const implementations = (
           'payment_request is required by the mppkit devnet simulator',
         )
       }
-      const amountMsat =
-        toBigInt(request.amt_msat) !== 0n ? toBigInt(request.amt_msat) : toBigInt(request.amt) * 1000n
-      const feeLimitMsat =
-        toBigInt(request.fee_limit_msat) !== 0n
-          ? toBigInt(request.fee_limit_msat)
-          : toBigInt(request.fee_limit_sat) * 1000n
+      // LND (extractIntentFromSendRequest) reads the fee limit, then the amount, each as a sat/msat pair.
+      const feeLimitMsat = unmarshallAmt(request.fee_limit_sat, request.fee_limit_msat)
+      const amountMsat = unmarshallAmt(request.amt, request.amt_msat)
       const payment = node.sendPayment({
         paymentRequest: String(request.payment_request),
         amountMsat,

@@ -195,6 +195,27 @@ const minimumAmounts: Record<string, number> = {
   hkd: 400,
   pln: 200,
 }
+/**
+ * The presentment currencies of a US account, the country the simulated accounts report
+ * (docs.stripe.com/currencies#presentment-currencies). Stripe refuses any other code: "Invalid currency:
+ * xyz. Stripe currently supports these currencies: usd, aed, …" (param `currency`).
+ */
+const supportedCurrencies = new Set(
+  (
+    'usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bif bmd bnd bob brl bsd bwp byn bzd cad ' +
+    'cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd ' +
+    'hnl htg huf idr ils inr isk jmd jpy kes kgs khr kmf krw kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd ' +
+    'mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd pab pen pgk php pkr pln pyg qar ron rsd ' +
+    'rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs top try ttd twd tzs uah ugx uyu uzs vnd ' +
+    'vuv wst xaf xcd xof xpf yer zar zmw'
+  ).split(' '),
+)
+/**
+ * Two-decimal currencies whose card amounts must be whole units: Stripe enforces ISK amounts "in
+ * multiples of 100" (`invalid_charge_amount_no_decimal_compatible`, support.stripe.com "Deprecation of
+ * fractional ISK charges and refunds"), for charges and refunds alike.
+ */
+const wholeUnitOnly = new Set(['isk'])
 const zeroDecimal = new Set([
   'bif',
   'clp',
@@ -206,6 +227,7 @@ const zeroDecimal = new Set([
   'mga',
   'pyg',
   'rwf',
+  'ugx',
   'vnd',
   'vuv',
   'xaf',
@@ -1456,6 +1478,7 @@ export class StripeSimulator {
       )
     const amount = integerParam(params, 'amount', 'amount') ?? remaining
     if (amount < 1) throw invalidParam('amount', 'Refund amount must be positive.', 'amount_too_small')
+    checkWholeUnits(amount, charge.currency, 'amount')
     if (amount > remaining)
       throw invalidParam(
         'amount',
@@ -1712,7 +1735,11 @@ function currencyParam(params: FormObject, key: string, name: string): string {
   const value = optionalString(params, key)
   if (value === undefined) throw missingParam(name)
   const currency = value.toLowerCase()
-  if (!/^[a-z]{3}$/.test(currency)) throw invalidParam(name, `Invalid currency: ${value}.`)
+  if (!supportedCurrencies.has(currency))
+    throw invalidParam(
+      name,
+      `Invalid currency: ${currency}. Stripe currently supports these currencies: ${[...supportedCurrencies].join(', ')}`,
+    )
   return currency
 }
 
@@ -1761,6 +1788,7 @@ function checkAmount(amount: number, currency: string): void {
       'This value must be greater than or equal to 1.',
       'parameter_invalid_integer',
     )
+  checkWholeUnits(amount, currency, 'amount')
   const minimum = minimumAmounts[currency]
   if (minimum !== undefined && amount < minimum)
     throw invalidParam(
@@ -1773,6 +1801,15 @@ function checkAmount(amount: number, currency: string): void {
       'amount',
       `Amount must be no more than ${formatAmount(maximumAmount, currency)}`,
       'amount_too_large',
+    )
+}
+
+function checkWholeUnits(amount: number, currency: string, param: string): void {
+  if (wholeUnitOnly.has(currency) && amount % 100 !== 0)
+    throw invalidParam(
+      param,
+      `Invalid amount. Currency ${currency.toUpperCase()} has become effectively zero-decimal and charged amounts must be evenly divisible by 100. See https://stripe.com/docs/currencies#special-cases for more information.`,
+      'invalid_charge_amount_no_decimal_compatible',
     )
 }
 
