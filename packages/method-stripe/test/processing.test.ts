@@ -59,7 +59,13 @@ function fakeStripe(options: { create?: (intent: Intent) => void; cancel?: () =>
   return { client, intents, calls }
 }
 
-function setup(fake: ReturnType<typeof fakeStripe>, options: Partial<ChargeOptions> = {}) {
+function setup(
+  fake: ReturnType<typeof fakeStripe>,
+  options: Partial<ChargeOptions> = {},
+  // These cases drive the retries by hand (`retry`): the client's own resend after a 402 + Retry-After
+  // is off unless a case turns it on.
+  retries = 0,
+) {
   const reported: unknown[] = []
   const server = Server.create({
     realm,
@@ -75,6 +81,7 @@ function setup(fake: ReturnType<typeof fakeStripe>, options: Partial<ChargeOptio
   let authorization = ''
   const client = Client.create({
     methods: [stripeClient({ createToken: async () => spt })],
+    retries,
     fetch: ((input: RequestInfo | URL, init?: RequestInit) => {
       const request = new Request(input, init)
       authorization = request.headers.get('authorization') ?? authorization
@@ -82,7 +89,7 @@ function setup(fake: ReturnType<typeof fakeStripe>, options: Partial<ChargeOptio
     }) as typeof fetch,
   })
   const retry = () => handler(new Request(url, { headers: { authorization } }))
-  return { client, retry, reported, served: () => served }
+  return { client, retry, handler, reported, served: () => served }
 }
 
 describe('stripe charge with a PaymentIntent left processing', () => {
@@ -116,6 +123,34 @@ describe('stripe charge with a PaymentIntent left processing', () => {
     expect(again.status).toBe(402)
     expect(r.served()).toBe(1)
   })
+
+  it('the paying client resends the same credential after the 402 + Retry-After, and never pays a second token', async () => {
+    const fake = fakeStripe()
+    let tokens = 0
+    const r = setup(fake, {}, 2)
+    const client = Client.create({
+      methods: [
+        stripeClient({
+          createToken: async () => {
+            tokens++
+            return spt
+          },
+        }),
+      ],
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) => {
+        // The intent completes while the client waits out the Retry-After.
+        const intent = fake.intents.get('pi_fake1')
+        if (intent) intent.status = 'succeeded'
+        return r.handler(new Request(input, init))
+      }) as typeof fetch,
+    })
+    const paid = await client.fetch(url)
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    expect(Receipt.parse(paid.headers.get('payment-receipt')!).reference).toBe('pi_fake1')
+    expect(tokens).toBe(1)
+    expect(r.served()).toBe(1)
+    expect(fake.calls).toEqual(['create', 'retrieve pi_fake1'])
+  }, 20_000)
 
   it('with precheck, the retry reads the intent instead of refusing the token it spent', async () => {
     const fake = fakeStripe()
