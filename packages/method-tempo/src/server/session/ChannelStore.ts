@@ -1,4 +1,10 @@
-import { type AtomicStep, type Store, StoreUnavailableError, VerificationFailedError } from '@mppkit/core'
+import {
+  type AtomicStep,
+  PaymentError,
+  type Store,
+  StoreUnavailableError,
+  VerificationFailedError,
+} from '@mppkit/core'
 import type { Address, Hex } from 'viem'
 import { sameAddress } from '../../internal/bytes.js'
 import type { ChannelState } from './Chain.js'
@@ -132,6 +138,25 @@ export function createChannelStore(options: ChannelStoreOptions) {
 
   const loadChannel = async (s: Store, channelId: Hex, fresh: boolean): Promise<ChannelState> =>
     (await loadChannelRaw(s, channelId, fresh, false)).state
+
+  /**
+   * Until when (epoch ms) a response already being served (a metered stream, a handler charging per unit)
+   * may keep spending on the channel without looking at it again; undefined when it must stop: a forced
+   * close is pending, or the channel is finalized or gone. The channel is read as a voucher's is (from
+   * the store, or from the escrow once older than `stateTtl`), so such a response stops within the same
+   * delay as vouchers do. "Servers MUST reject vouchers on channels with a pending forced close to prevent
+   * service delivery that cannot be settled": a pre-authorized balance delivers service too.
+   */
+  const servingUntil = async (s: Store, channelId: Hex): Promise<number | undefined> => {
+    let state: ChannelState
+    try {
+      state = await loadChannel(s, channelId, true)
+    } catch (error) {
+      if (PaymentError.is(error) && error.status === 410) return undefined
+      throw error
+    }
+    return state.closeRequestedAt === '0' ? state.readAt + options.stateTtl : undefined
+  }
 
   /** What every use of a channel requires: open, and paying this server's payee in its currency. */
   const checkChannel = (state: ChannelState) => {
@@ -536,6 +561,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
   }
 
   return {
+    /** How long (ms) a channel state read from the escrow is used before it is read again. */
+    stateTtl: options.stateTtl,
     dirty,
     notify,
     wakeAll,
@@ -544,6 +571,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
     cachedChannel,
     loadChannel,
     loadChannelRaw,
+    servingUntil,
     accept,
     acceptAndDeduct,
     beginClose,

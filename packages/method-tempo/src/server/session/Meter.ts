@@ -1,11 +1,14 @@
 import type { Store } from '@mppkit/core'
 import type { Hex } from 'viem'
-import type { ChannelStore } from './ChannelStore.js'
+import type { Balance, ChannelStore } from './ChannelStore.js'
 
 /** What a route handler gets as `payment.context` for a session request. */
 export type SessionMeter = {
   channelId: Hex
-  /** Deducts `units × amount` from the channel balance; false (and nothing deducted) when it is short. */
+  /**
+   * Deducts `units × amount` from the channel balance; false (and nothing deducted) when it is short, or
+   * the channel is closing (a cooperative close, a forced close requested by the payer) or finalized.
+   */
   charge(units?: number): Promise<boolean>
   /** Current accounting state. */
   state(): Promise<{ acceptedCumulative: bigint; spent: bigint; deposit: bigint }>
@@ -54,6 +57,11 @@ export type MeterParameters = {
   voucherTimeout: number
   /** True once every server of the method closed: a paused stream then ends at once, with its receipt. */
   closed: () => boolean
+  /**
+   * When (epoch ms) the channel state the request was verified against was read: once it is older than
+   * `channelStateTtl`, the meter reads the channel again before spending (`ChannelStore.servingUntil`).
+   */
+  channelReadAt: number
 }
 
 /**
@@ -62,7 +70,7 @@ export type MeterParameters = {
  *
  * @example
  * ```ts
- * const meter = createMeter({ channels, store, channelId, price: 25n, challengeId, minDelta: 0n, voucherTimeout: 60_000, closed: () => false })
+ * const meter = createMeter({ channels, store, channelId, price: 25n, challengeId, minDelta: 0n, voucherTimeout: 60_000, closed: () => false, channelReadAt: Date.now() })
  * return meter.sse(tokens)
  * ```
  * @see draft-tempo-session-00 §12 (Streaming)
@@ -83,9 +91,26 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
       const unsubscribe = channels.onVoucher(channelId, done)
     })
 
+  // A response served for long (a stream, a handler charging per unit) stops spending on a channel the
+  // payer started to force-close, or withdrew, within `channelStateTtl`, as vouchers do: the channel is
+  // looked at again only once the state last seen is that old (no store operation per chunk before).
+  let freshUntil = parameters.channelReadAt + channels.stateTtl
+  const serving = async (): Promise<boolean> => {
+    if (Date.now() <= freshUntil) return true
+    const until = await channels.servingUntil(s, channelId)
+    if (until === undefined) return false
+    freshUntil = until
+    return true
+  }
+  const stopped: Balance = { ok: false, spent: 0n, accepted: 0n, closing: true }
+  // A stream ends (with its receipt) when the channel cannot be read either: nothing is served unchecked.
+  const deductChunk = async (cost: bigint): Promise<Balance> =>
+    (await serving().catch(() => false)) ? channels.deduct(s, channelId, cost) : stopped
+
   const meter: SessionMeter = {
     channelId,
     async charge(units = 1) {
+      if (!(await serving())) return false
       return (await channels.deduct(s, channelId, price * BigInt(units))).ok
     },
     async state() {
@@ -105,7 +130,7 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
           const send = (text: string) => controller.enqueue(encoder.encode(text))
           try {
             for await (const chunk of chunks as AsyncIterable<string>) {
-              let result = await channels.deduct(s, channelId, cost)
+              let result = await deductChunk(cost)
               const deadline = Date.now() + parameters.voucherTimeout
               while (!result.ok) {
                 // No voucher in time: stop metering, but still end with the receipt ("MUST include the
@@ -132,7 +157,7 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
                   (await channels.accepted(s, channelId)) === before
                 )
                   await waitForVoucher(Math.max(1, deadline - Date.now()))
-                result = await channels.deduct(s, channelId, cost)
+                result = await deductChunk(cost)
               }
               if (!result.ok) break
               units += Number(sseOptions.unitsPerChunk ?? 1)

@@ -69,6 +69,8 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
           minDelta,
           voucherTimeout: parameters.voucherTimeout,
           closed: parameters.closed,
+          // An open has just read the channel from the escrow.
+          channelReadAt: 'channel' in verified ? verified.channel.readAt : Date.now(),
         }),
         ...(response ? { response } : {}),
       }
@@ -144,6 +146,16 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
             detail: 'The on-chain channel does not match this session.',
             reason: 'channel-mismatch',
           })
+        // "Signer matches `channel.payer` or `channel.authorizedSigner`": the voucher was checked against
+        // the signer of the open transaction's calldata; the channel id commits to it on a compliant
+        // escrow, and the escrow's own answer is what settles, so it must name the same signer.
+        if (!isAddressEqual(channel.signer, verified.signer))
+          throw sessionProblem(
+            'signer-mismatch',
+            'Signer Mismatch',
+            402,
+            'The voucher is not signed by the channel signer.',
+          )
         // "Verify `cumulativeAmount <= channel.deposit`" against the chain, not the open call's calldata:
         // when the channel already exists the transaction is not broadcast, and its claimed deposit
         // (the channel id does not cover it) proves nothing.
@@ -195,6 +207,12 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         )
         if (receipt.status !== 'success') throw reverted('topUp')
         const channel = await chain.readChannel(channelId)
+        // "Query the escrow contract to verify updated channel state: … Channel is not finalized" (a
+        // top-up mined before and presented again finds its old receipt; the channel may be withdrawn since).
+        if (channel?.finalized) {
+          await channels.saveChannel(s, channelId, channel)
+          throw sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel has been closed.')
+        }
         // "`channel.deposit` increased by `additionalDeposit`"
         if (
           !channel ||
