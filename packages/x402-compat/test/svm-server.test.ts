@@ -247,6 +247,35 @@ describe('x402 (server) takes exact on Solana beside MPP', () => {
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(0n)
   })
 
+  it('a settlement answer naming another network or payer, or no signature, is refused: nothing served', async () => {
+    const stranger = await world(node)
+    const lies: [string, (answer: Record<string, unknown>) => Record<string, unknown>][] = [
+      ['network', (answer) => ({ ...answer, network: 'solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp' })],
+      ['payer', (answer) => ({ ...answer, payer: stranger.payer.address })],
+      ['transaction', (answer) => ({ ...answer, transaction: '' })],
+    ]
+    for (const [name, lie] of lies) {
+      const { w, handler, runs } = await setup({
+        // Settles nothing: answers verify honestly, then "success" with the lie.
+        facilitator: (real) => ({
+          verify: (payload, requirements) => real.verify(payload, requirements),
+          settle: async (_payload, requirements) =>
+            lie({
+              success: true,
+              transaction: '5'.repeat(88),
+              network: requirements.network,
+              payer: String(w.payer.address),
+            }) as never,
+        }),
+      })
+      const header = await signed(w.payer as never, await requirementOf(handler))
+      const response = await paying(handler, { [Wire.headers.paymentSignature]: header })
+      expect(response.status, name).toBe(402)
+      expect((await problemOf(response)).detail, name).toMatch(/facilitator's settlement answer/)
+      expect(runs(), name).toBe(0)
+    }
+  })
+
   it('50 concurrent copies of one PAYMENT-SIGNATURE over two instances: one settlement, one 200', async () => {
     const { w, fac, handler, other, runs } = await setup()
     const header = await signed(w.payer as never, await requirementOf(handler))

@@ -27,6 +27,12 @@ export declare namespace x402 {
     decimals?: Readonly<Record<string, number>>
     /** Seconds an offer must stay payable for (default 6: x402 facilitators refuse less). */
     minValiditySeconds?: number
+    /**
+     * Longest validity, in seconds from now, of what it signs (default 600): an EIP-3009 authorization's
+     * `validBefore` is now plus the requirement's `maxTimeoutSeconds`, at most this. A server naming a
+     * longer timeout (a year) would otherwise hold a payment it can settle for that long.
+     */
+    maxValiditySeconds?: number
     /** Told about each `accepts[]` entry that is not offered to the client's methods, and why. */
     onSkip?: (skip: { version: 1 | 2; requirement: unknown; reason: string }) => void
     /** Clock (epoch ms; default `Date.now`). */
@@ -83,6 +89,10 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
   const versions = options.versions ?? [2, 1]
   const now = options.now ?? Date.now
   const minValidity = options.minValiditySeconds ?? 6
+  const maxValidity = Math.max(minValidity, options.maxValiditySeconds ?? 600)
+  /** When an offer of `maxTimeoutSeconds` expires, capped at `maxValidity` from now. */
+  const expiresAt = (timeout: number) =>
+    new Date(now() + Math.min(timeout, maxValidity) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
   const origins = new WeakMap<Challenge.Challenge, Origin>()
 
   const map = (
@@ -144,8 +154,8 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       method: 'evm',
       intent: 'charge',
       request,
-      // `validBefore` follows `expires`: the requirement's timeout, from now.
-      expires: new Date(now() + maxTimeoutSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      // `validBefore` follows `expires`: the requirement's timeout from now, at most `maxValidity`.
+      expires: expiresAt(maxTimeoutSeconds),
     }
     if (typeof description === 'string' && description !== '') challenge.description = description
     return challenge
@@ -169,7 +179,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
           description,
           id: `x402v${version}-${randomId()}`,
           minValiditySeconds: minValidity,
-          now: now(),
+          expiresAt,
         },
         { ...options.svm, decimals: options.decimals ?? {} },
       )

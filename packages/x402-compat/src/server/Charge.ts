@@ -22,6 +22,7 @@ import {
 } from '../Methods.js'
 import { permit2Address } from '../Permit2.js'
 import { hasTransfers } from '../Transfer.js'
+import { confirmedAuthorization } from './Facilitated.js'
 import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
 import {
@@ -265,7 +266,14 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         async () => {
           try {
             return options.facilitator
-              ? await settleWithFacilitator(options.facilitator, request, payload, credential, timeout)
+              ? await settleWithFacilitator(
+                  options.facilitator,
+                  reader,
+                  request,
+                  payload,
+                  credential,
+                  timeout,
+                )
               : await settleWithWallet(options.wallet!, reader, request, payload, timeout)
           } catch (error) {
             // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
@@ -320,6 +328,7 @@ async function landedAuthorization(
 
 async function settleWithFacilitator(
   facilitator: Facilitator,
+  reader: Reader | undefined,
   request: EvmChargeRequest,
   payload: AuthorizationPayload,
   credential: { challenge: { expires?: string } },
@@ -333,7 +342,10 @@ async function settleWithFacilitator(
     accepted: requirement,
     payload: { signature, authorization },
   }
-  return (await facilitate(facilitator, document, requirement, timeout)).transaction
+  // The facilitator's word is checked against this payment (and, with a reader, the chain) before it
+  // serves anyone; a contradicting answer is refused (the lookup in `settle` still finds a real transfer).
+  const settled = await facilitate(facilitator, document, requirement, timeout)
+  return confirmedAuthorization(settled, { request, payload, reader, timeout })
 }
 
 const transferWithAuthorizationAbi = [

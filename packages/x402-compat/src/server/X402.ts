@@ -108,6 +108,25 @@ function exactPayload(
 }
 
 /**
+ * The `authorization` credential payload of an x402 exact-EVM payment: the six EIP-3009 fields and the
+ * signature, nothing else. A client's `authorization` object may carry more members (`type`, `hash`,
+ * `permit`…), and none of them may turn the payment into another credential type.
+ */
+function authorizationPayload(exact: { signature: string; authorization: Record<string, string> }) {
+  const { from, to, value, validAfter, validBefore, nonce } = exact.authorization
+  return {
+    type: 'authorization',
+    from,
+    to,
+    value,
+    validAfter,
+    validBefore,
+    nonce,
+    signature: exact.signature,
+  }
+}
+
+/**
  * Serves one route to MPP and x402 clients alike: the 402 carries `WWW-Authenticate: Payment` and
  * `PAYMENT-REQUIRED` (one `exact` requirement per `evm` offer); a `PAYMENT-SIGNATURE` is matched to
  * what the route offers now, then paid through the same server pipeline (binding, digest, Store,
@@ -249,6 +268,10 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
         const detail = cause instanceof ParseError ? cause.message : 'the header could not be decoded'
         return refuse(request, new MalformedCredentialError({ detail: `${name}: ${detail}.` }))
       }
+      // Nothing deeper than the core reads anywhere (Jcs.maxDepth): such a document is refused here, not
+      // forwarded to a facilitator whose JSON encoder would overflow its stack on it.
+      if (canonical(document) === undefined)
+        return refuse(request, new MalformedCredentialError({ detail: `${name} nests too deeply.` }))
       // x402 `exact` on Solana: the payload is the partially signed transaction alone.
       const transaction = svmTransactionOf(document)
       const exact =
@@ -268,7 +291,16 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
           request,
           new MalformedCredentialError({ detail: `${name} is not an x402 exact payment: ${problem}.` }),
         )
+      // v2 `resource` is an object whose `url` names what was paid for: anything else is not that.
       const resource = document.resource as { url?: unknown } | undefined
+      if (
+        resource !== undefined &&
+        (typeof resource !== 'object' || resource === null || Array.isArray(resource))
+      )
+        return refuse(
+          request,
+          new MalformedCredentialError({ detail: `${name}: resource is not an object.` }),
+        )
       if (resource?.url !== undefined && resource.url !== request.url)
         return refuse(request, new InvalidChallengeError({ detail: 'The payment names another resource.' }))
 
@@ -321,9 +353,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
             ? earlier
             : match.challenge,
         payload:
-          transaction !== undefined
-            ? { type: 'transaction', transaction }
-            : { type: 'authorization', ...exact.authorization, signature: exact.signature },
+          transaction !== undefined ? { type: 'transaction', transaction } : authorizationPayload(exact),
       }
       // A facilitator is given the payment as v2, whatever version the client spoke.
       relayed.set(

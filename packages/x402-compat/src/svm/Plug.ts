@@ -8,13 +8,20 @@ import { type SvmOfferOptions, svmRequest } from './Offer.js'
  *
  * @example
  * ```ts
- * await svmChallenge(2, entry, { realm: 'api.example', id: 'x402v2-…', expiresAt: Date.now() + 60_000 }, {})
+ * await svmChallenge(2, entry, { realm: 'api.example', id: 'x402v2-…', minValiditySeconds: 6, expiresAt: (s) => new Date(Date.now() + s * 1000).toISOString() }, {})
  * ```
  */
 export async function svmChallenge(
   version: 1 | 2,
   entry: unknown,
-  context: { realm: string; id: string; description?: unknown; minValiditySeconds: number; now: number },
+  context: {
+    realm: string
+    id: string
+    description?: unknown
+    minValiditySeconds: number
+    /** The challenge's `expires` for a requirement's `maxTimeoutSeconds` (capped by the plug). */
+    expiresAt: (maxTimeoutSeconds: number) => string
+  },
   options: SvmOfferOptions,
 ): Promise<Challenge.Challenge | string | undefined> {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return undefined
@@ -32,7 +39,7 @@ export async function svmChallenge(
     method: 'solana',
     intent: 'charge',
     request,
-    expires: new Date(context.now + timeout * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    expires: context.expiresAt(timeout),
   }
   if (typeof context.description === 'string' && context.description !== '')
     challenge.description = context.description

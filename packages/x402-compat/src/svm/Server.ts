@@ -1,12 +1,13 @@
 import { ConfigurationError, Jcs, type Method, VerificationFailedError } from '@mppkit/core'
 import type { Facilitator } from '../server/Charge.js'
+import { confirmedSvmTransaction } from '../server/Facilitated.js'
 import { relayed } from '../server/Relayed.js'
 import { facilitate } from '../server/Shared.js'
-import { landedTransaction } from './Landed.js'
+import { landedTransaction, payerOfMessage } from './Landed.js'
 import { type SvmChargeRequest, svmCharge } from './Methods.js'
 import { clusterOf, solanaCaip2Of } from './Networks.js'
 import { svmRequirementOf } from './Requirement.js'
-import { messageKey } from './Transaction.js'
+import { messageBytes, messageKey } from './Transaction.js'
 
 /**
  * Options of {@link svm}.
@@ -143,7 +144,13 @@ export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
         const settled = await facilitate(options.facilitator, document, requirement, timeout, () =>
           store.set(verifiedKey, verifiedFor, ttl),
         )
-        reference = settled.transaction
+        // The facilitator's word is checked against this payment before it serves anyone.
+        const message = messageBytes(payload.transaction)
+        reference = confirmedSvmTransaction(settled, {
+          caip2,
+          payer: message && payerOfMessage(message),
+          networkOf: (named) => solanaCaip2Of(named),
+        })
         if (typeof settled.payer === 'string' && settled.payer !== '') receipt.payer = settled.payer
       } catch (cause) {
         // The transaction may have landed without the facilitator's answer reaching us (now, or on an
