@@ -6,6 +6,7 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -19,7 +20,7 @@ import type * as Method from '../Method.js'
 import * as Receipt from '../Receipt.js'
 import { create as createServer, type Route } from '../server/Server.js'
 import { createTestRail, testCharge } from '../testing/TestMethod.js'
-import { create, mayHaveSettled, PaymentFailedError } from './Client.js'
+import { create, mayHaveSettled, PaymentFailedError, receipt } from './Client.js'
 import { mpp, type Protocol } from './Protocol.js'
 
 const secret = 'client-test-secret-0123456789abcdefghij'
@@ -167,6 +168,33 @@ describe('Client.pay', () => {
     expect(client.ledger.spent('usd')).toBe(200n)
   })
 
+  it('refuses an amount sent as a JSON number past 2^53 (it no longer says what the server asked)', async () => {
+    const definition = {
+      ...testCharge,
+      name: 'numeric',
+      request: z.object({ amount: z.number(), currency: z.string() }),
+    }
+    let created = 0
+    const numeric: Method.Client = {
+      definition,
+      async createPayload() {
+        created++
+        return { payload: { transfer: 'tx' } }
+      },
+    }
+    const client = create({ methods: [numeric], policy: { maxAmount: { usd: 2n ** 53n } } })
+    const request = Base64url.encode('{"amount":9007199254740993,"currency":"usd"}')
+    const header = `Payment id="n1", realm="api.test", method="numeric", intent="charge", request="${request}"`
+    const error = await client.pay(Challenge.parseAll(header), { url: 'mcp://x' }).catch((e) => e)
+    expect(error).toBeInstanceOf(PolicyError)
+    expect(error.reason).toBe('quote')
+    expect(created).toBe(0)
+    // A safe integer is read as it is.
+    const safe = Base64url.encode('{"amount":1000,"currency":"usd"}')
+    const payment = await client.pay(Challenge.parseAll(header.replace(request, safe)), { url: 'mcp://x' })
+    expect(payment.quote).toEqual({ amount: 1000n, currency: 'usd' })
+  })
+
   it('throws a typed error when no challenge names a method it pays with', async () => {
     const { methods } = setup()
     const client = create({ methods })
@@ -293,6 +321,35 @@ describe('Client.fetch', () => {
   })
 })
 
+describe('errors never carry the credential', () => {
+  it('when a protocol plug writes a header fetch refuses (a pretty-printed JSON value)', async () => {
+    const { fetcher, methods, settlements } = setup()
+    const plug: Protocol = {
+      ...mpp,
+      name: 'pretty',
+      headers: (payment) => ({
+        'x-payment': JSON.stringify({ authorization: payment.authorization }, null, 2),
+      }),
+    }
+    const client = create({ methods, fetch: fetcher, protocols: [plug], policy: { budget: { usd: 100n } } })
+    const error = await client.fetch('https://api.test/cents').catch((e) => e)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error.code).toBe('invalid-credential-header')
+    // The payload exists: the money may have moved, and the payment stays booked.
+    expect(error.mayHaveSettled).toBe(true)
+    expect(client.ledger.spent('usd')).toBe(100n)
+    expect(settlements()).toBe(0)
+    const seen = new Set<unknown>()
+    const text = (value: unknown): string => {
+      if (value === null || typeof value !== 'object' || seen.has(value)) return String(value)
+      seen.add(value)
+      const { message, stack, cause } = value as Error
+      return `${message} ${stack} ${text(cause)} ${JSON.stringify(value)}`
+    }
+    expect(text(error)).not.toMatch(/Payment ey/)
+  })
+})
+
 describe('Client.fetch retries', () => {
   // A rail that is down for the first `outages` settlement attempts: the server answers 503 +
   // Retry-After, releases the challenge and settles nothing.
@@ -406,6 +463,51 @@ describe('Client.fetch retries', () => {
     expect(client.ledger.spent('usd')).toBe(100n)
   })
 
+  for (const status of [503, 402])
+    it(`never resends a credential after its challenge expired (${status} + Retry-After)`, async () => {
+      // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2) The challenge lives one to
+      // two seconds (`expires` has whole seconds); the server asks to retry in two.
+      const rail = createTestRail()
+      let attempts = 0
+      const server = createServer({
+        realm: 'api.test',
+        secrets: [secret],
+        expiresIn: 2,
+        methods: [
+          rail.server({
+            failWith: () =>
+              ++attempts <= 1
+                ? status === 503
+                  ? new ServiceUnavailableError({ detail: 'rail down', retryAfter: 2 })
+                  : new VerificationFailedError({ detail: 'still processing', retryAfter: 2 })
+                : undefined,
+          }),
+        ],
+        logger: false,
+      })
+      const handler = server.protect(cents, () => new Response('cents'))
+      const late: string[] = []
+      let sent = 0
+      const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init)
+        const authorization = request.headers.get('authorization')
+        if (authorization) {
+          sent++
+          const { expires } = Credential.parse(authorization).challenge
+          if (expires !== undefined && Date.parse(expires) <= Date.now()) late.push(expires)
+        }
+        return handler(request)
+      }) as typeof fetch
+      const client = create({ methods: [rail.client()], fetch: fetcher })
+      const response = await client.fetch('https://api.test/cents')
+      expect(response.status).toBe(status)
+      expect(late).toEqual([])
+      expect(sent).toBe(1)
+      expect(rail.settlements()).toBe(0)
+      // The credential exists: the payment stays booked.
+      expect(client.ledger.spent('usd')).toBe(100n)
+    })
+
   it('gives up after `retries`, and never waits longer than maxRetryDelay', async () => {
     const down = flaky(10)
     const client = create({ methods: [down.rail.client()], fetch: down.fetcher, retries: 1 })
@@ -419,6 +521,99 @@ describe('Client.fetch retries', () => {
     expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: retries must be a non-negative integer]`,
     )
+  })
+})
+
+describe('receipts', () => {
+  // The real server behind a fetch whose answers to paid requests `tamper` may rewrite (a cache, a
+  // proxy or a server that replays another payment's receipt).
+  const served = (tamper: (response: Response, paid: number) => Response) => {
+    const { fetcher, methods, settlements } = setup()
+    let paid = 0
+    const proxied = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const response = await fetcher(request)
+      return request.headers.has('authorization') ? tamper(response, ++paid) : response
+    }) as typeof fetch
+    return { fetcher: proxied, methods, settlements }
+  }
+  const withReceipt = (response: Response, header: string | null, status = response.status) => {
+    const headers = new Headers(response.headers)
+    if (header === null) headers.delete('payment-receipt')
+    else headers.set('payment-receipt', header)
+    return new Response(response.body, { status, headers })
+  }
+
+  it('never credits a receipt of another challenge than the one paid', async () => {
+    let first: string | null = null
+    const { fetcher, methods, settlements } = served((response, paid) => {
+      if (paid === 1) first = response.headers.get('payment-receipt')
+      // The second paid answer carries the first payment's receipt.
+      return paid === 1 ? response : withReceipt(response, first)
+    })
+    const credited: string[] = []
+    const client = create({ methods, fetch: fetcher, onReceipt: (r) => credited.push(r.challengeId!) })
+    const one = await client.fetch('https://api.test/cents')
+    const two = await client.fetch('https://api.test/cents')
+    expect([one.status, two.status]).toEqual([200, 200])
+    expect(settlements()).toBe(2)
+    expect(credited).toHaveLength(1)
+    expect(receipt(one)?.challengeId).toBe(credited[0])
+    expect(receipt(two)).toBeUndefined()
+  })
+
+  it('never hands out, through receipt(), a receipt the client refused (a 402 carrying one)', async () => {
+    let genuine: string | null = null
+    const { fetcher, methods } = served((response) => {
+      genuine = response.headers.get('payment-receipt')
+      // "Servers MUST NOT return a `Payment-Receipt` header on error responses." (§5.3.1)
+      return withReceipt(response, genuine, 402)
+    })
+    const credited: Receipt.Receipt[] = []
+    const client = create({ methods, fetch: fetcher, onReceipt: (r) => credited.push(r) })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(402)
+    expect(genuine).toMatch(/^ey/)
+    expect(credited).toEqual([])
+    expect(receipt(response)).toBeUndefined()
+    // Nor from the header of a non-2xx response the client did not return.
+    const elsewhere = new Response(null, { status: 402, headers: { 'payment-receipt': genuine! } })
+    expect(receipt(elsewhere)).toBeUndefined()
+    expect(receipt(new Response(null, { headers: { 'payment-receipt': genuine! } }))?.method).toBe('test')
+  })
+
+  it('never credits, through a Payment from pay(), a receipt of another challenge', async () => {
+    const { fetcher, methods } = setup()
+    const credited: Receipt.Receipt[] = []
+    const client = create({ methods, fetch: fetcher, onReceipt: (r) => credited.push(r) })
+    const challenges = await challengesOf(await fetcher('https://api.test/cents'))
+    const payment = await client.pay(challenges, { url: 'mcp://api.test/cents' })
+    const stranger = {
+      status: 'success',
+      method: 'test',
+      timestamp: new Date().toISOString(),
+      reference: 'x',
+    } as const
+    payment.receipt({ ...stranger, challengeId: 'ch_someone_else' })
+    expect(credited).toEqual([])
+    payment.receipt({ ...stranger, challengeId: payment.challenge.id })
+    expect(credited).toHaveLength(1)
+  })
+
+  it('returns the paid response even when onReceipt throws (never a paid answer lost)', async () => {
+    const { fetcher, methods, settlements } = setup()
+    const client = create({
+      methods,
+      fetch: fetcher,
+      onReceipt: () => {
+        throw new TypeError('bookkeeping failed')
+      },
+    })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('cents')
+    expect(receipt(response)?.method).toBe('test')
+    expect(settlements()).toBe(1)
   })
 })
 
@@ -458,6 +653,25 @@ describe('a payment that may have settled', () => {
       reason: 'budget',
     })
     expect(calls()).toBe(1)
+  })
+
+  it('says so when the paid request failed after the credential left (the answer was lost)', async () => {
+    const { fetcher, methods, settlements } = setup()
+    // The server settles and serves; the connection drops before the answer arrives.
+    const lossy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const response = await fetcher(request)
+      if (request.headers.has('authorization')) throw new TypeError('fetch failed')
+      return response
+    }) as typeof fetch
+    const client = create({ methods, fetch: lossy })
+    const error = await client.fetch('https://api.test/cents').catch((e) => e)
+    expect(settlements()).toBe(1)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error).toMatchObject({ code: 'outcome-unknown', mayHaveSettled: true })
+    expect(error.cause).toBeInstanceOf(TypeError)
+    expect(mayHaveSettled(error)).toBe(true)
+    expect(client.ledger.spent('usd')).toBe(100n)
   })
 
   it('is released when the rail failed before anything was sent', async () => {

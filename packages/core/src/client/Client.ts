@@ -39,7 +39,11 @@ export type Options = {
    * credentials over unencrypted HTTP").
    */
   allowInsecureTransport?: boolean
-  /** Called after each successful payment. */
+  /**
+   * Called after each successful payment, with its receipt (never one naming another challenge). Within
+   * `fetch`, an exception it throws is ignored: the paid response is still returned, since losing it
+   * would invite paying again.
+   */
   onReceipt?: (receipt: Receipt.Receipt, challenge: Challenge.Challenge) => void
   /**
    * When the paid retry is answered 503 with `Retry-After` (the rail was unavailable: the server
@@ -48,7 +52,8 @@ export type Options = {
    * this many times
    * (default 2), waiting what `Retry-After` asks up to `maxRetryDelay` seconds. The same credential is
    * never charged twice: the server consumes a challenge once, and rails settle idempotently per
-   * challenge (Stripe replays the PaymentIntent).
+   * challenge (Stripe replays the PaymentIntent). Never once the challenge has expired, nor when the
+   * wait would outlast it.
    */
   retries?: number
   /** Longest `Retry-After` (seconds) worth waiting for before a retry (default 5). */
@@ -88,7 +93,11 @@ export type Payment = {
   header: string
   /** The price the ledger booked. */
   quote: Method.Quote
-  /** Hands back the receipt the transport returned (feeds the method, e.g. a session's spent amount). */
+  /**
+   * Hands back the receipt the transport returned (feeds the method, e.g. a session's spent amount, then
+   * `onReceipt`). Only the first receipt of this payment counts: one whose `challengeId` names another
+   * challenge is ignored.
+   */
   receipt(receipt: Receipt.Receipt): void
 }
 
@@ -101,7 +110,11 @@ export type Payment = {
  * ```
  */
 export type Client = {
-  /** Like `fetch`, paying a 402 once with the best acceptable challenge. */
+  /**
+   * Like `fetch`, paying a 402 once with the best acceptable challenge. When the paid request fails
+   * after its credential left (a dropped connection, an abort), it throws `PaymentFailedError` (code
+   * `outcome-unknown`, `mayHaveSettled` true, the failure as `cause`): the payment may have gone through.
+   */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
   /**
    * Picks the best challenge it can and may pay and creates its credential, under the same ledger and
@@ -137,11 +150,14 @@ export class PaymentFailedError extends BaseError {
   }
 }
 
-const receipts = new WeakMap<Response, Receipt.Receipt>()
+// The receipts of responses `fetch` returned after paying: `null` where it refused the one the response
+// carried (not 2xx, another origin, another challenge).
+const receipts = new WeakMap<Response, Receipt.Receipt | null>()
 
 /**
- * The decoded `Payment-Receipt` of a response returned by {@link Client.fetch} (or parsed from its
- * header), or `undefined`.
+ * The decoded `Payment-Receipt` of a response returned by {@link Client.fetch} (or parsed from the header
+ * of another 2xx response), or `undefined`: never one the client refused to credit (on a non-2xx
+ * answer, from another origin, or naming another challenge than the one paid).
  *
  * @example
  * ```ts
@@ -150,7 +166,15 @@ const receipts = new WeakMap<Response, Receipt.Receipt>()
  * ```
  */
 export function receipt(response: Response): Receipt.Receipt | undefined {
-  return receipts.get(response) ?? mpp.receipt?.(response)
+  if (receipts.has(response)) return receipts.get(response) ?? undefined
+  // "Receipts are only issued on successful payment responses (2xx status codes)." (§5.3.1)
+  return response.ok ? mpp.receipt?.(response) : undefined
+}
+
+// A receipt is this challenge's unless it names another one (servers built with this library always
+// name it; the spec's receipt has no such field, so a receipt without it is taken).
+function receiptOf(receipt: Receipt.Receipt, challenge: Challenge.Challenge): boolean {
+  return receipt.challengeId === undefined || receipt.challengeId === challenge.id
 }
 
 function secureOrLocal(url: string): boolean {
@@ -171,6 +195,9 @@ function defaultQuote(challenge: Challenge.Challenge): Method.Quote {
     throw new PolicyError('quote', 'challenge has no amount/currency and the method gives no quote')
   if (!/^\d+$/.test(String(amount)))
     throw new PolicyError('quote', 'challenge amount is not a base-unit integer')
+  // A JSON number past 2^53 was already rounded when it was parsed: it no longer says what was asked.
+  if (typeof amount === 'number' && !Number.isSafeInteger(amount))
+    throw new PolicyError('quote', 'challenge amount is a JSON number beyond 2^53: send it as a string')
   const quote: Method.Quote = { amount: BigInt(amount), currency }
   if (Number.isInteger(decimals) && decimals >= 0 && decimals <= 255) quote.decimals = decimals
   const chainId = methodDetails?.chainId
@@ -371,10 +398,17 @@ export function create(options: Options): Client {
         header,
         quote,
         receipt(decoded) {
-          if (received) return
+          if (received || !receiptOf(decoded, challenge)) return
           received = true
-          method.onReceipt?.(decoded, challenge)
-          options.onReceipt?.(decoded, challenge)
+          // Both hear of it even when the first throws; the first failure is then rethrown.
+          let failure: { error: unknown } | undefined
+          for (const listener of [method.onReceipt, options.onReceipt])
+            try {
+              listener?.(decoded, challenge)
+            } catch (error) {
+              failure ??= { error }
+            }
+          if (failure) throw failure.error
         },
       }
     }
@@ -477,37 +511,81 @@ export function create(options: Options): Client {
     if (!payment) return first
     const protocol = offers.find((o) => o.challenge === payment.challenge)?.protocol ?? mpp
     const extra = protocol.headers(payment)
+    // fetch's refusal of a header value quotes the value, which is the credential: refused here, without
+    // it. "Servers and intermediaries MUST NOT log Payment credentials or include them in error messages"
+    // and "Implementations MUST treat Payment credentials with the same care as authentication
+    // passwords" (Security Considerations, Credential Handling).
+    try {
+      new Headers(extra)
+    } catch {
+      throw new PaymentFailedError(
+        `protocol ${protocol.name} gave credential headers that are not valid HTTP fields (${Object.keys(extra).length} header(s)); the payment was created and stays booked`,
+        { code: 'invalid-credential-header', mayHaveSettled: true },
+      )
+    }
     if (
       options.idempotencyKeys !== false &&
       !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
       !original.headers.has('idempotency-key')
     )
       extra['idempotency-key'] = uuid()
-    let response = await sendPaid(extra)
-    // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
-    // (draft-httpauth-payment-00 §11.6): the same credential may be sent again. So does a 402 + Retry-After
-    // ("Servers SHOULD use the `Retry-After` HTTP header to indicate when clients may retry", with a 402
-    // as the spec's example): a payment the rail has not finished (a Stripe PaymentIntent `processing`).
-    // Paying the fresh challenge instead would pay twice once the first payment completes; the same
-    // credential is never charged twice (a server consumes a challenge once).
-    for (
-      let attempt = 0;
-      attempt < retries && (response.status === 503 || response.status === 402);
-      attempt++
-    ) {
-      const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
-      if (delay === undefined) break
-      await response.body?.cancel().catch(() => {})
-      await sleep(delay * 1000, original.signal)
-      response = await sendPaid(extra)
+    // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2): nor resend one.
+    const { expires } = payment.challenge
+    const expiredIn = (ms: number) => expires !== undefined && Expires.isExpired(expires, Date.now() + ms)
+    const deliver = async (): Promise<Response> => {
+      let response = await sendPaid(extra)
+      // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
+      // (draft-httpauth-payment-00 §11.6): the same credential may be sent again. So does a 402 +
+      // Retry-After ("Servers SHOULD use the `Retry-After` HTTP header to indicate when clients may
+      // retry", with a 402 as the spec's example): a payment the rail has not finished (a Stripe
+      // PaymentIntent `processing`). Paying the fresh challenge instead would pay twice once the first
+      // payment completes; the same credential is never charged twice (a server consumes a challenge
+      // once). Only while the challenge lives: a wait that outlasts it ends the retries, and the last
+      // answer is returned.
+      for (
+        let attempt = 0;
+        attempt < retries && (response.status === 503 || response.status === 402);
+        attempt++
+      ) {
+        const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
+        if (delay === undefined || expiredIn(delay * 1000)) break
+        await sleep(delay * 1000, original.signal)
+        // Timers may fire late: checked again before the credential leaves.
+        if (expiredIn(0)) break
+        await response.body?.cancel().catch(() => {})
+        response = await sendPaid(extra)
+      }
+      return response
+    }
+    let response: Response
+    try {
+      response = await deliver()
+    } catch (error) {
+      // The credential left (and a push rail already moved the money): no answer says what became of it.
+      // Rethrown as is, a dropped connection or an abort would look like any failed request, and
+      // fetching again would pay again.
+      throw new PaymentFailedError(
+        'the paid request failed after the credential was sent; the payment may have gone through: check before paying again',
+        { code: 'outcome-unknown', cause: error, mayHaveSettled: true },
+      )
     }
     const decoded = protocol.receipt?.(response)
-    // A receipt counts only from the origin that was paid (an injected fetch may still have followed a
-    // redirect elsewhere).
-    if (decoded && response.ok && (!response.url || new URL(response.url).origin === origin)) {
-      receipts.set(response, decoded)
-      payment.receipt(decoded)
-    }
+    // A receipt counts only on a 2xx ("Receipts are only issued on successful payment responses (2xx
+    // status codes)", §5.3.1), from the origin that was paid (an injected fetch may still have followed
+    // a redirect elsewhere), for the challenge that was paid (not another payment's, replayed).
+    const credited =
+      decoded !== undefined &&
+      response.ok &&
+      (!response.url || new URL(response.url).origin === origin) &&
+      receiptOf(decoded, payment.challenge)
+    receipts.set(response, credited ? decoded : null)
+    if (credited)
+      try {
+        payment.receipt(decoded)
+      } catch {
+        // A listener's failure: the paid response is the caller's all the same (losing it would invite
+        // paying again).
+      }
     return response
   }
 

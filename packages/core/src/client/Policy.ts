@@ -31,7 +31,7 @@ export type Limit = Amount | Readonly<Record<string, Amount>>
  * ```ts
  * const crossRail: CrossRailBudget = {
  *   unit: 'USD', budget: 5, maxAmount: 0.5,
- *   price: (q) => (q.decimals === 6 ? { numerator: q.amount, denominator: 1_000_000n } : undefined),
+ *   price: (q) => (Currency.same(q.currency, usdc) ? { numerator: q.amount, denominator: 1_000_000n } : undefined),
  * }
  * ```
  */
@@ -45,7 +45,9 @@ export type CrossRailBudget = {
   /**
    * The price of a quote in `unit`, synchronously (keep rates cached): a number (read as its shortest
    * decimal, so `0.1` is exactly one tenth), a bigint, or an exact fraction. `undefined`, a throw, a
-   * promise or a negative value refuse the payment (`PolicyError` reason `unpriced`).
+   * promise or a negative value refuse the payment (`PolicyError` reason `unpriced`). Price by the
+   * currency you know: a quote's `decimals` (and `network`) may be only what the server's challenge
+   * claims, and a server naming 18 decimals for a 6-decimal token would be priced 10^12 times too low.
    */
   price(quote: Quote): Value.Value | undefined
 }
@@ -77,7 +79,10 @@ export type Policy = {
   methods?: readonly string[]
   /** Allowed currencies: `currency` (any network) or `network:currency` (see {@link Currency.same}). */
   currencies?: readonly string[]
-  /** Allowed realms (exact). */
+  /**
+   * Allowed realms (exact). A realm is the label a server puts in its challenge, not checked against
+   * the URL: any origin may name any realm, so this is no allowlist of servers (choose the URLs for that).
+   */
   realms?: readonly string[]
   /** Refuse challenges expiring sooner than this many seconds (default 0). */
   minValiditySeconds?: number
