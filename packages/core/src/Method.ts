@@ -198,10 +198,11 @@ export type PayContext<request> = {
   /**
    * Books a side payment the method makes on its own (e.g. a session top-up or a voucher inside a
    * stream) against the client's spend policy, atomically. Throws `PolicyError` when the policy refuses
-   * (sign nothing then); returns an undo to call if the side payment is not made after all. The client
-   * always gives it; it is absent only when a method is driven directly (tests, tools).
+   * (sign nothing then); returns an undo to call if the side payment is not made after all, or, with
+   * `keep`, to give back all but `keep` base units of it (a fee booked at its limit, kept at what was
+   * paid). The client always gives it; it is absent only when a method is driven directly (tests, tools).
    */
-  spend?(quote: Quote): () => void
+  spend?(quote: Quote): (keep?: bigint) => void
 }
 
 /**
@@ -226,6 +227,12 @@ export type Quote = {
   decimals?: number
   /** Session deposit (or deposit increase), checked against the policy's `maxDeposit`. */
   deposit?: bigint
+  /**
+   * A fee paid on top of a payment (a Lightning routing fee), booked through `spend`: it counts against
+   * `budget` and the cross-rail budget, not against `maxAmount`, `maxDeposit` or the cross-rail
+   * `maxAmount`, which bound what a server asks for (the rail bounds its fees itself).
+   */
+  fee?: boolean
 }
 
 /**

@@ -12,13 +12,14 @@ import {
 } from '@mppkit/core/cli'
 import { create as createClient } from '@mppkit/core/client'
 import { authenticatedLndGrpc } from 'lightning'
-import { chargeClient } from './client/Charge.js'
+import { chargeClient, feeLimit } from './client/Charge.js'
 import type { LightningNetwork } from './Methods.js'
 
 /**
- * Defaults of `mppkit pay` for Lightning: at most 10,000 sat per payment unless `--max-amount` (routing
- * fees are bounded apart, by `--max-fee`), and a question at a terminal above 1,000 sat. Any other
- * currency than `sat` has no default and is refused until `--max-amount` names a cap.
+ * Defaults of `mppkit pay` for Lightning: at most 10,000 sat per payment unless `--max-amount`, plus
+ * routing fees of at most `--max-fee` (as the library's `maxAmount` leaves fees to `maxFeeSats`), and a
+ * question at a terminal above 1,000 sat. Any other currency than `sat` has no default and is refused until
+ * `--max-amount` names a cap.
  */
 export const defaults: Defaults = {
   cap: (quote: Method.Quote) => (quote.currency === 'sat' ? 10_000n : undefined),
@@ -44,24 +45,25 @@ Options:
   --lnd-cert <base64>        its tls.cert, base64                 (env MPPKIT_PAYER_LND_CERT)
   --lnd-macaroon <hex>       a macaroon that may pay, hex         (env MPPKIT_PAYER_LND_MACAROON)
   --network <name>           mainnet, regtest or signet (default mainnet; env MPPKIT_LIGHTNING_NETWORK)
-  --max-amount <sat>         largest payment in satoshis (default 10000)
-  --max-fee <sat>            routing fee limit in satoshis (default 1% of the amount, at least 10)
+  --max-amount <sat>         largest payment in satoshis, routing fees apart (default 10000)
+  --max-fee <sat>            routing fee limit in satoshis, on top (default 1% of the amount, at least 10)
   -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
   -y, --yes                  do not ask before paying more than 1000 sat
 
 Pays lightning/charge challenges only (a session needs a close: use @mppkit/method-lightning/client).
-Before paying it prints what it pays on stderr; at a terminal it asks first above 1000 sat.
+Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks
+first above 1000 sat.
 The body goes to stdout; the decoded Payment-Receipt to stderr.
 Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
  * Runs `mppkit pay <url>` for Lightning: decodes and checks the challenge's invoice, pays it from the
- * payer's LND within a per-payment cap (default 10,000 sat) and a fee limit, shows what it pays (and asks
- * at a terminal above 1,000 sat unless `--yes`), prints the body on stdout and the decoded receipt on
- * stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2 on a usage error.
- * Never prints a preimage or macaroon.
+ * payer's LND within a per-payment cap (default 10,000 sat) and a fee limit, shows what it pays and that
+ * limit (and asks at a terminal above 1,000 sat unless `--yes`), prints the body on stdout and the
+ * decoded receipt on stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2
+ * on a usage error. Never prints a preimage or macaroon.
  *
  * @example
  * ```ts
@@ -89,16 +91,28 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     if (rawFee !== undefined && !/^\d{1,15}$/.test(rawFee))
       throw new UsageError('--max-fee must be an integer number of satoshis')
     const { lnd } = authenticatedLndGrpc({ socket, macaroon, ...(cert ? { cert } : {}) })
-    const method = chargeClient({
+    const maxFeeSats = rawFee !== undefined ? Number(rawFee) : undefined
+    const charge = chargeClient({
       lnd,
       network: network as LightningNetwork,
-      ...(rawFee !== undefined ? { maxFeeSats: Number(rawFee) } : {}),
+      ...(maxFeeSats !== undefined ? { maxFeeSats } : {}),
     })
+    // The line announced (and confirmed) names the routing fee limit too: what the payment may cost in all.
+    // The guard quotes the challenge just before it speaks, and the command pays one challenge.
+    let feeNote = ''
+    const method: typeof charge = {
+      ...charge,
+      quote(request) {
+        const quote = charge.quote!(request)
+        feeNote = `, plus a routing fee of at most ${feeLimit(maxFeeSats, quote.amount)} sat (--max-fee)`
+        return quote
+      },
+    }
     const client = createClient({
       methods: [
         guard(method, command.limits, {
-          announce: (line) => io.stderr(`mppkit pay: ${line}\n`),
-          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}`)),
+          announce: (line) => io.stderr(`mppkit pay: ${line}${feeNote}\n`),
+          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}${feeNote}`)),
           units: (quote) => (quote.currency === 'sat' ? { decimals: 0, symbol: 'sat' } : undefined),
         }),
       ],

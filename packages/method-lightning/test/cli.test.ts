@@ -70,7 +70,7 @@ describe('pay', () => {
     const wrong = capture()
     expect(await pay([`${base}/weather`, ...node().slice(0, -2), '--network', 'mainnet'], wrong.io)).toBe(1)
     expect(wrong.out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test)
+      "mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test), plus a routing fee of at most 10 sat (--max-fee)
       mppkit pay: lightning: the invoice is for regtest, this client pays on mainnet
       "
     `)
@@ -110,7 +110,7 @@ describe('pay', () => {
     }
     expect(await pay([`${base}/big`, ...node(), '--max-amount', '20000'], no)).toBe(1)
     expect(questions).toEqual([
-      'mppkit pay: lightning/charge: pay 20,000 sat (20000 base units) (realm cli.test)',
+      'mppkit pay: lightning/charge: pay 20,000 sat (20000 base units) (realm cli.test), plus a routing fee of at most 200 sat (--max-fee)',
     ])
     expect(declined.out.stdout).toBe('')
     // Below the question's threshold nobody is asked; the line says what was paid.
@@ -118,7 +118,7 @@ describe('pay', () => {
     const never = { ...small.io, confirm: async () => expect.fail('asked below 1,000 sat') }
     expect(await pay([`${base}/weather`, ...node()], never)).toBe(0)
     expect(small.out.stderr.split('\n')[0]).toBe(
-      'mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test)',
+      'mppkit pay: lightning/charge: pay 250 sat (250 base units) (realm cli.test), plus a routing fee of at most 10 sat (--max-fee)',
     )
   })
 })

@@ -145,6 +145,36 @@ describe('Ledger', () => {
     expect(ledger.spent('usd')).toBe(10n)
   })
 
+  it('a fee counts against the budget, not against maxAmount or maxDeposit', () => {
+    const ledger = new Ledger({ maxAmount: { sat: 100n }, maxDeposit: { sat: 100n }, budget: { sat: 300n } })
+    expect(refusal(() => ledger.check(at({ amount: 101n, currency: 'sat' })))).toBe('max-amount')
+    expect(refusal(() => ledger.check(at({ amount: 101n, currency: 'sat', deposit: 101n })))).toBe(
+      'max-amount',
+    )
+    ledger.reserve(at({ amount: 100n, currency: 'sat' }))
+    // A fee above maxAmount is allowed while the budget holds it…
+    expect(refusal(() => ledger.check(at({ amount: 150n, currency: 'sat', deposit: 200n, fee: true })))).toBe(
+      'allowed',
+    )
+    // …and refused past the budget.
+    expect(refusal(() => ledger.check(at({ amount: 201n, currency: 'sat', fee: true })))).toBe('budget')
+  })
+
+  it('undo with keep gives back all but what was kept, once', () => {
+    const ledger = new Ledger({ budget: { sat: 100n } })
+    const release = ledger.reserve(at({ amount: 40n, currency: 'sat', fee: true }))
+    release(3n)
+    expect(ledger.spent('sat')).toBe(3n)
+    release()
+    expect(ledger.spent('sat')).toBe(3n)
+    ledger.reserve(at({ amount: 10n, currency: 'sat', fee: true }))(10n)
+    expect(ledger.spent('sat')).toBe(13n)
+    ledger.reserve(at({ amount: 10n, currency: 'sat', fee: true }))(99n)
+    expect(ledger.spent('sat')).toBe(23n)
+    ledger.reserve(at({ amount: 10n, currency: 'sat', fee: true }))(0n)
+    expect(ledger.spent('sat')).toBe(23n)
+  })
+
   it('never lets the sum of reservations exceed a budget, in any order (property)', () => {
     fc.assert(
       fc.property(
@@ -232,6 +262,19 @@ describe('Ledger cross-rail budget', () => {
       },
     })
     expect(refusal(() => throwing.check(at({ amount: 1n, currency: 'usd' })))).toBe('unpriced')
+  })
+
+  it('a fee skips the cross-rail maxAmount but not its budget; undo with keep keeps its share of the price', () => {
+    const ledger = new Ledger(policy(6))
+    // 5 USD of sat: above the cross-rail maxAmount of 4, allowed as a fee.
+    expect(refusal(() => ledger.check(at({ amount: 500_000n, currency: 'sat' })))).toBe('max-amount')
+    const release = ledger.reserve(at({ amount: 500_000n, currency: 'sat', fee: true }))
+    expect(refusal(() => ledger.check(at({ amount: 100_001n, currency: 'sat', fee: true })))).toBe(
+      'cross-rail-budget',
+    )
+    release(100_000n) // 1 USD of it was paid
+    expect(ledger.spentTotal).toEqual({ numerator: 1n, denominator: 1n })
+    expect(ledger.spent('sat')).toBe(100_000n)
   })
 
   it('undo gives the unit back', () => {

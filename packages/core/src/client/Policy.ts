@@ -203,8 +203,12 @@ export class Ledger {
     return this.#total
   }
 
-  /** Throws `PolicyError` when the policy forbids the payment; otherwise records it and returns an undo. */
-  reserve(input: Reservation): () => void {
+  /**
+   * Throws `PolicyError` when the policy forbids the payment; otherwise records it and returns an undo:
+   * called bare, it gives the whole booking back; with `keep` (0 ≤ keep < amount), all but `keep` base
+   * units (the cross-rail price shrinks in proportion). An undo acts once.
+   */
+  reserve(input: Reservation): (keep?: bigint) => void {
     const { price, pin } = this.#evaluate(input)
     const asset = { currency: input.quote.currency, network: input.quote.network }
     const bucket = Currency.bucket(asset)
@@ -214,11 +218,22 @@ export class Ledger {
     if (price) this.#total = Value.add(this.#total, price)
     this.#pin ??= pin
     let released = false
-    return () => {
+    return (keep?: bigint) => {
       if (released) return
       released = true
-      entry.amount -= input.quote.amount
-      if (price) this.#total = Value.subtract(this.#total, price)
+      const amount = input.quote.amount
+      const kept = typeof keep === 'bigint' && keep > 0n ? (keep < amount ? keep : amount) : 0n
+      entry.amount -= amount - kept
+      if (price)
+        this.#total = Value.subtract(
+          this.#total,
+          kept === 0n
+            ? price
+            : Value.subtract(price, {
+                numerator: price.numerator * kept,
+                denominator: price.denominator * amount,
+              }),
+        )
     }
   }
 
@@ -249,13 +264,14 @@ export class Ledger {
         'currency',
         `the spend policy's scalar limits are in ${pin}'s base units, not ${name}'s: configure a limit per currency to pay in both`,
       )
-    const max = this.#limit('maxAmount', asset, pin)
+    // A fee (`quote.fee`) counts against the budgets only: the rail bounds it, not the per-request limits.
+    const max = quote.fee === true ? undefined : this.#limit('maxAmount', asset, pin)
     if (max !== undefined && quote.amount > max)
       throw new PolicyError(
         'max-amount',
         `amount ${quote.amount} ${name} exceeds the per-request maximum ${max}`,
       )
-    const maxDeposit = this.#limit('maxDeposit', asset, pin)
+    const maxDeposit = quote.fee === true ? undefined : this.#limit('maxDeposit', asset, pin)
     if (maxDeposit !== undefined && quote.deposit !== undefined && quote.deposit > maxDeposit)
       throw new PolicyError(
         'max-deposit',
@@ -314,7 +330,7 @@ export class Ledger {
         'unpriced',
         `no ${config.unit} price for ${quote.amount} ${Currency.label(quote)} (the price function must answer synchronously with a non-negative amount)`,
       )
-    if (crossRail.maxAmount && Value.greater(price, crossRail.maxAmount))
+    if (quote.fee !== true && crossRail.maxAmount && Value.greater(price, crossRail.maxAmount))
       throw new PolicyError(
         'max-amount',
         `a payment of ${Value.format(price)} ${config.unit} exceeds the per-request maximum ${Value.format(crossRail.maxAmount)} ${config.unit}`,

@@ -34,10 +34,11 @@ function failing(failure: () => unknown) {
   return { wallet, attempts: () => attempts }
 }
 
+// The budget of one payment: the invoice's 250 sat and its default routing fee limit of 10 sat.
 const clientOf = (wallet: Wallet) =>
   create({
     methods: [chargeClient({ wallet, network: 'regtest', now })],
-    policy: { budget: { sat: 250n } },
+    policy: { budget: { sat: 260n } },
     fetch: api,
   })
 
@@ -55,7 +56,8 @@ describe('lightning/charge client, a payment whose outcome is unknown', () => {
       const error = await client.fetch('https://ln.test/r').catch((e) => e)
       expect(error).toBeInstanceOf(PaymentFailedError)
       expect(error.mayHaveSettled).toBe(true)
-      expect(client.ledger.spent('sat')).toBe(250n)
+      // The payment and its whole fee limit: what it paid in fees is not known.
+      expect(client.ledger.spent('sat')).toBe(260n)
       await expect(client.fetch('https://ln.test/r')).rejects.toBeInstanceOf(PolicyError)
       expect(attempts()).toBe(1)
     })
@@ -69,7 +71,7 @@ describe('lightning/charge client, a payment whose outcome is unknown', () => {
     const error = await client.fetch('https://ln.test/r').catch((e) => e)
     expect(error.mayHaveSettled).toBe(true)
     expect(error.message).not.toContain('00'.repeat(32))
-    expect(client.ledger.spent('sat')).toBe(250n)
+    expect(client.ledger.spent('sat')).toBe(260n)
   })
 
   const failed: [string, () => unknown][] = [
@@ -102,7 +104,7 @@ describe('lightning/charge client, the routing fee limit', () => {
     }
     const client = create({
       methods: [chargeClient({ wallet, network: 'regtest', now, maxFeeSats: maxFeeSats as never })],
-      policy: { budget: { sat: 250n } },
+      policy: { budget: { sat: 1_000n } },
       fetch: api,
     })
     return { client, limits }
@@ -153,7 +155,7 @@ describe('lightning/charge client, an invoice about to expire', () => {
           ...(minValiditySeconds !== undefined ? { minValiditySeconds } : {}),
         }),
       ],
-      policy: { budget: { sat: 250n } },
+      policy: { budget: { sat: 260n } },
       fetch: api,
     })
     return { client, attempts }

@@ -2,13 +2,18 @@ import { ConfigurationError, type Method } from '@mppkit/core/client'
 import type { AuthenticatedLnd } from 'lightning'
 import { checkedFee } from '../internal/node.js'
 import { charge, type LightningNetwork } from '../Methods.js'
+import { bookFee } from './Fees.js'
 import { checkInvoice, lndWallet, payInvoice, type Wallet } from './Wallet.js'
 
 /** Options of {@link chargeClient}. */
 export type ChargeClientOptions = ({ lnd: AuthenticatedLnd } | { wallet: Wallet }) & {
   /** The network this client pays on (default `mainnet`); invoices of other networks are refused. */
   network?: LightningNetwork
-  /** Routing fee limit per payment in satoshis (default: 1% of the amount, at least 10 sat). */
+  /**
+   * Routing fee limit per payment in satoshis (default: 1% of the amount, at least 10 sat). Booked against
+   * the spend policy's `budget` (and cross-rail budget) before paying, then replaced by the fee paid; not
+   * counted against `maxAmount`.
+   */
   maxFeeSats?: number | ((amountSats: bigint) => number)
   /** The clock (epoch ms), for invoice expiry checks. */
   now?: () => number
@@ -57,7 +62,9 @@ export function feeLimit(option: ChargeClientOptions['maxFeeSats'], sats: bigint
 
 /**
  * Creates the client side of `lightning/charge`: decodes and checks the invoice (network, amount,
- * expiry with a safety margin, convenience fields), pays it with `SendPaymentV2` under a fee limit, and sends the preimage.
+ * expiry with a safety margin, convenience fields), books its routing fee limit against the spend policy,
+ * pays it with `SendPaymentV2` under that limit, and sends the preimage. The policy's ledger then holds
+ * the amount plus the routing fee actually paid.
  *
  * @example
  * ```ts
@@ -79,7 +86,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       network: `lightning:${network}`,
       decimals: 0,
     }),
-    async createPayload({ challenge, request }) {
+    async createPayload({ challenge, request, spend }) {
       const sats = BigInt(request.amount)
       const details = request.methodDetails
       const invoice = checkInvoice(details?.invoice, {
@@ -91,9 +98,12 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
         now: now(),
         minValidityMs: margin,
       })
-      const preimage = await payInvoice(wallet, details!.invoice, invoice.paymentHash, {
-        maxFeeSats: feeLimit(options.maxFeeSats, sats),
+      const fee = bookFee(spend, {
+        limit: feeLimit(options.maxFeeSats, sats),
+        currency: request.currency,
+        network: `lightning:${network}`,
       })
+      const preimage = await payInvoice(wallet, details!.invoice, invoice.paymentHash, { fee })
       return { payload: { preimage } }
     },
   }

@@ -1,6 +1,7 @@
 import { Challenge, Credential, type Method, PaymentFailedError } from '@mppkit/core/client'
 import { type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
+import { bookFee } from './Fees.js'
 import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
@@ -69,7 +70,8 @@ type Spend = NonNullable<Method.PayContext<unknown>['spend']>
  * the deposit invoice after checking it, sends the preimage and an amountless return invoice); later
  * requests are `bearer` actions; `topUp(url)` and `close(url)` are side requests; `stream()` follows a
  * stream billed per chunk through its top-ups. The spend policy's deposit limit applies to deposits and
- * top-ups, its budget to each request's price.
+ * top-ups, its budget to each request's price and to the routing fees of deposits and top-ups (each fee
+ * limit booked before paying, then replaced by the fee paid).
  *
  * @example
  * ```ts
@@ -130,13 +132,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return invoice
   }
 
-  /** Checks and pays the challenge's deposit invoice, returning the preimage and the sats paid. */
-  const payDeposit = async (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
+  /**
+   * Checks and pays the challenge's deposit invoice, its routing fee limit booked through `spend` (in parts
+   * of at most the session's price, which the policy's `maxAmount` allowed), returning the preimage and
+   * the sats paid.
+   */
+  const payDeposit = async (
+    challenge: Challenge.Challenge,
+    request: LightningSessionRequest,
+    spend: Spend | undefined,
+    price: bigint,
+  ) => {
     const invoice = checkDeposit(challenge, request)
     const sats = invoice.amountMsat! / 1000n
-    const preimage = await payInvoice(wallet, request.depositInvoice!, invoice.paymentHash, {
-      maxFeeSats: feeLimit(options.maxFeeSats, sats),
+    const fee = bookFee(spend, {
+      limit: feeLimit(options.maxFeeSats, sats),
+      currency: request.currency,
+      network: `lightning:${network}`,
     })
+    const preimage = await payInvoice(wallet, request.depositInvoice!, invoice.paymentHash, { fee })
     return { preimage, sats }
   }
 
@@ -206,10 +220,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const { challenge, request } = await challengeOf(url)
     const sats = BigInt(request.depositAmount ?? '0')
     // The policy's deposit limit applies to the session's deposit total; nothing is paid when it refuses.
-    const undo = spends.get(realm)?.({ ...quoteFor(request, 0n), deposit: state.deposit + sats })
+    const spend = spends.get(realm)
+    const undo = spend?.({ ...quoteFor(request, 0n), deposit: state.deposit + sats })
     let paid: { preimage: string; sats: bigint }
     try {
-      paid = await payDeposit(challenge, request)
+      paid = await payDeposit(challenge, request, spend, state.price)
     } catch (error) {
       undo?.()
       throw error
@@ -295,7 +310,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
               expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
               description: 'mppkit session refund',
             }))
-            paid = await payDeposit(challenge, request)
+            paid = await payDeposit(challenge, request, spend, price)
           } catch (error) {
             undo?.()
             throw error

@@ -3,16 +3,21 @@ import { BaseError, PaymentFailedError } from '@mppkit/core/client'
 import { type AuthenticatedLnd, createInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import type { LightningNetwork } from '../Methods.js'
+import type { FeeBooking } from './Fees.js'
 
 /** What a lightning client needs from its node, with an implementation on LND ({@link lndWallet}). */
 export type Wallet = {
   /**
-   * Pays `invoice` (with `sats` for an amountless one) under a fee limit; resolves with the preimage (hex).
-   * A wallet that knows nothing was paid rejects with a `PaymentFailedError` (from `@mppkit/core/client`);
-   * any other rejection is taken to mean the payment may have gone through, and the client keeps it
-   * booked against its spend policy.
+   * Pays `invoice` (with `sats` for an amountless one) under a fee limit; resolves with the preimage (hex)
+   * and the routing fee paid, in whole satoshis rounded up (`feeSats`: without it, the client keeps the
+   * whole fee limit booked against its spend policy). A wallet that knows nothing was paid rejects with a
+   * `PaymentFailedError` (from `@mppkit/core/client`); any other rejection is taken to mean the payment
+   * may have gone through, and the client keeps it, and its fee limit, booked against its spend policy.
    */
-  pay(invoice: string, options: { maxFeeSats: number; sats?: bigint }): Promise<{ preimage: string }>
+  pay(
+    invoice: string,
+    options: { maxFeeSats: number; sats?: bigint },
+  ): Promise<{ preimage: string; feeSats?: number }>
   /** Creates an amountless invoice for refunds, expiring in `expirySeconds`. */
   receive(options: { expirySeconds: number; description?: string }): Promise<{ invoice: string }>
 }
@@ -36,7 +41,8 @@ export function lndWallet(lnd: AuthenticatedLnd): Wallet {
         max_fee: maxFeeSats,
         ...(sats !== undefined ? { tokens: Number(sats) } : {}),
       })
-      return { preimage: paid.secret }
+      // `safe_fee`: the fee in satoshis rounded up (LND pays fees in millisatoshis).
+      return { preimage: paid.secret, feeSats: paid.safe_fee }
     },
     async receive({ expirySeconds, description }) {
       const created = await createInvoice({
@@ -124,24 +130,29 @@ function nothingPaid(cause: unknown): boolean {
 }
 
 /**
- * Pays through `wallet` and checks the preimage against the hash (never echoing either in errors). A
- * failure after the payment may have gone out is a `PaymentFailedError` with `mayHaveSettled`.
+ * Pays through `wallet` under the fee limit `fee` booked, and checks the preimage against the hash (never
+ * echoing either in errors). The booking shrinks to the fee the wallet reports once it paid, is given back
+ * when nothing was paid, and stays whole when the outcome is unknown. A failure after the payment may
+ * have gone out is a `PaymentFailedError` with `mayHaveSettled`.
  */
 export async function payInvoice(
   wallet: Wallet,
   invoice: string,
   paymentHash: string,
-  options: { maxFeeSats: number; sats?: bigint },
+  options: { fee: FeeBooking; sats?: bigint },
 ): Promise<string> {
+  const { fee, sats } = options
   let preimage: string
   try {
-    ;({ preimage } = await wallet.pay(invoice, options))
+    const paid = await wallet.pay(invoice, { maxFeeSats: fee.limit, ...(sats !== undefined ? { sats } : {}) })
+    fee.settle(paid?.feeSats)
+    preimage = paid?.preimage
   } catch (cause) {
     const name = Array.isArray(cause) && typeof cause[1] === 'string' ? `: ${cause[1]}` : ''
-    throw new PaymentFailedError(`lightning: the payment failed${name}`, {
-      cause,
-      mayHaveSettled: !nothingPaid(cause),
-    })
+    const settled = !nothingPaid(cause)
+    // Unknown outcome: the fee limit stays booked with the payment, as the core keeps the payment.
+    if (!settled) fee.release()
+    throw new PaymentFailedError(`lightning: the payment failed${name}`, { cause, mayHaveSettled: settled })
   }
   // The node reports the invoice paid: whatever is wrong with the preimage, the money may have moved.
   if (
