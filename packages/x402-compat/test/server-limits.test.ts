@@ -317,8 +317,12 @@ describe('x402: Idempotency-Key retries', () => {
     const first = await send(handler, header, 'order-3')
     expect(first.status).toBe(500)
     expect((await first.json()).detail).toContain('retry with the same Idempotency-Key')
+    // The 500 says what was settled, as the retry's 200 does.
+    const settled = first.headers.get('payment-response')
+    expect(settled).toBeTruthy()
     const retry = await send(handler, header, 'order-3')
     expect(retry.status).toBe(200)
+    expect(retry.headers.get('payment-response')).toBe(settled)
     expect(await retry.text()).toBe('ok')
     expect(counts).toEqual({ settle: 1, runs: 2 })
   })

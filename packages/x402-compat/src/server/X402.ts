@@ -392,7 +392,9 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       try {
         response = outcome.response ?? (await handler(request, outcome.payment))
       } catch (cause) {
-        return outcome.fail(cause)
+        // Settled, then the handler failed: the 500 asks for a retry with the same Idempotency-Key, and
+        // carries the settlement (the x402 client learns what it paid, with which transaction).
+        return withHeaders(await outcome.fail(cause), settlement(outcome.payment.receipt))
       }
       const paid = outcome.idempotent ? await outcome.finalize(response) : outcome.decorate(response)
       return withHeaders(paid, settlement(outcome.payment.receipt))
