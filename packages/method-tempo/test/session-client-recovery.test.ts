@@ -239,7 +239,10 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
     const nonce = await nonceOf(payer.address)
     try {
       const lost = await client.fetch(url).catch((error: unknown) => error)
-      expect(lost).toBeInstanceOf(TypeError)
+      // The answer to the paid request was lost: the core client says the payment may have settled.
+      expect(lost).toBeInstanceOf(PaymentFailedError)
+      expect(lost).toMatchObject({ code: 'outcome-unknown', mayHaveSettled: true })
+      expect((lost as Error).cause).toBeInstanceOf(TypeError)
       const channelId = [...sessions.channels.values()][0]!.channelId
       // Not mined when the client looks again: its nonce is unused, so it may still be; the same open.
       expect((await client.fetch(url)).status).toBe(200)

@@ -117,6 +117,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
     payee: payee.address,
     currency: options.currency,
     readChannel: chain.readChannel,
+    // "The grace period allows the payee time to submit any outstanding vouchers before forced closure"
+    // ("Server can still `settle()` or `close()` during grace period"): once a re-read of the escrow
+    // shows a forced close requested, the channel's consumed voucher is settled at once, off the
+    // request, whether or not `settleInterval` is set.
+    onCloseRequested: (store, channelId) => schedule.settleSoon(store, channelId),
   })
   const common = { chain, channels, escrow: options.escrow, currency: options.currency, payee: payee.address }
   const verify = createVerify({ ...common, chainId })

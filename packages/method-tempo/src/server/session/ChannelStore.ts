@@ -1,5 +1,6 @@
 import {
   type AtomicStep,
+  type AtomicStepResult,
   PaymentError,
   type Store,
   StoreUnavailableError,
@@ -35,10 +36,29 @@ export type ChannelStoreOptions = {
   currency: Address
   /** Reads the channel from the escrow (undefined: no such channel). */
   readChannel(channelId: Hex): Promise<ChannelState | undefined>
+  /**
+   * Called (synchronously: it must only schedule) when a channel state read from the escrow shows a
+   * forced close requested by the payer, with the store the state is saved in: what was served on it
+   * must be settled before the grace period ends and the payer withdraws.
+   */
+  onCloseRequested?(store: Store, channelId: Hex): void
 }
 
 /** Per-channel session state in a Store: cached channel, highest voucher, spent counter. */
 export type ChannelStore = ReturnType<typeof createChannelStore>
+
+// How long the keys of a channel live. Each expires `ttlMs` after it was last written, and they must
+// never expire in an order that loses money:
+// - `spent` outlives `v`: a voucher still stored after its `spent` expired would be served again (down
+//   to the settled floor). Every operation that writes `v` writes `spent` too, in the same atomic
+//   operation (the deduction itself, or an increment by 0).
+// - `ok` (the settle mark) outlives `spent`: while what was served is remembered, so is the voucher that
+//   settles it. Every operation that writes `spent` rewrites `ok` to its own value (a compare-and-set
+//   from this process's last known value; when another process changed it, the answer of that same
+//   operation gives the new value, and one more store operation rewrites it).
+// `v` may expire first: the stored `spent` still bounds what is served (a new voucher must exceed it) and
+// `ok` still settles it. `ok` outliving both only keeps a voucher that was fully served settleable. `ch`
+// is a cache of the escrow, `closing` a short-lived mark.
 
 type KeyKind = 'ch' | 'v' | 'spent' | 'ok' | 'closing'
 const keyKinds: readonly KeyKind[] = ['ch', 'v', 'spent', 'ok', 'closing']
@@ -87,16 +107,66 @@ export function createChannelStore(options: ChannelStoreOptions) {
   // accepts the voucher, so a channel changed meanwhile by another process (closed, topped up, re-read)
   // is never acted upon; the voucher is re-checked against the new state instead.
   const lastChannel = new Map<string, { raw: string; state: ChannelState }>()
+  // This process's last known value of each channel's settle mark `ok` (absent from the map: unknown),
+  // rewritten to itself by the operations that write `spent` (see the key lifetimes above).
+  const lastOk = new Map<string, string | undefined>()
+  const rememberOk = (id: string, raw: string | undefined) => {
+    if (lastOk.size >= 10_000 && !lastOk.has(id)) lastOk.delete(lastOk.keys().next().value as string)
+    lastOk.set(id, raw)
+  }
+  /**
+   * The last step of an operation that writes `spent`: rewrites `ok` to the value this process last saw
+   * (its TTL restarts), or checks it is absent. Last, so a stale value stops nothing but itself; its
+   * result then carries the current value, for {@link keptOk}.
+   */
+  const keepOkStep = (channelId: Hex): AtomicStep => {
+    const raw = lastOk.get(channelId.toLowerCase())
+    return raw === undefined
+      ? { op: 'check', key: key('ok', channelId), equals: undefined }
+      : { op: 'compareAndSet', key: key('ok', channelId), expected: raw, next: raw, ttlMs }
+  }
+  /**
+   * Rewrites `ok` to its own value (its TTL restarts): after an operation that wrote `spent` without
+   * doing it. `known`: the value the caller just read. A value changed meanwhile was just written (its
+   * TTL is fresh) by the operation that changed it.
+   */
+  const keepOk = async (s: Store, channelId: Hex, known?: string) => {
+    const id = channelId.toLowerCase()
+    const okKey = key('ok', channelId)
+    let raw = known ?? lastOk.get(id)
+    for (let attempt = 0; attempt < 2; attempt++) {
+      raw ??= await s.get(okKey)
+      if (raw === undefined) return rememberOk(id, undefined)
+      if (await s.compareAndSet(okKey, raw, raw, ttlMs)) return rememberOk(id, raw)
+      raw = undefined
+    }
+    lastOk.delete(id)
+  }
+  /** Reads the result of a {@link keepOkStep}: when it could not rewrite `ok`, does it with the value it saw. */
+  const keptOk = async (s: Store, channelId: Hex, step: AtomicStepResult | undefined) => {
+    if (step === undefined || step.op === 'setIfAtLeast' || step.applied) return
+    rememberOk(channelId.toLowerCase(), step.value as string | undefined)
+    if (step.value !== undefined) await keepOk(s, channelId, step.value as string)
+  }
+
   const rememberChannel = (channelId: string, raw: string, state: ChannelState) => {
     if (lastChannel.size >= 10_000 && !lastChannel.has(channelId))
       lastChannel.delete(lastChannel.keys().next().value as string)
     lastChannel.set(channelId, { raw, state })
   }
 
+  /** A channel state just read from the escrow: a pending forced close goes to `onCloseRequested`. */
+  const readFromEscrow = (s: Store, channelId: Hex, state: ChannelState) => {
+    if (state.closeRequestedAt !== '0' && !state.finalized)
+      options.onCloseRequested?.(s, channelId.toLowerCase() as Hex)
+  }
+
+  /** Stores a channel state just read from the escrow. */
   const saveChannel = async (s: Store, channelId: Hex, state: ChannelState) => {
     const raw = JSON.stringify(state)
     await s.set(key('ch', channelId), raw, ttlMs)
     if (s.atomic) rememberChannel(channelId.toLowerCase(), raw, state)
+    readFromEscrow(s, channelId, state)
   }
   const cachedChannel = async (s: Store, channelId: Hex): Promise<ChannelState | undefined> => {
     const raw = await s.get(key('ch', channelId))
@@ -129,6 +199,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
         throw sessionProblem('channel-not-found', 'Channel Not Found', 410, 'No channel with this id exists.')
       raw = JSON.stringify(state)
       await s.set(key('ch', channelId), raw, ttlMs)
+      readFromEscrow(s, channelId, state)
     }
     // This process's copy is refreshed only when something else was read (the hot path re-uses it as is).
     if (s.atomic && (known === undefined || known.state !== state)) rememberChannel(id, raw!, state)
@@ -205,9 +276,9 @@ export function createChannelStore(options: ChannelStoreOptions) {
     const spentKey = key('spent', channelId)
     for (let attempt = 0; attempt < 16; attempt++) {
       const { value } = await s.increment(spentKey, 0n, { ttlMs })
-      if (value >= floor) return
       // Bounded by `floor`: a concurrent deduction in between makes this one miss, and it is read again.
-      if ((await s.increment(spentKey, floor - value, { ttlMs, max: floor })).applied) return
+      if (value >= floor || (await s.increment(spentKey, floor - value, { ttlMs, max: floor })).applied)
+        return keepOk(s, channelId)
     }
     throw new StoreUnavailableError({ detail: 'The channel is under heavy contention.', retryAfter: 1 })
   }
@@ -235,15 +306,18 @@ export function createChannelStore(options: ChannelStoreOptions) {
         // read of `spent` by less than a round trip may still be left out of the capture.
         if ((await s.get(closingKey)) !== undefined) return { applied: false, value: 0n, closing: true }
         result = await s.increment(spentKey, cost, min === undefined ? { ttlMs, max } : { ttlMs, max, min })
+        if (result.applied) await keepOk(s, channelId)
       } else {
         const { results } = await s.atomic([
           { op: 'check', key: closingKey, equals: undefined },
           min === undefined
             ? { op: 'increment', key: spentKey, delta: cost, ttlMs, max }
             : { op: 'increment', key: spentKey, delta: cost, ttlMs, max, min },
+          keepOkStep(channelId),
         ])
         if (!results[0]!.applied) return { applied: false, value: 0n, closing: true }
         result = results[1] as { applied: boolean; value: bigint }
+        await keptOk(s, channelId, results[2])
       }
       if (result.applied || result.value >= floor || attempt > 0) return result
       await raiseSpent(s, channelId, floor)
@@ -282,6 +356,28 @@ export function createChannelStore(options: ChannelStoreOptions) {
     if (lastVoucher.size >= 10_000) lastVoucher.delete(lastVoucher.keys().next().value as string)
     lastVoucher.set(channelId, raw)
   }
+  /**
+   * Compare-and-set of the highest voucher that also writes `spent` (an increment by 0) and rewrites
+   * `ok`, in the same atomic operation on a store with `atomic`: `spent` never expires before the voucher.
+   */
+  const storeVoucher = async (s: Store, channelId: Hex, raw: string | undefined, next: string) => {
+    const vKey = key('v', channelId)
+    if (!s.atomic) {
+      if (!(await s.compareAndSet(vKey, raw, next, ttlMs))) return false
+      await s.increment(key('spent', channelId), 0n, { ttlMs })
+      await keepOk(s, channelId)
+      return true
+    }
+    const { results } = await s.atomic([
+      { op: 'compareAndSet', key: vKey, expected: raw, next, ttlMs },
+      { op: 'increment', key: key('spent', channelId), delta: 0n, ttlMs },
+      keepOkStep(channelId),
+    ])
+    if (!results[0]!.applied) return false
+    await keptOk(s, channelId, results[2])
+    return true
+  }
+
   const accept = async (
     s: Store,
     channelId: Hex,
@@ -318,7 +414,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
           `Vouchers must increase by at least ${minDelta}.`,
         )
       const next = JSON.stringify({ amount: String(amount), signature } satisfies StoredVoucher)
-      if (await s.compareAndSet(key('v', channelId), raw, next, ttlMs)) {
+      if (await storeVoucher(s, channelId, raw, next)) {
         remember(cacheKey, next)
         notify(channelId)
         return amount
@@ -414,6 +510,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
           counter: spentKey,
           atLeast: amount,
         },
+        // Otherwise the settle mark lives as long as `spent` (see the key lifetimes above).
+        keepOkStep(channelId),
       ]
       const { results } = await s.atomic(steps)
       const [closingStep, channelStep, voucherStep, spentStep] = results as unknown as [
@@ -448,6 +546,16 @@ export function createChannelStore(options: ChannelStoreOptions) {
         remember(id, next)
         notify(channelId)
       }
+      if (spentStep!.applied) {
+        const [okStep, keepStep] = results.slice(4) as [{ applied: boolean }, AtomicStepResult]
+        if (okStep.applied) rememberOk(id, next)
+        else await keptOk(s, channelId, keepStep)
+      } else if (advances) {
+        // The voucher was written and `spent` was not: write it (and `ok`) so it does not expire first.
+        // Only when this voucher is refused or raised, never on a paid one.
+        await s.increment(spentKey, 0n, { ttlMs })
+        await keepOk(s, channelId)
+      }
       if (!spentStep!.applied && spentStep!.value < settled && !raised) {
         // The voucher step stayed applied: the retry sees it as the stored voucher (an idempotent check).
         raised = true
@@ -466,8 +574,11 @@ export function createChannelStore(options: ChannelStoreOptions) {
     const { voucher } = await highest(s, channelId)
     return voucher ? BigInt(voucher.amount) : 0n
   }
-  const spentOf = async (s: Store, channelId: Hex) =>
-    (await s.increment(key('spent', channelId), 0n, { ttlMs })).value
+  // A plain read: it does not write `spent` (which `ok` would have to follow, see the key lifetimes).
+  const spentOf = async (s: Store, channelId: Hex) => {
+    const raw = await s.get(key('spent', channelId))
+    return raw === undefined ? 0n : BigInt(raw)
+  }
 
   // "MUST persist `spent := spent + cost` to durable storage BEFORE or atomically with delivering the
   // metered service": a bounded increment, so concurrent requests never spend beyond the accepted voucher.
@@ -515,13 +626,15 @@ export function createChannelStore(options: ChannelStoreOptions) {
     for (let attempt = 0; attempt < 16; attempt++) {
       const raw = await s.get(key('ok', channelId))
       if (raw && BigInt((JSON.parse(raw) as StoredVoucher).amount) >= BigInt(voucher.amount)) return
-      if (await s.compareAndSet(key('ok', channelId), raw, next, ttlMs)) return
+      if (await s.compareAndSet(key('ok', channelId), raw, next, ttlMs))
+        return rememberOk(channelId.toLowerCase(), next)
     }
   }
 
   /** The highest fully consumed voucher of a channel (what a settlement may capture). */
   const consumedVoucher = async (s: Store, channelId: Hex): Promise<StoredVoucher | undefined> => {
     const raw = await s.get(key('ok', channelId))
+    rememberOk(channelId.toLowerCase(), raw)
     return raw ? (JSON.parse(raw) as StoredVoucher) : undefined
   }
 

@@ -33,15 +33,23 @@ export function createSettlement(parameters: SettlementParameters) {
       batch.map((entry) => entry.call),
       150_000n * BigInt(batch.length) + 100_000n,
     )
+  // The amount of each channel whose settle reverted by itself when asked for that channel alone: not
+  // sent again for the same amount (each re-read of a channel being force-closed asks again).
+  const refused = new Map<Hex, bigint>()
   /**
    * Settles the consumed vouchers of the dirty channels recorded in `s` (undefined: nothing to settle);
    * the hash of the last batch sent. Channels dropped because their settle reverts go to `report`.
+   * `only`: these channels instead (dirty or not), e.g. one whose payer requested a forced close.
    */
-  const settle = async (s: Store, report?: (error: unknown) => void): Promise<Hex | undefined> => {
+  const settle = async (
+    s: Store,
+    report?: (error: unknown) => void,
+    only?: readonly Hex[],
+  ): Promise<Hex | undefined> => {
     const { dirty } = channels
-    if (dirty.size === 0) return undefined
+    if (only ? only.length === 0 : dirty.size === 0) return undefined
     let batch: Entry[] = []
-    for (const channelId of [...dirty]) {
+    for (const channelId of only ?? [...dirty]) {
       const voucher = await channels.consumedVoucher(s, channelId)
       const channel = await channels.cachedChannel(s, channelId)
       if (!voucher || !channel) continue
@@ -50,6 +58,7 @@ export function createSettlement(parameters: SettlementParameters) {
         continue
       }
       const amount = BigInt(voucher.amount)
+      if (only && refused.get(channelId) === amount) continue
       batch.push({
         channelId,
         amount,
@@ -76,6 +85,7 @@ export function createSettlement(parameters: SettlementParameters) {
         // Not retried with every batch (it would revert each of them): a later deduction on the channel
         // marks it dirty again, and a close still captures what it owes.
         dirty.delete(entry.channelId)
+        if (only) refused.set(entry.channelId, entry.amount)
         report?.(
           new VerificationFailedError({
             detail: `The escrow refuses to settle channel ${entry.channelId}; it was left out of the batch.`,
@@ -120,11 +130,17 @@ export type SettlementTarget = {
  * @see draft-tempo-session-00 §13 (Settlement)
  */
 export function createSettlementSchedule(
-  settle: (store: Store, report?: (error: unknown) => void) => Promise<Hex | undefined>,
+  settle: (
+    store: Store,
+    report?: (error: unknown) => void,
+    only?: readonly Hex[],
+  ) => Promise<Hex | undefined>,
   interval: number | undefined,
 ) {
   type Attached = SettlementTarget & { timer?: ReturnType<typeof setInterval> }
   const attached = new Set<Attached>()
+  // Channels waiting for a prompt settlement, per server (see `settleSoon`).
+  const queued = new Map<Attached, Set<Hex>>()
   let running: Promise<unknown> = Promise.resolve()
   const run = (targets: readonly Attached[]): Promise<Hex | undefined> => {
     const next = running.then(async () => {
@@ -153,6 +169,29 @@ export function createSettlementSchedule(
     },
     /** Settles now, in every attached store. */
     settleNow: () => run([...attached]),
+    /**
+     * Settles `channelId` in `store` soon, whatever `interval` (its payer requested a forced close: what
+     * was served on it is lost once the grace period ends): queued behind the batch running, never in
+     * the request that noticed it; failures go to that server's `report`. Only for a server set up with
+     * this store and not closed.
+     */
+    settleSoon(store: Store, channelId: Hex) {
+      const target = [...attached].find((entry) => entry.store === store)
+      if (!target || target.signal.aborted) return
+      const waiting = queued.get(target)
+      if (waiting) {
+        waiting.add(channelId)
+        return
+      }
+      const channelIds = new Set([channelId])
+      queued.set(target, channelIds)
+      const next = running.then(() => {
+        queued.delete(target)
+        return settle(target.store, target.report, [...channelIds])
+      })
+      running = next.catch(() => {})
+      next.catch((error) => target.report(error))
+    },
     /**
      * Detaches the servers that were closed (their signal aborted; all of them when none was), stops
      * their timers and, when settlement is scheduled, settles what they left pending. Resolves once no
