@@ -85,8 +85,26 @@ export type MethodFixture = {
    * minus one when the request has a decimal `amount`; otherwise the case is skipped).
    */
   wrongAmount?: (request: Record<string, unknown>) => Record<string, unknown>
+  /**
+   * Changes the challenge request the client pays, so the payload pays another recipient (default: the
+   * last character of a string `recipient` changed within its class, e.g. hex stays hex; the case is
+   * skipped, with a printed reason, when the request has none or the client cannot pay the change).
+   */
+  wrongRecipient?: (request: Record<string, unknown>) => Record<string, unknown> | undefined
+  /**
+   * As {@link MethodFixture.wrongRecipient}, for another currency (default: a string `currency` the
+   * route's offer pins, changed; skipped when the offer pins none).
+   */
+  wrongCurrency?: (request: Record<string, unknown>) => Record<string, unknown> | undefined
   /** Makes the rail fail and recover, for the outage case. */
   outage?: RailOutage
+  /**
+   * Makes the rail fail after value moved, or may have (e.g. the RPC goes away between broadcast and
+   * confirmation), for the `consumed` case: while started, `settle` must throw a `PaymentError` with
+   * `consumed: true`, so the server keeps the challenge used and the same credential is never charged
+   * again. Without it the case is skipped with a printed reason.
+   */
+  outageAfterPayment?: RailOutage
   /** Releases nodes, clients… */
   teardown?: () => Promise<void>
 }

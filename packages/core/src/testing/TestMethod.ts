@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
-import { VerificationFailedError } from '../Errors.js'
+import { ServiceUnavailableError, VerificationFailedError } from '../Errors.js'
 import * as Method from '../Method.js'
 
 /**
@@ -24,6 +24,8 @@ export type TestRail = {
   server(options?: {
     verifyDelayMs?: number
     failWith?: () => Error | undefined
+    /** While true, `settle` records the transfer, then fails as if its confirmation were lost (`consumed: true`). */
+    confirmationLost?: () => boolean
   }): Method.Server<typeof testCharge>
   client(options?: {
     tamper?: (payload: { transfer: string }) => { transfer: string }
@@ -86,6 +88,13 @@ export function createTestRail(): TestRail {
         if (!(await store.putIfAbsent(`transfer:${payload.transfer}`, '1', 3_600_000)))
           throw new VerificationFailedError({ detail: 'Transfer already used.', reason: 'replayed-proof' })
         settlements++
+        // Value moved: the challenge must stay used, so the same credential is never charged again.
+        if (options.confirmationLost?.())
+          throw new ServiceUnavailableError({
+            detail: 'The transfer was recorded but its confirmation was lost.',
+            reason: 'outcome-unknown',
+            consumed: true,
+          })
         return { reference: payload.transfer }
       },
     }),

@@ -10,6 +10,7 @@ const offer = { method: 'test', request: { amount: '1000', currency: 'usd', reci
 // The kit on the core's test rail, over an injected store, with a flow and a rail outage.
 let rail: TestRail
 let down = false
+let lost = false
 let store: MemoryStore | undefined
 describeMethod({
   name: 'test/charge (injected MemoryStore, flow, outage)',
@@ -22,6 +23,7 @@ describeMethod({
     return {
       server: rail.server({
         failWith: () => (down ? new BaseError('rail down', { code: 'test-rail-down' }) : undefined),
+        confirmationLost: () => lost,
       }),
       client: () => rail.client(),
       offer,
@@ -32,6 +34,15 @@ describeMethod({
         },
         stop: () => {
           down = false
+        },
+        settlements: () => rail.settlements(),
+      },
+      outageAfterPayment: {
+        start: () => {
+          lost = true
+        },
+        stop: () => {
+          lost = false
         },
         settlements: () => rail.settlements(),
       },

@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '../Store.js'
+import { bindingCases } from './bindingCases.js'
+import { consumedCase } from './consumedCase.js'
 import { flowCases } from './flowCases.js'
 import type { MethodFixture, MethodFlow } from './MethodFixture.js'
 import { type ChallengeIdCheck, createHarness, type MethodHarness } from './MethodHarness.js'
+import { malformedFieldsCase } from './malformedFieldsCase.js'
 import { outageCase } from './outageCase.js'
+import { payeeCases } from './payeeCases.js'
 import { type KitState, singleUseCases } from './singleUseCases.js'
 
 /** Options of {@link describeMethod}. */
@@ -31,7 +35,10 @@ export type DescribeMethodOptions = {
  * The conformance kit every rail runs against a real server and client: a 402 → pay → 200 round trip
  * and its receipt, the failure cases (tampered id, expired, replay, malformed payload, wrong amount; each
  * with the problem the rail declares, else the core's), concurrent double submission of one credential,
- * the fixture's multi-step flows, a rail outage (503 + Retry-After, challenge released, one charge), and
+ * a charge payload moved to other challenges (alone, spent, concurrently), payloads for another recipient
+ * or currency, garbage in each payload field (a 4xx, never a 5xx), the fixture's multi-step flows, a rail
+ * outage (503 + Retry-After, challenge released, one charge), a failure after value moved (`consumed`:
+ * no Retry-After, never charged again), and
  * a clean `server.close()` (the method's background work stops without reporting an error).
  *
  * @example
@@ -67,8 +74,12 @@ export function describeMethod(options: DescribeMethodOptions): void {
     }
 
     singleUseCases(get)
+    bindingCases(get)
+    payeeCases(get)
+    malformedFieldsCase(get)
     flowCases(options.flows ?? [], get)
     outageCase(get)
+    consumedCase(get)
 
     it('closes the server: the method stops its background work and reported no error from it', async () => {
       const { harness } = get()

@@ -11,8 +11,19 @@ export type ProblemCase = 'tamperedId' | 'expired' | 'replay' | 'malformed' | 'w
  */
 export type ExpectedProblem = { type: string; reason?: string; status?: number }
 
+/**
+ * The failure cases whose problem the core leaves to the rail: when a rail declares none, the kit only
+ * asks for a 4xx problem without a receipt (see {@link expectRefusal}); a declared problem is matched.
+ */
+export type RefusalCase =
+  | 'otherChallenge'
+  | 'spentPayload'
+  | 'wrongRecipient'
+  | 'wrongCurrency'
+  | 'malformedFields'
+
 /** Per case, the problem a rail answers (a bare string is a type), or false to skip the case. */
-export type ExpectedProblems = Partial<Record<ProblemCase, ExpectedProblem | string | false>>
+export type ExpectedProblems = Partial<Record<ProblemCase | RefusalCase, ExpectedProblem | string | false>>
 
 /**
  * The core's problems for each case, which a rail keeps unless it declares its own.
@@ -37,10 +48,19 @@ export const defaultProblems: Readonly<Record<ProblemCase, ExpectedProblem>> = O
 export function expectedProblem(
   problems: ExpectedProblems | undefined,
   kind: ProblemCase,
-): ExpectedProblem | undefined {
+): ExpectedProblem | undefined
+/** The declared problem of `kind`, `'any'` when the rail declared none, or undefined when turned off. */
+export function expectedProblem(
+  problems: ExpectedProblems | undefined,
+  kind: RefusalCase,
+): ExpectedProblem | 'any' | undefined
+export function expectedProblem(
+  problems: ExpectedProblems | undefined,
+  kind: ProblemCase | RefusalCase,
+): ExpectedProblem | 'any' | undefined {
   const declared = problems?.[kind]
   if (declared === false) return undefined
-  if (declared === undefined) return defaultProblems[kind]
+  if (declared === undefined) return kind in defaultProblems ? defaultProblems[kind as ProblemCase] : 'any'
   return typeof declared === 'string' ? { type: declared } : declared
 }
 
@@ -68,5 +88,31 @@ export async function expectProblem(response: Response, expected: ExpectedProble
     type: absolute(expected.type),
     ...(expected.reason !== undefined ? { reason: expected.reason } : {}),
   })
+  expect(response.headers.get('payment-receipt')).toBeNull()
+}
+
+/**
+ * Asserts that `response` refuses a payment: the `expected` problem when the rail declared one, else any
+ * 4xx `application/problem+json` answer with a `type`; never a `Payment-Receipt`, and never a stack trace
+ * in the body.
+ *
+ * @example
+ * ```ts
+ * await expectRefusal(response, 'any')
+ * ```
+ * @see draft-httpauth-payment-00 §5.3, §8.2
+ */
+export async function expectRefusal(response: Response, expected: ExpectedProblem | 'any'): Promise<void> {
+  const text = await response.clone().text()
+  // A stack frame line ("    at fn (file:line:col)") names internals an attacker may probe.
+  expect(text, 'the answer carries no stack trace').not.toMatch(/\n\s+at \S/)
+  if (expected !== 'any') return expectProblem(response, expected)
+  expect(response.status, text).toBeGreaterThanOrEqual(400)
+  expect(response.status, text).toBeLessThan(500)
+  let type: unknown
+  try {
+    type = (JSON.parse(text) as { type?: unknown }).type
+  } catch {}
+  expect(typeof type, `a problem+json body with a type: ${text}`).toBe('string')
   expect(response.headers.get('payment-receipt')).toBeNull()
 }

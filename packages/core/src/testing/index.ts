@@ -5,7 +5,9 @@ export {
   type ExpectedProblem,
   type ExpectedProblems,
   expectProblem,
+  expectRefusal,
   type ProblemCase,
+  type RefusalCase,
 } from './expectedProblems.js'
 export type {
   ClientFactory,
