@@ -67,7 +67,7 @@ describe.skipIf(!!chromiumUnavailableReason)('the Lightning views in Chromium', 
       document.querySelector('#lightning-charge-status')!.textContent = ''
     })
     await page.click('#lightning-charge-pay')
-    await statusOf('lightning-charge', /Paid|Failed|Not paid|Refused/)
+    await statusOf('lightning-charge', /Paid|Failed|Not paid|Refused|Outcome unknown/)
     return (await page.textContent('#lightning-charge-status'))!
   }
 
@@ -122,6 +122,69 @@ describe.skipIf(!!chromiumUnavailableReason)('the Lightning views in Chromium', 
     expect(await sats(payee)).toBe(payeeBefore)
     await page.fill('#lightning-charge-budget', '10000')
     await page.click('#lightning-charge-apply')
+  }, 30_000)
+
+  it('refuses a budget that holds the price but not the routing fee limit, and says why', async () => {
+    // The fee limit is named next to the policy, with the budget one payment needs.
+    expect(await page.textContent('#lightning-charge-fee-note')).toMatch(
+      /routing fee limit of 10 sat \(maxFeeSats\).*a budget of at least 110 sat/,
+    )
+    await page.fill('#lightning-charge-budget', '100')
+    await page.click('#lightning-charge-apply')
+    const [payerBefore, payeeBefore] = await Promise.all([sats(payer), sats(payee)])
+    const refused = await payCharge()
+    await shot('lightning-charge-fee-refused')
+    expect(refused).toBe(
+      'Refused by policy: lightning: the payment and its routing fee limit of 10 sat (maxFeeSats) would exceed the remaining budget',
+    )
+    expect(await page.textContent('#lightning-charge-spent')).toBe('0')
+    expect(await sats(payer)).toBe(payerBefore)
+    expect(await sats(payee)).toBe(payeeBefore)
+    // The budget the note names pays.
+    await page.fill('#lightning-charge-budget', '110')
+    await page.click('#lightning-charge-apply')
+    expect(await payCharge()).toMatch(/^Paid: 200/)
+    await page.fill('#lightning-charge-budget', '10000')
+    await page.click('#lightning-charge-apply')
+  }, 30_000)
+
+  it("says a payment whose outcome the node did not report may have gone through; spent is the agent's ledger", async () => {
+    // The server's trace of a refusal carries what the agent's ledger holds as spent.
+    const answer = await fetch(new URL('/api/lightning/charge', playground.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: crypto.randomUUID(), maxAmount: '1000', budget: '100' }),
+    })
+    const last = JSON.parse((await answer.text()).trim().split('\n').at(-1)!)
+    expect(last).toEqual({
+      type: 'refused',
+      message:
+        'lightning: the payment and its routing fee limit of 10 sat (maxFeeSats) would exceed the remaining budget',
+      spent: '0',
+    })
+    // The page's rendering of a failure the node left unknown (as the server traces it): the payment and
+    // its whole fee limit stay booked.
+    await page.click('#tab-lightning-charge')
+    await page.route('**/api/lightning/charge', (route) =>
+      route.fulfill({
+        contentType: 'application/x-ndjson',
+        body: `${JSON.stringify({
+          type: 'failed',
+          message: 'lightning: the payment failed (UnexpectedPaymentError)',
+          mayHaveSettled: true,
+          spent: '110',
+        })}\n`,
+      }),
+    )
+    try {
+      expect(await payCharge()).toBe(
+        'Outcome unknown: lightning: the payment failed (UnexpectedPaymentError); the payment may have gone through: check before paying again (it stays booked against the budget)',
+      )
+      expect(await page.textContent('#lightning-charge-spent')).toBe('110')
+    } finally {
+      await page.unroute('**/api/lightning/charge')
+      await page.click('#lightning-charge-apply')
+    }
   }, 30_000)
 
   it('streams a Lightning session: the balance meter moves live, the deposit is topped up twice, close refunds the rest', async () => {

@@ -151,6 +151,58 @@ describe.skipIf(!!chromiumUnavailableReason)('the playground in Chromium', () =>
     await page.click('#tempo-charge-apply')
   }, 30_000)
 
+  it('says a charge whose paid answer was lost may have gone through, and keeps it in spent', async () => {
+    await page.click('#tab-tempo-charge')
+    // Push mode: the page broadcasts the transfer before it sends the credential.
+    await page.selectOption('#tempo-charge-mode', 'push')
+    await page.click('#tempo-charge-apply')
+    const before = await balance(payee())
+    // Chromium logs the aborted request: expected here, not an error of the page.
+    const logged = page.waitForEvent('console', {
+      predicate: (message) => /ERR_CONNECTION_RESET/.test(message.text()),
+      timeout: 10_000,
+    })
+    // The paid request (the one carrying the credential) loses its connection.
+    await page.route('**/api/demo/tempo/charge', (route) =>
+      route.request().headers().authorization ? route.abort('connectionreset') : route.continue(),
+    )
+    try {
+      await page.click('#tempo-charge-pay')
+      await statusOf('tempo-charge', /Paid|Failed|Not paid|Refused|Outcome/)
+      const status = (await page.textContent('#tempo-charge-status'))!
+      await shot('tempo-charge-outcome-unknown')
+      expect(status).toBe(
+        'Outcome unknown: the paid request failed after the credential was sent; the payment may have gone through: check before paying again (it stays booked against the budget)',
+      )
+      // The client keeps the payment booked; the page says so.
+      expect(await page.textContent('#tempo-charge-spent')).toBe('0.001')
+      // And it did go through: the transfer was on chain before the answer was lost.
+      expect((await balance(payee())) - before).toBe(1000n)
+    } finally {
+      await page.unroute('**/api/demo/tempo/charge')
+    }
+    await logged
+    errors.splice(0, errors.length, ...errors.filter((e) => !/ERR_CONNECTION_RESET/.test(e)))
+  }, 30_000)
+
+  it('shows a paid 402 whose body is not JSON as not paid, not as a parse error', async () => {
+    await page.click('#tempo-charge-apply')
+    await page.route('**/api/demo/tempo/charge', (route) =>
+      route.request().headers().authorization
+        ? route.fulfill({ status: 402, contentType: 'text/plain', body: 'Payment Required' })
+        : route.continue(),
+    )
+    try {
+      await page.click('#tempo-charge-pay')
+      await statusOf('tempo-charge', /Paid|Failed|Not paid|Refused|Outcome/)
+      expect(await page.textContent('#tempo-charge-status')).toBe('Not paid: 402')
+      expect(await page.textContent('#tempo-charge-response pre')).toBe('Payment Required')
+    } finally {
+      await page.unroute('**/api/demo/tempo/charge')
+      await page.click('#tempo-charge-apply')
+    }
+  }, 30_000)
+
   it('streams a Tempo session: meters per chunk, tops up, closes with a refund', async () => {
     await page.click('#tab-tempo-session')
     const payeeBefore = await balance(payee())

@@ -44,6 +44,41 @@ export function setStatus(element: HTMLElement, text: string, tone: 'ok' | 'bad'
   element.className = `status ${tone}`
 }
 
+/** A problem body (RFC 9457) as an object, or undefined when the body is not a JSON object. */
+export function problemOf(body: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body)
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The status line of a payment that threw: refused by the spend policy, an outcome not known (the rail or
+ * the request failed after the credential left: `PaymentFailedError.mayHaveSettled`; the client keeps it
+ * booked, so it counts as spent), or failed. One line: never a stack, never `[object Object]`.
+ */
+export function failureText(error: unknown): string {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as {
+    name?: unknown
+    message?: unknown
+    mayHaveSettled?: unknown
+  }
+  const message =
+    typeof e.message === 'string' && e.message.trim()
+      ? e.message.trim().split('\n')[0]!
+      : typeof error === 'string' && error
+        ? error
+        : 'an unexpected error (details in the browser console)'
+  if (e.name === 'PolicyError') return `Refused by policy: ${message}`
+  if (e.mayHaveSettled === true)
+    return `Outcome unknown: ${message}${/may have gone through/.test(message) ? '' : '; the payment may have gone through: check before paying again'} (it stays booked against the budget)`
+  return `Failed: ${message}`
+}
+
 /**
  * The "Apply policy" button of a view: `renew` builds a new paying client from the policy inputs (so
  * spent starts again at 0); the status line says it worked, or why the policy is refused.
@@ -64,7 +99,7 @@ export function applyPolicyButton(
           await renew()
           setStatus(status, applied())
         } catch (error) {
-          setStatus(status, `Bad policy: ${(error as Error).message}`, 'bad')
+          setStatus(status, `Bad policy: ${failureText(error).replace(/^Failed: /, '')}`, 'bad')
         }
       },
     },

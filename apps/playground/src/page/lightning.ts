@@ -4,7 +4,7 @@
 // arrive. The server masks the preimage; no macaroon reaches the page.
 import type { Challenge } from '@mppkit/core/client'
 import { inspectValue } from '../../../../packages/core/src/internal/inspect.js'
-import { applyPolicyButton, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, failureText, h, pretty, setStatus } from './dom.js'
 import { offersTable, type Steps, steps } from './flow.js'
 import type { Config, View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -12,6 +12,8 @@ import { type Balances, balanceBox } from './payment.js'
 /** The Lightning part of /api/config. */
 export type LightningConfig = {
   prices: { charge: string; chunk: string; deposit: number }
+  /** The payer's routing fee limit per payment, booked against the budget with it. */
+  maxFeeSats: number
   network: string
   payer: string
   payee: string
@@ -111,6 +113,14 @@ function showCommon(out: Steps, step: Step, count: { n: number }, label: string)
   return false
 }
 
+/** The status line of a `refused` or `failed` step (the server's error, as the page would show it). */
+const stepFailure = (step: Step) =>
+  failureText({
+    name: step.type === 'refused' ? 'PolicyError' : 'Error',
+    message: step.message,
+    mayHaveSettled: step.mayHaveSettled === true,
+  })
+
 function policyInput(id: string, value: string) {
   return h('input', { id, inputmode: 'numeric', value })
 }
@@ -161,12 +171,15 @@ function chargeView(config: LightningConfig): View {
             spent.textContent = String(step.spent)
             if (step.status === 200 && step.receipt) setStatus(status, `Paid: 200 in ${step.ms} ms`, 'ok')
             else setStatus(status, `Not paid: ${step.status}`, 'bad')
-          } else if (step.type === 'refused') setStatus(status, `Refused by policy: ${step.message}`, 'bad')
-          else if (step.type === 'failed') setStatus(status, `Failed: ${step.message}`, 'bad')
+          } else if (step.type === 'refused' || step.type === 'failed') {
+            setStatus(status, stepFailure(step), 'bad')
+            // What the agent's ledger holds: a payment whose outcome is unknown stays booked.
+            if (step.spent !== undefined) spent.textContent = String(step.spent)
+          }
         },
       )
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       pay.disabled = false
     }
@@ -183,6 +196,11 @@ function chargeView(config: LightningConfig): View {
       'p',
       {},
       `GET /api/demo/lightning/charge costs ${config.prices.charge} sat: a fresh BOLT11 invoice per challenge on the devnet payee node. The playground's server pays it from the payer node (it holds that node's macaroon; LND speaks gRPC) and shows each step here.`,
+    ),
+    h(
+      'p',
+      { id: `${id}-fee-note` },
+      `Routing fees count against the budget: each payment books its price plus the payer's routing fee limit of ${config.maxFeeSats} sat (maxFeeSats) before paying, then keeps only the fee paid. So one payment needs a budget of at least ${BigInt(config.prices.charge) + BigInt(config.maxFeeSats)} sat; the max per request bounds the price only.`,
     ),
     h(
       'fieldset',
@@ -290,13 +308,13 @@ function sessionView(config: LightningConfig): View {
           close.disabled = false
         } else if (step.type === 'refused') {
           agent = undefined
-          setStatus(status, `Refused by policy: ${step.message}`, 'bad')
-        } else if (step.type === 'failed') setStatus(status, `Failed: ${step.message}`, 'bad')
+          setStatus(status, stepFailure(step), 'bad')
+        } else if (step.type === 'failed') setStatus(status, stepFailure(step), 'bad')
       })
       if (!streamed && chunks && status.className === 'status ')
         setStatus(status, `Stream ended after ${chunks} chunks`, 'bad')
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       open.disabled = false
     }
@@ -330,10 +348,11 @@ function sessionView(config: LightningConfig): View {
             step.status === 200 ? 'ok' : 'bad',
           )
           agent = undefined
-        } else if (step.type === 'failed') setStatus(status, `Close failed: ${step.message}`, 'bad')
+        } else if (step.type === 'failed')
+          setStatus(status, `Close failed: ${stepFailure(step).replace(/^Failed: /, '')}`, 'bad')
       })
     } catch (error) {
-      setStatus(status, `Close failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, `Close failed: ${failureText(error).replace(/^Failed: /, '')}`, 'bad')
       close.disabled = false
     }
   })

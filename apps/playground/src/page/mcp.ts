@@ -3,11 +3,11 @@
 // challenges; the page pays one with the core client's `pay` (Tempo, signed here with a devnet key,
 // under the spend policy) and retries with the credential in `params._meta`; the result carries the
 // receipt in `_meta`. The server is an @mppkit/mcp server (src/server/mcp.ts).
-import { Challenge, Client, type Policy } from '@mppkit/core/client'
+import { Challenge, Client, PaymentFailedError, type Policy } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { privateKeyToAccount } from 'viem/accounts'
 import { redact } from '../../../../packages/core/src/internal/inspect.js'
-import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, failureText, h, pretty, setStatus } from './dom.js'
 import { offersTable, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -145,12 +145,9 @@ export function mcpViews(config: Config): View[] {
         // The same ledger and policy as HTTP; the transport names what is paid for.
         payment = await payer!.pay(challenges, { url: `mcp://fortunes/tools/call/${mcp.tool}` })
       } catch (error) {
-        const name = (error as Error).name
-        setStatus(
-          status,
-          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
-          'bad',
-        )
+        setStatus(status, failureText(error), 'bad')
+        spent.textContent = display(payer!.ledger.spent(t.currency), t.decimals)
+
         return
       }
       out.step(
@@ -170,15 +167,30 @@ export function mcpViews(config: Config): View[] {
           }),
         ),
       )
-      const paid = await rpc({
-        id: nextId++,
-        method: 'tools/call',
-        params: { ...params, _meta: { [credentialKey]: payment.credential } },
-      })
+      let paid: JsonRpcAnswer | undefined
+      try {
+        paid = await rpc({
+          id: nextId++,
+          method: 'tools/call',
+          params: { ...params, _meta: { [credentialKey]: payment.credential } },
+        })
+      } catch (error) {
+        // The credential left (a dropped connection, an answer that is not JSON-RPC): the payment stays
+        // booked, and may have gone through.
+        spent.textContent = display(payer!.ledger.spent(t.currency), t.decimals)
+        throw new PaymentFailedError(
+          `the paid tools/call failed after the credential was sent (${failureText(error).replace(/^Failed: /, '')}); the payment may have gone through: check before paying again`,
+          { code: 'outcome-unknown', cause: error, mayHaveSettled: true },
+        )
+      }
       const ms = Math.round(performance.now() - started)
       if (!paid?.result) {
         out.step('refused', '5. The server refused the credential', h('pre', {}, pretty(paid?.error ?? paid)))
-        setStatus(status, `Not paid: ${paid?.error?.code} ${paid?.error?.message}`, 'bad')
+        setStatus(
+          status,
+          `Not paid: ${paid?.error ? `${paid.error.code} ${paid.error.message}` : 'no JSON-RPC answer'}`,
+          'bad',
+        )
         return
       }
       const receipt = paid.result._meta?.[receiptKey] as
@@ -221,7 +233,7 @@ export function mcpViews(config: Config): View[] {
       )
       balances.replaceChildren(balanceBox('Balances', before, await balancesNow()))
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       call.disabled = false
     }

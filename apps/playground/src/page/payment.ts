@@ -1,7 +1,7 @@
 // A payment view: rail controls, an editable spend policy, a Pay button, balances before/after and
 // the payment's steps. Rails plug in how they build a client and read balances.
 import { type Challenge, Client, type Policy } from '@mppkit/core/client'
-import { applyPolicyButton, baseUnits, display, h, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, failureText, h, problemOf, setStatus } from './dom.js'
 import { type Exchange, recordingFetch, showPayment, steps, type Units } from './flow.js'
 import type { View } from './main.js'
 
@@ -61,6 +61,14 @@ export function paymentView(options: PaymentViewOptions): View {
     client = Client.create({ methods: options.methods(fetch), policy, fetch })
     spent.textContent = '0'
   }
+  const showSpent = () => {
+    if (client)
+      spent.textContent = display(
+        client.ledger.spent(options.currency),
+        options.units.decimals,
+        options.units.minDecimals,
+      )
+  }
   const units = (_challenge: Challenge.Challenge) => options.units
   const pay = h('button', { type: 'button', id: `${id}-pay` }, `Pay ${options.title}`)
   pay.addEventListener('click', async () => {
@@ -77,9 +85,9 @@ export function paymentView(options: PaymentViewOptions): View {
       try {
         response = await client!.fetch(options.url)
       } catch (error) {
-        const name = (error as Error).name
-        if (name === 'PolicyError') setStatus(status, `Refused by policy: ${(error as Error).message}`, 'bad')
-        else setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+        setStatus(status, failureText(error), 'bad')
+        // A payment whose outcome is unknown stays booked: spent says so.
+        showSpent()
         return
       }
       const ms = Math.round(performance.now() - started)
@@ -88,7 +96,7 @@ export function paymentView(options: PaymentViewOptions): View {
       else {
         const problem = log.at(-1)?.body
         const reason = problem
-          ? (JSON.parse(problem) as { reason?: string; detail?: string; title?: string })
+          ? (problemOf(problem) as { reason?: string; detail?: string; title?: string } | undefined)
           : undefined
         setStatus(
           status,
@@ -96,14 +104,10 @@ export function paymentView(options: PaymentViewOptions): View {
           'bad',
         )
       }
-      spent.textContent = display(
-        client!.ledger.spent(options.currency),
-        options.units.decimals,
-        options.units.minDecimals,
-      )
+      showSpent()
       balances.replaceChildren(balanceBox('Balances', before, await options.balances()))
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       pay.disabled = false
     }

@@ -6,7 +6,7 @@ import { solana } from '@mppkit/method-solana/client'
 import { createKeyPairSignerFromBytes } from '@solana/kit'
 import { inspectValue } from '../../../../packages/core/src/internal/inspect.js'
 import type { SolanaPageConfig } from '../server/solana.js'
-import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, failureText, h, pretty, problemOf, setStatus } from './dom.js'
 import { type Exchange, maskedCredential, offersOf, offersTable, recordingFetch, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -116,12 +116,9 @@ export function solanaViews(config: Config): View[] {
       try {
         response = await client!.fetch(unit.url)
       } catch (error) {
-        const name = (error as Error).name
-        setStatus(
-          status,
-          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
-          'bad',
-        )
+        setStatus(status, failureText(error), 'bad')
+        spent.textContent = display(client!.ledger.spent(unit.key), unit.decimals)
+
         return
       }
       const ms = Math.round(performance.now() - started)
@@ -130,7 +127,9 @@ export function solanaViews(config: Config): View[] {
       if (response.ok && receipt) setStatus(status, `Paid: ${response.status} in ${ms} ms`, 'ok')
       else {
         const problem = log.at(-1)?.body
-        const reason = problem ? (JSON.parse(problem) as { reason?: string; detail?: string }) : undefined
+        const reason = problem
+          ? (problemOf(problem) as { reason?: string; detail?: string } | undefined)
+          : undefined
         setStatus(
           status,
           `Not paid: ${response.status}${reason ? ` ${reason.reason ?? ''}: ${reason.detail ?? ''}` : ''}`,
@@ -140,7 +139,7 @@ export function solanaViews(config: Config): View[] {
       spent.textContent = display(client!.ledger.spent(unit.key), unit.decimals)
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       pay.disabled = false
     }

@@ -4,7 +4,7 @@
 import { Client, receipt as receiptOf } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { privateKeyToAccount } from 'viem/accounts'
-import { baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { baseUnits, display, failureText, h, pretty, setStatus } from './dom.js'
 import { type Exchange, maskedCredential, offersOf, offersTable, recordingFetch, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox, paymentView } from './payment.js'
@@ -126,12 +126,8 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       try {
         response = await client!.fetch(url)
       } catch (error) {
-        const name = (error as Error).name
-        setStatus(
-          status,
-          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
-          'bad',
-        )
+        setStatus(status, failureText(error), 'bad')
+
         sessions = undefined
         return
       }
@@ -185,7 +181,7 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
       close.disabled = false
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       open.disabled = false
     }
@@ -210,7 +206,7 @@ function sessionView(config: Config, balances: () => Promise<Balances>): View {
       balanceArea.replaceChildren(balanceBox('Balances', before, await balances()))
       sessions = undefined
     } catch (error) {
-      setStatus(status, `Close failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, `Close failed: ${failureText(error).replace(/^Failed: /, '')}`, 'bad')
       close.disabled = false
     }
   })

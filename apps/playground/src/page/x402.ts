@@ -12,7 +12,7 @@ import { ExactEvmScheme } from '@x402/evm/exact/client'
 import { wrapFetchWithPayment } from '@x402/fetch'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { X402PageConfig } from '../server/x402.js'
-import { applyPolicyButton, baseUnits, display, h, pretty, setStatus } from './dom.js'
+import { applyPolicyButton, baseUnits, display, failureText, h, pretty, setStatus } from './dom.js'
 import { type Exchange, offersOf, offersTable, recordingFetch, type Steps, steps } from './flow.js'
 import { type Config, getJson, type View } from './main.js'
 import { type Balances, balanceBox } from './payment.js'
@@ -100,7 +100,7 @@ function frame(id: string, intro: string, symbol: string, pay: (parts: Parts) =>
     try {
       await pay(parts)
     } catch (error) {
-      setStatus(status, `Failed: ${(error as Error).message}`, 'bad')
+      setStatus(status, failureText(error), 'bad')
     } finally {
       button.disabled = false
     }
@@ -309,12 +309,9 @@ export function serviceView(options: X402ViewOptions & { payer: () => Promise<Pa
       try {
         response = await client.fetch(options.route)
       } catch (error) {
-        const name = (error as Error).name
-        setStatus(
-          status,
-          `${name === 'PolicyError' ? 'Refused by policy' : 'Failed'}: ${(error as Error).message}`,
-          'bad',
-        )
+        setStatus(status, failureText(error), 'bad')
+        spent.textContent = display(client.ledger.spent(token.address), token.decimals)
+
         return
       }
       const ms = Math.round(performance.now() - started)

@@ -5,7 +5,7 @@
 // (the 402, the invoice as the node decodes it, the payment, the credential with the preimage masked,
 // the paid response, the receipt, the balances of both nodes). No macaroon or preimage reaches the page.
 import { Credential, MemoryStore, Receipt } from '@mppkit/core'
-import { Client, PolicyError } from '@mppkit/core/client'
+import { Client, mayHaveSettled, PolicyError } from '@mppkit/core/client'
 import { Server } from '@mppkit/core/server'
 import type { DevnetLightningInfo } from '@mppkit/devnet'
 import { lightning as lightningClient, lndWallet, type Wallet } from '@mppkit/method-lightning/client'
@@ -22,6 +22,12 @@ import { redact } from '../../../../packages/core/src/internal/inspect.js'
 /** Prices in satoshis: 100 sat per charge, 1 sat per streamed chunk on a 10 sat deposit. */
 export const lightningPrices = { charge: '100', chunk: '1', deposit: 10 } as const
 
+/**
+ * The payer's routing fee limit per payment (the client's `maxFeeSats`): booked against the spend policy's
+ * budget with each payment before paying, then shrunk to the fee paid; the page names it.
+ */
+export const lightningMaxFeeSats = 10
+
 const chargePath = '/api/demo/lightning/charge'
 const sessionPath = '/api/demo/lightning/session'
 
@@ -29,7 +35,13 @@ const sessionPath = '/api/demo/lightning/session'
 export type Step = { type: string; [key: string]: unknown }
 
 export type LightningPlayground = {
-  config: { prices: typeof lightningPrices; network: 'regtest'; payer: string; payee: string }
+  config: {
+    prices: typeof lightningPrices
+    maxFeeSats: number
+    network: 'regtest'
+    payer: string
+    payee: string
+  }
   balances(): Promise<{ payer: number; payee: number }>
   route(path: string): ((request: Request) => Promise<Response>) | undefined
   close(): void
@@ -62,8 +74,15 @@ function maskedCredential(authorization: string) {
   return { challenge: { id, method, intent, realm }, payload: redact(credential.payload) }
 }
 
-/** A streamed NDJSON response: `run` writes steps; an error becomes a last `failed` step. */
-function trace(run: (emit: (step: Step) => void) => Promise<void>): Response {
+/**
+ * A streamed NDJSON response: `run` writes steps; an error becomes a last `refused` or `failed` step, with
+ * `mayHaveSettled` (the payment's outcome is unknown: it stays booked) and what the agent's ledger holds
+ * as spent (`spent()`, when given).
+ */
+function trace(
+  run: (emit: (step: Step) => void) => Promise<void>,
+  spent?: () => bigint | undefined,
+): Response {
   const encoder = new TextEncoder()
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
@@ -78,7 +97,13 @@ function trace(run: (emit: (step: Step) => void) => Promise<void>): Response {
       } catch (error) {
         const refused = error instanceof PolicyError
         // The message only: the client's errors never carry a preimage or an invoice.
-        emit({ type: refused ? 'refused' : 'failed', message: (error as Error).message })
+        const spentNow = spent?.()
+        emit({
+          type: refused ? 'refused' : 'failed',
+          message: error instanceof Error ? error.message : String(error),
+          ...(mayHaveSettled(error) ? { mayHaveSettled: true } : {}),
+          ...(spentNow === undefined ? {} : { spent: spentNow }),
+        })
       }
       controller.close()
     },
@@ -236,42 +261,45 @@ export function lightningPlayground(
     const origin = new URL(request.url).origin
     const { agent, policy } = await readPolicy(request).catch(() => ({ agent: undefined, policy: undefined }))
     if (!policy) return problem(400, 'the policy amounts are whole satoshis')
-    return trace(async (emit) => {
-      const key = agent ?? crypto.randomUUID()
-      let entry = chargeAgents.get(key)
-      // A new policy comes with a new agent id (the page's Apply policy).
-      if (!entry) {
-        const sink = { current: emit }
-        const client = Client.create({
-          methods: [
-            lightningClient({
-              wallet: recordingWallet((step) => sink.current(step)),
-              network: 'regtest',
-              maxFeeSats: 10,
-            }),
-          ],
-          policy,
-          fetch: recordingFetch((step) => sink.current(step)),
+    const key = agent ?? crypto.randomUUID()
+    return trace(
+      async (emit) => {
+        let entry = chargeAgents.get(key)
+        // A new policy comes with a new agent id (the page's Apply policy).
+        if (!entry) {
+          const sink = { current: emit }
+          const client = Client.create({
+            methods: [
+              lightningClient({
+                wallet: recordingWallet((step) => sink.current(step)),
+                network: 'regtest',
+                maxFeeSats: lightningMaxFeeSats,
+              }),
+            ],
+            policy,
+            fetch: recordingFetch((step) => sink.current(step)),
+          })
+          entry = { client, emit: sink }
+          if (chargeAgents.size > 100) chargeAgents.clear()
+          chargeAgents.set(key, entry)
+        }
+        entry!.emit.current = emit
+        emit({ type: 'balances', when: 'before', ...(await balances()) })
+        const started = performance.now()
+        const response = await entry!.client.fetch(`${origin}${chargePath}`)
+        const ms = Math.round(performance.now() - started)
+        emit({
+          type: 'response',
+          status: response.status,
+          ms,
+          body: await response.text(),
+          receipt: readReceipt(response),
+          spent: entry!.client.ledger.spent('sat'),
         })
-        entry = { client, emit: sink }
-        if (chargeAgents.size > 100) chargeAgents.clear()
-        chargeAgents.set(key, entry)
-      }
-      entry!.emit.current = emit
-      emit({ type: 'balances', when: 'before', ...(await balances()) })
-      const started = performance.now()
-      const response = await entry!.client.fetch(`${origin}${chargePath}`)
-      const ms = Math.round(performance.now() - started)
-      emit({
-        type: 'response',
-        status: response.status,
-        ms,
-        body: await response.text(),
-        receipt: readReceipt(response),
-        spent: entry!.client.ledger.spent('sat'),
-      })
-      emit({ type: 'balances', when: 'after', ...(await balances()) })
-    })
+        emit({ type: 'balances', when: 'after', ...(await balances()) })
+      },
+      () => chargeAgents.get(key)?.client.ledger.spent('sat'),
+    )
   }
 
   // Session agents: one open session per page, kept between the stream and the close.
@@ -297,7 +325,7 @@ export function lightningPlayground(
         const sessions = lightningClient.session({
           wallet: recordingWallet(record),
           network: 'regtest',
-          maxFeeSats: 10,
+          maxFeeSats: lightningMaxFeeSats,
           fetch: recordingFetch(record),
         })
         const client = Client.create({
@@ -371,6 +399,7 @@ export function lightningPlayground(
   return {
     config: {
       prices: lightningPrices,
+      maxFeeSats: lightningMaxFeeSats,
       network: 'regtest',
       payer: nodes.payer.publicKey,
       payee: nodes.payee.publicKey,
