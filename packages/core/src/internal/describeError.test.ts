@@ -25,6 +25,12 @@ describe('describeError', () => {
       'solana: the payment transaction was not confirmed in time; the payment may have gone through: check before paying again',
     )
     expect(describeError(new PaymentFailedError('no route'))).toBe('no route')
+    // A message that already says so (the client's outcome-unknown) is not told twice.
+    const lost = new PaymentFailedError(
+      'the paid request failed after the credential was sent; the payment may have gone through: check before paying again',
+      { mayHaveSettled: true },
+    )
+    expect(describeError(lost)).toBe(lost.message)
   })
 
   it('keeps the first line of other messages', () => {

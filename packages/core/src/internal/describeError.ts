@@ -43,9 +43,8 @@ export function describeError(error: unknown): string {
   const line = describeCause(error)
   // A rail that may already have moved money says so (PaymentFailedError.mayHaveSettled): the person
   // reading this must check before paying again.
-  return mayHaveSettled(error)
-    ? `${line}; the payment may have gone through: check before paying again`
-    : line
+  const warning = 'the payment may have gone through: check before paying again'
+  return mayHaveSettled(error) && !line.includes(warning) ? `${line}; ${warning}` : line
 }
 
 function describeCause(error: unknown): string {
