@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ContentTooLargeError } from '../Errors.js'
 import * as IdempotencyCache from '../IdempotencyCache.js'
 import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
+import { checkRoute } from './checkRoute.js'
 import { badRequest, toFetchRequest, writeResponse } from './node.js'
 import type { Paid } from './Paid.js'
 import * as Problems from './Problems.js'
@@ -28,9 +29,7 @@ type Next = (error?: unknown) => void
  * ```
  */
 export function payment(server: Server, route: Route) {
-  // The route is checked now, as `server.protect` checks it (ConfigurationError), rather than failing
-  // every request with a 500 that Express renders with its stack trace.
-  server.protect(route, unreachable)
+  checkRoute(server, route)
   return (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
     void (async () => {
       let raw =
@@ -75,9 +74,6 @@ export function payment(server: Server, route: Route) {
     })().catch((error) => next(error))
   }
 }
-
-/** The handler of the `protect` call that only checks a route: never called. */
-const unreachable = () => new Response(null, { status: 500 })
 
 /** The headers set on `res` so far, removed from it (they are written again with the receipt). */
 function takeHeaders(res: ServerResponse): Headers {

@@ -1,4 +1,5 @@
 import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
+import { checkRoute } from './checkRoute.js'
 import type { Route, Server } from './Server.js'
 
 type HonoContext = {
@@ -10,9 +11,6 @@ type HonoContext = {
   set(key: string, value: unknown): void
 }
 
-/** The handler of the `protect` call that only checks a route: never called. */
-const unreachable = () => new Response(null, { status: 500 })
-
 /**
  * Hono middleware: answers 402 until paid, then runs the route with `c.get('payment')` set and adds the
  * `Payment-Receipt` header to its 2xx response.
@@ -23,9 +21,7 @@ const unreachable = () => new Response(null, { status: 500 })
  * ```
  */
 export function payment(server: Server, route: Route) {
-  // The route is checked now, as `server.protect` checks it (ConfigurationError), rather than failing
-  // every request with a 500.
-  server.protect(route, unreachable)
+  checkRoute(server, route)
   return async (c: HonoContext, next: () => Promise<void>): Promise<Response | undefined> => {
     const authorization = await server.authorize(await readable(c.req), route)
     if (authorization.status === 'respond') return authorization.response
