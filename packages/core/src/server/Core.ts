@@ -10,8 +10,12 @@ import type { Store } from '../Store.js'
 import type { Logger } from './Logger.js'
 import * as Log from './Logger.js'
 
-/** Where an unexpected error happened; `background` is a method's own work reported through setup. */
-export type Phase = 'verify' | 'settle' | 'handler' | 'store' | 'challenge' | 'background'
+/**
+ * Where an unexpected error happened; `background` is a method's own work reported through setup,
+ * `configuration` a mistake in how the server is mounted that an adapter can only see on a request (e.g.
+ * a body parser that consumed the body before the payment middleware could digest it).
+ */
+export type Phase = 'verify' | 'settle' | 'handler' | 'store' | 'challenge' | 'background' | 'configuration'
 
 /** Options of `Server.create`. */
 export type Options = {

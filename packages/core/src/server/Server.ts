@@ -1,7 +1,7 @@
 import type { PaymentError } from '../Errors.js'
 import type { Store } from '../Store.js'
 import * as Authorize from './Authorize.js'
-import { createCore, type Options } from './Core.js'
+import { createCore, type Options, type Phase } from './Core.js'
 import * as Health from './Health.js'
 import * as Http from './Http.js'
 import * as Idempotency from './Idempotency.js'
@@ -52,6 +52,11 @@ export type Server = {
    * `check()`; `ok` is false when any failed. Never throws.
    */
   check(): Promise<Health.Health>
+  /**
+   * Reports an unexpected error, or a mounting mistake an adapter found, to the server's `logger` and
+   * `onError` (one line per distinct failure, never a credential). For transports and adapters.
+   */
+  report(error: unknown, phase: Phase): void
 }
 
 /**
@@ -87,5 +92,6 @@ export function create(options: Options): Server {
     issueChallenges: async (input, error) => refuse(compile(input.route), input, error),
     close,
     check: () => Health.check(core),
+    report: (error, phase) => core.report(error, phase),
   }
 }

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { createTestRail } from '../testing/TestMethod.js'
-import { payment } from './express.js'
+import { keepRawBody, payment } from './express.js'
 import { create as createServer, type Route } from './Server.js'
 
 const route: Route = {
@@ -256,6 +256,66 @@ describe('payment (Express)', () => {
     const response = await fetch(url, { method: 'POST', body: new Uint8Array(64 * 1024) })
     expect(response.status).toBe(413)
     expect(await response.json()).toMatchObject({ status: 413, reason: 'body-too-large' })
+  })
+
+  it('binds the body a parser given keepRawBody read before it, and hands the handler the parsed body', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+    })
+    const seen: unknown[] = []
+    const app = express()
+    app.use(express.json({ verify: keepRawBody }))
+    app.post('/r', payment(server, route), (req, res) => {
+      seen.push(req.body)
+      res.send('ok')
+    })
+    const url = await listen(app)
+    const init = (body: string) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const unpaid = await fetch(url, init('{"q":1}'))
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    expect(challenge!.digest).toMatch(/^sha-256=:/)
+    const authorization = await authorizationFor(rail, url, init('{"q":1}'))
+    // "When verifying a credential with a `digest` parameter, servers MUST: […] Reject the credential
+    // if the digests do not match" (§5.1.4)
+    const other = await fetch(url, { ...init('{"q":2}'), headers: { ...init('').headers, authorization } })
+    expect(other.status).toBe(402)
+    expect(await other.json()).toMatchObject({ reason: 'digest-mismatch' })
+    const paid = await fetch(url, { ...init('{"q":1}'), headers: { ...init('').headers, authorization } })
+    expect(paid.status).toBe(200)
+    expect(paid.headers.get('payment-receipt')).not.toBeNull()
+    expect(seen).toEqual([{ q: 1 }])
+  })
+
+  it('tells onError once when a parser without keepRawBody read the body first (the body cannot be bound)', async () => {
+    const rail = createTestRail()
+    const reported: [unknown, string][] = []
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['express-test-secret-0123456789abcdefghijk'],
+      methods: [rail.server()],
+      onError: (error, { phase }) => reported.push([error, phase]),
+      logger: false,
+    })
+    const app = express()
+    app.use(express.json())
+    app.post('/r', payment(server, route), (_req, res) => {
+      res.send('ok')
+    })
+    const url = await listen(app)
+    const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"q":1}' }
+    const first = await fetch(url, init)
+    expect(first.status).toBe(402)
+    const [challenge] = Challenge.parseAll(first.headers.get('www-authenticate')!)
+    expect(challenge!.digest).toBeUndefined()
+    expect((await fetch(url, init)).status).toBe(402)
+    expect(reported).toHaveLength(1)
+    const [error, phase] = reported[0]!
+    expect(phase).toBe('configuration')
+    expect(error).toMatchObject({ name: 'ConfigurationError' })
+    expect(String((error as Error).message)).toContain('keepRawBody')
   })
 
   it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {

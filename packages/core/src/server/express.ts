@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ContentTooLargeError } from '../Errors.js'
+import { ConfigurationError, ContentTooLargeError } from '../Errors.js'
 import * as IdempotencyCache from '../IdempotencyCache.js'
 import { type CorsOptions, checkCorsOptions, corsHeaders } from './Cors.js'
 import { checkRoute } from './checkRoute.js'
@@ -8,7 +8,26 @@ import type { Paid } from './Paid.js'
 import * as Problems from './Problems.js'
 import type { Route, Server } from './Server.js'
 
-type ExpressRequest = IncomingMessage & { body?: unknown }
+type ExpressRequest = IncomingMessage & { body?: unknown; [rawBodyKey]?: Buffer }
+
+/** Where {@link keepRawBody} leaves the bytes a body parser read. */
+const rawBodyKey = Symbol.for('mppkit.express.rawBody')
+
+/**
+ * A body-parser `verify` hook that keeps the request's bytes for the payment's digest binding, so a
+ * parser can run before `payment` (e.g. `app.use(express.json({ verify: keepRawBody }))`). Bytes the
+ * parser decoded from a `Content-Encoding` are not the content the client digested, and are not kept.
+ *
+ * @example
+ * ```ts
+ * app.use(express.json({ verify: keepRawBody }))
+ * ```
+ */
+export function keepRawBody(req: IncomingMessage, _res: unknown, bytes: Buffer): void {
+  const coding = req.headers['content-encoding']
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return
+  ;(req as ExpressRequest)[rawBodyKey] = bytes
+}
 type ExpressResponse = ServerResponse & { locals?: Record<string, unknown> }
 type Next = (error?: unknown) => void
 
@@ -16,8 +35,9 @@ type Next = (error?: unknown) => void
  * Express middleware: answers 402 until paid, then calls `next()` with `res.locals.payment` set and the
  * `Payment-Receipt` header added to 2xx responses. It reads the raw body for the digest check (at most
  * the server's `maxBodyBytes`, else a 413): mount it after a parser that leaves a Buffer/string in
- * `req.body` (`express.raw`, `express.text`), or before any parser, in which case `req.body` becomes
- * the raw Buffer.
+ * `req.body` (`express.raw`, `express.text`) or that was given `verify: keepRawBody`, or before any
+ * parser, in which case `req.body` becomes the raw Buffer. After any other parser the body cannot be
+ * bound: the server's logger and `onError` are told once (phase `configuration`).
  *
  * What later handlers write is captured, receipt-stamped and stored for Idempotency-Key replays; a
  * `text/event-stream` (or NDJSON) response instead flows to the client as written, recorded as not
@@ -30,6 +50,7 @@ type Next = (error?: unknown) => void
  */
 export function payment(server: Server, route: Route) {
   checkRoute(server, route)
+  let warned = false
   return (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
     void (async () => {
       let raw =
@@ -37,7 +58,19 @@ export function payment(server: Server, route: Route) {
           ? Buffer.from(req.body)
           : Buffer.isBuffer(req.body)
             ? req.body
-            : undefined
+            : req[rawBodyKey]
+      // A parser (express.json, express.urlencoded…) read the body before this middleware and kept only
+      // what it parsed: the challenge cannot bind the body (no digest). Said once, then served as before.
+      const parsed = req.body !== undefined || (req as { _body?: boolean })._body === true
+      if (raw === undefined && !warned && req.readableEnded && parsed) {
+        warned = true
+        server.report(
+          new ConfigurationError(
+            'a body parser ran before the payment middleware, so its challenges cannot bind the request body: mount payment() before the parser, or give the parser `verify: keepRawBody`',
+          ),
+          'configuration',
+        )
+      }
       if (raw === undefined && req.method !== 'GET' && req.method !== 'HEAD' && !req.readableEnded) {
         // Buffer the body once for the digest, and hand it on as `req.body` (marked parsed for body-parser).
         const chunks: Buffer[] = []
