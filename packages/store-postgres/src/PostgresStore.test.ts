@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
 import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
@@ -136,6 +137,7 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     await Promise.all(pools.map((created) => created.end()))
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}_fresh" CASCADE`)
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}_legacy" CASCADE`)
     const left = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname LIKE $1', [`${schema}%`])
     expect(left.rowCount).toBe(0)
     await admin.end()
@@ -396,6 +398,291 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     const error = await store.increment('text', 1n, { ttlMs: 10_000 }).catch((caught: unknown) => caught)
     expect(error).not.toBeInstanceOf(StoreUnavailableError)
     expect((error as { code?: string }).code).toBe('store_invalid_counter')
+    await store.close()
+  })
+
+  /** A key of exactly `bytes` UTF-8 bytes: `label:` then random base64, which PostgreSQL cannot compress. */
+  const incompressible = (label: string, bytes: number) =>
+    `${label}:${randomBytes(bytes).toString('base64')}`.slice(0, bytes)
+  /** The `key` column of the rows whose stored key starts with `prefix` (a long key keeps a readable head). */
+  const storedKeys = async (prefix: string) =>
+    (
+      await admin.query<{ key: string; bytes: number }>(
+        `SELECT key, octet_length(key) AS bytes FROM "${schema}"."store" WHERE starts_with(key, $1) ORDER BY key`,
+        [prefix],
+      )
+    ).rows
+
+  it('takes keys of 3 KB, 10 KB and 100 KB through every operation, on several pools at once', async () => {
+    const stores = [1, 2, 3].map(() => new PostgresStore({ pool: pool(3), schema }))
+    const [store] = stores as [PostgresStore]
+    const run = `long-${Math.random().toString(36).slice(2, 8)}`
+    for (const size of [3_000, 10_000, 100_000]) {
+      const label = `${run}:${size}`
+      const k = incompressible(`${label}:put`, size)
+      // The same key but for its last character: only the whole key tells them apart.
+      const twin = `${k.slice(0, -1)}${k.endsWith('A') ? 'B' : 'A'}`
+      expect(await store.putIfAbsent(k, 'first', 60_000)).toBe(true)
+      for (const other of stores) expect(await other.putIfAbsent(k, 'second', 60_000)).toBe(false)
+      expect(await stores[2]!.get(k)).toBe('first')
+      expect(await store.get(twin)).toBeUndefined()
+      expect(await store.putIfAbsent(twin, 'twin', 60_000)).toBe(true)
+      expect(await store.get(twin)).toBe('twin')
+      expect(await store.get(k)).toBe('first')
+
+      await store.set(k, 'a', 60_000)
+      expect(await stores[1]!.get(k)).toBe('a')
+      expect(await store.compareAndSet(k, 'x', 'b', 60_000)).toBe(false)
+      expect(await store.compareAndSet(k, 'a', 'b', 60_000)).toBe(true)
+      expect(await store.compareAndSet(twin, undefined, 'c', 60_000)).toBe(false)
+      expect(await store.get(k)).toBe('b')
+      expect(await store.get(twin)).toBe('twin')
+
+      const counter = incompressible(`${label}:counter`, size)
+      expect(await store.increment(counter, 5n, { ttlMs: 60_000, max: 7n })).toEqual({
+        applied: true,
+        value: 5n,
+      })
+      expect(await store.increment(counter, 5n, { ttlMs: 60_000, max: 7n })).toEqual({
+        applied: false,
+        value: 5n,
+      })
+      // Concurrent bounded increments of one long counter on three pools: exactly the room is used.
+      const raced = await Promise.all(
+        Array.from({ length: 12 }, (_, index) =>
+          stores[index % 3]!.increment(counter, 1n, { ttlMs: 60_000, max: 10n }),
+        ),
+      )
+      expect(
+        raced
+          .filter((r) => r.applied)
+          .map((r) => Number(r.value))
+          .sort((x, y) => x - y),
+      ).toEqual([6, 7, 8, 9, 10])
+      expect(await store.get(counter)).toBe('10')
+
+      const marker = incompressible(`${label}:marker`, size)
+      const ok = incompressible(`${label}:ok`, size)
+      expect(
+        await store.atomic([
+          { op: 'check', key: k, equals: 'b' },
+          { op: 'compareAndSet', key: marker, expected: undefined, next: 'm', ttlMs: 60_000 },
+          { op: 'increment', key: counter, delta: -4n, ttlMs: 60_000, min: 0n },
+          { op: 'setIfAtLeast', key: ok, value: 'yes', ttlMs: 60_000, counter, atLeast: 6n },
+        ]),
+      ).toEqual({
+        completed: true,
+        results: [
+          { op: 'check', applied: true, value: 'b' },
+          { op: 'compareAndSet', applied: true, value: 'm' },
+          { op: 'increment', applied: true, value: 6n },
+          { op: 'setIfAtLeast', applied: true },
+        ],
+      })
+      expect(
+        await stores[1]!.atomic([
+          { op: 'check', key: twin, equals: 'twin' },
+          { op: 'compareAndSet', key: marker, expected: undefined, next: 'again', ttlMs: 60_000 },
+        ]),
+      ).toEqual({
+        completed: false,
+        results: [
+          { op: 'check', applied: true, value: 'twin' },
+          { op: 'compareAndSet', applied: false, value: 'm' },
+        ],
+      })
+      expect([await store.get(marker), await store.get(counter), await store.get(ok)]).toEqual([
+        'm',
+        '6',
+        'yes',
+      ])
+
+      // Concurrent first writes of one long key on three pools: one winner.
+      const consumed = incompressible(`${label}:consumed`, size)
+      const winners = await Promise.all(
+        Array.from({ length: 15 }, (_, index) =>
+          stores[index % 3]!.putIfAbsent(consumed, String(index), 60_000),
+        ),
+      )
+      expect(winners.filter(Boolean)).toHaveLength(1)
+
+      await store.delete(k)
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.get(twin)).toBe('twin')
+      expect(await store.putIfAbsent(k, 'reborn', 60_000)).toBe(true)
+
+      // TTL expiry, then cleanup() removes the expired long-key row (and only it).
+      const brief = incompressible(`${label}:brief`, size)
+      await store.set(brief, 'v', 100)
+      expect(await store.get(brief)).toBe('v')
+      await sleep(250)
+      expect(await store.get(brief)).toBeUndefined()
+      expect(await store.compareAndSet(brief, 'v', 'w', 60_000)).toBe(false)
+      expect((await storedKeys(`${label}:brief`)).length).toBe(1)
+      await store.cleanup()
+      expect(await storedKeys(`${label}:brief`)).toEqual([])
+      expect(await store.putIfAbsent(brief, 'new', 60_000)).toBe(true)
+
+      // Every row fits PostgreSQL's index, and a scan by prefix still finds the long keys.
+      const rowsOfSize = await storedKeys(`${label}:`)
+      expect(rowsOfSize.length).toBe(7)
+      for (const row of rowsOfSize) expect(row.bytes).toBeLessThanOrEqual(2_692)
+    }
+    await Promise.all(stores.map((s) => s.close()))
+  })
+
+  it('keeps keys with NUL or unpaired surrogates apart from each other and from U+FFFD', async () => {
+    const store = new PostgresStore({ pool: pool(1), schema })
+    const run = `odd-${Math.random().toString(36).slice(2, 8)}`
+    // UTF-8 cannot encode an unpaired surrogate: the driver would send U+FFFD for each of them.
+    const keys = [
+      'a\u0000b',
+      'a\u0000c',
+      '\u0000',
+      '\ud800',
+      '\udc00',
+      '\ufffd',
+      'x\ud83d',
+      'x\ude80',
+      'x\ud83d\ude80',
+    ].map((k) => `${run}:${k}`)
+    for (const [index, k] of keys.entries())
+      expect(await store.putIfAbsent(k, String(index), 60_000), k).toBe(true)
+    for (const [index, k] of keys.entries()) expect(await store.get(k)).toBe(String(index))
+    expect(await store.increment(keys[0]!, 1n, { ttlMs: 60_000 })).toEqual({
+      applied: true,
+      value: 1n,
+    })
+    expect(
+      await store.atomic([
+        { op: 'check', key: keys[3]!, equals: '3' },
+        { op: 'compareAndSet', key: keys[4]!, expected: '4', next: 'four', ttlMs: 60_000 },
+      ]),
+    ).toMatchObject({ completed: true })
+    expect(await store.get(keys[4]!)).toBe('four')
+    expect(await store.get(keys[3]!)).toBe('3')
+    await store.delete(keys[1]!)
+    expect(await store.get(keys[1]!)).toBeUndefined()
+    expect(await store.get(keys[0]!)).toBe('1')
+    await store.close()
+  })
+
+  it('stores keys up to 2,692 bytes as they are, and a key spelled like a long key’s row as another key', async () => {
+    const store = new PostgresStore({ pool: pool(1), schema })
+    const run = `edge-${Math.random().toString(36).slice(2, 8)}`
+    // 2,692 bytes is the longest key PostgreSQL's btree takes uncompressed: it keeps the row it had.
+    const fits = incompressible(`${run}:fits`, 2_692)
+    // Random CJK characters (3 bytes each in UTF-8), which PostgreSQL cannot compress either.
+    const cjk = (count: number) =>
+      String.fromCodePoint(
+        ...Array.from(
+          randomBytes(count * 2)
+            .toString('hex')
+            .match(/.{4}/g)!,
+          (hex) => 0x4e00 + (Number.parseInt(hex, 16) % 0x5000),
+        ),
+      )
+    const wide = `${run}:wide:${cjk(Math.floor((2_692 - run.length - 6) / 3))}`
+    for (const k of [fits, wide]) {
+      expect(Buffer.byteLength(k)).toBeGreaterThan(2_689)
+      expect(await store.putIfAbsent(k, 'v', 60_000)).toBe(true)
+    }
+    expect((await storedKeys(`${run}:fits`)).map((row) => row.key)).toEqual([fits])
+    expect((await storedKeys(`${run}:wide`)).map((row) => row.key)).toEqual([wide])
+    // One byte more (or one more 3-byte character) and the row holds a shorter stand-in.
+    for (const k of [incompressible(`${run}:over`, 2_693), `${wide}${cjk(1)}`]) {
+      expect(await store.putIfAbsent(k, 'w', 60_000)).toBe(true)
+      expect(await store.get(k)).toBe('w')
+    }
+    expect((await storedKeys(`${run}:over`))[0]?.bytes).toBeLessThan(2_692)
+    // A key equal to what a long key's row holds is a key of its own: neither sees the other.
+    const long = incompressible(`${run}:long`, 5_000)
+    expect(await store.putIfAbsent(long, 'long', 60_000)).toBe(true)
+    const [row] = await storedKeys(`${run}:long`)
+    expect(row!.key).not.toBe(long)
+    expect(await store.get(row!.key)).toBeUndefined()
+    expect(await store.putIfAbsent(row!.key, 'impostor', 60_000)).toBe(true)
+    expect(await store.get(long)).toBe('long')
+    expect(await store.get(row!.key)).toBe('impostor')
+    expect(await store.increment(row!.key, 1n, { ttlMs: 60_000 }).catch((e: Error) => e.name)).toBe(
+      'InvalidCounterError',
+    )
+    expect((await storedKeys(`${run}:long`)).length).toBe(2)
+    await store.delete(row!.key)
+    expect(await store.get(long)).toBe('long')
+    expect(await storedKeys(`${run}:long`)).toEqual([row])
+    await store.close()
+  })
+
+  it('reads and updates the rows of a table created and written by the previous version', async () => {
+    const legacy = `${schema}_legacy`
+    const table = `"${legacy}"."store"`
+    // The table exactly as the previous version created it, and rows as its statements wrote them.
+    await admin.query(`CREATE SCHEMA "${legacy}"`)
+    await admin.query(
+      `CREATE TABLE ${table} (key text PRIMARY KEY, value text NOT NULL, expires_at timestamptz NOT NULL)`,
+    )
+    await admin.query(`CREATE INDEX "store_expires_at" ON ${table} (expires_at)`)
+    const longest = incompressible('legacy:longest', 2_692)
+    const old: [string, string, number][] = [
+      ['mppkit:consumed:abc', '1', 60_000],
+      ['mppkit:m:tempo/session:0xchannel:spent', '41', 60_000],
+      [
+        'mppkit:idem:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+        '{"state":"done"}',
+        60_000,
+      ],
+      ['legacy:ключ/✓ 🚀', 'unicode', 60_000],
+      [longest, 'longest', 60_000],
+      ['legacy:expired', 'gone', 1],
+    ]
+    for (const [k, value, ms] of old)
+      await admin.query(
+        `INSERT INTO ${table} (key, value, expires_at) VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')`,
+        [k, value, ms],
+      )
+    await sleep(5)
+    const store = new PostgresStore({ pool: pool(2), schema: legacy })
+    await store.migrate()
+    for (const [k, value, ms] of old) expect(await store.get(k), k).toBe(ms > 1 ? value : undefined)
+    expect(await store.putIfAbsent('mppkit:consumed:abc', 'replay', 60_000)).toBe(false)
+    expect(await store.putIfAbsent(longest, 'replay', 60_000)).toBe(false)
+    expect(await store.putIfAbsent('legacy:expired', 'fresh', 60_000)).toBe(true)
+    expect(await store.increment('mppkit:m:tempo/session:0xchannel:spent', 1n, { ttlMs: 60_000 })).toEqual({
+      applied: true,
+      value: 42n,
+    })
+    expect(await store.compareAndSet('legacy:ключ/✓ 🚀', 'unicode', 'swapped', 60_000)).toBe(true)
+    expect(
+      await store.atomic([
+        { op: 'check', key: 'mppkit:consumed:abc', equals: '1' },
+        { op: 'increment', key: 'mppkit:m:tempo/session:0xchannel:spent', delta: 1n, ttlMs: 60_000 },
+        { op: 'compareAndSet', key: longest, expected: 'longest', next: 'longer', ttlMs: 60_000 },
+      ]),
+    ).toMatchObject({ completed: true })
+    await store.delete('mppkit:idem:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08')
+    // A long key, which the previous version refused, goes into the same table.
+    const long = incompressible('legacy:new', 10_000)
+    expect(await store.putIfAbsent(long, 'new', 60_000)).toBe(true)
+    expect(await store.get(long)).toBe('new')
+    // The old rows were updated in place (no second row per key), and the layout is unchanged.
+    const { rows: after } = await admin.query<{ key: string; value: string }>(
+      `SELECT key, value FROM ${table} WHERE NOT starts_with(key, 'legacy:new') ORDER BY key`,
+    )
+    expect(after).toEqual(
+      [
+        { key: 'legacy:expired', value: 'fresh' },
+        { key: 'legacy:ключ/✓ 🚀', value: 'swapped' },
+        { key: longest, value: 'longer' },
+        { key: 'mppkit:consumed:abc', value: '1' },
+        { key: 'mppkit:m:tempo/session:0xchannel:spent', value: '43' },
+      ].sort((a, b) => (a.key < b.key ? -1 : 1)),
+    )
+    const columns = await admin.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'store'`,
+      [legacy],
+    )
+    expect(columns.rowCount).toBe(3)
     await store.close()
   })
 })

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   type AtomicResult,
   type AtomicStep,
@@ -144,10 +145,62 @@ const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
 const maxAttempts = 20
 
 /**
+ * Longest key, in UTF-8 bytes, that a row holds as it is. The primary key's btree refuses an index row
+ * over 2,704 bytes (a third of an 8 kB page); its 8-byte tuple header and 4-byte length header leave
+ * 2,692 for the key. The previous versions stored every key as it is, so their rows keep being found.
+ */
+const maxStoredKeyBytes = 2_692
+/** How many UTF-8 bytes of a long key its row keeps readable in front of the digest. */
+const headBytes = 256
+/** How every stand-in ends: a control character, then the SHA-256 of the key's UTF-16 code units. */
+const standInTail = /\u0001sha256:[0-9a-f]{64}$/
+/** What a `text` column cannot hold (NUL), or UTF-8 cannot encode (an unpaired surrogate: pg sends U+FFFD). */
+const unstorable = /[\u0000\p{Cs}]/u
+
+/**
+ * The `key` column of a key's row: the key itself when the column can hold it and its index can take
+ * it, else a stand-in of at most 328 bytes (see {@link standIn}). The mapping is one-to-one: a key is
+ * only stored as it is when it does not end like a stand-in, and every stand-in does. Computed in the
+ * process, so it adds no statement (and no round trip) to any operation.
+ *
+ * Two keys sharing a row, or one key with two rows, would let a consumed credential be accepted again;
+ * draft-httpauth-payment-00 §11.6: "Servers MUST ensure that concurrent requests with the same Payment
+ * credential result in at most one successful payment settlement and one resource delivery."
+ */
+function storedKey(key: string): string {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most keys are measured without encoding them.
+  if (key.length * 3 > maxStoredKeyBytes && Buffer.byteLength(key) > maxStoredKeyBytes) return standIn(key)
+  if (unstorable.test(key) || standInTail.test(key)) return standIn(key)
+  return key
+}
+
+/**
+ * A long (or unstorable) key's row key: its first {@link headBytes} bytes (up to any character a row
+ * cannot hold), so that the table stays readable and a search by prefix still finds it, then `\x01sha256:`
+ * and the SHA-256 of its UTF-16 code units, which tell every JavaScript string apart (UTF-8 would merge
+ * unpaired surrogates).
+ */
+function standIn(key: string): string {
+  let end = 0
+  let bytes = 0
+  for (const char of key) {
+    const code = char.codePointAt(0) ?? 0
+    if (code === 0 || (code >= 0xd800 && code <= 0xdfff)) break
+    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
+    if (bytes > headBytes) break
+    end += char.length
+  }
+  const digest = createHash('sha256').update(key, 'utf16le').digest('hex')
+  return `${key.slice(0, end)}\u0001sha256:${digest}`
+}
+
+/**
  * A {@link Store} on PostgreSQL: every instance of a payment server sharing one database consumes each
  * credential exactly once.
  *
- * One table `(key text primary key, value text, expires_at timestamptz)`. `putIfAbsent` is
+ * One table `(key text primary key, value text, expires_at timestamptz)`. A key of any length is
+ * accepted: one too long for the primary key's index (over 2,692 bytes) is stored as its readable head
+ * and SHA-256 digest instead (as is a key with a NUL or an unpaired surrogate). `putIfAbsent` is
  * `INSERT … ON CONFLICT (key) DO UPDATE … WHERE expires_at <= now()` (an expired row counts as absent);
  * `compareAndSet` is one conditional `UPDATE`; `increment` locks the row (`SELECT … FOR UPDATE` inside
  * the `UPDATE … RETURNING` statement) and does `numeric` arithmetic, so counters have arbitrary
@@ -324,7 +377,7 @@ export class PostgresStore implements Store {
        VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
        WHERE existing.expires_at <= now()`,
-      [key, value, ttl(ttlMs)],
+      [storedKey(key), value, ttl(ttlMs)],
     )
     return result.rowCount === 1
   }
@@ -332,7 +385,7 @@ export class PostgresStore implements Store {
   async get(key: string): Promise<string | undefined> {
     const result = await this.#query<{ value: string }>(
       `SELECT value FROM ${this.#qualified} WHERE key = $1 AND expires_at > now()`,
-      [key],
+      [storedKey(key)],
     )
     return result.rows[0]?.value
   }
@@ -342,12 +395,12 @@ export class PostgresStore implements Store {
       `INSERT INTO ${this.#qualified} (key, value, expires_at)
        VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-      [key, value, ttl(ttlMs)],
+      [storedKey(key), value, ttl(ttlMs)],
     )
   }
 
   async delete(key: string): Promise<void> {
-    await this.#query(`DELETE FROM ${this.#qualified} WHERE key = $1`, [key])
+    await this.#query(`DELETE FROM ${this.#qualified} WHERE key = $1`, [storedKey(key)])
   }
 
   async compareAndSet(
@@ -363,13 +416,14 @@ export class PostgresStore implements Store {
       `UPDATE ${this.#qualified}
        SET value = $3, expires_at = now() + $4::bigint * interval '1 millisecond'
        WHERE key = $1 AND value = $2 AND expires_at > now()`,
-      [key, expected, next, ttl(ttlMs)],
+      [storedKey(key), expected, next, ttl(ttlMs)],
     )
     return result.rowCount === 1
   }
 
   async increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult> {
     const ms = ttl(options.ttlMs)
+    const stored = storedKey(key)
     const min = options.min?.toString() ?? null
     const max = options.max?.toString() ?? null
     const inBounds = (value: bigint) =>
@@ -396,7 +450,7 @@ export class PostgresStore implements Store {
            RETURNING target.value
          )
          SELECT locked.amount::text AS amount, (SELECT value FROM updated) AS next FROM locked`,
-        [key, delta.toString(), ms, min, max],
+        [stored, delta.toString(), ms, min, max],
       )
       const row = existing.rows[0]
       if (row) {
@@ -410,7 +464,7 @@ export class PostgresStore implements Store {
         `INSERT INTO ${this.#qualified} (key, value, expires_at)
          VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
          ON CONFLICT (key) DO NOTHING`,
-        [key, delta.toString(), ms],
+        [stored, delta.toString(), ms],
       )
       if (inserted.rowCount === 1) return { applied: true, value: delta }
       // Another process created the row in between: take the locking path again.
@@ -429,12 +483,14 @@ export class PostgresStore implements Store {
    * order keeps concurrent batches from deadlocking.
    */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
-    const keys = [
-      ...new Set(
-        steps.flatMap((step) => (step.op === 'setIfAtLeast' ? [step.key, step.counter] : [step.key])),
-      ),
-    ].sort()
     for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
+    // Each key of the batch and its row's key (one-to-one, see storedKey), and back.
+    const stored = new Map<string, string>()
+    for (const step of steps)
+      for (const key of step.op === 'setIfAtLeast' ? [step.key, step.counter] : [step.key])
+        if (!stored.has(key)) stored.set(key, storedKey(key))
+    const keyOf = new Map([...stored].map(([key, row]) => [row, key]))
+    const keys = [...keyOf.keys()].sort()
     this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     let client: pg.PoolClient
@@ -466,7 +522,7 @@ export class PostgresStore implements Store {
       // Cannot happen once every row is locked above; if it ever did, a 503 beats a lost write.
       if (locked.rows.length !== keys.length) throw this.#lockLost()
       const live = new Map<string, string>()
-      for (const row of locked.rows) if (row.live) live.set(row.key, row.value)
+      for (const row of locked.rows) if (row.live) live.set(keyOf.get(row.key) ?? row.key, row.value)
       const { result, writes } = runAtomicSteps(steps, { read: (key) => live.get(key) })
       if (writes.length > 0) {
         const written = await client.query(
@@ -474,7 +530,11 @@ export class PostgresStore implements Store {
            SET value = w.value, expires_at = now() + w.ms * interval '1 millisecond'
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(key, value, ms)
            WHERE target.key = w.key`,
-          [writes.map((w) => w.key), writes.map((w) => w.value), writes.map((w) => ttl(w.ttlMs))],
+          [
+            writes.map((w) => stored.get(w.key) ?? storedKey(w.key)),
+            writes.map((w) => w.value),
+            writes.map((w) => ttl(w.ttlMs)),
+          ],
         )
         // Never report a write that did not happen: roll back and answer 503 instead.
         if (written.rowCount !== writes.length) throw this.#lockLost()
