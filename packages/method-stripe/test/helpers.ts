@@ -30,6 +30,8 @@ export function rig(
     offer?: Partial<Offer>
     policy?: Policy
     stripe?: Stripe
+    /** The server's onError (its log lines are then off). */
+    onError?: (error: unknown) => void
   } = {},
 ) {
   const stripe = options.stripe ?? sdk(node)
@@ -39,7 +41,12 @@ export function rig(
     currency: 'usd',
     ...options.server,
   })
-  const server = Server.create({ realm, secrets: [secret], methods: [method] })
+  const server = Server.create({
+    realm,
+    secrets: [secret],
+    methods: [method],
+    ...(options.onError ? { onError: options.onError, logger: false as const } : {}),
+  })
   let runs = 0
   const offer: Offer = { method: 'stripe', request: { amount: '1000' }, ...options.offer }
   const handler = server.protect({ offers: [offer] }, (_request, payment) => {

@@ -250,6 +250,89 @@ describe('Stripe outages: 503 + Retry-After, challenge released, one PaymentInte
   })
 })
 
+describe('a Stripe 500 saved against the idempotency key: consumed, never retried', () => {
+  // Stripe "saves the status code and body of the first request made with a given idempotency key after
+  // endpoint execution begins. Retries with the same key return the saved response, including 500 errors"
+  // (docs.stripe.com/api/idempotent_requests): the intent may be paid, and no resend can tell.
+  it('the simulator: the intent is created and paid, the key replays the 500, Stripe-Should-Retry: false', async () => {
+    const stripe = sdk(node)
+    const spt = await rawToken({})
+    const params = {
+      amount: 1000,
+      currency: 'usd',
+      confirm: true,
+      shared_payment_granted_token: spt,
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      metadata: { probe: spt },
+    } as never
+    const fault = node.injectFault({ kind: 500, when: 'saved' })
+    const attempts = []
+    for (let i = 0; i < 2; i++)
+      attempts.push(
+        await stripe.paymentIntents
+          .create(params, { idempotencyKey: `saved_${spt}` })
+          .then(() => 'answered')
+          .catch((error: { statusCode?: number; headers?: Record<string, string> }) => ({
+            status: error.statusCode,
+            shouldRetry: error.headers?.['stripe-should-retry'],
+            replayed: error.headers?.['idempotent-replayed'] ?? null,
+          })),
+      )
+    expect(attempts).toEqual([
+      { status: 500, shouldRetry: 'false', replayed: null },
+      { status: 500, shouldRetry: 'false', replayed: 'true' },
+    ])
+    expect(fault.remaining()).toBe(0)
+    const paid = (await stripe.paymentIntents.list({ limit: 100 })).data.filter(
+      (pi) => pi.metadata.probe === spt,
+    )
+    expect(paid.map((pi) => pi.status)).toEqual(['succeeded'])
+    expect(() => node.injectFault({ kind: 429, when: 'saved' })).toThrow(/a "saved" fault is a 5xx/)
+  })
+
+  for (const retries of [0, 2]) {
+    it(`503 without Retry-After, reported, and the same credential refused as used (SDK retries: ${retries})`, async () => {
+      const errors: unknown[] = []
+      const r = rig(node, {
+        stripe: sdk(node, { maxNetworkRetries: retries }),
+        onError: (e) => errors.push(e),
+      })
+      const authorization = await r.credential()
+      const challengeId = Credential.parse(authorization).challenge.id
+      node.injectFault({ kind: 500, when: 'saved', times: 5 })
+      const failed = await r.submit(authorization)
+      node.clearFaults()
+      const text = await failed.clone().text()
+      expect(failed.status, text).toBe(503)
+      expect(failed.headers.get('retry-after')).toBeNull()
+      expect(failed.headers.get('payment-receipt')).toBeNull()
+      expect(await problem(failed)).toMatchObject({
+        type: `${problemBase}service-unavailable`,
+        reason: 'stripe-outcome-unknown',
+      })
+      expect(text).not.toMatch(/spt_[A-Za-z0-9]{4}/)
+      expect(r.runs()).toBe(0)
+      // Stripe executed it: one paid intent (the SDK did not resend what Stripe said it would replay).
+      const intents = await intentsFor(r.stripe, challengeId)
+      expect(intents.map((pi) => pi.status)).toEqual(['succeeded'])
+
+      // Reported for reconciliation, with what finds the intent and nothing of the token.
+      expect(errors).toHaveLength(1)
+      const reported = errors[0] as { consumed?: boolean; cause?: Record<string, unknown> }
+      expect(reported.consumed).toBe(true)
+      expect(reported.cause).toMatchObject({ challengeId, statusCode: 500, type: 'StripeAPIError' })
+      expect(JSON.stringify(reported.cause)).not.toMatch(/spt_/)
+
+      // The same credential is refused as used; Stripe sees nothing more.
+      const again = await r.submit(authorization)
+      expect(again.status).toBe(402)
+      expect((await problem(again)).type).toBe(`${problemBase}invalid-challenge`)
+      expect(r.runs()).toBe(0)
+      expect(await intentsFor(r.stripe, challengeId)).toHaveLength(1)
+    })
+  }
+})
+
 describe('concurrency', () => {
   it('a credential submitted 12 times at once settles once: one PaymentIntent, one charge', async () => {
     const r = rig(node)

@@ -3,19 +3,28 @@ import { DevnetError } from '../errors.js'
 /**
  * A failure the Stripe simulator injects into matching requests, so rails can test what an outage does
  * to a payment: a 5xx, a 429 rate limit or a timeout, either **before** the request executes (nothing
- * happened at Stripe) or **after** it (the request executed and its result was saved against its
- * Idempotency-Key, but the answer never reaches the caller, like a proxy 502 or a dropped connection).
+ * happened at Stripe), **after** it (the request executed and its result was saved against its
+ * Idempotency-Key, but the answer never reaches the caller, like a proxy 502 or a dropped connection),
+ * or **saved**: Stripe's own 5xx once the endpoint began executing, which Stripe's idempotency layer
+ * keeps for the key ("Retries with the same key return the saved response, including `500` errors",
+ * https://docs.stripe.com/api/idempotent_requests). The request executed (a PaymentIntent may be created
+ * and paid), the answer says `Stripe-Should-Retry: false`, and every retry with the same key gets the
+ * same 5xx back, marked `Idempotent-Replayed: true`: the caller can never learn the result from it.
  *
  * @example
  * ```ts
  * stripeNode.injectFault({ kind: 500, when: 'after' }) // the next PaymentIntent is created, its answer lost
+ * stripeNode.injectFault({ kind: 500, when: 'saved' }) // created, and its key replays the 500 from now on
  * ```
  */
 export type StripeFault = {
   /** An HTTP status (500, 502, 503, 504, 429) or `timeout` (the connection is held, then dropped). */
   kind: 429 | 500 | 502 | 503 | 504 | 'timeout'
-  /** `before` (default): the request never executes. `after`: it executes, then its answer is lost. */
-  when?: 'before' | 'after'
+  /**
+   * `before` (default): the request never executes. `after`: it executes, then its answer is lost.
+   * `saved` (a 5xx only): it executes, and the 5xx is the result saved against its Idempotency-Key.
+   */
+  when?: 'before' | 'after' | 'saved'
   /** HTTP method to match (default `POST`). */
   method?: string
   /** Path prefix to match (default `/v1/payment_intents`). */
@@ -57,8 +66,18 @@ export class FaultTable {
       throw new DevnetError('injectFault: times must be a positive integer', {
         code: 'devnet_invalid_option',
       })
-    if (fault.when !== undefined && fault.when !== 'before' && fault.when !== 'after')
-      throw new DevnetError('injectFault: when must be "before" or "after"', {
+    if (
+      fault.when !== undefined &&
+      fault.when !== 'before' &&
+      fault.when !== 'after' &&
+      fault.when !== 'saved'
+    )
+      throw new DevnetError('injectFault: when must be "before", "after" or "saved"', {
+        code: 'devnet_invalid_option',
+      })
+    // Stripe's rate limiter runs before its idempotency layer, and a timeout is no answer to save.
+    if (fault.when === 'saved' && (fault.kind === 'timeout' || fault.kind === 429))
+      throw new DevnetError('injectFault: a "saved" fault is a 5xx (500, 502, 503 or 504)', {
         code: 'devnet_invalid_option',
       })
     const armed: Armed = {
@@ -96,8 +115,15 @@ export class FaultTable {
   }
 }
 
-/** The Stripe error envelope the simulator answers for an injected status fault. */
-export function faultBody(status: number): { status: number; body: string; headers: Record<string, string> } {
+/**
+ * The Stripe error envelope the simulator answers for an injected status fault. A `saved` 5xx also says
+ * `Stripe-Should-Retry: false`: Stripe asks its SDKs not to retry an answer its idempotency layer would
+ * only replay.
+ */
+export function faultBody(
+  status: number,
+  when: StripeFault['when'] = 'before',
+): { status: number; body: string; headers: Record<string, string> } {
   const error =
     status === 429
       ? {
@@ -110,6 +136,7 @@ export function faultBody(status: number): { status: number; body: string; heade
   return {
     status,
     body: JSON.stringify({ error }, null, 2),
-    headers: status === 429 ? { 'Retry-After': '1' } : {},
+    headers:
+      status === 429 ? { 'Retry-After': '1' } : when === 'saved' ? { 'Stripe-Should-Retry': 'false' } : {},
   }
 }

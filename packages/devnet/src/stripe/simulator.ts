@@ -309,19 +309,23 @@ export class StripeSimulator {
         this.#sendFault(res, fault, headers)
         return
       }
+      // A `saved` fault is the request's own answer (and what its Idempotency-Key replays); an `after`
+      // fault loses the answer.
+      const saved = fault?.when === 'saved' ? fault : undefined
+      const lost = fault?.when === 'after' ? fault : undefined
       let reply: Reply
       try {
-        reply = await this.#api(req, url, body, requestId, headers)
+        reply = await this.#api(req, url, body, requestId, headers, saved)
       } catch (error) {
         // An `after` fault loses the answer whatever it was (the result is already saved).
-        if (fault) {
-          this.#sendFault(res, fault, headers)
+        if (lost) {
+          this.#sendFault(res, lost, headers)
           return
         }
         throw error
       }
-      if (fault) {
-        this.#sendFault(res, fault, headers)
+      if (lost) {
+        this.#sendFault(res, lost, headers)
         return
       }
       send(res, reply.status, { ...headers, ...(reply.headers ?? {}) }, JSON.stringify(reply.body, null, 2))
@@ -395,6 +399,7 @@ export class StripeSimulator {
     body: string,
     requestId: string,
     headers: Record<string, string>,
+    saved?: { kind: number | 'timeout' },
   ): Promise<Reply> {
     const method = (req.method ?? 'GET').toUpperCase()
     this.#authenticate(req.headers.authorization)
@@ -436,12 +441,23 @@ export class StripeSimulator {
     }
     const route = `${method} ${url.pathname}`
 
-    if (method !== 'POST') return this.#route(method, url.pathname, ctx)
+    // A `saved` fault: the endpoint executed (whatever it answered once it began), then Stripe failed.
+    const failed = (run: () => Reply): Reply => {
+      if (saved === undefined) return run()
+      try {
+        run()
+      } catch (error) {
+        if (!(error instanceof StripeHttpError && error.persist)) throw error
+      }
+      const fault = faultBody(saved.kind as number, 'saved')
+      return { status: fault.status, body: JSON.parse(fault.body) as Json, headers: fault.headers }
+    }
+    if (method !== 'POST') return failed(() => this.#route(method, url.pathname, ctx))
 
     const key = header(req, 'idempotency-key')
     if (key === undefined) {
       await this.#delay()
-      return this.#route(method, url.pathname, ctx)
+      return failed(() => this.#route(method, url.pathname, ctx))
     }
     headers['Idempotency-Key'] = key
     if (key.length > 255)
@@ -495,7 +511,7 @@ export class StripeSimulator {
       await this.#delay()
       let reply: Reply
       try {
-        reply = this.#route(method, url.pathname, ctx)
+        reply = failed(() => this.#route(method, url.pathname, ctx))
       } catch (error) {
         if (error instanceof StripeHttpError && error.persist)
           account.idempotency.set(key, {

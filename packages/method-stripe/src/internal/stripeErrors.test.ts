@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { fromStripeError, redact, sptProblem } from './stripeErrors.js'
+import { fromStripeError, redact, savedServerError, sptProblem } from './stripeErrors.js'
 
 const stripeError = (fields: Record<string, unknown>) => ({ type: 'StripeInvalidRequestError', ...fields })
 
@@ -81,5 +81,24 @@ describe('fromStripeError', () => {
       1,
     )
     expect(problem?.detail).toBe('Declined for spt_…')
+  })
+})
+
+describe('savedServerError', () => {
+  it('is a Stripe 5xx that says a resend only replays it', () => {
+    const cases = [
+      { type: 'StripeAPIError', statusCode: 500, headers: { 'stripe-should-retry': 'false' } },
+      { type: 'StripeAPIError', statusCode: 502, headers: { 'idempotent-replayed': 'true' } },
+      // Not saved (a proxy error, a failure before execution): a resend returns the real result.
+      { type: 'StripeAPIError', statusCode: 500, headers: {} },
+      { type: 'StripeAPIError', statusCode: 500 },
+      { type: 'StripeAPIError', statusCode: 503, headers: { 'stripe-should-retry': 'true' } },
+      // A saved 4xx is Stripe's answer (a decline, a refused token), not an unknown outcome.
+      { type: 'StripeCardError', statusCode: 402, headers: { 'idempotent-replayed': 'true' } },
+      { type: 'StripeConnectionError', headers: { 'stripe-should-retry': 'false' } },
+      { statusCode: 500, headers: { 'stripe-should-retry': 'false' } },
+      null,
+    ].map(savedServerError)
+    expect(cases).toEqual([true, true, false, false, false, false, false, false, false])
   })
 })

@@ -74,7 +74,8 @@ function header(error: StripeErrorLike, name: string): string | undefined {
  * Maps an error thrown by the `stripe` SDK to the problem the client receives, or `undefined` when it is
  * not a Stripe error (the core then answers 503). Card declines keep Stripe's decline code as `reason`;
  * outages (5xx, 429, timeouts, an idempotency key in use) are 503 with `Retry-After`, so the core
- * releases the challenge and the same credential can be retried (Stripe's idempotency replays it).
+ * releases the challenge and the same credential can be retried (Stripe's idempotency replays it). A 5xx
+ * Stripe saved for the key is not retryable: settlement checks {@link savedServerError} first.
  */
 export function fromStripeError(error: unknown, retryAfter: number): PaymentError | undefined {
   if (typeof error !== 'object' || error === null) return undefined
@@ -144,6 +145,30 @@ export function fromStripeError(error: unknown, retryAfter: number): PaymentErro
     reason: code ?? 'stripe-invalid-request',
     detail: message ?? 'Stripe refused the payment.',
   })
+}
+
+/**
+ * True when a `stripe` SDK error from an idempotent POST is a 5xx that Stripe's idempotency layer keeps
+ * for the key, so that resending the request can never tell what happened: "Stripe saves the status
+ * code and body of the first request made with a given idempotency key after endpoint execution begins.
+ * Retries with the same key return the saved response, including `500` errors"
+ * (https://docs.stripe.com/api/idempotent_requests). The endpoint began executing, so the PaymentIntent
+ * may exist and the token may be charged. Stripe says so on the answer itself with
+ * `Stripe-Should-Retry: false` (a resend "would be a no-op", as the SDK's retry logic puts it), and on
+ * each replay with `Idempotent-Replayed: true`. A 5xx without either (a proxy error, a failure before
+ * execution) is not saved: a resend with the same key returns the real result.
+ *
+ * @example
+ * ```ts
+ * if (savedServerError(error)) throw new ServiceUnavailableError({ reason: 'stripe-outcome-unknown', consumed: true })
+ * ```
+ */
+export function savedServerError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const e = error as StripeErrorLike
+  if (typeof e.type !== 'string' || !e.type.startsWith('Stripe')) return false
+  if (typeof e.statusCode !== 'number' || e.statusCode < 500) return false
+  return header(e, 'stripe-should-retry') === 'false' || header(e, 'idempotent-replayed') === 'true'
 }
 
 /** What identifies a `stripe` SDK error, without the rest of it. */

@@ -6,12 +6,14 @@ import {
   InvalidChallengeError,
   type Method,
   type Receipt,
+  ServiceUnavailableError,
   VerificationFailedError,
 } from '@mppkit/core'
 import * as Connect from '../Connect.js'
 import {
   fromStripeError,
   StripeRefundError,
+  savedServerError,
   sptProblem,
   stripeErrorSummary,
 } from '../internal/stripeErrors.js'
@@ -248,13 +250,26 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       // "Servers SHOULD include an idempotency key derived from the challenge ID and SPT": a retry of the
       // same credential after an outage is answered by Stripe's replay (`Idempotent-Replayed: true`) with
       // the same PaymentIntent. That replay is success, not a replay attack: the core consumes each
-      // challenge id once, so only the one request holding the challenge can get here.
-      const paymentIntent = await stripeCall(() =>
-        client.paymentIntents.create(params, {
-          idempotencyKey: `${challenge.id}_${payload.spt}`,
-          ...connect.options,
-        }),
-      )
+      // challenge id once, so only the one request holding the challenge can get here. (Not when what
+      // Stripe saved for the key is its own failure: see below.)
+      const paymentIntent = await client.paymentIntents
+        .create(params, { idempotencyKey: `${challenge.id}_${payload.spt}`, ...connect.options })
+        .catch((error: unknown) => {
+          // Stripe failed once it began executing, and keeps that failure for the idempotency key: the
+          // token may be charged, and a resend of this credential would only replay the failure. "A
+          // payment proof MUST be usable exactly once" (draft-httpauth-payment-00 §Replay Protection):
+          // the challenge stays consumed, no Retry-After is sent, and the core reports the error for
+          // reconciliation (the PaymentIntent, if any, carries metadata.challenge_id).
+          if (savedServerError(error))
+            throw new ServiceUnavailableError({
+              reason: 'stripe-outcome-unknown',
+              detail:
+                'Stripe failed after it began this payment and keeps that failure: whether the token was charged is unknown, and this credential cannot be used again.',
+              consumed: true,
+              cause: { challengeId: challenge.id, ...stripeErrorSummary(error) },
+            })
+          throw fromStripeError(error, retryAfter) ?? error
+        })
       // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
       if (paymentIntent?.status === 'succeeded' && typeof paymentIntent.id === 'string')
         return { reference: paymentIntent.id, ...receipt }
