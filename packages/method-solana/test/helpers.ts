@@ -17,38 +17,73 @@ import { type ChargeOptions, chargeServer } from '../src/server/index.js'
 export const realm = 'solana.test'
 export const secret = 'solana-charge-test-secret-0123456789abcdef'
 
-/** A JSON-RPC proxy in front of the node, to simulate outages: `up` forwards, `down` resets. */
+/**
+ * How the {@link rpcProxy} treats the calls it gets:
+ * - `up` forwards them;
+ * - `down` refuses connections (nothing listens on its port: no call reaches the node);
+ * - `lost-after-send` forwards calls until a `sendTransaction` reached the node, then resets that call's
+ *   connection instead of answering, and every later call too (the node went away with the transaction);
+ * - `errors-after-send` forwards calls until a `sendTransaction` was answered, then answers every later
+ *   call with HTTP 502 (the node's gateway fails before the confirmation is known).
+ */
+export type ProxyMode = 'up' | 'down' | 'lost-after-send' | 'errors-after-send'
+
+/** A JSON-RPC proxy in front of the node, to simulate outages (see {@link ProxyMode}). */
 export async function rpcProxy(target: string) {
-  let mode: 'up' | 'down' = 'up'
+  let mode: ProxyMode = 'up'
+  let sent = false
   let requests = 0
   const server: Server = createServer(async (req, res) => {
     requests++
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
-    if (mode === 'down') {
-      req.socket.destroy()
-      return
+    const body = Buffer.concat(chunks).toString()
+    if (sent && mode === 'lost-after-send') return req.socket.destroy()
+    if (sent && mode === 'errors-after-send') {
+      res.writeHead(502, { 'content-type': 'text/plain' })
+      return res.end('bad gateway')
     }
     const response = await fetch(target, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: Buffer.concat(chunks).toString(),
+      body,
     })
+    const text = await response.text()
+    if (mode !== 'up' && (JSON.parse(body) as { method?: string }).method === 'sendTransaction') {
+      sent = true
+      if (mode === 'lost-after-send') return req.socket.destroy()
+    }
     res.writeHead(response.status, { 'content-type': 'application/json' })
-    res.end(await response.text())
+    res.end(text)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  await listen(0)
+  const port = (server.address() as AddressInfo).port
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     requests: () => requests,
-    set(next: typeof mode) {
+    /** Switches the mode; `down` closes the port (and every connection), leaving `down` opens it again. */
+    async set(next: ProxyMode) {
+      if (next === 'down' && mode !== 'down') await stop()
+      if (next !== 'down' && mode === 'down') await listen(port)
       mode = next
+      sent = false
+      // A macrotask: the server's RPC client sees its kept-alive connections close before its next call.
+      await new Promise((resolve) => setTimeout(resolve, 10))
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
+    close: () => (mode === 'down' ? Promise.resolve() : stop()),
   }
 }
 

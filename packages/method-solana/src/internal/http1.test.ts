@@ -186,6 +186,28 @@ describe('http1Post', () => {
     expect(connections).toBe(2)
   })
 
+  it('a reused connection that took the request and closed, then a refused resend, fails as a reset', async () => {
+    // The node reads the second request and goes away (stops listening): the resend is refused, but the
+    // first attempt was written and may have been acted on, so the failure must not read as "refused".
+    let requests = 0
+    const server = net.createServer((socket) => {
+      socket.on('data', () => {
+        if (++requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+        else {
+          server.close()
+          socket.destroy()
+        }
+      })
+    })
+    const port = await listen(server)
+    const post = http1Post(new URL(`http://127.0.0.1:${port}`), modules, options)
+    expect((await post('1', 1000)).text).toBe('ok')
+    await expect(post('2', 1000)).rejects.toMatchObject({ name: 'Http1Error', code: 'ECONNRESET' })
+    expect(requests).toBe(2)
+    // A first call refused at connect is told apart: nothing was written.
+    await expect(post('3', 1000)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+  })
+
   it.each([
     ['a close before the answer', () => '', 'ECONNRESET'],
     ['a partial head then close', () => 'HTTP/1.1 200 OK\r\nContent-Len', 'ECONNRESET'],

@@ -30,6 +30,9 @@ export class Http1Error extends Error {
   }
 }
 
+/** Codes of a connection that failed before the request was written (nothing reached the node). */
+const refusedAtConnect = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'])
+
 /** Largest response head (status line and fields) accepted. */
 const maxHeadBytes = 64 * 1024
 
@@ -111,8 +114,14 @@ export function http1Post(url: URL, modules: SocketModules, options: Http1Option
       return await once(reused, request, timeout)
     } catch (error) {
       // Closed while idle (nothing of an answer arrived): send once more on a new connection.
-      if (error instanceof Http1Error && error.silent) return once(open(), request, timeout)
-      throw error
+      if (!(error instanceof Http1Error && error.silent)) throw error
+      try {
+        return await once(open(), request, timeout)
+      } catch (again) {
+        // The first attempt was written, and may have reached the node before the connection closed:
+        // a refusal of the second one must not read as "never sent" (its code would say so).
+        throw again instanceof Http1Error && refusedAtConnect.has(again.code) ? error : again
+      }
     }
   }
 }
