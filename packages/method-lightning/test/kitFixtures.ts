@@ -1,5 +1,6 @@
 import type { Store } from '@mppkit/core'
 import type { DescribeMethodOptions, MethodFixture, MethodFlow } from '@mppkit/core/testing'
+import { type AuthenticatedLnd, createInvoice } from 'lightning'
 import { expect } from 'vitest'
 import { type LightningNodeInfo, startLightning } from '../../devnet/src/lightning/index.js'
 import { chargeClient, type SessionClient, sessionClient } from '../src/client/index.js'
@@ -8,21 +9,57 @@ import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
 
 // Fixtures of the conformance kit (`describeMethod`) for lightning charge and session on a fresh devnet
 // Lightning simulator each. The server reaches its node through a TCP proxy the outage case turns off.
+//
+// Cases left off, and why:
+// - `wrongCurrency`: "currency … MUST be the string "sat"" (draft-lightning-charge-00, -session-00) and a
+//   BOLT11 invoice is denominated in millisatoshis: there is no other currency a client could pay in.
+// - `outageAfterPayment` (the kit's `consumed` case, which presents a fresh charge or session-open
+//   credential): the value of either is the payer's payment of the challenge's invoice, made before the
+//   credential exists. Every server failure after it (the node unreachable while the invoice is looked
+//   up, a Store failure) happens before the server acted, and the preimage stays valid: the answer is
+//   503 + Retry-After and the same credential settles once on retry (the kit's outage case). Marking it
+//   consumed would lose the payer's money. The one server failure after value moved, a session close
+//   whose refund payment's outcome is lost (`consumed: true`, no Retry-After), needs a close credential,
+//   which the kit's fresh-credential case cannot present (session.test.ts covers it on the simulator).
 
 const chargeAmount = 100
+/** Each session's deposit, in satoshis (the flow's refund adds up from it). */
+const depositSats = 10
 
-/** Two nodes the kit runs on: the payee (the server's) and the payer (the client's). */
+type NodeAccess = Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>
+
+/** The nodes the kit runs on: the payee (the server's), the payer (the client's), and maybe a third. */
 export type KitNodes = {
-  payee: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>
-  payer: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>
+  payee: NodeAccess
+  payer: NodeAccess
+  /** Another node the payer can pay, for the wrong-recipient case (skipped without it). */
+  other?: NodeAccess | undefined
   network: 'regtest' | 'signet' | 'mainnet'
   stop(): Promise<void>
 }
 
-/** A fresh devnet LND simulator (the default). */
+/** A fresh devnet LND simulator (the default), with a third node `carol`. */
 export async function simulatorNodes(): Promise<KitNodes> {
-  const network = await startLightning()
-  return { ...network.info.nodes, network: 'regtest', stop: () => network.stop() }
+  const network = await startLightning({ extraNodes: ['carol'] })
+  const { payer, payee, carol } = network.info.nodes
+  return { payer, payee, other: carol, network: 'regtest', stop: () => network.stop() }
+}
+
+/** An invoice a node issued, which a changed challenge request offers the client instead of its own. */
+type OtherInvoice = { invoice: string; paymentHash: string }
+
+/**
+ * Issues an invoice of `sats` on `lnd` ahead of the case using it (the kit changes requests
+ * synchronously), valid an hour. One per suite: the kit runs each case once, and a second payment of
+ * it would fail loudly in the client (already paid), never pass.
+ */
+async function otherInvoice(lnd: AuthenticatedLnd, sats: number): Promise<OtherInvoice> {
+  const created = await createInvoice({
+    lnd,
+    tokens: sats,
+    expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+  })
+  return { invoice: created.request, paymentHash: created.id }
 }
 
 type KitExtra = {
@@ -44,6 +81,15 @@ export function lightningChargeKit(
       const nodes = await startNodes()
       const proxy = await nodeProxy(nodes.payee.socket)
       const serverLnd = lndFor(nodes.payee, proxy.socket)
+      // The invoice is the request's authority on amount and payee, so paying another amount or recipient
+      // is paying another invoice: one of this payee for one sat less, one of another node for the amount.
+      const cheaper = await otherInvoice(lndFor(nodes.payee), chargeAmount - 1)
+      const elsewhere = nodes.other ? await otherInvoice(lndFor(nodes.other), chargeAmount) : undefined
+      const paying = (request: Record<string, unknown>, other: OtherInvoice, amount = request.amount) => ({
+        ...request,
+        amount,
+        methodDetails: { ...(request.methodDetails as object), ...other },
+      })
       return {
         server: chargeServer({ lnd: serverLnd }),
         client: () => chargeClient({ lnd: lndFor(nodes.payer), network: nodes.network }),
@@ -53,10 +99,14 @@ export function lightningChargeKit(
           replay: 'lightning/unknown-challenge',
           expired: 'lightning/expired-invoice',
           malformed: 'lightning/malformed-credential',
-          // The BOLT11 invoice fixes the amount: a client cannot pay another one, and this client refuses a
-          // request whose amount differs from its invoice (charge.test.ts, chargeClient).
-          wrongAmount: false,
+          // The preimage of another invoice, presented with this challenge: "Compute
+          // sha256(hex_to_bytes(preimage)) and verify the result equals the stored paymentHash" (step 6).
+          wrongAmount: 'lightning/invalid-preimage',
+          wrongRecipient: 'lightning/invalid-preimage',
+          wrongCurrency: false,
         },
+        wrongAmount: (request) => paying(request, cheaper, String(chargeAmount - 1)),
+        ...(elsewhere ? { wrongRecipient: (request) => paying(request, elsewhere) } : {}),
         malformedPayload: { preimage: 'not-hex' },
         outage: {
           start: () => proxy.down(),
@@ -116,10 +166,20 @@ export function lightningSessionKit(
       const nodes = await startNodes()
       const proxy = await nodeProxy(nodes.payee.socket)
       const serverLnd = lndFor(nodes.payee, proxy.socket)
+      // What an open pays is its deposit invoice: another amount or recipient is another invoice, one of
+      // this payee for one sat less, or one of another node for the deposit.
+      const cheaper = await otherInvoice(lndFor(nodes.payee), depositSats - 1)
+      const elsewhere = nodes.other ? await otherInvoice(lndFor(nodes.other), depositSats) : undefined
+      const paying = (request: Record<string, unknown>, other: OtherInvoice, sats = depositSats) => ({
+        ...request,
+        depositInvoice: other.invoice,
+        paymentHash: other.paymentHash,
+        depositAmount: String(sats),
+      })
       return {
         // As configured for production: `replaysConsumed` on (the spec's idempotency rule), so the kit's
         // replay, concurrency and outage cases expect an identical resubmission to get the original response.
-        server: sessionServer({ lnd: serverLnd, depositSats: 10 }),
+        server: sessionServer({ lnd: serverLnd, depositSats }),
         client: ({ fetch }) => sessionClient({ lnd: lndFor(nodes.payer), network: nodes.network, fetch }),
         policy: { maxDeposit: { sat: 1_000n } },
         offer: { method: 'lightning', intent: 'session', request: { amount: '1', unitType: 'request' } },
@@ -127,9 +187,14 @@ export function lightningSessionKit(
           tamperedId: 'lightning/unknown-challenge',
           expired: 'lightning/challenge-expired',
           malformed: 'lightning/malformed-credential',
-          // The deposit invoice fixes what is paid; the echoed challenge is HMAC-bound.
-          wrongAmount: false,
+          // The preimage of another deposit invoice, presented with this challenge: "SHA-256(preimage)
+          // MUST equal challenge.request.paymentHash" (open action).
+          wrongAmount: 'lightning/invalid-preimage',
+          wrongRecipient: 'lightning/invalid-preimage',
+          wrongCurrency: false,
         },
+        wrongAmount: (request) => paying(request, cheaper, depositSats - 1),
+        ...(elsewhere ? { wrongRecipient: (request) => paying(request, elsewhere) } : {}),
         malformedPayload: { action: 'bearer', sessionId: 'not-hex', preimage: 'not-hex' },
         outage: {
           start: () => proxy.down(),

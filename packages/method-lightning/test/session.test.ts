@@ -616,9 +616,10 @@ describe('sessionServer', () => {
     const store = new MemoryStore()
     const failures: unknown[] = []
     let offset = 0
+    const serverLnd = lndFor(network.info.nodes.payee, proxy.socket)
     const { handler, server } = setup({
       store,
-      socket: proxy.socket,
+      lnd: serverLnd,
       options: { idleTimeoutSeconds: 60, idleCheckIntervalMs: 50, onRefundFailure: (f) => failures.push(f) },
       errors: [],
       now: () => Date.now() + offset,
@@ -637,7 +638,15 @@ describe('sessionServer', () => {
         })
       ).request,
     })
-    const { sessions, client } = newClient(handler, { wallet: { pay: wallet.pay, receive } })
+    // The last credential the client sent: the close's, once it has closed.
+    let sent = ''
+    const { sessions, client } = newClient(
+      (request) => {
+        sent = request.headers.get('authorization') ?? sent
+        return handler(request)
+      },
+      { wallet: { pay: wallet.pay, receive } },
+    )
     const before = await payerBalance()
     expect((await client.fetch(url)).status).toBe(200)
     const { sessionId } = [...sessions.sessions.values()][0]!
@@ -653,6 +662,13 @@ describe('sessionServer', () => {
     // Not answered nor reported as failed: an operator told so would refund a second time.
     expect(closed.status).toBe(503)
     expect(failures).toEqual([])
+    // Value may have moved: no receipt, and no Retry-After inviting the same close again (the close's
+    // challenge stays consumed: "Retrying a credential after a network failure MUST NOT result in
+    // double-crediting or double-refunding").
+    expect(closed.headers.get('payment-receipt')).toBeNull()
+    expect(closed.headers.get('retry-after')).toBeNull()
+    const close = Credential.parse(sent)
+    expect(close.payload).toMatchObject({ action: 'close', sessionId })
     const record = async () =>
       JSON.parse((await store.get(`mppkit:m:lightning/session:session:${sessionId}`))!) as Record<
         string,
@@ -661,7 +677,14 @@ describe('sessionServer', () => {
     expect(await record()).toMatchObject({ status: 'closed', refundStatus: 'attempting', refundSats: '9' })
     // The idle sweep asks the node once the close is old enough: paid, so recorded succeeded, never paid again.
     proxy.up()
-    await waitUntilReachable(lndFor(network.info.nodes.payee, proxy.socket))
+    // The server's own connection (its refusal's fresh challenge carries a new invoice).
+    await waitUntilReachable(serverLnd)
+    // The same close credential presented again (node back): refused as used, and nothing paid again
+    // (the balance is checked once the sweep has recorded the refund).
+    expect(await problemType(await handler(new Request(url, { headers: { authorization: sent } })))).toBe(
+      'lightning/unknown-challenge',
+    )
+    expect(await record()).toMatchObject({ status: 'closed', refundStatus: 'attempting', refundSats: '9' })
     offset = 601_000
     await expect.poll(async () => (await record()).refundStatus, { timeout: 5_000 }).toBe('succeeded')
     await new Promise((resolve) => setTimeout(resolve, 300))
