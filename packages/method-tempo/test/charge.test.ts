@@ -1,7 +1,9 @@
+import { createServer as createHttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Challenge, Credential, Receipt } from '@mppkit/core'
 import { create as createClient } from '@mppkit/core/client'
 import { create as createServer, type Offer } from '@mppkit/core/server'
-import { type Address, encodeFunctionData, erc20Abi, type Hex } from 'viem'
+import { type Address, createPublicClient, custom, encodeFunctionData, erc20Abi, type Hex, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { Abis, Transaction } from 'viem/tempo'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +16,7 @@ import {
 } from '../../devnet/src/tempo/index.js'
 import { chargeClient } from '../src/client/index.js'
 import { Attribution } from '../src/index.js'
+import { tempoChain } from '../src/internal/rpc.js'
 import { chargeServer } from '../src/server/index.js'
 import { rpcProxy } from './helpers.js'
 
@@ -352,7 +355,7 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
     expect((await problem(response)).reason).toBe('transaction-reverted')
   })
 
-  it('RPC down: 503 + Retry-After, then the same credential settles exactly once', async () => {
+  it('RPC down: 503 + Retry-After, then the same credential settles exactly once; a lost answer is looked up', async () => {
     const proxy = await rpcProxy(devnet.info.rpcUrl)
     try {
       const { challenge, submit, runs } = setup({ server: { rpcUrl: proxy.url, timeout: 2_000 } })
@@ -376,7 +379,8 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
       response = await submit(issued, payload, source)
       expect(response.status).toBe(200)
 
-      // The node receives the transaction but the answer is lost: a retry must not pay twice.
+      // The node receives the transaction but the answer is lost: the server finds its receipt and
+      // serves the payment at once; the credential is spent, so sending it again pays nothing twice.
       issued = await challenge()
       ;({ payload, source } = await client.createPayload({
         challenge: issued,
@@ -385,16 +389,63 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
       }))
       proxy.set('lose-send')
       response = await submit(issued, payload, source)
-      expect(response.status).toBe(503)
-      expect(response.headers.get('retry-after')).not.toBeNull()
+      expect(response.status, await response.clone().text()).toBe(200)
       proxy.set('up')
       response = await submit(issued, payload, source)
-      expect(response.status).toBe(200)
+      expect(response.status).toBe(402)
+      expect((await problem(response)).type).toBe('https://paymentauth.org/problems/invalid-challenge')
       expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 2000n)
       expect(runs()).toBe(2)
     } finally {
       await proxy.close()
     }
+  })
+
+  it('a broadcast refused before it reached the node stays retryable: 503 + Retry-After, then settles once', async () => {
+    // A real "connection refused" (a port nothing listens on) for the server's broadcast only: every
+    // other call, the balance check before it included, reaches the devnet.
+    const closed = createHttpServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`
+    await new Promise((resolve) => closed.close(resolve))
+    const via = (url: string) => http(url, { retryCount: 0 })({ retryCount: 0 }).request
+    const live = via(devnet.info.rpcUrl)
+    const dead = via(deadUrl)
+    let refuse = true
+    let refused = 0
+    const client = createPublicClient({
+      chain: tempoChain({ chainId: devnet.info.chainId, rpcUrl: devnet.info.rpcUrl }),
+      transport: custom(
+        {
+          request: (args: { method: string; params?: unknown }) => {
+            if (!refuse || args.method !== 'eth_sendRawTransactionSync') return live(args as never)
+            refused++
+            return dead(args as never)
+          },
+        },
+        { retryCount: 0 },
+      ),
+    })
+    const { challenge, submit, runs } = setup({ server: { client: client as never } })
+    const recipient = devnet.info.accounts[0]!.address
+    const before = await balance(devnet.info.tokens.pathUsd, recipient)
+    const issued = await challenge()
+    const { payload, source } = await payer(8, { mode: 'pull' }).createPayload({
+      challenge: issued,
+      request: issued.request as any,
+      url: '',
+    })
+    const down = await submit(issued, payload, source)
+    expect(down.status).toBe(503)
+    expect(Number(down.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect((await problem(down)).reason).toBe('rpc-unavailable')
+    expect(refused).toBe(1)
+    expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before)
+    refuse = false
+    const up = await submit(issued, payload, source)
+    expect(up.status, await up.clone().text()).toBe(200)
+    expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 1000n)
+    expect(runs()).toBe(1)
   })
 
   it('bad input gets a typed problem, never a 500', async () => {

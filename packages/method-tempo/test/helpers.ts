@@ -6,10 +6,12 @@ import { streamChannelEscrowAbi, type TempoDevnetInfo, tempoClients } from '../.
 /**
  * A JSON-RPC proxy in front of a node, to simulate outages: `up` forwards, `down` refuses (connection
  * reset), `lose-send` forwards transaction submissions but loses the answer (the node got it),
+ * `send-then-down` forwards the next transaction submission, loses its answer and refuses everything
+ * after it (the RPC went away between broadcast and confirmation) until the mode changes,
  * `hold-send` keeps transaction submissions until `release()` (`held()` resolves once one waits).
  */
 export async function rpcProxy(target: string) {
-  let mode: 'up' | 'down' | 'lose-send' | 'hold-send' = 'up'
+  let mode: 'up' | 'down' | 'lose-send' | 'send-then-down' | 'hold-send' = 'up'
   let requests = 0
   let release: (() => void) | undefined
   let released = Promise.resolve()
@@ -35,7 +37,9 @@ export async function rpcProxy(target: string) {
       body,
     })
     const text = await response.text()
-    if (mode === 'lose-send' && /eth_sendRawTransaction/.test(body)) {
+    const sent = /eth_sendRawTransaction/.test(body)
+    if ((mode === 'lose-send' || mode === 'send-then-down') && sent) {
+      if (mode === 'send-then-down') mode = 'down'
       req.socket.destroy()
       return
     }

@@ -9,11 +9,17 @@ import { chargeServer, type SessionServer, sessionServer } from '../src/server/i
 import { readChannel, rpcProxy } from './helpers.js'
 
 // Fixtures of the conformance kit (`describeMethod`) for Tempo charge and session on a fresh anvil each.
-// The server reaches the node through an RPC proxy the outage case turns off; clients reach it directly.
+// The server reaches the node through an RPC proxy the outage cases turn off; clients reach it directly.
+// The payee cases pay a real other account (`accounts[2]`) or another predeployed TIP-20 (AlphaUSD, which
+// every dev account holds), so the client really can pay the changed request.
 
 const chargeAmount = 250n
 
-/** Kit options for tempo/charge (pull mode): every case, and an outage that counts transfers on chain. */
+/**
+ * Kit options for tempo/charge (pull mode): every case, an outage that counts transfers on chain, and a
+ * failure after payment: the server broadcasts the payer's transaction and the RPC goes away before it
+ * can learn the outcome (the transaction is mined all the same).
+ */
 export function tempoChargeKit(
   name: string,
   extra: { skip?: string | undefined; store?: () => Store | Promise<Store> } = {},
@@ -50,9 +56,20 @@ export function tempoChargeKit(
             chainId: info.chainId,
           }),
         offer: { method: 'tempo', request: { amount: String(chargeAmount) } },
-        problems: { wrongAmount: { type: 'verification-failed', reason: 'amount-mismatch' } },
+        problems: {
+          wrongAmount: { type: 'verification-failed', reason: 'amount-mismatch' },
+          wrongRecipient: { type: 'verification-failed', reason: 'recipient-mismatch' },
+          wrongCurrency: { type: 'verification-failed', reason: 'token-mismatch' },
+        },
+        wrongRecipient: (request) => ({ ...request, recipient: info.accounts[2]!.address }),
+        wrongCurrency: (request) => ({ ...request, currency: info.tokens.alphaUsd }),
         outage: {
           start: () => proxy.set('down'),
+          stop: () => proxy.set('up'),
+          settlements: async () => Number((await received()) / chargeAmount),
+        },
+        outageAfterPayment: {
+          start: () => proxy.set('send-then-down'),
           stop: () => proxy.set('up'),
           settlements: async () => Number((await received()) / chargeAmount),
         },
@@ -105,7 +122,19 @@ const sessionFlow: MethodFlow = {
   },
 }
 
-/** Kit options for tempo/session (v1 escrow): every case, the session flow, and an RPC outage on open. */
+/**
+ * Kit options for tempo/session (v1 escrow): every case, the session flow, and an RPC outage on open.
+ *
+ * No `outageAfterPayment` (the kit's `consumed` case stays skipped): no session step fails after paying
+ * the payee in a way that must not be retried. An `open` or `topUp` whose broadcast outcome is lost only
+ * moved the payer's funds into its own escrow channel (refundable, nothing captured), and the same
+ * credential is safely retried: the server re-reads the channel, or finds the mined transaction's
+ * receipt, and deducts the request once (session-lost-broadcast.test.ts: 503 + Retry-After, then the
+ * same credential served once; the session client re-sends such opens and top-ups as they are).
+ * Keeping the challenge used would turn that recovery into a refusal. What does
+ * pay the payee, a voucher's deduction, is one store operation, and a close's challenge is reusable by
+ * design (the escrow finalizes a channel once).
+ */
 export function tempoSessionKit(
   name: string,
   extra: { skip?: string | undefined; store?: () => Store | Promise<Store> } = {},
@@ -147,7 +176,13 @@ export function tempoSessionKit(
         problems: {
           // An open whose voucher is one unit short opens the channel, then cannot pay the request.
           wrongAmount: { type: 'session/insufficient-balance' },
+          // An open for another payee, or on another token (whose approve call is then on a contract
+          // other than the escrow and the channel token), is refused before it is broadcast.
+          wrongRecipient: { type: 'verification-failed', reason: 'channel-mismatch' },
+          wrongCurrency: { type: 'verification-failed', reason: 'unexpected-call' },
         },
+        wrongRecipient: (request) => ({ ...request, recipient: info.accounts[2]!.address }),
+        wrongCurrency: (request) => ({ ...request, currency: info.tokens.alphaUsd }),
         // A topUp the schema refuses is malformed, not the topUp's `challenge-not-found`.
         malformedPayload: { action: 'topUp', channelId: `0x${'ab'.repeat(32)}` },
         outage: { start: () => proxy.set('down'), stop: () => proxy.set('up') },

@@ -94,6 +94,21 @@ export function isUnavailable(error: unknown): boolean {
   return false
 }
 
+/**
+ * True when a failed request never reached the node: the connection was refused, or the host did not
+ * resolve or never accepted a connection. Whatever it asked for (a broadcast) cannot have happened. Any
+ * other outage (a reset or closed connection, a timeout, a node that accepted the request and gave up
+ * waiting) may have come after the node took the request.
+ */
+export function neverSent(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT)$/.test(code))
+      return true
+  }
+  return false
+}
+
 /** The origin of the RPC URL an error names (never its path or query, where API keys live). */
 function rpcOrigin(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {

@@ -2,6 +2,7 @@ import {
   ConfigurationError,
   type Method,
   PaymentInsufficientError,
+  ServiceUnavailableError,
   type Store,
   VerificationFailedError,
 } from '@mppkit/core'
@@ -36,6 +37,7 @@ import {
   type Connection,
   defaultChainId,
   isUnavailable,
+  neverSent,
   publicClientFor,
   unavailable,
 } from '../internal/rpc.js'
@@ -83,6 +85,10 @@ export type SponsorPolicy = {
 }
 
 const gwei = 1_000_000_000n
+/** How long a pull broadcast whose answer was lost is looked up before its outcome is called unknown. */
+const lostAnswerWindowMs = 1_000
+const lostAnswerPollMs = 200
+
 /** Tempo Moderato (testnet) chain id: its priority fees run higher (see `maxPriorityFeePerGas`). */
 const moderatoChainId = 42431
 
@@ -230,6 +236,33 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     throw new VerificationFailedError({
       detail: 'This transaction has already been used for a payment.',
       reason: 'replayed-transaction',
+    })
+  }
+
+  /**
+   * The receipt of a pull transaction whose broadcast got no answer after it may have reached the node,
+   * looked up for a short while (a lost answer of a mined transaction still pays). When the node cannot
+   * tell, the outcome is unknown: the transaction may still be executed, so the failure is `consumed`.
+   * "A payment proof MUST be usable exactly once; subsequent attempts to use the same proof MUST be
+   * rejected by the payment method infrastructure." (draft-httpauth-payment-00 §Replay Protection): the
+   * challenge stays used and the answer carries no `Retry-After` (the core client resends a credential
+   * after a 503 + Retry-After, which promises that nothing was charged). The hash stays claimed by this
+   * challenge, so no other challenge can be paid with it either.
+   */
+  const receiptAfterLostAnswer = async (hash: Hex, lost: unknown): Promise<TransactionReceipt> => {
+    const deadline = Date.now() + lostAnswerWindowMs
+    for (;;) {
+      const found = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+      if (found) return found
+      if (Date.now() >= deadline) break
+      await new Promise((resolve) => setTimeout(resolve, lostAnswerPollMs))
+    }
+    throw new ServiceUnavailableError({
+      detail:
+        'The payment transaction was sent to the Tempo node but its outcome is unknown; it may still be executed. This credential cannot be used again: check the payment before paying again.',
+      reason: 'outcome-unknown',
+      consumed: true,
+      cause: lost,
     })
   }
 
@@ -403,24 +436,31 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       try {
         receipt = await sendRawTransactionSync(client, { serializedTransaction: final })
       } catch (error) {
-        if (isUnavailable(error)) throw unavailable(error)
-        // Already mined (a retry after a lost answer): the chain executed it once; use its receipt.
-        const existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
-        if (!existing) {
-          await store.delete(`tx:${hash.toLowerCase()}`).catch(() => {})
-          throw new VerificationFailedError({
-            detail: 'The node rejected the transaction.',
-            reason: 'transaction-rejected',
-            cause: error,
-          })
+        // Refused before it reached the node: nothing was sent, the same credential may be retried (503
+        // + Retry-After, the challenge released). Any other outage may have come after the node took it.
+        if (isUnavailable(error)) {
+          if (neverSent(error)) throw unavailable(error)
+          receipt = await receiptAfterLostAnswer(hash, error)
+        } else {
+          // A definite refusal of a transaction already mined (the payer broadcast it too): the chain
+          // executed it once; use its receipt. Otherwise the node refused it: the hash is released.
+          const existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+          if (!existing) {
+            await store.delete(`tx:${hash.toLowerCase()}`).catch(() => {})
+            throw new VerificationFailedError({
+              detail: 'The node rejected the transaction.',
+              reason: 'transaction-rejected',
+              cause: error,
+            })
+          }
+          receipt = existing
         }
-        receipt = existing
       }
       // Only the transaction sent pays: a receipt of another one (a node or proxy answering with a
       // replacement's receipt) says nothing about it. Its hash stays claimed, so only this challenge may
       // retry it.
       assertSameTransaction(receipt, hash)
-      // A lost answer is retried at once; an old transaction re-sent after its hash was forgotten is not
+      // A lost answer is looked up at once; an old transaction re-sent after its hash was forgotten is not
       // (the node may answer a known transaction with its old receipt, or refuse it as a nonce reuse).
       await assertRecent(request, receipt)
       if (receipt.status !== 'success')
