@@ -252,6 +252,21 @@ export type Client<definition extends Definition<any, any> = Definition<any, any
   ): Promise<{ payload: Infer<definition['payload']>; source?: string }>
   /** Called with the receipt of a successful payment (e.g. to track a session's cumulative spend). */
   onReceipt?(receipt: Receipt, challenge: Challenge): void
+  /**
+   * Called when the paid request was refused (a 4xx other than 402, no receipt). Return true only when
+   * the refusal says this method's own state was stale and the payment moved nothing (e.g. a session
+   * channel the server no longer has: `410`): the paying client then pays the resource's fresh challenge
+   * once more within the same `fetch`, instead of handing the refusal to the caller. At most once per
+   * `fetch`; the refused payment stays booked.
+   */
+  retryRefused?(refusal: Refusal, challenge: Challenge): boolean
+}
+
+/** A refused paid request, as {@link Client.retryRefused} sees it. */
+export type Refusal = {
+  status: number
+  /** The problem details (`application/problem+json` or JSON, at most 64 KiB), when the answer had them. */
+  problem: Record<string, unknown> | undefined
 }
 
 /** Registry key of a method. */

@@ -818,3 +818,111 @@ describe('Client.fetch redirects after payment', () => {
     expect(receipts).toHaveLength(1)
   })
 })
+
+describe('Client.fetch, a refusal the method reads as its own stale state', () => {
+  // A server whose first paid answer is a 410 problem (it lost what the method's state relied on), then
+  // serves: the test rail's client with a retryRefused hook that says which refusals are stale state.
+  const staleSetup = (refusals: number, type = 'https://example.test/problems/channel-not-found') => {
+    const rail = createTestRail()
+    const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
+    const paid = server.protect(cents, () => new Response('cents'))
+    let refused = 0
+    let paidRequests = 0
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      if (!request.headers.has('authorization')) return paid(request)
+      paidRequests++
+      if (refused < refusals) {
+        refused++
+        return Response.json(
+          { type, title: 'Gone', status: 410 },
+          {
+            status: 410,
+            headers: { 'content-type': 'application/problem+json' },
+          },
+        )
+      }
+      return paid(request)
+    }) as typeof fetch
+    const seen: Method.Refusal[] = []
+    const method: Method.Client = {
+      ...rail.client(),
+      retryRefused(refusal) {
+        seen.push(refusal)
+        return refusal.status === 410 && String(refusal.problem?.type).endsWith('/channel-not-found')
+      },
+    }
+    return { rail, fetcher, method, seen, paidRequests: () => paidRequests }
+  }
+
+  it('pays the fresh challenge once more within the same fetch and returns the paid answer', async () => {
+    const { rail, fetcher, method, seen, paidRequests } = staleSetup(1)
+    const client = create({ methods: [method], fetch: fetcher })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('cents')
+    expect(receipt(response)).toMatchObject({ status: 'success', method: 'test' })
+    expect(seen).toEqual([
+      {
+        status: 410,
+        problem: expect.objectContaining({ type: 'https://example.test/problems/channel-not-found' }),
+      },
+    ])
+    expect(paidRequests()).toBe(2)
+    // Two payloads were made (the refused one stays booked); the server settled one.
+    expect(rail.settlements()).toBe(1)
+  })
+
+  it('retries at most once per fetch, and not at all when the method does not say so', async () => {
+    const twice = staleSetup(2)
+    const client = create({ methods: [twice.method], fetch: twice.fetcher })
+    expect((await client.fetch('https://api.test/cents')).status).toBe(410)
+    expect(twice.paidRequests()).toBe(2)
+    expect(twice.seen).toHaveLength(1)
+
+    const other = staleSetup(1, 'https://example.test/problems/something-else')
+    const plain = create({ methods: [other.method], fetch: other.fetcher })
+    expect((await plain.fetch('https://api.test/cents')).status).toBe(410)
+    expect(other.paidRequests()).toBe(1)
+
+    // A method without the hook: the refusal is the caller's, as before.
+    const bare = staleSetup(1)
+    const { retryRefused: _, ...withoutHook } = bare.method
+    const old = create({ methods: [withoutHook], fetch: bare.fetcher })
+    expect((await old.fetch('https://api.test/cents')).status).toBe(410)
+    expect(bare.paidRequests()).toBe(1)
+  })
+
+  it('never asks about a 402, a 5xx or a success, and survives a throwing hook', async () => {
+    for (const status of [402, 500, 503]) {
+      const rail = createTestRail()
+      const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
+      const paid = server.protect(cents, () => new Response('cents'))
+      const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init)
+        if (!request.headers.has('authorization')) return paid(request)
+        return Response.json({ type: 'about:blank', status }, { status })
+      }) as typeof fetch
+      let asked = 0
+      const method: Method.Client = {
+        ...rail.client(),
+        retryRefused: () => {
+          asked++
+          return true
+        },
+      }
+      const client = create({ methods: [method], fetch: fetcher, retries: 0 })
+      expect((await client.fetch('https://api.test/cents')).status).toBe(status)
+      expect(asked).toBe(0)
+    }
+    const throwing = staleSetup(1)
+    const method: Method.Client = {
+      ...throwing.method,
+      retryRefused: () => {
+        throw new TypeError('bug')
+      },
+    }
+    const client = create({ methods: [method], fetch: throwing.fetcher })
+    expect((await client.fetch('https://api.test/cents')).status).toBe(410)
+  })
+})

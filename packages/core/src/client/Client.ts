@@ -277,6 +277,44 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   })
 }
 
+/** Largest problem body read from a refused paid request (bytes). */
+const maxProblemBytes = 64 * 1024
+
+/** The JSON object a refusal carries, read from a clone (at most 64 KiB), else undefined. */
+async function problemOf(response: Response): Promise<Record<string, unknown> | undefined> {
+  if (!/json/i.test(response.headers.get('content-type') ?? '')) return undefined
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+  if (declared > maxProblemBytes) return undefined
+  try {
+    const reader = response.clone().body?.getReader()
+    if (!reader) return undefined
+    const chunks: Uint8Array[] = []
+    let total = 0
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      total += value.byteLength
+      if (total > maxProblemBytes) {
+        await reader.cancel().catch(() => {})
+        return undefined
+      }
+      chunks.push(value)
+    }
+    const bytes = new Uint8Array(total)
+    let offset = 0
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset)
+      offset += chunk.byteLength
+    }
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes))
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function hasScalarLimit(policy: Policy | undefined): boolean {
   if (!policy) return false
   return [policy.maxAmount, policy.budget, policy.maxDeposit].some(
@@ -324,6 +362,20 @@ export function create(options: Options): Client {
       q: Math.max(0.001, Number((1 - i * 0.001).toFixed(3))),
     })),
   )
+
+  // The method that made each payment (for retryRefused).
+  const paidWith = new WeakMap<Payment, Method.Client>()
+  const refusedAsStale = async (response: Response, payment: Payment): Promise<boolean> => {
+    const method = paidWith.get(payment)
+    if (!method?.retryRefused || response.status < 400 || response.status >= 500 || response.status === 402)
+      return false
+    const problem = await problemOf(response)
+    try {
+      return method.retryRefused({ status: response.status, problem }, payment.challenge) === true
+    } catch {
+      return false
+    }
+  }
 
   // Chooses and pays one offer: undefined when no method matches and the policy refused nothing.
   const settle = async (offers: readonly Offer[], context: PayOptions): Promise<Payment | undefined> => {
@@ -391,7 +443,7 @@ export function create(options: Options): Client {
       }
       if (created.source !== undefined) credential.source = created.source
       let received = false
-      return {
+      const payment: Payment = {
         challenge,
         credential,
         authorization: Credential.format(credential),
@@ -411,6 +463,8 @@ export function create(options: Options): Client {
           if (failure) throw failure.error
         },
       }
+      paidWith.set(payment, method)
+      return payment
     }
     if (refusal) throw refusal
     return undefined
@@ -471,122 +525,131 @@ export function create(options: Options): Client {
         request = redirected(request, next, response.status, body)
       }
     }
-    const first = await baseFetch(
-      build(
-        options.acceptPayment === false || original.headers.has('accept-payment')
-          ? {}
-          : { 'accept-payment': accept },
-      ),
-    )
-    if (first.status !== 402) return first
-
-    // A 402 reached through a redirect to another origin is that origin's demand, not the one the caller
-    // asked: never pay it.
-    if (first.redirected && first.url && new URL(first.url).origin !== new URL(original.url).origin)
-      throw new PolicyError(
-        'cross-origin-redirect',
-        'refusing to pay a challenge reached through a cross-origin redirect',
+    const attempt = async (recovering: boolean): Promise<Response> => {
+      const first = await baseFetch(
+        build(
+          options.acceptPayment === false || original.headers.has('accept-payment')
+            ? {}
+            : { 'accept-payment': accept },
+        ),
       )
-    // "Clients MUST NOT send Payment credentials over unencrypted HTTP" (§12.2). Loopback is local.
-    if (!options.allowInsecureTransport && !secureOrLocal(original.url))
-      throw new PolicyError(
-        'insecure-transport',
-        'refusing to pay over unencrypted HTTP to a non-loopback host',
-      )
+      if (first.status !== 402) return first
 
-    const offers: Offer[] = []
-    for (const protocol of protocols) {
-      let found: readonly Challenge.Challenge[] = []
-      try {
-        found = await protocol.challenges(first.clone())
-      } catch {
-        // A protocol that cannot read this 402 offers nothing.
+      // A 402 reached through a redirect to another origin is that origin's demand, not the one the caller
+      // asked: never pay it.
+      if (first.redirected && first.url && new URL(first.url).origin !== new URL(original.url).origin)
+        throw new PolicyError(
+          'cross-origin-redirect',
+          'refusing to pay a challenge reached through a cross-origin redirect',
+        )
+      // "Clients MUST NOT send Payment credentials over unencrypted HTTP" (§12.2). Loopback is local.
+      if (!options.allowInsecureTransport && !secureOrLocal(original.url))
+        throw new PolicyError(
+          'insecure-transport',
+          'refusing to pay over unencrypted HTTP to a non-loopback host',
+        )
+
+      const offers: Offer[] = []
+      for (const protocol of protocols) {
+        let found: readonly Challenge.Challenge[] = []
+        try {
+          found = await protocol.challenges(first.clone())
+        } catch {
+          // A protocol that cannot read this 402 offers nothing.
+        }
+        if (Array.isArray(found)) for (const challenge of found) offers.push({ challenge, protocol })
       }
-      if (Array.isArray(found)) for (const challenge of found) offers.push({ challenge, protocol })
-    }
-    const payment = await settle(offers, {
-      url: original.url,
-      ...(original.signal ? { signal: original.signal } : {}),
-    })
-    if (!payment) return first
-    const protocol = offers.find((o) => o.challenge === payment.challenge)?.protocol ?? mpp
-    const extra = protocol.headers(payment)
-    // fetch's refusal of a header value quotes the value, which is the credential: refused here, without
-    // it. "Servers and intermediaries MUST NOT log Payment credentials or include them in error messages"
-    // and "Implementations MUST treat Payment credentials with the same care as authentication
-    // passwords" (Security Considerations, Credential Handling).
-    try {
-      new Headers(extra)
-    } catch {
-      throw new PaymentFailedError(
-        `protocol ${protocol.name} gave credential headers that are not valid HTTP fields (${Object.keys(extra).length} header(s)); the payment was created and stays booked`,
-        { code: 'invalid-credential-header', mayHaveSettled: true },
+      const payment = await settle(offers, {
+        url: original.url,
+        ...(original.signal ? { signal: original.signal } : {}),
+      })
+      if (!payment) return first
+      const protocol = offers.find((o) => o.challenge === payment.challenge)?.protocol ?? mpp
+      const extra = protocol.headers(payment)
+      // fetch's refusal of a header value quotes the value, which is the credential: refused here, without
+      // it. "Servers and intermediaries MUST NOT log Payment credentials or include them in error messages"
+      // and "Implementations MUST treat Payment credentials with the same care as authentication
+      // passwords" (Security Considerations, Credential Handling).
+      try {
+        new Headers(extra)
+      } catch {
+        throw new PaymentFailedError(
+          `protocol ${protocol.name} gave credential headers that are not valid HTTP fields (${Object.keys(extra).length} header(s)); the payment was created and stays booked`,
+          { code: 'invalid-credential-header', mayHaveSettled: true },
+        )
+      }
+      if (
+        options.idempotencyKeys !== false &&
+        !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
+        !original.headers.has('idempotency-key')
       )
-    }
-    if (
-      options.idempotencyKeys !== false &&
-      !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
-      !original.headers.has('idempotency-key')
-    )
-      extra['idempotency-key'] = uuid()
-    // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2): nor resend one.
-    const { expires } = payment.challenge
-    const expiredIn = (ms: number) => expires !== undefined && Expires.isExpired(expires, Date.now() + ms)
-    const deliver = async (): Promise<Response> => {
-      let response = await sendPaid(extra)
-      // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
-      // (draft-httpauth-payment-00 §11.6): the same credential may be sent again. So does a 402 +
-      // Retry-After ("Servers SHOULD use the `Retry-After` HTTP header to indicate when clients may
-      // retry", with a 402 as the spec's example): a payment the rail has not finished (a Stripe
-      // PaymentIntent `processing`). Paying the fresh challenge instead would pay twice once the first
-      // payment completes; the same credential is never charged twice (a server consumes a challenge
-      // once). Only while the challenge lives: a wait that outlasts it ends the retries, and the last
-      // answer is returned.
-      for (
-        let attempt = 0;
-        attempt < retries && (response.status === 503 || response.status === 402);
-        attempt++
-      ) {
-        const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
-        if (delay === undefined || expiredIn(delay * 1000)) break
-        await sleep(delay * 1000, original.signal)
-        // Timers may fire late: checked again before the credential leaves.
-        if (expiredIn(0)) break
+        extra['idempotency-key'] = uuid()
+      // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2): nor resend one.
+      const { expires } = payment.challenge
+      const expiredIn = (ms: number) => expires !== undefined && Expires.isExpired(expires, Date.now() + ms)
+      const deliver = async (): Promise<Response> => {
+        let response = await sendPaid(extra)
+        // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
+        // (draft-httpauth-payment-00 §11.6): the same credential may be sent again. So does a 402 +
+        // Retry-After ("Servers SHOULD use the `Retry-After` HTTP header to indicate when clients may
+        // retry", with a 402 as the spec's example): a payment the rail has not finished (a Stripe
+        // PaymentIntent `processing`). Paying the fresh challenge instead would pay twice once the first
+        // payment completes; the same credential is never charged twice (a server consumes a challenge
+        // once). Only while the challenge lives: a wait that outlasts it ends the retries, and the last
+        // answer is returned.
+        for (
+          let attempt = 0;
+          attempt < retries && (response.status === 503 || response.status === 402);
+          attempt++
+        ) {
+          const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
+          if (delay === undefined || expiredIn(delay * 1000)) break
+          await sleep(delay * 1000, original.signal)
+          // Timers may fire late: checked again before the credential leaves.
+          if (expiredIn(0)) break
+          await response.body?.cancel().catch(() => {})
+          response = await sendPaid(extra)
+        }
+        return response
+      }
+      let response: Response
+      try {
+        response = await deliver()
+      } catch (error) {
+        // The credential left (and a push rail already moved the money): no answer says what became of it.
+        // Rethrown as is, a dropped connection or an abort would look like any failed request, and
+        // fetching again would pay again.
+        throw new PaymentFailedError(
+          'the paid request failed after the credential was sent; the payment may have gone through: check before paying again',
+          { code: 'outcome-unknown', cause: error, mayHaveSettled: true },
+        )
+      }
+      const decoded = protocol.receipt?.(response)
+      // A receipt counts only on a 2xx ("Receipts are only issued on successful payment responses (2xx
+      // status codes)", §5.3.1), from the origin that was paid (an injected fetch may still have followed
+      // a redirect elsewhere), for the challenge that was paid (not another payment's, replayed).
+      const credited =
+        decoded !== undefined &&
+        response.ok &&
+        (!response.url || new URL(response.url).origin === origin) &&
+        receiptOf(decoded, payment.challenge)
+      receipts.set(response, credited ? decoded : null)
+      if (credited)
+        try {
+          payment.receipt(decoded)
+        } catch {
+          // A listener's failure: the paid response is the caller's all the same (losing it would invite
+          // paying again).
+        }
+      // A refusal the paying method reads as its own stale state, with nothing moved (a session channel
+      // the server no longer has): the resource's fresh challenge is paid once more, within this fetch.
+      if (!credited && !recovering && (await refusedAsStale(response, payment))) {
         await response.body?.cancel().catch(() => {})
-        response = await sendPaid(extra)
+        return attempt(true)
       }
       return response
     }
-    let response: Response
-    try {
-      response = await deliver()
-    } catch (error) {
-      // The credential left (and a push rail already moved the money): no answer says what became of it.
-      // Rethrown as is, a dropped connection or an abort would look like any failed request, and
-      // fetching again would pay again.
-      throw new PaymentFailedError(
-        'the paid request failed after the credential was sent; the payment may have gone through: check before paying again',
-        { code: 'outcome-unknown', cause: error, mayHaveSettled: true },
-      )
-    }
-    const decoded = protocol.receipt?.(response)
-    // A receipt counts only on a 2xx ("Receipts are only issued on successful payment responses (2xx
-    // status codes)", §5.3.1), from the origin that was paid (an injected fetch may still have followed
-    // a redirect elsewhere), for the challenge that was paid (not another payment's, replayed).
-    const credited =
-      decoded !== undefined &&
-      response.ok &&
-      (!response.url || new URL(response.url).origin === origin) &&
-      receiptOf(decoded, payment.challenge)
-    receipts.set(response, credited ? decoded : null)
-    if (credited)
-      try {
-        payment.receipt(decoded)
-      } catch {
-        // A listener's failure: the paid response is the caller's all the same (losing it would invite
-        // paying again).
-      }
-    return response
+    return attempt(false)
   }
 
   return { fetch: paidFetch, pay, ledger }

@@ -559,6 +559,22 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         }
         return payWith(state, present, next, signature)
       }),
+    retryRefused(refusal: Method.Refusal, challenge: Challenge.Challenge) {
+      // "410 Gone: Channel finalized or not found" (draft-tempo-session-00 §Error Handling): the server no
+      // longer has the channel this payment used and took nothing from it. Read on chain right away
+      // (gone: dropped, and a new channel opened within maxDeposit; still open: presented again with its
+      // own open), then the resource's fresh challenge is paid once more, within the same fetch.
+      if (refusal.status !== 410) return false
+      const type = typeof refusal.problem?.type === 'string' ? refusal.problem.type : ''
+      if (!/(^|\/)session\/channel-(not-found|finalized)$/.test(type)) return false
+      const parsed = session.request.safeParse(challenge.request)
+      if (!parsed.success) return false
+      const state = channels.get(keyOf(challenge, parsed.data))
+      // Only a payment no receipt answered (a refusal of this channel, not of a newer one).
+      if (!state?.unanswered) return false
+      delete state.checkedAt
+      return true
+    },
     onReceipt(receipt: Receipt.Receipt) {
       const channelId = String(receipt.channelId ?? receipt.reference).toLowerCase()
       const spent = String(receipt.spent ?? '')
