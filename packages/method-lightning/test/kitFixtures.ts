@@ -108,6 +108,8 @@ export function lightningChargeKit(
         wrongAmount: (request) => paying(request, cheaper, String(chargeAmount - 1)),
         ...(elsewhere ? { wrongRecipient: (request) => paying(request, elsewhere) } : {}),
         malformedPayload: { preimage: 'not-hex' },
+        noOutageAfterPayment:
+          'the payer pays the invoice before the credential exists, and the preimage stays valid: a server failure after it is retryable (503 + Retry-After, the outage case)',
         outage: {
           start: () => proxy.down(),
           stop: async () => {
@@ -196,6 +198,10 @@ export function lightningSessionKit(
         wrongAmount: (request) => paying(request, cheaper, depositSats - 1),
         ...(elsewhere ? { wrongRecipient: (request) => paying(request, elsewhere) } : {}),
         malformedPayload: { action: 'bearer', sessionId: 'not-hex', preimage: 'not-hex' },
+        // An open pays the challenge's own deposit invoice: its payload is bound to that challenge.
+        bindsPayloads: true,
+        noOutageAfterPayment:
+          "the kit's fresh credential is an open, paid before it exists and retryable after a server failure; the close whose refund is lost is tested in session.test.ts",
         outage: {
           start: () => proxy.down(),
           stop: async () => {

@@ -73,6 +73,10 @@ export function solanaChargeKit(
         // server already holds makes it ask the node before sending again), so a failure after the send
         // is a 503 + Retry-After and the same credential, resent, serves once (problems.test.ts). Push
         // pays on chain before the credential is presented: the server's settlement only records it.
+        noOutageAfterPayment:
+          mode === 'pull'
+            ? 'a pull settlement is idempotent per transaction signature: a failure after the send is 503 + Retry-After, and the resent credential serves once (problems.test.ts)'
+            : "push pays on chain before the credential exists; the server's settlement only records it",
         teardown: async () => {
           await proxy.close()
           await node.stop()

@@ -186,6 +186,8 @@ export function tempoSessionKit(
         // A topUp the schema refuses is malformed, not the topUp's `challenge-not-found`.
         malformedPayload: { action: 'topUp', channelId: `0x${'ab'.repeat(32)}` },
         outage: { start: () => proxy.set('down'), stop: () => proxy.set('up') },
+        noOutageAfterPayment:
+          "an open or top-up moves the payer's funds into its own channel, and one resent after a lost answer is served once (session-lost-broadcast.test.ts)",
         teardown: async () => {
           await proxy.close()
           await node.stop()

@@ -105,6 +105,17 @@ export type MethodFixture = {
    * again. Without it the case is skipped with a printed reason.
    */
   outageAfterPayment?: RailOutage
+  /**
+   * Why the rail has no {@link MethodFixture.outageAfterPayment} (printed with the skipped case), e.g. a
+   * settlement that is idempotent per proof, so a failure after the send is retryable.
+   */
+  noOutageAfterPayment?: string
+  /**
+   * A session (or other non-charge) rail whose payloads are bound to one challenge all the same (e.g. a
+   * deposit paid to the challenge's own invoice): the kit then runs the spent-payload and
+   * many-challenges cases on it too.
+   */
+  bindsPayloads?: boolean
   /** Releases nodes, clients… */
   teardown?: () => Promise<void>
 }

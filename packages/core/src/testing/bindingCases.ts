@@ -23,10 +23,11 @@ export function bindingCases(get: () => KitState): void {
     const { payload, source } = Credential.parse(authorization)
     return Credential.format({ challenge, payload, ...(source ? { source } : {}) })
   }
-  // Session payloads are metered against a channel's balance, not bound to a challenge.
+  // Session payloads are metered against a channel's balance, not bound to a challenge (unless the
+  // fixture says its rail binds them all the same).
   const chargeOnly = (state: KitState, skip: (reason: string) => void) => {
     const { intent } = state.fixture.server.definition
-    if (intent === 'charge') return false
+    if (intent === 'charge' || state.fixture.bindsPayloads === true) return false
     skip(`a ${intent} payload is accounted by the rail's own state, not bound to one challenge`)
     return true
   }

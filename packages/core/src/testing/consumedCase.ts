@@ -19,7 +19,9 @@ export function consumedCase(get: () => KitState): void {
     const { harness, fixture } = get()
     const outage = fixture.outageAfterPayment
     if (!outage) {
-      console.warn('[skip] failure after payment: the fixture gives no outageAfterPayment control')
+      console.warn(
+        `[skip] failure after payment: ${fixture.noOutageAfterPayment ?? 'the fixture gives no outageAfterPayment control'}`,
+      )
       return context.skip()
     }
     const authorization = await harness.credential()
