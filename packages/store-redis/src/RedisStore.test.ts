@@ -90,14 +90,17 @@ describe.skipIf(!!reason)('RedisStore', () => {
   })
 
   afterAll(async () => {
-    // Remove every key this run wrote (the shared suite included).
+    // Remove every key this run wrote (the shared suite included). As bytes: a key with an unpaired
+    // surrogate is not UTF-8, and a key read back as a string would name another key.
     let cursor = '0'
     do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000)
+      const [next, keys] = await admin.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000)
       if (keys.length > 0) await admin.del(...keys)
-      cursor = next
+      cursor = next.toString()
     } while (cursor !== '0')
-    expect(await admin.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 10_000).then(([, keys]) => keys)).toEqual([])
+    expect(
+      await admin.scanBuffer('0', 'MATCH', `${prefix}*`, 'COUNT', 10_000).then(([, keys]) => keys),
+    ).toEqual([])
     await admin.quit()
   })
 
@@ -122,6 +125,91 @@ describe.skipIf(!!reason)('RedisStore', () => {
       }
     } finally {
       await store.close()
+    }
+  })
+
+  it('keeps the Redis key every well-formed key always had; a key with an unpaired surrogate gets WTF-8 bytes of its own', async () => {
+    const client = new Redis(url, redisClientOptions)
+    // Every command the store sends, by name: the key mapping must add none.
+    const sent: string[] = []
+    const sendCommand = client.sendCommand.bind(client)
+    client.sendCommand = (command, stream) => {
+      sent.push(command.name)
+      return sendCommand(command, stream)
+    }
+    const store = new RedisStore({ client, keyPrefix: prefix })
+    const bytes = (...parts: (string | number[])[]) =>
+      Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))))
+    try {
+      // What the previous version wrote (and a process still running it writes): `keyPrefix + key`.
+      const long = `compat:${'0123456789abcdef'.repeat(6_250)}`
+      const wellFormed = [
+        'compat:plain',
+        'compat:ключ/✓ 🚀',
+        'compat:a\u0000b',
+        'compat:\ufffd',
+        'compat:x\ud83d\ude80',
+        long,
+      ]
+      for (const [index, k] of wellFormed.entries()) {
+        expect(store.redisKey(k)).toBe(prefix + k)
+        await admin.set(prefix + k, `old${index}`, 'PX', 10_000)
+      }
+      for (const [index, k] of wellFormed.entries()) {
+        expect(await store.get(k)).toBe(`old${index}`)
+        expect(await store.putIfAbsent(k, 'replay', 10_000)).toBe(false)
+        expect(await store.compareAndSet(k, `old${index}`, `new${index}`, 10_000)).toBe(true)
+        expect(await admin.get(prefix + k)).toBe(`new${index}`)
+      }
+      await admin.set(`${prefix}compat:spent`, '41', 'PX', 10_000)
+      expect(await store.increment('compat:spent', 1n, { ttlMs: 10_000 })).toEqual({
+        applied: true,
+        value: 42n,
+      })
+
+      // Unpaired surrogates: 3 bytes each (ED A0–BF …), never U+FFFD (EF BF BD), which a well-formed key has.
+      const lone: [string, Buffer][] = [
+        ['compat:\ud800', bytes(`${prefix}compat:`, [0xed, 0xa0, 0x80])],
+        ['compat:\udc00', bytes(`${prefix}compat:`, [0xed, 0xb0, 0x80])],
+        ['compat:a\udfffb', bytes(`${prefix}compat:a`, [0xed, 0xbf, 0xbf], 'b')],
+        ['compat:x\ude80\ud83d🚀', bytes(`${prefix}compat:x`, [0xed, 0xba, 0x80, 0xed, 0xa0, 0xbd], '🚀')],
+      ]
+      // The atomic script is loaded (a first EVALSHA may meet NOSCRIPT and send EVAL).
+      await store.atomic([{ op: 'check', key: 'compat:warm-up', equals: undefined }])
+      sent.length = 0
+      for (const [index, [k, redisKey]] of lone.entries()) {
+        expect(store.redisKey(k)).toEqual(redisKey)
+        expect(await store.putIfAbsent(k, `lone${index}`, 10_000)).toBe(true)
+        expect(await admin.getBuffer(redisKey).then(String)).toBe(`lone${index}`)
+        expect(await admin.pttl(redisKey)).toBeGreaterThan(5_000)
+      }
+      expect(await admin.get(`${prefix}compat:\ufffd`)).toBe('new3')
+      expect(
+        await store.atomic([
+          { op: 'check', key: lone[0]![0], equals: 'lone0' },
+          { op: 'compareAndSet', key: lone[1]![0], expected: 'lone1', next: 'swapped', ttlMs: 10_000 },
+          { op: 'increment', key: 'compat:\ud800:n', delta: 2n, ttlMs: 10_000 },
+        ]),
+      ).toMatchObject({ completed: true })
+      expect(await admin.getBuffer(lone[1]![1]).then(String)).toBe('swapped')
+      expect(await admin.getBuffer(bytes(`${prefix}compat:`, [0xed, 0xa0, 0x80], ':n')).then(String)).toBe(
+        '2',
+      )
+      await store.delete(lone[0]![0])
+      expect(await admin.exists(lone[0]![1])).toBe(0)
+      // One command per operation, one EVALSHA per atomic batch: the mapping is computed in the process.
+      expect(sent).toEqual(['set', 'set', 'set', 'set', 'evalsha', 'del'])
+
+      // An unpaired surrogate in keyPrefix reaches Redis as U+FFFD, as it always did, in front of every key.
+      const oddPrefix = new RedisStore({ client, keyPrefix: `${prefix}odd\udc00:` })
+      await oddPrefix.set('k', 'v', 10_000)
+      expect(await admin.get(`${prefix}odd\ufffd:k`)).toBe('v')
+      await oddPrefix.set('\ud800', 'w', 10_000)
+      expect(await admin.getBuffer(bytes(`${prefix}odd\ufffd:`, [0xed, 0xa0, 0x80])).then(String)).toBe('w')
+      await oddPrefix.close()
+    } finally {
+      await store.close()
+      await client.quit()
     }
   })
 

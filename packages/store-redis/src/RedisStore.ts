@@ -150,6 +150,34 @@ function permanentReplyCode(error: unknown): string | undefined {
   return code
 }
 
+/**
+ * An unpaired surrogate: a UTF-16 code unit (U+D800–U+DFFF) not part of a pair. UTF-8 cannot encode it:
+ * ioredis (Node's UTF-8 encoder) sends U+FFFD in its place, so `'\ud800'`, `'\udc00'` and `'\ufffd'`
+ * would all reach Redis as the same bytes.
+ */
+const unpairedSurrogate = /\p{Cs}/u
+const unpairedSurrogates = /\p{Cs}/gu
+
+/**
+ * `key` as WTF-8 (https://simonsapin.github.io/wtf-8/): UTF-8, except that an unpaired surrogate is
+ * encoded like any other code point below U+10000, in 3 bytes (`\ud800` is `ED A0 80`). Every string
+ * gets its own bytes, and those of a string with an unpaired surrogate contain `ED A0`–`ED BF`, which
+ * UTF-8 never produces: they are the bytes of no well-formed string.
+ */
+function wtf8(key: string): Buffer {
+  const parts: Buffer[] = []
+  let from = 0
+  for (const match of key.matchAll(unpairedSurrogates)) {
+    // Between two unpaired surrogates the text is well-formed: Node encodes it as UTF-8.
+    parts.push(Buffer.from(key.slice(from, match.index)))
+    const unit = key.charCodeAt(match.index)
+    parts.push(Buffer.from([0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)]))
+    from = match.index + 1
+  }
+  parts.push(Buffer.from(key.slice(from)))
+  return Buffer.concat(parts)
+}
+
 type Script = { source: string; sha: string }
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') })
 const compareAndSet = script(compareAndSetScript)
@@ -163,7 +191,9 @@ const atomicBatch = script(atomicScript)
  * `putIfAbsent` is `SET key value NX PX ttl`; `compareAndSet` and bounded `increment` are Lua scripts
  * (atomic on the server), run by `EVALSHA` with an `EVAL` fallback; every write sets `PX`. Counters are
  * decimal strings with exact arbitrary-precision arithmetic inside the script. Each key is
- * `keyPrefix + key` and each script touches one key, so the layout also works on Redis Cluster.
+ * `keyPrefix + key` in UTF-8 (a key with an unpaired surrogate, which UTF-8 cannot encode, in WTF-8:
+ * see {@link RedisStore.redisKey}) and each script touches one key, so the layout also works on Redis
+ * Cluster.
  *
  * When Redis cannot be reached, or the connection drops during an operation, the operation throws
  * `StoreUnavailableError` (the server answers 503 + Retry-After) and the client reconnects by itself;
@@ -183,6 +213,8 @@ export class RedisStore implements Store {
   readonly client: Redis
   /** The prefix of every key this store writes. */
   readonly keyPrefix: string
+  /** {@link keyPrefix} as ioredis sends it (UTF-8), in front of the keys sent as bytes. */
+  readonly #prefixBytes: Buffer
   readonly #owned: boolean
   readonly #retryAfter: number
   readonly #onError: (error: Error) => void
@@ -195,6 +227,7 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
     this.keyPrefix = options.keyPrefix
+    this.#prefixBytes = Buffer.from(options.keyPrefix)
     this.#retryAfter = options.retryAfter ?? 1
     const onError = options.onError
     this.#onError = (error) => onError?.(error)
@@ -230,24 +263,45 @@ export class RedisStore implements Store {
     return path ? String(path) : `${host ?? '127.0.0.1'}:${port ?? 6379}`
   }
 
+  /**
+   * The Redis key of a store key: `keyPrefix + key`, as earlier versions of this store sent it (ioredis
+   * encodes it as UTF-8). A key with an unpaired surrogate, which UTF-8 cannot encode (ioredis would send
+   * U+FFFD for it, so `'\ud800'`, `'\udc00'` and `'\ufffd'` would share one Redis key), is sent as the
+   * bytes of `keyPrefix` then the key in WTF-8, where each unpaired surrogate takes the 3 bytes of its
+   * code point: bytes no well-formed key produces, so the mapping is one-to-one and every well-formed
+   * key keeps the Redis key it always had. Computed in the process: it adds no command and no round trip.
+   *
+   * Two keys sharing one Redis key could let a consumed credential be accepted again;
+   * draft-httpauth-payment-00 §11.6: "Servers MUST ensure that concurrent requests with the same Payment
+   * credential result in at most one successful payment settlement and one resource delivery."
+   *
+   * @example
+   * ```ts
+   * store.redisKey('consumed:abc') // 'mppkit:consumed:abc'
+   * store.redisKey('\ud800') // <Buffer 6d 70 70 6b 69 74 3a ed a0 80>
+   * ```
+   */
+  redisKey(key: string): string | Buffer {
+    if (!unpairedSurrogate.test(key)) return this.keyPrefix + key
+    return Buffer.concat([this.#prefixBytes, wtf8(key)])
+  }
+
   async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     const px = ttl(ttlMs)
-    return this.#run(
-      async () => (await this.client.set(this.keyPrefix + key, value, 'PX', px, 'NX')) === 'OK',
-    )
+    return this.#run(async () => (await this.client.set(this.redisKey(key), value, 'PX', px, 'NX')) === 'OK')
   }
 
   async get(key: string): Promise<string | undefined> {
-    return this.#run(async () => (await this.client.get(this.keyPrefix + key)) ?? undefined)
+    return this.#run(async () => (await this.client.get(this.redisKey(key))) ?? undefined)
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const px = ttl(ttlMs)
-    await this.#run(() => this.client.set(this.keyPrefix + key, value, 'PX', px))
+    await this.#run(() => this.client.set(this.redisKey(key), value, 'PX', px))
   }
 
   async delete(key: string): Promise<void> {
-    await this.#run(() => this.client.del(this.keyPrefix + key))
+    await this.#run(() => this.client.del(this.redisKey(key)))
   }
 
   async compareAndSet(
@@ -259,7 +313,7 @@ export class RedisStore implements Store {
     if (expected === undefined) return this.putIfAbsent(key, next, ttlMs)
     const px = ttl(ttlMs)
     return this.#run(
-      async () => (await this.#eval(compareAndSet, this.keyPrefix + key, [expected, next, px])) === 1,
+      async () => (await this.#eval(compareAndSet, this.redisKey(key), [expected, next, px])) === 1,
     )
   }
 
@@ -267,7 +321,7 @@ export class RedisStore implements Store {
     const px = ttl(options.ttlMs)
     const args = [delta.toString(), px, options.min?.toString() ?? '', options.max?.toString() ?? '']
     return this.#run(async () => {
-      const reply = await this.#eval(increment, this.keyPrefix + key, args)
+      const reply = await this.#eval(increment, this.redisKey(key), args)
       if (!Array.isArray(reply) || typeof reply[1] !== 'string')
         throw new StoreUnavailableError({
           detail: 'Unexpected reply from Redis',
@@ -282,12 +336,14 @@ export class RedisStore implements Store {
    * The keys of one batch are passed as the script's KEYS; on Redis Cluster they must share a hash slot.
    */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
-    const keys: string[] = []
+    // Distinct store keys have distinct Redis keys (see redisKey), so one slot per store key is one per
+    // Redis key: the script's pending writes (a table by Redis key) never merge two store keys.
+    const keys: (string | Buffer)[] = []
     const slots = new Map<string, number>()
     const slot = (key: string) => {
       let index = slots.get(key)
       if (index === undefined) {
-        keys.push(this.keyPrefix + key)
+        keys.push(this.redisKey(key))
         index = keys.length
         slots.set(key, index)
       }
@@ -376,11 +432,11 @@ export class RedisStore implements Store {
     }
   }
 
-  #eval(script: Script, key: string, args: (string | number)[]): Promise<unknown> {
+  #eval(script: Script, key: string | Buffer, args: (string | number)[]): Promise<unknown> {
     return this.#evalKeys(script, [key], args)
   }
 
-  async #evalKeys(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+  async #evalKeys(script: Script, keys: (string | Buffer)[], args: (string | number)[]): Promise<unknown> {
     try {
       return await this.client.evalsha(script.sha, keys.length, ...keys, ...args)
     } catch (error) {

@@ -3,6 +3,7 @@ import type { Store } from '../Store.js'
 import { storeAtomicCases } from './storeAtomicCases.js'
 import { storeConcurrencyCases } from './storeConcurrencyCases.js'
 import { storeIncrementCases } from './storeIncrementCases.js'
+import { storeKeyCases } from './storeKeyCases.js'
 
 /** Creates one {@link Store} instance; every instance a factory returns MUST share the same backing data. */
 export type StoreFactory = () => Store | Promise<Store>
@@ -39,8 +40,9 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /**
  * The one shared contract suite of the {@link Store} interface: every operation, TTL expiry, increment
- * bounds, concurrent put-if-absent / compare-and-set / bounded increments, and arbitrary-precision
- * counters. The memory, Redis and PostgreSQL stores all run it; a third-party store can run it too.
+ * bounds, concurrent put-if-absent / compare-and-set / bounded increments, arbitrary-precision
+ * counters, and keys of any length or content (100 KB, NUL, unpaired surrogates) kept apart. The
+ * memory, Redis and PostgreSQL stores all run it; a third-party store can run it too.
  *
  * The suite namespaces its keys with a random prefix, so a factory may hand out stores that share a
  * database with other runs; the caller still removes its own key prefix or schema afterwards.
@@ -342,5 +344,6 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
     storeIncrementCases(suite)
     storeConcurrencyCases(suite)
     storeAtomicCases(suite)
+    storeKeyCases(suite)
   })
 }
