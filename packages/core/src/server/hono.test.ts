@@ -111,6 +111,58 @@ describe('payment (Hono)', () => {
     expect(rail.settlements()).toBe(1)
   })
 
+  it('binds a form a middleware before it read as FormData (Hono re-encodes it with a fresh boundary)', async () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
+      methods: [rail.server()],
+    })
+    const app = new Hono()
+    app.post(
+      '/r',
+      async (c, next) => {
+        await c.req.formData()
+        await next()
+      },
+      payment(server, route) as never,
+      async (c) => c.text(`paid ${(await c.req.formData()).get('n')}`),
+    )
+    const url = await listen(app)
+    // Each form encoded once, and the same bytes sent every time (as the paying client does).
+    const encoded = async (n: string, file = 'abc') => {
+      const form = new FormData()
+      form.append('n', n)
+      form.append('upload', new Blob([file], { type: 'text/plain' }), 'a.txt')
+      const wire = new Response(form)
+      const body = new Uint8Array(await wire.arrayBuffer())
+      const type = wire.headers.get('content-type')!
+      return (authorization?: string) => ({
+        method: 'POST',
+        body,
+        headers: { 'content-type': type, ...(authorization ? { authorization } : {}) },
+      })
+    }
+    const one = await encoded('1')
+    const unpaid = await fetch(url, one())
+    expect(unpaid.status).toBe(402)
+    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
+    expect(challenge!.digest).toMatch(/^sha-256=:/)
+    const authorization = await authorizationFor(rail, url, one())
+    // Another value, or another file, is another body: "Reject the credential if the digests do not
+    // match" (§5.1.4)
+    for (const other of [await encoded('2'), await encoded('1', 'abd')]) {
+      const refused = await fetch(url, other(authorization))
+      expect(refused.status).toBe(402)
+      expect(await refused.json()).toMatchObject({ reason: 'digest-mismatch' })
+    }
+    const paid = await fetch(url, one(authorization))
+    expect(paid.status, await paid.clone().text()).toBe(200)
+    expect(paid.headers.get('payment-receipt')).not.toBeNull()
+    expect(await paid.text()).toBe('paid 1')
+    expect(rail.settlements()).toBe(1)
+  })
+
   it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {
     const server = createServer({
       realm: 'api.test',

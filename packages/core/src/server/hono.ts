@@ -4,7 +4,12 @@ import type { Route, Server } from './Server.js'
 
 type HonoContext = {
   /** `arrayBuffer()` reads the body through Hono's cache, which still has it once `raw` is spent. */
-  req: { raw: Request; arrayBuffer?: () => Promise<ArrayBuffer> }
+  req: {
+    raw: Request
+    arrayBuffer?: () => Promise<ArrayBuffer>
+    /** What Hono read the body as so far (`formData`, `text`…), each a promise of it. */
+    bodyCache?: Partial<Record<string, Promise<unknown>>>
+  }
   res: Response
   /** Set by Hono when a later handler threw (its `onError` response is then in `res`). */
   error?: unknown
@@ -60,13 +65,56 @@ export function payment(server: Server, route: Route) {
  */
 async function readable(req: HonoContext['req']): Promise<Request> {
   const raw = req.raw
-  if (!raw.bodyUsed || typeof req.arrayBuffer !== 'function') return raw
+  if (!raw.bodyUsed) return raw
+  const cache = req.bodyCache
+  // Only a FormData is cached (`c.req.parseBody()`, a form validator): Hono would re-encode it for
+  // `arrayBuffer()` with a fresh multipart boundary, other bytes on every request, so the paid request's
+  // digest could never match its challenge's. Its entries are encoded here the same way every time
+  // instead, so the digest binds the form's names, values and files.
+  if (cache?.formData && !cache.arrayBuffer && !cache.text && !cache.blob && !cache.json) {
+    try {
+      return new Request(raw, { body: await formBytes((await cache.formData) as FormData) })
+    } catch {
+      return raw
+    }
+  }
+  if (typeof req.arrayBuffer !== 'function') return raw
   try {
     return new Request(raw, { body: await req.arrayBuffer() })
   } catch {
     // Unreadable even from the cache: the server answers it as a body it could not read.
     return raw
   }
+}
+
+/**
+ * A form's entries in order as bytes, the same for the same entries however they were sent (multipart
+ * with any boundary, or urlencoded): each entry is its name, then `s` and the value, or `f` and the
+ * file's name, type and bytes, every field length-prefixed (so no two forms encode alike).
+ */
+async function formBytes(form: FormData): Promise<Uint8Array> {
+  const encoder = new TextEncoder()
+  const parts: Uint8Array[] = []
+  const field = (bytes: Uint8Array) => parts.push(encoder.encode(`${bytes.byteLength}:`), bytes)
+  for (const [name, value] of form) {
+    field(encoder.encode(name))
+    if (typeof value === 'string') {
+      parts.push(encoder.encode('s'))
+      field(encoder.encode(value))
+    } else {
+      parts.push(encoder.encode('f'))
+      field(encoder.encode(value.name))
+      field(encoder.encode(value.type))
+      field(new Uint8Array(await value.arrayBuffer()))
+    }
+  }
+  const bytes = new Uint8Array(parts.reduce((total, part) => total + part.byteLength, 0))
+  let offset = 0
+  for (const part of parts) {
+    bytes.set(part, offset)
+    offset += part.byteLength
+  }
+  return bytes
 }
 
 /**
