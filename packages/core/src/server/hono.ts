@@ -92,7 +92,7 @@ async function readable(req: HonoContext['req']): Promise<Request> {
  * with any boundary, or urlencoded): each entry is its name, then `s` and the value, or `f` and the
  * file's name, type and bytes, every field length-prefixed (so no two forms encode alike).
  */
-async function formBytes(form: FormData): Promise<Uint8Array> {
+async function formBytes(form: FormData): Promise<Uint8Array<ArrayBuffer>> {
   const encoder = new TextEncoder()
   const parts: Uint8Array[] = []
   const field = (bytes: Uint8Array) => parts.push(encoder.encode(`${bytes.byteLength}:`), bytes)
