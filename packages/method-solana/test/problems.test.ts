@@ -237,34 +237,37 @@ describe('solana/charge problems (pull)', () => {
   it.each([
     ['the node took the transaction and its answer was lost', 'lost-after-send'],
     ['the send was answered, then the gateway failed before the confirmation', 'errors-after-send'],
-  ] as const)('%s → 503 + Retry-After; the same credential, resent, serves once (one transfer)', async (_, mode) => {
-    // A pull settlement is idempotent per transaction signature: the claim the server already holds makes
-    // it ask the node before sending again, so a resend completes the one payment instead of making two.
-    const proxy = await rpcProxy(node.info.rpcUrl)
-    try {
-      const served = serve({ ...base(), rpcUrl: proxy.url, recentBlockhash: false, timeout: 1000 })
-      const before = await tokenBalance(node, world.mint, world.recipient.address)
-      const challenge = await served.challenge()
-      const transaction = await craft(node, world.payer, [await pay()])
-      await proxy.set(mode)
-      const failed = await served.submit(challenge, { type: 'transaction', transaction })
-      expect(failed.status).toBe(503)
-      expect(Number(failed.headers.get('retry-after'))).toBeGreaterThan(0)
-      expect(served.runs()).toBe(0)
-      await proxy.set('up')
-      const resent = await served.submit(challenge, { type: 'transaction', transaction })
-      expect(resent.status).toBe(200)
-      expect(served.runs()).toBe(1)
-      expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
-      // Used now: the same credential again is refused and moves nothing.
-      const again = await served.submit(challenge, { type: 'transaction', transaction })
-      expect(again.status).not.toBe(200)
-      expect(served.runs()).toBe(1)
-      expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
-    } finally {
-      await proxy.close()
-    }
-  })
+  ] as const)(
+    '%s → 503 + Retry-After; the same credential, resent, serves once (one transfer)',
+    async (_, mode) => {
+      // A pull settlement is idempotent per transaction signature: the claim the server already holds makes
+      // it ask the node before sending again, so a resend completes the one payment instead of making two.
+      const proxy = await rpcProxy(node.info.rpcUrl)
+      try {
+        const served = serve({ ...base(), rpcUrl: proxy.url, recentBlockhash: false, timeout: 1000 })
+        const before = await tokenBalance(node, world.mint, world.recipient.address)
+        const challenge = await served.challenge()
+        const transaction = await craft(node, world.payer, [await pay()])
+        await proxy.set(mode)
+        const failed = await served.submit(challenge, { type: 'transaction', transaction })
+        expect(failed.status).toBe(503)
+        expect(Number(failed.headers.get('retry-after'))).toBeGreaterThan(0)
+        expect(served.runs()).toBe(0)
+        await proxy.set('up')
+        const resent = await served.submit(challenge, { type: 'transaction', transaction })
+        expect(resent.status).toBe(200)
+        expect(served.runs()).toBe(1)
+        expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
+        // Used now: the same credential again is refused and moves nothing.
+        const again = await served.submit(challenge, { type: 'transaction', transaction })
+        expect(again.status).not.toBe(200)
+        expect(served.runs()).toBe(1)
+        expect(await tokenBalance(node, world.mint, world.recipient.address)).toBe(before + amount)
+      } finally {
+        await proxy.close()
+      }
+    },
+  )
 })
 
 describe('solana/charge fee payer protection', () => {
