@@ -61,6 +61,11 @@ export function solanaChargeKit(
         },
         wrongRecipient: (request) => ({ ...request, recipient: stranger.address }),
         wrongCurrency: (request) => ({ ...request, currency: other.mint }),
+        // The payer's balances of both mints: a refused payload the server sent anyway would move one.
+        payerActivity: async () => [
+          await tokenBalance(node, world.mint, world.payer.address),
+          await tokenBalance(node, other.mint, world.payer.address),
+        ],
         outage: {
           // Connections refused: no call reaches the node, so the same credential may be retried.
           start: () => proxy.set('down'),

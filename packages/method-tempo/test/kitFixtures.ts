@@ -63,6 +63,9 @@ export function tempoChargeKit(
         },
         wrongRecipient: (request) => ({ ...request, recipient: info.accounts[2]!.address }),
         wrongCurrency: (request) => ({ ...request, currency: info.tokens.alphaUsd }),
+        // The payer's nonce: any transaction of the payer's the server broadcast moves it.
+        payerActivity: () =>
+          tempoClients(info).publicClient.getTransactionCount({ address: info.accounts[1]!.address }),
         outage: {
           start: () => proxy.set('down'),
           stop: () => proxy.set('up'),

@@ -96,6 +96,13 @@ export type MethodFixture = {
    * route's offer pins, changed; skipped when the offer pins none).
    */
   wrongCurrency?: (request: Record<string, unknown>) => Record<string, unknown> | undefined
+  /**
+   * A snapshot of what the payer has done on the rail (e.g. its account nonce, or its balances), compared
+   * with `toEqual` before and after each wrong-amount, wrong-recipient and wrong-currency payload is
+   * presented: a refused payload must move nothing, not even when the server sent it (a pull rail) and
+   * only refused it afterwards. Taken after the payload is made (a push payment already moved value).
+   */
+  payerActivity?: () => unknown | Promise<unknown>
   /** Makes the rail fail and recover, for the outage case. */
   outage?: RailOutage
   /**

@@ -61,10 +61,16 @@ export function payeeCases(get: () => KitState): void {
       }
       const { payload, source } = paid
       const before = { runs: harness.handlerRuns(), settles: harness.settles() }
+      const activity = await fixture.payerActivity?.()
       const authorization = Credential.format({ challenge, payload, ...(source ? { source } : {}) })
       await expectRefusal(await harness.submit(authorization), expected)
       expect(harness.handlerRuns()).toBe(before.runs)
       expect(harness.settles()).toBe(before.settles)
+      // A pull rail that sent the payload and only then refused it moved the payer's value all the same.
+      if (fixture.payerActivity)
+        expect(await fixture.payerActivity(), 'the refused payload moved nothing of the payer').toEqual(
+          activity,
+        )
     })
   }
 }

@@ -160,10 +160,15 @@ export function singleUseCases(get: () => KitState): void {
     if (!changed) return skip('the request has no decimal amount and the fixture gives no wrongAmount')
     const { payload, source } = await method.createPayload({ challenge, request: changed, url: kitUrl })
     const before = { runs: harness.handlerRuns(), settles: harness.settles() }
+    const activity = await fixture.payerActivity?.()
     const authorization = Credential.format({ challenge, payload, ...(source ? { source } : {}) })
     await expectProblem(await harness.submit(authorization), expected(state, 'wrongAmount'))
     expect(harness.handlerRuns()).toBe(before.runs)
     expect(harness.settles()).toBe(before.settles)
+    if (fixture.payerActivity)
+      expect(await fixture.payerActivity(), 'the refused payload moved nothing of the payer').toEqual(
+        activity,
+      )
   })
 
   it('settles one of many concurrent submissions of one credential', async () => {
