@@ -401,6 +401,52 @@ describe.skipIf(!!reason)('tempo/charge on anvil', () => {
     }
   })
 
+  it('a transaction the node already holds pending is waited for, never refused with a challenge to pay twice', async () => {
+    const { challenge, submit, runs } = setup()
+    const recipient = devnet.info.accounts[0]!.address
+    const before = await balance(devnet.info.tokens.pathUsd, recipient)
+    const client = payer(6, { mode: 'pull' })
+    const { publicClient } = tempoClients(devnet.info)
+    const rpc = (method: string, params: unknown[] = []) =>
+      publicClient.request({ method: method as never, params: params as never })
+    // The payer (or anyone who saw its signed transaction) sent it first, and no block has taken it yet.
+    const sentFirst = async () => {
+      const issued = await challenge()
+      const { payload, source } = await client.createPayload({
+        challenge: issued,
+        request: issued.request as any,
+        url: '',
+      })
+      await rpc('eth_sendRawTransaction', [(payload as { signature: Hex }).signature])
+      return { issued, payload, source }
+    }
+    await rpc('evm_setAutomine', [false])
+    try {
+      // Mined while the server waits for it: served, paid once.
+      const first = await sentFirst()
+      const mine = setTimeout(() => void rpc('evm_mine'), 300)
+      const served = await submit(first.issued, first.payload, first.source)
+      clearTimeout(mine)
+      expect(served.status, await served.clone().text()).toBe(200)
+      expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 1000n)
+
+      // Still pending when the wait ends: the outcome is unknown, so the challenge stays used (no
+      // Retry-After, no fresh challenge to pay again) and the transaction, once mined, pays once.
+      const second = await sentFirst()
+      const unknown = await submit(second.issued, second.payload, second.source)
+      expect(unknown.status).toBe(503)
+      expect(unknown.headers.get('retry-after')).toBeNull()
+      expect((await problem(unknown)).reason).toBe('outcome-unknown')
+      await rpc('evm_mine')
+      expect(await balance(devnet.info.tokens.pathUsd, recipient)).toBe(before + 2000n)
+      const again = await submit(second.issued, second.payload, second.source)
+      expect((await problem(again)).type).toBe('https://paymentauth.org/problems/invalid-challenge')
+      expect(runs()).toBe(1)
+    } finally {
+      await rpc('evm_setAutomine', [true])
+    }
+  })
+
   it('a broadcast refused before it reached the node stays retryable: 503 + Retry-After, then settles once', async () => {
     // A real "connection refused" (a port nothing listens on) for the server's broadcast only: every
     // other call, the balance check before it included, reaches the devnet.

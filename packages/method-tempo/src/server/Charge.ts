@@ -19,7 +19,7 @@ import {
   TransactionReceiptNotFoundError,
   verifyTypedData,
 } from 'viem'
-import { getBlock, getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
+import { getBlock, getTransaction, getTransactionReceipt, sendRawTransactionSync } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import { assertCanonical } from '../internal/canonical.js'
 import { assertPays } from '../internal/diagnose.js'
@@ -443,8 +443,13 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           receipt = await receiptAfterLostAnswer(hash, error)
         } else {
           // A definite refusal of a transaction already mined (the payer broadcast it too): the chain
-          // executed it once; use its receipt. Otherwise the node refused it: the hash is released.
-          const existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+          // executed it once; use its receipt. One the node already holds, pending ("already imported":
+          // the payer, or anyone who saw it, sent it first), may still be mined: waited for like a lost
+          // answer, never refused with a fresh challenge the payer would pay a second time. Otherwise the
+          // node refused it: the hash is released.
+          let existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+          if (!existing && (await getTransaction(client, { hash }).catch(() => undefined)))
+            existing = await receiptAfterLostAnswer(hash, error)
           if (!existing) {
             await store.delete(`tx:${hash.toLowerCase()}`).catch(() => {})
             throw new VerificationFailedError({
