@@ -288,7 +288,8 @@ async function problemOf(response: Response): Promise<Record<string, unknown> | 
   try {
     const reader = response.clone().body?.getReader()
     if (!reader) return undefined
-    const chunks: Uint8Array[] = []
+    const decoder = new TextDecoder()
+    let text = ''
     let total = 0
     for (;;) {
       const { done, value } = await reader.read()
@@ -298,15 +299,9 @@ async function problemOf(response: Response): Promise<Record<string, unknown> | 
         await reader.cancel().catch(() => {})
         return undefined
       }
-      chunks.push(value)
+      text += decoder.decode(value, { stream: true })
     }
-    const bytes = new Uint8Array(total)
-    let offset = 0
-    for (const chunk of chunks) {
-      bytes.set(chunk, offset)
-      offset += chunk.byteLength
-    }
-    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes))
+    const parsed: unknown = JSON.parse(text + decoder.decode())
     return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
       ? (parsed as Record<string, unknown>)
       : undefined

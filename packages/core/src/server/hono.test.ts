@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { afterAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -71,7 +71,21 @@ describe('payment (Hono)', () => {
     expect(rail.settlements()).toBe(1)
   })
 
-  it('binds and checks the body that a middleware before it read (a validator), never a 503', async () => {
+  /** A request with `body` (and the credential when given). */
+  type Send = (authorization?: string) => RequestInit
+
+  /**
+   * A route whose middleware reads the body before `payment` (`read`), answering `paid <answer(c)>`: the
+   * challenge binds the body, a credential for `paid` is refused with each of `others`
+   * ("When verifying a credential with a `digest` parameter, servers MUST: […] Reject the credential if
+   * the digests do not match", §5.1.4), and pays once with `paid` itself.
+   */
+  async function expectBodyBound(
+    read: (c: Context) => Promise<unknown>,
+    answer: (c: Context) => Promise<unknown>,
+    paid: Send,
+    others: Send[],
+  ) {
     const rail = createTestRail()
     const server = createServer({
       realm: 'api.test',
@@ -82,85 +96,68 @@ describe('payment (Hono)', () => {
     app.post(
       '/r',
       async (c, next) => {
-        await c.req.json()
+        await read(c)
         await next()
       },
       payment(server, route) as never,
-      async (c) => c.text(`paid ${(await c.req.json()).n}`),
+      async (c) => c.text(`paid ${await answer(c)}`),
     )
     const url = await listen(app)
-    const json = (n: number) => ({
-      method: 'POST',
-      body: JSON.stringify({ n }),
-      headers: { 'content-type': 'application/json' },
-    })
-    const unpaid = await fetch(url, json(1))
+    const unpaid = await fetch(url, paid())
     expect(unpaid.status).toBe(402)
     const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
     expect(challenge!.digest).toMatch(/^sha-256=:/)
-    const authorization = await authorizationFor(rail, url, json(1))
-    // "When verifying a credential with a `digest` parameter, servers MUST: […] Reject the credential
-    // if the digests do not match" (§5.1.4)
-    const other = await fetch(url, { ...json(2), headers: { ...json(2).headers, authorization } })
-    expect(other.status).toBe(402)
-    expect(await other.json()).toMatchObject({ reason: 'digest-mismatch' })
-    const paid = await fetch(url, { ...json(1), headers: { ...json(1).headers, authorization } })
-    expect(paid.status).toBe(200)
-    expect(paid.headers.get('payment-receipt')).not.toBeNull()
-    expect(await paid.text()).toBe('paid 1')
+    const authorization = await authorizationFor(rail, url, paid())
+    for (const other of others) {
+      const refused = await fetch(url, other(authorization))
+      expect(refused.status).toBe(402)
+      expect(await refused.json()).toMatchObject({ reason: 'digest-mismatch' })
+    }
+    const served = await fetch(url, paid(authorization))
+    expect(served.status, await served.clone().text()).toBe(200)
+    expect(served.headers.get('payment-receipt')).not.toBeNull()
+    expect(await served.text()).toBe('paid 1')
     expect(rail.settlements()).toBe(1)
+  }
+
+  it('binds and checks the body that a middleware before it read (a validator), never a 503', async () => {
+    const json =
+      (n: number): Send =>
+      (authorization) => ({
+        method: 'POST',
+        body: JSON.stringify({ n }),
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+      })
+    await expectBodyBound(
+      (c) => c.req.json(),
+      async (c) => (await c.req.json()).n,
+      json(1),
+      [json(2)],
+    )
   })
 
   it('binds a form a middleware before it read as FormData (Hono re-encodes it with a fresh boundary)', async () => {
-    const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
-      methods: [rail.server()],
-    })
-    const app = new Hono()
-    app.post(
-      '/r',
-      async (c, next) => {
-        await c.req.formData()
-        await next()
-      },
-      payment(server, route) as never,
-      async (c) => c.text(`paid ${(await c.req.formData()).get('n')}`),
-    )
-    const url = await listen(app)
     // Each form encoded once, and the same bytes sent every time (as the paying client does).
-    const encoded = async (n: string, file = 'abc') => {
+    const encoded = async (n: string, file = 'abc'): Promise<Send> => {
       const form = new FormData()
       form.append('n', n)
       form.append('upload', new Blob([file], { type: 'text/plain' }), 'a.txt')
       const wire = new Response(form)
       const body = new Uint8Array(await wire.arrayBuffer())
       const type = wire.headers.get('content-type')!
-      return (authorization?: string) => ({
+      return (authorization) => ({
         method: 'POST',
         body,
         headers: { 'content-type': type, ...(authorization ? { authorization } : {}) },
       })
     }
-    const one = await encoded('1')
-    const unpaid = await fetch(url, one())
-    expect(unpaid.status).toBe(402)
-    const [challenge] = Challenge.parseAll(unpaid.headers.get('www-authenticate')!)
-    expect(challenge!.digest).toMatch(/^sha-256=:/)
-    const authorization = await authorizationFor(rail, url, one())
-    // Another value, or another file, is another body: "Reject the credential if the digests do not
-    // match" (§5.1.4)
-    for (const other of [await encoded('2'), await encoded('1', 'abd')]) {
-      const refused = await fetch(url, other(authorization))
-      expect(refused.status).toBe(402)
-      expect(await refused.json()).toMatchObject({ reason: 'digest-mismatch' })
-    }
-    const paid = await fetch(url, one(authorization))
-    expect(paid.status, await paid.clone().text()).toBe(200)
-    expect(paid.headers.get('payment-receipt')).not.toBeNull()
-    expect(await paid.text()).toBe('paid 1')
-    expect(rail.settlements()).toBe(1)
+    // Another value, or another file, is another body.
+    await expectBodyBound(
+      (c) => c.req.formData(),
+      async (c) => (await c.req.formData()).get('n'),
+      await encoded('1'),
+      [await encoded('2'), await encoded('1', 'abd')],
+    )
   })
 
   it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {

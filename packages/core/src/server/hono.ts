@@ -94,8 +94,8 @@ async function readable(req: HonoContext['req']): Promise<Request> {
  */
 async function formBytes(form: FormData): Promise<Uint8Array<ArrayBuffer>> {
   const encoder = new TextEncoder()
-  const parts: Uint8Array[] = []
-  const field = (bytes: Uint8Array) => parts.push(encoder.encode(`${bytes.byteLength}:`), bytes)
+  const parts: Uint8Array<ArrayBuffer>[] = []
+  const field = (bytes: Uint8Array<ArrayBuffer>) => parts.push(encoder.encode(`${bytes.byteLength}:`), bytes)
   for (const [name, value] of form) {
     field(encoder.encode(name))
     if (typeof value === 'string') {
@@ -108,13 +108,7 @@ async function formBytes(form: FormData): Promise<Uint8Array<ArrayBuffer>> {
       field(new Uint8Array(await value.arrayBuffer()))
     }
   }
-  const bytes = new Uint8Array(parts.reduce((total, part) => total + part.byteLength, 0))
-  let offset = 0
-  for (const part of parts) {
-    bytes.set(part, offset)
-    offset += part.byteLength
-  }
-  return bytes
+  return new Uint8Array(await new Blob(parts).arrayBuffer())
 }
 
 /**

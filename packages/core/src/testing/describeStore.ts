@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Store } from '../Store.js'
+import type { AtomicStep, Store } from '../Store.js'
 import { storeAtomicCases } from './storeAtomicCases.js'
 import { storeConcurrencyCases } from './storeConcurrencyCases.js'
 import { storeIncrementCases } from './storeIncrementCases.js'
@@ -37,6 +37,12 @@ export type StoreSuite = {
 export const longTtl = 60_000
 /** Waits `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Runs `steps` through a store's optional `atomic()` (the cases that call it skip stores without it). */
+export function atomicOf(store: Store, steps: AtomicStep[]) {
+  expect(store.atomic, 'the store implements atomic()').toBeTypeOf('function')
+  return store.atomic!(steps)
+}
 
 /**
  * The one shared contract suite of the {@link Store} interface: every operation, TTL expiry, increment

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { AtomicStep, Store } from '../Store.js'
-import { longTtl, type StoreSuite, sleep } from './describeStore.js'
+import { atomicOf as atomic, longTtl, type StoreSuite, sleep } from './describeStore.js'
 
 /**
  * Registers the cases of the optional {@link Store.atomic} capability: each step's semantics, stopping
@@ -15,10 +15,6 @@ import { longTtl, type StoreSuite, sleep } from './describeStore.js'
  */
 export function storeAtomicCases(suite: StoreSuite): void {
   const { store, key, pick, shortTtl } = suite
-  const atomic = (s: Store, steps: AtomicStep[]) => {
-    if (!s.atomic) throw new Error('store has no atomic()')
-    return s.atomic(steps)
-  }
   describe('atomic (optional capability)', () => {
     it('runs check, compareAndSet, increment and setIfAtLeast in order, later steps seeing earlier writes', async (context) => {
       if (!store().atomic) {

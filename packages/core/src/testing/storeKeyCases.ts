@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import type { AtomicStep, Store } from '../Store.js'
-import { longTtl, type StoreSuite } from './describeStore.js'
+import type { AtomicStep } from '../Store.js'
+import { atomicOf as atomic, longTtl, type StoreSuite } from './describeStore.js'
 
 /** 64 symbols: each random byte picks one, so a key of them is as random as its bytes. */
 const symbols = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
@@ -83,10 +83,6 @@ const families: { name: string; keys: (base: string) => string[] }[] = [
  */
 export function storeKeyCases(suite: StoreSuite): void {
   const { store, key, pick } = suite
-  const atomic = (s: Store, steps: AtomicStep[]) => {
-    if (!s.atomic) throw new Error('store has no atomic()')
-    return s.atomic(steps)
-  }
 
   describe('keys', () => {
     for (const family of families) {
