@@ -46,6 +46,29 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
     await devnet?.stop()
   })
 
+  /**
+   * A session client for `account` paying through `fetcher`, and the core client paying with it (with
+   * `maxDeposit`, its policy's limit in pathUSD).
+   */
+  const paying = (
+    account: ReturnType<typeof privateKeyToAccount>,
+    fetcher: typeof fetch,
+    options: { deposit: bigint; topUp?: bigint; voucherAhead?: number; maxDeposit?: bigint },
+  ) => {
+    const { maxDeposit, ...rest } = options
+    const sessions = sessionClient({
+      account,
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      ...rest,
+      fetch: fetcher,
+    })
+    const policy =
+      maxDeposit === undefined ? {} : { policy: { maxDeposit: { [devnet.info.tokens.pathUsd]: maxDeposit } } }
+    const client = createClient({ methods: [sessions], fetch: fetcher, ...policy })
+    return { sessions, client }
+  }
+
   const methodFor = () =>
     sessionServer({
       rpcUrl: devnet.info.rpcUrl,
@@ -77,15 +100,10 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       if (payload?.cumulativeAmount) sent.push(BigInt(payload.cumulativeAmount))
       return handler(request)
     }) as typeof fetch
-    const sessions = sessionClient({
-      account: privateKeyToAccount(devnet.info.accounts[1]!.privateKey),
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
+    const { sessions, client } = paying(privateKeyToAccount(devnet.info.accounts[1]!.privateKey), fetcher, {
       deposit: 100_000n,
       voucherAhead: 3,
-      fetch: fetcher,
     })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
     const url = 'https://ahead.test/r'
     expect((await client.fetch(url)).status).toBe(200)
     expect((await sessions.voucher(url, 10_000n)).status).toBe(200)
@@ -108,19 +126,10 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       if (action === 'topUp' && lose-- > 0) throw new TypeError('fetch failed')
       return response
     }) as typeof fetch
-    const sessions = sessionClient({
-      account: privateKeyToAccount(devnet.info.accounts[2]!.privateKey),
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
+    const { sessions, client } = paying(privateKeyToAccount(devnet.info.accounts[2]!.privateKey), fetcher, {
       deposit: 2_000n,
       topUp: 2_000n,
-      fetch: fetcher,
-    })
-    const token = devnet.info.tokens.pathUsd
-    const client = createClient({
-      methods: [sessions],
-      fetch: fetcher,
-      policy: { maxDeposit: { [token]: 4_000n } },
+      maxDeposit: 4_000n,
     })
     const url = 'https://topup.test/r'
     expect((await client.fetch(url)).status).toBe(200)
@@ -200,14 +209,7 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       return handler(request)
     }) as typeof fetch
     const payer = payerOf(3)
-    const sessions = sessionClient({
-      account: payer,
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 100_000n,
-      fetch: fetcher,
-    })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const { sessions, client } = paying(payer, fetcher, { deposit: 100_000n })
     const url = 'https://lost.test/r'
     const nonce = await nonceOf(payer.address)
     await expect(client.fetch(url)).rejects.toThrow()
@@ -227,14 +229,7 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
   it('an open held unmined in the node pool is sent again as is, never a second channel beside it', async () => {
     const payer = payerOf(4)
     const { fetcher, seen } = holdFirst(handlerFor('pool.test'), 'open', payer.address)
-    const sessions = sessionClient({
-      account: payer,
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 100_000n,
-      fetch: fetcher,
-    })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const { sessions, client } = paying(payer, fetcher, { deposit: 100_000n })
     const url = 'https://pool.test/r'
     const nonce = await nonceOf(payer.address)
     try {
@@ -260,20 +255,11 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
   it('a top-up held unmined in the node pool is sent again as is, never signed anew', async () => {
     const payer = payerOf(5)
     const { fetcher, seen } = holdFirst(handlerFor('pooltopup.test'), 'topUp', payer.address)
-    const sessions = sessionClient({
-      account: payer,
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
+    // Room for two top-ups: the policy does not hide a second one.
+    const { sessions, client } = paying(payer, fetcher, {
       deposit: 2_000n,
       topUp: 2_000n,
-      fetch: fetcher,
-    })
-    const token = devnet.info.tokens.pathUsd
-    // Room for two top-ups: the policy does not hide a second one.
-    const client = createClient({
-      methods: [sessions],
-      fetch: fetcher,
-      policy: { maxDeposit: { [token]: 6_000n } },
+      maxDeposit: 6_000n,
     })
     const url = 'https://pooltopup.test/r'
     try {
@@ -335,20 +321,11 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       return response
     }) as typeof fetch
     const payer = payerOf(9)
-    const sessions = sessionClient({
-      account: payer,
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
+    // Room for two top-ups: the policy does not hide a second one.
+    const { sessions, client } = paying(payer, fetcher, {
       deposit: 2_000n,
       topUp: 2_000n,
-      fetch: fetcher,
-    })
-    const token = devnet.info.tokens.pathUsd
-    // Room for two top-ups: the policy does not hide a second one.
-    const client = createClient({
-      methods: [sessions],
-      fetch: fetcher,
-      policy: { maxDeposit: { [token]: 6_000n } },
+      maxDeposit: 6_000n,
     })
     const url = 'https://slowtopup.test/r'
     try {
@@ -399,19 +376,7 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
     const handler = handlerFor('closed.test')
     const fetcher = ((input: RequestInfo, init?: RequestInit) =>
       handler(new Request(input, init))) as typeof fetch
-    const sessions = sessionClient({
-      account: payerOf(6),
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 50_000n,
-      fetch: fetcher,
-    })
-    const token = devnet.info.tokens.pathUsd
-    const client = createClient({
-      methods: [sessions],
-      fetch: fetcher,
-      policy: { maxDeposit: { [token]: 50_000n } },
-    })
+    const { sessions, client } = paying(payerOf(6), fetcher, { deposit: 50_000n, maxDeposit: 50_000n })
     const url = 'https://closed.test/r'
     for (let i = 0; i < 2; i++) expect((await client.fetch(url)).status).toBe(200)
     const first = [...sessions.channels.values()][0]!.channelId
@@ -437,14 +402,7 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       if (lose && action === 'close') throw new TypeError('fetch failed')
       return response
     }) as typeof fetch
-    const sessions = sessionClient({
-      account: payerOf(7),
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 50_000n,
-      fetch: fetcher,
-    })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const { sessions, client } = paying(payerOf(7), fetcher, { deposit: 50_000n })
     const url = 'https://closelost.test/r'
     for (let i = 0; i < 2; i++) expect((await client.fetch(url)).status).toBe(200)
     const first = [...sessions.channels.values()][0]!.channelId
@@ -499,14 +457,7 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       return handler(request)
     }) as typeof fetch
     const payer = payerOf(8)
-    const sessions = sessionClient({
-      account: payer,
-      rpcUrl: devnet.info.rpcUrl,
-      chainId: devnet.info.chainId,
-      deposit: 100_000n,
-      fetch: fetcher,
-    })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const { sessions, client } = paying(payer, fetcher, { deposit: 100_000n })
     const url = 'https://forgot.test/r'
     for (let i = 0; i < 2; i++) expect((await client.fetch(url)).status).toBe(200)
     const { channelId } = [...sessions.channels.values()][0]!
