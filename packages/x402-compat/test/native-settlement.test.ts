@@ -1,9 +1,3 @@
-// Settlements of the native `evm` charge that must move money exactly once for exactly one service, on
-// anvil: a transaction replaced in the pool (viem's receipt wait answers with the replacement's receipt),
-// a sponsored settlement presented again by its hash, a lost Permit2 answer whose payer is left without
-// the balance or allowance of a second payment, and an EIP-3009 authorization that cannot pay (the
-// server's wallet must not spend gas on it).
-import { Challenge, Credential } from '@mppkit/core'
 import { create as createClient, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { encodeFunctionData, erc20Abi, type Hex, keccak256, parseGwei, parseTransaction } from 'viem'
@@ -20,6 +14,7 @@ import type { CredentialType } from '../src/Methods.js'
 import * as Permit2 from '../src/Permit2.js'
 import { charge, type Reader, type Wallet } from '../src/server/index.js'
 import { asFetch, balanceOf, walletOf } from './peers.js'
+import { challengeOf, send, url } from './requests.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -35,8 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await devnet?.stop()
 })
-
-const url = 'http://localhost/paid'
 
 function setup(types: CredentialType[], options: { wallet?: Wallet; client?: Reader } = {}) {
   const info = devnet.info
@@ -63,29 +56,6 @@ function setup(types: CredentialType[], options: { wallet?: Wallet; client?: Rea
   })
   return { info, payTo, handler, runs: () => runs }
 }
-
-async function challengeOf(handler: (request: Request) => Promise<Response>) {
-  const response = await handler(new Request(url))
-  return Challenge.parseAll(response.headers.get('www-authenticate')!)[0]!
-}
-
-const send = (
-  handler: (request: Request) => Promise<Response>,
-  challenge: Challenge.Challenge,
-  payload: unknown,
-  source?: string,
-) =>
-  handler(
-    new Request(url, {
-      headers: {
-        authorization: Credential.format({
-          challenge,
-          payload: payload as never,
-          ...(source ? { source } : {}),
-        }),
-      },
-    }),
-  )
 
 /** Dev account `index` (gas paid in the node's fee token), left holding exactly `tokens`, approving Permit2 for `allowance`. */
 async function payerWith(index: number, tokens: bigint, allowance: bigint) {

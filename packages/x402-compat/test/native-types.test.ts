@@ -1,7 +1,7 @@
 // The `permit2`, `transaction` and `hash` credential types of draft-evm-charge-00 on anvil
 // (`--network tempo` predeploys Permit2 at its canonical address), paid by our client, refused when
 // tampered, replayed or expired, and settled once under concurrent copies.
-import { Challenge, Credential, MemoryStore, type Store } from '@mppkit/core'
+import { Credential, MemoryStore, type Store } from '@mppkit/core'
 import { create as createClient, PaymentFailedError, PolicyError, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { encodeFunctionData, erc20Abi, type Hex, keccak256, maxUint256 } from 'viem'
@@ -13,6 +13,7 @@ import type { CredentialType } from '../src/Methods.js'
 import * as Permit2 from '../src/Permit2.js'
 import { charge, type Reader, type Wallet } from '../src/server/index.js'
 import { asFetch, balanceOf, walletOf } from './peers.js'
+import { challengeOf, send, url } from './requests.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -44,8 +45,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await devnet?.stop()
 })
-
-const url = 'http://localhost/paid'
 
 function setup(
   types: CredentialType[],
@@ -89,30 +88,6 @@ function setup(
     })
   return { info, payTo, handler, client, runs: () => runs }
 }
-
-/** The challenge of an unpaid request, and a payload for it from dev account `index`. */
-async function challengeOf(handler: (request: Request) => Promise<Response>) {
-  const response = await handler(new Request(url))
-  return Challenge.parseAll(response.headers.get('www-authenticate')!)[0]!
-}
-
-const send = (
-  handler: (request: Request) => Promise<Response>,
-  challenge: Challenge.Challenge,
-  payload: unknown,
-  source?: string,
-) =>
-  handler(
-    new Request(url, {
-      headers: {
-        authorization: Credential.format({
-          challenge,
-          payload: payload as never,
-          ...(source ? { source } : {}),
-        }),
-      },
-    }),
-  )
 
 describe.skipIf(reason)('evm charge, type="permit2"', () => {
   it('advertises permit2 first with the Permit2 address and spender; our client pays it; the server pays gas', async (context) => {
