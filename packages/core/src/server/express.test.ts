@@ -7,11 +7,19 @@ import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { createTestRail } from '../testing/TestMethod.js'
 import { keepRawBody, payment } from './express.js'
-import { create as createServer, type Route } from './Server.js'
+import { create as createServer, type Options, type Route } from './Server.js'
 
 const route: Route = {
   offers: [{ method: 'test', request: { amount: '1', currency: 'usd', recipient: 'a' } }],
 }
+/** A server for `rail` (and `options`) in realm `api.test`. */
+const serverFor = (rail: ReturnType<typeof createTestRail>, options: Partial<Options> = {}) =>
+  createServer({
+    realm: 'api.test',
+    secrets: ['express-test-secret-0123456789abcdefghijk'],
+    methods: [rail.server()],
+    ...options,
+  })
 const servers: http.Server[] = []
 afterAll(() =>
   Promise.all(
@@ -42,11 +50,7 @@ async function authorizationFor(rail: ReturnType<typeof createTestRail>, url: st
 describe('payment (Express)', () => {
   it('streams an SSE response as written, with a receipt, and never replays it', async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
-    })
+    const server = serverFor(rail)
     let release!: () => void
     const gate = new Promise<void>((resolve) => {
       release = resolve
@@ -92,11 +96,7 @@ describe('payment (Express)', () => {
   ] as const) {
     it(`serves a bodiless paid answer (${name}) once, with a receipt, and replays it`, async () => {
       const rail = createTestRail()
-      const server = createServer({
-        realm: 'api.test',
-        secrets: ['express-test-secret-0123456789abcdefghijk'],
-        methods: [rail.server()],
-      })
+      const server = serverFor(rail)
       let runs = 0
       const app = express()
       app.post('/r', payment(server, route), (_req, res) => {
@@ -122,11 +122,7 @@ describe('payment (Express)', () => {
 
   it('keeps every Set-Cookie of a streamed response', async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
-    })
+    const server = serverFor(rail)
     const app = express()
     app.post('/r', payment(server, route), (_req, res) => {
       res.cookie('a', '1')
@@ -175,11 +171,7 @@ describe('payment (Express)', () => {
       process.on('unhandledRejection', onUnhandled)
       try {
         const rail = createTestRail()
-        const server = createServer({
-          realm: 'api.test',
-          secrets: ['express-test-secret-0123456789abcdefghijk'],
-          methods: [rail.server()],
-        })
+        const server = serverFor(rail)
         let runs = 0
         const app = express()
         app.post('/r', payment(server, route), (_req, res) => {
@@ -213,12 +205,7 @@ describe('payment (Express)', () => {
 
   it('answers a paid route that ends with a status no Response can carry as a failed delivery, recoverable by key', async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
-      logger: false,
-    })
+    const server = serverFor(rail, { logger: false })
     let runs = 0
     const app = express()
     app.post('/r', payment(server, route), (_req, res) => {
@@ -242,12 +229,7 @@ describe('payment (Express)', () => {
 
   it("answers a body over the server's maxBodyBytes with 413", async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
-      maxBodyBytes: 1024,
-    })
+    const server = serverFor(rail, { maxBodyBytes: 1024 })
     const app = express()
     app.post('/r', payment(server, route), (_req, res) => {
       res.send('ok')
@@ -260,11 +242,7 @@ describe('payment (Express)', () => {
 
   it('binds the body a parser given keepRawBody read before it, and hands the handler the parsed body', async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
-    })
+    const server = serverFor(rail)
     const seen: unknown[] = []
     const app = express()
     app.use(express.json({ verify: keepRawBody }))
@@ -292,10 +270,7 @@ describe('payment (Express)', () => {
   it('tells onError once when a parser without keepRawBody read the body first (the body cannot be bound)', async () => {
     const rail = createTestRail()
     const reported: [unknown, string][] = []
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [rail.server()],
+    const server = serverFor(rail, {
       onError: (error, { phase }) => reported.push([error, phase]),
       logger: false,
     })
@@ -319,11 +294,7 @@ describe('payment (Express)', () => {
   })
 
   it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['express-test-secret-0123456789abcdefghijk'],
-      methods: [createTestRail().server()],
-    })
+    const server = serverFor(createTestRail())
     expect(() => payment(server, { offers: [{ method: 'nope' }] })).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: route offers nope/charge, which is not registered]`,
     )

@@ -8,11 +8,19 @@ import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { createTestRail } from '../testing/TestMethod.js'
 import { payment } from './hono.js'
-import { create as createServer, type Route } from './Server.js'
+import { create as createServer, type Options, type Route } from './Server.js'
 
 const route: Route = {
   offers: [{ method: 'test', request: { amount: '1', currency: 'usd', recipient: 'a' } }],
 }
+/** A server for `rail` (and `options`) in realm `api.test`. */
+const serverFor = (rail: ReturnType<typeof createTestRail>, options: Partial<Options> = {}) =>
+  createServer({
+    realm: 'api.test',
+    secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
+    methods: [rail.server()],
+    ...options,
+  })
 const servers: http.Server[] = []
 afterAll(() =>
   Promise.all(
@@ -44,11 +52,7 @@ async function authorizationFor(rail: ReturnType<typeof createTestRail>, url: st
 describe('payment (Hono)', () => {
   it('serves a paid 205 once, with a receipt, and replays it', async () => {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
-      methods: [rail.server()],
-    })
+    const server = serverFor(rail)
     let runs = 0
     const app = new Hono()
     app.post('/r', payment(server, route) as never, (c) => {
@@ -87,11 +91,7 @@ describe('payment (Hono)', () => {
     others: Send[],
   ) {
     const rail = createTestRail()
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
-      methods: [rail.server()],
-    })
+    const server = serverFor(rail)
     const app = new Hono()
     app.post(
       '/r',
@@ -161,11 +161,7 @@ describe('payment (Hono)', () => {
   })
 
   it('refuses a misconfigured route when the middleware is created, not with a 500 per request', () => {
-    const server = createServer({
-      realm: 'api.test',
-      secrets: ['hono-test-secret-0123456789abcdefghijklmn'],
-      methods: [createTestRail().server()],
-    })
+    const server = serverFor(createTestRail())
     expect(() => payment(server, { offers: [{ method: 'nope' }] })).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: route offers nope/charge, which is not registered]`,
     )
