@@ -174,6 +174,50 @@ export function createChannelStore(options: ChannelStoreOptions) {
   }
 
   const stale = (state: ChannelState) => Date.now() - state.readAt > options.stateTtl
+  /**
+   * Past three quarters of `stateTtl`, a request still uses the channel state it has and starts the
+   * next escrow read in the background: under steady traffic the state is renewed before it goes stale,
+   * and no request waits for the chain (one would wait a whole RPC round trip each `stateTtl` per
+   * channel). The state used is never older than `stateTtl` either way.
+   */
+  const aging = (state: ChannelState) => Date.now() - state.readAt > (options.stateTtl * 3) / 4
+
+  /**
+   * Escrow reads in flight, one per channel: the requests that find a channel stale together share one
+   * read (and one store write) rather than each sending its own to the chain's RPC: each gets what a read
+   * of its own would have returned, read at most one round trip earlier.
+   */
+  const reading = new Map<string, Promise<{ state: ChannelState; raw: string } | undefined>>()
+  const readShared = (s: Store, channelId: Hex) => {
+    const id = channelId.toLowerCase()
+    let pending = reading.get(id)
+    if (pending === undefined) {
+      pending = (async () => {
+        try {
+          const state = await options.readChannel(channelId)
+          if (!state) return undefined
+          const raw = JSON.stringify(state)
+          await s.set(key('ch', channelId), raw, ttlMs)
+          readFromEscrow(s, channelId, state)
+          return { state, raw }
+        } finally {
+          reading.delete(id)
+        }
+      })()
+      reading.set(id, pending)
+    }
+    return pending
+  }
+  /** Starts the next escrow read of an aging channel; a failure is left to the read that must wait. */
+  const refreshAhead = (s: Store, channelId: Hex, id: string) => {
+    if (reading.has(id)) return
+    readShared(s, channelId).then(
+      (read) => {
+        if (read && s.atomic) rememberChannel(id, read.raw, read.state)
+      },
+      () => {},
+    )
+  }
 
   /**
    * The channel's state and its raw stored value: from this process's cache when `cached` (and it is
@@ -194,13 +238,11 @@ export function createChannelStore(options: ChannelStoreOptions) {
       state = raw ? (JSON.parse(raw) as ChannelState) : undefined
     }
     if (!state || (fresh && stale(state))) {
-      state = await options.readChannel(channelId)
-      if (!state)
+      const read = await readShared(s, channelId)
+      if (!read)
         throw sessionProblem('channel-not-found', 'Channel Not Found', 410, 'No channel with this id exists.')
-      raw = JSON.stringify(state)
-      await s.set(key('ch', channelId), raw, ttlMs)
-      readFromEscrow(s, channelId, state)
-    }
+      ;({ state, raw } = read)
+    } else if (fresh && aging(state)) refreshAhead(s, channelId, id)
     // This process's copy is refreshed only when something else was read (the hot path re-uses it as is).
     if (s.atomic && (known === undefined || known.state !== state)) rememberChannel(id, raw!, state)
     checkChannel(state)
