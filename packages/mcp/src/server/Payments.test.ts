@@ -767,6 +767,27 @@ describe('create (calls the SDK would refuse)', () => {
     await client.close()
   })
 
+  test('a transport wrapped without the McpServer is reported once, as configuration', () => {
+    const reported: [unknown, string][] = []
+    const server = Server.create({
+      realm: 'r',
+      secrets: [secret],
+      methods: [createTestRail().server()],
+      onError: (error, { phase }) => void reported.push([error, phase]),
+    })
+    const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
+    expect(reported).toEqual([])
+    // One Streamable HTTP session after another: said once.
+    for (let i = 0; i < 3; i++) payments.transport(InMemoryTransport.createLinkedPair()[1])
+    expect(reported).toHaveLength(1)
+    const [error, phase] = reported[0]!
+    expect(phase).toBe('configuration')
+    expect(error).toMatchObject({ name: 'ConfigurationError' })
+    expect(String((error as Error).message)).toContain('payments.connect(mcp, t)')
+  })
+
   test('transport(t, mcp) refuses something that is not an McpServer of this SDK', () => {
     const server = Server.create({ realm: 'r', secrets: [secret], methods: [createTestRail().server()] })
     const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })

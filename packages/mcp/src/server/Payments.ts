@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import { Jcs, PaymentError, type Receipt } from '@mppkit/core'
+import { ConfigurationError, Jcs, PaymentError, type Receipt } from '@mppkit/core'
 import { Mcp, type Outcome, type Problem, type Server } from '@mppkit/core/server'
 import { argumentsDigest, compile, type Gate, type Paywall, type Prices } from './Paywall.js'
 import * as Targets from './Targets.js'
@@ -54,7 +54,8 @@ export type Payments = {
   /**
    * Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result.
    * Give the `McpServer` connected to it (as {@link Payments.connect} does), or a call the SDK then
-   * refuses is settled first: MCP carries no Idempotency-Key, so that payment is lost.
+   * refuses is settled first: MCP carries no Idempotency-Key, so that payment is lost. Without it, the
+   * server's logger and `onError` are told so once (phase `configuration`).
    */
   transport(inner: Transport, mcp?: McpServer): Transport
   /** The capability advertised in `InitializeResult.capabilities.experimental.payment`. */
@@ -169,9 +170,22 @@ export function create(options: Options): Payments {
     return options.server.authorizePayment({ ...input, credential })
   }
 
+  let uncheckedReported = false
   const payments: Payments = {
     capability,
     transport(inner, mcp) {
+      // Said once, however many transports (one per Streamable HTTP session) are made this way.
+      if (mcp === undefined && !uncheckedReported) {
+        uncheckedReported = true
+        options.server.report(
+          new ConfigurationError(
+            'payments.transport(t) was given no McpServer: a paid call the SDK then refuses (an unknown or ' +
+              'disabled tool, arguments its schema refuses) is settled first and its payment lost; use ' +
+              'payments.connect(mcp, t) or payments.transport(t, mcp)',
+          ),
+          'configuration',
+        )
+      }
       const targets = mcp === undefined ? undefined : Targets.of(mcp)
       return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
     },
