@@ -19,7 +19,10 @@ import { isUnavailable, unavailable, walletClientFor } from '../../internal/rpc.
 import type { TempoSessionRequest } from '../../Methods.js'
 import { checkSponsorPolicy, cosign, type SponsorPolicy } from '../Charge.js'
 
-/** A v1 escrow channel as the server caches it (amounts as decimal strings, `readAt` in epoch ms). */
+/**
+ * A v1 escrow channel as the server caches it (amounts as decimal strings, `readAt` in epoch ms: when
+ * the escrow read that returned it was sent).
+ */
 export type ChannelState = {
   payer: Address
   payee: Address
@@ -95,6 +98,9 @@ export function createSessionChain(options: ChainOptions) {
 
   // "Servers MUST derive the expected signer from on-chain channel state by querying the escrow contract."
   const readChannel = async (channelId: Hex): Promise<ChannelState | undefined> => {
+    // When the read was sent: the chain state it returns is at least this recent (the freshness bound
+    // `channelStateTtl` counts from here, and a read sent later supersedes it).
+    const readAt = Date.now()
     const c = await rpc(() =>
       readContract(client, {
         address: options.escrow,
@@ -114,7 +120,7 @@ export function createSessionChain(options: ChainOptions) {
       settled: String(c.settled),
       closeRequestedAt: String(c.closeRequestedAt),
       finalized: c.finalized,
-      readAt: Date.now(),
+      readAt,
     }
   }
 

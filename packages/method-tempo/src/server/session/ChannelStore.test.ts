@@ -140,6 +140,39 @@ describe('ChannelStore escrow reads', () => {
     expect((await again).state.deposit).toBe('10000')
   })
 
+  it('never lets a read undo a state read after it was sent (a top-up stored meanwhile)', async () => {
+    const escrow = escrowWithHeldReads()
+    await escrow.stored(onChain, (stateTtl * 7) / 8)
+    // A renewal goes out…
+    await escrow.channels.loadChannelRaw(escrow.store, channelId, true, true)
+    const sentAt = Date.now()
+    expect(escrow.reads).toHaveLength(1)
+    // …a top-up lands and its own read (sent after the renewal) is stored…
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await escrow.channels.saveChannel(escrow.store, channelId, {
+      ...onChain,
+      deposit: '50000',
+      readAt: Date.now(),
+    })
+    // …then the renewal answers with what the escrow held when it was sent.
+    await escrow.answer({ ...onChain, readAt: sentAt })
+    expect(JSON.parse((await escrow.store.get(`ch:${channelId}`))!).deposit).toBe('50000')
+    const next = await escrow.channels.loadChannelRaw(escrow.store, channelId, true, true)
+    expect(next.state.deposit).toBe('50000')
+    // A stale load that shares such a read gets the newer state too.
+    await escrow.stored({ ...onChain, deposit: '50000' }, stateTtl + 1)
+    const waiting = escrow.channels.loadChannelRaw(escrow.store, channelId, true, false)
+    await new Promise((resolve) => setImmediate(resolve))
+    const secondSent = Date.now() - 1
+    await escrow.channels.saveChannel(escrow.store, channelId, {
+      ...onChain,
+      deposit: '70000',
+      readAt: Date.now() + 1,
+    })
+    await escrow.answer({ ...onChain, deposit: '50000', readAt: secondSent })
+    expect((await waiting).state.deposit).toBe('70000')
+  })
+
   it('answers every request sharing a read of a channel that no longer exists with 410', async () => {
     const escrow = escrowWithHeldReads()
     const loads = Array.from({ length: 3 }, () =>

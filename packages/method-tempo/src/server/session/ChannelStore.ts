@@ -196,10 +196,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
         try {
           const state = await options.readChannel(channelId)
           if (!state) return undefined
-          const raw = JSON.stringify(state)
-          await s.set(key('ch', channelId), raw, ttlMs)
           readFromEscrow(s, channelId, state)
-          return { state, raw }
+          return await storeRead(s, channelId, state)
         } finally {
           reading.delete(id)
         }
@@ -207,6 +205,22 @@ export function createChannelStore(options: ChannelStoreOptions) {
       reading.set(id, pending)
     }
     return pending
+  }
+  /**
+   * Stores a state read from the escrow unless the store already holds one read after it was sent (a
+   * top-up's own read, say, which this older read must not undo): then that one is the answer.
+   */
+  const storeRead = async (s: Store, channelId: Hex, state: ChannelState) => {
+    const chKey = key('ch', channelId)
+    const raw = JSON.stringify(state)
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const storedRaw = await s.get(chKey)
+      const stored = storedRaw ? (JSON.parse(storedRaw) as ChannelState) : undefined
+      if (stored && storedRaw && stored.readAt > state.readAt) return { state: stored, raw: storedRaw }
+      if (await s.compareAndSet(chKey, storedRaw, raw, ttlMs)) return { state, raw }
+    }
+    // Written over and over meanwhile (by reads at least as recent): the escrow's answer still stands.
+    return { state, raw }
   }
   /** Starts the next escrow read of an aging channel; a failure is left to the read that must wait. */
   const refreshAhead = (s: Store, channelId: Hex, id: string) => {
