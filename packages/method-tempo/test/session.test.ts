@@ -382,6 +382,38 @@ describe.skipIf(!!reason)('tempo/session on anvil (v1 escrow)', () => {
     })
   })
 
+  it('charges a metered stream only for the chunks read: a reader that stops after two pays for two', async () => {
+    const { fetcher } = setup({ unitsPerRequest: 0, sse: true })
+    const { client, sessions } = payerClients(3, fetcher)
+    const response = await client.fetch('https://session.test/stream')
+    expect(response.status).toBe(200)
+    // Read as it comes, one event per read (no stream in between that would read ahead).
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
+    const data: string[] = []
+    while (data.length < 2) {
+      const { value, done } = await reader.read()
+      if (done) break
+      const event = decoder.decode(value)
+      const payload = /^data: (.*)$/m.exec(event)?.[1] ?? ''
+      if (/^event: payment-need-voucher$/m.test(event)) {
+        // Authorizes every chunk of the stream at once: what is charged is then up to the server.
+        const need = JSON.parse(payload) as { requiredCumulative: string }
+        const ahead = BigInt(need.requiredCumulative) + 5n * price
+        expect((await sessions.voucher('https://session.test/stream', ahead)).status).toBe(200)
+      } else data.push(payload)
+    }
+    expect(data).toEqual(['one', 'two'])
+    // Time for a stream that ran ahead of its reader to charge the rest (none must).
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await reader.cancel()
+    // What the channel has spent (a request costs nothing here: its receipt shows the spent amount).
+    const next = await client.fetch('https://session.test/stream')
+    expect(next.status).toBe(200)
+    await next.body!.cancel()
+    expect(Receipt.parse(next.headers.get('payment-receipt')!).spent).toBe(String(2n * price))
+  })
+
   it('settles consumed vouchers of several channels in one batched transaction', async () => {
     const { fetcher, method } = setup()
     const a = payerClients(6, fetcher)

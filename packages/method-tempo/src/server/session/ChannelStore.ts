@@ -42,6 +42,8 @@ export type ChannelStoreOptions = {
    * must be settled before the grace period ends and the payer withdraws.
    */
   onCloseRequested?(store: Store, channelId: Hex): void
+  /** How many channels awaiting settlement are tracked (default 100,000; see `dirty`). */
+  maxDirty?: number
 }
 
 /** Per-channel session state in a Store: cached channel, highest voucher, spent counter. */
@@ -62,6 +64,8 @@ export type ChannelStore = ReturnType<typeof createChannelStore>
 
 type KeyKind = 'ch' | 'v' | 'spent' | 'ok' | 'closing'
 const keyKinds: readonly KeyKind[] = ['ch', 'v', 'spent', 'ok', 'closing']
+/** Channels awaiting settlement this process keeps track of (see `dirty`). */
+const maxDirty = 100_000
 /** Channels whose key names are remembered (past it, the memo starts over). */
 const keyMemoSize = 10_000
 const keyMemo = new Map<string, Record<KeyKind, string>>()
@@ -95,8 +99,19 @@ const key = (kind: KeyKind, channelId: string): string => {
  */
 export function createChannelStore(options: ChannelStoreOptions) {
   const { ttlMs } = options
-  /** Channels with a fully consumed voucher not yet settled on chain. */
+  /**
+   * Channels spent on since they were last settled, oldest first (the next settlement batch looks at
+   * each). Bounded: past `maxDirty` the oldest is forgotten, which loses no money (a close, a forced
+   * close seen on a re-read, or the next deduction on that channel still settles what it owes) but
+   * keeps a server that saw many abandoned channels from growing and re-reading them without end.
+   */
   const dirty = new Set<Hex>()
+  const markDirty = (channelId: Hex) => {
+    // Moved to the end: the channels spent on lately are the last to be forgotten.
+    dirty.delete(channelId)
+    if (dirty.size >= (options.maxDirty ?? maxDirty)) dirty.delete(dirty.values().next().value as Hex)
+    dirty.add(channelId)
+  }
   const waiters = new Map<string, Set<() => void>>()
   const notify = (channelId: string) => {
     for (const wake of waiters.get(channelId.toLowerCase()) ?? []) wake()
@@ -620,7 +635,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
         await raiseSpent(s, channelId, settled)
         continue
       }
-      if (spentStep!.applied) dirty.add(channelId)
+      if (spentStep!.applied) markDirty(channelId)
       return { ok: spentStep!.applied, spent: spentStep!.value, accepted: amount }
     }
     throw new StoreUnavailableError({ detail: 'The channel is under heavy contention.', retryAfter: 1 })
@@ -661,7 +676,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
     }
     if (result.closing) return { ok: false, spent: 0n, accepted: acceptedNow, closing: true }
     if (result.applied) {
-      dirty.add(channelId)
+      markDirty(channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
       // Best effort, after the deduction: a failure here must not fail a request already paid (its retry
       // would pay again), and a later deduction or the close captures what this one could not mark.

@@ -125,66 +125,85 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
       const cost = price * BigInt(sseOptions.unitsPerChunk ?? 1)
       const encoder = new TextEncoder()
       let units = 0
-      const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          const send = (text: string) => controller.enqueue(encoder.encode(text))
-          try {
-            for await (const chunk of chunks as AsyncIterable<string>) {
-              let result = await deductChunk(cost)
-              const deadline = Date.now() + parameters.voucherTimeout
-              while (!result.ok) {
-                // No voucher in time: stop metering, but still end with the receipt ("MUST include the
-                // receipt … in the final message of the stream").
-                // A channel being closed takes no more spending: end now (no voucher can reopen it).
-                if (result.closing || Date.now() >= deadline || parameters.closed()) break
-                // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
-                // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
-                const state = await meter.state()
-                send(
-                  `event: payment-need-voucher\ndata: ${JSON.stringify({
-                    acceptedCumulative: String(result.accepted),
-                    channelId,
-                    deposit: String(state.deposit),
-                    // "Minimum cumulative amount the next voucher must authorize": enough for this
-                    // chunk, and at least `minVoucherDelta` above the accepted voucher.
-                    requiredCumulative: String(max(result.spent + cost, result.accepted + minDelta)),
-                  })}\n\n`,
-                )
-                const before = result.accepted
-                while (
-                  Date.now() < deadline &&
-                  !parameters.closed() &&
-                  (await channels.accepted(s, channelId)) === before
-                )
-                  await waitForVoucher(Math.max(1, deadline - Date.now()))
-                result = await deductChunk(cost)
-              }
-              if (!result.ok) break
-              units += Number(sseOptions.unitsPerChunk ?? 1)
-              send(`data: ${chunk.replace(/\n/g, '\ndata: ')}\n\n`)
-            }
-            // "For SSE responses, the final receipt SHOULD be delivered as an event"
+      let cancelled = false
+      // The events of the stream, made one at a time as the client reads them: a chunk is charged only
+      // when the response is ready to take it (the adapter reads on as the socket drains), so a slow or
+      // gone reader is never charged for chunks buffered ahead of it.
+      async function* events(): AsyncGenerator<string> {
+        for await (const chunk of chunks as AsyncIterable<string>) {
+          if (cancelled) return
+          let result = await deductChunk(cost)
+          const deadline = Date.now() + parameters.voucherTimeout
+          while (!result.ok) {
+            // No voucher in time: stop metering, but still end with the receipt ("MUST include the
+            // receipt … in the final message of the stream").
+            // A channel being closed takes no more spending: end now (no voucher can reopen it).
+            if (result.closing || Date.now() >= deadline || parameters.closed()) break
+            // "servers MUST emit an `payment-need-voucher` event when available balance is exhausted"
+            // and "MUST pause delivery until a valid voucher advancing `acceptedCumulative` is accepted".
             const state = await meter.state()
-            send(
-              `event: payment-receipt\ndata: ${JSON.stringify({
-                method: 'tempo',
-                status: 'success',
-                timestamp: new Date().toISOString(),
-                reference: channelId,
-                ...receiptFields(
-                  challengeId,
-                  channelId,
-                  { accepted: state.acceptedCumulative, spent: state.spent },
-                  { units },
-                ),
-              })}\n\n`,
+            yield `event: payment-need-voucher\ndata: ${JSON.stringify({
+              acceptedCumulative: String(result.accepted),
+              channelId,
+              deposit: String(state.deposit),
+              // "Minimum cumulative amount the next voucher must authorize": enough for this chunk, and
+              // at least `minVoucherDelta` above the accepted voucher.
+              requiredCumulative: String(max(result.spent + cost, result.accepted + minDelta)),
+            })}\n\n`
+            const before = result.accepted
+            while (
+              !cancelled &&
+              Date.now() < deadline &&
+              !parameters.closed() &&
+              (await channels.accepted(s, channelId)) === before
             )
-            controller.close()
-          } catch (error) {
-            controller.error(error)
+              await waitForVoucher(Math.max(1, deadline - Date.now()))
+            // The client left while the stream waited: nothing more is charged.
+            if (cancelled) return
+            result = await deductChunk(cost)
           }
+          if (!result.ok) break
+          units += Number(sseOptions.unitsPerChunk ?? 1)
+          yield `data: ${chunk.replace(/\n/g, '\ndata: ')}\n\n`
+        }
+        // "For SSE responses, the final receipt SHOULD be delivered as an event"
+        const state = await meter.state()
+        yield `event: payment-receipt\ndata: ${JSON.stringify({
+          method: 'tempo',
+          status: 'success',
+          timestamp: new Date().toISOString(),
+          reference: channelId,
+          ...receiptFields(
+            challengeId,
+            channelId,
+            { accepted: state.acceptedCumulative, spent: state.spent },
+            { units },
+          ),
+        })}\n\n`
+      }
+      const source = events()
+      const body = new ReadableStream<Uint8Array>(
+        {
+          async pull(controller) {
+            try {
+              const { value, done } = await source.next()
+              if (cancelled) return
+              if (done) controller.close()
+              else controller.enqueue(encoder.encode(value))
+            } catch (error) {
+              if (!cancelled) controller.error(error)
+            }
+          },
+          async cancel() {
+            cancelled = true
+            // Ends the chunk source too (its `return`), unless the generator is mid-step: it then stops
+            // at its next check of `cancelled`.
+            await source.return(undefined).catch(() => {})
+          },
         },
-      })
+        // Nothing is made before it is read.
+        { highWaterMark: 0 },
+      )
       return new Response(body, {
         headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, private' },
       })

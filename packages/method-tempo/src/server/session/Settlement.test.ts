@@ -1,7 +1,9 @@
 import { MemoryStore, type Store } from '@mppkit/core'
 import type { Hex } from 'viem'
 import { describe, expect, it } from 'vitest'
-import { createSettlementSchedule } from './Settlement.js'
+import type { ChannelState, SessionChain } from './Chain.js'
+import { createChannelStore } from './ChannelStore.js'
+import { createSettlement, createSettlementSchedule } from './Settlement.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -66,5 +68,84 @@ describe('createSettlementSchedule', () => {
     lifetime.abort()
     await schedule.close()
     expect(calls).toHaveLength(3)
+  })
+
+  it('skips a timer tick while that server’s batch still runs (a slow node builds no backlog)', async () => {
+    const { settle, calls } = recorder({ delayMs: 100 })
+    const schedule = createSettlementSchedule(settle, 10)
+    const lifetime = new AbortController()
+    schedule.attach({ store: new MemoryStore(), report: () => {}, signal: lifetime.signal })
+    await sleep(250)
+    lifetime.abort()
+    await schedule.close()
+    // ~3 batches in 250 ms of 100 ms each, plus the one close runs; not one per 10 ms tick.
+    expect(calls.length).toBeGreaterThanOrEqual(2)
+    expect(calls.length).toBeLessThanOrEqual(5)
+  })
+})
+
+describe('createSettlement (channels awaiting settlement)', () => {
+  const payee = '0x00000000000000000000000000000000000000a1'
+  const currency = '0x20c0000000000000000000000000000000000000'
+  const id = (n: number): Hex => `0x${n.toString(16).padStart(64, '0')}`
+  const state = (fields: Partial<ChannelState> = {}): ChannelState => ({
+    payer: '0x00000000000000000000000000000000000000b2',
+    payee,
+    token: currency,
+    signer: '0x00000000000000000000000000000000000000b2',
+    deposit: '10000',
+    settled: '0',
+    closeRequestedAt: '0',
+    finalized: false,
+    readAt: Date.now(),
+    ...fields,
+  })
+  const setup = (maxDirty?: number) => {
+    const channels = createChannelStore({
+      ttlMs: 60_000,
+      stateTtl: 1_000,
+      payee,
+      currency,
+      readChannel: async () => state(),
+      ...(maxDirty === undefined ? {} : { maxDirty }),
+    })
+    const sent: unknown[] = []
+    const chain = {
+      readChannel: async () => state(),
+      sendAsPayee: async (calls: unknown[]) => {
+        sent.push(...calls)
+        return { status: 'success', transactionHash: '0x01' }
+      },
+      simulateAsPayee: async () => true,
+    } as unknown as SessionChain
+    const settlement = createSettlement({
+      chain,
+      channels,
+      escrow: '0x00000000000000000000000000000000000000e5',
+    })
+    return { channels, settlement, sent, store: new MemoryStore() }
+  }
+
+  it('forgets channels with nothing left to settle: finalized, or gone from the store', async () => {
+    const { channels, settlement, sent, store } = setup()
+    const [gone, finalized, open] = [id(1), id(2), id(3)]
+    for (const channelId of [gone, finalized, open]) channels.dirty.add(channelId)
+    await channels.saveChannel(store, finalized, state({ finalized: true }))
+    await channels.saveChannel(store, open, state())
+    expect(await settlement.settle(store)).toBeUndefined()
+    expect(sent).toEqual([])
+    // The open channel's voucher is not consumed yet: it waits for a later batch.
+    expect([...channels.dirty]).toEqual([open])
+  })
+
+  it('tracks at most maxDirty channels, forgetting the one spent on longest ago', async () => {
+    const { channels, store } = setup(3)
+    const voucher = { amount: '10', signature: '0x' as Hex }
+    for (const n of [1, 2, 3, 4, 5]) await channels.deduct(store, id(n), 1n, voucher)
+    expect([...channels.dirty]).toEqual([id(3), id(4), id(5)])
+    // Spending again on a tracked channel makes it the newest.
+    await channels.deduct(store, id(3), 1n, voucher)
+    await channels.deduct(store, id(6), 1n, voucher)
+    expect([...channels.dirty]).toEqual([id(5), id(3), id(6)])
   })
 })

@@ -52,11 +52,19 @@ export function createSettlement(parameters: SettlementParameters) {
     for (const channelId of only ?? [...dirty]) {
       const voucher = await channels.consumedVoucher(s, channelId)
       const channel = await channels.cachedChannel(s, channelId)
-      if (!voucher || !channel) continue
-      if (channel.finalized || BigInt(voucher.amount) <= BigInt(channel.settled)) {
+      // Nothing left to settle: a finalized channel, a consumed voucher already settled, or a channel
+      // the store no longer holds anything of (its keys expired).
+      if (
+        channel?.finalized ||
+        (voucher && channel && BigInt(voucher.amount) <= BigInt(channel.settled)) ||
+        (!voucher && !channel)
+      ) {
         dirty.delete(channelId)
+        refused.delete(channelId)
         continue
       }
+      // No fully consumed voucher yet (kept for a later batch), or no cached channel to check it against.
+      if (!voucher || !channel) continue
       const amount = BigInt(voucher.amount)
       if (only && refused.get(channelId) === amount) continue
       batch.push({
@@ -85,7 +93,12 @@ export function createSettlement(parameters: SettlementParameters) {
         // Not retried with every batch (it would revert each of them): a later deduction on the channel
         // marks it dirty again, and a close still captures what it owes.
         dirty.delete(entry.channelId)
-        if (only) refused.set(entry.channelId, entry.amount)
+        if (only) {
+          // Bounded: the oldest refusal is forgotten (it is only asked about again, never paid twice).
+          if (refused.size >= 10_000 && !refused.has(entry.channelId))
+            refused.delete(refused.keys().next().value as Hex)
+          refused.set(entry.channelId, entry.amount)
+        }
         report?.(
           new VerificationFailedError({
             detail: `The escrow refuses to settle channel ${entry.channelId}; it was left out of the batch.`,
@@ -160,8 +173,18 @@ export function createSettlementSchedule(
       const entry: Attached = { ...target }
       attached.add(entry)
       if (interval !== undefined && !target.signal.aborted) {
+        // A tick while this server's last batch is still queued or running is skipped: with a slow RPC,
+        // ticks would otherwise pile up and then fire back to back once it answers, delaying a prompt
+        // settlement (`settleSoon`) queued behind them.
+        let busy = false
         entry.timer = setInterval(() => {
-          run([entry]).catch((error) => entry.report(error))
+          if (busy) return
+          busy = true
+          run([entry])
+            .catch((error) => entry.report(error))
+            .finally(() => {
+              busy = false
+            })
         }, interval)
         entry.timer.unref?.()
       }
