@@ -32,6 +32,8 @@ function gateway(store: Store = new MemoryStore(), stripeClient = sdk(node)) {
         networkId: node.info.networkId,
         currency: 'usd',
         sptReplayTtlSeconds: 600,
+        // No SDK retries: the outage case needs the fault to reach the rail.
+        maxNetworkRetries: 0,
       }),
     ],
   })

@@ -39,6 +39,8 @@ export function rig(
     client: stripe,
     networkId: node.info.networkId,
     currency: 'usd',
+    // Like `sdk()`: no SDK retries unless asked, so outages reach the rail.
+    maxNetworkRetries: 0,
     ...options.server,
   })
   const server = Server.create({

@@ -94,7 +94,12 @@ describe('requires_action cleanup', () => {
   it("a failed cancel is reported to the server's onError, and the client still gets its 402", async () => {
     const errors: unknown[] = []
     const r = rig(node, { paymentMethod: 'pm_card_threeDSecureRequired' })
-    const method = stripe({ client: sdk(node), networkId: node.info.networkId, currency: 'usd' })
+    const method = stripe({
+      client: sdk(node),
+      networkId: node.info.networkId,
+      currency: 'usd',
+      maxNetworkRetries: 0,
+    })
     const server = Server.create({
       realm,
       secrets: [secret],
@@ -201,7 +206,7 @@ describe('Stripe outages: 503 + Retry-After, challenge released, one PaymentInte
   for (const { name, fault, created } of cases) {
     it(name, async () => {
       // Generous enough for a loaded CI machine; only the timeout case waits for it.
-      const r = rig(node, { stripe: sdk(node, { timeout: 2_000 }) })
+      const r = rig(node, { server: { timeout: 2_000 } })
       const authorization = await r.credential()
       const challengeId = Credential.parse(authorization).challenge.id
       node.injectFault(fault)
@@ -241,7 +246,7 @@ describe('Stripe outages: 503 + Retry-After, challenge released, one PaymentInte
   })
 
   it('with the SDK retrying on its own, a lost answer is recovered inside one request', async () => {
-    const r = rig(node, { stripe: sdk(node, { maxNetworkRetries: 2 }) })
+    const r = rig(node, { server: { maxNetworkRetries: 2 } })
     const authorization = await r.credential()
     node.injectFault({ kind: 500, when: 'after' })
     const response = await r.submit(authorization)
@@ -294,7 +299,7 @@ describe('a Stripe 500 saved against the idempotency key: consumed, never retrie
     it(`503 without Retry-After, reported, and the same credential refused as used (SDK retries: ${retries})`, async () => {
       const errors: unknown[] = []
       const r = rig(node, {
-        stripe: sdk(node, { maxNetworkRetries: retries }),
+        server: { maxNetworkRetries: retries },
         onError: (e) => errors.push(e),
       })
       const authorization = await r.credential()

@@ -38,7 +38,11 @@ export type ConnectContext = { challenge: Challenge.Challenge; request: StripeCh
 
 /** Options of {@link chargeServer}. */
 export type ChargeOptions = {
-  /** The seller's Stripe client (secret key, API version, timeouts and retries are configured on it). */
+  /**
+   * The seller's Stripe client (secret key and API version are configured on it). The calls a paid
+   * request waits on take their timeout and retries from `timeout` and `maxNetworkRetries` below, not
+   * from the client; {@link ChargeServer.refund} uses the client's own.
+   */
   client: StripeClient
   /** The seller's Stripe profile id, advertised as `methodDetails.networkId`. */
   networkId: string
@@ -64,6 +68,20 @@ export type ChargeOptions = {
   precheck?: boolean
   /** `Retry-After` seconds of a 503 when Stripe is unavailable (default 1). */
   retryAfter?: number
+  /**
+   * How long each Stripe call a paid request waits on (pre-check, PaymentIntent create, retrieve and
+   * cancel) may go without an answer, in milliseconds: the SDK's per-request `timeout` (default 15 000,
+   * where the SDK's own default is 80 000). A call that times out answers the client 503 with
+   * `Retry-After`, and the same credential may be retried.
+   */
+  timeout?: number
+  /**
+   * How many times the SDK resends one of those calls after a network error, a timeout, a 409 or a
+   * retryable 5xx (default 1): a paid request waits at most about `(maxNetworkRetries + 1) × timeout`,
+   * plus the SDK's backoff. Resends are safe: the PaymentIntent create carries the idempotency key of
+   * the challenge and token, and the SDK keys its other POST (cancel) itself.
+   */
+  maxNetworkRetries?: number
   /** How long a spent SPT is remembered in the Store, in seconds (default 7 days). */
   sptReplayTtlSeconds?: number
 }
@@ -128,9 +146,11 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
   if (typeof replayTtlSeconds !== 'number' || !Number.isFinite(replayTtlSeconds) || replayTtlSeconds <= 0)
     throw new ConfigurationError('stripe: sptReplayTtlSeconds must be a positive finite number of seconds')
   const replayTtlMs = replayTtlSeconds * 1000
+  const requestSettings = stripeRequestSettings(options)
   const staticStripeAccount = typeof options.connect === 'object' ? options.connect.stripeAccount : undefined
-  // The onError of every server this method was given to (see Method.SetupContext).
-  const reporters: ((error: unknown) => void)[] = []
+  // The onError of every server this method is set up with (see Method.SetupContext), until that
+  // server closes: a closed server is not kept alive by the method, nor told of later errors.
+  const reporters = new Set<(error: unknown) => void>()
   const report = (error: unknown) => {
     for (const reporter of reporters) reporter(error)
   }
@@ -152,12 +172,10 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
   /** Spec step 5 (optional pre-check): the granted token's state and limits, read without side effects. */
   const precheck = async (spt: string, request: StripeChargeRequest, stripeAccount: string | undefined) => {
     const token = await stripeCall(() =>
-      client.rawRequest(
-        'GET',
-        `/v1/shared_payment/granted_tokens/${spt}`,
-        undefined,
-        stripeAccount ? { stripeAccount } : {},
-      ),
+      client.rawRequest('GET', `/v1/shared_payment/granted_tokens/${spt}`, undefined, {
+        ...requestSettings,
+        ...(stripeAccount ? { stripeAccount } : {}),
+      }),
     )
     const reason = token?.deactivated_reason
     const limits = token?.usage_limits ?? {}
@@ -177,8 +195,10 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
 
   return {
     definition: charge,
-    setup({ report }) {
-      reporters.push(report)
+    setup({ report, signal }) {
+      if (signal.aborted) return
+      reporters.add(report)
+      signal.addEventListener('abort', () => reporters.delete(report), { once: true })
     },
     defaults: {
       ...(currency !== undefined ? { currency } : {}),
@@ -228,7 +248,9 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       const intentKey = intentKeyOf(payload.spt, challenge.id)
       const pendingId = await store.get(intentKey)
       if (pendingId !== undefined) {
-        const pending = await stripeCall(() => client.paymentIntents.retrieve(pendingId, {}, connect.options))
+        const pending = await stripeCall(() =>
+          client.paymentIntents.retrieve(pendingId, {}, { ...requestSettings, ...connect.options }),
+        )
         // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
         if (pending?.status === 'succeeded' && pending.id === pendingId)
           return { reference: pendingId, ...receipt }
@@ -253,7 +275,11 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       // challenge id once, so only the one request holding the challenge can get here. (Not when what
       // Stripe saved for the key is its own failure: see below.)
       const paymentIntent = await client.paymentIntents
-        .create(params, { idempotencyKey: `${challenge.id}_${payload.spt}`, ...connect.options })
+        .create(params, {
+          idempotencyKey: `${challenge.id}_${payload.spt}`,
+          ...requestSettings,
+          ...connect.options,
+        })
         .catch((error: unknown) => {
           // Stripe failed once it began executing, and keeps that failure for the idempotency key: the
           // token may be charged, and a resend of this credential would only replay the failure. "A
@@ -268,6 +294,8 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
               consumed: true,
               cause: { challengeId: challenge.id, ...stripeErrorSummary(error) },
             })
+          // Anything else (a timeout or a lost connection included) is not kept for the key: a resend of
+          // this credential gets Stripe's real result, so the challenge is released with Retry-After.
           throw fromStripeError(error, retryAfter) ?? error
         })
       // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
@@ -287,15 +315,17 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       }
       if (paymentIntent?.status === 'requires_action') {
         // An agent cannot complete 3-D Secure: the intent is canceled so it does not linger.
-        await client.paymentIntents.cancel(paymentIntent.id, {}, connect.options).catch((cause: unknown) =>
-          report(
-            new BaseError(`stripe: canceling PaymentIntent ${paymentIntent.id} (requires_action) failed`, {
-              code: 'stripe_cancel_failed',
-              // Only what identifies the failure: an SDK error carries the raw PaymentIntent and its SPT.
-              cause: stripeErrorSummary(cause),
-            }),
-          ),
-        )
+        await client.paymentIntents
+          .cancel(paymentIntent.id, {}, { ...requestSettings, ...connect.options })
+          .catch((cause: unknown) =>
+            report(
+              new BaseError(`stripe: canceling PaymentIntent ${paymentIntent.id} (requires_action) failed`, {
+                code: 'stripe_cancel_failed',
+                // Only what identifies the failure: an SDK error carries the raw PaymentIntent and its SPT.
+                cause: stripeErrorSummary(cause),
+              }),
+            ),
+          )
         throw new VerificationFailedError({
           reason: 'requires_action',
           detail:
@@ -338,6 +368,34 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       }
     },
   }
+}
+
+/** The largest timeout Node's timers take (2^31 - 1 ms); a longer one would fire at once. */
+const maxTimeoutMs = 2_147_483_647
+
+/**
+ * The `stripe` SDK's per-request `timeout` and `maxNetworkRetries` of the calls a paid request waits on.
+ * The SDK's defaults (80 s, each timeout retried) would hold a paid request for minutes while Stripe
+ * hangs; and the SDK silently ignores a non-integer value, so one is refused here.
+ *
+ * @example
+ * ```ts
+ * stripeRequestSettings({ timeout: 5_000 }) // { timeout: 5000, maxNetworkRetries: 1 }
+ * ```
+ */
+function stripeRequestSettings(options: Pick<ChargeOptions, 'timeout' | 'maxNetworkRetries'>): {
+  timeout: number
+  maxNetworkRetries: number
+} {
+  const timeout = options.timeout ?? 15_000
+  if (!Number.isInteger(timeout) || timeout <= 0 || timeout > maxTimeoutMs)
+    throw new ConfigurationError(
+      `stripe: timeout must be a positive integer number of milliseconds (at most ${maxTimeoutMs})`,
+    )
+  const maxNetworkRetries = options.maxNetworkRetries ?? 1
+  if (!Number.isSafeInteger(maxNetworkRetries) || maxNetworkRetries < 0)
+    throw new ConfigurationError('stripe: maxNetworkRetries must be a non-negative integer')
+  return { timeout, maxNetworkRetries }
 }
 
 /** Store key binding a spent SPT (by hash, never the token itself) to the challenge that settles it. */
