@@ -226,6 +226,29 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     expect(errors).toEqual([])
   })
 
+  it('cleans up by itself every five minutes unless told not to; bad intervals are refused', () => {
+    const intervals: number[] = []
+    const original = globalThis.setInterval
+    globalThis.setInterval = ((fn: () => void, ms: number) => {
+      intervals.push(ms)
+      return original(fn, ms)
+    }) as typeof setInterval
+    try {
+      const stores = [
+        new PostgresStore({ pool: pool(1), schema }),
+        new PostgresStore({ pool: pool(1), schema, cleanupIntervalMs: false }),
+      ]
+      expect(intervals).toEqual([300_000])
+      for (const store of stores) void store.close()
+    } finally {
+      globalThis.setInterval = original
+    }
+    for (const cleanupIntervalMs of [0, -1, Number.NaN, 2 ** 31])
+      expect(() => new PostgresStore({ pool: pool(1), schema, cleanupIntervalMs })).toThrow(
+        /cleanupIntervalMs must be a positive number/,
+      )
+  })
+
   it('uses a pool passed in and leaves it open on close', async () => {
     const own = pool(1)
     const store = new PostgresStore({ pool: own, schema })

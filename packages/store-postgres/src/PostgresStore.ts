@@ -49,8 +49,12 @@ export type PostgresStoreOptions = {
    * DDL by itself: create the table beforehand with {@link PostgresStore.migrate} as a privileged role.
    */
   autoMigrate?: boolean
-  /** When set, expired rows are deleted every `cleanupIntervalMs` (the timer does not keep the process alive). */
-  cleanupIntervalMs?: number
+  /**
+   * Expired rows are deleted every `cleanupIntervalMs` (default 300,000: five minutes; the timer does
+   * not keep the process alive). `false`: never by itself (call `cleanup()` on your own schedule). Expired
+   * rows are already treated as absent: this keeps the table from growing with every consumed challenge.
+   */
+  cleanupIntervalMs?: number | false
   /** Seconds a client should wait before retrying when PostgreSQL is unavailable (default 1). */
   retryAfter?: number
   /**
@@ -60,6 +64,9 @@ export type PostgresStoreOptions = {
    */
   onError?: (error: Error) => void
 }
+
+/** How often expired rows are deleted unless `cleanupIntervalMs` says otherwise (ms). */
+const defaultCleanupIntervalMs = 300_000
 
 /**
  * PostgreSQL refused an operation for a reason a retry does not fix: permission denied (`42501`), the
@@ -270,14 +277,18 @@ export class PostgresStore implements Store {
     // pg emits 'error' on the pool when an idle connection dies (server restart, pg_terminate_backend);
     // without a listener that would crash the process. The pool drops the connection and opens a new one.
     this.pool.on('error', this.#onError)
-    if (options.cleanupIntervalMs !== undefined) {
-      if (!(options.cleanupIntervalMs > 0)) throw new ConfigurationError('cleanupIntervalMs must be positive')
+    const cleanupIntervalMs = options.cleanupIntervalMs ?? defaultCleanupIntervalMs
+    if (cleanupIntervalMs !== false) {
+      if (!(cleanupIntervalMs > 0) || cleanupIntervalMs > 2_147_483_647)
+        throw new ConfigurationError(
+          'cleanupIntervalMs must be a positive number of milliseconds (at most 2147483647), or false',
+        )
       this.#timer = setInterval(() => {
         this.cleanup().catch((error: Error) => {
           // A PostgresStoreError was reported when it was raised.
           if (!(error instanceof PostgresStoreError)) this.#onError(error)
         })
-      }, options.cleanupIntervalMs)
+      }, cleanupIntervalMs)
       this.#timer.unref()
     }
   }
