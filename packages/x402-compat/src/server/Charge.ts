@@ -34,6 +34,8 @@ import {
   receiptOf,
   recentLogs,
   refuse,
+  sendFromWallet,
+  settleOrFind,
   type Wallet,
   withTimeout,
 } from './Shared.js'
@@ -263,27 +265,29 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         store,
         key,
         ttl,
-        async () => {
-          try {
-            return options.facilitator
-              ? await settleWithFacilitator(
-                  options.facilitator,
-                  reader,
-                  request,
-                  payload,
-                  credential,
-                  timeout,
-                )
-              : await settleWithWallet(options.wallet!, reader, request, payload, timeout)
-          } catch (error) {
-            // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
-            // whose claim was released): the authorization is then used on chain and any new attempt is
-            // refused. Serve the payer once if the chain shows this authorization paid this request.
-            const landed = await landedAuthorization(reader, request, payload, timeout).catch(() => undefined)
-            if (landed) return landed
-            throw error
-          }
-        },
+        () =>
+          // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
+          // whose claim was released): the authorization is then used on chain and any new attempt is
+          // refused. When the outcome is unknown, the payer is served once if the chain shows this
+          // authorization paid this request; a definite refusal is answered without that search.
+          settleOrFind(
+            store,
+            key,
+            ttl,
+            (sending) =>
+              options.facilitator
+                ? settleWithFacilitator(
+                    options.facilitator,
+                    reader,
+                    request,
+                    payload,
+                    credential,
+                    timeout,
+                    sending,
+                  )
+                : settleWithWallet(options.wallet!, reader, request, payload, timeout, sending),
+            () => landedAuthorization(reader, request, payload, timeout),
+          ),
         { detail: 'This authorization was already used.', reason: 'authorization-used' },
       )
       return settled(reference, payload.from)
@@ -333,6 +337,8 @@ async function settleWithFacilitator(
   payload: AuthorizationPayload,
   credential: { challenge: { expires?: string } },
   timeout: number,
+  /** Called once the facilitator is asked to settle: from then on the transfer may land. */
+  sending: () => void,
 ): Promise<string> {
   const original = relayed.get(credential as never)
   const requirement = original?.requirement ?? requirementOf(request, 300)
@@ -344,7 +350,7 @@ async function settleWithFacilitator(
   }
   // The facilitator's word is checked against this payment (and, with a reader, the chain) before it
   // serves anyone; a contradicting answer is refused (the lookup in `settle` still finds a real transfer).
-  const settled = await facilitate(facilitator, document, requirement, timeout)
+  const settled = await facilitate(facilitator, document, requirement, timeout, async () => sending())
   return confirmedAuthorization(settled, { request, payload, reader, timeout })
 }
 
@@ -381,6 +387,8 @@ async function settleWithWallet(
   request: EvmChargeRequest,
   payload: AuthorizationPayload,
   timeout: number,
+  /** Called before the transaction is handed to the wallet: from then on it may land. */
+  sending: () => void,
 ): Promise<string> {
   const { r, s, v, yParity } = parseSignature(payload.signature as Hex)
   const call = {
@@ -412,14 +420,14 @@ async function settleWithWallet(
         ),
     )
   let hash: Hex
+  sending()
   try {
     hash = await withTimeout(
-      wallet.sendTransaction({
-        account: wallet.account,
-        to: request.currency,
-        data: encodeFunctionData(call),
-        gas: 300_000n,
-      }),
+      sendFromWallet(
+        wallet,
+        { account: wallet.account, to: request.currency, data: encodeFunctionData(call), gas: 300_000n },
+        timeout,
+      ),
       timeout,
     )
   } catch (cause) {

@@ -12,6 +12,8 @@ import {
   receiptOf,
   recentLogs,
   refuse,
+  sendFromWallet,
+  settleOrFind,
   type Wallet,
 } from './Shared.js'
 
@@ -134,9 +136,10 @@ async function funded(context: Permit2Context, currency: Address, owner: Address
 
 /**
  * Submits a verified Permit2 credential once (replay token: owner and Permit2 nonce), after an
- * `eth_call` simulation, and checks the receipt's `Transfer` logs. When a submission fails, including
- * one whose answer was lost after it landed (then a new attempt reverts on the used nonce), the chain
- * is searched for this very permit before the failure is answered (see landedPermit2).
+ * `eth_call` simulation, and checks the receipt's `Transfer` logs. When a submission fails with an
+ * unknown outcome (its answer lost after it landed, or a retry refused after such an attempt: then it
+ * reverts on the used nonce), the chain is searched for this very permit before the failure is answered
+ * (see landedPermit2 and settleOrFind); a definite refusal (balance, allowance, simulation) is not.
  *
  * @see draft-evm-charge-00 §"Permit2 Verification" steps 11–14
  */
@@ -170,21 +173,21 @@ export function settlePermit2(
     input.store,
     key,
     ttl,
-    async () => {
-      try {
-        await funded(context, request.currency as Address, owner, BigInt(request.amount))
-        return await submit(context, data, call, transfers)
-      } catch (error) {
-        // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
-        // whose claim was released): the nonce is then used on chain and any new submission reverts.
-        // Serve the payer once if the chain holds this very permit, submitted and successful.
-        const landed = await landedPermit2(context, data, request.currency as Address, transfers).catch(
-          () => undefined,
-        )
-        if (landed) return landed
-        throw error
-      }
-    },
+    () =>
+      // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
+      // whose claim was released): the nonce is then used on chain and any new submission reverts.
+      // When the outcome is unknown, the payer is served once if the chain holds this very permit,
+      // submitted and successful; a definite refusal is answered without that search.
+      settleOrFind(
+        input.store,
+        key,
+        ttl,
+        async (sending) => {
+          await funded(context, request.currency as Address, owner, BigInt(request.amount))
+          return submit(context, data, call, transfers, sending)
+        },
+        () => landedPermit2(context, data, request.currency as Address, transfers),
+      ),
     { detail: 'This permit was already used.', reason: 'permit-used' },
   )
 }
@@ -195,6 +198,8 @@ async function submit(
   data: Hex,
   call: ReturnType<typeof Permit2.call>,
   transfers: { token: string; to: string; value: bigint; from: Address }[],
+  /** Called before the transaction is handed to the wallet: from then on it may land. */
+  sending: () => void,
 ): Promise<string> {
   const account = context.wallet.account!
   // "Servers SHOULD simulate the transaction via eth_call before submitting": a permit that would
@@ -209,8 +214,9 @@ async function submit(
           'permit-reverts',
         ),
     )
+  sending()
   const hash = await onChain(
-    context.wallet.sendTransaction({ account, to: context.permit2, data, gas: 400_000n }),
+    sendFromWallet(context.wallet, { account, to: context.permit2, data, gas: 400_000n }, context.timeout),
     context.timeout,
   )
   const receipt = await receiptOf(context.wallet, hash, context.timeout)

@@ -166,6 +166,85 @@ export async function once(
 }
 
 /**
+ * Runs one settlement attempt and, when it fails with an outcome that is unknown, searches the chain
+ * (`landed`) for the settlement whose answer was lost, so a payer whose transfer landed is served once.
+ * The search (a block number and a ~10 000-block log query) is costly, so it runs only when the transfer
+ * may have landed: the attempt fails as an outage (a 5xx, a timeout, an unexpected error), or after it
+ * called `sending` (a transaction may have been broadcast: a receipt that never came, a revert because a
+ * copy landed first, a facilitator's failed or contradicting settle answer). A definite refusal before
+ * anything was sent (no balance, a reverting simulation, a facilitator saying invalid) answers as it is,
+ * unless an earlier attempt of the same replay token ended unknown (`key` + `:unknown`, kept in the Store
+ * until the token's claim lapses): then its transfer may be what the chain now refuses this one for.
+ *
+ * @example
+ * ```ts
+ * const hash = await settleOrFind(store, key, ttl, (sending) => submit(sending), () => landed())
+ * ```
+ */
+export async function settleOrFind(
+  store: MethodStore,
+  key: string,
+  ttlMs: number,
+  attempt: (sending: () => void) => Promise<string>,
+  landed: () => Promise<string | undefined>,
+): Promise<string> {
+  let sent = false
+  try {
+    return await attempt(() => {
+      sent = true
+    })
+  } catch (error) {
+    const unknown = sent || !PaymentError.is(error) || error.status >= 500
+    const marker = `${key}:unknown`
+    // A Store that cannot answer is no reason to leave a landed payment unserved: search then.
+    const earlier = !unknown && (await store.get(marker).catch(() => 'unreadable')) !== undefined
+    if (unknown || earlier) {
+      const found = await landed().catch(() => undefined)
+      if (found) return found
+    }
+    if (unknown) await store.set(marker, 'unknown', ttlMs).catch(() => {})
+    throw error
+  }
+}
+
+/** The tail of each server account's queue of sends (by lowercase address), while it has one. */
+const sendQueues = new Map<string, Promise<void>>()
+
+/**
+ * Broadcasts a transaction from the server's wallet, one send at a time per account, and returns its
+ * hash. viem takes the nonce of a local account without a nonce manager from the node's pending count
+ * at each send: two sends prepared at the same moment take the same nonce, and one is refused ("nonce
+ * too low", "replacement underpriced") or replaces the other, failing a valid payment. Queued, each send
+ * reads the count once the previous one was broadcast (the node counts it), and a failed send leaves
+ * nothing to repair: the next one reads the chain again. Waiting for receipts is left to the caller,
+ * outside the queue, so confirmations still overlap. A send still queued at `timeout` is never started
+ * (its caller has answered 503); one that hangs releases the queue at its own `timeout`.
+ *
+ * @example
+ * ```ts
+ * const hash = await withTimeout(sendFromWallet(wallet, { account, to, data, gas }, timeout), timeout)
+ * ```
+ */
+export function sendFromWallet(wallet: Wallet, args: Record<string, unknown>, timeout: number): Promise<Hex> {
+  const key = wallet.account?.address.toLowerCase() ?? ''
+  const deadline = Date.now() + timeout
+  const turn = (sendQueues.get(key) ?? Promise.resolve()).then(() => {
+    const left = deadline - Date.now()
+    if (left <= 0) throw new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })
+    return withTimeout(wallet.sendTransaction(args), left)
+  })
+  const tail = turn.then(
+    () => {},
+    () => {},
+  )
+  sendQueues.set(key, tail)
+  void tail.then(() => {
+    if (sendQueues.get(key) === tail) sendQueues.delete(key)
+  })
+  return turn
+}
+
+/**
  * Verifies then settles one x402 payment through a facilitator, each call under `timeout`: a refusal is a
  * 402 carrying the facilitator's reason, an unreachable or slow facilitator a 503 + Retry-After (nothing
  * consumed). Returns the facilitator's settle response (`transaction`, and `payer` when it gives one).
