@@ -28,16 +28,25 @@ export const secret = 'solana-charge-test-secret-0123456789abcdef'
  */
 export type ProxyMode = 'up' | 'down' | 'lost-after-send' | 'errors-after-send'
 
-/** A JSON-RPC proxy in front of the node, to simulate outages (see {@link ProxyMode}). */
+/**
+ * A JSON-RPC proxy in front of the node, to simulate outages (see {@link ProxyMode}) and slow methods
+ * (`hold`), and to count the calls of each method (`calls`).
+ */
 export async function rpcProxy(target: string) {
   let mode: ProxyMode = 'up'
   let sent = false
   let requests = 0
+  const calls = new Map<string, number>()
+  const held = new Map<string, number>()
   const server: Server = createServer(async (req, res) => {
     requests++
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks).toString()
+    const called = String((JSON.parse(body) as { method?: unknown }).method)
+    calls.set(called, (calls.get(called) ?? 0) + 1)
+    const hold = held.get(called)
+    if (hold) await new Promise((resolve) => setTimeout(resolve, hold))
     if (sent && mode === 'lost-after-send') return req.socket.destroy()
     if (sent && mode === 'errors-after-send') {
       res.writeHead(502, { 'content-type': 'text/plain' })
@@ -74,6 +83,12 @@ export async function rpcProxy(target: string) {
   return {
     url: `http://127.0.0.1:${port}`,
     requests: () => requests,
+    /** How many calls of a JSON-RPC method reached the proxy. */
+    calls: (method: string) => calls.get(method) ?? 0,
+    /** Holds the calls of `method` this long before forwarding them (0: no longer). */
+    hold(method: string, ms: number) {
+      held.set(method, ms)
+    },
     /** Switches the mode; `down` closes the port (and every connection), leaving `down` opens it again. */
     async set(next: ProxyMode) {
       if (next === 'down' && mode !== 'down') await stop()

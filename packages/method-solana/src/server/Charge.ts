@@ -25,6 +25,7 @@ import {
   RpcUnavailableError,
   unavailable,
 } from '../internal/rpc.js'
+import { sharedRead, until } from '../internal/shared.js'
 import { charge, normalizeNetwork, type SolanaChargeRequest } from '../Methods.js'
 
 /** A split the server asks for. @see draft-solana-charge-00 §"Method Details", `splits` */
@@ -66,11 +67,16 @@ export type ChargeOptions = {
   maxComputeUnitLimit?: number
   /** Largest priority fee (micro-lamports per CU) a sponsored transaction may set (default 1 000 000). */
   maxComputeUnitPrice?: bigint
-  /** Put a recent blockhash into each challenge (one RPC call per 402; default true). */
+  /**
+   * Put a recent blockhash into each challenge (default true). One `getLatestBlockhash` in flight serves
+   * every 402 that comes meanwhile; a 402 waits for it at most 1 s (else it goes without, and the client
+   * fetches one).
+   */
   recentBlockhash?: boolean
   /**
    * Below this fee payer balance (lamports, default 10 000 000 = 0.01 SOL) challenges fall back to
-   * client-paid fees (`feePayer` absent). The balance is read at most every 5 s.
+   * client-paid fees (`feePayer` absent). The balance is read at most every 5 s; a 402 waits for a
+   * re-read at most 1 s, then goes by the previous answer (none yet: client-paid fees).
    */
   minFeePayerLamports?: bigint
   /** fetch used for RPC calls (tests). */
@@ -146,35 +152,83 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
 
   const minFeePayerLamports = options.minFeePayerLamports ?? 10_000_000n
   let feePayerBalance: { at: number; funded: Promise<boolean> } | undefined
+  // The last balance answer, used by a 402 while a newer read is slower than `hintWait` (see prepare).
+  let lastFunded = false
   const feePayerFunded = (): Promise<boolean> => {
     if (feePayerBalance && Date.now() - feePayerBalance.at < 5_000) return feePayerBalance.funded
     const funded = rpc<{ value: number }>('getBalance', [sponsor, { commitment: 'confirmed' }])
       .then((answer) => BigInt(answer.value) >= minFeePayerLamports)
       .catch(() => false)
+    funded.then((answer) => {
+      lastFunded = answer
+    })
     feePayerBalance = { at: Date.now(), funded }
     return funded
   }
 
-  // Token accounts seen to exist (address → when). Only existence is remembered, and only for a minute:
-  // an account closed meanwhile makes the node's preflight or simulation refuse the transaction.
+  // One getLatestBlockhash in flight at a time, shared by the 402s that come meanwhile: however many
+  // clients ask, the node gets at most one call per round trip. Its answer is not kept after it came: two
+  // payments of one payer for one charge built on the same blockhash are the identical transaction (one
+  // signature: the second is refused as already processed or used), so a blockhash kept for a second would
+  // fail a client paying twice in that second, where a fresh read gives it the node's newer blockhash.
+  // The field is "advisory and short-lived; it MUST NOT be assumed to remain valid for the full lifetime
+  // of the payment challenge": an outage or a slow node omits it ("If omitted, clients MUST fetch a
+  // recent blockhash themselves").
+  const latestBlockhash = sharedRead(
+    () =>
+      rpc<{ value: { blockhash: string } }>('getLatestBlockhash', [{ commitment }]).then(
+        (latest) => latest?.value?.blockhash || undefined,
+        () => undefined,
+      ),
+    0,
+  )
+  // How long a 402 waits for what it can be issued without (the blockhash and token program hints, the
+  // recipient's account check, a balance re-read); the reads go on, and the mint, account and balance
+  // answers fill their caches for later 402s.
+  const hintWait = Math.min(options.timeout ?? 10_000, 1_000)
+
+  // Token accounts seen to exist (program and address → when). Only existence is remembered, and only for
+  // a minute: an account closed meanwhile makes the node's preflight or simulation refuse the transaction.
   const existing = new Map<string, number>()
+  // Lookups in flight (program and address → whether it exists): concurrent 402s and verifications that
+  // need the same account share one getMultipleAccounts instead of each sending their own.
+  const looking = new Map<string, Promise<boolean>>()
   /** The token accounts of `addresses` that do not exist (or are not accounts of `tokenProgram`). */
   const missingTokenAccounts = async (addresses: readonly string[], tokenProgram: string) => {
     const now = Date.now()
-    const unknown = [...new Set(addresses)].filter((key) => !((existing.get(key) ?? 0) > now - 60_000))
-    if (unknown.length === 0) return []
-    const answer = await guard(() =>
-      rpc<{ value: ({ owner: string } | null)[] }>('getMultipleAccounts', [
-        unknown,
-        { encoding: 'base64', commitment: 'confirmed', dataSlice: { offset: 0, length: 0 } },
-      ]),
+    const keyOf = (address: string) => `${tokenProgram}/${address}`
+    const unknown = [...new Set(addresses)].filter(
+      (address) => !((existing.get(keyOf(address)) ?? 0) > now - 60_000),
     )
-    if (existing.size > 4096) existing.clear()
-    return unknown.filter((key, i) => {
-      const found = answer.value?.[i]?.owner === tokenProgram
-      if (found) existing.set(key, now)
-      return !found
-    })
+    if (unknown.length === 0) return []
+    const asked = unknown.filter((address) => !looking.has(keyOf(address)))
+    if (asked.length > 0) {
+      const answer = guard(() =>
+        rpc<{ value: ({ owner: string } | null)[] }>('getMultipleAccounts', [
+          asked,
+          { encoding: 'base64', commitment: 'confirmed', dataSlice: { offset: 0, length: 0 } },
+        ]),
+      )
+      asked.forEach((address, i) => {
+        const key = keyOf(address)
+        const exists = answer.then((found) => {
+          const owned = found.value?.[i]?.owner === tokenProgram
+          if (owned) {
+            if (existing.size > 4096) existing.clear()
+            existing.set(key, now)
+          }
+          return owned
+        })
+        looking.set(key, exists)
+        const done = () => {
+          if (looking.get(key) === exists) looking.delete(key)
+        }
+        exists.then(done, done)
+      })
+    }
+    // Taken before any await: every key is in flight now (asked above or by a concurrent caller).
+    const found = await Promise.all(unknown.map((address) => looking.get(keyOf(address))!))
+    return unknown.filter((_, i) => !found[i])
   }
 
   const methodDetails = (): NonNullable<SolanaChargeRequest['methodDetails']> => {
@@ -238,19 +292,38 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       // Confidential charges (type="bundle") need the ZK ElGamal proof program: never issued here.
       if (details.confidential === true)
         throw new ConfigurationError('solana: confidential (bundle) charges are not supported by this server')
-      // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
-      // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
-      if (details.feePayer === true && !(await feePayerFunded())) {
-        delete details.feePayer
-        delete details.feePayerKey
+      // The lookups are independent and start together; none holds the 402 past `hintWait`.
+      const deadline = Date.now() + hintWait
+      const blockhash =
+        options.recentBlockhash !== false ? until(latestBlockhash(), deadline, undefined) : undefined
+      // A balance read slower than that answers with the previous one (false before any).
+      const funded =
+        details.feePayer === true
+          ? until(feePayerFunded(), deadline, undefined).then((answer) => answer ?? lastFunded)
+          : undefined
+      // The recipient's account is looked up beside the mint when the token program is already known.
+      const recipientMissing = async (tokenProgram: string) => {
+        const ata = await associatedTokenAddress(request.recipient, request.currency, tokenProgram)
+        const missing = await until(missingTokenAccounts([ata], tokenProgram), deadline, []).catch(() => [])
+        return missing.length > 0 ? ata : undefined
       }
+      const early =
+        request.currency !== 'sol' && details.tokenProgram !== undefined
+          ? { tokenProgram: details.tokenProgram as string, ata: recipientMissing(details.tokenProgram) }
+          : undefined
+      early?.ata.catch(() => undefined) // awaited below unless the mint check throws first
       // "Servers SHOULD include this field as a hint to avoid the extra RPC lookup."
       // A mint this server would refuse at verification (not a mint, other decimals or token program, a
       // transfer fee or hook…) gets no challenge: a push client sends its payment before presenting it,
       // so a challenge issued for such a mint would be paid and then refused. An operator error, reported.
-      // A mint that cannot be read now (an outage) leaves the hint out; verification reads it again.
+      // A mint that cannot be read now (an outage, or slower than `hintWait`) leaves the hint out;
+      // verification reads it again.
       if (request.currency !== 'sol') {
-        const tokenProgram = await tokenProgramOf({ ...request, methodDetails: details }).catch((error) => {
+        const tokenProgram = await until(
+          tokenProgramOf({ ...request, methodDetails: details }),
+          deadline,
+          undefined,
+        ).catch((error) => {
           if (error instanceof VerificationFailedError)
             throw new ConfigurationError(`solana: cannot charge in mint ${request.currency}: ${error.detail}`)
           return undefined
@@ -261,20 +334,23 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       // "MUST NOT issue a challenge that requires creating it": a missing one leaves this offer out (an
       // operator error, reported); an unreadable one does not block the challenge (verification checks).
       if (request.currency !== 'sol' && details.tokenProgram !== undefined) {
-        const ata = await associatedTokenAddress(request.recipient, request.currency, details.tokenProgram)
-        const missing = await missingTokenAccounts([ata], details.tokenProgram).catch(() => [])
-        if (missing.length > 0)
+        const ata = await (early?.tokenProgram === details.tokenProgram
+          ? early.ata
+          : recipientMissing(details.tokenProgram))
+        if (ata !== undefined)
           throw new ConfigurationError(
             `solana: the recipient's token account ${ata} (owner ${request.recipient}) does not exist; create it before charging in this mint`,
           )
       }
-      if (options.recentBlockhash !== false) {
-        // Advisory only ("MUST NOT be assumed to remain valid"); an outage just omits it.
-        const latest = await rpc<{ value: { blockhash: string } }>('getLatestBlockhash', [
-          { commitment },
-        ]).catch(() => undefined)
-        if (latest?.value?.blockhash) details.recentBlockhash = latest.value.blockhash
+      // "Servers MUST monitor fee payer balance and reject new fee-sponsored requests when insufficient.
+      // The server SHOULD return a 402 with `feePayer: false`": low (or unreadable) balance → no sponsorship.
+      if (funded && !(await funded)) {
+        delete details.feePayer
+        delete details.feePayerKey
       }
+      // Advisory only ("MUST NOT be assumed to remain valid"); an outage just omits it.
+      const recent = await blockhash
+      if (recent) details.recentBlockhash = recent
       return { ...request, methodDetails: details }
     },
 
