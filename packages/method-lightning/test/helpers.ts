@@ -5,7 +5,9 @@ import type { LightningNodeInfo } from '../../devnet/src/lightning/index.js'
 
 /**
  * A TCP proxy in front of a node's gRPC socket that the outage tests turn off: `down` drops every open
- * connection and refuses new ones, as a crashed or unreachable LND does.
+ * connection and refuses new ones, as a crashed or unreachable LND does; `stall` keeps every connection
+ * open and accepts new ones but passes nothing on either way from then on, as a hung LND or a connection
+ * that died without a reset does (nothing fails: calls just get no answer).
  */
 export async function nodeProxy(target: string) {
   const [host, port] = [
@@ -13,11 +15,17 @@ export async function nodeProxy(target: string) {
     Number(target.slice(target.lastIndexOf(':') + 1)),
   ]
   let down = false
+  let stalled = false
   const sockets = new Set<Socket>()
   const { connect } = await import('node:net')
   const server: Server = createServer((client) => {
     if (down) {
       client.destroy()
+      return
+    }
+    if (stalled) {
+      sockets.add(client)
+      client.on('error', () => client.destroy())
       return
     }
     const upstream = connect(port, host)
@@ -30,7 +38,11 @@ export async function nodeProxy(target: string) {
     }
     client.on('error', drop).on('close', drop)
     upstream.on('error', drop).on('close', drop)
-    client.pipe(upstream).pipe(client)
+    // Forwarded while not stalled (what a stall swallows is gone: the connection never recovers).
+    const forward = (from: Socket, to: Socket) =>
+      from.on('data', (chunk) => stalled || to.write(chunk)).on('end', () => stalled || to.end())
+    forward(client, upstream)
+    forward(upstream, client)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
@@ -42,6 +54,9 @@ export async function nodeProxy(target: string) {
     },
     up() {
       down = false
+    },
+    stall() {
+      stalled = true
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -8,7 +8,8 @@ export type Issued = { request: string; paymentHash: string; network: 'mainnet' 
 
 /**
  * Asks the node for a fresh invoice of `sats` expiring with the challenge, and checks what it returned
- * before it goes into a challenge: amount, hash and expiry.
+ * before it goes into a challenge: amount, hash and expiry. A node that is down, or gives no answer
+ * within `timeoutMs`, throws `ServiceUnavailableError` (503 + Retry-After).
  *
  * "Servers MUST verify this consistency before issuing the challenge." / "The server MUST verify that
  * the amount encoded in the BOLT11 invoice matches the intended charge amount before issuing the
@@ -17,19 +18,22 @@ export type Issued = { request: string; paymentHash: string; network: 'mainnet' 
  */
 export async function issueInvoice(
   lnd: AuthenticatedLnd,
-  parameters: { sats: bigint; description?: string | undefined; expires: string },
+  parameters: { sats: bigint; description?: string | undefined; expires: string; timeoutMs: number },
 ): Promise<Issued> {
   const expiresAt = Expires.parse(parameters.expires)
   // "Servers MUST NOT set the `expires` auth-param to a time later than the invoice's BOLT11 expiry
   // time." BOLT11 expiries are whole seconds after a whole-second timestamp, and `lightning` rounds the
   // requested lifetime: ask for one second more so the invoice never ends before the challenge.
-  const created = await call(() =>
-    createInvoice({
-      lnd,
-      tokens: Number(parameters.sats),
-      ...(parameters.description !== undefined ? { description: parameters.description } : {}),
-      expires_at: new Date(expiresAt + 1_000).toISOString(),
-    }),
+  const created = await call(
+    () =>
+      createInvoice({
+        lnd,
+        tokens: Number(parameters.sats),
+        ...(parameters.description !== undefined ? { description: parameters.description } : {}),
+        expires_at: new Date(expiresAt + 1_000).toISOString(),
+      }),
+    // A node that does not answer gets a 503, never a 402 held open.
+    parameters.timeoutMs,
   )
   const decoded = Invoice.tryDecode(created.request)
   const broken = (detail: string) =>

@@ -1,4 +1,4 @@
-import { ConfigurationError, ServiceUnavailableError } from '@mppkit/core/client'
+import { BaseError, ConfigurationError, ServiceUnavailableError } from '@mppkit/core/client'
 
 /**
  * True for a rejection of the `lightning` package that means the node could not be reached (its
@@ -20,10 +20,78 @@ export function unavailable(cause: unknown): ServiceUnavailableError {
   })
 }
 
-/** Runs a node call, turning "node unreachable" into {@link unavailable}. */
-export async function call<T>(run: () => Promise<T>): Promise<T> {
+/**
+ * How long the server waits for its node, in ms: `callMs` for one call (an invoice issued or looked up,
+ * a payment looked up), `payMs` for a refund payment. `lightning` sets no gRPC deadline, so a node that
+ * stalls, or a connection that died without a reset, would otherwise hold a request forever.
+ */
+export type NodeTimeouts = { callMs: number; payMs: number }
+
+/** Ten seconds for a call; thirty for a refund payment (a multi-hop route may take a while). */
+export const defaultNodeTimeouts: NodeTimeouts = { callMs: 10_000, payMs: 30_000 }
+
+/**
+ * A timeout option in ms, or `fallback` when absent. Anything but a positive whole number that a timer
+ * can hold throws `ConfigurationError` (`what` names the option): a larger one would fire at once.
+ *
+ * @example
+ * ```ts
+ * const callMs = checkedTimeout(options.nodeTimeoutMs, defaultNodeTimeouts.callMs, 'lightning: nodeTimeoutMs')
+ * ```
+ */
+export function checkedTimeout(value: unknown, fallback: number, what: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > 2_147_483_647)
+    throw new ConfigurationError(`${what} must be a whole number of milliseconds, 1 to 2147483647`)
+  return value
+}
+
+const timedOut: unique symbol = Symbol('timed out')
+
+/**
+ * What `work` settles with, or what `late()` gives when it has not settled within `ms`. The work is not
+ * stopped (a node call cannot be taken back); what it settles with afterwards is ignored. The timer is
+ * cleared either way, so nothing is left to keep the process alive.
+ *
+ * @example
+ * ```ts
+ * const paid = await within(pay({ lnd, request }), 30_000, () => 'in flight' as const)
+ * ```
+ */
+export async function within<T, L>(work: Promise<T>, ms: number, late: () => L): Promise<T | L> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<typeof timedOut>((resolve) => {
+    timer = setTimeout(resolve, ms, timedOut)
+  })
   try {
-    return await run()
+    const first = await Promise.race([work, deadline])
+    return first === timedOut ? late() : first
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Runs a node call, turning "node unreachable" into {@link unavailable}, and so also a call that gets no
+ * answer within `timeoutMs` (default {@link defaultNodeTimeouts}`.callMs`).
+ *
+ * @example
+ * ```ts
+ * const invoice = await call(() => getInvoice({ lnd, id }), 10_000)
+ * ```
+ */
+export async function call<T>(
+  run: () => Promise<T>,
+  timeoutMs: number = defaultNodeTimeouts.callMs,
+): Promise<T> {
+  try {
+    return await within((async () => run())(), timeoutMs, () => {
+      throw unavailable(
+        new BaseError(`The Lightning node did not answer within ${timeoutMs} ms.`, {
+          code: 'lightning-node-timeout',
+        }),
+      )
+    })
   } catch (error) {
     if (isUnavailable(error)) throw unavailable(error)
     throw error

@@ -3,7 +3,7 @@ import { ConfigurationError, type Method, type PaymentError, VerificationFailedE
 import { type AuthenticatedLnd, getInvoice } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call } from '../internal/node.js'
+import { call, checkedTimeout, defaultNodeTimeouts } from '../internal/node.js'
 import { charge, type LightningChargeRequest } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 
@@ -13,6 +13,11 @@ export type ChargeOptions = {
   lnd: AuthenticatedLnd
   /** How long a settled payment hash stays claimed in the Store, in seconds (default 7 days). */
   replayTtlSeconds?: number
+  /**
+   * How long a call to the node may take, in ms (default 10 000): one that gets no answer by then (a
+   * stalled node, a connection that died silently) is answered 503 + Retry-After, as a node that is down.
+   */
+  nodeTimeoutMs?: number
 }
 
 /** Payment hash as lowercase hex of SHA-256 of a hex preimage. */
@@ -54,6 +59,11 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
     throw new ConfigurationError('lightning: options.lnd (an authenticated LND gRPC object) is required')
   const { lnd } = options
   const replayTtlMs = (options.replayTtlSeconds ?? 7 * 86_400) * 1000
+  const nodeTimeoutMs = checkedTimeout(
+    options.nodeTimeoutMs,
+    defaultNodeTimeouts.callMs,
+    'lightning: nodeTimeoutMs',
+  )
   let now = () => Date.now()
 
   return {
@@ -69,6 +79,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         sats: BigInt(request.amount),
         description: request.description,
         expires,
+        timeoutMs: nodeTimeoutMs,
       })
       // "The BOLT11 invoice (`methodDetails.invoice`) is the authoritative source for payment parameters."
       return {
@@ -100,10 +111,12 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         )
       // The node must hold the invoice as settled for the full amount: a preimage alone could have
       // leaked from the node without a payment.
-      const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash })).catch((error) => {
-        if (Array.isArray(error)) return undefined
-        throw error
-      })
+      const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash }), nodeTimeoutMs).catch(
+        (error) => {
+          if (Array.isArray(error)) return undefined
+          throw error
+        },
+      )
       if (!record?.is_confirmed || BigInt(record.received_mtokens) < invoice.amountMsat)
         throw new VerificationFailedError({
           detail: 'The node has not received this payment.',

@@ -9,7 +9,7 @@ import {
 import { type AuthenticatedLnd, getInvoice } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call, checkedFee } from '../internal/node.js'
+import { call, checkedFee, checkedTimeout, defaultNodeTimeouts, type NodeTimeouts } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, sha256Hex } from './Charge.js'
@@ -51,6 +51,18 @@ export type SessionOptions = {
    * recording the refund) before the idle sweep finishes it (default 600): longer than any close takes.
    */
   refundRecoverySeconds?: number
+  /**
+   * How long a call to the node may take, in ms (default 10 000): one that gets no answer by then (a
+   * stalled node, a connection that died silently) is answered 503 + Retry-After, as a node that is down.
+   */
+  nodeTimeoutMs?: number
+  /**
+   * How long a refund payment is waited for, in ms (default 30 000). One still in flight by then (a
+   * return invoice the payer holds, a slow route) goes on at the node; the close is answered as one
+   * whose refund outcome is unknown (503 `refund-in-flight`), and the idle sweep records what the node
+   * did, once.
+   */
+  refundTimeoutMs?: number
 }
 
 type Verified =
@@ -100,6 +112,18 @@ export function sessionServer(options: SessionOptions): SessionServer {
   if (!(refundRecoveryMs > 0))
     throw new ConfigurationError('lightning session: refundRecoverySeconds must be positive')
   const topUpTimeoutMs = options.topUpTimeoutMs ?? 60_000
+  const timeouts: NodeTimeouts = {
+    callMs: checkedTimeout(
+      options.nodeTimeoutMs,
+      defaultNodeTimeouts.callMs,
+      'lightning session: nodeTimeoutMs',
+    ),
+    payMs: checkedTimeout(
+      options.refundTimeoutMs,
+      defaultNodeTimeouts.payMs,
+      'lightning session: refundTimeoutMs',
+    ),
+  }
   const billPerRequest = options.billPerRequest ?? true
   // Checked on every use: `lightning`'s pay without a usable `max_fee` lets the node spend any fee.
   const maxRefundFee = (sats: bigint) =>
@@ -140,6 +164,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         deposits: new Deposits(sessions, {
           ttlMs: retentionMs,
           lnd,
+          timeouts,
           maxFeeSats: maxRefundFee,
           onRefundFailure,
           recoveryMs: refundRecoveryMs,
@@ -157,7 +182,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
   // process sharing the Store; one process sweeps at a time, and each close is a compare-and-set on the
   // session's status, so exactly one refund is attempted whichever processes race for it.
   const sweep = async ({ sessions, deposits, now }: ServerState, signal?: AbortSignal) => {
-    const refunder = { sessions, lnd, maxFeeSats: maxRefundFee, onRefundFailure }
+    const refunder = { sessions, lnd, timeouts, maxFeeSats: maxRefundFee, onRefundFailure }
     /** A close whose refund was never recorded (its process stopped part-way): after `refundRecoverySeconds`. */
     const recoverClose = async (id: string, record: SessionRecord) => {
       if (record.refundStatus !== 'pending' && record.refundStatus !== 'attempting') return 'done'
@@ -265,10 +290,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
         'invalid-preimage',
         'SHA-256 of the preimage does not match the payment hash.',
       )
-    const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash })).catch((error) => {
-      if (Array.isArray(error)) return undefined
-      throw error
-    })
+    const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash }), timeouts.callMs).catch(
+      (error) => {
+        if (Array.isArray(error)) return undefined
+        throw error
+      },
+    )
     if (!record?.is_confirmed || BigInt(record.received_mtokens) < invoice.amountMsat)
       throw new VerificationFailedError({
         detail: 'The node has not received this deposit.',
@@ -331,8 +358,17 @@ export function sessionServer(options: SessionOptions): SessionServer {
 
     setup(context) {
       reporters.add(context.report)
-      context.signal.addEventListener('abort', () => reporters.delete(context.report), { once: true })
       const state = stateFor(context.store)
+      // The server's state goes with it: a closed server's store is no longer swept (`sweepIdle`) nor
+      // looked through for a session (`sessionActing`), and is not kept alive by this method.
+      context.signal.addEventListener(
+        'abort',
+        () => {
+          reporters.delete(context.report)
+          if (states.get(context.store) === state) states.delete(context.store)
+        },
+        { once: true },
+      )
       state.now = context.now
       state.signal = context.signal
       state.realm = context.realm
@@ -374,7 +410,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
       let deposit = depositOption ?? price * 20n
       if (deposit < price) deposit = price
       // "Servers MUST generate a fresh BOLT11 invoice for every unauthenticated request."
-      const issued = await issueInvoice(lnd, { sats: deposit, description: request.description, expires })
+      const issued = await issueInvoice(lnd, {
+        sats: deposit,
+        description: request.description,
+        expires,
+        timeoutMs: timeouts.callMs,
+      })
       return {
         ...request,
         depositInvoice: issued.request,
@@ -506,6 +547,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
         const outcome = await closeAndRefund({
           sessions: s,
           lnd,
+          timeouts,
           sessionId,
           maxFeeSats: maxRefundFee,
           onRefundFailure,

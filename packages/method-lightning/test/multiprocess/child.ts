@@ -49,6 +49,9 @@ async function main(): Promise<void> {
         idleTimeoutSeconds: config.idleTimeoutSeconds,
         idleCheckIntervalMs: config.idleCheckIntervalMs,
         onRefundFailure: (failure) => emit({ event: 'refund-failed', ...failure }),
+        // The tests send 200 requests at once to two processes sharing one simulator, next to the other
+        // test files: some invoices then take ~10 s to issue, which the default bound (10 s) answers 503.
+        nodeTimeoutMs: 60_000,
       }),
     ],
     onError: (error) => emit({ event: 'error', message: (error as Error).message }),

@@ -1,6 +1,7 @@
 import { MemoryStore, type Store, StoreUnavailableError } from '@mppkit/core'
 import type { AuthenticatedLnd } from 'lightning'
 import { describe, expect, it } from 'vitest'
+import { defaultNodeTimeouts } from '../../internal/node.js'
 import { type DepositClaim, Deposits } from './Deposits.js'
 import { Sessions } from './Sessions.js'
 
@@ -18,6 +19,7 @@ const depositsOn = (store: Store) => {
   const deposits = new Deposits(sessions, {
     ttlMs: 60_000,
     lnd: {} as AuthenticatedLnd,
+    timeouts: defaultNodeTimeouts,
     maxFeeSats: () => 10,
     onRefundFailure: (failure) => failures.push(failure),
     recoveryMs: 60_000,

@@ -1,5 +1,5 @@
 import type { AuthenticatedLnd } from 'lightning'
-import { errorName } from '../../internal/node.js'
+import { errorName, type NodeTimeouts } from '../../internal/node.js'
 import { paymentAtNode, payReturnInvoice, type RefundFailure } from './Refund.js'
 import type { SessionRecord, Sessions } from './Sessions.js'
 
@@ -73,6 +73,8 @@ export class Deposits {
     readonly options: {
       ttlMs: number
       lnd: AuthenticatedLnd
+      /** How long a node call and a refund payment are waited for. */
+      timeouts: NodeTimeouts
       maxFeeSats: (sats: bigint) => number
       onRefundFailure: (failure: RefundFailure) => void
       /** How long a `refunding` claim is left to the process paying it before the sweep finishes it (ms). */
@@ -202,6 +204,7 @@ export class Deposits {
             invoice: record.returnInvoice,
             sats,
             maxFeeSats: this.options.maxFeeSats(sats),
+            timeouts: this.options.timeouts,
           })
         } catch (error) {
           // A fee limit that cannot be used (a configuration error): nothing was paid.
@@ -229,7 +232,7 @@ export class Deposits {
    */
   async recoverReturn(sessionId: string, record: SessionRecord, now: number): Promise<'done' | 'later'> {
     const { store } = this.sessions
-    const { lnd, ttlMs } = this.options
+    const { lnd, ttlMs, timeouts } = this.options
     const paymentHash = await store.get(`returned:${sessionId}`)
     if (paymentHash === undefined) return 'done'
     const raw = await store.get(key(paymentHash))
@@ -238,7 +241,7 @@ export class Deposits {
     if (claim.state !== 'refunding') return 'done'
     if (now - (claim.refundingAt ?? 0) < this.options.recoveryMs) return 'later'
     const sats = BigInt(claim.sats)
-    const seen = await paymentAtNode(lnd, record.returnInvoice, sats)
+    const seen = await paymentAtNode(lnd, record.returnInvoice, sats, timeouts.callMs)
     if (seen === 'pending') return 'later'
     // None at all: the single attempt never left (its process stopped before paying), so it is made now.
     const outcome =
@@ -247,6 +250,7 @@ export class Deposits {
             invoice: record.returnInvoice,
             sats,
             maxFeeSats: this.options.maxFeeSats(sats),
+            timeouts,
           })
         : seen
     if (outcome === 'unknown') return 'later'

@@ -40,4 +40,34 @@ describe('createMeter', () => {
     expect(await meter.charge(0)).toBe(true)
     expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 10n, spent: 0n })
   })
+
+  it('bills a stream per chunk the reader asks for: a slow reader that stops after 2 of 10 pays for 2', async () => {
+    const { sessions, meter } = await setup()
+    let produced = 0
+    let released = false
+    async function* chunks() {
+      try {
+        for (let i = 0; i < 10; i++) {
+          produced++
+          yield `chunk ${i}`
+        }
+      } finally {
+        released = true
+      }
+    }
+    const reader = meter.sse(chunks()).body!.getReader()
+    const decoder = new TextDecoder()
+    const read = async () => decoder.decode((await reader.read()).value)
+    expect(await read()).toBe('data: chunk 0\n\n')
+    expect(await read()).toBe('data: chunk 1\n\n')
+    // A reader that reads no further for a while: nothing more is taken from the source, nor billed.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(produced).toBe(2)
+    expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 6n, spent: 4n })
+    // Gone: the source is released, and the 2 chunks delivered are all it paid for.
+    await reader.cancel()
+    expect(released).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 6n, spent: 4n })
+  })
 })

@@ -75,8 +75,11 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
     return ok
   }
 
-  /** Waits until the session can pay one more unit (a top-up), or the timeout: true when it can. */
-  const waitForTopUp = (): Promise<boolean> =>
+  /**
+   * Waits until the session can pay one more unit (a top-up), the timeout, the server's close or
+   * `stopped` (the stream's reader went away): true when it can.
+   */
+  const waitForTopUp = (stopped: AbortSignal): Promise<boolean> =>
     new Promise((resolve) => {
       let settled = false
       const finish = (value: boolean) => {
@@ -86,6 +89,7 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
         clearInterval(poll)
         credited.off(sessionId, check)
         signal.removeEventListener('abort', aborted)
+        stopped.removeEventListener('abort', aborted)
         resolve(value)
       }
       const check = () => {
@@ -102,60 +106,102 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
       const poll = setInterval(check, 250)
       const timer = setTimeout(() => finish(false), topUpTimeoutMs)
       signal.addEventListener('abort', aborted)
-      check()
+      stopped.addEventListener('abort', aborted)
+      if (signal.aborted || stopped.aborted) finish(false)
+      else check()
     })
 
   const sse = (chunks: AsyncIterable<string> | Iterable<string>): Response => {
+    const source: AsyncIterator<string> | Iterator<string> =
+      Symbol.asyncIterator in chunks
+        ? (chunks as AsyncIterable<string>)[Symbol.asyncIterator]()
+        : (chunks as Iterable<string>)[Symbol.iterator]()
     let units = 0
     let spent = 0n
-    const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        try {
-          for await (const chunk of chunks as AsyncIterable<string>) {
-            if (prepaid > 0) prepaid--
-            else {
-              while (!(await charge())) {
-                const { spent: balanceSpent } = await sessions.balance(sessionId)
-                const need = JSON.stringify({
-                  sessionId,
-                  balanceSpent: Number(balanceSpent),
-                  balanceRequired: Number(price),
-                })
-                // "Stop delivering additional metered content immediately; emit a payment-need-topup SSE
-                // event on the existing connection; hold the connection open and pause delivery"
-                controller.enqueue(event('payment-need-topup', need))
-                const record = await sessions.get(sessionId)
-                if (record?.status !== 'open' || !(await waitForTopUp())) {
-                  // "When the timeout fires, the server MUST close the SSE connection." (after session-timeout)
-                  controller.enqueue(event('session-timeout', need))
-                  controller.close()
-                  return
-                }
+    /** The chunk taken from the source and not yet delivered (its unit not yet paid). */
+    let held: { chunk: string } | undefined
+    /** The wait for a top-up begun when `payment-need-topup` went out: the next read awaits it. */
+    let paused: Promise<boolean> | undefined
+    let ended = false
+    const stopped = new AbortController()
+
+    const end = (controller: ReadableStreamDefaultController<Uint8Array>, last: Uint8Array[]) => {
+      if (ended) return
+      ended = true
+      for (const bytes of last) controller.enqueue(bytes)
+      controller.close()
+    }
+    const needTopUp = async () => {
+      const { spent: balanceSpent } = await sessions.balance(sessionId)
+      return JSON.stringify({ sessionId, balanceSpent: Number(balanceSpent), balanceRequired: Number(price) })
+    }
+
+    // Pulled, one event per read: a chunk is taken from the source and paid for only when the reader
+    // asks for it (highWaterMark 0), so a slow reader is never billed for chunks waiting in a buffer,
+    // nor one that goes away for chunks it never received.
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          if (ended) return
+          if (paused) {
+            const resumed = await paused
+            paused = undefined
+            if (!resumed || ended) return
+          }
+          if (!held) {
+            const next = await source.next()
+            if (next.done) {
+              // "The payment-receipt event MUST be emitted before the [DONE] sentinel."
+              const receipt = {
+                method: 'lightning',
+                reference: sessionId,
+                status: 'success',
+                timestamp: new Date(Math.floor(parameters.now() / 1000) * 1000)
+                  .toISOString()
+                  .replace('.000Z', 'Z'),
+                spent: Number(spent),
+                units,
               }
+              end(controller, [event('payment-receipt', JSON.stringify(receipt)), event(undefined, '[DONE]')])
+              return
             }
-            units++
-            spent += price
-            controller.enqueue(event(undefined, chunk))
+            held = { chunk: next.value }
           }
-          // "The payment-receipt event MUST be emitted before the [DONE] sentinel."
-          const receipt = {
-            method: 'lightning',
-            reference: sessionId,
-            status: 'success',
-            timestamp: new Date(Math.floor(parameters.now() / 1000) * 1000)
-              .toISOString()
-              .replace('.000Z', 'Z'),
-            spent: Number(spent),
-            units,
+          if (prepaid > 0) prepaid--
+          else if (!(await charge())) {
+            const need = await needTopUp()
+            // "Stop delivering additional metered content immediately; emit a payment-need-topup SSE
+            // event on the existing connection; hold the connection open and pause delivery"
+            controller.enqueue(event('payment-need-topup', need))
+            const record = await sessions.get(sessionId)
+            // "When the timeout fires, the server MUST close the SSE connection." (after session-timeout)
+            const timeout = () => end(controller, [event('session-timeout', need)])
+            if (record?.status !== 'open') timeout()
+            // Waiting starts now (the timeout runs whether or not the reader reads on); the held chunk
+            // is paid for and delivered on the next read after the top-up.
+            else
+              paused = waitForTopUp(stopped.signal).then((resumed) => {
+                if (!resumed && !stopped.signal.aborted) timeout()
+                return resumed
+              })
+            return
           }
-          controller.enqueue(event('payment-receipt', JSON.stringify(receipt)))
-          controller.enqueue(event(undefined, '[DONE]'))
-          controller.close()
-        } catch (error) {
-          controller.error(error)
-        }
+          units++
+          spent += price
+          if (ended) return
+          const { chunk } = held
+          held = undefined
+          controller.enqueue(event(undefined, chunk))
+        },
+        async cancel() {
+          // The reader went away: the wait for a top-up ends, and the source is released.
+          ended = true
+          stopped.abort()
+          await source.return?.()
+        },
       },
-    })
+      { highWaterMark: 0 },
+    )
     return new Response(stream, {
       headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
     })

@@ -1,6 +1,13 @@
 import { type AuthenticatedLnd, type GetPaymentResult, getPayment, pay } from 'lightning'
 import * as Invoice from '../../Invoice.js'
-import { errorName, paidNothing } from '../../internal/node.js'
+import {
+  call,
+  defaultNodeTimeouts,
+  errorName,
+  type NodeTimeouts,
+  paidNothing,
+  within,
+} from '../../internal/node.js'
 import type { SessionRecord, Sessions } from './Sessions.js'
 
 /** What a close returns: the spec's close body. */
@@ -33,6 +40,8 @@ export type RefundFailure = {
 export type Refunder = {
   sessions: Sessions
   lnd: AuthenticatedLnd
+  /** How long a node call and a refund payment are waited for (see `payReturnInvoice`). */
+  timeouts: NodeTimeouts
   maxFeeSats: (refundSats: bigint) => number
   onRefundFailure: (failure: RefundFailure) => void
 }
@@ -74,19 +83,21 @@ async function refundOnce(
 /**
  * What the node did with payments to `invoice` (a return invoice) of `sats`: `succeeded` (that amount
  * reached it), `pending` (in flight), `none` (never sent), or the failure to record. Throws when the
- * node cannot be asked. The one lookup behind every refund whose outcome was unknown: a close's refund
+ * node cannot be asked or gives no answer within `timeoutMs`. The one lookup behind every refund whose outcome was unknown: a close's refund
  * and a top-up given back after the close.
  */
 export async function paymentAtNode(
   lnd: AuthenticatedLnd,
   invoice: string,
   sats: bigint,
+  timeoutMs: number = defaultNodeTimeouts.callMs,
 ): Promise<'succeeded' | 'pending' | 'none' | { failed: string }> {
   const paymentHash = Invoice.tryDecode(invoice)?.paymentHash
   if (!paymentHash) return 'none'
   let known: GetPaymentResult
   try {
-    known = await getPayment({ lnd, id: paymentHash })
+    // Bounded: a node that does not answer fails the lookup (asked again later), never holds the sweep.
+    known = await call(() => getPayment({ lnd, id: paymentHash }), timeoutMs)
   } catch (error) {
     // Not found: this node never started the payment. Anything else (the node down): ask again later.
     if (errorName(error) === 'SentPaymentNotFound') return 'none'
@@ -107,23 +118,40 @@ export async function paymentAtNode(
 
 /**
  * One best-effort payment of `sats` to a return invoice: `unknown` when it may be in flight or done and
- * the node cannot tell yet (a connection dropped while HTLCs were out); a failure only when it certainly
- * paid nothing (see `paidNothing`) or the node says it failed.
+ * the node cannot tell yet (a connection dropped while HTLCs were out, or the payment not finished within
+ * `timeouts.payMs`); a failure only when it certainly paid nothing (see `paidNothing`) or the node says
+ * it failed.
+ *
+ * The wait is bounded: a payer whose return invoice is a hold invoice could otherwise hold the close
+ * request (and the idle sweep, which runs one at a time) for as long as it likes. A payment still in
+ * flight then goes on at the node, and its outcome is left to the sweep (`paymentAtNode`); it is never
+ * sent again while the node shows it, and the node refuses a second payment to a hash it is paying.
+ *
+ * @example
+ * ```ts
+ * const paid = await payReturnInvoice(lnd, { invoice, sats: 9n, maxFeeSats: 10 })
+ * ```
  */
 export async function payReturnInvoice(
   lnd: AuthenticatedLnd,
-  payment: { invoice: string; sats: bigint; maxFeeSats: number },
+  payment: { invoice: string; sats: bigint; maxFeeSats: number; timeouts?: NodeTimeouts },
 ): Promise<'succeeded' | 'unknown' | { failed: string }> {
   const { invoice, sats } = payment
+  const timeouts = payment.timeouts ?? defaultNodeTimeouts
   try {
-    await pay({ lnd, request: invoice, tokens: Number(sats), max_fee: payment.maxFeeSats })
-    return 'succeeded'
+    const paid = await within(
+      pay({ lnd, request: invoice, tokens: Number(sats), max_fee: payment.maxFeeSats }).then(() => true),
+      timeouts.payMs,
+      () => false,
+    )
+    if (paid) return 'succeeded'
   } catch (error) {
     if (paidNothing(error)) return { failed: errorName(error) }
-    const seen = await paymentAtNode(lnd, invoice, sats).catch(() => 'pending' as const)
-    if (seen === 'succeeded' || typeof seen === 'object') return seen
-    return 'unknown'
   }
+  // Failed without a certain answer, or still in flight: the node may know by now.
+  const seen = await paymentAtNode(lnd, invoice, sats, timeouts.callMs).catch(() => 'pending' as const)
+  if (seen === 'succeeded' || typeof seen === 'object') return seen
+  return 'unknown'
 }
 
 /**
@@ -142,6 +170,7 @@ async function payRefund(
     invoice: record.returnInvoice,
     sats: refundSats,
     maxFeeSats,
+    timeouts: refunder.timeouts,
   })
   if (typeof paid !== 'object') return paid
   // "The server SHOULD log the failed refund attempt including the sessionId and refundSats"
@@ -175,7 +204,7 @@ export async function recoverRefund(
   const refundSats = BigInt(record.refundSats ?? '0')
   let refundStatus: 'succeeded' | 'failed' | 'skipped' = 'skipped'
   if (refundSats > 0n) {
-    const seen = await paymentAtNode(refunder.lnd, record.returnInvoice, refundSats)
+    const seen = await paymentAtNode(refunder.lnd, record.returnInvoice, refundSats, refunder.timeouts.callMs)
     if (seen === 'pending') return 'later'
     if (seen === 'succeeded') refundStatus = 'succeeded'
     else if (typeof seen === 'object') {
