@@ -1,5 +1,4 @@
 import { create as createClient, receipt } from '@mppkit/core/client'
-import { create as createServer } from '@mppkit/core/server'
 import { encodeFunctionData, erc20Abi, type Hex, keccak256, parseGwei, parseTransaction } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,9 +11,9 @@ import {
 import { charge as chargeClient } from '../src/client/index.js'
 import type { CredentialType } from '../src/Methods.js'
 import * as Permit2 from '../src/Permit2.js'
-import { charge, type Reader, type Wallet } from '../src/server/index.js'
+import type { Reader, Wallet } from '../src/server/index.js'
 import { asFetch, balanceOf, walletOf } from './peers.js'
-import { challengeOf, send, url } from './requests.js'
+import { challengeOf, nativeServer, send, url } from './requests.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -32,29 +31,7 @@ afterAll(async () => {
 })
 
 function setup(types: CredentialType[], options: { wallet?: Wallet; client?: Reader } = {}) {
-  const info = devnet.info
-  const payTo = info.accounts[6]!.address
-  const server = createServer({
-    realm: 'localhost',
-    secrets: ['x402-compat-test-secret-0123456789abcdef'],
-    methods: [
-      charge({
-        chainId: info.chainId,
-        currency: info.eip3009Token,
-        recipient: payTo,
-        credentialTypes: types,
-        domain: { name: info.eip3009.name, version: info.eip3009.version },
-        wallet: options.wallet ?? walletOf(info, 7),
-        ...(options.client ? { client: options.client } : {}),
-      }),
-    ],
-  })
-  let runs = 0
-  const handler = server.protect({ offers: [{ method: 'evm', request: { amount: '900' } }] }, () => {
-    runs++
-    return new Response('paid content')
-  })
-  return { info, payTo, handler, runs: () => runs }
+  return nativeServer(devnet.info, types, options)
 }
 
 /** Dev account `index` (gas paid in the node's fee token), left holding exactly `tokens`, approving Permit2 for `allowance`. */

@@ -4,7 +4,7 @@
 import { Credential, MemoryStore, type Store } from '@mppkit/core'
 import { create as createClient, PaymentFailedError, PolicyError, receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import { encodeFunctionData, erc20Abi, type Hex, keccak256, maxUint256 } from 'viem'
+import { encodeFunctionData, erc20Abi, type Hex, keccak256 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
@@ -13,7 +13,7 @@ import type { CredentialType } from '../src/Methods.js'
 import * as Permit2 from '../src/Permit2.js'
 import { charge, type Reader, type Wallet } from '../src/server/index.js'
 import { asFetch, balanceOf, walletOf } from './peers.js'
-import { challengeOf, send, url } from './requests.js'
+import { approvePermit2, challengeOf, send, url } from './requests.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -23,24 +23,7 @@ let permit2Reason: string | undefined
 beforeAll(async () => {
   if (reason) return
   devnet = await startTempo({ accounts: 8 })
-  const code = await walletOf(devnet.info, 0).getCode({ address: Permit2.permit2Address })
-  if (!code || code === '0x') {
-    permit2Reason = 'Permit2 is not deployed at its canonical address on this node'
-    console.warn(`[skip] ${permit2Reason}`)
-    return
-  }
-  // Payers 1–3 approve Permit2 once (the spec's "one-time ERC-20 approve() to the Permit2 contract").
-  for (const index of [1, 2, 3]) {
-    const wallet = walletOf(devnet.info, index)
-    const hash = await wallet.writeContract({
-      address: devnet.info.eip3009Token,
-      abi: erc20Abi,
-      functionName: 'approve',
-      args: [Permit2.permit2Address, maxUint256],
-      gas: 100_000n,
-    })
-    await wallet.waitForTransactionReceipt({ hash })
-  }
+  permit2Reason = await approvePermit2(devnet.info, [1, 2, 3])
 })
 afterAll(async () => {
   await devnet?.stop()

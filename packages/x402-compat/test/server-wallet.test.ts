@@ -3,26 +3,15 @@
 // definite refusal (no balance, a reverting simulation, a facilitator saying invalid) answers without
 // searching the chain's logs for a lost settlement, which only an unknown outcome needs.
 import { receipt } from '@mppkit/core/client'
-import { create as createServer } from '@mppkit/core/server'
-import {
-  createWalletClient,
-  custom,
-  erc20Abi,
-  type Hex,
-  http,
-  maxUint256,
-  parseAbiItem,
-  publicActions,
-} from 'viem'
+import { createWalletClient, custom, type Hex, http, parseAbiItem, publicActions } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
 import { charge as chargeClient } from '../src/client/index.js'
 import type { CredentialType } from '../src/Methods.js'
-import * as Permit2 from '../src/Permit2.js'
-import { charge, type Facilitator, type Reader, type Wallet } from '../src/server/index.js'
+import type { Facilitator, Reader, Wallet } from '../src/server/index.js'
 import { balanceOf, chainOf, walletOf } from './peers.js'
-import { challengeOf, send, url } from './requests.js'
+import { approvePermit2, challengeOf, nativeServer, send, url } from './requests.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -32,24 +21,7 @@ let permit2Reason: string | undefined
 beforeAll(async () => {
   if (reason) return
   devnet = await startTempo({ accounts: 8 })
-  const code = await walletOf(devnet.info, 0).getCode({ address: Permit2.permit2Address })
-  if (!code || code === '0x') {
-    permit2Reason = 'Permit2 is not deployed at its canonical address on this node'
-    console.warn(`[skip] ${permit2Reason}`)
-    return
-  }
-  // Payers 1–4 approve Permit2 once.
-  for (const index of [1, 2, 3, 4]) {
-    const wallet = walletOf(devnet.info, index)
-    const hash = await wallet.writeContract({
-      address: devnet.info.eip3009Token,
-      abi: erc20Abi,
-      functionName: 'approve',
-      args: [Permit2.permit2Address, maxUint256],
-      gas: 100_000n,
-    })
-    await wallet.waitForTransactionReceipt({ hash })
-  }
+  permit2Reason = await approvePermit2(devnet.info, [1, 2, 3, 4])
 })
 afterAll(async () => {
   await devnet?.stop()
@@ -81,31 +53,7 @@ function setup(
   types: CredentialType[],
   options: { wallet?: Wallet; client?: Reader; facilitator?: Facilitator } = {},
 ) {
-  const info = devnet.info
-  const payTo = info.accounts[6]!.address
-  const server = createServer({
-    realm: 'localhost',
-    secrets: ['x402-compat-test-secret-0123456789abcdef'],
-    methods: [
-      charge({
-        chainId: info.chainId,
-        currency: info.eip3009Token,
-        recipient: payTo,
-        credentialTypes: types,
-        domain: { name: info.eip3009.name, version: info.eip3009.version },
-        ...(options.facilitator
-          ? { facilitator: options.facilitator }
-          : { wallet: options.wallet ?? walletOf(info, 7) }),
-        ...(options.client ? { client: options.client } : {}),
-      }),
-    ],
-  })
-  let runs = 0
-  const handler = server.protect({ offers: [{ method: 'evm', request: { amount: '900' } }] }, () => {
-    runs++
-    return new Response('paid content')
-  })
-  return { info, payTo, handler, runs: () => runs }
+  return nativeServer(devnet.info, types, options)
 }
 
 /** A signed credential of `account` for a fresh challenge of `handler`, ready to present. */
