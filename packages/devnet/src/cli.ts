@@ -2,25 +2,9 @@
 // `npm run devnet`: starts every rail's local node, prints ONE JSON line of endpoints and accounts on
 // stdout (for scripts and other processes: `… | head -1 | jq`), logs to stderr, and stays up until
 // SIGINT/SIGTERM, then stops every node and exits 0. Options: --rails tempo,stripe.
-import { type DevnetInfo, type DevnetRail, devnetRails, startDevnet } from './devnet.js'
-
-// Credentials the user supplied for a real node never reach stdout: only the devnet's own throwaway
-// keys (anvil's well-known accounts, per-start simulator keys) are printed, because tests need them.
-function redactExternal(info: DevnetInfo): DevnetInfo {
-  const copy = structuredClone(info)
-  if (copy.stripe?.source === 'external') copy.stripe.secretKey = '(from STRIPE_SECRET_KEY)'
-  if (copy.lightning?.source === 'external') {
-    for (const node of Object.values(copy.lightning.nodes)) if (node) node.macaroon = '(from environment)'
-  }
-  if (copy.tempo?.source === 'external')
-    copy.tempo.accounts = copy.tempo.accounts.map((account) => ({
-      ...account,
-      privateKey: '0x(from MPPKIT_TEMPO_PRIVATE_KEYS)',
-    }))
-  if (copy.solana?.source === 'external' && copy.solana.payer)
-    copy.solana.payer = { ...copy.solana.payer, secretKey: [] }
-  return copy
-}
+import { type DevnetRail, devnetRails, startDevnet } from './devnet.js'
+// Credentials the user supplied for a real node, and the path and query of its URLs, never reach stdout.
+import { redactExternal } from './external.js'
 
 function parseRails(argv: string[]): DevnetRail[] | undefined {
   const index = argv.findIndex((argument) => argument === '--rails' || argument.startsWith('--rails='))

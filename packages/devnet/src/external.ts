@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
+import type { DevnetInfo } from './devnet.js'
 import { DevnetError } from './errors.js'
 
 /**
@@ -83,7 +84,52 @@ function httpUrl(name: string, value: string, schemes: string[]): URL {
   }
   if (!schemes.includes(url.protocol))
     throw configurationError(`${name} must use ${schemes.map((scheme) => scheme.slice(0, -1)).join(' or ')}`)
+  // Neither the probes nor the rails' clients send URL credentials (fetch refuses them), and the URL is
+  // printed: refused up front, without echoing them.
+  if (url.username !== '' || url.password !== '')
+    throw configurationError(
+      `${name} must not contain user:password credentials (not supported); use a URL without them`,
+    )
   return url
+}
+
+// An external URL's path and query often carry an API key: only its origin is printed.
+function originOnly(value: string): string {
+  const url = new URL(value)
+  const hidden = (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== ''
+  return hidden ? `${url.origin} (path and query hidden)` : url.origin
+}
+
+/**
+ * A copy of `info` fit to print: credentials the user supplied for a real node are replaced by where
+ * they came from, and external URLs are reduced to their origin (`scheme://host:port`), since a path or
+ * query may carry an API key. The devnet's own throwaway keys (anvil's well-known accounts, per-start
+ * simulator keys) are kept, because tests need them.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(`${JSON.stringify(redactExternal(devnet.info))}\n`)
+ * ```
+ */
+export function redactExternal(info: DevnetInfo): DevnetInfo {
+  const copy = structuredClone(info)
+  if (copy.stripe?.source === 'external') copy.stripe.secretKey = '(from STRIPE_SECRET_KEY)'
+  if (copy.lightning?.source === 'external') {
+    for (const node of Object.values(copy.lightning.nodes)) if (node) node.macaroon = '(from environment)'
+  }
+  if (copy.tempo?.source === 'external') {
+    copy.tempo.rpcUrl = originOnly(copy.tempo.rpcUrl)
+    copy.tempo.accounts = copy.tempo.accounts.map((account) => ({
+      ...account,
+      privateKey: '0x(from MPPKIT_TEMPO_PRIVATE_KEYS)',
+    }))
+  }
+  if (copy.solana?.source === 'external') {
+    copy.solana.rpcUrl = originOnly(copy.solana.rpcUrl)
+    copy.solana.wsUrl = originOnly(copy.solana.wsUrl)
+    if (copy.solana.payer) copy.solana.payer = { ...copy.solana.payer, secretKey: [] }
+  }
+  return copy
 }
 
 // A credential given either inline or as a path to the file LND writes (tls.cert, admin.macaroon).

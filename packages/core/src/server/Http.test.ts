@@ -1,12 +1,12 @@
 import { once } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
 import { ConfigurationError } from '../Errors.js'
 import { createTestRail } from '../testing/TestMethod.js'
-import { credentials, readBody } from './Http.js'
+import { clientWentAway, credentials, readBody } from './Http.js'
 import { toNodeListener } from './node.js'
 import { create as createServer, type Options } from './Server.js'
 
@@ -108,6 +108,74 @@ describe('Options.maxBodyBytes', () => {
   it('defaults to 1 MiB and refuses a negative limit', () => {
     expect(setup().server.maxBodyBytes).toBe(1 << 20)
     expect(() => setup({ maxBodyBytes: -1 })).toThrow(ConfigurationError)
+  })
+})
+
+describe('a body that cannot be read', () => {
+  it('does not report a client that closes mid-body over node:http (truncated chunked POST)', async () => {
+    const { rail, handler, errors, runs } = setup()
+    const authorization = await authorizationFor(rail, handler, { method: 'POST', body: 'abc' })
+    const statuses: number[] = []
+    let answered = () => {}
+    const node = http.createServer(
+      toNodeListener(async (request) => {
+        const response = await handler(request)
+        statuses.push(response.status)
+        answered()
+        return response
+      }),
+    )
+    node.listen(0, '127.0.0.1')
+    await once(node, 'listening')
+    try {
+      const port = (node.address() as AddressInfo).port
+      // Unpaid (challenge) and paid (verify) requests both read the body for the digest binding.
+      for (const field of ['', `Authorization: ${authorization}\r\n`]) {
+        const handled = new Promise<void>((resolve) => {
+          answered = resolve
+        })
+        const socket = net.connect(port, '127.0.0.1')
+        await once(socket, 'connect')
+        // A chunk announced as 5 bytes, 3 sent, then the connection closes.
+        socket.write(`POST /r HTTP/1.1\r\nHost: x\r\n${field}Transfer-Encoding: chunked\r\n\r\n5\r\nabc`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        socket.destroy()
+        await handled
+      }
+    } finally {
+      node.closeAllConnections()
+      node.close()
+    }
+    // Answered as before (nobody is left to read it), but nothing reaches onError.
+    expect(statuses).toEqual([503, 503])
+    expect(errors).toEqual([])
+    expect(runs()).toBe(0)
+  })
+
+  it('still reports any other read failure, and answers 503', async () => {
+    const { handler, errors } = setup({ logger: false })
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.error(new TypeError('the body source failed'))
+      },
+    })
+    const response = await handler(new Request(url, { method: 'POST', body, duplex: 'half' } as RequestInit))
+    expect(response.status).toBe(503)
+    expect(errors).toEqual(['challenge'])
+  })
+
+  it('treats an aborted request signal, a reset and a premature close as the client going away', () => {
+    const request = new Request(url, { method: 'POST', body: 'x' })
+    const coded = (code: string) => Object.assign(new Error('aborted'), { code })
+    expect(clientWentAway(request, coded('ECONNRESET'))).toBe(true)
+    expect(clientWentAway(request, coded('ERR_STREAM_PREMATURE_CLOSE'))).toBe(true)
+    expect(clientWentAway(request, coded('EACCES'))).toBe(false)
+    expect(clientWentAway(request, new Error('aborted'))).toBe(false)
+    expect(clientWentAway(request, undefined)).toBe(false)
+    const controller = new AbortController()
+    controller.abort()
+    const aborted = new Request(url, { method: 'POST', body: 'x', signal: controller.signal })
+    expect(clientWentAway(aborted, new Error('whatever'))).toBe(true)
   })
 })
 

@@ -67,6 +67,26 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
 }
 
+// Node's codes for a connection the client closed or reset before the body ended: `aborted`
+// (ECONNRESET) from node:http's IncomingMessage, which Readable.toWeb and the Hono/Express adapters
+// pass through unchanged, and a stream's premature close.
+const clientGoneCodes = new Set(['ECONNRESET', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'])
+
+/**
+ * Whether a failed body read is the client going away (the request's signal aborted, or the connection
+ * was closed or reset mid-body) rather than a server fault worth reporting.
+ *
+ * @example
+ * ```ts
+ * if (!clientWentAway(request, cause)) core.report(cause, 'challenge')
+ * ```
+ */
+export function clientWentAway(request: Request, cause: unknown): boolean {
+  if (request.signal.aborted) return true
+  const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined
+  return typeof code === 'string' && clientGoneCodes.has(code)
+}
+
 /** Renders a transport-neutral outcome for HTTP. */
 export function toAuthorization(outcome: Outcome): Authorization {
   if (outcome.status === 'paid') return outcome
@@ -106,7 +126,8 @@ export function transport(dependencies: Dependencies) {
         body = await readBody(request, core.maxBodyBytes)
       } catch (cause) {
         if (PaymentError.is(cause)) return cause
-        core.report(cause, 'challenge')
+        // A client that went away mid-body is no server fault: answered the same, but not reported.
+        if (!clientWentAway(request, cause)) core.report(cause, 'challenge')
         return new ServiceUnavailableError({ detail: 'Could not read the request body' })
       }
     }
