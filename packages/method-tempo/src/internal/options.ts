@@ -73,6 +73,46 @@ export function checkNumber(scope: string, field: string, value: unknown, intege
     fail(scope, field, `a non-negative ${integer ? 'integer' : 'number'}`, value)
 }
 
+/** The largest delay a Node.js timer takes: longer ones overflow to 1 ms (a 32-bit signed int of ms). */
+export const maxTimerMs = 2_147_483_647
+
+/**
+ * An optional timeout or interval in whole milliseconds, from 1 to `max` (default 2^31 − 1, the largest
+ * delay a timer takes): 0 turns viem's RPC timeout off (a stalled node holds the request forever), a
+ * longer delay overflows the timer and fires it at once (every RPC fails, a settlement timer spins).
+ *
+ * @example
+ * ```ts
+ * checkMilliseconds('tempo', 'timeout', options.timeout) // throws ConfigurationError for 0 or 3e9
+ * ```
+ */
+export function checkMilliseconds(
+  scope: string,
+  field: string,
+  value: unknown,
+  max = maxTimerMs,
+  why = '',
+): void {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
+    fail(scope, field, `a whole number of milliseconds from 1 to ${max}${why}`, value)
+}
+
+/**
+ * An optional lifetime in whole seconds, from `min` to 1 000 000 000 (the bound the core puts on its own
+ * TTLs, which keeps every TTL in ms a safe integer).
+ *
+ * @example
+ * ```ts
+ * checkSeconds('tempo session', 'stateTtlSeconds', options.stateTtlSeconds, 900) // throws for 0
+ * ```
+ */
+export function checkSeconds(scope: string, field: string, value: unknown, min: number, why = ''): void {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > 1_000_000_000)
+    fail(scope, field, `a whole number of seconds from ${min} to 1000000000${why}`, value)
+}
+
 /** An account that can sign (a viem local account). */
 export function checkAccount(scope: string, field: string, value: unknown, required: boolean): void {
   if (value === undefined && !required) return

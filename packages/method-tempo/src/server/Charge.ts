@@ -30,8 +30,10 @@ import {
   checkBytes32,
   checkChainId,
   checkConnection,
+  checkMilliseconds,
   checkNumber,
   checkOptionalAddress,
+  checkSeconds,
 } from '../internal/options.js'
 import {
   type Connection,
@@ -162,9 +164,12 @@ function checkChargeOptions(options: ChargeOptions): void {
   checkAccount(scope, 'feePayer', options.feePayer, false)
   checkOptionalAddress(scope, 'feeToken', options.feeToken)
   checkBytes32(scope, 'memo', options.memo)
-  checkNumber(scope, 'replayTtlSeconds', options.replayTtlSeconds)
+  // 0 would refuse every payment after its payer paid (each transaction is older than the window).
+  checkSeconds(scope, 'replayTtlSeconds', options.replayTtlSeconds, 1)
   checkSponsorPolicyOptions(scope, options.sponsorPolicy)
-  checkNumber(scope, 'timeout', options.timeout)
+  // viem's RPC timeout: 0 turns it off (a stalled node holds every request), past 2^31 − 1 ms the
+  // timer overflows and every call fails at once.
+  checkMilliseconds(scope, 'timeout', options.timeout)
   for (const mode of options.supportedModes ?? [])
     if (mode !== 'pull' && mode !== 'push')
       throw new ConfigurationError(

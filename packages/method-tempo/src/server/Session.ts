@@ -36,17 +36,26 @@ export type SessionOptions = Omit<Connection, 'client'> & {
   unitsPerRequest?: number
   /**
    * Batch-settle consumed vouchers on chain every this many ms, and once more when the server closes
-   * (default: only on `settleChannels()`).
+   * (default: only on `settleChannels()`). Whole ms from 1 to 2^31 − 1, shorter than `stateTtlSeconds`.
    */
   settleInterval?: number
-  /** How long a metered stream waits for a voucher after `payment-need-voucher` (default 60 000 ms). */
+  /**
+   * How long a metered stream waits for a voucher after `payment-need-voucher` (default 60 000 ms; whole
+   * ms from 1 to 2^31 − 1).
+   */
   voucherTimeout?: number
   /**
    * Cached channel state older than this is re-read from the escrow before a voucher or close is
-   * accepted (default 1000 ms), so a forced close or withdrawal stops service within this window.
+   * accepted (default 1000 ms), so a forced close or withdrawal stops service within this window. Whole
+   * ms from 1, below the escrow's 15-minute close grace period (at most 899 999).
    */
   channelStateTtl?: number
-  /** TTL of session state in the Store, in seconds (default 30 days). */
+  /**
+   * TTL of session state in the Store, in seconds (default 30 days; whole seconds, at least 900). What a
+   * channel's vouchers paid for is remembered this long after its last write: once forgotten, a voucher
+   * presented again is served again down to what was settled on chain. Keep it above the server's
+   * `expiresIn` and the time until served vouchers are settled.
+   */
   stateTtlSeconds?: number
   /**
    * An account that pays the fees of payers' `open` and `topUp` transactions: challenges then carry

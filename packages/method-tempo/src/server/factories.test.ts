@@ -86,7 +86,7 @@ describe('sessionServer', () => {
       `"tempo session: suggestedDeposit must be a non-negative amount in base units, got -5n"`,
     )
     expect(error({ voucherTimeout: Number.NaN })).toMatchInlineSnapshot(
-      `"tempo session: voucherTimeout must be a non-negative number, got NaN"`,
+      `"tempo session: voucherTimeout must be a whole number of milliseconds from 1 to 2147483647, got NaN"`,
     )
   })
 })

@@ -5,8 +5,10 @@ import {
   checkAmount,
   checkChainId,
   checkConnection,
+  checkMilliseconds,
   checkNumber,
   checkOptionalAddress,
+  checkSeconds,
 } from '../internal/options.js'
 import type { charge } from '../Methods.js'
 import { type ChargeOptions, chargeServer } from './Charge.js'
@@ -21,10 +23,20 @@ export {
 } from './Charge.js'
 export type { SessionMeter, SessionOptions, SessionServer } from './Session.js'
 
+/** The v1 escrow's `CLOSE_GRACE_PERIOD` (15 minutes) in ms. */
+const closeGracePeriodMs = 900_000
+/**
+ * The shortest `stateTtlSeconds`: the close grace period (15 minutes), which is also above the core's
+ * default challenge lifetime (300 s) a voucher credential may be resent within.
+ */
+const minStateTtlSeconds = 900
+/** The default `stateTtlSeconds` (30 days, as in `Session.ts`). */
+const defaultStateTtlSeconds = 30 * 86_400
+
 /**
  * Creates the server side of `tempo/session` (v1 escrow) after checking its options: a bad address,
- * chain id, amount or account is a `ConfigurationError` naming the field, thrown here rather than on
- * the first request.
+ * chain id, amount, account, timer (whole ms, 1 to 2^31 − 1) or state lifetime (`stateTtlSeconds` at
+ * least 900) is a `ConfigurationError` naming the field, thrown here rather than on the first request.
  *
  * @example
  * ```ts
@@ -43,14 +55,38 @@ export function sessionServer(options: SessionOptions): SessionServer {
   checkAmount(scope, 'suggestedDeposit', options.suggestedDeposit)
   checkAmount(scope, 'minVoucherDelta', options.minVoucherDelta)
   checkNumber(scope, 'unitsPerRequest', options.unitsPerRequest, true)
-  for (const field of [
-    'settleInterval',
-    'voucherTimeout',
+  // Timers (`settleInterval` is a setInterval, `voucherTimeout` a setTimeout, `timeout` viem's RPC
+  // timeout): 0 spins the settlement timer or turns the RPC timeout off, and past 2^31 − 1 ms a timer
+  // overflows and fires at once.
+  for (const field of ['settleInterval', 'voucherTimeout', 'timeout'] as const)
+    checkMilliseconds(scope, field, options[field])
+  // The cached channel state is trusted this long: a forced close seen later than the escrow's close
+  // grace period leaves nothing to settle ("The grace period allows the payee time to submit any
+  // outstanding vouchers before forced closure"), and the payer withdraws what was served.
+  checkMilliseconds(
+    scope,
     'channelStateTtl',
+    options.channelStateTtl,
+    closeGracePeriodMs - 1,
+    " (below the escrow's 15-minute close grace period)",
+  )
+  // The store's memory of what each channel's vouchers already paid for: once it expires, a voucher
+  // presented again (on its own reused challenge, or re-wrapped in a fresh one) is served again down to
+  // the amount settled on chain, and the server can no longer settle it. So it must outlive the close
+  // grace period (a forced close noticed is settled from these keys) and the core's default challenge
+  // lifetime (300 s), and the settlement interval below.
+  checkSeconds(
+    scope,
     'stateTtlSeconds',
-    'timeout',
-  ] as const)
-    checkNumber(scope, field, options[field])
+    options.stateTtlSeconds,
+    minStateTtlSeconds,
+    ' (what vouchers paid for must be remembered until it is settled)',
+  )
+  const stateTtlMs = (options.stateTtlSeconds ?? defaultStateTtlSeconds) * 1000
+  if (options.settleInterval !== undefined && options.settleInterval >= stateTtlMs)
+    throw new ConfigurationError(
+      `${scope}: settleInterval (${options.settleInterval} ms) must be shorter than stateTtlSeconds (${stateTtlMs / 1000} s): served vouchers would be forgotten before they are settled`,
+    )
   checkAccount(scope, 'feePayer', options.feePayer, false)
   checkOptionalAddress(scope, 'feeToken', options.feeToken)
   return createSessionServer(options)
