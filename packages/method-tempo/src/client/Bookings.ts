@@ -1,4 +1,4 @@
-import { type Method, mayHaveSettled } from '@mppkit/core/client'
+import { type Method, mayHaveSettled, PolicyError } from '@mppkit/core/client'
 import { defaultChainId } from '../internal/rpc.js'
 import type { TempoSessionRequest } from '../Methods.js'
 
@@ -8,6 +8,8 @@ export const decimals = 6
 /** What a channel's bookings need to know about it. */
 type Channel = { deposit: bigint; cumulative: bigint }
 type Spend = NonNullable<Method.PayContext<unknown>['spend']>
+/** One price booked ahead of service, and its undo. */
+type Ahead = { amount: bigint; undo: (keep?: bigint) => void }
 
 /**
  * Books a session's side payments (top-ups, vouchers sent outside a paid request) in the paying
@@ -24,6 +26,8 @@ type Spend = NonNullable<Method.PayContext<unknown>['spend']>
  */
 export function sessionBookings(chainId: number | undefined) {
   const bookings = new WeakMap<Channel, { spend: Spend; quote: Method.Quote }>()
+  // Prices booked ahead of service (`voucherAhead`) not yet taken by a request, most recent last.
+  const aheadOf = new WeakMap<Channel, Ahead[]>()
   const quoteFor = (request: TempoSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
@@ -63,6 +67,61 @@ export function sessionBookings(chainId: number | undefined) {
       const booking = bookings.get(channel)
       if (booking && cumulativeAmount > channel.cumulative)
         booking.spend({ ...booking.quote, amount: cumulativeAmount - channel.cumulative })
+    },
+    /**
+     * Books the `count` prices a voucher signed ahead of service (`voucherAhead`) authorizes beyond this
+     * request, one price at a time while the policy allows, then gives the last one booked back: the
+     * next request is booked by the client before it pays with that voucher, and needs that room.
+     * Returns how many prices stay booked ahead, which the voucher may authorize (`count` when no paid
+     * request books this channel: a method driven directly). Synchronous: concurrent payments on any
+     * rail never overrun a limit.
+     */
+    ahead(channel: Channel, price: bigint, count: bigint): bigint {
+      const booking = bookings.get(channel)
+      if (!booking) return count
+      const booked: Ahead[] = []
+      try {
+        for (let i = 0n; i <= count; i++)
+          booked.push({ amount: price, undo: booking.spend({ ...booking.quote, amount: price }) })
+      } catch (error) {
+        if (!(error instanceof PolicyError)) {
+          for (const { undo } of booked) undo()
+          throw error
+        }
+      }
+      booked.pop()?.undo()
+      aheadOf.set(channel, [...(aheadOf.get(channel) ?? []), ...booked])
+      return BigInt(booked.length)
+    },
+    /**
+     * A request the client booked itself (at `price`) paid with a voucher signed ahead: one price
+     * booked ahead gives that much back (what the voucher authorizes stays booked once).
+     */
+    served(channel: Channel, price: bigint): void {
+      const ahead = aheadOf.get(channel)?.pop()
+      if (ahead) ahead.undo(ahead.amount > price ? ahead.amount - price : undefined)
+    },
+    /** Gives back the last `count` prices booked ahead (the voucher they were booked for was not signed). */
+    unbook(channel: Channel, count: bigint): void {
+      const ahead = aheadOf.get(channel) ?? []
+      for (let i = 0n; i < count; i++) ahead.pop()?.undo()
+    },
+    /** Whether prices booked ahead are held for the channel. */
+    heldAhead(channel: Channel): boolean {
+      return (aheadOf.get(channel)?.length ?? 0) > 0
+    },
+    /**
+     * The channel closed at a voucher `unspent` below the highest signed: prices booked ahead are given
+     * back while they add up to no more than that (the close voids what it did not capture).
+     */
+    closed(channel: Channel, unspent: bigint): void {
+      const ahead = aheadOf.get(channel) ?? []
+      let left = unspent
+      for (let last = ahead.at(-1); last && last.amount <= left; last = ahead.at(-1)) {
+        ahead.pop()
+        left -= last.amount
+        last.undo()
+      }
     },
   }
 }

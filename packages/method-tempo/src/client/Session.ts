@@ -5,6 +5,7 @@ import {
   type Method,
   mayHaveSettled,
   PaymentFailedError,
+  PolicyError,
   Receipt,
 } from '@mppkit/core/client'
 import {
@@ -16,7 +17,7 @@ import {
   type LocalAccount,
   zeroAddress,
 } from 'viem'
-import { getBlockNumber, getTransactionCount, readContract } from 'viem/actions'
+import { getBlockNumber, getCode, getTransactionCount, readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
 import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
@@ -33,6 +34,14 @@ export type SessionClientOptions = {
   rpcUrl: string
   /** The chain this client pays on (challenges for other chains are refused). */
   chainId?: number
+  /**
+   * The escrow contracts this client deposits into. The challenge names the escrow (the client approves
+   * the deposit to it), so set this in production: a challenge naming any other escrow is refused
+   * (`PolicyError`, reason `escrow`) before anything is signed. Without it, an escrow address that holds
+   * no contract code (e.g. the server's own wallet, which could pull the approved deposit) is refused,
+   * checked once per escrow; a hostile contract would still pass that check.
+   */
+  escrows?: readonly Address[]
   /** Deposit of a new channel (default: the challenge's `suggestedDeposit`, else 100 × `amount`). */
   deposit?: bigint
   /** Top-up size when the deposit runs out (default: the deposit). */
@@ -42,8 +51,11 @@ export type SessionClientOptions = {
    * authorizes k requests at the challenge's price, and the next k - 1 requests resend it ("Resubmitting
    * a voucher with the same `cumulativeAmount` as the highest accepted MUST return 200 OK"): one
    * signature per k requests on both sides, and at most k - 1 prices authorized ahead of service (the
-   * server captures only what it served). The spec asks servers to take about 10 new vouchers per second
-   * per session at most, so a session paying faster pre-authorizes.
+   * server captures only what it served). A voucher is spendable once sent, so the prices it authorizes
+   * ahead are booked in the paying client's ledger when it is signed (fewer of them when the budget
+   * allows fewer), taken by the requests it then pays, and given back once a close settles below them.
+   * The spec asks servers to take about 10 new vouchers per second per session at most, so a session
+   * paying faster pre-authorizes.
    */
   voucherAhead?: number
   /** Fetch used for voucher/top-up/close side requests (default: global fetch). */
@@ -55,6 +67,8 @@ export type SessionClientOptions = {
 export type ChannelState = {
   channelId: Hex
   escrow: Address
+  /** The channel's token: a top-up approves this one, whatever a challenge names. */
+  currency: Address
   chainId: number
   deposit: bigint
   /** Highest cumulative amount signed. */
@@ -118,7 +132,7 @@ const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
  *
  * @example
  * ```ts
- * const sessions = tempo.session({ account, rpcUrl, deposit: 1_000_000n })
+ * const sessions = tempo.session({ account, rpcUrl, deposit: 1_000_000n, escrows: [escrow] })
  * const client = Client.create({ methods: [sessions], policy: { maxDeposit: 5_000_000n } })
  * await client.fetch(url); await sessions.close(url)
  * ```
@@ -185,6 +199,40 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return chainId
   }
 
+  const allowedEscrows = options.escrows?.map((escrow) => escrow.toLowerCase())
+  // "escrowContract" is the server's word: with `escrows`, only those are ever approved a deposit.
+  const checkEscrow = (request: TempoSessionRequest) => {
+    const escrow = request.methodDetails.escrowContract
+    if (allowedEscrows && !allowedEscrows.includes(escrow.toLowerCase()))
+      throw new PolicyError(
+        'escrow',
+        `tempo session: the challenge names escrow ${escrow}, not one of the escrows this client deposits into`,
+      )
+  }
+  // Without `escrows`, an escrow must at least be a contract: an address without code (the server's own
+  // wallet) could pull the approved deposit with transferFrom. Checked once per escrow and chain.
+  const contracts = new Set<string>()
+  const checkEscrowCode = async (chainId: number, escrow: Address) => {
+    const key = `${chainId}|${escrow.toLowerCase()}`
+    if (allowedEscrows || contracts.has(key)) return
+    let code: Hex | undefined
+    try {
+      code = await getCode(walletFor(chainId), { address: escrow })
+    } catch (cause) {
+      throw new PaymentFailedError('tempo session: could not read the escrow contract on-chain', { cause })
+    }
+    if (code === undefined || code === '0x')
+      throw new PaymentFailedError(
+        `tempo session: the challenge names escrow ${escrow}, which holds no contract code; nothing was signed`,
+      )
+    contracts.add(key)
+  }
+  // A side challenge fits a channel when it names the channel's token, escrow and chain.
+  const fits = (state: ChannelState, request: TempoSessionRequest) =>
+    request.currency.toLowerCase() === state.currency.toLowerCase() &&
+    request.methodDetails.escrowContract.toLowerCase() === state.escrow.toLowerCase() &&
+    (request.methodDetails.chainId ?? options.chainId ?? defaultChainId) === state.chainId
+
   const signVoucher = (state: ChannelState, cumulativeAmount: bigint) =>
     Voucher.sign(signer, {
       chainId: state.chainId,
@@ -196,23 +244,42 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   // A side request (voucher, topUp, close) needs its own challenge: HEAD the resource, answer its 402.
   // Vouchers go out as HEAD ("clients MAY use `HEAD` for pure voucher top-ups"); topUp and close as GET,
   // so a refusal keeps its problem body (the server answers them without running the route handler).
+  // "Clients MUST NOT submit credentials for expired challenges": an expired one is refused, and with
+  // `state` (a top-up, which approves a token) only a challenge for that channel's token, escrow and
+  // chain is answered.
   const action = async (
     url: string,
     build: (challenge: Challenge.Challenge, request: TempoSessionRequest) => Promise<TempoSessionPayload>,
     method: 'HEAD' | 'GET' = 'GET',
+    state?: ChannelState,
   ) => {
     const first = await doFetch(url, { method: 'HEAD' }).catch((cause: unknown) => {
       throw new PaymentFailedError(`tempo session: HEAD ${url} failed`, { cause })
     })
     if (first.status !== 402)
       throw new PaymentFailedError(`tempo session: expected a 402 from HEAD ${url}, got ${first.status}`)
-    const challenge = Challenge.parseAll(first.headers.get('www-authenticate') ?? '').find(
-      (c) => c.method === 'tempo' && c.intent === 'session',
-    )
-    const parsed = challenge && session.request.safeParse(challenge.request)
-    if (!challenge || !parsed?.success)
+    const offered = Challenge.parseAll(first.headers.get('www-authenticate') ?? '').flatMap((challenge) => {
+      if (challenge.method !== 'tempo' || challenge.intent !== 'session') return []
+      const parsed = session.request.safeParse(challenge.request)
+      return parsed.success ? [{ challenge, request: parsed.data }] : []
+    })
+    if (offered.length === 0)
       throw new PaymentFailedError('tempo session: no tempo session challenge offered')
-    const payload = await build(challenge, parsed.data)
+    const current = offered.filter(
+      ({ challenge }) => challenge.expires === undefined || Date.parse(challenge.expires) > Date.now(),
+    )
+    if (current.length === 0)
+      throw new PaymentFailedError(
+        `tempo session: the challenge from HEAD ${url} has expired; nothing was sent`,
+      )
+    const fitting = state ? current.filter(({ request }) => fits(state, request)) : current
+    const [chosen] = fitting
+    if (!chosen)
+      throw new PaymentFailedError(
+        `tempo session: no challenge from HEAD ${url} names this channel's currency, escrow and chain; nothing was signed`,
+      )
+    const { challenge } = chosen
+    const payload = await build(challenge, chosen.request)
     // Sent, no answer: the server may have acted on it (broadcast a top-up, accepted a voucher).
     const response = await doFetch(url, {
       method,
@@ -254,7 +321,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const readChain = async (state: ChannelState) => {
     const wallet = walletFor(state.chainId)
     let read: {
-      channel: { payer: Address; deposit: bigint; finalized: boolean; closeRequestedAt: bigint }
+      channel: {
+        payer: Address
+        deposit: bigint
+        settled: bigint
+        finalized: boolean
+        closeRequestedAt: bigint
+      }
       used: number
     }
     try {
@@ -312,7 +385,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       state.chainId,
       [
         {
-          to: request.currency as Address,
+          to: state.currency,
           data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [state.escrow, amount] }),
         },
         {
@@ -372,10 +445,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     let response: Response
     try {
       response = await bookings.topUp(state, amount, () =>
-        action(url, async (_, offered) => {
-          signed = await signTopUp(state, amount, request ?? offered)
-          return topUpPayload(state, signed.transaction, amount)
-        }),
+        action(
+          url,
+          async (_, offered) => {
+            const paying = request ?? offered
+            if (!fits(state, paying))
+              throw new PaymentFailedError(
+                "tempo session: the top-up's challenge names another currency, escrow or chain than the channel's; nothing was signed",
+              )
+            signed = await signTopUp(state, amount, paying)
+            return topUpPayload(state, signed.transaction, amount)
+          },
+          'GET',
+          state,
+        ),
       )
     } catch (error) {
       if (mayHaveSettled(error) && signed) state.topUpPending = { ...signed, amount }
@@ -416,6 +499,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     definition: session,
     channels,
     quote(request) {
+      // Refused here, the client passes on to another challenge it may pay.
+      checkEscrow(request)
       const existing = [...channels.values()].some(
         (c) => c.escrow.toLowerCase() === request.methodDetails.escrowContract.toLowerCase(),
       )
@@ -427,6 +512,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     createPayload: ({ challenge, request, url, spend }) =>
       serialized(async () => {
         const chainId = checkChain(request)
+        checkEscrow(request)
         const escrow = request.methodDetails.escrowContract as Address
         const price = BigInt(request.amount)
         const key = keyOf(challenge, request)
@@ -456,6 +542,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // The policy's maxDeposit, checked before anything is signed: the quote leaves the deposit out
           // when some channel on this escrow exists (it has no realm to tell whose), yet this one is new.
           spend?.({ ...bookings.quoteFor(request, 0n), deposit })
+          await checkEscrowCode(chainId, escrow)
           const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))
           const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
           const channelId = Channel.computeId({
@@ -495,6 +582,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           state = {
             channelId,
             escrow,
+            currency: request.currency as Address,
             chainId,
             deposit,
             cumulative: price,
@@ -516,6 +604,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
         let next = (state.cumulative > state.spent ? state.cumulative : state.spent) + price
         let charged: bigint | undefined
+        // Prices booked ahead for a new voucher (given back when it is not signed after all).
+        let booked = 0n
         if (ahead > 1n) {
           // What the server will have charged once this request is served (its receipts may lag).
           const paid = state.charged ?? state.spent
@@ -530,26 +620,41 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
                 signature: await signVoucher(state, state.cumulative),
               }
             state.charged = charged
+            // The client booked this request's price: the voucher's authorization stays booked once.
+            bookings.served(state, price)
             return payWith(state, present, state.last.cumulative, state.last.signature)
           }
           // A new voucher for this request and the next `ahead - 1`, within the deposit when it still
-          // covers this request (else the top-up below makes room).
-          next = charged + price * (ahead - 1n)
-          if (next > state.deposit && charged <= state.deposit) next = state.deposit
+          // covers this request (else the top-up below makes room). A voucher is spendable once sent, so
+          // it authorizes ahead only the prices the client's policy books now: never past a budget.
+          let room = ahead - 1n
+          if (charged + price * room > state.deposit) {
+            if (charged <= state.deposit) room = price > 0n ? (state.deposit - charged) / price : 0n
+            // An open not mined yet pays with the voucher already signed (below).
+            else if (state.opening) room = 0n
+          }
+          booked = bookings.ahead(state, price, room)
+          next = charged + price * booked
         }
         // An open not mined yet has no deposit to top up: it pays with the voucher already signed.
         if (next > state.deposit && state.opening) next = state.cumulative
-        if (next > state.deposit) {
-          // A top-up whose outcome is unknown is settled first, never signed anew.
-          const refused = await settleTopUp(state, url)
-          if (refused) throw pendingError(refused)
-        }
-        if (next > state.deposit) {
-          // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
-          const amount = options.topUp ?? state.deposit
-          const response = await topUpChannel(state, amount, url, request)
-          if (!response.ok) throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
-          state.deposit += amount
+        try {
+          if (next > state.deposit) {
+            // A top-up whose outcome is unknown is settled first, never signed anew.
+            const refused = await settleTopUp(state, url)
+            if (refused) throw pendingError(refused)
+          }
+          if (next > state.deposit) {
+            // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
+            const amount = options.topUp ?? state.deposit
+            const response = await topUpChannel(state, amount, url, request)
+            if (!response.ok)
+              throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
+            state.deposit += amount
+          }
+        } catch (error) {
+          bookings.unbook(state, booked)
+          throw error
         }
         state.cumulative = next
         const signature = await signVoucher(state, next)
@@ -673,7 +778,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             response = await closeWith(BigInt(body.spent))
         }
         if (!response.ok) unanswered(state)
-        else for (const [key, value] of channels) if (value === state) channels.delete(key)
+        else {
+          for (const [key, value] of channels) if (value === state) channels.delete(key)
+          // Prices booked ahead (`voucherAhead`) are given back once the chain shows the channel finalized
+          // (a 200 is the server's word): the vouchers above what it captured are void then.
+          if (bookings.heldAhead(state)) {
+            const read = await readChain(state).catch(() => undefined)
+            if (read?.channel.finalized) bookings.closed(state, state.cumulative - read.channel.settled)
+          }
+        }
         return response
       }),
   }
