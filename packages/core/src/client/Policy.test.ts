@@ -135,6 +135,43 @@ describe('Ledger', () => {
     )
   })
 
+  it('refuses unknown keys, naming the nearest known one (a typo never lifts a limit)', () => {
+    expect(() => new Ledger({ maxAmout: 100n } as Policy)).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: unknown spend policy key "maxAmout" (did you mean maxAmount?): known keys are maxAmount, budget, maxDeposit, methods, currencies, realms, minValiditySeconds, crossRail]`,
+    )
+    expect(() => new Ledger({ max_amount: 100n } as Policy)).toThrow(/did you mean maxAmount\?/)
+    expect(() => new Ledger({ budgets: 100n } as Policy)).toThrow(/did you mean budget\?/)
+    expect(() => new Ledger({ spendingCap: 100n } as Policy)).toThrow(
+      /^unknown spend policy key "spendingCap": known/,
+    )
+    expect(
+      () => new Ledger({ crossRail: { unit: 'USD', budget: 5, maxAmout: 1, price: () => 0 } } as Policy),
+    ).toThrow(/unknown crossRail key "maxAmout" \(did you mean maxAmount\?\)/)
+    expect(() => new Ledger(5 as unknown as Policy)).toThrow(ConfigurationError)
+  })
+
+  it('refuses methods, currencies and realms that are not arrays of strings', () => {
+    expect(
+      () => new Ledger({ realms: 'api.example.com' as unknown as string[] }),
+    ).toThrowErrorMatchingInlineSnapshot(`[ConfigurationError: realms must be an array of non-empty strings]`)
+    expect(() => new Ledger({ methods: 'test' as unknown as string[] })).toThrow(
+      'methods must be an array of non-empty strings',
+    )
+    expect(() => new Ledger({ currencies: 'usd' as unknown as string[] })).toThrow(
+      'currencies must be an array of non-empty strings',
+    )
+    expect(() => new Ledger({ methods: [''] })).toThrow(ConfigurationError)
+    // A string realm was matched as a substring: realm `api` passed `realms: 'api.example.com'`.
+    expect(
+      refusal(() =>
+        new Ledger({ realms: ['api.example.com'] }).check({
+          ...at({ amount: 1n, currency: 'usd' }),
+          realm: 'api',
+        }),
+      ),
+    ).toBe('realm')
+  })
+
   it('undo returns the spend once', () => {
     const ledger = new Ledger({ currencies: ['usd'], budget: 10n })
     const release = ledger.reserve(at({ amount: 10n, currency: 'usd' }))

@@ -104,6 +104,55 @@ type Rule = { scalar: bigint } | { entries: readonly (readonly [string, bigint])
 
 const limitNames = ['maxAmount', 'budget', 'maxDeposit'] as const
 
+const policyKeys: readonly (keyof Policy)[] = [
+  ...limitNames,
+  'methods',
+  'currencies',
+  'realms',
+  'minValiditySeconds',
+  'crossRail',
+]
+const crossRailKeys: readonly (keyof CrossRailBudget)[] = ['unit', 'budget', 'maxAmount', 'price']
+
+const squash = (key: string) => key.replace(/[-_\s]/g, '').toLowerCase()
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = current
+    }
+  }
+  return row[b.length]!
+}
+
+// A key the policy does not know is a ConfigurationError: ignored, `maxAmout: 100n` would pay anything.
+function refuseUnknownKeys(value: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue
+    const wanted = squash(key).slice(0, 64)
+    let best: { key: string; score: number } | undefined
+    for (const candidate of known) {
+      const score = distance(wanted, squash(candidate))
+      if (score <= 2 && (!best || score < best.score)) best = { key: candidate, score }
+    }
+    const shown = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)
+    throw new ConfigurationError(
+      `unknown ${where} key ${shown}${best ? ` (did you mean ${best.key}?)` : ''}: known keys are ${known.join(', ')}`,
+    )
+  }
+}
+
+function stringList(value: unknown, name: string): void {
+  if (value === undefined) return
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item === ''))
+    throw new ConfigurationError(`${name} must be an array of non-empty strings`)
+}
+
 function amountOf(value: unknown, what: string): bigint {
   try {
     if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'string') {
@@ -150,6 +199,13 @@ export class Ledger {
 
   /** Validates the policy: a malformed or ambiguous one is a `ConfigurationError`. */
   constructor(policy: Policy = {}) {
+    if (typeof policy !== 'object' || policy === null || Array.isArray(policy))
+      throw new ConfigurationError('the spend policy must be an object')
+    refuseUnknownKeys(policy, policyKeys, 'spend policy')
+    // A string where a list belongs would be matched as a substring (`realms: 'api.example.com'`).
+    stringList(policy.methods, 'methods')
+    stringList(policy.currencies, 'currencies')
+    stringList(policy.realms, 'realms')
     this.policy = policy
     this.#rules = {
       maxAmount: ruleOf(policy.maxAmount, 'maxAmount'),
@@ -164,13 +220,13 @@ export class Ledger {
         )
       this.#pin = policy.currencies[0]
     }
-    if (policy.currencies?.some((c) => typeof c !== 'string' || c === ''))
-      throw new ConfigurationError('currencies must be non-empty strings')
     const { minValiditySeconds } = policy
     if (minValiditySeconds !== undefined && !(minValiditySeconds >= 0))
       throw new ConfigurationError('minValiditySeconds must be a non-negative number')
     const crossRail = policy.crossRail
     if (crossRail) {
+      if (typeof crossRail !== 'object') throw new ConfigurationError('crossRail must be an object')
+      refuseUnknownKeys(crossRail, crossRailKeys, 'crossRail')
       if (typeof crossRail.price !== 'function')
         throw new ConfigurationError('crossRail.price must be a function')
       if (typeof crossRail.unit !== 'string' || crossRail.unit === '')

@@ -30,10 +30,22 @@ describe('createCore duration options', () => {
       idempotencyTtlMs: 86_400_000,
       leaseMs: 300_000,
     })
-    expect(core({ expiresIn: 1, idempotencyTtl: 0.5, idempotencyLease: 10 })).toMatchObject({
+    expect(core({ expiresIn: 1, idempotencyTtl: 1.5, idempotencyLease: 10 })).toMatchObject({
       expiresIn: 1,
-      idempotencyTtlMs: 500,
+      idempotencyTtlMs: 1500,
       leaseMs: 10_000,
     })
+  })
+})
+
+describe('createCore idempotencyTtl', () => {
+  it('refuses an idempotencyTtl shorter than expiresIn (both in seconds)', () => {
+    // A paid retry with the same Idempotency-Key 1.5 s later got a 402: the record was gone.
+    expect(() => core({ idempotencyTtl: 1 })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: idempotencyTtl (1 s) must be at least expiresIn (300 s): a paid retry with the same Idempotency-Key would be refused once the response is dropped]`,
+    )
+    expect(() => core({ expiresIn: 600, idempotencyTtl: 599 })).toThrow(ConfigurationError)
+    expect(core({ expiresIn: 600, idempotencyTtl: 600 })).toMatchObject({ idempotencyTtlMs: 600_000 })
+    expect(() => core({ expiresIn: 86_401 })).toThrow(/idempotencyTtl \(86400 s\) must be at least/)
   })
 })

@@ -32,7 +32,10 @@ export type Options = {
   store?: Store
   /** Challenge lifetime in seconds (default 300). */
   expiresIn?: number
-  /** Idempotent responses are kept this many seconds (default 86 400). */
+  /**
+   * Idempotent responses are kept this many seconds (default 86 400); at least `expiresIn`, so a paid
+   * request retried with its `Idempotency-Key` while its challenge lives gets its response back.
+   */
   idempotencyTtl?: number
   /**
    * Seconds a paid request may take to produce its response before an Idempotency-Key retry may take
@@ -117,6 +120,12 @@ export function createCore(options: Options): Core {
   checkSeconds('expiresIn', expiresIn, 1)
   const idempotencyTtl = options.idempotencyTtl ?? 86_400
   checkSeconds('idempotencyTtl', idempotencyTtl, 0)
+  // Both in seconds. A record gone before its challenge expires turns a paid retry with the same
+  // Idempotency-Key into a 402: the challenge is consumed, and the response is no longer kept.
+  if (idempotencyTtl < expiresIn)
+    throw new ConfigurationError(
+      `idempotencyTtl (${idempotencyTtl} s) must be at least expiresIn (${expiresIn} s): a paid retry with the same Idempotency-Key would be refused once the response is dropped`,
+    )
   const idempotencyLease = options.idempotencyLease ?? 300
   checkSeconds('idempotencyLease', idempotencyLease, 0)
   // KeyObjects make each HMAC cheaper than raw key bytes.

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import * as Binding from '../Binding.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -6,6 +7,7 @@ import { create as createClient } from '../client/Client.js'
 import { ConfigurationError } from '../Errors.js'
 import * as Expires from '../Expires.js'
 import { MemoryStore } from '../MemoryStore.js'
+import * as Method from '../Method.js'
 import { createTestRail } from '../testing/TestMethod.js'
 import { create as createServer, type Offer } from './Server.js'
 
@@ -178,6 +180,87 @@ describe('Offer.expiresIn', () => {
     const lifetime = Expires.parse(challenge!.expires!) - Date.now()
     expect(lifetime).toBeGreaterThan(58_000)
     expect(lifetime).toBeLessThanOrEqual(60_000)
+  })
+})
+
+describe('Offer.expiresIn and idempotencyTtl', () => {
+  it("refuses an offer lifetime longer than the server's idempotencyTtl", () => {
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [rail.server()],
+      idempotencyTtl: 600,
+    })
+    expect(() =>
+      server.protect({ offers: [{ method: 'test', request, expiresIn: 601 }] }, () => new Response()),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: an offer expiresIn (601 s) must be at most the server's idempotencyTtl (600 s)]`,
+    )
+    expect(() =>
+      server.protect({ offers: [{ method: 'test', request, expiresIn: 600 }] }, () => new Response()),
+    ).not.toThrow()
+  })
+})
+
+describe('Offer.request', () => {
+  it("refuses a static request the method's schema refuses, naming the field (the route would 402 forever)", () => {
+    const { server } = setup({ method: 'test', request })
+    const protect = (fields: Record<string, unknown>) => () =>
+      server.protect({ offers: [{ method: 'test', request: fields }] }, () => new Response())
+    expect(protect({ ...request, amount: '0.01' })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: route offer test/charge: request.amount does not fit the method's request schema: Invalid string: must match pattern /^\\d+$/ (every payment would be refused)]`,
+    )
+    expect(protect({ ...request, amount: 1000 })).toThrow(/request\.amount does not fit.*expected string/)
+    expect(protect({ ...request, amount: '-5' })).toThrow(/request\.amount does not fit/)
+    expect(protect({ amount: '100', currency: 'usd' })).toThrow(/request\.recipient does not fit/)
+    expect(protect(request)).not.toThrow()
+  })
+
+  it('checks the fields over the method defaults, and leaves dynamic prices to issuance', async () => {
+    const rail = createTestRail()
+    const method = { ...rail.server(), defaults: { currency: 'usd', recipient: 'acct' } }
+    const server = createServer({ realm: 'api.test', secrets: [secret], methods: [method] })
+    // The defaults complete the request the challenge carries.
+    expect(() =>
+      server.protect({ offers: [{ method: 'test', request: { amount: '100' } }] }, () => new Response()),
+    ).not.toThrow()
+    expect(() =>
+      server.protect({ offers: [{ method: 'test', request: { amount: '1.5' } }] }, () => new Response()),
+    ).toThrow(ConfigurationError)
+    const dynamic = server.protect(
+      { offers: [{ method: 'test', request: () => ({ amount: '100' }) }] },
+      () => new Response(),
+    )
+    expect((await dynamic(new Request(url))).status).toBe(402)
+  })
+
+  it('holds only the pinned fields against the schema when the method prepares each challenge', async () => {
+    const definition = Method.define({
+      name: 'prepared',
+      intent: 'charge',
+      request: z.object({ amount: z.string().regex(/^\d+$/), invoice: z.string().min(1) }),
+      payload: z.object({}),
+    })
+    const method: Method.Server<typeof definition> = {
+      definition,
+      // `invoice` is required, and only filled at issuance.
+      prepare: ({ request }) => ({ ...request, invoice: `inv-${request.amount}` }),
+      async verify() {},
+      async settle() {
+        return { reference: 'r' }
+      },
+    }
+    const server = createServer({ realm: 'api.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      { offers: [{ method: 'prepared', request: { amount: '100' } }] },
+      () => new Response(),
+    )
+    const [challenge] = await challengesOf(await handler(new Request(url)))
+    expect(challenge!.request).toEqual({ amount: '100', invoice: 'inv-100' })
+    expect(() =>
+      server.protect({ offers: [{ method: 'prepared', request: { amount: '0.01' } }] }, () => new Response()),
+    ).toThrow(/route offer prepared\/charge: request\.amount does not fit/)
   })
 })
 

@@ -85,6 +85,44 @@ export function formatChallenge(challenge: Challenge.Challenge, requestB64: stri
   return header
 }
 
+type Issue = { path?: readonly PropertyKey[]; message?: unknown }
+
+/** The issues of a failed `safeParse` (zod's shape: `error.issues`), or none when it has another shape. */
+function issuesOf(error: unknown): readonly Issue[] {
+  const issues = (error as { issues?: unknown } | null)?.issues
+  return Array.isArray(issues)
+    ? issues.filter((issue): issue is Issue => typeof issue === 'object' && issue !== null)
+    : []
+}
+
+/**
+ * Runs the method's request schema on a static offer's request (its fields over the method defaults),
+ * the object its challenges carry: a field the schema refuses (`amount: '0.01'` where base units are
+ * asked) is refused by every paying client and by `verify`, so the route would answer 402 forever. A
+ * method with `prepare` fills fields at issuance (an invoice, a mint's decimals), so only the fields the
+ * offer itself pins are held against the schema there.
+ */
+function checkRequest(
+  offer: Offer,
+  method: Method.Server,
+  intent: string,
+  request: Record<string, unknown>,
+): void {
+  const result = method.definition.request.safeParse(request)
+  if (result.success) return
+  const pinned = Object.keys(offer.request ?? {})
+  const issues = issuesOf(result.error)
+  const first = method.prepare
+    ? issues.find((issue) => typeof issue.path?.[0] === 'string' && pinned.includes(issue.path[0]))
+    : issues[0]
+  if (method.prepare && first === undefined) return
+  const field = first?.path?.length ? `request.${first.path.map(String).join('.')}` : 'request'
+  const why = typeof first?.message === 'string' ? `: ${first.message}` : ''
+  throw new ConfigurationError(
+    `route offer ${method.definition.name}/${intent}: ${field} does not fit the method's request schema${why} (every payment would be refused)`,
+  )
+}
+
 function compileOffer(core: Core, offer: Offer): CompiledOffer {
   const intent = offer.intent ?? 'charge'
   const method = core.registry.get(offer.method, intent)
@@ -97,7 +135,14 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
     header = offer.header.toLowerCase() === 'authorization' ? undefined : offer.header
   }
   // The same check as the server's `expiresIn`: a string or NaN here would fail every 402 of the route.
-  if (offer.expiresIn !== undefined) checkSeconds('an offer expiresIn', offer.expiresIn, 1)
+  if (offer.expiresIn !== undefined) {
+    checkSeconds('an offer expiresIn', offer.expiresIn, 1)
+    // As the server's: an Idempotency-Key record gone before the challenge expires refuses a paid retry.
+    if (offer.expiresIn * 1000 > core.idempotencyTtlMs)
+      throw new ConfigurationError(
+        `an offer expiresIn (${offer.expiresIn} s) must be at most the server's idempotencyTtl (${core.idempotencyTtlMs / 1000} s)`,
+      )
+  }
   const opaque = offer.opaque ?? {}
   for (const [key, value] of Object.entries(opaque)) {
     if (typeof value !== 'string') throw new ConfigurationError('opaque values must be strings')
@@ -105,6 +150,7 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
   }
   const staticRequest =
     typeof offer.request === 'function' ? undefined : { ...(method.defaults ?? {}), ...(offer.request ?? {}) }
+  if (staticRequest) checkRequest(offer, method, intent, staticRequest)
   const fields: Challenge.Challenge = {
     id: 'x',
     realm: core.realm,
@@ -131,7 +177,7 @@ function compileOffer(core: Core, offer: Offer): CompiledOffer {
 /**
  * Returns the route compiler of a server: resolves each offer's method once per route object, checks
  * the offers (unknown method, bad header name, reserved opaque key, unencodable description, bad
- * `expiresIn` → `ConfigurationError`) and precomputes the wire pieces of static offers.
+ * `expiresIn`, a static request the method's request schema refuses → `ConfigurationError`) and precomputes the wire pieces of static offers.
  *
  * @example
  * ```ts

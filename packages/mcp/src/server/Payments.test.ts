@@ -2,6 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { ConfigurationError } from '@mppkit/core'
 import { Client as CoreClient } from '@mppkit/core/client'
 import * as Server from '@mppkit/core/server'
 import { createTestRail } from '@mppkit/core/testing'
@@ -777,6 +778,7 @@ describe('create (calls the SDK would refuse)', () => {
     })
     const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
     const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', {}, async () => ({ content: [] }))
     payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
     expect(reported).toEqual([])
     // One Streamable HTTP session after another: said once.
@@ -794,6 +796,79 @@ describe('create (calls the SDK would refuse)', () => {
     const [, serverSide] = InMemoryTransport.createLinkedPair()
     expect(() => payments.transport(serverSide, {} as McpServer)).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run)]`,
+    )
+  })
+})
+
+describe('create (configuration checks)', () => {
+  const serverWith = (onError?: Server.Options['onError']) =>
+    Server.create({
+      realm: 'r',
+      secrets: [secret],
+      methods: [createTestRail().server()],
+      ...(onError ? { onError, logger: false as const } : {}),
+    })
+
+  test('refuses an unknown option, naming the nearest one (a `tool:` section left every tool free)', () => {
+    const server = serverWith()
+    expect(() =>
+      create({ server, tool: { forecast: [{ method: 'test', request: price }] } } as never),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: unknown option "tool" (did you mean tools?): known options are server, tools, resources, prompts, name, bindArguments, onDroppedNotification]`,
+    )
+    expect(() => create({ server, tools: [] as never })).toThrow('tools must be an object of prices by name')
+    expect(() => create({ tools: {} } as never)).toThrow(/server must be an mppkit server/)
+  })
+
+  test('checks every priced entry as protect does: an unknown method or a bad request fails at create', () => {
+    const server = serverWith()
+    expect(() =>
+      create({ server, tools: { forecast: [{ method: 'tset', request: price }] } }),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: tools/call forecast: route offers tset/charge, which is not registered]`,
+    )
+    expect(() =>
+      create({ server, prompts: { brief: [{ method: 'test', request: { ...price, amount: '0.5' } }] } }),
+    ).toThrow(/^prompts\/get brief: route offer test\/charge: request\.amount does not fit/)
+    expect(() =>
+      create({ server, resources: { 'data://items/{id}': [{ method: 'tset', request: price }] } }),
+    ).toThrow(/^resources\/read data:\/\/items\/\{id\}: route offers tset\/charge/)
+  })
+
+  test('reports, once, at connect, a priced tool, prompt or resource the McpServer does not serve', async () => {
+    const reported: [unknown, string][] = []
+    const server = serverWith((error, { phase }) => void reported.push([error, phase]))
+    const payments = create({
+      server,
+      tools: { forcast: [{ method: 'test', request: price }], echo: [{ method: 'test', request: price }] },
+      prompts: { brief: [{ method: 'test', request: price }] },
+      resources: {
+        'data://vault/a': [{ method: 'test', request: price }],
+        'data://items/{id}': [{ method: 'test', request: price }],
+        'data://served/{id}': [{ method: 'test', request: price }],
+      },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', {}, async () => ({ content: [] }))
+    mcp.registerTool('echo', {}, async () => ({ content: [] }))
+    mcp.registerPrompt('expert', {}, async () => ({ messages: [] }))
+    mcp.registerResource('served', 'data://served/1', {}, async (uri) => ({
+      contents: [{ uri: uri.href, text: '' }],
+    }))
+    mcp.registerResource(
+      'items',
+      new ResourceTemplate('data://items/{id}', { list: undefined }),
+      {},
+      async (uri) => ({ contents: [{ uri: uri.href, text: '' }] }),
+    )
+    await payments.connect(mcp, InMemoryTransport.createLinkedPair()[1])
+    payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
+    expect(reported).toHaveLength(1)
+    const [error, phase] = reported[0]!
+    expect(phase).toBe('configuration')
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect((error as Error).message).toMatchInlineSnapshot(
+      `"payments price tools/call "forcast", resources/read "data://vault/a", prompts/get "brief", which the McpServer does not serve: such a price never applies (a misspelt name leaves the real one free); register it before connecting, or fix the name"`,
     )
   })
 })

@@ -129,7 +129,22 @@ function forwarded(message: Message, receipt?: Receipt.Receipt): Message {
  * @see draft-payment-transport-mcp-00
  */
 export function create(options: Options): Payments {
+  if (typeof options !== 'object' || options === null) throw new ConfigurationError('options are required')
+  refuseUnknownKeys(options)
+  if (typeof options.server?.protect !== 'function')
+    throw new ConfigurationError('server must be an mppkit server (Server.create)')
   const paywall: Paywall = compile(options)
+  // Each priced entry is checked as `server.protect` checks a route (an unknown method, a request its
+  // schema refuses…): found now, not as a -32603 on every call.
+  for (const { method, key, route } of paywall.priced) {
+    try {
+      options.server.protect(route, unreachable)
+    } catch (error) {
+      if (error instanceof ConfigurationError)
+        throw new ConfigurationError(`${method} ${key}: ${error.message}`)
+      throw error
+    }
+  }
   const capability: PaymentCapability = { methods: paywall.methods }
   const name = encodeURIComponent(options.name ?? 'mcp')
   const bindArguments = options.bindArguments !== false
@@ -171,6 +186,24 @@ export function create(options: Options): Payments {
   }
 
   let uncheckedReported = false
+  const unservedReported = new Set<string>()
+  // A price for a name the McpServer does not serve never applies: a misspelt `forcast` leaves `forecast`
+  // free. Told once per entry (a tool may still be registered later, which McpServer allows).
+  const reportUnserved = (mcp: McpServer) => {
+    const fresh = Targets.unserved(mcp, paywall.priced).filter(
+      ({ method, key }) => !unservedReported.has(`${method}\n${key}`),
+    )
+    if (fresh.length === 0) return
+    for (const { method, key } of fresh) unservedReported.add(`${method}\n${key}`)
+    const names = fresh.map(({ method, key }) => `${method} ${JSON.stringify(key)}`).join(', ')
+    options.server.report(
+      new ConfigurationError(
+        `payments price ${names}, which the McpServer does not serve: such a price never applies (a ` +
+          'misspelt name leaves the real one free); register it before connecting, or fix the name',
+      ),
+      'configuration',
+    )
+  }
   const payments: Payments = {
     capability,
     transport(inner, mcp) {
@@ -187,6 +220,7 @@ export function create(options: Options): Payments {
         )
       }
       const targets = mcp === undefined ? undefined : Targets.of(mcp)
+      if (mcp !== undefined) reportUnserved(mcp)
       return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
     },
     async connect(mcp, inner) {
@@ -194,6 +228,52 @@ export function create(options: Options): Payments {
     },
   }
   return payments
+}
+
+/** The handler of the `protect` call that only checks a route: never called. */
+const unreachable = () => new Response(null, { status: 500 })
+
+const optionKeys: readonly (keyof Options)[] = [
+  'server',
+  'tools',
+  'resources',
+  'prompts',
+  'name',
+  'bindArguments',
+  'onDroppedNotification',
+]
+
+const squash = (key: string) => key.replace(/[-_\s]/g, '').toLowerCase()
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = current
+    }
+  }
+  return row[b.length]!
+}
+
+/** An unknown option is a ConfigurationError: a `tool:` section would leave every tool free. */
+function refuseUnknownKeys(options: object): void {
+  for (const key of Object.keys(options)) {
+    if ((optionKeys as readonly string[]).includes(key)) continue
+    const wanted = squash(key).slice(0, 64)
+    let best: { key: string; score: number } | undefined
+    for (const known of optionKeys) {
+      const score = distance(wanted, squash(known))
+      if (score <= 2 && (!best || score < best.score)) best = { key: known, score }
+    }
+    const shown = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)
+    throw new ConfigurationError(
+      `unknown option ${shown}${best ? ` (did you mean ${best.key}?)` : ''}: known options are ${optionKeys.join(', ')}`,
+    )
+  }
 }
 
 /**

@@ -34,9 +34,14 @@ export type Prices = {
 /** One paid target: the route handed to the core (offers pinned to this target). */
 export type Gate = { method: CoveredMethod; target: string; route: Route }
 
+/** One entry of the price list as written: its operation, its key (name, URI or URI template), its route. */
+export type Priced = { method: CoveredMethod; key: string; route: Route }
+
 /** The compiled price list: finds the gate of a JSON-RPC request, if it is paid. */
 export type Paywall = {
   gateOf(method: unknown, params: unknown): Gate | undefined
+  /** Every priced entry, in the price list's order (a template's route is bound to the template). */
+  readonly priced: readonly Priced[]
   /** Every method/intent any gate offers, for capability advertisement. */
   readonly methods: Record<string, { intents: string[] }>
 }
@@ -58,12 +63,17 @@ export function compile(prices: Prices): Paywall {
   /** Priced resource templates, in the price list's order: each matching URI gets its own gate. */
   const templates: { template: UriTemplate; offers: readonly Offer[] }[] = []
   const methods: Record<string, { intents: string[] }> = {}
-  const sections: [CoveredMethod, Record<string, Price> | undefined][] = [
-    ['tools/call', prices.tools],
-    ['resources/read', prices.resources],
-    ['prompts/get', prices.prompts],
+  const priced: Priced[] = []
+  const sections: [CoveredMethod, Record<string, Price> | undefined, string][] = [
+    ['tools/call', prices.tools, 'tools'],
+    ['resources/read', prices.resources, 'resources'],
+    ['prompts/get', prices.prompts, 'prompts'],
   ]
-  for (const [method, section] of sections) {
+  for (const [method, section, name] of sections) {
+    if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section)))
+      throw new ConfigurationError(
+        `${name} must be an object of prices by ${method === 'resources/read' ? 'URI' : 'name'}`,
+      )
     for (const [key, price] of Object.entries(section ?? {})) {
       const offers = Array.isArray(price) ? (price as readonly Offer[]) : (price as Route).offers
       if (!Array.isArray(offers) || offers.length === 0)
@@ -93,6 +103,7 @@ export function compile(prices: Prices): Paywall {
           throw new ConfigurationError(`${method} ${key} is not a valid URI template`)
         }
         templates.push({ template, offers })
+        priced.push({ method, key, route: gateFor(method, key, offers).route })
         continue
       }
       // Resources are priced by the URI the SDK serves, which it looks up normalized: two spellings of
@@ -100,11 +111,14 @@ export function compile(prices: Prices): Paywall {
       const target = method === 'resources/read' ? normalizedUri(key) : key
       if (gates.has(`${method}\n${target}`))
         throw new ConfigurationError(`${method} ${key} is priced twice (as ${target})`)
-      gates.set(`${method}\n${target}`, gateFor(method, target, offers))
+      const gate = gateFor(method, target, offers)
+      gates.set(`${method}\n${target}`, gate)
+      priced.push({ method, key, route: gate.route })
     }
   }
   return {
     methods,
+    priced,
     gateOf(method, params) {
       if (typeof method !== 'string' || !(method in coveredMethods)) return undefined
       if (typeof params !== 'object' || params === null) return undefined

@@ -5,6 +5,7 @@ import {
   safeParse,
   safeParseAsync,
 } from '@modelcontextprotocol/sdk/server/zod-compat.js'
+import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js'
 import {
   CallToolRequestSchema,
   ErrorCode,
@@ -13,7 +14,7 @@ import {
   ReadResourceRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import { ConfigurationError } from '@mppkit/core'
-import type { CoveredMethod } from './Paywall.js'
+import { type CoveredMethod, normalizedUri, type Priced } from './Paywall.js'
 
 /**
  * What the SDK's `McpServer` answers instead of running a target's handler: a JSON-RPC error, or, for a
@@ -69,6 +70,47 @@ export function of(mcp: McpServer): Targets {
       if (call.method === 'prompts/get') return promptRefusal(internals, call)
       return resourceRefusal(internals, call)
     },
+  }
+}
+
+/**
+ * The priced entries the `McpServer` serves nothing for: a tool or prompt it has not registered, a
+ * resource URI none of its resources or templates serves, a priced URI template that is none of its
+ * templates and matches none of its resources. Such a price never applies (a misspelt `forcast` leaves
+ * `forecast` free). A method the application serves with its own request handler is not seen into.
+ *
+ * @example
+ * ```ts
+ * Targets.unserved(mcp, paywall.priced) // [{ method: 'tools/call', key: 'forcast', … }]
+ * ```
+ */
+export function unserved(mcp: McpServer, priced: readonly Priced[]): Priced[] {
+  const internals = internalsOf(mcp)
+  return priced.filter((entry) => {
+    const handled = handlerRefusal(internals, entry.method)
+    if (handled === undefined) return false
+    if (handled !== 'mcp') return true
+    if (entry.method === 'tools/call') return !internals._registeredTools[entry.key]
+    if (entry.method === 'prompts/get') return !internals._registeredPrompts[entry.key]
+    const templates = Object.values(internals._registeredResourceTemplates).map(
+      (template) => template.resourceTemplate.uriTemplate,
+    )
+    if (UriTemplate.isTemplate(entry.key)) {
+      if (templates.some((template) => String(template) === entry.key)) return false
+      const priced = new UriTemplate(entry.key)
+      return !Object.keys(internals._registeredResources).some((uri) => matches(priced, uri))
+    }
+    const uri = normalizedUri(entry.key)
+    if (internals._registeredResources[uri]) return false
+    return !templates.some((template) => matches(template, uri))
+  })
+}
+
+function matches(template: { match(uri: string): unknown }, uri: string): boolean {
+  try {
+    return Boolean(template.match(uri))
+  } catch {
+    return false
   }
 }
 

@@ -7,6 +7,7 @@ export {
   normalizedUri,
   type Paywall,
   type Price,
+  type Priced,
   type Prices,
 } from './Paywall.js'
 export { liftMetaLines } from './Stdio.js'
