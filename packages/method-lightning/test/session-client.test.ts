@@ -191,7 +191,14 @@ describe('sessionClient under concurrent requests', () => {
     const second = await otherRealm()
     expect(method.quote!(second.request as never).deposit).toBe(300n)
     expect((await client.fetch(url)).status).toBe(200)
-    await method.createPayload({ challenge: second, request: second.request as never, url, spend })
+    // (Another origin: this client keeps one session per origin, and refuses another realm on `url`'s.)
+    await method.createPayload({
+      challenge: second,
+      request: second.request as never,
+      url: 'https://other.test/r',
+      spend,
+    })
     expect(deposits()).toEqual([])
+    expect(method.sessions.size).toBe(2)
   })
 })

@@ -17,9 +17,11 @@ export type SessionClientOptions = ChargeClientOptions & {
   autoTopUp?: boolean
 }
 
-/** What the client keeps of an open session (per realm). */
+/** What the client keeps of an open session (per server origin). */
 export type SessionState = {
   sessionId: string
+  /** The realm the session was opened in: its bearer and top-up credentials answer that realm's challenges. */
+  realm: string
   /** The deposit preimage: a bearer secret, never logged. */
   preimage: string
   /** Total deposited, satoshis. */
@@ -43,7 +45,10 @@ const topUpAttempts = 3
 
 /** The session client method with its session controls. */
 export type SessionClient = Method.Client<typeof session> & {
-  /** Open sessions by realm. */
+  /**
+   * Open sessions by server origin (`https://host:port` of the paid URL). A method driven directly with a
+   * `url` that has no origin (a transport's name for the resource) keys its session `realm:<realm>`.
+   */
   readonly sessions: Map<string, SessionState>
   /**
    * Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response.
@@ -65,13 +70,29 @@ export type SessionClient = Method.Client<typeof session> & {
 
 type Spend = NonNullable<Method.PayContext<unknown>['spend']>
 
+/** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
+function originOf(url: string): string | undefined {
+  try {
+    const { origin } = new URL(url)
+    return origin === 'null' ? undefined : origin
+  } catch {
+    return undefined
+  }
+}
+
 /**
- * Creates the client side of `lightning/session`: the first challenge of a realm opens a session (pays
+ * Creates the client side of `lightning/session`: the first challenge of a server opens a session (pays
  * the deposit invoice after checking it, sends the preimage and an amountless return invoice); later
- * requests are `bearer` actions; `topUp(url)` and `close(url)` are side requests; `stream()` follows a
- * stream billed per chunk through its top-ups. The spend policy's deposit limit applies to deposits and
- * top-ups, its budget to each request's price and to the routing fees of deposits and top-ups (each fee
- * limit booked before paying, then replaced by the fee paid).
+ * requests are `bearer` actions. A server is the origin of the paid URL, not the realm its challenges
+ * name (any origin may name any realm): an origin has at most one open session, whose deposit and
+ * top-ups stay within the policy's `maxDeposit` together. A challenge of that origin naming another
+ * realm than the session's is refused (`PaymentFailedError`), paying nothing: never a second deposit to
+ * an origin while a session is open there; `close(url)` ends the session first. Only a method driven
+ * directly with a `url` that has no origin keys its session by the challenge's realm. `topUp(url)` and
+ * `close(url)` are side requests; `stream()` follows a stream billed per chunk through its top-ups. The
+ * spend policy's deposit limit applies to deposits and top-ups (per origin), its budget to each
+ * request's price and to the routing fees of deposits and top-ups (each fee limit booked before paying,
+ * then replaced by the fee paid).
  *
  * @example
  * ```ts
@@ -89,21 +110,34 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const sideFetch = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args)
   const sessions = new Map<string, SessionState>()
   const spends = new Map<string, Spend>()
-  // One chain per realm: an open, a top-up or a close waits for the one before it, so each sees the
-  // session (and its deposit) the previous left, never a stale balance or a second open of the realm.
+  // One chain per server (session key): an open, a top-up or a close waits for the one before it, so
+  // each sees the session (and its deposit) the previous left, never a stale balance or a second open.
   const queues = new Map<string, Promise<unknown>>()
-  const serialized = <T>(realm: string, fn: () => Promise<T>): Promise<T> => {
-    const next = (queues.get(realm) ?? Promise.resolve()).then(fn)
+  const serialized = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const next = (queues.get(key) ?? Promise.resolve()).then(fn)
     const tail = next.then(
       () => {},
       () => {},
     )
-    queues.set(realm, tail)
-    // The last in the chain removes it, so a realm no longer used leaves nothing behind.
+    queues.set(key, tail)
+    // The last in the chain removes it, so a server no longer used leaves nothing behind.
     void tail.then(() => {
-      if (queues.get(realm) === tail) queues.delete(realm)
+      if (queues.get(key) === tail) queues.delete(key)
     })
     return next
+  }
+  /**
+   * The session key of a payment: the origin of its URL, so that a server naming a new realm on every
+   * 402 cannot make this client open (and pay a deposit for) a session per realm; the challenge's realm
+   * only when the URL has no origin (a method driven directly, or a transport's name for the resource).
+   */
+  const keyOf = (url: string, realm: string) => originOf(url) ?? `realm:${realm}`
+  /** Refuses a challenge of another realm than the session's (its credentials answer their own realm only). */
+  const sameRealm = (state: SessionState, challenge: Challenge.Challenge, url: string) => {
+    if (challenge.realm !== state.realm)
+      throw new PaymentFailedError(
+        `lightning: ${originOf(url) ?? url} has an open session in realm "${state.realm}" and now names realm "${challenge.realm}": close that session before opening another`,
+      )
   }
   // Whether each request's quote named the deposit (the core gives quote and createPayload the same
   // request object): createPayload books the deposit exactly when the quote did not, whatever sessions
@@ -133,15 +167,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   /**
-   * Checks and pays the challenge's deposit invoice, its routing fee limit booked through `spend` (in parts
-   * of at most the session's price, which the policy's `maxAmount` allowed), returning the preimage and
-   * the sats paid.
+   * Checks and pays the challenge's deposit invoice, its routing fee limit booked through `spend` (a fee
+   * quote, counted against the budgets only), returning the preimage and the sats paid.
    */
   const payDeposit = async (
     challenge: Challenge.Challenge,
     request: LightningSessionRequest,
     spend: Spend | undefined,
-    price: bigint,
   ) => {
     const invoice = checkDeposit(challenge, request)
     const sats = invoice.amountMsat! / 1000n
@@ -178,10 +210,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const send = (url: string, challenge: Challenge.Challenge, payload: Record<string, unknown>) =>
     sideFetch(url, { headers: { authorization: Credential.format({ challenge, payload } as never) } })
 
+  /** The open session of `url`'s server (its origin's; the one opened on `url` itself when it has none). */
   const stateOf = (url: string) => {
-    for (const [realm, state] of sessions)
-      if (state.url === url || new URL(state.url).origin === new URL(url).origin) return { realm, state }
+    const origin = originOf(url)
+    if (origin !== undefined) {
+      const state = sessions.get(origin)
+      if (state) return { key: origin, state }
+    } else for (const [key, state] of sessions) if (state.url === url) return { key, state }
     throw new PaymentFailedError('lightning: no open session for this server')
+  }
+  /** The session under `key`, still open once its chain's turn came. */
+  const openSession = (key: string) => {
+    const state = sessions.get(key)
+    if (!state) throw new PaymentFailedError('lightning: no open session for this server')
+    return state
   }
 
   /**
@@ -212,19 +254,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return response
   }
 
-  /** A top-up, inside its realm's chain. */
-  const topUpNow = async (url: string): Promise<Response> => {
-    const { realm, state } = stateOf(url)
+  /** A top-up of the session under `key`, inside its chain. */
+  const topUpNow = async (url: string, key: string): Promise<Response> => {
+    const state = openSession(key)
     // A top-up already paid but not yet credited goes first, instead of paying another invoice.
     if (state.pendingTopUp) return sendTopUp(url, state, state.pendingTopUp)
     const { challenge, request } = await challengeOf(url)
+    // Another realm's deposit invoice does not fund this session: nothing paid.
+    sameRealm(state, challenge, url)
     const sats = BigInt(request.depositAmount ?? '0')
     // The policy's deposit limit applies to the session's deposit total; nothing is paid when it refuses.
-    const spend = spends.get(realm)
+    const spend = spends.get(key)
     const undo = spend?.({ ...quoteFor(request, 0n), deposit: state.deposit + sats })
     let paid: { preimage: string; sats: bigint }
     try {
-      paid = await payDeposit(challenge, request, spend, state.price)
+      paid = await payDeposit(challenge, request, spend)
     } catch (error) {
       undo?.()
       throw error
@@ -232,7 +276,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
   }
 
-  const topUp = async (url: string): Promise<Response> => serialized(stateOf(url).realm, () => topUpNow(url))
+  const topUp = async (url: string): Promise<Response> => {
+    const { key } = stateOf(url)
+    return serialized(key, () => topUpNow(url, key))
+  }
 
   /** Whether a close's answer says the session is closed (or unknown to the server) for good. */
   const closedBy = async (response: Response) => {
@@ -246,9 +293,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return typeof type === 'string' && /\/session-(closed|not-found)$/.test(type)
   }
 
-  /** A close, inside its realm's chain. */
-  const closeNow = async (url: string): Promise<Response> => {
-    const { realm, state } = stateOf(url)
+  /**
+   * A close of the session under `key`, inside its chain. It pays nothing, so a fresh close challenge of
+   * the same origin naming another realm is used too: a server that renamed its realm can still be asked
+   * for the refund, and the origin freed for a new session.
+   */
+  const closeNow = async (url: string, key: string): Promise<Response> => {
+    const state = openSession(key)
     const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
     let response: Response | undefined
     // A close needs no payment, so no deposit invoice: presented on the session's last challenge
@@ -269,8 +320,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // "Clients MUST NOT submit further actions on a closed session." Any other refusal (a 402 on a
     // stale or unknown challenge) leaves the session open, and its preimage kept for another close.
     if (await closedBy(response)) {
-      sessions.delete(realm)
-      spends.delete(realm)
+      sessions.delete(key)
+      spends.delete(key)
     }
     return response
   }
@@ -286,14 +337,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         ? { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
         : quoteFor(request, price)
     },
-    createPayload: ({ challenge, request, url, spend }) =>
-      serialized(challenge.realm, async () => {
-        if (spend) spends.set(challenge.realm, spend)
+    createPayload: ({ challenge, request, url, spend }) => {
+      const key = keyOf(url, challenge.realm)
+      return serialized(key, async () => {
+        if (spend) spends.set(key, spend)
         const price = BigInt(request.amount)
-        const state = sessions.get(challenge.realm)
+        const state = sessions.get(key)
         if (!state) {
           // The quote names the deposit only while this client has no session at all (it does not see the
-          // realm): any other deposit (a second realm's; one not quoted) is booked here, before paying.
+          // URL): any other deposit (a second server's; one not quoted) is booked here, before paying.
           const undo =
             quotedDeposit.get(request) === true
               ? undefined
@@ -310,14 +362,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
               expirySeconds: options.returnInvoiceExpirySeconds ?? Math.max(30 * 86_400, 2 * idle),
               description: 'mppkit session refund',
             }))
-            paid = await payDeposit(challenge, request, spend, price)
+            paid = await payDeposit(challenge, request, spend)
           } catch (error) {
             undo?.()
             throw error
           }
           const { preimage, sats } = paid
-          sessions.set(challenge.realm, {
+          sessions.set(key, {
             sessionId: request.paymentHash!,
+            realm: challenge.realm,
             preimage,
             deposit: sats,
             spent: price,
@@ -327,20 +380,27 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           })
           return { payload: { action: 'open', preimage, returnInvoice } }
         }
+        // One session per origin: a challenge naming another realm opens no second one (no second
+        // deposit, however many realms the server names) and gets no credential of this one.
+        sameRealm(state, challenge, url)
         // A bearer challenge (no deposit invoice) names the session it was issued for.
         if (request.depositInvoice === undefined && request.paymentHash !== state.sessionId)
           throw new PaymentFailedError('lightning: the challenge was issued for another session')
         if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
-          const response = await topUpNow(url)
+          const response = await topUpNow(url, key)
           if (!response.ok)
             throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
         }
         state.spent += price
         state.challenge = challenge
         return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
-      }),
+      })
+    },
     topUp,
-    close: async (url) => serialized(stateOf(url).realm, () => closeNow(url)),
+    close: async (url) => {
+      const { key } = stateOf(url)
+      return serialized(key, () => closeNow(url, key))
+    },
     async *stream(response, url, onEvent) {
       if (!response.body) return
       const decoder = new TextDecoder()
