@@ -11,6 +11,7 @@ import {
 import { Abis } from 'viem/tempo'
 import * as Attribution from '../Attribution.js'
 import { type Connection, defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import { rpcErrorSummary } from '../internal/rpcErrors.js'
 import { expectedTransfers } from '../internal/transfers.js'
 import { charge } from '../Methods.js'
 import * as Proof from '../Proof.js'
@@ -180,7 +181,9 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
         try {
           return { payload: { type: 'transaction', signature: await sign() }, source }
         } catch (error) {
-          throw new PaymentFailedError('tempo: could not prepare the payment transaction', { cause: error })
+          throw new PaymentFailedError('tempo: could not prepare the payment transaction', {
+            cause: rpcErrorSummary(error),
+          })
         }
       }
       let handedOver = false
@@ -206,7 +209,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
           handedOver
             ? 'tempo: the payment transaction was sent, but the node did not confirm it'
             : 'tempo: the payment transaction could not be sent',
-          { cause: error, mayHaveSettled: handedOver },
+          { cause: rpcErrorSummary(error), mayHaveSettled: handedOver },
         )
       }
       // A receipt of another transaction (a replacement, or an RPC answering wrongly) says nothing about

@@ -15,6 +15,7 @@ import {
 } from 'viem'
 import { tempoLocalnet } from 'viem/chains'
 import { createClient, type Client as TempoClient } from 'viem/tempo'
+import { redactRpcText, rpcErrorSummary } from './rpcErrors.js'
 
 /** Default Tempo mainnet chain id, per the spec's default. */
 export const defaultChainId = 4217
@@ -131,9 +132,10 @@ export function unavailable(error: unknown, retryAfter = 2): ServiceUnavailableE
     detail: 'The Tempo RPC node is unavailable; retry the same credential later.',
     reason: 'rpc-unavailable',
     retryAfter,
-    cause: error,
+    // Never the viem error itself: it keeps the RPC URL with any `user:password@` and the request body.
+    cause: rpcErrorSummary(error),
   })
   const origin = rpcOrigin(error)
-  problem.message = `Tempo RPC unreachable${origin ? ` at ${origin}` : ''}: ${describeError(error)}`
+  problem.message = `Tempo RPC unreachable${origin ? ` at ${origin}` : ''}: ${redactRpcText(describeError(error))}`
   return problem
 }

@@ -43,6 +43,7 @@ import {
   publicClientFor,
   unavailable,
 } from '../internal/rpc.js'
+import { reportableRpcError, rpcErrorSummary } from '../internal/rpcErrors.js'
 import { callEffects, expectedTransfers, logEffects, type RawLog } from '../internal/transfers.js'
 import { charge, type TempoChargePayload, type TempoChargeRequest } from '../Methods.js'
 import * as Proof from '../Proof.js'
@@ -229,7 +230,8 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       return await call()
     } catch (error) {
       if (isUnavailable(error)) throw unavailable(error)
-      throw error
+      // Reported by the core as it is: a viem error carries the RPC URL (credentials included).
+      throw reportableRpcError(error)
     }
   }
 
@@ -267,7 +269,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         'The payment transaction was sent to the Tempo node but its outcome is unknown; it may still be executed. This credential cannot be used again: check the payment before paying again.',
       reason: 'outcome-unknown',
       consumed: true,
-      cause: lost,
+      cause: rpcErrorSummary(lost),
     })
   }
 
@@ -345,7 +347,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
               reason: 'transaction-not-found',
             })
           if (isUnavailable(error)) throw unavailable(error)
-          throw error
+          throw reportableRpcError(error)
         }
         // The receipt of the transaction named, not of another one (a replacement) an RPC answers with.
         assertSameTransaction(receipt, payload.hash)
@@ -460,7 +462,7 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             throw new VerificationFailedError({
               detail: 'The node rejected the transaction.',
               reason: 'transaction-rejected',
-              cause: error,
+              cause: rpcErrorSummary(error),
             })
           }
           receipt = existing

@@ -16,6 +16,7 @@ import { call, getTransactionReceipt, readContract, sendRawTransactionSync } fro
 import { Transaction } from 'viem/tempo'
 import { escrowAbi } from '../../internal/escrow.js'
 import { isUnavailable, unavailable, walletClientFor } from '../../internal/rpc.js'
+import { reportableRpcError, rpcErrorSummary } from '../../internal/rpcErrors.js'
 import type { TempoSessionRequest } from '../../Methods.js'
 import { checkSponsorPolicy, cosign, type SponsorPolicy } from '../Charge.js'
 
@@ -92,7 +93,8 @@ export function createSessionChain(options: ChainOptions) {
       return await call()
     } catch (error) {
       if (isUnavailable(error)) throw unavailable(error)
-      throw error
+      // Reported by the core as it is: a viem error carries the RPC URL (credentials included).
+      throw reportableRpcError(error)
     }
   }
 
@@ -168,7 +170,7 @@ export function createSessionChain(options: ChainOptions) {
       throw new VerificationFailedError({
         detail: 'The node rejected the transaction.',
         reason: 'transaction-rejected',
-        cause: error,
+        cause: rpcErrorSummary(error),
       })
     }
   }

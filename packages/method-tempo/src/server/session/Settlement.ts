@@ -1,6 +1,7 @@
 import { type Store, VerificationFailedError } from '@mppkit/core'
 import { type Address, encodeFunctionData, type Hex } from 'viem'
 import { escrowAbi } from '../../internal/escrow.js'
+import { reportableRpcError } from '../../internal/rpcErrors.js'
 import type { PayeeCall, SessionChain } from './Chain.js'
 import type { ChannelStore } from './ChannelStore.js'
 
@@ -181,7 +182,7 @@ export function createSettlementSchedule(
           if (busy) return
           busy = true
           run([entry])
-            .catch((error) => entry.report(error))
+            .catch((error) => entry.report(reportableRpcError(error)))
             .finally(() => {
               busy = false
             })
@@ -213,7 +214,7 @@ export function createSettlementSchedule(
         return settle(target.store, target.report, [...channelIds])
       })
       running = next.catch(() => {})
-      next.catch((error) => target.report(error))
+      next.catch((error) => target.report(reportableRpcError(error)))
     },
     /**
      * Detaches the servers that were closed (their signal aborted; all of them when none was), stops
@@ -228,7 +229,8 @@ export function createSettlementSchedule(
         attached.delete(target)
       }
       if (interval !== undefined)
-        for (const target of targets) await run([target]).catch((error) => target.report(error))
+        for (const target of targets)
+          await run([target]).catch((error) => target.report(reportableRpcError(error)))
       await running
     },
     /** How many servers are attached (set up and not closed). */
