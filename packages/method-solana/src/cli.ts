@@ -49,9 +49,20 @@ const dollarMints = new Set([
  * terminal above 0.001 SOL or 0.10 of a token. Any other mint, and a mint without decimals in its
  * challenge, has no default: it is refused until `--max-amount` names a cap (the CLI refuses rather than
  * guess what a unit of an unknown token is worth). (The decimals are the mint's: the transfer
- * instruction is checked against them on chain.)
+ * instruction is checked against them on chain.) Mints have 0 to 9 decimals, so a `--max-amount` in base
+ * units is refused without `--currency sol` or `--currency <mint>`, the currency it is in (250000 is 0.25
+ * of a 6-decimal mint, but 250,000 whole tokens of a 0-decimal one).
  */
 export const defaults: Defaults = {
+  uniformUnits: false,
+  currencyId: (given) => {
+    if (/^sol$/i.test(given)) return 'sol'
+    // A base58 public key (32 bytes: 32 to 44 characters); case matters. Never echoed otherwise.
+    if (/^[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(given)) return given
+    throw new UsageError(
+      `--currency takes sol or a mint address (base58); the ${given.length} characters given are not one (not shown)`,
+    )
+  },
   cap: (quote: Method.Quote) =>
     isSol(quote)
       ? 10_000_000n
@@ -87,8 +98,10 @@ Options:
   -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
-  --max-amount <units>       largest payment in base units (default 0.01 SOL = 10000000 lamports,
-                             or 1.00 of USDC, USDT or PYUSD; required for any other mint)
+  --currency <sol|mint>      pay only in this currency: sol, or an SPL mint's address
+  --max-amount <units>       largest payment in base units of --currency, which it needs (default
+                             0.01 SOL = 10000000 lamports, or 1.00 of USDC, USDT or PYUSD; required
+                             for any other mint)
   -y, --yes                  do not ask before paying more than 0.001 SOL or 0.10 of a token
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it

@@ -12,6 +12,22 @@ describe('mppkit pay (solana): its command line', () => {
     }
   })
 
+  it('takes sol or a mint address for --currency, and never echoes anything else given there', async () => {
+    const secret = '4wBqpZM9xaSheZzJSMawUKKwhdpChKbZ5eu5ky4Vigw8kNuYPvPWMBQzpbgZ1gYj2J8nB9ZjFvAQN7L2m1ZbdBxQ'
+    let stderr = ''
+    const io = {
+      stdout: () => {},
+      stderr: (text: string) => {
+        stderr += text
+      },
+    }
+    expect(await pay(['https://api.example/paid', '--currency', secret, '--max-amount', '1'], io)).toBe(2)
+    expect(stderr.split('\n')[0]).toBe(
+      'mppkit pay: --currency takes sol or a mint address (base58); the 88 characters given are not one (not shown)',
+    )
+    expect(stderr).not.toContain(secret.slice(0, 12))
+  })
+
   it('never echoes a base58 secret key given without its flag', async () => {
     const secret = '4wBqpZM9xaSheZzJSMawUKKwhdpChKbZ5eu5ky4Vigw8kNuYPvPWMBQzpbgZ1gYj2J8nB9ZjFvAQN7L2m1ZbdBxQ'
     for (const argv of [['https://api.example/paid', '--yes', secret], [secret]]) {

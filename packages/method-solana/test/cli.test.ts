@@ -57,7 +57,7 @@ describe('pay (mppkit pay for Solana)', () => {
     ).toBeUndefined()
   })
 
-  it('refuses an SPL charge of an unknown mint until --max-amount names a cap, then pays it', async () => {
+  it('refuses an SPL charge of an unknown mint until --currency and --max-amount name a cap, then pays it', async () => {
     const payer = await createFundedAccount(node)
     const recipient = await createFundedAccount(node)
     const { mint } = await createMint(node, { decimals: 6, program: 'token' })
@@ -82,15 +82,64 @@ describe('pay (mppkit pay for Solana)', () => {
       const flags = ['--keypair', file, '--rpc-url', node.info.rpcUrl, '--yes']
       const refused = capture()
       expect(await pay([url, ...flags], refused.io)).toBe(1)
-      expect(refused.out.stderr).toMatch(
-        /^mppkit pay: refusing to pay 250000 base units of .*: no default cap for this currency/,
+      expect(refused.out.stderr).toBe(
+        `mppkit pay: refusing to pay 250000 base units of ${mint}: no default cap for this currency; ` +
+          `give one with --currency ${mint} --max-amount <base units>\n`,
       )
       expect(served.runs()).toBe(0)
       expect(await tokenBalance(node, String(mint), recipient.address)).toBe(0n)
       const paid = capture()
-      expect(await pay([url, ...flags, '--max-amount', '250000'], paid.io)).toBe(0)
+      expect(await pay([url, ...flags, '--currency', String(mint), '--max-amount', '250000'], paid.io)).toBe(
+        0,
+      )
       expect(paid.out.stdout).toBe('paid content')
       expect(await tokenBalance(node, String(mint), recipient.address)).toBe(250_000n)
+    } finally {
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    }
+  })
+
+  // The audit's case: `--max-amount 250000 --yes`, meant for a 6-decimal mint (0.25), paid 250,000 whole
+  // tokens of a 0-decimal mint the server offered instead.
+  it('reads --max-amount in the base units of --currency only: refused without it, and other mints are not paid', async () => {
+    const payer = await createFundedAccount(node)
+    const recipient = await createFundedAccount(node)
+    const { mint: cheap } = await createMint(node, { decimals: 6, program: 'token' })
+    const { mint: dear } = await createMint(node, { decimals: 0, program: 'token' })
+    await mintTo(node, { mint: cheap, owner: payer.address, amount: 5_000_000n })
+    await mintTo(node, { mint: dear, owner: payer.address, amount: 1_000_000n })
+    await mintTo(node, { mint: dear, owner: recipient.address, amount: 0n })
+    const file = join(folder, 'mints.json')
+    await writeFile(file, JSON.stringify(payer.secretKey))
+    const served = serve(
+      {
+        rpcUrl: node.info.rpcUrl,
+        network: 'localnet',
+        currency: String(dear),
+        decimals: 0,
+        recipient: recipient.address,
+      },
+      { method: 'solana', request: { amount: '250000' } },
+    )
+    const http = createServer(toNodeListener(served.handler))
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/r`
+      const flags = ['--keypair', file, '--rpc-url', node.info.rpcUrl, '--max-amount', '250000', '--yes']
+      const bare = capture()
+      expect(await pay([url, ...flags], bare.io)).toBe(2)
+      expect(bare.out.stderr.split('\n')[0]).toBe(
+        "mppkit pay: --max-amount counts base units, whose size differs between this rail's currencies: " +
+          'name the currency it is in with --currency <id>',
+      )
+      const other = capture()
+      expect(await pay([url, ...flags, '--currency', String(cheap)], other.io)).toBe(1)
+      expect(other.out.stderr).toBe(
+        `mppkit pay: refusing to pay 250000 base units of ${dear}: only ${cheap} is paid (--currency)\n`,
+      )
+      expect(served.runs()).toBe(0)
+      expect(await tokenBalance(node, String(dear), recipient.address)).toBe(0n)
     } finally {
       http.closeAllConnections()
       await new Promise((resolve) => http.close(resolve))
@@ -184,7 +233,7 @@ describe('pay (mppkit pay for Solana)', () => {
       const capped = capture()
       expect(await pay([url, ...flags], capped.io)).toBe(1)
       expect(capped.out.stderr).toMatchInlineSnapshot(`
-        "mppkit pay: refusing to pay 20000000 base units of sol: above the cap of 10000000 base units; raise it with --max-amount <base units>
+        "mppkit pay: refusing to pay 20000000 base units of sol: above the cap of 10000000 base units; raise it with --currency sol --max-amount <base units>
         "
       `)
       const questions: string[] = []
@@ -196,7 +245,7 @@ describe('pay (mppkit pay for Solana)', () => {
           return false
         },
       }
-      expect(await pay([url, ...flags, '--max-amount', '20000000'], no)).toBe(1)
+      expect(await pay([url, ...flags, '--currency', 'sol', '--max-amount', '20000000'], no)).toBe(1)
       expect(questions).toEqual([
         `mppkit pay: solana/charge: pay 0.02 SOL (20000000 base units) to ${recipient} (realm solana.test)`,
       ])
@@ -204,7 +253,9 @@ describe('pay (mppkit pay for Solana)', () => {
       expect(served.runs()).toBe(0)
       const paid = capture()
       const never = { ...paid.io, confirm: async () => expect.fail('asked despite --yes') }
-      expect(await pay([url, ...flags, '--max-amount', '20000000', '--yes'], never)).toBe(0)
+      expect(
+        await pay([url, ...flags, '--currency', 'SOL', '--max-amount', '20000000', '--yes'], never),
+      ).toBe(0)
       expect(paid.out.stdout).toBe('paid content')
       expect(node.ledger.balance(recipient)).toBe(20_000_000n)
     } finally {

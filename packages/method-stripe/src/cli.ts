@@ -45,9 +45,19 @@ const units: Units = (quote) => {
 /**
  * Defaults of `mppkit pay` for Stripe: at most 1.00 of the charged currency per payment (100 cents, 1 yen,
  * 1.000 dinar) unless `--max-amount`, and a question at a terminal above 0.10. A currency that is not an
- * ISO 4217 code has no default: it is refused until `--max-amount` names a cap.
+ * ISO 4217 code has no default: it is refused until `--max-amount` names a cap. Minor units differ
+ * between currencies (100 yen is 100 yen, 100 cents one dollar), so a `--max-amount` is refused without
+ * `--currency <code>`, the currency it is in.
  */
 export const defaults: Defaults = {
+  uniformUnits: false,
+  currencyId: (given) => {
+    if (!/^[a-z]{3}$/i.test(given))
+      throw new UsageError(
+        `--currency takes an ISO 4217 currency code such as usd; the ${given.length} characters given are not one (not shown)`,
+      )
+    return given.toLowerCase()
+  },
   cap: (quote: Method.Quote) => {
     const decimals = decimalsOf(quote.currency)
     return decimals === undefined ? undefined : 10n ** BigInt(decimals)
@@ -79,7 +89,9 @@ Options:
   -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
-  --max-amount <units>       largest payment in the currency's smallest unit (default 1.00: 100 cents)
+  --currency <code>          pay only in this ISO 4217 currency (e.g. usd)
+  --max-amount <units>       largest payment in the smallest unit of --currency, which it needs
+                             (default 1.00 of the currency: 100 cents)
   -y, --yes                  do not ask before paying more than 0.10
 
 Before paying it prints what it pays (amount, currency, realm) on stderr; at a terminal it asks first

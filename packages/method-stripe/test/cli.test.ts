@@ -55,7 +55,10 @@ describe('pay', () => {
 
   it('pays with an issued SPT within --max-amount, shows what it pays, prints the body and the receipt', async () => {
     const { out, io } = capture()
-    const code = await pay([`${base}/paid`, ...visa(), '--max-amount', '700', '-d', 'hi'], io)
+    const code = await pay(
+      [`${base}/paid`, ...visa(), '--currency', 'USD', '--max-amount', '700', '-d', 'hi'],
+      io,
+    )
     expect(code, out.stderr).toBe(0)
     expect(out.stdout).toBe('paid POST hi')
     expect(out.stderr.split('\n')[0]).toBe(
@@ -71,7 +74,7 @@ describe('pay', () => {
     expect(await pay([`${base}/paid`, ...visa()], io)).toBe(1)
     expect(out.stdout).toBe('')
     expect(out.stderr).toMatchInlineSnapshot(`
-      "mppkit pay: refusing to pay 700 base units of usd: above the cap of 100 base units; raise it with --max-amount <base units>
+      "mppkit pay: refusing to pay 700 base units of usd: above the cap of 100 base units; raise it with --currency usd --max-amount <base units>
       "
     `)
     expect((await sdk(node).paymentIntents.list({ limit: 100 })).data.length).toBe(before)
@@ -87,14 +90,42 @@ describe('pay', () => {
         return false
       },
     }
-    expect(await pay([`${base}/paid`, ...visa(), '--max-amount', '700'], no)).toBe(1)
+    expect(await pay([`${base}/paid`, ...visa(), '--currency', 'usd', '--max-amount', '700'], no)).toBe(1)
     expect(questions).toEqual([`mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`])
     expect(declined.out.stdout).toBe('')
     expect(declined.out.stderr).toContain('payment declined')
     const yes = capture()
     const never = { ...yes.io, confirm: async () => expect.fail('asked despite --yes') }
-    expect(await pay([`${base}/paid`, ...visa(), '--max-amount=700', '--yes'], never)).toBe(0)
+    expect(await pay([`${base}/paid`, ...visa(), '--currency=usd', '--max-amount=700', '--yes'], never)).toBe(
+      0,
+    )
     expect(yes.out.stdout).toBe('paid GET')
+  })
+
+  // 700 is 7.00 dollars but 700 yen, 0.700 dinar: one number for every currency once paid 7 dollars
+  // with a cap meant for yen.
+  it('reads --max-amount in the minor units of --currency only: refused without it, other currencies not paid', async () => {
+    const before = (await sdk(node).paymentIntents.list({ limit: 100 })).data.length
+    const bare = capture()
+    expect(await pay([`${base}/paid`, ...visa(), '--max-amount', '700', '--yes'], bare.io)).toBe(2)
+    expect(bare.out.stderr.split('\n')[0]).toBe(
+      "mppkit pay: --max-amount counts base units, whose size differs between this rail's currencies: " +
+        'name the currency it is in with --currency <id>',
+    )
+    const yen = capture()
+    expect(
+      await pay([`${base}/paid`, ...visa(), '--currency', 'jpy', '--max-amount', '700', '--yes'], yen.io),
+    ).toBe(1)
+    expect(yen.out.stdout).toBe('')
+    expect(yen.out.stderr).toBe(
+      'mppkit pay: refusing to pay 700 base units of usd: only jpy is paid (--currency)\n',
+    )
+    const notCode = capture()
+    expect(await pay([`${base}/paid`, ...visa(), '--currency', 'dollars', '--yes'], notCode.io)).toBe(2)
+    expect(notCode.out.stderr.split('\n')[0]).toBe(
+      'mppkit pay: --currency takes an ISO 4217 currency code such as usd; the 7 characters given are not one (not shown)',
+    )
+    expect((await sdk(node).paymentIntents.list({ limit: 100 })).data.length).toBe(before)
   })
 
   it('unknown options and bad values are usage errors (exit 2), before any request', async () => {
@@ -138,6 +169,8 @@ describe('pay', () => {
           ...stripeFlags(),
           '--payment-method',
           'pm_card_chargeDeclined',
+          '--currency',
+          'usd',
           '--max-amount',
           '700',
         ],

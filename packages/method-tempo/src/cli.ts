@@ -24,6 +24,7 @@ Options:
   -d, --data <body>      request body
   -H, --header <k: v>    extra request header (repeatable)
   --mode <pull|push>     charge mode (default pull)
+  --currency <0x…>       pay only in this TIP-20 token (all have 6 decimals: the caps need no --currency)
   --max-amount <units>   largest payment, in base units (default ${defaultCap} = ${formatUnits(defaultCap, tip20Decimals)})
   --max-deposit <units>  largest session deposit and total, in base units (default ${defaultCap})
   --deposit <units>      session deposit in base units
@@ -31,7 +32,8 @@ Options:
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
-asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}. The body goes to stdout; the decoded Payment-Receipt to stderr.
+asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}, and once when a metered stream's top-ups would commit more than that
+(or than the opening deposit it asked about). The body goes to stdout; the decoded Payment-Receipt to stderr.
 Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
@@ -48,6 +50,7 @@ export const options = {
   '-H': { name: 'header', value: true, repeat: true },
   '--header': { name: 'header', value: true, repeat: true },
   '--mode': { name: 'mode', value: true },
+  '--currency': { name: 'currency', value: true },
   '--max-amount': { name: 'maxAmount', value: true },
   '--max-deposit': { name: 'maxDeposit', value: true },
   '--deposit': { name: 'deposit', value: true },
@@ -135,6 +138,7 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
   let url: string
   let limits: GuardLimits
   let deposit: bigint | undefined
+  let currency: string | undefined
   try {
     args = parseArgs(argv, options)
     if (args.switches.has('help')) {
@@ -149,6 +153,12 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     const maxAmount = baseUnits('--max-amount', args.values.get('maxAmount')) ?? defaultCap
     const maxDeposit = baseUnits('--max-deposit', args.values.get('maxDeposit')) ?? defaultCap
     deposit = baseUnits('--deposit', args.values.get('deposit'))
+    currency = args.values.get('currency')
+    // Never echoed: a key given in its place would be printed back.
+    if (currency !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(currency))
+      throw new UsageError(
+        `--currency takes a TIP-20 token address (0x and 40 hex digits); the ${currency.length} characters given are not one (not shown)`,
+      )
     if (deposit !== undefined && deposit > maxDeposit)
       throw new UsageError(`--deposit ${deposit} is above --max-deposit ${maxDeposit}`)
     limits = {
@@ -178,7 +188,7 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     return 2
   }
   try {
-    return await payUrl({ url, key: key as Hex, rpcUrl, args, limits, deposit, io })
+    return await payUrl({ url, key: key as Hex, rpcUrl, args, limits, deposit, currency, io })
   } catch (error) {
     // An error's message may carry a server's or an RPC's words.
     io.stderr(`mppkit pay: ${printable(describeError(error), 1000)}\n`)
@@ -193,6 +203,7 @@ async function payUrl(parameters: {
   args: ReturnType<typeof parseArgs>
   limits: GuardLimits
   deposit: bigint | undefined
+  currency: string | undefined
   io: Io
 }): Promise<number> {
   const { url, rpcUrl, args, limits, deposit, io } = parameters
@@ -239,7 +250,7 @@ async function payUrl(parameters: {
     return probe.ok ? 0 : 1
   }
   await probe.body?.cancel()
-  const currencies = [
+  const offered = [
     ...new Set(
       Challenge.parseAll(probe.headers.get('www-authenticate') ?? '')
         .filter((c) => c.method === 'tempo')
@@ -247,6 +258,16 @@ async function payUrl(parameters: {
         .filter((c): c is string => typeof c === 'string' && /^0x[0-9a-fA-F]{40}$/.test(c)),
     ),
   ]
+  // `--currency`: the spend policy pins that token alone, so an offer in any other is refused.
+  const only = parameters.currency
+  const currencies = only === undefined ? offered : [only]
+  if (only !== undefined && !offered.some((c) => c.toLowerCase() === only.toLowerCase())) {
+    io.stderr(
+      `mppkit pay: ${url} offers no tempo payment in ${only} (--currency)` +
+        `${offered.length > 0 ? `; it offers ${offered.join(', ')}` : ''}\n`,
+    )
+    return 1
+  }
   const perCurrency = (amount: bigint) => Object.fromEntries(currencies.map((c) => [c, amount]))
   const total = limits.maxAmount > limits.maxDeposit ? limits.maxAmount : limits.maxDeposit
   const client = createClient({
@@ -268,7 +289,17 @@ async function payUrl(parameters: {
     io.stderr(`mppkit pay: ${url} still asks for payment (402): ${await unpaidReason(response)}\n`)
   } else if (response.ok && /text\/event-stream/i.test(response.headers.get('content-type') ?? '')) {
     printReceipt('receipt', receiptOf(response))
-    code = await readMeteredStream(response, url, sessions, limits, io)
+    // What the request committed so far was at most the threshold, or was asked about when it opened.
+    let approved = committed(sessions)
+    if (approved < limits.confirmAbove) approved = limits.confirmAbove
+    const consent: Consent = {
+      approved,
+      // `--yes`, or nobody to answer (not a terminal): the stream goes on within the caps, unasked.
+      confirm:
+        args.switches.has('yes') || !io.confirm ? undefined : (line) => io.confirm!(`mppkit pay: ${line}`),
+      symbolOf: hooks.symbolOf,
+    }
+    code = await readMeteredStream(response, url, sessions, limits, consent, io)
   } else {
     io.stdout(await response.text())
     printReceipt('receipt', receiptOf(response))
@@ -296,6 +327,26 @@ async function unpaidReason(response: Response): Promise<string> {
     : 'the server sent no Payment challenge'
 }
 
+/** What this run's sessions committed: their deposits, top-ups included (a voucher is within its deposit). */
+function committed(sessions: SessionClient): bigint {
+  let total = 0n
+  for (const channel of sessions.channels.values()) total += channel.deposit
+  return total
+}
+
+/**
+ * What a metered stream may commit without asking: a question is due once, when a top-up would take the
+ * run's deposits past what needed none (the threshold) or what the person confirmed when the session
+ * opened.
+ */
+type Consent = {
+  /** The run's committed total allowed without a question. */
+  approved: bigint
+  /** Asks the person at the terminal; absent with `--yes` or without a terminal. */
+  confirm: ((line: string) => Promise<boolean>) | undefined
+  symbolOf(currency: string): Promise<string | undefined>
+}
+
 /**
  * Reads a metered SSE response (draft-tempo-session-00 §"Metered Streaming"): data goes to stdout, each
  * `payment-need-voucher` is answered with a voucher within `limits.maxDeposit`, and the final
@@ -306,6 +357,7 @@ async function readMeteredStream(
   url: string,
   sessions: SessionClient,
   limits: GuardLimits,
+  consent: Consent,
   io: Io,
 ): Promise<number> {
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
@@ -330,7 +382,7 @@ async function readMeteredStream(
           .map((l) => l.slice(5).replace(/^ /, ''))
           .join('\n')
         if (event === 'payment-need-voucher') {
-          unpaid = await answerVoucher(data, url, sessions, limits, io)
+          unpaid = await answerVoucher(data, url, sessions, limits, consent, io)
           if (unpaid) {
             await reader.cancel().catch(() => {})
             break
@@ -362,6 +414,7 @@ async function answerVoucher(
   url: string,
   sessions: SessionClient,
   limits: GuardLimits,
+  consent: Consent,
   io: Io,
 ): Promise<string | undefined> {
   let required: bigint
@@ -372,12 +425,37 @@ async function answerVoucher(
   } catch {
     return `the server asked for a voucher without a valid requiredCumulative (${data.slice(0, 120)})`
   }
-  const channel = [...sessions.channels.values()].find((c) => new URL(c.url).origin === new URL(url).origin)
-  if (!channel) return 'the server asked for a voucher, but no session channel is open'
+  const entry = [...sessions.channels].find(([, c]) => new URL(c.url).origin === new URL(url).origin)
+  if (!entry) return 'the server asked for a voucher, but no session channel is open'
+  const [channelKey, channel] = entry
   // Paying more than the deposit tops it up by the deposit again: both stay within --max-deposit.
-  const committed = required > channel.deposit ? channel.deposit * 2n : channel.deposit
-  if (required > limits.maxDeposit || committed > limits.maxDeposit)
+  const deposit = required > channel.deposit ? channel.deposit * 2n : channel.deposit
+  if (required > limits.maxDeposit || deposit > limits.maxDeposit)
     return `the next voucher (cumulative ${required} base units) would take the session past --max-deposit ${limits.maxDeposit}`
+  // The usage promises a question above the threshold: a top-up mid-stream commits more money than the
+  // opening did (or than the person said yes to), so it is asked once, within the caps (checked above).
+  const total = committed(sessions) - channel.deposit + (required > deposit ? required : deposit)
+  if (total > consent.approved) {
+    if (consent.confirm) {
+      // The channel's key: realm|escrow|recipient|currency (lower case; only the realm may hold a `|`).
+      const parts = channelKey.split('|')
+      const [recipient, currency] = [parts.at(-2) ?? '', parts.at(-1) ?? '']
+      const symbol = await consent.symbolOf(currency).catch(() => undefined)
+      const units = (amount: bigint) =>
+        `${formatUnits(amount, tip20Decimals)} ${symbol !== undefined ? printable(symbol) : printable(currency)}`
+      const what =
+        deposit > channel.deposit
+          ? `top up its deposit from ${units(channel.deposit)} to ${units(deposit)}`
+          : `use its deposit of ${units(deposit)}`
+      const line =
+        `keep paying the metered stream: ${what} and pay vouchers up to ${units(limits.maxDeposit)} (--max-deposit), ` +
+        `to ${printable(recipient)} (realm ${printable(parts.slice(0, -3).join('|'))}; currency ${printable(currency)})`
+      if (!(await consent.confirm(line)))
+        return `payment declined (the next voucher, cumulative ${required} base units, needed a deposit of ${deposit})`
+    }
+    // Asked once: from here on the caps alone bound the stream.
+    consent.approved = committed(sessions) - channel.deposit + limits.maxDeposit
+  }
   io.stderr(
     `mppkit pay: voucher for cumulative ${formatUnits(required, tip20Decimals)} (${required} base units)\n`,
   )

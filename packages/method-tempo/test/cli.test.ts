@@ -29,7 +29,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
   let base: string
   let payee: Address
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 8 })
+    devnet = await startTempo({ accounts: 9 })
     const { info } = devnet
     const payeeAccount = privateKeyToAccount(info.accounts[0]!.privateKey)
     payee = payeeAccount.address
@@ -85,6 +85,16 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
             'four',
             'five',
           ]),
+      ),
+      // 0.05 a chunk on a 0.10 deposit: the third chunk needs a top-up to 0.20, the fifth one to 0.40.
+      '/metered': streamServer.protect(
+        {
+          offers: [
+            { method: 'tempo', intent: 'session', request: { amount: '50000', suggestedDeposit: '100000' } },
+          ],
+        },
+        (_request, payment) =>
+          (payment.context as { sse(chunks: string[]): Response }).sse(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']),
       ),
     }
     http = createHttpServer(
@@ -249,6 +259,55 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       'mppkit pay: the stream ended unpaid: the next voucher (cumulative 300 base units)',
     )
     expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  // The usage promises a question above 0.10: a metered stream's top-ups (0.10 → 0.20 → 0.40 here) once
+  // paid 0.80 without one, only the opening deposit (0.10, not above) having been checked.
+  it('asks once at a terminal when a metered stream would top up past 0.10; declined, the stream ends unpaid', async () => {
+    const question =
+      'mppkit pay: keep paying the metered stream: top up its deposit from 0.1 PathUSD to 0.2 PathUSD and pay ' +
+      `vouchers up to 1 PathUSD (--max-deposit), to ${payee.toLowerCase()} (realm cli.test; currency ${devnet.info.tokens.pathUsd})`
+    const metered = (more: string[], confirm?: (question: string) => Promise<boolean>) =>
+      run([`${base}/metered`, '--key', key(8), ...rpc(), ...more], {}, confirm)
+    const asked = (answer: boolean) => {
+      const questions: string[] = []
+      const confirm = async (q: string) => {
+        questions.push(q)
+        return answer
+      }
+      return { questions, confirm }
+    }
+    const no = asked(false)
+    const declined = await metered([], no.confirm)
+    expect(declined.code).toBe(1)
+    expect(no.questions).toEqual([question])
+    expect(declined.stdout).toBe('c1\nc2\n')
+    expect(declined.stderr).toContain('mppkit pay: the stream ended unpaid: payment declined')
+    expect(declined.stderr).not.toMatch(/voucher for cumulative 0\.15/)
+    // Yes once: both top-ups (to 0.20, then 0.40) are paid without another question.
+    const yes = asked(true)
+    const paid = await metered([], yes.confirm)
+    expect(paid.code, paid.stderr).toBe(0)
+    expect(paid.stdout).toBe('c1\nc2\nc3\nc4\nc5\nc6\n')
+    expect(yes.questions).toEqual([question])
+    expect(paid.stderr).toMatch(/stream receipt: .*"spent":"300000"/)
+    // The caps still apply once the person said yes.
+    const capped = asked(true)
+    const stopped = await metered(['--max-deposit', '300000'], capped.confirm)
+    expect(stopped.code).toBe(1)
+    expect(capped.questions).toHaveLength(1)
+    expect(stopped.stdout).toBe('c1\nc2\nc3\nc4\n')
+    expect(stopped.stderr).toContain('would take the session past --max-deposit 300000')
+    // --yes, and no terminal to answer: no question, within the caps.
+    const never = async () => expect.fail('asked despite --yes')
+    for (const [more, confirm] of [
+      [['--yes'], never],
+      [[], undefined],
+    ] as const) {
+      const result = await metered([...more], confirm)
+      expect(result.code, result.stderr).toBe(0)
+      expect(result.stdout).toBe('c1\nc2\nc3\nc4\nc5\nc6\n')
+    }
   })
 
   it('explains missing configuration and bad options with exit code 2', async () => {
@@ -418,6 +477,35 @@ describe('mppkit pay (tempo): what reaches the terminal', () => {
       'g\u202eh',
     )
     expect(line).toBe('pay 0.000001 g?h (1 base units) to c?d (realm a?b; currency e?f)')
+  })
+
+  it('--currency pays only that TIP-20: an offer in another is refused before any question', async () => {
+    const offered = '0x20c0000000000000000000000000000000000000'
+    const other = '0x20c0000000000000000000000000000000000001'
+    const asked: string[] = []
+    const confirm = async (question: string) => {
+      asked.push(question)
+      return false
+    }
+    const refused = await run([`${api}/spoof`, '--rpc', rpc, '--key', key, '--currency', other], confirm)
+    expect(refused).toMatchObject({ code: 1, stdout: '' })
+    expect(refused.stderr).toBe(
+      `mppkit pay: ${api}/spoof offers no tempo payment in ${other} (--currency); it offers ${offered}\n`,
+    )
+    expect(asked).toEqual([])
+    // The same token in another case is the same address: paid as far as the question.
+    const same = await run(
+      [`${api}/spoof`, '--rpc', rpc, '--key', key, '--currency', offered.toUpperCase().replace('0X', '0x')],
+      confirm,
+    )
+    expect(same.code).toBe(1)
+    expect(asked).toHaveLength(1)
+    const bad = await run([`${api}/spoof`, '--rpc', rpc, '--key', key, '--currency', key])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr.split('\n')[0]).toBe(
+      'mppkit pay: --currency takes a TIP-20 token address (0x and 40 hex digits); the 66 characters given are not one (not shown)',
+    )
+    expect(bad.stderr).not.toContain(key.slice(2, 20))
   })
 
   it('never echoes a key given without --key', async () => {

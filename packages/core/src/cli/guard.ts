@@ -1,3 +1,4 @@
+import { same } from '../client/Currency.js'
 import { PolicyError } from '../Errors.js'
 import type * as Method from '../Method.js'
 import { formatUnits } from './args.js'
@@ -14,6 +15,13 @@ export type Limits = {
   maxDeposit(quote: Method.Quote): bigint | undefined
   /** Above this, a person at a terminal is asked first; `undefined`: never ask (`--yes`). */
   confirmAbove(quote: Method.Quote): bigint | undefined
+  /** The only currency paid (`--currency`): an offer in any other is refused before the caps are read. */
+  currency?: string | undefined
+  /**
+   * `false` when the rail's currencies differ in base units: a refusal that suggests a cap flag suggests
+   * `--currency <the quote's currency>` with it, so that the cap given is read in the right units.
+   */
+  uniformUnits?: boolean | undefined
 }
 
 /** How a rail names amounts for people: decimals and a symbol, when it knows them for a currency. */
@@ -79,24 +87,33 @@ export function describePayment(
   return `${printable(offer.method)}/${printable(offer.intent)}: ${what}${to} (realm ${printable(offer.realm)})`
 }
 
-function check(what: string, amount: bigint, max: bigint | undefined, flag: string, quote: Method.Quote) {
+function check(
+  what: string,
+  amount: bigint,
+  max: bigint | undefined,
+  flag: string,
+  quote: Method.Quote,
+  limits: Limits,
+) {
+  // A cap in base units means something only in one currency's units when the rail's currencies differ.
+  const named = limits.uniformUnits === false ? `--currency ${printable(quote.currency)} ${flag}` : flag
   if (max === undefined)
     throw new PolicyError(
       'max-amount',
       `refusing to ${what} ${amount} base units of ${printable(quote.currency)}: no default cap for this currency; ` +
-        `give one with ${flag} <base units>`,
+        `give one with ${named} <base units>`,
     )
   if (amount > max)
     throw new PolicyError(
       'max-amount',
       `refusing to ${what} ${amount} base units of ${printable(quote.currency)}: above the cap of ${max} base units; ` +
-        `raise it with ${flag} <base units>`,
+        `raise it with ${named} <base units>`,
     )
 }
 
 /**
- * Wraps a client method so that every payment is checked against the CLI's caps before anything is
- * signed or sent, announced on stderr, and (above `confirmAbove`) confirmed by the person at the
+ * Wraps a client method so that every payment is checked against the CLI's currency and caps before
+ * anything is signed or sent, announced on stderr, and (above `confirmAbove`) confirmed by the person at the
  * terminal. Refusals are `PolicyError`s, which the core client treats as "do not pay this challenge".
  *
  * @example
@@ -115,9 +132,15 @@ export function guard<method extends Method.Client>(
       : { amount: BigInt(String(request.amount)), currency: String(request.currency) }
   const checked = (request: Record<string, unknown>) => {
     const quote = quoteOf(request)
-    check('pay', quote.amount, limits.maxAmount(quote), '--max-amount', quote)
+    if (limits.currency !== undefined && !same(quote.currency, limits.currency))
+      throw new PolicyError(
+        'currency',
+        `refusing to pay ${quote.amount} base units of ${printable(quote.currency)}: ` +
+          `only ${printable(limits.currency)} is paid (--currency)`,
+      )
+    check('pay', quote.amount, limits.maxAmount(quote), '--max-amount', quote, limits)
     if (quote.deposit !== undefined)
-      check('deposit', quote.deposit, limits.maxDeposit(quote), '--max-deposit', quote)
+      check('deposit', quote.deposit, limits.maxDeposit(quote), '--max-deposit', quote, limits)
     return quote
   }
   return {

@@ -1,11 +1,15 @@
 import { receipt as receiptOf } from '../client/Client.js'
+import { same } from '../client/Currency.js'
 import { describeError } from '../internal/describeError.js'
 import type * as Method from '../Method.js'
 import { baseUnits, type OptionSpec, type Parsed, parseArgs, UsageError } from './args.js'
 import { type Limits, printable } from './guard.js'
 import type { Io } from './io.js'
 
-/** Options every paying rail CLI takes: the request (`-X`, `-d`, `-H`), the caps, `--yes` and `--help`. */
+/**
+ * Options every paying rail CLI takes: the request (`-X`, `-d`, `-H`), the caps and the currency they are
+ * in (`--currency`: offers in any other currency are refused), `--yes` and `--help`.
+ */
 export const commonOptions = {
   '-X': { name: 'method', value: true },
   '--method': { name: 'method', value: true },
@@ -14,6 +18,7 @@ export const commonOptions = {
   '-H': { name: 'header', value: true, repeat: true },
   '--header': { name: 'header', value: true, repeat: true },
   '--max-amount': { name: 'maxAmount', value: true },
+  '--currency': { name: 'currency', value: true },
   '-y': { name: 'yes', value: false },
   '--yes': { name: 'yes', value: false },
   '-h': { name: 'help', value: false },
@@ -25,11 +30,32 @@ export const depositOptions = {
   '--max-deposit': { name: 'maxDeposit', value: true },
 } as const satisfies OptionSpec
 
-/** The rail's defaults, per quote, in base units; `undefined` where no safe default is known. */
+/**
+ * The rail's defaults, per quote, in base units; `undefined` where no safe default is known.
+ *
+ * @example
+ * ```ts
+ * const defaults: Defaults = { cap: () => 1_000_000n, confirmAbove: () => 100_000n, uniformUnits: false }
+ * ```
+ */
 export type Defaults = {
   cap(quote: Method.Quote): bigint | undefined
   depositCap?(quote: Method.Quote): bigint | undefined
   confirmAbove(quote: Method.Quote): bigint | undefined
+  /**
+   * `false` when the rail's currencies have base units of different sizes (Solana mints with 0 to 9
+   * decimals, Stripe's ISO 4217 minor units): a cap given in base units (`--max-amount`, `--max-deposit`)
+   * is then refused without `--currency` (250000 is 0.25 of a 6-decimal mint but 250,000 whole tokens of
+   * a 0-decimal one), and refusals suggest the two together. Absent or `true`: every currency the rail
+   * pays has the same base unit (Tempo's TIP-20s, 6 decimals; Lightning's sat), and a bare cap applies
+   * to any of them.
+   */
+  uniformUnits?: boolean | undefined
+  /**
+   * The rail's spelling of a `--currency` value, as its quotes name currencies (Stripe's are lower case),
+   * or a `UsageError` for a value that names none of its currencies. Absent: the value as given.
+   */
+  currencyId?(given: string): string
 }
 
 /** A parsed paying command: the URL, the request to repeat, the caps, the rail's own options. */
@@ -79,11 +105,24 @@ export function commandUrl(positionals: readonly string[]): string {
   return url
 }
 
+// `--currency`'s value as the rail spells currencies. Never echoed when it names none: a key given in its
+// place must not reach the terminal.
+function currencyOf(value: string | undefined, defaults: Defaults): string | undefined {
+  if (value === undefined) return undefined
+  if (!/^[\x21-\x7e]{1,128}$/.test(value))
+    throw new UsageError(
+      `--currency takes a currency id (e.g. usd, or a token's address); the ${value.length} characters given are not one (not shown)`,
+    )
+  return defaults.currencyId ? defaults.currencyId(value) : value
+}
+
 /**
  * Parses a rail CLI's command line: the rail's `options` plus {@link commonOptions}. Unknown options, a
  * second URL, a non-http(s) URL, a malformed `-H` or a cap that is not base units are a `UsageError`
  * (exit 2); `--help` resolves `undefined`. The caps are the flags' values or the rail's defaults, and
- * `--yes` turns the question off.
+ * `--yes` turns the question off. With `--currency`, only offers in that currency are paid and the flags'
+ * caps are in its base units; a rail whose currencies differ in base units (`uniformUnits: false`)
+ * refuses `--max-amount` / `--max-deposit` without it (exit 2).
  *
  * @example
  * ```ts
@@ -100,6 +139,20 @@ export function parseCommand(
   const url = commandUrl(args.positionals)
   const maxAmount = baseUnits('--max-amount', args.values.get('maxAmount'))
   const maxDeposit = baseUnits('--max-deposit', args.values.get('maxDeposit'))
+  const currency = currencyOf(args.values.get('currency'), defaults)
+  if (defaults.uniformUnits === false && currency === undefined) {
+    const flag =
+      maxAmount !== undefined ? '--max-amount' : maxDeposit !== undefined ? '--max-deposit' : undefined
+    if (flag !== undefined)
+      throw new UsageError(
+        `${flag} counts base units, whose size differs between this rail's currencies: ` +
+          `name the currency it is in with --currency <id>`,
+      )
+  }
+  // Given with --currency, the caps are in its base units: they apply to its offers only (the guard
+  // refuses every other currency first).
+  const given = (quote: Method.Quote, cap: bigint | undefined) =>
+    currency === undefined || same(quote.currency, currency) ? cap : undefined
   const yes = args.switches.has('yes')
   const headers = new Headers()
   for (const header of args.lists.get('header') ?? []) {
@@ -120,9 +173,11 @@ export function parseCommand(
     init: { method, headers, ...(data !== undefined ? { body: data } : {}) },
     args,
     limits: {
-      maxAmount: (quote) => maxAmount ?? defaults.cap(quote),
-      maxDeposit: (quote) => maxDeposit ?? defaults.depositCap?.(quote) ?? defaults.cap(quote),
+      maxAmount: (quote) => given(quote, maxAmount) ?? defaults.cap(quote),
+      maxDeposit: (quote) => given(quote, maxDeposit) ?? defaults.depositCap?.(quote) ?? defaults.cap(quote),
       confirmAbove: (quote) => (yes ? undefined : defaults.confirmAbove(quote)),
+      ...(currency !== undefined ? { currency } : {}),
+      ...(defaults.uniformUnits === false ? { uniformUnits: false } : {}),
     },
   }
 }
