@@ -93,12 +93,31 @@ function originOf(url: string): string {
   }
 }
 
+/**
+ * The RPC URL without its `user:password@` and the Basic `Authorization` header they stand for, as viem's
+ * http transport sends them: fetch refuses a URL with credentials, and quotes the whole URL in its error.
+ */
+function withoutCredentials(rpcUrl: string): { url: string; headers: Record<string, string> } {
+  let url: URL
+  try {
+    url = new URL(rpcUrl)
+  } catch {
+    return { url: rpcUrl, headers: {} }
+  }
+  if (url.username === '' && url.password === '') return { url: rpcUrl, headers: {} }
+  const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+  url.username = ''
+  url.password = ''
+  return { url: url.href, headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } }
+}
+
 async function chainIdOf(rpcUrl: string): Promise<number> {
   let text: string
+  const target = withoutCredentials(rpcUrl)
   try {
-    const response = await fetch(rpcUrl, {
+    const response = await fetch(target.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...target.headers },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
       signal: AbortSignal.timeout(10_000),
     })

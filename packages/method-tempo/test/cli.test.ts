@@ -361,6 +361,44 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     expect(notTempo.stderr).not.toContain('secret-4567')
   })
 
+  it('pays through an RPC URL with user:password@ (sent as Basic auth), never printing them', async () => {
+    // A node behind Basic auth: every JSON-RPC call without the credentials is refused.
+    const expected = `Basic ${Buffer.from('rpcuser:SuperSecretPw').toString('base64')}`
+    let refused = 0
+    const proxy = createHttpServer(async (req, res) => {
+      if (req.headers.authorization !== expected) {
+        refused++
+        res.writeHead(401).end()
+        return
+      }
+      const chunks: Buffer[] = []
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+      const answer = await fetch(devnet.info.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.concat(chunks),
+      })
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text())
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = proxy.address() as AddressInfo
+      const paid = await run([
+        `${base}/charge`,
+        '--key',
+        key(1),
+        '--yes',
+        '--rpc',
+        `http://rpcuser:SuperSecretPw@127.0.0.1:${port}/`,
+      ])
+      expect(paid.stderr).not.toContain('SuperSecretPw')
+      expect(paid.code).toBe(0)
+      expect(refused).toBe(0)
+    } finally {
+      proxy.close()
+    }
+  })
+
   it('never echoes a -H value (often a credential) in its usage errors', async () => {
     const typo = await run([
       `${base}/charge`,
