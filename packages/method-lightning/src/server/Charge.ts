@@ -20,6 +20,28 @@ export type ChargeOptions = {
   nodeTimeoutMs?: number
 }
 
+/**
+ * A Store lifetime option in seconds: a whole number, 1 or more (its milliseconds a safe integer), or
+ * `fallback` when absent. Anything else throws `ConfigurationError` (`what` names the option): NaN would
+ * make every Store write fail after the payer paid (the request answered 503, nothing served).
+ *
+ * @example
+ * ```ts
+ * const replayTtlMs = checkedSeconds(options.replayTtlSeconds, 7 * 86_400, 'lightning: replayTtlSeconds') * 1000
+ * ```
+ */
+export function checkedSeconds(value: unknown, fallback: number, what: string): number {
+  if (value === undefined) return fallback
+  if (
+    typeof value !== 'number' ||
+    !Number.isSafeInteger(value) ||
+    value < 1 ||
+    value > Math.floor(Number.MAX_SAFE_INTEGER / 1000)
+  )
+    throw new ConfigurationError(`${what} must be a positive whole number of seconds`)
+  return value
+}
+
 /** Payment hash as lowercase hex of SHA-256 of a hex preimage. */
 export const sha256Hex = (hex: string): string =>
   createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex')
@@ -58,7 +80,8 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
   if (!options || typeof options !== 'object' || !options.lnd || typeof options.lnd !== 'object')
     throw new ConfigurationError('lightning: options.lnd (an authenticated LND gRPC object) is required')
   const { lnd } = options
-  const replayTtlMs = (options.replayTtlSeconds ?? 7 * 86_400) * 1000
+  const replayTtlMs =
+    checkedSeconds(options.replayTtlSeconds, 7 * 86_400, 'lightning: replayTtlSeconds') * 1000
   const nodeTimeoutMs = checkedTimeout(
     options.nodeTimeoutMs,
     defaultNodeTimeouts.callMs,

@@ -12,7 +12,7 @@ import { issueInvoice } from '../internal/issue.js'
 import { call, checkedFee, checkedTimeout, defaultNodeTimeouts, type NodeTimeouts } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
-import { challengeProblemFor, sha256Hex } from './Charge.js'
+import { challengeProblemFor, checkedSeconds, sha256Hex } from './Charge.js'
 import { type DepositClaim, Deposits, refusal, type TopUpRefusal } from './session/Deposits.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
 import { closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
@@ -102,16 +102,24 @@ export function sessionServer(options: SessionOptions): SessionServer {
     )
   const { lnd } = options
   const idleSeconds = options.idleTimeoutSeconds ?? 300
-  if (!(idleSeconds > 0))
-    throw new ConfigurationError('lightning session: idleTimeoutSeconds must be positive')
-  const depositOption = options.depositSats === undefined ? undefined : BigInt(options.depositSats)
+  if (typeof idleSeconds !== 'number' || !(idleSeconds > 0) || !Number.isFinite(idleSeconds))
+    throw new ConfigurationError('lightning session: idleTimeoutSeconds must be a positive finite number')
+  const deposit = options.depositSats
+  if (
+    deposit !== undefined &&
+    !(typeof deposit === 'bigint' || (typeof deposit === 'number' && Number.isSafeInteger(deposit)))
+  )
+    throw new ConfigurationError('lightning session: depositSats must be a whole number of satoshis')
+  const depositOption = deposit === undefined ? undefined : BigInt(deposit)
   if (depositOption !== undefined && depositOption <= 0n)
     throw new ConfigurationError('lightning session: depositSats must be positive')
-  const retentionMs = (options.retentionSeconds ?? 30 * 86_400) * 1000
+  const retentionMs =
+    checkedSeconds(options.retentionSeconds, 30 * 86_400, 'lightning session: retentionSeconds') * 1000
   const refundRecoveryMs = (options.refundRecoverySeconds ?? 600) * 1000
   if (!(refundRecoveryMs > 0))
     throw new ConfigurationError('lightning session: refundRecoverySeconds must be positive')
-  const topUpTimeoutMs = options.topUpTimeoutMs ?? 60_000
+  const topUpTimeoutMs = checkedTimeout(options.topUpTimeoutMs, 60_000, 'lightning session: topUpTimeoutMs')
+  checkedTimeout(options.idleCheckIntervalMs, 1, 'lightning session: idleCheckIntervalMs')
   const timeouts: NodeTimeouts = {
     callMs: checkedTimeout(
       options.nodeTimeoutMs,
@@ -125,7 +133,10 @@ export function sessionServer(options: SessionOptions): SessionServer {
     ),
   }
   const billPerRequest = options.billPerRequest ?? true
-  // Checked on every use: `lightning`'s pay without a usable `max_fee` lets the node spend any fee.
+  // Checked on every use: `lightning`'s pay without a usable `max_fee` lets the node spend any fee. A
+  // number is checked here too, so a bad one is refused at startup, not when a close would refund.
+  if (typeof options.maxRefundFeeSats !== 'function' && options.maxRefundFeeSats !== undefined)
+    checkedFee(options.maxRefundFeeSats, 'lightning session: maxRefundFeeSats')
   const maxRefundFee = (sats: bigint) =>
     checkedFee(
       typeof options.maxRefundFeeSats === 'function'

@@ -111,6 +111,27 @@ function checkOptions(options: ChargeOptions): void {
     if (!/^[1-9]\d{0,19}$/.test(split?.amount ?? '')) bad(`splits[${i}].amount`, 'a positive integer string')
     if (split.ataCreationRequired && !mint) bad(`splits[${i}].ataCreationRequired`, 'used with a mint only')
   })
+  // "Servers MUST NOT issue a receipt before the transaction reaches at least `confirmed`": a lower
+  // commitment is never reached by `waitFor`, so every payment would be taken and then answered 503.
+  if (options.commitment !== undefined && !['confirmed', 'finalized'].includes(options.commitment))
+    bad('commitment', '"confirmed" or "finalized"')
+  // NaN or 0 would make every push signature look too old (or its key unstorable) after the payer paid.
+  if (
+    options.replayWindowSeconds !== undefined &&
+    !positiveInteger(options.replayWindowSeconds, Math.floor(Number.MAX_SAFE_INTEGER / 2000))
+  )
+    bad('replayWindowSeconds', 'a positive whole number of seconds')
+  // Node's timers take at most 2^31 - 1 ms; 0, NaN or a larger value would fire at once (every call 503).
+  for (const field of ['timeout', 'confirmTimeout'] as const)
+    if (options[field] !== undefined && !positiveInteger(options[field], maxTimerMs))
+      bad(field, 'a whole number of milliseconds, 1 to 2147483647')
+}
+
+/** The largest timeout Node's timers take (2^31 - 1 ms). */
+const maxTimerMs = 2_147_483_647
+
+function positiveInteger(value: unknown, max: number): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max
 }
 
 /**

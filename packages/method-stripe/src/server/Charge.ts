@@ -66,7 +66,7 @@ export type ChargeOptions = {
    * expired, over-limit, wrong-currency or used tokens without creating one (default false).
    */
   precheck?: boolean
-  /** `Retry-After` seconds of a 503 when Stripe is unavailable (default 1). */
+  /** `Retry-After` seconds of a 503 when Stripe is unavailable: a positive whole number (default 1). */
   retryAfter?: number
   /**
    * How long each Stripe call a paid request waits on (pre-check, PaymentIntent create, retrieve and
@@ -142,6 +142,10 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
   if (options.connect !== undefined && typeof options.connect !== 'function')
     Connect.assertConfiguration(options.connect, authorizedAccounts)
   const retryAfter = options.retryAfter ?? 1
+  // It becomes the `Retry-After` header (RFC 9110 §10.2.3: a whole number of seconds): NaN or 1.5 there
+  // tells a client nothing it can use.
+  if (typeof retryAfter !== 'number' || !Number.isSafeInteger(retryAfter) || retryAfter < 1)
+    throw new ConfigurationError('stripe: retryAfter must be a positive whole number of seconds')
   const replayTtlSeconds = options.sptReplayTtlSeconds ?? 7 * 86_400
   if (typeof replayTtlSeconds !== 'number' || !Number.isFinite(replayTtlSeconds) || replayTtlSeconds <= 0)
     throw new ConfigurationError('stripe: sptReplayTtlSeconds must be a positive finite number of seconds')

@@ -9,6 +9,7 @@ import {
   type Address,
   encodeFunctionData,
   type Hex,
+  isAddress,
   parseAbiItem,
   parseSignature,
   verifyTypedData,
@@ -107,6 +108,50 @@ export declare namespace charge {
   }
 }
 
+/** The largest timeout Node's timers take (2^31 - 1 ms); a longer one would fire at once. */
+const maxTimeoutMs = 2_147_483_647
+/** ERC-20 `decimals` is a uint8, but no token in use has more than 36: more is a configuration mistake. */
+const maxDecimals = 36
+
+/**
+ * Refuses options every payment would fail on after the payer signed (each throws `ConfigurationError`
+ * naming the option): addresses that are not 20-byte hex, a chain id that is not a positive integer,
+ * timeouts outside what Node's timers take, and seconds that are not whole numbers.
+ */
+function checkOptions(options: charge.Options, missing: (what: string) => ConfigurationError): void {
+  if (!options || typeof options !== 'object') throw missing('options are required')
+  const whole = (value: unknown, min: number, max: number) =>
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max
+  if (!whole(options.chainId, 1, Number.MAX_SAFE_INTEGER))
+    throw missing('chainId must be a positive integer (the EIP-155 chain id)')
+  for (const field of ['currency', 'recipient', 'permit2Address'] as const)
+    if ((field !== 'permit2Address' || options[field] !== undefined) && !isEvmAddress(options[field]))
+      throw missing(`${field} must be a 0x-prefixed 20-byte address`)
+  if (options.decimals !== undefined && !whole(options.decimals, 0, maxDecimals))
+    throw missing(`decimals must be an integer from 0 to ${maxDecimals}`)
+  if (options.timeout !== undefined && !whole(options.timeout, 1, maxTimeoutMs))
+    throw missing('timeout must be a whole number of milliseconds, 1 to 2147483647')
+  if (options.minValiditySeconds !== undefined && !whole(options.minValiditySeconds, 0, 31_536_000))
+    throw missing('minValiditySeconds must be a whole number of seconds, 0 or more')
+  if (options.hashMaxAgeSeconds !== undefined && !whole(options.hashMaxAgeSeconds, 1, 31_536_000))
+    throw missing('hashMaxAgeSeconds must be a positive whole number of seconds')
+  if (
+    options.domain !== undefined &&
+    (typeof options.domain?.name !== 'string' || typeof options.domain?.version !== 'string')
+  )
+    throw missing('domain must have a string name and version (the token’s EIP-712 domain)')
+  if (
+    options.facilitator !== undefined &&
+    (typeof options.facilitator?.verify !== 'function' || typeof options.facilitator?.settle !== 'function')
+  )
+    throw missing('facilitator must have verify and settle (an @x402/core FacilitatorClient)')
+}
+
+/** A 0x-prefixed 20-byte address (mixed case only with a valid EIP-55 checksum). */
+function isEvmAddress(value: unknown): value is Address {
+  return typeof value === 'string' && isAddress(value)
+}
+
 /** The x402 requirement an `evm` charge request corresponds to (what x402 clients sign against). */
 export function requirementOf(request: EvmChargeRequest, maxTimeoutSeconds: number) {
   const extra: Record<string, unknown> = { ...(request.methodDetails.eip712 ?? {}) }
@@ -145,6 +190,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
   const now = () => Date.now()
   const hashMaxAgeSeconds = options.hashMaxAgeSeconds ?? 3_600
   const missing = (what: string) => new ConfigurationError(`evm charge: ${what}`)
+  checkOptions(options, missing)
   if (types.length === 0 || new Set(types).size !== types.length)
     throw missing('credentialTypes must list each offered type once')
   // Every Store claim lives at most this long (in ms): a Store (Redis) refuses TTLs past a safe integer.
@@ -212,9 +258,22 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         throw refuse('The authorization moves another amount.', 'wrong-amount')
       // The nonce is the challenge hash ("MUST be set to challengeHash"), except for credentials relayed
       // from x402, whose clients pick random nonces; those were matched to the route by the adapter.
-      if (!relayed.has(credential) && payload.nonce.toLowerCase() !== challengeHash(challenge).toLowerCase())
+      const original = relayed.get(credential)
+      if (!original && payload.nonce.toLowerCase() !== challengeHash(challenge).toLowerCase())
         throw refuse('The authorization nonce is not the challenge hash.', 'nonce-mismatch')
       const nowSeconds = Math.floor(now() / 1000)
+      // An x402 client signs `validBefore` = now + the requirement's `maxTimeoutSeconds`: an adapter that
+      // offers more than this method takes would have every x402 payment refused as valid too long. The
+      // operator is told (503, `onError`) before anything moves, rather than each payer refused.
+      const offered = original?.requirement.maxTimeoutSeconds
+      if (
+        typeof offered === 'number' &&
+        offered > maxValidity &&
+        BigInt(nowSeconds + offered) > latestValidity(challenge, nowSeconds, maxValidity)
+      )
+        throw missing(
+          `x402 maxTimeoutSeconds (${offered}) is above this method's maxValiditySeconds (${maxValidity}): raise maxValiditySeconds or lower maxTimeoutSeconds`,
+        )
       // EIP-3009: `require(now > validAfter, "authorization is not yet valid")`.
       if (BigInt(payload.validAfter) >= BigInt(nowSeconds))
         throw refuse('The authorization is not valid yet.', 'not-yet-valid')

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import {
   Challenge,
+  ConfigurationError,
   ContentTooLargeError,
   type Credential,
   IdempotencyCache,
@@ -30,7 +31,11 @@ import { relayed } from './Relayed.js'
  */
 export declare namespace x402 {
   type Options = {
-    /** `maxTimeoutSeconds` of every requirement offered (default 300). */
+    /**
+     * `maxTimeoutSeconds` of every requirement offered (default 300): x402 clients sign authorizations
+     * valid this long. Keep it at most the `maxValiditySeconds` of the `evm` charges (default 3 600):
+     * above it, each x402 payment is refused with a `ConfigurationError` (503, reported to `onError`).
+     */
     maxTimeoutSeconds?: number
     /**
      * Also take x402 v1 clients: the 402 body carries `x402Version: 1` and `accepts` (as extension
@@ -143,6 +148,10 @@ function authorizationPayload(exact: { signature: string; authorization: Record<
  */
 export function x402(server: Server.Server, options: x402.Options = {}) {
   const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 300
+  // What an x402 client signs for: `validBefore` = now + this. A year is the most an `evm` charge's
+  // `maxValiditySeconds` takes; each evm method refuses (503, reported) one above its own.
+  if (!Number.isSafeInteger(maxTimeoutSeconds) || maxTimeoutSeconds < 1 || maxTimeoutSeconds > 31_536_000)
+    throw new ConfigurationError('x402: maxTimeoutSeconds must be a whole number of seconds, 1 to 31 536 000')
 
   /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */
   const v1Names = new Map<number, string>()

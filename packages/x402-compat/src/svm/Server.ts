@@ -44,6 +44,49 @@ export declare namespace svm {
   }
 }
 
+const base58Alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+/** Whether `value` is a base58 string of exactly 32 bytes (a Solana public key). */
+function isPublicKey(value: unknown): boolean {
+  if (typeof value !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(value)) return false
+  let number = 0n
+  for (const char of value) number = number * 58n + BigInt(base58Alphabet.indexOf(char))
+  const zeros = value.length - value.replace(/^1+/, '').length
+  const bytes = number === 0n ? 0 : number.toString(16).length / 2
+  return zeros + Math.ceil(bytes) === 32
+}
+
+/**
+ * Refuses options every payment would fail on after the payer signed (each throws `ConfigurationError`
+ * naming the option): keys that are not 32-byte base58, decimals outside 0–9, timeouts outside what Node's
+ * timers take.
+ */
+function checkOptions(options: svm.Options): void {
+  const bad = (field: string, what: string): never => {
+    throw new ConfigurationError(`solana charge: ${field} must be ${what}`)
+  }
+  for (const field of ['currency', 'recipient', 'feePayer'] as const)
+    if (!isPublicKey(options[field])) bad(field, 'a base58 public key')
+  // "The number of decimal places for the token (0–9)" (draft-solana-charge-00 §"Method Details")
+  if (!(Number.isInteger(options.decimals) && options.decimals >= 0 && options.decimals <= 9))
+    bad('decimals', 'an integer from 0 to 9')
+  if (typeof options.facilitator?.verify !== 'function' || typeof options.facilitator?.settle !== 'function')
+    bad('facilitator', 'an object with verify and settle (an @x402/core FacilitatorClient)')
+  if (
+    options.timeout !== undefined &&
+    !(Number.isSafeInteger(options.timeout) && options.timeout >= 1 && options.timeout <= 2_147_483_647)
+  )
+    bad('timeout', 'a whole number of milliseconds, 1 to 2147483647')
+  const seconds = options.maxTimeoutSeconds
+  if (seconds !== undefined && !(Number.isSafeInteger(seconds) && seconds >= 1 && seconds <= 31_536_000))
+    bad('maxTimeoutSeconds', 'a whole number of seconds, 1 to 31 536 000')
+  if (
+    options.rpcUrl !== undefined &&
+    !(typeof options.rpcUrl === 'string' && /^https?:\/\//.test(options.rpcUrl))
+  )
+    bad('rpcUrl', 'an http(s) URL')
+}
+
 /**
  * The server half of a `solana` charge settled through an x402 facilitator (`exact` on Solana): the
  * payer's partially signed transaction is claimed once in the Store (by its message hash, so copies and
@@ -59,9 +102,12 @@ export declare namespace svm {
  * @see draft-solana-charge-00 §"Fee Sponsorship"
  */
 export function svm(options: svm.Options): Method.Server<typeof svmCharge> {
+  if (!options || typeof options !== 'object')
+    throw new ConfigurationError('solana charge: options are required')
   const caip2 = solanaCaip2Of(options.network)
   if (caip2 === undefined)
     throw new ConfigurationError(`solana charge: ${options.network} is not a known Solana network`)
+  checkOptions(options)
   const timeout = options.timeout ?? 15_000
   // Longer than one attempt can take: the facilitator's verify and settle, and the lookup's calls.
   const staleClaimMs = 4 * timeout + 1_000
