@@ -10,6 +10,16 @@ import {
 } from 'viem'
 import { Abis } from 'viem/tempo'
 import * as Attribution from '../Attribution.js'
+import {
+  checkChainId,
+  checkHttpUrl,
+  checkMilliseconds,
+  checkOneOf,
+  checkOptionalAddress,
+  checkPositiveBigint,
+  checkPositiveInteger,
+  checkSigner,
+} from '../internal/options.js'
 import { type Connection, defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { rpcErrorSummary } from '../internal/rpcErrors.js'
 import { expectedTransfers } from '../internal/transfers.js'
@@ -60,6 +70,7 @@ export type ChargeClientOptions = Omit<Connection, 'client'> & {
  * @see draft-tempo-charge-00 §"Credential Schema"
  */
 export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+  checkChargeClientOptions(options)
   const { account } = options
   const wallets = new Map<number, TempoWalletClient>()
   const walletFor = (chainId: number): TempoWalletClient => {
@@ -224,6 +235,24 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       return { payload: { type: 'hash', hash: receipt.transactionHash }, source }
     },
   }
+}
+
+// Checked when the client is created, naming the option: a payer misconfigured (a `mode` of 'Push', a
+// `chainId` read from an env var as a string, no account) otherwise fails every payment later.
+function checkChargeClientOptions(options: ChargeClientOptions): void {
+  const scope = 'tempo client'
+  if (!options || typeof options !== 'object')
+    throw new ConfigurationError(`${scope}: options must be an object with at least an account`)
+  checkSigner(scope, 'account', options.account, ['signTransaction', 'signTypedData'], true)
+  checkHttpUrl(scope, 'rpcUrl', options.rpcUrl, false)
+  checkChainId(scope, options.chainId)
+  checkMilliseconds(scope, 'timeout', options.timeout)
+  checkOneOf(scope, 'mode', options.mode, ['pull', 'push'])
+  checkOptionalAddress(scope, 'feeToken', options.feeToken)
+  checkPositiveBigint(scope, 'gasPerTransfer', options.gasPerTransfer, 'gas limit')
+  checkOneOf(scope, 'nonceKey', options.nonceKey, ['random', 0n, 'expiring'])
+  checkPositiveInteger(scope, 'validFor', options.validFor, 'number of seconds')
+  checkOneOf(scope, 'proofVersion', options.proofVersion, Proof.versions)
 }
 
 export type { Account }

@@ -20,6 +20,15 @@ import {
 import { getBlockNumber, getCode, getTransactionCount, readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
+import {
+  checkAddressList,
+  checkChainId,
+  checkHttpUrl,
+  checkMilliseconds,
+  checkPositiveBigint,
+  checkPositiveInteger,
+  checkSigner,
+} from '../internal/options.js'
 import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
@@ -125,6 +134,26 @@ const recheckInterval = 1_000
 const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
   `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
 
+// Checked when the client is created, naming the option: a `deposit` of 0n (or under the price) failed
+// every request, and a `topUp` of 0n served one request then refused every top-up, the deposit locked
+// in the channel until it was closed.
+function checkSessionClientOptions(options: SessionClientOptions): void {
+  const scope = 'tempo session'
+  if (!options || typeof options !== 'object')
+    throw new ConfigurationError(`${scope}: options must be an object with at least an account and an rpcUrl`)
+  checkSigner(scope, 'account', options.account, ['signTransaction', 'signTypedData'], true)
+  checkSigner(scope, 'signer', options.signer, ['signTypedData'], false)
+  checkHttpUrl(scope, 'rpcUrl', options.rpcUrl, true)
+  checkChainId(scope, options.chainId)
+  checkMilliseconds(scope, 'timeout', options.timeout)
+  checkPositiveBigint(scope, 'deposit', options.deposit)
+  checkPositiveBigint(scope, 'topUp', options.topUp)
+  checkPositiveInteger(scope, 'voucherAhead', options.voucherAhead, 'number of requests, at least 1')
+  checkAddressList(scope, 'escrows', options.escrows)
+  if (options.fetch !== undefined && typeof options.fetch !== 'function')
+    throw new ConfigurationError(`${scope}: fetch must be a function, got ${typeof options.fetch}`)
+}
+
 /**
  * Creates the client side of `tempo/session` (v1 escrow): the first payment opens a channel (a signed
  * approve+open the server broadcasts, with a first voucher), later ones send cumulative EIP-712 vouchers,
@@ -139,11 +168,10 @@ const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
  * @see draft-tempo-session-00
  */
 export function sessionClient(options: SessionClientOptions): SessionClient {
+  checkSessionClientOptions(options)
   const { account } = options
   const signer = options.signer ?? account
   const voucherAhead = options.voucherAhead ?? 1
-  if (!Number.isSafeInteger(voucherAhead) || voucherAhead < 1)
-    throw new ConfigurationError('tempo session: voucherAhead must be a whole number of requests, at least 1')
   const ahead = BigInt(voucherAhead)
   const channels = new Map<string, ChannelState>()
   const bookings = sessionBookings(options.chainId)

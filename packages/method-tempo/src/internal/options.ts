@@ -131,3 +131,129 @@ export function checkBytes32(scope: string, field: string, value: unknown): void
   if (value !== undefined && !(typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value)))
     fail(scope, field, 'a 32-byte hex value (0x followed by 64 hex digits)', value)
 }
+
+// Option checks of the Tempo client factories: a payer misconfigured (a `deposit` of 0n, a `mode` of
+// 'Push', a `chainId` read from an env var as a string) must fail when it is created, naming the field,
+// instead of failing every payment later, or after a deposit is locked in a channel.
+
+/**
+ * A viem local account that can sign: an `address` and the signing functions `needs` names
+ * (`signTransaction` to pay on chain, `signTypedData` for vouchers and zero-amount proofs). The account
+ * itself is never shown in the message.
+ *
+ * @example
+ * ```ts
+ * checkSigner('tempo session', 'signer', options.signer, ['signTypedData'], false)
+ * ```
+ */
+export function checkSigner(
+  scope: string,
+  field: string,
+  value: unknown,
+  needs: readonly ('signTransaction' | 'signTypedData')[],
+  required: boolean,
+): void {
+  if (value === undefined && !required) return
+  const account = value as Record<string, unknown> | undefined
+  const missing =
+    !account || typeof account !== 'object'
+      ? undefined
+      : needs.filter((name) => typeof account[name] !== 'function')
+  if (!account || typeof account !== 'object' || !isAddress(account.address) || (missing?.length ?? 0) > 0)
+    throw new ConfigurationError(
+      `${scope}: ${field} must be a viem local account (e.g. privateKeyToAccount(key)) with an address` +
+        `${needs.length > 0 ? ` and ${needs.join(' and ')}` : ''}, got ${
+          value === undefined
+            ? 'nothing'
+            : missing?.length
+              ? `an account without ${missing.join(', ')}`
+              : 'something else'
+        }`,
+    )
+}
+
+/**
+ * An http(s) JSON-RPC URL (the clients send over HTTP). The URL is never shown in the message: it may
+ * carry credentials (`user:password@`) or an API key in its path.
+ *
+ * @example
+ * ```ts
+ * checkHttpUrl('tempo session', 'rpcUrl', options.rpcUrl, true)
+ * ```
+ */
+export function checkHttpUrl(scope: string, field: string, value: unknown, required: boolean): void {
+  if (value === undefined && !required) return
+  let protocol = ''
+  if (typeof value === 'string')
+    try {
+      protocol = new URL(value).protocol
+    } catch {}
+  if (!/^https?:$/.test(protocol))
+    throw new ConfigurationError(
+      `${scope}: ${field} must be an http(s) URL of a Tempo node, got ${
+        value === undefined
+          ? 'nothing'
+          : protocol
+            ? `a ${protocol} URL`
+            : typeof value === 'string'
+              ? 'a string that is not a URL'
+              : typeof value
+      }`,
+    )
+}
+
+/**
+ * An optional positive base-unit amount given as a bigint (a deposit or top-up of 0n opens or tops up
+ * nothing that can pay).
+ *
+ * @example
+ * ```ts
+ * checkPositiveBigint('tempo session', 'deposit', options.deposit) // throws for 0n, -5n or 1000
+ * ```
+ */
+export function checkPositiveBigint(scope: string, field: string, value: unknown, what = 'amount'): void {
+  if (value !== undefined && !(typeof value === 'bigint' && value > 0n))
+    fail(scope, field, `a positive bigint ${what} in base units (e.g. 1_000_000n)`, value)
+}
+
+/**
+ * An optional positive safe integer (a count or a number of seconds).
+ *
+ * @example
+ * ```ts
+ * checkPositiveInteger('tempo session', 'voucherAhead', options.voucherAhead, 'number of requests')
+ * ```
+ */
+export function checkPositiveInteger(scope: string, field: string, value: unknown, what = 'integer'): void {
+  if (value !== undefined && !(typeof value === 'number' && Number.isSafeInteger(value) && value > 0))
+    fail(scope, field, `a positive whole ${what}`, value)
+}
+
+/**
+ * An optional value among `choices` (compared exactly: 'Push' is not 'push').
+ *
+ * @example
+ * ```ts
+ * checkOneOf('tempo client', 'mode', options.mode, ['pull', 'push'])
+ * ```
+ */
+export function checkOneOf(scope: string, field: string, value: unknown, choices: readonly unknown[]): void {
+  if (value !== undefined && !choices.includes(value))
+    fail(scope, field, `one of ${choices.map(show).join(', ')}`, value)
+}
+
+/**
+ * An optional non-empty array of addresses (an empty one would refuse every challenge).
+ *
+ * @example
+ * ```ts
+ * checkAddressList('tempo session', 'escrows', options.escrows)
+ * ```
+ */
+export function checkAddressList(scope: string, field: string, value: unknown): void {
+  if (value === undefined) return
+  if (!Array.isArray(value) || value.length === 0) fail(scope, field, 'a non-empty array of addresses', value)
+  ;(value as unknown[]).forEach((item, index) => {
+    checkAddress(scope, `${field}[${index}]`, item)
+  })
+}
