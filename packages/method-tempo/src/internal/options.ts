@@ -1,4 +1,4 @@
-import { ConfigurationError } from '@mppkit/core'
+import { ConfigurationError } from '@mppkit/core/client'
 
 // Option checks of the Tempo server factories: a misconfigured server must fail when it is created,
 // naming the field, instead of issuing challenges nobody can pay (a `recipient` of `0x1234` once did).
