@@ -893,3 +893,83 @@ describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)'
     await store.close()
   })
 })
+
+/** A TCP server that accepts connections and never answers (a hung or black-holed PostgreSQL). */
+async function blackHole(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets: Socket[] = []
+  const server = createServer((socket) => {
+    sockets.push(socket)
+    socket.on('error', () => {})
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  return {
+    url: `postgres://u@127.0.0.1:${port}/db`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** What `pending` came to within `ms`: its error, its value, or `'still pending'`. */
+async function within(pending: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('still pending'), ms)
+  })
+  try {
+    return await Promise.race([pending.catch((error: unknown) => error), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+describe('PostgresStore (timeoutMs)', () => {
+  it('refuses a timeoutMs that is not a positive number of milliseconds', () => {
+    for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2_147_483_648])
+      expect(
+        () => new PostgresStore({ connectionString: 'postgres://x@127.0.0.1:1/x', schema: 'ok', timeoutMs }),
+      ).toThrow(ConfigurationError)
+  })
+
+  it('fails every operation with StoreUnavailableError within timeoutMs when PostgreSQL never answers, whatever the pool', async () => {
+    const hole = await blackHole()
+    // No connectionTimeoutMillis, no query_timeout: on its own this pool waits forever.
+    const given = new pg.Pool({ connectionString: hole.url })
+    given.on('error', () => {})
+    const stores = [
+      new PostgresStore({ pool: given, schema: 'held', timeoutMs: 300, onError: () => {} }),
+      new PostgresStore({ connectionString: hole.url, schema: 'held', timeoutMs: 300, onError: () => {} }),
+    ]
+    try {
+      for (const store of stores) {
+        const operations = [
+          () => store.migrate(),
+          () => store.putIfAbsent('k', '1', 1_000),
+          () => store.get('k'),
+          () => store.set('k', '1', 1_000),
+          () => store.delete('k'),
+          () => store.compareAndSet('k', '1', '2', 1_000),
+          () => store.increment('n', 1n, { ttlMs: 1_000 }),
+          () => store.atomic([{ op: 'increment', key: 'n', delta: 1n, ttlMs: 1_000 }]),
+          () => store.cleanup(),
+        ]
+        const started = Date.now()
+        const outcomes = await Promise.all(operations.map((operation) => within(operation(), 3_000)))
+        expect(Date.now() - started).toBeLessThan(1_500)
+        for (const outcome of outcomes) {
+          expect(outcome).toBeInstanceOf(StoreUnavailableError)
+          expect(outcome).toMatchObject({ status: 503, retryAfter: 1 })
+          expect((outcome as Error).message).toBe('PostgreSQL did not answer within 300 ms')
+        }
+      }
+    } finally {
+      for (const store of stores) await within(store.close(), 1_000)
+      await hole.close()
+      await within(given.end(), 1_000)
+    }
+  })
+})

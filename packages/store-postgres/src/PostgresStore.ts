@@ -32,6 +32,9 @@ export const postgresPoolOptions = {
   query_timeout: 10_000,
 } satisfies pg.PoolConfig
 
+/** How long one statement (or taking a connection) may take unless `timeoutMs` says otherwise (ms). */
+const defaultTimeoutMs = 15_000
+
 /** Options of {@link PostgresStore}. */
 export type PostgresStoreOptions = {
   /** A `pg.Pool` to use (the store does not end it). Prefer {@link postgresPoolOptions} for it. */
@@ -57,6 +60,15 @@ export type PostgresStoreOptions = {
   cleanupIntervalMs?: number | false
   /** Seconds a client should wait before retrying when PostgreSQL is unavailable (default 1). */
   retryAfter?: number
+  /**
+   * Longest time, in milliseconds, the store waits for a connection from the pool and for each statement
+   * (default 15,000). When it passes, the operation fails with `StoreUnavailableError` (503 +
+   * Retry-After) whatever the pool's own options are, so a server that accepts connections and never
+   * answers cannot hold a request (a pool without `connectionTimeoutMillis` would wait forever). A
+   * statement that timed out has an unknown outcome; its connection is dropped, not reused. A pool
+   * without `query_timeout` gets this one for the store's statements.
+   */
+  timeoutMs?: number
   /**
    * Receives pool errors (idle connections lost), periodic cleanup failures and every
    * {@link PostgresStoreError} (permission denied, missing table…) with the PostgreSQL error as its
@@ -147,6 +159,9 @@ function connectionLost(error: unknown): boolean {
 function isTransient(sqlState: string): boolean {
   return transientClasses.has(sqlState.slice(0, 2)) || transientStates.has(sqlState)
 }
+
+/** The errors of waits that outlived `timeoutMs` (their connection is dropped, never reused). */
+const expired = new WeakSet<object>()
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
 const maxAttempts = 20
@@ -239,6 +254,7 @@ export class PostgresStore implements Store {
   readonly #qualified: string
   readonly #owned: boolean
   readonly #retryAfter: number
+  readonly #timeoutMs: number
   readonly #onError: (error: Error) => void
   readonly #timer: ReturnType<typeof setInterval> | undefined
   readonly #autoMigrate: boolean
@@ -261,6 +277,10 @@ export class PostgresStore implements Store {
     this.table = table
     this.#qualified = `"${options.schema}"."${table}"`
     this.#retryAfter = options.retryAfter ?? 1
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2_147_483_647))
+      throw new ConfigurationError('timeoutMs must be a positive number of milliseconds (at most 2147483647)')
+    this.#timeoutMs = timeoutMs
     this.#autoMigrate = options.autoMigrate ?? true
     const onError = options.onError
     this.#onError = (error) => onError?.(error)
@@ -326,30 +346,34 @@ export class PostgresStore implements Store {
     try {
       // PostgreSQL checks the CREATE privilege before it looks at IF NOT EXISTS, so an app role without
       // it could never run an operation: a table that already exists is used as is, without any DDL.
-      const existing = await client.query<{ present: boolean }>(
+      const existing = await this.#on<{ present: boolean }>(
+        client,
         'SELECT to_regclass($1) IS NOT NULL AS present',
         [this.#qualified],
       )
       if (existing.rows[0]?.present) return
-      await client.query('BEGIN')
+      await this.#on(client, 'BEGIN')
       // Concurrent `CREATE … IF NOT EXISTS` can still collide on the catalog's unique index; the lock
       // (released at COMMIT) makes processes migrate one after the other.
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:${this.#qualified}`])
-      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
-      await client.query(
+      await this.#on(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:${this.#qualified}`])
+      await this.#on(client, `CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+      await this.#on(
+        client,
         `CREATE TABLE IF NOT EXISTS ${this.#qualified} (
           key text PRIMARY KEY,
           value text NOT NULL,
           expires_at timestamptz NOT NULL
         )`,
       )
-      await client.query(
+      await this.#on(
+        client,
         `CREATE INDEX IF NOT EXISTS "${this.table}_expires_at" ON ${this.#qualified} (expires_at)`,
       )
-      await client.query('COMMIT')
+      await this.#on(client, 'COMMIT')
     } catch (error) {
       failed = error
-      await client.query('ROLLBACK').catch(() => {})
+      // A statement that timed out leaves the connection wedged: it is destroyed below, no ROLLBACK.
+      if (!expired.has(error as object)) await this.#on(client, 'ROLLBACK').catch(() => {})
       throw this.#failure(error)
     } finally {
       client.off('error', this.#onError)
@@ -358,12 +382,63 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #connect(): Promise<pg.PoolClient> {
+  /**
+   * A connection from the pool, within {@link PostgresStoreOptions.timeoutMs} (after `before`, the
+   * migration an operation waits for); one the pool hands over too late goes back to it unused.
+   */
+  async #connect(before?: Promise<void>): Promise<pg.PoolClient> {
+    const connecting = (async () => {
+      await before
+      return this.pool.connect()
+    })()
     try {
-      return await this.pool.connect()
+      return await this.#bounded(connecting)
     } catch (error) {
+      if (expired.has(error as object))
+        connecting.then(
+          (late) => late.release(),
+          () => {},
+        )
       throw this.#failure(error)
     }
+  }
+
+  /** Runs a statement on a checked-out connection within {@link PostgresStoreOptions.timeoutMs}. */
+  #on<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.PoolClient,
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<Row>> {
+    return this.#bounded(client.query<Row>(this.#statement(text, values)))
+  }
+
+  /**
+   * A statement with the pool's `query_timeout`, or `timeoutMs` when the pool has none: pg then fails the
+   * statement itself and drops its connection, so a black-holed one does not hold a pool slot forever.
+   */
+  #statement(text: string, values?: unknown[]): pg.QueryConfig {
+    const statement: pg.QueryConfig & { query_timeout?: number } =
+      values === undefined ? { text } : { text, values }
+    if (!this.pool.options?.query_timeout) statement.query_timeout = this.#timeoutMs
+    return statement
+  }
+
+  /**
+   * `pending`, or a `StoreUnavailableError` once {@link PostgresStoreOptions.timeoutMs} has passed: the
+   * bound holds whatever the pool's options are.
+   */
+  #bounded<T>(pending: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const unavailable = new StoreUnavailableError({ retryAfter: this.#retryAfter })
+        // The message (for logs) says why; the problem `detail` stays generic.
+        unavailable.message = `PostgreSQL did not answer within ${this.#timeoutMs} ms`
+        expired.add(unavailable)
+        reject(unavailable)
+      }, this.#timeoutMs)
+    })
+    return Promise.race([pending, late]).finally(() => clearTimeout(timer))
   }
 
   /**
@@ -504,28 +579,24 @@ export class PostgresStore implements Store {
     const keys = [...keyOf.keys()].sort()
     this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
-    let client: pg.PoolClient
-    try {
-      await this.#ready
-      client = await this.pool.connect()
-    } catch (error) {
-      throw this.#failure(error)
-    }
+    const client = await this.#connect(this.#ready)
     client.on('error', this.#onError)
     let broken: Error | undefined
     try {
-      await client.query('BEGIN')
+      await this.#on(client, 'BEGIN')
       // One statement creates or locks every row: `DO UPDATE … WHERE false` updates nothing but locks the
       // existing row, and retries as an insert when that row is deleted meanwhile. (With `DO NOTHING` and
       // a separate `SELECT … FOR UPDATE`, a row deleted in between by `delete()` or `cleanup()` was
       // skipped by the lock, and the batch's write to it silently went nowhere.)
-      await client.query(
+      await this.#on(
+        client,
         `INSERT INTO ${this.#qualified} AS existing (key, value, expires_at)
          SELECT key, '', '-infinity' FROM unnest($1::text[]) AS key ORDER BY key
          ON CONFLICT (key) DO UPDATE SET expires_at = existing.expires_at WHERE false`,
         [keys],
       )
-      const locked = await client.query<{ key: string; value: string; live: boolean }>(
+      const locked = await this.#on<{ key: string; value: string; live: boolean }>(
+        client,
         `SELECT key, value, expires_at > now() AS live FROM ${this.#qualified}
          WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
         [keys],
@@ -536,7 +607,8 @@ export class PostgresStore implements Store {
       for (const row of locked.rows) if (row.live) live.set(keyOf.get(row.key) ?? row.key, row.value)
       const { result, writes } = runAtomicSteps(steps, { read: (key) => live.get(key) })
       if (writes.length > 0) {
-        const written = await client.query(
+        const written = await this.#on(
+          client,
           `UPDATE ${this.#qualified} AS target
            SET value = w.value, expires_at = now() + w.ms * interval '1 millisecond'
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(key, value, ms)
@@ -550,15 +622,19 @@ export class PostgresStore implements Store {
         // Never report a write that did not happen: roll back and answer 503 instead.
         if (written.rowCount !== writes.length) throw this.#lockLost()
       }
-      await client.query('COMMIT')
+      await this.#on(client, 'COMMIT')
       return result
     } catch (error) {
+      const stalled = expired.has(error as object)
       // A store error (a non-integer counter) leaves the connection usable; anything else drops it.
-      if (!BaseError.is(error)) broken = error instanceof Error ? error : new Error(String(error))
+      if (!BaseError.is(error) || stalled) broken = error instanceof Error ? error : new Error(String(error))
       // A failure PostgreSQL did not report (a query timeout, a lost or stalled connection) leaves the
       // connection dead or wedged: a ROLLBACK on it would only stall for another query timeout before the
       // 503. The connection is destroyed instead, and the server rolls the transaction back when it goes.
-      if (!connectionLost(error)) await client.query('ROLLBACK').catch(() => {})
+      if (!connectionLost(error) && !stalled)
+        await this.#on(client, 'ROLLBACK').catch((failed: unknown) => {
+          broken ??= failed instanceof Error ? failed : new Error(String(failed))
+        })
       throw this.#failure(error)
     } finally {
       client.off('error', this.#onError)
@@ -604,9 +680,14 @@ export class PostgresStore implements Store {
   ): Promise<pg.QueryResult<Row>> {
     this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
+    const ready = this.#ready
     try {
-      await this.#ready
-      return await this.pool.query<Row>(text, values)
+      return await this.#bounded(
+        (async () => {
+          await ready
+          return this.pool.query<Row>(this.#statement(text, values))
+        })(),
+      )
     } catch (error) {
       throw this.#failure(error)
     }

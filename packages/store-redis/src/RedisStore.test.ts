@@ -1,6 +1,6 @@
 import { once } from 'node:events'
-import { createServer } from 'node:net'
-import { StoreUnavailableError } from '@mppkit/core'
+import { createServer, type Socket } from 'node:net'
+import { ConfigurationError, StoreUnavailableError } from '@mppkit/core'
 import { describeStore } from '@mppkit/core/testing'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
@@ -340,6 +340,101 @@ describe.skipIf(!!reason)('RedisStore', () => {
       expect((error as { code?: string }).code).toBe('store_invalid_counter')
     } finally {
       await store.close()
+    }
+  })
+})
+
+/** A TCP server that accepts connections and never answers (a hung or black-holed Redis). */
+async function blackHole(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets: Socket[] = []
+  const server = createServer((socket) => {
+    sockets.push(socket)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** What `pending` came to within `ms`: its error, its value, or `'still pending'`. */
+async function within(pending: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('still pending'), ms)
+  })
+  try {
+    return await Promise.race([pending.catch((error: unknown) => error), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+describe('RedisStore (a client passed in)', () => {
+  it('refuses a client that resends unanswered commands after a reconnect (ioredis defaults)', () => {
+    for (const options of [{}, { ...redisClientOptions, autoResendUnfulfilledCommands: true }]) {
+      const client = new Redis(url, { ...options, lazyConnect: true })
+      expect(() => new RedisStore({ client, keyPrefix: prefix })).toThrow(ConfigurationError)
+      expect(() => new RedisStore({ client, keyPrefix: prefix })).toThrow(
+        /autoResendUnfulfilledCommands.*redisClientOptions/,
+      )
+      // Refused before the store attached anything to the client.
+      expect(client.listenerCount('error')).toBe(0)
+      client.disconnect()
+    }
+    const client = new Redis(url, { ...redisClientOptions, lazyConnect: true })
+    expect(() => new RedisStore({ client, keyPrefix: prefix })).not.toThrow()
+    client.disconnect()
+  })
+
+  it('refuses a timeoutMs that is not a positive number of milliseconds', () => {
+    for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2_147_483_648])
+      expect(() => new RedisStore({ url, keyPrefix: prefix, timeoutMs })).toThrow(ConfigurationError)
+  })
+
+  it('fails every operation with StoreUnavailableError within timeoutMs when Redis never answers, whatever the client', async () => {
+    const hole = await blackHole()
+    // No commandTimeout, maxRetriesPerRequest 20, default connectTimeout: on its own this client waits forever.
+    const client = new Redis(hole.url, { autoResendUnfulfilledCommands: false })
+    client.on('error', () => {})
+    const given = new RedisStore({ client, keyPrefix: prefix, timeoutMs: 300 })
+    const own = new RedisStore({ url: hole.url, keyPrefix: prefix, timeoutMs: 300 })
+    try {
+      for (const store of [given, own]) {
+        const operations = [
+          () => store.putIfAbsent('k', '1', 1_000),
+          () => store.get('k'),
+          () => store.set('k', '1', 1_000),
+          () => store.delete('k'),
+          () => store.compareAndSet('k', '1', '2', 1_000),
+          () => store.increment('n', 1n, { ttlMs: 1_000 }),
+          () =>
+            store.atomic([{ op: 'compareAndSet', key: 'k', expected: undefined, next: '1', ttlMs: 1_000 }]),
+        ]
+        const started = Date.now()
+        const outcomes = await Promise.all(operations.map((operation) => within(operation(), 3_000)))
+        expect(Date.now() - started).toBeLessThan(2_500)
+        for (const outcome of outcomes) {
+          expect(outcome).toBeInstanceOf(StoreUnavailableError)
+          expect(outcome).toMatchObject({ status: 503, retryAfter: 1 })
+          expect((outcome as Error).message).toMatch(
+            /^Redis at 127\.0\.0\.1:\d+ did not answer within 300 ms$/,
+          )
+        }
+      }
+    } finally {
+      client.disconnect()
+      // Closing is bounded too: QUIT gets no answer either, and the connection is dropped instead.
+      const closing = Date.now()
+      await own.close()
+      expect(Date.now() - closing).toBeLessThan(1_000)
+      await hole.close()
     }
   })
 })

@@ -17,7 +17,8 @@ import { atomicScript, compareAndSetScript, incrementScript, notIntegerMarker } 
 
 /**
  * The ioredis options a {@link RedisStore} uses for the client it creates from a URL. Pass the same
- * options when you hand in your own client, for the same guarantees:
+ * options when you hand in your own client, for the same guarantees (a client with
+ * `autoResendUnfulfilledCommands` left on is refused with a `ConfigurationError`):
  *
  * - `maxRetriesPerRequest: 0` rejects queued and in-flight commands as soon as the connection drops, so
  *   a request fails fast with a 503 instead of waiting for a reconnect.
@@ -43,9 +44,15 @@ export const redisClientOptions = {
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
 } satisfies RedisOptions
 
+/** How long one store operation may take unless `timeoutMs` says otherwise (ms). */
+const defaultTimeoutMs = 10_000
+
 /** Options of {@link RedisStore}. */
 export type RedisStoreOptions = {
-  /** An ioredis client to use (the store does not close it). Prefer {@link redisClientOptions} for it. */
+  /**
+   * An ioredis client to use (the store does not close it). Prefer {@link redisClientOptions} for it; it
+   * must be created with `autoResendUnfulfilledCommands: false` (else `ConfigurationError`).
+   */
   client?: Redis
   /** A `redis://` URL to connect to when no client is given (default `redis://127.0.0.1:6379`). */
   url?: string
@@ -53,6 +60,13 @@ export type RedisStoreOptions = {
   keyPrefix: string
   /** Seconds a client should wait before retrying when Redis is unavailable (default 1). */
   retryAfter?: number
+  /**
+   * Longest time, in milliseconds, one operation may take (default 10,000). When it passes, the operation
+   * fails with `StoreUnavailableError` (503 + Retry-After) whatever the client's own timeouts are, so a
+   * server that accepts connections and never answers cannot hold a request (a client without
+   * `commandTimeout` would wait forever). The command may still run later: its outcome is unknown.
+   */
+  timeoutMs?: number
   /**
    * Receives connection errors of the client (they are otherwise swallowed: operations already throw)
    * and every {@link RedisStoreError} (NOPERM, WRONGTYPE, WRONGPASS…) with the Redis reply as its
@@ -84,6 +98,24 @@ export class RedisStoreError extends StoreError {
     if (reply)
       this.message = `Redis${options.where ? ` at ${options.where}` : ''} refused the operation: ${reply}`
   }
+}
+
+/**
+ * Refuses a client that resends unanswered commands after a reconnect (ioredis's default
+ * `autoResendUnfulfilledCommands: true`). A resent `SET NX` that had in fact run answers "already
+ * consumed" to the payer who consumed it, and a resent increment or batch applies twice: the store would
+ * report a definite, wrong outcome instead of a 503. ioredis keeps the options it was given on
+ * `client.options`.
+ */
+function refuseResend(client: Redis): void {
+  const options = (client as { options?: Partial<RedisOptions> }).options
+  if (options?.autoResendUnfulfilledCommands === false) return
+  throw new ConfigurationError(
+    'RedisStore: the ioredis client passed in resends unanswered commands after a reconnect ' +
+      '(autoResendUnfulfilledCommands is not false), which can apply a write twice. Create it with ' +
+      "redisClientOptions from '@mppkit/store-redis' (or at least autoResendUnfulfilledCommands: false, " +
+      'and maxRetriesPerRequest: 0 with a connectTimeout and commandTimeout), or pass url instead',
+  )
 }
 
 /** The system error code (`ECONNREFUSED`, `ETIMEDOUT`…) in an error's cause chain, if any. */
@@ -217,6 +249,7 @@ export class RedisStore implements Store {
   readonly #prefixBytes: Buffer
   readonly #owned: boolean
   readonly #retryAfter: number
+  readonly #timeoutMs: number
   readonly #onError: (error: Error) => void
   /** The permanent error reply the last connection attempt failed with (a wrong password), if any. */
   #refusal: Error | undefined
@@ -229,9 +262,14 @@ export class RedisStore implements Store {
     this.keyPrefix = options.keyPrefix
     this.#prefixBytes = Buffer.from(options.keyPrefix)
     this.#retryAfter = options.retryAfter ?? 1
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2_147_483_647))
+      throw new ConfigurationError('timeoutMs must be a positive number of milliseconds (at most 2147483647)')
+    this.#timeoutMs = timeoutMs
     const onError = options.onError
     this.#onError = (error) => onError?.(error)
     if (options.client) {
+      refuseResend(options.client)
       this.client = options.client
       this.#owned = false
     } else {
@@ -426,7 +464,8 @@ export class RedisStore implements Store {
       return
     }
     try {
-      await this.client.quit()
+      // Bounded like every operation: a server that never answers QUIT gets its connection dropped.
+      await this.#bounded(this.client.quit())
     } catch {
       this.client.disconnect()
     }
@@ -451,13 +490,31 @@ export class RedisStore implements Store {
     if (this.#closing)
       throw new StoreUnavailableError({ detail: 'Payment store closed', retryAfter: this.#retryAfter })
     try {
-      return await operation()
+      return await this.#bounded(operation())
     } catch (error) {
       if (BaseError.is(error)) throw error
       if (error instanceof Error && error.message.includes(notIntegerMarker))
         throw new InvalidCounterError({ cause: error })
       throw this.#failure(error)
     }
+  }
+
+  /**
+   * `pending`, or a `StoreUnavailableError` once {@link RedisStoreOptions.timeoutMs} has passed: the bound
+   * holds whatever the client's options are (a client without `commandTimeout`, or with
+   * `maxRetriesPerRequest: null`, would otherwise wait for an answer that never comes).
+   */
+  #bounded<T>(pending: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const unavailable = new StoreUnavailableError({ retryAfter: this.#retryAfter })
+        // The message (for logs) says why; the problem `detail` stays generic.
+        unavailable.message = `Redis at ${this.#where} did not answer within ${this.#timeoutMs} ms`
+        reject(unavailable)
+      }, this.#timeoutMs)
+    })
+    return Promise.race([pending, expired]).finally(() => clearTimeout(timer))
   }
 
   /**

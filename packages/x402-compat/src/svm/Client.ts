@@ -1,5 +1,6 @@
 import { type Method, PaymentFailedError } from '@mppkit/core/client'
 import type { Instruction, TransactionSigner } from '@solana/kit'
+import { rpcFetch } from '../internal/rpcFetch.js'
 import { loadKit } from './Kit.js'
 import { svmCharge } from './Methods.js'
 import { mintMetadata } from './Mint.js'
@@ -25,7 +26,10 @@ export declare namespace svm {
      * takes (e.g. `await createKeyPairSignerFromBytes(secret)`).
      */
     signer: svm.Signer
-    /** JSON-RPC URL of the cluster (recent blockhash and mint lookups). */
+    /**
+     * JSON-RPC URL of the cluster (recent blockhash and mint lookups). A `user:password@` in it is sent as
+     * `Authorization: Basic`, never in the URL; errors name no part of it.
+     */
     rpcUrl: string
     /** CAIP-2 ids this client pays on (default: any the challenge names). */
     networks?: readonly string[]
@@ -84,6 +88,9 @@ export function svm(options: svm.Options): Method.Client<typeof svmCharge> {
     throw new PaymentFailedError(`x402 svm: ${message}`, { code })
   }
   const timeout = options.timeout ?? 10_000
+  // Every RPC read goes through rpcFetch: a `user:password@` in rpcUrl is sent as Basic auth (plain fetch
+  // refuses such a URL, and its error quotes it).
+  const rpcCall: typeof fetch = (input, init) => rpcFetch(String(input), init ?? {})
   return {
     definition: svmCharge,
     quote: (request) => ({
@@ -108,7 +115,7 @@ export function svm(options: svm.Options): Method.Client<typeof svmCharge> {
       const kit = await loadKit()
       // TransferChecked carries the decimals: read them from the mint, and refuse when they differ from
       // the ones the spend policy priced the offer with.
-      const mint = await mintMetadata(options.rpcUrl, request.currency, { timeout })
+      const mint = await mintMetadata(options.rpcUrl, request.currency, { timeout, fetch: rpcCall })
       if (!mint) refuse(`asset ${request.currency} is not a token mint on this cluster`, 'unknown-asset')
       if (mint!.decimals !== details.decimals)
         refuse(
@@ -184,7 +191,7 @@ export function svm(options: svm.Options): Method.Client<typeof svmCharge> {
 
   async function latestBlockhash(): Promise<string> {
     try {
-      const response = await fetch(options.rpcUrl, {
+      const response = await rpcFetch(options.rpcUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({

@@ -2,6 +2,7 @@
  * Finding on chain a transaction whose settlement answer was lost: the facilitator broadcast it, then
  * timed out or dropped the connection before answering. Plain JSON-RPC over fetch (no `@solana/*`).
  */
+import { rpcFetch } from '../internal/rpcFetch.js'
 import { compactU16, messageBytes } from './Transaction.js'
 
 const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
@@ -52,6 +53,7 @@ const recentLimit = 25
  * signed (so it is this very payment, whoever added the fee payer's signature), among the payer's
  * latest transactions and at most `maxAgeSeconds` old; undefined when there is none (not landed, failed,
  * too old, or the RPC cannot tell). The caller decides whether this transaction may be served at all.
+ * A `user:password@` in `rpcUrl` is sent as `Authorization: Basic`; no error carries it.
  *
  * @example
  * ```ts
@@ -70,7 +72,8 @@ export async function landedTransaction(
   const payer = message && payerOfMessage(message)
   if (!message || !payer) return undefined
   const call = async (method: string, params: unknown[]): Promise<any> => {
-    const response = await fetch(rpcUrl, {
+    // A `user:password@` in the URL goes out as Basic auth: plain fetch refuses it (and quotes the URL).
+    const response = await rpcFetch(rpcUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),

@@ -1,3 +1,4 @@
+import { rpcFetch } from '../internal/rpcFetch.js'
 import type { SvmChargeRequest } from './Methods.js'
 import { mintMetadata } from './Mint.js'
 import { clusterOf, solanaCaip2Of } from './Networks.js'
@@ -56,7 +57,14 @@ export async function svmRequest(
   if (extra.memo !== undefined && typeof extra.memo !== 'string') return 'extra.memo is not a string'
   const decimals =
     tableDecimals(options.decimals ?? {}, caip2, asset) ??
-    (options.rpcUrl ? (await mintMetadata(options.rpcUrl, asset))?.decimals : undefined)
+    (options.rpcUrl
+      ? // An rpcUrl with `user:password@` is sent as Basic auth (fetch refuses credentials in a URL).
+        (
+          await mintMetadata(options.rpcUrl, asset, {
+            fetch: (input, init) => rpcFetch(String(input), init ?? {}),
+          })
+        )?.decimals
+      : undefined)
   if (decimals === undefined)
     return `decimals of mint ${asset} are unknown: name them in the decimals option or give svm.rpcUrl`
   const methodDetails: SvmChargeRequest['methodDetails'] = {
