@@ -28,6 +28,8 @@ Options:
   --max-amount <units>   largest payment, in base units (default ${defaultCap} = ${formatUnits(defaultCap, tip20Decimals)})
   --max-deposit <units>  largest session deposit and total, in base units (default ${defaultCap})
   --deposit <units>      session deposit in base units
+  --escrow <0x…>         deposit only into this session escrow contract (repeatable; without it,
+                         any escrow address holding contract code is accepted)
   --keep-open            do not close a session channel after the request
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
@@ -54,6 +56,7 @@ export const options = {
   '--max-amount': { name: 'maxAmount', value: true },
   '--max-deposit': { name: 'maxDeposit', value: true },
   '--deposit': { name: 'deposit', value: true },
+  '--escrow': { name: 'escrow', value: true, repeat: true },
   '--keep-open': { name: 'keepOpen', value: false },
   '-y': { name: 'yes', value: false },
   '--yes': { name: 'yes', value: false },
@@ -180,6 +183,12 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
       )
     if (deposit !== undefined && deposit > maxDeposit)
       throw new UsageError(`--deposit ${deposit} is above --max-deposit ${maxDeposit}`)
+    // Never echoed, like --currency: a key given in its place would be printed back.
+    for (const escrow of args.lists.get('escrow') ?? [])
+      if (!/^0x[0-9a-fA-F]{40}$/.test(escrow))
+        throw new UsageError(
+          `--escrow takes a contract address (0x and 40 hex digits); the ${escrow.length} characters given are not one (not shown)`,
+        )
     limits = {
       maxAmount,
       maxDeposit,
@@ -229,7 +238,14 @@ async function payUrl(parameters: {
   const chainId = await chainIdOf(rpcUrl)
   const account = privateKeyToAccount(parameters.key)
   const mode = args.values.get('mode') === 'push' ? 'push' : 'pull'
-  const sessions = sessionClient({ account, rpcUrl, chainId, ...(deposit ? { deposit } : {}) })
+  const escrows = args.lists.get('escrow') as Address[] | undefined
+  const sessions = sessionClient({
+    account,
+    rpcUrl,
+    chainId,
+    ...(deposit ? { deposit } : {}),
+    ...(escrows?.length ? { escrows } : {}),
+  })
   const reader = publicClientFor({}, rpcUrl, chainId)
   const symbols = new Map<string, Promise<string | undefined>>()
   const hooks = {

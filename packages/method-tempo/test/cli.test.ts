@@ -223,6 +223,28 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     expect(stderr).toMatch(/"txHash": "0x[0-9a-f]{64}"/)
   })
 
+  it('--escrow: deposits only into the named escrow; another is refused before anything is signed', async () => {
+    const env = { MPPKIT_PRIVATE_KEY: key(4), MPPKIT_RPC_URL: devnet.info.rpcUrl }
+    const before = await balance(4)
+    const other = `0x${'12'.repeat(20)}`
+    const refused = await run([`${base}/session`, '--deposit', '5000', '--escrow', other], env)
+    expect(refused.code).toBe(1)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).not.toContain('open a tempo session')
+    expect(await balance(4)).toBe(before)
+    const paid = await run(
+      [`${base}/session`, '--deposit', '5000', '--escrow', other, '--escrow', devnet.info.escrow],
+      env,
+    )
+    expect(paid.code, paid.stderr).toBe(0)
+    expect(paid.stdout).toBe('session body')
+    const bad = await run([`${base}/session`, '--escrow', 'deadbeef-secret'], env)
+    expect(bad.code).toBe(2)
+    expect(bad.stderr.split('\n')[0]).toBe(
+      'mppkit pay: --escrow takes a contract address (0x and 40 hex digits); the 15 characters given are not one (not shown)',
+    )
+  })
+
   it('answers payment-need-voucher mid-stream and gets every chunk of a metered stream', async () => {
     const started = Date.now()
     const { code, stdout, stderr } = await run([

@@ -100,6 +100,7 @@ export const railOptions = {
   '--max-deposit': { name: 'maxDeposit', value: true },
   '--deposit': { name: 'deposit', value: true },
   '--keep-open': { name: 'keepOpen', value: false },
+  '--escrow': { name: 'escrow', value: true, repeat: true },
   // stripe
   '--stripe-key': { name: 'stripeKey', value: true },
   '--payment-method': { name: 'paymentMethod', value: true },
