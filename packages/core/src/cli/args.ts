@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../Errors.js'
+import { editDistance } from '../internal/editDistance.js'
 
 /** A command line the CLI cannot run: printed with the usage, exit code 2. */
 export class UsageError extends ConfigurationError {
@@ -18,20 +19,6 @@ export type Parsed = {
 
 const squash = (flag: string) => flag.replace(/^-+/, '').replace(/[-_]/g, '').toLowerCase()
 
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]!
-}
-
 /**
  * The known option closest to a misspelt one (`--maxamount` → `--max-amount`), if any is close.
  *
@@ -45,7 +32,7 @@ export function suggest(flag: string, spec: OptionSpec): string | undefined {
   let best: { flag: string; score: number } | undefined
   for (const known of Object.keys(spec)) {
     if (!known.startsWith('--')) continue
-    const score = distance(wanted, squash(known))
+    const score = editDistance(wanted, squash(known))
     if (score <= 2 && (!best || score < best.score)) best = { flag: known, score }
   }
   return best?.flag

@@ -1,4 +1,5 @@
 import { ConfigurationError, PolicyError } from '../Errors.js'
+import { editDistance } from '../internal/editDistance.js'
 import type { Quote } from '../Method.js'
 import * as Currency from './Currency.js'
 import * as Value from './Value.js'
@@ -116,20 +117,6 @@ const crossRailKeys: readonly (keyof CrossRailBudget)[] = ['unit', 'budget', 'ma
 
 const squash = (key: string) => key.replace(/[-_\s]/g, '').toLowerCase()
 
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]!
-}
-
 // A key the policy does not know is a ConfigurationError: ignored, `maxAmout: 100n` would pay anything.
 function refuseUnknownKeys(value: object, known: readonly string[], where: string): void {
   for (const key of Object.keys(value)) {
@@ -137,7 +124,7 @@ function refuseUnknownKeys(value: object, known: readonly string[], where: strin
     const wanted = squash(key).slice(0, 64)
     let best: { key: string; score: number } | undefined
     for (const candidate of known) {
-      const score = distance(wanted, squash(candidate))
+      const score = editDistance(wanted, squash(candidate))
       if (score <= 2 && (!best || score < best.score)) best = { key: candidate, score }
     }
     const shown = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)
