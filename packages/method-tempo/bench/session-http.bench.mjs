@@ -7,6 +7,11 @@
 // Two ways to pay are measured: vouchers pre-authorizing 100 requests each (what the session client's
 // `voucherAhead` does; a session at wire speed pays this way, the spec asking servers to take ~10 new
 // vouchers per second per session), and a new voucher per request (one signature recovery each).
+// Each mode is also run with a light load generator (raw sockets: the client costs the machine little),
+// and the server's CPU per request is split into kernel time and GC pauses.
+// Knobs: MPPKIT_BENCH_STORES=memory|redis, MPPKIT_BENCH_AHEAD=100|1 (one mode only),
+// MPPKIT_BENCH_CONTROLS=1 (control routes), MPPKIT_BENCH_PROFILE=dir (CPU profiles),
+// MPPKIT_BENCH_SERVER_ARGS='--max-semi-space-size=64' (node flags for the server process only).
 import { fork } from 'node:child_process'
 import { Agent, request as httpRequest } from 'node:http'
 import { createRequire } from 'node:module'
@@ -43,7 +48,12 @@ function get(agent, port, path, authorization) {
 }
 
 function startServer(config) {
-  const child = fork(new URL('./session-server.mjs', import.meta.url), { stdio: 'inherit' })
+  // MPPKIT_BENCH_SERVER_ARGS: extra node flags for the server process only (e.g. --trace-gc).
+  const extra = process.env.MPPKIT_BENCH_SERVER_ARGS?.split(' ').filter(Boolean) ?? []
+  const child = fork(new URL('./session-server.mjs', import.meta.url), {
+    stdio: 'inherit',
+    execArgv: [...process.execArgv, ...extra],
+  })
   return new Promise((resolve, reject) => {
     child.once('error', reject)
     child.once('message', ({ port, backend }) =>
@@ -62,7 +72,7 @@ function startServer(config) {
           }),
         cpu: () =>
           new Promise((done) => {
-            child.once('message', (m) => done(m.cpu))
+            child.once('message', (m) => done(m))
             child.send('cpu')
           }),
         stop: () =>
@@ -170,7 +180,7 @@ async function prepare(agent, port, devnet, channels, count, ahead = 1) {
  */
 async function throughput(server, agent, path, auth, count) {
   const port = server.port
-  const cpuBefore = await server.cpu()
+  const before = await server.cpu()
   const start = process.hrtime.bigint()
   await Promise.all(
     Array.from({ length: auth.length }, async (_, w) => {
@@ -181,8 +191,91 @@ async function throughput(server, agent, path, auth, count) {
     }),
   )
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
-  const cpu = (await server.cpu()) - cpuBefore
-  return { rate: (auth.length * count) / seconds, cpu: cpu / (auth.length * count) }
+  const after = await server.cpu()
+  const requests = auth.length * count
+  return {
+    rate: requests / seconds,
+    cpu: (after.cpu - before.cpu) / requests,
+    system: (after.system - before.system) / requests,
+    gc: (after.gc - before.gc) / requests,
+  }
+}
+
+/**
+ * `throughput` with a light load generator: raw keep-alive sockets (one request in flight on each, as
+ * node:http's client sends them), requests serialized up front, answers read by a minimal parser that
+ * checks each status. It costs the load process a few µs per request where node:http's client costs about
+ * what the server does, so on a 2-core machine the server, not the client, sets the rate.
+ */
+async function rawThroughput(server, path, auth, count) {
+  const port = server.port
+  const sockets = await Promise.all(
+    auth.map(
+      () =>
+        new Promise((resolve, reject) => {
+          const socket = createConnection({ host: '127.0.0.1', port, noDelay: true })
+          socket.once('connect', () => resolve(socket))
+          socket.once('error', reject)
+        }),
+    ),
+  )
+  const requestBytes = (authorization) =>
+    Buffer.from(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n`,
+    )
+  const requests = auth.map((list) => Array.from({ length: count }, (_, i) => requestBytes(list[i])))
+  const before = await server.cpu()
+  const start = process.hrtime.bigint()
+  await Promise.all(
+    sockets.map(
+      (socket, w) =>
+        new Promise((resolve, reject) => {
+          let sent = 0
+          let buffer = ''
+          socket.on('error', reject)
+          socket.on('data', (chunk) => {
+            buffer += chunk.latin1Slice(0, chunk.length)
+            for (;;) {
+              const end = answerEnd(buffer)
+              if (end < 0) return
+              const status = buffer.slice(9, 12)
+              if (status !== '200') return reject(new Error(`${path}: ${status} ${buffer.slice(0, 300)}`))
+              buffer = buffer.slice(end)
+              if (sent === count) {
+                socket.destroy()
+                return resolve()
+              }
+              socket.write(requests[w][sent++])
+            }
+          })
+          socket.write(requests[w][sent++])
+        }),
+    ),
+  )
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  const after = await server.cpu()
+  const total = auth.length * count
+  return {
+    rate: total / seconds,
+    cpu: (after.cpu - before.cpu) / total,
+    system: (after.system - before.system) / total,
+    gc: (after.gc - before.gc) / total,
+  }
+}
+
+/** Where the first complete HTTP/1.1 answer in `buffer` ends (content-length or chunked), or -1. */
+function answerEnd(buffer) {
+  const head = buffer.indexOf('\r\n\r\n')
+  if (head < 0) return -1
+  const headers = buffer.slice(0, head).toLowerCase()
+  const length = /\r\ncontent-length: *(\d+)/.exec(headers)
+  if (length) {
+    const end = head + 4 + Number(length[1])
+    return buffer.length >= end ? end : -1
+  }
+  if (!headers.includes('transfer-encoding: chunked')) return head + 4
+  const last = buffer.indexOf('\r\n0\r\n\r\n', head + 2)
+  return last < 0 ? -1 : last + 7
 }
 
 const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
@@ -214,6 +307,7 @@ async function measure(devnet, store, ahead) {
     const unpaid = []
     // MPPKIT_BENCH_CONTROLS=1: also the control routes of session-server.mjs, on the same credentials.
     const controls = process.env.MPPKIT_BENCH_CONTROLS ? { headers: [], floor: [], busy: [] } : undefined
+    const raw = { paid: [], unpaid: [] }
     const none = Array.from({ length: workers }, () => [])
     // Warm-up, then interleaved rounds (unpaid, paid, unpaid, …): background load hits both alike.
     await throughput(
@@ -238,6 +332,22 @@ async function measure(devnet, store, ahead) {
       const batch = await prepare(agent, server.port, devnet, channels, perRound, ahead)
       unpaid.push(await profiled(round, 'unpaid', () => throughput(server, agent, '/free', none, perRound)))
       paid.push(await profiled(round, 'paid', () => throughput(server, agent, '/paid', batch, perRound)))
+      raw.unpaid.push(
+        await rawThroughput(
+          server,
+          '/free',
+          none.map(() => []),
+          perRound,
+        ),
+      )
+      raw.paid.push(
+        await rawThroughput(
+          server,
+          '/paid',
+          await prepare(agent, server.port, devnet, channels, perRound, ahead),
+          perRound,
+        ),
+      )
       for (const name of Object.keys(controls ?? {}))
         controls[name].push(await throughput(server, agent, `/control/${name}`, batch, perRound))
     }
@@ -264,10 +374,23 @@ async function measure(devnet, store, ahead) {
       unpaid: median(unpaid.map((r) => r.rate)),
       paidCpu: median(paid.map((r) => r.cpu)),
       unpaidCpu: median(unpaid.map((r) => r.cpu)),
+      paidGc: median(paid.map((r) => r.gc)),
+      paidSystem: median(paid.map((r) => r.system)),
+      unpaidSystem: median(unpaid.map((r) => r.system)),
+      raw: {
+        paid: median(raw.paid.map((r) => r.rate)),
+        unpaid: median(raw.unpaid.map((r) => r.rate)),
+        paidCpu: median(raw.paid.map((r) => r.cpu)),
+        unpaidCpu: median(raw.unpaid.map((r) => r.cpu)),
+        paidSystem: median(raw.paid.map((r) => r.system)),
+        unpaidSystem: median(raw.unpaid.map((r) => r.system)),
+      },
+      unpaidGc: median(unpaid.map((r) => r.gc)),
       controlCpu: controls && {
         headers: median(controls.headers.map((r) => r.cpu)),
         floor: median(controls.floor.map((r) => r.cpu)),
         busy: median(controls.busy.map((r) => r.cpu)),
+        floorGc: median(controls.floor.map((r) => r.gc)),
       },
       // The floor route's requests/s: the best any paid path can do on this route and machine.
       floorRate: controls && median(controls.floor.map((r) => r.rate)),
@@ -307,7 +430,9 @@ export async function run() {
         results.push({ name: 'tempo session HTTP (redis)', text: `[skip] Redis unreachable at ${redisUrl}` })
         continue
       }
-      for (const mode of [ahead, 1]) {
+      for (const mode of [ahead, 1].filter(
+        (m) => !process.env.MPPKIT_BENCH_AHEAD || String(m) === process.env.MPPKIT_BENCH_AHEAD,
+      )) {
         const loadBefore = loadavg()[0]
         const r = await measure(devnet, store, mode)
         const load = `load average ${loadBefore.toFixed(1)} → ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores`
@@ -323,8 +448,12 @@ export async function run() {
           text: `voucher-paid ${fmt(r.paid)} req/s, unpaid ${fmt(r.unpaid)} req/s, ratio ${ratio.toFixed(2)}${target} (${load})`,
         })
         results.push({
+          name: `tempo session HTTP (${store} store, ${how}, light load generator)`,
+          text: `voucher-paid ${fmt(r.raw.paid)} req/s, unpaid ${fmt(r.raw.unpaid)} req/s, ratio ${(r.raw.paid / r.raw.unpaid).toFixed(2)}; server CPU per request ${fmt(r.raw.paidCpu)} µs and ${fmt(r.raw.unpaidCpu)} µs, of which in the kernel ${fmt(r.raw.paidSystem)} µs and ${fmt(r.raw.unpaidSystem)} µs`,
+        })
+        results.push({
           name: `tempo session HTTP (${store} store, ${how}) server CPU per request`,
-          text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)})`,
+          text: `voucher-paid ${fmt(r.paidCpu)} µs, unpaid ${fmt(r.unpaidCpu)} µs (one saturated core: ratio ${(r.unpaidCpu / r.paidCpu).toFixed(2)}); of which in the kernel ${fmt(r.paidSystem)} µs and ${fmt(r.unpaidSystem)} µs, in GC pauses ${r.paidGc.toFixed(1)} µs and ${r.unpaidGc.toFixed(1)} µs`,
         })
         results.push({
           name: `tempo session (${store} store, ${how}) the payment's own work, in-process`,
@@ -333,7 +462,7 @@ export async function run() {
         if (r.controlCpu)
           results.push({
             name: `tempo session HTTP (${store} store, ${how}) control routes, server CPU per request`,
-            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)}; ${fmt(r.floorRate)} req/s, ${(r.floorRate / r.unpaid).toFixed(2)} of unpaid); no payment but 20 µs of busy CPU ${fmt(r.controlCpu.busy)} µs (+${fmt(r.controlCpu.busy - r.unpaidCpu)} µs, ${(r.unpaidCpu / r.controlCpu.busy).toFixed(2)})`,
+            text: `same headers and no payment work ${fmt(r.controlCpu.headers)} µs (${(r.unpaidCpu / r.controlCpu.headers).toFixed(2)} of unpaid); the least a paid request must do, no checks ${fmt(r.controlCpu.floor)} µs (GC ${r.controlCpu.floorGc.toFixed(1)} µs; ${(r.unpaidCpu / r.controlCpu.floor).toFixed(2)}; ${fmt(r.floorRate)} req/s, ${(r.floorRate / r.unpaid).toFixed(2)} of unpaid); no payment but 20 µs of busy CPU ${fmt(r.controlCpu.busy)} µs (+${fmt(r.controlCpu.busy - r.unpaidCpu)} µs, ${(r.unpaidCpu / r.controlCpu.busy).toFixed(2)})`,
           })
         results.push({
           name: `tempo session HTTP (${store} store, ${how}) latency added by a voucher payment`,

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { Session } from 'node:inspector/promises'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
 import { privateKeyToAccount } from 'viem/accounts'
 import { Voucher } from '../dist/index.js'
@@ -45,12 +46,20 @@ process.once('message', async (config) => {
   http.listen(0, '127.0.0.1', () => {
     process.send({ port: http.address().port, backend: Voucher.verifierBackend() })
   })
+  // Time spent in garbage collection pauses (µs), summed: what of the CPU per request is the GC's.
+  let gc = 0
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gc += entry.duration * 1000
+  }).observe({ entryTypes: ['gc'] })
   let inspector
   process.on('message', async (message) => {
-    // The server's own CPU time (µs), so the parent can divide it by the requests it sent.
+    // The server's own CPU time (µs), so the parent can divide it by the requests it sent, and its GC
+    // pauses (µs).
     if (message === 'cpu') {
       const { user, system } = process.cpuUsage()
-      process.send({ cpu: user + system })
+      // GC entries are delivered asynchronously: let the observer catch up first.
+      await new Promise((resolve) => setImmediate(resolve))
+      process.send({ cpu: user + system, system, gc })
     }
     // `{ profile: 'start' }` / `{ profile: 'stop', file }`: a CPU profile of just the requests between.
     if (message?.profile === 'start') {
