@@ -28,8 +28,9 @@ Options:
   --max-amount <units>   largest payment, in base units (default ${defaultCap} = ${formatUnits(defaultCap, tip20Decimals)})
   --max-deposit <units>  largest session deposit and total, in base units (default ${defaultCap})
   --deposit <units>      session deposit in base units
-  --escrow <0x…>         deposit only into this session escrow contract (repeatable; without it,
-                         any escrow address holding contract code is accepted)
+  --escrow <0x…>         deposit only into this session escrow contract (repeatable; without it, only
+                         the known escrows of Tempo mainnet and Moderato, or on another chain any
+                         escrow address holding contract code)
   --keep-open            do not close a session channel after the request
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 

@@ -20,6 +20,7 @@ import {
 import { getBlockNumber, getCode, getTransactionCount, readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
+import { isKnownEscrow } from '../internal/escrows.js'
 import {
   checkAddressList,
   checkChainId,
@@ -45,10 +46,12 @@ export type SessionClientOptions = {
   chainId?: number
   /**
    * The escrow contracts this client deposits into. The challenge names the escrow (the client approves
-   * the deposit to it), so set this in production: a challenge naming any other escrow is refused
-   * (`PolicyError`, reason `escrow`) before anything is signed. Without it, an escrow address that holds
-   * no contract code (e.g. the server's own wallet, which could pull the approved deposit) is refused,
-   * checked once per escrow; a hostile contract would still pass that check.
+   * the deposit to it): a challenge naming any other escrow is refused (`PolicyError`, reason `escrow`)
+   * before anything is signed. Without it, on a chain in `knownEscrows` (Tempo mainnet 4217,
+   * Moderato 42431) only that chain's known escrows are accepted, refused the same way otherwise; set
+   * `escrows` to deposit into another (it replaces the table). On any other chain (e.g. a local devnet),
+   * an escrow address that holds no contract code (e.g. the server's own wallet, which could pull the
+   * approved deposit) is refused, checked once per escrow; a hostile contract would still pass that check.
    */
   escrows?: readonly Address[]
   /** Deposit of a new channel (default: the challenge's `suggestedDeposit`, else 100 × `amount`). */
@@ -213,8 +216,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return { transaction: (await wallet.signTransaction(prepared as never)) as Hex, nonce }
   }
 
+  // The chain a challenge pays on: "Tempo chain ID (default: 4217)", unless this client names its own.
+  const chainOf = (request: TempoSessionRequest) =>
+    request.methodDetails.chainId ?? options.chainId ?? defaultChainId
   const checkChain = (request: TempoSessionRequest) => {
-    const chainId = request.methodDetails.chainId ?? options.chainId ?? defaultChainId
+    const chainId = chainOf(request)
     if (options.chainId !== undefined && chainId !== options.chainId)
       throw new PaymentFailedError(
         `tempo session: challenge for chain ${chainId}, this client pays on ${options.chainId}`,
@@ -228,21 +234,32 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   const allowedEscrows = options.escrows?.map((escrow) => escrow.toLowerCase())
-  // "escrowContract" is the server's word: with `escrows`, only those are ever approved a deposit.
+  // "escrowContract" is the server's word: with `escrows`, only those are ever approved a deposit;
+  // without it, on a chain with known escrows (mainnet, Moderato), only those.
   const checkEscrow = (request: TempoSessionRequest) => {
     const escrow = request.methodDetails.escrowContract
-    if (allowedEscrows && !allowedEscrows.includes(escrow.toLowerCase()))
+    if (allowedEscrows) {
+      if (!allowedEscrows.includes(escrow.toLowerCase()))
+        throw new PolicyError(
+          'escrow',
+          `tempo session: the challenge names escrow ${escrow}, not one of the escrows this client deposits into`,
+        )
+      return
+    }
+    const chainId = chainOf(request)
+    if (isKnownEscrow(chainId, escrow) === false)
       throw new PolicyError(
         'escrow',
-        `tempo session: the challenge names escrow ${escrow}, not one of the escrows this client deposits into`,
+        `tempo session: the challenge names escrow ${escrow}, not a known escrow of chain ${chainId}; nothing was signed (pass \`escrows\` to deposit into it)`,
       )
   }
-  // Without `escrows`, an escrow must at least be a contract: an address without code (the server's own
-  // wallet) could pull the approved deposit with transferFrom. Checked once per escrow and chain.
+  // Without `escrows`, on a chain with no known escrows (e.g. a devnet), an escrow must at least be a
+  // contract: an address without code (the server's own wallet) could pull the approved deposit with
+  // transferFrom. Checked once per escrow and chain.
   const contracts = new Set<string>()
   const checkEscrowCode = async (chainId: number, escrow: Address) => {
     const key = `${chainId}|${escrow.toLowerCase()}`
-    if (allowedEscrows || contracts.has(key)) return
+    if (allowedEscrows || isKnownEscrow(chainId, escrow) !== undefined || contracts.has(key)) return
     let code: Hex | undefined
     try {
       code = await getCode(walletFor(chainId), { address: escrow })
@@ -259,7 +276,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const fits = (state: ChannelState, request: TempoSessionRequest) =>
     request.currency.toLowerCase() === state.currency.toLowerCase() &&
     request.methodDetails.escrowContract.toLowerCase() === state.escrow.toLowerCase() &&
-    (request.methodDetails.chainId ?? options.chainId ?? defaultChainId) === state.chainId
+    chainOf(request) === state.chainId
 
   const signVoucher = (state: ChannelState, cumulativeAmount: bigint) =>
     Voucher.sign(signer, {

@@ -3,6 +3,7 @@ import type { charge } from '../Methods.js'
 import { type ChargeClientOptions, chargeClient } from './Charge.js'
 import { type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
+export { knownEscrows } from '../internal/escrows.js'
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export { type ChannelState, type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
