@@ -116,16 +116,18 @@ describe('x402 adapter options', () => {
 
   // Audit: `maxTimeoutSeconds: 7200` beside the evm charge's default `maxValiditySeconds` (3600) had every
   // real @x402/fetch payment refused as "valid too long". The operator is now told why, before anything moves.
-  const pay = async (maxValiditySeconds?: number) => {
+  const pay = async (maxValiditySeconds?: number, hidden = false) => {
     const errors: unknown[] = []
     const method = charge({ ...evm, ...(maxValiditySeconds ? { maxValiditySeconds } : {}) } as never)
-    const mpp = createServer({
+    const created = createServer({
       realm: 'localhost',
       secrets: ['s'.repeat(32)],
       methods: [method],
       logger: false,
       onError: (error) => errors.push(error),
     })
+    // `hidden`: a Server whose methods the adapter cannot see (one built by hand around the pipeline).
+    const mpp = hidden ? { ...created, methods: [] } : created
     let runs = 0
     const handler = x402(mpp, { maxTimeoutSeconds: 7200 }).protect(
       { offers: [{ method: 'evm', request: { amount: '1000' } }] },
@@ -147,8 +149,24 @@ describe('x402 adapter options', () => {
     return { status: response.status, runs, settles, configuration }
   }
 
-  it('a maxTimeoutSeconds above the evm charge’s maxValiditySeconds is a ConfigurationError, not a refused payer', async () => {
-    const { status, runs, settles, configuration } = await pay()
+  it('a maxTimeoutSeconds above the evm charge’s maxValiditySeconds is refused when the adapter is created', () => {
+    const mpp = (maxValiditySeconds?: number) =>
+      createServer({
+        realm: 'localhost',
+        secrets: ['s'.repeat(32)],
+        methods: [charge({ ...evm, ...(maxValiditySeconds ? { maxValiditySeconds } : {}) } as never)],
+        logger: false,
+      })
+    expect(() => x402(mpp(), { maxTimeoutSeconds: 7200 })).toThrow(ConfigurationError)
+    expect(() => x402(mpp(), { maxTimeoutSeconds: 7200 })).toThrow(
+      /maxTimeoutSeconds \(7200\).*maxValiditySeconds \(3600\)/,
+    )
+    expect(() => x402(mpp(7200), { maxTimeoutSeconds: 7200 })).not.toThrow()
+    expect(() => x402(mpp(), { maxTimeoutSeconds: 3600 })).not.toThrow()
+  })
+
+  it('an evm method the adapter cannot see still refuses such a payment with a ConfigurationError, not a refused payer', async () => {
+    const { status, runs, settles, configuration } = await pay(undefined, true)
     expect(status).toBe(503)
     expect(runs).toBe(0)
     expect(settles).toBe(0)

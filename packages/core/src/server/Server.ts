@@ -1,4 +1,5 @@
 import type { PaymentError } from '../Errors.js'
+import type * as Method from '../Method.js'
 import type { Store } from '../Store.js'
 import * as Authorize from './Authorize.js'
 import { createCore, type Options, type Phase } from './Core.js'
@@ -22,6 +23,8 @@ export type { Handler, Paid, Payment } from './Paid.js'
 /** An MPP server. */
 export type Server = {
   readonly realm: string
+  /** The methods this server accepts, as given to `create` (adapters check their options against them). */
+  readonly methods: readonly Method.Server[]
   readonly store: Store
   /** Largest request body read for the digest binding (bytes); larger is a 413. */
   readonly maxBodyBytes: number
@@ -81,8 +84,10 @@ export function create(options: Options): Server {
   })
   const http = Http.transport({ core, compile, refuse, authorize })
   const close = Lifecycle.start(core)
+  const methods = Object.freeze([...options.methods])
   return {
     realm: core.realm,
+    methods,
     store: core.store,
     maxBodyBytes: core.maxBodyBytes,
     protect: http.protect,

@@ -167,6 +167,12 @@ export function requirementOf(request: EvmChargeRequest, maxTimeoutSeconds: numb
 }
 
 /**
+ * The `maxValiditySeconds` of each `evm` charge method this module created: the x402 adapter checks its
+ * `maxTimeoutSeconds` against the server's methods when it is created.
+ */
+export const maxValidityOf = new WeakMap<object, number>()
+
+/**
  * The server half of the `evm` charge, for the four credential types of draft-evm-charge-00:
  * `authorization` (EIP-3009, settled by an x402 facilitator or the server's wallet), `permit2` (the
  * server submits `permitWitnessTransferFrom`), `transaction` (the server broadcasts the client's signed
@@ -233,7 +239,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     now,
   })
 
-  return {
+  const method: Method.Server<typeof evmCharge> = {
     definition: evmCharge,
     defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
     async verify({ challenge, request, payload, credential }) {
@@ -352,6 +358,8 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
       return settled(reference, payload.from)
     },
   }
+  maxValidityOf.set(method, maxValidity)
+  return method
 }
 
 const authorizationUsed = parseAbiItem(

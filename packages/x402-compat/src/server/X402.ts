@@ -18,7 +18,7 @@ import { type Handler, type Route, readBody, type Server } from '@mppkit/core/se
 import { EvmChargeRequest } from '../Methods.js'
 import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
-import { requirementOf } from './Charge.js'
+import { maxValidityOf, requirementOf } from './Charge.js'
 import { relayed } from './Relayed.js'
 
 /**
@@ -34,7 +34,8 @@ export declare namespace x402 {
     /**
      * `maxTimeoutSeconds` of every requirement offered (default 300): x402 clients sign authorizations
      * valid this long. Keep it at most the `maxValiditySeconds` of the `evm` charges (default 3 600):
-     * above it, each x402 payment is refused with a `ConfigurationError` (503, reported to `onError`).
+     * above it, `x402()` throws a `ConfigurationError` (and an `evm` method it cannot see refuses each
+     * x402 payment with one: 503, reported to `onError`).
      */
     maxTimeoutSeconds?: number
     /**
@@ -152,6 +153,15 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
   // `maxValiditySeconds` takes; each evm method refuses (503, reported) one above its own.
   if (!Number.isSafeInteger(maxTimeoutSeconds) || maxTimeoutSeconds < 1 || maxTimeoutSeconds > 31_536_000)
     throw new ConfigurationError('x402: maxTimeoutSeconds must be a whole number of seconds, 1 to 31 536 000')
+  // Checked at start too: an x402 client signs `validBefore` = now + maxTimeoutSeconds, which an `evm`
+  // charge with a shorter maxValiditySeconds refuses on every payment.
+  for (const method of server.methods ?? []) {
+    const maxValidity = maxValidityOf.get(method)
+    if (maxValidity !== undefined && maxTimeoutSeconds > maxValidity)
+      throw new ConfigurationError(
+        `x402: maxTimeoutSeconds (${maxTimeoutSeconds}) is above the evm charge's maxValiditySeconds (${maxValidity}): raise maxValiditySeconds or lower maxTimeoutSeconds`,
+      )
+  }
 
   /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */
   const v1Names = new Map<number, string>()
