@@ -174,6 +174,46 @@ describe.skipIf(!!reason)('tempo/session client safety', () => {
     expect(rpc.getCode() - before).toBe(1)
   })
 
+  it('refuses a deposit below the price of one request before signing or opening anything', async () => {
+    const handler = route('small-deposit.test')
+    let credentials = 0
+    const fetcher = ((input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      if (request.headers.get('authorization')) credentials++
+      return handler(request)
+    }) as typeof fetch
+    const sessions = sessionClient({
+      account: payer(5),
+      rpcUrl: rpc.url,
+      chainId: devnet.info.chainId,
+      deposit: price - 1n,
+      fetch: fetcher,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const nonce = await tempoClients(devnet.info).publicClient.getTransactionCount({ address: payer(5).address })
+    for (let i = 0; i < 2; i++) {
+      const error = await client.fetch('https://small-deposit.test/r').catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(PaymentFailedError)
+      expect((error as Error).message).toMatch(/deposit of 999 is below the price 1000/)
+    }
+    expect(credentials).toBe(0)
+    expect(sessions.channels.size).toBe(0)
+    expect(
+      await tempoClients(devnet.info).publicClient.getTransactionCount({ address: payer(5).address }),
+    ).toBe(nonce)
+
+    // The same deposit is enough at the price: paid.
+    const enough = sessionClient({
+      account: payer(5),
+      rpcUrl: rpc.url,
+      chainId: devnet.info.chainId,
+      deposit: price,
+      fetch: fetcher,
+    })
+    const paying = createClient({ methods: [enough], fetch: fetcher, policy: { maxDeposit: price } })
+    expect((await paying.fetch('https://small-deposit.test/r')).status).toBe(200)
+  })
+
   it('with escrows, refuses a challenge naming another escrow (PolicyError) and pays its own without reading code', async () => {
     const handler = route('escrows.test')
     let credentials = 0

@@ -272,6 +272,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       )
     contracts.add(key)
   }
+  // A channel whose deposit cannot pay one request would be opened for nothing: on every voucher the
+  // server "MUST: … Verify `cumulativeAmount <= channel.deposit`". Refused before anything is signed,
+  // so the client may pay another challenge.
+  const checkDepositCoversPrice = (deposit: bigint, price: bigint) => {
+    if (deposit < price)
+      throw new PaymentFailedError(
+        `tempo session: a deposit of ${deposit} is below the price ${price} of one request; nothing was signed (raise \`deposit\`)`,
+      )
+  }
   // A side challenge fits a channel when it names the channel's token, escrow and chain.
   const fits = (state: ChannelState, request: TempoSessionRequest) =>
     request.currency.toLowerCase() === state.currency.toLowerCase() &&
@@ -552,6 +561,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const price = BigInt(request.amount)
       const deposit =
         options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
+      if (!existing) checkDepositCoversPrice(deposit, price)
       return existing ? bookings.quoteFor(request, price) : { ...bookings.quoteFor(request, price), deposit }
     },
     createPayload: ({ challenge, request, url, spend }) =>
@@ -584,6 +594,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // on-chain, and returns the `channelId` in the credential."
           const deposit =
             options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
+          checkDepositCoversPrice(deposit, price)
           // The policy's maxDeposit, checked before anything is signed: the quote leaves the deposit out
           // when some channel on this escrow exists (it has no realm to tell whose), yet this one is new.
           spend?.({ ...bookings.quoteFor(request, 0n), deposit })
