@@ -190,7 +190,9 @@ describe.skipIf(!!reason)('tempo/session client safety', () => {
       fetch: fetcher,
     })
     const client = createClient({ methods: [sessions], fetch: fetcher })
-    const nonce = await tempoClients(devnet.info).publicClient.getTransactionCount({ address: payer(5).address })
+    const nonce = await tempoClients(devnet.info).publicClient.getTransactionCount({
+      address: payer(5).address,
+    })
     for (let i = 0; i < 2; i++) {
       const error = await client.fetch('https://small-deposit.test/r').catch((e: unknown) => e)
       expect(error).toBeInstanceOf(PaymentFailedError)
