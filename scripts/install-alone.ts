@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { afterAll } from 'vitest'
 
 const exec = promisify(execFile)
 const packagesDir = fileURLToPath(new URL('../packages/', import.meta.url))
@@ -44,9 +45,34 @@ export type Installation = {
   remove(): Promise<void>
 }
 
+// Tarballs packed for this test file, by package folder name: a package installed in two folders of
+// one file is packed once. Removed after the file's tests.
+const packed = new Map<string, Promise<string>>()
+let packFolder: Promise<string> | undefined
+afterAll(async () => {
+  if (packFolder) await rm(await packFolder, { recursive: true, force: true })
+})
+
+function pack(name: string): Promise<string> {
+  let tarball = packed.get(name)
+  if (!tarball) {
+    tarball = (async () => {
+      packFolder ??= mkdtemp(join(tmpdir(), 'mppkit-packed-'))
+      const folder = await packFolder
+      const { stdout } = await exec('npm', ['pack', '--silent', '--pack-destination', folder], {
+        cwd: join(packagesDir, name),
+      })
+      return join(folder, stdout.trim().split('\n').pop() as string)
+    })()
+    tarball.catch(() => packed.delete(name))
+    packed.set(name, tarball)
+  }
+  return tarball
+}
+
 /**
- * Packs `packages` (folder names under packages/) and installs the tarballs, and only them, in a new
- * temporary folder with `npm install --prefer-offline --ignore-scripts`.
+ * Packs `packages` (folder names under packages/; side by side, each once per test file) and installs the
+ * tarballs, and only them, in a new temporary folder with `npm install --prefer-offline --ignore-scripts`.
  *
  * @example
  * ```ts
@@ -57,13 +83,10 @@ export type Installation = {
 export async function installAlone(packages: string[]): Promise<Installation> {
   const folder = await mkdtemp(join(tmpdir(), 'mppkit-alone-'))
   try {
-    const dependencies: Record<string, string> = {}
-    for (const name of packages) {
-      const { stdout } = await exec('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packagesDir, name),
-      })
-      dependencies[`@mppkit/${name}`] = `file:${join(folder, stdout.trim().split('\n').pop() as string)}`
-    }
+    const tarballs = await Promise.all(packages.map(pack))
+    const dependencies = Object.fromEntries(
+      packages.map((name, i) => [`@mppkit/${name}`, `file:${tarballs[i]}`]),
+    )
     await writeFile(
       join(folder, 'package.json'),
       JSON.stringify({ name: 'alone', private: true, type: 'module', dependencies }),

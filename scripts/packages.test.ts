@@ -18,6 +18,45 @@ const names: string[] = Object.keys(published)
 const built = names.every((name) => existsSync(join(root, 'packages', name, 'dist/index.d.ts')))
 if (!built) console.warn('[skip] package checks: run `npm run build` first (npm test does)')
 
+type Checks = { publint: string[]; attw: string[] }
+type Release = {
+  result: { problems: string[]; packages: Record<string, { from: string; to: string; files: string[] }> }
+  statusBefore: string
+  statusAfter: string
+}
+
+// The slow checks are independent, so they all start with the file and run side by side (two tsc runs,
+// the release rehearsal in a child process, publint and attw three packages at a time); each test below
+// awaits its own result.
+let checks: Promise<Record<string, Checks>>
+let types: Promise<string[]>
+let release: Promise<Release>
+beforeAll(async () => {
+  if (!built) return
+  types = checkAllTypes()
+  checks = pool(names, 3, async (name: string) => ({
+    publint: await checkPublint(name),
+    attw: await checkAttw(name),
+  })).then((list: Checks[]) => Object.fromEntries(names.map((name, i) => [name, list[i]!])))
+  // The repository's status is read right before and right after the rehearsal.
+  release = run('git', ['status', '--porcelain'], { cwd: root }).then(async ({ stdout: statusBefore }) => {
+    // `node scripts/release-dry-run.mjs` prints the rehearsal's result as one JSON line (exit 1 when it
+    // found problems).
+    const { stdout, stderr } = await run(process.execPath, [join(root, 'scripts/release-dry-run.mjs')], {
+      cwd: root,
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((error: { stdout?: string; stderr?: string }) => ({
+      stdout: error.stdout ?? '',
+      stderr: error.stderr ?? '',
+    }))
+    const line = stdout.trim().split('\n').pop() ?? ''
+    if (!line.startsWith('{')) throw new Error(`release-dry-run.mjs printed no result:\n${stdout}${stderr}`)
+    const statusAfter = (await run('git', ['status', '--porcelain'], { cwd: root })).stdout
+    return { result: JSON.parse(line), statusBefore, statusAfter }
+  })
+  for (const promise of [types, checks, release]) promise.catch(() => {})
+})
+
 describe('LICENSE and README of every package', () => {
   it('has an MIT LICENSE at the root and in every package, and a README with Install, Try it and Links', () => {
     expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License/)
@@ -33,9 +72,11 @@ describe('LICENSE and README of every package', () => {
       socket.on('error', () => resolve(false))
     })
 
-  it.skipIf(!built).each(names)(
+  // The snippets are independent child processes (each starts its own local nodes on ports from the OS).
+  it.for(names)(
     'the runnable snippet of the %s README runs',
-    async (name) => {
+    { concurrent: true, skip: !built, timeout: 90_000 },
+    async (name, { expect }) => {
       const readme = readFileSync(join(root, 'packages', name, 'README.md'), 'utf8')
       const section = readme.slice(readme.indexOf('\n## Try it\n'))
       const snippet = /```js\n([\s\S]*?)```/.exec(section)?.[1]
@@ -69,27 +110,14 @@ describe('LICENSE and README of every package', () => {
         rmSync(dir, { recursive: true, force: true })
       }
     },
-    90_000,
   )
 })
 
 describe.skipIf(!built)('publint and arethetypeswrong', () => {
-  // Both checks of every package, three packages at a time (attw packs and analyses in a child process).
-  let results: Promise<Record<string, { publint: string[]; attw: string[] }>>
-  beforeAll(() => {
-    results = pool(names, 3, async (name: string) => ({
-      publint: await checkPublint(name),
-      attw: await checkAttw(name),
-    })).then((list: { publint: string[]; attw: string[] }[]) =>
-      Object.fromEntries(names.map((name, i) => [name, list[i]!])),
-    )
-    results.catch(() => {})
-  })
-
   it.each(names)(
     '%s passes publint (strict, suggestions included)',
     async (name) => {
-      expect((await results)[name]!.publint).toEqual([])
+      expect((await checks)[name]!.publint).toEqual([])
     },
     240_000,
   )
@@ -97,7 +125,7 @@ describe.skipIf(!built)('publint and arethetypeswrong', () => {
   it.each(names)(
     '%s passes @arethetypeswrong/cli (ESM-only profile)',
     async (name) => {
-      expect((await results)[name]!.attw).toEqual([])
+      expect((await checks)[name]!.attw).toEqual([])
     },
     240_000,
   )
@@ -111,22 +139,20 @@ describe.skipIf(!built)('type declarations in a consumer project', () => {
       Object.keys(kinds),
     )
     expect(entries.length).toBeGreaterThan(names.length)
-    expect(await checkAllTypes()).toEqual([])
+    expect(await types).toEqual([])
   }, 300_000)
 })
 
 describe.skipIf(!built)('release dry run (changeset version + npm pack in a temporary copy)', () => {
   it('versions every package without a major bump, with real peer ranges, and packs complete tarballs', async () => {
-    const status = (await run('git', ['status', '--porcelain'], { cwd: root })).stdout
-    const { releaseDryRun } = await script('release-dry-run.mjs')
-    const result = releaseDryRun()
+    const { result, statusBefore, statusAfter } = await release
     expect(result.problems).toEqual([])
     expect(Object.keys(result.packages).sort()).toEqual(names.map((n) => `@mppkit/${n}`).sort())
     expect(result.packages['@mppkit/core']).toMatchObject({ from: '0.0.0', to: '0.1.0' })
-    expect(result.packages['@mppkit/core'].files).toEqual(
+    expect(result.packages['@mppkit/core']!.files).toEqual(
       expect.arrayContaining(['LICENSE', 'README.md', 'bin/mppkit.js', 'dist/index.d.ts']),
     )
     // The repository is untouched.
-    expect((await run('git', ['status', '--porcelain'], { cwd: root })).stdout).toBe(status)
+    expect(statusAfter).toBe(statusBefore)
   }, 180_000)
 })
