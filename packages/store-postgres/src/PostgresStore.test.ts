@@ -937,8 +937,9 @@ describe('PostgresStore (timeoutMs)', () => {
 
   it('fails every operation with StoreUnavailableError within timeoutMs when PostgreSQL never answers, whatever the pool', async () => {
     const hole = await blackHole()
-    // No connectionTimeoutMillis, no query_timeout: on its own this pool waits forever.
-    const given = new pg.Pool({ connectionString: hole.url })
+    // No query_timeout, and a connection timeout far beyond the test's: on its own this pool would wait a
+    // minute for each connection (none at all is refused, see below).
+    const given = new pg.Pool({ connectionString: hole.url, connectionTimeoutMillis: 60_000 })
     given.on('error', () => {})
     const stores = [
       new PostgresStore({ pool: given, schema: 'held', timeoutMs: 300, onError: () => {} }),
@@ -970,6 +971,215 @@ describe('PostgresStore (timeoutMs)', () => {
       for (const store of stores) await within(store.close(), 1_000)
       await hole.close()
       await within(given.end(), 1_000)
+    }
+  })
+})
+
+/**
+ * A TCP relay to PostgreSQL whose new connections can be held: a held one is accepted and then gets no
+ * answer (what pg's startup message meets on a hung server) until `release()` forwards it after all.
+ */
+async function gate(target: URL): Promise<{
+  url: string
+  hold: () => void
+  release: () => void
+  accepted: () => number
+  close: () => Promise<void>
+}> {
+  let holding = false
+  let accepted = 0
+  const held: (() => void)[] = []
+  const sockets = new Set<Socket>()
+  const server = createServer((inbound) => {
+    accepted++
+    sockets.add(inbound)
+    inbound.on('error', () => {})
+    const buffered: Buffer[] = []
+    let outbound: Socket | undefined
+    inbound.on('data', (data: Buffer) => (outbound ? outbound.write(data) : buffered.push(data)))
+    inbound.on('close', () => outbound?.destroy())
+    const forward = () => {
+      if (inbound.destroyed) return
+      const relayed = connect(Number(target.port || 5432), target.hostname)
+      outbound = relayed
+      sockets.add(relayed)
+      relayed.on('error', () => {})
+      for (const data of buffered.splice(0)) relayed.write(data)
+      relayed.on('data', (data: Buffer) => inbound.write(data))
+      relayed.on('close', () => inbound.destroy())
+    }
+    if (holding) held.push(forward)
+    else forward()
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = new URL(target.href)
+  address.host = `127.0.0.1:${(server.address() as { port: number }).port}`
+  return {
+    url: address.href,
+    hold: () => {
+      holding = true
+    },
+    release: () => {
+      holding = false
+      for (const forward of held.splice(0)) forward()
+    },
+    accepted: () => accepted,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** Waits until `condition()` holds, at most `ms`; returns whether it held. */
+async function until(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) return false
+    await sleep(10)
+  }
+  return true
+}
+
+describe.skipIf(!!reason)('PostgresStore (connectionTimeoutMillis of the pool)', () => {
+  const poolSchema = `${schema}_pool`
+  let admin: pg.Pool
+  const created: pg.Pool[] = []
+  /** A pool of the test's own (ended afterwards), on PostgreSQL unless `connectionString` says otherwise. */
+  const ownPool = (config: pg.PoolConfig) => {
+    const given = new pg.Pool({ connectionString: url, ...config })
+    given.on('error', () => {})
+    created.push(given)
+    return given
+  }
+
+  beforeAll(async () => {
+    admin = new pg.Pool({ ...postgresPoolOptions, connectionString: url, max: 2 })
+    admin.on('error', () => {})
+    const migrating = new PostgresStore({ pool: admin, schema: poolSchema })
+    await migrating.migrate()
+    await migrating.close()
+  })
+
+  afterAll(async () => {
+    await Promise.all(created.map((given) => within(given.end(), 2_000)))
+    await admin.query(`DROP SCHEMA IF EXISTS "${poolSchema}" CASCADE`)
+    await admin.end()
+  })
+
+  it('refuses a pool passed in without connectionTimeoutMillis (missing or 0) before connecting anything', async () => {
+    const applicationName = `mppkit_refused_${Math.random().toString(36).slice(2, 10)}`
+    for (const connectionTimeoutMillis of [undefined, 0, -1, Number.NaN]) {
+      const given = ownPool({
+        max: 1,
+        application_name: applicationName,
+        ...(connectionTimeoutMillis === undefined ? {} : { connectionTimeoutMillis }),
+      })
+      const error = (() => {
+        try {
+          // A cleanup timer this short would connect at once, were it started.
+          return new PostgresStore({ pool: given, schema: poolSchema, timeoutMs: 250, cleanupIntervalMs: 10 })
+        } catch (caught) {
+          return caught
+        }
+      })()
+      expect(error).toBeInstanceOf(ConfigurationError)
+      expect((error as Error).message).toMatch(
+        /^pool\.options\.connectionTimeoutMillis must be a positive number of milliseconds/,
+      )
+      expect((error as Error).message).toContain(
+        "connectionTimeoutMillis at most the store's timeoutMs (250 here)",
+      )
+      // Nothing was attached to the caller's pool, and nothing connected through it.
+      expect(given.listenerCount('error')).toBe(1)
+      expect(given.totalCount).toBe(0)
+    }
+    await sleep(100)
+    const sessions = await admin.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [
+      applicationName,
+    ])
+    expect(sessions.rowCount).toBe(0)
+  })
+
+  it('works with a pool passed in that sets connectionTimeoutMillis, and builds its own pool with one', async () => {
+    const given = ownPool({ max: 1, connectionTimeoutMillis: 1_000 })
+    const store = new PostgresStore({ pool: given, schema: poolSchema })
+    const key = `timeout-set:${Math.random()}`
+    expect(await store.putIfAbsent(key, '1', 60_000)).toBe(true)
+    expect(await store.putIfAbsent(key, '1', 60_000)).toBe(false)
+    expect(await store.get(key)).toBe('1')
+    await store.close()
+    const owned = new PostgresStore({ connectionString: url, schema: poolSchema })
+    expect(owned.pool.options.connectionTimeoutMillis).toBe(postgresPoolOptions.connectionTimeoutMillis)
+    expect(postgresPoolOptions.connectionTimeoutMillis).toBeGreaterThan(0)
+    expect(await owned.get(key)).toBe('1')
+    await owned.close()
+  })
+
+  it("answers a connection attempt that never completes within timeoutMs; the pool's connectionTimeoutMillis gives its slot back", async () => {
+    const relay = await gate(new URL(url))
+    const given = ownPool({ connectionString: relay.url, max: 1, connectionTimeoutMillis: 1_500 })
+    const store = new PostgresStore({
+      pool: given,
+      schema: poolSchema,
+      autoMigrate: false,
+      cleanupIntervalMs: false,
+      timeoutMs: 200,
+      onError: () => {},
+    })
+    try {
+      relay.hold()
+      const started = Date.now()
+      const error = await store.putIfAbsent('never-connected', '1', 60_000).catch((caught: unknown) => caught)
+      expect(Date.now() - started).toBeLessThan(900)
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error).toMatchObject({ status: 503, message: 'PostgreSQL did not answer within 200 ms' })
+      // Meanwhile the stalled attempt holds the pool's only slot…
+      expect(given.totalCount).toBe(1)
+      // …until pg's own connectionTimeoutMillis ends it (without it, nothing would).
+      expect(await until(() => given.totalCount === 0, 4_000)).toBe(true)
+      relay.release()
+      // The pool serves again with its one slot, on a new connection.
+      expect(await store.putIfAbsent('never-connected', '1', 60_000)).toBe(true)
+      expect(relay.accepted()).toBe(2)
+    } finally {
+      await store.close()
+      await relay.close()
+    }
+  })
+
+  it('gives a connection that completes after timeoutMs back to the pool unused: its statement never runs', async () => {
+    const relay = await gate(new URL(url))
+    const given = ownPool({ connectionString: relay.url, max: 1, connectionTimeoutMillis: 10_000 })
+    const store = new PostgresStore({
+      pool: given,
+      schema: poolSchema,
+      autoMigrate: false,
+      cleanupIntervalMs: false,
+      timeoutMs: 200,
+      onError: () => {},
+    })
+    const key = `late:${Math.random()}`
+    try {
+      relay.hold()
+      const started = Date.now()
+      const error = await store.putIfAbsent(key, '1', 60_000).catch((caught: unknown) => caught)
+      expect(Date.now() - started).toBeLessThan(900)
+      expect(error).toMatchObject({ status: 503, message: 'PostgreSQL did not answer within 200 ms' })
+      // The stall ends: pg completes the connection, after the caller was answered 503.
+      relay.release()
+      expect(await until(() => given.idleCount === 1, 3_000)).toBe(true)
+      // The insert was never sent (a credential consumed by a refused request, otherwise).
+      const row = await admin.query(`SELECT 1 FROM "${poolSchema}"."store" WHERE key = $1`, [key])
+      expect(row.rowCount).toBe(0)
+      // The late connection went back healthy and serves the next operation on the pool's one slot.
+      expect(await store.putIfAbsent(key, '1', 60_000)).toBe(true)
+      expect(relay.accepted()).toBe(1)
+    } finally {
+      await store.close()
+      await relay.close()
     }
   })
 })

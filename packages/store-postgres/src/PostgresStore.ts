@@ -16,8 +16,9 @@ import pg from 'pg'
 
 /**
  * The `pg.Pool` options a {@link PostgresStore} uses for the pool it creates from a connection string.
- * Pass the same options when you hand in your own pool: without `connectionTimeoutMillis`, pg waits
- * forever for an unreachable server, and a request would hang instead of getting a 503.
+ * Pass the same options when you hand in your own pool. A pool without `connectionTimeoutMillis` is
+ * refused (`ConfigurationError`): pg would wait forever for a connection that never completes, and each
+ * such attempt would hold one of the pool's slots for good.
  *
  * @example
  * ```ts
@@ -37,7 +38,11 @@ const defaultTimeoutMs = 15_000
 
 /** Options of {@link PostgresStore}. */
 export type PostgresStoreOptions = {
-  /** A `pg.Pool` to use (the store does not end it). Prefer {@link postgresPoolOptions} for it. */
+  /**
+   * A `pg.Pool` to use (the store does not end it). Prefer {@link postgresPoolOptions} for it. Its
+   * `connectionTimeoutMillis` must be set (a `ConfigurationError` otherwise; at most `timeoutMs` is best):
+   * pg's default waits forever, and a connection attempt that never completes would hold a pool slot.
+   */
   pool?: pg.Pool
   /** A `postgres://` connection string, used when no pool is given (pg's `PG*` environment variables otherwise). */
   connectionString?: string
@@ -64,9 +69,10 @@ export type PostgresStoreOptions = {
    * Longest time, in milliseconds, the store waits for a connection from the pool and for each statement
    * (default 15,000). When it passes, the operation fails with `StoreUnavailableError` (503 +
    * Retry-After) whatever the pool's own options are, so a server that accepts connections and never
-   * answers cannot hold a request (a pool without `connectionTimeoutMillis` would wait forever). A
-   * statement that timed out has an unknown outcome; its connection is dropped, not reused. A pool
-   * without `query_timeout` gets this one for the store's statements.
+   * answers cannot hold a request. A connection the pool hands over after that goes back to it unused:
+   * no statement is sent after its operation failed. A statement that timed out has an unknown outcome;
+   * its connection is dropped, not reused. A pool without `query_timeout` gets this one for the store's
+   * statements.
    */
   timeoutMs?: number
   /**
@@ -79,6 +85,32 @@ export type PostgresStoreOptions = {
 
 /** How often expired rows are deleted unless `cleanupIntervalMs` says otherwise (ms). */
 const defaultCleanupIntervalMs = 300_000
+
+/** Largest delay `setTimeout` honours (ms); pg's timers use it too. */
+const maxDelayMs = 2_147_483_647
+
+/**
+ * Refuses pool options whose `connectionTimeoutMillis` is missing or 0 (pg's default: no limit). The
+ * store's `timeoutMs` answers the request anyway, but a connection attempt that never completes (a
+ * server that accepts TCP connections and never answers) then holds one of the pool's slots for as long
+ * as the process lives: pg only gives the slot back when the attempt ends, and without this option
+ * nothing ends it. A pool of 10 is gone after 10 such attempts, and every request after them is a 503.
+ */
+function checkConnectionTimeout(options: pg.PoolConfig | undefined, timeoutMs: number): void {
+  const connectionTimeoutMillis = options?.connectionTimeoutMillis
+  if (
+    typeof connectionTimeoutMillis === 'number' &&
+    connectionTimeoutMillis > 0 &&
+    connectionTimeoutMillis <= maxDelayMs
+  )
+    return
+  throw new ConfigurationError(
+    `pool.options.connectionTimeoutMillis must be a positive number of milliseconds (it is ${String(connectionTimeoutMillis)}): ` +
+      "without it pg never gives up on a connection attempt that does not complete, and each one holds one of the pool's slots for good. " +
+      `Create the pool with connectionTimeoutMillis at most the store's timeoutMs (${timeoutMs} here), ` +
+      `e.g. new pg.Pool({ ...postgresPoolOptions, connectionString }) (${postgresPoolOptions.connectionTimeoutMillis} ms)`,
+  )
+}
 
 /**
  * PostgreSQL refused an operation for a reason a retry does not fix: permission denied (`42501`), the
@@ -159,6 +191,9 @@ function connectionLost(error: unknown): boolean {
 function isTransient(sqlState: string): boolean {
   return transientClasses.has(sqlState.slice(0, 2)) || transientStates.has(sqlState)
 }
+
+/** A checked-out connection's `error` listener when its statement reports the failure anyway. */
+const ignore = () => {}
 
 /** The errors of waits that outlived `timeoutMs` (their connection is dropped, never reused). */
 const expired = new WeakSet<object>()
@@ -278,31 +313,37 @@ export class PostgresStore implements Store {
     this.#qualified = `"${options.schema}"."${table}"`
     this.#retryAfter = options.retryAfter ?? 1
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
-    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2_147_483_647))
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= maxDelayMs))
       throw new ConfigurationError('timeoutMs must be a positive number of milliseconds (at most 2147483647)')
     this.#timeoutMs = timeoutMs
     this.#autoMigrate = options.autoMigrate ?? true
     const onError = options.onError
     this.#onError = (error) => onError?.(error)
+    // Every option is checked before the store touches a pool: a refused store leaves no listener on the
+    // caller's pool, no pool of its own and no timer behind.
+    const cleanupIntervalMs = options.cleanupIntervalMs ?? defaultCleanupIntervalMs
+    if (cleanupIntervalMs !== false && (!(cleanupIntervalMs > 0) || cleanupIntervalMs > maxDelayMs))
+      throw new ConfigurationError(
+        'cleanupIntervalMs must be a positive number of milliseconds (at most 2147483647), or false',
+      )
     if (options.pool) {
+      checkConnectionTimeout(options.pool.options, timeoutMs)
       this.pool = options.pool
       this.#owned = false
     } else {
-      this.pool = new pg.Pool({
+      const poolOptions: pg.PoolConfig = {
         ...postgresPoolOptions,
         ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
-      })
+      }
+      // Holds for postgresPoolOptions (2,000 ms), unless someone changed that exported object.
+      checkConnectionTimeout(poolOptions, timeoutMs)
+      this.pool = new pg.Pool(poolOptions)
       this.#owned = true
     }
     // pg emits 'error' on the pool when an idle connection dies (server restart, pg_terminate_backend);
     // without a listener that would crash the process. The pool drops the connection and opens a new one.
     this.pool.on('error', this.#onError)
-    const cleanupIntervalMs = options.cleanupIntervalMs ?? defaultCleanupIntervalMs
     if (cleanupIntervalMs !== false) {
-      if (!(cleanupIntervalMs > 0) || cleanupIntervalMs > 2_147_483_647)
-        throw new ConfigurationError(
-          'cleanupIntervalMs must be a positive number of milliseconds (at most 2147483647), or false',
-        )
       this.#timer = setInterval(() => {
         this.cleanup().catch((error: Error) => {
           // A PostgresStoreError was reported when it was raised.
@@ -384,7 +425,9 @@ export class PostgresStore implements Store {
 
   /**
    * A connection from the pool, within {@link PostgresStoreOptions.timeoutMs} (after `before`, the
-   * migration an operation waits for); one the pool hands over too late goes back to it unused.
+   * migration an operation waits for); one the pool hands over too late goes back to it unused, so no
+   * statement runs after its operation was answered 503. (An attempt that never completes is ended by
+   * the pool's `connectionTimeoutMillis`, which the constructor requires: that gives its slot back.)
    */
   async #connect(before?: Promise<void>): Promise<pg.PoolClient> {
     const connecting = (async () => {
@@ -680,16 +723,24 @@ export class PostgresStore implements Store {
   ): Promise<pg.QueryResult<Row>> {
     this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
-    const ready = this.#ready
+    // Not `pool.query`: a connection it obtains after `timeoutMs` (the pool was full, or slow to connect)
+    // would still run the statement, after the caller was answered 503, e.g. consume a credential whose
+    // request was refused. `#connect` gives such a late connection back unused.
+    const client = await this.#connect(this.#ready)
+    // While checked out the pool's idle listener is detached; a connection lost meanwhile also fails the
+    // statement, which reports it (as `pool.query` does).
+    client.on('error', ignore)
+    let failed: Error | undefined
     try {
-      return await this.#bounded(
-        (async () => {
-          await ready
-          return this.pool.query<Row>(this.#statement(text, values))
-        })(),
-      )
+      return await this.#on<Row>(client, text, values)
     } catch (error) {
+      failed = error instanceof Error ? error : new StoreError({ cause: error })
       throw this.#failure(error)
+    } finally {
+      client.off('error', ignore)
+      // As `pool.query` does: a connection whose statement failed is destroyed rather than reused (a
+      // timed-out one may still be running it).
+      client.release(failed)
     }
   }
 
