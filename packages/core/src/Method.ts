@@ -233,6 +233,19 @@ export type Quote = {
    * `maxAmount`, which bound what a server asks for (the rail bounds its fees itself).
    */
   fee?: boolean
+  /**
+   * Money moved into a balance the server holds for the payer (a custodial session's deposit or top-up),
+   * booked through `spend`: it counts against `budget` and the cross-rail budget (it has left the wallet),
+   * and its `deposit` against `maxDeposit`, but not against `maxAmount` or the cross-rail `maxAmount`,
+   * which bound the price of one request. Requests then drawn from that balance quote `prepaid`.
+   */
+  prepay?: boolean
+  /**
+   * This request is paid from a balance already booked as a `prepay` (a custodial session's bearer
+   * request): checked against `maxAmount`, `maxDeposit` and the cross-rail `maxAmount`, but booked
+   * against no budget, which holds the prepayment already. Its undo gives nothing back.
+   */
+  prepaid?: boolean
 }
 
 /**

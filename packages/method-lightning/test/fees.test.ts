@@ -102,7 +102,7 @@ describe('lightning/charge client, routing fees under the spend policy', () => {
 })
 
 describe('lightning/session client, routing fees of deposits and top-ups under the spend policy', () => {
-  it('books each deposit fee paid, and refuses a top-up whose fee limit does not fit the budget', async () => {
+  it('books each deposit with its fee paid, refuses a top-up the budget cannot hold with its fee limit, and gets the refund back', async () => {
     // A 20 sat deposit (a fee of 2.2 sat, booked as 3; a fee limit of 10 sat) at 1 sat per request.
     const server = createServer({
       realm,
@@ -118,29 +118,31 @@ describe('lightning/session client, routing fees of deposits and top-ups under t
       handler(new Request(input, init))) as typeof globalThis.fetch
     const sessions = sessionClient({ lnd: lndFor(network.info.nodes.payer), network: 'regtest', fetch })
     const url = 'https://fees.test/session'
-    // Each deposit books its fee limit of 10 sat before it is paid, then the fee paid (3 sat).
-    const client = createClient({ methods: [sessions], fetch, policy: { budget: { sat: 19n } } })
+    // Each deposit (20 sat, which leaves the wallet) and its fee limit of 10 sat are booked before it is
+    // paid, then the fee paid (3 sat) replaces the limit; requests paid from the deposit book nothing.
+    const client = createClient({ methods: [sessions], fetch, policy: { budget: { sat: 98n } } })
     const before = await payerBalance()
-    // The open: its price (1 sat) and fee limit fit (11); then the price and the fee paid.
+    // The open: 20 + 10 fit; then 20 + 3. The request (1 sat) is paid from the deposit.
     expect((await client.fetch(url)).status).toBe(200)
-    expect(client.ledger.spent('sat')).toBe(1n + 3n)
-    // Two top-ups: 4 + 10 and 7 + 10 fit.
+    expect(client.ledger.spent('sat')).toBe(23n)
+    // Two top-ups: 23 + 30 and 46 + 30 fit.
     expect((await sessions.topUp(url)).status).toBe(200)
-    expect(client.ledger.spent('sat')).toBe(7n)
+    expect(client.ledger.spent('sat')).toBe(46n)
     expect((await sessions.topUp(url)).status).toBe(200)
-    expect(client.ledger.spent('sat')).toBe(10n)
+    expect(client.ledger.spent('sat')).toBe(69n)
     // Three deposits of 20 sat, each with a fee of 2.2 sat (the node counts millisatoshis).
     expect(before - (await payerBalance())).toBeGreaterThanOrEqual(66)
     expect(before - (await payerBalance())).toBeLessThanOrEqual(67)
-    // 10 + 10 > 19: the next top-up is refused before it is paid.
+    // 69 + 20 + 10 > 98: the next top-up is refused before it is paid.
     const paidBefore = await payerBalance()
-    await expect(sessions.topUp(url)).rejects.toThrowErrorMatchingInlineSnapshot(
-      `[PolicyError: lightning: the payment and its routing fee limit of 10 sat (maxFeeSats) would exceed the remaining budget]`,
-    )
+    await expect(sessions.topUp(url)).rejects.toMatchObject({ reason: 'budget' })
     expect(await payerBalance()).toBe(paidBefore)
-    expect(client.ledger.spent('sat')).toBe(10n)
+    expect(client.ledger.spent('sat')).toBe(69n)
     expect([...sessions.sessions.values()][0]!.deposit).toBe(60n)
-    await sessions.close(url)
+    // The close refunds 60 - 1 sat to the return invoice; the node reports it received: given back.
+    const closed = await sessions.close(url)
+    expect(await closed.json()).toMatchObject({ status: 'closed', refundSats: 59 })
+    expect(client.ledger.spent('sat')).toBe(10n)
     await server.close()
   })
 })

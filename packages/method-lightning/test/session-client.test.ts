@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { encodePaymentRequest } from '../../devnet/src/lightning/bolt11.js'
 import { sessionClient } from '../src/client/index.js'
 import type { Wallet } from '../src/client/Wallet.js'
+import * as Invoice from '../src/Invoice.js'
 
 const key = randomBytes(32)
 const url = 'https://lightning.test/r'
@@ -162,7 +163,7 @@ describe('sessionClient under concurrent requests', () => {
     expect(s.paid).toEqual([300n, 300n])
   })
 
-  it('books a deposit once, as its quote decided, when sessions open or close between the quote and the payment', async () => {
+  it('books each deposit once, as a prepayment before paying it, whatever sessions open or close after its quote', async () => {
     const s = setup(10n, 300n)
     const { method, client } = clientOf(s, 300n)
     /** A fresh challenge of the mock server, for another realm. */
@@ -175,17 +176,20 @@ describe('sessionClient under concurrent requests', () => {
       booked.push(quote)
       return () => {}
     }
+    // A request's quote books nothing (it is paid from the deposit): it is `prepaid`, checked against
+    // maxAmount only.
+    expect(method.quote!((await otherRealm()).request as never)).toMatchObject({ amount: 10n, prepaid: true })
     // Quoted while a session is open (no deposit in the quote); that session closes before the payment:
-    // the deposit is still booked (checked against maxDeposit) before it is paid.
+    // the deposit is booked (against the budget and maxDeposit) before it is paid.
     expect((await client.fetch(url)).status).toBe(200)
     const first = await otherRealm()
     expect(method.quote!(first.request as never).deposit).toBeUndefined()
     expect((await method.close(url)).status).toBe(200)
     await method.createPayload({ challenge: first, request: first.request as never, url, spend })
-    // (The deposit's routing fee limit is booked too, as parts without a deposit.)
-    const deposits = () => booked.filter((quote) => (quote as { deposit?: bigint }).deposit !== undefined)
-    expect(deposits()).toEqual([expect.objectContaining({ deposit: 300n })])
-    // Quoted with the deposit (no session then); a session opens before the payment: not booked twice.
+    // (The deposit's routing fee limit is booked too, as a fee.)
+    const deposits = () => booked.filter((quote) => (quote as { prepay?: boolean }).prepay === true)
+    expect(deposits()).toEqual([expect.objectContaining({ amount: 300n, deposit: 300n, prepay: true })])
+    // Quoted with the deposit (no session then); a session opens before the payment: booked once, here.
     await method.close(url)
     booked.length = 0
     const second = await otherRealm()
@@ -198,7 +202,106 @@ describe('sessionClient under concurrent requests', () => {
       url: 'https://other.test/r',
       spend,
     })
-    expect(deposits()).toEqual([])
+    expect(deposits()).toEqual([expect.objectContaining({ amount: 300n, deposit: 300n, prepay: true })])
     expect(method.sessions.size).toBe(2)
+  })
+})
+
+describe('sessionClient deposits under the spend policy budget', () => {
+  /** A client over the mock server whose wallet reports `refunded` sat received on its return invoice. */
+  const withRefund = (budget: bigint, refunded: ((hash: string) => Promise<bigint>) | undefined) => {
+    const s = setup(10n, 300n)
+    // No routing fee (its booking is tested elsewhere): only deposits and refunds move the budget here.
+    const pay = s.wallet.pay
+    s.wallet.pay = async (...args) => ({ ...(await pay(...args)), feeSats: 0 })
+    const asked: string[] = []
+    if (refunded)
+      s.wallet.received = (hash) => {
+        asked.push(hash)
+        return refunded(hash)
+      }
+    const method = sessionClient({ wallet: s.wallet, network: 'regtest', fetch: s.server })
+    const client = create({
+      methods: [method],
+      fetch: s.server,
+      policy: { maxAmount: { sat: 10n }, maxDeposit: { sat: 600n }, budget: { sat: budget } },
+    })
+    return { s, method, client, asked }
+  }
+
+  it('books each deposit and top-up when paid, not the requests paid from them', async () => {
+    const { s, method, client } = withRefund(1_000n, undefined)
+    for (let i = 0; i < 5; i++) expect((await client.fetch(url)).status).toBe(200)
+    // The deposit left the wallet: 300 sat booked; five requests of 10 drawn from it book nothing more.
+    expect(client.ledger.spent('sat')).toBe(300n)
+    expect((await method.topUp(url)).status).toBe(200)
+    expect(client.ledger.spent('sat')).toBe(600n)
+    expect(s.paid).toEqual([300n, 300n])
+  })
+
+  it('refuses a deposit or top-up the budget cannot hold, before paying it', async () => {
+    const { s, method, client } = withRefund(500n, undefined)
+    expect((await client.fetch(url)).status).toBe(200)
+    const refused = method.topUp(url)
+    await expect(refused).rejects.toMatchObject({ reason: 'budget' })
+    expect(s.paid).toEqual([300n])
+    expect(client.ledger.spent('sat')).toBe(300n)
+    // A budget below one deposit opens nothing.
+    const small = withRefund(299n, undefined)
+    await expect(small.client.fetch(url)).rejects.toMatchObject({ reason: 'budget' })
+    expect(small.s.paid).toEqual([])
+    expect(small.client.ledger.spent('sat')).toBe(0n)
+  })
+
+  it('keeps a top-up booked when its payment may have gone out, and gives back one that surely did not', async () => {
+    const { s, method, client } = withRefund(1_000n, undefined)
+    expect((await client.fetch(url)).status).toBe(200)
+    const pay = s.wallet.pay
+    // The node connection drops mid-payment: the outcome is unknown, the 300 sat stay booked (and the
+    // routing fee limit of 10 sat with them).
+    s.wallet.pay = async () => {
+      throw new Error('connection lost')
+    }
+    await expect(method.topUp(url)).rejects.toMatchObject({ mayHaveSettled: true })
+    expect(client.ledger.spent('sat')).toBe(610n)
+    // The wallet knows nothing was paid: given back.
+    s.wallet.pay = async () => {
+      throw new PaymentFailedError('no route')
+    }
+    await expect(method.topUp(url)).rejects.toBeInstanceOf(PaymentFailedError)
+    expect(client.ledger.spent('sat')).toBe(610n)
+    s.wallet.pay = pay
+  })
+
+  it('gives a close refund back to the budget once the wallet reports its return invoice paid', async () => {
+    const { method, client, asked } = withRefund(1_000n, async () => 550n)
+    expect((await client.fetch(url)).status).toBe(200)
+    expect((await method.topUp(url)).status).toBe(200)
+    const returnInvoice = [...method.sessions.values()][0]!.returnInvoice!
+    expect(client.ledger.spent('sat')).toBe(600n)
+    expect((await method.close(url)).status).toBe(200)
+    // The wallet was asked about the return invoice this session sent, and 550 sat came back.
+    expect(asked).toEqual([Invoice.tryDecode(returnInvoice)!.paymentHash])
+    expect(client.ledger.spent('sat')).toBe(50n)
+    // A refund reported above what was booked gives back no more than the deposits.
+    const over = withRefund(1_000n, async () => 10_000n)
+    expect((await over.client.fetch(url)).status).toBe(200)
+    expect((await over.method.close(url)).status).toBe(200)
+    expect(over.client.ledger.spent('sat')).toBe(0n)
+  })
+
+  it('keeps the deposits booked when the wallet cannot tell: no lookup, a failing one, nothing received', async () => {
+    for (const refunded of [
+      undefined,
+      async () => {
+        throw new Error('lookup failed')
+      },
+      async () => 0n,
+    ]) {
+      const { method, client } = withRefund(1_000n, refunded)
+      expect((await client.fetch(url)).status).toBe(200)
+      expect((await method.close(url)).status).toBe(200)
+      expect(client.ledger.spent('sat')).toBe(300n)
+    }
   })
 })

@@ -92,8 +92,9 @@ describe('sessionClient keeps one session per server origin', () => {
     expect(before - (await payerBalance())).toBe(10)
     expect([...sessions.sessions.keys()]).toEqual(['https://lightning.test'])
     expect([...sessions.sessions.values()][0]).toMatchObject({ realm: 'realm-0', deposit: 10n, spent: 1n })
-    // Only what was paid is booked: the refused requests gave their bookings back.
-    expect(client.ledger.spent('sat')).toBe(1n)
+    // Only what was paid is booked: the one deposit (its requests are paid from it); the refused
+    // requests booked nothing.
+    expect(client.ledger.spent('sat')).toBe(10n)
   })
 
   it('pays no top-up into another realm, and opens in the new realm once the session is closed', async () => {

@@ -197,6 +197,41 @@ describe('Ledger', () => {
     expect(refusal(() => ledger.check(at({ amount: 201n, currency: 'sat', fee: true })))).toBe('budget')
   })
 
+  it('a prepayment counts against the budget and maxDeposit, not maxAmount; requests paid from it book nothing', () => {
+    const ledger = new Ledger({ maxAmount: { sat: 10n }, maxDeposit: { sat: 200n }, budget: { sat: 300n } })
+    // A custodial deposit above maxAmount is allowed as a prepayment, within maxDeposit…
+    expect(
+      refusal(() => ledger.check(at({ amount: 200n, currency: 'sat', deposit: 201n, prepay: true }))),
+    ).toBe('max-deposit')
+    const undo = ledger.reserve(at({ amount: 200n, currency: 'sat', deposit: 200n, prepay: true }))
+    expect(ledger.spent('sat')).toBe(200n)
+    // …and booked: a second one past the budget is refused.
+    expect(
+      refusal(() => ledger.check(at({ amount: 101n, currency: 'sat', deposit: 101n, prepay: true }))),
+    ).toBe('budget')
+    // A request paid from it is checked against maxAmount, not the budget, and books nothing.
+    expect(refusal(() => ledger.check(at({ amount: 11n, currency: 'sat', prepaid: true })))).toBe(
+      'max-amount',
+    )
+    for (let i = 0; i < 50; i++) ledger.reserve(at({ amount: 10n, currency: 'sat', prepaid: true }))
+    expect(ledger.spent('sat')).toBe(200n)
+    // Its undo gives nothing back (it booked nothing).
+    ledger.reserve(at({ amount: 10n, currency: 'sat', prepaid: true }))()
+    expect(ledger.spent('sat')).toBe(200n)
+    // A plain payment still books against the same budget.
+    expect(refusal(() => ledger.check(at({ amount: 10n, currency: 'sat' })))).toBe('allowed')
+    // The prepayment given back (the deposit refunded): the budget holds it again.
+    undo()
+    expect(ledger.spent('sat')).toBe(0n)
+    // A quote is one kind at most.
+    expect(
+      refusal(() => ledger.check(at({ amount: 1n, currency: 'sat', prepay: true, prepaid: true }))),
+    ).toBe('quote')
+    expect(refusal(() => ledger.check(at({ amount: 1n, currency: 'sat', fee: true, prepaid: true })))).toBe(
+      'quote',
+    )
+  })
+
   it('undo with keep gives back all but what was kept, once', () => {
     const ledger = new Ledger({ budget: { sat: 100n } })
     const release = ledger.reserve(at({ amount: 40n, currency: 'sat', fee: true }))
@@ -312,6 +347,22 @@ describe('Ledger cross-rail budget', () => {
     release(100_000n) // 1 USD of it was paid
     expect(ledger.spentTotal).toEqual({ numerator: 1n, denominator: 1n })
     expect(ledger.spent('sat')).toBe(100_000n)
+  })
+
+  it('a prepayment skips the cross-rail maxAmount but not its budget; a request paid from it checks only maxAmount', () => {
+    const ledger = new Ledger(policy(6))
+    // 5 USD of sat: above the cross-rail maxAmount of 4, allowed as a prepayment and booked.
+    ledger.reserve(at({ amount: 500_000n, currency: 'sat', deposit: 500_000n, prepay: true }))
+    expect(ledger.spentTotal).toEqual({ numerator: 5n, denominator: 1n })
+    expect(refusal(() => ledger.check(at({ amount: 100_001n, currency: 'sat', prepay: true })))).toBe(
+      'cross-rail-budget',
+    )
+    // Paid from the prepayment: within the cross-rail maxAmount, whatever is left of the budget.
+    ledger.reserve(at({ amount: 300_000n, currency: 'sat', prepaid: true }))
+    expect(ledger.spentTotal).toEqual({ numerator: 5n, denominator: 1n })
+    expect(refusal(() => ledger.check(at({ amount: 400_001n, currency: 'sat', prepaid: true })))).toBe(
+      'max-amount',
+    )
   })
 
   it('undo gives the unit back', () => {

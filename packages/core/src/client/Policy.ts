@@ -253,13 +253,15 @@ export class Ledger {
    */
   reserve(input: Reservation): (keep?: bigint) => void {
     const { price, pin } = this.#evaluate(input)
+    this.#pin ??= pin
+    // Paid from a prepayment already booked: nothing more to book, nothing to give back.
+    if (input.quote.prepaid === true) return () => {}
     const asset = { currency: input.quote.currency, network: input.quote.network }
     const bucket = Currency.bucket(asset)
     const entry = this.#spent.get(bucket) ?? { asset, amount: 0n }
     entry.amount += input.quote.amount
     this.#spent.set(bucket, entry)
     if (price) this.#total = Value.add(this.#total, price)
-    this.#pin ??= pin
     let released = false
     return (keep?: bigint) => {
       if (released) return
@@ -300,6 +302,10 @@ export class Ledger {
       throw new PolicyError('currency', `currency ${name} is not allowed by the spend policy`)
     if (quote.amount < 0n || (quote.deposit !== undefined && quote.deposit < 0n))
       throw new PolicyError('amount', 'negative amount')
+    // One kind per quote: a fee, a prepayment into a custodial balance, a request paid from one, or a
+    // plain payment.
+    const kinds = [quote.fee, quote.prepay, quote.prepaid].filter((flag) => flag === true).length
+    if (kinds > 1) throw new PolicyError('quote', 'a quote is at most one of fee, prepay and prepaid')
     const usesScalar = limitNames.some((n) => this.#rules[n] && 'scalar' in this.#rules[n])
     const pin = usesScalar ? (this.#pin ?? name) : undefined
     if (pin !== undefined && Currency.match(pin, asset) === 0)
@@ -308,7 +314,9 @@ export class Ledger {
         `the spend policy's scalar limits are in ${pin}'s base units, not ${name}'s: configure a limit per currency to pay in both`,
       )
     // A fee (`quote.fee`) counts against the budgets only: the rail bounds it, not the per-request limits.
-    const max = quote.fee === true ? undefined : this.#limit('maxAmount', asset, pin)
+    // A prepayment (`quote.prepay`) is no request's price: its deposit is checked against maxDeposit.
+    const perRequest = quote.fee !== true && quote.prepay !== true
+    const max = perRequest ? this.#limit('maxAmount', asset, pin) : undefined
     if (max !== undefined && quote.amount > max)
       throw new PolicyError(
         'max-amount',
@@ -321,7 +329,8 @@ export class Ledger {
         `deposit ${quote.deposit} ${name} exceeds the maximum ${maxDeposit}`,
       )
     const budget = this.#rules.budget
-    if (budget) {
+    // A request paid from a prepayment: the budget holds that prepayment already.
+    if (budget && quote.prepaid !== true) {
       const keys = 'scalar' in budget ? [[pin as string, budget.scalar] as const] : budget.entries
       const matching = keys.filter(([key]) => Currency.match(key, asset) > 0)
       if (matching.length === 0 && quote.amount > 0n)
@@ -373,11 +382,17 @@ export class Ledger {
         'unpriced',
         `no ${config.unit} price for ${quote.amount} ${Currency.label(quote)} (the price function must answer synchronously with a non-negative amount)`,
       )
-    if (quote.fee !== true && crossRail.maxAmount && Value.greater(price, crossRail.maxAmount))
+    if (
+      quote.fee !== true &&
+      quote.prepay !== true &&
+      crossRail.maxAmount &&
+      Value.greater(price, crossRail.maxAmount)
+    )
       throw new PolicyError(
         'max-amount',
         `a payment of ${Value.format(price)} ${config.unit} exceeds the per-request maximum ${Value.format(crossRail.maxAmount)} ${config.unit}`,
       )
+    if (quote.prepaid === true) return undefined
     if (Value.greater(Value.add(this.#total, price), crossRail.budget))
       throw new PolicyError(
         'cross-rail-budget',

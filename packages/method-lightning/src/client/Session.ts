@@ -1,4 +1,5 @@
-import { Challenge, Credential, type Method, PaymentFailedError } from '@mppkit/core/client'
+import { Challenge, Credential, type Method, mayHaveSettled, PaymentFailedError } from '@mppkit/core/client'
+import * as Invoice from '../Invoice.js'
 import { type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { bookFee } from './Fees.js'
@@ -31,6 +32,8 @@ export type SessionState = {
   price: bigint
   /** The resource URL side requests (top-up, close) go to. */
   url: string
+  /** The amountless invoice the server refunds to (sent with the open; not a secret). */
+  returnInvoice?: string
   /** The last challenge this session answered (a close presents itself on it to get a close challenge). */
   challenge?: Challenge.Challenge
   /**
@@ -69,6 +72,27 @@ export type SessionClient = Method.Client<typeof session> & {
 }
 
 type Spend = NonNullable<Method.PayContext<unknown>['spend']>
+/** A deposit or top-up booked against the spend policy's budget (a prepayment): what to give back on a refund. */
+type Prepayment = { sats: bigint; undo: ((keep?: bigint) => void) | undefined }
+
+/**
+ * Gives `refunded` satoshis back to the budget, from the latest prepayment backwards (each undo keeps
+ * what is not given back of it).
+ */
+function giveBack(prepayments: Prepayment[], refunded: bigint): void {
+  let left = refunded
+  for (let i = prepayments.length - 1; i >= 0 && left > 0n; i--) {
+    const { sats, undo } = prepayments[i]!
+    if (left >= sats) {
+      undo?.()
+      left -= sats
+    } else {
+      undo?.(sats - left)
+      left = 0n
+    }
+  }
+  prepayments.length = 0
+}
 
 /** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
 function originOf(url: string): string | undefined {
@@ -90,9 +114,11 @@ function originOf(url: string): string | undefined {
  * an origin while a session is open there; `close(url)` ends the session first. Only a method driven
  * directly with a `url` that has no origin keys its session by the challenge's realm. `topUp(url)` and
  * `close(url)` are side requests; `stream()` follows a stream billed per chunk through its top-ups. The
- * spend policy's deposit limit applies to deposits and top-ups (per origin), its budget to each
- * request's price and to the routing fees of deposits and top-ups (each fee limit booked before paying,
- * then replaced by the fee paid).
+ * spend policy's deposit limit applies to deposits and top-ups (per origin). Its budget holds what leaves
+ * the wallet: each deposit and top-up (a prepayment: the server holds it for the payer) and their routing
+ * fees (each fee limit booked before paying, then replaced by the fee paid); requests paid from the
+ * deposit are checked against `maxAmount` and book nothing more. A close's refund, once the wallet
+ * reports its return invoice paid (`Wallet.received`), goes back to the budget.
  *
  * @example
  * ```ts
@@ -139,16 +165,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         `lightning: ${originOf(url) ?? url} has an open session in realm "${state.realm}" and now names realm "${challenge.realm}": close that session before opening another`,
       )
   }
-  // Whether each request's quote named the deposit (the core gives quote and createPayload the same
-  // request object): createPayload books the deposit exactly when the quote did not, whatever sessions
-  // opened or closed in between (deciding twice from the number of sessions could skip it altogether).
-  const quotedDeposit = new WeakMap<LightningSessionRequest, boolean>()
   const quoteFor = (request: LightningSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
     network: `lightning:${network}`,
     decimals: 0,
   })
+  // The deposits and top-ups of each open session booked against the budget, for its refund.
+  const prepaymentsOf = new WeakMap<SessionState, Prepayment[]>()
+  /**
+   * Books a deposit or top-up of `sats` against the budget before it is paid (a prepayment: the money
+   * leaves the wallet for a balance the server holds), its `deposit` total against `maxDeposit`. Throws
+   * `PolicyError` when the policy refuses, paying nothing.
+   */
+  const prepay = (spend: Spend | undefined, request: LightningSessionRequest, sats: bigint, total: bigint) =>
+    spend?.({ ...quoteFor(request, sats), prepay: true, deposit: total })
+  /** Gives a prepayment back unless the payment may have gone out. */
+  const unbook = (undo: ((keep?: bigint) => void) | undefined, error: unknown) => {
+    if (!mayHaveSettled(error)) undo?.()
+  }
 
   /** Checks the challenge's deposit invoice (network, amount, hash, expiry with the safety margin). */
   const checkDeposit = (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
@@ -263,16 +298,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // Another realm's deposit invoice does not fund this session: nothing paid.
     sameRealm(state, challenge, url)
     const sats = BigInt(request.depositAmount ?? '0')
-    // The policy's deposit limit applies to the session's deposit total; nothing is paid when it refuses.
+    // The policy's deposit limit applies to the session's deposit total, its budget to the top-up itself;
+    // nothing is paid when it refuses.
     const spend = spends.get(key)
-    const undo = spend?.({ ...quoteFor(request, 0n), deposit: state.deposit + sats })
+    const undo = prepay(spend, request, sats, state.deposit + sats)
     let paid: { preimage: string; sats: bigint }
     try {
       paid = await payDeposit(challenge, request, spend)
     } catch (error) {
-      undo?.()
+      unbook(undo, error)
       throw error
     }
+    prepaymentsOf.get(state)?.push({ sats: paid.sats, undo })
     return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
   }
 
@@ -322,20 +359,39 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (await closedBy(response)) {
       sessions.delete(key)
       spends.delete(key)
+      await refundToBudget(state)
     }
     return response
+  }
+
+  /**
+   * Once a session is closed, gives what its return invoice received back to the budget (up to what its
+   * deposits and top-ups booked). Only the wallet's word counts, never the server's: a wallet that cannot
+   * tell (no `received`, a lookup failing, nothing received yet) leaves the prepayments booked.
+   */
+  const refundToBudget = async (state: SessionState) => {
+    const prepayments = prepaymentsOf.get(state)
+    const paymentHash = state.returnInvoice && Invoice.tryDecode(state.returnInvoice)?.paymentHash
+    if (!prepayments?.length || !paymentHash || !wallet.received) return
+    let refunded: bigint
+    try {
+      refunded = await wallet.received(paymentHash)
+    } catch {
+      return
+    }
+    if (typeof refunded === 'bigint' && refunded > 0n) giveBack(prepayments, refunded)
   }
 
   const client: SessionClient = {
     definition: session,
     sessions,
     quote(request) {
-      const price = BigInt(request.amount)
-      const withDeposit = sessions.size === 0
-      quotedDeposit.set(request, withDeposit)
-      return withDeposit
-        ? { ...quoteFor(request, price), deposit: BigInt(request.depositAmount ?? '0') }
-        : quoteFor(request, price)
+      // Each request is paid from the session's deposit, which is booked against the budget when paid:
+      // its price is checked against maxAmount and books nothing more. The quote names the deposit (for
+      // maxDeposit, before anything is created) while this client has no session at all (it does not
+      // see the URL); createPayload books each deposit itself.
+      const price = { ...quoteFor(request, BigInt(request.amount)), prepaid: true }
+      return sessions.size === 0 ? { ...price, deposit: BigInt(request.depositAmount ?? '0') } : price
     },
     createPayload: ({ challenge, request, url, spend }) => {
       const key = keyOf(url, challenge.realm)
@@ -344,12 +400,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const price = BigInt(request.amount)
         const state = sessions.get(key)
         if (!state) {
-          // The quote names the deposit only while this client has no session at all (it does not see the
-          // URL): any other deposit (a second server's; one not quoted) is booked here, before paying.
-          const undo =
-            quotedDeposit.get(request) === true
-              ? undefined
-              : spend?.({ ...quoteFor(request, 0n), deposit: BigInt(request.depositAmount ?? '0') })
+          // The deposit is booked here, before paying: against maxDeposit and the budget.
+          const deposit = BigInt(request.depositAmount ?? '0')
+          const undo = prepay(spend, request, deposit, deposit)
           let paid: { preimage: string; sats: bigint }
           let returnInvoice: string
           try {
@@ -364,11 +417,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             }))
             paid = await payDeposit(challenge, request, spend)
           } catch (error) {
-            undo?.()
+            unbook(undo, error)
             throw error
           }
           const { preimage, sats } = paid
-          sessions.set(key, {
+          const opened: SessionState = {
             sessionId: request.paymentHash!,
             realm: challenge.realm,
             preimage,
@@ -376,8 +429,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             spent: price,
             price,
             url,
+            returnInvoice,
             challenge,
-          })
+          }
+          sessions.set(key, opened)
+          prepaymentsOf.set(opened, [{ sats, undo }])
           return { payload: { action: 'open', preimage, returnInvoice } }
         }
         // One session per origin: a challenge naming another realm opens no second one (no second

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { BaseError, PaymentFailedError } from '@mppkit/core/client'
-import { type AuthenticatedLnd, createInvoice, pay } from 'lightning'
+import { type AuthenticatedLnd, createInvoice, getInvoice, pay } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import type { LightningNetwork } from '../Methods.js'
 import type { FeeBooking } from './Fees.js'
@@ -20,11 +20,18 @@ export type Wallet = {
   ): Promise<{ preimage: string; feeSats?: number }>
   /** Creates an amountless invoice for refunds, expiring in `expirySeconds`. */
   receive(options: { expirySeconds: number; description?: string }): Promise<{ invoice: string }>
+  /**
+   * Satoshis received on an invoice this wallet created (by payment hash, hex), `0n` while it is unpaid.
+   * Optional: a session client sees its refunds through it and gives them back to its spend policy's
+   * budget; without it (or when it fails) a closed session's deposits stay booked.
+   */
+  received?(paymentHash: string): Promise<bigint>
 }
 
 /**
- * A {@link Wallet} on an LND node through the `lightning` package: `SendPaymentV2` with `max_fee`, and
- * `AddInvoice` for return invoices.
+ * A {@link Wallet} on an LND node through the `lightning` package: `SendPaymentV2` with `max_fee`,
+ * `AddInvoice` for return invoices and `LookupInvoice` for what they received (the macaroon needs
+ * `invoices:read` for that; without it, refunds are not given back to the budget).
  *
  * @example
  * ```ts
@@ -51,6 +58,11 @@ export function lndWallet(lnd: AuthenticatedLnd): Wallet {
         ...(description !== undefined ? { description } : {}),
       })
       return { invoice: created.request }
+    },
+    async received(paymentHash) {
+      const invoice = await getInvoice({ lnd, id: paymentHash })
+      // `received`: whole satoshis received (rounded down from the millisatoshis).
+      return invoice.is_confirmed ? BigInt(invoice.received) : 0n
     },
   }
 }
