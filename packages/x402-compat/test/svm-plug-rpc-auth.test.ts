@@ -182,7 +182,7 @@ describe('x402 plug: the mint decimals lookup through an RPC URL with user:passw
       expect(skipped).toHaveLength(2)
       for (const { reason } of skipped)
         expect(reason).toMatch(
-          /^decimals of mint [1-9A-HJ-NP-Za-km-z]{32,44} are unknown: name them in the decimals option or give svm\.rpcUrl$/,
+          /^decimals of mint [1-9A-HJ-NP-Za-km-z]{32,44} are unknown: svm\.rpcUrl did not give them \(a refusal, no answer, or not a token mint there\); name them in the decimals option$/,
         )
       expect(leaks(skipped)).toBe(false)
       expect(leaks(plugLines)).toBe(false)

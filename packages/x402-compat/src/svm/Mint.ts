@@ -35,6 +35,8 @@ export async function mintMetadata(
       }),
       signal: AbortSignal.timeout(options.timeout ?? 10_000),
     })
+    // A refusal (401 for a wrong password, say) is no answer, whatever its body says.
+    if (!response.ok) return undefined
     const answer = (await response.json()) as {
       result?: { value?: { owner?: unknown; data?: unknown } | null }
     }

@@ -66,7 +66,9 @@ export async function svmRequest(
         )?.decimals
       : undefined)
   if (decimals === undefined)
-    return `decimals of mint ${asset} are unknown: name them in the decimals option or give svm.rpcUrl`
+    return options.rpcUrl
+      ? `decimals of mint ${asset} are unknown: svm.rpcUrl did not give them (a refusal, no answer, or not a token mint there); name them in the decimals option`
+      : `decimals of mint ${asset} are unknown: name them in the decimals option or give svm.rpcUrl`
   const methodDetails: SvmChargeRequest['methodDetails'] = {
     network: clusterOf(caip2),
     caip2,
