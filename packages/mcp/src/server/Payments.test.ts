@@ -700,9 +700,9 @@ describe('create (calls the SDK would refuse)', () => {
       async (uri) => ({ contents: [{ uri: uri.href, text: 'gold' }] }),
     )
     mcp.registerTool('forecast', {}, async () => ({ content: [{ type: 'text', text: 'sunny' }] }))
-    const connect = async (target: McpServer) => {
+    const connect = async (target: McpServer, through = payments) => {
       const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-      await payments.connect(target, serverSide)
+      await through.connect(target, serverSide)
       const client = new Client({ name: 'agent', version: '1.0.0' })
       await client.connect(clientSide)
       return client
@@ -716,8 +716,10 @@ describe('create (calls the SDK would refuse)', () => {
     const read = await pay(client.readResource({ uri: 'data://vault/1' }))
     const call = await pay(client.callTool({ name: 'forecast' }))
     vault.remove()
-    // The same payments over a server that has no tools: the SDK has no tools/call handler.
-    const bare = await connect(new McpServer({ name: 'bare', version: '1.0.0' }))
+    // The same price over a server that has no tools: the SDK has no tools/call handler (connected
+    // because the price says the tool comes later).
+    const late = create({ server, tools: { forecast: offers }, lateRegistration: { tools: ['forecast'] } })
+    const bare = await connect(new McpServer({ name: 'bare', version: '1.0.0' }), late)
     const refused = async (promise: Promise<unknown>) => {
       const error = await refusal(promise)
       return { code: error.code, message: error.message }
@@ -814,7 +816,7 @@ describe('create (configuration checks)', () => {
     expect(() =>
       create({ server, tool: { forecast: [{ method: 'test', request: price }] } } as never),
     ).toThrowErrorMatchingInlineSnapshot(
-      `[ConfigurationError: unknown option "tool" (did you mean tools?): known options are server, tools, resources, prompts, name, bindArguments, onDroppedNotification]`,
+      `[ConfigurationError: unknown option "tool" (did you mean tools?): known options are server, tools, resources, prompts, name, bindArguments, onDroppedNotification, lateRegistration]`,
     )
     expect(() => create({ server, tools: [] as never })).toThrow('tools must be an object of prices by name')
     expect(() => create({ tools: {} } as never)).toThrow(/server must be an mppkit server/)
@@ -834,22 +836,42 @@ describe('create (configuration checks)', () => {
       create({ server, resources: { 'data://items/{id}': [{ method: 'tset', request: price }] } }),
     ).toThrow(/^resources\/read data:\/\/items\/\{id\}: route offers tset\/charge/)
   })
+})
 
-  test('reports, once, at connect, a priced tool, prompt or resource the McpServer does not serve', async () => {
+describe('create (priced targets the McpServer does not serve)', () => {
+  const offers = [{ method: 'test', request: price }]
+  const setup = () => {
+    const rail = createTestRail()
     const reported: [unknown, string][] = []
-    const server = serverWith((error, { phase }) => void reported.push([error, phase]))
+    const server = Server.create({
+      realm: 'mcp.example',
+      secrets: [secret],
+      methods: [rail.server()],
+      onError: (error, { phase }) => void reported.push([error, phase]),
+      logger: false,
+    })
+    const told = () => reported.map(([error, phase]) => `${phase}: ${(error as Error).message}`)
+    return { rail, server, reported, told }
+  }
+
+  test('connect throws, naming every priced tool, prompt or resource the McpServer does not serve', async () => {
+    const { server, reported } = setup()
     const payments = create({
       server,
-      tools: { forcast: [{ method: 'test', request: price }], echo: [{ method: 'test', request: price }] },
-      prompts: { brief: [{ method: 'test', request: price }] },
+      tools: { forcast: offers, echo: offers },
+      prompts: { brief: offers },
       resources: {
-        'data://vault/a': [{ method: 'test', request: price }],
-        'data://items/{id}': [{ method: 'test', request: price }],
-        'data://served/{id}': [{ method: 'test', request: price }],
+        'data://vault/a': offers,
+        'data://items/{id}': offers,
+        'data://served/{id}': offers,
       },
     })
     const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
-    mcp.registerTool('forecast', {}, async () => ({ content: [] }))
+    const runs: string[] = []
+    mcp.registerTool('forecast', {}, async () => {
+      runs.push('forecast')
+      return { content: [] }
+    })
     mcp.registerTool('echo', {}, async () => ({ content: [] }))
     mcp.registerPrompt('expert', {}, async () => ({ messages: [] }))
     mcp.registerResource('served', 'data://served/1', {}, async (uri) => ({
@@ -861,15 +883,162 @@ describe('create (configuration checks)', () => {
       {},
       async (uri) => ({ contents: [{ uri: uri.href, text: '' }] }),
     )
-    await payments.connect(mcp, InMemoryTransport.createLinkedPair()[1])
-    payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
-    expect(reported).toHaveLength(1)
-    const [error, phase] = reported[0]!
-    expect(phase).toBe('configuration')
-    expect(error).toBeInstanceOf(ConfigurationError)
-    expect((error as Error).message).toMatchInlineSnapshot(
-      `"payments price tools/call "forcast", resources/read "data://vault/a", prompts/get "brief", which the McpServer does not serve: such a price never applies (a misspelt name leaves the real one free); register it before connecting, or fix the name"`,
+    // A misspelt `forcast` would leave `forecast` free: refused before anything is served.
+    await expect(
+      payments.connect(mcp, InMemoryTransport.createLinkedPair()[1]),
+    ).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: payments price tools/call "forcast", resources/read "data://vault/a", prompts/get "brief", which the McpServer does not serve: such a price never applies (a misspelt name leaves the real one free); register it before connecting, fix the name, or name it in lateRegistration if it is registered after connect]`,
     )
+    expect(mcp.isConnected()).toBe(false)
+    expect(() => payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)).toThrow(ConfigurationError)
+    expect(reported).toEqual([])
+    expect(runs).toEqual([])
+    // Served as priced: connects, nothing reported.
+    mcp.registerTool('forcast', {}, async () => ({ content: [] }))
+    mcp.registerPrompt('brief', {}, async () => ({ messages: [] }))
+    mcp.registerResource('vault', 'data://vault/a', {}, async (uri) => ({
+      contents: [{ uri: uri.href, text: '' }],
+    }))
+    await payments.connect(mcp, InMemoryTransport.createLinkedPair()[1])
+    expect(mcp.isConnected()).toBe(true)
+    expect(reported).toEqual([])
+    await mcp.close()
+  })
+
+  test('lateRegistration names priced keys: anything else is a ConfigurationError, and unnamed ones are still checked', async () => {
+    const { server } = setup()
+    const tools = { forecast: offers, later: offers }
+    expect(() =>
+      create({ server, tools, lateRegistration: { tools: ['forcast'] } }),
+    ).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: lateRegistration names tools "forcast", which tools does not price]`,
+    )
+    expect(() => create({ server, tools, lateRegistration: { prompts: ['forecast'] } })).toThrow(
+      'lateRegistration names prompts "forecast", which prompts does not price',
+    )
+    const shape = 'lateRegistration must be true, or { tools, prompts, resources } lists of priced keys'
+    for (const lateRegistration of [
+      'yes',
+      ['forecast'],
+      { tool: ['forecast'] },
+      { tools: 'forecast' },
+      { tools: [1] },
+    ])
+      expect(() => create({ server, tools, lateRegistration: lateRegistration as never })).toThrow(shape)
+    const payments = create({
+      server,
+      tools,
+      lateRegistration: { tools: ['later'], prompts: undefined } as never,
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('ping', {}, async () => ({ content: [] }))
+    await expect(payments.connect(mcp, InMemoryTransport.createLinkedPair()[1])).rejects.toThrow(
+      /^payments price tools\/call "forecast", which the McpServer does not serve/,
+    )
+  })
+
+  test('with lateRegistration, a target registered after connect is refused until then, then paid like any other', async () => {
+    const { rail, server, told } = setup()
+    const payments = create({
+      server,
+      tools: { later: offers },
+      prompts: { brief: offers },
+      resources: { 'data://vault/{id}': offers },
+      lateRegistration: { tools: ['later'], prompts: ['brief'], resources: ['data://vault/{id}'] },
+    })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    // The SDK installs a kind's handlers with its first target and refuses that after connect: one of each.
+    mcp.registerTool('ping', {}, async () => ({ content: [{ type: 'text', text: 'pong' }] }))
+    mcp.registerPrompt('hello', {}, async () => ({ messages: [] }))
+    mcp.registerResource('about', 'data://about', {}, async (uri) => ({
+      contents: [{ uri: uri.href, text: 'about' }],
+    }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await payments.connect(mcp, serverSide)
+    expect(told()).toEqual([])
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+
+    // Not registered yet: the SDK's not-found, no challenge, nothing settled; told once per target.
+    for (let i = 0; i < 2; i++) {
+      expect(await client.callTool({ name: 'later' })).toEqual({
+        content: [{ type: 'text', text: 'MCP error -32602: Tool later not found' }],
+        isError: true,
+      })
+      expect((await refusal(client.getPrompt({ name: 'brief' }))).code).toBe(-32602)
+      expect((await refusal(client.readResource({ uri: 'data://vault/1' }))).code).toBe(-32602)
+    }
+    expect(rail.settlements()).toBe(0)
+    expect(told()).toMatchInlineSnapshot(`
+      [
+        "configuration: payments price tools/call "later" (lateRegistration), which the McpServer still does not serve when it is called: such calls are refused, as the SDK refuses an unknown target, until it is registered",
+        "configuration: payments price prompts/get "brief" (lateRegistration), which the McpServer still does not serve when it is called: such calls are refused, as the SDK refuses an unknown target, until it is registered",
+        "configuration: payments price resources/read "data://vault/{id}" (lateRegistration), which the McpServer still does not serve when it is called: such calls are refused, as the SDK refuses an unknown target, until it is registered",
+      ]
+    `)
+
+    const runs: string[] = []
+    mcp.registerTool('later', {}, async () => {
+      runs.push('later')
+      return { content: [{ type: 'text', text: 'served' }] }
+    })
+    mcp.registerPrompt('brief', {}, async () => {
+      runs.push('brief')
+      return { messages: [{ role: 'user', content: { type: 'text', text: 'brief' } }] }
+    })
+    mcp.registerResource(
+      'vault',
+      new ResourceTemplate('data://vault/{id}', { list: undefined }),
+      {},
+      async (uri) => {
+        runs.push('vault')
+        return { contents: [{ uri: uri.href, text: 'gold' }] }
+      },
+    )
+    const payer = CoreClient.create({ methods: [rail.client()] })
+    const paid = async <T extends { _meta?: unknown }>(
+      send: (meta?: Record<string, unknown>) => Promise<T>,
+    ) => {
+      const challenge = await refusal(send())
+      expect(challenge.code).toBe(-32042)
+      const payment = await payer.pay((challenge.data as any).challenges, { url: 'mcp://mcp/x' })
+      const result = await send({ [credentialKey]: payment.credential })
+      expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+      return result
+    }
+    const tool = await paid((_meta) => client.callTool({ name: 'later', ...(_meta && { _meta }) }))
+    expect(tool.content).toEqual([{ type: 'text', text: 'served' }])
+    await paid((_meta) => client.getPrompt({ name: 'brief', ...(_meta && { _meta }) }))
+    await paid((_meta) => client.readResource({ uri: 'data://vault/7', ...(_meta && { _meta }) }))
+    // Each handler ran once, paid; nothing more was told.
+    expect(runs).toEqual(['later', 'brief', 'vault'])
+    expect(rail.settlements()).toBe(3)
+    expect(told()).toHaveLength(3)
+    await client.close()
+  })
+
+  test('lateRegistration: true lets any priced target come later, and tells once at connect what is not served', async () => {
+    const { rail, server, told } = setup()
+    const payments = create({ server, tools: { forcast: offers }, lateRegistration: true })
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' })
+    mcp.registerTool('forecast', {}, async () => ({ content: [{ type: 'text', text: 'sunny' }] }))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await payments.connect(mcp, serverSide)
+    payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
+    expect(told()).toMatchInlineSnapshot(`
+      [
+        "configuration: payments price tools/call "forcast", which the McpServer does not serve yet (lateRegistration: true): calls to it are refused until it is registered, and a misspelt name leaves the real one free; name the targets registered later in lateRegistration instead of true",
+      ]
+    `)
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    expect((await client.callTool({ name: 'forcast' })).isError).toBe(true)
+    expect(rail.settlements()).toBe(0)
+    expect(told()).toHaveLength(2)
+    expect(told()[1]).toContain(
+      'tools/call "forcast" (lateRegistration), which the McpServer still does not serve',
+    )
+    await client.close()
   })
 })
 

@@ -2,7 +2,15 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { ConfigurationError, Jcs, PaymentError, type Receipt } from '@mppkit/core'
 import { Mcp, type Outcome, type Problem, type Server } from '@mppkit/core/server'
-import { argumentsDigest, compile, type Gate, type Paywall, type Prices } from './Paywall.js'
+import {
+  argumentsDigest,
+  type CoveredMethod,
+  compile,
+  type Gate,
+  type Paywall,
+  type Priced,
+  type Prices,
+} from './Paywall.js'
 import * as Targets from './Targets.js'
 
 /**
@@ -22,6 +30,31 @@ export type Options = Prices & {
   bindArguments?: boolean
   /** Called for a paid operation sent as a notification, which is dropped. */
   onDroppedNotification?: (method: string, target: string) => void
+  /**
+   * Priced targets the `McpServer` registers after `connect` (the SDK allows it). Without this, `connect`
+   * and `transport(t, mcp)` throw a `ConfigurationError` naming every priced tool, prompt or resource the
+   * server does not serve at that moment: a misspelt `forcast` would leave `forecast` free. Name them by
+   * their keys in `tools`, `prompts` and `resources` (each must be priced), or `true` for all of them
+   * (then reported once at connect, as a `configuration` error). Until one is registered, a call to it
+   * gets the SDK's not-found refusal (no challenge, no settlement) and the first is reported; once
+   * registered, it is paid like any other.
+   */
+  lateRegistration?: boolean | LateRegistration
+}
+
+/**
+ * The priced targets {@link Options.lateRegistration} lets the `McpServer` register after `connect`, by
+ * their keys in the price list.
+ *
+ * @example
+ * ```ts
+ * const late: LateRegistration = { tools: ['forecast'], resources: ['data://items/{id}'] }
+ * ```
+ */
+export type LateRegistration = {
+  tools?: readonly string[]
+  prompts?: readonly string[]
+  resources?: readonly string[]
 }
 
 /**
@@ -48,14 +81,17 @@ export type Payments = {
   /**
    * Connects an `McpServer` through {@link Payments.transport} with the server's handle: a paid call the
    * SDK would refuse (unknown or disabled target, arguments its schema refuses) gets that refusal, and
-   * is neither challenged nor settled.
+   * is neither challenged nor settled. Rejects with a `ConfigurationError` when a priced target is not
+   * served by the `McpServer` and not named in {@link Options.lateRegistration}.
    */
   connect(mcp: McpServer, inner: Transport): Promise<void>
   /**
    * Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result.
    * Give the `McpServer` connected to it (as {@link Payments.connect} does), or a call the SDK then
    * refuses is settled first: MCP carries no Idempotency-Key, so that payment is lost. Without it, the
-   * server's logger and `onError` are told so once (phase `configuration`).
+   * server's logger and `onError` are told so once (phase `configuration`). With it, throws a
+   * `ConfigurationError` when a priced target is not served and not named in
+   * {@link Options.lateRegistration}.
    */
   transport(inner: Transport, mcp?: McpServer): Transport
   /** The capability advertised in `InitializeResult.capabilities.experimental.payment`. */
@@ -134,6 +170,7 @@ export function create(options: Options): Payments {
   if (typeof options.server?.protect !== 'function')
     throw new ConfigurationError('server must be an mppkit server (Server.create)')
   const paywall: Paywall = compile(options)
+  const late = lateEntries(options.lateRegistration, paywall.priced)
   // Each priced entry is checked as `server.protect` checks a route (an unknown method, a request its
   // schema refuses…): found now, not as a -32603 on every call.
   for (const { method, key, route } of paywall.priced) {
@@ -179,27 +216,58 @@ export function create(options: Options): Payments {
     // include a receipt" (§Successful Payment Response), and a call the SDK refuses has no result to
     // carry one, nor any Idempotency-Key to get the payment back with.
     const refusal = await targets?.refusal(forwarded(message) as Targets.Call)
-    if (refusal) return { status: 'refused', refusal }
+    if (refusal) {
+      if (targets) reportStillUnserved(gate, targets)
+      return { status: 'refused', refusal }
+    }
     const credential = Mcp.credentialOf(message)
     if (credential === undefined) return options.server.issueChallenges(input)
     return options.server.authorizePayment({ ...input, credential })
   }
 
   let uncheckedReported = false
-  const unservedReported = new Set<string>()
+  const isLate = ({ method, key }: Priced) => late === 'all' || late.has(entryId(method, key))
+  const toldAtConnect = new Set<string>()
   // A price for a name the McpServer does not serve never applies: a misspelt `forcast` leaves `forecast`
-  // free. Told once per entry (a tool may still be registered later, which McpServer allows).
-  const reportUnserved = (mcp: McpServer) => {
-    const fresh = Targets.unserved(mcp, paywall.priced).filter(
-      ({ method, key }) => !unservedReported.has(`${method}\n${key}`),
-    )
+  // free. Refused when the transport is made, unless `lateRegistration` lets it be registered later
+  // (McpServer allows that); `lateRegistration: true` names nothing, so what it lets through is told once.
+  const checkServed = (targets: Targets.Targets) => {
+    const unserved = targets.unserved(paywall.priced)
+    const unexpected = unserved.filter((entry) => !isLate(entry))
+    if (unexpected.length > 0)
+      throw new ConfigurationError(
+        `payments price ${described(unexpected)}, which the McpServer does not serve: such a price never ` +
+          'applies (a misspelt name leaves the real one free); register it before connecting, fix the name, ' +
+          'or name it in lateRegistration if it is registered after connect',
+      )
+    if (late !== 'all') return
+    const fresh = unserved.filter(({ method, key }) => !toldAtConnect.has(entryId(method, key)))
     if (fresh.length === 0) return
-    for (const { method, key } of fresh) unservedReported.add(`${method}\n${key}`)
-    const names = fresh.map(({ method, key }) => `${method} ${JSON.stringify(key)}`).join(', ')
+    for (const { method, key } of fresh) toldAtConnect.add(entryId(method, key))
     options.server.report(
       new ConfigurationError(
-        `payments price ${names}, which the McpServer does not serve: such a price never applies (a ` +
-          'misspelt name leaves the real one free); register it before connecting, or fix the name',
+        `payments price ${described(fresh)}, which the McpServer does not serve yet (lateRegistration: ` +
+          'true): calls to it are refused until it is registered, and a misspelt name leaves the real one ' +
+          'free; name the targets registered later in lateRegistration instead of true',
+      ),
+      'configuration',
+    )
+  }
+  const pricedById = new Map(paywall.priced.map((entry) => [entryId(entry.method, entry.key), entry]))
+  const toldAtCall = new Set<string>()
+  // A target left to late registration and still not registered when it is called: the SDK's refusal is
+  // the answer (no challenge, no settlement), and the operator is told once.
+  const reportStillUnserved = (gate: Gate, targets: Targets.Targets) => {
+    const id = entryId(gate.method, gate.key)
+    const entry = pricedById.get(id)
+    if (entry === undefined || toldAtCall.has(id) || !isLate(entry)) return
+    if (targets.unserved([entry]).length === 0) return
+    toldAtCall.add(id)
+    options.server.report(
+      new ConfigurationError(
+        `payments price ${described([entry])} (lateRegistration), which the McpServer still does not serve ` +
+          'when it is called: such calls are refused, as the SDK refuses an unknown target, until it is ' +
+          'registered',
       ),
       'configuration',
     )
@@ -220,7 +288,7 @@ export function create(options: Options): Payments {
         )
       }
       const targets = mcp === undefined ? undefined : Targets.of(mcp)
-      if (mcp !== undefined) reportUnserved(mcp)
+      if (targets !== undefined) checkServed(targets)
       return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
     },
     async connect(mcp, inner) {
@@ -241,7 +309,42 @@ const optionKeys: readonly (keyof Options)[] = [
   'name',
   'bindArguments',
   'onDroppedNotification',
+  'lateRegistration',
 ]
+
+const entryId = (method: CoveredMethod, key: string) => `${method}\n${key}`
+
+const described = (entries: readonly Priced[]) =>
+  entries.map(({ method, key }) => `${method} ${JSON.stringify(key)}`).join(', ')
+
+const lateSections = { tools: 'tools/call', prompts: 'prompts/get', resources: 'resources/read' } as const
+
+/**
+ * The priced entries `lateRegistration` lets the McpServer register after connect: all of them, or those
+ * named. A name that is not priced is a ConfigurationError (a misspelling there would hide one here).
+ */
+function lateEntries(option: unknown, priced: readonly Priced[]): 'all' | Set<string> {
+  if (option === undefined || option === false) return new Set()
+  if (option === true) return 'all'
+  const shape = 'lateRegistration must be true, or { tools, prompts, resources } lists of priced keys'
+  if (!isObject(option)) throw new ConfigurationError(shape)
+  const named = new Set<string>()
+  for (const [section, keys] of Object.entries(option)) {
+    if (!Object.hasOwn(lateSections, section)) throw new ConfigurationError(shape)
+    if (keys === undefined) continue
+    if (!Array.isArray(keys)) throw new ConfigurationError(shape)
+    const method = lateSections[section as keyof typeof lateSections]
+    for (const key of keys as unknown[]) {
+      if (typeof key !== 'string') throw new ConfigurationError(shape)
+      if (!priced.some((entry) => entry.method === method && entry.key === key))
+        throw new ConfigurationError(
+          `lateRegistration names ${section} ${JSON.stringify(key)}, which ${section} does not price`,
+        )
+      named.add(entryId(method, key))
+    }
+  }
+  return named
+}
 
 const squash = (key: string) => key.replace(/[-_\s]/g, '').toLowerCase()
 

@@ -31,8 +31,11 @@ export type Prices = {
   prompts?: Record<string, Price>
 }
 
-/** One paid target: the route handed to the core (offers pinned to this target). */
-export type Gate = { method: CoveredMethod; target: string; route: Route }
+/**
+ * One paid target: the route handed to the core (offers pinned to this target), and the key of the price
+ * list it comes from (a resource's URI as written, or the URI template it matches).
+ */
+export type Gate = { method: CoveredMethod; target: string; route: Route; key: string }
 
 /** One entry of the price list as written: its operation, its key (name, URI or URI template), its route. */
 export type Priced = { method: CoveredMethod; key: string; route: Route }
@@ -61,7 +64,7 @@ export type Paywall = {
 export function compile(prices: Prices): Paywall {
   const gates = new Map<string, Gate>()
   /** Priced resource templates, in the price list's order: each matching URI gets its own gate. */
-  const templates: { template: UriTemplate; offers: readonly Offer[] }[] = []
+  const templates: { key: string; template: UriTemplate; offers: readonly Offer[] }[] = []
   const methods: Record<string, { intents: string[] }> = {}
   const priced: Priced[] = []
   const sections: [CoveredMethod, Record<string, Price> | undefined, string][] = [
@@ -102,8 +105,8 @@ export function compile(prices: Prices): Paywall {
         } catch {
           throw new ConfigurationError(`${method} ${key} is not a valid URI template`)
         }
-        templates.push({ template, offers })
-        priced.push({ method, key, route: gateFor(method, key, offers).route })
+        templates.push({ key, template, offers })
+        priced.push({ method, key, route: gateFor(method, key, key, offers).route })
         continue
       }
       // Resources are priced by the URI the SDK serves, which it looks up normalized: two spellings of
@@ -111,7 +114,7 @@ export function compile(prices: Prices): Paywall {
       const target = method === 'resources/read' ? normalizedUri(key) : key
       if (gates.has(`${method}\n${target}`))
         throw new ConfigurationError(`${method} ${key} is priced twice (as ${target})`)
-      const gate = gateFor(method, target, offers)
+      const gate = gateFor(method, key, target, offers)
       gates.set(`${method}\n${target}`, gate)
       priced.push({ method, key, route: gate.route })
     }
@@ -133,15 +136,15 @@ export function compile(prices: Prices): Paywall {
       const uri = normalizedUri(target)
       const exact = gates.get(`${method}\n${uri}`)
       if (exact) return exact
-      for (const { template, offers } of templates) {
+      for (const { key, template, offers } of templates) {
         let matched: unknown
         try {
           matched = template.match(uri)
         } catch {
           // Too long to match: the SDK's own match refuses it too, priced or not.
-          return gateFor(method, uri, offers)
+          return gateFor(method, key, uri, offers)
         }
-        if (matched) return gateFor(method, uri, offers)
+        if (matched) return gateFor(method, key, uri, offers)
       }
       return undefined
     },
@@ -166,11 +169,11 @@ export function normalizedUri(uri: string): string {
 }
 
 /** The gate of one target: its offers pinned to the operation and target (`opaque.mcp`). */
-function gateFor(method: CoveredMethod, target: string, offers: readonly Offer[]): Gate {
+function gateFor(method: CoveredMethod, key: string, target: string, offers: readonly Offer[]): Gate {
   const route: Route = {
     offers: offers.map((offer) => ({ ...offer, opaque: { ...offer.opaque, mcp: `${method} ${target}` } })),
   }
-  return { method, target, route }
+  return { method, target, route, key }
 }
 
 /**

@@ -40,6 +40,8 @@ export type Call = { jsonrpc?: unknown; id?: unknown; method: CoveredMethod; par
 export type Targets = {
   /** The SDK's refusal of this call, or undefined when the SDK would run its handler (or cannot be seen into). */
   refusal(call: Call): Promise<Refusal | undefined>
+  /** The priced entries the `McpServer` serves nothing for, now (see {@link unserved}). */
+  unserved(priced: readonly Priced[]): Priced[]
 }
 
 /**
@@ -70,6 +72,7 @@ export function of(mcp: McpServer): Targets {
       if (call.method === 'prompts/get') return promptRefusal(internals, call)
       return resourceRefusal(internals, call)
     },
+    unserved: (priced) => unservedBy(internals, priced),
   }
 }
 
@@ -85,7 +88,10 @@ export function of(mcp: McpServer): Targets {
  * ```
  */
 export function unserved(mcp: McpServer, priced: readonly Priced[]): Priced[] {
-  const internals = internalsOf(mcp)
+  return unservedBy(internalsOf(mcp), priced)
+}
+
+function unservedBy(internals: Internals, priced: readonly Priced[]): Priced[] {
   return priced.filter((entry) => {
     const handled = handlerRefusal(internals, entry.method)
     if (handled === undefined) return false

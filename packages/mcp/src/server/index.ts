@@ -1,4 +1,11 @@
-export { create, liftMeta, type Options, type PaymentCapability, type Payments } from './Payments.js'
+export {
+  create,
+  type LateRegistration,
+  liftMeta,
+  type Options,
+  type PaymentCapability,
+  type Payments,
+} from './Payments.js'
 export {
   argumentsDigest,
   compile,
