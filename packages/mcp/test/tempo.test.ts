@@ -73,7 +73,7 @@ describe.skipIf(!!reason)('paid MCP tools on Tempo (anvil)', () => {
       return { content: [{ type: 'text', text: 'sunny' }] }
     })
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await mcp.connect(payments.transport(serverSide))
+    await payments.connect(mcp, serverSide)
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     return { client, recipient, runs: () => runs }

@@ -1,7 +1,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
+import { Server as LowLevelServer } from '@modelcontextprotocol/sdk/server/index.js'
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js'
-import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
 import { ConfigurationError } from '@mppkit/core'
 import { Client as CoreClient } from '@mppkit/core/client'
 import * as Server from '@mppkit/core/server'
@@ -277,7 +278,7 @@ describe('create (raw JSON-RPC)', () => {
     )
     mcp.registerResource('vault', new ResourceTemplate('data://vault/{id}', { list: undefined }), {}, read)
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await mcp.connect(payments.transport(serverSide))
+    await mcp.connect(payments.transport(serverSide, mcp))
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     for (const uri of [
@@ -330,7 +331,7 @@ describe('create (raw JSON-RPC)', () => {
       contents: [{ uri: uri.href, text: 'market data' }],
     }))
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await mcp.connect(payments.transport(serverSide))
+    await mcp.connect(payments.transport(serverSide, mcp))
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     expect((await refusal(client.readResource({ uri: 'DATA://premium/x/../market' }))).code).toBe(-32042)
@@ -517,7 +518,7 @@ describe('create (dynamic prices)', () => {
       content: [{ type: 'text', text: `${days} days` }],
     }))
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await mcp.connect(payments.transport(serverSide))
+    await mcp.connect(payments.transport(serverSide, mcp))
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     const error = await refusal(client.callTool({ name: 'forecast', arguments: { days: 7 } }))
@@ -749,10 +750,47 @@ describe('create (calls the SDK would refuse)', () => {
     await bare.close()
   })
 
-  test('a paid call over a transport wrapped without the McpServer is not checked (settled first)', async () => {
+  test('transport(t) without the McpServer throws a ConfigurationError: nothing is wrapped or reported', async () => {
+    const reported: [unknown, string][] = []
+    const server = Server.create({
+      realm: 'r',
+      secrets: [secret],
+      methods: [createTestRail().server()],
+      onError: (error, { phase }) => void reported.push([error, phase]),
+      logger: false,
+    })
+    const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
+    const [, serverSide] = InMemoryTransport.createLinkedPair()
+    // @ts-expect-error: the McpServer, or `{ unchecked: true }`, is required.
+    expect(() => payments.transport(serverSide)).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigurationError: payments.transport(t) needs the McpServer connected to it: without it, a paid call the SDK then refuses (an unknown or disabled tool, prompt or resource, arguments its schema refuses) would be settled before the SDK checks it, and that payment lost (MCP carries no Idempotency-Key); use payments.connect(mcp, t) or payments.transport(t, mcp), or, for a server that is not an McpServer (the SDK's low-level Server, one of your own), payments.transport(t, { unchecked: true })]`,
+    )
+    expect(() => payments.transport(serverSide, null as never)).toThrow(/needs the McpServer connected to it/)
+    for (const options of [{ unchecked: false }, { unchecked: 'yes' }, { unchecked: true, name: 'x' }])
+      expect(() => payments.transport(serverSide, options as never)).toThrowErrorMatchingInlineSnapshot(
+        `[ConfigurationError: payments.transport(t, options) takes { unchecked: true } and nothing else, for a server that is not an McpServer; give an McpServer otherwise (payments.connect(mcp, t) or payments.transport(t, mcp))]`,
+      )
+    // `connect` has no opt-out: it needs the McpServer it connects.
+    for (const mcp of [undefined, { unchecked: true }])
+      await expect(payments.connect(mcp as never, serverSide)).rejects.toThrow(/needs an McpServer of/)
+    // Nothing was wired to the transport, no secret is in the message, and nothing was reported.
+    expect(serverSide.onmessage).toBeUndefined()
+    const thrown = (() => {
+      try {
+        payments.transport(serverSide, undefined as never)
+      } catch (error) {
+        return error
+      }
+    })()
+    expect(thrown).toBeInstanceOf(ConfigurationError)
+    expect((thrown as Error).message).not.toContain(secret)
+    expect(reported).toEqual([])
+  })
+
+  test('a paid call over a transport wrapped unchecked is not checked (settled first)', async () => {
     const fixture = paidServer()
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-    await fixture.mcp.connect(fixture.payments.transport(serverSide))
+    await fixture.mcp.connect(fixture.payments.transport(serverSide, { unchecked: true }))
     const client = new Client({ name: 'agent', version: '1.0.0' })
     await client.connect(clientSide)
     const error = await refusal(client.callTool({ name: 'premium' }))
@@ -762,15 +800,70 @@ describe('create (calls the SDK would refuse)', () => {
     )
     ;(fixture.mcp as any)._registeredTools.premium.disable()
     const result = await client.callTool({ name: 'premium', _meta: { [credentialKey]: payment.credential } })
-    // The documented gap of `payments.transport(t)` alone: the SDK's refusal carries the receipt of a
-    // settled payment.
+    // The documented gap of `payments.transport(t, { unchecked: true })`: the SDK's refusal carries the
+    // receipt of a settled payment.
     expect(result.isError).toBe(true)
     expect((result._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
     expect(fixture.rail.settlements()).toBe(1)
     await client.close()
   })
 
-  test('a transport wrapped without the McpServer is reported once, as configuration', () => {
+  test("{ unchecked: true } serves the SDK's low-level Server: paid once, reported once, as configuration", async () => {
+    const rail = createTestRail()
+    const reported: [unknown, string][] = []
+    const server = Server.create({
+      realm: 'mcp.example',
+      secrets: [secret],
+      methods: [rail.server()],
+      onError: (error, { phase }) => void reported.push([error, phase]),
+      logger: false,
+    })
+    const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
+    const lowLevel = new LowLevelServer(
+      { name: 'weather', version: '1.0.0' },
+      { capabilities: { tools: {} } },
+    )
+    const runs: unknown[] = []
+    lowLevel.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      runs.push(extra._meta?.[receiptKey])
+      return { content: [{ type: 'text', text: `sunny (${request.params.name})` }] }
+    })
+    // Given as if it were an McpServer, it is refused, pointing at the explicit opt-out.
+    expect(() => payments.transport(InMemoryTransport.createLinkedPair()[1], lowLevel as never)).toThrow(
+      /; for a server that is not one, payments\.transport\(t, \{ unchecked: true \}\) checks nothing/,
+    )
+    expect(reported).toEqual([])
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    await lowLevel.connect(payments.transport(serverSide, { unchecked: true }))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(clientSide)
+    const unpaid = await refusal(client.callTool({ name: 'forecast' }))
+    expect(unpaid.code).toBe(-32042)
+    const payment = await CoreClient.create({ methods: [rail.client()] }).pay(
+      (unpaid.data as any).challenges,
+      {
+        url: 'mcp://weather/tools/forecast',
+      },
+    )
+    const paid = await client.callTool({ name: 'forecast', _meta: { [credentialKey]: payment.credential } })
+    expect(paid.content).toEqual([{ type: 'text', text: 'sunny (forecast)' }])
+    expect((paid._meta as any)[receiptKey].challengeId).toBe(payment.challenge.id)
+    expect(runs).toEqual([expect.objectContaining({ challengeId: payment.challenge.id })])
+    expect(rail.settlements()).toBe(1)
+    // One Streamable HTTP session after another: said once.
+    for (let i = 0; i < 3; i++)
+      payments.transport(InMemoryTransport.createLinkedPair()[1], { unchecked: true })
+    expect(reported).toHaveLength(1)
+    const [error, phase] = reported[0]!
+    expect(phase).toBe('configuration')
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect((error as Error).message).toMatchInlineSnapshot(
+      `"payments.transport(t, { unchecked: true }) checks no McpServer: a paid call the server then refuses (an unknown or disabled tool, prompt or resource, arguments its schema refuses) is settled first and its payment lost; with an McpServer, use payments.connect(mcp, t) or payments.transport(t, mcp)"`,
+    )
+    await client.close()
+  })
+
+  test('transport(t, mcp) reports nothing; an unchecked transport is reported once, as configuration', () => {
     const reported: [unknown, string][] = []
     const server = Server.create({
       realm: 'r',
@@ -784,7 +877,8 @@ describe('create (calls the SDK would refuse)', () => {
     payments.transport(InMemoryTransport.createLinkedPair()[1], mcp)
     expect(reported).toEqual([])
     // One Streamable HTTP session after another: said once.
-    for (let i = 0; i < 3; i++) payments.transport(InMemoryTransport.createLinkedPair()[1])
+    for (let i = 0; i < 3; i++)
+      payments.transport(InMemoryTransport.createLinkedPair()[1], { unchecked: true })
     expect(reported).toHaveLength(1)
     const [error, phase] = reported[0]!
     expect(phase).toBe('configuration')
@@ -797,7 +891,7 @@ describe('create (calls the SDK would refuse)', () => {
     const payments = create({ server, tools: { forecast: [{ method: 'test', request: price }] } })
     const [, serverSide] = InMemoryTransport.createLinkedPair()
     expect(() => payments.transport(serverSide, {} as McpServer)).toThrowErrorMatchingInlineSnapshot(
-      `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run)]`,
+      `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run); for a server that is not one, payments.transport(t, { unchecked: true }) checks nothing (calls it refuses are settled first)]`,
     )
   })
 })

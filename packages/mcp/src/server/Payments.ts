@@ -58,6 +58,17 @@ export type LateRegistration = {
 }
 
 /**
+ * The second argument of {@link Payments.transport} for a server that is not an `McpServer` (the SDK's
+ * low-level `Server`, one of the application's own): nothing is checked before a paid call is settled.
+ *
+ * @example
+ * ```ts
+ * await lowLevel.connect(payments.transport(new StdioServerTransport(), { unchecked: true }))
+ * ```
+ */
+export type Unchecked = { unchecked: true }
+
+/**
  * The `experimental.payment` capability object: "Each method object MUST contain an `intents` array".
  *
  * @example
@@ -82,18 +93,25 @@ export type Payments = {
    * Connects an `McpServer` through {@link Payments.transport} with the server's handle: a paid call the
    * SDK would refuse (unknown or disabled target, arguments its schema refuses) gets that refusal, and
    * is neither challenged nor settled. Rejects with a `ConfigurationError` when a priced target is not
-   * served by the `McpServer` and not named in {@link Options.lateRegistration}.
+   * served by the `McpServer` and not named in {@link Options.lateRegistration}, and when `mcp` is not an
+   * `McpServer` (there is no unchecked `connect`: see {@link Unchecked}).
    */
   connect(mcp: McpServer, inner: Transport): Promise<void>
   /**
-   * Wraps a server transport (stdio, Streamable HTTP, in-memory…); connect the MCP server to the result.
-   * Give the `McpServer` connected to it (as {@link Payments.connect} does), or a call the SDK then
-   * refuses is settled first: MCP carries no Idempotency-Key, so that payment is lost. Without it, the
-   * server's logger and `onError` are told so once (phase `configuration`). With it, throws a
-   * `ConfigurationError` when a priced target is not served and not named in
-   * {@link Options.lateRegistration}.
+   * Wraps a server transport (stdio, Streamable HTTP, in-memory…) for the `McpServer` connected to the
+   * result (as {@link Payments.connect} does): a paid call the SDK would refuse gets that refusal, and is
+   * neither challenged nor settled. Throws a `ConfigurationError` when a priced target is not served and
+   * not named in {@link Options.lateRegistration}, and when no `McpServer` is given (a call the SDK then
+   * refuses would be settled first: MCP carries no Idempotency-Key, so that payment would be lost).
    */
-  transport(inner: Transport, mcp?: McpServer): Transport
+  transport(inner: Transport, mcp: McpServer): Transport
+  /**
+   * Wraps a server transport for a server that is not an `McpServer` (the SDK's low-level `Server`, one
+   * of the application's own), by explicit choice: nothing is checked, so a paid call the server then
+   * refuses is settled first and its payment lost. The server's logger and `onError` are told so once
+   * (phase `configuration`), however many transports are made this way.
+   */
+  transport(inner: Transport, options: Unchecked): Transport
   /** The capability advertised in `InitializeResult.capabilities.experimental.payment`. */
   readonly capability: PaymentCapability
 }
@@ -272,30 +290,68 @@ export function create(options: Options): Payments {
       'configuration',
     )
   }
+  // The calls the SDK would refuse are answered with its refusal, neither challenged nor settled.
+  const checked = (inner: Transport, mcp: McpServer) => {
+    const targets = Targets.of(mcp)
+    checkServed(targets)
+    return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
+  }
   const payments: Payments = {
     capability,
-    transport(inner, mcp) {
+    transport(inner: Transport, mcp: McpServer | Unchecked) {
+      if (!isUnchecked(mcp)) return checked(inner, mcp)
       // Said once, however many transports (one per Streamable HTTP session) are made this way.
-      if (mcp === undefined && !uncheckedReported) {
+      if (!uncheckedReported) {
         uncheckedReported = true
         options.server.report(
           new ConfigurationError(
-            'payments.transport(t) was given no McpServer: a paid call the SDK then refuses (an unknown or ' +
-              'disabled tool, arguments its schema refuses) is settled first and its payment lost; use ' +
-              'payments.connect(mcp, t) or payments.transport(t, mcp)',
+            'payments.transport(t, { unchecked: true }) checks no McpServer: a paid call the server then ' +
+              'refuses (an unknown or disabled tool, prompt or resource, arguments its schema refuses) is ' +
+              'settled first and its payment lost; with an McpServer, use payments.connect(mcp, t) or ' +
+              'payments.transport(t, mcp)',
           ),
           'configuration',
         )
       }
-      const targets = mcp === undefined ? undefined : Targets.of(mcp)
-      if (targets !== undefined) checkServed(targets)
-      return new PaidTransport(inner, paywall, authorize, targets, capability, options.onDroppedNotification)
+      return new PaidTransport(
+        inner,
+        paywall,
+        authorize,
+        undefined,
+        capability,
+        options.onDroppedNotification,
+      )
     },
     async connect(mcp, inner) {
-      await mcp.connect(payments.transport(inner, mcp))
+      // Made before `mcp.connect` is read: anything but an McpServer is a ConfigurationError.
+      const transport = checked(inner, mcp)
+      await mcp.connect(transport)
     },
   }
   return payments
+}
+
+/**
+ * Whether `transport` was told to check nothing (`{ unchecked: true }`), or was given what must be an
+ * `McpServer` (`Targets.of` says when it is not). No McpServer at all is a ConfigurationError: a paid call
+ * the SDK then refuses would be settled before the SDK checks it, and MCP carries no Idempotency-Key to
+ * get that payment back with.
+ */
+function isUnchecked(second: unknown): second is Unchecked {
+  if (second === undefined || second === null)
+    throw new ConfigurationError(
+      'payments.transport(t) needs the McpServer connected to it: without it, a paid call the SDK then ' +
+        'refuses (an unknown or disabled tool, prompt or resource, arguments its schema refuses) would be ' +
+        'settled before the SDK checks it, and that payment lost (MCP carries no Idempotency-Key); use ' +
+        'payments.connect(mcp, t) or payments.transport(t, mcp), or, for a server that is not an McpServer ' +
+        "(the SDK's low-level Server, one of your own), payments.transport(t, { unchecked: true })",
+    )
+  if (!isObject(second) || !Object.hasOwn(second, 'unchecked')) return false
+  if (second.unchecked === true && Object.keys(second).length === 1) return true
+  throw new ConfigurationError(
+    'payments.transport(t, options) takes { unchecked: true } and nothing else, for a server that is not ' +
+      'an McpServer; give an McpServer otherwise (payments.connect(mcp, t) or payments.transport(t, mcp))',
+  )
 }
 
 /** The handler of the `protect` call that only checks a route: never called. */

@@ -141,7 +141,7 @@ describe('of', () => {
 
   test('something that is not an McpServer of this SDK is a ConfigurationError', () => {
     expect(() => Targets.of({} as McpServer)).toThrowErrorMatchingInlineSnapshot(
-      `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run)]`,
+      `[ConfigurationError: payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt and resource registries are read to settle only calls the SDK will run); for a server that is not one, payments.transport(t, { unchecked: true }) checks nothing (calls it refuses are settled first)]`,
     )
   })
 })

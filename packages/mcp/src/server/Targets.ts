@@ -159,7 +159,8 @@ function internalsOf(mcp: McpServer): Internals {
     return found as Internals
   throw new ConfigurationError(
     'payments.transport(t, mcp) needs an McpServer of @modelcontextprotocol/sdk 1.32.x (its tool, prompt ' +
-      'and resource registries are read to settle only calls the SDK will run)',
+      'and resource registries are read to settle only calls the SDK will run); for a server that is not ' +
+      'one, payments.transport(t, { unchecked: true }) checks nothing (calls it refuses are settled first)',
   )
 }
 

@@ -5,6 +5,7 @@ export {
   type Options,
   type PaymentCapability,
   type Payments,
+  type Unchecked,
 } from './Payments.js'
 export {
   argumentsDigest,
