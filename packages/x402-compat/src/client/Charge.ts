@@ -18,6 +18,9 @@ export type Wallet = {
     hash: Hex
     timeout?: number
   }): Promise<{ status: 'success' | 'reverted' }>
+  /** A wallet with public actions has it: the client then reads token `decimals()` through it. */
+  readContract?(args: any): Promise<unknown>
+  getChainId?(): Promise<number>
 }
 
 /**
@@ -57,11 +60,46 @@ export declare namespace charge {
     /**
      * Decimals of tokens, keyed `eip155:<chainId>:<address>` or `<address>`, for decimal-aware spend
      * policies (a cross-rail budget). These are what the quote carries; a challenge naming other
-     * `decimals` for such a token is refused (`PolicyError` reason `decimals`): on EVM no chain check
-     * confirms a server's `decimals`, and more of them make an amount look smaller.
+     * `decimals` for such a token is refused (`PolicyError` reason `decimals`): more of them make an
+     * amount look smaller. A token named here is never read on chain.
      */
     decimals?: Readonly<Record<string, number>>
+    /**
+     * Chain reads (default: `wallet`, when it has public actions): for a token `decimals` does not name,
+     * the `decimals` a challenge names (what the quote was priced with) are checked against the token's
+     * ERC-20 `decimals()` before anything is signed or sent, and refused (`PolicyError` reason
+     * `decimals`) when they differ or cannot be read. A reader on another chain than the challenge's
+     * reads nothing (and confirms nothing).
+     */
+    client?: Reader
   }
+  /** A viem public client (or wallet client with public actions): what the `evm` client reads on chain. */
+  type Reader = {
+    chain?: { id: number } | undefined
+    readContract(args: any): Promise<unknown>
+    /** Asked once when `chain` is not set, so that a reader on another chain is not read. */
+    getChainId?(): Promise<number>
+  }
+}
+
+/** Tokens whose on-chain decimals a client remembers (the oldest is forgotten first). */
+const maxCachedDecimals = 256
+
+/** Milliseconds a chain read of `decimals()` may take before the challenge's are unconfirmed. */
+const decimalsReadTimeout = 10_000
+
+/** Races `promise` against a timer (a read that never answers must not hold the payment, or the cache). */
+function timed<value>(promise: Promise<value>, ms: number): Promise<value> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new PolicyError('decimals', 'evm: the chain did not answer in time')),
+        ms,
+      )
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 /** The configured decimals of `token` on `chainId` (a chain-scoped key first), if any. */
@@ -123,6 +161,74 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         'unsupported-chain',
       )
     return wallet
+  }
+  const reader: charge.Reader | undefined =
+    options.client ??
+    (typeof options.wallet?.readContract === 'function' ? (options.wallet as charge.Reader) : undefined)
+  // The reader's chain: asked once (when it does not say), and again after a failed answer.
+  let readerChain: Promise<number> | undefined
+  const chainOfReader = (read: charge.Reader) => {
+    if (read.chain) return Promise.resolve(read.chain.id)
+    if (typeof read.getChainId !== 'function') return Promise.resolve(undefined)
+    if (readerChain) return readerChain
+    const asked = timed(read.getChainId(), decimalsReadTimeout)
+    readerChain = asked
+    asked.catch(() => {
+      if (readerChain === asked) readerChain = undefined
+    })
+    return asked
+  }
+  // Decimals read on chain, per chainId and token (successful reads only; reads in flight are shared).
+  const onChain = new Map<string, Promise<number>>()
+  const chainDecimals = (read: charge.Reader, chainId: number, token: string) => {
+    const key = `${chainId}:${token.toLowerCase()}`
+    const cached = onChain.get(key)
+    if (cached) return cached
+    const reading = timed(
+      read.readContract({ address: token as Address, abi: erc20Abi, functionName: 'decimals' }),
+      decimalsReadTimeout,
+    ).then((value) => {
+      // ERC-20 `decimals()` is a uint8: anything else is no answer.
+      const decimals = typeof value === 'bigint' ? Number(value) : value
+      if (typeof decimals !== 'number' || !Number.isInteger(decimals) || decimals < 0 || decimals > 255)
+        throw new PolicyError('decimals', 'evm: decimals() did not answer a uint8')
+      return decimals
+    })
+    if (onChain.size >= maxCachedDecimals) onChain.delete(onChain.keys().next().value!)
+    onChain.set(key, reading)
+    reading.catch(() => {
+      if (onChain.get(key) === reading) onChain.delete(key)
+    })
+    return reading
+  }
+  /**
+   * Before anything is signed or sent: the `decimals` the challenge names, which the quote carried when
+   * `options.decimals` names none for the token (a cross-rail budget priced the payment with them), must
+   * be the token's on chain. A server naming more of them makes the amount look smaller ("Base Units: The
+   * smallest transferable unit of a token, determined by the token's decimal precision"). Without a
+   * reader, nothing confirms them (the documented gap); with one, a failed read refuses the payment.
+   */
+  const confirmDecimals = async (request: EvmChargeRequest) => {
+    const { chainId, decimals: advertised } = request.methodDetails
+    if (!reader || advertised === undefined) return
+    if (configuredDecimals(options.decimals ?? {}, chainId, request.currency) !== undefined) return
+    let decimals: number
+    try {
+      const readerChainId = await chainOfReader(reader)
+      if (readerChainId !== undefined && readerChainId !== chainId) return
+      decimals = await chainDecimals(reader, chainId, request.currency)
+    } catch {
+      // No cause: an RPC error may quote the node's URL, credentials included.
+      throw new PolicyError(
+        'decimals',
+        `evm: could not confirm the ${advertised} decimals the challenge names for ${request.currency}: the chain did not answer decimals() on chain ${chainId}`,
+      )
+    }
+    if (decimals !== advertised)
+      throw new PolicyError(
+        'decimals',
+        `evm: the challenge names ${advertised} decimals for ${request.currency}, the chain says ${decimals}`,
+      )
   }
   const transfer = async (request: EvmChargeRequest) => {
     const wallet = walletFor(request.methodDetails.chainId)
@@ -198,6 +304,9 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
             : 'unsupported-credential-type',
         )
       }
+      // The quote was booked with these decimals: checked before any signature or broadcast, so a
+      // refusal releases the booking with nothing sent.
+      await confirmDecimals(request)
       const source = pkh(
         chainId,
         (type === 'transaction' || type === 'hash' ? options.wallet!.account! : account).address,
