@@ -40,7 +40,7 @@ export type Call = { jsonrpc?: unknown; id?: unknown; method: CoveredMethod; par
 export type Targets = {
   /** The SDK's refusal of this call, or undefined when the SDK would run its handler (or cannot be seen into). */
   refusal(call: Call): Promise<Refusal | undefined>
-  /** The priced entries the `McpServer` serves nothing for, now (see {@link unserved}). */
+  /** The priced entries the `McpServer` serves nothing for, now (see {@link unservedBy}). */
   unserved(priced: readonly Priced[]): Priced[]
 }
 
@@ -84,13 +84,9 @@ export function of(mcp: McpServer): Targets {
  *
  * @example
  * ```ts
- * Targets.unserved(mcp, paywall.priced) // [{ method: 'tools/call', key: 'forcast', … }]
+ * Targets.of(mcp).unserved(paywall.priced) // [{ method: 'tools/call', key: 'forcast', … }]
  * ```
  */
-export function unserved(mcp: McpServer, priced: readonly Priced[]): Priced[] {
-  return unservedBy(internalsOf(mcp), priced)
-}
-
 function unservedBy(internals: Internals, priced: readonly Priced[]): Priced[] {
   return priced.filter((entry) => {
     const handled = handlerRefusal(internals, entry.method)
