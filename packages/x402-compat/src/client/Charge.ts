@@ -1,6 +1,7 @@
 import { type Method, PaymentFailedError, PolicyError } from '@mppkit/core/client'
 import { type Account, type Address, encodeFunctionData, erc20Abi, type Hex, toHex } from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
+import { withTimeout } from '../internal/timeout.js'
 import { type CredentialType, type EvmChargeRequest, evmCharge } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
 
@@ -89,18 +90,8 @@ const maxCachedDecimals = 256
 const decimalsReadTimeout = 10_000
 
 /** Races `promise` against a timer (a read that never answers must not hold the payment, or the cache). */
-function timed<value>(promise: Promise<value>, ms: number): Promise<value> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new PolicyError('decimals', 'evm: the chain did not answer in time')),
-        ms,
-      )
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
+const timed = <value>(promise: Promise<value>, ms: number): Promise<value> =>
+  withTimeout(promise, ms, () => new PolicyError('decimals', 'evm: the chain did not answer in time'))
 
 /** The configured decimals of `token` on `chainId` (a chain-scoped key first), if any. */
 function configuredDecimals(

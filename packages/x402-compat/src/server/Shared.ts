@@ -1,6 +1,7 @@
 import type { Challenge, Store as MethodStore } from '@mppkit/core'
 import { PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import type { Address, Hex } from 'viem'
+import { withTimeout as raceTimeout } from '../internal/timeout.js'
 import type { Facilitator } from './Charge.js'
 
 /** A viem wallet client with public actions, whose account pays gas for settlement. */
@@ -127,16 +128,11 @@ export async function onChain<value>(
 
 /** Races a promise against a timer that rejects with a 503. */
 export function withTimeout<value>(promise: Promise<value>, ms: number): Promise<value> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([
+  return raceTimeout(
     promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 })),
-        ms,
-      )
-    }),
-  ]).finally(() => clearTimeout(timer))
+    ms,
+    () => new ServiceUnavailableError({ detail: 'The settlement timed out.', retryAfter: 1 }),
+  )
 }
 
 /**
