@@ -73,7 +73,7 @@ export type SessionClient = Method.Client<typeof session> & {
 
 type Spend = NonNullable<Method.PayContext<unknown>['spend']>
 /** A deposit or top-up booked against the spend policy's budget (a prepayment): what to give back on a refund. */
-type Prepayment = { sats: bigint; undo: ((keep?: bigint) => void) | undefined }
+type Prepayment = { sats: bigint; undo: (keep?: bigint) => void }
 
 /**
  * Gives `refunded` satoshis back to the budget, from the latest prepayment backwards (each undo keeps
@@ -84,10 +84,10 @@ function giveBack(prepayments: Prepayment[], refunded: bigint): void {
   for (let i = prepayments.length - 1; i >= 0 && left > 0n; i--) {
     const { sats, undo } = prepayments[i]!
     if (left >= sats) {
-      undo?.()
+      undo()
       left -= sats
     } else {
-      undo?.(sats - left)
+      undo(sats - left)
       left = 0n
     }
   }
@@ -171,7 +171,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     network: `lightning:${network}`,
     decimals: 0,
   })
-  // The deposits and top-ups of each open session booked against the budget, for its refund.
+  // The deposits and top-ups of each open session booked against the budget, for its refund (none when
+  // the method is driven without a spend policy: then no refund is looked up either).
   const prepaymentsOf = new WeakMap<SessionState, Prepayment[]>()
   /**
    * Books a deposit or top-up of `sats` against the budget before it is paid (a prepayment: the money
@@ -309,7 +310,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       unbook(undo, error)
       throw error
     }
-    prepaymentsOf.get(state)?.push({ sats: paid.sats, undo })
+    if (undo) prepaymentsOf.get(state)?.push({ sats: paid.sats, undo })
     return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
   }
 
@@ -433,7 +434,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             challenge,
           }
           sessions.set(key, opened)
-          prepaymentsOf.set(opened, [{ sats, undo }])
+          prepaymentsOf.set(opened, undo ? [{ sats, undo }] : [])
           return { payload: { action: 'open', preimage, returnInvoice } }
         }
         // One session per origin: a challenge naming another realm opens no second one (no second
