@@ -1118,9 +1118,10 @@ describe.skipIf(!!reason)('PostgresStore (connectionTimeoutMillis of the pool)',
     await owned.close()
   })
 
-  it("answers a connection attempt that never completes within timeoutMs; the pool's connectionTimeoutMillis gives its slot back", async () => {
+  /** A store answering within 200 ms, on a one-connection pool through a relay whose connects can be held. */
+  const relayed = async (connectionTimeoutMillis: number) => {
     const relay = await gate(new URL(url))
-    const given = ownPool({ connectionString: relay.url, max: 1, connectionTimeoutMillis: 1_500 })
+    const given = ownPool({ connectionString: relay.url, max: 1, connectionTimeoutMillis })
     const store = new PostgresStore({
       pool: given,
       schema: poolSchema,
@@ -1129,6 +1130,11 @@ describe.skipIf(!!reason)('PostgresStore (connectionTimeoutMillis of the pool)',
       timeoutMs: 200,
       onError: () => {},
     })
+    return { relay, given, store }
+  }
+
+  it("answers a connection attempt that never completes within timeoutMs; the pool's connectionTimeoutMillis gives its slot back", async () => {
+    const { relay, given, store } = await relayed(1_500)
     try {
       relay.hold()
       const started = Date.now()
@@ -1151,16 +1157,7 @@ describe.skipIf(!!reason)('PostgresStore (connectionTimeoutMillis of the pool)',
   })
 
   it('gives a connection that completes after timeoutMs back to the pool unused: its statement never runs', async () => {
-    const relay = await gate(new URL(url))
-    const given = ownPool({ connectionString: relay.url, max: 1, connectionTimeoutMillis: 10_000 })
-    const store = new PostgresStore({
-      pool: given,
-      schema: poolSchema,
-      autoMigrate: false,
-      cleanupIntervalMs: false,
-      timeoutMs: 200,
-      onError: () => {},
-    })
+    const { relay, given, store } = await relayed(10_000)
     const key = `late:${Math.random()}`
     try {
       relay.hold()
