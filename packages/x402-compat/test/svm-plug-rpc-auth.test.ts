@@ -1,10 +1,9 @@
-import { createServer as createHttpServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { inspect } from 'node:util'
 import { type Challenge, create as createClient, type Method } from '@mppkit/core/client'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type SolanaNode, startSolana } from '../../devnet/src/solana/index.js'
 import { svm as svmClient, x402 as x402Plug } from '../src/client/index.js'
+import { basicAuthRpc } from './basic-auth-rpc.js'
 import { asFetch } from './peers.js'
 import { honoSvmServer, network, svmFacilitator, world } from './svm-peers.js'
 
@@ -16,46 +15,19 @@ import { honoSvmServer, network, svmFacilitator, world } from './svm-peers.js'
 const user = 'rpc-user'
 const password = 'p@ss:wörd-Secret' // percent-encoded in the URL; the header carries it decoded
 const wrongPassword = 'wrong-Guess-pw'
-const expected = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`
-
 let node: SolanaNode
-let proxy: ReturnType<typeof createHttpServer>
-let port: number
-const seen: { method: string; authorized: boolean; status: number }[] = []
+let proxy: Awaited<ReturnType<typeof basicAuthRpc>>
+const seen = () => proxy.seen
 
-const urlWith = (userinfo: string) => `http://${userinfo}127.0.0.1:${port}`
+const urlWith = (userinfo: string) => `http://${userinfo}127.0.0.1:${proxy.port}`
 const authUrl = () => urlWith(`${user}:${encodeURIComponent(password)}@`)
 
 beforeAll(async () => {
   node = await startSolana()
-  proxy = createHttpServer(async (req, res) => {
-    const chunks: Buffer[] = []
-    for await (const chunk of req) chunks.push(chunk as Buffer)
-    const body = Buffer.concat(chunks).toString('utf8')
-    const authorized = req.headers.authorization === expected && !req.url?.includes('@')
-    const call = {
-      method: (JSON.parse(body || '{}') as { method?: string }).method ?? '?',
-      authorized,
-      status: 401,
-    }
-    seen.push(call)
-    if (!authorized) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="rpc"' }).end()
-      return
-    }
-    const answer = await fetch(node.info.rpcUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    })
-    call.status = answer.status
-    res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text())
-  })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
-  port = (proxy.address() as AddressInfo).port
+  proxy = await basicAuthRpc(node.info.rpcUrl, user, password)
 })
 afterAll(async () => {
-  await new Promise((resolve) => proxy?.close(resolve))
+  await proxy?.close()
   await node?.stop()
 })
 afterEach(() => {
@@ -135,23 +107,23 @@ describe('x402 plug: the mint decimals lookup through an RPC URL with user:passw
   it('reads the decimals through the authenticated RPC (Basic auth, never the URL), prices the quote with them, and pays', async () => {
     const { w, fac, server, client, skipped, priced, plug } = await setup(authUrl(), 4)
     // The plug alone: the challenge carries the mint's decimals, read through the proxy.
-    let from = seen.length
+    let from = seen().length
     const [challenge] = (await plug.challenges(await server.fetch(new Request(url)))) as Challenge.Challenge[]
     expect(challenge).toMatchObject({
       method: 'solana',
       request: { currency: w.mint, methodDetails: { caip2: network, decimals: 4 } },
     })
-    expect(seen.slice(from)).toEqual([{ method: 'getAccountInfo', authorized: true, status: 200 }])
+    expect(seen().slice(from)).toEqual([{ method: 'getAccountInfo', authorized: true, status: 200 }])
 
     // Through the client: the cross-rail budget prices 1000 base units at 4 decimals, and the payment settles.
-    from = seen.length
+    from = seen().length
     const { result: response, lines } = await consoleOf(() => client.fetch(url))
     expect(response.status, await response.clone().text()).toBe(200)
     expect(server.runs()).toBe(1)
     expect(fac.counts.settled).toBe(1)
     expect(skipped).toEqual([])
     expect(priced.map((quote) => quote.decimals)).toEqual([4])
-    expect(seen.slice(from)).toEqual([{ method: 'getAccountInfo', authorized: true, status: 200 }])
+    expect(seen().slice(from)).toEqual([{ method: 'getAccountInfo', authorized: true, status: 200 }])
     expect(leaks(lines)).toBe(false)
   })
 
@@ -163,22 +135,22 @@ describe('x402 plug: the mint decimals lookup through an RPC URL with user:passw
     '%s: the RPC answers 401, the offer is skipped as decimals unknown (never guessed), and nothing names the credentials',
     async (_, rpcUrl) => {
       const { fac, server, client, skipped, priced, plug } = await setup(rpcUrl(), 4)
-      let from = seen.length
+      let from = seen().length
       const { result: challenges, lines: plugLines } = await consoleOf(async () =>
         plug.challenges(await server.fetch(new Request(url))),
       )
       expect(challenges).toEqual([])
       // The lookup did reach the RPC (it was not refused by fetch before leaving) and was refused there.
-      expect(seen.slice(from)).toEqual([{ method: 'getAccountInfo', authorized: false, status: 401 }])
+      expect(seen().slice(from)).toEqual([{ method: 'getAccountInfo', authorized: false, status: 401 }])
 
-      from = seen.length
+      from = seen().length
       const { result: response, lines } = await consoleOf(() => client.fetch(url))
       // No offer the client can price: the 402 comes back unpaid, nothing was priced, signed or settled.
       expect(response.status).toBe(402)
       expect(priced).toEqual([])
       expect(server.runs()).toBe(0)
       expect(fac.counts.verify).toBe(0)
-      expect(seen.slice(from)).toEqual([{ method: 'getAccountInfo', authorized: false, status: 401 }])
+      expect(seen().slice(from)).toEqual([{ method: 'getAccountInfo', authorized: false, status: 401 }])
       expect(skipped).toHaveLength(2)
       for (const { reason } of skipped)
         expect(reason).toMatch(
@@ -193,12 +165,12 @@ describe('x402 plug: the mint decimals lookup through an RPC URL with user:passw
 
   it('credentials that are not valid percent-encoding: no request is sent, the offer is skipped, nothing names them', async () => {
     const { server, client, skipped, priced } = await setup(urlWith(`${user}:%zz-Secret@`), 4)
-    const from = seen.length
+    const from = seen().length
     const { result: response, lines } = await consoleOf(() => client.fetch(url))
     expect(response.status).toBe(402)
     expect(priced).toEqual([])
     expect(server.runs()).toBe(0)
-    expect(seen.slice(from)).toEqual([])
+    expect(seen().slice(from)).toEqual([])
     expect(skipped.map(({ reason }) => reason)).toEqual([
       expect.stringMatching(/^decimals of mint .* are unknown/),
     ])

@@ -13,6 +13,7 @@ import type { Facilitator } from '../src/server/index.js'
 import { svm, x402 } from '../src/server/index.js'
 import { landedTransaction } from '../src/svm/Landed.js'
 import * as Wire from '../src/Wire.js'
+import { basicAuthRpc } from './basic-auth-rpc.js'
 import { asFetch } from './peers.js'
 import { honoSvmServer, network, svmFacilitator, tokenBalance, world } from './svm-peers.js'
 
@@ -21,38 +22,18 @@ import { honoSvmServer, network, svmFacilitator, tokenBalance, world } from './s
 // lookup of a settlement whose answer was lost was silently off, and the client could read nothing.
 const user = 'rpc-user'
 const password = 'p@ss:wörd-Secret' // percent-encoded in the URL; the header carries it decoded
-const expected = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`
-
 let node: SolanaNode
-let proxy: ReturnType<typeof createHttpServer>
+let proxy: Awaited<ReturnType<typeof basicAuthRpc>>
 let authUrl: string
-const seen: { method: string; authorized: boolean }[] = []
+const seen = () => proxy.seen
 
 beforeAll(async () => {
   node = await startSolana()
-  proxy = createHttpServer(async (req, res) => {
-    const chunks: Buffer[] = []
-    for await (const chunk of req) chunks.push(chunk as Buffer)
-    const body = Buffer.concat(chunks).toString('utf8')
-    const authorized = req.headers.authorization === expected && !req.url?.includes('@')
-    seen.push({ method: (JSON.parse(body || '{}') as { method?: string }).method ?? '?', authorized })
-    if (!authorized) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="rpc"' }).end()
-      return
-    }
-    const answer = await fetch(node.info.rpcUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    })
-    res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text())
-  })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
-  const { port } = proxy.address() as AddressInfo
-  authUrl = `http://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  proxy = await basicAuthRpc(node.info.rpcUrl, user, password)
+  authUrl = `http://${user}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}`
 })
 afterAll(async () => {
-  await new Promise((resolve) => proxy?.close(resolve))
+  await proxy?.close()
   await node?.stop()
 })
 
@@ -116,7 +97,7 @@ describe('x402 svm: an RPC URL with user:password@ is sent as Basic auth', () =>
     const { payload } = await scheme.createPaymentPayload(2, accepted as never)
     const header = Wire.encode({ x402Version: 2, resource: { url }, accepted, payload })
 
-    const from = seen.length
+    const from = seen().length
     const response = await handler(new Request(url, { headers: { [Wire.headers.paymentSignature]: header } }))
     expect(response.status, await response.clone().text()).toBe(200)
     expect(runs).toBe(1)
@@ -125,7 +106,7 @@ describe('x402 svm: an RPC URL with user:password@ is sent as Basic auth', () =>
     const reference = receipt(response)!.reference
     expect(node.ledger.history.get(reference)?.err).toBeNull()
     // The lookup went through the proxy, authenticated, and never with the credentials in the URL.
-    const lookup = seen.slice(from)
+    const lookup = seen().slice(from)
     expect(lookup.map((call) => call.method)).toContain('getSignaturesForAddress')
     expect(lookup.map((call) => call.method)).toContain('getTransaction')
     expect(lookup.every((call) => call.authorized)).toBe(true)
@@ -151,12 +132,12 @@ describe('x402 svm: an RPC URL with user:password@ is sent as Basic auth', () =>
       protocols: [Protocol.mpp, x402Plug({ svm: {}, decimals: { [w.mint]: w.decimals } })],
       fetch: asFetch((request) => server.fetch(request)),
     })
-    const from = seen.length
+    const from = seen().length
     const response = await client.fetch(url)
     expect(response.status).toBe(200)
     expect(server.runs()).toBe(1)
     expect(await tokenBalance(node, w.mint, w.recipient.address)).toBe(1000n)
-    const calls = seen.slice(from)
+    const calls = seen().slice(from)
     expect(calls.map((call) => call.method)).toEqual(['getAccountInfo', 'getLatestBlockhash'])
     expect(calls.every((call) => call.authorized)).toBe(true)
   })
