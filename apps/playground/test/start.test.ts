@@ -1,7 +1,8 @@
 // `npm start` (the README's second command) as a person runs it: it builds what it needs, starts the
 // devnet, the playground and its paid demo API, prints the URL, serves the page within 10 s of the build
 // finishing, and Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends it) stops
-// every process it started.
+// every process it started. A wall-clock bound: vitest.config.ts runs this file alone, after the rest of
+// the suite, so other test files do not share the two cores while it is timed.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import http from 'node:http'
