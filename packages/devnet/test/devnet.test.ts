@@ -82,17 +82,11 @@ describe('startDevnet', () => {
   let devnet: RunningDevnet
   beforeAll(async () => {
     devnet = await startDevnet({ env: {} })
-    console.log(
-      `[devnet] all four rails up in ${devnet.timings.totalMs.toFixed(0)} ms`,
-      JSON.stringify(
-        Object.fromEntries(Object.entries(devnet.timings.rails).map(([k, v]) => [k, Math.round(v)])),
-      ),
-    )
   })
   afterAll(() => devnet?.stop())
 
-  it('starts the four rails in parallel in under 3 s and reports them in a stable order', () => {
-    expect(devnet.timings.totalMs).toBeLessThan(3_000)
+  // The 3 s start-up bound is timed in startup-time.test.ts, alone after the rest of the suite.
+  it('starts the four rails and reports them in a stable order', () => {
     expect(Object.keys(devnet.info)).toEqual(['tempo', 'solana', 'lightning', 'stripe'])
     expect(devnet.providers).toEqual({
       tempo: 'embedded',
