@@ -34,6 +34,7 @@ import { defaultChainId, type TempoWalletClient, walletClientFor } from '../inte
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
 import { sessionBookings } from './Bookings.js'
+import { type Reclaim, reclaimChannel } from './Reclaim.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = {
@@ -125,6 +126,13 @@ export type SessionClient = Method.Client<typeof session> & {
   topUp(url: string, amount: bigint): Promise<Response>
   /** Closes the channel cooperatively with a voucher for the spent amount; the server refunds the rest. */
   close(url: string): Promise<Response>
+  /**
+   * Takes the channel of `url` back without the server (one that went away, or refuses to close): the
+   * payer's forced close on chain (see {@link reclaimChannel}). The first call requests it and this
+   * client forgets the channel (the escrow takes no more vouchers on it; a later payment to that server
+   * opens a new one); withdraw after `withdrawableAt` with `reclaimChannel` and the ids it returns.
+   */
+  reclaim(url: string): Promise<Reclaim>
 }
 
 /**
@@ -844,6 +852,24 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           }
         }
         return response
+      }),
+    reclaim: (url) =>
+      serialized(async () => {
+        const state = stateFor(url)
+        const step = await reclaimChannel({
+          account,
+          rpcUrl: options.rpcUrl,
+          chainId: state.chainId,
+          escrow: state.escrow,
+          channelId: state.channelId,
+          ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+        })
+        // Closing or closed: "Servers MUST reject vouchers on channels with a pending forced close".
+        for (const [key, value] of channels) if (value === state) channels.delete(key)
+        // Prices booked ahead above what the payee captured are void once the channel is finalized.
+        if (step.status !== 'closing' && bookings.heldAhead(state))
+          bookings.closed(state, state.cumulative - step.settled)
+        return step
       }),
   }
   return client

@@ -5,6 +5,7 @@ import { type SessionClient, type SessionClientOptions, sessionClient } from './
 
 export { knownEscrows } from '../internal/escrows.js'
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
+export { type Reclaim, type ReclaimOptions, reclaimChannel } from './Reclaim.js'
 export { type ChannelState, type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
 /**

@@ -13,4 +13,7 @@ export const escrowAbi = parseAbi([
   'function requestClose(bytes32 channelId)',
   'function withdraw(bytes32 channelId)',
   'function getChannel(bytes32 channelId) view returns (Channel)',
+  // The payer's forced close: "Requires `block.timestamp >= channel.closeRequestedAt + CLOSE_GRACE_PERIOD`".
+  'function CLOSE_GRACE_PERIOD() view returns (uint64)',
+  'event ChannelClosed(bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 settledToPayee, uint256 refundedToPayer)',
 ])

@@ -1,0 +1,174 @@
+// The payer's forced close (draft-tempo-session-00: "1. Client calls requestClose() 2. Wait 15 min grace
+// period 3. Client calls withdraw()"): a payer whose server went away takes its deposit back, on anvil,
+// through the session client and `reclaimChannel`, with chain time advanced past the escrow's grace period.
+import { ConfigurationError, create as createClient, PaymentFailedError } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import { erc20Abi, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  advanceTempoTime,
+  startTempo,
+  type TempoDevnet,
+  tempoClients,
+  tempoUnavailableReason,
+} from '../../devnet/src/tempo/index.js'
+import { reclaimChannel, sessionClient } from '../src/client/index.js'
+import { sessionServer } from '../src/server/index.js'
+import { readChannel } from './helpers.js'
+
+const reason = tempoUnavailableReason()
+if (reason) console.warn(`[skip] ${reason}`)
+
+const secret = 'tempo-session-reclaim-secret-0123456789ab'
+const price = 1_000n
+const deposit = 100n * price
+
+describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without the server', () => {
+  let devnet: TempoDevnet
+  beforeAll(async () => {
+    devnet = await startTempo({ accounts: 4 })
+  })
+  afterAll(async () => {
+    await devnet?.stop()
+  })
+
+  const balance = (address: Hex) =>
+    tempoClients(devnet.info).publicClient.readContract({
+      address: devnet.info.tokens.pathUsd,
+      abi: erc20Abi,
+      functionName: 'balanceOf',
+      args: [address],
+    })
+  const nonceOf = (address: Hex) =>
+    tempoClients(devnet.info).publicClient.getTransactionCount({ address, blockTag: 'pending' })
+
+  it('requests the forced close, sends nothing before the grace period ends, then withdraws the deposit less what the payee settled', async () => {
+    const { info } = devnet
+    const method = sessionServer({
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      currency: info.tokens.pathUsd,
+      account: privateKeyToAccount(info.accounts[0]!.privateKey),
+      escrow: info.escrow,
+      timeout: 5_000,
+    })
+    const server = createServer({ realm: 'reclaim.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const payer = privateKeyToAccount(info.accounts[1]!.privateKey)
+    const sessions = sessionClient({
+      account: payer,
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      deposit,
+      fetch: fetcher,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const url = 'https://reclaim.test/resource'
+    for (let i = 0; i < 3; i++) expect((await client.fetch(url)).status).toBe(200)
+    const [opened] = [...sessions.channels.values()]
+    const channelId = opened!.channelId
+    const where = { rpcUrl: info.rpcUrl, escrow: info.escrow, channelId }
+
+    // Another account's call touches nothing: refused before anything is signed.
+    const stranger = privateKeyToAccount(info.accounts[2]!.privateKey)
+    const strangerNonce = await nonceOf(stranger.address)
+    const refused = await reclaimChannel({ ...where, account: stranger }).catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(PaymentFailedError)
+    expect((refused as Error).message).toMatch(/not by this account; nothing was signed/)
+    expect(await nonceOf(stranger.address)).toBe(strangerNonce)
+    expect((await readChannel(info, channelId)).closeRequestedAt).toBe(0n)
+
+    // The first step: the close is requested on chain, and the client forgets the channel.
+    const closing = await sessions.reclaim(url)
+    expect(closing).toMatchObject({
+      status: 'closing',
+      channelId,
+      escrow: info.escrow,
+      chainId: info.chainId,
+    })
+    if (closing.status !== 'closing') throw new Error('unreachable')
+    expect(closing.transactionHash).toMatch(/^0x[0-9a-f]{64}$/)
+    const requested = await readChannel(info, channelId)
+    expect(requested.closeRequestedAt).toBeGreaterThan(0n)
+    expect(closing.withdrawableAt.getTime()).toBe(Number(requested.closeRequestedAt + 15n * 60n) * 1000)
+    expect(sessions.channels.size).toBe(0)
+
+    // Before the grace period ends: where it stands, and nothing sent.
+    const payerNonce = await nonceOf(payer.address)
+    const early = await reclaimChannel({ ...where, account: payer })
+    expect(early).toMatchObject({ status: 'closing', withdrawableAt: closing.withdrawableAt })
+    expect(early).not.toHaveProperty('transactionHash')
+    expect(await nonceOf(payer.address)).toBe(payerNonce)
+
+    // A later payment to that server opens a new channel beside the closing one.
+    expect((await client.fetch(url)).status).toBe(200)
+    const [next] = [...sessions.channels.values()]
+    expect(next!.channelId).not.toBe(channelId)
+
+    // The grace period is the payee's time to settle its latest voucher: the three requests served.
+    await method.settleChannels()
+    expect((await readChannel(info, channelId)).settled).toBe(3n * price)
+
+    // After the grace period (chain time): the withdrawal returns the deposit less what the payee settled.
+    await advanceTempoTime(info.rpcUrl, 15 * 60)
+    const before = await balance(payer.address)
+    const held = await balance(info.escrow)
+    const withdrawn = await reclaimChannel({ ...where, account: payer, chainId: info.chainId })
+    if (withdrawn.status !== 'withdrawn') throw new Error(`expected a withdrawal, got ${withdrawn.status}`)
+    const after = await readChannel(info, channelId)
+    expect(after.finalized).toBe(true)
+    expect(withdrawn.settled).toBe(after.settled)
+    expect(withdrawn.refunded + withdrawn.settled).toBe(deposit)
+    expect(withdrawn.settled).toBe(3n * price)
+    // The escrow paid out exactly the refund; the payer got it, less its fee for the withdraw (paid in the
+    // same token on this node).
+    expect(withdrawn.refunded).toBeGreaterThan(0n)
+    expect(await balance(info.escrow)).toBe(held - withdrawn.refunded)
+    const gained = (await balance(payer.address)) - before
+    expect(gained).toBeGreaterThan(withdrawn.refunded - 10_000n)
+    expect(gained).toBeLessThanOrEqual(withdrawn.refunded)
+
+    // Once finalized, nothing more to do, and nothing sent.
+    const done = await nonceOf(payer.address)
+    expect(await reclaimChannel({ ...where, account: payer })).toMatchObject({
+      status: 'finalized',
+      settled: after.settled,
+    })
+    expect(await nonceOf(payer.address)).toBe(done)
+    await server.close()
+  })
+
+  it('refuses malformed options and a channel that does not exist, naming what is wrong and no secret', async () => {
+    const { info } = devnet
+    const account = privateKeyToAccount(info.accounts[3]!.privateKey)
+    const base = {
+      account,
+      rpcUrl: info.rpcUrl,
+      escrow: info.escrow,
+      channelId: `0x${'11'.repeat(32)}` as Hex,
+    }
+    for (const bad of [
+      { ...base, channelId: '0x1234' as Hex },
+      { ...base, channelId: undefined as unknown as Hex },
+      { ...base, escrow: 'escrow' as Hex },
+      { ...base, rpcUrl: 'ftp://node' },
+      { ...base, account: undefined as never },
+      { ...base, chainId: Number.NaN },
+    ])
+      await expect(reclaimChannel(bad)).rejects.toBeInstanceOf(ConfigurationError)
+    const secretUrl = new URL(info.rpcUrl)
+    secretUrl.username = 'user'
+    secretUrl.password = 'hunter2'
+    const missing = await reclaimChannel({ ...base, rpcUrl: secretUrl.href }).catch((error: unknown) => error)
+    expect(missing).toBeInstanceOf(PaymentFailedError)
+    expect((missing as Error).message).toMatch(/holds no channel/)
+    expect(JSON.stringify(missing)).not.toContain('hunter2')
+    expect(String((missing as Error).message)).not.toContain('hunter2')
+  })
+})
