@@ -349,6 +349,14 @@ async function payUrl(parameters: {
     if (closed?.ok) printReceipt('close receipt', receiptOf(closed))
     else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
   }
+  // A channel left open holds the payer's deposit in the escrow: say which, and how to take it back.
+  for (const channel of sessions.channels.values())
+    io.stderr(
+      `mppkit pay: session channel ${channel.channelId} stays open in escrow ${channel.escrow} on chain ${channel.chainId} ` +
+        `(deposit ${formatUnits(channel.deposit, tip20Decimals)}): a close by the server refunds what it did not ` +
+        `spend; without the server, reclaimChannel() of @mppkit/method-tempo/client takes it back (a forced close, ` +
+        `withdrawable 15 minutes after it is requested)\n`,
+    )
   return code
 }
 

@@ -1,8 +1,8 @@
 import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Receipt } from '@mppkit/core'
+import { Credential, type Receipt } from '@mppkit/core'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
-import { type Address, createPublicClient, erc20Abi, http as viemHttp } from 'viem'
+import { type Address, createPublicClient, erc20Abi, type Hex, http as viemHttp } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { commonOptions } from '../../core/src/cli/rail.js'
@@ -11,6 +11,7 @@ import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devn
 import { type Io, options, pay } from '../src/cli.js'
 import { describeIntent } from '../src/internal/spendGuard.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
+import { readChannel } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -58,6 +59,10 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       secrets,
       methods: [sessionServer({ ...sessionOptions, unitsPerRequest: 0 })],
     })
+    const noClose = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
+      () => new Response('session body'),
+    )
     const routes: Record<string, (request: Request) => Promise<Response>> = {
       '/charge': server.protect(
         { offers: [{ method: 'tempo', request: { amount: '1234' } }] },
@@ -75,6 +80,13 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
         { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
         () => new Response('session body'),
       ),
+      // A server that serves but never closes: every close credential is answered 503.
+      '/session-noclose': async (request) => {
+        const [token] = Credential.extract(request.headers.get('authorization'))
+        const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
+        if (action === 'close') return new Response('closing is down', { status: 503 })
+        return noClose(request)
+      },
       '/stream': streamServer.protect(
         { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
         (_request, payment) =>
@@ -221,6 +233,34 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     expect(stderr).toContain('"intent": "session"')
     expect(stderr).toContain('close receipt')
     expect(stderr).toMatch(/"txHash": "0x[0-9a-f]{64}"/)
+  })
+
+  it('names a channel it could not close (or kept open) and how to take its deposit back', async () => {
+    const env = { MPPKIT_PRIVATE_KEY: key(4), MPPKIT_RPC_URL: devnet.info.rpcUrl }
+    const left = await run([`${base}/session-noclose`, '--deposit', '5000'], env)
+    expect(left.code, left.stderr).toBe(0)
+    expect(left.stdout).toBe('session body')
+    expect(left.stderr).toContain('mppkit pay: closing the session failed: HTTP 503')
+    const named =
+      /session channel (0x[0-9a-f]{64}) stays open in escrow (0x[0-9a-fA-F]{40}) on chain (\d+) \(deposit 0\.005\)/.exec(
+        left.stderr,
+      )
+    expect(named, left.stderr).not.toBeNull()
+    expect(named![2]!.toLowerCase()).toBe(devnet.info.escrow.toLowerCase())
+    expect(Number(named![3])).toBe(devnet.info.chainId)
+    expect(left.stderr).toContain('reclaimChannel() of @mppkit/method-tempo/client takes it back')
+    // That channel is the payer's, open on chain with its deposit.
+    const channel = await readChannel(devnet.info, named![1] as Hex)
+    expect(channel.deposit).toBe(5000n)
+    expect(channel.finalized).toBe(false)
+    // Closed as usual: nothing is left to name.
+    const closed = await run([`${base}/session`, '--deposit', '5000'], env)
+    expect(closed.code, closed.stderr).toBe(0)
+    expect(closed.stderr).not.toContain('stays open')
+    // Kept open on purpose: named too.
+    const kept = await run([`${base}/session`, '--deposit', '5000', '--keep-open'], env)
+    expect(kept.code, kept.stderr).toBe(0)
+    expect(kept.stderr).toMatch(/session channel 0x[0-9a-f]{64} stays open in escrow/)
   })
 
   it('--escrow: deposits only into the named escrow; another is refused before anything is signed', async () => {
