@@ -220,6 +220,25 @@ describe.skipIf(!built)('mppkit inspect', () => {
     })
   })
 
+  it('`mppkit reclaim` runs the Tempo rail CLI: its help, and a usage error that echoes nothing', async () => {
+    const help = await run('node', [cliPath, 'reclaim', '--help'])
+    expect(help.stdout).toMatch(/^mppkit reclaim --channel <0x…> --escrow <0x…> \[options\]/)
+    const secretish = `0x${'7'.repeat(63)}`
+    const refused = (await run('node', [
+      cliPath,
+      'reclaim',
+      '--channel',
+      secretish,
+      '--escrow',
+      `0x${'1'.repeat(40)}`,
+    ]).catch((error: unknown) => error)) as { code: number; stderr: string }
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/^mppkit reclaim: --channel takes a channel id .*\(not shown\)\n/)
+    expect(refused.stderr).not.toContain(secretish.slice(2))
+    const usage = await run('node', [cliPath, '--help'])
+    expect(usage.stdout).toContain('mppkit reclaim --channel <0x…> --escrow <0x…>')
+  })
+
   it('names the cause when the server is down (not `fetch failed`)', async () => {
     const probe = http.createServer()
     probe.listen(0, '127.0.0.1')

@@ -5,6 +5,7 @@ import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { readContract } from 'viem/actions'
 import { chargeClient } from './client/Charge.js'
+import { reclaimChannel } from './client/Reclaim.js'
 import { type SessionClient, sessionClient } from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
 import { publicClientFor } from './internal/rpc.js'
@@ -354,8 +355,9 @@ async function payUrl(parameters: {
     io.stderr(
       `mppkit pay: session channel ${channel.channelId} stays open in escrow ${channel.escrow} on chain ${channel.chainId} ` +
         `(deposit ${formatUnits(channel.deposit, tip20Decimals)}): a close by the server refunds what it did not ` +
-        `spend; without the server, reclaimChannel() of @mppkit/method-tempo/client takes it back (a forced close, ` +
-        `withdrawable 15 minutes after it is requested)\n`,
+        `spend; without the server, \`mppkit reclaim --channel ${channel.channelId} --escrow ${channel.escrow}\` ` +
+        `(or reclaimChannel() of @mppkit/method-tempo/client) takes it back: a forced close, withdrawable 15 ` +
+        `minutes after it is requested\n`,
     )
   return code
 }
@@ -506,4 +508,112 @@ async function answerVoucher(
   const answer = await sessions.voucher(url, required)
   if (!answer.ok) return `the voucher was refused (HTTP ${answer.status})`
   return undefined
+}
+
+const reclaimUsage = `mppkit reclaim --channel <0x…> --escrow <0x…> [options]
+                               take a Tempo session channel's deposit back without the server
+
+The payer's forced close (draft-tempo-session-00): the first run requests it (requestClose), a run
+before the escrow's grace period (15 minutes of chain time) has passed sends nothing and says when, and
+a run after it withdraws the deposit less what the payee settled. Each run reads the channel first.
+
+Options:
+  --channel <0x…>        the channel id (mppkit pay prints it for a channel it leaves open)
+  --escrow <0x…>         the escrow contract holding it
+  --key <0x…>            the channel's payer private key   (env MPPKIT_PRIVATE_KEY)
+  --rpc <url>            Tempo JSON-RPC URL                 (env MPPKIT_RPC_URL)
+
+Exit codes: 0 requested, waiting, withdrawn or already finalized; 1 refused or failed; 2 usage error.`
+
+const reclaimOptions = {
+  '--channel': { name: 'channel', value: true },
+  '--escrow': { name: 'escrow', value: true },
+  '--key': { name: 'key', value: true },
+  '--rpc': { name: 'rpc', value: true },
+  '-h': { name: 'help', value: false },
+  '--help': { name: 'help', value: false },
+} as const satisfies OptionSpec
+
+/**
+ * Runs `mppkit reclaim --channel <id> --escrow <address>`: the next step of the payer's forced close of a
+ * session channel (see `reclaimChannel`), with the payer's key from `--key` or `MPPKIT_PRIVATE_KEY`.
+ * Prints where the channel stands on stdout. Returns the exit code: 0 when the step is done (or nothing is
+ * left to do), 1 when refused or failed, 2 on a usage error. The key and the RPC URL are never printed.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await reclaim(['--channel', channelId, '--escrow', escrow, '--rpc', rpcUrl])
+ * ```
+ * @see draft-tempo-session-00 §"requestClose", §"withdraw"
+ */
+export async function reclaim(argv: string[], io: Io = processIo()): Promise<number> {
+  let args: ReturnType<typeof parseArgs>
+  try {
+    args = parseArgs(argv, reclaimOptions)
+    if (args.switches.has('help')) {
+      io.stdout(`${reclaimUsage}\n`)
+      return 0
+    }
+    // Never echoed: a key given in place of another value would be printed back.
+    if (args.positionals.length > 0)
+      throw new UsageError(`unexpected argument (${args.positionals.length} given; not shown)`)
+    const channel = args.values.get('channel')
+    if (channel === undefined || !/^0x[0-9a-fA-F]{64}$/.test(channel))
+      throw new UsageError(
+        channel === undefined
+          ? 'missing --channel'
+          : `--channel takes a channel id (0x and 64 hex digits); the ${channel.length} characters given are not one (not shown)`,
+      )
+    const escrow = args.values.get('escrow')
+    if (escrow === undefined || !/^0x[0-9a-fA-F]{40}$/.test(escrow))
+      throw new UsageError(
+        escrow === undefined
+          ? 'missing --escrow'
+          : `--escrow takes a contract address (0x and 40 hex digits); the ${escrow.length} characters given are not one (not shown)`,
+      )
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`mppkit reclaim: ${error.message}\n\n${reclaimUsage}\n`)
+    return 2
+  }
+  const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
+  const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
+  if (!key || !rpcUrl) {
+    io.stderr(
+      `mppkit reclaim: ${!key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${reclaimUsage}\n`,
+    )
+    return 2
+  }
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
+    io.stderr('mppkit reclaim: the private key must be 32 bytes of hex with a 0x prefix\n')
+    return 2
+  }
+  const channelId = args.values.get('channel') as Hex
+  const units = (amount: bigint) => `${formatUnits(amount, tip20Decimals)} (${amount} base units)`
+  try {
+    const step = await reclaimChannel({
+      account: privateKeyToAccount(key as Hex),
+      rpcUrl,
+      chainId: await chainIdOf(rpcUrl),
+      escrow: args.values.get('escrow') as Address,
+      channelId,
+    })
+    if (step.status === 'closing')
+      io.stdout(
+        `${step.transactionHash ? `requested the forced close of channel ${channelId} (transaction ${step.transactionHash})` : `channel ${channelId} is closing`}; ` +
+          `withdrawable from ${step.withdrawableAt.toISOString()} (chain time): run this command again then\n`,
+      )
+    else if (step.status === 'withdrawn')
+      io.stdout(
+        `withdrew channel ${channelId}: ${units(step.refunded)} back to the payer, ${units(step.settled)} settled to the payee (transaction ${step.transactionHash})\n`,
+      )
+    else
+      io.stdout(
+        `channel ${channelId} is already finalized: nothing to reclaim (${units(step.settled)} settled to the payee)\n`,
+      )
+    return 0
+  } catch (error) {
+    io.stderr(`mppkit reclaim: ${printable(describeError(error), 1000)}\n`)
+    return 1
+  }
 }

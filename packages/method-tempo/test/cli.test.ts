@@ -248,7 +248,9 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     expect(named, left.stderr).not.toBeNull()
     expect(named![2]!.toLowerCase()).toBe(devnet.info.escrow.toLowerCase())
     expect(Number(named![3])).toBe(devnet.info.chainId)
-    expect(left.stderr).toContain('reclaimChannel() of @mppkit/method-tempo/client takes it back')
+    expect(left.stderr).toContain(
+      `\`mppkit reclaim --channel ${named![1]} --escrow ${named![2]}\` (or reclaimChannel() of @mppkit/method-tempo/client) takes it back`,
+    )
     // That channel is the payer's, open on chain with its deposit.
     const channel = await readChannel(devnet.info, named![1] as Hex)
     expect(channel.deposit).toBe(5000n)

@@ -13,6 +13,7 @@ import {
   tempoClients,
   tempoUnavailableReason,
 } from '../../devnet/src/tempo/index.js'
+import { type Io, reclaim } from '../src/cli.js'
 import { reclaimChannel, sessionClient } from '../src/client/index.js'
 import { sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
@@ -27,7 +28,7 @@ const deposit = 100n * price
 describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without the server', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 4 })
+    devnet = await startTempo({ accounts: 5 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -141,6 +142,120 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
       settled: after.settled,
     })
     expect(await nonceOf(payer.address)).toBe(done)
+    await server.close()
+  })
+
+  it('`mppkit reclaim` (the Tempo CLI) walks the same steps, says when to come back, and never prints the key', async () => {
+    const { info } = devnet
+    const method = sessionServer({
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      currency: info.tokens.pathUsd,
+      account: privateKeyToAccount(info.accounts[0]!.privateKey),
+      escrow: info.escrow,
+      timeout: 5_000,
+    })
+    const server = createServer({ realm: 'reclaim-cli.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const key = info.accounts[4]!.privateKey
+    const sessions = sessionClient({
+      account: privateKeyToAccount(key),
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      deposit,
+      fetch: fetcher,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    expect((await client.fetch('https://reclaim-cli.test/r')).status).toBe(200)
+    const channelId = [...sessions.channels.values()][0]!.channelId
+    await method.settleChannels()
+
+    const cli = async (argv: string[]) => {
+      let stdout = ''
+      let stderr = ''
+      const io: Io = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) }
+      const code = await reclaim(argv, io)
+      expect(stdout + stderr).not.toContain(key.slice(2))
+      return { code, stdout, stderr }
+    }
+    const args = ['--channel', channelId, '--escrow', info.escrow, '--key', key, '--rpc', info.rpcUrl]
+
+    const requested = await cli(args)
+    expect(requested.code, requested.stderr).toBe(0)
+    const when = new RegExp(
+      `^requested the forced close of channel ${channelId} \\(transaction 0x[0-9a-f]{64}\\); withdrawable from (\\S+) \\(chain time\\): run this command again then\n$`,
+    ).exec(requested.stdout)
+    expect(when, requested.stdout).not.toBeNull()
+    const onChain = await readChannel(info, channelId)
+    expect(new Date(when![1]!).getTime()).toBe(Number(onChain.closeRequestedAt + 15n * 60n) * 1000)
+
+    const waiting = await cli(args)
+    expect(waiting.code).toBe(0)
+    expect(waiting.stdout).toBe(
+      `channel ${channelId} is closing; withdrawable from ${when![1]} (chain time): run this command again then\n`,
+    )
+
+    await advanceTempoTime(info.rpcUrl, 15 * 60)
+    const withdrawn = await cli(args)
+    expect(withdrawn.code, withdrawn.stderr).toBe(0)
+    expect(withdrawn.stdout).toMatch(
+      new RegExp(
+        `^withdrew channel ${channelId}: 0\\.099 \\(99000 base units\\) back to the payer, 0\\.001 \\(1000 base units\\) settled to the payee \\(transaction 0x[0-9a-f]{64}\\)\n$`,
+      ),
+    )
+    expect((await readChannel(info, channelId)).finalized).toBe(true)
+    const finalized = await cli(args)
+    expect(finalized.code).toBe(0)
+    expect(finalized.stdout).toBe(
+      `channel ${channelId} is already finalized: nothing to reclaim (0.001 (1000 base units) settled to the payee)\n`,
+    )
+
+    // Another account's key: refused, nothing signed. Usage errors: exit 2, values not echoed.
+    const stranger = await cli([
+      '--channel',
+      channelId,
+      '--escrow',
+      info.escrow,
+      '--key',
+      info.accounts[1]!.privateKey,
+      '--rpc',
+      info.rpcUrl,
+    ])
+    expect(stranger.code).toBe(1)
+    expect(stranger.stderr).toMatch(/^mppkit reclaim: .*not by this account; nothing was signed/)
+    const missing = await cli(['--escrow', info.escrow, '--key', key, '--rpc', info.rpcUrl])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toMatch(/^mppkit reclaim: missing --channel\n/)
+    const keyAsChannel = await cli([
+      '--channel',
+      key.slice(2),
+      '--escrow',
+      info.escrow,
+      '--key',
+      key,
+      '--rpc',
+      info.rpcUrl,
+    ])
+    expect(keyAsChannel.code).toBe(2)
+    expect(keyAsChannel.stderr).toMatch(/^mppkit reclaim: --channel takes a channel id .*\(not shown\)/)
+    const stray = await cli([key, ...args])
+    expect(stray.code).toBe(2)
+    const badKey = await cli([
+      '--channel',
+      channelId,
+      '--escrow',
+      info.escrow,
+      '--key',
+      '0x1234',
+      '--rpc',
+      info.rpcUrl,
+    ])
+    expect(badKey.code).toBe(2)
     await server.close()
   })
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { describeError } from '../internal/describeError.js'
 import { inspectOrigin, inspectUrl, inspectValue, isOrigin, render } from '../internal/inspect.js'
-import { payCommand } from '../internal/railCli.js'
+import { payCommand, reclaimCommand } from '../internal/railCli.js'
 
 const usage = `mppkit — Machine Payments Protocol toolkit
 
@@ -13,8 +13,10 @@ Usage:
                                                    (needs @mppkit/discovery)
   mppkit pay <url> [--rail <name>] [options]       pay a URL with the first offered method whose package
                                                    is installed (e.g. @mppkit/method-tempo)
+  mppkit reclaim --channel <0x…> --escrow <0x…>    take a Tempo session deposit back without the
+                                                   server (forced close; needs @mppkit/method-tempo)
 
-Run 'mppkit pay --help' for payment options. Exit codes: 0 ok, 1 failed, 2 usage error.`
+Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' for reclaim's. Exit codes: 0 ok, 1 failed, 2 usage error.`
 
 async function inspect(args: string[]): Promise<number> {
   let reveal = false
@@ -72,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'inspect') return inspect(rest)
   if (command === 'pay') return payCommand(rest)
+  if (command === 'reclaim') return reclaimCommand(rest)
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${usage}\n`)
     return 0

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type OptionSpec, parseArgs } from '../cli/args.js'
 import { commonOptions } from '../cli/rail.js'
-import { type PayIo, payCommand, type RailCli } from './railCli.js'
+import { type PayIo, payCommand, type RailCli, reclaimCommand } from './railCli.js'
 
 type Seen = {
   host: 'api' | 'rpc'
@@ -169,5 +169,51 @@ describe('mppkit pay', () => {
     }
     expect(seen).toEqual([])
     expect(paid).toEqual([])
+  })
+})
+
+describe('reclaimCommand', () => {
+  const capture = () => {
+    const out = { stdout: '', stderr: '' }
+    const io: PayIo = { stdout: (t) => (out.stdout += t), stderr: (t) => (out.stderr += t) }
+    return { out, io }
+  }
+
+  it('runs the Tempo rail CLI reclaim with the arguments as given', async () => {
+    const { out, io } = capture()
+    const calls: { rail: string; argv: string[] }[] = []
+    const cli: RailCli = {
+      pay: async () => 9,
+      reclaim: async (argv) => {
+        calls.push({ rail: 'tempo', argv })
+        return 0
+      },
+    }
+    const argv = ['--channel', `0x${'ab'.repeat(32)}`, '--escrow', `0x${'cd'.repeat(20)}`]
+    const loaded: string[] = []
+    const code = await reclaimCommand(argv, {
+      io,
+      load: async (name) => {
+        loaded.push(name)
+        return cli
+      },
+    })
+    expect(code).toBe(0)
+    expect(loaded).toEqual(['tempo'])
+    expect(calls).toEqual([{ rail: 'tempo', argv }])
+    expect(out.stderr).toBe('')
+  })
+
+  it('exits 2 with an install hint when the Tempo rail is missing, or has no reclaim', async () => {
+    const missing = capture()
+    expect(await reclaimCommand([], { io: missing.io, load: async () => undefined })).toBe(2)
+    expect(missing.out.stderr).toBe(
+      'mppkit reclaim: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
+    )
+    const old = capture()
+    expect(await reclaimCommand([], { io: old.io, load: async () => ({ pay: async () => 0 }) })).toBe(2)
+    expect(old.out.stderr).toMatch(
+      /^mppkit reclaim: the installed @mppkit\/method-tempo has no reclaim command/,
+    )
   })
 })

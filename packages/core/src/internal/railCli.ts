@@ -18,6 +18,8 @@ export type PayIo = {
 export type RailCli = {
   pay: (argv: string[], io?: PayIo) => Promise<number>
   options?: OptionSpec | undefined
+  /** `mppkit reclaim`: takes a session deposit back without the server (Tempo's forced close). */
+  reclaim?: ((argv: string[], io?: PayIo) => Promise<number>) | undefined
 }
 
 /** Loads `@mppkit/method-<name>/cli`; resolves undefined when that package is not installed. */
@@ -294,4 +296,32 @@ export async function payCommand(
           `hint: npm install @mppkit/method-${offered[0]}\n`,
   )
   return 1
+}
+
+/**
+ * Runs `mppkit reclaim …` with the Tempo rail's CLI (`@mppkit/method-tempo/cli`): a payer takes a session
+ * channel's deposit back without the server. Exit code 2 when that rail is not installed.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await reclaimCommand(['--channel', channelId, '--escrow', escrow])
+ * ```
+ * @see draft-tempo-session-00 §"requestClose", §"withdraw"
+ */
+export async function reclaimCommand(
+  argv: string[],
+  options: { load?: RailLoader; io?: PayIo } = {},
+): Promise<number> {
+  const load = options.load ?? importRail
+  const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
+  const cli = await load('tempo')
+  if (!cli?.reclaim) {
+    stderr(
+      cli
+        ? 'mppkit reclaim: the installed @mppkit/method-tempo has no reclaim command\nhint: npm install @mppkit/method-tempo@latest\n'
+        : 'mppkit reclaim: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
+    )
+    return 2
+  }
+  return options.io ? cli.reclaim(argv, options.io) : cli.reclaim(argv)
 }
