@@ -16,7 +16,7 @@ import {
 import { type Io, reclaim } from '../src/cli.js'
 import { reclaimChannel, sessionClient } from '../src/client/index.js'
 import { sessionServer } from '../src/server/index.js'
-import { readChannel } from './helpers.js'
+import { readChannel, rpcProxy } from './helpers.js'
 
 const reason = tempoUnavailableReason()
 if (reason) console.warn(`[skip] ${reason}`)
@@ -28,7 +28,7 @@ const deposit = 100n * price
 describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without the server', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 5 })
+    devnet = await startTempo({ accounts: 6 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -257,6 +257,56 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
     ])
     expect(badKey.code).toBe(2)
     await server.close()
+  })
+
+  it('a requested close whose answer was lost makes the next payment read the chain: the closing channel is left, a new one opened', async () => {
+    const { info } = devnet
+    const method = sessionServer({
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      currency: info.tokens.pathUsd,
+      account: privateKeyToAccount(info.accounts[0]!.privateKey),
+      escrow: info.escrow,
+      timeout: 5_000,
+    })
+    const server = createServer({ realm: 'reclaim-lost.test', secrets: [secret], methods: [method] })
+    const handler = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const proxy = await rpcProxy(info.rpcUrl)
+    try {
+      const sessions = sessionClient({
+        account: privateKeyToAccount(info.accounts[5]!.privateKey),
+        rpcUrl: proxy.url,
+        chainId: info.chainId,
+        deposit,
+        fetch: fetcher,
+      })
+      const client = createClient({ methods: [sessions], fetch: fetcher })
+      const url = 'https://reclaim-lost.test/r'
+      expect((await client.fetch(url)).status).toBe(200)
+      const [first] = [...sessions.channels.values()]
+      proxy.set('lose-send')
+      const lost = await sessions.reclaim(url).catch((error: unknown) => error)
+      proxy.set('up')
+      expect(lost).toBeInstanceOf(PaymentFailedError)
+      expect((lost as Error).message).toMatch(
+        /requestClose transaction was sent, but the node did not confirm it/,
+      )
+      // The node took it: the close is requested on chain, and the client does not take that for granted.
+      expect((await readChannel(info, first!.channelId)).closeRequestedAt).toBeGreaterThan(0n)
+      expect(first!.unanswered).toBe(true)
+      expect((await client.fetch(url)).status).toBe(200)
+      const channels = [...sessions.channels.values()]
+      expect(channels).toHaveLength(1)
+      expect(channels[0]!.channelId).not.toBe(first!.channelId)
+    } finally {
+      await proxy.close()
+      await server.close()
+    }
   })
 
   it('refuses malformed options and a channel that does not exist, naming what is wrong and no secret', async () => {

@@ -863,6 +863,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           escrow: state.escrow,
           channelId: state.channelId,
           ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+        }).catch((error: unknown) => {
+          // The close may have been requested (sent, then no answer): the chain decides before the next payment.
+          unanswered(state)
+          throw error
         })
         // Closing or closed: "Servers MUST reject vouchers on channels with a pending forced close".
         for (const [key, value] of channels) if (value === state) channels.delete(key)
