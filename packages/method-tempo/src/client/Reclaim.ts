@@ -10,7 +10,7 @@ import {
 import { getBlock, getChainId, readContract } from 'viem/actions'
 import { escrowAbi } from '../internal/escrow.js'
 import { checkAddress, checkBytes32, checkChainId, checkHttpUrl, checkSigner } from '../internal/options.js'
-import { type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import { signCalls, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { rpcErrorSummary } from '../internal/rpcErrors.js'
 
 /** Options of {@link reclaimChannel}. */
@@ -175,14 +175,12 @@ async function send(
   let handedOver = false
   let receipt: Awaited<ReturnType<TempoWalletClient['sendRawTransactionSync']>>
   try {
-    const nonce = await wallet.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' })
-    const prepared = await wallet.prepareTransactionRequest({
-      calls: [{ to: escrow, data: encodeFunctionData({ abi: escrowAbi, functionName, args: [channelId] }) }],
-      gas: gas[functionName],
-      nonceKey: 0n,
-      nonce,
-    } as never)
-    const serializedTransaction = (await wallet.signTransaction(prepared as never)) as Hex
+    const data = encodeFunctionData({ abi: escrowAbi, functionName, args: [channelId] })
+    const { transaction: serializedTransaction } = await signCalls(
+      wallet,
+      [{ to: escrow, data }],
+      gas[functionName],
+    )
     handedOver = true
     receipt = await wallet.sendRawTransactionSync({ serializedTransaction })
   } catch (cause) {

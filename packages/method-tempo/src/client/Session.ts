@@ -30,7 +30,7 @@ import {
   checkPositiveInteger,
   checkSigner,
 } from '../internal/options.js'
-import { defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import { defaultChainId, signCalls, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
 import * as Voucher from '../Voucher.js'
 import { sessionBookings } from './Bookings.js'
@@ -203,26 +203,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return next
   }
 
-  const signTransaction = async (
+  // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
+  // empty or `0x80` (RLP null)"
+  const signTransaction = (
     chainId: number,
     calls: { to: Address; data: Hex }[],
     gas: bigint,
     request: TempoSessionRequest,
-  ): Promise<{ transaction: Hex; nonce: number }> => {
-    const wallet = walletFor(chainId)
-    const nonce = await wallet.getTransactionCount({ address: account.address, blockTag: 'pending' })
-    // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
-    // empty or `0x80` (RLP null)"
-    const sponsored = request.methodDetails.feePayer === true
-    const prepared = await wallet.prepareTransactionRequest({
-      calls,
-      gas,
-      nonceKey: 0n,
-      nonce,
-      ...(sponsored ? { feePayer: true } : {}),
-    } as never)
-    return { transaction: (await wallet.signTransaction(prepared as never)) as Hex, nonce }
-  }
+  ) => signCalls(walletFor(chainId), calls, gas, request.methodDetails.feePayer === true)
 
   // The chain a challenge pays on: "Tempo chain ID (default: 4217)", unless this client names its own.
   const chainOf = (request: TempoSessionRequest) =>

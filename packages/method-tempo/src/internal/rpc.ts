@@ -6,6 +6,7 @@ import {
   type Chain,
   createPublicClient,
   defineChain,
+  type Hex,
   HttpRequestError,
   http,
   type PublicClient,
@@ -73,6 +74,33 @@ export function walletClientFor(parameters: {
 
 /** A viem/tempo wallet client. */
 export type TempoWalletClient = TempoClient<Transport, Chain, Account>
+
+/**
+ * Signs one Tempo transaction of `calls` from the wallet's account on the protocol lane (nonce key 0, its
+ * next nonce including pending ones): the session client's open and top-up, the payer's forced close.
+ * `sponsored`: "Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token` empty".
+ *
+ * @example
+ * ```ts
+ * const { transaction, nonce } = await signCalls(wallet, [{ to: escrow, data }], 300_000n)
+ * ```
+ */
+export async function signCalls(
+  wallet: TempoWalletClient,
+  calls: { to: Address; data: Hex }[],
+  gas: bigint,
+  sponsored = false,
+): Promise<{ transaction: Hex; nonce: number }> {
+  const nonce = await wallet.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' })
+  const prepared = await wallet.prepareTransactionRequest({
+    calls,
+    gas,
+    nonceKey: 0n,
+    nonce,
+    ...(sponsored ? { feePayer: true } : {}),
+  } as never)
+  return { transaction: (await wallet.signTransaction(prepared as never)) as Hex, nonce }
+}
 
 /**
  * True when an error means "the node could not be reached or did not answer", as opposed to a
