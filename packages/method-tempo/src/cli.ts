@@ -146,6 +146,42 @@ async function chainIdOf(rpcUrl: string): Promise<number> {
 }
 
 /**
+ * Throws a `UsageError` unless `value` is 0x and `digits` hex digits. The value is never echoed: a key
+ * given in its place would be printed back.
+ */
+function checkHexArg(flag: string, value: string, digits: number, what: string): void {
+  if (!new RegExp(`^0x[0-9a-fA-F]{${digits}}$`).test(value))
+    throw new UsageError(
+      `${flag} takes ${what} (0x and ${digits} hex digits); the ${value.length} characters given are not one (not shown)`,
+    )
+}
+
+/**
+ * The payer's private key and the RPC URL, from `--key`/`--rpc` or `MPPKIT_PRIVATE_KEY`/`MPPKIT_RPC_URL`;
+ * undefined once a usage error is printed (exit 2). Neither is ever printed.
+ */
+function payerOf(
+  args: ReturnType<typeof parseArgs>,
+  command: string,
+  usageText: string,
+  io: Io,
+): { key: Hex; rpcUrl: string } | undefined {
+  const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
+  const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
+  if (!key || !rpcUrl) {
+    io.stderr(
+      `${command}: ${!key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usageText}\n`,
+    )
+    return undefined
+  }
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
+    io.stderr(`${command}: the private key must be 32 bytes of hex with a 0x prefix\n`)
+    return undefined
+  }
+  return { key: key as Hex, rpcUrl }
+}
+
+/**
  * Runs `mppkit pay <url>`: pays a Tempo charge or session challenge with a private key from flags or the
  * environment, within a per-payment cap (default {@link defaultCap}), prints the response body on stdout
  * and the decoded receipt on stderr. Metered SSE streams are paid voucher by voucher. Returns the exit
@@ -185,12 +221,8 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
       )
     if (deposit !== undefined && deposit > maxDeposit)
       throw new UsageError(`--deposit ${deposit} is above --max-deposit ${maxDeposit}`)
-    // Never echoed, like --currency: a key given in its place would be printed back.
     for (const escrow of args.lists.get('escrow') ?? [])
-      if (!/^0x[0-9a-fA-F]{40}$/.test(escrow))
-        throw new UsageError(
-          `--escrow takes a contract address (0x and 40 hex digits); the ${escrow.length} characters given are not one (not shown)`,
-        )
+      checkHexArg('--escrow', escrow, 40, 'a contract address')
     limits = {
       maxAmount,
       maxDeposit,
@@ -205,20 +237,10 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
     io.stderr(`mppkit pay: ${error.message}\n\n${usage}\n`)
     return 2
   }
-  const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
-  const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
-  if (!key || !rpcUrl) {
-    io.stderr(
-      `mppkit pay: ${!key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${usage}\n`,
-    )
-    return 2
-  }
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
-    io.stderr('mppkit pay: the private key must be 32 bytes of hex with a 0x prefix\n')
-    return 2
-  }
+  const payer = payerOf(args, 'mppkit pay', usage, io)
+  if (!payer) return 2
   try {
-    return await payUrl({ url, key: key as Hex, rpcUrl, args, limits, deposit, currency, io })
+    return await payUrl({ url, ...payer, args, limits, deposit, currency, io })
   } catch (error) {
     // An error's message may carry a server's or an RPC's words.
     io.stderr(`mppkit pay: ${printable(describeError(error), 1000)}\n`)
@@ -557,42 +579,27 @@ export async function reclaim(argv: string[], io: Io = processIo()): Promise<num
     // Never echoed: a key given in place of another value would be printed back.
     if (args.positionals.length > 0)
       throw new UsageError(`unexpected argument (${args.positionals.length} given; not shown)`)
-    const channel = args.values.get('channel')
-    if (channel === undefined || !/^0x[0-9a-fA-F]{64}$/.test(channel))
-      throw new UsageError(
-        channel === undefined
-          ? 'missing --channel'
-          : `--channel takes a channel id (0x and 64 hex digits); the ${channel.length} characters given are not one (not shown)`,
-      )
-    const escrow = args.values.get('escrow')
-    if (escrow === undefined || !/^0x[0-9a-fA-F]{40}$/.test(escrow))
-      throw new UsageError(
-        escrow === undefined
-          ? 'missing --escrow'
-          : `--escrow takes a contract address (0x and 40 hex digits); the ${escrow.length} characters given are not one (not shown)`,
-      )
+    for (const [flag, name, digits, what] of [
+      ['--channel', 'channel', 64, 'a channel id'],
+      ['--escrow', 'escrow', 40, 'a contract address'],
+    ] as const) {
+      const value = args.values.get(name)
+      if (value === undefined) throw new UsageError(`missing ${flag}`)
+      checkHexArg(flag, value, digits, what)
+    }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     io.stderr(`mppkit reclaim: ${error.message}\n\n${reclaimUsage}\n`)
     return 2
   }
-  const key = args.values.get('key') ?? process.env.MPPKIT_PRIVATE_KEY
-  const rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
-  if (!key || !rpcUrl) {
-    io.stderr(
-      `mppkit reclaim: ${!key ? 'missing --key or MPPKIT_PRIVATE_KEY' : 'missing --rpc or MPPKIT_RPC_URL'}\n\n${reclaimUsage}\n`,
-    )
-    return 2
-  }
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
-    io.stderr('mppkit reclaim: the private key must be 32 bytes of hex with a 0x prefix\n')
-    return 2
-  }
+  const payer = payerOf(args, 'mppkit reclaim', reclaimUsage, io)
+  if (!payer) return 2
+  const { key, rpcUrl } = payer
   const channelId = args.values.get('channel') as Hex
   const units = (amount: bigint) => `${formatUnits(amount, tip20Decimals)} (${amount} base units)`
   try {
     const step = await reclaimChannel({
-      account: privateKeyToAccount(key as Hex),
+      account: privateKeyToAccount(key),
       rpcUrl,
       chainId: await chainIdOf(rpcUrl),
       escrow: args.values.get('escrow') as Address,
