@@ -44,7 +44,11 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
   const nonceOf = (address: Hex) =>
     tempoClients(devnet.info).publicClient.getTransactionCount({ address, blockTag: 'pending' })
 
-  it('requests the forced close, sends nothing before the grace period ends, then withdraws the deposit less what the payee settled', async () => {
+  /**
+   * A session server on the devnet (payee: account 0) for `realm`, and a paying session client of account
+   * `payer` reaching it in-process; the client's chain reads go to `rpcUrl` (default: the node).
+   */
+  const paying = (realm: string, payer: number, rpcUrl = devnet.info.rpcUrl) => {
     const { info } = devnet
     const method = sessionServer({
       rpcUrl: info.rpcUrl,
@@ -54,23 +58,28 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
       escrow: info.escrow,
       timeout: 5_000,
     })
-    const server = createServer({ realm: 'reclaim.test', secrets: [secret], methods: [method] })
+    const server = createServer({ realm, secrets: [secret], methods: [method] })
     const handler = server.protect(
       { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
       () => new Response('ok'),
     )
     const fetcher = ((input: RequestInfo, init?: RequestInit) =>
       handler(new Request(input, init))) as typeof fetch
-    const payer = privateKeyToAccount(info.accounts[1]!.privateKey)
     const sessions = sessionClient({
-      account: payer,
-      rpcUrl: info.rpcUrl,
+      account: privateKeyToAccount(info.accounts[payer]!.privateKey),
+      rpcUrl,
       chainId: info.chainId,
       deposit,
       fetch: fetcher,
     })
     const client = createClient({ methods: [sessions], fetch: fetcher })
-    const url = 'https://reclaim.test/resource'
+    return { method, server, sessions, client, url: `https://${realm}/resource` }
+  }
+
+  it('requests the forced close, sends nothing before the grace period ends, then withdraws the deposit less what the payee settled', async () => {
+    const { info } = devnet
+    const { method, server, sessions, client, url } = paying('reclaim.test', 1)
+    const payer = privateKeyToAccount(info.accounts[1]!.privateKey)
     for (let i = 0; i < 3; i++) expect((await client.fetch(url)).status).toBe(200)
     const [opened] = [...sessions.channels.values()]
     const channelId = opened!.channelId
@@ -147,31 +156,9 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
 
   it('`mppkit reclaim` (the Tempo CLI) walks the same steps, says when to come back, and never prints the key', async () => {
     const { info } = devnet
-    const method = sessionServer({
-      rpcUrl: info.rpcUrl,
-      chainId: info.chainId,
-      currency: info.tokens.pathUsd,
-      account: privateKeyToAccount(info.accounts[0]!.privateKey),
-      escrow: info.escrow,
-      timeout: 5_000,
-    })
-    const server = createServer({ realm: 'reclaim-cli.test', secrets: [secret], methods: [method] })
-    const handler = server.protect(
-      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
-      () => new Response('ok'),
-    )
-    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
-      handler(new Request(input, init))) as typeof fetch
     const key = info.accounts[4]!.privateKey
-    const sessions = sessionClient({
-      account: privateKeyToAccount(key),
-      rpcUrl: info.rpcUrl,
-      chainId: info.chainId,
-      deposit,
-      fetch: fetcher,
-    })
-    const client = createClient({ methods: [sessions], fetch: fetcher })
-    expect((await client.fetch('https://reclaim-cli.test/r')).status).toBe(200)
+    const { method, server, sessions, client, url } = paying('reclaim-cli.test', 4)
+    expect((await client.fetch(url)).status).toBe(200)
     const channelId = [...sessions.channels.values()][0]!.channelId
     await method.settleChannels()
 
@@ -261,32 +248,9 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
 
   it('a requested close whose answer was lost makes the next payment read the chain: the closing channel is left, a new one opened', async () => {
     const { info } = devnet
-    const method = sessionServer({
-      rpcUrl: info.rpcUrl,
-      chainId: info.chainId,
-      currency: info.tokens.pathUsd,
-      account: privateKeyToAccount(info.accounts[0]!.privateKey),
-      escrow: info.escrow,
-      timeout: 5_000,
-    })
-    const server = createServer({ realm: 'reclaim-lost.test', secrets: [secret], methods: [method] })
-    const handler = server.protect(
-      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
-      () => new Response('ok'),
-    )
-    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
-      handler(new Request(input, init))) as typeof fetch
     const proxy = await rpcProxy(info.rpcUrl)
+    const { server, sessions, client, url } = paying('reclaim-lost.test', 5, proxy.url)
     try {
-      const sessions = sessionClient({
-        account: privateKeyToAccount(info.accounts[5]!.privateKey),
-        rpcUrl: proxy.url,
-        chainId: info.chainId,
-        deposit,
-        fetch: fetcher,
-      })
-      const client = createClient({ methods: [sessions], fetch: fetcher })
-      const url = 'https://reclaim-lost.test/r'
       expect((await client.fetch(url)).status).toBe(200)
       const [first] = [...sessions.channels.values()]
       proxy.set('lose-send')

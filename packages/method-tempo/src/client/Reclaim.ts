@@ -96,8 +96,8 @@ export async function reclaimChannel(options: ReclaimOptions): Promise<Reclaim> 
   checkHttpUrl(scope, 'rpcUrl', options.rpcUrl, true)
   checkChainId(scope, options.chainId)
   checkAddress(scope, 'escrow', options.escrow)
-  if (options.channelId === undefined) checkBytes32(scope, 'channelId', '')
-  checkBytes32(scope, 'channelId', options.channelId)
+  // Required here (checkBytes32 passes an absent value).
+  checkBytes32(scope, 'channelId', options.channelId ?? '')
   const { account, escrow, channelId } = options
 
   const rpc = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
