@@ -223,6 +223,7 @@ describe.skipIf(!built)('mppkit inspect', () => {
   it('`mppkit reclaim` runs the Tempo rail CLI: its help, and a usage error that echoes nothing', async () => {
     const help = await run('node', [cliPath, 'reclaim', '--help'])
     expect(help.stdout).toMatch(/^mppkit reclaim --channel <0x…> --escrow <0x…> \[options\]/)
+    expect(help.stdout).toContain('\nmppkit reclaim --all [--escrow <0x…>] [options]\n')
     const secretish = `0x${'7'.repeat(63)}`
     const refused = (await run('node', [
       cliPath,
@@ -237,6 +238,7 @@ describe.skipIf(!built)('mppkit inspect', () => {
     expect(refused.stderr).not.toContain(secretish.slice(2))
     const usage = await run('node', [cliPath, '--help'])
     expect(usage.stdout).toContain('mppkit reclaim --channel <0x…> --escrow <0x…>')
+    expect(usage.stdout).toContain('mppkit reclaim --all | --list [--escrow <0x…>]')
   })
 
   it('names the cause when the server is down (not `fetch failed`)', async () => {

@@ -1,13 +1,15 @@
 import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
 import { commandUrl, describeError, printable } from '@mppkit/core/cli'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
-import { type Address, erc20Abi, type Hex } from 'viem'
+import { type Address, erc20Abi, type Hex, type LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { readContract } from 'viem/actions'
+import { findOpenChannels, type OpenChannel } from './client/Channels.js'
 import { chargeClient } from './client/Charge.js'
-import { reclaimChannel } from './client/Reclaim.js'
+import { type Reclaim, reclaimChannel } from './client/Reclaim.js'
 import { type SessionClient, sessionClient } from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
+import { knownEscrows } from './internal/escrows.js'
 import { publicClientFor } from './internal/rpc.js'
 import { type GuardLimits, guard, tip20Decimals } from './internal/spendGuard.js'
 
@@ -533,43 +535,87 @@ async function answerVoucher(
 }
 
 const reclaimUsage = `mppkit reclaim --channel <0x…> --escrow <0x…> [options]
-                               take a Tempo session channel's deposit back without the server
+mppkit reclaim --all [--escrow <0x…>] [options]
+mppkit reclaim --list [--escrow <0x…>] [--payer <0x…>] [options]
+                               take Tempo session deposits back without the server
 
 The payer's forced close (draft-tempo-session-00): the first run requests it (requestClose), a run
 before the escrow's grace period (15 minutes of chain time) has passed sends nothing and says when, and
 a run after it withdraws the deposit less what the payee settled. Each run reads the channel first.
+--all does that for every channel of the payer on the escrow that is not finalized (found from the
+escrow's ChannelOpened events), which also ends sessions still in use; --list only prints them.
 
 Options:
   --channel <0x…>        the channel id (mppkit pay prints it for a channel it leaves open)
-  --escrow <0x…>         the escrow contract holding it
+  --escrow <0x…>         the escrow contract holding it (with --all or --list, default: the known
+                         escrows of Tempo mainnet and Moderato)
+  --all                  the next step for each of the payer's channels that still holds a deposit
+  --list                 print those channels, send nothing (no key needed with --payer)
+  --payer <0x…>          with --list: whose channels (default: the key's address)
+  --from-block <n>       with --all or --list: search the escrow's events from this block (default 0)
   --key <0x…>            the channel's payer private key   (env MPPKIT_PRIVATE_KEY)
   --rpc <url>            Tempo JSON-RPC URL                 (env MPPKIT_RPC_URL)
 
-Exit codes: 0 requested, waiting, withdrawn or already finalized; 1 refused or failed; 2 usage error.`
+Exit codes: 0 requested, waiting, withdrawn, already finalized or listed; 1 refused or failed (with
+--all: any channel); 2 usage error.`
 
 const reclaimOptions = {
   '--channel': { name: 'channel', value: true },
   '--escrow': { name: 'escrow', value: true },
+  '--all': { name: 'all', value: false },
+  '--list': { name: 'list', value: false },
+  '--payer': { name: 'payer', value: true },
+  '--from-block': { name: 'fromBlock', value: true },
   '--key': { name: 'key', value: true },
   '--rpc': { name: 'rpc', value: true },
   '-h': { name: 'help', value: false },
   '--help': { name: 'help', value: false },
 } as const satisfies OptionSpec
 
+const units = (amount: bigint) => `${formatUnits(amount, tip20Decimals)} (${amount} base units)`
+
+/** One line for where a channel stands after `reclaimChannel`. */
+function describeStep(step: Reclaim): string {
+  const { channelId } = step
+  if (step.status === 'closing')
+    return (
+      `${step.transactionHash ? `requested the forced close of channel ${channelId} (transaction ${step.transactionHash})` : `channel ${channelId} is closing`}; ` +
+      `withdrawable from ${step.withdrawableAt.toISOString()} (chain time): run this command again then`
+    )
+  if (step.status === 'withdrawn')
+    return `withdrew channel ${channelId}: ${units(step.refunded)} back to the payer, ${units(step.settled)} settled to the payee (transaction ${step.transactionHash})`
+  return `channel ${channelId} is already finalized: nothing to reclaim (${units(step.settled)} settled to the payee)`
+}
+
+/** One line for a channel that still holds a deposit. */
+function describeOpen(channel: OpenChannel): string {
+  const state = channel.withdrawableAt
+    ? `closing, withdrawable from ${channel.withdrawableAt.toISOString()} (chain time)`
+    : 'open'
+  return (
+    `channel ${channel.channelId} (escrow ${channel.escrow}): ${state}; deposit ${units(channel.deposit)}, ` +
+    `settled ${units(channel.settled)}; payee ${channel.payee}, token ${channel.token}, opened in block ${channel.openedInBlock}`
+  )
+}
+
 /**
- * Runs `mppkit reclaim --channel <id> --escrow <address>`: the next step of the payer's forced close of a
- * session channel (see `reclaimChannel`), with the payer's key from `--key` or `MPPKIT_PRIVATE_KEY`.
- * Prints where the channel stands on stdout. Returns the exit code: 0 when the step is done (or nothing is
- * left to do), 1 when refused or failed, 2 on a usage error. The key and the RPC URL are never printed.
+ * Runs `mppkit reclaim`: the next step of the payer's forced close of a session channel (see
+ * `reclaimChannel`), with the payer's key from `--key` or `MPPKIT_PRIVATE_KEY`; `--all` takes that step
+ * for every channel of the payer that still holds a deposit, `--list` prints them (see
+ * `findOpenChannels`). Prints where each channel stands on stdout. Returns the exit code: 0 when the
+ * steps are done (or nothing is left to do), 1 when one is refused or failed, 2 on a usage error. The key
+ * and the RPC URL are never printed.
  *
  * @example
  * ```ts
  * process.exitCode = await reclaim(['--channel', channelId, '--escrow', escrow, '--rpc', rpcUrl])
+ * process.exitCode = await reclaim(['--all', '--escrow', escrow, '--rpc', rpcUrl])
  * ```
  * @see draft-tempo-session-00 §"requestClose", §"withdraw"
  */
 export async function reclaim(argv: string[], io: Io = processIo()): Promise<number> {
   let args: ReturnType<typeof parseArgs>
+  let fromBlock: bigint | undefined
   try {
     args = parseArgs(argv, reclaimOptions)
     if (args.switches.has('help')) {
@@ -579,46 +625,102 @@ export async function reclaim(argv: string[], io: Io = processIo()): Promise<num
     // Never echoed: a key given in place of another value would be printed back.
     if (args.positionals.length > 0)
       throw new UsageError(`unexpected argument (${args.positionals.length} given; not shown)`)
+    const modes = ['all', 'list'].filter((mode) => args.switches.has(mode))
+    if (args.values.has('channel')) modes.push('channel')
+    if (modes.length > 1)
+      throw new UsageError(`--${modes.join(', --')}: give one of --channel, --all and --list`)
+    if (modes.length === 0) throw new UsageError('missing --channel (or --all, or --list)')
+    if (modes[0] === 'channel' && !args.values.has('escrow')) throw new UsageError('missing --escrow')
+    if (args.values.has('payer') && modes[0] !== 'list') throw new UsageError('--payer goes with --list')
+    if (args.values.has('fromBlock') && modes[0] === 'channel')
+      throw new UsageError('--from-block goes with --all or --list')
     for (const [flag, name, digits, what] of [
       ['--channel', 'channel', 64, 'a channel id'],
       ['--escrow', 'escrow', 40, 'a contract address'],
+      ['--payer', 'payer', 40, 'an address'],
     ] as const) {
       const value = args.values.get(name)
-      if (value === undefined) throw new UsageError(`missing ${flag}`)
-      checkHexArg(flag, value, digits, what)
+      if (value !== undefined) checkHexArg(flag, value, digits, what)
+    }
+    const from = args.values.get('fromBlock')
+    if (from !== undefined) {
+      if (!/^\d{1,19}$/.test(from)) throw new UsageError('--from-block takes a block number')
+      fromBlock = BigInt(from)
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     io.stderr(`mppkit reclaim: ${error.message}\n\n${reclaimUsage}\n`)
     return 2
   }
-  const payer = payerOf(args, 'mppkit reclaim', reclaimUsage, io)
-  if (!payer) return 2
-  const { key, rpcUrl } = payer
-  const channelId = args.values.get('channel') as Hex
-  const units = (amount: bigint) => `${formatUnits(amount, tip20Decimals)} (${amount} base units)`
+  const listOnly = args.switches.has('list')
+  const payerAddress = args.values.get('payer') as Address | undefined
+  let key: Hex | undefined
+  let rpcUrl = args.values.get('rpc') ?? process.env.MPPKIT_RPC_URL
+  if (!(listOnly && payerAddress)) {
+    const payer = payerOf(args, 'mppkit reclaim', reclaimUsage, io)
+    if (!payer) return 2
+    ;({ key, rpcUrl } = payer)
+  } else if (!rpcUrl) {
+    io.stderr(`mppkit reclaim: missing --rpc or MPPKIT_RPC_URL\n\n${reclaimUsage}\n`)
+    return 2
+  }
+  const account = key ? privateKeyToAccount(key) : undefined
   try {
-    const step = await reclaimChannel({
-      account: privateKeyToAccount(key),
-      rpcUrl,
-      chainId: await chainIdOf(rpcUrl),
-      escrow: args.values.get('escrow') as Address,
-      channelId,
-    })
-    if (step.status === 'closing')
-      io.stdout(
-        `${step.transactionHash ? `requested the forced close of channel ${channelId} (transaction ${step.transactionHash})` : `channel ${channelId} is closing`}; ` +
-          `withdrawable from ${step.withdrawableAt.toISOString()} (chain time): run this command again then\n`,
+    const chainId = await chainIdOf(rpcUrl as string)
+    const channelId = args.values.get('channel') as Hex | undefined
+    if (channelId) {
+      const escrow = args.values.get('escrow') as Address
+      const step = await reclaimChannel({
+        account: account!,
+        rpcUrl: rpcUrl as string,
+        chainId,
+        escrow,
+        channelId,
+      })
+      io.stdout(`${describeStep(step)}\n`)
+      return 0
+    }
+    const escrowArg = args.values.get('escrow') as Address | undefined
+    const escrows = escrowArg ? [escrowArg] : (knownEscrows[chainId] ?? [])
+    if (escrows.length === 0) {
+      io.stderr(`mppkit reclaim: chain ${chainId} has no known session escrow: name it with --escrow\n`)
+      return 2
+    }
+    const owner = payerAddress ?? (account as LocalAccount).address
+    const found: OpenChannel[] = []
+    for (const escrow of escrows)
+      found.push(
+        ...(await findOpenChannels({ payer: owner, rpcUrl: rpcUrl as string, chainId, escrow, fromBlock })),
       )
-    else if (step.status === 'withdrawn')
+    if (found.length === 0) {
       io.stdout(
-        `withdrew channel ${channelId}: ${units(step.refunded)} back to the payer, ${units(step.settled)} settled to the payee (transaction ${step.transactionHash})\n`,
+        `no channel of ${owner} holds a deposit on ${escrows.length === 1 ? `escrow ${escrows[0]}` : `escrows ${escrows.join(', ')}`}\n`,
       )
-    else
-      io.stdout(
-        `channel ${channelId} is already finalized: nothing to reclaim (${units(step.settled)} settled to the payee)\n`,
-      )
-    return 0
+      return 0
+    }
+    if (listOnly) {
+      for (const channel of found) io.stdout(`${describeOpen(channel)}\n`)
+      return 0
+    }
+    // One channel at a time: each step waits for its transaction, so the payer's nonces stay in order,
+    // and one channel's failure does not stop the others.
+    let failed = 0
+    for (const channel of found) {
+      try {
+        const step = await reclaimChannel({
+          account: account!,
+          rpcUrl: rpcUrl as string,
+          chainId,
+          escrow: channel.escrow,
+          channelId: channel.channelId,
+        })
+        io.stdout(`${describeStep(step)}\n`)
+      } catch (error) {
+        failed++
+        io.stderr(`mppkit reclaim: channel ${channel.channelId}: ${printable(describeError(error), 1000)}\n`)
+      }
+    }
+    return failed > 0 ? 1 : 0
   } catch (error) {
     io.stderr(`mppkit reclaim: ${printable(describeError(error), 1000)}\n`)
     return 1

@@ -1,6 +1,9 @@
 // The payer's forced close (draft-tempo-session-00: "1. Client calls requestClose() 2. Wait 15 min grace
 // period 3. Client calls withdraw()"): a payer whose server went away takes its deposit back, on anvil,
 // through the session client and `reclaimChannel`, with chain time advanced past the escrow's grace period.
+
+import { createServer as createHttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { ConfigurationError, create as createClient, PaymentFailedError } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { erc20Abi, type Hex } from 'viem'
@@ -14,7 +17,7 @@ import {
   tempoUnavailableReason,
 } from '../../devnet/src/tempo/index.js'
 import { type Io, reclaim } from '../src/cli.js'
-import { reclaimChannel, sessionClient } from '../src/client/index.js'
+import { findOpenChannels, reclaimChannel, sessionClient } from '../src/client/index.js'
 import { sessionServer } from '../src/server/index.js'
 import { readChannel, rpcProxy } from './helpers.js'
 
@@ -28,7 +31,7 @@ const deposit = 100n * price
 describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without the server', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 6 })
+    devnet = await startTempo({ accounts: 8 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -217,7 +220,7 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
     expect(stranger.stderr).toMatch(/^mppkit reclaim: .*not by this account; nothing was signed/)
     const missing = await cli(['--escrow', info.escrow, '--key', key, '--rpc', info.rpcUrl])
     expect(missing.code).toBe(2)
-    expect(missing.stderr).toMatch(/^mppkit reclaim: missing --channel\n/)
+    expect(missing.stderr).toMatch(/^mppkit reclaim: missing --channel \(or --all, or --list\)\n/)
     const keyAsChannel = await cli([
       '--channel',
       key.slice(2),
@@ -271,6 +274,190 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
       await proxy.close()
       await server.close()
     }
+  })
+
+  it("finds the payer's channels that still hold a deposit from the escrow's events, and `mppkit reclaim --all` takes each back", async () => {
+    const { info } = devnet
+    const key = info.accounts[6]!.privateKey
+    const payer = privateKeyToAccount(key).address
+    // Two open channels of the payer (two servers), one it closed with its server, and another payer's.
+    const a = paying('find-a.test', 6)
+    const b = paying('find-b.test', 6)
+    const closed = paying('find-closed.test', 6)
+    const other = paying('find-other.test', 7)
+    for (const side of [a, b, closed, other]) expect((await side.client.fetch(side.url)).status).toBe(200)
+    const idOf = (side: typeof a) => [...side.sessions.channels.values()][0]!.channelId
+    const [idA, idB, idClosed, idOther] = [idOf(a), idOf(b), idOf(closed), idOf(other)]
+    expect((await closed.sessions.close(closed.url)).status).toBe(200)
+    expect((await readChannel(info, idClosed)).finalized).toBe(true)
+
+    // Small windows: the search spans many eth_getLogs requests and still finds each channel once.
+    const found = await findOpenChannels({ payer, rpcUrl: info.rpcUrl, escrow: info.escrow, blockRange: 7 })
+    expect(found.map((channel) => channel.channelId)).toEqual([idA, idB])
+    for (const channel of found) {
+      const onChain = await readChannel(info, channel.channelId)
+      expect(channel).toMatchObject({
+        escrow: info.escrow,
+        chainId: info.chainId,
+        payee: privateKeyToAccount(info.accounts[0]!.privateKey).address,
+        deposit,
+        settled: onChain.settled,
+      })
+      expect(channel.token.toLowerCase()).toBe(info.tokens.pathUsd.toLowerCase())
+      expect(channel).not.toHaveProperty('withdrawableAt')
+      expect(channel.openedInBlock).toBeGreaterThan(0n)
+    }
+    // The other payer's channel is its own.
+    expect(
+      (
+        await findOpenChannels({
+          payer: privateKeyToAccount(info.accounts[7]!.privateKey).address,
+          rpcUrl: info.rpcUrl,
+          escrow: info.escrow,
+        })
+      ).map((channel) => channel.channelId),
+    ).toEqual([idOther])
+
+    // A node that refuses wide log queries (as many public nodes do): the windows shrink until it answers.
+    // Capped below the chain's length, so that the first window (the whole chain) is refused.
+    // (20 empty blocks first: the windows must have a chain to split, whichever tests ran before.)
+    await fetch(info.rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'anvil_mine', params: ['0x14'] }),
+    })
+    const latest = await tempoClients(info).publicClient.getBlockNumber()
+    expect(latest).toBeGreaterThan(20n)
+    let refused = 0
+    let cap = Number(latest)
+    const capped = createHttpServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+        id: number
+        method: string
+        params: { fromBlock: string; toBlock: string }[]
+      }
+      const range =
+        body.method === 'eth_getLogs'
+          ? Number(body.params[0]!.toBlock) - Number(body.params[0]!.fromBlock) + 1
+          : 0
+      res.setHeader('content-type', 'application/json')
+      if (range > cap) {
+        refused++
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: body.id,
+            error: { code: -32005, message: `query exceeds max block range ${cap}` },
+          }),
+        )
+        return
+      }
+      const answer = await fetch(info.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      res.end(await answer.text())
+    })
+    await new Promise<void>((resolve) => capped.listen(0, '127.0.0.1', resolve))
+    try {
+      const cappedUrl = `http://127.0.0.1:${(capped.address() as AddressInfo).port}`
+      const throughCap = await findOpenChannels({
+        payer,
+        rpcUrl: cappedUrl,
+        escrow: info.escrow,
+        blockRange: 1_000,
+      })
+      expect(throughCap.map((channel) => channel.channelId)).toEqual([idA, idB])
+      expect(refused).toBeGreaterThan(0)
+      // Windows shrink to 10 blocks at the least: a node that refuses even those is an error, naming the blocks.
+      cap = 4
+      const tooNarrow = await findOpenChannels({
+        payer,
+        rpcUrl: cappedUrl,
+        escrow: info.escrow,
+        blockRange: 1_000,
+      }).catch((error: unknown) => error)
+      expect(tooNarrow).toBeInstanceOf(PaymentFailedError)
+      expect((tooNarrow as Error).message).toMatch(/could not read the escrow's logs \(blocks 0–9\)/)
+    } finally {
+      await new Promise((resolve) => capped.close(resolve))
+    }
+
+    const cli = async (argv: string[]) => {
+      let stdout = ''
+      let stderr = ''
+      const io: Io = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) }
+      const code = await reclaim(argv, io)
+      expect(stdout + stderr).not.toContain(key.slice(2))
+      return { code, stdout, stderr }
+    }
+    const node = ['--escrow', info.escrow, '--rpc', info.rpcUrl]
+    // --list with --payer needs no key, and sends nothing.
+    const nonce = await nonceOf(payer)
+    const listed = await cli(['--list', '--payer', payer, ...node])
+    expect(listed.code, listed.stderr).toBe(0)
+    const lines = listed.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(2)
+    for (const [i, id] of [idA, idB].entries())
+      expect(lines[i]).toMatch(
+        new RegExp(
+          `^channel ${id} \\(escrow ${info.escrow}\\): open; deposit 0\\.1 \\(100000 base units\\), settled `,
+        ),
+      )
+
+    // --all: the forced close requested on both open channels, nothing on the finalized or the other payer's.
+    const requested = await cli(['--all', '--key', key, ...node])
+    expect(requested.code, requested.stderr).toBe(0)
+    for (const id of [idA, idB]) {
+      expect(requested.stdout).toContain(`requested the forced close of channel ${id} (transaction 0x`)
+      expect((await readChannel(info, id)).closeRequestedAt).toBeGreaterThan(0n)
+    }
+    expect(await nonceOf(payer)).toBe(nonce + 2)
+    expect((await readChannel(info, idOther)).closeRequestedAt).toBe(0n)
+    const closing = await cli(['--list', '--key', key, ...node])
+    expect(closing.stdout.match(/: closing, withdrawable from \S+ \(chain time\); deposit/g)).toHaveLength(2)
+
+    await advanceTempoTime(info.rpcUrl, 15 * 60)
+    const escrowHeld = await balance(info.escrow)
+    const withdrawn = await cli(['--all', '--from-block', '0', '--key', key, ...node])
+    expect(withdrawn.code, withdrawn.stderr).toBe(0)
+    const refunds = [
+      ...withdrawn.stdout.matchAll(
+        /^withdrew channel (0x[0-9a-f]{64}): \S+ \((\d+) base units\) back to the payer/gm,
+      ),
+    ]
+    expect(refunds.map((match) => match[1])).toEqual([idA, idB])
+    expect(await balance(info.escrow)).toBe(
+      escrowHeld - refunds.reduce((sum, match) => sum + BigInt(match[2]!), 0n),
+    )
+    for (const id of [idA, idB]) expect((await readChannel(info, id)).finalized).toBe(true)
+    const none = await cli(['--list', '--key', key, ...node])
+    expect(none).toMatchObject({
+      code: 0,
+      stdout: `no channel of ${payer} holds a deposit on escrow ${info.escrow}\n`,
+    })
+    expect((await readChannel(info, idOther)).finalized).toBe(false)
+
+    // Usage errors: one mode at a time, --payer only to list, and a chain without known escrows needs --escrow.
+    for (const argv of [
+      ['--all', '--list', '--key', key, ...node],
+      ['--all', '--channel', idA, '--key', key, ...node],
+      ['--all', '--payer', payer, '--key', key, ...node],
+      ['--channel', idA, '--from-block', '0', '--key', key, ...node],
+      ['--list', '--from-block', 'latest', '--key', key, ...node],
+    ]) {
+      const usage = await cli(argv)
+      expect(usage.code, argv.join(' ')).toBe(2)
+    }
+    const unknownChain = await cli(['--list', '--payer', payer, '--rpc', info.rpcUrl])
+    expect(unknownChain).toMatchObject({
+      code: 2,
+      stderr: `mppkit reclaim: chain ${info.chainId} has no known session escrow: name it with --escrow\n`,
+    })
+    for (const side of [a, b, closed, other]) await side.server.close()
   })
 
   it('refuses malformed options and a channel that does not exist, naming what is wrong and no secret', async () => {

@@ -15,6 +15,8 @@ Usage:
                                                    is installed (e.g. @mppkit/method-tempo)
   mppkit reclaim --channel <0x…> --escrow <0x…>    take a Tempo session deposit back without the
                                                    server (forced close; needs @mppkit/method-tempo)
+  mppkit reclaim --all | --list [--escrow <0x…>]   the same for, or a list of, every channel of the
+                                                   payer that still holds a deposit
 
 Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' for reclaim's. Exit codes: 0 ok, 1 failed, 2 usage error.`
 

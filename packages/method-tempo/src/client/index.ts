@@ -4,6 +4,7 @@ import { type ChargeClientOptions, chargeClient } from './Charge.js'
 import { type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
 export { knownEscrows } from '../internal/escrows.js'
+export { type FindChannelsOptions, findOpenChannels, type OpenChannel } from './Channels.js'
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export { type Reclaim, type ReclaimOptions, reclaimChannel } from './Reclaim.js'
 export { type ChannelState, type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
