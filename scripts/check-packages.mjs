@@ -5,12 +5,23 @@
 // - a LICENSE and a README with Install, Try it and Links sections.
 // Usage: node scripts/check-packages.mjs [publint|attw|types|files]…   (prints problems; exit 1 if any)
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
+import { packCached } from './pack-cache.mjs'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../', import.meta.url))
@@ -86,16 +97,15 @@ function loadAttwCore() {
 }
 
 /**
- * What `attw --pack <package> --profile esm-only` reports: `npm pack` (as the CLI runs it), then the
- * CLI's analysis of that tarball, in this process.
+ * What `attw --pack <package> --profile esm-only` reports: `npm pack` (as the CLI runs it; the tarball
+ * comes from scripts/pack-cache.mjs, packed anew whenever the package's content changed), then the CLI's
+ * analysis of that tarball, in this process.
  */
 export async function checkAttw(name) {
-  const pkgDir = join(root, 'packages', name)
   const folder = mkdtempSync(join(tmpdir(), 'mppkit-attw-'))
   let analysis
   try {
-    const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', folder], { cwd: pkgDir })
-    const tarball = readFileSync(join(folder, stdout.trim().split('\n').pop()))
+    const tarball = readFileSync(await packCached(name, folder))
     const core = await loadAttwCore()
     analysis = await core.checkPackage(core.createPackageFromTarballData(new Uint8Array(tarball)), {})
   } finally {
@@ -118,11 +128,22 @@ const specifiersOf = (name, entries) =>
     .map((entry) => (entry === '.' ? manifest(name).name : `${manifest(name).name}/${entry.slice(2)}`))
 
 /**
+ * tsc's incremental state of each consumer project, kept between runs (in the work tree's .tmp/): a file
+ * whose content (tsc hashes it) is unchanged, and that imports nothing changed, keeps its diagnostics
+ * from the previous run instead of being checked again; most of the ~2,700 declaration files the two
+ * projects read are dependencies' and never change. Each run starts from a copy and stores its own state
+ * by an atomic rename, so runs at the same time neither share nor corrupt one.
+ */
+const typesCache = join(root, '.tmp', 'types-cache')
+
+/**
  * Compiles `import * as entry from '<specifier>'` for every specifier, in one consumer project and one tsc
  * run; `browser` projects have no @types/node (and fail when a declaration pulls it in).
  */
 async function compileConsumer(specifiers, needs, label) {
   const dir = join(root, '.tmp', `types-${label}-${needs}-${process.pid}`)
+  const buildInfo = join(dir, 'consumer.tsbuildinfo')
+  const cached = join(typesCache, `${label}-${needs}.tsbuildinfo`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
@@ -146,10 +167,16 @@ async function compileConsumer(specifiers, needs, label) {
         types: needs === 'browser' ? [] : ['node'],
         skipLibCheck: false,
         noEmit: true,
+        incremental: true,
+        tsBuildInfoFile: './consumer.tsbuildinfo',
       },
       files: ['index.ts'],
     }),
   )
+  // The project folder is at the same depth on every run: the state's relative paths hold.
+  try {
+    copyFileSync(cached, buildInfo)
+  } catch {}
   const problems = []
   let pullsNode = false
   try {
@@ -166,6 +193,10 @@ async function compileConsumer(specifiers, needs, label) {
       return { stdout: String(error.stdout) }
     })
     pullsNode = needs === 'browser' && /[\\/]@types[\\/]node[\\/]/.test(stdout)
+    if (existsSync(buildInfo)) {
+      mkdirSync(typesCache, { recursive: true })
+      renameSync(buildInfo, cached)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

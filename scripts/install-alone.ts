@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll } from 'vitest'
+import { packCached } from './pack-cache.mjs'
 
 const exec = promisify(execFile)
 const packagesDir = fileURLToPath(new URL('../packages/', import.meta.url))
@@ -45,8 +46,9 @@ export type Installation = {
   remove(): Promise<void>
 }
 
-// Tarballs packed for this test file, by package folder name: a package installed in two folders of
-// one file is packed once. Removed after the file's tests.
+// Tarballs for this test file, by package folder name, from the cache of scripts/pack-cache.mjs (keyed by
+// the package's content, shared with the other install-alone files and the attw check): linked into a
+// folder of this file, removed after its tests.
 const packed = new Map<string, Promise<string>>()
 let packFolder: Promise<string> | undefined
 afterAll(async () => {
@@ -58,11 +60,7 @@ function pack(name: string): Promise<string> {
   if (!tarball) {
     tarball = (async () => {
       packFolder ??= mkdtemp(join(tmpdir(), 'mppkit-packed-'))
-      const folder = await packFolder
-      const { stdout } = await exec('npm', ['pack', '--silent', '--pack-destination', folder], {
-        cwd: join(packagesDir, name),
-      })
-      return join(folder, stdout.trim().split('\n').pop() as string)
+      return packCached(name, await packFolder)
     })()
     tarball.catch(() => packed.delete(name))
     packed.set(name, tarball)
@@ -71,8 +69,9 @@ function pack(name: string): Promise<string> {
 }
 
 /**
- * Packs `packages` (folder names under packages/; side by side, each once per test file) and installs the
- * tarballs, and only them, in a new temporary folder with `npm install --prefer-offline --ignore-scripts`.
+ * Packs `packages` (folder names under packages/; side by side, each once per content: see
+ * scripts/pack-cache.mjs) and installs the tarballs, and only them, in a new temporary folder with
+ * `npm install --prefer-offline --ignore-scripts`.
  *
  * @example
  * ```ts

@@ -55,6 +55,22 @@ export function releaseDryRun({ keep = false } = {}) {
     const versions = Object.fromEntries(Object.values(manifests).map((m) => [m.name, m.version]))
     if (readdirSync(join(work, '.changeset')).some((f) => f.endsWith('.md') && f !== 'README.md'))
       problems.push('changeset version left changesets unconsumed')
+    // Every published package packed by one npm process (`npm pack -w packages/<name>` packs the same
+    // files as `npm pack` in the package's folder, without starting npm once per package).
+    const publishedNames = names.filter((name) => !manifests[name].private)
+    const packedList = JSON.parse(
+      execFileSync(
+        'npm',
+        [
+          'pack',
+          '--json',
+          '--pack-destination',
+          work,
+          ...publishedNames.flatMap((n) => ['-w', `packages/${n}`]),
+        ],
+        { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 },
+      ),
+    )
     for (const [name, manifest] of Object.entries(manifests)) {
       if (manifest.private) continue
       const entry = { from: before[name], to: manifest.version, files: [] }
@@ -73,13 +89,11 @@ export function releaseDryRun({ keep = false } = {}) {
         else if (!semver.satisfies(versions[peer], range))
           problems.push(`${manifest.name}: peer ${peer} "${range}" excludes the released ${versions[peer]}`)
       }
-      const packed = JSON.parse(
-        execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
-          cwd: join(work, 'packages', name),
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-        }),
-      )[0]
+      const packed = packedList.find((p) => p.name === manifest.name)
+      if (!packed) {
+        problems.push(`${manifest.name}: npm pack did not pack it`)
+        continue
+      }
       entry.files = packed.files.map((f) => f.path)
       entry.tarball = packed.filename
       for (const file of required)

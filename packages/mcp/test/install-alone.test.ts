@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Installation, installAlone, missingBuild } from '../../../scripts/install-alone.js'
 
 // Each package installs alone (scripts/install-alone.ts packs the workspace packages and installs the
@@ -53,17 +53,26 @@ server.listen(0, '127.0.0.1', () => console.log(server.address().port))
 process.stdin.on('end', () => server.close()).resume()
 `
 
-const installations: Installation[] = []
+// Both installations are made side by side from the start (core and discovery packed once for the two);
+// each test awaits its own.
+let withMcp: Promise<Installation> | undefined
+let withoutMcp: Promise<Installation> | undefined
+beforeAll(() => {
+  if (reason) return
+  withMcp = installAlone(['core', 'mcp', 'discovery'])
+  withoutMcp = installAlone(['core', 'discovery'])
+  for (const installation of [withMcp, withoutMcp]) installation.catch(() => {})
+})
 afterAll(async () => {
-  for (const installation of installations) await installation.remove()
+  for (const installation of [withMcp, withoutMcp])
+    await (await installation?.catch(() => undefined))?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs core, mcp and discovery, installs them without a chain library, pays a tool', {
     timeout: 240_000,
   }, async () => {
-    const alone = await installAlone(['core', 'mcp', 'discovery'])
-    installations.push(alone)
+    const alone = await withMcp!
     expect(alone.modules).toContain('@modelcontextprotocol')
     for (const forbidden of ['viem', '@solana', 'lightning', 'stripe', 'mppx'])
       expect(alone.modules).not.toContain(forbidden)
@@ -73,8 +82,7 @@ describe.skipIf(!!reason)('install alone', () => {
   it('discovery installs with core alone, and the installed `mppkit inspect <origin>` uses it', {
     timeout: 240_000,
   }, async () => {
-    const alone = await installAlone(['core', 'discovery'])
-    installations.push(alone)
+    const alone = await withoutMcp!
     for (const absent of [
       '@modelcontextprotocol',
       'viem',

@@ -34,27 +34,31 @@ console.log(JSON.stringify({ status: response.status, body: await response.json(
 process.exit(0)
 `
 
-let network: Lightning
-let alone: Installation | undefined
-beforeAll(async () => {
+// The simulator starts while the two packages are packed and installed; the test awaits both.
+let network: Promise<Lightning> | undefined
+let installation: Promise<Installation> | undefined
+beforeAll(() => {
   if (reason) return
-  network = await startLightning()
+  network = startLightning()
+  installation = installAlone(['core', 'method-lightning'])
+  for (const started of [network, installation]) started.catch(() => {})
 })
 afterAll(async () => {
-  await network?.stop()
-  await alone?.remove()
+  await (await network?.catch(() => undefined))?.stop()
+  await (await installation?.catch(() => undefined))?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem, stripe or @solana/*, and pays against the simulator', {
     timeout: 240_000,
   }, async () => {
-    alone = await installAlone(['core', 'method-lightning'])
+    const alone = await installation!
     expect(alone.modules).toContain('lightning')
     for (const forbidden of ['viem', 'stripe', '@solana', 'ox'])
       expect(alone.modules).not.toContain(forbidden)
 
-    const last = await alone.run(script, { LIGHTNING_DEVNET: JSON.stringify(network.info.nodes) })
+    const { info } = await network!
+    const last = await alone.run(script, { LIGHTNING_DEVNET: JSON.stringify(info.nodes) })
     const result = JSON.parse(last)
     expect(result).toMatchObject({ status: 200, body: { ok: true } })
     expect(result.reference).toMatch(/^[0-9a-f]{64}$/)

@@ -40,27 +40,31 @@ const balance = await fetch(info.rpcUrl, { method: 'POST', headers: { 'content-t
 console.log(JSON.stringify({ out, balance: balance.result.value }))
 `
 
-let node: SolanaNode
-let alone: Installation | undefined
-beforeAll(async () => {
+// The node starts while the two packages are packed and installed; the test awaits both.
+let node: Promise<SolanaNode> | undefined
+let installation: Promise<Installation> | undefined
+beforeAll(() => {
   if (reason) return
-  node = await startSolana()
+  node = startSolana()
+  installation = installAlone(['core', 'method-solana'])
+  for (const started of [node, installation]) started.catch(() => {})
 })
 afterAll(async () => {
-  await node?.stop()
-  await alone?.remove()
+  await (await node?.catch(() => undefined))?.stop()
+  await (await installation?.catch(() => undefined))?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem/stripe/lightning, and pays a SOL charge', {
     timeout: 240_000,
   }, async () => {
-    alone = await installAlone(['core', 'method-solana'])
+    const alone = await installation!
     expect(alone.modules).toContain('@solana')
     for (const forbidden of ['viem', 'stripe', 'lightning', 'ln-service', 'ox', 'mppx'])
       expect(alone.modules).not.toContain(forbidden)
 
-    const last = await alone.run(script, { SOLANA_DEVNET: JSON.stringify(node.info) })
+    const { info } = await node!
+    const last = await alone.run(script, { SOLANA_DEVNET: JSON.stringify(info) })
     const result = JSON.parse(last)
     expect(result.out.map((o: { status: number }) => o.status)).toEqual([200, 200])
     expect(result.balance).toBe(10_000_000)

@@ -35,27 +35,31 @@ const pi = await sdk().paymentIntents.retrieve(receipt.reference)
 console.log(JSON.stringify({ status: response.status, body: await response.json(), reference: receipt.reference, pi: pi.status, amount: pi.amount }))
 `
 
-let node: StripeDevnet
-let alone: Installation | undefined
-beforeAll(async () => {
+// The simulator starts while the two packages are packed and installed; the test awaits both.
+let node: Promise<StripeDevnet> | undefined
+let installation: Promise<Installation> | undefined
+beforeAll(() => {
   if (reason) return
-  node = await startStripe()
+  node = startStripe()
+  installation = installAlone(['core', 'method-stripe'])
+  for (const started of [node, installation]) started.catch(() => {})
 })
 afterAll(async () => {
-  await node?.stop()
-  await alone?.remove()
+  await (await node?.catch(() => undefined))?.stop()
+  await (await installation?.catch(() => undefined))?.remove()
 })
 
 describe.skipIf(!!reason)('install alone', () => {
   it('packs, installs without viem/@solana/lightning, and pays against the simulator', {
     timeout: 240_000,
   }, async () => {
-    alone = await installAlone(['core', 'method-stripe'])
+    const alone = await installation!
     expect(alone.modules).toContain('stripe')
     for (const forbidden of ['viem', '@solana', 'lightning', 'ln-service', 'ox'])
       expect(alone.modules).not.toContain(forbidden)
 
-    const last = await alone.run(script, { STRIPE_DEVNET: JSON.stringify(node.info) })
+    const { info } = await node!
+    const last = await alone.run(script, { STRIPE_DEVNET: JSON.stringify(info) })
     const result = JSON.parse(last)
     expect(result).toMatchObject({ status: 200, body: { ok: true }, pi: 'succeeded', amount: 1500 })
     expect(result.reference).toMatch(/^pi_/)
