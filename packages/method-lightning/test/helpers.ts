@@ -3,6 +3,14 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { type AuthenticatedLnd, authenticatedLndGrpc, getWalletInfo } from 'lightning'
 import type { LightningNodeInfo } from '../../devnet/src/lightning/index.js'
 
+// One `lnd` object per node and socket in a test file: each `authenticatedLndGrpc` parses LND's .proto
+// files again (about half a second of CPU), and tests ask for the payer's balance many times. gRPC
+// multiplexes the calls of the tests and the servers on its one connection. A test that changes an `lnd`
+// object changes a copy of it (see `holdLookup` in session.test.ts), never the shared one.
+const clients = new Map<string, AuthenticatedLnd>()
+const clientKey = (info: Pick<LightningNodeInfo, 'cert' | 'macaroon'>, socket: string) =>
+  `${socket} ${info.macaroon} ${info.cert}`
+
 /**
  * A TCP proxy in front of a node's gRPC socket that the outage tests turn off: `down` drops every open
  * connection and refuses new ones, as a crashed or unreachable LND does; `stall` keeps every connection
@@ -29,6 +37,10 @@ export async function nodeProxy(target: string) {
       return
     }
     const upstream = connect(port, host)
+    // As gRPC's own sockets: without it, Nagle's algorithm holds each small write until the previous one
+    // is acknowledged, and delayed ACKs make every call through the proxy take ~40-100 ms more.
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
     sockets.add(client).add(upstream)
     const drop = () => {
       client.destroy()
@@ -45,8 +57,9 @@ export async function nodeProxy(target: string) {
     forward(upstream, client)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const proxySocket = `127.0.0.1:${(server.address() as AddressInfo).port}`
   return {
-    socket: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    socket: proxySocket,
     down() {
       down = true
       for (const socket of sockets) socket.destroy()
@@ -60,18 +73,26 @@ export async function nodeProxy(target: string) {
     },
     close: () =>
       new Promise<void>((resolve) => {
+        // A later proxy may get this port: its clients must not be this one's.
+        for (const key of clients.keys()) if (key.startsWith(`${proxySocket} `)) clients.delete(key)
         for (const socket of sockets) socket.destroy()
         server.close(() => resolve())
       }),
   }
 }
 
-/** An `lnd` object for `info` (optionally through a proxy socket). */
+/** An `lnd` object for `info` (optionally through a proxy socket), shared by the file's tests. */
 export function lndFor(
   info: Pick<LightningNodeInfo, 'socket' | 'cert' | 'macaroon'>,
   socket: string = info.socket,
 ): AuthenticatedLnd {
-  return authenticatedLndGrpc({ cert: info.cert, macaroon: info.macaroon, socket }).lnd
+  const key = clientKey(info, socket)
+  let lnd = clients.get(key)
+  if (!lnd) {
+    lnd = authenticatedLndGrpc({ cert: info.cert, macaroon: info.macaroon, socket }).lnd
+    clients.set(key, lnd)
+  }
+  return lnd
 }
 
 /** Waits until `lnd` answers again (gRPC reconnects with a backoff after an outage). */

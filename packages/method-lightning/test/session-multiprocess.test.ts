@@ -8,12 +8,12 @@ import { type Lightning, startLightning } from '../../devnet/src/lightning/index
 import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
 import { sessionClient } from '../src/client/index.js'
 import { lndFor } from './helpers.js'
-import type { ChildConfig } from './multiprocess/child.js'
-import { bundle, ServerProcess } from './multiprocess/processes.js'
+import type { ChildConfig, ServerConfig } from './multiprocess/child.js'
+import { bundle, type ChildEvent, ServerProcess } from './multiprocess/processes.js'
 
-// Real server processes (child processes, each with its own store connection and its own idle sweeper)
-// sharing one Redis or PostgreSQL store and the devnet LND simulator: what several server processes
-// behind a load balancer see.
+// Real server processes (child processes, each server with its own store connection and its own idle
+// sweeper) sharing one Redis or PostgreSQL store and the devnet LND simulator: what several server
+// processes behind a load balancer see.
 
 const postgresCandidates = process.env.MPPKIT_POSTGRES_URL
   ? [process.env.MPPKIT_POSTGRES_URL]
@@ -40,7 +40,7 @@ async function postgres(): Promise<{ url?: string; reason?: string }> {
 const schema = `mppkit_test_ln_${randomBytes(4).toString('hex')}`
 const redisReason = await redisUnavailableReason()
 const pgProbe = await postgres()
-const stores: Array<{ name: string; reason: string | undefined; store: () => ChildConfig['store'] }> = [
+const stores: Array<{ name: string; reason: string | undefined; store: () => ServerConfig['store'] }> = [
   {
     name: 'Redis',
     reason: redisReason,
@@ -53,8 +53,8 @@ const stores: Array<{ name: string; reason: string | undefined; store: () => Chi
   {
     name: 'PostgreSQL',
     reason: pgProbe.reason,
-    // One schema for the file; each test's servers get their own table (as each gets its own Redis
-    // prefix), so the idle sweepers of an earlier test's processes never walk this test's sessions.
+    // One schema for the file; each server gets its own table (as each gets its own Redis prefix), so
+    // the idle sweepers of one server never walk another's sessions.
     store: () => ({
       kind: 'postgres',
       connectionString: pgProbe.url!,
@@ -69,36 +69,74 @@ for (const { name, reason } of stores)
 let network: Lightning | undefined
 let script = ''
 const started: ServerProcess[] = []
+/** Runs `sql` on the PostgreSQL of the tests. */
+async function admin(sql: string) {
+  const client = new pg.Client({ connectionString: pgProbe.url })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
 beforeAll(async () => {
   if (stores.every((s) => s.reason)) return
-  ;[network, script] = await Promise.all([startLightning(), bundle()])
+  ;[network, script] = await Promise.all([
+    startLightning(),
+    bundle(),
+    // The schema exists before the servers start: each of them migrates its own table on its first
+    // operation, all at once, and PostgresStore serializes that per table only, so stores of different
+    // tables creating one new schema at the same moment collide on it (SQLSTATE 23505).
+    pgProbe.reason ? undefined : admin(`CREATE SCHEMA IF NOT EXISTS "${schema}"`),
+  ])
 }, 60_000)
 afterAll(async () => {
   await Promise.all(started.map((p) => p.stop()))
   await network?.stop()
-  if (!pgProbe.reason) {
-    const admin = new pg.Client({ connectionString: pgProbe.url })
-    await admin.connect()
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-    await admin.end()
-  }
+  if (!pgProbe.reason) await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
 })
 
-/** Two server processes on one fresh store namespace. */
-async function pair(store: ChildConfig['store'], options: Partial<ChildConfig> = {}) {
+/** The idle sweep settings of the idle tests: sessions idle after 2 s, swept every 200 ms. */
+const idleSweep = { idleTimeoutSeconds: 2, idleCheckIntervalMs: 200 }
+/** The servers each process runs (indexes in its config): one for the concurrency test, one for the idle tests. */
+const bearerServer = 0
+const idleServer = 1
+
+/**
+ * Two server processes, each running the same two servers, each server on its own fresh store namespace
+ * (shared by its two processes): `bearerServer` (a 300 s idle timeout) and `idleServer` (`idleSweep`).
+ * Starting a server process costs about a second of CPU (`lightning` parses LND's protos), so the tests of
+ * one store share the pair rather than start one each.
+ */
+async function pair(store: () => ServerConfig['store']) {
+  const server = (idle: Pick<ServerConfig, 'idleTimeoutSeconds' | 'idleCheckIntervalMs'>): ServerConfig => ({
+    store: store(),
+    depositSats: 50,
+    ...idle,
+  })
   const config: ChildConfig = {
     secret: 'lightning-multiprocess-secret-0123456789',
-    store,
     node: network!.info.nodes.payee,
-    depositSats: 50,
-    idleTimeoutSeconds: 300,
-    idleCheckIntervalMs: 1_000,
-    ...options,
+    servers: [server({ idleTimeoutSeconds: 300, idleCheckIntervalMs: 1_000 }), server(idleSweep)],
   }
   const processes = [new ServerProcess(script, config), new ServerProcess(script, config)]
   started.push(...processes)
   return Promise.all(processes.map((p) => p.ready()))
 }
+
+/** One server of a process: its URL, what it reported, and its process. */
+type Endpoint = { url(path?: string): string; events: ChildEvent[]; stderr: string; stop(): Promise<void> }
+const endpoint = (child: ServerProcess, server: number): Endpoint => ({
+  url: (path) => child.url(path, server),
+  get events() {
+    return child.events.filter((event) => event.server === server)
+  },
+  get stderr() {
+    return child.stderr
+  },
+  stop: () => child.stop(),
+})
 
 const payer = () => lndFor(network!.info.nodes.payer)
 const payerBalance = async () => (await getChannelBalance({ lnd: payer() })).channel_balance
@@ -110,7 +148,7 @@ function newClient() {
 }
 
 /** Waits until `check` holds (polling), or throws after `timeoutMs` with what `processes` reported. */
-async function until(check: () => Promise<boolean>, timeoutMs: number, processes: ServerProcess[] = []) {
+async function until(check: () => Promise<boolean>, timeoutMs: number, processes: Endpoint[] = []) {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) {
@@ -121,15 +159,24 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, processes
   }
 }
 
-/** What each process reported to its logs. */
-const reported = (processes: ServerProcess[], kind: string) =>
+/** What each server reported to its logs. */
+const reported = (processes: Endpoint[], kind: string) =>
   processes.flatMap((p) => p.events.filter((e) => e.event === kind))
 
 describe.each(stores)('sessionServer in two processes on $name', ({ reason, store }) => {
+  // One pair of processes for the tests of this store, started by the first test that runs. The last
+  // test stops one of the two.
+  let running: ReturnType<typeof pair> | undefined
+  /** Server `server` of each of the two processes. */
+  const pairServers = async (server: number) => {
+    running ??= pair(store)
+    return (await running).map((p) => endpoint(p, server))
+  }
+
   it.skipIf(!!reason)(
     'never spends more than the deposit under 200 concurrent bearer requests on both processes',
     async () => {
-      const [a, b] = await pair(store())
+      const [a, b] = await pairServers(bearerServer)
       const { sessions, client } = newClient()
       expect((await client.fetch(a!.url())).status).toBe(200)
       const state = [...sessions.sessions.values()][0]!
@@ -197,7 +244,7 @@ describe.each(stores)('sessionServer in two processes on $name', ({ reason, stor
   it.skipIf(!!reason)(
     'closes an idle session once, with exactly one refund, while both processes sweep',
     async () => {
-      const processes = await pair(store(), { idleTimeoutSeconds: 3, idleCheckIntervalMs: 200 })
+      const processes = await pairServers(idleServer)
       const [a, b] = processes
       const { sessions, client } = newClient()
       const before = await payerBalance()
@@ -244,11 +291,14 @@ describe.each(stores)('sessionServer in two processes on $name', ({ reason, stor
   it.skipIf(!!reason)(
     'closes the idle session of a process that stopped, from a process that never saw it',
     async () => {
-      const [a, b] = await pair(store(), { idleTimeoutSeconds: 3, idleCheckIntervalMs: 200 })
+      const [a, b] = await pairServers(idleServer)
       const { client } = newClient()
       const before = await payerBalance()
+      const opening = Date.now()
       expect((await client.fetch(a!.url())).status).toBe(200)
       await a!.stop()
+      // Stopped before the session could go idle: a never swept it.
+      expect(Date.now() - opening).toBeLessThan(idleSweep.idleTimeoutSeconds * 1000)
       // Only b sweeps now, and only the Store tells it about the session: deposit 50, spent 1.
       await until(async () => (await payerBalance()) === before - 1, 30_000, [b!])
       expect(reported([b!], 'refund-failed')).toEqual([])

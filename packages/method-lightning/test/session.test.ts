@@ -13,7 +13,7 @@ import {
   settleHodlInvoice,
 } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
+import { decodePaymentRequest, type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
 import { lndWallet, sessionClient } from '../src/client/index.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import { lndFor, nodeProxy, waitUntilReachable } from './helpers.js'
@@ -113,6 +113,13 @@ const problemType = async (response: Response) => {
 
 const payerBalance = async () =>
   (await getChannelBalance({ lnd: lndFor(network.info.nodes.payer) })).channel_balance
+
+/** Waits until BOLT11 `invoice` has expired: from then on a node refuses to pay it. */
+const untilExpired = async (invoice: string) => {
+  const { timestamp, expirySeconds } = decodePaymentRequest(invoice)
+  const left = (timestamp + expirySeconds) * 1000 - Date.now()
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, left) + 50))
+}
 
 describe('sessionServer', () => {
   it('opens, serves bearer requests against the balance, closes once and refunds deposit - spent', async () => {
@@ -234,15 +241,15 @@ describe('sessionServer', () => {
     const before = await payerBalance()
     expect((await client.fetch(url)).status).toBe(200)
     const state = [...sessions.sessions.values()][0]!
-    await new Promise((resolve) => setTimeout(resolve, 2_500))
-    // Refunded 9 of the 10 sat deposit.
-    expect(await payerBalance()).toBe(before - 1)
+    // Refunded 9 of the 10 sat deposit, once idle (1 s).
+    await expect.poll(payerBalance, { timeout: 5_000, interval: 50 }).toBe(before - 1)
     const bearer = await submit(await challenge(), {
       action: 'bearer',
       sessionId: state.sessionId,
       preimage: state.preimage,
     })
     expect(await problemType(bearer)).toBe('lightning/session-closed')
+    expect(await payerBalance()).toBe(before - 1)
     await server.close()
   })
 
@@ -294,7 +301,7 @@ describe('sessionServer', () => {
     })
     expect((await client.fetch(url)).status).toBe(200)
     const state = [...sessions.sessions.values()][0]!
-    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    await untilExpired(returnInvoice)
     expect(await (await sessions.close(url)).json()).toMatchObject({ refundStatus: 'failed', refundSats: 9 })
     expect(errors).toHaveLength(1)
     const logged = `${(errors[0] as Error).message} ${JSON.stringify(errors[0])}`
@@ -738,12 +745,20 @@ describe('sessionServer', () => {
     const { handler, submit, challenge } = setup({ options: { onRefundFailure: (f) => failures.push(f) } })
     const wallet = lndWallet(lndFor(network.info.nodes.payer))
     // A return invoice that expires at once.
+    let returnInvoice = ''
     const { sessions, client } = newClient(handler, {
-      wallet: { pay: wallet.pay, receive: () => wallet.receive({ expirySeconds: 1 }) },
+      wallet: {
+        pay: wallet.pay,
+        receive: async () => {
+          const received = await wallet.receive({ expirySeconds: 1 })
+          returnInvoice = received.invoice
+          return received
+        },
+      },
     })
     expect((await client.fetch(url)).status).toBe(200)
     const state = [...sessions.sessions.values()][0]!
-    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    await untilExpired(returnInvoice)
     const closed = await sessions.close(url)
     expect(await closed.json()).toEqual({ status: 'closed', refundSats: 9, refundStatus: 'failed' })
     expect(failures).toEqual([{ sessionId: state.sessionId, refundSats: 9, error: expect.any(String) }])
@@ -933,9 +948,11 @@ describe('sessionServer', () => {
   describe('a top-up whose session closes between its verification and its settlement', () => {
     /**
      * Holds the server node's lookup of one invoice (a slow node): a top-up verified on an open session
-     * waits there, past the open check, until `release`, so that a close runs in between.
+     * waits there, past the open check, until `release`, so that a close runs in between. The lookup is
+     * held on `lnd`, a copy of `shared`: the file's shared client (other tests use it) is left as it is.
      */
-    const holdLookup = (lnd: AuthenticatedLnd) => {
+    const holdLookup = (shared: AuthenticatedLnd) => {
+      const lnd: AuthenticatedLnd = { ...shared, default: Object.create(shared.default) }
       let held: string | undefined
       let reached!: () => void
       let release!: () => void
@@ -954,6 +971,7 @@ describe('sessionServer', () => {
         void released.then(() => lookup(args, callback))
       }
       return {
+        lnd,
         hold: (paymentHash: string) => {
           held = paymentHash
         },
@@ -987,8 +1005,8 @@ describe('sessionServer', () => {
      * close or (`duringClose`) after the close marked the session closed, before its refund is claimed.
      */
     const race = async ({ amount, duringClose = false }: { amount: string; duringClose?: boolean }) => {
-      const lnd = lndFor(network.info.nodes.payee)
-      const held = holdLookup(lnd)
+      const held = holdLookup(lndFor(network.info.nodes.payee))
+      const { lnd } = held
       const store = pausingStore()
       const failures: unknown[] = []
       const t = setup({ amount, lnd, store, options: { onRefundFailure: (f) => failures.push(f) } })
@@ -1088,8 +1106,8 @@ describe('sessionServer', () => {
     it('the close refunded nothing and the top-up given back has an unknown outcome (the node connection dropped while it was in flight): answered pending, never reported failed, the sweep records what the node did, once', async () => {
       const proxy = await nodeProxy(network.info.nodes.payee.socket)
       proxies.push(proxy)
-      const lnd = lndFor(network.info.nodes.payee, proxy.socket)
-      const held = holdLookup(lnd)
+      const held = holdLookup(lndFor(network.info.nodes.payee, proxy.socket))
+      const { lnd } = held
       const store = new MemoryStore()
       const failures: unknown[] = []
       const errors: unknown[] = []

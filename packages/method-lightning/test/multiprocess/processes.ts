@@ -13,17 +13,26 @@ export function bundle(): Promise<string> {
   return bundled
 }
 
-/** What a server process printed. */
-export type ChildEvent = { event: string; port?: number; message?: string; sessionId?: string }
+/** What a server process printed (`server`: the index of the server it is about in the config). */
+export type ChildEvent = {
+  event: string
+  server?: number
+  port?: number
+  message?: string
+  sessionId?: string
+}
 
-/** One lightning server process (started by this test, stopped by its PID). */
+/** One lightning server process (started by this test, stopped by its PID), running `config.servers`. */
 export class ServerProcess {
   readonly events: ChildEvent[] = []
   stderr = ''
-  port = 0
+  /** Each server's port, by its index in the config. */
+  readonly ports: number[] = []
   readonly #child: ChildProcess
+  readonly #servers: number
 
   constructor(script: string, config: ChildConfig) {
+    this.#servers = config.servers.length
     this.#child = spawn(process.execPath, [script], {
       env: { ...process.env, MPPKIT_LN_CONFIG: JSON.stringify(config) },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -40,19 +49,19 @@ export class ServerProcess {
     })
   }
 
-  /** The process's URL for `path`. */
-  url(path = '/generate'): string {
-    return `http://127.0.0.1:${this.port}${path}`
+  /** The URL of `path` on server `server` of the process. */
+  url(path = '/generate', server = 0): string {
+    return `http://127.0.0.1:${this.ports[server]}${path}`
   }
 
+  /** Waits until every server of the process listens. */
   async ready(timeoutMs = 60_000): Promise<this> {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
-      const listening = this.events.find((event) => event.event === 'listening')
-      if (listening?.port) {
-        this.port = listening.port
+      for (const { event, server, port } of this.events)
+        if (event === 'listening' && server !== undefined && port) this.ports[server] = port
+      if (Array.from({ length: this.#servers }, (_, i) => this.ports[i]).every((port) => port !== undefined))
         return this
-      }
       if (this.#child.exitCode !== null)
         throw new Error(`server process exited (${this.#child.exitCode}): ${this.stderr}`)
       await new Promise((resolve) => setTimeout(resolve, 50))
