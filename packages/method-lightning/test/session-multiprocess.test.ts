@@ -82,14 +82,7 @@ async function admin(sql: string) {
 
 beforeAll(async () => {
   if (stores.every((s) => s.reason)) return
-  ;[network, script] = await Promise.all([
-    startLightning(),
-    bundle(),
-    // The schema exists before the servers start: each of them migrates its own table on its first
-    // operation, all at once, and PostgresStore serializes that per table only, so stores of different
-    // tables creating one new schema at the same moment collide on it (SQLSTATE 23505).
-    pgProbe.reason ? undefined : admin(`CREATE SCHEMA IF NOT EXISTS "${schema}"`),
-  ])
+  ;[network, script] = await Promise.all([startLightning(), bundle()])
 }, 60_000)
 afterAll(async () => {
   await Promise.all(started.map((p) => p.stop()))

@@ -178,6 +178,29 @@ describe.skipIf(!!reason)('PostgresStore', () => {
     await Promise.all(stores.map((store) => store.close()))
   })
 
+  it('first migrations of several tables in one new schema at once all succeed (the schema is created once)', async () => {
+    // Stores of different tables (one per rail, say) starting together: `CREATE SCHEMA IF NOT EXISTS` from
+    // two transactions can collide on the catalog's unique index, so the schema is locked too.
+    for (let round = 0; round < 5; round++) {
+      const shared = `${schema}_shared${round}`
+      const stores = ['a', 'b', 'c', 'd'].map(
+        (table) => new PostgresStore({ pool: pool(1), schema: shared, table }),
+      )
+      try {
+        const results = await Promise.allSettled(stores.map((store) => store.migrate()))
+        expect(results.filter((result) => result.status === 'rejected')).toEqual([])
+        const tables = await admin.query<{ tablename: string }>(
+          'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename',
+          [shared],
+        )
+        expect(tables.rows.map((row) => row.tablename)).toEqual(['a', 'b', 'c', 'd'])
+      } finally {
+        await Promise.all(stores.map((store) => store.close()))
+        await admin.query(`DROP SCHEMA IF EXISTS "${shared}" CASCADE`)
+      }
+    }
+  })
+
   it('stores TTLs as expires_at from the database clock', async () => {
     const store = new PostgresStore({ pool: pool(1), schema })
     await store.putIfAbsent('layout', 'v', 10_000)

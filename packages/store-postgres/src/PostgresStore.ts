@@ -394,8 +394,10 @@ export class PostgresStore implements Store {
       )
       if (existing.rows[0]?.present) return
       await this.#on(client, 'BEGIN')
-      // Concurrent `CREATE … IF NOT EXISTS` can still collide on the catalog's unique index; the lock
-      // (released at COMMIT) makes processes migrate one after the other.
+      // Concurrent `CREATE … IF NOT EXISTS` can still collide on the catalog's unique index; the locks
+      // (released at COMMIT) make processes migrate one after the other: the schema's first, since stores
+      // of other tables create the same schema, then the table's (always in this order: no deadlock).
+      await this.#on(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit-schema:"${this.schema}"`])
       await this.#on(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:${this.#qualified}`])
       await this.#on(client, `CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
       await this.#on(
