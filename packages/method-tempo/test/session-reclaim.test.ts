@@ -31,7 +31,7 @@ const deposit = 100n * price
 describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without the server', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 8 })
+    devnet = await startTempo({ accounts: 9 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -458,6 +458,79 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
       stderr: `mppkit reclaim: chain ${info.chainId} has no known session escrow: name it with --escrow\n`,
     })
     for (const side of [a, b, closed, other]) await side.server.close()
+  })
+
+  it('closeAll() closes every channel the client holds, reports a server that cannot be reached and closes the rest', async () => {
+    const { info } = devnet
+    // One session client paying three servers (three channels); the third goes away before the close.
+    const servers = ['close-x.test', 'close-y.test', 'close-z.test'].map((realm) => {
+      const method = sessionServer({
+        rpcUrl: info.rpcUrl,
+        chainId: info.chainId,
+        currency: info.tokens.pathUsd,
+        account: privateKeyToAccount(info.accounts[0]!.privateKey),
+        escrow: info.escrow,
+        timeout: 5_000,
+      })
+      const server = createServer({ realm, secrets: [secret], methods: [method] })
+      const handler = server.protect(
+        { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+        () => new Response('ok'),
+      )
+      return { realm, server, handler }
+    })
+    let down: string | undefined
+    let refusing: string | undefined
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const host = new URL(request.url).hostname
+      if (host === down) throw new TypeError('fetch failed')
+      // Refuses the close itself (the credential), after its 402.
+      if (host === refusing && request.headers.has('authorization'))
+        return new Response('busy', { status: 503 })
+      return servers.find((side) => side.realm === host)!.handler(request)
+    }) as typeof fetch
+    const sessions = sessionClient({
+      account: privateKeyToAccount(info.accounts[8]!.privateKey),
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      deposit,
+      fetch: fetcher,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    for (const { realm } of servers)
+      expect((await client.fetch(`https://${realm}/resource`)).status).toBe(200)
+    const ids = [...sessions.channels.values()].map((channel) => channel.channelId)
+    expect(ids).toHaveLength(3)
+
+    // One server refuses the close (503), one cannot be reached.
+    refusing = 'close-y.test'
+    down = 'close-z.test'
+    const first = await sessions.closeAll()
+    expect(first.map(({ channelId, url, ok }) => ({ channelId, url, ok }))).toEqual([
+      { channelId: ids[0], url: 'https://close-x.test/resource', ok: true },
+      { channelId: ids[1], url: 'https://close-y.test/resource', ok: false },
+      { channelId: ids[2], url: 'https://close-z.test/resource', ok: false },
+    ])
+    expect(first[0]!.response?.status).toBe(200)
+    expect(first[1]!.response?.status).toBe(503)
+    expect(first[2]!.error).toBeInstanceOf(Error)
+    expect((await readChannel(info, ids[0]!)).finalized).toBe(true)
+    for (const id of ids.slice(1)) expect((await readChannel(info, id)).finalized).toBe(false)
+    // The channels whose close was refused or got no answer are still held, to be closed later (or reclaimed).
+    expect([...sessions.channels.values()].map((channel) => channel.channelId)).toEqual(ids.slice(1))
+
+    down = undefined
+    refusing = undefined
+    const second = await sessions.closeAll()
+    expect(second.map(({ channelId, ok }) => ({ channelId, ok }))).toEqual([
+      { channelId: ids[1], ok: true },
+      { channelId: ids[2], ok: true },
+    ])
+    for (const id of ids.slice(1)) expect((await readChannel(info, id)).finalized).toBe(true)
+    expect(sessions.channels.size).toBe(0)
+    expect(await sessions.closeAll()).toEqual([])
+    for (const { server } of servers) await server.close()
   })
 
   it('refuses malformed options and a channel that does not exist, naming what is wrong and no secret', async () => {

@@ -116,6 +116,19 @@ export type ChannelState = {
   checkedAt?: number
 }
 
+/** The outcome of closing one channel in {@link SessionClient.closeAll}. */
+export type CloseResult = {
+  channelId: Hex
+  /** The URL the channel was last paid on (its close goes there). */
+  url: string
+  /** True when the server answered the close with a 2xx (the channel is then forgotten). */
+  ok: boolean
+  /** The server's answer, when there was one. */
+  response?: Response
+  /** Why the close failed without an answer (an unreachable server, a signing error). */
+  error?: unknown
+}
+
 /** The session client method plus the actions a payer takes outside a paid request. */
 export type SessionClient = Method.Client<typeof session> & {
   /** Channels by `realm|escrow|recipient|currency`. */
@@ -126,6 +139,13 @@ export type SessionClient = Method.Client<typeof session> & {
   topUp(url: string, amount: bigint): Promise<Response>
   /** Closes the channel cooperatively with a voucher for the spent amount; the server refunds the rest. */
   close(url: string): Promise<Response>
+  /**
+   * Closes every channel this client holds, one after the other, as {@link SessionClient.close} does
+   * (e.g. when an agent is done): one result per channel, a failure reported in its result rather than
+   * thrown, so the other channels are still closed. A channel whose close failed stays held; its deposit
+   * comes back through a later close or the payer's forced close ({@link SessionClient.reclaim}).
+   */
+  closeAll(): Promise<CloseResult[]>
   /**
    * Takes the channel of `url` back without the server (one that went away, or refuses to close): the
    * payer's forced close on chain (see {@link reclaimChannel}). The first call requests it and this
@@ -545,6 +565,49 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     }
   }
 
+  /** The cooperative close of one channel at `url` (see {@link SessionClient.close}); run serialized. */
+  const closeChannel = async (state: ChannelState, url: string): Promise<Response> => {
+    const closeWith = (amount: bigint) =>
+      action(url, async () => ({
+        action: 'close',
+        channelId: state.channelId,
+        cumulativeAmount: String(amount),
+        signature: await signVoucher(state, amount),
+      })).catch((error: unknown) => {
+        // The close may have gone through: the chain decides before the next payment.
+        unanswered(state)
+        throw error
+      })
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min does not take
+    let response = await closeWith(state.spent > state.cumulative ? state.cumulative : state.spent)
+    if (response.status === 402) {
+      // The server's spent may be ahead of our last receipt (e.g. the end of a metered stream). It names
+      // the amount; sign it only when it is within what this client already authorized.
+      const body = (await response
+        .clone()
+        .json()
+        .catch(() => ({}))) as { reason?: string; spent?: string }
+      if (
+        body.reason === 'close-amount-mismatch' &&
+        body.spent &&
+        /^\d+$/.test(body.spent) &&
+        BigInt(body.spent) <= state.cumulative
+      )
+        response = await closeWith(BigInt(body.spent))
+    }
+    if (!response.ok) unanswered(state)
+    else {
+      for (const [key, value] of channels) if (value === state) channels.delete(key)
+      // Prices booked ahead (`voucherAhead`) are given back once the chain shows the channel finalized
+      // (a 200 is the server's word): the vouchers above what it captured are void then.
+      if (bookings.heldAhead(state)) {
+        const read = await readChain(state).catch(() => undefined)
+        if (read?.channel.finalized) bookings.closed(state, state.cumulative - read.channel.settled)
+      }
+    }
+    return response
+  }
+
   const client: SessionClient = {
     definition: session,
     channels,
@@ -798,49 +861,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (response.ok) state.deposit += amount
         return response
       }),
-    close: (url) =>
-      serialized(async () => {
-        const state = stateFor(url)
-        const closeWith = (amount: bigint) =>
-          action(url, async () => ({
-            action: 'close',
-            channelId: state.channelId,
-            cumulativeAmount: String(amount),
-            signature: await signVoucher(state, amount),
-          })).catch((error: unknown) => {
-            // The close may have gone through: the chain decides before the next payment.
-            unanswered(state)
-            throw error
-          })
-        // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min does not take
-        let response = await closeWith(state.spent > state.cumulative ? state.cumulative : state.spent)
-        if (response.status === 402) {
-          // The server's spent may be ahead of our last receipt (e.g. the end of a metered stream). It names
-          // the amount; sign it only when it is within what this client already authorized.
-          const body = (await response
-            .clone()
-            .json()
-            .catch(() => ({}))) as { reason?: string; spent?: string }
-          if (
-            body.reason === 'close-amount-mismatch' &&
-            body.spent &&
-            /^\d+$/.test(body.spent) &&
-            BigInt(body.spent) <= state.cumulative
-          )
-            response = await closeWith(BigInt(body.spent))
+    close: (url) => serialized(() => closeChannel(stateFor(url), url)),
+    closeAll: async () => {
+      const results: CloseResult[] = []
+      // A snapshot: each close removes its channel from the map.
+      for (const state of new Set(channels.values())) {
+        const { channelId, url } = state
+        try {
+          const response = await serialized(() => closeChannel(state, url))
+          results.push({ channelId, url, ok: response.ok, response })
+        } catch (error) {
+          results.push({ channelId, url, ok: false, error })
         }
-        if (!response.ok) unanswered(state)
-        else {
-          for (const [key, value] of channels) if (value === state) channels.delete(key)
-          // Prices booked ahead (`voucherAhead`) are given back once the chain shows the channel finalized
-          // (a 200 is the server's word): the vouchers above what it captured are void then.
-          if (bookings.heldAhead(state)) {
-            const read = await readChain(state).catch(() => undefined)
-            if (read?.channel.finalized) bookings.closed(state, state.cumulative - read.channel.settled)
-          }
-        }
-        return response
-      }),
+      }
+      return results
+    },
     reclaim: (url) =>
       serialized(async () => {
         const state = stateFor(url)

@@ -7,7 +7,13 @@ export { knownEscrows } from '../internal/escrows.js'
 export { type FindChannelsOptions, findOpenChannels, type OpenChannel } from './Channels.js'
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export { type Reclaim, type ReclaimOptions, reclaimChannel } from './Reclaim.js'
-export { type ChannelState, type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
+export {
+  type ChannelState,
+  type CloseResult,
+  type SessionClient,
+  type SessionClientOptions,
+  sessionClient,
+} from './Session.js'
 
 /**
  * The Tempo client methods: `tempo(options)` pays charges; `tempo.charge` names it explicitly and
