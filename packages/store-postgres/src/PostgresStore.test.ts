@@ -272,6 +272,55 @@ describe.skipIf(!!reason)('PostgresStore', () => {
       )
   })
 
+  it('close() lets the operations already started finish (first migration, waiting for a connection), then refuses new ones', async () => {
+    // close() used to end its pool at once: every operation still waiting for the first migration or for a
+    // free connection failed with a 503 (`Cannot use a pool after calling end on the pool`), so a
+    // graceful shutdown refused the very requests it was draining.
+    // Closed during the first migration, then (migrated beforehand) during the operations' statements:
+    // an increment of an absent counter takes two, and close() must not come between them.
+    const rounds = [
+      { migrated: false, delayMs: 0 },
+      { migrated: false, delayMs: 5 },
+      { migrated: true, delayMs: 0 },
+      { migrated: true, delayMs: 0 },
+      { migrated: true, delayMs: 2 },
+    ]
+    for (const [round, { migrated, delayMs }] of rounds.entries()) {
+      const table = `close_drain_${round}`
+      const store = new PostgresStore({ connectionString: url, schema, table })
+      if (migrated) await store.migrate()
+      const started = Array.from({ length: 30 }, (_, index) =>
+        index % 3 === 0
+          ? store.atomic([{ op: 'increment', key: 'count', delta: 1n, ttlMs: 60_000 }])
+          : index % 3 === 1
+            ? store.putIfAbsent(`drain:${index}`, String(index), 60_000)
+            : store.increment(`spent:${index}`, 2n, { ttlMs: 60_000 }),
+      )
+      await sleep(delayMs)
+      const closing = store.close()
+      const results = await Promise.allSettled(started)
+      await closing
+      expect(results.filter((result) => result.status === 'rejected')).toEqual([])
+      expect(
+        results
+          .filter((_, index) => index % 3 === 1)
+          .map((result) => result.status === 'fulfilled' && result.value),
+      ).toEqual(Array(10).fill(true))
+      expect(
+        results
+          .filter((_, index) => index % 3 === 2)
+          .map((result) => result.status === 'fulfilled' && result.value),
+      ).toEqual(Array(10).fill({ applied: true, value: 2n }))
+      const stored = await admin.query<{ key: string; value: string }>(
+        `SELECT key, value FROM "${schema}"."${table}" ORDER BY key`,
+      )
+      expect(stored.rowCount).toBe(21)
+      expect(stored.rows.find((row) => row.key === 'count')?.value).toBe('10')
+      await expect(store.get('drain:1')).rejects.toMatchObject({ name: 'StoreUnavailableError', status: 503 })
+      expect(store.pool.totalCount).toBe(0)
+    }
+  })
+
   it('uses a pool passed in and leaves it open on close', async () => {
     const own = pool(1)
     const store = new PostgresStore({ pool: own, schema })
@@ -435,6 +484,87 @@ describe.skipIf(!!reason)('PostgresStore', () => {
         blocker.release()
       }
     }
+    await store.close()
+  })
+
+  it('cleanup() never deadlocks with an atomic batch on the expired rows it is deleting (no 40P01, no wait)', async () => {
+    // cleanup() used to delete every expired row in one statement, locking them in scan order, while a
+    // batch locks its rows in key order: a batch holding row `a` and waiting for `b`, and a cleanup holding
+    // `b` (scanned first) and waiting for `a`, deadlocked until PostgreSQL aborted one of them after
+    // `deadlock_timeout` (1 s): a 503 for the payment request, or a failed cleanup.
+    const table = 'cleanup_race'
+    const qualified = `"${schema}"."${table}"`
+    const own = pool(2)
+    const errors: Error[] = []
+    const store = new PostgresStore({ pool: own, schema, table, onError: (e) => errors.push(e) })
+    await store.migrate()
+    const waiting = async () =>
+      (
+        await admin.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [
+          `%${qualified}%`,
+        ])
+      ).rowCount ?? 0
+    /** Resolves once `pending` settled or at least `count` statements on the table wait for a lock. */
+    const settledOrWaiting = async (pending: Promise<unknown>, count: number) => {
+      let settled = false
+      void pending.finally(() => {
+        settled = true
+      })
+      const deadline = Date.now() + 3_000
+      while (!settled && (await waiting()) < count && Date.now() < deadline) await sleep(10)
+    }
+    for (let round = 0; round < 3; round++) {
+      const [a, b] = [`race-cleanup:${round}:a`, `race-cleanup:${round}:b`]
+      // Two expired rows; `b` comes first in both the heap and the expires_at index, so cleanup reaches
+      // it before `a`, while a batch locks `a` (the smaller key) first.
+      await admin.query(`INSERT INTO ${qualified} VALUES ($1, '5', now() - interval '2 hours')`, [b])
+      await admin.query(`INSERT INTO ${qualified} VALUES ($1, 'old', now() - interval '1 hour')`, [a])
+      const blocker = await admin.connect()
+      try {
+        // Another transaction holds `b` for a moment (any operation writing it), so that cleanup and the
+        // batch both queue on it: cleanup first, then the batch, which already holds `a`.
+        await blocker.query('BEGIN')
+        await blocker.query(`SELECT 1 FROM ${qualified} WHERE key = $1 FOR UPDATE`, [b])
+        const cleaning = store.cleanup().then(
+          (deleted) => ({ deleted }),
+          (error: unknown) => ({ error }),
+        )
+        // Without the fix cleanup waits on `b`; with it, it skips `b` and finishes.
+        await settledOrWaiting(cleaning, 1)
+        const waitingBefore = await waiting()
+        const started = Date.now()
+        const batch = store
+          .atomic([
+            { op: 'compareAndSet', key: a, expected: undefined, next: 'new', ttlMs: 60_000 },
+            { op: 'increment', key: b, delta: 1n, ttlMs: 60_000 },
+          ])
+          .then(
+            (result) => ({ result }),
+            (error: unknown) => ({ error }),
+          )
+        await settledOrWaiting(batch, waitingBefore + 1)
+        await blocker.query('COMMIT')
+        const [cleaned, batched] = await Promise.all([cleaning, batch])
+        expect(cleaned).not.toHaveProperty('error')
+        expect(batched).toEqual({
+          result: {
+            completed: true,
+            results: [
+              { op: 'compareAndSet', applied: true, value: 'new' },
+              { op: 'increment', applied: true, value: 1n },
+            ],
+          },
+        })
+        // Neither waited for a deadlock to be detected.
+        expect(Date.now() - started).toBeLessThan(800)
+        expect(await store.get(a)).toBe('new')
+        expect(await store.get(b)).toBe('1')
+      } finally {
+        await blocker.query('ROLLBACK').catch(() => {})
+        blocker.release()
+      }
+    }
+    expect(errors).toEqual([])
     await store.close()
   })
 
@@ -806,6 +936,48 @@ describe.skipIf(!!reason)('PostgresStore (least privilege and permanent errors)'
     await store.migrate()
     expect(errors).toEqual([])
     await store.close()
+  })
+
+  it('a store of a role without CREATE privilege starting while the owner migrates uses the table the owner created', async () => {
+    // The store checked for the table, then waited for the migration locks while the owner created it:
+    // it used to run `CREATE SCHEMA IF NOT EXISTS` anyway once it got them, which PostgreSQL refuses to a
+    // role without CREATE (42501) before it looks at IF NOT EXISTS: a 500 on the first request of a
+    // least-privilege instance that started during a deploy's migration.
+    const table = 'migrating'
+    const owner = await admin.connect()
+    const store = new PostgresStore({ pool: asRole(), schema: appSchema, table })
+    try {
+      // The owner's migrate(), caught between its locks and its COMMIT (same locks, same DDL).
+      await owner.query('BEGIN')
+      await owner.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit-schema:"${appSchema}"`])
+      await owner.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:"${appSchema}"."${table}"`])
+      await owner.query(
+        `CREATE TABLE "${appSchema}"."${table}" (key text PRIMARY KEY, value text NOT NULL, expires_at timestamptz NOT NULL)`,
+      )
+      await owner.query(`CREATE INDEX "${table}_expires_at" ON "${appSchema}"."${table}" (expires_at)`)
+      await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${appSchema}"."${table}" TO "${role}"`)
+      const first = store.putIfAbsent('first', 'v', 60_000).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      )
+      // The store saw no table (the owner has not committed) and now waits for the migration lock.
+      const deadline = Date.now() + 3_000
+      for (;;) {
+        const waiting = await admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE usename = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+          [role],
+        )
+        if (waiting.rowCount === 1 || Date.now() > deadline) break
+        await sleep(10)
+      }
+      await owner.query('COMMIT')
+      expect(await first).toEqual({ value: true })
+      expect(await store.get('first')).toBe('v')
+    } finally {
+      await owner.query('ROLLBACK').catch(() => {})
+      owner.release()
+      await store.close()
+    }
   })
 
   it('autoMigrate: false runs no DDL: a missing table is a PostgresStoreError (42P01), then migrate() creates it', async () => {

@@ -295,6 +295,8 @@ export class PostgresStore implements Store {
   readonly #autoMigrate: boolean
   #ready: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  /** Statements and batches under way: {@link PostgresStore.close} lets them finish before ending the pool. */
+  readonly #inFlight = new Set<Promise<unknown>>()
 
   constructor(options: PostgresStoreOptions) {
     const table = options.table ?? 'store'
@@ -366,7 +368,7 @@ export class PostgresStore implements Store {
    * ```
    */
   async migrate(): Promise<void> {
-    const run = this.#migrate()
+    const run = this.#tracked(this.#migrate())
     this.#ready = run
     try {
       await run
@@ -399,19 +401,31 @@ export class PostgresStore implements Store {
       // of other tables create the same schema, then the table's (always in this order: no deadlock).
       await this.#on(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit-schema:"${this.schema}"`])
       await this.#on(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`mppkit:${this.#qualified}`])
-      await this.#on(client, `CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
-      await this.#on(
+      // Another process may have created the table while this one waited for the locks: use it as is, as
+      // above (a role without CREATE privilege would be refused the `CREATE SCHEMA` below, 42501). Read
+      // from pg_class with this statement's snapshot: `to_regclass` goes through the catalog cache,
+      // which here still misses a table committed while the lock was awaited.
+      const created = await this.#on<{ present: boolean }>(
         client,
-        `CREATE TABLE IF NOT EXISTS ${this.#qualified} (
-          key text PRIMARY KEY,
-          value text NOT NULL,
-          expires_at timestamptz NOT NULL
-        )`,
+        `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relname = $2) AS present`,
+        [this.schema, this.table],
       )
-      await this.#on(
-        client,
-        `CREATE INDEX IF NOT EXISTS "${this.table}_expires_at" ON ${this.#qualified} (expires_at)`,
-      )
+      if (!created.rows[0]?.present) {
+        await this.#on(client, `CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+        await this.#on(
+          client,
+          `CREATE TABLE IF NOT EXISTS ${this.#qualified} (
+            key text PRIMARY KEY,
+            value text NOT NULL,
+            expires_at timestamptz NOT NULL
+          )`,
+        )
+        await this.#on(
+          client,
+          `CREATE INDEX IF NOT EXISTS "${this.table}_expires_at" ON ${this.#qualified} (expires_at)`,
+        )
+      }
       await this.#on(client, 'COMMIT')
     } catch (error) {
       failed = error
@@ -496,7 +510,16 @@ export class PostgresStore implements Store {
    * ```
    */
   async cleanup(): Promise<number> {
-    const result = await this.#query(`DELETE FROM ${this.#qualified} WHERE expires_at <= now()`, [])
+    // A row some operation holds is skipped (the next cleanup gets it), so cleanup never waits for a
+    // lock. A plain `DELETE … WHERE expires_at <= now()` locks the expired rows in scan order while an
+    // atomic batch locks its rows in key order: each could hold a row the other waits for, a deadlock
+    // PostgreSQL breaks after `deadlock_timeout` by aborting one of them (a 503 for the batch).
+    const result = await this.#query(
+      `DELETE FROM ${this.#qualified} WHERE key IN (
+         SELECT key FROM ${this.#qualified} WHERE expires_at <= now() FOR UPDATE SKIP LOCKED
+       ) AND expires_at <= now()`,
+      [],
+    )
     return result.rowCount ?? 0
   }
 
@@ -554,6 +577,17 @@ export class PostgresStore implements Store {
 
   async increment(key: string, delta: bigint, options: IncrementOptions): Promise<IncrementResult> {
     const ms = ttl(options.ttlMs)
+    this.#open()
+    // Tracked as one operation: close() must not end the pool between its statements.
+    return this.#tracked(this.#increment(key, delta, options, ms))
+  }
+
+  async #increment(
+    key: string,
+    delta: bigint,
+    options: IncrementOptions,
+    ms: number,
+  ): Promise<IncrementResult> {
     const stored = storedKey(key)
     const min = options.min?.toString() ?? null
     const max = options.max?.toString() ?? null
@@ -564,7 +598,7 @@ export class PostgresStore implements Store {
       // One statement: lock the row (FOR UPDATE waits for a concurrent writer and then reads its newest
       // version), compute with `numeric` (arbitrary precision), update only within bounds. An expired row
       // counts as 0; a live non-integer yields a NULL amount and is reported below.
-      const existing = await this.#query<{ amount: string | null; next: string | null }>(
+      const existing = await this.#statementOnPool<{ amount: string | null; next: string | null }>(
         `WITH locked AS (
            SELECT key,
              CASE WHEN expires_at <= now() THEN 0::numeric
@@ -591,7 +625,7 @@ export class PostgresStore implements Store {
       }
       // No row: the counter is 0. Nothing is written when 0 + delta is out of bounds.
       if (!inBounds(delta)) return { applied: false, value: 0n }
-      const inserted = await this.#query(
+      const inserted = await this.#statementOnPool(
         `INSERT INTO ${this.#qualified} (key, value, expires_at)
          VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
          ON CONFLICT (key) DO NOTHING`,
@@ -615,6 +649,11 @@ export class PostgresStore implements Store {
    */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
     for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
+    this.#open()
+    return this.#tracked(this.#atomic(steps))
+  }
+
+  async #atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
     // Each key of the batch and its row's key (one-to-one, see storedKey), and back.
     const stored = new Map<string, string>()
     for (const step of steps)
@@ -622,7 +661,6 @@ export class PostgresStore implements Store {
         if (!stored.has(key)) stored.set(key, storedKey(key))
     const keyOf = new Map([...stored].map(([key, row]) => [row, key]))
     const keys = [...keyOf.keys()].sort()
-    this.#open()
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     const client = await this.#connect(this.#ready)
     client.on('error', this.#onError)
@@ -696,8 +734,9 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Stops the cleanup timer and ends the pool the store created (a pool passed in is left open). Afterwards
-   * every operation rejects with `StoreUnavailableError`; calling it again returns the same promise.
+   * Stops the cleanup timer and ends the pool the store created (a pool passed in is left open), once the
+   * statements already under way have finished (each within `timeoutMs`). Afterwards every operation
+   * rejects with `StoreUnavailableError`; calling it again returns the same promise.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close()
@@ -706,6 +745,10 @@ export class PostgresStore implements Store {
 
   async #close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
+    // An operation started before close() (one waiting for the first migration or for a free connection)
+    // would otherwise find the pool ended and fail with a 503, e.g. a graceful shutdown would refuse the
+    // requests it means to drain. New operations are refused from now on (see #open).
+    await Promise.allSettled([...this.#inFlight])
     if (this.#owned) {
       await this.pool.end()
       return
@@ -719,11 +762,26 @@ export class PostgresStore implements Store {
       throw new StoreUnavailableError({ detail: 'Payment store closed', retryAfter: this.#retryAfter })
   }
 
-  async #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+  /** `pending`, counted among the operations {@link PostgresStore.close} waits for until it settles. */
+  #tracked<T>(pending: Promise<T>): Promise<T> {
+    this.#inFlight.add(pending)
+    const settled = () => this.#inFlight.delete(pending)
+    pending.then(settled, settled)
+    return pending
+  }
+
+  #query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<Row>> {
     this.#open()
+    return this.#tracked(this.#statementOnPool<Row>(text, values))
+  }
+
+  async #statementOnPool<Row extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<Row>> {
     if (this.#autoMigrate && this.#ready === undefined) this.migrate().catch(() => {})
     // Not `pool.query`: a connection it obtains after `timeoutMs` (the pool was full, or slow to connect)
     // would still run the statement, after the caller was answered 503, e.g. consume a credential whose

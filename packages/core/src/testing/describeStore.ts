@@ -344,6 +344,21 @@ export function describeStore(name: string, factory: StoreFactory, options: Desc
         // The shared backend (if any) kept the key; closing one instance changes nothing for the others.
         if (stores.length > 1) expect(await store().get(k)).toBe('consumed')
       })
+
+      it('lets the operations started before close() finish (a graceful shutdown drains them), then refuses new ones', async () => {
+        // An instance of its own, closed while its first operations (connection, migration) are under way.
+        const closing = await factory()
+        const keys = Array.from({ length: 20 }, () => key('closing-in-flight'))
+        const started = keys.map((k) => closing.putIfAbsent(k, 'drained', longTtl))
+        const closed = closing.close?.()
+        const settled = await Promise.allSettled(started)
+        await closed
+        expect(
+          settled.map((result) => (result.status === 'fulfilled' ? result.value : result.reason)),
+        ).toEqual(keys.map(() => true))
+        await expect(closing.get(keys[0]!)).rejects.toMatchObject({ name: 'StoreUnavailableError' })
+        if (stores.length > 1) for (const k of keys) expect(await store().get(k)).toBe('drained')
+      })
     })
 
     const suite: StoreSuite = { store, key, pick, shortTtl, bigIntegers }
