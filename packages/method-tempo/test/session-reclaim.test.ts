@@ -47,11 +47,8 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
   const nonceOf = (address: Hex) =>
     tempoClients(devnet.info).publicClient.getTransactionCount({ address, blockTag: 'pending' })
 
-  /**
-   * A session server on the devnet (payee: account 0) for `realm`, and a paying session client of account
-   * `payer` reaching it in-process; the client's chain reads go to `rpcUrl` (default: the node).
-   */
-  const paying = (realm: string, payer: number, rpcUrl = devnet.info.rpcUrl) => {
+  /** A session server on the devnet for `realm` (payee: account 0), and its protected handler. */
+  const payee = (realm: string) => {
     const { info } = devnet
     const method = sessionServer({
       rpcUrl: info.rpcUrl,
@@ -66,6 +63,16 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
       { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
       () => new Response('ok'),
     )
+    return { realm, method, server, handler }
+  }
+
+  /**
+   * A session server for `realm` (see `payee`), and a paying session client of account `payer` reaching
+   * it in-process; the client's chain reads go to `rpcUrl` (default: the node).
+   */
+  const paying = (realm: string, payer: number, rpcUrl = devnet.info.rpcUrl) => {
+    const { info } = devnet
+    const { method, server, handler } = payee(realm)
     const fetcher = ((input: RequestInfo, init?: RequestInit) =>
       handler(new Request(input, init))) as typeof fetch
     const sessions = sessionClient({
@@ -463,22 +470,7 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
   it('closeAll() closes every channel the client holds, reports a server that cannot be reached and closes the rest', async () => {
     const { info } = devnet
     // One session client paying three servers (three channels); the third goes away before the close.
-    const servers = ['close-x.test', 'close-y.test', 'close-z.test'].map((realm) => {
-      const method = sessionServer({
-        rpcUrl: info.rpcUrl,
-        chainId: info.chainId,
-        currency: info.tokens.pathUsd,
-        account: privateKeyToAccount(info.accounts[0]!.privateKey),
-        escrow: info.escrow,
-        timeout: 5_000,
-      })
-      const server = createServer({ realm, secrets: [secret], methods: [method] })
-      const handler = server.protect(
-        { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
-        () => new Response('ok'),
-      )
-      return { realm, server, handler }
-    })
+    const servers = ['close-x.test', 'close-y.test', 'close-z.test'].map(payee)
     let down: string | undefined
     let refusing: string | undefined
     const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {

@@ -1,7 +1,7 @@
 import { ConfigurationError, PaymentFailedError } from '@mppkit/core/client'
 import { type Address, createPublicClient, type Hex, numberToHex, pad, toEventSelector } from 'viem'
 import { getBlockNumber, getChainId, readContract } from 'viem/actions'
-import { escrowAbi } from '../internal/escrow.js'
+import { closeGracePeriod, escrowAbi } from '../internal/escrow.js'
 import { checkAddress, checkChainId, checkHttpUrl, checkPositiveInteger } from '../internal/options.js'
 import { neverSent, tempoChain, transport } from '../internal/rpc.js'
 import { rpcErrorSummary } from '../internal/rpcErrors.js'
@@ -51,8 +51,6 @@ const defaultBlockRange = 100_000
 const minBlockRange = 10
 /** Channels read at once after the log search. */
 const readsAtOnce = 8
-/** The escrow's grace period when it does not expose `CLOSE_GRACE_PERIOD()` ("Wait 15 min grace period"). */
-const defaultGraceSeconds = 15n * 60n
 
 // draft-tempo-session-00 §"Contract Functions": "event ChannelOpened(bytes32 indexed channelId, address
 // indexed payer, address indexed payee, address token, address authorizedSigner, uint256 deposit)". The
@@ -193,11 +191,7 @@ export async function findOpenChannels(options: FindChannelsOptions): Promise<Op
         openedInBlock: block,
       }
       if (channel.closeRequestedAt > 0n) {
-        grace ??= await readContract(reader, {
-          address: escrow,
-          abi: escrowAbi,
-          functionName: 'CLOSE_GRACE_PERIOD',
-        }).catch(() => defaultGraceSeconds)
+        grace ??= await closeGracePeriod(reader, escrow)
         found.closeRequestedAt = new Date(Number(channel.closeRequestedAt * 1000n))
         found.withdrawableAt = new Date(Number((channel.closeRequestedAt + grace) * 1000n))
       }

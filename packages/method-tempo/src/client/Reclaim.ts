@@ -8,7 +8,7 @@ import {
   zeroAddress,
 } from 'viem'
 import { getBlock, getChainId, readContract } from 'viem/actions'
-import { escrowAbi } from '../internal/escrow.js'
+import { closeGracePeriod, escrowAbi } from '../internal/escrow.js'
 import { checkAddress, checkBytes32, checkChainId, checkHttpUrl, checkSigner } from '../internal/options.js'
 import { signCalls, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { rpcErrorSummary } from '../internal/rpcErrors.js'
@@ -59,11 +59,6 @@ export type Reclaim =
       settled: bigint
     }
 
-/**
- * "FORCED CLOSE: 1. Client calls requestClose() 2. Wait 15 min grace period 3. Client calls
- * withdraw()" (draft-tempo-session-00). The grace period lets the payee settle its last voucher first.
- */
-const defaultGraceSeconds = 15n * 60n
 /** Gas limits of the two payer calls (a token transfer at most; the fee is charged on gas used). */
 const gas = { requestClose: 300_000n, withdraw: 500_000n }
 
@@ -127,11 +122,7 @@ export async function reclaimChannel(options: ReclaimOptions): Promise<Reclaim> 
     )
   if (channel.finalized) return { status: 'finalized', ...where, settled: channel.settled }
 
-  const grace = await readContract(wallet, {
-    address: escrow,
-    abi: escrowAbi,
-    functionName: 'CLOSE_GRACE_PERIOD',
-  }).catch(() => defaultGraceSeconds)
+  const grace = await closeGracePeriod(wallet, escrow)
   const closingAt = (requestedAt: bigint) => new Date(Number((requestedAt + grace) * 1000n))
 
   if (channel.closeRequestedAt === 0n) {

@@ -1,4 +1,5 @@
-import { parseAbi } from 'viem'
+import { type Address, type Client, parseAbi } from 'viem'
+import { readContract } from 'viem/actions'
 
 /**
  * The part of the v1 escrow ABI this package calls (draft-tempo-session-00 §"Contract Functions"; the
@@ -17,3 +18,18 @@ export const escrowAbi = parseAbi([
   'function CLOSE_GRACE_PERIOD() view returns (uint64)',
   'event ChannelClosed(bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 settledToPayee, uint256 refundedToPayer)',
 ])
+
+/**
+ * The escrow's forced-close grace period in seconds: its `CLOSE_GRACE_PERIOD()`, or the spec's 15 minutes
+ * ("2. Wait 15 min grace period", draft-tempo-session-00) for an escrow that does not expose it.
+ *
+ * @example
+ * ```ts
+ * const withdrawableAt = closeRequestedAt + (await closeGracePeriod(client, escrow))
+ * ```
+ */
+export function closeGracePeriod(client: Client, escrow: Address): Promise<bigint> {
+  return readContract(client, { address: escrow, abi: escrowAbi, functionName: 'CLOSE_GRACE_PERIOD' }).catch(
+    () => 15n * 60n,
+  )
+}
