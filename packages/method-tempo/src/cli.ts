@@ -6,6 +6,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { readContract } from 'viem/actions'
 import { findOpenChannels, type OpenChannel } from './client/Channels.js'
 import { chargeClient } from './client/Charge.js'
+import { fileChannelStore } from './client/node.js'
 import { type Reclaim, reclaimChannel } from './client/Reclaim.js'
 import { type SessionClient, sessionClient } from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
@@ -35,6 +36,9 @@ Options:
                          the known escrows of Tempo mainnet and Moderato, or on another chain any
                          escrow address holding contract code)
   --keep-open            do not close a session channel after the request
+  --channel-file <path>  keep session channels in this file (owner-only JSON, no key) and pay on the
+                         one saved for this server instead of opening a new channel; with --keep-open
+                         the next run reuses it, without it the run closes it
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
@@ -62,6 +66,7 @@ export const options = {
   '--deposit': { name: 'deposit', value: true },
   '--escrow': { name: 'escrow', value: true, repeat: true },
   '--keep-open': { name: 'keepOpen', value: false },
+  '--channel-file': { name: 'channelFile', value: true },
   '-y': { name: 'yes', value: false },
   '--yes': { name: 'yes', value: false },
   '-h': { name: 'help', value: false },
@@ -260,18 +265,44 @@ async function payUrl(parameters: {
   currency: string | undefined
   io: Io
 }): Promise<number> {
-  const { url, rpcUrl, args, limits, deposit, io } = parameters
+  const { rpcUrl, args, deposit, io } = parameters
   const chainId = await chainIdOf(rpcUrl)
   const account = privateKeyToAccount(parameters.key)
   const mode = args.values.get('mode') === 'push' ? 'push' : 'pull'
   const escrows = args.lists.get('escrow') as Address[] | undefined
-  const sessions = sessionClient({
-    account,
-    rpcUrl,
-    chainId,
-    ...(deposit ? { deposit } : {}),
-    ...(escrows?.length ? { escrows } : {}),
-  })
+  const channelFile = args.values.get('channelFile')
+  const channelStore = channelFile === undefined ? undefined : fileChannelStore(channelFile)
+  try {
+    const sessions = sessionClient({
+      account,
+      rpcUrl,
+      chainId,
+      ...(deposit ? { deposit } : {}),
+      ...(escrows?.length ? { escrows } : {}),
+      ...(channelStore ? { channelStore } : {}),
+    })
+    // Before the first payment, so the policy's quote sees a saved channel (no new deposit).
+    const restored = await sessions.restore()
+    for (const channel of restored)
+      io.stderr(
+        `mppkit pay: saved session channel ${channel.channelId} (${new URL(channel.url).origin}, deposit ${formatUnits(channel.deposit, tip20Decimals)}) from ${channelFile}\n`,
+      )
+    return await payWith({ ...parameters, account, chainId, mode, sessions, channelFile })
+  } finally {
+    channelStore?.close()
+  }
+}
+
+async function payWith(
+  parameters: Parameters<typeof payUrl>[0] & {
+    account: ReturnType<typeof privateKeyToAccount>
+    chainId: number
+    mode: 'pull' | 'push'
+    sessions: SessionClient
+    channelFile: string | undefined
+  },
+): Promise<number> {
+  const { url, rpcUrl, args, limits, io, account, chainId, mode, sessions, channelFile } = parameters
   const reader = publicClientFor({}, rpcUrl, chainId)
   const symbols = new Map<string, Promise<string | undefined>>()
   const hooks = {
@@ -330,6 +361,7 @@ async function payUrl(parameters: {
     return 1
   }
   const perCurrency = (amount: bigint) => Object.fromEntries(currencies.map((c) => [c, amount]))
+  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
   const total = limits.maxAmount > limits.maxDeposit ? limits.maxAmount : limits.maxDeposit
   const client = createClient({
     methods: [
@@ -381,7 +413,9 @@ async function payUrl(parameters: {
         `(deposit ${formatUnits(channel.deposit, tip20Decimals)}): a close by the server refunds what it did not ` +
         `spend; without the server, \`mppkit reclaim --channel ${channel.channelId} --escrow ${channel.escrow}\` ` +
         `(or reclaimChannel() of @mppkit/method-tempo/client) takes it back: a forced close, withdrawable 15 ` +
-        `minutes after it is requested\n`,
+        `minutes after it is requested` +
+        (channelFile === undefined ? '' : `; saved in ${channelFile}: \`--channel-file\` pays on it again`) +
+        '\n',
     )
   return code
 }

@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Credential, type Receipt } from '@mppkit/core'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
 import { type Address, createPublicClient, erc20Abi, type Hex, http as viemHttp } from 'viem'
@@ -263,6 +266,54 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     const kept = await run([`${base}/session`, '--deposit', '5000', '--keep-open'], env)
     expect(kept.code, kept.stderr).toBe(0)
     expect(kept.stderr).toMatch(/session channel 0x[0-9a-f]{64} stays open in escrow/)
+  })
+
+  it('--channel-file: a channel kept open is paid on by the next run (no new deposit), and closed by a run without --keep-open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mppkit-cli-channels-'))
+    const file = join(dir, 'channels.json')
+    const env = { MPPKIT_PRIVATE_KEY: key(7), MPPKIT_RPC_URL: devnet.info.rpcUrl }
+    const client = createPublicClient({ transport: viemHttp(devnet.info.rpcUrl) })
+    const nonceOf = () =>
+      client.getTransactionCount({ address: devnet.info.accounts[7]!.address, blockTag: 'pending' })
+    const saved = () =>
+      Object.values((JSON.parse(readFileSync(file, 'utf8')) as { channels: object }).channels)
+    try {
+      const nonce = await nonceOf()
+      const first = await run(
+        [`${base}/session`, '--deposit', '5000', '--keep-open', '--channel-file', file],
+        env,
+      )
+      expect(first.code, first.stderr).toBe(0)
+      expect(first.stderr).toContain('open a tempo session: deposit 0.005')
+      const named = /session channel (0x[0-9a-f]{64}) stays open/.exec(first.stderr)
+      expect(named, first.stderr).not.toBeNull()
+      expect(first.stderr).toContain(`saved in ${file}: \`--channel-file\` pays on it again`)
+      expect(saved()).toMatchObject([{ channelId: named![1], cumulative: '100' }])
+      expect(existsSync(`${file}.lock`)).toBe(false)
+      expect(await nonceOf()).toBe(nonce + 1)
+
+      // The next run pays on the saved channel: no deposit announced, no transaction of the payer's.
+      const second = await run([`${base}/session`, '--keep-open', '--channel-file', file], env)
+      expect(second.code, second.stderr).toBe(0)
+      expect(second.stdout).toBe('session body')
+      expect(second.stderr).toContain(`saved session channel ${named![1]}`)
+      expect(second.stderr).not.toContain('deposit 0.005 PathUSD into escrow')
+      expect(await nonceOf()).toBe(nonce + 1)
+      expect(saved()).toMatchObject([{ channelId: named![1], cumulative: '200' }])
+
+      // Without --keep-open the run pays, closes the channel and forgets it.
+      const third = await run([`${base}/session`, '--channel-file', file], env)
+      expect(third.code, third.stderr).toBe(0)
+      expect(third.stderr).toContain('close receipt')
+      expect(third.stderr).not.toContain('stays open')
+      expect(saved()).toEqual([])
+      const channel = await readChannel(devnet.info, named![1] as Hex)
+      expect(channel.finalized).toBe(true)
+      expect(channel.settled).toBe(300n)
+      expect(await nonceOf()).toBe(nonce + 1)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('--escrow: deposits only into the named escrow; another is refused before anything is signed', async () => {

@@ -102,6 +102,7 @@ export const railOptions = {
   '--max-deposit': { name: 'maxDeposit', value: true },
   '--deposit': { name: 'deposit', value: true },
   '--keep-open': { name: 'keepOpen', value: false },
+  '--channel-file': { name: 'channelFile', value: true },
   '--escrow': { name: 'escrow', value: true, repeat: true },
   // stripe
   '--stripe-key': { name: 'stripeKey', value: true },

@@ -35,6 +35,14 @@ import { session, type TempoSessionPayload, type TempoSessionRequest } from '../
 import * as Voucher from '../Voucher.js'
 import { sessionBookings } from './Bookings.js'
 import { type Reclaim, reclaimChannel } from './Reclaim.js'
+import {
+  type ChannelStore,
+  checkChannelStore,
+  checksummed,
+  isOwnSaved,
+  parseSaved,
+  type SavedChannel,
+} from './Saved.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = {
@@ -74,6 +82,16 @@ export type SessionClientOptions = {
   /** Fetch used for voucher/top-up/close side requests (default: global fetch). */
   fetch?: typeof fetch
   timeout?: number
+  /**
+   * Keeps this client's channels across restarts (e.g. `fileChannelStore(path)` from
+   * `@mppkit/method-tempo/client/node`): a channel is saved before any credential that opens it, tops it
+   * up or raises its cumulative amount is sent, and deleted once closed or taken back. A restarted client
+   * (`restore()`, or its first payment) reads them back, checks each on chain before paying on it, and
+   * pays on the same channel with vouchers above anything it signed before, instead of locking a new
+   * deposit. Without it, a channel left open is found with `findOpenChannels` and taken back with
+   * `reclaimChannel`, and a new client opens a new channel.
+   */
+  channelStore?: ChannelStore
 }
 
 /** Client-side state of one channel. */
@@ -114,6 +132,9 @@ export type ChannelState = {
   unanswered?: boolean
   /** When (ms) the channel was last read on chain for `opening` / `unanswered`. */
   checkedAt?: number
+  /** The payee and salt the channel id was computed with (kept for `channelStore`). */
+  recipient?: Address
+  salt?: Hex
 }
 
 /** The outcome of closing one channel in {@link SessionClient.closeAll}. */
@@ -153,6 +174,15 @@ export type SessionClient = Method.Client<typeof session> & {
    * opens a new one); withdraw after `withdrawableAt` with `reclaimChannel` and the ids it returns.
    */
   reclaim(url: string): Promise<Reclaim>
+  /**
+   * Reads back the channels `channelStore` kept (once; the first payment or side request does it too)
+   * and returns them. Each is read on chain before it is paid on again: one closed since is dropped, one
+   * whose open may still be mined is presented with that same open. Call it before the first payment so
+   * that the policy's quote sees the channel (no new deposit). A record that is not valid, or names a
+   * channel its own fields do not make, is a `ConfigurationError` (nothing is paid until it is fixed);
+   * records of another payer or signer are left alone.
+   */
+  restore(): Promise<ChannelState[]>
 }
 
 /**
@@ -180,6 +210,7 @@ function checkSessionClientOptions(options: SessionClientOptions): void {
   checkPositiveBigint(scope, 'deposit', options.deposit)
   checkPositiveBigint(scope, 'topUp', options.topUp)
   checkPositiveInteger(scope, 'voucherAhead', options.voucherAhead, 'number of requests, at least 1')
+  checkChannelStore(scope, options.channelStore)
   checkAddressList(scope, 'escrows', options.escrows)
   if (options.fetch !== undefined && typeof options.fetch !== 'function')
     throw new ConfigurationError(`${scope}: fetch must be a function, got ${typeof options.fetch}`)
@@ -221,6 +252,144 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const next = queue.then(fn)
     queue = next.catch(() => {})
     return next
+  }
+
+  // `channelStore`: one key per payer (a store may hold several payers' channels).
+  const store = options.channelStore
+  const storePrefix = `${account.address.toLowerCase()}|`
+  const keyFor = (state: ChannelState) => {
+    for (const [key, value] of channels) if (value === state) return key
+    return undefined
+  }
+  const toSaved = (
+    state: ChannelState,
+    changes: { cumulative?: bigint; topUpPending?: ChannelState['topUpPending'] },
+  ): SavedChannel | undefined => {
+    if (!state.recipient || !state.salt) return undefined
+    const pending = 'topUpPending' in changes ? changes.topUpPending : state.topUpPending
+    return {
+      v: 1,
+      payer: checksummed(account.address),
+      channelId: state.channelId,
+      escrow: checksummed(state.escrow),
+      currency: checksummed(state.currency),
+      recipient: checksummed(state.recipient),
+      salt: state.salt,
+      chainId: state.chainId,
+      deposit: String(state.deposit),
+      cumulative: String(changes.cumulative ?? state.cumulative),
+      spent: String(state.spent),
+      url: state.url,
+      open: {
+        transaction: state.open.transaction,
+        nonce: state.open.nonce,
+        ...(state.open.authorizedSigner
+          ? { authorizedSigner: checksummed(state.open.authorizedSigner) }
+          : {}),
+      },
+      ...(pending
+        ? {
+            topUpPending: {
+              transaction: pending.transaction,
+              nonce: pending.nonce,
+              amount: String(pending.amount),
+            },
+          }
+        : {}),
+    }
+  }
+  /**
+   * Saves the channel (with `changes` it is about to make: write-ahead) before a credential that depends
+   * on it leaves: a restarted client must never sign below a voucher it sent, nor sign a second top-up
+   * or open beside one that may still be mined. A failed save sends nothing.
+   */
+  const persist = async (
+    state: ChannelState,
+    changes: { cumulative?: bigint; topUpPending?: ChannelState['topUpPending'] } = {},
+  ) => {
+    if (!store) return
+    const key = keyFor(state)
+    const saved = toSaved(state, changes)
+    if (key === undefined || !saved) return
+    try {
+      await store.save(storePrefix + key, saved)
+    } catch (cause) {
+      throw new PaymentFailedError(
+        'tempo session: could not save the channel to channelStore; nothing was sent',
+        { cause },
+      )
+    }
+  }
+  /** Drops a channel (closed, gone, taken back) from this client and from its store. */
+  const forget = async (state: ChannelState) => {
+    const key = keyFor(state)
+    for (const [k, value] of channels) if (value === state) channels.delete(k)
+    // A record left behind (the delete failed) is read on chain when restored, found closed and dropped.
+    if (store && key !== undefined) await store.delete(storePrefix + key).catch(() => {})
+  }
+  const load = async (): Promise<ChannelState[]> => {
+    if (!store) return []
+    let records: Record<string, unknown>
+    try {
+      records = (await store.load()) ?? {}
+    } catch (cause) {
+      if (cause instanceof ConfigurationError) throw cause
+      throw new PaymentFailedError('tempo session: could not read the channelStore; nothing was paid', {
+        cause,
+      })
+    }
+    const restored: ChannelState[] = []
+    for (const [stored, value] of Object.entries(records)) {
+      if (!stored.startsWith(storePrefix)) continue
+      const saved = parseSaved(stored, value)
+      if (!isOwnSaved(saved, account.address, signer.address)) continue
+      const key = stored.slice(storePrefix.length)
+      if (channels.has(key)) continue
+      const state: ChannelState = {
+        channelId: saved.channelId,
+        escrow: saved.escrow,
+        currency: saved.currency,
+        chainId: saved.chainId,
+        deposit: BigInt(saved.deposit),
+        cumulative: BigInt(saved.cumulative),
+        spent: BigInt(saved.spent),
+        url: saved.url,
+        open: {
+          transaction: saved.open.transaction,
+          nonce: saved.open.nonce,
+          ...(saved.open.authorizedSigner ? { authorizedSigner: saved.open.authorizedSigner } : {}),
+        },
+        ...(saved.topUpPending
+          ? {
+              topUpPending: {
+                transaction: saved.topUpPending.transaction,
+                nonce: saved.topUpPending.nonce,
+                amount: BigInt(saved.topUpPending.amount),
+              },
+            }
+          : {}),
+        recipient: saved.recipient,
+        salt: saved.salt,
+        // Read on chain before it is paid on (closed since, or its open never mined), and presented
+        // with its own open, which a server that still knows it accepts as well as one that lost it.
+        unanswered: true,
+      }
+      // What the server spent since the last save is unknown: with `voucherAhead`, the next request signs
+      // a voucher above everything signed (what it authorized ahead and did not use stays spendable by
+      // later requests, and a close captures only what the server spent).
+      if (ahead > 1n) state.charged = state.cumulative
+      channels.set(key, state)
+      restored.push(state)
+    }
+    return restored
+  }
+  let restoring: Promise<ChannelState[]> | undefined
+  const restore = () => {
+    restoring ??= load().catch((error: unknown) => {
+      restoring = undefined
+      throw error
+    })
+    return restoring
   }
 
   // "When `feePayer: true`: Clients MUST sign with `fee_payer_signature` set to `0x00` and `fee_token`
@@ -523,7 +692,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
               throw new PaymentFailedError(
                 "tempo session: the top-up's challenge names another currency, escrow or chain than the channel's; nothing was signed",
               )
-            signed = await signTopUp(state, amount, paying)
+            const transaction = await signTopUp(state, amount, paying)
+            // Saved as pending before it is sent: a restarted client sends it again, never a second one.
+            await persist(state, { topUpPending: { ...transaction, amount } })
+            signed = transaction
             return topUpPayload(state, signed.transaction, amount)
           },
           'GET',
@@ -532,10 +704,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       )
     } catch (error) {
       if (mayHaveSettled(error) && signed) state.topUpPending = { ...signed, amount }
+      // Saved as it now stands (pending only when it may have settled).
+      if (signed) await persist(state).catch(() => {})
       throw error
     }
     if (response.status >= 500 && signed) state.topUpPending = { ...signed, amount }
-    if (!response.ok) unanswered(state)
+    if (response.ok) state.deposit += amount
+    else unanswered(state)
+    if (signed) await persist(state)
     return response
   }
 
@@ -597,7 +773,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     }
     if (!response.ok) unanswered(state)
     else {
-      for (const [key, value] of channels) if (value === state) channels.delete(key)
+      await forget(state)
       // Prices booked ahead (`voucherAhead`) are given back once the chain shows the channel finalized
       // (a 200 is the server's word): the vouchers above what it captured are void then.
       if (bookings.heldAhead(state)) {
@@ -625,6 +801,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     },
     createPayload: ({ challenge, request, url, spend }) =>
       serialized(async () => {
+        await restore()
         const chainId = checkChain(request)
         checkEscrow(request)
         const escrow = request.methodDetails.escrowContract as Address
@@ -639,7 +816,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // No receipt vouches for the channel: an open never confirmed, or a payment refused or lost.
           const now = await standing(state)
           if (now === 'gone') {
-            channels.delete(key)
+            await forget(state)
             state = undefined
           } else {
             present = true
@@ -709,8 +886,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
               ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
             },
             opening: true,
+            recipient: request.recipient as Address,
+            salt,
           }
           channels.set(key, state)
+          try {
+            await persist(state)
+          } catch (error) {
+            // Nothing was sent: its open transaction is dropped unbroadcast.
+            channels.delete(key)
+            throw error
+          }
           bookings.remember(state, spend, request)
           // The first voucher pays for this request (the server deducts before serving).
           return { payload: await openPayload(state, price) }
@@ -765,8 +951,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             const response = await topUpChannel(state, amount, url, request)
             if (!response.ok)
               throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
-            state.deposit += amount
           }
+          if (next !== state.cumulative) await persist(state, { cumulative: next })
         } catch (error) {
           bookings.unbook(state, booked)
           throw error
@@ -812,6 +998,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     },
     voucher: (url, cumulativeAmount) =>
       serialized(async () => {
+        await restore()
         const state = stateFor(url)
         if (cumulativeAmount > state.deposit) {
           const refused = await settleTopUp(state, url)
@@ -822,8 +1009,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           // A top-up inside a stream is a side payment: the client's policy books it first.
           const topUp = await topUpChannel(state, amount, url)
           if (!topUp.ok) return topUp
-          state.deposit += amount
         }
+        if (cumulativeAmount > state.cumulative) await persist(state, { cumulative: cumulativeAmount })
         // So is the voucher's new authorization (a signed voucher is spendable once sent).
         bookings.voucher(state, cumulativeAmount)
         const signature = await signVoucher(state, cumulativeAmount)
@@ -852,17 +1039,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }),
     topUp: (url, amount) =>
       serialized(async () => {
+        await restore()
         const state = stateFor(url)
         // A top-up whose outcome is unknown is settled first (found on chain, or sent again as is while
         // it is not mined, never signed anew); then `amount` is added as asked.
         const refused = await settleTopUp(state, url)
         if (refused) return refused
-        const response = await topUpChannel(state, amount, url)
-        if (response.ok) state.deposit += amount
-        return response
+        return topUpChannel(state, amount, url)
       }),
-    close: (url) => serialized(() => closeChannel(stateFor(url), url)),
+    close: (url) =>
+      serialized(async () => {
+        await restore()
+        return closeChannel(stateFor(url), url)
+      }),
     closeAll: async () => {
+      await restore()
       const results: CloseResult[] = []
       // A snapshot: each close removes its channel from the map.
       for (const state of new Set(channels.values())) {
@@ -878,6 +1069,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     },
     reclaim: (url) =>
       serialized(async () => {
+        await restore()
         const state = stateFor(url)
         const step = await reclaimChannel({
           account,
@@ -892,12 +1084,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           throw error
         })
         // Closing or closed: "Servers MUST reject vouchers on channels with a pending forced close".
-        for (const [key, value] of channels) if (value === state) channels.delete(key)
+        await forget(state)
         // Prices booked ahead above what the payee captured are void once the channel is finalized.
         if (step.status !== 'closing' && bookings.heldAhead(state))
           bookings.closed(state, state.cumulative - step.settled)
         return step
       }),
+    restore,
   }
   return client
 }

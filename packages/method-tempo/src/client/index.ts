@@ -7,6 +7,7 @@ export { knownEscrows } from '../internal/escrows.js'
 export { type FindChannelsOptions, findOpenChannels, type OpenChannel } from './Channels.js'
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export { type Reclaim, type ReclaimOptions, reclaimChannel } from './Reclaim.js'
+export type { ChannelStore, SavedChannel } from './Saved.js'
 export {
   type ChannelState,
   type CloseResult,
