@@ -258,8 +258,12 @@ export type Quote = {
  */
 export type Client<definition extends Definition<any, any> = Definition<any, any>> = {
   readonly definition: definition
-  /** Price of paying this request (defaults to the charge intent's `amount`/`currency` fields). */
-  quote?(request: Infer<definition['request']>): Quote
+  /**
+   * Price of paying this request (defaults to the charge intent's `amount`/`currency` fields). The
+   * client passes the challenge too, e.g. for a session method to tell whether it already holds a
+   * channel for that server (no new deposit).
+   */
+  quote?(request: Infer<definition['request']>, challenge?: Challenge): Quote
   createPayload(
     context: PayContext<Infer<definition['request']>>,
   ): Promise<{ payload: Infer<definition['payload']>; source?: string }>

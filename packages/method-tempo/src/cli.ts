@@ -398,7 +398,10 @@ async function payWith(
     printReceipt('receipt', receiptOf(response))
     if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${printable(response.statusText)}\n`)
   }
-  if (!args.switches.has('keepOpen') && sessions.channels.size > 0) {
+  // This URL's channel (one restored from --channel-file for another server stays as it is).
+  const origin = new URL(url).origin
+  const paidHere = [...sessions.channels.values()].some((channel) => new URL(channel.url).origin === origin)
+  if (!args.switches.has('keepOpen') && paidHere) {
     const closed = await sessions.close(url).catch((error: unknown) => {
       io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
       return undefined

@@ -3,7 +3,16 @@
 // owner-only permissions, and clear errors for a file that is not a channel file.
 
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigurationError } from '@mppkit/core/client'
@@ -43,7 +52,8 @@ const record = (overrides: Partial<SavedChannel> = {}): SavedChannel => ({
   open: { transaction: '0x76f8', nonce: 0 },
   ...overrides,
 })
-const key = `${account.address.toLowerCase()}|api.example|${escrow}|${payee}|${token}`.toLowerCase()
+const key =
+  `${account.address}|${account.address}|31337|api.example|${escrow}|${payee}|${token}`.toLowerCase()
 
 describe('fileChannelStore', () => {
   let dir: string
@@ -109,6 +119,23 @@ describe('fileChannelStore', () => {
     }
   })
 
+  it('a lock naming no process is held while fresh and taken over once old; a store never removes a lock it does not hold', async () => {
+    const path = join(dir, 'odd-lock.json')
+    writeFileSync(`${path}.lock`, '')
+    const store = fileChannelStore(path)
+    await expect(store.load()).rejects.toThrow(/in use by another process/)
+    const old = new Date(Date.now() - 120_000)
+    utimesSync(`${path}.lock`, old, old)
+    expect(await store.load()).toEqual({})
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe(String(process.pid))
+    // Another process's lock written over ours (as if ours had been taken over as stale): close() leaves it.
+    writeFileSync(`${path}.lock`, '1')
+    store.close()
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe('1')
+    rmSync(`${path}.lock`)
+    expect(readdirSync(dir).filter((name) => name.startsWith('odd-lock.json.lock.'))).toEqual([])
+  })
+
   it('refuses a file that is not a channel file, naming it and never its contents', async () => {
     const notJson = join(dir, 'not-json.json')
     writeFileSync(notJson, '{"v":1,"channels":{"a":{"secret-looking":')
@@ -138,9 +165,8 @@ describe('sessionClient({ channelStore })', () => {
       )
   })
 
-  it('restores this payer’s valid records and refuses an invalid one by its key', async () => {
+  it('refuses an invalid record of this payer by its key (before any chain read); other payers and signers are left alone', async () => {
     const records: Record<string, unknown> = {
-      [key]: record(),
       // Another payer's record (another key prefix) is left alone, whatever it holds.
       [`0x${'ab'.repeat(20)}|elsewhere`]: { v: 9 },
     }
@@ -149,24 +175,19 @@ describe('sessionClient({ channelStore })', () => {
       save: async () => {},
       delete: async () => {},
     }
-    const restored = await sessionClient({ ...options, channelStore: store }).restore()
-    expect(restored).toHaveLength(1)
-    expect(restored[0]).toMatchObject({
-      channelId: record().channelId,
-      cumulative: 3000n,
-      spent: 2000n,
-      deposit: 100_000n,
-      unanswered: true,
-    })
-    // A voucher signer other than the channel's (a record of the same payer opened with another
-    // authorizedSigner, or none) is not this client's to pay on.
+    // Nothing of this payer: nothing restored and no chain read (the RPC URL answers nothing).
+    expect(await sessionClient({ ...options, channelStore: store }).restore()).toEqual([])
+    // A record of this payer under another voucher signer's key is not this client's to pay on.
     const signer = privateKeyToAccount(`0x${'55'.repeat(32)}`)
+    records[key] = record()
     expect(await sessionClient({ ...options, signer, channelStore: store }).restore()).toEqual([])
 
     for (const [bad, pattern] of [
       [{ ...record(), cumulative: '-1' }, /not a valid record \(cumulative\)/],
       [{ ...record(), url: 'file:///etc/passwd' }, /not a valid record \(url\)/],
+      [{ ...record(), url: 'http://' }, /not a valid record \(url\)/],
       [{ ...record(), salt: `0x${'45'.repeat(32)}` }, /names channel 0x[0-9a-f]{64}, but its payer/],
+      [{ ...record(), chainId: 1 }, /names channel|not under its own chain's key/],
     ] as const) {
       records[key] = bad
       const error = await sessionClient({ ...options, channelStore: store })

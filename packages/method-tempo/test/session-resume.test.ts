@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Credential } from '@mppkit/core'
+import { Challenge, Credential } from '@mppkit/core'
 import { ConfigurationError, create as createClient, Receipt } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import { erc20Abi, type Hex } from 'viem'
@@ -20,7 +20,7 @@ import {
   tempoUnavailableReason,
 } from '../../devnet/src/tempo/index.js'
 import { sessionClient } from '../src/client/index.js'
-import { fileChannelStore } from '../src/client/node.js'
+import { fileChannelStore, type SavedChannel } from '../src/client/node.js'
 import { sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
 
@@ -43,7 +43,7 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
   let devnet: TempoDevnet
   let dir: string
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 7 })
+    devnet = await startTempo({ accounts: 8 })
     dir = mkdtempSync(join(tmpdir(), 'mppkit-resume-'))
   })
   afterAll(async () => {
@@ -266,7 +266,9 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
     writeFileSync(path, left)
 
     const second = payer(4, path, server.handler)
-    expect((await second.sessions.restore()).map((state) => state.channelId)).toEqual([opened!.channelId])
+    // Read on chain when restored: finalized, so dropped from the store and not paid on.
+    expect(await second.sessions.restore()).toEqual([])
+    expect(readFile(path)).toEqual({})
     expect((await second.pay()).status).toBe(200)
     const [now] = [...second.sessions.channels.values()]
     expect(now!.channelId).not.toBe(opened!.channelId)
@@ -308,5 +310,86 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
     expect(readFile(path)[other]!.channelId).toBe(`0x${'cd'.repeat(32)}`)
     expect(Object.keys(readFile(path))).toHaveLength(2)
     third.store.close()
+  })
+
+  it('quotes a deposit unless it holds the channel this payment uses: a restored channel of another payee leaves it in', async () => {
+    const path = join(dir, 'quote.json')
+    const server = payee()
+    const first = payer(6, path, server.handler)
+    expect((await first.pay()).status).toBe(200)
+    first.store.close()
+    const second = payer(6, path, server.handler)
+    await second.sessions.restore()
+    const challenge = Challenge.parseAll(
+      (await server.handler(new Request('https://resume.test/r'))).headers.get('www-authenticate')!,
+    )[0]!
+    const request = challenge.request as Parameters<NonNullable<typeof second.sessions.quote>>[0]
+    // Its own server: the restored channel pays, no deposit quoted.
+    expect(second.sessions.quote!(request, challenge)).not.toHaveProperty('deposit')
+    // Another payee on the same escrow and token: a new channel, so its deposit is quoted (and checked
+    // against the policy and the CLI's cap and confirmation) even though a channel exists on that escrow.
+    const other = { ...request, recipient: devnet.info.accounts[5]!.address }
+    expect(second.sessions.quote!(other, { ...challenge, request: other })).toMatchObject({
+      deposit: 100n * price,
+    })
+    expect(second.sessions.quote!(other)).toMatchObject({ deposit: 100n * price })
+    expect(second.sessions.quote!(request)).not.toHaveProperty('deposit')
+    // Another realm of the same payee: a channel of its own too.
+    expect(second.sessions.quote!(request, { ...challenge, realm: 'other.test' })).toMatchObject({
+      deposit: 100n * price,
+    })
+    second.store.close()
+  })
+
+  it('a save that fails sends nothing: no open, no voucher, no top-up leaves the client', async () => {
+    const server = payee()
+    const { info } = devnet
+    const sent: string[] = []
+    let failing = false
+    const records: Record<string, SavedChannel> = {}
+    const store = {
+      load: async () => ({ ...records }),
+      save: async (key: string, channel: SavedChannel) => {
+        if (failing) throw new Error('disk full')
+        records[key] = channel
+      },
+      delete: async (key: string) => {
+        delete records[key]
+      },
+    }
+    const fetcher = (async (input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const authorization = request.headers.get('authorization')
+      if (authorization)
+        sent.push(String((Credential.parse(authorization).payload as { action: string }).action))
+      return server.handler(request)
+    }) as typeof fetch
+    const account = privateKeyToAccount(info.accounts[7]!.privateKey)
+    const sessions = sessionClient({
+      account,
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      deposit: 2n * price,
+      fetch: fetcher,
+      channelStore: store,
+    })
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    const nonce = await nonceOf(account.address)
+    failing = true
+    await expect(client.fetch('https://resume.test/r')).rejects.toThrow(/could not save the channel/)
+    expect(sent).toEqual([])
+    expect(sessions.channels.size).toBe(0)
+    failing = false
+    expect((await client.fetch('https://resume.test/r')).status).toBe(200)
+    expect((await client.fetch('https://resume.test/r')).status).toBe(200)
+    expect(sent).toEqual(['open', 'voucher'])
+    failing = true
+    // The next voucher, and the top-up the one after needs: neither leaves without its save.
+    await expect(client.fetch('https://resume.test/r')).rejects.toThrow(/could not save the channel/)
+    expect(sent).toEqual(['open', 'voucher'])
+    expect(await nonceOf(account.address)).toBe(nonce + 1)
+    failing = false
+    expect((await client.fetch('https://resume.test/r')).status).toBe(200)
+    expect(sent).toEqual(['open', 'voucher', 'topUp', 'voucher'])
   })
 })

@@ -1,3 +1,4 @@
+import type { Challenge } from '../Challenge.js'
 import { same } from '../client/Currency.js'
 import { PolicyError } from '../Errors.js'
 import type * as Method from '../Method.js'
@@ -126,12 +127,12 @@ export function guard<method extends Method.Client>(
   limits: Limits,
   hooks: GuardHooks,
 ): Method.Client {
-  const quoteOf = (request: Record<string, unknown>): Method.Quote =>
+  const quoteOf = (request: Record<string, unknown>, challenge?: Challenge): Method.Quote =>
     method.quote
-      ? method.quote(request as never)
+      ? method.quote(request as never, challenge)
       : { amount: BigInt(String(request.amount)), currency: String(request.currency) }
-  const checked = (request: Record<string, unknown>) => {
-    const quote = quoteOf(request)
+  const checked = (request: Record<string, unknown>, challenge?: Challenge) => {
+    const quote = quoteOf(request, challenge)
     if (limits.currency !== undefined && !same(quote.currency, limits.currency))
       throw new PolicyError(
         'currency',
@@ -145,10 +146,10 @@ export function guard<method extends Method.Client>(
   }
   return {
     definition: method.definition,
-    quote: (request: Record<string, unknown>) => checked(request),
+    quote: (request: Record<string, unknown>, challenge?: Challenge) => checked(request, challenge),
     async createPayload(context) {
       const request = context.request as Record<string, unknown>
-      const quote = checked(request)
+      const quote = checked(request, context.challenge)
       const line = describePayment({ ...context.challenge, recipient: request.recipient }, quote, hooks.units)
       const moved = quote.deposit ?? quote.amount
       const above = limits.confirmAbove(quote)

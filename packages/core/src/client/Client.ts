@@ -405,7 +405,7 @@ export function create(options: Options): Client {
       let quote: Method.Quote
       let release: () => void
       try {
-        quote = method.quote ? method.quote(parsed.data) : defaultQuote(challenge)
+        quote = method.quote ? method.quote(parsed.data, challenge) : defaultQuote(challenge)
         // Booked synchronously, before any payload exists: concurrent payments never overrun a limit.
         release = book(quote)
       } catch (error) {

@@ -70,7 +70,13 @@ const savedChannel = z.object({
   deposit: amount,
   cumulative: amount,
   spent: amount,
-  url: z.string().regex(/^https?:\/\//i),
+  url: z.string().refine((value) => {
+    try {
+      return /^https?:$/.test(new URL(value).protocol)
+    } catch {
+      return false
+    }
+  }),
   open: z.object({ transaction: hex(), nonce, authorizedSigner: address.optional() }),
   topUpPending: z.object({ transaction: hex(), nonce, amount }).optional(),
 })

@@ -17,7 +17,7 @@ import {
   type LocalAccount,
   zeroAddress,
 } from 'viem'
-import { getBlockNumber, getCode, getTransactionCount, readContract } from 'viem/actions'
+import { getBlockNumber, getChainId, getCode, getTransactionCount, readContract } from 'viem/actions'
 import * as Channel from '../Channel.js'
 import { escrowAbi } from '../internal/escrow.js'
 import { isKnownEscrow } from '../internal/escrows.js'
@@ -135,6 +135,8 @@ export type ChannelState = {
   /** The payee and salt the channel id was computed with (kept for `channelStore`). */
   recipient?: Address
   salt?: Hex
+  /** Read back from `channelStore`: its next payment presents it with its own open. */
+  restored?: boolean
 }
 
 /** The outcome of closing one channel in {@link SessionClient.closeAll}. */
@@ -254,9 +256,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return next
   }
 
-  // `channelStore`: one key per payer (a store may hold several payers' channels).
+  // `channelStore`: keys `payer|signer|chainId|channel key` (a store may hold several payers', signers'
+  // and chains' channels; this client touches only its own).
   const store = options.channelStore
-  const storePrefix = `${account.address.toLowerCase()}|`
+  const storePrefix = `${account.address.toLowerCase()}|${signer.address.toLowerCase()}|`
+  const storeKey = (state: ChannelState, key: string) => `${storePrefix}${state.chainId}|${key}`
   const keyFor = (state: ChannelState) => {
     for (const [key, value] of channels) if (value === state) return key
     return undefined
@@ -312,7 +316,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const saved = toSaved(state, changes)
     if (key === undefined || !saved) return
     try {
-      await store.save(storePrefix + key, saved)
+      await store.save(storeKey(state, key), saved)
     } catch (cause) {
       throw new PaymentFailedError(
         'tempo session: could not save the channel to channelStore; nothing was sent',
@@ -325,7 +329,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const key = keyFor(state)
     for (const [k, value] of channels) if (value === state) channels.delete(k)
     // A record left behind (the delete failed) is read on chain when restored, found closed and dropped.
-    if (store && key !== undefined) await store.delete(storePrefix + key).catch(() => {})
+    if (store && key !== undefined) await store.delete(storeKey(state, key)).catch(() => {})
   }
   const load = async (): Promise<ChannelState[]> => {
     if (!store) return []
@@ -338,13 +342,34 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         cause,
       })
     }
-    const restored: ChannelState[] = []
+    const own: { key: string; saved: SavedChannel }[] = []
     for (const [stored, value] of Object.entries(records)) {
       if (!stored.startsWith(storePrefix)) continue
+      const [, chain, key] = /^(\d+)\|(.+)$/s.exec(stored.slice(storePrefix.length)) ?? []
       const saved = parseSaved(stored, value)
-      if (!isOwnSaved(saved, account.address, signer.address)) continue
-      const key = stored.slice(storePrefix.length)
-      if (channels.has(key)) continue
+      if (chain === undefined || key === undefined || Number(chain) !== saved.chainId)
+        throw new ConfigurationError(
+          `tempo session: saved channel ${JSON.stringify(stored)} is not under its own chain's key; fix or remove it`,
+        )
+      if (!isOwnSaved(saved, account.address, signer.address) || channels.has(key)) continue
+      own.push({ key, saved })
+    }
+    if (own.length === 0) return []
+    // Only the chain this client reads: a channel of another chain read through this RPC would look
+    // gone (and be forgotten) while still open there. Those records are left alone.
+    let chainId = options.chainId
+    if (chainId === undefined) {
+      try {
+        chainId = await getChainId(walletFor(defaultChainId))
+      } catch (cause) {
+        throw new PaymentFailedError('tempo session: could not read the RPC chain id to restore channels', {
+          cause,
+        })
+      }
+    }
+    const restored: ChannelState[] = []
+    for (const { key, saved } of own) {
+      if (saved.chainId !== chainId) continue
       const state: ChannelState = {
         channelId: saved.channelId,
         escrow: saved.escrow,
@@ -370,10 +395,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           : {}),
         recipient: saved.recipient,
         salt: saved.salt,
-        // Read on chain before it is paid on (closed since, or its open never mined), and presented
-        // with its own open, which a server that still knows it accepts as well as one that lost it.
-        unanswered: true,
+        // Presented with its own open on its next payment, which a server that still knows the channel
+        // and one that lost it both accept.
+        restored: true,
       }
+      // Read on chain before anything is paid on it: closed since (or its open can never be mined any
+      // more) is dropped from the store; an open not mined yet is sent again as is, never a second one.
+      const now = await standing(state)
+      if (now === 'gone') {
+        await store.delete(storeKey(state, key)).catch(() => {})
+        continue
+      }
+      if (now === 'pending') state.opening = true
       // What the server spent since the last save is unknown: with `voucherAhead`, the next request signs
       // a voucher above everything signed (what it authorized ahead and did not use stays spendable by
       // later requests, and a close captures only what the server spent).
@@ -787,12 +820,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const client: SessionClient = {
     definition: session,
     channels,
-    quote(request) {
+    quote(request, challenge) {
       // Refused here, the client passes on to another challenge it may pay.
       checkEscrow(request)
-      const existing = [...channels.values()].some(
-        (c) => c.escrow.toLowerCase() === request.methodDetails.escrowContract.toLowerCase(),
-      )
+      // A deposit is left out only when this client holds the channel the payment will use (the one
+      // createPayload keys by realm, escrow, payee and token; without the challenge, one for that escrow,
+      // payee, token and chain).
+      const existing = challenge
+        ? channels.has(keyOf(challenge, request))
+        : [...channels.values()].some(
+            (c) => fits(c, request) && c.recipient?.toLowerCase() === request.recipient.toLowerCase(),
+          )
       const price = BigInt(request.amount)
       const deposit =
         options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
@@ -812,6 +850,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         // not broadcast: "Query the escrow contract to verify channel state … Initialize server-side
         // channel state"), for a server that lost it (a restart, a TTL) and answers 410.
         let present = false
+        if (state?.restored) {
+          delete state.restored
+          present = true
+        }
         if (state && needsCheck(state)) {
           // No receipt vouches for the channel: an open never confirmed, or a payment refused or lost.
           const now = await standing(state)
@@ -831,8 +873,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           const deposit =
             options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
           checkDepositCoversPrice(deposit, price)
-          // The policy's maxDeposit, checked before anything is signed: the quote leaves the deposit out
-          // when some channel on this escrow exists (it has no realm to tell whose), yet this one is new.
+          // The policy's maxDeposit, checked before anything is signed: the quote left the deposit out when
+          // it found a channel this payment would use (e.g. found closed since, or quoted without its
+          // challenge by an older client), yet this one is new.
           spend?.({ ...bookings.quoteFor(request, 0n), deposit })
           await checkEscrowCode(chainId, escrow)
           const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))

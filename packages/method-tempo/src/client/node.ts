@@ -1,5 +1,17 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { ConfigurationError } from '@mppkit/core/client'
 import type { ChannelStore, SavedChannel } from './Saved.js'
 
@@ -55,15 +67,52 @@ export function fileChannelStore(path: string): FileChannelStore {
   let channels: Record<string, unknown> | undefined
   let queue: Promise<unknown> = Promise.resolve()
 
+  const unlink = (file: string) => {
+    try {
+      unlinkSync(file)
+    } catch {}
+  }
+  /** The pid a lock file names; undefined when it names none; null when there is no such file. */
+  const holderOf = (file: string): number | undefined | null => {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      return null
+    }
+    return /^\d{1,10}$/.test(text) ? Number(text) : undefined
+  }
+  const inUse = (holder: number | undefined) =>
+    new ConfigurationError(
+      `fileChannelStore: ${path} is in use by ${holder === undefined ? 'another process' : `process ${holder}`} (one running client per channel file; its lock is ${lockPath})`,
+    )
+
   const release = () => {
     if (!locked) return
     locked = false
     held.delete(lockKey)
-    try {
-      unlinkSync(lockPath)
-    } catch {}
+    // Only a lock that still names this process (never one another process has taken since).
+    if (holderOf(lockPath) === process.pid) unlink(lockPath)
   }
   const onExit = () => release()
+
+  // The lock file appears whole or not at all: written under a name of its own, then linked to the lock
+  // path, which fails when a lock exists.
+  const tryCreate = (): boolean => {
+    const temporary = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}`
+    try {
+      writeFileSync(temporary, String(process.pid), { mode: 0o600 })
+      linkSync(temporary, lockPath)
+      return true
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw new ConfigurationError(
+        `fileChannelStore: cannot create the lock file ${lockPath} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      )
+    } finally {
+      unlink(temporary)
+    }
+  }
 
   const acquire = () => {
     if (locked) return
@@ -71,33 +120,42 @@ export function fileChannelStore(path: string): FileChannelStore {
       throw new ConfigurationError(
         `fileChannelStore: ${path} is in use by another channel store of this process (one running client per channel file)`,
       )
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = openSync(lockPath, 'wx', 0o600)
-        writeSync(fd, String(process.pid))
-        closeSync(fd)
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (tryCreate()) {
         locked = true
         held.add(lockKey)
         process.once('exit', onExit)
         return
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
-          throw new ConfigurationError(
-            `fileChannelStore: cannot create the lock file ${lockPath} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-          )
       }
-      let holder = Number.NaN
+      const holder = holderOf(lockPath)
+      if (holder === null) continue
+      if (holder === undefined) {
+        // Not a lock this code wrote (it writes the pid before the lock appears): held, unless old.
+        let age = 0
+        try {
+          age = Date.now() - statSync(lockPath).mtimeMs
+        } catch {
+          continue
+        }
+        if (age < 60_000) throw inUse(undefined)
+      } else if (holder !== process.pid && alive(holder)) throw inUse(holder)
+      // Left by a process that ended (or by this one, closed): moved aside, and taken over only when what
+      // was moved is that lock (another process may have taken it over in between: it is put back).
+      const aside = `${lockPath}.stale.${process.pid}.${randomBytes(6).toString('hex')}`
       try {
-        holder = Number.parseInt(readFileSync(lockPath, 'utf8'), 10)
-      } catch {}
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder))
-        throw new ConfigurationError(
-          `fileChannelStore: ${path} is in use by process ${holder} (one running client per channel file; its lock is ${lockPath})`,
-        )
-      // Left by a process that ended (or by this one, closed): taken over.
-      try {
-        unlinkSync(lockPath)
-      } catch {}
+        renameSync(lockPath, aside)
+      } catch {
+        continue
+      }
+      const moved = holderOf(aside)
+      if (moved !== holder) {
+        try {
+          linkSync(aside, lockPath)
+        } catch {}
+        unlink(aside)
+        throw inUse(moved ?? undefined)
+      }
+      unlink(aside)
     }
     throw new ConfigurationError(`fileChannelStore: could not take the lock ${lockPath}`)
   }
@@ -145,6 +203,15 @@ export function fileChannelStore(path: string): FileChannelStore {
       closeSync(fd)
     }
     renameSync(temporary, path)
+    // The rename itself made durable (the directory's entry), where the platform allows it.
+    try {
+      const directory = openSync(dirname(resolve(path)), 'r')
+      try {
+        fsyncSync(directory)
+      } finally {
+        closeSync(directory)
+      }
+    } catch {}
     channels = next
   }
 

@@ -1,4 +1,4 @@
-import { type Method, PolicyError } from '@mppkit/core'
+import { type Challenge, type Method, PolicyError } from '@mppkit/core'
 import { printable } from '@mppkit/core/cli'
 
 type Quote = Method.Quote
@@ -66,14 +66,14 @@ export function guard<method extends Method.Client>(
     symbolOf(currency: string): Promise<string | undefined>
   },
 ): Method.Client {
-  const quoteOf = (request: Record<string, unknown>): Quote =>
+  const quoteOf = (request: Record<string, unknown>, challenge?: Challenge.Challenge): Quote =>
     method.quote
-      ? method.quote(request as never)
+      ? method.quote(request as never, challenge)
       : { amount: BigInt(String(request.amount)), currency: String(request.currency) }
   return {
     definition: method.definition,
-    quote(request: Record<string, unknown>) {
-      const quote = quoteOf(request)
+    quote(request: Record<string, unknown>, challenge?: Challenge.Challenge) {
+      const quote = quoteOf(request, challenge)
       const cap = (what: string, amount: bigint, max: bigint, flag: string) => {
         if (amount > max)
           throw new PolicyError(
@@ -88,7 +88,7 @@ export function guard<method extends Method.Client>(
     },
     async createPayload(context) {
       const request = context.request as Record<string, unknown>
-      const quote = quoteOf(request)
+      const quote = quoteOf(request, context.challenge)
       const intent: Intent = {
         kind: method.definition.intent === 'session' ? 'session' : 'charge',
         realm: context.challenge.realm,
