@@ -46,6 +46,40 @@ describe('guard', () => {
     expect(rail.transfers.size).toBe(0)
   })
 
+  it("hands the method's quote the challenge, through the client and through the guard", async () => {
+    const rail = createTestRail()
+    const seen: unknown[] = []
+    const inner = rail.client()
+    const quoting = {
+      ...inner,
+      quote(request: Record<string, unknown>, challenge?: unknown) {
+        seen.push(challenge)
+        return { amount: BigInt(String(request.amount)), currency: String(request.currency) }
+      },
+    }
+    const method = guard(
+      quoting as never,
+      { maxAmount: () => 5_000n, maxDeposit: () => 5_000n, confirmAbove: () => undefined },
+      { announce: () => {} },
+    )
+    const server = createServer({
+      realm: 'api.example',
+      secrets: ['guard-test-secret-0123456789abcdefghij'],
+      methods: [rail.server()],
+    })
+    const handler = server.protect(
+      { offers: [{ method: 'test', request: { amount: '500', currency: 'usd', recipient: 'acct_1' } }] },
+      () => new Response('ok'),
+    )
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      handler(new Request(input, init))) as typeof fetch
+    const client = createClient({ methods: [method], fetch: fetcher })
+    expect((await client.fetch('https://api.example/r')).status).toBe(200)
+    // Once by the client's policy check (through the guard), once by the guard before it asks.
+    expect(seen).toHaveLength(2)
+    for (const challenge of seen) expect(challenge).toMatchObject({ realm: 'api.example', method: 'test' })
+  })
+
   it('of several offers, pays one the caps allow, and announces the one it pays', async () => {
     for (const amounts of [
       ['5000', '500'],
