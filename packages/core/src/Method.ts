@@ -228,6 +228,13 @@ export type Quote = {
   /** Session deposit (or deposit increase), checked against the policy's `maxDeposit`. */
   deposit?: bigint
   /**
+   * Base units this payment locks in an escrow that stays the payer's (a non-custodial session's
+   * deposit or top-up, refunded by a close or taken back by the payer's forced close), booked through
+   * `spend`: held against the policy's `maxLocked` until the booking is undone (give it back once the
+   * channel is closed), and counted against no budget (it has not been spent).
+   */
+  locked?: bigint
+  /**
    * A fee paid on top of a payment (a Lightning routing fee), booked through `spend`: it counts against
    * `budget` and the cross-rail budget, not against `maxAmount`, `maxDeposit` or the cross-rail
    * `maxAmount`, which bound what a server asks for (the rail bounds its fees itself).

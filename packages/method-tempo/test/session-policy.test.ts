@@ -4,7 +4,12 @@ import { create as createServer } from '@mppkit/core/server'
 import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import {
+  startTempo,
+  type TempoDevnet,
+  tempoClients,
+  tempoUnavailableReason,
+} from '../../devnet/src/tempo/index.js'
 import { sessionClient } from '../src/client/index.js'
 import { type SessionMeter, sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
@@ -20,7 +25,7 @@ const price = 1_000n
 describe.skipIf(!!reason)('tempo/session side payments under the client spend policy', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 6 })
+    devnet = await startTempo({ accounts: 7 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -158,6 +163,61 @@ describe.skipIf(!!reason)('tempo/session side payments under the client spend po
     expect(error).toBeInstanceOf(PolicyError)
     expect((error as PolicyError).reason).toBe('max-deposit')
     expect(sessions.channels.size).toBe(1)
+  })
+
+  it('holds deposits and top-ups against maxLocked across servers: a new channel past it waits for a close', async () => {
+    const routes: Record<string, (request: Request) => Promise<Response>> = {
+      'a.test': sessionRoute('a.test', 5n * price),
+      'b.test': sessionRoute('b.test', 5n * price),
+      'c.test': sessionRoute('c.test', 5n * price),
+    }
+    const fetcher = ((input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      return routes[new URL(request.url).hostname]!(request)
+    }) as typeof fetch
+    const payer = privateKeyToAccount(devnet.info.accounts[6]!.privateKey)
+    const sessions = sessionClient({
+      account: payer,
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      topUp: 5n * price,
+      fetch: fetcher,
+    })
+    const pathUsd = devnet.info.tokens.pathUsd
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: { currencies: [pathUsd], maxLocked: 12n * price },
+    })
+    const nonceOf = () =>
+      tempoClients(devnet.info).publicClient.getTransactionCount({
+        address: payer.address,
+        blockTag: 'pending',
+      })
+    expect((await client.fetch('https://a.test/r')).status).toBe(200)
+    expect((await client.fetch('https://b.test/r')).status).toBe(200)
+    expect(client.ledger.locked(pathUsd)).toBe(10n * price)
+    // A third deposit would hold 15 prices in escrows: refused before anything is signed.
+    const nonce = await nonceOf()
+    const error = await client.fetch('https://c.test/r').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(PolicyError)
+    expect((error as PolicyError).reason).toBe('max-locked')
+    expect(await nonceOf()).toBe(nonce)
+    expect(sessions.channels.size).toBe(2)
+    // A close gives its deposit back: room for the third.
+    expect((await sessions.close('https://a.test/r')).status).toBe(200)
+    expect(client.ledger.locked(pathUsd)).toBe(5n * price)
+    expect((await client.fetch('https://c.test/r')).status).toBe(200)
+    expect(client.ledger.locked(pathUsd)).toBe(10n * price)
+    // b's deposit pays five requests; the sixth needs a top-up of 5, which would hold 15: refused too.
+    for (let i = 0; i < 4; i++) expect((await client.fetch('https://b.test/r')).status).toBe(200)
+    const topUp = await client.fetch('https://b.test/r').catch((e: unknown) => e)
+    expect(topUp).toBeInstanceOf(PolicyError)
+    expect((topUp as PolicyError).reason).toBe('max-locked')
+    expect(await nonceOf()).toBe(nonce + 1)
+    expect(client.ledger.locked(pathUsd)).toBe(10n * price)
+    // Locked is not spent: the budget counts only the six requests paid.
+    expect(client.ledger.spent(pathUsd)).toBe(7n * price)
   })
 
   it('ignores a receipt claiming more spent than the vouchers signed: the close stays within them', async () => {

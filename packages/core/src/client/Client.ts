@@ -312,7 +312,7 @@ async function problemOf(response: Response): Promise<Record<string, unknown> | 
 
 function hasScalarLimit(policy: Policy | undefined): boolean {
   if (!policy) return false
-  return [policy.maxAmount, policy.budget, policy.maxDeposit].some(
+  return [policy.maxAmount, policy.budget, policy.maxDeposit, policy.maxLocked].some(
     (limit) => limit !== undefined && typeof limit !== 'object',
   )
 }

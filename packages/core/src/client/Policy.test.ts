@@ -137,7 +137,7 @@ describe('Ledger', () => {
 
   it('refuses unknown keys, naming the nearest known one (a typo never lifts a limit)', () => {
     expect(() => new Ledger({ maxAmout: 100n } as Policy)).toThrowErrorMatchingInlineSnapshot(
-      `[ConfigurationError: unknown spend policy key "maxAmout" (did you mean maxAmount?): known keys are maxAmount, budget, maxDeposit, methods, currencies, realms, minValiditySeconds, crossRail]`,
+      `[ConfigurationError: unknown spend policy key "maxAmout" (did you mean maxAmount?): known keys are maxAmount, budget, maxDeposit, maxLocked, methods, currencies, realms, minValiditySeconds, crossRail]`,
     )
     expect(() => new Ledger({ max_amount: 100n } as Policy)).toThrow(/did you mean maxAmount\?/)
     expect(() => new Ledger({ budgets: 100n } as Policy)).toThrow(/did you mean budget\?/)
@@ -230,6 +230,38 @@ describe('Ledger', () => {
     expect(refusal(() => ledger.check(at({ amount: 1n, currency: 'sat', fee: true, prepaid: true })))).toBe(
       'quote',
     )
+  })
+
+  it('maxLocked bounds what is held in escrows at once, per currency; a lock given back frees its room', () => {
+    const ledger = new Ledger({ maxLocked: { [usdc]: 1_000n }, budget: { [usdc]: 50n, [other]: 50n } })
+    const first = ledger.reserve(at({ amount: 0n, currency: usdc, deposit: 600n, locked: 600n }))
+    expect(ledger.locked(usdc)).toBe(600n)
+    // Locked is not spent: the budget is untouched.
+    expect(ledger.spent(usdc)).toBe(0n)
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: usdc, locked: 401n })))).toBe('max-locked')
+    const second = ledger.reserve(at({ amount: 0n, currency: usdc, locked: 400n }))
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: usdc, locked: 1n })))).toBe('max-locked')
+    // Requests paid on the channels lock nothing more.
+    expect(refusal(() => ledger.check(at({ amount: 10n, currency: usdc })))).toBe('allowed')
+    // A channel closed: its lock comes back whole (with or without keep), once.
+    first(100n)
+    first()
+    expect(ledger.locked(usdc)).toBe(400n)
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: usdc, locked: 600n })))).toBe('allowed')
+    second()
+    expect(ledger.locked(usdc)).toBe(0n)
+    // A currency the map does not name may lock nothing; negative or non-bigint locks are refused.
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: other, locked: 1n })))).toBe('max-locked')
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: other })))).toBe('allowed')
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: usdc, locked: -1n })))).toBe('amount')
+    expect(refusal(() => ledger.check(at({ amount: 0n, currency: usdc, locked: 5 as never })))).toBe('amount')
+    // Scalar: in the pinned currency's base units; without maxLocked nothing is bounded.
+    const scalar = new Ledger({ currencies: [usdc], maxLocked: 10n })
+    expect(refusal(() => scalar.check(at({ amount: 0n, currency: usdc, locked: 11n })))).toBe('max-locked')
+    const open = new Ledger({})
+    open.reserve(at({ amount: 0n, currency: usdc, locked: 10n ** 30n }))
+    expect(open.locked(usdc)).toBe(10n ** 30n)
+    expect(() => new Ledger({ maxLocked: '-1' })).toThrow(/maxLocked must be a non-negative integer/)
   })
 
   it('undo with keep gives back all but what was kept, once', () => {

@@ -76,6 +76,13 @@ export type Policy = {
   budget?: Limit
   /** Largest session deposit (or deposit increase) in one payment. */
   maxDeposit?: Limit
+  /**
+   * Most this client may hold locked in escrows at once (non-custodial session deposits and top-ups,
+   * e.g. Tempo channels): those stay the payer's and are not counted against `budget`, so without this
+   * limit a client paying many servers can lock a deposit with each. A method books what it locks
+   * (`quote.locked`) before it signs, and gives it back once the channel is closed.
+   */
+  maxLocked?: Limit
   /** Allowed `method` or `method/intent` values. */
   methods?: readonly string[]
   /** Allowed currencies: `currency` (any network) or `network:currency` (see {@link Currency.same}). */
@@ -103,7 +110,7 @@ export type Reservation = { method: string; intent: string; realm: string; quote
 
 type Rule = { scalar: bigint } | { entries: readonly (readonly [string, bigint])[] }
 
-const limitNames = ['maxAmount', 'budget', 'maxDeposit'] as const
+const limitNames = ['maxAmount', 'budget', 'maxDeposit', 'maxLocked'] as const
 
 const policyKeys: readonly (keyof Policy)[] = [
   ...limitNames,
@@ -180,6 +187,7 @@ export class Ledger {
   readonly policy: Policy
   readonly #rules: Record<(typeof limitNames)[number], Rule | undefined>
   readonly #spent = new Map<string, { asset: Currency.Asset; amount: bigint }>()
+  readonly #locked = new Map<string, { asset: Currency.Asset; amount: bigint }>()
   readonly #crossRail: { budget: Value.Rational; maxAmount: Value.Rational | undefined } | undefined
   #pin: string | undefined
   #total: Value.Rational = Value.zero
@@ -198,6 +206,7 @@ export class Ledger {
       maxAmount: ruleOf(policy.maxAmount, 'maxAmount'),
       budget: ruleOf(policy.budget, 'budget'),
       maxDeposit: ruleOf(policy.maxDeposit, 'maxDeposit'),
+      maxLocked: ruleOf(policy.maxLocked, 'maxLocked'),
     }
     const scalars = limitNames.filter((name) => this.#rules[name] && 'scalar' in this.#rules[name])
     if (scalars.length > 0 && policy.currencies !== undefined) {
@@ -241,6 +250,11 @@ export class Ledger {
     return this.#spentUnder(network === undefined ? currency : `${network}:${currency}`)
   }
 
+  /** Held locked in escrows now (`quote.locked` bookings not given back), as {@link Ledger.spent} counts. */
+  locked(currency: string, network?: string): bigint {
+    return this.#sumUnder(this.#locked, network === undefined ? currency : `${network}:${currency}`)
+  }
+
   /** Spent so far across every rail, in `policy.crossRail.unit` (zero without a cross-rail budget). */
   get spentTotal(): Value.Rational {
     return this.#total
@@ -261,11 +275,17 @@ export class Ledger {
     const entry = this.#spent.get(bucket) ?? { asset, amount: 0n }
     entry.amount += input.quote.amount
     this.#spent.set(bucket, entry)
+    const locked = input.quote.locked ?? 0n
+    const held = this.#locked.get(bucket) ?? { asset, amount: 0n }
+    held.amount += locked
+    this.#locked.set(bucket, held)
     if (price) this.#total = Value.add(this.#total, price)
     let released = false
     return (keep?: bigint) => {
       if (released) return
       released = true
+      // What was locked comes back whole (the channel closed, or the lock was never signed).
+      held.amount -= locked
       const amount = input.quote.amount
       const kept = typeof keep === 'bigint' && keep > 0n ? (keep < amount ? keep : amount) : 0n
       entry.amount -= amount - kept
@@ -300,7 +320,11 @@ export class Ledger {
     const name = Currency.label(asset)
     if (policy.currencies && !policy.currencies.some((c) => Currency.match(c, asset) > 0))
       throw new PolicyError('currency', `currency ${name} is not allowed by the spend policy`)
-    if (quote.amount < 0n || (quote.deposit !== undefined && quote.deposit < 0n))
+    if (
+      quote.amount < 0n ||
+      (quote.deposit !== undefined && quote.deposit < 0n) ||
+      (quote.locked !== undefined && (typeof quote.locked !== 'bigint' || quote.locked < 0n))
+    )
       throw new PolicyError('amount', 'negative amount')
     // One kind per quote: a fee, a prepayment into a custodial balance, a request paid from one, or a
     // plain payment.
@@ -328,6 +352,21 @@ export class Ledger {
         'max-deposit',
         `deposit ${quote.deposit} ${name} exceeds the maximum ${maxDeposit}`,
       )
+    const maxLocked = this.#rules.maxLocked
+    if (maxLocked && quote.locked !== undefined && quote.locked > 0n) {
+      const keys = 'scalar' in maxLocked ? [[pin as string, maxLocked.scalar] as const] : maxLocked.entries
+      const matching = keys.filter(([key]) => Currency.match(key, asset) > 0)
+      if (matching.length === 0)
+        throw new PolicyError('max-locked', `the spend policy's maxLocked allows nothing locked in ${name}`)
+      for (const [key, limit] of matching) {
+        const now = this.#sumUnder(this.#locked, key)
+        if (now + quote.locked > limit)
+          throw new PolicyError(
+            'max-locked',
+            `locking ${quote.locked} ${name} more would hold ${now + quote.locked} in escrows, above the maximum ${limit} (close a channel to free some)`,
+          )
+      }
+    }
     const budget = this.#rules.budget
     // A request paid from a prepayment: the budget holds that prepayment already.
     if (budget && quote.prepaid !== true) {
@@ -347,7 +386,7 @@ export class Ledger {
 
   // The tightest limit among the keys naming the asset; a map that names it nowhere allows nothing.
   #limit(
-    name: 'maxAmount' | 'maxDeposit',
+    name: 'maxAmount' | 'maxDeposit' | 'maxLocked',
     asset: Currency.Asset,
     pin: string | undefined,
   ): bigint | undefined {
@@ -361,8 +400,12 @@ export class Ledger {
   }
 
   #spentUnder(key: string): bigint {
+    return this.#sumUnder(this.#spent, key)
+  }
+
+  #sumUnder(map: Map<string, { asset: Currency.Asset; amount: bigint }>, key: string): bigint {
     let total = 0n
-    for (const entry of this.#spent.values()) if (Currency.match(key, entry.asset) > 0) total += entry.amount
+    for (const entry of map.values()) if (Currency.match(key, entry.asset) > 0) total += entry.amount
     return total
   }
 

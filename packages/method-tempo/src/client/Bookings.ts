@@ -28,6 +28,11 @@ export function sessionBookings(chainId: number | undefined) {
   const bookings = new WeakMap<Channel, { spend: Spend; quote: Method.Quote }>()
   // Prices booked ahead of service (`voucherAhead`) not yet taken by a request, most recent last.
   const aheadOf = new WeakMap<Channel, Ahead[]>()
+  // What the channel holds locked in the escrow (its deposit and top-ups, `quote.locked`): undone when
+  // the channel is closed or forgotten.
+  const locksOf = new WeakMap<Channel, ((keep?: bigint) => void)[]>()
+  const holdLock = (channel: Channel, undo: (keep?: bigint) => void) =>
+    locksOf.set(channel, [...(locksOf.get(channel) ?? []), undo])
   const quoteFor = (request: TempoSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
@@ -42,6 +47,25 @@ export function sessionBookings(chainId: number | undefined) {
       if (spend) bookings.set(channel, { spend, quote: quoteFor(request, 0n) })
     },
     /**
+     * Books a new channel's deposit through `spend` before anything is signed: checked against the
+     * policy's `maxDeposit` and held against its `maxLocked`. Returns the undo (the open was never sent);
+     * {@link held} keeps it with the channel once the open is sent.
+     */
+    open(spend: Spend | undefined, request: TempoSessionRequest, deposit: bigint): () => void {
+      const undo = spend?.({ ...quoteFor(request, 0n), deposit, locked: deposit })
+      return undo ? () => undo() : () => {}
+    },
+    /** The channel now holds what `undo` gave back (its open was sent). */
+    held(channel: Channel, undo: () => void): void {
+      holdLock(channel, undo)
+    },
+    /** The channel is closed or gone: what it held locked is given back to the policy. */
+    unlock(channel: Channel): void {
+      const locks = locksOf.get(channel) ?? []
+      locksOf.delete(channel)
+      for (const undo of locks) undo()
+    },
+    /**
      * Runs a top-up of `amount` once the policy allows the channel's new deposit (`maxDeposit`); the
      * booking is undone when the top-up is refused (4xx) or throws before it was sent, and kept when the
      * error says it may have settled (`mayHaveSettled`) or the server failed (5xx: it may have broadcast
@@ -50,16 +74,19 @@ export function sessionBookings(chainId: number | undefined) {
     async topUp(channel: Channel, amount: bigint, run: () => Promise<Response>): Promise<Response> {
       const booking = bookings.get(channel)
       const release = booking
-        ? booking.spend({ ...booking.quote, amount: 0n, deposit: channel.deposit + amount })
+        ? booking.spend({ ...booking.quote, amount: 0n, deposit: channel.deposit + amount, locked: amount })
         : () => {}
       let response: Response
       try {
         response = await run()
       } catch (error) {
         if (!mayHaveSettled(error)) release()
+        else holdLock(channel, release)
         throw error
       }
       if (!response.ok && response.status < 500) release()
+      // Sent (or may have been): the escrow may hold it, until the channel is closed.
+      else holdLock(channel, release)
       return response
     },
     /** Books what a voucher for `cumulativeAmount` authorizes beyond the channel's last one. */

@@ -328,6 +328,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const forget = async (state: ChannelState) => {
     const key = keyFor(state)
     for (const [k, value] of channels) if (value === state) channels.delete(k)
+    // The escrow gives the deposit back (a close refunds it, a forced close is withdrawable): the
+    // policy's `maxLocked` has that room again.
+    bookings.unlock(state)
     // A record left behind (the delete failed) is read on chain when restored, found closed and dropped.
     if (store && key !== undefined) await store.delete(storeKey(state, key)).catch(() => {})
   }
@@ -873,76 +876,87 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           const deposit =
             options.deposit ?? (request.suggestedDeposit ? BigInt(request.suggestedDeposit) : price * 100n)
           checkDepositCoversPrice(deposit, price)
-          // The policy's maxDeposit, checked before anything is signed: the quote left the deposit out when
-          // it found a channel this payment would use (e.g. found closed since, or quoted without its
-          // challenge by an older client), yet this one is new.
-          spend?.({ ...bookings.quoteFor(request, 0n), deposit })
-          await checkEscrowCode(chainId, escrow)
-          const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))
-          const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
-          const channelId = Channel.computeId({
-            payer: account.address,
-            payee: request.recipient as Address,
-            token: request.currency as Address,
-            salt,
-            authorizedSigner,
-            escrow,
-            chainId,
-          })
-          const { transaction, nonce } = await signTransaction(
-            chainId,
-            [
-              {
-                to: request.currency as Address,
-                data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [escrow, deposit] }),
-              },
-              {
-                to: escrow,
-                data: encodeFunctionData({
-                  abi: escrowAbi,
-                  functionName: 'open',
-                  args: [
-                    request.recipient as Address,
-                    request.currency as Address,
-                    deposit,
-                    salt,
-                    authorizedSigner,
-                  ],
-                }),
-              },
-            ],
-            1_500_000n,
-            request,
-          )
-          state = {
-            channelId,
-            escrow,
-            currency: request.currency as Address,
-            chainId,
-            deposit,
-            cumulative: price,
-            spent: 0n,
-            url,
-            open: {
-              transaction,
-              nonce,
-              ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
-            },
-            opening: true,
-            recipient: request.recipient as Address,
-            salt,
-          }
-          channels.set(key, state)
+          // The policy's maxDeposit, checked before anything is signed (the quote left the deposit out when
+          // it found a channel this payment would use, e.g. found closed since, or quoted without its
+          // challenge by an older client, yet this one is new), and the deposit held against `maxLocked`
+          // until the channel is closed; given back if the open is never sent.
+          const unlock = bookings.open(spend, request, deposit)
+          let opened: ChannelState | undefined
+          let payload: Awaited<ReturnType<typeof openPayload>>
           try {
+            await checkEscrowCode(chainId, escrow)
+            const salt = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+            const authorizedSigner = signer.address === account.address ? zeroAddress : signer.address
+            const channelId = Channel.computeId({
+              payer: account.address,
+              payee: request.recipient as Address,
+              token: request.currency as Address,
+              salt,
+              authorizedSigner,
+              escrow,
+              chainId,
+            })
+            const { transaction, nonce } = await signTransaction(
+              chainId,
+              [
+                {
+                  to: request.currency as Address,
+                  data: encodeFunctionData({
+                    abi: erc20Abi,
+                    functionName: 'approve',
+                    args: [escrow, deposit],
+                  }),
+                },
+                {
+                  to: escrow,
+                  data: encodeFunctionData({
+                    abi: escrowAbi,
+                    functionName: 'open',
+                    args: [
+                      request.recipient as Address,
+                      request.currency as Address,
+                      deposit,
+                      salt,
+                      authorizedSigner,
+                    ],
+                  }),
+                },
+              ],
+              1_500_000n,
+              request,
+            )
+            state = {
+              channelId,
+              escrow,
+              currency: request.currency as Address,
+              chainId,
+              deposit,
+              cumulative: price,
+              spent: 0n,
+              url,
+              open: {
+                transaction,
+                nonce,
+                ...(authorizedSigner === zeroAddress ? {} : { authorizedSigner }),
+              },
+              opening: true,
+              recipient: request.recipient as Address,
+              salt,
+            }
+            channels.set(key, state)
+            opened = state
             await persist(state)
+            bookings.remember(state, spend, request)
+            // The first voucher pays for this request (the server deducts before serving).
+            payload = await openPayload(state, price)
           } catch (error) {
-            // Nothing was sent: its open transaction is dropped unbroadcast.
-            channels.delete(key)
+            // Nothing was sent: its open transaction is dropped unbroadcast, its lock given back.
+            if (opened) channels.delete(key)
+            unlock()
             throw error
           }
-          bookings.remember(state, spend, request)
-          // The first voucher pays for this request (the server deducts before serving).
-          return { payload: await openPayload(state, price) }
+          bookings.held(opened, unlock)
+          return { payload }
         }
         bookings.remember(state, spend, request)
         // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
