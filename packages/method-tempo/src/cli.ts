@@ -8,7 +8,7 @@ import { findOpenChannels, type OpenChannel } from './client/Channels.js'
 import { chargeClient } from './client/Charge.js'
 import { fileChannelStore } from './client/node.js'
 import { type Reclaim, reclaimChannel } from './client/Reclaim.js'
-import { type SessionClient, sessionClient } from './client/Session.js'
+import { type SessionClient, sessionClient, type TopUpIntent } from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
 import { knownEscrows } from './internal/escrows.js'
 import { publicClientFor } from './internal/rpc.js'
@@ -42,8 +42,8 @@ Options:
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
-asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}, and once when a metered stream's top-ups would commit more than that
-(or than the opening deposit it asked about). The body goes to stdout; the decoded Payment-Receipt to stderr.
+asks first above ${formatUnits(defaultConfirmAbove, tip20Decimals)}, and once when top-ups (a metered stream's, or a saved channel's that ran
+out) would commit more than that (or than the opening deposit it asked about); every top-up is shown. The body goes to stdout; the decoded Payment-Receipt to stderr.
 Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
 /**
@@ -272,6 +272,8 @@ async function payUrl(parameters: {
   const escrows = args.lists.get('escrow') as Address[] | undefined
   const channelFile = args.values.get('channelFile')
   const channelStore = channelFile === undefined ? undefined : fileChannelStore(channelFile)
+  // Set once the run's consent exists (payWith): every top-up is shown, and asked as the usage says.
+  const gate: { beforeTopUp?: (topUp: TopUpIntent) => Promise<void> } = {}
   try {
     const sessions = sessionClient({
       account,
@@ -280,6 +282,7 @@ async function payUrl(parameters: {
       ...(deposit ? { deposit } : {}),
       ...(escrows?.length ? { escrows } : {}),
       ...(channelStore ? { channelStore } : {}),
+      beforeTopUp: async (topUp) => gate.beforeTopUp?.(topUp),
     })
     // Before the first payment, so the policy's quote sees a saved channel (no new deposit).
     const restored = await sessions.restore()
@@ -287,7 +290,7 @@ async function payUrl(parameters: {
       io.stderr(
         `mppkit pay: saved session channel ${channel.channelId} (${new URL(channel.url).origin}, deposit ${formatUnits(channel.deposit, tip20Decimals)}) from ${channelFile}\n`,
       )
-    return await payWith({ ...parameters, account, chainId, mode, sessions, channelFile })
+    return await payWith({ ...parameters, account, chainId, mode, sessions, channelFile, gate })
   } finally {
     channelStore?.close()
   }
@@ -300,9 +303,10 @@ async function payWith(
     mode: 'pull' | 'push'
     sessions: SessionClient
     channelFile: string | undefined
+    gate: { beforeTopUp?: (topUp: TopUpIntent) => Promise<void> }
   },
 ): Promise<number> {
-  const { url, rpcUrl, args, limits, io, account, chainId, mode, sessions, channelFile } = parameters
+  const { url, rpcUrl, args, limits, io, account, chainId, mode, sessions, channelFile, gate } = parameters
   const reader = publicClientFor({}, rpcUrl, chainId)
   const symbols = new Map<string, Promise<string | undefined>>()
   const hooks = {
@@ -375,6 +379,30 @@ async function payWith(
       budget: perCurrency(total),
     },
   })
+  // One consent for the run: a top-up (a channel saved by an earlier run running out, or a metered stream)
+  // taking the run's deposits past the threshold, or past what the person said yes to, is asked once.
+  const consent: Consent = {
+    approved: limits.confirmAbove,
+    // `--yes`, or nobody to answer (not a terminal): within the caps, unasked.
+    confirm:
+      args.switches.has('yes') || !io.confirm ? undefined : (line) => io.confirm!(`mppkit pay: ${line}`),
+    symbolOf: hooks.symbolOf,
+  }
+  gate.beforeTopUp = async (topUp) => {
+    const symbol = await hooks.symbolOf(topUp.currency).catch(() => undefined)
+    const units = (amount: bigint) =>
+      `${formatUnits(amount, tip20Decimals)} ${symbol !== undefined ? printable(symbol) : printable(topUp.currency)}`
+    const line =
+      `top up tempo session channel ${topUp.channelId}: deposit ${units(topUp.deposit)} → ${units(topUp.newDeposit)}` +
+      (topUp.recipient ? ` (to ${printable(topUp.recipient)})` : '')
+    const total = committed(sessions) - topUp.deposit + topUp.newDeposit
+    if (total > consent.approved) {
+      if (consent.confirm && !(await consent.confirm(line)))
+        throw new PolicyError('declined', 'top-up declined')
+      consent.approved = total
+    }
+    io.stderr(`mppkit pay: ${line}\n`)
+  }
   const response = await client.fetch(url, init)
   let code = response.ok ? 0 : 1
   if (response.status === 402) {
@@ -383,15 +411,8 @@ async function payWith(
   } else if (response.ok && /text\/event-stream/i.test(response.headers.get('content-type') ?? '')) {
     printReceipt('receipt', receiptOf(response))
     // What the request committed so far was at most the threshold, or was asked about when it opened.
-    let approved = committed(sessions)
-    if (approved < limits.confirmAbove) approved = limits.confirmAbove
-    const consent: Consent = {
-      approved,
-      // `--yes`, or nobody to answer (not a terminal): the stream goes on within the caps, unasked.
-      confirm:
-        args.switches.has('yes') || !io.confirm ? undefined : (line) => io.confirm!(`mppkit pay: ${line}`),
-      symbolOf: hooks.symbolOf,
-    }
+    const now = committed(sessions)
+    if (now > consent.approved) consent.approved = now
     code = await readMeteredStream(response, url, sessions, limits, consent, io)
   } else {
     io.stdout(await response.text())

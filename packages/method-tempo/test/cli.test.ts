@@ -79,6 +79,10 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
         { offers: [{ method: 'tempo', request: { amount: '500000' } }] },
         () => new Response('medium body'),
       ),
+      '/session-pricey': server.protect(
+        { offers: [{ method: 'tempo', intent: 'session', request: { amount: '40000' } }] },
+        () => new Response('pricey session body'),
+      ),
       '/session': server.protect(
         { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
         () => new Response('session body'),
@@ -311,6 +315,50 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       expect(channel.finalized).toBe(true)
       expect(channel.settled).toBe(300n)
       expect(await nonceOf()).toBe(nonce + 1)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('--channel-file: a saved channel that runs out is topped up only after asking, above 0.10', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mppkit-cli-topup-'))
+    const file = join(dir, 'channels.json')
+    const env = { MPPKIT_PRIVATE_KEY: key(7), MPPKIT_RPC_URL: devnet.info.rpcUrl }
+    const client = createPublicClient({ transport: viemHttp(devnet.info.rpcUrl) })
+    const nonceOf = () =>
+      client.getTransactionCount({ address: devnet.info.accounts[7]!.address, blockTag: 'pending' })
+    const args = [`${base}/session-pricey`, '--deposit', '80000', '--keep-open', '--channel-file', file]
+    try {
+      // 0.04 a request on a deposit of 0.08 (below 0.10: not asked).
+      const asked: string[] = []
+      const ask = (answer: boolean) => async (question: string) => {
+        asked.push(question)
+        return answer
+      }
+      expect((await run(args, env, ask(true))).code).toBe(0)
+      expect((await run(args, env, ask(true))).code).toBe(0)
+      expect(asked).toEqual([])
+      const nonce = await nonceOf()
+      // The third request needs a top-up to 0.16: asked first; declined, nothing is signed.
+      const declined = await run(args, env, ask(false))
+      expect(declined.code).toBe(1)
+      expect(asked).toHaveLength(1)
+      expect(asked[0]).toMatch(
+        /top up tempo session channel 0x[0-9a-f]{64}: deposit 0\.08 \S+ → 0\.16 \S+ \(to 0x/,
+      )
+      expect(declined.stderr).toMatch(/declined/)
+      expect(await nonceOf()).toBe(nonce)
+      // Said yes: topped up, shown, and paid.
+      const topped = await run(args, env, ask(true))
+      expect(topped.code, topped.stderr).toBe(0)
+      expect(topped.stdout).toBe('pricey session body')
+      expect(asked).toHaveLength(2)
+      expect(topped.stderr).toMatch(/mppkit pay: top up tempo session channel 0x[0-9a-f]{64}: deposit 0\.08/)
+      expect(await nonceOf()).toBe(nonce + 1)
+      // Closed by a run without --keep-open: three requests settled, the rest of 0.16 refunded.
+      const closed = await run([`${base}/session-pricey`, '--channel-file', file, '--yes'], env)
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(closed.stderr).toContain('close receipt')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

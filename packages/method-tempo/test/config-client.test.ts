@@ -111,6 +111,10 @@ describe('tempo session client options', () => {
     expect(sessionError({ escrows: [] })).toMatch(/escrows must be a non-empty array/)
     expect(sessionError({ escrows: [escrow, '0x12'] })).toMatch(/escrows\[1\] must be an address/)
     expect(sessionError({ fetch: 'https://x' })).toMatch(/fetch must be a function/)
+    expect(sessionError({ beforeTopUp: true })).toMatch(/beforeTopUp must be a function, got boolean/)
+    expect(sessionError({ channelStore: { load() {} } })).toMatch(
+      /channelStore must be an object with load, save and delete/,
+    )
   })
 
   it('accepts the configurations the examples and tests use', () => {

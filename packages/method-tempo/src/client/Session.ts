@@ -92,6 +92,28 @@ export type SessionClientOptions = {
    * `reclaimChannel`, and a new client opens a new channel.
    */
   channelStore?: ChannelStore
+  /**
+   * Called before a top-up is signed (a channel's deposit ran out, or a voucher asked for more), e.g.
+   * to show it or ask a person: throwing (a `PolicyError` reason `declined`) refuses it, nothing signed.
+   * The policy's `maxDeposit` and `maxLocked` are checked after it.
+   */
+  beforeTopUp?: (topUp: TopUpIntent) => void | Promise<void>
+}
+
+/** A top-up about to be signed (see {@link SessionClientOptions.beforeTopUp}). */
+export type TopUpIntent = {
+  channelId: Hex
+  /** The URL the top-up is sent to (the channel's server). */
+  url: string
+  escrow: Address
+  currency: Address
+  /** The payee, when known (a channel restored from an older record may not name it). */
+  recipient?: Address
+  /** Added to the deposit, in base units. */
+  amount: bigint
+  /** The channel's deposit before and after the top-up. */
+  deposit: bigint
+  newDeposit: bigint
 }
 
 /** Client-side state of one channel. */
@@ -216,6 +238,10 @@ function checkSessionClientOptions(options: SessionClientOptions): void {
   checkAddressList(scope, 'escrows', options.escrows)
   if (options.fetch !== undefined && typeof options.fetch !== 'function')
     throw new ConfigurationError(`${scope}: fetch must be a function, got ${typeof options.fetch}`)
+  if (options.beforeTopUp !== undefined && typeof options.beforeTopUp !== 'function')
+    throw new ConfigurationError(
+      `${scope}: beforeTopUp must be a function, got ${typeof options.beforeTopUp}`,
+    )
 }
 
 /**
@@ -716,6 +742,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     url: string,
     request?: TempoSessionRequest,
   ) => {
+    await options.beforeTopUp?.({
+      channelId: state.channelId,
+      url,
+      escrow: state.escrow,
+      currency: state.currency,
+      ...(state.recipient ? { recipient: state.recipient } : {}),
+      amount,
+      deposit: state.deposit,
+      newDeposit: state.deposit + amount,
+    })
     let signed: { transaction: Hex; nonce: number } | undefined
     let response: Response
     try {

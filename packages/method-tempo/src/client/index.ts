@@ -14,6 +14,7 @@ export {
   type SessionClient,
   type SessionClientOptions,
   sessionClient,
+  type TopUpIntent,
 } from './Session.js'
 
 /**
