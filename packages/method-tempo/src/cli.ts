@@ -392,6 +392,14 @@ async function payWith(
     const symbol = await hooks.symbolOf(topUp.currency).catch(() => undefined)
     const units = (amount: bigint) =>
       `${formatUnits(amount, tip20Decimals)} ${symbol !== undefined ? printable(symbol) : printable(topUp.currency)}`
+    if (topUp.resend) {
+      // Signed (and asked about) before; its outcome unknown: the same transaction again, nothing new.
+      io.stderr(
+        `mppkit pay: sending again the top-up of tempo session channel ${topUp.channelId} signed earlier ` +
+          `(deposit ${units(topUp.deposit)} → ${units(topUp.newDeposit)} if it lands)\n`,
+      )
+      return
+    }
     const line =
       `top up tempo session channel ${topUp.channelId}: deposit ${units(topUp.deposit)} → ${units(topUp.newDeposit)}` +
       (topUp.recipient ? ` (to ${printable(topUp.recipient)})` : '')
@@ -403,9 +411,19 @@ async function payWith(
     }
     io.stderr(`mppkit pay: ${line}\n`)
   }
-  const response = await client.fetch(url, init)
-  let code = response.ok ? 0 : 1
-  if (response.status === 402) {
+  // A payment that failed or was refused still ends the run as usual: the channel closed (without
+  // --keep-open) or named.
+  let response: Response | undefined
+  try {
+    response = await client.fetch(url, init)
+  } catch (error) {
+    // An error's message may carry a server's or an RPC's words.
+    io.stderr(`mppkit pay: ${printable(describeError(error), 1000)}\n`)
+  }
+  let code = response?.ok ? 0 : 1
+  if (response === undefined) {
+    // Said above.
+  } else if (response.status === 402) {
     code = 1
     io.stderr(`mppkit pay: ${url} still asks for payment (402): ${await unpaidReason(response)}\n`)
   } else if (response.ok && /text\/event-stream/i.test(response.headers.get('content-type') ?? '')) {

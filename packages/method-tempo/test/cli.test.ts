@@ -347,7 +347,16 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
         /top up tempo session channel 0x[0-9a-f]{64}: deposit 0\.08 \S+ → 0\.16 \S+ \(to 0x/,
       )
       expect(declined.stderr).toMatch(/declined/)
+      // Nothing signed or saved as pending; the channel named as kept open.
       expect(await nonceOf()).toBe(nonce)
+      const saved = Object.values(
+        (JSON.parse(readFileSync(file, 'utf8')) as { channels: Record<string, Record<string, unknown>> })
+          .channels,
+      )
+      expect(saved).toHaveLength(1)
+      expect(saved[0]).toMatchObject({ deposit: '80000', cumulative: '80000' })
+      expect(saved[0]).not.toHaveProperty('topUpPending')
+      expect(declined.stderr).toMatch(/session channel 0x[0-9a-f]{64} stays open/)
       // Said yes: topped up, shown, and paid.
       const topped = await run(args, env, ask(true))
       expect(topped.code, topped.stderr).toBe(0)
@@ -355,7 +364,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       expect(asked).toHaveLength(2)
       expect(topped.stderr).toMatch(/mppkit pay: top up tempo session channel 0x[0-9a-f]{64}: deposit 0\.08/)
       expect(await nonceOf()).toBe(nonce + 1)
-      // Closed by a run without --keep-open: three requests settled, the rest of 0.16 refunded.
+      // Closed by a run without --keep-open, after its own request (the fourth: the whole 0.16).
       const closed = await run([`${base}/session-pricey`, '--channel-file', file, '--yes'], env)
       expect(closed.code, closed.stderr).toBe(0)
       expect(closed.stderr).toContain('close receipt')

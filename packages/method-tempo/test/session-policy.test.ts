@@ -218,6 +218,11 @@ describe.skipIf(!!reason)('tempo/session side payments under the client spend po
     expect(client.ledger.locked(pathUsd)).toBe(10n * price)
     // Locked is not spent: the budget counts only the six requests paid.
     expect(client.ledger.spent(pathUsd)).toBe(7n * price)
+    // A forced close requested: the escrow holds b's deposit until it is withdrawn, so it stays held.
+    const closing = await sessions.reclaim('https://b.test/r')
+    expect(closing.status).toBe('closing')
+    expect(client.ledger.locked(pathUsd)).toBe(10n * price)
+    expect(sessions.channels.size).toBe(1)
   })
 
   it('ignores a receipt claiming more spent than the vouchers signed: the close stays within them', async () => {

@@ -392,4 +392,43 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
     expect((await client.fetch('https://resume.test/r')).status).toBe(200)
     expect(sent).toEqual(['open', 'voucher', 'topUp', 'voucher'])
   })
+
+  it('an open that fails after its save (a voucher signer that throws) leaves no record behind', async () => {
+    const server = payee()
+    const { info } = devnet
+    const records: Record<string, SavedChannel> = {}
+    const saves: string[] = []
+    const store = {
+      load: async () => ({ ...records }),
+      save: async (key: string, channel: SavedChannel) => {
+        saves.push(key)
+        records[key] = channel
+      },
+      delete: async (key: string) => {
+        delete records[key]
+      },
+    }
+    const account = privateKeyToAccount(info.accounts[7]!.privateKey)
+    const delegate = privateKeyToAccount(`0x${'77'.repeat(32)}`)
+    const signer = {
+      ...delegate,
+      signTypedData: async () => Promise.reject(new Error('the signer is locked')),
+    }
+    const sessions = sessionClient({
+      account,
+      signer: signer as never,
+      rpcUrl: info.rpcUrl,
+      chainId: info.chainId,
+      fetch: ((input: RequestInfo, init?: RequestInit) =>
+        server.handler(new Request(input, init))) as typeof fetch,
+      channelStore: store,
+    })
+    const fetcher = ((input: RequestInfo, init?: RequestInit) =>
+      server.handler(new Request(input, init))) as typeof fetch
+    const client = createClient({ methods: [sessions], fetch: fetcher })
+    await expect(client.fetch('https://resume.test/r')).rejects.toThrow(/the signer is locked/)
+    expect(saves).toHaveLength(1)
+    expect(records).toEqual({})
+    expect(sessions.channels.size).toBe(0)
+  })
 })

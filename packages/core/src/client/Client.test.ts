@@ -204,6 +204,40 @@ describe('Client.pay', () => {
     expect(error.code).toBe('no-payable-challenge')
   })
 
+  it('pays another offer when a method meets a limit while preparing (nothing signed); a person declining is final', async () => {
+    const usd = createTestRail()
+    const sat = createTestRail()
+    let reason = 'max-locked'
+    // A session-like rail that finds, while preparing, that a new deposit would pass a limit.
+    const limited: Method.Client = {
+      ...usd.client(),
+      async createPayload() {
+        throw new PolicyError(reason, 'a new deposit would pass maxLocked')
+      },
+    }
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [usd.server(), asOther(sat.server()) as never],
+    })
+    const both = server.protect({ offers: [...cents.offers, ...sats.offers] }, () => new Response('either'))
+    const client = create({
+      methods: [limited, asOther(sat.client())],
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+        both(new Request(input, init))) as typeof fetch,
+      policy: { budget: { usd: 1_000n, sat: 1_000_000n } },
+    })
+    const response = await client.fetch('https://api.test/both')
+    expect(response.status).toBe(200)
+    expect(sat.settlements()).toBe(1)
+    // The refused offer's booking was given back; the one paid stays booked.
+    expect(client.ledger.spent('usd')).toBe(0n)
+    expect(client.ledger.spent('sat')).toBe(100_000n)
+    reason = 'declined'
+    await expect(client.fetch('https://api.test/both')).rejects.toMatchObject({ reason: 'declined' })
+    expect(sat.settlements()).toBe(1)
+  })
+
   it('books side payments a method makes through context.spend', async () => {
     const { fetcher } = setup()
     const rail = createTestRail()

@@ -429,6 +429,13 @@ export function create(options: Options): Client {
         // money (broadcast, then no confirmation in time) says so, and the booking stays: releasing it
         // would let a retry pay again past the budget.
         if (!mayHaveSettled(error)) release()
+        // A limit the method met while preparing (a side payment it booked, e.g. a session's new deposit
+        // past `maxLocked`): nothing was signed or sent, so another offer may be paid, as when the quote
+        // is refused. A person declining is final.
+        if (error instanceof PolicyError && error.reason !== 'declined' && !mayHaveSettled(error)) {
+          refusal ??= error
+          continue
+        }
         throw error
       }
       // The money may have moved once the payload exists: the spend stays booked whatever happens next.

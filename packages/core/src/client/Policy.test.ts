@@ -258,6 +258,10 @@ describe('Ledger', () => {
     // Scalar: in the pinned currency's base units; without maxLocked nothing is bounded.
     const scalar = new Ledger({ currencies: [usdc], maxLocked: 10n })
     expect(refusal(() => scalar.check(at({ amount: 0n, currency: usdc, locked: 11n })))).toBe('max-locked')
+    expect(refusal(() => scalar.check(at({ amount: 0n, currency: usdc, locked: 10n })))).toBe('allowed')
+    expect(refusal(() => scalar.check(at({ amount: 1n, currency: usdc, locked: 1n, prepaid: true })))).toBe(
+      'quote',
+    )
     const open = new Ledger({})
     open.reserve(at({ amount: 0n, currency: usdc, locked: 10n ** 30n }))
     expect(open.locked(usdc)).toBe(10n ** 30n)

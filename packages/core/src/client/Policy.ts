@@ -330,6 +330,9 @@ export class Ledger {
     // plain payment.
     const kinds = [quote.fee, quote.prepay, quote.prepaid].filter((flag) => flag === true).length
     if (kinds > 1) throw new PolicyError('quote', 'a quote is at most one of fee, prepay and prepaid')
+    // Locked money is booked until its undo; a request paid from a prepayment books nothing.
+    if (quote.prepaid === true && quote.locked !== undefined)
+      throw new PolicyError('quote', 'a quote paid from a prepayment locks nothing')
     const usesScalar = limitNames.some((n) => this.#rules[n] && 'scalar' in this.#rules[n])
     const pin = usesScalar ? (this.#pin ?? name) : undefined
     if (pin !== undefined && Currency.match(pin, asset) === 0)

@@ -59,6 +59,10 @@ export function sessionBookings(chainId: number | undefined) {
     held(channel: Channel, undo: () => void): void {
       holdLock(channel, undo)
     },
+    /** Whether the channel holds locks booked in the policy. */
+    holdsLock(channel: Channel): boolean {
+      return (locksOf.get(channel)?.length ?? 0) > 0
+    },
     /** The channel is closed or gone: what it held locked is given back to the policy. */
     unlock(channel: Channel): void {
       const locks = locksOf.get(channel) ?? []

@@ -93,9 +93,10 @@ export type SessionClientOptions = {
    */
   channelStore?: ChannelStore
   /**
-   * Called before a top-up is signed (a channel's deposit ran out, or a voucher asked for more), e.g.
-   * to show it or ask a person: throwing (a `PolicyError` reason `declined`) refuses it, nothing signed.
-   * The policy's `maxDeposit` and `maxLocked` are checked after it.
+   * Called before a top-up is signed (a channel's deposit ran out, or a voucher asked for more), once
+   * the policy's `maxDeposit` and `maxLocked` allow it, e.g. to show it or ask a person: throwing (a
+   * `PolicyError` reason `declined`) refuses it, nothing signed. Also called, with `resend: true`,
+   * before a top-up signed earlier whose outcome is unknown is sent again as is (nothing new is signed).
    */
   beforeTopUp?: (topUp: TopUpIntent) => void | Promise<void>
 }
@@ -114,6 +115,8 @@ export type TopUpIntent = {
   /** The channel's deposit before and after the top-up. */
   deposit: bigint
   newDeposit: bigint
+  /** A top-up signed earlier, sent again as is (its first sending got no answer, or a 5xx). */
+  resend?: boolean
 }
 
 /** Client-side state of one channel. */
@@ -350,13 +353,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       )
     }
   }
-  /** Drops a channel (closed, gone, taken back) from this client and from its store. */
-  const forget = async (state: ChannelState) => {
+  /**
+   * Drops a channel (closed, gone, taken back) from this client and from its store. Its deposit stays
+   * held against the policy's `maxLocked` with `keepLock` (a forced close requested: the escrow holds it
+   * until withdrawn; a cooperative close not yet seen finalized).
+   */
+  const forget = async (state: ChannelState, keepLock = false) => {
     const key = keyFor(state)
     for (const [k, value] of channels) if (value === state) channels.delete(k)
-    // The escrow gives the deposit back (a close refunds it, a forced close is withdrawable): the
-    // policy's `maxLocked` has that room again.
-    bookings.unlock(state)
+    if (!keepLock) bookings.unlock(state)
     // A record left behind (the delete failed) is read on chain when restored, found closed and dropped.
     if (store && key !== undefined) await store.delete(storeKey(state, key)).catch(() => {})
   }
@@ -431,7 +436,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       // Read on chain before anything is paid on it: closed since (or its open can never be mined any
       // more) is dropped from the store; an open not mined yet is sent again as is, never a second one.
       const now = await standing(state)
-      if (now === 'gone') {
+      if (now === 'gone' || now === 'closing') {
         await store.delete(storeKey(state, key)).catch(() => {})
         continue
       }
@@ -658,11 +663,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    * again, never a second channel opened beside it) or `gone` (finalized, closing, or its open can never
    * be mined any more: dropped). "410 Gone: Channel finalized or not found"
    */
-  const standing = async (state: ChannelState): Promise<'open' | 'pending' | 'gone'> => {
+  const standing = async (state: ChannelState): Promise<'open' | 'pending' | 'gone' | 'closing'> => {
     const { channel, used } = await readChain(state)
     state.checkedAt = Date.now()
     if (channel.payer === zeroAddress) return used > state.open.nonce ? 'gone' : 'pending'
-    if (channel.finalized || channel.closeRequestedAt !== 0n) return 'gone'
+    if (channel.finalized) return 'gone'
+    // A forced close requested: no voucher is taken any more, the deposit stays until withdrawn.
+    if (channel.closeRequestedAt !== 0n) return 'closing'
     state.opening = false
     return 'open'
   }
@@ -708,11 +715,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    * server. Nothing is signed or booked again: the original booking stands for it. Returns the answer
    * to that re-send when it leaves the top-up still pending (a refusal); undefined once it is settled.
    */
+  const topUpIntent = (state: ChannelState, url: string, amount: bigint, resend = false): TopUpIntent => ({
+    channelId: state.channelId,
+    url,
+    escrow: state.escrow,
+    currency: state.currency,
+    ...(state.recipient ? { recipient: state.recipient } : {}),
+    amount,
+    deposit: state.deposit,
+    newDeposit: state.deposit + amount,
+    ...(resend ? { resend } : {}),
+  })
+
   const settleTopUp = async (state: ChannelState, url: string): Promise<Response | undefined> => {
     const pending = state.topUpPending
     if (!pending) return undefined
     const { channel } = await readChain(state)
     if (!state.topUpPending) return undefined
+    // Shown (nothing new is signed: the same transaction, one nonce).
+    await options.beforeTopUp?.(topUpIntent(state, url, pending.amount, true))
     // Without an answer this time either, it stays pending (the error says it may have settled).
     const response = await action(url, async () => topUpPayload(state, pending.transaction, pending.amount))
     if (response.ok) {
@@ -742,21 +763,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     url: string,
     request?: TempoSessionRequest,
   ) => {
-    await options.beforeTopUp?.({
-      channelId: state.channelId,
-      url,
-      escrow: state.escrow,
-      currency: state.currency,
-      ...(state.recipient ? { recipient: state.recipient } : {}),
-      amount,
-      deposit: state.deposit,
-      newDeposit: state.deposit + amount,
-    })
     let signed: { transaction: Hex; nonce: number } | undefined
     let response: Response
     try {
-      response = await bookings.topUp(state, amount, () =>
-        action(
+      response = await bookings.topUp(state, amount, async () => {
+        // Allowed by the policy (booked); shown or asked before anything is signed.
+        await options.beforeTopUp?.(topUpIntent(state, url, amount))
+        return action(
           url,
           async (_, offered) => {
             const paying = request ?? offered
@@ -772,8 +785,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           },
           'GET',
           state,
-        ),
-      )
+        )
+      })
     } catch (error) {
       if (mayHaveSettled(error) && signed) state.topUpPending = { ...signed, amount }
       // Saved as it now stands (pending only when it may have settled).
@@ -845,12 +858,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     }
     if (!response.ok) unanswered(state)
     else {
-      await forget(state)
-      // Prices booked ahead (`voucherAhead`) are given back once the chain shows the channel finalized
-      // (a 200 is the server's word): the vouchers above what it captured are void then.
-      if (bookings.heldAhead(state)) {
+      await forget(state, true)
+      // Prices booked ahead (`voucherAhead`) and the deposit held against `maxLocked` are given back once
+      // the chain shows the channel finalized (a 200 is the server's word): the vouchers above what it
+      // captured are void then, and the escrow has refunded the rest.
+      if (bookings.heldAhead(state) || bookings.holdsLock(state)) {
         const read = await readChain(state).catch(() => undefined)
-        if (read?.channel.finalized) bookings.closed(state, state.cumulative - read.channel.settled)
+        if (read?.channel.finalized) {
+          bookings.unlock(state)
+          if (bookings.heldAhead(state)) bookings.closed(state, state.cumulative - read.channel.settled)
+        }
       }
     }
     return response
@@ -896,8 +913,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (state && needsCheck(state)) {
           // No receipt vouches for the channel: an open never confirmed, or a payment refused or lost.
           const now = await standing(state)
-          if (now === 'gone') {
-            await forget(state)
+          if (now === 'gone' || now === 'closing') {
+            await forget(state, now === 'closing')
             state = undefined
           } else {
             present = true
@@ -986,8 +1003,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             // The first voucher pays for this request (the server deducts before serving).
             payload = await openPayload(state, price)
           } catch (error) {
-            // Nothing was sent: its open transaction is dropped unbroadcast, its lock given back.
-            if (opened) channels.delete(key)
+            // Nothing was sent: its open transaction is dropped unbroadcast (and its record, if saved),
+            // its lock given back.
+            if (opened) {
+              channels.delete(key)
+              if (store) await store.delete(storeKey(opened, key)).catch(() => {})
+            }
             unlock()
             throw error
           }
@@ -1176,8 +1197,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           unanswered(state)
           throw error
         })
-        // Closing or closed: "Servers MUST reject vouchers on channels with a pending forced close".
-        await forget(state)
+        // Closing or closed: "Servers MUST reject vouchers on channels with a pending forced close". While
+        // closing, the escrow still holds the deposit (withdrawn later, outside this client): it stays
+        // held against `maxLocked`.
+        await forget(state, step.status === 'closing')
         // Prices booked ahead above what the payee captured are void once the channel is finalized.
         if (step.status !== 'closing' && bookings.heldAhead(state))
           bookings.closed(state, state.cumulative - step.settled)
