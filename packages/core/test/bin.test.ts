@@ -241,6 +241,31 @@ describe.skipIf(!built)('mppkit inspect', () => {
     expect(usage.stdout).toContain('mppkit reclaim --all | --list [--escrow <0x…>]')
   })
 
+  it('`mppkit close` runs the Tempo rail CLI: its help, and usage errors that echo nothing', async () => {
+    const help = await run('node', [cliPath, 'close', '--help'])
+    expect(help.stdout).toMatch(/^mppkit close --channel-file <path> \[<url>\] \[options\]/)
+    const secretish = `0x${'7'.repeat(64)}`
+    const missing = (await run('node', [cliPath, 'close', '--key', secretish], {
+      env: { ...process.env, MPPKIT_CHANNEL_FILE: '' },
+    }).catch((error: unknown) => error)) as { code: number; stderr: string }
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toMatch(/^mppkit close: missing --channel-file or MPPKIT_CHANNEL_FILE\n/)
+    expect(missing.stderr).not.toContain(secretish.slice(2))
+    const extra = (await run('node', [
+      cliPath,
+      'close',
+      secretish,
+      secretish,
+      '--channel-file',
+      'x.json',
+    ]).catch((error: unknown) => error)) as { code: number; stderr: string }
+    expect(extra.code).toBe(2)
+    expect(extra.stderr).toMatch(/^mppkit close: give at most one <url> \(2 given; not shown\)\n/)
+    expect(extra.stderr).not.toContain(secretish.slice(2))
+    const usage = await run('node', [cliPath, '--help'])
+    expect(usage.stdout).toContain('mppkit close --channel-file <path> [<url>]')
+  })
+
   it('names the cause when the server is down (not `fetch failed`)', async () => {
     const probe = http.createServer()
     probe.listen(0, '127.0.0.1')

@@ -38,7 +38,8 @@ Options:
   --keep-open            do not close a session channel after the request
   --channel-file <path>  keep session channels in this file (owner-only JSON, no key) and pay on the
                          one saved for this server instead of opening a new channel; with --keep-open
-                         the next run reuses it, without it the run closes it
+                         the next run reuses it, without it the run closes it; \`mppkit close\` closes
+                         them without paying again                (env MPPKIT_CHANNEL_FILE)
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
@@ -270,7 +271,7 @@ async function payUrl(parameters: {
   const account = privateKeyToAccount(parameters.key)
   const mode = args.values.get('mode') === 'push' ? 'push' : 'pull'
   const escrows = args.lists.get('escrow') as Address[] | undefined
-  const channelFile = args.values.get('channelFile')
+  const channelFile = args.values.get('channelFile') ?? process.env.MPPKIT_CHANNEL_FILE
   const channelStore = channelFile === undefined ? undefined : fileChannelStore(channelFile)
   // Set once the run's consent exists (payWith): every top-up is shown, and asked as the usage says.
   const gate: { beforeTopUp?: (topUp: TopUpIntent) => Promise<void> } = {}
@@ -800,5 +801,117 @@ export async function reclaim(argv: string[], io: Io = processIo()): Promise<num
   } catch (error) {
     io.stderr(`mppkit reclaim: ${printable(describeError(error), 1000)}\n`)
     return 1
+  }
+}
+
+const closeUsage = `mppkit close --channel-file <path> [<url>] [options]
+                               close the Tempo session channels mppkit pay --channel-file kept open
+
+Each channel of the payer saved in the file (or only the one of <url>'s server) is closed cooperatively
+at the URL it was last paid on: the server settles what it served and the escrow refunds the rest of the
+deposit. A channel whose server refuses or does not answer stays saved, named with the mppkit reclaim
+command that takes it back without the server.
+
+Options:
+  --channel-file <path>  the channel file                (env MPPKIT_CHANNEL_FILE)
+  --key <0x…>            the channels' payer private key   (env MPPKIT_PRIVATE_KEY)
+  --rpc <url>            Tempo JSON-RPC URL                 (env MPPKIT_RPC_URL)
+
+Exit codes: 0 every channel closed (or none saved), 1 a close failed, 2 usage error.`
+
+const closeOptions = {
+  '--channel-file': { name: 'channelFile', value: true },
+  '--key': { name: 'key', value: true },
+  '--rpc': { name: 'rpc', value: true },
+  '-h': { name: 'help', value: false },
+  '--help': { name: 'help', value: false },
+} as const satisfies OptionSpec
+
+/**
+ * Runs `mppkit close --channel-file <path> [<url>]`: the cooperative close of the session channels a
+ * `mppkit pay --channel-file … --keep-open` left open (all of the payer's, or the one of `<url>`'s
+ * server), one at a time; a channel closed is removed from the file, one whose close failed stays and
+ * is named with its `mppkit reclaim` command. Returns 0 when every close succeeded (or none was saved),
+ * 1 when one failed, 2 on a usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await close(['--channel-file', '.mppkit/channels.json'])
+ * ```
+ * @see draft-tempo-session-00 §"close"
+ */
+export async function close(argv: string[], io: Io = processIo()): Promise<number> {
+  let args: ReturnType<typeof parseArgs>
+  let url: string | undefined
+  let channelFile: string | undefined
+  try {
+    args = parseArgs(argv, closeOptions)
+    if (args.switches.has('help')) {
+      io.stdout(`${closeUsage}\n`)
+      return 0
+    }
+    if (args.positionals.length > 1)
+      throw new UsageError(`give at most one <url> (${args.positionals.length} given; not shown)`)
+    if (args.positionals.length === 1) url = commandUrl(args.positionals)
+    channelFile = args.values.get('channelFile') ?? process.env.MPPKIT_CHANNEL_FILE
+    if (!channelFile) throw new UsageError('missing --channel-file or MPPKIT_CHANNEL_FILE')
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`mppkit close: ${error.message}\n\n${closeUsage}\n`)
+    return 2
+  }
+  const payer = payerOf(args, 'mppkit close', closeUsage, io)
+  if (!payer) return 2
+  let channelStore: ReturnType<typeof fileChannelStore> | undefined
+  try {
+    const chainId = await chainIdOf(payer.rpcUrl)
+    channelStore = fileChannelStore(channelFile)
+    const sessions = sessionClient({
+      account: privateKeyToAccount(payer.key),
+      rpcUrl: payer.rpcUrl,
+      chainId,
+      channelStore,
+    })
+    const restored = await sessions.restore()
+    const origin = url === undefined ? undefined : new URL(url).origin
+    const targets = restored.filter(
+      (channel) => origin === undefined || new URL(channel.url).origin === origin,
+    )
+    if (targets.length === 0) {
+      io.stdout(
+        `no session channel of ${printable(privateKeyToAccount(payer.key).address)} is saved in ${printable(channelFile)}` +
+          `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
+      )
+      return 0
+    }
+    // One at a time (each close is one request to its server); a failure does not stop the others.
+    let failed = 0
+    for (const channel of targets) {
+      const what = `channel ${channel.channelId} (${printable(new URL(channel.url).origin)})`
+      let response: Response | undefined
+      let error: unknown
+      try {
+        response = await sessions.close(channel.url)
+      } catch (caught) {
+        error = caught
+      }
+      if (response?.ok) {
+        const receipt = receiptOf(response)
+        io.stdout(`closed ${what}${receipt ? `: ${JSON.stringify(receipt)}` : ''}\n`)
+        continue
+      }
+      failed++
+      const why = response ? `HTTP ${response.status}` : printable(describeError(error), 1000)
+      io.stderr(
+        `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${formatUnits(channel.deposit, tip20Decimals)}); ` +
+          `without the server, \`mppkit reclaim --channel ${channel.channelId} --escrow ${channel.escrow}\` takes it back\n`,
+      )
+    }
+    return failed > 0 ? 1 : 0
+  } catch (error) {
+    io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
+    return 1
+  } finally {
+    channelStore?.close()
   }
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { commonOptions } from '../../core/src/cli/rail.js'
 import { railOptions } from '../../core/src/internal/railCli.js'
 import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
-import { type Io, options, pay } from '../src/cli.js'
+import { close, type Io, options, pay } from '../src/cli.js'
 import { describeIntent } from '../src/internal/spendGuard.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
@@ -33,7 +33,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
   let base: string
   let payee: Address
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 9 })
+    devnet = await startTempo({ accounts: 10 })
     const { info } = devnet
     const payeeAccount = privateKeyToAccount(info.accounts[0]!.privateKey)
     payee = payeeAccount.address
@@ -368,6 +368,72 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       const closed = await run([`${base}/session-pricey`, '--channel-file', file, '--yes'], env)
       expect(closed.code, closed.stderr).toBe(0)
       expect(closed.stderr).toContain('close receipt')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('mppkit close: closes the channels --channel-file kept open without paying again; a refused close stays saved', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mppkit-cli-close-'))
+    const file = join(dir, 'channels.json')
+    const env = { MPPKIT_PRIVATE_KEY: key(9), MPPKIT_RPC_URL: devnet.info.rpcUrl }
+    const saved = () =>
+      Object.values(
+        (JSON.parse(readFileSync(file, 'utf8')) as { channels: Record<string, { channelId: string }> })
+          .channels,
+      )
+    const closing = async (args: string[]) => {
+      let stdout = ''
+      let stderr = ''
+      const saved = { ...process.env }
+      Object.assign(process.env, env)
+      try {
+        const code = await close(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) })
+        return { code, stdout, stderr }
+      } finally {
+        process.env = saved
+      }
+    }
+    try {
+      const kept = await run(
+        [`${base}/session`, '--deposit', '5000', '--keep-open', '--channel-file', file],
+        env,
+      )
+      expect(kept.code, kept.stderr).toBe(0)
+      const [channel] = saved()
+      // Another server's URL: nothing of it is saved, nothing closed.
+      const other = await closing(['--channel-file', file, 'http://localhost:1/x'])
+      expect(other).toMatchObject({ code: 0 })
+      expect(other.stdout).toMatch(
+        /^no session channel of 0x[0-9a-fA-F]{40} is saved in .* for http:\/\/localhost:1\n$/,
+      )
+      expect(saved()).toHaveLength(1)
+      // All of them: closed at the URL it was paid on, one request settled, the file emptied.
+      const closed = await closing(['--channel-file', file])
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(closed.stdout).toContain(`closed channel ${channel!.channelId} (${base}): {`)
+      expect(saved()).toEqual([])
+      const onChain = await readChannel(devnet.info, channel!.channelId as Hex)
+      expect(onChain.finalized).toBe(true)
+      expect(onChain.settled).toBe(100n)
+      expect((await closing(['--channel-file', file])).stdout).toMatch(/^no session channel/)
+
+      // A server that refuses to close: the channel stays saved, named with its reclaim command.
+      const stuck = await run(
+        [`${base}/session-noclose`, '--deposit', '5000', '--keep-open', '--channel-file', file],
+        env,
+      )
+      expect(stuck.code, stuck.stderr).toBe(0)
+      const [left] = saved()
+      const refused = await closing(['--channel-file', file, `${base}/session-noclose`])
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain(
+        `mppkit close: closing channel ${left!.channelId} (${base}) failed: HTTP 503; it stays saved (deposit 0.005); ` +
+          `without the server, \`mppkit reclaim --channel ${left!.channelId} --escrow`,
+      )
+      expect(saved().map((entry) => entry.channelId)).toEqual([left!.channelId])
+      // Usage errors: exit 2, nothing echoed.
+      expect((await closing([])).code).toBe(2)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

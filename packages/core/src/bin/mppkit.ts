@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { describeError } from '../internal/describeError.js'
 import { inspectOrigin, inspectUrl, inspectValue, isOrigin, render } from '../internal/inspect.js'
-import { payCommand, reclaimCommand } from '../internal/railCli.js'
+import { closeCommand, payCommand, reclaimCommand } from '../internal/railCli.js'
 
 const usage = `mppkit — Machine Payments Protocol toolkit
 
@@ -17,8 +17,10 @@ Usage:
                                                    server (forced close; needs @mppkit/method-tempo)
   mppkit reclaim --all | --list [--escrow <0x…>]   the same for, or a list of, every channel of the
                                                    payer that still holds a deposit
+  mppkit close --channel-file <path> [<url>]       close the Tempo session channels mppkit pay
+                                                   --channel-file kept open, without paying again
 
-Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' for reclaim's. Exit codes: 0 ok, 1 failed, 2 usage error.`
+Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' and 'mppkit close --help' for theirs. Exit codes: 0 ok, 1 failed, 2 usage error.`
 
 async function inspect(args: string[]): Promise<number> {
   let reveal = false
@@ -77,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'inspect') return inspect(rest)
   if (command === 'pay') return payCommand(rest)
   if (command === 'reclaim') return reclaimCommand(rest)
+  if (command === 'close') return closeCommand(rest)
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${usage}\n`)
     return 0

@@ -20,6 +20,8 @@ export type RailCli = {
   options?: OptionSpec | undefined
   /** `mppkit reclaim`: takes a session deposit back without the server (Tempo's forced close). */
   reclaim?: ((argv: string[], io?: PayIo) => Promise<number>) | undefined
+  /** `mppkit close`: closes the session channels `mppkit pay --channel-file` kept open (Tempo). */
+  close?: ((argv: string[], io?: PayIo) => Promise<number>) | undefined
 }
 
 /** Loads `@mppkit/method-<name>/cli`; resolves undefined when that package is not installed. */
@@ -325,4 +327,33 @@ export async function reclaimCommand(
     return 2
   }
   return options.io ? cli.reclaim(argv, options.io) : cli.reclaim(argv)
+}
+
+/**
+ * Runs `mppkit close …` with the Tempo rail's CLI (`@mppkit/method-tempo/cli`): the cooperative close of
+ * the session channels a `mppkit pay --channel-file <path> --keep-open` left open, without paying again.
+ * Exit code 2 when the rail is not installed (or predates the command).
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await closeCommand(['--channel-file', '.mppkit/channels.json'])
+ * ```
+ * @see draft-tempo-session-00 §"close"
+ */
+export async function closeCommand(
+  argv: string[],
+  options: { load?: RailLoader; io?: PayIo } = {},
+): Promise<number> {
+  const load = options.load ?? importRail
+  const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
+  const cli = await load('tempo')
+  if (!cli?.close) {
+    stderr(
+      cli
+        ? 'mppkit close: the installed @mppkit/method-tempo has no close command\nhint: npm install @mppkit/method-tempo@latest\n'
+        : 'mppkit close: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
+    )
+    return 2
+  }
+  return options.io ? cli.close(argv, options.io) : cli.close(argv)
 }
