@@ -86,7 +86,12 @@ describe.skipIf(!built)('example failures', () => {
   })
 
   it('tempo-charge and tempo-session examples: missing settings, a server that is down', async () => {
-    for (const file of ['tempo-charge/server.mjs', 'tempo-session/server.mjs', 'tempo-session/client.mjs']) {
+    for (const file of [
+      'tempo-charge/server.mjs',
+      'tempo-session/server.mjs',
+      'tempo-session/client.mjs',
+      'tempo-agent/agent.mjs',
+    ]) {
       const result = await run(file, {})
       expect(result.code, file).toBe(1)
       expect(result.stderr, file).toMatch(

@@ -11,7 +11,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { onFailure, requireEnv } from '../lib/fail.mjs'
 
 onFailure(
-  'tempo-agent',
+  'tempo-agent client',
   'is the server up? `node examples/tempo-agent/run.mjs` runs it; set MPPKIT_PRIVATE_KEY, MPPKIT_RPC_URL and MPPKIT_CHANNEL_FILE',
 )
 requireEnv('MPPKIT_PRIVATE_KEY', 'MPPKIT_RPC_URL', 'MPPKIT_CHANNEL_FILE')
