@@ -8,7 +8,7 @@ import { Client, receipt } from '@mppkit/core/client'
 import { tempo } from '@mppkit/method-tempo/client'
 import { fileChannelStore } from '@mppkit/method-tempo/client/node'
 import { privateKeyToAccount } from 'viem/accounts'
-import { onFailure, requireEnv } from '../lib/fail.mjs'
+import { cause, onFailure, requireEnv } from '../lib/fail.mjs'
 
 onFailure(
   'tempo-agent client',
@@ -41,13 +41,21 @@ try {
   console.log(`restored ${restored.length} channel(s)${restored.map((c) => ` ${c.channelId}`).join('')}`)
   for (let i = 0; i < Number(count); i++) {
     const response = await client.fetch(url)
+    if (!response.ok) throw new Error(`${url} answered ${response.status}`)
     const { reference, spent } = /** @type {Record<string, unknown>} */ (receipt(response))
     console.log(response.status, JSON.stringify(await response.json()), `channel ${reference} spent ${spent}`)
   }
   if (done) {
     // Done for good: every channel closed, the unspent deposits refunded by the escrow.
-    for (const result of await sessions.closeAll())
-      console.log('closed', result.channelId, result.ok ? result.response?.status : result.error)
+    for (const result of await sessions.closeAll()) {
+      if (result.ok) console.log('closed', result.channelId, result.response?.status)
+      else {
+        // Kept in the file: a later run closes it, or `mppkit reclaim` takes it back without the server.
+        const why = result.response ? `HTTP ${result.response.status}` : cause(result.error)
+        console.error(`closing ${result.channelId} failed (${why}); it stays saved for the next run`)
+        process.exitCode = 1
+      }
+    }
   } else
     for (const channel of sessions.channels.values())
       console.log(`keeping channel ${channel.channelId} open for the next run`)

@@ -39,7 +39,7 @@ Options:
   --channel-file <path>  keep session channels in this file (owner-only JSON, no key) and pay on the
                          one saved for this server instead of opening a new channel; with --keep-open
                          the next run reuses it, without it the run closes it; \`mppkit close\` closes
-                         them without paying again                (env MPPKIT_CHANNEL_FILE)
+                         them without paying again; one run at a time per file
   -y, --yes              do not ask before paying more than ${formatUnits(defaultConfirmAbove, tip20Decimals)}
 
 Before paying it prints what it pays (amount, currency, recipient, realm) on stderr; at a terminal it
@@ -271,7 +271,8 @@ async function payUrl(parameters: {
   const account = privateKeyToAccount(parameters.key)
   const mode = args.values.get('mode') === 'push' ? 'push' : 'pull'
   const escrows = args.lists.get('escrow') as Address[] | undefined
-  const channelFile = args.values.get('channelFile') ?? process.env.MPPKIT_CHANNEL_FILE
+  // The flag only: a file in the environment would make every run take its lock and pay on its channels.
+  const channelFile = args.values.get('channelFile')
   const channelStore = channelFile === undefined ? undefined : fileChannelStore(channelFile)
   // Set once the run's consent exists (payWith): every top-up is shown, and asked as the usage says.
   const gate: { beforeTopUp?: (topUp: TopUpIntent) => Promise<void> } = {}
@@ -807,8 +808,8 @@ export async function reclaim(argv: string[], io: Io = processIo()): Promise<num
 const closeUsage = `mppkit close --channel-file <path> [<url>] [options]
                                close the Tempo session channels mppkit pay --channel-file kept open
 
-Each channel of the payer saved in the file (or only the one of <url>'s server) is closed cooperatively
-at the URL it was last paid on: the server settles what it served and the escrow refunds the rest of the
+Each channel of the payer saved in the file (or every one of <url>'s origin) is closed cooperatively at
+the URL it was last paid on: the server settles what it served and the escrow refunds the rest of the
 deposit. A channel whose server refuses or does not answer stays saved, named with the mppkit reclaim
 command that takes it back without the server.
 
@@ -853,7 +854,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
     if (args.positionals.length > 1)
       throw new UsageError(`give at most one <url> (${args.positionals.length} given; not shown)`)
     if (args.positionals.length === 1) url = commandUrl(args.positionals)
-    channelFile = args.values.get('channelFile') ?? process.env.MPPKIT_CHANNEL_FILE
+    channelFile = args.values.get('channelFile') || process.env.MPPKIT_CHANNEL_FILE || undefined
     if (!channelFile) throw new UsageError('missing --channel-file or MPPKIT_CHANNEL_FILE')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
@@ -888,10 +889,16 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
     let failed = 0
     for (const channel of targets) {
       const what = `channel ${channel.channelId} (${printable(new URL(channel.url).origin)})`
+      if (channel.opening) {
+        // Its open is not mined yet (nor known gone): nothing to close or reclaim until it is.
+        failed++
+        io.stderr(`mppkit close: ${what}: its open is not mined yet; it stays saved, run again later\n`)
+        continue
+      }
       let response: Response | undefined
       let error: unknown
       try {
-        response = await sessions.close(channel.url)
+        response = await sessions.close(channel.url, channel.channelId)
       } catch (caught) {
         error = caught
       }

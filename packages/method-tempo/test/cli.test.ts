@@ -385,13 +385,17 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     const closing = async (args: string[]) => {
       let stdout = ''
       let stderr = ''
-      const saved = { ...process.env }
-      Object.assign(process.env, env)
+      // The keys this sets, put back as they were (a developer's own MPPKIT_CHANNEL_FILE left out).
+      const names = [...Object.keys(env), 'MPPKIT_CHANNEL_FILE']
+      const before = names.map((name) => [name, process.env[name]] as const)
+      Object.assign(process.env, env, { MPPKIT_CHANNEL_FILE: '' })
       try {
         const code = await close(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) })
         return { code, stdout, stderr }
       } finally {
-        process.env = saved
+        for (const [name, value] of before)
+          if (value === undefined) delete process.env[name]
+          else process.env[name] = value
       }
     }
     try {
@@ -433,7 +437,15 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
       )
       expect(saved().map((entry) => entry.channelId)).toEqual([left!.channelId])
       // Usage errors: exit 2, nothing echoed.
-      expect((await closing([])).code).toBe(2)
+      const none = await closing([])
+      expect(none.code).toBe(2)
+      expect(none.stderr).toMatch(/^mppkit close: missing --channel-file or MPPKIT_CHANNEL_FILE\n/)
+      const secret = key(9)
+      const extra = await closing(['--channel-file', file, secret, secret])
+      expect(extra.code).toBe(2)
+      expect(extra.stderr).not.toContain(secret.slice(2))
+      // The lock was released after each run: a store can take the file.
+      expect(existsSync(`${file}.lock`)).toBe(false)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -17,8 +17,8 @@ Usage:
                                                    server (forced close; needs @mppkit/method-tempo)
   mppkit reclaim --all | --list [--escrow <0x…>]   the same for, or a list of, every channel of the
                                                    payer that still holds a deposit
-  mppkit close --channel-file <path> [<url>]       close the Tempo session channels mppkit pay
-                                                   --channel-file kept open, without paying again
+  mppkit close --channel-file <path> [<url>]       close the Tempo session channels saved by mppkit pay
+                                                   --channel-file … --keep-open, without paying again
 
 Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' and 'mppkit close --help' for theirs. Exit codes: 0 ok, 1 failed, 2 usage error.`
 
@@ -84,7 +84,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage}\n`)
     return 0
   }
-  process.stderr.write(`mppkit: unknown command ${command}\n\n${usage}\n`)
+  // A word is echoed (a typo such as `pai`); anything else (a key pasted first) is not.
+  const named = /^[a-z][a-z-]{0,20}$/.test(command) ? command : `(${command.length} characters, not shown)`
+  process.stderr.write(`mppkit: unknown command ${named}\n\n${usage}\n`)
   return 2
 }
 

@@ -28,6 +28,10 @@ describe('parseArgs', () => {
     expect(() => parseArgs(['u', '--foo'], spec)).toThrowErrorMatchingInlineSnapshot(
       `[UsageError: unknown option --foo]`,
     )
+    // A key pasted as an option is never echoed back.
+    const key = `0x${'ab'.repeat(32)}`
+    expect(() => parseArgs([`--${key}`], spec)).toThrow(/^unknown option \(68 characters, not shown\)$/)
+    expect(() => parseArgs([`--key=${key}`], spec)).toThrow(/^unknown option --key \(did you mean/)
     expect(() => parseArgs(['u', '--max-amount'], spec)).toThrowErrorMatchingInlineSnapshot(
       `[UsageError: --max-amount needs a value]`,
     )

@@ -40,6 +40,12 @@ export function suggest(flag: string, spec: OptionSpec): string | undefined {
 
 // Flags come from a person's command line, but are echoed back: printable and bounded.
 const shown = (flag: string) => JSON.stringify(flag.length > 64 ? `${flag.slice(0, 64)}…` : flag).slice(1, -1)
+// An unknown option as typed, when it looks like an option name; anything else (a key pasted after
+// `--`) is not echoed.
+const shownFlag = (flag: string) =>
+  /^--?[A-Za-z][\w-]{0,40}$/.test(flag) && !/[0-9a-fA-F]{32}/.test(flag)
+    ? shown(flag)
+    : `(${flag.length} characters, not shown)`
 
 /**
  * Parses `argv` against `spec`: `--flag value`, `--flag=value`, switches, repeatable options and
@@ -69,7 +75,7 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec): Parsed {
     const option = Object.hasOwn(spec, flag) ? spec[flag] : undefined
     if (!option) {
       const near = suggest(flag, spec)
-      throw new UsageError(`unknown option ${shown(flag)}${near ? ` (did you mean ${near}?)` : ''}`)
+      throw new UsageError(`unknown option ${shownFlag(flag)}${near ? ` (did you mean ${near}?)` : ''}`)
     }
     if (!option.value) {
       if (equals !== -1) throw new UsageError(`${flag} takes no value`)

@@ -185,8 +185,11 @@ export type SessionClient = Method.Client<typeof session> & {
   voucher(url: string, cumulativeAmount: bigint): Promise<Response>
   /** Adds `amount` to the channel deposit through the server (HEAD to the resource). */
   topUp(url: string, amount: bigint): Promise<Response>
-  /** Closes the channel cooperatively with a voucher for the spent amount; the server refunds the rest. */
-  close(url: string): Promise<Response>
+  /**
+   * Closes the channel of `url` (or the one named `channelId`, which `url`'s server must hold)
+   * cooperatively with a voucher for the spent amount; the server refunds the rest.
+   */
+  close(url: string, channelId?: Hex): Promise<Response>
   /**
    * Closes every channel this client holds, one after the other, as {@link SessionClient.close} does
    * (e.g. when an agent is done): one result per channel, a failure reported in its result rather than
@@ -605,8 +608,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return response
   }
 
-  // The channel a URL paid with: same URL first, else one opened on the same origin.
-  const stateFor = (url: string) => {
+  // The channel a URL paid with: same URL first, else one opened on the same origin (or, with
+  // `channelId`, that channel).
+  const stateFor = (url: string, channelId?: Hex) => {
+    if (channelId !== undefined) {
+      for (const state of channels.values())
+        if (state.channelId.toLowerCase() === channelId.toLowerCase()) return state
+      throw new ConfigurationError(`tempo session: no open channel ${channelId}`)
+    }
     for (const state of channels.values()) if (state.url === url) return state
     const origin = new URL(url).origin
     for (const state of channels.values()) if (new URL(state.url).origin === origin) return state
@@ -1161,10 +1170,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (refused) return refused
         return topUpChannel(state, amount, url)
       }),
-    close: (url) =>
+    close: (url, channelId) =>
       serialized(async () => {
         await restore()
-        return closeChannel(stateFor(url), url)
+        return closeChannel(stateFor(url, channelId), url)
       }),
     closeAll: async () => {
       await restore()
