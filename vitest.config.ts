@@ -37,6 +37,10 @@ export default defineConfig({
       },
       { find: /^@mppkit\/method-tempo\/cli$/, replacement: src('./packages/method-tempo/src/cli.ts') },
       {
+        find: /^@mppkit\/method-tempo\/client\/node$/,
+        replacement: src('./packages/method-tempo/src/client/node.ts'),
+      },
+      {
         find: /^@mppkit\/method-lightning\/(server|client)$/,
         replacement: src('./packages/method-lightning/src/$1/index.ts'),
       },
