@@ -132,6 +132,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     args: string[],
     env: Record<string, string> = {},
     confirm?: (question: string) => Promise<boolean>,
+    command: typeof pay = pay,
   ) => {
     let stdout = ''
     let stderr = ''
@@ -139,7 +140,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     Object.assign(process.env, env)
     const io: Io = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), confirm }
     try {
-      const code = await pay(args, io)
+      const code = await command(args, io)
       return { code, stdout, stderr }
     } finally {
       process.env = saved
@@ -382,22 +383,8 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
         (JSON.parse(readFileSync(file, 'utf8')) as { channels: Record<string, { channelId: string }> })
           .channels,
       )
-    const closing = async (args: string[]) => {
-      let stdout = ''
-      let stderr = ''
-      // The keys this sets, put back as they were (a developer's own MPPKIT_CHANNEL_FILE left out).
-      const names = [...Object.keys(env), 'MPPKIT_CHANNEL_FILE']
-      const before = names.map((name) => [name, process.env[name]] as const)
-      Object.assign(process.env, env, { MPPKIT_CHANNEL_FILE: '' })
-      try {
-        const code = await close(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) })
-        return { code, stdout, stderr }
-      } finally {
-        for (const [name, value] of before)
-          if (value === undefined) delete process.env[name]
-          else process.env[name] = value
-      }
-    }
+    // A developer's own MPPKIT_CHANNEL_FILE left out.
+    const closing = (args: string[]) => run(args, { ...env, MPPKIT_CHANNEL_FILE: '' }, undefined, close)
     try {
       const kept = await run(
         [`${base}/session`, '--deposit', '5000', '--keep-open', '--channel-file', file],

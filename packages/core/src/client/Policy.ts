@@ -389,7 +389,7 @@ export class Ledger {
 
   // The tightest limit among the keys naming the asset; a map that names it nowhere allows nothing.
   #limit(
-    name: 'maxAmount' | 'maxDeposit' | 'maxLocked',
+    name: 'maxAmount' | 'maxDeposit',
     asset: Currency.Asset,
     pin: string | undefined,
   ): bigint | undefined {

@@ -315,18 +315,7 @@ export async function reclaimCommand(
   argv: string[],
   options: { load?: RailLoader; io?: PayIo } = {},
 ): Promise<number> {
-  const load = options.load ?? importRail
-  const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
-  const cli = await load('tempo')
-  if (!cli?.reclaim) {
-    stderr(
-      cli
-        ? 'mppkit reclaim: the installed @mppkit/method-tempo has no reclaim command\nhint: npm install @mppkit/method-tempo@latest\n'
-        : 'mppkit reclaim: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
-    )
-    return 2
-  }
-  return options.io ? cli.reclaim(argv, options.io) : cli.reclaim(argv)
+  return tempoCommand('reclaim', argv, options)
 }
 
 /**
@@ -344,16 +333,26 @@ export async function closeCommand(
   argv: string[],
   options: { load?: RailLoader; io?: PayIo } = {},
 ): Promise<number> {
+  return tempoCommand('close', argv, options)
+}
+
+/** Runs one of the Tempo rail CLI's own commands; exit code 2 when the rail (or that command) is missing. */
+async function tempoCommand(
+  name: 'reclaim' | 'close',
+  argv: string[],
+  options: { load?: RailLoader; io?: PayIo },
+): Promise<number> {
   const load = options.load ?? importRail
   const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
   const cli = await load('tempo')
-  if (!cli?.close) {
+  const command = cli?.[name]
+  if (!command) {
     stderr(
       cli
-        ? 'mppkit close: the installed @mppkit/method-tempo has no close command\nhint: npm install @mppkit/method-tempo@latest\n'
-        : 'mppkit close: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
+        ? `mppkit ${name}: the installed @mppkit/method-tempo has no ${name} command\nhint: npm install @mppkit/method-tempo@latest\n`
+        : `mppkit ${name}: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n`,
     )
     return 2
   }
-  return options.io ? cli.close(argv, options.io) : cli.close(argv)
+  return options.io ? command(argv, options.io) : command(argv)
 }

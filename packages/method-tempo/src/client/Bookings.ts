@@ -52,8 +52,7 @@ export function sessionBookings(chainId: number | undefined) {
      * {@link held} keeps it with the channel once the open is sent.
      */
     open(spend: Spend | undefined, request: TempoSessionRequest, deposit: bigint): () => void {
-      const undo = spend?.({ ...quoteFor(request, 0n), deposit, locked: deposit })
-      return undo ? () => undo() : () => {}
+      return spend?.({ ...quoteFor(request, 0n), deposit, locked: deposit }) ?? (() => {})
     },
     /** The channel now holds what `undo` gave back (its open was sent). */
     held(channel: Channel, undo: () => void): void {

@@ -1,5 +1,5 @@
 import { ConfigurationError } from '@mppkit/core/client'
-import { type Address, getAddress, type Hex, isAddressEqual, zeroAddress } from 'viem'
+import { type Address, type Hex, isAddressEqual, zeroAddress } from 'viem'
 import { z } from 'zod'
 import * as Channel from '../Channel.js'
 
@@ -119,9 +119,6 @@ export function isOwnSaved(saved: SavedChannel, payer: Address, signer: Address)
     ? isAddressEqual(signer, payer)
     : isAddressEqual(authorized, signer)
 }
-
-/** The checksummed form a record is written with (stable files, easy to read). */
-export const checksummed = (value: Address): Address => getAddress(value)
 
 /** Checks a `channelStore` option at client creation. */
 export function checkChannelStore(scope: string, value: unknown): void {

@@ -13,6 +13,7 @@ import {
   bytesToHex,
   encodeFunctionData,
   erc20Abi,
+  getAddress,
   type Hex,
   type LocalAccount,
   zeroAddress,
@@ -35,14 +36,7 @@ import { session, type TempoSessionPayload, type TempoSessionRequest } from '../
 import * as Voucher from '../Voucher.js'
 import { sessionBookings } from './Bookings.js'
 import { type Reclaim, reclaimChannel } from './Reclaim.js'
-import {
-  type ChannelStore,
-  checkChannelStore,
-  checksummed,
-  isOwnSaved,
-  parseSaved,
-  type SavedChannel,
-} from './Saved.js'
+import { type ChannelStore, checkChannelStore, isOwnSaved, parseSaved, type SavedChannel } from './Saved.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = {
@@ -305,11 +299,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const pending = 'topUpPending' in changes ? changes.topUpPending : state.topUpPending
     return {
       v: 1,
-      payer: checksummed(account.address),
+      payer: getAddress(account.address),
       channelId: state.channelId,
-      escrow: checksummed(state.escrow),
-      currency: checksummed(state.currency),
-      recipient: checksummed(state.recipient),
+      escrow: getAddress(state.escrow),
+      currency: getAddress(state.currency),
+      recipient: getAddress(state.recipient),
       salt: state.salt,
       chainId: state.chainId,
       deposit: String(state.deposit),
@@ -319,9 +313,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       open: {
         transaction: state.open.transaction,
         nonce: state.open.nonce,
-        ...(state.open.authorizedSigner
-          ? { authorizedSigner: checksummed(state.open.authorizedSigner) }
-          : {}),
+        ...(state.open.authorizedSigner ? { authorizedSigner: getAddress(state.open.authorizedSigner) } : {}),
       },
       ...(pending
         ? {
