@@ -1,11 +1,14 @@
 // @ts-check
 // `npm start`: runs the quickstart on an embedded local Tempo node (anvil --network tempo): starts the
 // node and the quickstart server, pays it with the quickstart client, runs the session example, the
-// Stripe example (on the devnet Stripe simulator), the Lightning examples, the Solana example, the paid
-// MCP tool and the x402 examples (an mppkit agent paying an x402 service; x402 and MPP clients on one route), then
+// agent that resumes its channel after a restart, the Stripe example (on the devnet Stripe simulator),
+// the Lightning examples, the Solana example, the paid MCP tool and the x402 examples (an mppkit agent paying an x402 service; x402 and MPP clients on one route), then
 // keeps the server up and prints ready-to-paste commands (its URL, the node's RPC URL and a funded
 // devnet key). Ctrl-C stops everything. `--once` exits after the payments (used by the tests).
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { onFailure } from '../lib/fail.mjs'
 import { runClient, startServer } from '../lib/processes.mjs'
@@ -65,8 +68,34 @@ const sessionCode = await runClient(
     MPPKIT_PRIVATE_KEY: payer.privateKey,
   },
 )
+// An agent that survives restarts (examples/tempo-agent): its first run opens a channel and keeps it in a
+// file, its second run (a new process) restores the channel from the file, pays on it and closes it.
+let agentCode = sessionCode
+if (sessionCode === 0) {
+  console.log('\nTempo agent across a restart (examples/tempo-agent):')
+  const dir = mkdtempSync(join(tmpdir(), 'mppkit-agent-'))
+  const agentEnv = {
+    ...env,
+    MPPKIT_PRIVATE_KEY: payer.privateKey,
+    MPPKIT_CHANNEL_FILE: join(dir, 'channels.json'),
+  }
+  try {
+    console.log('first run:')
+    agentCode = await runClient(here('../tempo-agent/agent.mjs'), [sessionServer.url, '2'], agentEnv)
+    if (agentCode === 0) {
+      console.log('second run (a new process):')
+      agentCode = await runClient(
+        here('../tempo-agent/agent.mjs'),
+        [sessionServer.url, '2', '--done'],
+        agentEnv,
+      )
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 sessionServer.kill()
-if (sessionCode !== 0) await stop(sessionCode)
+if (agentCode !== 0) await stop(agentCode)
 
 // Stripe: a card payment with a Shared Payment Token on the devnet Stripe simulator, then a decline.
 console.log('\nStripe charge (examples/stripe-charge):')

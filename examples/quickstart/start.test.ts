@@ -63,7 +63,7 @@ const startBuilt = Object.keys(startPackages as Record<string, string[]>).every(
 if (!startBuilt) console.warn('[skip] start.mjs --once: run `node scripts/build-for-start.mjs` first')
 
 describe.skipIf(!startBuilt)('start.mjs --once', () => {
-  it('pays every demo and ends with the x402 examples: an mppkit agent pays @x402/hono, @x402/fetch and MPP pay one route', async () => {
+  it('pays every demo (the Tempo agent resuming its channel in a second process) and ends with the x402 examples: an mppkit agent pays @x402/hono, @x402/fetch and MPP pay one route', async () => {
     const { execFile } = await import('node:child_process')
     const { promisify } = await import('node:util')
     const { stdout } = await promisify(execFile)(
@@ -77,5 +77,16 @@ describe.skipIf(!startBuilt)('start.mjs --once', () => {
     expect(x402).toMatch(/^mpp 200 \{ quote: /m)
     expect(x402.match(/0x[0-9a-f]{64}/g)?.length).toBeGreaterThanOrEqual(3)
     expect(stdout).toMatch(/Paid\. The server stays up/)
+    // The agent's second process restored the channel its first left open, paid on it and closed it.
+    const agent = stdout.slice(
+      stdout.indexOf('\nTempo agent across a restart'),
+      stdout.indexOf('\nStripe charge'),
+    )
+    const [, kept] = agent.match(/^first run:[\s\S]*?^restored 0 channel\(s\)[\s\S]*?(0x[0-9a-f]{64})/m) ?? []
+    expect(kept).toBeDefined()
+    expect(agent).toMatch(
+      new RegExp(`^second run \\(a new process\\):\\nrestored 1 channel\\(s\\) ${kept}$`, 'm'),
+    )
+    expect(agent).toMatch(new RegExp(`^closed ${kept} 200$`, 'm'))
   }, 450_000)
 })
