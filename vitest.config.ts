@@ -28,6 +28,10 @@ export default defineConfig({
         find: /^@mppkit\/core\/(server|client|testing)$/,
         replacement: src('./packages/core/src/$1/index.ts'),
       },
+      {
+        find: /^@mppkit\/core\/client\/node$/,
+        replacement: src('./packages/core/src/client/node.ts'),
+      },
       { find: /^@mppkit\/core\/cli$/, replacement: src('./packages/core/src/cli/index.ts') },
       { find: /^@mppkit\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@mppkit\/devnet$/, replacement: src('./packages/devnet/src/index.ts') },
@@ -43,6 +47,10 @@ export default defineConfig({
       {
         find: /^@mppkit\/method-lightning\/(server|client)$/,
         replacement: src('./packages/method-lightning/src/$1/index.ts'),
+      },
+      {
+        find: /^@mppkit\/method-lightning\/client\/node$/,
+        replacement: src('./packages/method-lightning/src/client/node.ts'),
       },
       {
         find: /^@mppkit\/method-lightning\/cli$/,

@@ -8,6 +8,7 @@ export default defineConfig({
     index: 'src/index.ts',
     'server/index': 'src/server/index.ts',
     'client/index': 'src/client/index.ts',
+    'client/node': 'src/client/node.ts',
     'testing/index': 'src/testing/index.ts',
     'cli/index': 'src/cli/index.ts',
     'bin/mppkit': 'src/bin/mppkit.ts',

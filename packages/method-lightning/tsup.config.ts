@@ -8,6 +8,7 @@ export default defineConfig({
     index: 'src/index.ts',
     'server/index': 'src/server/index.ts',
     'client/index': 'src/client/index.ts',
+    'client/node': 'src/client/node.ts',
     cli: 'src/cli.ts',
   },
   format: ['esm'],

@@ -1,8 +1,16 @@
-import { Challenge, Credential, type Method, mayHaveSettled, PaymentFailedError } from '@mppkit/core/client'
+import {
+  Challenge,
+  ConfigurationError,
+  Credential,
+  type Method,
+  mayHaveSettled,
+  PaymentFailedError,
+} from '@mppkit/core/client'
 import * as Invoice from '../Invoice.js'
 import { type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { bookFee } from './Fees.js'
+import { checkSessionStore, parseSaved, type SavedSession, type SessionStore } from './Saved.js'
 import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
@@ -16,6 +24,16 @@ export type SessionClientOptions = ChargeClientOptions & {
   returnInvoiceExpirySeconds?: number
   /** Top up before a request the balance (as this client counts it) cannot pay (default true). */
   autoTopUp?: boolean
+  /**
+   * Keeps this client's sessions across restarts (e.g. `fileSessionStore(path)` from
+   * `@mppkit/method-lightning/client/node`): a session is saved once its deposit is paid, before its open
+   * is sent, again before a paid top-up is sent and as its balance changes, and deleted once closed. A
+   * restarted client (`restore()`, or its first payment) reads them back and keeps paying from them
+   * (bearer requests with the deposit preimage) instead of paying a new deposit, and can still close them
+   * (refund to the return invoice). The records hold the deposit preimages: bearer secrets, to be kept
+   * as secret as an API key.
+   */
+  sessionStore?: SessionStore
 }
 
 /** What the client keeps of an open session (per server origin). */
@@ -60,6 +78,19 @@ export type SessionClient = Method.Client<typeof session> & {
   topUp(url: string): Promise<Response>
   /** Closes the session of `url`'s server (refund to the return invoice); the close response. */
   close(url: string): Promise<Response>
+  /**
+   * Reads back the sessions `sessionStore` kept (once; the first payment does it too) into `sessions`
+   * and returns them. Call it before the first payment so that the policy's quote sees the session (no
+   * new deposit). An open saved before it was sent and never confirmed is sent again on its own
+   * challenge; one that can no longer be sent (its challenge expired, or refused while the server knows
+   * no such session) is reported: this call rejects with a `PaymentFailedError` naming its session id,
+   * once, its record kept in the store under `lost:<sessionId>` as proof of the deposit paid. A session
+   * the server answers is closed or unknown is dropped (a later payment opens a new one if the policy
+   * allows). Deposits restored were paid, and booked, by an earlier process: they are not booked against
+   * this client's budget, and a close gives back to it only what this process booked (its top-ups). A
+   * record that is not valid is a `ConfigurationError` naming its key (nothing is paid until it is fixed).
+   */
+  restore(): Promise<SessionState[]>
   /**
    * Reads an SSE response of a session stream: yields data chunks, tops up on `payment-need-topup`
    * (the connection stays open and resumes), stops at `[DONE]`; `onEvent` sees every named event.
@@ -130,6 +161,8 @@ function originOf(url: string): string | undefined {
  */
 export function sessionClient(options: SessionClientOptions): SessionClient {
   const wallet = walletOf(options)
+  checkSessionStore(options?.sessionStore)
+  const store = options.sessionStore
   const network = options.network ?? 'mainnet'
   const now = options.now ?? Date.now
   const margin = minValidityMs(options)
@@ -184,6 +217,51 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   /** Gives a prepayment back unless the payment may have gone out. */
   const unbook = (undo: ((keep?: bigint) => void) | undefined, error: unknown) => {
     if (!mayHaveSettled(error)) undo?.()
+  }
+
+  // `sessionStore`: each session under its key in `sessions`. Sessions whose open the server has not
+  // confirmed yet (no receipt of the session seen): saved so, their open is sent again on restore.
+  const unopened = new WeakSet<SessionState>()
+  // The last challenge of each session a receipt came for (consumed by the server).
+  const answeredOf = new WeakMap<SessionState, Challenge.Challenge>()
+  const challengeText = (challenge: Challenge.Challenge) =>
+    Challenge.format(challenge, Challenge.wireRequest(challenge))
+  const toSaved = (state: SessionState): SavedSession => ({
+    v: 1,
+    network,
+    sessionId: state.sessionId,
+    preimage: state.preimage,
+    realm: state.realm,
+    deposit: String(state.deposit),
+    spent: String(state.spent),
+    price: String(state.price),
+    url: state.url,
+    ...(state.returnInvoice === undefined ? {} : { returnInvoice: state.returnInvoice }),
+    ...(state.challenge ? { challenge: challengeText(state.challenge) } : {}),
+    opened: !unopened.has(state),
+    ...(answeredOf.has(state) ? { answered: challengeText(answeredOf.get(state)!) } : {}),
+    ...(state.pendingTopUp
+      ? {
+          pendingTopUp: {
+            challenge: challengeText(state.pendingTopUp.challenge),
+            preimage: state.pendingTopUp.preimage,
+            sats: String(state.pendingTopUp.sats),
+          },
+        }
+      : {}),
+  })
+  /**
+   * Saves the session as it now stands (its record is taken when called: saves land in call order on a
+   * store that runs them in order, as `fileSessionStore` does). Every save that matters comes after money
+   * moved (a deposit or top-up paid): holding back the credential that depends on it would only make
+   * sure the payment is lost, so a failed save sends it all the same (the store was read, and locked,
+   * before the first payment, by `restore`).
+   */
+  const persist = async (key: string, state: SessionState) => {
+    if (!store) return
+    try {
+      await store.save(key, toSaved(state))
+    } catch {}
   }
 
   /** Checks the challenge's deposit invoice (network, amount, hash, expiry with the safety margin). */
@@ -294,7 +372,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const topUpNow = async (url: string, key: string): Promise<Response> => {
     const state = openSession(key)
     // A top-up already paid but not yet credited goes first, instead of paying another invoice.
-    if (state.pendingTopUp) return sendTopUp(url, state, state.pendingTopUp)
+    if (state.pendingTopUp) {
+      const response = await sendTopUp(url, state, state.pendingTopUp)
+      await persist(key, state)
+      return response
+    }
     const { challenge, request } = await challengeOf(url)
     // Another realm's deposit invoice does not fund this session: nothing paid.
     sameRealm(state, challenge, url)
@@ -311,10 +393,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       throw error
     }
     if (undo) prepaymentsOf.get(state)?.push({ sats: paid.sats, undo })
-    return sendTopUp(url, state, { challenge, preimage: paid.preimage, sats: paid.sats })
+    // Saved as pending before it is sent: a client that stops before its answer sends it again, never
+    // pays another.
+    state.pendingTopUp = { challenge, preimage: paid.preimage, sats: paid.sats }
+    await persist(key, state)
+    const response = await sendTopUp(url, state, state.pendingTopUp)
+    await persist(key, state)
+    return response
   }
 
   const topUp = async (url: string): Promise<Response> => {
+    await restore()
     const { key } = stateOf(url)
     return serialized(key, () => topUpNow(url, key))
   }
@@ -360,6 +449,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (await closedBy(response)) {
       sessions.delete(key)
       spends.delete(key)
+      if (store) await store.delete(key).catch(() => {})
       await refundToBudget(state)
     }
     return response
@@ -383,9 +473,178 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (typeof refunded === 'bigint' && refunded > 0n) giveBack(prepayments, refunded)
   }
 
+  /** Whether `challenge` is still usable for a credential (not expired, with 5 s to spare). */
+  const usable = (challenge: Challenge.Challenge | undefined): challenge is Challenge.Challenge =>
+    challenge !== undefined &&
+    (challenge.expires === undefined || Date.parse(challenge.expires) > now() + 5_000)
+
+  /**
+   * Whether the server still has `state` open, asked with a close credential on `challenge`, one the
+   * server consumed already (a receipt came for it) or issued for a deposit that opened no session: it is
+   * refused, with a fresh close challenge of this session when the session is open ("a request's own
+   * close credential" gets one, whatever its balance), an open challenge with a deposit invoice or a
+   * closed/unknown problem when it is not. (A bearer credential would not tell: the same one again is
+   * answered with its original response, and one on an exhausted session gets an open challenge.)
+   * `closed` if it closed the session after all (the challenge was not consumed: its refund goes to the
+   * return invoice); `unknown` when the answer tells nothing (unreachable, unavailable).
+   */
+  const standing = async (
+    state: SessionState,
+    challenge: Challenge.Challenge,
+  ): Promise<'open' | 'gone' | 'closed' | 'unknown'> => {
+    let response: Response
+    try {
+      response = await send(state.url, challenge, {
+        action: 'close',
+        sessionId: state.sessionId,
+        preimage: state.preimage,
+      })
+    } catch {
+      return 'unknown'
+    }
+    if (response.ok) {
+      await response.body?.cancel().catch(() => {})
+      return 'closed'
+    }
+    if (await closedBy(response)) return 'gone'
+    const fresh = sessionChallengeIn(response)
+    if (!fresh) return 'unknown'
+    if (fresh.request.depositInvoice === undefined)
+      return fresh.request.paymentHash === state.sessionId ? 'open' : 'unknown'
+    return 'gone'
+  }
+
+  /**
+   * Sends again the open of a restored session the server never confirmed, on its own challenge (its
+   * deposit invoice's: no other challenge opens this deposit). Answered 2xx: opened. Refused: it may
+   * have got through before the client stopped (its challenge consumed), which the session's standing
+   * tells. Throws when the server cannot answer now (tried again on the next `restore`).
+   */
+  const reopen = async (state: SessionState): Promise<'open' | 'closed' | 'lost'> => {
+    const challenge = state.challenge
+    if (!usable(challenge)) return 'lost'
+    const payload = { action: 'open', preimage: state.preimage, returnInvoice: state.returnInvoice }
+    let response: Response
+    try {
+      response = await send(state.url, challenge, payload)
+    } catch (cause) {
+      throw new PaymentFailedError(
+        `lightning session: could not send the saved open of session ${state.sessionId} again (its deposit is paid); restore again later`,
+        { cause },
+      )
+    }
+    if (response.ok) {
+      await response.body?.cancel().catch(() => {})
+      return 'open'
+    }
+    if (response.status >= 500)
+      throw new PaymentFailedError(
+        `lightning session: the server answered ${response.status} to the saved open of session ${state.sessionId} (its deposit is paid); restore again later`,
+      )
+    const now = await standing(state, challenge)
+    if (now === 'unknown')
+      throw new PaymentFailedError(
+        `lightning session: the server refused the saved open of session ${state.sessionId} (${response.status}) and did not tell whether it has the session; restore again later`,
+      )
+    return now === 'open' ? 'open' : now === 'closed' ? 'closed' : 'lost'
+  }
+
+  const load = async (): Promise<SessionState[]> => {
+    if (!store) return []
+    let records: Record<string, unknown>
+    try {
+      records = (await store.load()) ?? {}
+    } catch (cause) {
+      if (cause instanceof ConfigurationError) throw cause
+      throw new PaymentFailedError('lightning session: could not read the sessionStore; nothing was paid', {
+        cause,
+      })
+    }
+    // Every record checked before any is used: a tampered one stops the restore, nothing sent.
+    const saved = Object.entries(records)
+      .filter(([key]) => !key.startsWith('lost:'))
+      .map(([key, value]) => ({ key, saved: parseSaved(key, value) }))
+    const restored: SessionState[] = []
+    const lost: string[] = []
+    for (const { key, saved: record } of saved) {
+      if (record.network !== network || sessions.has(key)) continue
+      const state: SessionState = {
+        sessionId: record.sessionId,
+        realm: record.realm,
+        preimage: record.preimage,
+        deposit: BigInt(record.deposit),
+        spent: BigInt(record.spent),
+        price: BigInt(record.price),
+        url: record.url,
+        ...(record.returnInvoice === undefined ? {} : { returnInvoice: record.returnInvoice }),
+        ...(record.challenge === undefined ? {} : { challenge: Challenge.parse(record.challenge) }),
+        ...(record.pendingTopUp
+          ? {
+              pendingTopUp: {
+                challenge: Challenge.parse(record.pendingTopUp.challenge),
+                preimage: record.pendingTopUp.preimage,
+                sats: BigInt(record.pendingTopUp.sats),
+              },
+            }
+          : {}),
+      }
+      // Paid (and booked) by an earlier process: nothing of it is this client's budget to give back.
+      prepaymentsOf.set(state, [])
+      const answered = record.answered === undefined ? undefined : Challenge.parse(record.answered)
+      if (answered) answeredOf.set(state, answered)
+      const now = !record.opened
+        ? await reopen(state)
+        : usable(answered)
+          ? await standing(state, answered)
+          : 'unknown'
+      if (now === 'lost') {
+        // Kept as proof of the deposit paid; the origin is free for a new session.
+        await store.save(`lost:${record.sessionId}`, record)
+        await store.delete(key)
+        lost.push(`${record.sessionId} (${key})`)
+        continue
+      }
+      // Its open challenge is consumed now (or was: the open had got through).
+      if (!record.opened && now === 'open' && state.challenge) answeredOf.set(state, state.challenge)
+      if (now === 'gone' || now === 'closed') {
+        // Closed by the server (idle) or unknown to it: "Clients MUST NOT submit further actions on a
+        // closed session." (Its refund, if any, went to the return invoice.)
+        await store.delete(key).catch(() => {})
+        continue
+      }
+      sessions.set(key, state)
+      restored.push(state)
+      if (!record.opened) await persist(key, state)
+    }
+    if (lost.length > 0)
+      throw new PaymentFailedError(
+        `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment`,
+      )
+    return restored
+  }
+  let restoring: Promise<SessionState[]> | undefined
+  const restore = () => {
+    restoring ??= load().catch((error: unknown) => {
+      restoring = undefined
+      throw error
+    })
+    return restoring
+  }
+
   const client: SessionClient = {
     definition: session,
     sessions,
+    restore,
+    onReceipt(receipt, challenge) {
+      // A receipt of the session: the server has it (its open went through), and consumed `challenge`
+      // (what a restarted client asks the session's standing on; saved with the next change, or now when
+      // it confirms the open).
+      for (const [key, state] of sessions)
+        if (state.sessionId === receipt.reference) {
+          answeredOf.set(state, challenge)
+          if (unopened.delete(state)) void persist(key, state)
+        }
+    },
     quote(request) {
       // Each request is paid from the session's deposit, which is booked against the budget when paid:
       // its price is checked against maxAmount and books nothing more. The quote names the deposit (for
@@ -397,6 +656,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     createPayload: ({ challenge, request, url, spend }) => {
       const key = keyOf(url, challenge.realm)
       return serialized(key, async () => {
+        await restore()
         if (spend) spends.set(key, spend)
         const price = BigInt(request.amount)
         const state = sessions.get(key)
@@ -435,6 +695,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           }
           sessions.set(key, opened)
           prepaymentsOf.set(opened, undo ? [{ sats, undo }] : [])
+          // Saved before the open is sent: a client that stops before its answer sends it again.
+          unopened.add(opened)
+          await persist(key, opened)
           return { payload: { action: 'open', preimage, returnInvoice } }
         }
         // One session per origin: a challenge naming another realm opens no second one (no second
@@ -450,11 +713,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         }
         state.spent += price
         state.challenge = challenge
+        await persist(key, state)
         return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
       })
     },
     topUp,
     close: async (url) => {
+      await restore()
       const { key } = stateOf(url)
       return serialized(key, () => closeNow(url, key))
     },

@@ -4,6 +4,7 @@ import { type ChargeClientOptions, chargeClient } from './Charge.js'
 import { type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
+export type { SavedSession, SessionStore } from './Saved.js'
 export { type SessionClient, type SessionClientOptions, type SessionState, sessionClient } from './Session.js'
 export { lndWallet, type Wallet } from './Wallet.js'
 

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto'
+import { Challenge, ConfigurationError } from '@mppkit/core/client'
+import { z } from 'zod'
+import { LightningNetwork } from '../Methods.js'
+
+/**
+ * One session as a session client saves it (see {@link SessionStore}): what it needs to pay from the
+ * session again after a restart, and to close it. It holds the deposit preimage, a bearer secret ("the
+ * preimage carries the same threat model as any API bearer token", draft-lightning-session-00: whoever
+ * reads it can spend the session's balance and close it), so a store must be as private as an API key (`fileSessionStore` writes its file
+ * readable by its owner only). Amounts are satoshi decimal strings; challenges are the server's
+ * `WWW-Authenticate` values.
+ */
+export type SavedSession = {
+  /** Format version of this record. */
+  v: 1
+  /** The network the deposit was paid on (a client of another network leaves the record alone). */
+  network: LightningNetwork
+  /** The deposit's payment hash (the session id). */
+  sessionId: string
+  /** The deposit preimage: a bearer secret. */
+  preimage: string
+  realm: string
+  deposit: string
+  spent: string
+  price: string
+  /**
+   * The URL the session was opened on (its top-ups and close go there): of the key's origin, or, for a
+   * session keyed `realm:<realm>` (a method driven with a URL that has no origin), any name.
+   */
+  url: string
+  /** The amountless invoice the server refunds to. */
+  returnInvoice?: string
+  /** The last challenge the session answered (its open challenge until the open is confirmed). */
+  challenge?: string
+  /**
+   * Whether the server confirmed the open (a receipt of the session seen). An open saved before it was
+   * sent and never confirmed is sent again on restore, on its own challenge while that lives.
+   */
+  opened: boolean
+  /** The last challenge a receipt of the session came for (consumed: a restarted client asks on it). */
+  answered?: string
+  /** A top-up paid whose credit the server has not confirmed: sent again, never paid again. */
+  pendingTopUp?: { challenge: string; preimage: string; sats: string }
+}
+
+/**
+ * Where a session client keeps its sessions across restarts (`sessionClient({ sessionStore })`). A
+ * session is saved once its deposit is paid, before its open is sent, and again before a paid top-up is
+ * sent and as its balance changes; it is deleted once closed. `fileSessionStore(path)` from
+ * `@mppkit/method-lightning/client/node` keeps them in a JSON file; any other store (a database row, a
+ * keychain) implements these three calls, and must keep the records as secret as an API key. One store
+ * serves one running client at a time.
+ */
+export type SessionStore = {
+  /** Every saved session, by key (the client's session keys: server origins). */
+  load(): Promise<Record<string, SavedSession>>
+  /** Saves (replaces) one session; resolves once it is durable. */
+  save(key: string, session: SavedSession): Promise<void>
+  delete(key: string): Promise<void>
+}
+
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
+const sats = z.string().regex(/^\d{1,20}$/)
+const challenge = z
+  .string()
+  .max(Challenge.maxHeaderLength)
+  .refine((value) => {
+    try {
+      Challenge.parse(value)
+      return true
+    } catch {
+      return false
+    }
+  })
+
+const savedSession = z.object({
+  v: z.literal(1),
+  network: LightningNetwork,
+  sessionId: hex32,
+  preimage: hex32,
+  realm: z.string().min(1).max(1024),
+  deposit: sats,
+  spent: sats,
+  price: sats,
+  url: z.string().min(1).max(8192),
+  returnInvoice: z.string().min(1).max(8192).optional(),
+  challenge: challenge.optional(),
+  opened: z.boolean(),
+  answered: challenge.optional(),
+  pendingTopUp: z.object({ challenge, preimage: hex32, sats }).optional(),
+})
+
+/** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
+const originOf = (url: string) => {
+  try {
+    const { origin } = new URL(url)
+    return origin === 'null' ? undefined : origin
+  } catch {
+    return undefined
+  }
+}
+
+const sha256 = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex')
+
+/**
+ * Checks one loaded record: its shape, and that its preimage is the session id's (a record edited by
+ * hand, or another session's preimage, is refused rather than presented). Throws `ConfigurationError`
+ * naming the key and the fields at fault, never a value (the record holds a bearer secret).
+ */
+export function parseSaved(key: string, value: unknown): SavedSession {
+  const parsed = savedSession.safeParse(value)
+  if (!parsed.success)
+    throw new ConfigurationError(
+      `lightning session: saved session ${JSON.stringify(key)} is not a valid record (${[
+        ...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'record')),
+      ].join(', ')}); fix or remove it`,
+    )
+  const saved = parsed.data as SavedSession
+  // The key is where the session's credentials go: a URL of another origin would send its preimage there.
+  const origin = originOf(saved.url)
+  if (origin === undefined ? key !== `realm:${saved.realm}` : key !== origin || !/^https?:/.test(saved.url))
+    throw new ConfigurationError(
+      `lightning session: saved session ${JSON.stringify(key)} is not a valid record (url: not of its key's origin, or not http(s)); fix or remove it`,
+    )
+  if (sha256(saved.preimage) !== saved.sessionId)
+    throw new ConfigurationError(
+      `lightning session: saved session ${JSON.stringify(key)} holds a preimage that is not its session's (sessionId ${saved.sessionId}); fix or remove it`,
+    )
+  if (saved.pendingTopUp) {
+    const request = Challenge.parse(saved.pendingTopUp.challenge).request as { paymentHash?: unknown }
+    if (request.paymentHash !== sha256(saved.pendingTopUp.preimage))
+      throw new ConfigurationError(
+        `lightning session: saved session ${JSON.stringify(key)} holds a pending top-up whose preimage is not its challenge's; fix or remove it`,
+      )
+  }
+  return saved
+}
+
+/** Checks a `sessionStore` option at client creation. */
+export function checkSessionStore(value: unknown): void {
+  if (value === undefined) return
+  const store = value as Partial<Record<keyof SessionStore, unknown>> | null
+  if (
+    !store ||
+    typeof store !== 'object' ||
+    typeof store.load !== 'function' ||
+    typeof store.save !== 'function' ||
+    typeof store.delete !== 'function'
+  )
+    throw new ConfigurationError(
+      'lightning session: sessionStore must be an object with load, save and delete functions (e.g. fileSessionStore(path) from @mppkit/method-lightning/client/node)',
+    )
+}
