@@ -69,6 +69,11 @@ export const EvmChargeRequest = z.looseObject({
     // mppkit extension: Permit2 binds a signature to `msg.sender` (the spender), which the spec's
     // request does not name; a server offering `permit2` publishes the address that will submit it.
     spender: address.optional(),
+    // mppkit extension, set by the x402 client plug only: an x402 offer with
+    // `extra.assetTransferMethod: "permit2"`. The client signs x402's Permit2 form instead (spender = x402's
+    // proxy, witness `Witness(address to,uint256 validAfter)`, no challenge binding) and sends it as x402's
+    // `permit2Authorization`.
+    permit2Witness: z.literal('x402').optional(),
   }),
 })
 
@@ -131,6 +136,34 @@ export const Permit2Payload = z.object({
 export type Permit2Payload = z.infer<typeof Permit2Payload>
 
 /**
+ * x402's Permit2 form (`extra.assetTransferMethod: "permit2"`), carried between the x402 plug or adapter
+ * and the `evm` method (`type="x402-permit2"`, an mppkit type outside draft-evm-charge-00): a Permit2
+ * `PermitWitnessTransferFrom` for x402's proxy with x402's witness `(to, validAfter)`, as x402 sends it
+ * (`permit2Authorization` beside the `signature`). Only a payment relayed from an x402 client is paid
+ * with it; an MPP credential of this type is refused.
+ *
+ * @example
+ * ```ts
+ * X402Permit2Payload.parse({ type: 'x402-permit2', permit2Authorization: { from, permitted: { token, amount: '1000' }, spender, nonce: '1', deadline, witness: { to, validAfter: '0' } }, signature })
+ * ```
+ */
+export const X402Permit2Payload = z.object({
+  type: z.literal('x402-permit2'),
+  permit2Authorization: z.object({
+    from: address,
+    permitted: z.object({ token: address, amount }),
+    spender: address,
+    nonce: uint256,
+    deadline: timestamp,
+    witness: z.object({ to: address, validAfter: timestamp }),
+  }),
+  signature: hex,
+})
+
+/** x402's Permit2 payload. */
+export type X402Permit2Payload = z.infer<typeof X402Permit2Payload>
+
+/**
  * A client-signed transaction the server broadcasts (`type="transaction"`).
  *
  * @example
@@ -172,6 +205,7 @@ export const EvmChargePayload = z.discriminatedUnion('type', [
   AuthorizationPayload,
   TransactionPayload,
   HashPayload,
+  X402Permit2Payload,
 ])
 
 /** Any `evm` charge credential payload. */

@@ -6,8 +6,8 @@ import { programs } from '../solana/programs.js'
 import { parseAccounts } from '../tempo/anvil.js'
 import { eip3009TokenAbi, eip3009TokenBytecode, streamChannelEscrowBytecode } from '../tempo/artifacts.js'
 import { sendUnlockedTransaction, tempoRpc } from '../tempo/clients.js'
-import { tip20Tokens } from '../tempo/constants.js'
-import type { TempoDevnetInfo } from '../tempo/index.js'
+import { tip20Tokens, x402ExactPermit2ProxyAddress } from '../tempo/constants.js'
+import { placeX402Permit2Proxy, type TempoDevnetInfo } from '../tempo/index.js'
 import { plannedBitcoindRpc } from './plan.js'
 import type { StartedContainers } from './start.js'
 
@@ -86,6 +86,7 @@ export async function completeTempoNode(parameters: {
         ],
       }),
     ),
+    placeX402Permit2Proxy(parameters.rpcUrl, faucet),
   ])
   return {
     rpcUrl: parameters.rpcUrl,
@@ -95,6 +96,7 @@ export async function completeTempoNode(parameters: {
     escrow,
     eip3009Token,
     eip3009,
+    x402Permit2Proxy: x402ExactPermit2ProxyAddress,
     faucet,
   }
 }

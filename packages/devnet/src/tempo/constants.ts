@@ -98,3 +98,24 @@ export const transferWithAuthorizationTypes = {
 export const receiveWithAuthorizationTypes = {
   ReceiveWithAuthorization: transferWithAuthorizationTypes.TransferWithAuthorization,
 } as const
+
+/**
+ * Uniswap Permit2, which `anvil --network tempo` predeploys at its canonical address.
+ *
+ * @example
+ * ```ts
+ * permit2Address // '0x000000000022D473030F116dDEE9F6B43aC78BA3'
+ * ```
+ */
+export const permit2Address = '0x000000000022D473030F116dDEE9F6B43aC78BA3' as const
+
+/**
+ * x402's fixed address of its `exact` Permit2 proxy (`x402ExactPermit2ProxyAddress` in `@x402/evm`), where
+ * `startTempo` places the runtime code of contracts/X402ExactPermit2Proxy.sol.
+ *
+ * @example
+ * ```ts
+ * await publicClient.getCode({ address: x402ExactPermit2ProxyAddress }) // the proxy's runtime code
+ * ```
+ */
+export const x402ExactPermit2ProxyAddress = '0x402085c248EeA27D92E8b30b2C58ed07f9E20001' as const

@@ -9,9 +9,15 @@ import {
 } from 'viem'
 import { DevnetError } from '../errors.js'
 import { killProcess, resolveAnvilBinary, spawnAnvil } from './anvil.js'
-import { eip3009TokenAbi, eip3009TokenBytecode, streamChannelEscrowBytecode } from './artifacts.js'
+import {
+  eip3009TokenAbi,
+  eip3009TokenBytecode,
+  streamChannelEscrowBytecode,
+  x402ExactPermit2ProxyAbi,
+  x402ExactPermit2ProxyBytecode,
+} from './artifacts.js'
 import { sendUnlockedTransaction, tempoRpc } from './clients.js'
-import { tip20Symbols, tip20Tokens } from './constants.js'
+import { permit2Address, tip20Symbols, tip20Tokens, x402ExactPermit2ProxyAddress } from './constants.js'
 
 export { resolveAnvilBinary, tempoUnavailableReason } from './anvil.js'
 export {
@@ -20,6 +26,8 @@ export {
   solcVersion,
   streamChannelEscrowAbi,
   streamChannelEscrowBytecode,
+  x402ExactPermit2ProxyAbi,
+  x402ExactPermit2ProxyBytecode,
 } from './artifacts.js'
 export {
   advanceTempoTime,
@@ -39,12 +47,14 @@ export {
   tempoVoucherTypedData,
 } from './clients.js'
 export {
+  permit2Address,
   receiveWithAuthorizationTypes,
   tempoGas,
   tempoVoucherTypes,
   tip20Symbols,
   tip20Tokens,
   transferWithAuthorizationTypes,
+  x402ExactPermit2ProxyAddress,
 } from './constants.js'
 
 /**
@@ -79,6 +89,12 @@ export type TempoDevnetInfo = {
   eip3009Token: Address
   /** EIP-712 domain name/version and ERC-20 metadata of {@link TempoDevnetInfo.eip3009Token}. */
   eip3009: { name: string; version: string; symbol: string; decimals: number }
+  /**
+   * x402's `exact` Permit2 proxy (contracts/X402ExactPermit2Proxy.sol), at x402's fixed address
+   * ({@link x402ExactPermit2ProxyAddress}) so x402 peers paying with `assetTransferMethod: "permit2"`
+   * settle on the node's predeployed Permit2.
+   */
+  x402Permit2Proxy: Address
   /**
    * An unlocked account outside `accounts` that deployed the contracts, mints the EIP-3009 token and
    * funds addresses ({@link fundTip20}); using it for your own payments would race its nonces.
@@ -237,6 +253,7 @@ export async function startTempo(options: StartTempoOptions = {}): Promise<Tempo
             ],
           }),
         ),
+        placeX402Permit2Proxy(anvil.rpcUrl, faucet),
       ]),
       deadline,
       timeoutMs,
@@ -249,6 +266,7 @@ export async function startTempo(options: StartTempoOptions = {}): Promise<Tempo
       escrow,
       eip3009Token,
       eip3009,
+      x402Permit2Proxy: x402ExactPermit2ProxyAddress,
       faucet,
     }
     return {
@@ -268,6 +286,31 @@ async function deploy(rpcUrl: string, from: Address, data: Hex): Promise<Address
   if (!contractAddress)
     throw new DevnetError('deployment returned no address', { code: 'devnet_start_failed' })
   return contractAddress
+}
+
+/**
+ * Deploys `X402ExactPermit2Proxy` (bound to the predeployed Permit2) from an unlocked account and copies
+ * its runtime code, which carries the immutable Permit2 address, to x402's fixed proxy address
+ * ({@link x402ExactPermit2ProxyAddress}) with `anvil_setCode`: x402 clients sign for that spender and x402
+ * facilitators call it there. Its storage starts empty, as the contract expects. `startTempo` does this.
+ *
+ * @example
+ * ```ts
+ * await placeX402Permit2Proxy(info.rpcUrl, info.faucet)
+ * ```
+ */
+export async function placeX402Permit2Proxy(rpcUrl: string, from: Address): Promise<void> {
+  const deployed = await deploy(
+    rpcUrl,
+    from,
+    encodeDeployData({
+      abi: x402ExactPermit2ProxyAbi,
+      bytecode: x402ExactPermit2ProxyBytecode,
+      args: [permit2Address],
+    }),
+  )
+  const code = await tempoRpc<Hex>(rpcUrl, 'eth_getCode', [deployed, 'latest'])
+  await tempoRpc(rpcUrl, 'anvil_setCode', [x402ExactPermit2ProxyAddress, code])
 }
 
 /** Reads `symbol()` of each TIP-20 predeploy: proves the node runs the Tempo network. */

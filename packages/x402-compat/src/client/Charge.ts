@@ -2,8 +2,10 @@ import { type Method, PaymentFailedError, PolicyError } from '@mppkit/core/clien
 import { type Account, type Address, encodeFunctionData, erc20Abi, type Hex, toHex } from 'viem'
 import { challengeHash, pkh, sameAddress, typedData } from '../Authorization.js'
 import { withTimeout } from '../internal/timeout.js'
+import { x402Offers } from '../internal/x402Offers.js'
 import { type CredentialType, type EvmChargeRequest, evmCharge } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
+import * as X402Permit2 from '../X402Permit2.js'
 
 /**
  * A viem wallet client with public actions and an account, for the credential types that touch the
@@ -221,6 +223,81 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         `evm: the challenge names ${advertised} decimals for ${request.currency}, the chain says ${decimals}`,
       )
   }
+  /**
+   * x402's Permit2 form (an x402 offer with `extra.assetTransferMethod: "permit2"`, which the x402 plug
+   * marks `permit2Witness: "x402"`): a `PermitWitnessTransferFrom` for x402's proxy with x402's witness
+   * `(to, validAfter)`, signed as typed data, as `@x402/evm` signs it. Permit2 lets its spender choose
+   * where the tokens go, so only x402's proxy (which pays exactly `permitted.amount` to the signed `to`)
+   * bounds what the signature can do: any other spender, Permit2 contract or splits are refused.
+   */
+  const x402Permit2 = async (request: EvmChargeRequest, challenge: { expires?: string | undefined }) => {
+    const { chainId, spender, permit2Address, splits } = request.methodDetails
+    if (spender === undefined || !sameAddress(spender, X402Permit2.proxyAddress))
+      throw fail(
+        `x402 Permit2 payments are signed for x402's proxy ${X402Permit2.proxyAddress} only, not ${spender}`,
+        'unsupported-spender',
+      )
+    if (permit2Address !== undefined && !sameAddress(permit2Address, Permit2.permit2Address))
+      throw fail(
+        `x402 Permit2 payments go through Permit2 at ${Permit2.permit2Address} only`,
+        'unsupported-permit2',
+      )
+    if ((splits?.length ?? 0) > 0) throw fail('x402 Permit2 payments carry no splits', 'invalid-splits')
+    if (typeof account.signTypedData !== 'function')
+      throw fail('the account cannot sign typed data', 'account')
+    await confirmAllowance(request)
+    const authorization: X402Permit2.Authorization = {
+      from: account.address as Address,
+      permitted: { token: request.currency as Address, amount: request.amount },
+      spender: X402Permit2.proxyAddress,
+      // Permit2 nonces are unordered (a bitmap): a random 256-bit nonce never collides in practice.
+      nonce: BigInt(toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))).toString(),
+      // The challenge's `expires`: the offer's `maxTimeoutSeconds` from now, at most `maxValiditySeconds`.
+      deadline: String(deadlineOf(challenge)),
+      // 0: a payer clock ahead of the chain's can never make the payment not yet valid.
+      witness: { to: request.recipient as Address, validAfter: '0' },
+    }
+    const signature = await (
+      account as Account & { signTypedData: (data: unknown) => Promise<Hex> }
+    ).signTypedData(X402Permit2.typedData(chainId, authorization))
+    return { type: 'x402-permit2' as const, permit2Authorization: authorization, signature }
+  }
+  /**
+   * Before an x402 Permit2 payment is signed: the payer's ERC-20 allowance to Permit2 must cover the amount
+   * (Permit2 moves tokens only under it; x402 facilitators refuse the payment without it, and x402 servers
+   * answer 412). Read through the reader (`client`, or a `wallet` with public actions) on the challenge's
+   * chain; without one, or with one on another chain, nothing is read and the payment is signed and sent
+   * as `@x402/evm` does. This client never makes the approval itself.
+   */
+  const confirmAllowance = async (request: EvmChargeRequest) => {
+    const { chainId } = request.methodDetails
+    if (!reader) return
+    let allowance: unknown
+    try {
+      const readerChainId = await chainOfReader(reader)
+      if (readerChainId !== undefined && readerChainId !== chainId) return
+      allowance = await timed(
+        reader.readContract({
+          address: request.currency as Address,
+          abi: erc20Abi,
+          functionName: 'allowance',
+          args: [account.address, Permit2.permit2Address],
+        }),
+        decimalsReadTimeout,
+      )
+    } catch {
+      // No cause: an RPC error may quote the node's URL, credentials included.
+      throw fail(
+        `could not read the Permit2 allowance of ${account.address} for ${request.currency} on chain ${chainId}; nothing was signed`,
+        'permit2-allowance',
+      )
+    }
+    if (typeof allowance !== 'bigint' || allowance < BigInt(request.amount))
+      throw fail(
+        `${account.address} has not approved Permit2 (${Permit2.permit2Address}) for ${request.amount} of ${request.currency}; nothing was signed (approve it once on the token; this client never does)`,
+        'permit2-allowance',
+      )
+  }
   const transfer = async (request: EvmChargeRequest) => {
     const wallet = walletFor(request.methodDetails.chainId)
     const prepared = await wallet.prepareTransactionRequest({
@@ -329,6 +406,18 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         }
         if (receipt.status !== 'success') throw fail('the transfer reverted', 'transfer-reverted')
         return { payload: { type, hash }, source }
+      }
+      if (type === 'permit2' && request.methodDetails.permit2Witness === 'x402') {
+        // Only for an offer of an x402 service, made by the x402 plug: x402's witness binds no challenge,
+        // so a native MPP challenge asking for this form is refused, nothing signed.
+        if (!x402Offers.has(challenge))
+          throw fail(
+            'x402 Permit2 payments are signed only for offers of an x402 service (their witness binds no challenge)',
+            'unsupported-credential',
+          )
+        // The x402 plug sends it as x402's `permit2Authorization` and `signature`; a native MPP server
+        // refuses the type (it is no draft-evm-charge-00 credential type).
+        return { payload: await x402Permit2(request, challenge), source }
       }
       if (type === 'permit2') {
         if (typeof (account as { sign?: unknown }).sign !== 'function')

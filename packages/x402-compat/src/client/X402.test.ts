@@ -48,7 +48,7 @@ describe('x402', () => {
         { ...exact, extra: {} },
         { ...exact, amount: '1.5' },
         { ...exact, maxTimeoutSeconds: 2 },
-        { ...exact, extra: { ...exact.extra, assetTransferMethod: 'permit2' } },
+        { ...exact, extra: { ...exact.extra, assetTransferMethod: 'eip2612' } },
         'junk',
       ]),
     )
@@ -86,10 +86,54 @@ describe('x402', () => {
         "extra.name/extra.version (the EIP-712 domain) are missing",
         "amount is not a base-unit integer string",
         "maxTimeoutSeconds must be an integer of at least 6",
-        "asset transfer method permit2 is not supported",
+        "asset transfer method eip2612 is not supported",
         "the entry is not an object",
       ]
     `)
+  })
+
+  it('maps a v2 Permit2 requirement (no EIP-712 domain needed) to a permit2 challenge for x402’s proxy; v1 has none', async () => {
+    const skipped: string[] = []
+    const plug = x402({ now, onSkip: ({ reason }) => skipped.push(reason) })
+    const permit2 = { ...exact, extra: { assetTransferMethod: 'permit2' } }
+    const [challenge] = await plug.challenges(v2([permit2]))
+    expect(challenge?.request).toMatchInlineSnapshot(`
+      {
+        "amount": "10000",
+        "currency": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+        "methodDetails": {
+          "chainId": 84532,
+          "credentialTypes": [
+            "permit2",
+          ],
+          "permit2Address": "0x000000000022D473030F116dDEE9F6B43aC78BA3",
+          "permit2Witness": "x402",
+          "spender": "0x402085c248EeA27D92E8b30b2C58ed07f9E20001",
+        },
+        "recipient": "0x742d35Cc6634C0532925a3b844Bc9e7595f8fE00",
+      }
+    `)
+    // Sent back as x402's Permit2 form: `permit2Authorization` beside the signature, the requirement echoed.
+    const permit2Authorization = { from: payTo, nonce: '1' }
+    const headers = plug.headers({
+      challenge: challenge!,
+      credential: {
+        challenge: challenge!,
+        payload: { type: 'x402-permit2', permit2Authorization, signature: '0xab' },
+      },
+      authorization: 'unused',
+      header: 'authorization',
+    } as never)
+    expect(Wire.decode(headers[Wire.headers.paymentSignature]!)).toMatchObject({
+      accepted: permit2,
+      payload: { signature: '0xab', permit2Authorization },
+    })
+    const v1 = Response.json(
+      { x402Version: 1, accepts: [{ ...permit2, network: 'base-sepolia', maxAmountRequired: '10000' }] },
+      { status: 402 },
+    )
+    expect(await plug.challenges(v1)).toEqual([])
+    expect(skipped).toEqual(['asset transfer method permit2 is x402 v2 only'])
   })
 
   it('reads a v1 body (maxAmountRequired, named network) and sends X-PAYMENT', async () => {

@@ -1,9 +1,12 @@
 import type { Challenge, Protocol, Receipt } from '@mppkit/core/client'
+import { x402Offers } from '../internal/x402Offers.js'
 import type { EvmChargeRequest } from '../Methods.js'
+import * as Permit2 from '../Permit2.js'
 import { isSolanaNetwork } from '../svm/Networks.js'
 import type { SvmOfferOptions } from '../svm/Offer.js'
 import { svmChallenge } from '../svm/Plug.js'
 import * as Wire from '../Wire.js'
+import * as X402Permit2 from '../X402Permit2.js'
 
 /**
  * Options of {@link x402}.
@@ -122,16 +125,21 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
     )
       return `maxTimeoutSeconds must be an integer of at least ${minValidity}`
     if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) return 'extra is not an object'
-    // The EIP-712 domain of the token: x402 names it in `extra`; without it no signature can be valid.
-    if (
-      typeof extra.name !== 'string' ||
-      extra.name === '' ||
-      typeof extra.version !== 'string' ||
-      extra.version === ''
-    )
-      return 'extra.name/extra.version (the EIP-712 domain) are missing'
-    if (extra.assetTransferMethod !== undefined && extra.assetTransferMethod !== 'eip3009')
-      return `asset transfer method ${String(extra.assetTransferMethod)} is not supported`
+    const method = extra.assetTransferMethod ?? 'eip3009'
+    if (method !== 'eip3009' && method !== 'permit2')
+      return `asset transfer method ${String(method)} is not supported`
+    // x402 v1 has no Permit2 transfer method (its EVM scheme signs EIP-3009 only).
+    if (method === 'permit2' && version === 1) return 'asset transfer method permit2 is x402 v2 only'
+    // The EIP-712 domain of the token: x402 names it in `extra`; without it no EIP-3009 signature can be
+    // valid. A Permit2 payment signs Permit2's domain, so its offers may omit it.
+    const domain =
+      typeof extra.name === 'string' &&
+      extra.name !== '' &&
+      typeof extra.version === 'string' &&
+      extra.version !== ''
+        ? { name: extra.name, version: extra.version }
+        : undefined
+    if (method === 'eip3009' && !domain) return 'extra.name/extra.version (the EIP-712 domain) are missing'
     const decimals =
       lookupDecimals(options.decimals ?? {}, chainId, asset) ??
       (Number.isInteger(extra.decimals) &&
@@ -139,11 +147,17 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       (extra.decimals as number) <= 255
         ? (extra.decimals as number)
         : undefined)
-    const methodDetails: EvmChargeRequest['methodDetails'] = {
-      chainId,
-      credentialTypes: ['authorization'],
-      eip712: { name: extra.name, version: extra.version },
-    }
+    const methodDetails: EvmChargeRequest['methodDetails'] =
+      method === 'permit2'
+        ? {
+            chainId,
+            credentialTypes: ['permit2'],
+            // x402's Permit2 form: signed for x402's proxy, which moves the amount to the signed `to` only.
+            permit2Address: Permit2.permit2Address,
+            spender: X402Permit2.proxyAddress,
+            permit2Witness: 'x402',
+          }
+        : { chainId, credentialTypes: ['authorization'], eip712: domain! }
     if (decimals !== undefined) methodDetails.decimals = decimals
     const request: EvmChargeRequest = { amount, currency: asset, recipient: payTo, methodDetails }
     const description = version === 1 ? requirement.description : context.description
@@ -189,6 +203,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
         continue
       }
       origins.set(mapped, { version, requirement: entry as Record<string, unknown>, ...origin })
+      x402Offers.add(mapped)
       found.push(mapped)
     }
     return found
@@ -235,11 +250,14 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
         type: _type,
         ...authorization
       } = payment.credential.payload as Record<string, unknown>
-      // x402 `exact` on Solana carries the partially signed transaction alone.
+      // x402 `exact` on Solana carries the partially signed transaction alone; x402's Permit2 form its
+      // `permit2Authorization` beside the signature.
       const exact =
         payment.challenge.method === 'solana'
           ? { transaction: authorization.transaction }
-          : { signature, authorization }
+          : authorization.permit2Authorization !== undefined
+            ? { signature, permit2Authorization: authorization.permit2Authorization }
+            : { signature, authorization }
       if (origin.version === 1) {
         const { scheme, network } = origin.requirement
         return { [Wire.headers.v1Payment]: Wire.encode({ x402Version: 1, scheme, network, payload: exact }) }

@@ -41,6 +41,7 @@ import {
   withTimeout,
 } from './Shared.js'
 import { settleHash, settleTransaction, verifyTransaction } from './Transaction.js'
+import { settleX402Permit2, verifyX402Permit2 } from './X402Permit2.js'
 
 export type { Reader, Wallet } from './Shared.js'
 
@@ -97,6 +98,12 @@ export declare namespace charge {
     hashMaxAgeSeconds?: number
     /** Milliseconds a facilitator or the chain may take before the request is a 503 (default 15 000). */
     timeout?: number
+    /**
+     * Also take x402's Permit2 transfer method (`extra.assetTransferMethod: "permit2"`) from x402 clients,
+     * settled by `facilitator` (required) through x402's Permit2 proxy: the x402 adapter advertises a
+     * second `exact` requirement for it after the EIP-3009 one (default false). MPP clients never see it.
+     */
+    x402Permit2?: boolean
     /** Seconds of validity an authorization must have left when it arrives (default 6). */
     minValiditySeconds?: number
     /**
@@ -173,6 +180,12 @@ export function requirementOf(request: EvmChargeRequest, maxTimeoutSeconds: numb
 export const maxValidityOf = new WeakMap<object, number>()
 
 /**
+ * The chain and token of each `evm` charge method this module created with `x402Permit2`: the x402
+ * adapter advertises x402's Permit2 requirement for the offers of these.
+ */
+export const x402Permit2Of = new WeakMap<object, { chainId: number; currency: string }>()
+
+/**
  * The server half of the `evm` charge, for the four credential types of draft-evm-charge-00:
  * `authorization` (EIP-3009, settled by an x402 facilitator or the server's wallet), `permit2` (the
  * server submits `permitWitnessTransferFrom`), `transaction` (the server broadcasts the client's signed
@@ -209,6 +222,8 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     if (!options.facilitator && !options.wallet)
       throw missing('give a facilitator or a wallet to settle with')
   }
+  if (options.x402Permit2 && !options.facilitator)
+    throw missing('x402Permit2 needs a facilitator (x402 Permit2 payments are settled through one)')
   if (types.includes('permit2') && !options.wallet?.account)
     throw missing('permit2 needs a wallet with an account (the Permit2 spender, paying gas)')
   if (types.some((type) => type !== 'authorization') && typeof reader?.getTransactionReceipt !== 'function')
@@ -239,6 +254,15 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     now,
   })
 
+  const x402Permit2Context = () => ({
+    facilitator: options.facilitator!,
+    reader,
+    timeout,
+    minValidity,
+    maxValidity,
+    now,
+  })
+
   const method: Method.Server<typeof evmCharge> = {
     definition: evmCharge,
     defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
@@ -246,6 +270,18 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
       const { chainId } = request.methodDetails
       if (chainId !== options.chainId || !sameAddress(request.currency, options.currency))
         throw refuse('The challenge names another chain or token.', 'wrong-asset')
+      // x402's Permit2 form: relayed by the x402 adapter from a requirement it offered, never an MPP type.
+      if (payload.type === 'x402-permit2') {
+        if (!options.x402Permit2 || request.methodDetails.splits?.length)
+          throw refuse('This challenge does not accept x402-permit2 credentials.', 'credential-type')
+        return verifyX402Permit2(x402Permit2Context(), {
+          challenge,
+          request,
+          payload,
+          relayed: relayed.get(credential),
+          source: credential.source,
+        })
+      }
       // "If omitted, servers MUST accept "transaction" and SHOULD accept "hash"."
       const accepted = request.methodDetails.credentialTypes ?? ['transaction', 'hash']
       if (!accepted.includes(payload.type) || !types.includes(payload.type))
@@ -316,6 +352,14 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         const owner = verified as Address
         return settled(await settlePermit2(permit2Context(), { store, request, payload, owner }), owner)
       }
+      if (payload.type === 'x402-permit2') {
+        const original = relayed.get(credential)!
+        const payer = payload.permit2Authorization.from
+        return settled(
+          await settleX402Permit2(x402Permit2Context(), { store, request, payload, relayed: original }),
+          payer,
+        )
+      }
       if (payload.type === 'transaction') {
         const signer = verified as Address
         return settled(await settleTransaction(chain(), { store, request, payload, signer }), signer)
@@ -359,6 +403,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     },
   }
   maxValidityOf.set(method, maxValidity)
+  if (options.x402Permit2) x402Permit2Of.set(method, { chainId: options.chainId, currency: options.currency })
   return method
 }
 

@@ -18,7 +18,7 @@ import { type Handler, type Route, readBody, type Server } from '@mppkit/core/se
 import { EvmChargeRequest } from '../Methods.js'
 import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
-import { maxValidityOf, requirementOf } from './Charge.js'
+import { maxValidityOf, requirementOf, x402Permit2Of } from './Charge.js'
 import { relayed } from './Relayed.js'
 
 /**
@@ -95,15 +95,32 @@ function settlementHeader(
   return { [header]: Wire.encode(settled) }
 }
 
-/** The x402 v2 exact-EVM payload of a `PAYMENT-SIGNATURE` document, or the reason it is not one. */
-function exactPayload(
-  document: Record<string, unknown>,
-): { signature: string; authorization: Record<string, string> } | string {
+/** The x402 exact-EVM payload of a `PAYMENT-SIGNATURE` document, or the reason it is not one. */
+function exactPayload(document: Record<string, unknown>):
+  | {
+      signature: string
+      authorization: Record<string, string>
+      /** x402's Permit2 form (`extra.assetTransferMethod: "permit2"`), checked by the method's schema. */
+      permit2Authorization?: Record<string, unknown>
+    }
+  | string {
   const payload = document.payload as Record<string, unknown> | undefined
   if (typeof payload !== 'object' || payload === null) return 'payload is missing'
-  const { signature, authorization } = payload as {
+  const { signature, authorization, permit2Authorization } = payload as {
     signature?: unknown
     authorization?: Record<string, unknown>
+    permit2Authorization?: Record<string, unknown>
+  }
+  if (authorization === undefined && permit2Authorization !== undefined) {
+    if (
+      typeof signature !== 'string' ||
+      typeof permit2Authorization !== 'object' ||
+      permit2Authorization === null
+    )
+      return 'payload is not an exact EVM Permit2 authorization'
+    if (typeof permit2Authorization.from !== 'string' || !addressRule.test(permit2Authorization.from))
+      return 'permit2Authorization.from is not an address'
+    return { signature, authorization: { from: permit2Authorization.from }, permit2Authorization }
   }
   if (typeof signature !== 'string' || typeof authorization !== 'object' || authorization === null)
     return 'payload is not an exact EVM authorization'
@@ -163,6 +180,18 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       )
   }
 
+  // The chains and tokens whose `evm` methods also take x402's Permit2 transfer method.
+  const permit2Assets = (server.methods ?? []).flatMap((method) => {
+    const asset = x402Permit2Of.get(method)
+    return asset ? [asset] : []
+  })
+  const takesPermit2 = (request: EvmChargeRequest) =>
+    permit2Assets.some(
+      (asset) =>
+        asset.chainId === request.methodDetails.chainId &&
+        asset.currency.toLowerCase() === request.currency.toLowerCase(),
+    )
+
   /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */
   const v1Names = new Map<number, string>()
   for (const [name, id] of Object.entries({ ...Wire.v1Networks, ...options.networks }))
@@ -175,10 +204,26 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       if (challenge.method !== 'evm' || challenge.intent !== 'charge') return []
       const request = EvmChargeRequest.safeParse(challenge.request)
       if (!request.success) return []
-      // x402 `exact` on EVM is an EIP-3009 authorization: only offers that accept one map to x402.
-      // Splits have no x402 form (and need permit2), so such offers are MPP-only.
+      // x402 `exact` on EVM is an EIP-3009 authorization, or x402's Permit2 form where the method takes it
+      // (`x402Permit2`, a second requirement after the EIP-3009 one). Splits have no x402 form, so such
+      // offers are MPP-only.
       const { credentialTypes, eip712, splits } = request.data.methodDetails
-      if (!eip712 || !(credentialTypes ?? []).includes('authorization') || splits?.length) return []
+      if (splits?.length) return []
+      const permit2 = takesPermit2(request.data)
+        ? [
+            {
+              challenge,
+              requirement: {
+                ...requirementOf(request.data, maxTimeoutSeconds),
+                extra: { assetTransferMethod: 'permit2' } as Record<string, unknown>,
+              },
+              // x402 v1 has no Permit2 transfer method.
+              v1: undefined,
+              permit2: true,
+            },
+          ]
+        : []
+      if (!eip712 || !(credentialTypes ?? []).includes('authorization')) return permit2
       const requirement = requirementOf(request.data, maxTimeoutSeconds)
       const name = v1Names.get(request.data.methodDetails.chainId)
       const v1 =
@@ -196,7 +241,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
               asset: requirement.asset,
               extra: requirement.extra,
             }
-      return [{ challenge, requirement, v1 }]
+      return [{ challenge, requirement, v1, permit2: false }, ...permit2]
     })
 
   const paymentRequired = (request: Request, challenges: readonly Challenge.Challenge[], error?: string) => {
@@ -304,7 +349,9 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
             ? `x402Version is not ${version}`
             : version === 1 && (document.scheme !== 'exact' || typeof document.network !== 'string')
               ? 'scheme/network are not exact on a known network'
-              : undefined
+              : version === 1 && exact.permit2Authorization !== undefined
+                ? 'x402 v1 has no Permit2 transfer method'
+                : undefined
       if (problem !== undefined || typeof exact === 'string')
         return refuse(
           request,
@@ -340,9 +387,16 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       )
       let match: (typeof entries)[number] | undefined
       if (version === 2) {
-        // "checked against what the route offers now (deep-equal requirement)".
+        // "checked against what the route offers now (deep-equal requirement)", and paid in the form that
+        // requirement names (an EIP-3009 authorization, or x402's Permit2 form).
         const wanted = canonical(document.accepted)
-        match = entries.find((entry) => wanted !== undefined && canonical(entry.requirement) === wanted)
+        const permit2 = exact.permit2Authorization !== undefined
+        match = entries.find(
+          (entry) =>
+            wanted !== undefined &&
+            canonical(entry.requirement) === wanted &&
+            ('permit2' in entry && entry.permit2) === permit2,
+        )
       } else {
         // v1 names only scheme and network: the offer on that network paying this recipient and amount.
         const onNetwork = entries.filter((entry) => entry.v1?.network === document.network)
@@ -372,7 +426,15 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
             ? earlier
             : match.challenge,
         payload:
-          transaction !== undefined ? { type: 'transaction', transaction } : authorizationPayload(exact),
+          transaction !== undefined
+            ? { type: 'transaction', transaction }
+            : exact.permit2Authorization !== undefined
+              ? {
+                  type: 'x402-permit2',
+                  permit2Authorization: exact.permit2Authorization,
+                  signature: exact.signature,
+                }
+              : authorizationPayload(exact),
       }
       // A facilitator is given the payment as v2, whatever version the client spoke.
       relayed.set(
