@@ -77,6 +77,9 @@ function setup(price: bigint, depositSats: bigint) {
     if (payload.action === 'close' && t.refuseClose)
       return Response.json({ type: notFound }, { status: 402, headers: { 'www-authenticate': challenge() } })
     if (payload.action === 'open') opens.push(credential.challenge.request.paymentHash as string)
+    // A close is answered with the spec's close body (the client takes no other 2xx for a close).
+    if (payload.action === 'close')
+      return Response.json({ status: 'closed', refundSats: 0, refundStatus: 'skipped' })
     return Response.json({ status: 'ok' })
   }) as typeof fetch
   return { wallet, server, paid, opens, t }

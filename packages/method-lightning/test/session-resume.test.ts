@@ -35,9 +35,9 @@ afterAll(async () => {
 })
 
 /** A session server (deposit 10 sat, 1 sat a request) that lives across the client's restarts. */
-function server() {
+function server(store: MemoryStore = new MemoryStore(), now?: () => number) {
   const method = sessionServer({ depositSats: 10, lnd: lndFor(network.info.nodes.payee) })
-  const core = createServer({ realm, secrets: [secret], methods: [method], store: new MemoryStore() })
+  const core = createServer({ realm, secrets: [secret], methods: [method], store, ...(now ? { now } : {}) })
   const handler = core.protect(
     { offers: [{ method: 'lightning', intent: 'session', request: { amount: '1' } }] },
     (_request, payment) => {
@@ -48,7 +48,7 @@ function server() {
   return handler
 }
 
-type Gate = (request: Request) => Response | Promise<Response> | undefined
+type Gate = (request: Request) => Response | undefined | Promise<Response | undefined>
 const actionOf = (request: Request) => {
   const authorization = request.headers.get('authorization')
   return authorization ? (Credential.parse(authorization).payload as { action?: string }).action : undefined
@@ -60,6 +60,7 @@ function process_(
   path: string,
   gate?: Gate,
   now?: () => number,
+  extra: Partial<Parameters<typeof sessionClient>[0]> = {},
 ) {
   const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input, init)
@@ -72,6 +73,7 @@ function process_(
     fetch,
     sessionStore: store,
     ...(now ? { now } : {}),
+    ...extra,
   })
   const client = createClient({
     methods: [sessions],
@@ -232,13 +234,14 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
     const saved = readSaved(path)[origin]!
     first.store.close()
 
-    // Restarted two hours later (the server's challenges live minutes): nothing can be sent.
+    // Restarted two hours later (the server's challenges live minutes): no credential can be sent (a
+    // standing probe needs a fresh challenge, which this client's clock sees as expired).
     let sent = 0
     const second = process_(
       handler,
       path,
-      () => {
-        sent++
+      (request) => {
+        if (request.headers.has('authorization')) sent++
         return undefined
       },
       () => Date.now() + 7_200_000,
@@ -367,5 +370,195 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
           'lightning session: sessionStore must be an object with load, save and delete functions (e.g. fileSessionStore(path) from @mppkit/method-lightning/client/node)',
         ),
       )
+  })
+
+  it('restore never presents a close credential: a server that does not record its challenges as consumed keeps the session open', async () => {
+    // Its consumed markers and replay records are forgotten (evicted, another instance's): a close
+    // credential on the session's last challenge would be accepted and close the session.
+    const inner = new MemoryStore()
+    const forgotten = (key: string) => key.includes('consumed:') || key.includes('replay:')
+    const store = new Proxy(inner, {
+      get(target, property) {
+        if (property === 'putIfAbsent')
+          return async (key: string, value: string, ttl: number) =>
+            forgotten(key) ? true : target.putIfAbsent(key, value, ttl)
+        if (property === 'get') return async (key: string) => (forgotten(key) ? undefined : target.get(key))
+        const value = Reflect.get(target, property, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const handler = server(store)
+    const path = join(dir, 'forgetful.json')
+    const first = process_(handler, path)
+    expect((await first.client.fetch(url)).status).toBe(200)
+    const { sessionId } = readSaved(path)[origin]!
+    first.store.close()
+    const actions: (string | undefined)[] = []
+    const second = process_(handler, path, (request) => {
+      actions.push(actionOf(request))
+      return undefined
+    })
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([sessionId])
+    expect(actions).not.toContain('close')
+    const response = await second.client.fetch(url)
+    expect(response.status).toBe(200)
+    expect(referenceOf(response)).toBe(sessionId)
+    expect((await second.sessions.close(url)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('an open that got through but whose answer was lost, restored after its challenge expired: the session is kept, not reported lost', async () => {
+    let skew = 0
+    const clock = () => Date.now() + skew
+    const handler = server(new MemoryStore(), clock)
+    const path = join(dir, 'through.json')
+    // The open reaches the server; its answer never comes back.
+    const first = process_(handler, path, async (request) => {
+      if (actionOf(request) !== 'open') return undefined
+      await handler(request)
+      throw new TypeError('fetch failed')
+    })
+    await expect(first.client.fetch(url)).rejects.toThrow()
+    const saved = readSaved(path)[origin]!
+    expect(saved.opened).toBe(false)
+    first.store.close()
+    skew = 7_200_000
+    const second = process_(handler, path, undefined, clock)
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([saved.sessionId])
+    expect(Object.keys(readSaved(path))).toEqual([origin])
+    const response = await second.client.fetch(url)
+    expect(response.status).toBe(200)
+    expect(referenceOf(response)).toBe(saved.sessionId)
+    expect((await second.sessions.close(url)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('a sessionStore failing mid-run is told to onStoreError; a bearer request it cannot save sends nothing, a paid deposit is still opened', async () => {
+    const handler = server()
+    const path = join(dir, 'broken.json')
+    const file = fileSessionStore(path)
+    let broken = true
+    const sessionStore = {
+      load: () => file.load(),
+      save: async (key: string, value: never) => {
+        if (broken) throw new Error('disk full')
+        return file.save(key, value)
+      },
+      delete: (key: string) => file.delete(key),
+    }
+    const errors: { operation: string; key: string; sessionId: string }[] = []
+    const sent: (string | undefined)[] = []
+    const { client, sessions } = process_(
+      handler,
+      join(dir, 'unused.json'),
+      (request) => {
+        sent.push(actionOf(request))
+        return undefined
+      },
+      undefined,
+      { sessionStore, onStoreError: (_error, info) => errors.push(info) },
+    )
+    // The deposit is paid before its save: the open is sent all the same, the failure told.
+    const opened = await client.fetch(url)
+    expect(opened.status).toBe(200)
+    const sessionId = referenceOf(opened)
+    expect(errors[0]).toEqual({ operation: 'save', key: origin, sessionId })
+    // A bearer request moves no money: unsaved, it is not sent.
+    errors.length = 0
+    sent.length = 0
+    const error = await client.fetch(url).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as PaymentFailedError).code).toBe('session-store-failed')
+    expect(sent).toEqual([undefined])
+    expect(errors).toEqual([{ operation: 'save', key: origin, sessionId }])
+    expect(sessions.sessions.get(origin)?.spent).toBe(1n)
+    broken = false
+    expect((await client.fetch(url)).status).toBe(200)
+    expect(readSaved(path)[origin]).toMatchObject({ sessionId, spent: '2' })
+    expect((await sessions.close(url)).status).toBe(200)
+    file.close()
+  })
+
+  it('a saved open that cannot be sent again reports no preimage, not even in the cause of its error', async () => {
+    const handler = server()
+    const path = join(dir, 'leak.json')
+    const first = process_(handler, path, (request) => {
+      if (actionOf(request) === 'open') throw new TypeError('fetch failed')
+      return undefined
+    })
+    await expect(first.client.fetch(url)).rejects.toThrow()
+    const saved = readSaved(path)[origin]!
+    first.store.close()
+    // A fetch whose failure quotes the request's headers (as undici's header errors do).
+    const second = process_(handler, path, (request) => {
+      if (actionOf(request) === 'open')
+        throw new TypeError(`invalid header ${request.headers.get('authorization')}`)
+      return undefined
+    })
+    const error = await second.sessions.restore().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    const chain: string[] = []
+    for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e.message, String(e.stack))
+    expect(chain.join('\n')).not.toContain(saved.preimage)
+    expect(chain.join('\n')).not.toMatch(/Payment [A-Za-z0-9_-]{40,}/)
+    second.store.close()
+  })
+
+  it('a sessionStore whose load fails with the text it read: told to onStoreError, never in the error thrown', async () => {
+    const preimage = 'cd'.repeat(32)
+    let told: unknown
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      sessionStore: {
+        load: async () => JSON.parse(`{"x":{"preimage":${preimage}}}`),
+        save: async () => {},
+        delete: async () => {},
+      },
+      onStoreError: (error, info) => {
+        told = { error, info }
+      },
+    })
+    const error = await sessions.restore().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    const chain: string[] = []
+    for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e.message, String(e.stack))
+    expect(chain.join('\n')).not.toMatch(/cdcdcdcd/)
+    expect(told).toMatchObject({ error: expect.any(SyntaxError), info: { operation: 'load' } })
+  })
+
+  it("close(url) on a server that replays a consumed challenge's original response by its id: a replayed 200 is not taken for the close", async () => {
+    const handler = server()
+    const path = join(dir, 'replaying.json')
+    // Answers any credential on a challenge it has answered before with that first response (the spec's
+    // idempotency keyed by challenge id), as a stand-in in front of the real server.
+    const answered = new Map<string, Response>()
+    const { client, sessions, store } = process_(handler, path, async (request) => {
+      const authorization = request.headers.get('authorization')
+      if (!authorization) return undefined
+      const id = Credential.parse(authorization).challenge.id
+      const first = answered.get(id)
+      if (first) return first.clone()
+      const response = await handler(request)
+      answered.set(id, response.clone())
+      return response
+    })
+    expect((await client.fetch(url)).status).toBe(200)
+    const { sessionId } = readSaved(path)[origin]!
+    const closed = await sessions.close(url)
+    expect(closed.status).toBe(200)
+    expect(await closed.json()).toMatchObject({ status: 'closed', refundSats: 9 })
+    expect(sessions.sessions.size).toBe(0)
+    expect(readSaved(path)).toEqual({})
+    // Closed at the server indeed: its id refused as closed.
+    const fresh = Challenge.parseAll((await handler(new Request(url))).headers.get('www-authenticate')!)[0]!
+    const bearer = Credential.format({
+      challenge: fresh,
+      payload: { action: 'bearer', sessionId, preimage: 'ab'.repeat(32) },
+    } as never)
+    const refused = await handler(new Request(url, { headers: { authorization: bearer } }))
+    expect(refused.status).toBe(402)
+    expect(((await refused.json()) as { type: string }).type).toMatch(/\/session-closed$/)
+    store.close()
   })
 })

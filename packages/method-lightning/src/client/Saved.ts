@@ -38,7 +38,7 @@ export type SavedSession = {
    * sent and never confirmed is sent again on restore, on its own challenge while that lives.
    */
   opened: boolean
-  /** The last challenge a receipt of the session came for (consumed: a restarted client asks on it). */
+  /** The last challenge a receipt of the session came for (consumed; kept for the record, not sent again). */
   answered?: string
   /** A top-up paid whose credit the server has not confirmed: sent again, never paid again. */
   pendingTopUp?: { challenge: string; preimage: string; sats: string }

@@ -34,6 +34,19 @@ export type SessionClientOptions = ChargeClientOptions & {
    * as secret as an API key.
    */
   sessionStore?: SessionStore
+  /**
+   * Told of every `sessionStore` load, save or delete that failed (`operation`; `key` and `sessionId`
+   * are empty for a load), with the store's own error (which a store of your own may have filled with
+   * the record: treat it as secret; the errors this client throws never carry it). A save that follows
+   * a payment (a deposit or top-up paid) never holds back the credential that payment needs: its record
+   * may then be stale or missing after a restart, and this is the only sign. A save before a bearer
+   * request (no money moved for it) that fails sends nothing: that payment is refused
+   * (`PaymentFailedError`, code `session-store-failed`), the session kept in this process.
+   */
+  onStoreError?: (
+    error: unknown,
+    info: { key: string; sessionId: string; operation: 'load' | 'save' | 'delete' },
+  ) => void
 }
 
 /** What the client keeps of an open session (per server origin). */
@@ -82,11 +95,13 @@ export type SessionClient = Method.Client<typeof session> & {
    * Reads back the sessions `sessionStore` kept (once; the first payment does it too) into `sessions`
    * and returns them. Call it before the first payment so that the policy's quote sees the session (no
    * new deposit). An open saved before it was sent and never confirmed is sent again on its own
-   * challenge; one that can no longer be sent (its challenge expired, or refused while the server knows
-   * no such session) is reported: this call rejects with a `PaymentFailedError` naming its session id,
-   * once, its record kept in the store under `lost:<sessionId>` as proof of the deposit paid. A session
-   * the server answers is closed or unknown is dropped (a later payment opens a new one if the policy
-   * allows). Deposits restored were paid, and booked, by an earlier process: they are not booked against
+   * challenge; one that can no longer be sent (its challenge expired, or refused) and that the server
+   * does not report open or closed (it may have got through) is reported: this call rejects with a
+   * `PaymentFailedError` naming its session id, once, its record kept in the store under
+   * `lost:<sessionId>` as proof of the deposit paid (never deleted by this client). Each restored
+   * session is checked with the server by a `topUp` credential that cannot be credited (a random
+   * preimage on a fresh challenge; never a close): one the server answers is closed or unknown is dropped
+   * (a later payment opens a new one if the policy allows); any other answer keeps it. Deposits restored were paid, and booked, by an earlier process: they are not booked against
    * this client's budget, and a close gives back to it only what this process booked (its top-ups). A
    * record that is not valid is a `ConfigurationError` naming its key (nothing is paid until it is fixed).
    */
@@ -250,18 +265,46 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         }
       : {}),
   })
+  const storeFailed = (
+    error: unknown,
+    key: string,
+    sessionId: string,
+    operation: 'load' | 'save' | 'delete',
+  ) => {
+    try {
+      options.onStoreError?.(error, { key, sessionId, operation })
+    } catch {}
+  }
   /**
    * Saves the session as it now stands (its record is taken when called: saves land in call order on a
    * store that runs them in order, as `fileSessionStore` does). Every save that matters comes after money
    * moved (a deposit or top-up paid): holding back the credential that depends on it would only make
    * sure the payment is lost, so a failed save sends it all the same (the store was read, and locked,
    * before the first payment, by `restore`).
+   *
+   * Unlike Tempo's channelStore, whose save comes before the transaction or voucher that moves money is
+   * signed, so that a failed save sends nothing: here a deposit's (or top-up's) preimage only exists once
+   * it is paid, and the open (or top-up) credential is the only way to get that money into a session or
+   * back (no open, no session, no refund). So a failed save is told to `onStoreError` and the credential
+   * sent; only `required` (the save before a bearer request, which moves no money) throws, nothing sent.
    */
-  const persist = async (key: string, state: SessionState) => {
+  const persist = async (key: string, state: SessionState, required = false) => {
     if (!store) return
     try {
       await store.save(key, toSaved(state))
-    } catch {}
+    } catch (error) {
+      storeFailed(error, key, state.sessionId, 'save')
+      // The store's error is not the cause: a store of the user's may quote the record (its preimage).
+      if (required)
+        throw new PaymentFailedError(
+          `lightning session: could not save session ${state.sessionId} to the sessionStore; nothing was sent (onStoreError has the store's error)`,
+          { code: 'session-store-failed' },
+        )
+    }
+  }
+  const forget = async (key: string, state: SessionState) => {
+    if (!store) return
+    await store.delete(key).catch((error: unknown) => storeFailed(error, key, state.sessionId, 'delete'))
   }
 
   /** Checks the challenge's deposit invoice (network, amount, hash, expiry with the safety margin). */
@@ -408,15 +451,19 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return serialized(key, () => topUpNow(url, key))
   }
 
-  /** Whether a close's answer says the session is closed (or unknown to the server) for good. */
+  /**
+   * Whether a close's answer says the session is closed (or unknown to the server) for good. A 2xx only
+   * with the close body (`{"status":"closed",…}`): a close presented on a consumed challenge may be
+   * answered with that challenge's original response ("MUST return the original HTTP response"), a
+   * bearer request's 200, which closed nothing.
+   */
   const closedBy = async (response: Response) => {
-    if (response.ok) return true
-    const type = (
-      (await response
-        .clone()
-        .json()
-        .catch(() => ({}))) as { type?: unknown }
-    ).type
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => ({}))) as { type?: unknown; status?: unknown } | null
+    if (response.ok) return body?.status === 'closed'
+    const type = body?.type
     return typeof type === 'string' && /\/session-(closed|not-found)$/.test(type)
   }
 
@@ -449,7 +496,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (await closedBy(response)) {
       sessions.delete(key)
       spends.delete(key)
-      if (store) await store.delete(key).catch(() => {})
+      await forget(key, state)
       await refundToBudget(state)
     }
     return response
@@ -479,39 +526,45 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     (challenge.expires === undefined || Date.parse(challenge.expires) > now() + 5_000)
 
   /**
-   * Whether the server still has `state` open, asked with a close credential on `challenge`, one the
-   * server consumed already (a receipt came for it) or issued for a deposit that opened no session: it is
-   * refused, with a fresh close challenge of this session when the session is open ("a request's own
-   * close credential" gets one, whatever its balance), an open challenge with a deposit invoice or a
-   * closed/unknown problem when it is not. (A bearer credential would not tell: the same one again is
-   * answered with its original response, and one on an exhausted session gets an open challenge.)
-   * `closed` if it closed the session after all (the challenge was not consumed: its refund goes to the
-   * return invoice); `unknown` when the answer tells nothing (unreachable, unavailable).
+   * Whether the server still has `state` open, asked with a `topUp` credential on a fresh challenge
+   * whose `topUpPreimage` is random: it cannot match the challenge's payment hash (nothing was paid), so
+   * no server credits, serves or closes anything on it. It proves nothing either (no session secret is
+   * sent): the spec's top-up verification looks the session up and checks it is open before the preimage,
+   * so the refusal tells: `invalid-preimage` (open), `session-closed` (closed: its refund went to the
+   * return invoice) or `session-not-found` (missing). Anything else (unreachable, unavailable, another
+   * realm, another problem) is `unknown`. Never a close credential: the spec's close verification does
+   * not look at the challenge, and one presented on a consumed challenge may be answered with that
+   * challenge's original response ("MUST return the original HTTP response"), so a probe by close could
+   * close a session the client meant to keep, or read a replayed 200 as closed.
    */
-  const standing = async (
-    state: SessionState,
-    challenge: Challenge.Challenge,
-  ): Promise<'open' | 'gone' | 'closed' | 'unknown'> => {
+  const standing = async (state: SessionState): Promise<'open' | 'closed' | 'missing' | 'unknown'> => {
     let response: Response
     try {
+      const { challenge } = await challengeOf(state.url)
+      if (challenge.realm !== state.realm || !usable(challenge)) return 'unknown'
+      const random = new Uint8Array(32)
+      globalThis.crypto.getRandomValues(random)
+      const topUpPreimage = Array.from(random, (byte) => byte.toString(16).padStart(2, '0')).join('')
       response = await send(state.url, challenge, {
-        action: 'close',
+        action: 'topUp',
         sessionId: state.sessionId,
-        preimage: state.preimage,
+        topUpPreimage,
       })
     } catch {
       return 'unknown'
     }
-    if (response.ok) {
-      await response.body?.cancel().catch(() => {})
-      return 'closed'
-    }
-    if (await closedBy(response)) return 'gone'
-    const fresh = sessionChallengeIn(response)
-    if (!fresh) return 'unknown'
-    if (fresh.request.depositInvoice === undefined)
-      return fresh.request.paymentHash === state.sessionId ? 'open' : 'unknown'
-    return 'gone'
+    const type = (
+      (await response
+        .clone()
+        .json()
+        .catch(() => ({}))) as { type?: unknown }
+    ).type
+    await response.body?.cancel().catch(() => {})
+    if (response.status !== 402 || typeof type !== 'string') return 'unknown'
+    if (type.endsWith('/session-closed')) return 'closed'
+    if (type.endsWith('/session-not-found')) return 'missing'
+    if (type.endsWith('/invalid-preimage')) return 'open'
+    return 'unknown'
   }
 
   /**
@@ -522,15 +575,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    */
   const reopen = async (state: SessionState): Promise<'open' | 'closed' | 'lost'> => {
     const challenge = state.challenge
-    if (!usable(challenge)) return 'lost'
+    if (!usable(challenge)) {
+      // It cannot be sent again; it may have got through before the client stopped (the session is then
+      // open, or closed with its refund sent to the return invoice).
+      const now = await standing(state)
+      return now === 'open' ? 'open' : now === 'closed' ? 'closed' : 'lost'
+    }
     const payload = { action: 'open', preimage: state.preimage, returnInvoice: state.returnInvoice }
     let response: Response
     try {
       response = await send(state.url, challenge, payload)
-    } catch (cause) {
+    } catch (error) {
+      // Not the error itself as `cause`: a fetch's may quote the request's headers (the preimage).
       throw new PaymentFailedError(
-        `lightning session: could not send the saved open of session ${state.sessionId} again (its deposit is paid); restore again later`,
-        { cause },
+        `lightning session: could not send the saved open of session ${state.sessionId} again (its deposit is paid; ${(error as Error)?.name ?? 'error'}); restore again later`,
       )
     }
     if (response.ok) {
@@ -541,7 +599,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       throw new PaymentFailedError(
         `lightning session: the server answered ${response.status} to the saved open of session ${state.sessionId} (its deposit is paid); restore again later`,
       )
-    const now = await standing(state, challenge)
+    const now = await standing(state)
     if (now === 'unknown')
       throw new PaymentFailedError(
         `lightning session: the server refused the saved open of session ${state.sessionId} (${response.status}) and did not tell whether it has the session; restore again later`,
@@ -554,11 +612,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     let records: Record<string, unknown>
     try {
       records = (await store.load()) ?? {}
-    } catch (cause) {
-      if (cause instanceof ConfigurationError) throw cause
-      throw new PaymentFailedError('lightning session: could not read the sessionStore; nothing was paid', {
-        cause,
-      })
+    } catch (error) {
+      if (error instanceof ConfigurationError) throw error
+      // Not the store's error as `cause`: a store of the user's may quote what it read (a JSON.parse
+      // error quotes the text around its fault, a preimage maybe); onStoreError has it.
+      storeFailed(error, '', '', 'load')
+      throw new PaymentFailedError(
+        "lightning session: could not read the sessionStore; nothing was paid (onStoreError has the store's error)",
+        { code: 'session-store-failed' },
+      )
     }
     // Every record checked before any is used: a tampered one stops the restore, nothing sent.
     const saved = Object.entries(records)
@@ -592,24 +654,28 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       prepaymentsOf.set(state, [])
       const answered = record.answered === undefined ? undefined : Challenge.parse(record.answered)
       if (answered) answeredOf.set(state, answered)
-      const now = !record.opened
-        ? await reopen(state)
-        : usable(answered)
-          ? await standing(state, answered)
-          : 'unknown'
+      // An opened session is kept unless the server says it is closed or unknown to it.
+      const now = !record.opened ? await reopen(state) : await standing(state)
       if (now === 'lost') {
         // Kept as proof of the deposit paid; the origin is free for a new session.
-        await store.save(`lost:${record.sessionId}`, record)
-        await store.delete(key)
+        try {
+          await store.save(`lost:${record.sessionId}`, record)
+          await store.delete(key)
+        } catch (error) {
+          storeFailed(error, key, record.sessionId, 'save')
+          throw new PaymentFailedError(
+            `lightning session: the deposit of session ${record.sessionId} (${key}) was paid but its open was never confirmed and can no longer be sent, and the sessionStore could not move its record to "lost:${record.sessionId}" (onStoreError has the store's error); restore again later`,
+          )
+        }
         lost.push(`${record.sessionId} (${key})`)
         continue
       }
       // Its open challenge is consumed now (or was: the open had got through).
       if (!record.opened && now === 'open' && state.challenge) answeredOf.set(state, state.challenge)
-      if (now === 'gone' || now === 'closed') {
+      if (now === 'missing' || now === 'closed') {
         // Closed by the server (idle) or unknown to it: "Clients MUST NOT submit further actions on a
         // closed session." (Its refund, if any, went to the return invoice.)
-        await store.delete(key).catch(() => {})
+        await forget(key, state)
         continue
       }
       sessions.set(key, state)
@@ -711,9 +777,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           if (!response.ok)
             throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
         }
+        const before = { spent: state.spent, challenge: state.challenge }
         state.spent += price
         state.challenge = challenge
-        await persist(key, state)
+        try {
+          await persist(key, state, true)
+        } catch (error) {
+          // Nothing sent: the session stands as it did.
+          state.spent = before.spent
+          if (before.challenge) state.challenge = before.challenge
+          else delete state.challenge
+          throw error
+        }
         return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
       })
     },
