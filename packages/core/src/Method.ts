@@ -277,10 +277,12 @@ export type Client<definition extends Definition<any, any> = Definition<any, any
   /** Called with the receipt of a successful payment (e.g. to track a session's cumulative spend). */
   onReceipt?(receipt: Receipt, challenge: Challenge): void
   /**
-   * Called when the paid request was refused (a 4xx other than 402, no receipt). Return true only when
-   * the refusal says this method's own state was stale and the payment moved nothing (e.g. a session
-   * channel the server no longer has: `410`): the paying client then pays the resource's fresh challenge
-   * once more within the same `fetch`, instead of handing the refusal to the caller. At most once per
+   * Called when the paid request was refused (a 4xx, 402 included, with no receipt; never a 5xx). Return
+   * true only when the refusal says this method's own state was stale and the payment moved nothing
+   * (e.g. a session channel the server no longer has: `410`; a Lightning session's `bearer` refused `402`
+   * because the server closed or lost the session): the paying client then pays the resource's fresh
+   * challenge once more within the same `fetch`, instead of handing the refusal to the caller. Never for
+   * a 402 that may answer money moved (a deposit, a top-up): that one is the caller's. At most once per
    * `fetch`; the refused payment stays booked.
    */
   retryRefused?(refusal: Refusal, challenge: Challenge): boolean

@@ -856,7 +856,11 @@ describe('Client.fetch redirects after payment', () => {
 describe('Client.fetch, a refusal the method reads as its own stale state', () => {
   // A server whose first paid answer is a 410 problem (it lost what the method's state relied on), then
   // serves: the test rail's client with a retryRefused hook that says which refusals are stale state.
-  const staleSetup = (refusals: number, type = 'https://example.test/problems/channel-not-found') => {
+  const staleSetup = (
+    refusals: number,
+    type = 'https://example.test/problems/channel-not-found',
+    status = 410,
+  ) => {
     const rail = createTestRail()
     const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
     const paid = server.protect(cents, () => new Response('cents'))
@@ -869,9 +873,9 @@ describe('Client.fetch, a refusal the method reads as its own stale state', () =
       if (refused < refusals) {
         refused++
         return Response.json(
-          { type, title: 'Gone', status: 410 },
+          { type, title: 'Gone', status },
           {
-            status: 410,
+            status,
             headers: { 'content-type': 'application/problem+json' },
           },
         )
@@ -883,7 +887,7 @@ describe('Client.fetch, a refusal the method reads as its own stale state', () =
       ...rail.client(),
       retryRefused(refusal) {
         seen.push(refusal)
-        return refusal.status === 410 && String(refusal.problem?.type).endsWith('/channel-not-found')
+        return refusal.status === status && String(refusal.problem?.type).endsWith('/channel-not-found')
       },
     }
     return { rail, fetcher, method, seen, paidRequests: () => paidRequests }
@@ -927,8 +931,42 @@ describe('Client.fetch, a refusal the method reads as its own stale state', () =
     expect(bare.paidRequests()).toBe(1)
   })
 
-  it('never asks about a 402, a 5xx or a success, and survives a throwing hook', async () => {
-    for (const status of [402, 500, 503]) {
+  it('asks about a 402 too (a credential that moved nothing, refused for stale state): paid once more, once', async () => {
+    const { rail, fetcher, method, seen, paidRequests } = staleSetup(
+      1,
+      'https://example.test/problems/channel-not-found',
+      402,
+    )
+    const client = create({ methods: [method], fetch: fetcher, retries: 0 })
+    const response = await client.fetch('https://api.test/cents')
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('cents')
+    expect(seen).toEqual([
+      {
+        status: 402,
+        problem: expect.objectContaining({ type: 'https://example.test/problems/channel-not-found' }),
+      },
+    ])
+    expect(paidRequests()).toBe(2)
+    expect(rail.settlements()).toBe(1)
+
+    // Refused again: at most once per fetch, the second 402 is the caller's.
+    const twice = staleSetup(2, 'https://example.test/problems/channel-not-found', 402)
+    const again = create({ methods: [twice.method], fetch: twice.fetcher, retries: 0 })
+    expect((await again.fetch('https://api.test/cents')).status).toBe(402)
+    expect(twice.paidRequests()).toBe(2)
+    expect(twice.seen).toHaveLength(1)
+
+    // A method without the hook: the 402 is the caller's, as before.
+    const bare = staleSetup(1, 'https://example.test/problems/channel-not-found', 402)
+    const { retryRefused: _, ...withoutHook } = bare.method
+    const old = create({ methods: [withoutHook], fetch: bare.fetcher, retries: 0 })
+    expect((await old.fetch('https://api.test/cents')).status).toBe(402)
+    expect(bare.paidRequests()).toBe(1)
+  })
+
+  it('never asks about a 5xx or a success, and survives a throwing hook', async () => {
+    for (const status of [500, 503]) {
       const rail = createTestRail()
       const server = createServer({ realm: 'api.test', secrets: [secret], methods: [rail.server()] })
       const paid = server.protect(cents, () => new Response('cents'))

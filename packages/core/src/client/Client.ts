@@ -362,8 +362,9 @@ export function create(options: Options): Client {
   const paidWith = new WeakMap<Payment, Method.Client>()
   const refusedAsStale = async (response: Response, payment: Payment): Promise<boolean> => {
     const method = paidWith.get(payment)
-    if (!method?.retryRefused || response.status < 400 || response.status >= 500 || response.status === 402)
-      return false
+    // A 402 too: a credential that moved no money (a Lightning session's bearer) refused because the
+    // server closed or lost its session. The method decides; never a 5xx (nothing said about its state).
+    if (!method?.retryRefused || response.status < 400 || response.status >= 500) return false
     const problem = await problemOf(response)
     try {
       return method.retryRefused({ status: response.status, problem }, payment.challenge) === true

@@ -239,6 +239,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const unopened = new WeakSet<SessionState>()
   // The last challenge of each session a receipt came for (consumed by the server).
   const answeredOf = new WeakMap<SessionState, Challenge.Challenge>()
+  // The session each bearer credential was made for, by its challenge (a bearer moves no money: one
+  // refused because the server closed or lost the session may be paid again, see retryRefused).
+  const bearerOn = new WeakMap<Challenge.Challenge, { key: string; state: SessionState }>()
+  // Sessions dropped so (closed or unknown on the server).
+  const dropped = new WeakSet<SessionState>()
   const challengeText = (challenge: Challenge.Challenge) =>
     Challenge.format(challenge, Challenge.wireRequest(challenge))
   const toSaved = (state: SessionState): SavedSession => ({
@@ -789,8 +794,32 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           else delete state.challenge
           throw error
         }
+        bearerOn.set(challenge, { key, state })
         return { payload: { action: 'bearer', sessionId: state.sessionId, preimage: state.preimage } }
       })
+    },
+    retryRefused(refusal, challenge) {
+      // A bearer refused 402 because the server closed the session (its idle close, whose refund went to
+      // the return invoice) or no longer has it: "Clients MUST NOT submit further actions on a closed
+      // session." The session is dropped, and the core client pays the resource's fresh challenge once
+      // more (a new deposit, within the policy). Never for an open or a top-up: those moved money.
+      if (refusal.status !== 402) return false
+      const type = typeof refusal.problem?.type === 'string' ? refusal.problem.type : ''
+      if (!/(^|\/)lightning\/session-(closed|not-found)$/.test(type)) return false
+      const sent = bearerOn.get(challenge)
+      if (!sent) return false
+      bearerOn.delete(challenge)
+      const { key, state } = sent
+      // Another bearer of it, refused the same way, dropped it already: this one is paid again too.
+      if (dropped.has(state)) return true
+      if (sessions.get(key) !== state) return false
+      dropped.add(state)
+      sessions.delete(key)
+      spends.delete(key)
+      void forget(key, state)
+      // What the server refunded to the return invoice goes back to the budget once the wallet has it.
+      void refundToBudget(state).catch(() => {})
+      return true
     },
     topUp,
     close: async (url) => {
