@@ -92,7 +92,7 @@ const savedSession = z.object({
 })
 
 /** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
-const originOf = (url: string) => {
+export const originOf = (url: string): string | undefined => {
   try {
     const { origin } = new URL(url)
     return origin === 'null' ? undefined : origin

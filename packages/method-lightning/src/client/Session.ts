@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import {
   Challenge,
   ConfigurationError,
@@ -10,7 +11,7 @@ import * as Invoice from '../Invoice.js'
 import { type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { bookFee } from './Fees.js'
-import { checkSessionStore, parseSaved, type SavedSession, type SessionStore } from './Saved.js'
+import { checkSessionStore, originOf, parseSaved, type SavedSession, type SessionStore } from './Saved.js'
 import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
@@ -138,16 +139,6 @@ function giveBack(prepayments: Prepayment[], refunded: bigint): void {
     }
   }
   prepayments.length = 0
-}
-
-/** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
-function originOf(url: string): string | undefined {
-  try {
-    const { origin } = new URL(url)
-    return origin === 'null' ? undefined : origin
-  } catch {
-    return undefined
-  }
 }
 
 /**
@@ -486,7 +477,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // refused with a fresh close challenge, which carries none. Otherwise an unauthenticated request.
     const last = state.challenge
     let challenge: Challenge.Challenge | undefined
-    if (last && (last.expires === undefined || Date.parse(last.expires) > now() + 5_000)) {
+    if (usable(last)) {
       const refused = await send(url, last, payload)
       // Closed or unknown already (an idle close): that is the answer; else the fresh challenge.
       if (await closedBy(refused)) response = refused
@@ -547,13 +538,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     try {
       const { challenge } = await challengeOf(state.url)
       if (challenge.realm !== state.realm || !usable(challenge)) return 'unknown'
-      const random = new Uint8Array(32)
-      globalThis.crypto.getRandomValues(random)
-      const topUpPreimage = Array.from(random, (byte) => byte.toString(16).padStart(2, '0')).join('')
       response = await send(state.url, challenge, {
         action: 'topUp',
         sessionId: state.sessionId,
-        topUpPreimage,
+        topUpPreimage: randomBytes(32).toString('hex'),
       })
     } catch {
       return 'unknown'

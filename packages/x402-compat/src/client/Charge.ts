@@ -114,6 +114,9 @@ function configuredDecimals(
 /** A refusal to pay, with a stable code. */
 const fail = (message: string, code: string) => new PaymentFailedError(`evm: ${message}`, { code })
 
+/** A Permit2 nonce, in decimal: nonces are unordered (a bitmap), so a random 256-bit one never collides in practice. */
+const permit2Nonce = () => BigInt(toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))).toString()
+
 /**
  * The client half of the `evm` charge: picks the first credential type of the challenge it can use and
  * signs it for exactly the amount, token and recipient asked: an EIP-3009 authorization whose nonce is
@@ -250,8 +253,7 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
       from: account.address as Address,
       permitted: { token: request.currency as Address, amount: request.amount },
       spender: X402Permit2.proxyAddress,
-      // Permit2 nonces are unordered (a bitmap): a random 256-bit nonce never collides in practice.
-      nonce: BigInt(toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))).toString(),
+      nonce: permit2Nonce(),
       // The challenge's `expires`: the offer's `maxTimeoutSeconds` from now, at most `maxValiditySeconds`.
       deadline: String(deadlineOf(challenge)),
       // 0: a payer clock ahead of the chain's can never make the payment not yet valid.
@@ -431,8 +433,7 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         ]
         const permit = {
           permitted: transfers.map((entry) => ({ token: request.currency, amount: entry.amount })),
-          // Permit2 nonces are unordered (a bitmap): a random 256-bit nonce never collides in practice.
-          nonce: BigInt(toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)))).toString(),
+          nonce: permit2Nonce(),
           deadline: String(deadlineOf(challenge)),
         }
         const witness = { challengeHash: challengeHash(challenge), externalId: request.externalId ?? '' }

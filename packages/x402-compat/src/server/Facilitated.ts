@@ -28,11 +28,60 @@ const authorizationUsed = parseAbiItem(
 )
 
 /**
+ * The transaction hash of an EVM payment a facilitator says it settled, once its answer is checked
+ * against the payment: a 32-byte hash, the network of the request (CAIP-2 or its v1 name) and the payer
+ * where it names them; and, with a `reader`, a successful receipt of that very transaction holding the
+ * `Transfer` of the amount from the payer to the recipient (and whatever `settles` also asks of its
+ * logs). Throws {@link contradicted} otherwise, naming `what` was not settled.
+ *
+ * @example
+ * ```ts
+ * const hash = await confirmedTransfer(settled, { request, from, reader, timeout, what: 'permit' })
+ * ```
+ */
+export async function confirmedTransfer(
+  settled: SettleAnswer,
+  context: {
+    request: EvmChargeRequest
+    from: Address
+    reader: Reader | undefined
+    timeout: number
+    /** What was paid, as the refusal names it: `authorization`, `permit`. */
+    what: string
+    /** A further check of the receipt's logs (e.g. the authorization's own event). */
+    settles?: ((logs: readonly Log[]) => boolean) | undefined
+  },
+): Promise<Hex> {
+  const { request, from, reader, timeout } = context
+  const { transaction, network, payer } = settled
+  if (typeof transaction !== 'string' || !hashRule.test(transaction))
+    throw contradicted('names no transaction hash')
+  if (
+    network !== undefined &&
+    (typeof network !== 'string' || chainIdOf(network) !== request.methodDetails.chainId)
+  )
+    throw contradicted('names another network')
+  if (payer !== undefined && (typeof payer !== 'string' || !sameAddress(payer, from)))
+    throw contradicted('names another payer')
+  if (!reader) return transaction as Hex
+  const receipt = await onChain(reader.getTransactionReceipt({ hash: transaction as Hex }), timeout, () =>
+    contradicted('names a transaction the chain does not know'),
+  )
+  const logs: readonly Log[] = receipt?.logs ?? []
+  const moved = hasTransfers(logs, [
+    { token: request.currency, to: request.recipient, value: BigInt(request.amount), from },
+  ])
+  if (receipt?.status !== 'success' || !moved || (context.settles && !context.settles(logs)))
+    throw contradicted(`names a transaction that did not settle this ${context.what}`)
+  return transaction as Hex
+}
+
+type Log = { address: Address; topics: readonly Hex[]; data: Hex }
+
+/**
  * The transaction hash of an EIP-3009 authorization a facilitator says it settled, once its answer is
- * checked against the payment: a 32-byte hash, the network of the request (CAIP-2 or its v1 name) and
- * the authorization's payer where it names them; and, with a `reader`, a successful receipt of that very
- * transaction holding this authorization's `AuthorizationUsed` and the `Transfer` of the amount from the
- * payer to the recipient. Throws {@link contradicted} otherwise.
+ * checked against the payment ({@link confirmedTransfer}) and, with a `reader`, its receipt also holds
+ * this authorization's `AuthorizationUsed`. Throws {@link contradicted} otherwise.
  *
  * @example
  * ```ts
@@ -40,7 +89,7 @@ const authorizationUsed = parseAbiItem(
  * ```
  * @see https://github.com/coinbase/x402 specs/schemes/exact/scheme_exact_evm.md §"Settlement"
  */
-export async function confirmedAuthorization(
+export function confirmedAuthorization(
   settled: SettleAnswer,
   context: {
     request: EvmChargeRequest
@@ -50,39 +99,27 @@ export async function confirmedAuthorization(
   },
 ): Promise<Hex> {
   const { request, payload, reader, timeout } = context
-  const { transaction, network, payer } = settled
-  if (typeof transaction !== 'string' || !hashRule.test(transaction))
-    throw contradicted('names no transaction hash')
-  if (
-    network !== undefined &&
-    (typeof network !== 'string' || chainIdOf(network) !== request.methodDetails.chainId)
-  )
-    throw contradicted('names another network')
-  if (payer !== undefined && (typeof payer !== 'string' || !sameAddress(payer, payload.from)))
-    throw contradicted('names another payer')
-  if (!reader) return transaction as Hex
-  const receipt = await onChain(reader.getTransactionReceipt({ hash: transaction as Hex }), timeout, () =>
-    contradicted('names a transaction the chain does not know'),
-  )
-  const logs: readonly { address: Address; topics: readonly Hex[]; data: Hex }[] = receipt?.logs ?? []
-  const [event, authorizer, nonce] = encodeEventTopics({
-    abi: [authorizationUsed],
-    eventName: 'AuthorizationUsed',
-    args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
-  }) as Hex[]
-  const used = logs.some(
-    (log) =>
-      sameAddress(log.address, request.currency) &&
-      log.topics[0]?.toLowerCase() === event!.toLowerCase() &&
-      log.topics[1]?.toLowerCase() === authorizer!.toLowerCase() &&
-      log.topics[2]?.toLowerCase() === nonce!.toLowerCase(),
-  )
-  const moved = hasTransfers(logs, [
-    { token: request.currency, to: request.recipient, value: BigInt(request.amount), from: payload.from },
-  ])
-  if (receipt?.status !== 'success' || !used || !moved)
-    throw contradicted('names a transaction that did not settle this authorization')
-  return transaction as Hex
+  return confirmedTransfer(settled, {
+    request,
+    from: payload.from as Address,
+    reader,
+    timeout,
+    what: 'authorization',
+    settles: (logs) => {
+      const [event, authorizer, nonce] = encodeEventTopics({
+        abi: [authorizationUsed],
+        eventName: 'AuthorizationUsed',
+        args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
+      }) as Hex[]
+      return logs.some(
+        (log) =>
+          sameAddress(log.address, request.currency) &&
+          log.topics[0]?.toLowerCase() === event!.toLowerCase() &&
+          log.topics[1]?.toLowerCase() === authorizer!.toLowerCase() &&
+          log.topics[2]?.toLowerCase() === nonce!.toLowerCase(),
+      )
+    },
+  })
 }
 
 const signatureRule = /^[1-9A-HJ-NP-Za-km-z]{64,88}$/

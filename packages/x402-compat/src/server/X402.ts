@@ -15,6 +15,7 @@ import {
   ServiceUnavailableError,
 } from '@mppkit/core'
 import { type Handler, type Route, readBody, type Server } from '@mppkit/core/server'
+import { sameAddress } from '../Authorization.js'
 import { EvmChargeRequest } from '../Methods.js'
 import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
@@ -188,8 +189,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
   const takesPermit2 = (request: EvmChargeRequest) =>
     permit2Assets.some(
       (asset) =>
-        asset.chainId === request.methodDetails.chainId &&
-        asset.currency.toLowerCase() === request.currency.toLowerCase(),
+        asset.chainId === request.methodDetails.chainId && sameAddress(asset.currency, request.currency),
     )
 
   /** The x402 requirements of the `evm` challenges among `WWW-Authenticate` values. */

@@ -2,13 +2,11 @@ import type { Challenge, Store as MethodStore } from '@mppkit/core'
 import { type Address, type Hex, verifyTypedData } from 'viem'
 import { pkh, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, X402Permit2Payload } from '../Methods.js'
-import { hasTransfers } from '../Transfer.js'
-import { chainIdOf } from '../Wire.js'
 import * as X402Permit2 from '../X402Permit2.js'
 import type { Facilitator } from './Charge.js'
-import { contradicted, type SettleAnswer } from './Facilitated.js'
+import { confirmedTransfer } from './Facilitated.js'
 import type { Relayed } from './Relayed.js'
-import { facilitate, latestValidity, onChain, once, type Reader, refuse } from './Shared.js'
+import { facilitate, latestValidity, once, type Reader, refuse } from './Shared.js'
 
 /** What the checks of x402's Permit2 form need from the method's configuration. */
 export type X402Permit2Context = {
@@ -118,43 +116,14 @@ export async function settleX402Permit2(
         input.relayed.requirement,
         context.timeout,
       )
-      return confirmed(settled, context, request, authorization.from as Address)
+      return confirmedTransfer(settled, {
+        request,
+        from: authorization.from as Address,
+        reader: context.reader,
+        timeout: context.timeout,
+        what: 'permit',
+      })
     },
     { detail: 'This permit was already used.', reason: 'permit-used' },
   ) as Promise<Hex>
-}
-
-const hashRule = /^0x[0-9a-fA-F]{64}$/
-
-/** The transaction hash of a facilitator's settlement, once its answer agrees with the payment. */
-async function confirmed(
-  settled: SettleAnswer,
-  context: X402Permit2Context,
-  request: EvmChargeRequest,
-  from: Address,
-): Promise<Hex> {
-  const { transaction, network, payer } = settled
-  if (typeof transaction !== 'string' || !hashRule.test(transaction))
-    throw contradicted('names no transaction hash')
-  if (
-    network !== undefined &&
-    (typeof network !== 'string' || chainIdOf(network) !== request.methodDetails.chainId)
-  )
-    throw contradicted('names another network')
-  if (payer !== undefined && (typeof payer !== 'string' || !sameAddress(payer, from)))
-    throw contradicted('names another payer')
-  const { reader } = context
-  if (!reader) return transaction as Hex
-  const receipt = await onChain(
-    reader.getTransactionReceipt({ hash: transaction as Hex }),
-    context.timeout,
-    () => contradicted('names a transaction the chain does not know'),
-  )
-  const logs: readonly { address: Address; topics: readonly Hex[]; data: Hex }[] = receipt?.logs ?? []
-  const moved = hasTransfers(logs, [
-    { token: request.currency, to: request.recipient, value: BigInt(request.amount), from },
-  ])
-  if (receipt?.status !== 'success' || !moved)
-    throw contradicted('names a transaction that did not settle this permit')
-  return transaction as Hex
 }
