@@ -1,7 +1,7 @@
 import { Challenge, Credential, PolicyError } from '@mppkit/core'
 import { create as createClient, mayHaveSettled, PaymentFailedError } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
-import type { Address, Hex } from 'viem'
+import { type Address, erc20Abi, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -40,7 +40,7 @@ const payloadOf = (request: Request) => {
 describe.skipIf(!!reason)('tempo/session client recovery', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 10 })
+    devnet = await startTempo({ accounts: 11 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -278,6 +278,8 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       expect((await readChannel(devnet.info, state.channelId)).deposit).toBe(4_000n)
       expect(state.deposit).toBe(4_000n)
       expect(state.topUpPending).toBeUndefined()
+      // Landed: the deposit and the top-up stay held until the channel is closed.
+      expect(client.ledger.locked(devnet.info.tokens.pathUsd)).toBe(4_000n)
     } finally {
       await automine(true)
     }
@@ -343,6 +345,89 @@ describe.skipIf(!!reason)('tempo/session client recovery', () => {
       expect((await readChannel(devnet.info, state.channelId)).deposit).toBe(4_000n)
       expect(state.deposit).toBe(4_000n)
       expect(state.topUpPending).toBeUndefined()
+      // Landed: the deposit and the top-up stay held until the channel is closed.
+      expect(client.ledger.locked(devnet.info.tokens.pathUsd)).toBe(4_000n)
+    } finally {
+      await automine(true)
+    }
+  })
+
+  it('a top-up answered 503 whose transaction is then replaced gives its maxLocked hold back: the next top-up fits', async () => {
+    const method = sessionServer({
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      currency: devnet.info.tokens.pathUsd,
+      account: privateKeyToAccount(devnet.info.accounts[0]!.privateKey),
+      escrow: devnet.info.escrow,
+      timeout: 1_000,
+    })
+    const server = createServer({
+      realm: 'replaced.test',
+      secrets: [secret],
+      methods: [method],
+      logger: false,
+    })
+    const handler = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: String(price) } }] },
+      () => new Response('ok'),
+    )
+    const topUps: number[] = []
+    const fetcher = (async (input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const first = payloadOf(request)?.action === 'topUp' && topUps.length === 0
+      // The first top-up waits unmined in the node's pool: the server's broadcast times out (503).
+      if (first) await automine(false)
+      const response = await handler(request)
+      if (payloadOf(request)?.action === 'topUp') topUps.push(response.status)
+      return response
+    }) as typeof fetch
+    const payer = payerOf(10)
+    const pathUsd = devnet.info.tokens.pathUsd
+    const sessions = sessionClient({
+      account: payer,
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 2_000n,
+      topUp: 2_000n,
+      fetch: fetcher,
+    })
+    // Room for the deposit and one top-up held at a time.
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: { currencies: [pathUsd], maxLocked: 4_000n },
+    })
+    const url = 'https://replaced.test/r'
+    try {
+      for (let i = 0; i < 2; i++) expect((await client.fetch(url)).status).toBe(200)
+      const nonce = await nonceOf(payer.address)
+      await expect(client.fetch(url)).rejects.toBeInstanceOf(PaymentFailedError)
+      expect(topUps).toEqual([503])
+      expect(client.ledger.locked(pathUsd)).toBe(4_000n)
+      // The payer replaces it (same nonce, another transaction): that top-up can never land.
+      await tempoRpc(devnet.info.rpcUrl, 'anvil_dropAllTransactions', [])
+      await automine(true)
+      const { walletClient, publicClient } = tempoClients({
+        ...devnet.info,
+        privateKey: devnet.info.accounts[10]!.privateKey,
+      })
+      const replacing = await walletClient.writeContract({
+        address: pathUsd,
+        abi: erc20Abi,
+        functionName: 'approve',
+        args: [devnet.info.escrow, 0n],
+        nonce,
+        gas: 300_000n,
+      } as never)
+      expect((await publicClient.waitForTransactionReceipt({ hash: replacing })).status).toBe('success')
+      expect(await nonceOf(payer.address)).toBe(nonce + 1)
+      // The next payment reads the chain: the nonce is used and the deposit did not grow, so the hold is
+      // given back and a new top-up (within maxLocked again) pays the request.
+      expect((await client.fetch(url)).status).toBe(200)
+      expect(topUps).toEqual([503, 200])
+      const state = [...sessions.channels.values()][0]!
+      expect((await readChannel(devnet.info, state.channelId)).deposit).toBe(4_000n)
+      expect(client.ledger.locked(pathUsd)).toBe(4_000n)
     } finally {
       await automine(true)
     }

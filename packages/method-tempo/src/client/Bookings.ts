@@ -33,6 +33,9 @@ export function sessionBookings(chainId: number | undefined) {
   const locksOf = new WeakMap<Channel, ((keep?: bigint) => void)[]>()
   const holdLock = (channel: Channel, undo: (keep?: bigint) => void) =>
     locksOf.set(channel, [...(locksOf.get(channel) ?? []), undo])
+  // A top-up whose outcome is unknown (sent without an answer, or answered 5xx): booked until the chain
+  // tells whether it landed (the deposit it should reach) or never will.
+  const pendingOf = new WeakMap<Channel, { release: () => void; deposit: bigint }>()
   const quoteFor = (request: TempoSessionRequest, amount: bigint): Method.Quote => ({
     amount,
     currency: request.currency,
@@ -67,28 +70,60 @@ export function sessionBookings(chainId: number | undefined) {
       const locks = locksOf.get(channel) ?? []
       locksOf.delete(channel)
       for (const undo of locks) undo()
+      pendingOf.get(channel)?.release()
+      pendingOf.delete(channel)
+    },
+    /**
+     * The top-up whose outcome was unknown is settled: the escrow's deposit is `deposit` now (read on chain
+     * at the block where its transaction's nonce was used, or the deposit it reached once the server took
+     * it). Below the deposit the top-up was to reach, it never landed (replaced, or reverted) and will
+     * not: its booking (`maxDeposit`, `maxLocked`) is given back; otherwise it stays held with the
+     * channel until the channel is closed.
+     */
+    topUpSettled(channel: Channel, deposit: bigint): void {
+      const pending = pendingOf.get(channel)
+      if (!pending) return
+      pendingOf.delete(channel)
+      if (deposit >= pending.deposit) holdLock(channel, pending.release)
+      else pending.release()
     },
     /**
      * Runs a top-up of `amount` once the policy allows the channel's new deposit (`maxDeposit`); the
      * booking is undone when the top-up is refused (4xx) or throws before it was sent, and kept when the
      * error says it may have settled (`mayHaveSettled`) or the server failed (5xx: it may have broadcast
-     * the transaction). Throws `PolicyError` before `run`.
+     * the transaction) until {@link topUpSettled} tells; `signed` says whether a transaction was signed
+     * (none: nothing can land, the booking is undone). Throws `PolicyError` before `run`.
      */
-    async topUp(channel: Channel, amount: bigint, run: () => Promise<Response>): Promise<Response> {
+    async topUp(
+      channel: Channel,
+      amount: bigint,
+      run: () => Promise<Response>,
+      signed: () => boolean = () => true,
+    ): Promise<Response> {
       const booking = bookings.get(channel)
+      const deposit = channel.deposit + amount
       const release = booking
-        ? booking.spend({ ...booking.quote, amount: 0n, deposit: channel.deposit + amount, locked: amount })
+        ? booking.spend({ ...booking.quote, amount: 0n, deposit, locked: amount })
         : () => {}
+      // Outcome unknown: held until the chain tells (one top-up is pending per channel at a time; an
+      // earlier one still unknown stays held with the channel).
+      const pend = () => {
+        if (!signed()) return release()
+        const earlier = pendingOf.get(channel)
+        if (earlier) holdLock(channel, earlier.release)
+        pendingOf.set(channel, { release, deposit })
+      }
       let response: Response
       try {
         response = await run()
       } catch (error) {
         if (!mayHaveSettled(error)) release()
-        else holdLock(channel, release)
+        else pend()
         throw error
       }
-      if (!response.ok && response.status < 500) release()
-      // Sent (or may have been): the escrow may hold it, until the channel is closed.
+      if (response.status >= 500) pend()
+      else if (!response.ok) release()
+      // Taken: the escrow holds it until the channel is closed.
       else holdLock(channel, release)
       return response
     },

@@ -654,7 +654,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       throw new PaymentFailedError('tempo session: could not read the channel on-chain', { cause })
     }
     if (read.channel.deposit > state.deposit) state.deposit = read.channel.deposit
-    if (state.topUpPending && read.used > state.topUpPending.nonce) delete state.topUpPending
+    if (state.topUpPending && read.used > state.topUpPending.nonce) {
+      delete state.topUpPending
+      // Its nonce used at this block: landed (the deposit grew by it) or never will (replaced, reverted).
+      bookings.topUpSettled(state, read.channel.deposit)
+    }
     return read
   }
 
@@ -741,6 +745,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const deposit = channel.deposit + pending.amount
       if (deposit > state.deposit) state.deposit = deposit
       delete state.topUpPending
+      bookings.topUpSettled(state, deposit)
       return undefined
     }
     // Refused (e.g. the node already holds it, or mined it since): the chain decides.
@@ -767,27 +772,32 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     let signed: { transaction: Hex; nonce: number } | undefined
     let response: Response
     try {
-      response = await bookings.topUp(state, amount, async () => {
-        // Allowed by the policy (booked); shown or asked before anything is signed.
-        await options.beforeTopUp?.(topUpIntent(state, url, amount))
-        return action(
-          url,
-          async (_, offered) => {
-            const paying = request ?? offered
-            if (!fits(state, paying))
-              throw new PaymentFailedError(
-                "tempo session: the top-up's challenge names another currency, escrow or chain than the channel's; nothing was signed",
-              )
-            const transaction = await signTopUp(state, amount, paying)
-            // Saved as pending before it is sent: a restarted client sends it again, never a second one.
-            await persist(state, { topUpPending: { ...transaction, amount } })
-            signed = transaction
-            return topUpPayload(state, signed.transaction, amount)
-          },
-          'GET',
-          state,
-        )
-      })
+      response = await bookings.topUp(
+        state,
+        amount,
+        async () => {
+          // Allowed by the policy (booked); shown or asked before anything is signed.
+          await options.beforeTopUp?.(topUpIntent(state, url, amount))
+          return action(
+            url,
+            async (_, offered) => {
+              const paying = request ?? offered
+              if (!fits(state, paying))
+                throw new PaymentFailedError(
+                  "tempo session: the top-up's challenge names another currency, escrow or chain than the channel's; nothing was signed",
+                )
+              const transaction = await signTopUp(state, amount, paying)
+              // Saved as pending before it is sent: a restarted client sends it again, never a second one.
+              await persist(state, { topUpPending: { ...transaction, amount } })
+              signed = transaction
+              return topUpPayload(state, signed.transaction, amount)
+            },
+            'GET',
+            state,
+          )
+        },
+        () => signed !== undefined,
+      )
     } catch (error) {
       if (mayHaveSettled(error) && signed) state.topUpPending = { ...signed, amount }
       // Saved as it now stands (pending only when it may have settled).
