@@ -479,7 +479,7 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
     file.close()
   })
 
-  it('a saved open that cannot be sent again reports no preimage, not even in the cause of its error', async () => {
+  it('a saved open that cannot be sent again: neither its pending reason nor the payment held back quote the preimage, not even in a cause', async () => {
     const handler = server()
     const path = join(dir, 'leak.json')
     const first = process_(handler, path, (request) => {
@@ -495,10 +495,23 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
         throw new TypeError(`invalid header ${request.headers.get('authorization')}`)
       return undefined
     })
-    const error = await second.sessions.restore().catch((caught: unknown) => caught)
+    // The restore goes on (the open stays pending); what it says of the failure quotes no header.
+    expect(await second.sessions.restore()).toEqual([])
+    const pending = second.sessions.pending.get(origin)
+    expect(pending).toMatchObject({
+      sessionId: saved.sessionId,
+      reason: expect.stringContaining('TypeError'),
+    })
+    expect(
+      JSON.stringify(pending, (_key, value) => (typeof value === 'bigint' ? String(value) : value)),
+    ).not.toMatch(new RegExp(`${saved.preimage}|Payment [A-Za-z0-9_-]{40,}`))
+    // Nor does the payment it holds back.
+    const error = await second.client.fetch(url).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as PaymentFailedError).code).toBe('session-open-pending')
     const chain: string[] = []
     for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e.message, String(e.stack))
+    expect(chain.join('\n')).toContain(saved.sessionId)
     expect(chain.join('\n')).not.toContain(saved.preimage)
     expect(chain.join('\n')).not.toMatch(/Payment [A-Za-z0-9_-]{40,}/)
     second.store.close()

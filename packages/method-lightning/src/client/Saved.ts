@@ -47,7 +47,9 @@ export type SavedSession = {
 /**
  * Where a session client keeps its sessions across restarts (`sessionClient({ sessionStore })`). A
  * session is saved once its deposit is paid, before its open is sent, and again before a paid top-up is
- * sent and as its balance changes; it is deleted once closed. `fileSessionStore(path)` from
+ * sent and as its balance changes; it is deleted once closed. A session whose deposit was paid but whose
+ * open can never be sent (reported lost) is moved under the key `lost:<sessionId>`, as proof of the
+ * payment, until `forgetLost(sessionId)` deletes it. `fileSessionStore(path)` from
  * `@mppkit/method-lightning/client/node` keeps them in a JSON file; any other store (a database row, a
  * keychain) implements these three calls, and must keep the records as secret as an API key. One store
  * serves one running client at a time.
@@ -104,9 +106,11 @@ export const originOf = (url: string): string | undefined => {
 const sha256 = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex')
 
 /**
- * Checks one loaded record: its shape, and that its preimage is the session id's (a record edited by
- * hand, or another session's preimage, is refused rather than presented). Throws `ConfigurationError`
- * naming the key and the fields at fault, never a value (the record holds a bearer secret).
+ * Checks one loaded record: its shape, that it is saved under its own key (its URL's origin, `realm:<realm>`
+ * for a URL without one, or `lost:<sessionId>` for a session reported lost), and that its preimage is the
+ * session id's (a record edited by hand, or another session's preimage, is refused rather than
+ * presented). Throws `ConfigurationError` naming the key and the fields at fault, never a value (the
+ * record holds a bearer secret).
  */
 export function parseSaved(key: string, value: unknown): SavedSession {
   const parsed = savedSession.safeParse(value)
@@ -118,8 +122,16 @@ export function parseSaved(key: string, value: unknown): SavedSession {
     )
   const saved = parsed.data as SavedSession
   // The key is where the session's credentials go: a URL of another origin would send its preimage there.
+  // (A lost session's record is never sent again: its key names it.)
   const origin = originOf(saved.url)
-  if (origin === undefined ? key !== `realm:${saved.realm}` : key !== origin || !/^https?:/.test(saved.url))
+  if (key.startsWith('lost:')) {
+    if (key !== `lost:${saved.sessionId}`)
+      throw new ConfigurationError(
+        `lightning session: saved session ${JSON.stringify(key)} is not a valid record (sessionId: not its key's); fix or remove it`,
+      )
+  } else if (
+    origin === undefined ? key !== `realm:${saved.realm}` : key !== origin || !/^https?:/.test(saved.url)
+  )
     throw new ConfigurationError(
       `lightning session: saved session ${JSON.stringify(key)} is not a valid record (url: not of its key's origin, or not http(s)); fix or remove it`,
     )

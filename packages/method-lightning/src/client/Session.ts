@@ -75,6 +75,24 @@ export type SessionState = {
   pendingTopUp?: { challenge: Challenge.Challenge; preimage: string; sats: bigint }
 }
 
+/**
+ * A session restored from the `sessionStore` whose deposit is paid but whose open its server has not
+ * taken yet (see {@link SessionClient.pending}). No secret: its preimage stays in the store.
+ */
+export type PendingOpen = {
+  sessionId: string
+  realm: string
+  /** The URL the session was opened on (its open goes there). */
+  url: string
+  /** The deposit paid, satoshis. */
+  deposit: bigint
+  /**
+   * Why its open is still pending: the outcome of the last attempt (the server unreachable or answering
+   * 5xx, or refusing it without telling whether it has the session), or that none was made yet.
+   */
+  reason: string
+}
+
 /** Attempts at sending a paid top-up while the server answers 503 (then it stays pending). */
 const topUpAttempts = 3
 
@@ -93,20 +111,73 @@ export type SessionClient = Method.Client<typeof session> & {
   /** Closes the session of `url`'s server (refund to the return invoice); the close response. */
   close(url: string): Promise<Response>
   /**
-   * Reads back the sessions `sessionStore` kept (once; the first payment does it too) into `sessions`
-   * and returns them. Call it before the first payment so that the policy's quote sees the session (no
-   * new deposit). An open saved before it was sent and never confirmed is sent again on its own
-   * challenge; one that can no longer be sent (its challenge expired, or refused) and that the server
-   * does not report open or closed (it may have got through) is reported: this call rejects with a
-   * `PaymentFailedError` naming its session id, once, its record kept in the store under
-   * `lost:<sessionId>` as proof of the deposit paid (never deleted by this client). Each restored
-   * session is checked with the server by a `topUp` credential that cannot be credited (a random
-   * preimage on a fresh challenge; never a close): one the server answers is closed or unknown is dropped
-   * (a later payment opens a new one if the policy allows); any other answer keeps it. Deposits restored were paid, and booked, by an earlier process: they are not booked against
-   * this client's budget, and a close gives back to it only what this process booked (its top-ups). A
-   * record that is not valid is a `ConfigurationError` naming its key (nothing is paid until it is fixed).
+   * Reads back the sessions `sessionStore` kept into `sessions` (the store is read once; the first
+   * payment does it too) and returns the sessions restored so far. Call it before the first payment so
+   * that the policy's quote sees the session (no new deposit).
+   *
+   * Each restored session is checked with the server by a `topUp` credential that cannot be credited (a
+   * random preimage on a fresh challenge; never a close): one the server answers is closed or unknown is
+   * dropped (a later payment opens a new one if the policy allows); any other answer (none at all
+   * included) keeps it.
+   *
+   * An open saved before it was sent and never confirmed is sent again on its own challenge. While its
+   * server cannot take it (unreachable, answering 5xx, or refusing it without telling whether it has the
+   * session), the session is listed in {@link SessionClient.pending} and this call still resolves: the
+   * sessions of other servers are restored and usable. Its record stays in the store, and its open is
+   * sent again by every later `restore()` call and before the next payment, `topUp` or `close` to that
+   * server (never twice at once); until it gets through, a payment to that server fails with a
+   * `PaymentFailedError` (code `session-open-pending`) and pays no new deposit there.
+   *
+   * An open that can no longer be sent (its challenge expired, or refused) and that the server does not
+   * report open or closed (it may have got through) is lost: its record is moved in the store to
+   * `lost:<sessionId>`, as proof of the deposit paid (see {@link SessionClient.lost}), and it is reported
+   * once, by a `PaymentFailedError` naming its session id (never its preimage): from the next
+   * `restore()` call, or from the next payment, `topUp` or `close` to that server, whichever comes first.
+   * The other sessions are restored all the same, and that server is free for a new session.
+   *
+   * Deposits restored were paid, and booked, by an earlier process: they are not booked against this
+   * client's budget, and a close gives back to it only what this process booked (its top-ups). A record
+   * that is not valid is a `ConfigurationError` naming its key (nothing is paid until it is fixed).
+   *
+   * @example
+   * ```ts
+   * const restored = await sessions.restore()
+   * for (const [origin, { sessionId, reason }] of sessions.pending) console.warn(origin, sessionId, reason)
+   * ```
    */
   restore(): Promise<SessionState[]>
+  /**
+   * Restored sessions whose deposit is paid but whose open their server has not taken yet, by session
+   * key (see `restore`). Read-only: each is sent again by `restore()` and before a payment to its server;
+   * once it gets through it moves to `sessions` (or, when it can never be sent, to the store's lost
+   * records).
+   */
+  readonly pending: ReadonlyMap<string, PendingOpen>
+  /**
+   * The `sessionStore`'s records of sessions reported lost (`lost:<sessionId>`: a deposit paid whose open
+   * was never confirmed and can no longer be sent), of this client's network, each checked like a
+   * restored one. Each holds the deposit preimage: the proof that the deposit was paid (to show the
+   * server's operator), and a bearer secret, to be kept as secret as an API key. This client never sends
+   * them again nor deletes them on its own.
+   *
+   * @example
+   * ```ts
+   * for (const { sessionId, url, deposit } of await sessions.lost()) console.log(sessionId, url, deposit)
+   * ```
+   */
+  lost(): Promise<SavedSession[]>
+  /**
+   * Deletes the lost record of `sessionId` (`lost:<sessionId>`, of this client's network) from the
+   * `sessionStore`: its preimage, the only proof that its deposit was paid, is gone with it. Resolves
+   * `true` once deleted; `false`, deleting nothing, when there is no such lost record (a live or pending
+   * session's record is never deleted by it).
+   *
+   * @example
+   * ```ts
+   * for (const { sessionId } of await sessions.lost()) await sessions.forgetLost(sessionId)
+   * ```
+   */
+  forgetLost(sessionId: string): Promise<boolean>
   /**
    * Reads an SSE response of a session stream: yields data chunks, tops up on `payment-need-topup`
    * (the connection stays open and resumes), stops at `[DONE]`; `onEvent` sees every named event.
@@ -442,9 +513,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   const topUp = async (url: string): Promise<Response> => {
-    await restore()
-    const { key } = stateOf(url)
-    return serialized(key, () => topUpNow(url, key))
+    const asked = ++clock
+    await loaded()
+    const key = keyFor(url)
+    return serialized(key, async () => {
+      await settle(key, asked)
+      return topUpNow(url, key)
+    })
   }
 
   /**
@@ -527,16 +602,24 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    * no server credits, serves or closes anything on it. It proves nothing either (no session secret is
    * sent): the spec's top-up verification looks the session up and checks it is open before the preimage,
    * so the refusal tells: `invalid-preimage` (open), `session-closed` (closed: its refund went to the
-   * return invoice) or `session-not-found` (missing). Anything else (unreachable, unavailable, another
-   * realm, another problem) is `unknown`. Never a close credential: the spec's close verification does
-   * not look at the challenge, and one presented on a consumed challenge may be answered with that
-   * challenge's original response ("MUST return the original HTTP response"), so a probe by close could
-   * close a session the client meant to keep, or read a replayed 200 as closed.
+   * return invoice) or `session-not-found` (missing). No answer (unreachable, or a 5xx) is `unreachable`;
+   * any other answer (another realm, another problem) is `unknown`. Never a close credential: the spec's
+   * close verification does not look at the challenge, and one presented on a consumed challenge may be
+   * answered with that challenge's original response ("MUST return the original HTTP response"), so a
+   * probe by close could close a session the client meant to keep, or read a replayed 200 as closed.
    */
-  const standing = async (state: SessionState): Promise<'open' | 'closed' | 'missing' | 'unknown'> => {
+  const standing = async (
+    state: SessionState,
+  ): Promise<'open' | 'closed' | 'missing' | 'unknown' | 'unreachable'> => {
     let response: Response
     try {
-      const { challenge } = await challengeOf(state.url)
+      const first = await sideFetch(state.url)
+      const found = sessionChallengeIn(first)
+      if (!found) {
+        await first.body?.cancel().catch(() => {})
+        return first.status >= 500 ? 'unreachable' : 'unknown'
+      }
+      const { challenge } = found
       if (challenge.realm !== state.realm || !usable(challenge)) return 'unknown'
       response = await send(state.url, challenge, {
         action: 'topUp',
@@ -544,7 +627,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         topUpPreimage: randomBytes(32).toString('hex'),
       })
     } catch {
-      return 'unknown'
+      return 'unreachable'
     }
     const type = (
       (await response
@@ -553,6 +636,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         .catch(() => ({}))) as { type?: unknown }
     ).type
     await response.body?.cancel().catch(() => {})
+    if (response.status >= 500) return 'unreachable'
     if (response.status !== 402 || typeof type !== 'string') return 'unknown'
     if (type.endsWith('/session-closed')) return 'closed'
     if (type.endsWith('/session-not-found')) return 'missing'
@@ -564,14 +648,22 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    * Sends again the open of a restored session the server never confirmed, on its own challenge (its
    * deposit invoice's: no other challenge opens this deposit). Answered 2xx: opened. Refused: it may
    * have got through before the client stopped (its challenge consumed), which the session's standing
-   * tells. Throws when the server cannot answer now (tried again on the next `restore`).
+   * tells. When the server cannot answer now (unreachable, a 5xx, or a refusal that leaves its standing
+   * unknown), it is still pending, with the reason (no secret: never the fetch's error, which may quote
+   * the request's headers, the preimage). Its challenge expired, it is lost unless the server reports the
+   * session open or closed (or cannot be reached to tell: pending).
    */
-  const reopen = async (state: SessionState): Promise<'open' | 'closed' | 'lost'> => {
+  const reopen = async (state: SessionState): Promise<'open' | 'closed' | 'lost' | { pending: string }> => {
     const challenge = state.challenge
     if (!usable(challenge)) {
       // It cannot be sent again; it may have got through before the client stopped (the session is then
       // open, or closed with its refund sent to the return invoice).
       const now = await standing(state)
+      if (now === 'unreachable')
+        return {
+          pending:
+            'its challenge has expired and the server cannot be reached to tell whether the open got through',
+        }
       return now === 'open' ? 'open' : now === 'closed' ? 'closed' : 'lost'
     }
     const payload = { action: 'open', preimage: state.preimage, returnInvoice: state.returnInvoice }
@@ -579,32 +671,26 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     try {
       response = await send(state.url, challenge, payload)
     } catch (error) {
-      // Not the error itself as `cause`: a fetch's may quote the request's headers (the preimage).
-      throw new PaymentFailedError(
-        `lightning session: could not send the saved open of session ${state.sessionId} again (its deposit is paid; ${(error as Error)?.name ?? 'error'}); restore again later`,
-      )
+      return { pending: `the server could not be reached (${(error as Error)?.name ?? 'error'})` }
     }
     if (response.ok) {
       await response.body?.cancel().catch(() => {})
       return 'open'
     }
-    if (response.status >= 500)
-      throw new PaymentFailedError(
-        `lightning session: the server answered ${response.status} to the saved open of session ${state.sessionId} (its deposit is paid); restore again later`,
-      )
+    await response.body?.cancel().catch(() => {})
+    if (response.status >= 500) return { pending: `the server answered ${response.status}` }
     const now = await standing(state)
-    if (now === 'unknown')
-      throw new PaymentFailedError(
-        `lightning session: the server refused the saved open of session ${state.sessionId} (${response.status}) and did not tell whether it has the session; restore again later`,
-      )
+    if (now === 'unknown' || now === 'unreachable')
+      return {
+        pending: `the server refused it (${response.status}) and did not tell whether it has the session`,
+      }
     return now === 'open' ? 'open' : now === 'closed' ? 'closed' : 'lost'
   }
 
-  const load = async (): Promise<SessionState[]> => {
-    if (!store) return []
-    let records: Record<string, unknown>
+  /** Reads the store (`ConfigurationError` as the store threw it; any other failure told and refused). */
+  const readStore = async (): Promise<Record<string, unknown>> => {
     try {
-      records = (await store.load()) ?? {}
+      return (await store!.load()) ?? {}
     } catch (error) {
       if (error instanceof ConfigurationError) throw error
       // Not the store's error as `cause`: a store of the user's may quote what it read (a JSON.parse
@@ -615,14 +701,121 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         { code: 'session-store-failed' },
       )
     }
+  }
+
+  // Restored sessions whose open is still to be sent (see `restore`), by key: the record as loaded and
+  // when the last attempt at its open ended (a tick of `clock`; 0: none yet). Each is tried inside its
+  // key's chain (or by the first load, which every operation of any key waits for): never twice at once.
+  const opens = new Map<string, { state: SessionState; record: SavedSession; settled: number }>()
+  const pending = new Map<string, PendingOpen>()
+  // Ticks ordering requests and attempts: a request (a `restore()` call, a payment, a top-up, a close)
+  // tries a pending open again only when the last attempt ended before it was made. The requests made
+  // while an attempt is under way share its outcome instead of sending the same open once more each.
+  let clock = 0
+  // Lost sessions not reported yet, by key: each reported once (see `restore`).
+  const unreported = new Map<string, string>()
+  // Every session restored from the store, in order (what `restore()` returns).
+  const restored: SessionState[] = []
+  const lostError = (lost: string[]) =>
+    new PaymentFailedError(
+      `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment`,
+    )
+  const pendingView = (state: SessionState, reason: string): PendingOpen => ({
+    sessionId: state.sessionId,
+    realm: state.realm,
+    url: state.url,
+    deposit: state.deposit,
+    reason,
+  })
+
+  /**
+   * Sends the pending open under `key` again (inside its chain, or in the first load) and settles the
+   * outcome: opened (now in `sessions`, saved so), closed meanwhile (forgotten), lost (its record moved
+   * to `lost:<sessionId>`, reported once), or still pending (the reason kept, the record untouched).
+   */
+  const sendOpen = async (key: string) => {
+    const entry = opens.get(key)
+    if (!entry || !store) return
+    const { state, record } = entry
+    const outcome = await reopen(state)
+    entry.settled = ++clock
+    if (typeof outcome === 'object') {
+      pending.set(key, pendingView(state, outcome.pending))
+      return
+    }
+    if (outcome === 'lost') {
+      // Kept as proof of the deposit paid; the origin is free for a new session.
+      let operation: 'save' | 'delete' = 'save'
+      try {
+        await store.save(`lost:${record.sessionId}`, record)
+        operation = 'delete'
+        await store.delete(key)
+      } catch (error) {
+        storeFailed(error, key, record.sessionId, operation)
+        // Moved next time (the open is tried again first: it is lost again, or the server tells).
+        pending.set(
+          key,
+          pendingView(
+            state,
+            `it can no longer be sent, and the sessionStore could not move its record to "lost:${record.sessionId}" (onStoreError has the store's error)`,
+          ),
+        )
+        return
+      }
+      opens.delete(key)
+      pending.delete(key)
+      unreported.set(key, `${record.sessionId} (${key})`)
+      return
+    }
+    opens.delete(key)
+    pending.delete(key)
+    if (outcome === 'closed') {
+      // Closed by the server (idle): "Clients MUST NOT submit further actions on a closed session." (Its
+      // refund, if any, went to the return invoice.)
+      await forget(key, state)
+      return
+    }
+    // Its open challenge is consumed now (or was: the open had got through).
+    if (state.challenge) answeredOf.set(state, state.challenge)
+    sessions.set(key, state)
+    restored.push(state)
+    await persist(key, state)
+  }
+  /** Tries the pending open under `key` again unless an attempt ended after the request `asked` was made. */
+  const retryOpen = async (key: string, asked: number) => {
+    const entry = opens.get(key)
+    if (entry && entry.settled < asked) await sendOpen(key)
+  }
+  /**
+   * Before an operation on the server under `key` (inside its chain; the request made at tick `asked`):
+   * the store read, that server's pending open tried again, and what stands in the way thrown: its lost
+   * session not yet reported (once), or its open still pending (no new deposit while a paid one waits).
+   */
+  const settle = async (key: string, asked: number) => {
+    await loaded()
+    await retryOpen(key, asked)
+    const lost = unreported.get(key)
+    if (lost !== undefined) {
+      unreported.delete(key)
+      throw lostError([lost])
+    }
+    const waiting = pending.get(key)
+    if (waiting)
+      throw new PaymentFailedError(
+        `lightning session: the deposit of session ${waiting.sessionId} (${key}) is paid and its open is pending (${waiting.reason}); nothing was paid now, and the open is sent again on the next restore() or payment to this server`,
+        { code: 'session-open-pending' },
+      )
+  }
+
+  const load = async (): Promise<void> => {
+    if (!store) return
+    const records = await readStore()
     // Every record checked before any is used: a tampered one stops the restore, nothing sent.
     const saved = Object.entries(records)
       .filter(([key]) => !key.startsWith('lost:'))
       .map(([key, value]) => ({ key, saved: parseSaved(key, value) }))
-    const restored: SessionState[] = []
-    const lost: string[] = []
     for (const { key, saved: record } of saved) {
-      if (record.network !== network || sessions.has(key)) continue
+      if (record.network !== network || sessions.has(key) || opens.has(key)) continue
       const state: SessionState = {
         sessionId: record.sessionId,
         realm: record.realm,
@@ -647,24 +840,15 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       prepaymentsOf.set(state, [])
       const answered = record.answered === undefined ? undefined : Challenge.parse(record.answered)
       if (answered) answeredOf.set(state, answered)
-      // An opened session is kept unless the server says it is closed or unknown to it.
-      const now = !record.opened ? await reopen(state) : await standing(state)
-      if (now === 'lost') {
-        // Kept as proof of the deposit paid; the origin is free for a new session.
-        try {
-          await store.save(`lost:${record.sessionId}`, record)
-          await store.delete(key)
-        } catch (error) {
-          storeFailed(error, key, record.sessionId, 'save')
-          throw new PaymentFailedError(
-            `lightning session: the deposit of session ${record.sessionId} (${key}) was paid but its open was never confirmed and can no longer be sent, and the sessionStore could not move its record to "lost:${record.sessionId}" (onStoreError has the store's error); restore again later`,
-          )
-        }
-        lost.push(`${record.sessionId} (${key})`)
+      if (!record.opened) {
+        // Sent again now; while its server cannot take it, it waits in `pending` (the others go on).
+        opens.set(key, { state, record, settled: 0 })
+        pending.set(key, pendingView(state, 'its open has not been sent again yet'))
+        await sendOpen(key)
         continue
       }
-      // Its open challenge is consumed now (or was: the open had got through).
-      if (!record.opened && now === 'open' && state.challenge) answeredOf.set(state, state.challenge)
+      // An opened session is kept unless the server says it is closed or unknown to it.
+      const now = await standing(state)
       if (now === 'missing' || now === 'closed') {
         // Closed by the server (idle) or unknown to it: "Clients MUST NOT submit further actions on a
         // closed session." (Its refund, if any, went to the return invoice.)
@@ -673,27 +857,69 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
       sessions.set(key, state)
       restored.push(state)
-      if (!record.opened) await persist(key, state)
     }
-    if (lost.length > 0)
-      throw new PaymentFailedError(
-        `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment`,
-      )
-    return restored
   }
-  let restoring: Promise<SessionState[]> | undefined
-  const restore = () => {
-    restoring ??= load().catch((error: unknown) => {
-      restoring = undefined
+  // The store is read once (again only after a load that failed: a record to fix, a store unreadable).
+  let loading: Promise<void> | undefined
+  const loaded = () => {
+    loading ??= load().catch((error: unknown) => {
+      loading = undefined
       throw error
     })
-    return restoring
+    return loading
+  }
+  const restore = async (): Promise<SessionState[]> => {
+    const asked = ++clock
+    await loaded()
+    // Each pending open tried again in its server's chain (after what that server is doing now).
+    await Promise.all([...opens.keys()].map((key) => serialized(key, () => retryOpen(key, asked))))
+    if (unreported.size > 0) {
+      const lost = [...unreported.values()]
+      unreported.clear()
+      throw lostError(lost)
+    }
+    return [...restored]
+  }
+  /** The session key of a side request on `url` (its origin's; else the session opened on `url` itself). */
+  const keyFor = (url: string) => {
+    const origin = originOf(url)
+    if (origin !== undefined) return origin
+    for (const [key, state] of sessions) if (state.url === url) return key
+    for (const [key, { state }] of opens) if (state.url === url) return key
+    throw new PaymentFailedError('lightning: no open session for this server')
   }
 
   const client: SessionClient = {
     definition: session,
     sessions,
+    pending,
     restore,
+    async lost() {
+      if (!store) return []
+      const records = await readStore()
+      return Object.entries(records)
+        .filter(([key]) => key.startsWith('lost:'))
+        .map(([key, value]) => parseSaved(key, value))
+        .filter((record) => record.network === network)
+    },
+    async forgetLost(sessionId) {
+      if (!store || typeof sessionId !== 'string' || !/^[0-9a-f]{64}$/.test(sessionId)) return false
+      const key = `lost:${sessionId}`
+      const records = await readStore()
+      const record = Object.hasOwn(records, key) ? (records[key] as { network?: unknown } | null) : undefined
+      // Another network's client leaves it alone, as it leaves that network's sessions.
+      if (!record || typeof record !== 'object' || record.network !== network) return false
+      try {
+        await store.delete(key)
+      } catch (error) {
+        storeFailed(error, key, sessionId, 'delete')
+        throw new PaymentFailedError(
+          `lightning session: could not delete the lost record of session ${sessionId} from the sessionStore; it is kept (onStoreError has the store's error)`,
+          { code: 'session-store-failed' },
+        )
+      }
+      return true
+    },
     onReceipt(receipt, challenge) {
       // A receipt of the session: the server has it (its open went through), and consumed `challenge`
       // (what a restarted client asks the session's standing on; saved with the next change, or now when
@@ -714,8 +940,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     },
     createPayload: ({ challenge, request, url, spend }) => {
       const key = keyOf(url, challenge.realm)
+      const asked = ++clock
       return serialized(key, async () => {
-        await restore()
+        // A pending open of this server goes first: never a second deposit while a paid one waits.
+        await settle(key, asked)
         if (spend) spends.set(key, spend)
         const price = BigInt(request.amount)
         const state = sessions.get(key)
@@ -811,9 +1039,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     },
     topUp,
     close: async (url) => {
-      await restore()
-      const { key } = stateOf(url)
-      return serialized(key, () => closeNow(url, key))
+      const asked = ++clock
+      await loaded()
+      const key = keyFor(url)
+      return serialized(key, async () => {
+        await settle(key, asked)
+        return closeNow(url, key)
+      })
     },
     async *stream(response, url, onEvent) {
       if (!response.body) return

@@ -5,7 +5,13 @@ import { type SessionClient, type SessionClientOptions, sessionClient } from './
 
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export type { SavedSession, SessionStore } from './Saved.js'
-export { type SessionClient, type SessionClientOptions, type SessionState, sessionClient } from './Session.js'
+export {
+  type PendingOpen,
+  type SessionClient,
+  type SessionClientOptions,
+  type SessionState,
+  sessionClient,
+} from './Session.js'
 export { lndWallet, type Wallet } from './Wallet.js'
 
 /**

@@ -22,7 +22,9 @@ export type FileSessionStore = SessionStore & {
  * beside it (`<path>.lock`, naming the process) keeps a second running client off the same file: the
  * second is refused with a `ConfigurationError` while the first lives; a lock left by a process that has
  * ended is taken over. (The file mechanics are `fileRecordStore` of `@mppkit/core/client/node`; the
- * records are checked by the session client when it restores them.)
+ * records are checked by the session client when it restores them.) A session whose deposit was paid but
+ * whose open can never be sent stays in the file under `lost:<sessionId>`, its preimage the proof of
+ * payment, until the client's `forgetLost(sessionId)` deletes it (`lost()` lists them).
  *
  * @example
  * ```ts

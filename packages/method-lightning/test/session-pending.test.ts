@@ -1,0 +1,417 @@
+// A restarted Lightning session client whose store holds a paid open one server cannot take now: the
+// restore goes on, the other servers' sessions pay on, that server's payments are held back (no second
+// deposit) until its open gets through. And the records of lost sessions (proof of a deposit paid),
+// listed by `lost()` and deleted by `forgetLost()`. On the LND simulator, through the core's paying
+// client and real session servers, with the session file written by `fileSessionStore`.
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Credential, MemoryStore, Receipt } from '@mppkit/core'
+import { create as createClient, PaymentFailedError } from '@mppkit/core/client'
+import { create as createServer } from '@mppkit/core/server'
+import { getChannelBalance, getInvoices } from 'lightning'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
+import { type SessionClient, sessionClient } from '../src/client/index.js'
+import { fileSessionStore } from '../src/client/node.js'
+import { sessionServer } from '../src/server/index.js'
+import { lndFor } from './helpers.js'
+
+const a = 'https://a.lightning.test'
+const b = 'https://b.lightning.test'
+const urlA = `${a}/generate`
+const urlB = `${b}/generate`
+
+let network: Lightning
+let dir: string
+beforeAll(async () => {
+  network = await startLightning()
+  dir = mkdtempSync(join(tmpdir(), 'mppkit-ln-pending-'))
+})
+afterAll(async () => {
+  await network?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A session server (deposit 10 sat, 1 sat a request) whose state lives across the client's restarts. */
+function server(realm: string, secret = `lightning-session-pending-${realm}-0123456789`, now?: () => number) {
+  const method = sessionServer({ depositSats: 10, lnd: lndFor(network.info.nodes.payee) })
+  const core = createServer({
+    realm,
+    secrets: [secret],
+    methods: [method],
+    store: new MemoryStore(),
+    ...(now ? { now } : {}),
+  })
+  return core.protect(
+    { offers: [{ method: 'lightning', intent: 'session', request: { amount: '1' } }] },
+    () => Response.json({ ok: true }),
+  )
+}
+
+const actionOf = (request: Request) => {
+  const authorization = request.headers.get('authorization')
+  return authorization ? (Credential.parse(authorization).payload as { action?: string }).action : undefined
+}
+
+/**
+ * The network between the clients and the two servers (by origin): an origin `down` is unreachable (its
+ * fetches throw, as a refused connection does); one whose opens are `failing` gets every open credential
+ * answered by `failing` (a throw or a status) before it reaches the server; `hold` keeps the next open
+ * until released. `opens` counts the open credentials sent, by origin (reaching the server or not).
+ */
+function net(handlers: Record<string, (request: Request) => Promise<Response>>) {
+  const down = new Set<string>()
+  const failing = new Map<string, 'throw' | number>()
+  const opens = new Map<string, number>()
+  let held: Promise<void> | undefined
+  const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init)
+    const { origin } = new URL(request.url)
+    if (actionOf(request) === 'open') {
+      opens.set(origin, (opens.get(origin) ?? 0) + 1)
+      if (held) await held
+    }
+    if (down.has(origin)) throw new TypeError('fetch failed')
+    const failure = actionOf(request) === 'open' ? failing.get(origin) : undefined
+    if (failure === 'throw') throw new TypeError('fetch failed')
+    if (failure !== undefined) return Response.json({ title: 'unavailable' }, { status: failure })
+    return handlers[origin]!(request)
+  }) as typeof globalThis.fetch
+  return {
+    fetch,
+    down,
+    failing,
+    opens: (origin: string) => opens.get(origin) ?? 0,
+    /** Holds the opens sent from now on until `release()`. */
+    hold() {
+      let release!: () => void
+      held = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      return () => {
+        held = undefined
+        release()
+      }
+    },
+  }
+}
+
+/** A client (one process's) on the session file `path`. */
+function process_(fetch: typeof globalThis.fetch, path: string, now?: () => number) {
+  const store = fileSessionStore(path)
+  const sessions = sessionClient({
+    lnd: lndFor(network.info.nodes.payer),
+    network: 'regtest',
+    fetch,
+    sessionStore: store,
+    ...(now ? { now } : {}),
+  })
+  const client = createClient({
+    methods: [sessions],
+    fetch,
+    policy: { maxDeposit: { sat: 100n }, budget: { sat: 1_000n } },
+  })
+  return { store, sessions, client }
+}
+
+const payerBalance = async () =>
+  (await getChannelBalance({ lnd: lndFor(network.info.nodes.payer) })).channel_balance
+/** The invoices the payee's node has been paid (deposits and top-ups of both servers). */
+const paidInvoices = async () =>
+  (await getInvoices({ lnd: lndFor(network.info.nodes.payee), limit: 1000 })).invoices.filter(
+    (invoice) => invoice.is_confirmed,
+  ).length
+type Saved = { sessionId: string; preimage: string; opened: boolean; network: string; url: string }
+const readSaved = (path: string): Record<string, Saved> =>
+  (JSON.parse(readFileSync(path, 'utf8')) as { sessions: Record<string, Saved> }).sessions
+const referenceOf = (response: Response) => Receipt.parse(response.headers.get('payment-receipt')!).reference
+/** Calls `fn` after the next `count` calls of `sessions.createPayload` have begun. */
+function onPayloads(sessions: SessionClient, count: number, fn: () => void) {
+  const original = sessions.createPayload
+  let seen = 0
+  sessions.createPayload = (context) => {
+    const created = original(context)
+    if (++seen === count) {
+      sessions.createPayload = original
+      fn()
+    }
+    return created
+  }
+}
+
+describe('lightning/session: a paid open one server cannot take now (sessionStore)', () => {
+  it('restore goes on, the other server pays on, the unreachable one is held back with no new deposit, and its open is sent once it is back', async () => {
+    const network_ = net({ [a]: server('a.test'), [b]: server('b.test') })
+    const path = join(dir, 'two-servers.json')
+    const balanceBefore = await payerBalance()
+    const invoicesBefore = await paidInvoices()
+
+    // The first run: a session with B, confirmed; A's deposit paid but its open never gets there.
+    const first = process_(network_.fetch, path)
+    const openedB = await first.client.fetch(urlB)
+    expect(openedB.status).toBe(200)
+    const sessionB = referenceOf(openedB)
+    await expect.poll(() => readSaved(path)[b]?.opened).toBe(true)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    const savedA = readSaved(path)[a]!
+    expect(savedA.opened).toBe(false)
+    expect(await paidInvoices()).toBe(invoicesBefore + 2)
+    first.store.close()
+    network_.failing.delete(a)
+
+    // Restarted while A is unreachable: the restore resolves with B's session, A's open is pending.
+    network_.down.add(a)
+    const second = process_(network_.fetch, path)
+    const restored = await second.sessions.restore()
+    expect(restored.map((state) => state.sessionId)).toEqual([sessionB])
+    expect([...second.sessions.pending.keys()]).toEqual([a])
+    expect(second.sessions.pending.get(a)).toEqual({
+      sessionId: savedA.sessionId,
+      realm: 'a.test',
+      url: urlA,
+      deposit: 10n,
+      reason: 'the server could not be reached (TypeError)',
+    })
+    expect(second.sessions.sessions.has(a)).toBe(false)
+    expect(network_.opens(a)).toBe(2)
+    // B's restored session pays, no new deposit.
+    const paidB = await second.client.fetch(urlB)
+    expect(paidB.status).toBe(200)
+    expect(referenceOf(paidB)).toBe(sessionB)
+    expect(await paidInvoices()).toBe(invoicesBefore + 2)
+    // A payment to A gets no challenge (unreachable); the next restore tries the open again.
+    await expect(second.client.fetch(urlA)).rejects.toThrow(TypeError)
+    expect(await second.sessions.restore()).toEqual(restored)
+    expect(network_.opens(a)).toBe(3)
+    expect(second.sessions.pending.has(a)).toBe(true)
+
+    // A answers again, but 503 to opens: two payments at once are held back, typed, with one attempt at
+    // the open between them (the second was made while the first's attempt was under way), no deposit.
+    network_.down.delete(a)
+    network_.failing.set(a, 503)
+    const release = network_.hold()
+    onPayloads(second.sessions, 2, release)
+    const refused = await Promise.all([
+      second.client.fetch(urlA).catch((error: unknown) => error),
+      second.client.fetch(urlA).catch((error: unknown) => error),
+    ])
+    for (const error of refused) {
+      expect(error).toBeInstanceOf(PaymentFailedError)
+      expect((error as PaymentFailedError).code).toBe('session-open-pending')
+      expect((error as Error).message).toBe(
+        `lightning session: the deposit of session ${savedA.sessionId} (${a}) is paid and its open is pending (the server answered 503); nothing was paid now, and the open is sent again on the next restore() or payment to this server`,
+      )
+      expect((error as Error).message).not.toContain(savedA.preimage)
+    }
+    expect(network_.opens(a)).toBe(4)
+    expect(second.sessions.pending.get(a)?.reason).toBe('the server answered 503')
+    // Nothing of A's record changed or deleted; no deposit paid.
+    expect(readSaved(path)[a]).toEqual(savedA)
+    expect(await paidInvoices()).toBe(invoicesBefore + 2)
+    expect(balanceBefore - (await payerBalance())).toBe(20)
+
+    // A is back: restores and payments at once send its open once, and pay on it.
+    network_.failing.delete(a)
+    const [again, , paidA, paidA2] = await Promise.all([
+      second.sessions.restore(),
+      second.sessions.restore(),
+      second.client.fetch(urlA),
+      second.client.fetch(urlA),
+    ])
+    expect(network_.opens(a)).toBe(5)
+    expect(again.map((state) => state.sessionId).sort()).toEqual([sessionB, savedA.sessionId].sort())
+    expect(second.sessions.pending.size).toBe(0)
+    for (const response of [paidA, paidA2]) {
+      expect(response.status).toBe(200)
+      expect(referenceOf(response)).toBe(savedA.sessionId)
+    }
+    expect(readSaved(path)[a]).toMatchObject({ sessionId: savedA.sessionId, opened: true })
+    // One deposit per server in all.
+    expect(await paidInvoices()).toBe(invoicesBefore + 2)
+    expect(balanceBefore - (await payerBalance())).toBe(20)
+    expect((await second.sessions.close(urlA)).status).toBe(200)
+    expect((await second.sessions.close(urlB)).status).toBe(200)
+    expect(readSaved(path)).toEqual({})
+    second.store.close()
+  })
+
+  it("a lost open of one server does not hold back another's session; lost() lists its record and forgetLost() deletes only lost records", async () => {
+    const handlers = { [a]: server('a.test'), [b]: server('b.test') }
+    const network_ = net(handlers)
+    const path = join(dir, 'lost.json')
+    const invoicesBefore = await paidInvoices()
+    const first = process_(network_.fetch, path)
+    const openedB = await first.client.fetch(urlB)
+    const sessionB = referenceOf(openedB)
+    await expect.poll(() => readSaved(path)[b]?.opened).toBe(true)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    network_.failing.delete(a)
+    const savedA = readSaved(path)[a]!
+    first.store.close()
+    // A's server was reset meanwhile (a new secret, no sessions): it refuses the open, and has no such
+    // session.
+    handlers[a] = server('a.test', 'lightning-session-pending-a-reset-0123456789')
+
+    // The first payment (to B) restores: it pays on B's session; A's loss waits for its report.
+    const second = process_(network_.fetch, path)
+    const paidB = await second.client.fetch(urlB)
+    expect(paidB.status).toBe(200)
+    expect(referenceOf(paidB)).toBe(sessionB)
+    expect(await paidInvoices()).toBe(invoicesBefore + 2)
+    expect(Object.keys(readSaved(path)).sort()).toEqual([b, `lost:${savedA.sessionId}`].sort())
+    // Reported once, by the next restore (naming the session, never its preimage); B's session stays.
+    const error = await second.sessions.restore().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as Error).message).toContain(`${savedA.sessionId} (${a})`)
+    expect((error as Error).message).not.toContain(savedA.preimage)
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([sessionB])
+    expect(second.sessions.pending.size).toBe(0)
+
+    // The lost record: listed (checked, with its preimage: the proof of payment).
+    const lost = await second.sessions.lost()
+    expect(lost).toEqual([readSaved(path)[`lost:${savedA.sessionId}`]])
+    expect(lost[0]).toMatchObject({ sessionId: savedA.sessionId, preimage: savedA.preimage, url: urlA })
+    // forgetLost refuses what is not a lost record: the live session (by its key or its id), nonsense.
+    expect(await second.sessions.forgetLost(b)).toBe(false)
+    expect(await second.sessions.forgetLost(sessionB)).toBe(false)
+    expect(await second.sessions.forgetLost(`lost:${savedA.sessionId}`)).toBe(false)
+    expect(Object.keys(readSaved(path)).sort()).toEqual([b, `lost:${savedA.sessionId}`].sort())
+    expect(await second.sessions.forgetLost(savedA.sessionId)).toBe(true)
+    expect(Object.keys(readSaved(path))).toEqual([b])
+    expect(await second.sessions.lost()).toEqual([])
+    expect(await second.sessions.forgetLost(savedA.sessionId)).toBe(false)
+
+    // A is free for a new session; B's pays on.
+    const openedA = await second.client.fetch(urlA)
+    expect(openedA.status).toBe(200)
+    expect(referenceOf(openedA)).not.toBe(savedA.sessionId)
+    expect(referenceOf(await second.client.fetch(urlB))).toBe(sessionB)
+    expect((await second.sessions.close(urlA)).status).toBe(200)
+    expect((await second.sessions.close(urlB)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('a lost open is reported by the next payment to its own server, once, before any new deposit there', async () => {
+    const handlers = { [a]: server('a.test') }
+    const network_ = net(handlers)
+    const path = join(dir, 'lost-payment.json')
+    const first = process_(network_.fetch, path)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    network_.failing.delete(a)
+    const savedA = readSaved(path)[a]!
+    first.store.close()
+    handlers[a] = server('a.test', 'lightning-session-pending-a-reset-0123456789')
+    const invoicesBefore = await paidInvoices()
+
+    const second = process_(network_.fetch, path)
+    const error = await second.client.fetch(urlA).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as Error).message).toContain(`${savedA.sessionId} (${a})`)
+    expect(await paidInvoices()).toBe(invoicesBefore)
+    // Reported: the restore no longer rejects, and the next payment opens a new session.
+    expect(await second.sessions.restore()).toEqual([])
+    const opened = await second.client.fetch(urlA)
+    expect(opened.status).toBe(200)
+    expect(referenceOf(opened)).not.toBe(savedA.sessionId)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    expect((await second.sessions.lost()).map((record) => record.sessionId)).toEqual([savedA.sessionId])
+    expect((await second.sessions.close(urlA)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('an open whose challenge expired while its server is unreachable stays pending (not lost); the server back says it got through, and the session pays on', async () => {
+    let skew = 0
+    const clock = () => Date.now() + skew
+    const serverA = server('a.test', undefined, clock)
+    const network_ = net({ [a]: serverA })
+    const path = join(dir, 'expired-down.json')
+    // The open reaches the server; its answer never comes back.
+    const lossy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      if (actionOf(request) === 'open') {
+        await serverA(request)
+        throw new TypeError('fetch failed')
+      }
+      return network_.fetch(request)
+    }) as typeof globalThis.fetch
+    const first = process_(lossy, path)
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    const savedA = readSaved(path)[a]!
+    expect(savedA.opened).toBe(false)
+    first.store.close()
+
+    // Two hours later (its challenge long expired) and the server unreachable: it cannot tell.
+    skew = 7_200_000
+    network_.down.add(a)
+    const second = process_(network_.fetch, path, clock)
+    expect(await second.sessions.restore()).toEqual([])
+    expect(second.sessions.pending.get(a)).toMatchObject({
+      sessionId: savedA.sessionId,
+      reason:
+        'its challenge has expired and the server cannot be reached to tell whether the open got through',
+    })
+    expect(Object.keys(readSaved(path))).toEqual([a])
+    expect(await second.sessions.lost()).toEqual([])
+    // Back: the server has the session open; it is restored and pays on, no new deposit.
+    network_.down.delete(a)
+    const invoicesBefore = await paidInvoices()
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([savedA.sessionId])
+    expect(second.sessions.pending.size).toBe(0)
+    const response = await second.client.fetch(urlA)
+    expect(response.status).toBe(200)
+    expect(referenceOf(response)).toBe(savedA.sessionId)
+    expect(await paidInvoices()).toBe(invoicesBefore)
+    expect((await second.sessions.close(urlA)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('a lost open whose record the store cannot move stays pending, kept under its key, and is moved and reported once the store can', async () => {
+    const handlers = { [a]: server('a.test') }
+    const network_ = net(handlers)
+    const path = join(dir, 'lost-unmovable.json')
+    const first = process_(network_.fetch, path)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    network_.failing.delete(a)
+    const savedA = readSaved(path)[a]!
+    first.store.close()
+    handlers[a] = server('a.test', 'lightning-session-pending-a-reset-0123456789')
+
+    const file = fileSessionStore(path)
+    let broken = true
+    const told: { operation: string; key: string; sessionId: string }[] = []
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: network_.fetch,
+      sessionStore: {
+        load: () => file.load(),
+        save: async (key, value) => {
+          if (broken && key.startsWith('lost:')) throw new Error('disk full')
+          return file.save(key, value)
+        },
+        delete: (key) => file.delete(key),
+      },
+      onStoreError: (_error, info) => told.push(info),
+    })
+    expect(await sessions.restore()).toEqual([])
+    expect(sessions.pending.get(a)?.reason).toBe(
+      `it can no longer be sent, and the sessionStore could not move its record to "lost:${savedA.sessionId}" (onStoreError has the store's error)`,
+    )
+    expect(told).toEqual([{ operation: 'save', key: a, sessionId: savedA.sessionId }])
+    expect(readSaved(path)).toEqual({ [a]: savedA })
+    broken = false
+    const error = await sessions.restore().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as Error).message).toContain(`${savedA.sessionId} (${a})`)
+    expect(sessions.pending.size).toBe(0)
+    expect(readSaved(path)).toEqual({ [`lost:${savedA.sessionId}`]: savedA })
+    expect(await sessions.restore()).toEqual([])
+    file.close()
+  })
+})
