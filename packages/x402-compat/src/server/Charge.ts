@@ -88,8 +88,9 @@ export declare namespace charge {
     wallet?: Wallet
     /**
      * Chain reads and raw broadcasts for `permit2`, `transaction` and `hash` (default: `wallet`). With
-     * `authorization`, also how a settlement whose answer was lost (a facilitator or node timing out
-     * after the transfer landed) is found on chain, so its payer is served once instead of refused.
+     * `authorization`, `permit2` and `x402Permit2`, also how a settlement whose answer was lost (a
+     * facilitator or node timing out after the transfer landed) is found on chain, so its payer is
+     * served once instead of refused; and how a facilitator's answer is checked against the chain.
      */
     client?: Reader
     /** The Permit2 contract (default the canonical `0x000000000022D473030F116dDEE9F6B43aC78BA3`). */

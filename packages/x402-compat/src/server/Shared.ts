@@ -24,9 +24,12 @@ export type Reader = {
   getTransactionReceipt(args: { hash: Hex }): Promise<any>
   waitForTransactionReceipt(args: { hash: Hex; timeout?: number }): Promise<any>
   getBlock(args: { blockNumber: bigint }): Promise<{ timestamp: bigint }>
-  /** With these two, an `authorization` whose settlement answer was lost is looked up on chain. */
+  /**
+   * With these two, an `authorization`, `permit2` or x402 Permit2 payment whose settlement answer was
+   * lost is looked up on chain.
+   */
   getBlockNumber?(args?: { cacheTime?: number }): Promise<bigint>
-  getLogs?(args: any): Promise<readonly { transactionHash: Hex | null }[]>
+  getLogs?(args: any): Promise<readonly { transactionHash: Hex | null; args?: unknown }[]>
 }
 
 /** Blocks looked back for a settlement whose answer was lost (~2.7 h at one block per second). */
@@ -34,13 +37,15 @@ const lookbackBlocks = 10_000n
 
 /**
  * The transaction hashes of the logs matching `filter` (viem's `getLogs` arguments: address, event, args)
- * over the last {@link lookbackBlocks} blocks, to the node's latest; undefined when the reader cannot
- * search logs. The block number is read uncached (viem keeps one for seconds).
+ * over the last {@link lookbackBlocks} blocks, to the node's latest, oldest first; undefined when the
+ * reader cannot search logs. The block number is read uncached (viem keeps one for seconds). `keep`
+ * drops logs by their decoded `args` (e.g. a non-indexed value the node cannot filter on).
  */
 export async function recentLogs(
   reader: Reader,
   timeout: number,
   filter: Record<string, unknown>,
+  keep: (args: unknown) => boolean = () => true,
 ): Promise<(Hex | null)[] | undefined> {
   if (!reader.getLogs || !reader.getBlockNumber) return undefined
   const latest = await onChain(reader.getBlockNumber({ cacheTime: 0 }), timeout)
@@ -52,7 +57,7 @@ export async function recentLogs(
     }),
     timeout,
   )
-  return logs.map((log) => log.transactionHash)
+  return logs.filter((log) => keep(log.args)).map((log) => log.transactionHash)
 }
 
 /**
