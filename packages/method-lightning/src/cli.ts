@@ -1,34 +1,62 @@
 import type { Method } from '@mppkit/core'
 import {
+  type Command,
+  commandUrl,
   type Defaults,
+  depositOptions,
+  describeError,
   guard,
   type Io,
   type OptionSpec,
+  type Parsed,
+  parseArgs,
   parseCommand,
+  printable,
   printResponse,
   processIo,
   runCommand,
   UsageError,
 } from '@mppkit/core/cli'
-import { create as createClient } from '@mppkit/core/client'
-import { authenticatedLndGrpc } from 'lightning'
+import {
+  create as createClient,
+  PaymentFailedError,
+  PolicyError,
+  receipt as receiptOf,
+} from '@mppkit/core/client'
+import { type AuthenticatedLnd, authenticatedLndGrpc } from 'lightning'
 import { chargeClient, feeLimit } from './client/Charge.js'
+import { type FileSessionStore, fileSessionStore } from './client/node.js'
+import { type SessionClient, type SessionState, sessionClient } from './client/Session.js'
+import { lndWallet, type Wallet } from './client/Wallet.js'
+import * as Invoice from './Invoice.js'
 import type { LightningNetwork } from './Methods.js'
 
 /**
- * Defaults of `mppkit pay` for Lightning: at most 10,000 sat per payment unless `--max-amount`, plus
- * routing fees of at most `--max-fee` (as the library's `maxAmount` leaves fees to `maxFeeSats`), and a
- * question at a terminal above 1,000 sat. Any other currency than `sat` has no default and is refused until
- * `--max-amount` names a cap.
+ * Defaults of `mppkit pay` for Lightning: at most 10,000 sat per payment unless `--max-amount`, and a
+ * session deposit (with its top-ups) of at most 10,000 sat unless `--max-deposit`, plus routing fees of at
+ * most `--max-fee` (as the library's `maxAmount` leaves fees to `maxFeeSats`), and a question at a terminal
+ * above 1,000 sat (a charge, or a session's deposit). Any other currency than `sat` has no default and is
+ * refused until `--max-amount` names a cap.
+ *
+ * @example
+ * ```ts
+ * defaults.cap({ amount: 250n, currency: 'sat' }) // 10000n
+ * ```
  */
 export const defaults: Defaults = {
   cap: (quote: Method.Quote) => (quote.currency === 'sat' ? 10_000n : undefined),
+  depositCap: (quote: Method.Quote) => (quote.currency === 'sat' ? 10_000n : undefined),
   confirmAbove: (quote: Method.Quote) => (quote.currency === 'sat' ? 1_000n : 0n),
 }
 
 /**
  * The options of `mppkit pay` for Lightning besides `@mppkit/core/cli`'s `commonOptions`: `mppkit pay` reads
  * the URL to probe with them, so that a flag's value is never taken for the URL.
+ *
+ * @example
+ * ```ts
+ * options['--session-file'] // { name: 'sessionFile', value: true }
+ * ```
  */
 export const options = {
   '--lnd-socket': { name: 'lndSocket', value: true },
@@ -36,40 +64,97 @@ export const options = {
   '--lnd-macaroon': { name: 'lndMacaroon', value: true },
   '--network': { name: 'network', value: true },
   '--max-fee': { name: 'maxFee', value: true },
+  ...depositOptions,
+  '--keep-open': { name: 'keepOpen', value: false },
+  '--session-file': { name: 'sessionFile', value: true },
 } as const satisfies OptionSpec
 
-const usage = `mppkit pay <url> [options]     pay for a URL with Lightning (a BOLT11 charge) and print the body
+const usage = `mppkit pay <url> [options]     pay for a URL with Lightning (a BOLT11 charge, or a session) and print the body
 
 Options:
   --lnd-socket <host:port>   the payer's LND gRPC socket         (env MPPKIT_PAYER_LND_SOCKET)
   --lnd-cert <base64>        its tls.cert, base64                 (env MPPKIT_PAYER_LND_CERT)
   --lnd-macaroon <hex>       a macaroon that may pay, hex         (env MPPKIT_PAYER_LND_MACAROON)
   --network <name>           mainnet, regtest or signet (default mainnet; env MPPKIT_LIGHTNING_NETWORK)
-  --max-amount <sat>         largest payment in satoshis, routing fees apart (default 10000)
-  --max-fee <sat>            routing fee limit in satoshis, on top (default 1% of the amount, at least 10)
+  --max-amount <sat>         largest payment (a charge, or a session's price per request), routing fees
+                             apart (default 10000)
+  --max-deposit <sat>        largest session deposit, its top-ups included (default 10000)
+  --max-fee <sat>            routing fee limit per payment in satoshis, on top (default 1% of the amount,
+                             at least 10)
+  --keep-open                do not close the session after the request
+  --session-file <path>      keep sessions in this file (owner-only JSON holding each session's secret
+                             preimage: keep it like a key) and pay on the one saved for this server
+                             instead of paying a new deposit; with --keep-open the next run reuses it,
+                             without it the run closes it; \`mppkit close --session-file <path>\` closes
+                             them without paying again; one run at a time per file
   -X, --method <method>      HTTP method (default GET, or POST with --data)
   -d, --data <body>          request body
   -H, --header <k: v>        extra request header (repeatable)
   -y, --yes                  do not ask before paying more than 1000 sat
 
-Pays lightning/charge challenges only (a session needs a close: use @mppkit/method-lightning/client).
-Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks
-first above 1000 sat.
+A lightning/session challenge opens a session: its deposit invoice is paid from the payer's node, the
+request is paid from it, and the session is closed after the request (the server refunds what it did
+not spend to a return invoice of the payer's node) unless --keep-open. A server offering both intents
+is paid a charge, unless --session-file or --keep-open asks for a session.
+Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks first
+above 1000 sat (a charge, or a session's deposit), and once when top-ups (a saved session's that ran
+out, or a metered stream's) would commit more than that; every top-up is shown.
 The body goes to stdout; the decoded Payment-Receipt to stderr.
 Exit codes: 0 paid (2xx), 1 refused, failed or unpaid, 2 usage error.`
 
+/** The payer's node settings of a command line (flags, else the environment); never printed. */
+function nodeOf(args: Parsed): { socket: string; cert: string | undefined; macaroon: string } {
+  const socket = args.values.get('lndSocket') ?? process.env.MPPKIT_PAYER_LND_SOCKET
+  const cert = args.values.get('lndCert') ?? process.env.MPPKIT_PAYER_LND_CERT
+  const macaroon = args.values.get('lndMacaroon') ?? process.env.MPPKIT_PAYER_LND_MACAROON
+  if (!socket) throw new UsageError('missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET')
+  if (!macaroon) throw new UsageError('missing --lnd-macaroon or MPPKIT_PAYER_LND_MACAROON')
+  return { socket, cert: cert || undefined, macaroon }
+}
+
+/** `--network` (or MPPKIT_LIGHTNING_NETWORK, default mainnet), checked. */
+function networkOf(args: Parsed): LightningNetwork {
+  const network = args.values.get('network') ?? process.env.MPPKIT_LIGHTNING_NETWORK ?? 'mainnet'
+  if (network !== 'mainnet' && network !== 'regtest' && network !== 'signet')
+    throw new UsageError('--network must be mainnet, regtest or signet')
+  return network
+}
+
+/** The origin a session is kept under (the session client's key: one session per server origin). */
+const originOf = (url: string) => new URL(url).origin
+
 /**
- * Runs `mppkit pay <url>` for Lightning: decodes and checks the challenge's invoice, pays it from the
- * payer's LND within a per-payment cap (default 10,000 sat) and a fee limit, shows what it pays and that
- * limit (and asks at a terminal above 1,000 sat unless `--yes`), prints the body on stdout and the
- * decoded receipt on stderr. Returns the exit code: 0 on a paid 2xx, 1 when refused, failed or unpaid, 2
- * on a usage error. Never prints a preimage or macaroon.
+ * The session file's failures, told without the store's error message (it may quote what it read): the
+ * operation, the session and the error's code.
+ */
+const storeErrors =
+  (io: Io, command: string, file: string) =>
+  (error: unknown, info: { sessionId: string; operation: 'load' | 'save' | 'delete' }) => {
+    const code = (error as { code?: unknown })?.code
+    const name = typeof code === 'string' ? code : ((error as Error)?.name ?? 'error')
+    io.stderr(
+      `${command}: the session file ${file}: could not ${info.operation}` +
+        `${info.sessionId ? ` session ${info.sessionId}` : ''} (${printable(name, 64)})\n`,
+    )
+  }
+
+/**
+ * Runs `mppkit pay <url>` for Lightning: a `lightning/charge` challenge's invoice is decoded, checked and
+ * paid from the payer's LND; a `lightning/session` challenge opens a session (its deposit invoice paid,
+ * an amountless return invoice sent for the refund), pays the request from it, and closes it after the
+ * request unless `--keep-open`; `--session-file` keeps the sessions in a file and pays on the one saved
+ * for this server instead of a new deposit. Every payment stays within the caps (`--max-amount` per
+ * payment or request, `--max-deposit` for a session's deposit and top-ups together, `--max-fee` for
+ * routing fees) and is shown before it is paid (asked at a terminal above 1,000 sat unless `--yes`).
+ * Prints the body on stdout and the decoded receipt on stderr. Returns the exit code: 0 on a paid 2xx, 1
+ * when refused, failed or unpaid, 2 on a usage error. Never prints a preimage or macaroon.
  *
  * @example
  * ```ts
  * process.exitCode = await pay(['http://localhost:3000/weather', '--network', 'regtest'])
+ * process.exitCode = await pay([url, '--session-file', '.mppkit/sessions.json', '--keep-open'])
  * ```
- * @see draft-lightning-charge-00
+ * @see draft-lightning-charge-00, draft-lightning-session-00
  */
 export async function pay(argv: string[], io: Io = processIo()): Promise<number> {
   return runCommand(io, usage, async () => {
@@ -79,45 +164,389 @@ export async function pay(argv: string[], io: Io = processIo()): Promise<number>
       return 0
     }
     const { args } = command
-    const socket = args.values.get('lndSocket') ?? process.env.MPPKIT_PAYER_LND_SOCKET
-    const cert = args.values.get('lndCert') ?? process.env.MPPKIT_PAYER_LND_CERT
-    const macaroon = args.values.get('lndMacaroon') ?? process.env.MPPKIT_PAYER_LND_MACAROON
-    const network = args.values.get('network') ?? process.env.MPPKIT_LIGHTNING_NETWORK ?? 'mainnet'
-    if (!socket) throw new UsageError('missing --lnd-socket or MPPKIT_PAYER_LND_SOCKET')
-    if (!macaroon) throw new UsageError('missing --lnd-macaroon or MPPKIT_PAYER_LND_MACAROON')
-    if (network !== 'mainnet' && network !== 'regtest' && network !== 'signet')
-      throw new UsageError('--network must be mainnet, regtest or signet')
+    const node = nodeOf(args)
+    const network = networkOf(args)
     const rawFee = args.values.get('maxFee')
     if (rawFee !== undefined && !/^\d{1,15}$/.test(rawFee))
       throw new UsageError('--max-fee must be an integer number of satoshis')
-    const { lnd } = authenticatedLndGrpc({ socket, macaroon, ...(cert ? { cert } : {}) })
-    const maxFeeSats = rawFee !== undefined ? Number(rawFee) : undefined
-    const charge = chargeClient({
-      lnd,
-      network: network as LightningNetwork,
-      ...(maxFeeSats !== undefined ? { maxFeeSats } : {}),
+    // The flag only (as Tempo's --channel-file): a file in the environment would make every run take its
+    // lock and pay on its sessions.
+    const sessionFile = args.values.get('sessionFile')
+    if (sessionFile === '') throw new UsageError('--session-file takes a path')
+    const { lnd } = authenticatedLndGrpc({
+      socket: node.socket,
+      macaroon: node.macaroon,
+      ...(node.cert ? { cert: node.cert } : {}),
     })
-    // The line announced (and confirmed) names the routing fee limit too: what the payment may cost in all.
-    // The guard quotes the challenge just before it speaks, and the command pays one challenge.
-    let feeNote = ''
-    const method: typeof charge = {
-      ...charge,
-      quote(request) {
-        const quote = charge.quote!(request)
-        feeNote = `, plus a routing fee of at most ${feeLimit(maxFeeSats, quote.amount)} sat (--max-fee)`
-        return quote
-      },
+    const store = sessionFile === undefined ? undefined : fileSessionStore(sessionFile)
+    try {
+      return await payUrl({
+        command,
+        lnd,
+        network,
+        maxFeeSats: rawFee !== undefined ? Number(rawFee) : undefined,
+        store,
+        io,
+      })
+    } finally {
+      store?.close()
     }
-    const client = createClient({
-      methods: [
-        guard(method, command.limits, {
-          announce: (line) => io.stderr(`mppkit pay: ${line}${feeNote}\n`),
-          confirm: io.confirm && ((line) => io.confirm!(`mppkit pay: ${line}${feeNote}`)),
-          units: (quote) => (quote.currency === 'sat' ? { decimals: 0, symbol: 'sat' } : undefined),
-        }),
-      ],
-    })
-    // Messages of this package never carry a preimage (they name the failure only).
-    return printResponse(await client.fetch(command.url, command.init), io)
   })
+}
+
+/**
+ * What the run's top-ups may commit without asking: a question is due once a top-up would take the
+ * run's session deposits past the threshold, or past what the person said yes to.
+ */
+type Consent = { approved: bigint | undefined }
+
+async function payUrl(parameters: {
+  command: Command
+  lnd: AuthenticatedLnd
+  network: LightningNetwork
+  maxFeeSats: number | undefined
+  store: FileSessionStore | undefined
+  io: Io
+}): Promise<number> {
+  const { command, lnd, network, maxFeeSats, store, io } = parameters
+  const { url, init, args, limits } = command
+  const origin = originOf(url)
+  const keepOpen = args.switches.has('keepOpen')
+  const sat: Method.Quote = { amount: 0n, currency: 'sat' }
+  // Opening deposits (by payment hash): announced, and asked about, by the guard before they are paid.
+  const openings = new Set<string>()
+  // `--yes` (or no threshold): never asked; nobody to answer: within the caps, unasked.
+  const consent: Consent = { approved: limits.confirmAbove(sat) }
+  let declined: string | undefined
+  const payer = lndWallet(lnd)
+  // Every deposit and top-up of a session leaves the node here: a top-up (any payment but an opening
+  // deposit the guard showed) is shown first, and asked about as the usage says. The session client has
+  // booked it against the policy (its session's deposits within --max-deposit) before it gets here.
+  const wallet: Wallet = {
+    ...payer,
+    async pay(invoice, options) {
+      const decoded = Invoice.tryDecode(invoice)
+      if (!decoded || openings.has(decoded.paymentHash)) return payer.pay(invoice, options)
+      const sats = (decoded.amountMsat ?? 0n) / 1000n
+      const state = sessions.sessions.get(origin)
+      const line =
+        `top up lightning session ${state?.sessionId ?? '(unknown)'} (${printable(origin)}): deposit ` +
+        `${state?.deposit ?? 0n} sat → ${(state?.deposit ?? 0n) + sats} sat, plus a routing fee of at most ` +
+        `${options.maxFeeSats} sat (--max-fee)`
+      const total = committed(sessions) + sats
+      if (consent.approved !== undefined && total > consent.approved) {
+        if (io.confirm && !(await io.confirm(`mppkit pay: ${line}`))) {
+          declined = 'top-up declined: nothing was paid for it'
+          throw new PaymentFailedError('top-up declined')
+        }
+        consent.approved = total
+      }
+      io.stderr(`mppkit pay: ${line}\n`)
+      return payer.pay(invoice, options)
+    },
+  }
+  const sessions: SessionClient = sessionClient({
+    wallet,
+    network,
+    ...(maxFeeSats !== undefined ? { maxFeeSats } : {}),
+    ...(store ? { sessionStore: store, onStoreError: storeErrors(io, 'mppkit pay', store.path) } : {}),
+  })
+  // Before the first payment, so that the quote sees a saved session (no new deposit).
+  for (const state of await sessions.restore())
+    io.stderr(
+      `mppkit pay: saved lightning session ${state.sessionId} (${printable(originOf(state.url))}, deposit ` +
+        `${state.deposit} sat, ${state.deposit - state.spent} sat left as counted here) from ${store?.path}\n`,
+    )
+
+  // The line announced (and confirmed) names the routing fee limit too: what the payment may cost in all.
+  // The guard quotes the challenge just before it speaks, and the command pays one challenge at a time.
+  let feeNote = ''
+  const charge = chargeClient({ lnd, network, ...(maxFeeSats !== undefined ? { maxFeeSats } : {}) })
+  const chargeMethod: typeof charge = {
+    ...charge,
+    quote(request) {
+      const quote = charge.quote!(request)
+      feeNote = `, plus a routing fee of at most ${feeLimit(maxFeeSats, quote.amount)} sat (--max-fee)`
+      return quote
+    },
+  }
+  // The session's quote names the deposit whenever this server has no session here (the client's own
+  // names it only while it has none at all, a saved session of another server included): the guard then
+  // checks it against --max-deposit and asks about it.
+  const sessionMethod: Method.Client<typeof sessions.definition> = {
+    definition: sessions.definition,
+    quote(request, challenge) {
+      const { deposit: _, ...price } = sessions.quote!(request, challenge)
+      if (sessions.sessions.has(origin)) {
+        feeNote = ''
+        return price
+      }
+      const deposit = BigInt(request.depositAmount ?? '0')
+      feeNote = `, plus a routing fee of at most ${feeLimit(maxFeeSats, deposit)} sat (--max-fee)`
+      return { ...price, deposit }
+    },
+    createPayload(context) {
+      const hash = context.request.paymentHash
+      if (!sessions.sessions.has(origin) && hash !== undefined) openings.add(hash)
+      return sessions.createPayload(context)
+    },
+    onReceipt: (receipt, challenge) => sessions.onReceipt?.(receipt, challenge),
+  }
+  const hooks = {
+    announce: (line: string) => io.stderr(`mppkit pay: ${line}${feeNote}\n`),
+    confirm: io.confirm && ((line: string) => io.confirm!(`mppkit pay: ${line}${feeNote}`)),
+    units: (quote: Method.Quote) => (quote.currency === 'sat' ? { decimals: 0, symbol: 'sat' } : undefined),
+  }
+  const guardedCharge = guard(chargeMethod, limits, hooks)
+  // A bearer refused because the server closed the session: dropped, and the fresh challenge paid (a new
+  // deposit, shown and capped again).
+  const guardedSession: Method.Client = {
+    ...guard(sessionMethod, limits, hooks),
+    retryRefused: (refusal, challenge) => sessions.retryRefused?.(refusal, challenge) ?? false,
+  }
+  // The core client pays the first of its methods offered (then in the server's order): a charge, unless
+  // the command asks for a session.
+  const wantsSession = store !== undefined || keepOpen
+  const perSat = (limit: bigint | undefined) => (limit === undefined ? undefined : { sat: limit })
+  const maxAmount = perSat(limits.maxAmount(sat))
+  const maxDeposit = perSat(limits.maxDeposit(sat))
+  const client = createClient({
+    methods: wantsSession ? [guardedSession, guardedCharge] : [guardedCharge, guardedSession],
+    // The session client books each deposit and top-up against maxDeposit (its session's total), as the
+    // guard checked the opening one: a top-up past --max-deposit is refused, nothing paid.
+    policy: {
+      currencies: ['sat'],
+      ...(maxAmount ? { maxAmount } : {}),
+      ...(maxDeposit ? { maxDeposit } : {}),
+    },
+  })
+
+  // A payment that failed or was refused still ends the run as usual: the session closed (without
+  // --keep-open) or named.
+  let response: Response | undefined
+  try {
+    response = await client.fetch(url, init)
+  } catch (error) {
+    // An error's message may carry a server's words; never a preimage (this package's errors name the failure).
+    const said = declined ?? printable(describeError(error), 1000)
+    // The policy's deposit cap is met by a top-up only (the guard checked the opening deposit first).
+    const topUp = error instanceof PolicyError && error.reason === 'max-deposit'
+    io.stderr(
+      topUp
+        ? `mppkit pay: refusing to top up the session: ${said}; --max-deposit caps a session's deposit and ` +
+            'top-ups together (raise it, or close the session)\n'
+        : `mppkit pay: ${said}\n`,
+    )
+  }
+  let code = 1
+  if (response) {
+    const stream = /text\/event-stream/i.test(response.headers.get('content-type') ?? '')
+    if (response.ok && stream && sessions.sessions.has(origin)) {
+      const receipt = receiptOf(response)
+      if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
+      // What the request committed so far was at most the threshold, or was asked about when it opened.
+      const now = committed(sessions)
+      if (consent.approved !== undefined && now > consent.approved) consent.approved = now
+      code = await readStream(response, url, sessions, io, () => declined)
+    } else code = await printResponse(response, io)
+  }
+  // This URL's session (one restored from --session-file for another server stays as it is).
+  if (!keepOpen && sessions.sessions.has(origin)) {
+    const closed = await sessions.close(url).catch((error: unknown) => {
+      io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
+      return undefined
+    })
+    if (closed && !sessions.sessions.has(origin)) {
+      const receipt = receiptOf(closed)
+      if (receipt) io.stderr(`close receipt: ${JSON.stringify(receipt, null, 2)}\n`)
+      else io.stderr('mppkit pay: the server had closed the session already\n')
+    } else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
+  }
+  // A session left open holds the payer's deposit at its server: say which, and how it ends.
+  for (const state of sessions.sessions.values()) io.stderr(`mppkit pay: ${stillOpen(state, store?.path)}\n`)
+  return code
+}
+
+/** One line for a session left open, and how it can end. Never its preimage. */
+function stillOpen(state: SessionState, file: string | undefined): string {
+  return (
+    `lightning session ${state.sessionId} stays open at ${printable(originOf(state.url))} (deposit ${state.deposit} sat, ` +
+    `${state.deposit - state.spent} sat left as counted here): ` +
+    (file === undefined
+      ? 'not saved (no --session-file): nothing can pay on it or close it after this run; its server closes it ' +
+        'after its idle timeout and refunds what it did not spend to the return invoice'
+      : `saved in ${file}: \`--session-file\` pays on it again, \`mppkit close --session-file ${file}\` closes it ` +
+        '(refund to the return invoice)')
+  )
+}
+
+/** What this run's sessions committed: their deposits, top-ups included (a request is within them). */
+function committed(sessions: SessionClient): bigint {
+  let total = 0n
+  for (const state of sessions.sessions.values()) total += state.deposit
+  return total
+}
+
+/**
+ * Reads a session's SSE response billed per chunk (draft-lightning-session-00 §"Streaming and Per-Chunk
+ * Billing"): data to stdout, a `payment-need-topup` answered by a top-up (shown, asked about and capped
+ * as every top-up), the `payment-receipt` event to stderr. Returns 1 when the stream ends before it was
+ * paid in full.
+ */
+async function readStream(
+  response: Response,
+  url: string,
+  sessions: SessionClient,
+  io: Io,
+  declined: () => string | undefined,
+): Promise<number> {
+  let receipt = false
+  let unpaid: string | undefined
+  try {
+    for await (const chunk of sessions.stream(response, url, (name, data) => {
+      // The server's words, bounded and without control characters.
+      const shown = printable(typeof data === 'string' ? data : JSON.stringify(data), 2000)
+      if (name === 'payment-receipt') {
+        receipt = true
+        io.stderr(`stream receipt: ${shown}\n`)
+      } else if (name !== 'payment-need-topup')
+        io.stderr(`mppkit pay: stream event ${printable(name, 64)}: ${shown}\n`)
+    }))
+      io.stdout(`${chunk}\n`)
+  } catch (error) {
+    unpaid = declined() ?? describeError(error)
+    // The server holds a paused stream open until its top-up timeout: this run no longer reads it.
+    await response.body?.cancel().catch(() => {})
+  }
+  if (!unpaid && !receipt) unpaid = 'the stream ended without its payment-receipt event'
+  if (unpaid) {
+    io.stderr(`mppkit pay: the stream ended unpaid: ${printable(unpaid, 1000)}\n`)
+    return 1
+  }
+  return 0
+}
+
+const closeUsage = `mppkit close --session-file <path> [<url>] [options]
+                               close the Lightning sessions mppkit pay --session-file kept open
+
+Each session saved in the file (or the one of <url>'s origin) is closed at the URL it was last paid on:
+its server refunds what it did not spend to the session's return invoice, on the payer's node, and the
+session leaves the file. A session whose server refuses or does not answer stays saved: run this again
+later (a server also closes an idle session itself, and refunds it the same way). Closing pays nothing:
+no node connection is needed.
+
+Options:
+  --session-file <path>  the session file                 (env MPPKIT_SESSION_FILE)
+  --network <name>       the sessions' network: mainnet, regtest or signet (default mainnet;
+                         env MPPKIT_LIGHTNING_NETWORK)
+
+Exit codes: 0 every session closed (or none saved), 1 a close failed, 2 usage error.`
+
+const closeOptions = {
+  '--session-file': { name: 'sessionFile', value: true },
+  '--network': { name: 'network', value: true },
+  '-h': { name: 'help', value: false },
+  '--help': { name: 'help', value: false },
+} as const satisfies OptionSpec
+
+// A close pays nothing and needs no invoice: the session client gets a wallet that refuses both.
+const noPayments: Wallet = {
+  pay: async () => {
+    throw new PaymentFailedError('lightning: mppkit close pays nothing')
+  },
+  receive: async () => {
+    throw new PaymentFailedError('lightning: mppkit close creates no invoice')
+  },
+}
+
+/**
+ * Runs `mppkit close --session-file <path> [<url>]`: closes the Lightning sessions a `mppkit pay
+ * --session-file … --keep-open` left open (all of the file's on the network, or the one of `<url>`'s
+ * server), one at a time; each server refunds what it did not spend to the session's return invoice. A
+ * session closed leaves the file; one whose close failed stays. No node is needed (a close pays
+ * nothing). Returns 0 when every close succeeded (or none was saved), 1 when one failed, 2 on a usage
+ * error. Never prints a preimage.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await close(['--session-file', '.mppkit/sessions.json', '--network', 'regtest'])
+ * ```
+ * @see draft-lightning-session-00 §"Close"
+ */
+export async function close(argv: string[], io: Io = processIo()): Promise<number> {
+  let url: string | undefined
+  let sessionFile: string | undefined
+  let network: LightningNetwork
+  try {
+    const args = parseArgs(argv, closeOptions)
+    if (args.switches.has('help')) {
+      io.stdout(`${closeUsage}\n`)
+      return 0
+    }
+    // Never echoed: a secret given in place of the URL would be printed back.
+    if (args.positionals.length > 1)
+      throw new UsageError(`give at most one <url> (${args.positionals.length} given; not shown)`)
+    if (args.positionals.length === 1) url = commandUrl(args.positionals)
+    sessionFile = args.values.get('sessionFile') || process.env.MPPKIT_SESSION_FILE || undefined
+    if (!sessionFile) throw new UsageError('missing --session-file or MPPKIT_SESSION_FILE')
+    network = networkOf(args)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`mppkit close: ${error.message}\n\n${closeUsage}\n`)
+    return 2
+  }
+  let store: FileSessionStore | undefined
+  try {
+    store = fileSessionStore(sessionFile)
+    const sessions = sessionClient({
+      wallet: noPayments,
+      network,
+      sessionStore: store,
+      onStoreError: storeErrors(io, 'mppkit close', sessionFile),
+    })
+    const restored = await sessions.restore()
+    const origin = url === undefined ? undefined : originOf(url)
+    const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
+    if (targets.length === 0) {
+      io.stdout(
+        `no lightning session on ${network} is saved in ${sessionFile}` +
+          `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
+      )
+      return 0
+    }
+    // One at a time (each close is one request to its server); a failure does not stop the others.
+    let failed = 0
+    for (const state of targets) {
+      const key = originOf(state.url)
+      const what = `lightning session ${state.sessionId} (${printable(key)})`
+      let response: Response | undefined
+      let error: unknown
+      try {
+        response = await sessions.close(state.url)
+      } catch (caught) {
+        error = caught
+      }
+      // "Clients MUST NOT submit further actions on a closed session": the client drops (and forgets) a
+      // session its server closed, now or before (an idle close, refunded then).
+      if (!sessions.sessions.has(key)) {
+        const receipt = response && receiptOf(response)
+        io.stdout(
+          `closed ${what}${receipt ? `: ${JSON.stringify(receipt)}` : ': its server had closed it already'}\n`,
+        )
+        continue
+      }
+      failed++
+      const why = response ? `HTTP ${response.status}` : printable(describeError(error), 1000)
+      io.stderr(
+        `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${state.deposit} sat): run this ` +
+          'again later (its server also closes it after its idle timeout, refunding the return invoice)\n',
+      )
+    }
+    return failed > 0 ? 1 : 0
+  } catch (error) {
+    io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
+    return 1
+  } finally {
+    store?.close()
+  }
 }

@@ -19,6 +19,9 @@ Usage:
                                                    payer that still holds a deposit
   mppkit close --channel-file <path> [<url>]       close the Tempo session channels saved by mppkit pay
                                                    --channel-file … --keep-open, without paying again
+  mppkit close --session-file <path> [<url>]       close the Lightning sessions saved by mppkit pay
+                                                   --session-file … --keep-open (refund to the payer's
+                                                   node; needs @mppkit/method-lightning)
 
 Run 'mppkit pay --help' for payment options, 'mppkit reclaim --help' and 'mppkit close --help' for theirs. Exit codes: 0 ok, 1 failed, 2 usage error.`
 

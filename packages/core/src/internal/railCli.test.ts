@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type OptionSpec, parseArgs } from '../cli/args.js'
 import { commonOptions } from '../cli/rail.js'
-import { type PayIo, payCommand, type RailCli, reclaimCommand } from './railCli.js'
+import { closeCommand, type PayIo, payCommand, type RailCli, reclaimCommand } from './railCli.js'
 
 type Seen = {
   host: 'api' | 'rpc'
@@ -214,6 +214,109 @@ describe('reclaimCommand', () => {
     expect(await reclaimCommand([], { io: old.io, load: async () => ({ pay: async () => 0 }) })).toBe(2)
     expect(old.out.stderr).toMatch(
       /^mppkit reclaim: the installed @mppkit\/method-tempo has no reclaim command/,
+    )
+  })
+})
+
+describe('closeCommand', () => {
+  const capture = () => {
+    const out = { stdout: '', stderr: '' }
+    const io: PayIo = { stdout: (t) => (out.stdout += t), stderr: (t) => (out.stderr += t) }
+    return { out, io }
+  }
+  // Each rail's CLI records the close it ran.
+  const rails = () => {
+    const calls: { rail: string; argv: string[] }[] = []
+    const loaded: string[] = []
+    const load = async (name: string): Promise<RailCli> => {
+      loaded.push(name)
+      return {
+        pay: async () => 9,
+        close: async (argv) => {
+          calls.push({ rail: name, argv })
+          return 0
+        },
+      }
+    }
+    return { calls, loaded, load }
+  }
+  const withEnv = async <T>(env: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> => {
+    const saved = { ...process.env }
+    for (const [name, value] of Object.entries(env))
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    try {
+      return await body()
+    } finally {
+      process.env = saved
+    }
+  }
+  const noFiles = { MPPKIT_CHANNEL_FILE: undefined, MPPKIT_SESSION_FILE: undefined }
+
+  it('runs the close of the rail whose file flag is given: --channel-file Tempo, --session-file Lightning', async () => {
+    for (const [argv, rail] of [
+      [['--channel-file', 'c.json'], 'tempo'],
+      [['--channel-file=c.json', 'https://api.example/x'], 'tempo'],
+      [['--session-file', 's.json', '--network', 'regtest'], 'lightning'],
+      [['https://api.example/x', '--session-file=s.json'], 'lightning'],
+    ] as const) {
+      const { out, io } = capture()
+      const { calls, loaded, load } = rails()
+      // The other rail's file in the environment does not matter once a flag names one.
+      const env = { MPPKIT_CHANNEL_FILE: 'c.json', MPPKIT_SESSION_FILE: 's.json' }
+      expect(await withEnv(env, () => closeCommand([...argv], { io, load }))).toBe(0)
+      expect(loaded, argv.join(' ')).toEqual([rail])
+      expect(calls).toEqual([{ rail, argv }])
+      expect(out.stderr).toBe('')
+    }
+  })
+
+  it('without a file flag: Lightning when only MPPKIT_SESSION_FILE is set, else Tempo (as before)', async () => {
+    for (const [env, rail] of [
+      [noFiles, 'tempo'],
+      [{ ...noFiles, MPPKIT_SESSION_FILE: 's.json' }, 'lightning'],
+      [{ ...noFiles, MPPKIT_CHANNEL_FILE: 'c.json' }, 'tempo'],
+      [{ MPPKIT_CHANNEL_FILE: 'c.json', MPPKIT_SESSION_FILE: 's.json' }, 'tempo'],
+    ] as const) {
+      const { calls, load } = rails()
+      expect(await withEnv(env, () => closeCommand(['--help'], { io: capture().io, load }))).toBe(0)
+      expect(calls, JSON.stringify(env)).toEqual([{ rail, argv: ['--help'] }])
+    }
+  })
+
+  it('exits 2 when both file flags are given, loading no rail', async () => {
+    const { out, io } = capture()
+    const { loaded, load } = rails()
+    expect(await closeCommand(['--channel-file', 'c.json', '--session-file', 's.json'], { io, load })).toBe(2)
+    expect(loaded).toEqual([])
+    expect(out.stderr.split('\n')[0]).toBe(
+      'mppkit close: give --channel-file (Tempo channels) or --session-file (Lightning sessions), not both',
+    )
+    expect(out.stderr).toContain('mppkit close --session-file <path> [<url>] [options]')
+  })
+
+  it('exits 2 with an install hint when the chosen rail is missing, or has no close', async () => {
+    const missing = capture()
+    expect(
+      await closeCommand(['--session-file', 's.json'], { io: missing.io, load: async () => undefined }),
+    ).toBe(2)
+    expect(missing.out.stderr).toBe(
+      'mppkit close: the lightning rail is not installed\nhint: npm install @mppkit/method-lightning\n',
+    )
+    const old = capture()
+    const payOnly = async () => ({ pay: async () => 0 })
+    expect(await closeCommand(['--session-file', 's.json'], { io: old.io, load: payOnly })).toBe(2)
+    expect(old.out.stderr).toMatch(
+      /^mppkit close: the installed @mppkit\/method-lightning has no close command/,
+    )
+    const tempo = capture()
+    expect(
+      await withEnv(noFiles, () =>
+        closeCommand(['--key', 'k'], { io: tempo.io, load: async () => undefined }),
+      ),
+    ).toBe(2)
+    expect(tempo.out.stderr).toBe(
+      'mppkit close: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n',
     )
   })
 })

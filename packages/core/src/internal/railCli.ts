@@ -20,7 +20,10 @@ export type RailCli = {
   options?: OptionSpec | undefined
   /** `mppkit reclaim`: takes a session deposit back without the server (Tempo's forced close). */
   reclaim?: ((argv: string[], io?: PayIo) => Promise<number>) | undefined
-  /** `mppkit close`: closes the session channels `mppkit pay --channel-file` kept open (Tempo). */
+  /**
+   * `mppkit close`: closes the sessions `mppkit pay` kept in a file (Tempo: `--channel-file`, Lightning:
+   * `--session-file`), without paying again.
+   */
   close?: ((argv: string[], io?: PayIo) => Promise<number>) | undefined
 }
 
@@ -38,6 +41,7 @@ const usage = `mppkit pay <url> [--rail <name>] [options]
 Fetches <url> once unpaid, reads the payment methods its 402 offers, and pays with the first one whose
 CLI package is installed (@mppkit/method-<name>), or with --rail <name>. Options are the rail's:
   mppkit pay --rail tempo --help
+  mppkit pay --rail lightning --help
   mppkit pay --rail stripe --help`
 
 async function askOnTerminal(question: string): Promise<boolean> {
@@ -120,6 +124,7 @@ export const railOptions = {
   '--lnd-cert': { name: 'lndCert', value: true },
   '--lnd-macaroon': { name: 'lndMacaroon', value: true },
   '--max-fee': { name: 'maxFee', value: true },
+  '--session-file': { name: 'sessionFile', value: true },
 } as const satisfies OptionSpec
 
 // Only the URL and the request are read here; the rail applies its own caps.
@@ -315,42 +320,75 @@ export async function reclaimCommand(
   argv: string[],
   options: { load?: RailLoader; io?: PayIo } = {},
 ): Promise<number> {
-  return tempoCommand('reclaim', argv, options)
+  return railCommand('tempo', 'reclaim', argv, options)
+}
+
+const closeUsage = `mppkit close --channel-file <path> [<url>] [options]   close Tempo session channels (@mppkit/method-tempo)
+mppkit close --session-file <path> [<url>] [options]   close Lightning sessions (@mppkit/method-lightning)
+
+Each closes what mppkit pay kept open in that file, without paying again; add --help for its options.`
+
+/**
+ * The rail whose sessions `mppkit close` closes, by the file flag given: `--channel-file` (Tempo's
+ * channels) or `--session-file` (Lightning's sessions); without either, `MPPKIT_SESSION_FILE` alone names
+ * Lightning's, and anything else is Tempo's (which reports a missing file itself, as before Lightning had
+ * the command). Both flags: a usage error.
+ */
+function closeRail(argv: readonly string[]): { rail: 'tempo' | 'lightning' } | { usage: string } {
+  const given = (flag: string) => argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
+  const channels = given('--channel-file')
+  const sessions = given('--session-file')
+  if (channels && sessions)
+    return { usage: 'give --channel-file (Tempo channels) or --session-file (Lightning sessions), not both' }
+  if (sessions) return { rail: 'lightning' }
+  if (channels) return { rail: 'tempo' }
+  return { rail: process.env.MPPKIT_SESSION_FILE && !process.env.MPPKIT_CHANNEL_FILE ? 'lightning' : 'tempo' }
 }
 
 /**
- * Runs `mppkit close …` with the Tempo rail's CLI (`@mppkit/method-tempo/cli`): the cooperative close of
- * the session channels a `mppkit pay --channel-file <path> --keep-open` left open, without paying again.
- * Exit code 2 when the rail is not installed (or predates the command).
+ * Runs `mppkit close …` with the CLI of the rail whose file it names: `--channel-file <path>` with the
+ * Tempo rail's (`@mppkit/method-tempo/cli`), the cooperative close of the session channels a `mppkit pay
+ * --channel-file <path> --keep-open` left open; `--session-file <path>` with the Lightning rail's
+ * (`@mppkit/method-lightning/cli`), the close of the sessions a `mppkit pay --session-file <path>
+ * --keep-open` left open (refund to their return invoices). Neither pays again. Exit code 2 when both
+ * flags are given, or when that rail is not installed (or predates the command).
  *
  * @example
  * ```ts
  * process.exitCode = await closeCommand(['--channel-file', '.mppkit/channels.json'])
+ * process.exitCode = await closeCommand(['--session-file', '.mppkit/sessions.json', '--network', 'regtest'])
  * ```
- * @see draft-tempo-session-00 §"close"
+ * @see draft-tempo-session-00 §"close", draft-lightning-session-00 §"Close"
  */
 export async function closeCommand(
   argv: string[],
   options: { load?: RailLoader; io?: PayIo } = {},
 ): Promise<number> {
-  return tempoCommand('close', argv, options)
+  const chosen = closeRail(argv)
+  if ('usage' in chosen) {
+    const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
+    stderr(`mppkit close: ${chosen.usage}\n\n${closeUsage}\n`)
+    return 2
+  }
+  return railCommand(chosen.rail, 'close', argv, options)
 }
 
-/** Runs one of the Tempo rail CLI's own commands; exit code 2 when the rail (or that command) is missing. */
-async function tempoCommand(
+/** Runs one of a rail CLI's own commands; exit code 2 when the rail (or that command) is missing. */
+async function railCommand(
+  rail: 'tempo' | 'lightning',
   name: 'reclaim' | 'close',
   argv: string[],
   options: { load?: RailLoader; io?: PayIo },
 ): Promise<number> {
   const load = options.load ?? importRail
   const stderr = options.io?.stderr ?? ((t: string) => process.stderr.write(t))
-  const cli = await load('tempo')
+  const cli = await load(rail)
   const command = cli?.[name]
   if (!command) {
     stderr(
       cli
-        ? `mppkit ${name}: the installed @mppkit/method-tempo has no ${name} command\nhint: npm install @mppkit/method-tempo@latest\n`
-        : `mppkit ${name}: the tempo rail is not installed\nhint: npm install @mppkit/method-tempo\n`,
+        ? `mppkit ${name}: the installed @mppkit/method-${rail} has no ${name} command\nhint: npm install @mppkit/method-${rail}@latest\n`
+        : `mppkit ${name}: the ${rail} rail is not installed\nhint: npm install @mppkit/method-${rail}\n`,
     )
     return 2
   }
