@@ -257,6 +257,12 @@ async function payUrl(parameters: {
       `mppkit pay: saved lightning session ${state.sessionId} (${printable(originOf(state.url))}, deposit ` +
         `${state.deposit} sat, ${state.deposit - state.spent} sat left as counted here) from ${store?.path}\n`,
     )
+  for (const open of sessions.pending.values())
+    io.stderr(
+      `mppkit pay: saved lightning session ${open.sessionId} (${printable(originOf(open.url))}, deposit ` +
+        `${open.deposit} sat, paid) from ${store?.path} is pending: its open has not reached its server ` +
+        `(${printable(open.reason, 300)}); it is sent again before paying that server\n`,
+    )
 
   // The line announced (and confirmed) names the routing fee limit too: what the payment may cost in all.
   // The guard quotes the challenge just before it speaks, and the command pays one challenge at a time.
@@ -507,6 +513,17 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
     const restored = await sessions.restore()
     const origin = url === undefined ? undefined : originOf(url)
     const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
+    // A paid open its server has not taken yet cannot be closed now: named, kept, and the run fails.
+    const pending = [...sessions.pending.values()].filter(
+      (open) => origin === undefined || originOf(open.url) === origin,
+    )
+    for (const open of pending)
+      io.stderr(
+        `mppkit close: lightning session ${open.sessionId} (${printable(originOf(open.url))}) cannot be closed ` +
+          `yet: its deposit of ${open.deposit} sat is paid but its open has not reached its server ` +
+          `(${printable(open.reason, 300)}); it stays saved: run this again later\n`,
+      )
+    if (targets.length === 0 && pending.length > 0) return 1
     if (targets.length === 0) {
       io.stdout(
         `no lightning session on ${network} is saved in ${sessionFile}` +
@@ -542,7 +559,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
           'again later (its server also closes it after its idle timeout, refunding the return invoice)\n',
       )
     }
-    return failed > 0 ? 1 : 0
+    return failed > 0 || pending.length > 0 ? 1 : 0
   } catch (error) {
     io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
     return 1

@@ -39,6 +39,8 @@ let small: string
 /** A third origin, whose server loses its sessions (a new store) on the next bearer request once `lose`. */
 let lossy: string
 const lossyState = { lose: false }
+/** While `down`, the `/flaky` route answers every open credential 503 before its server sees it. */
+const flaky = { down: false }
 
 async function listen(handler: (request: Request) => Promise<Response>): Promise<string> {
   const http = createHttpServer(toNodeListener(handler))
@@ -88,6 +90,12 @@ beforeAll(async () => {
       const [token] = Credential.extract(request.headers.get('authorization'))
       const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
       if (action === 'close') return new Response('closing is down', { status: 503 })
+      return routes['/session']!(request)
+    },
+    '/flaky': async (request) => {
+      const [token] = Credential.extract(request.headers.get('authorization'))
+      const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
+      if (action === 'open' && flaky.down) return new Response('opening is down', { status: 503 })
       return routes['/session']!(request)
     },
     // Billed per chunk (the first with the request): 6 chunks of 100 sat on a deposit of 2,000.
@@ -406,6 +414,49 @@ describe('mppkit pay (lightning): sessions', () => {
       expect(savedIn(file)).toMatchObject([{ sessionId: saved!.sessionId }])
       await expectNoSecrets(refused)
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a paid open its server has not taken is named pending by mppkit close (exit 1, kept), then closed once it gets through', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    try {
+      flaky.down = true
+      const before = (await payments()).length
+      const unopened = await run(pay, [`${base}/flaky`, ...node(), '--session-file', file, '--keep-open'])
+      expect(unopened.code).toBe(1)
+      expect((await payments()).length).toBe(before + 1) // the deposit
+      const [saved] = savedIn(file)
+      expect(saved).toMatchObject({ opened: false })
+      const pending = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(pending.code).toBe(1)
+      expect(pending.stdout).toBe('')
+      expect(pending.stderr).toContain(
+        `mppkit close: lightning session ${saved!.sessionId} (${base}) cannot be closed yet: its deposit of 2000 sat is paid but its open has not reached its server (the server answered 503); it stays saved: run this again later\n`,
+      )
+      expect(savedIn(file)).toMatchObject([{ sessionId: saved!.sessionId }])
+      await expectNoSecrets(pending)
+      // A payment to that server meanwhile names it and pays no second deposit.
+      const held = await run(pay, [`${base}/flaky`, ...node(), '--session-file', file, '--keep-open'])
+      expect(held.code).toBe(1)
+      expect(held.stderr).toContain(
+        `mppkit pay: saved lightning session ${saved!.sessionId} (${base}, deposit 2000 sat, paid) from ${file} is pending: its open has not reached its server`,
+      )
+      expect((await payments()).length).toBe(before + 1)
+      await expectNoSecrets(held)
+      // The server takes opens again: the saved open goes through, then the close refunds it.
+      flaky.down = false
+      const refundedBefore = await refunded()
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(closed.stdout).toContain(`closed lightning session ${saved!.sessionId} (${base})`)
+      // The open, a paid request, is charged its price (100 sat) when it gets through.
+      expect(await refunded()).toBe(refundedBefore + 1900)
+      expect(savedIn(file)).toEqual([])
+      expect((await payments()).length).toBe(before + 1)
+    } finally {
+      flaky.down = false
       rmSync(dir, { recursive: true, force: true })
     }
   })
