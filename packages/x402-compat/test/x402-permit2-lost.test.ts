@@ -116,7 +116,10 @@ function wrapped(info: TempoDevnetInfo) {
   }
   const client: Facilitator = {
     verify: async (document, requirement) =>
-      state.mode === 'blind' ? { isValid: true } : honest.client.verify(document, requirement),
+      // `blind` and `say` vouch for any payment (a facilitator that does not check, or lies).
+      state.mode === 'blind' || state.mode === 'say'
+        ? { isValid: true }
+        : honest.client.verify(document, requirement),
     settle: async (document, requirement) => {
       if (state.mode === 'crash' || state.mode === 'blind') throw new Error('socket hang up')
       if (state.mode === 'say')
@@ -427,6 +430,23 @@ describe.skipIf(reason)('x402 Permit2 on our server: a settlement whose answer w
     })
     expect(runs()).toBe(1)
     expect(await balanceOf(info, payTo)).toBe(before)
+    // Payment C, its nonce spent by its owner (nothing paid), and the facilitator answering with A's
+    // transaction again: a spent nonce does not make A's proxy call this permit's settlement.
+    const c = await signedBy(1, handler)
+    const nonce = BigInt(c.document.payload.permit2Authorization.nonce)
+    const payer = walletOf(info, 1)
+    const invalidated = await payer.writeContract({
+      address: permit2Address,
+      abi: permit2Abi,
+      functionName: 'invalidateUnorderedNonces',
+      args: [nonce >> 8n, 1n << (nonce & 255n)],
+      gas: 100_000n,
+    })
+    expect((await payer.waitForTransactionReceipt({ hash: invalidated })).status).toBe('success')
+    const refused = await present(handler, c.header)
+    expect(refused.status).toBe(402)
+    expect(await problem(refused)).toMatchObject({ reason: 'facilitator-contradicted' })
+    expect(runs()).toBe(1)
   })
 
   it('a payment the facilitator settled with the proxy’s settleWithPermit (x402’s eip2612GasSponsoring), answer lost: found on chain and served once', async () => {

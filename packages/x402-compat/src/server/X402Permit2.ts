@@ -145,9 +145,13 @@ export async function settleX402Permit2(
             timeout: context.timeout,
             what: 'permit',
           })
-          // The receipt's Transfer alone could be another payment of the same amount by the same payer:
-          // this permit's nonce must be spent too.
-          if (context.reader && !(await nonceUsed(context.reader, authorization, context.timeout)))
+          // The receipt's Transfer alone could be another payment of the same amount by the same payer. A
+          // call to x402's proxy must carry this very permit; any other transaction (a facilitator's own
+          // contract) must at least leave this permit's nonce spent (which its owner could also do alone).
+          if (
+            context.reader &&
+            !(await settledThisPermit(context.reader, hash, authorization, context.timeout))
+          )
             throw contradicted('names a transaction that did not settle this permit')
           return hash
         },
@@ -228,6 +232,23 @@ function carries(
     sameAddress(witness.to, authorization.witness.to) &&
     witness.validAfter === BigInt(authorization.witness.validAfter)
   )
+}
+
+/**
+ * Whether the transaction a facilitator named settled this permit: a call to x402's proxy that carries
+ * it ({@link carries}); a transaction to any other address (a facilitator's own contract, whose call
+ * cannot be decoded here) is taken when Permit2 shows the permit's nonce spent.
+ */
+async function settledThisPermit(
+  reader: Reader,
+  hash: Hex,
+  authorization: X402Permit2.Authorization,
+  timeout: number,
+): Promise<boolean> {
+  const transaction = await onChain(reader.getTransaction({ hash }), timeout)
+  if (transaction?.to && sameAddress(transaction.to, X402Permit2.proxyAddress))
+    return carries(transaction, authorization)
+  return nonceUsed(reader, authorization, timeout)
 }
 
 /**
