@@ -16,8 +16,23 @@ import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = ChargeClientOptions & {
-  /** The fetch for side requests (top-ups, closes); default `globalThis.fetch`. */
+  /**
+   * The fetch for side requests (probes of restored sessions, opens sent again, top-ups, closes; each
+   * within `sideTimeoutMs`); default `globalThis.fetch`.
+   */
   fetch?: typeof fetch
+  /**
+   * Time limit in milliseconds of each side request this client makes on its own (default 10 000): the
+   * check of a restored session, a saved open sent again, the request for a challenge before a top-up
+   * or close, and the top-up or close itself (each request with its answer's body; combined with the
+   * caller's signal where there is one). A positive, finite number (at most 2 147 483 647); anything
+   * else is a `ConfigurationError` at creation. A server that does not answer in time is treated as one
+   * that cannot be reached: a restored session is kept, a saved open stays pending (it may have got
+   * through: never taken as refused, never paid again), and a top-up or close fails with a
+   * `PaymentFailedError` (code `session-side-timeout`) saying its outcome is unknown (a paid top-up stays
+   * pending and is sent again, never paid again; a close is finished by the next `close`).
+   */
+  sideTimeoutMs?: number
   /**
    * Expiry of the return invoice in seconds (default: the larger of 30 days and twice the server's
    * advertised idle timeout, as the spec recommends).
@@ -87,14 +102,53 @@ export type PendingOpen = {
   /** The deposit paid, satoshis. */
   deposit: bigint
   /**
-   * Why its open is still pending: the outcome of the last attempt (the server unreachable or answering
-   * 5xx, or refusing it without telling whether it has the session), or that none was made yet.
+   * Why its open is still pending: the outcome of the last attempt (the server unreachable, not
+   * answering within `sideTimeoutMs` or answering 5xx, or refusing it without telling whether it has the
+   * session), or that none was made yet.
    */
   reason: string
 }
 
 /** Attempts at sending a paid top-up while the server answers 503 (then it stays pending). */
 const topUpAttempts = 3
+/** Default of {@link SessionClientOptions.sideTimeoutMs}. */
+const defaultSideTimeoutMs = 10_000
+/** The longest time limit a timer takes (2^31 - 1 ms, about 24.8 days). */
+const maxTimeoutMs = 2_147_483_647
+
+/** The time limit of side requests in ms; throws `ConfigurationError` unless positive and finite. */
+function sideTimeoutOf(options: Pick<SessionClientOptions, 'sideTimeoutMs'>): number {
+  const ms = options.sideTimeoutMs ?? defaultSideTimeoutMs
+  if (typeof ms !== 'number' || !(ms > 0) || !(ms <= maxTimeoutMs))
+    throw new ConfigurationError(
+      `lightning session: sideTimeoutMs must be a positive, finite number of milliseconds (at most ${maxTimeoutMs})`,
+    )
+  return Math.ceil(ms)
+}
+
+/** A signal that aborts when any of `signals` does (`AbortSignal.any`, or its equivalent before Node 20.3). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
+  const controller = new AbortController()
+  for (const signal of signals) {
+    if (signal.aborted) {
+      controller.abort(signal.reason)
+      break
+    }
+    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+  }
+  return controller.signal
+}
+
+/** `promise`, or `signal`'s reason once it aborts (for a fetch that does not honour its signal). */
+function until<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
 
 /** The session client method with its session controls. */
 export type SessionClient = Method.Client<typeof session> & {
@@ -105,11 +159,17 @@ export type SessionClient = Method.Client<typeof session> & {
   readonly sessions: Map<string, SessionState>
   /**
    * Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response.
-   * A top-up paid earlier and still pending (the server answered 503) is sent again instead.
+   * A top-up paid earlier and still pending (the server answered 503, or not in time) is sent again
+   * instead. Each request it makes is limited to `sideTimeoutMs` (and aborted by `signal`).
    */
-  topUp(url: string): Promise<Response>
-  /** Closes the session of `url`'s server (refund to the return invoice); the close response. */
-  close(url: string): Promise<Response>
+  topUp(url: string, options?: { signal?: AbortSignal }): Promise<Response>
+  /**
+   * Closes the session of `url`'s server (refund to the return invoice); the close response. A close the
+   * server does not answer within `sideTimeoutMs` fails with a `PaymentFailedError` (code
+   * `session-side-timeout`): its outcome is unknown, the session is kept, and the next `close` finishes
+   * it (a server that closed it meanwhile says so).
+   */
+  close(url: string, options?: { signal?: AbortSignal }): Promise<Response>
   /**
    * Reads back the sessions `sessionStore` kept into `sessions` (the store is read once; the first
    * payment does it too) and returns the sessions restored so far. Call it before the first payment so
@@ -117,13 +177,16 @@ export type SessionClient = Method.Client<typeof session> & {
    *
    * Each restored session is checked with the server by a `topUp` credential that cannot be credited (a
    * random preimage on a fresh challenge; never a close): one the server answers is closed or unknown is
-   * dropped (a later payment opens a new one if the policy allows); any other answer (none at all
-   * included) keeps it.
+   * dropped (a later payment opens a new one if the policy allows); any other answer (none at all, or
+   * none within `sideTimeoutMs`, included) keeps it. Each server's sessions are checked on their own:
+   * a payment, `topUp` or `close` waits for the store read and for the check of its own server only, so
+   * a server slow to answer holds up nothing sent elsewhere; this call resolves once every check is done.
    *
    * An open saved before it was sent and never confirmed is sent again on its own challenge. While its
-   * server cannot take it (unreachable, answering 5xx, or refusing it without telling whether it has the
-   * session), the session is listed in {@link SessionClient.pending} and this call still resolves: the
-   * sessions of other servers are restored and usable. Its record stays in the store, and its open is
+   * server cannot take it (unreachable, not answering within `sideTimeoutMs` (it may have got through:
+   * never taken as refused), answering 5xx, or refusing it without telling whether it has the session),
+   * the session is listed in {@link SessionClient.pending} and this call still resolves: the sessions of
+   * other servers are restored and usable. Its record stays in the store, and its open is
    * sent again by every later `restore()` call and before the next payment, `topUp` or `close` to that
    * server (never twice at once); until it gets through, a payment to that server fails with a
    * `PaymentFailedError` (code `session-open-pending`) and pays no new deposit there.
@@ -243,7 +306,47 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const network = options.network ?? 'mainnet'
   const now = options.now ?? Date.now
   const margin = minValidityMs(options)
-  const sideFetch = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args)
+  const sideTimeoutMs = sideTimeoutOf(options)
+  /** The error of a side request `url`'s server did not answer within `sideTimeoutMs`. */
+  const timedOut = (url: string) =>
+    new PaymentFailedError(
+      `lightning session: ${originOf(url) ?? url} did not answer within ${sideTimeoutMs} ms (sideTimeoutMs)`,
+      { code: 'session-side-timeout' },
+    )
+  const isTimeout = (error: unknown) =>
+    error instanceof PaymentFailedError && error.code === 'session-side-timeout'
+  /**
+   * A side request (a probe, an open sent again, a challenge fetched, a top-up, a close), within
+   * `sideTimeoutMs` (and `caller`'s signal, if any): the fetch gets the combined signal, and is raced
+   * against it too, so that a fetch that does not honour it cannot hold the client up either. With
+   * `body`, the answer's body is read within the same limit, and the response returned holds it (the
+   * answers to credentials, small JSON documents, are read whole); without, only its head is waited for
+   * (the caller cancels the body). A timeout is a `PaymentFailedError` (code `session-side-timeout`); a
+   * caller's abort is its reason, as with `fetch`.
+   */
+  const sideFetch = async (
+    url: string,
+    init: RequestInit = {},
+    { caller, body = false }: { caller?: AbortSignal | undefined; body?: boolean } = {},
+  ): Promise<Response> => {
+    const timeout = AbortSignal.timeout(sideTimeoutMs)
+    const signal = caller ? anySignal([timeout, caller]) : timeout
+    try {
+      const response = await until(signal, (options.fetch ?? globalThis.fetch)(url, { ...init, signal }))
+      if (!body) return response
+      const content = await until(signal, response.arrayBuffer())
+      const whole = new Response([101, 204, 205, 304].includes(response.status) ? null : content, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      })
+      Object.defineProperty(whole, 'url', { value: response.url })
+      return whole
+    } catch (error) {
+      if (timeout.aborted && !caller?.aborted) throw timedOut(url)
+      throw error
+    }
+  }
   const sessions = new Map<string, SessionState>()
   const spends = new Map<string, Spend>()
   // One chain per server (session key): an open, a top-up or a close waits for the one before it, so
@@ -421,8 +524,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   /** A fresh session challenge of `url` (an unauthenticated request answered 402). */
-  const challengeOf = async (url: string) => {
-    const response = await sideFetch(url)
+  const challengeOf = async (url: string, caller?: AbortSignal) => {
+    const response = await sideFetch(url, {}, { caller })
+    // Only its head is read.
+    await response.body?.cancel().catch(() => {})
     const found = sessionChallengeIn(response)
     if (!found)
       throw new PaymentFailedError(
@@ -431,8 +536,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return found
   }
 
-  const send = (url: string, challenge: Challenge.Challenge, payload: Record<string, unknown>) =>
-    sideFetch(url, { headers: { authorization: Credential.format({ challenge, payload } as never) } })
+  /** Sends a credential (`payload` on `challenge`) to `url`: the answer, read whole within the time limit. */
+  const send = (
+    url: string,
+    challenge: Challenge.Challenge,
+    payload: Record<string, unknown>,
+    caller?: AbortSignal,
+  ) =>
+    sideFetch(
+      url,
+      { headers: { authorization: Credential.format({ challenge, payload } as never) } },
+      { caller, body: true },
+    )
 
   /** The open session of `url`'s server (its origin's; the one opened on `url` itself when it has none). */
   const stateOf = (url: string) => {
@@ -459,15 +574,26 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     url: string,
     state: SessionState,
     pending: NonNullable<SessionState['pendingTopUp']>,
+    caller?: AbortSignal,
   ): Promise<Response> => {
     state.pendingTopUp = pending
     const payload = { action: 'topUp', sessionId: state.sessionId, topUpPreimage: pending.preimage }
-    let response = await send(url, pending.challenge, payload)
+    // Not answered in time (or not at all), it stays pending: its outcome is unknown, so it is sent
+    // again by the next top-up, never paid again.
+    const sendOnce = () =>
+      send(url, pending.challenge, payload, caller).catch((error: unknown) => {
+        if (!isTimeout(error)) throw error
+        throw new PaymentFailedError(
+          `lightning session: ${originOf(url) ?? url} did not answer the top-up of session ${state.sessionId} within ${sideTimeoutMs} ms (sideTimeoutMs): its outcome is unknown; it is paid, kept pending, and sent again (never paid again) by the next top-up or payment to this server`,
+          { code: 'session-side-timeout' },
+        )
+      })
+    let response = await sendOnce()
     for (let attempt = 1; response.status === 503 && attempt < topUpAttempts; attempt++) {
       const seconds = Number(response.headers.get('retry-after'))
       const wait = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 2) * 1000 : 250
       await new Promise((resolve) => setTimeout(resolve, wait))
-      response = await send(url, pending.challenge, payload)
+      response = await sendOnce()
     }
     if (response.status === 503) return response
     delete state.pendingTopUp
@@ -478,16 +604,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return response
   }
 
-  /** A top-up of the session under `key`, inside its chain. */
-  const topUpNow = async (url: string, key: string): Promise<Response> => {
+  /** A top-up of the session under `key`, inside its chain (its requests aborted by `caller` too). */
+  const topUpNow = async (url: string, key: string, caller?: AbortSignal): Promise<Response> => {
     const state = openSession(key)
     // A top-up already paid but not yet credited goes first, instead of paying another invoice.
     if (state.pendingTopUp) {
-      const response = await sendTopUp(url, state, state.pendingTopUp)
+      const response = await sendTopUp(url, state, state.pendingTopUp, caller)
       await persist(key, state)
       return response
     }
-    const { challenge, request } = await challengeOf(url)
+    const { challenge, request } = await challengeOf(url, caller)
     // Another realm's deposit invoice does not fund this session: nothing paid.
     sameRealm(state, challenge, url)
     const sats = BigInt(request.depositAmount ?? '0')
@@ -507,18 +633,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // pays another.
     state.pendingTopUp = { challenge, preimage: paid.preimage, sats: paid.sats }
     await persist(key, state)
-    const response = await sendTopUp(url, state, state.pendingTopUp)
+    const response = await sendTopUp(url, state, state.pendingTopUp, caller)
     await persist(key, state)
     return response
   }
 
-  const topUp = async (url: string): Promise<Response> => {
+  const topUp = async (url: string, init?: { signal?: AbortSignal }): Promise<Response> => {
     const asked = ++clock
     await loaded()
     const key = keyFor(url)
     return serialized(key, async () => {
       await settle(key, asked)
-      return topUpNow(url, key)
+      return topUpNow(url, key, init?.signal)
     })
   }
 
@@ -543,9 +669,19 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    * the same origin naming another realm is used too: a server that renamed its realm can still be asked
    * for the refund, and the origin freed for a new session.
    */
-  const closeNow = async (url: string, key: string): Promise<Response> => {
+  const closeNow = async (url: string, key: string, caller?: AbortSignal): Promise<Response> => {
     const state = openSession(key)
     const payload = { action: 'close', sessionId: state.sessionId, preimage: state.preimage }
+    // A close credential not answered in time may have closed the session, or not: kept, its preimage
+    // with it, for the next close (which the server answers closed if it was).
+    const sendClose = (challenge: Challenge.Challenge) =>
+      send(url, challenge, payload, caller).catch((error: unknown) => {
+        if (!isTimeout(error)) throw error
+        throw new PaymentFailedError(
+          `lightning session: ${originOf(url) ?? url} did not answer the close of session ${state.sessionId} within ${sideTimeoutMs} ms (sideTimeoutMs): its outcome is unknown; the session is kept, and the next close finishes it`,
+          { code: 'session-side-timeout' },
+        )
+      })
     let response: Response | undefined
     // A close needs no payment, so no deposit invoice: presented on the session's last challenge
     // (consumed, still unexpired: "Clients MUST NOT submit credentials for expired challenges"), it is
@@ -553,14 +689,14 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const last = state.challenge
     let challenge: Challenge.Challenge | undefined
     if (usable(last)) {
-      const refused = await send(url, last, payload)
+      const refused = await sendClose(last)
       // Closed or unknown already (an idle close): that is the answer; else the fresh challenge.
       if (await closedBy(refused)) response = refused
       else challenge = sessionChallengeIn(refused)?.challenge
     }
     if (!response) {
-      challenge ??= (await challengeOf(url)).challenge
-      response = await send(url, challenge, payload)
+      challenge ??= (await challengeOf(url, caller)).challenge
+      response = await sendClose(challenge)
     }
     // "Clients MUST NOT submit further actions on a closed session." Any other refusal (a 402 on a
     // stale or unknown challenge) leaves the session open, and its preimage kept for another close.
@@ -613,12 +749,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   ): Promise<'open' | 'closed' | 'missing' | 'unknown' | 'unreachable'> => {
     let response: Response
     try {
+      // Not answered within `sideTimeoutMs`: unreachable, as a server that refuses the connection.
       const first = await sideFetch(state.url)
+      await first.body?.cancel().catch(() => {})
       const found = sessionChallengeIn(first)
-      if (!found) {
-        await first.body?.cancel().catch(() => {})
-        return first.status >= 500 ? 'unreachable' : 'unknown'
-      }
+      if (!found) return first.status >= 500 ? 'unreachable' : 'unknown'
       const { challenge } = found
       if (challenge.realm !== state.realm || !usable(challenge)) return 'unknown'
       response = await send(state.url, challenge, {
@@ -671,6 +806,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     try {
       response = await send(state.url, challenge, payload)
     } catch (error) {
+      // Not answered in time, it may have got through: pending, never taken as refused (its deposit is
+      // never paid again), and its standing told by the next attempt.
+      if (isTimeout(error)) return { pending: `the server did not answer within ${sideTimeoutMs} ms` }
       return { pending: `the server could not be reached (${(error as Error)?.name ?? 'error'})` }
     }
     if (response.ok) {
@@ -705,7 +843,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
 
   // Restored sessions whose open is still to be sent (see `restore`), by key: the record as loaded and
   // when the last attempt at its open ended (a tick of `clock`; 0: none yet). Each is tried inside its
-  // key's chain (or by the first load, which every operation of any key waits for): never twice at once.
+  // key's chain (or by its key's first check, which every operation of that key waits for): never twice
+  // at once.
   const opens = new Map<string, { state: SessionState; record: SavedSession; settled: number }>()
   const pending = new Map<string, PendingOpen>()
   // Ticks ordering requests and attempts: a request (a `restore()` call, a payment, a top-up, a close)
@@ -714,8 +853,25 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   let clock = 0
   // Lost sessions not reported yet, by key: each reported once (see `restore`).
   const unreported = new Map<string, string>()
-  // Every session restored from the store, in order (what `restore()` returns).
+  // Every session restored from the store (what `restore()` returns, in the store's order).
   const restored: SessionState[] = []
+  const storeOrder = new WeakMap<SessionState, number>()
+  // The first check of each session read from the store (its probe, or its open sent again), by key:
+  // started by the store read, each on its own, so that a server slow to answer (each of its requests
+  // within `sideTimeoutMs`) holds up only the operations on that server, which wait for it.
+  const checks = new Map<string, { state: SessionState; done: Promise<void> }>()
+  /** Checks a session the store kept whose open was confirmed: kept unless closed or unknown there. */
+  const probe = async (key: string, state: SessionState) => {
+    const now = await standing(state)
+    if (now === 'missing' || now === 'closed') {
+      // Closed by the server (idle) or unknown to it: "Clients MUST NOT submit further actions on a
+      // closed session." (Its refund, if any, went to the return invoice.)
+      await forget(key, state)
+      return
+    }
+    sessions.set(key, state)
+    restored.push(state)
+  }
   const lostError = (lost: string[]) =>
     new PaymentFailedError(
       `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment`,
@@ -788,11 +944,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
   /**
    * Before an operation on the server under `key` (inside its chain; the request made at tick `asked`):
-   * the store read, that server's pending open tried again, and what stands in the way thrown: its lost
-   * session not yet reported (once), or its open still pending (no new deposit while a paid one waits).
+   * the store read, the first check of that server's restored session (none of another server's), its
+   * pending open tried again, and what stands in the way thrown: its lost session not yet reported
+   * (once), or its open still pending (no new deposit while a paid one waits).
    */
   const settle = async (key: string, asked: number) => {
     await loaded()
+    await checks.get(key)?.done
     await retryOpen(key, asked)
     const lost = unreported.get(key)
     if (lost !== undefined) {
@@ -814,8 +972,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const saved = Object.entries(records)
       .filter(([key]) => !key.startsWith('lost:'))
       .map(([key, value]) => ({ key, saved: parseSaved(key, value) }))
-    for (const { key, saved: record } of saved) {
-      if (record.network !== network || sessions.has(key) || opens.has(key)) continue
+    for (const [index, { key, saved: record }] of saved.entries()) {
+      if (record.network !== network || sessions.has(key) || opens.has(key) || checks.has(key)) continue
       const state: SessionState = {
         sessionId: record.sessionId,
         realm: record.realm,
@@ -838,25 +996,21 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
       // Paid (and booked) by an earlier process: nothing of it is this client's budget to give back.
       prepaymentsOf.set(state, [])
+      storeOrder.set(state, index)
       const answered = record.answered === undefined ? undefined : Challenge.parse(record.answered)
       if (answered) answeredOf.set(state, answered)
       if (!record.opened) {
         // Sent again now; while its server cannot take it, it waits in `pending` (the others go on).
         opens.set(key, { state, record, settled: 0 })
         pending.set(key, pendingView(state, 'its open has not been sent again yet'))
-        await sendOpen(key)
-        continue
       }
-      // An opened session is kept unless the server says it is closed or unknown to it.
-      const now = await standing(state)
-      if (now === 'missing' || now === 'closed') {
-        // Closed by the server (idle) or unknown to it: "Clients MUST NOT submit further actions on a
-        // closed session." (Its refund, if any, went to the return invoice.)
-        await forget(key, state)
-        continue
-      }
-      sessions.set(key, state)
-      restored.push(state)
+      // Started, not awaited: the store read ends here (what every payment waits for); each operation on
+      // this server waits for its check (an opened session is kept unless the server says it is closed or
+      // unknown to it).
+      const done = record.opened ? probe(key, state) : sendOpen(key)
+      // Its failure (none is expected: each step catches its own) is thrown to whoever waits for it.
+      done.catch(() => {})
+      checks.set(key, { state, done })
     }
   }
   // The store is read once (again only after a load that failed: a record to fix, a store unreadable).
@@ -871,14 +1025,16 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const restore = async (): Promise<SessionState[]> => {
     const asked = ++clock
     await loaded()
-    // Each pending open tried again in its server's chain (after what that server is doing now).
+    // Every server's first check done; then each pending open tried again in its server's chain (after
+    // what that server is doing now).
+    await Promise.all([...checks.values()].map(({ done }) => done))
     await Promise.all([...opens.keys()].map((key) => serialized(key, () => retryOpen(key, asked))))
     if (unreported.size > 0) {
       const lost = [...unreported.values()]
       unreported.clear()
       throw lostError(lost)
     }
-    return [...restored]
+    return [...restored].sort((x, y) => (storeOrder.get(x) ?? 0) - (storeOrder.get(y) ?? 0))
   }
   /** The session key of a side request on `url` (its origin's; else the session opened on `url` itself). */
   const keyFor = (url: string) => {
@@ -886,6 +1042,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (origin !== undefined) return origin
     for (const [key, state] of sessions) if (state.url === url) return key
     for (const [key, { state }] of opens) if (state.url === url) return key
+    // A restored one whose first check is still under way (the operation waits for it).
+    for (const [key, { state }] of checks) if (state.url === url) return key
     throw new PaymentFailedError('lightning: no open session for this server')
   }
 
@@ -938,7 +1096,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const price = { ...quoteFor(request, BigInt(request.amount)), prepaid: true }
       return sessions.size === 0 ? { ...price, deposit: BigInt(request.depositAmount ?? '0') } : price
     },
-    createPayload: ({ challenge, request, url, spend }) => {
+    createPayload: ({ challenge, request, url, spend, signal }) => {
       const key = keyOf(url, challenge.realm)
       const asked = ++clock
       return serialized(key, async () => {
@@ -994,7 +1152,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (request.depositInvoice === undefined && request.paymentHash !== state.sessionId)
           throw new PaymentFailedError('lightning: the challenge was issued for another session')
         if ((options.autoTopUp ?? true) && state.deposit - state.spent < price) {
-          const response = await topUpNow(url, key)
+          const response = await topUpNow(url, key, signal)
           if (!response.ok)
             throw new PaymentFailedError(`lightning: the top-up was refused (${response.status})`)
         }
@@ -1038,13 +1196,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       return true
     },
     topUp,
-    close: async (url) => {
+    close: async (url, init) => {
       const asked = ++clock
       await loaded()
       const key = keyFor(url)
       return serialized(key, async () => {
         await settle(key, asked)
-        return closeNow(url, key)
+        return closeNow(url, key, init?.signal)
       })
     },
     async *stream(response, url, onEvent) {
