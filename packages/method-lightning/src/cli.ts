@@ -26,7 +26,7 @@ import {
 import { type AuthenticatedLnd, authenticatedLndGrpc } from 'lightning'
 import { chargeClient, feeLimit } from './client/Charge.js'
 import { type FileSessionStore, fileSessionStore } from './client/node.js'
-import { type SessionClient, type SessionState, sessionClient } from './client/Session.js'
+import { type PendingOpen, type SessionClient, type SessionState, sessionClient } from './client/Session.js'
 import { lndWallet, type Wallet } from './client/Wallet.js'
 import * as Invoice from './Invoice.js'
 import type { LightningNetwork } from './Methods.js'
@@ -94,8 +94,10 @@ Options:
 
 A lightning/session challenge opens a session: its deposit invoice is paid from the payer's node, the
 request is paid from it, and the session is closed after the request (the server refunds what it did
-not spend to a return invoice of the payer's node) unless --keep-open. A server offering both intents
-is paid a charge, unless --session-file or --keep-open asks for a session.
+not spend to a return invoice of the payer's node) unless --keep-open; a paid open or top-up its server
+has not taken is sent again first, and while it cannot be, the session is not closed: it is named (kept
+in --session-file) and the run exits 1. A server offering both intents is paid a charge, unless
+--session-file or --keep-open asks for a session.
 Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks first
 above 1000 sat (a charge, or a session's deposit), and once when top-ups (a saved session's that ran
 out, or a metered stream's) would commit more than that; every top-up is shown.
@@ -137,6 +139,30 @@ const storeErrors =
         `${info.sessionId ? ` session ${info.sessionId}` : ''} (${printable(name, 64)})\n`,
     )
   }
+
+/** Whether `error` is the session client's report of lost sessions (the restore went on without them). */
+const isLostReport = (error: unknown) => error instanceof PaymentFailedError && error.code === 'session-lost'
+
+/**
+ * Reads the saved sessions back (`restore()`): the sessions still held, in the store's order. A report
+ * of lost sessions (a deposit paid whose open can no longer be sent; its record kept as proof) is printed
+ * (it names sessions, never a preimage) and the run goes on with the other sessions, which the restore
+ * read all the same; `lost` is then true. Any other failure (a record to fix, a file unreadable) is
+ * thrown: nothing is paid while saved sessions could not be read.
+ */
+async function restoreSessions(
+  sessions: SessionClient,
+  io: Io,
+  command: string,
+): Promise<{ restored: SessionState[]; lost: boolean }> {
+  try {
+    return { restored: await sessions.restore(), lost: false }
+  } catch (error) {
+    if (!isLostReport(error)) throw error
+    io.stderr(`${command}: ${printable(describeError(error), 1000)}\n`)
+    return { restored: [...sessions.sessions.values()], lost: true }
+  }
+}
 
 /**
  * Runs `mppkit pay <url>` for Lightning: a `lightning/charge` challenge's invoice is decoded, checked and
@@ -251,8 +277,10 @@ async function payUrl(parameters: {
     ...(maxFeeSats !== undefined ? { maxFeeSats } : {}),
     ...(store ? { sessionStore: store, onStoreError: storeErrors(io, 'mppkit pay', store.path) } : {}),
   })
-  // Before the first payment, so that the quote sees a saved session (no new deposit).
-  for (const state of await sessions.restore())
+  // Before the first payment, so that the quote sees a saved session (no new deposit). A lost session
+  // reported is printed; the run goes on with the others.
+  const { restored } = await restoreSessions(sessions, io, 'mppkit pay')
+  for (const state of restored)
     io.stderr(
       `mppkit pay: saved lightning session ${state.sessionId} (${printable(originOf(state.url))}, deposit ` +
         `${state.deposit} sat, ${state.deposit - state.spent} sat left as counted here) from ${store?.path}\n`,
@@ -356,10 +384,18 @@ async function payUrl(parameters: {
       code = await readStream(response, url, sessions, io, () => declined)
     } else code = await printResponse(response, io)
   }
-  // This URL's session (one restored from --session-file for another server stays as it is).
+  // This URL's session (one restored from --session-file for another server stays as it is). Its open
+  // unconfirmed, the close sends it again first; a paid top-up still pending, the close sends it first.
+  // While the server cannot take either, the session is not closed (a close would lose that money): it
+  // is kept, named below, and the run fails.
   if (!keepOpen && sessions.sessions.has(origin)) {
     const closed = await sessions.close(url).catch((error: unknown) => {
-      io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
+      const held = error instanceof PaymentFailedError ? error.code : undefined
+      if (held === 'session-open-pending' || held === 'session-topup-pending' || held === 'session-lost')
+        code = 1
+      // A pending open is named below, with what to do about it.
+      if (held !== 'session-open-pending')
+        io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
       return undefined
     })
     if (closed && !sessions.sessions.has(origin)) {
@@ -370,7 +406,28 @@ async function payUrl(parameters: {
   }
   // A session left open holds the payer's deposit at its server: say which, and how it ends.
   for (const state of sessions.sessions.values()) io.stderr(`mppkit pay: ${stillOpen(state, store?.path)}\n`)
+  // This server's paid open that has not reached it: never dropped, named, and the run fails.
+  for (const open of sessions.pending.values())
+    if (originOf(open.url) === origin) {
+      io.stderr(`mppkit pay: ${stillPending(open, store?.path)}\n`)
+      code = 1
+    }
   return code
+}
+
+/** One line for a session whose paid open has not reached its server, and what can be done. Never its preimage. */
+function stillPending(open: PendingOpen, file: string | undefined): string {
+  return (
+    `lightning session ${open.sessionId} (${printable(originOf(open.url))}) is pending: its deposit of ` +
+    `${open.deposit} sat is paid but its open did not reach its server (${printable(open.reason, 300)}), so ` +
+    'it was not closed: ' +
+    (file === undefined
+      ? 'not saved (no --session-file): nothing can send its open again or close it after this run; the ' +
+        "session id is the deposit's payment hash, and the payer node's payment of it holds the preimage " +
+        "(the proof of payment to show the server's operator)"
+      : `it stays saved in ${file}: \`mppkit close --session-file ${file}\` sends its open again and ` +
+        'closes it (refund to the return invoice)')
+  )
 }
 
 /** One line for a session left open, and how it can end. Never its preimage. */
@@ -438,15 +495,18 @@ const closeUsage = `mppkit close --session-file <path> [<url>] [options]
 Each session saved in the file (or the one of <url>'s origin) is closed at the URL it was last paid on:
 its server refunds what it did not spend to the session's return invoice, on the payer's node, and the
 session leaves the file. A session whose server refuses or does not answer stays saved: run this again
-later (a server also closes an idle session itself, and refunds it the same way). Closing pays nothing:
-no node connection is needed.
+later (a server also closes an idle session itself, and refunds it the same way). A paid open or top-up
+its server has not taken yet is sent again first; while it cannot be, the session is not closed (it
+stays saved). A lost session (a deposit paid whose open can no longer be sent) is reported, the others
+closed all the same. Closing pays nothing: no node connection is needed.
 
 Options:
   --session-file <path>  the session file                 (env MPPKIT_SESSION_FILE)
   --network <name>       the sessions' network: mainnet, regtest or signet (default mainnet;
                          env MPPKIT_LIGHTNING_NETWORK)
 
-Exit codes: 0 every session closed (or none saved), 1 a close failed, 2 usage error.`
+Exit codes: 0 every session closed (or none saved), 1 a close failed, a session is pending or lost,
+2 usage error.`
 
 const closeOptions = {
   '--session-file': { name: 'sessionFile', value: true },
@@ -510,7 +570,8 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       sessionStore: store,
       onStoreError: storeErrors(io, 'mppkit close', sessionFile),
     })
-    const restored = await sessions.restore()
+    // A lost session reported is printed, and the others are closed all the same (the run then fails).
+    const { restored, lost } = await restoreSessions(sessions, io, 'mppkit close')
     const origin = url === undefined ? undefined : originOf(url)
     const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
     // A paid open its server has not taken yet cannot be closed now: named, kept, and the run fails.
@@ -523,7 +584,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
           `yet: its deposit of ${open.deposit} sat is paid but its open has not reached its server ` +
           `(${printable(open.reason, 300)}); it stays saved: run this again later\n`,
       )
-    if (targets.length === 0 && pending.length > 0) return 1
+    if (targets.length === 0 && (pending.length > 0 || lost)) return 1
     if (targets.length === 0) {
       io.stdout(
         `no lightning session on ${network} is saved in ${sessionFile}` +
@@ -554,12 +615,16 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       }
       failed++
       const why = response ? `HTTP ${response.status}` : printable(describeError(error), 1000)
+      // Its paid top-up not credited yet: an idle close would refund the deposit without it.
+      const topUp = error instanceof PaymentFailedError && error.code === 'session-topup-pending'
       io.stderr(
         `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${state.deposit} sat): run this ` +
-          'again later (its server also closes it after its idle timeout, refunding the return invoice)\n',
+          (topUp
+            ? 'again later (the file keeps its paid top-up, sent again first)\n'
+            : 'again later (its server also closes it after its idle timeout, refunding the return invoice)\n'),
       )
     }
-    return failed > 0 || pending.length > 0 ? 1 : 0
+    return failed > 0 || pending.length > 0 || lost ? 1 : 0
   } catch (error) {
     io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
     return 1

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -41,6 +41,8 @@ let lossy: string
 const lossyState = { lose: false }
 /** While `down`, the `/flaky` route answers every open credential 503 before its server sees it. */
 const flaky = { down: false }
+/** While `down`, the small server's `/flakytopup` route answers every topUp credential 503 before its server sees it. */
+const flakyTopUp = { down: false }
 
 async function listen(handler: (request: Request) => Promise<Response>): Promise<string> {
   const http = createHttpServer(toNodeListener(handler))
@@ -111,6 +113,12 @@ beforeAll(async () => {
       { offers: [{ method: 'lightning', intent: 'session', request: { amount: '300' } }] },
       body,
     ),
+    '/flakytopup': async (request) => {
+      const [token] = Credential.extract(request.headers.get('authorization'))
+      const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
+      if (action === 'topUp' && flakyTopUp.down) return new Response('topping up is down', { status: 503 })
+      return smallRoutes['/']!(request)
+    },
     // 4 chunks of 300 sat: the third needs a top-up of the 600 sat deposit.
     '/stream': topUps.protect(
       { offers: [{ method: 'lightning', intent: 'session', request: { amount: '300' } }] },
@@ -455,6 +463,175 @@ describe('mppkit pay (lightning): sessions', () => {
       expect(await refunded()).toBe(refundedBefore + 1900)
       expect(savedIn(file)).toEqual([])
       expect((await payments()).length).toBe(before + 1)
+    } finally {
+      flaky.down = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('mppkit pay without --keep-open whose open is answered 503 does not close the session: named pending, kept in the file (exit 1); mppkit close refunds it once the open gets through', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    try {
+      flaky.down = true
+      const [paid, refunds] = [(await payments()).length, await refunded()]
+      const result = await run(pay, [`${base}/flaky`, ...node(), '--session-file', file])
+      expect(result.code).toBe(1)
+      expect((await payments()).length).toBe(paid + 1) // the deposit
+      const [saved] = savedIn(file)
+      expect(saved).toMatchObject({ opened: false, deposit: '2000' })
+      // Never a close on the open's challenge (answered session-not-found, read as closed: the record
+      // deleted, the deposit lost).
+      expect(result.stderr).toContain(
+        `mppkit pay: lightning session ${saved!.sessionId} (${base}) is pending: its deposit of 2000 sat is paid but its open did not reach its server (the server answered 503), so it was not closed: it stays saved in ${file}: \`mppkit close --session-file ${file}\` sends its open again and closes it (refund to the return invoice)\n`,
+      )
+      expect(result.stderr).not.toContain('closed the session already')
+      expect(result.stderr).not.toContain('stays open')
+      expect(await refunded()).toBe(refunds)
+      await expectNoSecrets(result)
+      // The server takes opens again: mppkit close gets the open through (a paid request: 100 sat), then
+      // closes it, refunded.
+      flaky.down = false
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(closed.stdout).toMatch(
+        new RegExp(`^closed lightning session ${saved!.sessionId} \\(${base}\\): \\{.*"refundSats":1900`),
+      )
+      expect(await refunded()).toBe(refunds + 1900)
+      expect(savedIn(file)).toEqual([])
+      expect((await payments()).length).toBe(paid + 1)
+    } finally {
+      flaky.down = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('mppkit pay without --keep-open or --session-file whose open is answered 503 says the deposit is paid and names the session (never its preimage), exit 1', async () => {
+    try {
+      flaky.down = true
+      const before = new Set((await payments()).map((invoice) => invoice.id))
+      const refunds = await refunded()
+      const result = await run(pay, [`${base}/flaky`, ...node()])
+      expect(result.code).toBe(1)
+      const deposits = (await payments()).filter((invoice) => !before.has(invoice.id))
+      expect(deposits).toHaveLength(1)
+      expect(deposits[0]).toMatchObject({ tokens: 2000 })
+      expect(result.stderr).toContain(
+        `mppkit pay: lightning session ${deposits[0]!.id} (${base}) is pending: its deposit of 2000 sat is paid but its open did not reach its server (the server answered 503), so it was not closed: not saved (no --session-file): nothing can send its open again or close it after this run; the session id is the deposit's payment hash, and the payer node's payment of it holds the preimage (the proof of payment to show the server's operator)\n`,
+      )
+      expect(result.stderr).not.toContain('closed the session already')
+      expect(await refunded()).toBe(refunds)
+      await expectNoSecrets(result)
+    } finally {
+      flaky.down = false
+    }
+  })
+
+  it('a paid top-up its server answered 503 is sent again before a close: pay (no --keep-open) and mppkit close keep the session while it is refused (exit 1), then the refund counts it', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    const args = [`${small}/flakytopup`, ...node(), '--session-file', file]
+    try {
+      // 300 a request on a deposit of 600: two requests spend it.
+      expect((await run(pay, [...args, '--keep-open'])).code).toBe(0)
+      expect((await run(pay, [...args, '--keep-open'])).code).toBe(0)
+      const [paid, refunds] = [(await payments()).length, await refunded()]
+      flakyTopUp.down = true
+      // The third pays a top-up of 600 whose credit the server refuses (503); its close must not lose it.
+      const third = await run(pay, args)
+      expect(third.code).toBe(1)
+      expect((await payments()).length).toBe(paid + 1)
+      const [saved] = savedIn(file)
+      expect(saved).toMatchObject({ deposit: '600', spent: '600', pendingTopUp: { sats: '600' } })
+      const notClosed =
+        `lightning session: session ${saved!.sessionId} (${small}) was not closed: its top-up of 600 sat is paid ` +
+        'but its server has not credited it (the server answered 503), and a close now would refund its deposit without it'
+      expect(third.stderr).toContain(`mppkit pay: closing the session failed: ${notClosed}`)
+      expect(third.stderr).toContain(
+        `mppkit pay: lightning session ${saved!.sessionId} stays open at ${small}`,
+      )
+      expect(third.stderr).not.toMatch(/^close receipt/m)
+      expect(await refunded()).toBe(refunds)
+      await expectNoSecrets(third)
+
+      const refused = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(refused.code).toBe(1)
+      expect(refused.stdout).toBe('')
+      expect(refused.stderr).toContain(
+        `mppkit close: closing lightning session ${saved!.sessionId} (${small}) failed: ${notClosed}`,
+      )
+      expect(refused.stderr).toContain(
+        'it stays saved (deposit 600 sat): run this again later (the file keeps its paid top-up, sent again first)\n',
+      )
+      expect(savedIn(file)).toEqual([saved])
+      expect(await refunded()).toBe(refunds)
+      await expectNoSecrets(refused)
+
+      // Credited at last (the same preimage: nothing paid again): 1,200 deposited, 600 spent.
+      flakyTopUp.down = false
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(closed.stdout).toMatch(
+        new RegExp(`^closed lightning session ${saved!.sessionId} \\(${small}\\): \\{.*"refundSats":600`),
+      )
+      expect(await refunded()).toBe(refunds + 600)
+      expect(savedIn(file)).toEqual([])
+      expect((await payments()).length).toBe(paid + 1)
+    } finally {
+      flakyTopUp.down = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a lost session in the file is reported and the others are closed (or paid on) in the same run: mppkit close exits 1, mppkit pay goes on', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    const keys = () =>
+      Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { sessions: Record<string, unknown> }).sessions)
+    /** A normal session (small's) and one of base's whose paid open never got through, its challenge expired. */
+    const setUp = async () => {
+      expect((await run(pay, [`${small}/`, ...node(), '--keep-open', '--session-file', file])).code).toBe(0)
+      flaky.down = true
+      expect((await run(pay, [`${base}/flaky`, ...node(), '--keep-open', '--session-file', file])).code).toBe(
+        1,
+      )
+      flaky.down = false
+      const json = JSON.parse(readFileSync(file, 'utf8')) as {
+        sessions: Record<string, { challenge: string; sessionId: string }>
+      }
+      const unopened = json.sessions[base]!
+      unopened.challenge = unopened.challenge.replace(/expires="[^"]*"/, 'expires="2020-01-01T00:00:00.000Z"')
+      writeFileSync(file, JSON.stringify(json), { mode: 0o600 })
+      return { normal: json.sessions[small]!.sessionId, lost: unopened.sessionId }
+    }
+    const report = (id: string) =>
+      `lightning session: the deposit of session ${id} (${base}) was paid but its open was never confirmed and can no longer be sent`
+    try {
+      const first = await setUp()
+      const refunds = await refunded()
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code).toBe(1)
+      expect(closed.stderr).toContain(`mppkit close: ${report(first.lost)}`)
+      expect(closed.stdout).toMatch(
+        new RegExp(`^closed lightning session ${first.normal} \\(${small}\\): \\{.*"refundSats":300`),
+      )
+      expect(await refunded()).toBe(refunds + 300)
+      expect(keys()).toEqual([`lost:${first.lost}`])
+      await expectNoSecrets(closed)
+
+      // mppkit pay reports it too, and pays on the saved session (no new deposit).
+      const second = await setUp()
+      const paid = (await payments()).length
+      const paying = await run(pay, [`${small}/`, ...node(), '--keep-open', '--session-file', file])
+      expect(paying.code, paying.stderr).toBe(0)
+      expect(paying.stdout).toBe('session body')
+      expect(paying.stderr).toContain(`mppkit pay: ${report(second.lost)}`)
+      expect(paying.stderr).toContain(`mppkit pay: saved lightning session ${second.normal} (${small}`)
+      expect((await payments()).length).toBe(paid)
+      await expectNoSecrets(paying)
+      expect(keys().sort()).toEqual([small, `lost:${first.lost}`, `lost:${second.lost}`].sort())
+      // Reported once: the next close closes the other, exit 0.
+      expect((await run(close, ['--session-file', file, '--network', 'regtest'])).code).toBe(0)
     } finally {
       flaky.down = false
       rmSync(dir, { recursive: true, force: true })

@@ -269,6 +269,9 @@ describe('lightning/session: a paid open one server cannot take now (sessionStor
     // Reported once, by the next restore (naming the session, never its preimage); B's session stays.
     const error = await second.sessions.restore().catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(PaymentFailedError)
+    // Its own code: a caller goes on with the sessions restored (any other restore failure stops it).
+    expect((error as PaymentFailedError).code).toBe('session-lost')
+    expect([...second.sessions.sessions.values()].map((state) => state.sessionId)).toEqual([sessionB])
     expect((error as Error).message).toContain(`${savedA.sessionId} (${a})`)
     expect((error as Error).message).not.toContain(savedA.preimage)
     expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([sessionB])
@@ -295,6 +298,8 @@ describe('lightning/session: a paid open one server cannot take now (sessionStor
     expect(referenceOf(await second.client.fetch(urlB))).toBe(sessionB)
     expect((await second.sessions.close(urlA)).status).toBe(200)
     expect((await second.sessions.close(urlB)).status).toBe(200)
+    // restore() returns only the sessions still held: B's, closed, no longer.
+    expect(await second.sessions.restore()).toEqual([])
     second.store.close()
   })
 
@@ -416,5 +421,151 @@ describe('lightning/session: a paid open one server cannot take now (sessionStor
     expect(readSaved(path)).toEqual({ [`lost:${savedA.sessionId}`]: savedA })
     expect(await sessions.restore()).toEqual([])
     file.close()
+  })
+})
+
+/** Satoshis the payer's node received on its invoices (the refunds to the return invoices). */
+const refunded = async () =>
+  (await getInvoices({ lnd: lndFor(network.info.nodes.payer), limit: 1000 })).invoices.reduce(
+    (sum, invoice) => sum + Number(invoice.received),
+    0,
+  )
+
+describe('lightning/session: a close waits for what the server has not taken yet', () => {
+  it('close(url) on a session whose open its server answered 503 sends the open again; refused now, it rejects typed and keeps the session and its record; once through, it closes it (refund)', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const path = join(dir, 'close-unconfirmed.json')
+    const { store, sessions, client } = process_(network_.fetch, path)
+    const invoicesBefore = await paidInvoices()
+    network_.failing.set(a, 503)
+    expect((await client.fetch(urlA)).status).toBe(503)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    const saved = readSaved(path)[a]!
+    expect(saved.opened).toBe(false)
+    const refundsBefore = await refunded()
+
+    // The close sends the open first (never a close on the open's challenge, which a server that never
+    // took the open answers session-not-found); answered 503, the close is refused and nothing dropped.
+    const error = await sessions.close(urlA).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as PaymentFailedError).code).toBe('session-open-pending')
+    expect((error as Error).message).toContain(`${saved.sessionId} (${a})`)
+    expect((error as Error).message).toContain('(the server answered 503)')
+    expect((error as Error).message).not.toContain(saved.preimage)
+    expect(network_.opens(a)).toBe(2)
+    expect(sessions.sessions.has(a)).toBe(false)
+    expect(sessions.pending.get(a)).toEqual({
+      sessionId: saved.sessionId,
+      realm: 'a.test',
+      url: urlA,
+      deposit: 10n,
+      reason: 'the server answered 503',
+    })
+    expect(readSaved(path)[a]).toEqual(saved)
+    // No payment pays a second deposit meanwhile.
+    await expect(client.fetch(urlA)).rejects.toMatchObject({ code: 'session-open-pending' })
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    expect(await refunded()).toBe(refundsBefore)
+
+    // The server takes opens again: the open goes through, then the close refunds deposit − price.
+    network_.failing.delete(a)
+    const closed = await sessions.close(urlA)
+    expect(closed.status).toBe(200)
+    expect(await closed.json()).toMatchObject({ status: 'closed', refundSats: 9 })
+    expect(sessions.pending.size).toBe(0)
+    expect(sessions.sessions.size).toBe(0)
+    expect(readSaved(path)).toEqual({})
+    expect(await refunded()).toBe(refundsBefore + 9)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    store.close()
+  })
+
+  it('without a sessionStore too: the unconfirmed session is kept pending, and closed once its open gets through', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: network_.fetch,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: network_.fetch,
+      policy: { maxDeposit: { sat: 100n } },
+    })
+    network_.failing.set(a, 503)
+    expect((await client.fetch(urlA)).status).toBe(503)
+    const { sessionId } = sessions.sessions.get(a)!
+    await expect(sessions.close(urlA)).rejects.toMatchObject({ code: 'session-open-pending' })
+    expect(sessions.pending.get(a)?.sessionId).toBe(sessionId)
+    const refundsBefore = await refunded()
+    network_.failing.delete(a)
+    expect(await (await sessions.close(urlA)).json()).toMatchObject({ status: 'closed', refundSats: 9 })
+    expect(await refunded()).toBe(refundsBefore + 9)
+  })
+
+  it('a bearer refused session-not-found on a session whose open was never confirmed does not drop it nor pay a second deposit', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const path = join(dir, 'bearer-unconfirmed.json')
+    const { store, sessions, client } = process_(network_.fetch, path)
+    network_.failing.set(a, 503)
+    expect((await client.fetch(urlA)).status).toBe(503)
+    const saved = readSaved(path)[a]!
+    const invoicesBefore = await paidInvoices()
+    // The server never took the open: the bearer is refused session-not-found, and returned as such.
+    const refused = await client.fetch(urlA)
+    expect(refused.status).toBe(402)
+    expect(await paidInvoices()).toBe(invoicesBefore)
+    expect(sessions.sessions.get(a)?.sessionId).toBe(saved.sessionId)
+    expect(readSaved(path)[a]).toMatchObject({ sessionId: saved.sessionId, opened: false })
+    // Its open challenge kept (never the bearer's): the close gets the open through, then closes it.
+    network_.failing.delete(a)
+    expect(await (await sessions.close(urlA)).json()).toMatchObject({ status: 'closed', refundSats: 9 })
+    expect(readSaved(path)).toEqual({})
+    store.close()
+  })
+
+  it('a paid top-up its server answered 503 is sent again by close: refused now, the close is typed and keeps it; once credited, the refund counts it', async () => {
+    const serverA = server('a.test')
+    // The status topUp credentials get before they reach the server (none: they reach it).
+    const topUps: { status: number | undefined } = { status: undefined }
+    const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      if (actionOf(request) === 'topUp' && topUps.status) return new Response('{}', { status: topUps.status })
+      return serverA(request)
+    }) as typeof globalThis.fetch
+    const path = join(dir, 'close-topup.json')
+    const { store, sessions, client } = process_(fetch, path)
+    expect((await client.fetch(urlA)).status).toBe(200)
+    const invoicesBefore = await paidInvoices()
+    // A proxy's 502 says nothing of the top-up either: it stays pending (never paid again).
+    topUps.status = 502
+    expect((await sessions.topUp(urlA)).status).toBe(502)
+    topUps.status = 503
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    const pendingTopUp = sessions.sessions.get(a)!.pendingTopUp!
+    expect(pendingTopUp.sats).toBe(10n)
+    const refundsBefore = await refunded()
+
+    const error = await sessions.close(urlA).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect((error as PaymentFailedError).code).toBe('session-topup-pending')
+    expect((error as Error).message).toContain(
+      'its top-up of 10 sat is paid but its server has not credited it (the server answered 503)',
+    )
+    expect((error as Error).message).not.toContain(pendingTopUp.preimage)
+    expect(sessions.sessions.get(a)?.pendingTopUp?.preimage).toBe(pendingTopUp.preimage)
+    expect(readSaved(path)[a]).toMatchObject({
+      pendingTopUp: { preimage: pendingTopUp.preimage, sats: '10' },
+    })
+    expect(await refunded()).toBe(refundsBefore)
+
+    // Credited by the next close (the same preimage: never paid again): 20 deposited, 1 spent.
+    topUps.status = undefined
+    const closed = await sessions.close(urlA)
+    expect(await closed.json()).toMatchObject({ status: 'closed', refundSats: 19 })
+    expect(await refunded()).toBe(refundsBefore + 19)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    expect(readSaved(path)).toEqual({})
+    store.close()
   })
 })

@@ -91,8 +91,9 @@ export type SessionState = {
 }
 
 /**
- * A session restored from the `sessionStore` whose deposit is paid but whose open its server has not
- * taken yet (see {@link SessionClient.pending}). No secret: its preimage stays in the store.
+ * A session whose deposit is paid but whose open its server has not taken yet (see
+ * {@link SessionClient.pending}): restored from the `sessionStore`, or of this process (a `close` found
+ * its open unconfirmed). No secret: its preimage stays in the store (or in this process).
  */
 export type PendingOpen = {
   sessionId: string
@@ -168,12 +169,30 @@ export type SessionClient = Method.Client<typeof session> & {
    * server does not answer within `sideTimeoutMs` fails with a `PaymentFailedError` (code
    * `session-side-timeout`): its outcome is unknown, the session is kept, and the next `close` finishes
    * it (a server that closed it meanwhile says so).
+   *
+   * What the server must hear before the close goes first. A session whose open its server has not
+   * confirmed (answered 5xx, or not at all) has its open sent again on its own challenge, as `restore`
+   * does: while the server cannot take it, the close fails with a `PaymentFailedError` (code
+   * `session-open-pending`) and the session moves to {@link SessionClient.pending} (its record kept; never
+   * taken for closed on a `session-not-found`, which may only mean the open did not get through). A paid
+   * top-up still pending is sent again (never paid again): while the server cannot take it (5xx,
+   * unreachable, no answer in time), the close fails with a `PaymentFailedError` (code
+   * `session-topup-pending`), the session and its record kept (a close would refund the deposit without
+   * it).
+   *
+   * @example
+   * ```ts
+   * await sessions.close(url).catch((error) => {
+   *   if (error instanceof PaymentFailedError && error.code === 'session-topup-pending') console.warn(error.message)
+   * })
+   * ```
    */
   close(url: string, options?: { signal?: AbortSignal }): Promise<Response>
   /**
    * Reads back the sessions `sessionStore` kept into `sessions` (the store is read once; the first
-   * payment does it too) and returns the sessions restored so far. Call it before the first payment so
-   * that the policy's quote sees the session (no new deposit).
+   * payment does it too) and returns the sessions restored so far that are still held (in `sessions`, in
+   * the store's order: none closed or dropped since). Call it before the first payment so that the
+   * policy's quote sees the session (no new deposit).
    *
    * Each restored session is checked with the server by a `topUp` credential that cannot be credited (a
    * random preimage on a fresh challenge; never a close): one the server answers is closed or unknown is
@@ -194,9 +213,10 @@ export type SessionClient = Method.Client<typeof session> & {
    * An open that can no longer be sent (its challenge expired, or refused) and that the server does not
    * report open or closed (it may have got through) is lost: its record is moved in the store to
    * `lost:<sessionId>`, as proof of the deposit paid (see {@link SessionClient.lost}), and it is reported
-   * once, by a `PaymentFailedError` naming its session id (never its preimage): from the next
-   * `restore()` call, or from the next payment, `topUp` or `close` to that server, whichever comes first.
-   * The other sessions are restored all the same, and that server is free for a new session.
+   * once, by a `PaymentFailedError` (code `session-lost`) naming its session id (never its preimage): from
+   * the next `restore()` call, or from the next payment, `topUp` or `close` to that server, whichever
+   * comes first. The other sessions are restored all the same (in `sessions` and `pending` when this call
+   * rejects so: a caller goes on with them), and that server is free for a new session.
    *
    * Deposits restored were paid, and booked, by an earlier process: they are not booked against this
    * client's budget, and a close gives back to it only what this process booked (its top-ups). A record
@@ -210,10 +230,11 @@ export type SessionClient = Method.Client<typeof session> & {
    */
   restore(): Promise<SessionState[]>
   /**
-   * Restored sessions whose deposit is paid but whose open their server has not taken yet, by session
-   * key (see `restore`). Read-only: each is sent again by `restore()` and before a payment to its server;
-   * once it gets through it moves to `sessions` (or, when it can never be sent, to the store's lost
-   * records).
+   * Sessions whose deposit is paid but whose open their server has not taken yet, by session key:
+   * restored ones (see `restore`), and those of this process a `close` found unconfirmed and could not
+   * get through. Read-only: each is sent again by `restore()` and before a payment, `topUp` or `close`
+   * to its server; once it gets through it moves to `sessions` (or, when it can never be sent, to the
+   * store's lost records).
    */
   readonly pending: ReadonlyMap<string, PendingOpen>
   /**
@@ -568,7 +589,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   /**
    * Sends a paid top-up, again while the server answers 503 (honouring Retry-After, at most 2 s): the
    * invoice is paid, so its credential is what must get through, never a second payment. Credited or
-   * refused for good, it is no longer pending; still unavailable (or unreachable), it stays pending.
+   * refused for good (a 4xx), it is no longer pending; still unavailable (any 5xx, or unreachable), it
+   * stays pending.
    */
   const sendTopUp = async (
     url: string,
@@ -595,7 +617,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       await new Promise((resolve) => setTimeout(resolve, wait))
       response = await sendOnce()
     }
-    if (response.status === 503) return response
+    // A 5xx says nothing of the top-up (a proxy's 502 never reached the server): still pending.
+    if (response.status >= 500) return response
     delete state.pendingTopUp
     if (response.ok) {
       state.deposit += pending.sats
@@ -872,9 +895,19 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     sessions.set(key, state)
     restored.push(state)
   }
+  /**
+   * The report of lost sessions (`session-lost`): each named by its id and key, never its preimage. A
+   * caller that restores can tell it from the failures that stop a restore (a record to fix, a store
+   * unreadable) by its code, and go on with the sessions restored.
+   */
   const lostError = (lost: string[]) =>
     new PaymentFailedError(
-      `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment`,
+      `lightning session: the deposit of session ${lost.join(', ')} was paid but its open was never confirmed and can no longer be sent (its challenge expired, or the server has no such session); ${
+        store
+          ? 'its record is kept in the sessionStore under "lost:<sessionId>" as proof of payment'
+          : "no sessionStore keeps its record: the payer node's payment of that hash (the session id) holds the preimage, the proof of payment"
+      }`,
+      { code: 'session-lost' },
     )
   const pendingView = (state: SessionState, reason: string): PendingOpen => ({
     sessionId: state.sessionId,
@@ -891,8 +924,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
    */
   const sendOpen = async (key: string) => {
     const entry = opens.get(key)
-    if (!entry || !store) return
+    if (!entry) return
     const { state, record } = entry
+    // One read from the store, or one of this process whose close found its open unconfirmed.
+    const fromStore = storeOrder.has(state)
     const outcome = await reopen(state)
     entry.settled = ++clock
     if (typeof outcome === 'object') {
@@ -902,22 +937,23 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (outcome === 'lost') {
       // Kept as proof of the deposit paid; the origin is free for a new session.
       let operation: 'save' | 'delete' = 'save'
-      try {
-        await store.save(`lost:${record.sessionId}`, record)
-        operation = 'delete'
-        await store.delete(key)
-      } catch (error) {
-        storeFailed(error, key, record.sessionId, operation)
-        // Moved next time (the open is tried again first: it is lost again, or the server tells).
-        pending.set(
-          key,
-          pendingView(
-            state,
-            `it can no longer be sent, and the sessionStore could not move its record to "lost:${record.sessionId}" (onStoreError has the store's error)`,
-          ),
-        )
-        return
-      }
+      if (store)
+        try {
+          await store.save(`lost:${record.sessionId}`, record)
+          operation = 'delete'
+          await store.delete(key)
+        } catch (error) {
+          storeFailed(error, key, record.sessionId, operation)
+          // Moved next time (the open is tried again first: it is lost again, or the server tells).
+          pending.set(
+            key,
+            pendingView(
+              state,
+              `it can no longer be sent, and the sessionStore could not move its record to "lost:${record.sessionId}" (onStoreError has the store's error)`,
+            ),
+          )
+          return
+        }
       opens.delete(key)
       pending.delete(key)
       unreported.set(key, `${record.sessionId} (${key})`)
@@ -925,16 +961,19 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     }
     opens.delete(key)
     pending.delete(key)
-    if (outcome === 'closed') {
+    if (outcome === 'closed' && fromStore) {
       // Closed by the server (idle): "Clients MUST NOT submit further actions on a closed session." (Its
       // refund, if any, went to the return invoice.)
       await forget(key, state)
       return
     }
-    // Its open challenge is consumed now (or was: the open had got through).
+    // Its open challenge is consumed now (or was: the open had got through). One of this process that
+    // its server closed meanwhile goes back to `sessions` too: its server had it, so the close waiting
+    // for it hears `session-closed` from the server and ends it as any other (its refund to the budget).
+    unopened.delete(state)
     if (state.challenge) answeredOf.set(state, state.challenge)
     sessions.set(key, state)
-    restored.push(state)
+    if (fromStore) restored.push(state)
     await persist(key, state)
   }
   /** Tries the pending open under `key` again unless an attempt ended after the request `asked` was made. */
@@ -963,6 +1002,57 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         `lightning session: the deposit of session ${waiting.sessionId} (${key}) is paid and its open is pending (${waiting.reason}); nothing was paid now, and the open is sent again on the next restore() or payment to this server`,
         { code: 'session-open-pending' },
       )
+  }
+
+  /**
+   * Before a close of the session under `key` (inside its chain): one of this process whose open its
+   * server has not confirmed (no receipt of it seen: the open was answered 5xx, or not at all) is moved
+   * to the pending opens, so that `settle` sends its open again on its own challenge (as `restore` does)
+   * before anything else, and, while its server cannot take it, refuses the close (`session-open-pending`)
+   * keeping it (and its record). A close presented on that challenge instead would be answered
+   * `session-not-found` by a server that never took the open, which reads as closed: the session
+   * dropped, its record deleted, its deposit paid with no refund and no proof left.
+   */
+  const parkUnconfirmed = (key: string) => {
+    const state = sessions.get(key)
+    if (!state || !unopened.has(state) || opens.has(key)) return
+    sessions.delete(key)
+    opens.set(key, { state, record: toSaved(state), settled: 0 })
+    pending.set(key, pendingView(state, 'its open has not been confirmed by its server'))
+  }
+
+  /**
+   * Before a close of the session under `key` (inside its chain): a paid top-up still pending (its
+   * server answered 5xx, or not at all) is sent again, with the same preimage (never paid again), so that
+   * the refund counts it. Refused for good (a 4xx), the close goes on. While its server still cannot take
+   * it (5xx, unreachable, no answer within `sideTimeoutMs`), the close is refused with a
+   * `PaymentFailedError` (code `session-topup-pending`), the session and its record (the top-up's
+   * preimage, the proof it was paid) kept: a close now would have the server refund the deposit without
+   * the top-up, and delete the only record of it.
+   */
+  const creditPendingTopUp = async (url: string, key: string, caller?: AbortSignal) => {
+    const state = openSession(key)
+    const waiting = state.pendingTopUp
+    if (!waiting) return
+    let reason: string
+    try {
+      const response = await sendTopUp(url, state, waiting, caller)
+      // Credited (or refused for good): no longer pending, and saved so; the close goes on.
+      if (!state.pendingTopUp) return
+      reason = `the server answered ${response.status}`
+    } catch (error) {
+      if (caller?.aborted) throw error
+      // Never the fetch's error itself: it may quote the request's headers (the top-up's preimage).
+      reason = isTimeout(error)
+        ? `the server did not answer within ${sideTimeoutMs} ms`
+        : `the server could not be reached (${(error as Error)?.name ?? 'error'})`
+    } finally {
+      await persist(key, state)
+    }
+    throw new PaymentFailedError(
+      `lightning session: session ${state.sessionId} (${key}) was not closed: its top-up of ${waiting.sats} sat is paid but its server has not credited it (${reason}), and a close now would refund its deposit without it; the session and its record are kept, and the top-up is sent again (never paid again) by the next close, top-up or payment to this server`,
+      { code: 'session-topup-pending' },
+    )
   }
 
   const load = async (): Promise<void> => {
@@ -1034,7 +1124,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       unreported.clear()
       throw lostError(lost)
     }
-    return [...restored].sort((x, y) => (storeOrder.get(x) ?? 0) - (storeOrder.get(y) ?? 0))
+    // Only those still held: one closed or dropped since is no longer the caller's to pay on or close.
+    const held = new Set(sessions.values())
+    return restored
+      .filter((state) => held.has(state))
+      .sort((x, y) => (storeOrder.get(x) ?? 0) - (storeOrder.get(y) ?? 0))
   }
   /** The session key of a side request on `url` (its origin's; else the session opened on `url` itself). */
   const keyFor = (url: string) => {
@@ -1158,7 +1252,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         }
         const before = { spent: state.spent, challenge: state.challenge }
         state.spent += price
-        state.challenge = challenge
+        // Until its server confirms the open, the session keeps its open challenge: the only one its open
+        // can be sent again on (by a close, or after a restart). A bearer's would make it lost.
+        if (!unopened.has(state)) state.challenge = challenge
         try {
           await persist(key, state, true)
         } catch (error) {
@@ -1187,6 +1283,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       // Another bearer of it, refused the same way, dropped it already: this one is paid again too.
       if (dropped.has(state)) return true
       if (sessions.get(key) !== state) return false
+      // A session whose open its server never confirmed is not taken for closed (nor its deposit for
+      // refunded): `session-not-found` may only mean its open did not get through. Kept, and its record,
+      // for the close that sends its open again; no second deposit paid.
+      if (unopened.has(state)) return false
       dropped.add(state)
       sessions.delete(key)
       spends.delete(key)
@@ -1201,7 +1301,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       await loaded()
       const key = keyFor(url)
       return serialized(key, async () => {
+        // "Clients MUST NOT submit further actions on a closed session": nor take for closed a session its
+        // server never had. An unconfirmed open goes through first, then a paid top-up still pending.
+        parkUnconfirmed(key)
         await settle(key, asked)
+        await creditPendingTopUp(url, key, init?.signal)
         return closeNow(url, key, init?.signal)
       })
     },
