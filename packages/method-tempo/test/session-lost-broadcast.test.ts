@@ -7,7 +7,12 @@ import { randomBytes } from 'node:crypto'
 import { Challenge, Credential } from '@mppkit/core'
 import { bytesToHex, encodeFunctionData, zeroAddress } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
+import {
+  startTempo,
+  type TempoDevnet,
+  tempoRpc,
+  tempoUnavailableReason,
+} from '../../devnet/src/tempo/index.js'
 import * as Channel from '../src/Channel.js'
 import { escrowAbi } from '../src/internal/escrow.js'
 import { readChannel, rpcProxy } from './helpers.js'
@@ -127,6 +132,61 @@ describe.skipIf(!!reason)('tempo/session: an open or top-up broadcast whose outc
       expect(served).toBe(1)
     } finally {
       await proxy.close()
+    }
+  })
+
+  it('an open the node holds unmined is answered 503 + Retry-After while it waits (never transaction-rejected), and served once mined', async () => {
+    const automine = (on: boolean) => tempoRpc(devnet.info.rpcUrl, 'evm_setAutomine', [on])
+    // The server gives the node 1 s to mine: a broadcast the node keeps unmined times out.
+    const { handler } = setup({ timeout: 1_000 })
+    const payee = devnet.info.accounts[0]!.address
+    const salt = bytesToHex(randomBytes(32))
+    const deposit = 3n * price
+    const channelId = Channel.computeId({
+      payer: devnet.info.accounts[2]!.address,
+      payee,
+      token: devnet.info.tokens.pathUsd,
+      salt,
+      authorizedSigner: zeroAddress,
+      escrow: devnet.info.escrow,
+      chainId: devnet.info.chainId,
+    })
+    const openTx = await signCalls(2, [
+      approve(deposit),
+      {
+        to: devnet.info.escrow,
+        data: encodeFunctionData({
+          abi: escrowAbi,
+          functionName: 'open',
+          args: [payee, devnet.info.tokens.pathUsd, deposit, salt, zeroAddress],
+        }),
+      },
+    ])
+    const open = await credential(handler, {
+      action: 'open',
+      type: 'transaction',
+      channelId,
+      transaction: openTx,
+      cumulativeAmount: String(price),
+      signature: await voucher(2, channelId, price),
+    })
+    try {
+      await automine(false)
+      const first = await open()
+      expect(first.status, await first.clone().text()).toBe(503)
+      // Sent again while the node still holds it: the node refuses a second copy, yet the first may
+      // still be mined, so the answer is 503 again, not a refusal.
+      const again = await open()
+      expect(again.status, await again.clone().text()).toBe(503)
+      expect(Number(again.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect((await again.json()) as { reason?: string }).toMatchObject({ reason: 'transaction-pending' })
+      await automine(true)
+      await tempoRpc(devnet.info.rpcUrl, 'evm_mine', [])
+      const served = await open()
+      expect(served.status, await served.clone().text()).toBe(200)
+      expect(await readChannel(devnet.info, channelId)).toMatchObject({ deposit, settled: 0n })
+    } finally {
+      await automine(true)
     }
   })
 })

@@ -1,4 +1,4 @@
-import { VerificationFailedError } from '@mppkit/core'
+import { ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import {
   type Address,
   decodeFunctionData,
@@ -12,7 +12,13 @@ import {
   type TransactionReceipt,
   zeroAddress,
 } from 'viem'
-import { call, getTransactionReceipt, readContract, sendRawTransactionSync } from 'viem/actions'
+import {
+  call,
+  getTransaction,
+  getTransactionReceipt,
+  readContract,
+  sendRawTransactionSync,
+} from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import { escrowAbi } from '../../internal/escrow.js'
 import { isUnavailable, unavailable, walletClientFor } from '../../internal/rpc.js'
@@ -167,6 +173,17 @@ export function createSessionChain(options: ChainOptions) {
         () => undefined,
       )
       if (existing) return existing
+      // Refused as a second copy of one the node still holds unmined (a credential sent again after a
+      // 503): it may still be mined, so it is no refusal; the same credential is answered once it is.
+      const pending = await getTransaction(client, { hash: keccak256(serialized) }).catch(() => undefined)
+      if (pending && pending.blockNumber === null)
+        throw new ServiceUnavailableError({
+          detail:
+            "The transaction is waiting in the Tempo node's pool, not mined yet; retry the same credential later.",
+          reason: 'transaction-pending',
+          retryAfter: 2,
+          cause: rpcErrorSummary(error),
+        })
       throw new VerificationFailedError({
         detail: 'The node rejected the transaction.',
         reason: 'transaction-rejected',
