@@ -1,15 +1,16 @@
 import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
 import { commandUrl, describeError, printable } from '@mppkit/core/cli'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
-import { type Address, erc20Abi, type Hex, type LocalAccount } from 'viem'
+import { type Address, erc20Abi, type Hex, type LocalAccount, zeroAddress } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { readContract } from 'viem/actions'
 import { findOpenChannels, type OpenChannel } from './client/Channels.js'
 import { chargeClient } from './client/Charge.js'
 import { fileChannelStore } from './client/node.js'
 import { type Reclaim, reclaimChannel } from './client/Reclaim.js'
-import { type SessionClient, sessionClient, type TopUpIntent } from './client/Session.js'
+import { type ChannelState, type SessionClient, sessionClient, type TopUpIntent } from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
+import { escrowAbi } from './internal/escrow.js'
 import { knownEscrows } from './internal/escrows.js'
 import { publicClientFor } from './internal/rpc.js'
 import { type GuardLimits, guard, tip20Decimals } from './internal/spendGuard.js'
@@ -451,7 +452,24 @@ async function payWith(
     else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
   }
   // A channel left open holds the payer's deposit in the escrow: say which, and how to take it back.
-  for (const channel of sessions.channels.values())
+  for (const channel of sessions.channels.values()) {
+    // An open no receipt confirmed (answered 5xx, or not at all) may not be mined yet: the escrow holds
+    // no such channel, and `mppkit reclaim --channel` would fail, while the open may still be mined and
+    // lock the deposit. Read on chain to tell.
+    if (channel.opening && !(await onChain(reader, channel))) {
+      io.stderr(
+        `mppkit pay: session channel ${channel.channelId} (escrow ${channel.escrow}, chain ${channel.chainId}): ` +
+          `its open is not mined yet, and may still be: once mined, it locks its deposit of ` +
+          `${formatUnits(channel.deposit, tip20Decimals)} in the escrow until a close by the server or the payer's ` +
+          `forced close. Nothing can be taken back before then: later, \`mppkit reclaim --list --escrow ${channel.escrow}\` ` +
+          `finds it once mined, and \`mppkit reclaim --channel ${channel.channelId} --escrow ${channel.escrow}\` then takes it back` +
+          (channelFile === undefined
+            ? '; pass `--channel-file <path>` next time to keep such a channel and close it later with `mppkit close`'
+            : `; saved in ${channelFile}: \`mppkit close --channel-file ${channelFile}\` closes it once mined`) +
+          '\n',
+      )
+      continue
+    }
     io.stderr(
       `mppkit pay: session channel ${channel.channelId} stays open in escrow ${channel.escrow} on chain ${channel.chainId} ` +
         `(deposit ${formatUnits(channel.deposit, tip20Decimals)}): a close by the server refunds what it did not ` +
@@ -461,7 +479,23 @@ async function payWith(
         (channelFile === undefined ? '' : `; saved in ${channelFile}: \`--channel-file\` pays on it again`) +
         '\n',
     )
+  }
   return code
+}
+
+/** Whether the escrow holds `channel` (its open mined); false too when the chain cannot be read. */
+async function onChain(reader: ReturnType<typeof publicClientFor>, channel: ChannelState): Promise<boolean> {
+  try {
+    const held = await readContract(reader, {
+      address: channel.escrow,
+      abi: escrowAbi,
+      functionName: 'getChannel',
+      args: [channel.channelId],
+    })
+    return held.payer !== zeroAddress
+  } catch {
+    return false
+  }
 }
 
 // The server's words, bounded and without control characters (they could rewrite the terminal's line).

@@ -10,8 +10,14 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { commonOptions } from '../../core/src/cli/rail.js'
 import { railOptions } from '../../core/src/internal/railCli.js'
-import { startTempo, type TempoDevnet, tempoUnavailableReason } from '../../devnet/src/tempo/index.js'
-import { close, type Io, options, pay } from '../src/cli.js'
+import {
+  startTempo,
+  type TempoDevnet,
+  tempoClients,
+  tempoRpc,
+  tempoUnavailableReason,
+} from '../../devnet/src/tempo/index.js'
+import { close, type Io, options, pay, reclaim } from '../src/cli.js'
 import { describeIntent } from '../src/internal/spendGuard.js'
 import { chargeServer, sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
@@ -33,7 +39,7 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
   let base: string
   let payee: Address
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 10 })
+    devnet = await startTempo({ accounts: 11 })
     const { info } = devnet
     const payeeAccount = privateKeyToAccount(info.accounts[0]!.privateKey)
     payee = payeeAccount.address
@@ -271,6 +277,126 @@ describe.skipIf(!!reason)('mppkit pay (tempo)', () => {
     const kept = await run([`${base}/session`, '--deposit', '5000', '--keep-open'], env)
     expect(kept.code, kept.stderr).toBe(0)
     expect(kept.stderr).toMatch(/session channel 0x[0-9a-f]{64} stays open in escrow/)
+  })
+
+  // A server giving the node 1 s: an open the node keeps unmined (automine off) is answered 503, and the
+  // final close 410 (no such channel on chain yet). The run once said the channel "stays open in escrow"
+  // with a `mppkit reclaim --channel` command that fails ("escrow holds no channel"), while the open
+  // could still be mined and lock the deposit.
+  it('names a channel whose open is not mined yet: it may still be, locks its deposit once mined, found later with reclaim --list', async () => {
+    const { info } = devnet
+    const server = createServer({
+      realm: 'cli-slow.test',
+      secrets: ['tempo-cli-slow-secret-0123456789abcdefghij'],
+      methods: [
+        sessionServer({
+          rpcUrl: info.rpcUrl,
+          chainId: info.chainId,
+          currency: info.tokens.pathUsd,
+          account: privateKeyToAccount(info.accounts[0]!.privateKey),
+          escrow: info.escrow,
+          timeout: 1_000,
+        }),
+      ],
+      logger: false,
+    })
+    const statuses: string[] = []
+    const protect = server.protect(
+      { offers: [{ method: 'tempo', intent: 'session', request: { amount: '100' } }] },
+      () => new Response('slow body'),
+    )
+    const slow = createHttpServer(
+      toNodeListener(async (request: Request) => {
+        const [token] = Credential.extract(request.headers.get('authorization'))
+        const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
+        const response = await protect(request)
+        if (action) statuses.push(`${action} ${response.status}`)
+        return response
+      }),
+    )
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/r`
+    const payer = info.accounts[10]!.address
+    const automine = (on: boolean) => tempoRpc(info.rpcUrl, 'evm_setAutomine', [on])
+    const nonceOf = (blockTag: 'latest' | 'pending') =>
+      tempoClients(info).publicClient.getTransactionCount({ address: payer, blockTag })
+    try {
+      await automine(false)
+      const nonce = await nonceOf('latest')
+      const left = await run([url, '--deposit', '5000', '--key', key(10), ...rpc()])
+      expect(left.code).toBe(1)
+      // The open answered 503 (the node did not mine it within the server's second), the close 410.
+      expect(statuses[0]).toBe('open 503')
+      expect(statuses.at(-1)).toBe('close 410')
+      // The open waits in the node's pool.
+      expect(await nonceOf('pending')).toBe(nonce + 1)
+      expect(await nonceOf('latest')).toBe(nonce)
+      const named =
+        /session channel (0x[0-9a-f]{64}) \(escrow (0x[0-9a-fA-F]{40}), chain (\d+)\): its open is not mined yet, and may still be: once mined, it locks its deposit of 0\.005 in the escrow/.exec(
+          left.stderr,
+        )
+      expect(named, left.stderr).not.toBeNull()
+      const [, channelId, escrow] = named!
+      expect(escrow!.toLowerCase()).toBe(info.escrow.toLowerCase())
+      // Nothing to reclaim now (\`mppkit reclaim --channel\` answers that the escrow holds no channel): said so.
+      expect(left.stderr).toContain(
+        `Nothing can be taken back before then: later, \`mppkit reclaim --list --escrow ${escrow}\` finds it once mined, ` +
+          `and \`mppkit reclaim --channel ${channelId} --escrow ${escrow}\` then takes it back; ` +
+          'pass `--channel-file <path>` next time to keep such a channel and close it later with `mppkit close`\n',
+      )
+      expect(left.stderr).not.toContain('stays open in escrow')
+      const none = await run(
+        ['--list', '--escrow', escrow!, '--key', key(10), ...rpc()],
+        {},
+        undefined,
+        reclaim,
+      )
+      expect(none.stdout).not.toContain(channelId)
+
+      // Mined after all: it holds the deposit, and reclaim --list finds it.
+      await automine(true)
+      await tempoRpc(info.rpcUrl, 'evm_mine', [])
+      expect((await readChannel(info, channelId as Hex)).deposit).toBe(5000n)
+      const listed = await run(
+        ['--list', '--escrow', escrow!, '--key', key(10), ...rpc()],
+        {},
+        undefined,
+        reclaim,
+      )
+      expect(listed.code, listed.stderr).toBe(0)
+      expect(listed.stdout).toContain(`channel ${channelId} (escrow ${escrow}): open; deposit 0.005`)
+
+      // With --channel-file the channel is saved: \`mppkit close\` closes it once it is mined.
+      const dir = mkdtempSync(join(tmpdir(), 'mppkit-cli-unmined-'))
+      const file = join(dir, 'channels.json')
+      try {
+        await automine(false)
+        const kept = await run([url, '--deposit', '5000', '--channel-file', file, '--key', key(10), ...rpc()])
+        expect(kept.code).toBe(1)
+        const [saved] = Object.values(
+          (JSON.parse(readFileSync(file, 'utf8')) as { channels: Record<string, { channelId: string }> })
+            .channels,
+        )
+        expect(kept.stderr).toContain(
+          `session channel ${saved!.channelId} (escrow ${escrow}, chain ${info.chainId}): its open is not mined yet, and may still be`,
+        )
+        expect(kept.stderr).toContain(
+          `; saved in ${file}: \`mppkit close --channel-file ${file}\` closes it once mined\n`,
+        )
+        await automine(true)
+        await tempoRpc(info.rpcUrl, 'evm_mine', [])
+        const closed = await run(['--channel-file', file, '--key', key(10), ...rpc()], {}, undefined, close)
+        expect(closed.code, closed.stderr).toBe(0)
+        expect(closed.stdout).toContain(`closed channel ${saved!.channelId}`)
+        expect((await readChannel(info, saved!.channelId as Hex)).finalized).toBe(true)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    } finally {
+      await automine(true)
+      slow.closeAllConnections()
+      await new Promise((resolve) => slow.close(resolve))
+    }
   })
 
   it('--channel-file: a channel kept open is paid on by the next run (no new deposit), and closed by a run without --keep-open', async () => {

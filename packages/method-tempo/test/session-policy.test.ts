@@ -1,5 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Credential, PolicyError } from '@mppkit/core'
-import { create as createClient, type Policy } from '@mppkit/core/client'
+import { create as createClient, PaymentFailedError, type Policy } from '@mppkit/core/client'
 import { create as createServer } from '@mppkit/core/server'
 import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -10,7 +13,8 @@ import {
   tempoClients,
   tempoUnavailableReason,
 } from '../../devnet/src/tempo/index.js'
-import { sessionClient } from '../src/client/index.js'
+import { type ChannelStore, type SavedChannel, sessionClient } from '../src/client/index.js'
+import { fileChannelStore } from '../src/client/node.js'
 import { type SessionMeter, sessionServer } from '../src/server/index.js'
 import { readChannel } from './helpers.js'
 
@@ -25,7 +29,7 @@ const price = 1_000n
 describe.skipIf(!!reason)('tempo/session side payments under the client spend policy', () => {
   let devnet: TempoDevnet
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 7 })
+    devnet = await startTempo({ accounts: 9 })
   })
   afterAll(async () => {
     await devnet?.stop()
@@ -314,5 +318,124 @@ describe.skipIf(!!reason)('tempo/session side payments under the client spend po
     expect(client.ledger.spent(devnet.info.tokens.pathUsd)).toBe(2n * price)
     const [state] = [...sessions.channels.values()]
     expect((await readChannel(devnet.info, state!.channelId as Hex)).deposit).toBe(2n * price)
+  })
+
+  /** A session route's handler reached through a fetch that records the payloads of the credentials sent. */
+  function recorded(realm: string) {
+    const route = sessionRoute(realm)
+    const sent: { action: string; cumulativeAmount?: string }[] = []
+    const fetcher = ((input: RequestInfo, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const authorization = request.headers.get('authorization')
+      if (authorization) sent.push(Credential.parse(authorization).payload as (typeof sent)[number])
+      return route(request)
+    }) as typeof fetch
+    return { fetcher, sent }
+  }
+
+  // A voucher the policy refused once left its amount saved as the highest signed: a restarted client
+  // signed above it (61,000 for one request of 1,000, booking 1,000), which the payee could settle past
+  // the budget. The store keeps the highest voucher signed and sent: the refused one was neither.
+  it('a voucher the budget refuses is never saved: a restarted client pays on above what was sent, the payee settles within the budget', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mppkit-tempo-refused-voucher-'))
+    const file = join(dir, 'channels.json')
+    const { fetcher, sent } = recorded('refused.test')
+    const pathUsd = devnet.info.tokens.pathUsd
+    const url = 'https://refused.test/r'
+    const start = () => {
+      const store = fileChannelStore(file)
+      const sessions = sessionClient({
+        account: privateKeyToAccount(devnet.info.accounts[7]!.privateKey),
+        rpcUrl: devnet.info.rpcUrl,
+        chainId: devnet.info.chainId,
+        deposit: 100n * price,
+        fetch: fetcher,
+        channelStore: store,
+      })
+      const client = createClient({
+        methods: [sessions],
+        fetch: fetcher,
+        policy: { currencies: [pathUsd], budget: { [pathUsd]: 5n * price } },
+      })
+      return { store, sessions, client }
+    }
+    const saved = () =>
+      Object.values(
+        (JSON.parse(readFileSync(file, 'utf8')) as { channels: Record<string, SavedChannel> }).channels,
+      )
+    try {
+      const first = start()
+      expect((await first.client.fetch(url)).status).toBe(200)
+      const [state] = [...first.sessions.channels.values()]
+      const refusal = await first.sessions.voucher(url, 60n * price).catch((error: unknown) => error)
+      expect(refusal).toBeInstanceOf(PolicyError)
+      expect((refusal as PolicyError).reason).toBe('budget')
+      // Nothing sent, nothing saved or booked beyond the request paid.
+      expect(sent.map((p) => [p.action, p.cumulativeAmount])).toEqual([['open', String(price)]])
+      expect(saved()).toMatchObject([{ channelId: state!.channelId, cumulative: String(price) }])
+      expect(state!.cumulative).toBe(price)
+      expect(first.client.ledger.spent(pathUsd)).toBe(price)
+      first.store.close()
+
+      // Restarted on the same file: the next request signs one price above what was sent.
+      const second = start()
+      try {
+        expect((await second.sessions.restore()).map((c) => c.channelId)).toEqual([state!.channelId])
+        expect((await second.client.fetch(url)).status).toBe(200)
+        expect(sent.at(-1)).toMatchObject({ cumulativeAmount: String(2n * price) })
+        expect(second.client.ledger.spent(pathUsd)).toBe(price)
+        expect((await second.sessions.close(url)).status).toBe(200)
+        const onChain = await readChannel(devnet.info, state!.channelId as Hex)
+        expect(onChain).toMatchObject({ finalized: true, settled: 2n * price })
+      } finally {
+        second.store.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a voucher whose save fails is neither sent nor left booked', async () => {
+    const { fetcher, sent } = recorded('savefail.test')
+    const pathUsd = devnet.info.tokens.pathUsd
+    const url = 'https://savefail.test/r'
+    const records = new Map<string, SavedChannel>()
+    let failSaves = false
+    const store: ChannelStore = {
+      load: async () => Object.fromEntries(records),
+      save: async (key, channel) => {
+        if (failSaves) throw new Error('disk full')
+        records.set(key, channel)
+      },
+      delete: async (key) => {
+        records.delete(key)
+      },
+    }
+    const sessions = sessionClient({
+      account: privateKeyToAccount(devnet.info.accounts[8]!.privateKey),
+      rpcUrl: devnet.info.rpcUrl,
+      chainId: devnet.info.chainId,
+      deposit: 100n * price,
+      fetch: fetcher,
+      channelStore: store,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: fetcher,
+      policy: { currencies: [pathUsd], budget: { [pathUsd]: 5n * price } },
+    })
+    expect((await client.fetch(url)).status).toBe(200)
+    failSaves = true
+    const failed = await sessions.voucher(url, 3n * price).catch((error: unknown) => error)
+    expect(failed).toBeInstanceOf(PaymentFailedError)
+    expect((failed as Error).message).toMatch(/could not save the channel/)
+    expect(sent).toHaveLength(1)
+    expect(client.ledger.spent(pathUsd)).toBe(price)
+    // Saved again: the same voucher goes out, booked once.
+    failSaves = false
+    expect((await sessions.voucher(url, 3n * price)).status).toBe(200)
+    expect(sent.at(-1)).toMatchObject({ action: 'voucher', cumulativeAmount: String(3n * price) })
+    expect(client.ledger.spent(pathUsd)).toBe(3n * price)
+    expect([...records.values()]).toMatchObject([{ cumulative: String(3n * price) }])
   })
 })

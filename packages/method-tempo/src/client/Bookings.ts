@@ -127,11 +127,16 @@ export function sessionBookings(chainId: number | undefined) {
       else holdLock(channel, release)
       return response
     },
-    /** Books what a voucher for `cumulativeAmount` authorizes beyond the channel's last one. */
-    voucher(channel: Channel, cumulativeAmount: bigint): void {
+    /**
+     * Books what a voucher for `cumulativeAmount` authorizes beyond the channel's last one, before it is
+     * saved or signed (throws `PolicyError` when the policy refuses: nothing saved, signed or sent).
+     * Returns the undo, to call when the voucher is not sent after all (its save failed).
+     */
+    voucher(channel: Channel, cumulativeAmount: bigint): () => void {
       const booking = bookings.get(channel)
-      if (booking && cumulativeAmount > channel.cumulative)
-        booking.spend({ ...booking.quote, amount: cumulativeAmount - channel.cumulative })
+      if (!booking || cumulativeAmount <= channel.cumulative) return () => {}
+      const undo = booking.spend({ ...booking.quote, amount: cumulativeAmount - channel.cumulative })
+      return () => undo()
     },
     /**
      * Books the `count` prices a voucher signed ahead of service (`voucherAhead`) authorizes beyond this

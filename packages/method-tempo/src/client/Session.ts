@@ -30,6 +30,7 @@ import {
   checkPositiveBigint,
   checkPositiveInteger,
   checkSigner,
+  maxTimerMs,
 } from '../internal/options.js'
 import { defaultChainId, signCalls, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
 import { session, type TempoSessionPayload, type TempoSessionRequest } from '../Methods.js'
@@ -73,9 +74,25 @@ export type SessionClientOptions = {
    * paying faster pre-authorizes.
    */
   voucherAhead?: number
-  /** Fetch used for voucher/top-up/close side requests (default: global fetch). */
+  /**
+   * Fetch used for voucher/top-up/close side requests, each within `sideTimeoutMs` (default: global
+   * fetch).
+   */
   fetch?: typeof fetch
   timeout?: number
+  /**
+   * Time limit in milliseconds of each side request this client makes on its own (default 10 000): the
+   * HEAD for a fresh challenge before a voucher, top-up or close, and the credential itself (combined
+   * with the caller's signal where there is one; the fetch is raced against it too, so a fetch that
+   * ignores its signal cannot hold the client up). A positive, finite number (at most 2 147 483 647);
+   * anything else is a `ConfigurationError` at creation. Side requests go one at a time (`closeAll`,
+   * `mppkit close`), so a server that accepts the connection and never answers would otherwise hold up
+   * every other channel's close. A credential sent and not answered in time fails with a
+   * `PaymentFailedError` (code `session-side-timeout`, `mayHaveSettled`): its outcome is unknown, as an
+   * answer lost. A top-up stays pending (sent again as is, never signed anew); a close keeps the
+   * channel (and its saved record), read on chain before it is paid on again or restored.
+   */
+  sideTimeoutMs?: number
   /**
    * Keeps this client's channels across restarts (e.g. `fileChannelStore(path)` from
    * `@mppkit/method-tempo/client/node`): a channel is saved before any credential that opens it, tops it
@@ -167,28 +184,48 @@ export type CloseResult = {
   ok: boolean
   /** The server's answer, when there was one. */
   response?: Response
-  /** Why the close failed without an answer (an unreachable server, a signing error). */
+  /**
+   * Why the close failed without an answer (an unreachable server, a signing error, no answer within
+   * `sideTimeoutMs`: code `session-side-timeout`). With `mayHaveSettled`, the close was sent and its
+   * outcome is unknown: the channel is kept, and read on chain before it is paid on again or restored.
+   */
   error?: unknown
+}
+
+/** Options of a side request ({@link SessionClient.voucher}, `topUp`, `close`). */
+export type SideRequestOptions = {
+  /** Aborts the side request (combined with `sideTimeoutMs`). */
+  signal?: AbortSignal
 }
 
 /** The session client method plus the actions a payer takes outside a paid request. */
 export type SessionClient = Method.Client<typeof session> & {
   /** Channels by `realm|escrow|recipient|currency`. */
   readonly channels: Map<string, ChannelState>
-  /** Sends a voucher for `cumulativeAmount` (HEAD to the resource), e.g. on `payment-need-voucher`. */
-  voucher(url: string, cumulativeAmount: bigint): Promise<Response>
+  /**
+   * Sends a voucher for `cumulativeAmount` (HEAD to the resource), e.g. on `payment-need-voucher`. What
+   * it authorizes beyond the last voucher is booked in the paying client's policy before anything is
+   * saved, signed or sent (a `PolicyError` leaves the channel and its saved record as they were).
+   */
+  voucher(url: string, cumulativeAmount: bigint, options?: SideRequestOptions): Promise<Response>
   /** Adds `amount` to the channel deposit through the server (HEAD to the resource). */
-  topUp(url: string, amount: bigint): Promise<Response>
+  topUp(url: string, amount: bigint, options?: SideRequestOptions): Promise<Response>
   /**
    * Closes the channel of `url` (or the one named `channelId`, which `url`'s server must hold)
-   * cooperatively with a voucher for the spent amount; the server refunds the rest.
+   * cooperatively with a voucher for the spent amount; the server refunds the rest. A close not answered
+   * within `sideTimeoutMs` fails with a `PaymentFailedError` (code `session-side-timeout`,
+   * `mayHaveSettled`): its outcome is unknown, the channel is kept (and its saved record), and read on
+   * chain before it is paid on again or restored.
    */
-  close(url: string, channelId?: Hex): Promise<Response>
+  close(url: string, channelId?: Hex, options?: SideRequestOptions): Promise<Response>
   /**
    * Closes every channel this client holds, one after the other, as {@link SessionClient.close} does
    * (e.g. when an agent is done): one result per channel, a failure reported in its result rather than
    * thrown, so the other channels are still closed. A channel whose close failed stays held; its deposit
-   * comes back through a later close or the payer's forced close ({@link SessionClient.reclaim}).
+   * comes back through a later close or the payer's forced close ({@link SessionClient.reclaim}). Each
+   * close waits at most `sideTimeoutMs` per request for its server: a server that never answers holds
+   * up the others that long, and its result's `error` says so (code `session-side-timeout`; with
+   * `mayHaveSettled` once the close was sent: its outcome is unknown).
    */
   closeAll(): Promise<CloseResult[]>
   /**
@@ -216,6 +253,42 @@ export type SessionClient = Method.Client<typeof session> & {
  */
 const recheckInterval = 1_000
 
+/** Default of {@link SessionClientOptions.sideTimeoutMs}. */
+const defaultSideTimeoutMs = 10_000
+
+/** A signal that aborts when any of `signals` does (`AbortSignal.any`, or its equivalent before Node 20.3). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
+  const controller = new AbortController()
+  for (const signal of signals) {
+    if (signal.aborted) {
+      controller.abort(signal.reason)
+      break
+    }
+    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+  }
+  return controller.signal
+}
+
+/** `promise`, or `signal`'s reason once it aborts (for a fetch that does not honour its signal). */
+function until<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/** The origin of `url` as errors name it (a side request's URL may carry a token in its path or query). */
+const originOf = (url: string) => {
+  try {
+    return new URL(url).origin
+  } catch {
+    return 'the server'
+  }
+}
+
 const keyOf = (challenge: Challenge.Challenge, request: TempoSessionRequest) =>
   `${challenge.realm}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
 
@@ -231,6 +304,12 @@ function checkSessionClientOptions(options: SessionClientOptions): void {
   checkHttpUrl(scope, 'rpcUrl', options.rpcUrl, true)
   checkChainId(scope, options.chainId)
   checkMilliseconds(scope, 'timeout', options.timeout)
+  // The same bounds as the Lightning session client's option: a timer takes at most 2^31 - 1 ms.
+  const side = options.sideTimeoutMs
+  if (side !== undefined && (typeof side !== 'number' || !(side > 0) || !(side <= maxTimerMs)))
+    throw new ConfigurationError(
+      `${scope}: sideTimeoutMs must be a positive, finite number of milliseconds (at most ${maxTimerMs}), got ${typeof side === 'number' ? side : typeof side}`,
+    )
   checkPositiveBigint(scope, 'deposit', options.deposit)
   checkPositiveBigint(scope, 'topUp', options.topUp)
   checkPositiveInteger(scope, 'voucherAhead', options.voucherAhead, 'number of requests, at least 1')
@@ -266,6 +345,27 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const channels = new Map<string, ChannelState>()
   const bookings = sessionBookings(options.chainId)
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
+  const sideTimeoutMs = Math.ceil(options.sideTimeoutMs ?? defaultSideTimeoutMs)
+  /**
+   * One side request, within `sideTimeoutMs` (and `caller`'s signal, if any): the fetch gets the
+   * combined signal, and is raced against it too, so that a fetch that does not honour it cannot hold
+   * the client up either. Resolves `timedOut` instead of throwing when the time limit passed (a caller's
+   * abort, and any other failure, is thrown as the fetch threw it).
+   */
+  const sideFetch = async (
+    url: string,
+    init: RequestInit,
+    caller: AbortSignal | undefined,
+  ): Promise<{ response: Response; signal: AbortSignal } | { timedOut: true }> => {
+    const timeout = AbortSignal.timeout(sideTimeoutMs)
+    const signal = caller ? anySignal([timeout, caller]) : timeout
+    try {
+      return { response: await until(signal, doFetch(url, { ...init, signal })), signal }
+    } catch (error) {
+      if (timeout.aborted && !caller?.aborted) return { timedOut: true }
+      throw error
+    }
+  }
   const wallets = new Map<number, TempoWalletClient>()
   const walletFor = (chainId: number) => {
     let wallet = wallets.get(chainId)
@@ -542,21 +642,42 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       cumulativeAmount,
     })
 
+  /** What becomes of a credential sent and not answered within `sideTimeoutMs`, by action. */
+  const afterTimeout: Record<TempoSessionPayload['action'], string> = {
+    voucher: 'the channel is read on chain before its next payment',
+    topUp:
+      'it stays pending and is sent again as is (never signed anew) before the channel is topped up or paid on again',
+    close:
+      'the channel is kept (and its saved record), and read on chain before it is paid on again or restored',
+    open: 'the channel is read on chain before its next payment',
+  }
+
   // A side request (voucher, topUp, close) needs its own challenge: HEAD the resource, answer its 402.
   // Vouchers go out as HEAD ("clients MAY use `HEAD` for pure voucher top-ups"); topUp and close as GET,
   // so a refusal keeps its problem body (the server answers them without running the route handler).
   // "Clients MUST NOT submit credentials for expired challenges": an expired one is refused, and with
   // `state` (a top-up, which approves a token) only a challenge for that channel's token, escrow and
   // chain is answered.
+  //
+  // Each request within `sideTimeoutMs` (and `caller`'s signal): a HEAD not answered in time sent
+  // nothing; a credential not answered in time is an unknown outcome (`mayHaveSettled`), as one whose
+  // answer was lost, and so is one the caller aborted once it was sent.
   const action = async (
     url: string,
     build: (challenge: Challenge.Challenge, request: TempoSessionRequest) => Promise<TempoSessionPayload>,
     method: 'HEAD' | 'GET' = 'GET',
     state?: ChannelState,
+    caller?: AbortSignal,
   ) => {
-    const first = await doFetch(url, { method: 'HEAD' }).catch((cause: unknown) => {
+    const head = await sideFetch(url, { method: 'HEAD' }, caller).catch((cause: unknown) => {
       throw new PaymentFailedError(`tempo session: HEAD ${url} failed`, { cause })
     })
+    if ('timedOut' in head)
+      throw new PaymentFailedError(
+        `tempo session: ${originOf(url)} did not answer HEAD within ${sideTimeoutMs} ms (sideTimeoutMs); nothing was sent`,
+        { code: 'session-side-timeout' },
+      )
+    const first = head.response
     if (first.status !== 402)
       throw new PaymentFailedError(`tempo session: expected a 402 from HEAD ${url}, got ${first.status}`)
     const offered = Challenge.parseAll(first.headers.get('www-authenticate') ?? '').flatMap((challenge) => {
@@ -581,16 +702,35 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       )
     const { challenge } = chosen
     const payload = await build(challenge, chosen.request)
-    // Sent, no answer: the server may have acted on it (broadcast a top-up, accepted a voucher).
-    const response = await doFetch(url, {
-      method,
-      headers: { authorization: Credential.format({ challenge, payload }) },
-    }).catch((cause: unknown) => {
+    // Sent, no answer (or none in time): the server may have acted on it (broadcast a top-up, accepted
+    // a voucher, closed the channel).
+    const sent = await sideFetch(
+      url,
+      { method, headers: { authorization: Credential.format({ challenge, payload }) } },
+      caller,
+    ).catch((cause: unknown) => {
       throw new PaymentFailedError(`tempo session: no answer to the ${payload.action} sent to ${url}`, {
         cause,
         mayHaveSettled: true,
       })
     })
+    if ('timedOut' in sent)
+      throw new PaymentFailedError(
+        `tempo session: ${originOf(url)} did not answer the ${payload.action} of channel ${payload.channelId} within ${sideTimeoutMs} ms (sideTimeoutMs): its outcome is unknown; ${afterTimeout[payload.action]}`,
+        { code: 'session-side-timeout', mayHaveSettled: true },
+      )
+    let response = sent.response
+    if (response.status >= 300 && response.status <= 599) {
+      // A refusal's problem details (read by a close answered 402) within the same time limit: a server
+      // that sends the head and never the body holds nothing up; its status still tells.
+      const body = await until(sent.signal, response.arrayBuffer()).catch(() => null)
+      response = new Response(response.status === 304 ? null : body, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      })
+      Object.defineProperty(response, 'url', { value: sent.response.url })
+    }
     const header = response.headers.get('payment-receipt')
     if (response.ok && header) {
       try {
@@ -732,7 +872,11 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     ...(resend ? { resend } : {}),
   })
 
-  const settleTopUp = async (state: ChannelState, url: string): Promise<Response | undefined> => {
+  const settleTopUp = async (
+    state: ChannelState,
+    url: string,
+    caller?: AbortSignal,
+  ): Promise<Response | undefined> => {
     const pending = state.topUpPending
     if (!pending) return undefined
     const { channel } = await readChain(state)
@@ -740,7 +884,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // Shown (nothing new is signed: the same transaction, one nonce).
     await options.beforeTopUp?.(topUpIntent(state, url, pending.amount, true))
     // Without an answer this time either, it stays pending (the error says it may have settled).
-    const response = await action(url, async () => topUpPayload(state, pending.transaction, pending.amount))
+    const response = await action(
+      url,
+      async () => topUpPayload(state, pending.transaction, pending.amount),
+      'GET',
+      undefined,
+      caller,
+    )
     if (response.ok) {
       const deposit = channel.deposit + pending.amount
       if (deposit > state.deposit) state.deposit = deposit
@@ -768,6 +918,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     amount: bigint,
     url: string,
     request?: TempoSessionRequest,
+    caller?: AbortSignal,
   ) => {
     let signed: { transaction: Hex; nonce: number } | undefined
     let response: Response
@@ -794,6 +945,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             },
             'GET',
             state,
+            caller,
           )
         },
         () => signed !== undefined,
@@ -838,14 +990,20 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   /** The cooperative close of one channel at `url` (see {@link SessionClient.close}); run serialized. */
-  const closeChannel = async (state: ChannelState, url: string): Promise<Response> => {
+  const closeChannel = async (state: ChannelState, url: string, caller?: AbortSignal): Promise<Response> => {
     const closeWith = (amount: bigint) =>
-      action(url, async () => ({
-        action: 'close',
-        channelId: state.channelId,
-        cumulativeAmount: String(amount),
-        signature: await signVoucher(state, amount),
-      })).catch((error: unknown) => {
+      action(
+        url,
+        async () => ({
+          action: 'close',
+          channelId: state.channelId,
+          cumulativeAmount: String(amount),
+          signature: await signVoucher(state, amount),
+        }),
+        'GET',
+        undefined,
+        caller,
+      ).catch((error: unknown) => {
         // The close may have gone through: the chain decides before the next payment.
         unanswered(state)
         throw error
@@ -904,7 +1062,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       if (!existing) checkDepositCoversPrice(deposit, price)
       return existing ? bookings.quoteFor(request, price) : { ...bookings.quoteFor(request, price), deposit }
     },
-    createPayload: ({ challenge, request, url, spend }) =>
+    createPayload: ({ challenge, request, url, spend, signal }) =>
       serialized(async () => {
         await restore()
         const chainId = checkChain(request)
@@ -1067,13 +1225,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         try {
           if (next > state.deposit) {
             // A top-up whose outcome is unknown is settled first, never signed anew.
-            const refused = await settleTopUp(state, url)
+            const refused = await settleTopUp(state, url, signal)
             if (refused) throw pendingError(refused)
           }
           if (next > state.deposit) {
             // "When `requiredCumulative` exceeds `deposit`, the client MUST submit `action="topUp"`"
             const amount = options.topUp ?? state.deposit
-            const response = await topUpChannel(state, amount, url, request)
+            const response = await topUpChannel(state, amount, url, request, signal)
             if (!response.ok)
               throw new PaymentFailedError(`tempo session: top-up refused (${response.status})`)
           }
@@ -1121,24 +1279,43 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (/^\d{1,78}$/.test(spent) && BigInt(spent) <= state.cumulative) state.spent = BigInt(spent)
       }
     },
-    voucher: (url, cumulativeAmount) =>
+    voucher: (url, cumulativeAmount, init) =>
       serialized(async () => {
         await restore()
         const state = stateFor(url)
-        if (cumulativeAmount > state.deposit) {
-          const refused = await settleTopUp(state, url)
-          if (refused) return refused
+        const caller = init?.signal
+        // A voucher is spendable once sent: what it authorizes beyond the last one is booked in the
+        // client's policy first (refused: nothing is topped up, saved, signed or sent), then the voucher
+        // is saved as the highest signed (a restarted client signs above it), then sent; its booking is
+        // given back if it is not sent after all. Saved before its booking, a refused voucher once left
+        // its amount in the store: a restarted client signed above it, and the payee could settle that
+        // past the budget.
+        const unbook = bookings.voucher(state, cumulativeAmount)
+        let signature: Hex
+        try {
+          if (cumulativeAmount > state.deposit) {
+            const refused = await settleTopUp(state, url, caller)
+            if (refused) {
+              unbook()
+              return refused
+            }
+          }
+          if (cumulativeAmount > state.deposit) {
+            const amount = options.topUp ?? state.deposit
+            // A top-up inside a stream is a side payment: the client's policy books it first.
+            const topUp = await topUpChannel(state, amount, url, undefined, caller)
+            if (!topUp.ok) {
+              unbook()
+              return topUp
+            }
+          }
+          signature = await signVoucher(state, cumulativeAmount)
+          if (cumulativeAmount > state.cumulative) await persist(state, { cumulative: cumulativeAmount })
+        } catch (error) {
+          // Not sent: its booking given back.
+          unbook()
+          throw error
         }
-        if (cumulativeAmount > state.deposit) {
-          const amount = options.topUp ?? state.deposit
-          // A top-up inside a stream is a side payment: the client's policy books it first.
-          const topUp = await topUpChannel(state, amount, url)
-          if (!topUp.ok) return topUp
-        }
-        if (cumulativeAmount > state.cumulative) await persist(state, { cumulative: cumulativeAmount })
-        // So is the voucher's new authorization (a signed voucher is spendable once sent).
-        bookings.voucher(state, cumulativeAmount)
-        const signature = await signVoucher(state, cumulativeAmount)
         if (cumulativeAmount > state.cumulative) state.cumulative = cumulativeAmount
         // With `voucherAhead`, the next requests resend this voucher while it covers them (what the server
         // charges per request is unchanged: `charged` stays).
@@ -1155,6 +1332,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             signature,
           }),
           'HEAD',
+          undefined,
+          caller,
         ).catch((error: unknown) => {
           unanswered(state)
           throw error
@@ -1162,25 +1341,26 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         if (!response.ok) unanswered(state)
         return response
       }),
-    topUp: (url, amount) =>
+    topUp: (url, amount, init) =>
       serialized(async () => {
         await restore()
         const state = stateFor(url)
         // A top-up whose outcome is unknown is settled first (found on chain, or sent again as is while
         // it is not mined, never signed anew); then `amount` is added as asked.
-        const refused = await settleTopUp(state, url)
+        const refused = await settleTopUp(state, url, init?.signal)
         if (refused) return refused
-        return topUpChannel(state, amount, url)
+        return topUpChannel(state, amount, url, undefined, init?.signal)
       }),
-    close: (url, channelId) =>
+    close: (url, channelId, init) =>
       serialized(async () => {
         await restore()
-        return closeChannel(stateFor(url, channelId), url)
+        return closeChannel(stateFor(url, channelId), url, init?.signal)
       }),
     closeAll: async () => {
       await restore()
       const results: CloseResult[] = []
-      // A snapshot: each close removes its channel from the map.
+      // A snapshot: each close removes its channel from the map. One at a time, each request within
+      // `sideTimeoutMs`: a server that never answers holds up the others no longer than that.
       for (const state of new Set(channels.values())) {
         const { channelId, url } = state
         try {

@@ -13,6 +13,7 @@ export {
   type CloseResult,
   type SessionClient,
   type SessionClientOptions,
+  type SideRequestOptions,
   sessionClient,
   type TopUpIntent,
 } from './Session.js'
