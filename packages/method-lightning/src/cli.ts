@@ -96,8 +96,9 @@ A lightning/session challenge opens a session: its deposit invoice is paid from 
 request is paid from it, and the session is closed after the request (the server refunds what it did
 not spend to a return invoice of the payer's node) unless --keep-open; a paid open or top-up its server
 has not taken is sent again first, and while it cannot be, the session is not closed: it is named (kept
-in --session-file) and the run exits 1. A server offering both intents is paid a charge, unless
---session-file or --keep-open asks for a session.
+in --session-file) and the run exits 1. A paid top-up its server refuses for good (or whose challenge
+expired first) is reported, its proof of payment kept in --session-file, and the run exits 1. A server
+offering both intents is paid a charge, unless --session-file or --keep-open asks for a session.
 Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks first
 above 1000 sat (a charge, or a session's deposit), and once when top-ups (a saved session's that ran
 out, or a metered stream's) would commit more than that; every top-up is shown.
@@ -142,6 +143,25 @@ const storeErrors =
 
 /** Whether `error` is the session client's report of lost sessions (the restore went on without them). */
 const isLostReport = (error: unknown) => error instanceof PaymentFailedError && error.code === 'session-lost'
+
+/** Whether `error` is the session client's report of a paid top-up its server will never credit. */
+const isTopUpLost = (error: unknown) =>
+  error instanceof PaymentFailedError && error.code === 'session-topup-lost'
+
+/**
+ * The lines telling of a paid top-up its server will never credit (the session client's report: the
+ * sats, the session, why, and where its proof is kept; never the preimage), and where the session file
+ * keeps that proof.
+ */
+function topUpLostLines(error: unknown, command: string, file: string | undefined): string {
+  return (
+    `${command}: ${printable(describeError(error), 1000)}\n` +
+    (file === undefined
+      ? ''
+      : `${command}: ${file} keeps the proof of that payment (the top-up's preimage, not shown: a secret) ` +
+        "until you delete it: show it to the server's operator\n")
+  )
+}
 
 /**
  * Reads the saved sessions back (`restore()`): the sessions still held, in the store's order. A report
@@ -369,7 +389,9 @@ async function payUrl(parameters: {
       topUp
         ? `mppkit pay: refusing to top up the session: ${said}; --max-deposit caps a session's deposit and ` +
             'top-ups together (raise it, or close the session)\n'
-        : `mppkit pay: ${said}\n`,
+        : isTopUpLost(error)
+          ? topUpLostLines(error, 'mppkit pay', store?.path)
+          : `mppkit pay: ${said}\n`,
     )
   }
   let code = 1
@@ -391,10 +413,18 @@ async function payUrl(parameters: {
   if (!keepOpen && sessions.sessions.has(origin)) {
     const closed = await sessions.close(url).catch((error: unknown) => {
       const held = error instanceof PaymentFailedError ? error.code : undefined
-      if (held === 'session-open-pending' || held === 'session-topup-pending' || held === 'session-lost')
+      if (
+        held === 'session-open-pending' ||
+        held === 'session-topup-pending' ||
+        held === 'session-lost' ||
+        held === 'session-topup-lost'
+      )
         code = 1
+      // A paid top-up its server will never credit: the session was closed all the same (or, if its
+      // server did not close it, it is named below as open); the top-up's proof stays in the file.
+      if (held === 'session-topup-lost') io.stderr(topUpLostLines(error, 'mppkit pay', store?.path))
       // A pending open is named below, with what to do about it.
-      if (held !== 'session-open-pending')
+      else if (held !== 'session-open-pending')
         io.stderr(`mppkit pay: closing the session failed: ${printable(describeError(error), 1000)}\n`)
       return undefined
     })
@@ -497,16 +527,18 @@ its server refunds what it did not spend to the session's return invoice, on the
 session leaves the file. A session whose server refuses or does not answer stays saved: run this again
 later (a server also closes an idle session itself, and refunds it the same way). A paid open or top-up
 its server has not taken yet is sent again first; while it cannot be, the session is not closed (it
-stays saved). A lost session (a deposit paid whose open can no longer be sent) is reported, the others
-closed all the same. Closing pays nothing: no node connection is needed.
+stays saved). A paid top-up its server refuses for good (or whose challenge expired first) is reported
+and its proof of payment kept in the file; the session is closed all the same. A lost session (a
+deposit paid whose open can no longer be sent) is reported, the others closed all the same. Closing
+pays nothing: no node connection is needed.
 
 Options:
   --session-file <path>  the session file                 (env MPPKIT_SESSION_FILE)
   --network <name>       the sessions' network: mainnet, regtest or signet (default mainnet;
                          env MPPKIT_LIGHTNING_NETWORK)
 
-Exit codes: 0 every session closed (or none saved), 1 a close failed, a session is pending or lost,
-2 usage error.`
+Exit codes: 0 every session closed (or none saved), 1 a close failed, a session is pending or lost, or
+a top-up was lost, 2 usage error.`
 
 const closeOptions = {
   '--session-file': { name: 'sessionFile', value: true },
@@ -529,9 +561,10 @@ const noPayments: Wallet = {
  * Runs `mppkit close --session-file <path> [<url>]`: closes the Lightning sessions a `mppkit pay
  * --session-file … --keep-open` left open (all of the file's on the network, or the one of `<url>`'s
  * server), one at a time; each server refunds what it did not spend to the session's return invoice. A
- * session closed leaves the file; one whose close failed stays. No node is needed (a close pays
- * nothing). Returns 0 when every close succeeded (or none was saved), 1 when one failed, 2 on a usage
- * error. Never prints a preimage.
+ * session closed leaves the file; one whose close failed stays. A paid top-up its server will never
+ * credit is reported (its proof of payment stays in the file) and its session closed all the same. No
+ * node is needed (a close pays nothing). Returns 0 when every close succeeded (or none was saved), 1
+ * when one failed or a top-up was lost, 2 on a usage error. Never prints a preimage.
  *
  * @example
  * ```ts
@@ -594,6 +627,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
     }
     // One at a time (each close is one request to its server); a failure does not stop the others.
     let failed = 0
+    let lostTopUps = 0
     for (const state of targets) {
       const key = originOf(state.url)
       const what = `lightning session ${state.sessionId} (${printable(key)})`
@@ -604,17 +638,34 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       } catch (caught) {
         error = caught
       }
+      // A paid top-up its server will never credit: reported, its proof kept in the file; the session's
+      // close went on all the same.
+      const topUpLost = isTopUpLost(error)
+      if (topUpLost) {
+        lostTopUps++
+        io.stderr(topUpLostLines(error, 'mppkit close', sessionFile))
+      }
       // "Clients MUST NOT submit further actions on a closed session": the client drops (and forgets) a
       // session its server closed, now or before (an idle close, refunded then).
       if (!sessions.sessions.has(key)) {
         const receipt = response && receiptOf(response)
         io.stdout(
-          `closed ${what}${receipt ? `: ${JSON.stringify(receipt)}` : ': its server had closed it already'}\n`,
+          `closed ${what}${
+            receipt
+              ? `: ${JSON.stringify(receipt)}`
+              : topUpLost
+                ? ' (its refund goes to the return invoice; its lost top-up is reported on stderr)'
+                : ': its server had closed it already'
+          }\n`,
         )
         continue
       }
       failed++
-      const why = response ? `HTTP ${response.status}` : printable(describeError(error), 1000)
+      const why = response
+        ? `HTTP ${response.status}`
+        : topUpLost
+          ? 'its server did not close it (see above)'
+          : printable(describeError(error), 1000)
       // Its paid top-up not credited yet: an idle close would refund the deposit without it.
       const topUp = error instanceof PaymentFailedError && error.code === 'session-topup-pending'
       io.stderr(
@@ -624,7 +675,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
             : 'again later (its server also closes it after its idle timeout, refunding the return invoice)\n'),
       )
     }
-    return failed > 0 || pending.length > 0 || lost ? 1 : 0
+    return failed > 0 || pending.length > 0 || lost || lostTopUps > 0 ? 1 : 0
   } catch (error) {
     io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
     return 1

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { Credential } from '@mppkit/core'
+import { Challenge, Credential } from '@mppkit/core'
 import type { Io } from '@mppkit/core/cli'
 import { create as createServer, toNodeListener } from '@mppkit/core/server'
 import { getChannelBalance, getInvoices } from 'lightning'
@@ -43,6 +43,13 @@ const lossyState = { lose: false }
 const flaky = { down: false }
 /** While `down`, the small server's `/flakytopup` route answers every topUp credential 503 before its server sees it. */
 const flakyTopUp = { down: false }
+/**
+ * A fourth origin, as small's (300 sat a request on a 600 sat deposit; 400 on `/pricier`) on a clock of its own: the next
+ * `unavailable` topUp credentials are answered 503 before its server sees them; the others reach it, an
+ * hour later by its clock when `expire` (their challenge has expired there: refused for good).
+ */
+let skewed: string
+const skewedTopUp = { unavailable: 0, expire: false }
 
 async function listen(handler: (request: Request) => Promise<Response>): Promise<string> {
   const http = createHttpServer(toNodeListener(handler))
@@ -126,6 +133,41 @@ beforeAll(async () => {
     ),
   }
   small = await listen((request) => smallRoutes[new URL(request.url).pathname]!(request))
+  const skew = { ms: 0 }
+  const skewedServer = createServer({
+    realm: 'cli.test',
+    secrets,
+    methods: [sessionServer({ lnd, depositSats: 600, idleTimeoutSeconds: 86_400 })],
+    now: () => Date.now() + skew.ms,
+  })
+  servers.push(skewedServer)
+  const skewedRoutes: Record<string, (request: Request) => Promise<Response>> = {
+    '/': skewedServer.protect(
+      { offers: [{ method: 'lightning', intent: 'session', request: { amount: '300' } }] },
+      body,
+    ),
+    '/pricier': skewedServer.protect(
+      { offers: [{ method: 'lightning', intent: 'session', request: { amount: '400' } }] },
+      body,
+    ),
+  }
+  const skewedRoute = (request: Request) => skewedRoutes[new URL(request.url).pathname]!(request)
+  skewed = await listen(async (request) => {
+    const [token] = Credential.extract(request.headers.get('authorization'))
+    const action = token ? (Credential.decode(token).payload as { action?: string }).action : undefined
+    if (action !== 'topUp') return skewedRoute(request)
+    if (skewedTopUp.unavailable > 0) {
+      skewedTopUp.unavailable--
+      return new Response('topping up is down', { status: 503 })
+    }
+    if (!skewedTopUp.expire) return skewedRoute(request)
+    skew.ms = 3_600_000
+    try {
+      return await skewedRoute(request)
+    } finally {
+      skew.ms = 0
+    }
+  })
   const lossyServer = () => {
     const core = createServer({
       realm: 'cli.test',
@@ -579,6 +621,119 @@ describe('mppkit pay (lightning): sessions', () => {
       expect((await payments()).length).toBe(paid + 1)
     } finally {
       flakyTopUp.down = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  /** Two runs that spend the 600 sat deposit of a session with `skewed`, kept in `file`. */
+  const spendSkewed = async (file: string) => {
+    for (let i = 0; i < 2; i++)
+      expect((await run(pay, [`${skewed}/`, ...node(), '--keep-open', '--session-file', file])).code).toBe(0)
+  }
+  const lostLines = (command: string, id: string, hash: string, file: string, after: string) => [
+    `${command}: lightning session: the top-up of 600 sat of session ${id} (${skewed}) is paid but will not be ` +
+      "credited: the server refused it (HTTP 402 challenge-expired); its proof of payment (the top-up's " +
+      `preimage) is kept in the sessionStore under "lost:${id}:topup:${hash}" (lost() lists it); ${after}\n`,
+    `${command}: ${file} keeps the proof of that payment (the top-up's preimage, not shown: a secret) until you ` +
+      "delete it: show it to the server's operator\n",
+  ]
+  /** The one record `file` keeps: the lost top-up's, holding the preimage of the invoice the payee was paid. */
+  const expectLostTopUp = async (file: string, id: string, hash: string) => {
+    const [record, ...others] = savedIn(file)
+    expect(others).toEqual([])
+    const paid = (await payments()).find((invoice) => invoice.id === hash)!
+    expect(record).toMatchObject({ kind: 'topUp', sessionId: id, paymentHash: hash, sats: '600' })
+    expect(record!.preimage).toBe(paid.secret)
+  }
+
+  it('a paid top-up its server refuses for good is reported by mppkit close, its proof kept in the file (never printed), and the session closed all the same: exit 1', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    try {
+      await spendSkewed(file)
+      const paid = (await payments()).length
+      // The third request pays a top-up of 600 its server does not answer (503): kept pending.
+      skewedTopUp.unavailable = Number.POSITIVE_INFINITY
+      const third = await run(pay, [`${skewed}/`, ...node(), '--keep-open', '--session-file', file])
+      expect(third.code).toBe(1)
+      expect((await payments()).length).toBe(paid + 1)
+      const [saved] = savedIn(file) as [{ sessionId: string; pendingTopUp: { challenge: string } }]
+      expect(saved).toMatchObject({ deposit: '600', spent: '600', pendingTopUp: { sats: '600' } })
+      const hash = Challenge.parse(saved.pendingTopUp.challenge).request.paymentHash as string
+      const refunds = await refunded()
+
+      // Its challenge has expired at its server by the time it is sent again: refused for good.
+      skewedTopUp.unavailable = 0
+      skewedTopUp.expire = true
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code).toBe(1)
+      expect(closed.stdout).toBe(
+        `closed lightning session ${saved.sessionId} (${skewed}) (its refund goes to the return invoice; its lost top-up is reported on stderr)\n`,
+      )
+      expect(closed.stderr).toBe(
+        lostLines(
+          'mppkit close',
+          saved.sessionId,
+          hash,
+          file,
+          'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
+        ).join(''),
+      )
+      await expectLostTopUp(file, saved.sessionId, hash)
+      // The deposit was spent: nothing to refund; nothing paid again.
+      expect(await refunded()).toBe(refunds)
+      expect((await payments()).length).toBe(paid + 1)
+      await expectNoSecrets(closed)
+      // No session left to close (the lost record is not one).
+      const again = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(again.code).toBe(0)
+      expect(again.stdout).toBe(`no lightning session on regtest is saved in ${file}\n`)
+    } finally {
+      skewedTopUp.unavailable = 0
+      skewedTopUp.expire = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("mppkit pay's final close sends a paid top-up again (to the URL it was paid on); refused for good, the session is closed all the same, the top-up reported and its proof kept in the file: exit 1", async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    const args = ['--session-file', file, ...node()]
+    try {
+      // 300 of the 600 sat deposit spent; a request of 400 pays a top-up its server does not answer (503).
+      expect((await run(pay, [`${skewed}/`, ...args, '--keep-open'])).code).toBe(0)
+      const paid = (await payments()).length
+      skewedTopUp.unavailable = Number.POSITIVE_INFINITY
+      expect((await run(pay, [`${skewed}/pricier`, ...args, '--keep-open'])).code).toBe(1)
+      expect((await payments()).length).toBe(paid + 1)
+      const [saved] = savedIn(file) as [{ sessionId: string; pendingTopUp: { challenge: string } }]
+      expect(saved).toMatchObject({ spent: '300', pendingTopUp: { sats: '600', url: `${skewed}/pricier` } })
+      const hash = Challenge.parse(saved.pendingTopUp.challenge).request.paymentHash as string
+
+      // A request of 300 is paid from what is left; the close that ends the run sends the top-up again,
+      // by when its challenge has expired at its server: refused for good. The request was paid: only
+      // the lost top-up fails the run.
+      skewedTopUp.unavailable = 0
+      skewedTopUp.expire = true
+      const result = await run(pay, [`${skewed}/`, ...args])
+      expect(result.code, result.stderr).toBe(1)
+      expect(result.stdout).toBe('session body')
+      for (const line of lostLines(
+        'mppkit pay',
+        saved.sessionId,
+        hash,
+        file,
+        'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
+      ))
+        expect(result.stderr).toContain(line)
+      expect(result.stderr).not.toContain('closing the session failed')
+      expect(result.stderr).not.toContain('stays open')
+      await expectLostTopUp(file, saved.sessionId, hash)
+      expect((await payments()).length).toBe(paid + 1)
+      await expectNoSecrets(result)
+    } finally {
+      skewedTopUp.unavailable = 0
+      skewedTopUp.expire = false
       rmSync(dir, { recursive: true, force: true })
     }
   })

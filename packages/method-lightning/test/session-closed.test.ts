@@ -10,7 +10,12 @@ import { create as createServer } from '@mppkit/core/server'
 import { getChannelBalance, getInvoices } from 'lightning'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Lightning, startLightning } from '../../devnet/src/lightning/index.js'
-import { type SavedSession, type SessionStore, sessionClient } from '../src/client/index.js'
+import {
+  type SavedLostTopUp,
+  type SavedSession,
+  type SessionStore,
+  sessionClient,
+} from '../src/client/index.js'
 import { type SessionMeter, type SessionOptions, sessionServer } from '../src/server/index.js'
 import { lndFor } from './helpers.js'
 
@@ -43,7 +48,7 @@ function server(options: Partial<SessionOptions> = {}) {
 
 /** A sessionStore in memory that records its deletes. */
 function memoryStore() {
-  const records = new Map<string, SavedSession>()
+  const records = new Map<string, SavedSession | SavedLostTopUp>()
   const deleted: string[] = []
   const store: SessionStore = {
     load: async () => Object.fromEntries(records),

@@ -40,8 +40,44 @@ export type SavedSession = {
   opened: boolean
   /** The last challenge a receipt of the session came for (consumed; kept for the record, not sent again). */
   answered?: string
-  /** A top-up paid whose credit the server has not confirmed: sent again, never paid again. */
-  pendingTopUp?: { challenge: string; preimage: string; sats: string }
+  /**
+   * A top-up paid whose credit the server has not confirmed: sent again, never paid again, to `url`, the
+   * URL its challenge came from (its server pins a challenge to its resource; a record without it is
+   * sent to the session's `url`).
+   */
+  pendingTopUp?: { challenge: string; preimage: string; sats: string; url?: string }
+}
+
+/**
+ * The proof of a top-up paid that its server will never credit (see {@link SessionStore}): kept under
+ * `lost:<sessionId>:topup:<paymentHash>` once the server refused it for good (a 4xx), or its challenge
+ * expired before it could be sent again ("Clients MUST NOT submit credentials for expired challenges"),
+ * and listed by the session client's `lost()` beside the lost sessions (told apart by `kind`). Its
+ * preimage is the only proof that the payer paid that invoice (to show the server's operator): a
+ * secret, never logged, kept until `forgetLost(sessionId, paymentHash)` deletes it.
+ */
+export type SavedLostTopUp = {
+  /** Format version of this record. */
+  v: 1
+  /** A lost top-up (a lost session's record, a {@link SavedSession}, has no `kind`). */
+  kind: 'topUp'
+  /** The network the top-up was paid on. */
+  network: LightningNetwork
+  /** The session it was paid for (its deposit's payment hash). */
+  sessionId: string
+  realm: string
+  /** The URL of the session (where the top-up was sent). */
+  url: string
+  /** The top-up invoice's payment hash (its record's key ends with it). */
+  paymentHash: string
+  /** The top-up's preimage: the proof of payment, a secret. */
+  preimage: string
+  /** The satoshis paid (routing fee apart). */
+  sats: string
+  /** The challenge it was paid on (its `depositInvoice` is the invoice paid). */
+  challenge: string
+  /** Why it will not be credited (the server's refusal, or its challenge's expiry); no secret. */
+  reason: string
 }
 
 /**
@@ -49,16 +85,17 @@ export type SavedSession = {
  * session is saved once its deposit is paid, before its open is sent, and again before a paid top-up is
  * sent and as its balance changes; it is deleted once closed. A session whose deposit was paid but whose
  * open can never be sent (reported lost) is moved under the key `lost:<sessionId>`, as proof of the
- * payment, until `forgetLost(sessionId)` deletes it. `fileSessionStore(path)` from
- * `@mppkit/method-lightning/client/node` keeps them in a JSON file; any other store (a database row, a
- * keychain) implements these three calls, and must keep the records as secret as an API key. One store
- * serves one running client at a time.
+ * payment, until `forgetLost(sessionId)` deletes it; a paid top-up its server will never credit is kept
+ * under `lost:<sessionId>:topup:<paymentHash>` (a {@link SavedLostTopUp}) the same way.
+ * `fileSessionStore(path)` from `@mppkit/method-lightning/client/node` keeps them in a JSON file; any
+ * other store (a database row, a keychain) implements these three calls, and must keep the records as
+ * secret as an API key. One store serves one running client at a time.
  */
 export type SessionStore = {
-  /** Every saved session, by key (the client's session keys: server origins). */
-  load(): Promise<Record<string, SavedSession>>
-  /** Saves (replaces) one session; resolves once it is durable. */
-  save(key: string, session: SavedSession): Promise<void>
+  /** Every saved record, by key (the client's session keys: server origins; and its `lost:` records). */
+  load(): Promise<Record<string, SavedSession | SavedLostTopUp>>
+  /** Saves (replaces) one record; resolves once it is durable. */
+  save(key: string, session: SavedSession | SavedLostTopUp): Promise<void>
   delete(key: string): Promise<void>
 }
 
@@ -90,8 +127,28 @@ const savedSession = z.object({
   challenge: challenge.optional(),
   opened: z.boolean(),
   answered: challenge.optional(),
-  pendingTopUp: z.object({ challenge, preimage: hex32, sats }).optional(),
+  pendingTopUp: z
+    .object({ challenge, preimage: hex32, sats, url: z.string().min(1).max(8192).optional() })
+    .optional(),
 })
+
+const savedLostTopUp = z.object({
+  v: z.literal(1),
+  kind: z.literal('topUp'),
+  network: LightningNetwork,
+  sessionId: hex32,
+  realm: z.string().min(1).max(1024),
+  url: z.string().min(1).max(8192),
+  paymentHash: hex32,
+  preimage: hex32,
+  sats,
+  challenge,
+  reason: z.string().min(1).max(1024),
+})
+
+/** The key a lost top-up's record is kept under. */
+export const lostTopUpKey = (sessionId: string, paymentHash: string) =>
+  `lost:${sessionId}:topup:${paymentHash}`
 
 /** The origin (`scheme://host:port`) of `url`, if it is a URL that has one. */
 export const originOf = (url: string): string | undefined => {
@@ -145,8 +202,49 @@ export function parseSaved(key: string, value: unknown): SavedSession {
       throw new ConfigurationError(
         `lightning session: saved session ${JSON.stringify(key)} holds a pending top-up whose preimage is not its challenge's; fix or remove it`,
       )
+    // Where its preimage goes: of the session's origin (or, keyed by realm, the session's own URL).
+    const at = saved.pendingTopUp.url
+    if (
+      at !== undefined &&
+      (origin === undefined ? at !== saved.url : originOf(at) !== origin || !/^https?:/.test(at))
+    )
+      throw new ConfigurationError(
+        `lightning session: saved session ${JSON.stringify(key)} is not a valid record (pendingTopUp.url: not of its session's origin); fix or remove it`,
+      )
   }
   return saved
+}
+
+/**
+ * Checks one loaded record of a lost top-up: its shape, that it is saved under
+ * `lost:<sessionId>:topup:<paymentHash>`, and that its preimage is that payment hash's, the hash its
+ * challenge names. Throws `ConfigurationError` naming the key and the fields at fault, never a value.
+ */
+export function parseLostTopUp(key: string, value: unknown): SavedLostTopUp {
+  const invalid = (fields: string) =>
+    new ConfigurationError(
+      `lightning session: saved record ${JSON.stringify(key)} is not a valid lost top-up (${fields}); fix or remove it`,
+    )
+  const parsed = savedLostTopUp.safeParse(value)
+  if (!parsed.success)
+    throw invalid(
+      [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'record'))].join(', '),
+    )
+  const saved = parsed.data as SavedLostTopUp
+  if (key !== lostTopUpKey(saved.sessionId, saved.paymentHash))
+    throw invalid("sessionId, paymentHash: not its key's")
+  const request = Challenge.parse(saved.challenge).request as { paymentHash?: unknown }
+  if (sha256(saved.preimage) !== saved.paymentHash || request.paymentHash !== saved.paymentHash)
+    throw invalid("preimage: not its payment hash's, or not its challenge's")
+  return saved
+}
+
+/**
+ * Checks one loaded `lost:` record: a lost top-up's (`lost:<sessionId>:topup:<paymentHash>`, see
+ * {@link parseLostTopUp}) or a lost session's (`lost:<sessionId>`, see {@link parseSaved}).
+ */
+export function parseLost(key: string, value: unknown): SavedSession | SavedLostTopUp {
+  return /^lost:[^:]*:topup:/.test(key) ? parseLostTopUp(key, value) : parseSaved(key, value)
 }
 
 /** Checks a `sessionStore` option at client creation. */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import {
   Challenge,
   ConfigurationError,
@@ -11,7 +11,16 @@ import * as Invoice from '../Invoice.js'
 import { type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { bookFee } from './Fees.js'
-import { checkSessionStore, originOf, parseSaved, type SavedSession, type SessionStore } from './Saved.js'
+import {
+  checkSessionStore,
+  lostTopUpKey,
+  originOf,
+  parseLost,
+  parseSaved,
+  type SavedLostTopUp,
+  type SavedSession,
+  type SessionStore,
+} from './Saved.js'
 import { checkInvoice, payInvoice } from './Wallet.js'
 
 /** Options of {@link sessionClient}. */
@@ -85,9 +94,10 @@ export type SessionState = {
   challenge?: Challenge.Challenge
   /**
    * A top-up paid whose credit the server has not confirmed (it answered 503, or not at all): sent again
-   * before any new deposit invoice is paid. Its preimage is a secret, never logged.
+   * before any new deposit invoice is paid, to `url`, the URL its challenge came from (a server pins a
+   * challenge to its resource). Its preimage is a secret, never logged.
    */
-  pendingTopUp?: { challenge: Challenge.Challenge; preimage: string; sats: bigint }
+  pendingTopUp?: { challenge: Challenge.Challenge; preimage: string; sats: bigint; url: string }
 }
 
 /**
@@ -161,7 +171,21 @@ export type SessionClient = Method.Client<typeof session> & {
   /**
    * Pays a new deposit invoice of `url`'s server and credits the session; the `{"status":"ok"}` response.
    * A top-up paid earlier and still pending (the server answered 503, or not in time) is sent again
-   * instead. Each request it makes is limited to `sideTimeoutMs` (and aborted by `signal`).
+   * instead, to the URL it was paid on. Each request it makes is limited to `sideTimeoutMs` (and aborted by `signal`).
+   *
+   * A paid top-up the server will never credit (refused with a 4xx other than 408 or 429, or a pending
+   * one whose challenge expired before it could be sent again: "Clients MUST NOT submit credentials for
+   * expired challenges") rejects with a `PaymentFailedError` (code `session-topup-lost`) naming the
+   * session, the sats and the reason (never the preimage); the session stays open, and the top-up's
+   * proof of payment is kept in the `sessionStore` (see {@link SessionClient.lost}). A payment whose
+   * automatic top-up is lost so fails the same way.
+   *
+   * @example
+   * ```ts
+   * await sessions.topUp(url).catch((error) => {
+   *   if (error instanceof PaymentFailedError && error.code === 'session-topup-lost') console.error(error.message)
+   * })
+   * ```
    */
   topUp(url: string, options?: { signal?: AbortSignal }): Promise<Response>
   /**
@@ -180,10 +204,24 @@ export type SessionClient = Method.Client<typeof session> & {
    * `session-topup-pending`), the session and its record kept (a close would refund the deposit without
    * it).
    *
+   * A paid top-up its server refuses for good (a 4xx other than 408 or 429), or whose challenge expired
+   * before it could be sent again, will never be credited: the close goes on (the deposit's refund is not
+   * held back for a top-up that will not come), and the top-up's proof of payment (its preimage) is kept
+   * in the `sessionStore` under `lost:<sessionId>:topup:<paymentHash>` (see {@link SessionClient.lost})
+   * before the session's record is deleted. Once the close is answered, it rejects with a
+   * `PaymentFailedError` (code `session-topup-lost`) naming the session, the sats, the reason, where the
+   * proof is kept (never the preimage) and whether the session was closed (then it is no longer in
+   * `sessions`: nothing is left to close). A rejection rather than a resolved close because money was
+   * paid and not credited, which a caller must not miss; reported once (when the close itself fails, its
+   * own error is thrown, and the report comes with the next close, top-up or payment to that server).
+   * Only when the store cannot save that proof is the close refused (`session-topup-pending`), the
+   * session's record, which holds it, kept.
+   *
    * @example
    * ```ts
    * await sessions.close(url).catch((error) => {
    *   if (error instanceof PaymentFailedError && error.code === 'session-topup-pending') console.warn(error.message)
+   *   if (error instanceof PaymentFailedError && error.code === 'session-topup-lost') console.error(error.message)
    * })
    * ```
    */
@@ -238,30 +276,38 @@ export type SessionClient = Method.Client<typeof session> & {
    */
   readonly pending: ReadonlyMap<string, PendingOpen>
   /**
-   * The `sessionStore`'s records of sessions reported lost (`lost:<sessionId>`: a deposit paid whose open
-   * was never confirmed and can no longer be sent), of this client's network, each checked like a
-   * restored one. Each holds the deposit preimage: the proof that the deposit was paid (to show the
-   * server's operator), and a bearer secret, to be kept as secret as an API key. This client never sends
-   * them again nor deletes them on its own.
+   * The `sessionStore`'s lost records, of this client's network, each checked like a restored one: the
+   * sessions reported lost (`lost:<sessionId>`, a {@link SavedSession}: a deposit paid whose open was
+   * never confirmed and can no longer be sent), holding the deposit preimage, the proof that the deposit
+   * was paid and a bearer secret; and the top-ups reported lost (`lost:<sessionId>:topup:<paymentHash>`,
+   * a {@link SavedLostTopUp} with `kind: 'topUp'`: paid, and refused for good or expired before they
+   * could be sent again, see `close`), holding the top-up's preimage, the proof that it was paid. Show
+   * them to the server's operator; keep them as secret as an API key. This client never sends them again
+   * nor deletes them on its own.
    *
    * @example
    * ```ts
-   * for (const { sessionId, url, deposit } of await sessions.lost()) console.log(sessionId, url, deposit)
+   * for (const record of await sessions.lost())
+   *   if ('kind' in record) console.log('top-up', record.sessionId, record.paymentHash, record.sats, record.reason)
+   *   else console.log('session', record.sessionId, record.url, record.deposit)
    * ```
    */
-  lost(): Promise<SavedSession[]>
+  lost(): Promise<Array<SavedSession | SavedLostTopUp>>
   /**
-   * Deletes the lost record of `sessionId` (`lost:<sessionId>`, of this client's network) from the
-   * `sessionStore`: its preimage, the only proof that its deposit was paid, is gone with it. Resolves
-   * `true` once deleted; `false`, deleting nothing, when there is no such lost record (a live or pending
-   * session's record is never deleted by it).
+   * Deletes lost records of `sessionId` (of this client's network) from the `sessionStore`: with
+   * `paymentHash`, only that lost top-up's (`lost:<sessionId>:topup:<paymentHash>`); without, every lost
+   * record of the session (`lost:<sessionId>` and its lost top-ups'). Their preimages, the only proof
+   * that the payments were made, are gone with them. Resolves `true` once one is deleted; `false`,
+   * deleting nothing, when there is no such lost record (a live or pending session's record is never
+   * deleted by it).
    *
    * @example
    * ```ts
-   * for (const { sessionId } of await sessions.lost()) await sessions.forgetLost(sessionId)
+   * for (const record of await sessions.lost())
+   *   await sessions.forgetLost(record.sessionId, 'kind' in record ? record.paymentHash : undefined)
    * ```
    */
-  forgetLost(sessionId: string): Promise<boolean>
+  forgetLost(sessionId: string, paymentHash?: string): Promise<boolean>
   /**
    * Reads an SSE response of a session stream: yields data chunks, tops up on `payment-need-topup`
    * (the connection stays open and resumes), stops at `[DONE]`; `onEvent` sees every named event.
@@ -274,6 +320,18 @@ export type SessionClient = Method.Client<typeof session> & {
 }
 
 type Spend = NonNullable<Method.PayContext<unknown>['spend']>
+/**
+ * A paid top-up its server will never credit: where its proof is kept (`store`: its own record in the
+ * `sessionStore`; `none`: no store, the payer node's payment holds it; `unkept`: the store could not
+ * save it, so it stays in the session's record, as a pending top-up). No secret.
+ */
+type LostTopUp = {
+  sessionId: string
+  sats: bigint
+  paymentHash: string
+  reason: string
+  kept: 'store' | 'none' | 'unkept'
+}
 /** A deposit or top-up booked against the spend policy's budget (a prepayment): what to give back on a refund. */
 type Prepayment = { sats: bigint; undo: (keep?: bigint) => void }
 
@@ -452,6 +510,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
             challenge: challengeText(state.pendingTopUp.challenge),
             preimage: state.pendingTopUp.preimage,
             sats: String(state.pendingTopUp.sats),
+            url: state.pendingTopUp.url,
           },
         }
       : {}),
@@ -587,18 +646,97 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
 
   /**
-   * Sends a paid top-up, again while the server answers 503 (honouring Retry-After, at most 2 s): the
-   * invoice is paid, so its credential is what must get through, never a second payment. Credited or
-   * refused for good (a 4xx), it is no longer pending; still unavailable (any 5xx, or unreachable), it
-   * stays pending.
+   * Why the server will not credit a top-up it refused (`response`, a 4xx): its status and problem type,
+   * and what it says of a refund, as a bounded phrase (the server's words checked, never quoted whole).
+   */
+  const refusalOf = async (response: Response) => {
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => ({}))) as { type?: unknown; refundSats?: unknown; refundStatus?: unknown } | null
+    const type = typeof body?.type === 'string' ? /([a-z0-9-]{1,64})$/.exec(body.type)?.[1] : undefined
+    const sats = String(body?.refundSats ?? '')
+    const status = body?.refundStatus
+    const refund =
+      /^\d{1,20}$/.test(sats) && ['succeeded', 'pending', 'failed', 'skipped'].includes(status as string)
+        ? `; it reports a refund of ${sats} sat to the return invoice: ${status as string}`
+        : ''
+    return `the server refused it (HTTP ${response.status}${type ? ` ${type}` : ''})${refund}`
+  }
+
+  /**
+   * Keeps the proof of a paid top-up its server will never credit (`reason`, no secret): its preimage,
+   * under `lost:<sessionId>:topup:<paymentHash>` in the `sessionStore` (see {@link SavedLostTopUp}),
+   * before the session's record drops it. `kept` says where the proof is: in that record (`store`), in
+   * no store (`none`: the payer node's payment holds the preimage), or still in the session's record as
+   * a pending top-up because the store could not save it (`unkept`: onStoreError told).
+   */
+  const keepLostTopUp = async (
+    state: SessionState,
+    pending: NonNullable<SessionState['pendingTopUp']>,
+    reason: string,
+  ): Promise<LostTopUp> => {
+    const paymentHash = createHash('sha256').update(Buffer.from(pending.preimage, 'hex')).digest('hex')
+    const lost: LostTopUp = {
+      sessionId: state.sessionId,
+      sats: pending.sats,
+      paymentHash,
+      reason,
+      kept: 'none',
+    }
+    if (!store) return lost
+    const lostKey = lostTopUpKey(state.sessionId, paymentHash)
+    const record: SavedLostTopUp = {
+      v: 1,
+      kind: 'topUp',
+      network,
+      sessionId: state.sessionId,
+      realm: state.realm,
+      url: pending.url,
+      paymentHash,
+      preimage: pending.preimage,
+      sats: String(pending.sats),
+      challenge: challengeText(pending.challenge),
+      reason,
+    }
+    try {
+      await store.save(lostKey, record)
+    } catch (error) {
+      storeFailed(error, lostKey, state.sessionId, 'save')
+      return { ...lost, kept: 'unkept' }
+    }
+    return { ...lost, kept: 'store' }
+  }
+
+  /** Whether `challenge` has expired, by this client's clock. */
+  const expired = (challenge: Challenge.Challenge) =>
+    challenge.expires !== undefined && !(Date.parse(challenge.expires) > now())
+
+  /**
+   * Sends a paid top-up to the URL its challenge came from (a server pins a challenge to its resource:
+   * another of its URLs would refuse it), again while the server answers 503 (honouring Retry-After, at
+   * most 2 s): the invoice is paid, so its credential is what must get through, never a second payment. Credited, it is
+   * no longer pending; still unavailable (any 5xx, a 408 or 429, or unreachable), it stays pending.
+   * Refused for good (any other 4xx), or its challenge expired before it could be sent ("Clients MUST
+   * NOT submit credentials for expired challenges": not sent), it is `lost`: its proof is kept apart
+   * (see `keepLostTopUp`) and it is no longer pending, unless the store could not keep it (then it stays
+   * pending, in the session's record). `response` is the server's last answer (none when not sent).
    */
   const sendTopUp = async (
-    url: string,
     state: SessionState,
     pending: NonNullable<SessionState['pendingTopUp']>,
     caller?: AbortSignal,
-  ): Promise<Response> => {
+  ): Promise<{ response?: Response; lost?: LostTopUp }> => {
     state.pendingTopUp = pending
+    const lose = async (reason: string, response?: Response) => {
+      const lost = await keepLostTopUp(state, pending, reason)
+      if (lost.kept !== 'unkept') delete state.pendingTopUp
+      return { ...(response ? { response } : {}), lost }
+    }
+    const lapsed =
+      'its challenge expired before it could be sent again (not sent: an earlier attempt left unanswered may have been credited)'
+    if (expired(pending.challenge)) return lose(lapsed)
+    const { url } = pending
     const payload = { action: 'topUp', sessionId: state.sessionId, topUpPreimage: pending.preimage }
     // Not answered in time (or not at all), it stays pending: its outcome is unknown, so it is sent
     // again by the next top-up, never paid again.
@@ -615,27 +753,51 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const seconds = Number(response.headers.get('retry-after'))
       const wait = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 2) * 1000 : 250
       await new Promise((resolve) => setTimeout(resolve, wait))
+      if (expired(pending.challenge)) return lose(lapsed, response)
       response = await sendOnce()
     }
-    // A 5xx says nothing of the top-up (a proxy's 502 never reached the server): still pending.
-    if (response.status >= 500) return response
+    // A 5xx says nothing of the top-up (a proxy's 502 never reached the server): still pending; nor
+    // does a 408 or 429 (try again later).
+    if (response.status >= 500 || response.status === 408 || response.status === 429) return { response }
+    if (!response.ok) return lose(await refusalOf(response), response)
     delete state.pendingTopUp
-    if (response.ok) {
-      state.deposit += pending.sats
-      state.challenge = pending.challenge
-    }
-    return response
+    state.deposit += pending.sats
+    state.challenge = pending.challenge
+    return { response }
+  }
+
+  /**
+   * The report of a paid top-up its server will not credit (`session-topup-lost`), naming the session,
+   * the sats, the reason and where its proof is kept (never the preimage); `after` says what became of
+   * the session.
+   */
+  const topUpLostError = (key: string, lost: LostTopUp, after: string) =>
+    new PaymentFailedError(
+      `lightning session: the top-up of ${lost.sats} sat of session ${lost.sessionId} (${key}) is paid but will not be credited: ${lost.reason}; ${
+        lost.kept === 'store'
+          ? `its proof of payment (the top-up's preimage) is kept in the sessionStore under "${lostTopUpKey(lost.sessionId, lost.paymentHash)}" (lost() lists it)`
+          : lost.kept === 'unkept'
+            ? `the sessionStore could not keep its proof under "${lostTopUpKey(lost.sessionId, lost.paymentHash)}" (onStoreError has the store's error): it stays in the session's record, as a pending top-up`
+            : `no sessionStore keeps its record: the payer node's payment of ${lost.paymentHash} holds the preimage, the proof of payment`
+      }; ${after}`,
+      { code: 'session-topup-lost' },
+    )
+  // Lost top-ups a close found (its report waits for the close's answer), by session key: reported once,
+  // after that close, or by the next payment, top-up or close to that server when the close failed.
+  const unreportedTopUps = new Map<string, LostTopUp>()
+  /** Throws the report of a lost top-up of the server under `key` not yet reported (once). */
+  const reportTopUpLost = (key: string, after: string) => {
+    const lost = unreportedTopUps.get(key)
+    if (!lost) return
+    unreportedTopUps.delete(key)
+    throw topUpLostError(key, lost, after)
   }
 
   /** A top-up of the session under `key`, inside its chain (its requests aborted by `caller` too). */
   const topUpNow = async (url: string, key: string, caller?: AbortSignal): Promise<Response> => {
     const state = openSession(key)
     // A top-up already paid but not yet credited goes first, instead of paying another invoice.
-    if (state.pendingTopUp) {
-      const response = await sendTopUp(url, state, state.pendingTopUp, caller)
-      await persist(key, state)
-      return response
-    }
+    if (state.pendingTopUp) return creditTopUp(key, state, state.pendingTopUp, caller)
     const { challenge, request } = await challengeOf(url, caller)
     // Another realm's deposit invoice does not fund this session: nothing paid.
     sameRealm(state, challenge, url)
@@ -654,11 +816,27 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (undo) prepaymentsOf.get(state)?.push({ sats: paid.sats, undo })
     // Saved as pending before it is sent: a client that stops before its answer sends it again, never
     // pays another.
-    state.pendingTopUp = { challenge, preimage: paid.preimage, sats: paid.sats }
+    state.pendingTopUp = { challenge, preimage: paid.preimage, sats: paid.sats, url }
     await persist(key, state)
-    const response = await sendTopUp(url, state, state.pendingTopUp, caller)
+    return creditTopUp(key, state, state.pendingTopUp, caller)
+  }
+
+  /**
+   * Sends a paid top-up of the session under `key` (see `sendTopUp`) and saves the session as it then
+   * stands: the answer, or, when the server will not credit it, its report (`session-topup-lost`), the
+   * session open as before.
+   */
+  const creditTopUp = async (
+    key: string,
+    state: SessionState,
+    pending: NonNullable<SessionState['pendingTopUp']>,
+    caller?: AbortSignal,
+  ): Promise<Response> => {
+    const { response, lost } = await sendTopUp(state, pending, caller)
+    // After the lost top-up's own record: the proof is always in one record or the other.
     await persist(key, state)
-    return response
+    if (lost) throw topUpLostError(key, lost, 'the session stays open, without it')
+    return response!
   }
 
   const topUp = async (url: string, init?: { signal?: AbortSignal }): Promise<Response> => {
@@ -667,6 +845,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const key = keyFor(url)
     return serialized(key, async () => {
       await settle(key, asked)
+      reportTopUpLost(key, 'nothing was paid now')
       return topUpNow(url, key, init?.signal)
     })
   }
@@ -1024,22 +1203,35 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   /**
    * Before a close of the session under `key` (inside its chain): a paid top-up still pending (its
    * server answered 5xx, or not at all) is sent again, with the same preimage (never paid again), so that
-   * the refund counts it. Refused for good (a 4xx), the close goes on. While its server still cannot take
-   * it (5xx, unreachable, no answer within `sideTimeoutMs`), the close is refused with a
-   * `PaymentFailedError` (code `session-topup-pending`), the session and its record (the top-up's
-   * preimage, the proof it was paid) kept: a close now would have the server refund the deposit without
-   * the top-up, and delete the only record of it.
+   * the refund counts it. While its server still cannot take it (5xx, unreachable, no answer within
+   * `sideTimeoutMs`), the close is refused with a `PaymentFailedError` (code `session-topup-pending`),
+   * the session and its record (the top-up's preimage, the proof it was paid) kept: a close now would
+   * have the server refund the deposit without the top-up, and delete the only record of it.
+   *
+   * Refused for good (a 4xx), or its challenge expired before it could be sent again, it will never be
+   * credited: holding the close back would not change that, only hold back the deposit's refund. Its
+   * proof is kept apart (`lost:<sessionId>:topup:<paymentHash>`) and returned, and the close goes on; the
+   * close reports it once answered. Only when the store cannot keep that proof is the close refused
+   * (`session-topup-pending`): the session's record, which the close would delete, is then the only one
+   * holding it.
    */
-  const creditPendingTopUp = async (url: string, key: string, caller?: AbortSignal) => {
+  const creditPendingTopUp = async (key: string, caller?: AbortSignal) => {
     const state = openSession(key)
     const waiting = state.pendingTopUp
     if (!waiting) return
     let reason: string
     try {
-      const response = await sendTopUp(url, state, waiting, caller)
-      // Credited (or refused for good): no longer pending, and saved so; the close goes on.
-      if (!state.pendingTopUp) return
-      reason = `the server answered ${response.status}`
+      const { response, lost } = await sendTopUp(state, waiting, caller)
+      if (lost?.kept === 'unkept')
+        reason = `${lost.reason}, and the sessionStore could not keep its proof under "${lostTopUpKey(lost.sessionId, lost.paymentHash)}" (onStoreError has the store's error)`
+      else if (lost) {
+        // Reported after the close (or, if the close fails, by the next operation on this server).
+        unreportedTopUps.set(key, lost)
+        return
+      }
+      // Credited: no longer pending, and saved so; the close goes on.
+      else if (!state.pendingTopUp) return
+      else reason = `the server answered ${response!.status}`
     } catch (error) {
       if (caller?.aborted) throw error
       // Never the fetch's error itself: it may quote the request's headers (the top-up's preimage).
@@ -1080,6 +1272,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
                 challenge: Challenge.parse(record.pendingTopUp.challenge),
                 preimage: record.pendingTopUp.preimage,
                 sats: BigInt(record.pendingTopUp.sats),
+                url: record.pendingTopUp.url ?? record.url,
               },
             }
           : {}),
@@ -1151,26 +1344,37 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       const records = await readStore()
       return Object.entries(records)
         .filter(([key]) => key.startsWith('lost:'))
-        .map(([key, value]) => parseSaved(key, value))
+        .map(([key, value]) => parseLost(key, value))
         .filter((record) => record.network === network)
     },
-    async forgetLost(sessionId) {
-      if (!store || typeof sessionId !== 'string' || !/^[0-9a-f]{64}$/.test(sessionId)) return false
-      const key = `lost:${sessionId}`
+    async forgetLost(sessionId, paymentHash) {
+      const hex32 = /^[0-9a-f]{64}$/
+      if (!store || typeof sessionId !== 'string' || !hex32.test(sessionId)) return false
+      if (paymentHash !== undefined && (typeof paymentHash !== 'string' || !hex32.test(paymentHash)))
+        return false
       const records = await readStore()
-      const record = Object.hasOwn(records, key) ? (records[key] as { network?: unknown } | null) : undefined
-      // Another network's client leaves it alone, as it leaves that network's sessions.
-      if (!record || typeof record !== 'object' || record.network !== network) return false
-      try {
-        await store.delete(key)
-      } catch (error) {
-        storeFailed(error, key, sessionId, 'delete')
-        throw new PaymentFailedError(
-          `lightning session: could not delete the lost record of session ${sessionId} from the sessionStore; it is kept (onStoreError has the store's error)`,
-          { code: 'session-store-failed' },
-        )
+      const keys = Object.keys(records).filter((key) =>
+        paymentHash === undefined
+          ? key === `lost:${sessionId}` || key.startsWith(`lost:${sessionId}:topup:`)
+          : key === lostTopUpKey(sessionId, paymentHash),
+      )
+      let deleted = false
+      for (const key of keys) {
+        const record = records[key] as { network?: unknown } | null
+        // Another network's client leaves it alone, as it leaves that network's sessions.
+        if (!record || typeof record !== 'object' || record.network !== network) continue
+        try {
+          await store.delete(key)
+        } catch (error) {
+          storeFailed(error, key, sessionId, 'delete')
+          throw new PaymentFailedError(
+            `lightning session: could not delete the lost record ${JSON.stringify(key)} of session ${sessionId} from the sessionStore; it is kept (onStoreError has the store's error)`,
+            { code: 'session-store-failed' },
+          )
+        }
+        deleted = true
       }
-      return true
+      return deleted
     },
     onReceipt(receipt, challenge) {
       // A receipt of the session: the server has it (its open went through), and consumed `challenge`
@@ -1196,6 +1400,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       return serialized(key, async () => {
         // A pending open of this server goes first: never a second deposit while a paid one waits.
         await settle(key, asked)
+        reportTopUpLost(key, 'nothing was paid now')
         if (spend) spends.set(key, spend)
         const price = BigInt(request.amount)
         const state = sessions.get(key)
@@ -1305,8 +1510,17 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         // server never had. An unconfirmed open goes through first, then a paid top-up still pending.
         parkUnconfirmed(key)
         await settle(key, asked)
-        await creditPendingTopUp(url, key, init?.signal)
-        return closeNow(url, key, init?.signal)
+        await creditPendingTopUp(key, init?.signal)
+        const response = await closeNow(url, key, init?.signal)
+        // A paid top-up its server will not credit (found now, or by a close that failed): reported once
+        // the close is answered.
+        reportTopUpLost(
+          key,
+          sessions.has(key)
+            ? `the close that followed was answered HTTP ${response.status}: the session stays open`
+            : 'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
+        )
+        return response
       })
     },
     async *stream(response, url, onEvent) {

@@ -4,7 +4,7 @@ import { type ChargeClientOptions, chargeClient } from './Charge.js'
 import { type SessionClient, type SessionClientOptions, sessionClient } from './Session.js'
 
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
-export type { SavedSession, SessionStore } from './Saved.js'
+export type { SavedLostTopUp, SavedSession, SessionStore } from './Saved.js'
 export {
   type PendingOpen,
   type SessionClient,
