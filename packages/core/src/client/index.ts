@@ -5,6 +5,7 @@ export * as Credential from '../Credential.js'
 export * from '../Errors.js'
 export * as Method from '../Method.js'
 export * as Receipt from '../Receipt.js'
+export { anySignal, untilAborted } from './Abort.js'
 export * as Client from './Client.js'
 export {
   create,

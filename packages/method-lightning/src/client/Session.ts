@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto'
 import {
+  anySignal,
   Challenge,
   ConfigurationError,
   Credential,
   type Method,
   mayHaveSettled,
   PaymentFailedError,
+  untilAborted,
 } from '@mppkit/core/client'
 import * as Invoice from '../Invoice.js'
 import { type LightningSessionRequest, session } from '../Methods.js'
@@ -135,30 +137,6 @@ function sideTimeoutOf(options: Pick<SessionClientOptions, 'sideTimeoutMs'>): nu
       `lightning session: sideTimeoutMs must be a positive, finite number of milliseconds (at most ${maxTimeoutMs})`,
     )
   return Math.ceil(ms)
-}
-
-/** A signal that aborts when any of `signals` does (`AbortSignal.any`, or its equivalent before Node 20.3). */
-function anySignal(signals: AbortSignal[]): AbortSignal {
-  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
-  const controller = new AbortController()
-  for (const signal of signals) {
-    if (signal.aborted) {
-      controller.abort(signal.reason)
-      break
-    }
-    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
-  }
-  return controller.signal
-}
-
-/** `promise`, or `signal`'s reason once it aborts (for a fetch that does not honour its signal). */
-function until<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }
 
 /** The session client method with its session controls. */
@@ -411,9 +389,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const timeout = AbortSignal.timeout(sideTimeoutMs)
     const signal = caller ? anySignal([timeout, caller]) : timeout
     try {
-      const response = await until(signal, (options.fetch ?? globalThis.fetch)(url, { ...init, signal }))
+      const response = await untilAborted(
+        signal,
+        (options.fetch ?? globalThis.fetch)(url, { ...init, signal }),
+      )
       if (!body) return response
-      const content = await until(signal, response.arrayBuffer())
+      const content = await untilAborted(signal, response.arrayBuffer())
       const whole = new Response([101, 204, 205, 304].includes(response.status) ? null : content, {
         status: response.status,
         statusText: response.statusText,

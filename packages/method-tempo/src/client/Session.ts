@@ -1,4 +1,5 @@
 import {
+  anySignal,
   Challenge,
   ConfigurationError,
   Credential,
@@ -7,6 +8,7 @@ import {
   PaymentFailedError,
   PolicyError,
   Receipt,
+  untilAborted,
 } from '@mppkit/core/client'
 import {
   type Address,
@@ -256,30 +258,6 @@ const recheckInterval = 1_000
 /** Default of {@link SessionClientOptions.sideTimeoutMs}. */
 const defaultSideTimeoutMs = 10_000
 
-/** A signal that aborts when any of `signals` does (`AbortSignal.any`, or its equivalent before Node 20.3). */
-function anySignal(signals: AbortSignal[]): AbortSignal {
-  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
-  const controller = new AbortController()
-  for (const signal of signals) {
-    if (signal.aborted) {
-      controller.abort(signal.reason)
-      break
-    }
-    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
-  }
-  return controller.signal
-}
-
-/** `promise`, or `signal`'s reason once it aborts (for a fetch that does not honour its signal). */
-function until<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
-
 /** The origin of `url` as errors name it (a side request's URL may carry a token in its path or query). */
 const originOf = (url: string) => {
   try {
@@ -360,7 +338,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     const timeout = AbortSignal.timeout(sideTimeoutMs)
     const signal = caller ? anySignal([timeout, caller]) : timeout
     try {
-      return { response: await until(signal, doFetch(url, { ...init, signal })), signal }
+      return { response: await untilAborted(signal, doFetch(url, { ...init, signal })), signal }
     } catch (error) {
       if (timeout.aborted && !caller?.aborted) return { timedOut: true }
       throw error
@@ -723,7 +701,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     if (response.status >= 300 && response.status <= 599) {
       // A refusal's problem details (read by a close answered 402) within the same time limit: a server
       // that sends the head and never the body holds nothing up; its status still tells.
-      const body = await until(sent.signal, response.arrayBuffer()).catch(() => null)
+      const body = await untilAborted(sent.signal, response.arrayBuffer()).catch(() => null)
       response = new Response(response.status === 304 ? null : body, {
         status: response.status,
         statusText: response.statusText,
