@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -338,6 +339,34 @@ export function pipeline(dependencies: Dependencies) {
   }
 
   const consumedKey = (id: string) => `${prefix}consumed:${id}`
+  const { leaseMs } = core
+
+  // The consumed mark of a challenge: `p<leaseUntil>.<fingerprint>` while its credential is verified and
+  // settled, `s` once settled (an older version's `1` reads as settled). The fingerprint is the
+  // credential's, so that only a retry of the very same credential may take over a mark whose attempt
+  // never settled: one whose store write or reply was lost (the client got a 503), or whose process
+  // stopped. Such a mark is taken over once its lease has run out (compare-and-set: one retry wins),
+  // as an Idempotency-Key record is; until then the same credential is refused as used, as any
+  // concurrent duplicate is. Without this, one lost reply from the store would leave a paid credential
+  // "already used" for good, though nothing settled.
+  const pendingMark = (token: string) =>
+    `p${core.now() + leaseMs}.${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`
+  const takesOver = (mark: string, pending: string): boolean => {
+    if (mark.charCodeAt(0) !== 112 /* p */) return false
+    const dot = mark.indexOf('.')
+    if (dot < 0 || mark.slice(dot) !== pending.slice(pending.indexOf('.'))) return false
+    const leaseUntil = Number(mark.slice(1, dot))
+    return Number.isFinite(leaseUntil) && leaseUntil <= core.now()
+  }
+  /** Claims the challenge's consumed mark for this credential: true when this attempt may settle. */
+  const claimConsumed = async (key: string, token: string, ttl: number): Promise<boolean> => {
+    const pending = pendingMark(token)
+    if (await store.putIfAbsent(key, pending, ttl)) return true
+    const mark = await store.get(key)
+    // Gone since (its TTL ran out): claim it afresh, once.
+    if (mark === undefined) return store.putIfAbsent(key, pending, ttl)
+    return takesOver(mark, pending) && store.compareAndSet(key, mark, pending, ttl)
+  }
 
   // "A credential is consumed exactly once, even when submitted concurrently." (§11.6) A method may
   // waive this for payloads that can only take effect once by themselves (see reusesChallenge).
@@ -356,7 +385,7 @@ export function pipeline(dependencies: Dependencies) {
         const outcome = continued(state, await idempotency.claim(state.binding))
         if (outcome) return outcome
       }
-      if (!reuses && !(await store.putIfAbsent(consumedKey(echoed.id), '1', ttl))) {
+      if (!reuses && !(await claimConsumed(consumedKey(echoed.id), state.token, ttl))) {
         if (state.binding) await store.delete(state.binding.key)
         return (
           methodProblem(state, 'consumed') ??
@@ -397,7 +426,9 @@ export function pipeline(dependencies: Dependencies) {
       // safe): release the challenge so the client can retry the same credential after a transient
       // failure.
       const consumed = PaymentError.is(cause) && cause.consumed === true
-      if (!reuses && !consumed) await store.delete(consumedKey(echoed.id)).catch(() => {})
+      // A failed delete leaves the mark pending: the same credential takes it over once its lease ends.
+      if (!reuses && !consumed)
+        await store.delete(consumedKey(echoed.id)).catch((failure) => core.report(failure, 'store'))
       // The key's record is released either way: no receipt was recorded, so there is nothing to replay
       // or serve, and a retry with the key gets the answer a retry without it gets (the released
       // challenge settles; a consumed one is refused as used) rather than a 409 until the lease ends.
@@ -411,6 +442,13 @@ export function pipeline(dependencies: Dependencies) {
         detail: `The ${definition.name} rail is unavailable.`,
         reason: 'rail-unavailable',
       })
+    }
+    // Settled: the mark says so, for good (not awaited: its lease keeps it from being taken over until
+    // the write lands; a failed write is reported, and the method's own replay guard is then what
+    // stands against the same credential after the lease).
+    if (!reuses) {
+      const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
+      store.set(consumedKey(echoed.id), 's', ttl).catch((failure) => core.report(failure, 'store'))
     }
     // Settled from here on: nothing may turn this request into a 503 ("nothing was charged", and a retry
     // is then refused as already used). A method's receipt fields that cannot be copied or serialized

@@ -154,7 +154,10 @@ export function create(core: Core) {
    * gets.
    */
   const release = (binding: Binding | undefined): Promise<void> =>
-    binding ? store.delete(binding.key).catch(() => {}) : Promise.resolve()
+    binding
+      ? // A failed delete leaves the record pending: a retry takes it over once its lease ends.
+        store.delete(binding.key).catch((cause) => core.report(cause, 'store'))
+      : Promise.resolve()
 
   return { bind, lookup, claim, record, release, keyReused }
 }

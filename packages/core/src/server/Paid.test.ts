@@ -77,6 +77,48 @@ describe('Paid.finalize', () => {
     expect(runs).toBe(1)
     expect(rail.settlements()).toBe(1)
   })
+  it('a paid body that fails while it is buffered for the record: a 500 problem, reported, and the retry with the key serves it once', async () => {
+    const rail = createTestRail()
+    const reported: string[] = []
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [rail.server()],
+      logger: false,
+      onError: (_error, { phase }) => reported.push(phase),
+    })
+    let runs = 0
+    const handler = server.protect({ offers: [offer] }, () => {
+      runs++
+      const attempt = runs
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (attempt === 1) controller.error(new Error('upstream reset'))
+          else {
+            controller.enqueue(new TextEncoder().encode('{"report":1}'))
+            controller.close()
+          }
+        },
+      })
+      return new Response(body, { headers: { 'content-type': 'application/json' } })
+    })
+    const [challenge] = Challenge.parseAll((await handler(new Request(url))).headers.get('www-authenticate')!)
+    const { payload } = await rail
+      .client()
+      .createPayload({ challenge: challenge!, request: challenge!.request as never, url })
+    const authorization = Credential.format({ challenge: challenge!, payload })
+    const send = () => handler(new Request(url, { headers: { authorization, 'idempotency-key': 'order-9' } }))
+    const first = await send()
+    expect(first.status).toBe(500)
+    expect(first.headers.get('content-type')).toContain('application/problem+json')
+    expect(JSON.stringify(await first.json())).not.toContain('upstream reset')
+    expect(reported).toEqual(['handler'])
+    const retry = await send()
+    expect(retry.status).toBe(200)
+    expect(await retry.text()).toBe('{"report":1}')
+    expect(retry.headers.get('payment-receipt')).not.toBeNull()
+    expect(rail.settlements()).toBe(1)
+  })
 })
 
 describe('Paid.decorate', () => {

@@ -175,9 +175,16 @@ export class Paid {
     if (out.status >= 500) await this.#recordFailed()
     else if (IdempotencyCache.isStreamed(out)) await this.delivered('streamed')
     else {
-      const { stored, response: replayable } = await IdempotencyCache.snapshot(out)
-      out = replayable
-      await this.delivered(stored)
+      let snapshot: Awaited<ReturnType<typeof IdempotencyCache.snapshot>>
+      try {
+        snapshot = await IdempotencyCache.snapshot(out)
+      } catch (cause) {
+        // The handler's body failed while it was buffered for the record: nothing was delivered, so it
+        // is recorded as failed (a retry with the key serves the payment again) and reported.
+        return this.fail(cause)
+      }
+      out = snapshot.response
+      await this.delivered(snapshot.stored)
     }
     return out
   }

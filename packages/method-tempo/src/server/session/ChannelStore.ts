@@ -662,6 +662,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
     /** The channel's on-chain `settled`: spent is counted from at least it (see `spend`). */
     settled = 0n,
   ): Promise<Balance> => {
+    // A negative cost would lower `spent` and serve again what a used voucher already paid for.
+    if (cost < 0n) throw new RangeError('tempo session: a deduction cannot be negative')
     let acceptedNow = justAccepted ? BigInt(justAccepted.amount) : await accepted(s, channelId)
     if (cost === 0n) return { ok: true, spent: await spentOf(s, channelId), accepted: acceptedNow }
     let result = await spend(s, channelId, cost, acceptedNow, settled)

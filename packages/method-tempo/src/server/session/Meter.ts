@@ -1,4 +1,4 @@
-import type { Store } from '@mppkit/core'
+import { ConfigurationError, type Store } from '@mppkit/core'
 import type { Hex } from 'viem'
 import type { Balance, ChannelStore } from './ChannelStore.js'
 
@@ -8,6 +8,7 @@ export type SessionMeter = {
   /**
    * Deducts `units × amount` from the channel balance; false (and nothing deducted) when it is short, or
    * the channel is closing (a cooperative close, a forced close requested by the payer) or finalized.
+   * Throws `ConfigurationError` for a negative or fractional number of units.
    */
   charge(units?: number): Promise<boolean>
   /** Current accounting state. */
@@ -20,6 +21,13 @@ export type SessionMeter = {
 }
 
 const max = (a: bigint, b: bigint) => (a > b ? a : b)
+
+/** A number of units as the meter takes it: a whole number, 0 or more (a negative one would give credit). */
+function unitsOf(units: unknown, what: string): bigint {
+  if (typeof units !== 'number' || !Number.isSafeInteger(units) || units < 0)
+    throw new ConfigurationError(`tempo session: ${what} takes a whole number of units, 0 or more`)
+  return BigInt(units)
+}
 
 /**
  * The session-specific receipt fields (draft-tempo-session-00 §11 Receipts).
@@ -110,8 +118,9 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
   const meter: SessionMeter = {
     channelId,
     async charge(units = 1) {
+      const cost = price * unitsOf(units, 'charge(units)')
       if (!(await serving())) return false
-      return (await channels.deduct(s, channelId, price * BigInt(units))).ok
+      return (await channels.deduct(s, channelId, cost)).ok
     },
     async state() {
       const channel = await channels.cachedChannel(s, channelId)
@@ -122,7 +131,7 @@ export function createMeter(parameters: MeterParameters): SessionMeter {
       }
     },
     sse(chunks, sseOptions = {}) {
-      const cost = price * BigInt(sseOptions.unitsPerChunk ?? 1)
+      const cost = price * unitsOf(sseOptions.unitsPerChunk ?? 1, 'sse({ unitsPerChunk })')
       const encoder = new TextEncoder()
       let units = 0
       let cancelled = false
