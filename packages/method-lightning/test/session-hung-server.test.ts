@@ -439,6 +439,135 @@ describe('lightning/session: a server that accepts and never answers (sideTimeou
     expect(sessions.sessions.has('https://deaf.test')).toBe(true)
   })
 
+  it("closeAll closes different servers at once: a hung server holds up neither another's close nor its refund; its session is kept, and a later closeAll closes it", async () => {
+    const serverA = await hungServer('a.test')
+    const serverB = await hungServer('b.test')
+    const path = join(dir, 'close-all.json')
+    const { store, sessions, client } = process_(path, 2_000)
+    const sessionA = referenceOf(await client.fetch(serverA.url))
+    const sessionB = referenceOf(await client.fetch(serverB.url))
+    // A's first: one close after the other would wait for A's to time out before B's is sent.
+    expect([...sessions.sessions.keys()]).toEqual([serverA.origin, serverB.origin])
+    const balanceBefore = await payerBalance()
+
+    serverA.hang()
+    const started = Date.now()
+    const closing = sessions.closeAll()
+    // B is closed, and its refund (deposit 10, 1 spent) back with the payer, long before A's close (2 s)
+    // times out.
+    await within(
+      1_500,
+      "B's close",
+      (async () => {
+        while (sessions.sessions.has(serverB.origin)) await new Promise((resolve) => setTimeout(resolve, 10))
+      })(),
+    )
+    await expect.poll(async () => (await payerBalance()) - balanceBefore, { timeout: 1_000 }).toBe(9)
+    expect(Date.now() - started).toBeLessThan(1_900)
+    expect(await settlesWithin(0, closing)).toBe(false)
+    expect(Object.keys(readSaved(path))).toEqual([serverA.origin])
+
+    // A's close ends at its time limit: its outcome unknown, the session (and its record) kept.
+    const results = await within(5_000, 'closeAll', closing)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
+    expect(results.map(({ sessionId, closed }) => ({ sessionId, closed }))).toEqual([
+      { sessionId: sessionA, closed: false },
+      { sessionId: sessionB, closed: true },
+    ])
+    expect(results[0]!.url).toBe(serverA.url)
+    expect(results[0]!.response).toBeUndefined()
+    expect(results[0]!.error).toBeInstanceOf(PaymentFailedError)
+    expect((results[0]!.error as PaymentFailedError).code).toBe('session-side-timeout')
+    expect((results[0]!.error as Error).message).toContain(`the close of session ${sessionA}`)
+    expect(results[1]!.error).toBeUndefined()
+    expect(await results[1]!.response!.json()).toMatchObject({ status: 'closed', refundSats: 9 })
+    expect(serverA.seen('close')).toBe(0)
+    expect(sessions.sessions.get(serverA.origin)?.sessionId).toBe(sessionA)
+    expect(Object.keys(readSaved(path))).toEqual([serverA.origin])
+
+    // A answers again: the next closeAll closes it (refunded), and nothing is left.
+    await serverA.forward()
+    const again = await sessions.closeAll()
+    expect(again).toEqual([expect.objectContaining({ sessionId: sessionA, closed: true })])
+    expect(again[0]!.error).toBeUndefined()
+    expect(readSaved(path)).toEqual({})
+    await expect.poll(async () => (await payerBalance()) - balanceBefore).toBe(18)
+    expect(await sessions.closeAll()).toEqual([])
+    store.close()
+  })
+
+  it('closeAll closes at most 4 servers at once, each result in the order of sessions', async () => {
+    const ids: string[] = []
+    const records: Record<string, unknown> = {}
+    for (let i = 1; i <= 6; i++) {
+      const preimage = randomBytes(32).toString('hex')
+      const sessionId = createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex')
+      ids.push(sessionId)
+      records[`https://s${i}.test`] = {
+        v: 1,
+        network: 'regtest',
+        sessionId,
+        preimage,
+        realm: `s${i}.test`,
+        deposit: '10',
+        spent: '1',
+        price: '1',
+        url: `https://s${i}.test/generate`,
+        opened: true,
+      }
+    }
+    // Servers that accept and never answer: each request ends at its time limit (its signal aborted).
+    let inFlight = 0
+    let most = 0
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      sideTimeoutMs: 300,
+      fetch: ((_input: RequestInfo | URL, init?: RequestInit) => {
+        most = Math.max(most, ++inFlight)
+        return new Promise<Response>((_, reject) =>
+          init!.signal!.addEventListener(
+            'abort',
+            () => {
+              inFlight--
+              reject(init!.signal!.reason)
+            },
+            { once: true },
+          ),
+        )
+      }) as typeof fetch,
+      sessionStore: {
+        load: async () => records as never,
+        save: async () => {},
+        delete: async () => {},
+      },
+    })
+    // Each restored session's check times out (all at once): the sessions are kept.
+    expect((await within(3_000, 'restore()', sessions.restore())).map((state) => state.sessionId)).toEqual(
+      ids,
+    )
+    expect(inFlight).toBe(0)
+    most = 0
+    const started = Date.now()
+    const results = await within(5_000, 'closeAll', sessions.closeAll())
+    const elapsed = Date.now() - started
+    // Four at once, then the last two: two rounds of the time limit, not six (nor one).
+    expect(most).toBe(4)
+    expect(elapsed).toBeGreaterThanOrEqual(590)
+    expect(elapsed).toBeLessThan(1_500)
+    expect(results.map((result) => result.sessionId)).toEqual(
+      [...sessions.sessions.values()].map((s) => s.sessionId),
+    )
+    expect(results.map((result) => result.sessionId).sort()).toEqual([...ids].sort())
+    for (const result of results) {
+      expect(result.closed).toBe(false)
+      expect((result.error as PaymentFailedError).code).toBe('session-side-timeout')
+      const { preimage } = records[new URL(result.url).origin] as { preimage: string }
+      expect((result.error as Error).message).not.toContain(preimage)
+    }
+    expect(sessions.sessions.size).toBe(6)
+  })
+
   it('sideTimeoutMs must be a positive, finite number of milliseconds', () => {
     const lnd = lndFor(network.info.nodes.payer)
     for (const sideTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '1000'])

@@ -569,3 +569,199 @@ describe('lightning/session: a close waits for what the server has not taken yet
     store.close()
   })
 })
+
+describe('lightning/session: abandonPending, giving up a paid open its server never takes', () => {
+  it('moves it to lost:<sessionId> with its proof: no longer sent again (after a restart neither), listed by lost(), deleted only by forgetLost; its server is free for a new session', async () => {
+    const handlers = { [a]: server('a.test'), [b]: server('b.test') }
+    const network_ = net(handlers)
+    const path = join(dir, 'abandon.json')
+    const first = process_(network_.fetch, path)
+    const sessionB = referenceOf(await first.client.fetch(urlB))
+    await expect.poll(() => readSaved(path)[b]?.opened).toBe(true)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    network_.failing.delete(a)
+    const savedA = readSaved(path)[a]!
+    expect(savedA.opened).toBe(false)
+    first.store.close()
+
+    // A is gone: its open waits in `pending`, sent again by every restore.
+    network_.down.add(a)
+    const second = process_(network_.fetch, path)
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([sessionB])
+    expect(second.sessions.pending.get(a)?.sessionId).toBe(savedA.sessionId)
+    const opensBefore = network_.opens(a)
+    const invoicesBefore = await paidInvoices()
+
+    // Only a pending open is given up: not an open session, not an unknown id.
+    expect(await second.sessions.abandonPending(sessionB)).toBeUndefined()
+    expect(await second.sessions.abandonPending(savedA.preimage)).toBeUndefined()
+    expect(await second.sessions.abandonPending(42 as unknown as string)).toBeUndefined()
+    expect(second.sessions.sessions.get(b)?.sessionId).toBe(sessionB)
+    expect(Object.keys(readSaved(path)).sort()).toEqual([a, b].sort())
+
+    // Given up: its record, preimage included, moved whole to lost:<sessionId>.
+    const record = await second.sessions.abandonPending(savedA.sessionId)
+    expect(record).toEqual(savedA)
+    expect(second.sessions.pending.size).toBe(0)
+    expect(readSaved(path)).toEqual({ [b]: readSaved(path)[b], [`lost:${savedA.sessionId}`]: savedA })
+    expect(await second.sessions.lost()).toEqual([savedA])
+    expect(await second.sessions.abandonPending(savedA.sessionId)).toBeUndefined()
+    // Never sent again, nor reported as a loss it did not find: the restore resolves.
+    expect((await second.sessions.restore()).map((state) => state.sessionId)).toEqual([sessionB])
+    expect(network_.opens(a)).toBe(opensBefore)
+
+    // A back (having lost everything): the next payment there opens a new session (a new deposit), and
+    // the abandoned open is not sent first.
+    handlers[a] = server('a.test', 'lightning-session-pending-a-reset-0123456789')
+    network_.down.delete(a)
+    const openedA = await second.client.fetch(urlA)
+    expect(openedA.status).toBe(200)
+    const sessionA = referenceOf(openedA)
+    expect(sessionA).not.toBe(savedA.sessionId)
+    expect(network_.opens(a)).toBe(opensBefore + 1)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    await expect.poll(() => readSaved(path)[a]?.opened).toBe(true)
+    second.store.close()
+
+    // Restarted: the lost record is listed, never restored nor sent.
+    const third = process_(network_.fetch, path)
+    expect((await third.sessions.restore()).map((state) => state.sessionId).sort()).toEqual(
+      [sessionA, sessionB].sort(),
+    )
+    expect(third.sessions.pending.size).toBe(0)
+    expect(network_.opens(a)).toBe(opensBefore + 1)
+    expect(await third.sessions.lost()).toEqual([savedA])
+    expect(await third.sessions.forgetLost(savedA.sessionId)).toBe(true)
+    expect(await third.sessions.lost()).toEqual([])
+    expect((await third.sessions.close(urlA)).status).toBe(200)
+    expect((await third.sessions.close(urlB)).status).toBe(200)
+    expect(readSaved(path)).toEqual({})
+    third.store.close()
+  })
+
+  it('waits for an attempt at the open under way: one that gets through is not given up', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const path = join(dir, 'abandon-racing.json')
+    const first = process_(network_.fetch, path)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    const savedA = readSaved(path)[a]!
+    first.store.close()
+
+    network_.failing.set(a, 503)
+    const second = process_(network_.fetch, path)
+    expect(await second.sessions.restore()).toEqual([])
+    expect(second.sessions.pending.get(a)?.reason).toBe('the server answered 503')
+    // The server takes opens again; the restore's attempt is held on its way there.
+    network_.failing.delete(a)
+    const release = network_.hold()
+    const opens = network_.opens(a)
+    const restoring = second.sessions.restore()
+    await expect.poll(() => network_.opens(a)).toBe(opens + 1)
+    const abandoning = second.sessions.abandonPending(savedA.sessionId)
+    release()
+    expect(await abandoning).toBeUndefined()
+    expect((await restoring).map((state) => state.sessionId)).toEqual([savedA.sessionId])
+    expect(second.sessions.pending.size).toBe(0)
+    expect(readSaved(path)).toEqual({
+      [a]: expect.objectContaining({ sessionId: savedA.sessionId, opened: true }),
+    })
+    expect(await second.sessions.lost()).toEqual([])
+    expect((await second.sessions.close(urlA)).status).toBe(200)
+    second.store.close()
+  })
+
+  it('gives nothing up when the store cannot save or move its record: rejects session-store-failed, the open still pending, its record kept', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const path = join(dir, 'abandon-store.json')
+    const first = process_(network_.fetch, path)
+    network_.failing.set(a, 'throw')
+    await expect(first.client.fetch(urlA)).rejects.toThrow()
+    const savedA = readSaved(path)[a]!
+    first.store.close()
+
+    const file = fileSessionStore(path)
+    const broken = { save: true, delete: false }
+    const told: { operation: string; key: string; sessionId: string }[] = []
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: network_.fetch,
+      sessionStore: {
+        load: () => file.load(),
+        save: async (key, value) => {
+          if (broken.save && key.startsWith('lost:')) throw new Error(`disk full ${JSON.stringify(value)}`)
+          return file.save(key, value)
+        },
+        delete: async (key) => {
+          if (broken.delete) throw new Error('read-only')
+          return file.delete(key)
+        },
+      },
+      onStoreError: (_error, info) => told.push(info),
+    })
+    expect(await sessions.restore()).toEqual([])
+    expect(sessions.pending.has(a)).toBe(true)
+    const lostKey = `lost:${savedA.sessionId}`
+
+    const unsaved = await sessions.abandonPending(savedA.sessionId).catch((caught: unknown) => caught)
+    expect(unsaved).toBeInstanceOf(PaymentFailedError)
+    expect((unsaved as PaymentFailedError).code).toBe('session-store-failed')
+    expect((unsaved as Error).message).toBe(
+      `lightning session: could not move the pending open of session ${savedA.sessionId} (${a}) to "${lostKey}" in the sessionStore (could not save "${lostKey}"); it stays pending, its record kept (onStoreError has the store's error)`,
+    )
+    expect((unsaved as Error).message).not.toContain(savedA.preimage)
+    expect(told).toEqual([{ operation: 'save', key: lostKey, sessionId: savedA.sessionId }])
+    expect(sessions.pending.get(a)?.sessionId).toBe(savedA.sessionId)
+    expect(readSaved(path)).toEqual({ [a]: savedA })
+
+    // Saved, but the live record cannot be deleted: still pending (a restart would read it back as such).
+    broken.save = false
+    broken.delete = true
+    const undeleted = await sessions.abandonPending(savedA.sessionId).catch((caught: unknown) => caught)
+    expect((undeleted as PaymentFailedError).code).toBe('session-store-failed')
+    expect((undeleted as Error).message).toContain(`(could not delete "${a}")`)
+    expect(told.at(-1)).toEqual({ operation: 'delete', key: a, sessionId: savedA.sessionId })
+    expect(sessions.pending.has(a)).toBe(true)
+    expect(readSaved(path)).toEqual({ [a]: savedA, [lostKey]: savedA })
+
+    broken.delete = false
+    expect(await sessions.abandonPending(savedA.sessionId)).toEqual(savedA)
+    expect(sessions.pending.size).toBe(0)
+    expect(readSaved(path)).toEqual({ [lostKey]: savedA })
+    file.close()
+  })
+
+  it('without a sessionStore: the record returned (its preimage the proof of the deposit) is all that is left; the server is free for a new session', async () => {
+    const network_ = net({ [a]: server('a.test') })
+    const sessions = sessionClient({
+      lnd: lndFor(network.info.nodes.payer),
+      network: 'regtest',
+      fetch: network_.fetch,
+    })
+    const client = createClient({
+      methods: [sessions],
+      fetch: network_.fetch,
+      policy: { maxDeposit: { sat: 100n } },
+    })
+    network_.failing.set(a, 503)
+    expect((await client.fetch(urlA)).status).toBe(503)
+    const { sessionId, preimage } = sessions.sessions.get(a)!
+    await expect(sessions.close(urlA)).rejects.toMatchObject({ code: 'session-open-pending' })
+    expect(sessions.pending.get(a)?.sessionId).toBe(sessionId)
+
+    const record = await sessions.abandonPending(sessionId)
+    expect(record).toMatchObject({ sessionId, preimage, url: urlA, deposit: '10', opened: false })
+    expect(sessions.pending.size).toBe(0)
+    expect(await sessions.lost()).toEqual([])
+    // The server takes opens again: a new session, the abandoned open never sent.
+    network_.failing.delete(a)
+    const opens = network_.opens(a)
+    const opened = await client.fetch(urlA)
+    expect(opened.status).toBe(200)
+    expect(referenceOf(opened)).not.toBe(sessionId)
+    expect(network_.opens(a)).toBe(opens + 1)
+    expect((await sessions.close(urlA)).status).toBe(200)
+  })
+})

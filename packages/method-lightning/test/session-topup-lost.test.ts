@@ -76,10 +76,20 @@ const actionOf = (request: Request) => {
 
 /**
  * The network to `handler`: while `down`, every topUp credential is answered `status` (503 unless told)
- * before it gets there; while `closes.down`, no close credential gets there (the fetch fails).
+ * before it gets there; while `closes.down`, no close credential gets there (the fetch fails). While
+ * `topUps.unacknowledged` is set, every topUp credential is answered 200 with another body than the
+ * spec's `{"status":"ok"}`: `'unsent'`, before it gets there (a captive portal's page); `'credited'`, once
+ * the server has answered it (its answer replaced on the way back). `answers` lists the server's own
+ * answers to topUp credentials (status and body).
  */
 function net(handler: (request: Request) => Promise<Response>) {
-  const topUps = { down: false, status: 503, sent: 0 }
+  const topUps = {
+    down: false,
+    status: 503,
+    sent: 0,
+    unacknowledged: undefined as 'unsent' | 'credited' | undefined,
+    answers: [] as { status: number; body: unknown }[],
+  }
   const closes = { down: false }
   const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input, init)
@@ -87,6 +97,12 @@ function net(handler: (request: Request) => Promise<Response>) {
     if (actionOf(request) === 'topUp') {
       topUps.sent++
       if (topUps.down) return Response.json({ title: 'unavailable' }, { status: topUps.status })
+      if (topUps.unacknowledged === 'unsent')
+        return new Response('<html>Welcome</html>', { status: 200, headers: { 'content-type': 'text/html' } })
+      const answer = await handler(request)
+      topUps.answers.push({ status: answer.status, body: await answer.clone().json() })
+      if (topUps.unacknowledged === 'credited') return Response.json({ credited: true }, { status: 200 })
+      return answer
     }
     return handler(request)
   }) as typeof globalThis.fetch
@@ -413,6 +429,103 @@ describe('lightning/session: a paid top-up its server will never credit', () => 
     expect(error?.message).not.toContain(pending.preimage)
     expect(await refunded()).toBe(refundsBefore + 9)
     expect(await process.sessions.lost()).toEqual([])
+  })
+})
+
+describe('lightning/session: a top-up answered 2xx without {"status":"ok"}', () => {
+  const unacknowledged =
+    'its server answered HTTP 200 without the {"status":"ok"} body that acknowledges the credit'
+
+  it('is not taken for credited: topUp rejects session-topup-pending, the top-up stays pending with its preimage, is sent again and never paid again, holds the close back, and counts in the refund once credited', async () => {
+    const { fetch, topUps } = net(server())
+    const path = join(dir, 'unacknowledged.json')
+    const { sessions, client, close } = process_(fetch, path)
+    expect((await client.fetch(urlA)).status).toBe(200)
+    const { sessionId, preimage: depositPreimage } = sessions.sessions.get(a)!
+    const invoicesBefore = await paidInvoices()
+
+    // Answered 200 with a page that is not the spec's answer (it never reached the server).
+    topUps.unacknowledged = 'unsent'
+    const error = await failure(sessions.topUp(urlA))
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error?.code).toBe('session-topup-pending')
+    expect(error?.message).toBe(
+      `lightning session: the top-up of 10 sat of session ${sessionId} (${a}) is paid but ${unacknowledged}: its outcome is unknown; it is kept pending and sent again (never paid again) by the next top-up, payment or close to this server`,
+    )
+    const pending = sessions.sessions.get(a)!.pendingTopUp!
+    for (const secret of [pending.preimage, depositPreimage]) expect(error?.message).not.toContain(secret)
+    // Not credited: the deposit as it was; the top-up kept pending, its preimage saved.
+    expect(sessions.sessions.get(a)?.deposit).toBe(10n)
+    expect(readSaved(path)[a]).toMatchObject({
+      deposit: '10',
+      pendingTopUp: { preimage: pending.preimage, sats: '10', url: urlA },
+    })
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    expect(topUps.sent).toBe(1)
+
+    // A second top-up sends the same one again: nothing paid.
+    expect((await failure(sessions.topUp(urlA)))?.code).toBe('session-topup-pending')
+    expect(topUps.sent).toBe(2)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    // The close is held back (it would refund the deposit without the top-up), the session kept.
+    const refundsBefore = await refunded()
+    const held = await failure(sessions.close(urlA))
+    expect(held?.code).toBe('session-topup-pending')
+    expect(held?.message).toContain(
+      `its top-up of 10 sat is paid but its server has not credited it (${unacknowledged})`,
+    )
+    expect(held?.message).not.toContain(pending.preimage)
+    expect(topUps.sent).toBe(3)
+    expect(topUps.answers).toEqual([])
+    expect(sessions.sessions.has(a)).toBe(true)
+    expect(await refunded()).toBe(refundsBefore)
+    expect(await sessions.lost()).toEqual([])
+
+    // Through again: the close sends it first (credited once), then closes: 10 + 10 - 1 refunded.
+    topUps.unacknowledged = undefined
+    expect(await (await sessions.close(urlA)).json()).toMatchObject({ status: 'closed', refundSats: 19 })
+    expect(topUps.answers).toEqual([{ status: 200, body: { status: 'ok' } }])
+    expect(await refunded()).toBe(refundsBefore + 19)
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    expect(readSaved(path)).toEqual({})
+    close()
+  })
+
+  it('credited by the server, its answer replaced: the payment whose auto top-up it was fails typed; the next one sends it again, the server answers it as before, and it is credited once', async () => {
+    const { fetch, topUps } = net(server({ amount: '10' }))
+    const path = join(dir, 'unacknowledged-credited.json')
+    const { sessions, client, close } = process_(fetch, path)
+    // 10 sat a request on a deposit of 10: the second request needs a top-up.
+    expect((await client.fetch(urlA)).status).toBe(200)
+    const { sessionId } = sessions.sessions.get(a)!
+    const invoicesBefore = await paidInvoices()
+    topUps.unacknowledged = 'credited'
+    const error = await failure(client.fetch(urlA))
+    expect(error?.code).toBe('session-topup-pending')
+    expect(error?.message).toContain(
+      `the top-up of 10 sat of session ${sessionId} (${a}) is paid but ${unacknowledged}`,
+    )
+    // The server credited it (and said so); the client did not hear it.
+    expect(topUps.answers).toEqual([{ status: 200, body: { status: 'ok' } }])
+    expect(sessions.sessions.get(a)).toMatchObject({ deposit: 10n, spent: 10n })
+    expect(readSaved(path)[a]).toMatchObject({ pendingTopUp: { sats: '10' } })
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+
+    // The next payment sends the same top-up again: its server answers it as it did ("MUST return the
+    // original HTTP response"), credited once; no second invoice paid.
+    topUps.unacknowledged = undefined
+    expect((await client.fetch(urlA)).status).toBe(200)
+    expect(topUps.answers).toEqual([
+      { status: 200, body: { status: 'ok' } },
+      { status: 200, body: { status: 'ok' } },
+    ])
+    expect(sessions.sessions.get(a)).toMatchObject({ deposit: 20n, spent: 20n })
+    expect(readSaved(path)[a]).not.toHaveProperty('pendingTopUp')
+    expect(await paidInvoices()).toBe(invoicesBefore + 1)
+    // Credited once: 20 deposited, 20 spent, nothing to refund.
+    expect(await (await sessions.close(urlA)).json()).toMatchObject({ status: 'closed', refundSats: 0 })
+    expect(await sessions.lost()).toEqual([])
+    close()
   })
 })
 

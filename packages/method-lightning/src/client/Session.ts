@@ -95,7 +95,8 @@ export type SessionState = {
   /** The last challenge this session answered (a close presents itself on it to get a close challenge). */
   challenge?: Challenge.Challenge
   /**
-   * A top-up paid whose credit the server has not confirmed (it answered 503, or not at all): sent again
+   * A top-up paid whose credit the server has not confirmed (it answered 503, a 2xx without
+   * `{"status":"ok"}`, or not at all): sent again
    * before any new deposit invoice is paid, to `url`, the URL its challenge came from (a server pins a
    * challenge to its resource). Its preimage is a secret, never logged.
    */
@@ -122,10 +123,34 @@ export type PendingOpen = {
   reason: string
 }
 
+/** The outcome of closing one session in {@link SessionClient.closeAll}. */
+export type CloseResult = {
+  sessionId: string
+  /** The URL the session was opened on (its close goes there). */
+  url: string
+  /**
+   * Whether the session is closed: its server answered the close with the close body (or said it had
+   * closed the session already, its refund sent then, or has no such session), and this client no longer
+   * holds it (its record deleted). Otherwise it is still held (or, its open unconfirmed, in {@link SessionClient.pending}), and
+   * a later close finishes it.
+   */
+  closed: boolean
+  /** The server's answer to the close, when there was one. */
+  response?: Response
+  /**
+   * What {@link SessionClient.close} rejected with, as it would have: e.g. `session-side-timeout` (its
+   * server did not answer in time: its outcome unknown), `session-open-pending`, `session-topup-pending`,
+   * or `session-topup-lost` (with `closed` true when the session was closed all the same).
+   */
+  error?: unknown
+}
+
 /** Attempts at sending a paid top-up while the server answers 503 (then it stays pending). */
 const topUpAttempts = 3
 /** Default of {@link SessionClientOptions.sideTimeoutMs}. */
 const defaultSideTimeoutMs = 10_000
+/** Servers {@link SessionClient.closeAll} closes at once. */
+const closeConcurrency = 4
 /** The longest time limit a timer takes (2^31 - 1 ms, about 24.8 days). */
 const maxTimeoutMs = 2_147_483_647
 
@@ -158,9 +183,17 @@ export type SessionClient = Method.Client<typeof session> & {
    * proof of payment is kept in the `sessionStore` (see {@link SessionClient.lost}). A payment whose
    * automatic top-up is lost so fails the same way.
    *
+   * Only a 2xx with the spec's body (`{"status":"ok"}`) counts as credited. Any other 2xx (a captive
+   * portal's page, a proxy's, a route that never read the credential) leaves its outcome unknown: it
+   * rejects with a `PaymentFailedError` (code `session-topup-pending`), and the top-up stays pending with
+   * its preimage (in the `sessionStore` too), sent again (never paid again) by the next `topUp`, payment
+   * or `close` to that server, as one answered 503. A payment whose automatic top-up is so answered fails
+   * the same way.
+   *
    * @example
    * ```ts
    * await sessions.topUp(url).catch((error) => {
+   *   if (error instanceof PaymentFailedError && error.code === 'session-topup-pending') console.warn(error.message)
    *   if (error instanceof PaymentFailedError && error.code === 'session-topup-lost') console.error(error.message)
    * })
    * ```
@@ -178,7 +211,7 @@ export type SessionClient = Method.Client<typeof session> & {
    * `session-open-pending`) and the session moves to {@link SessionClient.pending} (its record kept; never
    * taken for closed on a `session-not-found`, which may only mean the open did not get through). A paid
    * top-up still pending is sent again (never paid again): while the server cannot take it (5xx,
-   * unreachable, no answer in time), the close fails with a `PaymentFailedError` (code
+   * unreachable, no answer in time, a 2xx without `{"status":"ok"}`), the close fails with a `PaymentFailedError` (code
    * `session-topup-pending`), the session and its record kept (a close would refund the deposit without
    * it).
    *
@@ -204,6 +237,24 @@ export type SessionClient = Method.Client<typeof session> & {
    * ```
    */
   close(url: string, options?: { signal?: AbortSignal }): Promise<Response>
+  /**
+   * Closes every session this client holds (those in `sessions`, once the `sessionStore` is read and its
+   * sessions checked), each as {@link SessionClient.close} does (e.g. when an agent is done): one result
+   * per session, in the order of `sessions`, a failure reported in its result rather than thrown, so the
+   * other sessions are still closed. Different servers are closed at once, up to 4 at a time: a server that
+   * does not answer holds up only its own session's close (each of its requests within `sideTimeoutMs`),
+   * never the others' closes and refunds. A session whose close failed stays held (and saved) for a
+   * later close; its server also closes it after its idle timeout, refunding the return invoice. Sessions
+   * whose open is pending ({@link SessionClient.pending}) are not in `sessions`: `close(url)` sends their
+   * open again first, `abandonPending` gives them up.
+   *
+   * @example
+   * ```ts
+   * for (const { sessionId, closed, error } of await sessions.closeAll())
+   *   if (!closed) console.warn(sessionId, error instanceof Error ? error.message : 'not closed')
+   * ```
+   */
+  closeAll(options?: { signal?: AbortSignal }): Promise<CloseResult[]>
   /**
    * Reads back the sessions `sessionStore` kept into `sessions` (the store is read once; the first
    * payment does it too) and returns the sessions restored so far that are still held (in `sessions`, in
@@ -249,14 +300,14 @@ export type SessionClient = Method.Client<typeof session> & {
    * Sessions whose deposit is paid but whose open their server has not taken yet, by session key:
    * restored ones (see `restore`), and those of this process a `close` found unconfirmed and could not
    * get through. Read-only: each is sent again by `restore()` and before a payment, `topUp` or `close`
-   * to its server; once it gets through it moves to `sessions` (or, when it can never be sent, to the
-   * store's lost records).
+   * to its server; once it gets through it moves to `sessions` (or, when it can never be sent or
+   * {@link SessionClient.abandonPending} gives it up, to the store's lost records).
    */
   readonly pending: ReadonlyMap<string, PendingOpen>
   /**
    * The `sessionStore`'s lost records, of this client's network, each checked like a restored one: the
    * sessions reported lost (`lost:<sessionId>`, a {@link SavedSession}: a deposit paid whose open was
-   * never confirmed and can no longer be sent), holding the deposit preimage, the proof that the deposit
+   * never confirmed and can no longer be sent, or was given up by `abandonPending`), holding the deposit preimage, the proof that the deposit
    * was paid and a bearer secret; and the top-ups reported lost (`lost:<sessionId>:topup:<paymentHash>`,
    * a {@link SavedLostTopUp} with `kind: 'topUp'`: paid, and refused for good or expired before they
    * could be sent again, see `close`), holding the top-up's preimage, the proof that it was paid. Show
@@ -286,6 +337,30 @@ export type SessionClient = Method.Client<typeof session> & {
    * ```
    */
   forgetLost(sessionId: string, paymentHash?: string): Promise<boolean>
+  /**
+   * Gives up the pending open of session `sessionId` (one in {@link SessionClient.pending}: its deposit
+   * paid, its open never taken by its server, e.g. a server gone for good): its record is moved in the
+   * `sessionStore` to `lost:<sessionId>`, as a lost session's is, keeping the deposit preimage (the proof
+   * that the deposit was paid, a bearer secret) and the rest of the record; {@link SessionClient.lost}
+   * lists it and `forgetLost(sessionId)` deletes it. Its open is no longer sent again (by `restore()`, a
+   * payment, `topUp` or `close`), and its server is free for a new session: the next payment there pays
+   * a new deposit (within the policy). Waits for an attempt at the open under way: one that gets through
+   * leaves the session open (in `sessions`, never abandoned) and this call resolves `undefined`, as it does
+   * when no pending open has that id (an open session is ended by `close(url)`).
+   *
+   * Resolves the lost record (a {@link SavedSession}, its preimage included: keep it as secret as an API
+   * key). Without a `sessionStore` that record, and the payer node's payment of `sessionId`, are the
+   * only proof left. When the store cannot save or move it, nothing is given up: it rejects with a
+   * `PaymentFailedError` (code `session-store-failed`; `onStoreError` has the store's error), the open
+   * still pending and its record kept.
+   *
+   * @example
+   * ```ts
+   * for (const { sessionId, reason } of sessions.pending.values())
+   *   if (reason.includes('could not be reached')) await sessions.abandonPending(sessionId)
+   * ```
+   */
+  abandonPending(sessionId: string): Promise<SavedSession | undefined>
   /**
    * Reads an SSE response of a session stream: yields data chunks, tops up on `payment-need-topup`
    * (the connection stays open and resumes), stops at `[DONE]`; `onEvent` sees every named event.
@@ -469,6 +544,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const bearerOn = new WeakMap<Challenge.Challenge, { key: string; state: SessionState }>()
   // Sessions dropped so (closed or unknown on the server).
   const dropped = new WeakSet<SessionState>()
+  // Sessions a close ended (its server answered it closed, now or before).
+  const closed = new WeakSet<SessionState>()
   const challengeText = (challenge: Challenge.Challenge) =>
     Challenge.format(challenge, Challenge.wireRequest(challenge))
   const toSaved = (state: SessionState): SavedSession => ({
@@ -689,6 +766,19 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     return { ...lost, kept: 'store' }
   }
 
+  /** Whether a top-up's 2xx answer is the spec's acknowledgement of the credit (`{"status":"ok"}`). */
+  const creditedBy = async (response: Response) => {
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => ({}))) as { status?: unknown } | null
+    return response.ok && body?.status === 'ok'
+  }
+
+  /** Why a top-up answered `response` (a 2xx) is not taken for credited. */
+  const unacknowledged = (response: Response) =>
+    `its server answered HTTP ${response.status} without the {"status":"ok"} body that acknowledges the credit`
+
   /** Whether `challenge` has expired, by this client's clock. */
   const expired = (challenge: Challenge.Challenge) =>
     challenge.expires !== undefined && !(Date.parse(challenge.expires) > now())
@@ -696,8 +786,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   /**
    * Sends a paid top-up to the URL its challenge came from (a server pins a challenge to its resource:
    * another of its URLs would refuse it), again while the server answers 503 (honouring Retry-After, at
-   * most 2 s): the invoice is paid, so its credential is what must get through, never a second payment. Credited, it is
-   * no longer pending; still unavailable (any 5xx, a 408 or 429, or unreachable), it stays pending.
+   * most 2 s): the invoice is paid, so its credential is what must get through, never a second payment.
+   * Credited (a 2xx with `{"status":"ok"}`), it is no longer pending; still unavailable (any 5xx, a 408
+   * or 429, or unreachable), or answered a 2xx without that body (its outcome unknown), it stays pending.
    * Refused for good (any other 4xx), or its challenge expired before it could be sent ("Clients MUST
    * NOT submit credentials for expired challenges": not sent), it is `lost`: its proof is kept apart
    * (see `keepLostTopUp`) and it is no longer pending, unless the store could not keep it (then it stays
@@ -741,6 +832,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // does a 408 or 429 (try again later).
     if (response.status >= 500 || response.status === 408 || response.status === 429) return { response }
     if (!response.ok) return lose(await refusalOf(response), response)
+    // "Upon successful verification, the server MUST atomically add the top-up amount to
+    // `session.depositSats` and return HTTP 200 with body `{"status":"ok"}`." Any other 2xx (a portal's
+    // or a proxy's page, a route that never looked at the credential) says nothing of the credit: its
+    // outcome is unknown, so it stays pending, sent again on its own challenge (a server that credited
+    // it answers the same again: "MUST return the original HTTP response"), never paid again.
+    if (!(await creditedBy(response))) return { response }
     delete state.pendingTopUp
     state.deposit += pending.sats
     state.challenge = pending.challenge
@@ -817,6 +914,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // After the lost top-up's own record: the proof is always in one record or the other.
     await persist(key, state)
     if (lost) throw topUpLostError(key, lost, 'the session stays open, without it')
+    // A 2xx that does not acknowledge the credit: never taken for credited (see `sendTopUp`).
+    if (response!.ok && state.pendingTopUp === pending)
+      throw new PaymentFailedError(
+        `lightning session: the top-up of ${pending.sats} sat of session ${state.sessionId} (${key}) is paid but ${unacknowledged(response!)}: its outcome is unknown; it is kept pending and sent again (never paid again) by the next top-up, payment or close to this server`,
+        { code: 'session-topup-pending' },
+      )
     return response!
   }
 
@@ -884,6 +987,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // "Clients MUST NOT submit further actions on a closed session." Any other refusal (a 402 on a
     // stale or unknown challenge) leaves the session open, and its preimage kept for another close.
     if (await closedBy(response)) {
+      closed.add(state)
       sessions.delete(key)
       spends.delete(key)
       await forget(key, state)
@@ -1183,9 +1287,9 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
 
   /**
    * Before a close of the session under `key` (inside its chain): a paid top-up still pending (its
-   * server answered 5xx, or not at all) is sent again, with the same preimage (never paid again), so that
-   * the refund counts it. While its server still cannot take it (5xx, unreachable, no answer within
-   * `sideTimeoutMs`), the close is refused with a `PaymentFailedError` (code `session-topup-pending`),
+   * server answered 5xx, a 2xx without `{"status":"ok"}`, or not at all) is sent again, with the same
+   * preimage (never paid again), so that the refund counts it. While its server still cannot take it (5xx,
+   * unreachable, no answer within `sideTimeoutMs`, a 2xx without that body), the close is refused with a `PaymentFailedError` (code `session-topup-pending`),
    * the session and its record (the top-up's preimage, the proof it was paid) kept: a close now would
    * have the server refund the deposit without the top-up, and delete the only record of it.
    *
@@ -1212,7 +1316,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
       // Credited: no longer pending, and saved so; the close goes on.
       else if (!state.pendingTopUp) return
-      else reason = `the server answered ${response!.status}`
+      else reason = response!.ok ? unacknowledged(response!) : `the server answered ${response!.status}`
     } catch (error) {
       if (caller?.aborted) throw error
       // Never the fetch's error itself: it may quote the request's headers (the top-up's preimage).
@@ -1304,6 +1408,69 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       .filter((state) => held.has(state))
       .sort((x, y) => (storeOrder.get(x) ?? 0) - (storeOrder.get(y) ?? 0))
   }
+  /**
+   * A close of the session under `key` (the request made at tick `asked`), in its chain: what the server
+   * must hear first, the close, and the report of a lost top-up once it is answered (see `close`).
+   */
+  const closeKey = (key: string, url: string, asked: number, caller?: AbortSignal) =>
+    serialized(key, async () => {
+      // "Clients MUST NOT submit further actions on a closed session": nor take for closed a session its
+      // server never had. An unconfirmed open goes through first, then a paid top-up still pending.
+      parkUnconfirmed(key)
+      await settle(key, asked)
+      await creditPendingTopUp(key, caller)
+      const response = await closeNow(url, key, caller)
+      // A paid top-up its server will not credit (found now, or by a close that failed): reported once
+      // the close is answered.
+      reportTopUpLost(
+        key,
+        sessions.has(key)
+          ? `the close that followed was answered HTTP ${response.status}: the session stays open`
+          : 'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
+      )
+      return response
+    })
+
+  /**
+   * Moves the pending open of `sessionId` to `lost:<sessionId>` (see `abandonPending`), inside its
+   * server's chain, after its first check: never while an attempt at it is under way.
+   */
+  const abandonPending = async (sessionId: string): Promise<SavedSession | undefined> => {
+    if (typeof sessionId !== 'string') return undefined
+    await loaded()
+    const keyOfOpen = () => {
+      for (const [key, { state }] of opens) if (state.sessionId === sessionId) return key
+      return undefined
+    }
+    const key = keyOfOpen()
+    if (key === undefined) return undefined
+    return serialized(key, async () => {
+      await checks.get(key)?.done.catch(() => {})
+      // Opened (or lost) meanwhile: nothing pending to give up.
+      if (keyOfOpen() !== key) return undefined
+      const { record } = opens.get(key)!
+      if (store) {
+        const lostKey = `lost:${sessionId}`
+        // Saved before the live record is deleted: the proof is always in one record or the other.
+        let step: { key: string; operation: 'save' | 'delete' } = { key: lostKey, operation: 'save' }
+        try {
+          await store.save(lostKey, record)
+          step = { key, operation: 'delete' }
+          await store.delete(key)
+        } catch (error) {
+          storeFailed(error, step.key, sessionId, step.operation)
+          throw new PaymentFailedError(
+            `lightning session: could not move the pending open of session ${sessionId} (${key}) to "${lostKey}" in the sessionStore (could not ${step.operation} "${step.key}"); it stays pending, its record kept (onStoreError has the store's error)`,
+            { code: 'session-store-failed' },
+          )
+        }
+      }
+      opens.delete(key)
+      pending.delete(key)
+      return record
+    })
+  }
+
   /** The session key of a side request on `url` (its origin's; else the session opened on `url` itself). */
   const keyFor = (url: string) => {
     const origin = originOf(url)
@@ -1357,6 +1524,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
       return deleted
     },
+    abandonPending,
     onReceipt(receipt, challenge) {
       // A receipt of the session: the server has it (its open went through), and consumed `challenge`
       // (what a restarted client asks the session's standing on; saved with the next change, or now when
@@ -1485,24 +1653,40 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     close: async (url, init) => {
       const asked = ++clock
       await loaded()
-      const key = keyFor(url)
-      return serialized(key, async () => {
-        // "Clients MUST NOT submit further actions on a closed session": nor take for closed a session its
-        // server never had. An unconfirmed open goes through first, then a paid top-up still pending.
-        parkUnconfirmed(key)
-        await settle(key, asked)
-        await creditPendingTopUp(key, init?.signal)
-        const response = await closeNow(url, key, init?.signal)
-        // A paid top-up its server will not credit (found now, or by a close that failed): reported once
-        // the close is answered.
-        reportTopUpLost(
-          key,
-          sessions.has(key)
-            ? `the close that followed was answered HTTP ${response.status}: the session stays open`
-            : 'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
-        )
-        return response
-      })
+      return closeKey(keyFor(url), url, asked, init?.signal)
+    },
+    async closeAll(init) {
+      const asked = ++clock
+      await loaded()
+      // Each restored session checked first: one its server closed meanwhile is dropped, not closed again.
+      await Promise.all([...checks.values()].map(({ done }) => done.catch(() => {})))
+      const targets = [...sessions.entries()]
+      const results: CloseResult[] = []
+      const closeOne = async (index: number) => {
+        const [key, state] = targets[index]!
+        let response: Response | undefined
+        let error: unknown
+        try {
+          response = await closeKey(key, state.url, asked, init?.signal)
+        } catch (caught) {
+          error = caught
+        }
+        results[index] = {
+          sessionId: state.sessionId,
+          url: state.url,
+          closed: closed.has(state),
+          ...(response ? { response } : {}),
+          ...(error === undefined ? {} : { error }),
+        }
+      }
+      // Different servers at once (one session per server), at most `closeConcurrency`: a server that
+      // does not answer holds up only its own session's close.
+      let next = 0
+      const worker = async () => {
+        while (next < targets.length) await closeOne(next++)
+      }
+      await Promise.all(Array.from({ length: Math.min(closeConcurrency, targets.length) }, worker))
+      return results
     },
     async *stream(response, url, onEvent) {
       if (!response.body) return

@@ -6,6 +6,7 @@ import { type SessionClient, type SessionClientOptions, sessionClient } from './
 export { type ChargeClientOptions, chargeClient } from './Charge.js'
 export type { SavedLostTopUp, SavedSession, SessionStore } from './Saved.js'
 export {
+  type CloseResult,
   type PendingOpen,
   type SessionClient,
   type SessionClientOptions,
