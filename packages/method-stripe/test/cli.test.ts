@@ -61,8 +61,9 @@ describe('pay', () => {
     )
     expect(code, out.stderr).toBe(0)
     expect(out.stdout).toBe('paid POST hi')
+    // To the Stripe profile the token is granted to.
     expect(out.stderr.split('\n')[0]).toBe(
-      `mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`,
+      `mppkit pay: stripe/charge: pay 7 USD (700 base units) to Stripe profile ${node.info.networkId} (realm ${realm})`,
     )
     expect(out.stderr).toMatch(/"reference": "pi_\w+"/)
     expect(out.stderr + out.stdout).not.toMatch(/spt_\w{4}/)
@@ -91,7 +92,9 @@ describe('pay', () => {
       },
     }
     expect(await pay([`${base}/paid`, ...visa(), '--currency', 'usd', '--max-amount', '700'], no)).toBe(1)
-    expect(questions).toEqual([`mppkit pay: stripe/charge: pay 7 USD (700 base units) (realm ${realm})`])
+    expect(questions).toEqual([
+      `mppkit pay: stripe/charge: pay 7 USD (700 base units) to Stripe profile ${node.info.networkId} (realm ${realm})`,
+    ])
     expect(declined.out.stdout).toBe('')
     expect(declined.out.stderr).toContain('payment declined')
     const yes = capture()

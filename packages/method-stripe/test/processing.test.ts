@@ -1,5 +1,5 @@
 import { Receipt } from '@mppkit/core'
-import { Client } from '@mppkit/core/client'
+import { Client, PaymentFailedError } from '@mppkit/core/client'
 import { Server } from '@mppkit/core/server'
 import { describe, expect, it } from 'vitest'
 import { stripe as stripeClient } from '../src/client/index.js'
@@ -89,14 +89,25 @@ function setup(
     }) as typeof fetch,
   })
   const retry = () => handler(new Request(url, { headers: { authorization } }))
-  return { client, retry, handler, reported, served: () => served }
+  // The client's fetch: the server's 402 + Retry-After ends it with `outcome-pending` (no resend here),
+  // that answer attached.
+  const pending = async () => {
+    const error = await client.fetch(url).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    )
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error).toMatchObject({ code: 'outcome-pending', mayHaveSettled: true })
+    return (error as PaymentFailedError).response!
+  }
+  return { client, retry, pending, handler, reported, served: () => served }
 }
 
 describe('stripe charge with a PaymentIntent left processing', () => {
   it('asks for a retry of the same credential, then serves once when the intent has succeeded', async () => {
     const fake = fakeStripe()
     const r = setup(fake)
-    const first = await r.client.fetch(url)
+    const first = await r.pending()
     expect(first.status).toBe(402)
     expect((await problem(first)).reason).toBe('payment-intent-processing')
     expect(first.headers.get('retry-after')).toBe('5')
@@ -152,10 +163,51 @@ describe('stripe charge with a PaymentIntent left processing', () => {
     expect(fake.calls).toEqual(['create', 'retrieve pi_fake1'])
   }, 20_000)
 
+  it('the paying client, the intent still processing when its resends are over, rejects outcome-pending: one token, one intent, the payment kept booked', async () => {
+    const fake = fakeStripe()
+    const r = setup(fake)
+    let tokens = 0
+    const sent: string[] = []
+    const client = Client.create({
+      methods: [
+        stripeClient({
+          createToken: async () => {
+            tokens++
+            return spt
+          },
+        }),
+      ],
+      policy: { currencies: ['usd'], maxAmount: 1000n, budget: 5000n },
+      retries: 1,
+      fetch: ((input: RequestInfo | URL, init?: RequestInit) => {
+        const request = new Request(input, init)
+        const authorization = request.headers.get('authorization')
+        if (authorization) sent.push(authorization)
+        return r.handler(request)
+      }) as typeof fetch,
+    })
+    const error = await client.fetch(url).catch((caught: unknown) => caught)
+    // Never a plain 402 that reads as "unpaid" (fetching again would issue a second token and intent).
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(error).toMatchObject({ code: 'outcome-pending', mayHaveSettled: true })
+    expect((error as Error).message).toMatchInlineSnapshot(
+      `"the server has not finished the payment (HTTP 402 payment-intent-processing with Retry-After) and the client stopped resending its credential (after 1 resend(s)); the payment may have gone through: check before paying again"`,
+    )
+    expect((error as Error).message).not.toContain('spt_')
+    expect((await problem((error as PaymentFailedError).response!)).reason).toBe('payment-intent-processing')
+    // The same credential twice (the resend read the intent), one token, one intent, booked.
+    expect(sent).toHaveLength(2)
+    expect(sent[0]).toBe(sent[1])
+    expect(tokens).toBe(1)
+    expect([...fake.intents.keys()]).toEqual(['pi_fake1'])
+    expect(client.ledger.spent('usd')).toBe(1000n)
+    expect(r.served()).toBe(0)
+  }, 20_000)
+
   it('with precheck, the retry reads the intent instead of refusing the token it spent', async () => {
     const fake = fakeStripe()
     const r = setup(fake, { precheck: true })
-    expect((await r.client.fetch(url)).status).toBe(402)
+    expect((await r.pending()).status).toBe(402)
     fake.intents.get('pi_fake1')!.status = 'succeeded'
     const paid = await r.retry()
     expect(paid.status, await paid.clone().text()).toBe(200)
@@ -166,7 +218,7 @@ describe('stripe charge with a PaymentIntent left processing', () => {
   it('refuses the retry when the intent failed or was canceled meanwhile', async () => {
     const fake = fakeStripe()
     const r = setup(fake)
-    expect((await r.client.fetch(url)).status).toBe(402)
+    expect((await r.pending()).status).toBe(402)
     fake.intents.get('pi_fake1')!.status = 'canceled'
     const refused = await r.retry()
     expect(refused.status).toBe(402)

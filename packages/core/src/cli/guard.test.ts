@@ -46,6 +46,39 @@ describe('guard', () => {
     expect(rail.transfers.size).toBe(0)
   })
 
+  it('names the payee the method gives after "to", and the request\'s recipient only as the server\'s quoted label', async () => {
+    const rail = createTestRail()
+    const asked: string[] = []
+    // A rail whose money goes to a party the request names elsewhere (Stripe: `methodDetails.networkId`).
+    const method = guard(
+      {
+        ...rail.client(),
+        payee: (request: Record<string, unknown>) => `account ${String(request.externalId)}`,
+      },
+      { maxAmount: () => 5_000n, maxDeposit: () => 5_000n, confirmAbove: () => 0n },
+      {
+        announce: () => {},
+        confirm: async (line) => {
+          asked.push(line)
+          return false
+        },
+      },
+    )
+    const request = {
+      amount: '1000',
+      currency: 'usd',
+      externalId: 'acct_real',
+      recipient: 'Bank") (realm bank.example\u202e',
+    }
+    const challenge = { id: 'x', realm: 'api.example', method: 'test', intent: 'charge', request }
+    await expect(
+      method.createPayload({ challenge, request, url: 'https://api.example/' } as never),
+    ).rejects.toMatchObject({ reason: 'declined' })
+    expect(asked[0]).toMatchInlineSnapshot(
+      `"test/charge: pay 1000 base units of usd to account acct_real (the server calls it "Bank\\") (realm bank.example?") (realm api.example)"`,
+    )
+  })
+
   it("hands the method's quote the challenge, through the client and through the guard", async () => {
     const rail = createTestRail()
     const seen: unknown[] = []

@@ -28,6 +28,21 @@ export type Limits = {
 /** How a rail names amounts for people: decimals and a symbol, when it knows them for a currency. */
 export type Units = (quote: Method.Quote) => { decimals: number; symbol: string } | undefined
 
+/**
+ * A client method that names who its payment pays, where the request's `recipient` does not: Stripe grants
+ * its token to the seller profile `methodDetails.networkId`, and its `recipient` is free text the server
+ * chooses. The guard then shows that payee after "to", and a `recipient` only as the server's label.
+ *
+ * @example
+ * ```ts
+ * const method: Method.Client & NamesPayee = { ...stripeCharge, payee: (request) => `Stripe profile ${request.methodDetails.networkId}` }
+ * ```
+ */
+export type NamesPayee = {
+  /** Who receives the money (or may draw it), as a person should read it; `undefined`: not known. */
+  payee(request: Record<string, unknown>): string | undefined
+}
+
 /** Where the guard speaks: a line before each payment, and a question when one is due. */
 export type GuardHooks = {
   announce(line: string): void
@@ -67,7 +82,8 @@ function amountText(amount: bigint, quote: Method.Quote, units: Units | undefine
 }
 
 /**
- * One line saying what a payment moves, to whom, for which realm.
+ * One line saying what a payment moves, to whom, for which realm. `recipient` is who is paid; `label`, a
+ * name the server gives it that nothing binds (shown quoted, as the server's).
  *
  * @example
  * ```ts
@@ -76,11 +92,14 @@ function amountText(amount: bigint, quote: Method.Quote, units: Units | undefine
  * ```
  */
 export function describePayment(
-  offer: { method: string; intent: string; realm: string; recipient?: unknown },
+  offer: { method: string; intent: string; realm: string; recipient?: unknown; label?: unknown },
   quote: Method.Quote,
   units?: Units,
 ): string {
-  const to = offer.recipient !== undefined ? ` to ${printable(offer.recipient)}` : ''
+  // Quoted: the server's words cannot pass for the line's own (`Shop") (realm bank.example`).
+  const label =
+    offer.label !== undefined ? ` (the server calls it ${JSON.stringify(printable(offer.label, 64))})` : ''
+  const to = offer.recipient !== undefined ? ` to ${printable(offer.recipient)}${label}` : ''
   const what =
     quote.deposit !== undefined
       ? `deposit ${amountText(quote.deposit, quote, units)} and pay ${amountText(quote.amount, quote, units)} per request`
@@ -115,7 +134,8 @@ function check(
 /**
  * Wraps a client method so that every payment is checked against the CLI's currency and caps before
  * anything is signed or sent, announced on stderr, and (above `confirmAbove`) confirmed by the person at the
- * terminal. Refusals are `PolicyError`s, which the core client treats as "do not pay this challenge".
+ * terminal. The line names as payee the one the method gives ({@link NamesPayee}), else the request's
+ * `recipient`. Refusals are `PolicyError`s, which the core client treats as "do not pay this challenge".
  *
  * @example
  * ```ts
@@ -127,6 +147,8 @@ export function guard<method extends Method.Client>(
   limits: Limits,
   hooks: GuardHooks,
 ): Method.Client {
+  const named = (method as Partial<NamesPayee>).payee
+  const payeeOf = typeof named === 'function' ? named.bind(method) : undefined
   const quoteOf = (request: Record<string, unknown>, challenge?: Challenge): Method.Quote =>
     method.quote
       ? method.quote(request as never, challenge)
@@ -150,7 +172,17 @@ export function guard<method extends Method.Client>(
     async createPayload(context) {
       const request = context.request as Record<string, unknown>
       const quote = checked(request, context.challenge)
-      const line = describePayment({ ...context.challenge, recipient: request.recipient }, quote, hooks.units)
+      // The payee the method names (the party its payment is bound to), else the request's `recipient`.
+      const payee = payeeOf?.(request)
+      const line = describePayment(
+        {
+          ...context.challenge,
+          recipient: payee ?? request.recipient,
+          ...(payee !== undefined && request.recipient !== undefined ? { label: request.recipient } : {}),
+        },
+        quote,
+        hooks.units,
+      )
       const moved = quote.deposit ?? quote.amount
       const above = limits.confirmAbove(quote)
       if (above !== undefined && moved > above && hooks.confirm && !(await hooks.confirm(line)))

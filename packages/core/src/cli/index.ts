@@ -13,7 +13,15 @@ export {
   suggest,
   UsageError,
 } from './args.js'
-export { describePayment, type GuardHooks, guard, type Limits, printable, type Units } from './guard.js'
+export {
+  describePayment,
+  type GuardHooks,
+  guard,
+  type Limits,
+  type NamesPayee,
+  printable,
+  type Units,
+} from './guard.js'
 export { askOnTerminal, type Io, processIo } from './io.js'
 export {
   type Command,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { create as createClient } from '../client/Client.js'
-import { PolicyError } from '../Errors.js'
+import { PolicyError, VerificationFailedError } from '../Errors.js'
 import { create as createServer } from '../server/Server.js'
 import { createTestRail } from '../testing/index.js'
 import { UsageError } from './args.js'
@@ -69,6 +69,44 @@ describe('printResponse and runCommand', () => {
     })
     expect(code).toBe(1)
     expect(failed.out.stderr).toBe('mppkit pay: the node answered "??[2Kmppkit pay: paid"\n')
+  })
+
+  it('never print a payment the server has not finished (402 + Retry-After) as unpaid: it may have gone through', async () => {
+    // The rail took the payment and has not finished it (a Stripe PaymentIntent `processing`).
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.example',
+      secrets: ['rail-test-secret-0123456789abcdefghij'],
+      methods: [
+        rail.server({
+          failWith: () =>
+            new VerificationFailedError({
+              detail: 'The PaymentIntent is processing; retry the same credential later.',
+              reason: 'payment-intent-processing',
+              retryAfter: 0,
+            }),
+        }),
+      ],
+      logger: false,
+    })
+    const handler = server.protect(
+      { offers: [{ method: 'test', request: { amount: '5', currency: 'usd', recipient: 'acct_1' } }] },
+      () => new Response('ok'),
+    )
+    const client = createClient({
+      fetch: async (input, init) => handler(new Request(input, init)),
+      methods: [rail.client()],
+    })
+    const { out, io } = capture()
+    const code = await runCommand(io, 'usage', async () =>
+      printResponse(await client.fetch('https://api.example/paid'), io),
+    )
+    expect(code).toBe(1)
+    expect(out.stdout).toBe('')
+    expect(out.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: the server has not finished the payment (HTTP 402 payment-intent-processing with Retry-After) and the client stopped resending its credential (after 2 resend(s)); the payment may have gone through: check before paying again
+      "
+    `)
   })
 })
 

@@ -533,8 +533,11 @@ describe('Client.fetch retries', () => {
         return handler(request)
       }) as typeof fetch
       const client = create({ methods: [rail.client()], fetch: fetcher })
-      const response = await client.fetch('https://api.test/cents')
-      expect(response.status).toBe(status)
+      const error = await client.fetch('https://api.test/cents').catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(PaymentFailedError)
+      expect(error).toMatchObject({ code: 'outcome-pending', mayHaveSettled: true })
+      expect((error as PaymentFailedError).response?.status).toBe(status)
+      expect((error as Error).message).toContain('its challenge expires before the wait is over')
       expect(late).toEqual([])
       expect(sent).toBe(1)
       expect(rail.settlements()).toBe(0)
@@ -545,16 +548,116 @@ describe('Client.fetch retries', () => {
   it('gives up after `retries`, and never waits longer than maxRetryDelay', async () => {
     const down = flaky(10)
     const client = create({ methods: [down.rail.client()], fetch: down.fetcher, retries: 1 })
-    expect((await client.fetch('https://api.test/cents')).status).toBe(503)
+    await expect(client.fetch('https://api.test/cents')).rejects.toMatchObject({
+      code: 'outcome-pending',
+      message: expect.stringContaining('(after 1 resend(s))'),
+    })
     expect(down.sent).toHaveLength(3)
     const slow = flaky(1, 60)
     const patient = create({ methods: [slow.rail.client()], fetch: slow.fetcher })
-    expect((await patient.fetch('https://api.test/cents')).status).toBe(503)
+    await expect(patient.fetch('https://api.test/cents')).rejects.toMatchObject({
+      code: 'outcome-pending',
+      message: expect.stringContaining('not a wait of at most maxRetryDelay (5 s)'),
+    })
     expect(slow.sent).toHaveLength(2)
     expect(slow.rail.settlements()).toBe(0)
     expect(() => create({ methods: [slow.rail.client()], retries: -1 })).toThrowErrorMatchingInlineSnapshot(
       `[ConfigurationError: retries must be a non-negative integer]`,
     )
+  })
+
+  // A rail that takes the payment and has not finished it by the end of the client's resends (a Stripe
+  // PaymentIntent `processing`): every paid request is answered 402 + Retry-After, with a fresh challenge.
+  const unfinished = () => {
+    const rail = createTestRail()
+    let attempts = 0
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [
+        rail.server({
+          failWith: () => {
+            attempts++
+            return new VerificationFailedError({
+              detail: 'still processing',
+              reason: 'payment-intent-processing',
+              retryAfter: 0,
+            })
+          },
+        }),
+      ],
+      logger: false,
+    })
+    const handler = server.protect(cents, () => new Response('cents'))
+    const sent: (string | null)[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      sent.push(request.headers.get('authorization'))
+      return handler(request)
+    }) as typeof fetch
+    return { rail, fetcher, sent, attempts: () => attempts }
+  }
+
+  it('rejects outcome-pending, the booking kept, when a 402 + Retry-After outlasts the resends: a second fetch cannot pay past the budget', async () => {
+    const { rail, fetcher, sent, attempts } = unfinished()
+    const client = create({
+      methods: [rail.client()],
+      fetch: fetcher,
+      policy: { currencies: ['usd'], budget: 150n },
+    })
+    const error = await client.fetch('https://api.test/cents').catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(PaymentFailedError)
+    expect(mayHaveSettled(error)).toBe(true)
+    const failed = error as PaymentFailedError
+    expect(failed.code).toBe('outcome-pending')
+    expect(failed.message).toMatchInlineSnapshot(
+      `"the server has not finished the payment (HTTP 402 payment-intent-processing with Retry-After) and the client stopped resending its credential (after 2 resend(s)); the payment may have gone through: check before paying again"`,
+    )
+    // The server's last answer, unread, for the caller to read its problem; the challenge paid.
+    const answer = failed.response!
+    expect(answer.status).toBe(402)
+    expect(answer.headers.get('retry-after')).toBe('0')
+    expect(((await answer.json()) as { reason?: string }).reason).toBe('payment-intent-processing')
+    expect(failed.challenge?.id).toBe(Credential.parse(sent[1]!).challenge.id)
+    // One unpaid request, then one credential sent three times (the default two resends), never another.
+    expect(sent).toHaveLength(4)
+    expect(new Set(sent.slice(1)).size).toBe(1)
+    expect(attempts()).toBe(3)
+    // Kept booked: the payment may complete. Fetching again is refused by the budget, nothing created.
+    expect(client.ledger.spent('usd')).toBe(100n)
+    await expect(client.fetch('https://api.test/cents')).rejects.toBeInstanceOf(PolicyError)
+    expect(sent).toHaveLength(5)
+    expect(rail.settlements()).toBe(0)
+  })
+
+  it('with retries off, the first 402 + Retry-After rejects outcome-pending; a 402 without it is a refusal, returned', async () => {
+    const pendingRail = unfinished()
+    const client = create({ methods: [pendingRail.rail.client()], fetch: pendingRail.fetcher, retries: 0 })
+    await expect(client.fetch('https://api.test/cents')).rejects.toMatchObject({
+      code: 'outcome-pending',
+      mayHaveSettled: true,
+      message: expect.stringContaining('(retries are off)'),
+    })
+    expect(pendingRail.sent).toHaveLength(2)
+
+    // A definite refusal (no Retry-After): returned as the 402 it is, for the caller to read.
+    const rail = createTestRail()
+    const server = createServer({
+      realm: 'api.test',
+      secrets: [secret],
+      methods: [rail.server({ failWith: () => new VerificationFailedError({ detail: 'declined' }) })],
+      logger: false,
+    })
+    const handler = server.protect(cents, () => new Response('cents'))
+    const refusing = create({
+      methods: [rail.client()],
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) =>
+        handler(new Request(input, init))) as typeof fetch,
+    })
+    const refused = await refusing.fetch('https://api.test/cents')
+    expect(refused.status).toBe(402)
+    expect(refused.headers.get('retry-after')).toBeNull()
+    expect(receipt(refused)).toBeUndefined()
   })
 })
 

@@ -53,7 +53,10 @@ export type Options = {
    * (default 2), waiting what `Retry-After` asks up to `maxRetryDelay` seconds. The same credential is
    * never charged twice: the server consumes a challenge once, and rails settle idempotently per
    * challenge (Stripe replays the PaymentIntent). Never once the challenge has expired, nor when the
-   * wait would outlast it.
+   * wait would outlast it. When the retries run out on such an answer (or it asks for a longer wait
+   * than `maxRetryDelay`, or one the challenge would not outlive), `fetch` throws `PaymentFailedError`
+   * with code `outcome-pending` and `mayHaveSettled` true, the payment kept booked: it may still go
+   * through, and fetching again would pay a second time.
    */
   retries?: number
   /** Longest `Retry-After` (seconds) worth waiting for before a retry (default 5). */
@@ -114,6 +117,10 @@ export type Client = {
    * Like `fetch`, paying a 402 once with the best acceptable challenge. When the paid request fails
    * after its credential left (a dropped connection, an abort), it throws `PaymentFailedError` (code
    * `outcome-unknown`, `mayHaveSettled` true, the failure as `cause`): the payment may have gone through.
+   * When the server still answers 402 or 503 with `Retry-After` once the resends of the same credential
+   * are over (a payment the rail has not finished, see `retries`), it throws `PaymentFailedError` (code
+   * `outcome-pending`, `mayHaveSettled` true, that answer as `response`). A 402 without `Retry-After` (a
+   * refusal) is returned as is.
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
   /**
@@ -144,9 +151,27 @@ export class PaymentFailedError extends BaseError {
    * was sent.
    */
   readonly mayHaveSettled: boolean
-  constructor(message: string, options: { code?: string; cause?: unknown; mayHaveSettled?: boolean } = {}) {
+  /** The challenge that was paid, when a credential was created (the id a rail records, for reconciling). */
+  readonly challenge: Challenge.Challenge | undefined
+  /**
+   * The server's last answer to the paid request, its body unread, when that answer left the outcome open
+   * (code `outcome-pending`: a 402 or 503 with `Retry-After`).
+   */
+  readonly response: Response | undefined
+  constructor(
+    message: string,
+    options: {
+      code?: string
+      cause?: unknown
+      mayHaveSettled?: boolean
+      challenge?: Challenge.Challenge
+      response?: Response
+    } = {},
+  ) {
     super(message, options)
     this.mayHaveSettled = options.mayHaveSettled === true
+    this.challenge = options.challenge
+    this.response = options.response
   }
 }
 
@@ -260,6 +285,11 @@ function retryDelay(header: string | null, max: number): number | undefined {
     seconds = Math.max(0, (at - Date.now()) / 1000)
   }
   return seconds <= max ? seconds : undefined
+}
+
+// An answer to a paid request that asks for the same credential again later: 402 or 503 with `Retry-After`.
+function pending(response: Response): boolean {
+  return (response.status === 402 || response.status === 503) && response.headers.has('retry-after')
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -590,6 +620,9 @@ export function create(options: Options): Client {
       // "Clients MUST NOT submit credentials for expired challenges." (§5.1.2): nor resend one.
       const { expires } = payment.challenge
       const expiredIn = (ms: number) => expires !== undefined && Expires.isExpired(expires, Date.now() + ms)
+      // Why the resends of the credential ended while the server still asked to wait (undefined: they did
+      // not, or it never asked).
+      let stopped: string | undefined
       const deliver = async (): Promise<Response> => {
         let response = await sendPaid(extra)
         // A 503 + Retry-After on the paid request means nothing was settled and the challenge was released
@@ -598,18 +631,28 @@ export function create(options: Options): Client {
         // retry", with a 402 as the spec's example): a payment the rail has not finished (a Stripe
         // PaymentIntent `processing`). Paying the fresh challenge instead would pay twice once the first
         // payment completes; the same credential is never charged twice (a server consumes a challenge
-        // once). Only while the challenge lives: a wait that outlasts it ends the retries, and the last
-        // answer is returned.
-        for (
-          let attempt = 0;
-          attempt < retries && (response.status === 503 || response.status === 402);
-          attempt++
-        ) {
+        // once). Only while the challenge lives: a wait that outlasts it ends the retries.
+        for (let attempt = 0; pending(response); attempt++) {
+          if (attempt >= retries) {
+            stopped = retries === 0 ? 'retries are off' : `after ${retries} resend(s)`
+            break
+          }
           const delay = retryDelay(response.headers.get('retry-after'), maxRetryDelay)
-          if (delay === undefined || expiredIn(delay * 1000)) break
+          if (delay === undefined) {
+            stopped = `its Retry-After is not a wait of at most maxRetryDelay (${maxRetryDelay} s)`
+            break
+          }
+          const expiring = 'its challenge expires before the wait is over'
+          if (expiredIn(delay * 1000)) {
+            stopped = expiring
+            break
+          }
           await sleep(delay * 1000, original.signal)
           // Timers may fire late: checked again before the credential leaves.
-          if (expiredIn(0)) break
+          if (expiredIn(0)) {
+            stopped = expiring
+            break
+          }
           await response.body?.cancel().catch(() => {})
           response = await sendPaid(extra)
         }
@@ -649,6 +692,19 @@ export function create(options: Options): Client {
       if (!credited && !recovering && (await refusedAsStale(response, payment))) {
         await response.body?.cancel().catch(() => {})
         return attempt(true)
+      }
+      // The server still says "retry later" and the client has stopped: the rail may finish this payment
+      // (a PaymentIntent `processing` succeeds, a pull transfer is broadcast once the node is back), so
+      // the answer is not a refusal to hand back. Returned as one, it would be read as "unpaid", and
+      // fetching again would pay a second time. The booking stays (the credential exists).
+      if (stopped !== undefined) {
+        const reason = (await problemOf(response))?.reason
+        const named = typeof reason === 'string' && /^[a-z0-9][a-z0-9_/-]{0,63}$/i.test(reason)
+        throw new PaymentFailedError(
+          `the server has not finished the payment (HTTP ${response.status}${named ? ` ${reason}` : ''} with Retry-After) ` +
+            `and the client stopped resending its credential (${stopped}); the payment may have gone through: check before paying again`,
+          { code: 'outcome-pending', mayHaveSettled: true, challenge: payment.challenge, response },
+        )
       }
       return response
     }

@@ -1,5 +1,6 @@
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
+import { printable } from '../cli/guard.js'
 import { BaseError } from '../Errors.js'
 import * as Expires from '../Expires.js'
 import * as Receipt from '../Receipt.js'
@@ -57,31 +58,48 @@ export function inspectValue(input: string): Inspection {
   return { kind: 'unknown', reason: 'not a Payment challenge, credential or receipt' }
 }
 
+// Everything shown here comes from a server (or from a header someone pasted): as `mppkit pay` does, each
+// value goes through `printable`, so that control characters (CR, ESC, C1), bidirectional overrides and
+// invisible characters cannot rewrite or disguise the lines around it (an amount, a recipient). Bounds are
+// generous: this is where people read whole values.
+const field = (value: unknown) => printable(value, 1000)
+
+// JSON, indented by `indent`: JSON.stringify escapes C0 controls inside strings but leaves DEL, C1,
+// bidirectional and invisible characters as they are; its only raw line breaks are its own.
+function json(value: unknown, indent: string): string {
+  return (JSON.stringify(value, null, 2) ?? 'undefined')
+    .split('\n')
+    .map((line) => printable(line, 4000))
+    .join(`\n${indent}`)
+}
+
 function describeChallenge(challenge: Challenge.Challenge, now: number): string {
   const r = challenge.request as Record<string, unknown>
-  const lines = [`  ${challenge.method}/${challenge.intent}  realm=${challenge.realm}`]
+  const lines = [`  ${field(challenge.method)}/${field(challenge.intent)}  realm=${field(challenge.realm)}`]
   if (r.amount !== undefined)
     lines.push(
-      `    amount      ${String(r.amount)} (base units)${r.currency ? ` of ${String(r.currency)}` : ''}`,
+      `    amount      ${field(r.amount)} (base units)${r.currency ? ` of ${field(r.currency)}` : ''}`,
     )
-  if (r.recipient !== undefined) lines.push(`    recipient   ${String(r.recipient)}`)
-  if (challenge.description !== undefined) lines.push(`    description ${challenge.description}`)
+  if (r.recipient !== undefined) lines.push(`    recipient   ${field(r.recipient)}`)
+  if (challenge.description !== undefined) lines.push(`    description ${field(challenge.description)}`)
   if (challenge.expires !== undefined) {
     let when = 'invalid'
     try {
       const seconds = Math.round((Expires.parse(challenge.expires) - now) / 1000)
       when = seconds >= 0 ? `in ${seconds}s` : `expired ${-seconds}s ago`
     } catch {}
-    lines.push(`    expires     ${challenge.expires} (${when})`)
+    lines.push(`    expires     ${field(challenge.expires)} (${when})`)
   }
-  if (challenge.digest !== undefined) lines.push(`    digest      ${challenge.digest}`)
-  lines.push(`    id          ${challenge.id}`)
-  lines.push(`    request     ${JSON.stringify(challenge.request, null, 2).replace(/\n/g, '\n    ')}`)
+  if (challenge.digest !== undefined) lines.push(`    digest      ${field(challenge.digest)}`)
+  lines.push(`    id          ${field(challenge.id)}`)
+  lines.push(`    request     ${json(challenge.request, '    ')}`)
   if (challenge.opaque !== undefined) {
     try {
-      lines.push(`    opaque      ${JSON.stringify(Challenge.decodeRequest(challenge.opaque))}`)
+      lines.push(
+        `    opaque      ${printable(JSON.stringify(Challenge.decodeRequest(challenge.opaque)), 4000)}`,
+      )
     } catch {
-      lines.push(`    opaque      ${challenge.opaque}`)
+      lines.push(`    opaque      ${field(challenge.opaque)}`)
     }
   }
   return lines.join('\n')
@@ -108,14 +126,14 @@ export function render(inspection: Inspection, options: { reveal?: boolean; now?
       return [
         'Payment credential:',
         describeChallenge(credential.challenge, now),
-        ...(credential.source ? [`  source  ${credential.source}`] : []),
-        `  payload ${JSON.stringify(redact(credential.payload, options.reveal), null, 2).replace(/\n/g, '\n  ')}`,
+        ...(credential.source ? [`  source  ${field(credential.source)}`] : []),
+        `  payload ${json(redact(credential.payload, options.reveal), '  ')}`,
       ].join('\n')
     }
     case 'receipt':
-      return `Payment receipt:\n  ${JSON.stringify(inspection.receipt, null, 2).replace(/\n/g, '\n  ')}`
+      return `Payment receipt:\n  ${json(inspection.receipt, '  ')}`
     default:
-      return `Could not decode: ${inspection.reason}`
+      return `Could not decode: ${printable(inspection.reason, 300)}`
   }
 }
 
@@ -132,14 +150,14 @@ export async function inspectUrl(
   options: { reveal?: boolean; fetch?: typeof fetch } = {},
 ): Promise<{ text: string; ok: boolean; status: number }> {
   const response = await (options.fetch ?? fetch)(url, { headers: { accept: 'application/json, */*' } })
-  const lines = [`${response.status} ${response.statusText} ${url}`]
+  const lines = [`${response.status} ${printable(response.statusText)} ${printable(url, 2000)}`]
   if (response.status === 402) {
     const challenges = Challenge.parseAll(response.headers.get('www-authenticate') ?? '')
     lines.push(render({ kind: 'challenges', challenges }, options))
     const type = response.headers.get('content-type') ?? ''
     if (type.includes('json')) {
-      const body = await response.text()
-      lines.push(`problem: ${body}`)
+      // The server's body, on one line: its own line breaks could forge lines of this output too.
+      lines.push(`problem: ${printable(await response.text(), 4000)}`)
     }
     return { text: lines.join('\n'), ok: challenges.length > 0, status: 402 }
   }
@@ -240,8 +258,10 @@ export async function inspectOrigin(
     } catch (error) {
       const why = unreadable(error)
       if (!why) throw error
-      if (!why.missing) return { stdout: '', stderr: `mppkit inspect: ${why.message}\n`, code: 1 }
-      stderr = `mppkit inspect: no discovery document (${why.message}); showing what ${origin} answers\n`
+      // A discovery error may quote what the origin answered.
+      if (!why.missing)
+        return { stdout: '', stderr: `mppkit inspect: ${printable(why.message, 1000)}\n`, code: 1 }
+      stderr = `mppkit inspect: no discovery document (${printable(why.message, 1000)}); showing what ${printable(origin, 2000)} answers\n`
     }
   } else {
     stderr =

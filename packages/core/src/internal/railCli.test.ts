@@ -2,7 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type OptionSpec, parseArgs } from '../cli/args.js'
-import { commonOptions } from '../cli/rail.js'
+import { guard } from '../cli/guard.js'
+import { commonOptions, type Defaults, parseCommand, printResponse, runCommand } from '../cli/rail.js'
+import { create as createClient } from '../client/Client.js'
+import { toNodeListener } from '../server/node.js'
+import { create as createPaidServer } from '../server/Server.js'
+import { createTestRail, type TestRail } from '../testing/TestMethod.js'
 import { closeCommand, type PayIo, payCommand, type RailCli, reclaimCommand } from './railCli.js'
 
 type Seen = {
@@ -169,6 +174,137 @@ describe('mppkit pay', () => {
     }
     expect(seen).toEqual([])
     expect(paid).toEqual([])
+  })
+})
+
+describe('mppkit pay with a rail CLI that shows and asks nothing itself', () => {
+  // A paid resource whose price the server changes after the probe: `1` for the first unpaid request,
+  // `later` for every one after it (the rail's own fetch).
+  async function repricing(later: string, currencies: readonly string[] = ['usd']) {
+    const rail = createTestRail()
+    const server = createPaidServer({
+      realm: 'shop',
+      secrets: ['rail-cli-secret-0123456789abcdefghij'],
+      methods: [rail.server()],
+    })
+    let unpaid = 0
+    const handler = server.protect(
+      {
+        offers: currencies.map((currency) => ({
+          method: 'test',
+          request: (request: Request) => {
+            if (!request.headers.has('authorization') && currency === currencies[0]) unpaid++
+            return { amount: unpaid <= 1 ? '1' : later, currency, recipient: 'merchant' }
+          },
+        })),
+      },
+      () => new Response('paid'),
+    )
+    const http = createServer(toNodeListener(handler))
+    servers.push(http)
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    return { rail, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/item` }
+  }
+
+  // A third-party rail CLI built on `@mppkit/core/cli` as documented (reads commonOptions, applies the
+  // guard), exporting `options` but no `defaults`: it relies on `mppkit pay` to show and ask. Its own cap
+  // is generous; `--max-amount` lowers it.
+  function thirdParty(rail: TestRail, exported = true) {
+    const received: string[][] = []
+    const defaults: Defaults = { cap: () => 10n ** 12n, confirmAbove: () => undefined }
+    const cli: RailCli = {
+      ...(exported ? { options: {} } : {}),
+      pay: async (argv, io) => {
+        received.push(argv)
+        const out = io ?? { stdout: () => {}, stderr: () => {} }
+        return runCommand(out, 'usage', async () => {
+          const command = parseCommand(argv, {}, defaults)!
+          const client = createClient({
+            methods: [guard(rail.client(), command.limits, { announce: () => {} })],
+          })
+          return printResponse(await client.fetch(command.url, command.init), out)
+        })
+      },
+    }
+    return { cli, received }
+  }
+
+  async function pay(argv: string[], cli: RailCli, answer = true) {
+    const out = { stdout: '', stderr: '' }
+    const asked: string[] = []
+    const io: PayIo = {
+      stdout: (t) => (out.stdout += t),
+      stderr: (t) => (out.stderr += t),
+      confirm: async (question) => {
+        asked.push(question)
+        return answer
+      },
+    }
+    const code = await payCommand(argv, { io, load: async (name) => (name === 'test' ? cli : undefined) })
+    return { code, asked, ...out }
+  }
+
+  it("passes what the person confirmed as the rail's caps: a price raised after the probe is refused, nothing paid", async () => {
+    const { rail, url } = await repricing('1000000')
+    const { cli, received } = thirdParty(rail)
+    const result = await pay([url], cli)
+    expect(result.asked).toEqual(['mppkit pay: pay this'])
+    expect(received).toEqual([[url, '--max-amount=1', '--currency=usd']])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: test/charge asks 1 usd (smallest unit) to merchant (realm shop)
+      mppkit pay: refusing to pay 1000000 base units of usd: above the cap of 1 base units; raise it with --max-amount <base units>
+      "
+    `)
+    expect(rail.transfers.size).toBe(0)
+
+    // The price confirmed is the price paid.
+    const same = await repricing('1')
+    const honest = thirdParty(same.rail)
+    const paid = await pay([same.url], honest.cli)
+    expect(paid).toMatchObject({ code: 0, stdout: 'paid' })
+    expect([...same.rail.transfers.values()].map((t) => t.amount)).toEqual(['1'])
+  })
+
+  it('keeps a lower --max-amount and the --currency given, and asks only about the offers in it', async () => {
+    const { rail, url } = await repricing('1', ['usd', 'eur'])
+    const { cli, received } = thirdParty(rail)
+    const result = await pay([url, '--currency', 'eur', '--max-amount', '0', '--'], cli)
+    expect(result.stderr.split('\n')[0]).toBe(
+      'mppkit pay: test/charge asks 1 eur (smallest unit) to merchant (realm shop)',
+    )
+    expect(result.asked).toHaveLength(1)
+    // Before the `--` that ends the options; the smaller cap of the two.
+    expect(received).toEqual([[url, '--currency', 'eur', '--max-amount', '0', '--max-amount=0', '--']])
+    expect(result.code).toBe(1)
+    expect(rail.transfers.size).toBe(0)
+  })
+
+  it('asks nothing it could not hold the rail to: offers in several currencies, or a rail without `options`; --yes still pays', async () => {
+    const several = await repricing('1', ['usd', 'eur'])
+    const mixed = thirdParty(several.rail)
+    const refused = await pay([several.url], mixed.cli)
+    expect(refused.code).toBe(1)
+    expect(refused.asked).toEqual([])
+    expect(refused.stderr.split('\n')[2]).toBe(
+      'mppkit pay: not paid: a confirmation here could not cap what the rail pays (the offers are in 2 ' +
+        'currencies (usd, eur): choose one with --currency <id>); check the offer(s) above and run again with --yes',
+    )
+    expect(mixed.received).toEqual([])
+
+    const { rail, url } = await repricing('1')
+    const opaque = thirdParty(rail, false)
+    const unread = await pay([url], opaque.cli)
+    expect(unread.code).toBe(1)
+    expect(unread.asked).toEqual([])
+    expect(unread.stderr).toContain(
+      "(the test rail's CLI exports no `options` to pass --max-amount and --currency with)",
+    )
+    expect(opaque.received).toEqual([])
+    // With --yes nobody confirms anything: the rail pays within its own caps, as before.
+    expect(await pay([url, '--yes'], opaque.cli)).toMatchObject({ code: 0, asked: [] })
+    expect(opaque.received).toEqual([[url]])
+    expect(rail.transfers.size).toBe(1)
   })
 })
 

@@ -1,7 +1,8 @@
 import * as Challenge from '../Challenge.js'
-import { type OptionSpec, parseArgs, UsageError } from '../cli/args.js'
+import { baseUnits, type OptionSpec, parseArgs, UsageError } from '../cli/args.js'
 import { printable } from '../cli/guard.js'
 import { type Command, commonOptions, parseCommand } from '../cli/rail.js'
+import { same } from '../client/Currency.js'
 import { describeError } from './describeError.js'
 
 /** Where `mppkit pay` writes; `confirm` is passed on to rails that ask before paying. */
@@ -13,7 +14,10 @@ export type PayIo = {
 
 /**
  * What a rail package exports as `@mppkit/method-<name>/cli`: `pay`, and `options`, its option spec, with
- * which `mppkit pay --rail <name>` reads the URL and request exactly as the rail will.
+ * which `mppkit pay --rail <name>` reads the URL and request exactly as the rail will. `pay` reads
+ * `commonOptions` (`--max-amount`, `--currency`, `--yes`, …) as `parseCommand` does: for a rail that shows
+ * and asks nothing itself (no `defaults`), `mppkit pay` confirms the offers and then passes what was
+ * confirmed as `--max-amount` and `--currency`, which `pay` must not exceed.
  */
 export type RailCli = {
   pay: (argv: string[], io?: PayIo) => Promise<number>
@@ -62,6 +66,47 @@ export function describeOffer(challenge: Challenge.Challenge): string {
     `${currency !== undefined ? ` ${printable(currency)}` : ''} (smallest unit)` +
     `${recipient !== undefined ? ` to ${printable(recipient)}` : ''} (realm ${printable(challenge.realm)})`
   )
+}
+
+/** The cap a confirmation of `offers` gives a rail: their currency and largest amount, or why none can be given. */
+function confirmedCaps(
+  offers: readonly Challenge.Challenge[],
+): { currency: string; maxAmount: bigint } | { refused: string } {
+  const currencies: string[] = []
+  let maxAmount = 0n
+  for (const offer of offers) {
+    const { amount, currency } = offer.request as Record<string, unknown>
+    // The values the rail's command line takes (`--currency`'s printable ASCII, base units): anything else
+    // cannot be passed as a cap.
+    if (typeof currency !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(currency))
+      return { refused: 'an offer names no currency that can be passed as --currency' }
+    const units =
+      typeof amount === 'string' && /^\d{1,78}$/.test(amount)
+        ? BigInt(amount)
+        : typeof amount === 'number' && Number.isSafeInteger(amount) && amount >= 0
+          ? BigInt(amount)
+          : undefined
+    if (units === undefined)
+      return { refused: 'an offer names no amount in base units to pass as --max-amount' }
+    if (!currencies.some((known) => same(known, currency))) currencies.push(currency)
+    if (units > maxAmount) maxAmount = units
+  }
+  if (currencies.length !== 1)
+    return {
+      refused: `the offers are in ${currencies.length} currencies (${currencies.map((c) => printable(c, 64)).join(', ')}): choose one with --currency <id>`,
+    }
+  return { currency: currencies[0]!, maxAmount }
+}
+
+// Where options end in `argv` as `spec` reads it: the index of the `--` that ends them, else the length.
+function optionsEnd(argv: readonly string[], spec: OptionSpec): number {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') return i
+    if (!arg.startsWith('-') || arg === '-' || arg.includes('=')) continue
+    if (Object.hasOwn(spec, arg) && spec[arg]!.value) i++
+  }
+  return argv.length
 }
 
 /** Imports `@mppkit/method-<name>/cli` with Node's resolution from this package. */
@@ -208,6 +253,8 @@ export async function payCommand(
     stderr: (t) => process.stderr.write(t),
   }
   const confirm = options.io ? options.io.confirm : process.stdin.isTTY ? askOnTerminal : undefined
+  let challenges: Challenge.Challenge[] = []
+  let command: Command | undefined
   const run = async (cli: RailCli, args: string[], name?: string) => {
     // The rails of this repository show what they pay and ask themselves (`@mppkit/core/cli`'s guard; they
     // export `defaults`, Tempo `defaultConfirmAbove`). A rail CLI without them gets both here: what each
@@ -215,11 +262,49 @@ export async function payCommand(
     if (name !== undefined && !('defaults' in cli) && !('defaultConfirmAbove' in cli)) {
       const yes = args.includes('-y') || args.includes('--yes')
       args = args.filter((arg) => arg !== '-y' && arg !== '--yes')
-      const asked = challenges.filter((challenge) => challenge.method === name).map(describeOffer)
-      for (const line of new Set(asked)) io.stderr(`mppkit pay: ${line}\n`)
-      if (!yes && confirm && asked.length > 0 && !(await confirm('mppkit pay: pay this'))) {
-        io.stderr('mppkit pay: not paid\n')
+      // The command line as the probe read it: a rail is only named once a probe answered.
+      const given = command?.args.values
+      const only = given?.get('currency')
+      // Only the offers the rail may pay: those in `--currency`, when given.
+      const offers = challenges.filter(
+        (challenge) =>
+          challenge.method === name &&
+          (only === undefined || same(String((challenge.request as { currency?: unknown }).currency), only)),
+      )
+      if (offers.length === 0 && only !== undefined) {
+        io.stderr(`mppkit pay: no ${name} offer is in ${printable(only, 64)} (--currency); not paid\n`)
         return 1
+      }
+      const asked = offers.map(describeOffer)
+      for (const line of new Set(asked)) io.stderr(`mppkit pay: ${line}\n`)
+      if (!yes && confirm && asked.length > 0) {
+        // The rail fetches the URL again and pays what that 402 asks, which the server may have changed
+        // since: what the person confirms is passed to the rail as its caps, so it pays no more. Where no
+        // cap can be passed (a rail whose command line this cannot read, offers in several currencies),
+        // nobody is asked a question whose answer would not bind.
+        const caps = cli.options
+          ? confirmedCaps(offers)
+          : {
+              refused: `the ${name} rail's CLI exports no \`options\` to pass --max-amount and --currency with`,
+            }
+        if ('refused' in caps) {
+          io.stderr(
+            `mppkit pay: not paid: a confirmation here could not cap what the rail pays (${caps.refused}); ` +
+              'check the offer(s) above and run again with --yes\n',
+          )
+          return 1
+        }
+        if (!(await confirm('mppkit pay: pay this'))) {
+          io.stderr('mppkit pay: not paid\n')
+          return 1
+        }
+        const givenCap = baseUnits('--max-amount', given?.get('maxAmount'))
+        const cap = givenCap !== undefined && givenCap < caps.maxAmount ? givenCap : caps.maxAmount
+        // As `--flag=value` (a server's currency never becomes an argument of its own), before any `--`
+        // that ends the options; the last value of an option wins (`parseArgs`).
+        const flags = [`--max-amount=${cap}`, ...(only === undefined ? [`--currency=${caps.currency}`] : [])]
+        const end = optionsEnd(args, { ...cli.options, ...commonOptions })
+        args = [...args.slice(0, end), ...flags, ...args.slice(end)]
       }
     }
     return options.io ? cli.pay(args, options.io) : cli.pay(args)
@@ -239,11 +324,9 @@ export async function payCommand(
     return 0
   }
   let offered: string[] | undefined
-  let challenges: Challenge.Challenge[] = []
   const chosen = rail !== undefined ? await load(rail) : undefined
   if (rail !== undefined && !chosen) return notInstalled(rail)
   if (chosen && (rest.includes('--help') || rest.includes('-h'))) return run(chosen, rest)
-  let command: Command | undefined
   try {
     // A rail chosen with --rail that exports its options reads the command line exactly as it will pay;
     // otherwise the options of this repository's rails tell which flags take a value.

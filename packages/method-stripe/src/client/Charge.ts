@@ -28,7 +28,7 @@ export type TokenRequest = {
  */
 export type IssuedToken = {
   id: string
-  usage_limits?: { currency?: string; max_amount?: number; expires_at?: number | null }
+  usage_limits?: { currency?: string | null; max_amount?: number | null; expires_at?: number | null }
   seller_details?: { network_business_profile?: string | null }
 }
 
@@ -43,8 +43,18 @@ export type ChargeClientOptions = {
   paymentMethodType?: string
   /** Client reference sent as the payload `externalId` when the challenge binds none. */
   externalId?: string
-  /** Longest token validity asked for, in seconds (default 3600). */
+  /** Longest token validity asked for, in whole seconds: a positive safe integer (default 3600). */
   maxValiditySeconds?: number
+}
+
+/** The client method {@link chargeClient} returns: it names the Stripe profile its tokens are granted to. */
+export type ChargeClient = Method.Client<typeof charge> & {
+  /**
+   * Who a charge pays, for a person to read before paying (`mppkit pay` shows it after "to"): the
+   * seller's Stripe profile, `methodDetails.networkId`, to which the token is granted. The request's
+   * `recipient` is free text the server chooses, bound to nothing.
+   */
+  payee(request: Record<string, unknown>): string | undefined
 }
 
 /**
@@ -59,14 +69,34 @@ export type ChargeClientOptions = {
  * ```
  * @see draft-stripe-charge-00 §"Credential Schema", §"Amount Verification"
  */
-export function chargeClient(options: ChargeClientOptions): Method.Client<typeof charge> {
+export function chargeClient(options: ChargeClientOptions): ChargeClient {
   if (typeof options.createToken !== 'function')
     throw new ConfigurationError('stripe client: createToken is required')
   const paymentMethodType = options.paymentMethodType ?? 'card'
+  // Checked here, not when a challenge comes: a string (from an env var) or NaN once made the expiry asked
+  // for NaN or tens of thousands of years away, and the check of the granted expiry compared against it.
+  if (typeof paymentMethodType !== 'string' || paymentMethodType === '')
+    throw new ConfigurationError(
+      'stripe client: paymentMethodType must be a payment method type such as card',
+    )
+  if (
+    options.externalId !== undefined &&
+    (typeof options.externalId !== 'string' || options.externalId === '')
+  )
+    throw new ConfigurationError('stripe client: externalId must be a non-empty string')
   const maxValidity = options.maxValiditySeconds ?? 3600
+  if (!Number.isSafeInteger(maxValidity) || maxValidity <= 0)
+    throw new ConfigurationError(
+      'stripe client: maxValiditySeconds must be a positive whole number of seconds',
+    )
 
   return {
     definition: charge,
+
+    payee(request) {
+      const networkId = (request.methodDetails as { networkId?: unknown } | undefined)?.networkId
+      return typeof networkId === 'string' ? `Stripe profile ${networkId}` : undefined
+    },
 
     // The core checks the spend policy with this quote before createPayload runs, so "Spend policy
     // applies before any token is created".
@@ -85,11 +115,20 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       const now = Math.floor(Date.now() / 1000)
       const challengeExpiry =
         challenge.expires === undefined ? undefined : Math.floor(Date.parse(challenge.expires) / 1000)
+      const expiresAt = Math.min(challengeExpiry ?? now + maxValidity, now + maxValidity)
+      // An expiry that is no time (an unreadable `expires`) bounds nothing, nor can a grant be checked against it.
+      if (!Number.isSafeInteger(expiresAt))
+        throw new PaymentFailedError(
+          'stripe client: the challenge expiry is not a time; no token was created',
+          {
+            code: 'token-mismatch',
+          },
+        )
       const asked: TokenRequest = {
         amount: Number(request.amount),
         currency: request.currency.toLowerCase(),
         networkId: request.methodDetails.networkId,
-        expiresAt: Math.min(challengeExpiry ?? now + maxValidity, now + maxValidity),
+        expiresAt,
         paymentMethodTypes: request.methodDetails.paymentMethodTypes,
         challenge,
         ...(request.methodDetails.metadata ? { metadata: request.methodDetails.metadata } : {}),
@@ -106,6 +145,7 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       if (mismatch)
         throw new PaymentFailedError(
           `stripe client: the created token's ${mismatch} differs from the challenge; it was not sent`,
+          { code: 'token-mismatch' },
         )
       // A challenge-bound externalId is echoed (the server refuses a credential that drops or changes it).
       const externalId = request.externalId ?? options.externalId
@@ -114,18 +154,30 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
   }
 }
 
-/** The first limit of a created token that differs from what was asked, or undefined. */
+/**
+ * The first limit of a created token that differs from what was asked, or undefined. A limit the platform
+ * leaves out is not known and not refused; one it returns as `null` (no currency, no expiry, any seller)
+ * or as anything but the value asked grants more than was asked.
+ */
 function grantedMismatch(token: IssuedToken, asked: TokenRequest): string | undefined {
   const limits = token.usage_limits
-  if (limits?.currency !== undefined && limits.currency.toLowerCase() !== asked.currency)
+  if (
+    limits?.currency !== undefined &&
+    (typeof limits.currency !== 'string' || limits.currency.toLowerCase() !== asked.currency)
+  )
     return 'usage_limits[currency]'
   if (limits?.max_amount !== undefined && limits.max_amount !== asked.amount)
     return 'usage_limits[max_amount]'
-  // A token without an expiry, or outliving the challenge, grants more than was asked.
-  if (limits?.expires_at !== undefined && (limits.expires_at === null || limits.expires_at > asked.expiresAt))
+  // A token without an expiry, or outliving the challenge, grants more than was asked (NaN outlives
+  // nothing by `>`: only a finite number is compared).
+  const expiry = limits?.expires_at
+  if (
+    expiry !== undefined &&
+    (typeof expiry !== 'number' || !Number.isFinite(expiry) || expiry > asked.expiresAt)
+  )
     return 'usage_limits[expires_at]'
+  // `null`: a token any seller may charge.
   const network = token.seller_details?.network_business_profile
-  if (network !== undefined && network !== null && network !== asked.networkId)
-    return 'seller_details[network_business_profile]'
+  if (network !== undefined && network !== asked.networkId) return 'seller_details[network_business_profile]'
   return undefined
 }

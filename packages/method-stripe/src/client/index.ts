@@ -1,8 +1,7 @@
-import type { Method } from '@mppkit/core'
-import type { charge } from '../Methods.js'
-import { type ChargeClientOptions, chargeClient } from './Charge.js'
+import { type ChargeClient, type ChargeClientOptions, chargeClient } from './Charge.js'
 
 export {
+  type ChargeClient,
   type ChargeClientOptions,
   type CreateToken,
   chargeClient,
@@ -22,6 +21,6 @@ export { type IssuedTokensOptions, issuedTokens, type StripeRawClient } from './
  * @see draft-stripe-charge-00
  */
 export const stripe: {
-  (options: ChargeClientOptions): Method.Client<typeof charge>
-  charge(options: ChargeClientOptions): Method.Client<typeof charge>
+  (options: ChargeClientOptions): ChargeClient
+  charge(options: ChargeClientOptions): ChargeClient
 } = Object.assign((options: ChargeClientOptions) => chargeClient(options), { charge: chargeClient })
