@@ -53,13 +53,26 @@ describe('lightning session server options', () => {
     refusesSession({ topUpTimeoutMs: value }, 'topUpTimeoutMs')
     refusesSession({ idleCheckIntervalMs: value }, 'idleCheckIntervalMs')
   })
-  it.each([1.5, Number.NaN, '10'])('refuses depositSats %j', (depositSats) =>
-    refusesSession({ depositSats }, 'depositSats'),
+  // Advertised as the challenge's `depositAmount` and asked of the node as an invoice amount.
+  it.each([1.5, Number.NaN, '10', 0, -1, 0n, 2_100_000_000_000_001n, 2.2e15])(
+    'refuses depositSats %s',
+    (depositSats) => refusesSession({ depositSats }, 'depositSats'),
   )
-  it.each([Number.NaN, 0, -1, Number.POSITIVE_INFINITY])(
+  // Advertised as the challenge's `idleTimeout`, "in seconds, as a decimal string" of 1–9 digits: 1.5
+  // or 1e9 there made every paid open a 402 after the deposit was paid.
+  it.each([Number.NaN, 0, -1, 0.5, 1.5, 1e9, Number.POSITIVE_INFINITY, '300'])(
     'refuses idleTimeoutSeconds %j',
     (idleTimeoutSeconds) => refusesSession({ idleTimeoutSeconds }, 'idleTimeoutSeconds'),
   )
+  // Infinity left an interrupted close unrefunded for good.
+  it.each(badSeconds)('refuses refundRecoverySeconds %j', (refundRecoverySeconds) =>
+    refusesSession({ refundRecoverySeconds }, 'refundRecoverySeconds'),
+  )
+  it.each(['false', 0, 1])('refuses billPerRequest %j', (billPerRequest) =>
+    refusesSession({ billPerRequest }, 'billPerRequest'),
+  )
+  it('refuses an onRefundFailure that is not a function', () =>
+    refusesSession({ onRefundFailure: 'log' }, 'onRefundFailure'))
   it('accepts the documented values', () => {
     for (const extra of [
       {},
@@ -69,7 +82,13 @@ describe('lightning session server options', () => {
       { maxRefundFeeSats: 25 },
       { maxRefundFeeSats: () => -1 }, // a function is checked at each refund (session.test.ts)
       { topUpTimeoutMs: 1, idleCheckIntervalMs: 2 ** 31 - 1 },
-      { idleTimeoutSeconds: 0.5 },
+      { idleTimeoutSeconds: 1 },
+      { idleTimeoutSeconds: 999_999_999 },
+      { refundRecoverySeconds: 1 },
+      { depositSats: 1 },
+      { depositSats: 2_100_000_000_000_000n },
+      { billPerRequest: false },
+      { onRefundFailure: () => {} },
     ])
       expect(() => sessionServer({ lnd, ...extra } as SessionOptions)).not.toThrow()
   })

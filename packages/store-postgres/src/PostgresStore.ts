@@ -63,7 +63,10 @@ export type PostgresStoreOptions = {
    * rows are already treated as absent: this keeps the table from growing with every consumed challenge.
    */
   cleanupIntervalMs?: number | false
-  /** Seconds a client should wait before retrying when PostgreSQL is unavailable (default 1). */
+  /**
+   * Whole seconds, 1 or more, a client should wait before retrying when PostgreSQL is unavailable (default 1):
+   * the `Retry-After` of those answers. Anything else is a `ConfigurationError`.
+   */
   retryAfter?: number
   /**
    * Longest time, in milliseconds, the store waits for a connection from the pool and for each statement
@@ -313,7 +316,12 @@ export class PostgresStore implements Store {
     this.schema = options.schema
     this.table = table
     this.#qualified = `"${options.schema}"."${table}"`
-    this.#retryAfter = options.retryAfter ?? 1
+    const retryAfter = options.retryAfter ?? 1
+    // It becomes the `Retry-After` header of every outage answer (RFC 9110 §10.2.3: "a non-negative
+    // decimal integer, representing time in seconds"): NaN or 1.5 there tells a client nothing it can use.
+    if (typeof retryAfter !== 'number' || !Number.isSafeInteger(retryAfter) || retryAfter < 1)
+      throw new ConfigurationError('retryAfter must be a positive whole number of seconds')
+    this.#retryAfter = retryAfter
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= maxDelayMs))
       throw new ConfigurationError('timeoutMs must be a positive number of milliseconds (at most 2147483647)')

@@ -58,7 +58,10 @@ export type RedisStoreOptions = {
   url?: string
   /** Prepended to every key, e.g. `mppkit:`; lets several services or tenants share one Redis. */
   keyPrefix: string
-  /** Seconds a client should wait before retrying when Redis is unavailable (default 1). */
+  /**
+   * Whole seconds, 1 or more, a client should wait before retrying when Redis is unavailable (default 1):
+   * the `Retry-After` of those answers. Anything else is a `ConfigurationError`.
+   */
   retryAfter?: number
   /**
    * Longest time, in milliseconds, one operation may take (default 10,000). When it passes, the operation
@@ -261,7 +264,12 @@ export class RedisStore implements Store {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
     this.keyPrefix = options.keyPrefix
     this.#prefixBytes = Buffer.from(options.keyPrefix)
-    this.#retryAfter = options.retryAfter ?? 1
+    const retryAfter = options.retryAfter ?? 1
+    // It becomes the `Retry-After` header of every outage answer (RFC 9110 §10.2.3: "a non-negative
+    // decimal integer, representing time in seconds"): NaN or 1.5 there tells a client nothing it can use.
+    if (typeof retryAfter !== 'number' || !Number.isSafeInteger(retryAfter) || retryAfter < 1)
+      throw new ConfigurationError('retryAfter must be a positive whole number of seconds')
+    this.#retryAfter = retryAfter
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2_147_483_647))
       throw new ConfigurationError('timeoutMs must be a positive number of milliseconds (at most 2147483647)')

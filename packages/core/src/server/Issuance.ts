@@ -6,7 +6,13 @@ import * as Digest from '../Digest.js'
 import { PaymentError, PaymentRequiredError, ServiceUnavailableError } from '../Errors.js'
 import * as Expires from '../Expires.js'
 import type { Core } from './Core.js'
-import { type CompiledOffer, type CompiledRoute, formatChallenge, pinnedRequest } from './Offers.js'
+import {
+  type CompiledOffer,
+  type CompiledRoute,
+  checkIssuedRequest,
+  formatChallenge,
+  pinnedRequest,
+} from './Offers.js'
 
 /** One issued challenge: as data (for JSON transports) and as its `WWW-Authenticate` value. */
 export type IssuedChallenge = {
@@ -70,7 +76,8 @@ function opaqueFor(entry: CompiledOffer): string {
 /**
  * Returns the challenge issuer of a server. `issue` builds fresh challenges for a compiled route
  * (concurrently: each offer's price function and `prepare` run at the same time, so slow rails do not
- * add up); an offer that fails is left out. `refuse` turns a problem into the data a transport renders:
+ * add up); an offer that fails, or whose request the method's request schema refuses, is left out and
+ * reported (`onError`, phase `challenge`). `refuse` turns a problem into the data a transport renders:
  * a 402 with at least one challenge, or a problem without challenges.
  *
  * @example
@@ -121,6 +128,9 @@ export function issuer(core: Core) {
     let request = pinned
     if (entry.method.prepare)
       request = await entry.method.prepare({ request: pinned, httpRequest: input.request, realm, expires })
+    // A request the method's schema refuses is refused when its credential comes back, after the payer
+    // paid: the offer is left out of this 402 and reported, as a failing price function is.
+    checkIssuedRequest(entry, request)
     const fields: Challenge.ChallengeFields = {
       realm,
       method: entry.method.definition.name,

@@ -116,10 +116,37 @@ function checkRequest(
     ? issues.find((issue) => typeof issue.path?.[0] === 'string' && pinned.includes(issue.path[0]))
     : issues[0]
   if (method.prepare && first === undefined) return
-  const field = first?.path?.length ? `request.${first.path.map(String).join('.')}` : 'request'
-  const why = typeof first?.message === 'string' ? `: ${first.message}` : ''
   throw new ConfigurationError(
-    `route offer ${method.definition.name}/${intent}: ${field} does not fit the method's request schema${why} (every payment would be refused)`,
+    `route offer ${method.definition.name}/${intent}: ${misfit(first)} (every payment would be refused)`,
+  )
+}
+
+/** A schema issue as `request.<field> does not fit the method's request schema: <why>`. */
+function misfit(issue: Issue | undefined): string {
+  const field = issue?.path?.length ? `request.${issue.path.map(String).join('.')}` : 'request'
+  const why = typeof issue?.message === 'string' ? `: ${issue.message}` : ''
+  return `${field} does not fit the method's request schema${why}`
+}
+
+/**
+ * Holds the request a challenge is about to carry (a price function's fields, or what the method's
+ * `prepare` made of them) against the method's request schema, as the verification of its credential
+ * will: a challenge that verification refuses must not be issued, since the payer pays before presenting
+ * it. Each registered method "has an associated specification that defines the `request` and `payload`
+ * schemas" (draft-httpauth-payment-00 §"Method Registry"). Static offers without `prepare` are checked
+ * once, when their route is compiled, and never get here.
+ *
+ * @example
+ * ```ts
+ * checkIssuedRequest(entry, await entry.method.prepare({ request, httpRequest, realm, expires }))
+ * ```
+ */
+export function checkIssuedRequest(entry: CompiledOffer, request: Record<string, unknown>): void {
+  const result = entry.method.definition.request.safeParse(request)
+  if (result.success) return
+  const made = entry.method.prepare ? 'prepared' : 'priced'
+  throw new ConfigurationError(
+    `route offer ${entry.method.definition.name}/${entry.intent}: the ${made} ${misfit(issuesOf(result.error)[0])}; the offer was left out of the 402 (its payment would be refused)`,
   )
 }
 

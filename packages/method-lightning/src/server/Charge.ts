@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { ConfigurationError, type Method, type PaymentError, VerificationFailedError } from '@mppkit/core'
-import { type AuthenticatedLnd, getInvoice } from 'lightning'
+import type { AuthenticatedLnd } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call, checkedTimeout, defaultNodeTimeouts } from '../internal/node.js'
+import { checkedTimeout, defaultNodeTimeouts } from '../internal/node.js'
 import { charge, type LightningChargeRequest } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
+import { settledMsat } from './InvoiceLookup.js'
 
 /** Options of {@link chargeServer}. */
 export type ChargeOptions = {
@@ -133,14 +134,10 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           'SHA-256 of the provided preimage does not match the stored payment hash',
         )
       // The node must hold the invoice as settled for the full amount: a preimage alone could have
-      // leaked from the node without a payment.
-      const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash }), nodeTimeoutMs).catch(
-        (error) => {
-          if (Array.isArray(error)) return undefined
-          throw error
-        },
-      )
-      if (!record?.is_confirmed || BigInt(record.received_mtokens) < invoice.amountMsat)
+      // leaked from the node without a payment. Only the node's answer refuses (402); a lookup that
+      // failed throws (503, the challenge kept for the same credential).
+      const received = await settledMsat(lnd, invoice.paymentHash, nodeTimeoutMs)
+      if (received === undefined || received < invoice.amountMsat)
         throw new VerificationFailedError({
           detail: 'The node has not received this payment.',
           reason: 'invoice-not-settled',

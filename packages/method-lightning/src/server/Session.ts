@@ -6,25 +6,34 @@ import {
   ServiceUnavailableError,
   VerificationFailedError,
 } from '@mppkit/core'
-import { type AuthenticatedLnd, getInvoice } from 'lightning'
+import type { AuthenticatedLnd } from 'lightning'
 import * as Invoice from '../Invoice.js'
 import { issueInvoice } from '../internal/issue.js'
-import { call, checkedFee, checkedTimeout, defaultNodeTimeouts, type NodeTimeouts } from '../internal/node.js'
+import { checkedFee, checkedTimeout, defaultNodeTimeouts, type NodeTimeouts } from '../internal/node.js'
 import { type LightningSessionPayload, type LightningSessionRequest, session } from '../Methods.js'
 import { LightningProblem } from '../Problems.js'
 import { challengeProblemFor, checkedSeconds, sha256Hex } from './Charge.js'
+import { settledMsat } from './InvoiceLookup.js'
 import { type DepositClaim, Deposits, refusal, type TopUpRefusal } from './session/Deposits.js'
 import { createMeter, credited, type SessionMeter } from './session/Meter.js'
 import { closeAndRefund, type RefundFailure, recoverRefund } from './session/Refund.js'
 import { type SessionRecord, Sessions } from './session/Sessions.js'
 
+/** The longest `idleTimeoutSeconds`: the challenge's `idleTimeout` is a decimal string of 1–9 digits. */
+const maxIdleTimeoutSeconds = 999_999_999
+/** The largest `depositSats`: 21 million bitcoin, in satoshis. */
+const maxDepositSats = 2_100_000_000_000_000n
+
 /** Options of {@link sessionServer}. */
 export type SessionOptions = {
   /** The payee's node (invoices, lookups, and refund payments: an admin macaroon). */
   lnd: AuthenticatedLnd
-  /** Deposit in satoshis (default `amount × 20`, the spec's recommendation). */
+  /** Deposit in satoshis, 1 to 2.1 × 10¹⁵ (default `amount × 20`, the spec's recommendation). */
   depositSats?: bigint | number
-  /** Seconds without a bearer or topUp action before the server closes and refunds (default 300). */
+  /**
+   * Whole seconds (1 to 999 999 999) without a bearer or topUp action before the server closes and
+   * refunds (default 300); advertised as the challenge's `idleTimeout`.
+   */
   idleTimeoutSeconds?: number
   /** How often the idle sweeper runs, in ms (default: a tenth of the idle timeout, at most 30 s). */
   idleCheckIntervalMs?: number
@@ -47,7 +56,7 @@ export type SessionOptions = {
    */
   onRefundFailure?: (failure: RefundFailure) => void
   /**
-   * Seconds after a close whose refund is still unrecorded (its process stopped between closing and
+   * Whole seconds after a close whose refund is still unrecorded (its process stopped between closing and
    * recording the refund) before the idle sweep finishes it (default 600): longer than any close takes.
    */
   refundRecoverySeconds?: number
@@ -101,9 +110,21 @@ export function sessionServer(options: SessionOptions): SessionServer {
       'lightning session: options.lnd (an authenticated LND gRPC object) is required',
     )
   const { lnd } = options
+  // Advertised in every challenge: "idleTimeout: … in seconds, as a decimal string (e.g., "300" for 5
+  // minutes)", which the request schema holds to 1–9 digits. Anything else (1.5, 1e9) issues challenges
+  // the method's own verify refuses, after the payer paid the deposit.
   const idleSeconds = options.idleTimeoutSeconds ?? 300
-  if (typeof idleSeconds !== 'number' || !(idleSeconds > 0) || !Number.isFinite(idleSeconds))
-    throw new ConfigurationError('lightning session: idleTimeoutSeconds must be a positive finite number')
+  if (
+    typeof idleSeconds !== 'number' ||
+    !Number.isSafeInteger(idleSeconds) ||
+    idleSeconds < 1 ||
+    idleSeconds > maxIdleTimeoutSeconds
+  )
+    throw new ConfigurationError(
+      `lightning session: idleTimeoutSeconds must be a whole number of seconds, 1 to ${maxIdleTimeoutSeconds}`,
+    )
+  // Advertised as `depositAmount` and asked of the node as an invoice amount (a JavaScript number there):
+  // at most every bitcoin there is, which both hold exactly.
   const deposit = options.depositSats
   if (
     deposit !== undefined &&
@@ -111,13 +132,13 @@ export function sessionServer(options: SessionOptions): SessionServer {
   )
     throw new ConfigurationError('lightning session: depositSats must be a whole number of satoshis')
   const depositOption = deposit === undefined ? undefined : BigInt(deposit)
-  if (depositOption !== undefined && depositOption <= 0n)
-    throw new ConfigurationError('lightning session: depositSats must be positive')
+  if (depositOption !== undefined && (depositOption <= 0n || depositOption > maxDepositSats))
+    throw new ConfigurationError(`lightning session: depositSats must be 1 to ${maxDepositSats} satoshis`)
   const retentionMs =
     checkedSeconds(options.retentionSeconds, 30 * 86_400, 'lightning session: retentionSeconds') * 1000
-  const refundRecoveryMs = (options.refundRecoverySeconds ?? 600) * 1000
-  if (!(refundRecoveryMs > 0))
-    throw new ConfigurationError('lightning session: refundRecoverySeconds must be positive')
+  // Infinity here would leave an interrupted close unrefunded for good (the sweep never reaches it).
+  const refundRecoveryMs =
+    checkedSeconds(options.refundRecoverySeconds, 600, 'lightning session: refundRecoverySeconds') * 1000
   const topUpTimeoutMs = checkedTimeout(options.topUpTimeoutMs, 60_000, 'lightning session: topUpTimeoutMs')
   checkedTimeout(options.idleCheckIntervalMs, 1, 'lightning session: idleCheckIntervalMs')
   const timeouts: NodeTimeouts = {
@@ -133,6 +154,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
     ),
   }
   const billPerRequest = options.billPerRequest ?? true
+  // A string `'false'` would bill every request: only a boolean says what is meant.
+  if (typeof billPerRequest !== 'boolean')
+    throw new ConfigurationError('lightning session: billPerRequest must be true or false')
+  if (options.onRefundFailure !== undefined && typeof options.onRefundFailure !== 'function')
+    throw new ConfigurationError('lightning session: onRefundFailure must be a function')
   // Checked on every use: `lightning`'s pay without a usable `max_fee` lets the node spend any fee. A
   // number is checked here too, so a bad one is refused at startup, not when a close would refund.
   if (typeof options.maxRefundFeeSats !== 'function' && options.maxRefundFeeSats !== undefined)
@@ -301,13 +327,9 @@ export function sessionServer(options: SessionOptions): SessionServer {
         'invalid-preimage',
         'SHA-256 of the preimage does not match the payment hash.',
       )
-    const record = await call(() => getInvoice({ lnd, id: invoice.paymentHash }), timeouts.callMs).catch(
-      (error) => {
-        if (Array.isArray(error)) return undefined
-        throw error
-      },
-    )
-    if (!record?.is_confirmed || BigInt(record.received_mtokens) < invoice.amountMsat)
+    // Only the node's answer refuses (402); a lookup that failed throws (503, the challenge kept).
+    const received = await settledMsat(lnd, invoice.paymentHash, timeouts.callMs)
+    if (received === undefined || received < invoice.amountMsat)
       throw new VerificationFailedError({
         detail: 'The node has not received this deposit.',
         reason: 'invoice-not-settled',
