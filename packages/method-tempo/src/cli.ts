@@ -8,7 +8,13 @@ import { findOpenChannels, type OpenChannel } from './client/Channels.js'
 import { chargeClient } from './client/Charge.js'
 import { fileChannelStore } from './client/node.js'
 import { type Reclaim, reclaimChannel } from './client/Reclaim.js'
-import { type ChannelState, type SessionClient, sessionClient, type TopUpIntent } from './client/Session.js'
+import {
+  type ChannelState,
+  type SessionClient,
+  type SkippedChannel,
+  sessionClient,
+  type TopUpIntent,
+} from './client/Session.js'
 import { baseUnits, formatUnits, type OptionSpec, parseArgs, UsageError } from './internal/cliArgs.js'
 import { escrowAbi } from './internal/escrow.js'
 import { knownEscrows } from './internal/escrows.js'
@@ -293,6 +299,8 @@ async function payUrl(parameters: {
       io.stderr(
         `mppkit pay: saved session channel ${channel.channelId} (${new URL(channel.url).origin}, deposit ${formatUnits(channel.deposit, tip20Decimals)}) from ${channelFile}\n`,
       )
+    for (const record of sessions.skipped())
+      io.stderr(`mppkit pay: ${describeSkipped(record, channelFile as string)}\n`)
     return await payWith({ ...parameters, account, chainId, mode, sessions, channelFile, gate })
   } finally {
     channelStore?.close()
@@ -839,20 +847,39 @@ export async function reclaim(argv: string[], io: Io = processIo()): Promise<num
   }
 }
 
+/**
+ * One line naming a saved record the session client skipped: its key and what is wrong (the record's
+ * fields, never their values: it holds a signed transaction), and how to take its deposit back when it
+ * names a channel.
+ */
+function describeSkipped(record: SkippedChannel, channelFile: string): string {
+  const after =
+    record.reason === 'invalid'
+      ? ' (fix or remove it)'
+      : record.reason === 'chain'
+        ? `; with an RPC of chain ${record.chainId}, \`mppkit close\` closes it, or \`mppkit reclaim --channel ${record.channelId} --escrow ${record.escrow}\` takes its deposit back`
+        : ''
+  // The key is the file's: shown without control characters, and cut.
+  return `saved channel ${printable(JSON.stringify(record.key), 200)} in ${printable(channelFile, 300)} ${record.problem}: skipped, left in the file as it is${after}`
+}
+
 const closeUsage = `mppkit close --channel-file <path> [<url>] [options]
                                close the Tempo session channels mppkit pay --channel-file kept open
 
 Each channel of the payer saved in the file (or every one of <url>'s origin) is closed cooperatively at
 the URL it was last paid on: the server settles what it served and the escrow refunds the rest of the
-deposit. A channel whose server refuses or does not answer stays saved, named with the mppkit reclaim
-command that takes it back without the server.
+deposit. Channels of different servers are closed at the same time (four servers at once). A channel
+whose server refuses or does not answer stays saved, named with the mppkit reclaim command that takes it
+back without the server. A saved record that is not valid, or is of another chain or escrow, is named,
+left in the file as it is, and does not stop the others.
 
 Options:
   --channel-file <path>  the channel file                (env MPPKIT_CHANNEL_FILE)
   --key <0x…>            the channels' payer private key   (env MPPKIT_PRIVATE_KEY)
   --rpc <url>            Tempo JSON-RPC URL                 (env MPPKIT_RPC_URL)
 
-Exit codes: 0 every channel closed (or none saved), 1 a close failed, 2 usage error.`
+Exit codes: 0 every channel closed (or none saved), 1 a close failed or a record could not be closed,
+2 usage error.`
 
 const closeOptions = {
   '--channel-file': { name: 'channelFile', value: true },
@@ -865,9 +892,11 @@ const closeOptions = {
 /**
  * Runs `mppkit close --channel-file <path> [<url>]`: the cooperative close of the session channels a
  * `mppkit pay --channel-file … --keep-open` left open (all of the payer's, or the one of `<url>`'s
- * server), one at a time; a channel closed is removed from the file, one whose close failed stays and
- * is named with its `mppkit reclaim` command. Returns 0 when every close succeeded (or none was saved),
- * 1 when one failed, 2 on a usage error.
+ * server), those of different servers concurrently (`closeAll`); a channel closed is removed from the
+ * file, one whose close failed stays and is named with its `mppkit reclaim` command. A record that is
+ * not valid, or of another chain or escrow, is named (its key and what is wrong, never its contents),
+ * left in the file and skipped. Returns 0 when every close succeeded (or none was saved), 1 when one
+ * failed or a record could not be closed, 2 on a usage error.
  *
  * @example
  * ```ts
@@ -912,39 +941,50 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
     const targets = restored.filter(
       (channel) => origin === undefined || new URL(channel.url).origin === origin,
     )
-    if (targets.length === 0) {
+    // Records it could not restore: named and left in the file. With <url>, those of another server
+    // are not this run's (one whose server cannot be read is named either way).
+    const skipped = sessions
+      .skipped()
+      .filter((record) => origin === undefined || record.origin === undefined || record.origin === origin)
+    if (targets.length === 0 && skipped.length === 0) {
       io.stdout(
         `no session channel of ${printable(privateKeyToAccount(payer.key).address)} is saved in ${printable(channelFile)}` +
           `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
       )
       return 0
     }
-    // One at a time (each close is one request to its server); a failure does not stop the others.
     let failed = 0
-    for (const channel of targets) {
-      const what = `channel ${channel.channelId} (${printable(new URL(channel.url).origin)})`
+    for (const record of skipped) {
+      failed++
+      io.stderr(`mppkit close: ${describeSkipped(record, channelFile)}\n`)
+    }
+    const describe = (channel: ChannelState) =>
+      `channel ${channel.channelId} (${printable(new URL(channel.url).origin)})`
+    for (const channel of targets)
       if (channel.opening) {
         // Its open is not mined yet (nor known gone): nothing to close or reclaim until it is.
         failed++
-        io.stderr(`mppkit close: ${what}: its open is not mined yet; it stays saved, run again later\n`)
-        continue
+        io.stderr(
+          `mppkit close: ${describe(channel)}: its open is not mined yet; it stays saved, run again later\n`,
+        )
       }
-      let response: Response | undefined
-      let error: unknown
-      try {
-        response = await sessions.close(channel.url, channel.channelId)
-      } catch (caught) {
-        error = caught
-      }
-      if (response?.ok) {
-        const receipt = receiptOf(response)
-        io.stdout(`closed ${what}${receipt ? `: ${JSON.stringify(receipt)}` : ''}\n`)
+    // Each close is one request to its server; the servers concurrently, a failure not stopping the others.
+    const closing = new Set(targets.filter((channel) => !channel.opening))
+    const results =
+      closing.size === 0 ? [] : await sessions.closeAll({ filter: (channel) => closing.has(channel) })
+    for (const result of results) {
+      const channel = targets.find((target) => target.channelId === result.channelId)!
+      if (result.ok && result.response) {
+        const receipt = receiptOf(result.response)
+        io.stdout(`closed ${describe(channel)}${receipt ? `: ${JSON.stringify(receipt)}` : ''}\n`)
         continue
       }
       failed++
-      const why = response ? `HTTP ${response.status}` : printable(describeError(error), 1000)
+      const why = result.response
+        ? `HTTP ${result.response.status}`
+        : printable(describeError(result.error), 1000)
       io.stderr(
-        `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${formatUnits(channel.deposit, tip20Decimals)}); ` +
+        `mppkit close: closing ${describe(channel)} failed: ${why}; it stays saved (deposit ${formatUnits(channel.deposit, tip20Decimals)}); ` +
           `without the server, \`mppkit reclaim --channel ${channel.channelId} --escrow ${channel.escrow}\` takes it back\n`,
       )
     }

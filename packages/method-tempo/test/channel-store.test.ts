@@ -165,7 +165,7 @@ describe('sessionClient({ channelStore })', () => {
       )
   })
 
-  it('refuses an invalid record of this payer by its key (before any chain read); other payers and signers are left alone', async () => {
+  it('skips and names an invalid record of this payer by its key (before any chain read); other payers and signers are left alone', async () => {
     const records: Record<string, unknown> = {
       // Another payer's record (another key prefix) is left alone, whatever it holds.
       [`0x${'ab'.repeat(20)}|elsewhere`]: { v: 9 },
@@ -190,12 +190,14 @@ describe('sessionClient({ channelStore })', () => {
       [{ ...record(), chainId: 1 }, /names channel|not under its own chain's key/],
     ] as const) {
       records[key] = bad
-      const error = await sessionClient({ ...options, channelStore: store })
-        .restore()
-        .catch((caught: unknown) => caught)
-      expect(error).toBeInstanceOf(ConfigurationError)
-      expect((error as Error).message).toMatch(pattern)
-      expect((error as Error).message).toContain(JSON.stringify(key))
+      // Skipped, not thrown: one bad record must not stop the others (nothing read on chain for it).
+      const sessions = sessionClient({ ...options, channelStore: store })
+      expect(await sessions.restore()).toEqual([])
+      const [skipped, ...more] = sessions.skipped()
+      expect(more).toEqual([])
+      expect(skipped).toMatchObject({ key, reason: 'invalid' })
+      expect(`saved channel ${JSON.stringify(skipped!.key)} ${skipped!.problem}`).toMatch(pattern)
+      expect(records[key]).toBe(bad)
     }
   })
 })

@@ -47,14 +47,14 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
   const nonceOf = (address: Hex) =>
     tempoClients(devnet.info).publicClient.getTransactionCount({ address, blockTag: 'pending' })
 
-  /** A session server on the devnet for `realm` (payee: account 0), and its protected handler. */
-  const payee = (realm: string) => {
+  /** A session server on the devnet for `realm` (payee: devnet account `account`), and its handler. */
+  const payee = (realm: string, account = 0) => {
     const { info } = devnet
     const method = sessionServer({
       rpcUrl: info.rpcUrl,
       chainId: info.chainId,
       currency: info.tokens.pathUsd,
-      account: privateKeyToAccount(info.accounts[0]!.privateKey),
+      account: privateKeyToAccount(info.accounts[account]!.privateKey),
       escrow: info.escrow,
       timeout: 5_000,
     })
@@ -470,7 +470,15 @@ describe.skipIf(!!reason)('tempo/session: the payer reclaims a deposit without t
   it('closeAll() closes every channel the client holds, reports a server that cannot be reached and closes the rest', async () => {
     const { info } = devnet
     // One session client paying three servers (three channels); the third goes away before the close.
-    const servers = ['close-x.test', 'close-y.test', 'close-z.test'].map(payee)
+    // Each server its own payee: closeAll closes servers concurrently, and three server instances sharing
+    // one payee key would race for its nonces (each sends its closes in turn on its own nonce lane only).
+    const servers = (
+      [
+        ['close-x.test', 0],
+        ['close-y.test', 5],
+        ['close-z.test', 2],
+      ] as const
+    ).map(([realm, account]) => payee(realm, account))
     let down: string | undefined
     let refusing: string | undefined
     const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {

@@ -39,8 +39,9 @@ export type SavedChannel = {
  * leaves the client, and deleted once it is closed or taken back, so a restarted client pays on the same
  * channel (above anything it signed before) instead of locking a new deposit. `fileChannelStore(path)`
  * from `@mppkit/method-tempo/client/node` keeps them in a JSON file; any other store (a database row,
- * a keychain) implements these three calls. One store must serve one running client at a time: two
- * clients signing on one channel would refuse each other's vouchers.
+ * a keychain) implements these three calls; a session client makes them one at a time. One store must
+ * serve one running client at a time: two clients signing on one channel would refuse each other's
+ * vouchers.
  */
 export type ChannelStore = {
   /** Every saved channel, by key (the client's own keys; entries of other payers are left alone). */
@@ -82,18 +83,38 @@ const savedChannel = z.object({
 })
 
 /**
- * Checks one loaded record: its shape, and that its channel id is the one the escrow computes from its
- * payer, payee, token, salt, signer, escrow and chain (a record naming another channel, e.g. edited by
- * hand, is refused rather than paid on). Throws `ConfigurationError` naming the key, never the record.
+ * Checks one loaded record: its shape (an object of version 1 with every field well formed), and that its
+ * channel id is the one the escrow computes from its payer, payee, token, salt, signer, escrow and chain
+ * (a record naming another channel, e.g. edited by hand, is never paid on). What is wrong names the
+ * fields at fault, never their values (a record holds a signed open transaction).
+ *
+ * @example
+ * ```ts
+ * const checked = checkSaved(JSON.parse(text))
+ * if (!checked.ok) console.error(`saved channel ${checked.problem}`) // "is not a valid record (v)"
+ * ```
  */
-export function parseSaved(key: string, value: unknown): SavedChannel {
+export function checkSaved(
+  value: unknown,
+): { ok: true; saved: SavedChannel } | { ok: false; problem: string } {
+  const version = (value as { v?: unknown } | null)?.v
+  // A newer client's record: its fields may mean something else, so nothing of it is read.
+  if (version !== undefined && version !== 1 && !Array.isArray(value))
+    return {
+      ok: false,
+      problem:
+        Number.isSafeInteger(version) && (version as number) > 1
+          ? `is a record of version ${version}, which this client does not read (it reads version 1)`
+          : 'is not a valid record (v)',
+    }
   const parsed = savedChannel.safeParse(value)
   if (!parsed.success)
-    throw new ConfigurationError(
-      `tempo session: saved channel ${JSON.stringify(key)} is not a valid record (${parsed.error.issues
-        .map((issue) => issue.path.join('.') || 'record')
-        .join(', ')}); fix or remove it`,
-    )
+    return {
+      ok: false,
+      problem: `is not a valid record (${[
+        ...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'record')),
+      ].join(', ')})`,
+    }
   const saved = parsed.data as SavedChannel
   const computed = Channel.computeId({
     payer: saved.payer,
@@ -105,10 +126,11 @@ export function parseSaved(key: string, value: unknown): SavedChannel {
     chainId: saved.chainId,
   })
   if (computed.toLowerCase() !== saved.channelId.toLowerCase())
-    throw new ConfigurationError(
-      `tempo session: saved channel ${JSON.stringify(key)} names channel ${saved.channelId}, but its payer, payee, token, salt, signer, escrow and chain make ${computed}; fix or remove it`,
-    )
-  return saved
+    return {
+      ok: false,
+      problem: `names channel ${saved.channelId}, but its payer, payee, token, salt, signer, escrow and chain make ${computed}`,
+    }
+  return { ok: true, saved }
 }
 
 /** Whether a saved record belongs to this payer and can be signed for by this signer. */
@@ -134,4 +156,23 @@ export function checkChannelStore(scope: string, value: unknown): void {
     throw new ConfigurationError(
       `${scope}: channelStore must be an object with load, save and delete functions (e.g. fileChannelStore(path) from @mppkit/method-tempo/client/node)`,
     )
+}
+
+/**
+ * `store` with its operations run one at a time, in order (each starts once the one before settled): a
+ * session client closes channels of different servers concurrently, and a store need not take
+ * overlapping calls (one that rewrites a whole file could otherwise lose one of two deletes).
+ */
+export function oneAtATime(store: ChannelStore): ChannelStore {
+  let queue: Promise<unknown> = Promise.resolve()
+  const run = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = queue.then(fn)
+    queue = next.catch(() => {})
+    return next
+  }
+  return {
+    load: () => run(() => store.load()),
+    save: (key, channel) => run(() => store.save(key, channel)),
+    delete: (key) => run(() => store.delete(key)),
+  }
 }

@@ -12,7 +12,10 @@ import {
 } from '@mppkit/core/client'
 import {
   type Address,
+  BaseError,
   bytesToHex,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
   encodeFunctionData,
   erc20Abi,
   getAddress,
@@ -39,7 +42,14 @@ import { session, type TempoSessionPayload, type TempoSessionRequest } from '../
 import * as Voucher from '../Voucher.js'
 import { sessionBookings } from './Bookings.js'
 import { type Reclaim, reclaimChannel } from './Reclaim.js'
-import { type ChannelStore, checkChannelStore, isOwnSaved, parseSaved, type SavedChannel } from './Saved.js'
+import {
+  type ChannelStore,
+  checkChannelStore,
+  checkSaved,
+  isOwnSaved,
+  oneAtATime,
+  type SavedChannel,
+} from './Saved.js'
 
 /** Options of {@link sessionClient}. */
 export type SessionClientOptions = {
@@ -87,11 +97,11 @@ export type SessionClientOptions = {
    * HEAD for a fresh challenge before a voucher, top-up or close, and the credential itself (combined
    * with the caller's signal where there is one; the fetch is raced against it too, so a fetch that
    * ignores its signal cannot hold the client up). A positive, finite number (at most 2 147 483 647);
-   * anything else is a `ConfigurationError` at creation. Side requests go one at a time (`closeAll`,
-   * `mppkit close`), so a server that accepts the connection and never answers would otherwise hold up
-   * every other channel's close. A credential sent and not answered in time fails with a
-   * `PaymentFailedError` (code `session-side-timeout`, `mayHaveSettled`): its outcome is unknown, as an
-   * answer lost. A top-up stays pending (sent again as is, never signed anew); a close keeps the
+   * anything else is a `ConfigurationError` at creation. `closeAll` (and `mppkit close`) closes the
+   * channels of one server one after another, so a server that accepts the connection and never answers
+   * would otherwise hold up the closes of its other channels for good. A credential sent and not
+   * answered in time fails with a `PaymentFailedError` (code `session-side-timeout`, `mayHaveSettled`):
+   * its outcome is unknown, as an answer lost. A top-up stays pending (sent again as is, never signed anew); a close keeps the
    * channel (and its saved record), read on chain before it is paid on again or restored.
    */
   sideTimeoutMs?: number
@@ -194,6 +204,36 @@ export type CloseResult = {
   error?: unknown
 }
 
+/** Options of {@link SessionClient.closeAll}. */
+export type CloseAllOptions = {
+  /** Closes only the channels it returns true for (default: every channel the client holds). */
+  filter?: (channel: ChannelState) => boolean
+}
+
+/**
+ * A record of this payer and signer that {@link SessionClient.restore} left in `channelStore` as it is,
+ * neither restored nor deleted: nothing is paid or closed on it, and a new channel is never saved over it.
+ */
+export type SkippedChannel = {
+  /** The record's key in the store. */
+  key: string
+  /**
+   * `invalid`: not a valid record (not an object, a wrong or missing field, an unknown version, a channel
+   * id its own fields do not make, or not under its own chain's key); `chain`: a channel of another chain
+   * than the one this client's RPC serves; `escrow`: in an escrow this client does not deposit into (see
+   * {@link SessionClientOptions.escrows}), or an address whose contract does not answer `getChannel`.
+   */
+  reason: 'invalid' | 'chain' | 'escrow'
+  /** What is wrong, after the record's name ("is not a valid record (v)"): fields, never their values. */
+  problem: string
+  /** The channel, escrow and chain the record names (a valid record of another chain or escrow). */
+  channelId?: Hex
+  escrow?: Address
+  chainId?: number
+  /** The origin of the URL the record names, when it names one (its channel's server). */
+  origin?: string
+}
+
 /** Options of a side request ({@link SessionClient.voucher}, `topUp`, `close`). */
 export type SideRequestOptions = {
   /** Aborts the side request (combined with `sideTimeoutMs`). */
@@ -221,15 +261,17 @@ export type SessionClient = Method.Client<typeof session> & {
    */
   close(url: string, channelId?: Hex, options?: SideRequestOptions): Promise<Response>
   /**
-   * Closes every channel this client holds, one after the other, as {@link SessionClient.close} does
-   * (e.g. when an agent is done): one result per channel, a failure reported in its result rather than
-   * thrown, so the other channels are still closed. A channel whose close failed stays held; its deposit
-   * comes back through a later close or the payer's forced close ({@link SessionClient.reclaim}). Each
-   * close waits at most `sideTimeoutMs` per request for its server: a server that never answers holds
-   * up the others that long, and its result's `error` says so (code `session-side-timeout`; with
-   * `mayHaveSettled` once the close was sent: its outcome is unknown).
+   * Closes every channel this client holds (or those `filter` keeps), as {@link SessionClient.close}
+   * does (e.g. when an agent is done): one result per channel, in the order of `channels`, a failure
+   * reported in its result rather than thrown, so the other channels are still closed. Channels of
+   * different servers (origins) are closed concurrently, four at a time; the channels of one server one
+   * after another. A channel whose close failed stays held; its deposit comes back through a later close
+   * or the payer's forced close ({@link SessionClient.reclaim}). Each close waits at most `sideTimeoutMs`
+   * per request for its server: a server that never answers holds up only its own channels' closes, and
+   * its result's `error` says so (code `session-side-timeout`; with `mayHaveSettled` once the close was
+   * sent: its outcome is unknown). Payments and other side requests of this client wait until it ends.
    */
-  closeAll(): Promise<CloseResult[]>
+  closeAll(options?: CloseAllOptions): Promise<CloseResult[]>
   /**
    * Takes the channel of `url` back without the server (one that went away, or refuses to close): the
    * payer's forced close on chain (see {@link reclaimChannel}). The first call requests it and this
@@ -241,11 +283,19 @@ export type SessionClient = Method.Client<typeof session> & {
    * Reads back the channels `channelStore` kept (once; the first payment or side request does it too)
    * and returns them. Each is read on chain before it is paid on again: one closed since is dropped, one
    * whose open may still be mined is presented with that same open. Call it before the first payment so
-   * that the policy's quote sees the channel (no new deposit). A record that is not valid, or names a
-   * channel its own fields do not make, is a `ConfigurationError` (nothing is paid until it is fixed);
-   * records of another payer or signer are left alone.
+   * that the policy's quote sees the channel (no new deposit). A record of this payer and signer that
+   * is not valid (or names a channel its own fields do not make), or is of another chain or escrow, is
+   * skipped, named in {@link SessionClient.skipped} and left in the store as it is, so that one bad record
+   * never stops the others from being paid on or closed; a payment whose new channel would be saved over
+   * a skipped record is refused (`ConfigurationError`, nothing signed) until it is fixed or removed.
+   * Records of another payer or signer are left alone.
    */
   restore(): Promise<ChannelState[]>
+  /**
+   * The records of this payer and signer that {@link SessionClient.restore} skipped (see
+   * {@link SkippedChannel}), to show them: empty before it ran.
+   */
+  skipped(): SkippedChannel[]
 }
 
 /**
@@ -257,6 +307,13 @@ const recheckInterval = 1_000
 
 /** Default of {@link SessionClientOptions.sideTimeoutMs}. */
 const defaultSideTimeoutMs = 10_000
+
+/**
+ * How many servers `closeAll` closes channels with at once: "The channel is the unit of concurrency"
+ * (draft-tempo-session-00 §Concurrency Model), so channels of different servers need not wait for each
+ * other, while a client closing many channels opens only a few connections at a time.
+ */
+const closeConcurrency = 4
 
 /** The origin of `url` as errors name it (a side request's URL may carry a token in its path or query). */
 const originOf = (url: string) => {
@@ -362,9 +419,10 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
 
   // `channelStore`: keys `payer|signer|chainId|channel key` (a store may hold several payers', signers'
   // and chains' channels; this client touches only its own).
-  const store = options.channelStore
+  // One store operation at a time: closes of different servers run concurrently.
+  const store = options.channelStore && oneAtATime(options.channelStore)
   const storePrefix = `${account.address.toLowerCase()}|${signer.address.toLowerCase()}|`
-  const storeKey = (state: ChannelState, key: string) => `${storePrefix}${state.chainId}|${key}`
+  const storeKey = (state: { chainId: number }, key: string) => `${storePrefix}${state.chainId}|${key}`
   const keyFor = (state: ChannelState) => {
     for (const [key, value] of channels) if (value === state) return key
     return undefined
@@ -438,7 +496,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     // A record left behind (the delete failed) is read on chain when restored, found closed and dropped.
     if (store && key !== undefined) await store.delete(storeKey(state, key)).catch(() => {})
   }
+  /** The records the last `load` skipped, and their problems by key (a new channel is never saved over one). */
+  const skipped: SkippedChannel[] = []
+  const kept = new Map<string, string>()
   const load = async (): Promise<ChannelState[]> => {
+    skipped.length = 0
+    kept.clear()
     if (!store) return []
     let records: Record<string, unknown>
     try {
@@ -449,21 +512,44 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         cause,
       })
     }
-    const own: { key: string; saved: SavedChannel }[] = []
+    // A record that cannot be read (or this client cannot pay on) is named and skipped, never deleted,
+    // and never stops the others: each is its own channel, closed or paid on without the rest.
+    const skip = (key: string, reason: SkippedChannel['reason'], problem: string, value?: unknown) => {
+      const url = (value as { url?: unknown } | null)?.url
+      let origin: string | undefined
+      try {
+        if (typeof url === 'string' && /^https?:$/.test(new URL(url).protocol)) origin = new URL(url).origin
+      } catch {}
+      const saved = reason === 'invalid' ? undefined : (value as SavedChannel)
+      skipped.push({
+        key,
+        reason,
+        problem,
+        ...(saved ? { channelId: saved.channelId, escrow: saved.escrow, chainId: saved.chainId } : {}),
+        ...(origin === undefined ? {} : { origin }),
+      })
+      kept.set(key, problem)
+    }
+    const own: { stored: string; key: string; saved: SavedChannel }[] = []
     for (const [stored, value] of Object.entries(records)) {
       if (!stored.startsWith(storePrefix)) continue
       const [, chain, key] = /^(\d+)\|(.+)$/s.exec(stored.slice(storePrefix.length)) ?? []
-      const saved = parseSaved(stored, value)
-      if (chain === undefined || key === undefined || Number(chain) !== saved.chainId)
-        throw new ConfigurationError(
-          `tempo session: saved channel ${JSON.stringify(stored)} is not under its own chain's key; fix or remove it`,
-        )
+      const checked = checkSaved(value)
+      if (!checked.ok) {
+        skip(stored, 'invalid', checked.problem, value)
+        continue
+      }
+      const { saved } = checked
+      if (chain === undefined || key === undefined || Number(chain) !== saved.chainId) {
+        skip(stored, 'invalid', "is not under its own chain's key", value)
+        continue
+      }
       if (!isOwnSaved(saved, account.address, signer.address) || channels.has(key)) continue
-      own.push({ key, saved })
+      own.push({ stored, key, saved })
     }
     if (own.length === 0) return []
     // Only the chain this client reads: a channel of another chain read through this RPC would look
-    // gone (and be forgotten) while still open there. Those records are left alone.
+    // gone (and be forgotten) while still open there. Those records are left alone (and named).
     let chainId = options.chainId
     if (chainId === undefined) {
       try {
@@ -475,8 +561,22 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
     }
     const restored: ChannelState[] = []
-    for (const { key, saved } of own) {
-      if (saved.chainId !== chainId) continue
+    for (const { stored, key, saved } of own) {
+      if (saved.chainId !== chainId) {
+        skip(
+          stored,
+          'chain',
+          `is a channel of chain ${saved.chainId}, not of chain ${chainId} this client's RPC serves (close it through an RPC of its chain)`,
+          saved,
+        )
+        continue
+      }
+      // The escrows this client deposits into are the only ones it signs vouchers for (a close too).
+      const refused = escrowRefused(chainId, saved.escrow)
+      if (refused) {
+        skip(stored, 'escrow', `is in escrow ${saved.escrow}, ${refused}`, saved)
+        continue
+      }
       const state: ChannelState = {
         channelId: saved.channelId,
         escrow: saved.escrow,
@@ -508,9 +608,24 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
       // Read on chain before anything is paid on it: closed since (or its open can never be mined any
       // more) is dropped from the store; an open not mined yet is sent again as is, never a second one.
-      const now = await standing(state)
+      let now: Awaited<ReturnType<typeof standing>>
+      try {
+        now = await standing(state)
+      } catch (error) {
+        // The node answered, but not as an escrow does (no contract there, or getChannel reverted): not
+        // a channel this client can read. Anything else (the RPC unreachable) stops the restore, to be
+        // tried again: a channel skipped for it could be replaced by a new one.
+        if (!notAnEscrow(error)) throw error
+        skip(
+          stored,
+          'escrow',
+          `is in escrow ${saved.escrow}, which does not answer getChannel as an escrow does`,
+          saved,
+        )
+        continue
+      }
       if (now === 'gone' || now === 'closing') {
-        await store.delete(storeKey(state, key)).catch(() => {})
+        await store.delete(stored).catch(() => {})
         continue
       }
       if (now === 'pending') state.opening = true
@@ -526,6 +641,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   let restoring: Promise<ChannelState[]> | undefined
   const restore = () => {
     restoring ??= load().catch((error: unknown) => {
+      skipped.length = 0
+      kept.clear()
       restoring = undefined
       throw error
     })
@@ -560,23 +677,37 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
 
   const allowedEscrows = options.escrows?.map((escrow) => escrow.toLowerCase())
   // "escrowContract" is the server's word: with `escrows`, only those are ever approved a deposit;
-  // without it, on a chain with known escrows (mainnet, Moderato), only those.
+  // without it, on a chain with known escrows (mainnet, Moderato), only those. Says why this client does
+  // not deposit into (nor sign a restored channel's close for) `escrow` on `chainId`; undefined when it does.
+  const escrowRefused = (chainId: number, escrow: string) => {
+    if (allowedEscrows)
+      return allowedEscrows.includes(escrow.toLowerCase())
+        ? undefined
+        : 'not one of the escrows this client deposits into'
+    return isKnownEscrow(chainId, escrow) === false ? `not a known escrow of chain ${chainId}` : undefined
+  }
   const checkEscrow = (request: TempoSessionRequest) => {
     const escrow = request.methodDetails.escrowContract
-    if (allowedEscrows) {
-      if (!allowedEscrows.includes(escrow.toLowerCase()))
-        throw new PolicyError(
-          'escrow',
-          `tempo session: the challenge names escrow ${escrow}, not one of the escrows this client deposits into`,
-        )
-      return
-    }
-    const chainId = chainOf(request)
-    if (isKnownEscrow(chainId, escrow) === false)
+    const refused = escrowRefused(chainOf(request), escrow)
+    if (refused)
       throw new PolicyError(
         'escrow',
-        `tempo session: the challenge names escrow ${escrow}, not a known escrow of chain ${chainId}; nothing was signed (pass \`escrows\` to deposit into it)`,
+        `tempo session: the challenge names escrow ${escrow}, ${refused}${allowedEscrows ? '' : '; nothing was signed (pass `escrows` to deposit into it)'}`,
       )
+  }
+  /**
+   * Whether a chain read failed because the node answered, but not as an escrow does (no contract at the
+   * address, or `getChannel` reverted), rather than because the RPC could not be reached.
+   */
+  const notAnEscrow = (error: unknown) => {
+    const cause = (error as { cause?: unknown } | undefined)?.cause
+    return (
+      cause instanceof BaseError &&
+      cause.walk(
+        (inner) =>
+          inner instanceof ContractFunctionRevertedError || inner instanceof ContractFunctionZeroDataError,
+      ) !== null
+    )
   }
   // Without `escrows`, on a chain with no known escrows (e.g. a devnet), an escrow must at least be a
   // contract: an address without code (the server's own wallet) could pull the approved deposit with
@@ -1071,6 +1202,13 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           }
         }
         if (!state) {
+          // A record skipped on restore (invalid, or not this client's to pay on) under the key the new
+          // channel would be saved with: never overwritten, so nothing is opened until it is fixed.
+          const skippedHere = kept.get(`${storePrefix}${chainId}|${key}`)
+          if (skippedHere !== undefined)
+            throw new ConfigurationError(
+              `tempo session: saved channel ${JSON.stringify(`${storePrefix}${chainId}|${key}`)} ${skippedHere}: a new channel for this server would be saved over it; nothing was signed (fix or remove it)`,
+            )
           // New channel: "Client generates a random salt locally, computes `channelId` …, opens the channel
           // on-chain, and returns the `channelId` in the credential."
           const deposit =
@@ -1334,21 +1472,40 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         await restore()
         return closeChannel(stateFor(url, channelId), url, init?.signal)
       }),
-    closeAll: async () => {
+    closeAll: async (closeOptions) => {
       await restore()
-      const results: CloseResult[] = []
-      // A snapshot: each close removes its channel from the map. One at a time, each request within
-      // `sideTimeoutMs`: a server that never answers holds up the others no longer than that.
-      for (const state of new Set(channels.values())) {
-        const { channelId, url } = state
-        try {
-          const response = await serialized(() => closeChannel(state, url))
-          results.push({ channelId, url, ok: response.ok, response })
-        } catch (error) {
-          results.push({ channelId, url, ok: false, error })
+      const filter = closeOptions?.filter
+      // The whole of it in the client's queue: no payment, voucher or top-up runs on a channel while it
+      // is being closed, and nothing is booked meanwhile (a close only gives bookings back).
+      return serialized(async () => {
+        // A snapshot: each close removes its channel from the map.
+        const targets = [...new Set(channels.values())].filter((state) => !filter || filter(state))
+        const results: CloseResult[] = new Array(targets.length)
+        // "The channel is the unit of concurrency": servers concurrently (a hung one holds up only its
+        // own channels, each request within `sideTimeoutMs`), the channels of one server in turn.
+        const byServer = new Map<string, number[]>()
+        targets.forEach((state, index) => {
+          const server = originOf(state.url)
+          byServer.set(server, [...(byServer.get(server) ?? []), index])
+        })
+        const servers = [...byServer.values()]
+        const closeOne = async (index: number) => {
+          const state = targets[index]!
+          const { channelId, url } = state
+          try {
+            const response = await closeChannel(state, url)
+            results[index] = { channelId, url, ok: response.ok, response }
+          } catch (error) {
+            results[index] = { channelId, url, ok: false, error }
+          }
         }
-      }
-      return results
+        const worker = async () => {
+          for (let next = servers.shift(); next; next = servers.shift())
+            for (const index of next) await closeOne(index)
+        }
+        await Promise.all(Array.from({ length: Math.min(closeConcurrency, servers.length) }, worker))
+        return results
+      })
     },
     reclaim: (url) =>
       serialized(async () => {
@@ -1376,6 +1533,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         return step
       }),
     restore,
+    skipped: () => skipped.map((entry) => ({ ...entry })),
   }
   return client
 }

@@ -10,10 +10,12 @@ export { type Reclaim, type ReclaimOptions, reclaimChannel } from './Reclaim.js'
 export type { ChannelStore, SavedChannel } from './Saved.js'
 export {
   type ChannelState,
+  type CloseAllOptions,
   type CloseResult,
   type SessionClient,
   type SessionClientOptions,
   type SideRequestOptions,
+  type SkippedChannel,
   sessionClient,
   type TopUpIntent,
 } from './Session.js'
