@@ -1,6 +1,7 @@
 import { ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import {
   type Address,
+  bytesToBigInt,
   decodeFunctionData,
   erc20Abi,
   fromRlp,
@@ -132,16 +133,20 @@ export function createSessionChain(options: ChainOptions) {
     }
   }
 
-  // Payee transactions (settle batches, closes) go out one at a time on the protocol nonce lane.
+  // Payee transactions (settle batches, closes) go out one at a time, each on a nonce lane of its own (a
+  // random 2D nonce key, nonce 0): several server processes sharing one payee key (a service scaled
+  // out) would otherwise read the same pending nonce on the protocol lane and send two transactions
+  // with it, one of which is never mined (its close answered 503 after the node's time limit).
   let payeeQueue: Promise<unknown> = Promise.resolve()
   const sendAsPayee = (calls: PayeeCall[], gas: bigint): Promise<TransactionReceipt> => {
     const sent = payeeQueue.then(() =>
       rpc(async () => {
-        const nonce = await client.getTransactionCount({
-          address: options.payee.address,
-          blockTag: 'pending',
-        })
-        const prepared = await wallet.prepareTransactionRequest({ calls, gas, nonceKey: 0n, nonce } as never)
+        const prepared = await wallet.prepareTransactionRequest({
+          calls,
+          gas,
+          nonceKey: randomNonceKey(),
+          nonce: 0,
+        } as never)
         const serialized = await wallet.signTransaction(prepared as never)
         return sendRawTransactionSync(client, { serializedTransaction: serialized as Hex })
       }),
@@ -283,4 +288,10 @@ export function createSessionChain(options: ChainOptions) {
     checkSponsorable,
     finalTransaction,
   }
+}
+
+/** A random 2D nonce key (192 bits, never the protocol lane's 0): a nonce lane no other sender uses. */
+function randomNonceKey(): bigint {
+  const key = bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(24)))
+  return key === 0n ? 1n : key
 }
