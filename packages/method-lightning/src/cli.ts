@@ -26,6 +26,7 @@ import {
 import { type AuthenticatedLnd, authenticatedLndGrpc } from 'lightning'
 import { chargeClient, feeLimit } from './client/Charge.js'
 import { type FileSessionStore, fileSessionStore } from './client/node.js'
+import { lostTopUpKey, originOf as savedOrigin } from './client/Saved.js'
 import { type PendingOpen, type SessionClient, type SessionState, sessionClient } from './client/Session.js'
 import { lndWallet, type Wallet } from './client/Wallet.js'
 import * as Invoice from './Invoice.js'
@@ -456,7 +457,9 @@ function stillPending(open: PendingOpen, file: string | undefined): string {
         "session id is the deposit's payment hash, and the payer node's payment of it holds the preimage " +
         "(the proof of payment to show the server's operator)"
       : `it stays saved in ${file}: \`mppkit close --session-file ${file}\` sends its open again and ` +
-        'closes it (refund to the return invoice)')
+        'closes it (refund to the return invoice), or, if its server is gone for good, ' +
+        `\`mppkit close --session-file ${file} --abandon ${open.sessionId}\` gives it up (its proof of payment ` +
+        'kept in the file)')
   )
 }
 
@@ -521,31 +524,86 @@ async function readStream(
 
 const closeUsage = `mppkit close --session-file <path> [<url>] [options]
                                close the Lightning sessions mppkit pay --session-file kept open
+mppkit close --session-file <path> --abandon <sessionId> [options]
+                               give up a pending session whose server is gone for good
 
 Each session saved in the file (or the one of <url>'s origin) is closed at the URL it was last paid on:
 its server refunds what it did not spend to the session's return invoice, on the payer's node, and the
-session leaves the file. A session whose server refuses or does not answer stays saved: run this again
-later (a server also closes an idle session itself, and refunds it the same way). A paid open or top-up
-its server has not taken yet is sent again first; while it cannot be, the session is not closed (it
-stays saved). A paid top-up its server refuses for good (or whose challenge expired first) is reported
-and its proof of payment kept in the file; the session is closed all the same. A lost session (a
-deposit paid whose open can no longer be sent) is reported, the others closed all the same. Closing
-pays nothing: no node connection is needed.
+session leaves the file. Different servers are closed at once (up to 4), each request within
+--side-timeout: a server that does not answer holds up only its own session. A session whose server
+refuses or does not answer stays saved: run this again later (a server also closes an idle session
+itself, and refunds it the same way). A paid open or top-up its server has not taken yet is sent again
+first; while it cannot be, the session is not closed (it stays saved). A paid top-up its server refuses
+for good (or whose challenge expired first) is reported and its proof of payment kept in the file; the
+session is closed all the same. A lost session (a deposit paid whose open can no longer be sent) is
+reported, the others closed all the same. The payments the file keeps as lost (sessions lost or given
+up, top-ups lost) are listed, each with where its proof of payment is kept (never the preimage).
+Closing pays nothing: no node connection is needed.
+
+--abandon <sessionId> gives up a pending session (its deposit paid, its open never taken by its
+server; its open is sent once more first): its open is no longer sent, nothing is refunded, and its
+record moves to "lost:<sessionId>" in the file, which keeps its proof of payment (the deposit's
+preimage) to show the server's operator. It closes nothing else.
 
 Options:
   --session-file <path>  the session file                 (env MPPKIT_SESSION_FILE)
   --network <name>       the sessions' network: mainnet, regtest or signet (default mainnet;
                          env MPPKIT_LIGHTNING_NETWORK)
+  --side-timeout <ms>    time limit of each request to a server, in milliseconds (default 10000)
+  --abandon <sessionId>  give up that pending session instead of closing sessions
 
-Exit codes: 0 every session closed (or none saved), 1 a close failed, a session is pending or lost, or
-a top-up was lost, 2 usage error.`
+Exit codes: 0 every session closed (or none saved), or the pending session given up; 1 a close failed,
+a session is pending or lost, a top-up was lost, or --abandon named no pending session (nothing
+changed); 2 usage error.`
 
 const closeOptions = {
   '--session-file': { name: 'sessionFile', value: true },
   '--network': { name: 'network', value: true },
+  '--side-timeout': { name: 'sideTimeout', value: true },
+  '--abandon': { name: 'abandon', value: true },
   '-h': { name: 'help', value: false },
   '--help': { name: 'help', value: false },
 } as const satisfies OptionSpec
+
+/** What a `mppkit close` command line asks for, checked. */
+type CloseCommand = {
+  sessionFile: string
+  network: LightningNetwork
+  url: string | undefined
+  sideTimeoutMs: number | undefined
+  /** The session id `--abandon` names (lower-case hex), if given. */
+  abandon: string | undefined
+}
+
+/** Reads `mppkit close`'s command line; `undefined` for `--help`; a {@link UsageError} when it is wrong. */
+function parseClose(argv: string[]): CloseCommand | undefined {
+  const args = parseArgs(argv, closeOptions)
+  if (args.switches.has('help')) return undefined
+  // Never echoed: a secret given in place of the URL would be printed back.
+  if (args.positionals.length > 1)
+    throw new UsageError(`give at most one <url> (${args.positionals.length} given; not shown)`)
+  const url = args.positionals.length === 1 ? commandUrl(args.positionals) : undefined
+  const sessionFile = args.values.get('sessionFile') || process.env.MPPKIT_SESSION_FILE || undefined
+  if (!sessionFile) throw new UsageError('missing --session-file or MPPKIT_SESSION_FILE')
+  const network = networkOf(args)
+  // Not echoed either (as a URL's place): a value pasted here by mistake may be a secret.
+  const rawTimeout = args.values.get('sideTimeout')
+  if (rawTimeout !== undefined && !(/^\d{1,10}$/.test(rawTimeout) && Number(rawTimeout) >= 1))
+    throw new UsageError('--side-timeout takes a whole number of milliseconds (at least 1)')
+  const sideTimeoutMs = rawTimeout === undefined ? undefined : Number(rawTimeout)
+  if (sideTimeoutMs !== undefined && sideTimeoutMs > 2_147_483_647)
+    throw new UsageError('--side-timeout takes at most 2147483647 milliseconds (about 24.8 days)')
+  // A session id is its deposit's payment hash: 64 hex digits (a preimage looks the same, so the value is
+  // never echoed unless it names a session).
+  const rawAbandon = args.values.get('abandon')
+  if (rawAbandon !== undefined && !/^[0-9a-f]{64}$/i.test(rawAbandon))
+    throw new UsageError(
+      '--abandon takes a session id: the 64 hex digits mppkit names a session by (not shown)',
+    )
+  if (rawAbandon !== undefined && url !== undefined)
+    throw new UsageError('--abandon <sessionId> names its session: give no <url> with it')
+  return { sessionFile, network, url, sideTimeoutMs, abandon: rawAbandon?.toLowerCase() }
+}
 
 // A close pays nothing and needs no invoice: the session client gets a wallet that refuses both.
 const noPayments: Wallet = {
@@ -559,41 +617,38 @@ const noPayments: Wallet = {
 
 /**
  * Runs `mppkit close --session-file <path> [<url>]`: closes the Lightning sessions a `mppkit pay
- * --session-file … --keep-open` left open (all of the file's on the network, or the one of `<url>`'s
- * server), one at a time; each server refunds what it did not spend to the session's return invoice. A
- * session closed leaves the file; one whose close failed stays. A paid top-up its server will never
- * credit is reported (its proof of payment stays in the file) and its session closed all the same. No
- * node is needed (a close pays nothing). Returns 0 when every close succeeded (or none was saved), 1
- * when one failed or a top-up was lost, 2 on a usage error. Never prints a preimage.
+ * --session-file … --keep-open` left open (all of the file's on the network, those of different servers
+ * at once, or the one of `<url>`'s server); each server refunds what it did not spend to the session's
+ * return invoice. A session closed leaves the file; one whose close failed stays. A paid top-up its
+ * server will never credit is reported (its proof of payment stays in the file) and its session closed
+ * all the same. The lost payments the file keeps are listed, each with where its proof is kept. With
+ * `--abandon <sessionId>`, gives up that pending session instead (`abandonPending`: its record moves to
+ * `lost:<sessionId>`, its proof of payment kept). No node is needed (a close pays nothing). Returns 0
+ * when every close succeeded (or none was saved) or the session was given up, 1 when one failed, a
+ * session is pending or lost, a top-up was lost, or `--abandon` named no pending session, 2 on a usage
+ * error. Never prints a preimage.
  *
  * @example
  * ```ts
  * process.exitCode = await close(['--session-file', '.mppkit/sessions.json', '--network', 'regtest'])
+ * process.exitCode = await close(['--session-file', '.mppkit/sessions.json', '--abandon', sessionId])
  * ```
  * @see draft-lightning-session-00 §"Close"
  */
 export async function close(argv: string[], io: Io = processIo()): Promise<number> {
-  let url: string | undefined
-  let sessionFile: string | undefined
-  let network: LightningNetwork
+  let command: CloseCommand | undefined
   try {
-    const args = parseArgs(argv, closeOptions)
-    if (args.switches.has('help')) {
-      io.stdout(`${closeUsage}\n`)
-      return 0
-    }
-    // Never echoed: a secret given in place of the URL would be printed back.
-    if (args.positionals.length > 1)
-      throw new UsageError(`give at most one <url> (${args.positionals.length} given; not shown)`)
-    if (args.positionals.length === 1) url = commandUrl(args.positionals)
-    sessionFile = args.values.get('sessionFile') || process.env.MPPKIT_SESSION_FILE || undefined
-    if (!sessionFile) throw new UsageError('missing --session-file or MPPKIT_SESSION_FILE')
-    network = networkOf(args)
+    command = parseClose(argv)
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     io.stderr(`mppkit close: ${error.message}\n\n${closeUsage}\n`)
     return 2
   }
+  if (!command) {
+    io.stdout(`${closeUsage}\n`)
+    return 0
+  }
+  const { sessionFile, network, sideTimeoutMs } = command
   let store: FileSessionStore | undefined
   try {
     store = fileSessionStore(sessionFile)
@@ -602,35 +657,81 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       network,
       sessionStore: store,
       onStoreError: storeErrors(io, 'mppkit close', sessionFile),
+      ...(sideTimeoutMs === undefined ? {} : { sideTimeoutMs }),
     })
-    // A lost session reported is printed, and the others are closed all the same (the run then fails).
-    const { restored, lost } = await restoreSessions(sessions, io, 'mppkit close')
-    const origin = url === undefined ? undefined : originOf(url)
-    const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
-    // A paid open its server has not taken yet cannot be closed now: named, kept, and the run fails.
-    const pending = [...sessions.pending.values()].filter(
-      (open) => origin === undefined || originOf(open.url) === origin,
+    return command.abandon === undefined
+      ? await closeSessions(sessions, command, io)
+      : await abandonSession(sessions, command.abandon, command, io)
+  } catch (error) {
+    io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
+    return 1
+  } finally {
+    store?.close()
+  }
+}
+
+/** `origin (of a URL)`, or the name a session was opened on when it has none; printable. */
+const placeOf = (url: string) => printable(savedOrigin(url) ?? url, 200)
+
+/** One session's close, as {@link SessionClient.closeAll} reports it. */
+type Closed = Awaited<ReturnType<SessionClient['closeAll']>>[number]
+
+/**
+ * Closes the sessions of `mppkit close` (without `--abandon`), names the pending ones and lists the lost
+ * payments the file keeps; the exit code.
+ */
+async function closeSessions(sessions: SessionClient, command: CloseCommand, io: Io): Promise<number> {
+  const { sessionFile, network, url } = command
+  // A lost session reported is printed, and the others are closed all the same (the run then fails).
+  const { restored, lost } = await restoreSessions(sessions, io, 'mppkit close')
+  const origin = url === undefined ? undefined : originOf(url)
+  const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
+  // A paid open its server has not taken yet cannot be closed now: named, kept, and the run fails.
+  const pending = [...sessions.pending.values()].filter(
+    (open) => origin === undefined || originOf(open.url) === origin,
+  )
+  for (const open of pending)
+    io.stderr(
+      `mppkit close: lightning session ${open.sessionId} (${printable(originOf(open.url))}) cannot be closed ` +
+        `yet: its deposit of ${open.deposit} sat is paid but its open has not reached its server ` +
+        `(${printable(open.reason, 300)}); it stays saved: run this again later, or, if its server is gone ` +
+        `for good, \`mppkit close --session-file ${sessionFile} --abandon ${open.sessionId}\` gives it up ` +
+        '(its proof of payment kept in the file)\n',
     )
-    for (const open of pending)
-      io.stderr(
-        `mppkit close: lightning session ${open.sessionId} (${printable(originOf(open.url))}) cannot be closed ` +
-          `yet: its deposit of ${open.deposit} sat is paid but its open has not reached its server ` +
-          `(${printable(open.reason, 300)}); it stays saved: run this again later\n`,
-      )
-    if (targets.length === 0 && (pending.length > 0 || lost)) return 1
-    if (targets.length === 0) {
-      io.stdout(
-        `no lightning session on ${network} is saved in ${sessionFile}` +
-          `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
-      )
-      return 0
-    }
-    // One at a time (each close is one request to its server); a failure does not stop the others.
-    let failed = 0
-    let lostTopUps = 0
+  let failed = 0
+  let lostTopUps = 0
+  if (targets.length === 0 && pending.length === 0 && !lost)
+    io.stdout(
+      `no lightning session on ${network} is saved in ${sessionFile}` +
+        `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
+    )
+  else if (targets.length > 0) {
+    const results = await closeTargets(sessions, targets, origin !== undefined)
+    // As the file lists them, a failure not stopping the others.
     for (const state of targets) {
-      const key = originOf(state.url)
-      const what = `lightning session ${state.sessionId} (${printable(key)})`
+      const result = results.get(state)!
+      const told = reportClose(state, result, sessionFile, io)
+      if (told.failed) failed++
+      if (told.topUpLost) lostTopUps++
+    }
+  }
+  if (!(await listLost(sessions, origin, sessionFile, io))) failed++
+  return failed > 0 || pending.length > 0 || lost || lostTopUps > 0 ? 1 : 0
+}
+
+/**
+ * Closes `targets`: the one of a `<url>` by `close`, all of them by `closeAll` (different servers at
+ * once: a server that does not answer holds up only its own session's close, each of its requests within
+ * `sideTimeoutMs`). Each session's outcome, a failure in it rather than thrown.
+ */
+async function closeTargets(
+  sessions: SessionClient,
+  targets: SessionState[],
+  one: boolean,
+): Promise<Map<SessionState, Closed>> {
+  const results = new Map<SessionState, Closed>()
+  if (one) {
+    for (const state of targets) {
       let response: Response | undefined
       let error: unknown
       try {
@@ -638,48 +739,171 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       } catch (caught) {
         error = caught
       }
-      // A paid top-up its server will never credit: reported, its proof kept in the file; the session's
-      // close went on all the same.
-      const topUpLost = isTopUpLost(error)
-      if (topUpLost) {
-        lostTopUps++
-        io.stderr(topUpLostLines(error, 'mppkit close', sessionFile))
-      }
       // "Clients MUST NOT submit further actions on a closed session": the client drops (and forgets) a
       // session its server closed, now or before (an idle close, refunded then).
-      if (!sessions.sessions.has(key)) {
-        const receipt = response && receiptOf(response)
-        io.stdout(
-          `closed ${what}${
-            receipt
-              ? `: ${JSON.stringify(receipt)}`
-              : topUpLost
-                ? ' (its refund goes to the return invoice; its lost top-up is reported on stderr)'
-                : ': its server had closed it already'
-          }\n`,
-        )
-        continue
-      }
-      failed++
-      const why = response
-        ? `HTTP ${response.status}`
-        : topUpLost
-          ? 'its server did not close it (see above)'
-          : printable(describeError(error), 1000)
-      // Its paid top-up not credited yet: an idle close would refund the deposit without it.
-      const topUp = error instanceof PaymentFailedError && error.code === 'session-topup-pending'
-      io.stderr(
-        `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${state.deposit} sat): run this ` +
-          (topUp
-            ? 'again later (the file keeps its paid top-up, sent again first)\n'
-            : 'again later (its server also closes it after its idle timeout, refunding the return invoice)\n'),
-      )
+      const closed = !sessions.sessions.has(originOf(state.url))
+      results.set(state, {
+        sessionId: state.sessionId,
+        url: state.url,
+        closed,
+        ...(response ? { response } : {}),
+        ...(error === undefined ? {} : { error }),
+      })
     }
-    return failed > 0 || pending.length > 0 || lost || lostTopUps > 0 ? 1 : 0
-  } catch (error) {
-    io.stderr(`mppkit close: ${printable(describeError(error), 1000)}\n`)
-    return 1
-  } finally {
-    store?.close()
+    return results
   }
+  const byId = new Map(targets.map((state) => [state.sessionId, state]))
+  for (const result of await sessions.closeAll()) {
+    const state = byId.get(result.sessionId)
+    if (state) results.set(state, result)
+  }
+  // A session the close did not get to (none is expected: the client held each target): not closed.
+  for (const state of targets)
+    if (!results.has(state))
+      results.set(state, {
+        sessionId: state.sessionId,
+        url: state.url,
+        closed: !sessions.sessions.has(originOf(state.url)),
+      })
+  return results
+}
+
+/** Prints the outcome of one session's close (never its preimage); whether it failed, and whether it lost a top-up. */
+function reportClose(
+  state: SessionState,
+  { closed, response, error }: Closed,
+  sessionFile: string,
+  io: Io,
+): { failed: boolean; topUpLost: boolean } {
+  const what = `lightning session ${state.sessionId} (${printable(originOf(state.url))})`
+  // A paid top-up its server will never credit: reported, its proof kept in the file; the session's close
+  // went on all the same.
+  const topUpLost = isTopUpLost(error)
+  if (topUpLost) io.stderr(topUpLostLines(error, 'mppkit close', sessionFile))
+  if (closed) {
+    const receipt = response && receiptOf(response)
+    io.stdout(
+      `closed ${what}${
+        receipt
+          ? `: ${JSON.stringify(receipt)}`
+          : topUpLost
+            ? ' (its refund goes to the return invoice; its lost top-up is reported on stderr)'
+            : ': its server had closed it already'
+      }\n`,
+    )
+    return { failed: false, topUpLost }
+  }
+  const why = response
+    ? `HTTP ${response.status}`
+    : topUpLost
+      ? 'its server did not close it (see above)'
+      : printable(describeError(error ?? 'not closed'), 1000)
+  // Its paid top-up not credited yet: an idle close would refund the deposit without it.
+  const topUp = error instanceof PaymentFailedError && error.code === 'session-topup-pending'
+  io.stderr(
+    `mppkit close: closing ${what} failed: ${why}; it stays saved (deposit ${state.deposit} sat): run this ` +
+      (topUp
+        ? 'again later (the file keeps its paid top-up, sent again first)\n'
+        : 'again later (its server also closes it after its idle timeout, refunding the return invoice)\n'),
+  )
+  return { failed: true, topUpLost }
+}
+
+/**
+ * Names, once, each lost payment the file keeps (of `origin`'s server, or all): a session lost or given
+ * up (its deposit's preimage) or a top-up lost (its preimage), with the record it is kept under; never
+ * the preimage. False when the records could not be read (named, by the client's error).
+ */
+async function listLost(
+  sessions: SessionClient,
+  origin: string | undefined,
+  sessionFile: string,
+  io: Io,
+): Promise<boolean> {
+  let records: Awaited<ReturnType<SessionClient['lost']>>
+  try {
+    records = await sessions.lost()
+  } catch (error) {
+    io.stderr(`mppkit close: the lost records of ${sessionFile}: ${printable(describeError(error), 1000)}\n`)
+    return false
+  }
+  const shown = records.filter((record) => origin === undefined || savedOrigin(record.url) === origin)
+  for (const record of shown) {
+    const session = `lightning session ${record.sessionId} (${placeOf(record.url)})`
+    io.stderr(
+      'kind' in record
+        ? `mppkit close: lost top-up of ${session}: ${printable(record.sats, 32)} sat paid, never credited ` +
+            `(${printable(record.reason, 300)}); ${sessionFile} keeps its proof of payment (the top-up's ` +
+            `preimage, not shown: a secret) under "${lostTopUpKey(record.sessionId, record.paymentHash)}"\n`
+        : `mppkit close: lost open of ${session}: its deposit of ${printable(record.deposit, 32)} sat paid, its ` +
+            `open never taken by its server; ${sessionFile} keeps its proof of payment (the deposit's ` +
+            `preimage, not shown: a secret) under "lost:${record.sessionId}"\n`,
+    )
+  }
+  if (shown.length > 0)
+    io.stderr(
+      "mppkit close: show these proofs to the server's operator; the file keeps them until you delete them\n",
+    )
+  return true
+}
+
+/**
+ * `mppkit close --abandon <sessionId>`: gives up that pending session (`abandonPending`), after the
+ * restore has sent its open once more; the exit code. One not pending (open, lost already, or unknown) is
+ * named, nothing changed.
+ */
+async function abandonSession(
+  sessions: SessionClient,
+  sessionId: string,
+  { sessionFile, network }: CloseCommand,
+  io: Io,
+): Promise<number> {
+  // The restore sends every pending open again first: one that gets through now is open, not given up.
+  await restoreSessions(sessions, io, 'mppkit close')
+  const open = () => [...sessions.sessions.values()].find((state) => state.sessionId === sessionId)
+  const isOpen = (state: SessionState) => {
+    const place = printable(originOf(state.url))
+    io.stderr(
+      `mppkit close: lightning session ${sessionId} (${place}) is open, not pending: nothing was given up; ` +
+        `\`mppkit close --session-file ${sessionFile} ${place}\` closes it (refund to the return invoice)\n`,
+    )
+    return 1
+  }
+  const waiting = [...sessions.pending.values()].find((entry) => entry.sessionId === sessionId)
+  if (!waiting) {
+    const state = open()
+    if (state) return isOpen(state)
+    const kept = (await sessions.lost()).find(
+      (record) => !('kind' in record) && record.sessionId === sessionId,
+    )
+    if (kept) {
+      io.stderr(
+        `mppkit close: lightning session ${sessionId} (${placeOf(kept.url)}) is lost or given up already: ` +
+          `${sessionFile} keeps its proof of payment under "lost:${sessionId}"; nothing was changed\n`,
+      )
+      return 1
+    }
+    const ids = [...sessions.pending.values()].map((entry) => entry.sessionId)
+    io.stderr(
+      `mppkit close: no pending lightning session on ${network} in ${sessionFile} has the id --abandon ` +
+        `gives (not shown); nothing was changed; ${ids.length === 0 ? 'none is pending' : `pending: ${ids.join(', ')}`}\n`,
+    )
+    return 1
+  }
+  // Rejected (`session-store-failed`) when the file cannot move it: told by the caller, nothing given up.
+  const record = await sessions.abandonPending(sessionId)
+  if (!record) {
+    // Its open got through meanwhile (never given up then).
+    const state = open()
+    if (state) return isOpen(state)
+    io.stderr(`mppkit close: lightning session ${sessionId} is no longer pending: nothing was given up\n`)
+    return 1
+  }
+  io.stdout(
+    `gave up lightning session ${sessionId} (${placeOf(waiting.url)}): its deposit of ${waiting.deposit} sat ` +
+      `is paid but its open never reached its server (${printable(waiting.reason, 300)}); its open is no longer ` +
+      `sent and nothing is refunded. ${sessionFile} keeps its proof of payment (the deposit's preimage, not ` +
+      `shown: a secret) under "lost:${sessionId}": show it to the server's operator\n`,
+  )
+  return 0
 }

@@ -483,7 +483,8 @@ describe('mppkit pay (lightning): sessions', () => {
       expect(pending.code).toBe(1)
       expect(pending.stdout).toBe('')
       expect(pending.stderr).toContain(
-        `mppkit close: lightning session ${saved!.sessionId} (${base}) cannot be closed yet: its deposit of 2000 sat is paid but its open has not reached its server (the server answered 503); it stays saved: run this again later\n`,
+        `mppkit close: lightning session ${saved!.sessionId} (${base}) cannot be closed yet: its deposit of 2000 sat is paid but its open has not reached its server (the server answered 503); it stays saved: run this again later, or, if its server is gone for good, ` +
+          `\`mppkit close --session-file ${file} --abandon ${saved!.sessionId}\` gives it up (its proof of payment kept in the file)\n`,
       )
       expect(savedIn(file)).toMatchObject([{ sessionId: saved!.sessionId }])
       await expectNoSecrets(pending)
@@ -525,7 +526,8 @@ describe('mppkit pay (lightning): sessions', () => {
       // Never a close on the open's challenge (answered session-not-found, read as closed: the record
       // deleted, the deposit lost).
       expect(result.stderr).toContain(
-        `mppkit pay: lightning session ${saved!.sessionId} (${base}) is pending: its deposit of 2000 sat is paid but its open did not reach its server (the server answered 503), so it was not closed: it stays saved in ${file}: \`mppkit close --session-file ${file}\` sends its open again and closes it (refund to the return invoice)\n`,
+        `mppkit pay: lightning session ${saved!.sessionId} (${base}) is pending: its deposit of 2000 sat is paid but its open did not reach its server (the server answered 503), so it was not closed: it stays saved in ${file}: \`mppkit close --session-file ${file}\` sends its open again and closes it (refund to the return invoice), or, if its server is gone for good, ` +
+          `\`mppkit close --session-file ${file} --abandon ${saved!.sessionId}\` gives it up (its proof of payment kept in the file)\n`,
       )
       expect(result.stderr).not.toContain('closed the session already')
       expect(result.stderr).not.toContain('stays open')
@@ -637,6 +639,12 @@ describe('mppkit pay (lightning): sessions', () => {
     `${command}: ${file} keeps the proof of that payment (the top-up's preimage, not shown: a secret) until you ` +
       "delete it: show it to the server's operator\n",
   ]
+  /** `mppkit close`'s listing of the lost top-up `file` keeps (its key, never its preimage). */
+  const listedLines = (id: string, hash: string, file: string) =>
+    `mppkit close: lost top-up of lightning session ${id} (${skewed}): 600 sat paid, never credited (the ` +
+    `server refused it (HTTP 402 challenge-expired)); ${file} keeps its proof of payment (the top-up's ` +
+    `preimage, not shown: a secret) under "lost:${id}:topup:${hash}"\n` +
+    "mppkit close: show these proofs to the server's operator; the file keeps them until you delete them\n"
   /** The one record `file` keeps: the lost top-up's, holding the preimage of the invoice the payee was paid. */
   const expectLostTopUp = async (file: string, id: string, hash: string) => {
     const [record, ...others] = savedIn(file)
@@ -677,7 +685,7 @@ describe('mppkit pay (lightning): sessions', () => {
           hash,
           file,
           'the session was closed: its server refunds what it did not spend of the deposit to the return invoice',
-        ).join(''),
+        ).join('') + listedLines(saved.sessionId, hash, file),
       )
       await expectLostTopUp(file, saved.sessionId, hash)
       // The deposit was spent: nothing to refund; nothing paid again.
@@ -688,6 +696,9 @@ describe('mppkit pay (lightning): sessions', () => {
       const again = await run(close, ['--session-file', file, '--network', 'regtest'])
       expect(again.code).toBe(0)
       expect(again.stdout).toBe(`no lightning session on regtest is saved in ${file}\n`)
+      // Listed on every run while the file keeps it.
+      expect(again.stderr).toBe(listedLines(saved.sessionId, hash, file))
+      await expectNoSecrets(again)
     } finally {
       skewedTopUp.unavailable = 0
       skewedTopUp.expire = false
