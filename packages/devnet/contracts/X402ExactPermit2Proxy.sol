@@ -112,8 +112,10 @@ contract X402ExactPermit2Proxy {
     }
 
     /// @notice `settle`, after submitting the payer's EIP-2612 approval of Permit2 on the token.
-    /// @dev The permit call may fail because someone already submitted it (its nonce is used); the
-    ///      transfer then stands or falls on the allowance Permit2 has, so that failure is ignored.
+    /// @dev The approval must be of exactly `permit.permitted.amount` (x402's proxy reverts
+    ///      `Permit2612AmountMismatch` otherwise, so no payer approves more than it pays). The permit call
+    ///      may fail because someone already submitted it (its nonce is used) or the token has no EIP-2612;
+    ///      the transfer then stands or falls on the allowance Permit2 has, so that failure is ignored.
     function settleWithPermit(
         EIP2612Permit calldata permit2612,
         ISignatureTransfer.PermitTransferFrom calldata permit,
@@ -121,7 +123,7 @@ contract X402ExactPermit2Proxy {
         Witness calldata witness,
         bytes calldata signature
     ) external nonReentrant {
-        if (permit2612.value < permit.permitted.amount) revert Permit2612AmountMismatch();
+        if (permit2612.value != permit.permitted.amount) revert Permit2612AmountMismatch();
         try IERC20Permit(permit.permitted.token).permit(
             owner, address(PERMIT2), permit2612.value, permit2612.deadline, permit2612.v, permit2612.r, permit2612.s
         ) {} catch {}

@@ -15,7 +15,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 const packageRoot = join(here, '..')
 
 /** The contracts compiled, in artifact order. */
-export const contractFiles = ['StreamChannelEscrow.sol', 'Eip3009Token.sol', 'X402ExactPermit2Proxy.sol']
+export const contractFiles = [
+  'StreamChannelEscrow.sol',
+  'Eip3009Token.sol',
+  'X402ExactPermit2Proxy.sol',
+  'Eip2612Token.sol',
+]
 
 /** solc standard-JSON settings; part of the artifact so a settings change also shows as stale. */
 export const compilerSettings = {

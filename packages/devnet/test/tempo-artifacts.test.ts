@@ -27,6 +27,8 @@ describe('tempo contract artifacts', () => {
     expect(fresh.contracts.StreamChannelEscrow.bytecode).toBe(artifacts.streamChannelEscrowBytecode)
     expect(fresh.contracts.Eip3009Token.abi).toEqual(artifacts.eip3009TokenAbi)
     expect(fresh.contracts.Eip3009Token.bytecode).toBe(artifacts.eip3009TokenBytecode)
+    expect(fresh.contracts.Eip2612Token.abi).toEqual(artifacts.eip2612TokenAbi)
+    expect(fresh.contracts.Eip2612Token.bytecode).toBe(artifacts.eip2612TokenBytecode)
     expect(fresh.contracts.X402ExactPermit2Proxy.abi).toEqual(artifacts.x402ExactPermit2ProxyAbi)
     expect(fresh.contracts.X402ExactPermit2Proxy.bytecode).toBe(artifacts.x402ExactPermit2ProxyBytecode)
   })

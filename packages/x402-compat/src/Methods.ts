@@ -74,6 +74,10 @@ export const EvmChargeRequest = z.looseObject({
     // proxy, witness `Witness(address to,uint256 validAfter)`, no challenge binding) and sends it as x402's
     // `permit2Authorization`.
     permit2Witness: z.literal('x402').optional(),
+    // mppkit extension, set by the x402 client plug only, beside `permit2Witness: "x402"` and `eip712`: the
+    // x402 server advertises x402's `eip2612GasSponsoring` for this offer, so a payer whose Permit2
+    // allowance is short may add an EIP-2612 permit of the token (domain `eip712`) to Permit2.
+    eip2612: z.literal(true).optional(),
   }),
 })
 
@@ -136,11 +140,38 @@ export const Permit2Payload = z.object({
 export type Permit2Payload = z.infer<typeof Permit2Payload>
 
 /**
+ * An EIP-2612 approval of the token to Permit2, as x402's `eip2612GasSponsoring` extension carries it in
+ * `extensions.eip2612GasSponsoring.info` (integers as decimal strings; `signature` is 65 bytes `r‖s‖v`, as
+ * x402's facilitator splits it; `version` is the extension's schema version, `"1"`). Members the info
+ * also holds (the server's `description`, echoed) are dropped.
+ *
+ * @example
+ * ```ts
+ * Eip2612Permit.parse({ from, asset, spender: permit2Address, amount: '1000', nonce: '0', deadline, signature, version: '1' })
+ * ```
+ * @see https://github.com/coinbase/x402 specs/extensions/eip2612_gas_sponsoring.md
+ */
+export const Eip2612Permit = z.object({
+  from: address,
+  asset: address,
+  spender: address,
+  amount: uint256,
+  nonce: uint256,
+  deadline: timestamp,
+  signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte signature'),
+  version: z.literal('1'),
+})
+
+/** x402's `eip2612GasSponsoring` info: an EIP-2612 permit of the token to Permit2. */
+export type Eip2612Permit = z.infer<typeof Eip2612Permit>
+
+/**
  * x402's Permit2 form (`extra.assetTransferMethod: "permit2"`), carried between the x402 plug or adapter
  * and the `evm` method (`type="x402-permit2"`, an mppkit type outside draft-evm-charge-00): a Permit2
  * `PermitWitnessTransferFrom` for x402's proxy with x402's witness `(to, validAfter)`, as x402 sends it
- * (`permit2Authorization` beside the `signature`). Only a payment relayed from an x402 client is paid
- * with it; an MPP credential of this type is refused.
+ * (`permit2Authorization` beside the `signature`), with the payer's EIP-2612 approval of Permit2 when its
+ * document carried x402's `eip2612GasSponsoring` (`eip2612`). Only a payment relayed from an x402 client
+ * is paid with it; an MPP credential of this type is refused.
  *
  * @example
  * ```ts
@@ -158,6 +189,8 @@ export const X402Permit2Payload = z.object({
     witness: z.object({ to: address, validAfter: timestamp }),
   }),
   signature: hex,
+  /** The payer's EIP-2612 approval of Permit2 (x402's `eip2612GasSponsoring`), when it sent one. */
+  eip2612: Eip2612Permit.optional(),
 })
 
 /** x402's Permit2 payload. */

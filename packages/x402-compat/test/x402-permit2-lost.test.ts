@@ -454,10 +454,11 @@ describe.skipIf(reason)('x402 Permit2 on our server: a settlement whose answer w
     const { info, payTo, handler, runs } = setup(fac.client)
     const { document } = await signedBy(1, handler)
     const authorization = document.payload.permit2Authorization
-    // x402's EIP-2612 extension, as @x402/evm's client fills it (our server does not advertise it, so
-    // @x402/fetch never sends it here): the payer's EIP-2612 permit of the token to Permit2. The
-    // devnet's token has no `permit`, so the proxy's call to it fails and is ignored, and the transfer
-    // stands on the payer's existing Permit2 allowance.
+    // x402's EIP-2612 extension, as @x402/evm's client fills it (this server does not advertise it, no
+    // `eip2612`, so @x402/fetch never sends it here; a permit that comes anyway is checked under the
+    // token's domain and passed on, as x402 servers pass it on): the payer's EIP-2612 permit of the token
+    // to Permit2. The devnet's EIP-3009 token has no `permit` (its Eip2612Token has), so the proxy's call
+    // to it fails and is ignored, and the transfer stands on the payer's existing Permit2 allowance.
     const permit2612 = await privateKeyToAccount(info.accounts[1]!.privateKey).signTypedData({
       domain: {
         name: info.eip3009.name,

@@ -7,7 +7,12 @@ import { parseAccounts } from '../tempo/anvil.js'
 import { eip3009TokenAbi, eip3009TokenBytecode, streamChannelEscrowBytecode } from '../tempo/artifacts.js'
 import { sendUnlockedTransaction, tempoRpc } from '../tempo/clients.js'
 import { tip20Tokens, x402ExactPermit2ProxyAddress } from '../tempo/constants.js'
-import { placeX402Permit2Proxy, type TempoDevnetInfo } from '../tempo/index.js'
+import {
+  eip2612Metadata,
+  eip2612TokenDeployData,
+  placeX402Permit2Proxy,
+  type TempoDevnetInfo,
+} from '../tempo/index.js'
 import { plannedBitcoindRpc } from './plan.js'
 import type { StartedContainers } from './start.js'
 
@@ -36,8 +41,8 @@ async function poll<T>(what: string, timeoutMs: number, attempt: () => Promise<T
 /**
  * Completes a Tempo node that is already listening (an anvil started by someone else, e.g. in a
  * container) into the same info the embedded provider reports: accounts from anvil's banner (the
- * last one deploys, as in `startTempo`), then the session escrow and EIP-3009 token deployed from
- * the committed artifacts.
+ * last one deploys, as in `startTempo`), then the session escrow, the EIP-3009 token and the EIP-2612
+ * token deployed from the committed artifacts.
  *
  * @example
  * ```ts
@@ -70,7 +75,8 @@ export async function completeTempoNode(parameters: {
       throw new DevnetError('deployment returned no address', { code: 'devnet_containers_failed' })
     return contractAddress
   }
-  const [escrow, eip3009Token] = await Promise.all([
+  const eip2612 = eip2612Metadata()
+  const [escrow, eip3009Token, eip2612Token] = await Promise.all([
     deploy(streamChannelEscrowBytecode),
     deploy(
       encodeDeployData({
@@ -86,6 +92,12 @@ export async function completeTempoNode(parameters: {
         ],
       }),
     ),
+    deploy(
+      eip2612TokenDeployData(
+        eip2612,
+        accounts.map((account) => account.address),
+      ),
+    ),
     placeX402Permit2Proxy(parameters.rpcUrl, faucet),
   ])
   return {
@@ -96,6 +108,8 @@ export async function completeTempoNode(parameters: {
     escrow,
     eip3009Token,
     eip3009,
+    eip2612Token,
+    eip2612,
     x402Permit2Proxy: x402ExactPermit2ProxyAddress,
     faucet,
   }

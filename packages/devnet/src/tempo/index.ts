@@ -10,6 +10,8 @@ import {
 import { DevnetError } from '../errors.js'
 import { killProcess, resolveAnvilBinary, spawnAnvil } from './anvil.js'
 import {
+  eip2612TokenAbi,
+  eip2612TokenBytecode,
   eip3009TokenAbi,
   eip3009TokenBytecode,
   streamChannelEscrowBytecode,
@@ -21,6 +23,8 @@ import { permit2Address, tip20Symbols, tip20Tokens, x402ExactPermit2ProxyAddress
 
 export { resolveAnvilBinary, tempoUnavailableReason } from './anvil.js'
 export {
+  eip2612TokenAbi,
+  eip2612TokenBytecode,
   eip3009TokenAbi,
   eip3009TokenBytecode,
   solcVersion,
@@ -90,6 +94,14 @@ export type TempoDevnetInfo = {
   /** EIP-712 domain name/version and ERC-20 metadata of {@link TempoDevnetInfo.eip3009Token}. */
   eip3009: { name: string; version: string; symbol: string; decimals: number }
   /**
+   * A second token with EIP-2612 `permit` as well as EIP-3009 (`Eip2612Token`,
+   * contracts/Eip2612Token.sol), for x402's `eip2612GasSponsoring`; {@link TempoDevnetInfo.eip3009Token}
+   * has no `permit`.
+   */
+  eip2612Token: Address
+  /** EIP-712 domain name/version (of `permit` and EIP-3009 alike) and ERC-20 metadata of {@link TempoDevnetInfo.eip2612Token}. */
+  eip2612: { name: string; version: string; symbol: string; decimals: number }
+  /**
    * x402's `exact` Permit2 proxy (contracts/X402ExactPermit2Proxy.sol), at x402's fixed address
    * ({@link x402ExactPermit2ProxyAddress}) so x402 peers paying with `assetTransferMethod: "permit2"`
    * settle on the node's predeployed Permit2.
@@ -125,6 +137,11 @@ export type StartTempoOptions = {
   host?: string
   /** The EIP-3009 token's metadata and the balance minted to each dev account. */
   eip3009?: { name?: string; version?: string; symbol?: string; decimals?: number; amountPerAccount?: bigint }
+  /**
+   * The EIP-2612 token's metadata (default `Devnet Dollar`, `DUSD`, version `1`, 6 decimals) and the
+   * balance minted to each dev account (default 1,000,000 tokens).
+   */
+  eip2612?: { name?: string; version?: string; symbol?: string; decimals?: number; amountPerAccount?: bigint }
 }
 
 /**
@@ -161,8 +178,9 @@ function trackChild(child: ChildProcess): void {
 
 /**
  * Starts a local Tempo node (`anvil --network tempo` on an OS-assigned port), waits until it answers
- * `eth_chainId`, checks the four TIP-20 predeploys and deploys the v1 session escrow and an EIP-3009
- * token from committed, solc-compiled artifacts. Takes well under a second.
+ * `eth_chainId`, checks the four TIP-20 predeploys and deploys the v1 session escrow, an EIP-3009 token,
+ * an EIP-2612 (and EIP-3009) token and x402's Permit2 proxy from committed, solc-compiled artifacts. Takes
+ * well under a second.
  *
  * @example
  * ```ts
@@ -233,7 +251,9 @@ export async function startTempo(options: StartTempoOptions = {}): Promise<Tempo
       decimals: options.eip3009?.decimals ?? 6,
     }
     const amountPerAccount = options.eip3009?.amountPerAccount ?? 1_000_000n * 10n ** BigInt(eip3009.decimals)
-    const [, escrow, eip3009Token] = await withDeadline(
+    const eip2612 = eip2612Metadata(options.eip2612)
+    const holders = accounts.map((account) => account.address)
+    const [, escrow, eip3009Token, eip2612Token] = await withDeadline(
       Promise.all([
         verifyTip20Tokens(anvil.rpcUrl),
         deploy(anvil.rpcUrl, faucet, streamChannelEscrowBytecode),
@@ -248,10 +268,15 @@ export async function startTempo(options: StartTempoOptions = {}): Promise<Tempo
               eip3009.symbol,
               eip3009.version,
               eip3009.decimals,
-              accounts.map((account) => account.address),
+              holders,
               amountPerAccount,
             ],
           }),
+        ),
+        deploy(
+          anvil.rpcUrl,
+          faucet,
+          eip2612TokenDeployData(eip2612, holders, options.eip2612?.amountPerAccount),
         ),
         placeX402Permit2Proxy(anvil.rpcUrl, faucet),
       ]),
@@ -266,6 +291,8 @@ export async function startTempo(options: StartTempoOptions = {}): Promise<Tempo
       escrow,
       eip3009Token,
       eip3009,
+      eip2612Token,
+      eip2612,
       x402Permit2Proxy: x402ExactPermit2ProxyAddress,
       faucet,
     }
@@ -286,6 +313,46 @@ async function deploy(rpcUrl: string, from: Address, data: Hex): Promise<Address
   if (!contractAddress)
     throw new DevnetError('deployment returned no address', { code: 'devnet_start_failed' })
   return contractAddress
+}
+
+/**
+ * The metadata of the devnet's EIP-2612 token, defaults filled in (`Devnet Dollar`, `DUSD`, version `1`,
+ * 6 decimals): another name and version than the EIP-3009 token's, so a signature made for the wrong
+ * token's domain is refused.
+ *
+ * @example
+ * ```ts
+ * eip2612Metadata({ decimals: 18 }) // { name: 'Devnet Dollar', version: '1', symbol: 'DUSD', decimals: 18 }
+ * ```
+ */
+export function eip2612Metadata(options: StartTempoOptions['eip2612'] = {}): TempoDevnetInfo['eip2612'] {
+  return {
+    name: options.name ?? 'Devnet Dollar',
+    version: options.version ?? '1',
+    symbol: options.symbol ?? 'DUSD',
+    decimals: options.decimals ?? 6,
+  }
+}
+
+/**
+ * The creation data of `Eip2612Token` (contracts/Eip2612Token.sol) minting `amountEach` (default
+ * 1,000,000 tokens) to each of `holders`; `startTempo` deploys it from the faucet account.
+ *
+ * @example
+ * ```ts
+ * const data = eip2612TokenDeployData(eip2612Metadata(), [payer.address])
+ * ```
+ */
+export function eip2612TokenDeployData(
+  metadata: TempoDevnetInfo['eip2612'],
+  holders: readonly Address[],
+  amountEach: bigint = 1_000_000n * 10n ** BigInt(metadata.decimals),
+): Hex {
+  return encodeDeployData({
+    abi: eip2612TokenAbi,
+    bytecode: eip2612TokenBytecode,
+    args: [metadata.name, metadata.symbol, metadata.version, metadata.decimals, [...holders], amountEach],
+  })
 }
 
 /**

@@ -5,6 +5,7 @@ import { withTimeout } from '../internal/timeout.js'
 import { x402Offers } from '../internal/x402Offers.js'
 import { type CredentialType, type EvmChargeRequest, evmCharge } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
+import * as X402Eip2612 from '../X402Eip2612.js'
 import * as X402Permit2 from '../X402Permit2.js'
 
 /**
@@ -75,6 +76,14 @@ export declare namespace charge {
      * reads nothing (and confirms nothing).
      */
     client?: Reader
+    /**
+     * x402's `eip2612GasSponsoring` (default true): when an x402 Permit2 offer advertises it and names the
+     * token's EIP-712 domain, and the payer's Permit2 allowance (read through the reader) is short, an
+     * EIP-2612 permit of the token to Permit2 for exactly the amount is signed beside the Permit2 transfer,
+     * for the facilitator to submit (it pays the gas). `false`: such payments are refused, nothing signed
+     * (`permit2-allowance`), as for offers without the extension.
+     */
+    eip2612?: boolean
   }
   /** A viem public client (or wallet client with public actions): what the `evm` client reads on chain. */
   type Reader = {
@@ -111,6 +120,17 @@ function configuredDecimals(
   return bare
 }
 
+/** EIP-2612's `nonces(owner)`. */
+const noncesAbi = [
+  {
+    type: 'function',
+    name: 'nonces',
+    stateMutability: 'view',
+    inputs: [{ name: 'owner', type: 'address' }],
+    outputs: [{ name: '', type: 'uint256' }],
+  },
+] as const
+
 /** A refusal to pay, with a stable code. */
 const fail = (message: string, code: string) => new PaymentFailedError(`evm: ${message}`, { code })
 
@@ -122,7 +142,9 @@ const permit2Nonce = () => BigInt(toHex(globalThis.crypto.getRandomValues(new Ui
  * signs it for exactly the amount, token and recipient asked: an EIP-3009 authorization whose nonce is
  * the challenge hash, a Permit2 witness transfer bound to the challenge, a signed ERC-20 `transfer`
  * (the server broadcasts it), or a `transfer` it broadcasts itself (`hash`). Permit2 needs a prior ERC-20
- * approval of the Permit2 contract, which this client never makes on its own.
+ * approval of the Permit2 contract, which this client never sends on its own; for an x402 offer that
+ * advertises `eip2612GasSponsoring` it signs an EIP-2612 permit of exactly the amount instead, which the
+ * facilitator submits.
  *
  * @example
  * ```ts
@@ -231,7 +253,10 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
    * marks `permit2Witness: "x402"`): a `PermitWitnessTransferFrom` for x402's proxy with x402's witness
    * `(to, validAfter)`, signed as typed data, as `@x402/evm` signs it. Permit2 lets its spender choose
    * where the tokens go, so only x402's proxy (which pays exactly `permitted.amount` to the signed `to`)
-   * bounds what the signature can do: any other spender, Permit2 contract or splits are refused.
+   * bounds what the signature can do: any other spender, Permit2 contract or splits are refused. When the
+   * payer's Permit2 allowance is short and the offer advertises x402's `eip2612GasSponsoring`, an
+   * EIP-2612 permit of the token to Permit2 is signed beside it (owner the payer, value exactly the amount,
+   * the token's current nonce, the Permit2 deadline), as `@x402/evm` signs it.
    */
   const x402Permit2 = async (request: EvmChargeRequest, challenge: { expires?: string | undefined }) => {
     const { chainId, spender, permit2Address, splits } = request.methodDetails
@@ -248,7 +273,18 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
     if ((splits?.length ?? 0) > 0) throw fail('x402 Permit2 payments carry no splits', 'invalid-splits')
     if (typeof account.signTypedData !== 'function')
       throw fail('the account cannot sign typed data', 'account')
-    await confirmAllowance(request)
+    const sign = (data: unknown) =>
+      (account as Account & { signTypedData: (data: unknown) => Promise<Hex> }).signTypedData(data)
+    // Everything is read before anything is signed: a refusal leaves no signature behind.
+    const allowance = await permit2Allowance(request)
+    const short = allowance !== undefined && allowance < BigInt(request.amount)
+    const sponsor = short ? sponsorDomain(request) : undefined
+    if (short && !sponsor)
+      throw fail(
+        `${account.address} has not approved Permit2 (${Permit2.permit2Address}) for ${request.amount} of ${request.currency}; nothing was signed (approve it once on the token; this client never does)`,
+        'permit2-allowance',
+      )
+    const permitNonce = sponsor ? await eip2612Nonce(request) : undefined
     const authorization: X402Permit2.Authorization = {
       from: account.address as Address,
       permitted: { token: request.currency as Address, amount: request.amount },
@@ -259,25 +295,70 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
       // 0: a payer clock ahead of the chain's can never make the payment not yet valid.
       witness: { to: request.recipient as Address, validAfter: '0' },
     }
-    const signature = await (
-      account as Account & { signTypedData: (data: unknown) => Promise<Hex> }
-    ).signTypedData(X402Permit2.typedData(chainId, authorization))
-    return { type: 'x402-permit2' as const, permit2Authorization: authorization, signature }
+    const signature = await sign(X402Permit2.typedData(chainId, authorization))
+    if (!sponsor || permitNonce === undefined)
+      return { type: 'x402-permit2' as const, permit2Authorization: authorization, signature }
+    // x402's proxy reverts unless the approval is exactly the permitted amount: nothing beyond this
+    // payment is approved, and the transfer spends all of it. Valid as long as the Permit2 transfer.
+    const permit = {
+      from: authorization.from,
+      asset: request.currency as Address,
+      spender: Permit2.permit2Address,
+      amount: request.amount,
+      nonce: permitNonce.toString(),
+      deadline: authorization.deadline,
+    }
+    const eip2612 = {
+      ...permit,
+      signature: await sign(X402Eip2612.typedData(chainId, sponsor, permit)),
+      version: '1' as const,
+    }
+    return { type: 'x402-permit2' as const, permit2Authorization: authorization, signature, eip2612 }
   }
   /**
-   * Before an x402 Permit2 payment is signed: the payer's ERC-20 allowance to Permit2 must cover the amount
-   * (Permit2 moves tokens only under it; x402 facilitators refuse the payment without it, and x402 servers
-   * answer 412). Read through the reader (`client`, or a `wallet` with public actions) on the challenge's
-   * chain; without one, or with one on another chain, nothing is read and the payment is signed and sent
-   * as `@x402/evm` does. This client never makes the approval itself.
+   * The token's EIP-712 domain for an EIP-2612 permit to Permit2, when the x402 offer advertises
+   * `eip2612GasSponsoring` (the plug marks it `eip2612`) and this client signs such permits; the
+   * configured `domains` win over the offer's.
    */
-  const confirmAllowance = async (request: EvmChargeRequest) => {
+  const sponsorDomain = (request: EvmChargeRequest) =>
+    options.eip2612 !== false && request.methodDetails.eip2612 === true ? domainOf(request) : undefined
+  /** The payer's EIP-2612 nonce on the token (`nonces(owner)`), read before the permit is signed. */
+  const eip2612Nonce = async (request: EvmChargeRequest): Promise<bigint> => {
+    let nonce: unknown
+    try {
+      nonce = await timed(
+        reader!.readContract({
+          address: request.currency as Address,
+          abi: noncesAbi,
+          functionName: 'nonces',
+          args: [account.address],
+        }),
+        decimalsReadTimeout,
+      )
+    } catch {}
+    if (typeof nonce !== 'bigint')
+      // No cause: an RPC error may quote the node's URL, credentials included.
+      throw fail(
+        `could not read the EIP-2612 nonce of ${account.address} on ${request.currency} (chain ${request.methodDetails.chainId}); nothing was signed`,
+        'eip2612-nonce',
+      )
+    return nonce
+  }
+  /**
+   * Before an x402 Permit2 payment is signed: the payer's ERC-20 allowance to Permit2, which must cover the
+   * amount (Permit2 moves tokens only under it; x402 facilitators refuse the payment without it, and x402
+   * servers answer 412) unless an EIP-2612 permit comes with the payment. Read through the reader
+   * (`client`, or a `wallet` with public actions) on the challenge's chain; without one, or with one on
+   * another chain, nothing is read (undefined) and the payment is signed and sent as `@x402/evm` does.
+   * This client never sends an approval itself.
+   */
+  const permit2Allowance = async (request: EvmChargeRequest): Promise<bigint | undefined> => {
     const { chainId } = request.methodDetails
-    if (!reader) return
+    if (!reader) return undefined
     let allowance: unknown
     try {
       const readerChainId = await chainOfReader(reader)
-      if (readerChainId !== undefined && readerChainId !== chainId) return
+      if (readerChainId !== undefined && readerChainId !== chainId) return undefined
       allowance = await timed(
         reader.readContract({
           address: request.currency as Address,
@@ -294,11 +375,7 @@ export function charge(options: charge.Options): Method.Client<typeof evmCharge>
         'permit2-allowance',
       )
     }
-    if (typeof allowance !== 'bigint' || allowance < BigInt(request.amount))
-      throw fail(
-        `${account.address} has not approved Permit2 (${Permit2.permit2Address}) for ${request.amount} of ${request.currency}; nothing was signed (approve it once on the token; this client never does)`,
-        'permit2-allowance',
-      )
+    return typeof allowance === 'bigint' ? allowance : 0n
   }
   const transfer = async (request: EvmChargeRequest) => {
     const wallet = walletFor(request.methodDetails.chainId)

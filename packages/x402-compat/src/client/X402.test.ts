@@ -136,6 +136,65 @@ describe('x402', () => {
     expect(skipped).toEqual(['asset transfer method permit2 is x402 v2 only'])
   })
 
+  it('marks a Permit2 offer eip2612 only when eip2612GasSponsoring is advertised and extra names the domain; sends the permit inside the echoed declaration', async () => {
+    const plug = x402({ now })
+    const permit2 = { ...exact, extra: { assetTransferMethod: 'permit2', name: 'USDC', version: '2' } }
+    const declared = { info: { description: 'sponsored', version: '1' }, schema: { type: 'object' } }
+    const other = { info: { hello: 'world' } }
+    const offered = async (accepts: unknown[], extensions?: unknown) =>
+      (await plug.challenges(v2(accepts, extensions)))[0]!
+    const [sponsored, unsponsored, nameless] = [
+      await offered([permit2], { eip2612GasSponsoring: declared, other }),
+      await offered([permit2], { other }),
+      await offered([{ ...exact, extra: { assetTransferMethod: 'permit2' } }], {
+        eip2612GasSponsoring: declared,
+      }),
+    ]
+    const details = (challenge: Challenge.Challenge) => {
+      const { eip712, eip2612 } = (challenge.request as { methodDetails: Record<string, unknown> })
+        .methodDetails
+      return { eip712, eip2612 }
+    }
+    expect(details(sponsored)).toEqual({ eip712: { name: 'USDC', version: '2' }, eip2612: true })
+    expect(details(unsponsored)).toEqual({ eip712: undefined, eip2612: undefined })
+    expect(details(nameless)).toEqual({ eip712: undefined, eip2612: undefined })
+    const permit = {
+      from: payTo,
+      asset: token,
+      spender: '0x000000000022D473030F116dDEE9F6B43aC78BA3',
+      amount: '10000',
+      nonce: '0',
+      deadline: '1767225660',
+      signature: `0x${'ab'.repeat(65)}`,
+      version: '1',
+    }
+    const send = (eip2612?: unknown) =>
+      Wire.decode(
+        plug.headers({
+          challenge: sponsored,
+          credential: {
+            challenge: sponsored,
+            payload: {
+              type: 'x402-permit2',
+              permit2Authorization: { from: payTo },
+              signature: '0xab',
+              ...(eip2612 ? { eip2612 } : {}),
+            },
+          },
+          authorization: 'unused',
+          header: 'authorization',
+        } as never)[Wire.headers.paymentSignature]!,
+      )
+    // Every advertised extension is echoed; the permit joins the declaration's info (its members kept).
+    const withPermit = send(permit)
+    expect(withPermit.extensions).toEqual({
+      eip2612GasSponsoring: { ...declared, info: { ...declared.info, ...permit } },
+      other,
+    })
+    expect(withPermit.payload).toEqual({ signature: '0xab', permit2Authorization: { from: payTo } })
+    expect(send().extensions).toEqual({ eip2612GasSponsoring: declared, other })
+  })
+
   it('reads a v1 body (maxAmountRequired, named network) and sends X-PAYMENT', async () => {
     const plug = x402({ now })
     const v1 = {

@@ -1,11 +1,12 @@
 import type { Challenge, Protocol, Receipt } from '@mppkit/core/client'
 import { x402Offers } from '../internal/x402Offers.js'
-import type { EvmChargeRequest } from '../Methods.js'
+import type { Eip2612Permit, EvmChargeRequest } from '../Methods.js'
 import * as Permit2 from '../Permit2.js'
 import { isSolanaNetwork } from '../svm/Networks.js'
 import type { SvmOfferOptions } from '../svm/Offer.js'
 import { svmChallenge } from '../svm/Plug.js'
 import * as Wire from '../Wire.js'
+import * as X402Eip2612 from '../X402Eip2612.js'
 import * as X402Permit2 from '../X402Permit2.js'
 
 /**
@@ -101,7 +102,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
   const map = (
     version: 1 | 2,
     entry: unknown,
-    context: { realm: string; description?: string | undefined },
+    context: { realm: string; description?: string | undefined; extensions?: unknown },
   ): Challenge.Challenge | string => {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
       return 'the entry is not an object'
@@ -158,6 +159,13 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
             permit2Witness: 'x402',
           }
         : { chainId, credentialTypes: ['authorization'], eip712: domain! }
+    // x402's `eip2612GasSponsoring`, advertised beside a Permit2 offer naming the token's EIP-712 domain
+    // (as `@x402/evm` clients need both): the `evm` client may add an EIP-2612 permit to Permit2.
+    const declared = (context.extensions as Record<string, unknown> | undefined)?.[X402Eip2612.extensionKey]
+    if (method === 'permit2' && domain && typeof declared === 'object' && declared !== null) {
+      methodDetails.eip712 = domain
+      methodDetails.eip2612 = true
+    }
     if (decimals !== undefined) methodDetails.decimals = decimals
     const request: EvmChargeRequest = { amount, currency: asset, recipient: payTo, methodDetails }
     const description = version === 1 ? requirement.description : context.description
@@ -197,7 +205,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
         },
         { ...options.svm, decimals: options.decimals ?? {} },
       )
-      const mapped = solana ?? map(version, entry, context)
+      const mapped = solana ?? map(version, entry, { ...context, extensions: origin.extensions })
       if (typeof mapped === 'string') {
         options.onSkip?.({ version, requirement: entry, reason: mapped })
         continue
@@ -248,6 +256,7 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       const {
         signature,
         type: _type,
+        eip2612,
         ...authorization
       } = payment.credential.payload as Record<string, unknown>
       // x402 `exact` on Solana carries the partially signed transaction alone; x402's Permit2 form its
@@ -267,7 +276,10 @@ export function x402(options: x402.Options = {}): Protocol.Protocol {
       // The requirement is echoed exactly as received: servers match it by deep equality.
       document.accepted = origin.requirement
       document.payload = exact
-      if (origin.extensions !== undefined) document.extensions = origin.extensions
+      // Every advertised extension is echoed; an EIP-2612 permit joins the declaration's `info`.
+      if (eip2612 !== undefined)
+        document.extensions = X402Eip2612.withPermit(origin.extensions, eip2612 as Eip2612Permit)
+      else if (origin.extensions !== undefined) document.extensions = origin.extensions
       return { [Wire.headers.paymentSignature]: Wire.encode(document) }
     },
     receipt(response) {

@@ -105,6 +105,15 @@ export declare namespace charge {
      * second `exact` requirement for it after the EIP-3009 one (default false). MPP clients never see it.
      */
     x402Permit2?: boolean
+    /**
+     * The token implements EIP-2612 `permit` under `domain` (default false). With `x402Permit2`, x402's
+     * Permit2 requirement names the domain in `extra` and the 402 advertises x402's
+     * `eip2612GasSponsoring` extension: an x402 client without a Permit2 allowance then adds a permit of
+     * exactly the amount to Permit2, which the facilitator submits with the transfer
+     * (`settleWithPermit`), paying its gas. A permit that arrives is checked either way (owner, token,
+     * Permit2 as spender, the amount, its deadline, its signature) before the facilitator sees it.
+     */
+    eip2612?: boolean
     /** Seconds of validity an authorization must have left when it arrives (default 6). */
     minValiditySeconds?: number
     /**
@@ -182,9 +191,13 @@ export const maxValidityOf = new WeakMap<object, number>()
 
 /**
  * The chain and token of each `evm` charge method this module created with `x402Permit2`: the x402
- * adapter advertises x402's Permit2 requirement for the offers of these.
+ * adapter advertises x402's Permit2 requirement for the offers of these, and with `eip2612` (the token's
+ * EIP-712 domain here) x402's `eip2612GasSponsoring` beside it.
  */
-export const x402Permit2Of = new WeakMap<object, { chainId: number; currency: string }>()
+export const x402Permit2Of = new WeakMap<
+  object,
+  { chainId: number; currency: string; eip2612?: { name: string; version: string } | undefined }
+>()
 
 /**
  * The server half of the `evm` charge, for the four credential types of draft-evm-charge-00:
@@ -225,6 +238,10 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
   }
   if (options.x402Permit2 && !options.facilitator)
     throw missing('x402Permit2 needs a facilitator (x402 Permit2 payments are settled through one)')
+  if (options.eip2612 && (!options.x402Permit2 || !options.domain))
+    throw missing(
+      'eip2612 needs x402Permit2 and the token’s EIP-712 domain (domain): the permit is x402’s, signed under that domain',
+    )
   if (types.includes('permit2') && !options.wallet?.account)
     throw missing('permit2 needs a wallet with an account (the Permit2 spender, paying gas)')
   if (types.some((type) => type !== 'authorization') && typeof reader?.getTransactionReceipt !== 'function')
@@ -262,6 +279,7 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     minValidity,
     maxValidity,
     now,
+    domain: options.domain,
   })
 
   const method: Method.Server<typeof evmCharge> = {
@@ -404,7 +422,12 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
     },
   }
   maxValidityOf.set(method, maxValidity)
-  if (options.x402Permit2) x402Permit2Of.set(method, { chainId: options.chainId, currency: options.currency })
+  if (options.x402Permit2)
+    x402Permit2Of.set(method, {
+      chainId: options.chainId,
+      currency: options.currency,
+      eip2612: options.eip2612 ? options.domain : undefined,
+    })
   return method
 }
 

@@ -16,9 +16,10 @@ import {
 } from '@mppkit/core'
 import { type Handler, type Route, readBody, type Server } from '@mppkit/core/server'
 import { sameAddress } from '../Authorization.js'
-import { EvmChargeRequest } from '../Methods.js'
+import { Eip2612Permit, EvmChargeRequest } from '../Methods.js'
 import { svmEntries, svmTransactionOf } from '../svm/Requirement.js'
 import * as Wire from '../Wire.js'
+import * as X402Eip2612 from '../X402Eip2612.js'
 import { maxValidityOf, requirementOf, x402Permit2Of } from './Charge.js'
 import { relayed } from './Relayed.js'
 
@@ -103,6 +104,8 @@ function exactPayload(document: Record<string, unknown>):
       authorization: Record<string, string>
       /** x402's Permit2 form (`extra.assetTransferMethod: "permit2"`), checked by the method's schema. */
       permit2Authorization?: Record<string, unknown>
+      /** The payer's EIP-2612 approval of Permit2 (x402's `eip2612GasSponsoring`), with the Permit2 form. */
+      eip2612?: Eip2612Permit
     }
   | string {
   const payload = document.payload as Record<string, unknown> | undefined
@@ -121,7 +124,23 @@ function exactPayload(document: Record<string, unknown>):
       return 'payload is not an exact EVM Permit2 authorization'
     if (typeof permit2Authorization.from !== 'string' || !addressRule.test(permit2Authorization.from))
       return 'permit2Authorization.from is not an address'
-    return { signature, authorization: { from: permit2Authorization.from }, permit2Authorization }
+    // The facilitator submits a permit it finds here whether or not this server advertised the extension
+    // (x402 servers pass extensions on): one that is there is read whole, to be checked by the method.
+    const info = X402Eip2612.permitOf(document.extensions)
+    if (info === undefined)
+      return { signature, authorization: { from: permit2Authorization.from }, permit2Authorization }
+    const permit = Eip2612Permit.safeParse(info)
+    if (!permit.success) {
+      const issue = permit.error.issues[0]
+      const field = ['info', ...(issue?.path ?? []).map(String)].join('.')
+      return `extensions.${X402Eip2612.extensionKey}.${field} does not fit x402's EIP-2612 permit: ${issue?.message}`
+    }
+    return {
+      signature,
+      authorization: { from: permit2Authorization.from },
+      permit2Authorization,
+      eip2612: permit.data,
+    }
   }
   if (typeof signature !== 'string' || typeof authorization !== 'object' || authorization === null)
     return 'payload is not an exact EVM authorization'
@@ -186,8 +205,8 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
     const asset = x402Permit2Of.get(method)
     return asset ? [asset] : []
   })
-  const takesPermit2 = (request: EvmChargeRequest) =>
-    permit2Assets.some(
+  const permit2AssetOf = (request: EvmChargeRequest) =>
+    permit2Assets.find(
       (asset) =>
         asset.chainId === request.methodDetails.chainId && sameAddress(asset.currency, request.currency),
     )
@@ -209,17 +228,21 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
       // offers are MPP-only.
       const { credentialTypes, eip712, splits } = request.data.methodDetails
       if (splits?.length) return []
-      const permit2 = takesPermit2(request.data)
+      const asset = permit2AssetOf(request.data)
+      // With EIP-2612 gas sponsoring, `extra` names the token's EIP-712 domain (x402 clients sign the
+      // permit under it, and sign none without it), as `@x402/evm` servers do for such tokens.
+      const permit2 = asset
         ? [
             {
               challenge,
               requirement: {
                 ...requirementOf(request.data, maxTimeoutSeconds),
-                extra: { assetTransferMethod: 'permit2' } as Record<string, unknown>,
+                extra: { assetTransferMethod: 'permit2', ...asset.eip2612 } as Record<string, unknown>,
               },
               // x402 v1 has no Permit2 transfer method.
               v1: undefined,
               permit2: true,
+              eip2612: asset.eip2612 !== undefined,
             },
           ]
         : []
@@ -241,14 +264,19 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
               asset: requirement.asset,
               extra: requirement.extra,
             }
-      return [{ challenge, requirement, v1, permit2: false }, ...permit2]
+      return [{ challenge, requirement, v1, permit2: false, eip2612: false }, ...permit2]
     })
 
   const paymentRequired = (request: Request, challenges: readonly Challenge.Challenge[], error?: string) => {
     const document: Record<string, unknown> = { x402Version: 2 }
     if (error !== undefined) document.error = error
     document.resource = { url: request.url }
-    document.accepts = requirements(challenges, request.url).map((entry) => entry.requirement)
+    const entries = requirements(challenges, request.url)
+    document.accepts = entries.map((entry) => entry.requirement)
+    // "A Facilitator advertises support for this extension by including the `eip2612GasSponsoring` key in
+    // the `extensions` object of the `402 Payment Required` response."
+    if (entries.some((entry) => 'eip2612' in entry && entry.eip2612))
+      document.extensions = { [X402Eip2612.extensionKey]: X402Eip2612.declaration }
     return Wire.encode(document)
   }
 
@@ -433,6 +461,7 @@ export function x402(server: Server.Server, options: x402.Options = {}) {
                   type: 'x402-permit2',
                   permit2Authorization: exact.permit2Authorization,
                   signature: exact.signature,
+                  ...(exact.eip2612 ? { eip2612: exact.eip2612 } : {}),
                 }
               : authorizationPayload(exact),
       }

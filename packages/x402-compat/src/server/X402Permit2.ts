@@ -6,6 +6,7 @@ import { permit2Address } from '../Permit2.js'
 import { hasTransfers, transferEvent } from '../Transfer.js'
 import * as X402Permit2 from '../X402Permit2.js'
 import type { Facilitator } from './Charge.js'
+import { verifyEip2612 } from './Eip2612.js'
 import { confirmedTransfer, contradicted } from './Facilitated.js'
 import type { Relayed } from './Relayed.js'
 import {
@@ -28,13 +29,17 @@ export type X402Permit2Context = {
   /** Longest validity, in seconds from now, a permit may have beyond the challenge's `expires`. */
   maxValidity: number
   now: () => number
+  /** The token's EIP-712 domain: checks an EIP-2612 permit of x402's `eip2612GasSponsoring`. */
+  domain: { name: string; version: string } | undefined
 }
 
 /**
  * Checks x402's Permit2 form of a payment relayed from an x402 client before its facilitator sees it:
  * signed for x402's proxy (which pays exactly `permitted.amount` to the signed `witness.to`), paying this
  * request's amount of its token to its recipient, valid now and not past the longest validity this server
- * claims replay tokens for, and signed by `from`. Returns the payer.
+ * claims replay tokens for, and signed by `from`; and the payer's EIP-2612 approval of Permit2 that came
+ * with it, if any ({@link verifyEip2612}: x402's facilitator submits it, advertised or not). Returns the
+ * payer.
  *
  * @example
  * ```ts
@@ -88,6 +93,8 @@ export async function verifyX402Permit2(
     })
   } catch {}
   if (!valid) throw refuse('The permit signature is invalid.', 'invalid-signature')
+  if (payload.eip2612)
+    await verifyEip2612(context, { request, payer: authorization.from as Address, permit: payload.eip2612 })
   return authorization.from as Address
 }
 
