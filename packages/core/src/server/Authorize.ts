@@ -1,4 +1,3 @@
-import * as nodeCrypto from 'node:crypto'
 import * as Base64url from '../Base64url.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
@@ -63,6 +62,8 @@ type State = {
   resent: Resent | undefined
   /** Whether the method lets this payload be presented again (asked once, in `consume`). */
   reuses: boolean
+  /** This attempt's consumed mark of the challenge, once claimed (see `claimConsumed`). */
+  mark: string | undefined
 }
 
 /** What a reusable credential decoded to the first time it settled (frozen: shared by later requests). */
@@ -339,32 +340,80 @@ export function pipeline(dependencies: Dependencies) {
   }
 
   const consumedKey = (id: string) => `${prefix}consumed:${id}`
-  const { leaseMs } = core
 
-  // The consumed mark of a challenge: `p<leaseUntil>.<fingerprint>` while its credential is verified and
-  // settled, `s` once settled (an older version's `1` reads as settled). The fingerprint is the
-  // credential's, so that only a retry of the very same credential may take over a mark whose attempt
-  // never settled: one whose store write or reply was lost (the client got a 503), or whose process
-  // stopped. Such a mark is taken over once its lease has run out (compare-and-set: one retry wins),
-  // as an Idempotency-Key record is; until then the same credential is refused as used, as any
-  // concurrent duplicate is. Without this, one lost reply from the store would leave a paid credential
-  // "already used" for good, though nothing settled.
-  const pendingMark = (token: string) => `p${core.now() + leaseMs}.${fingerprintOf(token)}`
-  const takesOver = (mark: string, pending: string): boolean => {
-    if (mark.charCodeAt(0) !== 112 /* p */) return false
-    const dot = mark.indexOf('.')
-    if (dot < 0 || mark.slice(dot) !== pending.slice(pending.indexOf('.'))) return false
-    const leaseUntil = Number(mark.slice(1, dot))
-    return Number.isFinite(leaseUntil) && leaseUntil <= core.now()
+  // The consumed mark of a challenge holds the id of the attempt that claimed it (this process's random
+  // prefix and a counter: no two attempts anywhere share one). A mark is never taken over by another
+  // process: only the attempt that holds it, once it has ended without settling, releases it, and
+  // nothing else lets a challenge settle twice (methods' own keys let the same challenge through again,
+  // so that a retry after an outage settles). When that release cannot reach the store (its reply
+  // lost, the store down), the mark is remembered here as this process's own: a retry of the challenge
+  // that reaches this process takes it back at once (compare-and-set from the remembered value: one
+  // retry wins), and the release is tried again in the background until it lands or the mark would
+  // have expired. Without this, one lost reply from the store left a paid credential "already used"
+  // for good, though nothing settled.
+  const attemptPrefix = `${Math.random().toString(36).slice(2, 10)}.`
+  let attempts = 0
+  const nextMark = () => `${attemptPrefix}${++attempts}`
+  type Unreleased = { marks: string[]; until: number; timer?: ReturnType<typeof setTimeout> | undefined }
+  /** Marks of this process's ended, unsettled attempts whose release has not reached the store yet. */
+  const unreleased = new Map<string, Unreleased>()
+  const maxUnreleased = 10_000
+  const forgetUnreleased = (key: string, entry: Unreleased) => {
+    if (unreleased.get(key) !== entry) return
+    if (entry.timer) clearTimeout(entry.timer)
+    unreleased.delete(key)
   }
-  /** Claims the challenge's consumed mark for this credential: true when this attempt may settle. */
-  const claimConsumed = async (key: string, token: string, ttl: number): Promise<boolean> => {
-    const pending = pendingMark(token)
-    if (await store.putIfAbsent(key, pending, ttl)) return true
-    const mark = await store.get(key)
-    // Gone since (its TTL ran out): claim it afresh, once.
-    if (mark === undefined) return store.putIfAbsent(key, pending, ttl)
-    return takesOver(mark, pending) && store.compareAndSet(key, mark, pending, ttl)
+  /** Releases `mark` at `key` if it still holds it (a deletion by compare-and-set to a value gone in 1 ms). */
+  const released = 'released'
+  const releaseMark = (key: string, mark: string) => store.compareAndSet(key, mark, released, 1)
+  /**
+   * Remembers an unsettled attempt's mark whose release failed (or whose claim's answer was lost: it may
+   * be in the store or not), and retries the release in the background.
+   */
+  const keepUnreleased = (key: string, mark: string, ttl: number) => {
+    let entry = unreleased.get(key)
+    if (entry === undefined) {
+      if (unreleased.size >= maxUnreleased) return
+      entry = { marks: [], until: 0 }
+      unreleased.set(key, entry)
+    }
+    if (!entry.marks.includes(mark)) entry.marks.push(mark)
+    if (entry.marks.length > 4) entry.marks.shift()
+    entry.until = Math.max(entry.until, core.now() + ttl)
+    if (entry.timer) return
+    const kept = entry
+    let delay = 1_000
+    const retry = async () => {
+      kept.timer = undefined
+      if (unreleased.get(key) !== kept) return
+      if (core.now() >= kept.until) return forgetUnreleased(key, kept)
+      try {
+        for (const mark of [...kept.marks]) await releaseMark(key, mark)
+        forgetUnreleased(key, kept)
+      } catch {
+        if (unreleased.get(key) !== kept) return
+        delay = Math.min(delay * 2, 60_000)
+        kept.timer = setTimeout(retry, delay)
+        kept.timer.unref?.()
+      }
+    }
+    kept.timer = setTimeout(retry, delay)
+    kept.timer.unref?.()
+  }
+  /** Claims the challenge's consumed mark as `mark`: true when this attempt may settle. */
+  const claimConsumed = async (key: string, mark: string, ttl: number): Promise<boolean> => {
+    const own = unreleased.get(key)
+    // An attempt of this process ended without settling and its release never landed: take it back.
+    if (own !== undefined)
+      for (const held of [...own.marks])
+        if (await store.compareAndSet(key, held, mark, ttl)) {
+          forgetUnreleased(key, own)
+          return true
+        }
+    if (await store.putIfAbsent(key, mark, ttl)) return true
+    // A released mark (an ended attempt's, gone within a millisecond) is free: only a refused claim pays
+    // for this second operation.
+    return store.compareAndSet(key, released, mark, ttl)
   }
 
   // "A credential is consumed exactly once, even when submitted concurrently." (§11.6) A method may
@@ -384,12 +433,24 @@ export function pipeline(dependencies: Dependencies) {
         const outcome = continued(state, await idempotency.claim(state.binding))
         if (outcome) return outcome
       }
-      if (!reuses && !(await claimConsumed(consumedKey(echoed.id), state.token, ttl))) {
-        if (state.binding) await store.delete(state.binding.key)
-        return (
-          methodProblem(state, 'consumed') ??
-          new InvalidChallengeError({ detail: 'The challenge has already been used.' })
-        )
+      if (!reuses) {
+        const mark = nextMark()
+        let claimed: boolean
+        try {
+          claimed = await claimConsumed(consumedKey(echoed.id), mark, ttl)
+        } catch (cause) {
+          // The claim's write may have landed though its answer did not: this attempt's mark, if there.
+          keepUnreleased(consumedKey(echoed.id), mark, ttl)
+          throw cause
+        }
+        if (claimed) state.mark = mark
+        else {
+          if (state.binding) await store.delete(state.binding.key)
+          return (
+            methodProblem(state, 'consumed') ??
+            new InvalidChallengeError({ detail: 'The challenge has already been used.' })
+          )
+        }
       }
     } catch (cause) {
       // Nothing was consumed or settled: release the key so a retry is not locked out by a store flake.
@@ -425,9 +486,15 @@ export function pipeline(dependencies: Dependencies) {
       // safe): release the challenge so the client can retry the same credential after a transient
       // failure.
       const consumed = PaymentError.is(cause) && cause.consumed === true
-      // A failed delete leaves the mark pending: the same credential takes it over once its lease ends.
-      if (!reuses && !consumed)
-        await store.delete(consumedKey(echoed.id)).catch((failure) => core.report(failure, 'store'))
+      if (!reuses && !consumed && state.mark !== undefined) {
+        const key = consumedKey(echoed.id)
+        const mark = state.mark
+        await releaseMark(key, mark).catch((failure) => {
+          // Kept as this process's own, released later (see keepUnreleased).
+          core.report(failure, 'store')
+          keepUnreleased(key, mark, Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000))
+        })
+      }
       // The key's record is released either way: no receipt was recorded, so there is nothing to replay
       // or serve, and a retry with the key gets the answer a retry without it gets (the released
       // challenge settles; a consumed one is refused as used) rather than a 409 until the lease ends.
@@ -441,13 +508,6 @@ export function pipeline(dependencies: Dependencies) {
         detail: `The ${definition.name} rail is unavailable.`,
         reason: 'rail-unavailable',
       })
-    }
-    // Settled: the mark says so, for good (not awaited: its lease keeps it from being taken over until
-    // the write lands; a failed write is reported, and the method's own replay guard is then what
-    // stands against the same credential after the lease).
-    if (!reuses) {
-      const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
-      store.set(consumedKey(echoed.id), 's', ttl).catch((failure) => core.report(failure, 'store'))
     }
     // Settled from here on: nothing may turn this request into a 503 ("nothing was charged", and a retry
     // is then refused as already used). A method's receipt fields that cannot be copied or serialized
@@ -568,17 +628,6 @@ function text(value: unknown): string {
   } catch {
     return ''
   }
-}
-
-// Node's one-shot `crypto.hash` (20.12+) costs about half of a createHash chain for a short token.
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: 'base64url') => string })
-  .hash
-/** A credential's fingerprint in its consumed mark: 22 base64url characters of its SHA-256. */
-function fingerprintOf(token: string): string {
-  const digest = oneShot
-    ? oneShot('sha256', token, 'base64url')
-    : nodeCrypto.createHash('sha256').update(token).digest('base64url')
-  return digest.slice(0, 22)
 }
 
 let timestampCache = { second: -1, value: '' }
