@@ -27,7 +27,13 @@ import { type AuthenticatedLnd, authenticatedLndGrpc } from 'lightning'
 import { chargeClient, feeLimit } from './client/Charge.js'
 import { type FileSessionStore, fileSessionStore } from './client/node.js'
 import { lostTopUpKey, originOf as savedOrigin } from './client/Saved.js'
-import { type PendingOpen, type SessionClient, type SessionState, sessionClient } from './client/Session.js'
+import {
+  type PendingOpen,
+  type SessionClient,
+  type SessionState,
+  type SkippedSession,
+  sessionClient,
+} from './client/Session.js'
 import { lndWallet, type Wallet } from './client/Wallet.js'
 import * as Invoice from './Invoice.js'
 import type { LightningNetwork } from './Methods.js'
@@ -98,7 +104,9 @@ request is paid from it, and the session is closed after the request (the server
 not spend to a return invoice of the payer's node) unless --keep-open; a paid open or top-up its server
 has not taken is sent again first, and while it cannot be, the session is not closed: it is named (kept
 in --session-file) and the run exits 1. A paid top-up its server refuses for good (or whose challenge
-expired first) is reported, its proof of payment kept in --session-file, and the run exits 1. A server
+expired first) is reported, its proof of payment kept in --session-file, and the run exits 1. A record
+of --session-file that is not valid, or of another network, is named and left in the file as it is;
+other servers are paid all the same, its own server not (a new session would be saved over it). A server
 offering both intents is paid a charge, unless --session-file or --keep-open asks for a session.
 Before paying it prints what it pays and its routing fee limit on stderr; at a terminal it asks first
 above 1000 sat (a charge, or a session's deposit), and once when top-ups (a saved session's that ran
@@ -165,11 +173,26 @@ function topUpLostLines(error: unknown, command: string, file: string | undefine
 }
 
 /**
+ * One line naming a saved record the session client skipped: its key and what is wrong (the record's
+ * fields, never their values: it holds preimages), and how to deal with it.
+ */
+function describeSkipped(record: SkippedSession, file: string): string {
+  const what = record.key.startsWith('lost:') ? 'record' : 'session'
+  const after =
+    record.reason === 'network'
+      ? `; \`mppkit close --session-file ${printable(file, 300)} --network ${record.network}\` closes it`
+      : ' (fix or remove it)'
+  // The key is the file's: shown without control characters, and cut.
+  return `saved ${what} ${printable(JSON.stringify(record.key), 200)} in ${printable(file, 300)} ${record.problem}: skipped, left in the file as it is${after}`
+}
+
+/**
  * Reads the saved sessions back (`restore()`): the sessions still held, in the store's order. A report
  * of lost sessions (a deposit paid whose open can no longer be sent; its record kept as proof) is printed
  * (it names sessions, never a preimage) and the run goes on with the other sessions, which the restore
- * read all the same; `lost` is then true. Any other failure (a record to fix, a file unreadable) is
- * thrown: nothing is paid while saved sessions could not be read.
+ * read all the same; `lost` is then true. Records it could not use are skipped (`skipped()`), not
+ * thrown. Any other failure (a file unreadable) is thrown: nothing is paid while saved sessions could
+ * not be read.
  */
 async function restoreSessions(
   sessions: SessionClient,
@@ -301,6 +324,9 @@ async function payUrl(parameters: {
   // Before the first payment, so that the quote sees a saved session (no new deposit). A lost session
   // reported is printed; the run goes on with the others.
   const { restored } = await restoreSessions(sessions, io, 'mppkit pay')
+  // Records it could not use: named, left in the file; a server's is not paid (nothing saved over it).
+  for (const record of sessions.skipped())
+    io.stderr(`mppkit pay: ${describeSkipped(record, store?.path ?? '')}\n`)
   for (const state of restored)
     io.stderr(
       `mppkit pay: saved lightning session ${state.sessionId} (${printable(originOf(state.url))}, deposit ` +
@@ -537,7 +563,9 @@ first; while it cannot be, the session is not closed (it stays saved). A paid to
 for good (or whose challenge expired first) is reported and its proof of payment kept in the file; the
 session is closed all the same. A lost session (a deposit paid whose open can no longer be sent) is
 reported, the others closed all the same. The payments the file keeps as lost (sessions lost or given
-up, top-ups lost) are listed, each with where its proof of payment is kept (never the preimage).
+up, top-ups lost) are listed, each with where its proof of payment is kept (never the preimage). A
+record that is not valid, or of another network, is named (its key and what is wrong, never what it
+holds), left in the file as it is, and does not stop the others.
 Closing pays nothing: no node connection is needed.
 
 --abandon <sessionId> gives up a pending session (its deposit paid, its open never taken by its
@@ -553,8 +581,8 @@ Options:
   --abandon <sessionId>  give up that pending session instead of closing sessions
 
 Exit codes: 0 every session closed (or none saved), or the pending session given up; 1 a close failed,
-a session is pending or lost, a top-up was lost, or --abandon named no pending session (nothing
-changed); 2 usage error.`
+a session is pending or lost, a top-up was lost, a record could not be read or is of another network,
+or --abandon named no pending session (nothing changed); 2 usage error.`
 
 const closeOptions = {
   '--session-file': { name: 'sessionFile', value: true },
@@ -621,12 +649,14 @@ const noPayments: Wallet = {
  * at once, or the one of `<url>`'s server); each server refunds what it did not spend to the session's
  * return invoice. A session closed leaves the file; one whose close failed stays. A paid top-up its
  * server will never credit is reported (its proof of payment stays in the file) and its session closed
- * all the same. The lost payments the file keeps are listed, each with where its proof is kept. With
- * `--abandon <sessionId>`, gives up that pending session instead (`abandonPending`: its record moves to
- * `lost:<sessionId>`, its proof of payment kept). No node is needed (a close pays nothing). Returns 0
- * when every close succeeded (or none was saved) or the session was given up, 1 when one failed, a
- * session is pending or lost, a top-up was lost, or `--abandon` named no pending session, 2 on a usage
- * error. Never prints a preimage.
+ * all the same. The lost payments the file keeps are listed, each with where its proof is kept. A
+ * record that is not valid, or of another network, is named (its key and what is wrong, never its
+ * contents), left in the file and skipped (`skipped()`). With `--abandon <sessionId>`, gives up that
+ * pending session instead (`abandonPending`: its record moves to `lost:<sessionId>`, its proof of
+ * payment kept). No node is needed (a close pays nothing). Returns 0 when every close succeeded (or none
+ * was saved) or the session was given up, 1 when one failed, a session is pending or lost, a top-up was
+ * lost, a record was skipped, or `--abandon` named no pending session, 2 on a usage error. Never prints
+ * a preimage.
  *
  * @example
  * ```ts
@@ -686,6 +716,12 @@ async function closeSessions(sessions: SessionClient, command: CloseCommand, io:
   const { restored, lost } = await restoreSessions(sessions, io, 'mppkit close')
   const origin = url === undefined ? undefined : originOf(url)
   const targets = restored.filter((state) => origin === undefined || originOf(state.url) === origin)
+  // Records it could not use: named and left in the file. With <url>, those of another server are not
+  // this run's (one whose server cannot be told is named either way).
+  const skipped = sessions
+    .skipped()
+    .filter((record) => origin === undefined || record.origin === undefined || record.origin === origin)
+  for (const record of skipped) io.stderr(`mppkit close: ${describeSkipped(record, sessionFile)}\n`)
   // A paid open its server has not taken yet cannot be closed now: named, kept, and the run fails.
   const pending = [...sessions.pending.values()].filter(
     (open) => origin === undefined || originOf(open.url) === origin,
@@ -700,7 +736,7 @@ async function closeSessions(sessions: SessionClient, command: CloseCommand, io:
     )
   let failed = 0
   let lostTopUps = 0
-  if (targets.length === 0 && pending.length === 0 && !lost)
+  if (targets.length === 0 && pending.length === 0 && !lost && skipped.length === 0)
     io.stdout(
       `no lightning session on ${network} is saved in ${sessionFile}` +
         `${origin === undefined ? '' : ` for ${printable(origin)}`}\n`,
@@ -716,7 +752,7 @@ async function closeSessions(sessions: SessionClient, command: CloseCommand, io:
     }
   }
   if (!(await listLost(sessions, origin, sessionFile, io))) failed++
-  return failed > 0 || pending.length > 0 || lost || lostTopUps > 0 ? 1 : 0
+  return failed > 0 || pending.length > 0 || lost || lostTopUps > 0 || skipped.length > 0 ? 1 : 0
 }
 
 /**

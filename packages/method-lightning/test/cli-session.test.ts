@@ -323,10 +323,15 @@ describe('mppkit pay (lightning): sessions', () => {
         code: 0,
         stdout: `no lightning session on regtest is saved in ${file} for http://localhost:1\n`,
       })
-      // Another network's: none either.
-      expect((await run(close, ['--session-file', file])).stdout).toBe(
-        `no lightning session on mainnet is saved in ${file}\n`,
-      )
+      // Another network's: named (with the command that closes it), left in the file, exit 1.
+      expect(await run(close, ['--session-file', file])).toMatchObject({
+        code: 1,
+        stdout: '',
+        stderr:
+          `mppkit close: saved session ${JSON.stringify(base)} in ${file} is a session of network regtest, ` +
+          'not of mainnet, which this client pays on: skipped, left in the file as it is; ' +
+          `\`mppkit close --session-file ${file} --network regtest\` closes it\n`,
+      })
       expect(savedIn(file)).toHaveLength(1)
       // All of them (from the environment): closed at the URL it was paid on, refunded, the file emptied.
       const closed = await run(close, [], undefined, {

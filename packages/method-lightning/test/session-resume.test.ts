@@ -309,7 +309,7 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
     second.store.close()
   })
 
-  it('refuses a tampered record by its key, never printing the preimage, before anything is sent', async () => {
+  it('skips a tampered record, naming it by its key (never the preimage), and pays nothing over it', async () => {
     const handler = server()
     const path = join(dir, 'tampered.json')
     const first = process_(handler, path)
@@ -329,21 +329,31 @@ describe('lightning/session: a restarted client resumes its session (sessionStor
       ],
       [{ ...record, url: 'file:///etc/passwd' }, /is not a valid record \(url: not of its key's origin/],
     ] as const) {
-      writeFileSync(path, JSON.stringify({ v: 1, sessions: { [origin]: tampered } }), { mode: 0o600 })
+      const text = JSON.stringify({ v: 1, sessions: { [origin]: tampered } })
+      writeFileSync(path, text, { mode: 0o600 })
       let sent = 0
       const second = process_(handler, path, () => {
         sent++
         return undefined
       })
-      const error = await second.sessions.restore().catch((caught: unknown) => caught)
+      // Skipped (named by its key, what is wrong by its fields), not presented: nothing sent.
+      expect(await second.sessions.restore()).toEqual([])
+      const [skipped, ...more] = second.sessions.skipped()
+      expect(more).toEqual([])
+      expect(skipped).toMatchObject({ key: origin, reason: 'invalid' })
+      expect(skipped!.problem).toMatch(pattern)
+      expect(JSON.stringify(skipped)).not.toContain(record.preimage)
+      expect(JSON.stringify(skipped)).not.toContain(other)
+      expect(sent).toBe(0)
+      // A payment to its server would save a new session over it: refused, nothing paid or sent but the
+      // unauthenticated request, and the record left as it was.
+      const error = await second.client.fetch(url).catch((caught: unknown) => caught)
       expect(error).toBeInstanceOf(ConfigurationError)
-      expect((error as Error).message).toMatch(pattern)
       expect((error as Error).message).toContain(JSON.stringify(origin))
       expect((error as Error).message).not.toContain(record.preimage)
       expect((error as Error).message).not.toContain(other)
-      // A payment is refused the same way, nothing paid or sent but the unauthenticated request.
-      await expect(second.client.fetch(url)).rejects.toBeInstanceOf(ConfigurationError)
       expect(sent).toBe(1)
+      expect(readFileSync(path, 'utf8')).toBe(text)
       second.store.close()
     }
   })

@@ -14,7 +14,10 @@ import { LightningNetwork } from '../Methods.js'
 export type SavedSession = {
   /** Format version of this record. */
   v: 1
-  /** The network the deposit was paid on (a client of another network leaves the record alone). */
+  /**
+   * The network the deposit was paid on (a client of another network leaves the record alone: it names
+   * it in its `skipped()` and never saves a session over it).
+   */
   network: LightningNetwork
   /** The deposit's payment hash (the session id). */
   sessionId: string
@@ -162,89 +165,111 @@ export const originOf = (url: string): string | undefined => {
 
 const sha256 = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex')
 
+/** What is wrong with a record (the fields at fault, never their values), or the record checked. */
+export type Checked<record> = { ok: true; saved: record } | { ok: false; problem: string }
+
 /**
- * Checks one loaded record: its shape, that it is saved under its own key (its URL's origin, `realm:<realm>`
- * for a URL without one, or `lost:<sessionId>` for a session reported lost), and that its preimage is the
- * session id's (a record edited by hand, or another session's preimage, is refused rather than
- * presented). Throws `ConfigurationError` naming the key and the fields at fault, never a value (the
- * record holds a bearer secret).
+ * The problem of a record of another format version than 1 (a newer client's: its fields may mean
+ * something else, so nothing of it is read), or undefined when it claims version 1 (or none).
  */
-export function parseSaved(key: string, value: unknown): SavedSession {
+function versionProblem(value: unknown): string | undefined {
+  const version = (value as { v?: unknown } | null)?.v
+  if (version === undefined || version === 1 || Array.isArray(value)) return undefined
+  return Number.isSafeInteger(version) && (version as number) > 1
+    ? `is a record of version ${version}, which this client does not read (it reads version 1)`
+    : 'is not a valid record (v)'
+}
+
+/** The fields a schema found at fault ("record" for the value itself: not an object, broken JSON text). */
+const fieldsOf = (error: z.ZodError) =>
+  [...new Set(error.issues.map((issue) => issue.path.join('.') || 'record'))].join(', ')
+
+/**
+ * Checks one loaded session record: its shape (an object of version 1 with every field well formed),
+ * that it is saved under its own key (its URL's origin, `realm:<realm>` for a URL without one, or
+ * `lost:<sessionId>` for a session reported lost), and that its preimage is the session id's (a record
+ * edited by hand, or another session's preimage, is never presented). What is wrong names the fields at
+ * fault, never their values (the record holds a bearer secret).
+ *
+ * @example
+ * ```ts
+ * const checked = checkSaved(origin, record)
+ * if (!checked.ok) console.error(`saved session ${JSON.stringify(origin)} ${checked.problem}`)
+ * ```
+ */
+export function checkSaved(key: string, value: unknown): Checked<SavedSession> {
+  const version = versionProblem(value)
+  if (version !== undefined) return { ok: false, problem: version }
   const parsed = savedSession.safeParse(value)
-  if (!parsed.success)
-    throw new ConfigurationError(
-      `lightning session: saved session ${JSON.stringify(key)} is not a valid record (${[
-        ...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'record')),
-      ].join(', ')}); fix or remove it`,
-    )
+  if (!parsed.success) return { ok: false, problem: `is not a valid record (${fieldsOf(parsed.error)})` }
   const saved = parsed.data as SavedSession
   // The key is where the session's credentials go: a URL of another origin would send its preimage there.
   // (A lost session's record is never sent again: its key names it.)
   const origin = originOf(saved.url)
   if (key.startsWith('lost:')) {
     if (key !== `lost:${saved.sessionId}`)
-      throw new ConfigurationError(
-        `lightning session: saved session ${JSON.stringify(key)} is not a valid record (sessionId: not its key's); fix or remove it`,
-      )
+      return { ok: false, problem: "is not a valid record (sessionId: not its key's)" }
   } else if (
     origin === undefined ? key !== `realm:${saved.realm}` : key !== origin || !/^https?:/.test(saved.url)
   )
-    throw new ConfigurationError(
-      `lightning session: saved session ${JSON.stringify(key)} is not a valid record (url: not of its key's origin, or not http(s)); fix or remove it`,
-    )
+    return {
+      ok: false,
+      problem: "is not a valid record (url: not of its key's origin, or not http(s))",
+    }
+  // "SHA-256(preimage) MUST equal challenge.request.paymentHash" (the session id): one that does not is
+  // never presented, to its server or any other.
   if (sha256(saved.preimage) !== saved.sessionId)
-    throw new ConfigurationError(
-      `lightning session: saved session ${JSON.stringify(key)} holds a preimage that is not its session's (sessionId ${saved.sessionId}); fix or remove it`,
-    )
+    return { ok: false, problem: "holds a preimage that is not its session's (preimage, sessionId)" }
   if (saved.pendingTopUp) {
     const request = Challenge.parse(saved.pendingTopUp.challenge).request as { paymentHash?: unknown }
     if (request.paymentHash !== sha256(saved.pendingTopUp.preimage))
-      throw new ConfigurationError(
-        `lightning session: saved session ${JSON.stringify(key)} holds a pending top-up whose preimage is not its challenge's; fix or remove it`,
-      )
+      return {
+        ok: false,
+        problem: "holds a pending top-up whose preimage is not its challenge's (pendingTopUp)",
+      }
     // Where its preimage goes: of the session's origin (or, keyed by realm, the session's own URL).
     const at = saved.pendingTopUp.url
     if (
       at !== undefined &&
       (origin === undefined ? at !== saved.url : originOf(at) !== origin || !/^https?:/.test(at))
     )
-      throw new ConfigurationError(
-        `lightning session: saved session ${JSON.stringify(key)} is not a valid record (pendingTopUp.url: not of its session's origin); fix or remove it`,
-      )
+      return {
+        ok: false,
+        problem: "is not a valid record (pendingTopUp.url: not of its session's origin)",
+      }
   }
-  return saved
+  return { ok: true, saved }
 }
 
 /**
  * Checks one loaded record of a lost top-up: its shape, that it is saved under
  * `lost:<sessionId>:topup:<paymentHash>`, and that its preimage is that payment hash's, the hash its
- * challenge names. Throws `ConfigurationError` naming the key and the fields at fault, never a value.
+ * challenge names. What is wrong names the fields at fault, never a value.
  */
-export function parseLostTopUp(key: string, value: unknown): SavedLostTopUp {
-  const invalid = (fields: string) =>
-    new ConfigurationError(
-      `lightning session: saved record ${JSON.stringify(key)} is not a valid lost top-up (${fields}); fix or remove it`,
-    )
+export function checkLostTopUp(key: string, value: unknown): Checked<SavedLostTopUp> {
+  const version = versionProblem(value)
+  if (version !== undefined) return { ok: false, problem: version }
+  const invalid = (fields: string) => ({
+    ok: false as const,
+    problem: `is not a valid lost top-up (${fields})`,
+  })
   const parsed = savedLostTopUp.safeParse(value)
-  if (!parsed.success)
-    throw invalid(
-      [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'record'))].join(', '),
-    )
+  if (!parsed.success) return invalid(fieldsOf(parsed.error))
   const saved = parsed.data as SavedLostTopUp
   if (key !== lostTopUpKey(saved.sessionId, saved.paymentHash))
-    throw invalid("sessionId, paymentHash: not its key's")
+    return invalid("sessionId, paymentHash: not its key's")
   const request = Challenge.parse(saved.challenge).request as { paymentHash?: unknown }
   if (sha256(saved.preimage) !== saved.paymentHash || request.paymentHash !== saved.paymentHash)
-    throw invalid("preimage: not its payment hash's, or not its challenge's")
-  return saved
+    return invalid("preimage: not its payment hash's, or not its challenge's")
+  return { ok: true, saved }
 }
 
 /**
  * Checks one loaded `lost:` record: a lost top-up's (`lost:<sessionId>:topup:<paymentHash>`, see
- * {@link parseLostTopUp}) or a lost session's (`lost:<sessionId>`, see {@link parseSaved}).
+ * {@link checkLostTopUp}) or a lost session's (`lost:<sessionId>`, see {@link checkSaved}).
  */
-export function parseLost(key: string, value: unknown): SavedSession | SavedLostTopUp {
-  return /^lost:[^:]*:topup:/.test(key) ? parseLostTopUp(key, value) : parseSaved(key, value)
+export function checkLost(key: string, value: unknown): Checked<SavedSession | SavedLostTopUp> {
+  return /^lost:[^:]*:topup:/.test(key) ? checkLostTopUp(key, value) : checkSaved(key, value)
 }
 
 /** Checks a `sessionStore` option at client creation. */

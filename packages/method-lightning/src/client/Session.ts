@@ -10,15 +10,15 @@ import {
   untilAborted,
 } from '@mppkit/core/client'
 import * as Invoice from '../Invoice.js'
-import { type LightningSessionRequest, session } from '../Methods.js'
+import { type LightningNetwork, type LightningSessionRequest, session } from '../Methods.js'
 import { type ChargeClientOptions, feeLimit, minValidityMs, walletOf } from './Charge.js'
 import { bookFee } from './Fees.js'
 import {
+  checkLost,
+  checkSaved,
   checkSessionStore,
   lostTopUpKey,
   originOf,
-  parseLost,
-  parseSaved,
   type SavedLostTopUp,
   type SavedSession,
   type SessionStore,
@@ -143,6 +143,31 @@ export type CloseResult = {
    * or `session-topup-lost` (with `closed` true when the session was closed all the same).
    */
   error?: unknown
+}
+
+/**
+ * A record of the `sessionStore` this client left as it is, neither restored nor listed by `lost()` nor
+ * deleted (see {@link SessionClient.skipped}): nothing is paid, sent or closed on it, and no session is
+ * ever saved over it. No secret: what is wrong names fields, never their values.
+ */
+export type SkippedSession = {
+  /** The record's key in the store (a server origin, `realm:<realm>`, or a `lost:` key). */
+  key: string
+  /**
+   * `invalid`: not a valid record (broken JSON text, not an object, a wrong or missing field, an unknown
+   * version, not under its own key, or a preimage that is not its session's); `network`: a valid
+   * session of another network than the one this client pays on (a client of that network pays on it
+   * and closes it).
+   */
+  reason: 'invalid' | 'network'
+  /** What is wrong, after the record's name ("is not a valid record (spent)"): fields, never values. */
+  problem: string
+  /** The session of a valid record of another network (never read from a record that is not valid). */
+  sessionId?: string
+  /** The network of a valid record of another network. */
+  network?: LightningNetwork
+  /** The server the record is kept for: its key's origin, or else its URL's, when either is one. */
+  origin?: string
 }
 
 /** Attempts at sending a paid top-up while the server answers 503 (then it stays pending). */
@@ -286,8 +311,16 @@ export type SessionClient = Method.Client<typeof session> & {
    * rejects so: a caller goes on with them), and that server is free for a new session.
    *
    * Deposits restored were paid, and booked, by an earlier process: they are not booked against this
-   * client's budget, and a close gives back to it only what this process booked (its top-ups). A record
-   * that is not valid is a `ConfigurationError` naming its key (nothing is paid until it is fixed).
+   * client's budget, and a close gives back to it only what this process booked (its top-ups).
+   *
+   * A record that is not valid (broken JSON text, a wrong shape, an unknown version, not under its own
+   * key, a preimage that is not its session's), or a session of another network, is skipped, named in
+   * {@link SessionClient.skipped} and left in the store as it is, so that one bad record never stops the
+   * others from being paid on or closed. A payment whose new session would be saved over a skipped
+   * record (one of the same server) is refused (`ConfigurationError`) before anything is paid, until the
+   * record is fixed or removed: it may hold a paid deposit's preimage. A store that cannot be read at
+   * all rejects (`session-store-failed`, or the store's `ConfigurationError`), and is read again by the
+   * next call.
    *
    * @example
    * ```ts
@@ -296,6 +329,20 @@ export type SessionClient = Method.Client<typeof session> & {
    * ```
    */
   restore(): Promise<SessionState[]>
+  /**
+   * The records of the `sessionStore` this client skipped (see {@link SkippedSession}): those the store
+   * read of `restore()` (or of the first payment) found not valid or of another network, and the lost
+   * records not valid that it, or the last `lost()` call, found. Empty before the store is read. Each
+   * names its key and what is wrong, never a value: a record holds preimages (bearer secrets and proofs
+   * of payment).
+   *
+   * @example
+   * ```ts
+   * await sessions.restore()
+   * for (const { key, problem } of sessions.skipped()) console.warn(`saved session ${JSON.stringify(key)} ${problem}`)
+   * ```
+   */
+  skipped(): SkippedSession[]
   /**
    * Sessions whose deposit is paid but whose open their server has not taken yet, by session key:
    * restored ones (see `restore`), and those of this process a `close` found unconfirmed and could not
@@ -312,7 +359,8 @@ export type SessionClient = Method.Client<typeof session> & {
    * a {@link SavedLostTopUp} with `kind: 'topUp'`: paid, and refused for good or expired before they
    * could be sent again, see `close`), holding the top-up's preimage, the proof that it was paid. Show
    * them to the server's operator; keep them as secret as an API key. This client never sends them again
-   * nor deletes them on its own.
+   * nor deletes them on its own. A lost record that is not valid is left out, left in the store as it is
+   * and named in {@link SessionClient.skipped}: one bad record never hides the others.
    *
    * @example
    * ```ts
@@ -615,6 +663,51 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     await store.delete(key).catch((error: unknown) => storeFailed(error, key, state.sessionId, 'delete'))
   }
 
+  // The records the store read skipped (see `skipped()`): the sessions' by the first read, the lost
+  // records' by it or by the last `lost()` call. None is ever saved over.
+  let skippedSessions: SkippedSession[] = []
+  let skippedLost: SkippedSession[] = []
+  const skippedAt = (key: string) =>
+    skippedSessions.find((entry) => entry.key === key) ?? skippedLost.find((entry) => entry.key === key)
+  /**
+   * Names a record skipped: its key, why and what is wrong; its session id and network only once it is
+   * valid (a record that is not may hold a preimage where its session id belongs); its server's origin.
+   */
+  const skippedEntry = (
+    key: string,
+    reason: SkippedSession['reason'],
+    problem: string,
+    value: unknown,
+    saved?: SavedSession,
+  ): SkippedSession => {
+    const url = (value as { url?: unknown } | null)?.url
+    const origin =
+      !key.startsWith('lost:') && /^https?:/.test(key) && originOf(key) === key
+        ? key
+        : typeof url === 'string' && /^https?:/i.test(url)
+          ? originOf(url)
+          : undefined
+    return {
+      key,
+      reason,
+      problem,
+      ...(saved ? { sessionId: saved.sessionId, network: saved.network } : {}),
+      ...(origin === undefined ? {} : { origin }),
+    }
+  }
+  /**
+   * Saves a lost record (the proof of a payment) under `key`, unless a record the store read skipped is
+   * kept there: never saved over (it may be another proof), a `ConfigurationError` taken as a failed save.
+   */
+  const saveLost = async (key: string, record: SavedSession | SavedLostTopUp) => {
+    const skipped = skippedAt(key)
+    if (skipped)
+      throw new ConfigurationError(
+        `lightning session: saved record ${JSON.stringify(key)} ${skipped.problem}: it was skipped and is never saved over (fix or remove it)`,
+      )
+    await store!.save(key, record)
+  }
+
   /** Checks the challenge's deposit invoice (network, amount, hash, expiry with the safety margin). */
   const checkDeposit = (challenge: Challenge.Challenge, request: LightningSessionRequest) => {
     const invoice = checkInvoice(request.depositInvoice, {
@@ -758,7 +851,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       reason,
     }
     try {
-      await store.save(lostKey, record)
+      await saveLost(lostKey, record)
     } catch (error) {
       storeFailed(error, lostKey, state.sessionId, 'save')
       return { ...lost, kept: 'unkept' }
@@ -1161,8 +1254,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   }
   /**
    * The report of lost sessions (`session-lost`): each named by its id and key, never its preimage. A
-   * caller that restores can tell it from the failures that stop a restore (a record to fix, a store
-   * unreadable) by its code, and go on with the sessions restored.
+   * caller that restores can tell it from the failure that stops a restore (a store unreadable) by its
+   * code, and go on with the sessions restored.
    */
   const lostError = (lost: string[]) =>
     new PaymentFailedError(
@@ -1203,7 +1296,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       let operation: 'save' | 'delete' = 'save'
       if (store)
         try {
-          await store.save(`lost:${record.sessionId}`, record)
+          await saveLost(`lost:${record.sessionId}`, record)
           operation = 'delete'
           await store.delete(key)
         } catch (error) {
@@ -1335,12 +1428,38 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
   const load = async (): Promise<void> => {
     if (!store) return
     const records = await readStore()
-    // Every record checked before any is used: a tampered one stops the restore, nothing sent.
-    const saved = Object.entries(records)
-      .filter(([key]) => !key.startsWith('lost:'))
-      .map(([key, value]) => ({ key, saved: parseSaved(key, value) }))
+    // A record this client cannot use is named and skipped, left in the store as it is, and never stops
+    // the others: each is its own server's session, paid on or closed without the rest. Every record is
+    // checked before any is used (one whose preimage is not its session's is never presented).
+    const saved: { key: string; saved: SavedSession }[] = []
+    const skipped: SkippedSession[] = []
+    const lostSkipped: SkippedSession[] = []
+    for (const [key, value] of Object.entries(records)) {
+      if (key.startsWith('lost:')) {
+        const checked = checkLost(key, value)
+        if (!checked.ok) lostSkipped.push(skippedEntry(key, 'invalid', checked.problem, value))
+        continue
+      }
+      const checked = checkSaved(key, value)
+      if (!checked.ok) skipped.push(skippedEntry(key, 'invalid', checked.problem, value))
+      // A client of its network pays on it and closes it; this one leaves it alone (its key is a server's
+      // too: a session of this network there would be saved over it).
+      else if (checked.saved.network !== network)
+        skipped.push(
+          skippedEntry(
+            key,
+            'network',
+            `is a session of network ${checked.saved.network}, not of ${network}, which this client pays on`,
+            value,
+            checked.saved,
+          ),
+        )
+      else saved.push({ key, saved: checked.saved })
+    }
+    skippedSessions = skipped
+    skippedLost = lostSkipped
     for (const [index, { key, saved: record }] of saved.entries()) {
-      if (record.network !== network || sessions.has(key) || opens.has(key) || checks.has(key)) continue
+      if (sessions.has(key) || opens.has(key) || checks.has(key)) continue
       const state: SessionState = {
         sessionId: record.sessionId,
         realm: record.realm,
@@ -1381,10 +1500,12 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       checks.set(key, { state, done })
     }
   }
-  // The store is read once (again only after a load that failed: a record to fix, a store unreadable).
+  // The store is read once (again only after a load that failed: a store unreadable).
   let loading: Promise<void> | undefined
   const loaded = () => {
     loading ??= load().catch((error: unknown) => {
+      skippedSessions = []
+      skippedLost = []
       loading = undefined
       throw error
     })
@@ -1454,7 +1575,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         // Saved before the live record is deleted: the proof is always in one record or the other.
         let step: { key: string; operation: 'save' | 'delete' } = { key: lostKey, operation: 'save' }
         try {
-          await store.save(lostKey, record)
+          await saveLost(lostKey, record)
           step = { key, operation: 'delete' }
           await store.delete(key)
         } catch (error) {
@@ -1487,13 +1608,22 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     sessions,
     pending,
     restore,
+    skipped: () => [...skippedSessions, ...skippedLost].map((entry) => ({ ...entry })),
     async lost() {
       if (!store) return []
       const records = await readStore()
-      return Object.entries(records)
-        .filter(([key]) => key.startsWith('lost:'))
-        .map(([key, value]) => parseLost(key, value))
-        .filter((record) => record.network === network)
+      const kept: Array<SavedSession | SavedLostTopUp> = []
+      const skipped: SkippedSession[] = []
+      for (const [key, value] of Object.entries(records)) {
+        if (!key.startsWith('lost:')) continue
+        const checked = checkLost(key, value)
+        // Named and left as it is: one bad record never hides the others' proofs.
+        if (!checked.ok) skipped.push(skippedEntry(key, 'invalid', checked.problem, value))
+        // Another network's client lists it, as it pays on that network's sessions.
+        else if (checked.saved.network === network) kept.push(checked.saved)
+      }
+      skippedLost = skipped
+      return kept
     },
     async forgetLost(sessionId, paymentHash) {
       const hex32 = /^[0-9a-f]{64}$/
@@ -1521,6 +1651,8 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
           )
         }
         deleted = true
+        // A lost record skipped as not valid, deleted by its owner's hand: no longer there to name.
+        skippedLost = skippedLost.filter((entry) => entry.key !== key)
       }
       return deleted
     },
@@ -1554,6 +1686,18 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
         const price = BigInt(request.amount)
         const state = sessions.get(key)
         if (!state) {
+          // A record the store read skipped (not valid, or of another network) under the key the new
+          // session would be saved with: never saved over (it may hold a paid deposit's preimage), so
+          // nothing is paid until it is fixed or removed.
+          const skipped = skippedAt(key)
+          if (skipped)
+            throw new ConfigurationError(
+              `lightning session: saved session ${JSON.stringify(key)} ${skipped.problem}: a new session for this server would be saved over it; nothing was paid (${
+                skipped.reason === 'network'
+                  ? `a client of network ${skipped.network} closes it`
+                  : 'fix or remove it'
+              })`,
+            )
           // The deposit is booked here, before paying: against maxDeposit and the budget.
           const deposit = BigInt(request.depositAmount ?? '0')
           const undo = prepay(spend, request, deposit, deposit)

@@ -11,6 +11,7 @@ export {
   type SessionClient,
   type SessionClientOptions,
   type SessionState,
+  type SkippedSession,
   sessionClient,
 } from './Session.js'
 export { lndWallet, type Wallet } from './Wallet.js'
