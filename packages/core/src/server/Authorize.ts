@@ -351,68 +351,105 @@ export function pipeline(dependencies: Dependencies) {
   // retry wins), and the release is tried again in the background until it lands or the mark would
   // have expired. Without this, one lost reply from the store left a paid credential "already used"
   // for good, though nothing settled.
-  const attemptPrefix = `${Math.random().toString(36).slice(2, 10)}.`
+  const released = 'released'
+  const attemptPrefix = `${globalThis.crypto.randomUUID()}.`
   let attempts = 0
   const nextMark = () => `${attemptPrefix}${++attempts}`
-  type Unreleased = { marks: string[]; until: number; timer?: ReturnType<typeof setTimeout> | undefined }
+  type Unreleased = {
+    /** Every mark of this key whose release did not land: any one of them may be the one in the store. */
+    marks: string[]
+    until: number
+    timer?: ReturnType<typeof setTimeout> | undefined
+    running: boolean
+  }
   /** Marks of this process's ended, unsettled attempts whose release has not reached the store yet. */
   const unreleased = new Map<string, Unreleased>()
-  const maxUnreleased = 10_000
-  const forgetUnreleased = (key: string, entry: Unreleased) => {
+  let unreleasedMarks = 0
+  const maxUnreleasedMarks = 10_000
+  let reportedFull = false
+  const dropUnreleased = (key: string, entry: Unreleased) => {
     if (unreleased.get(key) !== entry) return
     if (entry.timer) clearTimeout(entry.timer)
+    unreleasedMarks -= entry.marks.length
     unreleased.delete(key)
   }
-  /** Releases `mark` at `key` if it still holds it (a deletion by compare-and-set to a value gone in 1 ms). */
-  const released = 'released'
-  const releaseMark = (key: string, mark: string) => store.compareAndSet(key, mark, released, 1)
+  /**
+   * Releases `mark` at `key` if it still holds it. `released` is written with the mark's own lifetime,
+   * so a claim that finds it can always take it by compare-and-set (a shorter one could expire between
+   * a claim's two steps and refuse both).
+   */
+  const releaseMark = (key: string, mark: string, ttl: number) =>
+    store.compareAndSet(key, mark, released, Math.max(1, Math.ceil(ttl)))
+  const scheduleRelease = (key: string, entry: Unreleased, delay: number) => {
+    entry.timer = setTimeout(() => void retryRelease(key, entry, delay), delay)
+    entry.timer.unref?.()
+  }
+  const retryRelease = async (key: string, entry: Unreleased, delay: number) => {
+    entry.timer = undefined
+    if (unreleased.get(key) !== entry) return
+    if (core.now() >= entry.until) return dropUnreleased(key, entry)
+    entry.running = true
+    const done: string[] = []
+    let failed = false
+    for (const mark of [...entry.marks])
+      try {
+        await releaseMark(key, mark, entry.until - core.now())
+        done.push(mark)
+      } catch {
+        failed = true
+        break
+      }
+    entry.running = false
+    if (unreleased.get(key) !== entry) return
+    // Only the marks released here: others may have joined meanwhile.
+    const left = entry.marks.filter((mark) => !done.includes(mark))
+    unreleasedMarks -= entry.marks.length - left.length
+    entry.marks = left
+    if (left.length === 0) return dropUnreleased(key, entry)
+    if (!entry.timer) scheduleRelease(key, entry, failed ? Math.min(delay * 2, 60_000) : 1_000)
+  }
   /**
    * Remembers an unsettled attempt's mark whose release failed (or whose claim's answer was lost: it may
    * be in the store or not), and retries the release in the background.
    */
   const keepUnreleased = (key: string, mark: string, ttl: number) => {
     let entry = unreleased.get(key)
-    if (entry === undefined) {
-      if (unreleased.size >= maxUnreleased) return
-      entry = { marks: [], until: 0 }
-      unreleased.set(key, entry)
-    }
-    if (!entry.marks.includes(mark)) entry.marks.push(mark)
-    if (entry.marks.length > 4) entry.marks.shift()
-    entry.until = Math.max(entry.until, core.now() + ttl)
-    if (entry.timer) return
-    const kept = entry
-    let delay = 1_000
-    const retry = async () => {
-      kept.timer = undefined
-      if (unreleased.get(key) !== kept) return
-      if (core.now() >= kept.until) return forgetUnreleased(key, kept)
-      try {
-        for (const mark of [...kept.marks]) await releaseMark(key, mark)
-        forgetUnreleased(key, kept)
-      } catch {
-        if (unreleased.get(key) !== kept) return
-        delay = Math.min(delay * 2, 60_000)
-        kept.timer = setTimeout(retry, delay)
-        kept.timer.unref?.()
+    if (!entry?.marks.includes(mark)) {
+      if (unreleasedMarks >= maxUnreleasedMarks) {
+        if (!reportedFull) {
+          reportedFull = true
+          core.report(
+            new Error(
+              `${maxUnreleasedMarks} consumed marks of unsettled attempts wait for the store: more are not kept, so their challenges stay used until they expire`,
+            ),
+            'store',
+          )
+        }
+        return
       }
+      if (entry === undefined) {
+        entry = { marks: [], until: 0, running: false }
+        unreleased.set(key, entry)
+      }
+      entry.marks.push(mark)
+      unreleasedMarks++
     }
-    kept.timer = setTimeout(retry, delay)
-    kept.timer.unref?.()
+    entry.until = Math.max(entry.until, core.now() + ttl)
+    if (!entry.timer && !entry.running) scheduleRelease(key, entry, 1_000)
   }
   /** Claims the challenge's consumed mark as `mark`: true when this attempt may settle. */
   const claimConsumed = async (key: string, mark: string, ttl: number): Promise<boolean> => {
     const own = unreleased.get(key)
-    // An attempt of this process ended without settling and its release never landed: take it back.
+    // An attempt of this process ended without settling and its release never landed: take it back
+    // (one key holds one value, so once one is taken back none of the others is in the store).
     if (own !== undefined)
       for (const held of [...own.marks])
         if (await store.compareAndSet(key, held, mark, ttl)) {
-          forgetUnreleased(key, own)
+          dropUnreleased(key, own)
           return true
         }
     if (await store.putIfAbsent(key, mark, ttl)) return true
-    // A released mark (an ended attempt's, gone within a millisecond) is free: only a refused claim pays
-    // for this second operation.
+    // A released mark (an ended attempt's) is free: only a refused claim pays for this second operation.
     return store.compareAndSet(key, released, mark, ttl)
   }
 
@@ -489,10 +526,11 @@ export function pipeline(dependencies: Dependencies) {
       if (!reuses && !consumed && state.mark !== undefined) {
         const key = consumedKey(echoed.id)
         const mark = state.mark
-        await releaseMark(key, mark).catch((failure) => {
+        const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
+        await releaseMark(key, mark, ttl).catch((failure) => {
           // Kept as this process's own, released later (see keepUnreleased).
           core.report(failure, 'store')
-          keepUnreleased(key, mark, Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000))
+          keepUnreleased(key, mark, ttl)
         })
       }
       // The key's record is released either way: no receipt was recorded, so there is nothing to replay

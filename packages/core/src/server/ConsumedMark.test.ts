@@ -9,8 +9,8 @@ import { create as createServer, type Route } from './Server.js'
 // The consumed mark of a challenge (Authorize.ts): a credential whose attempt never settled because the
 // store failed around it must not stay "already used" for good. "Servers MUST ensure that concurrent
 // requests with the same Payment credential result in at most one successful payment settlement and
-// one resource delivery." (draft-httpauth-payment-00 §11.6): the same credential may take over such a
-// mark only after its lease, once, and never a mark that settled.
+// one resource delivery." (draft-httpauth-payment-00 §11.6): no attempt takes over another's mark; the
+// process whose release failed takes its own back on the retry, and releases it in the background.
 
 const secret = 'consumed-mark-test-secret-0123456789abcdef'
 const url = 'https://api.test/report'
@@ -25,6 +25,8 @@ const route: Route = {
  */
 class LossyStore extends MemoryStore {
   armed: 'putIfAbsent' | 'compareAndSet' | undefined
+  /** Deletes of keys holding this text never reach the store (an Idempotency-Key record's release). */
+  failDeletes: string | undefined
   readonly #lose = (op: 'putIfAbsent' | 'compareAndSet', key: string) => {
     if (this.armed !== op || !key.includes('consumed:')) return false
     this.armed = undefined
@@ -44,6 +46,10 @@ class LossyStore extends MemoryStore {
     // A release that never reaches the store: the mark stays.
     if (this.#lose('compareAndSet', key)) throw new StoreUnavailableError()
     return super.compareAndSet(key, expected, next, ttlMs)
+  }
+  override async delete(key: string): Promise<void> {
+    if (this.failDeletes !== undefined && key.includes(this.failDeletes)) throw new StoreUnavailableError()
+    return super.delete(key)
   }
 }
 
@@ -70,8 +76,8 @@ function setup(options: { failSettle?: () => boolean; verifyDelayMs?: number } =
       ],
     })
     const handler = instance.protect(route, () => new Response('the paid report'))
-    return (authorization?: string) =>
-      handler(new Request(url, authorization ? { headers: { authorization } } : {}))
+    return (authorization?: string, headers: Record<string, string> = {}) =>
+      handler(new Request(url, authorization ? { headers: { authorization, ...headers } } : {}))
   }
   const send = server(options.verifyDelayMs)
   const credential = async () => {
@@ -120,6 +126,28 @@ describe('the consumed mark of a challenge', () => {
     expect(retry.status, await retry.clone().text()).toBe(200)
     expect(rail.settlements()).toBe(1)
     expect((await send(authorization)).status).toBe(402)
+  })
+
+  it('with an Idempotency-Key: both releases fail, and the retry with the key settles once, then replays', async () => {
+    let down = true
+    const { rail, store, reported, credential, send } = setup({ failSettle: () => down })
+    const { authorization } = await credential()
+    store.armed = 'compareAndSet'
+    store.failDeletes = 'idem:'
+    const key = { 'idempotency-key': 'order-17' }
+    const first = await send(authorization, key)
+    expect(first.status).toBe(503)
+    expect(reported.filter((phase) => phase === 'store')).toHaveLength(2)
+    down = false
+    store.failDeletes = undefined
+    // Not a 409 until the record's lease ends (the challenge would expire first): this process's own.
+    const retry = await send(authorization, key)
+    expect(retry.status, await retry.clone().text()).toBe(200)
+    expect(await retry.text()).toBe('the paid report')
+    const replay = await send(authorization, key)
+    expect(replay.status).toBe(200)
+    expect(replay.headers.get('payment-receipt')).toBe(retry.headers.get('payment-receipt'))
+    expect(rail.settlements()).toBe(1)
   })
 
   it('another process sees the mark as used until the release lands in the background, then settles', async () => {

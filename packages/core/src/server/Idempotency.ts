@@ -43,6 +43,13 @@ export type Resumed =
  */
 export function create(core: Core) {
   const { store, prefix, realm, idempotencyTtlMs, leaseMs } = core
+  // The pending record each binding of this process wrote (what a release or a take-back compares).
+  const written = new WeakMap<Binding, string>()
+  // Pending records of this process's ended, unsettled requests whose release did not reach the store
+  // (by key): a retry reaching this process with the same fingerprint takes its record back at once,
+  // instead of a 409 until the lease ends (after which its challenge has often expired).
+  const unreleased = new Map<string, { raw: string; fingerprint: string }>()
+  const maxUnreleased = 10_000
 
   const bind = (parameters: {
     idempotencyKey: string | undefined
@@ -90,13 +97,15 @@ export function create(core: Core) {
     // (or its store writes failed) before settling, and a retry may take the key over.
     if (record.state === 'pending' && (record.leaseUntil ?? 0) <= now) {
       if (!takeOver) return undefined
-      const next: IdempotencyCache.IdempotencyRecord = {
+      const next = JSON.stringify({
         state: 'pending',
         leaseUntil: now + leaseMs,
         fingerprint: binding.fingerprint,
-      }
-      if (await store.compareAndSet(binding.key, raw, JSON.stringify(next), idempotencyTtlMs))
+      } satisfies IdempotencyCache.IdempotencyRecord)
+      if (await store.compareAndSet(binding.key, raw, next, idempotencyTtlMs)) {
+        written.set(binding, next)
         return undefined
+      }
     }
     if (record.state === 'done')
       return { status: 'replay', response: record.response, receipt: record.receipt }
@@ -117,17 +126,48 @@ export function create(core: Core) {
   /** Looks a key up before anything is checked that a paid retry may no longer pass (expiry). */
   const lookup = async (binding: Binding): Promise<Resumed> => {
     const raw = await store.get(binding.key)
-    return raw === undefined ? undefined : resume(binding, raw, false)
+    if (raw === undefined) return undefined
+    // This process's own record of a request that ended without settling: `claim` takes it back.
+    const own = unreleased.get(binding.key)
+    if (own !== undefined && own.raw === raw && own.fingerprint === binding.fingerprint) return undefined
+    return resume(binding, raw, false)
   }
 
   /** Claims the key for this request (pending, under a lease), or continues the record found. */
   const claim = async (binding: Binding): Promise<Resumed> => {
-    const existing = await IdempotencyCache.claim(store, binding.key, idempotencyTtlMs, {
+    const record: IdempotencyCache.IdempotencyRecord = {
       state: 'pending',
       leaseUntil: core.now() + leaseMs,
       fingerprint: binding.fingerprint,
-    })
-    return existing === undefined ? undefined : resume(binding, existing, true)
+    }
+    const raw = JSON.stringify(record)
+    const own = unreleased.get(binding.key)
+    if (own !== undefined && own.fingerprint === binding.fingerprint) {
+      // A request of this process ended without settling and its release never landed: take it back.
+      if (await store.compareAndSet(binding.key, own.raw, raw, idempotencyTtlMs)) {
+        if (unreleased.get(binding.key) === own) unreleased.delete(binding.key)
+        written.set(binding, raw)
+        return undefined
+      }
+    }
+    let existing: string | undefined
+    try {
+      existing = await IdempotencyCache.claim(store, binding.key, idempotencyTtlMs, record)
+    } catch (cause) {
+      // The write may have landed though its answer did not: this request's record, if there.
+      keepUnreleased(binding, raw)
+      throw cause
+    }
+    if (existing === undefined) {
+      written.set(binding, raw)
+      return undefined
+    }
+    return resume(binding, existing, true)
+  }
+
+  const keepUnreleased = (binding: Binding, raw: string) => {
+    if (!unreleased.has(binding.key) && unreleased.size >= maxUnreleased) return
+    unreleased.set(binding.key, { raw, fingerprint: binding.fingerprint })
   }
 
   /** Writes a record; a store failure is reported, never thrown (the payment already happened). */
@@ -155,8 +195,19 @@ export function create(core: Core) {
    */
   const release = (binding: Binding | undefined): Promise<void> =>
     binding
-      ? // A failed delete leaves the record pending: a retry takes it over once its lease ends.
-        store.delete(binding.key).catch((cause) => core.report(cause, 'store'))
+      ? store.delete(binding.key).then(
+          () => {
+            if (unreleased.get(binding.key)?.fingerprint === binding.fingerprint)
+              unreleased.delete(binding.key)
+          },
+          (cause) => {
+            // The record stays pending: a retry reaching this process takes it back (see `claim`),
+            // others take it over once its lease ends.
+            core.report(cause, 'store')
+            const raw = written.get(binding)
+            if (raw !== undefined) keepUnreleased(binding, raw)
+          },
+        )
       : Promise.resolve()
 
   return { bind, lookup, claim, record, release, keyReused }
