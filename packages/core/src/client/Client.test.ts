@@ -630,6 +630,17 @@ describe('Client.fetch retries', () => {
     expect(rail.settlements()).toBe(0)
   })
 
+  it('a 402 + Retry-After is never taken for a stale refusal to pay afresh, even by a method that would retry it', async () => {
+    const { rail, fetcher, sent } = unfinished()
+    // A method that reads every 402 as its own stale state (as a session's bearer may).
+    const eager = { ...rail.client(), retryRefused: () => true }
+    const client = create({ methods: [eager], fetch: fetcher, retries: 0 })
+    await expect(client.fetch('https://api.test/cents')).rejects.toMatchObject({ code: 'outcome-pending' })
+    // One unpaid request and one paid one: no fresh challenge paid.
+    expect(sent).toHaveLength(2)
+    expect(client.ledger.spent('usd')).toBe(100n)
+  })
+
   it('with retries off, the first 402 + Retry-After rejects outcome-pending; a 402 without it is a refusal, returned', async () => {
     const pendingRail = unfinished()
     const client = create({ methods: [pendingRail.rail.client()], fetch: pendingRail.fetcher, retries: 0 })

@@ -687,12 +687,6 @@ export function create(options: Options): Client {
           // A listener's failure: the paid response is the caller's all the same (losing it would invite
           // paying again).
         }
-      // A refusal the paying method reads as its own stale state, with nothing moved (a session channel
-      // the server no longer has): the resource's fresh challenge is paid once more, within this fetch.
-      if (!credited && !recovering && (await refusedAsStale(response, payment))) {
-        await response.body?.cancel().catch(() => {})
-        return attempt(true)
-      }
       // The server still says "retry later" and the client has stopped: the rail may finish this payment
       // (a PaymentIntent `processing` succeeds, a pull transfer is broadcast once the node is back), so
       // the answer is not a refusal to hand back. Returned as one, it would be read as "unpaid", and
@@ -705,6 +699,13 @@ export function create(options: Options): Client {
             `and the client stopped resending its credential (${stopped}); the payment may have gone through: check before paying again`,
           { code: 'outcome-pending', mayHaveSettled: true, challenge: payment.challenge, response },
         )
+      }
+      // After the pending check (an answer asking to wait is never a stale refusal to pay afresh): a
+      // refusal the paying method reads as its own stale state, with nothing moved (a session channel
+      // the server no longer has): the resource's fresh challenge is paid once more, within this fetch.
+      if (!credited && !recovering && (await refusedAsStale(response, payment))) {
+        await response.body?.cancel().catch(() => {})
+        return attempt(true)
       }
       return response
     }
