@@ -378,7 +378,8 @@ export function pipeline(dependencies: Dependencies) {
    * so a claim that finds it can always take it by compare-and-set (a shorter one could expire between
    * a claim's two steps and refuse both).
    */
-  const releaseMark = (key: string, mark: string, ttl: number) =>
+  // Async: a store that throws at the call (not in its promise) is a failed release like any other.
+  const releaseMark = async (key: string, mark: string, ttl: number) =>
     store.compareAndSet(key, mark, released, Math.max(1, Math.ceil(ttl)))
   const scheduleRelease = (key: string, entry: Unreleased, delay: number) => {
     entry.timer = setTimeout(() => void retryRelease(key, entry, delay), delay)
