@@ -483,7 +483,7 @@ export function pipeline(dependencies: Dependencies) {
         }
         if (claimed) state.mark = mark
         else {
-          if (state.binding) await store.delete(state.binding.key)
+          await idempotency.release(state.binding)
           return (
             methodProblem(state, 'consumed') ??
             new InvalidChallengeError({ detail: 'The challenge has already been used.' })

@@ -25,8 +25,8 @@ const route: Route = {
  */
 class LossyStore extends MemoryStore {
   armed: 'putIfAbsent' | 'compareAndSet' | undefined
-  /** Deletes of keys holding this text never reach the store (an Idempotency-Key record's release). */
-  failDeletes: string | undefined
+  /** Releases of keys holding this text never reach the store (an Idempotency-Key record's). */
+  failReleases: string | undefined
   readonly #lose = (op: 'putIfAbsent' | 'compareAndSet', key: string) => {
     if (this.armed !== op || !key.includes('consumed:')) return false
     this.armed = undefined
@@ -45,11 +45,9 @@ class LossyStore extends MemoryStore {
   ): Promise<boolean> {
     // A release that never reaches the store: the mark stays.
     if (this.#lose('compareAndSet', key)) throw new StoreUnavailableError()
+    if (this.failReleases !== undefined && key.includes(this.failReleases) && next === 'released')
+      throw new StoreUnavailableError()
     return super.compareAndSet(key, expected, next, ttlMs)
-  }
-  override async delete(key: string): Promise<void> {
-    if (this.failDeletes !== undefined && key.includes(this.failDeletes)) throw new StoreUnavailableError()
-    return super.delete(key)
   }
 }
 
@@ -133,13 +131,13 @@ describe('the consumed mark of a challenge', () => {
     const { rail, store, reported, credential, send } = setup({ failSettle: () => down })
     const { authorization } = await credential()
     store.armed = 'compareAndSet'
-    store.failDeletes = 'idem:'
+    store.failReleases = 'idem:'
     const key = { 'idempotency-key': 'order-17' }
     const first = await send(authorization, key)
     expect(first.status).toBe(503)
     expect(reported.filter((phase) => phase === 'store')).toHaveLength(2)
     down = false
-    store.failDeletes = undefined
+    store.failReleases = undefined
     // Not a 409 until the record's lease ends (the challenge would expire first): this process's own.
     const retry = await send(authorization, key)
     expect(retry.status, await retry.clone().text()).toBe(200)

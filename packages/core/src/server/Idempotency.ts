@@ -50,6 +50,7 @@ export function create(core: Core) {
   // instead of a 409 until the lease ends (after which its challenge has often expired).
   const unreleased = new Map<string, { raw: string; fingerprint: string }>()
   const maxUnreleased = 10_000
+  const releasedRecord = 'released'
 
   const bind = (parameters: {
     idempotencyKey: string | undefined
@@ -85,6 +86,20 @@ export function create(core: Core) {
    * record whose lease ran out (a crashed request); otherwise such a record is left to its owner.
    */
   const resume = async (binding: Binding, raw: string, takeOver: boolean): Promise<Resumed> => {
+    // A record its request released (nothing settled under it): the key is free.
+    if (raw === releasedRecord) {
+      if (!takeOver) return undefined
+      const next = JSON.stringify({
+        state: 'pending',
+        leaseUntil: core.now() + leaseMs,
+        fingerprint: binding.fingerprint,
+      } satisfies IdempotencyCache.IdempotencyRecord)
+      if (await store.compareAndSet(binding.key, releasedRecord, next, idempotencyTtlMs)) {
+        written.set(binding, next)
+        return undefined
+      }
+      return { status: 'refuse', error: conflict() }
+    }
     let record: IdempotencyCache.IdempotencyRecord
     try {
       record = JSON.parse(raw) as IdempotencyCache.IdempotencyRecord
@@ -193,22 +208,22 @@ export function create(core: Core) {
    * consumed its challenge), so a retry is not locked out: it gets the answer a retry without the key
    * gets.
    */
-  const release = (binding: Binding | undefined): Promise<void> =>
-    binding
-      ? store.delete(binding.key).then(
-          () => {
-            if (unreleased.get(binding.key)?.fingerprint === binding.fingerprint)
-              unreleased.delete(binding.key)
-          },
-          (cause) => {
-            // The record stays pending: a retry reaching this process takes it back (see `claim`),
-            // others take it over once its lease ends.
-            core.report(cause, 'store')
-            const raw = written.get(binding)
-            if (raw !== undefined) keepUnreleased(binding, raw)
-          },
-        )
-      : Promise.resolve()
+  const release = async (binding: Binding | undefined): Promise<void> => {
+    // Only the record this request wrote: a key it never held (its claim failed or was refused) may hold
+    // another request's record, paid and delivered, which a retry must still be able to replay.
+    const raw = binding ? written.get(binding) : undefined
+    if (binding === undefined || raw === undefined) return
+    try {
+      // A conditional delete: the record becomes `released`, which a claim takes as absent.
+      await store.compareAndSet(binding.key, raw, releasedRecord, idempotencyTtlMs)
+      if (unreleased.get(binding.key)?.raw === raw) unreleased.delete(binding.key)
+    } catch (cause) {
+      // The record stays pending: a retry reaching this process takes it back (see `claim`), others
+      // take it over once its lease ends.
+      core.report(cause, 'store')
+      keepUnreleased(binding, raw)
+    }
+  }
 
   return { bind, lookup, claim, record, release, keyReused }
 }
