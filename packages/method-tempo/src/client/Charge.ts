@@ -1,13 +1,5 @@
 import { ConfigurationError, type Method, PaymentFailedError } from '@mppkit/core/client'
-import {
-  type Account,
-  type Address,
-  bytesToBigInt,
-  encodeFunctionData,
-  type Hex,
-  keccak256,
-  type LocalAccount,
-} from 'viem'
+import { type Account, type Address, encodeFunctionData, type Hex, keccak256, type LocalAccount } from 'viem'
 import { Abis } from 'viem/tempo'
 import * as Attribution from '../Attribution.js'
 import {
@@ -20,7 +12,13 @@ import {
   checkPositiveInteger,
   checkSigner,
 } from '../internal/options.js'
-import { type Connection, defaultChainId, type TempoWalletClient, walletClientFor } from '../internal/rpc.js'
+import {
+  type Connection,
+  defaultChainId,
+  randomNonceKey,
+  type TempoWalletClient,
+  walletClientFor,
+} from '../internal/rpc.js'
 import { rpcErrorSummary } from '../internal/rpcErrors.js'
 import { expectedTransfers } from '../internal/transfers.js'
 import { charge } from '../Methods.js'
@@ -256,12 +254,3 @@ function checkChargeClientOptions(options: ChargeClientOptions): void {
 }
 
 export type { Account }
-
-/**
- * A fresh 2D nonce key: 192 random bits, so keys never collide in practice and stay clear of the
- * protocol lane (0) and the expiring lane (2^256 − 1).
- */
-function randomNonceKey(): bigint {
-  const key = bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(24)))
-  return key === 0n ? 1n : key
-}

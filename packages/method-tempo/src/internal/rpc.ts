@@ -3,6 +3,7 @@ import { ServiceUnavailableError } from '@mppkit/core/client'
 import {
   type Account,
   type Address,
+  bytesToBigInt,
   type Chain,
   createPublicClient,
   defineChain,
@@ -166,4 +167,13 @@ export function unavailable(error: unknown, retryAfter = 2): ServiceUnavailableE
   const origin = rpcOrigin(error)
   problem.message = `Tempo RPC unreachable${origin ? ` at ${origin}` : ''}: ${redactRpcText(describeError(error))}`
   return problem
+}
+
+/**
+ * A fresh 2D nonce key: 192 random bits, so keys never collide in practice and stay clear of the
+ * protocol lane (0) and the expiring lane (2^256 − 1).
+ */
+export function randomNonceKey(): bigint {
+  const key = bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(24)))
+  return key === 0n ? 1n : key
 }

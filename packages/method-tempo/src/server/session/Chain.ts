@@ -1,7 +1,6 @@
 import { ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import {
   type Address,
-  bytesToBigInt,
   decodeFunctionData,
   erc20Abi,
   fromRlp,
@@ -22,7 +21,7 @@ import {
 } from 'viem/actions'
 import { Transaction } from 'viem/tempo'
 import { escrowAbi } from '../../internal/escrow.js'
-import { isUnavailable, unavailable, walletClientFor } from '../../internal/rpc.js'
+import { isUnavailable, randomNonceKey, unavailable, walletClientFor } from '../../internal/rpc.js'
 import { reportableRpcError, rpcErrorSummary } from '../../internal/rpcErrors.js'
 import type { TempoSessionRequest } from '../../Methods.js'
 import { checkSponsorPolicy, cosign, type SponsorPolicy } from '../Charge.js'
@@ -288,10 +287,4 @@ export function createSessionChain(options: ChainOptions) {
     checkSponsorable,
     finalTransaction,
   }
-}
-
-/** A random 2D nonce key (192 bits, never the protocol lane's 0): a nonce lane no other sender uses. */
-function randomNonceKey(): bigint {
-  const key = bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(24)))
-  return key === 0n ? 1n : key
 }
