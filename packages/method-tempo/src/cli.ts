@@ -858,7 +858,9 @@ function describeSkipped(record: SkippedChannel, channelFile: string): string {
       ? ' (fix or remove it)'
       : record.reason === 'chain'
         ? `; with an RPC of chain ${record.chainId}, \`mppkit close\` closes it, or \`mppkit reclaim --channel ${record.channelId} --escrow ${record.escrow}\` takes its deposit back`
-        : ''
+        : record.reason === 'duplicate'
+          ? ' (remove this copy)'
+          : ''
   // The key is the file's: shown without control characters, and cut.
   return `saved channel ${printable(JSON.stringify(record.key), 200)} in ${printable(channelFile, 300)} ${record.problem}: skipped, left in the file as it is${after}`
 }

@@ -43,7 +43,7 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
   let devnet: TempoDevnet
   let dir: string
   beforeAll(async () => {
-    devnet = await startTempo({ accounts: 8 })
+    devnet = await startTempo({ accounts: 9 })
     dir = mkdtempSync(join(tmpdir(), 'mppkit-resume-'))
   })
   afterAll(async () => {
@@ -273,6 +273,38 @@ describe.skipIf(!!reason)('tempo/session: a restarted client resumes its channel
     const [now] = [...second.sessions.channels.values()]
     expect(now!.channelId).not.toBe(opened!.channelId)
     expect(Object.values(readFile(path)).map((entry) => entry.channelId)).toEqual([now!.channelId])
+    second.store.close()
+  })
+
+  it('a record copied under a second key is restored once, from the highest cumulative amount; the copy is named and kept', async () => {
+    const path = join(dir, 'copied.json')
+    const server = payee()
+    const first = payer(8, path, server.handler)
+    for (let i = 0; i < 3; i++) expect((await first.pay()).status).toBe(200)
+    first.store.close()
+    const file = JSON.parse(readFileSync(path, 'utf8')) as { channels: Record<string, Saved> }
+    const [[stored, latest]] = Object.entries(file.channels) as [[string, Saved]]
+    // The same channel, as saved one payment earlier, under the key of another origin.
+    const copy = stored.replace('|resume.test|', '|copy.test|')
+    expect(copy).not.toBe(stored)
+    file.channels[copy] = { ...latest, cumulative: String(2n * price) }
+    writeFileSync(path, JSON.stringify(file))
+
+    const second = payer(8, path, server.handler)
+    const restored = await second.sessions.restore()
+    // One state for one channel: two would sign vouchers from two cumulative amounts.
+    expect(restored.map((state) => [state.channelId, state.cumulative])).toEqual([
+      [latest.channelId, 3n * price],
+    ])
+    expect(second.sessions.skipped()).toEqual([
+      expect.objectContaining({ key: copy, reason: 'duplicate', channelId: latest.channelId }),
+    ])
+    expect(second.sessions.skipped()[0]!.problem).toContain(JSON.stringify(stored))
+    expect((await second.pay()).status).toBe(200)
+    expect(second.sent.at(-1)!.cumulativeAmount).toBe(String(4n * price))
+    // The copy is left in the file as it was, for its owner to remove.
+    expect(readFile(path)[copy]).toMatchObject({ cumulative: String(2n * price) })
+    expect(second.violations).toEqual([])
     second.store.close()
   })
 

@@ -221,9 +221,11 @@ export type SkippedChannel = {
    * `invalid`: not a valid record (not an object, a wrong or missing field, an unknown version, a channel
    * id its own fields do not make, or not under its own chain's key); `chain`: a channel of another chain
    * than the one this client's RPC serves; `escrow`: in an escrow this client does not deposit into (see
-   * {@link SessionClientOptions.escrows}), or an address whose contract does not answer `getChannel`.
+   * {@link SessionClientOptions.escrows}), or an address whose contract does not answer `getChannel`;
+   * `duplicate`: a channel also saved under another key (or already held by this client), restored once
+   * from the record with the highest cumulative amount.
    */
-  reason: 'invalid' | 'chain' | 'escrow'
+  reason: 'invalid' | 'chain' | 'escrow' | 'duplicate'
   /** What is wrong, after the record's name ("is not a valid record (v)"): fields, never their values. */
   problem: string
   /** The channel, escrow and chain the record names (a valid record of another chain or escrow). */
@@ -547,7 +549,40 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       if (!isOwnSaved(saved, account.address, signer.address) || channels.has(key)) continue
       own.push({ stored, key, saved })
     }
-    if (own.length === 0) return []
+    // One channel, one state: a record copied under a second key would have two states sign vouchers for
+    // one channel from two cumulative amounts (and close it twice). The record with the highest
+    // cumulative amount (then spent) is the latest, and is the one restored; the others are named and
+    // skipped, left in the store as they are, as is a record of a channel this client already holds.
+    const held = new Map<string, string>()
+    for (const [k, state] of channels) held.set(state.channelId.toLowerCase(), k)
+    const latest = new Map<string, (typeof own)[number]>()
+    for (const entry of own) {
+      const id = entry.saved.channelId.toLowerCase()
+      const best = latest.get(id)
+      const cumulative = BigInt(entry.saved.cumulative)
+      if (
+        !best ||
+        cumulative > BigInt(best.saved.cumulative) ||
+        (cumulative === BigInt(best.saved.cumulative) && BigInt(entry.saved.spent) > BigInt(best.saved.spent))
+      )
+        latest.set(id, entry)
+    }
+    const unique = own.filter((entry) => {
+      const id = entry.saved.channelId.toLowerCase()
+      const holder = held.get(id)
+      const restored = latest.get(id)!
+      if (holder === undefined && restored === entry) return true
+      skip(
+        entry.stored,
+        'duplicate',
+        holder === undefined
+          ? `names channel ${entry.saved.channelId}, also saved under ${JSON.stringify(restored.stored)}, which is restored (the highest cumulative amount)`
+          : `names channel ${entry.saved.channelId}, which this client already holds`,
+        entry.saved,
+      )
+      return false
+    })
+    if (unique.length === 0) return []
     // Only the chain this client reads: a channel of another chain read through this RPC would look
     // gone (and be forgotten) while still open there. Those records are left alone (and named).
     let chainId = options.chainId
@@ -561,7 +596,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
       }
     }
     const restored: ChannelState[] = []
-    for (const { stored, key, saved } of own) {
+    for (const { stored, key, saved } of unique) {
       if (saved.chainId !== chainId) {
         skip(
           stored,
