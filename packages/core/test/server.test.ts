@@ -538,9 +538,12 @@ describe('Client policy', () => {
   it('refuses to send a credential over plain http to a non-loopback host', async () => {
     const { method, created } = spy()
     const client = createClient({ methods: [method], fetch: fetcher })
-    const error = await client.fetch('http://api.test/r').catch((e) => e)
-    expect(error).toBeInstanceOf(PolicyError)
-    expect(error.reason).toBe('insecure-transport')
+    // A `*.localhost` name is resolved by the system resolver (DNS without a hosts entry): not loopback.
+    for (const url of ['http://api.test/r', 'http://api.localhost/r', 'http://127.0.0.1.nip.io/r']) {
+      const error = await client.fetch(url).catch((e) => e)
+      expect(error, url).toBeInstanceOf(PolicyError)
+      expect(error.reason).toBe('insecure-transport')
+    }
     expect(created()).toBe(0)
     const allowed = createClient({ methods: [method], fetch: fetcher, allowInsecureTransport: true })
     expect((await allowed.fetch('http://api.test/r')).status).toBe(200)

@@ -12,6 +12,7 @@ import {
   parseArgs,
   parseCommand,
   printable,
+  printableJson,
   printResponse,
   processIo,
   runCommand,
@@ -426,7 +427,7 @@ async function payUrl(parameters: {
     const stream = /text\/event-stream/i.test(response.headers.get('content-type') ?? '')
     if (response.ok && stream && sessions.sessions.has(origin)) {
       const receipt = receiptOf(response)
-      if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
+      if (receipt) io.stderr(`receipt: ${printableJson(receipt, 2)}\n`)
       // What the request committed so far was at most the threshold, or was asked about when it opened.
       const now = committed(sessions)
       if (consent.approved !== undefined && now > consent.approved) consent.approved = now
@@ -457,7 +458,7 @@ async function payUrl(parameters: {
     })
     if (closed && !sessions.sessions.has(origin)) {
       const receipt = receiptOf(closed)
-      if (receipt) io.stderr(`close receipt: ${JSON.stringify(receipt, null, 2)}\n`)
+      if (receipt) io.stderr(`close receipt: ${printableJson(receipt, 2)}\n`)
       else io.stderr('mppkit pay: the server had closed the session already\n')
     } else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
   }
@@ -821,7 +822,7 @@ function reportClose(
     io.stdout(
       `closed ${what}${
         receipt
-          ? `: ${JSON.stringify(receipt)}`
+          ? `: ${printableJson(receipt)}`
           : topUpLost
             ? ' (its refund goes to the return invoice; its lost top-up is reported on stderr)'
             : ': its server had closed it already'

@@ -27,14 +27,13 @@ function decimalsOf(currency: string): number | undefined {
   return zeroDecimal.has(code) ? 0 : threeDecimal.has(code) ? 3 : 2
 }
 
-/** Whether a URL hostname names this machine (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`). */
+/**
+ * Whether a URL hostname names this machine (`localhost`, 127.0.0.0/8, `[::1]`). Not `*.localhost`:
+ * Node.js resolves such a name through the system resolver (no hosts entry: DNS), so a resolver on the
+ * network would choose where the secret key goes in cleartext.
+ */
 function isLoopback(hostname: string): boolean {
-  return (
-    hostname === 'localhost' ||
-    hostname.endsWith('.localhost') ||
-    hostname === '[::1]' ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-  )
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
 }
 
 const units: Units = (quote) => {

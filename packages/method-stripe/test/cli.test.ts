@@ -147,6 +147,7 @@ describe('pay', () => {
     for (const [key, apiBase] of [
       [live, 'http://stripe.invalid'],
       [live, 'http://192.0.2.1:12111'],
+      [live, 'http://stripe.localhost:12111'],
       [node.info.secretKey, 'ftp://stripe.invalid'],
       [node.info.secretKey, 'stripe.invalid:443'],
     ] as const) {

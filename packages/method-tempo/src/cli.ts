@@ -1,5 +1,5 @@
 import { Challenge, PolicyError, type Receipt } from '@mppkit/core'
-import { commandUrl, describeError, printable } from '@mppkit/core/cli'
+import { commandUrl, describeError, printable, printableJson } from '@mppkit/core/cli'
 import { create as createClient, receipt as receiptOf } from '@mppkit/core/client'
 import { type Address, erc20Abi, type Hex, type LocalAccount, zeroAddress } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -346,7 +346,7 @@ async function payWith(
   const method = args.values.get('method') ?? (data !== undefined ? 'POST' : 'GET')
   const init = { method, headers, ...(data !== undefined ? { body: data } : {}) }
   const printReceipt = (label: string, receipt: Receipt.Receipt | undefined) => {
-    if (receipt) io.stderr(`${label}: ${JSON.stringify(receipt, null, 2)}\n`)
+    if (receipt) io.stderr(`${label}: ${printableJson(receipt, 2)}\n`)
   }
   // An unpaid look first: a free resource is just printed, and a 402 names the currencies that the
   // client's spend policy then limits per currency (the caps below), besides the guard on each payment.
@@ -978,7 +978,7 @@ export async function close(argv: string[], io: Io = processIo()): Promise<numbe
       const channel = targets.find((target) => target.channelId === result.channelId)!
       if (result.ok && result.response) {
         const receipt = receiptOf(result.response)
-        io.stdout(`closed ${describe(channel)}${receipt ? `: ${JSON.stringify(receipt)}` : ''}\n`)
+        io.stdout(`closed ${describe(channel)}${receipt ? `: ${printableJson(receipt)}` : ''}\n`)
         continue
       }
       failed++

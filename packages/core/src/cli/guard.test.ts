@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { create as createClient } from '../client/Client.js'
 import { create as createServer } from '../server/Server.js'
 import { createTestRail } from '../testing/index.js'
-import { describePayment, guard, printable } from './guard.js'
+import { describePayment, guard, printable, printableJson } from './guard.js'
 
 describe('printable', () => {
   it('shows invisible and direction-changing characters, which could make a recipient look like another', () => {
@@ -14,6 +14,17 @@ describe('printable', () => {
   it('marks what it cuts off, so a shortened value never passes for the whole one', () => {
     expect(printable('a'.repeat(10), 10)).toBe('aaaaaaaaaa')
     expect(printable(`acct_good${' '.repeat(95)}evil`, 20)).toBe('acct_good           …')
+  })
+})
+
+describe('printableJson', () => {
+  it('escapes what JSON.stringify leaves (C1, bidi, invisible), keeps its own indenting, and bounds the length', () => {
+    const value = { a: 'x\u200by\u061c\ufeff\u00ad', b: ['\u009b'] }
+    const shown = printableJson(value, 2)
+    expect(shown).toBe('{\n  "a": "x\\u200by\\u061c\\ufeff\\u00ad",\n  "b": [\n    "\\u009b"\n  ]\n}')
+    expect(JSON.parse(shown)).toEqual(value)
+    expect(printableJson('a'.repeat(10), undefined, 5)).toBe('"aaaa…')
+    expect(printableJson(undefined)).toBe('null')
   })
 })
 

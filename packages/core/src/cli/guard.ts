@@ -56,6 +56,7 @@ export type GuardHooks = {
 // space/joiners, word joiner and invisible operators, Mongolian vowel separator, BOM): each could rewrite
 // or disguise the line a person confirms (`acct_\u200bgood` looks like `acct_good`).
 const hidden = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
+const hiddenInJson = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
 
 /**
  * A value of the server's (a 402's realm, a problem's detail, a status text) as a CLI may print it: control
@@ -71,6 +72,26 @@ const hidden = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028
 export function printable(value: unknown, max = 100): string {
   const shown = String(value).replace(hidden, '?')
   // A cut value is marked: `acct_good` + padding + `evil` must not read as `acct_good`.
+  return shown.length > max ? `${shown.slice(0, max)}…` : shown
+}
+
+/**
+ * A value of the server's (a receipt) as JSON a CLI may print: what `JSON.stringify` leaves as is among
+ * the characters {@link printable} hides (C1 controls, bidirectional overrides, invisible characters) is
+ * written as its `\uXXXX` escape, so the text stays the same JSON and cannot rewrite the terminal; the
+ * length is bounded (a cut text ends with `…`).
+ *
+ * @example
+ * ```ts
+ * io.stderr(`receipt: ${printableJson(receipt, 2)}\n`)
+ * ```
+ */
+export function printableJson(value: unknown, indent?: number, max = 4_000): string {
+  // JSON.stringify escapes U+0000–U+001F itself (the only ones left are its own indenting newlines).
+  const shown = (JSON.stringify(value, null, indent) ?? 'null').replace(
+    hiddenInJson,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
   return shown.length > max ? `${shown.slice(0, max)}…` : shown
 }
 

@@ -20,6 +20,7 @@ export {
   type Limits,
   type NamesPayee,
   printable,
+  printableJson,
   type Units,
 } from './guard.js'
 export { askOnTerminal, type Io, processIo } from './io.js'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { create as createClient } from '../client/Client.js'
 import { PolicyError, VerificationFailedError } from '../Errors.js'
+import * as Receipt from '../Receipt.js'
 import { create as createServer } from '../server/Server.js'
 import { createTestRail } from '../testing/index.js'
 import { UsageError } from './args.js'
@@ -69,6 +70,24 @@ describe('printResponse and runCommand', () => {
     })
     expect(code).toBe(1)
     expect(failed.out.stderr).toBe('mppkit pay: the node answered "??[2Kmppkit pay: paid"\n')
+  })
+
+  it("print a server's receipt as JSON whose C1 controls and direction overrides are escaped", async () => {
+    const { out, io } = capture()
+    const receipt = {
+      status: 'success' as const,
+      method: 'test',
+      timestamp: '2026-12-06T00:00:00Z',
+      reference: 'ref\u202e1.00 USD\u009b2K\u0085\u2028next\u0007',
+    }
+    const response = new Response('ok', { headers: { 'payment-receipt': Receipt.format(receipt) } })
+    expect(await printResponse(response, io)).toBe(0)
+    expect(out.stdout).toBe('ok')
+    expect(out.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u202e]/)
+    // Still the same JSON: parsed back, it is the receipt the server sent.
+    const printed = out.stderr.replace(/^receipt: /, '')
+    expect(JSON.parse(printed)).toEqual(receipt)
+    expect(printed).toContain('ref\\u202e1.00 USD\\u009b2K\\u0085\\u2028next\\u0007')
   })
 
   it('never print a payment the server has not finished (402 + Retry-After) as unpaid: it may have gone through', async () => {

@@ -3,7 +3,7 @@ import { same } from '../client/Currency.js'
 import { describeError } from '../internal/describeError.js'
 import type * as Method from '../Method.js'
 import { baseUnits, type OptionSpec, type Parsed, parseArgs, UsageError } from './args.js'
-import { type Limits, printable } from './guard.js'
+import { type Limits, printable, printableJson } from './guard.js'
 import type { Io } from './io.js'
 
 /**
@@ -234,7 +234,7 @@ export async function printResponse(response: Response, io: Io): Promise<number>
   }
   io.stdout(text)
   const receipt = receiptOf(response)
-  if (receipt) io.stderr(`receipt: ${JSON.stringify(receipt, null, 2)}\n`)
+  if (receipt) io.stderr(`receipt: ${printableJson(receipt, 2)}\n`)
   if (!response.ok) io.stderr(`mppkit pay: HTTP ${response.status} ${printable(response.statusText)}\n`)
   return response.ok ? 0 : 1
 }

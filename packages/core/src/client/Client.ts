@@ -202,16 +202,14 @@ function receiptOf(receipt: Receipt.Receipt, challenge: Challenge.Challenge): bo
   return receipt.challengeId === undefined || receipt.challengeId === challenge.id
 }
 
+// Loopback is `localhost`, 127.0.0.0/8 and `[::1]`, not `*.localhost`: Node.js resolves such a name
+// through the system resolver (DNS when no hosts entry names it), so a resolver on the network would
+// choose where a cleartext credential goes.
 function secureOrLocal(url: string): boolean {
   const { protocol, hostname } = new URL(url)
   if (protocol === 'https:') return true
   if (protocol !== 'http:') return false
-  return (
-    hostname === 'localhost' ||
-    hostname.endsWith('.localhost') ||
-    hostname === '[::1]' ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-  )
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
 }
 
 function defaultQuote(challenge: Challenge.Challenge): Method.Quote {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import * as Challenge from '../Challenge.js'
 import { type OptionSpec, parseArgs } from '../cli/args.js'
 import { guard } from '../cli/guard.js'
 import { commonOptions, type Defaults, parseCommand, printResponse, runCommand } from '../cli/rail.js'
@@ -305,6 +306,32 @@ describe('mppkit pay with a rail CLI that shows and asks nothing itself', () => 
     expect(await pay([url, '--yes'], opaque.cli)).toMatchObject({ code: 0, asked: [] })
     expect(opaque.received).toEqual([[url]])
     expect(rail.transfers.size).toBe(1)
+  })
+
+  it('asks nothing about a session offer: its deposit is shown, and no cap passed here would hold it', async () => {
+    const http = createServer((_req, res) => {
+      const challenge: Challenge.Challenge = {
+        id: 'ch_session',
+        realm: 'shop',
+        method: 'test',
+        intent: 'session',
+        request: { amount: '1', currency: 'usd', depositAmount: '1000000' },
+      }
+      res.writeHead(402, { 'www-authenticate': Challenge.format(challenge) }).end()
+    })
+    servers.push(http)
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/item`
+    const { cli, received } = thirdParty(createTestRail())
+    const result = await pay([url], cli)
+    expect(result.code).toBe(1)
+    expect(result.asked).toEqual([])
+    expect(received).toEqual([])
+    expect(result.stderr).toMatchInlineSnapshot(`
+      "mppkit pay: test/session asks 1 usd (smallest unit), deposit 1000000 (realm shop)
+      mppkit pay: not paid: a confirmation here could not cap what the rail pays (a session offer pays more than its amount (a deposit, top-ups), which --max-amount does not cap); check the offer(s) above and run again with --yes
+      "
+    `)
   })
 })
 

@@ -60,10 +60,16 @@ async function askOnTerminal(question: string): Promise<boolean> {
 
 /** One line for a challenge: what it asks, in its own units, to whom, for which realm. */
 export function describeOffer(challenge: Challenge.Challenge): string {
-  const { amount, currency, recipient } = challenge.request as Record<string, unknown>
+  const { amount, currency, recipient, suggestedDeposit, depositAmount } = challenge.request as Record<
+    string,
+    unknown
+  >
+  // A session's deposit (Tempo's `suggestedDeposit`, Lightning's `depositAmount`) is money it moves too.
+  const deposit = suggestedDeposit ?? depositAmount
   return (
     `${printable(challenge.method)}/${printable(challenge.intent)} asks ${printable(amount ?? '?')}` +
     `${currency !== undefined ? ` ${printable(currency)}` : ''} (smallest unit)` +
+    `${deposit !== undefined ? `, deposit ${printable(deposit)}` : ''}` +
     `${recipient !== undefined ? ` to ${printable(recipient)}` : ''} (realm ${printable(challenge.realm)})`
   )
 }
@@ -75,6 +81,12 @@ function confirmedCaps(
   const currencies: string[] = []
   let maxAmount = 0n
   for (const offer of offers) {
+    // `--max-amount` caps one payment of a charge; a session (or any other intent) moves more than its
+    // amount (a deposit, top-ups), which no cap passed here would hold.
+    if (offer.intent !== 'charge')
+      return {
+        refused: `a ${printable(offer.intent, 32)} offer pays more than its amount (a deposit, top-ups), which --max-amount does not cap`,
+      }
     const { amount, currency } = offer.request as Record<string, unknown>
     // The values the rail's command line takes (`--currency`'s printable ASCII, base units): anything else
     // cannot be passed as a cap.
