@@ -134,6 +134,12 @@ export function chargeClient(options: ChargeClientOptions): Method.Client<typeof
       // "`feePayerKey`, if present, is the expected server"
       if (sponsored && options.feePayerKeys && !options.feePayerKeys.includes(details.feePayerKey!))
         refuse('the challenge names an unexpected fee payer')
+      // "The client's account is the transfer authority but NOT the fee payer." A sponsored challenge
+      // naming this client's own key would have it sign as fee payer and as payer of every split token
+      // account, spending fees and rent that neither the spend policy nor `maxAccountRentLamports`
+      // (checked only when the client pays the fees) would count: refused before anything is signed.
+      if (sponsored && details.feePayerKey === String(options.signer.address))
+        refuse('the challenge names this client as its own fee payer')
       const mode = options.mode ?? 'pull'
       // "Clients MUST use type="transaction" credentials" when feePayer is true.
       if (sponsored && mode === 'push') refuse('push mode cannot be used with a fee-sponsored challenge')

@@ -83,6 +83,12 @@ export type ChargeOptions = {
   fetch?: typeof fetch
 }
 
+/**
+ * Why the node refused a transaction (simulation or send): the credential's problem, and whether the node
+ * said this very transaction already landed (`AlreadyProcessed`).
+ */
+type Refusal = { error: VerificationFailedError; processed: boolean }
+
 type Verified =
   | { kind: 'transaction'; decoded: Decoded }
   | { kind: 'signature'; signature: string; blockTime: number | null }
@@ -458,37 +464,18 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         // The sponsored send skips preflight, where the node would check the signatures: a transaction
         // with a bad payer signature would be forwarded, dropped by the leader and awaited in vain, so
         // the simulation checks them (`sigVerify`).
-        if (sponsored) {
-          const simulated = await guard(() =>
-            rpc<{ value: { err: unknown } }>('simulateTransaction', [
-              base64,
-              { encoding: 'base64', commitment: 'confirmed', sigVerify: true },
-            ]),
-          ).catch(async (error) => {
-            if (error instanceof RpcAnswerError) {
-              await release()
-              throw rejected(error)
-            }
-            throw error
-          })
-          if (simulated.value.err !== null) {
+        // A transaction that already landed fails both (`AlreadyProcessed`, or on a cluster the payer's
+        // tokens are gone): on the retry of a credential whose send answer was lost, after a status read
+        // from a node that was behind, it is the payment itself. So a failure is checked against the
+        // signature's status before the key is released and the credential refused, as in `waitFor`.
+        let failure = sponsored ? await simulate(base64) : undefined
+        failure ??= await send(base64, sponsored)
+        if (failure) {
+          // `AlreadyProcessed` says the node has the transaction: it is looked up (`waitFor`), never
+          // refused, even when the status read right after it still comes from a node that is behind.
+          if (!failure.processed && !(await status(signature))) {
             await release()
-            throw simulationProblem(simulated.value.err)
-          }
-        }
-        try {
-          await guard(() =>
-            rpc('sendTransaction', [
-              base64,
-              { encoding: 'base64', skipPreflight: sponsored, preflightCommitment: 'confirmed' },
-            ]),
-          )
-        } catch (error) {
-          if (!(error instanceof RpcAnswerError)) throw error
-          if (!(await status(signature))) {
-            await release()
-            const err = (error.data as { err?: unknown } | undefined)?.err
-            throw err !== undefined && err !== null ? simulationProblem(err) : rejected(error)
+            throw failure.error
           }
           landedElsewhere = fresh
         }
@@ -542,6 +529,45 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         detail: 'The transaction is older than the replay window.',
         reason: 'transaction-too-old',
       })
+  }
+
+  /** Simulates a sponsored transaction (`sigVerify`); its refusal when it would fail, else undefined. */
+  async function simulate(base64: string): Promise<Refusal | undefined> {
+    let simulated: { value: { err: unknown } }
+    try {
+      simulated = await guard(() =>
+        rpc<{ value: { err: unknown } }>('simulateTransaction', [
+          base64,
+          { encoding: 'base64', commitment: 'confirmed', sigVerify: true },
+        ]),
+      )
+    } catch (error) {
+      if (!(error instanceof RpcAnswerError)) throw error
+      const err = (error.data as { err?: unknown } | undefined)?.err
+      return { error: rejected(error), processed: alreadyProcessed(err) }
+    }
+    const err = simulated.value.err
+    return err === null ? undefined : { error: simulationProblem(err), processed: alreadyProcessed(err) }
+  }
+
+  /** Sends a transaction; the node's refusal, else undefined (an outage throws: 503, the key kept). */
+  async function send(base64: string, sponsored: boolean): Promise<Refusal | undefined> {
+    try {
+      await guard(() =>
+        rpc('sendTransaction', [
+          base64,
+          { encoding: 'base64', skipPreflight: sponsored, preflightCommitment: 'confirmed' },
+        ]),
+      )
+      return undefined
+    } catch (error) {
+      if (!(error instanceof RpcAnswerError)) throw error
+      const err = (error.data as { err?: unknown } | undefined)?.err
+      return {
+        error: err !== undefined && err !== null ? simulationProblem(err) : rejected(error),
+        processed: alreadyProcessed(err),
+      }
+    }
   }
 
   async function status(signature: string) {
@@ -613,6 +639,11 @@ function firstSignature(wire: Uint8Array): string {
       reason: 'invalid-transaction',
     })
   return signature
+}
+
+/** A transaction error (`TransactionError` JSON) telling that this very transaction already landed. */
+function alreadyProcessed(err: unknown): boolean {
+  return err === 'AlreadyProcessed'
 }
 
 function rejected(error: RpcAnswerError): VerificationFailedError {
