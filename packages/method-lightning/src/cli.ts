@@ -463,7 +463,16 @@ async function payUrl(parameters: {
     } else if (closed) io.stderr(`mppkit pay: closing the session failed: HTTP ${closed.status}\n`)
   }
   // A session left open holds the payer's deposit at its server: say which, and how it ends.
-  for (const state of sessions.sessions.values()) io.stderr(`mppkit pay: ${stillOpen(state, store?.path)}\n`)
+  // One whose open its server has not confirmed (answered 5xx, or not at all: kept with --keep-open) is
+  // not open there: named as pending, and the run fails, as below.
+  for (const state of sessions.sessions.values())
+    if (sessions.confirmed(state)) io.stderr(`mppkit pay: ${stillOpen(state, store?.path)}\n`)
+    else {
+      const { sessionId, realm, url, deposit } = state
+      const open = { sessionId, realm, url, deposit, reason: 'its open has not been confirmed by its server' }
+      io.stderr(`mppkit pay: ${stillPending(open, store?.path)}\n`)
+      code = 1
+    }
   // This server's paid open that has not reached it: never dropped, named, and the run fails.
   for (const open of sessions.pending.values())
     if (originOf(open.url) === origin) {

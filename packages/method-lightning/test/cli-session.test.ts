@@ -555,6 +555,30 @@ describe('mppkit pay (lightning): sessions', () => {
     }
   })
 
+  it('mppkit pay --keep-open whose open is answered 503 names the session pending, never as open (exit 1)', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'sessions.json')
+    try {
+      flaky.down = true
+      const result = await run(pay, [`${base}/flaky`, ...node(), '--session-file', file, '--keep-open'])
+      expect(result.code).toBe(1)
+      const [saved] = savedIn(file)
+      expect(saved).toMatchObject({ opened: false, deposit: '2000' })
+      expect(result.stderr).toContain(
+        `mppkit pay: lightning session ${saved!.sessionId} (${base}) is pending: `,
+      )
+      expect(result.stderr).not.toContain('stays open')
+      await expectNoSecrets(result)
+      flaky.down = false
+      const closed = await run(close, ['--session-file', file, '--network', 'regtest'])
+      expect(closed.code, closed.stderr).toBe(0)
+      expect(savedIn(file)).toEqual([])
+    } finally {
+      flaky.down = false
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('mppkit pay without --keep-open or --session-file whose open is answered 503 says the deposit is paid and names the session (never its preimage), exit 1', async () => {
     try {
       flaky.down = true

@@ -352,6 +352,18 @@ export type SessionClient = Method.Client<typeof session> & {
    */
   readonly pending: ReadonlyMap<string, PendingOpen>
   /**
+   * Whether the server confirmed the open of `state`, one of {@link SessionClient.sessions} (a receipt of
+   * the session seen). One whose open was answered 5xx, or not at all, is not confirmed: its server may
+   * never have taken it, so it is not yet a session that can be paid on there; `close` sends its open
+   * again first (see {@link SessionClient.pending}).
+   *
+   * @example
+   * ```ts
+   * for (const state of sessions.sessions.values()) if (!sessions.confirmed(state)) console.warn(state.sessionId, 'open unconfirmed')
+   * ```
+   */
+  confirmed(state: SessionState): boolean
+  /**
    * The `sessionStore`'s lost records, of this client's network, each checked like a restored one: the
    * sessions reported lost (`lost:<sessionId>`, a {@link SavedSession}: a deposit paid whose open was
    * never confirmed and can no longer be sent, or was given up by `abandonPending`), holding the deposit preimage, the proof that the deposit
@@ -1607,6 +1619,7 @@ export function sessionClient(options: SessionClientOptions): SessionClient {
     definition: session,
     sessions,
     pending,
+    confirmed: (state) => !unopened.has(state),
     restore,
     skipped: () => [...skippedSessions, ...skippedLost].map((entry) => ({ ...entry })),
     async lost() {
