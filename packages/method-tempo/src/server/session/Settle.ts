@@ -1,8 +1,9 @@
-import { type Method, VerificationFailedError } from '@mppkit/core'
+import { type Method, PaymentError, ServiceUnavailableError, VerificationFailedError } from '@mppkit/core'
 import { type Address, encodeFunctionData, type Hex, isAddressEqual } from 'viem'
 import { escrowAbi } from '../../internal/escrow.js'
+import { rpcErrorSummary } from '../../internal/rpcErrors.js'
 import type { session } from '../../Methods.js'
-import type { SessionChain } from './Chain.js'
+import type { ChannelState, SessionChain } from './Chain.js'
 import type { ChannelStore, StoredVoucher } from './ChannelStore.js'
 import { createMeter, receiptFields } from './Meter.js'
 import { sessionProblem } from './problems.js'
@@ -26,6 +27,12 @@ type Context = Parameters<Method.Server<typeof session, Verified>['settle']>[0]
 
 const reverted = (what: string) =>
   new VerificationFailedError({ detail: `The ${what} transaction reverted.`, reason: 'transaction-reverted' })
+
+/**
+ * How far a cooperative close got: `sent` once its transaction is handed to the node (from then on it
+ * may be mined whatever answer comes back), `reverted` once it was mined and reverted.
+ */
+type CloseProgress = { sent: boolean; reverted: boolean }
 
 /**
  * The value-moving half of a session server: broadcasts an `open` or `topUp`, accepts a voucher and
@@ -86,7 +93,7 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
     // A cooperative close, once the channel is marked as closing.
     const closeChannel = async (
       verified: Extract<Verified, { action: 'close' }>,
-      progress: { sent: boolean },
+      progress: CloseProgress,
     ) => {
       const spent = await channels.spentOf(s, channelId)
       const settled = BigInt(verified.channel.settled)
@@ -105,19 +112,73 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
         functionName: 'close',
         args: [channelId, verified.amount, signature],
       })
-      let receipt: Awaited<ReturnType<typeof chain.sendAsPayee>>
-      try {
-        receipt = await chain.sendAsPayee([{ to: parameters.escrow, data }], 400_000n)
-      } catch (error) {
-        // No answer: the transaction may still have reached the node and close the channel.
-        progress.sent = true
-        throw error
+      // Handed to the node from here on: whatever comes back (no answer, a revert, a failed read-back),
+      // this close or an earlier one may have finalized the channel (see `closeOutcome`).
+      progress.sent = true
+      const receipt = await chain.sendAsPayee([{ to: parameters.escrow, data }], 400_000n)
+      if (receipt.status !== 'success') {
+        progress.reverted = true
+        throw reverted('close')
       }
-      if (receipt.status !== 'success') throw reverted('close')
-      const channel = await chain.readChannel(channelId)
+      // Mined: the escrow's `close` "marks channel finalized", read back or not. Without the read-back
+      // the state recorded is the one the close left (settled at its voucher amount), so the channel is
+      // refused from now on and not only while the closing mark lasts.
+      let channel: ChannelState | undefined
+      try {
+        channel = await chain.readChannel(channelId)
+      } catch {
+        channel = {
+          ...verified.channel,
+          settled: String(verified.amount > settled ? verified.amount : settled),
+          finalized: true,
+          readAt: Date.now(),
+        }
+      }
       if (channel) await channels.saveChannel(s, channelId, channel)
       channels.dirty.delete(channelId)
       return done({ txHash: receipt.transactionHash }, new Response(null, { status: 200 }))
+    }
+    /**
+     * A close that failed once its transaction may have reached the node: the escrow says what happened.
+     * Finalized (by this close, or an earlier one whose answer was lost): the state is recorded, the
+     * closing mark stays, and the close is answered from the channel (done when it settled this close's
+     * amount, else `410`). Unreadable: the mark stays (`uncertainClose`, a retried close takes it over)
+     * and the answer is 503 + Retry-After. The mark is lifted only when this close was mined, reverted,
+     * and the channel is still open with no forced close pending; a close without an answer may still be
+     * in the node's pool, so its mark stays.
+     */
+    const closeOutcome = async (
+      verified: Extract<Verified, { action: 'close' }>,
+      progress: CloseProgress,
+      error: unknown,
+    ): Promise<Method.Settlement> => {
+      let channel: ChannelState | undefined
+      try {
+        channel = await chain.readChannel(channelId)
+      } catch (readError) {
+        await channels.uncertainClose(s, channelId).catch(() => {})
+        if (PaymentError.is(readError) && readError.status === 503) throw readError
+        throw new ServiceUnavailableError({
+          detail: 'The close transaction may have been mined; retry the close later.',
+          reason: 'close-unconfirmed',
+          retryAfter: 2,
+          cause: rpcErrorSummary(readError),
+        })
+      }
+      if (channel?.finalized) {
+        await channels.saveChannel(s, channelId, channel)
+        channels.dirty.delete(channelId)
+        // The escrow settled what this close asked for: the close is done, only its answer was lost.
+        if (BigInt(channel.settled) === verified.amount) return done({}, new Response(null, { status: 200 }))
+        // "410 Gone | Channel finalized or not found": "If verification fails, servers MUST return an
+        // appropriate HTTP status code with a Problem Details response body".
+        throw sessionProblem('channel-finalized', 'Channel Finalized', 410, 'The channel has been closed.')
+      }
+      if (channel) await channels.saveChannel(s, channelId, channel)
+      const stillOpen = channel !== undefined && channel.closeRequestedAt === '0'
+      if (progress.reverted && stillOpen) await channels.abortClose(s, channelId).catch(() => {})
+      else await channels.uncertainClose(s, channelId).catch(() => {})
+      throw error
     }
     switch (verified.action) {
       case 'open': {
@@ -232,12 +293,13 @@ export function createSettle(parameters: SettleParameters): (context: Context) =
       case 'close': {
         // Marked first, read second: a request spending after the read would be served uncaptured.
         if (!(await channels.beginClose(s, channelId))) throw channels.closingProblem()
-        const progress = { sent: false }
+        const progress: CloseProgress = { sent: false, reverted: false }
         try {
           return await closeChannel(verified, progress)
         } catch (error) {
-          const lift = progress.sent ? channels.uncertainClose : channels.abortClose
-          await lift(s, channelId).catch(() => {})
+          if (progress.sent) return await closeOutcome(verified, progress, error)
+          // Refused before its transaction went out: the channel serves again.
+          await channels.abortClose(s, channelId).catch(() => {})
           throw error
         }
       }

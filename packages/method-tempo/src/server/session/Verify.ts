@@ -237,16 +237,21 @@ export function createVerify(parameters: VerifyParameters): (context: Context) =
         const { call, tx } = chain.decodeCalls(payload.transaction as Hex)
         await assertCanonical(payload.transaction as Hex, tx as Record<string, unknown>)
         if (chain.sponsoredBy(request)) chain.checkSponsorable(tx, challenge.expires)
-        const [id, additional] = call.args as [Hex, bigint]
-        if (
-          call.functionName !== 'topUp' ||
-          id.toLowerCase() !== channelId ||
-          additional !== BigInt(payload.additionalDeposit)
-        )
-          throw new VerificationFailedError({
+        const unexpected = () =>
+          new VerificationFailedError({
             detail: 'Expected an escrow topUp of additionalDeposit on this channel.',
             reason: 'unexpected-call',
           })
+        // The name first: another escrow function (a no-argument getter such as `CLOSE_GRACE_PERIOD()`
+        // decodes without `args`) is an unexpected call, not a malformed one.
+        if (call.functionName !== 'topUp') throw unexpected()
+        const [id, additional] = (call.args ?? []) as readonly [Hex?, bigint?]
+        if (
+          id?.toLowerCase() !== channelId ||
+          additional === undefined ||
+          additional !== BigInt(payload.additionalDeposit)
+        )
+          throw unexpected()
         return {
           action: 'topUp',
           channelId,
