@@ -18,7 +18,7 @@ import type * as Method from '../Method.js'
 import type * as Receipt from '../Receipt.js'
 import type { Core } from './Core.js'
 import { type Binding, type Idempotency, type Resumed, storeFailure } from './Idempotency.js'
-import type { ChallengeInput, Problem } from './Issuance.js'
+import { type ChallengeInput, ownCopy, type Problem } from './Issuance.js'
 import { type CompiledOffer, type CompiledRoute, pinnedRequest, type Route } from './Offers.js'
 import { Paid, type PaidInternals } from './Paid.js'
 import { ByteBoundedCache, deepFreeze, type Verification } from './Verification.js'
@@ -293,7 +293,8 @@ export function pipeline(dependencies: Dependencies) {
     for (const candidate of state.candidates) {
       let pinned: Record<string, unknown>
       try {
-        pinned = candidate.staticRequest ?? (await pinnedRequest(candidate, state.input.request))
+        // Each price function gets its own copy of a request with a body: the handler reads the original.
+        pinned = candidate.staticRequest ?? (await pinnedRequest(candidate, ownCopy(state.input.request)))
       } catch (cause) {
         core.report(cause, 'challenge')
         priceFailed = true

@@ -41,6 +41,29 @@ export type ChallengeInput = {
   acceptPayment?: string | null | undefined
 }
 
+/**
+ * The request to give a price function or a method's `prepare`: a clone of one whose body can still be
+ * read, else the request itself (no body: nothing to consume). The request is the one `protect` hands
+ * the route handler once paid, so a price function that read its body (`await request.json()`, a price
+ * per item) left the handler a spent body: the payment settled, then the handler failed ("Body is
+ * unusable"), and every Idempotency-Key retry failed the same way. Static offers never get here, so
+ * their routes clone nothing.
+ *
+ * @example
+ * ```ts
+ * const fields = await offer.request(ownCopy(input.request))
+ * ```
+ */
+export function ownCopy(request: Request): Request {
+  if (request.body === null || request.bodyUsed) return request
+  try {
+    return request.clone()
+  } catch {
+    // A body locked by a reader of the caller's cannot be cloned: what the caller handed over is given.
+    return request
+  }
+}
+
 /** The default problem of an unpaid request. */
 export const paymentRequired = new PaymentRequiredError({ detail: 'Payment is required.' })
 
@@ -124,10 +147,16 @@ export function issuer(core: Core) {
     if (entry.template) return issueTemplated(entry, digest)
     const expires = expiresAt(core.now(), entry.offer.expiresIn ?? core.expiresIn)
     const opaque = opaqueFor(entry)
-    const pinned = await pinnedRequest(entry, input.request)
+    // A price function and `prepare` each get their own copy of a request with a body (see ownCopy).
+    const pinned = await pinnedRequest(entry, entry.staticRequest ? input.request : ownCopy(input.request))
     let request = pinned
     if (entry.method.prepare)
-      request = await entry.method.prepare({ request: pinned, httpRequest: input.request, realm, expires })
+      request = await entry.method.prepare({
+        request: pinned,
+        httpRequest: ownCopy(input.request),
+        realm,
+        expires,
+      })
     // A request the method's schema refuses is refused when its credential comes back, after the payer
     // paid: the offer is left out of this 402 and reported, as a failing price function is.
     checkIssuedRequest(entry, request)

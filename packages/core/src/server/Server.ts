@@ -9,6 +9,7 @@ import * as Idempotency from './Idempotency.js'
 import * as Issuance from './Issuance.js'
 import * as Lifecycle from './Lifecycle.js'
 import * as Offers from './Offers.js'
+import { own } from './Owner.js'
 import type { Handler } from './Paid.js'
 import * as Verification from './Verification.js'
 
@@ -85,12 +86,14 @@ export function create(options: Options): Server {
   const http = Http.transport({ core, compile, refuse, authorize })
   const close = Lifecycle.start(core)
   const methods = Object.freeze([...options.methods])
+  const reporter = { report: (error: unknown, phase: Phase) => core.report(error, phase) }
   return {
     realm: core.realm,
     methods,
     store: core.store,
     maxBodyBytes: core.maxBodyBytes,
-    protect: http.protect,
+    // Each protected handler knows its server, so `toNodeListener(handler)` reports to it.
+    protect: (route, handler) => own(http.protect(route, handler), reporter),
     authorize: http.authorize,
     challenge: http.challenge,
     authorizePayment: (input) => authorize(compile(input.route), input),

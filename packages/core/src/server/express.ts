@@ -98,9 +98,9 @@ export function payment(server: Server, route: Route) {
         return writeResponse(res, badRequest())
       }
       const authorization = await server.authorize(request, route)
-      if (authorization.status === 'respond') return writeResponse(res, authorization.response)
+      if (authorization.status === 'respond') return writeResponse(res, authorization.response, { server })
       if (authorization.response)
-        return writeResponse(res, await authorization.finalize(authorization.response))
+        return writeResponse(res, await authorization.finalize(authorization.response), { server })
       res.locals = { ...(res.locals ?? {}), payment: authorization.payment }
       capture(res, authorization)
       next()

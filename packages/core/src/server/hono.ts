@@ -39,8 +39,11 @@ export function payment(server: Server, route: Route) {
       return c.res
     }
     // Hono catches a throwing handler itself and answers with its onError response: that is a failure
-    // to deliver what was paid for, not the final answer to store for Idempotency-Key replays.
-    if (c.error !== undefined) {
+    // to deliver what was paid for, not the final answer to store for Idempotency-Key replays. An
+    // `HTTPException` below 500 (a 404 for an unknown id, a 403) is the app's answer, not a failure: its
+    // response (as the app's onError rendered it) is delivered and recorded, as Express keeps the 4xx
+    // its error handler writes.
+    if (c.error !== undefined && !isAnswer(c.error)) {
       c.res = await authorization.fail(c.error)
       return c.res
     }
@@ -54,6 +57,16 @@ export function payment(server: Server, route: Route) {
     c.res = new Response(final.body, { status, headers })
     return undefined
   }
+}
+
+/**
+ * Whether a caught error is Hono's `HTTPException` with a status below 500: the app answering the
+ * request (its `getResponse()`), not failing it. Recognized by shape, so any Hono copy's class counts.
+ */
+function isAnswer(error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  const { status, getResponse } = error as { status?: unknown; getResponse?: unknown }
+  return typeof getResponse === 'function' && typeof status === 'number' && status >= 200 && status < 500
 }
 
 /**

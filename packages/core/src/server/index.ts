@@ -4,7 +4,7 @@ export { readBody } from './Http.js'
 export * as hono from './hono.js'
 export type { Logger } from './Logger.js'
 export * as Mcp from './Mcp.js'
-export { toFetchRequest, toNodeListener, writeResponse } from './node.js'
+export { type NodeListenerOptions, toFetchRequest, toNodeListener, writeResponse } from './node.js'
 export type {
   Authorization,
   ChallengeInput,

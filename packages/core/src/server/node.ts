@@ -1,6 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { ParseError, PaymentError } from '../Errors.js'
+import { ownerOf } from './Owner.js'
+import type { Server } from './Server.js'
 
 /**
  * Converts a node:http request to a Fetch `Request` (streams the body; no buffering). Throws
@@ -65,15 +67,53 @@ export function badRequest(): Response {
   })
 }
 
+/** Options of {@link writeResponse} and {@link toNodeListener}. */
+export type NodeListenerOptions = {
+  /**
+   * The server told (its `onError` and logger, phase `handler`) when a response body fails after its
+   * status was sent, or a handler throws. `toNodeListener` defaults it to the server whose `protect`
+   * made the handler; without one such failures only abort the response.
+   */
+  server?: Pick<Server, 'report'> | undefined
+}
+
+/** Whether the client is gone: the response was destroyed (socket closed or reset, or aborted). */
+function gone(res: ServerResponse): boolean {
+  // node:http2's compatibility response has no `destroyed` of its own: its stream's says it.
+  const stream = (res as { stream?: { destroyed?: boolean } }).stream
+  return res.destroyed === true || stream?.destroyed === true
+}
+
+/** Resolves on the next `drain` or `close` of `res`, whichever comes first. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.once('drain', done)
+    res.once('close', done)
+  })
+}
+
 /**
- * Writes a Fetch `Response` to a node:http response (streams the body; SSE friendly).
+ * Writes a Fetch `Response` to a node:http response (streams the body; SSE friendly). A body that
+ * fails after the status was sent aborts the response (the connection closed before the last chunk, an
+ * HTTP/2 stream reset): the client sees an incomplete body, never what was sent framed as a complete
+ * 200 with its `Payment-Receipt`, and `options.server` is told (phase `handler`). A client that goes
+ * away (stops reading and disconnects) cancels the body and ends the write loop.
  *
  * @example
  * ```ts
- * await writeResponse(res, await handler(request))
+ * await writeResponse(res, await handler(request), { server })
  * ```
  */
-export async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
+export async function writeResponse(
+  res: ServerResponse,
+  response: Response,
+  options: NodeListenerOptions = {},
+): Promise<void> {
   const headers: Record<string, string | string[]> = {}
   for (const [name, value] of response.headers) {
     if (name === 'set-cookie') headers[name] = response.headers.getSetCookie()
@@ -85,20 +125,51 @@ export async function writeResponse(res: ServerResponse, response: Response): Pr
     return
   }
   const reader = response.body.getReader()
-  const onClose = () => void reader.cancel().catch(() => {})
-  res.once('close', onClose)
+  const cancel = () => void reader.cancel().catch(() => {})
+  res.once('close', cancel)
+  let failure: { error: unknown } | undefined
   try {
     for (;;) {
+      // The client went away: the body is cancelled (the 'close' listener, or here if it came first).
+      if (gone(res)) {
+        cancel()
+        break
+      }
       const { done, value } = await reader.read()
       if (done) break
-      if (!res.write(value)) await new Promise((resolve) => res.once('drain', resolve))
+      if (gone(res)) {
+        cancel()
+        break
+      }
+      // A destroyed socket never drains: its close ends the wait as well.
+      if (!res.write(value)) await drainedOrClosed(res)
     }
-  } catch {
-    // Client went away or the stream failed: nothing more to send.
+  } catch (error) {
+    failure = { error }
   } finally {
-    res.off('close', onClose)
-    res.end()
+    res.off('close', cancel)
   }
+  if (failure === undefined) {
+    if (!gone(res)) res.end()
+    return
+  }
+  // The body failed: nothing more to send. Ending here would frame what was sent as the whole body.
+  if (gone(res)) return
+  options.server?.report(failure.error, 'handler')
+  abort(res)
+}
+
+/**
+ * Aborts a response mid-body, so the client sees it incomplete. HTTP/1.1: the connection is closed
+ * before the last chunk (destroyed without an error, which node:http would hand the server's
+ * `clientError` listeners as if the client had failed). node:http2: the stream is reset with
+ * `INTERNAL_ERROR` (destroyed with an error; without one it is reset with `NO_ERROR` and the client
+ * reads a clean end).
+ */
+function abort(res: ServerResponse): void {
+  if ((res as { stream?: unknown }).stream !== undefined)
+    res.destroy(new Error('the response body failed after its status was sent'))
+  else res.destroy()
 }
 
 function authorityOf(req: IncomingMessage): string | undefined {
@@ -108,14 +179,22 @@ function authorityOf(req: IncomingMessage): string | undefined {
 
 /**
  * Adapts a Fetch handler (such as `server.protect(...)`) to a node:http request listener (node:http2's
- * compatibility API accepts it too).
+ * compatibility API accepts it too). A handler that throws or a response body that fails mid-stream
+ * (the response is then aborted, see {@link writeResponse}) is reported to the `onError` and logger
+ * (phase `handler`) of `options.server`, by default the server whose `protect` made the handler.
  *
  * @example
  * ```ts
  * http.createServer(toNodeListener(server.protect(route, handler))).listen(0)
  * ```
  */
-export function toNodeListener(handler: (request: Request) => Promise<Response> | Response): RequestListener {
+export function toNodeListener(
+  handler: (request: Request) => Promise<Response> | Response,
+  options: NodeListenerOptions = {},
+): RequestListener {
+  // A handler made by `server.protect` reports to its own server unless another is given.
+  const server = options.server ?? ownerOf(handler)
+  const writing: NodeListenerOptions = { server }
   return (req, res) => {
     void (async () => {
       let request: Request
@@ -125,12 +204,13 @@ export function toNodeListener(handler: (request: Request) => Promise<Response> 
         return writeResponse(res, badRequest())
       }
       try {
-        await writeResponse(res, await handler(request))
-      } catch {
+        await writeResponse(res, await handler(request), writing)
+      } catch (error) {
+        server?.report(error, 'handler')
         if (!res.headersSent) {
           res.writeHead(500, { 'content-type': 'application/problem+json' })
           res.end(JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500 }))
-        } else res.destroy()
+        } else abort(res)
       }
     })()
   }
