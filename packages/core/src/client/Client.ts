@@ -1,7 +1,7 @@
 import * as AcceptPayment from '../AcceptPayment.js'
 import * as Challenge from '../Challenge.js'
 import * as Credential from '../Credential.js'
-import { BaseError, ConfigurationError, PolicyError } from '../Errors.js'
+import { BaseError, ConfigurationError, PolicyError, problemBase } from '../Errors.js'
 import * as Expires from '../Expires.js'
 import { mayHaveSettled } from '../internal/settled.js'
 import type * as Method from '../Method.js'
@@ -32,7 +32,13 @@ export type Options = {
   fetch?: typeof fetch
   /** Send `Accept-Payment` built from `methods` (default true). */
   acceptPayment?: boolean
-  /** Add an `Idempotency-Key` to paid retries of non-idempotent requests (default true). */
+  /**
+   * Add an `Idempotency-Key` to every paid request unless the caller set one (default true): GET, HEAD
+   * and OPTIONS included for a `charge` (a session's requests by those methods get none: each voucher
+   * pays one small price, and the server would store every response). It is what lets a server serve a settled payment again when its response failed
+   * (see `fetch`: the one resend after a `handler-failed` answer); without it, that resend is refused
+   * as a used credential by servers that keep no other record.
+   */
   idempotencyKeys?: boolean
   /**
    * Pay over plain `http:` to hosts other than loopback (default false: "Clients MUST NOT send Payment
@@ -120,7 +126,12 @@ export type Client = {
    * When the server still answers 402 or 503 with `Retry-After` once the resends of the same credential
    * are over (a payment the rail has not finished, see `retries`), it throws `PaymentFailedError` (code
    * `outcome-pending`, `mayHaveSettled` true, that answer as `response`). A 402 without `Retry-After` (a
-   * refusal) is returned as is.
+   * refusal) is returned as is. When the server answers the paid request 500 `handler-failed` (it settled
+   * the payment, then its handler failed), the same credential is sent once more with the same
+   * `Idempotency-Key` (never a new payment, never once the challenge has expired), which such a server
+   * answers by running the handler again without settling again; when that fails too (or cannot be
+   * sent), it throws `PaymentFailedError` (code `handler-failed`, `mayHaveSettled` true, the last answer
+   * as `response`).
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
   /**
@@ -155,7 +166,8 @@ export class PaymentFailedError extends BaseError {
   readonly challenge: Challenge.Challenge | undefined
   /**
    * The server's last answer to the paid request, its body unread, when that answer left the outcome open
-   * (code `outcome-pending`: a 402 or 503 with `Retry-After`).
+   * (code `outcome-pending`: a 402 or 503 with `Retry-After`) or said the payment was settled but not
+   * delivered (code `handler-failed`).
    */
   readonly response: Response | undefined
   constructor(
@@ -288,6 +300,25 @@ function retryDelay(header: string | null, max: number): number | undefined {
 // An answer to a paid request that asks for the same credential again later: 402 or 503 with `Retry-After`.
 function pending(response: Response): boolean {
   return (response.status === 402 || response.status === 503) && response.headers.has('retry-after')
+}
+
+const handlerFailedType = `${problemBase}handler-failed`
+
+// A paid request's answer saying the payment settled but the response failed: a 500 whose problem is
+// mppkit's `handler-failed` (see server/Paid.ts).
+async function handlerFailed(response: Response): Promise<boolean> {
+  return response.status === 500 && (await problemOf(response))?.type === handlerFailedType
+}
+
+// The answer to the resend after `handler-failed` that still is not the resource: a 5xx, a 402 (the
+// credential refused as used: the server kept no record), or another payment problem of the server (a
+// 409 while another request serves the record). The handler's own answers (a 404, a 422) are the
+// caller's.
+async function undelivered(response: Response): Promise<boolean> {
+  if (response.ok || response.status < 400) return false
+  if (response.status >= 500 || response.status === 402) return true
+  const type = (await problemOf(response))?.type
+  return typeof type === 'string' && type.startsWith(problemBase)
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -609,9 +640,20 @@ export function create(options: Options): Client {
           { code: 'invalid-credential-header', mayHaveSettled: true },
         )
       }
+      // Every paid request gets a key, safe methods too: a paid GET has a side effect (the settlement),
+      // and a server keeping records can then serve it again when its response failed. The draft asks it
+      // of non-idempotent methods and forbids it for none: "For non-idempotent methods (POST, PUT,
+      // DELETE), servers SHOULD accept an `Idempotency-Key` header to enable safe client retries. When a
+      // client retries a request with the same `Idempotency-Key` and a valid Payment credential, the
+      // server SHOULD return the same response as the original successful request without re-executing
+      // the operation." (§11.5)
+      // Safe methods only for a `charge`: a session's voucher pays one request's small price (a resend
+      // of it after `handler-failed` pays one unit more), and a key on each of its requests would have
+      // the server buffer and store every response, a Store operation more per voucher.
+      const safe = ['GET', 'HEAD', 'OPTIONS'].includes(original.method)
       if (
         options.idempotencyKeys !== false &&
-        !['GET', 'HEAD', 'OPTIONS'].includes(original.method) &&
+        (!safe || payment.challenge.intent === 'charge') &&
         !original.headers.has('idempotency-key')
       )
         extra['idempotency-key'] = uuid()
@@ -656,9 +698,23 @@ export function create(options: Options): Client {
         }
         return response
       }
+      // Why the resend after `handler-failed` did not deliver (undefined: there was no such answer).
+      let undeliveredReason: string | undefined
       let response: Response
       try {
         response = await deliver()
+        // The server settled, then its handler failed: it keeps the payment for a retry with the same
+        // Idempotency-Key and credential, which it serves without settling again. Sent once (a handler
+        // failing twice is not transient), with the very same headers: never a new payment. Not after
+        // the pending resends stopped (that answer asks to wait), nor for an expired challenge.
+        if (stopped === undefined && (await handlerFailed(response))) {
+          if (expiredIn(0)) undeliveredReason = 'its challenge expired before the credential could be resent'
+          else {
+            await response.body?.cancel().catch(() => {})
+            response = await deliver()
+            undeliveredReason = `the same credential, resent${'idempotency-key' in extra || original.headers.has('idempotency-key') ? ' with the same Idempotency-Key' : ''}, failed too`
+          }
+        }
       } catch (error) {
         // The credential left (and a push rail already moved the money): no answer says what became of it.
         // Rethrown as is, a dropped connection or an abort would look like any failed request, and
@@ -698,10 +754,33 @@ export function create(options: Options): Client {
           { code: 'outcome-pending', mayHaveSettled: true, challenge: payment.challenge, response },
         )
       }
+      // Settled and still not delivered: handed back as an error, since the caller could not tell this
+      // 500 (or a 402 refusing the used credential) from an unpaid failure, and fetching again would pay
+      // a second time. The booking stays.
+      if (undeliveredReason !== undefined && (await undelivered(response))) {
+        const type = (await problemOf(response))?.type
+        const named =
+          typeof type === 'string' &&
+          type.startsWith(problemBase) &&
+          /^[a-z0-9/-]{1,64}$/.test(type.slice(problemBase.length))
+            ? ` ${type.slice(problemBase.length)}`
+            : ''
+        throw new PaymentFailedError(
+          `the server settled the payment but its response failed (handler-failed), and ${undeliveredReason} (HTTP ${response.status}${named}); ` +
+            'the payment may have gone through: check before paying again',
+          { code: 'handler-failed', mayHaveSettled: true, challenge: payment.challenge, response },
+        )
+      }
       // After the pending check (an answer asking to wait is never a stale refusal to pay afresh): a
       // refusal the paying method reads as its own stale state, with nothing moved (a session channel
       // the server no longer has): the resource's fresh challenge is paid once more, within this fetch.
-      if (!credited && !recovering && (await refusedAsStale(response, payment))) {
+      // Never after `handler-failed`: that payment settled, and paying the fresh challenge would pay twice.
+      if (
+        !credited &&
+        !recovering &&
+        undeliveredReason === undefined &&
+        (await refusedAsStale(response, payment))
+      ) {
         await response.body?.cancel().catch(() => {})
         return attempt(true)
       }
