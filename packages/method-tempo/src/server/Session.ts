@@ -37,6 +37,8 @@ export type SessionOptions = Omit<Connection, 'client'> & {
   /**
    * Batch-settle consumed vouchers on chain every this many ms, and once more when the server closes
    * (default: only on `settleChannels()`). Whole ms from 1 to 2^31 − 1, shorter than `stateTtlSeconds`.
+   * The first batch of each server, and one a minute after, also settles the channels that the store's
+   * index lists as served by any process (one that stopped without closing, say).
    */
   settleInterval?: number
   /**
@@ -82,7 +84,9 @@ export type SessionServer = Method.Server<typeof session, Verified> & {
   close(): Promise<void>
   /**
    * Settles every channel's highest fully consumed voucher in one batched transaction, in the store of
-   * every server the method is set up in (undefined: nothing to settle).
+   * every server the method is set up in (undefined: nothing to settle): the channels this process spent
+   * on, and every channel the store's index lists (those another process served, one that stopped
+   * without closing included).
    */
   settleChannels(): Promise<Hex | undefined>
   /** Stops the settlement timers (prefer `server.close()`, which also settles what is pending). */

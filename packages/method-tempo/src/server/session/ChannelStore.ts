@@ -42,8 +42,13 @@ export type ChannelStoreOptions = {
    * must be settled before the grace period ends and the payer withdraws.
    */
   onCloseRequested?(store: Store, channelId: Hex): void
-  /** How many channels awaiting settlement are tracked (default 100,000; see `dirty`). */
+  /** How many channels awaiting settlement are tracked, all stores together (default 100,000; see `dirty`). */
   maxDirty?: number
+  /**
+   * Shape of the index of channels that may need settlement kept in each store (see `indexChannel`):
+   * how many keys it is spread over, and how many channels each holds (default 64 × 512).
+   */
+  index?: { shards: number; perShard: number }
 }
 
 /** Per-channel session state in a Store: cached channel, highest voucher, spent counter. */
@@ -66,6 +71,15 @@ type KeyKind = 'ch' | 'v' | 'spent' | 'ok' | 'closing'
 const keyKinds: readonly KeyKind[] = ['ch', 'v', 'spent', 'ok', 'closing']
 /** Channels awaiting settlement this process keeps track of (see `dirty`). */
 const maxDirty = 100_000
+/**
+ * The index of channels that may need settlement, kept in the store (see `indexChannel`): spread over
+ * this many keys, each holding at most this many channel ids (64 × 512 = 32,768 channels; a full key
+ * is about 34 kB).
+ */
+const indexShards = 64
+const indexPerShard = 512
+/** How many attempts an index update makes against concurrent updates of the same key. */
+const indexAttempts = 16
 /** Channels whose key names are remembered (past it, the memo starts over). */
 const keyMemoSize = 10_000
 const keyMemo = new Map<string, Record<KeyKind, string>>()
@@ -100,18 +114,166 @@ const key = (kind: KeyKind, channelId: string): string => {
 export function createChannelStore(options: ChannelStoreOptions) {
   const { ttlMs } = options
   /**
-   * Channels spent on since they were last settled, oldest first (the next settlement batch looks at
-   * each). Bounded: past `maxDirty` the oldest is forgotten, which loses no money (a close, a forced
-   * close seen on a re-read, or the next deduction on that channel still settles what it owes) but
-   * keeps a server that saw many abandoned channels from growing and re-reading them without end.
+   * Channels spent on since they were last settled, oldest first (the next settlement batch of a store
+   * looks at each), each with the stores it was spent in: a method may be set up in several servers,
+   * each with its own store, and a batch settling one store leaves the channels of the others alone.
+   * Bounded: past `maxDirty` the oldest is forgotten, which loses no money (the store's index still lists
+   * it, and a close, a forced close seen on a re-read, or the next deduction on that channel still settles
+   * what it owes) but keeps a server that saw many abandoned channels from growing and re-reading them
+   * without end. In memory only, and updated on the per-voucher path without a store operation: what a
+   * process that stops without closing leaves unsettled is found in the store's index
+   * (`indexChannel`). A channel added or deleted without a store is so in every store.
    */
-  const dirty = new Set<Hex>()
-  const markDirty = (channelId: Hex) => {
-    // Moved to the end: the channels spent on lately are the last to be forgotten.
-    dirty.delete(channelId)
-    if (dirty.size >= (options.maxDirty ?? maxDirty)) dirty.delete(dirty.values().next().value as Hex)
-    dirty.add(channelId)
+  const dirtyIn = new Map<Hex, Set<Store> | 'every'>()
+  const dirty = {
+    /** Marks a channel as spent on in `s` (in every store when none is given); it becomes the newest. */
+    add(channelId: Hex, s?: Store) {
+      const stores = dirtyIn.get(channelId)
+      // Moved to the end: the channels spent on lately are the last to be forgotten.
+      dirtyIn.delete(channelId)
+      if (dirtyIn.size >= (options.maxDirty ?? maxDirty)) dirtyIn.delete(dirtyIn.keys().next().value as Hex)
+      dirtyIn.set(channelId, s === undefined || stores === 'every' ? 'every' : (stores ?? new Set()).add(s))
+    },
+    /** Forgets a channel in `s` (in every store when none is given: the channel was closed). */
+    delete(channelId: Hex, s?: Store) {
+      const stores = dirtyIn.get(channelId)
+      if (stores === undefined) return
+      if (s !== undefined && stores !== 'every') {
+        stores.delete(s)
+        if (stores.size > 0) return
+      }
+      dirtyIn.delete(channelId)
+    },
+    /** Whether the channel awaits settlement in `s`. */
+    has(channelId: Hex, s: Store) {
+      const stores = dirtyIn.get(channelId)
+      return stores === 'every' || (stores?.has(s) ?? false)
+    },
+    /** The channels awaiting settlement in `s`, oldest first. */
+    in(s: Store): Hex[] {
+      const ids: Hex[] = []
+      for (const [channelId, stores] of dirtyIn) if (stores === 'every' || stores.has(s)) ids.push(channelId)
+      return ids
+    },
+    /** How many channels await settlement, in any store. */
+    get size() {
+      return dirtyIn.size
+    },
+    /** The channels awaiting settlement in any store, oldest first. */
+    [Symbol.iterator]: () => dirtyIn.keys(),
   }
+  const markDirty = (s: Store, channelId: Hex) => dirty.add(channelId, s)
+
+  // The index of channels that may need settlement, in the store itself: `dirty` is per process, and a
+  // process that stops without `server.close()` (a crash, a redeploy) would leave the vouchers it served
+  // fully consumed and unsettled, for the payer to take back by a forced close ("Servers MUST persist
+  // the highest voucher to durable storage before providing the corresponding service. Failure to do so
+  // may result in unrecoverable fund loss if the server crashes after service delivery": the voucher is
+  // persisted, and this index is how another process finds it to settle). A channel is listed
+  // when the store first holds it (an open, presented again or not, a top-up, a channel read from the
+  // escrow that the store did not hold): never on the per-voucher path, which stays one store operation.
+  // The store has no key listing: the ids live in `indexShards` keys, each a space-separated list
+  // updated by compare-and-set. An entry goes once the channel is finalized or the store forgot it (its
+  // keys expired); past `perShard` ids a key drops the one listed longest ago.
+  const shards = options.index?.shards ?? indexShards
+  const perShard = options.index?.perShard ?? indexPerShard
+  const shardKey = (n: number) => `unsettled:${n}`
+  const shardOf = (id: string) => {
+    let hash = 0
+    for (let i = 0; i < id.length; i++) hash = (hash * 31 + id.charCodeAt(i)) >>> 0
+    return hash % shards
+  }
+  const parseShard = (raw: string | undefined) => (raw ? raw.split(' ') : [])
+  // When this process last listed each channel, per store: not listed again for half the state TTL.
+  // Safe: a listed channel's `ch` key was written just before, so it lives at least `ttlMs` and its
+  // entry is not removed as forgotten meanwhile (a finalized channel needs no entry).
+  const listedBy = new WeakMap<Store, Map<string, number>>()
+  const listed = (s: Store) => {
+    let map = listedBy.get(s)
+    if (map === undefined) {
+      map = new Map()
+      listedBy.set(s, map)
+    }
+    return map
+  }
+  const rememberListed = (s: Store, id: string) => {
+    const map = listed(s)
+    map.delete(id)
+    if (map.size >= 10_000) map.delete(map.keys().next().value as string)
+    map.set(id, Date.now())
+  }
+  /**
+   * Lists a channel in the store's index of channels that may need settlement (unless this process
+   * listed it lately); called after the channel's state is written to the store.
+   */
+  const indexChannel = async (s: Store, channelId: Hex, force = false) => {
+    const id = channelId.toLowerCase()
+    const at = listed(s).get(id)
+    if (!force && at !== undefined && Date.now() - at < ttlMs / 2) return
+    const k = shardKey(shardOf(id))
+    for (let attempt = 0; attempt < indexAttempts; attempt++) {
+      const raw = await s.get(k)
+      const ids = parseShard(raw)
+      if (ids.includes(id)) return rememberListed(s, id)
+      ids.push(id)
+      if (ids.length > perShard) ids.splice(0, ids.length - perShard)
+      if (await s.compareAndSet(k, raw, ids.join(' '), ttlMs)) return rememberListed(s, id)
+    }
+    throw new StoreUnavailableError({
+      detail: 'The settlement index is under heavy contention.',
+      retryAfter: 1,
+    })
+  }
+  // When this process last rewrote the index keys of each store (their TTL restarts).
+  const indexKeptAt = new WeakMap<Store, number>()
+  /**
+   * The channels the store's index lists, every process's, oldest first per key. Every quarter of the
+   * state TTL this process also rewrites each key to its own value: a key written by no open for that
+   * long does not expire under channels still in use.
+   */
+  const indexedChannels = async (s: Store): Promise<Hex[]> => {
+    const keep = Date.now() - (indexKeptAt.get(s) ?? 0) >= ttlMs / 4
+    const all: Hex[] = []
+    for (let n = 0; n < shards; n++) {
+      const raw = await s.get(shardKey(n))
+      if (keep && raw) await s.compareAndSet(shardKey(n), raw, raw, ttlMs)
+      for (const id of parseShard(raw)) all.push(id as Hex)
+    }
+    if (keep) indexKeptAt.set(s, Date.now())
+    return all
+  }
+  /**
+   * Removes channels from the store's index: `finalized` ones, and `forgotten` ones (the store holds
+   * nothing of them). A forgotten channel the store holds again once it is removed (presented again
+   * meanwhile: its state was written before it was listed) is listed again.
+   */
+  const unindexChannels = async (s: Store, finalized: readonly Hex[], forgotten: readonly Hex[]) => {
+    const byShard = new Map<number, Set<string>>()
+    for (const channelId of [...finalized, ...forgotten]) {
+      const id = channelId.toLowerCase()
+      listed(s).delete(id)
+      const n = shardOf(id)
+      let set = byShard.get(n)
+      if (set === undefined) {
+        set = new Set()
+        byShard.set(n, set)
+      }
+      set.add(id)
+    }
+    for (const [n, ids] of byShard) {
+      const k = shardKey(n)
+      for (let attempt = 0; attempt < indexAttempts; attempt++) {
+        const raw = await s.get(k)
+        const before = parseShard(raw)
+        const after = before.filter((id) => !ids.has(id))
+        if (after.length === before.length) break
+        if (await s.compareAndSet(k, raw, after.join(' '), ttlMs)) break
+      }
+    }
+    for (const channelId of forgotten)
+      if ((await s.get(key('ch', channelId))) !== undefined) await indexChannel(s, channelId, true)
+  }
+
   const waiters = new Map<string, Set<() => void>>()
   const notify = (channelId: string) => {
     for (const wake of waiters.get(channelId.toLowerCase()) ?? []) wake()
@@ -176,12 +338,16 @@ export function createChannelStore(options: ChannelStoreOptions) {
       options.onCloseRequested?.(s, channelId.toLowerCase() as Hex)
   }
 
-  /** Stores a channel state just read from the escrow. */
+  /**
+   * Stores a channel state just read from the escrow (an open, a top-up, a close, a settlement), and
+   * lists an open channel in the store's index of channels that may need settlement.
+   */
   const saveChannel = async (s: Store, channelId: Hex, state: ChannelState) => {
     const raw = JSON.stringify(state)
     await s.set(key('ch', channelId), raw, ttlMs)
     if (s.atomic) rememberChannel(channelId.toLowerCase(), raw, state)
     readFromEscrow(s, channelId, state)
+    if (!state.finalized) await indexChannel(s, channelId)
   }
   const cachedChannel = async (s: Store, channelId: Hex): Promise<ChannelState | undefined> => {
     const raw = await s.get(key('ch', channelId))
@@ -232,7 +398,11 @@ export function createChannelStore(options: ChannelStoreOptions) {
       const storedRaw = await s.get(chKey)
       const stored = storedRaw ? (JSON.parse(storedRaw) as ChannelState) : undefined
       if (stored && storedRaw && stored.readAt > state.readAt) return { state: stored, raw: storedRaw }
-      if (await s.compareAndSet(chKey, storedRaw, raw, ttlMs)) return { state, raw }
+      if (await s.compareAndSet(chKey, storedRaw, raw, ttlMs)) {
+        // The store did not hold the channel (a voucher on a channel it forgot, or never saw opened).
+        if (storedRaw === undefined && !state.finalized) await indexChannel(s, channelId)
+        return { state, raw }
+      }
     }
     // Written over and over meanwhile (by reads at least as recent): the escrow's answer still stands.
     return { state, raw }
@@ -635,7 +805,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
         await raiseSpent(s, channelId, settled)
         continue
       }
-      if (spentStep!.applied) markDirty(channelId)
+      if (spentStep!.applied) markDirty(s, channelId)
       return { ok: spentStep!.applied, spent: spentStep!.value, accepted: amount }
     }
     throw new StoreUnavailableError({ detail: 'The channel is under heavy contention.', retryAfter: 1 })
@@ -678,7 +848,7 @@ export function createChannelStore(options: ChannelStoreOptions) {
     }
     if (result.closing) return { ok: false, spent: 0n, accepted: acceptedNow, closing: true }
     if (result.applied) {
-      markDirty(channelId)
+      markDirty(s, channelId)
       // The highest voucher is fully consumed: it may now be settled without capturing unserved funds.
       // Best effort, after the deduction: a failure here must not fail a request already paid (its retry
       // would pay again), and a later deduction or the close captures what this one could not mark.
@@ -750,6 +920,8 @@ export function createChannelStore(options: ChannelStoreOptions) {
     /** How long (ms) a channel state read from the escrow is used before it is read again. */
     stateTtl: options.stateTtl,
     dirty,
+    indexedChannels,
+    unindexChannels,
     notify,
     wakeAll,
     onVoucher,

@@ -10,6 +10,12 @@ export type SettlementParameters = {
   chain: Pick<SessionChain, 'readChannel' | 'sendAsPayee' | 'simulateAsPayee'>
   channels: ChannelStore
   escrow: Address
+  /**
+   * How often (ms) a batch also reads the store's index of channels that may need settlement, which
+   * lists every process's channels (default 60 000; the first batch of each store reads it, and so does
+   * every `settleChannels()`).
+   */
+  sweepInterval?: number
 }
 
 /**
@@ -18,6 +24,11 @@ export type SettlementParameters = {
  * more than was served. A batch is atomic, so when it reverts each of its calls is simulated on its own:
  * the channels whose settle reverts by itself are dropped (reported as `settle-reverted`) and the
  * others sent again, so one unsettleable channel never keeps every other channel unsettled.
+ *
+ * The channels a batch looks at are those this process spent on in that store since they were last
+ * settled and, on the first batch of each store and every `sweepInterval` after, every channel the
+ * store's own index lists: what another process served (one that stopped without closing, say) is
+ * settled too.
  *
  * @example
  * ```ts
@@ -28,46 +39,73 @@ export type SettlementParameters = {
  */
 export function createSettlement(parameters: SettlementParameters) {
   const { chain, channels } = parameters
+  const sweepInterval = parameters.sweepInterval ?? 60_000
   type Entry = { channelId: Hex; amount: bigint; call: PayeeCall }
   const send = (batch: readonly Entry[]) =>
     chain.sendAsPayee(
       batch.map((entry) => entry.call),
       150_000n * BigInt(batch.length) + 100_000n,
     )
-  // The amount of each channel whose settle reverted by itself when asked for that channel alone: not
-  // sent again for the same amount (each re-read of a channel being force-closed asks again).
+  // The amount of each channel whose settle reverted by itself: not sent again for the same amount by a
+  // re-read of a channel being force-closed, nor by a sweep of the index (a deduction that marks the
+  // channel dirty again in this process still has it tried again).
   const refused = new Map<Hex, bigint>()
+  const refuse = (channelId: Hex, amount: bigint) => {
+    // Bounded: the oldest refusal is forgotten (it is only asked about again, never paid twice).
+    if (refused.size >= 10_000 && !refused.has(channelId)) refused.delete(refused.keys().next().value as Hex)
+    refused.set(channelId, amount)
+  }
+  // When each store's index was last read by this process.
+  const sweptAt = new WeakMap<Store, number>()
   /**
    * Settles the consumed vouchers of the dirty channels recorded in `s` (undefined: nothing to settle);
    * the hash of the last batch sent. Channels dropped because their settle reverts go to `report`.
    * `only`: these channels instead (dirty or not), e.g. one whose payer requested a forced close.
+   * `sweep`: whether to also look at every channel the store's index lists (default: when this process
+   * has not read it for `sweepInterval` ms).
    */
   const settle = async (
     s: Store,
     report?: (error: unknown) => void,
     only?: readonly Hex[],
+    sweep?: boolean,
   ): Promise<Hex | undefined> => {
     const { dirty } = channels
-    if (only ? only.length === 0 : dirty.size === 0) return undefined
+    const dirtyHere = dirty.in(s)
+    const sweeping =
+      only === undefined && (sweep ?? Date.now() - (sweptAt.get(s) ?? -Infinity) >= sweepInterval)
+    let candidates: readonly Hex[]
+    if (only) candidates = only
+    else if (!sweeping) candidates = dirtyHere
+    else {
+      const indexed = await channels.indexedChannels(s)
+      sweptAt.set(s, Date.now())
+      candidates = [...new Set([...dirtyHere, ...indexed])]
+    }
+    if (candidates.length === 0) return undefined
     let batch: Entry[] = []
-    for (const channelId of only ?? [...dirty]) {
+    const finalized: Hex[] = []
+    const forgotten: Hex[] = []
+    for (const channelId of candidates) {
       const voucher = await channels.consumedVoucher(s, channelId)
       const channel = await channels.cachedChannel(s, channelId)
       // Nothing left to settle: a finalized channel, a consumed voucher already settled, or a channel
-      // the store no longer holds anything of (its keys expired).
+      // the store no longer holds anything of (its keys expired). The first and last leave the index.
       if (
         channel?.finalized ||
         (voucher && channel && BigInt(voucher.amount) <= BigInt(channel.settled)) ||
         (!voucher && !channel)
       ) {
-        dirty.delete(channelId)
+        dirty.delete(channelId, s)
         refused.delete(channelId)
+        if (channel?.finalized) finalized.push(channelId)
+        else if (!channel) forgotten.push(channelId)
         continue
       }
       // No fully consumed voucher yet (kept for a later batch), or no cached channel to check it against.
       if (!voucher || !channel) continue
       const amount = BigInt(voucher.amount)
-      if (only && refused.get(channelId) === amount) continue
+      if ((only || !dirty.has(channelId, s)) && refused.get(channelId) === amount) continue
       batch.push({
         channelId,
         amount,
@@ -81,6 +119,9 @@ export function createSettlement(parameters: SettlementParameters) {
         },
       })
     }
+    // Housekeeping only: a failure leaves the entries for the next sweep, and never holds the batch back.
+    if (finalized.length > 0 || forgotten.length > 0)
+      await channels.unindexChannels(s, finalized, forgotten).catch(() => {})
     if (batch.length === 0) return undefined
     let receipt = await send(batch)
     if (receipt.status !== 'success') {
@@ -93,13 +134,15 @@ export function createSettlement(parameters: SettlementParameters) {
         }
         // Not retried with every batch (it would revert each of them): a later deduction on the channel
         // marks it dirty again, and a close still captures what it owes.
-        dirty.delete(entry.channelId)
-        if (only) {
-          // Bounded: the oldest refusal is forgotten (it is only asked about again, never paid twice).
-          if (refused.size >= 10_000 && !refused.has(entry.channelId))
-            refused.delete(refused.keys().next().value as Hex)
-          refused.set(entry.channelId, entry.amount)
+        dirty.delete(entry.channelId, s)
+        // Settled (or closed) meanwhile by another process sharing the store, whose batch or sweep
+        // listed it too: nothing is lost, nothing to report.
+        const now = await chain.readChannel(entry.channelId)
+        if (now && (now.finalized || BigInt(now.settled) >= entry.amount)) {
+          await channels.saveChannel(s, entry.channelId, now)
+          continue
         }
+        refuse(entry.channelId, entry.amount)
         report?.(
           new VerificationFailedError({
             detail: `The escrow refuses to settle channel ${entry.channelId}; it was left out of the batch.`,
@@ -116,7 +159,7 @@ export function createSettlement(parameters: SettlementParameters) {
     for (const { channelId, amount } of batch) {
       const channel = await chain.readChannel(channelId)
       if (channel) await channels.saveChannel(s, channelId, channel)
-      if (channel && BigInt(channel.settled) >= amount) channels.dirty.delete(channelId)
+      if (channel && BigInt(channel.settled) >= amount) dirty.delete(channelId, s)
     }
     return receipt.transactionHash
   }
@@ -148,6 +191,7 @@ export function createSettlementSchedule(
     store: Store,
     report?: (error: unknown) => void,
     only?: readonly Hex[],
+    sweep?: boolean,
   ) => Promise<Hex | undefined>,
   interval: number | undefined,
 ) {
@@ -156,10 +200,12 @@ export function createSettlementSchedule(
   // Channels waiting for a prompt settlement, per server (see `settleSoon`).
   const queued = new Map<Attached, Set<Hex>>()
   let running: Promise<unknown> = Promise.resolve()
-  const run = (targets: readonly Attached[]): Promise<Hex | undefined> => {
+  // `sweep`: read each store's index of channels that may need settlement (see `createSettlement`).
+  const run = (targets: readonly Attached[], sweep?: boolean): Promise<Hex | undefined> => {
     const next = running.then(async () => {
       let hash: Hex | undefined
-      for (const target of targets) hash = (await settle(target.store, target.report)) ?? hash
+      for (const target of targets)
+        hash = (await settle(target.store, target.report, undefined, sweep)) ?? hash
       return hash
     })
     running = next.catch(() => {})
@@ -191,8 +237,8 @@ export function createSettlementSchedule(
       }
       target.signal.addEventListener('abort', () => stopTimer(entry), { once: true })
     },
-    /** Settles now, in every attached store. */
-    settleNow: () => run([...attached]),
+    /** Settles now, in every attached store, every channel its index lists included. */
+    settleNow: () => run([...attached], true),
     /**
      * Settles `channelId` in `store` soon, whatever `interval` (its payer requested a forced close: what
      * was served on it is lost once the grace period ends): queued behind the batch running, never in
