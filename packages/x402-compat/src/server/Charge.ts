@@ -23,7 +23,7 @@ import {
 } from '../Methods.js'
 import { permit2Address } from '../Permit2.js'
 import { hasTransfers } from '../Transfer.js'
-import { confirmedAuthorization } from './Facilitated.js'
+import { confirmedAuthorization, settledAuthorization } from './Facilitated.js'
 import { settlePermit2, verifyPermit2 } from './Permit2.js'
 import { relayed } from './Relayed.js'
 import {
@@ -37,6 +37,7 @@ import {
   refuse,
   sendFromWallet,
   settleOrFind,
+  staleClaimMs,
   type Wallet,
   withTimeout,
 } from './Shared.js'
@@ -393,11 +394,12 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
         store,
         key,
         ttl,
-        () =>
-          // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
-          // whose claim was released): the authorization is then used on chain and any new attempt is
-          // refused. When the outcome is unknown, the payer is served once if the chain shows this
-          // authorization paid this request; a definite refusal is answered without that search.
+        (resumed) =>
+          // The transfer may have landed without its answer reaching us (now, on an earlier attempt
+          // whose claim was released, or on one whose process stopped: its claim is taken over, and
+          // `resumed`): the authorization is then used on chain and any new attempt is refused. When
+          // the outcome is unknown, the payer is served once if the chain shows this authorization paid
+          // this request; a definite refusal is answered without that search.
           settleOrFind(
             store,
             key,
@@ -415,8 +417,10 @@ export function charge(options: charge.Options): Method.Server<typeof evmCharge>
                   )
                 : settleWithWallet(options.wallet!, reader, request, payload, timeout, sending),
             () => landedAuthorization(reader, request, payload, timeout),
+            resumed,
           ),
         { detail: 'This authorization was already used.', reason: 'authorization-used' },
+        staleClaimMs(timeout),
       )
       return settled(reference, payload.from)
     },
@@ -437,8 +441,9 @@ const authorizationUsed = parseAbiItem(
 
 /**
  * The transaction that used this EIP-3009 authorization, when the chain shows one (its
- * `AuthorizationUsed` event) that succeeded with a `Transfer` of the amount from the payer to the
- * recipient; undefined otherwise (not landed, cancelled, or no `reader` with `getLogs`).
+ * `AuthorizationUsed` event) that succeeded with this authorization's own `Transfer` of the amount from
+ * the payer to the recipient ({@link settledAuthorization}: not merely some such `Transfer` in the same
+ * batch); undefined otherwise (not landed, cancelled, or no `reader` with `getLogs`).
  */
 async function landedAuthorization(
   reader: Reader | undefined,
@@ -452,16 +457,20 @@ async function landedAuthorization(
     event: authorizationUsed,
     args: { authorizer: payload.from as Address, nonce: payload.nonce as Hex },
   })
-  const expected = {
-    token: request.currency,
-    to: request.recipient,
-    value: BigInt(request.amount),
-    from: payload.from as Address,
-  }
   for (const transactionHash of hashes ?? []) {
     if (!transactionHash) continue
     const receipt = await onChain(reader.getTransactionReceipt({ hash: transactionHash }), timeout)
-    if (receipt?.status === 'success' && hasTransfers(receipt.logs ?? [], [expected])) return transactionHash
+    if (
+      receipt?.status === 'success' &&
+      (await settledAuthorization(reader, {
+        transaction: transactionHash,
+        logs: receipt.logs ?? [],
+        request,
+        payload,
+        timeout,
+      }))
+    )
+      return transactionHash
   }
   return undefined
 }

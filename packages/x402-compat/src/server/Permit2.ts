@@ -14,6 +14,7 @@ import {
   refuse,
   sendFromWallet,
   settleOrFind,
+  staleClaimMs,
   type Wallet,
 } from './Shared.js'
 
@@ -173,7 +174,7 @@ export function settlePermit2(
     input.store,
     key,
     ttl,
-    () =>
+    (resumed) =>
       // The transfer may have landed without its answer reaching us (now, or on an earlier attempt
       // whose claim was released): the nonce is then used on chain and any new submission reverts.
       // When the outcome is unknown, the payer is served once if the chain holds this very permit,
@@ -187,8 +188,10 @@ export function settlePermit2(
           return submit(context, data, call, transfers, sending)
         },
         () => landedPermit2(context, data, request.currency as Address, transfers),
+        resumed,
       ),
     { detail: 'This permit was already used.', reason: 'permit-used' },
+    staleClaimMs(context.timeout),
   )
 }
 

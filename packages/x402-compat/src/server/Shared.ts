@@ -141,8 +141,34 @@ export function withTimeout<value>(promise: Promise<value>, ms: number): Promise
 }
 
 /**
+ * How long (ms) a settlement claim may stay `settling` before a retry takes it over (see {@link once}):
+ * longer than any attempt takes before its outcome is known (a facilitator's verify, settle and the
+ * receipt and transaction reads after it; a wallet's simulation, send and receipt: at most four calls of
+ * `timeout` each). Only liveness rests on it: an attempt taken over while still running is not served.
+ */
+export const staleClaimMs = (timeout: number) => 4 * timeout + 1_000
+
+/** The value of a replay token released by an attempt that settled nothing (free to claim again). */
+const released = 'released'
+
+/** The moment (ms) a claim names, or NaN for any other value (a reference, a claim without one). */
+function claimedAt(value: string): number {
+  const match = /^settling:(\d+):/.exec(value)
+  return match ? Number(match[1]) : Number.NaN
+}
+
+/**
  * Claims a replay token in the Store, runs the settlement, records its reference, and releases the
  * claim when nothing settled (so the payer may retry). A token already claimed is refused.
+ *
+ * The claim names when it was taken and which attempt took it (`settling:<ms>:<id>`). With `staleMs`, a
+ * claim older than that (its process stopped after it may have broadcast: a crash, an OOM kill, a hard
+ * deploy stop) is taken over by compare-and-set, and `settle` runs with `resumed` true: it must not
+ * submit the payment again but look for it on chain (see {@link settleOrFind}), since the stopped
+ * attempt's transfer may have landed. Whatever an attempt settles or finds, it is served only while the
+ * attempt still holds its claim: the compare-and-set of the claim to the reference must win, so an
+ * attempt taken over (slow, not stopped) is refused as used and two attempts never both serve. A Store
+ * that cannot answer that last write serves anyway (the value moved; only a claim taken over is refused).
  *
  * @see draft-evm-charge-00 §"Replay Protection": "Before accepting a credential, the server MUST check
  * whether its replay token has already been consumed. After successful verification, the server MUST
@@ -152,18 +178,36 @@ export async function once(
   store: MethodStore,
   key: string,
   ttlMs: number,
-  settle: () => Promise<string>,
+  settle: (resumed: boolean) => Promise<string>,
   used: { detail: string; reason: string },
+  staleMs?: number,
 ): Promise<string> {
-  if (!(await store.putIfAbsent(key, 'settling', ttlMs))) throw refuse(used.detail, used.reason)
+  const claim = `settling:${Date.now()}:${globalThis.crypto.randomUUID()}`
+  let resumed = false
+  let claimed =
+    (await store.putIfAbsent(key, claim, ttlMs)) || (await store.compareAndSet(key, released, claim, ttlMs))
+  if (!claimed) {
+    const current = await store.get(key)
+    if (current === undefined) claimed = await store.putIfAbsent(key, claim, ttlMs)
+    else if (staleMs !== undefined && Date.now() - claimedAt(current) > staleMs) {
+      claimed = await store.compareAndSet(key, current, claim, ttlMs)
+      resumed = claimed
+    }
+  }
+  if (!claimed) throw refuse(used.detail, used.reason)
+  let reference: string
   try {
-    const reference = await settle()
-    await store.set(key, reference, ttlMs).catch(() => {})
-    return reference
+    reference = await settle(resumed)
   } catch (cause) {
-    await store.delete(key).catch(() => {})
+    // Nothing settled: release this attempt's claim (not one that took it over since).
+    await store.compareAndSet(key, claim, released, ttlMs).catch(() => {})
     throw cause
   }
+  if (!(await store.compareAndSet(key, claim, reference, ttlMs).catch(() => true)))
+    // Taken over meanwhile: the attempt that holds the claim now serves this payment (it finds it on
+    // chain), never both. The value moved: the challenge stays consumed.
+    throw new VerificationFailedError({ detail: used.detail, reason: used.reason, consumed: true })
+  return reference
 }
 
 /**
@@ -176,6 +220,9 @@ export async function once(
  * anything was sent (no balance, a reverting simulation, a facilitator saying invalid) answers as it is,
  * unless an earlier attempt of the same replay token ended unknown (`key` + `:unknown`, kept in the Store
  * until the token's claim lapses): then its transfer may be what the chain now refuses this one for.
+ * A `resumed` attempt (a claim taken over from a process that stopped, see {@link once}) submits nothing:
+ * its outcome is the stopped attempt's, unknown, so it only searches, and answers 503 + Retry-After when
+ * nothing is found yet (the claim is then released, and a retry submits again: at most one lands).
  *
  * @example
  * ```ts
@@ -188,9 +235,19 @@ export async function settleOrFind(
   ttlMs: number,
   attempt: (sending: () => void) => Promise<string>,
   landed: () => Promise<string | undefined>,
+  /** The claim was taken over from an attempt that stopped (see {@link once}): look up only, send nothing. */
+  resumed = false,
 ): Promise<string> {
   let sent = false
   try {
+    // Its transfer may have landed, or may still: submitting again could only revert (the token's or
+    // Permit2's nonce settles once), so the stopped attempt's outcome is unknown and is looked up.
+    if (resumed)
+      throw new ServiceUnavailableError({
+        detail:
+          'An earlier attempt of this payment stopped before it answered; its transfer is not on chain yet.',
+        retryAfter: 1,
+      })
     return await attempt(() => {
       sent = true
     })

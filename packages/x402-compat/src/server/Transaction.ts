@@ -11,7 +11,7 @@ import {
 import { payerOf, sameAddress } from '../Authorization.js'
 import type { EvmChargeRequest, HashPayload, TransactionPayload } from '../Methods.js'
 import { hasTransfers } from '../Transfer.js'
-import { onChain, once, type Reader, receiptOf, refuse } from './Shared.js'
+import { onChain, once, type Reader, receiptOf, refuse, staleClaimMs } from './Shared.js'
 
 /** What the `transaction` and `hash` checks need from the method's configuration. */
 export type ChainContext = {
@@ -103,6 +103,9 @@ export function settleTransaction(
       return confirm(context, input.request, hash, input.signer)
     },
     { detail: 'This transaction was already used.', reason: 'transaction-used' },
+    // A claim left by a process that stopped is taken over by a retry, which runs these same steps:
+    // broadcasting the same signed bytes again cannot pay twice (one hash, one sender nonce).
+    staleClaimMs(context.timeout),
   )
 }
 
@@ -180,6 +183,8 @@ export function settleHash(
       return confirmed(receipt, input.request, hash, payer)
     },
     { detail: 'This transaction hash was already used.', reason: 'transaction-used' },
+    // Only chain reads: a retry that takes over a claim left by a process that stopped runs them again.
+    staleClaimMs(context.timeout),
   )
 }
 

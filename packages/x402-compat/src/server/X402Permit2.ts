@@ -18,6 +18,7 @@ import {
   recentLogs,
   refuse,
   settleOrFind,
+  staleClaimMs,
 } from './Shared.js'
 
 /** What the checks of x402's Permit2 form need from the method's configuration. */
@@ -131,7 +132,7 @@ export async function settleX402Permit2(
     store,
     key,
     ttl,
-    () =>
+    (resumed) =>
       settleOrFind(
         store,
         key,
@@ -163,8 +164,10 @@ export async function settleX402Permit2(
           return hash
         },
         () => landedX402Permit2(context, request, authorization),
+        resumed,
       ),
     { detail: 'This permit was already used.', reason: 'permit-used' },
+    staleClaimMs(context.timeout),
   ) as Promise<Hex>
 }
 
