@@ -101,7 +101,7 @@ describe('createSettlement (channels awaiting settlement)', () => {
     readAt: Date.now(),
     ...fields,
   })
-  const setup = (maxDirty?: number) => {
+  const setup = (maxDirty?: number, maxBatch?: number) => {
     const channels = createChannelStore({
       ttlMs: 60_000,
       stateTtl: 1_000,
@@ -111,9 +111,11 @@ describe('createSettlement (channels awaiting settlement)', () => {
       ...(maxDirty === undefined ? {} : { maxDirty }),
     })
     const sent: unknown[] = []
+    const batches: number[] = []
     const chain = {
       readChannel: async () => state(),
       sendAsPayee: async (calls: unknown[]) => {
+        batches.push(calls.length)
         sent.push(...calls)
         return { status: 'success', transactionHash: '0x01' }
       },
@@ -123,9 +125,21 @@ describe('createSettlement (channels awaiting settlement)', () => {
       chain,
       channels,
       escrow: '0x00000000000000000000000000000000000000e5',
+      ...(maxBatch === undefined ? {} : { maxBatch }),
     })
-    return { channels, settlement, sent, store: new MemoryStore() }
+    return { channels, settlement, sent, batches, store: new MemoryStore() }
   }
+
+  it('sends at most maxBatch settle calls per transaction: a large sweep goes out as several', async () => {
+    const { channels, settlement, sent, batches, store } = setup(undefined, 2)
+    for (const n of [1, 2, 3, 4, 5]) {
+      await channels.saveChannel(store, id(n), state())
+      await channels.deduct(store, id(n), 10n, { amount: '10', signature: '0x' as Hex })
+    }
+    expect(await settlement.settle(store)).toBe('0x01')
+    expect(batches).toEqual([2, 2, 1])
+    expect(sent).toHaveLength(5)
+  })
 
   it('forgets channels with nothing left to settle: finalized, or gone from the store', async () => {
     const { channels, settlement, sent, store } = setup()

@@ -16,6 +16,8 @@ export type SettlementParameters = {
    * every `settleChannels()`).
    */
   sweepInterval?: number
+  /** The most settle calls one transaction carries (default 64, ~9.7M gas); more go out as several. */
+  maxBatch?: number
 }
 
 /**
@@ -41,6 +43,7 @@ export function createSettlement(parameters: SettlementParameters) {
   const { chain, channels } = parameters
   const sweepInterval = parameters.sweepInterval ?? 60_000
   type Entry = { channelId: Hex; amount: bigint; call: PayeeCall }
+  const maxBatch = parameters.maxBatch ?? 64
   const send = (batch: readonly Entry[]) =>
     chain.sendAsPayee(
       batch.map((entry) => entry.call),
@@ -83,7 +86,7 @@ export function createSettlement(parameters: SettlementParameters) {
       candidates = [...new Set([...dirtyHere, ...indexed])]
     }
     if (candidates.length === 0) return undefined
-    let batch: Entry[] = []
+    const batch: Entry[] = []
     const finalized: Hex[] = []
     const forgotten: Hex[] = []
     for (const channelId of candidates) {
@@ -123,6 +126,21 @@ export function createSettlement(parameters: SettlementParameters) {
     if (finalized.length > 0 || forgotten.length > 0)
       await channels.unindexChannels(s, finalized, forgotten).catch(() => {})
     if (batch.length === 0) return undefined
+    // A transaction of a bounded number of calls (~150k gas each): a sweep over thousands of channels
+    // goes out as several, each within a block's gas limit.
+    let last: Hex | undefined
+    for (let i = 0; i < batch.length; i += maxBatch)
+      last = (await settleCalls(s, batch.slice(i, i + maxBatch), report)) ?? last
+    return last
+  }
+  /** Sends one batch of settle calls, then again without those that revert on their own. */
+  const settleCalls = async (
+    s: Store,
+    calls: Entry[],
+    report: ((error: unknown) => void) | undefined,
+  ): Promise<Hex | undefined> => {
+    const { dirty } = channels
+    let batch = calls
     let receipt = await send(batch)
     if (receipt.status !== 'success') {
       // The whole batch reverted for at least one call: keep the calls that succeed on their own.
