@@ -77,6 +77,15 @@ export type SetupContext = {
 /** Which check a credential failed when a method is asked for its own problem (see `challengeProblem`). */
 export type ChallengeProblemKind = 'unknown' | 'expired' | 'consumed' | 'malformed'
 
+/** What {@link Server.resumesExpired} sees: the expired challenge, the payload as received, the method's store. */
+export type ResumeContext = {
+  challenge: Challenge
+  /** The credential payload as received, not yet validated against the method's payload schema. */
+  payload: unknown
+  /** The method's scoped store, the same one `verify` and `settle` receive. */
+  store: MethodStore
+}
+
 /** What a server method sees when a challenge is issued. */
 export type PrepareContext<request> = {
   /** The route's request fields (pinned), already merged with the method defaults. */
@@ -152,6 +161,22 @@ export type Server<definition extends Definition<any, any> = Definition<any, any
    * Streamed responses are never replayed.
    */
   readonly replaysConsumed?: boolean
+  /**
+   * Lets a credential whose challenge has expired still be verified and settled, when this method's
+   * settlement of exactly that challenge began before (a payment left processing, or an outage that hid
+   * whether the payment happened): refusing it `payment-expired` would leave a payer charged and never
+   * served. Asked only for a credential whose binding, body and offer checked out, within
+   * `resumeWindowMs` of its expiry. Resolve true only when settlement of this very challenge began and
+   * has not completed: an expired credential is otherwise refused as before. A rejection is a store
+   * failure (503).
+   *
+   * The consumed mark of a resumed credential is kept `resumeWindowMs` longer (no second request settles
+   * it meanwhile); that of a challenge settled before it expired lives until the expiry plus 60 s as
+   * usual, so once a challenge settled, the method MUST resolve false for it.
+   */
+  resumesExpired?(context: ResumeContext): Promise<boolean>
+  /** With `resumesExpired`: how long after its challenge expired a credential may be resumed, in ms. */
+  readonly resumeWindowMs?: number
   /** Called once by `Server.create`, before any request: keep the store, start timers on the signal. */
   setup?(context: SetupContext): void
   /** Called by `server.close()`: stop timers, flush settlement batches. Awaited. */

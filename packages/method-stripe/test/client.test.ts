@@ -50,6 +50,9 @@ describe('chargeClient', () => {
     ['currency (null)', { usage_limits: { currency: null, max_amount: 1000 } }],
     ['expiry (NaN)', { usage_limits: { currency: 'usd', max_amount: 1000, expires_at: Number.NaN } }],
     ['expiry (a string)', { usage_limits: { currency: 'usd', max_amount: 1000, expires_at: '4102444800' } }],
+    // No limits at all, or any seller: a whole object returned as null grants more than any null field.
+    ['limits (null: no limits at all)', { usage_limits: null }],
+    ['seller (null: any seller)', { seller_details: null }],
   ] as const) {
     it(`never sends a token whose ${name} differs from what it asked for`, async () => {
       let sent = false

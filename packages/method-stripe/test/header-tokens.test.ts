@@ -4,7 +4,7 @@ import { Server } from '@mppkit/core/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore } from '../../store-redis/src/index.js'
 import { redisUnavailableReason, redisUrl } from '../../store-redis/test/redis.js'
-import { stripe, withHeaderTokens } from '../src/server/index.js'
+import { type ChargeOptions, stripe, withHeaderTokens } from '../src/server/index.js'
 import { problem, realm, rig, type StripeDevnet, sdk, secret, startStripe, url } from './helpers.js'
 
 // The opt-in header forms (X-Payment-Token, Bearer spt_ + X-Payment-Protocol): the route's price is
@@ -20,11 +20,17 @@ afterAll(async () => {
 
 const route = { offers: [{ method: 'stripe', request: { amount: '1000' } }] }
 
-function gateway(store: Store = new MemoryStore(), stripeClient = sdk(node)) {
+function gateway(
+  store: Store = new MemoryStore(),
+  stripeClient = sdk(node),
+  methodOptions: Partial<ChargeOptions> = {},
+  serverOptions: { now?: () => number; expiresIn?: number } = {},
+) {
   const server = Server.create({
     realm,
     secrets: [secret],
     store,
+    ...serverOptions,
     // Short TTLs: the Redis case leaves nothing behind for long in a shared Redis.
     methods: [
       stripe({
@@ -34,6 +40,7 @@ function gateway(store: Store = new MemoryStore(), stripeClient = sdk(node)) {
         sptReplayTtlSeconds: 600,
         // No SDK retries: the outage case needs the fault to reach the rail.
         maxNetworkRetries: 0,
+        ...methodOptions,
       }),
     ],
   })
@@ -145,6 +152,88 @@ describe('withHeaderTokens', () => {
     const retried = await g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
     expect(retried.status, await retried.clone().text()).toBe(200)
     expect(await count()).toBe(before + 1)
+  })
+
+  it('with the pre-check, a create whose answer was lost: the retry with the same token is served by that intent', async () => {
+    const g = gateway(new MemoryStore(), sdk(node), { precheck: true, timeout: 300 })
+    const spt = await token()
+    const before = await count()
+    // The intent is created and paid at Stripe (the token is spent), and its answer never comes.
+    node.injectFault({
+      kind: 'timeout',
+      when: 'after',
+      method: 'POST',
+      path: '/v1/payment_intents',
+      holdMs: 20_000,
+    })
+    const failed = await g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+    expect(failed.status, await failed.clone().text()).toBe(503)
+    expect(failed.headers.get('retry-after')).not.toBeNull()
+    const [created] = (await sdk(node).paymentIntents.list({ limit: 1 })).data
+    expect(created?.status).toBe('succeeded')
+    expect(await count()).toBe(before + 1)
+    const retried = await g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+    expect(retried.status, await retried.clone().text()).toBe(200)
+    expect(Receipt.parse(retried.headers.get('payment-receipt')!).reference).toBe(created?.id)
+    expect(g.runs()).toBe(1)
+    expect(await count()).toBe(before + 1)
+  })
+
+  it('a create whose answer was lost, Stripe out past the challenge expiry: the retry with the same token is served by that intent', async () => {
+    // Challenges of one second, on the real clock (the wrapper's and the server's).
+    const g = gateway(new MemoryStore(), sdk(node), { timeout: 300 }, { expiresIn: 1 })
+    const spt = await token()
+    const before = await count()
+    node.injectFault({
+      kind: 'timeout',
+      when: 'after',
+      method: 'POST',
+      path: '/v1/payment_intents',
+      holdMs: 20_000,
+    })
+    const failed = await g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+    expect(failed.status, await failed.clone().text()).toBe(503)
+    const [created] = (await sdk(node).paymentIntents.list({ limit: 1 })).data
+    expect(created?.status).toBe('succeeded')
+    await new Promise((resolve) => setTimeout(resolve, 2_100))
+    const retried = await g.handler(new Request(url, { headers: { 'x-payment-token': spt } }))
+    expect(retried.status, await retried.clone().text()).toBe(200)
+    expect(Receipt.parse(retried.headers.get('payment-receipt')!).reference).toBe(created?.id)
+    expect(g.runs()).toBe(1)
+    expect(await count()).toBe(before + 1)
+  })
+
+  it('a challenge whose settlement never began, refused as expired: the token pays a fresh one', async () => {
+    let clock = Date.now()
+    const g = gateway(
+      new MemoryStore({ now: () => clock }),
+      sdk(node),
+      { timeout: 300, precheck: true },
+      { now: () => clock },
+    )
+    const spt = await token()
+    const before = await count()
+    // The pre-check times out: 503, nothing was created and the token is bound to no challenge.
+    node.injectFault({
+      kind: 'timeout',
+      method: 'GET',
+      path: '/v1/shared_payment/granted_tokens/',
+      holdMs: 20_000,
+    })
+    // A request with a body: the fresh challenge binds it, and it is sent once more.
+    const send = () =>
+      g.handler(new Request(url, { method: 'POST', body: 'the body', headers: { 'x-payment-token': spt } }))
+    const failed = await send()
+    expect(failed.status, await failed.clone().text()).toBe(503)
+    expect(await count()).toBe(before)
+    clock += 6 * 60_000
+    const retried = await send()
+    expect(retried.status, await retried.clone().text()).toBe(200)
+    expect(g.runs()).toBe(1)
+    expect(await count()).toBe(before + 1)
+    const receipt = Receipt.parse(retried.headers.get('payment-receipt')!)
+    const pi = await sdk(node).paymentIntents.retrieve(receipt.reference)
+    expect(pi.metadata.challenge_id).toBe(receipt.challengeId)
   })
 
   it('a Store failure after the paid response does not turn it into an error', async () => {

@@ -102,6 +102,49 @@ describe('a Stripe that stalls', () => {
     expect(await intentsFor(r.stripe, challengeId)).toHaveLength(1)
   })
 
+  it('the pre-check and a create whose answer was lost: the retry is served by that one intent', async () => {
+    const r = rig(node, { server: { timeout: 300, maxNetworkRetries: 0, precheck: true } })
+    const authorization = await r.credential()
+    const challengeId = Credential.parse(authorization).challenge.id
+    // The intent is created and paid at Stripe (the token is spent), and its answer never comes.
+    node.injectFault({ kind: 'timeout', when: 'after', method: 'POST', path: '/v1/payment_intents', holdMs })
+    const failed = await r.submit(authorization)
+    expect(failed.status, await failed.clone().text()).toBe(503)
+    expect(Number(failed.headers.get('retry-after'))).toBeGreaterThan(0)
+    const during = await intentsFor(r.stripe, challengeId)
+    expect(during.map((pi) => pi.status)).toEqual(['succeeded'])
+
+    // The pre-check would read the token as used (by this very intent): the retry skips it, and
+    // Stripe's idempotent replay answers with that intent.
+    const retried = await r.submit(authorization)
+    expect(retried.status, await retried.clone().text()).toBe(200)
+    expect(await retried.json()).toMatchObject({ reference: during[0]?.id })
+    expect(r.runs()).toBe(1)
+    expect((await intentsFor(r.stripe, challengeId)).map((pi) => pi.id)).toEqual([during[0]?.id])
+  })
+
+  it('the pre-check still runs for a token not bound to the challenge, and refuses a spent one', async () => {
+    const payer = rig(node)
+    const paid = await payer.credential()
+    expect((await payer.submit(paid)).status).toBe(200)
+    const spt = (Credential.parse(paid).payload as { spt: string }).spt
+    // Another server (its own Store, so the token is bound to nothing there) with the pre-check on.
+    const client = sdk(node)
+    const reads: string[] = []
+    const rawRequest = client.rawRequest.bind(client)
+    client.rawRequest = ((method: string, path: string, ...rest: never[]) => {
+      if (path.startsWith('/v1/shared_payment/granted_tokens/')) reads.push(method)
+      return rawRequest(method, path, ...rest)
+    }) as typeof client.rawRequest
+    const r = rig(node, { stripe: client, server: { timeout: 300, maxNetworkRetries: 0, precheck: true } })
+    const fresh = Credential.parse(await r.credential())
+    const refused = await r.submit(Credential.format({ challenge: fresh.challenge, payload: { spt } }))
+    expect(refused.status).toBe(402)
+    expect((await problem(refused)).reason).toBe('spt-already-used')
+    expect(reads).toEqual(['GET'])
+    expect(await intentsFor(r.stripe, fresh.challenge.id)).toHaveLength(0)
+  })
+
   it('the cancel of a requires_action intent: the 402 comes within the timeout, the failure is reported', async () => {
     const errors: unknown[] = []
     const r = rig(node, {

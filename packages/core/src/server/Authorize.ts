@@ -64,6 +64,8 @@ type State = {
   reuses: boolean
   /** This attempt's consumed mark of the challenge, once claimed (see `claimConsumed`). */
   mark: string | undefined
+  /** The challenge had expired, and its method resumed the settlement it began (see `checkExpiry`). */
+  resumed: boolean | undefined
 }
 
 /** What a reusable credential decoded to the first time it settled (frozen: shared by later requests). */
@@ -251,12 +253,49 @@ export function pipeline(dependencies: Dependencies) {
         methodProblem(state, 'unknown') ??
         new InvalidChallengeError({ detail: 'The challenge has no expiry.' })
       )
-    if (Expires.isExpired(expires, core.now()))
-      return (
+    if (Expires.isExpired(expires, core.now())) {
+      const expired = () =>
         methodProblem(state, 'expired') ?? new PaymentExpiredError({ detail: 'The challenge has expired.' })
-      )
+      // A method may resume the settlement it began for exactly this challenge (see
+      // Method.resumesExpired), within its window only. "Verify the challenge has not expired" (e.g.
+      // draft-stripe-charge-00 §Verification Procedure, step 2) held when that settlement began: the
+      // resend continues it (the payer may be charged), it does not start a payment on an expired one.
+      const { method } = state.entry
+      if (method.resumesExpired === undefined || !withinWindow(expires, resumeWindowOf(method), core.now()))
+        return expired()
+      return Promise.resolve()
+        .then(() =>
+          method.resumesExpired!({
+            challenge: state.credential.challenge,
+            payload: state.credential.payload,
+            store: core.storeFor(method),
+          }),
+        )
+        .then(
+          (resumes) => {
+            if (resumes !== true) return expired()
+            state.resumed = true
+            return undefined
+          },
+          (cause) => storeFailure(core, cause),
+        )
+    }
     return undefined
   }
+
+  /**
+   * How long the consumed mark of a challenge is kept, in ms from now: until it expires plus 60 s; for
+   * a credential resumed past its expiry (see Method.resumesExpired), the method's whole window, so that
+   * no second request settles it while this one does.
+   */
+  const markLifetime = (state: State) =>
+    Math.max(
+      1_000,
+      Expires.parse(state.credential.challenge.expires!) -
+        core.now() +
+        60_000 +
+        (state.resumed ? resumeWindowOf(state.entry.method) : 0),
+    )
 
   // The echoed challenge must still equal what one of the route's offers pins now: request fields
   // (price changes), opaque (cross-route replay) and credential header. "Servers MUST verify that
@@ -466,7 +505,7 @@ export function pipeline(dependencies: Dependencies) {
   const consumeAsync = async (state: State): Promise<undefined | PaymentError | Outcome> => {
     const echoed = state.credential.challenge
     const reuses = state.reuses
-    const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
+    const ttl = markLifetime(state)
     try {
       if (state.binding) {
         const outcome = continued(state, await idempotency.claim(state.binding))
@@ -528,7 +567,7 @@ export function pipeline(dependencies: Dependencies) {
       if (!reuses && !consumed && state.mark !== undefined) {
         const key = consumedKey(echoed.id)
         const mark = state.mark
-        const ttl = Math.max(1_000, Expires.parse(echoed.expires!) - core.now() + 60_000)
+        const ttl = markLifetime(state)
         await releaseMark(key, mark, ttl).catch((failure) => {
           // Kept as this process's own, released later (see keepUnreleased).
           core.report(failure, 'store')
@@ -611,6 +650,21 @@ export function pipeline(dependencies: Dependencies) {
     }
     // Unreachable: the last step always decides.
     return refuse(compiled, input, new ServiceUnavailableError())
+  }
+}
+
+/** A method's `resumeWindowMs` when it is a non-negative finite number, else 0 (no resumption window). */
+function resumeWindowOf(method: Method.Server): number {
+  const window = method.resumeWindowMs
+  return typeof window === 'number' && Number.isFinite(window) && window > 0 ? window : 0
+}
+
+/** Whether `now` is less than `windowMs` past the expiry `expires` (false for an unreadable one). */
+function withinWindow(expires: string, windowMs: number, now: number): boolean {
+  try {
+    return Expires.parse(expires) + windowMs > now
+  } catch {
+    return false
   }
 }
 

@@ -28,8 +28,10 @@ export type TokenRequest = {
  */
 export type IssuedToken = {
   id: string
-  usage_limits?: { currency?: string | null; max_amount?: number | null; expires_at?: number | null }
-  seller_details?: { network_business_profile?: string | null }
+  /** `null`: no limits at all (refused, like a `null` limit). */
+  usage_limits?: { currency?: string | null; max_amount?: number | null; expires_at?: number | null } | null
+  /** `null`: any seller (refused, like a `null` profile). */
+  seller_details?: { network_business_profile?: string | null } | null
 }
 
 /** Creates an SPT for a challenge (the agent's platform holds the payment method and the Stripe key). */
@@ -157,9 +159,12 @@ export function chargeClient(options: ChargeClientOptions): ChargeClient {
 /**
  * The first limit of a created token that differs from what was asked, or undefined. A limit the platform
  * leaves out is not known and not refused; one it returns as `null` (no currency, no expiry, any seller)
- * or as anything but the value asked grants more than was asked.
+ * or as anything but the value asked grants more than was asked. So does a whole `usage_limits` or
+ * `seller_details` returned as `null` (or as anything but an object): no limits at all, any seller.
  */
 function grantedMismatch(token: IssuedToken, asked: TokenRequest): string | undefined {
+  if (token.usage_limits !== undefined && !isRecord(token.usage_limits)) return 'usage_limits'
+  if (token.seller_details !== undefined && !isRecord(token.seller_details)) return 'seller_details'
   const limits = token.usage_limits
   if (
     limits?.currency !== undefined &&
@@ -180,4 +185,9 @@ function grantedMismatch(token: IssuedToken, asked: TokenRequest): string | unde
   const network = token.seller_details?.network_business_profile
   if (network !== undefined && network !== asked.networkId) return 'seller_details[network_business_profile]'
   return undefined
+}
+
+/** A plain object (not `null`, not an array). */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -17,7 +17,7 @@ import {
   sptProblem,
   stripeErrorSummary,
 } from '../internal/stripeErrors.js'
-import { charge, type StripeChargeRequest } from '../Methods.js'
+import { charge, SptId, type StripeChargeRequest } from '../Methods.js'
 
 /**
  * The part of a `stripe` SDK client this rail calls (`new Stripe(key, { host, port, protocol })` fits;
@@ -82,7 +82,11 @@ export type ChargeOptions = {
    * the challenge and token, and the SDK keys its other POST (cancel) itself.
    */
   maxNetworkRetries?: number
-  /** How long a spent SPT is remembered in the Store, in seconds (default 7 days). */
+  /**
+   * How long a spent SPT is remembered in the Store, in seconds (default 7 days). For as long, a
+   * credential whose settlement began before its challenge expired (a PaymentIntent left processing, a
+   * create whose answer was lost) may still be retried and served after that expiry.
+   */
   sptReplayTtlSeconds?: number
 }
 
@@ -209,6 +213,19 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       methodDetails,
     } as Partial<StripeChargeRequest>,
 
+    // A credential whose token settle bound to exactly this challenge (before any PaymentIntent create)
+    // may have paid: a PaymentIntent left processing, or a create whose answer was lost in an outage
+    // that lasted past the challenge's expiry. Its retry resumes (Stripe's idempotent replay, or the
+    // pending intent read by id) instead of a `payment-expired` for a payer who may be charged. A token
+    // bound to nothing, to another challenge, or to this one once it settled (`closedSuffix`), is not
+    // resumed: the core refuses it as expired.
+    resumeWindowMs: replayTtlMs,
+    async resumesExpired({ challenge, payload, store }) {
+      const spt = (payload as { spt?: unknown } | null)?.spt
+      if (typeof spt !== 'string' || !SptId.safeParse(spt).success) return false
+      return (await store.get(sptKeyOf(spt))) === challenge.id
+    },
+
     async verify({ challenge, request, payload, store }): Promise<Verified> {
       // Steps 1–2 (challenge id and expiry) ran in the core before this: "Servers MUST complete challenge
       // ID validation and expiry checks (steps 1-2) before processing credential material (steps 3-5)."
@@ -225,9 +242,12 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       else connect = options.connect
       if (connect !== undefined)
         Connect.assertSettlement(connect, { amount: Number(request.amount), authorizedAccounts })
-      // The token of an intent left processing by this credential is spent already: its retry skips the
-      // pre-check, and settlement reads the intent.
-      if (options.precheck && (await store.get(intentKeyOf(payload.spt, challenge.id))) === undefined)
+      // A token already bound to this challenge began settling on an earlier try of this credential
+      // (settle binds it before any PaymentIntent create): the create may have spent it (a lost answer,
+      // or an intent left processing), so the pre-check would read this very payment as a used token.
+      // Its retry skips the pre-check; settlement replays the create (same idempotency key) or reads
+      // the pending intent.
+      if (options.precheck && (await store.get(sptKeyOf(payload.spt))) !== challenge.id)
         await precheck(payload.spt, request, connect?.stripeAccount)
       return { connect }
     },
@@ -242,6 +262,19 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
       )
         throw sptProblem('spt-already-used')
 
+      // Once this challenge's payment settled, or can never learn its outcome, the token's binding
+      // says so: a resend of the credential is then never resumed past the challenge's expiry (see
+      // resumesExpired), when the core no longer keeps the challenge consumed. A failed write is
+      // reported; the payment stands.
+      const close = () =>
+        store.set(sptKey, `${challenge.id}${closedSuffix}`, replayTtlMs).catch((cause: unknown) =>
+          report(
+            new BaseError(`stripe: recording that challenge ${challenge.id} settled failed`, {
+              code: 'stripe_store_failed',
+              cause,
+            }),
+          ),
+        )
       const connect = Connect.toStripe(verified.connect)
       const receipt = {
         // The receipt's externalId is the server-bound one, never the payload's.
@@ -256,8 +289,10 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
           client.paymentIntents.retrieve(pendingId, {}, { ...requestSettings, ...connect.options }),
         )
         // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
-        if (pending?.status === 'succeeded' && pending.id === pendingId)
+        if (pending?.status === 'succeeded' && pending.id === pendingId) {
+          await close()
           return { reference: pendingId, ...receipt }
+        }
         if (isPending(pending?.status)) throw stillProcessing(pending.status)
         throw notSucceeded(pending?.status)
       }
@@ -284,13 +319,14 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
           ...requestSettings,
           ...connect.options,
         })
-        .catch((error: unknown) => {
+        .catch(async (error: unknown) => {
           // Stripe failed once it began executing, and keeps that failure for the idempotency key: the
           // token may be charged, and a resend of this credential would only replay the failure. "A
           // payment proof MUST be usable exactly once" (draft-httpauth-payment-00 §Replay Protection):
           // the challenge stays consumed, no Retry-After is sent, and the core reports the error for
           // reconciliation (the PaymentIntent, if any, carries metadata.challenge_id).
-          if (savedServerError(error))
+          if (savedServerError(error)) {
+            await close()
             throw new ServiceUnavailableError({
               reason: 'stripe-outcome-unknown',
               detail:
@@ -298,21 +334,46 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
               consumed: true,
               cause: { challengeId: challenge.id, ...stripeErrorSummary(error) },
             })
+          }
           // Anything else (a timeout or a lost connection included) is not kept for the key: a resend of
           // this credential gets Stripe's real result, so the challenge is released with Retry-After.
-          throw fromStripeError(error, retryAfter) ?? error
+          const problem = fromStripeError(error, retryAfter) ?? error
+          // A timeout, a lost connection or a 5xx may come after Stripe executed the create: the token may
+          // be charged while the client is answered 503. Reported (by challenge id, never the token) so
+          // that a payer who never retries can be reconciled (the PaymentIntent carries
+          // metadata.challenge_id).
+          if (mayHaveExecuted(problem))
+            report(
+              new BaseError(
+                `stripe: the PaymentIntent create for challenge ${challenge.id} may have executed (no answer from Stripe); the client was asked to retry the same credential`,
+                {
+                  code: 'stripe_outcome_unknown',
+                  cause: { challengeId: challenge.id, ...stripeErrorSummary(error) },
+                },
+              ),
+            )
+          throw problem
         })
       // "Server MUST verify the PaymentIntent `status` is "succeeded" before returning 200"
-      if (paymentIntent?.status === 'succeeded' && typeof paymentIntent.id === 'string')
+      if (paymentIntent?.status === 'succeeded' && typeof paymentIntent.id === 'string') {
+        await close()
         return { reference: paymentIntent.id, ...receipt }
+      }
       if (isPending(paymentIntent?.status) && typeof paymentIntent.id === 'string') {
         // An asynchronous payment method: the intent may still succeed, and the token is spent on it. Its
         // id is remembered, so that a retry of this credential reads its outcome instead of paying again.
         await store.set(intentKey, paymentIntent.id, replayTtlMs)
         report(
           new BaseError(
-            `stripe: PaymentIntent ${paymentIntent.id} is ${paymentIntent.status}; the client was asked to retry the same credential`,
-            { code: 'stripe_payment_intent_pending' },
+            `stripe: PaymentIntent ${paymentIntent.id} for challenge ${challenge.id} is ${paymentIntent.status}; the client was asked to retry the same credential`,
+            {
+              code: 'stripe_payment_intent_pending',
+              cause: {
+                challengeId: challenge.id,
+                paymentIntent: paymentIntent.id,
+                expires: challenge.expires,
+              },
+            },
           ),
         )
         throw stillProcessing(paymentIntent.status)
@@ -407,9 +468,24 @@ function sptKeyOf(spt: string): string {
   return `spt:${createHash('sha256').update(spt).digest('base64url')}`
 }
 
+/**
+ * Appended to the challenge id a token is bound to once that challenge settled (or can never learn its
+ * outcome): challenge ids are base64url, so no id ends with it.
+ */
+const closedSuffix = ' closed'
+
 /** Store key of the PaymentIntent a credential (SPT and challenge) left processing. */
 function intentKeyOf(spt: string, challengeId: string): string {
   return `${sptKeyOf(spt)}:intent:${challengeId}`
+}
+
+/**
+ * True for a create failure that may come after Stripe executed it: no answer in time, a lost
+ * connection, or a 5xx (a rate limit or refused credentials never execute).
+ */
+function mayHaveExecuted(problem: unknown): boolean {
+  const reason = (problem as { reason?: unknown } | null)?.reason
+  return reason === 'stripe-unreachable' || reason === 'stripe-unavailable'
 }
 
 /** `Retry-After` seconds of a 402 for a PaymentIntent that has not settled yet. */

@@ -56,6 +56,16 @@ export function readHeaderToken(request: Request): string | 'malformed' | undefi
   return SptId.safeParse(bearer).success ? bearer : 'malformed'
 }
 
+/** True for a 402 `payment-expired` problem (its body is read from a clone). */
+async function isExpired(response: Response): Promise<boolean> {
+  if (response.status !== 402) return false
+  const problem = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as { type?: unknown } | undefined
+  return typeof problem?.type === 'string' && problem.type.endsWith('/payment-expired')
+}
+
 function render(error: PaymentError): Response {
   const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
   if (error.retryAfter !== undefined) headers.set('retry-after', String(Math.ceil(error.retryAfter)))
@@ -117,15 +127,21 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
   }
 
   // Takes the token for this request: a released challenge is reused (so a retry after an outage
-  // reaches Stripe with the same idempotency key), a live one is a 409, a settled one is spent.
-  const acquire = async (key: string, request: Request): Promise<Challenge.Challenge | Response> => {
+  // reaches Stripe with the same idempotency key), a live one is a 409, a settled one is spent. A
+  // released challenge that has expired is reused too (`reused`): the method resumes it when its
+  // settlement began (the token may be charged on it), and a fresh one is minted when the server
+  // refuses it as expired (see payWithToken).
+  const acquire = async (
+    key: string,
+    request: Request,
+  ): Promise<{ challenge: Challenge.Challenge; reused: boolean } | Response> => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const raw = await store.get(key)
       if (raw === undefined) {
         const challenge = await mint(request)
         if (challenge instanceof Response) return challenge
         const record: TokenRecord = { state: 'inflight', challenge, leaseUntil: Date.now() + leaseMs }
-        if (await store.putIfAbsent(key, JSON.stringify(record), ttlMs)) return challenge
+        if (await store.putIfAbsent(key, JSON.stringify(record), ttlMs)) return { challenge, reused: false }
         continue
       }
       const record = JSON.parse(raw) as TokenRecord
@@ -135,21 +151,15 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
         return render(
           new IdempotencyConflictError({ detail: 'This token is being settled by another request.' }),
         )
-      const expired =
-        record.challenge.expires !== undefined && Date.parse(record.challenge.expires) <= Date.now()
-      const challenge = expired ? await mint(request) : record.challenge
-      if (challenge instanceof Response) return challenge
+      const { challenge } = record
       const next: TokenRecord = { state: 'inflight', challenge, leaseUntil: Date.now() + leaseMs }
-      if (await store.compareAndSet(key, raw, JSON.stringify(next), ttlMs)) return challenge
+      if (await store.compareAndSet(key, raw, JSON.stringify(next), ttlMs)) return { challenge, reused: true }
     }
     return render(new IdempotencyConflictError({ detail: 'This token is being settled by another request.' }))
   }
 
-  // Pays the request with the token through the server's pipeline, then records what happened.
-  const payWithToken = async (key: string, spt: string, request: Request): Promise<Response> => {
-    const challenge = await acquire(key, request)
-    if (challenge instanceof Response) return challenge
-
+  // Sends the request through the server's pipeline with the token as a credential for `challenge`.
+  const payWith = async (challenge: Challenge.Challenge, spt: string, request: Request) => {
     const headers = new Headers(request.headers)
     headers.delete('x-payment-token')
     headers.delete('x-payment-protocol')
@@ -159,7 +169,30 @@ export function withHeaderTokens(options: HeaderTokensOptions): (request: Reques
     const payload = { spt, ...(typeof externalId === 'string' ? { externalId } : {}) }
     headers.set('authorization', Credential.format({ challenge, payload }))
     const paidRequest = new Request(request, { headers })
-    const response = await paid(paidRequest)
+    return { paidRequest, response: await paid(paidRequest) }
+  }
+
+  // Pays the request with the token through the server's pipeline, then records what happened.
+  const payWithToken = async (key: string, spt: string, request: Request): Promise<Response> => {
+    const acquired = await acquire(key, request)
+    if (acquired instanceof Response) return acquired
+    let { challenge } = acquired
+    // The request is sent once more (with a fresh challenge) when a reused one is refused as expired.
+    const retained = acquired.reused ? request.clone() : request
+    let { paidRequest, response } = await payWith(challenge, spt, request)
+    if (acquired.reused && !paidRequests.has(paidRequest) && (await isExpired(response))) {
+      // Its settlement never began (the method would have resumed it): the token is bound to nothing
+      // and pays a fresh challenge.
+      const fresh = await mint(retained)
+      if (fresh instanceof Response) {
+        await store.delete(key)
+        return fresh
+      }
+      challenge = fresh
+      const record: TokenRecord = { state: 'inflight', challenge, leaseUntil: Date.now() + leaseMs }
+      await store.set(key, JSON.stringify(record), ttlMs)
+      ;({ paidRequest, response } = await payWith(challenge, spt, retained))
+    }
     if (paidRequests.has(paidRequest)) {
       const receipt = response.headers.get('payment-receipt')
       const record: TokenRecord = { state: 'settled', reference: receipt ?? 'unknown' }
