@@ -293,7 +293,7 @@ describe('sessionServer', () => {
       wallet: {
         pay: wallet.pay,
         receive: async () => {
-          const received = await wallet.receive({ expirySeconds: 1 })
+          const received = await wallet.receive({ expirySeconds: 2 })
           returnInvoice = received.invoice
           return received
         },
@@ -525,7 +525,7 @@ describe('sessionServer', () => {
       await server.close()
     })
 
-    it('stopped after paying with a routing fee, before recording it: the refund without its fee is what the node shows, so succeeded', async () => {
+    it('stopped after paying with a routing fee, before recording it: the refund less its fee budget is what the node shows, so succeeded', async () => {
       const saved = network
       network = await startLightning({ routingFee: { baseMsat: 2_000, ratePpm: 0 } })
       try {
@@ -536,10 +536,15 @@ describe('sessionServer', () => {
         expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'attempting', refundSats: '9' })
         offset = 601_000
         await waitFor(async () => (await record(store, sessionId))?.refundStatus !== 'attempting')
-        expect(await record(store, sessionId)).toMatchObject({ refundStatus: 'succeeded', refundSats: '9' })
+        // The route costs 2 sat: no route without fees, none within 1 sat; 7 sat with a 2 sat fee limit.
+        expect(await record(store, sessionId)).toMatchObject({
+          refundStatus: 'succeeded',
+          refundSats: '7',
+          refundFeeSats: '2',
+        })
         expect(failures).toEqual([])
-        // The payer paid a 10 sat deposit (plus its own 2 sat fee) and got 9 back: one refund only.
-        expect(await payerBalance()).toBe(before - 3)
+        // The payer paid a 10 sat deposit (plus its own 2 sat fee) and got 7 back: one refund only.
+        expect(await payerBalance()).toBe(before - 5)
         await server.close()
       } finally {
         await network.stop()
@@ -744,13 +749,13 @@ describe('sessionServer', () => {
     const failures: unknown[] = []
     const { handler, submit, challenge } = setup({ options: { onRefundFailure: (f) => failures.push(f) } })
     const wallet = lndWallet(lndFor(network.info.nodes.payer))
-    // A return invoice that expires at once.
+    // A return invoice that expires soon after the open (within 1 to 2 s: BOLT11 counts whole seconds).
     let returnInvoice = ''
     const { sessions, client } = newClient(handler, {
       wallet: {
         pay: wallet.pay,
         receive: async () => {
-          const received = await wallet.receive({ expirySeconds: 1 })
+          const received = await wallet.receive({ expirySeconds: 2 })
           returnInvoice = received.invoice
           return received
         },

@@ -39,7 +39,13 @@ export type SessionOptions = {
   idleCheckIntervalMs?: number
   /** How long a paused stream waits for a top-up, in ms (default 60 000, as the spec recommends). */
   topUpTimeoutMs?: number
-  /** Routing fee limit of a refund in satoshis (default 1% of it, at least 10). */
+  /**
+   * The most of a refund (or of a top-up given back) spent on its routing fee, in satoshis (default 1% of
+   * it, at least 10). The fee comes out of the refund, never on top of it: a route without fees is tried
+   * first (all of it arrives); else the refund less a fee budget, the budget doubling from 1 sat up to
+   * this limit (and below the refund) until one is routed. A refund too small to pay its route's fee is
+   * not paid: `failed`, reported through `onRefundFailure` (`RefundBelowRoutingFee`).
+   */
   maxRefundFeeSats?: number | ((refundSats: bigint) => number)
   /** Bill `amount` when a request is served (open, bearer) before the handler runs (default true). */
   billPerRequest?: boolean
@@ -66,7 +72,8 @@ export type SessionOptions = {
    */
   nodeTimeoutMs?: number
   /**
-   * How long a refund payment is waited for, in ms (default 30 000). One still in flight by then (a
+   * How long a refund payment (all its attempts, see `maxRefundFeeSats`) is waited for, in ms (default
+   * 30 000). One still in flight by then (a
    * return invoice the payer holds, a slow route) goes on at the node; the close is answered as one
    * whose refund outcome is unknown (503 `refund-in-flight`), and the idle sweep records what the node
    * did, once.
@@ -274,7 +281,7 @@ export function sessionServer(options: SessionOptions): SessionServer {
   }
 
   /** The problem of a top-up refused because its session closed first, saying what became of its satoshis. */
-  const topUpRefused = ({ refundSats, refundStatus }: TopUpRefusal) =>
+  const topUpRefused = ({ refundSats, refundStatus, refundFeeSats }: TopUpRefusal) =>
     new LightningProblem(
       'session-closed',
       `The session closed before the top-up was credited; ${
@@ -282,9 +289,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
           ? 'its refund to the return invoice is pending (recorded once the Lightning node reports it).'
           : refundStatus === 'succeeded'
             ? 'it was refunded to the return invoice.'
-            : 'it could not be refunded to the return invoice; the server recorded it for a refund.'
+            : refundStatus === 'skipped'
+              ? "nothing of it was left to give back: it went with the session's refund, or paid for requests served before the close."
+              : 'it could not be refunded to the return invoice; the server recorded it for a refund.'
       }`,
-      { refundSats, refundStatus },
+      { refundSats, refundStatus, ...(refundFeeSats === undefined ? {} : { refundFeeSats }) },
     )
 
   /**
@@ -477,6 +486,11 @@ export function sessionServer(options: SessionOptions): SessionServer {
             'invalid-return-invoice',
             'The return invoice must be a BOLT11 invoice without an amount on the deposit network.',
           )
+        // An expired invoice cannot be paid: no refund could ever reach it. (The spec asks only the
+        // client for a long expiry, "SHOULD have an expiry of at least 30 days" and "that comfortably
+        // exceeds the server's advertised idleTimeout", so a shorter one is taken.)
+        if (returnInvoice.expiresAt <= stateFor(store).now())
+          throw new LightningProblem('invalid-return-invoice', 'The return invoice has expired.')
         return {
           action: 'open',
           sessionId: invoice.paymentHash,
@@ -596,9 +610,12 @@ export function sessionServer(options: SessionOptions): SessionServer {
             reason: 'refund-in-flight',
             consumed: true,
           })
+        // "refundSats: … The unspent balance that was (or was attempted to be) refunded": what reached the
+        // return invoice once paid, its routing fee (out of the balance) beside it as `refundFeeSats`.
+        const { refundSats, refundStatus, refundFeeSats } = outcome
         return {
           reference: sessionId,
-          receipt: { refundSats: outcome.refundSats, refundStatus: outcome.refundStatus },
+          receipt: { refundSats, refundStatus, ...(refundFeeSats === undefined ? {} : { refundFeeSats }) },
           response: json(outcome),
         }
       }

@@ -27,11 +27,18 @@ const depositsOn = (store: Store) => {
   return { sessions, deposits, failures }
 }
 
-/** A MemoryStore without `atomic` (a custom Store), whose next credit of a balance fails. */
+/** What runs around the next credit of a balance: `before` it lands, and `after`. */
+type Around = { before?: () => Promise<void>; after?: () => Promise<void> }
+
+/**
+ * A MemoryStore without `atomic` (a custom Store), whose next credit of a balance fails, or has other
+ * requests run around it (`aroundNextCredit`).
+ */
 const plainStore = () => {
   const memory = new MemoryStore()
   let failNext = false
-  const store: Store & { failNextCredit: () => void } = {
+  let around: Around | undefined
+  const store: Store & { failNextCredit: () => void; aroundNextCredit: (next: Around) => void } = {
     putIfAbsent: (...args) => memory.putIfAbsent(...args),
     get: (...args) => memory.get(...args),
     set: (...args) => memory.set(...args),
@@ -42,10 +49,19 @@ const plainStore = () => {
         failNext = false
         throw new StoreUnavailableError({ detail: 'store down', retryAfter: 1 })
       }
-      return memory.increment(key, delta, options)
+      const hooks = key.startsWith('available:') && delta > 0n ? around : undefined
+      if (!hooks) return memory.increment(key, delta, options)
+      around = undefined
+      await hooks.before?.()
+      const result = await memory.increment(key, delta, options)
+      await hooks.after?.()
+      return result
     },
     failNextCredit: () => {
       failNext = true
+    },
+    aroundNextCredit: (next) => {
+      around = next
     },
   }
   return store
@@ -114,7 +130,7 @@ describe('Deposits', () => {
     await sessions.open(record, 10n)
     await sessions.close(id)
     await sessions.claimRefund(id)
-    await sessions.recordRefund(id, 10n, 'succeeded')
+    await sessions.recordRefund(id, 10n, { succeeded: { sentSats: 10n, feeSats: 0n } })
     const refused = { status: 'refused', refundSats: 5, refundStatus: 'failed' }
     expect(await deposits.topUp(hash, (await deposits.claim(hash, topUp))!)).toEqual(refused)
     expect(failures).toEqual([
@@ -124,5 +140,83 @@ describe('Deposits', () => {
     // A retry is answered from the record: not reported (nor paid) twice.
     expect(await deposits.topUp(hash, (await deposits.claim(hash, topUp))!)).toEqual(refused)
     expect(failures).toHaveLength(1)
+  })
+
+  describe('on a Store without atomic(), a close that lands during the credit (custom stores)', () => {
+    const closeAndRefundNothing = async (sessions: Sessions) => {
+      await sessions.close(id)
+      const claimed = await sessions.claimRefund(id)
+      await sessions.recordRefund(id, claimed!.refundSats, claimed!.refundSats > 0n ? 'failed' : 'skipped')
+    }
+
+    it('after the close refunded nothing, with a request charged from the credit: never credited, the rest taken back and given back (reported when it cannot be paid)', async () => {
+      const store = plainStore()
+      const { sessions, deposits, failures } = depositsOn(store)
+      await sessions.open(record, 10n)
+      expect(await sessions.charge(id, 10n)).toBe(true)
+      const claimed = (await deposits.claim(hash, { ...topUp, sats: '10' }))!
+      store.aroundNextCredit({
+        // The close lands between the credit's status check and its increment: it refunds 0 (skipped).
+        before: () => closeAndRefundNothing(sessions),
+        // A bearer verified before the close is charged right after the increment.
+        after: async () => {
+          expect(await sessions.charge(id, 1n)).toBe(true)
+        },
+      })
+      const outcome = await deposits.topUp(hash, claimed)
+      // The return invoice ('lnbcrt1…', no node here) cannot be paid: the 9 sat left are reported.
+      expect(outcome).toEqual({ status: 'refused', refundSats: 9, refundStatus: 'failed' })
+      expect(failures).toEqual([
+        { sessionId: id, refundSats: 9, error: expect.any(String), topUpPaymentHash: hash },
+      ])
+      expect(await deposits.get(hash)).toMatchObject({
+        state: 'refused',
+        refundStatus: 'failed',
+        backSats: '9',
+      })
+      // Nothing stranded in the closed session; the 1 sat spent counts in its deposit total.
+      expect(await sessions.balance(id)).toEqual({ deposit: 11n, available: 0n, spent: 11n })
+      expect(await sessions.get(id)).toMatchObject({ status: 'closed', refundStatus: 'skipped' })
+    })
+
+    it('before the close claimed its refund: what is taken back goes with that refund', async () => {
+      const store = plainStore()
+      const { sessions, deposits, failures } = depositsOn(store)
+      await sessions.open(record, 10n)
+      await sessions.charge(id, 3n)
+      const claimed = (await deposits.claim(hash, topUp))!
+      // Closed (its balance swept) before the credit lands, its refund not claimed yet.
+      store.aroundNextCredit({ before: async () => void (await sessions.close(id)) })
+      expect(await deposits.topUp(hash, claimed)).toEqual({
+        status: 'refused',
+        refundSats: 5,
+        refundStatus: 'pending',
+      })
+      expect(await sessions.claimRefund(id)).toMatchObject({ refundSats: 12n })
+      expect(await sessions.balance(id)).toMatchObject({ available: 0n })
+      expect(failures).toEqual([])
+    })
+
+    it('a close whose sweep took the credit into its refund: nothing left to give back, never credited', async () => {
+      const store = plainStore()
+      const { sessions, deposits, failures } = depositsOn(store)
+      await sessions.open(record, 10n)
+      const claimed = (await deposits.claim(hash, topUp))!
+      // The close runs right after the increment: its sweep takes the credit with the rest.
+      store.aroundNextCredit({ after: async () => void (await sessions.close(id)) })
+      expect(await deposits.topUp(hash, claimed)).toEqual({
+        status: 'refused',
+        refundSats: 0,
+        refundStatus: 'skipped',
+      })
+      expect(await deposits.get(hash)).toMatchObject({
+        state: 'refused',
+        refundStatus: 'skipped',
+        backSats: '0',
+      })
+      expect(await sessions.claimRefund(id)).toMatchObject({ refundSats: 15n })
+      expect(await sessions.balance(id)).toEqual({ deposit: 15n, available: 0n, spent: 15n })
+      expect(failures).toEqual([])
+    })
   })
 })

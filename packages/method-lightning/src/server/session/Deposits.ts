@@ -1,6 +1,6 @@
 import type { AuthenticatedLnd } from 'lightning'
 import { errorName, type NodeTimeouts } from '../../internal/node.js'
-import { paymentAtNode, payReturnInvoice, type RefundFailure } from './Refund.js'
+import { type Delivered, feeBudgets, paymentAtNode, payReturnInvoice, type RefundFailure } from './Refund.js'
 import type { SessionRecord, Sessions } from './Sessions.js'
 
 /**
@@ -26,9 +26,20 @@ export type DepositClaim = {
   refundingAt?: number
   /**
    * `pending`: added to the close's refund, not yet paid; `succeeded`: paid to the return invoice;
-   * `failed`: not paid back (reported through `onRefundFailure`; this record is what it is refunded from).
+   * `failed`: not paid back (reported through `onRefundFailure`; this record is what it is refunded from);
+   * `skipped`: nothing of it was left to give back (see `backSats`).
    */
-  refundStatus?: 'pending' | 'succeeded' | 'failed'
+  refundStatus?: 'pending' | 'succeeded' | 'failed' | 'skipped'
+  /**
+   * What of it is given back, when less than `sats`: on a Store without `atomic`, a close that overtook
+   * the credit kept the rest with the session (refunded with the close, or spent by a request served
+   * before it; see `Sessions.credit`).
+   */
+  backSats?: string
+  /** Once paid back (`succeeded`): what reached the return invoice, the routing fee out of it. */
+  refundedSats?: string
+  /** Once paid back (`succeeded`): that routing fee (satoshis, rounded up). */
+  refundFeeSats?: string
 }
 
 /**
@@ -38,8 +49,11 @@ export type DepositClaim = {
  */
 export type TopUpRefusal = {
   status: 'refused'
+  /** What reached the return invoice once `succeeded`; else what is (or was to be) given back. */
   refundSats: number
-  refundStatus: 'pending' | 'succeeded' | 'failed'
+  refundStatus: 'pending' | 'succeeded' | 'failed' | 'skipped'
+  /** The routing fee paid out of it, when one was (`succeeded`). */
+  refundFeeSats?: number
 }
 
 /** What became of a top-up. */
@@ -123,26 +137,29 @@ export class Deposits {
     const sats = BigInt(claim.sats)
     const credited = JSON.stringify({ ...claim, state: 'credited' })
     let raw = claimed.raw
-    let result: 'credited' | 'closed' | 'claimed'
     if (store.atomic) {
-      result = await this.sessions.creditWith(claim.sessionId, sats, {
+      const result = await this.sessions.creditWith(claim.sessionId, sats, {
         key: key(paymentHash),
         expected: raw,
         next: credited,
       })
-    } else {
-      // Without `atomic` the credit takes several operations: the claim says `crediting` first, so a
-      // retry after a failure part-way (which cannot tell whether the credit landed) never credits again.
-      const crediting = JSON.stringify({ ...claim, state: 'crediting' })
-      if (!(await store.compareAndSet(key(paymentHash), raw, crediting, ttlMs)))
-        return { status: 'interrupted' }
-      raw = crediting
-      result = await this.sessions.credit(claim.sessionId, sats)
-      if (result === 'credited') await store.compareAndSet(key(paymentHash), raw, credited, ttlMs)
+      if (result === 'claimed') return { status: 'interrupted' }
+      if (result === 'credited') return { status: 'credited' }
+      return this.#refuse(paymentHash, claim, raw, now, sats)
     }
-    if (result === 'claimed') return { status: 'interrupted' }
-    if (result === 'credited') return { status: 'credited' }
-    return this.#refuse(paymentHash, claim, raw, now)
+    // Without `atomic` the credit takes several operations: the claim says `crediting` first, so a
+    // retry after a failure part-way (which cannot tell whether the credit landed) never credits again.
+    const crediting = JSON.stringify({ ...claim, state: 'crediting' })
+    if (!(await store.compareAndSet(key(paymentHash), raw, crediting, ttlMs)))
+      return { status: 'interrupted' }
+    raw = crediting
+    const result = await this.sessions.credit(claim.sessionId, sats)
+    if (result.status === 'credited') {
+      await store.compareAndSet(key(paymentHash), raw, credited, ttlMs)
+      return { status: 'credited' }
+    }
+    // Closed during the credit: never answered credited; what was taken back is given back.
+    return this.#refuse(paymentHash, claim, raw, now, result.back)
   }
 
   /**
@@ -159,13 +176,22 @@ export class Deposits {
    *   arrived after all): it stays `refunding`, answered `pending`, and the idle sweep records what the
    *   node did (see {@link Deposits.recoverReturn}).
    *
-   * `returned:<sessionId>` names the one top-up that may pay the return invoice.
+   * `returned:<sessionId>` names the one top-up that may pay the return invoice. `sats` is what is given
+   * back (all of it, unless a close overtook a credit on a Store without `atomic`: see `Sessions.credit`);
+   * nothing left is recorded `skipped`. Paid to the return invoice, its routing fee comes out of it (see
+   * `payReturnInvoice`).
    */
-  async #refuse(paymentHash: string, claim: DepositClaim, raw: string, now: number): Promise<TopUpOutcome> {
+  async #refuse(
+    paymentHash: string,
+    given: DepositClaim,
+    raw: string,
+    now: number,
+    sats: bigint,
+  ): Promise<TopUpOutcome> {
     const { store } = this.sessions
     const { ttlMs } = this.options
+    const claim: DepositClaim = sats === BigInt(given.sats) ? given : { ...given, backSats: String(sats) }
     const { sessionId } = claim
-    const sats = BigInt(claim.sats)
     const failed = (error: string) => {
       this.options.onRefundFailure({
         sessionId,
@@ -175,8 +201,10 @@ export class Deposits {
       })
       return 'failed' as const
     }
-    let refundStatus: 'pending' | 'succeeded' | 'failed'
-    if (await this.sessions.refundWithClose(sessionId, paymentHash, sats)) refundStatus = 'pending'
+    let refundStatus: NonNullable<DepositClaim['refundStatus']>
+    let refunded: Partial<DepositClaim> = {}
+    if (sats === 0n) refundStatus = 'skipped'
+    else if (await this.sessions.refundWithClose(sessionId, paymentHash, sats)) refundStatus = 'pending'
     else {
       const record = await this.sessions.get(sessionId)
       const unpaid =
@@ -212,11 +240,14 @@ export class Deposits {
         }
         if (paid === 'unknown')
           return { status: 'refused', refundSats: Number(sats), refundStatus: 'pending' }
-        refundStatus = paid === 'succeeded' ? 'succeeded' : failed(paid.failed)
+        if ('succeeded' in paid) {
+          refundStatus = 'succeeded'
+          refunded = delivered(paid.succeeded)
+        } else refundStatus = failed(paid.failed)
       } else refundStatus = failed(record ? 'ReturnInvoiceUsed' : 'SessionNotFound')
     }
     // Recorded: a retry of the same credential is answered from here.
-    const refused: DepositClaim = { ...claim, state: 'refused', refundStatus }
+    const refused: DepositClaim = { ...claim, ...refunded, state: 'refused', refundStatus }
     await store.compareAndSet(key(paymentHash), raw, JSON.stringify(refused), ttlMs)
     return refusal(refused)
   }
@@ -240,27 +271,23 @@ export class Deposits {
     const claim = JSON.parse(raw) as DepositClaim
     if (claim.state !== 'refunding') return 'done'
     if (now - (claim.refundingAt ?? 0) < this.options.recoveryMs) return 'later'
-    const sats = BigInt(claim.sats)
-    const seen = await paymentAtNode(lnd, record.returnInvoice, sats, timeouts.callMs)
+    const sats = BigInt(claim.backSats ?? claim.sats)
+    const maxFeeSats = this.options.maxFeeSats(sats)
+    const budgets = feeBudgets(sats, maxFeeSats)
+    const seen = await paymentAtNode(lnd, record.returnInvoice, { sats, budgets }, timeouts.callMs)
     if (seen === 'pending') return 'later'
     // None at all: the single attempt never left (its process stopped before paying), so it is made now.
     const outcome =
       seen === 'none'
-        ? await payReturnInvoice(lnd, {
-            invoice: record.returnInvoice,
-            sats,
-            maxFeeSats: this.options.maxFeeSats(sats),
-            timeouts,
-          })
+        ? await payReturnInvoice(lnd, { invoice: record.returnInvoice, sats, maxFeeSats, timeouts })
         : seen
     if (outcome === 'unknown') return 'later'
-    const refused: DepositClaim = {
-      ...claim,
-      state: 'refused',
-      refundStatus: outcome === 'succeeded' ? 'succeeded' : 'failed',
-    }
+    const refused: DepositClaim =
+      'succeeded' in outcome
+        ? { ...claim, ...delivered(outcome.succeeded), state: 'refused', refundStatus: 'succeeded' }
+        : { ...claim, state: 'refused', refundStatus: 'failed' }
     const recorded = await store.compareAndSet(key(paymentHash), raw, JSON.stringify(refused), ttlMs)
-    if (recorded && typeof outcome === 'object')
+    if (recorded && 'failed' in outcome)
       this.options.onRefundFailure({
         sessionId,
         refundSats: Number(sats),
@@ -273,11 +300,19 @@ export class Deposits {
 
 const key = (paymentHash: string) => `funds:${paymentHash}`
 
+/** A top-up paid back, as its claim records it. */
+const delivered = ({ sentSats, feeSats }: Delivered): Partial<DepositClaim> => ({
+  refundedSats: String(sentSats),
+  refundFeeSats: String(feeSats),
+})
+
 /** The outcome a refused top-up's claim records. */
 export function refusal(claim: DepositClaim): TopUpRefusal {
+  const fee = Number(claim.refundFeeSats ?? '0')
   return {
     status: 'refused',
-    refundSats: Number(claim.sats),
+    refundSats: Number(claim.refundedSats ?? claim.backSats ?? claim.sats),
     refundStatus: claim.refundStatus ?? 'failed',
+    ...(fee > 0 ? { refundFeeSats: fee } : {}),
   }
 }

@@ -93,6 +93,46 @@ describe('IdleIndex', () => {
     expect((await sweep(index, new Set())).visited).toEqual(['s1'])
   })
 
+  it('waits for a slot whose name is written after many sweeps (a slow writer), and finds its session then', async () => {
+    const store = new MemoryStore()
+    const index = new IdleIndex(store, { ttlMs: 60_000 })
+    await index.add('s0')
+    const { value: slot } = await store.increment('idle:next', 1n, { ttlMs: 60_000 })
+    await store.set('idle:at:s1', String(slot), 60_000)
+    // Sweeps pass while the name is not written yet (a paused process, a slow Store round trip); the
+    // first drops s0, so nothing before the empty slot holds the next sweep's start back.
+    expect((await sweep(index, new Set())).visited).toEqual(['s0'])
+    for (let i = 0; i < 5; i++) expect((await sweep(index, new Set())).visited).toEqual([])
+    await store.set(`idle:slot:${slot}`, 's1', 60_000)
+    expect((await sweep(index, new Set())).visited).toEqual(['s1'])
+  })
+
+  it('gives up a slot still without its name after pendingSlotMs (its writer died), and never waits on dropped slots', async () => {
+    const store = new MemoryStore()
+    const index = new IdleIndex(store, { ttlMs: 3_600_000, pendingSlotMs: 1_000 })
+    for (const id of ids(100)) await index.add(id)
+    const { value: dead } = await store.increment('idle:next', 1n, { ttlMs: 3_600_000 })
+    const reads: string[] = []
+    const get = store.get.bind(store)
+    store.get = (key: string) => {
+      if (key.startsWith('idle:slot:')) reads.push(key)
+      return get(key)
+    }
+    const sweepAt = async (now: number) => {
+      reads.length = 0
+      await index.sweep(async () => 'drop', undefined, now)
+      return reads.length
+    }
+    // All 100 dropped; the empty slot is waited for: the next sweep starts there, reading only it.
+    expect(await sweepAt(0)).toBe(101)
+    expect(await sweepAt(500)).toBe(1)
+    expect(await store.get('idle:low')).toBe(`${dead}:${dead}:${dead}@0`)
+    // Past pendingSlotMs, its writer is taken for dead: the sweep after reads nothing.
+    expect(await sweepAt(1_000)).toBe(1)
+    expect(await sweepAt(1_001)).toBe(0)
+    expect(await store.get('idle:low')).toBe(`${dead + 1n}:${dead}`)
+  })
+
   it('does not lose a session whose open is between its two index writes when another process sweeps', async () => {
     const store = new MemoryStore()
     const [opener, sweeper] = [

@@ -6,6 +6,8 @@ export type Verdict = 'keep' | 'drop'
 
 // How many slots a sweep reads at once.
 const batch = 32
+// How many slots still without their name `idle:low` remembers (opens in progress at one time).
+const maxPendingSlots = 256
 
 /**
  * An index of open sessions kept in the Store itself, so that any server process sharing the Store can
@@ -19,9 +21,12 @@ const batch = 32
  * callers' compare-and-set close makes harmless), drops the slots of closed sessions,
  * and, when the slots it keeps are sparse, moves them to the end so the next sweep starts further on.
  * A sweep's work is therefore about the number of open sessions, not of all sessions ever opened.
- * A slot allocated but not yet written (an open in progress) is not skipped for good: the next sweep
- * starts at or before it, unless it was already allocated when the previous sweep began (its writer
- * then died; `idle:low` holds `<low>:<last slot the previous sweep saw>`).
+ * A slot allocated but not yet written (an open in progress) is not skipped: every sweep starts at or
+ * before it until its name is written, however slow the writer (a paused process, a slow Store round
+ * trip), for up to `pendingSlotMs` after a sweep first found it empty; only then is its writer taken for
+ * dead. `idle:low` holds `<low>:<last slot the previous sweep saw>` and, after a third `:`, the slots
+ * found empty as `<slot>@<first seen empty, epoch ms>` separated by commas: an empty slot the previous
+ * sweep saw that is not among them was emptied by a sweep (dropped), not waiting for its writer.
  *
  * @example
  * ```ts
@@ -33,7 +38,15 @@ const batch = 32
 export class IdleIndex {
   constructor(
     readonly store: Store,
-    readonly options: { ttlMs: number; leaseMs?: number },
+    readonly options: {
+      ttlMs: number
+      leaseMs?: number
+      /**
+       * How long a slot allocated but still without its name is waited for (ms, default 300 000): far
+       * beyond a Store round trip, so only an open whose process died is given up.
+       */
+      pendingSlotMs?: number
+    },
   ) {}
 
   /** Indexes a session (once, when it opens). */
@@ -67,11 +80,17 @@ export class IdleIndex {
    * false). `visit` decides whether the session stays indexed. When `signal` aborts (the server is
    * closing), the sweep stops after the batch in progress, leaves `idle:low` where it was (the next sweep,
    * in any process, visits what this one did not) and releases the lease, so that a closing process never
-   * keeps the others from sweeping until the lease expires.
+   * keeps the others from sweeping until the lease expires. `now` (epoch ms, the wall clock by default:
+   * a writer's delay is real time) times the wait for a slot not yet written.
    */
-  async sweep(visit: (id: string) => Promise<Verdict>, signal?: AbortSignal): Promise<boolean> {
+  async sweep(
+    visit: (id: string) => Promise<Verdict>,
+    signal?: AbortSignal,
+    now: number = Date.now(),
+  ): Promise<boolean> {
     const { store } = this
     const { ttlMs } = this.options
+    const pendingSlotMs = this.options.pendingSlotMs ?? 300_000
     const token = randomBytes(9).toString('base64url')
     const leaseMs = this.options.leaseMs ?? 60_000
     // The lease is free when absent (expired) or released (`free`: the Store has no delete-if-equal).
@@ -83,12 +102,19 @@ export class IdleIndex {
       const lowRaw = await store.get('idle:low')
       // A zero increment reads the counter and refreshes its TTL with `idle:low`'s (they expire together).
       const end = (await store.increment('idle:next', 0n, { ttlMs })).value
-      const [lowText = '1', seenText = '0'] = (lowRaw ?? '').split(':')
+      const [lowText = '1', seenText = '0', waitingText = ''] = (lowRaw ?? '').split(':')
       let low = /^\d+$/.test(lowText) ? BigInt(lowText) : 1n
       const seen = /^\d+$/.test(seenText) ? BigInt(seenText) : 0n
       if (low > end + 1n) low = 1n
+      // The slots the previous sweep found empty, and since when.
+      const waiting = new Map<bigint, number>()
+      for (const entry of waitingText.split(',')) {
+        const match = /^(\d+)@(\d+)$/.exec(entry)
+        if (match) waiting.set(BigInt(match[1]!), Number(match[2]))
+      }
       const kept: Array<{ slot: bigint; id: string }> = []
-      let pending = end + 1n
+      // The slots found empty that may still get their name: the next sweep starts at the first.
+      const empty = new Map<bigint, number>()
       for (let start = low; start <= end; start += BigInt(batch)) {
         if (signal?.aborted) return true
         // The lease is renewed before each batch (visits may pay refunds, which take time), so two
@@ -100,7 +126,10 @@ export class IdleIndex {
           slots.map(async (slot) => {
             const id = await store.get(`idle:slot:${slot}`)
             if (id === undefined) {
-              if (slot > seen && slot < pending) pending = slot
+              // Allocated since the previous sweep read the last slot: an open in progress. Seen empty
+              // before: waited for a while. Anything else was dropped by a sweep.
+              const since = slot > seen ? now : waiting.get(slot)
+              if (since !== undefined && now - since < pendingSlotMs) empty.set(slot, since)
               return
             }
             if ((await store.get(`idle:at:${id}`)) !== String(slot)) {
@@ -123,8 +152,11 @@ export class IdleIndex {
         for (const { slot, id } of kept) await this.#move(id, slot)
         nextLow = end + 1n
       }
-      if (pending < nextLow) nextLow = pending
-      await store.compareAndSet('idle:low', lowRaw, `${nextLow}:${end}`, ttlMs)
+      // The oldest empty slots first, a bounded list (one past it is given up by the next sweep).
+      const pending = [...empty].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, maxPendingSlots)
+      if (pending[0] && pending[0][0] < nextLow) nextLow = pending[0][0]
+      const wait = pending.map(([slot, since]) => `${slot}@${since}`).join(',')
+      await store.compareAndSet('idle:low', lowRaw, `${nextLow}:${end}${wait && `:${wait}`}`, ttlMs)
       return true
     } finally {
       // Releases the lease if it is still this sweep's.

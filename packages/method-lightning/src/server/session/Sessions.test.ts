@@ -89,7 +89,7 @@ describe('Sessions', () => {
       refundStatus: 'failed',
     })
     // An outcome, once recorded, is not overwritten (an overlapping recovery's answer is dropped).
-    await sessions.recordRefund(id, 6n, 'succeeded')
+    await sessions.recordRefund(id, 6n, { succeeded: { sentSats: 6n, feeSats: 0n } })
     expect(await sessions.get(id)).toMatchObject({ refundStatus: 'failed' })
     expect(await sessions.close(id)).toBeUndefined()
   })
@@ -181,11 +181,11 @@ describe('Sessions', () => {
     const sessions = fresh()
     await sessions.open(record, 10n)
     await sessions.close(id)
-    expect(await sessions.credit(id, 5n)).toBe('closed')
+    expect(await sessions.credit(id, 5n)).toEqual({ status: 'closed', back: 5n })
     expect(await sessions.balance(id)).toEqual({ deposit: 10n, available: 0n, spent: 10n })
     const open = fresh()
     await open.open(record, 10n)
-    expect(await open.credit(id, 5n)).toBe('credited')
+    expect(await open.credit(id, 5n)).toEqual({ status: 'credited' })
     expect(await open.balance(id)).toEqual({ deposit: 15n, available: 15n, spent: 0n })
   })
 })

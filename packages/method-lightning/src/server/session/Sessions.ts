@@ -17,8 +17,13 @@ export type SessionRecord = {
   renewedAt?: number
   /** When it closed (epoch ms): a refund still `pending` or `attempting` long after is recovered. */
   closedAt?: number
-  /** Set once the refund is claimed: its amount. */
+  /**
+   * Set once the refund is claimed: the balance owed. Once it `succeeded`: what reached the return
+   * invoice (the routing fee came out of the balance, see `payReturnInvoice`).
+   */
   refundSats?: string
+  /** The routing fee a refund that `succeeded` paid out of the balance (satoshis, rounded up). */
+  refundFeeSats?: string
   /**
    * `pending` from the close until one process claims the refund (`attempting`, the amount fixed), then
    * its outcome. A record left `pending` or `attempting` by a process that stopped is found by the idle
@@ -153,22 +158,42 @@ export class Sessions {
   }
 
   /**
-   * "TopUp actions MUST atomically increment `session.depositSats`". A top-up that lands on a session
-   * closed in the meantime is taken back (when the close's sweep did not already refund it): `closed`
-   * then, and the caller refunds it.
+   * "TopUp actions MUST atomically increment `session.depositSats`", on a Store without `atomic` (see
+   * {@link Sessions.creditWith}): several operations, so a close can land between them. Never `credited`
+   * unless the session was still open once the credit was in its balance (a close from then on sweeps it
+   * into its refund). Otherwise ("Servers MUST reject any action on a closed session") the credit is
+   * taken back from the balance as far as it is still there, and `back` is what the caller gives back;
+   * the rest of it stayed with the session (swept into the close's refund before that refund was
+   * claimed, or spent by a request served before the close) and is counted in the deposit total.
    */
-  async credit(id: string, sats: bigint): Promise<'credited' | 'closed'> {
+  async credit(
+    id: string,
+    sats: bigint,
+  ): Promise<{ status: 'credited' } | { status: 'closed'; back: bigint }> {
     const { ttlMs } = this.options
-    if ((await this.get(id))?.status !== 'open') return 'closed'
+    if ((await this.get(id))?.status !== 'open') return { status: 'closed', back: sats }
     await this.store.increment(`available:${id}`, sats, { ttlMs })
-    if ((await this.get(id))?.status !== 'open') {
-      // The close swept the balance before or after this credit: before, take it back; after, it was
-      // part of the refund (and the deposit total must count it).
-      if (await this.charge(id, sats)) return 'closed'
+    if ((await this.get(id))?.status === 'open') {
+      await this.store.increment(`deposit:${id}`, sats, { ttlMs })
+      await this.touch(id)
+      return { status: 'credited' }
     }
-    await this.store.increment(`deposit:${id}`, sats, { ttlMs })
-    await this.touch(id)
-    return 'credited'
+    // The close's sweep may have run before the credit landed (its refund claimed without it, or paid
+    // already): what is left of the credit would stay in the closed session's balance, neither refunded
+    // nor reported. Taken back here; a sweep that ran after the credit took it first, into the refund it
+    // then claims (each close and recovery sweeps before it claims).
+    let back = 0n
+    for (;;) {
+      const { available } = await this.balance(id)
+      back = available < sats ? available : sats
+      if (back <= 0n) {
+        back = 0n
+        break
+      }
+      if ((await this.store.increment(`available:${id}`, -back, { ttlMs, min: 0n })).applied) break
+    }
+    if (back < sats) await this.store.increment(`deposit:${id}`, sats - back, { ttlMs })
+    return { status: 'closed', back }
   }
 
   /**
@@ -300,17 +325,24 @@ export class Sessions {
 
   /**
    * Records the refund outcome on a claimed (`attempting`) record, by compare-and-set: an outcome
-   * recorded already (by an overlapping recovery) is never overwritten.
+   * recorded already (by an overlapping recovery) is never overwritten. `refundSats` is the balance
+   * owed; a refund that succeeded records what it delivered and its fee instead.
    */
   async recordRefund(
     id: string,
     refundSats: bigint,
-    status: 'succeeded' | 'failed' | 'skipped',
+    outcome: { succeeded: { sentSats: bigint; feeSats: bigint } } | 'failed' | 'skipped',
   ): Promise<void> {
+    const recorded: Partial<SessionRecord> =
+      typeof outcome === 'string'
+        ? { refundSats: String(refundSats), refundStatus: outcome }
+        : {
+            refundSats: String(outcome.succeeded.sentSats),
+            refundFeeSats: String(outcome.succeeded.feeSats),
+            refundStatus: 'succeeded',
+          }
     await this.#transition(id, (record) =>
-      record.refundStatus === 'attempting'
-        ? { ...record, refundSats: String(refundSats), refundStatus: status }
-        : undefined,
+      record.refundStatus === 'attempting' ? { ...record, ...recorded } : undefined,
     )
   }
 
