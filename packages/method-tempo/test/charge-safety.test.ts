@@ -218,8 +218,19 @@ describe.skipIf(!!reason)(
 
     it("an offer's memo: a hash is refused unless the server opted in to push", async () => {
       const offer = { amount: '1000', methodDetails: { chainId: devnet.info.chainId, memo } }
-      const { challenge, submit, runs } = setup({}, offer)
+      // Without `supportedModes`, such an offer would advertise a push it refuses: a configuration error.
+      const refused = await Promise.resolve()
+        .then(() => setup({}, offer).challenge())
+        .catch((error: unknown) => error)
+      expect(refused).toBeInstanceOf(Error)
+      expect((refused as Error).message).toMatch(/add supportedModes: \['pull'\]/)
+      const pullOnly = {
+        ...offer,
+        methodDetails: { ...offer.methodDetails, supportedModes: ['pull'] },
+      }
+      const { challenge, submit, runs } = setup({}, pullOnly)
       const victims = await challenge()
+      expect(victims.request.methodDetails).toMatchObject({ supportedModes: ['pull'] })
       const hash = await victimPays(victims)
       const onlooker = await submit(await challenge(), { type: 'hash', hash })
       expect(onlooker.status).toBe(402)

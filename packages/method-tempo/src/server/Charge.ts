@@ -1,6 +1,6 @@
 import {
   ConfigurationError,
-  type Method,
+  Method,
   PaymentInsufficientError,
   ServiceUnavailableError,
   type Store,
@@ -91,6 +91,8 @@ const gwei = 1_000_000_000n
 /** How long a pull broadcast whose answer was lost is looked up before its outcome is called unknown. */
 const lostAnswerWindowMs = 1_000
 const lostAnswerPollMs = 200
+/** `Retry-After` of a push hash the server node has no receipt for yet (it may lag behind the payer's). */
+const notFoundRetryAfterSeconds = 2
 
 /** Tempo Moderato (testnet) chain id: its priority fees run higher (see `maxPriorityFeePerGas`). */
 const moderatoChainId = 42431
@@ -142,7 +144,10 @@ export type ChargeOptions = Connection & {
   /**
    * A fixed `methodDetails.memo` (then the memo, not the attribution memo, must be used). Such a memo
    * does not bind a transfer to its challenge, so push (`hash`) credentials, whose mined hash anyone can
-   * submit first, are refused unless `supportedModes` names `push` (also for an offer's own memo).
+   * submit first, are refused unless `supportedModes` names `push` (also for an offer's own memo). An
+   * offer with its own `methodDetails.memo` replaces these `methodDetails`, so unless `supportedModes`
+   * names `push` it must state `supportedModes: ['pull']` itself: otherwise its route is refused with a
+   * `ConfigurationError` (a priced offer is left out of the 402), since its challenges would advertise push.
    */
   memo?: Hex
   /** `methodDetails.splits`. */
@@ -225,6 +230,22 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
   if (effectiveModes.length === 0) throw new ConfigurationError('tempo: a fee payer needs pull mode')
   if (effectiveModes.length === 1) methodDetails.supportedModes = [...effectiveModes]
 
+  // An offer's own `methodDetails` replaces the defaults' (their `supportedModes` included), so an offer
+  // that pins its own fixed memo would advertise both modes by omitting `supportedModes`, while its hash
+  // credentials are refused: a push payer would pay and be refused. "Servers MUST omit `supportedModes`
+  // only when they support both non-zero modes for the challenge. A server that supports only `pull` or
+  // only `push` for a challenge MUST include `supportedModes` explicitly and omit the unsupported mode."
+  // This server's request schema refuses such a request: a static offer fails when its route is
+  // compiled (`ConfigurationError`), a priced one is left out of the 402, before anyone pays.
+  const definition = Method.define({
+    ...charge,
+    request: charge.request.refine((request) => pushOptedIn || !advertisesPushWithFixedMemo(request), {
+      message:
+        "a fixed memo is paid in pull mode only (hash credentials are refused): add supportedModes: ['pull'] to the offer's methodDetails, or name push in the tempo method's supportedModes",
+      path: ['methodDetails', 'supportedModes'],
+    }),
+  })
+
   const rpc = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call()
@@ -274,6 +295,34 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
   }
 
   /**
+   * The receipt of `hash`, or undefined when the node has none (not mined yet, or unknown). An outage is
+   * a 503 + Retry-After; any other failure is reported as it is.
+   */
+  const findReceipt = async (hash: Hex): Promise<TransactionReceipt | undefined> => {
+    try {
+      return await getTransactionReceipt(client, { hash })
+    } catch (error) {
+      if (
+        error instanceof TransactionReceiptNotFoundError ||
+        /not (be )?found/i.test(String((error as Error).message))
+      )
+        return undefined
+      if (isUnavailable(error)) throw unavailable(error)
+      throw reportableRpcError(error)
+    }
+  }
+
+  /** The transaction the server broadcasts for a pull credential: co-signed when it pays the fees. */
+  const finalTransaction = async (request: TempoChargeRequest, serialized: Hex): Promise<Hex> =>
+    request.methodDetails?.feePayer === true && feePayer !== undefined
+      ? await cosign({
+          serializedTransaction: serialized,
+          feePayer,
+          feeToken: options.feeToken ?? (request.currency as Address),
+        })
+      : serialized
+
+  /**
    * Consumed hashes are remembered for `replayTtlSeconds`; a transaction mined before that window could
    * have been consumed and forgotten, so it is refused. Only a fixed `memo` needs this (and its block
    * read): otherwise every transfer carries its own challenge's attribution memo, so an old transaction
@@ -289,11 +338,26 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       })
   }
 
+  /**
+   * True when the pull transaction of `serialized` is claimed by this challenge (a retry of the same
+   * credential) or already has a receipt.
+   */
+  const alreadyMined = async (
+    store: Store,
+    challengeId: string,
+    request: TempoChargeRequest,
+    serialized: Hex,
+  ): Promise<boolean> => {
+    const hash = keccak256(await finalTransaction(request, serialized))
+    if ((await store.get(`tx:${hash.toLowerCase()}`)) === challengeId) return true
+    return (await findReceipt(hash)) !== undefined
+  }
+
   return {
-    definition: charge,
+    definition,
     defaults: { currency: options.currency, recipient: options.recipient, methodDetails },
 
-    async verify({ challenge, request, payload, credential }): Promise<Verified> {
+    async verify({ challenge, request, payload, credential, store }): Promise<Verified> {
       if (request.methodDetails?.chainId !== undefined && request.methodDetails.chainId !== chainId)
         throw new VerificationFailedError({
           detail: 'The challenge names another chain.',
@@ -334,21 +398,25 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
             detail: 'The credential source is not a did:pkh on this chain.',
             reason: 'invalid-source',
           })
-        let receipt: TransactionReceipt
-        try {
-          receipt = await getTransactionReceipt(client, { hash: payload.hash as Hex })
-        } catch (error) {
-          if (
-            error instanceof TransactionReceiptNotFoundError ||
-            /not (be )?found/i.test(String((error as Error).message))
-          )
-            throw new VerificationFailedError({
-              detail: 'No receipt for this transaction hash.',
-              reason: 'transaction-not-found',
-            })
-          if (isUnavailable(error)) throw unavailable(error)
-          throw reportableRpcError(error)
+        // A payer's node may have mined the transfer before the server's node has (one behind it, or
+        // another node of a load-balanced provider): looked up for a short while, like a pull broadcast
+        // whose answer was lost.
+        const deadline = Date.now() + lostAnswerWindowMs
+        let receipt = await findReceipt(payload.hash as Hex)
+        while (!receipt && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, lostAnswerPollMs))
+          receipt = await findReceipt(payload.hash as Hex)
         }
+        // Still none: not a refusal the payer could only answer by paying again (its transfer may be
+        // mined a moment later). A 402 with `Retry-After` releases the challenge (nothing was consumed:
+        // the hash is claimed only once the receipt pays), and the client sends the same credential again.
+        if (!receipt)
+          throw new VerificationFailedError({
+            detail:
+              'No receipt for this transaction hash yet (the server node may lag behind): send the same credential again later.',
+            reason: 'transaction-not-found',
+            retryAfter: notFoundRetryAfterSeconds,
+          })
         // The receipt of the transaction named, not of another one (a replacement) an RPC answers with.
         assertSameTransaction(receipt, payload.hash)
         // "servers MUST fetch the transaction receipt and verify that it indicates successful execution"
@@ -411,7 +479,11 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           args: [decoded.from],
         }),
       )
-      if (balance < total)
+      // A payer short of the amount may be one whose transaction already paid: the same credential sent
+      // again after a failure that came once the transfer was mined (its hash claimed by this challenge),
+      // or a transaction the payer broadcast too. Refused, it would never be served; its receipt decides
+      // in `settle` instead (replay, recency and amounts are checked there).
+      if (balance < total && !(await alreadyMined(store, challenge.id, request, serialized)))
         throw new PaymentInsufficientError({
           detail: 'The payer balance does not cover this payment.',
           reason: 'insufficient-balance',
@@ -428,17 +500,41 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
         await claim(store, verified.receipt.transactionHash, challenge.id)
         return done(verified.receipt.transactionHash)
       }
-      const sponsored = request.methodDetails?.feePayer === true && feePayer !== undefined
       // "If `feePayer: true`, server adds fee sponsorship (signs with `0x78` domain)"
-      const final = sponsored
-        ? await cosign({
-            serializedTransaction: verified.serialized,
-            feePayer: feePayer!,
-            feeToken: options.feeToken ?? (request.currency as Address),
-          })
-        : verified.serialized
+      const final = await finalTransaction(request, verified.serialized)
       const hash = keccak256(final)
       await claim(store, hash, challenge.id)
+      const paid = (receipt: TransactionReceipt): Method.Settlement => {
+        if (receipt.status !== 'success')
+          throw new VerificationFailedError({
+            detail: 'The transaction reverted.',
+            reason: 'transaction-reverted',
+          })
+        assertPays({
+          request,
+          expected: expectedTransfers(request),
+          effects: logEffects(receipt.logs as readonly RawLog[]),
+          sender: verified.from,
+          challenge,
+          subject: 'receipt',
+        })
+        return done(receipt.transactionHash)
+      }
+      // With a fixed memo, a transaction mined before is looked up (and its age checked) before anything
+      // is sent: an old one re-sent after its hash was forgotten (the node may answer a known transaction
+      // with its old receipt, or refuse it as a nonce reuse), or this challenge's own payment, its
+      // credential sent again after a failure (that retry goes to the receipt, nothing is sent again).
+      // Every failure here comes before this attempt's broadcast. Once the lookup found none, any
+      // receipt after the broadcast is of a block mined since: no block read (whose outage would answer a
+      // landed payment with a 503 + Retry-After, "nothing was charged") follows the broadcast.
+      if (request.methodDetails?.memo !== undefined) {
+        const mined = await findReceipt(hash)
+        if (mined) {
+          assertSameTransaction(mined, hash)
+          await assertRecent(request, mined)
+          return paid(mined)
+        }
+      }
       let receipt: TransactionReceipt
       try {
         receipt = await sendRawTransactionSync(client, { serializedTransaction: final })
@@ -453,8 +549,13 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
           // executed it once; use its receipt. One the node already holds, pending ("already imported":
           // the payer, or anyone who saw it, sent it first), may still be mined: waited for like a lost
           // answer, never refused with a fresh challenge the payer would pay a second time. Otherwise the
-          // node refused it: the hash is released.
-          let existing = await getTransactionReceipt(client, { hash }).catch(() => undefined)
+          // node refused it: the hash is released. An outage of that lookup hides whether it was mined: a
+          // 503 + Retry-After (this broadcast was refused, nothing was sent), the hash kept claimed by this
+          // challenge so the same credential resent resumes, instead of a refusal of a landed payment.
+          let existing = await getTransactionReceipt(client, { hash }).catch((lookup) => {
+            if (isUnavailable(lookup)) throw unavailable(lookup)
+            return undefined
+          })
           if (!existing && (await getTransaction(client, { hash }).catch(() => undefined)))
             existing = await receiptAfterLostAnswer(hash, error)
           if (!existing) {
@@ -472,25 +573,23 @@ export function chargeServer(options: ChargeOptions): Method.Server<typeof charg
       // replacement's receipt) says nothing about it. Its hash stays claimed, so only this challenge may
       // retry it.
       assertSameTransaction(receipt, hash)
-      // A lost answer is looked up at once; an old transaction re-sent after its hash was forgotten is not
-      // (the node may answer a known transaction with its old receipt, or refuse it as a nonce reuse).
-      await assertRecent(request, receipt)
-      if (receipt.status !== 'success')
-        throw new VerificationFailedError({
-          detail: 'The transaction reverted.',
-          reason: 'transaction-reverted',
-        })
-      assertPays({
-        request,
-        expected: expectedTransfers(request),
-        effects: logEffects(receipt.logs as readonly RawLog[]),
-        sender: verified.from,
-        challenge,
-        subject: 'receipt',
-      })
-      return done(receipt.transactionHash)
+      return paid(receipt)
     },
   }
+}
+
+/**
+ * True when a non-zero charge request carries a fixed `methodDetails.memo` and advertises push
+ * (`supportedModes` omitted, which means both modes, or naming `push`). Defensive about shapes: it runs
+ * beside the schema's own field checks, which may have failed.
+ */
+function advertisesPushWithFixedMemo(request: unknown): boolean {
+  const { amount, methodDetails } = (request ?? {}) as { amount?: unknown; methodDetails?: unknown }
+  // "For zero-amount charges, mode negotiation does not apply."
+  if (amount === '0' || !methodDetails || typeof methodDetails !== 'object') return false
+  const { memo, supportedModes } = methodDetails as { memo?: unknown; supportedModes?: unknown }
+  if (memo === undefined) return false
+  return !Array.isArray(supportedModes) || supportedModes.includes('push')
 }
 
 /**
