@@ -188,6 +188,32 @@ describe('wrap, against a hostile or broken server', () => {
       await crypto.subtle.digest('SHA-256', new TextEncoder().encode(Jcs.canonicalize(args ?? {}))),
     ).toString('base64')}:`
 
+  test("a -32602 on the paid call is a refused credential only with mppkit's problem; else the payment may have settled", async () => {
+    const call = (refusal: Record<string, unknown>) =>
+      hostile((_, params) =>
+        params._meta?.['org.paymentauth/credential']
+          ? { challenges: [], code: -32602, data: refusal }
+          : { challenges: [challenge({ opaque: opaqueFor('tools/call forecast') })] },
+      )
+    const refused = await call({ problem: { type: 'https://paymentauth.org/problems/malformed-credential' } })
+    const sdk = await call({})
+    try {
+      const malformed = await wrap(refused.client, { client: refused.payer })
+        .callTool({ name: 'forecast' })
+        .catch((e: unknown) => e)
+      expect((malformed as McpPaymentError).code).toBe('credential-refused')
+      // The SDK's own -32602 after settlement (a target disabled meanwhile): not "nothing was paid".
+      const unknown = await wrap(sdk.client, { client: sdk.payer })
+        .callTool({ name: 'forecast' })
+        .catch((e: unknown) => e)
+      expect((unknown as McpPaymentError).code).toBe('outcome-unknown')
+      expect((unknown as McpPaymentError).mayHaveSettled).toBe(true)
+    } finally {
+      await refused.close()
+      await sdk.close()
+    }
+  })
+
   test('never pays a challenge bound to another tool: a typed refusal, nothing paid', async () => {
     const t = await hostile((_, params) =>
       params._meta?.['org.paymentauth/credential']

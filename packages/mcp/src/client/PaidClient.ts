@@ -328,9 +328,18 @@ export function wrap<client extends McpClient>(
         error instanceof McpError &&
         error.code === -32603 &&
         typeof (error.data as { problem?: unknown } | undefined)?.problem === 'object'
+      // A -32602 is a refused credential only when it carries mppkit's payment problem (a malformed
+      // credential): the SDK also answers -32602 after settlement (a target disabled meanwhile, a task
+      // result it refuses), and that payment may have gone through (below).
+      const refusedCredential =
+        error instanceof McpError &&
+        error.code === -32602 &&
+        typeof (error.data as { problem?: unknown } | undefined)?.problem === 'object'
       if (
         error instanceof McpError &&
-        ([paymentRequiredCode, verificationFailedCode, -32602].includes(error.code) || paymentProblem)
+        ([paymentRequiredCode, verificationFailedCode].includes(error.code) ||
+          refusedCredential ||
+          paymentProblem)
       )
         throw new McpPaymentError(`the server refused the payment: ${printable(error.message)}`, {
           code: paymentProblem

@@ -233,7 +233,11 @@ export function create(options: Options): Payments {
     // before a credential is settled: "After successful payment verification and settlement, servers MUST
     // include a receipt" (§Successful Payment Response), and a call the SDK refuses has no result to
     // carry one, nor any Idempotency-Key to get the payment back with.
-    const refusal = await targets?.refusal(forwarded(message) as Targets.Call)
+    // A paid call run as an MCP task (`params.task`) or tied to one (the related-task `_meta` key) gets
+    // its answer from the SDK's task machinery, which may refuse it (no task capability, a tool not
+    // registered for tasks) or queue it for the task instead of answering it: after settlement, that
+    // payment would be lost. Refused before any challenge, in every configuration.
+    const refusal = taskRefusal(message) ?? (await targets?.refusal(forwarded(message) as Targets.Call))
     if (refusal) {
       if (targets) reportStillUnserved(gate, targets)
       return { status: 'refused', refusal }
@@ -455,6 +459,24 @@ class CallRequest extends Request {
 }
 
 /** Arguments that cannot be serialized (too deep): "Invalid params", never a crash. */
+/** The `_meta` key that ties a request to an MCP task (SDK 1.32: its answer is queued for that task). */
+const relatedTaskKey = 'io.modelcontextprotocol/related-task'
+
+/** A paid call as an MCP task, or tied to one: refused (-32602), never challenged nor settled. */
+function taskRefusal(message: Message): Targets.Refusal | undefined {
+  const params = message.params
+  if (!isObject(params)) return undefined
+  const tied = [params._meta, message._meta].some((meta) => isObject(meta) && relatedTaskKey in meta)
+  if (params.task === undefined && !tied) return undefined
+  return {
+    error: {
+      code: -32602,
+      message:
+        'MCP error -32602: a paid call cannot run as an MCP task (params.task, or a related task in _meta)',
+    },
+  }
+}
+
 const invalidParams: Problem = {
   status: 'problem',
   error: new PaymentError({
@@ -684,7 +706,16 @@ class PaidTransport implements Transport {
         } else {
           // Settled but not delivered: an error response carries no receipt; the failure is recorded.
           message = { ...response, id: call.id } as never
-          paid.failed(response.error).catch(() => {})
+          // Named for the operator (code, message, challenge): a bare JSON-RPC error object logs as
+          // `Error: object`, and this payment is the one to reconcile.
+          const { code, message: text } = (response.error ?? {}) as { code?: unknown; message?: unknown }
+          paid
+            .failed(
+              new Error(
+                `the paid call was settled (challenge ${paid.receipt.challengeId ?? 'unknown'}) but answered JSON-RPC error ${String(code)}: ${String(text).slice(0, 300)}`,
+              ),
+            )
+            .catch(() => {})
         }
       }
     }
