@@ -62,10 +62,13 @@ export function create(core: Core) {
   }): Binding | undefined => {
     const { idempotencyKey, challengeId } = parameters
     let key: string | undefined
-    if (idempotencyKey && idempotencyKey.length <= 255)
-      key = IdempotencyCache.key(prefix, realm, idempotencyKey, challengeId)
-    else if (parameters.replaysConsumed)
+    // A method that `replaysConsumed` keys its record by the challenge alone, with or without an
+    // Idempotency-Key: an identical resubmission of its credential is replayed whatever key (if any) it
+    // carries, as the key-less one would be (the paying client adds a key to every paid charge).
+    if (parameters.replaysConsumed)
       key = `${prefix}replay:${createHash('sha256').update(`${realm}\n${challengeId}`).digest('base64url')}`
+    else if (idempotencyKey && idempotencyKey.length <= 255)
+      key = IdempotencyCache.key(prefix, realm, idempotencyKey, challengeId)
     if (key === undefined) return undefined
     const body = parameters.body ?? (parameters.digest ? Buffer.from(parameters.digest) : undefined)
     return { key, fingerprint: IdempotencyCache.fingerprint(parameters.token, body) }
