@@ -93,6 +93,65 @@ const defaultCleanupIntervalMs = 300_000
 const maxDelayMs = 2_147_483_647
 
 /**
+ * Refuses a connection string that can never connect (not a URL, a port outside 1 to 65535, another
+ * scheme, a `#` fragment) with a `ConfigurationError`, as the store is created. pg parses it only when it
+ * connects, and the failure would be a `StoreUnavailableError` on every operation: a 503 with
+ * Retry-After, retried for ever, and seen by health checks as an outage. The error says what is wrong
+ * but never quotes the string, has no cause and no `input` (a mistyped URL often puts the password where
+ * the host, port or fragment should be). A socket directory (`/var/run/postgresql`) is left to pg.
+ */
+function checkConnectionString(connectionString: unknown): void {
+  if (typeof connectionString !== 'string')
+    throw new ConfigurationError('PostgresStore: connectionString must be a string')
+  if (connectionString.startsWith('/')) return
+  const invalid = (why: string) =>
+    new ConfigurationError(
+      `PostgresStore: connectionString is not a valid postgres:// URL (${why}; percent-encode special characters in the password)`,
+    )
+  let url: URL
+  try {
+    // As pg-connection-string reads it: relative to postgres://base, spaces and stray `%` encoded.
+    const encoded = /[ %]/.test(connectionString)
+      ? encodeURI(connectionString).replace(/%25([0-9a-f]{2})/gi, '%$1')
+      : connectionString
+    url = new URL(encoded.replace('@/', '@x/'), 'postgres://base')
+  } catch {
+    // Neither the URL nor the TypeError (whose `input` is the whole string) is kept.
+    throw invalid('it does not parse')
+  }
+  if (!['postgres:', 'postgresql:', 'socket:'].includes(url.protocol))
+    throw invalid('the scheme is not postgres://')
+  if (url.port === '0') throw invalid('the port must be 1 to 65535')
+  if (url.hash !== '') throw invalid("it has a '#' fragment")
+}
+
+/**
+ * Refuses values that UTF-8 cannot encode (an unpaired surrogate) with a {@link StoreError} (500):
+ * pg would send U+FFFD in its place, so `'a\ud800'` would be stored as `'a\ufffd'`, and a `compareAndSet`
+ * or `check` expecting one would match the other. The MemoryStore keeps them apart; no JSON value (what
+ * mppkit stores) holds one, since JSON escapes lone surrogates.
+ */
+function refuseUnencodable(values: readonly (string | undefined)[]): void {
+  for (const value of values)
+    if (value !== undefined && /\p{Cs}/u.test(value)) {
+      const error = new StoreError()
+      error.message =
+        'PostgresStore: a value with an unpaired surrogate cannot be stored (UTF-8 cannot encode it)'
+      throw error
+    }
+}
+
+/** The values an atomic step writes or compares against. */
+const stepValues = (step: AtomicStep): (string | undefined)[] =>
+  step.op === 'check'
+    ? [step.equals]
+    : step.op === 'compareAndSet'
+      ? [step.expected, step.next]
+      : step.op === 'setIfAtLeast'
+        ? [step.value]
+        : []
+
+/**
  * Refuses pool options whose `connectionTimeoutMillis` is missing or 0 (pg's default: no limit). The
  * store's `timeoutMs` answers the request anyway, but a connection attempt that never completes (a
  * server that accepts TCP connections and never answers) then holds one of the pool's slots for as long
@@ -261,8 +320,8 @@ function standIn(key: string): string {
  * One table `(key text primary key, value text, expires_at timestamptz)`. A key of any length is
  * accepted: one too long for the primary key's index (over 2,692 bytes) is stored as its readable head
  * and SHA-256 digest instead (as is a key with a NUL or an unpaired surrogate). `putIfAbsent` is
- * `INSERT … ON CONFLICT (key) DO UPDATE … WHERE expires_at <= now()` (an expired row counts as absent);
- * `compareAndSet` is one conditional `UPDATE`; `increment` locks the row (`SELECT … FOR UPDATE` inside
+ * `INSERT … ON CONFLICT (key) DO UPDATE … WHERE expires_at <= clock_timestamp()` (an expired row counts as
+ * absent); `compareAndSet` locks the row and then does one conditional `UPDATE`; `increment` locks the row (`SELECT … FOR UPDATE` inside
  * the `UPDATE … RETURNING` statement) and does `numeric` arithmetic, so counters have arbitrary
  * precision. All times come from the database clock, so every server process agrees on expiry.
  *
@@ -341,6 +400,7 @@ export class PostgresStore implements Store {
       this.pool = options.pool
       this.#owned = false
     } else {
+      if (options.connectionString !== undefined) checkConnectionString(options.connectionString)
       const poolOptions: pg.PoolConfig = {
         ...postgresPoolOptions,
         ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
@@ -532,13 +592,16 @@ export class PostgresStore implements Store {
   }
 
   async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    refuseUnencodable([value])
     // An expired row is overwritten as if absent. Under READ COMMITTED, ON CONFLICT DO UPDATE locks the
-    // conflicting row and re-checks the WHERE on its newest version, so exactly one caller wins.
+    // conflicting row and re-checks the WHERE on its newest version, so exactly one caller wins. Times are
+    // `clock_timestamp()`, read after that lock (`now()` is the transaction's start, from before any wait).
     const result = await this.#query(
       `INSERT INTO ${this.#qualified} AS existing (key, value, expires_at)
-       VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-       WHERE existing.expires_at <= now()`,
+       VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE
+       SET value = excluded.value, expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'
+       WHERE existing.expires_at <= clock_timestamp()`,
       [storedKey(key), value, ttl(ttlMs)],
     )
     return result.rowCount === 1
@@ -546,17 +609,19 @@ export class PostgresStore implements Store {
 
   async get(key: string): Promise<string | undefined> {
     const result = await this.#query<{ value: string }>(
-      `SELECT value FROM ${this.#qualified} WHERE key = $1 AND expires_at > now()`,
+      `SELECT value FROM ${this.#qualified} WHERE key = $1 AND expires_at > clock_timestamp()`,
       [storedKey(key)],
     )
     return result.rows[0]?.value
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
+    refuseUnencodable([value])
     await this.#query(
       `INSERT INTO ${this.#qualified} (key, value, expires_at)
-       VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+       VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE
+       SET value = excluded.value, expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'`,
       [storedKey(key), value, ttl(ttlMs)],
     )
   }
@@ -572,12 +637,20 @@ export class PostgresStore implements Store {
     ttlMs: number,
   ): Promise<boolean> {
     if (expected === undefined) return this.putIfAbsent(key, next, ttlMs)
-    // A concurrent UPDATE of the same row waits for ours and re-evaluates `value = $2` on the new
-    // version, so only one of several swaps from the same expected value succeeds.
+    refuseUnencodable([expected, next])
+    // The row is locked first (FOR UPDATE waits for a concurrent writer and then reads its newest
+    // version), so only one of several swaps from the same expected value succeeds. Expiry is checked on
+    // the locked row against `clock_timestamp()`, after the wait: a plain `UPDATE … WHERE expires_at >
+    // …` evaluates its WHERE (and `now()` is the transaction's start) before it waits for the row lock,
+    // so a value that expired during the wait still matched and the TTL was shortened by the wait.
     const result = await this.#query(
-      `UPDATE ${this.#qualified}
-       SET value = $3, expires_at = now() + $4::bigint * interval '1 millisecond'
-       WHERE key = $1 AND value = $2 AND expires_at > now()`,
+      `WITH locked AS (
+         SELECT key, value, expires_at FROM ${this.#qualified} WHERE key = $1 FOR UPDATE
+       )
+       UPDATE ${this.#qualified} AS target
+       SET value = $3, expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond'
+       FROM locked
+       WHERE target.key = locked.key AND locked.value = $2 AND locked.expires_at > clock_timestamp()`,
       [storedKey(key), expected, next, ttl(ttlMs)],
     )
     return result.rowCount === 1
@@ -605,17 +678,21 @@ export class PostgresStore implements Store {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       // One statement: lock the row (FOR UPDATE waits for a concurrent writer and then reads its newest
       // version), compute with `numeric` (arbitrary precision), update only within bounds. An expired row
-      // counts as 0; a live non-integer yields a NULL amount and is reported below.
+      // counts as 0; a live non-integer yields a NULL amount and is reported below. Expiry is computed in
+      // a second CTE, from the locked row, against `clock_timestamp()`: an expression in the locking
+      // SELECT itself is evaluated before the lock wait (and `now()` is the transaction's start).
       const existing = await this.#statementOnPool<{ amount: string | null; next: string | null }>(
-        `WITH locked AS (
+        `WITH held AS (
+           SELECT key, value, expires_at FROM ${this.#qualified} WHERE key = $1 FOR UPDATE
+         ), locked AS (
            SELECT key,
-             CASE WHEN expires_at <= now() THEN 0::numeric
+             CASE WHEN expires_at <= clock_timestamp() THEN 0::numeric
                   WHEN value ~ '^-?[0-9]+$' THEN value::numeric END AS amount
-           FROM ${this.#qualified} WHERE key = $1 FOR UPDATE
+           FROM held
          ), updated AS (
            UPDATE ${this.#qualified} AS target
            SET value = (locked.amount + $2::numeric)::text,
-               expires_at = now() + $3::bigint * interval '1 millisecond'
+               expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'
            FROM locked
            WHERE target.key = locked.key AND locked.amount IS NOT NULL
              AND ($4::numeric IS NULL OR locked.amount + $2::numeric >= $4::numeric)
@@ -635,7 +712,7 @@ export class PostgresStore implements Store {
       if (!inBounds(delta)) return { applied: false, value: 0n }
       const inserted = await this.#statementOnPool(
         `INSERT INTO ${this.#qualified} (key, value, expires_at)
-         VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+         VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
          ON CONFLICT (key) DO NOTHING`,
         [stored, delta.toString(), ms],
       )
@@ -656,6 +733,7 @@ export class PostgresStore implements Store {
    * order keeps concurrent batches from deadlocking.
    */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    refuseUnencodable(steps.flatMap(stepValues))
     for (const step of steps) if ('ttlMs' in step) ttl(step.ttlMs)
     this.#open()
     return this.#tracked(this.#atomic(steps))
@@ -688,7 +766,7 @@ export class PostgresStore implements Store {
       )
       const locked = await this.#on<{ key: string; value: string; live: boolean }>(
         client,
-        `SELECT key, value, expires_at > now() AS live FROM ${this.#qualified}
+        `SELECT key, value, expires_at > clock_timestamp() AS live FROM ${this.#qualified}
          WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
         [keys],
       )
@@ -701,7 +779,7 @@ export class PostgresStore implements Store {
         const written = await this.#on(
           client,
           `UPDATE ${this.#qualified} AS target
-           SET value = w.value, expires_at = now() + w.ms * interval '1 millisecond'
+           SET value = w.value, expires_at = clock_timestamp() + w.ms * interval '1 millisecond'
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(key, value, ms)
            WHERE target.key = w.key`,
           [

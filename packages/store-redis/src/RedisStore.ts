@@ -44,6 +44,91 @@ export const redisClientOptions = {
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
 } satisfies RedisOptions
 
+/**
+ * The connection options of a `redis://` or `rediss://` URL
+ * (`redis://[[username]:password@]host[:port][/db][?family=4|6]`), parsed with the WHATWG URL parser and handed to ioredis as separate options. Given the string, ioredis
+ * parses it with Node's legacy `url.parse`: a password with an unescaped `/`, `#`, `?` or `[` then made
+ * Node print the whole URL, password included, in a DEP0170 warning, threw a `TypeError` whose `input`
+ * is the URL, or was read as the port and shown in every error message. A URL that can never connect
+ * (a port outside 1 to 65535) was a 503 with Retry-After on every operation, for ever. Any of these is
+ * a `ConfigurationError` here, which says what is wrong but never quotes the URL, the host or the port,
+ * and has no cause. A path starting with `/` is a Unix socket.
+ */
+function redisUrlOptions(url: unknown): Partial<RedisOptions> {
+  if (typeof url !== 'string') throw new ConfigurationError('RedisStore: url must be a string')
+  if (url.startsWith('/')) return { path: url }
+  const invalid = (why: string) =>
+    new ConfigurationError(
+      `RedisStore: url is not a valid redis:// URL (${why}; percent-encode special characters in the password)`,
+    )
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    // Neither the URL nor the TypeError (whose `input` is the whole URL) is kept.
+    throw invalid('it does not parse')
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw invalid('the scheme is not redis:// or rediss://')
+  // A fragment or an unknown query parameter is the rest of a password cut at an unescaped `#` or `?`.
+  if (parsed.hash !== '') throw invalid("it has a '#' fragment")
+  const family = parsed.searchParams.get('family')
+  if (
+    [...parsed.searchParams.keys()].some((key) => key !== 'family') ||
+    (family !== null && !['0', '4', '6'].includes(family))
+  )
+    throw invalid('the only query parameter it takes is family=4 or family=6')
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1')
+  if (host === '') throw invalid('it has no host')
+  const port = parsed.port === '' ? 6379 : Number(parsed.port)
+  if (!(port >= 1 && port <= 65_535)) throw invalid('the port must be 1 to 65535')
+  const db = /^\/?$|^\/(\d{1,9})$/.exec(parsed.pathname)
+  if (!db) throw invalid('the path must be a database number such as /2')
+  let username: string
+  let password: string
+  try {
+    username = decodeURIComponent(parsed.username)
+    password = decodeURIComponent(parsed.password)
+  } catch {
+    throw invalid('its username or password is not correctly percent-encoded')
+  }
+  return {
+    host,
+    port,
+    ...(username === '' ? {} : { username }),
+    ...(password === '' ? {} : { password }),
+    ...(db[1] === undefined ? {} : { db: Number(db[1]) }),
+    ...(family === null ? {} : { family: Number(family) }),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  }
+}
+
+/**
+ * Refuses values that UTF-8 cannot encode (an unpaired surrogate) with a {@link StoreError} (500):
+ * ioredis (Node's UTF-8 encoder) would send U+FFFD in its place, so `'a\ud800'` would be stored as `'a\ufffd'`, and a `compareAndSet`
+ * or `check` expecting one would match the other. The MemoryStore keeps them apart; no JSON value (what
+ * mppkit stores) holds one, since JSON escapes lone surrogates.
+ */
+function refuseUnencodable(values: readonly (string | undefined)[]): void {
+  for (const value of values)
+    if (value !== undefined && /\p{Cs}/u.test(value)) {
+      const error = new StoreError()
+      error.message =
+        'RedisStore: a value with an unpaired surrogate cannot be stored (UTF-8 cannot encode it)'
+      throw error
+    }
+}
+
+/** The values an atomic step writes or compares against. */
+const stepValues = (step: AtomicStep): (string | undefined)[] =>
+  step.op === 'check'
+    ? [step.equals]
+    : step.op === 'compareAndSet'
+      ? [step.expected, step.next]
+      : step.op === 'setIfAtLeast'
+        ? [step.value]
+        : []
+
 /** How long one store operation may take unless `timeoutMs` says otherwise (ms). */
 const defaultTimeoutMs = 10_000
 
@@ -54,7 +139,12 @@ export type RedisStoreOptions = {
    * must be created with `autoResendUnfulfilledCommands: false` (else `ConfigurationError`).
    */
   client?: Redis
-  /** A `redis://` URL to connect to when no client is given (default `redis://127.0.0.1:6379`). */
+  /**
+   * A `redis://` or `rediss://` URL to connect to when no client is given (default
+   * `redis://127.0.0.1:6379`): `redis://[[username]:password@]host[:port][/db][?family=4|6]`, with special
+   * characters of the password percent-encoded. One that does not parse, or can never connect, is a
+   * `ConfigurationError` (which never quotes it).
+   */
   url?: string
   /** Prepended to every key, e.g. `mppkit:`; lets several services or tenants share one Redis. */
   keyPrefix: string
@@ -262,6 +352,14 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.keyPrefix !== 'string') throw new ConfigurationError('RedisStore needs a keyPrefix')
+    // UTF-8 cannot encode an unpaired surrogate: it would be sent as U+FFFD, so the prefixes 't\ud800:'
+    // and 't\ufffd:' would be one namespace, and a credential consumed through one store already
+    // consumed through the other (draft-httpauth-payment-00 §11.6: "Servers MUST ensure that concurrent
+    // requests with the same Payment credential result in at most one successful payment settlement").
+    if (unpairedSurrogate.test(options.keyPrefix))
+      throw new ConfigurationError(
+        'RedisStore: keyPrefix must not contain an unpaired surrogate (it is sent as UTF-8)',
+      )
     this.keyPrefix = options.keyPrefix
     this.#prefixBytes = Buffer.from(options.keyPrefix)
     const retryAfter = options.retryAfter ?? 1
@@ -281,7 +379,10 @@ export class RedisStore implements Store {
       this.client = options.client
       this.#owned = false
     } else {
-      this.client = new Redis(options.url ?? 'redis://127.0.0.1:6379', redisClientOptions)
+      this.client = new Redis({
+        ...redisClientOptions,
+        ...redisUrlOptions(options.url ?? 'redis://127.0.0.1:6379'),
+      })
       this.#owned = true
     }
     // An 'error' event must never become an unhandled error; the failing operation reports it instead.
@@ -333,6 +434,7 @@ export class RedisStore implements Store {
   }
 
   async putIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    refuseUnencodable([value])
     const px = ttl(ttlMs)
     return this.#run(async () => (await this.client.set(this.redisKey(key), value, 'PX', px, 'NX')) === 'OK')
   }
@@ -342,6 +444,7 @@ export class RedisStore implements Store {
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
+    refuseUnencodable([value])
     const px = ttl(ttlMs)
     await this.#run(() => this.client.set(this.redisKey(key), value, 'PX', px))
   }
@@ -357,6 +460,7 @@ export class RedisStore implements Store {
     ttlMs: number,
   ): Promise<boolean> {
     if (expected === undefined) return this.putIfAbsent(key, next, ttlMs)
+    refuseUnencodable([expected, next])
     const px = ttl(ttlMs)
     return this.#run(
       async () => (await this.#eval(compareAndSet, this.redisKey(key), [expected, next, px])) === 1,
@@ -382,6 +486,7 @@ export class RedisStore implements Store {
    * The keys of one batch are passed as the script's KEYS; on Redis Cluster they must share a hash slot.
    */
   async atomic(steps: readonly AtomicStep[]): Promise<AtomicResult> {
+    refuseUnencodable(steps.flatMap(stepValues))
     // Distinct store keys have distinct Redis keys (see redisKey), so one slot per store key is one per
     // Redis key: the script's pending writes (a table by Redis key) never merge two store keys.
     const keys: (string | Buffer)[] = []
