@@ -338,7 +338,7 @@ export function chargeServer(options: ChargeOptions): ChargeServer {
           // Anything else (a timeout or a lost connection included) is not kept for the key: a resend of
           // this credential gets Stripe's real result, so the challenge is released with Retry-After.
           const problem = fromStripeError(error, retryAfter) ?? error
-          // A timeout, a lost connection or a 5xx may come after Stripe executed the create: the token may
+          // A timeout or a lost connection may come after Stripe executed the create: the token may
           // be charged while the client is answered 503. Reported (by challenge id, never the token) so
           // that a payer who never retries can be reconciled (the PaymentIntent carries
           // metadata.challenge_id).
@@ -484,8 +484,10 @@ function intentKeyOf(spt: string, challengeId: string): string {
  * connection, or a 5xx (a rate limit or refused credentials never execute).
  */
 function mayHaveExecuted(problem: unknown): boolean {
+  // No answer at all (a timeout, a lost connection). A 5xx answer Stripe did not keep for the key means
+  // it did not begin the create (one it began keeps its failure: `savedServerError`, consumed above).
   const reason = (problem as { reason?: unknown } | null)?.reason
-  return reason === 'stripe-unreachable' || reason === 'stripe-unavailable'
+  return reason === 'stripe-unreachable'
 }
 
 /** `Retry-After` seconds of a 402 for a PaymentIntent that has not settled yet. */
