@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { ParseError, PaymentError } from '../Errors.js'
+import { BaseError, ParseError, PaymentError } from '../Errors.js'
 import { ownerOf } from './Owner.js'
 import type { Server } from './Server.js'
 
@@ -168,7 +168,9 @@ export async function writeResponse(
  */
 function abort(res: ServerResponse): void {
   if ((res as { stream?: unknown }).stream !== undefined)
-    res.destroy(new Error('the response body failed after its status was sent'))
+    res.destroy(
+      new BaseError('the response body failed after its status was sent', { code: 'response_body_failed' }),
+    )
   else res.destroy()
 }
 

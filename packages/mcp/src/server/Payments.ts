@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import { ConfigurationError, Jcs, PaymentError, type Receipt } from '@mppkit/core'
+import { BaseError, ConfigurationError, Jcs, PaymentError, type Receipt } from '@mppkit/core'
 import { Mcp, type Outcome, type Problem, type Server } from '@mppkit/core/server'
 import {
   argumentsDigest,
@@ -711,8 +711,9 @@ class PaidTransport implements Transport {
           const { code, message: text } = (response.error ?? {}) as { code?: unknown; message?: unknown }
           paid
             .failed(
-              new Error(
+              new BaseError(
                 `the paid call was settled (challenge ${paid.receipt.challengeId ?? 'unknown'}) but answered JSON-RPC error ${String(code)}: ${String(text).slice(0, 300)}`,
+                { code: 'mcp_settled_not_delivered' },
               ),
             )
             .catch(() => {})
